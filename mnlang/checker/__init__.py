@@ -1,0 +1,54 @@
+"""The checker: load a program, then run each pass over it, collecting every diagnostic.
+
+Passes run in order; each reads what earlier ones annotated. Later passes are
+skipped when an earlier one found errors they depend on (unresolved names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnlang.checker.program import Program, load_program
+from mnlang.diagnostics import Diagnostic, Diagnostics
+
+
+@dataclass
+class CheckResult:
+    program: Program | None
+    diagnostics: list[Diagnostic]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return self.program is not None and not self.errors
+
+
+def check(path: Path | str, text: str | None = None) -> CheckResult:
+    """Check a `.mn` file (or `text` as if it were that file) and everything it imports."""
+    from mnlang.checker import approval, cost, durability, human, options, typecheck
+
+    diags = Diagnostics()
+    program = load_program(path, diags, text)
+    if program is None:
+        return CheckResult(None, _sorted(diags))
+    typecheck.check_types(program, diags)
+    options.check_options(program, diags)
+    if not diags.errors:
+        durability.check_durability(program, diags)
+        approval.check_approval(program, diags)
+        human.check_checkpoints(program, diags)
+        cost.check_cost(program, diags)
+    return CheckResult(program, _sorted(diags))
+
+
+def _sorted(diags: Diagnostics) -> list[Diagnostic]:
+    def key(d: Diagnostic) -> tuple[str, int, int]:
+        if d.span is None:
+            return ("", 0, 0)
+        return (d.span.file, d.span.line, d.span.col)
+
+    return sorted(diags.items, key=key)

@@ -1,0 +1,192 @@
+"""Loading a program: the root module, its imports (recursively) and the symbol tables.
+
+A declaration's qualified name is its plain name in the root module and
+`module.name` in an imported module (`std.policies.standard_retry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mnlang.checker.suggest import did_you_mean
+from mnlang.diagnostics import Diagnostics, Label
+from mnlang.resources import data_path
+from mnlang.sources import read_source
+from mnlang.syntax import ast
+from mnlang.syntax.parser import parse
+
+DECL_KINDS: dict[type, str] = {
+    ast.TypeDecl: "type",
+    ast.EnumDecl: "enum",
+    ast.EventDecl: "event",
+    ast.PolicyDecl: "policy",
+    ast.ScheduleDecl: "schedule",
+    ast.WorkflowDecl: "workflow",
+    ast.ScenarioDecl: "scenario",
+}
+
+
+@dataclass(eq=False)
+class Symbol:
+    kind: str  # type enum tool effect agent event policy schedule workflow scenario
+    name: str  # qualified name
+    decl: ast.Decl
+    module: ModuleInfo
+
+
+@dataclass(eq=False)
+class ModuleInfo:
+    dotted: str  # "" for the root module
+    path: Path
+    tree: ast.Module
+    scope: dict[str, Symbol] = field(default_factory=dict)  # own decls + names brought in
+    aliases: dict[str, ModuleInfo] = field(default_factory=dict)  # `import a.b` -> "b"
+    imported_by_name: dict[str, ast.Ident] = field(default_factory=dict)  # for unused-import checks
+
+    def qualify(self, name: str) -> str:
+        return f"{self.dotted}.{name}" if self.dotted else name
+
+
+@dataclass(eq=False)
+class Program:
+    root: ModuleInfo
+    modules: dict[str, ModuleInfo]
+    symbols: dict[str, Symbol]  # every declaration by qualified name
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # resolved, per declaration
+
+    def symbols_of(self, kind: str) -> list[Symbol]:
+        return [s for s in self.symbols.values() if s.kind == kind]
+
+
+def _kind_of(decl: ast.Decl) -> str:
+    if isinstance(decl, ast.CallableDecl):
+        return decl.kind
+    return DECL_KINDS[type(decl)]
+
+
+def module_file(dotted: str, importer: Path) -> Path:
+    """Where `import dotted` looks: stdlib for `std.*`, else beside the importing file."""
+    parts = dotted.split(".")
+    if parts[0] == "std" and len(parts) > 1:
+        return data_path("stdlib").joinpath(*parts[1:]).with_suffix(".mn")
+    return importer.parent.joinpath(*parts).with_suffix(".mn")
+
+
+class _Loader:
+    def __init__(self, diags: Diagnostics) -> None:
+        self.diags = diags
+        self.modules: dict[str, ModuleInfo] = {}
+        self.by_path: dict[Path, ModuleInfo] = {}
+        self.loading: list[Path] = []
+        self.symbols: dict[str, Symbol] = {}
+        self.failed = False
+
+    def load(self, path: Path, dotted: str, text: str | None = None) -> ModuleInfo | None:
+        path = path.resolve()
+        if path in self.by_path:
+            return self.by_path[path]
+        if text is None:
+            text, problem = read_source(path)
+            if problem is not None:
+                self.diags.items.append(problem)
+                self.failed = True
+                return None
+        assert text is not None
+        tree, parse_diags = parse(text, str(path) if dotted else str(path))
+        self.diags.items.extend(parse_diags)
+        if tree is None:
+            self.failed = True
+            return None
+        info = ModuleInfo(dotted, path, tree)
+        self.by_path[path] = info
+        self.modules[dotted] = info
+        self.loading.append(path)
+        for decl in tree.decls:
+            self._declare(info, decl)
+        for imp in tree.imports:
+            self._import(info, imp)
+        self.loading.pop()
+        return info
+
+    def _declare(self, info: ModuleInfo, decl: ast.Decl) -> None:
+        name = decl.name.name
+        prior = info.scope.get(name)
+        if prior is not None:
+            self.diags.add(
+                "E102",
+                decl.name,
+                f"`{name}` is declared twice",
+                labels=[Label(prior.decl.name.span, "first declared here")],
+                help="rename one of them",
+            )
+            return
+        sym = Symbol(_kind_of(decl), info.qualify(name), decl, info)
+        info.scope[name] = sym
+        self.symbols[sym.name] = sym
+
+    def _import(self, info: ModuleInfo, imp: ast.Import) -> None:
+        dotted = imp.dotted
+        target_path = module_file(dotted, info.path).resolve()
+        if target_path in self.loading:
+            chain = " -> ".join(p.stem for p in self.loading[self.loading.index(target_path) :])
+            self.diags.add(
+                "E105",
+                imp,
+                f"import cycle: {chain} -> {target_path.stem}",
+                help="move the shared declarations into a module that both import",
+            )
+            return
+        if not target_path.is_file():
+            where = "the standard library" if dotted.startswith("std.") else f"`{target_path.parent}`"
+            hint = None
+            if dotted.startswith("std."):
+                stdlib = data_path("stdlib")
+                names = [f"std.{p.stem}" for p in stdlib.glob("*.mn")]
+                hint = did_you_mean(dotted, names)
+            self.diags.add(
+                "E104",
+                imp,
+                f"module `{dotted}` not found in {where}",
+                help=hint or f"create `{target_path.name}` there, or fix the import",
+            )
+            return
+        module_dotted = dotted
+        target = self.load(target_path, module_dotted)
+        if target is None:
+            return
+        if not imp.names:
+            info.aliases[imp.path[-1].name] = target
+            info.imported_by_name[imp.path[-1].name] = imp.path[-1]
+            return
+        for ident in imp.names:
+            sym = target.scope.get(ident.name)
+            if sym is None or sym.module is not target:
+                self.diags.add(
+                    "E106",
+                    ident,
+                    f"module `{dotted}` has no declaration `{ident.name}`",
+                    help=did_you_mean(ident.name, [n for n, s in target.scope.items() if s.module is target]),
+                )
+                continue
+            prior = info.scope.get(ident.name)
+            if prior is not None:
+                self.diags.add(
+                    "E102",
+                    ident,
+                    f"`{ident.name}` is imported but also declared in this module",
+                    labels=[Label(prior.decl.name.span, "declared here")],
+                )
+                continue
+            info.scope[ident.name] = sym
+            info.imported_by_name[ident.name] = ident
+
+
+def load_program(path: Path | str, diags: Diagnostics, text: str | None = None) -> Program | None:
+    """Parse a root module and everything it imports; None when a module cannot be parsed."""
+    loader = _Loader(diags)
+    root = loader.load(Path(path), "", text)
+    if root is None or loader.failed:
+        return None
+    return Program(root, loader.modules, loader.symbols)

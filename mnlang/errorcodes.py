@@ -1,0 +1,95 @@
+"""Every diagnostic code in one table: code, severity and a short title.
+
+Codes group by stage: E0xx files and syntax, E1xx names and imports, E2xx
+types, E3xx durability, E4xx approval, E5xx checkpoints and waits, W1xx
+hygiene, W6xx cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    code: str
+    severity: Severity
+    title: str
+
+
+_TABLE: list[tuple[str, str]] = [
+    # files and syntax
+    ("E001", "unterminated string"),
+    ("E002", "unexpected character"),
+    ("E003", "bad string literal or interpolation"),
+    ("E010", "syntax error"),
+    ("E011", "missing `:` after an option or field name"),
+    ("E012", "`=` where `:` is expected"),
+    ("E013", "unclosed bracket"),
+    ("E014", "bad number, money or duration literal"),
+    ("E090", "file not found"),
+    ("E091", "not a regular file"),
+    ("E092", "file is not UTF-8 text"),
+    ("E093", "file too large"),
+    # names and imports
+    ("E101", "unknown name"),
+    ("E102", "duplicate declaration"),
+    ("E103", "unknown type"),
+    ("E104", "module not found"),
+    ("E105", "import cycle"),
+    ("E106", "unknown imported name"),
+    ("E107", "unknown field"),
+    ("E108", "unknown enum member"),
+    # types
+    ("E201", "type mismatch"),
+    ("E202", "wrong number of arguments"),
+    ("E203", "condition is not `bool`"),
+    ("E204", "missing return"),
+    ("E205", "non-exhaustive `match`"),
+    ("E206", "optional used before it is narrowed"),
+    ("E207", "variable possibly unassigned"),
+    ("E208", "unknown option"),
+    ("E209", "money mixed with float"),
+    ("E210", "operator not defined for these types"),
+    ("E211", "missing required option"),
+    ("E212", "invalid option value"),
+    ("E213", "step inside an expression"),
+    ("E214", "not callable"),
+    ("E215", "`yield` outside a collecting loop"),
+    ("E216", "missing or duplicate record field"),
+    ("E217", "misplaced statement"),
+    # durability
+    ("E301", "effect without `key` or `once`"),
+    ("E302", "`once` effect with `retry`"),
+    ("E303", "bad idempotency key template"),
+    ("E304", "effect key does not vary in a loop"),
+    ("E305", "parallel branches produce the same key"),
+    ("E306", "parallel branches depend on each other"),
+    ("E307", "unbounded loop"),
+    ("E308", "recursive workflow"),
+    # approval
+    ("E401", "effect needs approval on this path"),
+    # checkpoints and waits
+    ("E501", "checkpoint without timeout"),
+    ("E502", "checkpoint timeout without `on_timeout`"),
+    ("E503", "`on_timeout` is not one of the options"),
+    ("E504", "wait without timeout"),
+    ("E505", "duplicate checkpoint name"),
+    # hygiene
+    ("W001", "empty file"),
+    ("W101", "unused result"),
+    ("W102", "unreachable code"),
+    ("W103", "shadowed name"),
+    ("W104", "unused import"),
+    # cost
+    ("W601", "worst-case cost over budget"),
+    ("W602", "no price for model"),
+]
+
+CODES: dict[str, ErrorCode] = {
+    code: ErrorCode(code, "warning" if code.startswith("W") else "error", title)
+    for code, title in _TABLE
+}
