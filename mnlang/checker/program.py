@@ -190,3 +190,15 @@ def load_program(path: Path | str, diags: Diagnostics, text: str | None = None) 
     if root is None or loader.failed:
         return None
     return Program(root, loader.modules, loader.symbols)
+
+
+def lookup(module: ModuleInfo, expr: ast.Expr) -> Symbol | None:
+    """The declaration a name (`fetch`) or qualified name (`payments.refund`) refers to."""
+    if isinstance(expr, ast.Name):
+        return module.scope.get(expr.name)
+    if isinstance(expr, ast.Field) and isinstance(expr.obj, ast.Name):
+        target = module.aliases.get(expr.obj.name)
+        if target is not None:
+            sym = target.scope.get(expr.name.name)
+            return sym if sym is not None and sym.module is target else None
+    return None
