@@ -1,8 +1,543 @@
-"""Placeholder: replaced by the real pass."""
+"""Declaration options: validate each option block against its kind's table and resolve it.
 
-from mnlang.checker.program import Program
-from mnlang.diagnostics import Diagnostics
+The result, `program.options[qualified_name]`, is what later passes and the
+compiler read: durations in milliseconds, money as `Decimal`, retry as a
+`RetryPolicy`, templates and calls as their AST nodes.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
+from mnlang.checker.suggest import did_you_mean
+from mnlang.diagnostics import Diagnostics, Label
+from mnlang.syntax import ast
+
+# Error kinds a `retry.on` or a `catch` may name.
+ERROR_KINDS = (
+    "timeout",
+    "transient",
+    "tool_error",
+    "malformed_output",
+    "rejected",
+    "value_error",
+    "key_conflict",
+    "child_failed",
+)
+# Enforced by the runtime, so never caught or retried (a `finally` still runs).
+UNCATCHABLE_KINDS = ("cancelled", "budget_exceeded", "deadline_exceeded")
+
+_IMPL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a call is tried; `attempts` counts the first try."""
+
+    attempts: int = 1
+    backoff_ms: int = 0
+    factor: float = 2.0
+    max_delay_ms: int | None = None
+    jitter: bool = False
+    on: tuple[str, ...] = ("timeout", "transient")
+
+
+# An option entry: a key in an `{ ... }` block or an option line in a workflow body.
+OptionEntry = ast.Entry | ast.OptionStmt
+# Reads one option value; returns None when the value is invalid (already reported).
+_Reader = Callable[["_OptionReader", OptionEntry], Any]
+
+
+class _OptionReader:
+    """Reads option values of the declarations of one module, reporting E101/E208/E211/E212."""
+
+    def __init__(self, program: Program, module: ModuleInfo, diags: Diagnostics) -> None:
+        self.program = program
+        self.module = module
+        self.diags = diags
+
+    # ---- blocks ------------------------------------------------------------
+
+    def read_block(
+        self, entries: Sequence[OptionEntry], table: dict[str, _Reader], what: str
+    ) -> dict[str, Any]:
+        """Read every entry with its reader; unknown and repeated keys are reported."""
+        seen: dict[str, OptionEntry] = {}
+        values: dict[str, Any] = {}
+        for entry in entries:
+            key = entry.key.name
+            reader = table.get(key)
+            if reader is None:
+                report_unknown_key(self.diags, entry.key, table, what)
+                continue
+            first = seen.get(key)
+            if first is not None:
+                self.diags.add(
+                    "E212",
+                    entry.key,
+                    f"option `{key}` is given twice",
+                    labels=[Label(first.key.span, "first given here")],
+                    help="keep one of them",
+                )
+                continue
+            seen[key] = entry
+            value = reader(self, entry)
+            if value is not None:
+                values[key] = value
+        return values
+
+    def bad(self, entry: OptionEntry, message: str, help: str | None = None) -> None:
+        self.diags.add("E212", entry.value, message, help=help)
+
+    # ---- value shapes ------------------------------------------------------
+
+    def duration(self, entry: OptionEntry) -> int | None:
+        if isinstance(entry.value, ast.DurationLit):
+            return entry.value.millis
+        self.bad(
+            entry,
+            f"`{entry.key.name}` takes a duration",
+            help=f"write a duration such as `{entry.key.name}: 30s` (units ms s m h d)",
+        )
+        return None
+
+    def timeout(self, entry: OptionEntry) -> int | str | None:
+        if isinstance(entry.value, ast.Name) and entry.value.name == "never":
+            return "never"
+        if isinstance(entry.value, ast.DurationLit):
+            return entry.value.millis
+        self.bad(
+            entry,
+            "`timeout` takes a duration or `never`",
+            help="write e.g. `timeout: 30s`, or `timeout: never` to wait without limit",
+        )
+        return None
+
+    def money(self, entry: OptionEntry) -> Decimal | None:
+        if isinstance(entry.value, ast.MoneyLit):
+            return entry.value.value
+        self.bad(entry, f"`{entry.key.name}` takes an amount of money", help="write e.g. `$0.50`")
+        return None
+
+    def template(self, entry: OptionEntry) -> ast.StrLit | None:
+        if isinstance(entry.value, ast.StrLit):
+            return entry.value
+        self.bad(entry, f"`{entry.key.name}` takes a string", help='write e.g. `"text {name}"`')
+        return None
+
+    def text(self, entry: OptionEntry) -> str | None:
+        if isinstance(entry.value, ast.StrLit):
+            constant = entry.value.constant
+            if constant is not None:
+                return constant
+            self.bad(
+                entry,
+                f"`{entry.key.name}` takes a plain string without `{{...}}`",
+                help="write the value out; interpolation is only for templates such as `key`",
+            )
+            return None
+        self.bad(
+            entry, f"`{entry.key.name}` takes a string", help=f'write `{entry.key.name}: "..."`'
+        )
+        return None
+
+    def boolean(self, entry: OptionEntry) -> bool | None:
+        if isinstance(entry.value, ast.BoolLit):
+            return entry.value.value
+        self.bad(
+            entry,
+            f"`{entry.key.name}` takes `true` or `false`",
+            help=f"write `{entry.key.name}: true`",
+        )
+        return None
+
+    def positive_int(self, entry: OptionEntry) -> int | None:
+        if isinstance(entry.value, ast.IntLit) and entry.value.value >= 1:
+            return entry.value.value
+        self.bad(
+            entry,
+            f"`{entry.key.name}` takes a whole number of at least 1",
+            help=f"write e.g. `{entry.key.name}: 3`",
+        )
+        return None
+
+    def number(self, entry: OptionEntry) -> float | None:
+        if isinstance(entry.value, ast.IntLit | ast.FloatLit):
+            return float(entry.value.value)
+        self.bad(
+            entry, f"`{entry.key.name}` takes a number", help=f"write e.g. `{entry.key.name}: 2`"
+        )
+        return None
+
+    def word(self, entry: OptionEntry, choices: tuple[str, ...]) -> str | None:
+        value = entry.value
+        if isinstance(value, ast.Name) and value.name in choices:
+            return value.name
+        shown = " or ".join(f"`{c}`" for c in choices)
+        got = f"`{value.name}`" if isinstance(value, ast.Name) else "this value"
+        hint = did_you_mean(value.name, choices) if isinstance(value, ast.Name) else None
+        self.bad(
+            entry, f"`{entry.key.name}` takes {shown}, not {got}", help=hint or f"write {shown}"
+        )
+        return None
+
+    # ---- values that name declarations ---------------------------------------
+
+    def symbol(self, node: ast.Expr, kinds: tuple[str, ...], what: str) -> Symbol | None:
+        """The declaration that `node` names, which must be of one of `kinds`."""
+        if not isinstance(node, ast.Name | ast.Field):
+            self.diags.add("E212", node, f"expected the name of {what}", help=f"name {what} here")
+            return None
+        sym = lookup(self.module, node)
+        if sym is None:
+            shown = node.name if isinstance(node, ast.Name) else node.name.name
+            candidates = [n for n, s in self.module.scope.items() if s.kind in kinds]
+            self.diags.add(
+                "E101",
+                node,
+                f"unknown name `{shown}`",
+                help=did_you_mean(shown, candidates) or f"declare {what} named `{shown}`",
+            )
+            return None
+        if sym.kind not in kinds:
+            self.diags.add(
+                "E212",
+                node,
+                f"`{sym.decl.name.name}` is {_article(sym.kind)}, not {what}",
+                labels=[Label(sym.decl.name.span, "declared here")],
+                help=f"name {what} here",
+            )
+            return None
+        return sym
+
+    def step_call(self, entry: OptionEntry, kinds: tuple[str, ...], what: str) -> ast.Call | None:
+        value = entry.value
+        if not isinstance(value, ast.Call):
+            self.bad(
+                entry, f"`{entry.key.name}` takes a call of {what}", help="write e.g. `name(arg)`"
+            )
+            return None
+        if self.symbol(value.callee, kinds, what) is None:
+            return None
+        return value
+
+    def tools(self, entry: OptionEntry) -> list[str] | None:
+        value = entry.value
+        if not isinstance(value, ast.ListLit):
+            self.bad(
+                entry, "`tools` takes a list of tools and effects", help="write `tools: [a, b]`"
+            )
+            return None
+        names: list[str] = []
+        for item in value.items:
+            if isinstance(item, ast.ObjectLit):
+                self.diags.add(
+                    "E212",
+                    item,
+                    "expected the name of a tool or effect",
+                    help="write `tools: [a, b]`",
+                )
+                continue
+            sym = self.symbol(item, ("tool", "effect"), "a tool or effect")
+            if sym is not None:
+                names.append(sym.name)
+        return names
+
+    # ---- composite values ------------------------------------------------------
+
+    def impl(self, entry: OptionEntry) -> str | None:
+        text = self.text(entry)
+        if text is None:
+            return None
+        if not _IMPL.fullmatch(text):
+            self.bad(
+                entry,
+                f'`impl` must be `"module:function"`, not `"{text}"`',
+                help='name a Python module beside the `.mn` file and a function in it, e.g. `"tools:fetch"`',
+            )
+            return None
+        return text
+
+    def retry(self, entry: OptionEntry) -> RetryPolicy | None:
+        value = entry.value
+        if isinstance(value, ast.ObjectLit):
+            return retry_policy(self.read_block(value.entries, RETRY_OPTIONS, "a retry policy"))
+        if isinstance(value, ast.Name | ast.Field):
+            sym = self.symbol(value, ("policy",), "a policy")
+            if sym is None:
+                return None
+            policy: RetryPolicy = self.program.options[sym.name]["retry"]
+            return policy
+        self.bad(
+            entry,
+            "`retry` takes a policy name or `{ attempts: N, ... }`",
+            help="write e.g. `retry: { attempts: 3, backoff: 1s }`",
+        )
+        return None
+
+    def error_kinds(self, entry: OptionEntry) -> tuple[str, ...] | None:
+        value = entry.value
+        items = value.items if isinstance(value, ast.ListLit) else [value]
+        kinds: list[str] = []
+        ok = True
+        for item in items:
+            if isinstance(item, ast.Name) and item.name in ERROR_KINDS:
+                kinds.append(item.name)
+                continue
+            ok = False
+            if isinstance(item, ast.Name) and item.name in UNCATCHABLE_KINDS:
+                self.diags.add(
+                    "E212",
+                    item,
+                    f"`{item.name}` is enforced by the runtime and cannot be retried",
+                    help="remove it from `on`",
+                )
+                continue
+            word = item.name if isinstance(item, ast.Name) else None
+            self.diags.add(
+                "E212",
+                item,
+                f"`{word}` is not an error kind" if word else "expected an error kind",
+                help=(did_you_mean(word, ERROR_KINDS) if word else None)
+                or "error kinds: " + ", ".join(ERROR_KINDS),
+            )
+        return tuple(kinds) if ok else None
+
+    def tool_limit(self, entry: OptionEntry) -> dict[str, Any] | None:
+        value = entry.value
+        if not isinstance(value, ast.ObjectLit):
+            self.bad(
+                entry,
+                "a tool's `limit` takes `{ concurrent: N, per_second: R }`",
+                help="write e.g. `limit: { concurrent: 4 }`",
+            )
+            return None
+        return self.read_block(value.entries, _TOOL_LIMIT_OPTIONS, "a tool limit")
+
+    def positive_number(self, entry: OptionEntry) -> float | None:
+        number = self.number(entry)
+        if number is not None and number <= 0:
+            self.bad(
+                entry, f"`{entry.key.name}` must be more than 0", help="give a positive number"
+            )
+            return None
+        return number
+
+    def factor(self, entry: OptionEntry) -> float | None:
+        number = self.number(entry)
+        if number is not None and number < 1:
+            self.bad(entry, "`factor` must be at least 1", help="the delay is multiplied by it")
+            return None
+        return number
+
+    def temperature(self, entry: OptionEntry) -> float | None:
+        number = self.number(entry)
+        if number is not None and not 0 <= number <= 2:
+            self.bad(
+                entry, "`temperature` must be between 0 and 2", help="write e.g. `temperature: 0.2`"
+            )
+            return None
+        return number
+
+    def cron(self, entry: OptionEntry) -> str | None:
+        text = self.text(entry)
+        if text is not None and len(text.split()) not in (5, 6):
+            self.bad(
+                entry,
+                "`cron` takes five fields: minute hour day month weekday",
+                help='write e.g. `cron: "0 9 * * 1"`',
+            )
+            return None
+        return text
+
+    def timezone(self, entry: OptionEntry) -> str | None:
+        text = self.text(entry)
+        if text is None:
+            return None
+        try:
+            zoneinfo.ZoneInfo(text)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            self.bad(
+                entry, f"`{text}` is not a known time zone", help='write e.g. `"Europe/Paris"`'
+            )
+            return None
+        return text
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def report_unknown_key(
+    diags: Diagnostics, key: ast.Ident, known: dict[str, Any] | tuple[str, ...], what: str
+) -> None:
+    """E208 for an option key that `what` does not have, with a did-you-mean."""
+    names = tuple(known)
+    diags.add(
+        "E208",
+        key,
+        f"unknown option `{key.name}` for {what}",
+        help=did_you_mean(key.name, names) or "options: " + ", ".join(f"`{n}`" for n in names),
+    )
+
+
+def retry_policy(values: dict[str, Any]) -> RetryPolicy:
+    """A `RetryPolicy` from read retry options; absent ones keep their defaults."""
+    policy = RetryPolicy()
+    return RetryPolicy(
+        attempts=values.get("attempts", policy.attempts),
+        backoff_ms=values.get("backoff", policy.backoff_ms),
+        factor=values.get("factor", policy.factor),
+        max_delay_ms=values.get("max_delay", policy.max_delay_ms),
+        jitter=values.get("jitter", policy.jitter),
+        on=values.get("on", policy.on),
+    )
+
+
+def _choice(*choices: str) -> _Reader:
+    return lambda reader, entry: reader.word(entry, choices)
+
+
+_R = _OptionReader
+
+RETRY_OPTIONS: dict[str, _Reader] = {
+    "attempts": _R.positive_int,
+    "backoff": _R.duration,
+    "factor": _R.factor,
+    "max_delay": _R.duration,
+    "jitter": _R.boolean,
+    "on": _R.error_kinds,
+}
+
+_TOOL_LIMIT_OPTIONS: dict[str, _Reader] = {
+    "concurrent": _R.positive_int,
+    "per_second": _R.positive_number,
+}
+
+TOOL_OPTIONS: dict[str, _Reader] = {
+    "impl": _R.impl,
+    "timeout": _R.timeout,
+    "retry": _R.retry,
+    "limit": _R.tool_limit,
+    "cost": _R.money,
+    "isolation": _choice("thread", "process"),
+}
+
+EFFECT_OPTIONS: dict[str, _Reader] = {
+    **TOOL_OPTIONS,
+    "key": _R.template,
+    "once": _R.boolean,
+    "scope": _choice("run", "global"),
+    "requires": _choice("approval"),
+    "compensate": lambda reader, entry: reader.step_call(entry, ("effect",), "an effect"),
+}
+
+AGENT_OPTIONS: dict[str, _Reader] = {
+    "model": _R.text,
+    "prompt": _R.template,
+    "provider": _R.text,
+    "max_tokens": _R.positive_int,
+    "temperature": _R.temperature,
+    "retry": _R.retry,
+    "timeout": _R.timeout,
+    "tools": _R.tools,
+    "max_turns": _R.positive_int,
+}
+
+WORKFLOW_OPTIONS: dict[str, _Reader] = {
+    "class": _R.text,
+    "budget": _R.money,
+    "deadline": _R.duration,
+    "limit": _R.positive_int,
+}
+
+SCHEDULE_OPTIONS: dict[str, _Reader] = {
+    "run": lambda reader, entry: reader.step_call(entry, ("workflow",), "a workflow"),
+    "every": _R.duration,
+    "cron": _R.cron,
+    "timezone": _R.timezone,
+}
+
+# Statement option blocks: their keys are validated here, their values typed by the type checker.
+CHECKPOINT_OPTIONS = ("ask", "show", "options", "assignee", "timeout", "on_timeout")
+WAIT_OPTIONS = ("timeout",)
+
+_TABLES: dict[str, tuple[dict[str, _Reader], str]] = {
+    "tool": (TOOL_OPTIONS, "a tool"),
+    "effect": (EFFECT_OPTIONS, "an effect"),
+    "agent": (AGENT_OPTIONS, "an agent"),
+    "workflow": (WORKFLOW_OPTIONS, "a workflow"),
+    "schedule": (SCHEDULE_OPTIONS, "a schedule"),
+    "policy": (RETRY_OPTIONS, "a retry policy"),
+}
+
+_REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
+    "tool": (("impl", '`impl: "module:function"`'),),
+    "effect": (("impl", '`impl: "module:function"`'),),
+    "agent": (("model", '`model: "model-name"`'), ("prompt", '`prompt: """..."""`')),
+    "schedule": (("run", "`run: workflow_name(args)`"),),
+}
+
+
+def _entries(sym: Symbol) -> Sequence[OptionEntry]:
+    decl = sym.decl
+    if isinstance(decl, ast.WorkflowDecl):
+        return decl.options
+    if isinstance(decl, ast.CallableDecl | ast.PolicyDecl | ast.ScheduleDecl):
+        return decl.options.entries
+    return ()
+
+
+def _read(program: Program, sym: Symbol, diags: Diagnostics) -> dict[str, Any]:
+    table, what = _TABLES[sym.kind]
+    reader = _OptionReader(program, sym.module, diags)
+    values = reader.read_block(_entries(sym), table, what)
+    given = {entry.key.name for entry in _entries(sym)}
+    for key, example in _REQUIRED.get(sym.kind, ()):
+        if key not in given:
+            _missing(diags, sym, key, example)
+    if sym.kind == "agent" and "tools" in given and "max_turns" not in given:
+        _missing(diags, sym, "max_turns", "`max_turns: 5` to bound the tool-calling loop")
+    if sym.kind == "schedule":
+        if "every" not in given and "cron" not in given:
+            _missing(diags, sym, "every", '`every: 1d` or `cron: "0 9 * * *"`')
+        elif "every" in given and "cron" in given:
+            diags.add(
+                "E212",
+                sym.decl.name,
+                f"schedule `{sym.decl.name.name}` has both `every` and `cron`",
+                help="keep one of them",
+            )
+    if sym.kind == "policy":
+        values["retry"] = retry_policy(values)
+    if sym.kind in ("tool", "effect", "agent"):
+        values.setdefault("retry", RetryPolicy())
+    if sym.kind in ("tool", "effect"):
+        values.setdefault("isolation", "thread")
+    if sym.kind == "effect":
+        values.setdefault("scope", "run")
+    return values
+
+
+def _missing(diags: Diagnostics, sym: Symbol, key: str, example: str) -> None:
+    diags.add(
+        "E211",
+        sym.decl.name,
+        f"{sym.kind} `{sym.decl.name.name}` has no `{key}` option",
+        help=f"add {example}",
+    )
 
 
 def check_options(program: Program, diags: Diagnostics) -> None:
-    return None
+    """Validate every declaration's options and store them resolved in `program.options`."""
+    # Policies first: tools, effects and agents copy the retry policy they name.
+    ordered = sorted(program.symbols.values(), key=lambda s: s.kind != "policy")
+    for sym in ordered:
+        if sym.kind in _TABLES:
+            program.options[sym.name] = _read(program, sym, diags)
