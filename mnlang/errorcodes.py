@@ -34,6 +34,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E091", "not a regular file"),
     ("E092", "file is not UTF-8 text"),
     ("E093", "file too large"),
+    ("E094", "bad price table"),
     # names and imports
     ("E101", "unknown name"),
     ("E102", "duplicate declaration"),

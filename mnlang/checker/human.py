@@ -1,8 +1,124 @@
-"""Placeholder: replaced by the real pass."""
+"""Human checkpoints and event waits: every wait for the outside world has an end (E501-E505).
 
-from mnlang.checker.program import Program
-from mnlang.diagnostics import Diagnostics
+A checkpoint needs a `timeout` and an `on_timeout` naming one of its options,
+or an explicit `timeout: never`; a `wait` for an event needs a `timeout` (or
+`never`); checkpoint names are unique within a workflow because decisions are
+addressed by name (`mnc approve RUN NAME`).
+"""
+
+from __future__ import annotations
+
+from mnlang.checker.program import Program, Symbol
+from mnlang.checker.steps import (
+    DEFAULT_CHOICES,
+    checkpoint_choices,
+    nested_statement,
+    walk,
+    workflows,
+)
+from mnlang.checker.suggest import did_you_mean
+from mnlang.diagnostics import Diagnostics, Label
+from mnlang.syntax import ast
 
 
 def check_checkpoints(program: Program, diags: Diagnostics) -> None:
-    return None
+    """Report E501-E505 over the checkpoints and waits of every workflow."""
+    for wf in workflows(program):
+        decl = wf.decl
+        assert isinstance(decl, ast.WorkflowDecl)
+        names: dict[str, ast.Ident] = {}
+        for stmt in walk(decl.body):
+            inner = nested_statement(stmt)
+            if isinstance(inner, ast.Checkpoint):
+                _check_checkpoint(inner, diags)
+                _check_unique(wf, inner, names, diags)
+            elif isinstance(inner, ast.Wait) and inner.event is not None:
+                _check_wait(inner, inner.event, diags)
+
+
+def _is_never(entry: ast.Entry) -> bool:
+    return isinstance(entry.value, ast.Name) and entry.value.name == "never"
+
+
+def _check_checkpoint(cp: ast.Checkpoint, diags: Diagnostics) -> None:
+    name = cp.name.name
+    choices = checkpoint_choices(cp)
+    fallback = "reject" if "reject" in choices else (choices[-1] if choices else "reject")
+    timeout = cp.options.get("timeout")
+    on_timeout = cp.options.get("on_timeout")
+    if timeout is None:
+        diags.add(
+            "E501",
+            cp.name,
+            f"checkpoint `{name}` has no `timeout`",
+            help=f"add `timeout: 24h` and `on_timeout: {fallback}`, "
+            "or `timeout: never` to wait for a person without limit",
+            notes=[
+                "a run waiting at a checkpoint holds its state until someone decides; "
+                "the timeout says what happens when nobody does"
+            ],
+        )
+    elif on_timeout is None and not _is_never(timeout):
+        diags.add(
+            "E502",
+            timeout,
+            f"checkpoint `{name}` has a `timeout` but no `on_timeout`",
+            labels=[Label(cp.name.span, "this checkpoint")],
+            help=f"add `on_timeout: {fallback}`: the decision taken when the time is up",
+        )
+    if on_timeout is not None:
+        _check_on_timeout(cp, on_timeout, choices, diags)
+
+
+def _check_on_timeout(
+    cp: ast.Checkpoint, on_timeout: ast.Entry, choices: list[str], diags: Diagnostics
+) -> None:
+    value = on_timeout.value
+    if isinstance(value, ast.Name) and value.name in choices:
+        return
+    shown = ", ".join(f"`{c}`" for c in choices)
+    written = cp.options.get("options")
+    labels = (
+        [Label(written.value.span, "the options")]
+        if written is not None
+        else [Label(cp.name.span, f"options default to `[{', '.join(DEFAULT_CHOICES)}]`")]
+    )
+    got = f"`{value.name}`" if isinstance(value, ast.Name) else "this value"
+    hint = did_you_mean(value.name, choices) if isinstance(value, ast.Name) else None
+    diags.add(
+        "E503",
+        value,
+        f"`on_timeout` of checkpoint `{cp.name.name}` is {got}, which is not one of its options",
+        labels=labels,
+        help=hint or f"name one of the options: {shown}",
+    )
+
+
+def _check_unique(
+    wf: Symbol, cp: ast.Checkpoint, names: dict[str, ast.Ident], diags: Diagnostics
+) -> None:
+    name = cp.name.name
+    first = names.get(name)
+    if first is None:
+        names[name] = cp.name
+        return
+    diags.add(
+        "E505",
+        cp.name,
+        f"workflow `{wf.decl.name.name}` has two checkpoints named `{name}`",
+        labels=[Label(first.span, "first checkpoint with this name")],
+        help=f"rename one, e.g. `{name}_2`: decisions are addressed by checkpoint name "
+        "(`mnc approve RUN NAME`)",
+    )
+
+
+def _check_wait(wait: ast.Wait, event: ast.Ident, diags: Diagnostics) -> None:
+    if wait.options is not None and wait.options.get("timeout") is not None:
+        return
+    diags.add(
+        "E504",
+        event,
+        f"`wait {event.name}` has no `timeout`",
+        help=f"write `wait {event.name} {{ timeout: 2d }}` (the value is then `null` when the "
+        "time is up), or `{ timeout: never }` to wait without limit",
+    )

@@ -1,0 +1,1 @@
+"""Model prices: the table the checker's cost estimate and the runtime's cost accounting share."""

@@ -1,0 +1,167 @@
+"""The price table: model prices per million tokens, and the compute and human-time rates.
+
+The default table ships beside this module (`prices.json`); a file named by
+the `MNC_PRICES` environment variable is merged over it, model by model and
+price by price, so it can correct one price or add a model. Amounts are exact
+decimals. A malformed file raises `PriceTableError` with its position.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PRICES = Path(__file__).with_name("prices.json")
+PRICES_ENV = "MNC_PRICES"
+
+_MODEL_KEYS = ("input_per_million", "output_per_million")
+_RATE_KEYS = ("compute_per_cpu_second", "human_per_minute")
+_TOP_KEYS = ("currency", "note", "models", *_RATE_KEYS)
+_MILLION = Decimal(1_000_000)
+
+
+class PriceTableError(Exception):
+    """A price file that cannot be read or does not have the expected shape."""
+
+    def __init__(self, path: str, message: str, line: int = 1, col: int = 1) -> None:
+        super().__init__(f"{path}:{line}:{col}: {message}")
+        self.path = path
+        self.message = message
+        self.line = line
+        self.col = col
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    input_per_million: Decimal
+    output_per_million: Decimal
+
+    def cost(self, input_tokens: int, output_tokens: int) -> Decimal:
+        """The price of one exchange of this many tokens."""
+        return (
+            input_tokens * self.input_per_million + output_tokens * self.output_per_million
+        ) / _MILLION
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    models: Mapping[str, ModelPrice]
+    compute_per_cpu_second: Decimal
+    human_per_minute: Decimal
+    files: tuple[str, ...]  # the files merged into this table, the default first
+
+    def model(self, name: str) -> ModelPrice | None:
+        return self.models.get(name)
+
+
+def load_prices(environ: Mapping[str, str] | None = None) -> PriceTable:
+    """The default table, with the file named by `MNC_PRICES` (in `environ`) merged over it."""
+    env = os.environ if environ is None else environ
+    files = [str(DEFAULT_PRICES)]
+    override = env.get(PRICES_ENV, "").strip()
+    if override:
+        files.append(override)
+    models: dict[str, dict[str, Decimal]] = {}
+    rates: dict[str, Decimal] = {}
+    origin: dict[str, str] = {}  # which file last named each model, for errors
+    for path in files:
+        source = _Source(path)
+        data = source.load()
+        for key in _RATE_KEYS:
+            if key in data:
+                rates[key] = source.amount(data[key], key, key)
+        for name, prices in source.models(data).items():
+            models.setdefault(name, {}).update(prices)
+            origin[name] = path
+    complete: dict[str, ModelPrice] = {}
+    for name, prices in models.items():
+        missing = [k for k in _MODEL_KEYS if k not in prices]
+        if missing:
+            raise PriceTableError(
+                origin[name],
+                f"model `{name}` has no `{missing[0]}` (it is not in the default table)",
+            )
+        complete[name] = ModelPrice(prices["input_per_million"], prices["output_per_million"])
+    for key in _RATE_KEYS:
+        if key not in rates:
+            raise PriceTableError(files[-1], f"no `{key}` in the price table")
+    return PriceTable(
+        complete, rates["compute_per_cpu_second"], rates["human_per_minute"], tuple(files)
+    )
+
+
+class _Source:
+    """One price file being read; errors point at the key they are about."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.text = ""
+
+    def error(self, message: str, near: str | None = None) -> PriceTableError:
+        line, col = 1, 1
+        at = self.text.find(f'"{near}"') if near is not None else -1
+        if at >= 0:
+            line = self.text.count("\n", 0, at) + 1
+            col = at - (self.text.rfind("\n", 0, at) + 1) + 1
+        return PriceTableError(self.path, message, line, col)
+
+    def load(self) -> dict[str, Any]:
+        try:
+            self.text = Path(self.path).read_text("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.error("cannot read the price file: it is not UTF-8 text") from exc
+        except OSError as exc:
+            reason = (exc.strerror or "unreadable").lower()
+            raise self.error(f"cannot read the price file: {reason}") from exc
+        try:
+            data = json.loads(self.text, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            raise PriceTableError(
+                self.path, f"not valid JSON: {exc.msg.lower()}", exc.lineno, exc.colno
+            ) from exc
+        if not isinstance(data, dict):
+            raise self.error("the price file must hold a JSON object")
+        for key in data:
+            if key not in _TOP_KEYS:
+                known = ", ".join(f"`{k}`" for k in _TOP_KEYS)
+                raise self.error(f"unknown key `{key}` (known keys: {known})", key)
+        if data.get("currency", "USD") != "USD":
+            raise self.error("prices must be in `USD`", "currency")
+        return data
+
+    def models(self, data: dict[str, Any]) -> dict[str, dict[str, Decimal]]:
+        raw = data.get("models", {})
+        if not isinstance(raw, dict):
+            raise self.error("`models` must map model names to prices", "models")
+        out: dict[str, dict[str, Decimal]] = {}
+        for name, entry in raw.items():
+            if not isinstance(entry, dict):
+                raise self.error(
+                    f"model `{name}` must be an object with `input_per_million` and "
+                    "`output_per_million`",
+                    name,
+                )
+            prices: dict[str, Decimal] = {}
+            for key, value in entry.items():
+                if key not in _MODEL_KEYS:
+                    raise self.error(
+                        f"unknown key `{key}` for model `{name}` (known keys: "
+                        "`input_per_million`, `output_per_million`)",
+                        key,
+                    )
+                prices[key] = self.amount(value, f"{name}.{key}", name)
+            out[name] = prices
+        return out
+
+    def amount(self, value: object, what: str, near: str) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            raise self.error(f"`{what}` must be a number", near)
+        amount = Decimal(value)
+        if amount < 0:
+            raise self.error(f"`{what}` must not be negative", near)
+        return amount
