@@ -1,0 +1,494 @@
+"""The store interface: what the interpreter needs from a journal, and nothing more.
+
+A store keeps runs, their append-only journal, their last committed state, the effect
+ledger, signal mailboxes, pending checkpoints, timers, leases and compiled programs.
+Everything the interpreter changes for a run goes through one `commit(Batch)`, which is
+atomic: after a crash either the whole batch is there or none of it is.
+
+Payloads (event data, variable values, run arguments and results, ledger results,
+checkpoint requests and decisions, signal payloads) are JSON-compatible Python values:
+`None`, `bool`, `int`, `float` (finite), `str`, `list` and `dict` with string keys. The
+interpreter converts its own values first (money as decimal strings, timestamps as
+numbers), so a store only has to store JSON. Times are seconds since the Unix epoch
+measured by the store's clock (`Store.now()`), never a worker's.
+
+Branch ids name the cursor of a parallel branch or loop item; `""` is the workflow's main
+line, and nested branches are written with `/` (`"p1/0"`, `"p1/0/p2/3"`), so dropping a
+branch can drop everything nested in it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeAlias
+
+Json: TypeAlias = Any
+"""A JSON-compatible Python value (see the module docstring)."""
+
+RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+LedgerStatus = Literal["intent", "done", "unknown"]
+CheckpointStatus = Literal["open", "decided", "closed"]
+Durability = Literal["full", "fast"]
+
+
+class Unset(enum.Enum):
+    """Marks a field of `RunUpdate` that the commit leaves as it is."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """A store failure the user can act on; `help` says how."""
+
+    def __init__(self, message: str, *, help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StoreLocked(StoreError):
+    """Another process held the write lock for longer than the busy timeout."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not a journal database, or its contents are damaged."""
+
+
+class StoreVersionError(StoreError):
+    """The journal was written by a newer mnlang than this one."""
+
+
+class RunNotFound(StoreError):
+    """No run has this id."""
+
+
+class CheckpointNotFound(StoreError):
+    """The run has no checkpoint with this id."""
+
+
+class StaleLease(StoreError):
+    """The lease this worker holds is expired or was taken over: it may not commit."""
+
+
+# --- records the store returns ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's exclusive right to commit for a run until `expires_at`."""
+
+    run_id: str
+    owner: str
+    epoch: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    workflow: str
+    workflow_class: str
+    status: RunStatus
+    args: Json
+    result: Json
+    error: Json
+    parent_run_id: str | None
+    ir_hash: str
+    meta: dict[str, Json]
+    waiting_for: list[str]
+    """Event names the run waits for: a signal with one of these names wakes it."""
+    cancel_requested: bool
+    last_seq: int
+    """Sequence number of the run's last journal event (0 before the first)."""
+    lease_owner: str | None
+    lease_epoch: int
+    lease_expires_at: float | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One journal entry; `seq` counts from 1 within its run."""
+
+    run_id: str
+    seq: int
+    at: float
+    kind: str
+    state: str | None
+    branch: str
+    data: Json
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """What resuming a run needs: its record, a cursor per branch and the live variables."""
+
+    run: RunRecord
+    cursors: dict[str, Json]
+    variables: dict[str, dict[str, Json]]
+    """Branch id to variable name to value; list variables come back reassembled."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """The effect ledger's row for one idempotency key."""
+
+    key: str
+    scope_run_id: str | None
+    """The run that scopes the key, or `None` for a `scope: global` key."""
+    args_hash: str
+    status: LedgerStatus
+    result: Json
+    run_id: str
+    """The run that last wrote the row."""
+    state: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    run_id: str
+    signal_id: str
+    name: str
+    payload: Json
+    sent_at: float
+    consumed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    run_id: str
+    checkpoint_id: str
+    name: str
+    request: Json
+    """What the person is asked: question, what to show, options, assignee."""
+    status: CheckpointStatus
+    decision: Json
+    decided_by: str | None
+    opened_at: float
+    decided_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of `decide_checkpoint`: whether this decision won, and the one that did."""
+
+    accepted: bool
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    run_id: str
+    timer_id: str
+    due_at: float
+    payload: Json
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    last_seq: int
+    """Sequence number of the run's last event after this commit."""
+    committed_at: float
+    cancel_requested: bool
+    """Someone asked to cancel the run; the interpreter should stop at its next step."""
+    ledger: list[LedgerRow]
+    """The stored row for each `Batch.ledger` entry, in order, as it stands after commit."""
+    rows_written: int
+    """Rows inserted, updated or deleted: constant for a constant-size batch."""
+
+
+# --- what a commit carries ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to create; the id is the caller's (`mnc run --id`) or derived for a child."""
+
+    run_id: str
+    workflow: str
+    args: Json
+    workflow_class: str = ""
+    ir_hash: str = ""
+    parent_run_id: str | None = None
+    meta: dict[str, Json] = field(default_factory=dict)
+    status: RunStatus = "running"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    kind: str
+    data: Json = None
+    state: str | None = None
+    branch: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetVar:
+    """Set a variable to a value stored whole (any JSON value, lists included)."""
+
+    branch: str
+    name: str
+    value: Json
+
+
+@dataclass(frozen=True, slots=True)
+class SetList:
+    """Set a variable to a list stored one row per item, so appends stay cheap."""
+
+    branch: str
+    name: str
+    items: list[Json]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendList:
+    """Append items to a variable last set with `SetList`."""
+
+    branch: str
+    name: str
+    items: list[Json]
+
+
+@dataclass(frozen=True, slots=True)
+class SetListItem:
+    """Replace one item (`0 <= index < len`) of a variable last set with `SetList`."""
+
+    branch: str
+    name: str
+    index: int
+    value: Json
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteVar:
+    branch: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetCursor:
+    branch: str
+    cursor: Json
+
+
+@dataclass(frozen=True, slots=True)
+class DropBranch:
+    """Forget a finished branch: its cursor and variables, and those of branches nested in it."""
+
+    branch: str
+
+
+StateOp = SetVar | SetList | AppendList | SetListItem | DeleteVar | SetCursor | DropBranch
+
+
+@dataclass(frozen=True, slots=True)
+class RunUpdate:
+    """Run fields to change; `None`/`UNSET` leaves a field as it is."""
+
+    status: RunStatus | None = None
+    result: Json | Unset = UNSET
+    error: Json | Unset = UNSET
+    waiting_for: list[str] | None = None
+    ir_hash: str | None = None
+    meta: dict[str, Json] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPut:
+    """Write the ledger row of an effect key.
+
+    The store applies one rule, inside the commit, so two runs racing on a global key
+    cannot both win: a `done` row is final, and a row with another `args_hash` is left
+    alone (a key conflict); otherwise the row is inserted or updated. The caller reads
+    the outcome from `CommitResult.ledger`.
+    """
+
+    key: str
+    args_hash: str
+    status: LedgerStatus
+    global_scope: bool = False
+    result: Json = None
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Set (or reset) a timer due `delay` seconds after the commit, by the store's clock."""
+
+    timer_id: str
+    delay: float
+    payload: Json = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCheckpoint:
+    checkpoint_id: str
+    name: str
+    request: Json
+
+
+@dataclass(frozen=True, slots=True)
+class SendSignal:
+    """A signal to another run in the same commit (a child telling its parent it ended)."""
+
+    run_id: str
+    name: str
+    payload: Json
+    signal_id: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one commit changes for one run, applied atomically and in this order:
+    lease check, events, state ops (in list order), run update, ledger, timers,
+    checkpoints, signals, child runs."""
+
+    run_id: str
+    lease: Lease | None = None
+    """The committing worker's lease; without one, the commit is refused while another
+    worker holds an unexpired lease on the run."""
+    events: list[NewEvent] = field(default_factory=list)
+    state: list[StateOp] = field(default_factory=list)
+    run: RunUpdate | None = None
+    ledger: list[LedgerPut] = field(default_factory=list)
+    set_timers: list[SetTimer] = field(default_factory=list)
+    cancel_timers: list[str] = field(default_factory=list)
+    open_checkpoints: list[OpenCheckpoint] = field(default_factory=list)
+    close_checkpoints: list[str] = field(default_factory=list)
+    consume_signals: list[str] = field(default_factory=list)
+    send_signals: list[SendSignal] = field(default_factory=list)
+    create_runs: list[NewRun] = field(default_factory=list)
+    """Child runs, created if absent, in the parent's transaction."""
+
+
+# --- the interface ----------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """A journal store. Every method is one transaction; none of them holds a lock after
+    it returns. A failure to reach or read the database raises a `StoreError`."""
+
+    location: str
+    """The database's path or URL, for messages."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+    def now(self) -> float:
+        """The store's clock, in seconds since the Unix epoch."""
+
+    # runs
+
+    def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        """Create a run, or return the existing run with this id; the flag says created."""
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id, or `None`."""
+
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        parent_run_id: str | None = None,
+        id_prefix: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        """Runs matching every given filter, newest first."""
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask a live run to stop; `False` when it had already ended."""
+
+    def runnable_runs(self, limit: int = 100) -> list[str]:
+        """Runs a worker should pick up, oldest first: running without a live lease, or
+        waiting with a due timer, a decided checkpoint, a signal it waits for, or a
+        cancel request."""
+
+    # commits and state
+
+    def commit(self, batch: Batch) -> CommitResult:
+        """Apply a batch atomically; `StaleLease` if the batch's lease no longer holds."""
+
+    def load_state(self, run_id: str) -> RunState:
+        """The last committed cursors and variables; costs the same for any journal length."""
+
+    def read_journal(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """Events of a run with `seq > after_seq`, in order."""
+
+    # effect ledger
+
+    def ledger_get(self, key: str, *, run_id: str | None) -> LedgerRow | None:
+        """The row of a key scoped to `run_id`, or of a global key when `run_id` is `None`."""
+
+    # signals
+
+    def send_signal(
+        self, run_id: str, name: str, payload: Json, *, signal_id: str | None = None
+    ) -> bool:
+        """Put a signal in a run's mailbox; `False` when this signal id was already sent.
+        Without an id every send is new."""
+
+    def pending_signals(self, run_id: str, name: str | None = None) -> list[Signal]:
+        """Signals not yet consumed, oldest first."""
+
+    # checkpoints
+
+    def get_checkpoint(self, run_id: str, checkpoint_id: str) -> Checkpoint | None:
+        """One checkpoint of a run, in any status."""
+
+    def open_checkpoints(self, run_id: str | None = None) -> list[Checkpoint]:
+        """Checkpoints awaiting a decision, of one run or of all, oldest first."""
+
+    def decide_checkpoint(
+        self, run_id: str, checkpoint_id: str, decision: Json, *, by: str
+    ) -> Decision:
+        """Record a decision unless one was committed first; the result says which won."""
+
+    # timers
+
+    def due_timers(self, *, limit: int = 100, now: float | None = None) -> list[Timer]:
+        """Timers due at `now` (default: the store's clock), earliest first."""
+
+    def next_due(self) -> float | None:
+        """When the earliest timer is due, or `None` without timers."""
+
+    def run_timers(self, run_id: str) -> list[Timer]:
+        """The timers set for one run, earliest first."""
+
+    # leases
+
+    def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Lease | None:
+        """Take the run for `ttl` seconds with a new epoch, unless another owner holds an
+        unexpired lease (then `None`)."""
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        """Extend a lease that still holds; `StaleLease` if it expired or was taken over."""
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the run up; does nothing if the lease is no longer current."""
+
+    # compiled programs
+
+    def put_program(self, ir_hash: str, ir_json: str) -> None:
+        """Keep a compiled program so its runs can resume without the source."""
+
+    def get_program(self, ir_hash: str) -> str | None:
+        """The IR JSON stored under this hash, or `None`."""

@@ -1,0 +1,44 @@
+"""Deliberate crashes at commit boundaries, for crash-enumeration tests.
+
+`MNC_CRASH_AT_COMMIT=N` makes the process exit at once with status 137 (what a SIGKILL
+gives) at the N-th `commit` this process makes; commits are counted per process from 1.
+`MNC_CRASH_WHEN` picks the moment: `after` (the default; the commit is durable), `before`
+(nothing of the batch was written) or `during` (the batch was written inside the
+transaction but not committed, so the crash must lose all of it). `os._exit` skips every
+cleanup handler, as a real crash would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Final, Literal
+
+from mnlang.stores.base import StoreError
+
+CRASH_EXIT_STATUS: Final = 137
+Moment = Literal["before", "during", "after"]
+_MOMENTS: Final = ("before", "during", "after")
+
+_commit_numbers = itertools.count(1)
+
+
+def next_commit_number() -> int:
+    """Number the commit this process is about to make."""
+    return next(_commit_numbers)
+
+
+def crash_point(commit_number: int, moment: Moment) -> None:
+    """Exit the process here if the environment asks for a crash at this commit and moment."""
+    at = os.environ.get("MNC_CRASH_AT_COMMIT")
+    if not at:
+        return
+    when = os.environ.get("MNC_CRASH_WHEN") or "after"
+    if when not in _MOMENTS or not at.isdigit():
+        raise StoreError(
+            f"bad crash hook setting: MNC_CRASH_AT_COMMIT={at!r}, MNC_CRASH_WHEN={when!r}",
+            help="MNC_CRASH_AT_COMMIT takes a commit number from 1; "
+            "MNC_CRASH_WHEN takes `before`, `during` or `after`",
+        )
+    if int(at) == commit_number and when == moment:
+        os._exit(CRASH_EXIT_STATUS)

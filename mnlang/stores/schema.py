@@ -1,0 +1,259 @@
+"""The SQLite journal's schema, its version, and the migrations that bring a file up to it.
+
+The version lives in `PRAGMA user_version` and the file is marked as an mnlang journal by
+`PRAGMA application_id`, so another program's database is refused instead of altered.
+Migration `n` takes a file from version `n` to `n + 1`; version 0 is an empty file.
+Opening migrates inside one `BEGIN IMMEDIATE` transaction, so two processes opening a new
+file at once cannot both migrate it, and a crash mid-migration leaves the old version.
+
+JSON payloads are TEXT columns; times are REAL seconds since the Unix epoch by the
+store's clock; booleans are INTEGER 0/1. In `ledger.scope`, `''` marks a global key and
+any other value is the run id that scopes the key, so one primary key covers both scopes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+from mnlang.stores.base import StoreCorrupt, StoreVersionError
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x6D6E6331  # "mnc1"
+
+TEXT, INTEGER, REAL = str, int, float
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    strict = db.supports_strict
+
+    def table(
+        name: str,
+        columns: dict[str, type],
+        pk: str | tuple[str, ...],
+        not_null: set[str],
+        defaults: dict[str, object] | None = None,
+    ) -> sqlite_utils.db.Table:
+        keys = {pk} if isinstance(pk, str) else set(pk)
+        return db.table(name).create(
+            columns,
+            pk=pk,
+            not_null=not_null | keys,
+            defaults=defaults or {},
+            strict=strict,
+        )
+
+    runs = table(
+        "runs",
+        {
+            "run_id": TEXT,
+            "workflow": TEXT,
+            "workflow_class": TEXT,
+            "status": TEXT,
+            "args": TEXT,
+            "result": TEXT,
+            "error": TEXT,
+            "parent_run_id": TEXT,
+            "ir_hash": TEXT,
+            "meta": TEXT,
+            "waiting_for": TEXT,
+            "cancel_requested": INTEGER,
+            "last_seq": INTEGER,
+            "lease_owner": TEXT,
+            "lease_epoch": INTEGER,
+            "lease_expires_at": REAL,
+            "created_at": REAL,
+            "updated_at": REAL,
+            "finished_at": REAL,
+        },
+        pk="run_id",
+        not_null={
+            "workflow",
+            "workflow_class",
+            "status",
+            "args",
+            "ir_hash",
+            "meta",
+            "waiting_for",
+            "cancel_requested",
+            "last_seq",
+            "lease_epoch",
+            "created_at",
+            "updated_at",
+        },
+        defaults={
+            "workflow_class": "",
+            "ir_hash": "",
+            "meta": "{}",
+            "waiting_for": "[]",
+            "cancel_requested": 0,
+            "last_seq": 0,
+            "lease_epoch": 0,
+        },
+    )
+    for column in ("status", "workflow", "workflow_class", "parent_run_id", "created_at"):
+        runs.create_index([column], index_name=f"runs_by_{column}")
+
+    table(
+        "events",
+        {
+            "run_id": TEXT,
+            "seq": INTEGER,
+            "at": REAL,
+            "kind": TEXT,
+            "state": TEXT,
+            "branch": TEXT,
+            "data": TEXT,
+        },
+        pk=("run_id", "seq"),
+        not_null={"at", "kind", "branch", "data"},
+    )
+
+    table(
+        "cursors",
+        {"run_id": TEXT, "branch": TEXT, "cursor": TEXT},
+        pk=("run_id", "branch"),
+        not_null={"cursor"},
+    )
+    # A list variable keeps `value` NULL and its items in `list_items`, so appending to
+    # it writes one row per item and never rewrites the list.
+    table(
+        "variables",
+        {
+            "run_id": TEXT,
+            "branch": TEXT,
+            "name": TEXT,
+            "value": TEXT,
+            "is_list": INTEGER,
+            "length": INTEGER,
+        },
+        pk=("run_id", "branch", "name"),
+        not_null={"is_list", "length"},
+        defaults={"is_list": 0, "length": 0},
+    )
+    table(
+        "list_items",
+        {"run_id": TEXT, "branch": TEXT, "name": TEXT, "idx": INTEGER, "value": TEXT},
+        pk=("run_id", "branch", "name", "idx"),
+        not_null={"value"},
+    )
+
+    ledger = table(
+        "ledger",
+        {
+            "scope": TEXT,
+            "key": TEXT,
+            "args_hash": TEXT,
+            "status": TEXT,
+            "result": TEXT,
+            "run_id": TEXT,
+            "state": TEXT,
+            "created_at": REAL,
+            "updated_at": REAL,
+        },
+        pk=("scope", "key"),
+        not_null={"args_hash", "status", "result", "run_id", "created_at", "updated_at"},
+    )
+    ledger.create_index(["run_id"], index_name="ledger_by_run")
+
+    # `arrival` (the rowid) orders a mailbox; the unique index drops a repeated signal id.
+    signals = table(
+        "signals",
+        {
+            "arrival": INTEGER,
+            "run_id": TEXT,
+            "signal_id": TEXT,
+            "name": TEXT,
+            "payload": TEXT,
+            "sent_at": REAL,
+            "consumed_at": REAL,
+        },
+        pk="arrival",
+        not_null={"run_id", "signal_id", "name", "payload", "sent_at"},
+    )
+    signals.create_index(["run_id", "signal_id"], index_name="signals_by_id", unique=True)
+    signals.create_index(["run_id", "consumed_at"], index_name="signals_pending")
+
+    checkpoints = table(
+        "checkpoints",
+        {
+            "run_id": TEXT,
+            "checkpoint_id": TEXT,
+            "name": TEXT,
+            "request": TEXT,
+            "status": TEXT,
+            "decision": TEXT,
+            "decided_by": TEXT,
+            "opened_at": REAL,
+            "decided_at": REAL,
+        },
+        pk=("run_id", "checkpoint_id"),
+        not_null={"name", "request", "status", "decision", "opened_at"},
+    )
+    checkpoints.create_index(["status", "opened_at"], index_name="checkpoints_by_status")
+
+    timers = table(
+        "timers",
+        {"run_id": TEXT, "timer_id": TEXT, "due_at": REAL, "payload": TEXT},
+        pk=("run_id", "timer_id"),
+        not_null={"due_at", "payload"},
+    )
+    timers.create_index(["due_at"], index_name="timers_by_due")
+
+    table(
+        "programs",
+        {"ir_hash": TEXT, "ir": TEXT, "created_at": REAL},
+        pk="ir_hash",
+        not_null={"ir", "created_at"},
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def migrate(db: sqlite_utils.Database, location: str) -> None:
+    """Bring the database up to `SCHEMA_VERSION`, or refuse a file that is not ours."""
+    conn = db.conn
+    version = _pragma(conn, "user_version")
+    if version == SCHEMA_VERSION and _pragma(conn, "application_id") == APPLICATION_ID:
+        return
+    _refuse_foreign(conn, version, location)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated the file since the check above.
+        version = _pragma(conn, "user_version")
+        _refuse_foreign(conn, version, location)
+        for step in MIGRATIONS[version:]:
+            step(db)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _refuse_foreign(conn: sqlite3.Connection, version: int, location: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"journal `{location}` has schema version {version}, newer than this mnlang's "
+            f"{SCHEMA_VERSION}",
+            help="upgrade mnlang, or pass `--db` with another journal file",
+        )
+    app_id = _pragma(conn, "application_id")
+    has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    if app_id not in (0, APPLICATION_ID) or (app_id == 0 and has_tables):
+        raise StoreCorrupt(
+            f"`{location}` is an SQLite database but not an mnlang journal",
+            help="pass `--db` with a new or existing journal file",
+        )
+
+
+def _pragma(conn: sqlite3.Connection, name: str) -> int:
+    value = conn.execute(f"PRAGMA {name}").fetchone()[0]
+    assert isinstance(value, int)
+    return value

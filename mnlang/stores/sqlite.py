@@ -1,0 +1,832 @@
+"""The embedded journal: one SQLite file in WAL mode.
+
+Writes run in `BEGIN IMMEDIATE` transactions, so a writer takes the file's write lock
+before reading what it will change, and two workers cannot interleave a read-then-write.
+Readers never block in WAL mode. `synchronous=FULL` (durability `"full"`, the default)
+syncs the WAL on every commit: a commit that returned survives power loss. Durability
+`"fast"` uses `synchronous=NORMAL`: the WAL is synced only at checkpoints, so the last
+transactions before a power loss or OS crash may roll back; the file is never corrupted,
+and a crash of the process alone loses nothing.
+
+The commit path uses the `sqlite3` connection directly (it is the hot path); schema work
+and the occasional queries (listing runs, reading the journal) go through sqlite-utils.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import sqlite_utils
+
+from mnlang.stores.base import (
+    TERMINAL_STATUSES,
+    UNSET,
+    AppendList,
+    Batch,
+    Checkpoint,
+    CheckpointNotFound,
+    CommitResult,
+    Decision,
+    DeleteVar,
+    DropBranch,
+    Durability,
+    Event,
+    Json,
+    Lease,
+    LedgerPut,
+    LedgerRow,
+    NewRun,
+    RunNotFound,
+    RunRecord,
+    RunState,
+    RunStatus,
+    SetCursor,
+    SetList,
+    SetListItem,
+    SetVar,
+    Signal,
+    StaleLease,
+    StateOp,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+    Timer,
+)
+from mnlang.stores.crashpoints import crash_point, next_commit_number
+from mnlang.stores.schema import migrate
+
+# julianday has millisecond resolution; `unixepoch('subsec')` needs SQLite 3.42.
+_NOW_SQL = "SELECT (julianday('now') - 2440587.5) * 86400.0"
+
+_RUN_COLUMNS = (
+    "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
+    "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
+    "lease_expires_at, created_at, updated_at, finished_at"
+)
+_LEDGER_COLUMNS = "key, scope, args_hash, status, result, run_id, state, created_at, updated_at"
+_CHECKPOINT_COLUMNS = (
+    "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
+)
+_SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at"
+_TIMER_COLUMNS = "run_id, timer_id, due_at, payload"
+
+# A run is worth a worker's attention when nobody holds it and it can make progress.
+_RUNNABLE_SQL = """
+SELECT run_id FROM runs AS r
+WHERE r.status IN ('running', 'waiting')
+  AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= :now)
+  AND (
+    r.status = 'running'
+    OR r.cancel_requested = 1
+    OR EXISTS (SELECT 1 FROM timers AS t WHERE t.run_id = r.run_id AND t.due_at <= :now)
+    OR EXISTS (SELECT 1 FROM checkpoints AS c
+               WHERE c.run_id = r.run_id AND c.status = 'decided')
+    OR EXISTS (SELECT 1 FROM signals AS s
+               WHERE s.run_id = r.run_id AND s.consumed_at IS NULL
+                 AND s.name IN (SELECT value FROM json_each(r.waiting_for)))
+  )
+ORDER BY r.updated_at
+LIMIT :limit
+"""
+
+
+def _dump(value: Json) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _load(text: str | None) -> Json:
+    return None if text is None else json.loads(text)
+
+
+def _nested_range(branch: str) -> tuple[str, str]:
+    """Bounds of the branch ids nested in `branch`: `'/'` sorts just before `'0'`."""
+    return branch + "/", branch + "0"
+
+
+class SQLiteStore:
+    """A `Store` on one SQLite file; safe to share between the threads of one process."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        durability: Durability = "full",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.location = str(path)
+        self.busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        if self.location != ":memory:":
+            directory = Path(self.location).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"cannot create directory `{directory}` for journal `{self.location}`: "
+                    f"{e.strerror or e}",
+                    help="pass `--db` with a path in a writable directory",
+                ) from e
+        with self._translated():
+            conn = sqlite3.connect(
+                self.location,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+                self._db = sqlite_utils.Database(
+                    conn, execute_plugins=False, recursive_triggers=False
+                )
+                migrate(self._db, self.location)
+            except BaseException:
+                conn.close()
+                raise
+        self._conn = conn
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def now(self) -> float:
+        with self._lock, self._translated():
+            return float(self._conn.execute(_NOW_SQL).fetchone()[0])
+
+    # --- transactions and errors ------------------------------------------------------
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn SQLite's errors into `StoreError`s that name the file and say what to do."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise self._store_error(e) from e
+
+    def _store_error(self, e: sqlite3.Error) -> StoreError:
+        name = getattr(e, "sqlite_errorname", "") or ""
+        where = f"`{self.location}`"
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return StoreLocked(
+                f"journal {where} is locked by another process "
+                f"(waited {self.busy_timeout:g}s for its write lock)",
+                help="wait for the other process to finish, or stop it",
+            )
+        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+            return StoreCorrupt(
+                f"{where} is not a usable journal database ({e})",
+                help="restore the file from a backup, or pass `--db` with a new file",
+            )
+        if name.startswith("SQLITE_CANTOPEN"):
+            return StoreError(
+                f"cannot open journal {where}",
+                help="check that the path names a file in a writable directory",
+            )
+        if name.startswith("SQLITE_READONLY"):
+            return StoreError(
+                f"journal {where} is read-only",
+                help="check the permissions of the file and of its directory",
+            )
+        if name.startswith("SQLITE_FULL"):
+            return StoreError(f"the disk holding journal {where} is full")
+        return StoreError(f"journal {where}: {e}")
+
+    @contextmanager
+    def _write(self) -> Iterator[float]:
+        """One write transaction; yields the store's clock as of its start."""
+        with self._lock, self._translated():
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = float(conn.execute(_NOW_SQL).fetchone()[0])
+                yield now
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction, so several queries see one consistent state."""
+        with self._lock, self._translated():
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
+    def _query(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        with self._lock, self._translated():
+            return self._conn.execute(sql, params).fetchall()
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        with self._write() as now:
+            created = self._insert_run(run, now)
+            record = self._run_or_none(run.run_id)
+        assert record is not None
+        return record, created
+
+    def _insert_run(self, run: NewRun, now: float) -> bool:
+        cursor = self._conn.execute(
+            "INSERT INTO runs (run_id, workflow, workflow_class, status, args, parent_run_id, "
+            "ir_hash, meta, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (
+                run.run_id,
+                run.workflow,
+                run.workflow_class,
+                run.status,
+                _dump(run.args),
+                run.parent_run_id,
+                run.ir_hash,
+                _dump(run.meta),
+                now,
+                now,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._lock, self._translated():
+            return self._run_or_none(run_id)
+
+    def _run_or_none(self, run_id: str) -> RunRecord | None:
+        row = self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else _run_record(row)
+
+    def _run(self, run_id: str) -> RunRecord:
+        record = self._run_or_none(run_id)
+        if record is None:
+            raise _run_not_found(run_id)
+        return record
+
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        parent_run_id: str | None = None,
+        id_prefix: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": limit}
+        for column, value in (
+            ("status", status),
+            ("workflow", workflow),
+            ("workflow_class", workflow_class),
+            ("parent_run_id", parent_run_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        if id_prefix is not None:
+            where.append("substr(run_id, 1, length(:prefix)) = :prefix")
+            params["prefix"] = id_prefix
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
+        with self._lock, self._translated():
+            rows = [tuple(row.values()) for row in self._db.query(sql, params)]
+        return [_run_record(row) for row in rows]
+
+    def request_cancel(self, run_id: str) -> bool:
+        with self._write() as now:
+            record = self._run(run_id)
+            if record.status in TERMINAL_STATUSES:
+                return False
+            self._conn.execute(
+                "UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE run_id = ?",
+                (now, run_id),
+            )
+            return True
+
+    def runnable_runs(self, limit: int = 100) -> list[str]:
+        with self._lock, self._translated():
+            now = float(self._conn.execute(_NOW_SQL).fetchone()[0])
+            rows = self._conn.execute(_RUNNABLE_SQL, {"now": now, "limit": limit}).fetchall()
+        return [row[0] for row in rows]
+
+    # --- commits and state --------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> CommitResult:
+        # Serialising the events before the transaction keeps the write lock short; a value
+        # that is not JSON anywhere in the batch rolls the whole transaction back.
+        events = [(e.kind, e.state, e.branch, _dump(e.data)) for e in batch.events]
+        number = next_commit_number()
+        crash_point(number, "before")
+        with self._write() as now:
+            conn = self._conn
+            changes_before = conn.total_changes
+            row = conn.execute(
+                "SELECT last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at "
+                "FROM runs WHERE run_id = ?",
+                (batch.run_id,),
+            ).fetchone()
+            if row is None:
+                raise _run_not_found(batch.run_id)
+            last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at = row
+            self._check_lease(batch, lease_owner, lease_epoch, lease_expires_at, now)
+            if events:
+                conn.executemany(
+                    "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (batch.run_id, last_seq + i, now, kind, state, branch, data)
+                        for i, (kind, state, branch, data) in enumerate(events, start=1)
+                    ],
+                )
+                last_seq += len(events)
+            for op in batch.state:
+                self._apply_state_op(batch.run_id, op)
+            self._update_run(batch, last_seq, now)
+            ledger = [self._put_ledger(batch.run_id, put, now) for put in batch.ledger]
+            self._apply_pending_work(batch, now)
+            rows_written = conn.total_changes - changes_before
+            crash_point(number, "during")
+        crash_point(number, "after")
+        return CommitResult(
+            last_seq=last_seq,
+            committed_at=now,
+            cancel_requested=bool(cancel_requested),
+            ledger=ledger,
+            rows_written=rows_written,
+        )
+
+    def _check_lease(
+        self,
+        batch: Batch,
+        owner: str | None,
+        epoch: int,
+        expires_at: float | None,
+        now: float,
+    ) -> None:
+        lease = batch.lease
+        live = owner is not None and expires_at is not None and expires_at > now
+        if lease is None:
+            if live:
+                raise StaleLease(
+                    f"run `{batch.run_id}` is leased by worker `{owner}`; "
+                    "a commit without its lease is refused",
+                    help="acquire the run's lease before committing for it",
+                )
+            return
+        if (owner, epoch) != (lease.owner, lease.epoch):
+            raise StaleLease(
+                f"lease of worker `{lease.owner}` on run `{batch.run_id}` is stale "
+                f"(epoch {lease.epoch}; the run is now at epoch {epoch})",
+                help="another worker took the run over; drop this execution of it",
+            )
+        if not live:
+            raise StaleLease(
+                f"lease of worker `{lease.owner}` on run `{batch.run_id}` has expired",
+                help="renew the lease more often than its time to live",
+            )
+
+    def _apply_state_op(self, run_id: str, op: StateOp) -> None:
+        conn = self._conn
+        match op:
+            case SetVar(branch, name, value):
+                conn.execute(
+                    "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
+                    "VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (run_id, branch, name) DO UPDATE "
+                    "SET value = excluded.value, is_list = 0, length = 0",
+                    (run_id, branch, name, _dump(value)),
+                )
+                self._delete_items(run_id, branch, name)
+            case SetList(branch, name, items):
+                conn.execute(
+                    "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
+                    "VALUES (?, ?, ?, NULL, 1, ?) ON CONFLICT (run_id, branch, name) DO UPDATE "
+                    "SET value = NULL, is_list = 1, length = excluded.length",
+                    (run_id, branch, name, len(items)),
+                )
+                self._delete_items(run_id, branch, name)
+                self._insert_items(run_id, branch, name, 0, items)
+            case AppendList(branch, name, items):
+                row = conn.execute(
+                    "UPDATE variables SET length = length + ? "
+                    "WHERE run_id = ? AND branch = ? AND name = ? AND is_list = 1 "
+                    "RETURNING length",
+                    (len(items), run_id, branch, name),
+                ).fetchone()
+                if row is None:
+                    raise ValueError(f"`{name}` in branch `{branch}` is not a list variable")
+                self._insert_items(run_id, branch, name, row[0] - len(items), items)
+            case SetListItem(branch, name, index, value):
+                cursor = conn.execute(
+                    "UPDATE list_items SET value = ? "
+                    "WHERE run_id = ? AND branch = ? AND name = ? AND idx = ?",
+                    (_dump(value), run_id, branch, name, index),
+                )
+                if cursor.rowcount != 1:
+                    raise ValueError(f"`{name}[{index}]` in branch `{branch}` does not exist")
+            case DeleteVar(branch, name):
+                conn.execute(
+                    "DELETE FROM variables WHERE run_id = ? AND branch = ? AND name = ?",
+                    (run_id, branch, name),
+                )
+                self._delete_items(run_id, branch, name)
+            case SetCursor(branch, cursor_value):
+                conn.execute(
+                    "INSERT INTO cursors (run_id, branch, cursor) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_id, branch) DO UPDATE SET cursor = excluded.cursor",
+                    (run_id, branch, _dump(cursor_value)),
+                )
+            case DropBranch(branch):
+                low, high = _nested_range(branch)
+                for table in ("cursors", "variables", "list_items"):
+                    if branch:
+                        conn.execute(
+                            f"DELETE FROM {table} WHERE run_id = ? "
+                            "AND (branch = ? OR (branch >= ? AND branch < ?))",
+                            (run_id, branch, low, high),
+                        )
+                    else:
+                        conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+
+    def _insert_items(
+        self, run_id: str, branch: str, name: str, start: int, items: list[Json]
+    ) -> None:
+        self._conn.executemany(
+            "INSERT INTO list_items (run_id, branch, name, idx, value) VALUES (?, ?, ?, ?, ?)",
+            [(run_id, branch, name, i, _dump(item)) for i, item in enumerate(items, start)],
+        )
+
+    def _delete_items(self, run_id: str, branch: str, name: str) -> None:
+        self._conn.execute(
+            "DELETE FROM list_items WHERE run_id = ? AND branch = ? AND name = ?",
+            (run_id, branch, name),
+        )
+
+    def _update_run(self, batch: Batch, last_seq: int, now: float) -> None:
+        sets = ["last_seq = ?", "updated_at = ?"]
+        params: list[Any] = [last_seq, now]
+        update = batch.run
+        if update is not None:
+            if update.status is not None:
+                sets.append("status = ?")
+                params.append(update.status)
+                if update.status in TERMINAL_STATUSES:
+                    sets.append("finished_at = coalesce(finished_at, ?)")
+                    params.append(now)
+            if update.result is not UNSET:
+                sets.append("result = ?")
+                params.append(_dump(update.result))
+            if update.error is not UNSET:
+                sets.append("error = ?")
+                params.append(_dump(update.error))
+            if update.waiting_for is not None:
+                sets.append("waiting_for = ?")
+                params.append(_dump(update.waiting_for))
+            if update.ir_hash is not None:
+                sets.append("ir_hash = ?")
+                params.append(update.ir_hash)
+            if update.meta is not None:
+                sets.append("meta = ?")
+                params.append(_dump(update.meta))
+        params.append(batch.run_id)
+        self._conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", params)
+
+    def _put_ledger(self, run_id: str, put: LedgerPut, now: float) -> LedgerRow:
+        scope = "" if put.global_scope else run_id
+        # A done row is final and a different args hash is a conflict: both keep the row.
+        self._conn.execute(
+            "INSERT INTO ledger (scope, key, args_hash, status, result, run_id, state, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, "
+            "result = excluded.result, run_id = excluded.run_id, state = excluded.state, "
+            "updated_at = excluded.updated_at "
+            "WHERE ledger.status != 'done' AND ledger.args_hash = excluded.args_hash",
+            (
+                scope,
+                put.key,
+                put.args_hash,
+                put.status,
+                _dump(put.result),
+                run_id,
+                put.state,
+                now,
+                now,
+            ),
+        )
+        row = self._ledger_row(scope, put.key)
+        assert row is not None
+        return row
+
+    def _apply_pending_work(self, batch: Batch, now: float) -> None:
+        conn = self._conn
+        run_id = batch.run_id
+        if batch.set_timers:
+            conn.executemany(
+                "INSERT INTO timers (run_id, timer_id, due_at, payload) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, timer_id) DO UPDATE "
+                "SET due_at = excluded.due_at, payload = excluded.payload",
+                [(run_id, t.timer_id, now + t.delay, _dump(t.payload)) for t in batch.set_timers],
+            )
+        if batch.cancel_timers:
+            conn.executemany(
+                "DELETE FROM timers WHERE run_id = ? AND timer_id = ?",
+                [(run_id, timer_id) for timer_id in batch.cancel_timers],
+            )
+        if batch.open_checkpoints:
+            conn.executemany(
+                "INSERT INTO checkpoints (run_id, checkpoint_id, name, request, status, "
+                "decision, opened_at) VALUES (?, ?, ?, ?, 'open', 'null', ?) "
+                "ON CONFLICT (run_id, checkpoint_id) DO NOTHING",
+                [
+                    (run_id, c.checkpoint_id, c.name, _dump(c.request), now)
+                    for c in batch.open_checkpoints
+                ],
+            )
+        if batch.close_checkpoints:
+            conn.executemany(
+                "UPDATE checkpoints SET status = 'closed' WHERE run_id = ? AND checkpoint_id = ?",
+                [(run_id, checkpoint_id) for checkpoint_id in batch.close_checkpoints],
+            )
+        if batch.consume_signals:
+            conn.executemany(
+                "UPDATE signals SET consumed_at = ? "
+                "WHERE run_id = ? AND signal_id = ? AND consumed_at IS NULL",
+                [(now, run_id, signal_id) for signal_id in batch.consume_signals],
+            )
+        for signal in batch.send_signals:
+            self._insert_signal(signal.run_id, signal.name, signal.payload, signal.signal_id, now)
+        for child in batch.create_runs:
+            self._insert_run(child, now)
+
+    def load_state(self, run_id: str) -> RunState:
+        with self._snapshot() as conn:
+            record = self._run(run_id)
+            cursors = {
+                branch: _load(cursor)
+                for branch, cursor in conn.execute(
+                    "SELECT branch, cursor FROM cursors WHERE run_id = ?", (run_id,)
+                )
+            }
+            variables: dict[str, dict[str, Json]] = {}
+            for branch, name, value, is_list in conn.execute(
+                "SELECT branch, name, value, is_list FROM variables WHERE run_id = ?", (run_id,)
+            ):
+                variables.setdefault(branch, {})[name] = [] if is_list else _load(value)
+            # Items come in primary-key order: by branch, name, then index.
+            for branch, name, value in conn.execute(
+                "SELECT branch, name, value FROM list_items WHERE run_id = ? "
+                "ORDER BY branch, name, idx",
+                (run_id,),
+            ):
+                variables[branch][name].append(json.loads(value))
+        return RunState(run=record, cursors=cursors, variables=variables)
+
+    def read_journal(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        rows = self._query(
+            "SELECT run_id, seq, at, kind, state, branch, data FROM events "
+            "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after_seq, -1 if limit is None else limit),
+        )
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], _load(r[6])) for r in rows]
+
+    # --- effect ledger --------------------------------------------------------------------
+
+    def ledger_get(self, key: str, *, run_id: str | None) -> LedgerRow | None:
+        with self._lock, self._translated():
+            return self._ledger_row("" if run_id is None else run_id, key)
+
+    def _ledger_row(self, scope: str, key: str) -> LedgerRow | None:
+        row = self._conn.execute(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE scope = ? AND key = ?", (scope, key)
+        ).fetchone()
+        if row is None:
+            return None
+        return LedgerRow(
+            key=row[0],
+            scope_run_id=row[1] or None,
+            args_hash=row[2],
+            status=row[3],
+            result=_load(row[4]),
+            run_id=row[5],
+            state=row[6],
+            created_at=row[7],
+            updated_at=row[8],
+        )
+
+    # --- signals --------------------------------------------------------------------------
+
+    def send_signal(
+        self, run_id: str, name: str, payload: Json, *, signal_id: str | None = None
+    ) -> bool:
+        with self._write() as now:
+            self._run(run_id)
+            return self._insert_signal(run_id, name, payload, signal_id or uuid.uuid4().hex, now)
+
+    def _insert_signal(
+        self, run_id: str, name: str, payload: Json, signal_id: str, now: float
+    ) -> bool:
+        cursor = self._conn.execute(
+            "INSERT INTO signals (run_id, signal_id, name, payload, sent_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, signal_id) DO NOTHING",
+            (run_id, signal_id, name, _dump(payload), now),
+        )
+        return cursor.rowcount == 1
+
+    def pending_signals(self, run_id: str, name: str | None = None) -> list[Signal]:
+        sql = f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = ? AND consumed_at IS NULL"
+        params: list[Any] = [run_id]
+        if name is not None:
+            sql += " AND name = ?"
+            params.append(name)
+        rows = self._query(sql + " ORDER BY arrival", params)
+        return [Signal(r[0], r[1], r[2], _load(r[3]), r[4], r[5]) for r in rows]
+
+    # --- checkpoints --------------------------------------------------------------------
+
+    def get_checkpoint(self, run_id: str, checkpoint_id: str) -> Checkpoint | None:
+        with self._lock, self._translated():
+            return self._checkpoint(run_id, checkpoint_id)
+
+    def _checkpoint(self, run_id: str, checkpoint_id: str) -> Checkpoint | None:
+        row = self._conn.execute(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE run_id = ? AND checkpoint_id = ?",
+            (run_id, checkpoint_id),
+        ).fetchone()
+        return None if row is None else _checkpoint_record(row)
+
+    def open_checkpoints(self, run_id: str | None = None) -> list[Checkpoint]:
+        sql = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE status = 'open'"
+        params: list[Any] = []
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            params.append(run_id)
+        rows = self._query(sql + " ORDER BY opened_at, run_id, checkpoint_id", params)
+        return [_checkpoint_record(row) for row in rows]
+
+    def decide_checkpoint(
+        self, run_id: str, checkpoint_id: str, decision: Json, *, by: str
+    ) -> Decision:
+        with self._write() as now:
+            cursor = self._conn.execute(
+                "UPDATE checkpoints SET status = 'decided', decision = ?, decided_by = ?, "
+                "decided_at = ? WHERE run_id = ? AND checkpoint_id = ? AND status = 'open'",
+                (_dump(decision), by, now, run_id, checkpoint_id),
+            )
+            checkpoint = self._checkpoint(run_id, checkpoint_id)
+        if checkpoint is None:
+            raise CheckpointNotFound(
+                f"run `{run_id}` has no checkpoint `{checkpoint_id}`",
+                help="`mnc show RUN` lists a run's checkpoints",
+            )
+        return Decision(accepted=cursor.rowcount == 1, checkpoint=checkpoint)
+
+    # --- timers ---------------------------------------------------------------------------
+
+    def due_timers(self, *, limit: int = 100, now: float | None = None) -> list[Timer]:
+        with self._lock, self._translated():
+            at = float(self._conn.execute(_NOW_SQL).fetchone()[0]) if now is None else now
+            rows = self._conn.execute(
+                f"SELECT {_TIMER_COLUMNS} FROM timers WHERE due_at <= ? "
+                "ORDER BY due_at, run_id, timer_id LIMIT ?",
+                (at, limit),
+            ).fetchall()
+        return [Timer(r[0], r[1], r[2], _load(r[3])) for r in rows]
+
+    def next_due(self) -> float | None:
+        value = self._query("SELECT min(due_at) FROM timers")[0][0]
+        return None if value is None else float(value)
+
+    def run_timers(self, run_id: str) -> list[Timer]:
+        rows = self._query(
+            f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = ? ORDER BY due_at, timer_id",
+            (run_id,),
+        )
+        return [Timer(r[0], r[1], r[2], _load(r[3])) for r in rows]
+
+    # --- leases ---------------------------------------------------------------------------
+
+    def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Lease | None:
+        _check_ttl(ttl)
+        with self._write() as now:
+            record = self._run(run_id)
+            expires = record.lease_expires_at
+            held = record.lease_owner is not None and expires is not None and expires > now
+            if held and record.lease_owner != owner:
+                return None
+            lease = Lease(run_id, owner, record.lease_epoch + 1, now + ttl)
+            self._conn.execute(
+                "UPDATE runs SET lease_owner = ?, lease_epoch = ?, lease_expires_at = ? "
+                "WHERE run_id = ?",
+                (owner, lease.epoch, lease.expires_at, run_id),
+            )
+            return lease
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        _check_ttl(ttl)
+        with self._write() as now:
+            record = self._run(lease.run_id)
+            self._check_lease(
+                Batch(run_id=lease.run_id, lease=lease),
+                record.lease_owner,
+                record.lease_epoch,
+                record.lease_expires_at,
+                now,
+            )
+            renewed = Lease(lease.run_id, lease.owner, lease.epoch, now + ttl)
+            self._conn.execute(
+                "UPDATE runs SET lease_expires_at = ? WHERE run_id = ?",
+                (renewed.expires_at, lease.run_id),
+            )
+            return renewed
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._write():
+            self._conn.execute(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE run_id = ? AND lease_owner = ? AND lease_epoch = ?",
+                (lease.run_id, lease.owner, lease.epoch),
+            )
+
+    # --- compiled programs ----------------------------------------------------------------
+
+    def put_program(self, ir_hash: str, ir_json: str) -> None:
+        with self._write() as now:
+            self._conn.execute(
+                "INSERT INTO programs (ir_hash, ir, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (ir_hash) DO NOTHING",
+                (ir_hash, ir_json, now),
+            )
+
+    def get_program(self, ir_hash: str) -> str | None:
+        rows = self._query("SELECT ir FROM programs WHERE ir_hash = ?", (ir_hash,))
+        return cast(str, rows[0][0]) if rows else None
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        workflow=row[1],
+        workflow_class=row[2],
+        status=row[3],
+        args=_load(row[4]),
+        result=_load(row[5]),
+        error=_load(row[6]),
+        parent_run_id=row[7],
+        ir_hash=row[8],
+        meta=_load(row[9]),
+        waiting_for=_load(row[10]),
+        cancel_requested=bool(row[11]),
+        last_seq=row[12],
+        lease_owner=row[13],
+        lease_epoch=row[14],
+        lease_expires_at=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+        finished_at=row[18],
+    )
+
+
+def _checkpoint_record(row: Sequence[Any]) -> Checkpoint:
+    return Checkpoint(
+        run_id=row[0],
+        checkpoint_id=row[1],
+        name=row[2],
+        request=_load(row[3]),
+        status=row[4],
+        decision=_load(row[5]),
+        decided_by=row[6],
+        opened_at=row[7],
+        decided_at=row[8],
+    )
+
+
+def _run_not_found(run_id: str) -> RunNotFound:
+    return RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
+
+
+def _check_ttl(ttl: float) -> None:
+    if not ttl > 0:
+        raise ValueError(f"a lease needs a positive time to live, not {ttl!r}")

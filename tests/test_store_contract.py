@@ -1,0 +1,540 @@
+"""The store contract, written against the `Store` interface only.
+
+Every store implementation must pass this file: add its factory to `STORE_FACTORIES`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mnlang.stores import open_store
+from mnlang.stores.base import (
+    AppendList,
+    Batch,
+    CheckpointNotFound,
+    DeleteVar,
+    DropBranch,
+    LedgerPut,
+    NewEvent,
+    NewRun,
+    OpenCheckpoint,
+    RunNotFound,
+    RunRecord,
+    RunUpdate,
+    SendSignal,
+    SetCursor,
+    SetList,
+    SetListItem,
+    SetTimer,
+    SetVar,
+    StaleLease,
+    StateOp,
+    Store,
+)
+
+STORE_FACTORIES: dict[str, Callable[[Path], Store]] = {
+    "sqlite": lambda tmp: open_store(tmp / "journal.db"),
+}
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = STORE_FACTORIES[request.param](tmp_path)
+    yield opened
+    opened.close()
+
+
+def new_run(store: Store, run_id: str = "r1") -> str:
+    store.create_run(NewRun(run_id=run_id, workflow="refund", args={}))
+    return run_id
+
+
+def ids(runs: list[RunRecord]) -> list[str]:
+    return sorted(r.run_id for r in runs)
+
+
+# --- clock and runs ------------------------------------------------------------------------
+
+
+def test_clock_is_close_to_wall_time(store: Store) -> None:
+    assert abs(store.now() - time.time()) < 5
+
+
+def test_create_run_is_idempotent_by_id(store: Store) -> None:
+    first, created = store.create_run(
+        NewRun("order-17", "refund", {"order_id": "17"}, workflow_class="support", ir_hash="h1")
+    )
+    assert created
+    assert (first.status, first.args, first.workflow_class) == (
+        "running",
+        {"order_id": "17"},
+        "support",
+    )
+    again, created_again = store.create_run(NewRun("order-17", "refund", {"order_id": "other"}))
+    assert not created_again
+    assert again == first
+    assert len(store.list_runs()) == 1
+
+
+def test_get_run_of_unknown_id_is_none(store: Store) -> None:
+    assert store.get_run("nope") is None
+
+
+def test_list_runs_filters(store: Store) -> None:
+    store.create_run(NewRun("a1", "refund", {}, workflow_class="support"))
+    store.create_run(NewRun("a2", "refund", {}, workflow_class="support", parent_run_id="a1"))
+    store.create_run(NewRun("b1", "digest", {}, workflow_class="news"))
+    store.commit(Batch("a2", run=RunUpdate(status="completed", result=1)))
+    assert ids(store.list_runs()) == ["a1", "a2", "b1"]
+    assert ids(store.list_runs(workflow="refund")) == ["a1", "a2"]
+    assert ids(store.list_runs(workflow_class="news")) == ["b1"]
+    assert ids(store.list_runs(status="completed")) == ["a2"]
+    assert ids(store.list_runs(status="running", workflow="refund")) == ["a1"]
+    assert ids(store.list_runs(parent_run_id="a1")) == ["a2"]
+    assert ids(store.list_runs(id_prefix="a")) == ["a1", "a2"]
+    assert ids(store.list_runs(id_prefix="a%")) == []
+    assert len(store.list_runs(limit=2)) == 2
+
+
+# --- commits, journal and state -------------------------------------------------------------
+
+
+def test_commit_appends_numbered_events(store: Store) -> None:
+    run_id = new_run(store)
+    first = store.commit(
+        Batch(
+            run_id,
+            events=[NewEvent("started", {"args": {}}), NewEvent("call", {"tool": "f"}, "s1")],
+        )
+    )
+    second = store.commit(Batch(run_id, events=[NewEvent("result", {"v": "é ✓"}, "s1", "p1/0")]))
+    assert (first.last_seq, second.last_seq) == (2, 3)
+    journal = store.read_journal(run_id)
+    assert [(e.seq, e.kind, e.state, e.branch, e.data) for e in journal] == [
+        (1, "started", None, "", {"args": {}}),
+        (2, "call", "s1", "", {"tool": "f"}),
+        (3, "result", "s1", "p1/0", {"v": "é ✓"}),
+    ]
+    assert [e.seq for e in store.read_journal(run_id, after_seq=1, limit=1)] == [2]
+    record = store.get_run(run_id)
+    assert record is not None and record.last_seq == 3
+
+
+def test_commit_for_unknown_run_is_refused(store: Store) -> None:
+    with pytest.raises(RunNotFound, match="no run `ghost`"):
+        store.commit(Batch("ghost", events=[NewEvent("x")]))
+
+
+def test_failed_batch_leaves_nothing(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(Batch(run_id, state=[SetList("", "xs", [1])]))
+    with pytest.raises(ValueError, match=r"`xs\[5\]`"):
+        store.commit(
+            Batch(
+                run_id,
+                events=[NewEvent("step")],
+                state=[SetVar("", "y", 2), SetListItem("", "xs", 5, 0)],
+                run=RunUpdate(status="failed"),
+            )
+        )
+    state = store.load_state(run_id)
+    assert state.variables == {"": {"xs": [1]}}
+    assert state.run.status == "running"
+    assert store.read_journal(run_id) == []
+
+
+def test_non_json_value_rolls_the_batch_back(store: Store) -> None:
+    run_id = new_run(store)
+    with pytest.raises((TypeError, ValueError)):
+        store.commit(Batch(run_id, events=[NewEvent("a")], state=[SetVar("", "x", object())]))
+    assert store.read_journal(run_id) == []
+
+
+def test_state_ops_and_load_state(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(
+        Batch(
+            run_id,
+            state=[
+                SetVar("", "order", {"id": "17", "total": "120.00"}),
+                SetVar("", "tags", ["a", "b"]),
+                SetList("", "summaries", ["s0"]),
+                AppendList("", "summaries", ["s1", "s2"]),
+                SetListItem("", "summaries", 1, "S1"),
+                SetCursor("", {"state": "s3"}),
+                SetCursor("p1/0", "p1/0/s1"),
+                SetVar("p1/0", "item", 0),
+                SetVar("", "gone", True),
+                DeleteVar("", "gone"),
+            ],
+        )
+    )
+    state = store.load_state(run_id)
+    assert state.cursors == {"": {"state": "s3"}, "p1/0": "p1/0/s1"}
+    assert state.variables == {
+        "": {
+            "order": {"id": "17", "total": "120.00"},
+            "tags": ["a", "b"],
+            "summaries": ["s0", "S1", "s2"],
+        },
+        "p1/0": {"item": 0},
+    }
+
+
+def test_set_var_replaces_a_list_variable_and_back(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(Batch(run_id, state=[SetList("", "xs", [1, 2]), SetVar("", "xs", "now a string")]))
+    assert store.load_state(run_id).variables == {"": {"xs": "now a string"}}
+    store.commit(Batch(run_id, state=[SetList("", "xs", []), AppendList("", "xs", [None])]))
+    assert store.load_state(run_id).variables == {"": {"xs": [None]}}
+    store.commit(Batch(run_id, state=[SetList("", "xs", [7])]))
+    assert store.load_state(run_id).variables == {"": {"xs": [7]}}
+
+
+def test_append_to_a_plain_variable_is_refused(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(Batch(run_id, state=[SetVar("", "x", [1])]))
+    with pytest.raises(ValueError, match="not a list variable"):
+        store.commit(Batch(run_id, state=[AppendList("", "x", [2])]))
+
+
+def test_drop_branch_drops_nested_branches_only(store: Store) -> None:
+    run_id = new_run(store)
+    ops: list[StateOp] = []
+    for branch in ("", "p1", "p1/0", "p1/0/p2/3", "p10", "p1.x"):
+        ops += [SetCursor(branch, branch), SetVar(branch, "v", branch), SetList(branch, "l", [1])]
+    store.commit(Batch(run_id, state=ops))
+    store.commit(Batch(run_id, state=[DropBranch("p1")]))
+    state = store.load_state(run_id)
+    assert sorted(state.cursors) == ["", "p1.x", "p10"]
+    assert sorted(state.variables) == ["", "p1.x", "p10"]
+    store.commit(Batch(run_id, state=[DropBranch("")]))
+    state = store.load_state(run_id)
+    assert (state.cursors, state.variables) == ({}, {})
+
+
+def test_run_update(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(
+        Batch(run_id, run=RunUpdate(status="waiting", waiting_for=["payment"], meta={"k": 1}))
+    )
+    waiting = store.get_run(run_id)
+    assert waiting is not None
+    assert (waiting.status, waiting.waiting_for, waiting.meta, waiting.finished_at) == (
+        "waiting",
+        ["payment"],
+        {"k": 1},
+        None,
+    )
+    store.commit(
+        Batch(run_id, run=RunUpdate(status="completed", result={"refund_id": "x"}, waiting_for=[]))
+    )
+    done = store.get_run(run_id)
+    assert done is not None
+    assert (done.status, done.result, done.error, done.waiting_for) == (
+        "completed",
+        {"refund_id": "x"},
+        None,
+        [],
+    )
+    assert done.finished_at is not None and done.finished_at >= done.created_at
+    assert done.meta == {"k": 1}
+
+
+def test_batch_creates_child_runs_once(store: Store) -> None:
+    parent = new_run(store, "parent")
+    child = NewRun("parent/s1/0", "child_flow", {"x": 1}, parent_run_id=parent)
+    store.commit(Batch(parent, events=[NewEvent("child")], create_runs=[child]))
+    store.commit(Batch(parent, create_runs=[child]))
+    children = store.list_runs(parent_run_id=parent)
+    assert [(c.run_id, c.args) for c in children] == [("parent/s1/0", {"x": 1})]
+
+
+# --- effect ledger --------------------------------------------------------------------------
+
+
+def test_run_scoped_keys_are_unique_per_run(store: Store) -> None:
+    r1, r2 = new_run(store, "r1"), new_run(store, "r2")
+    store.commit(Batch(r1, ledger=[LedgerPut("notify:ann", "h1", "intent")]))
+    store.commit(Batch(r2, ledger=[LedgerPut("notify:ann", "h2", "intent")]))
+    row1 = store.ledger_get("notify:ann", run_id=r1)
+    row2 = store.ledger_get("notify:ann", run_id=r2)
+    assert row1 is not None and row2 is not None
+    assert (row1.scope_run_id, row1.args_hash) == ("r1", "h1")
+    assert (row2.scope_run_id, row2.args_hash) == ("r2", "h2")
+    assert store.ledger_get("notify:ann", run_id=None) is None
+
+
+def test_global_keys_are_shared_by_all_runs(store: Store) -> None:
+    r1, r2 = new_run(store, "r1"), new_run(store, "r2")
+    put = LedgerPut("refund:17", "h", "intent", global_scope=True, state="refund_payment")
+    result = store.commit(Batch(r1, ledger=[put]))
+    row = result.ledger[0]
+    assert (row.key, row.scope_run_id, row.status, row.run_id) == (
+        "refund:17",
+        None,
+        "intent",
+        "r1",
+    )
+    done = store.commit(
+        Batch(r1, ledger=[LedgerPut("refund:17", "h", "done", True, {"refund_id": "R1"})])
+    )
+    assert (done.ledger[0].status, done.ledger[0].result) == ("done", {"refund_id": "R1"})
+    # Another run putting the same global key finds it done, with the first result.
+    late = store.commit(
+        Batch(r2, ledger=[LedgerPut("refund:17", "h", "done", True, {"refund_id": "R2"})])
+    )
+    assert (late.ledger[0].status, late.ledger[0].result, late.ledger[0].run_id) == (
+        "done",
+        {"refund_id": "R1"},
+        "r1",
+    )
+    assert store.ledger_get("refund:17", run_id=None) == late.ledger[0]
+    assert store.ledger_get("refund:17", run_id=r1) is None
+
+
+def test_ledger_keeps_a_row_with_other_arguments(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(Batch(run_id, ledger=[LedgerPut("k", "hash-a", "intent")]))
+    result = store.commit(Batch(run_id, ledger=[LedgerPut("k", "hash-b", "done", result=1)]))
+    assert (result.ledger[0].args_hash, result.ledger[0].status) == ("hash-a", "intent")
+
+
+def test_ledger_intent_then_unknown_then_done(store: Store) -> None:
+    run_id = new_run(store)
+    for status in ("intent", "unknown", "intent", "done"):
+        result = store.commit(Batch(run_id, ledger=[LedgerPut("k", "h", status, result=status)]))
+        assert (result.ledger[0].status, result.ledger[0].result) == (status, status)
+    again = store.commit(Batch(run_id, ledger=[LedgerPut("k", "h", "intent")]))
+    assert again.ledger[0].status == "done"
+
+
+# --- signals --------------------------------------------------------------------------------
+
+
+def test_signals_are_kept_deduplicated_and_consumed(store: Store) -> None:
+    run_id = new_run(store)
+    assert store.send_signal(run_id, "payment", {"amount": "5.00"}, signal_id="pay-1")
+    assert not store.send_signal(run_id, "payment", {"amount": "9.99"}, signal_id="pay-1")
+    assert store.send_signal(run_id, "note", "hi")
+    assert store.send_signal(run_id, "note", "hi")
+    pending = store.pending_signals(run_id)
+    assert [(s.name, s.payload) for s in pending] == [
+        ("payment", {"amount": "5.00"}),
+        ("note", "hi"),
+        ("note", "hi"),
+    ]
+    assert [s.signal_id for s in store.pending_signals(run_id, "payment")] == ["pay-1"]
+    store.commit(Batch(run_id, consume_signals=["pay-1"]))
+    assert [s.name for s in store.pending_signals(run_id)] == ["note", "note"]
+    # Consumed, the id still counts as sent.
+    assert not store.send_signal(run_id, "payment", {}, signal_id="pay-1")
+
+
+def test_signal_to_unknown_run_is_refused(store: Store) -> None:
+    with pytest.raises(RunNotFound):
+        store.send_signal("ghost", "payment", {})
+
+
+def test_batch_sends_signals_to_other_runs(store: Store) -> None:
+    parent, child = new_run(store, "parent"), new_run(store, "child")
+    done = SendSignal(parent, "child_done", {"run_id": child}, signal_id=f"child:{child}")
+    store.commit(Batch(child, run=RunUpdate(status="completed"), send_signals=[done]))
+    store.commit(Batch(child, send_signals=[done]))
+    assert [s.payload for s in store.pending_signals(parent)] == [{"run_id": "child"}]
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+
+def open_review(store: Store, run_id: str) -> None:
+    request = {"ask": "Refund $120?", "options": ["approve", "reject"]}
+    store.commit(Batch(run_id, open_checkpoints=[OpenCheckpoint("cp1", "manager_review", request)]))
+
+
+def test_first_decision_wins(store: Store) -> None:
+    run_id = new_run(store)
+    open_review(store, run_id)
+    [pending] = store.open_checkpoints()
+    assert (pending.name, pending.status, pending.request["ask"]) == (
+        "manager_review",
+        "open",
+        "Refund $120?",
+    )
+    first = store.decide_checkpoint(run_id, "cp1", {"choice": "approve"}, by="ann")
+    assert first.accepted
+    assert (first.checkpoint.status, first.checkpoint.decided_by) == ("decided", "ann")
+    late = store.decide_checkpoint(run_id, "cp1", {"choice": "reject"}, by="timeout")
+    assert not late.accepted
+    assert (late.checkpoint.decision, late.checkpoint.decided_by) == ({"choice": "approve"}, "ann")
+    assert store.open_checkpoints() == []
+    store.commit(Batch(run_id, close_checkpoints=["cp1"]))
+    closed = store.get_checkpoint(run_id, "cp1")
+    assert closed is not None and closed.status == "closed"
+    assert not store.decide_checkpoint(run_id, "cp1", {"choice": "reject"}, by="bob").accepted
+
+
+def test_reopening_a_checkpoint_keeps_the_first(store: Store) -> None:
+    run_id = new_run(store)
+    open_review(store, run_id)
+    store.decide_checkpoint(run_id, "cp1", {"choice": "approve"}, by="ann")
+    open_review(store, run_id)
+    checkpoint = store.get_checkpoint(run_id, "cp1")
+    assert checkpoint is not None and checkpoint.status == "decided"
+
+
+def test_deciding_an_unknown_checkpoint_is_an_error(store: Store) -> None:
+    run_id = new_run(store)
+    with pytest.raises(CheckpointNotFound, match="no checkpoint `cp9`"):
+        store.decide_checkpoint(run_id, "cp9", {}, by="ann")
+
+
+def test_open_checkpoints_of_one_run(store: Store) -> None:
+    r1, r2 = new_run(store, "r1"), new_run(store, "r2")
+    open_review(store, r1)
+    open_review(store, r2)
+    assert [c.run_id for c in store.open_checkpoints(r2)] == ["r2"]
+    assert len(store.open_checkpoints()) == 2
+
+
+# --- timers ---------------------------------------------------------------------------------
+
+
+def test_due_timers_by_the_store_clock(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(
+        Batch(
+            run_id,
+            set_timers=[
+                SetTimer("retry", 0.0, {"attempt": 2}),
+                SetTimer("deadline", 3600.0),
+                SetTimer("checkpoint", 60.0),
+            ],
+        )
+    )
+    assert [(t.timer_id, t.payload) for t in store.due_timers()] == [("retry", {"attempt": 2})]
+    later = [t.timer_id for t in store.due_timers(now=store.now() + 120)]
+    assert later == ["retry", "checkpoint"]
+    assert [t.timer_id for t in store.run_timers(run_id)] == ["retry", "checkpoint", "deadline"]
+    next_due = store.next_due()
+    assert next_due is not None and next_due <= store.now()
+    store.commit(Batch(run_id, cancel_timers=["retry"], set_timers=[SetTimer("deadline", 0.0)]))
+    assert [t.timer_id for t in store.due_timers()] == ["deadline"]
+    store.commit(Batch(run_id, cancel_timers=["deadline", "checkpoint"]))
+    assert store.next_due() is None
+
+
+# --- leases ---------------------------------------------------------------------------------
+
+
+def test_lease_excludes_other_workers_until_it_expires(store: Store) -> None:
+    run_id = new_run(store)
+    lease = store.acquire_lease(run_id, "w1", ttl=30)
+    assert lease is not None and lease.epoch == 1
+    assert store.acquire_lease(run_id, "w2", ttl=30) is None
+    store.commit(Batch(run_id, lease=lease, events=[NewEvent("step")]))
+    renewed = store.renew_lease(lease, ttl=60)
+    assert renewed.epoch == lease.epoch and renewed.expires_at > lease.expires_at
+    store.release_lease(renewed)
+    taken = store.acquire_lease(run_id, "w2", ttl=30)
+    assert taken is not None and taken.epoch == 2
+
+
+def test_commit_with_a_stale_epoch_is_refused(store: Store) -> None:
+    run_id = new_run(store)
+    old = store.acquire_lease(run_id, "w1", ttl=0.05)
+    assert old is not None
+    time.sleep(0.1)
+    new = store.acquire_lease(run_id, "w2", ttl=30)
+    assert new is not None and new.epoch == old.epoch + 1
+    with pytest.raises(StaleLease, match=r"epoch 1; the run is now at epoch 2"):
+        store.commit(Batch(run_id, lease=old, events=[NewEvent("late")]))
+    with pytest.raises(StaleLease):
+        store.renew_lease(old, ttl=30)
+    store.release_lease(old)
+    assert store.commit(Batch(run_id, lease=new, events=[NewEvent("ok")])).last_seq == 1
+    assert [e.kind for e in store.read_journal(run_id)] == ["ok"]
+
+
+def test_commit_with_an_expired_lease_is_refused(store: Store) -> None:
+    run_id = new_run(store)
+    lease = store.acquire_lease(run_id, "w1", ttl=0.05)
+    assert lease is not None
+    time.sleep(0.1)
+    with pytest.raises(StaleLease, match="has expired"):
+        store.commit(Batch(run_id, lease=lease, events=[NewEvent("late")]))
+    assert store.read_journal(run_id) == []
+
+
+def test_commit_without_a_lease_is_refused_while_one_is_held(store: Store) -> None:
+    run_id = new_run(store)
+    lease = store.acquire_lease(run_id, "w1", ttl=30)
+    assert lease is not None
+    with pytest.raises(StaleLease, match="leased by worker `w1`"):
+        store.commit(Batch(run_id, events=[NewEvent("sneaky")]))
+    store.release_lease(lease)
+    store.commit(Batch(run_id, events=[NewEvent("fine")]))
+
+
+def test_same_owner_reacquiring_fences_its_older_execution(store: Store) -> None:
+    run_id = new_run(store)
+    first = store.acquire_lease(run_id, "w1", ttl=30)
+    second = store.acquire_lease(run_id, "w1", ttl=30)
+    assert first is not None and second is not None and second.epoch == first.epoch + 1
+    with pytest.raises(StaleLease):
+        store.commit(Batch(run_id, lease=first))
+
+
+def test_lease_of_unknown_run_is_an_error(store: Store) -> None:
+    with pytest.raises(RunNotFound):
+        store.acquire_lease("ghost", "w1", ttl=30)
+
+
+# --- cancellation and scheduling ------------------------------------------------------------
+
+
+def test_cancel_request_reaches_the_next_commit(store: Store) -> None:
+    run_id = new_run(store)
+    assert not store.commit(Batch(run_id)).cancel_requested
+    assert store.request_cancel(run_id)
+    assert store.commit(Batch(run_id)).cancel_requested
+    store.commit(Batch(run_id, run=RunUpdate(status="cancelled")))
+    assert not store.request_cancel(run_id)
+    with pytest.raises(RunNotFound):
+        store.request_cancel("ghost")
+
+
+def test_runnable_runs(store: Store) -> None:
+    running = new_run(store, "running")
+    leased = new_run(store, "leased")
+    store.acquire_lease(leased, "w1", ttl=30)
+    waiting = {
+        name: new_run(store, name) for name in ("idle", "timer", "signal", "other", "decided")
+    }
+    for run_id in waiting.values():
+        store.commit(Batch(run_id, run=RunUpdate(status="waiting", waiting_for=["payment"])))
+    done = new_run(store, "done")
+    store.commit(Batch(done, run=RunUpdate(status="completed")))
+    store.commit(Batch("timer", set_timers=[SetTimer("t", 0.0)]))
+    store.commit(Batch("idle", set_timers=[SetTimer("t", 3600.0)]))
+    store.send_signal("signal", "payment", {})
+    store.send_signal("other", "unrelated", {})
+    open_review(store, "decided")
+    assert sorted(store.runnable_runs()) == [running, "signal", "timer"]
+    store.decide_checkpoint("decided", "cp1", {"choice": "approve"}, by="ann")
+    store.request_cancel("idle")
+    assert sorted(store.runnable_runs()) == ["decided", "idle", running, "signal", "timer"]
+
+
+# --- compiled programs ----------------------------------------------------------------------
+
+
+def test_programs_are_kept_by_hash(store: Store) -> None:
+    store.put_program("abc", '{"ir_version": 1}')
+    store.put_program("abc", '{"ir_version": 2}')
+    assert store.get_program("abc") == '{"ir_version": 1}'
+    assert store.get_program("zzz") is None
