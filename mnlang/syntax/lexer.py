@@ -12,42 +12,98 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from lark import Token
-
 from mnlang.syntax.tokens import KEYWORDS, PUNCTUATION
 
+# Leading blanks are matched with the token, so most tokens take one regex call.
 _MASTER = re.compile(
     r"""
-    (?P<WS>[ \t\f\r]+)
-  | (?P<NL>\n)
-  | (?P<COMMENT>\#[^\n]*)
-  | (?P<LONG_STRING>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\")
-  | (?P<STRING>"(?:[^"\\\n]|\\.)*")
-  | (?P<MONEY>\$[0-9]+(?:\.[0-9]+)?)
-  | (?P<DURATION>[0-9]+(?:ms|s|m|h|d)(?![A-Za-z0-9_]))
-  | (?P<FLOAT>[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?)
-  | (?P<INT>[0-9]+)
-  | (?P<IDENT>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<AT_ID>@[a-z_][A-Za-z0-9_]*)
-  | (?P<OP>==|!=|<=|>=|->|=>|\?\?|[{}()\[\],:.=<>+\-*/%?])
+    [ \t\f\r]*
+    (?:
+      (?P<NL>\n)
+    | (?P<COMMENT>\#[^\n]*)
+    | (?P<LONG_STRING>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\")
+    | (?P<STRING>"(?:[^"\\\n]|\\.)*")
+    | (?P<MONEY>\$[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_]))
+    | (?P<DURATION>[0-9]+(?:ms|s|m|h|d)(?![A-Za-z0-9_]))
+    | (?P<FLOAT>[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_.]))
+    | (?P<INT>[0-9]+(?![A-Za-z0-9_.]))
+    | (?P<BAD_NUMBER>\$?[0-9][0-9.]*[A-Za-z0-9_]*(?:\.[0-9][A-Za-z0-9_]*)*)
+    | (?P<IDENT>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<AT_ID>@[a-z_][A-Za-z0-9_]*)
+    | (?P<OP>==|!=|<=|>=|->|=>|\?\?|[{}()\[\],:.=<>+\-*/%?])
+    | (?P<END>\Z)
+    )
     """,
     re.VERBOSE,
 )
 
 # After these a newline cannot end anything, so it is not a separator.
 _NO_NL_AFTER = frozenset(
-    "LBRACE COMMA COLON ASSIGN ARROW FATARROW EQ NE LT GT LE GE PLUS MINUS STAR SLASH "
-    "PERCENT QQ AND OR NOT DOT".split()
+    {
+        *("LBRACE", "COMMA", "COLON", "ASSIGN", "ARROW", "FATARROW"),
+        *("EQ", "NE", "LT", "GT", "LE", "GE", "PLUS", "MINUS", "STAR", "SLASH", "PERCENT"),
+        *("QQ", "AND", "OR", "NOT", "DOT"),
+    }
 )
-_NO_NL_BEFORE = frozenset("RBRACE RPAR RSQB ELSE CATCH FINALLY".split())
+_NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY"})
 _OPENERS = {"LBRACE": "RBRACE", "LPAR": "RPAR", "LSQB": "RSQB"}
 _CLOSERS = frozenset(_OPENERS.values())
+
+
+class Token:
+    """A terminal with its text and position (1-based line and column; end exclusive)."""
+
+    __slots__ = (
+        "column",
+        "end_column",
+        "end_line",
+        "end_pos",
+        "line",
+        "start_pos",
+        "type",
+        "value",
+    )
+
+    def __init__(
+        self,
+        type: str,
+        value: str,
+        start_pos: int,
+        line: int,
+        column: int,
+        end_line: int,
+        end_column: int,
+        end_pos: int,
+    ) -> None:
+        self.type = type
+        self.value = value
+        self.start_pos = start_pos
+        self.line = line
+        self.column = column
+        self.end_line = end_line
+        self.end_column = end_column
+        self.end_pos = end_pos
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Token({self.type}, {self.value!r}, {self.line}:{self.column})"
 
 
 class LexError(Exception):
     """A character sequence that is no token; carries its position for a diagnostic."""
 
-    def __init__(self, code: str, message: str, line: int, col: int, pos: int, length: int) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        line: int,
+        col: int,
+        pos: int,
+        length: int,
+        help: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -55,6 +111,7 @@ class LexError(Exception):
         self.col = col
         self.pos = pos
         self.length = length
+        self.help = help
 
 
 @dataclass(slots=True)
@@ -68,6 +125,18 @@ class Comment:
     own_line: bool
 
 
+def end_token(text: str, line: int = 1, col: int = 1, offset: int = 0) -> Token:
+    """The `$END` token just after `text`, positioned as `tokenize` would position it."""
+    newlines = text.count("\n")
+    if newlines:
+        line += newlines
+        col = len(text) - text.rfind("\n")
+    else:
+        col += len(text)
+    pos = offset + len(text)
+    return Token("$END", "", pos, line, col, line, col, pos)
+
+
 def tokenize(
     text: str,
     line: int = 1,
@@ -75,10 +144,14 @@ def tokenize(
     offset: int = 0,
     comments: list[Comment] | None = None,
 ) -> Iterator[Token]:
-    """Yield Lark tokens for `text`, positioned as if `text` began at (line, col, offset)."""
+    """Yield tokens for `text`, positioned as if `text` began at (line, col, offset)."""
     match = _MASTER.match
     keywords = KEYWORDS
     punctuation = PUNCTUATION
+    openers = _OPENERS
+    closers = _CLOSERS
+    no_nl_after = _NO_NL_AFTER
+    no_nl_before = _NO_NL_BEFORE
     pos = 0
     end = len(text)
     line_start = -col + 1  # column = pos - line_start + 1
@@ -89,60 +162,53 @@ def tokenize(
     while pos < end:
         m = match(text, pos)
         if m is None:
-            ch = text[pos]
-            c = pos - line_start + 1
-            if ch == '"':
-                if text.startswith('"""', pos):
-                    raise LexError(
-                        "E001",
-                        "unterminated string: `\"\"\"` has no closing `\"\"\"`",
-                        line,
-                        c,
-                        pos + offset,
-                        3,
-                    )
-                raise LexError(
-                    "E001", "unterminated string: `\"` has no closing `\"` on this line",
-                    line, c, pos + offset, 1,
-                )
-            if ch == "$":
-                raise LexError("E002", "`$` must be followed by an amount, e.g. `$0.50`", line, c, pos + offset, 1)
-            raise LexError("E002", f"unexpected character `{ch}`", line, c, pos + offset, 1)
-        kind = m.lastgroup
-        value = m.group()
-        start = pos
+            raise _lex_error(text, pos, line, line_start, offset)
+        kind = m.lastgroup or ""
         pos = m.end()
-        if kind == "WS":
-            continue
-        if kind == "NL":
+        if kind == "IDENT":
+            value = m.group(kind)
+            kind = keywords.get(value) or ("TYPE_NAME" if value[0].isupper() else "NAME")
+        elif kind == "OP":
+            value = m.group(kind)
+            kind = punctuation[value]
+            if kind in openers:
+                stack.append(openers[kind])
+            elif kind in closers and stack and stack[-1] == kind:
+                stack.pop()
+        elif kind == "NL":
+            at = pos - 1
+            separates = not stack or stack[-1] == "RBRACE"
+            if separates and last is not None and last not in no_nl_after and pending_nl is None:
+                col_at = at - line_start + 1
+                pending_nl = Token(
+                    "_NL", "\n", at + offset, line, col_at, line, col_at + 1, pos + offset
+                )
             line += 1
             line_start = pos
             line_has_token = False
-            if stack and stack[-1] != "RBRACE":
-                continue
-            if last is None or last in _NO_NL_AFTER or pending_nl is not None:
-                continue
-            pending_nl = Token("_NL", "\n", start + offset, line - 1, start - line_start + 1)
             continue
-        if kind == "COMMENT":
+        elif kind == "COMMENT":
             if comments is not None:
+                at = m.start(kind)
                 comments.append(
-                    Comment(value, line, start - line_start + 1, start + offset, not line_has_token)
+                    Comment(
+                        m.group(kind), line, at - line_start + 1, at + offset, not line_has_token
+                    )
                 )
             continue
-        if kind == "IDENT":
-            kind = keywords.get(value) or ("TYPE_NAME" if value[0].isupper() else "NAME")
-        elif kind == "OP":
-            kind = punctuation[value]
-            if kind in _OPENERS:
-                stack.append(_OPENERS[kind])
-            elif kind in _CLOSERS and stack and stack[-1] == kind:
-                stack.pop()
+        elif kind == "END":
+            break
+        elif kind == "BAD_NUMBER":
+            at = m.start(kind)
+            raise _bad_number(m.group(kind), line, at - line_start + 1, at + offset)
+        else:
+            value = m.group(kind)
         if pending_nl is not None:
-            if kind not in _NO_NL_BEFORE:
+            if kind not in no_nl_before:
                 yield pending_nl
             pending_nl = None
         line_has_token = True
+        start = pos - len(value)
         tok_line = line
         tok_col = start - line_start + 1
         if kind == "LONG_STRING":
@@ -151,13 +217,62 @@ def tokenize(
                 line += newlines
                 line_start = start + value.rfind("\n") + 1
         yield Token(
-            kind,
-            value,
-            start + offset,
-            tok_line,
-            tok_col,
-            line,
-            pos - line_start + 1,
-            pos + offset,
+            kind, value, start + offset, tok_line, tok_col, line, pos - line_start + 1, pos + offset
         )
         last = kind
+
+
+def _lex_error(text: str, pos: int, line: int, line_start: int, offset: int) -> LexError:
+    """The diagnostic for the character at `pos`, which starts no token."""
+    while pos < len(text) and text[pos] in " \t\f\r":
+        pos += 1
+    ch = text[pos] if pos < len(text) else ""
+    col = pos - line_start + 1
+    if ch == '"':
+        if text.startswith('"""', pos):
+            return LexError(
+                "E001",
+                'unterminated string: `"""` has no closing `"""`',
+                line,
+                col,
+                pos + offset,
+                3,
+            )
+        return LexError(
+            "E001",
+            'unterminated string: `"` has no closing `"` on this line',
+            line,
+            col,
+            pos + offset,
+            1,
+        )
+    if ch == "$":
+        return LexError(
+            "E002", "`$` must be followed by an amount, e.g. `$0.50`", line, col, pos + offset, 1
+        )
+    shown = ch if ch.isprintable() else f"\\u{ord(ch):04x}"
+    return LexError("E002", f"unexpected character `{shown}`", line, col, pos + offset, 1)
+
+
+_UNIT_MILLIS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _bad_number(text: str, line: int, col: int, pos: int) -> LexError:
+    """E014 for a number glued to letters or dots: `5min`, `1.5s`, `1.2.3`, `$5k`."""
+    help = (
+        "a number is `42` or `0.5`; a duration is a whole number and a unit: `ms` `s` `m` `h` `d`"
+    )
+    digits = len(text) - len(text.lstrip("$0123456789."))
+    number, unit = text[:digits], text[digits:]
+    if text.startswith("$"):
+        help = "money is written `$` and an amount: `$0.50`, `$100`"
+    elif unit in _UNIT_MILLIS and number.count(".") == 1 and number.replace(".", "").isdigit():
+        millis = float(number) * _UNIT_MILLIS[unit]
+        whole = [u for u, size in _UNIT_MILLIS.items() if millis % size == 0]
+        hint = f": write `{int(millis // _UNIT_MILLIS[whole[-1]])}{whole[-1]}`" if whole else ""
+        help = f"durations are whole numbers of a unit{hint}"
+    elif unit[:1] in ("e", "E") and number.isdigit() and unit[1:].isdigit():
+        help = f"a number with an exponent needs a decimal point: `{number}.0{unit}`"
+    elif number.isdigit() and unit:
+        help = f"`{unit}` is not a duration unit; the units are `ms` `s` `m` `h` `d`"
+    return LexError("E014", f"bad number `{text}`", line, col, pos, len(text), help=help)

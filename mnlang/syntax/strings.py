@@ -8,11 +8,12 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "{": "{", "}"
 
 
 class StringError(Exception):
-    def __init__(self, message: str, index: int, length: int = 1) -> None:
+    def __init__(self, message: str, index: int, length: int = 1, help: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.index = index  # offset into the raw token text
         self.length = length
+        self.help = help
 
 
 @dataclass(slots=True)
@@ -74,7 +75,12 @@ def split_string(token: str) -> list[Segment]:
         if ch == "\\" and i + 1 < end:
             esc = token[i + 1]
             if esc not in _ESCAPES:
-                raise StringError(f"unknown escape `\\{esc}`", i, 2)
+                raise StringError(
+                    f"unknown escape `\\{esc}`",
+                    i,
+                    2,
+                    help='the escapes are `\\n` `\\t` `\\r` `\\0` `\\"` `\\\\` `\\{` `\\}`',
+                )
             buf.append(_ESCAPES[esc])
             i += 2
         elif ch == "{":
@@ -84,10 +90,16 @@ def split_string(token: str) -> list[Segment]:
                 continue
             close = _matching_brace(token, i, end)
             if close < 0:
-                raise StringError("unclosed `{` in string interpolation", i)
+                raise StringError(
+                    "unclosed `{` in string interpolation",
+                    i,
+                    help="close it with `}`, or write `{{` for a literal brace",
+                )
             source = token[i + 1 : close]
             if not source.strip():
-                raise StringError("empty `{}` in a string: write `{{}}` for literal braces", i, 2)
+                raise StringError(
+                    "empty `{}` in a string", i, 2, help="write `{{}}` for literal braces"
+                )
             if buf:
                 segments.append(Segment("".join(buf), False))
                 buf = []
@@ -98,7 +110,7 @@ def split_string(token: str) -> list[Segment]:
                 buf.append("}")
                 i += 2
                 continue
-            raise StringError("a lone `}` in a string: write `}}` for a literal brace", i)
+            raise StringError("a lone `}` in a string", i, help="write `}}` for a literal brace")
         elif ch == "\r" and token.startswith("\r\n", i):
             i += 1
         else:

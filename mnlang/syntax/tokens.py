@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-KEYWORDS: dict[str, str] = {
-    word: word.upper()
-    for word in (
-        "import type enum tool effect agent event policy schedule workflow scenario "
-        "if else match for in parallel limit checkpoint wait try catch finally as "
-        "return fail log yield while not and or true false null"
-    ).split()
-}
+_RESERVED = """
+    import type enum tool effect agent event policy schedule workflow scenario
+    if else match for in parallel limit checkpoint wait try catch finally as
+    return fail log yield while not and or true false null
+"""
+KEYWORDS: dict[str, str] = {word: word.upper() for word in _RESERVED.split()}
 
 PUNCTUATION: dict[str, str] = {
     "{": "LBRACE",
