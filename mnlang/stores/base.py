@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, Self, TypeAlias
 
 Json: TypeAlias = Any
 """A JSON-compatible Python value (see the module docstring)."""
@@ -385,6 +385,10 @@ class Store(Protocol):
 
     location: str
     """The database's path or URL, for messages."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     def close(self) -> None:
         """Release the connection."""

@@ -1,0 +1,255 @@
+"""The SQLite store beyond the contract: files, pragmas, migrations, locks, corruption."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from mnlang.stores import DEFAULT_PATH, open_store
+from mnlang.stores.base import (
+    AppendList,
+    Batch,
+    NewEvent,
+    NewRun,
+    SetCursor,
+    SetList,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+    StoreVersionError,
+)
+from mnlang.stores.schema import APPLICATION_ID, SCHEMA_VERSION
+from mnlang.stores.sqlite import SQLiteStore
+
+
+def pragma(path: Path, name: str) -> object:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+# --- where the journal lives ------------------------------------------------------------
+
+
+def test_default_path_is_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MNC_DB", raising=False)
+    with open_store() as store:
+        assert store.location == str(DEFAULT_PATH)
+    assert (tmp_path / ".mnc" / "journal.db").is_file()
+
+
+def test_env_var_and_explicit_path_override_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MNC_DB", str(tmp_path / "env.db"))
+    with open_store() as store:
+        assert store.location == str(tmp_path / "env.db")
+    with open_store(tmp_path / "flag.db") as store:
+        assert store.location == str(tmp_path / "flag.db")
+
+
+def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with open_store("sqlite:///rel.db") as store:
+        assert store.location == "rel.db"
+    absolute = tmp_path / "abs.db"
+    with open_store(f"sqlite:///{absolute}") as store:
+        assert store.location == str(absolute)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("postgresql://db/mnc", "PostgreSQL journals are not supported yet"),
+        ("redis://x", "unknown journal URL scheme `redis://`"),
+    ],
+)
+def test_unsupported_urls_are_refused(target: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message) as info:
+        open_store(target)
+    assert info.value.help
+
+
+def test_unknown_durability_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="unknown durability `safe`"):
+        open_store(tmp_path / "j.db", durability="safe")  # type: ignore[arg-type]
+
+
+def test_uncreatable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot create directory") as info:
+        open_store(tmp_path / "file" / "journal.db")
+    assert info.value.help
+
+
+# --- pragmas and durability -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("full", 2), ("fast", 1)])
+def test_wal_and_synchronous(tmp_path: Path, durability: str, synchronous: int) -> None:
+    store = SQLiteStore(tmp_path / "j.db", durability=durability)  # type: ignore[arg-type]
+    with store:
+        conn = store._conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == synchronous
+
+
+# --- schema versions --------------------------------------------------------------------------
+
+
+def test_empty_file_is_migrated_from_version_0(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    path.write_bytes(b"")
+    with open_store(path) as store:
+        store.create_run(NewRun("r1", "wf", {}))
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+    assert pragma(path, "application_id") == APPLICATION_ID
+    # Reopening an up-to-date file keeps its data.
+    with open_store(path) as store:
+        assert store.get_run("r1") is not None
+
+
+def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    open_store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreVersionError, match=rf"schema version {SCHEMA_VERSION + 1}, newer"):
+        open_store(path)
+    assert pragma(path, "user_version") == SCHEMA_VERSION + 1
+
+
+def test_another_programs_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorrupt, match="not an mnlang journal"):
+        open_store(path)
+    assert pragma(path, "user_version") == 0
+    assert pragma(path, "application_id") == 0
+
+
+# --- locks and corruption -----------------------------------------------------------------
+
+
+def test_locked_journal_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    store = open_store(path, busy_timeout=0.2)
+    store.create_run(NewRun("r1", "wf", {}))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreLocked, match=f"journal `{path}` is locked") as info:
+            store.commit(Batch("r1", events=[NewEvent("step")]))
+        assert info.value.help
+        # Readers are not blocked in WAL mode.
+        assert store.get_run("r1") is not None
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.commit(Batch("r1", events=[NewEvent("step")])).last_seq == 1
+    store.close()
+
+
+def test_journal_locked_while_opening_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE placeholder (x)")
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreLocked, match=f"`{path}`"):
+            open_store(path, busy_timeout=0.2)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_random_bytes_are_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    path.write_bytes(random.Random(7).randbytes(16384))
+    with pytest.raises(StoreCorrupt, match=f"`{path}` is not a usable journal database") as info:
+        open_store(path)
+    assert info.value.help
+
+
+def test_damaged_pages_are_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with open_store(path) as store:
+        for i in range(50):
+            store.create_run(NewRun(f"run-{i}", "wf", {"payload": "x" * 500}))
+    data = bytearray(path.read_bytes())
+    page_size = int.from_bytes(data[16:18], "big")
+    garbage = random.Random(3).randbytes(len(data) - 2 * page_size)
+    data[2 * page_size :] = garbage
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupt, match=f"`{path}`"), open_store(path) as store:
+        store.list_runs()
+
+
+# --- incremental list variables and concurrency -------------------------------------------------
+
+
+def test_appending_to_a_long_list_writes_a_constant_number_of_rows(tmp_path: Path) -> None:
+    with open_store(tmp_path / "j.db", durability="fast") as store:
+        store.create_run(NewRun("r1", "wf", {}))
+        store.commit(Batch("r1", state=[SetList("", "summaries", [])]))
+        expected: list[object] = []
+        rows_written = []
+        for commit in range(100):
+            items = [{"i": commit * 100 + j, "text": f"summary {j}"} for j in range(100)]
+            expected += items
+            result = store.commit(
+                Batch(
+                    "r1",
+                    events=[NewEvent("yield", {"n": 100})],
+                    state=[AppendList("", "summaries", items), SetCursor("", commit)],
+                )
+            )
+            rows_written.append(result.rows_written)
+        # event + variable length + 100 items + cursor + run row, at item 100 as at 10,000
+        assert set(rows_written) == {104}
+        state = store.load_state("r1")
+    assert state.variables[""]["summaries"] == expected
+    assert state.cursors == {"": 99}
+
+
+def test_threads_share_one_store(tmp_path: Path) -> None:
+    with open_store(tmp_path / "j.db", durability="fast") as store:
+        store.create_run(NewRun("r1", "wf", {}))
+
+        def commit_many(branch: str) -> None:
+            for i in range(50):
+                store.commit(Batch("r1", events=[NewEvent("step", {"i": i}, branch=branch)]))
+
+        threads = [threading.Thread(target=commit_many, args=(f"b{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        journal = store.read_journal("r1")
+    assert [e.seq for e in journal] == list(range(1, 201))
+
+
+def test_two_connections_number_events_without_gaps(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with (
+        open_store(path, durability="fast") as first,
+        open_store(path, durability="fast") as second,
+    ):
+        first.create_run(NewRun("r1", "wf", {}))
+        for i in range(10):
+            (first if i % 2 else second).commit(Batch("r1", events=[NewEvent("step", i)]))
+        assert [e.data for e in first.read_journal("r1")] == list(range(10))
+        assert second.load_state("r1").run.last_seq == 10
