@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mnlang.checker.program import Program, load_program
 from mnlang.diagnostics import Diagnostic, Diagnostics
+from mnlang.span import Span
 
 
 @dataclass
@@ -35,6 +36,15 @@ def check(path: Path | str, text: str | None = None) -> CheckResult:
     program = load_program(path, diags, text)
     if program is None:
         return CheckResult(None, _sorted(diags))
+    root = program.root.tree
+    if not root.decls and not root.imports:
+        diags.add(
+            "W001",
+            Span(root.path, 1, 1, 1, 1, 0, 0),
+            "empty file: nothing to check",
+            help="a module declares types, tools, effects, agents or workflows",
+        )
+        return CheckResult(program, _sorted(diags))
     typecheck.check_types(program, diags)
     options.check_options(program, diags)
     if not diags.errors:
