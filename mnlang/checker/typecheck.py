@@ -1,8 +1,160 @@
-"""Placeholder: replaced by the real pass."""
+"""The names-and-types pass: resolve every declaration, type every expression, check flow.
 
-from mnlang.checker.program import Program
+It annotates the AST in place for the compiler: `Expr.ty`, `Name.ref` and
+`Call.target`. Declarations are resolved first (`declarations.py`), then each
+module's expressions outside bodies (field and parameter defaults, prompt and
+key templates, `compensate` and schedule `run` calls) and each workflow body
+(`flow.py`). Unused imports (W104) are reported last, once every use is known.
+"""
+
+from __future__ import annotations
+
+from mnlang.checker.declarations import Declarations, Resolver, Signature, build_declarations
+from mnlang.checker.expressions import ExprChecker
+from mnlang.checker.flow import BodyChecker
+from mnlang.checker.program import ModuleInfo, Program
 from mnlang.diagnostics import Diagnostics
+from mnlang.syntax import ast
 
 
 def check_types(program: Program, diags: Diagnostics) -> None:
-    return None
+    """Resolve and type the whole program, reporting E1xx, E2xx and W10x diagnostics."""
+    resolver = Resolver(program, diags)
+    decls = build_declarations(program, resolver, diags)
+    for module in program.modules.values():
+        _check_module(module, decls, resolver, diags)
+    for module in program.modules.values():
+        for ident in resolver.unused_imports(module):
+            diags.add(
+                "W104",
+                ident,
+                f"`{ident.name}` is imported but never used",
+                help="remove it from the import",
+            )
+
+
+def _check_module(
+    module: ModuleInfo, decls: Declarations, resolver: Resolver, diags: Diagnostics
+) -> None:
+    for decl in module.tree.decls:
+        sym = module.scope.get(decl.name.name)
+        if sym is None or sym.decl is not decl:
+            continue  # a duplicate declaration, already reported by the loader
+        if isinstance(decl, ast.TypeDecl):
+            _field_defaults(module, decl, decls, resolver, diags)
+        elif isinstance(decl, ast.CallableDecl):
+            sig = decls.signatures[sym.name]
+            _param_defaults(module, sig, decls, resolver, diags)
+            _callable_options(module, decl, sig, decls, resolver, diags)
+        elif isinstance(decl, ast.WorkflowDecl):
+            sig = decls.signatures[sym.name]
+            _param_defaults(module, sig, decls, resolver, diags)
+            BodyChecker(decls, resolver, module, diags, decl, sig).check()
+        elif isinstance(decl, ast.ScheduleDecl):
+            run = decl.options.get("run")
+            if run is not None and isinstance(run.value, ast.Call):
+                _option_call(ExprChecker(decls, resolver, module, diags), run.value, "workflow")
+        elif isinstance(decl, ast.ScenarioDecl):
+            _mark_used(decl.options, module, resolver)
+
+
+def _field_defaults(
+    module: ModuleInfo,
+    decl: ast.TypeDecl,
+    decls: Declarations,
+    resolver: Resolver,
+    diags: Diagnostics,
+) -> None:
+    fields = decls.records.get(module.qualify(decl.name.name), {})
+    checker = ExprChecker(decls, resolver, module, diags)
+    for f in decl.fields:
+        info = fields.get(f.name.name)
+        if f.default is not None and info is not None and info.decl is f:
+            checker.expect(f.default, info.type, f" as the default of `{f.name.name}`")
+
+
+def _param_defaults(
+    module: ModuleInfo, sig: Signature, decls: Declarations, resolver: Resolver, diags: Diagnostics
+) -> None:
+    checker = ExprChecker(decls, resolver, module, diags)
+    for p in sig.params:
+        if p.decl.default is not None:
+            checker.expect(p.decl.default, p.type, f" as the default of `{p.name}`")
+
+
+def _callable_options(
+    module: ModuleInfo,
+    decl: ast.CallableDecl,
+    sig: Signature,
+    decls: Declarations,
+    resolver: Resolver,
+    diags: Diagnostics,
+) -> None:
+    """Type the expressions inside a tool's, effect's or agent's options against its parameters.
+
+    Option shapes and unknown policy or tool names are the options pass's (E208-E212);
+    names in a `key` other than parameters are the durability pass's (E303).
+    """
+    params = {p.name: p.type for p in sig.params}
+    checker = ExprChecker(decls, resolver, module, diags, params)
+    for entry in decl.options.entries:
+        key, value = entry.key.name, entry.value
+        if key == "prompt" and isinstance(value, ast.StrLit):
+            checker.expr(value)
+        elif key == "key" and isinstance(value, ast.StrLit):
+            checker.quiet_unknown = True
+            checker.expr(value)
+            checker.quiet_unknown = False
+        elif key == "compensate" and isinstance(value, ast.Call):
+            _option_call(checker, value, "effect")
+        elif key in ("retry", "tools"):
+            _mark_used(value, module, resolver)
+
+
+def _option_call(checker: ExprChecker, call: ast.Call, kind: str) -> None:
+    """Type a step call written as an option value (`compensate:`, `run:`).
+
+    Only when it names a declaration of the right kind: otherwise the options pass reports it.
+    """
+    sym = checker.resolver.qualified(checker.module, call.callee)
+    if sym is None or sym.kind != kind:
+        return
+    checker.step_or_expr(call)
+
+
+def _mark_used(node: ast.Node, module: ModuleInfo, resolver: Resolver) -> None:
+    """Record the declarations an option value names (for W104), without typing it."""
+    if isinstance(node, ast.Name):
+        sym = resolver.symbol(module, node.name)
+        if sym is not None:
+            node.ref = sym
+    elif isinstance(node, ast.Field):
+        sym = resolver.qualified(module, node)
+        if sym is None:
+            _mark_used(node.obj, module, resolver)
+    elif isinstance(node, ast.RecordLit | ast.EnumMember):
+        resolver.symbol(module, node.type_name.name)
+        for entry in node.entries if isinstance(node, ast.RecordLit) else ():
+            _mark_used(entry.value, module, resolver)
+    elif isinstance(node, ast.ObjectLit):
+        for entry in node.entries:
+            _mark_used(entry.value, module, resolver)
+    elif isinstance(node, ast.ListLit):
+        for item in node.items:
+            _mark_used(item, module, resolver)
+    elif isinstance(node, ast.Call):
+        _mark_used(node.callee, module, resolver)
+        for arg in node.args:
+            _mark_used(arg, module, resolver)
+    elif isinstance(node, ast.StrLit):
+        for part in node.parts:
+            if isinstance(part, ast.Expr):
+                _mark_used(part, module, resolver)
+    elif isinstance(node, ast.Binary):
+        _mark_used(node.left, module, resolver)
+        _mark_used(node.right, module, resolver)
+    elif isinstance(node, ast.Unary | ast.Paren):
+        _mark_used(node.operand if isinstance(node, ast.Unary) else node.inner, module, resolver)
+    elif isinstance(node, ast.Index):
+        _mark_used(node.obj, module, resolver)
+        _mark_used(node.index, module, resolver)

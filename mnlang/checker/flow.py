@@ -1,0 +1,803 @@
+"""Checking a workflow body in one walk: statements, flow and hygiene.
+
+The walk carries a flow state: the variables assigned on every path so far,
+the optionals narrowed on every path, and whether the path has ended (`return`
+or `fail`). Branches walk copies of the state and join them after; a path
+that ended does not count at a join. Variables live for the whole workflow;
+loop and `catch` variables only inside their block.
+
+Reported here: E201 (assignments, returns, yields), E203, E204, E205, E207,
+E208 and E212 for checkpoint and wait option blocks, E215, E217, and the
+hygiene warnings W101 (assigned, never read), W102 (unreachable), W103
+(shadowing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnlang.checker import types as T
+from mnlang.checker.declarations import Declarations, Resolver, Signature
+from mnlang.checker.expressions import ExprChecker, assignable, has_unknown, join
+from mnlang.checker.options import (
+    CHECKPOINT_OPTIONS,
+    ERROR_KINDS,
+    UNCATCHABLE_KINDS,
+    WAIT_OPTIONS,
+    report_unknown_key,
+)
+from mnlang.checker.program import ModuleInfo
+from mnlang.checker.suggest import did_you_mean
+from mnlang.diagnostics import Diagnostics, Label
+from mnlang.syntax import ast
+
+_DEFAULT_CHOICES = ("approve", "reject")
+
+
+@dataclass(slots=True)
+class _Var:
+    name: str
+    type: T.Type
+    kind: str  # "var", "param" or "loop" (the `Name.ref` of its uses)
+    decl: ast.Ident
+    reads: int = 0
+
+
+@dataclass(slots=True)
+class _State:
+    assigned: set[str]
+    narrow: dict[str, T.Type]
+    ended: bool = False
+
+    def copy(self) -> _State:
+        return _State(set(self.assigned), dict(self.narrow), self.ended)
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop what is known about the values of `names` (they were assigned)."""
+        for name in names:
+            if not self.narrow:
+                return
+            prefix = name + "."
+            for path in [p for p in self.narrow if p == name or p.startswith(prefix)]:
+                del self.narrow[path]
+
+
+def _join(states: list[_State]) -> _State:
+    """The state after branches: assigned and narrowed on every path that did not end."""
+    live = [s for s in states if not s.ended]
+    if not live:
+        ended = states[0].copy()
+        ended.ended = True
+        return ended
+    first = live[0]
+    assigned = set(first.assigned)
+    narrow = dict(first.narrow)
+    for s in live[1:]:
+        assigned &= s.assigned
+        narrow = {k: v for k, v in narrow.items() if s.narrow.get(k) == v}
+    return _State(assigned, narrow)
+
+
+@dataclass(slots=True)
+class _Loop:
+    """An enclosing loop; `collects` when it stands on the right of `=` (so `yield` is allowed)."""
+
+    collects: bool
+    item: T.Type | None = None
+
+
+@dataclass(slots=True)
+class _Assigned:
+    """Names assigned anywhere in the body, and per loop body and parallel branch."""
+
+    everywhere: set[str] = field(default_factory=set)
+    within: dict[int, set[str]] = field(default_factory=dict)
+
+
+def _collect_assigned(block: ast.Block, out: _Assigned) -> set[str]:
+    names: set[str] = set()
+    for stmt in block.stmts:
+        names |= _collect_stmt(stmt, out)
+    return names
+
+
+def _collect_stmt(s: ast.Stmt, out: _Assigned) -> set[str]:
+    if isinstance(s, ast.Assign):
+        out.everywhere.add(s.target.name)
+        inner = _collect_stmt(s.value, out) if isinstance(s.value, ast.For) else set()
+        return {s.target.name, *inner}
+    if isinstance(s, ast.If):
+        names = _collect_assigned(s.then, out)
+        if isinstance(s.orelse, ast.Block):
+            names |= _collect_assigned(s.orelse, out)
+        elif isinstance(s.orelse, ast.If):
+            names |= _collect_stmt(s.orelse, out)
+        return names
+    if isinstance(s, ast.For | ast.While):
+        names = _collect_assigned(s.body, out)
+        out.within[id(s)] = names
+        return names
+    if isinstance(s, ast.Match):
+        names = set()
+        for arm in s.arms:
+            names |= _collect_assigned(arm.body, out)
+        return names
+    if isinstance(s, ast.Parallel):
+        names = set()
+        for branch in s.branches:
+            inner = _collect_assigned(branch, out)
+            out.within[id(branch)] = inner
+            names |= inner
+        return names
+    if isinstance(s, ast.Try):
+        names = _collect_assigned(s.body, out)
+        for c in s.catches:
+            names |= _collect_assigned(c.body, out)
+        if s.final is not None:
+            names |= _collect_assigned(s.final, out)
+        return names
+    return set()
+
+
+class BodyChecker(ExprChecker):
+    """Checks one workflow body; construct it, then call `check()`."""
+
+    def __init__(
+        self,
+        decls: Declarations,
+        resolver: Resolver,
+        module: ModuleInfo,
+        diags: Diagnostics,
+        workflow: ast.WorkflowDecl,
+        signature: Signature,
+    ) -> None:
+        super().__init__(decls, resolver, module, diags)
+        self.workflow = workflow
+        self.signature = signature
+        self.vars: dict[str, _Var] = {}
+        self.state = _State(set(), {})
+        self.loops: list[_Loop] = []
+        self.in_parallel = 0
+        self.siblings: list[set[str]] = []  # names assigned by sibling parallel branches
+        self.assigned = _Assigned()
+        self.scoped: list[_Var] = []  # loop and catch variables, for W101
+
+    # ---- hooks ---------------------------------------------------------------------
+
+    def is_local(self, name: str) -> bool:
+        return name in self.vars or name in self.assigned.everywhere
+
+    def local_names(self) -> Iterable[str]:
+        return self.vars
+
+    def narrowed(self, path: str) -> T.Type | None:
+        t = super().narrowed(path)
+        return t if t is not None else self.state.narrow.get(path)
+
+    def _from_sibling(self, name: str) -> bool:
+        # Reading what a sibling branch assigns is a dependency between branches (E306),
+        # reported by the durability pass, not a possibly unassigned variable.
+        return any(name in names for names in self.siblings)
+
+    def local(self, node: ast.Name) -> T.Type | None:
+        name = node.name
+        var = self.vars.get(name)
+        if var is None:
+            if name not in self.assigned.everywhere:
+                return None
+            node.ref = "var"
+            if not self._from_sibling(name):
+                self.diags.add(
+                    "E207",
+                    node,
+                    f"`{name}` is used before it is assigned",
+                    help=f"assign `{name}` before this line",
+                )
+            return T.UNKNOWN
+        var.reads += 1
+        node.ref = var.kind
+        if var.kind == "var" and name not in self.state.assigned:
+            if not self._from_sibling(name):
+                self.diags.add(
+                    "E207",
+                    node,
+                    f"`{name}` may be unassigned here",
+                    labels=[Label(var.decl.span, "assigned here")],
+                    help=f"assign `{name}` on every path that reaches this line "
+                    "(a path ending in `fail` or `return` does not count)",
+                )
+            self.state.assigned.add(name)  # report each variable once per path
+        narrowed = self.narrowed(name)
+        return narrowed if narrowed is not None else var.type
+
+    # ---- the workflow --------------------------------------------------------------
+
+    def check(self) -> None:
+        for p in self.signature.params:
+            self._shadowing(p.decl.name, declarations_only=True)
+            self.vars[p.name] = _Var(p.name, p.type, "param", p.decl.name)
+        _collect_assigned(self.workflow.body, self.assigned)
+        self.block(self.workflow.body)
+        if not self.state.ended:
+            name = self.workflow.name.name
+            self.diags.add(
+                "E204",
+                self.workflow.name,
+                f"workflow `{name}` does not return a `{self.signature.returns}` on every path",
+                help='end every path with `return <value>` or `fail "..."`',
+            )
+        for var in [*self.vars.values(), *self.scoped]:
+            if var.kind != "param" and var.reads == 0 and not var.name.startswith("_"):
+                self.diags.add(
+                    "W101",
+                    var.decl,
+                    f"`{var.name}` is assigned but never read",
+                    help=f"remove it, or name it `_{var.name}` to keep it unread",
+                )
+
+    def _shadowing(self, ident: ast.Ident, declarations_only: bool = False) -> None:
+        name = ident.name
+        prior = None if declarations_only else self.vars.get(name)
+        if prior is not None:
+            what = {"param": "parameter", "loop": "loop variable"}.get(prior.kind, "variable")
+            self.diags.add(
+                "W103",
+                ident,
+                f"`{name}` shadows the {what} `{name}`",
+                labels=[Label(prior.decl.span, "declared here")],
+                help="give it another name",
+            )
+            return
+        sym = self.module.scope.get(name)
+        if sym is not None:
+            self.diags.add(
+                "W103",
+                ident,
+                f"`{name}` shadows the {sym.kind} `{name}`",
+                labels=[Label(sym.decl.name.span, "declared here")],
+                help="give it another name",
+            )
+
+    # ---- blocks and statements ----------------------------------------------------------
+
+    def block(self, block: ast.Block) -> None:
+        revived = False
+        for stmt in block.stmts:
+            if self.state.ended and not revived:
+                self.diags.add(
+                    "W102",
+                    stmt,
+                    "unreachable code: every path before it ends in `return` or `fail`",
+                    help="remove it, or move it before the `return` or `fail`",
+                )
+                # Check the rest as if reachable, so its mistakes are still reported.
+                self.state.ended = False
+                revived = True
+            _STATEMENTS[type(stmt)](self, stmt)
+        if revived:
+            self.state.ended = True
+
+    def _assign(self, s: ast.Assign) -> None:
+        value = s.value
+        if isinstance(value, ast.Checkpoint):
+            t = self._checkpoint(value)
+        elif isinstance(value, ast.Wait):
+            t = self._wait(value, assigned=True)
+        elif isinstance(value, ast.For):
+            t = self._for(value, collects=True)
+        else:
+            t = self.step_or_expr(value)
+        self._bind(s.target, t, value)
+
+    def _bind(self, target: ast.Ident, t: T.Type, value: ast.Node) -> None:
+        name = target.name
+        var = self.vars.get(name)
+        if var is None:
+            self._shadowing(target, declarations_only=True)
+            var = _Var(name, t, "var", target)
+            self.vars[name] = var
+        elif var.type.kind == "null" and t.kind not in ("null", "unknown"):
+            var.type = T.optional(t)
+        elif has_unknown(var.type) and assignable(t, var.type):
+            var.type = t
+        elif not assignable(t, var.type):
+            self.mismatch(
+                value,
+                t,
+                var.type,
+                f" for `{name}`",
+                labels=[Label(var.decl.span, f"`{name}` first assigned here")],
+            )
+        self.state.assigned.add(name)
+        self.state.forget((name,))
+        if var.type.kind == "optional" and t.kind not in ("optional", "null", "unknown"):
+            self.state.narrow[name] = t
+
+    def _expr_stmt(self, s: ast.ExprStmt) -> None:
+        e = s.expr
+        self.step_or_expr(e)
+        if isinstance(e, ast.Call):
+            if isinstance(e.target, str):
+                self.diags.add(
+                    "W101",
+                    e,
+                    f"the result of `{e.target}(...)` is unused",
+                    help="assign it to a variable, or remove the call",
+                )
+            return
+        self.diags.add(
+            "W101", e, "the value of this expression is unused", help="assign it, or remove it"
+        )
+
+    def _option(self, s: ast.OptionStmt) -> None:
+        top = s in self.workflow.body.stmts
+        self.diags.add(
+            "E217",
+            s,
+            f"option `{s.key.name}` must come before the first statement of the workflow",
+            help="move it to the top of the workflow body"
+            if top
+            else "options belong at the top of the workflow body, not inside a block",
+        )
+
+    def _if(self, s: ast.If) -> None:
+        self.condition(s.cond)
+        when_true, when_false = self.facts_of(s.cond)
+        before = self.state
+        self.state = before.copy()
+        self.state.narrow.update(when_true)
+        self.block(s.then)
+        then_end = self.state
+        self.state = before
+        before.narrow.update(when_false)
+        if isinstance(s.orelse, ast.Block):
+            self.block(s.orelse)
+        elif isinstance(s.orelse, ast.If):
+            self._if(s.orelse)
+        self.state = _join([then_end, self.state])
+
+    def _match(self, s: ast.Match) -> None:
+        t = self.expr(s.subject)
+        if t.kind == "optional":
+            self.optional_use(s.subject, t)
+            t = t.args[0]
+        members = self.enum_members(t)
+        if members is None and t.kind != "unknown":
+            self.diags.add(
+                "E201",
+                s.subject,
+                f"`match` needs an enum value, found `{t}`",
+                help="use `if` / `else` to branch on other values",
+            )
+        covered: set[str] = set()
+        wildcard = False
+        before = self.state
+        ends: list[_State] = []
+        for arm in s.arms:
+            for pattern in arm.patterns:
+                self._pattern(pattern, t, members, covered, wildcard)
+                if pattern.name == "_":
+                    wildcard = True
+                else:
+                    covered.add(pattern.name)
+            self.state = before.copy()
+            self.block(arm.body)
+            ends.append(self.state)
+        if members is not None and not wildcard:
+            missing = [m for m in members if m not in covered]
+            if missing:
+                shown = ", ".join(f"`{m}`" for m in missing)
+                self.diags.add(
+                    "E205",
+                    s,
+                    f"`match` does not cover {shown}",
+                    help="add an arm for "
+                    + ("it" if len(missing) == 1 else "them")
+                    + ", or a `_ => { ... }` arm",
+                )
+                ends.append(before)
+        self.state = _join(ends or [before])
+
+    def _pattern(
+        self,
+        pattern: ast.Ident,
+        t: T.Type,
+        members: tuple[str, ...] | None,
+        covered: set[str],
+        wildcard: bool,
+    ) -> None:
+        name = pattern.name
+        everything = wildcard or (members is not None and covered >= set(members))
+        if name == "_":
+            if everything:
+                self.diags.add(
+                    "W102",
+                    pattern,
+                    "unreachable arm: every member is already matched above",
+                    help="remove this arm",
+                )
+            return
+        if members is None:
+            return
+        if name not in members:
+            self.diags.add(
+                "E108",
+                pattern,
+                f"`{name}` is not a member of `{t}`",
+                help=did_you_mean(name, members)
+                or "its members: " + ", ".join(f"`{m}`" for m in members),
+            )
+        elif name in covered or wildcard:
+            self.diags.add(
+                "W102",
+                pattern,
+                f"unreachable arm: `{name}` is already matched above",
+                help="remove it from this arm",
+            )
+
+    def _loop_body(self, loop: ast.For | ast.While, body: ast.Block) -> None:
+        """Walk a loop body that may run any number of times, then join with skipping it."""
+        before = self.state
+        before.forget(self.assigned.within.get(id(loop), ()))
+        self.state = before.copy()
+        self.block(body)
+        self.state = _join([before, self.state]) if not self.state.ended else before
+
+    def _for(self, s: ast.For, collects: bool = False) -> T.Type:
+        it = self.expr(s.iterable)
+        if it.kind == "optional":
+            self.optional_use(s.iterable, it)
+            it = it.args[0]
+        if it.kind == "list":
+            item = it.args[0]
+        elif it.kind in ("json", "unknown"):
+            item = it
+        else:
+            item = T.UNKNOWN
+            hint = (
+                f"iterate over its keys: `for k in keys({self.show(s.iterable).strip('`')})`"
+                if it.kind == "map"
+                else "loops run over lists"
+            )
+            self.diags.add("E201", s.iterable, f"`for` needs a list, found `{it}`", help=hint)
+        if s.limit is not None:
+            self.expect(s.limit, T.INT, " as the loop limit")
+        loop = _Loop(collects)
+        self.loops.append(loop)
+        self.in_parallel += s.parallel
+        outer = self.vars.get(s.var.name)
+        self._shadowing(s.var)
+        var = _Var(s.var.name, item, "loop", s.var)
+        self.vars[s.var.name] = var
+        self._loop_body(s, s.body)
+        self._unbind(var, outer)
+        self.in_parallel -= s.parallel
+        self.loops.pop()
+        return T.list_of(loop.item or T.UNKNOWN)
+
+    def _unbind(self, var: _Var, outer: _Var | None) -> None:
+        self.scoped.append(var)
+        if outer is not None:
+            self.vars[var.name] = outer
+        else:
+            del self.vars[var.name]
+
+    def _for_stmt(self, s: ast.For) -> None:
+        self._for(s)
+
+    def _while(self, s: ast.While) -> None:
+        self.condition(s.cond)
+        if s.max_key.name != "max":
+            report_unknown_key(self.diags, s.max_key, ("max",), "a `while` loop")
+        self.expect(s.max, T.INT, " as the loop bound")
+        self.loops.append(_Loop(collects=False))
+        self._loop_body(s, s.body)
+        self.loops.pop()
+
+    def _parallel(self, s: ast.Parallel) -> None:
+        before = self.state
+        names = [self.assigned.within.get(id(b), set()) for b in s.branches]
+        self.in_parallel += 1
+        ends: list[_State] = []
+        for i, branch in enumerate(s.branches):
+            others: set[str] = set()
+            for j, branch_names in enumerate(names):
+                if j != i:
+                    others |= branch_names
+            self.siblings.append(others)
+            self.state = before.copy()
+            self.block(branch)
+            ends.append(self.state)
+            self.siblings.pop()
+        self.in_parallel -= 1
+        after = before.copy()
+        for branch_names in names:
+            after.forget(branch_names)
+        for end in ends:
+            after.assigned |= end.assigned
+            after.ended = after.ended or end.ended
+        self.state = after
+
+    def _try(self, s: ast.Try) -> None:
+        before = self.state
+        self.state = before.copy()
+        self.block(s.body)
+        ends = [self.state]
+        for c in s.catches:
+            self._catch_kinds(c)
+            self.state = before.copy()
+            outer = None
+            var = None
+            if c.var is not None:
+                outer = self.vars.get(c.var.name)
+                self._shadowing(c.var)
+                var = _Var(c.var.name, T.ERROR, "var", c.var)
+                self.vars[c.var.name] = var
+                self.state.assigned.add(c.var.name)
+            self.block(c.body)
+            if var is not None:
+                self._unbind(var, outer)
+                if var.name not in before.assigned:
+                    self.state.assigned.discard(var.name)
+            ends.append(self.state)
+        joined = _join(ends)
+        if s.final is not None:
+            self.state = before.copy()
+            self.block(s.final)
+            final = self.state
+            added = final.assigned - before.assigned
+            joined.assigned |= added
+            joined.forget(added)
+            joined.ended = joined.ended or final.ended
+        self.state = joined
+
+    def _catch_kinds(self, c: ast.Catch) -> None:
+        for kind in c.kinds:
+            name = kind.name
+            if name == "any" or name in ERROR_KINDS:
+                continue
+            if name in UNCATCHABLE_KINDS:
+                self.diags.add(
+                    "E212",
+                    kind,
+                    f"`{name}` is enforced by the runtime and cannot be caught",
+                    help="clean up in a `finally` block instead; it still runs",
+                )
+                continue
+            self.diags.add(
+                "E212",
+                kind,
+                f"`{name}` is not an error kind",
+                help=did_you_mean(name, [*ERROR_KINDS, "any"])
+                or "error kinds: any, " + ", ".join(ERROR_KINDS),
+            )
+
+    def _return(self, s: ast.Return) -> None:
+        name = self.workflow.name.name
+        if self.in_parallel:
+            self.diags.add(
+                "E217",
+                s,
+                "`return` cannot stand inside a `parallel` branch",
+                help="assign a variable in the branch and return after the `parallel` block",
+            )
+        returns = self.signature.returns
+        if s.value is None:
+            self.diags.add(
+                "E201",
+                s,
+                f"workflow `{name}` returns `{returns}`, but this `return` has no value",
+                help=f"return a `{returns}`: `return <value>`",
+            )
+        else:
+            self.expect(s.value, returns, f" as the result of `{name}`")
+        self.state.ended = True
+
+    def _fail(self, s: ast.Fail) -> None:
+        self.expect(s.message, T.STR, " for `fail`")
+        self.state.ended = True
+
+    def _log(self, s: ast.Log) -> None:
+        self.expect(s.message, T.STR, " for `log`")
+
+    def _yield(self, s: ast.Yield) -> None:
+        loop = self.loops[-1] if self.loops else None
+        t = self.expr(s.value)
+        if loop is None or not loop.collects:
+            self.diags.add(
+                "E215",
+                s,
+                "`yield` outside a collecting loop",
+                help="collect with a loop on the right of `=`: `xs = for x in items { yield ... }`",
+            )
+            return
+        if loop.item is None:
+            loop.item = t
+            return
+        joined = join(loop.item, t)
+        if joined is None:
+            self.mismatch(s.value, t, loop.item, " for `yield` (the loop yields one type)")
+        else:
+            loop.item = joined
+
+    # ---- checkpoints and waits ----------------------------------------------------------
+
+    def _option_entries(
+        self, block: ast.ObjectLit, known: tuple[str, ...], what: str
+    ) -> dict[str, ast.Entry]:
+        entries: dict[str, ast.Entry] = {}
+        for entry in block.entries:
+            key = entry.key.name
+            if key not in known:
+                report_unknown_key(self.diags, entry.key, known, what)
+                continue
+            if key in entries:
+                self.diags.add(
+                    "E212",
+                    entry.key,
+                    f"option `{key}` is given twice",
+                    labels=[Label(entries[key].key.span, "first given here")],
+                    help="keep one of them",
+                )
+                continue
+            entries[key] = entry
+        return entries
+
+    def _timeout(self, entry: ast.Entry | None) -> str | None:
+        """`"never"`, `"duration"`, or None when absent (E212 for anything else)."""
+        if entry is None:
+            return None
+        value = entry.value
+        if isinstance(value, ast.Name) and value.name == "never":
+            value.ty = T.DURATION
+            return "never"
+        if isinstance(value, ast.DurationLit):
+            value.ty = T.DURATION
+            return "duration"
+        self.diags.add(
+            "E212",
+            value,
+            "`timeout` takes a duration or `never`",
+            help="write e.g. `timeout: 24h`, or `timeout: never` to wait without limit",
+        )
+        return None
+
+    def _checkpoint(self, c: ast.Checkpoint) -> T.Type:
+        name = c.name.name
+        entries = self._option_entries(c.options, CHECKPOINT_OPTIONS, "a checkpoint")
+        choices = self._choices(entries.get("options"))
+        choice = T.enum(f"{name}.choice")
+        self.choices[choice.name] = choices
+        self.checkpoints[name] = choices
+        for key, entry in entries.items():
+            value = entry.value
+            if key in ("ask", "assignee"):
+                self._expect_value(entry, T.STR)
+            elif key == "show":
+                items = value.items if isinstance(value, ast.ListLit) else [value]
+                for item in items:
+                    self.expr(item, T.JSON)
+                if isinstance(value, ast.ListLit):
+                    value.ty = T.list_of(T.JSON)
+            elif key == "timeout":
+                self._timeout(entry)
+            elif key == "on_timeout":
+                if isinstance(value, ast.Name):
+                    value.ty, value.ref = choice, "enum"
+                else:
+                    self.diags.add(
+                        "E212",
+                        value,
+                        "`on_timeout` takes one of the checkpoint's options",
+                        help="write e.g. `on_timeout: reject`",
+                    )
+            elif key == "options" and isinstance(value, ast.ListLit):
+                value.ty = T.list_of(choice)
+                for item in value.items:
+                    if isinstance(item, ast.Name):
+                        item.ty, item.ref = choice, "enum"
+        return T.decision(name)
+
+    def _expect_value(self, entry: ast.Entry, t: T.Type) -> None:
+        if isinstance(entry.value, ast.ObjectLit):
+            self.diags.add(
+                "E212", entry.value, f"`{entry.key.name}` takes a `{t}`", help="write a value"
+            )
+            return
+        self.expect(entry.value, t, f" for `{entry.key.name}`")
+
+    def _choices(self, entry: ast.Entry | None) -> tuple[str, ...]:
+        if entry is None:
+            return _DEFAULT_CHOICES
+        value = entry.value
+        names: list[str] = []
+        items = value.items if isinstance(value, ast.ListLit) else None
+        if items is None or not items:
+            self.diags.add(
+                "E212",
+                value,
+                "`options` takes a list of choice names",
+                help="write e.g. `options: [approve, reject, escalate]`",
+            )
+            return _DEFAULT_CHOICES
+        for item in items:
+            if not isinstance(item, ast.Name):
+                self.diags.add(
+                    "E212", item, "a checkpoint option is a bare name", help="write e.g. `approve`"
+                )
+            elif item.name in names:
+                self.diags.add(
+                    "E212", item, f"option `{item.name}` is listed twice", help="remove one"
+                )
+            else:
+                names.append(item.name)
+        return tuple(names) or _DEFAULT_CHOICES
+
+    def _wait(self, w: ast.Wait, assigned: bool) -> T.Type:
+        if w.event is None:
+            if w.duration is not None:
+                self.expect(w.duration, T.DURATION, " for `wait`")
+            if assigned:
+                self.diags.add(
+                    "E201",
+                    w,
+                    "`wait` for a duration has no value",
+                    help="write `wait 2h` on its own line; wait for an event to get a value",
+                )
+            return T.UNKNOWN
+        event = w.event
+        sym = self.resolver.symbol(self.module, event.name)
+        payload: T.Type | None = T.UNKNOWN
+        if sym is None:
+            events = [n for n, s in self.module.scope.items() if s.kind == "event"]
+            self.diags.add(
+                "E101",
+                event,
+                f"unknown event `{event.name}`",
+                help=did_you_mean(event.name, events)
+                or f"declare it: `event {event.name} -> PayloadType`",
+            )
+        elif sym.kind != "event":
+            self.diags.add(
+                "E201",
+                event,
+                f"`{event.name}` is {'an' if sym.kind[0] in 'aeiou' else 'a'} {sym.kind}, not an event",
+                labels=[Label(sym.decl.name.span, "declared here")],
+                help="`wait` takes an event declared with `event name -> Type`",
+            )
+        else:
+            payload = self.decls.events.get(sym.name)
+        timeout = None
+        if w.options is not None:
+            entries = self._option_entries(w.options, WAIT_OPTIONS, "a wait")
+            timeout = self._timeout(entries.get("timeout"))
+        # An event without a payload gives `true` when it arrives.
+        value = payload if payload is not None else T.BOOL
+        return value if timeout == "never" else T.optional(value)
+
+    def _wait_stmt(self, w: ast.Wait) -> None:
+        self._wait(w, assigned=False)
+
+    def _checkpoint_stmt(self, c: ast.Checkpoint) -> None:
+        self._checkpoint(c)
+
+
+_STATEMENTS: dict[type, Callable[[BodyChecker, Any], None]] = {
+    ast.Assign: BodyChecker._assign,
+    ast.ExprStmt: BodyChecker._expr_stmt,
+    ast.OptionStmt: BodyChecker._option,
+    ast.If: BodyChecker._if,
+    ast.Match: BodyChecker._match,
+    ast.For: BodyChecker._for_stmt,
+    ast.While: BodyChecker._while,
+    ast.Parallel: BodyChecker._parallel,
+    ast.Checkpoint: BodyChecker._checkpoint_stmt,
+    ast.Wait: BodyChecker._wait_stmt,
+    ast.Try: BodyChecker._try,
+    ast.Return: BodyChecker._return,
+    ast.Fail: BodyChecker._fail,
+    ast.Log: BodyChecker._log,
+    ast.Yield: BodyChecker._yield,
+}
