@@ -161,7 +161,7 @@ class _ApprovalFlow:
             return
         requires = written_option(sym, "requires")
         name = sym.decl.name.name
-        labels = [Label(requires.span, "declared here")] if requires is not None else []
+        labels = [Label(requires.span, "approval required here")] if requires is not None else []
         if self.decisions:
             decision = sorted(self.decisions)[0]
             fix = (

@@ -3,7 +3,8 @@
 E301-E303 check each effect's declaration (a key or `once`, no retry on a
 `once` effect, a key template over the effect's parameters). E304-E307 check
 workflow bodies: keys that vary in loops, distinct keys and no data flow
-between `parallel` branches, bounded loops. E308 finds workflows that call
+between `parallel` branches, `while` loops bounded by `max: N` (that a `for`
+runs over a list is a type rule, checked with the types). E308 finds workflows that call
 themselves, directly or through others.
 """
 
@@ -29,7 +30,6 @@ from mnlang.checker.steps import (
     written_option,
 )
 from mnlang.checker.suggest import did_you_mean
-from mnlang.checker.types import Type
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.span import Span
 from mnlang.syntax import ast
@@ -180,7 +180,6 @@ class _WorkflowChecker:
                 self._key_varies(call, loops)
             inner = nested_statement(stmt)
             if isinstance(inner, ast.For):
-                self._for_bounded(inner)
                 self._block(inner.body, [*loops, _Loop(inner, self._varying(inner))])
             elif isinstance(stmt, ast.While):
                 self._while_bounded(stmt)
@@ -191,33 +190,8 @@ class _WorkflowChecker:
 
     # -- E307 ------------------------------------------------------------------
 
-    def _for_bounded(self, loop: ast.For) -> None:
-        ty = loop.iterable.ty
-        if not isinstance(ty, Type) or ty.kind in ("list", "unknown"):
-            return
-        self.diags.add(
-            "E307",
-            loop.iterable,
-            f"`for` runs over a list, but this is `{ty}`",
-            labels=[Label(loop_header(loop), "this loop")],
-            help="loop over a list (its length bounds the loop), "
-            "or use `while cond, max: N { ... }`",
-        )
-
     def _while_bounded(self, loop: ast.While) -> None:
-        if loop.max_key.name != "max":
-            self.diags.add(
-                "E307",
-                loop.max_key,
-                f"a `while` loop is bounded by `max:`, not `{loop.max_key.name}:`",
-                help="write `while ..., max: N {` with the most iterations allowed"
-                + (
-                    " (`limit` bounds concurrency in `parallel for`)"
-                    if loop.max_key.name == "limit"
-                    else ""
-                ),
-            )
-            return
+        # The key itself (`max`) is checked with the other statement options.
         bound = loop.max
         if isinstance(bound, ast.IntLit) and bound.value >= 1:
             return

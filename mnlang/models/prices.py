@@ -68,7 +68,7 @@ def load_prices(environ: Mapping[str, str] | None = None) -> PriceTable:
         files.append(override)
     models: dict[str, dict[str, Decimal]] = {}
     rates: dict[str, Decimal] = {}
-    origin: dict[str, str] = {}  # which file last named each model, for errors
+    origin: dict[str, _Source] = {}  # which file last named each model, for errors
     for path in files:
         source = _Source(path)
         data = source.load()
@@ -77,19 +77,18 @@ def load_prices(environ: Mapping[str, str] | None = None) -> PriceTable:
                 rates[key] = source.amount(data[key], key, key)
         for name, prices in source.models(data).items():
             models.setdefault(name, {}).update(prices)
-            origin[name] = path
+            origin[name] = source
     complete: dict[str, ModelPrice] = {}
     for name, prices in models.items():
         missing = [k for k in _MODEL_KEYS if k not in prices]
         if missing:
-            raise PriceTableError(
-                origin[name],
-                f"model `{name}` has no `{missing[0]}` (it is not in the default table)",
+            raise origin[name].error(
+                f"model `{name}` has no `{missing[0]}` (it is not in the default table)", name
             )
         complete[name] = ModelPrice(prices["input_per_million"], prices["output_per_million"])
     for key in _RATE_KEYS:
         if key not in rates:
-            raise PriceTableError(files[-1], f"no `{key}` in the price table")
+            raise PriceTableError(str(DEFAULT_PRICES), f"no `{key}` in the default price table")
     return PriceTable(
         complete, rates["compute_per_cpu_second"], rates["human_per_minute"], tuple(files)
     )
