@@ -44,6 +44,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E106", "unknown imported name"),
     ("E107", "unknown field"),
     ("E108", "unknown enum member"),
+    ("E109", "duplicate state id"),
     # types
     ("E201", "type mismatch"),
     ("E202", "wrong number of arguments"),

@@ -30,7 +30,7 @@ class CheckResult:
 
 def check(path: Path | str, text: str | None = None) -> CheckResult:
     """Check a `.mn` file (or `text` as if it were that file) and everything it imports."""
-    from mnlang.checker import approval, cost, durability, human, options, typecheck
+    from mnlang.checker import approval, cost, durability, human, options, stateids, typecheck
 
     diags = Diagnostics()
     program = load_program(path, diags, text)
@@ -47,6 +47,7 @@ def check(path: Path | str, text: str | None = None) -> CheckResult:
         return CheckResult(program, _sorted(diags))
     typecheck.check_types(program, diags)
     options.check_options(program, diags)
+    stateids.check_state_ids(program, diags)
     if not diags.errors:
         durability.check_durability(program, diags)
         approval.check_approval(program, diags)
