@@ -89,7 +89,9 @@ class _ApprovalFlow:
             self._block(loop.body, approved)
             return approved
         if isinstance(stmt, ast.While):
-            self._block(stmt.body, approved)
+            # The condition holds on entry to the body; after the loop it may still hold
+            # (the loop can stop at `max`), so it proves nothing there.
+            self._block(stmt.body, approved or self._test(stmt.cond)[0])
             return approved
         if isinstance(stmt, ast.Parallel):
             # Every branch runs, so approval from any branch holds after the block; inside
