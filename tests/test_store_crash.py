@@ -12,7 +12,7 @@ import pytest
 
 from mnlang.stores import open_store
 from mnlang.stores.base import StoreError
-from mnlang.stores.crashpoints import CRASH_EXIT_STATUS, crash_point
+from mnlang.stores.crashpoints import CRASH_EXIT_STATUS, CrashPlan
 
 BATCHES = 3
 
@@ -113,5 +113,5 @@ def test_bad_hook_settings_are_refused(monkeypatch: pytest.MonkeyPatch, at: str,
     monkeypatch.setenv("MNC_CRASH_AT_COMMIT", at)
     monkeypatch.setenv("MNC_CRASH_WHEN", when)
     with pytest.raises(StoreError, match="bad crash hook setting") as info:
-        crash_point(1, "after")
+        CrashPlan.from_env(1)
     assert info.value.help

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Final, Literal
+from dataclasses import dataclass
+from typing import Final, Literal, cast
 
 from mnlang.stores.base import StoreError
 
@@ -28,17 +29,27 @@ def next_commit_number() -> int:
     return next(_commit_numbers)
 
 
-def crash_point(commit_number: int, moment: Moment) -> None:
-    """Exit the process here if the environment asks for a crash at this commit and moment."""
-    at = os.environ.get("MNC_CRASH_AT_COMMIT")
-    if not at:
-        return
-    when = os.environ.get("MNC_CRASH_WHEN") or "after"
-    if when not in _MOMENTS or not at.isdigit():
-        raise StoreError(
-            f"bad crash hook setting: MNC_CRASH_AT_COMMIT={at!r}, MNC_CRASH_WHEN={when!r}",
-            help="MNC_CRASH_AT_COMMIT takes a commit number from 1; "
-            "MNC_CRASH_WHEN takes `before`, `during` or `after`",
-        )
-    if int(at) == commit_number and when == moment:
-        os._exit(CRASH_EXIT_STATUS)
+@dataclass(frozen=True, slots=True)
+class CrashPlan:
+    """Where, if anywhere, the current commit must crash; read once per commit."""
+
+    moment: Moment | None
+
+    @classmethod
+    def from_env(cls, commit_number: int) -> CrashPlan:
+        at = os.environ.get("MNC_CRASH_AT_COMMIT")
+        if not at:
+            return cls(None)
+        when = os.environ.get("MNC_CRASH_WHEN") or "after"
+        if when not in _MOMENTS or not at.isdigit():
+            raise StoreError(
+                f"bad crash hook setting: MNC_CRASH_AT_COMMIT={at!r}, MNC_CRASH_WHEN={when!r}",
+                help="MNC_CRASH_AT_COMMIT takes a commit number from 1; "
+                "MNC_CRASH_WHEN takes `before`, `during` or `after`",
+            )
+        return cls(cast(Moment, when) if int(at) == commit_number else None)
+
+    def point(self, moment: Moment) -> None:
+        """Exit the process here if this is the planned moment."""
+        if moment == self.moment:
+            os._exit(CRASH_EXIT_STATUS)

@@ -59,7 +59,7 @@ from mnlang.stores.base import (
     StoreLocked,
     Timer,
 )
-from mnlang.stores.crashpoints import crash_point, next_commit_number
+from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.schema import migrate
 
 # julianday has millisecond resolution; `unixepoch('subsec')` needs SQLite 3.42.
@@ -97,8 +97,11 @@ LIMIT :limit
 """
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _dump(value: Json) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def _load(text: str | None) -> Json:
@@ -337,8 +340,8 @@ class SQLiteStore:
         # Serialising the events before the transaction keeps the write lock short; a value
         # that is not JSON anywhere in the batch rolls the whole transaction back.
         events = [(e.kind, e.state, e.branch, _dump(e.data)) for e in batch.events]
-        number = next_commit_number()
-        crash_point(number, "before")
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
         with self._write() as now:
             conn = self._conn
             changes_before = conn.total_changes
@@ -367,8 +370,8 @@ class SQLiteStore:
             ledger = [self._put_ledger(batch.run_id, put, now) for put in batch.ledger]
             self._apply_pending_work(batch, now)
             rows_written = conn.total_changes - changes_before
-            crash_point(number, "during")
-        crash_point(number, "after")
+            crash.point("during")
+        crash.point("after")
         return CommitResult(
             last_seq=last_seq,
             committed_at=now,
