@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,10 +15,13 @@ from mnlang.stores import DEFAULT_PATH, open_store
 from mnlang.stores.base import (
     AppendList,
     Batch,
+    Decision,
     NewEvent,
     NewRun,
+    OpenCheckpoint,
     SetCursor,
     SetList,
+    Store,
     StoreCorrupt,
     StoreError,
     StoreLocked,
@@ -144,21 +149,35 @@ def test_another_programs_database_is_refused_untouched(tmp_path: Path) -> None:
 # --- locks and corruption -----------------------------------------------------------------
 
 
-def test_locked_journal_is_a_clear_error(tmp_path: Path) -> None:
+LOCK_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+conn.execute("ROLLBACK")
+"""
+
+
+def test_journal_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     store = open_store(path, busy_timeout=0.2)
     store.create_run(NewRun("r1", "wf", {}))
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         with pytest.raises(StoreLocked, match=f"journal `{path}` is locked") as info:
             store.commit(Batch("r1", events=[NewEvent("step")]))
         assert info.value.help
         # Readers are not blocked in WAL mode.
         assert store.get_run("r1") is not None
     finally:
-        other.execute("ROLLBACK")
-        other.close()
+        holder.communicate("", timeout=10)
     assert store.commit(Batch("r1", events=[NewEvent("step")])).last_seq == 1
     store.close()
 
@@ -253,3 +272,32 @@ def test_two_connections_number_events_without_gaps(tmp_path: Path) -> None:
             (first if i % 2 else second).commit(Batch("r1", events=[NewEvent("step", i)]))
         assert [e.data for e in first.read_journal("r1")] == list(range(10))
         assert second.load_state("r1").run.last_seq == 10
+
+
+def test_racing_decisions_from_two_connections_have_one_winner(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with open_store(path) as setup:
+        setup.create_run(NewRun("r1", "wf", {}))
+        setup.commit(Batch("r1", open_checkpoints=[OpenCheckpoint("cp1", "review", {})]))
+    stores = [open_store(path) for _ in range(4)]
+    outcomes: list[Decision] = []
+    barrier = threading.Barrier(len(stores))
+
+    def decide(store: Store, who: str) -> None:
+        barrier.wait()
+        outcomes.append(store.decide_checkpoint("r1", "cp1", {"choice": who}, by=who))
+
+    threads = [
+        threading.Thread(target=decide, args=(store, f"person{n}"))
+        for n, store in enumerate(stores)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    winners = [o for o in outcomes if o.accepted]
+    assert len(outcomes) == 4 and len(winners) == 1
+    winner = winners[0].checkpoint.decided_by
+    assert {o.checkpoint.decided_by for o in outcomes} == {winner}
