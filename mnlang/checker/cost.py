@@ -29,7 +29,13 @@ from mnlang.checker.steps import (
 )
 from mnlang.checker.suggest import did_you_mean
 from mnlang.diagnostics import Diagnostics, Label
-from mnlang.models.prices import PRICES_ENV, PriceTable, PriceTableError, load_prices
+from mnlang.models.prices import (
+    PRICES_ENV,
+    PriceTable,
+    PriceTableError,
+    load_prices,
+    priced_as,
+)
 from mnlang.span import Span
 from mnlang.syntax import ast
 
@@ -69,18 +75,19 @@ def check_cost(program: Program, diags: Diagnostics) -> None:
             _report_over_budget(wf, budget, estimate, diags)
 
 
-def model_price_name(options: dict[str, object]) -> str | None:
-    """The price-table entry an agent's calls are priced by: `scripted` replays cost nothing."""
-    if options.get("provider") == "scripted":
-        return "scripted"
+def _price_entry(options: dict[str, object]) -> str | None:
+    """The price-table entry an agent's calls are priced by."""
     model = options.get("model")
-    return model if isinstance(model, str) else None
+    if not isinstance(model, str):
+        return None
+    provider = options.get("provider")
+    return priced_as(model, provider if isinstance(provider, str) else None)
 
 
 def _check_model_price(
     program: Program, agent: Symbol, prices: PriceTable, diags: Diagnostics
 ) -> None:
-    name = model_price_name(options_of(program, agent))
+    name = _price_entry(options_of(program, agent))
     entry = written_option(agent, "model")
     if name is None or entry is None or prices.model(name) is not None:
         return
@@ -263,7 +270,7 @@ class _Estimator:
     def _agent_step(self, sym: Symbol, call: ast.Call, attempts: int, tries: str) -> _StepCost:
         opts = options_of(self.program, sym)
         name = sym.decl.name.name
-        model = model_price_name(opts) or "?"
+        model = _price_entry(opts) or "?"
         price = self.prices.model(model)
         max_tokens: int = opts.get("max_tokens", DEFAULT_MAX_TOKENS)
         turns: int = opts.get("max_turns", 1)

@@ -4,8 +4,8 @@ E301-E303 check each effect's declaration (a key or `once`, no retry on a
 `once` effect, a key template over the effect's parameters). E304-E307 check
 workflow bodies: keys that vary in loops, distinct keys and no data flow
 between `parallel` branches, `while` loops bounded by `max: N` (that a `for`
-runs over a list is a type rule, checked with the types). E308 finds workflows that call
-themselves, directly or through others.
+runs over a list is a type rule, checked with the types). E308 finds
+workflows that call themselves, directly or through others.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def check_durability(program: Program, diags: Diagnostics) -> None:
         if key is not None:
             keys[sym.name] = key
     for wf in workflows(program):
-        _WorkflowChecker(program, wf, keys, diags).run()
+        _WorkflowChecker(wf, keys, diags).run()
     _check_recursion(program, diags)
 
 
@@ -154,12 +154,9 @@ class _Loop:
 
 
 class _WorkflowChecker:
-    def __init__(
-        self, program: Program, wf: Symbol, keys: dict[str, _Key], diags: Diagnostics
-    ) -> None:
+    def __init__(self, wf: Symbol, keys: dict[str, _Key], diags: Diagnostics) -> None:
         decl = wf.decl
         assert isinstance(decl, ast.WorkflowDecl)
-        self.program = program
         self.wf = wf
         self.decl = decl
         self.keys = keys

@@ -59,6 +59,12 @@ class PriceTable:
         return self.models.get(name)
 
 
+def priced_as(model: str, provider: str | None) -> str:
+    """The table entry a model call is priced by: the `scripted` provider replays recorded
+    replies, so its calls cost nothing whatever the model is called."""
+    return "scripted" if provider == "scripted" else model
+
+
 def load_prices(environ: Mapping[str, str] | None = None) -> PriceTable:
     """The default table, with the file named by `MNC_PRICES` (in `environ`) merged over it."""
     env = os.environ if environ is None else environ
