@@ -389,6 +389,8 @@ class SQLiteStore:
         now: float,
     ) -> None:
         lease = batch.lease
+        if lease is not None and lease.run_id != batch.run_id:
+            raise ValueError(f"lease of run `{lease.run_id}` used for run `{batch.run_id}`")
         live = owner is not None and expires_at is not None and expires_at > now
         if lease is None:
             if live:
