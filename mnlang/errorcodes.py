@@ -35,6 +35,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E092", "file is not UTF-8 text"),
     ("E093", "file too large"),
     ("E094", "bad price table"),
+    ("E095", "bad IR file"),
     # names and imports
     ("E101", "unknown name"),
     ("E102", "duplicate declaration"),

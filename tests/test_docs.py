@@ -33,8 +33,9 @@ from mnlang.syntax.parser import parse
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 CHECKED_TAGS = ("mn", "mn-error", "mn-fragment")
-# Codes about files, not text (a missing or unreadable source, a bad price table): no `.mn` shows them.
-FILE_CODES = {"E090", "E091", "E092", "E093", "E094"}
+# Codes about files, not text (a missing or unreadable source, a bad price table or IR file):
+# no `.mn` shows them.
+FILE_CODES = {"E090", "E091", "E092", "E093", "E094", "E095"}
 
 _FENCE = re.compile(r"^```([\w-]*)\s*$")
 _FILE = re.compile(r"^#\s*file:\s*([\w/]+\.mn)\s*$")
