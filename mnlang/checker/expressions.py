@@ -148,6 +148,11 @@ class ExprChecker:
         return narrowed if narrowed is not None else t
 
     def is_local(self, name: str) -> bool:
+        """Whether `name` is a local anywhere in the body (assigned or not)."""
+        return name in self.params
+
+    def is_bound(self, name: str) -> bool:
+        """Whether `name` is a local holding a value here, hiding a declaration of that name."""
         return name in self.params
 
     def local_names(self) -> Iterable[str]:
@@ -333,7 +338,7 @@ class ExprChecker:
 
     def _field(self, e: ast.Field, expected: T.Type | None) -> T.Type:
         obj = e.obj
-        if isinstance(obj, ast.Name) and not self.is_local(obj.name):
+        if isinstance(obj, ast.Name) and not self.is_bound(obj.name):
             target = self.resolver.alias(self.module, obj.name)
             if target is not None:
                 obj.ty = T.UNKNOWN
@@ -474,41 +479,39 @@ class ExprChecker:
     def _call(self, e: ast.Call, expected: T.Type | None) -> T.Type:
         callee = e.callee
         callee.ty = T.UNKNOWN
-        sym: Symbol | None = None
-        if isinstance(callee, ast.Name) and not self.is_local(callee.name):
+        if isinstance(callee, ast.Name) and not self.is_bound(callee.name):
+            # A declaration or builtin, unless a local of that name holds a value here.
             sym = self.resolver.symbol(self.module, callee.name)
-            if sym is None:
-                builtin = BUILTINS.get(callee.name)
-                if builtin is not None:
-                    return self._builtin(e, builtin)
+            if sym is not None:
+                callee.ref = sym
+                return self._step_call(e, sym)
+            builtin = BUILTINS.get(callee.name)
+            if builtin is not None:
+                return self._builtin(e, builtin)
+            if not self.is_local(callee.name):
                 self.unknown_name(callee)
                 self._args(e)
                 return T.UNKNOWN
-            callee.ref = sym
-        elif (
-            isinstance(callee, ast.Field)
-            and isinstance(callee.obj, ast.Name)
-            and not self.is_local(callee.obj.name)
-            and self.resolver.alias(self.module, callee.obj.name) is not None
-        ):
-            target = self.resolver.alias(self.module, callee.obj.name)
-            assert target is not None
-            callee.obj.ty = T.UNKNOWN
-            sym = self._module_member(callee, target)
-            if sym is None:
-                self._args(e)
-                return T.UNKNOWN
-        else:
-            t = self.expr(callee)
-            self.diags.add(
-                "E214",
-                callee,
-                f"{self.show(callee)} is not a function (its type is `{t}`)",
-                help="only tools, effects, agents, workflows and builtins can be called",
-            )
-            self._args(e)
-            return T.UNKNOWN
-        return self._step_call(e, sym)
+        elif isinstance(callee, ast.Field) and isinstance(callee.obj, ast.Name):
+            target = None
+            if not self.is_bound(callee.obj.name):
+                target = self.resolver.alias(self.module, callee.obj.name)
+            if target is not None:
+                callee.obj.ty = T.UNKNOWN
+                sym = self._module_member(callee, target)
+                if sym is None:
+                    self._args(e)
+                    return T.UNKNOWN
+                return self._step_call(e, sym)
+        t = self.expr(callee)
+        self.diags.add(
+            "E214",
+            callee,
+            f"{self.show(callee)} is not a function (its type is `{t}`)",
+            help="only tools, effects, agents, workflows and builtins can be called",
+        )
+        self._args(e)
+        return T.UNKNOWN
 
     def _step_call(self, e: ast.Call, sym: Symbol) -> T.Type:
         name = sym.decl.name.name

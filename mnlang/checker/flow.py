@@ -163,11 +163,16 @@ class BodyChecker(ExprChecker):
         self.siblings: list[set[str]] = []  # names assigned by sibling parallel branches
         self.assigned = _Assigned()
         self.scoped: list[_Var] = []  # loop and catch variables, for W101
+        self.read_early: set[str] = set()  # read before their first assignment (E207 reported)
 
     # ---- hooks ---------------------------------------------------------------------
 
     def is_local(self, name: str) -> bool:
         return name in self.vars or name in self.assigned.everywhere
+
+    def is_bound(self, name: str) -> bool:
+        var = self.vars.get(name)
+        return var is not None and (var.kind != "var" or name in self.state.assigned)
 
     def local_names(self) -> Iterable[str]:
         return self.vars
@@ -188,6 +193,7 @@ class BodyChecker(ExprChecker):
             if name not in self.assigned.everywhere:
                 return None
             node.ref = "var"
+            self.read_early.add(name)
             if not self._from_sibling(name):
                 self.diags.add(
                     "E207",
@@ -240,7 +246,8 @@ class BodyChecker(ExprChecker):
     def _shadowing(self, ident: ast.Ident, declarations_only: bool = False) -> None:
         name = ident.name
         prior = None if declarations_only else self.vars.get(name)
-        if prior is not None:
+        # A variable that may be unassigned here cannot be read, so hiding it hides nothing.
+        if prior is not None and (prior.kind != "var" or name in self.state.assigned):
             what = {"param": "parameter", "loop": "loop variable"}.get(prior.kind, "variable")
             self.diags.add(
                 "W103",
@@ -296,7 +303,7 @@ class BodyChecker(ExprChecker):
         var = self.vars.get(name)
         if var is None:
             self._shadowing(target, declarations_only=True)
-            var = _Var(name, t, "var", target)
+            var = _Var(name, t, "var", target, reads=int(name in self.read_early))
             self.vars[name] = var
         elif var.type.kind == "null" and t.kind not in ("null", "unknown"):
             var.type = T.optional(t)
@@ -437,11 +444,18 @@ class BodyChecker(ExprChecker):
                 help="remove it from this arm",
             )
 
-    def _loop_body(self, loop: ast.For | ast.While, body: ast.Block) -> None:
-        """Walk a loop body that may run any number of times, then join with skipping it."""
+    def _loop_body(
+        self, loop: ast.For | ast.While, body: ast.Block, facts: dict[str, T.Type] | None = None
+    ) -> None:
+        """Walk a loop body that may run any number of times, then join with skipping it.
+
+        What the body assigns is not narrowed at its start (a later iteration sees the new
+        value); `facts` are what the loop condition, checked before each iteration, narrows.
+        """
         before = self.state
         before.forget(self.assigned.within.get(id(loop), ()))
         self.state = before.copy()
+        self.state.narrow.update(facts or {})
         self.block(body)
         self.state = _join([before, self.state]) if not self.state.ended else before
 
@@ -488,12 +502,16 @@ class BodyChecker(ExprChecker):
         self._for(s)
 
     def _while(self, s: ast.While) -> None:
+        # The condition is checked again after each iteration: what the body assigns is not
+        # narrowed when it is evaluated.
+        self.state.forget(self.assigned.within.get(id(s), ()))
         self.condition(s.cond)
+        when_true, _ = self.facts_of(s.cond)
         if s.max_key.name != "max":
             report_unknown_key(self.diags, s.max_key, ("max",), "a `while` loop")
         self.expect(s.max, T.INT, " as the loop bound")
         self.loops.append(_Loop(collects=False))
-        self._loop_body(s, s.body)
+        self._loop_body(s, s.body, when_true)
         self.loops.pop()
 
     def _parallel(self, s: ast.Parallel) -> None:
@@ -583,6 +601,8 @@ class BodyChecker(ExprChecker):
                 "`return` cannot stand inside a `parallel` branch",
                 help="assign a variable in the branch and return after the `parallel` block",
             )
+        else:
+            self.state.ended = True
         returns = self.signature.returns
         if s.value is None:
             self.diags.add(
@@ -593,7 +613,6 @@ class BodyChecker(ExprChecker):
             )
         else:
             self.expect(s.value, returns, f" as the result of `{name}`")
-        self.state.ended = True
 
     def _fail(self, s: ast.Fail) -> None:
         self.expect(s.message, T.STR, " for `fail`")
