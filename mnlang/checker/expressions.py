@@ -277,7 +277,12 @@ class ExprChecker:
                     short = enum_name.rsplit(".", 1)[-1]
                     hint = f"outside `match`, enum members are written `{short}.{name}`"
                     break
-        self.diags.add("E101", node, f"unknown name `{name}`", help=hint)
+        self.diags.add(
+            "E101",
+            node,
+            f"unknown name `{name}`",
+            help=hint or f"assign `{name}` first, or declare it",
+        )
         return T.UNKNOWN
 
     def not_a_value(self, node: ast.Node, sym: Symbol) -> None:
@@ -331,7 +336,8 @@ class ExprChecker:
                 "E101",
                 e.name,
                 f"module `{target.dotted}` has no declaration `{name}`",
-                help=did_you_mean(name, own),
+                help=did_you_mean(name, own)
+                or "its declarations: " + ", ".join(f"`{n}`" for n in own),
             )
             return None
         return sym
@@ -377,7 +383,9 @@ class ExprChecker:
                 return T.STR
             return self._no_field(e, ot, _ERROR_FIELDS)
         hint = (
-            f"use `len({self.show(e.obj).strip('`')})`" if kind in ("list", "map", "str") else None
+            f"use `len({self.show(e.obj).strip('`')})`"
+            if kind in ("list", "map", "str")
+            else f"values of type `{ot}` have no fields"
         )
         self.diags.add("E107", e.name, f"`{ot}` has no field `{name}`", help=hint)
         return T.UNKNOWN
@@ -429,7 +437,8 @@ class ExprChecker:
                 "E103",
                 e.type_name,
                 f"unknown type `{type_name}`",
-                help=did_you_mean(type_name, self.resolver.type_names(self.module)),
+                help=did_you_mean(type_name, self.resolver.type_names(self.module))
+                or f"declare it: `enum {type_name} {{ ... }}`",
             )
             return T.UNKNOWN
         if sym.kind != "enum":
@@ -830,14 +839,17 @@ class ExprChecker:
                     "E103",
                     e.type_name,
                     f"unknown type `{name}`",
-                    help=did_you_mean(name, self.resolver.type_names(self.module)),
+                    help=did_you_mean(name, self.resolver.type_names(self.module))
+                    or f"declare it: `type {name} {{ ... }}`",
                 )
             else:
                 self.diags.add(
                     "E201",
                     e.type_name,
                     f"`{name}` is {_article(sym.kind)}, not a record type",
-                    help=f"write `{name}.member`" if sym.kind == "enum" else None,
+                    help=f"write `{name}.member`"
+                    if sym.kind == "enum"
+                    else "a record literal names a `type`",
                 )
             for entry in e.entries:
                 self.expr(entry.value)
