@@ -21,12 +21,14 @@ block of its page, so a page can show a module and a file that imports it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from mnlang.checker import check
+from mnlang.diagnostics import Diagnostic
 from mnlang.errorcodes import CODES
 from mnlang.syntax.parser import parse
 
@@ -124,11 +126,8 @@ def _write(block: Block, tmp_path: Path) -> Path:
     return path
 
 
-def _shown(diagnostics: list[object]) -> str:
-    return "\n".join(
-        f"  {getattr(d, 'span', '')}: {getattr(d, 'code', '')} {getattr(d, 'message', '')}"
-        for d in diagnostics
-    )
+def _shown(diagnostics: Iterable[Diagnostic]) -> str:
+    return "\n".join(f"  {d.span}: {d.code} {d.message}" for d in diagnostics)
 
 
 @pytest.mark.parametrize("block", checked_blocks(), ids=lambda b: b.id)
@@ -141,12 +140,12 @@ def test_block(block: Block, tmp_path: Path) -> None:
         if first_word not in _DECL_WORDS:
             text = "workflow fragment() -> str {\n" + text + "}\n"
         _, diagnostics = parse(text, f"{block.id}")
-        assert not diagnostics, f"{block.id} does not parse:\n{_shown(list(diagnostics))}"
+        assert not diagnostics, f"{block.id} does not parse:\n{_shown(diagnostics)}"
         return
     result = check(_write(block, tmp_path))
     errors = {d.code for d in result.errors}
     warnings = {d.code for d in result.diagnostics if d.severity == "warning"}
-    report = f"{block.id} ({block.tag}) found:\n{_shown(list(result.diagnostics))}"
+    report = f"{block.id} ({block.tag}) found:\n{_shown(result.diagnostics)}"
     if block.tag == "mn":
         assert not errors, report
         assert warnings == block.declared("warning"), report
