@@ -1,7 +1,7 @@
 """LALR(1) tables for the grammar and the loop that runs them.
 
-Lark builds the tables from `grammar/mnlang.lark`; they are cached on disk as
-JSON keyed by a hash of the grammar, so `mnc check` neither imports Lark nor
+Lark builds the tables from `grammar/mnlang.lark`; they are cached on disk
+(marshal format) keyed by a checksum of the grammar, so `mnc check` neither imports Lark nor
 rebuilds the tables once the cache is warm. The driver below replaces Lark's
 parser loop: it shapes each rule's children the way Lark's tree builder does
 (tokens named `_X` are dropped, rules named `_x` are spliced into their parent,
@@ -12,15 +12,15 @@ up most reductions in expressions, cost one table lookup each.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import marshal
 import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-# Bump when the cached JSON layout changes.
+# Bump when the cached layout changes.
 _FORMAT = 1
 _START_SYMBOLS = ("start", "expr")
 
@@ -48,7 +48,7 @@ class Tables:
     start_states: dict[str, int]
     end_states: dict[str, int]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_data(self) -> dict[str, Any]:
         return {
             "format": _FORMAT,
             "actions": self.actions,
@@ -58,7 +58,7 @@ class Tables:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Tables:
+    def from_data(cls, data: dict[str, Any]) -> Tables:
         if data.get("format") != _FORMAT:
             raise ValueError("stale table format")
         rules = [Rule(o, tuple(s), i, e, m) for o, s, i, e, m in data["rules"]]
@@ -90,7 +90,7 @@ def build_tables(grammar: str, *, strict: bool = False) -> Tables:
     index = {rule: i for i, rule in enumerate(lark.rules)}
     rules: list[Rule] = []
     for rule in lark.rules:
-        origin = rule.origin.name
+        origin = str(rule.origin.name)  # Lark names are `Token`s, a `str` subclass
         shape = tuple(
             DROP
             if sym.is_term and getattr(sym, "filter_out", False)
@@ -109,9 +109,14 @@ def build_tables(grammar: str, *, strict: bool = False) -> Tables:
     for state in range(len(table.states)):
         row: dict[str, int] = {}
         for symbol, (action, arg) in table.states[state].items():
-            row[symbol] = arg if action.name == "Shift" else ~index[arg]
+            row[str(symbol)] = int(arg) if action.name == "Shift" else ~index[arg]
         actions.append(row)
-    return Tables(actions, rules, dict(table.start_states), dict(table.end_states))
+    return Tables(
+        actions,
+        rules,
+        {str(k): int(v) for k, v in table.start_states.items()},
+        {str(k): int(v) for k, v in table.end_states.items()},
+    )
 
 
 def cache_dir() -> Path | None:
@@ -135,24 +140,25 @@ def load_tables(grammar: str, directory: Path | None) -> Tables:
     A missing, unreadable or read-only cache only costs time: the tables are
     then built in memory.
     """
-    digest = hashlib.sha256(f"{_FORMAT}\0{grammar}".encode()).hexdigest()[:20]
-    path = directory / f"parser-{digest}.json" if directory is not None else None
+    checksum = zlib.crc32(grammar.encode())
+    name = f"parser-{_FORMAT}-{checksum:08x}-{len(grammar)}.marshal"
+    path = directory / name if directory is not None else None
     if path is not None:
         try:
-            return Tables.from_json(json.loads(path.read_text("utf-8")))
-        except (OSError, ValueError, KeyError, TypeError):
+            return Tables.from_data(marshal.loads(path.read_bytes()))
+        except (OSError, ValueError, EOFError, KeyError, TypeError):
             pass
     tables = build_tables(grammar)
     if path is not None:
-        _write_atomically(path, json.dumps(tables.to_json(), separators=(",", ":")))
+        _write_atomically(path, marshal.dumps(tables.to_data()))
     return tables
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, "utf-8")
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)

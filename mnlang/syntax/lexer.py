@@ -237,6 +237,7 @@ def _lex_error(text: str, pos: int, line: int, line_start: int, offset: int) -> 
                 col,
                 pos + offset,
                 3,
+                help='end the text with `"""`',
             )
         return LexError(
             "E001",
@@ -245,10 +246,36 @@ def _lex_error(text: str, pos: int, line: int, line_start: int, offset: int) -> 
             col,
             pos + offset,
             1,
+            help='close the string with `"`, or use `"""` for text over several lines',
         )
     if ch == "$":
         return LexError(
-            "E002", "`$` must be followed by an amount, e.g. `$0.50`", line, col, pos + offset, 1
+            "E002",
+            "`$` must be followed by an amount",
+            line,
+            col,
+            pos + offset,
+            1,
+            help="money is written `$0.50` or `$100`",
+        )
+    if ch == "!":
+        return LexError(
+            "E002", "unexpected `!`", line, col, pos + offset, 1, help="write `not x`, or `!=`"
+        )
+    if ch in "&|":
+        word = "and" if ch == "&" else "or"
+        return LexError(
+            "E002", f"unexpected `{ch}`", line, col, pos + offset, 1, help=f"write `{word}`"
+        )
+    if ch == "'":
+        return LexError(
+            "E002",
+            "unexpected `'`",
+            line,
+            col,
+            pos + offset,
+            1,
+            help='strings are written in double quotes: `"text"`',
         )
     shown = ch if ch.isprintable() else f"\\u{ord(ch):04x}"
     return LexError("E002", f"unexpected character `{shown}`", line, col, pos + offset, 1)

@@ -7,9 +7,10 @@ parse tree is materialised, and spans come from the tokens.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -22,10 +23,42 @@ from mnlang.syntax import ast
 from mnlang.syntax.lalr import Driver, ParseError, cache_dir, load_tables
 from mnlang.syntax.lexer import Comment, LexError, Token, end_token, tokenize
 from mnlang.syntax.strings import StringError, split_string
-from mnlang.syntax.syntax_errors import report_syntax_error
 
 _DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _INT_MAX = 2**63 - 1
+
+
+def _span_factory() -> Callable[[str, int, int, int, int, int, int], Span]:
+    """A faster `Span(...)` for the many spans a parse makes.
+
+    `Span` is a frozen dataclass, whose `__init__` sets each field through
+    `object.__setattr__`; setting the slots directly is three times faster. Falls back to
+    the constructor if `Span`'s fields ever differ from what this expects.
+    """
+    names = ("file", "line", "col", "end_line", "end_col", "start", "end")
+    if tuple(f.name for f in dataclasses.fields(Span)) != names or not hasattr(Span, "__slots__"):
+        return Span
+    new = object.__new__
+    setters = [getattr(Span, name).__set__ for name in names]
+    set_file, set_line, set_col, set_end_line, set_end_col, set_start, set_end = setters
+
+    def make(
+        file: str, line: int, col: int, end_line: int, end_col: int, start: int, end: int
+    ) -> Span:
+        span: Span = new(Span)
+        set_file(span, file)
+        set_line(span, line)
+        set_col(span, col)
+        set_end_line(span, end_line)
+        set_end_col(span, end_col)
+        set_start(span, start)
+        set_end(span, end)
+        return span
+
+    return make
+
+
+_make_span = _span_factory()
 
 
 def grammar_text() -> str:
@@ -47,12 +80,16 @@ class _Builder:
             a = first.span
             line, col, start = a.line, a.col, a.start
         if isinstance(last, Token):
-            return Span(self.file, line, col, last.end_line, last.end_column, start, last.end_pos)
+            return _make_span(
+                self.file, line, col, last.end_line, last.end_column, start, last.end_pos
+            )
         b = last.span
-        return Span(self.file, line, col, b.end_line, b.end_col, start, b.end)
+        return _make_span(self.file, line, col, b.end_line, b.end_col, start, b.end)
 
     def tok_span(self, t: Token) -> Span:
-        return Span(self.file, t.line, t.column, t.end_line, t.end_column, t.start_pos, t.end_pos)
+        return _make_span(
+            self.file, t.line, t.column, t.end_line, t.end_column, t.start_pos, t.end_pos
+        )
 
     def tok_ident(self, t: Token) -> ast.Ident:
         return ast.Ident(self.tok_span(t), t.value)
@@ -326,6 +363,8 @@ class _Builder:
             )
             return result
         except (ParseError, LexError) as e:
+            from mnlang.syntax.syntax_errors import report_syntax_error
+
             report_syntax_error(self.diags, self.file, e, text, line, col, offset)
             end = offset + len(text)
             return ast.NullLit(Span(self.file, line, col, line, col + len(text), offset, end))
@@ -380,6 +419,8 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.Module | None, list[Di
                 decls.extend(driver.parse(tokens, "start", end_token(chunk, line, 1, start)))
                 break
             except (ParseError, LexError) as e:
+                from mnlang.syntax.syntax_errors import report_syntax_error
+
                 ok = False
                 report_syntax_error(diags, file, e, chunk, line, 1, start)
                 next_start = _next_decl_start(text, _error_pos(e))
@@ -428,6 +469,8 @@ def parse_expr(text: str, file: str = "<string>") -> ast.Expr:
         try:
             result: ast.Expr = driver.parse(tokenize(text), "expr", end_token(text))
         except (ParseError, LexError) as e:
+            from mnlang.syntax.syntax_errors import report_syntax_error
+
             report_syntax_error(diags, file, e, text, 1, 1, 0)
             raise CompileError(diags.items) from None
         if diags.errors:
