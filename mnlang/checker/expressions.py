@@ -215,6 +215,7 @@ class ExprChecker:
         dst: T.Type,
         where: str = "",
         labels: list[Label] | None = None,
+        help: str | None = None,
     ) -> None:
         if src.kind == "optional" and assignable(src.args[0], dst):
             self.optional_use(node, src)
@@ -233,7 +234,7 @@ class ExprChecker:
                 "E201",
                 node,
                 f"expected `{dst}`, found `{src}`{where}",
-                help=self._mismatch_help(src, dst),
+                help=help or self._mismatch_help(src, dst),
                 labels=labels,
             )
 

@@ -310,12 +310,17 @@ class BodyChecker(ExprChecker):
         elif has_unknown(var.type) and assignable(t, var.type):
             var.type = t
         elif not assignable(t, var.type):
+            widen = var.type.kind == "int" and t.kind == "float"
             self.mismatch(
                 value,
                 t,
                 var.type,
                 f" for `{name}`",
                 labels=[Label(var.decl.span, f"`{name}` first assigned here")],
+                help=f"`{name}` is an `int` from its first assignment; assign a float there "
+                "(e.g. `0.0`) to make it a `float`"
+                if widen
+                else None,
             )
         self.state.assigned.add(name)
         self.state.forget((name,))
@@ -429,12 +434,14 @@ class BodyChecker(ExprChecker):
         if members is None:
             return
         if name not in members:
+            checkpoint = t.name.removesuffix(".choice") if t.name in self.choices else None
+            what = f"an option of checkpoint `{checkpoint}`" if checkpoint else f"a member of `{t}`"
             self.diags.add(
                 "E108",
                 pattern,
-                f"`{name}` is not a member of `{t}`",
+                f"`{name}` is not {what}",
                 help=did_you_mean(name, members)
-                or "its members: " + ", ".join(f"`{m}`" for m in members),
+                or "it has: " + ", ".join(f"`{m}`" for m in members),
             )
         elif name in covered or wildcard:
             self.diags.add(
