@@ -1,0 +1,1 @@
+"""Drawing compiled workflows with Graphviz (`mnc graph`)."""

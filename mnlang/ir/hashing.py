@@ -1,0 +1,56 @@
+"""The content hash: sha256 of the canonical JSON of a program's meaning.
+
+The canonical form drops every span, the program's `source` (machine paths,
+tool module hashes) and the hash itself, so moving, reformatting or
+re-commenting a file keeps its hash; any change to what runs changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from mnlang.ir.base import SpanIR
+from mnlang.ir.model import IRProgram
+
+_PROGRAM_EXCLUDE = frozenset({"hash", "source"})
+
+
+def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
+    """A JSON-ready value without spans; `exclude` names top-level fields to drop."""
+    if isinstance(value, SpanIR):
+        return None
+    if isinstance(value, BaseModel):
+        out: dict[str, Any] = {}
+        for name, info in type(value).model_fields.items():
+            key = info.alias or name
+            if key in exclude:
+                continue
+            item = getattr(value, name)
+            if isinstance(item, SpanIR):
+                continue
+            out[key] = canonical(item)
+        return out
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return json.loads(json.dumps(value, default=str))
+
+
+def canonical_json(value: Any, exclude: frozenset[str] = frozenset()) -> str:
+    return json.dumps(
+        canonical(value, exclude), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def digest(value: Any, exclude: frozenset[str] = frozenset()) -> str:
+    return hashlib.sha256(canonical_json(value, exclude).encode("utf-8")).hexdigest()
+
+
+def program_hash(program: IRProgram) -> str:
+    """The content hash of a program, as stored in `IRProgram.hash`."""
+    return digest(program, _PROGRAM_EXCLUDE)

@@ -1,0 +1,186 @@
+"""The compiled program: declarations and one state machine per workflow.
+
+`IRProgram` is what `mnc compile` writes as JSON and what the runtime loads.
+Declarations are keyed by qualified name (`refund`, `std.policies.x`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from mnlang.ir.base import IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.expr import Expr, Template
+from mnlang.ir.states import State
+
+
+class FieldIR(IRModel):
+    name: str
+    type: TypeIR
+    default: Expr | None = None
+
+
+class RecordTypeIR(IRModel):
+    kind: Literal["record"] = "record"
+    name: str
+    fields: list[FieldIR]
+    span: SpanIR
+
+
+class EnumTypeIR(IRModel):
+    kind: Literal["enum"] = "enum"
+    name: str
+    members: list[str]
+    span: SpanIR
+
+
+TypeDeclIR = Annotated[RecordTypeIR | EnumTypeIR, Field(discriminator="kind")]
+
+
+class ParamIR(IRModel):
+    name: str
+    type: TypeIR
+    default: Expr | None = None
+
+
+class LimitIR(IRModel):
+    """Held across all workers: at most `concurrent` calls in flight, `per_second` started."""
+
+    concurrent: int | None = None
+    per_second: float | None = None
+
+
+class ToolIR(IRModel):
+    """A pure, retry-safe call of Python code.
+
+    `impl` is `module:function`; the module is looked up in `impl_dir`, a folder
+    relative to the root source's folder (`IRProgram.source.dir`).
+    """
+
+    name: str
+    params: list[ParamIR]
+    returns: TypeIR
+    impl: str
+    impl_dir: str
+    timeout_ms: int | None = None
+    retry: RetryIR
+    limit: LimitIR | None = None
+    cost: Decimal | None = None
+    isolation: Literal["thread", "process"] = "thread"
+    span: SpanIR
+
+
+class CompensateIR(IRModel):
+    """The effect call undoing a committed effect; `args` read the original effect's params."""
+
+    effect: str
+    args: dict[str, Expr]
+
+
+class EffectIR(ToolIR):
+    """A side effect: committed at most once per key (`key` reads the effect's params).
+
+    Exactly one of `key` and `once` is set. `scope` says whether the key is
+    per run or shared by every run.
+    """
+
+    key: Template | None = None
+    once: bool = False
+    scope: Literal["run", "global"] = "run"
+    requires: list[str] = []
+    compensate: CompensateIR | None = None
+
+
+class AgentIR(IRModel):
+    """A model call whose reply must validate against `output_schema` (from `returns`).
+
+    `prompt` reads the agent's params. `tools` are qualified names of the tools and
+    effects the model may call, at most `max_turns` rounds.
+    """
+
+    name: str
+    params: list[ParamIR]
+    returns: TypeIR
+    model: str
+    provider: str | None = None
+    prompt: Template
+    max_tokens: int | None = None
+    temperature: float | None = None
+    timeout_ms: int | None = None
+    retry: RetryIR
+    tools: list[str] = []
+    max_turns: int | None = None
+    output_schema: dict[str, Any]
+    span: SpanIR
+
+
+class EventIR(IRModel):
+    name: str
+    payload: TypeIR | None = None
+    span: SpanIR
+
+
+class ScheduleIR(IRModel):
+    """Start `workflow` with `args` every `every_ms`, or on a `cron` line in `timezone`."""
+
+    name: str
+    workflow: str
+    args: dict[str, Expr]
+    every_ms: int | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    span: SpanIR
+
+
+class WorkflowOptionsIR(IRModel):
+    class_: str | None = Field(default=None, alias="class")
+    budget: Decimal | None = None
+    deadline_ms: int | None = None
+    limit: int | None = None
+
+
+class WorkflowIR(IRModel):
+    """A workflow's signature, options and state machine; execution starts at `start`.
+
+    `states` is in source order. `start` is None only for an empty body.
+    """
+
+    name: str
+    params: list[ParamIR]
+    returns: TypeIR
+    options: WorkflowOptionsIR
+    start: str | None = None
+    states: dict[str, State]
+    span: SpanIR
+
+
+class ToolModuleIR(IRModel):
+    """A Python module that tools name in `impl`, and its sha256 when the file exists."""
+
+    impl_dir: str
+    module: str
+    path: str
+    sha256: str | None = None
+
+
+class SourceIR(IRModel):
+    """Where the program came from; outside the content hash (it depends on the machine)."""
+
+    file: str
+    dir: str
+    tool_modules: list[ToolModuleIR] = []
+
+
+class IRProgram(IRModel):
+    ir_version: str = IR_VERSION
+    hash: str = ""
+    source: SourceIR
+    types: dict[str, TypeDeclIR] = {}
+    tools: dict[str, ToolIR] = {}
+    effects: dict[str, EffectIR] = {}
+    agents: dict[str, AgentIR] = {}
+    events: dict[str, EventIR] = {}
+    schedules: dict[str, ScheduleIR] = {}
+    workflows: dict[str, WorkflowIR] = {}

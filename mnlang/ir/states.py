@@ -1,0 +1,281 @@
+"""The states of a workflow's state machine, one model per kind.
+
+Transitions are explicit state ids. A transition that is `None` means "the end
+of the enclosing body": control returns to the state named by `frame` (a
+`loop`, `map`, `parallel` or `try`), or, at the top level (`frame` is None),
+the workflow ends. `docs/ir.md` gives the full execution semantics.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from mnlang.ir.base import IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.expr import Expr
+
+
+class StateBase(IRModel):
+    """What every state has: its stable id, source span, frame and live variables.
+
+    `live` maps each variable that may be read at or after this state, and is
+    assigned before it, to its type: the part of a run's variables that must
+    survive a pause here (and that `mnc diff` compares across versions).
+    """
+
+    kind: str
+    id: str
+    span: SpanIR
+    frame: str | None = None
+    live: dict[str, TypeIR] = {}
+
+
+CalleeKind = Literal["tool", "effect", "agent"]
+
+
+class CallState(StateBase):
+    """A step calling a tool, an effect or an agent, with its policies attached."""
+
+    kind: Literal["call"] = "call"
+    callee: str
+    callee_kind: CalleeKind
+    args: dict[str, Expr]
+    target: str | None = None
+    retry: RetryIR
+    timeout_ms: int | None = None
+    next: str | None = None
+
+
+class ChildState(StateBase):
+    """A call of another workflow: runs as a child run; its failure is `child_failed`."""
+
+    kind: Literal["child"] = "child"
+    workflow: str
+    args: dict[str, Expr]
+    target: str | None = None
+    next: str | None = None
+
+
+class AssignState(StateBase):
+    """A pure computation; `target` is None for an expression evaluated for nothing."""
+
+    kind: Literal["assign"] = "assign"
+    target: str | None = None
+    value: Expr
+    next: str | None = None
+
+
+class BranchState(StateBase):
+    """`if`: go to `then` when `cond` is true, else to `else`."""
+
+    kind: Literal["branch"] = "branch"
+    cond: Expr
+    then: str | None = None
+    else_: str | None = Field(default=None, alias="else")
+
+
+class MatchArm(IRModel):
+    """The members that select this arm (`_` matches any), and where it goes."""
+
+    members: list[str]
+    target: str | None = None
+
+
+class MatchState(StateBase):
+    """`match` over an enum value: the first arm naming the value's member is taken."""
+
+    kind: Literal["match"] = "match"
+    subject: Expr
+    arms: list[MatchArm]
+
+
+class CheckpointState(StateBase):
+    """A human decision: the run waits until it is decided or `timeout_ms` passes.
+
+    On timeout the decision is `on_timeout` with `by` = "timeout". `timeout_ms`
+    None means the checkpoint waits forever (`timeout: never`).
+    """
+
+    kind: Literal["checkpoint"] = "checkpoint"
+    name: str
+    target: str | None = None
+    ask: Expr | None = None
+    show: list[Expr] = []
+    options: list[str]
+    assignee: Expr | None = None
+    timeout_ms: int | None = None
+    on_timeout: str | None = None
+    next: str | None = None
+
+
+class WaitState(StateBase):
+    """A durable timer (`duration`) or a wait for an event (`event`, with `timeout_ms`).
+
+    An event wait with a timeout yields the payload, or null when the timeout fired.
+    """
+
+    kind: Literal["wait"] = "wait"
+    target: str | None = None
+    duration: Expr | None = None
+    event: str | None = None
+    payload: TypeIR | None = None
+    timeout_ms: int | None = None
+    next: str | None = None
+
+
+class ParallelState(StateBase):
+    """Fork one cursor per branch entry; when all branches end, continue at `next`.
+
+    The first uncaught failure in a branch cancels its siblings and propagates.
+    """
+
+    kind: Literal["parallel"] = "parallel"
+    branches: list[str]
+    next: str | None = None
+
+
+class MapState(StateBase):
+    """`parallel for var in iterable limit N`: one cursor per item, at most `limit` at once.
+
+    With a `target`, what each item's body yields is collected into a list in
+    input order.
+    """
+
+    kind: Literal["map"] = "map"
+    var: str
+    iterable: Expr
+    limit: Expr | None = None
+    body: str | None = None
+    target: str | None = None
+    next: str | None = None
+
+
+class LoopState(StateBase):
+    """A sequential loop: `for var in iterable`, or `while cond` at most `max` times.
+
+    Each time the body ends, control returns here for the next item or test.
+    With a `target`, yields are collected into a list.
+    """
+
+    kind: Literal["loop"] = "loop"
+    mode: Literal["for", "while"]
+    var: str | None = None
+    iterable: Expr | None = None
+    cond: Expr | None = None
+    max: Expr | None = None
+    body: str | None = None
+    target: str | None = None
+    next: str | None = None
+
+
+class CatchIR(IRModel):
+    """A `catch` clause: the error kinds it takes (`any` for all catchable) and its body."""
+
+    kinds: list[str]
+    var: str | None = None
+    entry: str | None = None
+
+
+class TryState(StateBase):
+    """Run `body`; a failure of a listed kind runs that catch; `finally` always runs last."""
+
+    kind: Literal["try"] = "try"
+    body: str | None = None
+    catches: list[CatchIR]
+    finally_: str | None = Field(default=None, alias="finally")
+    next: str | None = None
+
+
+class LogState(StateBase):
+    kind: Literal["log"] = "log"
+    message: Expr
+    next: str | None = None
+
+
+class YieldState(StateBase):
+    """Append `value` to the list collected by the loop or map state `into`."""
+
+    kind: Literal["yield"] = "yield"
+    value: Expr
+    into: str
+    next: str | None = None
+
+
+class ReturnState(StateBase):
+    """End the workflow with `value`; pending `finally` bodies run first."""
+
+    kind: Literal["return"] = "return"
+    value: Expr | None = None
+
+
+class FailState(StateBase):
+    """End the workflow as failed with `message` (not catchable by `try`)."""
+
+    kind: Literal["fail"] = "fail"
+    message: Expr
+
+
+State = Annotated[
+    CallState
+    | ChildState
+    | AssignState
+    | BranchState
+    | MatchState
+    | CheckpointState
+    | WaitState
+    | ParallelState
+    | MapState
+    | LoopState
+    | TryState
+    | LogState
+    | YieldState
+    | ReturnState
+    | FailState,
+    Field(discriminator="kind"),
+]
+
+STATE_KINDS = (
+    "call",
+    "child",
+    "assign",
+    "branch",
+    "match",
+    "checkpoint",
+    "wait",
+    "parallel",
+    "map",
+    "loop",
+    "try",
+    "log",
+    "yield",
+    "return",
+    "fail",
+)
+
+FRAME_KINDS = ("parallel", "map", "loop", "try")
+
+
+def transitions(state: State) -> list[tuple[str, str | None]]:
+    """Every outgoing transition of a state as (label, target); targets may be None (body end)."""
+    out: list[tuple[str, str | None]]
+    match state:
+        case BranchState():
+            return [("then", state.then), ("else", state.else_)]
+        case MatchState():
+            return [(", ".join(arm.members), arm.target) for arm in state.arms]
+        case ReturnState() | FailState():
+            return []
+        case ParallelState():
+            out = [(f"branch {i + 1}", entry) for i, entry in enumerate(state.branches)]
+            return [*out, ("join", state.next)]
+        case MapState() | LoopState():
+            return [("body", state.body), ("done", state.next)]
+        case TryState():
+            out = [("body", state.body)]
+            out += [("catch " + ", ".join(c.kinds), c.entry) for c in state.catches]
+            if state.finally_ is not None:
+                out.append(("finally", state.finally_))
+            return [*out, ("next", state.next)]
+        case _:
+            return [("next", state.next)]
