@@ -3,7 +3,7 @@
 `ExprChecker` gives every expression its `ty` (and names their `ref`, calls
 their `target`) and reports what does not type. It knows no statements: the
 flow checker (`flow.py`) subclasses it and supplies local variables,
-definite assignment and narrowing through the `local`, `is_local` and
+definite assignment and narrowing through the `local`, `is_local`, `is_bound` and
 `narrowed` hooks. An expression that cannot be typed gets `unknown`, which
 fits everywhere, so one mistake is reported once.
 """
@@ -304,6 +304,8 @@ class ExprChecker:
         t = self.local(e)
         if t is not None:
             return t
+        if self.quiet_unknown:
+            return T.UNKNOWN
         sym = self.resolver.symbol(self.module, e.name)
         if sym is not None:
             e.ref = sym
