@@ -18,11 +18,18 @@ from mnlang.checker.builtins import BUILTINS, Builtin, Misuse
 from mnlang.checker.declarations import Declarations, Resolver
 from mnlang.checker.program import ModuleInfo, Symbol
 from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.typerules import (
+    NUMBERS,
+    ORDERED,
+    arithmetic,
+    assignable,
+    expr_path,
+    join,
+    money_mix,
+)
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
-_NUMBERS = ("int", "float")
-_ORDERED = ("int", "float", "money", "duration", "timestamp", "str")
 _COMPARISONS = ("<", ">", "<=", ">=")
 _VERBS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "%": "take the remainder of"}
 _DECISION_FIELDS = ("choice", "approved", "by", "comment", "at")
@@ -32,86 +39,8 @@ _ERROR_FIELDS = ("kind", "message", "step")
 Facts = dict[str, T.Type]
 
 
-def assignable(src: T.Type, dst: T.Type) -> bool:
-    """Whether a value of type `src` may stand where `dst` is expected."""
-    if src == dst:
-        return True
-    k, d = src.kind, dst.kind
-    if k == "unknown" or d == "unknown" or d == "json":
-        return True
-    if d == "optional":
-        return k == "null" or assignable(src.unwrap(), dst.args[0])
-    if k == "int" and d == "float":
-        return True
-    if k == d and k in ("list", "map"):
-        return assignable(src.args[0], dst.args[0])
-    return False
-
-
-def join(a: T.Type, b: T.Type) -> T.Type | None:
-    """The type that holds both `a` and `b` (list items, yields), or None when none does."""
-    if assignable(b, a) and a.kind != "null":
-        return a
-    if assignable(a, b) and b.kind != "null":
-        return b
-    if a.kind == "null":
-        return T.optional(b)
-    if b.kind == "null":
-        return T.optional(a)
-    return None
-
-
-def has_unknown(t: T.Type) -> bool:
-    return t.kind == "unknown" or any(has_unknown(a) for a in t.args)
-
-
-def expr_path(e: ast.Expr) -> str | None:
-    """`x`, `x.a.b` for names and field chains (what narrowing can speak about), else None."""
-    if isinstance(e, ast.Name):
-        return e.name
-    if isinstance(e, ast.Field):
-        base = expr_path(e.obj)
-        return f"{base}.{e.name.name}" if base is not None else None
-    if isinstance(e, ast.Paren):
-        return expr_path(e.inner)
-    return None
-
-
 def _article(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
-
-
-def _money_mix(a: T.Type, b: T.Type) -> bool:
-    kinds = {a.kind, b.kind}
-    return "money" in kinds and bool(kinds & {"int", "float"})
-
-
-def _arith(op: str, a: T.Type, b: T.Type) -> T.Type | None:
-    """The result of `a op b` for `+ - * / %`, or None when the operator is not defined."""
-    ka, kb = a.kind, b.kind
-    if ka in _NUMBERS and kb in _NUMBERS:
-        if op == "/" or "float" in (ka, kb):
-            return T.FLOAT
-        return T.INT
-    if ka == kb == "str" and op == "+":
-        return T.STR
-    if ka == kb == "list" and op == "+":
-        return join(a, b)
-    if ka == kb == "money":
-        return T.MONEY if op in "+-" else T.FLOAT if op == "/" else None
-    if ka == kb == "duration":
-        return T.DURATION if op in "+-" else T.FLOAT if op == "/" else None
-    if ka in ("money", "duration") and kb in _NUMBERS and op in "*/":
-        return a
-    if kb in ("money", "duration") and ka in _NUMBERS and op == "*":
-        return b
-    if ka == "timestamp" and kb == "duration" and op in "+-":
-        return T.TIMESTAMP
-    if ka == "duration" and kb == "timestamp" and op == "+":
-        return T.TIMESTAMP
-    if ka == kb == "timestamp" and op == "-":
-        return T.DURATION
-    return None
 
 
 class ExprChecker:
@@ -219,7 +148,7 @@ class ExprChecker:
     ) -> None:
         if src.kind == "optional" and assignable(src.args[0], dst):
             self.optional_use(node, src)
-        elif _money_mix(src, dst):
+        elif money_mix(src, dst):
             self.diags.add(
                 "E209",
                 node,
@@ -242,7 +171,7 @@ class ExprChecker:
     def _mismatch_help(src: T.Type, dst: T.Type) -> str:
         if dst.kind == "str":
             return 'convert it with `to_str(...)`, or interpolate it: `"{...}"`'
-        if src.kind == "str" and dst.kind in _NUMBERS:
+        if src.kind == "str" and dst.kind in NUMBERS:
             return f"convert it with `parse_{dst.kind}(...)`"
         if src.kind == "float" and dst.kind == "int":
             return "convert it with `round(...)`"
@@ -684,10 +613,10 @@ class ExprChecker:
             return T.BOOL if op in _COMPARISONS else T.UNKNOWN
         if op in _COMPARISONS:
             return self._compare(e, lt, rt)
-        result = _arith(op, lt, rt)
+        result = arithmetic(op, lt, rt)
         if result is not None:
             return result
-        if _money_mix(lt, rt):
+        if money_mix(lt, rt):
             self.diags.add(
                 "E209",
                 e,
@@ -704,11 +633,11 @@ class ExprChecker:
         return T.UNKNOWN
 
     def _compare(self, e: ast.Binary, lt: T.Type, rt: T.Type) -> T.Type:
-        if lt.kind in _NUMBERS and rt.kind in _NUMBERS:
+        if lt.kind in NUMBERS and rt.kind in NUMBERS:
             return T.BOOL
-        if lt.kind == rt.kind and lt.kind in _ORDERED:
+        if lt.kind == rt.kind and lt.kind in ORDERED:
             return T.BOOL
-        if _money_mix(lt, rt):
+        if money_mix(lt, rt):
             self.diags.add(
                 "E209",
                 e,
@@ -730,7 +659,7 @@ class ExprChecker:
         a, b = lt.unwrap(), rt.unwrap()
         if assignable(a, b) or assignable(b, a):
             return T.BOOL
-        if _money_mix(a, b):
+        if money_mix(a, b):
             self.diags.add(
                 "E209",
                 e,

@@ -20,7 +20,7 @@ from typing import Any
 
 from mnlang.checker import types as T
 from mnlang.checker.declarations import Declarations, Resolver, Signature
-from mnlang.checker.expressions import ExprChecker, assignable, has_unknown, join
+from mnlang.checker.expressions import ExprChecker
 from mnlang.checker.options import (
     CHECKPOINT_OPTIONS,
     ERROR_KINDS,
@@ -30,6 +30,7 @@ from mnlang.checker.options import (
 )
 from mnlang.checker.program import ModuleInfo
 from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.typerules import assignable, has_unknown, join
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
