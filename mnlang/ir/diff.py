@@ -225,7 +225,12 @@ def resume_problems(old: IRProgram, new: IRProgram, workflow: str, state_id: str
         if old_type is None:
             problems.append(f"variable `{name}` is needed here but the old run does not keep it")
         elif not type_compatible(old_type, new_type, old, new):
-            problems.append(f"variable `{name}` changes type from {old_type} to {new_type}")
+            if str(old_type) == str(new_type):
+                problems.append(
+                    f"variable `{name}`: its type {new_type} changed and old values do not fit"
+                )
+            else:
+                problems.append(f"variable `{name}` changes type from {old_type} to {new_type}")
     return problems
 
 
