@@ -12,6 +12,7 @@ up most reductions in expressions, cost one table lookup each.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import zlib
@@ -155,13 +156,15 @@ def load_tables(grammar: str, directory: Path | None) -> Tables:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """Write the cache file whole or not at all; failing to cache only costs time later."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 class ParseError(Exception):

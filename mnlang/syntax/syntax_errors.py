@@ -104,10 +104,11 @@ class _Report:
 
     def add(self) -> None:
         for rule in (
+            self.unclosed,
             self.equals_for_colon,
             self.missing_colon,
-            self.unclosed,
             self.capitalised_value,
+            self.reserved_word_assigned,
             self.lowercase_type,
             self.misspelt_declaration,
         ):
@@ -154,20 +155,24 @@ class _Report:
     def unclosed(self) -> bool:
         """E013 at the opener when the input ends, or the next declaration starts, inside
         brackets."""
-        closers = {c for c in _OPENER_OF if c in self.expected}
-        if not closers:
-            return False
-        tok = self.tok
-        at_next_decl = tok.type in _DECL_START and tok.column == 1 and "RBRACE" in closers
-        if tok.type != "$END" and not at_next_decl:
+        tok, prev = self.tok, self.prev
+        if tok.type == "$END":
+            if not {c for c in _OPENER_OF if c in self.expected}:
+                return False
+            stop = tok
+        elif tok.type in _DECL_START and tok.column == 1:
+            stop = tok
+        elif prev is not None and prev.type in _DECL_START and prev.column == 1:
+            stop = prev  # `type` also starts an option line, so the error comes one later
+        else:
             return self.open_paren_label()
-        found = _unclosed_opener(self.text, self.origin, tok.start_pos)
+        found = _unclosed_opener(self.text, self.origin, stop.start_pos)
         if found is None:
             return False
         opener, note = found
         closer = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[opener.type]
         where = (
-            "the file ends" if tok.type == "$END" else f"`{tok.value}` starts on line {tok.line}"
+            "the file ends" if stop.type == "$END" else f"`{stop.value}` starts on line {stop.line}"
         )
         self.diags.add(
             "E013",
@@ -194,7 +199,7 @@ class _Report:
         self.diags.add(
             "E010",
             self.span,
-            self.expected_found(),
+            f"expected `{closer}` or `,`, found {self.found()}",
             labels=[Label(self.token_span(opener), f"this `{opener.value}` is not closed")],
             help=f"add the `{closer}`; inside brackets a new line does not end a statement",
         )
@@ -225,6 +230,18 @@ class _Report:
             )
             return True
         return False
+
+    def reserved_word_assigned(self) -> bool:
+        prev = self.prev
+        if prev is None or prev.type not in _KEYWORD_TYPES or self.tok.type != "ASSIGN":
+            return False
+        self.diags.add(
+            "E010",
+            self.token_span(prev),
+            f"`{prev.value}` is a reserved word, so it cannot be assigned",
+            help=f"choose another name, e.g. `{prev.value}_result`",
+        )
+        return True
 
     def lowercase_type(self) -> bool:
         tok = self.tok
