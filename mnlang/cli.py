@@ -9,10 +9,15 @@ has errors, 2 a usage error (click's own).
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from mnlang import __version__
+
+if TYPE_CHECKING:
+    from mnlang.diagnostics import Diagnostic
+    from mnlang.ir.model import IRProgram
 
 _FORMATS = ("full", "concise", "json")
 _COLOURS = ("auto", "always", "never")
@@ -64,6 +69,145 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color: str) -> None:
         )
         report.write(lines, sys.stdout, report.wants_colour(sys.stdout, color))
     sys.exit(0 if result.ok else 1)
+
+
+# ---- compile, graph, diff: the IR ------------------------------------------------------
+
+
+def _report_to_stderr(file: str, diagnostics: list[Diagnostic]) -> None:
+    """Diagnostics of a command whose standard output carries a result (IR, DOT, a diff)."""
+    from mnlang import report
+
+    if not diagnostics:
+        return
+    items = [report.Located(d, file) for d in diagnostics]
+    lines = report.render(items, report.Sources(), "full")
+    report.write(lines, sys.stderr, report.wants_colour(sys.stderr))
+
+
+def _program_or_exit(file: str) -> IRProgram:
+    """A `.mn` file checked and compiled, or a compiled `.json` loaded; exit 1 on errors."""
+    from mnlang.diagnostics import Diagnostic
+    from mnlang.ir.compile import load_or_compile
+    from mnlang.ir.load import IRLoadError
+
+    try:
+        program, diagnostics = load_or_compile(file)
+    except IRLoadError as e:
+        program, diagnostics = None, [Diagnostic("E095", e.message, None, help=e.help)]
+    _report_to_stderr(file, diagnostics)
+    if program is None:
+        sys.exit(1)
+    return program
+
+
+def _known_workflow(program: IRProgram, workflow: str | None) -> None:
+    if workflow is not None and workflow not in program.workflows:
+        known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
+        raise click.UsageError(f"no workflow `{workflow}` (workflows: {known})")
+
+
+@main.command("compile")
+@click.argument("file", required=False, type=click.Path(path_type=str))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write the IR to this file instead of standard output.",
+)
+@click.option("-w", "--workflow", help="Keep only this workflow and the workflows it calls.")
+@click.option("--schema", is_flag=True, help="Print the JSON Schema of the IR instead.")
+def compile_command(
+    file: str | None, output: str | None, workflow: str | None, schema: bool
+) -> None:
+    """Compile FILE to its IR: the JSON that the runtime runs (see docs/ir.md).
+
+    FILE is checked first; when it has errors they are printed, nothing is
+    written, and the exit code is 1.
+    """
+    import json
+    from pathlib import Path
+
+    from mnlang.ir.compile import select_workflow
+    from mnlang.ir.load import dump_ir
+    from mnlang.ir.model import IRProgram
+
+    if schema:
+        click.echo(json.dumps(IRProgram.model_json_schema(by_alias=True), indent=2))
+        return
+    if file is None:
+        raise click.UsageError("give a FILE to compile, or --schema")
+    program = _program_or_exit(file)
+    _known_workflow(program, workflow)
+    if workflow is not None:
+        program = select_workflow(program, workflow)
+    text = dump_ir(program)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, "utf-8")
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=str))
+@click.option("-w", "--workflow", help="The workflow to draw (needed when FILE has several).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write `.svg`, `.png` or `.dot`, by the suffix; default: DOT on standard output.",
+)
+def graph(file: str, workflow: str | None, output: str | None) -> None:
+    """Draw a workflow's state machine (FILE: `.mn`, or IR `.json` from `mnc compile`).
+
+    SVG and PNG need Graphviz's `dot` program; DOT output does not.
+    """
+    from pathlib import Path
+
+    from mnlang.graph.render import GraphError, format_of, pick_workflow, render
+
+    program = _program_or_exit(file)
+    try:
+        name = pick_workflow(program, workflow)
+        fmt = format_of(Path(output)) if output is not None else "dot"
+    except GraphError as e:
+        raise click.UsageError(f"{e.message}; {e.help}") from None
+    try:
+        data = render(program, name, fmt)
+    except GraphError as e:
+        click.echo(f"error: {e.message}\n  help: {e.help}", err=True)
+        sys.exit(1)
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+    else:
+        Path(output).write_bytes(data)
+
+
+@main.command()
+@click.argument("old", type=click.Path(path_type=str))
+@click.argument("new", type=click.Path(path_type=str))
+@click.option("-w", "--workflow", help="Compare only this workflow.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def diff(old: str, new: str, workflow: str | None, as_json: bool) -> None:
+    """Compare two versions of a program (`.mn` files or IR `.json` files).
+
+    Lists the states added, removed and changed per workflow, and for each state
+    of OLD whether a run paused there can continue on NEW (docs/ir.md, "Version
+    compatibility"). Exits 0 once compared, whatever changed; 1 when a file has
+    errors.
+    """
+    from mnlang.ir.diff import diff_programs
+    from mnlang.ir.diff_report import diff_lines
+
+    before = _program_or_exit(old)
+    after = _program_or_exit(new)
+    if workflow is not None and workflow not in after.workflows:
+        _known_workflow(before, workflow)
+    result = diff_programs(before, after, workflow)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+    else:
+        click.echo("\n".join(diff_lines(result)))
 
 
 if __name__ == "__main__":
