@@ -61,7 +61,7 @@ _STYLES: dict[str, _Style] = {
     "try": _Style("box", "#f5f5f4", "dashed"),
     "log": _Style("note", "#ffffff"),
     "yield": _Style("cds", "#d1fae5"),
-    "return": _Style("Msquare", "#bbf7d0"),
+    "return": _Style("box", "#bbf7d0", "rounded,bold"),
     "fail": _Style("octagon", "#fecaca"),
 }
 _CLUSTER_COLORS = {"loop": "#059669", "map": "#059669", "parallel": "#2563eb", "try": "#78716c"}
@@ -81,6 +81,15 @@ def _clip(text: str) -> str:
 def _label(lines: list[str]) -> str:
     """A multi-line Graphviz label; backslashes in the text are kept literal."""
     return "\\n".join(_clip(line).replace("\\", "\\\\") for line in lines)
+
+
+def _cluster_title(state: State) -> str:
+    """A frame cluster's title; its header node says the rest."""
+    if isinstance(state, MapState):
+        return "parallel for"
+    if isinstance(state, LoopState):
+        return state.mode
+    return state.kind
 
 
 def _style_key(state: State) -> str:
@@ -253,7 +262,7 @@ class _Builder:
                 color = _CLUSTER_COLORS[state.kind]
                 with g.subgraph(name=f"cluster_{self.names[state.id]}") as sub:
                     sub.attr(
-                        label=_label([summary(state)]),
+                        label=_cluster_title(state),
                         style="rounded,dashed",
                         color=color,
                         fontcolor=color,
