@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,23 @@ from mnlang.span import Span
 from mnlang.syntax import ast
 
 
+@lru_cache(maxsize=256)
+def _relative_file(file: str, root_dir: Path) -> str:
+    path = Path(file)
+    try:
+        return path.resolve().relative_to(root_dir).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def span_ir(span: Span, root_dir: Path) -> SpanIR:
     """A span whose file is relative to the root source's folder (absolute when outside it)."""
-    path = Path(span.file)
-    try:
-        file = path.resolve().relative_to(root_dir).as_posix()
-    except ValueError:
-        file = path.as_posix()
     return SpanIR(
-        file=file, line=span.line, col=span.col, end_line=span.end_line, end_col=span.end_col
+        file=_relative_file(span.file, root_dir),
+        line=span.line,
+        col=span.col,
+        end_line=span.end_line,
+        end_col=span.end_col,
     )
 
 

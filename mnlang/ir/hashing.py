@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -38,7 +39,9 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
         return {str(k): canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [canonical(v) for v in value]
-    return json.loads(json.dumps(value, default=str))
+    if isinstance(value, Decimal):
+        return str(value)  # as pydantic writes money into JSON
+    return value
 
 
 def canonical_json(value: Any, exclude: frozenset[str] = frozenset()) -> str:
