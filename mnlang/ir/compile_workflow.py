@@ -10,11 +10,11 @@ a failure jumping to a `catch` or `finally`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import cast
 
-from mnlang.checker.program import ModuleInfo, Symbol, lookup
+from mnlang.checker.program import ModuleInfo, Symbol
 from mnlang.ir import ids
-from mnlang.ir.base import TypeIR
+from mnlang.ir.base import SpanIR, TypeIR
 from mnlang.ir.compile_decls import DeclCompiler
 from mnlang.ir.compile_expr import CompilerBug
 from mnlang.ir.compile_types import (
@@ -62,6 +62,7 @@ from mnlang.ir.states import (
 from mnlang.syntax import ast
 
 _NONE: frozenset[str] = frozenset()
+_STEP_KINDS = ("tool", "effect", "agent", "workflow")
 _DEFAULT_CHECKPOINT_OPTIONS = ["approve", "reject"]
 
 
@@ -238,21 +239,12 @@ class WorkflowCompiler:
 
     # ---- steps and assignments -----------------------------------------------------
 
-    def step_of(self, expr: ast.Expr) -> Symbol | None:
-        """The tool, effect, agent or workflow a call expression invokes, if it is a step."""
-        if not isinstance(expr, ast.Call):
-            return None
-        target = expr.target
-        if target is not None and not isinstance(target, str):
-            symbol: Symbol = target
-        elif isinstance(target, str):
-            return None
-        else:
-            found = lookup(self.module, expr.callee)
-            if found is None:
-                return None
-            symbol = found
-        return symbol if symbol.kind in ("tool", "effect", "agent", "workflow") else None
+    @staticmethod
+    def step_of(expr: ast.Expr) -> Symbol | None:
+        """The tool, effect, agent or workflow a call invokes, as the type checker resolved it."""
+        if isinstance(expr, ast.Call) and isinstance(expr.target, Symbol):
+            return expr.target if expr.target.kind in _STEP_KINDS else None
+        return None
 
     def assign(
         self,
@@ -262,7 +254,7 @@ class WorkflowCompiler:
         nxt: str | None,
         ctx: _Context,
         env: dict[str, TypeIR],
-        span: Any,
+        span: SpanIR,
     ) -> dict[str, TypeIR]:
         kill = frozenset({target}) if target else _NONE
         after = dict(env)
@@ -295,7 +287,7 @@ class WorkflowCompiler:
         target: str | None,
         sid: str,
         nxt: str | None,
-        span: Any,
+        span: SpanIR,
     ) -> tuple[CallState | ChildState, TypeIR]:
         args = self.decls.call_args(call, callee, self.module)
         decl = callee.decl
@@ -327,7 +319,7 @@ class WorkflowCompiler:
         return state, returns
 
     def checkpoint(
-        self, cp: ast.Checkpoint, target: str | None, sid: str, nxt: str | None, span: Any
+        self, cp: ast.Checkpoint, target: str | None, sid: str, nxt: str | None, span: SpanIR
     ) -> tuple[CheckpointState, TypeIR]:
         entries = {e.key.name: e.value for e in cp.options.entries}
         options = _names(entries.get("options")) or list(_DEFAULT_CHECKPOINT_OPTIONS)
@@ -354,13 +346,13 @@ class WorkflowCompiler:
         return self.lower(value) if value is not None else None
 
     def wait(
-        self, wait: ast.Wait, target: str | None, sid: str, nxt: str | None, span: Any
+        self, wait: ast.Wait, target: str | None, sid: str, nxt: str | None, span: SpanIR
     ) -> tuple[WaitState, TypeIR]:
         if wait.event is None:
             duration = self.lower(wait.duration) if wait.duration is not None else None
             state = WaitState(id=sid, span=span, target=target, duration=duration, next=nxt)
             return state, NULL
-        event = lookup(self.module, ast.Name(wait.event.span, wait.event.name))
+        event = self.module.scope.get(wait.event.name)
         if event is None or event.name not in self.callables.events:
             raise CompilerBug(f"wait for unknown event `{wait.event.name}` at {wait.span}")
         payload = self.callables.events[event.name].payload
@@ -387,7 +379,7 @@ class WorkflowCompiler:
         nxt: str | None,
         ctx: _Context,
         env: dict[str, TypeIR],
-        span: Any,
+        span: SpanIR,
     ) -> dict[str, TypeIR]:
         self.reserve(sid)
         then, then_env = self.block(stmt.then.stmts, ids.join(sid, ids.THEN), nxt, ctx, env)
@@ -411,7 +403,7 @@ class WorkflowCompiler:
         nxt: str | None,
         ctx: _Context,
         env: dict[str, TypeIR],
-        span: Any,
+        span: SpanIR,
     ) -> dict[str, TypeIR]:
         self.reserve(sid)
         arms: list[MatchArm] = []
@@ -435,7 +427,7 @@ class WorkflowCompiler:
         nxt: str | None,
         ctx: _Context,
         env: dict[str, TypeIR],
-        span: Any,
+        span: SpanIR,
     ) -> TypeIR:
         """A `for` or `parallel for`; returns the type of the collected list."""
         self.reserve(sid)
@@ -491,7 +483,7 @@ class WorkflowCompiler:
         nxt: str | None,
         ctx: _Context,
         env: dict[str, TypeIR],
-        span: Any,
+        span: SpanIR,
     ) -> dict[str, TypeIR]:
         self.reserve(sid)
         inner = replace(ctx, frame=sid, end=[(sid, _NONE)], yields=[])
@@ -514,7 +506,7 @@ class WorkflowCompiler:
         nxt: str | None,
         ctx: _Context,
         env: dict[str, TypeIR],
-        span: Any,
+        span: SpanIR,
     ) -> dict[str, TypeIR]:
         self.reserve(sid)
         flat = [s for branch in stmt.branches for s in branch.stmts]
@@ -545,7 +537,7 @@ class WorkflowCompiler:
         nxt: str | None,
         ctx: _Context,
         env: dict[str, TypeIR],
-        span: Any,
+        span: SpanIR,
     ) -> dict[str, TypeIR]:
         self.reserve(sid)
         after = [(nxt, _NONE)] if nxt is not None else ctx.end
@@ -610,7 +602,7 @@ class WorkflowCompiler:
         nxt: str | None,
         ctx: _Context,
         env: dict[str, TypeIR],
-        span: Any,
+        span: SpanIR,
     ) -> dict[str, TypeIR]:
         if ctx.collector is None:
             raise CompilerBug(f"`yield` outside a collecting loop at {stmt.span}")
