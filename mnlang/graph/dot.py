@@ -35,6 +35,7 @@ from mnlang.ir.states import (
 )
 
 _MAX_LINE = 56
+_END = "end"  # the node for the end of the workflow's body
 _FONT = "Helvetica"
 
 
@@ -141,10 +142,6 @@ class _Builder:
         self.region = self._regions()
         self.end_used = False
 
-    @property
-    def end_node(self) -> str:
-        return "end"
-
     def join_node(self, parallel_id: str) -> str:
         return self.names[parallel_id] + "_join"
 
@@ -173,7 +170,7 @@ class _Builder:
         frame_id = state.frame
         if frame_id is None:
             self.end_used = True
-            return self.end_node, ""
+            return _END, ""
         frame = self.wf.states[frame_id]
         if isinstance(frame, MapState):
             return self.names[frame_id], "item done"
@@ -282,9 +279,9 @@ class _Builder:
         for state in self.wf.states.values():
             self.edges(g, state)
         if self.end_used or self.wf.start is None:
-            g.node(self.end_node, "end", shape="doublecircle", **dark)
+            g.node(_END, "end", shape="doublecircle", **dark)
             if self.wf.start is None:
-                g.edge("start", self.end_node)
+                g.edge("start", _END)
 
 
 def _successors(state: State) -> list[tuple[str, str | None]]:
