@@ -5,6 +5,7 @@ Every store implementation must pass this file: add its factory to `STORE_FACTOR
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,14 +37,16 @@ from mnlang.stores.base import (
     Store,
 )
 
-STORE_FACTORIES: dict[str, Callable[[Path], Store]] = {
-    "sqlite": lambda tmp: open_store(tmp / "journal.db"),
+# Each factory opens a new, empty journal; it may ask the request for fixtures it needs.
+STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
+    "sqlite": lambda request, tmp: open_store(tmp / "journal.db"),
+    "postgres": lambda request, tmp: open_store(request.getfixturevalue("pg_url")),
 }
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = STORE_FACTORIES[request.param](tmp_path)
+    opened = STORE_FACTORIES[request.param](request, tmp_path)
     yield opened
     opened.close()
 
@@ -538,3 +541,89 @@ def test_programs_are_kept_by_hash(store: Store) -> None:
     store.put_program("abc", '{"ir_version": 2}')
     assert store.get_program("abc") == '{"ir_version": 1}'
     assert store.get_program("zzz") is None
+
+
+# --- claiming and waking ------------------------------------------------------------------
+
+
+def test_claim_runs_leases_each_runnable_run_once(store: Store) -> None:
+    for run_id in ("a", "b", "c"):
+        new_run(store, run_id)
+    store.commit(Batch("c", run=RunUpdate(status="waiting", waiting_for=["payment"])))
+    first = store.claim_runs("w1", ttl=30, limit=1)
+    rest = store.claim_runs("w2", ttl=30, limit=10)
+    assert [(lease.run_id, lease.owner, lease.epoch) for lease in first] == [("a", "w1", 1)]
+    assert [(lease.run_id, lease.owner, lease.epoch) for lease in rest] == [("b", "w2", 1)]
+    assert all(lease.expires_at > store.now() + 20 for lease in first + rest)
+    assert store.claim_runs("w3", ttl=30, limit=10) == []
+    assert store.runnable_runs() == []
+    store.commit(Batch("a", lease=first[0], events=[NewEvent("step")]))
+    with pytest.raises(StaleLease, match="leased by worker `w2`"):
+        store.commit(Batch("b", events=[NewEvent("sneaky")]))
+
+
+def test_an_expired_claim_can_be_claimed_again_with_the_next_epoch(store: Store) -> None:
+    run_id = new_run(store)
+    [old] = store.claim_runs("w1", ttl=0.05)
+    time.sleep(0.1)
+    [new] = store.claim_runs("w2", ttl=30)
+    assert (new.run_id, new.epoch) == (run_id, old.epoch + 1)
+    with pytest.raises(StaleLease, match="is stale"):
+        store.commit(Batch(run_id, lease=old, events=[NewEvent("late")]))
+    store.release_lease(new)
+    assert store.runnable_runs() == [run_id]
+
+
+def test_claim_needs_a_positive_ttl(store: Store) -> None:
+    with pytest.raises(ValueError, match="positive time to live"):
+        store.claim_runs("w1", ttl=0)
+
+
+def test_wait_for_work_returns_at_once_when_a_run_is_runnable(store: Store) -> None:
+    new_run(store)
+    start = time.monotonic()
+    assert store.wait_for_work(5)
+    assert time.monotonic() - start < 1
+
+
+def test_wait_for_work_times_out_without_work(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(Batch(run_id, run=RunUpdate(status="waiting", waiting_for=["payment"])))
+    start = time.monotonic()
+    assert not store.wait_for_work(0.3)
+    assert 0.25 < time.monotonic() - start < 2
+
+
+def test_wait_for_work_wakes_when_a_timer_falls_due(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(
+        Batch(run_id, run=RunUpdate(status="waiting"), set_timers=[SetTimer("retry", 0.4)])
+    )
+    start = time.monotonic()
+    assert store.wait_for_work(10)
+    assert 0.3 < time.monotonic() - start < 1.5
+    assert store.runnable_runs() == [run_id]
+
+
+def test_wait_for_work_wakes_when_a_lease_expires(store: Store) -> None:
+    run_id = new_run(store)
+    assert store.acquire_lease(run_id, "dead-worker", ttl=0.4) is not None
+    start = time.monotonic()
+    assert store.wait_for_work(10)
+    assert 0.3 < time.monotonic() - start < 1.5
+
+
+def test_wait_for_work_wakes_on_a_decision(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(Batch(run_id, run=RunUpdate(status="waiting")))
+    open_review(store, run_id)
+    decider = threading.Timer(
+        0.3, store.decide_checkpoint, (run_id, "cp1", {"choice": "approve"}), {"by": "ann"}
+    )
+    start = time.monotonic()
+    decider.start()
+    try:
+        assert store.wait_for_work(10)
+    finally:
+        decider.join()
+    assert time.monotonic() - start < 1.3

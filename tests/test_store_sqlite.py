@@ -71,16 +71,9 @@ def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert store.location == str(absolute)
 
 
-@pytest.mark.parametrize(
-    ("target", "message"),
-    [
-        ("postgresql://db/mnc", "PostgreSQL journals are not supported yet"),
-        ("redis://x", "unknown journal URL scheme `redis://`"),
-    ],
-)
-def test_unsupported_urls_are_refused(target: str, message: str) -> None:
-    with pytest.raises(StoreError, match=message) as info:
-        open_store(target)
+def test_unsupported_urls_are_refused() -> None:
+    with pytest.raises(StoreError, match="unknown journal URL scheme `redis://`") as info:
+        open_store("redis://x")
     assert info.value.help
 
 

@@ -3,8 +3,9 @@
 `open_store()` picks the store from, in order, its argument (the CLI's `--db`), the
 `MNC_DB` environment variable, and the default `./.mnc/journal.db`. A plain path or a
 `sqlite:///relative/path` / `sqlite:////absolute/path` URL opens the embedded SQLite store;
-the interpreter only ever sees the `Store` interface, so a PostgreSQL store can be added
-here without touching it.
+a `postgresql://` URL opens the shared PostgreSQL store (`mnlang.stores.postgres`, which
+needs the `postgres` extra and is imported only then). The interpreter only ever sees
+the `Store` interface.
 """
 
 from __future__ import annotations
@@ -48,13 +49,21 @@ def open_store(
     if sep and scheme == "sqlite":
         location = rest[1:] if rest.startswith("/") else rest
     elif sep and scheme in ("postgres", "postgresql"):
-        raise StoreError(
-            "PostgreSQL journals are not supported yet",
-            help="use an SQLite file path, e.g. `--db .mnc/journal.db`",
-        )
+        return _open_postgres(location, durability, busy_timeout)
     elif sep:
         raise StoreError(
             f"unknown journal URL scheme `{scheme}://`",
-            help="pass a file path or a `sqlite:///path` URL",
+            help="pass a file path, a `sqlite:///path` URL or a `postgresql://` URL",
         )
     return SQLiteStore(location, durability=durability, busy_timeout=busy_timeout)
+
+
+def _open_postgres(url: str, durability: Durability, busy_timeout: float) -> Store:
+    try:
+        from mnlang.stores.postgres import PostgresStore
+    except ImportError as e:
+        raise StoreError(
+            f"a PostgreSQL journal needs psycopg, which is not installed ({e})",
+            help="install it with `pip install 'mnlang[postgres]'`",
+        ) from e
+    return PostgresStore(url, durability=durability, busy_timeout=busy_timeout)

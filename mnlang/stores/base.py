@@ -81,6 +81,11 @@ class StaleLease(StoreError):
     """The lease this worker holds is expired or was taken over: it may not commit."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached now, or the link broke during a commit (whose
+    outcome is then unknown: reload the run before going on). Worth retrying later."""
+
+
 # --- records the store returns ----------------------------------------------------------
 
 
@@ -386,6 +391,12 @@ class Store(Protocol):
     location: str
     """The database's path or URL, for messages."""
 
+    schema_version: int
+    """The journal's schema version, as this mnlang writes it."""
+
+    migrated_from: int
+    """The schema version the journal had when opened (0: it was created then)."""
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
@@ -423,6 +434,16 @@ class Store(Protocol):
         """Runs a worker should pick up, oldest first: running without a live lease, or
         waiting with a due timer, a decided checkpoint, a signal it waits for, or a
         cancel request."""
+
+    def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
+        """Lease up to `limit` runnable runs (as `runnable_runs` picks them) to `owner` for
+        `ttl` seconds, each with a new epoch; runs another worker is claiming at the same
+        moment are skipped, never waited for or claimed twice."""
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until a run may be runnable (`True`) or `timeout` seconds pass with no sign
+        of one (`False`). Wakes promptly when another process makes a run runnable, and
+        when a timer or a lease falls due. Use from one thread at a time."""
 
     # commits and state
 

@@ -214,12 +214,13 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
-def migrate(db: sqlite_utils.Database, location: str) -> None:
-    """Bring the database up to `SCHEMA_VERSION`, or refuse a file that is not ours."""
+def migrate(db: sqlite_utils.Database, location: str) -> int:
+    """Bring the database up to `SCHEMA_VERSION`, or refuse a file that is not ours;
+    returns the version the file had before."""
     conn = db.conn
     version = _pragma(conn, "user_version")
     if version == SCHEMA_VERSION and _pragma(conn, "application_id") == APPLICATION_ID:
-        return
+        return version
     _refuse_foreign(conn, version, location)
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -235,6 +236,7 @@ def migrate(db: sqlite_utils.Database, location: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return version
 
 
 def _refuse_foreign(conn: sqlite3.Connection, version: int, location: str) -> None:

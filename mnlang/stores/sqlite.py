@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,7 +44,6 @@ from mnlang.stores.base import (
     LedgerPut,
     LedgerRow,
     NewRun,
-    RunNotFound,
     RunRecord,
     RunState,
     RunStatus,
@@ -52,15 +52,18 @@ from mnlang.stores.base import (
     SetListItem,
     SetVar,
     Signal,
-    StaleLease,
     StateOp,
     StoreCorrupt,
     StoreError,
     StoreLocked,
     Timer,
 )
+from mnlang.stores.common import check_lease, check_ttl, dump, load, run_not_found
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
-from mnlang.stores.schema import migrate
+from mnlang.stores.schema import SCHEMA_VERSION, migrate
+
+POLL_INTERVAL = 0.05
+"""Seconds between looks for work in `wait_for_work`: the wake-up delay of a worker."""
 
 # julianday has millisecond resolution; `unixepoch('subsec')` needs SQLite 3.42.
 _NOW_SQL = "SELECT (julianday('now') - 2440587.5) * 86400.0"
@@ -95,17 +98,6 @@ WHERE r.status IN ('running', 'waiting')
 ORDER BY r.updated_at
 LIMIT :limit
 """
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _dump(value: Json) -> str:
-    return _ENCODER.encode(value)
-
-
-def _load(text: str | None) -> Json:
-    return None if text is None else json.loads(text)
 
 
 def _nested_range(branch: str) -> tuple[str, str]:
@@ -149,11 +141,12 @@ class SQLiteStore:
                 self._db = sqlite_utils.Database(
                     conn, execute_plugins=False, recursive_triggers=False
                 )
-                migrate(self._db, self.location)
+                self.migrated_from = migrate(self._db, self.location)
             except BaseException:
                 conn.close()
                 raise
         self._conn = conn
+        self.schema_version = SCHEMA_VERSION
 
     def __enter__(self) -> Self:
         return self
@@ -259,10 +252,10 @@ class SQLiteStore:
                 run.workflow,
                 run.workflow_class,
                 run.status,
-                _dump(run.args),
+                dump(run.args),
                 run.parent_run_id,
                 run.ir_hash,
-                _dump(run.meta),
+                dump(run.meta),
                 now,
                 now,
             ),
@@ -282,7 +275,7 @@ class SQLiteStore:
     def _run(self, run_id: str) -> RunRecord:
         record = self._run_or_none(run_id)
         if record is None:
-            raise _run_not_found(run_id)
+            raise run_not_found(run_id)
         return record
 
     def list_runs(
@@ -334,12 +327,37 @@ class SQLiteStore:
             rows = self._conn.execute(_RUNNABLE_SQL, {"now": now, "limit": limit}).fetchall()
         return [row[0] for row in rows]
 
+    def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
+        check_ttl(ttl)
+        # The write lock is the whole file's, so no other process claims meanwhile.
+        with self._write() as now:
+            rows = self._conn.execute(_RUNNABLE_SQL, {"now": now, "limit": limit}).fetchall()
+            claimed = []
+            for (run_id,) in rows:
+                (epoch,) = self._conn.execute(
+                    "UPDATE runs SET lease_owner = ?, lease_epoch = lease_epoch + 1, "
+                    "lease_expires_at = ? WHERE run_id = ? RETURNING lease_epoch",
+                    (owner, now + ttl, run_id),
+                ).fetchone()
+                claimed.append(Lease(run_id, owner, epoch, now + ttl))
+            return claimed
+
+    def wait_for_work(self, timeout: float) -> bool:
+        # SQLite cannot signal another process: poll, cheaply, until work or the timeout.
+        deadline = time.monotonic() + max(0.0, timeout)
+        while not self.runnable_runs(limit=1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, POLL_INTERVAL))
+        return True
+
     # --- commits and state --------------------------------------------------------------
 
     def commit(self, batch: Batch) -> CommitResult:
         # Serialising the events before the transaction keeps the write lock short; a value
         # that is not JSON anywhere in the batch rolls the whole transaction back.
-        events = [(e.kind, e.state, e.branch, _dump(e.data)) for e in batch.events]
+        events = [(e.kind, e.state, e.branch, dump(e.data)) for e in batch.events]
         crash = CrashPlan.from_env(next_commit_number())
         crash.point("before")
         with self._write() as now:
@@ -351,9 +369,9 @@ class SQLiteStore:
                 (batch.run_id,),
             ).fetchone()
             if row is None:
-                raise _run_not_found(batch.run_id)
+                raise run_not_found(batch.run_id)
             last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at = row
-            self._check_lease(batch, lease_owner, lease_epoch, lease_expires_at, now)
+            check_lease(batch, lease_owner, lease_epoch, lease_expires_at, now)
             if events:
                 conn.executemany(
                     "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
@@ -380,38 +398,6 @@ class SQLiteStore:
             rows_written=rows_written,
         )
 
-    def _check_lease(
-        self,
-        batch: Batch,
-        owner: str | None,
-        epoch: int,
-        expires_at: float | None,
-        now: float,
-    ) -> None:
-        lease = batch.lease
-        if lease is not None and lease.run_id != batch.run_id:
-            raise ValueError(f"lease of run `{lease.run_id}` used for run `{batch.run_id}`")
-        live = owner is not None and expires_at is not None and expires_at > now
-        if lease is None:
-            if live:
-                raise StaleLease(
-                    f"run `{batch.run_id}` is leased by worker `{owner}`; "
-                    "a commit without its lease is refused",
-                    help="acquire the run's lease before committing for it",
-                )
-            return
-        if (owner, epoch) != (lease.owner, lease.epoch):
-            raise StaleLease(
-                f"lease of worker `{lease.owner}` on run `{batch.run_id}` is stale "
-                f"(epoch {lease.epoch}; the run is now at epoch {epoch})",
-                help="another worker took the run over; drop this execution of it",
-            )
-        if not live:
-            raise StaleLease(
-                f"lease of worker `{lease.owner}` on run `{batch.run_id}` has expired",
-                help="renew the lease more often than its time to live",
-            )
-
     def _apply_state_op(self, run_id: str, op: StateOp) -> None:
         conn = self._conn
         match op:
@@ -420,7 +406,7 @@ class SQLiteStore:
                     "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
                     "VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (run_id, branch, name) DO UPDATE "
                     "SET value = excluded.value, is_list = 0, length = 0",
-                    (run_id, branch, name, _dump(value)),
+                    (run_id, branch, name, dump(value)),
                 )
                 self._delete_items(run_id, branch, name)
             case SetList(branch, name, items):
@@ -446,7 +432,7 @@ class SQLiteStore:
                 cursor = conn.execute(
                     "UPDATE list_items SET value = ? "
                     "WHERE run_id = ? AND branch = ? AND name = ? AND idx = ?",
-                    (_dump(value), run_id, branch, name, index),
+                    (dump(value), run_id, branch, name, index),
                 )
                 if cursor.rowcount != 1:
                     raise ValueError(f"`{name}[{index}]` in branch `{branch}` does not exist")
@@ -460,7 +446,7 @@ class SQLiteStore:
                 conn.execute(
                     "INSERT INTO cursors (run_id, branch, cursor) VALUES (?, ?, ?) "
                     "ON CONFLICT (run_id, branch) DO UPDATE SET cursor = excluded.cursor",
-                    (run_id, branch, _dump(cursor_value)),
+                    (run_id, branch, dump(cursor_value)),
                 )
             case DropBranch(branch):
                 low, high = _nested_range(branch)
@@ -479,7 +465,7 @@ class SQLiteStore:
     ) -> None:
         self._conn.executemany(
             "INSERT INTO list_items (run_id, branch, name, idx, value) VALUES (?, ?, ?, ?, ?)",
-            [(run_id, branch, name, i, _dump(item)) for i, item in enumerate(items, start)],
+            [(run_id, branch, name, i, dump(item)) for i, item in enumerate(items, start)],
         )
 
     def _delete_items(self, run_id: str, branch: str, name: str) -> None:
@@ -501,19 +487,19 @@ class SQLiteStore:
                     params.append(now)
             if update.result is not UNSET:
                 sets.append("result = ?")
-                params.append(_dump(update.result))
+                params.append(dump(update.result))
             if update.error is not UNSET:
                 sets.append("error = ?")
-                params.append(_dump(update.error))
+                params.append(dump(update.error))
             if update.waiting_for is not None:
                 sets.append("waiting_for = ?")
-                params.append(_dump(update.waiting_for))
+                params.append(dump(update.waiting_for))
             if update.ir_hash is not None:
                 sets.append("ir_hash = ?")
                 params.append(update.ir_hash)
             if update.meta is not None:
                 sets.append("meta = ?")
-                params.append(_dump(update.meta))
+                params.append(dump(update.meta))
         params.append(batch.run_id)
         self._conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", params)
 
@@ -532,7 +518,7 @@ class SQLiteStore:
                 put.key,
                 put.args_hash,
                 put.status,
-                _dump(put.result),
+                dump(put.result),
                 run_id,
                 put.state,
                 now,
@@ -551,7 +537,7 @@ class SQLiteStore:
                 "INSERT INTO timers (run_id, timer_id, due_at, payload) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (run_id, timer_id) DO UPDATE "
                 "SET due_at = excluded.due_at, payload = excluded.payload",
-                [(run_id, t.timer_id, now + t.delay, _dump(t.payload)) for t in batch.set_timers],
+                [(run_id, t.timer_id, now + t.delay, dump(t.payload)) for t in batch.set_timers],
             )
         if batch.cancel_timers:
             conn.executemany(
@@ -564,7 +550,7 @@ class SQLiteStore:
                 "decision, opened_at) VALUES (?, ?, ?, ?, 'open', 'null', ?) "
                 "ON CONFLICT (run_id, checkpoint_id) DO NOTHING",
                 [
-                    (run_id, c.checkpoint_id, c.name, _dump(c.request), now)
+                    (run_id, c.checkpoint_id, c.name, dump(c.request), now)
                     for c in batch.open_checkpoints
                 ],
             )
@@ -588,7 +574,7 @@ class SQLiteStore:
         with self._snapshot() as conn:
             record = self._run(run_id)
             cursors = {
-                branch: _load(cursor)
+                branch: load(cursor)
                 for branch, cursor in conn.execute(
                     "SELECT branch, cursor FROM cursors WHERE run_id = ?", (run_id,)
                 )
@@ -597,7 +583,7 @@ class SQLiteStore:
             for branch, name, value, is_list in conn.execute(
                 "SELECT branch, name, value, is_list FROM variables WHERE run_id = ?", (run_id,)
             ):
-                variables.setdefault(branch, {})[name] = [] if is_list else _load(value)
+                variables.setdefault(branch, {})[name] = [] if is_list else load(value)
             # Items come in primary-key order: by branch, name, then index.
             for branch, name, value in conn.execute(
                 "SELECT branch, name, value FROM list_items WHERE run_id = ? "
@@ -615,7 +601,7 @@ class SQLiteStore:
             "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after_seq, -1 if limit is None else limit),
         )
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], _load(r[6])) for r in rows]
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6])) for r in rows]
 
     # --- effect ledger --------------------------------------------------------------------
 
@@ -634,7 +620,7 @@ class SQLiteStore:
             scope_run_id=row[1] or None,
             args_hash=row[2],
             status=row[3],
-            result=_load(row[4]),
+            result=load(row[4]),
             run_id=row[5],
             state=row[6],
             created_at=row[7],
@@ -656,7 +642,7 @@ class SQLiteStore:
         cursor = self._conn.execute(
             "INSERT INTO signals (run_id, signal_id, name, payload, sent_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, signal_id) DO NOTHING",
-            (run_id, signal_id, name, _dump(payload), now),
+            (run_id, signal_id, name, dump(payload), now),
         )
         return cursor.rowcount == 1
 
@@ -667,7 +653,7 @@ class SQLiteStore:
             sql += " AND name = ?"
             params.append(name)
         rows = self._query(sql + " ORDER BY arrival", params)
-        return [Signal(r[0], r[1], r[2], _load(r[3]), r[4], r[5]) for r in rows]
+        return [Signal(r[0], r[1], r[2], load(r[3]), r[4], r[5]) for r in rows]
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -698,7 +684,7 @@ class SQLiteStore:
             cursor = self._conn.execute(
                 "UPDATE checkpoints SET status = 'decided', decision = ?, decided_by = ?, "
                 "decided_at = ? WHERE run_id = ? AND checkpoint_id = ? AND status = 'open'",
-                (_dump(decision), by, now, run_id, checkpoint_id),
+                (dump(decision), by, now, run_id, checkpoint_id),
             )
             checkpoint = self._checkpoint(run_id, checkpoint_id)
         if checkpoint is None:
@@ -718,7 +704,7 @@ class SQLiteStore:
                 "ORDER BY due_at, run_id, timer_id LIMIT ?",
                 (at, limit),
             ).fetchall()
-        return [Timer(r[0], r[1], r[2], _load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
 
     def next_due(self) -> float | None:
         value = self._query("SELECT min(due_at) FROM timers")[0][0]
@@ -729,12 +715,12 @@ class SQLiteStore:
             f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = ? ORDER BY due_at, timer_id",
             (run_id,),
         )
-        return [Timer(r[0], r[1], r[2], _load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
 
     # --- leases ---------------------------------------------------------------------------
 
     def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Lease | None:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         with self._write() as now:
             record = self._run(run_id)
             expires = record.lease_expires_at
@@ -750,10 +736,10 @@ class SQLiteStore:
             return lease
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         with self._write() as now:
             record = self._run(lease.run_id)
-            self._check_lease(
+            check_lease(
                 Batch(run_id=lease.run_id, lease=lease),
                 record.lease_owner,
                 record.lease_epoch,
@@ -796,13 +782,13 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         workflow=row[1],
         workflow_class=row[2],
         status=row[3],
-        args=_load(row[4]),
-        result=_load(row[5]),
-        error=_load(row[6]),
+        args=load(row[4]),
+        result=load(row[5]),
+        error=load(row[6]),
         parent_run_id=row[7],
         ir_hash=row[8],
-        meta=_load(row[9]),
-        waiting_for=_load(row[10]),
+        meta=load(row[9]),
+        waiting_for=load(row[10]),
         cancel_requested=bool(row[11]),
         last_seq=row[12],
         lease_owner=row[13],
@@ -819,19 +805,10 @@ def _checkpoint_record(row: Sequence[Any]) -> Checkpoint:
         run_id=row[0],
         checkpoint_id=row[1],
         name=row[2],
-        request=_load(row[3]),
+        request=load(row[3]),
         status=row[4],
-        decision=_load(row[5]),
+        decision=load(row[5]),
         decided_by=row[6],
         opened_at=row[7],
         decided_at=row[8],
     )
-
-
-def _run_not_found(run_id: str) -> RunNotFound:
-    return RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
-
-
-def _check_ttl(ttl: float) -> None:
-    if not ttl > 0:
-        raise ValueError(f"a lease needs a positive time to live, not {ttl!r}")

@@ -1,0 +1,64 @@
+"""What every store does the same way: encode payloads as JSON text, judge a batch's
+lease, and word the errors for a missing run or a bad time to live. Kept in one place so
+that the SQLite and PostgreSQL stores cannot drift apart on the contract's rules.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mnlang.stores.base import Batch, Json, RunNotFound, StaleLease
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def dump(value: Json) -> str:
+    """Compact JSON text; `TypeError`/`ValueError` for a value that is not JSON."""
+    return _ENCODER.encode(value)
+
+
+def load(text: str | None) -> Json:
+    return None if text is None else json.loads(text)
+
+
+def check_lease(
+    batch: Batch,
+    owner: str | None,
+    epoch: int,
+    expires_at: float | None,
+    now: float,
+) -> None:
+    """Refuse a batch whose lease no longer holds, given the run's lease columns as they
+    stand inside the committing transaction and the store's clock."""
+    lease = batch.lease
+    if lease is not None and lease.run_id != batch.run_id:
+        raise ValueError(f"lease of run `{lease.run_id}` used for run `{batch.run_id}`")
+    live = owner is not None and expires_at is not None and expires_at > now
+    if lease is None:
+        if live:
+            raise StaleLease(
+                f"run `{batch.run_id}` is leased by worker `{owner}`; "
+                "a commit without its lease is refused",
+                help="acquire the run's lease before committing for it",
+            )
+        return
+    if (owner, epoch) != (lease.owner, lease.epoch):
+        raise StaleLease(
+            f"lease of worker `{lease.owner}` on run `{batch.run_id}` is stale "
+            f"(epoch {lease.epoch}; the run is now at epoch {epoch})",
+            help="another worker took the run over; drop this execution of it",
+        )
+    if not live:
+        raise StaleLease(
+            f"lease of worker `{lease.owner}` on run `{batch.run_id}` has expired",
+            help="renew the lease more often than its time to live",
+        )
+
+
+def run_not_found(run_id: str) -> RunNotFound:
+    return RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
+
+
+def check_ttl(ttl: float) -> None:
+    if not ttl > 0:
+        raise ValueError(f"a lease needs a positive time to live, not {ttl!r}")

@@ -1,0 +1,1207 @@
+"""The shared journal: one PostgreSQL database that any number of workers on any number of
+machines use at once (psycopg 3, with a psycopg-pool connection pool).
+
+URL: `postgresql://user:password@host:port/database?schema=NAME`, plus any libpq
+parameter (`sslmode=require`, ...). The journal's tables live in the schema `NAME`
+(default `mnc`), created and migrated on open (see `postgres_schema`).
+
+Transactions. Every method is one transaction at READ COMMITTED. A commit locks its
+run's row first (`SELECT ... FOR NO KEY UPDATE`) and only then reads the database clock
+and checks the batch's lease, so two commits for one run serialise on that row and a
+commit whose lease epoch was bumped by a takeover fails inside its own transaction,
+before it writes anything. A commit's writes go to the server in one pipeline: it costs
+three round trips (lock, writes, COMMIT) whatever its size. A transaction that hit a
+deadlock, or whose connection broke before it committed, is tried again; a connection
+lost during COMMIT leaves the outcome unknown and says so (`StoreUnavailable`).
+
+Work distribution. `claim_runs` takes runnable runs with `FOR NO KEY UPDATE SKIP LOCKED`,
+so concurrent workers never wait for or double-claim a run; each claim is a lease with
+the next epoch, expiring by the database clock. Transactions that make a run runnable for
+someone else (a new or resumed run, a signal, a decision, a cancel request, a released
+lease) send a `NOTIFY`; `wait_for_work` listens on a connection of its own and wakes on a
+notification, or when the next timer or lease falls due.
+
+A worker paused or cut off inside a transaction holds its run's row lock: the server ends
+such a session after `idle_in_transaction_timeout` seconds, which rolls its transaction
+back and frees the row for a takeover.
+
+Durability `"full"` waits for the server to flush each commit; `"fast"` sets
+`synchronous_commit=off`, so a crash of the database server (not of a worker) may lose
+the last few commits, never corrupting the journal.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, LiteralString, Self, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg.errors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from mnlang.stores import postgres_schema
+from mnlang.stores.base import (
+    UNSET,
+    AppendList,
+    Batch,
+    Checkpoint,
+    CheckpointNotFound,
+    CommitResult,
+    Decision,
+    DeleteVar,
+    DropBranch,
+    Durability,
+    Event,
+    Json,
+    Lease,
+    LedgerRow,
+    NewRun,
+    RunRecord,
+    RunState,
+    RunStatus,
+    SetCursor,
+    SetList,
+    SetListItem,
+    SetVar,
+    Signal,
+    StateOp,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+    StoreUnavailable,
+    Timer,
+)
+from mnlang.stores.common import check_lease, check_ttl, dump, load, run_not_found
+from mnlang.stores.crashpoints import CrashPlan, next_commit_number
+
+DEFAULT_SCHEMA = "mnc"
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+_ATTEMPTS = 3
+"""Tries of a transaction that failed without committing (deadlock, broken connection)."""
+
+# Client-side TCP keepalives, unless the URL sets its own: a worker whose link to the
+# database died notices within about half a minute instead of hanging.
+_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+
+_NOW: LiteralString = "extract(epoch FROM clock_timestamp())::float8"
+_CLOCK: LiteralString = f"WITH clock AS MATERIALIZED (SELECT {_NOW} AS now) "
+
+_RUN_COLUMNS: LiteralString = (
+    "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
+    "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
+    "lease_expires_at, created_at, updated_at, finished_at"
+)
+_LEDGER_COLUMNS: LiteralString = (
+    "key, scope, args_hash, status, result, run_id, state, created_at, updated_at"
+)
+_CHECKPOINT_COLUMNS: LiteralString = (
+    "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
+)
+_SIGNAL_COLUMNS: LiteralString = "run_id, signal_id, name, payload, sent_at, consumed_at"
+_TIMER_COLUMNS: LiteralString = "run_id, timer_id, due_at, payload"
+
+# A run is worth a worker's attention when nobody holds it and it can make progress.
+# Used below a `clock` CTE.
+_RUNNABLE_WHERE: LiteralString = """
+    r.status IN ('running', 'waiting')
+    AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock.now)
+    AND (
+        r.status = 'running'
+        OR r.cancel_requested
+        OR EXISTS (SELECT 1 FROM timers AS t WHERE t.run_id = r.run_id AND t.due_at <= clock.now)
+        OR EXISTS (SELECT 1 FROM checkpoints AS c
+                   WHERE c.run_id = r.run_id AND c.status = 'decided')
+        OR EXISTS (SELECT 1 FROM signals AS s
+                   WHERE s.run_id = r.run_id AND s.consumed_at IS NULL
+                     AND s.name = ANY (r.waiting_for))
+    )
+"""
+
+_RUNNABLE_SQL: LiteralString = (
+    _CLOCK
+    + "SELECT r.run_id FROM runs AS r, clock WHERE"
+    + _RUNNABLE_WHERE
+    + "ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
+)
+
+_CLAIM_SQL: LiteralString = (
+    _CLOCK + ", picked AS MATERIALIZED ("
+    " SELECT r.run_id, r.updated_at FROM runs AS r, clock WHERE"
+    + _RUNNABLE_WHERE
+    + " ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
+    " FOR NO KEY UPDATE OF r SKIP LOCKED)"
+    " UPDATE runs SET lease_owner = %(owner)s, lease_epoch = runs.lease_epoch + 1,"
+    " lease_expires_at = clock.now + %(ttl)s"
+    " FROM picked, clock WHERE runs.run_id = picked.run_id"
+    " RETURNING runs.run_id, runs.lease_epoch, runs.lease_expires_at, picked.updated_at"
+)
+
+# Whether a run is runnable now, and in how many seconds one may become so without a
+# notification: when a timer falls due or a lease (perhaps a dead worker's) expires.
+_WAKE_SQL: LiteralString = (
+    _CLOCK + "SELECT EXISTS (SELECT 1 FROM runs AS r WHERE" + _RUNNABLE_WHERE + "), least("
+    " (SELECT min(due_at) FROM timers WHERE due_at > clock.now),"
+    " (SELECT min(lease_expires_at) FROM runs"
+    "  WHERE status IN ('running', 'waiting') AND lease_expires_at > clock.now)"
+    ") - clock.now FROM clock"
+)
+
+_LOCK_RUN_SQL: LiteralString = (
+    "SELECT last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at, status "
+    "FROM runs WHERE run_id = %s FOR NO KEY UPDATE"
+)
+
+_INSERT_RUN_SQL: LiteralString = (
+    "INSERT INTO runs (run_id, workflow, workflow_class, status, args, parent_run_id, "
+    "ir_hash, meta, created_at, updated_at) VALUES (%(run_id)s, %(workflow)s, %(class)s, "
+    "%(status)s, %(args)s, %(parent)s, %(ir_hash)s, %(meta)s, %(now)s, %(now)s) "
+    "ON CONFLICT (run_id) DO NOTHING"
+)
+
+_UPDATE_RUN_SQL: LiteralString = """
+UPDATE runs SET
+    last_seq = %(last_seq)s,
+    updated_at = %(now)s,
+    status = coalesce(%(status)s::text, status),
+    finished_at = CASE WHEN %(status)s::text IN ('completed', 'failed', 'cancelled')
+                       THEN coalesce(finished_at, %(now)s) ELSE finished_at END,
+    result = CASE WHEN %(set_result)s THEN %(result)s::text ELSE result END,
+    error = CASE WHEN %(set_error)s THEN %(error)s::text ELSE error END,
+    waiting_for = coalesce(%(waiting_for)s::text[], waiting_for),
+    ir_hash = coalesce(%(ir_hash)s::text, ir_hash),
+    meta = coalesce(%(meta)s::text, meta)
+WHERE run_id = %(run_id)s
+"""
+
+_INSERT_EVENTS_SQL: LiteralString = (
+    "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+    "SELECT %s, %s + e.ord, %s, e.kind, e.state, e.branch, e.data "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS e(kind, state, branch, data, ord)"
+)
+
+# A done row is final and a different args hash is a conflict: both keep the row.
+_PUT_LEDGER_SQL: LiteralString = (
+    "INSERT INTO ledger (scope, key, args_hash, status, result, run_id, state, "
+    "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, "
+    "result = excluded.result, run_id = excluded.run_id, state = excluded.state, "
+    "updated_at = excluded.updated_at "
+    "WHERE ledger.status <> 'done' AND ledger.args_hash = excluded.args_hash"
+)
+
+_Row = tuple[Any, ...]
+_Conn = psycopg.Connection[_Row]
+_Cursor = psycopg.Cursor[_Row]
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a journal URL points, split into what libpq takes and what the store takes."""
+
+    conninfo: str
+    schema: str
+    location: str
+    """The URL without its password, for messages."""
+
+
+def parse_url(url: str) -> Target:
+    """Split `postgresql://...?schema=NAME` into a libpq conninfo and the schema name."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for name, value in query if name == "schema"]
+    schema = schemas[-1] if schemas else DEFAULT_SCHEMA
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise StoreError(
+            f"bad schema name `{schema}` in the journal URL",
+            help="use up to 40 lower-case letters, digits and `_`, not starting with a digit",
+        )
+    conninfo = urlunsplit(
+        parts._replace(query=urlencode([(n, v) for n, v in query if n != "schema"]))
+    )
+    user, at, host = parts.netloc.rpartition("@")
+    location = urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}{at}{host}"))
+    try:
+        conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as e:
+        raise StoreError(
+            f"bad PostgreSQL URL `{location}`: {e}",
+            help="write it as `postgresql://user:password@host:port/database?schema=NAME`",
+        ) from e
+    return Target(conninfo, schema, location)
+
+
+# --- a commit's statements ------------------------------------------------------------------
+
+_Check = Literal["rows", "append", "item", "read"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One statement of a commit and how to count (and check) what it did."""
+
+    query: LiteralString
+    params: Sequence[Any] | dict[str, Any]
+    check: _Check = "rows"
+    many: bool = False
+    what: str = ""
+    """The variable named in the error when a check fails."""
+
+    def send(self, conn: _Conn) -> _Cursor:
+        cursor = conn.cursor()
+        if self.many:
+            cursor.executemany(self.query, self.params)  # type: ignore[arg-type]
+        else:
+            cursor.execute(self.query, self.params)
+        return cursor
+
+    def rows_written(self, cursor: _Cursor) -> int:
+        """Rows the statement changed, once the pipeline has synced; `ValueError` when an
+        update found nothing to change, which rolls the whole commit back."""
+        match self.check:
+            case "append":
+                row = cursor.fetchone()
+                assert row is not None
+                found, added = row
+                if not found:
+                    raise ValueError(f"{self.what} is not a list variable")
+                return int(found + added)
+            case "item":
+                if cursor.rowcount != 1:
+                    raise ValueError(f"{self.what} does not exist")
+                return 1
+            case "read":
+                return 0
+        return max(cursor.rowcount, 0)
+
+
+def _state_writes(run_id: str, op: StateOp) -> list[_Write]:
+    match op:
+        case SetVar(branch, name, value):
+            where = (run_id, branch, name)
+            return [
+                _Write(
+                    "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
+                    "VALUES (%s, %s, %s, %s, false, 0) ON CONFLICT (run_id, branch, name) "
+                    "DO UPDATE SET value = excluded.value, is_list = false, length = 0",
+                    (*where, dump(value)),
+                ),
+                _delete_items(where),
+            ]
+        case SetList(branch, name, items):
+            where = (run_id, branch, name)
+            return [
+                _Write(
+                    "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
+                    "VALUES (%s, %s, %s, NULL, true, %s) ON CONFLICT (run_id, branch, name) "
+                    "DO UPDATE SET value = NULL, is_list = true, length = excluded.length",
+                    (*where, len(items)),
+                ),
+                _delete_items(where),
+                _Write(
+                    "INSERT INTO list_items (run_id, branch, name, idx, value) "
+                    "SELECT %s, %s, %s, i.ord - 1, i.value "
+                    "FROM unnest(%s::text[]) WITH ORDINALITY AS i(value, ord)",
+                    (*where, [dump(item) for item in items]),
+                ),
+            ]
+        case AppendList(branch, name, items):
+            return [
+                _Write(
+                    "WITH grown AS (UPDATE variables SET length = length + %(n)s "
+                    " WHERE run_id = %(run)s AND branch = %(branch)s AND name = %(name)s "
+                    " AND is_list RETURNING length - %(n)s AS start), "
+                    "added AS (INSERT INTO list_items (run_id, branch, name, idx, value) "
+                    " SELECT %(run)s, %(branch)s, %(name)s, grown.start + i.ord - 1, i.value "
+                    " FROM grown, unnest(%(items)s::text[]) WITH ORDINALITY AS i(value, ord) "
+                    " RETURNING 1) "
+                    "SELECT (SELECT count(*) FROM grown), (SELECT count(*) FROM added)",
+                    {
+                        "run": run_id,
+                        "branch": branch,
+                        "name": name,
+                        "n": len(items),
+                        "items": [dump(item) for item in items],
+                    },
+                    check="append",
+                    what=f"`{name}` in branch `{branch}`",
+                )
+            ]
+        case SetListItem(branch, name, index, value):
+            return [
+                _Write(
+                    "UPDATE list_items SET value = %s "
+                    "WHERE run_id = %s AND branch = %s AND name = %s AND idx = %s",
+                    (dump(value), run_id, branch, name, index),
+                    check="item",
+                    what=f"`{name}[{index}]` in branch `{branch}`",
+                )
+            ]
+        case DeleteVar(branch, name):
+            where = (run_id, branch, name)
+            return [
+                _Write(
+                    "DELETE FROM variables WHERE run_id = %s AND branch = %s AND name = %s",
+                    where,
+                ),
+                _delete_items(where),
+            ]
+        case SetCursor(branch, cursor):
+            return [
+                _Write(
+                    "INSERT INTO cursors (run_id, branch, cursor) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (run_id, branch) DO UPDATE SET cursor = excluded.cursor",
+                    (run_id, branch, dump(cursor)),
+                )
+            ]
+        case DropBranch(branch):
+            if not branch:
+                return [
+                    _Write(sql_delete, (run_id,))
+                    for sql_delete in (
+                        "DELETE FROM cursors WHERE run_id = %s",
+                        "DELETE FROM variables WHERE run_id = %s",
+                        "DELETE FROM list_items WHERE run_id = %s",
+                    )
+                ]
+            nested = (run_id, branch, branch + "/")
+            return [
+                _Write(sql_delete, nested)
+                for sql_delete in (
+                    "DELETE FROM cursors WHERE run_id = %s "
+                    "AND (branch = %s OR starts_with(branch, %s))",
+                    "DELETE FROM variables WHERE run_id = %s "
+                    "AND (branch = %s OR starts_with(branch, %s))",
+                    "DELETE FROM list_items WHERE run_id = %s "
+                    "AND (branch = %s OR starts_with(branch, %s))",
+                )
+            ]
+    raise AssertionError(f"unknown state op {op!r}")
+
+
+def _delete_items(where: tuple[str, ...]) -> _Write:
+    return _Write("DELETE FROM list_items WHERE run_id = %s AND branch = %s AND name = %s", where)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A batch encoded before its transaction, so that the row lock is held briefly and a
+    value that is not JSON fails before anything is sent."""
+
+    batch: Batch
+    events: tuple[list[str], list[str | None], list[str], list[str]]
+    state: list[_Write]
+    run: dict[str, Any]
+    ledger: list[tuple[int, tuple[Any, ...]]]
+    """Original position and row of each put, in key order so that two commits putting
+    the same keys lock them in one order and cannot deadlock."""
+    timers: list[tuple[str, float, str]]
+    checkpoints: list[tuple[str, str, str]]
+    signals: list[tuple[str, str, str, str]]
+    children: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, batch: Batch) -> _Plan:
+        run_id = batch.run_id
+        events = batch.events
+        update = batch.run
+        run: dict[str, Any] = {
+            "run_id": run_id,
+            "status": None,
+            "set_result": False,
+            "result": None,
+            "set_error": False,
+            "error": None,
+            "waiting_for": None,
+            "ir_hash": None,
+            "meta": None,
+        }
+        if update is not None:
+            run.update(
+                status=update.status,
+                set_result=update.result is not UNSET,
+                result=None if update.result is UNSET else dump(update.result),
+                set_error=update.error is not UNSET,
+                error=None if update.error is UNSET else dump(update.error),
+                waiting_for=update.waiting_for,
+                ir_hash=update.ir_hash,
+                meta=None if update.meta is None else dump(update.meta),
+            )
+        puts = sorted(
+            enumerate(batch.ledger), key=lambda p: (not p[1].global_scope, p[1].key, p[0])
+        )
+        return cls(
+            batch=batch,
+            events=(
+                [e.kind for e in events],
+                [e.state for e in events],
+                [e.branch for e in events],
+                [dump(e.data) for e in events],
+            ),
+            state=[w for op in batch.state for w in _state_writes(run_id, op)],
+            run=run,
+            ledger=[
+                (
+                    i,
+                    (
+                        "" if put.global_scope else run_id,
+                        put.key,
+                        put.args_hash,
+                        put.status,
+                        dump(put.result),
+                        run_id,
+                        put.state,
+                    ),
+                )
+                for i, put in puts
+            ],
+            timers=[(t.timer_id, t.delay, dump(t.payload)) for t in batch.set_timers],
+            checkpoints=[
+                (c.checkpoint_id, c.name, dump(c.request)) for c in batch.open_checkpoints
+            ],
+            signals=[(s.run_id, s.signal_id, s.name, dump(s.payload)) for s in batch.send_signals],
+            children=[_run_params(child) for child in batch.create_runs],
+        )
+
+    def writes(self, last_seq: int, now: float) -> tuple[list[_Write], list[int]]:
+        """Every statement in the batch's order, and which of them read back ledger rows
+        (one per put, in the order of `Batch.ledger`)."""
+        batch, run_id = self.batch, self.batch.run_id
+        writes: list[_Write] = []
+        if batch.events:
+            writes.append(_Write(_INSERT_EVENTS_SQL, (run_id, last_seq, now, *self.events)))
+        writes += self.state
+        writes.append(
+            _Write(
+                _UPDATE_RUN_SQL,
+                {**self.run, "last_seq": last_seq + len(batch.events), "now": now},
+            )
+        )
+        ledger_reads = [0] * len(self.ledger)
+        for position, (scope, key, *rest) in self.ledger:
+            writes.append(_Write(_PUT_LEDGER_SQL, (scope, key, *rest, now, now)))
+            ledger_reads[position] = len(writes)
+            writes.append(
+                _Write(
+                    f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE scope = %s AND key = %s",
+                    (scope, key),
+                    check="read",
+                )
+            )
+        if self.timers:
+            writes.append(
+                _Write(
+                    "INSERT INTO timers (run_id, timer_id, due_at, payload) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, timer_id) DO UPDATE "
+                    "SET due_at = excluded.due_at, payload = excluded.payload",
+                    [(run_id, tid, now + delay, payload) for tid, delay, payload in self.timers],
+                    many=True,
+                )
+            )
+        if batch.cancel_timers:
+            writes.append(
+                _Write(
+                    "DELETE FROM timers WHERE run_id = %s AND timer_id = ANY (%s::text[])",
+                    (run_id, batch.cancel_timers),
+                )
+            )
+        if self.checkpoints:
+            writes.append(
+                _Write(
+                    "INSERT INTO checkpoints (run_id, checkpoint_id, name, request, status, "
+                    "decision, opened_at) VALUES (%s, %s, %s, %s, 'open', 'null', %s) "
+                    "ON CONFLICT (run_id, checkpoint_id) DO NOTHING",
+                    [(run_id, *checkpoint, now) for checkpoint in self.checkpoints],
+                    many=True,
+                )
+            )
+        if batch.close_checkpoints:
+            writes.append(
+                _Write(
+                    "UPDATE checkpoints SET status = 'closed' "
+                    "WHERE run_id = %s AND checkpoint_id = ANY (%s::text[])",
+                    (run_id, batch.close_checkpoints),
+                )
+            )
+        if batch.consume_signals:
+            writes.append(
+                _Write(
+                    "UPDATE signals SET consumed_at = %s WHERE run_id = %s "
+                    "AND signal_id = ANY (%s::text[]) AND consumed_at IS NULL",
+                    (now, run_id, batch.consume_signals),
+                )
+            )
+        if self.signals:
+            writes.append(
+                _Write(
+                    "INSERT INTO signals (run_id, signal_id, name, payload, sent_at) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, signal_id) DO NOTHING",
+                    [(*signal, now) for signal in self.signals],
+                    many=True,
+                )
+            )
+        if self.children:
+            writes.append(
+                _Write(
+                    _INSERT_RUN_SQL,
+                    [{**child, "now": now} for child in self.children],
+                    many=True,
+                )
+            )
+        return writes, ledger_reads
+
+
+def _run_params(run: NewRun) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "class": run.workflow_class,
+        "status": run.status,
+        "args": dump(run.args),
+        "parent": run.parent_run_id,
+        "ir_hash": run.ir_hash,
+        "meta": dump(run.meta),
+    }
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Tx:
+    """A connection inside a transaction, in pipeline mode."""
+
+    conn: _Conn
+    pipeline: psycopg.Pipeline
+
+    def clock(self) -> float:
+        row = self.conn.execute(f"SELECT {_NOW}").fetchone()
+        assert row is not None
+        return float(row[0])
+
+
+class PostgresStore:
+    """A `Store` on a PostgreSQL database; safe to share between the threads of a process."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        durability: Durability = "full",
+        busy_timeout: float = 5.0,
+        pool_size: int = 4,
+        connect_timeout: float = 10.0,
+        idle_in_transaction_timeout: float = 10.0,
+    ) -> None:
+        target = parse_url(url)
+        self.location = target.location
+        self.schema = target.schema
+        self.busy_timeout = busy_timeout
+        self._channel = f"mnc_work_{target.schema}"
+        params: dict[str, Any] = {**_KEEPALIVES, **conninfo_to_dict(target.conninfo)}
+        settings = {
+            "search_path": target.schema,
+            "lock_timeout": f"{max(1, round(busy_timeout * 1000))}ms",
+            "idle_in_transaction_session_timeout": (
+                f"{max(1, round(idle_in_transaction_timeout * 1000))}ms"
+            ),
+            "synchronous_commit": "on" if durability == "full" else "off",
+        }
+        options = " ".join(f"-c {name}={value}" for name, value in settings.items())
+        params["options"] = f"{params.get('options') or ''} {options}".strip()
+        params.setdefault("application_name", "mnc")
+        params.setdefault("connect_timeout", str(max(1, round(connect_timeout))))
+        self._conninfo = make_conninfo(**params)
+        self._listen_lock = threading.Lock()
+        self._listener: _Conn | None = None
+        with self._connect() as conn:
+            try:
+                self.migrated_from = postgres_schema.migrate(conn, self.schema, self.location)
+            except psycopg.Error as e:
+                raise self._store_error(e) from e
+        self.schema_version = postgres_schema.SCHEMA_VERSION
+        self._pool: ConnectionPool[_Conn] = ConnectionPool(
+            self._conninfo,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=max(1, pool_size),
+            timeout=busy_timeout + connect_timeout,
+            name=f"mnc {self.location}",
+            open=False,
+        )
+        self._pool.open(wait=False)
+
+    def _connect(self) -> _Conn:
+        """A connection of its own: unlike the pool's, its failure says why (refused, bad
+        password, no such database)."""
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as e:
+            raise self._store_error(e) from e
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._listen_lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+        self._pool.close()
+
+    def now(self) -> float:
+        return float(self._autocommit(f"SELECT {_NOW}")[0][0])
+
+    # --- transactions and errors ------------------------------------------------------
+
+    def _store_error(self, e: psycopg.Error) -> StoreError:
+        """A driver error as a `StoreError` that names the journal and says what to do."""
+        where = f"`{self.location}`"
+        if isinstance(e, psycopg.errors.LockNotAvailable):
+            return StoreLocked(
+                f"journal {where}: a row this needs stayed locked by another session "
+                f"for {self.busy_timeout:g}s",
+                help="a worker may be paused inside a transaction; the server ends such "
+                "a session after its idle-in-transaction timeout",
+            )
+        if isinstance(e, psycopg.errors.InsufficientPrivilege):
+            return StoreError(
+                f"journal {where}: permission denied ({e.diag.message_primary})",
+                help=f"grant the user USAGE and CREATE on schema `{self.schema}` and "
+                "read/write on its tables, or let the schema's owner run `mnc db migrate`",
+            )
+        if isinstance(e, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
+            return StoreCorrupt(
+                f"journal {where} is damaged: {e.diag.message_primary}",
+                help="restore the schema from a backup, or point `--db` at another schema",
+            )
+        if isinstance(e, psycopg.OperationalError):
+            text = str(e).strip()
+            reason = text.splitlines()[0] if text else type(e).__name__
+            return StoreUnavailable(
+                f"cannot use journal {where}: {reason}",
+                help="check that the database server is running and that the URL's host, "
+                "port, database, user and password are right",
+            )
+        return StoreError(f"journal {where}: {e}")
+
+    def _unavailable(self, e: PoolTimeout) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"no connection to journal `{self.location}` could be had in time ({e})",
+            help="check that the database server is running, or give the store a larger pool",
+        )
+
+    def _transaction(self, body: Callable[[_Tx], _T]) -> _T:
+        """Run `body` in one pipelined transaction, trying again while a try certainly did
+        not commit: after a deadlock, or a connection that broke before COMMIT was sent."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            committing = False
+            try:
+                with (
+                    self._pool.connection() as conn,
+                    conn.pipeline() as pipeline,
+                    conn.transaction(),
+                ):
+                    result = body(_Tx(conn, pipeline))
+                    committing = True
+                return result
+            except PoolTimeout as e:
+                raise self._unavailable(e) from e
+            except psycopg.errors.DeadlockDetected as e:
+                if attempt == _ATTEMPTS:
+                    raise self._store_error(e) from e
+            except psycopg.OperationalError as e:
+                if committing:
+                    raise StoreUnavailable(
+                        f"lost the connection to journal `{self.location}` while committing: "
+                        "the transaction may or may not have been applied",
+                        help="reload the run's state before going on",
+                    ) from e
+                if attempt == _ATTEMPTS:
+                    raise self._store_error(e) from e
+            except psycopg.Error as e:
+                raise self._store_error(e) from e
+        raise AssertionError("unreachable")
+
+    def _autocommit(
+        self, query: LiteralString, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[_Row]:
+        """One statement in a transaction of its own, tried again if the connection turned
+        out to be broken: only for reads and writes that are safe to repeat."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._pool.connection() as conn:
+                    return conn.execute(query, params).fetchall()
+            except PoolTimeout as e:
+                raise self._unavailable(e) from e
+            except psycopg.OperationalError as e:
+                if attempt == _ATTEMPTS:
+                    raise self._store_error(e) from e
+            except psycopg.Error as e:
+                raise self._store_error(e) from e
+        raise AssertionError("unreachable")
+
+    def _notify(self, tx: _Tx, run_id: str) -> None:
+        """Wake waiting workers once this transaction commits (NOTIFY is transactional)."""
+        tx.conn.execute("SELECT pg_notify(%s, %s)", (self._channel, run_id))
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        def body(tx: _Tx) -> tuple[RunRecord, bool]:
+            now = tx.clock()
+            created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
+            record = tx.conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run.run_id,)
+            ).fetchone()
+            assert record is not None
+            if created.rowcount == 1 and run.status == "running":
+                self._notify(tx, run.run_id)
+            return _run_record(record), created.rowcount == 1
+
+        return self._transaction(body)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._autocommit(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,))
+        return _run_record(rows[0]) if rows else None
+
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        parent_run_id: str | None = None,
+        id_prefix: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        rows = self._autocommit(
+            f"SELECT {_RUN_COLUMNS} FROM runs "
+            "WHERE (%(status)s::text IS NULL OR status = %(status)s) "
+            "AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s) "
+            "AND (%(class)s::text IS NULL OR workflow_class = %(class)s) "
+            "AND (%(parent)s::text IS NULL OR parent_run_id = %(parent)s) "
+            "AND (%(prefix)s::text IS NULL OR starts_with(run_id, %(prefix)s)) "
+            "ORDER BY created_at DESC, run_id LIMIT %(limit)s",
+            {
+                "status": status,
+                "workflow": workflow,
+                "class": workflow_class,
+                "parent": parent_run_id,
+                "prefix": id_prefix,
+                "limit": limit,
+            },
+        )
+        return [_run_record(row) for row in rows]
+
+    def request_cancel(self, run_id: str) -> bool:
+        def body(tx: _Tx) -> bool:
+            row = tx.conn.execute(
+                "SELECT status FROM runs WHERE run_id = %s FOR NO KEY UPDATE", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] not in ("running", "waiting"):
+                return False
+            tx.conn.execute(
+                f"UPDATE runs SET cancel_requested = true, updated_at = {_NOW} WHERE run_id = %s",
+                (run_id,),
+            )
+            self._notify(tx, run_id)
+            return True
+
+        return self._transaction(body)
+
+    def runnable_runs(self, limit: int = 100) -> list[str]:
+        return [row[0] for row in self._autocommit(_RUNNABLE_SQL, {"limit": limit})]
+
+    def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
+        check_ttl(ttl)
+
+        def body(tx: _Tx) -> list[Lease]:
+            rows = tx.conn.execute(
+                _CLAIM_SQL, {"limit": limit, "owner": owner, "ttl": ttl}
+            ).fetchall()
+            rows.sort(key=lambda row: (row[3], row[0]))
+            return [Lease(run_id, owner, epoch, expires) for run_id, epoch, expires, _ in rows]
+
+        return self._transaction(body)
+
+    def wait_for_work(self, timeout: float) -> bool:
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._listen_lock:
+            listener = self._listening()
+            try:
+                # A notification since the last call may mean work: report it, the
+                # caller will look.
+                if any(True for _ in listener.notifies(timeout=0)):
+                    return True
+                while True:
+                    runnable, due_in = self._autocommit(_WAKE_SQL)[0]
+                    if runnable:
+                        return True
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    wait = left if due_in is None else min(left, due_in + 0.001)
+                    if any(True for _ in listener.notifies(timeout=wait, stop_after=1)):
+                        return True
+            except psycopg.Error as e:
+                listener.close()
+                self._listener = None
+                raise self._store_error(e) from e
+
+    def _listening(self) -> _Conn:
+        """The connection that listens for wake-ups, opened on first use."""
+        if self._listener is None or self._listener.closed:
+            conn = self._connect()
+            try:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            except psycopg.Error as e:
+                conn.close()
+                raise self._store_error(e) from e
+            self._listener = conn
+        return self._listener
+
+    # --- commits and state --------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> CommitResult:
+        plan = _Plan.of(batch)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> CommitResult:
+            locked = tx.conn.execute(_LOCK_RUN_SQL, (batch.run_id,))
+            now = tx.clock()
+            row = locked.fetchone()
+            if row is None:
+                raise run_not_found(batch.run_id)
+            last_seq, cancel_requested, owner, epoch, expires_at, status = row
+            check_lease(batch, owner, epoch, expires_at, now)
+            writes, ledger_reads = plan.writes(last_seq, now)
+            cursors = [write.send(tx.conn) for write in writes]
+            # A run set running by someone without its lease is one a worker must pick up.
+            resumed = (
+                batch.run is not None and batch.run.status == "running" and status != "running"
+            )
+            if batch.create_runs or batch.send_signals or (batch.lease is None and resumed):
+                self._notify(tx, batch.run_id)
+            tx.pipeline.sync()
+            rows_written = sum(w.rows_written(c) for w, c in zip(writes, cursors, strict=True))
+            ledger = [_ledger_row(_fetched(cursors[i])) for i in ledger_reads]
+            crash.point("during")
+            return CommitResult(
+                last_seq=last_seq + len(batch.events),
+                committed_at=now,
+                cancel_requested=bool(cancel_requested),
+                ledger=ledger,
+                rows_written=rows_written,
+            )
+
+        result = self._transaction(body)
+        crash.point("after")
+        return result
+
+    def load_state(self, run_id: str) -> RunState:
+        def body(tx: _Tx) -> RunState:
+            conn = tx.conn
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            run = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,))
+            cursors = conn.execute(
+                "SELECT branch, cursor FROM cursors WHERE run_id = %s", (run_id,)
+            )
+            variables = conn.execute(
+                "SELECT branch, name, value, is_list FROM variables WHERE run_id = %s", (run_id,)
+            )
+            items = conn.execute(
+                "SELECT branch, name, value FROM list_items WHERE run_id = %s "
+                "ORDER BY branch, name, idx",
+                (run_id,),
+            )
+            record = run.fetchone()
+            if record is None:
+                raise run_not_found(run_id)
+            values: dict[str, dict[str, Json]] = {}
+            for branch, name, value, is_list in variables.fetchall():
+                values.setdefault(branch, {})[name] = [] if is_list else load(value)
+            for branch, name, value in items.fetchall():
+                values[branch][name].append(load(value))
+            return RunState(
+                run=_run_record(record),
+                cursors={branch: load(cursor) for branch, cursor in cursors.fetchall()},
+                variables=values,
+            )
+
+        return self._transaction(body)
+
+    def read_journal(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        rows = self._autocommit(
+            "SELECT run_id, seq, at, kind, state, branch, data FROM events "
+            "WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (run_id, after_seq, limit),
+        )
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6])) for r in rows]
+
+    # --- effect ledger --------------------------------------------------------------------
+
+    def ledger_get(self, key: str, *, run_id: str | None) -> LedgerRow | None:
+        rows = self._autocommit(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE scope = %s AND key = %s",
+            ("" if run_id is None else run_id, key),
+        )
+        return _ledger_row(rows[0]) if rows else None
+
+    # --- signals --------------------------------------------------------------------------
+
+    def send_signal(
+        self, run_id: str, name: str, payload: Json, *, signal_id: str | None = None
+    ) -> bool:
+        encoded = dump(payload)
+
+        def body(tx: _Tx) -> bool:
+            exists = tx.conn.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,))
+            now = tx.clock()
+            if exists.fetchone() is None:
+                raise run_not_found(run_id)
+            inserted = tx.conn.execute(
+                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, signal_id) DO NOTHING",
+                (run_id, signal_id or uuid.uuid4().hex, name, encoded, now),
+            )
+            self._notify(tx, run_id)
+            tx.pipeline.sync()
+            return inserted.rowcount == 1
+
+        return self._transaction(body)
+
+    def pending_signals(self, run_id: str, name: str | None = None) -> list[Signal]:
+        rows = self._autocommit(
+            f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = %(run)s "
+            "AND consumed_at IS NULL AND (%(name)s::text IS NULL OR name = %(name)s) "
+            "ORDER BY arrival",
+            {"run": run_id, "name": name},
+        )
+        return [Signal(r[0], r[1], r[2], load(r[3]), r[4], r[5]) for r in rows]
+
+    # --- checkpoints --------------------------------------------------------------------
+
+    def get_checkpoint(self, run_id: str, checkpoint_id: str) -> Checkpoint | None:
+        rows = self._autocommit(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+            "WHERE run_id = %s AND checkpoint_id = %s",
+            (run_id, checkpoint_id),
+        )
+        return _checkpoint_record(rows[0]) if rows else None
+
+    def open_checkpoints(self, run_id: str | None = None) -> list[Checkpoint]:
+        rows = self._autocommit(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE status = 'open' "
+            "AND (%(run)s::text IS NULL OR run_id = %(run)s) "
+            "ORDER BY opened_at, run_id, checkpoint_id",
+            {"run": run_id},
+        )
+        return [_checkpoint_record(row) for row in rows]
+
+    def decide_checkpoint(
+        self, run_id: str, checkpoint_id: str, decision: Json, *, by: str
+    ) -> Decision:
+        encoded = dump(decision)
+
+        def body(tx: _Tx) -> Decision:
+            now = tx.clock()
+            decided = tx.conn.execute(
+                "UPDATE checkpoints SET status = 'decided', decision = %s, decided_by = %s, "
+                "decided_at = %s WHERE run_id = %s AND checkpoint_id = %s AND status = 'open' "
+                f"RETURNING {_CHECKPOINT_COLUMNS}",
+                (encoded, by, now, run_id, checkpoint_id),
+            ).fetchone()
+            if decided is not None:
+                self._notify(tx, run_id)
+                return Decision(accepted=True, checkpoint=_checkpoint_record(decided))
+            current = tx.conn.execute(
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+                "WHERE run_id = %s AND checkpoint_id = %s",
+                (run_id, checkpoint_id),
+            ).fetchone()
+            if current is None:
+                raise CheckpointNotFound(
+                    f"run `{run_id}` has no checkpoint `{checkpoint_id}`",
+                    help="`mnc show RUN` lists a run's checkpoints",
+                )
+            return Decision(accepted=False, checkpoint=_checkpoint_record(current))
+
+        return self._transaction(body)
+
+    # --- timers ---------------------------------------------------------------------------
+
+    def due_timers(self, *, limit: int = 100, now: float | None = None) -> list[Timer]:
+        rows = self._autocommit(
+            f"SELECT {_TIMER_COLUMNS} FROM timers WHERE due_at <= coalesce(%s::float8, {_NOW}) "
+            "ORDER BY due_at, run_id, timer_id LIMIT %s",
+            (now, limit),
+        )
+        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+
+    def next_due(self) -> float | None:
+        value = self._autocommit("SELECT min(due_at) FROM timers")[0][0]
+        return None if value is None else float(value)
+
+    def run_timers(self, run_id: str) -> list[Timer]:
+        rows = self._autocommit(
+            f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = %s ORDER BY due_at, timer_id",
+            (run_id,),
+        )
+        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+
+    # --- leases ---------------------------------------------------------------------------
+
+    def _locked_lease(self, tx: _Tx, run_id: str) -> tuple[str | None, int, float | None, float]:
+        """The run's lease columns, its row locked for the transaction, and the clock
+        read after the lock was granted."""
+        locked = tx.conn.execute(
+            "SELECT lease_owner, lease_epoch, lease_expires_at FROM runs "
+            "WHERE run_id = %s FOR NO KEY UPDATE",
+            (run_id,),
+        )
+        now = tx.clock()
+        row = locked.fetchone()
+        if row is None:
+            raise run_not_found(run_id)
+        owner, epoch, expires_at = row
+        return owner, epoch, expires_at, now
+
+    def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Lease | None:
+        check_ttl(ttl)
+
+        def body(tx: _Tx) -> Lease | None:
+            holder, epoch, expires_at, now = self._locked_lease(tx, run_id)
+            held = holder is not None and expires_at is not None and expires_at > now
+            if held and holder != owner:
+                return None
+            lease = Lease(run_id, owner, epoch + 1, now + ttl)
+            tx.conn.execute(
+                "UPDATE runs SET lease_owner = %s, lease_epoch = %s, lease_expires_at = %s "
+                "WHERE run_id = %s",
+                (owner, lease.epoch, lease.expires_at, run_id),
+            )
+            return lease
+
+        return self._transaction(body)
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        check_ttl(ttl)
+
+        def body(tx: _Tx) -> Lease:
+            holder, epoch, expires_at, now = self._locked_lease(tx, lease.run_id)
+            check_lease(Batch(run_id=lease.run_id, lease=lease), holder, epoch, expires_at, now)
+            renewed = Lease(lease.run_id, lease.owner, lease.epoch, now + ttl)
+            tx.conn.execute(
+                "UPDATE runs SET lease_expires_at = %s WHERE run_id = %s",
+                (renewed.expires_at, lease.run_id),
+            )
+            return renewed
+
+        return self._transaction(body)
+
+    def release_lease(self, lease: Lease) -> None:
+        def body(tx: _Tx) -> None:
+            released = tx.conn.execute(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE run_id = %s AND lease_owner = %s AND lease_epoch = %s "
+                "RETURNING status",
+                (lease.run_id, lease.owner, lease.epoch),
+            ).fetchone()
+            if released is not None and released[0] in ("running", "waiting"):
+                self._notify(tx, lease.run_id)
+
+        self._transaction(body)
+
+    # --- compiled programs ----------------------------------------------------------------
+
+    def put_program(self, ir_hash: str, ir_json: str) -> None:
+        self._autocommit(
+            f"INSERT INTO programs (ir_hash, ir, created_at) VALUES (%s, %s, {_NOW}) "
+            "ON CONFLICT (ir_hash) DO NOTHING RETURNING 1",
+            (ir_hash, ir_json),
+        )
+
+    def get_program(self, ir_hash: str) -> str | None:
+        rows = self._autocommit("SELECT ir FROM programs WHERE ir_hash = %s", (ir_hash,))
+        return str(rows[0][0]) if rows else None
+
+
+def _fetched(cursor: _Cursor) -> _Row:
+    row = cursor.fetchone()
+    assert row is not None
+    return row
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        workflow=row[1],
+        workflow_class=row[2],
+        status=row[3],
+        args=load(row[4]),
+        result=load(row[5]),
+        error=load(row[6]),
+        parent_run_id=row[7],
+        ir_hash=row[8],
+        meta=load(row[9]),
+        waiting_for=list(row[10]),
+        cancel_requested=bool(row[11]),
+        last_seq=row[12],
+        lease_owner=row[13],
+        lease_epoch=row[14],
+        lease_expires_at=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+        finished_at=row[18],
+    )
+
+
+def _ledger_row(row: Sequence[Any]) -> LedgerRow:
+    return LedgerRow(
+        key=row[0],
+        scope_run_id=row[1] or None,
+        args_hash=row[2],
+        status=row[3],
+        result=load(row[4]),
+        run_id=row[5],
+        state=row[6],
+        created_at=row[7],
+        updated_at=row[8],
+    )
+
+
+def _checkpoint_record(row: Sequence[Any]) -> Checkpoint:
+    return Checkpoint(
+        run_id=row[0],
+        checkpoint_id=row[1],
+        name=row[2],
+        request=load(row[3]),
+        status=row[4],
+        decision=load(row[5]),
+        decided_by=row[6],
+        opened_at=row[7],
+        decided_at=row[8],
+    )
