@@ -94,7 +94,7 @@ class _Loader:
                 self.failed = True
                 return None
         assert text is not None
-        tree, parse_diags = parse(text, str(path) if dotted else str(path))
+        tree, parse_diags = parse(text, str(path))
         self.diags.items.extend(parse_diags)
         if tree is None:
             self.failed = True

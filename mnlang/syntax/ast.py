@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from mnlang.span import Span
 
@@ -216,7 +216,7 @@ class For(Stmt):
     limit: Expr | None = None
 
 
-AssignValue = Union[Expr, Checkpoint, Wait, For]
+AssignValue = Expr | Checkpoint | Wait | For
 
 
 @dataclass(slots=True)
