@@ -18,7 +18,7 @@ from mnlang.report import Located, Sources
 class FileCheck:
     """The outcome of checking one file given on the command line (and what it imports)."""
 
-    path: str  # as given
+    path: str  # as given, normalised by `Path`
     diagnostics: list[Diagnostic]
 
 
@@ -69,7 +69,7 @@ def check_files(paths: Sequence[str | Path], strict: bool = False) -> CheckRepor
         path = Path(given)
         text, problem = read_source(path)
         if problem is not None:
-            report.files.append(FileCheck(str(given), [problem]))
+            report.files.append(FileCheck(str(path), [problem]))
             continue
         assert text is not None
         with gc_paused():
@@ -78,5 +78,5 @@ def check_files(paths: Sequence[str | Path], strict: bool = False) -> CheckRepor
         if result.program is not None:
             for module in result.program.modules.values():
                 report.sources.texts.setdefault(str(module.path), module.tree.source)
-        report.files.append(FileCheck(str(given), result.diagnostics))
+        report.files.append(FileCheck(str(path), result.diagnostics))
     return report

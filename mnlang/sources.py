@@ -14,6 +14,14 @@ def read_source(path: Path | str) -> tuple[str | None, Diagnostic | None]:
     """The text of a source file, or a diagnostic saying why it cannot be read."""
     p = Path(path)
     where = Span(str(p), 1, 1, 1, 1)
+    try:
+        p.stat()
+    except FileNotFoundError:
+        pass  # reported just below
+    except OSError as e:  # a name too long, a loop of links, no permission to look
+        return None, Diagnostic(
+            "E091", f"cannot read `{p}`: {e.strerror}", None, help="check the path"
+        )
     if not p.exists():
         return None, Diagnostic("E090", f"file not found: `{p}`", None, help="check the path")
     if not p.is_file():

@@ -92,3 +92,22 @@ def test_an_unreadable_import_is_reported_at_its_bad_byte(tmp_path: Path) -> Non
     (problem,) = result.diagnostics
     assert problem.code == "E092" and problem.span is not None
     assert (Path(problem.span.file).name, problem.span.line) == ("helpers.mn", 2)
+
+
+def test_a_name_too_long(tmp_path: Path) -> None:
+    _, problem = read_source(tmp_path / ("a" * 5000 + ".mn"))
+    assert problem is not None and problem.code == "E091"
+    assert "File name too long" in problem.message
+
+
+def test_a_loop_of_symbolic_links(tmp_path: Path) -> None:
+    (tmp_path / "one.mn").symlink_to(tmp_path / "two.mn")
+    (tmp_path / "two.mn").symlink_to(tmp_path / "one.mn")
+    _, problem = read_source(tmp_path / "one.mn")
+    assert problem is not None and problem.code == "E091"
+
+
+def test_a_dangling_symbolic_link_is_not_found(tmp_path: Path) -> None:
+    (tmp_path / "gone.mn").symlink_to(tmp_path / "nowhere.mn")
+    _, problem = read_source(tmp_path / "gone.mn")
+    assert problem is not None and problem.code == "E090"
