@@ -14,23 +14,25 @@ from dataclasses import dataclass
 
 from mnlang.syntax.tokens import KEYWORDS, PUNCTUATION
 
-# Leading blanks are matched with the token, so most tokens take one regex call.
+# Leading blanks are matched with the token, so most tokens take one regex call. The
+# alternatives are ordered by frequency: the first character decides between them, except
+# among numbers, where the order matters.
 _MASTER = re.compile(
     r"""
     [ \t\f\r]*
     (?:
-      (?P<NL>\n)
-    | (?P<COMMENT>\#[^\n]*)
-    | (?P<LONG_STRING>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\")
+      (?P<IDENT>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<OP>==|!=|<=|>=|->|=>|\?\?|[{}()\[\],:.=<>+\-*/%?])
+    | (?P<NL>\n)
     | (?P<STRING>"(?!"")(?:[^"\\\n]|\\.)*")
-    | (?P<MONEY>\$[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_]))
+    | (?P<LONG_STRING>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\")
+    | (?P<COMMENT>\#[^\n]*)
     | (?P<DURATION>[0-9]+(?:ms|s|m|h|d)(?![A-Za-z0-9_]))
     | (?P<FLOAT>[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_.]))
     | (?P<INT>[0-9]+(?![A-Za-z0-9_.]))
+    | (?P<MONEY>\$[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_]))
     | (?P<BAD_NUMBER>\$?[0-9][0-9.]*[A-Za-z0-9_]*(?:\.[0-9][A-Za-z0-9_]*)*)
-    | (?P<IDENT>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<AT_ID>@[a-z_][A-Za-z0-9_]*)
-    | (?P<OP>==|!=|<=|>=|->|=>|\?\?|[{}()\[\],:.=<>+\-*/%?])
     | (?P<END>\Z)
     )
     """,
