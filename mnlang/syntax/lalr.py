@@ -18,6 +18,7 @@ import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -197,14 +198,18 @@ class Driver:
         """The builder's value for the whole input; `end` stands for the end of the input."""
         actions = self.actions
         rules = self.rules
+        end_state = self.tables.end_states[start]
         states = [self.tables.start_states[start]]
         values: list[Any] = []
         previous: Any = None
-        for token in tokens:
+        for token in chain(tokens, (end,)):
             kind = token.type
             while True:
                 act = actions[states[-1]].get(kind)
                 if act is None:
+                    # The end state has no actions: reaching it on `$END` is success.
+                    if states[-1] == end_state and token is end:
+                        return values[-1]
                     raise ParseError(token, self.expected(states), previous)
                 if act >= 0:
                     states.append(act)
@@ -223,24 +228,7 @@ class Driver:
                     children = []
                 values.append(reduce(children))
                 states.append(actions[states[-1]][origin])
-        end_state = self.tables.end_states[start]
-        while states[-1] != end_state:
-            act = actions[states[-1]].get("$END")
-            if act is None or act >= 0:
-                raise ParseError(end, self.expected(states), previous)
-            origin, size, reduce = rules[~act]
-            if reduce is None:
-                states[-1] = actions[states[-2]][origin]
-                continue
-            if size:
-                children = values[-size:]
-                del values[-size:]
-                del states[-size:]
-            else:
-                children = []
-            values.append(reduce(children))
-            states.append(actions[states[-1]][origin])
-        return values[-1]
+        raise AssertionError("the end token is always consumed above")
 
     def pass_through(self, below: int, top: int, kind: str) -> int:
         """The top state after the run of single-child `?rule` reductions that `kind` causes
@@ -294,11 +282,7 @@ def _reducer(rule: Rule, builder: object) -> Reducer | None:
     if not rule.inline and method is None:
         raise TypeError(f"the AST builder has no method for grammar rule `{rule.method}`")
     plan = [(i, kind == SPLICE) for i, kind in enumerate(rule.shape) if kind != DROP]
-    if len(plan) == len(rule.shape) and not any(splice for _, splice in plan):
-        plan_needed = False
-    else:
-        plan_needed = True
-
+    plan_needed = len(plan) != len(rule.shape) or any(splice for _, splice in plan)
     first_spliced = bool(plan) and plan[0][1]
     rest = plan[1:] if first_spliced else plan
 
