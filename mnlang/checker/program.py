@@ -139,7 +139,9 @@ class _Loader:
             )
             return
         if not target_path.is_file():
-            where = "the standard library" if dotted.startswith("std.") else f"`{target_path.parent}`"
+            where = (
+                "the standard library" if dotted.startswith("std.") else f"`{target_path.parent}`"
+            )
             hint = None
             if dotted.startswith("std."):
                 stdlib = data_path("stdlib")
@@ -167,7 +169,9 @@ class _Loader:
                     "E106",
                     ident,
                     f"module `{dotted}` has no declaration `{ident.name}`",
-                    help=did_you_mean(ident.name, [n for n, s in target.scope.items() if s.module is target]),
+                    help=did_you_mean(
+                        ident.name, [n for n, s in target.scope.items() if s.module is target]
+                    ),
                 )
                 continue
             prior = info.scope.get(ident.name)
