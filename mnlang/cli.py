@@ -210,5 +210,31 @@ def diff(old: str, new: str, workflow: str | None, as_json: bool) -> None:
         click.echo("\n".join(diff_lines(result)))
 
 
+# ---- editor support: fmt, lsp ------------------------------------------------------------
+
+
+@main.command("fmt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file would change.")
+@click.option("--diff", "show_diff", is_flag=True, help="Write nothing; print what would change.")
+def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
+    """Format PATHS in the canonical layout (`.mn` files; folders recursively; `-` reads
+    standard input and writes the result to standard output).
+
+    Exits 1 when a file cannot be parsed or, with --check, when a file would change.
+    """
+    from mnlang.fmt.command import run_fmt
+
+    code = run_fmt(
+        paths,
+        check=check,
+        diff=show_diff,
+        stdin=sys.stdin,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     main()
