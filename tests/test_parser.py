@@ -481,6 +481,11 @@ def test_unclosed_brace_before_the_next_declaration() -> None:
     ]
 
 
+def test_parsing_resumes_at_the_declaration_that_ended_an_unclosed_one() -> None:
+    text = "workflow w() -> int {\n  return 1\n\ntype A {\n  x = int\n}\n"
+    assert [(c, line) for c, line, _, _ in errors(text)] == [("E013", 1), ("E012", 5)]
+
+
 def test_unclosed_paren_is_labelled() -> None:
     _, diags = parse("workflow w() -> int {\n  x = f(a, b\n  return x\n}\n", "t.mn")
     (diag,) = diags

@@ -422,8 +422,10 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.Module | None, list[Di
                 from mnlang.syntax.syntax_errors import report_syntax_error
 
                 ok = False
-                report_syntax_error(diags, file, e, chunk, line, 1, start)
-                next_start = _next_decl_start(text, _error_pos(e))
+                reported = report_syntax_error(diags, file, e, chunk, line, 1, start)
+                # An unclosed declaration ends where the next one starts: resume there.
+                unclosed = reported.code == "E013"
+                next_start = _next_decl_start(text, _error_pos(e), start if unclosed else None)
                 if next_start is None:
                     break
                 line = text.count("\n", 0, next_start) + 1
@@ -449,9 +451,13 @@ _DECL_WORDS = (
 )
 
 
-def _next_decl_start(text: str, after: int) -> int | None:
-    """The offset of the next line after `after` that starts a declaration in column 1."""
-    pos = text.find("\n", after)
+def _next_decl_start(text: str, error_at: int, after: int | None) -> int | None:
+    """The offset of the next line after the error that starts a declaration in column 1;
+    with `after`, the error's own line counts too, if it starts after `after`."""
+    pos = text.rfind("\n", 0, error_at) + 1
+    if after is not None and pos > after and text.startswith(_DECL_WORDS, pos):
+        return pos
+    pos = text.find("\n", error_at)
     while pos >= 0:
         pos += 1
         if text.startswith(_DECL_WORDS, pos):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 
-from mnlang.diagnostics import Diagnostics, Label
+from mnlang.diagnostics import Diagnostic, Diagnostics, Label
 from mnlang.span import Span
 from mnlang.syntax.lalr import ParseError
 from mnlang.syntax.lexer import LexError, Token, tokenize
@@ -48,8 +48,9 @@ def report_syntax_error(
     line: int,
     col: int,
     offset: int,
-) -> None:
-    """Add the diagnostic for `error`; `text` starts at (line, col, offset) of `file`."""
+) -> Diagnostic:
+    """Add the diagnostic for `error` and return it; `text` starts at (line, col, offset)
+    of `file`."""
     if isinstance(error, LexError):
         span = Span(
             file,
@@ -60,9 +61,9 @@ def report_syntax_error(
             error.pos,
             error.pos + error.length,
         )
-        diags.add(error.code, span, error.message, help=error.help)
-        return
+        return diags.add(error.code, span, error.message, help=error.help)
     _Report(diags, file, error, text, line, col, offset).add()
+    return diags.items[-1]
 
 
 class _Report:
