@@ -9,9 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mnlang.diagnostics import Diagnostic
 from mnlang.report import Located, Sources
+
+if TYPE_CHECKING:
+    from mnlang.ir.model import IRProgram
+    from mnlang.runtime.journal import Observer
+    from mnlang.runtime.run import RunOutcome
+    from mnlang.runtime.views import RunDetails
+    from mnlang.stores.base import Durability, Event, RunRecord, RunStatus, Store
 
 
 @dataclass
@@ -80,3 +88,145 @@ def check_files(paths: Sequence[str | Path], strict: bool = False) -> CheckRepor
                 report.sources.texts.setdefault(str(module.path), module.tree.source)
         report.files.append(FileCheck(str(path), result.diagnostics))
     return report
+
+
+# ---- runs ----------------------------------------------------------------------------
+
+
+class CompileFailed(Exception):
+    """The source given to `start_run` has errors; `diagnostics` says which."""
+
+    def __init__(self, path: str, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(f"{path} has errors")
+        self.path = path
+        self.diagnostics = diagnostics
+
+
+def _open_store(db: str | Path | None, durability: Durability = "full") -> Store:
+    from mnlang.stores import open_store
+
+    return open_store(db, durability)
+
+
+def load_program(source: str | Path) -> IRProgram:
+    """A `.mn` file checked and compiled, or a compiled IR `.json` file loaded.
+
+    Raises `CompileFailed` (with the diagnostics) or `mnlang.ir.load.IRLoadError`.
+    """
+    from mnlang.ir.compile import load_or_compile
+
+    program, diagnostics = load_or_compile(source)
+    if program is None:
+        raise CompileFailed(str(source), diagnostics)
+    return program
+
+
+def default_workflow(program: IRProgram) -> str:
+    """The workflow to run when none is named: the only one the root file declares."""
+    from mnlang.runtime.run import RunError
+
+    own = [name for name in program.workflows if "." not in name]
+    if len(own) == 1:
+        return own[0]
+    known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
+    raise RunError(
+        "the program declares no workflow" if not own else "the program has several workflows",
+        help=f"name one with `--workflow` (workflows: {known})",
+    )
+
+
+def start_run(
+    source: str | Path | IRProgram,
+    given: object = None,
+    *,
+    workflow: str | None = None,
+    run_id: str | None = None,
+    db: str | Path | None = None,
+    durability: Durability = "full",
+    observer: Observer | None = None,
+) -> RunOutcome:
+    """Compile (or load) a program and run a workflow until it completes, fails, is
+    cancelled or waits. `given` is the JSON object of arguments; `run_id` makes the start
+    idempotent (an existing run with that id is returned, not started again)."""
+    from mnlang.runtime import run
+
+    program = source if not isinstance(source, str | Path) else load_program(source)
+    name = workflow or default_workflow(program)
+    with _open_store(db, durability) as store:
+        return run.start_run(
+            store, program, name, {} if given is None else given, run_id=run_id, observer=observer
+        )
+
+
+def resume_run(
+    run_id: str,
+    *,
+    db: str | Path | None = None,
+    durability: Durability = "full",
+    observer: Observer | None = None,
+) -> RunOutcome:
+    """Go on with a run from its last commit (an ended run is only reported)."""
+    from mnlang.runtime import run
+
+    with _open_store(db, durability) as store:
+        return run.resume_run(store, run_id, observer=observer)
+
+
+def get_run(run_id: str, *, db: str | Path | None = None) -> RunDetails:
+    """A run's status, position, pending work and evidence (what `mnc show` prints)."""
+    from mnlang.runtime.views import run_details
+
+    with _open_store(db) as store:
+        return run_details(store, run_id)
+
+
+def list_runs(
+    *,
+    status: RunStatus | None = None,
+    workflow: str | None = None,
+    limit: int = 100,
+    db: str | Path | None = None,
+) -> list[RunRecord]:
+    """Runs, newest first."""
+    with _open_store(db) as store:
+        return store.list_runs(status=status, workflow=workflow, limit=limit)
+
+
+def run_journal(run_id: str, *, db: str | Path | None = None) -> list[Event]:
+    """A run's journal, oldest event first."""
+    from mnlang.stores.base import RunNotFound
+
+    with _open_store(db) as store:
+        if store.get_run(run_id) is None:
+            raise RunNotFound(
+                f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
+            )
+        return store.read_journal(run_id)
+
+
+def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
+    """Cancel a run. A run nobody is executing is taken up at once so that its `finally`
+    bodies and compensations run; a run another process executes stops at its next step."""
+    from mnlang.runtime import run
+    from mnlang.stores.base import RunNotFound
+
+    with _open_store(db) as store:
+        record = store.get_run(run_id)
+        if record is None:
+            raise RunNotFound(
+                f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
+            )
+        if not store.request_cancel(run_id):
+            return run.RunOutcome(
+                record.run_id, record.workflow, record.status, record.result, record.error
+            )
+        try:
+            return run.resume_run(store, run_id)
+        except run.RunBusy:
+            current = store.get_run(run_id) or record
+            return run.RunOutcome(
+                current.run_id,
+                current.workflow,
+                current.status,
+                warnings=["the run is executing elsewhere; it stops at its next step"],
+            )

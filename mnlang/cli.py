@@ -9,7 +9,7 @@ has errors, 2 a usage error (click's own).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -18,6 +18,8 @@ from mnlang import __version__
 if TYPE_CHECKING:
     from mnlang.diagnostics import Diagnostic
     from mnlang.ir.model import IRProgram
+    from mnlang.runtime.journal import Observer
+    from mnlang.runtime.run import RunOutcome
 
 _FORMATS = ("full", "concise", "json")
 _COLOURS = ("auto", "always", "never")
@@ -234,6 +236,238 @@ def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
         stderr=sys.stderr,
     )
     sys.exit(code)
+
+
+# ---- runs: run, resume, runs, show, log, cancel -------------------------------------------
+
+# Exit codes of the run commands: the run's status, or 2 when it could not be run at all.
+_RUN_EXIT = {"completed": 0, "failed": 1, "waiting": 3, "cancelled": 4, "running": 0}
+_db_option = click.option(
+    "--db", metavar="PATH", help="The journal (default: $MNC_DB, else ./.mnc/journal.db)."
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+def _run_error(e: Exception) -> NoReturn:
+    """Print an error that kept a run command from doing its work, and exit 2."""
+    message = getattr(e, "message", None) or str(e)
+    click.echo(f"error: {message}", err=True)
+    help_text = getattr(e, "help", None)
+    if help_text:
+        click.echo(f"help: {help_text}", err=True)
+    sys.exit(2)
+
+
+def _finish_run(outcome: RunOutcome, as_json: bool) -> NoReturn:
+    import json
+
+    from mnlang.run_output import outcome_lines
+
+    if as_json:
+        click.echo(json.dumps(outcome.to_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo("\n".join(outcome_lines(outcome)))
+    sys.exit(_RUN_EXIT[outcome.status])
+
+
+def _observer(as_json: bool) -> Observer | None:
+    if as_json or not sys.stderr.isatty():
+        return None
+    from mnlang.run_output import step_printer
+
+    return step_printer(sys.stderr)
+
+
+@main.command("run")
+@click.argument("file", type=click.Path(path_type=str))
+@click.option("-w", "--workflow", help="The workflow to run (default: the file's only one).")
+@click.option("--input", "input_text", metavar="JSON", help="The arguments, a JSON object.")
+@click.option(
+    "--input-file",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Read the arguments from this JSON file.",
+)
+@click.option("--id", "run_id", help="The run's id; starting the same id again returns that run.")
+@_db_option
+@click.option(
+    "--durability",
+    type=click.Choice(("full", "fast")),
+    default="full",
+    show_default=True,
+    help="fast: the last commits may roll back on power loss (never on a crash).",
+)
+@_json_option
+def run_command(
+    file: str,
+    workflow: str | None,
+    input_text: str | None,
+    input_file: str | None,
+    run_id: str | None,
+    db: str | None,
+    durability: str,
+    as_json: bool,
+) -> None:
+    """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
+    fails or waits. Exits 0 completed, 1 failed, 3 waiting, 4 cancelled, 2 when it could
+    not run (usage, compile errors, bad input, journal problems)."""
+    import json
+    from pathlib import Path
+
+    from mnlang import api
+    from mnlang.ir.load import IRLoadError
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    if input_text is not None and input_file is not None:
+        raise click.UsageError("give --input or --input-file, not both")
+    try:
+        text = Path(input_file).read_text("utf-8") if input_file is not None else input_text
+    except OSError as e:
+        _run_error(RunError(f"cannot read `{input_file}`: {e.strerror or e}"))
+    try:
+        given = json.loads(text) if text is not None else {}
+    except json.JSONDecodeError as e:
+        where = f"`{input_file}`" if input_file else "--input"
+        _run_error(
+            RunError(
+                f"{where} is not JSON: {e.msg.lower()} at line {e.lineno}, column {e.colno}",
+                help='write the arguments as a JSON object, e.g. --input \'{"order_id": "o-1"}\'',
+            )
+        )
+    try:
+        program = api.load_program(file)
+    except api.CompileFailed as e:
+        _report_to_stderr(file, e.diagnostics)
+        sys.exit(2)
+    except IRLoadError as e:
+        _run_error(e)
+    try:
+        outcome = api.start_run(
+            program,
+            given,
+            workflow=workflow,
+            run_id=run_id,
+            db=db,
+            durability="fast" if durability == "fast" else "full",
+            observer=_observer(as_json),
+        )
+    except (RunError, StoreError) as e:
+        _run_error(e)
+    _finish_run(outcome, as_json)
+
+
+@main.command()
+@click.argument("run_id")
+@_db_option
+@_json_option
+def resume(run_id: str, db: str | None, as_json: bool) -> None:
+    """Go on with run RUN_ID from its last commit (a run that ended only prints its outcome)."""
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    try:
+        outcome = api.resume_run(run_id, db=db, observer=_observer(as_json))
+    except (RunError, StoreError) as e:
+        _run_error(e)
+    _finish_run(outcome, as_json)
+
+
+@main.command()
+@click.option(
+    "--status",
+    type=click.Choice(("running", "waiting", "completed", "failed", "cancelled")),
+    help="Only runs with this status.",
+)
+@click.option("-w", "--workflow", help="Only runs of this workflow.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@_db_option
+@_json_option
+def runs(
+    status: str | None, workflow: str | None, limit: int, db: str | None, as_json: bool
+) -> None:
+    """List the runs of the journal, newest first."""
+    import json
+    from dataclasses import asdict
+    from typing import cast
+
+    from mnlang import api
+    from mnlang.run_output import runs_lines
+    from mnlang.stores.base import RunStatus, StoreError
+
+    try:
+        records = api.list_runs(
+            status=cast(RunStatus | None, status), workflow=workflow, limit=limit, db=db
+        )
+    except StoreError as e:
+        _run_error(e)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in records], ensure_ascii=False, indent=2))
+    else:
+        click.echo("\n".join(runs_lines(records)))
+
+
+@main.command()
+@click.argument("run_id")
+@_db_option
+@_json_option
+def show(run_id: str, db: str | None, as_json: bool) -> None:
+    """Show a run: status, position, pending work, steps with their inputs and outputs,
+    retries, failures and cost."""
+    import json
+
+    from mnlang import api
+    from mnlang.run_output import show_lines
+    from mnlang.stores.base import StoreError
+
+    try:
+        details = api.get_run(run_id, db=db)
+    except StoreError as e:
+        _run_error(e)
+    if as_json:
+        click.echo(json.dumps(details.to_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo("\n".join(show_lines(details)))
+
+
+@main.command()
+@click.argument("run_id")
+@_db_option
+@_json_option
+def log(run_id: str, db: str | None, as_json: bool) -> None:
+    """Print a run's journal: every event, oldest first."""
+    import json
+    from dataclasses import asdict
+
+    from mnlang import api
+    from mnlang.run_output import log_lines
+    from mnlang.stores.base import StoreError
+
+    try:
+        events = api.run_journal(run_id, db=db)
+    except StoreError as e:
+        _run_error(e)
+    if as_json:
+        click.echo(json.dumps([asdict(e) for e in events], ensure_ascii=False, indent=2))
+    else:
+        click.echo("\n".join(log_lines(events)))
+
+
+@main.command()
+@click.argument("run_id")
+@_db_option
+@_json_option
+def cancel(run_id: str, db: str | None, as_json: bool) -> None:
+    """Cancel a run; its `finally` bodies and compensations run. Exits 4 once cancelled."""
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    try:
+        outcome = api.cancel_run(run_id, db=db)
+    except (RunError, StoreError) as e:
+        _run_error(e)
+    _finish_run(outcome, as_json)
 
 
 if __name__ == "__main__":

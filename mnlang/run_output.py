@@ -1,0 +1,194 @@
+"""How the run commands (`mnc run`, `resume`, `runs`, `show`, `log`, `cancel`) print for
+people: live step lines while a run executes, its outcome, the runs table, a run's
+details and its journal. `--json` output does not pass through here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mnlang.runtime.run import RunOutcome
+    from mnlang.runtime.views import RunDetails
+    from mnlang.stores.base import Event, NewEvent, RunRecord
+
+_STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "waiting": "cyan",
+    "running": "blue",
+}
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def event_summary(kind: str, data: Any) -> str:
+    """One line about a journal event."""
+    d = data if isinstance(data, dict) else {}
+    if kind in ("tool", "effect", "agent", "compensated"):
+        name = d.get(kind) or d.get("effect") or d.get("tool") or ""
+        tries = f", try {d['attempt']}" if d.get("attempt", 1) > 1 else ""
+        return f"{name} -> {_short(d.get('result'), 60)} ({d.get('ms', 0):.1f} ms{tries})"
+    if kind == "intent":
+        return f"{d.get('effect')} key {_short(d.get('key'), 60)}"
+    if kind == "replayed":
+        return f"{d.get('effect')} key {_short(d.get('key'), 50)}: committed before, not called"
+    if kind in ("retry", "call_failed", "attempt_failed"):
+        delay = f", again in {d['delay_ms']} ms" if "delay_ms" in d else ""
+        return f"{d.get('callee')} try {d.get('attempt')}: {d.get('kind')}: {_short(d.get('message'), 60)}{delay}"
+    if kind == "log":
+        return str(d.get("message", ""))
+    if kind in ("caught", "failed", "cancelled", "aborting", "compensation_failed"):
+        error = d.get("error", d)
+        return f"{error.get('kind')}: {_short(error.get('message'), 70)}"
+    if kind == "completed":
+        return _short(d.get("result"), 80)
+    if kind == "checkpoint":
+        return f"{d.get('id')}: {_short(d.get('ask') or '', 60)} {d.get('options')}"
+    if kind == "repair_opened":
+        return f"{d.get('effect')} key {_short(d.get('key'), 40)}: outcome unknown, needs a repair"
+    if kind == "waiting":
+        return ", ".join(
+            _short({k: v for k, v in w.items() if k != "branch"}, 60) for w in d.get("for", [])
+        )
+    return _short(d, 80) if d else ""
+
+
+def step_printer(stream: IO[str]) -> Callable[[NewEvent], None]:
+    """An observer printing a line per step as the run goes (for a terminal)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False, soft_wrap=True)
+    marks = {
+        "tool": ("✓", "green"),
+        "effect": ("✓", "green"),
+        "agent": ("✓", "green"),
+        "replayed": ("=", "green"),
+        "retry": ("↻", "yellow"),
+        "call_failed": ("✗", "red"),
+        "caught": ("⤷", "yellow"),
+        "log": ("·", "dim"),
+        "checkpoint": ("⏸", "cyan"),
+        "wait": ("⏸", "cyan"),
+        "repair_opened": ("!", "red"),
+        "compensated": ("↺", "yellow"),
+        "child_ended": ("✓", "green"),
+    }
+
+    def observe(event: NewEvent) -> None:
+        mark = marks.get(event.kind)
+        if mark is None:
+            return
+        symbol, style = mark
+        line = Text(f"{symbol} ", style=style)
+        line.append(f"{event.state or ''}", style="bold")
+        if event.branch:
+            line.append(f" [{event.branch}]", style="dim")
+        line.append(f"  {event_summary(event.kind, event.data)}")
+        console.print(line)
+
+    return observe
+
+
+def outcome_lines(outcome: RunOutcome) -> list[str]:
+    lines = [f"{outcome.status}: run {outcome.run_id} ({outcome.workflow})"]
+    lines += [f"warning: {w}" for w in outcome.warnings]
+    if outcome.status == "completed":
+        lines.append(json.dumps(outcome.result, ensure_ascii=False, indent=2))
+    elif outcome.error:
+        lines.append(
+            f"{outcome.error.get('kind')} at {outcome.error.get('step') or '-'}: "
+            f"{outcome.error.get('message')}"
+        )
+    elif outcome.status == "waiting":
+        lines.append(f"see `mnc show {outcome.run_id}` for what it waits for")
+    return lines
+
+
+def runs_lines(records: Sequence[RunRecord]) -> list[str]:
+    if not records:
+        return ["no runs"]
+    rows = [("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
+    rows += [
+        (r.run_id, r.workflow, r.status, _when(r.created_at), _when(r.updated_at)) for r in records
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def show_lines(details: RunDetails) -> list[str]:
+    run = details.run
+    lines = [
+        f"run       {run.run_id}",
+        f"workflow  {run.workflow}"
+        + (f" (class {run.workflow_class})" if run.workflow_class else ""),
+        f"status    {run.status}" + ("  (cancel requested)" if run.cancel_requested else ""),
+        f"created   {_when(run.created_at)}",
+        f"cost      ${details.cost}",
+    ]
+    if run.parent_run_id:
+        lines.append(f"parent    {run.parent_run_id}")
+    if run.result is not None:
+        lines.append(f"result    {_short(run.result, 100)}")
+    if run.error:
+        lines.append(
+            f"error     {run.error.get('kind')} at {run.error.get('step')}: {run.error.get('message')}"
+        )
+    if details.positions:
+        lines.append("position")
+        for p in details.positions:
+            note = f"  waiting: {_short(p.waiting_for, 70)}" if p.waiting_for else ""
+            lines.append(f"  {p.branch}: {p.state}{note}")
+    if details.checkpoints:
+        lines.append("pending")
+        for c in details.checkpoints:
+            request = c.request if isinstance(c.request, dict) else {}
+            if c.name == "repair":
+                lines.append(
+                    f"  repair {c.checkpoint_id}: `{request.get('effect')}` key "
+                    f"{request.get('key')} has an unknown outcome; options {request.get('options')}"
+                )
+            else:
+                lines.append(
+                    f"  checkpoint {c.checkpoint_id}: {request.get('ask')} {request.get('options')}"
+                )
+    for t in details.timers:
+        lines.append(f"  timer {t.timer_id} due {_when(t.due_at)}")
+    if details.steps:
+        lines.append(f"steps ({len(details.steps)})")
+        for e in details.steps:
+            d = e.data if isinstance(e.data, dict) else {}
+            lines.append(f"  {e.state}  {event_summary(e.kind, e.data)}")
+            if "args" in d:
+                lines.append(f"      in:  {_short(d['args'], 100)}")
+    if details.retries:
+        lines.append(f"retries ({len(details.retries)})")
+        lines += [f"  {e.state}  {event_summary(e.kind, e.data)}" for e in details.retries]
+    if details.failures:
+        lines.append(f"failures ({len(details.failures)})")
+        lines += [
+            f"  {e.state or '-'}  {e.kind}: {event_summary(e.kind, e.data)}"
+            for e in details.failures
+        ]
+    return lines
+
+
+def log_lines(events: Sequence[Event]) -> list[str]:
+    return [
+        f"{e.seq:>5}  {_when(e.at)}  {e.kind:<14} {(e.state or '-'):<28} "
+        f"{('[' + e.branch + '] ') if e.branch else ''}{event_summary(e.kind, e.data)}".rstrip()
+        for e in events
+    ]

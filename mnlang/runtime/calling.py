@@ -1,0 +1,526 @@
+"""The `call` state: tools, effects and agents, with retries, budget and the ledger.
+
+- A **tool** is pure: its result is journaled with the next commit (a crash before it
+  means the tool runs again), except that a tool with a declared `cost` or a slow one
+  is committed at once.
+- An **effect** commits its intent (with everything before it) before the call, and
+  its result with its ledger row right after. The intent commit is where the ledger is
+  consulted: a key already `done` returns its stored result without a call; a key used
+  with other arguments is a `key_conflict`. A keyed effect whose intent survived a crash
+  is called again with the same key; a `once` effect in that position has an unknown
+  outcome and opens a repair checkpoint instead of calling twice.
+- An **agent** is answered by the model stand-in (`agents.py`); each reply is committed
+  at once, since it cost money.
+
+Every attempt reserves its worst-case cost from the budget first. On an uncaught
+failure of the run, the `compensate` calls of its committed effects run here too, in
+reverse order, each a keyed effect with its own intent and result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+from mnlang.errors import MALFORMED_OUTPUT, TIMEOUT, TOOL_ERROR, kind_of
+from mnlang.ir.base import RetryIR
+from mnlang.ir.model import AgentIR, EffectIR, ToolIR
+from mnlang.ir.states import CallState
+from mnlang.runtime import retry as retries
+from mnlang.runtime.agents import ScriptedReplies
+from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.convert import ConversionError, to_tool
+from mnlang.runtime.effects import args_hash, conflict, effect_key
+from mnlang.runtime.evaluate import MapEnv
+from mnlang.runtime.failures import StepFailure
+from mnlang.runtime.fibers import Fiber, outcome_from_json, outcome_to_json
+from mnlang.runtime.tools import (
+    ResolvedTool,
+    ToolContext,
+    ToolLoadError,
+    call_in_process,
+    call_in_thread,
+    resolve,
+)
+from mnlang.runtime.values import Value, from_stored, to_plain
+from mnlang.stores.base import CommitResult, LedgerPut, LedgerRow, OpenCheckpoint
+
+if TYPE_CHECKING:
+    from mnlang.runtime.interpreter import Interpreter
+
+CallKind = Literal["tool", "effect", "agent"]
+REPAIR_OPTIONS = ["mark_done", "retry", "fail"]
+
+
+@dataclass(eq=False)
+class Call:
+    """One call in progress, across its attempts."""
+
+    fiber: Fiber
+    kind: CallKind
+    decl: ToolIR | AgentIR
+    step: str
+    args: dict[str, Value]
+    retry: RetryIR
+    timeout_ms: int | None
+    key: str | None = None
+    hash: str | None = None
+    attempt: int = 0
+    reserved: Decimal = Decimal(0)
+    compensation: int | None = None
+    """For a compensation: its index in the run's list."""
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def effect(self) -> EffectIR:
+        assert isinstance(self.decl, EffectIR)
+        return self.decl
+
+
+class Calls:
+    def __init__(self, run: Interpreter) -> None:
+        self.run = run
+        self.program = run.program
+        self.resolved: dict[str, ResolvedTool] = {}
+        self.agents = ScriptedReplies(run.program.source.dir)
+
+    # --- starting ---------------------------------------------------------------------
+
+    def begin(self, fiber: Fiber, state: CallState) -> None:
+        """Execute a `call` state (again, after a resume, when its fiber has notes)."""
+        if state.callee_kind == "effect":
+            effect = self.program.effects[state.callee]
+            pending = fiber.pending or {}
+            if "repair" in pending:
+                self.run.pauses.repair(fiber, self._call(fiber, effect, state, pending))
+            elif "effect" in pending:
+                self._resume_effect(self._call(fiber, effect, state, pending))
+            else:
+                args = self._args(fiber, state)
+                self._intent(self._new_call(fiber, "effect", effect, state, args))
+            return
+        decl: ToolIR | AgentIR
+        if state.callee_kind == "tool":
+            decl = self.program.tools[state.callee]
+        else:
+            decl = self.program.agents[state.callee]
+        call = self._new_call(fiber, state.callee_kind, decl, state, self._args(fiber, state))
+        self._attempt(call)
+
+    def _args(self, fiber: Fiber, state: CallState) -> dict[str, Value]:
+        evaluate = self.run.evaluator.eval
+        return {name: evaluate(expr, fiber.scope) for name, expr in state.args.items()}
+
+    def _new_call(
+        self,
+        fiber: Fiber,
+        kind: CallKind,
+        decl: ToolIR | AgentIR,
+        state: CallState,
+        args: dict[str, Value],
+    ) -> Call:
+        return Call(fiber, kind, decl, state.id, args, state.retry, state.timeout_ms)
+
+    def _call(self, fiber: Fiber, effect: EffectIR, state: CallState, pending: Any) -> Call:
+        """The call an effect's committed intent describes (after a resume)."""
+        noted = pending["effect"]
+        args = {name: from_stored(value) for name, value in noted["args"].items()}
+        call = self._new_call(fiber, "effect", effect, state, args)
+        call.key, call.hash, call.attempt = noted["key"], noted["hash"], noted["attempt"]
+        return call
+
+    # --- effects: intent, ledger, result ------------------------------------------------
+
+    def _intent(self, call: Call) -> None:
+        """Commit the intent before the call; `_after_intent` reads the ledger's answer."""
+        run, fiber, effect = self.run, call.fiber, call.effect
+        call.key = effect_key(effect, call.args, run.evaluator, f"{call.step}@{run.place(fiber)}")
+        call.hash = args_hash(call.args)
+        note = {
+            "args": run.stored_args(call.args),
+            "key": call.key,
+            "hash": call.hash,
+            "attempt": 0,
+        }
+        fiber.pending = {**(fiber.pending or {}), "effect": note}
+        index = run.journal.put_ledger(
+            LedgerPut(call.key, call.hash, "intent", effect.scope == "global", None, call.step)
+        )
+        run.journal.event(
+            "intent",
+            {"effect": effect.name, "key": call.key, "args": to_plain(call.args)},
+            call.step,
+            fiber.branch,
+        )
+        self._hold(call)
+        run.force_commit = True
+        run.after_commit.append(partial(self._after_intent, call, index))
+
+    def _hold(self, call: Call) -> None:
+        call.fiber.status = "call"
+        call.fiber.job = call
+        call.fiber.dirty = True
+
+    def _after_intent(self, call: Call, index: int, result: CommitResult) -> None:
+        if call.fiber.job is not call:
+            return  # the fiber was cancelled meanwhile
+        row = result.ledger[index]
+        self._from_ledger(call, row, fresh=True)
+
+    def _from_ledger(self, call: Call, row: LedgerRow | None, *, fresh: bool) -> None:
+        """Act on the ledger's row for the key: replay, conflict, repair or call."""
+        effect = call.effect
+        assert call.key is not None
+        if row is not None and row.args_hash != call.hash:
+            self._failed(call, conflict(effect, call.key, row), commit=False)
+        elif row is not None and row.status == "done":
+            self._replay(call, row)
+        elif effect.once and (not fresh or (row is not None and row.status == "unknown")):
+            self.unknown_outcome(call, "the run stopped between the call's intent and its result")
+        else:
+            if not fresh:
+                self.run.journal.event(
+                    "reattempt",
+                    {"effect": effect.name, "key": call.key, "reason": "resumed after its intent"},
+                    call.step,
+                    call.fiber.branch,
+                )
+            self._attempt_or_fail(call)
+
+    def _resume_effect(self, call: Call) -> None:
+        effect = call.effect
+        assert call.key is not None
+        scope_run = None if effect.scope == "global" else self.run.run_id
+        self._hold(call)
+        self._from_ledger(call, self.run.store.ledger_get(call.key, run_id=scope_run), fresh=False)
+
+    def _replay(self, call: Call, row: LedgerRow) -> None:
+        """A key already committed: its stored result, no call."""
+        try:
+            value = self.run.converter.inbound(
+                row.result, call.decl.returns, "result", closed=False
+            )
+        except ConversionError as e:
+            self._failed(call, StepFailure(TOOL_ERROR, f"the ledger's result: {e}"), commit=False)
+            return
+        self.run.journal.event(
+            "replayed",
+            {"effect": call.decl.name, "key": call.key, "result": row.result},
+            call.step,
+            call.fiber.branch,
+        )
+        self._succeeded(call, value)
+
+    def unknown_outcome(self, call: Call, why: str) -> None:
+        """A `once` effect that may or may not have happened: open a repair checkpoint."""
+        run, fiber = self.run, call.fiber
+        assert call.key is not None and call.hash is not None
+        checkpoint_id = f"repair:{call.step}@{run.place(fiber)}"
+        request = {
+            "kind": "repair",
+            "effect": call.decl.name,
+            "key": call.key,
+            "args": to_plain(call.args),
+            "step": call.step,
+            "branch": fiber.label,
+            "reason": why,
+            "options": REPAIR_OPTIONS,
+            "result_type": str(call.decl.returns),
+        }
+        note = {
+            "args": run.stored_args(call.args),
+            "key": call.key,
+            "hash": call.hash,
+            "attempt": call.attempt,
+        }
+        fiber.pending = {**(fiber.pending or {}), "effect": note, "repair": checkpoint_id}
+        fiber.job = None
+        fiber.status = "paused"
+        fiber.dirty = True
+        global_key = call.effect.scope == "global"
+        run.journal.put_ledger(
+            LedgerPut(call.key, call.hash, "unknown", global_key, None, call.step)
+        )
+        run.journal.open_checkpoints.append(OpenCheckpoint(checkpoint_id, "repair", request))
+        run.journal.event("repair_opened", request, call.step, fiber.branch)
+        run.force_commit = True
+
+    def mark_done(self, call: Call, result: Any, by: str) -> None:
+        """A person says the effect happened, with this result (a repair decision)."""
+        try:
+            value = self.run.converter.inbound(result, call.decl.returns, "result", closed=True)
+        except ConversionError as e:
+            self._failed(call, StepFailure(TOOL_ERROR, f"the repair's result: {e}"), commit=True)
+            return
+        self._effect_done(call, value, {"by": by})
+
+    def retry_after_repair(self, call: Call) -> None:
+        """A person asks to call the effect again."""
+        assert call.key is not None and call.hash is not None
+        global_key = call.effect.scope == "global"
+        self.run.journal.put_ledger(
+            LedgerPut(call.key, call.hash, "intent", global_key, None, call.step)
+        )
+        call.fiber.pending = {"effect": (call.fiber.pending or {})["effect"]}
+        self._attempt_or_fail(call)
+
+    # --- attempts ---------------------------------------------------------------------
+
+    def _attempt_or_fail(self, call: Call, delay_s: float = 0.0) -> None:
+        try:
+            self._attempt(call, delay_s)
+        except StepFailure as failure:
+            self._failed(call, failure, commit=call.kind == "effect")
+
+    def _attempt(self, call: Call, delay_s: float = 0.0) -> None:
+        run = self.run
+        call.attempt += 1
+        decl = call.decl
+        if isinstance(decl, AgentIR):
+            estimate = self.agents.estimate(decl)
+        else:
+            estimate = decl.cost or Decimal(0)
+        call.reserved = run.budget.reserve(estimate, f"`{decl.name}`")
+        ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
+        timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
+        job_timeout = timeout_s
+        if isinstance(decl, AgentIR):
+            replies = dict(run.run_data["replies"])
+            index = replies.get(decl.name, 0)
+            replies[decl.name] = index + 1
+            run.update_run_data(replies=replies)
+            job_run: Any = partial(self.agents.reply, decl, index)
+        else:
+            tool = self._resolve(decl)
+            args = {name: to_tool(value) for name, value in call.args.items()}
+            if decl.isolation == "process":
+                job_run = partial(call_in_process, tool, args, ctx, timeout_s)
+                job_timeout = None
+            else:
+                job_run = partial(call_in_thread, tool, args, ctx)
+        job = CallJob(call, decl.name, job_run, job_timeout, getattr(decl, "limit", None))
+        self._hold(call)
+        call.fiber.job = job
+        run.runner.submit(job, delay_s)
+
+    def _resolve(self, tool: ToolIR) -> ResolvedTool:
+        found = self.resolved.get(tool.name)
+        if found is None:
+            try:
+                found = resolve(self.program, tool)
+            except ToolLoadError as e:
+                raise StepFailure(TOOL_ERROR, str(e)) from None
+            self.resolved[tool.name] = found
+        return found
+
+    def abandon(self, fiber: Fiber) -> None:
+        """Stop waiting for the fiber's call (it was cancelled)."""
+        job = fiber.job
+        if isinstance(job, CallJob):
+            self.run.runner.abandon(job)
+            if isinstance(job.owner, Call):
+                self.run.budget.settle(job.owner.reserved, Decimal(0))
+        fiber.job = None
+
+    # --- completions ------------------------------------------------------------------
+
+    def complete(self, done: Completion) -> None:
+        call: Call = done.job.owner
+        if call.fiber.job is not done.job:
+            return  # abandoned
+        call.fiber.job = None
+        decl = call.decl
+        cost = Decimal(0) if isinstance(decl, AgentIR) else decl.cost or Decimal(0)
+        if done.ok and isinstance(decl, AgentIR):
+            cost = self.agents.cost(decl, done.value)
+        self.run.budget.settle(call.reserved, cost)
+        if cost:
+            self.run.update_run_data(spent=self.run.budget.spent)
+        if done.ok:
+            try:
+                value = self.run.converter.inbound(
+                    done.value, decl.returns, "result", closed=isinstance(decl, AgentIR)
+                )
+            except ConversionError as e:
+                kind = MALFORMED_OUTPUT if isinstance(decl, AgentIR) else TOOL_ERROR
+                self._attempt_failed(call, done, StepFailure(kind, self._wrong_value(call, e)))
+                return
+            self._journal_success(call, done, value, cost)
+            if call.kind == "effect":
+                self._effect_done(call, value, {})
+                return
+            if cost or call.kind == "agent" or done.elapsed_ms >= self.run.config.slow_call_ms:
+                self.run.force_commit = True
+            self._succeeded(call, value)
+            return
+        error: BaseException = done.value
+        message = getattr(error, "message", None) or str(error) or type(error).__name__
+        self._attempt_failed(call, done, StepFailure(kind_of(error), message))
+
+    def _wrong_value(self, call: Call, e: ConversionError) -> str:
+        what = "replied" if isinstance(call.decl, AgentIR) else "returned"
+        return f"`{call.decl.name}` {what} a value that is not a {call.decl.returns}: {e}"
+
+    def _journal_success(self, call: Call, done: Completion, value: Value, cost: Decimal) -> None:
+        data: dict[str, Any] = {
+            call.kind: call.decl.name,
+            "args": to_plain(call.args),
+            "result": to_plain(value),
+            "attempt": call.attempt,
+            "ms": round(done.elapsed_ms, 3),
+        }
+        if call.key is not None:
+            data["key"] = call.key
+        if cost:
+            data["cost"] = str(cost)
+        if isinstance(call.decl, AgentIR):
+            data["prompt"] = self.run.evaluator.text(call.decl.prompt, MapEnv(call.args))
+        kind = "compensated" if call.compensation is not None else call.kind
+        self.run.journal.event(kind, data, call.step, call.fiber.branch)
+
+    def _attempt_failed(self, call: Call, done: Completion, failure: StepFailure) -> None:
+        run = self.run
+        data = {
+            "callee": call.decl.name,
+            "attempt": call.attempt,
+            "kind": failure.kind,
+            "message": failure.message,
+            "ms": round(done.elapsed_ms, 3),
+        }
+        if call.kind == "effect" and call.effect.once and failure.kind == TIMEOUT:
+            run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
+            self.unknown_outcome(call, f"the call timed out: {failure.message}")
+            return
+        if retries.should_retry(call.retry, failure.kind, call.attempt):
+            seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
+            delay = retries.delay_ms(call.retry, call.attempt, seed)
+            run.journal.event("retry", {**data, "delay_ms": delay}, call.step, call.fiber.branch)
+            self._attempt_or_fail(call, delay / 1000)
+            return
+        run.journal.event("call_failed", data, call.step, call.fiber.branch)
+        self._failed(call, failure, commit=call.kind == "effect")
+
+    def _failed(self, call: Call, failure: StepFailure, *, commit: bool) -> None:
+        """The call failed for good: unwind its fiber (or go on compensating)."""
+        if commit:
+            self.run.force_commit = True
+        call.fiber.job = None
+        if call.compensation is not None:
+            self.run.journal.event(
+                "compensation_failed", failure.to_json(), call.step, call.fiber.branch
+            )
+            self._compensation_ended(call)
+            return
+        self.run.fail(call.fiber, failure.at(call.step))
+
+    def _succeeded(self, call: Call, value: Value) -> None:
+        call.fiber.job = None
+        if call.compensation is not None:
+            self._compensation_ended(call)
+            return
+        self.run.deliver(call.fiber, value)
+
+    def _effect_done(self, call: Call, value: Value, extra: dict[str, Any]) -> None:
+        """Commit an effect's result with its ledger row, right away."""
+        run, effect = self.run, call.effect
+        assert call.key is not None and call.hash is not None
+        run.journal.put_ledger(
+            LedgerPut(
+                call.key,
+                call.hash,
+                "done",
+                effect.scope == "global",
+                to_plain(value),
+                call.step,
+            )
+        )
+        if extra:
+            run.journal.event("repaired", {"key": call.key, **extra}, call.step, call.fiber.branch)
+        if effect.compensate is not None and call.compensation is None:
+            env = MapEnv(call.args)
+            undo = {
+                "effect": effect.compensate.effect,
+                "args": {
+                    name: run.evaluator.eval(expr, env)
+                    for name, expr in effect.compensate.args.items()
+                },
+                "step": call.step,
+            }
+            assert run.root is not None
+            run.root.scope.append("$list:compensate", undo)
+        run.force_commit = True
+        self._succeeded(call, value)
+
+    # --- compensation -----------------------------------------------------------------
+
+    def start_compensation(self, root: Fiber, failure: StepFailure) -> bool:
+        """The run failed: undo its committed effects; False when there is nothing to undo."""
+        owed = root.scope.values.get("$list:compensate") or []
+        if not owed:
+            return False
+        root.pending = {"compensate": {"outcome": outcome_to_json(failure), "left": len(owed)}}
+        root.dirty = True
+        self.run.journal.event("compensating", {"count": len(owed), "error": failure.to_json()})
+        self.run.wake(root)
+        return True
+
+    def next_compensation(self, root: Fiber) -> None:
+        """Start the next compensation, or end the run when none is left."""
+        assert root.pending is not None
+        state = root.pending["compensate"]
+        if "effect" in root.pending:
+            self._resume_compensation(root)
+            return
+        left = state["left"]
+        if left == 0:
+            root.status = "done"
+            root.pending = None
+            self.run.outcome = outcome_from_json(state["outcome"])
+            return
+        owed = root.scope.values["$list:compensate"][left - 1]
+        effect = self.program.effects[owed["effect"]]
+        call = Call(
+            root,
+            "effect",
+            effect,
+            f"compensate:{owed['step']}",
+            owed["args"],
+            effect.retry,
+            effect.timeout_ms,
+            compensation=left - 1,
+        )
+        self._intent(call)
+
+    def _resume_compensation(self, root: Fiber) -> None:
+        assert root.pending is not None
+        left = root.pending["compensate"]["left"]
+        owed = root.scope.values["$list:compensate"][left - 1]
+        effect = self.program.effects[owed["effect"]]
+        noted = root.pending["effect"]
+        call = Call(
+            root,
+            "effect",
+            effect,
+            f"compensate:{owed['step']}",
+            {name: from_stored(value) for name, value in noted["args"].items()},
+            effect.retry,
+            effect.timeout_ms,
+            key=noted["key"],
+            hash=noted["hash"],
+            attempt=noted["attempt"],
+            compensation=left - 1,
+        )
+        self._resume_effect(call)
+
+    def _compensation_ended(self, call: Call) -> None:
+        root = call.fiber
+        assert root.pending is not None and call.compensation is not None
+        state = dict(root.pending["compensate"])
+        state["left"] = call.compensation
+        root.pending = {"compensate": state}
+        root.dirty = True
+        root.at = None
+        self.run.wake(root)

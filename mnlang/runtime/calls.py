@@ -1,0 +1,186 @@
+"""Running calls off the scheduler thread: a thread pool, per-attempt timeouts, the
+tools' `limit` (concurrent calls and starts per second), and delayed starts (retry
+backoff).
+
+The scheduler submits `CallJob`s and collects `Completion`s with `wait`. A thread call
+that outlives its timeout is reported as a `Timeout` at once, but it keeps its place in
+the tool's `concurrent` limit until its thread really returns (Python cannot stop a
+thread); `isolation: process` calls kill their process instead.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnlang.errors import Timeout
+from mnlang.ir.model import LimitIR
+
+
+@dataclass(eq=False)
+class CallJob:
+    """One attempt of one call; `owner` is whatever the scheduler needs to route the result."""
+
+    owner: Any
+    limit_key: str
+    run: Callable[[], Any]
+    timeout_s: float | None = None
+    """Enforced by the runner (None: none, or the call enforces its own)."""
+    limit: LimitIR | None = None
+    started: float | None = None
+    deadline: float | None = None
+    finished: bool = False
+    timed_out: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+    """The scheduler's notes about the attempt (kind of call, attempt number, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    job: CallJob
+    ok: bool
+    value: Any
+    """The result, or the exception the call raised."""
+    elapsed_ms: float
+
+
+class CallRunner:
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mnc-call")
+        self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._running: set[CallJob] = set()
+        self._in_flight: dict[str, int] = {}
+        self._next_start: dict[str, float] = {}
+        self._blocked: dict[str, deque[CallJob]] = {}
+        self._delayed: list[tuple[float, int, CallJob]] = []
+        self._order = itertools.count()
+
+    def close(self) -> None:
+        """Stop taking calls; threads still running finish in the background."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def busy(self) -> bool:
+        """Calls are running, waiting for a slot, or waiting for their start time."""
+        return bool(
+            any(not job.timed_out for job in self._running)
+            or self._delayed
+            or any(self._blocked.values())
+        )
+
+    def submit(self, job: CallJob, delay_s: float = 0.0) -> None:
+        if delay_s > 0:
+            heapq.heappush(self._delayed, (time.monotonic() + delay_s, next(self._order), job))
+        else:
+            self._admit(job)
+
+    def abandon(self, job: CallJob) -> None:
+        """Forget a call whose result nobody wants any more (its fiber was cancelled)."""
+        job.timed_out = True
+        queued = self._blocked.get(job.limit_key)
+        if queued and job in queued:
+            queued.remove(job)
+        self._delayed = [entry for entry in self._delayed if entry[2] is not job]
+        heapq.heapify(self._delayed)
+
+    def _admit(self, job: CallJob) -> None:
+        limit = job.limit
+        key = job.limit_key
+        if limit is not None:
+            now = time.monotonic()
+            if limit.concurrent is not None and self._in_flight.get(key, 0) >= limit.concurrent:
+                self._blocked.setdefault(key, deque()).append(job)
+                return
+            if limit.per_second:
+                start = max(now, self._next_start.get(key, now))
+                self._next_start[key] = start + 1.0 / limit.per_second
+                if start > now:
+                    heapq.heappush(self._delayed, (start, next(self._order), job))
+                    self._in_flight[key] = self._in_flight.get(key, 0) + 1
+                    job.data["slot_held"] = True
+                    return
+        self._start(job)
+
+    def _start(self, job: CallJob) -> None:
+        if not job.data.pop("slot_held", False):
+            self._in_flight[job.limit_key] = self._in_flight.get(job.limit_key, 0) + 1
+        job.started = time.monotonic()
+        if job.timeout_s is not None:
+            job.deadline = job.started + job.timeout_s
+        self._running.add(job)
+        self._pool.submit(self._work, job)
+
+    def _work(self, job: CallJob) -> None:
+        start = time.perf_counter()
+        try:
+            value = job.run()
+            ok = True
+        except BaseException as e:  # the scheduler maps every exception to an error kind
+            value, ok = e, False
+        self._done.put(Completion(job, ok, value, (time.perf_counter() - start) * 1000))
+
+    def next_wakeup(self) -> float | None:
+        """The monotonic time at which `wait` has something to do without a completion."""
+        times = [job.deadline for job in self._running if job.deadline and not job.timed_out]
+        if self._delayed:
+            times.append(self._delayed[0][0])
+        return min(times) if times else None
+
+    def wait(self, timeout_s: float | None) -> list[Completion]:
+        """Completions (timeouts included) within `timeout_s`; at least one unless it passed."""
+        out: list[Completion] = []
+        self._start_due()
+        wake = self.next_wakeup()
+        if wake is not None:
+            until = max(0.0, wake - time.monotonic())
+            timeout_s = until if timeout_s is None else min(timeout_s, until)
+        try:
+            first = self._done.get(timeout=timeout_s) if timeout_s != 0 else self._done.get_nowait()
+        except queue.Empty:
+            pass
+        else:
+            self._finish(first, out)
+            while True:
+                try:
+                    self._finish(self._done.get_nowait(), out)
+                except queue.Empty:
+                    break
+        self._expire(out)
+        self._start_due()
+        return out
+
+    def _finish(self, completion: Completion, out: list[Completion]) -> None:
+        job = completion.job
+        job.finished = True
+        self._running.discard(job)
+        key = job.limit_key
+        self._in_flight[key] -= 1
+        blocked = self._blocked.get(key)
+        if blocked:
+            self._admit(blocked.popleft())
+        if not job.timed_out:
+            out.append(completion)
+
+    def _expire(self, out: list[Completion]) -> None:
+        now = time.monotonic()
+        for job in list(self._running):
+            if job.deadline is not None and not job.timed_out and now >= job.deadline:
+                job.timed_out = True
+                error = Timeout(f"no answer after {job.timeout_s:g}s")
+                out.append(Completion(job, False, error, (now - (job.started or now)) * 1000))
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, job = heapq.heappop(self._delayed)
+            if job.data.get("slot_held"):
+                self._start(job)
+            else:
+                self._admit(job)

@@ -1,0 +1,54 @@
+"""The interpreter's tunables, with their environment overrides.
+
+Commit points beyond the ones the types impose (DESIGN.md, "The runtime"): at least
+every `commit_every` steps and every `commit_ms` milliseconds while something is
+uncommitted, and after a tool call slower than `slow_call_ms`. Crash tests fix
+`MNC_COMMIT_EVERY` and set `MNC_COMMIT_MS=0` (no time-based commits) so that the same
+run makes the same commits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    commit_every: int = 100
+    """Commit at least every this many executed states."""
+    commit_ms: float = 50.0
+    """Commit pending changes at least this often; 0 turns time-based commits off."""
+    slow_call_ms: float = 200.0
+    """A tool call that took longer is committed at once, so a crash does not repeat it."""
+    workers: int = 32
+    """Threads that run tool calls."""
+    lease_ttl_s: float = 60.0
+    """How long a run's lease lasts without renewal; renewed at a third of that."""
+    cancel_poll_s: float = 1.0
+    """How often a run with nothing to commit checks whether it was cancelled."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeConfig:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def number(name: str, default: float, minimum: float) -> float:
+            text = env.get(name, "").strip()
+            if not text:
+                return default
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {text!r}") from None
+            if value < minimum:
+                raise ValueError(f"{name} must be at least {minimum:g}, not {text}")
+            return value
+
+        return cls(
+            commit_every=int(number("MNC_COMMIT_EVERY", defaults.commit_every, 1)),
+            commit_ms=number("MNC_COMMIT_MS", defaults.commit_ms, 0),
+            slow_call_ms=number("MNC_SLOW_CALL_MS", defaults.slow_call_ms, 0),
+            workers=int(number("MNC_WORKERS", defaults.workers, 1)),
+        )

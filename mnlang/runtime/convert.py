@@ -1,0 +1,256 @@
+"""Values crossing into a run: checked against their declared types and converted.
+
+A workflow's input (JSON), a tool's result (Python values), an agent's reply (JSON) and
+a ledger row's stored result all pass through `Converter.inbound`, which validates the
+value against the declared `TypeIR` and builds runtime values (see `values.py`): money
+from `Decimal`, `int` or a decimal string (never a float), durations from milliseconds
+or a `timedelta`, timestamps from RFC 3339 text or an aware `datetime`, records from
+dicts (also pydantic models and dataclasses), enum members from their names. A record
+field left out takes its declared default, or null when it is optional.
+
+`to_tool` goes the other way for a tool's arguments: records and maps as dicts, money
+as `Decimal`, durations in milliseconds, timestamps as RFC 3339 text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from mnlang.ir.base import TypeIR
+from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
+from mnlang.runtime.evaluate import Evaluator, MapEnv
+from mnlang.runtime.values import Duration, Timestamp, Value, format_timestamp, parse_timestamp
+
+_EMPTY_ENV = MapEnv({})
+
+
+class ConversionError(Exception):
+    """A value that does not fit its declared type; `path` names the offending part."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"`{path}`: {message}")
+        self.path = path
+        self.message = message
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _described(value: Any) -> str:
+    if value is None:
+        return "null"
+    return f"{type(value).__name__} {_shown(value)}"
+
+
+class Converter:
+    """Checks and converts values against the types of one program."""
+
+    def __init__(self, types: dict[str, TypeDeclIR], evaluator: Evaluator | None = None) -> None:
+        self.types = types
+        self.evaluator = evaluator or Evaluator()
+
+    def inbound(self, value: Any, t: TypeIR, path: str, *, closed: bool = True) -> Value:
+        """`value` as a runtime value of type `t`; `ConversionError` when it does not fit.
+
+        `closed` refuses record fields the type does not declare (inputs, model replies);
+        tools may return more fields than declared, and the extra ones are dropped.
+        """
+        kind = t.kind
+        if kind == "str":
+            if isinstance(value, str):
+                return str(value)
+            if isinstance(value, enum.Enum) and isinstance(value.value, str):
+                return value.value
+        elif kind == "bool":
+            if isinstance(value, bool):
+                return value
+        elif kind == "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                return int(value)
+        elif kind == "float":
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if math.isfinite(value):
+                    return float(value)
+                raise ConversionError(path, f"expected a finite float, got {value}")
+        elif kind == "money":
+            return self._money(value, path)
+        elif kind == "duration":
+            if isinstance(value, Duration):
+                return value
+            if isinstance(value, timedelta):
+                return Duration(round(value.total_seconds() * 1000))
+            if isinstance(value, int) and not isinstance(value, bool):
+                return Duration(value)
+        elif kind == "timestamp":
+            return self._timestamp(value, path)
+        elif kind == "json":
+            return self._json(value, path)
+        elif kind == "optional":
+            return None if value is None else self.inbound(value, t.args[0], path, closed=closed)
+        elif kind == "null":
+            if value is None:
+                return None
+        elif kind == "list":
+            if isinstance(value, list | tuple):
+                item = t.args[0]
+                return [
+                    self.inbound(v, item, f"{path}[{i}]", closed=closed)
+                    for i, v in enumerate(value)
+                ]
+        elif kind == "map":
+            mapping = _as_mapping(value)
+            if mapping is not None:
+                item = t.args[0]
+                out: dict[str, Value] = {}
+                for k, v in mapping.items():
+                    if not isinstance(k, str):
+                        raise ConversionError(path, f"map keys must be str, got {_described(k)}")
+                    out[k] = self.inbound(v, item, f"{path}[{k!r}]", closed=closed)
+                return out
+        elif kind == "record":
+            return self._record(value, t, path, closed)
+        elif kind == "enum":
+            return self._enum(value, t, path)
+        elif kind in ("decision", "error", "unknown"):
+            return value
+        return self._mismatch(value, t, path)
+
+    def _mismatch(self, value: Any, t: TypeIR, path: str) -> Value:
+        if value is None:
+            raise ConversionError(path, f"expected {t}, got null")
+        raise ConversionError(path, f"expected {t}, got {_described(value)}")
+
+    def _money(self, value: Any, path: str) -> Decimal:
+        if isinstance(value, Decimal):
+            amount = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            amount = Decimal(value)
+        elif isinstance(value, str):
+            try:
+                amount = Decimal(value.strip().removeprefix("$"))
+            except InvalidOperation:
+                raise ConversionError(
+                    path, f"expected money, got {_shown(value)}, which is not a decimal"
+                ) from None
+        elif isinstance(value, float):
+            raise ConversionError(
+                path,
+                f"expected money, got the float {value!r}: money is exact, so pass a "
+                f'`Decimal` or a decimal string such as "{value}"',
+            )
+        else:
+            raise ConversionError(path, f"expected money, got {_described(value)}")
+        if not amount.is_finite():
+            raise ConversionError(path, f"expected a finite amount of money, got {value}")
+        return amount
+
+    def _timestamp(self, value: Any, path: str) -> Timestamp:
+        if isinstance(value, Timestamp):
+            return value
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ConversionError(path, "expected an aware datetime (with a time zone)")
+            return Timestamp(round(value.timestamp() * 1000))
+        if isinstance(value, str):
+            try:
+                return parse_timestamp(value)
+            except ValueError:
+                raise ConversionError(
+                    path, f"expected an RFC 3339 timestamp, got {_shown(value)}"
+                ) from None
+        raise ConversionError(path, f"expected timestamp, got {_described(value)}")
+
+    def _json(self, value: Any, path: str) -> Value:
+        if value is None or isinstance(value, str | bool | int):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ConversionError(path, f"JSON has no {value}")
+            return value
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, Duration):
+            return value.ms
+        if isinstance(value, Timestamp):
+            return format_timestamp(value.ms)
+        if isinstance(value, list | tuple):
+            return [self._json(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        mapping = _as_mapping(value)
+        if mapping is not None:
+            out: dict[str, Value] = {}
+            for k, v in mapping.items():
+                if not isinstance(k, str):
+                    raise ConversionError(path, f"JSON object keys must be str, got {k!r}")
+                out[k] = self._json(v, f"{path}[{k!r}]")
+            return out
+        raise ConversionError(path, f"expected JSON, got {_described(value)}")
+
+    def _record(self, value: Any, t: TypeIR, path: str, closed: bool) -> dict[str, Value]:
+        decl = self.types.get(t.name or "")
+        if not isinstance(decl, RecordTypeIR):
+            raise ConversionError(path, f"unknown record type `{t.name}`")
+        mapping = _as_mapping(value)
+        if mapping is None:
+            return self._mismatch(value, t, path)  # type: ignore[no-any-return]
+        out: dict[str, Value] = {}
+        for f in decl.fields:
+            where = f"{path}.{f.name}"
+            if f.name in mapping:
+                out[f.name] = self.inbound(mapping[f.name], f.type, where, closed=closed)
+            elif f.default is not None:
+                out[f.name] = self.evaluator.eval(f.default, _EMPTY_ENV)
+            elif f.type.kind == "optional":
+                out[f.name] = None
+            else:
+                raise ConversionError(where, f"missing field of type {f.type}")
+        extra = sorted(str(k) for k in mapping if k not in out) if closed else []
+        if extra:
+            raise ConversionError(
+                f"{path}.{extra[0]}", f"`{decl.name.rsplit('.', 1)[-1]}` has no such field"
+            )
+        return out
+
+    def _enum(self, value: Any, t: TypeIR, path: str) -> str:
+        decl = self.types.get(t.name or "")
+        if not isinstance(decl, EnumTypeIR):
+            raise ConversionError(path, f"unknown enum type `{t.name}`")
+        if isinstance(value, enum.Enum):
+            value = value.value if isinstance(value.value, str) else value.name
+        if isinstance(value, str) and value in decl.members:
+            return str(value)
+        members = ", ".join(decl.members)
+        raise ConversionError(path, f"expected one of {members}, got {_described(value)}")
+
+
+def _as_mapping(value: Any) -> dict[Any, Any] | None:
+    """A dict, or the fields of a pydantic model or a dataclass instance."""
+    if isinstance(value, dict):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        dumped = dump()
+        return dumped if isinstance(dumped, dict) else None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return None
+
+
+def to_tool(value: Value) -> Any:
+    """A runtime value as a tool receives it (see the module docstring)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: to_tool(v) for k, v in value.items()}
+    if kind is list:
+        return [to_tool(v) for v in value]
+    if kind is Duration:
+        return value.ms
+    if kind is Timestamp:
+        return format_timestamp(value.ms)
+    return value

@@ -1,0 +1,51 @@
+"""A step's failure as the interpreter carries it: an error kind, a message, the state.
+
+Failures of the catchable kinds (`mnlang.errors.CATCHABLE_KINDS`) can be caught by a
+`try`; the enforced kinds (`cancelled`, `budget_exceeded`, `deadline_exceeded`) and a
+`fail` statement cannot, but both still run `finally` bodies on their way out.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from mnlang.errors import CATCHABLE_KINDS, VALUE_ERROR
+from mnlang.stores.base import Json
+
+FAIL: Final = "fail"
+"""The kind of a run ended by a `fail` statement."""
+
+
+class StepFailure(Exception):
+    """A failure of `kind` at state `step` (empty while it is not yet placed)."""
+
+    def __init__(self, kind: str, message: str, step: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.step = step
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def catchable(self) -> bool:
+        return self.kind in CATCHABLE_KINDS
+
+    def at(self, step: str) -> StepFailure:
+        """The failure placed at a state, unless it already names one."""
+        if not self.step:
+            self.step = step
+        return self
+
+    def to_json(self) -> Json:
+        """What a `catch ... as e` binds, and what a failed run records as its error."""
+        return {"kind": self.kind, "message": self.message, "step": self.step}
+
+    @classmethod
+    def from_json(cls, data: Json) -> StepFailure:
+        return cls(str(data["kind"]), str(data["message"]), str(data.get("step") or ""))
+
+
+def value_error(message: str) -> StepFailure:
+    return StepFailure(VALUE_ERROR, message)

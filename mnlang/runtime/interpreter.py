@@ -1,0 +1,778 @@
+"""The journaled interpreter of one run: fibers over the workflow's state machine.
+
+One scheduler thread (the caller of `execute`) owns the run: it runs every fiber's pure
+states inline, hands calls to `Calls` (which runs them on a thread pool), pauses at
+checkpoints and waits through `Pauses`, and is the only writer of the run's journal.
+The semantics of each state are those of docs/ir.md ("The state machine").
+
+State is a snapshot, not a replay: a commit stores the cursor of every fiber that moved
+and every variable that changed since the last commit, so resuming loads the last
+commit and goes on from there. Commit points (DESIGN.md, "The runtime"): before an
+effect's call (its intent) and right after it; after a model reply; after a tool with a
+declared cost or a slow one; at a checkpoint, a wait or a child run; at the end; and at
+least every `commit_every` states and every `commit_ms` milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from mnlang.errors import CANCELLED, DEADLINE_EXCEEDED
+from mnlang.ir.model import IRProgram, WorkflowIR
+from mnlang.ir.states import (
+    AssignState,
+    BranchState,
+    CallState,
+    CheckpointState,
+    ChildState,
+    FailState,
+    LogState,
+    LoopState,
+    MapState,
+    MatchState,
+    ParallelState,
+    ReturnState,
+    State,
+    TryState,
+    WaitState,
+    YieldState,
+)
+from mnlang.runtime.budget import Budget
+from mnlang.runtime.calling import Calls
+from mnlang.runtime.calls import CallRunner
+from mnlang.runtime.config import RuntimeConfig
+from mnlang.runtime.convert import Converter
+from mnlang.runtime.evaluate import Evaluator
+from mnlang.runtime.failures import FAIL, StepFailure, value_error
+from mnlang.runtime.fibers import (
+    Fiber,
+    Outcome,
+    Return,
+    child_branch,
+    outcome_from_json,
+    outcome_to_json,
+)
+from mnlang.runtime.journal import Journal, Observer
+from mnlang.runtime.pauses import ChildCall, ChildRunner, Pauses
+from mnlang.runtime.scope import Scope
+from mnlang.runtime.values import Timestamp, Value, from_stored, to_plain, to_stored, to_text
+from mnlang.stores.base import (
+    CommitResult,
+    DropBranch,
+    Json,
+    Lease,
+    RunRecord,
+    RunState,
+    RunStatus,
+    RunUpdate,
+    SetCursor,
+    StaleLease,
+    StateOp,
+    Store,
+)
+
+RUN_DATA = "$run"
+"""The root scope's variable for run-wide data: money spent, agents' reply counts."""
+COMPENSATIONS = "$list:compensate"
+"""The root scope's list of compensation calls owed by committed effects."""
+
+
+def items_var(state_id: str) -> str:
+    return f"$items:{state_id}"
+
+
+def collect_var(state_id: str) -> str:
+    return f"$list:collect:{state_id}"
+
+
+def parts_var(state_id: str) -> str:
+    return f"$list:parts:{state_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """Where `execute` left the run."""
+
+    status: RunStatus
+    result: Json = None
+    error: Json = None
+
+
+class RunAborted(Exception):
+    """The run cannot go on in this process (its lease was taken over)."""
+
+
+class Interpreter:
+    def __init__(
+        self,
+        store: Store,
+        program: IRProgram,
+        record: RunRecord,
+        *,
+        lease: Lease | None,
+        config: RuntimeConfig,
+        observer: Observer | None = None,
+        child_runner: ChildRunner | None = None,
+    ) -> None:
+        self.store = store
+        self.program = program
+        self.record = record
+        self.run_id = record.run_id
+        self.workflow: WorkflowIR = program.workflows[record.workflow]
+        self.states: dict[str, State] = self.workflow.states
+        self.config = config
+        self.lease = lease
+        self.journal = Journal(store, record.run_id, lease, observer)
+        self.evaluator = Evaluator(self._external)
+        self.converter = Converter(program.types, self.evaluator)
+        self.runner = CallRunner(config.workers)
+        self.calls = Calls(self)
+        self.pauses = Pauses(self, child_runner)
+        self.fibers: dict[str, Fiber] = {}
+        self.scopes: dict[str, Scope] = {}
+        self.ready: deque[Fiber] = deque()
+        self.root: Fiber | None = None
+        self.budget = Budget(self.workflow.options.budget)
+        self.outcome: Outcome | None = None
+        self.aborting = False
+        self.force_commit = False
+        self.after_commit: list[Callable[[CommitResult], None]] = []
+        self.steps = 0
+        self.last_commit = time.monotonic()
+        self.last_store_contact = self.last_commit
+        self.deadline_at: float | None = None
+        self.clock_offset = 0.0
+        self._current: tuple[Fiber, str] | None = None
+        # A waiting run that is picked up again is `running` from its next commit on.
+        self._status_on_commit: RunStatus | None = "running" if record.status != "running" else None
+        self._handlers: dict[type, Callable[[Fiber, Any], None]] = {
+            AssignState: self._assign,
+            BranchState: self._branch,
+            MatchState: self._match,
+            LogState: self._log,
+            YieldState: self._yield,
+            ReturnState: self._return,
+            FailState: self._fail,
+            LoopState: self._loop,
+            MapState: self._map,
+            ParallelState: self._parallel,
+            TryState: self._try,
+            CallState: self.calls.begin,
+            ChildState: self.pauses.child,
+            CheckpointState: self.pauses.checkpoint,
+            WaitState: self.pauses.wait,
+        }
+
+    # --- building the run -----------------------------------------------------------
+
+    @property
+    def run_data(self) -> dict[str, Any]:
+        assert self.root is not None
+        data: dict[str, Any] = self.root.scope.values[RUN_DATA]
+        return data
+
+    def update_run_data(self, **changes: Any) -> None:
+        assert self.root is not None
+        self.root.scope.set(RUN_DATA, {**self.run_data, **changes})
+
+    def _add_fiber(self, fiber: Fiber) -> Fiber:
+        self.fibers[fiber.branch] = fiber
+        if fiber.scope.branch == fiber.branch:
+            self.scopes[fiber.branch] = fiber.scope
+        return fiber
+
+    def start(self, args: dict[str, Value]) -> None:
+        """Set up a new run: the arguments as variables, the cursor at the first state."""
+        scope = Scope("")
+        for name in args:
+            scope.set(name, args[name])
+        scope.set(RUN_DATA, {"spent": Decimal(0), "replies": {}})
+        if any(e.compensate is not None for e in self.program.effects.values()):
+            scope.start_list(COMPENSATIONS)
+        self.root = self._add_fiber(Fiber("", scope, self.workflow.start))
+        self.journal.event("started", {"workflow": self.workflow.name, "args": to_plain(args)})
+        self.ready.append(self.root)
+        self._enter(self.root, self.workflow.start, None)
+
+    def restore(self, state: RunState) -> None:
+        """Rebuild the fibers and scopes of the last commit."""
+        variables = state.variables
+        for branch in sorted(state.cursors, key=lambda b: (b.count("/"), b)):
+            cursor = state.cursors[branch]
+            parent = self.fibers[branch.rpartition("/")[0]] if branch else None
+            scope_branch = cursor.get("scope", branch)
+            if scope_branch == branch:
+                scope = Scope(branch, parent.scope if parent is not None else None)
+                for name, value in variables.get(branch, {}).items():
+                    if name.startswith("$list:"):
+                        scope.restore_list(name, [from_stored(v) for v in value])
+                    else:
+                        scope.values[name] = from_stored(value)
+            else:
+                scope = self.scopes[scope_branch]
+            fiber = self._add_fiber(Fiber.restore(branch, cursor, scope, parent))
+            if parent is None:
+                self.root = fiber
+            else:
+                parent.children[fiber.index] = fiber
+        assert self.root is not None
+        self.budget.spent = self.run_data["spent"]
+        for fiber in self.fibers.values():
+            joining = fiber.at is not None and fiber.at in fiber.frames
+            if joining and isinstance(self.states[fiber.at], MapState | ParallelState):  # type: ignore[index]
+                fiber.status = "join"
+            else:
+                self.ready.append(fiber)
+        self.journal.event("resumed", {"branches": len(self.fibers)})
+        for fiber in list(self.fibers.values()):
+            if fiber.status == "join" and not fiber.children:
+                state_ = self.states[fiber.at]  # type: ignore[index]
+                assert isinstance(state_, MapState | ParallelState)
+                self._join_progress(fiber, state_)
+
+    # --- the scheduler loop -----------------------------------------------------------
+
+    def execute(self) -> RunEnd:
+        """Run until the run completes, fails, is cancelled or waits for something."""
+        now = self.store.now()
+        self.clock_offset = now - time.time()
+        if self.workflow.options.deadline_ms is not None:
+            self.deadline_at = self.record.created_at + self.workflow.options.deadline_ms / 1000
+        if self.record.cancel_requested:
+            self.abort(StepFailure(CANCELLED, "the run was cancelled"))
+        try:
+            while True:
+                self._drain_ready()
+                if self.outcome is not None:
+                    return self._finish(self.outcome)
+                if self.force_commit or self._commit_due():
+                    self._commit()
+                if self.ready:
+                    continue
+                if not self.runner.busy:
+                    if self.journal.has_work or self.after_commit:
+                        self._commit()
+                        continue
+                    self._pause()
+                    if not self.ready:
+                        return RunEnd("waiting")
+                    continue
+                for completion in self.runner.wait(self._wait_timeout()):
+                    if isinstance(completion.job.owner, ChildCall):
+                        self.pauses.child_done(completion)
+                    else:
+                        self.calls.complete(completion)
+                if self.force_commit:
+                    self._commit()
+                self._check_clock()
+        finally:
+            self.runner.close()
+
+    def _drain_ready(self) -> None:
+        ready = self.ready
+        while ready and self.outcome is None:
+            fiber = ready.popleft()
+            if fiber.status == "ready":
+                self._run_fiber(fiber)
+            if self.force_commit:
+                return
+
+    def _run_fiber(self, fiber: Fiber) -> None:
+        states = self.states
+        handlers = self._handlers
+        every = self.config.commit_every
+        while fiber.status == "ready":
+            if fiber.at is None:
+                self.calls.next_compensation(fiber)
+                return
+            state = states[fiber.at]
+            self._current = (fiber, state.id)
+            self.steps += 1
+            try:
+                handlers[type(state)](fiber, state)
+            except StepFailure as failure:
+                self.unwind(fiber, failure.at(state.id), state.frame)
+            if self.force_commit:
+                return
+            if self.steps >= every:
+                self._commit()
+
+    def _commit_due(self) -> bool:
+        if not self.steps and not self.journal.has_work:
+            return False
+        if self.steps >= self.config.commit_every:
+            return True
+        ms = self.config.commit_ms
+        return bool(ms) and (time.monotonic() - self.last_commit) * 1000 >= ms
+
+    def _wait_timeout(self) -> float | None:
+        now = time.monotonic()
+        waits = [self.last_store_contact + self.config.cancel_poll_s - now]
+        if self.config.commit_ms and (self.steps or self.journal.has_work):
+            waits.append(self.last_commit + self.config.commit_ms / 1000 - now)
+        if self.deadline_at is not None:
+            waits.append(self.deadline_at - (time.time() + self.clock_offset))
+        if self.lease is not None:
+            waits.append(self._lease_renew_at() - (time.time() + self.clock_offset))
+        return max(0.0, min(waits))
+
+    def _lease_renew_at(self) -> float:
+        assert self.lease is not None
+        return self.lease.expires_at - self.config.lease_ttl_s * 2 / 3
+
+    def _check_clock(self) -> None:
+        store_now = time.time() + self.clock_offset
+        if self.deadline_at is not None and store_now >= self.deadline_at and not self.aborting:
+            limit = self.workflow.options.deadline_ms
+            self.abort(StepFailure(DEADLINE_EXCEEDED, f"the run passed its deadline of {limit} ms"))
+        if self.lease is not None and store_now >= self._lease_renew_at():
+            self._renew_lease()
+        if time.monotonic() - self.last_store_contact >= self.config.cancel_poll_s:
+            record = self.store.get_run(self.run_id)
+            self.last_store_contact = time.monotonic()
+            if record is not None and record.cancel_requested and not self.aborting:
+                self.abort(StepFailure(CANCELLED, "the run was cancelled"))
+
+    def _renew_lease(self) -> None:
+        assert self.lease is not None
+        try:
+            self.lease = self.store.renew_lease(self.lease, self.config.lease_ttl_s)
+        except StaleLease as e:
+            raise RunAborted(str(e)) from e
+        self.journal.lease = self.lease
+
+    def _commit(self, run: RunUpdate | None = None, final: bool = False) -> CommitResult:
+        ops: list[StateOp] = []
+        if final:
+            ops.append(DropBranch(""))
+        else:
+            for scope in self.scopes.values():
+                scope.flush(ops)
+            for fiber in self.fibers.values():
+                if fiber.dirty:
+                    ops.append(SetCursor(fiber.branch, fiber.cursor()))
+                    fiber.dirty = False
+        if run is None and self._status_on_commit is not None:
+            run = RunUpdate(status=self._status_on_commit)
+        self._status_on_commit = None
+        try:
+            result = self.journal.commit(ops, run)
+        except StaleLease as e:
+            raise RunAborted(str(e)) from e
+        self.steps = 0
+        self.last_commit = self.last_store_contact = time.monotonic()
+        self.force_commit = False
+        actions, self.after_commit = self.after_commit, []
+        for action in actions:
+            action(result)
+        if result.cancel_requested and not self.aborting and not final:
+            self.abort(StepFailure(CANCELLED, "the run was cancelled"))
+        return result
+
+    def _finish(self, outcome: Outcome) -> RunEnd:
+        meta = {**self.record.meta, "cost": str(self.budget.spent)}
+        if isinstance(outcome, Return):
+            result = to_plain(outcome.value)
+            self.journal.event("completed", {"result": result})
+            self._commit(RunUpdate(status="completed", result=result, meta=meta), final=True)
+            return RunEnd("completed", result=result)
+        error = outcome.to_json()
+        status: RunStatus = "cancelled" if outcome.kind == CANCELLED else "failed"
+        self.journal.event(status, {"error": error})
+        self._commit(RunUpdate(status=status, error=error, meta=meta), final=True)
+        return RunEnd(status, error=error)
+
+    def _pause(self) -> None:
+        """Commit the run as waiting (a cancel request found by this commit wakes it)."""
+        waiting = sorted(
+            {f.pending["event"] for f in self.fibers.values() if f.pending and "event" in f.pending}
+        )
+        self.journal.event("waiting", {"for": self.pauses.describe()})
+        self._commit(RunUpdate(status="waiting", waiting_for=waiting))
+
+    # --- moving cursors ---------------------------------------------------------------
+
+    def wake(self, fiber: Fiber) -> None:
+        fiber.status = "ready"
+        self.ready.append(fiber)
+
+    def deliver(self, fiber: Fiber, value: Value) -> None:
+        """A call, child run or pause of `fiber` ended with `value`: assign it and go on."""
+        state = self.states[fiber.at]  # type: ignore[index]
+        target = getattr(state, "target", None)
+        if target is not None:
+            fiber.scope.set(target, value)
+        fiber.pending = None
+        self.wake(fiber)
+        self._enter(fiber, getattr(state, "next", None), state.frame)
+
+    def fail(self, fiber: Fiber, failure: StepFailure) -> None:
+        """A call or pause of `fiber` failed: unwind from its state."""
+        state = self.states[fiber.at]  # type: ignore[index]
+        fiber.pending = None
+        self.wake(fiber)
+        self.unwind(fiber, failure.at(state.id), state.frame)
+
+    def _enter(self, fiber: Fiber, target: str | None, frame: str | None) -> None:
+        """Go to `target` (None: the end of `frame`'s body), containing failures on the way."""
+        try:
+            self.advance(fiber, target, frame)
+        except StepFailure as failure:
+            self.unwind(fiber, failure.at(frame or ""), frame)
+
+    def advance(self, fiber: Fiber, target: str | None, frame: str | None) -> None:
+        fiber.dirty = True
+        if target is not None:
+            fiber.at = target
+            return
+        while True:
+            if frame is None:
+                self._root_end(fiber, Return(None))
+                return
+            if frame == fiber.spawn:
+                self._child_done(fiber, None)
+                return
+            state = self.states[frame]
+            if isinstance(state, LoopState):
+                self._loop_next(fiber, state)
+                return
+            if not isinstance(state, TryState):
+                raise AssertionError(f"a body ended in `{frame}`, which is not a frame")
+            data = fiber.frames[frame]
+            if data["phase"] != "finally" and state.finally_ is not None:
+                data["phase"] = "finally"
+                data["pending"] = None
+                fiber.at = state.finally_
+                return
+            pending = data.get("pending")
+            del fiber.frames[frame]
+            if pending is not None:
+                self.unwind(fiber, outcome_from_json(pending), state.frame)
+                return
+            if state.next is not None:
+                fiber.at = state.next
+                return
+            frame = state.frame
+
+    def unwind(self, fiber: Fiber, outcome: Outcome, frame: str | None) -> None:
+        """Propagate a failure or a `return` outward from `frame`: into the first `catch`
+        that takes it, through every `finally`, out of loops; at the fiber's start it
+        goes to the parent's join, at the workflow's top it ends the run."""
+        fiber.dirty = True
+        fiber.pending = None
+        while True:
+            if frame is None:
+                self._root_end(fiber, outcome)
+                return
+            if frame == fiber.spawn:
+                self._child_done(fiber, outcome)
+                return
+            state = self.states[frame]
+            data = fiber.frames.get(frame)
+            if data is not None:
+                if isinstance(state, TryState):
+                    if self._catch(fiber, state, data, outcome):
+                        return
+                    if state.finally_ is not None and data["phase"] != "finally":
+                        data["phase"] = "finally"
+                        data["pending"] = outcome_to_json(outcome)
+                        fiber.at = state.finally_
+                        self.wake(fiber)
+                        return
+                elif isinstance(state, LoopState):
+                    self._drop_loop_vars(fiber, state)
+                del fiber.frames[frame]
+            frame = state.frame
+
+    def _catch(self, fiber: Fiber, state: TryState, data: dict[str, Any], outcome: Outcome) -> bool:
+        if not isinstance(outcome, StepFailure) or not outcome.catchable:
+            return False
+        if data["phase"] != "body":
+            return False
+        for clause in state.catches:
+            if "any" in clause.kinds or outcome.kind in clause.kinds:
+                data["phase"] = "catch"
+                if clause.var is not None:
+                    fiber.scope.set(clause.var, outcome.to_json())
+                self.journal.event("caught", outcome.to_json(), state.id, fiber.branch)
+                self.wake(fiber)
+                self._enter(fiber, clause.entry, state.id)
+                return True
+        return False
+
+    def _root_end(self, fiber: Fiber, outcome: Outcome) -> None:
+        fiber.status = "done"
+        fiber.at = None
+        if isinstance(outcome, StepFailure) and self.calls.start_compensation(fiber, outcome):
+            return
+        self.outcome = outcome
+
+    # --- pure states ------------------------------------------------------------------
+
+    def _assign(self, fiber: Fiber, state: AssignState) -> None:
+        value = self.evaluator.eval(state.value, fiber.scope)
+        if state.target is not None:
+            fiber.scope.set(state.target, value)
+        self.advance(fiber, state.next, state.frame)
+
+    def _branch(self, fiber: Fiber, state: BranchState) -> None:
+        taken = state.then if self.evaluator.eval(state.cond, fiber.scope) else state.else_
+        self.advance(fiber, taken, state.frame)
+
+    def _match(self, fiber: Fiber, state: MatchState) -> None:
+        subject = self.evaluator.eval(state.subject, fiber.scope)
+        for arm in state.arms:
+            if subject in arm.members or "_" in arm.members:
+                self.advance(fiber, arm.target, state.frame)
+                return
+        raise value_error(f"no `match` arm takes `{to_text(subject)}`")
+
+    def _log(self, fiber: Fiber, state: LogState) -> None:
+        message = to_text(self.evaluator.eval(state.message, fiber.scope))
+        self.journal.event("log", {"message": message}, state.id, fiber.branch)
+        self.advance(fiber, state.next, state.frame)
+
+    def _yield(self, fiber: Fiber, state: YieldState) -> None:
+        value = self.evaluator.eval(state.value, fiber.scope)
+        name = collect_var(state.into)
+        holder = fiber.scope.holder(name)
+        if holder is None:
+            raise AssertionError(f"`yield` into `{state.into}`, which is not collecting")
+        holder.append(name, value)
+        self.advance(fiber, state.next, state.frame)
+
+    def _return(self, fiber: Fiber, state: ReturnState) -> None:
+        value = self.evaluator.eval(state.value, fiber.scope) if state.value else None
+        self.unwind(fiber, Return(value), state.frame)
+
+    def _fail(self, fiber: Fiber, state: FailState) -> None:
+        message = to_text(self.evaluator.eval(state.message, fiber.scope))
+        self.unwind(fiber, StepFailure(FAIL, message, state.id), state.frame)
+
+    def _external(self, name: str) -> Value:
+        """`now()` and `uuid()`: external values, journaled where they were taken."""
+        fiber, state = self._current or (self.root, None)
+        value: Value = (
+            Timestamp(round((time.time() + self.clock_offset) * 1000))
+            if name == "now"
+            else str(uuid.uuid4())
+        )
+        branch = fiber.branch if fiber is not None else ""
+        self.journal.event(name, {"value": to_plain(value)}, state, branch)
+        return value
+
+    # --- frames -----------------------------------------------------------------------
+
+    def _try(self, fiber: Fiber, state: TryState) -> None:
+        fiber.frames[state.id] = {"phase": "body", "pending": None}
+        self.advance(fiber, state.body, state.id)
+
+    def _loop(self, fiber: Fiber, state: LoopState) -> None:
+        scope = fiber.scope
+        if state.mode == "for":
+            assert state.iterable is not None
+            items = self.evaluator.eval(state.iterable, scope)
+            scope.set(items_var(state.id), items)
+            fiber.frames[state.id] = {"i": 0}
+        else:
+            assert state.max is not None
+            fiber.frames[state.id] = {"n": 0, "max": self.evaluator.eval(state.max, scope)}
+        if state.target is not None:
+            scope.start_list(collect_var(state.id))
+        self._loop_next(fiber, state)
+
+    def _loop_next(self, fiber: Fiber, state: LoopState) -> None:
+        data = fiber.frames[state.id]
+        scope = fiber.scope
+        if state.body is not None:
+            if state.mode == "for":
+                items = scope.get(items_var(state.id))
+                i = data["i"]
+                if i < len(items):
+                    assert state.var is not None
+                    scope.set(state.var, items[i])
+                    data["i"] = i + 1
+                    fiber.at = state.body
+                    return
+            elif data["n"] < data["max"]:
+                assert state.cond is not None
+                try:
+                    go_on = self.evaluator.eval(state.cond, scope)
+                except StepFailure as failure:
+                    raise failure.at(state.id) from None
+                if go_on:
+                    data["n"] += 1
+                    fiber.at = state.body
+                    return
+        del fiber.frames[state.id]
+        if state.target is not None:
+            collected = scope.get(collect_var(state.id))
+            scope.set(state.target, list(collected))
+        self._drop_loop_vars(fiber, state)
+        self.advance(fiber, state.next, state.frame)
+
+    def _drop_loop_vars(self, fiber: Fiber, state: LoopState) -> None:
+        fiber.scope.delete(items_var(state.id))
+        if state.target is not None:
+            fiber.scope.delete(collect_var(state.id))
+
+    def _parallel(self, fiber: Fiber, state: ParallelState) -> None:
+        if not state.branches:
+            self.advance(fiber, state.next, state.frame)
+            return
+        fiber.frames[state.id] = {"outcome": None}
+        fiber.status = "join"
+        for index, entry in enumerate(state.branches):
+            branch = child_branch(fiber.branch, state.id, index)
+            child = Fiber(branch, fiber.scope, entry, parent=fiber, spawn=state.id, index=index)
+            fiber.children[index] = self._add_fiber(child)
+            self.ready.append(child)
+
+    def _map(self, fiber: Fiber, state: MapState) -> None:
+        scope = fiber.scope
+        items = self.evaluator.eval(state.iterable, scope)
+        limit = self.evaluator.eval(state.limit, scope) if state.limit is not None else None
+        if limit is not None and limit < 1:
+            raise value_error(f"`parallel for` limit must be at least 1, got {limit}")
+        if state.body is None or not items:
+            if state.target is not None:
+                scope.set(state.target, [])
+            self.advance(fiber, state.next, state.frame)
+            return
+        scope.set(items_var(state.id), items)
+        if state.target is not None:
+            scope.start_list(parts_var(state.id), [None] * len(items))
+        fiber.frames[state.id] = {"next": 0, "limit": limit, "outcome": None}
+        fiber.status = "join"
+        self._map_fill(fiber, state)
+
+    def _map_fill(self, fiber: Fiber, state: MapState) -> None:
+        """Start items while the limit allows; join when every item has ended."""
+        data = fiber.frames[state.id]
+        items = fiber.scope.get(items_var(state.id))
+        limit = data["limit"]
+        while (
+            data["outcome"] is None
+            and data["next"] < len(items)
+            and (limit is None or len(fiber.children) < limit)
+        ):
+            index = data["next"]
+            data["next"] = index + 1
+            branch = child_branch(fiber.branch, state.id, index)
+            scope = Scope(branch, parent=fiber.scope)
+            scope.set(state.var, items[index])
+            if state.target is not None:
+                scope.start_list(collect_var(state.id))
+            child = Fiber(branch, scope, state.body, parent=fiber, spawn=state.id, index=index)
+            fiber.children[index] = self._add_fiber(child)
+            self.ready.append(child)
+        fiber.dirty = True
+        if not fiber.children and (data["outcome"] is not None or data["next"] >= len(items)):
+            self._join_done(fiber, state)
+
+    def _child_done(self, child: Fiber, outcome: Outcome | None) -> None:
+        """A branch or item fiber ended, normally (`outcome` None) or with an uncaught one."""
+        parent = child.parent
+        assert parent is not None and child.spawn is not None
+        state = self.states[child.spawn]
+        assert isinstance(state, MapState | ParallelState)
+        data = parent.frames[state.id]
+        self._retire(child)
+        del parent.children[child.index]
+        if outcome is None:
+            if isinstance(state, MapState) and state.target is not None:
+                part = child.scope.values.get(collect_var(state.id), [])
+                parent.scope.set_item(parts_var(state.id), child.index, list(part))
+        elif data["outcome"] is None:
+            data["outcome"] = outcome_to_json(outcome)
+            reason = StepFailure(CANCELLED, f"cancelled: branch `{child.label}` failed")
+            for sibling in list(parent.children.values()):
+                self.cancel(sibling, reason)
+        self._join_progress(parent, state)
+
+    def _join_progress(self, parent: Fiber, state: MapState | ParallelState) -> None:
+        if isinstance(state, MapState):
+            self._map_fill(parent, state)
+        elif not parent.children:
+            self._join_done(parent, state)
+
+    def _join_done(self, parent: Fiber, state: MapState | ParallelState) -> None:
+        data = parent.frames.pop(state.id)
+        scope = parent.scope
+        if isinstance(state, MapState):
+            scope.delete(items_var(state.id))
+            if state.target is not None:
+                parts = scope.get(parts_var(state.id))
+                scope.delete(parts_var(state.id))
+                if data["outcome"] is None:
+                    scope.set(state.target, [item for part in parts for item in part])
+        self.wake(parent)
+        if data["outcome"] is not None:
+            self.unwind(parent, outcome_from_json(data["outcome"]), state.frame)
+        else:
+            self._enter(parent, state.next, state.frame)
+
+    def _retire(self, fiber: Fiber) -> None:
+        fiber.status = "done"
+        del self.fibers[fiber.branch]
+        if self.scopes.get(fiber.branch) is fiber.scope:
+            del self.scopes[fiber.branch]
+            fiber.scope.forget_changes()
+        self.journal.ops.append(DropBranch(fiber.branch))
+
+    # --- stopping ---------------------------------------------------------------------
+
+    def abort(self, failure: StepFailure) -> None:
+        """Stop the whole run (cancelled, past its deadline): every fiber unwinds."""
+        if self.aborting or self.root is None:
+            return
+        self.aborting = True
+        self.journal.event("aborting", failure.to_json())
+        self.cancel(self.root, failure)
+
+    def cancel(self, fiber: Fiber, failure: StepFailure) -> None:
+        """Unwind one fiber with an uncatchable failure (its `finally` bodies still run)."""
+        if fiber.status == "done":
+            return
+        if fiber.status == "join":
+            assert fiber.at is not None
+            data = fiber.frames[fiber.at]
+            if data["outcome"] is None:
+                data["outcome"] = outcome_to_json(failure)
+            reason = StepFailure(CANCELLED, failure.message)
+            for child in list(fiber.children.values()):
+                self.cancel(child, reason)
+            return
+        if fiber.at is None:
+            return  # compensating: compensation runs to its end
+        if fiber.status == "call":
+            self.calls.abandon(fiber)
+        if fiber.pending:
+            self.pauses.abandon(fiber)
+        state = self.states[fiber.at]
+        self.wake(fiber)
+        self.unwind(fiber, StepFailure(failure.kind, failure.message, state.id), state.frame)
+
+    def place(self, fiber: Fiber) -> str:
+        """Which execution of a statement this is: branches and loop positions, outermost
+        first, so a statement inside loops gets a different place in every iteration."""
+        parts: list[str] = []
+        current: Fiber | None = fiber
+        while current is not None:
+            loops = ",".join(
+                f"{sid}={data['i'] if 'i' in data else data['n']}"
+                for sid, data in current.frames.items()
+                if "i" in data or "n" in data
+            )
+            parts.append(f"{current.branch}[{loops}]")
+            current = current.parent
+        return ";".join(reversed(parts))
+
+    def stored_args(self, args: dict[str, Value]) -> Json:
+        return {name: to_stored(value) for name, value in args.items()}

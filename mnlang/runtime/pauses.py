@@ -1,0 +1,337 @@
+"""States that wait on the world: checkpoints, timers, events, repairs and child runs.
+
+Each commits what it waits for (an open checkpoint, a timer, the event's name) and
+pauses its fiber; when no fiber can go on, the run ends `waiting`. Executing the state
+again later (`mnc resume`, a worker) finds its notes in the fiber's `pending` and checks
+whether the wait is over: a decision was committed (or the timeout decided first), the
+timer is due, a signal arrived. A repair checkpoint is how a `once` effect with an
+unknown outcome asks a person: mark it done with a result, call it again, or fail.
+
+A child run is created in the parent's commit, then run to where it stops in this
+process on a worker thread; its end is the parent step's result (`child_failed` when
+it failed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from mnlang.errors import CHILD_FAILED, TOOL_ERROR
+from mnlang.ir.states import CheckpointState, ChildState, WaitState
+from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.convert import ConversionError
+from mnlang.runtime.failures import StepFailure, value_error
+from mnlang.runtime.fibers import Fiber
+from mnlang.runtime.values import Duration, Timestamp, to_plain, to_text
+from mnlang.stores.base import Checkpoint, CommitResult, Json, NewRun, OpenCheckpoint, SetTimer
+
+if TYPE_CHECKING:
+    from mnlang.runtime.calling import Call
+    from mnlang.runtime.interpreter import Interpreter, RunEnd
+
+ChildRunner = Callable[[str], "RunEnd"]
+"""Runs (or resumes) a child run in this process until it stops, and says how it ended."""
+
+
+@dataclass(eq=False)
+class ChildCall:
+    fiber: Fiber
+    run_id: str
+    state: ChildState
+
+
+class Pauses:
+    def __init__(self, run: Interpreter, child_runner: ChildRunner | None) -> None:
+        self.run = run
+        self.child_runner = child_runner
+        self.taken_signals: set[str] = set()
+
+    def _where(self, fiber: Fiber, state_id: str) -> str:
+        """A pause's id: the state, and where it runs when that is not the main line."""
+        place = self.run.place(fiber)
+        if place == "[]":
+            return state_id
+        return f"{state_id}@{hashlib.sha1(place.encode()).hexdigest()[:10]}"
+
+    def _pause(self, fiber: Fiber, note: dict[str, Any]) -> None:
+        fiber.pending = note
+        fiber.status = "paused"
+        fiber.dirty = True
+        self.run.force_commit = True
+
+    def _timer_due(self, timer_id: str) -> bool:
+        run = self.run
+        timers = run.store.run_timers(run.run_id)
+        now = run.store.now()
+        return any(t.timer_id == timer_id and t.due_at <= now for t in timers)
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def checkpoint(self, fiber: Fiber, state: CheckpointState) -> None:
+        run = self.run
+        checkpoint_id = self._where(fiber, state.id)
+        if fiber.pending and fiber.pending.get("checkpoint") == checkpoint_id:
+            self._check_checkpoint(fiber, state, checkpoint_id)
+            return
+        scope = fiber.scope
+        evaluate = run.evaluator.eval
+        request = {
+            "kind": "checkpoint",
+            "ask": to_text(evaluate(state.ask, scope)) if state.ask is not None else None,
+            "show": [to_plain(evaluate(item, scope)) for item in state.show],
+            "options": state.options,
+            "assignee": (
+                to_text(evaluate(state.assignee, scope)) if state.assignee is not None else None
+            ),
+            "timeout_ms": state.timeout_ms,
+            "on_timeout": state.on_timeout,
+            "step": state.id,
+            "branch": fiber.label,
+        }
+        run.journal.open_checkpoints.append(OpenCheckpoint(checkpoint_id, state.name, request))
+        if state.timeout_ms is not None:
+            run.journal.set_timers.append(
+                SetTimer(
+                    f"checkpoint:{checkpoint_id}",
+                    state.timeout_ms / 1000,
+                    {"checkpoint": checkpoint_id},
+                )
+            )
+        run.journal.event("checkpoint", {"id": checkpoint_id, **request}, state.id, fiber.branch)
+        self._pause(fiber, {"checkpoint": checkpoint_id})
+
+    def _check_checkpoint(self, fiber: Fiber, state: CheckpointState, checkpoint_id: str) -> None:
+        run = self.run
+        found = run.store.get_checkpoint(run.run_id, checkpoint_id)
+        timer_id = f"checkpoint:{checkpoint_id}"
+        if found is not None and found.status == "open":
+            if state.on_timeout is None or not self._timer_due(timer_id):
+                fiber.status = "paused"
+                return
+            decided = run.store.decide_checkpoint(
+                run.run_id, checkpoint_id, {"choice": state.on_timeout}, by="timeout"
+            )
+            found = decided.checkpoint
+        if found is None:
+            raise value_error(f"checkpoint `{checkpoint_id}` is missing from the journal")
+        value = self._decision(state, found)
+        run.journal.close_checkpoints.append(checkpoint_id)
+        run.journal.cancel_timers.append(timer_id)
+        run.journal.event("decided", to_plain(value), state.id, fiber.branch)
+        run.force_commit = True
+        run.deliver(fiber, value)
+
+    def _decision(self, state: CheckpointState, checkpoint: Checkpoint) -> dict[str, Any]:
+        raw = checkpoint.decision
+        choice = raw.get("choice") if isinstance(raw, dict) else raw
+        if choice not in state.options:
+            raise value_error(
+                f"checkpoint `{state.name}` was decided `{choice}`, "
+                f"not one of {', '.join(state.options)}"
+            )
+        comment = raw.get("comment") if isinstance(raw, dict) else None
+        at = checkpoint.decided_at or self.run.store.now()
+        return {
+            "choice": choice,
+            "approved": choice == "approve",
+            "by": checkpoint.decided_by or "",
+            "comment": comment,
+            "at": Timestamp(round(at * 1000)),
+        }
+
+    # --- waits ------------------------------------------------------------------------
+
+    def wait(self, fiber: Fiber, state: WaitState) -> None:
+        if state.event is None:
+            self._wait_timer(fiber, state)
+        else:
+            self._wait_event(fiber, state, state.event)
+
+    def _wait_timer(self, fiber: Fiber, state: WaitState) -> None:
+        run = self.run
+        timer_id = f"wait:{self._where(fiber, state.id)}"
+        if fiber.pending and fiber.pending.get("timer") == timer_id:
+            if self._timer_due(timer_id):
+                run.journal.cancel_timers.append(timer_id)
+                run.journal.event("woke", {"timer": timer_id}, state.id, fiber.branch)
+                run.deliver(fiber, None)
+            else:
+                fiber.status = "paused"
+            return
+        assert state.duration is not None
+        duration = run.evaluator.eval(state.duration, fiber.scope)
+        if not isinstance(duration, Duration):
+            raise value_error(f"`wait` needs a duration, got {to_text(duration)}")
+        run.journal.set_timers.append(SetTimer(timer_id, max(duration.ms, 0) / 1000))
+        run.journal.event("wait", {"timer": timer_id, "ms": duration.ms}, state.id, fiber.branch)
+        self._pause(fiber, {"timer": timer_id})
+
+    def _wait_event(self, fiber: Fiber, state: WaitState, event: str) -> None:
+        run = self.run
+        timer_id = f"event:{self._where(fiber, state.id)}"
+        fresh = not (fiber.pending and fiber.pending.get("event") == event)
+        for signal in run.store.pending_signals(run.run_id, event):
+            if signal.signal_id in self.taken_signals:
+                continue
+            value = None
+            if state.payload is not None:
+                try:
+                    value = run.converter.inbound(signal.payload, state.payload, "signal")
+                except ConversionError as e:
+                    raise value_error(f"event `{event}` carried a bad payload: {e}") from None
+            self.taken_signals.add(signal.signal_id)
+            run.journal.consume_signals.append(signal.signal_id)
+            if not fresh:
+                run.journal.cancel_timers.append(timer_id)
+            run.journal.event(
+                "signal", {"event": event, "payload": signal.payload}, state.id, fiber.branch
+            )
+            run.force_commit = True
+            run.deliver(fiber, value)
+            return
+        if not fresh and state.timeout_ms is not None and self._timer_due(timer_id):
+            run.journal.cancel_timers.append(timer_id)
+            run.journal.event("timed_out", {"event": event}, state.id, fiber.branch)
+            run.force_commit = True
+            run.deliver(fiber, None)
+            return
+        if not fresh:
+            fiber.status = "paused"
+            return
+        if state.timeout_ms is not None:
+            run.journal.set_timers.append(SetTimer(timer_id, state.timeout_ms / 1000))
+        run.journal.event(
+            "wait", {"event": event, "timeout_ms": state.timeout_ms}, state.id, fiber.branch
+        )
+        self._pause(fiber, {"event": event, "timer": timer_id})
+
+    # --- repairs ----------------------------------------------------------------------
+
+    def repair(self, fiber: Fiber, call: Call) -> None:
+        """A `once` effect with an unknown outcome: act on the repair decision, if any."""
+        run = self.run
+        assert fiber.pending is not None
+        checkpoint_id = fiber.pending["repair"]
+        found = run.store.get_checkpoint(run.run_id, checkpoint_id)
+        if found is None or found.status == "open":
+            fiber.status = "paused"
+            return
+        raw = found.decision if isinstance(found.decision, dict) else {"choice": found.decision}
+        by = found.decided_by or ""
+        run.journal.close_checkpoints.append(checkpoint_id)
+        run.journal.event(
+            "decided", {"repair": checkpoint_id, **raw, "by": by}, call.step, fiber.branch
+        )
+        run.force_commit = True
+        choice = raw.get("choice")
+        if choice == "mark_done":
+            run.calls.mark_done(call, raw.get("result"), by)
+        elif choice == "retry":
+            run.calls.retry_after_repair(call)
+        else:
+            message = f"the outcome of `{call.decl.name}` was unknown; {by or 'a person'} failed it"
+            run.fail(fiber, StepFailure(TOOL_ERROR, message))
+
+    # --- child runs -------------------------------------------------------------------
+
+    def child(self, fiber: Fiber, state: ChildState) -> None:
+        run = self.run
+        if self.child_runner is None:
+            raise StepFailure(CHILD_FAILED, "child runs need a child runner")
+        child_id = f"{run.run_id}.{self._where(fiber, state.id)}"
+        fiber.status = "call"
+        fiber.dirty = True
+        if fiber.pending and fiber.pending.get("child") == child_id:
+            self._start_child(ChildCall(fiber, child_id, state))
+            return
+        workflow = run.program.workflows[state.workflow]
+        args = {name: run.evaluator.eval(expr, fiber.scope) for name, expr in state.args.items()}
+        run.journal.create_runs.append(
+            NewRun(
+                child_id,
+                workflow.name,
+                to_plain(args),
+                workflow_class=workflow.options.class_ or "",
+                ir_hash=run.program.hash,
+                parent_run_id=run.run_id,
+                meta=run.record.meta,
+            )
+        )
+        run.journal.event(
+            "child", {"run": child_id, "workflow": workflow.name}, state.id, fiber.branch
+        )
+        fiber.pending = {"child": child_id}
+        run.force_commit = True
+        run.after_commit.append(partial(self._after_create, ChildCall(fiber, child_id, state)))
+
+    def _after_create(self, child: ChildCall, result: CommitResult) -> None:
+        if child.fiber.status == "call" and child.fiber.pending == {"child": child.run_id}:
+            self._start_child(child)
+
+    def _start_child(self, child: ChildCall) -> None:
+        assert self.child_runner is not None
+        job = CallJob(
+            child, f"child:{child.state.workflow}", partial(self.child_runner, child.run_id)
+        )
+        child.fiber.job = job
+        self.run.runner.submit(job)
+
+    def child_done(self, done: Completion) -> None:
+        child: ChildCall = done.job.owner
+        fiber = child.fiber
+        if fiber.job is not done.job:
+            return
+        fiber.job = None
+        run = self.run
+        run.force_commit = True
+        if not done.ok:
+            message = f"child run `{child.run_id}` stopped: {done.value}"
+            run.fail(fiber, StepFailure(CHILD_FAILED, message))
+            return
+        end = done.value
+        run.journal.event(
+            "child_ended", {"run": child.run_id, "status": end.status}, child.state.id, fiber.branch
+        )
+        if end.status == "completed":
+            workflow = run.program.workflows[child.state.workflow]
+            try:
+                value = run.converter.inbound(end.result, workflow.returns, "result", closed=False)
+            except ConversionError as e:
+                run.fail(fiber, StepFailure(CHILD_FAILED, f"child run `{child.run_id}`: {e}"))
+                return
+            run.deliver(fiber, value)
+        elif end.status == "waiting":
+            fiber.status = "paused"
+        else:
+            error = end.error or {}
+            message = f"child run `{child.run_id}` {end.status}: {error.get('message', '')}"
+            run.fail(fiber, StepFailure(CHILD_FAILED, message))
+
+    # --- cancelling and describing ---------------------------------------------------
+
+    def abandon(self, fiber: Fiber) -> None:
+        """The paused fiber is being cancelled: withdraw what it was waiting for."""
+        note = fiber.pending or {}
+        journal = self.run.journal
+        for key in ("checkpoint", "repair"):
+            if key in note:
+                journal.close_checkpoints.append(note[key])
+                journal.cancel_timers.append(f"checkpoint:{note[key]}")
+        if "timer" in note:
+            journal.cancel_timers.append(note["timer"])
+        if "child" in note:
+            self.run.store.request_cancel(note["child"])
+
+    def describe(self) -> list[Json]:
+        """What each paused fiber waits for, for the journal and `mnc show`."""
+        out: list[Json] = []
+        for fiber in self.run.fibers.values():
+            if fiber.status != "paused" or not fiber.pending:
+                continue
+            note = {k: v for k, v in fiber.pending.items() if k != "effect"}
+            out.append({"branch": fiber.label, "step": fiber.at, **note})
+        return out

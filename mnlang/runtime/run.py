@@ -1,0 +1,353 @@
+"""Starting and resuming runs: the runtime's entry points.
+
+`start_run` checks the input against the workflow's parameters, keeps the compiled
+program in the store (so the run can resume without its source), creates the run (an
+existing id returns that run instead of starting a duplicate) and executes it.
+`resume_run` executes a run from its last commit. Either holds the run's lease while it
+executes; a lease left behind by a process of this machine that no longer exists is
+broken, so a run can be resumed right after its process was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from mnlang.ir.load import IRLoadError, dump_ir, parse_ir
+from mnlang.ir.model import IRProgram, WorkflowIR
+from mnlang.runtime.config import RuntimeConfig
+from mnlang.runtime.convert import ConversionError, Converter
+from mnlang.runtime.evaluate import Evaluator, MapEnv
+from mnlang.runtime.interpreter import Interpreter, RunAborted, RunEnd
+from mnlang.runtime.journal import Observer
+from mnlang.runtime.values import Value, to_plain
+from mnlang.stores.base import (
+    TERMINAL_STATUSES,
+    Json,
+    Lease,
+    NewRun,
+    RunNotFound,
+    RunRecord,
+    RunStatus,
+    Store,
+    StoreError,
+)
+
+
+class RunError(Exception):
+    """A run that cannot start or go on; `help` says what to do."""
+
+    def __init__(self, message: str, *, help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+class InputError(RunError):
+    """The input does not fit the workflow's parameters."""
+
+
+class RunBusy(RunError):
+    """Another live process holds the run."""
+
+
+@dataclass
+class RunOutcome:
+    """Where a run stands after `start_run` or `resume_run` returned."""
+
+    run_id: str
+    workflow: str
+    status: RunStatus
+    result: Json = None
+    error: Json = None
+    created: bool = False
+    """A new run was started (False: the id named an existing run)."""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "result": self.result,
+            "error": self.error,
+            "created": self.created,
+            "warnings": self.warnings,
+        }
+
+
+def prepare_args(program: IRProgram, workflow: WorkflowIR, given: Any) -> dict[str, Value]:
+    """The workflow's arguments from a JSON object; `InputError` names what does not fit."""
+    names = ", ".join(f"`{p.name}: {p.type}`" for p in workflow.params) or "none"
+    if not isinstance(given, dict):
+        raise InputError(
+            "the input must be a JSON object of the workflow's arguments",
+            help=f"`{workflow.name}` takes {names}",
+        )
+    known = {p.name for p in workflow.params}
+    unknown = sorted(k for k in given if k not in known)
+    if unknown:
+        raise InputError(
+            f"`{workflow.name}` has no parameter `{unknown[0]}`", help=f"its parameters: {names}"
+        )
+    evaluator = Evaluator()
+    converter = Converter(program.types, evaluator)
+    args: dict[str, Value] = {}
+    for param in workflow.params:
+        if param.name in given:
+            try:
+                args[param.name] = converter.inbound(
+                    given[param.name], param.type, f"input.{param.name}"
+                )
+            except ConversionError as e:
+                raise InputError(
+                    f"input `{e.path}`: {e.message}", help=f"`{workflow.name}` takes {names}"
+                ) from None
+        elif param.default is not None:
+            args[param.name] = evaluator.eval(param.default, MapEnv(args))
+        elif param.type.kind == "optional":
+            args[param.name] = None
+        else:
+            raise InputError(
+                f"the input has no `{param.name}` (a {param.type})",
+                help=f"`{workflow.name}` takes {names}",
+            )
+    return args
+
+
+def tool_hashes(program: IRProgram) -> dict[str, str | None]:
+    """The sha256 of each tool module file as it is now, by its path in the program."""
+    out: dict[str, str | None] = {}
+    for module in program.source.tool_modules:
+        path = Path(program.source.dir) / module.path
+        try:
+            out[module.path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            out[module.path] = None
+    return out
+
+
+def _changed_tools(record: RunRecord, program: IRProgram) -> list[str]:
+    recorded = record.meta.get("tool_modules") or {}
+    now = tool_hashes(program)
+    return [
+        f"tool module `{path}` changed since the run started"
+        for path, digest in sorted(recorded.items())
+        if now.get(path) != digest
+    ]
+
+
+def start_run(
+    store: Store,
+    program: IRProgram,
+    workflow: str,
+    given: Any,
+    *,
+    run_id: str | None = None,
+    config: RuntimeConfig | None = None,
+    observer: Observer | None = None,
+) -> RunOutcome:
+    if workflow not in program.workflows:
+        known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
+        raise RunError(f"no workflow `{workflow}` in the program", help=f"workflows: {known}")
+    wf = program.workflows[workflow]
+    args = prepare_args(program, wf, given)
+    store.put_program(program.hash, dump_ir(program))
+    record, created = store.create_run(
+        NewRun(
+            run_id=run_id or f"{wf.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}",
+            workflow=wf.name,
+            args=to_plain(args),
+            workflow_class=wf.options.class_ or "",
+            ir_hash=program.hash,
+            meta={"source_dir": program.source.dir, "tool_modules": tool_hashes(program)},
+        )
+    )
+    if not created:
+        if record.ir_hash != program.hash or record.workflow != wf.name:
+            raise RunError(
+                f"run `{record.run_id}` already exists for another program or workflow",
+                help="pick another `--id`, or `mnc resume` the existing run",
+            )
+        if record.status != "running":
+            return _outcome(record)
+    return _execute(store, program, record, config, observer, created=created)
+
+
+def resume_run(
+    store: Store,
+    run_id: str,
+    *,
+    program: IRProgram | None = None,
+    config: RuntimeConfig | None = None,
+    observer: Observer | None = None,
+) -> RunOutcome:
+    """Go on with a run from its last commit; a run that has ended is only reported."""
+    record = store.get_run(run_id)
+    if record is None:
+        raise RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
+    if record.status in TERMINAL_STATUSES:
+        return _outcome(record)
+    return _execute(store, program or load_program(store, record), record, config, observer)
+
+
+def load_program(store: Store, record: RunRecord) -> IRProgram:
+    text = store.get_program(record.ir_hash)
+    if text is None:
+        raise RunError(
+            f"the program of run `{record.run_id}` is not in the journal",
+            help="the journal was written by a tool that did not keep programs",
+        )
+    try:
+        return parse_ir(text, f"program {record.ir_hash[:12]}")
+    except IRLoadError as e:
+        raise RunError(f"the program of run `{record.run_id}`: {e.message}", help=e.help) from None
+
+
+def _outcome(record: RunRecord, warnings: list[str] | None = None) -> RunOutcome:
+    return RunOutcome(
+        record.run_id,
+        record.workflow,
+        record.status,
+        record.result,
+        record.error,
+        warnings=warnings or [],
+    )
+
+
+def _execute(
+    store: Store,
+    program: IRProgram,
+    record: RunRecord,
+    config: RuntimeConfig | None,
+    observer: Observer | None,
+    *,
+    created: bool = False,
+) -> RunOutcome:
+    config = config or RuntimeConfig.from_env()
+    warnings = [] if created else _changed_tools(record, program)
+    lease = _take_lease(store, record, config)
+    try:
+        record = store.get_run(record.run_id) or record
+        end = run_with_lease(store, program, record, lease, config, observer, warnings)
+    finally:
+        with contextlib.suppress(StoreError):  # an expired or taken-over lease needs none
+            store.release_lease(lease)
+    outcome = RunOutcome(
+        record.run_id,
+        record.workflow,
+        end.status,
+        end.result,
+        end.error,
+        created=created,
+        warnings=warnings,
+    )
+    return outcome
+
+
+def run_with_lease(
+    store: Store,
+    program: IRProgram,
+    record: RunRecord,
+    lease: Lease | None,
+    config: RuntimeConfig,
+    observer: Observer | None,
+    warnings: list[str],
+) -> RunEnd:
+    interpreter = Interpreter(
+        store,
+        program,
+        record,
+        lease=lease,
+        config=config,
+        observer=observer,
+        child_runner=partial(_run_child, store, program, config),
+    )
+    for warning in warnings:
+        interpreter.journal.event("warning", {"message": warning})
+    state = store.load_state(record.run_id)
+    if state.cursors:
+        interpreter.restore(state)
+    else:
+        workflow = program.workflows[record.workflow]
+        interpreter.start(prepare_args(program, workflow, record.args))
+    try:
+        return interpreter.execute()
+    except RunAborted as e:
+        raise RunError(str(e), help="another worker took the run over") from None
+
+
+def _run_child(store: Store, program: IRProgram, config: RuntimeConfig, run_id: str) -> RunEnd:
+    record = store.get_run(run_id)
+    if record is None:
+        raise RunNotFound(f"no child run `{run_id}`")
+    if record.status in TERMINAL_STATUSES:
+        return RunEnd(record.status, record.result, record.error)
+    lease = _take_lease(store, record, config)
+    try:
+        return run_with_lease(store, program, record, lease, config, None, [])
+    finally:
+        with contextlib.suppress(StoreError):
+            store.release_lease(lease)
+
+
+# --- leases -------------------------------------------------------------------------------
+
+_HOST = socket.gethostname()
+
+
+def _owner() -> str:
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _take_lease(store: Store, record: RunRecord, config: RuntimeConfig) -> Lease:
+    lease = store.acquire_lease(record.run_id, _owner(), config.lease_ttl_s)
+    if lease is not None:
+        return lease
+    current = store.get_run(record.run_id)
+    if current is not None and current.lease_owner and _owner_is_dead(current.lease_owner):
+        store.release_lease(
+            Lease(
+                current.run_id,
+                current.lease_owner,
+                current.lease_epoch,
+                current.lease_expires_at or 0.0,
+            )
+        )
+        lease = store.acquire_lease(record.run_id, _owner(), config.lease_ttl_s)
+        if lease is not None:
+            return lease
+    holder = current.lease_owner if current is not None else "another worker"
+    raise RunBusy(
+        f"run `{record.run_id}` is being executed by `{holder}`",
+        help="wait for it to finish, or for its lease to expire if that process died",
+    )
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Whether a lease owner (`host:pid:nonce`) is a process of this host that has ended."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"

@@ -1,0 +1,194 @@
+"""Finding and calling the Python functions behind tools and effects.
+
+A tool's `impl` is `module:function`. The module is looked up first as a file in the
+tool's folder (`IRProgram.source.dir / impl_dir`, as `module.py` or
+`module/__init__.py`) and loaded under a private name, so two programs whose modules
+are both called `tools` do not collide; the folder is put first on `sys.path` while it
+loads, so the module can import its neighbours. Failing that, `module` is imported as
+an installed module.
+
+The function receives the call's arguments by parameter name (see `convert.to_tool`)
+and, when it declares them, the keyword-only `ctx` (a `ToolContext`) and `key` (the
+effect's idempotency key). `isolation: process` runs it in a child Python process
+(`mnlang.runtime.isolated`) that is killed when the call times out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from mnlang.errors import MnError, Timeout, ToolError
+
+if TYPE_CHECKING:  # the child process of `isolation: process` imports this module: keep it light
+    from mnlang.ir.model import IRProgram, ToolIR
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a tool may learn about the call it serves (the optional `ctx` argument)."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    """1 for the first try."""
+    key: str | None
+    """The effect's idempotency key (a `once` effect's derived key); None for a tool."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleRef:
+    """Where a tool module lives: a file to load, or an installed module's name."""
+
+    name: str
+    path: str | None
+    folder: str | None
+
+
+class ToolLoadError(Exception):
+    """A tool whose `impl` cannot be found or loaded; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTool:
+    function: Callable[..., Any]
+    module: ModuleRef
+    function_name: str
+    wants_ctx: bool
+    wants_key: bool
+
+
+_import_lock = threading.Lock()
+_loaded: dict[str, ModuleType] = {}
+
+
+def module_ref(program: IRProgram, impl_dir: str, module: str) -> ModuleRef:
+    """The module an `impl` names, as seen from the program's source folder."""
+    base = Path(program.source.dir) / impl_dir
+    parts = module.split(".")
+    candidates = (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py"))
+    for candidate in candidates:
+        if candidate.is_file():
+            return ModuleRef(module, str(candidate.resolve()), str(base.resolve()))
+    return ModuleRef(module, None, None)
+
+
+def load_module(ref: ModuleRef) -> ModuleType:
+    """Import a tool module once per process (keyed by its file)."""
+    cache_key = ref.path or ref.name
+    with _import_lock:
+        found = _loaded.get(cache_key)
+        if found is not None:
+            return found
+        if ref.path is None:
+            module = importlib.import_module(ref.name)
+        else:
+            private = "_mnc_tools_" + hashlib.sha1(ref.path.encode()).hexdigest()[:12]
+            spec = importlib.util.spec_from_file_location(private, ref.path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {ref.path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[private] = module
+            folder = ref.folder or str(Path(ref.path).parent)
+            sys.path.insert(0, folder)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[private]
+                raise
+            finally:
+                if folder in sys.path:
+                    sys.path.remove(folder)
+        _loaded[cache_key] = module
+        return module
+
+
+def resolve(program: IRProgram, tool: ToolIR) -> ResolvedTool:
+    """The function behind a tool; `ToolLoadError` names the tool and what went wrong."""
+    module_name, _, function_name = tool.impl.partition(":")
+    ref = module_ref(program, tool.impl_dir, module_name)
+    where = ref.path or f"installed module `{module_name}`"
+    try:
+        module = load_module(ref)
+    except Exception as e:
+        raise ToolLoadError(
+            f"tool `{tool.name}`: cannot import `{module_name}` ({where}): {type(e).__name__}: {e}"
+        ) from e
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ToolLoadError(
+            f"tool `{tool.name}`: `{module_name}` has no function `{function_name}`"
+        )
+    params = _parameters(function)
+    declared = {p.name for p in tool.params}
+    return ResolvedTool(
+        function=function,
+        module=ref,
+        function_name=function_name,
+        wants_ctx="ctx" in params and "ctx" not in declared,
+        wants_key="key" in params and "key" not in declared,
+    )
+
+
+def _parameters(function: Callable[..., Any]) -> set[str]:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return set()
+    return {
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+
+
+def call_kwargs(tool: ResolvedTool, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    kwargs = dict(args)
+    if tool.wants_ctx:
+        kwargs["ctx"] = ctx
+    if tool.wants_key:
+        kwargs["key"] = ctx.key
+    return kwargs
+
+
+def call_in_thread(tool: ResolvedTool, args: dict[str, Any], ctx: ToolContext) -> Any:
+    return tool.function(**call_kwargs(tool, args, ctx))
+
+
+def call_in_process(
+    tool: ResolvedTool, args: dict[str, Any], ctx: ToolContext, timeout_s: float | None
+) -> Any:
+    """Run the call in a child process; kill it when `timeout_s` passes (a `Timeout`)."""
+    request = pickle.dumps((tool.module, tool.function_name, call_kwargs(tool, args, ctx)))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mnlang.runtime.isolated"],
+            input=request,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise Timeout(f"killed the tool's process after {timeout_s:g}s") from None
+    try:
+        status, payload = pickle.loads(done.stdout)
+    except Exception:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        last = detail[-1] if detail else f"exit status {done.returncode}"
+        raise ToolError(f"the tool's process ended without an answer: {last}") from None
+    if status == "ok":
+        return payload
+    if isinstance(payload, BaseException):
+        raise payload
+    raise MnError(payload[0], payload[1])

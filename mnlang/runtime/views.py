@@ -1,0 +1,85 @@
+"""What `mnc show` and `mnc log` tell about a run, read from the journal store.
+
+`run_details` gathers a run's record, where each branch stands, the work it waits for
+(open checkpoints, repairs, timers, events), and from the journal the steps it
+completed with their inputs and outputs (the evidence), its retries and failures, and
+what it cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from mnlang.stores.base import Checkpoint, Event, Json, RunNotFound, RunRecord, Store, Timer
+
+STEP_KINDS = frozenset({"tool", "effect", "agent", "replayed", "compensated", "child_ended"})
+FAILURE_KINDS = frozenset({"call_failed", "caught", "compensation_failed", "failed"})
+
+
+@dataclass
+class Position:
+    branch: str
+    state: str | None
+    waiting_for: Json = None
+
+
+@dataclass
+class RunDetails:
+    run: RunRecord
+    positions: list[Position] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+    steps: list[Event] = field(default_factory=list)
+    retries: list[Event] = field(default_factory=list)
+    failures: list[Event] = field(default_factory=list)
+    logs: list[Event] = field(default_factory=list)
+    cost: Decimal = Decimal(0)
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "run": asdict(self.run),
+            "positions": [asdict(p) for p in self.positions],
+            "checkpoints": [asdict(c) for c in self.checkpoints],
+            "timers": [asdict(t) for t in self.timers],
+            "steps": [asdict(e) for e in self.steps],
+            "retries": [asdict(e) for e in self.retries],
+            "failures": [asdict(e) for e in self.failures],
+            "logs": [asdict(e) for e in self.logs],
+            "cost": str(self.cost),
+        }
+
+
+def _cost(event: Event) -> Decimal:
+    data = event.data if isinstance(event.data, dict) else {}
+    try:
+        return Decimal(str(data.get("cost") or 0))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def run_details(store: Store, run_id: str) -> RunDetails:
+    record = store.get_run(run_id)
+    if record is None:
+        raise RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
+    details = RunDetails(record)
+    state = store.load_state(run_id)
+    for branch, cursor in sorted(state.cursors.items()):
+        if not isinstance(cursor, dict):
+            continue
+        pending = cursor.get("pending") or {}
+        note = {k: v for k, v in pending.items() if k not in ("effect", "compensate")} or None
+        details.positions.append(Position(branch or "main", cursor.get("at"), note))
+    details.checkpoints = store.open_checkpoints(run_id)
+    details.timers = store.run_timers(run_id)
+    for event in store.read_journal(run_id):
+        if event.kind in STEP_KINDS:
+            details.steps.append(event)
+        elif event.kind == "retry":
+            details.retries.append(event)
+        elif event.kind in FAILURE_KINDS:
+            details.failures.append(event)
+        elif event.kind == "log":
+            details.logs.append(event)
+        details.cost += _cost(event)
+    return details
