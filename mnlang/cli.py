@@ -470,5 +470,43 @@ def cancel(run_id: str, db: str | None, as_json: bool) -> None:
     _finish_run(outcome, as_json)
 
 
+# ---- the journal database: db migrate -----------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """The journal database."""
+
+
+@db_group.command("migrate")
+@_db_option
+@_json_option
+def db_migrate(db: str | None, as_json: bool) -> None:
+    """Create the journal, or bring its schema up to date.
+
+    Creates the SQLite file or the PostgreSQL schema, or migrates it to this mnlang's
+    schema version. Opening a journal migrates it anyway; run this once when deploying
+    a new version, so that a missing permission shows here rather than in every worker.
+    """
+    import json
+
+    from mnlang.stores import open_store
+    from mnlang.stores.base import StoreError
+
+    try:
+        with open_store(db) as store:
+            location, before, after = store.location, store.migrated_from, store.schema_version
+    except StoreError as e:
+        _run_error(e)
+    if as_json:
+        click.echo(json.dumps({"journal": location, "from_version": before, "version": after}))
+    elif before == 0:
+        click.echo(f"created journal `{location}` at schema version {after}")
+    elif before < after:
+        click.echo(f"migrated journal `{location}` from schema version {before} to {after}")
+    else:
+        click.echo(f"journal `{location}` is up to date (schema version {after})")
+
+
 if __name__ == "__main__":
     main()
