@@ -5,6 +5,7 @@ and crashes at commit boundaries. Every test runs against the private cluster of
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -537,3 +538,45 @@ def test_leases_and_timers_use_the_database_clock(
     assert abs(store.run_timers("r1")[0].due_at - (server_now + 30)) < 1
     assert abs(store.now() - server_now) < 1
     assert store.due_timers(now=server_now + 31) and not store.due_timers()
+
+
+# --- mnc db migrate ---------------------------------------------------------------------------
+
+
+def test_mnc_db_migrate_creates_then_reports_up_to_date(pg_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mnlang.cli import main
+
+    from mnlang.stores import schema as sqlite_schema
+
+    runner = CliRunner()
+    sqlite_path = str(tmp_path / "journal.db")
+    for target, shown, version in (
+        (pg_url, parse_url(pg_url).location, SCHEMA_VERSION),
+        (sqlite_path, sqlite_path, sqlite_schema.SCHEMA_VERSION),
+    ):
+        created = runner.invoke(main, ["db", "migrate", "--db", target])
+        assert (created.exit_code, created.output) == (
+            0,
+            f"created journal `{shown}` at schema version {version}\n",
+        )
+        again = runner.invoke(main, ["db", "migrate", "--db", target, "--json"])
+        assert again.exit_code == 0
+        assert json.loads(again.output) == {
+            "journal": shown,
+            "from_version": version,
+            "version": version,
+        }
+
+
+def test_mnc_db_migrate_reports_an_unreachable_database() -> None:
+    from click.testing import CliRunner
+
+    from mnlang.cli import main
+
+    done = CliRunner().invoke(
+        main, ["db", "migrate", "--db", f"postgresql://x@127.0.0.1:{free_port()}/db"]
+    )
+    assert done.exit_code == 2
+    assert "error: cannot use journal" in done.output and "help: " in done.output
