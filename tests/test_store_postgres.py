@@ -547,7 +547,6 @@ def test_mnc_db_migrate_creates_then_reports_up_to_date(pg_url: str, tmp_path: P
     from click.testing import CliRunner
 
     from mnlang.cli import main
-
     from mnlang.stores import schema as sqlite_schema
 
     runner = CliRunner()
