@@ -66,7 +66,6 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color: str) -> None:
             items,
             result.sources,
             "concise" if fmt == "concise" else "full",
-            checked=len(files),
             strict=strict,
         )
         report.write(lines, sys.stdout, report.wants_colour(sys.stdout, color))

@@ -274,7 +274,6 @@ def render(
     sources: Sources,
     fmt: Format = "full",
     *,
-    checked: int = 1,
     strict: bool = False,
     cwd: Path | None = None,
 ) -> list[Line]:
