@@ -17,7 +17,6 @@ from mnlang.diagnostics import Diagnostic
 from mnlang.span import Span
 
 Format = Literal["full", "concise", "json"]
-FORMATS: tuple[Format, ...] = ("full", "concise", "json")
 
 # A segment of output text and its style name (see `_RICH_STYLES`); None is unstyled.
 Segment = tuple[str, str | None]
