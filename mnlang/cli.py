@@ -237,6 +237,14 @@ def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
     sys.exit(code)
 
 
+@main.command("lsp")
+def lsp_command() -> None:
+    """Run the language server on standard input and output (for editors)."""
+    from mnlang.lsp.server import serve
+
+    serve()
+
+
 # ---- runs: run, resume, runs, show, log, cancel -------------------------------------------
 
 # Exit codes of the run commands: the run's status, or 2 when it could not be run at all.

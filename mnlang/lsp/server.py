@@ -1,0 +1,250 @@
+"""`mnc lsp`: the language server (pygls, on standard input and output).
+
+Diagnostics are the checker's, with the same codes and spans as `mnc check`,
+published on open, change and save (for the open file and any module it
+imports that has problems). Hover, go to definition, completion, document
+symbols and formatting read the last analysis of the document.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+from pygls.workspace import PositionCodec, TextDocument
+
+from mnlang import __version__
+from mnlang.diagnostics import Diagnostic
+from mnlang.fmt import FormatterBug, format_source
+from mnlang.lsp.analysis import Analysis, analyse, definition_span, nodes_at
+from mnlang.lsp.completion import Item, Names, complete, names_of
+from mnlang.lsp.hover import hover_markdown
+from mnlang.lsp.positions import SourceLines, to_offset, to_range, whole_text
+from mnlang.lsp.symbols import document_symbols
+from mnlang.span import Span
+from mnlang.syntax.parser import parse
+
+_SEVERITY = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
+_ITEM_KINDS = {
+    "keyword": types.CompletionItemKind.Keyword,
+    "option": types.CompletionItemKind.Property,
+    "type": types.CompletionItemKind.Class,
+    "error_kind": types.CompletionItemKind.EnumMember,
+    "declaration": types.CompletionItemKind.Function,
+    "variable": types.CompletionItemKind.Variable,
+    "builtin": types.CompletionItemKind.Function,
+    "member": types.CompletionItemKind.Field,
+}
+
+
+class MnServer(LanguageServer):
+    """The server and what it knows of each open document."""
+
+    def __init__(self) -> None:
+        super().__init__("mnlang", __version__)
+        self.analyses: dict[str, Analysis] = {}
+        self.names: dict[str, Names] = {}  # of the last analysis that parsed, per document
+        self.published: dict[str, set[str]] = {}  # the URIs each document published to
+
+    def path_of(self, uri: str) -> Path:
+        path = to_fs_path(uri)
+        return Path(path).resolve() if path else Path.cwd() / "untitled.mn"
+
+    def analysis(self, uri: str) -> tuple[TextDocument, Analysis]:
+        """The document and its analysis, redone when the text changed since."""
+        doc = self.workspace.get_text_document(uri)
+        current = self.analyses.get(uri)
+        if current is None or current.text != doc.source:
+            current = self.validate(uri)
+        return doc, current
+
+    def validate(self, uri: str) -> Analysis:
+        """Check the document and publish its diagnostics."""
+        doc = self.workspace.get_text_document(uri)
+        result = analyse(self.path_of(uri), doc.source)
+        self.analyses[uri] = result
+        if result.result.program is not None:
+            self.names[uri] = names_of(result.result.program)
+        self.publish(uri, result, doc.position_codec)
+        return result
+
+    def names_for_completion(self, uri: str, text: str, offset: int) -> Names:
+        """The names of the last analysis that parsed; if none did, of the text without the
+        line being typed (which is what usually keeps it from parsing)."""
+        names = self.names.get(uri)
+        if names is not None:
+            return names
+        start = text.rfind("\n", 0, offset) + 1
+        end = text.find("\n", offset)
+        without = text[:start] + (text[end + 1 :] if end >= 0 else "")
+        program = analyse(self.path_of(uri), without).result.program
+        return names_of(program) if program is not None else Names()
+
+    def publish(self, uri: str, analysis: Analysis, codec: PositionCodec) -> None:
+        by_uri: dict[str, list[types.Diagnostic]] = {uri: []}
+        for d in analysis.result.diagnostics:
+            target = self.uri_of(d.span.file) if d.span is not None else uri
+            lines = self.lines_of(analysis, d.span.file if d.span else str(analysis.path))
+            by_uri.setdefault(target, []).append(self.diagnostic(d, analysis, lines, codec))
+        for stale in self.published.get(uri, set()) - set(by_uri):
+            by_uri[stale] = []
+        self.published[uri] = {u for u, items in by_uri.items() if items and u != uri}
+        for target, items in by_uri.items():
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=target, diagnostics=items)
+            )
+
+    def diagnostic(
+        self, d: Diagnostic, analysis: Analysis, lines: SourceLines, codec: PositionCodec
+    ) -> types.Diagnostic:
+        message = d.message
+        for note in d.notes:
+            message += f"\nnote: {note}"
+        if d.help:
+            message += f"\nhelp: {d.help}"
+        related = [
+            types.DiagnosticRelatedInformation(
+                location=self.location(label.span, analysis, codec), message=label.message
+            )
+            for label in d.labels
+        ]
+        return types.Diagnostic(
+            range=to_range(d.span, lines, codec),
+            message=message,
+            severity=_SEVERITY[d.severity],
+            code=d.code,
+            source="mnc",
+            related_information=related or None,
+        )
+
+    def location(self, span: Span, analysis: Analysis, codec: PositionCodec) -> types.Location:
+        lines = self.lines_of(analysis, span.file)
+        return types.Location(uri=self.uri_of(span.file), range=to_range(span, lines, codec))
+
+    def lines_of(self, analysis: Analysis, file: str) -> SourceLines:
+        """The text of a file the analysis read: the document itself, an imported module,
+        or (for a module that did not parse) the file on disk."""
+        if Path(file) == analysis.path:
+            return SourceLines(analysis.text)
+        program = analysis.result.program
+        if program is not None:
+            for module in program.modules.values():
+                if str(module.path) == file:
+                    return SourceLines(module.tree.source)
+        try:
+            return SourceLines(Path(file).read_text("utf-8"))
+        except (OSError, UnicodeDecodeError):
+            return SourceLines("")
+
+    def uri_of(self, file: str) -> str:
+        return from_fs_path(file) or Path(file).as_uri()
+
+
+server = MnServer()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: MnServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.validate(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: MnServer, params: types.DidChangeTextDocumentParams) -> None:
+    ls.validate(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: MnServer, params: types.DidSaveTextDocumentParams) -> None:
+    ls.validate(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: MnServer, params: types.DidCloseTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    for target in {uri} | ls.published.pop(uri, set()):
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=target, diagnostics=[])
+        )
+    ls.analyses.pop(uri, None)
+    ls.names.pop(uri, None)
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def hover(ls: MnServer, params: types.HoverParams) -> types.Hover | None:
+    doc, analysis = ls.analysis(params.text_document.uri)
+    program = analysis.result.program
+    if program is None:
+        return None
+    lines = SourceLines(doc.source)
+    offset = to_offset(params.position, lines, doc.position_codec)
+    path = nodes_at(program.root.tree, offset)
+    text = hover_markdown(program, program.root, path)
+    if text is None:
+        return None
+    return types.Hover(
+        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
+        range=to_range(path[-1].span, lines, doc.position_codec),
+    )
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+def definition(ls: MnServer, params: types.DefinitionParams) -> types.Location | None:
+    doc, analysis = ls.analysis(params.text_document.uri)
+    program = analysis.result.program
+    if program is None:
+        return None
+    offset = to_offset(params.position, SourceLines(doc.source), doc.position_codec)
+    span = definition_span(program.root, nodes_at(program.root.tree, offset))
+    if span is None:
+        return None
+    return ls.location(span, analysis, doc.position_codec)
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_COMPLETION,
+    types.CompletionOptions(trigger_characters=[".", ":", "["]),
+)
+def completion(ls: MnServer, params: types.CompletionParams) -> types.CompletionList:
+    uri = params.text_document.uri
+    doc = ls.workspace.get_text_document(uri)
+    offset = to_offset(params.position, SourceLines(doc.source), doc.position_codec)
+    items = complete(doc.source, offset, ls.names_for_completion(uri, doc.source, offset))
+    return types.CompletionList(is_incomplete=False, items=[_completion_item(i) for i in items])
+
+
+def _completion_item(item: Item) -> types.CompletionItem:
+    return types.CompletionItem(
+        label=item.label, kind=_ITEM_KINDS[item.kind], detail=item.detail or None
+    )
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def symbols(ls: MnServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol] | None:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    module, _ = parse(doc.source, str(ls.path_of(doc.uri)))
+    if module is None:
+        return None
+    return document_symbols(module, SourceLines(doc.source), doc.position_codec)
+
+
+@server.feature(types.TEXT_DOCUMENT_FORMATTING)
+def formatting(ls: MnServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    try:
+        result = format_source(doc.source, str(ls.path_of(doc.uri)))
+    except FormatterBug as e:
+        ls.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Error, message=str(e))
+        )
+        return None
+    if result.text is None or result.text == doc.source:
+        return None
+    lines = SourceLines(doc.source)
+    return [types.TextEdit(range=whole_text(lines, doc.position_codec), new_text=result.text)]
+
+
+def serve() -> None:
+    """Serve one editor on standard input and output until it disconnects."""
+    server.start_io()
