@@ -293,11 +293,11 @@ def plain(lines: Iterable[Line]) -> str:
 
 
 def wants_colour(stream: IO[str], choice: str = "auto") -> bool:
-    """Colour for `always`, never for `never`; for `auto`, only on a terminal and unless
-    `NO_COLOR` is set (`FORCE_COLOR` forces it)."""
+    """Colour for `always`, never for `never`; for `auto`, only on a terminal that is not
+    `TERM=dumb`, and unless `NO_COLOR` is set (`FORCE_COLOR` forces it)."""
     if choice != "auto":
         return choice == "always"
-    if os.environ.get("NO_COLOR"):
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     if os.environ.get("FORCE_COLOR"):
         return True

@@ -176,7 +176,11 @@ class _Terminal(io.StringIO):
 def test_wants_colour(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
     assert report.wants_colour(_Terminal())
+    monkeypatch.setenv("TERM", "dumb")
+    assert not report.wants_colour(_Terminal())
+    monkeypatch.setenv("TERM", "xterm-256color")
     assert not report.wants_colour(io.StringIO())
     assert report.wants_colour(io.StringIO(), "always")
     assert not report.wants_colour(_Terminal(), "never")
