@@ -627,3 +627,21 @@ def test_wait_for_work_wakes_on_a_decision(store: Store) -> None:
     finally:
         decider.join()
     assert time.monotonic() - start < 1.3
+
+
+def test_appending_to_a_list_writes_the_same_rows_however_long_it_is(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(Batch(run_id, state=[SetList("", "xs", [])]))
+    written = {
+        store.commit(
+            Batch(
+                run_id,
+                events=[NewEvent("yield")],
+                state=[AppendList("", "xs", list(range(10))), SetCursor("", n)],
+            )
+        ).rows_written
+        for n in range(20)
+    }
+    # event + list length + 10 items + cursor + run row
+    assert written == {14}
+    assert len(store.load_state(run_id).variables[""]["xs"]) == 200

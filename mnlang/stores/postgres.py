@@ -32,6 +32,7 @@ the last few commits, never corrupting the journal.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -45,6 +46,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mnlang.stores import postgres_schema
@@ -159,11 +161,6 @@ _WAKE_SQL: LiteralString = (
     ") - clock.now FROM clock"
 )
 
-_LOCK_RUN_SQL: LiteralString = (
-    "SELECT last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at, status "
-    "FROM runs WHERE run_id = %s FOR NO KEY UPDATE"
-)
-
 _INSERT_RUN_SQL: LiteralString = (
     "INSERT INTO runs (run_id, workflow, workflow_class, status, args, parent_run_id, "
     "ir_hash, meta, created_at, updated_at) VALUES (%(run_id)s, %(workflow)s, %(class)s, "
@@ -171,19 +168,26 @@ _INSERT_RUN_SQL: LiteralString = (
     "ON CONFLICT (run_id) DO NOTHING"
 )
 
-_UPDATE_RUN_SQL: LiteralString = """
+# A commit's first statement: it locks the run's row, reads the clock and applies the run
+# update at once; the lease is judged on what it returns, and the transaction rolled back
+# if the lease no longer holds. The clock is read before any wait for the row lock, so it
+# may be early by that wait; the epoch, which fencing rests on, is the row's latest.
+_UPDATE_RUN_SQL: LiteralString = f"""
 UPDATE runs SET
-    last_seq = %(last_seq)s,
-    updated_at = %(now)s,
+    last_seq = runs.last_seq + %(events)s,
+    updated_at = clock.now,
     status = coalesce(%(status)s::text, status),
     finished_at = CASE WHEN %(status)s::text IN ('completed', 'failed', 'cancelled')
-                       THEN coalesce(finished_at, %(now)s) ELSE finished_at END,
+                       THEN coalesce(finished_at, clock.now) ELSE finished_at END,
     result = CASE WHEN %(set_result)s THEN %(result)s::text ELSE result END,
     error = CASE WHEN %(set_error)s THEN %(error)s::text ELSE error END,
     waiting_for = coalesce(%(waiting_for)s::text[], waiting_for),
     ir_hash = coalesce(%(ir_hash)s::text, ir_hash),
     meta = coalesce(%(meta)s::text, meta)
+FROM (SELECT {_NOW} AS now) AS clock
 WHERE run_id = %(run_id)s
+RETURNING runs.last_seq - %(events)s, runs.cancel_requested, runs.lease_owner,
+    runs.lease_epoch, runs.lease_expires_at, clock.now
 """
 
 _INSERT_EVENTS_SQL: LiteralString = (
@@ -201,6 +205,10 @@ _PUT_LEDGER_SQL: LiteralString = (
     "result = excluded.result, run_id = excluded.run_id, state = excluded.state, "
     "updated_at = excluded.updated_at "
     "WHERE ledger.status <> 'done' AND ledger.args_hash = excluded.args_hash"
+)
+
+_DELETE_ITEMS_SQL: LiteralString = (
+    "DELETE FROM list_items WHERE run_id = %(run)s AND branch = %(branch)s AND name = %(name)s"
 )
 
 _Row = tuple[Any, ...]
@@ -247,7 +255,7 @@ def parse_url(url: str) -> Target:
 
 # --- a commit's statements ------------------------------------------------------------------
 
-_Check = Literal["rows", "append", "item", "read"]
+_Check = Literal["rows", "count", "append", "item", "read"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +281,8 @@ class _Write:
         """Rows the statement changed, once the pipeline has synced; `ValueError` when an
         update found nothing to change, which rolls the whole commit back."""
         match self.check:
+            case "count":
+                return int(_fetched(cursor)[0])
             case "append":
                 row = cursor.fetchone()
                 assert row is not None
@@ -292,15 +302,17 @@ class _Write:
 def _state_writes(run_id: str, op: StateOp) -> list[_Write]:
     match op:
         case SetVar(branch, name, value):
-            where = (run_id, branch, name)
             return [
                 _Write(
-                    "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
-                    "VALUES (%s, %s, %s, %s, false, 0) ON CONFLICT (run_id, branch, name) "
-                    "DO UPDATE SET value = excluded.value, is_list = false, length = 0",
-                    (*where, dump(value)),
-                ),
-                _delete_items(where),
+                    "WITH var AS (INSERT INTO variables (run_id, branch, name, value, is_list, "
+                    " length) VALUES (%(run)s, %(branch)s, %(name)s, %(value)s, false, 0) "
+                    " ON CONFLICT (run_id, branch, name) DO UPDATE "
+                    " SET value = excluded.value, is_list = false, length = 0 RETURNING 1), "
+                    f"items AS ({_DELETE_ITEMS_SQL} RETURNING 1) "
+                    "SELECT (SELECT count(*) FROM var) + (SELECT count(*) FROM items)",
+                    {"run": run_id, "branch": branch, "name": name, "value": dump(value)},
+                    check="count",
+                )
             ]
         case SetList(branch, name, items):
             where = (run_id, branch, name)
@@ -352,13 +364,15 @@ def _state_writes(run_id: str, op: StateOp) -> list[_Write]:
                 )
             ]
         case DeleteVar(branch, name):
-            where = (run_id, branch, name)
             return [
                 _Write(
-                    "DELETE FROM variables WHERE run_id = %s AND branch = %s AND name = %s",
-                    where,
-                ),
-                _delete_items(where),
+                    "WITH var AS (DELETE FROM variables WHERE run_id = %(run)s "
+                    " AND branch = %(branch)s AND name = %(name)s RETURNING 1), "
+                    f"items AS ({_DELETE_ITEMS_SQL} RETURNING 1) "
+                    "SELECT (SELECT count(*) FROM var) + (SELECT count(*) FROM items)",
+                    {"run": run_id, "branch": branch, "name": name},
+                    check="count",
+                )
             ]
         case SetCursor(branch, cursor):
             return [
@@ -394,7 +408,8 @@ def _state_writes(run_id: str, op: StateOp) -> list[_Write]:
 
 
 def _delete_items(where: tuple[str, ...]) -> _Write:
-    return _Write("DELETE FROM list_items WHERE run_id = %s AND branch = %s AND name = %s", where)
+    run_id, branch, name = where
+    return _Write(_DELETE_ITEMS_SQL, {"run": run_id, "branch": branch, "name": name})
 
 
 @dataclass(slots=True)
@@ -421,6 +436,7 @@ class _Plan:
         update = batch.run
         run: dict[str, Any] = {
             "run_id": run_id,
+            "events": len(events),
             "status": None,
             "set_result": False,
             "result": None,
@@ -478,19 +494,13 @@ class _Plan:
         )
 
     def writes(self, last_seq: int, now: float) -> tuple[list[_Write], list[int]]:
-        """Every statement in the batch's order, and which of them read back ledger rows
-        (one per put, in the order of `Batch.ledger`)."""
+        """The statements after the run's update, in the batch's order, and which of them
+        read back ledger rows (one per put, in the order of `Batch.ledger`)."""
         batch, run_id = self.batch, self.batch.run_id
         writes: list[_Write] = []
         if batch.events:
             writes.append(_Write(_INSERT_EVENTS_SQL, (run_id, last_seq, now, *self.events)))
         writes += self.state
-        writes.append(
-            _Write(
-                _UPDATE_RUN_SQL,
-                {**self.run, "last_seq": last_seq + len(batch.events), "now": now},
-            )
-        )
         ledger_reads = [0] * len(self.ledger)
         for position, (scope, key, *rest) in self.ledger:
             writes.append(_Write(_PUT_LEDGER_SQL, (scope, key, *rest, now, now)))
@@ -714,13 +724,18 @@ class PostgresStore:
         for attempt in range(1, _ATTEMPTS + 1):
             committing = False
             try:
-                with (
-                    self._pool.connection() as conn,
-                    conn.pipeline() as pipeline,
-                    conn.transaction(),
-                ):
-                    result = body(_Tx(conn, pipeline))
-                    committing = True
+                with self._pool.connection() as conn:
+                    # BEGIN and COMMIT by hand: psycopg's `transaction()` costs extra round
+                    # trips in pipeline mode.
+                    try:
+                        with conn.pipeline() as pipeline:
+                            conn.execute("BEGIN")
+                            result = body(_Tx(conn, pipeline))
+                            committing = True
+                            conn.execute("COMMIT")
+                    except BaseException:
+                        _roll_back(conn)
+                        raise
                 return result
             except PoolTimeout as e:
                 raise self._unavailable(e) from e
@@ -888,23 +903,21 @@ class PostgresStore:
         crash.point("before")
 
         def body(tx: _Tx) -> CommitResult:
-            locked = tx.conn.execute(_LOCK_RUN_SQL, (batch.run_id,))
-            now = tx.clock()
-            row = locked.fetchone()
-            if row is None:
+            updated = tx.conn.execute(_UPDATE_RUN_SQL, plan.run).fetchone()
+            if updated is None:
                 raise run_not_found(batch.run_id)
-            last_seq, cancel_requested, owner, epoch, expires_at, status = row
+            last_seq, cancel_requested, owner, epoch, expires_at, now = updated
             check_lease(batch, owner, epoch, expires_at, now)
             writes, ledger_reads = plan.writes(last_seq, now)
             cursors = [write.send(tx.conn) for write in writes]
             # A run set running by someone without its lease is one a worker must pick up.
             resumed = (
-                batch.run is not None and batch.run.status == "running" and status != "running"
+                batch.lease is None and batch.run is not None and batch.run.status == "running"
             )
-            if batch.create_runs or batch.send_signals or (batch.lease is None and resumed):
+            if batch.create_runs or batch.send_signals or resumed:
                 self._notify(tx, batch.run_id)
             tx.pipeline.sync()
-            rows_written = sum(w.rows_written(c) for w, c in zip(writes, cursors, strict=True))
+            rows_written = 1 + sum(w.rows_written(c) for w, c in zip(writes, cursors, strict=True))
             ledger = [_ledger_row(_fetched(cursors[i])) for i in ledger_reads]
             crash.point("during")
             return CommitResult(
@@ -1147,6 +1160,15 @@ class PostgresStore:
     def get_program(self, ir_hash: str) -> str | None:
         rows = self._autocommit("SELECT ir FROM programs WHERE ir_hash = %s", (ir_hash,))
         return str(rows[0][0]) if rows else None
+
+
+def _roll_back(conn: _Conn) -> None:
+    """End a transaction that failed, so the connection goes back to the pool clean; a
+    broken connection is left for the pool to discard."""
+    status = conn.info.transaction_status
+    if not conn.closed and status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
 
 
 def _fetched(cursor: _Cursor) -> _Row:
