@@ -5,13 +5,14 @@ URL: `postgresql://user:password@host:port/database?schema=NAME`, plus any libpq
 parameter (`sslmode=require`, ...). The journal's tables live in the schema `NAME`
 (default `mnc`), created and migrated on open (see `postgres_schema`).
 
-Transactions. Every method is one transaction at READ COMMITTED. A commit locks its
-run's row first (`SELECT ... FOR NO KEY UPDATE`) and only then reads the database clock
-and checks the batch's lease, so two commits for one run serialise on that row and a
-commit whose lease epoch was bumped by a takeover fails inside its own transaction,
-before it writes anything. A commit's writes go to the server in one pipeline: it costs
-three round trips (lock, writes, COMMIT) whatever its size. A transaction that hit a
-deadlock, or whose connection broke before it committed, is tried again; a connection
+Transactions. Every method is one transaction at READ COMMITTED. A commit's first
+statement updates its run's row, which locks it, and returns the row's lease and the
+database clock; the lease is judged on that, and the transaction rolled back if the
+lease no longer holds, before the rest of the batch is sent. So two commits for one run
+serialise on its row, and a commit whose lease epoch was bumped by a takeover fails
+inside its own transaction. The rest of the batch and the COMMIT go to the server in one
+pipeline: a commit costs two round trips whatever its size. A transaction that hit a
+deadlock, or whose connection broke before COMMIT was sent, is tried again; a connection
 lost during COMMIT leaves the outcome unknown and says so (`StoreUnavailable`).
 
 Work distribution. `claim_runs` takes runnable runs with `FOR NO KEY UPDATE SKIP LOCKED`,
