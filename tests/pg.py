@@ -17,6 +17,7 @@ Fixtures: `pg_cluster` (one per session) and `pg_url` (a fresh schema per test).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import os
 import pwd
@@ -54,6 +55,8 @@ def find_bin_dir() -> Path | None:
 
 def missing_reason() -> str | None:
     """Why no cluster can be started here, or `None` when one can."""
+    if importlib.util.find_spec("psycopg") is None:
+        return "psycopg is not installed (pip install 'mnlang[postgres]')"
     folder = find_bin_dir()
     if folder is None:
         return (

@@ -17,8 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+
+pytest.importorskip("psycopg", reason="psycopg is not installed (mnlang[postgres])")
+
+import psycopg
 
 from mnlang.stores import open_store
 from mnlang.stores.base import (
