@@ -103,6 +103,21 @@ def test_list_runs_filters(store: Store) -> None:
     assert len(store.list_runs(limit=2)) == 2
 
 
+def test_run_counts_per_workflow_class_and_status(store: Store) -> None:
+    assert store.run_counts() == []
+    store.create_run(NewRun("a1", "refund", {}, workflow_class="support"))
+    store.create_run(NewRun("a2", "refund", {}, workflow_class="support"))
+    store.create_run(NewRun("a3", "refund", {}, workflow_class="support"))
+    store.create_run(NewRun("b1", "digest", {}))
+    store.commit(Batch("a2", run=RunUpdate(status="completed", result=1)))
+    counts = [(c.workflow, c.workflow_class, c.status, c.count) for c in store.run_counts()]
+    assert counts == [
+        ("digest", "", "running", 1),
+        ("refund", "support", "completed", 1),
+        ("refund", "support", "running", 2),
+    ]
+
+
 # --- commits, journal and state -------------------------------------------------------------
 
 

@@ -125,6 +125,16 @@ class RunRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunCount:
+    """How many runs of one workflow (and class) have one status."""
+
+    workflow: str
+    workflow_class: str
+    status: RunStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One journal entry; `seq` counts from 1 within its run."""
 
@@ -426,6 +436,9 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[RunRecord]:
         """Runs matching every given filter, newest first."""
+
+    def run_counts(self) -> list[RunCount]:
+        """The number of runs per workflow, class and status, sorted by those three."""
 
     def request_cancel(self, run_id: str) -> bool:
         """Ask a live run to stop; `False` when it had already ended."""

@@ -67,6 +67,7 @@ from mnlang.stores.base import (
     Lease,
     LedgerRow,
     NewRun,
+    RunCount,
     RunRecord,
     RunState,
     RunStatus,
@@ -826,6 +827,13 @@ class PostgresStore:
             },
         )
         return [_run_record(row) for row in rows]
+
+    def run_counts(self) -> list[RunCount]:
+        rows = self._autocommit(
+            "SELECT workflow, workflow_class, status, count(*) FROM runs "
+            "GROUP BY workflow, workflow_class, status ORDER BY workflow, workflow_class, status"
+        )
+        return [RunCount(r[0], r[1], r[2], r[3]) for r in rows]
 
     def request_cancel(self, run_id: str) -> bool:
         def body(tx: _Tx) -> bool:

@@ -44,6 +44,7 @@ from mnlang.stores.base import (
     LedgerPut,
     LedgerRow,
     NewRun,
+    RunCount,
     RunRecord,
     RunState,
     RunStatus,
@@ -309,6 +310,13 @@ class SQLiteStore:
         with self._lock, self._translated():
             rows = [tuple(row.values()) for row in self._db.query(sql, params)]
         return [_run_record(row) for row in rows]
+
+    def run_counts(self) -> list[RunCount]:
+        rows = self._query(
+            "SELECT workflow, workflow_class, status, count(*) FROM runs "
+            "GROUP BY workflow, workflow_class, status ORDER BY workflow, workflow_class, status"
+        )
+        return [RunCount(r[0], r[1], r[2], r[3]) for r in rows]
 
     def request_cancel(self, run_id: str) -> bool:
         with self._write() as now:
