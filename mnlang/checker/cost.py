@@ -13,7 +13,6 @@ An agent whose model has no price is counted as $0 and warned about (W602).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from decimal import ROUND_UP, Decimal
 
@@ -29,6 +28,12 @@ from mnlang.checker.steps import (
 )
 from mnlang.checker.suggest import did_you_mean
 from mnlang.diagnostics import Diagnostics, Label
+from mnlang.models.estimate import (
+    DEFAULT_MAX_TOKENS,
+    PROMPT_OVERHEAD_TOKENS,
+    conversation_worst_case,
+    template_tokens,
+)
 from mnlang.models.prices import (
     PRICES_ENV,
     PriceTable,
@@ -41,13 +46,6 @@ from mnlang.syntax import ast
 
 # Items assumed for a loop over a list whose length the checker cannot know.
 DEFAULT_ITEMS = 100
-# Output tokens assumed for an agent without `max_tokens`.
-DEFAULT_MAX_TOKENS = 4096
-# Prompt size estimate: characters per token of literal prompt text, tokens per
-# interpolated `{value}`, and the instructions and output schema the runtime adds.
-CHARS_PER_TOKEN = 4
-TOKENS_PER_VALUE = 250
-PROMPT_OVERHEAD_TOKENS = 200
 _TIMES = "\N{MULTIPLICATION SIGN}"
 
 
@@ -275,11 +273,7 @@ class _Estimator:
         max_tokens: int = opts.get("max_tokens", DEFAULT_MAX_TOKENS)
         turns: int = opts.get("max_turns", 1)
         prompt = _prompt_tokens(opts.get("prompt"))
-        # Each turn resends the conversation so far: the prompt and the earlier replies.
-        input_tokens = turns * prompt + max_tokens * turns * (turns - 1) // 2
-        model_cost = (
-            price.cost(input_tokens, turns * max_tokens) if price is not None else Decimal(0)
-        )
+        model_cost = conversation_worst_case(price, prompt, max_tokens, turns)
         tool_cost = turns * self._costliest_tool(opts.get("tools", []))
         each = attempts * (model_cost + tool_cost)
         per_turn = f"{turns} turns {_TIMES} " if turns > 1 else ""
@@ -309,7 +303,7 @@ def _prompt_tokens(prompt: object) -> int:
         return PROMPT_OVERHEAD_TOKENS
     chars = sum(len(p) for p in prompt.parts if isinstance(p, str))
     values = sum(1 for p in prompt.parts if not isinstance(p, str))
-    return math.ceil(chars / CHARS_PER_TOKEN) + values * TOKENS_PER_VALUE + PROMPT_OVERHEAD_TOKENS
+    return template_tokens(chars, values)
 
 
 def _list_lengths(body: ast.Block) -> dict[str, int]:
