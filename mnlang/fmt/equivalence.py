@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
+from dataclasses import fields
 from typing import Any
 
 from mnlang.syntax import ast
 
 # Positions, checker annotations and the comments and text of a module are not meaning.
 _IGNORED = frozenset({"span", "ty", "ref", "target", "comments", "source", "path"})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _meaningful_fields(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls) if f.name not in _IGNORED)
+    return names
 
 
 def shape(value: Any) -> Any:
     """A comparable value of `value`: nested tuples of node names and field values."""
     if isinstance(value, ast.Node):
-        assert is_dataclass(value)
-        return (
-            type(value).__name__,
-            *(shape(getattr(value, f.name)) for f in fields(value) if f.name not in _IGNORED),
-        )
+        cls = type(value)
+        return (cls.__name__, *(shape(getattr(value, n)) for n in _meaningful_fields(cls)))
     if isinstance(value, list):
         return tuple(shape(v) for v in value)
     return value
