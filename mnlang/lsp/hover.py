@@ -50,10 +50,8 @@ def _ident(node: ast.Ident, parent: ast.Node | None, path: list[ast.Node]) -> st
         if node is parent.var:
             return "```mn\nerror: { kind: str, message: str, step: str }\n```"
         return _error_kind(node.name)
-    if isinstance(parent, ast.Assign | ast.For) and node in (
-        getattr(parent, "target", None),
-        getattr(parent, "var", None),
-    ):
+    assigned = isinstance(parent, ast.Assign) and parent.target is node
+    if assigned or (isinstance(parent, ast.For) and parent.var is node):
         ty = _local_type(node.name, path)
         return _typed(f"variable {node.name}", ty) if ty is not None else None
     if isinstance(parent, ast.Entry | ast.OptionStmt) and parent.key is node and node.name == "on":
