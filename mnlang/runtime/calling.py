@@ -108,6 +108,9 @@ class Calls:
         else:
             decl = self.program.agents[state.callee]
         call = self._new_call(fiber, state.callee_kind, decl, state, self._args(fiber, state))
+        noted = (fiber.pending or {}).get("reply")
+        if noted is not None:
+            call.attempt = noted["attempt"] - 1
         self._attempt(call)
 
     def _args(self, fiber: Fiber, state: CallState) -> dict[str, Value]:
@@ -288,11 +291,7 @@ class Calls:
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
         if isinstance(decl, AgentIR):
-            replies = dict(run.run_data["replies"])
-            index = replies.get(decl.name, 0)
-            replies[decl.name] = index + 1
-            run.update_run_data(replies=replies)
-            job_run: Any = partial(self.agents.reply, decl, index)
+            job_run: Any = partial(self.agents.reply, decl, self._reply_index(call, decl))
         else:
             tool = self._resolve(decl)
             args = {name: to_tool(value) for name, value in call.args.items()}
@@ -305,6 +304,23 @@ class Calls:
         self._hold(call)
         call.fiber.job = job
         run.runner.submit(job, delay_s)
+
+    def _reply_index(self, call: Call, agent: AgentIR) -> int:
+        """Which scripted reply this attempt gets. The number is noted in the fiber, and the
+        count in the run, in the same commit, so an attempt repeated after a crash gets the
+        reply it had, and the others keep theirs."""
+        fiber = call.fiber
+        noted = (fiber.pending or {}).get("reply")
+        if noted is not None and noted["attempt"] == call.attempt:
+            return int(noted["index"])
+        run = self.run
+        replies = dict(run.run_data["replies"])
+        index = replies.get(agent.name, 0)
+        replies[agent.name] = index + 1
+        run.update_run_data(replies=replies)
+        fiber.pending = {"reply": {"index": index, "attempt": call.attempt}}
+        fiber.dirty = True
+        return index
 
     def _resolve(self, tool: ToolIR) -> ResolvedTool:
         found = self.resolved.get(tool.name)

@@ -694,7 +694,9 @@ class Interpreter:
             reason = StepFailure(CANCELLED, f"cancelled: branch `{child.label}` failed")
             for sibling in list(parent.children.values()):
                 self.cancel(sibling, reason)
-        self._join_progress(parent, state)
+        # A sibling cancelled above may have been the last to end, and joined already.
+        if state.id in parent.frames:
+            self._join_progress(parent, state)
 
     def _join_progress(self, parent: Fiber, state: MapState | ParallelState) -> None:
         if isinstance(state, MapState):

@@ -1,0 +1,53 @@
+"""Tools of the crash-test workflow: deterministic, and every effect call is appended to the
+ledger file named by `MNC_EXAMPLE_LEDGER`, so a test can count what the outside world saw."""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from typing import Any
+
+from mnlang.errors import Transient
+
+
+def _ledger(effect: str, ctx: Any, args: dict[str, Any]) -> None:
+    path = os.environ["MNC_EXAMPLE_LEDGER"]
+    row = {"effect": effect, "key": ctx.key, "attempt": ctx.attempt, "args": args}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, default=str, sort_keys=True) + "\n")
+
+
+def price(id: str) -> Decimal:
+    return Decimal(7 * len(id)) + Decimal("0.25")
+
+
+def check(id: str, *, ctx: Any) -> bool:
+    if id.endswith("2") and ctx.attempt == 1:
+        raise Transient("the checker is busy")
+    return not id.endswith("3")
+
+
+def reserve(id: str, qty: int, *, ctx: Any) -> str:
+    _ledger("reserve", ctx, {"id": id, "qty": qty})
+    return f"r-{id}-{qty}"
+
+
+def note(order: str, id: str, *, ctx: Any) -> bool:
+    _ledger("note", ctx, {"order": order, "id": id})
+    return True
+
+
+def tick(order: str, n: int, *, ctx: Any) -> int:
+    _ledger("tick", ctx, {"order": order, "n": n})
+    return n + 1
+
+
+def charge(order: str, amount: Decimal, *, ctx: Any) -> str:
+    _ledger("charge", ctx, {"order": order, "amount": amount})
+    return f"c-{order}-{amount}"
+
+
+def announce(order: str, text: str, *, ctx: Any) -> bool:
+    _ledger("announce", ctx, {"order": order, "text": text})
+    return True
