@@ -15,6 +15,7 @@ least every `commit_every` states and every `commit_ms` milliseconds.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import deque
@@ -59,7 +60,14 @@ from mnlang.runtime.fibers import (
     outcome_to_json,
 )
 from mnlang.runtime.journal import Journal, Observer
-from mnlang.runtime.pauses import ChildCall, ChildRunner, Pauses
+from mnlang.runtime.pauses import (
+    PARENT_DEADLINE,
+    ChildCall,
+    ChildRunner,
+    Pauses,
+    child_signal,
+    inherited_budget,
+)
 from mnlang.runtime.scope import Scope
 from mnlang.runtime.values import Timestamp, Value, from_stored, to_plain, to_stored, to_text
 from mnlang.stores.base import (
@@ -119,6 +127,7 @@ class Interpreter:
         config: RuntimeConfig,
         observer: Observer | None = None,
         child_runner: ChildRunner | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.program = program
@@ -138,7 +147,9 @@ class Interpreter:
         self.scopes: dict[str, Scope] = {}
         self.ready: deque[Fiber] = deque()
         self.root: Fiber | None = None
-        self.budget = Budget(self.workflow.options.budget)
+        self.budget = Budget(inherited_budget(self.workflow.options.budget, record.meta))
+        self.stop = stop
+        """Set by a worker that is shutting down: the run stops at its next commit point."""
         self.outcome: Outcome | None = None
         self.aborting = False
         self.force_commit = False
@@ -244,6 +255,9 @@ class Interpreter:
         self.clock_offset = now - time.time()
         if self.workflow.options.deadline_ms is not None:
             self.deadline_at = self.record.created_at + self.workflow.options.deadline_ms / 1000
+        parent_deadline = self.record.meta.get(PARENT_DEADLINE)
+        if parent_deadline is not None:
+            self.deadline_at = min(self.deadline_at or parent_deadline, parent_deadline)
         if self.record.cancel_requested:
             self.abort(StepFailure(CANCELLED, "the run was cancelled"))
         try:
@@ -253,9 +267,11 @@ class Interpreter:
                     return self._finish(self.outcome)
                 if self.force_commit or self._commit_due():
                     self._commit()
-                if self.ready:
+                if self.ready and not self._stopping():
                     continue
                 if not self.runner.busy:
+                    if self.ready and self._stopping():
+                        return self._stopped()
                     if self.journal.has_work or self.after_commit:
                         self._commit()
                         continue
@@ -276,7 +292,7 @@ class Interpreter:
 
     def _drain_ready(self) -> None:
         ready = self.ready
-        while ready and self.outcome is None:
+        while ready and self.outcome is None and not self._stopping():
             fiber = ready.popleft()
             if fiber.status == "ready":
                 self._run_fiber(fiber)
@@ -330,7 +346,8 @@ class Interpreter:
         store_now = time.time() + self.clock_offset
         if self.deadline_at is not None and store_now >= self.deadline_at and not self.aborting:
             limit = self.workflow.options.deadline_ms
-            self.abort(StepFailure(DEADLINE_EXCEEDED, f"the run passed its deadline of {limit} ms"))
+            whose = f"its deadline of {limit} ms" if limit is not None else "its parent's deadline"
+            self.abort(StepFailure(DEADLINE_EXCEEDED, f"the run passed {whose}"))
         if self.lease is not None and store_now >= self._lease_renew_at():
             self._renew_lease()
         if time.monotonic() - self.last_store_contact >= self.config.cancel_poll_s:
@@ -377,6 +394,7 @@ class Interpreter:
 
     def _finish(self, outcome: Outcome) -> RunEnd:
         meta = {**self.record.meta, "cost": str(self.budget.spent)}
+        self.pauses.tell_parent()
         if isinstance(outcome, Return):
             result = to_plain(outcome.value)
             self.journal.event("completed", {"result": result})
@@ -392,9 +410,23 @@ class Interpreter:
         """Commit the run as waiting (a cancel request found by this commit wakes it)."""
         waiting = sorted(
             {f.pending["event"] for f in self.fibers.values() if f.pending and "event" in f.pending}
+            | {
+                child_signal(f.pending["child"])
+                for f in self.fibers.values()
+                if f.pending and "child" in f.pending
+            }
         )
         self.journal.event("waiting", {"for": self.pauses.describe()})
         self._commit(RunUpdate(status="waiting", waiting_for=waiting))
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _stopped(self) -> RunEnd:
+        """Leave the run for another worker: commit where it stands, with no call in flight."""
+        self.journal.event("stopped", {"reason": "the worker is shutting down"})
+        self._commit()
+        return RunEnd("running")
 
     # --- moving cursors ---------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """What the next commit of a run will carry, gathered as the run goes.
 
 The interpreter adds journal events, ledger writes, pending work (timers, checkpoints,
-consumed signals, child runs) and structural state ops (dropping a finished branch) as
-they happen; `commit` adds the changed variables and cursors it is given, sends one
-`Batch` to the store, and starts over. An observer (the CLI's live step lines) sees each
-event when it is added.
+consumed signals, child runs, signals to other runs) and structural state ops (dropping a
+finished branch) as they happen; `commit` adds the changed variables and cursors it is
+given, sends one `Batch` to the store, and starts over. An observer (the CLI's live step
+lines) sees each event when it is added.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from mnlang.stores.base import (
     NewRun,
     OpenCheckpoint,
     RunUpdate,
+    SendSignal,
     SetTimer,
     StateOp,
     Store,
@@ -46,6 +47,7 @@ class Journal:
         self.close_checkpoints: list[str] = []
         self.consume_signals: list[str] = []
         self.create_runs: list[NewRun] = []
+        self.send_signals: list[SendSignal] = []
         self.commits = 0
 
     def event(
@@ -74,6 +76,7 @@ class Journal:
             or self.close_checkpoints
             or self.consume_signals
             or self.create_runs
+            or self.send_signals
         )
 
     def commit(self, state: list[StateOp], run: RunUpdate | None = None) -> CommitResult:
@@ -90,6 +93,7 @@ class Journal:
             close_checkpoints=self.close_checkpoints,
             consume_signals=self.consume_signals,
             create_runs=self.create_runs,
+            send_signals=self.send_signals,
         )
         result = self.store.commit(batch)
         self.commits += 1
@@ -102,4 +106,5 @@ class Journal:
         self.close_checkpoints = []
         self.consume_signals = []
         self.create_runs = []
+        self.send_signals = []
         return result

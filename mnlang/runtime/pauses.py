@@ -9,7 +9,10 @@ unknown outcome asks a person: mark it done with a result, call it again, or fai
 
 A child run is created in the parent's commit, then run to where it stops in this
 process on a worker thread; its end is the parent step's result (`child_failed` when
-it failed).
+it failed). The parent's deadline and what is left of its budget go into the child's
+`meta`, so both flow down, and the child's cost is added to the parent's when it ends.
+A child that waits (or that another worker is executing) leaves the parent waiting for
+the signal the child sends to the parent's mailbox in the commit that ends it.
 """
 
 from __future__ import annotations
@@ -17,21 +20,58 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from mnlang.errors import CHILD_FAILED, TOOL_ERROR
+from mnlang.errors import BUDGET_EXCEEDED, CHILD_FAILED, DEADLINE_EXCEEDED, TOOL_ERROR
 from mnlang.ir.states import CheckpointState, ChildState, WaitState
 from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.values import Duration, Timestamp, to_plain, to_text
-from mnlang.stores.base import Checkpoint, CommitResult, Json, NewRun, OpenCheckpoint, SetTimer
+from mnlang.stores.base import (
+    Checkpoint,
+    CommitResult,
+    Json,
+    NewRun,
+    OpenCheckpoint,
+    SendSignal,
+    SetTimer,
+)
 
 if TYPE_CHECKING:
     from mnlang.runtime.calling import Call
     from mnlang.runtime.interpreter import Interpreter, RunEnd
+
+TIMEOUT_BY = "timeout"
+"""Who decided a checkpoint that its timeout decided: the decision's `.by`."""
+PARENT_DEADLINE = "parent_deadline_at"
+PARENT_BUDGET = "parent_budget"
+"""Keys of a child run's `meta`: its parent's deadline (store clock) and budget left."""
+# A child's failure of these kinds is the parent's limit running out, not the child's fault.
+_INHERITED_KINDS = frozenset({BUDGET_EXCEEDED, DEADLINE_EXCEEDED})
+
+
+def checkpoint_timer(checkpoint_id: str) -> str:
+    """The id of the timer of a checkpoint's timeout."""
+    return f"checkpoint:{checkpoint_id}"
+
+
+def child_signal(child_run_id: str) -> str:
+    """The signal a child run sends its parent when it ends (no event name has a colon)."""
+    return f"child:{child_run_id}"
+
+
+def inherited_budget(own: Decimal | None, meta: dict[str, Json]) -> Decimal | None:
+    """The tighter of a run's own budget and what its parent had left when it started it."""
+    given = meta.get(PARENT_BUDGET)
+    if given is None:
+        return own
+    parent = Decimal(str(given))
+    return parent if own is None else min(own, parent)
+
 
 ChildRunner = Callable[[str], "RunEnd"]
 """Runs (or resumes) a child run in this process until it stops, and says how it ended."""
@@ -96,7 +136,7 @@ class Pauses:
         if state.timeout_ms is not None:
             run.journal.set_timers.append(
                 SetTimer(
-                    f"checkpoint:{checkpoint_id}",
+                    checkpoint_timer(checkpoint_id),
                     state.timeout_ms / 1000,
                     {"checkpoint": checkpoint_id},
                 )
@@ -107,13 +147,13 @@ class Pauses:
     def _check_checkpoint(self, fiber: Fiber, state: CheckpointState, checkpoint_id: str) -> None:
         run = self.run
         found = run.store.get_checkpoint(run.run_id, checkpoint_id)
-        timer_id = f"checkpoint:{checkpoint_id}"
+        timer_id = checkpoint_timer(checkpoint_id)
         if found is not None and found.status == "open":
             if state.on_timeout is None or not self._timer_due(timer_id):
                 fiber.status = "paused"
                 return
             decided = run.store.decide_checkpoint(
-                run.run_id, checkpoint_id, {"choice": state.on_timeout}, by="timeout"
+                run.run_id, checkpoint_id, {"choice": state.on_timeout}, by=TIMEOUT_BY
             )
             found = decided.checkpoint
         if found is None:
@@ -250,6 +290,16 @@ class Pauses:
             return
         workflow = run.program.workflows[state.workflow]
         args = {name: run.evaluator.eval(expr, fiber.scope) for name, expr in state.args.items()}
+        meta = {
+            k: v for k, v in run.record.meta.items() if k not in (PARENT_DEADLINE, PARENT_BUDGET)
+        }
+        if run.deadline_at is not None:
+            meta[PARENT_DEADLINE] = run.deadline_at
+        budget = run.budget
+        if budget.limit is not None:
+            meta[PARENT_BUDGET] = str(
+                max(budget.limit - budget.spent - budget.reserved, Decimal(0))
+            )
         run.journal.create_runs.append(
             NewRun(
                 child_id,
@@ -258,7 +308,7 @@ class Pauses:
                 workflow_class=workflow.options.class_ or "",
                 ir_hash=run.program.hash,
                 parent_run_id=run.run_id,
-                meta=run.record.meta,
+                meta=meta,
             )
         )
         run.journal.event(
@@ -293,6 +343,11 @@ class Pauses:
             run.fail(fiber, StepFailure(CHILD_FAILED, message))
             return
         end = done.value
+        if end.status == "waiting":
+            fiber.status = "paused"
+            return
+        run.journal.consume_signals.append(child_signal(child.run_id))
+        self._add_child_cost(child.run_id)
         run.journal.event(
             "child_ended", {"run": child.run_id, "status": end.status}, child.state.id, fiber.branch
         )
@@ -304,12 +359,33 @@ class Pauses:
                 run.fail(fiber, StepFailure(CHILD_FAILED, f"child run `{child.run_id}`: {e}"))
                 return
             run.deliver(fiber, value)
-        elif end.status == "waiting":
-            fiber.status = "paused"
         else:
             error = end.error or {}
             message = f"child run `{child.run_id}` {end.status}: {error.get('message', '')}"
-            run.fail(fiber, StepFailure(CHILD_FAILED, message))
+            kind = error.get("kind")
+            run.fail(
+                fiber, StepFailure(kind if kind in _INHERITED_KINDS else CHILD_FAILED, message)
+            )
+
+    def _add_child_cost(self, child_run_id: str) -> None:
+        """Count what the child spent against the parent's budget."""
+        record = self.run.store.get_run(child_run_id)
+        try:
+            cost = Decimal(str(record.meta.get("cost") or 0)) if record is not None else Decimal(0)
+        except InvalidOperation:
+            cost = Decimal(0)
+        if cost:
+            self.run.budget.spent += cost
+            self.run.update_run_data(spent=self.run.budget.spent)
+
+    def tell_parent(self) -> None:
+        """A child run is ending: wake its parent (in the commit that ends the child)."""
+        parent = self.run.record.parent_run_id
+        if parent is None:
+            return
+        name = child_signal(self.run.run_id)
+        # The parent reads how the child ended from the child's record; the signal only wakes it.
+        self.run.journal.send_signals.append(SendSignal(parent, name, None, name))
 
     # --- cancelling and describing ---------------------------------------------------
 
@@ -320,7 +396,7 @@ class Pauses:
         for key in ("checkpoint", "repair"):
             if key in note:
                 journal.close_checkpoints.append(note[key])
-                journal.cancel_timers.append(f"checkpoint:{note[key]}")
+                journal.cancel_timers.append(checkpoint_timer(note[key]))
         if "timer" in note:
             journal.cancel_timers.append(note["timer"])
         if "child" in note:

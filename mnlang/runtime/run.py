@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import threading
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
@@ -260,7 +261,9 @@ def run_with_lease(
     config: RuntimeConfig,
     observer: Observer | None,
     warnings: list[str],
+    stop: threading.Event | None = None,
 ) -> RunEnd:
+    """Execute a run whose lease the caller holds, until it ends, waits or `stop` is set."""
     interpreter = Interpreter(
         store,
         program,
@@ -268,7 +271,8 @@ def run_with_lease(
         lease=lease,
         config=config,
         observer=observer,
-        child_runner=partial(_run_child, store, program, config),
+        child_runner=partial(_run_child, store, program, config, stop),
+        stop=stop,
     )
     for warning in warnings:
         interpreter.journal.event("warning", {"message": warning})
@@ -284,15 +288,27 @@ def run_with_lease(
         raise RunError(str(e), help="another worker took the run over") from None
 
 
-def _run_child(store: Store, program: IRProgram, config: RuntimeConfig, run_id: str) -> RunEnd:
+def _run_child(
+    store: Store,
+    program: IRProgram,
+    config: RuntimeConfig,
+    stop: threading.Event | None,
+    run_id: str,
+) -> RunEnd:
     record = store.get_run(run_id)
     if record is None:
         raise RunNotFound(f"no child run `{run_id}`")
     if record.status in TERMINAL_STATUSES:
         return RunEnd(record.status, record.result, record.error)
-    lease = _take_lease(store, record, config)
     try:
-        return run_with_lease(store, program, record, lease, config, None, [])
+        lease = _take_lease(store, record, config)
+    except RunBusy:
+        # Another worker executes the child; its last commit will wake the parent.
+        return RunEnd("waiting")
+    try:
+        end = run_with_lease(store, program, record, lease, config, None, [], stop)
+        # A child stopped by a shutting-down worker goes on elsewhere, like a waiting one.
+        return RunEnd("waiting") if end.status == "running" else end
     finally:
         with contextlib.suppress(StoreError):
             store.release_lease(lease)
