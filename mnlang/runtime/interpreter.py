@@ -272,7 +272,7 @@ class Interpreter:
                 if not self.runner.busy:
                     if self.ready and self._stopping():
                         return self._stopped()
-                    if self.journal.has_work or self.after_commit:
+                    if self.after_commit:
                         self._commit()
                         continue
                     self._pause()
