@@ -515,5 +515,57 @@ def db_migrate(db: str | None, as_json: bool) -> None:
         click.echo(f"journal `{location}` is up to date (schema version {after})")
 
 
+# ---- the web console: ui ---------------------------------------------------------------------
+
+
+@main.group("ui", invoke_without_command=True)
+@_db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8737, show_default=True)
+@click.option(
+    "--token",
+    envvar="MNC_UI_TOKEN",
+    help="The admin token (or $MNC_UI_TOKEN); needed on any address but loopback "
+    "unless users have tokens.",
+)
+@click.option(
+    "--execute/--no-execute",
+    default=True,
+    show_default=True,
+    help="Resume runs here after a decision, signal or cancel (--no-execute: `mnc worker` does).",
+)
+@click.pass_context
+def ui_command(
+    ctx: click.Context, db: str | None, host: str, port: int, token: str | None, execute: bool
+) -> None:
+    """Serve the web console: runs, the live graph, approvals and metrics (docs/ui.md).
+
+    `mnc ui token add NAME` makes a user's token (shown once), `mnc ui token list`
+    and `mnc ui token remove NAME` manage them.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from mnlang.ui.server import ConsoleError, serve
+
+    try:
+        serve(db, host, port, token, execute)
+    except ConsoleError as e:
+        _run_error(e)
+
+
+@ui_command.command("token")
+@click.argument("action", type=click.Choice(("add", "list", "remove")))
+@click.argument("name", required=False)
+@_db_option
+def ui_token(action: str, name: str | None, db: str | None) -> None:
+    """Add, list or remove the console's user tokens (kept hashed beside the journal)."""
+    from mnlang.ui.server import ConsoleError, token_command
+
+    try:
+        token_command(action, name, db, sys.stdout)
+    except ConsoleError as e:
+        _run_error(e)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,159 @@
+"""What the console's buttons do: decide a checkpoint, signal, cancel, resume.
+
+Each action is recorded in the journal store first (the decision with the deciding
+user's name, the signal in the mailbox, the cancel request); then, unless the console
+was started with `--no-execute` (a `mnc worker` does the work), the run is resumed on
+one of a few background threads, so the page answers at once and shows the run moving
+through its live updates. A run another process holds is left to that process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from mnlang.runtime.run import RunBusy, RunError, resume_run
+from mnlang.stores.base import TERMINAL_STATUSES, Json, RunRecord, Store, StoreError
+from mnlang.ui.auth import User
+
+log = logging.getLogger("mnlang.ui")
+
+
+class ActionRefused(Exception):
+    """An action that cannot be done; `status` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _run(store: Store, run_id: str) -> RunRecord:
+    run = store.get_run(run_id)
+    if run is None:
+        raise ActionRefused(404, f"no run `{run_id}`")
+    return run
+
+
+def _json_text(text: str, what: str) -> Json:
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ActionRefused(
+            400, f"{what} is not JSON: {e.msg.lower()} at column {e.colno}"
+        ) from None
+
+
+def decide(
+    store: Store,
+    user: User,
+    run_id: str,
+    checkpoint_id: str,
+    choice: str,
+    comment: str = "",
+    result: str = "",
+) -> str:
+    """Record `user`'s decision; returns what happened, in words."""
+    run = _run(store, run_id)
+    checkpoint = store.get_checkpoint(run_id, checkpoint_id)
+    if checkpoint is None:
+        raise ActionRefused(404, f"run `{run_id}` has no checkpoint `{checkpoint_id}`")
+    request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+    assignee = request.get("assignee") or None
+    if not user.may_decide(assignee):
+        raise ActionRefused(403, f"checkpoint `{checkpoint.name}` is assigned to `{assignee}`")
+    if checkpoint.status != "open":
+        by = checkpoint.decided_by or "someone"
+        raise ActionRefused(409, f"checkpoint `{checkpoint.name}` was already decided by {by}")
+    options = request.get("options") or []
+    if choice not in options:
+        raise ActionRefused(400, f"`{choice}` is not one of {', '.join(map(str, options))}")
+    decision: dict[str, Json] = {"choice": choice, "comment": comment.strip() or None}
+    if request.get("kind") == "repair" and choice == "mark_done":
+        if not result.strip():
+            raise ActionRefused(400, "marking the effect done needs its result, as JSON")
+        decision["result"] = _json_text(result, "the result")
+    outcome = store.decide_checkpoint(run_id, checkpoint_id, decision, by=user.name)
+    if not outcome.accepted:
+        by = outcome.checkpoint.decided_by or "someone"
+        raise ActionRefused(409, f"checkpoint `{checkpoint.name}` was already decided by {by}")
+    log.info("%s decided %s of run %s: %s", user.name, checkpoint_id, run.run_id, choice)
+    return f"{choice} recorded for `{checkpoint.name}`"
+
+
+def signal(
+    store: Store, user: User, run_id: str, event: str, payload: str, signal_id: str = ""
+) -> str:
+    run = _run(store, run_id)
+    if not event.strip():
+        raise ActionRefused(400, "name the event to signal")
+    if run.status in TERMINAL_STATUSES:
+        raise ActionRefused(409, f"run `{run_id}` has ended ({run.status})")
+    value = _json_text(payload, "the payload")
+    sent = store.send_signal(run_id, event.strip(), value, signal_id=signal_id.strip() or None)
+    log.info("%s signalled %s to run %s", user.name, event, run_id)
+    return f"signal `{event}` sent" if sent else f"signal id `{signal_id}` was sent before"
+
+
+def cancel(store: Store, user: User, run_id: str) -> str:
+    _run(store, run_id)
+    if not store.request_cancel(run_id):
+        raise ActionRefused(409, f"run `{run_id}` has already ended")
+    log.info("%s asked to cancel run %s", user.name, run_id)
+    return "cancel requested"
+
+
+def check_resumable(store: Store, run_id: str) -> str:
+    run = _run(store, run_id)
+    if run.status in TERMINAL_STATUSES:
+        raise ActionRefused(409, f"run `{run_id}` has ended ({run.status})")
+    return "resuming"
+
+
+class Executor:
+    """Resumes runs on background threads, one resume per run at a time; a request that
+    comes while the run's resume is going makes it resume once more afterwards (it may
+    have looked at the checkpoint before the new decision was recorded)."""
+
+    def __init__(self, store: Store, *, enabled: bool, threads: int = 2) -> None:
+        self.store = store
+        self.enabled = enabled
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="mnc-ui-run")
+        self._lock = threading.Lock()
+        self._active: set[str] = set()
+        self._again: set[str] = set()
+
+    def resume(self, run_id: str) -> bool:
+        """Have the run resumed; `False` when execution is off (a worker does it)."""
+        if not self.enabled:
+            return False
+        with self._lock:
+            if run_id in self._active:
+                self._again.add(run_id)
+                return True
+            self._active.add(run_id)
+        self._pool.submit(self._resume, run_id)
+        return True
+
+    def _resume(self, run_id: str) -> None:
+        while True:
+            try:
+                resume_run(self.store, run_id)
+            except RunBusy:
+                log.info("run %s is executing elsewhere", run_id)
+            except (RunError, StoreError) as e:
+                log.warning("resuming run %s: %s", run_id, e)
+            except Exception:
+                log.exception("resuming run %s failed", run_id)
+            with self._lock:
+                if run_id not in self._again:
+                    self._active.discard(run_id)
+                    return
+                self._again.discard(run_id)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

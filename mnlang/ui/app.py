@@ -1,0 +1,522 @@
+"""The console's web application: routes, pages, live fragments, JSON and actions.
+
+Pages are rendered on the server; their live parts (`#live`) poll a fragment URL with
+htmx, passing the fingerprint of what they show, and get `204 No Content` while
+nothing changed, so an idle page costs one cheap query per poll. Every route but
+`/login` and `/static/` is behind `AuthMiddleware`; every POST checks the CSRF token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import quote
+
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from mnlang.stores.base import RunNotFound, RunStatus, Store, StoreError
+from mnlang.ui import actions, charts
+from mnlang.ui.actions import ActionRefused, Executor
+from mnlang.ui.auth import (
+    COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    Authenticator,
+    AuthMiddleware,
+    User,
+)
+from mnlang.ui.graphs import GraphCache
+from mnlang.ui.metrics import PERIODS, ClassMetrics, JournalMetrics, MetricsSource, period_of
+from mnlang.ui.queries import (
+    STATUSES,
+    RunFilters,
+    inbox_view,
+    run_fingerprint,
+    run_view,
+    runs_view,
+    workflow_summaries,
+    workflow_view,
+)
+from mnlang.ui.templating import environment
+
+STATIC = Path(__file__).parent / "static"
+POLL = {"run": "every 1s", "runs": "every 2s", "inbox": "every 2s"}
+
+_SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class SecurityHeaders:
+    """Adds the content security policy and friends to every response."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in _SECURITY_HEADERS if k not in names]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+@dataclass
+class Console:
+    """The application's parts, shared by every request."""
+
+    store: Store
+    auth: Authenticator
+    executor: Executor
+    metrics: MetricsSource
+    graphs: GraphCache = field(default_factory=GraphCache)
+    env: Any = field(default_factory=environment)
+
+    # ---- rendering ---------------------------------------------------------------------
+
+    def page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        user: User | None = request.state.user
+        inbox_count = len(self.store.open_checkpoints()) if user is not None else 0
+        html = self.env.get_template(template).render(
+            user=user,
+            csrf=self.auth.csrf_token(user) if user is not None else "",
+            open_local=self.auth.open_local,
+            inbox_count=inbox_count,
+            path=request.url.path,
+            poll=POLL,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def fragment(self, template: str, request: Request, **context: Any) -> Response:
+        user: User = request.state.user
+        html = self.env.get_template(template).render(
+            user=user, csrf=self.auth.csrf_token(user), poll=POLL, **context
+        )
+        return HTMLResponse(html)
+
+    def run_graph(self, view: Any) -> tuple[Markup | None, str | None]:
+        if view.program is None:
+            return None, view.program_problem
+        return self.graphs.svg(view.program, view.run.workflow, view.overlay)
+
+    # ---- runs ----------------------------------------------------------------------------
+
+    def runs_context(self, request: Request) -> dict[str, Any]:
+        params = request.query_params
+        status = params.get("status") or None
+        filters = RunFilters(
+            status=cast(RunStatus, status) if status in STATUSES else None,
+            workflow=params.get("workflow") or None,
+            workflow_class=params.get("class") or None,
+        )
+        return {"view": runs_view(self.store, filters), "statuses": STATUSES}
+
+    def runs_page(self, request: Request) -> Response:
+        return self.page(request, "runs.html", **self.runs_context(request))
+
+    def runs_fragment(self, request: Request) -> Response:
+        context = self.runs_context(request)
+        if request.query_params.get("fp") == context["view"].fingerprint:
+            return Response(status_code=204)
+        return self.fragment("_runs_live.html", request, **context)
+
+    def runs_json(self, request: Request) -> Response:
+        return JSONResponse(self.runs_context(request)["view"].to_json())
+
+    # ---- one run -------------------------------------------------------------------------
+
+    def run_context(self, run_id: str) -> dict[str, Any]:
+        view = run_view(self.store, run_id)
+        graph, graph_problem = self.run_graph(view)
+        return {"view": view, "graph": graph, "graph_problem": graph_problem}
+
+    def run_page(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            context = self.run_context(run_id)
+        except RunNotFound:
+            return self.not_found(request, f"no run `{run_id}`")
+        return self.page(request, "run.html", note=request.query_params.get("note"), **context)
+
+    def run_fragment(self, request: Request) -> Response:
+        run_id = request.query_params.get("id", "")
+        run = self.store.get_run(run_id)
+        if run is None:
+            return JSONResponse({"error": f"no run `{run_id}`"}, status_code=404)
+        if request.query_params.get("fp") == run_fingerprint(self.store, run):
+            return Response(status_code=204)
+        return self.fragment("_run_live.html", request, **self.run_context(run_id))
+
+    def run_json(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            view = run_view(self.store, run_id)
+        except RunNotFound:
+            return JSONResponse({"error": f"no run `{run_id}`"}, status_code=404)
+        return JSONResponse(view.to_json())
+
+    # ---- inbox ---------------------------------------------------------------------------
+
+    def inbox_page(self, request: Request) -> Response:
+        return self.page(request, "inbox.html", view=inbox_view(self.store))
+
+    def inbox_fragment(self, request: Request) -> Response:
+        view = inbox_view(self.store)
+        if request.query_params.get("fp") == view.fingerprint:
+            return Response(status_code=204)
+        return self.fragment("_inbox_live.html", request, view=view)
+
+    def inbox_json(self, request: Request) -> Response:
+        return JSONResponse(inbox_view(self.store).to_json())
+
+    # ---- workflows -----------------------------------------------------------------------
+
+    def workflows_page(self, request: Request) -> Response:
+        return self.page(request, "workflows.html", workflows=workflow_summaries(self.store))
+
+    def workflows_json(self, request: Request) -> Response:
+        return JSONResponse([w.to_json() for w in workflow_summaries(self.store)])
+
+    def workflow_page(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        view = workflow_view(self.store, name)
+        if view is None:
+            return self.not_found(request, f"the journal has no runs of workflow `{name}`")
+        graph, problem = (None, view.program_problem)
+        if view.program is not None:
+            graph, problem = self.graphs.svg(view.program, name)
+        return self.page(request, "workflow.html", view=view, graph=graph, graph_problem=problem)
+
+    def workflow_json(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        view = workflow_view(self.store, name)
+        if view is None:
+            return JSONResponse({"error": f"no runs of workflow `{name}`"}, status_code=404)
+        return JSONResponse(view.to_json())
+
+    # ---- metrics -------------------------------------------------------------------------
+
+    def metrics_data(self, request: Request) -> tuple[str, list[ClassMetrics]]:
+        period = period_of(request.query_params.get("period", "7d"), self.store.now())
+        return period.label, self.metrics(self.store, period)
+
+    def metrics_page(self, request: Request) -> Response:
+        label, classes = self.metrics_data(request)
+        return self.page(
+            request,
+            "metrics.html",
+            period=label,
+            periods=list(PERIODS),
+            classes=classes,
+            charts=metric_charts(classes),
+        )
+
+    def metrics_json(self, request: Request) -> Response:
+        label, classes = self.metrics_data(request)
+        return JSONResponse({"period": label, "classes": [c.to_json() for c in classes]})
+
+    # ---- login ---------------------------------------------------------------------------
+
+    def login_page(self, request: Request) -> Response:
+        return self.page(
+            request, "login.html", next=_local_path(request.query_params.get("next")), error=None
+        )
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        token = str(form.get("token", "")).strip()
+        target = _local_path(str(form.get("next", "")))
+        if self.auth.user_of(token) is None:
+            return self.page(
+                request, "login.html", status=401, next=target, error="that token is not valid"
+            )
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        try:
+            await self.checked_form(request)
+        except ActionRefused as e:
+            return self.refused(request, e, "")
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    # ---- actions -------------------------------------------------------------------------
+
+    async def checked_form(self, request: Request) -> dict[str, str]:
+        """The POSTed form, once its CSRF token is found good; `ActionRefused` if not."""
+        form = await request.form()
+        fields = {k: str(v) for k, v in form.items()}
+        user: User = request.state.user
+        given = request.headers.get(CSRF_HEADER) or fields.get(CSRF_FIELD)
+        if not self.auth.csrf_ok(user, given):
+            raise ActionRefused(403, "the form's CSRF token is missing or stale: reload the page")
+        return fields
+
+    async def act(self, request: Request) -> Response:
+        """POST /actions/{name}: decide, signal, cancel or resume a run."""
+        name = request.path_params["name"]
+        run_id = ""
+        try:
+            fields = await self.checked_form(request)
+            run_id = fields.get("run", "")
+            message = await run_in_threadpool(self._act, name, request.state.user, fields)
+        except ActionRefused as e:
+            return self.refused(request, e, run_id)
+        except StoreError as e:
+            return self.refused(request, ActionRefused(503, e.message), run_id)
+        if _wants_json(request):
+            return JSONResponse({"ok": True, "run": run_id, "message": message})
+        if request.headers.get("hx-request"):
+            if fields.get("back") == "inbox":
+                view = inbox_view(self.store)
+                return self.fragment("_inbox_live.html", request, view=view, note=message)
+            context = self.run_context(run_id)
+            return self.fragment("_run_live.html", request, note=message, **context)
+        back = "/inbox" if fields.get("back") == "inbox" else f"/runs/{_q(run_id)}"
+        return RedirectResponse(f"{back}?note={_q(message)}", status_code=303)
+
+    def _act(self, name: str, user: User, fields: dict[str, str]) -> str:
+        run_id = fields.get("run", "")
+        store = self.store
+        if name == "decide":
+            message = actions.decide(
+                store,
+                user,
+                run_id,
+                fields.get("checkpoint", ""),
+                fields.get("choice", ""),
+                fields.get("comment", ""),
+                fields.get("result", ""),
+            )
+        elif name == "signal":
+            message = actions.signal(
+                store,
+                user,
+                run_id,
+                fields.get("event", ""),
+                fields.get("payload", ""),
+                fields.get("signal_id", ""),
+            )
+        elif name == "cancel":
+            message = actions.cancel(store, user, run_id)
+        elif name == "resume":
+            message = actions.check_resumable(store, run_id)
+        else:
+            raise ActionRefused(404, f"no action `{name}`")
+        if self.executor.resume(run_id):
+            message += "; the run is resuming"
+        elif name == "resume":
+            message = "this console does not execute runs (--no-execute): a worker will"
+        return message
+
+    def refused(self, request: Request, error: ActionRefused, run_id: str) -> Response:
+        if _wants_json(request) or not request.headers.get("hx-request"):
+            return JSONResponse({"error": error.message, "run": run_id}, status_code=error.status)
+        html = self.env.get_template("_flash.html").render(error=error.message)
+        return HTMLResponse(
+            html,
+            status_code=error.status,
+            headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
+        )
+
+    def not_found(self, request: Request, message: str) -> Response:
+        return self.page(request, "error.html", status=404, message=message)
+
+    def me_json(self, request: Request) -> Response:
+        user: User = request.state.user
+        return JSONResponse({"user": user.name, "admin": user.admin})
+
+
+def _q(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _local_path(target: str | None) -> str:
+    """A redirect target on this site only (`/x`, never `//host` or `https://host`)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/runs"
+    return target
+
+
+def metric_charts(classes: list[ClassMetrics]) -> dict[str, Markup]:
+    """The metrics page's charts, drawn from the per-class figures."""
+    rows_completion = [
+        charts.Row(
+            c.workflow_class or "(no class)",
+            [
+                charts.Segment(c.completion.numerator, "c-done", "completed"),
+                charts.Segment(
+                    c.completion.denominator - c.completion.numerator, "c-failed", "not completed"
+                ),
+            ],
+            _ratio_text(c.completion.numerator, c.completion.denominator),
+        )
+        for c in classes
+    ]
+    recovery: list[charts.Row] = []
+    for c in classes:
+        by_fault = c.recovery_by_fault or c.recovery_by_error_kind
+        for kind, ratio in by_fault.items():
+            recovery.append(
+                charts.Row(
+                    f"{c.workflow_class or '-'}: {kind}",
+                    [
+                        charts.Segment(ratio.numerator, "c-done", "recovered"),
+                        charts.Segment(
+                            ratio.denominator - ratio.numerator, "c-failed", "not recovered"
+                        ),
+                    ],
+                    _ratio_text(ratio.numerator, ratio.denominator),
+                )
+            )
+    cost_rows = [
+        charts.Row(
+            c.workflow_class or "(no class)",
+            [
+                charts.Segment(float(c.cost.model), "c-model", f"model ${c.cost.model}"),
+                charts.Segment(float(c.cost.tool), "c-tool", f"tools ${c.cost.tool}"),
+                charts.Segment(float(c.cost.repair), "c-repair", f"repair ${c.cost.repair}"),
+            ],
+            f"${c.cost.total}",
+        )
+        for c in classes
+    ]
+    intervention: list[charts.Row] = []
+    for c in classes:
+        for label, ratio, css in (
+            ("checkpoints", c.planned_checkpoints, "c-waiting"),
+            ("repairs", c.unplanned_repairs, "c-failed"),
+        ):
+            intervention.append(
+                charts.Row(
+                    f"{c.workflow_class or '-'}: {label}",
+                    [charts.Segment(ratio.numerator, css, label)],
+                    _ratio_text(ratio.numerator, ratio.denominator),
+                )
+            )
+    out = {
+        "completion": charts.bar_rows(rows_completion, "completion per class"),
+        "recovery": charts.bar_rows(recovery, "recovery", scale=None),
+        "cost": charts.bar_rows(cost_rows, "cost per class"),
+        "intervention": charts.bar_rows(
+            intervention, "human intervention", scale=max((c.runs for c in classes), default=1)
+        ),
+    }
+    for c in classes:
+        days = [
+            (
+                d.day,
+                [
+                    charts.Segment(d.completed, "c-done", f"{d.completed} completed"),
+                    charts.Segment(d.failed, "c-failed", f"{d.failed} failed"),
+                    charts.Segment(d.cancelled, "c-cancelled", f"{d.cancelled} cancelled"),
+                ],
+            )
+            for d in c.daily
+        ]
+        out["daily:" + c.workflow_class] = charts.columns(days, "runs per day")
+    return out
+
+
+def _ratio_text(numerator: int, denominator: int) -> str:
+    if not denominator:
+        return "-"
+    return f"{100 * numerator / denominator:.1f}% ({numerator}/{denominator})"
+
+
+def create_app(
+    store: Store,
+    auth: Authenticator,
+    *,
+    execute: bool = True,
+    metrics: MetricsSource | None = None,
+) -> Starlette:
+    """The console over `store`. With `execute`, decided, signalled and cancelled runs are
+    resumed in this process; without it they are left to `mnc worker`."""
+    console = Console(store, auth, Executor(store, enabled=execute), metrics or JournalMetrics())
+
+    def home(request: Request) -> Response:
+        return RedirectResponse("/runs", status_code=303)
+
+    routes = [
+        Route("/", home),
+        Route("/runs", console.runs_page),
+        Route("/runs/{run_id:path}", console.run_page),
+        Route("/inbox", console.inbox_page),
+        Route("/workflows", console.workflows_page),
+        Route("/workflows/{name}", console.workflow_page),
+        Route("/metrics", console.metrics_page),
+        Route("/fragments/runs", console.runs_fragment),
+        Route("/fragments/run", console.run_fragment),
+        Route("/fragments/inbox", console.inbox_fragment),
+        Route("/api/me", console.me_json),
+        Route("/api/runs", console.runs_json),
+        Route("/api/runs/{run_id:path}", console.run_json),
+        Route("/api/inbox", console.inbox_json),
+        Route("/api/workflows", console.workflows_json),
+        Route("/api/workflows/{name}", console.workflow_json),
+        Route("/api/metrics", console.metrics_json),
+        Route("/login", console.login_page, methods=["GET"]),
+        Route("/login", console.login, methods=["POST"]),
+        Route("/logout", console.logout, methods=["POST"]),
+        Route("/actions/{name}", console.act, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(console.executor.shutdown)
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders), Middleware(AuthMiddleware, auth=auth)],
+        lifespan=lifespan,
+    )
+    app.state.console = console
+    return app

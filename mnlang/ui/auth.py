@@ -1,0 +1,191 @@
+"""Who is asking: tokens, the login cookie, CSRF and the checks every request passes.
+
+Bound to a loopback address with no tokens configured, the console is open to the
+local user (as an admin named after the operating-system account). As soon as there is
+an admin token (`--token`, `MNC_UI_TOKEN`) or a user token (`mnc ui token add`), and
+always on any other address, every request needs a token: an `Authorization: Bearer`
+header (scripts) or the HttpOnly cookie that `/login` sets (browsers). Requests without
+one are refused (a page redirects to the login form).
+
+State changes are POSTs carrying a CSRF token (a form field or the `X-CSRF-Token`
+header htmx sends) derived from the session's secret, so another site cannot make a
+logged-in browser act. A bearer-token request needs none: no browser adds that header
+on its own. In the open local mode the Host header must name the loopback address, so
+a DNS-rebinding page cannot reach the console either.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from mnlang.ui.tokens import ADMIN, TokenFile
+
+COOKIE = "mnc_ui_token"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Paths anyone may fetch: the login form and the packaged static files.
+_PUBLIC_PREFIXES = ("/login", "/static/")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class User:
+    """The person behind a request. `secret` is what their CSRF tokens are derived from."""
+
+    name: str
+    admin: bool
+    secret: str
+    via_header: bool = False
+    """Authenticated by an `Authorization` header, which a browser never sends by itself."""
+
+    def may_decide(self, assignee: str | None) -> bool:
+        """A checkpoint with an `assignee` is decided by that user (or an admin) only."""
+        return self.admin or assignee is None or assignee == self.name
+
+
+class Authenticator:
+    def __init__(
+        self, *, admin_token: str | None, tokens: TokenFile | None, loopback: bool
+    ) -> None:
+        self.admin_token = admin_token or None
+        self.tokens = tokens
+        self.loopback = loopback
+        self.csrf_key = secrets.token_bytes(32)
+        self.local_user = User(getpass.getuser() or "local", admin=True, secret="local")
+
+    @property
+    def open_local(self) -> bool:
+        """No token is needed: loopback only, and none configured."""
+        has_users = self.tokens is not None and self.tokens.has_users()
+        return self.loopback and self.admin_token is None and not has_users
+
+    def user_of(self, token: str) -> User | None:
+        if self.admin_token is not None and hmac.compare_digest(
+            hashlib.sha256(token.encode()).digest(),
+            hashlib.sha256(self.admin_token.encode()).digest(),
+        ):
+            return User(ADMIN, admin=True, secret=token)
+        name = self.tokens.user_of(token) if self.tokens is not None else None
+        return None if name is None else User(name, admin=False, secret=token)
+
+    def csrf_token(self, user: User) -> str:
+        return hmac.new(self.csrf_key, user.secret.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, user: User, given: str | None) -> bool:
+        if user.via_header:
+            return True
+        return given is not None and hmac.compare_digest(self.csrf_token(user), given)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    raw = _header(scope, b"cookie") or ""
+    for part in raw.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
+
+
+def _host_name(host_header: str) -> str:
+    """The host of a Host header, without its port (`[::1]:8737` gives `::1`)."""
+    if host_header.startswith("["):
+        return host_header[1:].partition("]")[0]
+    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+
+
+class AuthMiddleware:
+    """Resolves the user of every request into `request.state.user`, or refuses it."""
+
+    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        host = _header(scope, b"host") or ""
+        if self.auth.open_local and _host_name(host).lower() not in LOOPBACK_HOSTS:
+            await _refuse(send, 403, "this console answers on its loopback address only")
+            return
+        if scope["method"] not in ("GET", "HEAD") and not _same_origin(scope, host):
+            await _refuse(send, 403, "a request from another site was refused")
+            return
+        user = self._user(scope)
+        scope.setdefault("state", {})["user"] = user
+        if user is None and not path.startswith(_PUBLIC_PREFIXES):
+            await self._unauthenticated(scope, send, path)
+            return
+        await self.app(scope, receive, send)
+
+    def _user(self, scope: Scope) -> User | None:
+        if self.auth.open_local:
+            return self.auth.local_user
+        header = _header(scope, b"authorization") or ""
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            found = self.auth.user_of(token.strip())
+            if found is None:
+                return None
+            return User(found.name, found.admin, found.secret, via_header=True)
+        cookie = _cookie(scope, COOKIE)
+        return self.auth.user_of(cookie) if cookie else None
+
+    async def _unauthenticated(self, scope: Scope, send: Send, path: str) -> None:
+        wants_page = (
+            scope["method"] == "GET"
+            and not path.startswith(("/api/", "/fragments/"))
+            and _header(scope, b"hx-request") is None
+        )
+        if wants_page:
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = path + ("?" + query if query else "")
+            location = "/login?next=" + quote(target, safe="")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", location.encode("latin-1"))],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await _refuse(send, 401, "a token is needed: log in, or send `Authorization: Bearer`")
+
+
+def _same_origin(scope: Scope, host: str) -> bool:
+    """False when the browser says the request comes from a page of another origin."""
+    origin = _header(scope, b"origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps({"error": message}).encode()})

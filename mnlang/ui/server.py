@@ -1,0 +1,122 @@
+"""`mnc ui`: serve the console with uvicorn, and manage its user tokens.
+
+The console binds 127.0.0.1 unless told otherwise; any other address (a LAN address,
+`0.0.0.0`) is refused unless an admin token or user tokens exist, so the console is
+never reachable from the network without a token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from typing import TextIO
+
+from mnlang.stores.base import StoreError
+from mnlang.ui.tokens import TokenError, TokenFile, tokens_path
+
+TOKEN_ENV = "MNC_UI_TOKEN"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8737
+
+
+class ConsoleError(Exception):
+    def __init__(self, message: str, *, help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    db: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    execute: bool,
+    out: TextIO = sys.stderr,
+) -> None:
+    """Run the console until interrupted; `ConsoleError` when it cannot start."""
+    import uvicorn
+
+    from mnlang.stores import open_store, store_location
+    from mnlang.ui.app import create_app
+    from mnlang.ui.auth import Authenticator
+
+    admin_token = token or os.environ.get(TOKEN_ENV) or None
+    location = store_location(db)
+    tokens = TokenFile(tokens_path(location))
+    loopback = is_loopback(host)
+    try:
+        has_users = tokens.has_users()
+    except TokenError as e:
+        raise ConsoleError(e.message, help=e.help) from None
+    if not loopback and admin_token is None and not has_users:
+        raise ConsoleError(
+            f"the console would be open to the network on `{host}` without a token",
+            help=f"pass `--token`, set {TOKEN_ENV}, or add users with `mnc ui token add NAME`; "
+            f"or bind {DEFAULT_HOST}",
+        )
+    if admin_token is not None and len(admin_token) < 16:
+        raise ConsoleError(
+            "the admin token is shorter than 16 characters",
+            help="use a long random token, e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`",
+        )
+    try:
+        store = open_store(db)
+    except StoreError as e:
+        raise ConsoleError(e.message, help=e.help) from None
+    auth = Authenticator(admin_token=admin_token, tokens=tokens, loopback=loopback)
+    app = create_app(store, auth, execute=execute)
+    shown = f"[{host}]" if ":" in host else host
+    out.write(f"mnc ui: journal `{store.location}`, serving http://{shown}:{port}/\n")
+    out.write(
+        "  open to the local user (no tokens configured)\n"
+        if auth.open_local
+        else f"  tokens required: log in at http://{shown}:{port}/login\n"
+    )
+    if not execute:
+        out.write("  runs are not executed here (--no-execute): run `mnc worker` beside it\n")
+    out.flush()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        store.close()
+
+
+def token_command(action: str, name: str | None, db: str | None, out: TextIO) -> None:
+    """`mnc ui token add|list|remove [NAME]`; `ConsoleError` on a mistake."""
+    from mnlang.stores import store_location
+
+    tokens = TokenFile(tokens_path(store_location(db)))
+    try:
+        if action == "list":
+            entries = tokens.entries()
+            if not entries:
+                out.write(f"no users in `{tokens.path}`\n")
+            for entry in entries:
+                out.write(f"{entry.name}\n")
+            return
+        if name is None:
+            raise ConsoleError(f"`mnc ui token {action}` needs a NAME")
+        if action == "add":
+            token = tokens.add(name)
+            out.write(f"token for `{name}` (shown once; kept hashed in `{tokens.path}`):\n")
+            out.write(token + "\n")
+        elif not tokens.remove(name):
+            raise ConsoleError(
+                f"no user `{name}` in `{tokens.path}`", help="`mnc ui token list` shows them"
+            )
+        else:
+            out.write(f"removed the token of `{name}`\n")
+    except TokenError as e:
+        raise ConsoleError(e.message, help=e.help) from None
