@@ -50,6 +50,9 @@ class ModelRequest:
     timeout_s: float | None = None
     call_number: int = 0
     """How many model requests this agent made earlier in the run (durable across resumes)."""
+    request_number: int = 0
+    """How many requests this call of the agent made before this one, over all its attempts
+    and turns."""
 
     @property
     def short_agent(self) -> str:

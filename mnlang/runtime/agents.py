@@ -1,72 +1,787 @@
-"""Agent calls, answered for now by a scripted stand-in for the model providers.
+"""Agent calls: model requests, reply validation and repair, tool use, and model cost.
 
-`ScriptedReplies` reads `replies.json` beside the program (`{"agent": [reply, ...]}`,
-or the file named by `MNC_REPLIES`) and gives each agent its replies in call order;
-the interpreter keeps the count in the run's state, so a resumed run continues where
-it stopped. The model providers (an OpenAI-compatible HTTP provider and the real
-`scripted` one) replace this class behind the same two methods, and `estimate` /
-`cost` are where token prices enter the budget.
+A call of an agent is a conversation held on its fiber. Each model request goes to the
+agent's provider (`mnlang.models.setup`) on a worker thread; a reply is either the
+answer, validated with pydantic against the declared return type, or a turn of tool
+calls, which run one after the other as steps of their own before the next request.
+
+Durability: the conversation lives in the fiber's `pending["agent"]` notes, which are
+committed right after every reply (a reply cost money), so a resumed run goes on from
+the last reply without asking the model again. Before a request is sent, its number
+(the agent's n-th request in the run, which the `scripted` provider answers by) is noted
+in the same commit as the run's count, so a request repeated after a crash keeps it.
+
+Attempts: a failed request (`timeout`, `transient`, ...) or a reply that does not
+validate (`malformed_output`) is retried per the agent's `retry`, continuing the same
+conversation; a malformed reply is followed by a message that says what was wrong with
+it, so the next attempt can repair it. Each attempt has `max_turns` requests (1 without
+`tools:`); the last is sent with tool calls turned off.
+
+Tools: the model sees the agent's `tools:` by their short names. Each call is journaled
+as a `tool_decision` (for tool selection and parameter accuracy); a call of anything
+else is refused, journaled as `unsafe_tool_call` and answered with an error; arguments
+that do not fit the parameters are answered with the problem. A tool or effect call runs
+through `Calls` with the same rules as a workflow step (retries, budget, an effect's
+intent and ledger). An effect with `requires: approval` first opens a checkpoint named
+after the effect and waits for a person; a rejection is told to the model. A tool call
+that fails for good is told to the model too, except for the kinds the runtime enforces
+(`budget_exceeded`, `cancelled`, `deadline_exceeded`), which fail the agent's step.
+
+Cost: every request reserves its worst case from the budget first (the exact prompt's
+tokens and `max_tokens` at the model's price, `mnlang.models.estimate`) and settles what
+the reported usage cost; a provider that reports no usage is charged the worst case.
+`scripted` replies cost nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import threading
+import time
+from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from mnlang.errors import ToolError
-from mnlang.ir.model import AgentIR
-from mnlang.stores.base import Json
+from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
+from mnlang.ir.model import AgentIR, EffectIR, ToolIR
+from mnlang.ir.schema import output_schema
+from mnlang.ir.states import CallState
+from mnlang.models.base import Message, ModelReply, ModelRequest, ToolSpec
+from mnlang.models.estimate import DEFAULT_MAX_TOKENS, conversation_worst_case, text_tokens
+from mnlang.models.prices import ModelPrice, PriceTable, PriceTableError, load_prices
+from mnlang.models.setup import ModelSetup, ModelSpecError
+from mnlang.models.validation import ReplyInvalid, ReplyValidator
+from mnlang.runtime import retry as retries
+from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.convert import ConversionError
+from mnlang.runtime.evaluate import MapEnv
+from mnlang.runtime.failures import StepFailure, value_error
+from mnlang.runtime.fibers import Fiber
+from mnlang.runtime.values import Value, from_stored, to_plain
+from mnlang.stores.base import OpenCheckpoint
 
-REPLIES_FILE = "replies.json"
-REPLIES_ENV = "MNC_REPLIES"
+if TYPE_CHECKING:
+    from mnlang.runtime.calling import Call
+    from mnlang.runtime.interpreter import Interpreter
+
+MODELS_META = "models"
+"""The key of a run's `meta` that keeps the model setup it started with."""
+APPROVE_OPTIONS = ["approve", "reject"]
+
+_SYSTEM = (
+    "You are `{name}`, one step of an automated workflow. Answer with a JSON value only, "
+    "no other text, matching this JSON Schema:\n{schema}"
+)
+_SYSTEM_TOOLS = (
+    "\nBefore you answer you may call the tools you are given; you have {turns} turns "
+    "(requests) in all, and the last one must be the answer."
+)
+_REPAIR = (
+    "Your reply could not be used: {problem}. Reply again with only a JSON value that "
+    "matches the schema."
+)
 
 
-class ScriptedReplies:
-    def __init__(self, folder: str | Path) -> None:
-        override = os.environ.get(REPLIES_ENV, "").strip()
-        self.path = Path(override) if override else Path(folder) / REPLIES_FILE
-        self._replies: dict[str, list[Json]] | None = None
-        self._lock = threading.Lock()
+@dataclass(frozen=True, slots=True)
+class AgentTools:
+    """The tools an agent may call: their specs for the model, and who each name means."""
 
-    def _load(self) -> dict[str, list[Json]]:
-        with self._lock:
-            if self._replies is None:
+    specs: list[ToolSpec]
+    by_name: dict[str, str]
+    """Model-facing name -> qualified tool or effect name."""
+
+
+@dataclass(eq=False)
+class Session:
+    """One call of an agent in progress; `notes` is its durable part."""
+
+    fiber: Fiber
+    agent: AgentIR
+    step: str
+    args: dict[str, Value]
+    notes: dict[str, Any]
+    tools: AgentTools
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def short(self) -> str:
+        return self.agent.name.rsplit(".", 1)[-1]
+
+    @property
+    def max_turns(self) -> int:
+        return self.agent.max_turns or 1
+
+
+@dataclass(eq=False)
+class AgentTurn:
+    """A model request in flight: the owner of its `CallJob`."""
+
+    session: Session
+    request: ModelRequest
+    reserved: Decimal
+    price: ModelPrice | None
+    provider: str
+
+
+def _new_notes() -> dict[str, Any]:
+    return {
+        "attempt": 1,
+        "turn": 0,
+        "requests": 0,
+        "history": [],
+        "queue": [],
+        "tools_called": 0,
+        "cost": "0",
+        "usage": [0, 0],
+    }
+
+
+class AgentCalls:
+    def __init__(self, run: Interpreter) -> None:
+        self.run = run
+        self.program = run.program
+        self._setup: ModelSetup | None = None
+        self._prices: PriceTable | None = None
+        self._validators: dict[str, ReplyValidator] = {}
+        self._tools: dict[str, AgentTools] = {}
+
+    # --- configuration ----------------------------------------------------------------
+
+    @property
+    def setup(self) -> ModelSetup:
+        """The run's providers: the config's, else the ones the run started with."""
+        if self._setup is None:
+            given = self.run.config.models
+            if isinstance(given, ModelSetup):
+                self._setup = given
+            else:
+                spec = given if given is not None else self.run.record.meta.get(MODELS_META)
                 try:
-                    data = json.loads(self.path.read_text("utf-8"))
-                except FileNotFoundError:
-                    raise ToolError(
-                        f"no model provider yet and no scripted replies: `{self.path}` not found"
-                    ) from None
-                except (OSError, ValueError) as e:
-                    raise ToolError(f"cannot read scripted replies `{self.path}`: {e}") from None
-                if not isinstance(data, dict) or not all(
-                    isinstance(v, list) for v in data.values()
-                ):
-                    raise ToolError(f"`{self.path}` must map agent names to lists of replies")
-                self._replies = data
-            return self._replies
+                    self._setup = ModelSetup.from_spec(spec, self.program.source.dir)
+                except ModelSpecError as e:
+                    raise StepFailure(TOOL_ERROR, str(e)) from None
+        return self._setup
 
-    def reply(self, agent: AgentIR, index: int) -> Json:
-        """The agent's `index`-th reply (from 0)."""
-        replies = self._load()
-        short = agent.name.rsplit(".", 1)[-1]
-        script = replies.get(agent.name, replies.get(short))
-        if script is None:
-            raise ToolError(f"`{self.path}` has no replies for agent `{short}`")
-        if index >= len(script):
-            raise ToolError(
-                f"`{self.path}` has {len(script)} replies for agent `{short}`; "
-                f"call {index + 1} has none"
+    def _price(self, agent: AgentIR) -> ModelPrice | None:
+        if self._prices is None:
+            try:
+                self._prices = load_prices()
+            except PriceTableError as e:
+                raise StepFailure(TOOL_ERROR, f"bad price table: {e}") from None
+        return self._prices.model(self.setup.price_entry(agent, self._prices))
+
+    def _validator(self, agent: AgentIR) -> ReplyValidator:
+        found = self._validators.get(agent.name)
+        if found is None:
+            found = ReplyValidator(agent.returns, self.program.types)
+            self._validators[agent.name] = found
+        return found
+
+    def _agent_tools(self, agent: AgentIR) -> AgentTools:
+        found = self._tools.get(agent.name)
+        if found is not None:
+            return found
+        decls = [self._tool_decl(name) for name in agent.tools]
+        shorts = [d.name.rsplit(".", 1)[-1] for d in decls]
+        specs: list[ToolSpec] = []
+        by_name: dict[str, str] = {}
+        for decl, short in zip(decls, shorts, strict=True):
+            name = short if shorts.count(short) == 1 else decl.name.replace(".", "__")
+            by_name[name] = decl.name
+            specs.append(ToolSpec(name, _describe(decl, short), self._parameters(decl)))
+        found = AgentTools(specs, by_name)
+        self._tools[agent.name] = found
+        return found
+
+    def _tool_decl(self, name: str) -> ToolIR:
+        return self.program.effects.get(name) or self.program.tools[name]
+
+    def _parameters(self, decl: ToolIR) -> dict[str, Any]:
+        defs: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        for param in decl.params:
+            schema = output_schema(param.type, self.program.types)
+            schema.pop("$schema", None)
+            defs.update(schema.pop("$defs", {}))
+            properties[param.name] = schema
+        out: dict[str, Any] = {
+            "type": "object",
+            "properties": properties,
+            "required": [p.name for p in decl.params if p.default is None],
+            "additionalProperties": False,
+        }
+        if defs:
+            out["$defs"] = defs
+        return out
+
+    # --- starting and resuming --------------------------------------------------------
+
+    def begin(self, fiber: Fiber, state: CallState, args: dict[str, Value]) -> None:
+        """Execute an agent's `call` state: a new conversation, or the one its notes hold."""
+        agent = self.program.agents[state.callee]
+        pending = fiber.pending or {}
+        noted = pending.get("agent")
+        fresh = noted is None
+        notes: dict[str, Any] = _new_notes() if noted is None else noted
+        if fresh:
+            fiber.pending = {"agent": notes}
+            fiber.dirty = True
+        session = Session(fiber, agent, state.id, args, notes, self._agent_tools(agent))
+        fiber.status = "call"
+        if fresh:
+            self.run.journal.event(
+                "agent_started",
+                {
+                    "agent": agent.name,
+                    "args": to_plain(args),
+                    "prompt": self._prompt(session),
+                    "provider": self.setup.provider_name(agent),
+                },
+                state.id,
+                fiber.branch,
             )
-        return script[index]
+            self._request(session)
+        elif "effect" in pending:
+            self._resume_effect(session, pending)
+        elif "approval" in notes:
+            self._check_approval(session)
+        elif notes["queue"]:
+            self._next_tool(session)
+        else:
+            self._request(session)
 
-    def estimate(self, agent: AgentIR) -> Decimal:
-        """The most one attempt of this agent may cost (reserved against the budget)."""
-        return Decimal(0)
+    def _prompt(self, session: Session) -> str:
+        return self.run.evaluator.text(session.agent.prompt, MapEnv(session.args))
 
-    def cost(self, agent: AgentIR, reply: Json) -> Decimal:
-        """What one answered attempt cost."""
-        return Decimal(0)
+    def _messages(self, session: Session) -> list[Message]:
+        agent = session.agent
+        schema = json.dumps(agent.output_schema, ensure_ascii=False)
+        system = _SYSTEM.format(name=session.short, schema=schema)
+        if agent.tools:
+            system += _SYSTEM_TOOLS.format(turns=session.max_turns)
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": self._prompt(session)},
+            *session.notes["history"],
+        ]
+
+    # --- model requests ---------------------------------------------------------------
+
+    def _request(self, session: Session, delay_s: float = 0.0) -> None:
+        try:
+            self._send(session, delay_s)
+        except StepFailure as failure:
+            self._fail(session, failure)
+
+    def _send(self, session: Session, delay_s: float) -> None:
+        run, agent, notes, fiber = self.run, session.agent, session.notes, session.fiber
+        last_turn = notes["turn"] + 1 >= session.max_turns
+        messages = self._messages(session)
+        specs = session.tools.specs
+        request = ModelRequest(
+            agent=agent.name,
+            model=agent.model,
+            messages=messages,
+            output_schema=agent.output_schema,
+            tools=specs,
+            tool_choice="none" if last_turn else "auto",
+            max_tokens=agent.max_tokens,
+            temperature=agent.temperature,
+            timeout_s=agent.timeout_ms / 1000 if agent.timeout_ms is not None else None,
+            call_number=self._call_number(session),
+            request_number=notes["requests"],
+        )
+        provider = self.setup.provider_for(agent)
+        price = self._price(agent)
+        chars = sum(len(json.dumps(m, ensure_ascii=False)) for m in messages)
+        chars += sum(len(json.dumps(s.parameters)) + len(s.description) for s in specs)
+        worst = conversation_worst_case(
+            price, text_tokens(chars), agent.max_tokens or DEFAULT_MAX_TOKENS
+        )
+        reserved = run.budget.reserve(worst, f"a request of `{session.short}`")
+        turn = AgentTurn(session, request, reserved, price, provider.name)
+        job = CallJob(turn, f"agent:{agent.name}", partial(provider.complete, request))
+        job.timeout_s = request.timeout_s
+        fiber.status = "call"
+        fiber.job = job
+        fiber.dirty = True
+        run.runner.submit(job, delay_s)
+
+    def _call_number(self, session: Session) -> int:
+        """The agent's request number in the run for this request: noted before it is sent
+        (with the run's count, in one commit), so that a request repeated after a crash
+        keeps its number and the others keep theirs."""
+        notes = session.notes
+        noted = notes.get("request")
+        if noted is not None and noted["number"] == notes["requests"]:
+            return int(noted["call"])
+        run = self.run
+        counts = dict(run.run_data["replies"])
+        call = counts.get(session.agent.name, 0)
+        counts[session.agent.name] = call + 1
+        run.update_run_data(replies=counts)
+        notes["request"] = {"number": notes["requests"], "call": call}
+        session.fiber.dirty = True
+        return int(call)
+
+    def complete(self, done: Completion) -> None:
+        """A model request ended: settle its cost, then act on the reply."""
+        turn: AgentTurn = done.job.owner
+        session = turn.session
+        fiber, notes, run = session.fiber, session.notes, self.run
+        if fiber.job is not done.job:
+            return  # abandoned
+        fiber.job = None
+        notes["requests"] += 1
+        notes.pop("request", None)
+        fiber.dirty = True
+        reply: ModelReply | None = done.value if done.ok else None
+        transport = reply.retries if reply is not None else getattr(done.value, "retries", [])
+        for retry in transport:
+            run.journal.event(
+                "transport_retry",
+                {"agent": session.agent.name, **retry.to_json()},
+                session.step,
+                fiber.branch,
+            )
+        cost = self._cost(turn, reply)
+        run.budget.settle(turn.reserved, cost)
+        if cost:
+            run.update_run_data(spent=run.budget.spent)
+            notes["cost"] = str(Decimal(notes["cost"]) + cost)
+        self._journal_reply(turn, done, reply, cost)
+        run.force_commit = True  # the reply cost money: keep it
+        if reply is None:
+            error: BaseException = done.value
+            message = getattr(error, "message", None) or str(error) or type(error).__name__
+            kind = kind_of(error)
+            feedback = None
+            if kind == MALFORMED_OUTPUT:
+                feedback = [{"role": "user", "content": _REPAIR.format(problem=message)}]
+            self._attempt_failed(session, StepFailure(kind, message), feedback)
+            return
+        if reply.tool_calls:
+            self._tool_turn(session, reply)
+            return
+        self._answer(session, reply.text or "")
+
+    def _cost(self, turn: AgentTurn, reply: ModelReply | None) -> Decimal:
+        if reply is None or turn.price is None:
+            return Decimal(0)
+        usage = reply.usage
+        if usage is None:
+            return turn.reserved
+        return turn.price.cost(usage.input_tokens, usage.output_tokens)
+
+    def _journal_reply(
+        self, turn: AgentTurn, done: Completion, reply: ModelReply | None, cost: Decimal
+    ) -> None:
+        session, notes = turn.session, turn.session.notes
+        data: dict[str, Any] = {
+            "agent": session.agent.name,
+            "provider": turn.provider,
+            "attempt": notes["attempt"],
+            "turn": notes["turn"] + 1,
+            "call": turn.request.call_number,
+            "ms": round(done.elapsed_ms, 3),
+            "cost": str(cost),
+        }
+        if reply is None:
+            error = done.value
+            data["error"] = {
+                "kind": kind_of(error),
+                "message": getattr(error, "message", str(error)),
+            }
+        else:
+            data["model"] = reply.model
+            if reply.usage is not None:
+                data["usage"] = {
+                    "input_tokens": reply.usage.input_tokens,
+                    "output_tokens": reply.usage.output_tokens,
+                }
+                used = notes["usage"]
+                notes["usage"] = [
+                    used[0] + reply.usage.input_tokens,
+                    used[1] + reply.usage.output_tokens,
+                ]
+            if reply.tool_calls:
+                data["tool_calls"] = [
+                    {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
+                ]
+            else:
+                data["text"] = reply.text
+        self.run.journal.event("model_reply", data, session.step, session.fiber.branch)
+
+    def _answer(self, session: Session, text: str) -> None:
+        """The model answered: validate, convert, deliver (or retry with the problem)."""
+        agent, run = session.agent, self.run
+        try:
+            data = self._validator(agent).validate(text)
+            value = run.converter.inbound(data, agent.returns, "result", closed=True)
+        except (ReplyInvalid, ConversionError) as e:
+            problem = str(e)
+            feedback = [
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": _REPAIR.format(problem=problem)},
+            ]
+            message = (
+                f"`{session.short}` replied with a value that is not a {agent.returns}: {problem}"
+            )
+            self._attempt_failed(session, StepFailure(MALFORMED_OUTPUT, message), feedback)
+            return
+        notes = session.notes
+        run.journal.event(
+            "agent",
+            {
+                "agent": agent.name,
+                "args": to_plain(session.args),
+                "result": to_plain(value),
+                "attempt": notes["attempt"],
+                "requests": notes["requests"],
+                "cost": notes["cost"],
+                "usage": {"input_tokens": notes["usage"][0], "output_tokens": notes["usage"][1]},
+                "ms": round((time.perf_counter() - session.started) * 1000, 3),
+                "prompt": self._prompt(session),
+            },
+            session.step,
+            session.fiber.branch,
+        )
+        run.deliver(session.fiber, value)
+
+    def _attempt_failed(
+        self, session: Session, failure: StepFailure, feedback: list[Message] | None
+    ) -> None:
+        run, agent, notes = self.run, session.agent, session.notes
+        data = {
+            "callee": agent.name,
+            "attempt": notes["attempt"],
+            "kind": failure.kind,
+            "message": failure.message,
+        }
+        if not retries.should_retry(agent.retry, failure.kind, notes["attempt"]):
+            run.journal.event("call_failed", data, session.step, session.fiber.branch)
+            self._fail(session, failure)
+            return
+        seed = f"{run.run_id}:{session.step}:{run.place(session.fiber)}"
+        delay = retries.delay_ms(agent.retry, notes["attempt"], seed)
+        run.journal.event("retry", {**data, "delay_ms": delay}, session.step, session.fiber.branch)
+        notes["attempt"] += 1
+        notes["turn"] = 0
+        notes["queue"] = []
+        notes["history"] = [*notes["history"], *(feedback or [])]
+        session.fiber.dirty = True
+        self._request(session, delay / 1000)
+
+    def _fail(self, session: Session, failure: StepFailure) -> None:
+        session.fiber.job = None
+        self.run.fail(session.fiber, failure.at(session.step))
+
+    # --- tool calls -------------------------------------------------------------------
+
+    def _tool_turn(self, session: Session, reply: ModelReply) -> None:
+        notes = session.notes
+        notes["turn"] += 1
+        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls]
+        notes["history"] = [
+            *notes["history"],
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                    }
+                    for c in calls
+                ],
+            },
+        ]
+        if notes["turn"] >= session.max_turns:
+            names = ", ".join(f"`{c['name']}`" for c in calls)
+            message = (
+                f"`{session.short}` called {names} on its last turn "
+                f"(`max_turns: {session.max_turns}`) instead of answering"
+            )
+            feedback = [
+                *({"role": "tool", "tool_call_id": c["id"], "content": "not run"} for c in calls),
+                {"role": "user", "content": "You have no turns left for tools: answer now."},
+            ]
+            self._attempt_failed(session, StepFailure(MALFORMED_OUTPUT, message), feedback)
+            return
+        notes["queue"] = calls
+        session.fiber.dirty = True
+        self._next_tool(session)
+
+    def _next_tool(self, session: Session) -> None:
+        """Start the next tool call of the last turn, or ask the model again."""
+        notes = session.notes
+        while notes["queue"]:
+            if self._start_tool(session, notes["queue"][0]):
+                return
+        self._request(session)
+
+    def _start_tool(self, session: Session, item: dict[str, Any]) -> bool:
+        """Start one tool call; False when it was answered at once (refused or invalid)."""
+        run, notes, fiber = self.run, session.notes, session.fiber
+        qualified = session.tools.by_name.get(item["name"])
+        try:
+            parsed: Any = json.loads(item["arguments"] or "{}")
+        except ValueError:
+            parsed = item["arguments"]
+        decision = {
+            "agent": session.agent.name,
+            "tool": item["name"],
+            "arguments": parsed,
+            "attempt": notes["attempt"],
+            "turn": notes["turn"],
+            "allowed": qualified is not None,
+        }
+        run.journal.event("tool_decision", decision, session.step, fiber.branch)
+        if qualified is None:
+            allowed = ", ".join(f"`{n}`" for n in session.tools.by_name) or "none"
+            reason = f"`{item['name']}` is not one of your tools (yours: {allowed})"
+            run.journal.event(
+                "unsafe_tool_call",
+                {"agent": session.agent.name, "tool": item["name"], "arguments": parsed},
+                session.step,
+                fiber.branch,
+            )
+            self._tool_answer(session, {"error": f"refused: {reason}"})
+            return False
+        decl = self._tool_decl(qualified)
+        try:
+            args = self._tool_args(decl, parsed)
+        except ConversionError as e:
+            problem = f"invalid arguments for `{item['name']}`: {e}"
+            run.journal.event(
+                "tool_call_invalid",
+                {"agent": session.agent.name, "tool": item["name"], "problem": problem},
+                session.step,
+                fiber.branch,
+            )
+            self._tool_answer(session, {"error": problem})
+            return False
+        notes["tools_called"] += 1
+        sub_step = f"{session.step}>{item['name']}:{notes['tools_called']}"
+        notes["current"] = {"tool": qualified, "step": sub_step, "args": run.stored_args(args)}
+        fiber.dirty = True
+        if isinstance(decl, EffectIR) and "approval" in decl.requires:
+            self._ask_approval(session, decl, args, sub_step)
+        else:
+            self._run_tool(session, decl, args, sub_step)
+        return True
+
+    def _tool_args(self, decl: ToolIR, given: Any) -> dict[str, Value]:
+        if not isinstance(given, dict):
+            raise ConversionError("arguments", "expected a JSON object of the parameters")
+        converter, evaluator = self.run.converter, self.run.evaluator
+        names = {p.name for p in decl.params}
+        extra = sorted(k for k in given if k not in names)
+        if extra:
+            raise ConversionError(
+                extra[0], f"`{decl.name.rsplit('.', 1)[-1]}` has no such parameter"
+            )
+        args: dict[str, Value] = {}
+        for param in decl.params:
+            if param.name in given:
+                args[param.name] = converter.inbound(given[param.name], param.type, param.name)
+            elif param.default is not None:
+                args[param.name] = evaluator.eval(param.default, MapEnv(args))
+            elif param.type.kind == "optional":
+                args[param.name] = None
+            else:
+                raise ConversionError(param.name, f"missing argument of type {param.type}")
+        return args
+
+    def _run_tool(self, session: Session, decl: ToolIR, args: dict[str, Value], step: str) -> None:
+        from mnlang.runtime.calling import Call
+
+        calls, fiber = self.run.calls, session.fiber
+        if isinstance(decl, EffectIR):
+            effect = Call(fiber, "effect", decl, step, args, decl.retry, decl.timeout_ms)
+            effect.session = session
+            calls._intent(effect)
+        else:
+            tool = Call(fiber, "tool", decl, step, args, decl.retry, decl.timeout_ms)
+            tool.session = session
+            calls._attempt_or_fail(tool)
+
+    def _resume_effect(self, session: Session, pending: dict[str, Any]) -> None:
+        """An effect the model called was between its intent and its result."""
+        from mnlang.runtime.calling import Call
+
+        current = session.notes["current"]
+        effect = self.program.effects[current["tool"]]
+        noted = pending["effect"]
+        args = {name: from_stored(value) for name, value in noted["args"].items()}
+        call = Call(
+            session.fiber,
+            "effect",
+            effect,
+            current["step"],
+            args,
+            effect.retry,
+            effect.timeout_ms,
+            key=noted["key"],
+            hash=noted["hash"],
+            attempt=noted["attempt"],
+            session=session,
+        )
+        if "repair" in pending:
+            self.run.pauses.repair(session.fiber, call)
+        else:
+            self.run.calls._resume_effect(call)
+
+    def tool_done(self, call: Call, value: Value) -> None:
+        """A tool or effect the model called returned: tell the model, go on."""
+        session: Session = call.session
+        self.run.journal.event(
+            "agent_tool",
+            {
+                "agent": session.agent.name,
+                "tool": call.decl.name,
+                "args": to_plain(call.args),
+                "result": to_plain(value),
+            },
+            call.step,
+            session.fiber.branch,
+        )
+        self._tool_answer(session, to_plain(value))
+        self._next_tool(session)
+
+    def tool_failed(self, call: Call, failure: StepFailure) -> None:
+        """A tool or effect the model called failed for good: tell the model, unless the
+        runtime enforces the kind (then the agent's step fails)."""
+        session: Session = call.session
+        if not failure.catchable:
+            self._fail(session, failure)
+            return
+        self.run.journal.event(
+            "agent_tool",
+            {
+                "agent": session.agent.name,
+                "tool": call.decl.name,
+                "args": to_plain(call.args),
+                "error": failure.to_json(),
+            },
+            call.step,
+            session.fiber.branch,
+        )
+        self._tool_answer(session, {"error": f"{failure.kind}: {failure.message}"})
+        self._next_tool(session)
+
+    def _tool_answer(self, session: Session, content: Any) -> None:
+        """Answer the first queued tool call with `content` (in the conversation)."""
+        notes, fiber = session.notes, session.fiber
+        item = notes["queue"][0]
+        notes["queue"] = notes["queue"][1:]
+        notes.pop("current", None)
+        notes["history"] = [
+            *notes["history"],
+            {
+                "role": "tool",
+                "tool_call_id": item["id"],
+                "content": json.dumps(content, ensure_ascii=False),
+            },
+        ]
+        fiber.pending = {"agent": notes}
+        fiber.status = "call"
+        fiber.dirty = True
+
+    # --- approval of effects the model calls -------------------------------------------
+
+    def _approval_id(self, fiber: Fiber, step: str) -> str:
+        place = self.run.place(fiber)
+        suffix = "" if place == "[]" else "@" + hashlib.sha1(place.encode()).hexdigest()[:10]
+        return f"approve:{step}{suffix}"
+
+    def _ask_approval(
+        self, session: Session, effect: EffectIR, args: dict[str, Value], step: str
+    ) -> None:
+        run, fiber = self.run, session.fiber
+        checkpoint_id = self._approval_id(fiber, step)
+        short = effect.name.rsplit(".", 1)[-1]
+        shown = ", ".join(
+            f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in to_plain(args).items()
+        )
+        request = {
+            "kind": "approval",
+            "ask": f"Agent `{session.short}` wants to call `{short}({shown})`. Approve?",
+            "show": [to_plain(args)],
+            "options": APPROVE_OPTIONS,
+            "assignee": None,
+            "timeout_ms": None,
+            "on_timeout": None,
+            "step": step,
+            "branch": fiber.label,
+            "agent": session.agent.name,
+            "effect": effect.name,
+        }
+        run.journal.open_checkpoints.append(OpenCheckpoint(checkpoint_id, short, request))
+        run.journal.event("checkpoint", {"id": checkpoint_id, **request}, step, fiber.branch)
+        session.notes["approval"] = checkpoint_id
+        fiber.pending = {"agent": session.notes, "checkpoint": checkpoint_id}
+        fiber.status = "paused"
+        fiber.job = None
+        fiber.dirty = True
+        run.force_commit = True
+
+    def _check_approval(self, session: Session) -> None:
+        run, fiber, notes = self.run, session.fiber, session.notes
+        checkpoint_id = notes["approval"]
+        found = run.store.get_checkpoint(run.run_id, checkpoint_id)
+        if found is None:
+            self._fail(session, value_error(f"checkpoint `{checkpoint_id}` is missing"))
+            return
+        if found.status == "open":
+            fiber.status = "paused"
+            return
+        raw = found.decision if isinstance(found.decision, dict) else {"choice": found.decision}
+        by = found.decided_by or ""
+        current = notes["current"]
+        approved = raw.get("choice") == "approve"
+        run.journal.close_checkpoints.append(checkpoint_id)
+        run.journal.event(
+            "decided",
+            {
+                "approval": checkpoint_id,
+                "effect": current["tool"],
+                "agent": session.agent.name,
+                **raw,
+                "approved": approved,
+                "by": by,
+            },
+            current["step"],
+            fiber.branch,
+        )
+        del notes["approval"]
+        fiber.pending = {"agent": notes}
+        fiber.dirty = True
+        run.force_commit = True
+        if approved:
+            effect = self.program.effects[current["tool"]]
+            args = {name: from_stored(value) for name, value in current["args"].items()}
+            self._run_tool(session, effect, args, current["step"])
+            return
+        comment = raw.get("comment")
+        why = f"rejected by {by or 'a person'}" + (f": {comment}" if comment else "")
+        self._tool_answer(session, {"error": f"rejected: {why}"})
+        self._next_tool(session)
+
+
+def _describe(decl: ToolIR, short: str) -> str:
+    params = ", ".join(f"{p.name}: {p.type}" for p in decl.params)
+    what = "Effect (changes the world)" if isinstance(decl, EffectIR) else "Tool"
+    text = f"{what} `{short}({params}) -> {decl.returns}`."
+    if isinstance(decl, EffectIR) and "approval" in decl.requires:
+        text += " A person must approve each call first."
+    return text
+
+
+def stored_setup(setup: ModelSetup | str | None) -> str | None:
+    """What a run's `meta` keeps of the model setup it starts with."""
+    if isinstance(setup, ModelSetup):
+        return setup.spec
+    return setup

@@ -9,8 +9,9 @@
   with other arguments is a `key_conflict`. A keyed effect whose intent survived a crash
   is called again with the same key; a `once` effect in that position has an unknown
   outcome and opens a repair checkpoint instead of calling twice.
-- An **agent** is answered by the model stand-in (`agents.py`); each reply is committed
-  at once, since it cost money.
+- An **agent** is a conversation with its model (`agents.py`); the tools and effects
+  the model calls come back here as calls of their own, with `session` set so that their
+  outcome goes back to the conversation instead of the fiber.
 
 Every attempt reserves its worst-case cost from the budget first. On an uncaught
 failure of the run, the `compensate` calls of its committed effects run here too, in
@@ -25,12 +26,12 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from mnlang.errors import MALFORMED_OUTPUT, TIMEOUT, TOOL_ERROR, kind_of
+from mnlang.errors import TIMEOUT, TOOL_ERROR, kind_of
 from mnlang.ir.base import RetryIR
-from mnlang.ir.model import AgentIR, EffectIR, ToolIR
+from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState
 from mnlang.runtime import retry as retries
-from mnlang.runtime.agents import ScriptedReplies
+from mnlang.runtime.agents import AgentCalls, AgentTurn
 from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
 from mnlang.runtime.effects import args_hash, conflict, effect_key
@@ -51,7 +52,7 @@ from mnlang.stores.base import CommitResult, LedgerPut, LedgerRow, OpenCheckpoin
 if TYPE_CHECKING:
     from mnlang.runtime.interpreter import Interpreter
 
-CallKind = Literal["tool", "effect", "agent"]
+CallKind = Literal["tool", "effect"]
 REPAIR_OPTIONS = ["mark_done", "retry", "fail"]
 
 
@@ -61,7 +62,7 @@ class Call:
 
     fiber: Fiber
     kind: CallKind
-    decl: ToolIR | AgentIR
+    decl: ToolIR
     step: str
     args: dict[str, Value]
     retry: RetryIR
@@ -72,6 +73,8 @@ class Call:
     reserved: Decimal = Decimal(0)
     compensation: int | None = None
     """For a compensation: its index in the run's list."""
+    session: Any = None
+    """For a call a model made: its agent's `agents.Session`."""
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -85,7 +88,7 @@ class Calls:
         self.run = run
         self.program = run.program
         self.resolved: dict[str, ResolvedTool] = {}
-        self.agents = ScriptedReplies(run.program.source.dir)
+        self.agents = AgentCalls(run)
 
     # --- starting ---------------------------------------------------------------------
 
@@ -102,16 +105,11 @@ class Calls:
                 args = self._args(fiber, state)
                 self._intent(self._new_call(fiber, "effect", effect, state, args))
             return
-        decl: ToolIR | AgentIR
-        if state.callee_kind == "tool":
-            decl = self.program.tools[state.callee]
-        else:
-            decl = self.program.agents[state.callee]
-        call = self._new_call(fiber, state.callee_kind, decl, state, self._args(fiber, state))
-        noted = (fiber.pending or {}).get("reply")
-        if noted is not None:
-            call.attempt = noted["attempt"] - 1
-        self._attempt(call)
+        if state.callee_kind == "agent":
+            self.agents.begin(fiber, state, self._args(fiber, state))
+            return
+        tool = self.program.tools[state.callee]
+        self._attempt(self._new_call(fiber, "tool", tool, state, self._args(fiber, state)))
 
     def _args(self, fiber: Fiber, state: CallState) -> dict[str, Value]:
         evaluate = self.run.evaluator.eval
@@ -121,7 +119,7 @@ class Calls:
         self,
         fiber: Fiber,
         kind: CallKind,
-        decl: ToolIR | AgentIR,
+        decl: ToolIR,
         state: CallState,
         args: dict[str, Value],
     ) -> Call:
@@ -282,45 +280,24 @@ class Calls:
         run = self.run
         call.attempt += 1
         decl = call.decl
-        if isinstance(decl, AgentIR):
-            estimate = self.agents.estimate(decl)
-        else:
-            estimate = decl.cost or Decimal(0)
-        call.reserved = run.budget.reserve(estimate, f"`{decl.name}`")
+        call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
         ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
-        if isinstance(decl, AgentIR):
-            job_run: Any = partial(self.agents.reply, decl, self._reply_index(call, decl))
+        args = {name: to_tool(value) for name, value in call.args.items()}
+        doubles = run.config.doubles
+        stand_in = doubles.stand_in(decl, args, call.attempt) if doubles is not None else None
+        if stand_in is not None:
+            job_run: Any = stand_in
+        elif decl.isolation == "process":
+            job_run = partial(call_in_process, self._resolve(decl), args, ctx, timeout_s)
+            job_timeout = None
         else:
-            tool = self._resolve(decl)
-            args = {name: to_tool(value) for name, value in call.args.items()}
-            if decl.isolation == "process":
-                job_run = partial(call_in_process, tool, args, ctx, timeout_s)
-                job_timeout = None
-            else:
-                job_run = partial(call_in_thread, tool, args, ctx)
-        job = CallJob(call, decl.name, job_run, job_timeout, getattr(decl, "limit", None))
+            job_run = partial(call_in_thread, self._resolve(decl), args, ctx)
+        job = CallJob(call, decl.name, job_run, job_timeout, decl.limit)
         self._hold(call)
         call.fiber.job = job
         run.runner.submit(job, delay_s)
-
-    def _reply_index(self, call: Call, agent: AgentIR) -> int:
-        """Which scripted reply this attempt gets. The number is noted in the fiber, and the
-        count in the run, in the same commit, so an attempt repeated after a crash gets the
-        reply it had, and the others keep theirs."""
-        fiber = call.fiber
-        noted = (fiber.pending or {}).get("reply")
-        if noted is not None and noted["attempt"] == call.attempt:
-            return int(noted["index"])
-        run = self.run
-        replies = dict(run.run_data["replies"])
-        index = replies.get(agent.name, 0)
-        replies[agent.name] = index + 1
-        run.update_run_data(replies=replies)
-        fiber.pending = {"reply": {"index": index, "attempt": call.attempt}}
-        fiber.dirty = True
-        return index
 
     def _resolve(self, tool: ToolIR) -> ResolvedTool:
         found = self.resolved.get(tool.name)
@@ -337,38 +314,38 @@ class Calls:
         job = fiber.job
         if isinstance(job, CallJob):
             self.run.runner.abandon(job)
-            if isinstance(job.owner, Call):
+            if isinstance(job.owner, Call | AgentTurn):
                 self.run.budget.settle(job.owner.reserved, Decimal(0))
         fiber.job = None
 
     # --- completions ------------------------------------------------------------------
 
     def complete(self, done: Completion) -> None:
+        if isinstance(done.job.owner, AgentTurn):
+            self.agents.complete(done)
+            return
         call: Call = done.job.owner
         if call.fiber.job is not done.job:
             return  # abandoned
         call.fiber.job = None
         decl = call.decl
-        cost = Decimal(0) if isinstance(decl, AgentIR) else decl.cost or Decimal(0)
-        if done.ok and isinstance(decl, AgentIR):
-            cost = self.agents.cost(decl, done.value)
+        cost = decl.cost or Decimal(0)
         self.run.budget.settle(call.reserved, cost)
         if cost:
             self.run.update_run_data(spent=self.run.budget.spent)
         if done.ok:
             try:
-                value = self.run.converter.inbound(
-                    done.value, decl.returns, "result", closed=isinstance(decl, AgentIR)
-                )
+                value = self.run.converter.inbound(done.value, decl.returns, "result", closed=False)
             except ConversionError as e:
-                kind = MALFORMED_OUTPUT if isinstance(decl, AgentIR) else TOOL_ERROR
-                self._attempt_failed(call, done, StepFailure(kind, self._wrong_value(call, e)))
+                self._attempt_failed(
+                    call, done, StepFailure(TOOL_ERROR, self._wrong_value(call, e))
+                )
                 return
             self._journal_success(call, done, value, cost)
             if call.kind == "effect":
                 self._effect_done(call, value, {})
                 return
-            if cost or call.kind == "agent" or done.elapsed_ms >= self.run.config.slow_call_ms:
+            if cost or done.elapsed_ms >= self.run.config.slow_call_ms:
                 self.run.force_commit = True
             self._succeeded(call, value)
             return
@@ -377,8 +354,7 @@ class Calls:
         self._attempt_failed(call, done, StepFailure(kind_of(error), message))
 
     def _wrong_value(self, call: Call, e: ConversionError) -> str:
-        what = "replied" if isinstance(call.decl, AgentIR) else "returned"
-        return f"`{call.decl.name}` {what} a value that is not a {call.decl.returns}: {e}"
+        return f"`{call.decl.name}` returned a value that is not a {call.decl.returns}: {e}"
 
     def _journal_success(self, call: Call, done: Completion, value: Value, cost: Decimal) -> None:
         data: dict[str, Any] = {
@@ -392,8 +368,6 @@ class Calls:
             data["key"] = call.key
         if cost:
             data["cost"] = str(cost)
-        if isinstance(call.decl, AgentIR):
-            data["prompt"] = self.run.evaluator.text(call.decl.prompt, MapEnv(call.args))
         kind = "compensated" if call.compensation is not None else call.kind
         self.run.journal.event(kind, data, call.step, call.fiber.branch)
 
@@ -430,12 +404,18 @@ class Calls:
             )
             self._compensation_ended(call)
             return
+        if call.session is not None:
+            self.agents.tool_failed(call, failure)
+            return
         self.run.fail(call.fiber, failure.at(call.step))
 
     def _succeeded(self, call: Call, value: Value) -> None:
         call.fiber.job = None
         if call.compensation is not None:
             self._compensation_ended(call)
+            return
+        if call.session is not None:
+            self.agents.tool_done(call, value)
             return
         self.run.deliver(call.fiber, value)
 

@@ -12,6 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mnlang.models.setup import ModelSetup
+    from mnlang.runtime.doubles import CallDoubles
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,11 @@ class RuntimeConfig:
     """How long a run's lease lasts without renewal; renewed at a third of that."""
     cancel_poll_s: float = 1.0
     """How often a run with nothing to commit checks whether it was cancelled."""
+    models: ModelSetup | str | None = None
+    """Who answers the agents: a `--models` spec (`mnlang.models.setup`), providers set up
+    by the caller, or None for the setup the run started with (else the default)."""
+    doubles: CallDoubles | None = None
+    """Stand-ins for tool and effect calls (`mnc test`); None calls the real tools."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeConfig:

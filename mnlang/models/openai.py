@@ -1,0 +1,424 @@
+"""The `openai` provider: an OpenAI-compatible Chat Completions client over httpx.
+
+Configuration comes from the environment (see `OpenAIConfig.from_env`): the base URL
+(`MNC_OPENAI_BASE_URL`, default the OpenAI API), the key (`MNC_OPENAI_API_KEY`, else
+`OPENAI_API_KEY`; a server on this machine needs none), and a few knobs for servers
+that differ from OpenAI's. The model is the agent's `model:` unless `MNC_OPENAI_MODEL`
+names one for every agent (a local server serving one model).
+
+Each request asks for structured output: `response_format` carries a JSON Schema of the
+agent's return type, made to fit OpenAI's strict mode where it can (every property
+listed, the ones with defaults nullable; a root that is not an object is wrapped as
+`{"value": ...}` and unwrapped again). Tools are offered as functions.
+
+Transport retries happen inside one attempt: a connection error, a 429 or a 5xx is sent
+again up to `retries` times, after the server's `Retry-After` (or `retry-after-ms`) when
+it gives one, else after a short exponential backoff; each retry is reported in the
+reply (or the error) for the runtime to journal. A timeout is not retried here: the
+agent's `retry` decides. Once the transport gives up, the failure is `transient`. Other
+4xx answers are `tool_error`; a reply cut off at `max_tokens` or one that is neither
+text nor tool calls is `malformed_output`; a refusal is `rejected`.
+
+The API key is sent in the `Authorization` header only. It is never part of a message,
+and any text from the server is scrubbed of it before it reaches an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.utils
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from mnlang.errors import MALFORMED_OUTPUT, REJECTED, TIMEOUT, TOOL_ERROR, TRANSIENT
+from mnlang.models.base import (
+    ModelCallError,
+    ModelReply,
+    ModelRequest,
+    ToolCall,
+    TransportRetry,
+    Usage,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+WRAPPER_KEY = "value"
+"""The property a non-object answer is wrapped in, since a structured output is an object."""
+
+ResponseFormat = Literal["json_schema", "json_object", "none"]
+_RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json_schema", "json_object", "none")
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    model: str | None = None
+    """One model for every agent (None: each agent's `model:`)."""
+    timeout_s: float = 120.0
+    """Per request, for agents without a `timeout:`."""
+    retries: int = 2
+    """Transport retries of one request (429, 5xx, connection errors)."""
+    max_retry_wait_s: float = 60.0
+    """The longest `Retry-After` honoured; a server asking for more fails the attempt."""
+    response_format: ResponseFormat = "json_schema"
+    max_tokens_field: str = "max_completion_tokens"
+
+    def __repr__(self) -> str:  # never show the key
+        key = "set" if self.api_key else "none"
+        return f"OpenAIConfig(base_url={self.base_url!r}, api_key={key}, model={self.model!r})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OpenAIConfig:
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def number(name: str, default: float) -> float:
+            value = text(name)
+            if value is None:
+                return default
+            try:
+                parsed = float(value)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {value!r}") from None
+            if parsed < 0:
+                raise ValueError(f"{name} must not be negative")
+            return parsed
+
+        response_format = text("MNC_OPENAI_RESPONSE_FORMAT") or "json_schema"
+        if response_format not in _RESPONSE_FORMATS:
+            raise ValueError(
+                f"MNC_OPENAI_RESPONSE_FORMAT must be one of {', '.join(_RESPONSE_FORMATS)}"
+            )
+        max_tokens_field = text("MNC_OPENAI_MAX_TOKENS_FIELD") or "max_completion_tokens"
+        if max_tokens_field not in ("max_completion_tokens", "max_tokens"):
+            raise ValueError(
+                "MNC_OPENAI_MAX_TOKENS_FIELD must be `max_completion_tokens` or `max_tokens`"
+            )
+        return cls(
+            base_url=(text("MNC_OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            api_key=text("MNC_OPENAI_API_KEY") or text("OPENAI_API_KEY"),
+            model=text("MNC_OPENAI_MODEL"),
+            timeout_s=number("MNC_OPENAI_TIMEOUT", cls.timeout_s),
+            retries=int(number("MNC_OPENAI_RETRIES", cls.retries)),
+            max_retry_wait_s=number("MNC_OPENAI_MAX_RETRY_WAIT", cls.max_retry_wait_s),
+            response_format=response_format,  # type: ignore[arg-type]
+            max_tokens_field=max_tokens_field,
+        )
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(
+        self,
+        config: OpenAIConfig | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config or OpenAIConfig.from_env()
+        self._sleep = sleep
+        headers = {"Content-Type": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        self._client = httpx.Client(headers=headers, transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def model_for(self, declared: str) -> str:
+        return self.config.model or declared
+
+    # --- the request --------------------------------------------------------------------
+
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        """The JSON body of a Chat Completions request."""
+        body: dict[str, Any] = {
+            "model": self.model_for(request.model),
+            "messages": request.messages,
+        }
+        if request.max_tokens is not None:
+            body[self.config.max_tokens_field] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        mode = self.config.response_format
+        if mode == "json_schema":
+            schema, strict, _ = response_schema(request.output_schema)
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": _function_name(request.short_agent),
+                    "schema": schema,
+                    "strict": strict,
+                },
+            }
+        elif mode == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": spec.name,
+                        "description": spec.description,
+                        "parameters": spec.parameters,
+                    },
+                }
+                for spec in request.tools
+            ]
+            body["tool_choice"] = request.tool_choice
+        return body
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        if not self.config.api_key and self.config.base_url == DEFAULT_BASE_URL:
+            raise ModelCallError(
+                TOOL_ERROR,
+                "no API key for the OpenAI API: set `MNC_OPENAI_API_KEY` (or `OPENAI_API_KEY`), "
+                "point `MNC_OPENAI_BASE_URL` at another server, or run with "
+                "`--models scripted:FILE`",
+            )
+        url = f"{self.config.base_url}/chat/completions"
+        body = self.body(request)
+        timeout = request.timeout_s if request.timeout_s is not None else self.config.timeout_s
+        retries: list[TransportRetry] = []
+        while True:
+            try:
+                response = self._client.post(url, json=body, timeout=timeout)
+            except httpx.TimeoutException:
+                raise ModelCallError(
+                    TIMEOUT, f"no answer from {self._host()} within {timeout:g}s", retries
+                ) from None
+            except httpx.TransportError as e:
+                reason = f"cannot reach {self._host()}: {self._scrub(str(e)) or type(e).__name__}"
+                self._again(retries, reason, None, None)
+                continue
+            status = response.status_code
+            if status == 429 or status >= 500:
+                reason = f"{self._host()} answered {status}: {self._server_message(response)}"
+                self._again(retries, reason, status, _retry_after(response.headers))
+                continue
+            if status >= 400:
+                raise ModelCallError(
+                    TOOL_ERROR,
+                    f"{self._host()} refused the request ({status}): "
+                    f"{self._server_message(response)}",
+                    retries,
+                )
+            return self._reply(response, request, retries)
+
+    def _again(
+        self,
+        retries: list[TransportRetry],
+        reason: str,
+        status: int | None,
+        asked_s: float | None,
+    ) -> None:
+        """Wait before sending the request again, or give up (`transient`)."""
+        if len(retries) >= self.config.retries:
+            tries = len(retries) + 1
+            raise ModelCallError(TRANSIENT, f"{reason} (gave up after {tries} tries)", retries)
+        if asked_s is not None and asked_s > self.config.max_retry_wait_s:
+            raise ModelCallError(
+                TRANSIENT,
+                f"{reason}; the server asked to wait {asked_s:g}s, more than the "
+                f"{self.config.max_retry_wait_s:g}s allowed",
+                retries,
+            )
+        delay = asked_s if asked_s is not None else min(0.5 * 2 ** len(retries), 8.0)
+        retries.append(TransportRetry(reason, delay, status))
+        self._sleep(delay)
+
+    # --- the reply ----------------------------------------------------------------------
+
+    def _reply(
+        self, response: httpx.Response, request: ModelRequest, retries: list[TransportRetry]
+    ) -> ModelReply:
+        def malformed(why: str) -> ModelCallError:
+            return ModelCallError(MALFORMED_OUTPUT, why, retries)
+
+        try:
+            data = response.json()
+        except ValueError:
+            raise ModelCallError(
+                TRANSIENT, f"{self._host()} sent a reply that is not JSON", retries
+            ) from None
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+        except (KeyError, IndexError, TypeError):
+            raise malformed(f"{self._host()} sent a reply without `choices[0].message`") from None
+        usage = _usage(data.get("usage"))
+        model = str(data.get("model") or self.model_for(request.model))
+        if message.get("refusal"):
+            raise ModelCallError(
+                REJECTED, f"the model refused: {self._scrub(str(message['refusal']))}", retries
+            )
+        raw_calls = message.get("tool_calls") or []
+        if choice.get("finish_reason") == "length":
+            raise malformed(
+                f"the reply was cut off at the token limit ({request.max_tokens} tokens)"
+            )
+        if raw_calls:
+            try:
+                calls = [
+                    ToolCall(
+                        str(c.get("id") or f"call_{i}"),
+                        str(c["function"]["name"]),
+                        str(c["function"].get("arguments") or "{}"),
+                    )
+                    for i, c in enumerate(raw_calls)
+                ]
+            except (KeyError, TypeError, AttributeError):
+                raise malformed("the reply has a tool call without a function name") from None
+            return ModelReply(None, calls, usage, model, retries)
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise malformed("the reply has neither text nor tool calls")
+        _, _, wrapped = response_schema(request.output_schema)
+        if wrapped and self.config.response_format == "json_schema":
+            content = _unwrap(content)
+        return ModelReply(content, [], usage, model, retries)
+
+    def _host(self) -> str:
+        return httpx.URL(self.config.base_url).host or self.config.base_url
+
+    def _scrub(self, text: str) -> str:
+        key = self.config.api_key
+        return text.replace(key, "***") if key else text
+
+    def _server_message(self, response: httpx.Response) -> str:
+        try:
+            error = response.json().get("error")
+            text = error.get("message") if isinstance(error, dict) else error
+        except (ValueError, AttributeError):
+            text = None
+        if not isinstance(text, str) or not text:
+            text = response.reason_phrase or "no reason given"
+        text = " ".join(text.split())
+        return self._scrub(text if len(text) <= 200 else text[:197] + "...")
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return Usage(prompt, completion)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds the server asks to wait: `retry-after-ms`, or `Retry-After` in seconds or as
+    an HTTP date."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _unwrap(content: str) -> str:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content
+    if isinstance(data, dict) and set(data) == {WRAPPER_KEY}:
+        return json.dumps(data[WRAPPER_KEY], ensure_ascii=False)
+    return content
+
+
+def _function_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)[:64] or "answer"
+
+
+# --- schemas for structured output ---------------------------------------------------
+
+
+def response_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool, bool]:
+    """The schema to send, whether it fits OpenAI's strict mode, and whether the answer is
+    wrapped in `{"value": ...}` (a root that is not an object)."""
+    out = copy.deepcopy(schema)
+    out.pop("$schema", None)
+    defs = out.pop("$defs", {})
+    ref = out.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and len(out) == 1:
+        out = copy.deepcopy(defs[ref.removeprefix("#/$defs/")])
+    wrapped = out.get("type") != "object" or "properties" not in out
+    if wrapped:
+        out = {
+            "type": "object",
+            "properties": {WRAPPER_KEY: out},
+            "required": [WRAPPER_KEY],
+            "additionalProperties": False,
+        }
+    if defs:
+        out["$defs"] = defs
+    strict = _strictable(out)
+    if strict:
+        out = _strict(out)
+    return out, strict, wrapped
+
+
+def _strictable(schema: Any) -> bool:
+    """Strict mode needs every object closed and every value typed: no maps, no `json`."""
+    if isinstance(schema, dict):
+        if schema == {}:
+            return False
+        if "additionalProperties" in schema and schema["additionalProperties"] is not False:
+            return False
+        return all(_strictable(v) for k, v in schema.items() if k in _NESTED)
+    if isinstance(schema, list):
+        return all(_strictable(v) for v in schema)
+    return True
+
+
+_NESTED = ("properties", "items", "anyOf", "$defs")
+
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) if k in ("items", "anyOf") else v for k, v in schema.items()}
+    for key in ("properties", "$defs"):
+        if key in schema:
+            out[key] = {name: _strict(v) for name, v in schema[key].items()}
+    if "properties" in schema:
+        required = set(schema.get("required", []))
+        out["properties"] = {
+            name: sub if name in required else _nullable(sub)
+            for name, sub in out["properties"].items()
+        }
+        out["required"] = list(schema["properties"])
+    return out
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if schema.get("type") == "null" or any(
+        s.get("type") == "null" for s in schema.get("anyOf", [])
+    ):
+        return schema
+    return {"anyOf": [schema, {"type": "null"}]}

@@ -1,0 +1,209 @@
+"""Validating a model's reply against the agent's declared return type, with pydantic.
+
+`ReplyValidator` builds one pydantic model per record type (closed: an unknown field is
+an error) and a type adapter for the return type, in strict mode, so `"3"` is not an
+`int`. `validate` parses the reply text as JSON (a reply wrapped in a Markdown code fence
+is unwrapped; a `str` agent may also answer in plain text) and returns plain JSON data
+in which fields left out stay left out, for the runtime's converter to fill in their
+declared defaults. A reply that does not fit raises `ReplyInvalid` whose message lists
+what is wrong, path by path: the runtime feeds it back into the next attempt's prompt.
+
+A field with a default that arrives as `null` is taken as left out: a strict structured
+output schema must list every field, so a model marks the ones it skips with `null`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, TypeAdapter, ValidationError
+from pydantic import create_model as pydantic_model
+
+from mnlang.ir.base import TypeIR
+from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
+
+_MAX_LISTED = 8
+_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(.*?)\n?```\s*$", re.S)
+
+
+class ReplyInvalid(Exception):
+    """A reply that is not a value of the declared type; the message says why, for people
+    and for the model."""
+
+
+def _money(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            if Decimal(value.strip().removeprefix("$")).is_finite():
+                return value
+        except InvalidOperation:
+            pass
+    raise ValueError('money must be a decimal string such as "12.50"')
+
+
+def _timestamp(value: str) -> str:
+    try:
+        datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("expected an RFC 3339 timestamp such as 2025-01-31T09:30:00Z") from None
+    return value
+
+
+_PRIMITIVES: dict[str, Any] = {
+    "str": Annotated[str, Strict()],
+    "int": Annotated[int, Strict()],
+    "float": Annotated[float, Strict()],
+    "bool": Annotated[bool, Strict()],
+    "money": Annotated[Any, AfterValidator(_money)],
+    "duration": Annotated[int, Strict()],
+    "timestamp": Annotated[str, Strict(), AfterValidator(_timestamp)],
+    "json": Any,
+    "unknown": Any,
+    "decision": Any,
+    "error": Any,
+    "null": None,
+}
+
+
+class ReplyValidator:
+    """Validates replies of one declared type (built once per agent)."""
+
+    def __init__(self, returns: TypeIR, types: dict[str, TypeDeclIR]) -> None:
+        self.returns = returns
+        self.types = types
+        self._models: dict[str, type[BaseModel]] = {}
+        self._building: set[str] = set()
+        annotation = self._annotation(returns)
+        namespace = {model.__name__: model for model in self._models.values()}
+        for model in self._models.values():
+            model.model_rebuild(_types_namespace=namespace)
+        self._adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+
+    def _model_name(self, record: str) -> str:
+        return "R_" + re.sub(r"\W", "_", record)
+
+    def _annotation(self, t: TypeIR) -> Any:
+        kind = t.kind
+        if kind in _PRIMITIVES:
+            return _PRIMITIVES[kind]
+        if kind == "list":
+            return list[self._annotation(t.args[0])]  # type: ignore[misc]
+        if kind == "map":
+            return dict[str, self._annotation(t.args[0])]  # type: ignore[misc]
+        if kind == "optional":
+            return self._annotation(t.args[0]) | None
+        decl = self.types.get(t.name or "")
+        if isinstance(decl, EnumTypeIR):
+            return Literal[tuple(decl.members)]
+        if isinstance(decl, RecordTypeIR):
+            return self._record(decl)
+        return Any
+
+    def _record(self, decl: RecordTypeIR) -> Any:
+        name = self._model_name(decl.name)
+        if decl.name in self._models:
+            return self._models[decl.name]
+        if decl.name in self._building:
+            return name  # a recursive reference, resolved by `model_rebuild`
+        self._building.add(decl.name)
+        fields: dict[str, Any] = {}
+        for f in decl.fields:
+            annotation = self._annotation(f.type)
+            required = f.default is None and f.type.kind != "optional"
+            fields[f.name] = (annotation, ...) if required else (annotation | None, None)
+        self._building.discard(decl.name)
+        model = pydantic_model(
+            name,
+            __config__=ConfigDict(extra="forbid", strict=True),
+            **fields,
+        )
+        self._models[decl.name] = model
+        return model
+
+    # --- validating -------------------------------------------------------------------
+
+    def parse(self, text: str) -> Any:
+        """The reply's JSON value; `ReplyInvalid` when it is not JSON (a `str` agent's plain
+        text is its value)."""
+        fenced = _FENCE.match(text)
+        body = fenced.group(1) if fenced else text
+        try:
+            return json.loads(body)
+        except ValueError as e:
+            if self.returns.kind == "str":
+                return text
+            raise ReplyInvalid(
+                f"the reply is not JSON ({e}); it must be only a JSON value"
+            ) from None
+
+    def validate(self, text: str) -> Any:
+        """The reply as plain JSON data of the declared type, or `ReplyInvalid`."""
+        return self.validate_data(self.parse(text))
+
+    def validate_data(self, data: Any) -> Any:
+        data = self._without_null_defaults(data, self.returns)
+        try:
+            value = self._adapter.validate_python(data)
+        except ValidationError as e:
+            raise ReplyInvalid(describe(e)) from None
+        return self._adapter.dump_python(value, exclude_unset=True)
+
+    def _without_null_defaults(self, data: Any, t: TypeIR) -> Any:
+        if t.kind == "optional":
+            return None if data is None else self._without_null_defaults(data, t.args[0])
+        if t.kind == "list" and isinstance(data, list):
+            return [self._without_null_defaults(v, t.args[0]) for v in data]
+        if t.kind == "map" and isinstance(data, dict):
+            return {k: self._without_null_defaults(v, t.args[0]) for k, v in data.items()}
+        decl = self.types.get(t.name or "") if t.kind == "record" else None
+        if not isinstance(decl, RecordTypeIR) or not isinstance(data, dict):
+            return data
+        fields = {f.name: f for f in decl.fields}
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            f = fields.get(key)
+            if f is None:
+                out[key] = value
+            elif value is None and f.default is not None and f.type.kind != "optional":
+                continue
+            else:
+                out[key] = self._without_null_defaults(value, f.type)
+        return out
+
+
+def describe(error: ValidationError) -> str:
+    """A validation error as lines of `path: problem`, at most `_MAX_LISTED` of them."""
+    problems = error.errors()
+    lines = []
+    for problem in problems[:_MAX_LISTED]:
+        path = _path(problem["loc"])
+        message = str(problem["msg"])
+        if message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        if problem["type"] == "missing":
+            message = "missing (this field is required)"
+        elif problem["type"] == "extra_forbidden":
+            message = "not a field of this type"
+        lines.append(f"`{path}`: {message[0].lower()}{message[1:]}" if path else message)
+    more = len(problems) - _MAX_LISTED
+    if more > 0:
+        lines.append(f"and {more} more problem{'s' if more > 1 else ''}")
+    return "; ".join(lines)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-after", "literal[")):
+            continue  # pydantic's names for validators, not places in the value
+        else:
+            out += f".{part}" if out else str(part)
+    return out
