@@ -80,9 +80,7 @@ SCENARIOS = [
         "invoice",
         EXAMPLES / "invoice" / "invoice.mn",
         EXAMPLES / "invoice" / "input.json",
-        events={
-            "bank_settlement": {"payment_id": "p-1", "settled": True, "reference": "ref-1"}
-        },
+        events={"bank_settlement": {"payment_id": "p-1", "settled": True, "reference": "ref-1"}},
     ),
     Scenario(
         "pipeline",
@@ -191,7 +189,14 @@ def masked(result: Any, fields: frozenset[str]) -> Any:
     return result
 
 
-def check_against(reference: Report, crashed: Report, store: Store, ledger: Path, scenario: Scenario, ref_calls: Counter[str]) -> None:
+def check_against(
+    reference: Report,
+    crashed: Report,
+    store: Store,
+    ledger: Path,
+    scenario: Scenario,
+    ref_calls: Counter[str],
+) -> None:
     assert crashed.status == reference.status
     assert masked(crashed.result, scenario.masked) == masked(reference.result, scenario.masked)
     committed = result_events(store)
@@ -339,7 +344,9 @@ def test_once_effect_interrupted_waits_for_a_repair(tmp_path: Path) -> None:
     assert ledger_calls(ledger)[key] == 1
     row = inner.ledger_get(key, run_id=RUN_ID)
     assert row is not None and row.status == "unknown"
-    inner.decide_checkpoint(RUN_ID, repair.checkpoint_id, {"choice": "mark_done", "result": True}, by="ops")
+    inner.decide_checkpoint(
+        RUN_ID, repair.checkpoint_id, {"choice": "mark_done", "result": True}, by="ops"
+    )
     outcome = resume_run(inner, RUN_ID, program=program_of(scenario), config=config)
     assert outcome.status == "completed" and outcome.result["announced"] is True
     assert ledger_calls(ledger)[key] == 1
@@ -424,7 +431,9 @@ def reference_run(scenario: Scenario, tmp: Path, ir: Path) -> tuple[Report, Coun
     return report, calls
 
 
-def check_run(reference: Report, report: Report, tmp: Path, scenario: Scenario, ref_calls: Counter[str]) -> None:
+def check_run(
+    reference: Report, report: Report, tmp: Path, scenario: Scenario, ref_calls: Counter[str]
+) -> None:
     with SQLiteStore(tmp / "journal.db") as store:
         check_against(reference, report, store, tmp / "ledger.jsonl", scenario, ref_calls)
 
@@ -447,7 +456,9 @@ def test_process_crash_at_every_commit(scenario: Scenario, when: str, tmp_path: 
             folder = tmp_path / f"{when}-{process}-{at}"
             plan = {"MNC_CRASH_AT_COMMIT": str(at), "MNC_CRASH_WHEN": when}
 
-            def crash(i: int, process: int = process, plan: dict[str, str] = plan) -> dict[str, str]:
+            def crash(
+                i: int, process: int = process, plan: dict[str, str] = plan
+            ) -> dict[str, str]:
                 return plan if i == process else {}
 
             report = drive_processes(scenario, folder, ir, crash)
