@@ -137,9 +137,7 @@ def result_events(store: Store) -> Counter[str]:
     counts: Counter[str] = Counter()
     for run_id in all_runs(store):
         for event in store.read_journal(run_id):
-            if event.kind == "effect":
-                counts[event.data["key"]] += 1
-            elif event.kind == "repaired":
+            if event.kind in ("effect", "repaired"):
                 counts[event.data["key"]] += 1
     return counts
 
