@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, LiteralString, Self, TypeVar
+from typing import Any, LiteralString, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -170,33 +170,9 @@ _INSERT_RUN_SQL: LiteralString = (
     "ON CONFLICT (run_id) DO NOTHING"
 )
 
-# A commit's first statement: it locks the run's row, reads the clock and applies the run
-# update at once; the lease is judged on what it returns, and the transaction rolled back
-# if the lease no longer holds. The clock is read before any wait for the row lock, so it
-# may be early by that wait; the epoch, which fencing rests on, is the row's latest.
-_UPDATE_RUN_SQL: LiteralString = f"""
-UPDATE runs SET
-    last_seq = runs.last_seq + %(events)s,
-    updated_at = clock.now,
-    status = coalesce(%(status)s::text, status),
-    finished_at = CASE WHEN %(status)s::text IN ('completed', 'failed', 'cancelled')
-                       THEN coalesce(finished_at, clock.now) ELSE finished_at END,
-    result = CASE WHEN %(set_result)s THEN %(result)s::text ELSE result END,
-    error = CASE WHEN %(set_error)s THEN %(error)s::text ELSE error END,
-    waiting_for = coalesce(%(waiting_for)s::text[], waiting_for),
-    ir_hash = coalesce(%(ir_hash)s::text, ir_hash),
-    meta = coalesce(%(meta)s::text, meta)
-FROM (SELECT {_NOW} AS now) AS clock
-WHERE run_id = %(run_id)s
-RETURNING runs.last_seq - %(events)s, runs.cancel_requested, runs.lease_owner,
-    runs.lease_epoch, runs.lease_expires_at, clock.now
-"""
-
-_INSERT_EVENTS_SQL: LiteralString = (
-    "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
-    "SELECT %s, %s + e.ord, %s, e.kind, e.state, e.branch, e.data "
-    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
-    "WITH ORDINALITY AS e(kind, state, branch, data, ord)"
+_COMMIT_SQL: LiteralString = (
+    "SELECT accepted, last_seq, cancel_requested, lease_owner, lease_epoch, "
+    "lease_expires_at, now, rows_written FROM mnc_commit(" + ", ".join(["%s"] * 20) + ")"
 )
 
 # A done row is final and a different args hash is a conflict: both keep the row.
@@ -207,10 +183,6 @@ _PUT_LEDGER_SQL: LiteralString = (
     "result = excluded.result, run_id = excluded.run_id, state = excluded.state, "
     "updated_at = excluded.updated_at "
     "WHERE ledger.status <> 'done' AND ledger.args_hash = excluded.args_hash"
-)
-
-_DELETE_ITEMS_SQL: LiteralString = (
-    "DELETE FROM list_items WHERE run_id = %(run)s AND branch = %(branch)s AND name = %(name)s"
 )
 
 _Row = tuple[Any, ...]
@@ -257,19 +229,15 @@ def parse_url(url: str) -> Target:
 
 # --- a commit's statements ------------------------------------------------------------------
 
-_Check = Literal["rows", "count", "append", "item", "read"]
-
 
 @dataclass(frozen=True, slots=True)
 class _Write:
-    """One statement of a commit and how to count (and check) what it did."""
+    """A statement of a commit beside `mnc_commit`; `read` ones return rows, not counts."""
 
     query: LiteralString
     params: Sequence[Any] | dict[str, Any]
-    check: _Check = "rows"
     many: bool = False
-    what: str = ""
-    """The variable named in the error when a check fails."""
+    read: bool = False
 
     def send(self, conn: _Conn) -> _Cursor:
         cursor = conn.cursor()
@@ -280,138 +248,65 @@ class _Write:
         return cursor
 
     def rows_written(self, cursor: _Cursor) -> int:
-        """Rows the statement changed, once the pipeline has synced; `ValueError` when an
-        update found nothing to change, which rolls the whole commit back."""
-        match self.check:
-            case "count":
-                return int(_fetched(cursor)[0])
-            case "append":
-                row = cursor.fetchone()
-                assert row is not None
-                found, added = row
-                if not found:
-                    raise ValueError(f"{self.what} is not a list variable")
-                return int(found + added)
-            case "item":
-                if cursor.rowcount != 1:
-                    raise ValueError(f"{self.what} does not exist")
-                return 1
-            case "read":
-                return 0
-        return max(cursor.rowcount, 0)
+        """Rows the statement changed, once the pipeline has synced."""
+        return 0 if self.read else max(cursor.rowcount, 0)
 
 
-def _state_writes(run_id: str, op: StateOp) -> list[_Write]:
+_OP_KINDS = {
+    SetVar: "set",
+    SetList: "list",
+    AppendList: "append",
+    SetListItem: "item",
+    DeleteVar: "delete",
+    SetCursor: "cursor",
+    DropBranch: "drop",
+}
+
+
+def _op_value(op: StateOp) -> str | None:
     match op:
-        case SetVar(branch, name, value):
-            return [
-                _Write(
-                    "WITH var AS (INSERT INTO variables (run_id, branch, name, value, is_list, "
-                    " length) VALUES (%(run)s, %(branch)s, %(name)s, %(value)s, false, 0) "
-                    " ON CONFLICT (run_id, branch, name) DO UPDATE "
-                    " SET value = excluded.value, is_list = false, length = 0 RETURNING 1), "
-                    f"items AS ({_DELETE_ITEMS_SQL} RETURNING 1) "
-                    "SELECT (SELECT count(*) FROM var) + (SELECT count(*) FROM items)",
-                    {"run": run_id, "branch": branch, "name": name, "value": dump(value)},
-                    check="count",
-                )
-            ]
-        case SetList(branch, name, items):
-            where = (run_id, branch, name)
-            return [
-                _Write(
-                    "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
-                    "VALUES (%s, %s, %s, NULL, true, %s) ON CONFLICT (run_id, branch, name) "
-                    "DO UPDATE SET value = NULL, is_list = true, length = excluded.length",
-                    (*where, len(items)),
-                ),
-                _delete_items(where),
-                _Write(
-                    "INSERT INTO list_items (run_id, branch, name, idx, value) "
-                    "SELECT %s, %s, %s, i.ord - 1, i.value "
-                    "FROM unnest(%s::text[]) WITH ORDINALITY AS i(value, ord)",
-                    (*where, [dump(item) for item in items]),
-                ),
-            ]
-        case AppendList(branch, name, items):
-            return [
-                _Write(
-                    "WITH grown AS (UPDATE variables SET length = length + %(n)s "
-                    " WHERE run_id = %(run)s AND branch = %(branch)s AND name = %(name)s "
-                    " AND is_list RETURNING length - %(n)s AS start), "
-                    "added AS (INSERT INTO list_items (run_id, branch, name, idx, value) "
-                    " SELECT %(run)s, %(branch)s, %(name)s, grown.start + i.ord - 1, i.value "
-                    " FROM grown, unnest(%(items)s::text[]) WITH ORDINALITY AS i(value, ord) "
-                    " RETURNING 1) "
-                    "SELECT (SELECT count(*) FROM grown), (SELECT count(*) FROM added)",
-                    {
-                        "run": run_id,
-                        "branch": branch,
-                        "name": name,
-                        "n": len(items),
-                        "items": [dump(item) for item in items],
-                    },
-                    check="append",
-                    what=f"`{name}` in branch `{branch}`",
-                )
-            ]
-        case SetListItem(branch, name, index, value):
-            return [
-                _Write(
-                    "UPDATE list_items SET value = %s "
-                    "WHERE run_id = %s AND branch = %s AND name = %s AND idx = %s",
-                    (dump(value), run_id, branch, name, index),
-                    check="item",
-                    what=f"`{name}[{index}]` in branch `{branch}`",
-                )
-            ]
-        case DeleteVar(branch, name):
-            return [
-                _Write(
-                    "WITH var AS (DELETE FROM variables WHERE run_id = %(run)s "
-                    " AND branch = %(branch)s AND name = %(name)s RETURNING 1), "
-                    f"items AS ({_DELETE_ITEMS_SQL} RETURNING 1) "
-                    "SELECT (SELECT count(*) FROM var) + (SELECT count(*) FROM items)",
-                    {"run": run_id, "branch": branch, "name": name},
-                    check="count",
-                )
-            ]
-        case SetCursor(branch, cursor):
-            return [
-                _Write(
-                    "INSERT INTO cursors (run_id, branch, cursor) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (run_id, branch) DO UPDATE SET cursor = excluded.cursor",
-                    (run_id, branch, dump(cursor)),
-                )
-            ]
-        case DropBranch(branch):
-            if not branch:
-                return [
-                    _Write(sql_delete, (run_id,))
-                    for sql_delete in (
-                        "DELETE FROM cursors WHERE run_id = %s",
-                        "DELETE FROM variables WHERE run_id = %s",
-                        "DELETE FROM list_items WHERE run_id = %s",
-                    )
-                ]
-            nested = (run_id, branch, branch + "/")
-            return [
-                _Write(sql_delete, nested)
-                for sql_delete in (
-                    "DELETE FROM cursors WHERE run_id = %s "
-                    "AND (branch = %s OR starts_with(branch, %s))",
-                    "DELETE FROM variables WHERE run_id = %s "
-                    "AND (branch = %s OR starts_with(branch, %s))",
-                    "DELETE FROM list_items WHERE run_id = %s "
-                    "AND (branch = %s OR starts_with(branch, %s))",
-                )
-            ]
-    raise AssertionError(f"unknown state op {op!r}")
+        case SetVar(value=value) | SetListItem(value=value):
+            return dump(value)
+        case SetList(items=items) | AppendList(items=items):
+            return dump(items)
+        case SetCursor(cursor=cursor):
+            return dump(cursor)
+    return None
 
 
-def _delete_items(where: tuple[str, ...]) -> _Write:
-    run_id, branch, name = where
-    return _Write(_DELETE_ITEMS_SQL, {"run": run_id, "branch": branch, "name": name})
+def _commit_params(batch: Batch) -> list[Any]:
+    """The arguments of `mnc_commit` for a batch (see `postgres_schema.MNC_COMMIT`)."""
+    lease, update, events, ops = batch.lease, batch.run, batch.events, batch.state
+    status = result = error = waiting_for = ir_hash = meta = None
+    set_result = set_error = False
+    if update is not None:
+        status, waiting_for, ir_hash = update.status, update.waiting_for, update.ir_hash
+        set_result, set_error = update.result is not UNSET, update.error is not UNSET
+        result = None if update.result is UNSET else dump(update.result)
+        error = None if update.error is UNSET else dump(update.error)
+        meta = None if update.meta is None else dump(update.meta)
+    return [
+        batch.run_id,
+        None if lease is None else lease.owner,
+        None if lease is None else lease.epoch,
+        status,
+        set_result,
+        result,
+        set_error,
+        error,
+        waiting_for,
+        ir_hash,
+        meta,
+        [e.kind for e in events],
+        [e.state for e in events],
+        [e.branch for e in events],
+        [dump(e.data) for e in events],
+        [_OP_KINDS[type(op)] for op in ops],
+        [op.branch for op in ops],
+        [getattr(op, "name", "") for op in ops],
+        [_op_value(op) for op in ops],
+        [op.index if isinstance(op, SetListItem) else 0 for op in ops],
+    ]
 
 
 @dataclass(slots=True)
@@ -420,9 +315,8 @@ class _Plan:
     value that is not JSON fails before anything is sent."""
 
     batch: Batch
-    events: tuple[list[str], list[str | None], list[str], list[str]]
-    state: list[_Write]
-    run: dict[str, Any]
+    commit: list[Any]
+    """The arguments of `mnc_commit`: the lease, the run update, events and state ops."""
     ledger: list[tuple[int, tuple[Any, ...]]]
     """Original position and row of each put, in key order so that two commits putting
     the same keys lock them in one order and cannot deadlock."""
@@ -433,45 +327,16 @@ class _Plan:
 
     @classmethod
     def of(cls, batch: Batch) -> _Plan:
+        lease = batch.lease
+        if lease is not None and lease.run_id != batch.run_id:
+            raise ValueError(f"lease of run `{lease.run_id}` used for run `{batch.run_id}`")
         run_id = batch.run_id
-        events = batch.events
-        update = batch.run
-        run: dict[str, Any] = {
-            "run_id": run_id,
-            "events": len(events),
-            "status": None,
-            "set_result": False,
-            "result": None,
-            "set_error": False,
-            "error": None,
-            "waiting_for": None,
-            "ir_hash": None,
-            "meta": None,
-        }
-        if update is not None:
-            run.update(
-                status=update.status,
-                set_result=update.result is not UNSET,
-                result=None if update.result is UNSET else dump(update.result),
-                set_error=update.error is not UNSET,
-                error=None if update.error is UNSET else dump(update.error),
-                waiting_for=update.waiting_for,
-                ir_hash=update.ir_hash,
-                meta=None if update.meta is None else dump(update.meta),
-            )
         puts = sorted(
             enumerate(batch.ledger), key=lambda p: (not p[1].global_scope, p[1].key, p[0])
         )
         return cls(
             batch=batch,
-            events=(
-                [e.kind for e in events],
-                [e.state for e in events],
-                [e.branch for e in events],
-                [dump(e.data) for e in events],
-            ),
-            state=[w for op in batch.state for w in _state_writes(run_id, op)],
-            run=run,
+            commit=_commit_params(batch),
             ledger=[
                 (
                     i,
@@ -495,14 +360,26 @@ class _Plan:
             children=[_run_params(child) for child in batch.create_runs],
         )
 
-    def writes(self, last_seq: int, now: float) -> tuple[list[_Write], list[int]]:
-        """The statements after the run's update, in the batch's order, and which of them
-        read back ledger rows (one per put, in the order of `Batch.ledger`)."""
+    @property
+    def has_pending_work(self) -> bool:
+        """Whether the batch writes more than `mnc_commit` does, needing `now` to do so."""
+        batch = self.batch
+        return bool(
+            batch.ledger
+            or batch.set_timers
+            or batch.cancel_timers
+            or batch.open_checkpoints
+            or batch.close_checkpoints
+            or batch.consume_signals
+            or batch.send_signals
+            or batch.create_runs
+        )
+
+    def writes(self, now: float) -> tuple[list[_Write], list[int]]:
+        """The statements after `mnc_commit`, in the batch's order, and which of them read
+        back ledger rows (one per put, in the order of `Batch.ledger`)."""
         batch, run_id = self.batch, self.batch.run_id
         writes: list[_Write] = []
-        if batch.events:
-            writes.append(_Write(_INSERT_EVENTS_SQL, (run_id, last_seq, now, *self.events)))
-        writes += self.state
         ledger_reads = [0] * len(self.ledger)
         for position, (scope, key, *rest) in self.ledger:
             writes.append(_Write(_PUT_LEDGER_SQL, (scope, key, *rest, now, now)))
@@ -511,7 +388,7 @@ class _Plan:
                 _Write(
                     f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE scope = %s AND key = %s",
                     (scope, key),
-                    check="read",
+                    read=True,
                 )
             )
         if self.timers:
@@ -600,8 +477,25 @@ class _Tx:
     conn: _Conn
     pipeline: psycopg.Pipeline
 
+    # Every wait for the server inside a transaction ends the pipeline with a Sync, never
+    # a mere flush: only after a Sync does the server count the session as idle in its
+    # transaction, so that it can end the session of a worker paused while holding locks.
+
+    def sync(self) -> None:
+        self.pipeline.sync()
+
+    def one(self, query: LiteralString, params: Sequence[Any] | dict[str, Any] = ()) -> _Row | None:
+        cursor = self.conn.execute(query, params)
+        self.pipeline.sync()
+        return cursor.fetchone()
+
+    def all(self, query: LiteralString, params: Sequence[Any] | dict[str, Any] = ()) -> list[_Row]:
+        cursor = self.conn.execute(query, params)
+        self.pipeline.sync()
+        return cursor.fetchall()
+
     def clock(self) -> float:
-        row = self.conn.execute(f"SELECT {_NOW}").fetchone()
+        row = self.one(f"SELECT {_NOW}")
         assert row is not None
         return float(row[0])
 
@@ -754,6 +648,8 @@ class PostgresStore:
                 if attempt == _ATTEMPTS:
                     raise self._store_error(e) from e
             except psycopg.Error as e:
+                if e.sqlstate == postgres_schema.BAD_BATCH_SQLSTATE:
+                    raise ValueError(e.diag.message_primary) from None
                 raise self._store_error(e) from e
         raise AssertionError("unreachable")
 
@@ -785,9 +681,7 @@ class PostgresStore:
         def body(tx: _Tx) -> tuple[RunRecord, bool]:
             now = tx.clock()
             created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
-            record = tx.conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run.run_id,)
-            ).fetchone()
+            record = tx.one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run.run_id,))
             assert record is not None
             if created.rowcount == 1 and run.status == "running":
                 self._notify(tx, run.run_id)
@@ -837,9 +731,7 @@ class PostgresStore:
 
     def request_cancel(self, run_id: str) -> bool:
         def body(tx: _Tx) -> bool:
-            row = tx.conn.execute(
-                "SELECT status FROM runs WHERE run_id = %s FOR NO KEY UPDATE", (run_id,)
-            ).fetchone()
+            row = tx.one("SELECT status FROM runs WHERE run_id = %s FOR NO KEY UPDATE", (run_id,))
             if row is None:
                 raise run_not_found(run_id)
             if row[0] not in ("running", "waiting"):
@@ -860,9 +752,7 @@ class PostgresStore:
         check_ttl(ttl)
 
         def body(tx: _Tx) -> list[Lease]:
-            rows = tx.conn.execute(
-                _CLAIM_SQL, {"limit": limit, "owner": owner, "ttl": ttl}
-            ).fetchall()
+            rows = tx.all(_CLAIM_SQL, {"limit": limit, "owner": owner, "ttl": ttl})
             rows.sort(key=lambda row: (row[3], row[0]))
             return [Lease(run_id, owner, epoch, expires) for run_id, epoch, expires, _ in rows]
 
@@ -911,13 +801,17 @@ class PostgresStore:
         crash = CrashPlan.from_env(next_commit_number())
         crash.point("before")
 
-        def body(tx: _Tx) -> CommitResult:
-            updated = tx.conn.execute(_UPDATE_RUN_SQL, plan.run).fetchone()
-            if updated is None:
+        def body(tx: _Tx) -> Callable[[], CommitResult]:
+            row = tx.one(_COMMIT_SQL, plan.commit)
+            assert row is not None
+            accepted, last_seq, cancel_requested, owner, epoch, expires_at, now, rows = row
+            if accepted is None:
                 raise run_not_found(batch.run_id)
-            last_seq, cancel_requested, owner, epoch, expires_at, now = updated
-            check_lease(batch, owner, epoch, expires_at, now)
-            writes, ledger_reads = plan.writes(last_seq, now)
+            if not accepted:
+                check_lease(batch, owner, epoch, expires_at, now)
+                raise AssertionError("mnc_commit refused a lease that check_lease accepts")
+            # The rest of the batch goes with the COMMIT; its results are read after.
+            writes, ledger_reads = plan.writes(now)
             cursors = [write.send(tx.conn) for write in writes]
             # A run set running by someone without its lease is one a worker must pick up.
             resumed = (
@@ -925,21 +819,25 @@ class PostgresStore:
             )
             if batch.create_runs or batch.send_signals or resumed:
                 self._notify(tx, batch.run_id)
-            tx.pipeline.sync()
-            rows_written = 1 + sum(w.rows_written(c) for w, c in zip(writes, cursors, strict=True))
-            ledger = [_ledger_row(_fetched(cursors[i])) for i in ledger_reads]
+            if crash.moment == "during":
+                tx.pipeline.sync()  # so the crash finds the whole batch sent, uncommitted
             crash.point("during")
-            return CommitResult(
-                last_seq=last_seq + len(batch.events),
-                committed_at=now,
-                cancel_requested=bool(cancel_requested),
-                ledger=ledger,
-                rows_written=rows_written,
-            )
 
-        result = self._transaction(body)
+            def result() -> CommitResult:
+                return CommitResult(
+                    last_seq=last_seq,
+                    committed_at=now,
+                    cancel_requested=bool(cancel_requested),
+                    ledger=[_ledger_row(_fetched(cursors[i])) for i in ledger_reads],
+                    rows_written=rows
+                    + sum(w.rows_written(c) for w, c in zip(writes, cursors, strict=True)),
+                )
+
+            return result
+
+        committed = self._transaction(body)()
         crash.point("after")
-        return result
+        return committed
 
     def load_state(self, run_id: str) -> RunState:
         def body(tx: _Tx) -> RunState:
@@ -957,6 +855,7 @@ class PostgresStore:
                 "ORDER BY branch, name, idx",
                 (run_id,),
             )
+            tx.sync()
             record = run.fetchone()
             if record is None:
                 raise run_not_found(run_id)
@@ -1050,20 +949,20 @@ class PostgresStore:
 
         def body(tx: _Tx) -> Decision:
             now = tx.clock()
-            decided = tx.conn.execute(
+            decided = tx.one(
                 "UPDATE checkpoints SET status = 'decided', decision = %s, decided_by = %s, "
                 "decided_at = %s WHERE run_id = %s AND checkpoint_id = %s AND status = 'open' "
                 f"RETURNING {_CHECKPOINT_COLUMNS}",
                 (encoded, by, now, run_id, checkpoint_id),
-            ).fetchone()
+            )
             if decided is not None:
                 self._notify(tx, run_id)
                 return Decision(accepted=True, checkpoint=_checkpoint_record(decided))
-            current = tx.conn.execute(
+            current = tx.one(
                 f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
                 "WHERE run_id = %s AND checkpoint_id = %s",
                 (run_id, checkpoint_id),
-            ).fetchone()
+            )
             if current is None:
                 raise CheckpointNotFound(
                     f"run `{run_id}` has no checkpoint `{checkpoint_id}`",
@@ -1146,12 +1045,12 @@ class PostgresStore:
 
     def release_lease(self, lease: Lease) -> None:
         def body(tx: _Tx) -> None:
-            released = tx.conn.execute(
+            released = tx.one(
                 "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL "
                 "WHERE run_id = %s AND lease_owner = %s AND lease_epoch = %s "
                 "RETURNING status",
                 (lease.run_id, lease.owner, lease.epoch),
-            ).fetchone()
+            )
             if released is not None and released[0] in ("running", "waiting"):
                 self._notify(tx, lease.run_id)
 

@@ -29,6 +29,166 @@ from mnlang.stores.base import StoreCorrupt, StoreVersionError
 SCHEMA_VERSION: Final = 1
 APPLICATION: Final = "mnlang journal"
 
+BAD_BATCH_SQLSTATE: Final = "MN001"
+"""Raised by `mnc_commit` for a batch that cannot apply (a `ValueError` in Python)."""
+
+# The heart of a commit, run by the server in one call: lock the run's row, read the
+# clock, judge the lease, then update the run, append the events and apply the state
+# ops in their order. A refused lease writes nothing and says why in what it returns.
+# One call instead of a statement per part: each statement costs a client round trip
+# and the server's per-statement work, which dominate a small commit.
+#
+# State ops arrive as parallel arrays: `ops` names the kind of each (`set`, `list`,
+# `append`, `item`, `delete`, `cursor`, `drop`); `values` holds its JSON text (for
+# `list` and `append`, a JSON array of the items, split here with `json_array_elements`,
+# which keeps each item's text); `indexes` the item index of `item` ops.
+# Tables are named without a schema: the store's connections put the journal's schema
+# first on their `search_path`.
+MNC_COMMIT: Final[LiteralString] = """
+CREATE FUNCTION mnc_commit(
+    p_run_id text, p_lease_owner text, p_lease_epoch bigint,
+    p_status text, p_set_result boolean, p_result text, p_set_error boolean, p_error text,
+    p_waiting_for text[], p_ir_hash text, p_meta text,
+    p_event_kinds text[], p_event_states text[], p_event_branches text[], p_event_data text[],
+    p_ops text[], p_op_branches text[], p_op_names text[], p_op_values text[],
+    p_op_indexes integer[],
+    OUT accepted boolean, OUT last_seq bigint, OUT cancel_requested boolean,
+    OUT lease_owner text, OUT lease_epoch bigint, OUT lease_expires_at float8,
+    OUT now float8, OUT rows_written bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_live boolean;
+    v_events integer := coalesce(cardinality(p_event_kinds), 0);
+    v_count bigint;
+    v_start integer;
+    v_branch text;
+    v_name text;
+    v_value text;
+BEGIN
+    SELECT r.last_seq, r.cancel_requested, r.lease_owner, r.lease_epoch, r.lease_expires_at
+      INTO last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at
+      FROM runs AS r WHERE r.run_id = p_run_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    now := extract(epoch FROM clock_timestamp());
+    v_live := lease_owner IS NOT NULL AND lease_expires_at > now;
+    IF p_lease_owner IS NULL THEN
+        accepted := NOT v_live;
+    ELSE
+        accepted := v_live AND lease_owner = p_lease_owner AND lease_epoch = p_lease_epoch;
+    END IF;
+    rows_written := 0;
+    IF NOT accepted THEN
+        RETURN;
+    END IF;
+
+    IF v_events > 0 THEN
+        INSERT INTO events (run_id, seq, at, kind, state, branch, data)
+        SELECT p_run_id, last_seq + e.ord, now, e.kind, e.state, e.branch, e.data
+          FROM unnest(p_event_kinds, p_event_states, p_event_branches, p_event_data)
+               WITH ORDINALITY AS e(kind, state, branch, data, ord);
+    END IF;
+    last_seq := last_seq + v_events;
+    UPDATE runs SET
+        last_seq = mnc_commit.last_seq,
+        updated_at = now,
+        status = coalesce(p_status, status),
+        finished_at = CASE WHEN p_status IN ('completed', 'failed', 'cancelled')
+                           THEN coalesce(finished_at, now) ELSE finished_at END,
+        result = CASE WHEN p_set_result THEN p_result ELSE result END,
+        error = CASE WHEN p_set_error THEN p_error ELSE error END,
+        waiting_for = coalesce(p_waiting_for, waiting_for),
+        ir_hash = coalesce(p_ir_hash, ir_hash),
+        meta = coalesce(p_meta, meta)
+      WHERE run_id = p_run_id;
+    rows_written := 1 + v_events;
+
+    FOR i IN 1 .. coalesce(cardinality(p_ops), 0) LOOP
+        v_branch := p_op_branches[i];
+        v_name := p_op_names[i];
+        v_value := p_op_values[i];
+        CASE p_ops[i]
+        WHEN 'set' THEN
+            INSERT INTO variables (run_id, branch, name, value, is_list, length)
+                VALUES (p_run_id, v_branch, v_name, v_value, false, 0)
+                ON CONFLICT (run_id, branch, name)
+                DO UPDATE SET value = excluded.value, is_list = false, length = 0;
+            DELETE FROM list_items
+                WHERE run_id = p_run_id AND branch = v_branch AND name = v_name;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + 1 + v_count;
+        WHEN 'list' THEN
+            INSERT INTO variables (run_id, branch, name, value, is_list, length)
+                VALUES (p_run_id, v_branch, v_name, NULL, true, json_array_length(v_value::json))
+                ON CONFLICT (run_id, branch, name)
+                DO UPDATE SET value = NULL, is_list = true, length = excluded.length;
+            DELETE FROM list_items
+                WHERE run_id = p_run_id AND branch = v_branch AND name = v_name;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + 1 + v_count;
+            INSERT INTO list_items (run_id, branch, name, idx, value)
+                SELECT p_run_id, v_branch, v_name, item.ord - 1, item.value::text
+                  FROM json_array_elements(v_value::json) WITH ORDINALITY AS item(value, ord);
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + v_count;
+        WHEN 'append' THEN
+            UPDATE variables SET length = length + json_array_length(v_value::json)
+                WHERE run_id = p_run_id AND branch = v_branch AND name = v_name AND is_list
+                RETURNING length - json_array_length(v_value::json) INTO v_start;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'MN001',
+                    MESSAGE = format('`%s` in branch `%s` is not a list variable',
+                                     v_name, v_branch);
+            END IF;
+            INSERT INTO list_items (run_id, branch, name, idx, value)
+                SELECT p_run_id, v_branch, v_name, v_start + item.ord - 1, item.value::text
+                  FROM json_array_elements(v_value::json) WITH ORDINALITY AS item(value, ord);
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + 1 + v_count;
+        WHEN 'item' THEN
+            UPDATE list_items SET value = v_value
+                WHERE run_id = p_run_id AND branch = v_branch AND name = v_name
+                  AND idx = p_op_indexes[i];
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'MN001',
+                    MESSAGE = format('`%s[%s]` in branch `%s` does not exist',
+                                     v_name, p_op_indexes[i], v_branch);
+            END IF;
+            rows_written := rows_written + 1;
+        WHEN 'delete' THEN
+            DELETE FROM variables
+                WHERE run_id = p_run_id AND branch = v_branch AND name = v_name;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + v_count;
+            DELETE FROM list_items
+                WHERE run_id = p_run_id AND branch = v_branch AND name = v_name;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + v_count;
+        WHEN 'cursor' THEN
+            INSERT INTO cursors (run_id, branch, cursor) VALUES (p_run_id, v_branch, v_value)
+                ON CONFLICT (run_id, branch) DO UPDATE SET cursor = excluded.cursor;
+            rows_written := rows_written + 1;
+        WHEN 'drop' THEN
+            -- A branch and every branch nested in it (`p1` drops `p1/0`, not `p10`).
+            DELETE FROM cursors WHERE run_id = p_run_id
+                AND (v_branch = '' OR branch = v_branch OR starts_with(branch, v_branch || '/'));
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + v_count;
+            DELETE FROM variables WHERE run_id = p_run_id
+                AND (v_branch = '' OR branch = v_branch OR starts_with(branch, v_branch || '/'));
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + v_count;
+            DELETE FROM list_items WHERE run_id = p_run_id
+                AND (v_branch = '' OR branch = v_branch OR starts_with(branch, v_branch || '/'));
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_written := rows_written + v_count;
+        END CASE;
+    END LOOP;
+END
+$$
+"""
+
 _V1: Final[tuple[LiteralString, ...]] = (
     """
     CREATE TABLE mnc_meta (
@@ -180,6 +340,7 @@ _V1: Final[tuple[LiteralString, ...]] = (
         created_at float8 NOT NULL
     )
     """,
+    MNC_COMMIT,
 )
 
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1,)
