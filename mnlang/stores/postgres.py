@@ -5,15 +5,17 @@ URL: `postgresql://user:password@host:port/database?schema=NAME`, plus any libpq
 parameter (`sslmode=require`, ...). The journal's tables live in the schema `NAME`
 (default `mnc`), created and migrated on open (see `postgres_schema`).
 
-Transactions. Every method is one transaction at READ COMMITTED. A commit's first
-statement updates its run's row, which locks it, and returns the row's lease and the
-database clock; the lease is judged on that, and the transaction rolled back if the
-lease no longer holds, before the rest of the batch is sent. So two commits for one run
-serialise on its row, and a commit whose lease epoch was bumped by a takeover fails
-inside its own transaction. The rest of the batch and the COMMIT go to the server in one
-pipeline: a commit costs two round trips whatever its size. A transaction that hit a
-deadlock, or whose connection broke before COMMIT was sent, is tried again; a connection
-lost during COMMIT leaves the outcome unknown and says so (`StoreUnavailable`).
+Transactions. Every method is one transaction at READ COMMITTED. A commit is one call of
+the server-side function `mnc_commit` (see `postgres_schema`): it locks the run's row,
+reads the database clock, judges the batch's lease against the row, and only then
+updates the run, appends the events and applies the state ops, in the batch's order. So
+two commits for one run serialise on its row, and a commit whose lease epoch was bumped
+by a takeover is refused inside its own transaction, having written nothing. The rest
+of the batch (ledger, timers, checkpoints, signals, child runs) goes with the COMMIT in
+one pipeline: a commit costs two round trips and a handful of statements whatever its
+size. A transaction that hit a deadlock, or whose connection broke before COMMIT was
+sent, is tried again; a connection lost during COMMIT leaves the outcome unknown and
+says so (`StoreUnavailable`).
 
 Work distribution. `claim_runs` takes runnable runs with `FOR NO KEY UPDATE SKIP LOCKED`,
 so concurrent workers never wait for or double-claim a run; each claim is a lease with
