@@ -447,9 +447,8 @@ WAITER = """
     from mnlang.stores.postgres import PostgresStore
     with PostgresStore(sys.argv[1]) as store:
         print(store.wait_for_work(0), flush=True)
-        start = time.monotonic()
         woke = store.wait_for_work(20)
-        print(woke, round(time.monotonic() - start, 3), flush=True)
+        print(woke, time.time(), flush=True)
 """
 
 
@@ -467,14 +466,13 @@ def test_a_decision_wakes_a_waiting_worker_in_another_process(
     waiter = python(WAITER, pg_url)
     assert waiter.stdout is not None and waiter.stdout.readline() == "False\n"
     time.sleep(0.5)
-    decided_at = time.monotonic()
+    decided_at = time.time()
     assert store.decide_checkpoint("r1", "cp1", {"choice": "approve"}, by="ann").accepted
     out, err = waiter.communicate(timeout=30)
-    woke_after = time.monotonic() - decided_at
     assert waiter.returncode == 0, err
-    woke, waited = out.split()
-    assert woke == "True" and float(waited) >= 0.4
-    assert woke_after < 1.0
+    woke, woke_at = out.split()
+    # Both processes read the same machine's clock.
+    assert woke == "True" and 0 < float(woke_at) - decided_at < 1.0
 
 
 # --- crashes at commit boundaries -------------------------------------------------------------
