@@ -52,6 +52,7 @@ from mnlang.models.estimate import DEFAULT_MAX_TOKENS, conversation_worst_case, 
 from mnlang.models.prices import ModelPrice, PriceTable, PriceTableError, load_prices
 from mnlang.models.setup import ModelSetup, ModelSpecError
 from mnlang.models.validation import ReplyInvalid, ReplyValidator
+from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
@@ -306,7 +307,16 @@ class AgentCalls:
         fiber.status = "call"
         fiber.job = job
         fiber.dirty = True
-        run.runner.submit(job, delay_s)
+        site = faults.CallSite(
+            "agent",
+            agent.name,
+            session.step,
+            fiber.branch,
+            run.place(fiber),
+            notes["attempt"],
+            notes["requests"],
+        )
+        faults.submit(run, fiber, job, delay_s, site)
 
     def _call_number(self, session: Session) -> int:
         """The agent's request number in the run for this request: noted before it is sent

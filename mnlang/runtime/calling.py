@@ -30,6 +30,7 @@ from mnlang.errors import TIMEOUT, TOOL_ERROR, kind_of
 from mnlang.ir.base import RetryIR
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState
+from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentTurn
 from mnlang.runtime.calls import CallJob, Completion
@@ -297,7 +298,10 @@ class Calls:
         job = CallJob(call, decl.name, job_run, job_timeout, decl.limit)
         self._hold(call)
         call.fiber.job = job
-        run.runner.submit(job, delay_s)
+        site = faults.CallSite(
+            call.kind, decl.name, call.step, call.fiber.branch, run.place(call.fiber), call.attempt
+        )
+        faults.submit(run, call.fiber, job, delay_s, site)
 
     def _resolve(self, tool: ToolIR) -> ResolvedTool:
         found = self.resolved.get(tool.name)

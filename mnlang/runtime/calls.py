@@ -6,6 +6,10 @@ The scheduler submits `CallJob`s and collects `Completion`s with `wait`. A threa
 that outlives its timeout is reported as a `Timeout` at once, but it keeps its place in
 the tool's `concurrent` limit until its thread really returns (Python cannot stop a
 thread); `isolation: process` calls kill their process instead.
+
+Delays, timeouts and rate limits are timed by the runner's `Clock`: with a virtual clock
+(benchmarks), a runner with no call in flight moves the clock to its next delayed start
+instead of sleeping.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from mnlang.errors import Timeout
 from mnlang.ir.model import LimitIR
+from mnlang.runtime.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass(eq=False)
@@ -52,7 +57,8 @@ class Completion:
 
 
 class CallRunner:
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mnc-call")
         self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._running: set[CallJob] = set()
@@ -77,7 +83,9 @@ class CallRunner:
 
     def submit(self, job: CallJob, delay_s: float = 0.0) -> None:
         if delay_s > 0:
-            heapq.heappush(self._delayed, (time.monotonic() + delay_s, next(self._order), job))
+            heapq.heappush(
+                self._delayed, (self._clock.monotonic() + delay_s, next(self._order), job)
+            )
         else:
             self._admit(job)
 
@@ -94,7 +102,7 @@ class CallRunner:
         limit = job.limit
         key = job.limit_key
         if limit is not None:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             if limit.concurrent is not None and self._in_flight.get(key, 0) >= limit.concurrent:
                 self._blocked.setdefault(key, deque()).append(job)
                 return
@@ -111,7 +119,7 @@ class CallRunner:
     def _start(self, job: CallJob) -> None:
         if not job.data.pop("slot_held", False):
             self._in_flight[job.limit_key] = self._in_flight.get(job.limit_key, 0) + 1
-        job.started = time.monotonic()
+        job.started = self._clock.monotonic()
         if job.timeout_s is not None:
             job.deadline = job.started + job.timeout_s
         self._running.add(job)
@@ -139,8 +147,12 @@ class CallRunner:
         self._start_due()
         wake = self.next_wakeup()
         if wake is not None:
-            until = max(0.0, wake - time.monotonic())
+            until = max(0.0, wake - self._clock.monotonic())
             timeout_s = until if timeout_s is None else min(timeout_s, until)
+        if self._clock.virtual and not self._running and timeout_s:
+            # No thread can answer before the next delayed start: skip the wait.
+            self._clock.advance(timeout_s)
+            timeout_s = 0
         try:
             first = self._done.get(timeout=timeout_s) if timeout_s != 0 else self._done.get_nowait()
         except queue.Empty:
@@ -169,7 +181,7 @@ class CallRunner:
             out.append(completion)
 
     def _expire(self, out: list[Completion]) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for job in list(self._running):
             if job.deadline is not None and not job.timed_out and now >= job.deadline:
                 job.timed_out = True
@@ -177,7 +189,7 @@ class CallRunner:
                 out.append(Completion(job, False, error, (now - (job.started or now)) * 1000))
 
     def _start_due(self) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
             _, _, job = heapq.heappop(self._delayed)
             if job.data.get("slot_held"):

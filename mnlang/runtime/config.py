@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mnlang.runtime.clock import SYSTEM_CLOCK, Clock
+
 if TYPE_CHECKING:
     from mnlang.models.setup import ModelSetup
     from mnlang.runtime.doubles import CallDoubles
+    from mnlang.runtime.faults import FaultPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,10 @@ class RuntimeConfig:
     by the caller, or None for the setup the run started with (else the default)."""
     doubles: CallDoubles | None = None
     """Stand-ins for tool and effect calls (`mnc test`); None calls the real tools."""
+    faults: FaultPlan | None = None
+    """Faults to inject (`mnc run --inject/--chaos`, `mnc bench`); None injects none."""
+    clock: Clock = SYSTEM_CLOCK
+    """Times retry backoff, rate limits and call timeouts; benchmarks pass a virtual one."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeConfig:

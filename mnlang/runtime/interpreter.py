@@ -140,7 +140,9 @@ class Interpreter:
         self.journal = Journal(store, record.run_id, lease, observer)
         self.evaluator = Evaluator(self._external)
         self.converter = Converter(program.types, self.evaluator)
-        self.runner = CallRunner(config.workers)
+        self.runner = CallRunner(config.workers, config.clock)
+        plan = config.faults
+        self.faults = plan.injector(store, self.run_id) if plan and plan.active else None
         self.calls = Calls(self)
         self.pauses = Pauses(self, child_runner)
         self.fibers: dict[str, Fiber] = {}

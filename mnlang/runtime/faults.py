@@ -1,0 +1,437 @@
+"""Fault injection: the eight fault classes, injected by name at a step or at random.
+
+A `FaultPlan` says what to inject: targeted faults (`mnc run --inject
+tool_timeout@fetch_order`: this fault at the first call of that step or callee) and chaos
+(`--chaos 0.2 --seed 7`: each call attempt gets a fault with that probability, its class
+drawn from the ones that fit the call, all decided by a hash of the seed and the call's
+place, so the same seed injects the same faults). The runtime consults the plan at one
+point, `submit`, through which every tool, effect and model call attempt is started; the
+injected fault is journaled as a `fault_injected` event at the call's step.
+
+What each class does at the call:
+
+- `network_failure`: the attempt fails with `transient` (connection reset) without
+  reaching the tool or model;
+- `tool_timeout`: the attempt fails with `timeout` without an answer;
+- `malformed_output` (model calls only): the reply comes back corrupted (cut in half);
+- `worker_crash`: the process dies (`os._exit`) with the call in flight; whoever runs
+  the process resumes the run (`mnc resume`, a worker, the bench harness);
+- `node_failure`: the same death, of a node that holds the run's lease: another worker
+  takes the run over once the lease expires (the bench waits for the expiry; `mnc
+  resume` on the same machine breaks a dead process's lease at once);
+- `partial_effect` (effects only): the effect performs its side effect, then the
+  process dies before the result is reported;
+- `retry_storm`: the attempt and the next ones fail with `transient` (an overloaded
+  service answering 503); many runs hit at once show that the tool's `limit:` holds and
+  that retries back off instead of piling on;
+- `approval_delay` is not a call fault: a person's decision arrives late. The harness
+  that answers checkpoints injects it with `delay_approval` (past the timeout, the
+  timeout decides).
+
+A fault that killed the process is committed before the process dies, and a resumed run
+reads the faults already injected from its journal, so it does not inject them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from mnlang.errors import CANCELLED, MnError, Timeout, Transient
+
+if TYPE_CHECKING:
+    from mnlang.ir.model import IRProgram
+    from mnlang.runtime.calls import CallJob
+    from mnlang.runtime.fibers import Fiber
+    from mnlang.runtime.interpreter import Interpreter
+    from mnlang.stores.base import Store
+
+FAULT_EVENT: Final = "fault_injected"
+FAULT_CLASSES: Final = (
+    "worker_crash",
+    "network_failure",
+    "tool_timeout",
+    "malformed_output",
+    "approval_delay",
+    "node_failure",
+    "retry_storm",
+    "partial_effect",
+)
+CRASH_FAULTS: Final = frozenset({"worker_crash", "node_failure", "partial_effect"})
+"""Faults that end the process (in the naive baseline: the attempt)."""
+CALL_KINDS: Final = ("tool", "effect", "agent")
+APPLIES_TO: Final[dict[str, frozenset[str]]] = {
+    "worker_crash": frozenset(CALL_KINDS),
+    "network_failure": frozenset(CALL_KINDS),
+    "tool_timeout": frozenset(CALL_KINDS),
+    "malformed_output": frozenset({"agent"}),
+    "approval_delay": frozenset(),
+    "node_failure": frozenset(CALL_KINDS),
+    "retry_storm": frozenset(CALL_KINDS),
+    "partial_effect": frozenset({"effect"}),
+}
+"""The call kinds each fault class can hit (`approval_delay` hits checkpoints)."""
+EXPECTATIONS: Final = ("same", "repair", "fail")
+"""What a fault should lead to: the output of a run without it, that output after a
+repair checkpoint, or a failure."""
+CRASH_STATUS: Final = 137
+"""The exit status of an injected crash (what a SIGKILL gives)."""
+STORM_ATTEMPTS: Final = 2
+"""Attempts a `retry_storm` fails by default."""
+
+CrashMode = Literal["exit", "raise"]
+
+
+class FaultError(ValueError):
+    """A fault plan that names an unknown class, a step that does not exist, or a fault
+    that cannot hit the step; `help` says what would."""
+
+    def __init__(self, message: str, *, help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """One targeted fault: `fault` at the first call of step or callee `at`."""
+
+    fault: str
+    at: str | None = None
+    """A state id or a callee's (short) name; None: the first call it fits."""
+    times: int = 1
+    """For `retry_storm`: how many attempts in a row fail."""
+    expect: str | None = None
+    """The expected outcome (one of `EXPECTATIONS`), journaled with the fault for metrics."""
+
+    def __post_init__(self) -> None:
+        if self.fault not in FAULT_CLASSES:
+            raise FaultError(
+                f"unknown fault `{self.fault}`", help=f"fault classes: {', '.join(FAULT_CLASSES)}"
+            )
+        if self.expect is not None and self.expect not in EXPECTATIONS:
+            raise FaultError(
+                f"unknown expected outcome `{self.expect}` for fault `{self.fault}`",
+                help=f"use one of: {', '.join(EXPECTATIONS)}",
+            )
+
+
+def parse_inject(text: str) -> FaultSpec:
+    """`CLASS@STEP` (or `CLASS`), with `*N` after a `retry_storm` for N failed attempts."""
+    fault, _, at = text.strip().partition("@")
+    times = STORM_ATTEMPTS if fault == "retry_storm" else 1
+    if "*" in at:
+        at, _, count = at.partition("*")
+        if not count.isdigit() or int(count) < 1:
+            raise FaultError(
+                f"`{text}`: `*` takes a number of attempts from 1", help="e.g. retry_storm@fetch*3"
+            )
+        times = int(count)
+    return FaultSpec(fault, at or None, times)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    faults: tuple[FaultSpec, ...] = ()
+    chaos: float = 0.0
+    """Probability that a call attempt gets a random fault."""
+    seed: int = 0
+    classes: tuple[str, ...] = tuple(c for c in FAULT_CLASSES if c != "approval_delay")
+    """The classes chaos draws from."""
+    crash: CrashMode = "exit"
+    """`exit` kills the process; `raise` fails the call with `cancelled` instead (the
+    naive baseline, where a crash just ends the attempt)."""
+    storm_attempts: int = STORM_ATTEMPTS
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.chaos <= 1.0:
+            raise FaultError(f"--chaos takes a probability from 0 to 1, not {self.chaos:g}")
+        for name in self.classes:
+            FaultSpec(name)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.faults) or self.chaos > 0
+
+    def check(self, program: IRProgram, workflow: str) -> None:
+        """Refuse targeted faults that can hit no call of the workflow."""
+        sites = call_sites(program, workflow)
+        for spec in self.faults:
+            if spec.fault == "approval_delay":
+                checkpoints = checkpoint_names(program, workflow)
+                if spec.at is not None and spec.at not in checkpoints:
+                    raise FaultError(
+                        f"`approval_delay@{spec.at}`: `{spec.at}` is not a checkpoint of "
+                        f"`{workflow}`",
+                        help=f"checkpoints: {', '.join(sorted(checkpoints)) or 'none'}",
+                    )
+                continue
+            fits = APPLIES_TO[spec.fault]
+            matching = [s for s in sites if spec.at is None or spec.at in (s[0], s[1], s[2])]
+            if spec.at is not None and not matching:
+                names = sorted({s[2] for s in sites} | {s[0] for s in sites})
+                raise FaultError(
+                    f"`{spec.fault}@{spec.at}`: no step or call named `{spec.at}` in `{workflow}`",
+                    help=f"steps and calls: {', '.join(names) or 'none'}",
+                )
+            if not any(kind in fits for _, _, _, kind in matching):
+                where = f"`{spec.at}`" if spec.at is not None else f"any call of `{workflow}`"
+                raise FaultError(
+                    f"`{spec.fault}` cannot hit {where}",
+                    help=f"`{spec.fault}` hits calls of kind: {', '.join(sorted(fits))}",
+                )
+
+    def injector(self, store: Store, run_id: str) -> FaultInjector:
+        """The plan as applied to one run, minus the faults its journal already holds."""
+        done = {
+            str(e.data.get("id"))
+            for e in store.read_journal(run_id)
+            if e.kind == FAULT_EVENT and isinstance(e.data, dict)
+        }
+        return FaultInjector(self, run_id, done)
+
+
+def call_sites(program: IRProgram, workflow: str) -> list[tuple[str, str, str, str]]:
+    """(state id, qualified callee, short callee, call kind) of every call of a workflow,
+    the tools its agents may call included."""
+    from mnlang.ir.states import CallState
+
+    out: list[tuple[str, str, str, str]] = []
+    for state in program.workflows[workflow].states.values():
+        if not isinstance(state, CallState):
+            continue
+        out.append((state.id, state.callee, state.callee.rsplit(".", 1)[-1], state.callee_kind))
+        if state.callee_kind == "agent":
+            for name in program.agents[state.callee].tools:
+                kind = "effect" if name in program.effects else "tool"
+                out.append((state.id, name, name.rsplit(".", 1)[-1], kind))
+    return out
+
+
+def checkpoint_names(program: IRProgram, workflow: str) -> set[str]:
+    from mnlang.ir.states import CheckpointState
+
+    states = program.workflows[workflow].states.values()
+    return {s.name for s in states if isinstance(s, CheckpointState)} | {
+        s.id for s in states if isinstance(s, CheckpointState)
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """One attempt of one call, as the fault plan sees it."""
+
+    kind: str
+    """`tool`, `effect` or `agent`."""
+    callee: str
+    step: str
+    branch: str
+    place: str
+    """Which execution of the step (loop positions, branches): `Interpreter.place`."""
+    attempt: int
+    request: int = 0
+    """For a model call: the request's number in its conversation."""
+
+    @property
+    def short(self) -> str:
+        return self.callee.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    fault: str
+    id: str
+    """Identifies the fault in the run's journal (so a resumed run skips it)."""
+    mode: Literal["targeted", "chaos"]
+    crash: CrashMode
+    expect: str | None = None
+    times: int = 1
+    journal: bool = True
+    """False for the later attempts of a storm (journaled once, at its first)."""
+
+    @property
+    def kills(self) -> bool:
+        return self.fault in CRASH_FAULTS and self.crash == "exit"
+
+    def wrap(self, call: Callable[[], Any]) -> Callable[[], Any]:
+        """The call's work with the fault in it."""
+        return partial_call(self, call)
+
+    def event(self, site: CallSite) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "fault": self.fault,
+            "mode": self.mode,
+            "kind": site.kind,
+            "callee": site.callee,
+            "attempt": site.attempt,
+        }
+        if self.expect is not None:
+            data["expect"] = self.expect
+        if self.fault == "retry_storm":
+            data["times"] = self.times
+        return data
+
+
+def partial_call(injection: Injection, call: Callable[[], Any]) -> Callable[[], Any]:
+    fault = injection.fault
+
+    def crash() -> None:
+        if injection.crash == "exit":
+            os._exit(CRASH_STATUS)
+        raise MnError(CANCELLED, f"injected {fault}: the process died")
+
+    def run() -> Any:
+        if fault in ("network_failure", "retry_storm"):
+            what = "connection reset by peer" if fault == "network_failure" else "503 overloaded"
+            raise Transient(f"injected {fault}: {what}")
+        if fault == "tool_timeout":
+            raise Timeout(f"injected {fault}: no answer in time")
+        if fault in ("worker_crash", "node_failure"):
+            crash()
+        value = call()
+        if fault == "partial_effect":
+            crash()
+        if fault == "malformed_output":
+            return corrupt(value)
+        return value
+
+    return run
+
+
+def corrupt(reply: Any) -> Any:
+    """A model reply cut in half: its text, or else its first tool call's arguments."""
+    text = getattr(reply, "text", None)
+    if isinstance(text, str):
+        return dataclasses.replace(reply, text=text[: len(text) // 2])
+    calls = getattr(reply, "tool_calls", None)
+    if calls:
+        first = calls[0]
+        cut = dataclasses.replace(first, arguments=first.arguments[: len(first.arguments) // 2])
+        return dataclasses.replace(reply, tool_calls=[cut, *calls[1:]])
+    return json.dumps(reply, default=str)[:8]
+
+
+@dataclass
+class FaultInjector:
+    """A plan applied to one run; `done` holds the ids of faults already injected."""
+
+    plan: FaultPlan
+    run_id: str
+    done: set[str]
+    _storms: dict[str, tuple[int, Injection]] = field(default_factory=dict)
+
+    def at_call(self, site: CallSite) -> Injection | None:
+        where = f"{site.step}@{site.place}#{site.request}"
+        storm = self._storms.get(where)
+        if storm is not None and site.attempt <= storm[0]:
+            return dataclasses.replace(storm[1], journal=False)
+        injection = self._targeted(site) or self._chaos(site, where)
+        if injection is None:
+            return None
+        self.done.add(injection.id)
+        if injection.fault == "retry_storm":
+            self._storms[where] = (site.attempt + injection.times - 1, injection)
+        return injection
+
+    def _targeted(self, site: CallSite) -> Injection | None:
+        for index, spec in enumerate(self.plan.faults):
+            if spec.fault == "approval_delay" or site.kind not in APPLIES_TO[spec.fault]:
+                continue
+            if spec.at is not None and spec.at not in (site.step, site.callee, site.short):
+                continue
+            fault_id = f"t{index}:{spec.fault}"
+            if fault_id in self.done:
+                continue
+            return Injection(
+                spec.fault, fault_id, "targeted", self.plan.crash, spec.expect, spec.times
+            )
+        return None
+
+    def _chaos(self, site: CallSite, where: str) -> Injection | None:
+        plan = self.plan
+        if plan.chaos <= 0:
+            return None
+        fault_id = f"c:{where}#{site.attempt}"
+        if fault_id in self.done:
+            return None
+        draw = _unit(plan.seed, self.run_id, fault_id)
+        if draw >= plan.chaos:
+            return None
+        fitting = [c for c in plan.classes if site.kind in APPLIES_TO[c]]
+        if not fitting:
+            return None
+        fault = fitting[int(_unit(plan.seed, self.run_id, fault_id, "class") * len(fitting))]
+        return Injection(fault, fault_id, "chaos", plan.crash, None, plan.storm_attempts)
+
+
+def _unit(*parts: object) -> float:
+    """A number in [0, 1) decided by `parts` alone (the same on every machine and run)."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def submit(run: Interpreter, fiber: Fiber, job: CallJob, delay_s: float, site: CallSite) -> None:
+    """Start a call attempt, with the fault the run's plan puts there, if any.
+
+    A fault that kills the process is committed first, and the attempt starts after that
+    commit, so the resumed run knows the fault happened."""
+    injector = run.faults
+    injection = injector.at_call(site) if injector is not None else None
+    if injection is None:
+        run.runner.submit(job, delay_s)
+        return
+    job.run = injection.wrap(job.run)
+    if injection.journal:
+        run.journal.event(FAULT_EVENT, injection.event(site), site.step, site.branch)
+    if not injection.kills:
+        run.runner.submit(job, delay_s)
+        return
+
+    def start(_: object) -> None:
+        if fiber.job is job:
+            run.runner.submit(job, delay_s)
+
+    run.force_commit = True
+    run.after_commit.append(start)
+
+
+def delay_approval(
+    store: Store,
+    run_id: str,
+    checkpoint_id: str,
+    *,
+    past: bool,
+    expect: str | None = None,
+    step: str | None = None,
+) -> None:
+    """Journal an `approval_delay` at a waiting run's open checkpoint. `past`: the decision
+    comes after the checkpoint's timeout, so the timeout is made due now (as if all of it
+    had passed) and decides first; otherwise the decision comes just before it."""
+    from mnlang.runtime.pauses import checkpoint_timer
+    from mnlang.stores.base import Batch, NewEvent, SetTimer
+
+    data: dict[str, Any] = {
+        "id": f"approval:{checkpoint_id}",
+        "fault": "approval_delay",
+        "mode": "targeted",
+        "kind": "checkpoint",
+        "checkpoint": checkpoint_id,
+        "late": "past_timeout" if past else "near_timeout",
+    }
+    if expect is not None:
+        data["expect"] = expect
+    timer = checkpoint_timer(checkpoint_id)
+    timers = [t for t in store.run_timers(run_id) if t.timer_id == timer]
+    set_timers = [SetTimer(timer, 0.0, timers[0].payload)] if past and timers else []
+    store.commit(Batch(run_id, events=[NewEvent(FAULT_EVENT, data, step)], set_timers=set_timers))
+
+
+def injected(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """The `fault_injected` events' data of a journal, in order."""
+    return [e.data for e in events if e.kind == FAULT_EVENT and isinstance(e.data, dict)]
