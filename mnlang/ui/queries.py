@@ -191,6 +191,11 @@ class RunView:
     def live(self) -> bool:
         return self.run.status not in TERMINAL_STATUSES
 
+    @property
+    def decisions(self) -> list[Event]:
+        """The decisions the run received (checkpoints and repairs), oldest first."""
+        return [e for e in self.journal if e.kind == "decided"]
+
     def to_json(self) -> dict[str, Json]:
         return {
             **self.details.to_json(),

@@ -1,0 +1,721 @@
+"""HTTP-level tests of the web console (`mnc ui`): every route, its JSON, the live
+fragments, the actions, and the refusals (authentication, CSRF, origin, assignee).
+
+The console runs in-process through Starlette's TestClient over a journal made by
+running a small workflow for real; the browser test is in `test_ui_browser.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from mnlang import api
+from mnlang.cli import main
+from mnlang.ir.model import IRProgram
+from mnlang.runtime.run import start_run
+from mnlang.stores import open_store
+from mnlang.stores.base import Batch, Event, NewRun, OpenCheckpoint, RunStatus, Store
+from mnlang.ui import charts
+from mnlang.ui.app import create_app
+from mnlang.ui.auth import Authenticator
+from mnlang.ui.metrics import ClassMetrics, Period, period_of, run_facts
+from mnlang.ui.server import ConsoleError, serve
+from mnlang.ui.tokens import TokenFile, tokens_path
+
+BASE = "http://127.0.0.1:8737"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+TOOL_PAYLOAD = "<script>alert('tool')</script>"
+MODEL_PAYLOAD = "<script>alert('model')</script>"
+
+WORKFLOWS = """
+type Triage {
+  summary: str
+  confidence: float
+}
+
+event nudge -> str
+
+tool lookup(order_id: str) -> str {
+  impl: "uitools:lookup"
+  retry: { attempts: 3, on: [transient] }
+}
+
+agent triage(text: str) -> Triage {
+  model: "gpt-5.4-mini"
+  prompt: "Classify {text}"
+  max_tokens: 100
+}
+
+effect pay(order_id: str) -> str {
+  impl: "uitools:pay"
+  key: "pay:{order_id}"
+}
+
+workflow review(order_id: str, text: str) -> str {
+  class: "support"
+  info = lookup(order_id)
+  t = triage(text)
+  decision = checkpoint manager_review {
+    ask: "Pay {order_id} ({info})? {t.summary}"
+    show: [t]
+    assignee: "alice"
+    timeout: 1d
+    on_timeout: reject
+  }
+  if not decision.approved {
+    fail "rejected by {decision.by}"
+  }
+  receipt = pay(order_id)
+  return receipt
+}
+
+workflow waiter(n: int) -> str {
+  class: "ops"
+  got = wait nudge { timeout: 1d }
+  if got == null {
+    fail "no nudge"
+  }
+  return got
+}
+"""
+
+# `lookup` fails once per order (a retry in the journal) and returns a script tag, as a
+# hostile tool output would; the model's scripted reply carries one too.
+TOOLS = f'''
+from mnlang.errors import Transient
+
+_seen: set[str] = set()
+
+
+def lookup(order_id: str, *, ctx: object = None) -> str:
+    if order_id not in _seen:
+        _seen.add(order_id)
+        raise Transient("lookup is busy")
+    return "{TOOL_PAYLOAD} " + order_id
+
+
+def pay(order_id: str, *, ctx: object = None) -> str:
+    return "paid-" + order_id
+'''
+
+REPLIES = {"triage": [{"summary": MODEL_PAYLOAD, "confidence": 0.5}]}
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> IRProgram:
+    folder = tmp_path_factory.mktemp("workflows")
+    (folder / "review.mn").write_text(WORKFLOWS, "utf-8")
+    (folder / "uitools.py").write_text(TOOLS, "utf-8")
+    (folder / "replies.json").write_text(json.dumps(REPLIES), "utf-8")
+    return api.load_program(folder / "review.mn")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(tmp_path / "journal.db")
+    yield opened
+    opened.close()
+
+
+def start(store: Store, program: IRProgram, run_id: str, workflow: str = "review") -> str:
+    args: dict[str, Any] = (
+        {"order_id": run_id, "text": "late"} if workflow == "review" else {"n": 1}
+    )
+    outcome = start_run(store, program, workflow, args, run_id=run_id)
+    assert outcome.status == "waiting", outcome
+    return run_id
+
+
+def console(
+    store: Store,
+    *,
+    execute: bool = False,
+    admin_token: str | None = None,
+    tokens: TokenFile | None = None,
+    loopback: bool = True,
+) -> TestClient:
+    auth = Authenticator(admin_token=admin_token, tokens=tokens, loopback=loopback)
+    return TestClient(create_app(store, auth, execute=execute), base_url=BASE)
+
+
+def csrf(client: TestClient) -> str:
+    page = client.get("/runs")
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+def wait_for(store: Store, run_id: str, status: RunStatus, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = store.get_run(run_id)
+        if record is not None and record.status == status and record.lease_owner is None:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"run {run_id} did not reach {status}: {store.get_run(run_id)}")
+
+
+def decide(
+    client: TestClient, run_id: str, choice: str, token: str | None = None, **extra: str
+) -> Any:
+    form = {
+        "run": run_id,
+        "checkpoint": "decision",
+        "choice": choice,
+        "csrf": token if token is not None else csrf(client),
+        **extra,
+    }
+    return client.post(
+        "/actions/decide", data=form, headers={"accept": "application/json"}, follow_redirects=False
+    )
+
+
+# ---- pages and JSON ---------------------------------------------------------------------------
+
+
+def test_every_page_renders(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-1")
+    client = console(store)
+    pages = {
+        "/runs": "order-1",
+        "/runs?status=waiting&workflow=review&class=support": "order-1",
+        "/runs/order-1": "manager_review",
+        "/inbox": "manager_review",
+        "/workflows": "review",
+        "/workflows/review": "<svg",
+        "/metrics": "workflow completion rate",
+        "/metrics?period=all": "support",
+        "/login": "Log in",
+    }
+    for url, expected in pages.items():
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["content-type"].startswith("text/html")
+        assert expected in response.text, url
+    assert client.get("/", follow_redirects=False).headers["location"] == "/runs"
+
+
+def test_run_page_shows_graph_step_evidence_retries_and_cost(
+    store: Store, program: IRProgram
+) -> None:
+    start(store, program, "order-2")
+    page = console(store).get("/runs/order-2").text
+    assert "<svg" in page and "waiting" in page  # the overlaid graph
+    assert "decision = checkpoint manager_review" in page  # the current step
+    assert "if not decision.approved" in page  # what comes next
+    assert "lookup is busy" in page and "transient" in page  # the retry with its error
+    assert "Classify late" in page  # the model prompt, as evidence
+    assert "gpt-5.4-mini" in page  # cost by model
+    assert 'data-choice="approve"' in page and "for alice" in page
+
+
+def test_json_routes(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-3")
+    start(store, program, "wait-1", "waiter")
+    client = console(store)
+    runs = client.get("/api/runs").json()
+    assert runs["counts"]["waiting"] == 2
+    assert sorted(r["run_id"] for r in runs["runs"]) == ["order-3", "wait-1"]
+    only_ops = client.get("/api/runs?class=ops").json()
+    assert [r["run_id"] for r in only_ops["runs"]] == ["wait-1"]
+    assert only_ops["counts"] == {
+        "running": 0,
+        "waiting": 1,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    run = client.get("/api/runs/order-3").json()
+    assert run["run"]["status"] == "waiting"
+    assert run["overlay"]["states"]["decision"]["status"] == "waiting"
+    assert run["overlay"]["states"]["info"] == {"status": "done", "attempts": 2}
+    assert run["pending"][0]["assignee"] == "alice"
+    assert run["pending"][0]["deadline"] > time.time()
+    assert {c["category"] for c in run["cost_breakdown"]} == {"model", "tool"}
+    inbox = client.get("/api/inbox").json()
+    assert [p["run_id"] for p in inbox["pending"]] == ["order-3"]
+    workflows = client.get("/api/workflows").json()
+    assert {w["workflow"]: w["runs"] for w in workflows} == {"review": 1, "waiter": 1}
+    assert client.get("/api/workflows/review").json()["recent_runs"][0]["run_id"] == "order-3"
+    metrics = client.get("/api/metrics?period=30d").json()
+    assert metrics["period"] == "30d"
+    support = next(c for c in metrics["classes"] if c["class"] == "support")
+    assert support["planned_checkpoint_rate"] == {"numerator": 1, "denominator": 1, "value": 1.0}
+    assert support["recovery_by_error_kind"]["transient"]["numerator"] == 1
+    me = client.get("/api/me").json()
+    assert me["admin"] is True and me["user"]
+
+
+def test_unknown_things_are_404(store: Store) -> None:
+    client = console(store)
+    assert client.get("/runs/nope").status_code == 404
+    assert "no run `nope`" in client.get("/runs/nope").text
+    assert client.get("/api/runs/nope").status_code == 404
+    assert client.get("/fragments/run?id=nope").status_code == 404
+    assert client.get("/workflows/nope").status_code == 404
+    assert client.get("/api/workflows/nope").status_code == 404
+    assert decide(client, "nope", "approve").status_code == 404
+
+
+def test_run_ids_with_slashes_and_hashes_have_pages(store: Store, program: IRProgram) -> None:
+    start(store, program, "team/a#1")
+    client = console(store)
+    assert 'href="/runs/team%2Fa%231"' in client.get("/runs").text
+    assert client.get("/runs/team%2Fa%231").status_code == 200
+    assert client.get("/api/runs/team%2Fa%231").json()["run"]["run_id"] == "team/a#1"
+
+
+def test_fragments_answer_204_until_something_changes(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-4")
+    client = console(store)
+    first = client.get("/fragments/run?id=order-4")
+    fingerprint = re.search(r"fp=([0-9a-f]+)", first.text)
+    assert first.status_code == 200 and fingerprint is not None
+    assert client.get(f"/fragments/run?id=order-4&fp={fingerprint.group(1)}").status_code == 204
+    runs = client.get("/fragments/runs")
+    runs_fp = re.search(r"fp=([0-9a-f]+)", runs.text)
+    inbox = client.get("/fragments/inbox")
+    inbox_fp = re.search(r"fp=([0-9a-f]+)", inbox.text)
+    assert runs_fp is not None and inbox_fp is not None
+    assert client.get(f"/fragments/runs?fp={runs_fp.group(1)}").status_code == 204
+    assert client.get(f"/fragments/inbox?fp={inbox_fp.group(1)}").status_code == 204
+    assert decide(client, "order-4", "approve").status_code == 200
+    assert client.get(f"/fragments/run?id=order-4&fp={fingerprint.group(1)}").status_code == 200
+    assert client.get(f"/fragments/inbox?fp={inbox_fp.group(1)}").status_code == 200
+
+
+def test_run_output_is_escaped(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-5")
+    client = console(store)
+    for url in ("/runs/order-5", "/inbox", "/fragments/run?id=order-5", "/fragments/inbox"):
+        text = client.get(url).text
+        assert "<script>alert" not in text, url
+        assert "&lt;script&gt;alert(&#39;model&#39;)&lt;/script&gt;" in text, url
+    assert "&lt;script&gt;alert(&#39;tool&#39;)&lt;/script&gt;" in client.get("/runs/order-5").text
+    # the only script elements are the console's own
+    assert re.findall(r"<script[^>]*>", client.get("/runs/order-5").text) == [
+        '<script src="/static/htmx.min.js">'
+    ]
+
+
+def test_security_headers(store: Store) -> None:
+    response = console(store).get("/runs")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_static_files_are_public(store: Store) -> None:
+    client = console(store, admin_token=ADMIN_TOKEN, loopback=False)
+    response = client.get("/static/htmx.min.js")
+    assert response.status_code == 200 and "htmx" in response.text
+    assert client.get("/static/console.css").status_code == 200
+
+
+# ---- actions ----------------------------------------------------------------------------------
+
+
+def test_approve_resumes_the_run_and_records_who(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-6")
+    client = console(store, execute=True)
+    response = decide(client, "order-6", "approve", comment="fine <b>by</b> me")
+    assert response.status_code == 200, response.text
+    assert response.json()["ok"] is True
+    wait_for(store, "order-6", "completed")
+    record = store.get_run("order-6")
+    assert record is not None and record.result == "paid-order-6"
+    user = client.get("/api/me").json()["user"]
+    decided = [e for e in store.read_journal("order-6") if e.kind == "decided"]
+    assert decided[0].data["by"] == user
+    assert decided[0].data["comment"] == "fine <b>by</b> me"
+    page = client.get("/runs/order-6").text
+    assert 'data-status="completed"' in page and "fine &lt;b&gt;by&lt;/b&gt; me" in page
+
+
+def test_reject_fails_the_run(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-7")
+    client = console(store, execute=True)
+    assert decide(client, "order-7", "reject", comment="too much").status_code == 200
+    wait_for(store, "order-7", "failed")
+    record = store.get_run("order-7")
+    user = client.get("/api/me").json()["user"]
+    assert record is not None and record.error["message"] == f"rejected by {user}"
+
+
+def test_htmx_decision_returns_the_fragment(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-8")
+    client = console(store)
+    form = {"run": "order-8", "checkpoint": "decision", "choice": "approve", "back": "inbox"}
+    headers = {"hx-request": "true", "x-csrf-token": csrf(client)}
+    response = client.post("/actions/decide", data=form, headers=headers)
+    assert response.status_code == 200
+    assert 'id="live"' in response.text and "approve recorded" in response.text
+    again = client.post("/actions/decide", data=form, headers=headers)
+    assert again.status_code == 409
+    assert again.headers["hx-retarget"] == "#flash"
+    assert "already decided" in again.text
+
+
+def test_plain_form_decision_redirects_to_the_run(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-9")
+    client = console(store)
+    form = {"run": "order-9", "checkpoint": "decision", "choice": "reject", "csrf": csrf(client)}
+    response = client.post("/actions/decide", data=form, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/runs/order-9?note=")
+
+
+def test_decision_refusals(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-10")
+    client = console(store)
+    assert decide(client, "order-10", "maybe").status_code == 400
+    assert decide(client, "order-10", "approve", checkpoint="nope").status_code == 404
+    assert decide(client, "order-10", "approve").status_code == 200
+    second = decide(client, "order-10", "reject")
+    assert second.status_code == 409 and "already decided by" in second.json()["error"]
+
+
+def test_assignee_is_enforced(store: Store, program: IRProgram, tmp_path: Path) -> None:
+    start(store, program, "order-11")
+    tokens = TokenFile(tmp_path / "tokens.json")
+    bob, alice = tokens.add("bob"), tokens.add("alice")
+    client = console(store, tokens=tokens)
+    as_bob = {"authorization": f"Bearer {bob}", "accept": "application/json"}
+    form = {"run": "order-11", "checkpoint": "decision", "choice": "approve"}
+    refused = client.post("/actions/decide", data=form, headers=as_bob)
+    assert refused.status_code == 403 and "assigned to `alice`" in refused.json()["error"]
+    page = client.get("/runs/order-11", headers=as_bob).text
+    assert 'data-choice="approve"' not in page and "only they (or an admin)" in page
+    as_alice = {"authorization": f"Bearer {alice}", "accept": "application/json"}
+    assert client.post("/actions/decide", data=form, headers=as_alice).status_code == 200
+    checkpoint = store.get_checkpoint("order-11", "decision")
+    assert checkpoint is not None and checkpoint.decided_by == "alice"
+
+
+def test_admin_may_decide_any_checkpoint(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-12")
+    client = console(store, admin_token=ADMIN_TOKEN)
+    headers = {"authorization": f"Bearer {ADMIN_TOKEN}", "accept": "application/json"}
+    form = {"run": "order-12", "checkpoint": "decision", "choice": "approve"}
+    assert client.post("/actions/decide", data=form, headers=headers).status_code == 200
+    checkpoint = store.get_checkpoint("order-12", "decision")
+    assert checkpoint is not None and checkpoint.decided_by == "admin"
+
+
+def test_signal_wakes_a_waiting_run(store: Store, program: IRProgram) -> None:
+    start(store, program, "wait-2", "waiter")
+    client = console(store, execute=True)
+    page = client.get("/runs/wait-2").text
+    assert "<option selected>nudge</option>" in page
+    form = {"run": "wait-2", "event": "nudge", "payload": '"hello"', "csrf": csrf(client)}
+    response = client.post("/actions/signal", data=form, headers={"accept": "application/json"})
+    assert response.status_code == 200, response.text
+    wait_for(store, "wait-2", "completed")
+    record = store.get_run("wait-2")
+    assert record is not None and record.result == "hello"
+
+
+def test_signal_refusals(store: Store, program: IRProgram) -> None:
+    start(store, program, "wait-3", "waiter")
+    client = console(store)
+    token = csrf(client)
+    headers = {"accept": "application/json"}
+    bad = {"run": "wait-3", "event": "nudge", "payload": "{not json", "csrf": token}
+    response = client.post("/actions/signal", data=bad, headers=headers)
+    assert response.status_code == 400 and "not JSON" in response.json()["error"]
+    unnamed = {"run": "wait-3", "event": " ", "csrf": token}
+    assert client.post("/actions/signal", data=unnamed, headers=headers).status_code == 400
+    once = {"run": "wait-3", "event": "nudge", "payload": '"x"', "signal_id": "s1", "csrf": token}
+    assert client.post("/actions/signal", data=once, headers=headers).json()["message"] == (
+        "signal `nudge` sent"
+    )
+    again = client.post("/actions/signal", data=once, headers=headers).json()
+    assert again["message"] == "signal id `s1` was sent before"
+
+
+def test_cancel_and_resume(store: Store, program: IRProgram) -> None:
+    start(store, program, "wait-4", "waiter")
+    client = console(store, execute=True)
+    token = csrf(client)
+    headers = {"accept": "application/json"}
+    form = {"run": "wait-4", "csrf": token}
+    assert client.post("/actions/resume", data=form, headers=headers).status_code == 200
+    assert client.post("/actions/cancel", data=form, headers=headers).status_code == 200
+    wait_for(store, "wait-4", "cancelled")
+    assert client.post("/actions/cancel", data=form, headers=headers).status_code == 409
+    assert client.post("/actions/resume", data=form, headers=headers).status_code == 409
+    assert client.post("/actions/frobnicate", data=form, headers=headers).status_code == 404
+
+
+def test_without_execute_the_decision_waits_for_a_worker(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-13")
+    client = console(store, execute=False)
+    response = decide(client, "order-13", "approve")
+    assert response.json()["message"] == "approve recorded for `manager_review`"
+    resumed = client.post(
+        "/actions/resume",
+        data={"run": "order-13", "csrf": csrf(client)},
+        headers={"accept": "application/json"},
+    )
+    assert "a worker will" in resumed.json()["message"]
+    record = store.get_run("order-13")
+    assert record is not None and record.status == "waiting"
+
+
+def test_repair_needs_a_json_result_to_mark_done(store: Store) -> None:
+    store.create_run(NewRun("fixme", "review", {}, workflow_class="support", status="waiting"))
+    request = {
+        "kind": "repair",
+        "effect": "pay",
+        "key": "pay:1",
+        "args": {"order_id": "1"},
+        "reason": "the call timed out",
+        "options": ["mark_done", "retry", "fail"],
+        "result_type": "str",
+    }
+    store.commit(
+        Batch("fixme", open_checkpoints=[OpenCheckpoint("repair:pay@[]", "repair", request)])
+    )
+    client = console(store)
+    assert "the call timed out" in client.get("/inbox").text
+    form = {"checkpoint": "repair:pay@[]"}
+    assert decide(client, "fixme", "mark_done", **form).status_code == 400
+    assert decide(client, "fixme", "mark_done", result="{", **form).status_code == 400
+    assert decide(client, "fixme", "mark_done", result='"rf-1"', **form).status_code == 200
+    checkpoint = store.get_checkpoint("fixme", "repair:pay@[]")
+    assert checkpoint is not None and checkpoint.decision["result"] == "rf-1"
+
+
+# ---- authentication, CSRF, origin -------------------------------------------------------------
+
+
+def test_csrf_is_required_for_every_action(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-14")
+    client = console(store)
+    for action in ("decide", "signal", "cancel", "resume"):
+        form = {"run": "order-14", "checkpoint": "decision", "choice": "approve", "event": "n"}
+        headers = {"accept": "application/json"}
+        missing = client.post(f"/actions/{action}", data=form, headers=headers)
+        assert missing.status_code == 403 and "CSRF" in missing.json()["error"]
+        wrong = client.post(f"/actions/{action}", data={**form, "csrf": "0" * 64}, headers=headers)
+        assert wrong.status_code == 403
+    assert client.post("/logout", data={}).status_code == 403
+    record = store.get_run("order-14")
+    assert record is not None and record.status == "waiting" and not record.cancel_requested
+
+
+def test_csrf_header_is_accepted(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-15")
+    client = console(store)
+    form = {"run": "order-15", "checkpoint": "decision", "choice": "approve"}
+    headers = {"x-csrf-token": csrf(client), "accept": "application/json"}
+    assert client.post("/actions/decide", data=form, headers=headers).status_code == 200
+
+
+def test_cross_site_posts_are_refused(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-16")
+    client = console(store)
+    form = {"run": "order-16", "checkpoint": "decision", "choice": "approve", "csrf": csrf(client)}
+    evil = client.post("/actions/decide", data=form, headers={"origin": "https://evil.example"})
+    assert evil.status_code == 403
+    same = client.post(
+        "/actions/decide", data=form, headers={"origin": BASE, "accept": "application/json"}
+    )
+    assert same.status_code == 200
+
+
+def test_open_local_console_answers_loopback_hosts_only(store: Store) -> None:
+    client = console(store)
+    assert client.get("/runs").status_code == 200
+    rebound = client.get("/runs", headers={"host": "evil.example:8737"})
+    assert rebound.status_code == 403
+
+
+def test_tokens_are_required_once_configured(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-17")
+    client = console(store, admin_token=ADMIN_TOKEN, loopback=False)
+    page = client.get("/runs/order-17", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=%2Fruns%2Forder-17"
+    for url in ("/api/runs", "/fragments/runs", "/api/runs/order-17"):
+        assert client.get(url).status_code == 401, url
+    assert client.get("/runs", headers={"hx-request": "true"}).status_code == 401
+    assert client.get("/api/runs", headers={"authorization": "Bearer wrong"}).status_code == 401
+    form = {"run": "order-17", "checkpoint": "decision", "choice": "approve"}
+    assert client.post("/actions/decide", data=form).status_code == 401
+    good = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.get("/api/runs", headers=good).status_code == 200
+    # a non-loopback console takes any Host: the token is what protects it
+    assert client.get("/api/runs", headers={**good, "host": "console.lan"}).status_code == 200
+
+
+def test_login_sets_a_cookie_and_logout_clears_it(store: Store) -> None:
+    client = console(store, admin_token=ADMIN_TOKEN, loopback=False)
+    bad = client.post("/login", data={"token": "nope", "next": "/inbox"})
+    assert bad.status_code == 401 and "not valid" in bad.text
+    good = client.post(
+        "/login", data={"token": ADMIN_TOKEN, "next": "/inbox"}, follow_redirects=False
+    )
+    assert good.status_code == 303 and good.headers["location"] == "/inbox"
+    cookie = good.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    assert client.get("/inbox").status_code == 200
+    logout = client.post("/logout", data={"csrf": csrf(client)}, follow_redirects=False)
+    assert logout.status_code == 303
+    assert client.get("/inbox", follow_redirects=False).status_code == 303
+
+
+def test_login_redirects_only_within_the_site(store: Store) -> None:
+    client = console(store, admin_token=ADMIN_TOKEN, loopback=False)
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        response = client.post(
+            "/login", data={"token": ADMIN_TOKEN, "next": target}, follow_redirects=False
+        )
+        assert response.headers["location"] == "/runs", target
+
+
+def test_a_removed_token_stops_working(store: Store, tmp_path: Path) -> None:
+    tokens = TokenFile(tmp_path / "tokens.json")
+    carol = tokens.add("carol")
+    tokens.add("frank")  # a user left, so the console still needs tokens
+    client = console(store, tokens=tokens)
+    headers = {"authorization": f"Bearer {carol}"}
+    assert client.get("/api/me", headers=headers).json() == {"user": "carol", "admin": False}
+    assert tokens.remove("carol")
+    assert client.get("/api/me", headers=headers).status_code == 401
+
+
+def test_user_tokens_close_the_open_local_console(store: Store, tmp_path: Path) -> None:
+    tokens = TokenFile(tmp_path / "tokens.json")
+    client = console(store, tokens=tokens)
+    assert client.get("/api/runs").status_code == 200
+    tokens.add("dave")
+    assert client.get("/api/runs").status_code == 401
+
+
+# ---- the command line -------------------------------------------------------------------------
+
+
+def test_token_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MNC_UI_TOKENS", raising=False)
+    db = str(tmp_path / "j" / "journal.db")
+    runner = CliRunner()
+    added = runner.invoke(main, ["ui", "token", "add", "erin", "--db", db])
+    assert added.exit_code == 0, added.output
+    token = added.output.strip().splitlines()[-1]
+    path = tmp_path / "j" / "ui-tokens.json"
+    assert tokens_path(db) == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert token not in path.read_text() and TokenFile(path).user_of(token) == "erin"
+    assert runner.invoke(main, ["ui", "token", "list", "--db", db]).output == "erin\n"
+    twice = runner.invoke(main, ["ui", "token", "add", "erin", "--db", db])
+    assert twice.exit_code == 2 and "already has a token" in twice.output
+    bad = runner.invoke(main, ["ui", "token", "add", "<x>", "--db", db])
+    assert bad.exit_code == 2 and "cannot name a console user" in bad.output
+    assert runner.invoke(main, ["ui", "token", "add", "--db", db]).exit_code == 2
+    assert runner.invoke(main, ["ui", "token", "remove", "erin", "--db", db]).exit_code == 0
+    gone = runner.invoke(main, ["ui", "token", "remove", "erin", "--db", db])
+    assert gone.exit_code == 2 and "no user `erin`" in gone.output
+
+
+def test_token_file_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MNC_UI_TOKENS", raising=False)
+    assert tokens_path("sqlite:///rel/j.db") == Path("rel/ui-tokens.json")
+    assert tokens_path("postgresql://h/db") == Path(".mnc/ui-tokens.json")
+    monkeypatch.setenv("MNC_UI_TOKENS", str(tmp_path / "t.json"))
+    assert tokens_path("anything.db") == tmp_path / "t.json"
+
+
+def test_a_network_address_needs_a_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MNC_UI_TOKEN", raising=False)
+    monkeypatch.delenv("MNC_UI_TOKENS", raising=False)
+    db = str(tmp_path / "journal.db")
+    with pytest.raises(ConsoleError, match="open to the network"):
+        serve(db, "0.0.0.0", 0, None, execute=False)
+    with pytest.raises(ConsoleError, match="shorter than 16"):
+        serve(db, "0.0.0.0", 0, "short", execute=False)
+    result = CliRunner().invoke(main, ["ui", "--db", db, "--host", "192.168.1.5"])
+    assert result.exit_code == 2 and "without a token" in result.output
+
+
+# ---- parts: overlay, metrics, charts ----------------------------------------------------------
+
+
+def test_charts_escape_their_labels() -> None:
+    svg = charts.bar_rows([charts.Row("<b>x</b>", [charts.Segment(1, "c-done", "<i>")], "1")], "t")
+    assert "<b>" not in svg and "&lt;b&gt;x&lt;/b&gt;" in svg
+    columns = charts.columns([("2026-01-02", [charts.Segment(2, "c-done", "2 <done>")])], "days")
+    assert "&lt;done&gt;" in columns and "01-02" in columns
+
+
+def test_metrics_from_a_hand_built_journal() -> None:
+    def event(seq: int, kind: str, state: str | None, data: Any, at: float = 0.0) -> Event:
+        return Event("r", seq, at, kind, state, "", data)
+
+    facts = run_facts(
+        [
+            event(1, "retry", "a", {"kind": "timeout"}),
+            event(2, "tool", "a", {"tool": "t", "cost": "0.01"}),
+            event(3, "agent", "b", {"agent": "m", "cost": "0.10"}),
+            event(4, "call_failed", "c", {"kind": "transient"}),
+            event(5, "checkpoint", "d", {}, at=100.0),
+            event(6, "decided", "d", {"by": "ann"}, at=160.0),
+            event(7, "fault_injected", None, {"fault": "tool_timeout"}),
+            event(8, "compensated", "e", {"effect": "undo", "cost": "0.02"}),
+        ]
+    )
+    assert (facts.cost.model, facts.cost.tool, facts.cost.repair) == (
+        Decimal("0.10"),
+        Decimal("0.01"),
+        Decimal("0.02"),
+    )
+    assert facts.failed_calls == {"timeout": (1, 1), "transient": (1, 0)}
+    assert facts.approval_seconds == [60.0]
+    assert facts.faults == {"tool_timeout"} and facts.checkpoint and not facts.repair
+
+
+def test_periods() -> None:
+    assert period_of("1d", 1000.0) == Period(1000.0 - 86400, 1000.0, "1d")
+    assert period_of("all", 5.0) == Period(None, 5.0, "all")
+    assert period_of("bogus", 0.0).label == "7d"
+
+
+def test_metrics_source_is_pluggable(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-18")
+    calls: list[Period] = []
+
+    def source(store: Store, period: Period) -> list[ClassMetrics]:
+        calls.append(period)
+        return []
+
+    auth = Authenticator(admin_token=None, tokens=None, loopback=True)
+    client = TestClient(create_app(store, auth, metrics=source), base_url=BASE)
+    assert "No runs started in this period" in client.get("/metrics?period=1d").text
+    assert client.get("/api/metrics").json() == {"period": "7d", "classes": []}
+    assert [p.label for p in calls] == ["1d", "7d"]
+
+
+# ---- PostgreSQL -------------------------------------------------------------------------------
+
+
+def test_console_on_postgres(pg_url: str, program: IRProgram) -> None:
+    with open_store(pg_url) as pg:
+        start(pg, program, "pg-1")
+        client = console(pg, execute=True)
+        assert client.get("/runs").status_code == 200
+        assert client.get("/api/runs").json()["counts"]["waiting"] == 1
+        assert "manager_review" in client.get("/inbox").text
+        assert client.get("/runs/pg-1").status_code == 200
+        assert decide(client, "pg-1", "approve").status_code == 200
+        wait_for(pg, "pg-1", "completed")
