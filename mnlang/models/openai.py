@@ -388,13 +388,12 @@ def _strictable(schema: Any) -> bool:
             return False
         if "additionalProperties" in schema and schema["additionalProperties"] is not False:
             return False
-        return all(_strictable(v) for k, v in schema.items() if k in _NESTED)
+        named = [*schema.get("properties", {}).values(), *schema.get("$defs", {}).values()]
+        nested = [schema[k] for k in ("items", "anyOf") if k in schema]
+        return all(_strictable(v) for v in [*named, *nested])
     if isinstance(schema, list):
         return all(_strictable(v) for v in schema)
     return True
-
-
-_NESTED = ("properties", "items", "anyOf", "$defs")
 
 
 def _strict(schema: Any) -> Any:

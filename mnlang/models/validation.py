@@ -18,7 +18,7 @@ import json
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, TypeAdapter, ValidationError
 from pydantic import create_model as pydantic_model
@@ -97,7 +97,7 @@ class ReplyValidator:
         if kind == "map":
             return dict[str, self._annotation(t.args[0])]  # type: ignore[misc]
         if kind == "optional":
-            return self._annotation(t.args[0]) | None
+            return Optional[self._annotation(t.args[0])]  # noqa: UP045 (may be a forward reference)
         decl = self.types.get(t.name or "")
         if isinstance(decl, EnumTypeIR):
             return Literal[tuple(decl.members)]
@@ -116,7 +116,7 @@ class ReplyValidator:
         for f in decl.fields:
             annotation = self._annotation(f.type)
             required = f.default is None and f.type.kind != "optional"
-            fields[f.name] = (annotation, ...) if required else (annotation | None, None)
+            fields[f.name] = (annotation, ...) if required else (Optional[annotation], None)  # noqa: UP045
         self._building.discard(decl.name)
         model = pydantic_model(
             name,
