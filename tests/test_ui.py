@@ -657,6 +657,7 @@ def test_charts_escape_their_labels() -> None:
     assert "<b>" not in svg and "&lt;b&gt;x&lt;/b&gt;" in svg
     columns = charts.columns([("2026-01-02", [charts.Segment(2, "c-done", "2 <done>")])], "days")
     assert "&lt;done&gt;" in columns and "01-02" in columns
+    assert "nothing to show" in charts.bar_rows([], "empty")
 
 
 def test_metrics_from_a_hand_built_journal() -> None:

@@ -49,6 +49,8 @@ def bar_rows(rows: Sequence[Row], title: str, scale: float | None = None) -> Mar
     full = scale or max((sum(s.value for s in r.segments) for r in rows), default=0) or 1
     width = _LABEL_W + _BAR_W + _VALUE_W
     body: list[str] = []
+    if not rows:
+        body.append('<text class="tick" x="6" y="15">nothing to show for this period</text>')
     for i, row in enumerate(rows):
         y = i * _ROW
         body.append(
