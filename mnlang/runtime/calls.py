@@ -2,7 +2,11 @@
 tools' `limit` (concurrent calls and starts per second), and delayed starts (retry
 backoff).
 
-The scheduler submits `CallJob`s and collects `Completion`s with `wait`. A thread call
+The scheduler submits `CallJob`s and collects `Completion`s with `wait`. The calls in
+flight and the next start time of each tool are kept in a `ToolLimits` that every runner
+of the process shares (one per virtual clock), so a tool's `limit:` holds across all the
+runs a process executes at once; a runner whose call waits for a slot another runner
+holds checks again every few milliseconds. A thread call
 that outlives its timeout is reported as a `Timeout` at once, but it keeps its place in
 the tool's `concurrent` limit until its thread really returns (Python cannot stop a
 thread); `isolation: process` calls kill their process instead.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -47,6 +52,39 @@ class CallJob:
     """The scheduler's notes about the attempt (kind of call, attempt number, ...)."""
 
 
+class ToolLimits:
+    """Calls in flight and the next allowed start, per tool, for the runners sharing it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._next_start: dict[str, float] = {}
+
+    def take(self, key: str, limit: LimitIR | None, now: float) -> float | None:
+        """Take a slot for a call of `key`: the time it may start (`now` or later, for
+        `per_second`), or None while `concurrent` calls are in flight."""
+        with self._lock:
+            count = self._in_flight.get(key, 0)
+            if limit is not None and limit.concurrent is not None and count >= limit.concurrent:
+                return None
+            start = now
+            if limit is not None and limit.per_second:
+                start = max(now, self._next_start.get(key, now))
+                self._next_start[key] = start + 1.0 / limit.per_second
+            self._in_flight[key] = count + 1
+            return start
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._in_flight[key] -= 1
+
+
+PROCESS_LIMITS = ToolLimits()
+"""Shared by every runner on the system clock."""
+BLOCKED_POLL_S = 0.005
+"""How often a runner with a call waiting for a slot checks whether one was freed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     job: CallJob
@@ -57,20 +95,36 @@ class Completion:
 
 
 class CallRunner:
-    def __init__(self, workers: int, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, workers: int, clock: Clock = SYSTEM_CLOCK, limits: ToolLimits | None = None
+    ) -> None:
         self._clock = clock
+        if limits is None:
+            limits = ToolLimits() if clock.virtual else PROCESS_LIMITS
+        self._limits = limits
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mnc-call")
         self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._running: set[CallJob] = set()
-        self._in_flight: dict[str, int] = {}
-        self._next_start: dict[str, float] = {}
         self._blocked: dict[str, deque[CallJob]] = {}
         self._delayed: list[tuple[float, int, CallJob]] = []
         self._order = itertools.count()
 
     def close(self) -> None:
-        """Stop taking calls; threads still running finish in the background."""
+        """Stop taking calls; threads still running finish in the background (and give
+        their slots back then)."""
+        for _, _, job in self._delayed:
+            self._drop_slot(job)
+        self._delayed = []
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for job in self._running:
+            future = job.data.get("future")
+            if future is not None and future.cancelled():
+                self._limits.release(job.limit_key)  # it never ran, so never gave it back
+
+    def _drop_slot(self, job: CallJob) -> None:
+        """Give back the slot of a job that will not start after all."""
+        if job.data.pop("slot_held", False):
+            self._limits.release(job.limit_key)
 
     @property
     def busy(self) -> bool:
@@ -87,7 +141,7 @@ class CallRunner:
                 self._delayed, (self._clock.monotonic() + delay_s, next(self._order), job)
             )
         else:
-            self._admit(job)
+            self._queue(job)
 
     def abandon(self, job: CallJob) -> None:
         """Forget a call whose result nobody wants any more (its fiber was cancelled)."""
@@ -95,35 +149,42 @@ class CallRunner:
         queued = self._blocked.get(job.limit_key)
         if queued and job in queued:
             queued.remove(job)
-        self._delayed = [entry for entry in self._delayed if entry[2] is not job]
-        heapq.heapify(self._delayed)
+        if any(entry[2] is job for entry in self._delayed):
+            self._drop_slot(job)
+            self._delayed = [entry for entry in self._delayed if entry[2] is not job]
+            heapq.heapify(self._delayed)
 
-    def _admit(self, job: CallJob) -> None:
-        limit = job.limit
-        key = job.limit_key
-        if limit is not None:
-            now = self._clock.monotonic()
-            if limit.concurrent is not None and self._in_flight.get(key, 0) >= limit.concurrent:
-                self._blocked.setdefault(key, deque()).append(job)
-                return
-            if limit.per_second:
-                start = max(now, self._next_start.get(key, now))
-                self._next_start[key] = start + 1.0 / limit.per_second
-                if start > now:
-                    heapq.heappush(self._delayed, (start, next(self._order), job))
-                    self._in_flight[key] = self._in_flight.get(key, 0) + 1
-                    job.data["slot_held"] = True
-                    return
-        self._start(job)
+    def _admit(self, job: CallJob) -> bool:
+        """Take a slot and start the job (now, or at its rate-limited start time); False
+        when it has to wait for a slot."""
+        now = self._clock.monotonic()
+        start = self._limits.take(job.limit_key, job.limit, now)
+        if start is None:
+            return False
+        job.data["slot_held"] = True
+        if start > now:
+            heapq.heappush(self._delayed, (start, next(self._order), job))
+        else:
+            self._start(job)
+        return True
+
+    def _queue(self, job: CallJob) -> None:
+        blocked = self._blocked.get(job.limit_key)
+        if blocked or not self._admit(job):
+            self._blocked.setdefault(job.limit_key, deque()).append(job)
+
+    def _admit_blocked(self) -> None:
+        for blocked in self._blocked.values():
+            while blocked and self._admit(blocked[0]):
+                blocked.popleft()
 
     def _start(self, job: CallJob) -> None:
-        if not job.data.pop("slot_held", False):
-            self._in_flight[job.limit_key] = self._in_flight.get(job.limit_key, 0) + 1
+        job.data.pop("slot_held", None)
         job.started = self._clock.monotonic()
         if job.timeout_s is not None:
             job.deadline = job.started + job.timeout_s
         self._running.add(job)
-        self._pool.submit(self._work, job)
+        job.data["future"] = self._pool.submit(self._work, job)
 
     def _work(self, job: CallJob) -> None:
         start = time.perf_counter()
@@ -132,6 +193,8 @@ class CallRunner:
             ok = True
         except BaseException as e:  # the scheduler maps every exception to an error kind
             value, ok = e, False
+        finally:
+            self._limits.release(job.limit_key)  # here: the runner may be closed by now
         self._done.put(Completion(job, ok, value, (time.perf_counter() - start) * 1000))
 
     def next_wakeup(self) -> float | None:
@@ -144,11 +207,14 @@ class CallRunner:
     def wait(self, timeout_s: float | None) -> list[Completion]:
         """Completions (timeouts included) within `timeout_s`; at least one unless it passed."""
         out: list[Completion] = []
+        self._admit_blocked()
         self._start_due()
         wake = self.next_wakeup()
         if wake is not None:
             until = max(0.0, wake - self._clock.monotonic())
             timeout_s = until if timeout_s is None else min(timeout_s, until)
+        if any(self._blocked.values()):
+            timeout_s = BLOCKED_POLL_S if timeout_s is None else min(timeout_s, BLOCKED_POLL_S)
         if self._clock.virtual and not self._running and timeout_s:
             # No thread can answer before the next delayed start: skip the wait.
             self._clock.advance(timeout_s)
@@ -172,11 +238,7 @@ class CallRunner:
         job = completion.job
         job.finished = True
         self._running.discard(job)
-        key = job.limit_key
-        self._in_flight[key] -= 1
-        blocked = self._blocked.get(key)
-        if blocked:
-            self._admit(blocked.popleft())
+        self._admit_blocked()
         if not job.timed_out:
             out.append(completion)
 
@@ -195,4 +257,4 @@ class CallRunner:
             if job.data.get("slot_held"):
                 self._start(job)
             else:
-                self._admit(job)
+                self._queue(job)
