@@ -468,9 +468,13 @@ def test_process_crash_at_every_commit(scenario: Scenario, when: str, tmp_path: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("at", "when"), [(1, "after"), (2, "before"), (3, "after"), (3, "before")])
+@pytest.mark.parametrize(("at", "when"), [(2, "after"), (2, "before"), (3, "after"), (5, "before")])
 def test_process_crash_in_every_process(at: int, when: str, tmp_path: Path) -> None:
-    """Every process, the first run and each resume, crashes at its `at`-th commit."""
+    """Every process, the first run and each resume, crashes at its `at`-th commit.
+
+    (Not at the first: a `once` effect retried after a repair commits its new intent
+    first, so a process that always dies right after its first commit could never call it;
+    it would ask for a repair every time, which is the right answer.)"""
     scenario = SCENARIOS[0]
     ir = ir_file(scenario, tmp_path)
     reference, ref_calls = reference_run(scenario, tmp_path, ir)
