@@ -6,7 +6,7 @@ codes; the CLI turns results into output.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,10 +16,14 @@ from mnlang.report import Located, Sources
 
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
+    from mnlang.runtime.decisions import Decided
     from mnlang.runtime.journal import Observer
     from mnlang.runtime.run import RunOutcome
+    from mnlang.runtime.signals import Delivered
+    from mnlang.runtime.upgrade import Verdict
     from mnlang.runtime.views import RunDetails
-    from mnlang.stores.base import Durability, Event, RunRecord, RunStatus, Store
+    from mnlang.runtime.worker import Logger, Worker, WorkerStats
+    from mnlang.stores.base import Durability, Event, RunRecord, RunStatus, ScheduleRecord, Store
 
 
 @dataclass
@@ -230,3 +234,209 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
                 current.status,
                 warnings=["the run is executing elsewhere; it stops at its next step"],
             )
+
+
+# ---- people and events: approve, reject, signal ---------------------------------------------
+
+
+@dataclass
+class DecisionOutcome:
+    decided: Decided
+    runs: list[RunOutcome]
+    """The run's outcome after going on here, then each parent that went on with it; empty
+    when the caller left the run to a worker."""
+
+
+def decide(
+    run_id: str,
+    checkpoint: str,
+    *,
+    approve: bool,
+    choice: str | None = None,
+    by: str | None = None,
+    comment: str | None = None,
+    result: object = None,
+    resume: bool = True,
+    db: str | Path | None = None,
+) -> DecisionOutcome:
+    """Decide checkpoint `checkpoint` (its name or id) of a run; `approve` picks `approve`,
+    otherwise `reject` (for a repair: `fail`), unless `choice` names another option.
+    `result` is the effect's result when a repair is marked done. With `resume`, the run
+    goes on in this process (unless another process executes it).
+
+    Raises `DecisionRefused` when a decision (or the timeout) came first, `DecisionError`
+    when this one does not fit the checkpoint."""
+    from mnlang.runtime import decisions, run
+
+    with _open_store(db) as store:
+        decided = decisions.decide(
+            store,
+            run_id,
+            checkpoint,
+            approve=approve,
+            choice=choice,
+            by=by,
+            comment=comment,
+            result=result,
+        )
+        runs = run.continue_run(store, run_id) if resume else []
+    return DecisionOutcome(decided, runs)
+
+
+def approve(
+    run_id: str,
+    checkpoint: str,
+    *,
+    choice: str | None = None,
+    by: str | None = None,
+    comment: str | None = None,
+    result: object = None,
+    resume: bool = True,
+    db: str | Path | None = None,
+) -> DecisionOutcome:
+    """`decide` with `approve=True`: the `approve` option, or `choice`."""
+    return decide(
+        run_id,
+        checkpoint,
+        approve=True,
+        choice=choice,
+        by=by,
+        comment=comment,
+        result=result,
+        resume=resume,
+        db=db,
+    )
+
+
+def reject(
+    run_id: str,
+    checkpoint: str,
+    *,
+    by: str | None = None,
+    comment: str | None = None,
+    resume: bool = True,
+    db: str | Path | None = None,
+) -> DecisionOutcome:
+    """`decide` with `approve=False`: the `reject` option (`fail` for a repair)."""
+    return decide(run_id, checkpoint, approve=False, by=by, comment=comment, resume=resume, db=db)
+
+
+@dataclass
+class SignalOutcome:
+    delivered: Delivered
+    runs: list[RunOutcome]
+    """As in `DecisionOutcome`: empty unless the run waited for the event and went on here."""
+
+
+def signal(
+    run_id: str,
+    event: str,
+    payload: object = None,
+    *,
+    signal_id: str | None = None,
+    resume: bool = True,
+    db: str | Path | None = None,
+) -> SignalOutcome:
+    """Send `event` (with its JSON `payload`) to a run's mailbox; a run that is not waiting
+    for it yet finds it when it does, and a repeated `signal_id` is ignored. With
+    `resume`, a run that waits for this event goes on in this process."""
+    from mnlang.runtime import run, signals
+
+    with _open_store(db) as store:
+        delivered = signals.send(store, run_id, event, payload, signal_id=signal_id)
+        go_on = resume and delivered.accepted and delivered.waiting
+        runs = run.continue_run(store, run_id) if go_on else []
+    return SignalOutcome(delivered, runs)
+
+
+# ---- the worker and schedules ---------------------------------------------------------------
+
+
+def register_schedules(
+    sources: Sequence[str | Path | IRProgram], *, db: str | Path | None = None
+) -> list[ScheduleRecord]:
+    """Record the `schedule`s of these programs in the journal, so that every worker on
+    it starts their runs; schedules a source no longer declares are dropped."""
+    from mnlang.runtime.schedules import register
+
+    records: list[ScheduleRecord] = []
+    with _open_store(db) as store:
+        for source in sources:
+            program = source if not isinstance(source, str | Path) else load_program(source)
+            records += register(store, program)
+    return records
+
+
+def run_worker(
+    *,
+    db: str | Path | None = None,
+    concurrency: int = 4,
+    lease_ttl: float = 30.0,
+    log: Logger | None = None,
+    until_idle: bool = False,
+    on_start: Callable[[Worker], None] | None = None,
+) -> WorkerStats:
+    """Run a worker on the journal until it is stopped (`on_start` receives it, to stop it
+    from a signal handler) or, with `until_idle`, until no run is left to move."""
+    from mnlang.runtime.worker import Worker
+
+    with _open_store(db) as store:
+        worker = Worker(store, concurrency=concurrency, lease_ttl=lease_ttl, log=log)
+        if on_start is not None:
+            on_start(worker)
+        return worker.run(until_idle=until_idle)
+
+
+# ---- upgrades -------------------------------------------------------------------------------
+
+
+@dataclass
+class UpgradeOutcome:
+    verdict: Verdict
+    runs: list[RunOutcome]
+
+
+def upgrade_run(
+    run_id: str,
+    *,
+    source: str | Path | IRProgram | None = None,
+    resume: bool = True,
+    db: str | Path | None = None,
+) -> UpgradeOutcome:
+    """Move a waiting run to the current version of its program (`source`, by default
+    the file the run's program was compiled from) when `mnc diff`'s compatibility rule
+    allows it, then, with `resume`, go on with it here. Raises `UpgradeRefused` with the
+    reasons otherwise."""
+    from mnlang.runtime import run, upgrade
+    from mnlang.stores.base import RunNotFound
+
+    with _open_store(db) as store:
+        record = store.get_run(run_id)
+        if record is None:
+            raise RunNotFound(
+                f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
+            )
+        if source is None:
+            old = run.load_program(store, record)
+            source = Path(old.source.dir) / old.source.file
+        program = source if not isinstance(source, str | Path) else load_program(source)
+        verdict = upgrade.upgrade(store, run_id, program)
+        runs = run.continue_run(store, run_id) if resume else []
+    return UpgradeOutcome(verdict, runs)
+
+
+def check_upgrades(
+    source: str | Path | IRProgram, *, apply: bool = False, db: str | Path | None = None
+) -> list[Verdict]:
+    """A verdict for every waiting run of a workflow of `source`: can it move to this
+    version? With `apply`, the runs that can are moved (not resumed)."""
+    from mnlang.runtime import upgrade
+
+    program = source if not isinstance(source, str | Path) else load_program(source)
+    with _open_store(db) as store:
+        verdicts = upgrade.waiting_verdicts(store, program)
+        if apply:
+            for verdict in verdicts:
+                if verdict.ok and not verdict.current:
+                    upgrade.upgrade(store, verdict.run_id, program)
+    return verdicts

@@ -365,14 +365,42 @@ def run_command(
 
 @main.command()
 @click.argument("run_id")
+@click.option(
+    "--upgrade",
+    is_flag=True,
+    help="First move the waiting run to the current version of its program, when "
+    "`mnc diff`'s compatibility rule allows it.",
+)
+@click.option(
+    "--source",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="With --upgrade: the new version (default: the file the run's program came from).",
+)
 @_db_option
 @_json_option
-def resume(run_id: str, db: str | None, as_json: bool) -> None:
+def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_json: bool) -> None:
     """Go on with run RUN_ID from its last commit (a run that ended only prints its outcome)."""
     from mnlang import api
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
 
+    if source is not None and not upgrade:
+        raise click.UsageError("--source goes with --upgrade")
+    if upgrade:
+        program = _program_or_exit(source) if source is not None else None
+        try:
+            upgraded = api.upgrade_run(run_id, source=program, resume=False, db=db)
+        except (RunError, StoreError) as e:
+            _run_error(e)
+        if not as_json:
+            verdict = upgraded.verdict
+            if verdict.current:
+                click.echo(f"run {run_id} already runs on program {verdict.to_hash[:12]}")
+            else:
+                click.echo(
+                    f"upgraded: run {run_id} from program {verdict.from_hash[:12]} "
+                    f"to {verdict.to_hash[:12]}"
+                )
     try:
         outcome = api.resume_run(run_id, db=db, observer=_observer(as_json))
     except (RunError, StoreError) as e:
@@ -475,6 +503,316 @@ def cancel(run_id: str, db: str | None, as_json: bool) -> None:
     except (RunError, StoreError) as e:
         _run_error(e)
     _finish_run(outcome, as_json)
+
+
+# ---- people and events: approve, reject, signal -------------------------------------------
+
+_detach_option = click.option(
+    "--detach",
+    is_flag=True,
+    help="Only record it; a worker (`mnc worker`) or `mnc resume` moves the run on.",
+)
+
+
+def _finish_runs(head: dict[str, object], runs: list[RunOutcome], as_json: bool) -> NoReturn:
+    """Print what a decision or signal did and the runs that went on; exit with the run's
+    status (0 when it was left to a worker)."""
+    import json
+
+    from mnlang.run_output import outcome_lines
+
+    if as_json:
+        click.echo(
+            json.dumps({**head, "runs": [r.to_json() for r in runs]}, ensure_ascii=False, indent=2)
+        )
+    else:
+        for index, outcome in enumerate(runs):
+            if index:
+                click.echo("its parent went on:")
+            click.echo("\n".join(outcome_lines(outcome)))
+    sys.exit(_RUN_EXIT[runs[0].status] if runs else 0)
+
+
+def _decide(
+    run_id: str,
+    checkpoint: str,
+    approve: bool,
+    choice: str | None,
+    by: str | None,
+    comment: str | None,
+    result_text: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+) -> NoReturn:
+    import json
+
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    result = None
+    if result_text is not None:
+        try:
+            result = json.loads(result_text)
+        except json.JSONDecodeError as e:
+            raise click.UsageError(f"--result is not JSON: {e.msg.lower()}") from None
+    try:
+        outcome = api.decide(
+            run_id,
+            checkpoint,
+            approve=approve,
+            choice=choice,
+            by=by,
+            comment=comment,
+            result=result,
+            resume=not detach,
+            db=db,
+        )
+    except (RunError, StoreError) as e:
+        _run_error(e)
+    decided = outcome.decided
+    if not as_json:
+        note = f": {decided.comment}" if decided.comment else ""
+        click.echo(
+            f"decided: checkpoint {decided.name} of run {decided.run_id}: "
+            f"{decided.choice} by {decided.by}{note}"
+        )
+    _finish_runs({"decision": decided.to_json()}, outcome.runs, as_json)
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("checkpoint")
+@click.option("--choice", help="Pick this option instead of `approve` (e.g. `load`, `retry`).")
+@click.option("--by", help="Who decides (default: your user name).")
+@click.option("--comment", help="Why; the workflow reads it as `decision.comment`.")
+@click.option(
+    "--result",
+    "result_text",
+    metavar="JSON",
+    help="With `--choice mark_done` on a repair: the effect's result, as JSON.",
+)
+@_detach_option
+@_db_option
+@_json_option
+def approve(
+    run_id: str,
+    checkpoint: str,
+    choice: str | None,
+    by: str | None,
+    comment: str | None,
+    result_text: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Approve CHECKPOINT (its name or id) of run RUN_ID, or decide it with --choice; the
+    run then goes on here unless --detach. The first decision committed wins: a decision
+    after another one, or after the checkpoint's timeout fell due, is refused (exit 2).
+    Exits like `mnc run` with the run's status."""
+    _decide(run_id, checkpoint, True, choice, by, comment, result_text, detach, db, as_json)
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("checkpoint")
+@click.option("--by", help="Who decides (default: your user name).")
+@click.option("--comment", help="Why; the workflow reads it as `decision.comment`.")
+@_detach_option
+@_db_option
+@_json_option
+def reject(
+    run_id: str,
+    checkpoint: str,
+    by: str | None,
+    comment: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Reject CHECKPOINT (its name or id) of run RUN_ID (a repair checkpoint: fail the
+    step); the run then goes on here unless --detach. Exits like `mnc approve`."""
+    _decide(run_id, checkpoint, False, None, by, comment, None, detach, db, as_json)
+
+
+@main.command("signal")
+@click.argument("run_id")
+@click.argument("event")
+@click.argument("payload", required=False, metavar="[JSON]")
+@click.option(
+    "--id", "signal_id", help="The signal's id: a signal with an id already sent is ignored."
+)
+@_detach_option
+@_db_option
+@_json_option
+def signal_command(
+    run_id: str,
+    event: str,
+    payload: str | None,
+    signal_id: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Send EVENT, with its JSON payload, to run RUN_ID. A run not waiting for it yet
+    finds it in its mailbox when it does. A run waiting for it goes on here unless
+    --detach; exits like `mnc run` then, else 0."""
+    import json
+
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    value = None
+    if payload is not None:
+        try:
+            value = json.loads(payload)
+        except json.JSONDecodeError as e:
+            raise click.UsageError(f"the payload is not JSON: {e.msg.lower()}") from None
+    try:
+        outcome = api.signal(run_id, event, value, signal_id=signal_id, resume=not detach, db=db)
+    except (RunError, StoreError) as e:
+        _run_error(e)
+    delivered = outcome.delivered
+    if not as_json:
+        if not delivered.accepted:
+            click.echo(f"ignored: signal `{signal_id}` was delivered to run {run_id} before")
+        else:
+            click.echo(f"delivered: {delivered.event} to run {run_id}")
+            if not delivered.waiting:
+                click.echo("the run does not wait for it now; it finds it when it does")
+    _finish_runs({"signal": delivered.to_json()}, outcome.runs, as_json)
+
+
+# ---- the worker and upgrades -----------------------------------------------------------------
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=str))
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Runs executed at once.",
+)
+@click.option(
+    "--lease-ttl",
+    type=click.FloatRange(min=0.5),
+    default=30.0,
+    show_default=True,
+    help="Seconds a run stays held without a heartbeat before another worker may take it.",
+)
+@click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
+@click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
+@_db_option
+def worker(
+    files: tuple[str, ...],
+    concurrency: int,
+    lease_ttl: float,
+    until_idle: bool,
+    quiet: bool,
+    db: str | None,
+) -> None:
+    """Move runs forward: resume runs whose process died (once their lease expired), fire
+    due timers and checkpoint timeouts, deliver signals, continue decided runs and start
+    scheduled runs. FILES (`.mn` or IR `.json`) register their `schedule`s in the journal
+    first, for every worker on it.
+
+    Stops on SIGTERM or Ctrl-C: runs in progress stop at their next commit point and are
+    released to other workers (a second signal exits at once). Several workers may share
+    one journal; they never execute the same run at once.
+    """
+    import os
+    import signal
+    import time
+
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.runtime.worker import Worker
+    from mnlang.stores.base import StoreError
+
+    def log(line: str, problem: bool = False) -> None:
+        if problem or not quiet:
+            click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
+    programs = [_program_or_exit(file) for file in files]
+    try:
+        for record in api.register_schedules(programs, db=db):
+            log(f"schedule {record.name}: registered, next run at {_when(record.next_at)}")
+    except (RunError, StoreError) as e:
+        _run_error(e)
+
+    def on_start(running: Worker) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            if running.stopping:
+                os._exit(128 + signum)
+            log("stopping: runs in progress stop at their next commit (signal again: exit now)")
+            running.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    try:
+        stats = api.run_worker(
+            db=db,
+            concurrency=concurrency,
+            lease_ttl=lease_ttl,
+            log=log,
+            until_idle=until_idle,
+            on_start=on_start,
+        )
+    except StoreError as e:
+        _run_error(e)
+    ended = ", ".join(f"{n} {status}" for status, n in sorted(stats.ended.items())) or "none"
+    log(
+        f"runs claimed {stats.claimed}; left {ended}; lost {stats.lost}; scheduled {stats.scheduled}"
+    )
+
+
+def _when(at: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=str))
+@click.option("--check", is_flag=True, help="Only list the verdicts; move no run.")
+@_db_option
+@_json_option
+def upgrade(file: str, check: bool, db: str | None, as_json: bool) -> None:
+    """Move the waiting runs of FILE's workflows to this version of FILE when `mnc diff`'s
+    compatibility rule allows it (`--check`: only say, per run, whether it can and why
+    not). A moved run goes on with the next `mnc resume` or worker. Exits 1 when a run
+    cannot move."""
+    import json
+
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    program = _program_or_exit(file)
+    try:
+        verdicts = api.check_upgrades(program, apply=not check, db=db)
+    except (RunError, StoreError) as e:
+        _run_error(e)
+    if as_json:
+        click.echo(json.dumps([v.to_json() for v in verdicts], ensure_ascii=False, indent=2))
+    elif not verdicts:
+        click.echo(f"no waiting run of {file}'s workflows")
+    for verdict in verdicts if not as_json else []:
+        if verdict.current:
+            click.echo(f"{verdict.run_id}  current (already on {verdict.to_hash[:12]})")
+        elif verdict.ok:
+            done = "can move" if check else "moved"
+            click.echo(f"{verdict.run_id}  {done} from {verdict.from_hash[:12]}")
+        else:
+            click.echo(f"{verdict.run_id}  cannot move:")
+            click.echo("\n".join(f"  - {reason}" for reason in verdict.reasons()))
+    sys.exit(0 if all(v.ok for v in verdicts) else 1)
 
 
 # ---- the journal database: db migrate -----------------------------------------------------

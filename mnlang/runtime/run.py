@@ -135,7 +135,8 @@ def tool_hashes(program: IRProgram) -> dict[str, str | None]:
     return out
 
 
-def _changed_tools(record: RunRecord, program: IRProgram) -> list[str]:
+def changed_tools(record: RunRecord, program: IRProgram) -> list[str]:
+    """Warnings for the tool modules whose file changed since the run started."""
     recorded = record.meta.get("tool_modules") or {}
     now = tool_hashes(program)
     return [
@@ -199,6 +200,45 @@ def resume_run(
     return _execute(store, program or load_program(store, record), record, config, observer)
 
 
+def continue_run(
+    store: Store,
+    run_id: str,
+    *,
+    config: RuntimeConfig | None = None,
+    observer: Observer | None = None,
+) -> list[RunOutcome]:
+    """Go on with a run here once what it waited for arrived (a decision, a signal).
+
+    Returns its outcome, then the outcome of each parent that went on because the run
+    ended (a child's end wakes the parent). A run that another process executes is left
+    to it, and the outcome says so.
+    """
+    outcomes = [_continue_one(store, run_id, config, observer)]
+    record = store.get_run(run_id)
+    parent = record.parent_run_id if record is not None else None
+    while parent is not None and outcomes[-1].status in TERMINAL_STATUSES:
+        above = store.get_run(parent)
+        if above is None or above.status != "waiting":
+            break
+        outcomes.append(_continue_one(store, parent, config, None))
+        parent = above.parent_run_id
+    return outcomes
+
+
+def _continue_one(
+    store: Store, run_id: str, config: RuntimeConfig | None, observer: Observer | None
+) -> RunOutcome:
+    try:
+        return resume_run(store, run_id, config=config, observer=observer)
+    except RunBusy:
+        current = store.get_run(run_id)
+        if current is None:
+            raise
+        outcome = _outcome(current)
+        outcome.warnings.append("another process is executing the run; it goes on there")
+        return outcome
+
+
 def load_program(store: Store, record: RunRecord) -> IRProgram:
     text = store.get_program(record.ir_hash)
     if text is None:
@@ -233,7 +273,7 @@ def _execute(
     created: bool = False,
 ) -> RunOutcome:
     config = config or RuntimeConfig.from_env()
-    warnings = [] if created else _changed_tools(record, program)
+    warnings = [] if created else changed_tools(record, program)
     lease = _take_lease(store, record, config)
     try:
         record = store.get_run(record.run_id) or record

@@ -215,6 +215,39 @@ class Timer:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A `schedule` declaration registered in the journal, and where it stands."""
+
+    name: str
+    """The schedule's qualified name: one registration per name."""
+    workflow: str
+    ir_hash: str
+    """The program that declares it (kept with `put_program`)."""
+    source: str
+    """The source file that registered it."""
+    spec: Json
+    """When it fires: `{"every_ms": ..., "cron": ..., "timezone": ...}`."""
+    next_at: float
+    """The next scheduled time that has not started a run yet."""
+    last_at: float | None
+    last_run_id: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewSchedule:
+    """A schedule to register; `next_at` counts only when the schedule is new or its
+    `spec` changed (a worker restarting keeps the schedule's place)."""
+
+    name: str
+    workflow: str
+    ir_hash: str
+    source: str
+    spec: Json
+    next_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CommitResult:
     last_seq: int
     """Sequence number of the run's last event after this commit."""
@@ -530,3 +563,23 @@ class Store(Protocol):
 
     def get_program(self, ir_hash: str) -> str | None:
         """The IR JSON stored under this hash, or `None`."""
+
+    # schedules
+
+    def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        """Register a schedule, or update its registration (program, workflow, source);
+        its `next_at` is kept unless the schedule is new or its `spec` changed."""
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        """Every registered schedule, by name."""
+
+    def delete_schedule(self, name: str) -> bool:
+        """Forget a schedule; `False` when none had this name."""
+
+    def fire_schedule(
+        self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
+    ) -> bool:
+        """Start the run of a schedule's time `scheduled_at`, in one transaction: if the
+        schedule's `next_at` is still `expected`, create `run` (unless a run has its id),
+        note it as the last start and move `next_at` on; `False` when another worker did
+        it first."""

@@ -69,10 +69,12 @@ from mnlang.stores.base import (
     Lease,
     LedgerRow,
     NewRun,
+    NewSchedule,
     RunCount,
     RunRecord,
     RunState,
     RunStatus,
+    ScheduleRecord,
     SetCursor,
     SetList,
     SetListItem,
@@ -118,6 +120,9 @@ _CHECKPOINT_COLUMNS: LiteralString = (
 )
 _SIGNAL_COLUMNS: LiteralString = "run_id, signal_id, name, payload, sent_at, consumed_at"
 _TIMER_COLUMNS: LiteralString = "run_id, timer_id, due_at, payload"
+_SCHEDULE_COLUMNS: LiteralString = (
+    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
+)
 
 # A run is worth a worker's attention when nobody holds it and it can make progress.
 # Used below a `clock` CTE.
@@ -1071,6 +1076,55 @@ class PostgresStore:
         rows = self._autocommit("SELECT ir FROM programs WHERE ir_hash = %s", (ir_hash,))
         return str(rows[0][0]) if rows else None
 
+    # --- schedules ------------------------------------------------------------------------
+
+    def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        # A changed spec starts over from the given time; an unchanged one keeps its place.
+        rows = self._autocommit(
+            "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, updated_at) "
+            f"VALUES (%(name)s, %(workflow)s, %(ir_hash)s, %(source)s, %(spec)s, %(next_at)s, "
+            f"{_NOW}) ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow, "
+            "ir_hash = excluded.ir_hash, source = excluded.source, "
+            "updated_at = excluded.updated_at, next_at = CASE WHEN schedules.spec = "
+            "excluded.spec THEN schedules.next_at ELSE excluded.next_at END, "
+            f"spec = excluded.spec RETURNING {_SCHEDULE_COLUMNS}",
+            {
+                "name": schedule.name,
+                "workflow": schedule.workflow,
+                "ir_hash": schedule.ir_hash,
+                "source": schedule.source,
+                "spec": dump(schedule.spec),
+                "next_at": schedule.next_at,
+            },
+        )
+        return _schedule_record(rows[0])
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        rows = self._autocommit(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name")
+        return [_schedule_record(row) for row in rows]
+
+    def delete_schedule(self, name: str) -> bool:
+        return bool(self._autocommit("DELETE FROM schedules WHERE name = %s RETURNING 1", (name,)))
+
+    def fire_schedule(
+        self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
+    ) -> bool:
+        def body(tx: _Tx) -> bool:
+            now = tx.clock()
+            moved = tx.one(
+                "UPDATE schedules SET next_at = %s, last_at = %s, last_run_id = %s, "
+                "updated_at = %s WHERE name = %s AND next_at = %s RETURNING 1",
+                (next_at, scheduled_at, run.run_id, now, name, expected),
+            )
+            if moved is None:
+                return False
+            created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
+            if created.rowcount == 1 and run.status == "running":
+                self._notify(tx, run.run_id)
+            return True
+
+        return self._transaction(body)
+
 
 def _roll_back(conn: _Conn) -> None:
     """End a transaction that failed, so the connection goes back to the pool clean; a
@@ -1121,6 +1175,20 @@ def _ledger_row(row: Sequence[Any]) -> LedgerRow:
         run_id=row[5],
         state=row[6],
         created_at=row[7],
+        updated_at=row[8],
+    )
+
+
+def _schedule_record(row: Sequence[Any]) -> ScheduleRecord:
+    return ScheduleRecord(
+        name=row[0],
+        workflow=row[1],
+        ir_hash=row[2],
+        source=row[3],
+        spec=load(row[4]),
+        next_at=row[5],
+        last_at=row[6],
+        last_run_id=row[7],
         updated_at=row[8],
     )
 

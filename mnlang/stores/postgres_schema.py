@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -343,7 +343,25 @@ _V1: Final[tuple[LiteralString, ...]] = (
     MNC_COMMIT,
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1,)
+# Registered `schedule`s and the next time each starts a run (`spec` is JSON text).
+_V2: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE schedules (
+        name text PRIMARY KEY,
+        workflow text NOT NULL,
+        ir_hash text NOT NULL,
+        source text NOT NULL,
+        spec text NOT NULL,
+        next_at float8 NOT NULL,
+        last_at float8,
+        last_run_id text,
+        updated_at float8 NOT NULL
+    )
+    """,
+    "CREATE INDEX schedules_by_next_at ON schedules (next_at)",
+)
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

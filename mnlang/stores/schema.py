@@ -20,15 +20,31 @@ import sqlite_utils
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
 
 
-def _create_v1(db: sqlite_utils.Database) -> None:
-    strict = db.supports_strict
+def _table(
+    db: sqlite_utils.Database,
+    name: str,
+    columns: dict[str, type],
+    pk: str | tuple[str, ...],
+    not_null: set[str],
+    defaults: dict[str, object] | None = None,
+) -> sqlite_utils.db.Table:
+    keys = {pk} if isinstance(pk, str) else set(pk)
+    return db.table(name).create(
+        columns,
+        pk=pk,
+        not_null=not_null | keys,
+        defaults=defaults or {},
+        strict=db.supports_strict,
+    )
 
+
+def _create_v1(db: sqlite_utils.Database) -> None:
     def table(
         name: str,
         columns: dict[str, type],
@@ -36,14 +52,7 @@ def _create_v1(db: sqlite_utils.Database) -> None:
         not_null: set[str],
         defaults: dict[str, object] | None = None,
     ) -> sqlite_utils.db.Table:
-        keys = {pk} if isinstance(pk, str) else set(pk)
-        return db.table(name).create(
-            columns,
-            pk=pk,
-            not_null=not_null | keys,
-            defaults=defaults or {},
-            strict=strict,
-        )
+        return _table(db, name, columns, pk, not_null, defaults)
 
     runs = table(
         "runs",
@@ -210,7 +219,29 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1]
+def _add_schedules_v2(db: sqlite_utils.Database) -> None:
+    """Registered `schedule`s and the next time each starts a run (`spec` is JSON)."""
+    schedules = _table(
+        db,
+        "schedules",
+        {
+            "name": TEXT,
+            "workflow": TEXT,
+            "ir_hash": TEXT,
+            "source": TEXT,
+            "spec": TEXT,
+            "next_at": REAL,
+            "last_at": REAL,
+            "last_run_id": TEXT,
+            "updated_at": REAL,
+        },
+        pk="name",
+        not_null={"workflow", "ir_hash", "source", "spec", "next_at", "updated_at"},
+    )
+    schedules.create_index(["next_at"], index_name="schedules_by_next_at")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _add_schedules_v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -44,10 +44,12 @@ from mnlang.stores.base import (
     LedgerPut,
     LedgerRow,
     NewRun,
+    NewSchedule,
     RunCount,
     RunRecord,
     RunState,
     RunStatus,
+    ScheduleRecord,
     SetCursor,
     SetList,
     SetListItem,
@@ -80,6 +82,9 @@ _CHECKPOINT_COLUMNS = (
 )
 _SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at"
 _TIMER_COLUMNS = "run_id, timer_id, due_at, payload"
+_SCHEDULE_COLUMNS = (
+    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
+)
 
 # A run is worth a worker's attention when nobody holds it and it can make progress.
 _RUNNABLE_SQL = """
@@ -783,6 +788,56 @@ class SQLiteStore:
         rows = self._query("SELECT ir FROM programs WHERE ir_hash = ?", (ir_hash,))
         return cast(str, rows[0][0]) if rows else None
 
+    # --- schedules ------------------------------------------------------------------------
+
+    def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        spec = dump(schedule.spec)
+        with self._write() as now:
+            # A changed spec starts over from the given time; an unchanged one keeps its place.
+            self._conn.execute(
+                "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "workflow = excluded.workflow, ir_hash = excluded.ir_hash, "
+                "source = excluded.source, updated_at = excluded.updated_at, "
+                "next_at = CASE WHEN schedules.spec = excluded.spec THEN schedules.next_at "
+                "ELSE excluded.next_at END, spec = excluded.spec",
+                (
+                    schedule.name,
+                    schedule.workflow,
+                    schedule.ir_hash,
+                    schedule.source,
+                    spec,
+                    schedule.next_at,
+                    now,
+                ),
+            )
+            row = self._conn.execute(
+                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE name = ?", (schedule.name,)
+            ).fetchone()
+        return _schedule_record(row)
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        rows = self._query(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name")
+        return [_schedule_record(row) for row in rows]
+
+    def delete_schedule(self, name: str) -> bool:
+        with self._write():
+            return self._conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount == 1
+
+    def fire_schedule(
+        self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
+    ) -> bool:
+        with self._write() as now:
+            moved = self._conn.execute(
+                "UPDATE schedules SET next_at = ?, last_at = ?, last_run_id = ?, updated_at = ? "
+                "WHERE name = ? AND next_at = ?",
+                (next_at, scheduled_at, run.run_id, now, name, expected),
+            )
+            if moved.rowcount != 1:
+                return False
+            self._insert_run(run, now)
+            return True
+
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
     return RunRecord(
@@ -805,6 +860,20 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         created_at=row[16],
         updated_at=row[17],
         finished_at=row[18],
+    )
+
+
+def _schedule_record(row: Sequence[Any]) -> ScheduleRecord:
+    return ScheduleRecord(
+        name=row[0],
+        workflow=row[1],
+        ir_hash=row[2],
+        source=row[3],
+        spec=load(row[4]),
+        next_at=row[5],
+        last_at=row[6],
+        last_run_id=row[7],
+        updated_at=row[8],
     )
 
 

@@ -1,0 +1,270 @@
+"""`mnc worker`: the long-running process that moves runs forward.
+
+A worker claims runnable runs from the store (`Store.claim_runs`: running runs nobody
+holds, such as those of a crashed process whose lease expired, and waiting runs with a
+due timer, a decided checkpoint, a signal they wait for or a cancel request) and
+executes each on one of its `concurrency` threads until the run ends or waits again.
+It also starts the runs of registered `schedule`s when their time comes.
+
+Leases: each claimed run is held through a lease with an expiry and an epoch. The
+interpreter renews it while calls are in flight; a worker that stalls past its lease
+(paused, partitioned) loses the run to another worker, and the store refuses its next
+commit because its epoch is stale, so it commits nothing more for that run. A run that
+cannot be executed at all (its program is missing from the journal) keeps its lease
+until the lease expires, so it is retried after `lease_ttl` rather than in a loop.
+
+Stopping (`stop()`, which `mnc worker` calls on SIGTERM or Ctrl-C): no new run is
+claimed; each run in progress stops at its next commit point, once its calls in flight
+have returned, and its lease is released so another worker can take it up at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from mnlang.ir.load import IRLoadError, parse_ir
+from mnlang.ir.model import IRProgram
+from mnlang.runtime.config import RuntimeConfig
+from mnlang.runtime.run import RunError, changed_tools, run_with_lease
+from mnlang.runtime.schedules import start_due
+from mnlang.stores.base import Lease, Store, StoreError
+
+_PROGRAM_CACHE = 32
+"""Compiled programs kept in memory, most recently used first."""
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did, for its log and for tests."""
+
+    claimed: int = 0
+    ended: dict[str, int] = field(default_factory=dict)
+    """Runs by the status they were left in: completed, failed, cancelled, waiting, running
+    (stopped by shutdown)."""
+    lost: int = 0
+    """Runs whose lease was taken over (or that could not be executed)."""
+    scheduled: int = 0
+    """Runs started by schedules."""
+
+
+Logger = Callable[[str, bool], None]
+"""Receives each line of the worker's log, and whether it reports a problem."""
+
+
+def worker_owner() -> str:
+    """A lease owner name that says which process holds a run (`host:pid:nonce`)."""
+    return f"{socket.gethostname()}:{os.getpid()}:w{uuid.uuid4().hex[:8]}"
+
+
+class ProgramCache:
+    """Programs by IR hash, loaded from the store and kept for the next run that needs them."""
+
+    def __init__(self, store: Store, size: int = _PROGRAM_CACHE) -> None:
+        self.store = store
+        self.size = size
+        self._programs: OrderedDict[str, IRProgram] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, ir_hash: str) -> IRProgram:
+        with self._lock:
+            found = self._programs.get(ir_hash)
+            if found is not None:
+                self._programs.move_to_end(ir_hash)
+                return found
+        text = self.store.get_program(ir_hash)
+        if text is None:
+            raise RunError(
+                f"program {ir_hash[:12]} is not in the journal",
+                help="the run was started by a tool that did not keep its program",
+            )
+        try:
+            program = parse_ir(text, f"program {ir_hash[:12]}")
+        except IRLoadError as e:
+            raise RunError(f"program {ir_hash[:12]}: {e.message}", help=e.help) from None
+        with self._lock:
+            self._programs[ir_hash] = program
+            while len(self._programs) > self.size:
+                self._programs.popitem(last=False)
+        return program
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        concurrency: int = 4,
+        config: RuntimeConfig | None = None,
+        lease_ttl: float = 30.0,
+        idle_wait: float = 1.0,
+        log: Logger | None = None,
+        owner: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("a worker needs a concurrency of at least 1")
+        self.store = store
+        self.concurrency = concurrency
+        self.config = replace(config or RuntimeConfig.from_env(), lease_ttl_s=lease_ttl)
+        self.lease_ttl = lease_ttl
+        self.idle_wait = idle_wait
+        self.log: Logger = log or (lambda _line, _problem: None)
+        self.owner = owner or worker_owner()
+        self.programs = ProgramCache(store)
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._active = 0
+        self._slots = threading.Condition()
+
+    def stop(self) -> None:
+        """Ask the worker to stop: no new claims, runs in progress stop at a commit point."""
+        self._stop.set()
+        with self._slots:
+            self._slots.notify_all()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, *, until_idle: bool = False) -> WorkerStats:
+        """Work until `stop()` (or, with `until_idle`, until nothing is runnable and no run
+        is in progress); returns what was done."""
+        self.log(f"worker {self.owner} started (concurrency {self.concurrency})", False)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="mnc-worker") as pool:
+            while not self._stop.is_set():
+                self._start_schedules()
+                claimed = self._claim()
+                for lease in claimed:
+                    pool.submit(self._execute, lease)
+                if claimed:
+                    continue
+                if until_idle and self._idle():
+                    break
+                self._wait()
+        self.log(f"worker {self.owner} stopped", False)
+        return self.stats
+
+    # --- claiming -----------------------------------------------------------------------
+
+    def _claim(self) -> list[Lease]:
+        with self._slots:
+            free = self.concurrency - self._active
+        if free <= 0:
+            return []
+        try:
+            leases = self.store.claim_runs(self.owner, self.lease_ttl, limit=free)
+        except StoreError as e:
+            self.log(f"cannot claim runs: {e}", True)
+            return []
+        with self._slots:
+            self._active += len(leases)
+        self.stats.claimed += len(leases)
+        return leases
+
+    def _idle(self) -> bool:
+        with self._slots:
+            if self._active:
+                return False
+        return not self.store.runnable_runs(limit=1) and not self._schedule_due_within(0)
+
+    def _wait(self) -> None:
+        """Sleep until a slot frees up or work may be there (or `idle_wait` passes)."""
+        with self._slots:
+            if self._active >= self.concurrency:
+                self._slots.wait(self.idle_wait)
+                return
+        timeout = self.idle_wait
+        soonest = self._next_schedule()
+        if soonest is not None:
+            timeout = max(0.0, min(timeout, soonest - self.store.now()))
+        try:
+            self.store.wait_for_work(timeout)
+        except StoreError as e:
+            self.log(f"cannot look for work: {e}", True)
+            self._stop.wait(self.idle_wait)
+
+    # --- schedules ----------------------------------------------------------------------
+
+    def _next_schedule(self) -> float | None:
+        try:
+            schedules = self.store.list_schedules()
+        except StoreError:
+            return None
+        return min((s.next_at for s in schedules), default=None)
+
+    def _schedule_due_within(self, seconds: float) -> bool:
+        soonest = self._next_schedule()
+        return soonest is not None and soonest <= self.store.now() + seconds
+
+    def _start_schedules(self) -> None:
+        try:
+            for started in start_due(self.store, self.programs):
+                self.stats.scheduled += 1
+                skipped = f" ({started.skipped} earlier times skipped)" if started.skipped else ""
+                self.log(
+                    f"schedule {started.schedule}: started run {started.run_id}{skipped}", False
+                )
+        except (RunError, StoreError) as e:
+            self.log(f"cannot start scheduled runs: {e}", True)
+
+    # --- executing ----------------------------------------------------------------------
+
+    def _execute(self, lease: Lease) -> None:
+        run_id = lease.run_id
+        release = True
+        try:
+            record = self.store.get_run(run_id)
+            if record is None:
+                return
+            program = self.programs(record.ir_hash)
+            started = time.monotonic()
+            end = run_with_lease(
+                self.store,
+                program,
+                record,
+                lease,
+                self.config,
+                None,
+                changed_tools(record, program),
+                self._stop,
+            )
+            took = time.monotonic() - started
+            self._count(end.status)
+            self.log(f"run {run_id}: {end.status} ({took:.3f}s)", False)
+        except RunError as e:
+            # A lost lease, or a run that cannot be executed: leave the lease to expire.
+            release = False
+            self.stats.lost += 1
+            self.log(f"run {run_id}: {e.message}", True)
+        except StoreError as e:
+            release = False
+            self.stats.lost += 1
+            self.log(f"run {run_id}: journal error: {e}", True)
+        except Exception:  # a bug must not take the worker down with the other runs
+            release = False
+            self.stats.lost += 1
+            self.log(f"run {run_id}: internal error\n{traceback.format_exc().rstrip()}", True)
+        finally:
+            if release:
+                self._release(lease)
+            with self._slots:
+                self._active -= 1
+                self._slots.notify_all()
+
+    def _release(self, lease: Lease) -> None:
+        try:
+            self.store.release_lease(lease)  # a lease taken over meanwhile is left alone
+        except StoreError as e:
+            self.log(f"run {lease.run_id}: cannot release its lease: {e}", True)
+
+    def _count(self, status: str) -> None:
+        with self._slots:
+            self.stats.ended[status] = self.stats.ended.get(status, 0) + 1

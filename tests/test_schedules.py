@@ -1,0 +1,269 @@
+"""Schedules: cron and `every` times, registration in the journal (both stores), starts
+idempotent by their scheduled time, catching up after downtime, and a worker restart."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mnlang.api import load_program
+from mnlang.cron import CronError, next_time, parse_cron
+from mnlang.ir.model import IRProgram
+from mnlang.runtime.schedules import ScheduleError, register, run_id_for, start_due
+from mnlang.runtime.worker import ProgramCache, Worker
+from mnlang.stores import open_store
+from mnlang.stores.base import NewRun, NewSchedule, Store
+from tests.human.harness import mnc, mnc_env, spawn
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
+    "sqlite": lambda request, tmp: open_store(tmp / "journal.db"),
+    "postgres": lambda request, tmp: open_store(request.getfixturevalue("pg_url")),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = STORES[request.param](request, tmp_path)
+    yield opened
+    opened.close()
+
+
+def at(text: str, zone: str = "UTC") -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).timestamp()
+
+
+def shown(seconds: float | None, zone: str = "UTC") -> str:
+    assert seconds is not None
+    return datetime.fromtimestamp(seconds, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %a")
+
+
+# --- calendar times -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cron", "zone", "after", "expected"),
+    [
+        ("0 9 * * 1", "Europe/Paris", "2024-05-01 12:00", "2024-05-06 09:00 Mon"),
+        ("*/15 * * * *", "UTC", "2024-05-01 12:07", "2024-05-01 12:15 Wed"),
+        ("0 3 * * *", "Europe/Berlin", "2024-05-01 03:00", "2024-05-02 03:00 Thu"),
+        # Day of month or weekday, when both are given (Vixie cron).
+        ("0 0 13 * fri", "UTC", "2024-09-01 00:00", "2024-09-06 00:00 Fri"),
+        ("30 8 1 jan,jul *", "UTC", "2024-02-01 00:00", "2024-07-01 08:30 Mon"),
+        ("0 12 * * 7", "UTC", "2024-05-01 00:00", "2024-05-05 12:00 Sun"),
+        ("5-10/5 4 * * *", "UTC", "2024-05-01 04:06", "2024-05-01 04:10 Wed"),
+        # 02:30 does not exist in Berlin on 31 March 2024: that day is skipped.
+        ("30 2 * * *", "Europe/Berlin", "2024-03-30 12:00", "2024-04-01 02:30 Mon"),
+    ],
+)
+def test_cron_next_time(cron: str, zone: str, after: str, expected: str) -> None:
+    found = next_time(every_ms=None, cron=cron, timezone=zone, after=at(after, zone))
+    assert shown(found, zone) == expected
+
+
+def test_a_repeated_hour_fires_once() -> None:
+    """01:30 happens twice in Berlin on 27 October 2024; the schedule fires at the first."""
+    first = next_time(
+        every_ms=None,
+        cron="30 1 * * *",
+        timezone="Europe/Berlin",
+        after=at("2024-10-27 00:00", "Europe/Berlin"),
+    )
+    assert first is not None and datetime.fromtimestamp(first, UTC).hour == 23
+    following = next_time(every_ms=None, cron="30 1 * * *", timezone="Europe/Berlin", after=first)
+    assert shown(following, "Europe/Berlin") == "2024-10-28 01:30 Mon"
+
+
+def test_every_counts_from_the_epoch() -> None:
+    hour = 3_600_000
+    assert next_time(every_ms=hour, cron=None, timezone=None, after=at("2024-05-01 12:07")) == at(
+        "2024-05-01 13:00"
+    )
+    assert next_time(every_ms=hour, cron=None, timezone=None, after=at("2024-05-01 13:00")) == at(
+        "2024-05-01 14:00"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("0 9 * *", "a cron expression has five fields (minute hour day month weekday), not 4"),
+        ("60 * * * *", "minute `60` is outside 0-59"),
+        ("* * * * */0", "the weekday field `*/0` has a bad step `/0`"),
+        ("* 5-2 * * *", "the hour range `5-2` runs backwards"),
+        ("* * * foo *", "`foo` is not a month"),
+    ],
+)
+def test_bad_cron_expressions(cron: str, message: str) -> None:
+    with pytest.raises(CronError) as e:
+        parse_cron(cron)
+    assert str(e.value) == message
+
+
+def test_a_date_that_never_comes() -> None:
+    assert next_time(every_ms=None, cron="0 0 30 2 *", timezone=None, after=0) is None
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+def schedule(next_at: float, spec: dict[str, object] | None = None) -> NewSchedule:
+    return NewSchedule("daily", "report", "h1", "a.mn", spec or {"every_ms": 1000}, next_at)
+
+
+def test_registration_keeps_its_place_unless_the_spec_changes(store: Store) -> None:
+    first = store.put_schedule(schedule(100.0))
+    assert (first.name, first.next_at, first.last_at) == ("daily", 100.0, None)
+    again = store.put_schedule(schedule(900.0))
+    assert again.next_at == 100.0
+    changed = store.put_schedule(schedule(500.0, {"every_ms": 2000}))
+    assert changed.next_at == 500.0 and changed.spec == {"every_ms": 2000}
+    assert [s.name for s in store.list_schedules()] == ["daily"]
+    assert store.delete_schedule("daily") and not store.delete_schedule("daily")
+    assert store.list_schedules() == []
+
+
+def test_a_scheduled_time_starts_once(store: Store) -> None:
+    store.put_schedule(schedule(100.0))
+    run = NewRun(run_id="daily@100", workflow="report", args={})
+    assert store.fire_schedule("daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0)
+    assert not store.fire_schedule("daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0)
+    [record] = store.list_schedules()
+    assert (record.next_at, record.last_at, record.last_run_id) == (101.0, 100.0, "daily@100")
+    assert [r.run_id for r in store.list_runs()] == ["daily@100"]
+    assert store.runnable_runs() == ["daily@100"]
+
+
+# --- registering and starting ---------------------------------------------------------------
+
+SOURCE = """\
+workflow report(team: str, days: int = 7) -> str {
+  return "report for {team} over {days} days"
+}
+
+schedule often {
+  run: report("ops")
+  every: 1s
+}
+
+schedule weekly {
+  run: report("platform", 28)
+  cron: "0 9 * * mon"
+  timezone: "Europe/Paris"
+}
+"""
+
+
+def program_from(tmp_path: Path, text: str = SOURCE) -> IRProgram:
+    path = tmp_path / "reports.mn"
+    path.write_text(text, "utf-8")
+    return load_program(path)
+
+
+def test_register_and_start_due(store: Store, tmp_path: Path) -> None:
+    program = program_from(tmp_path)
+    registered = {r.name: r for r in register(store, program)}
+    now = store.now()
+    assert set(registered) == {"often", "weekly"}
+    assert now < registered["often"].next_at <= now + 1
+    assert (
+        datetime.fromtimestamp(registered["weekly"].next_at, ZoneInfo("Europe/Paris")).strftime(
+            "%a %H:%M"
+        )
+        == "Mon 09:00"
+    )
+    due = registered["often"].next_at
+    assert start_due(store, ProgramCache(store), now=due - 0.5) == []
+    [started] = start_due(store, ProgramCache(store), now=due)
+    assert started.run_id == run_id_for("often", due) and started.skipped == 0
+    assert start_due(store, ProgramCache(store), now=due) == []
+    run = store.get_run(started.run_id)
+    assert run is not None and run.workflow == "report" and run.status == "running"
+    assert run.args == {"team": "ops", "days": 7}
+    assert run.meta["schedule"] == "often" and run.meta["scheduled_at"] == due
+
+
+def test_a_worker_that_was_down_starts_the_latest_time_once(store: Store, tmp_path: Path) -> None:
+    register(store, program_from(tmp_path))
+    [often] = [s for s in store.list_schedules() if s.name == "often"]
+    [started] = start_due(store, ProgramCache(store), now=often.next_at + 10.5)
+    assert started.scheduled_at == often.next_at + 10 and started.skipped == 10
+    record = store.get_run(started.run_id)
+    assert record is not None and record.meta["skipped_times"] == 10
+
+
+def test_a_schedule_removed_from_its_source_is_forgotten(store: Store, tmp_path: Path) -> None:
+    register(store, program_from(tmp_path))
+    shorter = SOURCE.split("schedule weekly")[0]
+    register(store, program_from(tmp_path, shorter))
+    assert [s.name for s in store.list_schedules()] == ["often"]
+
+
+def test_a_schedule_that_never_fires_is_refused(tmp_path: Path) -> None:
+    text = SOURCE.replace('cron: "0 9 * * mon"', 'cron: "0 9 31 2 *"')
+    with open_store(tmp_path / "j.db") as store, pytest.raises(ScheduleError, match="never fires"):
+        register(store, program_from(tmp_path, text))
+
+
+def test_schedule_across_a_worker_restart(tmp_path: Path) -> None:
+    """Two workers one after the other on one journal (the first stopped mid-way): every
+    scheduled time starts one run, and the second worker starts none the first did."""
+    program = program_from(tmp_path)
+    seen: dict[str, list[str]] = {}
+    with open_store(tmp_path / "journal.db") as store:
+        for name in ("first", "second"):
+            register(store, program)  # a restarting worker registers its files again
+            logged: list[str] = []
+            worker = Worker(
+                store,
+                concurrency=2,
+                idle_wait=0.1,
+                log=lambda line, _problem, logged=logged: logged.append(line),
+            )
+            threading.Timer(2.6, worker.stop).start()
+            worker.run()
+            seen[name] = [line.split("started run ")[1] for line in logged if "started run" in line]
+        runs = store.list_runs(workflow="report", limit=1000)
+    assert len(seen["first"]) >= 2 and len(seen["second"]) >= 2
+    assert not set(seen["first"]) & set(seen["second"])
+    assert sorted(r.run_id for r in runs) == sorted(seen["first"] + seen["second"])
+    times = sorted(r.meta["scheduled_at"] for r in runs)
+    assert len(set(times)) == len(times)
+    assert all(r.status == "completed" for r in runs)
+
+
+@pytest.mark.slow
+def test_schedule_across_a_killed_worker_process(tmp_path: Path) -> None:
+    """`mnc worker FILE` killed with SIGKILL, then started again: no scheduled time is
+    started twice, and the schedule goes on."""
+    source = tmp_path / "reports.mn"
+    source.write_text(SOURCE, "utf-8")
+    env = mnc_env(tmp_path)
+    args = ["worker", str(source), "--lease-ttl", "2"]
+    first = spawn(args, env, tmp_path / "first.log")
+    time.sleep(4)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = spawn(args, env, tmp_path / "second.log")
+    time.sleep(4)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=30) == 0
+    listed = mnc(["runs", "--workflow", "report", "--json", "--limit", "1000"], env)
+    runs = json.loads(listed.stdout)
+    times = [r["meta"]["scheduled_at"] for r in runs]
+    assert len(runs) >= 4 and len(set(times)) == len(times)
+    assert all(r["status"] == "completed" for r in runs)
+    started = [
+        line.split("started run ")[1]
+        for log in ("first.log", "second.log")
+        for line in (tmp_path / log).read_text().splitlines()
+        if "started run" in line
+    ]
+    assert len(started) == len(set(started)) == len(runs)
