@@ -216,7 +216,7 @@ def test_run_page_shows_graph_step_evidence_retries_and_cost(
     assert "if not decision.approved" in page  # what comes next
     assert "lookup is busy" in page and "transient" in page  # the retry with its error
     assert "Classify late" in page  # the model prompt, as evidence
-    assert "gpt-5.4-mini" in page  # cost by model
+    assert "<td>model</td><td>scripted</td>" in page  # cost by the model that replied
     assert 'data-choice="approve"' in page and "for alice" in page
 
 
@@ -668,12 +668,13 @@ def test_metrics_from_a_hand_built_journal() -> None:
         [
             event(1, "retry", "a", {"kind": "timeout"}),
             event(2, "tool", "a", {"tool": "t", "cost": "0.01"}),
-            event(3, "agent", "b", {"agent": "m", "cost": "0.10"}),
-            event(4, "call_failed", "c", {"kind": "transient"}),
-            event(5, "checkpoint", "d", {}, at=100.0),
-            event(6, "decided", "d", {"by": "ann"}, at=160.0),
-            event(7, "fault_injected", None, {"fault": "tool_timeout"}),
-            event(8, "compensated", "e", {"effect": "undo", "cost": "0.02"}),
+            event(3, "model_reply", "b", {"agent": "m", "cost": "0.10"}),
+            event(4, "agent", "b", {"agent": "m", "cost": "0.10"}),
+            event(5, "call_failed", "c", {"kind": "transient"}),
+            event(6, "checkpoint", "d", {}, at=100.0),
+            event(7, "decided", "d", {"by": "ann"}, at=160.0),
+            event(8, "fault_injected", None, {"fault": "tool_timeout"}),
+            event(9, "compensated", "e", {"effect": "undo", "cost": "0.02"}),
         ]
     )
     assert (facts.cost.model, facts.cost.tool, facts.cost.repair) == (

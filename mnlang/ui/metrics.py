@@ -201,7 +201,7 @@ def run_facts(events: Iterable[Event]) -> _RunFacts:
     for event in events:
         data = event.data if isinstance(event.data, dict) else {}
         where = (event.state, event.branch)
-        if event.kind == "agent":
+        if event.kind == "model_reply":  # each reply is paid once; `agent` repeats the sum
             facts.cost.model += _money(data)
         elif event.kind in ("tool", "effect"):
             facts.cost.tool += _money(data)

@@ -192,6 +192,10 @@ class RunView:
         return self.run.status not in TERMINAL_STATUSES
 
     @property
+    def total_cost(self) -> Decimal:
+        return sum((c.cost for c in self.costs), Decimal(0))
+
+    @property
     def decisions(self) -> list[Event]:
         """The decisions the run received (checkpoints and repairs), oldest first."""
         return [e for e in self.journal if e.kind == "decided"]
@@ -203,6 +207,7 @@ class RunView:
             "overlay": self.overlay.model_dump(),
             "steps_now": [asdict(s) for s in self.steps],
             "cost_breakdown": [{**asdict(c), "cost": str(c.cost)} for c in self.costs],
+            "total_cost": str(self.total_cost),
             "pending": [p.to_json() for p in self.pending],
             "children": [c.run_id for c in self.children],
             "fingerprint": self.fingerprint,
@@ -236,15 +241,17 @@ def _cost(data: dict[str, Json]) -> Decimal:
 
 
 def cost_lines(journal: list[Event], program: IRProgram | None) -> list[CostLine]:
-    """What each model, tool and effect cost the run, costliest first."""
+    """What each model, tool and effect cost the run, costliest first. Models are charged
+    per reply (`model_reply`), failed and repaired replies included; the `agent` event
+    repeats its replies' total, so it is not counted again."""
     calls: Counter[tuple[str, str]] = Counter()
     costs: dict[tuple[str, str], Decimal] = {}
     for event in journal:
         data = event.data if isinstance(event.data, dict) else {}
-        if event.kind == "agent":
+        if event.kind == "model_reply":
             agent = str(data.get("agent"))
             decl = program.agents.get(agent) if program else None
-            key = ("model", decl.model if decl else agent)
+            key = ("model", str(data.get("model") or (decl.model if decl else agent)))
         elif event.kind in ("tool", "effect", "compensated"):
             key = ("tool" if event.kind == "tool" else "effect", str(data.get(event.kind)))
         elif event.kind == "decided" and data.get("by") not in (None, "", "timeout"):
