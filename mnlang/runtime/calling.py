@@ -39,6 +39,7 @@ from mnlang.runtime.effects import args_hash, conflict, effect_key
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure
 from mnlang.runtime.fibers import Fiber, outcome_from_json, outcome_to_json
+from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.tools import (
     ResolvedTool,
     ToolContext,
@@ -95,6 +96,10 @@ class Calls:
 
     def begin(self, fiber: Fiber, state: CallState) -> None:
         """Execute a `call` state (again, after a resume, when its fiber has notes)."""
+        retry = (fiber.pending or {}).get("retry")
+        if retry is not None:
+            self._retry_when_due(fiber, state, retry)
+            return
         if state.callee_kind == "effect":
             effect = self.program.effects[state.callee]
             pending = fiber.pending or {}
@@ -111,6 +116,28 @@ class Calls:
             return
         tool = self.program.tools[state.callee]
         self._attempt(self._new_call(fiber, "tool", tool, state, self._args(fiber, state)))
+
+    def _retry_when_due(self, fiber: Fiber, state: CallState, retry: dict[str, Any]) -> None:
+        """A retry that waited on a durable timer: attempt again once the timer is due."""
+        if not self.run.pauses.retry_due(fiber, retry):
+            return
+        attempt = int(retry["attempt"])
+        if state.callee_kind == "effect":
+            effect = self.program.effects[state.callee]
+            call = self._call(fiber, effect, state, fiber.pending)
+            call.attempt = attempt
+            self._hold(call)
+            # Another run may have committed a global key meanwhile: consult the ledger.
+            scope_run = None if effect.scope == "global" else self.run.run_id
+            assert call.key is not None
+            self._from_ledger(
+                call, self.run.store.ledger_get(call.key, run_id=scope_run), fresh=True
+            )
+            return
+        tool = self.program.tools[state.callee]
+        call = self._new_call(fiber, "tool", tool, state, self._args(fiber, state))
+        call.attempt = attempt
+        self._attempt_or_fail(call)
 
     def _args(self, fiber: Fiber, state: CallState) -> dict[str, Value]:
         evaluate = self.run.evaluator.eval
@@ -392,6 +419,10 @@ class Calls:
             seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
             delay = retries.delay_ms(call.retry, call.attempt, seed)
             run.journal.event("retry", {**data, "delay_ms": delay}, call.step, call.fiber.branch)
+            if delay > DURABLE_DELAY_MS and call.compensation is None:
+                call.fiber.job = None
+                run.pauses.retry_later(call.fiber, call.step, call.attempt, delay)
+                return
             self._attempt_or_fail(call, delay / 1000)
             return
         run.journal.event("call_failed", data, call.step, call.fiber.branch)

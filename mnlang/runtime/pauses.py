@@ -50,6 +50,9 @@ TIMEOUT_BY = "timeout"
 PARENT_DEADLINE = "parent_deadline_at"
 PARENT_BUDGET = "parent_budget"
 """Keys of a child run's `meta`: its parent's deadline (store clock) and budget left."""
+DURABLE_DELAY_MS = 1000
+"""A retry delay longer than this waits on a durable timer (no worker is held), a shorter
+one in memory."""
 # A child's failure of these kinds is the parent's limit running out, not the child's fault.
 _INHERITED_KINDS = frozenset({BUDGET_EXCEEDED, DEADLINE_EXCEEDED})
 
@@ -249,6 +252,30 @@ class Pauses:
         )
         self._pause(fiber, {"event": event, "timer": timer_id})
 
+    # --- retry delays -------------------------------------------------------------------
+
+    def retry_later(self, fiber: Fiber, step: str, attempt: int, delay_ms: int) -> None:
+        """Wait for a call's next attempt on a durable timer; the call state runs again
+        when it is due (`retry_due`), with the attempts made so far."""
+        timer_id = f"retry:{self._where(fiber, step)}"
+        self.run.journal.set_timers.append(SetTimer(timer_id, delay_ms / 1000))
+        self._pause(
+            fiber, {**(fiber.pending or {}), "retry": {"timer": timer_id, "attempt": attempt}}
+        )
+
+    def retry_due(self, fiber: Fiber, retry: dict[str, Any]) -> bool:
+        """Whether a call's retry timer is due; if so the call may be attempted again."""
+        timer_id = retry["timer"]
+        if not self._timer_due(timer_id):
+            fiber.status = "paused"
+            return False
+        run = self.run
+        run.journal.cancel_timers.append(timer_id)
+        run.journal.event("woke", {"timer": timer_id}, fiber.at, fiber.branch)
+        fiber.pending = {k: v for k, v in (fiber.pending or {}).items() if k != "retry"} or None
+        fiber.dirty = True
+        return True
+
     # --- repairs ----------------------------------------------------------------------
 
     def repair(self, fiber: Fiber, call: Call) -> None:
@@ -399,6 +426,8 @@ class Pauses:
                 journal.cancel_timers.append(checkpoint_timer(note[key]))
         if "timer" in note:
             journal.cancel_timers.append(note["timer"])
+        if "retry" in note:
+            journal.cancel_timers.append(note["retry"]["timer"])
         if "child" in note:
             self.run.store.request_cancel(note["child"])
 
