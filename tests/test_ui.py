@@ -8,9 +8,14 @@ running a small workflow for real; the browser test is in `test_ui_browser.py`.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import stat
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -647,6 +652,33 @@ def test_a_network_address_needs_a_token(tmp_path: Path, monkeypatch: pytest.Mon
         serve(db, "0.0.0.0", 0, "short", execute=False)
     result = CliRunner().invoke(main, ["ui", "--db", db, "--host", "192.168.1.5"])
     assert result.exit_code == 2 and "without a token" in result.output
+
+
+def test_mnc_ui_serves_the_journal(tmp_path: Path, program: IRProgram) -> None:
+    db = tmp_path / "journal.db"
+    with open_store(db) as journal:
+        start(journal, program, "order-cli")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_UI_TOKEN")}
+    command = [sys.executable, "-m", "mnlang.cli", "ui", "--db", str(db), "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runs") as response:
+                    runs = json.load(response)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no console"
+                time.sleep(0.1)
+        assert [r["run_id"] for r in runs["runs"]] == ["order-cli"]
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    assert f"serving http://127.0.0.1:{port}/" in err
 
 
 # ---- parts: overlay, metrics, charts ----------------------------------------------------------
