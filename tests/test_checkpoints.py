@@ -23,14 +23,6 @@ from tests.human.harness import Journal, ir_file, journal, mnc, mnc_env
 __all__ = ["journal"]
 
 
-def fall_due(store: SQLiteStore, run_id: str) -> None:
-    """Let the run's timers fall due now, as if their time had passed."""
-    store._conn.execute(
-        "UPDATE timers SET due_at = (julianday('now') - 2440587.5) * 86400.0 - 1 WHERE run_id = ?",
-        (run_id,),
-    )
-
-
 def test_approve_goes_on_with_the_decision_value(journal: Journal) -> None:
     assert journal.start("approval", {"tag": "a"}, "a").status == "waiting"
     [checkpoint] = journal.store.open_checkpoints("a")
@@ -65,7 +57,7 @@ def test_reject_is_the_reject_option(journal: Journal) -> None:
 def test_the_timeout_decides_when_nobody_does(journal: Journal) -> None:
     journal.start("approval", {"tag": "t"}, "t")
     assert journal.resume("t").status == "waiting"  # not due yet: still waiting
-    fall_due(journal.store, "t")
+    journal.fall_due("t")
     assert journal.store.runnable_runs() == ["t"]
     outcome = journal.resume("t")
     assert outcome.status == "completed"
@@ -76,7 +68,7 @@ def test_the_timeout_decides_when_nobody_does(journal: Journal) -> None:
 
 def test_a_decision_after_the_timeout_fell_due_is_refused(journal: Journal) -> None:
     journal.start("approval", {"tag": "late"}, "late")
-    fall_due(journal.store, "late")
+    journal.fall_due("late")
     with pytest.raises(DecisionRefused) as refused:
         decide(journal.store, "late", "review", approve=True, by="dave")
     message = refused.value.message
@@ -90,7 +82,7 @@ def test_a_decision_after_the_timeout_fell_due_is_refused(journal: Journal) -> N
 def test_a_decision_before_the_timeout_wins(journal: Journal) -> None:
     journal.start("approval", {"tag": "early"}, "early")
     decide(journal.store, "early", "review", approve=True, by="erin")
-    fall_due(journal.store, "early")
+    journal.fall_due("early")
     _, checkpoint = find_checkpoint(journal.store, "early", "d")
     assert decide_timeout_if_due(journal.store, "early", checkpoint).decided_by == "erin"
     with pytest.raises(DecisionRefused, match=r"already decided: `approve` by `erin` at "):
@@ -102,7 +94,7 @@ def test_racing_decisions_and_timeout_one_wins(journal: Journal, tmp_path: Path)
     """People on several connections and the timeout decide at once: one decision is
     accepted, every other is refused, and the run acts on the accepted one."""
     journal.start("approval", {"tag": "race"}, "race")
-    fall_due(journal.store, "race")
+    journal.fall_due("race")
     barrier = threading.Barrier(6)
     accepted: list[str] = []
     refused: list[str] = []
