@@ -30,7 +30,16 @@ class CheckResult:
 
 def check(path: Path | str, text: str | None = None) -> CheckResult:
     """Check a `.mn` file (or `text` as if it were that file) and everything it imports."""
-    from mnlang.checker import approval, cost, durability, human, options, stateids, typecheck
+    from mnlang.checker import (
+        approval,
+        cost,
+        durability,
+        human,
+        options,
+        scenarios,
+        stateids,
+        typecheck,
+    )
 
     diags = Diagnostics()
     program = load_program(path, diags, text)
@@ -53,6 +62,7 @@ def check(path: Path | str, text: str | None = None) -> CheckResult:
         approval.check_approval(program, diags)
         human.check_checkpoints(program, diags)
         cost.check_cost(program, diags)
+        scenarios.check_scenarios(program, diags)
     return CheckResult(program, _sorted(diags))
 
 
