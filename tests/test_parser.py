@@ -574,3 +574,37 @@ def test_tokens_print_as_their_text() -> None:
     tok = Token("NAME", "order", 0, 1, 1, 1, 6, 5)
     assert f"`{tok}`" == "`order`"
     assert re.fullmatch(r"Token\(NAME, 'order', 1:1\)", repr(tok))
+
+
+def test_an_interpolation_may_hold_a_string() -> None:
+    expr = parse_expr('"tags: {join(tags, ", ")}!"')
+    assert isinstance(expr, ast.StrLit)
+    call = expr.parts[1]
+    assert isinstance(call, ast.Call)
+    sep = call.args[1]
+    assert isinstance(sep, ast.StrLit) and sep.constant == ", "
+    assert expr.parts[2] == "!"
+
+
+def test_limit_is_a_keyword_only_in_a_parallel_for_header() -> None:
+    source = (
+        "tool fetch(limit: int) -> list[str] {\n"
+        '  impl: "tools:fetch"\n'
+        "  limit: { concurrent: 2 }\n"
+        "}\n"
+        "workflow w(limit: int) -> list[str] {\n"
+        "  xs = fetch(limit)\n"
+        "  out = parallel for x in xs limit limit {\n"
+        "    yield x\n"
+        "  }\n"
+        "  return out\n"
+        "}\n"
+    )
+    module, diags = parse(source, "limit.mn")
+    assert module is not None, diags
+    workflow = module.decls[1]
+    assert isinstance(workflow, ast.WorkflowDecl)
+    assert workflow.params[0].name.name == "limit"
+    loop = workflow.body.stmts[1]
+    assert isinstance(loop, ast.Assign) and isinstance(loop.value, ast.For)
+    assert isinstance(loop.value.limit, ast.Name) and loop.value.limit.name == "limit"

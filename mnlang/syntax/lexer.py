@@ -24,7 +24,7 @@ _MASTER = re.compile(
       (?P<IDENT>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<OP>==|!=|<=|>=|->|=>|\?\?|[{}()\[\],:.=<>+\-*/%?])
     | (?P<NL>\n)
-    | (?P<STRING>"(?!"")(?:[^"\\\n]|\\.)*")
+    | (?P<STRING>"(?!"")(?:[^"\\\n{]|\\.|\{\{|\{(?:[^"{}\n]|"(?:[^"\\\n]|\\.)*")*\}|\{)*")
     | (?P<LONG_STRING>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\")
     | (?P<COMMENT>\#[^\n]*)
     | (?P<DURATION>[0-9]+(?:ms|s|m|h|d)(?![A-Za-z0-9_]))
@@ -158,6 +158,8 @@ def tokenize(
     end = len(text)
     line_start = -col + 1  # column = pos - line_start + 1
     stack: list[str] = []
+    # `limit` is a keyword only in a `parallel for` header, so it stays free as a name.
+    for_header_depth = -1
     last: str | None = None
     pending_nl: Token | None = None
     line_has_token = False
@@ -170,9 +172,15 @@ def tokenize(
         if kind == "IDENT":
             value = m.group(kind)
             kind = keywords.get(value) or ("TYPE_NAME" if value[0].isupper() else "NAME")
+            if kind == "FOR":
+                for_header_depth = len(stack)
+            elif kind == "LIMIT" and for_header_depth != len(stack):
+                kind = "NAME"
         elif kind == "OP":
             value = m.group(kind)
             kind = punctuation[value]
+            if kind == "LBRACE" and for_header_depth == len(stack):
+                for_header_depth = -1
             if kind in openers:
                 stack.append(openers[kind])
             elif kind in closers and stack and stack[-1] == kind:

@@ -122,8 +122,10 @@ def split_string(token: str) -> list[Segment]:
 
 
 def _matching_brace(token: str, i: int, end: int) -> int:
+    """The index of the `}` closing the interpolation at `i`; strings inside it are skipped."""
     depth = 0
-    for j in range(i, end):
+    j = i
+    while j < end:
         ch = token[j]
         if ch == "{":
             depth += 1
@@ -131,6 +133,27 @@ def _matching_brace(token: str, i: int, end: int) -> int:
             depth -= 1
             if depth == 0:
                 return j
+        elif ch == '"':
+            j = _string_end(token, j, end)
+            if j < 0:
+                return -1
         elif ch == "\n" and not token.startswith('"""'):
             return -1
+        j += 1
+    return -1
+
+
+def _string_end(token: str, i: int, end: int) -> int:
+    """The index of the quote closing the string that opens at `i`, or -1."""
+    j = i + 1
+    while j < end:
+        ch = token[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == '"':
+            return j
+        if ch == "\n":
+            return -1
+        j += 1
     return -1

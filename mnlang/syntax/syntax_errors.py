@@ -26,7 +26,7 @@ _EXPR_START = frozenset(
 _STMT_START = _EXPR_START | frozenset(
     {
         *("IF", "MATCH", "FOR", "WHILE", "PARALLEL", "CHECKPOINT", "WAIT", "TRY", "RETURN"),
-        *("FAIL", "LOG", "YIELD", "AT_ID", "LIMIT", "TYPE"),
+        *("FAIL", "LOG", "YIELD", "AT_ID", "TYPE"),
     }
 )
 _DECL_START = frozenset(
@@ -126,7 +126,7 @@ class _Report:
         prev = self.prev
         if self.tok.type != "ASSIGN" or "COLON" not in self.expected or prev is None:
             return False
-        if prev.type not in ("NAME", "LIMIT", "TYPE"):
+        if prev.type not in ("NAME", "TYPE"):
             return False
         self.diags.add(
             "E012",
@@ -141,7 +141,7 @@ class _Report:
         # In a statement (`ASSIGN` possible) `x y` is too ambiguous to call a missing `:`.
         if "COLON" not in self.expected or "ASSIGN" in self.expected or prev is None:
             return False
-        if prev.type not in ("NAME", "LIMIT", "TYPE") or self.tok.type == "$END":
+        if prev.type not in ("NAME", "TYPE") or self.tok.type == "$END":
             return False
         if self.tok.type not in _EXPR_START and self.tok.type != "LBRACE":
             return False
