@@ -174,8 +174,10 @@ def tokenize(
             kind = keywords.get(value) or ("TYPE_NAME" if value[0].isupper() else "NAME")
             if kind == "FOR":
                 for_header_depth = len(stack)
-            elif kind == "LIMIT" and for_header_depth != len(stack):
-                kind = "NAME"
+            elif kind == "LIMIT":
+                if for_header_depth != len(stack):
+                    kind = "NAME"
+                for_header_depth = -1
         elif kind == "OP":
             value = m.group(kind)
             kind = punctuation[value]
