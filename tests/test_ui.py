@@ -27,10 +27,20 @@ from starlette.testclient import TestClient
 
 from mnlang import api
 from mnlang.cli import main
+from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram
+from mnlang.runtime.pauses import checkpoint_timer
 from mnlang.runtime.run import start_run
 from mnlang.stores import open_store
-from mnlang.stores.base import Batch, Event, NewRun, OpenCheckpoint, RunStatus, Store
+from mnlang.stores.base import (
+    Batch,
+    Event,
+    NewRun,
+    OpenCheckpoint,
+    RunStatus,
+    SetTimer,
+    Store,
+)
 from mnlang.ui import charts
 from mnlang.ui.app import create_app
 from mnlang.ui.auth import Authenticator
@@ -388,7 +398,15 @@ def test_decision_refusals(store: Store, program: IRProgram) -> None:
     assert decide(client, "order-10", "approve", checkpoint="nope").status_code == 404
     assert decide(client, "order-10", "approve").status_code == 200
     second = decide(client, "order-10", "reject")
-    assert second.status_code == 409 and "already decided by" in second.json()["error"]
+    assert second.status_code == 409 and "was already decided" in second.json()["error"]
+
+
+def test_a_due_timeout_decides_before_a_person(store: Store, program: IRProgram) -> None:
+    start(store, program, "order-19")
+    timer = checkpoint_timer("decision")
+    store.commit(Batch("order-19", set_timers=[SetTimer(timer, 0.0, {"checkpoint": "decision"})]))
+    refused = decide(console(store), "order-19", "approve")
+    assert refused.status_code == 409 and "by its timeout" in refused.json()["error"]
 
 
 def test_assignee_is_enforced(store: Store, program: IRProgram, tmp_path: Path) -> None:
@@ -478,8 +496,9 @@ def test_without_execute_the_decision_waits_for_a_worker(store: Store, program: 
     assert record is not None and record.status == "waiting"
 
 
-def test_repair_needs_a_json_result_to_mark_done(store: Store) -> None:
-    store.create_run(NewRun("fixme", "review", {}, workflow_class="support", status="waiting"))
+def test_repair_needs_a_typed_result_to_mark_done(store: Store, program: IRProgram) -> None:
+    store.put_program(program.hash, dump_ir(program))
+    store.create_run(NewRun("fixme", "review", {}, "support", program.hash, status="waiting"))
     request = {
         "kind": "repair",
         "effect": "pay",
@@ -497,6 +516,8 @@ def test_repair_needs_a_json_result_to_mark_done(store: Store) -> None:
     form = {"checkpoint": "repair:pay@[]"}
     assert decide(client, "fixme", "mark_done", **form).status_code == 400
     assert decide(client, "fixme", "mark_done", result="{", **form).status_code == 400
+    wrong_type = decide(client, "fixme", "mark_done", result="12", **form)
+    assert wrong_type.status_code == 400 and "not a str" in wrong_type.json()["error"]
     assert decide(client, "fixme", "mark_done", result='"rf-1"', **form).status_code == 200
     checkpoint = store.get_checkpoint("fixme", "repair:pay@[]")
     assert checkpoint is not None and checkpoint.decision["result"] == "rf-1"
@@ -626,8 +647,9 @@ def test_token_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert runner.invoke(main, ["ui", "token", "list", "--db", db]).output == "erin\n"
     twice = runner.invoke(main, ["ui", "token", "add", "erin", "--db", db])
     assert twice.exit_code == 2 and "already has a token" in twice.output
-    bad = runner.invoke(main, ["ui", "token", "add", "<x>", "--db", db])
-    assert bad.exit_code == 2 and "cannot name a console user" in bad.output
+    for name in ("<x>", "admin", "timeout"):
+        bad = runner.invoke(main, ["ui", "token", "add", name, "--db", db])
+        assert bad.exit_code == 2 and "cannot name a console user" in bad.output
     assert runner.invoke(main, ["ui", "token", "add", "--db", db]).exit_code == 2
     assert runner.invoke(main, ["ui", "token", "remove", "erin", "--db", db]).exit_code == 0
     gone = runner.invoke(main, ["ui", "token", "remove", "erin", "--db", db])

@@ -14,7 +14,8 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from mnlang.runtime.run import RunBusy, RunError, resume_run
+from mnlang.runtime import decisions, signals
+from mnlang.runtime.run import RunBusy, RunError, continue_run
 from mnlang.stores.base import TERMINAL_STATUSES, Json, RunRecord, Store, StoreError
 from mnlang.ui.auth import User
 
@@ -57,8 +58,10 @@ def decide(
     comment: str = "",
     result: str = "",
 ) -> str:
-    """Record `user`'s decision; returns what happened, in words."""
-    run = _run(store, run_id)
+    """Record `user`'s decision; returns what happened, in words. The runtime's rules
+    apply (`mnlang.runtime.decisions`): the first decision wins, a due timeout decides
+    first, a repair's result must fit the effect's type; the console adds the assignee."""
+    _run(store, run_id)
     checkpoint = store.get_checkpoint(run_id, checkpoint_id)
     if checkpoint is None:
         raise ActionRefused(404, f"run `{run_id}` has no checkpoint `{checkpoint_id}`")
@@ -66,37 +69,46 @@ def decide(
     assignee = request.get("assignee") or None
     if not user.may_decide(assignee):
         raise ActionRefused(403, f"checkpoint `{checkpoint.name}` is assigned to `{assignee}`")
-    if checkpoint.status != "open":
-        by = checkpoint.decided_by or "someone"
-        raise ActionRefused(409, f"checkpoint `{checkpoint.name}` was already decided by {by}")
-    options = request.get("options") or []
-    if choice not in options:
-        raise ActionRefused(400, f"`{choice}` is not one of {', '.join(map(str, options))}")
-    decision: dict[str, Json] = {"choice": choice, "comment": comment.strip() or None}
-    if request.get("kind") == "repair" and choice == "mark_done":
-        if not result.strip():
-            raise ActionRefused(400, "marking the effect done needs its result, as JSON")
-        decision["result"] = _json_text(result, "the result")
-    outcome = store.decide_checkpoint(run_id, checkpoint_id, decision, by=user.name)
-    if not outcome.accepted:
-        by = outcome.checkpoint.decided_by or "someone"
-        raise ActionRefused(409, f"checkpoint `{checkpoint.name}` was already decided by {by}")
-    log.info("%s decided %s of run %s: %s", user.name, checkpoint_id, run.run_id, choice)
-    return f"{choice} recorded for `{checkpoint.name}`"
+    value = _json_text(result, "the result") if result.strip() else None
+    try:
+        decided = decisions.decide(
+            store,
+            run_id,
+            checkpoint_id,
+            approve=choice != "reject",
+            choice=choice,
+            by=user.name,
+            comment=comment.strip() or None,
+            result=value,
+        )
+    except decisions.DecisionRefused as e:
+        raise ActionRefused(409, e.message) from None
+    except (decisions.DecisionError, RunError) as e:
+        raise ActionRefused(400, e.message) from None
+    log.info("%s decided %s of run %s: %s", user.name, checkpoint_id, run_id, choice)
+    return f"{decided.choice} recorded for `{decided.name}`"
 
 
 def signal(
     store: Store, user: User, run_id: str, event: str, payload: str, signal_id: str = ""
 ) -> str:
+    """Put a signal in the run's mailbox; its payload is checked against the event's type."""
     run = _run(store, run_id)
     if not event.strip():
         raise ActionRefused(400, "name the event to signal")
     if run.status in TERMINAL_STATUSES:
         raise ActionRefused(409, f"run `{run_id}` has ended ({run.status})")
     value = _json_text(payload, "the payload")
-    sent = store.send_signal(run_id, event.strip(), value, signal_id=signal_id.strip() or None)
-    log.info("%s signalled %s to run %s", user.name, event, run_id)
-    return f"signal `{event}` sent" if sent else f"signal id `{signal_id}` was sent before"
+    try:
+        delivered = signals.send(
+            store, run_id, event.strip(), value, signal_id=signal_id.strip() or None
+        )
+    except RunError as e:
+        raise ActionRefused(400, e.message) from None
+    log.info("%s signalled %s to run %s", user.name, delivered.event, run_id)
+    if not delivered.accepted:
+        return f"signal id `{signal_id.strip()}` was sent before"
+    return f"signal `{delivered.event}` sent"
 
 
 def cancel(store: Store, user: User, run_id: str) -> str:
@@ -142,7 +154,7 @@ class Executor:
     def _resume(self, run_id: str) -> None:
         while True:
             try:
-                resume_run(self.store, run_id)
+                continue_run(self.store, run_id)  # and the parents its end wakes
             except RunBusy:
                 log.info("run %s is executing elsewhere", run_id)
             except (RunError, StoreError) as e:

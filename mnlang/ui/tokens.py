@@ -62,10 +62,11 @@ def digest(token: str) -> str:
 
 
 def check_name(name: str) -> None:
-    if name == ADMIN or not _NAME.fullmatch(name):
+    # `admin` is the admin token's user; `timeout` is how a checkpoint's timeout signs.
+    if name in (ADMIN, "timeout") or not _NAME.fullmatch(name):
         raise TokenError(
             f"`{name}` cannot name a console user",
-            help="use letters, digits and `._@+-` (at most 64), and not `admin`",
+            help="use letters, digits and `._@+-` (at most 64), and not `admin` or `timeout`",
         )
 
 
