@@ -763,6 +763,13 @@ class BodyChecker(ExprChecker):
         return tuple(names) or _DEFAULT_CHOICES
 
     def _wait(self, w: ast.Wait, assigned: bool) -> T.Type:
+        if w.event is None and isinstance(w.duration, ast.Name):
+            sym = self.resolver.symbol(self.module, w.duration.name)
+            if sym is not None and sym.kind == "event":
+                # `wait ev` without braces parses as a timer; it is an event wait that lacks
+                # its timeout, which the checkpoint pass reports (E504).
+                w.event = ast.Ident(w.duration.span, w.duration.name)
+                w.duration = None
         if w.event is None:
             if w.duration is not None:
                 self.expect(w.duration, T.DURATION, " for `wait`")
