@@ -12,22 +12,18 @@ and `catch` name.
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from mnlang.effect_log import record
 from mnlang.errors import Rejected, ToolError
 
 HERE = Path(__file__).resolve().parent
 
 
 def _ledger(effect: str, ctx: Any, args: dict[str, Any]) -> None:
-    """Record one effect invocation: the runtime's idempotency key and the arguments."""
-    path = Path(os.environ.get("MNC_EXAMPLE_LEDGER", HERE / ".ledger.jsonl"))
-    row = {"effect": effect, "key": getattr(ctx, "key", None), "args": args}
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row, default=str, sort_keys=True) + "\n")
+    record(effect, ctx, args, HERE / ".ledger.jsonl")
 
 
 def fetch_order(order_id: str, *, ctx: Any = None) -> dict[str, Any]:
