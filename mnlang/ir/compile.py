@@ -15,6 +15,7 @@ from mnlang.diagnostics import Diagnostic
 from mnlang.ir.base import IR_VERSION
 from mnlang.ir.compile_decls import DeclCompiler, tool_modules
 from mnlang.ir.compile_expr import ExprLowering
+from mnlang.ir.compile_scenarios import compile_scenarios
 from mnlang.ir.compile_workflow import Callables, WorkflowCompiler
 from mnlang.ir.hashing import program_hash
 from mnlang.ir.load import load_ir
@@ -59,6 +60,7 @@ def compile_program(program: Program) -> IRProgram:
         events=events,
         schedules=schedules,
         workflows=workflows,
+        scenarios=compile_scenarios(program, decls),
     )
     return ir.model_copy(update={"hash": program_hash(ir)})
 
@@ -89,6 +91,7 @@ def select_workflow(ir: IRProgram, name: str) -> IRProgram:
         update={
             "workflows": {n: w for n, w in ir.workflows.items() if n in keep},
             "schedules": {n: s for n, s in ir.schedules.items() if s.workflow in keep},
+            "scenarios": {n: s for n, s in ir.scenarios.items() if s.workflow in keep},
         }
     )
     return cut.model_copy(update={"hash": program_hash(cut)})

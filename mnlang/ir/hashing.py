@@ -1,8 +1,9 @@
 """The content hash: sha256 of the canonical JSON of a program's meaning.
 
 The canonical form drops every span, the program's `source` (machine paths,
-tool module hashes) and the hash itself, so moving, reformatting or
-re-commenting a file keeps its hash; any change to what runs changes it.
+tool module hashes), its scenarios (tests of the program, not part of it) and
+the hash itself, so moving, reformatting or re-commenting a file, or adding a
+test, keeps its hash; any change to what runs changes it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 from mnlang.ir.base import SpanIR
 from mnlang.ir.model import IRProgram
 
-_PROGRAM_EXCLUDE = frozenset({"hash", "source"})
+_PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
 
 
 def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from mnlang.ir.base import IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr, Template
+from mnlang.ir.scenarios import ScenarioIR
 from mnlang.ir.states import State
 
 
@@ -184,3 +185,5 @@ class IRProgram(IRModel):
     events: dict[str, EventIR] = {}
     schedules: dict[str, ScheduleIR] = {}
     workflows: dict[str, WorkflowIR] = {}
+    scenarios: dict[str, ScenarioIR] = {}
+    """The root file's scenarios (tests, outside the content hash)."""

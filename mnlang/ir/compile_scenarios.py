@@ -1,0 +1,102 @@
+"""Compiling the root file's scenarios (checked by `mnlang.checker.scenarios`) to `ScenarioIR`."""
+
+from __future__ import annotations
+
+from mnlang.checker.program import Program, Symbol
+from mnlang.checker.scenarios import SCENARIO, ExpectedCall, ReplySpec, ScenarioSpec
+from mnlang.ir.compile_decls import DeclCompiler
+from mnlang.ir.compile_expr import CompilerBug
+from mnlang.ir.scenarios import (
+    ScenarioCallIR,
+    ScenarioDecisionIR,
+    ScenarioExpectIR,
+    ScenarioFaultIR,
+    ScenarioIR,
+    ScenarioReplyIR,
+)
+from mnlang.syntax import ast
+
+
+def compile_scenarios(program: Program, decls: DeclCompiler) -> dict[str, ScenarioIR]:
+    out: dict[str, ScenarioIR] = {}
+    for sym in program.symbols_of("scenario"):
+        if sym.module is program.root:
+            out[sym.name] = _ScenarioCompiler(decls, sym).compile()
+    return out
+
+
+class _ScenarioCompiler:
+    def __init__(self, decls: DeclCompiler, sym: Symbol) -> None:
+        spec = decls.program.options.get(sym.name, {}).get(SCENARIO)
+        if not isinstance(spec, ScenarioSpec):
+            raise CompilerBug(f"scenario `{sym.name}` was not checked")
+        self.decls = decls
+        self.sym = sym
+        self.spec = spec
+        self.module = sym.module
+
+    def compile(self) -> ScenarioIR:
+        spec, lowering, module = self.spec, self.decls.lowering, self.module
+
+        def value(expr: ast.Expr) -> object:
+            return lowering.lower(expr, module)
+
+        return ScenarioIR.model_validate(
+            {
+                "name": self.sym.name,
+                "workflow": spec.workflow.name,
+                "args": self.decls.call_args(spec.run, spec.workflow, module),
+                "tools": {
+                    name: [value(r) for r in results] for name, results in spec.tools.items()
+                },
+                "replies": {
+                    name: [self._reply(r) for r in replies]
+                    for name, replies in spec.replies.items()
+                },
+                "replies_file": spec.replies_file,
+                "decisions": {
+                    name: [
+                        ScenarioDecisionIR(
+                            choice=d.choice, by=d.by, comment=d.comment, after_ms=d.after_ms
+                        )
+                        for d in decisions
+                    ]
+                    for name, decisions in spec.decisions.items()
+                },
+                "events": {
+                    name: [value(p) for p in payloads] for name, payloads in spec.events.items()
+                },
+                "faults": [
+                    ScenarioFaultIR(kind=f.kind, at=f.at.name, times=f.times) for f in spec.faults
+                ],
+                "expect": ScenarioExpectIR.model_validate(
+                    {
+                        "status": spec.status,
+                        "output": value(spec.output) if spec.output is not None else None,
+                        "error": spec.error,
+                        "message": spec.message,
+                    }
+                ),
+                "expect_calls": (
+                    [self._call(c) for c in spec.expect_calls]
+                    if spec.expect_calls is not None
+                    else None
+                ),
+                "span": self.decls.span(self.sym.decl),
+            }
+        )
+
+    def _call(self, expected: ExpectedCall) -> ScenarioCallIR:
+        if expected.call is None:
+            return ScenarioCallIR(callee=expected.callee.name)
+        args = self.decls.call_args(expected.call, expected.callee, self.module)
+        return ScenarioCallIR(callee=expected.callee.name, args=args)
+
+    def _reply(self, reply: ReplySpec) -> ScenarioReplyIR:
+        if reply.tool is not None and reply.call is not None:
+            call = ExpectedCall(reply.tool, reply.call)
+            return ScenarioReplyIR(tool_call=self._call(call), prompt_has=reply.prompt_has)
+        if reply.value is None:
+            raise CompilerBug(f"a reply of scenario `{self.sym.name}` has no value")
+        lowered = self.decls.lowering.lower(reply.value, self.module)
+        return ScenarioReplyIR(value=lowered, prompt_has=reply.prompt_has)

@@ -1,0 +1,81 @@
+"""Scenarios in the IR: the golden tests of the root file's workflows, for `mnc test`.
+
+Values (input, mocked results, replies, payloads, the expected output) are expressions
+without variables, evaluated by the test runner. Scenarios are not part of the content
+hash: adding a test does not change what runs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from mnlang.ir.base import IRModel, SpanIR
+from mnlang.ir.expr import Expr
+
+ScenarioStatus = Literal["completed", "failed", "waiting", "cancelled"]
+
+
+class ScenarioCallIR(IRModel):
+    """A call a scenario names: the callee's qualified name and, when given, its arguments
+    (None: any arguments)."""
+
+    callee: str
+    args: dict[str, Expr] | None = None
+
+
+class ScenarioReplyIR(IRModel):
+    """A scripted model reply: the answer (`value`) or a turn that calls a tool
+    (`tool_call`); with `prompt_has` it answers only requests whose prompt contains it."""
+
+    value: Expr | None = None
+    tool_call: ScenarioCallIR | None = None
+    prompt_has: str | None = None
+
+
+class ScenarioDecisionIR(IRModel):
+    """A person's decision at a checkpoint: an option, or `timeout` (its timeout decides).
+    `after_ms` is when it arrives; past the checkpoint's timeout, the timeout decides."""
+
+    choice: str
+    by: str = "scenario"
+    comment: str | None = None
+    after_ms: int | None = None
+
+
+class ScenarioFaultIR(IRModel):
+    """`kind` (an error kind, or `worker_crash`) injected into the calls of `at`."""
+
+    kind: str
+    at: str
+    times: int = 1
+
+
+class ScenarioExpectIR(IRModel):
+    status: ScenarioStatus = "completed"
+    output: Expr | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+class ScenarioIR(IRModel):
+    """One scenario: run `workflow` with `args` against the doubles, then compare.
+
+    `tools` are mocked results per tool or effect (the n-th call gets the n-th, the last
+    answers any further call); `replies` are scripted replies per agent, or
+    `replies_file` names a scripted replies file relative to the source folder;
+    `decisions` are per checkpoint name, in the order they are taken; `events` are
+    payloads per event, sent when the run waits for them.
+    """
+
+    name: str
+    workflow: str
+    args: dict[str, Expr]
+    tools: dict[str, list[Expr]] = {}
+    replies: dict[str, list[ScenarioReplyIR]] = {}
+    replies_file: str | None = None
+    decisions: dict[str, list[ScenarioDecisionIR]] = {}
+    events: dict[str, list[Expr]] = {}
+    faults: list[ScenarioFaultIR] = []
+    expect: ScenarioExpectIR
+    expect_calls: list[ScenarioCallIR] | None = None
+    span: SpanIR
