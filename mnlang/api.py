@@ -17,6 +17,7 @@ from mnlang.report import Located, Sources
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.decisions import Decided
+    from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
     from mnlang.runtime.run import RunOutcome
     from mnlang.runtime.signals import Delivered
@@ -148,18 +149,41 @@ def start_run(
     db: str | Path | None = None,
     durability: Durability = "full",
     observer: Observer | None = None,
+    faults: FaultPlan | None = None,
 ) -> RunOutcome:
     """Compile (or load) a program and run a workflow until it completes, fails, is
     cancelled or waits. `given` is the JSON object of arguments; `run_id` makes the start
-    idempotent (an existing run with that id is returned, not started again)."""
+    idempotent (an existing run with that id is returned, not started again). `faults`
+    are injected into the run (`mnlang.runtime.faults`; a `FaultError` when one cannot
+    hit the workflow); its approval delays make a checkpoint's timeout decide."""
     from mnlang.runtime import run
 
     program = source if not isinstance(source, str | Path) else load_program(source)
     name = workflow or default_workflow(program)
+    config = None
+    if faults is not None:
+        from dataclasses import replace
+
+        from mnlang.runtime.config import RuntimeConfig
+
+        faults.check(program, name)
+        config = replace(RuntimeConfig.from_env(), faults=faults)
     with _open_store(db, durability) as store:
-        return run.start_run(
-            store, program, name, {} if given is None else given, run_id=run_id, observer=observer
+        outcome = run.start_run(
+            store,
+            program,
+            name,
+            {} if given is None else given,
+            run_id=run_id,
+            observer=observer,
+            config=config,
         )
+        if faults is not None and outcome.status == "waiting":
+            from mnlang.runtime.faults import delay_open_approvals
+
+            if delay_open_approvals(store, outcome.run_id, faults):
+                outcome = run.resume_run(store, outcome.run_id, config=config, observer=observer)
+        return outcome
 
 
 def resume_run(

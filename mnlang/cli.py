@@ -303,6 +303,21 @@ def _observer(as_json: bool) -> Observer | None:
     show_default=True,
     help="fast: the last commits may roll back on power loss (never on a crash).",
 )
+@click.option(
+    "--inject",
+    "inject",
+    multiple=True,
+    metavar="FAULT@STEP",
+    help="Inject a fault at the first call of a step or callee (repeatable), e.g. "
+    "tool_timeout@fetch_order; approval_delay@CHECKPOINT lets the timeout decide.",
+)
+@click.option(
+    "--chaos",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Give each call attempt a random fault with this probability.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --chaos.")
 @_json_option
 def run_command(
     file: str,
@@ -312,21 +327,34 @@ def run_command(
     run_id: str | None,
     db: str | None,
     durability: str,
+    inject: tuple[str, ...],
+    chaos: float,
+    seed: int,
     as_json: bool,
 ) -> None:
     """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
     fails or waits. Exits 0 completed, 1 failed, 3 waiting, 4 cancelled, 2 when it could
-    not run (usage, compile errors, bad input, journal problems)."""
+    not run (usage, compile errors, bad input, journal problems).
+
+    Faults (docs/metrics.md): worker_crash, node_failure and partial_effect end this
+    process with status 137; `mnc resume` goes on with the run."""
     import json
     from pathlib import Path
 
     from mnlang import api
     from mnlang.ir.load import IRLoadError
+    from mnlang.runtime.faults import FaultError, FaultPlan, parse_inject
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
 
     if input_text is not None and input_file is not None:
         raise click.UsageError("give --input or --input-file, not both")
+    faults = None
+    if inject or chaos:
+        try:
+            faults = FaultPlan(tuple(parse_inject(spec) for spec in inject), chaos, seed)
+        except FaultError as e:
+            raise click.UsageError(f"{e.message}; {e.help}" if e.help else e.message) from None
     try:
         text = Path(input_file).read_text("utf-8") if input_file is not None else input_text
     except OSError as e:
@@ -357,8 +385,9 @@ def run_command(
             db=db,
             durability="fast" if durability == "fast" else "full",
             observer=_observer(as_json),
+            faults=faults,
         )
-    except (RunError, StoreError) as e:
+    except (RunError, StoreError, FaultError) as e:
         _run_error(e)
     _finish_run(outcome, as_json)
 
@@ -903,6 +932,53 @@ def ui_token(action: str, name: str | None, db: str | None) -> None:
         token_command(action, name, db, sys.stdout)
     except ConsoleError as e:
         _run_error(e)
+
+
+# ---- metrics and bench ---------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--class", "workflow_class", metavar="CLASS", help="Only runs of this class.")
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only runs started since then: a span back from now (24h, 7d), an ISO date or time.",
+)
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--prom", is_flag=True, help="Print the Prometheus text exposition.")
+def metrics(
+    workflow_class: str | None, since: str | None, db: str | None, as_json: bool, prom: bool
+) -> None:
+    """The product metrics of the journal's runs, per workflow class, each with its
+    numerator and denominator (formulas: docs/metrics.md)."""
+    import json
+
+    from mnlang.metrics import compute_metrics
+    from mnlang.metrics.compute import since_of
+    from mnlang.metrics.render import metrics_lines, prometheus_text
+    from mnlang.stores import open_store
+    from mnlang.stores.base import StoreError
+
+    if as_json and prom:
+        raise click.UsageError("give --json or --prom, not both")
+    try:
+        with open_store(db) as store:
+            start = None
+            if since is not None:
+                try:
+                    start = since_of(since, store.now())
+                except ValueError as e:
+                    raise click.BadParameter(str(e), param_hint="--since") from None
+            report = compute_metrics(store, workflow_class, start)
+    except StoreError as e:
+        _run_error(e)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    elif prom:
+        click.echo(prometheus_text(report), nl=False)
+    else:
+        click.echo("\n".join(metrics_lines(report)))
 
 
 if __name__ == "__main__":
