@@ -41,6 +41,7 @@ from mnlang.stores.base import (
     SetTimer,
     Store,
 )
+from mnlang.ui import app as app_module
 from mnlang.ui import charts
 from mnlang.ui.app import create_app
 from mnlang.ui.auth import Authenticator
@@ -235,6 +236,17 @@ def test_run_page_shows_graph_step_evidence_retries_and_cost(
     assert 'data-choice="approve"' in page and "for alice" in page
 
 
+def test_long_runs_show_their_latest_events(
+    store: Store, program: IRProgram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start(store, program, "order-20")
+    monkeypatch.setattr(app_module, "SHOWN", {"journal_shown": 3, "evidence_shown": 1})
+    page = console(store).get("/runs/order-20").text
+    total = len(store.read_journal("order-20"))
+    assert f"The last 3 of {total} events" in page and "The last 1 of 2 steps" in page
+    assert page.count('class="card evidence"') == 1
+
+
 def test_json_routes(store: Store, program: IRProgram) -> None:
     start(store, program, "order-3")
     start(store, program, "wait-1", "waiter")
@@ -366,6 +378,9 @@ def test_reject_fails_the_run(store: Store, program: IRProgram) -> None:
     record = store.get_run("order-7")
     user = client.get("/api/me").json()["user"]
     assert record is not None and record.error["message"] == f"rejected by {user}"
+    states = client.get("/api/runs/order-7").json()["overlay"]["states"]
+    assert states["decision"]["status"] == "done"
+    assert states[record.error["step"]]["status"] == "failed"
 
 
 def test_htmx_decision_returns_the_fragment(store: Store, program: IRProgram) -> None:

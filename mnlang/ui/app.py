@@ -56,6 +56,9 @@ from mnlang.ui.templating import environment
 
 STATIC = Path(__file__).parent / "static"
 POLL = {"run": "every 1s", "runs": "every 2s", "inbox": "every 2s"}
+# A run page shows this many of the latest journal events and steps (a long loop's run
+# has thousands); the JSON twin and `mnc log` have them all.
+SHOWN = {"journal_shown": 500, "evidence_shown": 200}
 
 _SECURITY_HEADERS = [
     (
@@ -159,7 +162,7 @@ class Console:
     def run_context(self, run_id: str) -> dict[str, Any]:
         view = run_view(self.store, run_id)
         graph, graph_problem = self.run_graph(view)
-        return {"view": view, "graph": graph, "graph_problem": graph_problem}
+        return {"view": view, "graph": graph, "graph_problem": graph_problem, **SHOWN}
 
     def run_page(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
