@@ -95,7 +95,12 @@ def workflow_rate(ir: IRProgram, db: Path, workflow: str, steps: int, round_: in
     config = RuntimeConfig()
     start = time.perf_counter()
     outcome = start_run(
-        store, ir, workflow, {"items": list(range(steps))}, run_id=f"{workflow}-{round_}", config=config
+        store,
+        ir,
+        workflow,
+        {"items": list(range(steps))},
+        run_id=f"{workflow}-{round_}",
+        config=config,
     )
     elapsed = time.perf_counter() - start
     store.close()
@@ -128,8 +133,12 @@ def main() -> None:
             tools.append(workflow_rate(ir, folder / "journal.db", "tool_chain", args.steps, r))
             effects.append(workflow_rate(ir, folder / "journal.db", "effect_chain", args.steps, r))
         raw_rate_ = statistics.median(raw)
-        print(f"{args.steps} steps, median of {args.rounds} rounds, WAL + synchronous=FULL, in {tmp}")
-        print(f"  {'raw commit loop':<22} {raw_rate_:>8.0f} commits/s {1e6 / raw_rate_:>6.1f} us/commit")
+        print(
+            f"{args.steps} steps, median of {args.rounds} rounds, WAL + synchronous=FULL, in {tmp}"
+        )
+        print(
+            f"  {'raw commit loop':<22} {raw_rate_:>8.0f} commits/s {1e6 / raw_rate_:>6.1f} us/commit"
+        )
         print(line("(a) tool chain", statistics.median(tools), raw_rate_, 1.0))
         print(line("(b) effect chain", statistics.median(effects), raw_rate_, 0.4))
 

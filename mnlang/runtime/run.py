@@ -276,7 +276,6 @@ def _execute(
     warnings = [] if created else changed_tools(record, program)
     lease = _take_lease(store, record, config)
     try:
-        record = store.get_run(record.run_id) or record
         end = run_with_lease(store, program, record, lease, config, observer, warnings)
     finally:
         with contextlib.suppress(StoreError):  # an expired or taken-over lease needs none
@@ -304,6 +303,9 @@ def run_with_lease(
     stop: threading.Event | None = None,
 ) -> RunEnd:
     """Execute a run whose lease the caller holds, until it ends, waits or `stop` is set."""
+    # The record as of the lease: what happened meanwhile (a cancel request) counts.
+    state = store.load_state(record.run_id)
+    record = state.run
     interpreter = Interpreter(
         store,
         program,
@@ -316,7 +318,6 @@ def run_with_lease(
     )
     for warning in warnings:
         interpreter.journal.event("warning", {"message": warning})
-    state = store.load_state(record.run_id)
     if state.cursors:
         interpreter.restore(state)
     else:
