@@ -435,3 +435,31 @@ def delay_approval(
 def injected(events: Iterable[Any]) -> list[dict[str, Any]]:
     """The `fault_injected` events' data of a journal, in order."""
     return [e.data for e in events if e.kind == FAULT_EVENT and isinstance(e.data, dict)]
+
+
+def delay_open_approvals(store: Store, run_id: str, plan: FaultPlan) -> bool:
+    """Apply the plan's `approval_delay` faults to a waiting run: at each open checkpoint
+    they name (or at any, for one without `@`), the decision comes after the timeout.
+    True when one was applied: the run should then be resumed."""
+    specs = [s for s in plan.faults if s.fault == "approval_delay"]
+    applied = False
+    for checkpoint in store.open_checkpoints(run_id):
+        request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+        step = request.get("step")
+        names = {checkpoint.name, checkpoint.checkpoint_id, step}
+        for spec in specs:
+            fault_id = f"approval:{checkpoint.checkpoint_id}"
+            seen = any(e.get("id") == fault_id for e in injected(store.read_journal(run_id)))
+            if seen or (spec.at is not None and spec.at not in names):
+                continue
+            delay_approval(
+                store,
+                run_id,
+                checkpoint.checkpoint_id,
+                past=True,
+                expect=spec.expect,
+                step=step if isinstance(step, str) else None,
+            )
+            applied = True
+            break
+    return applied
