@@ -341,6 +341,8 @@ def test_security_headers(store: Store) -> None:
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert "cache-control" not in console(store).get("/static/console.css").headers
 
 
 def test_static_files_are_public(store: Store) -> None:
@@ -591,7 +593,8 @@ def test_tokens_are_required_once_configured(store: Store, program: IRProgram) -
     assert page.headers["location"] == "/login?next=%2Fruns%2Forder-17"
     for url in ("/api/runs", "/fragments/runs", "/api/runs/order-17"):
         assert client.get(url).status_code == 401, url
-    assert client.get("/runs", headers={"hx-request": "true"}).status_code == 401
+    live = client.get("/fragments/runs", headers={"hx-request": "true"})
+    assert live.status_code == 401 and live.headers["hx-redirect"] == "/login"
     assert client.get("/api/runs", headers={"authorization": "Bearer wrong"}).status_code == 401
     form = {"run": "order-17", "checkpoint": "decision", "choice": "approve"}
     assert client.post("/actions/decide", data=form).status_code == 401

@@ -69,8 +69,8 @@ _SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
 ]
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeaders:
@@ -84,10 +84,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        # Pages show live data (never cached); the packaged static files may be.
+        static = scope.get("path", "").startswith("/static/")
+        wanted = _SECURITY_HEADERS if static else [*_SECURITY_HEADERS, _NO_STORE]
+
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in _SECURITY_HEADERS if k not in names]
+                extra = [(k, v) for k, v in wanted if k not in names]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

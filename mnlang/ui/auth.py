@@ -172,7 +172,11 @@ class AuthMiddleware:
             )
             await send({"type": "http.response.body", "body": b""})
             return
-        await _refuse(send, 401, "a token is needed: log in, or send `Authorization: Bearer`")
+        # A page's live part whose login ended sends the browser to the login form.
+        extra = [(b"hx-redirect", b"/login")] if _header(scope, b"hx-request") else []
+        await _refuse(
+            send, 401, "a token is needed: log in, or send `Authorization: Bearer`", extra
+        )
 
 
 def _same_origin(scope: Scope, host: str) -> bool:
@@ -183,8 +187,10 @@ def _same_origin(scope: Scope, host: str) -> bool:
     return urlsplit(origin).netloc.lower() == host.lower()
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
-    headers = [(b"content-type", b"application/json")]
+async def _refuse(
+    send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", b"application/json"), *(extra or [])]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
