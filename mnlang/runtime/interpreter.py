@@ -80,6 +80,7 @@ from mnlang.stores.base import (
     RunStatus,
     RunUpdate,
     SetCursor,
+    SetTimer,
     StaleLease,
     StateOp,
     Store,
@@ -89,6 +90,10 @@ RUN_DATA = "$run"
 """The root scope's variable for run-wide data: money spent, agents' reply counts."""
 COMPENSATIONS = "$list:compensate"
 """The root scope's list of compensation calls owed by committed effects."""
+
+
+DEADLINE_TIMER = "deadline"
+"""The timer that wakes a waiting run at its deadline."""
 
 
 def items_var(state_id: str) -> str:
@@ -262,6 +267,7 @@ class Interpreter:
             self.deadline_at = min(self.deadline_at or parent_deadline, parent_deadline)
         if self.record.cancel_requested:
             self.abort(StepFailure(CANCELLED, "the run was cancelled"))
+        self._check_deadline(now)  # a run resumed past its deadline starts nothing more
         try:
             while True:
                 self._drain_ready()
@@ -346,10 +352,7 @@ class Interpreter:
 
     def _check_clock(self) -> None:
         store_now = time.time() + self.clock_offset
-        if self.deadline_at is not None and store_now >= self.deadline_at and not self.aborting:
-            limit = self.workflow.options.deadline_ms
-            whose = f"its deadline of {limit} ms" if limit is not None else "its parent's deadline"
-            self.abort(StepFailure(DEADLINE_EXCEEDED, f"the run passed {whose}"))
+        self._check_deadline(store_now)
         if self.lease is not None and store_now >= self._lease_renew_at():
             self._renew_lease()
         if time.monotonic() - self.last_store_contact >= self.config.cancel_poll_s:
@@ -357,6 +360,12 @@ class Interpreter:
             self.last_store_contact = time.monotonic()
             if record is not None and record.cancel_requested and not self.aborting:
                 self.abort(StepFailure(CANCELLED, "the run was cancelled"))
+
+    def _check_deadline(self, store_now: float) -> None:
+        if self.deadline_at is not None and store_now >= self.deadline_at and not self.aborting:
+            limit = self.workflow.options.deadline_ms
+            whose = f"its deadline of {limit} ms" if limit is not None else "its parent's deadline"
+            self.abort(StepFailure(DEADLINE_EXCEEDED, f"the run passed {whose}"))
 
     def _renew_lease(self) -> None:
         assert self.lease is not None
@@ -397,6 +406,8 @@ class Interpreter:
     def _finish(self, outcome: Outcome) -> RunEnd:
         meta = {**self.record.meta, "cost": str(self.budget.spent)}
         self.pauses.tell_parent()
+        if self.deadline_at is not None:
+            self.journal.cancel_timers.append(DEADLINE_TIMER)
         if isinstance(outcome, Return):
             result = to_plain(outcome.value)
             self.journal.event("completed", {"result": result})
@@ -419,6 +430,10 @@ class Interpreter:
             }
         )
         self.journal.event("waiting", {"for": self.pauses.describe()})
+        if self.deadline_at is not None:
+            # A worker wakes the run at its deadline, which then ends it.
+            left = self.deadline_at - (time.time() + self.clock_offset)
+            self.journal.set_timers.append(SetTimer(DEADLINE_TIMER, max(left, 0.0)))
         self._commit(RunUpdate(status="waiting", waiting_for=waiting))
 
     def _stopping(self) -> bool:
