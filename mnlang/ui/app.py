@@ -8,13 +8,14 @@ nothing changed, so an idle page costs one cheap query per poll. Every route but
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
 
+from jinja2 import Environment
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,8 +37,13 @@ from mnlang.ui.auth import (
     COOKIE,
     CSRF_FIELD,
     CSRF_HEADER,
+    ASGIApp,
     Authenticator,
     AuthMiddleware,
+    Message,
+    Receive,
+    Scope,
+    Send,
     User,
 )
 from mnlang.ui.graphs import GraphCache
@@ -45,6 +51,7 @@ from mnlang.ui.metrics import PERIODS, ClassMetrics, JournalMetrics, MetricsSour
 from mnlang.ui.queries import (
     STATUSES,
     RunFilters,
+    RunView,
     inbox_view,
     run_fingerprint,
     run_view,
@@ -76,10 +83,10 @@ _NO_STORE = (b"cache-control", b"no-store")
 class SecurityHeaders:
     """Adds the content security policy and friends to every response."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -88,7 +95,7 @@ class SecurityHeaders:
         static = scope.get("path", "").startswith("/static/")
         wanted = _SECURITY_HEADERS if static else [*_SECURITY_HEADERS, _NO_STORE]
 
-        async def send_with_headers(message: Any) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in wanted if k not in names]
@@ -107,7 +114,7 @@ class Console:
     executor: Executor
     metrics: MetricsSource
     graphs: GraphCache = field(default_factory=GraphCache)
-    env: Any = field(default_factory=environment)
+    env: Environment = field(default_factory=environment)
 
     # ---- rendering ---------------------------------------------------------------------
 
@@ -132,7 +139,7 @@ class Console:
         )
         return HTMLResponse(html)
 
-    def run_graph(self, view: Any) -> tuple[Markup | None, str | None]:
+    def run_graph(self, view: RunView) -> tuple[Markup | None, str | None]:
         if view.program is None:
             return None, view.program_problem
         return self.graphs.svg(view.program, view.run.workflow, view.overlay)
@@ -246,7 +253,7 @@ class Console:
             period=label,
             periods=list(PERIODS),
             classes=classes,
-            charts=metric_charts(classes),
+            charts=charts.metric_charts(classes),
         )
 
     def metrics_json(self, request: Request) -> Response:
@@ -388,92 +395,6 @@ def _local_path(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/runs"
     return target
-
-
-def metric_charts(classes: list[ClassMetrics]) -> dict[str, Markup]:
-    """The metrics page's charts, drawn from the per-class figures."""
-    rows_completion = [
-        charts.Row(
-            c.workflow_class or "(no class)",
-            [
-                charts.Segment(c.completion.numerator, "c-done", "completed"),
-                charts.Segment(
-                    c.completion.denominator - c.completion.numerator, "c-failed", "not completed"
-                ),
-            ],
-            _ratio_text(c.completion.numerator, c.completion.denominator),
-        )
-        for c in classes
-    ]
-    recovery: list[charts.Row] = []
-    for c in classes:
-        by_fault = c.recovery_by_fault or c.recovery_by_error_kind
-        for kind, ratio in by_fault.items():
-            recovery.append(
-                charts.Row(
-                    f"{c.workflow_class or '-'}: {kind}",
-                    [
-                        charts.Segment(ratio.numerator, "c-done", "recovered"),
-                        charts.Segment(
-                            ratio.denominator - ratio.numerator, "c-failed", "not recovered"
-                        ),
-                    ],
-                    _ratio_text(ratio.numerator, ratio.denominator),
-                )
-            )
-    cost_rows = [
-        charts.Row(
-            c.workflow_class or "(no class)",
-            [
-                charts.Segment(float(c.cost.model), "c-model", f"model ${c.cost.model}"),
-                charts.Segment(float(c.cost.tool), "c-tool", f"tools ${c.cost.tool}"),
-                charts.Segment(float(c.cost.repair), "c-repair", f"repair ${c.cost.repair}"),
-            ],
-            f"${c.cost.total}",
-        )
-        for c in classes
-    ]
-    intervention: list[charts.Row] = []
-    for c in classes:
-        for label, ratio, css in (
-            ("checkpoints", c.planned_checkpoints, "c-waiting"),
-            ("repairs", c.unplanned_repairs, "c-failed"),
-        ):
-            intervention.append(
-                charts.Row(
-                    f"{c.workflow_class or '-'}: {label}",
-                    [charts.Segment(ratio.numerator, css, label)],
-                    _ratio_text(ratio.numerator, ratio.denominator),
-                )
-            )
-    out = {
-        "completion": charts.bar_rows(rows_completion, "completion per class"),
-        "recovery": charts.bar_rows(recovery, "recovery", scale=None),
-        "cost": charts.bar_rows(cost_rows, "cost per class"),
-        "intervention": charts.bar_rows(
-            intervention, "human intervention", scale=max((c.runs for c in classes), default=1)
-        ),
-    }
-    for c in classes:
-        days = [
-            (
-                d.day,
-                [
-                    charts.Segment(d.completed, "c-done", f"{d.completed} completed"),
-                    charts.Segment(d.failed, "c-failed", f"{d.failed} failed"),
-                    charts.Segment(d.cancelled, "c-cancelled", f"{d.cancelled} cancelled"),
-                ],
-            )
-            for d in c.daily
-        ]
-        out["daily:" + c.workflow_class] = charts.columns(days, "runs per day")
-    return out
-
-
-def _ratio_text(numerator: int, denominator: int) -> str:
-    if not denominator:
-        return "-"
-    return f"{100 * numerator / denominator:.1f}% ({numerator}/{denominator})"
 
 
 def create_app(

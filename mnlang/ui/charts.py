@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from mnlang.ui.metrics import ClassMetrics
+
 _ROW = 22
 _LABEL_W = 150
 _BAR_W = 320
@@ -99,3 +101,90 @@ def columns(days: Sequence[tuple[str, Sequence[Segment]]], title: str) -> Markup
                 f'text-anchor="middle">{escape(day[5:])}</text>'
             )
     return _svg(width, height, body, title)
+
+
+# ---- the metrics page's charts ---------------------------------------------------------
+
+
+def metric_charts(classes: list[ClassMetrics]) -> dict[str, Markup]:
+    """The metrics page's charts, drawn from the per-class figures."""
+    rows_completion = [
+        Row(
+            c.workflow_class or "(no class)",
+            [
+                Segment(c.completion.numerator, "c-done", "completed"),
+                Segment(
+                    c.completion.denominator - c.completion.numerator, "c-failed", "not completed"
+                ),
+            ],
+            _ratio_text(c.completion.numerator, c.completion.denominator),
+        )
+        for c in classes
+    ]
+    recovery: list[Row] = []
+    for c in classes:
+        by_fault = c.recovery_by_fault or c.recovery_by_error_kind
+        for kind, ratio in by_fault.items():
+            recovery.append(
+                Row(
+                    f"{c.workflow_class or '-'}: {kind}",
+                    [
+                        Segment(ratio.numerator, "c-done", "recovered"),
+                        Segment(ratio.denominator - ratio.numerator, "c-failed", "not recovered"),
+                    ],
+                    _ratio_text(ratio.numerator, ratio.denominator),
+                )
+            )
+    cost_rows = [
+        Row(
+            c.workflow_class or "(no class)",
+            [
+                Segment(float(c.cost.model), "c-model", f"model ${c.cost.model}"),
+                Segment(float(c.cost.tool), "c-tool", f"tools ${c.cost.tool}"),
+                Segment(float(c.cost.repair), "c-repair", f"repair ${c.cost.repair}"),
+            ],
+            f"${c.cost.total}",
+        )
+        for c in classes
+    ]
+    intervention: list[Row] = []
+    for c in classes:
+        for label, ratio, css in (
+            ("checkpoints", c.planned_checkpoints, "c-waiting"),
+            ("repairs", c.unplanned_repairs, "c-failed"),
+        ):
+            intervention.append(
+                Row(
+                    f"{c.workflow_class or '-'}: {label}",
+                    [Segment(ratio.numerator, css, label)],
+                    _ratio_text(ratio.numerator, ratio.denominator),
+                )
+            )
+    out = {
+        "completion": bar_rows(rows_completion, "completion per class"),
+        "recovery": bar_rows(recovery, "recovery"),
+        "cost": bar_rows(cost_rows, "cost per class"),
+        "intervention": bar_rows(
+            intervention, "human intervention", scale=max((c.runs for c in classes), default=1)
+        ),
+    }
+    for c in classes:
+        days = [
+            (
+                d.day,
+                [
+                    Segment(d.completed, "c-done", f"{d.completed} completed"),
+                    Segment(d.failed, "c-failed", f"{d.failed} failed"),
+                    Segment(d.cancelled, "c-cancelled", f"{d.cancelled} cancelled"),
+                ],
+            )
+            for d in c.daily
+        ]
+        out["daily:" + c.workflow_class] = columns(days, "runs per day")
+    return out
+
+
+def _ratio_text(numerator: int, denominator: int) -> str:
+    if not denominator:
+        return "-"
+    return f"{100 * numerator / denominator:.1f}% ({numerator}/{denominator})"
