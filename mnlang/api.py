@@ -150,11 +150,12 @@ def start_run(
     durability: Durability = "full",
     observer: Observer | None = None,
     faults: FaultPlan | None = None,
+    detach: bool = False,
 ) -> RunOutcome:
     """Compile (or load) a program and run a workflow until it completes, fails, is
     cancelled or waits. `given` is the JSON object of arguments; `run_id` makes the start
-    idempotent (an existing run with that id is returned, not started again). `faults`
-    are injected into the run (`mnlang.runtime.faults`; a `FaultError` when one cannot
+    idempotent (an existing run with that id is returned, not started again). With
+    `detach` the run is only created, for a worker to execute. `faults` are injected into the run (`mnlang.runtime.faults`; a `FaultError` when one cannot
     hit the workflow); its approval delays make a checkpoint's timeout decide."""
     from mnlang.runtime import run
 
@@ -177,6 +178,7 @@ def start_run(
             run_id=run_id,
             observer=observer,
             config=config,
+            detach=detach,
         )
         if faults is not None and outcome.status == "waiting":
             from mnlang.runtime.faults import delay_open_approvals

@@ -318,6 +318,9 @@ def _observer(as_json: bool) -> Observer | None:
     help="Give each call attempt a random fault with this probability.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --chaos.")
+@click.option(
+    "--detach", is_flag=True, help="Only create the run; a worker (`mnc worker`) executes it."
+)
 @_json_option
 def run_command(
     file: str,
@@ -330,11 +333,13 @@ def run_command(
     inject: tuple[str, ...],
     chaos: float,
     seed: int,
+    detach: bool,
     as_json: bool,
 ) -> None:
     """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
     fails or waits. Exits 0 completed, 1 failed, 3 waiting, 4 cancelled, 2 when it could
-    not run (usage, compile errors, bad input, journal problems).
+    not run (usage, compile errors, bad input, journal problems). With --detach the run is
+    only created (exit 0), for `mnc worker`.
 
     Faults (docs/metrics.md): worker_crash, node_failure and partial_effect end this
     process with status 137; `mnc resume` goes on with the run."""
@@ -386,6 +391,7 @@ def run_command(
             durability="fast" if durability == "fast" else "full",
             observer=_observer(as_json),
             faults=faults,
+            detach=detach,
         )
     except (RunError, StoreError, FaultError) as e:
         _run_error(e)

@@ -155,7 +155,10 @@ def start_run(
     run_id: str | None = None,
     config: RuntimeConfig | None = None,
     observer: Observer | None = None,
+    detach: bool = False,
 ) -> RunOutcome:
+    """Start a workflow and execute it until it ends or waits; with `detach`, only create
+    the run, for a worker (`mnc worker`) to execute."""
     if workflow not in program.workflows:
         known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
         raise RunError(f"no workflow `{workflow}` in the program", help=f"workflows: {known}")
@@ -180,6 +183,10 @@ def start_run(
             )
         if record.status != "running":
             return _outcome(record)
+    if detach:
+        outcome = _outcome(record)
+        outcome.created = created
+        return outcome
     return _execute(store, program, record, config, observer, created=created)
 
 
