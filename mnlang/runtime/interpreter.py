@@ -324,7 +324,7 @@ class Interpreter:
                 self.unwind(fiber, failure.at(state.id), state.frame)
             if self.force_commit:
                 return
-            if self.steps >= every:
+            if self.steps >= every and self.outcome is None:
                 self._commit()
 
     def _commit_due(self) -> bool:
