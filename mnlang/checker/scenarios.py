@@ -36,6 +36,14 @@ scenario small_refund {
 - `expect_calls` lists the calls of tools, effects, agents and workflows the run makes,
   each a name (any arguments) or a call (these arguments); order is not compared, since
   parallel branches finish in any order, but each call must occur as often as listed.
+- `under_faults` is for `mnc bench`, which injects one fault of `mnlang.runtime.faults`
+  per run: it maps fault classes to the expected outcome under that fault, `same` (the
+  expected result), `repair` (the same after a repair checkpoint) or `failed`, or to
+  `{ expect, at, late }` (`at`: the tool, effect or agent it hits, or for
+  `approval_delay` the checkpoint; `late`: `past` or `near` the timeout), or to a list.
+- `model_error` says, in words, which scripted reply is wrong on purpose (a wrong tool
+  or argument): `expect` and `expect_calls` stay the right answer, so the run does not
+  meet them, and `mnc bench` measures the miss.
 
 The resolved scenario goes into `program.options[name]` as a `ScenarioSpec` for the
 compiler. Problems are the option codes: E208 unknown key, E211 missing option, E212
@@ -67,6 +75,8 @@ SCENARIO_KEYS = (
     "faults",
     "expect",
     "expect_calls",
+    "under_faults",
+    "model_error",
 )
 STATUSES = ("completed", "failed", "waiting", "cancelled")
 CALL_FAULTS = ("timeout", "transient", "tool_error", "rejected", "malformed_output")
@@ -77,6 +87,20 @@ TIMEOUT_DECISION = "timeout"
 _DECISION_KEYS = ("choice", "by", "comment", "after")
 _FAULT_KEYS = ("kind", "at", "times")
 _EXPECT_KEYS = ("status", "output", "error", "message")
+BENCH_FAULTS = (
+    "worker_crash",
+    "network_failure",
+    "tool_timeout",
+    "malformed_output",
+    "approval_delay",
+    "node_failure",
+    "retry_storm",
+    "partial_effect",
+)
+"""The fault classes of `mnlang.runtime.faults` (kept equal to its `FAULT_CLASSES`)."""
+FAULT_OUTCOMES = ("same", "repair", "failed")
+LATENESS = ("past", "near")
+_OUTCOME_KEYS = ("expect", "at", "late")
 
 
 @dataclass(slots=True)
@@ -106,6 +130,17 @@ class FaultSpec:
 
 
 @dataclass(slots=True)
+class FaultOutcome:
+    """`under_faults`: what a run should end with when `mnc bench` injects `fault`."""
+
+    fault: str
+    expect: str
+    at: str | None = None
+    """A qualified tool, effect or agent name, or a checkpoint's name (`approval_delay`)."""
+    late: str | None = None
+
+
+@dataclass(slots=True)
 class ExpectedCall:
     callee: Symbol
     call: ast.Call | None  # None: any arguments
@@ -129,6 +164,8 @@ class ScenarioSpec:
     events: dict[str, list[ast.Expr]] = field(default_factory=dict)
     faults: list[FaultSpec] = field(default_factory=list)
     expect_calls: list[ExpectedCall] | None = None
+    under_faults: list[FaultOutcome] = field(default_factory=list)
+    model_error: str | None = None
 
 
 SCENARIO = "scenario"
@@ -200,6 +237,8 @@ class _ScenarioChecker:
             "faults": self._faults,
             "expect": self._expect,
             "expect_calls": self._expect_calls,
+            "under_faults": self._under_faults,
+            "model_error": self._model_error,
         }
         for key, entry in entries.items():
             reader = readers.get(key)
@@ -615,6 +654,93 @@ class _ScenarioChecker:
                 )
                 continue
             spec.faults.append(FaultSpec(kind, target, times))
+
+    def _model_error(self, entry: ast.Entry, spec: ScenarioSpec) -> None:
+        text = entry.value.constant if isinstance(entry.value, ast.StrLit) else None
+        if not isinstance(text, str) or not text:
+            self.bad(
+                entry.value,
+                "`model_error` takes a string saying which reply is wrong",
+                help='write e.g. `model_error: "triage picks `search_web`"`',
+            )
+            return
+        spec.model_error = text
+
+    def _under_faults(self, entry: ast.Entry, spec: ScenarioSpec) -> None:
+        example = "`under_faults: { worker_crash: same }`"
+        for item in self._block(entry, "`{ fault_class: outcome }`", example) or []:
+            fault = item.key.name
+            if fault not in BENCH_FAULTS:
+                shown = ", ".join(f"`{f}`" for f in BENCH_FAULTS)
+                self.bad(
+                    item.key,
+                    f"unknown fault class `{fault}`",
+                    help=did_you_mean(fault, BENCH_FAULTS) or f"fault classes: {shown}",
+                )
+                continue
+            values = list(item.value.items) if isinstance(item.value, ast.ListLit) else [item.value]
+            for value in values:
+                outcome = self._fault_outcome(fault, value, spec)
+                if outcome is not None:
+                    spec.under_faults.append(outcome)
+
+    def _fault_outcome(
+        self, fault: str, value: ast.Expr, spec: ScenarioSpec
+    ) -> FaultOutcome | None:
+        if isinstance(value, ast.Name) and value.name in FAULT_OUTCOMES:
+            return FaultOutcome(fault, value.name)
+        if isinstance(value, ast.Name):
+            shown = ", ".join(f"`{o}`" for o in FAULT_OUTCOMES)
+            self.bad(
+                value,
+                f"the outcome under `{fault}` is one of {shown}, not `{value.name}`",
+                help=did_you_mean(value.name, FAULT_OUTCOMES) or f"write one of {shown}",
+            )
+            return None
+        if not isinstance(value, ast.ObjectLit):
+            self.bad(
+                value,
+                f"`{fault}` takes an outcome or `{{ expect, at, late }}`",
+                help=f"write e.g. `{fault}: same` or `{fault}: {{ expect: failed, at: pay }}`",
+            )
+            return None
+        given = self._entries(value.entries, _OUTCOME_KEYS, "a fault outcome")
+        expect_entry = given.get("expect")
+        if expect_entry is None:
+            self.diags.add(
+                "E211", value, "a fault outcome has no `expect`", help="add `expect: same`"
+            )
+            return None
+        expect = self._word(expect_entry, FAULT_OUTCOMES)
+        late_entry = given.get("late")
+        late = self._word(late_entry, LATENESS) if late_entry is not None else None
+        at = None
+        at_entry = given.get("at")
+        if at_entry is not None:
+            at = self._fault_target(fault, at_entry.value, spec)
+            if at is None:
+                return None
+        if expect is None or (late_entry is not None and late is None):
+            return None
+        return FaultOutcome(fault, expect, at, late)
+
+    def _fault_target(self, fault: str, node: ast.Expr, spec: ScenarioSpec) -> str | None:
+        if not isinstance(node, ast.Name):
+            self.bad(node, "`at` takes a name", help="write e.g. `at: fetch_order`")
+            return None
+        if fault == "approval_delay":
+            checkpoints = self._checkpoints(spec.workflow)
+            if node.name in checkpoints:
+                return node.name
+            self.bad(
+                node,
+                f"`{node.name}` is not a checkpoint a run of this workflow may open",
+                help=did_you_mean(node.name, list(checkpoints))
+                or f"checkpoints: {', '.join(checkpoints) or 'none'}",
+            )
+            return None
+        sym = self._symbol(node, node.name, ("tool", "effect", "agent"), "tool, effect or agent")
+        return None if sym is None else sym.name
 
     def _expect_calls(self, entry: ast.Entry, spec: ScenarioSpec) -> None:
         items = self._list(entry.value)

@@ -11,6 +11,7 @@ from mnlang.ir.scenarios import (
     ScenarioDecisionIR,
     ScenarioExpectIR,
     ScenarioFaultIR,
+    ScenarioFaultOutcomeIR,
     ScenarioIR,
     ScenarioReplyIR,
 )
@@ -82,6 +83,13 @@ class _ScenarioCompiler:
                     if spec.expect_calls is not None
                     else None
                 ),
+                "under_faults": [
+                    ScenarioFaultOutcomeIR.model_validate(
+                        {"fault": f.fault, "expect": f.expect, "at": f.at, "late": f.late}
+                    )
+                    for f in spec.under_faults
+                ],
+                "model_error": spec.model_error,
                 "span": self.decls.span(self.sym.decl),
             }
         )

@@ -50,6 +50,17 @@ class ScenarioFaultIR(IRModel):
     times: int = 1
 
 
+class ScenarioFaultOutcomeIR(IRModel):
+    """`under_faults`: the outcome expected when `mnc bench` injects fault class `fault`
+    (`mnlang.runtime.faults`) at `at` (a qualified callee, or a checkpoint's name for
+    `approval_delay`; None: a call the bench picks), `late` `past` or `near` a timeout."""
+
+    fault: str
+    expect: Literal["same", "repair", "failed"]
+    at: str | None = None
+    late: Literal["past", "near"] | None = None
+
+
 class ScenarioExpectIR(IRModel):
     status: ScenarioStatus = "completed"
     output: Expr | None = None
@@ -78,4 +89,7 @@ class ScenarioIR(IRModel):
     faults: list[ScenarioFaultIR] = []
     expect: ScenarioExpectIR
     expect_calls: list[ScenarioCallIR] | None = None
+    under_faults: list[ScenarioFaultOutcomeIR] = []
+    model_error: str | None = None
+    """Which scripted reply is wrong on purpose: the run is not expected to meet `expect`."""
     span: SpanIR

@@ -240,7 +240,7 @@ def _add(metrics: ClassMetrics, run: RunFacts) -> None:
 
 def _recovered(run: RunFacts, expect: str) -> bool:
     """Whether a run ended as a fault's expected outcome says."""
-    if expect == "fail":
+    if expect == "failed":
         return run.status == "failed"
     if expect == "repair":
         return run.successful and run.repair

@@ -76,7 +76,7 @@ APPLIES_TO: Final[dict[str, frozenset[str]]] = {
     "partial_effect": frozenset({"effect"}),
 }
 """The call kinds each fault class can hit (`approval_delay` hits checkpoints)."""
-EXPECTATIONS: Final = ("same", "repair", "fail")
+EXPECTATIONS: Final = ("same", "repair", "failed")
 """What a fault should lead to: the output of a run without it, that output after a
 repair checkpoint, or a failure."""
 CRASH_STATUS: Final = 137
