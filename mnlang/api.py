@@ -151,24 +151,29 @@ def start_run(
     observer: Observer | None = None,
     faults: FaultPlan | None = None,
     detach: bool = False,
+    models: str | None = None,
 ) -> RunOutcome:
     """Compile (or load) a program and run a workflow until it completes, fails, is
     cancelled or waits. `given` is the JSON object of arguments; `run_id` makes the start
     idempotent (an existing run with that id is returned, not started again). With
     `detach` the run is only created, for a worker to execute. `faults` are injected into the run (`mnlang.runtime.faults`; a `FaultError` when one cannot
-    hit the workflow); its approval delays make a checkpoint's timeout decide."""
+    hit the workflow); its approval delays make a checkpoint's timeout decide. `models`
+    says who answers the agents (`scripted:FILE`, `scripted` or `openai`, see
+    `mnlang.models.setup`), in this run and whenever it resumes."""
     from mnlang.runtime import run
 
     program = source if not isinstance(source, str | Path) else load_program(source)
     name = workflow or default_workflow(program)
     config = None
-    if faults is not None:
+    if faults is not None or models is not None:
         from dataclasses import replace
 
         from mnlang.runtime.config import RuntimeConfig
 
-        faults.check(program, name)
-        config = replace(RuntimeConfig.from_env(), faults=faults)
+        config = replace(RuntimeConfig.from_env(), models=models)
+        if faults is not None:
+            faults.check(program, name)
+            config = replace(config, faults=faults)
     with _open_store(db, durability) as store:
         outcome = run.start_run(
             store,

@@ -321,6 +321,13 @@ def _observer(as_json: bool) -> Observer | None:
 @click.option(
     "--detach", is_flag=True, help="Only create the run; a worker (`mnc worker`) executes it."
 )
+@click.option(
+    "--models",
+    metavar="SPEC",
+    help="Who answers the agents: scripted:FILE (replies from FILE), scripted (replies.json "
+    "beside FILE) or openai (each agent's provider: option, else the OpenAI-compatible API "
+    "of MNC_OPENAI_BASE_URL). Default: $MNC_MODELS, else replies.json when present, else openai.",
+)
 @_json_option
 def run_command(
     file: str,
@@ -334,6 +341,7 @@ def run_command(
     chaos: float,
     seed: int,
     detach: bool,
+    models: str | None,
     as_json: bool,
 ) -> None:
     """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
@@ -354,6 +362,13 @@ def run_command(
 
     if input_text is not None and input_file is not None:
         raise click.UsageError("give --input or --input-file, not both")
+    if models is not None:
+        from mnlang.models.setup import ModelSetup, ModelSpecError
+
+        try:
+            models = ModelSetup.from_spec(models, Path(file).parent).spec
+        except ModelSpecError as e:
+            raise click.UsageError(str(e)) from None
     faults = None
     if inject or chaos:
         try:
@@ -392,6 +407,7 @@ def run_command(
             observer=_observer(as_json),
             faults=faults,
             detach=detach,
+            models=models,
         )
     except (RunError, StoreError, FaultError) as e:
         _run_error(e)
@@ -985,6 +1001,74 @@ def metrics(
         click.echo(prometheus_text(report), nl=False)
     else:
         click.echo("\n".join(metrics_lines(report)))
+
+
+# ---- test ----------------------------------------------------------------------------------
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("-k", "select", metavar="TEXT", help="Only scenarios whose name contains TEXT.")
+@click.option("-v", "--verbose", is_flag=True, help="One line per scenario, with what was done.")
+@click.option(
+    "--color",
+    type=click.Choice(_COLOURS),
+    default="auto",
+    show_default=True,
+    help="Colour the output; auto: only on a terminal, unless NO_COLOR is set.",
+)
+@_json_option
+def test_command(
+    paths: tuple[str, ...], select: str | None, verbose: bool, color: str, as_json: bool
+) -> None:
+    """Run the scenarios of the `.mn` files under PATHS (default: the current folder), each on
+    a fresh journal with its mocked tools, scripted replies, decisions and faults, and
+    compare each run with what the scenario expects (docs/testing.md).
+
+    Exits 0 when every scenario passed, 1 when one failed or a file has errors, 5 when no
+    scenario was found."""
+    import json
+
+    from mnlang import report
+    from mnlang.testing import run_tests
+    from mnlang.testing.report import render, result_lines
+    from mnlang.testing.runner import ScenarioResult
+
+    colour = report.wants_colour(sys.stdout, color)
+
+    def style(text: str, name: str) -> str:
+        return click.style(text, fg=name) if colour else text
+
+    def progress(result: ScenarioResult) -> None:
+        click.echo("\n".join(result_lines(result, style)))
+
+    live = progress if verbose and not as_json else None
+    outcome = run_tests(paths or ["."], select=select, on_result=live)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "passed": outcome.ok,
+                    "seconds": round(outcome.seconds, 3),
+                    "scenarios": [r.to_json() for r in outcome.results],
+                    "errors": [
+                        {
+                            "file": p.file,
+                            "message": p.message,
+                            "diagnostics": [
+                                {"code": d.code, "message": d.message, "span": str(d.span)}
+                                for d in p.diagnostics
+                            ],
+                        }
+                        for p in outcome.problems
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo("\n".join(render(outcome, listed=verbose, style=style)))
+    sys.exit(outcome.exit_code)
 
 
 if __name__ == "__main__":

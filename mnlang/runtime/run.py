@@ -23,6 +23,7 @@ from typing import Any
 
 from mnlang.ir.load import IRLoadError, dump_ir, parse_ir
 from mnlang.ir.model import IRProgram, WorkflowIR
+from mnlang.runtime.agents import MODELS_META, stored_setup
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.evaluate import Evaluator, MapEnv
@@ -172,7 +173,7 @@ def start_run(
             args=to_plain(args),
             workflow_class=wf.options.class_ or "",
             ir_hash=program.hash,
-            meta={"source_dir": program.source.dir, "tool_modules": tool_hashes(program)},
+            meta=_start_meta(program, config),
         )
     )
     if not created:
@@ -188,6 +189,16 @@ def start_run(
         outcome.created = created
         return outcome
     return _execute(store, program, record, config, observer, created=created)
+
+
+def _start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, Json]:
+    """A new run's `meta`: where its program and tools came from, and the model setup it
+    was started with (so a resume or a worker answers its agents the same way)."""
+    meta: dict[str, Json] = {"source_dir": program.source.dir, "tool_modules": tool_hashes(program)}
+    models = stored_setup(config.models) if config is not None else None
+    if models is not None:
+        meta[MODELS_META] = models
+    return meta
 
 
 def resume_run(

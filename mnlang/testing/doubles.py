@@ -1,0 +1,157 @@
+"""A scenario's stand-ins: mocked tool results, scripted replies, and injected faults.
+
+`ScenarioDoubles` answers the runtime's `CallDoubles` questions: a tool or effect with a
+fault still to inject fails with it; a mocked one returns its next result (the last one
+answers any further call); anything else runs for real. `scenario_models` builds the
+scripted provider of the scenario's replies (or its replies file), wrapped so that the
+faults injected into agents fail their first requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mnlang.errors import MALFORMED_OUTPUT, MnError
+from mnlang.ir.model import IRProgram, ToolIR
+from mnlang.ir.scenarios import ScenarioIR, ScenarioReplyIR
+from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
+from mnlang.models.scripted import Script, ScriptedProvider, ScriptError, load_script
+from mnlang.models.setup import ModelSetup
+from mnlang.runtime.convert import to_tool
+from mnlang.runtime.evaluate import Evaluator, MapEnv
+from mnlang.runtime.values import to_plain
+
+WORKER_CRASH = "worker_crash"
+MALFORMED_REPLY = "{this reply is not JSON"
+"""What an agent answers when a scenario injects `malformed_output` into it."""
+
+_NO_ENV = MapEnv({})
+
+
+class ScenarioSetupError(Exception):
+    """A scenario that cannot be set up (its replies file is missing or malformed)."""
+
+
+class _Faults:
+    """Faults still to inject, per callee: how many of its next attempts fail, and how."""
+
+    def __init__(self, scenario: ScenarioIR) -> None:
+        self._left: dict[str, list[list[Any]]] = {}
+        for fault in scenario.faults:
+            if fault.kind != WORKER_CRASH:
+                self._left.setdefault(fault.at, []).append([fault.kind, fault.times])
+        self._lock = threading.Lock()
+
+    def take(self, callee: str) -> str | None:
+        """The kind this attempt of `callee` fails with, if a fault is left for it."""
+        with self._lock:
+            for entry in self._left.get(callee, []):
+                if entry[1] > 0:
+                    entry[1] -= 1
+                    return str(entry[0])
+        return None
+
+
+def _failing(kind: str, callee: str) -> Callable[[], Any]:
+    def fail() -> Any:
+        raise MnError(kind, f"injected fault: {kind} in `{callee.rsplit('.', 1)[-1]}`")
+
+    return fail
+
+
+class ScenarioDoubles:
+    def __init__(self, scenario: ScenarioIR, faults: _Faults, evaluator: Evaluator) -> None:
+        self.results = {
+            name: [to_tool(evaluator.eval(r, _NO_ENV)) for r in results]
+            for name, results in scenario.tools.items()
+        }
+        self.faults = faults
+        self._calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def stand_in(
+        self, tool: ToolIR, args: dict[str, Any], attempt: int
+    ) -> Callable[[], Any] | None:
+        kind = self.faults.take(tool.name)
+        if kind is not None:
+            return _failing(kind, tool.name)
+        results = self.results.get(tool.name)
+        if results is None:
+            return None
+        with self._lock:
+            n = self._calls.get(tool.name, 0)
+            self._calls[tool.name] = n + 1
+        result = results[min(n, len(results) - 1)]
+        return lambda: result
+
+
+class _FaultyProvider:
+    """A provider whose first requests of some agents fail as the scenario says."""
+
+    def __init__(self, inner: Provider, faults: _Faults) -> None:
+        self.inner = inner
+        self.faults = faults
+        self.name = inner.name
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        kind = self.faults.take(request.agent)
+        if kind == MALFORMED_OUTPUT:
+            return ModelReply(MALFORMED_REPLY, model="scenario")
+        if kind is not None:
+            raise ModelCallError(kind, f"injected fault: {kind} in `{request.short_agent}`")
+        return self.inner.complete(request)
+
+
+def _script(program: IRProgram, scenario: ScenarioIR, evaluator: Evaluator) -> Script:
+    """The scenario's replies as a scripted replies file would hold them."""
+    script: Script = {}
+    for agent, replies in scenario.replies.items():
+        script[agent] = [_entry(program, agent, r, evaluator) for r in replies]
+    return script
+
+
+def _entry(program: IRProgram, agent: str, reply: ScenarioReplyIR, evaluator: Evaluator) -> Any:
+    entry: dict[str, Any]
+    if reply.tool_call is not None:
+        call = reply.tool_call
+        args = {k: to_plain(evaluator.eval(v, _NO_ENV)) for k, v in (call.args or {}).items()}
+        entry = {
+            "$tool_calls": [{"name": _tool_name(program, agent, call.callee), "arguments": args}]
+        }
+    else:
+        assert reply.value is not None
+        entry = {"$reply": to_plain(evaluator.eval(reply.value, _NO_ENV))}
+    if reply.prompt_has is not None:
+        entry["$match"] = reply.prompt_has
+    return entry
+
+
+def _tool_name(program: IRProgram, agent: str, tool: str) -> str:
+    """The name the model calls `tool` by: its short name, as the runtime offers it."""
+    names = program.agents[agent].tools
+    short = tool.rsplit(".", 1)[-1]
+    clash = sum(1 for n in names if n.rsplit(".", 1)[-1] == short) > 1
+    return tool.replace(".", "__") if clash else short
+
+
+def scenario_doubles(
+    program: IRProgram, scenario: ScenarioIR, evaluator: Evaluator
+) -> tuple[ScenarioDoubles, ModelSetup]:
+    """The tool doubles and the model setup of one run of `scenario`."""
+    faults = _Faults(scenario)
+    source = f"scenario `{scenario.name}`"
+    if scenario.replies_file is not None:
+        path = Path(program.source.dir) / scenario.replies_file
+        try:
+            provider: Provider = ScriptedProvider(load_script(path), str(path))
+        except ScriptError as e:
+            raise ScenarioSetupError(str(e)) from None
+    else:
+        provider = ScriptedProvider(_script(program, scenario, evaluator), source)
+    models = ModelSetup(
+        spec=f"scenario:{scenario.name}", override=_FaultyProvider(provider, faults)
+    )
+    return ScenarioDoubles(scenario, faults, evaluator), models
