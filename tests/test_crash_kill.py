@@ -56,8 +56,10 @@ def test_kill_9_at_random_moments(tmp_path: Path) -> None:
         env = crash.base_env(folder)
         args = ["run", str(ir), "--id", crash.RUN_ID, "--input-file", str(scenario.input), "--json"]
         crashes: list[set[str]] = []
+        created = False
         for process in range(400):
-            proc = start_process(args if process == 0 else ["resume", crash.RUN_ID, "--json"], env)
+            # A process killed while starting up may not have created the run yet.
+            proc = start_process(["resume", crash.RUN_ID, "--json"] if created else args, env)
             # Past a few kills, let processes live longer so that every run gets through.
             delay = rng.uniform(0.2, 0.7 + 0.05 * process)
             try:
@@ -66,13 +68,17 @@ def test_kill_9_at_random_moments(tmp_path: Path) -> None:
                 proc.send_signal(signal.SIGKILL)
                 proc.communicate()
                 kills += 1
+                if not (folder / "journal.db").exists():
+                    continue
                 with SQLiteStore(folder / "journal.db") as store:
                     crashes.append(crash.pending_intents(store))
                     record = store.get_run(crash.RUN_ID)
+                    created = record is not None
                     if record is not None and record.status == "waiting":
                         crash.answer_waits(store, crash.RUN_ID, scenario, folder / "ledger.jsonl")
                 continue
             if proc.returncode == 3:
+                created = True
                 with SQLiteStore(folder / "journal.db") as store:
                     crash.answer_waits(store, crash.RUN_ID, scenario, folder / "ledger.jsonl")
                 continue
