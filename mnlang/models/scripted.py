@@ -111,10 +111,11 @@ class ScriptedProvider:
     def __init__(self, script: Script, source: str) -> None:
         self.script = script
         self.source = source
+        """Where the replies come from, as messages name it: "`replies.json`"."""
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedProvider:
-        return cls(load_script(path), str(path))
+        return cls(load_script(path), f"`{path}`")
 
     def _entries(self, agent: str) -> list[Any] | None:
         short = agent.rsplit(".", 1)[-1]
@@ -149,7 +150,7 @@ class ScriptedProvider:
         agent = request.short_agent
         entries = self._entries(request.agent)
         if entries is None:
-            raise ModelCallError(TOOL_ERROR, f"`{self.source}` has no replies for agent `{agent}`")
+            raise ModelCallError(TOOL_ERROR, f"{self.source} has no replies for agent `{agent}`")
         prompt = request.prompt
         matching = [e for e in entries if _is_directive(e) and e.get("$match", None) is not None]
         if matching:
@@ -160,7 +161,7 @@ class ScriptedProvider:
                     return chosen[k]
                 raise ModelCallError(
                     TOOL_ERROR,
-                    f"`{self.source}` has {len(chosen)} replies for agent `{agent}` matching "
+                    f"{self.source} has {len(chosen)} replies for agent `{agent}` matching "
                     f"its prompt; request {k + 1} of this call has none",
                 )
         ordered = [e for e in entries if not (_is_directive(e) and "$match" in e)]
@@ -170,7 +171,7 @@ class ScriptedProvider:
         shown = prompt if len(prompt) <= 80 else prompt[:77] + "..."
         raise ModelCallError(
             TOOL_ERROR,
-            f"`{self.source}` has {len(ordered)} replies for agent `{agent}` in call order; "
+            f"{self.source} has {len(ordered)} replies for agent `{agent}` in call order; "
             f"call {n + 1} has none (prompt: {shown!r})",
         )
 

@@ -10,7 +10,9 @@ faults injected into agents fail their first requests.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from mnlang.errors import MALFORMED_OUTPUT, MnError
 from mnlang.ir.model import IRProgram, ToolIR
 from mnlang.ir.scenarios import ScenarioIR, ScenarioReplyIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
-from mnlang.models.scripted import Script, ScriptedProvider, ScriptError, load_script
+from mnlang.models.scripted import Script, ScriptedProvider, ScriptError
 from mnlang.models.setup import ModelSetup
 from mnlang.runtime.convert import to_tool
 from mnlang.runtime.evaluate import Evaluator, MapEnv
@@ -89,20 +91,33 @@ class ScenarioDoubles:
 
 
 class _FaultyProvider:
-    """A provider whose first requests of some agents fail as the scenario says."""
+    """A provider whose first requests of some agents fail as the scenario says. A failed
+    request does not use up a scripted reply: the replies keep their numbers."""
 
     def __init__(self, inner: Provider, faults: _Faults) -> None:
         self.inner = inner
         self.faults = faults
         self.name = inner.name
+        self._skipped: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
 
     def complete(self, request: ModelRequest) -> ModelReply:
         kind = self.faults.take(request.agent)
-        if kind == MALFORMED_OUTPUT:
-            return ModelReply(MALFORMED_REPLY, model="scenario")
+        agent, call = (request.agent, ""), (request.agent, request.prompt)
         if kind is not None:
+            with self._lock:
+                self._skipped[agent] += 1
+                self._skipped[call] += 1
+            if kind == MALFORMED_OUTPUT:
+                return ModelReply(MALFORMED_REPLY, model="scenario")
             raise ModelCallError(kind, f"injected fault: {kind} in `{request.short_agent}`")
-        return self.inner.complete(request)
+        with self._lock:
+            unskipped = replace(
+                request,
+                call_number=request.call_number - self._skipped[agent],
+                request_number=max(request.request_number - self._skipped[call], 0),
+            )
+        return self.inner.complete(unskipped)
 
 
 def _script(program: IRProgram, scenario: ScenarioIR, evaluator: Evaluator) -> Script:
@@ -146,7 +161,7 @@ def scenario_doubles(
     if scenario.replies_file is not None:
         path = Path(program.source.dir) / scenario.replies_file
         try:
-            provider: Provider = ScriptedProvider(load_script(path), str(path))
+            provider: Provider = ScriptedProvider.from_file(path)
         except ScriptError as e:
             raise ScenarioSetupError(str(e)) from None
     else:
