@@ -23,6 +23,7 @@ from typing import Any
 from mnlang.ir.base import TypeIR
 from mnlang.ir.model import IRProgram
 from mnlang.ir.scenarios import ScenarioCallIR, ScenarioDecisionIR, ScenarioIR
+from mnlang.runtime.clock import VirtualClock
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.evaluate import Evaluator, MapEnv
@@ -111,7 +112,8 @@ class _ScenarioRun:
         self.evaluator = Evaluator()
         self.converter = Converter(program.types, self.evaluator)
         doubles, models = scenario_doubles(program, scenario, self.evaluator)
-        self.config = RuntimeConfig(models=models, doubles=doubles, workers=8)
+        # A virtual clock: retry backoffs and rate limits pass at once instead of in real time.
+        self.config = RuntimeConfig(models=models, doubles=doubles, workers=8, clock=VirtualClock())
         self.crash_at = {f.at for f in scenario.faults if f.kind == WORKER_CRASH}
         self.decisions_used: Counter[str] = Counter()
         self.events_sent: Counter[str] = Counter()
