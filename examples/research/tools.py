@@ -49,6 +49,20 @@ def search(query: str, max_results: int, *, ctx: Any = None) -> list[dict[str, A
     ]
 
 
+def merge_sources(
+    results: list[list[dict[str, Any]]], max_sources: int, *, ctx: Any = None
+) -> list[dict[str, Any]]:
+    """Each url once, at its best rank over the searches, best first, then re-ranked."""
+    best: dict[str, dict[str, Any]] = {}
+    for hits in results:
+        for hit in hits:
+            known = best.get(hit["url"])
+            if known is None or hit["rank"] < known["rank"]:
+                best[hit["url"]] = hit
+    ordered = sorted(best.values(), key=lambda h: (h["rank"], h["url"]))[:max_sources]
+    return [{**hit, "rank": rank} for rank, hit in enumerate(ordered, 1)]
+
+
 def fetch_page(url: str, *, ctx: Any = None) -> str:
     page = _pages().get(url)
     if page is None:
