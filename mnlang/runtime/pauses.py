@@ -258,7 +258,12 @@ class Pauses:
         """Wait for a call's next attempt on a durable timer; the call state runs again
         when it is due (`retry_due`), with the attempts made so far."""
         timer_id = f"retry:{self._where(fiber, step)}"
-        self.run.journal.set_timers.append(SetTimer(timer_id, delay_ms / 1000))
+        journal = self.run.journal
+        # The previous retry's timer, cancelled when it woke, has the same id: a store applies
+        # cancels after sets, so that cancel must not take the new timer with it.
+        if timer_id in journal.cancel_timers:
+            journal.cancel_timers.remove(timer_id)
+        journal.set_timers.append(SetTimer(timer_id, delay_ms / 1000))
         self._pause(
             fiber, {**(fiber.pending or {}), "retry": {"timer": timer_id, "attempt": attempt}}
         )
