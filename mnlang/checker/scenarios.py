@@ -33,9 +33,10 @@ scenario small_refund {
 - `expect` has `status` (`completed`, `failed`, `waiting`, `cancelled`), `output` (typed
   as the workflow's return type), `error` (the failure's error kind) and `message` (text
   the error message contains; a `fail` statement's failure is expected by its message).
-- `expect_calls` lists the calls of tools, effects, agents and workflows the run makes,
-  each a name (any arguments) or a call (these arguments); order is not compared, since
-  parallel branches finish in any order, but each call must occur as often as listed.
+- `expect_calls` lists the calls of tools and effects the run makes (its agents' and
+  child workflows' too, when it names any), each a name (any arguments) or a call (these
+  arguments); order is not compared, since parallel branches finish in any order, but
+  each call must occur as often as listed.
 - `under_faults` is for `mnc bench`, which injects one fault of `mnlang.runtime.faults`
   per run: it maps fault classes to the expected outcome under that fault, `same` (the
   expected result), `repair` (the same after a repair checkpoint) or `failed`, or to
