@@ -389,6 +389,8 @@ def _calls(events: list[Event], parent: str | None) -> list[tuple[str, Any]]:
         data = e.data if isinstance(e.data, dict) else {}
         if e.kind in CALL_EVENTS:
             out.append((str(data.get(e.kind)), data.get("args")))
+        elif e.kind == "compensated":
+            out.append((str(data.get("effect")), data.get("args")))
         elif e.kind == "replayed":
             out.append((str(data.get("effect")), None))
         elif e.kind == "call_failed":
