@@ -56,6 +56,7 @@ def _check_module(
                 _option_call(ExprChecker(decls, resolver, module, diags), run.value, "workflow")
         elif isinstance(decl, ast.ScenarioDecl):
             _mark_used(decl.options, module, resolver)
+            _mark_keys_used(decl.options, module, resolver)
 
 
 def _field_defaults(
@@ -120,6 +121,14 @@ def _option_call(checker: ExprChecker, call: ast.Call, kind: str) -> None:
     if sym is None or sym.kind != kind:
         return
     checker.step_or_expr(call)
+
+
+def _mark_keys_used(block: ast.ObjectLit, module: ModuleInfo, resolver: Resolver) -> None:
+    """A scenario names tools, agents and events as keys (`tools: { fetch: [...] }`)."""
+    for entry in block.entries:
+        if isinstance(entry.value, ast.ObjectLit):
+            for inner in entry.value.entries:
+                resolver.symbol(module, inner.key.name)
 
 
 def _mark_used(node: ast.Node, module: ModuleInfo, resolver: Resolver) -> None:

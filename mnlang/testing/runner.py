@@ -355,9 +355,9 @@ class _ScenarioRun:
                 left.pop(found)
         if not missing and not left:
             return
-        lines = [f"missing: {m}" for m in missing]
-        lines += [f"unexpected: {_show_call(callee, args)}" for callee, args in left]
-        lines.append("made: " + ", ".join(_show_call(c, a) for c, a in actual))
+        lines = [f"missing: {m}" for m in _counted(missing)]
+        lines += [f"unexpected: {c}" for c in _counted([_show_call(*call) for call in left])]
+        lines.append("made: " + ", ".join(_counted([_show_call(*call) for call in actual])))
         self.result.mismatches.append(Mismatch("calls", lines))
 
     def _same_args(self, callee: str, actual: Any, expected: dict[str, Any]) -> bool:
@@ -398,6 +398,12 @@ def _calls(events: list[Event], parent: str | None) -> list[tuple[str, Any]]:
         elif e.kind == "started" and parent is not None:
             out.append((str(data.get("workflow")), data.get("args")))
     return out
+
+
+def _counted(calls: list[str]) -> list[str]:
+    """Calls in first-seen order, a repeated one once with its count: `fetch(1) (3 times)`."""
+    counts = Counter(calls)
+    return [c if counts[c] == 1 else f"{c} ({counts[c]} times)" for c in dict.fromkeys(calls)]
 
 
 def _short(name: str) -> str:
