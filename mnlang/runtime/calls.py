@@ -53,12 +53,30 @@ class CallJob:
 
 
 class ToolLimits:
-    """Calls in flight and the next allowed start, per tool, for the runners sharing it."""
+    """Calls in flight and the next allowed start, per tool, for the runners sharing it.
 
-    def __init__(self) -> None:
+    `paced` (real time only): a call's thread also waits, right before the call, until
+    `1 / per_second` has passed since the tool's last call began, so that the delays of
+    thread scheduling cannot bunch calls that the runner spaced out."""
+
+    def __init__(self, *, paced: bool = False) -> None:
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
         self._next_start: dict[str, float] = {}
+        self._paced = paced
+        self._pace_lock = threading.Lock()
+        self._last_call: dict[str, float] = {}
+
+    def pace(self, key: str, limit: LimitIR | None) -> None:
+        """Wait until the tool may be called again by its `per_second` (paced only)."""
+        if not self._paced or limit is None or not limit.per_second:
+            return
+        gap = 1.0 / limit.per_second + 1e-6
+        with self._pace_lock:
+            wait = self._last_call.get(key, -gap) + gap - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_call[key] = time.monotonic()
 
     def take(self, key: str, limit: LimitIR | None, now: float) -> float | None:
         """Take a slot for a call of `key`: the time it may start (`now` or later, for
@@ -79,7 +97,7 @@ class ToolLimits:
             self._in_flight[key] -= 1
 
 
-PROCESS_LIMITS = ToolLimits()
+PROCESS_LIMITS = ToolLimits(paced=True)
 """Shared by every runner on the system clock."""
 BLOCKED_POLL_S = 0.005
 """How often a runner with a call waiting for a slot checks whether one was freed."""
@@ -189,6 +207,7 @@ class CallRunner:
     def _work(self, job: CallJob) -> None:
         start = time.perf_counter()
         try:
+            self._limits.pace(job.limit_key, job.limit)
             value = job.run()
             ok = True
         except BaseException as e:  # the scheduler maps every exception to an error kind

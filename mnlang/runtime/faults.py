@@ -22,8 +22,9 @@ What each class does at the call:
 - `partial_effect` (effects only): the effect performs its side effect, then the
   process dies before the result is reported;
 - `retry_storm`: the attempt and the next ones fail with `transient` (an overloaded
-  service answering 503); many runs hit at once show that the tool's `limit:` holds and
-  that retries back off instead of piling on;
+  service answering 503: a tool's failing attempt reaches it, an effect's is refused
+  before it is performed); many runs hit at once show that the tool's `limit:` holds
+  and that retries back off instead of piling on;
 - `approval_delay` is not a call fault: a person's decision arrives late. The harness
   that answers checkpoints injects it with `delay_approval` (past the timeout, the
   timeout decides).
@@ -253,6 +254,8 @@ class Injection:
     times: int = 1
     journal: bool = True
     """False for the later attempts of a storm (journaled once, at its first)."""
+    reaches: bool = False
+    """A storm's failing attempt reaches the service (a tool, which has no side effect)."""
 
     @property
     def kills(self) -> bool:
@@ -287,6 +290,8 @@ def partial_call(injection: Injection, call: Callable[[], Any]) -> Callable[[], 
         raise MnError(CANCELLED, f"injected {fault}: the process died")
 
     def run() -> Any:
+        if fault == "retry_storm" and injection.reaches:
+            call()
         if fault in ("network_failure", "retry_storm"):
             what = "connection reset by peer" if fault == "network_failure" else "503 overloaded"
             raise Transient(f"injected {fault}: {what}")
@@ -334,6 +339,8 @@ class FaultInjector:
         injection = self._targeted(site) or self._chaos(site, where)
         if injection is None:
             return None
+        if site.kind == "tool":
+            injection = dataclasses.replace(injection, reaches=True)
         self.done.add(injection.id)
         if injection.fault == "retry_storm":
             self._storms[where] = (site.attempt + injection.times - 1, injection)

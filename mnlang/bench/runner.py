@@ -1,0 +1,323 @@
+"""`run_bench`: the whole bench, from a suite folder to a `BenchResult`.
+
+1. Every case runs once per repetition without faults (the clean runs); the places its
+   clean run went through are where faults can go.
+2. The fault runs (`mnlang.bench.schedule`), a few at a time; the runs of a retry storm
+   all at once, on the system clock, so that they share the tools' limits.
+3. The naive chain (`mnlang.bench.naive`) of every clean and fault run, with the same
+   fault.
+4. The metrics of the journal (`mnlang.metrics.compute_metrics`, as `mnc metrics` reads
+   it), the naive chains' figures, the duplicated side effects both caused (from the
+   world file), and the call rates the storms produced.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+from mnlang.bench import world
+from mnlang.bench.harness import Harness, RunPlan
+from mnlang.bench.naive import NaiveResult, run_chain
+from mnlang.bench.schedule import Job, Site, schedule, sites_of
+from mnlang.bench.suite import load_suite
+from mnlang.metrics.compute import ALL_CLASSES, UNCLASSED, MetricsReport, compute_metrics
+from mnlang.metrics.facts import Cost, Rates
+from mnlang.runtime.faults import FAULT_CLASSES, FaultPlan
+from mnlang.stores.sqlite import SQLiteStore
+
+DEFAULT_REPEAT: Final = 5
+DEFAULT_WORKERS: Final = 4
+Progress = Callable[[str, int, int], None]
+"""Told (phase, done, total) as the bench goes."""
+
+
+@dataclass
+class NaiveSummary:
+    chains: int = 0
+    successful: int = 0
+    attempts: int = 0
+    model_calls: int = 0
+    cost: Cost = field(default_factory=Cost)
+    duplicates: int = 0
+
+    @property
+    def cost_per_successful(self) -> Decimal | None:
+        if not self.successful:
+            return None
+        return (self.cost.total / self.successful).quantize(Decimal("0.000001"))
+
+    def add(self, result: NaiveResult) -> None:
+        self.chains += 1
+        self.successful += result.successful
+        self.attempts += result.attempts
+        self.model_calls += result.model_calls
+        self.cost.add(result.cost)
+
+
+@dataclass
+class StormResult:
+    case: str
+    tool: str
+    runs: int
+    calls: int
+    peak_per_second: int
+    limit_per_second: float | None
+    peak_concurrent: int
+    limit_concurrent: int | None
+
+    @property
+    def held(self) -> bool:
+        rate_ok = self.limit_per_second is None or self.peak_per_second <= self.limit_per_second
+        slots_ok = self.limit_concurrent is None or self.peak_concurrent <= self.limit_concurrent
+        return rate_ok and slots_ok
+
+
+@dataclass
+class BenchResult:
+    path: str
+    db: str
+    seed: int
+    repeat: int
+    fault_classes: list[str]
+    report: MetricsReport
+    naive: dict[str, NaiveSummary]
+    injected: Counter[str]
+    storms: list[StormResult]
+    runs: int
+    duplicates: int
+    """Side effects the runtime's runs caused twice (by the receiving systems' records)."""
+    redeliveries: int
+    """Calls of an effect the receiving system recognised by its key and did not repeat."""
+    errors: list[str]
+    seconds: float = 0.0
+
+
+def run_bench(
+    path: str | Path,
+    *,
+    faults: Iterable[str] = FAULT_CLASSES,
+    seed: int = 0,
+    repeat: int = DEFAULT_REPEAT,
+    db: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> BenchResult:
+    started = time.perf_counter()
+    classes = set(faults)
+    cases = load_suite(path)
+    folder = Path(tempfile.mkdtemp(prefix="mnc-bench-"))
+    db_path = db or str(folder / "journal.db")
+    world_path = str(folder / "world.db")
+    os.environ[world.WORLD_ENV] = world_path
+    tell = progress or (lambda phase, done, total: None)
+    errors: list[str] = []
+    with SQLiteStore(db_path, durability="fast") as store:
+        harness = Harness(store, db_path, world_path)
+        rates = _rates()
+
+        def drive(job: Job, real_clock: bool = False) -> None:
+            plan = RunPlan(
+                job.run_id,
+                job.case,
+                FaultPlan((job.fault,)) if job.fault is not None else None,
+                job.late,
+                job.approval_at,
+                job.expect,
+                real_clock,
+                {"repeat": job.repeat, "fault": job.fault_class},
+            )
+            try:
+                harness.drive(plan)
+            except Exception as e:  # one broken run must not end the bench
+                errors.append(f"{job.run_id}: {type(e).__name__}: {e}")
+
+        first: dict[str, Job] = {}
+        clean, faulted = schedule(cases, {}, classes, seed, repeat)
+        for job in clean:
+            first.setdefault(job.case.id, job)
+        _each(list(first.values()), drive, workers, tell, "clean runs")
+        sites: dict[str, list[Site]] = {
+            case_id: sites_of(job.case, store.read_journal(job.run_id))
+            for case_id, job in first.items()
+        }
+        clean, faulted = schedule(cases, sites, classes, seed, repeat)
+        done = {j.run_id for j in first.values()}
+        _each([j for j in clean if j.run_id not in done], drive, workers, tell, "clean runs")
+        single = [j for j in faulted if not j.storm]
+        _each(single, drive, workers, tell, "fault runs")
+        storms = _storms([j for j in faulted if j.storm], drive, sites, world_path, tell)
+
+        def chain(job: Job) -> NaiveResult:
+            call_fault = job.fault if job.fault is not None and job.late is None else None
+            return run_chain(
+                job.case, job.run_id, rates, world_path, call_fault, job.late, job.approval_at
+            )
+
+        naive_jobs = [*clean, *faulted]
+        naive_results = _collect(naive_jobs, chain, workers, tell, "naive chains", errors)
+        report = compute_metrics(store)
+        runs = len(store.list_runs(limit=10_000_000))
+    naive = _naive_summary(naive_results)
+    class_of = {j.run_id: j.case.workflow_class or UNCLASSED for j in naive_jobs}
+    class_of.update({f"{world.NAIVE_PREFIX}{k}": v for k, v in list(class_of.items())})
+    duplicates = _duplicates(world_path, class_of)
+    for klass, summary in naive.items():
+        summary.duplicates = duplicates.get(("naive", klass), 0)
+    injected: Counter[str] = Counter()
+    for m in report.classes:
+        for fault, ratio in m.recovery_by_fault.items():
+            injected[fault] += ratio.denominator
+    return BenchResult(
+        path=str(path),
+        db=db_path,
+        seed=seed,
+        repeat=repeat,
+        fault_classes=[c for c in FAULT_CLASSES if c in classes],
+        report=report,
+        naive=naive,
+        injected=injected,
+        storms=storms,
+        runs=runs,
+        duplicates=sum(n for (who, _), n in duplicates.items() if who == "runtime"),
+        redeliveries=world.redeliveries(world_path),
+        errors=errors,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _rates() -> Rates:
+    from mnlang.metrics.compute import DEFAULT_REVIEW_MINUTES
+    from mnlang.models.prices import load_prices
+
+    prices = load_prices()
+    return Rates(prices.compute_per_cpu_second, prices.human_per_minute, DEFAULT_REVIEW_MINUTES)
+
+
+def _each(
+    jobs: list[Job], drive: Callable[[Job], None], workers: int, tell: Progress, phase: str
+) -> None:
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(drive, jobs):
+            done += 1
+            tell(phase, done, len(jobs))
+
+
+def _collect(
+    jobs: list[Job],
+    work: Callable[[Job], NaiveResult],
+    workers: int,
+    tell: Progress,
+    phase: str,
+    errors: list[str],
+) -> list[NaiveResult]:
+    def safe(job: Job) -> NaiveResult | None:
+        try:
+            return work(job)
+        except Exception as e:
+            errors.append(f"naive {job.run_id}: {type(e).__name__}: {e}")
+            return None
+
+    out: list[NaiveResult] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(safe, jobs):
+            if result is not None:
+                out.append(result)
+            tell(phase, len(out), len(jobs))
+    return out
+
+
+def _storms(
+    jobs: list[Job],
+    drive: Callable[[Job, bool], None],
+    sites: dict[str, list[Site]],
+    world_path: str,
+    tell: Progress,
+) -> list[StormResult]:
+    episodes: dict[str, list[Job]] = {}
+    for job in jobs:
+        episodes.setdefault(job.run_id.rsplit(".s", 1)[0], []).append(job)
+    results: list[StormResult] = []
+    for n, runs in enumerate(episodes.values(), 1):
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            list(pool.map(lambda job: drive(job, True), runs))
+        case = runs[0].case
+        assert runs[0].fault is not None
+        step = runs[0].fault.at
+        tool = next((s.callee for s in sites.get(case.id, []) if s.step == step), step or "")
+        limit = next(
+            (
+                d.limit
+                for d in (*case.program.tools.values(), *case.program.effects.values())
+                if d.name.rsplit(".", 1)[-1] == tool
+            ),
+            None,
+        )
+        calls = world.calls_of(world_path, tool, {j.run_id for j in runs})
+        results.append(
+            StormResult(
+                case=case.id,
+                tool=tool,
+                runs=len(runs),
+                calls=len(calls),
+                peak_per_second=_peak_rate(calls),
+                limit_per_second=limit.per_second if limit is not None else None,
+                peak_concurrent=_peak_concurrency(calls),
+                limit_concurrent=limit.concurrent if limit is not None else None,
+            )
+        )
+        tell("retry storms", n, len(episodes))
+    return results
+
+
+def _peak_rate(calls: list[tuple[float, float]]) -> int:
+    """The most calls started within any one second."""
+    starts = sorted(s for s, _ in calls)
+    best = left = 0
+    for right, start in enumerate(starts):
+        while start - starts[left] >= 1.0:
+            left += 1
+        best = max(best, right - left + 1)
+    return best
+
+
+def _peak_concurrency(calls: list[tuple[float, float]]) -> int:
+    edges = sorted([(s, 1) for s, _ in calls] + [(e, -1) for _, e in calls])
+    best = current = 0
+    for _, step in edges:
+        current += step
+        best = max(best, current)
+    return best
+
+
+def _naive_summary(results: list[NaiveResult]) -> dict[str, NaiveSummary]:
+    out: dict[str, NaiveSummary] = {ALL_CLASSES: NaiveSummary()}
+    for result in results:
+        klass = result.case.workflow_class or UNCLASSED
+        out.setdefault(klass, NaiveSummary()).add(result)
+        out[ALL_CLASSES].add(result)
+    return out
+
+
+def _duplicates(world_path: str, class_of: dict[str, str]) -> Counter[tuple[str, str]]:
+    """Side effects performed more than once for one run or naive chain, by who caused
+    them (`runtime` or `naive`) and workflow class (and over all classes)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for p in world.performances(world_path):
+        counts[(p.chain, p.effect, p.args)] += 1
+    out: Counter[tuple[str, str]] = Counter()
+    for (chain, _, _), n in counts.items():
+        if n > 1:
+            who = "naive" if chain.startswith(world.NAIVE_PREFIX) else "runtime"
+            out[(who, ALL_CLASSES)] += n - 1
+            out[(who, class_of.get(chain, UNCLASSED))] += n - 1
+    return out
