@@ -1,0 +1,1 @@
+"""Python implementations of the standard library's tools and effects (`stdlib/*.mn`)."""
