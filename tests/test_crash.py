@@ -464,6 +464,7 @@ def test_process_crash_at_every_commit(scenario: Scenario, when: str, tmp_path: 
                 break
             check_run(reference, report, folder, scenario, ref_calls)
             tried += 1
+    print(f"{scenario.name}, crash {when}: {tried} crash points")
     assert tried > 3, "the run made too few commits to test"
 
 
