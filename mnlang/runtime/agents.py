@@ -449,7 +449,7 @@ class AgentCalls:
                 "result": to_plain(value),
                 "attempt": notes["attempt"],
                 "requests": notes["requests"],
-                "cost": notes["cost"],
+                "model_cost": notes["cost"],
                 "usage": {"input_tokens": notes["usage"][0], "output_tokens": notes["usage"][1]},
                 "ms": round((time.perf_counter() - session.started) * 1000, 3),
                 "prompt": self._prompt(session),
