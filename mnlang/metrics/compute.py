@@ -222,8 +222,8 @@ def _add(metrics: ClassMetrics, run: RunFacts) -> None:
         metrics.recovery_by_fault[fault.fault] = before + (one if ok else none)
     if run.faults:
         metrics.runs_with_faults += one if all_recovered else none
-    if run.score is not None and not any(f.expect == "failed" for f in run.faults):
-        # A fault expected to end the run otherwise changes its calls: not the model's doing.
+    if run.score is not None and not run.faults:
+        # Accuracy is the model's and the workflow's: measured on runs without faults.
         score = run.score
         metrics.tool_selection += Ratio(score.selected, score.compared)
         metrics.tool_parameters += Ratio(score.parameters, score.compared)

@@ -164,7 +164,7 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
             cost.tool += _money(data.get("cost"))
             tool_ms += float(data.get("ms") or 0)
             name = _short(data.get(kind))
-            if kind == "tool":
+            if kind == "tool" and ">" not in (event.state or ""):
                 facts.calls.append(ActualCall(name, data.get("args")))
             else:
                 key = str(data.get("key") or "")
@@ -174,7 +174,7 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
                     facts.unsafe_actions += 1
             if _outside_tools(facts.workflow, event.state, name, program):
                 facts.unsafe_actions += 1
-        elif kind == "intent" and not str(event.state or "").startswith("compensate:"):
+        elif kind == "intent" and not _agent_or_compensation(event.state):
             facts.calls.append(ActualCall(_short(data.get("effect")), data.get("args")))
         elif kind == "replayed":
             facts.actions += 1
@@ -212,15 +212,21 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
                         facts.human_overrides += 1
             if where is not None:
                 del opened[where]
-        elif kind == "tool_decision" and data.get("allowed") is False:
-            facts.calls.append(ActualCall(_short(data.get("tool")), data.get("arguments"), True))
-        elif kind == "tool_call_invalid":
-            facts.calls.append(ActualCall(_short(data.get("tool")), None, True))
+        elif kind == "tool_decision":
+            refused = data.get("allowed") is False
+            facts.calls.append(ActualCall(_short(data.get("tool")), data.get("arguments"), refused))
         elif kind == "unsafe_tool_call":
             facts.unsafe_attempts += 1
         elif kind == "compensating":
             facts.repair = True
     cost.compute += Decimal(str(round(tool_ms / 1000, 6))) * rates.compute_per_cpu_second
+
+
+def _agent_or_compensation(state: str | None) -> bool:
+    """A step an agent's tool call runs as (`agent_step>tool:n`: its `tool_decision`
+    stands for it), or a compensation."""
+    step = state or ""
+    return ">" in step or step.startswith("compensate:")
 
 
 def _first_option(data: dict[str, Any]) -> str | None:

@@ -148,3 +148,9 @@ def post_reply(ticket_id: str, text: str, *, ctx: Any = None) -> str:
     with calling("post_reply", ctx):
         args = {"ticket_id": ticket_id, "text": text}
         return str(perform("post_reply", args, ctx, lambda: f"msg-{ticket_id}"))
+
+
+def escalate_ticket(ticket_id: str, reason: str, *, ctx: Any = None) -> bool:
+    with calling("escalate_ticket", ctx):
+        args = {"ticket_id": ticket_id, "reason": reason}
+        return bool(perform("escalate_ticket", args, ctx, lambda: True))
