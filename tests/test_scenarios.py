@@ -365,3 +365,25 @@ def test_mnc_test_exit_codes_and_output(folder: Path) -> None:
     path.write_text(PROGRAM + good.replace("handle(", "handel("), "utf-8")
     result = runner.invoke(main, ["test", str(path)])
     assert result.exit_code == 1 and "cannot test this file" in result.output
+
+
+def test_a_reply_wrong_on_purpose_is_an_expected_miss(folder: Path) -> None:
+    common = [
+        'run: handle("o-1", "x")',
+        'tools: { refund: ["rf"] }',
+        PAID,
+        'expect: { output: "rf" }',
+        'model_error: "triage is unsure, so a review is asked for"',
+    ]
+    report = scenarios(
+        folder,
+        scenario("missed", f"replies: {{ triage: [{UNSURE}] }}", *common),
+        scenario("met_anyway", f"replies: {{ triage: [{SURE}] }}", *common),
+    )
+    missed, met = report.results
+    assert missed.passed and not missed.met
+    assert not met.passed and met.met
+    text = "\n".join(render(report))
+    assert "flow.mn xF" in text
+    assert "yet the run met every expectation" in text
+    assert "1 failed, 1 missed as expected" in text

@@ -2,7 +2,7 @@
 
 ```
 examples/refund/refund.mn ..F
-examples/research/research.mn ..
+examples/research/research.mn ..x
 
 =================================== FAILURES ===================================
 ___________________ examples/refund/refund.mn::late_delivery ___________________
@@ -12,6 +12,8 @@ status
 ========================= 1 failed, 4 passed in 0.81s =========================
 ```
 
+A scenario with a `model_error` (a reply wrong on purpose, for `mnc bench`) is expected
+to miss its expectations: it is marked `x` when it does, and fails when it does not.
 In verbose mode each scenario gets its own lines as it ends (`result_lines`: `PASSED` or
 `FAILED`, its time, what the runner did). Lines are plain text; `style` colours them.
 """
@@ -39,10 +41,25 @@ def _rule(title: str, fill: str) -> str:
     return fill * left + title + fill * right
 
 
+def _mark(result: ScenarioResult, style: Style) -> str:
+    if not result.passed:
+        return style("F", "red")
+    return style("x", "yellow") if result.expected_miss is not None else style(".", "green")
+
+
 def result_lines(result: ScenarioResult, style: Style = _plain) -> list[str]:
     """A scenario's verbose lines: its id, outcome and time, then what the runner did."""
-    word = style("PASSED", "green") if result.passed else style("FAILED", "red")
-    return [f"{result.id} {word} ({result.seconds:.2f}s)", *(f"    {n}" for n in result.notes)]
+    if not result.passed:
+        word = style("FAILED", "red")
+    elif result.expected_miss is not None:
+        word = style("MISSED AS EXPECTED", "yellow")
+    else:
+        word = style("PASSED", "green")
+    lines = [f"{result.id} {word} ({result.seconds:.2f}s)"]
+    if result.expected_miss is not None and result.passed:
+        lines.append(f"    wrong on purpose: {result.expected_miss}")
+        lines += [f"    missed: {m.title}" for m in result.mismatches]
+    return lines + [f"    {note}" for note in result.notes]
 
 
 def render(report: SuiteReport, *, listed: bool = False, style: Style = _plain) -> list[str]:
@@ -54,7 +71,7 @@ def render(report: SuiteReport, *, listed: bool = False, style: Style = _plain) 
         for result in report.results:
             by_file.setdefault(result.file, []).append(result)
         for file, results in by_file.items():
-            marks = "".join(style(".", "green") if r.passed else style("F", "red") for r in results)
+            marks = "".join(_mark(r, style) for r in results)
             lines.append(f"{file} {marks}")
     if report.problems:
         lines += ["", style(_rule("ERRORS", "="), "red")]
@@ -69,6 +86,11 @@ def render(report: SuiteReport, *, listed: bool = False, style: Style = _plain) 
         lines += ["", style(_rule("FAILURES", "="), "red")]
         for result in failed:
             lines.append(_rule(result.id, "_"))
+            if result.expected_miss is not None:
+                lines.append(
+                    f"the scenario says a reply is wrong on purpose ({result.expected_miss}), "
+                    "yet the run met every expectation"
+                )
             for mismatch in result.mismatches:
                 lines.append(mismatch.title)
                 lines += [f"    {line}" for line in mismatch.lines]
@@ -78,12 +100,15 @@ def render(report: SuiteReport, *, listed: bool = False, style: Style = _plain) 
 
 
 def _summary(report: SuiteReport, style: Style) -> str:
-    passed = len(report.results) - len(report.failed)
+    missed = sum(1 for r in report.results if r.passed and r.expected_miss is not None)
+    passed = len(report.results) - len(report.failed) - missed
     parts = []
     if report.failed:
         parts.append(f"{len(report.failed)} failed")
     if passed:
         parts.append(f"{passed} passed")
+    if missed:
+        parts.append(f"{missed} missed as expected")
     if report.problems:
         count = len(report.problems)
         parts.append(f"{count} file{'s' if count > 1 else ''} with errors")

@@ -81,10 +81,18 @@ class ScenarioResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     """What the runner did that is worth telling (decisions taken, crashes injected)."""
+    expected_miss: str | None = None
+    """The scenario's `model_error`: a reply is wrong on purpose (for `mnc bench`), so the
+    run is expected to miss the expectations, and passes when it does."""
+
+    @property
+    def met(self) -> bool:
+        """The run met every expectation."""
+        return not self.mismatches
 
     @property
     def passed(self) -> bool:
-        return not self.mismatches
+        return self.met if self.expected_miss is None else not self.met
 
     @property
     def id(self) -> str:
@@ -95,6 +103,7 @@ class ScenarioResult:
             "file": self.file,
             "scenario": self.name,
             "passed": self.passed,
+            "expected_miss": self.expected_miss,
             "status": self.status,
             "seconds": round(self.seconds, 3),
             "mismatches": [{"title": m.title, "lines": m.lines} for m in self.mismatches],
@@ -104,7 +113,7 @@ class ScenarioResult:
 
 def run_scenario(program: IRProgram, scenario: ScenarioIR, file: str) -> ScenarioResult:
     started = time.perf_counter()
-    result = ScenarioResult(file, scenario.name)
+    result = ScenarioResult(file, scenario.name, expected_miss=scenario.model_error)
     try:
         _ScenarioRun(program, scenario, result).run()
     except (ScenarioSetupError, RunError, StoreError) as e:
