@@ -176,6 +176,9 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
                 facts.unsafe_actions += 1
         elif kind == "intent" and not _agent_or_compensation(event.state):
             facts.calls.append(ActualCall(_short(data.get("effect")), data.get("args")))
+        elif kind == "call_failed" and data.get("kind_of_call") == "tool":
+            if ">" not in (event.state or ""):
+                facts.calls.append(ActualCall(_short(data.get("callee")), data.get("args")))
         elif kind == "replayed":
             facts.actions += 1
         elif kind == "compensated":

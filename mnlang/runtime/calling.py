@@ -425,7 +425,9 @@ class Calls:
                 return
             self._attempt_or_fail(call, delay / 1000)
             return
-        run.journal.event("call_failed", data, call.step, call.fiber.branch)
+        # The arguments too: a call that failed for good is part of the run's trajectory.
+        failed = {**data, "kind_of_call": call.kind, "args": to_plain(call.args)}
+        run.journal.event("call_failed", failed, call.step, call.fiber.branch)
         self._failed(call, failure, commit=call.kind == "effect")
 
     def _failed(self, call: Call, failure: StepFailure, *, commit: bool) -> None:

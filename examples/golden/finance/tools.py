@@ -58,12 +58,14 @@ def get_policy(category: str, *, ctx: Any = None) -> dict[str, Any]:
         return {"category": category, "limit": policy["limit"]}
 
 
-def get_rate(pair: str, *, ctx: Any = None) -> Decimal:
-    with calling("get_rate", ctx):
+def get_quote(pair: str, amount: Decimal, *, ctx: Any = None) -> dict[str, Any]:
+    """The desk's quote: the rate, and the amount converted and rounded to the cent."""
+    with calling("get_quote", ctx):
         rate = _data()["rates"].get(pair)
         if rate is None:
             raise ToolError(f"no rate for {pair}")
-        return Decimal(rate)
+        converted = (amount * Decimal(rate)).quantize(Decimal("0.01"))
+        return {"pair": pair, "rate": float(rate), "amount": converted}
 
 
 def fetch_account(account_id: str, *, ctx: Any = None) -> dict[str, Any]:
