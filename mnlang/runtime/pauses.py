@@ -442,6 +442,6 @@ class Pauses:
         for fiber in self.run.fibers.values():
             if fiber.status != "paused" or not fiber.pending:
                 continue
-            note = {k: v for k, v in fiber.pending.items() if k != "effect"}
+            note = {k: v for k, v in fiber.pending.items() if k not in ("effect", "agent")}
             out.append({"branch": fiber.label, "step": fiber.at, **note})
         return out

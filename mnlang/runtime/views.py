@@ -68,7 +68,9 @@ def run_details(store: Store, run_id: str) -> RunDetails:
         if not isinstance(cursor, dict):
             continue
         pending = cursor.get("pending") or {}
-        note = {k: v for k, v in pending.items() if k not in ("effect", "compensate")} or None
+        note = {
+            k: v for k, v in pending.items() if k not in ("effect", "compensate", "agent")
+        } or None
         details.positions.append(Position(branch or "main", cursor.get("at"), note))
     details.checkpoints = store.open_checkpoints(run_id)
     details.timers = store.run_timers(run_id)
