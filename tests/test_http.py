@@ -15,6 +15,7 @@ import pytest
 
 from mnlang.errors import MnError
 from mnlang.ir.compile import compile_file
+from mnlang.runtime.clock import VirtualClock
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import start_run
 from mnlang.stdlib_tools import http
@@ -171,7 +172,11 @@ def test_a_workflow_uses_std_http_with_retries_and_one_post_per_key(
     assert program is not None, [d.message for d in diagnostics]
     with SQLiteStore(tmp_path / "journal.db") as store:
         outcome = start_run(
-            store, program, "sync", {"base": server.url, "order": "o-1"}, config=RuntimeConfig()
+            store,
+            program,
+            "sync",
+            {"base": server.url, "order": "o-1"},
+            config=RuntimeConfig(clock=VirtualClock()),
         )
         assert outcome.status == "completed", outcome.error
         assert outcome.result == 402
