@@ -293,7 +293,9 @@ class Calls:
         self.run.journal.put_ledger(
             LedgerPut(call.key, call.hash, "intent", global_key, None, call.step)
         )
-        call.fiber.pending = {"effect": (call.fiber.pending or {})["effect"]}
+        # Keep the intent, and an agent's conversation when a model called the effect.
+        pending = call.fiber.pending or {}
+        call.fiber.pending = {k: v for k, v in pending.items() if k in ("effect", "agent")}
         self._attempt_or_fail(call)
 
     # --- attempts ---------------------------------------------------------------------
