@@ -225,7 +225,8 @@ class OpenAIProvider:
         """Wait before sending the request again, or give up (`transient`)."""
         if len(retries) >= self.config.retries:
             tries = len(retries) + 1
-            raise ModelCallError(TRANSIENT, f"{reason} (gave up after {tries} tries)", retries)
+            shown = "1 try" if tries == 1 else f"{tries} tries"
+            raise ModelCallError(TRANSIENT, f"{reason} (gave up after {shown})", retries)
         if asked_s is not None and asked_s > self.config.max_retry_wait_s:
             raise ModelCallError(
                 TRANSIENT,
