@@ -459,3 +459,53 @@ def test_the_last_turn_is_sent_without_tools_and_the_tools_are_described(
     credit = first["tools"][1]["function"]
     assert "A person must approve each call first." in credit["description"]
     assert credit["parameters"]["required"] == ["customer", "amount"]
+
+
+# --- choosing the models of a run -------------------------------------------------------------
+
+TWO_STEPS = """
+agent first(x: str) -> str {
+  model: "gpt-5.4-mini"
+  prompt: "First: {x}"
+  max_tokens: 50
+}
+
+agent second(x: str) -> str {
+  model: "gpt-5.4-mini"
+  prompt: "Second: {x}"
+  max_tokens: 50
+}
+
+workflow two(x: str) -> str {
+  a = first(x)
+  d = checkpoint go_on {
+    timeout: never
+  }
+  if not d.approved {
+    fail "stopped"
+  }
+  b = second(a)
+  return "{a} {b}"
+}
+"""
+
+
+def test_mnc_run_models_is_kept_for_the_resume(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mnlang.cli import main
+
+    program(tmp_path, TWO_STEPS)
+    replies = tmp_path / "elsewhere.json"
+    replies.write_text(json.dumps({"first": ["one"], "second": ["two"]}), "utf-8")
+    db = str(tmp_path / "journal.db")
+    runner = CliRunner()
+    flow = str(tmp_path / "flow.mn")
+    args = ["run", flow, "--input", '{"x": "go"}', "--db", db, "--id", "m1"]
+    result = runner.invoke(main, [*args, "--models", f"scripted:{replies}"])
+    assert result.exit_code == 3, result.output  # waiting at the checkpoint
+    result = runner.invoke(main, ["approve", "m1", "go_on", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert '"one two"' in result.output
+    bad = runner.invoke(main, [*args, "--models", "anthropic"])
+    assert bad.exit_code == 2 and "unknown model setup `anthropic`" in bad.output
