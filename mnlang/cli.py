@@ -1071,5 +1071,86 @@ def test_command(
     sys.exit(outcome.exit_code)
 
 
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=str))
+@click.option(
+    "--faults",
+    default="all",
+    show_default=True,
+    metavar="all|LIST",
+    help="Fault classes to inject: all, or a comma-separated list (e.g. worker_crash,retry_storm).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Where faults go.")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Repetitions of the suite (faults are placed anew each time).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write an HTML report with charts to this file.",
+)
+@click.option("--db", metavar="PATH", help="The bench's journal (default: a new temporary file).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def bench(
+    path: str,
+    faults: str,
+    seed: int,
+    repeat: int,
+    report_path: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Run the scenarios under PATH with faults injected, and the naive agent chain beside
+    them; print the metrics per class with the targets (docs/metrics.md). Exits 0 when
+    every target is met, 1 otherwise."""
+    import json
+    from pathlib import Path
+
+    from mnlang.bench.html import bench_html
+    from mnlang.bench.report import bench_json, bench_lines, targets
+    from mnlang.bench.runner import run_bench
+    from mnlang.bench.suite import SuiteError
+    from mnlang.runtime.faults import FAULT_CLASSES
+    from mnlang.stores.base import StoreError
+
+    chosen = list(FAULT_CLASSES) if faults == "all" else [f.strip() for f in faults.split(",")]
+    unknown = [f for f in chosen if f not in FAULT_CLASSES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown fault class `{unknown[0]}` (classes: {', '.join(FAULT_CLASSES)})",
+            param_hint="--faults",
+        )
+    progress = None
+    if not as_json and sys.stderr.isatty():
+
+        def progress(phase: str, done: int, total: int) -> None:
+            end = "\n" if done == total else ""
+            click.echo(f"\r{phase}: {done}/{total}", err=True, nl=False)
+            click.echo(end, err=True, nl=False)
+
+    try:
+        result = run_bench(path, faults=chosen, seed=seed, repeat=repeat, db=db, progress=progress)
+    except SuiteError as e:
+        if e.diagnostics:
+            _report_to_stderr(e.file or path, e.diagnostics)
+        _run_error(e)
+    except StoreError as e:
+        _run_error(e)
+    if report_path is not None:
+        Path(report_path).write_text(bench_html(result), "utf-8")
+    if as_json:
+        click.echo(json.dumps(bench_json(result), indent=2))
+    else:
+        click.echo("\n".join(bench_lines(result)))
+        if report_path is not None:
+            click.echo(f"report: {report_path}")
+    sys.exit(0 if all(t.met for t in targets(result)) else 1)
+
+
 if __name__ == "__main__":
     main()

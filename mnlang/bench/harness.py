@@ -36,6 +36,7 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.decisions import DecisionError, DecisionRefused, decide
 from mnlang.runtime.faults import (
     CRASH_FAULTS,
+    CRASH_STATUS,
     FAULT_EVENT,
     FaultPlan,
     delay_approval,
@@ -59,6 +60,9 @@ NODE_LEASE_S: Final = 0.4
 OPERATOR: Final = "bench-operator"
 """Who decides repairs (a person looking at the receiving system)."""
 TAKEOVER: Final = "bench-node-b"
+LOST_CHILD: Final = 255
+"""multiprocessing's status for a child whose fate the fork server could not report."""
+LOST_CHILD_RETRIES: Final = 3
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,7 @@ class Harness:
         self.store = store
         self.db_path = db_path
         self.world_path = world_path
+        self._start_lock = threading.Lock()
         self._mp = multiprocessing.get_context("forkserver")
         self._mp.set_forkserver_preload(
             [
@@ -355,13 +360,17 @@ class Harness:
                 store.release_lease(lease)
 
     def _segment_in_child(self, plan: RunPlan, config: RuntimeConfig, *, first: bool) -> None:
-        child = self._mp.Process(
-            target=_child_segment,
-            args=(self.db_path, self.world_path, plan, first),
-        )
-        child.start()
-        child.join()
-        if child.exitcode not in (0, 137):
+        for _ in range(LOST_CHILD_RETRIES):
+            child = self._mp.Process(
+                target=_child_segment,
+                args=(self.db_path, self.world_path, plan, first),
+            )
+            with self._start_lock:  # one fork request at a time through the server
+                child.start()
+            child.join()
+            if child.exitcode != LOST_CHILD:
+                break
+        if child.exitcode not in (0, CRASH_STATUS):
             raise RunError(f"run `{plan.run_id}`: its process ended with status {child.exitcode}")
 
 

@@ -12,7 +12,8 @@ model replies, decisions and fault, run as a plain chain of calls with no journa
   idempotency key, so the receiving systems perform them again too, and the duplicates
   this causes are counted;
 - a malformed model reply fails the attempt (no repair prompt, no retry); compensations
-  do not exist.
+  and repair checkpoints do not exist (an effect whose outcome is unknown just fails the
+  attempt).
 
 It is run on the runtime itself with the program changed to match (every retry policy to
 one attempt, no compensations), each attempt a fresh run in a throwaway in-memory
@@ -37,7 +38,7 @@ from mnlang.ir.model import IRProgram
 from mnlang.ir.states import CallState
 from mnlang.metrics.compute import program_facts
 from mnlang.metrics.facts import Cost, Rates, run_facts
-from mnlang.runtime.faults import FaultPlan, FaultSpec
+from mnlang.runtime.faults import FaultPlan
 from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.base import TERMINAL_STATUSES
 from mnlang.stores.sqlite import SQLiteStore
@@ -52,7 +53,6 @@ class NaiveResult:
     successful: bool = False
     cost: Cost = field(default_factory=Cost)
     model_calls: int = 0
-    fault: str | None = None
 
 
 def naive_program(program: IRProgram) -> IRProgram:
@@ -78,6 +78,15 @@ def _naive(_hash: str, text: str) -> IRProgram:
                 walk(item)
 
     walk(data)
+    for effect in data.get("effects", {}).values():
+        if effect.get("once"):
+            # Keyed by its arguments within one attempt: the chain knows of no unknown
+            # outcome to repair, a failed call just fails the attempt.
+            parts: list[Any] = ["naive"]
+            for param in effect["params"]:
+                parts += ["|", {"node": "var", "name": param["name"]}]
+            effect["once"] = False
+            effect["key"] = {"node": "template", "parts": parts}
     changed = IRProgram.model_validate(data)
     return changed.model_copy(update={"hash": program_hash(changed)})
 
@@ -98,26 +107,31 @@ def run_chain(
     chain: str,
     rates: Rates,
     world_path: str | None,
-    fault: FaultSpec | None = None,
+    faults: FaultPlan | None = None,
     late: str | None = None,
     approval_at: str | None = None,
 ) -> NaiveResult:
-    """Run the naive chain of one case to success or to its last attempt."""
+    """Run the naive chain of one case to success or to its last attempt. `faults` (with
+    `crash="raise"`) are the run's: chaos hits every attempt alike, a storm as many
+    attempts in a row as it lasts, any other fault the first attempt."""
     program = naive_program(case.program)
     facts_of = program_facts(program)
     limit = chain_attempts(case.program, case.workflow)
-    result = NaiveResult(f"{NAIVE_PREFIX}{chain}", case, fault=fault.fault if fault else None)
-    storm_left = fault.times if fault is not None and fault.fault == "retry_storm" else 0
+    result = NaiveResult(f"{NAIVE_PREFIX}{chain}", case)
+    storm = next((f for f in faults.faults if f.fault == "retry_storm"), None) if faults else None
+    storm_left = storm.times if storm is not None else 0
     naive_case = dataclasses.replace(case, program=program)
     with SQLiteStore(":memory:") as store:
         for attempt in range(1, limit + 1):
             run_id = f"{result.chain}~{attempt}"
             plan = None
-            if fault is not None and fault.fault == "retry_storm" and storm_left > 0:
-                plan = FaultPlan((dataclasses.replace(fault, times=1),), crash="raise")
+            if faults is not None and faults.chaos > 0:
+                plan = faults
+            elif faults is not None and storm is not None and storm_left > 0:
+                plan = dataclasses.replace(faults, faults=(dataclasses.replace(storm, times=1),))
                 storm_left -= 1
-            elif fault is not None and fault.fault != "retry_storm" and attempt == 1:
-                plan = FaultPlan((fault,), crash="raise")
+            elif faults is not None and storm is None and attempt == 1:
+                plan = faults
             responder = Responder(
                 store,
                 naive_case,

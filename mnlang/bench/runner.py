@@ -31,11 +31,13 @@ from mnlang.bench.schedule import Job, Site, schedule, sites_of
 from mnlang.bench.suite import load_suite
 from mnlang.metrics.compute import ALL_CLASSES, UNCLASSED, MetricsReport, compute_metrics
 from mnlang.metrics.facts import Cost, Rates
-from mnlang.runtime.faults import FAULT_CLASSES, FaultPlan
+from mnlang.runtime.faults import FAULT_CLASSES
 from mnlang.stores.sqlite import SQLiteStore
 
-DEFAULT_REPEAT: Final = 5
+DEFAULT_REPEAT: Final = 3
 DEFAULT_WORKERS: Final = 4
+STORMS_AT_ONCE: Final = 4
+"""Retry storms of different tools run at the same time."""
 Progress = Callable[[str, int, int], None]
 """Told (phase, done, total) as the bench goes."""
 
@@ -128,7 +130,7 @@ def run_bench(
             plan = RunPlan(
                 job.run_id,
                 job.case,
-                FaultPlan((job.fault,)) if job.fault is not None else None,
+                job.plan(),
                 job.late,
                 job.approval_at,
                 job.expect,
@@ -157,9 +159,14 @@ def run_bench(
         storms = _storms([j for j in faulted if j.storm], drive, sites, world_path, tell)
 
         def chain(job: Job) -> NaiveResult:
-            call_fault = job.fault if job.fault is not None and job.late is None else None
             return run_chain(
-                job.case, job.run_id, rates, world_path, call_fault, job.late, job.approval_at
+                job.case,
+                job.run_id,
+                rates,
+                world_path,
+                job.plan("raise"),
+                job.late,
+                job.approval_at,
             )
 
         naive_jobs = [*clean, *faulted]
@@ -246,37 +253,53 @@ def _storms(
     episodes: dict[str, list[Job]] = {}
     for job in jobs:
         episodes.setdefault(job.run_id.rsplit(".s", 1)[0], []).append(job)
+    tools = {key: _storm_tool(runs, sites) for key, runs in episodes.items()}
     results: list[StormResult] = []
-    for n, runs in enumerate(episodes.values(), 1):
-        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-            list(pool.map(lambda job: drive(job, True), runs))
-        case = runs[0].case
-        assert runs[0].fault is not None
-        step = runs[0].fault.at
-        tool = next((s.callee for s in sites.get(case.id, []) if s.step == step), step or "")
-        limit = next(
-            (
-                d.limit
-                for d in (*case.program.tools.values(), *case.program.effects.values())
-                if d.name.rsplit(".", 1)[-1] == tool
-            ),
-            None,
-        )
-        calls = world.calls_of(world_path, tool, {j.run_id for j in runs})
-        results.append(
-            StormResult(
-                case=case.id,
-                tool=tool,
-                runs=len(runs),
-                calls=len(calls),
-                peak_per_second=_peak_rate(calls),
-                limit_per_second=limit.per_second if limit is not None else None,
-                peak_concurrent=_peak_concurrency(calls),
-                limit_concurrent=limit.concurrent if limit is not None else None,
-            )
-        )
-        tell("retry storms", n, len(episodes))
+    pending = list(episodes)
+    while pending:
+        # Storms of different tools at once: each tool's limit is its own.
+        batch: list[str] = []
+        for key in pending:
+            if len(batch) < STORMS_AT_ONCE and tools[key] not in {tools[k] for k in batch}:
+                batch.append(key)
+        pending = [k for k in pending if k not in batch]
+        runs_now = [job for key in batch for job in episodes[key]]
+        with ThreadPoolExecutor(max_workers=len(runs_now)) as pool:
+            list(pool.map(lambda job: drive(job, True), runs_now))
+        for key in batch:
+            results.append(_storm_result(episodes[key], tools[key], world_path))
+        tell("retry storms", len(results), len(episodes))
     return results
+
+
+def _storm_tool(runs: list[Job], sites: dict[str, list[Site]]) -> str:
+    case = runs[0].case
+    assert runs[0].fault is not None
+    step = runs[0].fault.at
+    return next((s.callee for s in sites.get(case.id, []) if s.step == step), step or "")
+
+
+def _storm_result(runs: list[Job], tool: str, world_path: str) -> StormResult:
+    case = runs[0].case
+    limit = next(
+        (
+            d.limit
+            for d in (*case.program.tools.values(), *case.program.effects.values())
+            if d.name.rsplit(".", 1)[-1] == tool
+        ),
+        None,
+    )
+    calls = world.calls_of(world_path, tool, {j.run_id for j in runs})
+    return StormResult(
+        case=case.id,
+        tool=tool,
+        runs=len(runs),
+        calls=len(calls),
+        peak_per_second=_peak_rate(calls),
+        limit_per_second=limit.per_second if limit is not None else None,
+        peak_concurrent=_peak_concurrency(calls),
+        limit_concurrent=limit.concurrent if limit is not None else None,
+    )
 
 
 def _peak_rate(calls: list[tuple[float, float]]) -> int:

@@ -6,10 +6,16 @@ storm of `STORM_RUNS` runs hit at once). An entry without `at` is placed at a ca
 clean run made (a checkpoint it opened, for `approval_delay`) that the fault class can
 hit, drawn with the seed: each repetition may place it elsewhere. A storm goes to a
 tool with a `limit:` when the run calls one, since the limit is what a storm tests.
+
+Last, each case whose `under_faults` says `same` without `at` for some of the
+`CHAOS_CLASSES` runs once more in chaos: every call attempt gets one of those faults
+with probability `CHAOS_RATE` (`mnc run --chaos`), so a run may meet several, and a
+retry may meet another.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Iterable
@@ -17,11 +23,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from mnlang.bench.suite import Case
-from mnlang.runtime.faults import APPLIES_TO, STORM_ATTEMPTS, FaultSpec
+from mnlang.runtime.faults import APPLIES_TO, STORM_ATTEMPTS, CrashMode, FaultPlan, FaultSpec
 from mnlang.stores.base import Event
 
-STORM_RUNS: Final = 12
+STORM_RUNS: Final = 8
 """Runs a retry storm hits at once."""
+CHAOS_RATE: Final = 0.2
+CHAOS_CLASSES: Final = ("network_failure", "tool_timeout", "malformed_output")
+"""Faults chaos injects: those that fail an attempt without ending the process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +52,21 @@ class Job:
     approval_at: str | None = None
     storm: int = 0
     """For a retry storm: the run's number in its storm (from 1)."""
+    chaos: FaultPlan | None = None
 
     @property
     def fault_class(self) -> str | None:
+        if self.chaos is not None:
+            return "chaos"
         return self.fault.fault if self.fault is not None else None
+
+    def plan(self, crash: CrashMode = "exit") -> FaultPlan | None:
+        """The faults of this run (with `raise`: as the naive chain meets them)."""
+        if self.chaos is not None:
+            return dataclasses.replace(self.chaos, crash=crash)
+        if self.fault is None or self.late is not None:
+            return None if self.fault is None else FaultPlan((self.fault,))
+        return FaultPlan((self.fault,), crash=crash)
 
     @property
     def expect(self) -> str | None:
@@ -118,6 +138,17 @@ def schedule(
                     )
                 else:
                     faulted.append(Job(case, r, run_id, spec))
+            chaos = [
+                o.fault
+                for o in case.under_faults
+                if o.fault in CHAOS_CLASSES
+                and o.fault in classes
+                and o.at is None
+                and o.expect == "same"
+            ]
+            if chaos:
+                plan = FaultPlan(chaos=CHAOS_RATE, seed=seed * 1000 + r, classes=tuple(chaos))
+                faulted.append(Job(case, r, f"{base}.chaos", chaos=plan))
     return clean, faulted
 
 

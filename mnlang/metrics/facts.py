@@ -164,8 +164,9 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
             cost.tool += _money(data.get("cost"))
             tool_ms += float(data.get("ms") or 0)
             name = _short(data.get(kind))
-            if kind == "tool" and ">" not in (event.state or ""):
-                facts.calls.append(ActualCall(name, data.get("args")))
+            if kind == "tool":
+                if ">" not in (event.state or ""):
+                    facts.calls.append(ActualCall(name, data.get("args")))
             else:
                 key = str(data.get("key") or "")
                 scope = "" if name in program.global_effects else f"{facts.run_id}/"

@@ -421,7 +421,8 @@ class Calls:
             seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
             delay = retries.delay_ms(call.retry, call.attempt, seed)
             run.journal.event("retry", {**data, "delay_ms": delay}, call.step, call.fiber.branch)
-            if delay > DURABLE_DELAY_MS and call.compensation is None:
+            # A call an agent made retries in memory: its conversation resumes, not its state.
+            if delay > DURABLE_DELAY_MS and call.compensation is None and call.session is None:
                 call.fiber.job = None
                 run.pauses.retry_later(call.fiber, call.step, call.attempt, delay)
                 return

@@ -1,0 +1,278 @@
+"""A `BenchResult` for people (`bench_lines`) and machines (`bench_json`), with the
+targets of issue 7 checked beside the measured figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from mnlang.bench.runner import BenchResult, NaiveSummary
+from mnlang.metrics.compute import ALL_CLASSES, ClassMetrics, Ratio
+from mnlang.metrics.render import cost_parts, money
+from mnlang.runtime.faults import FAULT_CLASSES
+
+MIN_FAULTS: Final = 1000
+MIN_RECOVERY: Final = 0.999
+MIN_SAVING: Final = 0.5
+MAX_SECONDS: Final = 300.0
+SEED_FIGURES: Final = (
+    "completion 95.0% (19/20), recovery 99.2% (124/125), tool selection 96.7% (58/60), "
+    "parameters 95.0% (57/60), unsafe 0/60, cost per success $0.0707 vs $0.1481 naive "
+    "(52.3% lower), human intervention 5.0% (1/20)"
+)
+"""What the seed runtime reports for the same metrics (issue 7), for comparison."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    wanted: str
+    measured: str
+    met: bool
+
+
+def saving(result: BenchResult) -> float | None:
+    """How much lower the runtime's cost per successful workflow is than the naive
+    chain's (0.5: half), over all classes."""
+    ours = result.report.total.cost_per_successful
+    theirs = result.naive.get(ALL_CLASSES, NaiveSummary()).cost_per_successful
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return float(1 - ours / theirs)
+
+
+def targets(result: BenchResult) -> list[Target]:
+    total = result.report.total
+    recovery = total.fault_recovery
+    covered = [c for c in FAULT_CLASSES if result.injected.get(c)]
+    value = recovery.value
+    lower = saving(result)
+    lost = total.journal_gaps
+    duplicated = total.duplicate_commits + result.duplicates
+    storms_held = all(s.held for s in result.storms)
+    return [
+        Target(
+            "fault recovery",
+            f">= {MIN_RECOVERY:.1%} over >= {MIN_FAULTS:,} faults of all 8 classes",
+            f"{recovery} over {len(covered)} classes",
+            value is not None
+            and value >= MIN_RECOVERY
+            and recovery.denominator >= MIN_FAULTS
+            and len(covered) == len(FAULT_CLASSES),
+        ),
+        Target(
+            "duplicated committed effects",
+            "0",
+            f"{total.duplicate_commits} in the journal, {result.duplicates} performed twice",
+            duplicated == 0,
+        ),
+        Target("lost journal entries", "0", str(lost), lost == 0),
+        Target(
+            "unsafe action rate",
+            "0",
+            str(total.unsafe_actions),
+            total.unsafe_actions.numerator == 0,
+        ),
+        Target(
+            "cost per successful workflow",
+            f">= {MIN_SAVING:.0%} lower than the naive chain",
+            "n/a" if lower is None else f"{lower:.1%} lower",
+            lower is not None and lower >= MIN_SAVING,
+        ),
+        Target(
+            "tool limits under retry storms",
+            "peak rate and concurrency within each tool's limit",
+            f"{sum(s.held for s in result.storms)}/{len(result.storms)} storms held",
+            storms_held,
+        ),
+        Target(
+            "bench time",
+            f"<= {MAX_SECONDS / 60:.0f} minutes",
+            f"{result.seconds / 60:.1f} minutes",
+            result.seconds <= MAX_SECONDS,
+        ),
+    ]
+
+
+def _cell(ratio: Ratio) -> str:
+    return f"{ratio.percent()} ({ratio.numerator}/{ratio.denominator})"
+
+
+def _table(rows: list[tuple[str, list[str]]], head: list[str]) -> list[str]:
+    widths = [max(len(head[i]), *(len(r[1][i]) for r in rows)) for i in range(len(head))]
+    label = max(len(r[0]) for r in rows)
+    out = [
+        "  " + " " * label + "  " + "  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))
+    ]
+    for name, cells in rows:
+        line = (
+            "  "
+            + name.ljust(label)
+            + "  "
+            + "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+        )
+        out.append(line)
+    return out
+
+
+def _classes(result: BenchResult) -> list[ClassMetrics]:
+    return [*result.report.classes, result.report.total]
+
+
+def bench_lines(result: BenchResult) -> list[str]:
+    classes = _classes(result)
+    head = [m.workflow_class for m in classes]
+    faults = sum(result.injected.values())
+    lines = [
+        f"mnc bench {result.path}: seed {result.seed}, {result.repeat} repetitions, "
+        f"{result.runs} runs, {faults} faults injected, {result.seconds:.0f}s",
+        "",
+        "the five metrics, per class (numerator/denominator):",
+    ]
+
+    def per(name: str, pick: Any) -> tuple[str, list[str]]:
+        return name, [pick(m) for m in classes]
+
+    rows = [
+        per("workflow completion", lambda m: _cell(m.completion)),
+        per("fault recovery", lambda m: _cell(m.fault_recovery)),
+        per("tool selection accuracy", lambda m: _cell(m.tool_selection)),
+        per("tool parameter accuracy", lambda m: _cell(m.tool_parameters)),
+        per("trajectory match", lambda m: _cell(m.trajectory_match)),
+        per("unsafe action rate", lambda m: _cell(m.unsafe_actions)),
+        per("cost per successful run", lambda m: money(m.cost_per_successful)),
+        per("human intervention", lambda m: _cell(m.human_intervention)),
+        per("planned checkpoints", lambda m: _cell(m.planned_checkpoints)),
+        per("unplanned repairs", lambda m: _cell(m.unplanned_repairs)),
+        per("human overrides", lambda m: _cell(m.human_overrides)),
+    ]
+    lines += _table(rows, head)
+    lines += ["", "the naive agent chain on the same runs and faults (docs/metrics.md):"]
+    naive_rows = []
+    for m in classes:
+        n = result.naive.get(m.workflow_class, NaiveSummary())
+        naive_rows.append(
+            (
+                m.workflow_class,
+                [
+                    _cell(m.completion),
+                    _cell(Ratio(n.successful, n.chains)),
+                    money(m.cost_per_successful),
+                    money(n.cost_per_successful),
+                    str(m.duplicate_commits),
+                    str(n.duplicates),
+                    f"{n.attempts / n.chains:.2f}" if n.chains else "n/a",
+                ],
+            )
+        )
+    lines += _table(
+        naive_rows,
+        [
+            "completion",
+            "naive completion",
+            "cost/success",
+            "naive cost/success",
+            "duplicates",
+            "naive duplicates",
+            "naive attempts/run",
+        ],
+    )
+    total = result.report.total
+    lines += ["", f"cost over all runs: {cost_parts(total.cost)}"]
+    naive_all = result.naive.get(ALL_CLASSES, NaiveSummary())
+    lines += [f"naive chain cost:   {cost_parts(naive_all.cost)}"]
+    lines += ["", "fault recovery by fault class:"]
+    for fault in FAULT_CLASSES:
+        ratio = _fault_ratio(result, fault)
+        lines.append(f"  {fault:<18} {_cell(ratio)}")
+    if result.storms:
+        lines += ["", "retry storms (runs failing at once; calls as the tool saw them):"]
+        for s in result.storms:
+            rate = "none" if s.limit_per_second is None else f"{s.limit_per_second:g}/s"
+            slots = "none" if s.limit_concurrent is None else str(s.limit_concurrent)
+            lines.append(
+                f"  {s.case} `{s.tool}`: {s.runs} runs, {s.calls} calls "
+                f"({s.calls / s.runs:.1f} a run); peak {s.peak_per_second}/s against {rate}, "
+                f"peak {s.peak_concurrent} at once against {slots}"
+                + ("" if s.held else "  EXCEEDED")
+            )
+    lines += [
+        "",
+        f"integrity: {total.duplicate_commits} effect keys committed twice, "
+        f"{result.duplicates} side effects performed twice, {total.journal_gaps} journal "
+        f"entries missing; {result.redeliveries} repeated effect calls recognised by their "
+        "key and not performed again",
+        "",
+        "targets:",
+    ]
+    for t in targets(result):
+        mark = "met" if t.met else "NOT MET"
+        lines.append(f"  {t.name:<32} {t.wanted:<52} {t.measured}  [{mark}]")
+    lines += ["", f"seed runtime, for comparison: {SEED_FIGURES}"]
+    if result.errors:
+        lines += ["", f"{len(result.errors)} runs could not be driven:"]
+        lines += [f"  {e}" for e in result.errors[:20]]
+    lines += ["", f"journal: {result.db} (`mnc metrics --db {result.db}` reads the same figures)"]
+    return lines
+
+
+def _fault_ratio(result: BenchResult, fault: str) -> Ratio:
+    total = Ratio(0, 0)
+    for m in result.report.classes:
+        total += m.recovery_by_fault.get(fault, Ratio(0, 0))
+    return total
+
+
+def bench_json(result: BenchResult) -> dict[str, Any]:
+    def naive(n: NaiveSummary) -> dict[str, Any]:
+        per = n.cost_per_successful
+        return {
+            "chains": n.chains,
+            "successful": n.successful,
+            "workflow_completion_rate": Ratio(n.successful, n.chains).to_json(),
+            "attempts": n.attempts,
+            "model_calls": n.model_calls,
+            "cost": n.cost.to_json(),
+            "cost_per_successful_workflow": None if per is None else str(per),
+            "duplicate_effects": n.duplicates,
+        }
+
+    lower = saving(result)
+    return {
+        "path": result.path,
+        "journal": result.db,
+        "seed": result.seed,
+        "repeat": result.repeat,
+        "fault_classes": result.fault_classes,
+        "runs": result.runs,
+        "seconds": round(result.seconds, 3),
+        "faults_injected": dict(result.injected),
+        "metrics": result.report.to_json(),
+        "naive": {k: naive(v) for k, v in result.naive.items()},
+        "cost_saving_vs_naive": lower,
+        "storms": [
+            {
+                "case": s.case,
+                "tool": s.tool,
+                "runs": s.runs,
+                "calls": s.calls,
+                "peak_per_second": s.peak_per_second,
+                "limit_per_second": s.limit_per_second,
+                "peak_concurrent": s.peak_concurrent,
+                "limit_concurrent": s.limit_concurrent,
+                "held": s.held,
+            }
+            for s in result.storms
+        ],
+        "integrity": {
+            "duplicate_effect_commits": result.report.total.duplicate_commits,
+            "side_effects_performed_twice": result.duplicates,
+            "journal_gaps": result.report.total.journal_gaps,
+            "redeliveries": result.redeliveries,
+        },
+        "targets": [
+            {"name": t.name, "wanted": t.wanted, "measured": t.measured, "met": t.met}
+            for t in targets(result)
+        ],
+        "errors": result.errors,
+    }
