@@ -38,6 +38,8 @@ from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
 from mnlang.stores.base import Lease, Store, StoreError
 
+_BUSY_POLL = 0.1
+"""Seconds between looks for work while runs are in progress."""
 _PROGRAM_CACHE = 32
 """Compiled programs kept in memory, most recently used first."""
 
@@ -180,6 +182,10 @@ class Worker:
         with self._slots:
             if self._active >= self.concurrency:
                 self._slots.wait(self.idle_wait)
+                return
+            if self._active:
+                # A run ending may make its parent runnable: look again soon.
+                self._slots.wait(min(self.idle_wait, _BUSY_POLL))
                 return
         timeout = self.idle_wait
         soonest = self._next_schedule()
