@@ -1089,6 +1089,13 @@ def test_command(
     help="Repetitions of the suite (faults are placed anew each time).",
 )
 @click.option(
+    "--chaos",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Also run each scenario with this chance of a fault at every call attempt (0: none).",
+)
+@click.option(
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, path_type=str),
@@ -1101,6 +1108,7 @@ def bench(
     faults: str,
     seed: int,
     repeat: int,
+    chaos: float,
     report_path: str | None,
     db: str | None,
     as_json: bool,
@@ -1134,7 +1142,15 @@ def bench(
             click.echo(end, err=True, nl=False)
 
     try:
-        result = run_bench(path, faults=chosen, seed=seed, repeat=repeat, db=db, progress=progress)
+        result = run_bench(
+            path,
+            faults=chosen,
+            seed=seed,
+            repeat=repeat,
+            chaos=chaos,
+            db=db,
+            progress=progress,
+        )
     except SuiteError as e:
         if e.diagnostics:
             _report_to_stderr(e.file or path, e.diagnostics)

@@ -177,6 +177,45 @@ def bench_lines(result: BenchResult) -> list[str]:
             "naive attempts/run",
         ],
     )
+    lines += ["", "by kind of run (all classes):"]
+    kinds = {
+        "clean": "no fault",
+        "targeted": "one fault each",
+        "chaos": f"chaos at {result.chaos_rate:g}",
+    }
+    phase_rows = []
+    for phase, (ours, theirs) in result.phases.items():
+        ours_per, naive_per = ours.cost_per_successful, theirs.cost_per_successful
+        lower = (
+            "n/a" if ours_per is None or not naive_per else f"{float(1 - ours_per / naive_per):.1%}"
+        )
+        phase_rows.append(
+            (
+                kinds.get(phase, phase),
+                [
+                    str(ours.runs),
+                    _cell(ours.completion),
+                    _cell(Ratio(theirs.successful, theirs.chains)),
+                    _cell(ours.fault_recovery),
+                    money(ours_per),
+                    money(naive_per),
+                    lower,
+                ],
+            )
+        )
+    if phase_rows:
+        lines += _table(
+            phase_rows,
+            [
+                "runs",
+                "completion",
+                "naive completion",
+                "fault recovery",
+                "cost/success",
+                "naive cost/success",
+                "lower by",
+            ],
+        )
     total = result.report.total
     lines += ["", f"cost over all runs: {cost_parts(total.cost)}"]
     naive_all = result.naive.get(ALL_CLASSES, NaiveSummary())
@@ -250,6 +289,11 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
         "metrics": result.report.to_json(),
         "naive": {k: naive(v) for k, v in result.naive.items()},
         "cost_saving_vs_naive": lower,
+        "chaos_rate": result.chaos_rate,
+        "phases": {
+            phase: {"runtime": ours.to_json(), "naive": naive(theirs)}
+            for phase, (ours, theirs) in result.phases.items()
+        },
         "storms": [
             {
                 "case": s.case,

@@ -27,9 +27,16 @@ from typing import Final
 from mnlang.bench import world
 from mnlang.bench.harness import Harness, RunPlan
 from mnlang.bench.naive import NaiveResult, run_chain
-from mnlang.bench.schedule import Job, Site, schedule, sites_of
+from mnlang.bench.schedule import CHAOS_RATE, Job, Site, schedule, sites_of
 from mnlang.bench.suite import load_suite
-from mnlang.metrics.compute import ALL_CLASSES, UNCLASSED, MetricsReport, compute_metrics
+from mnlang.metrics.compute import (
+    ALL_CLASSES,
+    UNCLASSED,
+    ClassMetrics,
+    MetricsReport,
+    journal_facts,
+    report_of,
+)
 from mnlang.metrics.facts import Cost, Rates
 from mnlang.runtime.faults import FAULT_CLASSES
 from mnlang.stores.sqlite import SQLiteStore
@@ -95,6 +102,10 @@ class BenchResult:
     injected: Counter[str]
     storms: list[StormResult]
     runs: int
+    phases: dict[str, tuple[ClassMetrics, NaiveSummary]]
+    """Per kind of run (`clean`, `targeted`, `chaos`): the runtime's figures over all
+    classes, and the naive chain's."""
+    chaos_rate: float
     duplicates: int
     """Side effects the runtime's runs caused twice (by the receiving systems' records)."""
     redeliveries: int
@@ -109,6 +120,7 @@ def run_bench(
     faults: Iterable[str] = FAULT_CLASSES,
     seed: int = 0,
     repeat: int = DEFAULT_REPEAT,
+    chaos: float = CHAOS_RATE,
     db: str | None = None,
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
@@ -143,7 +155,7 @@ def run_bench(
                 errors.append(f"{job.run_id}: {type(e).__name__}: {e}")
 
         first: dict[str, Job] = {}
-        clean, faulted = schedule(cases, {}, classes, seed, repeat)
+        clean, faulted = schedule(cases, {}, classes, seed, repeat, chaos)
         for job in clean:
             first.setdefault(job.case.id, job)
         _each(list(first.values()), drive, workers, tell, "clean runs")
@@ -151,7 +163,7 @@ def run_bench(
             case_id: sites_of(job.case, store.read_journal(job.run_id))
             for case_id, job in first.items()
         }
-        clean, faulted = schedule(cases, sites, classes, seed, repeat)
+        clean, faulted = schedule(cases, sites, classes, seed, repeat, chaos)
         done = {j.run_id for j in first.values()}
         _each([j for j in clean if j.run_id not in done], drive, workers, tell, "clean runs")
         single = [j for j in faulted if not j.storm]
@@ -171,9 +183,22 @@ def run_bench(
 
         naive_jobs = [*clean, *faulted]
         naive_results = _collect(naive_jobs, chain, workers, tell, "naive chains", errors)
-        report = compute_metrics(store)
-        runs = len(store.list_runs(limit=10_000_000))
+        facts = journal_facts(store)
+    report = report_of(facts)
     naive = _naive_summary(naive_results)
+    phase_of = {j.run_id: j.phase for j in naive_jobs}
+    phases: dict[str, tuple[ClassMetrics, NaiveSummary]] = {}
+    for phase in ("clean", "targeted", "chaos"):
+        ours = report_of(f for f in facts if phase_of.get(f.run_id) == phase).total
+        theirs = _naive_summary(
+            [
+                n
+                for n in naive_results
+                if phase_of.get(n.chain.removeprefix(world.NAIVE_PREFIX)) == phase
+            ]
+        )[ALL_CLASSES]
+        if ours.runs or theirs.chains:
+            phases[phase] = (ours, theirs)
     class_of = {j.run_id: j.case.workflow_class or UNCLASSED for j in naive_jobs}
     class_of.update({f"{world.NAIVE_PREFIX}{k}": v for k, v in list(class_of.items())})
     duplicates = _duplicates(world_path, class_of)
@@ -193,7 +218,9 @@ def run_bench(
         naive=naive,
         injected=injected,
         storms=storms,
-        runs=runs,
+        runs=len(facts),
+        phases=phases,
+        chaos_rate=chaos,
         duplicates=sum(n for (who, _), n in duplicates.items() if who == "runtime"),
         redeliveries=world.redeliveries(world_path),
         errors=errors,

@@ -9,8 +9,8 @@ tool with a `limit:` when the run calls one, since the limit is what a storm tes
 
 Last, each case whose `under_faults` says `same` without `at` for some of the
 `CHAOS_CLASSES` runs once more in chaos: every call attempt gets one of those faults
-with probability `CHAOS_RATE` (`mnc run --chaos`), so a run may meet several, and a
-retry may meet another.
+with probability `CHAOS_RATE` (`mnc run --chaos`; `mnc bench --chaos`), so a run may
+meet several, and a retry may meet another (which can outlast its retry policy).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from mnlang.stores.base import Event
 
 STORM_RUNS: Final = 8
 """Runs a retry storm hits at once."""
-CHAOS_RATE: Final = 0.2
+CHAOS_RATE: Final = 0.1
 CHAOS_CLASSES: Final = ("network_failure", "tool_timeout", "malformed_output")
 """Faults chaos injects: those that fail an attempt without ending the process."""
 
@@ -53,6 +53,13 @@ class Job:
     storm: int = 0
     """For a retry storm: the run's number in its storm (from 1)."""
     chaos: FaultPlan | None = None
+
+    @property
+    def phase(self) -> str:
+        """`clean`, `targeted` (one fault, a storm's included) or `chaos`."""
+        if self.chaos is not None:
+            return "chaos"
+        return "clean" if self.fault is None else "targeted"
 
     @property
     def fault_class(self) -> str | None:
@@ -110,6 +117,7 @@ def schedule(
     classes: set[str],
     seed: int,
     repeat: int,
+    chaos_rate: float = CHAOS_RATE,
 ) -> tuple[list[Job], list[Job]]:
     """(clean runs, fault runs) of every repetition; storm runs are fault runs with
     `storm` set, the runs of one storm next to each other."""
@@ -146,8 +154,8 @@ def schedule(
                 and o.at is None
                 and o.expect == "same"
             ]
-            if chaos:
-                plan = FaultPlan(chaos=CHAOS_RATE, seed=seed * 1000 + r, classes=tuple(chaos))
+            if chaos and chaos_rate > 0:
+                plan = FaultPlan(chaos=chaos_rate, seed=seed * 1000 + r, classes=tuple(chaos))
                 faulted.append(Job(case, r, f"{base}.chaos", chaos=plan))
     return clean, faulted
 

@@ -165,6 +165,15 @@ def compute_metrics(
 ) -> MetricsReport:
     """The metrics of the runs started at or after `since` (store clock, seconds since the
     epoch), of one class or of every class."""
+    facts = journal_facts(store, since, review_minutes=review_minutes)
+    wanted = [f for f in facts if workflow_class is None or _class(f) == workflow_class]
+    return report_of(wanted, since=since, workflow_class=workflow_class)
+
+
+def journal_facts(
+    store: Store, since: float | None = None, *, review_minutes: Decimal = DEFAULT_REVIEW_MINUTES
+) -> list[RunFacts]:
+    """The facts of every top-level run started at or after `since`, oldest first."""
     from mnlang.models.prices import load_prices
 
     prices = load_prices()
@@ -179,8 +188,7 @@ def compute_metrics(
     }
     roots = _fold_children(records, facts)
     _cross_run_duplicates(roots)
-    wanted = [f for f in roots if workflow_class is None or _class(f) == workflow_class]
-    return report_of(wanted, since=since, workflow_class=workflow_class)
+    return roots
 
 
 def report_of(
