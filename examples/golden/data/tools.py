@@ -97,7 +97,9 @@ def render_report(title: str, body: str, *, ctx: Any = None) -> str:
     with calling("render_report", ctx):
         slug = "-".join(title.lower().split())
         args = {"title": title, "body": body}
-        return str(perform("render_report", args, ctx, lambda: f"https://reports.example.com/{slug}.pdf"))
+        return str(
+            perform("render_report", args, ctx, lambda: f"https://reports.example.com/{slug}.pdf")
+        )
 
 
 def email_report(to: str, link: str, *, ctx: Any = None) -> bool:

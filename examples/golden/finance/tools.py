@@ -122,7 +122,12 @@ def transfer_funds(
     from_account: str, to_iban: str, amount: Decimal, currency: str, *, ctx: Any = None
 ) -> str:
     with calling("transfer_funds", ctx):
-        args = {"from_account": from_account, "to_iban": to_iban, "amount": amount, "currency": currency}
+        args = {
+            "from_account": from_account,
+            "to_iban": to_iban,
+            "amount": amount,
+            "currency": currency,
+        }
         return str(perform("transfer_funds", args, ctx, lambda: f"tx-{to_iban[-6:]}-{amount}"))
 
 
@@ -135,7 +140,11 @@ def set_credit_limit(account_id: str, limit: Decimal, *, ctx: Any = None) -> boo
 def create_vendor(name: str, iban: str, country: str, *, ctx: Any = None) -> str:
     with calling("create_vendor", ctx):
         args = {"name": name, "iban": iban, "country": country}
-        return str(perform("create_vendor", args, ctx, lambda: f"V-{zlib.crc32(name.encode()) % 900 + 400}"))
+        return str(
+            perform(
+                "create_vendor", args, ctx, lambda: f"V-{zlib.crc32(name.encode()) % 900 + 400}"
+            )
+        )
 
 
 def send_email(to: str, text: str, *, ctx: Any = None) -> bool:
