@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from mnlang.bench.suite import Case
-from mnlang.runtime.faults import APPLIES_TO, STORM_ATTEMPTS, CrashMode, FaultPlan, FaultSpec
+from mnlang.runtime.faults import (
+    APPLIES_TO,
+    STORM_ATTEMPTS,
+    CrashMode,
+    FaultPlan,
+    FaultSpec,
+    text_reply,
+)
 from mnlang.stores.base import Event
 
 STORM_RUNS: Final = 8
@@ -171,6 +178,8 @@ def _place(
             fitting = [s for s in fitting if s.callee == at.rsplit(".", 1)[-1]]
         return draw.choice(fitting).callee if fitting else None
     fitting = [s for s in sites if s.kind in APPLIES_TO[fault]]
+    if fault == "malformed_output":
+        fitting = [s for s in fitting if not _text_agent(case, s.callee)]
     if at is not None:
         short = at.rsplit(".", 1)[-1]
         fitting = [s for s in fitting if s.callee == short]
@@ -178,6 +187,12 @@ def _place(
         limited = [s for s in fitting if _limited(case, s.callee)]
         fitting = limited or fitting
     return draw.choice(fitting).step if fitting else None
+
+
+def _text_agent(case: Case, short: str) -> bool:
+    return any(
+        text_reply(case.program, name) for name in case.program.agents if name.endswith(short)
+    )
 
 
 def _limited(case: Case, callee: str) -> bool:

@@ -186,6 +186,15 @@ class FaultPlan:
                     f"`{spec.fault}` cannot hit {where}",
                     help=f"`{spec.fault}` hits calls of kind: {', '.join(sorted(fits))}",
                 )
+            if spec.fault == "malformed_output" and not any(
+                kind == "agent" and not text_reply(program, callee)
+                for _, callee, _, kind in matching
+            ):
+                raise FaultError(
+                    f"`malformed_output` cannot be told from an answer at `{spec.at}`",
+                    help="an agent that returns `str` takes any text as its answer; "
+                    "inject it into an agent with a structured return type",
+                )
 
     def injector(self, store: Store, run_id: str) -> FaultInjector:
         """The plan as applied to one run, minus the faults its journal already holds."""
@@ -212,6 +221,12 @@ def call_sites(program: IRProgram, workflow: str) -> list[tuple[str, str, str, s
                 kind = "effect" if name in program.effects else "tool"
                 out.append((state.id, name, name.rsplit(".", 1)[-1], kind))
     return out
+
+
+def text_reply(program: IRProgram, agent: str) -> bool:
+    """Whether an agent returns `str`: any reply is then an answer, a cut one included."""
+    found = program.agents.get(agent)
+    return found is not None and found.returns.kind == "str"
 
 
 def checkpoint_names(program: IRProgram, workflow: str) -> set[str]:
