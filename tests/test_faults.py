@@ -250,7 +250,7 @@ def test_partial_effect_of_a_keyed_effect_is_not_repeated(
 def test_node_failure_is_taken_over_after_the_lease_expires(
     bench: tuple[Harness, SQLiteStore, str], case: Case
 ) -> None:
-    harness, store, _ = bench
+    store = bench[1]
     started = time.monotonic()
     status, events = _drive(bench, case, FaultSpec("node_failure", "fetch"))
     assert status == "completed"
