@@ -9,15 +9,17 @@ its `meta` under `EXPECT_META`:
      "error": "never paid",                  # optional: a piece of the expected failure
      "calls": [{"name": "fetch_order", "args": {"order_id": "o-1"}}, ...]}
 
-`calls` is the expected tool trajectory: the tools and effects the run calls, in order,
-the calls its agents make included, each with its arguments (`args` left out: any).
+`calls` is the expected tool trajectory: the tools and effects the run calls, the calls
+its agents make included, each with its arguments (`args` left out: any); as in `mnc
+test`, their order is not compared.
 Values compare as JSON, with numbers and money compared as exact decimals (`"42.50"`
 equals `42.5`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -103,57 +105,45 @@ class ActualCall:
 
 @dataclass(frozen=True, slots=True)
 class CallScore:
-    """A run's trajectory against its expected one."""
+    """A run's trajectory against its expected one. Order is not compared (parallel
+    branches end in any order, as `mnc test` has it); each call counts as often as made."""
 
     selected: int
-    """Calls matched by tool, in order (the longest common subsequence of names)."""
+    """Calls of an expected tool, as often as expected."""
     parameters: int
-    """Of those, calls whose arguments are the expected ones."""
+    """Expected calls matched by a call of that tool with the expected arguments."""
     compared: int
     """The longer of the two trajectories: every expected call and every call made counts."""
     exact: bool
-    pairs: list[tuple[int, int]] = field(default_factory=list)
-    """(expected index, actual index) of the matched calls."""
 
 
 def score_calls(expected: tuple[ExpectedCall, ...], actual: list[ActualCall]) -> CallScore:
-    pairs = _align([c.name for c in expected], [c.name for c in actual])
-    parameters = sum(
-        1
-        for i, j in pairs
-        if expected[i].args is None or same_value(actual[j].args, expected[i].args)
-    )
+    wanted = Counter(c.name for c in expected)
+    made = Counter(c.name for c in actual)
+    selected = sum(min(n, made[name]) for name, n in wanted.items())
+    unused = list(actual)
+    parameters = 0
+    # Calls with expected arguments claim their match first; "any arguments" take the rest.
+    for call in sorted(expected, key=lambda c: c.args is None):
+        match = next(
+            (
+                a
+                for a in unused
+                if a.name == call.name
+                and not a.refused
+                and (call.args is None or same_value(a.args, call.args))
+            ),
+            None,
+        )
+        if match is not None:
+            unused.remove(match)
+            parameters += 1
     exact = (
         len(expected) == len(actual)
-        and len(pairs) == len(expected)
         and parameters == len(expected)
         and not any(c.refused for c in actual)
     )
-    return CallScore(len(pairs), parameters, max(len(expected), len(actual)), exact, pairs)
-
-
-def _align(a: list[str], b: list[str]) -> list[tuple[int, int]]:
-    """Index pairs of a longest common subsequence of `a` and `b`."""
-    rows, cols = len(a), len(b)
-    best = [[0] * (cols + 1) for _ in range(rows + 1)]
-    for i in range(rows - 1, -1, -1):
-        for j in range(cols - 1, -1, -1):
-            if a[i] == b[j]:
-                best[i][j] = best[i + 1][j + 1] + 1
-            else:
-                best[i][j] = max(best[i + 1][j], best[i][j + 1])
-    pairs: list[tuple[int, int]] = []
-    i = j = 0
-    while i < rows and j < cols:
-        if a[i] == b[j]:
-            pairs.append((i, j))
-            i += 1
-            j += 1
-        elif best[i + 1][j] >= best[i][j + 1]:
-            i += 1
-        else:
-            j += 1
-    return pairs
+    return CallScore(selected, parameters, max(len(expected), len(actual)), exact)
 
 
 def same_value(actual: Json, expected: Json) -> bool:
