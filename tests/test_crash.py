@@ -485,3 +485,57 @@ def test_process_crash_in_every_process(at: int, when: str, tmp_path: Path) -> N
     )
     assert len(report.crashes) >= 3
     check_run(reference, report, folder, scenario, ref_calls)
+
+
+JOIN_SOURCE = """
+tool t(n: int) -> int {
+  impl: "join_tools:t"
+}
+
+workflow joins(n: int) -> int {
+  a = t(n)
+  b = a + 1
+  parallel {
+    x = t(a)
+    {
+      y = t(b)
+      z = t(y)
+    }
+  }
+  c = [1, 2]
+  ys = parallel for i in c {
+    w = t(i)
+    yield w
+  }
+  return x + z + sum(ys)
+}
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_committed_step_is_not_run_again(tmp_path: Path, when: str) -> None:
+    """Committing after every state, crash at every commit: no step whose result was
+    committed runs again (each state of each branch has one result in the journal)."""
+    (tmp_path / "joins.mn").write_text(JOIN_SOURCE, "utf-8")
+    (tmp_path / "join_tools.py").write_text("def t(n):\n    return n + 1\n", "utf-8")
+    ir, diagnostics = compile_file(tmp_path / "joins.mn")
+    assert ir is not None, diagnostics
+    config = RuntimeConfig(commit_every=1, commit_ms=0, slow_call_ms=1e9)
+    at = 0
+    while True:
+        at += 1
+        store = SQLiteStore(tmp_path / f"{when}-{at}.db")
+        crashing = CrashingStore(store, at, when)
+        try:
+            outcome = start_run(crashing, ir, "joins", {"n": 1}, run_id="j", config=config)  # type: ignore[arg-type]
+        except SimulatedCrash:
+            _settle_threads()
+            _break_lease(store, "j")
+            outcome = resume_run(store, "j", program=ir, config=config)
+        else:
+            break
+        assert outcome.status == "completed" and outcome.result == 13
+        results = Counter((e.state, e.branch) for e in store.read_journal("j") if e.kind == "tool")
+        assert results and max(results.values()) == 1, results
+        store.close()
+    assert at > 10

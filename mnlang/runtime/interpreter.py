@@ -318,6 +318,9 @@ class Interpreter:
             state = states[fiber.at]
             self._current = (fiber, state.id)
             self.steps += 1
+            # Executing a state changes the fiber even when its cursor stays (a join starts,
+            # a loop begins): the next commit must store it.
+            fiber.dirty = True
             try:
                 handlers[type(state)](fiber, state)
             except StepFailure as failure:
