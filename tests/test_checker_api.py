@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -213,15 +212,12 @@ workflow tally{i}(xs: list[str], n: int) -> int {{
     return path
 
 
-def test_a_7000_line_file_checks_fast(tmp_path: Path) -> None:
+def test_a_7000_line_file_checks_clean(tmp_path: Path) -> None:
+    # Its speed is measured by benchmarks/check_speed.py, not asserted here.
     path = _big_program(tmp_path, 7000)
     diags = Diagnostics()
     program = load_program(path, diags)
     assert program is not None
-    start = time.perf_counter()
     check_types(program, diags)
     check_options(program, diags)
-    elapsed = time.perf_counter() - start
     assert not diags.items
-    # About 25 ms on a laptop; the bound leaves room for a loaded test machine.
-    assert elapsed < 0.25, f"names, types and options took {elapsed * 1000:.0f} ms"
