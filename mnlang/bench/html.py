@@ -180,6 +180,22 @@ def bench_html(result: BenchResult) -> str:
         [f for f, _ in recovery], [("recovered", [r.value for _, r in recovery])]
     )
     fault_table = _rows_table(["fault class", "recovered"], [[f, _ratio(r)] for f, r in recovery])
+    storm_table = _rows_table(
+        ["scenario", "tool", "runs", "calls", "peak per second", "limit", "peak at once", "limit"],
+        [
+            [
+                st.case,
+                st.tool,
+                str(st.runs),
+                str(st.calls),
+                str(st.peak_per_second),
+                "none" if st.limit_per_second is None else f"{st.limit_per_second:g}",
+                str(st.peak_concurrent),
+                "none" if st.limit_concurrent is None else str(st.limit_concurrent),
+            ]
+            for st in result.storms
+        ],
+    )
     target_rows = "".join(
         f"<tr><td>{escape(t.name)}</td><td>{escape(t.wanted)}</td><td>{escape(t.measured)}</td>"
         f'<td class="{"met" if t.met else "missed"}">{"met" if t.met else "not met"}</td></tr>'
@@ -199,6 +215,7 @@ Formulas and the naive chain's definition: docs/metrics.md.</p>
 <h2>Rates per class</h2>{rates}{rate_table}
 <h2>Cost per successful workflow</h2>{cost_bars(cost_rows)}{cost_table}
 <h2>Fault recovery by fault class</h2>{fault_chart}{fault_table}
+<h2>Retry storms</h2>{storm_table}
 <h2>Full report</h2><pre>{text}</pre>
 </body></html>
 """

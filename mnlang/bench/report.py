@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mnlang.bench.runner import BenchResult, NaiveSummary
+from mnlang.bench.runner import BenchResult, NaiveSummary, StormResult
 from mnlang.metrics.compute import ALL_CLASSES, ClassMetrics, Ratio
 from mnlang.metrics.render import cost_parts, money
 from mnlang.runtime.faults import FAULT_CLASSES
@@ -225,16 +225,8 @@ def bench_lines(result: BenchResult) -> list[str]:
         ratio = _fault_ratio(result, fault)
         lines.append(f"  {fault:<18} {_cell(ratio)}")
     if result.storms:
-        lines += ["", "retry storms (runs failing at once; calls as the tool saw them):"]
-        for s in result.storms:
-            rate = "none" if s.limit_per_second is None else f"{s.limit_per_second:g}/s"
-            slots = "none" if s.limit_concurrent is None else str(s.limit_concurrent)
-            lines.append(
-                f"  {s.case} `{s.tool}`: {s.runs} runs, {s.calls} calls "
-                f"({s.calls / s.runs:.1f} a run); peak {s.peak_per_second}/s against {rate}, "
-                f"peak {s.peak_concurrent} at once against {slots}"
-                + ("" if s.held else "  EXCEEDED")
-            )
+        lines += ["", "retry storms (runs failing at once), per tool, as the tool saw the calls:"]
+        lines += storm_lines(result)
     lines += [
         "",
         f"integrity: {total.duplicate_commits} effect keys committed twice, "
@@ -252,6 +244,29 @@ def bench_lines(result: BenchResult) -> list[str]:
         lines += ["", f"{len(result.errors)} runs could not be driven:"]
         lines += [f"  {e}" for e in result.errors[:20]]
     lines += ["", f"journal: {result.db} (`mnc metrics --db {result.db}` reads the same figures)"]
+    return lines
+
+
+def storm_lines(result: BenchResult) -> list[str]:
+    """Each tool's storms: runs, calls per run, and the highest peaks against its limit."""
+    by_tool: dict[str, list[StormResult]] = {}
+    for storm in result.storms:
+        by_tool.setdefault(storm.tool, []).append(storm)
+    lines = []
+    for tool, storms in sorted(by_tool.items()):
+        runs = sum(s.runs for s in storms)
+        calls = sum(s.calls for s in storms)
+        rate = max(s.peak_per_second for s in storms)
+        slots = max(s.peak_concurrent for s in storms)
+        limit = storms[0]
+        rate_limit = "none" if limit.limit_per_second is None else f"{limit.limit_per_second:g}/s"
+        slot_limit = "none" if limit.limit_concurrent is None else str(limit.limit_concurrent)
+        held = sum(s.held for s in storms)
+        lines.append(
+            f"  `{tool}`: {len(storms)} storms, {runs} runs, {calls / runs:.1f} calls a run; "
+            f"peak {rate}/s against {rate_limit}, {slots} at once against {slot_limit}; "
+            f"held {held}/{len(storms)}"
+        )
     return lines
 
 
