@@ -17,8 +17,9 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -131,10 +132,9 @@ def run_bench(
     folder = Path(tempfile.mkdtemp(prefix="mnc-bench-"))
     db_path = db or str(folder / "journal.db")
     world_path = str(folder / "world.db")
-    os.environ[world.WORLD_ENV] = world_path
     tell = progress or (lambda phase, done, total: None)
     errors: list[str] = []
-    with SQLiteStore(db_path, durability="fast") as store:
+    with _world_at(world_path), SQLiteStore(db_path, durability="fast") as store:
         harness = Harness(store, db_path, world_path)
         rates = _rates()
 
@@ -226,6 +226,20 @@ def run_bench(
         errors=errors,
         seconds=time.perf_counter() - started,
     )
+
+
+@contextmanager
+def _world_at(path: str) -> Iterator[None]:
+    """Point this process's tools (and its forked children) at the bench's world file."""
+    before = os.environ.get(world.WORLD_ENV)
+    os.environ[world.WORLD_ENV] = path
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[world.WORLD_ENV]
+        else:
+            os.environ[world.WORLD_ENV] = before
 
 
 def _rates() -> Rates:
