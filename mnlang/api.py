@@ -401,6 +401,7 @@ def register_schedules(
 def run_worker(
     *,
     db: str | Path | None = None,
+    durability: Durability = "full",
     concurrency: int = 4,
     lease_ttl: float = 30.0,
     log: Logger | None = None,
@@ -411,7 +412,7 @@ def run_worker(
     from a signal handler) or, with `until_idle`, until no run is left to move."""
     from mnlang.runtime.worker import Worker
 
-    with _open_store(db) as store:
+    with _open_store(db, durability) as store:
         worker = Worker(store, concurrency=concurrency, lease_ttl=lease_ttl, log=log)
         if on_start is not None:
             on_start(worker)

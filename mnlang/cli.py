@@ -758,6 +758,13 @@ def signal_command(
 )
 @click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
+@click.option(
+    "--durability",
+    type=click.Choice(("full", "fast")),
+    default="full",
+    show_default=True,
+    help="fast: the last commits may roll back on power loss (never on a crash).",
+)
 @_db_option
 def worker(
     files: tuple[str, ...],
@@ -765,6 +772,7 @@ def worker(
     lease_ttl: float,
     until_idle: bool,
     quiet: bool,
+    durability: str,
     db: str | None,
 ) -> None:
     """Move runs forward: resume runs whose process died (once their lease expired), fire
@@ -809,6 +817,7 @@ def worker(
     try:
         stats = api.run_worker(
             db=db,
+            durability="fast" if durability == "fast" else "full",
             concurrency=concurrency,
             lease_ttl=lease_ttl,
             log=log,

@@ -165,7 +165,8 @@ class Pauses:
         run.journal.close_checkpoints.append(checkpoint_id)
         run.journal.cancel_timers.append(timer_id)
         run.journal.event("decided", to_plain(value), state.id, fiber.branch)
-        run.force_commit = True
+        # No commit of its own: the decision is committed in its checkpoint row, and a run
+        # that stops before its next commit reads the same decision again.
         run.deliver(fiber, value)
 
     def _decision(self, state: CheckpointState, checkpoint: Checkpoint) -> dict[str, Any]:

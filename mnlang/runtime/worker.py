@@ -36,8 +36,12 @@ from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
-from mnlang.stores.base import Lease, Store, StoreError
+from mnlang.stores.base import TERMINAL_STATUSES, Lease, Store, StoreError
 
+_SCHEDULE_POLL = 0.5
+"""Seconds between looks at the schedules (a scheduled run starts at most this late)."""
+_CLAIM_AHEAD = 4
+"""Runs claimed at most, as a multiple of the concurrency (the rest wait for a thread)."""
 _BUSY_POLL = 0.1
 """Seconds between looks for work while runs are in progress."""
 _PROGRAM_CACHE = 32
@@ -124,7 +128,9 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._active = 0
+        """Claimed runs not yet done: executing, or queued for a thread."""
         self._slots = threading.Condition()
+        self._schedules_checked = -_SCHEDULE_POLL
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims, runs in progress stop at a commit point."""
@@ -157,10 +163,12 @@ class Worker:
     # --- claiming -----------------------------------------------------------------------
 
     def _claim(self) -> list[Lease]:
+        """Claim runs in batches that wait behind the runs in progress, so that claiming
+        (a scan and a transaction) is paid once per batch, not once per run."""
         with self._slots:
-            free = self.concurrency - self._active
-        if free <= 0:
-            return []
+            if self._active > self.concurrency:
+                return []
+            free = _CLAIM_AHEAD * self.concurrency - self._active
         try:
             leases = self.store.claim_runs(self.owner, self.lease_ttl, limit=free)
         except StoreError as e:
@@ -180,7 +188,7 @@ class Worker:
     def _wait(self) -> None:
         """Sleep until a slot frees up or work may be there (or `idle_wait` passes)."""
         with self._slots:
-            if self._active >= self.concurrency:
+            if self._active > self.concurrency:
                 self._slots.wait(self.idle_wait)
                 return
             if self._active:
@@ -211,6 +219,10 @@ class Worker:
         return soonest is not None and soonest <= self.store.now() + seconds
 
     def _start_schedules(self) -> None:
+        now = time.monotonic()
+        if now < self._schedules_checked + _SCHEDULE_POLL:
+            return
+        self._schedules_checked = now
         try:
             for started in start_due(self.store, self.programs):
                 self.stats.scheduled += 1
@@ -243,6 +255,9 @@ class Worker:
                 self._stop,
             )
             took = time.monotonic() - started
+            # An ended run's lease no longer matters (only live runs are claimed): not
+            # releasing it saves a transaction per run.
+            release = end.status not in TERMINAL_STATUSES
             self._count(end.status)
             self.log(f"run {run_id}: {end.status} ({took:.3f}s)", False)
         except RunError as e:
