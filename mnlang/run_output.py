@@ -161,9 +161,17 @@ def show_lines(details: RunDetails) -> list[str]:
                     f"  repair {c.checkpoint_id}: `{request.get('effect')}` key "
                     f"{request.get('key')} has an unknown outcome; options {request.get('options')}"
                 )
+                lines.append(
+                    f"    decide: mnc approve {run.run_id} {c.checkpoint_id} --choice "
+                    "mark_done --result JSON | --choice retry; mnc reject fails the step"
+                )
             else:
                 lines.append(
                     f"  checkpoint {c.checkpoint_id}: {request.get('ask')} {request.get('options')}"
+                )
+                lines.append(
+                    f"    decide: mnc approve {run.run_id} {c.name} [--choice OPTION], "
+                    f"or mnc reject {run.run_id} {c.name}"
                 )
     for t in details.timers:
         lines.append(f"  timer {t.timer_id} due {_when(t.due_at)}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from mnlang.runtime.decisions import (
     find_checkpoint,
 )
 from mnlang.stores.sqlite import SQLiteStore
-from tests.human.harness import Journal, ir_file, journal, mnc, mnc_env
+from tests.human.harness import ROOT, Journal, ir_file, journal, mnc, mnc_env
 
 __all__ = ["journal"]
 
@@ -232,3 +234,27 @@ def test_mnc_approve_and_reject(tmp_path: Path) -> None:
     assert resumed.returncode == 0 and "reject by " in resumed.stdout
     bad = mnc(["approve", "c2", "nothing"], env)
     assert bad.returncode == 2 and "error: run `c2` has ended (completed)" in bad.stderr
+
+
+def test_the_refund_demo_goes_through_its_approval(tmp_path: Path) -> None:
+    """`examples/refund/demo.sh`, the README's first command: run, wait, approve, done."""
+    wrapper = tmp_path / "mnc"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mnlang.cli "$@"\n', "utf-8")
+    wrapper.chmod(0o755)
+    demo = ROOT / "examples" / "refund" / "demo.sh"
+    done = subprocess.run(
+        ["sh", str(demo)],
+        env=mnc_env(tmp_path, MNC=str(wrapper)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "waiting: run refund-o-1002 (refund)" in lines
+    assert "    decide: mnc approve refund-o-1002 manager_review [--choice OPTION], " in (
+        done.stdout
+    )
+    assert "completed: run refund-o-1002 (refund)" in lines
+    assert lines[-1] == "the payment provider was called 1 time(s) for the refund"
