@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mnlang.api import load_program
+from mnlang.checker import check
 from mnlang.cron import CronError, next_time, parse_cron
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.schedules import ScheduleError, register, run_id_for, start_due
@@ -207,9 +208,12 @@ def test_a_schedule_removed_from_its_source_is_forgotten(store: Store, tmp_path:
 
 
 def test_a_schedule_that_never_fires_is_refused(tmp_path: Path) -> None:
-    text = SOURCE.replace('cron: "0 9 * * mon"', 'cron: "0 9 31 2 *"')
+    """The checker refuses such a `cron`; an IR file written by other means is refused here."""
+    program = program_from(tmp_path)
+    weekly = program.schedules["weekly"].model_copy(update={"cron": "0 9 31 2 *"})
+    broken = program.model_copy(update={"schedules": {**program.schedules, "weekly": weekly}})
     with open_store(tmp_path / "j.db") as store, pytest.raises(ScheduleError, match="never fires"):
-        register(store, program_from(tmp_path, text))
+        register(store, broken)
 
 
 def test_schedule_across_a_worker_restart(tmp_path: Path) -> None:
@@ -267,3 +271,18 @@ def test_schedule_across_a_killed_worker_process(tmp_path: Path) -> None:
         if "started run" in line
     ]
     assert len(started) == len(set(started)) == len(runs)
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("0 9 * * 8", "`cron`: weekday `8` is outside 0-7"),
+        ("0 0 1 1 * 2024", "`cron`: a cron expression has five fields"),
+        ("0 0 31 2 *", "`cron`: the expression names no date that exists (it would never run)"),
+    ],
+)
+def test_the_checker_reads_cron_like_the_worker(cron: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "s.mn"
+    path.write_text(SOURCE.replace('"0 9 * * mon"', f'"{cron}"'), "utf-8")
+    [diagnostic] = check(path).diagnostics
+    assert diagnostic.code == "E212" and diagnostic.message.startswith(message)

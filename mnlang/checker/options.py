@@ -11,11 +11,13 @@ import re
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
+from mnlang.cron import CronError, next_cron, parse_cron
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
@@ -347,11 +349,16 @@ class _OptionReader:
 
     def cron(self, entry: OptionEntry) -> str | None:
         text = self.text(entry)
-        if text is not None and len(text.split()) not in (5, 6):
+        if text is None:
+            return None
+        try:
+            if next_cron(parse_cron(text), 0.0, UTC) is None:
+                raise CronError("the expression names no date that exists (it would never run)")
+        except CronError as e:
             self.bad(
                 entry,
-                "`cron` takes five fields: minute hour day month weekday",
-                help='write e.g. `cron: "0 9 * * 1"`',
+                f"`cron`: {e}",
+                help='write five fields, minute hour day month weekday: e.g. `cron: "0 9 * * 1"`',
             )
             return None
         return text
