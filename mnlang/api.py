@@ -6,6 +6,7 @@ codes; the CLI turns results into output.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,7 +257,7 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
                 record.run_id, record.workflow, record.status, record.result, record.error
             )
         try:
-            return run.resume_run(store, run_id)
+            outcome = run.resume_run(store, run_id)
         except run.RunBusy:
             current = store.get_run(run_id) or record
             return run.RunOutcome(
@@ -265,6 +266,22 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
                 current.status,
                 warnings=["the run is executing elsewhere; it stops at its next step"],
             )
+        _cancel_children(store, run_id)
+        return outcome
+
+
+def _cancel_children(store: Store, run_id: str) -> None:
+    """Take up the child runs a cancelled run asked to cancel, so that they end too (a
+    child another process executes stops there at its next step)."""
+    from mnlang.runtime import run
+    from mnlang.stores.base import TERMINAL_STATUSES
+
+    for child in store.list_runs(parent_run_id=run_id, limit=100_000):
+        if child.status in TERMINAL_STATUSES or not child.cancel_requested:
+            continue
+        with contextlib.suppress(run.RunBusy):
+            run.resume_run(store, child.run_id)
+        _cancel_children(store, child.run_id)
 
 
 # ---- people and events: approve, reject, signal ---------------------------------------------
