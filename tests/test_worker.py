@@ -261,3 +261,32 @@ def test_a_worker_paused_past_its_lease_commits_nothing(tmp_path: Path) -> None:
                 worker.send_signal(signal.SIGCONT)
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(timeout=30)
+
+
+def test_a_worker_on_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker needs only the store's interface: the same runs on the PostgreSQL store."""
+    from mnlang.runtime.run import start_run
+    from mnlang.stores import open_store
+
+    monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(tmp_path / "ledger.jsonl"))
+    with open_store(pg_url) as store:
+        start_run(store, program(), "approval", {"tag": "pg"}, run_id="pg-a", detach=True)
+        start_run(store, program(), "poked", {"tag": "pg"}, run_id="pg-p", detach=True)
+        start_run(
+            store, program(), "parent", {"tag": "pg", "parts": ["ab"]}, run_id="pg-c", detach=True
+        )
+        worker = Worker(store, concurrency=3, idle_wait=0.05)
+        worker.run(until_idle=True)
+        assert {r.status for r in store.list_runs()} == {"waiting"}
+        decide(store, "pg-a", "review", approve=True, by="ann")
+        send(store, "pg-p", "poke")
+        [child] = [r.run_id for r in store.list_runs(parent_run_id="pg-c")]
+        decide(store, child, "part_review", approve=True, by="ann")
+        worker.run(until_idle=True)
+        results = {r.run_id: (r.status, r.result) for r in store.list_runs()}
+    assert results["pg-a"] == ("completed", "approved by ann: -")
+    assert results["pg-p"] == ("completed", "poked")
+    assert results["pg-c"] == ("completed", 2)
+    assert worker.stats.lost == 0
