@@ -150,7 +150,7 @@ def compile_command(
 
 
 @main.command()
-@click.argument("file", type=click.Path(path_type=str))
+@click.argument("file", required=False, type=click.Path(path_type=str))
 @click.option("-w", "--workflow", help="The workflow to draw (needed when FILE has several).")
 @click.option(
     "-o",
@@ -158,23 +158,61 @@ def compile_command(
     type=click.Path(dir_okay=False, path_type=str),
     help="Write `.svg`, `.png` or `.dot`, by the suffix; default: DOT on standard output.",
 )
-def graph(file: str, workflow: str | None, output: str | None) -> None:
+@click.option(
+    "--run",
+    "run_id",
+    metavar="RUN_ID",
+    help="Draw this run over its workflow: each state done, running, waiting or failed, "
+    "with its attempts.",
+)
+@click.option(
+    "--db", metavar="PATH", help="The journal of --run (default: $MNC_DB, else ./.mnc/journal.db)."
+)
+def graph(
+    file: str | None, workflow: str | None, output: str | None, run_id: str | None, db: str | None
+) -> None:
     """Draw a workflow's state machine (FILE: `.mn`, or IR `.json` from `mnc compile`).
 
-    SVG and PNG need Graphviz's `dot` program; DOT output does not.
+    With --run, the run's state is drawn over it; FILE may then be left out, and the
+    program the run executed is read from the journal. SVG and PNG need Graphviz's
+    `dot` program; DOT output does not.
     """
     from pathlib import Path
 
+    from mnlang.graph.overlay import RunOverlay
     from mnlang.graph.render import GraphError, format_of, pick_workflow, render
 
-    program = _program_or_exit(file)
+    if db is not None and run_id is None:
+        raise click.UsageError("--db names the journal of --run: give --run RUN_ID")
     try:
-        name = pick_workflow(program, workflow)
         fmt = format_of(Path(output)) if output is not None else "dot"
     except GraphError as e:
         raise click.UsageError(f"{e.message}; {e.help}") from None
+    overlay: RunOverlay | None = None
+    if run_id is None:
+        if file is None:
+            raise click.UsageError("give a FILE to draw, or --run RUN_ID")
+        program = _program_or_exit(file)
+        try:
+            name = pick_workflow(program, workflow)
+        except GraphError as e:
+            raise click.UsageError(f"{e.message}; {e.help}") from None
+    else:
+        from mnlang.graph.runs import run_graph
+        from mnlang.stores import open_store
+        from mnlang.stores.base import StoreError
+
+        given = _program_or_exit(file) if file is not None else None
+        try:
+            with open_store(db) as store:
+                drawn = run_graph(store, run_id, given, workflow)
+        except (GraphError, StoreError) as e:
+            _run_error(e)
+        for warning in drawn.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        program, name, overlay = drawn.program, drawn.workflow, drawn.overlay
     try:
-        data = render(program, name, fmt)
+        data = render(program, name, fmt, overlay)
     except GraphError as e:
         click.echo(f"error: {e.message}\n  help: {e.help}", err=True)
         sys.exit(1)

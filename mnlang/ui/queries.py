@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import get_args
 
-from mnlang.graph.overlay import RunOverlay
+from mnlang.graph.overlay import RunOverlay, build_overlay
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
 from mnlang.ir.show import summary
@@ -28,7 +28,6 @@ from mnlang.stores.base import (
     RunStatus,
     Store,
 )
-from mnlang.ui.overlay import build_overlay
 
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 
