@@ -17,7 +17,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,17 @@ from mnlang import api
 from mnlang.cli import main
 from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram
+from mnlang.metrics import compute_metrics
 from mnlang.runtime.pauses import checkpoint_timer
 from mnlang.runtime.run import start_run
 from mnlang.stores import open_store
 from mnlang.stores.base import (
     Batch,
-    Event,
+    NewEvent,
     NewRun,
     OpenCheckpoint,
     RunStatus,
+    RunUpdate,
     SetTimer,
     Store,
 )
@@ -45,7 +46,7 @@ from mnlang.ui import app as app_module
 from mnlang.ui import charts
 from mnlang.ui.app import create_app
 from mnlang.ui.auth import Authenticator
-from mnlang.ui.metrics import ClassMetrics, Period, period_of, run_facts
+from mnlang.ui.metrics import ConsoleMetrics, Period, period_of
 from mnlang.ui.server import ConsoleError, serve
 from mnlang.ui.tokens import TokenFile, tokens_path
 
@@ -278,8 +279,7 @@ def test_json_routes(store: Store, program: IRProgram) -> None:
     metrics = client.get("/api/metrics?period=30d").json()
     assert metrics["period"] == "30d"
     support = next(c for c in metrics["classes"] if c["class"] == "support")
-    assert support["planned_checkpoint_rate"] == {"numerator": 1, "denominator": 1, "value": 1.0}
-    assert support["recovery_by_error_kind"]["transient"]["numerator"] == 1
+    assert (support["runs"], support["in_flight"]) == (0, 1)  # a waiting run is in no figure
     me = client.get("/api/me").json()
     assert me["admin"] is True and me["user"]
 
@@ -732,52 +732,95 @@ def test_charts_escape_their_labels() -> None:
     assert "nothing to show" in charts.bar_rows([], "empty")
 
 
-def test_metrics_from_a_hand_built_journal() -> None:
-    def event(seq: int, kind: str, state: str | None, data: Any, at: float = 0.0) -> Event:
-        return Event("r", seq, at, kind, state, "", data)
+def hand_built_runs(store: Store) -> None:
+    """Three ended `support` runs (one with a recovered fault, one failed after a
+    compensation), one `ops` run with a person's decision, one `support` run in flight."""
+    runs: list[tuple[str, str, RunStatus, list[NewEvent]]] = [
+        ("h-1", "support", "completed", [NewEvent("tool", {"tool": "lookup", "ms": 200}, "a")]),
+        (
+            "h-2",
+            "support",
+            "completed",
+            [
+                NewEvent("fault_injected", {"fault": "worker_crash", "expect": "same"}, "a"),
+                NewEvent("model_reply", {"agent": "triage", "cost": "0.25"}, "t"),
+            ],
+        ),
+        ("h-3", "support", "failed", [NewEvent("compensated", {"cost": "0.5"}, "c")]),
+        (
+            "h-4",
+            "ops",
+            "completed",
+            [
+                NewEvent("checkpoint", {"id": "d", "options": ["approve", "reject"]}, "d"),
+                NewEvent("decided", {"choice": "reject", "by": "ana"}, "d"),
+            ],
+        ),
+        ("h-5", "support", "waiting", []),
+    ]
+    for run_id, workflow_class, status, events in runs:
+        store.create_run(NewRun(run_id, "review", {}, workflow_class))
+        store.commit(Batch(run_id, events=events, run=RunUpdate(status=status)))
 
-    facts = run_facts(
-        [
-            event(1, "retry", "a", {"kind": "timeout"}),
-            event(2, "tool", "a", {"tool": "t", "cost": "0.01"}),
-            event(3, "model_reply", "b", {"agent": "m", "cost": "0.10"}),
-            event(4, "agent", "b", {"agent": "m", "cost": "0.10"}),
-            event(5, "call_failed", "c", {"kind": "transient"}),
-            event(6, "checkpoint", "d", {}, at=100.0),
-            event(7, "decided", "d", {"by": "ann"}, at=160.0),
-            event(8, "fault_injected", None, {"fault": "tool_timeout"}),
-            event(9, "compensated", "e", {"effect": "undo", "cost": "0.02"}),
-        ]
-    )
-    assert (facts.cost.model, facts.cost.tool, facts.cost.repair) == (
-        Decimal("0.10"),
-        Decimal("0.01"),
-        Decimal("0.02"),
-    )
-    assert facts.failed_calls == {"timeout": (1, 1), "transient": (1, 0)}
-    assert facts.approval_seconds == [60.0]
-    assert facts.faults == {"tool_timeout"} and facts.checkpoint and not facts.repair
+
+def test_the_metrics_are_compute_metrics(store: Store) -> None:
+    hand_built_runs(store)
+    client = console(store)
+    for period, since in (("all", None), ("30d", period_of("30d", store.now()).since)):
+        got = client.get(f"/api/metrics?period={period}").json()
+        assert got == {"period": period, **compute_metrics(store, since=since).to_json()}
+    support = next(c for c in got["classes"] if c["class"] == "support")
+    assert support["workflow_completion_rate"] == {"numerator": 2, "denominator": 3, "value": 2 / 3}
+    assert support["recovery_by_fault"]["worker_crash"]["denominator"] == 1
+    assert support["in_flight"] == 1
+
+
+def test_the_metrics_page_shows_every_figure_with_its_counts(store: Store) -> None:
+    hand_built_runs(store)
+    page = console(store).get("/metrics?period=all").text
+    support = page[page.index('data-class="support"') :]
+    support = support[: support.index("</section>")]
+    for label, counts in (
+        ("workflow completion rate", "2/3"),
+        ("fault recovery rate", "1/1"),
+        ("worker_crash", "1/1"),
+        ("tool selection accuracy", "0/0"),
+        ("tool parameter accuracy", "0/0"),
+        ("trajectory match rate", "0/0"),
+        ("unsafe action rate", "0/1"),
+        ("planned checkpoint rate", "0/3"),
+        ("unplanned repair rate", "0/3"),
+        ("human override rate", "0/0"),
+    ):
+        row = re.search(rf"<td>{label}</td>.*?</tr>", support, re.S)
+        assert row is not None and f">{counts}<" in row.group(0), label
+    assert "$0.7500" in support and "/2<" in support  # cost of all runs / successful runs
+    for part in ("model", "tools", "compute", "human review", "repair"):
+        assert f"</span>{part}</td>" in support
+    assert "3 runs ended, 1 in flight" in support
+    assert 'data-class="all"' in page  # two classes: their total too
+    ops = page[page.index('data-class="ops"') :]
+    assert re.search(r"<td>human override rate</td>.*?>1/1<", ops, re.S)
+
+
+def test_metrics_views_are_kept_until_a_run_starts_or_ends(store: Store) -> None:
+    hand_built_runs(store)
+    metrics = ConsoleMetrics()
+    first = metrics.view(store, "all")
+    assert metrics.view(store, "all") is first
+    store.commit(Batch("h-5", events=[], run=RunUpdate(status="completed")))
+    again = metrics.view(store, "all")
+    assert again is not first
+    assert again.report.by_class("support") is not None
+    assert again.report.total.in_flight == 0 and first.report.total.in_flight == 1
+    days = again.daily["support"]
+    assert sum(d.completed for d in days) == 3 and sum(d.failed for d in days) == 1
 
 
 def test_periods() -> None:
-    assert period_of("1d", 1000.0) == Period(1000.0 - 86400, 1000.0, "1d")
-    assert period_of("all", 5.0) == Period(None, 5.0, "all")
+    assert period_of("1d", 86400.0 + 130.0) == Period(120.0, "1d")
+    assert period_of("all", 5.0) == Period(None, "all")
     assert period_of("bogus", 0.0).label == "7d"
-
-
-def test_metrics_source_is_pluggable(store: Store, program: IRProgram) -> None:
-    start(store, program, "order-18")
-    calls: list[Period] = []
-
-    def source(store: Store, period: Period) -> list[ClassMetrics]:
-        calls.append(period)
-        return []
-
-    auth = Authenticator(admin_token=None, tokens=None, loopback=True)
-    client = TestClient(create_app(store, auth, metrics=source), base_url=BASE)
-    assert "No runs started in this period" in client.get("/metrics?period=1d").text
-    assert client.get("/api/metrics").json() == {"period": "7d", "classes": []}
-    assert [p.label for p in calls] == ["1d", "7d"]
 
 
 # ---- PostgreSQL -------------------------------------------------------------------------------

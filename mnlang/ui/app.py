@@ -30,6 +30,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from mnlang.metrics import ALL_CLASSES
 from mnlang.stores.base import RunNotFound, RunStatus, Store, StoreError
 from mnlang.ui import actions, charts
 from mnlang.ui.actions import ActionRefused, Executor
@@ -47,7 +48,7 @@ from mnlang.ui.auth import (
     User,
 )
 from mnlang.ui.graphs import GraphCache
-from mnlang.ui.metrics import PERIODS, ClassMetrics, JournalMetrics, MetricsSource, period_of
+from mnlang.ui.metrics import PERIODS, ConsoleMetrics, MetricsView
 from mnlang.ui.queries import (
     STATUSES,
     RunFilters,
@@ -66,6 +67,14 @@ POLL = {"run": "every 1s", "runs": "every 2s", "inbox": "every 2s"}
 # A run page shows this many of the latest journal events and steps (a long loop's run
 # has thousands); the JSON twin and `mnc log` have them all.
 SHOWN = {"journal_shown": 500, "evidence_shown": 200}
+COST_NOTES = {
+    "model": "every model reply, failed and repeated ones too",
+    "tool": "the declared cost of tool and effect calls",
+    "compute": "tool and effect call time, as CPU time",
+    "human_review": "each decision a person made, at the price file's rate",
+    "repair": "compensations, and repairs a person decided",
+}
+"""What each part of the cost counts (docs/metrics.md, "Cost")."""
 
 _SECURITY_HEADERS = [
     (
@@ -112,7 +121,7 @@ class Console:
     store: Store
     auth: Authenticator
     executor: Executor
-    metrics: MetricsSource
+    metrics: ConsoleMetrics = field(default_factory=ConsoleMetrics)
     graphs: GraphCache = field(default_factory=GraphCache)
     env: Environment = field(default_factory=environment)
 
@@ -241,24 +250,24 @@ class Console:
 
     # ---- metrics -------------------------------------------------------------------------
 
-    def metrics_data(self, request: Request) -> tuple[str, list[ClassMetrics]]:
-        period = period_of(request.query_params.get("period", "7d"), self.store.now())
-        return period.label, self.metrics(self.store, period)
+    def metrics_view(self, request: Request) -> MetricsView:
+        return self.metrics.view(self.store, request.query_params.get("period", "7d"))
 
     def metrics_page(self, request: Request) -> Response:
-        label, classes = self.metrics_data(request)
+        view = self.metrics_view(request)
         return self.page(
             request,
             "metrics.html",
-            period=label,
+            view=view,
             periods=list(PERIODS),
-            classes=classes,
-            charts=charts.metric_charts(classes),
+            charts=charts.metric_charts(view),
+            cost_parts=charts.COST_PARTS,
+            cost_notes=COST_NOTES,
+            all_classes=ALL_CLASSES,
         )
 
     def metrics_json(self, request: Request) -> Response:
-        label, classes = self.metrics_data(request)
-        return JSONResponse({"period": label, "classes": [c.to_json() for c in classes]})
+        return JSONResponse(self.metrics_view(request).to_json())
 
     # ---- login ---------------------------------------------------------------------------
 
@@ -402,11 +411,10 @@ def create_app(
     auth: Authenticator,
     *,
     execute: bool = True,
-    metrics: MetricsSource | None = None,
 ) -> Starlette:
     """The console over `store`. With `execute`, decided, signalled and cancelled runs are
     resumed in this process; without it they are left to `mnc worker`."""
-    console = Console(store, auth, Executor(store, enabled=execute), metrics or JournalMetrics())
+    console = Console(store, auth, Executor(store, enabled=execute))
 
     def home(request: Request) -> Response:
         return RedirectResponse("/runs", status_code=303)

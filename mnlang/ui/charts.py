@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from mnlang.ui.metrics import ClassMetrics
+from mnlang.metrics import Ratio
+from mnlang.metrics.facts import Cost
+from mnlang.ui.metrics import MetricsView
 
 _ROW = 22
-_LABEL_W = 150
+_LABEL_W = 210
 _BAR_W = 320
-_VALUE_W = 110
+_VALUE_W = 120
 
 
 @dataclass(frozen=True)
@@ -105,86 +107,103 @@ def columns(days: Sequence[tuple[str, Sequence[Segment]]], title: str) -> Markup
 
 # ---- the metrics page's charts ---------------------------------------------------------
 
+COST_PARTS: tuple[tuple[str, str, str], ...] = (
+    ("model", "c-model", "model"),
+    ("tool", "c-tool", "tools"),
+    ("compute", "c-compute", "compute"),
+    ("human_review", "c-human", "human review"),
+    ("repair", "c-repair", "repair"),
+)
+"""Each `Cost` part: its attribute, colour class and legend text."""
 
-def metric_charts(classes: list[ClassMetrics]) -> dict[str, Markup]:
-    """The metrics page's charts, drawn from the per-class figures."""
-    rows_completion = [
-        Row(
-            c.workflow_class or "(no class)",
-            [
-                Segment(c.completion.numerator, "c-done", "completed"),
-                Segment(
-                    c.completion.denominator - c.completion.numerator, "c-failed", "not completed"
-                ),
-            ],
-            _ratio_text(c.completion.numerator, c.completion.denominator),
+
+def _ratio_row(
+    label: str, ratio: Ratio, yes: str, no: str, css: str = "c-done", rest: str = "c-failed"
+) -> Row:
+    """A rate as a full-width bar: its numerator's share in `css`, the rest in `rest`."""
+    if not ratio.denominator:
+        return Row(label, [], _ratio_text(ratio))
+    share = ratio.numerator / ratio.denominator
+    missed = ratio.denominator - ratio.numerator
+    return Row(
+        label,
+        [
+            Segment(share, css, f"{ratio.numerator} {yes}"),
+            Segment(1 - share, rest, f"{missed} {no}"),
+        ],
+        _ratio_text(ratio),
+    )
+
+
+def _cost_row(label: str, cost: Cost, successful: int) -> Row:
+    """Cost per successful workflow, stacked by part."""
+    segments = [
+        Segment(
+            float(getattr(cost, part)) / successful,
+            css,
+            f"{text} ${getattr(cost, part) / successful:.4f} per success",
         )
-        for c in classes
+        for part, css, text in COST_PARTS
     ]
-    recovery: list[Row] = []
-    for c in classes:
-        by_fault = c.recovery_by_fault or c.recovery_by_error_kind
-        for kind, ratio in by_fault.items():
-            recovery.append(
-                Row(
-                    f"{c.workflow_class or '-'}: {kind}",
-                    [
-                        Segment(ratio.numerator, "c-done", "recovered"),
-                        Segment(ratio.denominator - ratio.numerator, "c-failed", "not recovered"),
-                    ],
-                    _ratio_text(ratio.numerator, ratio.denominator),
-                )
-            )
-    cost_rows = [
-        Row(
-            c.workflow_class or "(no class)",
-            [
-                Segment(float(c.cost.model), "c-model", f"model ${c.cost.model}"),
-                Segment(float(c.cost.tool), "c-tool", f"tools ${c.cost.tool}"),
-                Segment(float(c.cost.repair), "c-repair", f"repair ${c.cost.repair}"),
-            ],
-            f"${c.cost.total}",
+    return Row(label, segments, f"${cost.total / successful:.4f}")
+
+
+def metric_charts(view: MetricsView) -> dict[str, Markup]:
+    """The metrics page's charts, drawn from the report's per-class figures."""
+    classes = view.report.classes
+    completion = [
+        _ratio_row(c.workflow_class, c.completion, "successful", "not successful") for c in classes
+    ]
+    recovery = [
+        _ratio_row(f"{c.workflow_class}: {fault}", ratio, "recovered", "not recovered")
+        for c in classes
+        for fault, ratio in sorted(c.recovery_by_fault.items())
+    ]
+    accuracy = [
+        _ratio_row(f"{c.workflow_class}: {name}", ratio, yes, "missed")
+        for c in classes
+        for name, ratio, yes in (
+            ("tool selection", c.tool_selection, "right tools"),
+            ("parameters", c.tool_parameters, "right arguments"),
+            ("trajectory", c.trajectory_match, "runs matched"),
         )
-        for c in classes
+        if ratio.denominator
     ]
-    intervention: list[Row] = []
-    for c in classes:
-        for label, ratio, css in (
-            ("checkpoints", c.planned_checkpoints, "c-waiting"),
-            ("repairs", c.unplanned_repairs, "c-failed"),
-        ):
-            intervention.append(
-                Row(
-                    f"{c.workflow_class or '-'}: {label}",
-                    [Segment(ratio.numerator, css, label)],
-                    _ratio_text(ratio.numerator, ratio.denominator),
-                )
-            )
+    cost = [_cost_row(c.workflow_class, c.cost, c.successful) for c in classes if c.successful]
+    intervention = [
+        _ratio_row(f"{c.workflow_class}: {label}", ratio, yes, no, css, "c-rest")
+        for c in classes
+        for label, ratio, yes, no, css in (
+            ("a person decided", c.human_intervention, "runs", "without", "c-human"),
+            ("checkpoints", c.planned_checkpoints, "runs", "without", "c-waiting"),
+            ("repairs", c.unplanned_repairs, "runs", "without", "c-repair"),
+            ("overrides", c.human_overrides, "overridden", "as proposed", "c-failed"),
+        )
+    ]
     out = {
-        "completion": bar_rows(rows_completion, "completion per class"),
-        "recovery": bar_rows(recovery, "recovery"),
-        "cost": bar_rows(cost_rows, "cost per class"),
-        "intervention": bar_rows(
-            intervention, "human intervention", scale=max((c.runs for c in classes), default=1)
-        ),
+        "completion": bar_rows(completion, "workflow completion per class", scale=1.0),
+        "recovery": bar_rows(recovery, "fault recovery by fault class", scale=1.0),
+        "accuracy": bar_rows(accuracy, "tool accuracy per class", scale=1.0),
+        "cost": bar_rows(cost, "cost per successful workflow, by part"),
+        "intervention": bar_rows(intervention, "human intervention", scale=1.0),
     }
-    for c in classes:
-        days = [
-            (
-                d.day,
-                [
-                    Segment(d.completed, "c-done", f"{d.completed} completed"),
-                    Segment(d.failed, "c-failed", f"{d.failed} failed"),
-                    Segment(d.cancelled, "c-cancelled", f"{d.cancelled} cancelled"),
-                ],
-            )
-            for d in c.daily
-        ]
-        out["daily:" + c.workflow_class] = columns(days, "runs per day")
+    for name, days in view.daily.items():
+        out["daily:" + name] = columns(
+            [
+                (
+                    d.day,
+                    [
+                        Segment(d.completed, "c-done", f"{d.completed} completed"),
+                        Segment(d.failed, "c-failed", f"{d.failed} failed"),
+                        Segment(d.cancelled, "c-cancelled", f"{d.cancelled} cancelled"),
+                    ],
+                )
+                for d in days
+            ],
+            "runs per day",
+        )
     return out
 
 
-def _ratio_text(numerator: int, denominator: int) -> str:
-    if not denominator:
-        return "-"
-    return f"{100 * numerator / denominator:.1f}% ({numerator}/{denominator})"
+def _ratio_text(ratio: Ratio) -> str:
+    return "-" if not ratio.denominator else str(ratio)

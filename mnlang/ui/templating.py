@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from mnlang.metrics.render import money
 from mnlang.run_output import event_summary
 from mnlang.stores.base import Json
 
@@ -93,6 +94,7 @@ def environment() -> Environment:
         pretty=pretty,
         short=short,
         seconds=seconds,
+        money=money,
         percent=percent,
         q=path_quote,
         summary=lambda e: event_summary(e.kind, e.data),
