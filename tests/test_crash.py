@@ -5,8 +5,10 @@ N-th commit (before or after the commit) by raising, and the run is resumed on t
 journal. As processes (slow-marked, the real thing): `mnc run` with the store's crash
 hook (`MNC_CRASH_AT_COMMIT=N`, `MNC_CRASH_WHEN`) exits like a SIGKILL at its N-th commit,
 and `mnc resume` takes over until the run ends. Every N is tried, for every runnable
-example and for `tests/crash/crash.mn` (tools with retries, keyed effects in a loop and a
-`parallel for`, a `while`, a global key, a `try`, a `once` effect).
+example, for `tests/crash/crash.mn` (tools with retries, keyed effects in a loop and a
+`parallel for`, a `while`, a global key, a `try`, a `once` effect) and for
+`tests/crash/chain.mn` (keyed effects chained through pure states, so that each result
+commit carries the next intent).
 
 After each crashed run the checks are:
 - the final status and output equal those of an uninterrupted run;
@@ -14,7 +16,9 @@ After each crashed run the checks are:
   with exactly one result event in the journal;
 - in the tools' own ledger file (`MNC_EXAMPLE_LEDGER`), each key was called once, plus at
   most once more per crash that left it between its committed intent and its result;
-  a `once` effect is never called twice: it waits on a repair checkpoint instead.
+  a `once` effect is never called twice: it waits on a repair checkpoint instead;
+- no effect was called after a crash that found its result committed (the ledger file's
+  lines after the crash name none of those keys).
 
 When a run waits, the test answers like a person would: it approves checkpoints, sends
 the events the workflow waits for, and settles repairs by looking at the tool's ledger
@@ -23,6 +27,7 @@ the events the workflow waits for, and settles repairs by looking at the tool's 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -62,10 +67,13 @@ class Scenario:
     """Result fields that legitimately differ between runs (fresh ids, durations)."""
     events: dict[str, Any] = field(default_factory=dict)
     """Payloads to send when the run waits for these events."""
+    commit_every: int = COMMIT_EVERY
 
 
 SCENARIOS = [
     Scenario("crashflow", CRASH / "crash.mn", CRASH / "input.json"),
+    # Room for the pure states of its loops, so that every link of its chains rides.
+    Scenario("chain", CRASH / "chain.mn", CRASH / "chain_input.json", commit_every=16),
     Scenario("refund", EXAMPLES / "refund" / "refund.mn", EXAMPLES / "refund" / "input.json"),
     Scenario(
         "research", EXAMPLES / "research" / "research.mn", EXAMPLES / "research" / "input.json"
@@ -90,7 +98,9 @@ SCENARIOS = [
         masked=frozenset({"load_id", "took"}),
     ),
 ]
-IN_PROCESS = [s for s in SCENARIOS if s.name in ("crashflow", "refund", "digest", "invoice")]
+IN_PROCESS = [
+    s for s in SCENARIOS if s.name in ("crashflow", "chain", "refund", "digest", "invoice")
+]
 """Scenarios without child runs or process-isolated tools, which the in-process harness
 can stop cleanly (a child run's commit runs on a worker thread)."""
 
@@ -132,6 +142,16 @@ def pending_intents(store: Store) -> set[str]:
     return pending
 
 
+def committed_results(store: Store) -> set[str]:
+    """Effect keys whose result is committed (or was found committed), in any run."""
+    done: set[str] = set()
+    for run_id in all_runs(store):
+        for event in store.read_journal(run_id):
+            if event.kind in ("effect", "replayed", "repaired"):
+                done.add(event.data["key"])
+    return done
+
+
 def result_events(store: Store) -> Counter[str]:
     """How many effect results each key has in the journals of every run."""
     counts: Counter[str] = Counter()
@@ -142,11 +162,31 @@ def result_events(store: Store) -> Counter[str]:
     return counts
 
 
-def ledger_calls(path: Path) -> Counter[str]:
+def ledger_keys(path: Path) -> list[str]:
+    """The keys of the effect calls in the tools' ledger file, in call order."""
     if not path.exists():
-        return Counter()
+        return []
     lines = path.read_text("utf-8").splitlines()
-    return Counter(json.loads(line)["key"] for line in lines if line.strip())
+    return [json.loads(line)["key"] for line in lines if line.strip()]
+
+
+def ledger_calls(path: Path) -> Counter[str]:
+    return Counter(ledger_keys(path))
+
+
+@dataclass(frozen=True)
+class Crash:
+    """What a crash left: keys between intent and result, keys with a committed result,
+    and how many calls the tools' ledger file held."""
+
+    pending: set[str]
+    done: set[str]
+    calls: int
+
+
+def crash_point(store: Store, ledger: Path) -> Crash:
+    """Look at the journal and the ledger file right after a crash (no call is running)."""
+    return Crash(pending_intents(store), committed_results(store), len(ledger_keys(ledger)))
 
 
 def answer_waits(store: Store, run_id: str, scenario: Scenario, ledger: Path) -> None:
@@ -176,8 +216,7 @@ def answer_waits(store: Store, run_id: str, scenario: Scenario, ledger: Path) ->
 class Report:
     status: str
     result: Any
-    crashes: list[set[str]]
-    """For each crash, the keys left between intent and result."""
+    crashes: list[Crash]
     processes: int = 0
 
 
@@ -200,13 +239,17 @@ def check_against(
     committed = result_events(store)
     for key in ref_calls:
         assert committed[key] == 1, f"{key}: {committed[key]} results committed"
-    calls = ledger_calls(ledger)
+    keys = ledger_keys(ledger)
+    calls = Counter(keys)
     assert set(calls) == set(ref_calls), "a different set of effects was called"
     for key, count in calls.items():
-        allowed = 1 + sum(1 for pending in crashed.crashes if key in pending)
+        allowed = 1 + sum(1 for crash in crashed.crashes if key in crash.pending)
         if key.startswith("once:"):
             allowed = 1
         assert count <= allowed, f"{key} called {count} times, at most {allowed} allowed"
+    for crash in crashed.crashes:
+        again = [key for key in keys[crash.calls :] if key in crash.done]
+        assert not again, f"called after their results were committed: {again}"
 
 
 # --- the in-process harness -------------------------------------------------------------
@@ -263,11 +306,11 @@ def drive_in_process(
     ledger = tmp / "ledger.jsonl"
     os.environ["MNC_EXAMPLE_LEDGER"] = str(ledger)
     store = SQLiteStore(tmp / "journal.db")
-    config = RuntimeConfig(commit_every=COMMIT_EVERY, commit_ms=0, slow_call_ms=1e9)
+    config = RuntimeConfig(commit_every=scenario.commit_every, commit_ms=0, slow_call_ms=1e9)
     program = program_of(scenario)
     given = json.loads(scenario.input.read_text("utf-8"))
     crashing = CrashingStore(store, at, when)
-    crashes: list[set[str]] = []
+    crashes: list[Crash] = []
     outcome = None
     for execution in range(20):
         try:
@@ -284,7 +327,7 @@ def drive_in_process(
                 outcome = resume_run(crashing, RUN_ID, program=program, config=config)  # type: ignore[arg-type]
         except SimulatedCrash:
             _settle_threads()
-            crashes.append(pending_intents(store))
+            crashes.append(crash_point(store, ledger))
             _break_lease(store, RUN_ID)
             record = store.get_run(RUN_ID)
             if record is not None and record.status == "waiting":
@@ -310,6 +353,68 @@ def test_in_process_crash_at_every_commit(scenario: Scenario, when: str, tmp_pat
         assert len(report.crashes) == 1
         check_against(reference, report, store, ledger, scenario, ref_calls)
         store.close()
+
+
+class RecordingStore:
+    """A store that keeps each batch's ledger writes, as (key, status) pairs."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner = inner
+        self.commits: list[list[tuple[str, str]]] = []
+
+    def commit(self, batch: Batch) -> CommitResult:
+        self.commits.append([(put.key, put.status) for put in batch.ledger])
+        return self.inner.commit(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_an_intent_rides_in_the_result_commit_before_it(tmp_path: Path) -> None:
+    """Along a chain of keyed effects with only pure states between, an effect's result
+    commit carries the next intent: one commit per effect. Never after a tool call, after
+    a join, or for a `once` effect."""
+    scenario = next(s for s in SCENARIOS if s.name == "chain")
+    os.environ["MNC_EXAMPLE_LEDGER"] = str(tmp_path / "ledger.jsonl")
+    store = RecordingStore(SQLiteStore(tmp_path / "journal.db"))
+    config = RuntimeConfig(commit_every=scenario.commit_every, commit_ms=0, slow_call_ms=1e9)
+    given = json.loads(scenario.input.read_text("utf-8"))
+    outcome = start_run(store, program_of(scenario), "chain", given, run_id="c", config=config)  # type: ignore[arg-type]
+    assert outcome.status == "completed", outcome.error
+    commits = store.commits
+
+    def commit_of(key: str, status: str) -> list[tuple[str, str]]:
+        [found] = [c for c in commits if (key, status) in c]
+        return found
+
+    def rides(done: str, intent: str) -> bool:
+        return (intent, "intent") in commit_of(done, "done")
+
+    # `for` with `if`, `match`, `log`, `yield`; out of it into a `while` with a `try`.
+    chain = [f"put:o-9:{n}" for n in (1, 2, 3, 4, 5, 100, 101, 102)] + ["mark:o-9:first"]
+    for done, intent in itertools.pairwise(chain):
+        assert rides(done, intent), (done, commits)
+    assert rides("mark:o-9:first", "mark:o-9:m-first")
+    # `again` has the key and arguments of `first`: its intent meets the done row in the
+    # same commit, which answers it with the stored result, without a call.
+    assert [("mark:o-9:m-first", "done"), ("mark:o-9:first", "intent")] in commits
+    replayed = [e for e in store.read_journal("c") if e.kind == "replayed"]
+    assert [e.data["key"] for e in replayed] == ["mark:o-9:first"]
+    assert ledger_calls(tmp_path / "ledger.jsonl")["mark:o-9:first"] == 1
+    # A tool call between, a join before (new items, the block after `parallel`) or a
+    # `once` effect: the intent has a commit of its own.
+    once = next(key for c in commits for key, _ in c if key.startswith("once:"))
+    alone = ["mark:o-9:after-tool-100", "mark:o-9:joined-m-left-m-right", once]
+    alone += [f"put:o-9:{200 + i}" for i in given["items"]]
+    for key in alone:
+        assert commit_of(key, "intent") == [(key, "intent")], (key, commits)
+    # Items run two at a time: the first result of an item always carries its next intent.
+    items = next(c for c in commits if any(k.startswith("put:o-9:20") for k, s in c if s == "done"))
+    assert any(k.startswith("mark:o-9:item-") for k, s in items if s == "intent"), items
+    # One commit per effect where the chain rides: fewer commits than intents + results.
+    effects = sum(1 for c in commits for _, status in c if status == "done")
+    assert len(commits) < 2 * effects - len(chain)
+    store.close()
 
 
 def test_once_effect_interrupted_waits_for_a_repair(tmp_path: Path) -> None:
@@ -374,12 +479,12 @@ def ir_file(scenario: Scenario, folder: Path) -> Path:
     return path
 
 
-def base_env(tmp: Path) -> dict[str, str]:
+def base_env(tmp: Path, commit_every: int = COMMIT_EVERY) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
     env.update(
         MNC_DB=str(tmp / "journal.db"),
         MNC_EXAMPLE_LEDGER=str(tmp / "ledger.jsonl"),
-        MNC_COMMIT_EVERY=str(COMMIT_EVERY),
+        MNC_COMMIT_EVERY=str(commit_every),
         MNC_COMMIT_MS="0",
         MNC_SLOW_CALL_MS="1000000000",
         PYTHONPATH=str(ROOT),
@@ -397,8 +502,8 @@ def drive_processes(
     """`mnc run`, then `mnc resume` until the run ends; `crash(i)` gives the crash settings
     of the i-th process (from 0)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    env = base_env(tmp)
-    crashes: list[set[str]] = []
+    env = base_env(tmp, scenario.commit_every)
+    crashes: list[Crash] = []
     args = ["run", str(ir), "--id", RUN_ID, "--input-file", str(scenario.input), "--json"]
     if scenario.workflow:
         args += ["--workflow", scenario.workflow]
@@ -414,7 +519,7 @@ def drive_processes(
             pytest.fail(f"mnc exited {done.returncode}: {done.stderr}")
         with SQLiteStore(tmp / "journal.db") as store:
             if done.returncode == 137:
-                crashes.append(pending_intents(store))
+                crashes.append(crash_point(store, tmp / "ledger.jsonl"))
             record = store.get_run(RUN_ID)
             # A crash right after the commit that paused the run leaves it waiting too.
             if record is not None and record.status == "waiting":

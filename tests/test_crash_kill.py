@@ -53,9 +53,9 @@ def test_kill_9_at_random_moments(tmp_path: Path) -> None:
         run += 1
         folder = tmp_path / f"run-{run}"
         folder.mkdir()
-        env = crash.base_env(folder)
+        env = crash.base_env(folder, scenario.commit_every)
         args = ["run", str(ir), "--id", crash.RUN_ID, "--input-file", str(scenario.input), "--json"]
-        crashes: list[set[str]] = []
+        crashes: list[crash.Crash] = []
         created = False
         for process in range(400):
             # A process killed while starting up may not have created the run yet.
@@ -71,7 +71,7 @@ def test_kill_9_at_random_moments(tmp_path: Path) -> None:
                 if not (folder / "journal.db").exists():
                     continue
                 with SQLiteStore(folder / "journal.db") as store:
-                    crashes.append(crash.pending_intents(store))
+                    crashes.append(crash.crash_point(store, folder / "ledger.jsonl"))
                     record = store.get_run(crash.RUN_ID)
                     created = record is not None
                     if record is not None and record.status == "waiting":

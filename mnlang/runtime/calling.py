@@ -4,7 +4,9 @@
   means the tool runs again), except that a tool with a declared `cost` or a slow one
   is committed at once.
 - An **effect** commits its intent (with everything before it) before the call, and
-  its result with its ledger row right after. The intent commit is where the ledger is
+  its result with its ledger row right after; the next keyed effect's intent, when its
+  fiber reaches it through pure states only, rides in that result commit
+  (`Interpreter._ride`). The intent commit is where the ledger is
   consulted: a key already `done` returns its stored result without a call; a key used
   with other arguments is a `key_conflict`. A keyed effect whose intent survived a crash
   is called again with the same key; a `once` effect in that position has an unknown
@@ -488,6 +490,8 @@ class Calls:
             assert run.root is not None
             run.root.scope.append("$list:compensate", undo)
         run.force_commit = True
+        # The commit is due now; the next keyed effect's intent may ride in it.
+        run.ride = True
         self._succeeded(call, value)
 
     # --- compensation -----------------------------------------------------------------

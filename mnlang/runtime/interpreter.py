@@ -11,6 +11,11 @@ commit and goes on from there. Commit points (DESIGN.md, "The runtime"): before 
 effect's call (its intent) and right after it; after a model reply; after a tool with a
 declared cost or a slow one; at a checkpoint, a wait or a child run; at the end; and at
 least every `commit_every` states and every `commit_ms` milliseconds.
+
+An effect's result commit is not deferred, but it may carry more: before it is written,
+the ready fibers run their pure states (`RIDING_STATES`), and a keyed effect's intent
+reached that way is written in the same commit (`_ride`). A chain of keyed effects with
+pure states between pays one commit per effect.
 """
 
 from __future__ import annotations
@@ -95,6 +100,12 @@ COMPENSATIONS = "$list:compensate"
 DEADLINE_TIMER = "deadline"
 """The timer that wakes a waiting run at its deadline."""
 
+RIDING_STATES: frozenset[type] = frozenset(
+    {AssignState, BranchState, MatchState, LogState, YieldState, LoopState, TryState}
+)
+"""States a fiber may run while an effect's result waits for its commit (`_ride`): they
+only compute and touch nothing outside the run."""
+
 
 def items_var(state_id: str) -> str:
     return f"$items:{state_id}"
@@ -160,6 +171,10 @@ class Interpreter:
         self.outcome: Outcome | None = None
         self.aborting = False
         self.force_commit = False
+        self.ride = False
+        """An effect's result is due: `_ride` runs first, then the commit."""
+        self.joined = False
+        """A branch or item ended since the last commit: nothing rides in the next one."""
         self.after_commit: list[Callable[[CommitResult], None]] = []
         self.steps = 0
         self.last_commit = time.monotonic()
@@ -293,7 +308,10 @@ class Interpreter:
                     else:
                         self.calls.complete(completion)
                 if self.force_commit:
-                    self._commit()
+                    if self.ride and not self.joined:
+                        self._ride()
+                    if self.outcome is None:  # else `_finish` commits it, at the top
+                        self._commit()
                 self._check_clock()
         finally:
             self.runner.close()
@@ -309,26 +327,70 @@ class Interpreter:
 
     def _run_fiber(self, fiber: Fiber) -> None:
         states = self.states
-        handlers = self._handlers
         every = self.config.commit_every
         while fiber.status == "ready":
             if fiber.at is None:
                 self.calls.next_compensation(fiber)
                 return
-            state = states[fiber.at]
-            self._current = (fiber, state.id)
-            self.steps += 1
-            # Executing a state changes the fiber even when its cursor stays (a join starts,
-            # a loop begins): the next commit must store it.
-            fiber.dirty = True
-            try:
-                handlers[type(state)](fiber, state)
-            except StepFailure as failure:
-                self.unwind(fiber, failure.at(state.id), state.frame)
+            self._execute(fiber, states[fiber.at])
             if self.force_commit:
                 return
             if self.steps >= every and self.outcome is None:
                 self._commit()
+
+    def _execute(self, fiber: Fiber, state: State) -> None:
+        self._current = (fiber, state.id)
+        self.steps += 1
+        # Executing a state changes the fiber even when its cursor stays (a join starts,
+        # a loop begins): the next commit must store it.
+        fiber.dirty = True
+        try:
+            self._handlers[type(state)](fiber, state)
+        except StepFailure as failure:
+            self.unwind(fiber, failure.at(state.id), state.frame)
+
+    def _ride(self) -> None:
+        """Before an effect's result is committed, let the fibers that are ready now run
+        their pure states; one that reaches a keyed effect records its intent, which then
+        rides in the same commit (DESIGN.md: an intent is committed before the call, with
+        everything before it). Nothing is called and nothing waits meanwhile, so the result
+        is committed at the moment it would have been without riders.
+
+        A `once` effect's intent never rides: the run is not yet committed to calling it.
+        A fiber that reaches any other state (a call, a pause, `return`, `fail`) stops
+        there until after the commit, and so do the fibers this woke or started; a branch
+        or item that ends (a join) ends riding altogether."""
+        held: dict[Fiber, None] = {}
+        for _ in range(len(self.ready)):
+            if self.joined or self.outcome is not None or self._stopping():
+                break
+            fiber = self.ready.popleft()
+            if fiber.status == "ready" and not self._run_pure(fiber):
+                held[fiber] = None
+        self.ready.extendleft(reversed(held))
+
+    def _run_pure(self, fiber: Fiber) -> bool:
+        """Run `fiber` while it may ride; False when it stopped at a state that must wait
+        for the commit (it is still ready)."""
+        states = self.states
+        every = self.config.commit_every
+        while fiber.status == "ready":
+            if fiber.at is None or self.steps >= every or self.joined:
+                return False
+            state = states[fiber.at]
+            if type(state) not in RIDING_STATES and not self._intent_may_ride(fiber, state):
+                return False
+            self._execute(fiber, state)
+        return True
+
+    def _intent_may_ride(self, fiber: Fiber, state: State) -> bool:
+        """A keyed effect about to be called afresh (not resumed, retried or repaired)."""
+        return (
+            isinstance(state, CallState)
+            and state.callee_kind == "effect"
+            and not fiber.pending
+            and not self.program.effects[state.callee].once
+        )
 
     def _commit_due(self) -> bool:
         if not self.steps and not self.journal.has_work:
@@ -399,6 +461,7 @@ class Interpreter:
         self.steps = 0
         self.last_commit = self.last_store_contact = time.monotonic()
         self.force_commit = False
+        self.ride = self.joined = False
         actions, self.after_commit = self.after_commit, []
         for action in actions:
             action(result)
@@ -732,6 +795,7 @@ class Interpreter:
         """A branch or item fiber ended, normally (`outcome` None) or with an uncaught one."""
         parent = child.parent
         assert parent is not None and child.spawn is not None
+        self.joined = True  # no intent rides across a join (see `_ride`)
         state = self.states[child.spawn]
         assert isinstance(state, MapState | ParallelState)
         data = parent.frames[state.id]

@@ -51,3 +51,27 @@ def charge(order: str, amount: Decimal, *, ctx: Any) -> str:
 def announce(order: str, text: str, *, ctx: Any) -> bool:
     _ledger("announce", ctx, {"order": order, "text": text})
     return True
+
+
+# --- tests/crash/chain.mn ------------------------------------------------------------------
+
+
+def double(n: int, *, ctx: Any) -> int:
+    if ctx.attempt == 1 and n % 3 == 0:
+        raise Transient("the doubler is busy")
+    return 2 * n
+
+
+def put(order: str, n: int, *, ctx: Any) -> int:
+    _ledger("put", ctx, {"order": order, "n": n})
+    return 3 * n + 1
+
+
+def mark(order: str, tag: str, *, ctx: Any) -> str:
+    _ledger("mark", ctx, {"order": order, "tag": tag})
+    return f"m-{tag}"
+
+
+def shout(order: str, text: str, *, ctx: Any) -> bool:
+    _ledger("shout", ctx, {"order": order, "text": text})
+    return True
