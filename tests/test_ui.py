@@ -775,32 +775,44 @@ def test_the_metrics_are_compute_metrics(store: Store) -> None:
     assert support["in_flight"] == 1
 
 
+def figure(page: str, label: str, workflow_class: str) -> str:
+    """The text of the metrics table's cell for one figure and class."""
+    row = re.search(rf"<tr[^>]*>\s*<td>{label}</td>.*?</tr>", page, re.S)
+    assert row is not None, label
+    cell = re.search(
+        rf'<td class="cell[^"]*" data-class="{workflow_class}"[^>]*>(.*?)</td>', row[0]
+    )
+    assert cell is not None, (label, workflow_class)
+    return " ".join(re.sub(r"<[^>]+>", " ", cell[1]).split())
+
+
 def test_the_metrics_page_shows_every_figure_with_its_counts(store: Store) -> None:
     hand_built_runs(store)
     page = console(store).get("/metrics?period=all").text
-    support = page[page.index('data-class="support"') :]
-    support = support[: support.index("</section>")]
-    for label, counts in (
-        ("workflow completion rate", "2/3"),
-        ("fault recovery rate", "1/1"),
-        ("worker_crash", "1/1"),
-        ("tool selection accuracy", "0/0"),
-        ("tool parameter accuracy", "0/0"),
-        ("trajectory match rate", "0/0"),
-        ("unsafe action rate", "0/1"),
-        ("planned checkpoint rate", "0/3"),
-        ("unplanned repair rate", "0/3"),
-        ("human override rate", "0/0"),
+    for label, support in (
+        ("workflow completion rate", "66.7% 2/3"),
+        ("fault recovery rate", "100.0% 1/1"),
+        ("worker_crash", "100.0% 1/1"),
+        ("runs with every fault recovered", "100.0% 1/1"),
+        ("tool selection accuracy", "n/a 0/0"),
+        ("tool parameter accuracy", "n/a 0/0"),
+        ("trajectory match rate", "n/a 0/0"),
+        ("unsafe action rate", "0.0% 0/1"),
+        ("cost per successful workflow", "$0.3750 $0.7500/2"),
+        ("human intervention rate", "0.0% 0/3"),
+        ("planned checkpoint rate", "0.0% 0/3"),
+        ("unplanned repair rate", "0.0% 0/3"),
+        ("human override rate", "n/a 0/0"),
+        ("effect keys committed twice", "0"),
+        ("journal entries missing", "0"),
     ):
-        row = re.search(rf"<td>{label}</td>.*?</tr>", support, re.S)
-        assert row is not None and f">{counts}<" in row.group(0), label
-    assert "$0.7500" in support and "/2<" in support  # cost of all runs / successful runs
-    for part in ("model", "tools", "compute", "human review", "repair"):
-        assert f"</span>{part}</td>" in support
-    assert "3 runs ended, 1 in flight" in support
-    assert 'data-class="all"' in page  # two classes: their total too
-    ops = page[page.index('data-class="ops"') :]
-    assert re.search(r"<td>human override rate</td>.*?>1/1<", ops, re.S)
+        assert figure(page, label, "support") == support, label
+    assert figure(page, "runs", "support") == "3 +1 in flight"
+    assert figure(page, "human override rate", "ops") == "100.0% 1/1"
+    assert figure(page, "worker_crash", "ops") == "n/a 0/0"
+    assert figure(page, "workflow completion rate", "all") == "75.0% 3/4"  # two classes: a total
+    parts = re.findall(r'<span class="swatch [\w-]+"></span>([\w ]+)</td>', page)
+    assert parts == ["model", "tools", "compute", "human review", "repair"]
 
 
 def test_metrics_views_are_kept_until_a_run_starts_or_ends(store: Store) -> None:

@@ -1,8 +1,10 @@
 """The console in a real headless browser: Debian's `chromium`, driven by Playwright.
 
-Runs the refund example into a journal, serves the console with uvicorn on a free
-loopback port, then: opens the waiting run's page, approves the run from the approvals
-inbox in a second tab, and sees the first tab reach `completed` without reloading.
+Benches two classes of the golden suite with every fault class (`mnlang.bench`, as
+`mnc bench` does) and runs the refund example into the same journal, serves the console
+with uvicorn on a free loopback port, then: opens the waiting run's page, approves the
+run from the approvals inbox in a second tab, sees the first tab reach `completed`
+without reloading, and finds on the metrics page the figures `compute_metrics` gives.
 
 With `MNC_UI_SCREENSHOTS=DIR` the run, inbox and metrics pages are saved there as
 `ui-run.png`, `ui-inbox.png` and `ui-metrics.png` (how `docs/img/ui-*.png` are made).
@@ -24,16 +26,22 @@ from pathlib import Path
 import pytest
 
 from mnlang import api
+from mnlang.bench.runner import run_bench
+from mnlang.metrics import compute_metrics
+from mnlang.runtime.faults import FAULT_CLASSES
 from mnlang.runtime.run import start_run
 from mnlang.stores import open_store
 from mnlang.stores.base import Store
 from mnlang.ui.app import create_app
 from mnlang.ui.auth import Authenticator
+from mnlang.ui.metrics import period_of
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 REFUND = ROOT / "examples" / "refund" / "refund.mn"
+GOLDEN = ROOT / "examples" / "golden"
+BENCHED = ("support", "finance")
 
 
 def chromium() -> str:
@@ -46,7 +54,11 @@ def chromium() -> str:
 @pytest.fixture
 def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(tmp_path / "ledger.jsonl"))
-    store = open_store(tmp_path / "journal.db")
+    db = tmp_path / "journal.db"
+    for workflow_class in BENCHED:  # varied runs for the metrics page: faults, repairs, ...
+        bench = run_bench(GOLDEN / workflow_class, seed=7, repeat=1, db=str(db))
+        assert bench.errors == []
+    store = open_store(db)
     program = api.load_program(REFUND)
     for run_id, order, complaint in (
         ("refund-ana", "o-1001", "The mug arrived with a crack along the handle."),
@@ -122,7 +134,22 @@ def test_approve_from_the_inbox_and_watch_the_run_complete(
 
         metrics = context.new_page()
         metrics.goto(f"{console_url}/metrics?period=7d")
-        expect(metrics.locator('section.metrics[data-class="support"]')).to_contain_text("66.7%")
+        report = compute_metrics(journal, since=period_of("7d", journal.now()).since)
+        assert [c.workflow_class for c in report.classes] == sorted(BENCHED)
+        table = metrics.locator("table.figures")
+        for figures in report.classes:
+            for label, ratio in (
+                ("workflow completion rate", figures.completion),
+                ("fault recovery rate", figures.fault_recovery),
+                ("tool selection accuracy", figures.tool_selection),
+                ("human intervention rate", figures.human_intervention),
+            ):
+                row = table.locator("tr", has=metrics.get_by_role("cell", name=label, exact=True))
+                cell = row.locator(f'td[data-class="{figures.workflow_class}"]')
+                expect(cell).to_have_text(
+                    f"{ratio.percent()} {ratio.numerator}/{ratio.denominator}"
+                )
+            assert figures.recovery_by_fault.keys() == set(FAULT_CLASSES)
         metrics.screenshot(path=str(shots / "ui-metrics.png"), full_page=True)
         browser.close()
     assert errors == []

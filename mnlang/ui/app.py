@@ -30,7 +30,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mnlang.metrics import ALL_CLASSES
+from mnlang.metrics.compute import ZERO
 from mnlang.stores.base import RunNotFound, RunStatus, Store, StoreError
 from mnlang.ui import actions, charts
 from mnlang.ui.actions import ActionRefused, Executor
@@ -263,7 +263,8 @@ class Console:
             charts=charts.metric_charts(view),
             cost_parts=charts.COST_PARTS,
             cost_notes=COST_NOTES,
-            all_classes=ALL_CLASSES,
+            fault_classes=view.fault_classes,
+            zero=ZERO,
         )
 
     def metrics_json(self, request: Request) -> Response:

@@ -175,7 +175,7 @@ def metric_charts(view: MetricsView) -> dict[str, Markup]:
         for c in classes
         for label, ratio, yes, no, css in (
             ("a person decided", c.human_intervention, "runs", "without", "c-human"),
-            ("checkpoints", c.planned_checkpoints, "runs", "without", "c-waiting"),
+            ("checkpoints", c.planned_checkpoints, "runs", "without", "c-running"),
             ("repairs", c.unplanned_repairs, "runs", "without", "c-repair"),
             ("overrides", c.human_overrides, "overridden", "as proposed", "c-failed"),
         )

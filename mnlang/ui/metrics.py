@@ -60,6 +60,11 @@ class MetricsView:
     daily: dict[str, list[DayCounts]] = field(default_factory=dict)
     """Per class (as the report names it): the runs that ended, by the day they started."""
 
+    @property
+    def fault_classes(self) -> list[str]:
+        """The fault classes injected into any run of the period."""
+        return sorted(self.report.total.recovery_by_fault)
+
     def to_json(self) -> dict[str, Json]:
         return {"period": self.period.label, **self.report.to_json()}
 
