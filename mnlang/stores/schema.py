@@ -20,7 +20,7 @@ import sqlite_utils
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -241,7 +241,18 @@ def _add_schedules_v2(db: sqlite_utils.Database) -> None:
     schedules.create_index(["next_at"], index_name="schedules_by_next_at")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _add_schedules_v2]
+def _add_runnable_indexes_v3(db: sqlite_utils.Database) -> None:
+    """Partial indexes of what makes a waiting run runnable (a cancel request, an unread
+    signal), so finding runnable runs does not scan every waiting run or every signal."""
+    db.execute("CREATE INDEX runs_cancel_requested ON runs (run_id) WHERE cancel_requested = 1")
+    db.execute("CREATE INDEX signals_unread ON signals (run_id) WHERE consumed_at IS NULL")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _create_v1,
+    _add_schedules_v2,
+    _add_runnable_indexes_v3,
+]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -86,9 +86,19 @@ _SCHEDULE_COLUMNS = (
     "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
 )
 
-# A run is worth a worker's attention when nobody holds it and it can make progress.
+# A run is worth a worker's attention when nobody holds it and it can make progress. The
+# candidates come from indexes of what makes a run runnable (a due timer, a decision, an
+# unread signal, a cancel request, the status `running`), so the cost of a look does not
+# grow with the number of runs that wait for something not there yet.
 _RUNNABLE_SQL = """
-SELECT run_id FROM runs AS r
+WITH candidates (run_id) AS (
+  SELECT run_id FROM runs WHERE status = 'running'
+  UNION SELECT run_id FROM runs WHERE cancel_requested = 1
+  UNION SELECT run_id FROM timers WHERE due_at <= :now
+  UNION SELECT run_id FROM checkpoints WHERE status = 'decided'
+  UNION SELECT run_id FROM signals INDEXED BY signals_unread WHERE consumed_at IS NULL
+)
+SELECT r.run_id FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
 WHERE r.status IN ('running', 'waiting')
   AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= :now)
   AND (
