@@ -86,31 +86,24 @@ _SCHEDULE_COLUMNS = (
     "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
 )
 
-# A run is worth a worker's attention when nobody holds it and it can make progress. The
-# candidates come from indexes of what makes a run runnable (a due timer, a decision, an
-# unread signal, a cancel request, the status `running`), so the cost of a look does not
-# grow with the number of runs that wait for something not there yet.
+# A run is worth a worker's attention when nobody holds it and it can make progress: it is
+# running, someone asked to cancel it, a timer of it is due, a checkpoint of it was
+# decided, or a signal it waits for is unread. The candidates come from the indexes of
+# those, so the cost of a look does not grow with the number of runs that wait for
+# something that has not happened yet.
 _RUNNABLE_SQL = """
 WITH candidates (run_id) AS (
   SELECT run_id FROM runs WHERE status = 'running'
   UNION SELECT run_id FROM runs WHERE cancel_requested = 1
   UNION SELECT run_id FROM timers WHERE due_at <= :now
   UNION SELECT run_id FROM checkpoints WHERE status = 'decided'
-  UNION SELECT run_id FROM signals INDEXED BY signals_unread WHERE consumed_at IS NULL
+  UNION SELECT s.run_id FROM signals AS s INDEXED BY signals_unread
+        JOIN runs AS w ON w.run_id = s.run_id
+        WHERE s.consumed_at IS NULL AND s.name IN (SELECT value FROM json_each(w.waiting_for))
 )
 SELECT r.run_id FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
 WHERE r.status IN ('running', 'waiting')
   AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= :now)
-  AND (
-    r.status = 'running'
-    OR r.cancel_requested = 1
-    OR EXISTS (SELECT 1 FROM timers AS t WHERE t.run_id = r.run_id AND t.due_at <= :now)
-    OR EXISTS (SELECT 1 FROM checkpoints AS c
-               WHERE c.run_id = r.run_id AND c.status = 'decided')
-    OR EXISTS (SELECT 1 FROM signals AS s
-               WHERE s.run_id = r.run_id AND s.consumed_at IS NULL
-                 AND s.name IN (SELECT value FROM json_each(r.waiting_for)))
-  )
 ORDER BY r.updated_at
 LIMIT :limit
 """
