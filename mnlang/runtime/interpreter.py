@@ -74,7 +74,15 @@ from mnlang.runtime.pauses import (
     inherited_budget,
 )
 from mnlang.runtime.scope import Scope
-from mnlang.runtime.values import Timestamp, Value, from_stored, to_plain, to_stored, to_text
+from mnlang.runtime.values import (
+    Timestamp,
+    Value,
+    from_stored,
+    list_from_stored,
+    to_plain,
+    to_stored,
+    to_text,
+)
 from mnlang.stores.base import (
     CommitResult,
     DropBranch,
@@ -244,7 +252,7 @@ class Interpreter:
                 scope = Scope(branch, parent.scope if parent is not None else None)
                 for name, value in variables.get(branch, {}).items():
                     if name.startswith("$list:"):
-                        scope.restore_list(name, [from_stored(v) for v in value])
+                        scope.restore_list(name, list_from_stored(value))
                     else:
                         scope.values[name] = from_stored(value)
             else:

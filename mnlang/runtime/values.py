@@ -161,6 +161,14 @@ def from_stored(stored: Json) -> Value:
     return stored
 
 
+def list_from_stored(items: list[Json]) -> list[Value]:
+    """A list variable's items as `from_stored` gives them; only a dict can carry a tag,
+    so a list without dicts (a long collected list of numbers or text) is kept as is."""
+    if dict not in map(type, items):
+        return items
+    return [from_stored(item) for item in items]
+
+
 def _untag(value: Json) -> Value:
     kind = type(value)
     if kind is list:

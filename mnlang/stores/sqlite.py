@@ -109,6 +109,14 @@ LIMIT :limit
 """
 
 
+_LIST_ITEMS_SQL = """
+SELECT group_concat(value, ',')
+FROM (SELECT value FROM list_items WHERE run_id = ? AND branch = ? AND name = ? ORDER BY idx)
+"""
+"""One list variable's items, comma-separated, in index order: an aggregate over an
+ordered subquery sees its rows in that order (SQLite does not flatten such a subquery)."""
+
+
 def _nested_range(branch: str) -> tuple[str, str]:
     """Bounds of the branch ids nested in `branch`: `'/'` sorts just before `'0'`."""
     return branch + "/", branch + "0"
@@ -596,17 +604,19 @@ class SQLiteStore:
                 )
             }
             variables: dict[str, dict[str, Json]] = {}
-            for branch, name, value, is_list in conn.execute(
-                "SELECT branch, name, value, is_list FROM variables WHERE run_id = ?", (run_id,)
-            ):
-                variables.setdefault(branch, {})[name] = [] if is_list else load(value)
-            # Items come in primary-key order: by branch, name, then index.
-            for branch, name, value in conn.execute(
-                "SELECT branch, name, value FROM list_items WHERE run_id = ? "
-                "ORDER BY branch, name, idx",
+            lists: list[tuple[str, str]] = []
+            for branch, name, value, is_list, length in conn.execute(
+                "SELECT branch, name, value, is_list, length FROM variables WHERE run_id = ?",
                 (run_id,),
             ):
-                variables[branch][name].append(json.loads(value))
+                variables.setdefault(branch, {})[name] = [] if is_list else load(value)
+                if is_list and length:
+                    lists.append((branch, name))
+            # A list's stored items come back as one JSON array text, joined by SQLite in
+            # index order, so that Python decodes one text instead of one per item.
+            for branch, name in lists:
+                (joined,) = conn.execute(_LIST_ITEMS_SQL, (run_id, branch, name)).fetchone()
+                variables[branch][name] = json.loads(f"[{joined or ''}]")
         return RunState(run=record, cursors=cursors, variables=variables)
 
     def read_journal(
@@ -735,15 +745,25 @@ class SQLiteStore:
 
     # --- leases ---------------------------------------------------------------------------
 
+    def _lease_columns(self, run_id: str) -> tuple[str | None, int, float | None]:
+        """A run's lease owner, epoch and expiry (not its whole record: its arguments may
+        be large)."""
+        row = self._conn.execute(
+            "SELECT lease_owner, lease_epoch, lease_expires_at FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise run_not_found(run_id)
+        return row[0], row[1], row[2]
+
     def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Lease | None:
         check_ttl(ttl)
         with self._write() as now:
-            record = self._run(run_id)
-            expires = record.lease_expires_at
-            held = record.lease_owner is not None and expires is not None and expires > now
-            if held and record.lease_owner != owner:
+            holder, epoch, expires = self._lease_columns(run_id)
+            held = holder is not None and expires is not None and expires > now
+            if held and holder != owner:
                 return None
-            lease = Lease(run_id, owner, record.lease_epoch + 1, now + ttl)
+            lease = Lease(run_id, owner, epoch + 1, now + ttl)
             self._conn.execute(
                 "UPDATE runs SET lease_owner = ?, lease_epoch = ?, lease_expires_at = ? "
                 "WHERE run_id = ?",
@@ -754,14 +774,8 @@ class SQLiteStore:
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
         check_ttl(ttl)
         with self._write() as now:
-            record = self._run(lease.run_id)
-            check_lease(
-                Batch(run_id=lease.run_id, lease=lease),
-                record.lease_owner,
-                record.lease_epoch,
-                record.lease_expires_at,
-                now,
-            )
+            holder, epoch, expires = self._lease_columns(lease.run_id)
+            check_lease(Batch(run_id=lease.run_id, lease=lease), holder, epoch, expires, now)
             renewed = Lease(lease.run_id, lease.owner, lease.epoch, now + ttl)
             self._conn.execute(
                 "UPDATE runs SET lease_expires_at = ? WHERE run_id = ?",
