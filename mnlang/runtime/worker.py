@@ -36,12 +36,13 @@ from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
-from mnlang.stores.base import TERMINAL_STATUSES, Lease, Store, StoreError
+from mnlang.stores.base import TERMINAL_STATUSES, Lease, StaleLease, Store, StoreError
 
 _SCHEDULE_POLL = 0.5
 """Seconds between looks at the schedules (a scheduled run starts at most this late)."""
-_CLAIM_AHEAD = 4
-"""Runs claimed at most, as a multiple of the concurrency (the rest wait for a thread)."""
+_CLAIM_AHEAD = 8
+"""Runs claimed at most, as a multiple of the concurrency (the rest wait for a thread; a
+run that waited a third of its lease's time has the lease renewed before it starts)."""
 _BUSY_POLL = 0.1
 """Seconds between looks for work while runs are in progress."""
 _PROGRAM_CACHE = 32
@@ -150,8 +151,9 @@ class Worker:
             while not self._stop.is_set():
                 self._start_schedules()
                 claimed = self._claim()
+                now = time.monotonic()
                 for lease in claimed:
-                    pool.submit(self._execute, lease)
+                    pool.submit(self._execute, lease, now)
                 if claimed:
                     continue
                 if until_idle and self._idle():
@@ -235,10 +237,12 @@ class Worker:
 
     # --- executing ----------------------------------------------------------------------
 
-    def _execute(self, lease: Lease) -> None:
+    def _execute(self, lease: Lease, claimed_at: float) -> None:
         run_id = lease.run_id
         release = True
         try:
+            if time.monotonic() - claimed_at > self.lease_ttl / 3:
+                lease = self.store.renew_lease(lease, self.lease_ttl)
             record = self.store.get_run(run_id)
             if record is None:
                 return
@@ -260,6 +264,10 @@ class Worker:
             release = end.status not in TERMINAL_STATUSES
             self._count(end.status)
             self.log(f"run {run_id}: {end.status} ({took:.3f}s)", False)
+        except StaleLease:
+            release = False
+            self.stats.lost += 1
+            self.log(f"run {run_id}: its lease expired before it started; left to others", True)
         except RunError as e:
             # A lost lease, or a run that cannot be executed: leave the lease to expire.
             release = False
