@@ -241,6 +241,8 @@ class Worker:
         run_id = lease.run_id
         release = True
         try:
+            if self._stop.is_set():
+                return  # claimed but not started: released at once for another worker
             if time.monotonic() - claimed_at > self.lease_ttl / 3:
                 lease = self.store.renew_lease(lease, self.lease_ttl)
             record = self.store.get_run(run_id)
