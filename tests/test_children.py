@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from mnlang import api
-from mnlang.runtime.decisions import decide
+from mnlang.runtime.decisions import DecisionError, decide
 from mnlang.runtime.worker import Worker
 from tests.human.harness import Journal, journal
 
@@ -133,3 +135,13 @@ def test_a_worker_ends_waiting_runs_at_their_deadline(journal: Journal) -> None:
     ended = journal.store.get_run(child)
     assert ended is not None and ended.error["kind"] in ("deadline_exceeded", "cancelled")
     assert journal.store.run_timers("z") == journal.store.run_timers(child) == []
+
+
+def test_deciding_on_the_parent_points_to_the_child(journal: Journal) -> None:
+    journal.start("parent", {"tag": "q", "parts": ["ab"]}, "q")
+    [child] = children(journal, "q")
+    with pytest.raises(DecisionError) as wrong:
+        decide(journal.store, "q", "part_review", approve=True)
+    assert wrong.value.help == (
+        f"it waits for a child run; decide there: `mnc approve {child} part_review`"
+    )

@@ -118,8 +118,20 @@ def find_checkpoint(store: Store, run_id: str, ref: str) -> tuple[RunRecord, Che
         )
     raise DecisionError(
         f"run `{run_id}` has no checkpoint `{ref}`",
-        help=f"its open checkpoints: {listed}" if open_ else "the run waits for no decision now",
+        help=f"its open checkpoints: {listed}" if open_ else _elsewhere(store, run_id),
     )
+
+
+def _elsewhere(store: Store, run_id: str) -> str:
+    """Where a run that waits for no decision itself may wait for one: its child runs."""
+    waiting = [
+        f"`mnc approve {child.run_id} {checkpoint.name}`"
+        for child in store.list_runs(parent_run_id=run_id, status="waiting")
+        for checkpoint in store.open_checkpoints(child.run_id)
+    ]
+    if waiting:
+        return "it waits for a child run; decide there: " + ", ".join(waiting)
+    return "the run waits for no decision now"
 
 
 def decide(
