@@ -252,9 +252,11 @@ def test_the_refund_demo_goes_through_its_approval(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert "waiting: run refund-o-1002 (refund)" in lines
-    assert "    decide: mnc approve refund-o-1002 manager_review [--choice OPTION], " in (
-        done.stdout
-    )
-    assert "completed: run refund-o-1002 (refund)" in lines
-    assert lines[-1] == "the payment provider was called 1 time(s) for the refund"
+    run = re.search(r"waiting: run (refund-o-1002-\d{8}-\d{6}) \(refund\)", done.stdout)
+    assert run is not None, done.stdout
+    run_id = run.group(1)
+    assert f"    decide: mnc approve {run_id} manager_review [--choice OPTION], " in done.stdout
+    assert f"completed: run {run_id} (refund)" in lines
+    assert lines[-2] == "the payment provider was called 1 time(s) for the refund"
+    # The run stays in the journal, for `mnc ui`.
+    assert "completed" in mnc(["show", run_id], mnc_env(tmp_path)).stdout

@@ -5,22 +5,23 @@
 # `manager_review` checkpoint (exit status 3: waiting). A manager approves it; the run
 # goes on, pays the refund exactly once and completes (exit status 0).
 #
-# Needs `mnc` on PATH, or MNC=/path/to/mnc. Leaves nothing behind.
+# Needs `mnc` on PATH, or MNC=/path/to/mnc. The run stays in the journal (`$MNC_DB`, by
+# default ./.mnc/journal.db), so `mnc ui` shows it afterwards; each demo is a new run.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 mnc=${MNC:-mnc}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-MNC_DB="$work/journal.db"
 MNC_EXAMPLE_LEDGER="$work/ledger.jsonl"
-export MNC_DB MNC_EXAMPLE_LEDGER
+export MNC_EXAMPLE_LEDGER
+run="refund-o-1002-$(date +%Y%m%d-%H%M%S)"
 
 step() { printf '\n$ %s\n' "$1"; }
 
-step "mnc run examples/refund/refund.mn --id refund-o-1002 --input '{\"order_id\": \"o-1002\", ...}'"
+step "mnc run examples/refund/refund.mn --id $run --input '{\"order_id\": \"o-1002\", ...}'"
 status=0
-"$mnc" run "$here/refund.mn" --id refund-o-1002 \
+"$mnc" run "$here/refund.mn" --id "$run" \
   --input '{"order_id": "o-1002", "complaint": "The mug arrived with a crack along the handle."}' \
   || status=$?
 if [ "$status" -ne 3 ]; then
@@ -28,11 +29,13 @@ if [ "$status" -ne 3 ]; then
   exit 1
 fi
 
-step "mnc show refund-o-1002"
-"$mnc" show refund-o-1002
+step "mnc show $run"
+"$mnc" show "$run"
 
-step 'mnc approve refund-o-1002 manager_review --by manager --comment "photos checked"'
-"$mnc" approve refund-o-1002 manager_review --by manager --comment "photos checked"
+step "mnc approve $run manager_review --by manager --comment \"photos checked\""
+"$mnc" approve "$run" manager_review --by manager --comment "photos checked"
 
 refunds=$(grep -c '"refund_payment"' "$MNC_EXAMPLE_LEDGER")
 printf '\nthe payment provider was called %s time(s) for the refund\n' "$refunds"
+printf 'see the run in the browser: mnc ui (then open http://127.0.0.1:8737)\n'
+
