@@ -125,34 +125,41 @@ _SCHEDULE_COLUMNS: LiteralString = (
     "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
 )
 
-# A run is worth a worker's attention when nobody holds it and it can make progress.
-# Used below a `clock` CTE.
-_RUNNABLE_WHERE: LiteralString = """
-    r.status IN ('running', 'waiting')
-    AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock.now)
-    AND (
-        r.status = 'running'
-        OR r.cancel_requested
-        OR EXISTS (SELECT 1 FROM timers AS t WHERE t.run_id = r.run_id AND t.due_at <= clock.now)
-        OR EXISTS (SELECT 1 FROM checkpoints AS c
-                   WHERE c.run_id = r.run_id AND c.status = 'decided')
-        OR EXISTS (SELECT 1 FROM signals AS s
-                   WHERE s.run_id = r.run_id AND s.consumed_at IS NULL
-                     AND s.name = ANY (r.waiting_for))
-    )
+# A run is worth a worker's attention when nobody holds it and it can make progress: it is
+# running, someone asked to cancel it, a timer of it is due, a checkpoint of it was
+# decided, or a signal it waits for is unread. The candidates come from indexes of those
+# (partial ones where the condition is rare), so the cost of a look does not grow with
+# the number of runs that wait for something that has not happened yet. Used below a
+# `clock` CTE.
+_CANDIDATES: LiteralString = """
+, candidates AS (
+    SELECT run_id FROM runs WHERE status = 'running'
+    UNION SELECT run_id FROM runs WHERE cancel_requested
+    UNION SELECT t.run_id FROM timers AS t, clock WHERE t.due_at <= clock.now
+    UNION SELECT run_id FROM checkpoints WHERE status = 'decided'
+    UNION SELECT s.run_id FROM signals AS s JOIN runs AS w ON w.run_id = s.run_id
+          WHERE s.consumed_at IS NULL AND s.name = ANY (w.waiting_for)
+)
 """
+
+_RUNNABLE_FROM: LiteralString = (
+    " FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id, clock"
+    " WHERE r.status IN ('running', 'waiting')"
+    " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock.now) "
+)
 
 _RUNNABLE_SQL: LiteralString = (
     _CLOCK
-    + "SELECT r.run_id FROM runs AS r, clock WHERE"
-    + _RUNNABLE_WHERE
+    + _CANDIDATES
+    + "SELECT r.run_id"
+    + _RUNNABLE_FROM
     + "ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
 )
 
 _CLAIM_SQL: LiteralString = (
-    _CLOCK + ", picked AS MATERIALIZED ("
-    " SELECT r.run_id, r.updated_at FROM runs AS r, clock WHERE"
-    + _RUNNABLE_WHERE
+    _CLOCK + _CANDIDATES + ", picked AS MATERIALIZED ("
+    " SELECT r.run_id, r.updated_at"
+    + _RUNNABLE_FROM
     + " ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
     " FOR NO KEY UPDATE OF r SKIP LOCKED)"
     " UPDATE runs SET lease_owner = %(owner)s, lease_epoch = runs.lease_epoch + 1,"
@@ -164,7 +171,7 @@ _CLAIM_SQL: LiteralString = (
 # Whether a run is runnable now, and in how many seconds one may become so without a
 # notification: when a timer falls due or a lease (perhaps a dead worker's) expires.
 _WAKE_SQL: LiteralString = (
-    _CLOCK + "SELECT EXISTS (SELECT 1 FROM runs AS r WHERE" + _RUNNABLE_WHERE + "), least("
+    _CLOCK + _CANDIDATES + "SELECT EXISTS (SELECT 1" + _RUNNABLE_FROM + "), least("
     " (SELECT min(due_at) FROM timers WHERE due_at > clock.now),"
     " (SELECT min(lease_expires_at) FROM runs"
     "  WHERE status IN ('running', 'waiting') AND lease_expires_at > clock.now)"

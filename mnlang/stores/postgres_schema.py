@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -361,7 +361,14 @@ _V2: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX schedules_by_next_at ON schedules (next_at)",
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2)
+# Partial indexes of what makes a waiting run runnable and is rare (a cancel request, a
+# run in `running`), so finding runnable runs reads only those and never every waiting run.
+_V3: Final[tuple[LiteralString, ...]] = (
+    "CREATE INDEX runs_cancel_requested ON runs (run_id) WHERE cancel_requested",
+    "CREATE INDEX runs_running ON runs (run_id) WHERE status = 'running'",
+)
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, _V3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
