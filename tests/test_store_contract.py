@@ -660,3 +660,26 @@ def test_appending_to_a_list_writes_the_same_rows_however_long_it_is(store: Stor
     # event + list length + 10 items + cursor + run row
     assert written == {14}
     assert len(store.load_state(run_id).variables[""]["xs"]) == 200
+
+
+def test_workers_are_listed_while_their_heartbeat_holds_with_the_runs_they_hold(
+    store: Store,
+) -> None:
+    held, other = new_run(store, "r1"), new_run(store, "r2")
+    store.worker_heartbeat("w1", host="a", pid=11, concurrency=4, ttl=30)
+    store.worker_heartbeat("w2", host="b", pid=22, concurrency=2, ttl=0.05)
+    assert store.acquire_lease(held, "w1", ttl=30) is not None
+    assert store.acquire_lease(other, "w9", ttl=30) is not None
+    first = store.list_workers()
+    assert [(w.worker_id, w.host, w.pid, w.concurrency) for w in first] == [
+        ("w1", "a", 11, 4),
+        ("w2", "b", 22, 2),
+    ]
+    assert [w.claimed for w in first] == [(held,), ()]
+    time.sleep(0.1)
+    store.worker_heartbeat("w1", host="a", pid=11, concurrency=4, ttl=30)
+    (beating,) = store.list_workers()
+    assert beating.worker_id == "w1"
+    assert beating.started_at == first[0].started_at < beating.heartbeat_at
+    store.worker_stopped("w1")
+    assert store.list_workers() == []

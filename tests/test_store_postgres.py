@@ -177,17 +177,20 @@ def test_newer_schema_version_is_refused(pg_url: str) -> None:
         PostgresStore(pg_url)
 
 
-def test_a_version_2_journal_gains_the_runnable_indexes_and_keeps_its_runs(pg_url: str) -> None:
+def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg_url: str) -> None:
     with PostgresStore(pg_url) as store:
         store.create_run(NewRun("r1", "wf", {}))
         store.request_cancel("r1")
     schema = schema_of(pg_url)
     with raw(pg_url) as conn:
         conn.execute(f"DROP INDEX {schema}.runs_cancel_requested, {schema}.runs_running")
+        conn.execute(f"DROP INDEX {schema}.runs_by_lease_owner")
+        conn.execute(f"DROP TABLE {schema}.workers")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 2")
     with PostgresStore(pg_url) as store:
         assert (store.migrated_from, store.schema_version) == (2, SCHEMA_VERSION)
         assert store.runnable_runs() == ["r1"]
+        assert store.list_workers() == []
     with raw(pg_url) as conn:
         indexes = conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname IN "

@@ -100,6 +100,23 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A live worker as its last heartbeat left it, with the runs it holds a lease on."""
+
+    worker_id: str
+    """The worker's lease owner name."""
+    host: str
+    pid: int
+    concurrency: int
+    started_at: float
+    heartbeat_at: float
+    expires_at: float
+    """When the worker counts as gone unless it beats again."""
+    claimed: tuple[str, ...]
+    """Live runs under an unexpired lease of this worker, by run id."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     run_id: str
     workflow: str
@@ -555,6 +572,20 @@ class Store(Protocol):
 
     def release_lease(self, lease: Lease) -> None:
         """Give the run up; does nothing if the lease is no longer current."""
+
+    # workers
+
+    def worker_heartbeat(
+        self, worker_id: str, *, host: str, pid: int, concurrency: int, ttl: float
+    ) -> None:
+        """Record that a worker is alive for `ttl` more seconds (the first beat registers
+        it); rows of workers gone for an hour are deleted on the way."""
+
+    def worker_stopped(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Workers whose last heartbeat has not expired, by id."""
 
     # compiled programs
 

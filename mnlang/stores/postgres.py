@@ -87,6 +87,7 @@ from mnlang.stores.base import (
     StoreLocked,
     StoreUnavailable,
     Timer,
+    WorkerRecord,
 )
 from mnlang.stores.common import check_lease, check_ttl, dump, load, run_not_found
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
@@ -107,6 +108,8 @@ _KEEPALIVES = {
 
 _NOW: LiteralString = "extract(epoch FROM clock_timestamp())::float8"
 _CLOCK: LiteralString = f"WITH clock AS MATERIALIZED (SELECT {_NOW} AS now) "
+_FORGET_WORKER_AFTER = 3600.0
+"""Seconds after its last heartbeat expired that a worker's row is deleted."""
 
 _RUN_COLUMNS: LiteralString = (
     "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
@@ -1073,6 +1076,42 @@ class PostgresStore:
 
         self._transaction(body)
 
+    # --- workers --------------------------------------------------------------------------
+
+    def worker_heartbeat(
+        self, worker_id: str, *, host: str, pid: int, concurrency: int, ttl: float
+    ) -> None:
+        check_ttl(ttl)
+
+        def body(tx: _Tx) -> None:
+            tx.one(
+                f"INSERT INTO workers (worker_id, host, pid, concurrency, started_at, "
+                f"heartbeat_at, expires_at) VALUES (%(id)s, %(host)s, %(pid)s, %(conc)s, "
+                f"{_NOW}, {_NOW}, {_NOW} + %(ttl)s) ON CONFLICT (worker_id) DO UPDATE SET "
+                "concurrency = excluded.concurrency, heartbeat_at = excluded.heartbeat_at, "
+                "expires_at = excluded.expires_at RETURNING 1",
+                {"id": worker_id, "host": host, "pid": pid, "conc": concurrency, "ttl": ttl},
+            )
+            tx.all(
+                f"DELETE FROM workers WHERE expires_at < {_NOW} - %s RETURNING 1",
+                (_FORGET_WORKER_AFTER,),
+            )
+
+        self._transaction(body)
+
+    def worker_stopped(self, worker_id: str) -> None:
+        self._autocommit("DELETE FROM workers WHERE worker_id = %s RETURNING 1", (worker_id,))
+
+    def list_workers(self) -> list[WorkerRecord]:
+        rows = self._autocommit(
+            _CLOCK + "SELECT w.worker_id, w.host, w.pid, w.concurrency, w.started_at, "
+            "w.heartbeat_at, w.expires_at, coalesce((SELECT array_agg(r.run_id ORDER BY r.run_id)"
+            " FROM runs AS r WHERE r.lease_owner = w.worker_id"
+            " AND r.status IN ('running', 'waiting') AND r.lease_expires_at > clock.now), '{}')"
+            " FROM workers AS w, clock WHERE w.expires_at > clock.now ORDER BY w.worker_id"
+        )
+        return [_worker_record(row) for row in rows]
+
     # --- compiled programs ----------------------------------------------------------------
 
     def put_program(self, ir_hash: str, ir_json: str) -> None:
@@ -1214,4 +1253,11 @@ def _checkpoint_record(row: Sequence[Any]) -> Checkpoint:
         decided_by=row[6],
         opened_at=row[7],
         decided_at=row[8],
+    )
+
+
+def _worker_record(row: Sequence[Any]) -> WorkerRecord:
+    worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at, claimed = row
+    return WorkerRecord(
+        worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at, tuple(claimed)
     )

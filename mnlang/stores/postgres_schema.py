@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -368,7 +368,23 @@ _V3: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX runs_running ON runs (run_id) WHERE status = 'running'",
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, _V3)
+# Workers and their heartbeats, for `mnc workers`.
+_V4: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE workers (
+        worker_id text PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        concurrency integer NOT NULL,
+        started_at float8 NOT NULL,
+        heartbeat_at float8 NOT NULL,
+        expires_at float8 NOT NULL
+    )
+    """,
+    "CREATE INDEX runs_by_lease_owner ON runs (lease_owner) WHERE lease_owner IS NOT NULL",
+)
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, _V3, _V4)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

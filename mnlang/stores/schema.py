@@ -20,7 +20,7 @@ import sqlite_utils
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -248,10 +248,20 @@ def _add_runnable_indexes_v3(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX signals_unread ON signals (run_id) WHERE consumed_at IS NULL")
 
 
+def _add_workers_v4(db: sqlite_utils.Database) -> None:
+    """Workers and their heartbeats, for `mnc workers`."""
+    db.execute(
+        "CREATE TABLE workers (worker_id TEXT PRIMARY KEY, host TEXT NOT NULL, "
+        "pid INTEGER NOT NULL, concurrency INTEGER NOT NULL, started_at REAL NOT NULL, "
+        "heartbeat_at REAL NOT NULL, expires_at REAL NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
     _add_runnable_indexes_v3,
+    _add_workers_v4,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

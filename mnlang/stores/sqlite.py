@@ -60,6 +60,7 @@ from mnlang.stores.base import (
     StoreError,
     StoreLocked,
     Timer,
+    WorkerRecord,
 )
 from mnlang.stores.common import check_lease, check_ttl, dump, load, run_not_found
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
@@ -70,6 +71,8 @@ POLL_INTERVAL = 0.05
 
 # julianday has millisecond resolution; `unixepoch('subsec')` needs SQLite 3.42.
 _NOW_SQL = "SELECT (julianday('now') - 2440587.5) * 86400.0"
+_FORGET_WORKER_AFTER = 3600.0
+"""Seconds after its last heartbeat expired that a worker's row is deleted."""
 
 _RUN_COLUMNS = (
     "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
@@ -791,6 +794,45 @@ class SQLiteStore:
                 (lease.run_id, lease.owner, lease.epoch),
             )
 
+    # --- workers --------------------------------------------------------------------------
+
+    def worker_heartbeat(
+        self, worker_id: str, *, host: str, pid: int, concurrency: int, ttl: float
+    ) -> None:
+        check_ttl(ttl)
+        with self._write() as now:
+            self._conn.execute(
+                "INSERT INTO workers (worker_id, host, pid, concurrency, started_at, "
+                "heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (worker_id) DO UPDATE SET concurrency = excluded.concurrency, "
+                "heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
+                (worker_id, host, pid, concurrency, now, now, now + ttl),
+            )
+            self._conn.execute(
+                "DELETE FROM workers WHERE expires_at < ?", (now - _FORGET_WORKER_AFTER,)
+            )
+
+    def worker_stopped(self, worker_id: str) -> None:
+        with self._write():
+            self._conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+
+    def list_workers(self) -> list[WorkerRecord]:
+        with self._snapshot() as conn:
+            now = float(conn.execute(_NOW_SQL).fetchone()[0])
+            workers = conn.execute(
+                "SELECT worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at "
+                "FROM workers WHERE expires_at > ? ORDER BY worker_id",
+                (now,),
+            ).fetchall()
+            claimed: dict[str, list[str]] = {}
+            for owner, run_id in conn.execute(
+                "SELECT lease_owner, run_id FROM runs WHERE status IN ('running', 'waiting') "
+                "AND lease_owner IS NOT NULL AND lease_expires_at > ? ORDER BY run_id",
+                (now,),
+            ):
+                claimed.setdefault(owner, []).append(run_id)
+        return [_worker_record(row, claimed.get(row[0], [])) for row in workers]
+
     # --- compiled programs ----------------------------------------------------------------
 
     def put_program(self, ir_hash: str, ir_json: str) -> None:
@@ -905,4 +947,11 @@ def _checkpoint_record(row: Sequence[Any]) -> Checkpoint:
         decided_by=row[6],
         opened_at=row[7],
         decided_at=row[8],
+    )
+
+
+def _worker_record(row: Sequence[Any], claimed: Sequence[str]) -> WorkerRecord:
+    worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at = row
+    return WorkerRecord(
+        worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at, tuple(claimed)
     )
