@@ -870,6 +870,39 @@ def worker(
     )
 
 
+@main.command()
+@_db_option
+@_json_option
+def workers(db: str | None, as_json: bool) -> None:
+    """List the live workers of the journal: host, process, concurrency, last heartbeat and
+    the runs each holds a lease on. A worker that stopped beating for its lease time is not
+    listed (its runs go to other workers)."""
+    import json
+    from dataclasses import asdict
+
+    from mnlang.stores import open_store
+    from mnlang.stores.base import StoreError
+
+    try:
+        with open_store(db) as store:
+            records, now = store.list_workers(), store.now()
+    except StoreError as e:
+        _run_error(e)
+    if as_json:
+        click.echo(json.dumps([asdict(w) for w in records], ensure_ascii=False, indent=2))
+        return
+    if not records:
+        click.echo("no live workers")
+        return
+    for w in records:
+        runs = ", ".join(w.claimed) if w.claimed else "none"
+        click.echo(
+            f"{w.worker_id}  host {w.host}  pid {w.pid}  concurrency {w.concurrency}  "
+            f"heartbeat {now - w.heartbeat_at:.1f}s ago  since {_when(w.started_at)}"
+        )
+        click.echo(f"  runs ({len(w.claimed)}): {runs}")
+
+
 def _when(at: float) -> str:
     from datetime import UTC, datetime
 

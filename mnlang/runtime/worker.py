@@ -13,6 +13,10 @@ commit because its epoch is stale, so it commits nothing more for that run. A ru
 cannot be executed at all (its program is missing from the journal) keeps its lease
 until the lease expires, so it is retried after `lease_ttl` rather than in a loop.
 
+Heartbeats: a worker records itself in the journal's workers table when it starts and
+every third of its lease time after (`mnc workers` lists the live ones with the runs they
+hold), and removes itself when it stops.
+
 Stopping (`stop()`, which `mnc worker` calls on SIGTERM or Ctrl-C): no new run is
 claimed; each run in progress stops at its next commit point, once its calls in flight
 have returned, and its lease is released so another worker can take it up at once.
@@ -132,6 +136,7 @@ class Worker:
         """Claimed runs not yet done: executing, or queued for a thread."""
         self._slots = threading.Condition()
         self._schedules_checked = -_SCHEDULE_POLL
+        self._beaten = -lease_ttl
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims, runs in progress stop at a commit point."""
@@ -149,6 +154,7 @@ class Worker:
         self.log(f"worker {self.owner} started (concurrency {self.concurrency})", False)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="mnc-worker") as pool:
             while not self._stop.is_set():
+                self._heartbeat()
                 self._start_schedules()
                 claimed = self._claim()
                 now = time.monotonic()
@@ -159,8 +165,28 @@ class Worker:
                 if until_idle and self._idle():
                     break
                 self._wait()
+        try:
+            self.store.worker_stopped(self.owner)
+        except StoreError as e:
+            self.log(f"cannot remove this worker from the workers table: {e}", True)
         self.log(f"worker {self.owner} stopped", False)
         return self.stats
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now < self._beaten + self.lease_ttl / 3:
+            return
+        try:
+            self.store.worker_heartbeat(
+                self.owner,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                concurrency=self.concurrency,
+                ttl=self.lease_ttl,
+            )
+            self._beaten = now
+        except StoreError as e:
+            self.log(f"cannot record this worker's heartbeat: {e}", True)
 
     # --- claiming -----------------------------------------------------------------------
 
