@@ -32,6 +32,7 @@ from typing import Any
 from mnlang.errors import Timeout
 from mnlang.ir.model import LimitIR
 from mnlang.runtime.clock import SYSTEM_CLOCK, Clock
+from mnlang.stores.base import StoreError, ToolSlots
 
 
 @dataclass(eq=False)
@@ -97,8 +98,58 @@ class ToolLimits:
             self._in_flight[key] -= 1
 
 
-PROCESS_LIMITS = ToolLimits(paced=True)
+class SharedToolLimits(ToolLimits):
+    """A process's `ToolLimits` whose `concurrent` slots and `per_second` starts are also
+    held in the journal (`ToolSlots`), so that a tool's `limit:` holds across every worker
+    on it. A slot the journal cannot give (all held elsewhere, or the database out of
+    reach) makes the call wait, as a full slot in this process does."""
+
+    def __init__(self, slots: ToolSlots) -> None:
+        super().__init__(paced=True)
+        self._slots = slots
+        self._held: dict[str, list[int]] = {}
+
+    def take(self, key: str, limit: LimitIR | None, now: float) -> float | None:
+        if limit is None or (limit.concurrent is None and not limit.per_second):
+            return super().take(key, limit, now)
+        with self._lock:
+            count = self._in_flight.get(key, 0)
+            if limit.concurrent is not None and count >= limit.concurrent:
+                return None
+            try:
+                if limit.concurrent is not None:
+                    slot = self._slots.try_acquire(key, limit.concurrent)
+                    if slot is None:
+                        return None
+                    self._held.setdefault(key, []).append(slot)
+                start = now
+                if limit.per_second:
+                    start = now + self._slots.reserve_start(key, limit.per_second)
+            except StoreError:
+                return None
+            self._in_flight[key] = count + 1
+            return start
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._in_flight[key] -= 1
+            held = self._held.get(key)
+            slot = held.pop() if held else None
+        if slot is not None:
+            self._slots.release(key, slot)
+
+
+PROCESS_LIMITS: ToolLimits = ToolLimits(paced=True)
 """Shared by every runner on the system clock."""
+
+
+def share_limits(slots: ToolSlots) -> None:
+    """Hold tools' limits in the journal from now on, for every runner of the process made
+    after (`mnc worker` on a store that shares them)."""
+    global PROCESS_LIMITS
+    PROCESS_LIMITS = SharedToolLimits(slots)
+
+
 BLOCKED_POLL_S = 0.005
 """How often a runner with a call waiting for a slot checks whether one was freed."""
 

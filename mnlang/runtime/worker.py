@@ -13,6 +13,9 @@ commit because its epoch is stale, so it commits nothing more for that run. A ru
 cannot be executed at all (its program is missing from the journal) keeps its lease
 until the lease expires, so it is retried after `lease_ttl` rather than in a loop.
 
+Tools' limits: on a store that shares them (PostgreSQL), a tool's `limit:` is held in the
+journal, across every worker on it, rather than per process.
+
 Heartbeats: a worker records itself in the journal's workers table when it starts and
 every third of its lease time after (`mnc workers` lists the live ones with the runs they
 hold), and removes itself when it stops.
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field, replace
 
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
+from mnlang.runtime.calls import share_limits
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
@@ -137,6 +141,9 @@ class Worker:
         self._slots = threading.Condition()
         self._schedules_checked = -_SCHEDULE_POLL
         self._beaten = -lease_ttl
+        slots = store.tool_slots()
+        if slots is not None:
+            share_limits(slots)
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims, runs in progress stop at a commit point."""

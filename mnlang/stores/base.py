@@ -99,6 +99,21 @@ class Lease:
     expires_at: float
 
 
+class ToolSlots(Protocol):
+    """Tools' `limit:` held in the journal, for every worker on it: slots of `concurrent`
+    calls that a dead process gives back by itself, and the next start time of a tool
+    with `per_second`."""
+
+    def try_acquire(self, tool: str, concurrent: int) -> int | None:
+        """Take one of the tool's `concurrent` slots; its number, or `None` if all are held."""
+
+    def release(self, tool: str, slot: int) -> None:
+        """Give a slot back."""
+
+    def reserve_start(self, tool: str, per_second: float) -> float:
+        """Book the tool's next start by `per_second`; the seconds until it (0: now)."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerRecord:
     """A live worker as its last heartbeat left it, with the runs it holds a lease on."""
@@ -586,6 +601,10 @@ class Store(Protocol):
 
     def list_workers(self) -> list[WorkerRecord]:
         """Workers whose last heartbeat has not expired, by id."""
+
+    def tool_slots(self) -> ToolSlots | None:
+        """Tools' limits shared by every process on the journal, or `None` where each
+        process holds them for itself (SQLite: one machine)."""
 
     # compiled programs
 

@@ -91,6 +91,7 @@ from mnlang.stores.base import (
 )
 from mnlang.stores.common import check_lease, check_ttl, dump, load, run_not_found
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
+from mnlang.stores.postgres_limits import PostgresToolSlots
 
 DEFAULT_SCHEMA = "mnc"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
@@ -552,6 +553,7 @@ class PostgresStore:
         self._conninfo = make_conninfo(**params)
         self._listen_lock = threading.Lock()
         self._listener: _Conn | None = None
+        self._tool_slots: PostgresToolSlots | None = None
         with self._connect() as conn:
             try:
                 self.migrated_from = postgres_schema.migrate(conn, self.schema, self.location)
@@ -588,6 +590,8 @@ class PostgresStore:
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
+        if self._tool_slots is not None:
+            self._tool_slots.close()
         self._pool.close()
 
     def now(self) -> float:
@@ -1111,6 +1115,11 @@ class PostgresStore:
             " FROM workers AS w, clock WHERE w.expires_at > clock.now ORDER BY w.worker_id"
         )
         return [_worker_record(row) for row in rows]
+
+    def tool_slots(self) -> PostgresToolSlots:
+        if self._tool_slots is None:
+            self._tool_slots = PostgresToolSlots(self._conninfo, self.schema)
+        return self._tool_slots
 
     # --- compiled programs ----------------------------------------------------------------
 

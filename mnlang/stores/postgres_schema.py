@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -384,7 +384,13 @@ _V4: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX runs_by_lease_owner ON runs (lease_owner) WHERE lease_owner IS NOT NULL",
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, _V3, _V4)
+# The next start of each tool with `per_second`, shared by every worker (the tools'
+# `concurrent` slots are advisory locks, which need no table).
+_V5: Final[tuple[LiteralString, ...]] = (
+    "CREATE TABLE tool_rates (tool text PRIMARY KEY, next_start float8 NOT NULL)",
+)
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -833,6 +833,9 @@ class SQLiteStore:
                 claimed.setdefault(owner, []).append(run_id)
         return [_worker_record(row, claimed.get(row[0], [])) for row in workers]
 
+    def tool_slots(self) -> None:
+        return None
+
     # --- compiled programs ----------------------------------------------------------------
 
     def put_program(self, ir_hash: str, ir_json: str) -> None:
