@@ -8,7 +8,8 @@ lease, load the last commit, rebuild the fibers, find the checkpoint still open,
 - runs whose journals hold about 1k, 10k and 100k events (nested loops of tool calls)
   and whose state is small;
 - a run whose state holds a 100k-item list as a variable, and one paused in the middle
-  of a collecting loop, whose 100k collected items are stored one row each.
+  of a collecting loop, whose 100k collected items are stored one row each (and read
+  back as one text the store joins).
 
 Target (DESIGN.md, "The runtime"): at most 50 ms at every size.
 """

@@ -6,7 +6,8 @@ Prints figures beside their targets; asserts nothing. In one run, on one disk:
 - raw: a `sqlite3` loop of `BEGIN IMMEDIATE` / one INSERT / `COMMIT` per step, WAL and
   synchronous=FULL (the journal's settings): the rate at which this disk commits;
 - (a) a workflow whose `for` loop over a list of `--steps` items calls a no-op tool;
-- (b) the same loop calling a no-op keyed effect (an intent and a result commit each).
+- (b) the same loop calling a no-op keyed effect: one commit per effect, its result with
+  the next effect's intent (docs/runtime.md, "An intent rides in the result commit").
 
 Targets (DESIGN.md, "The runtime"): the tool chain at least 1.0x the raw commit rate,
 the effect chain at least 0.4x.
