@@ -143,11 +143,13 @@ PROCESS_LIMITS: ToolLimits = ToolLimits(paced=True)
 """Shared by every runner on the system clock."""
 
 
-def share_limits(slots: ToolSlots) -> None:
-    """Hold tools' limits in the journal from now on, for every runner of the process made
-    after (`mnc worker` on a store that shares them)."""
+def use_limits(limits: ToolLimits) -> ToolLimits:
+    """Hold tools' limits in `limits` for every runner of the process made from now on
+    (`mnc worker` on a store that shares them: a `SharedToolLimits`); returns the limits
+    used until now, to put back."""
     global PROCESS_LIMITS
-    PROCESS_LIMITS = SharedToolLimits(slots)
+    previous, PROCESS_LIMITS = PROCESS_LIMITS, limits
+    return previous
 
 
 BLOCKED_POLL_S = 0.005

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
-from mnlang.runtime.calls import share_limits
+from mnlang.runtime.calls import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
@@ -141,9 +141,6 @@ class Worker:
         self._slots = threading.Condition()
         self._schedules_checked = -_SCHEDULE_POLL
         self._beaten = -lease_ttl
-        slots = store.tool_slots()
-        if slots is not None:
-            share_limits(slots)
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims, runs in progress stop at a commit point."""
@@ -159,19 +156,25 @@ class Worker:
         """Work until `stop()` (or, with `until_idle`, until nothing is runnable and no run
         is in progress); returns what was done."""
         self.log(f"worker {self.owner} started (concurrency {self.concurrency})", False)
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="mnc-worker") as pool:
-            while not self._stop.is_set():
-                self._heartbeat()
-                self._start_schedules()
-                claimed = self._claim()
-                now = time.monotonic()
-                for lease in claimed:
-                    pool.submit(self._execute, lease, now)
-                if claimed:
-                    continue
-                if until_idle and self._idle():
-                    break
-                self._wait()
+        slots = self.store.tool_slots()
+        previous = use_limits(SharedToolLimits(slots)) if slots is not None else None
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="mnc-worker") as pool:
+                while not self._stop.is_set():
+                    self._heartbeat()
+                    self._start_schedules()
+                    claimed = self._claim()
+                    now = time.monotonic()
+                    for lease in claimed:
+                        pool.submit(self._execute, lease, now)
+                    if claimed:
+                        continue
+                    if until_idle and self._idle():
+                        break
+                    self._wait()
+        finally:
+            if previous is not None:
+                use_limits(previous)
         try:
             self.store.worker_stopped(self.owner)
         except StoreError as e:
