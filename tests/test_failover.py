@@ -34,8 +34,9 @@ CONCURRENCY = 8
 LEASE_TTL = 3.0
 SEED = 9
 TAKEOVER_SLACK = 2.0
-"""Seconds beyond the lease time a takeover may take: a claim look and a commit on a busy
-machine."""
+"""Seconds beyond the lease time a takeover may take: a live worker claims again only
+once its queue of claimed runs is down to its concurrency (then runs with an expired
+lease come first), on two cores shared with the server."""
 
 SOURCE = """\
 effect charge(order: str) -> str {

@@ -164,7 +164,9 @@ _CLAIM_SQL: LiteralString = (
     _CLOCK + _CANDIDATES + ", picked AS MATERIALIZED ("
     " SELECT r.run_id, r.updated_at"
     + _RUNNABLE_FROM
-    + " ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
+    # Runs a dead worker held (an expired lease) first: they were in progress, and new
+    # runs queued behind would otherwise delay their takeover past the lease time.
+    + " ORDER BY r.lease_expires_at IS NULL, r.updated_at, r.run_id LIMIT %(limit)s"
     " FOR NO KEY UPDATE OF r SKIP LOCKED)"
     " UPDATE runs SET lease_owner = %(owner)s, lease_epoch = runs.lease_epoch + 1,"
     " lease_expires_at = clock.now + %(ttl)s"
