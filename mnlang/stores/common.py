@@ -1,13 +1,23 @@
 """What every store does the same way: encode payloads as JSON text, judge a batch's
-lease, and word the errors for a missing run or a bad time to live. Kept in one place so
+lease, word the errors for a missing run or a bad time to live, and turn rows of the
+tables whose columns are the same everywhere into records. Kept in one place so
 that the SQLite and PostgreSQL stores cannot drift apart on the contract's rules.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
-from mnlang.stores.base import Batch, Json, RunNotFound, StaleLease
+from mnlang.stores.base import (
+    Batch,
+    Checkpoint,
+    Json,
+    RunNotFound,
+    ScheduleRecord,
+    StaleLease,
+)
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -62,3 +72,31 @@ def run_not_found(run_id: str) -> RunNotFound:
 def check_ttl(ttl: float) -> None:
     if not ttl > 0:
         raise ValueError(f"a lease needs a positive time to live, not {ttl!r}")
+
+
+def schedule_record(row: Sequence[Any]) -> ScheduleRecord:
+    return ScheduleRecord(
+        name=row[0],
+        workflow=row[1],
+        ir_hash=row[2],
+        source=row[3],
+        spec=load(row[4]),
+        next_at=row[5],
+        last_at=row[6],
+        last_run_id=row[7],
+        updated_at=row[8],
+    )
+
+
+def checkpoint_record(row: Sequence[Any]) -> Checkpoint:
+    return Checkpoint(
+        run_id=row[0],
+        checkpoint_id=row[1],
+        name=row[2],
+        request=load(row[3]),
+        status=row[4],
+        decision=load(row[5]),
+        decided_by=row[6],
+        opened_at=row[7],
+        decided_at=row[8],
+    )

@@ -89,7 +89,15 @@ from mnlang.stores.base import (
     Timer,
     WorkerRecord,
 )
-from mnlang.stores.common import check_lease, check_ttl, dump, load, run_not_found
+from mnlang.stores.common import (
+    check_lease,
+    check_ttl,
+    checkpoint_record,
+    dump,
+    load,
+    run_not_found,
+    schedule_record,
+)
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.postgres_limits import PostgresToolSlots
 
@@ -957,7 +965,7 @@ class PostgresStore:
             "WHERE run_id = %s AND checkpoint_id = %s",
             (run_id, checkpoint_id),
         )
-        return _checkpoint_record(rows[0]) if rows else None
+        return checkpoint_record(rows[0]) if rows else None
 
     def open_checkpoints(self, run_id: str | None = None) -> list[Checkpoint]:
         rows = self._autocommit(
@@ -966,7 +974,7 @@ class PostgresStore:
             "ORDER BY opened_at, run_id, checkpoint_id",
             {"run": run_id},
         )
-        return [_checkpoint_record(row) for row in rows]
+        return [checkpoint_record(row) for row in rows]
 
     def decide_checkpoint(
         self, run_id: str, checkpoint_id: str, decision: Json, *, by: str
@@ -983,7 +991,7 @@ class PostgresStore:
             )
             if decided is not None:
                 self._notify(tx, run_id)
-                return Decision(accepted=True, checkpoint=_checkpoint_record(decided))
+                return Decision(accepted=True, checkpoint=checkpoint_record(decided))
             current = tx.one(
                 f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
                 "WHERE run_id = %s AND checkpoint_id = %s",
@@ -994,7 +1002,7 @@ class PostgresStore:
                     f"run `{run_id}` has no checkpoint `{checkpoint_id}`",
                     help="`mnc show RUN` lists a run's checkpoints",
                 )
-            return Decision(accepted=False, checkpoint=_checkpoint_record(current))
+            return Decision(accepted=False, checkpoint=checkpoint_record(current))
 
         return self._transaction(body)
 
@@ -1157,11 +1165,11 @@ class PostgresStore:
                 "next_at": schedule.next_at,
             },
         )
-        return _schedule_record(rows[0])
+        return schedule_record(rows[0])
 
     def list_schedules(self) -> list[ScheduleRecord]:
         rows = self._autocommit(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name")
-        return [_schedule_record(row) for row in rows]
+        return [schedule_record(row) for row in rows]
 
     def delete_schedule(self, name: str) -> bool:
         return bool(self._autocommit("DELETE FROM schedules WHERE name = %s RETURNING 1", (name,)))
@@ -1236,34 +1244,6 @@ def _ledger_row(row: Sequence[Any]) -> LedgerRow:
         state=row[6],
         created_at=row[7],
         updated_at=row[8],
-    )
-
-
-def _schedule_record(row: Sequence[Any]) -> ScheduleRecord:
-    return ScheduleRecord(
-        name=row[0],
-        workflow=row[1],
-        ir_hash=row[2],
-        source=row[3],
-        spec=load(row[4]),
-        next_at=row[5],
-        last_at=row[6],
-        last_run_id=row[7],
-        updated_at=row[8],
-    )
-
-
-def _checkpoint_record(row: Sequence[Any]) -> Checkpoint:
-    return Checkpoint(
-        run_id=row[0],
-        checkpoint_id=row[1],
-        name=row[2],
-        request=load(row[3]),
-        status=row[4],
-        decision=load(row[5]),
-        decided_by=row[6],
-        opened_at=row[7],
-        decided_at=row[8],
     )
 
 

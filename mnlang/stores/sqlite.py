@@ -62,7 +62,15 @@ from mnlang.stores.base import (
     Timer,
     WorkerRecord,
 )
-from mnlang.stores.common import check_lease, check_ttl, dump, load, run_not_found
+from mnlang.stores.common import (
+    check_lease,
+    check_ttl,
+    checkpoint_record,
+    dump,
+    load,
+    run_not_found,
+    schedule_record,
+)
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.schema import SCHEMA_VERSION, migrate
 
@@ -697,7 +705,7 @@ class SQLiteStore:
             f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE run_id = ? AND checkpoint_id = ?",
             (run_id, checkpoint_id),
         ).fetchone()
-        return None if row is None else _checkpoint_record(row)
+        return None if row is None else checkpoint_record(row)
 
     def open_checkpoints(self, run_id: str | None = None) -> list[Checkpoint]:
         sql = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE status = 'open'"
@@ -706,7 +714,7 @@ class SQLiteStore:
             sql += " AND run_id = ?"
             params.append(run_id)
         rows = self._query(sql + " ORDER BY opened_at, run_id, checkpoint_id", params)
-        return [_checkpoint_record(row) for row in rows]
+        return [checkpoint_record(row) for row in rows]
 
     def decide_checkpoint(
         self, run_id: str, checkpoint_id: str, decision: Json, *, by: str
@@ -878,11 +886,11 @@ class SQLiteStore:
             row = self._conn.execute(
                 f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE name = ?", (schedule.name,)
             ).fetchone()
-        return _schedule_record(row)
+        return schedule_record(row)
 
     def list_schedules(self) -> list[ScheduleRecord]:
         rows = self._query(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name")
-        return [_schedule_record(row) for row in rows]
+        return [schedule_record(row) for row in rows]
 
     def delete_schedule(self, name: str) -> bool:
         with self._write():
@@ -924,34 +932,6 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         created_at=row[16],
         updated_at=row[17],
         finished_at=row[18],
-    )
-
-
-def _schedule_record(row: Sequence[Any]) -> ScheduleRecord:
-    return ScheduleRecord(
-        name=row[0],
-        workflow=row[1],
-        ir_hash=row[2],
-        source=row[3],
-        spec=load(row[4]),
-        next_at=row[5],
-        last_at=row[6],
-        last_run_id=row[7],
-        updated_at=row[8],
-    )
-
-
-def _checkpoint_record(row: Sequence[Any]) -> Checkpoint:
-    return Checkpoint(
-        run_id=row[0],
-        checkpoint_id=row[1],
-        name=row[2],
-        request=load(row[3]),
-        status=row[4],
-        decision=load(row[5]),
-        decided_by=row[6],
-        opened_at=row[7],
-        decided_at=row[8],
     )
 
 
