@@ -15,6 +15,7 @@ from mnlang.stores.base import (
     Checkpoint,
     Json,
     RunNotFound,
+    RunRecord,
     ScheduleRecord,
     StaleLease,
 )
@@ -99,4 +100,29 @@ def checkpoint_record(row: Sequence[Any]) -> Checkpoint:
         decided_by=row[6],
         opened_at=row[7],
         decided_at=row[8],
+    )
+
+
+def run_record(row: Sequence[Any], waiting_for: Any) -> RunRecord:
+    """A `runs` row in the stores' column order; each store decodes `waiting_for` its own way."""
+    return RunRecord(
+        run_id=row[0],
+        workflow=row[1],
+        workflow_class=row[2],
+        status=row[3],
+        args=load(row[4]),
+        result=load(row[5]),
+        error=load(row[6]),
+        parent_run_id=row[7],
+        ir_hash=row[8],
+        meta=load(row[9]),
+        waiting_for=waiting_for,
+        cancel_requested=bool(row[11]),
+        last_seq=row[12],
+        lease_owner=row[13],
+        lease_epoch=row[14],
+        lease_expires_at=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+        finished_at=row[18],
     )

@@ -69,6 +69,7 @@ from mnlang.stores.common import (
     dump,
     load,
     run_not_found,
+    run_record,
     schedule_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
@@ -912,27 +913,7 @@ class SQLiteStore:
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        workflow=row[1],
-        workflow_class=row[2],
-        status=row[3],
-        args=load(row[4]),
-        result=load(row[5]),
-        error=load(row[6]),
-        parent_run_id=row[7],
-        ir_hash=row[8],
-        meta=load(row[9]),
-        waiting_for=load(row[10]),
-        cancel_requested=bool(row[11]),
-        last_seq=row[12],
-        lease_owner=row[13],
-        lease_epoch=row[14],
-        lease_expires_at=row[15],
-        created_at=row[16],
-        updated_at=row[17],
-        finished_at=row[18],
-    )
+    return run_record(row, load(row[10]))
 
 
 def _worker_record(row: Sequence[Any], claimed: Sequence[str]) -> WorkerRecord:
