@@ -2,7 +2,7 @@
 
 The parser hands over the token it could not use, the terminals it would have
 accepted and the token before; this module turns them into one diagnostic:
-E011 (missing `:`), E012 (`=` for `:`), E013 (unclosed bracket, pointing at
+E011 (missing `:`, also in a workflow's head option lines), E012 (`=` for `:`), E013 (unclosed bracket, pointing at
 the opener), E010 otherwise, with special help for capitalised value names,
 lowercase type names, reserved words and misspelt declaration keywords.
 """
@@ -38,6 +38,17 @@ _DECL_START = frozenset(
 _DECL_WORDS = sorted(word.lower() for word in _DECL_START)
 _OPENER_OF = {"RBRACE": "LBRACE", "RPAR": "LPAR", "RSQB": "LSQB"}
 _KEYWORD_TYPES = frozenset(KEYWORDS.values())
+# The option keys a workflow body may start with; the checker's `WORKFLOW_OPTIONS` is the
+# authority (a test keeps the two equal; the syntax layer does not import the checker).
+WORKFLOW_OPTION_KEYS = frozenset({"class", "budget", "deadline", "limit"})
+# Tokens that cannot continue an expression after a name: after a lone name they mean a
+# missing `:` (operators, `(`, `[` and `.` would extend the name into an expression).
+_OPTION_VALUE_START = frozenset(
+    {
+        *("NAME", "TYPE_NAME", "INT", "FLOAT", "MONEY", "DURATION", "STRING", "LONG_STRING"),
+        *("TRUE", "FALSE", "NULL", "NOT", "LBRACE"),
+    }
+)
 
 
 def report_syntax_error(
@@ -108,6 +119,7 @@ class _Report:
             self.unclosed,
             self.equals_for_colon,
             self.missing_colon,
+            self.workflow_option_missing_colon,
             self.capitalised_value,
             self.reserved_word_assigned,
             self.lowercase_type,
@@ -150,6 +162,30 @@ class _Report:
             self.token_span(prev),
             f"missing `:` after `{prev.value}`",
             help=f"write `{prev.value}: {self.tok.value}`",
+        )
+        return True
+
+    def workflow_option_missing_colon(self) -> bool:
+        """`budget $0.50` at the head of a workflow body: E011 with the fixed line.
+
+        In a statement `x y` is a plain E010, but a known workflow option key opening a line
+        among the workflow's leading option lines can only be an option missing its `:`.
+        """
+        tok, prev = self.tok, self.prev
+        if prev is None or prev.type != "NAME" or prev.value not in WORKFLOW_OPTION_KEYS:
+            return False
+        if "COLON" not in self.expected or tok.type not in _OPTION_VALUE_START:
+            return False
+        if tok.line != prev.end_line:
+            return False
+        value = _workflow_head_option_value(self.text, self.origin, prev, tok)
+        if value is None:
+            return False
+        self.diags.add(
+            "E011",
+            self.token_span(prev),
+            f"missing `:` after the workflow option `{prev.value}`",
+            help=f"write `{prev.value}: {value}`",
         )
         return True
 
@@ -364,6 +400,59 @@ def _unclosed_opener(
     if suspect is not None:
         return suspect
     return stack[-1], None
+
+
+def _workflow_head_option_value(
+    text: str, origin: tuple[int, int, int], key: Token, value: Token
+) -> str | None:
+    """The rest of `key`'s line from `value` on, if `key` starts a line among the leading
+    option lines of a workflow body; None otherwise.
+
+    Re-reads the tokens from the start of `text`, keeping the open brackets: the `{` after
+    `workflow name(...) -> T` opens a body, and the body's head lasts while each of its
+    statements starts with `name:`.
+    """
+    line, col, offset = origin
+    # Per open bracket: is it a workflow body whose statements so far are all option lines?
+    in_head: list[bool] = []
+    after_workflow = False
+    at_stmt_start = False
+    awaiting_colon = False
+    end: int | None = None
+    try:
+        for tok in tokenize(text, line, col, offset):
+            if end is not None:
+                if tok.line != value.line or tok.type == "_NL":
+                    break
+                end = tok.end_pos
+                continue
+            if tok.start_pos == key.start_pos:
+                if not (at_stmt_start and in_head and in_head[-1]):
+                    return None
+                end = value.end_pos
+                continue
+            if awaiting_colon:
+                in_head[-1] = tok.type == "COLON"
+                awaiting_colon = False
+            elif at_stmt_start and in_head and in_head[-1]:
+                awaiting_colon = tok.type in ("NAME", "TYPE")
+                in_head[-1] = awaiting_colon
+            at_stmt_start = tok.type in ("LBRACE", "_NL")
+            if tok.type == "WORKFLOW" and not in_head:
+                after_workflow = True
+            elif tok.type in ("LBRACE", "LPAR", "LSQB"):
+                is_body = tok.type == "LBRACE" and after_workflow and not in_head
+                after_workflow = after_workflow and not is_body
+                in_head.append(is_body)
+            elif tok.type in ("RBRACE", "RPAR", "RSQB") and in_head:
+                in_head.pop()
+    except LexError:
+        return None
+    if end is None:
+        return None
+    shown = text[value.start_pos - offset : end - offset]
+    first_line, _, rest = shown.partition("\n")
+    return first_line + (" ..." if rest else "")
 
 
 def _indent(lines: list[str], index: int) -> int:
