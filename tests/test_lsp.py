@@ -1,6 +1,7 @@
 """`mnc lsp` driven over stdio as an editor drives it: a small JSON-RPC client starts the
 server in a subprocess, opens documents and asks for diagnostics, hovers, definitions,
-completions, symbols and formatting."""
+completions, symbols and formatting. (`test_lsp_references.py` drives references,
+renaming and the debounced checks with the same client.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,11 +69,36 @@ class Client:
         self.send({"method": method, "params": params})
 
     def request(self, method: str, params: Any) -> Any:
-        self.next_id += 1
-        self.send({"id": self.next_id, "method": method, "params": params})
-        reply = self._wait(lambda m: m.get("id") == self.next_id and "method" not in m)
+        reply = self._reply(method, params)
         assert "error" not in reply, reply["error"]
         return reply.get("result")
+
+    def request_error(self, method: str, params: Any) -> Message:
+        """The error a request is answered with (it must be answered with one)."""
+        reply = self._reply(method, params)
+        assert "error" in reply, reply
+        error: Message = reply["error"]
+        return error
+
+    def _reply(self, method: str, params: Any) -> Message:
+        self.next_id += 1
+        self.send({"id": self.next_id, "method": method, "params": params})
+        return self._wait(lambda m: m.get("id") == self.next_id and "method" not in m)
+
+    def quiet_notifications(self, method: str, seconds: float) -> list[Any]:
+        """The params of every notification `method` that arrives within `seconds` (and of
+        those received before and not yet consumed); they are consumed."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = self.inbox.get(timeout=left)
+            except queue.Empty:
+                break
+            if "method" in message and "id" not in message:
+                self.notifications.append(message)
+        found = [m["params"] for m in self.notifications if m["method"] == method]
+        self.notifications = [m for m in self.notifications if m["method"] != method]
+        return found
 
     def notification(self, method: str, where: Callable[[Any], bool] = lambda p: True) -> Any:
         """The params of the first notification `method` (already received or next) that
@@ -97,17 +125,32 @@ class Client:
                 stream.close()
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
+@contextmanager
+def session(
+    capabilities: Message | None = None, options: Message | None = None
+) -> Iterator[Client]:
+    """A started and initialised server, shut down cleanly at the end."""
     c = Client()
     result = c.request(
-        "initialize", {"processId": None, "rootUri": ROOT.as_uri(), "capabilities": {}}
+        "initialize",
+        {
+            "processId": None,
+            "rootUri": ROOT.as_uri(),
+            "capabilities": capabilities or {},
+            "initializationOptions": options,
+        },
     )
     c.capabilities = result["capabilities"]
     c.notify("initialized", {})
     yield c
     c.close()
     assert c.process.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with session() as c:
+        yield c
 
 
 def open_document(client: Client, path: Path, text: str | None = None) -> str:
@@ -152,6 +195,8 @@ def test_initialize_announces_the_features(client: Client) -> None:
         "completionProvider",
         "documentSymbolProvider",
         "documentFormattingProvider",
+        "referencesProvider",
+        "renameProvider",
         "textDocumentSync",
     ):
         assert caps.get(feature), feature

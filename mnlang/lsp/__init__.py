@@ -1,2 +1,2 @@
-"""The language server behind `mnc lsp`: diagnostics, hover, definitions, completion,
-document symbols and formatting for `.mn` files."""
+"""The language server behind `mnc lsp`: diagnostics, hover, definitions, references,
+rename, completion, document symbols and formatting for `.mn` files."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mnlang.checker import CheckResult, check
 from mnlang.checker.program import ModuleInfo, Symbol, lookup
+from mnlang.checker.types import Type
 from mnlang.span import Span
 from mnlang.syntax import ast
 
@@ -23,6 +24,7 @@ class Analysis:
     path: Path
     text: str
     result: CheckResult
+    version: int | None = None  # the editor's version of the text that was checked
 
     @property
     def module(self) -> ModuleInfo | None:
@@ -31,8 +33,8 @@ class Analysis:
         return program.root if program is not None else None
 
 
-def analyse(path: Path, text: str) -> Analysis:
-    return Analysis(path, text, check(path, text))
+def analyse(path: Path, text: str, version: int | None = None) -> Analysis:
+    return Analysis(path, text, check(path, text), version)
 
 
 def children(node: ast.Node) -> Iterator[ast.Node]:
@@ -86,7 +88,26 @@ def resolve(module: ModuleInfo, path: list[ast.Node]) -> Symbol | None:
         return module.scope.get(node.name)
     if isinstance(parent, ast.Import):
         return _imported(module, parent, node)
+    if isinstance(parent, ast.Entry) and parent.key is node and _names_a_declaration(path):
+        return module.scope.get(node.name)
     return None
+
+
+# A scenario's blocks keyed by tools, effects, agents and events: `tools: { fetch: [...] }`.
+_SCENARIO_KEYED = ("tools", "replies", "events")
+
+
+def _names_a_declaration(path: list[ast.Node]) -> bool:
+    """Whether the entry key at the end of `path` names a declaration: a key of a
+    scenario's `tools`, `replies` or `events` block."""
+    if len(path) < 6:
+        return False
+    block, scenario = path[-4], path[-6]
+    return (
+        isinstance(scenario, ast.ScenarioDecl)
+        and isinstance(block, ast.Entry)
+        and block.key.name in _SCENARIO_KEYED
+    )
 
 
 def _imported(module: ModuleInfo, imp: ast.Import, ident: ast.Ident) -> Symbol | None:
@@ -109,12 +130,23 @@ def imported_module(module: ModuleInfo, imp: ast.Import) -> ModuleInfo | None:
 
 def local_definition(path: list[ast.Node]) -> ast.Ident | None:
     """Where the local variable, parameter, loop variable or caught error named by the
-    innermost node is defined."""
+    innermost node is defined: its first assignment, its parameter, its `for` or `catch`.
+    The name may be a use or a definition (a parameter, an assignment's target)."""
     node = path[-1]
-    if not isinstance(node, ast.Name) or node.ref not in ("var", "param", "loop"):
+    parent = path[-2] if len(path) > 1 else None
+    if isinstance(node, ast.Ident):
+        if isinstance(parent, ast.Param):
+            return node if node is parent.name else None
+        if isinstance(parent, ast.For | ast.Catch):
+            return node if node is parent.var else None
+        if not (isinstance(parent, ast.Assign) and node is parent.target):
+            return None
+    elif not isinstance(node, ast.Name) or node.ref not in ("var", "param", "loop"):
         return None
     name = node.name
     for outer in reversed(path):
+        if isinstance(outer, ast.CallableDecl):  # a parameter in a key template or prompt
+            return next((p.name for p in outer.params if p.name.name == name), None)
         if isinstance(outer, ast.For) and outer.var.name == name:
             return outer.var
         if isinstance(outer, ast.Catch) and outer.var is not None and outer.var.name == name:
@@ -154,6 +186,13 @@ def definition_span(module: ModuleInfo, path: list[ast.Node]) -> Span | None:
         enum = module.scope.get(parent.type_name.name)
         if enum is not None and isinstance(enum.decl, ast.EnumDecl) and node is parent.member:
             return _member_span(enum, node.name)
+    if isinstance(node, ast.Ident) and isinstance(parent, ast.EnumDecl) and node in parent.members:
+        return node.span
+    if isinstance(node, ast.Ident) and isinstance(parent, ast.MatchArm) and len(path) > 2:
+        match = path[-3]
+        assert isinstance(match, ast.Match)
+        enum = _enum_of(module, match.subject)
+        return _member_span(enum, node.name) if enum is not None else None
     if isinstance(node, ast.Ident) and isinstance(parent, ast.Import) and node in parent.path:
         target = imported_module(module, parent)
         if target is not None:
@@ -164,6 +203,19 @@ def definition_span(module: ModuleInfo, path: list[ast.Node]) -> Span | None:
     if sym is None:
         return None
     return sym.decl.name.span
+
+
+def _enum_of(module: ModuleInfo, subject: ast.Expr) -> Symbol | None:
+    """The enum declaration of a `match` subject's type, if it is an enum."""
+    ty = subject.ty
+    if not isinstance(ty, Type) or ty.unwrap().kind != "enum":
+        return None
+    qualified = ty.unwrap().name
+    for scope in (module.scope, *(m.scope for m in module.aliases.values())):
+        for sym in scope.values():
+            if sym.name == qualified:
+                return sym
+    return None
 
 
 def _member_span(enum: Symbol, member: str) -> Span | None:
