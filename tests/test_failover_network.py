@@ -31,8 +31,11 @@ import pytest
 
 pytest.importorskip("psycopg", reason="psycopg is not installed (mnlang[postgres])")
 
+import psycopg
+
 from mnlang.api import load_program
 from mnlang.runtime.run import start_run
+from mnlang.stores.base import NewRun
 from mnlang.stores.postgres import PostgresStore
 from tests.pg import DATABASE, FAST_SETTINGS, SUPERUSER, PostgresCluster, missing_reason
 from tests.test_store_postgres import raw, schema_of
@@ -43,6 +46,7 @@ IDLE_IN_TRANSACTION = 10.0
 """The store's default `idle_in_transaction_timeout`: a worker cut off inside a transaction
 holds the run's row lock until the server ends its session."""
 TAKEOVER_SLACK = 3.0
+"""Seconds the takeover may take beyond what the lease and the server's timeouts allow."""
 SCHEMA = "netfail"
 
 SOURCE = """\
@@ -330,3 +334,64 @@ def test_a_worker_cut_off_from_the_database_loses_its_runs_and_commits_nothing_a
         f"{takeover:.1f}s after it (lease {LEASE_TTL}s); journal unchanged after the link "
         f"came back; effect keys called again: {len(repeated)}"
     )
+
+
+# A client with the store's session settings that locks the run's row and sends the next
+# statement of its pipeline, without the Sync that would end it: the server now waits for
+# the rest of the pipeline, a state it counts as active, so its idle-in-transaction
+# timeout does not apply.
+MID_PIPELINE = """
+import sys, time
+import psycopg
+from mnlang.stores.postgres import PostgresStore
+
+store = PostgresStore(sys.argv[1])
+conn = psycopg.connect(store._conninfo, autocommit=True)
+with conn.pipeline() as pipeline:
+    conn.execute("BEGIN")
+    conn.execute("SELECT run_id FROM runs WHERE run_id = 'r1' FOR UPDATE")
+    pipeline.sync()
+    conn.execute("UPDATE runs SET updated_at = updated_at WHERE run_id = 'r1'")
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_cut_off_in_the_middle_of_a_pipeline_frees_its_row(
+    link_and_cluster: tuple[Link, PostgresCluster, str],
+) -> None:
+    link, cluster, far_url = link_and_cluster
+    if isinstance(link, Proxy):
+        pytest.skip("the proxy answers the server's keepalives for the cut-off client")
+    with PostgresStore(cluster.url(SCHEMA)) as store:
+        store.create_run(NewRun("r1", "wf", {}))
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    far = subprocess.Popen(
+        [*link.prefix, sys.executable, "-c", MID_PIPELINE, far_url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert far.stdout is not None and far.stdout.readline() == "locked\n", far.stderr
+        link.cut()
+        cut_at = time.monotonic()
+        with raw(cluster.url()) as conn:
+            conn.execute("SET lock_timeout = '200ms'")
+            while True:
+                freed_after = time.monotonic() - cut_at
+                try:
+                    with conn.transaction():
+                        conn.execute(
+                            f"SELECT run_id FROM {SCHEMA}.runs WHERE run_id = 'r1' FOR UPDATE"
+                        )
+                    break
+                except psycopg.errors.LockNotAvailable:
+                    assert freed_after < 60, "the server kept the cut-off client's row lock"
+    finally:
+        far.kill()
+        far.wait(timeout=30)
+    print(f"row of a client cut off mid-pipeline freed {freed_after:.1f}s after the cut")
+    assert freed_after <= IDLE_IN_TRANSACTION + TAKEOVER_SLACK

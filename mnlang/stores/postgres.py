@@ -26,7 +26,9 @@ notification, or when the next timer or lease falls due.
 
 A worker paused or cut off inside a transaction holds its run's row lock: the server ends
 such a session after `idle_in_transaction_timeout` seconds, which rolls its transaction
-back and frees the row for a takeover.
+back and frees the row for a takeover. A worker cut off in the middle of sending a
+pipeline is not idle to the server; server-side TCP keepalives and `tcp_user_timeout`
+end its session within about the same time.
 
 Durability `"full"` waits for the server to flush each commit; `"fast"` sets
 `synchronous_commit=off`, so a crash of the database server (not of a worker) may lose
@@ -115,6 +117,21 @@ _KEEPALIVES = {
     "keepalives_interval": "5",
     "keepalives_count": "3",
 }
+
+
+def _dead_client_settings(timeout: float) -> dict[str, str]:
+    """Server-side TCP settings that end the session of a client the network lost within
+    about `timeout` seconds. The idle-in-transaction timeout alone does not cover it: a
+    worker cut off while sending a commit's pipeline leaves its session waiting for the
+    rest of the pipeline, which the server counts as active, not idle, so it would hold
+    the run's row lock until the operating system's keepalive gave up (hours)."""
+    return {
+        "tcp_keepalives_idle": str(max(1, round(timeout / 2))),
+        "tcp_keepalives_interval": str(max(1, round(timeout / 6))),
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": f"{max(1, round(timeout * 1000))}ms",
+    }
+
 
 _NOW: LiteralString = "extract(epoch FROM clock_timestamp())::float8"
 _CLOCK: LiteralString = f"WITH clock AS MATERIALIZED (SELECT {_NOW} AS now) "
@@ -555,6 +572,7 @@ class PostgresStore:
             "idle_in_transaction_session_timeout": (
                 f"{max(1, round(idle_in_transaction_timeout * 1000))}ms"
             ),
+            **_dead_client_settings(idle_in_transaction_timeout),
             "synchronous_commit": "on" if durability == "full" else "off",
         }
         options = " ".join(f"-c {name}={value}" for name, value in settings.items())
