@@ -95,7 +95,7 @@ def references(programs: Iterable[Program], target: Target) -> list[Occurrence]:
     wanted = target.definition
     for program in programs:
         for module in program.modules.values():
-            for path in _name_paths(module.tree, [module.tree]):
+            for path in _name_paths(module.tree, [module.tree], target.name):
                 span = definition_span(module, path)
                 if span is None or (span.file, span.start, span.end) != (
                     wanted.file,
@@ -108,12 +108,13 @@ def references(programs: Iterable[Program], target: Target) -> list[Occurrence]:
     return [found[key] for key in sorted(found)]
 
 
-def _name_paths(node: ast.Node, path: list[ast.Node]) -> Iterator[list[ast.Node]]:
-    """The path from the root to each name under `node`."""
-    if isinstance(node, ast.Ident | ast.Name | ast.TypeRef):
+def _name_paths(node: ast.Node, path: list[ast.Node], name: str) -> Iterator[list[ast.Node]]:
+    """The path from the root to each name under `node` spelt `name` (a name is only ever
+    referred to by itself: imports bring names in unchanged)."""
+    if isinstance(node, ast.Ident | ast.Name | ast.TypeRef) and node.name == name:
         yield path
     for child in children(node):
-        yield from _name_paths(child, [*path, child])
+        yield from _name_paths(child, [*path, child], name)
 
 
 def check_rename(target: Target, new_name: str, occurrences: list[Occurrence]) -> None:
