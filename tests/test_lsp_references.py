@@ -306,6 +306,8 @@ def test_prepare_rename_refuses_the_standard_library_and_what_is_not_a_name(
     assert "can be renamed" in literal["message"]
     keyword = client.request_error("textDocument/prepareRename", at(uri, MAIN, "return reply"))
     assert "can be renamed" in keyword["message"]
+    module = client.request_error("textDocument/prepareRename", at(uri, MAIN, "policies {"))
+    assert "can be renamed" in module["message"]
 
 
 def test_rename_refuses_a_file_changed_in_the_editor_since_it_was_checked(

@@ -70,7 +70,7 @@ def _target_defined_at(program: Program, span: Span) -> Target | None:
     if owner is None:
         return None
     path = nodes_at(owner.tree, span.start)
-    ident, parent = path[-1], path[-2]
+    ident, parent = path[-1], path[-2] if len(path) > 1 else None
     if not isinstance(ident, ast.Ident) or ident.span.end != span.end:
         return None  # the start of an imported file, not a name
     if isinstance(parent, ast.Decl) and parent.name is ident:
