@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from mnlang.bench.html import bench_html
+from mnlang.bench.naive import run_chain
 from mnlang.bench.report import bench_json, bench_lines, targets
 from mnlang.bench.runner import BenchResult, run_bench
-from mnlang.bench.suite import SuiteError, load_suite
+from mnlang.bench.suite import Case, SuiteError, load_suite
 from mnlang.cli import main
 from mnlang.metrics import compute_metrics
-from mnlang.runtime.faults import FAULT_CLASSES
+from mnlang.metrics.facts import Rates
+from mnlang.runtime.faults import FAULT_CLASSES, FaultPlan, FaultSpec
 from mnlang.stores.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +92,142 @@ def test_a_suite_needs_scenarios(tmp_path: Path) -> None:
         load_suite(tmp_path)
     bad = CliRunner().invoke(main, ["bench", str(tmp_path), "--faults", "meteor"])
     assert bad.exit_code == 2 and "unknown fault class" in bad.output
+
+
+# A hand-built case for the naive chain: an agent that looks an order up with a tool, a
+# person's review, then a payment. Every call may be tried 3 times (the chain's attempts).
+CHAIN_FLOW = """
+import std.policies { model_retry, quick_retry }
+
+type Order {
+  id: str
+  total: money
+}
+
+type Verdict {
+  refund: bool
+  reason: str
+}
+
+tool fetch_order(order_id: str) -> Order {
+  impl: "tools:fetch_order"
+  cost: $0.01
+  retry: quick_retry
+}
+
+agent judge(order_id: str) -> Verdict {
+  model: "gpt-5.4-mini"
+  prompt: "Look up order {order_id} and say whether to refund it."
+  tools: [fetch_order]
+  max_turns: 3
+  retry: model_retry
+}
+
+effect pay(order_id: str) -> str {
+  impl: "tools:pay"
+  key: "pay:{order_id}"
+  cost: $0.02
+  retry: quick_retry
+}
+
+workflow refund_flow(order_id: str) -> str {
+  class: "support"
+
+  v = judge(order_id)
+  d = checkpoint review {
+    ask: "Refund {order_id}? {v.reason}"
+    timeout: 1h
+    on_timeout: reject
+  }
+  if not d.approved {
+    fail "refund of {order_id} rejected"
+  }
+  receipt = pay(order_id)
+  return receipt
+}
+
+scenario approved {
+  run: refund_flow("o-1")
+  replies: { judge: [fetch_order("o-1"), Verdict { refund: true, reason: "broken" }] }
+  decisions: { review: approve }
+  expect: { status: completed, output: "paid-o-1" }
+}
+
+scenario rejected {
+  run: refund_flow("o-2")
+  replies: { judge: [fetch_order("o-2"), Verdict { refund: false, reason: "used" }] }
+  decisions: { review: reject }
+  expect: { status: failed, message: "rejected" }
+}
+"""
+CHAIN_TOOLS = """
+from typing import Any
+
+from mnlang.bench.world import perform
+
+
+def fetch_order(order_id: str, *, ctx: Any = None) -> dict[str, Any]:
+    return {"id": order_id, "total": "10.00"}
+
+
+def pay(order_id: str, *, ctx: Any = None) -> str:
+    return perform("pay", {"order_id": order_id}, ctx, lambda: f"paid-{order_id}")
+"""
+REVIEW = Decimal("1.50")  # a decision: 2 minutes at $0.75
+RATES = Rates(Decimal(0), Decimal("0.75"), Decimal(2))
+
+
+@pytest.fixture(scope="module")
+def chain_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    folder = tmp_path_factory.mktemp("chain")
+    (folder / "flow.mn").write_text(CHAIN_FLOW, "utf-8")
+    (folder / "tools.py").write_text(CHAIN_TOOLS, "utf-8")
+    return {case.name: case for case in load_suite(folder / "flow.mn")}
+
+
+def _fault(fault: str, at: str) -> FaultPlan:
+    return FaultPlan((FaultSpec(fault, at, 1, "same"),), crash="raise")
+
+
+def test_the_naive_chain_pays_every_attempt(chain_cases: dict[str, Case]) -> None:
+    case = chain_cases["approved"]
+    clean = run_chain(case, "clean", RATES, None)
+    assert (clean.attempts, clean.successful, clean.model_calls) == (1, True, 2)
+    assert clean.cost.tool == Decimal("0.03") and clean.cost.human_review == REVIEW
+    assert clean.cost.model > 0
+    # The payment fails after the review: the chain starts again, asks the model twice
+    # and the person once more, and looks the order up again.
+    paid_late = run_chain(case, "pay", RATES, None, _fault("network_failure", "pay"))
+    assert (paid_late.attempts, paid_late.successful, paid_late.model_calls) == (2, True, 4)
+    assert paid_late.cost.human_review == 2 * REVIEW
+    assert paid_late.cost.tool == Decimal("0.01") + Decimal("0.03")
+    assert paid_late.cost.model == 2 * clean.cost.model
+
+
+def test_a_failed_tool_call_inside_an_agent_restarts_the_chain(
+    chain_cases: dict[str, Case],
+) -> None:
+    case = chain_cases["approved"]
+    clean = run_chain(case, "clean", RATES, None)
+    # The lookup fails: the runtime would retry it; the chain stops before asking the
+    # model again (one reply paid), then runs whole: 1 + 2 model calls, one review.
+    lookup = run_chain(case, "fetch", RATES, None, _fault("network_failure", "fetch_order"))
+    assert (lookup.attempts, lookup.successful, lookup.model_calls) == (2, True, 3)
+    assert lookup.cost.human_review == REVIEW and lookup.cost.tool == Decimal("0.03")
+    assert clean.cost.model < lookup.cost.model < 2 * clean.cost.model
+    # The model's tool call comes back cut in half: a malformed reply ends the attempt.
+    cut = run_chain(case, "cut", RATES, None, _fault("malformed_output", "judge"))
+    assert (cut.attempts, cut.successful, cut.model_calls) == (2, True, 3)
+
+
+def test_a_chain_that_keeps_failing_stops_after_its_attempts(
+    chain_cases: dict[str, Case],
+) -> None:
+    # Rejected, as expected: the chain cannot tell, so it asks again, three times in all.
+    rejected = run_chain(chain_cases["rejected"], "rejected", RATES, None)
+    assert (rejected.attempts, rejected.status, rejected.successful) == (3, "failed", True)
+    assert rejected.cost.human_review == 3 * REVIEW and rejected.model_calls == 6
+    assert rejected.cost.tool == 3 * Decimal("0.01")
 
 
 @pytest.mark.slow

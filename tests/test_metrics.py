@@ -317,3 +317,23 @@ def test_journal_gaps_are_counted() -> None:
     record, _ = store.create_run(NewRun("g", "w", {}))
     events = [Event("g", seq, 0.0, "log", None, "", {}) for seq in (1, 2, 5, 6)]
     assert run_facts(record, events, NO_PROGRAM, rates).journal_gaps == 2
+
+
+def test_failed_attempts_take_compute_time_and_review_is_a_part_apart() -> None:
+    rates = Rates(Decimal("0.01"), Decimal("0.75"), Decimal(2))
+    store = SQLiteStore(":memory:")
+    record, _ = store.create_run(NewRun("c", "w", {}))
+    data: list[tuple[str, dict[str, Any]]] = [
+        ("retry", {"callee": "fetch", "attempt": 1, "kind": "timeout", "ms": 1500}),
+        ("tool", {"tool": "fetch", "ms": 500, "cost": "0.02"}),
+        ("call_failed", {"callee": "pay", "kind_of_call": "effect", "ms": 1000}),
+        ("model_reply", {"cost": "0.03"}),
+        ("decided", {"choice": "approve", "approved": True, "by": "ana"}),
+    ]
+    events = [Event("c", n, 0.0, kind, "s", "", d) for n, (kind, d) in enumerate(data, 1)]
+    cost = run_facts(record, events, NO_PROGRAM, rates).cost
+    # 1.5 s failed, 0.5 s answered, 1 s failed for good: 3 CPU seconds at $0.01.
+    assert cost.compute == Decimal("0.03")
+    assert cost.human_review == Decimal("1.50")  # 2 minutes at $0.75
+    assert cost.total == Decimal("1.58")
+    assert cost.without_review == Decimal("0.08")

@@ -158,7 +158,15 @@ def bench_html(result: BenchResult) -> str:
             )
         )
     cost_table = _rows_table(
-        ["class", "cost per success", "total", "successes", "naive cost per success"],
+        [
+            "class",
+            "cost per success",
+            "total",
+            "successes",
+            "naive cost per success",
+            "without human review",
+            "naive without human review",
+        ],
         [
             [
                 m.workflow_class,
@@ -166,6 +174,12 @@ def bench_html(result: BenchResult) -> str:
                 money(m.cost.total),
                 str(m.successful),
                 money(result.naive.get(m.workflow_class, NaiveSummary()).cost_per_successful),
+                money(m.cost_per_successful_without_review),
+                money(
+                    result.naive.get(
+                        m.workflow_class, NaiveSummary()
+                    ).cost_per_successful_without_review
+                ),
             ]
             for m in classes
         ],

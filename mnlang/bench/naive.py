@@ -13,7 +13,12 @@ model replies, decisions and fault, run as a plain chain of calls with no journa
   this causes are counted;
 - a malformed model reply fails the attempt (no repair prompt, no retry); compensations
   and repair checkpoints do not exist (an effect whose outcome is unknown just fails the
-  attempt).
+  attempt);
+- inside an agent's conversation too: a tool call that fails with a kind its retry policy
+  would retry (a timeout, a transient error), or a tool call whose arguments came back
+  malformed, ends the attempt at the next model request (`ChainModel`). The runtime tells
+  such a failure to the model, and a scripted model would answer as if the tool had
+  answered: a chain without retries has no answer to go on with.
 
 It is run on the runtime itself with the program changed to match (every retry policy to
 one attempt, no compensations), each attempt a fresh run in a throwaway in-memory
@@ -28,20 +33,27 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from mnlang.bench.harness import MAX_STEPS, Responder, bench_config
+from mnlang.bench.models import BenchModel
 from mnlang.bench.suite import Case
 from mnlang.bench.world import NAIVE_PREFIX
 from mnlang.ir.hashing import program_hash
-from mnlang.ir.model import IRProgram
+from mnlang.ir.model import EffectIR, IRProgram, ToolIR
 from mnlang.ir.states import CallState
 from mnlang.metrics.compute import program_facts
 from mnlang.metrics.facts import Cost, Rates, run_facts
+from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
+from mnlang.models.setup import ModelSetup
 from mnlang.runtime.faults import FaultPlan
+from mnlang.runtime.retry import should_retry
 from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.base import TERMINAL_STATUSES
 from mnlang.stores.sqlite import SQLiteStore
+
+CHAIN_STOPPED: Final = "the naive chain stops here"
+"""The message of the failure that ends a naive attempt inside an agent's conversation."""
 
 
 @dataclass
@@ -92,14 +104,83 @@ def _naive(_hash: str, text: str) -> IRProgram:
 
 
 def chain_attempts(program: IRProgram, workflow: str) -> int:
-    """The attempts the runtime may spend on one step of the workflow: the chain's budget."""
+    """The attempts the runtime may spend on one call of the workflow (its steps, and the
+    tools its agents call): the chain's budget."""
     most = 1
     for state in program.workflows[workflow].states.values():
         if isinstance(state, CallState):
             most = max(most, state.retry.attempts)
             if state.callee_kind == "agent":
-                most = max(most, program.agents[state.callee].retry.attempts)
+                agent = program.agents[state.callee]
+                most = max(most, agent.retry.attempts)
+                for name in agent.tools:
+                    decl = _tool_decl(program, name)
+                    if decl is not None:
+                        most = max(most, decl.retry.attempts)
     return most
+
+
+def _tool_decl(program: IRProgram, name: str) -> ToolIR | EffectIR | None:
+    return program.tools.get(name) or program.effects.get(name)
+
+
+class ChainModel:
+    """The scenario's model as the naive chain meets it. Before each request it reads the
+    conversation: a tool call that failed with a kind its retry policy (in the original
+    program) would retry, or a tool call whose arguments are not JSON (a malformed reply),
+    ends the attempt there, with that kind, before the request is made or paid. Failures
+    the runtime does not retry either (a tool's own error, a refused call) are told to
+    the model as the runtime tells them."""
+
+    def __init__(self, model: Provider, program: IRProgram) -> None:
+        self.model = model
+        self.program = program
+        self.name = model.name
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        stop = self._failure(request.messages)
+        if stop is not None:
+            kind, why = stop
+            raise ModelCallError(kind, f"{CHAIN_STOPPED}: {why}")
+        return self.model.complete(request)
+
+    def _failure(self, messages: list[dict[str, Any]]) -> tuple[str, str] | None:
+        called: dict[str, str] = {}
+        for message in messages:
+            if message.get("role") == "assistant":
+                for call in message.get("tool_calls") or []:
+                    function = call.get("function") or {}
+                    name = str(function.get("name"))
+                    called[str(call.get("id"))] = name
+                    try:
+                        json.loads(function.get("arguments") or "{}")
+                    except ValueError:
+                        return "malformed_output", f"the arguments of `{name}` are not JSON"
+            elif message.get("role") == "tool":
+                name = called.get(str(message.get("tool_call_id")), "")
+                kind = _failure_kind(message.get("content"))
+                decl = self._decl(name)
+                if kind is not None and decl is not None and should_retry(decl.retry, kind, 1):
+                    return kind, f"`{name}` failed ({kind})"
+        return None
+
+    def _decl(self, short: str) -> ToolIR | EffectIR | None:
+        for decl in (*self.program.tools.values(), *self.program.effects.values()):
+            if decl.name.rsplit(".", 1)[-1] == short:
+                return decl
+        return None
+
+
+def _failure_kind(content: Any) -> str | None:
+    """The failure kind a tool answer reports (`{"error": "KIND: message"}`), if any."""
+    try:
+        answer = json.loads(content) if isinstance(content, str) else None
+    except ValueError:
+        return None
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, str) or ": " not in error:
+        return None
+    return error.split(": ", 1)[0]
 
 
 def run_chain(
@@ -140,6 +221,8 @@ def run_chain(
                 approval_at,
             )
             config = bench_config(naive_case, None, naive_faults=plan)
+            model = ChainModel(BenchModel(case.script, f"scenario `{case.name}`"), case.program)
+            config = dataclasses.replace(config, models=ModelSetup(spec="bench", override=model))
             start_run(store, program, case.workflow, case.args, run_id=run_id, config=config)
             for _ in range(MAX_STEPS):
                 record = store.get_run(run_id)
@@ -155,9 +238,17 @@ def run_chain(
             facts = run_facts(record, events, facts_of, rates)
             result.attempts = attempt
             result.cost.add(facts.cost)
-            result.model_calls += sum(1 for e in events if e.kind == "model_reply")
+            result.model_calls += sum(1 for e in events if _model_called(e.kind, e.data))
             result.status = record.status
             result.successful = case.expectation.met_by(record.status, record.result, record.error)
             if record.status == "completed":
                 break  # any other end restarts the chain, an expected failure too
     return result
+
+
+def _model_called(kind: str, data: Any) -> bool:
+    """A model request was made (not one the chain stopped before)."""
+    if kind != "model_reply":
+        return False
+    error = data.get("error") if isinstance(data, dict) else None
+    return not (isinstance(error, dict) and str(error.get("message", "")).startswith(CHAIN_STOPPED))

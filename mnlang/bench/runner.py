@@ -36,6 +36,7 @@ from mnlang.metrics.compute import (
     ClassMetrics,
     MetricsReport,
     journal_facts,
+    per_success,
     report_of,
 )
 from mnlang.metrics.facts import Cost, Rates
@@ -61,9 +62,11 @@ class NaiveSummary:
 
     @property
     def cost_per_successful(self) -> Decimal | None:
-        if not self.successful:
-            return None
-        return (self.cost.total / self.successful).quantize(Decimal("0.000001"))
+        return per_success(self.cost.total, self.successful)
+
+    @property
+    def cost_per_successful_without_review(self) -> Decimal | None:
+        return per_success(self.cost.without_review, self.successful)
 
     def add(self, result: NaiveResult) -> None:
         self.chains += 1

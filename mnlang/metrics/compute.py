@@ -62,6 +62,13 @@ class Ratio:
 ZERO = Ratio(0, 0)
 
 
+def per_success(amount: Decimal, successful: int) -> Decimal | None:
+    """A cost per successful workflow: `amount` over the successes (None without any)."""
+    if not successful:
+        return None
+    return (amount / successful).quantize(Decimal("0.000001"))
+
+
 @dataclass
 class ClassMetrics:
     """The metrics of one workflow class (or of all, `ALL_CLASSES`)."""
@@ -95,9 +102,11 @@ class ClassMetrics:
 
     @property
     def cost_per_successful(self) -> Decimal | None:
-        if not self.successful:
-            return None
-        return (self.cost.total / self.successful).quantize(Decimal("0.000001"))
+        return per_success(self.cost.total, self.successful)
+
+    @property
+    def cost_per_successful_without_review(self) -> Decimal | None:
+        return per_success(self.cost.without_review, self.successful)
 
     @property
     def approval_median_s(self) -> float | None:
@@ -105,6 +114,7 @@ class ClassMetrics:
 
     def to_json(self) -> dict[str, Json]:
         per_success = self.cost_per_successful
+        without_review = self.cost_per_successful_without_review
         return {
             "class": self.workflow_class,
             "runs": self.runs,
@@ -123,6 +133,9 @@ class ClassMetrics:
             "cost": self.cost.to_json(),
             "successful_runs": self.successful,
             "cost_per_successful_workflow": None if per_success is None else str(per_success),
+            "cost_per_successful_workflow_without_review": (
+                None if without_review is None else str(without_review)
+            ),
             "planned_checkpoint_rate": self.planned_checkpoints.to_json(),
             "unplanned_repair_rate": self.unplanned_repairs.to_json(),
             "human_intervention_rate": self.human_intervention.to_json(),

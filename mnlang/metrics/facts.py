@@ -16,6 +16,8 @@ from mnlang.metrics.expect import EXPECT_META, ActualCall, CallScore, Expectatio
 from mnlang.stores.base import TERMINAL_STATUSES, Event, Json, RunRecord
 
 REPAIR_CHECKPOINT = "repair"
+FAILED_ATTEMPTS = frozenset({"retry", "attempt_failed", "call_failed"})
+"""Events of a call attempt that failed: its time was spent all the same."""
 TIMEOUT_BY = "timeout"
 
 
@@ -48,6 +50,13 @@ class Cost:
     @property
     def total(self) -> Decimal:
         return self.model + self.tool + self.compute + self.human_review + self.repair
+
+    @property
+    def without_review(self) -> Decimal:
+        """The total less the human-review part (people's time at planned checkpoints):
+        what the machine side costs. The repair part, people's time at repairs included,
+        stays in."""
+        return self.total - self.human_review
 
     def add(self, other: Cost) -> None:
         for part in self.PARTS:
@@ -157,6 +166,8 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
         expected_seq = event.seq + 1
         data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
         kind = event.kind
+        if kind in FAILED_ATTEMPTS:
+            tool_ms += float(data.get("ms") or 0)
         if kind == "model_reply":
             cost.model += _money(data.get("cost"))
         elif kind in ("tool", "effect"):
