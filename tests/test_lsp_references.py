@@ -111,20 +111,28 @@ def change(client: Client, uri: str, version: int, text: str) -> None:
     )
 
 
+def publications(client: Client, uri: str, quiet: float) -> list[Message]:
+    """The next diagnostics published for `uri` (waited for) and any more that come before
+    `quiet` seconds pass without one."""
+    found = [client.notification("textDocument/publishDiagnostics", lambda p: p["uri"] == uri)]
+    while more := client.quiet_notifications("textDocument/publishDiagnostics", quiet):
+        found.extend(more)
+    return found
+
+
 def test_quick_changes_are_checked_once_from_the_last_text(tmp_path: Path) -> None:
     path = tmp_path / "typing.mn"
     texts = [f'workflow w() -> int {{\n  return "{"x" * n}"\n}}\n' for n in range(1, 5)]
     last = "workflow w() -> int {\n  return missing\n}\n"
-    with session(options={"debounceMs": 400}) as client:
+    debounce = 0.4
+    with session(options={"debounceMs": debounce * 1000}) as client:
         uri = open_document(client, path, texts[0])
-        (opened,) = client.quiet_notifications("textDocument/publishDiagnostics", 0.2)
-        assert opened["version"] == 1  # at once on open
+        (opened,) = publications(client, uri, 0)  # at once on open
+        assert opened["version"] == 1
         assert [d["code"] for d in opened["diagnostics"]] == ["E201"]
         for version, text in enumerate([*texts[1:], last], start=2):
             change(client, uri, version, text)
-        published = client.quiet_notifications("textDocument/publishDiagnostics", 1.5)
-        assert len(published) == 1, published
-        (final,) = published
+        (final,) = publications(client, uri, 2 * debounce)
         assert final["version"] == 5
         expected = check(path, last).diagnostics
         assert [d["code"] for d in final["diagnostics"]] == [d.code for d in expected] == ["E101"]
@@ -133,7 +141,7 @@ def test_quick_changes_are_checked_once_from_the_last_text(tmp_path: Path) -> No
         # A save checks at once and drops the check a change put off.
         change(client, uri, 6, texts[0])
         client.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
-        published = client.quiet_notifications("textDocument/publishDiagnostics", 1.0)
+        published = publications(client, uri, 2 * debounce)
         assert [(p["version"], [d["code"] for d in p["diagnostics"]]) for p in published] == [
             (6, ["E201"])
         ]
@@ -308,6 +316,11 @@ def test_prepare_rename_refuses_the_standard_library_and_what_is_not_a_name(
     assert "can be renamed" in keyword["message"]
     module = client.request_error("textDocument/prepareRename", at(uri, MAIN, "policies {"))
     assert "can be renamed" in module["message"]
+    broken = MAIN.replace("note = lookup", "note = = lookup")
+    broken_uri = open_document(client, main.with_name("broken.mn"), broken)
+    assert diagnostics_of(client, broken_uri)
+    unparsed = client.request_error("textDocument/prepareRename", at(broken_uri, broken, "reply ="))
+    assert unparsed["message"] == "this file does not parse: fix its syntax errors, then rename"
 
 
 def test_rename_refuses_a_file_changed_in_the_editor_since_it_was_checked(

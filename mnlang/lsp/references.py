@@ -119,11 +119,7 @@ def _name_paths(node: ast.Node, path: list[ast.Node], name: str) -> Iterator[lis
 
 def check_rename(target: Target, new_name: str, occurrences: list[Occurrence]) -> None:
     """Raise RenameRefused when `target` may not be renamed to `new_name`."""
-    if target.module.dotted.split(".")[0] == "std":
-        raise RenameRefused(
-            f"`{target.name}` is declared in the standard library (`{target.module.dotted}`), "
-            "which is read-only"
-        )
+    check_writable(target)
     _check_spelling(target, new_name)
     if new_name == target.name:
         return
@@ -134,6 +130,15 @@ def check_rename(target: Target, new_name: str, occurrences: list[Occurrence]) -
     else:
         for module in {id(o.module): o.module for o in occurrences}.values():
             _check_declaration(target, new_name, module)
+
+
+def check_writable(target: Target) -> None:
+    """Raise RenameRefused when `target` may not be renamed at all."""
+    if target.module.dotted.split(".")[0] == "std":
+        raise RenameRefused(
+            f"`{target.name}` is declared in the standard library (`{target.module.dotted}`), "
+            "which is read-only"
+        )
 
 
 def _check_spelling(target: Target, new_name: str) -> None:

@@ -33,6 +33,7 @@ from mnlang.lsp.references import (
     RenameRefused,
     Target,
     check_rename,
+    check_writable,
     module_of,
     name_span,
     references,
@@ -339,16 +340,11 @@ def find_references(ls: MnServer, params: types.ReferenceParams) -> list[types.L
 @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
 def prepare_rename(
     ls: MnServer, params: types.PrepareRenameParams
-) -> types.PrepareRenamePlaceholder | None:
+) -> types.PrepareRenamePlaceholder:
     doc = ls.workspace.get_text_document(params.text_document.uri)
-    found = ls.target(params.text_document.uri, params.position)
-    if found is None:
-        raise RequestFailed(
-            "only declarations, enum members, parameters and variables can be renamed"
-        )
-    _, target, span = found
+    _, target, span = _rename_target(ls, params.text_document.uri, params.position)
     try:
-        check_rename(target, target.name, [])
+        check_writable(target)
     except RenameRefused as e:
         raise RequestFailed(str(e)) from None
     lines = SourceLines(doc.source)
@@ -357,14 +353,20 @@ def prepare_rename(
     )
 
 
+def _rename_target(
+    ls: MnServer, uri: str, position: types.Position
+) -> tuple[Analysis, Target, Span]:
+    found = ls.target(uri, position)
+    if found is not None:
+        return found
+    if ls.analysis(uri)[1].result.program is None:
+        raise RequestFailed("this file does not parse: fix its syntax errors, then rename")
+    raise RequestFailed("only declarations, enum members, parameters and variables can be renamed")
+
+
 @server.feature(types.TEXT_DOCUMENT_RENAME)
 def rename(ls: MnServer, params: types.RenameParams) -> types.WorkspaceEdit:
-    found = ls.target(params.text_document.uri, params.position)
-    if found is None:
-        raise RequestFailed(
-            "only declarations, enum members, parameters and variables can be renamed"
-        )
-    analysis, target, _ = found
+    analysis, target, _ = _rename_target(ls, params.text_document.uri, params.position)
     occurrences = references(ls.programs_naming(analysis, target), target)
     try:
         check_rename(target, params.new_name, occurrences)
