@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from mnlang.errors import CANCELLED, DEADLINE_EXCEEDED
+from mnlang.ir.expr import Expr, Var
 from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.ir.states import (
     AssignState,
@@ -79,6 +80,7 @@ from mnlang.runtime.values import (
     Value,
     from_stored,
     list_from_stored,
+    same_as,
     to_plain,
     to_stored,
     to_text,
@@ -113,6 +115,9 @@ RIDING_STATES: frozenset[type] = frozenset(
 )
 """States a fiber may run while an effect's result waits for its commit (`_ride`): they
 only compute and touch nothing outside the run."""
+
+
+_ABSENT = object()
 
 
 def items_var(state_id: str) -> str:
@@ -250,11 +255,17 @@ class Interpreter:
             scope_branch = cursor.get("scope", branch)
             if scope_branch == branch:
                 scope = Scope(branch, parent.scope if parent is not None else None)
+                references: list[tuple[str, str]] = []
                 for name, value in variables.get(branch, {}).items():
-                    if name.startswith("$list:"):
+                    source = same_as(value)
+                    if source is not None:
+                        references.append((name, source))
+                    elif name.startswith("$list:"):
                         scope.restore_list(name, list_from_stored(value))
                     else:
                         scope.values[name] = from_stored(value)
+                for name, source in references:
+                    scope.restore_same(name, source)
             else:
                 scope = self.scopes[scope_branch]
             fiber = self._add_fiber(Fiber.restore(branch, cursor, scope, parent))
@@ -429,7 +440,7 @@ class Interpreter:
         if self.lease is not None and store_now >= self._lease_renew_at():
             self._renew_lease()
         if time.monotonic() - self.last_store_contact >= self.config.cancel_poll_s:
-            record = self.store.get_run(self.run_id)
+            record = self.store.get_run(self.run_id, args=False)
             self.last_store_contact = time.monotonic()
             if record is not None and record.cancel_requested and not self.aborting:
                 self.abort(StepFailure(CANCELLED, "the run was cancelled"))
@@ -701,7 +712,7 @@ class Interpreter:
         if state.mode == "for":
             assert state.iterable is not None
             items = self.evaluator.eval(state.iterable, scope)
-            scope.set(items_var(state.id), items)
+            self._keep_items(scope, state.id, state.iterable, items)
             fiber.frames[state.id] = {"i": 0}
         else:
             assert state.max is not None
@@ -709,6 +720,16 @@ class Interpreter:
         if state.target is not None:
             scope.start_list(collect_var(state.id))
         self._loop_next(fiber, state)
+
+    @staticmethod
+    def _keep_items(scope: Scope, state_id: str, iterable: Expr, items: Value) -> None:
+        """Keep what a loop iterates for its later rounds (and a resume): as a reference
+        when it is a variable of the loop's own scope, so a large list is not stored and
+        loaded a second time; the scope stores a full copy once that variable changes."""
+        if isinstance(iterable, Var) and scope.values.get(iterable.name, _ABSENT) is items:
+            scope.set_same(items_var(state_id), iterable.name)
+        else:
+            scope.set(items_var(state_id), items)
 
     def _loop_next(self, fiber: Fiber, state: LoopState) -> None:
         data = fiber.frames[state.id]
@@ -768,7 +789,7 @@ class Interpreter:
                 scope.set(state.target, [])
             self.advance(fiber, state.next, state.frame)
             return
-        scope.set(items_var(state.id), items)
+        self._keep_items(scope, state.id, state.iterable, items)
         if state.target is not None:
             scope.start_list(parts_var(state.id), [None] * len(items))
         fiber.frames[state.id] = {"next": 0, "limit": limit, "outcome": None}

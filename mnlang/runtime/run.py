@@ -210,7 +210,7 @@ def resume_run(
     observer: Observer | None = None,
 ) -> RunOutcome:
     """Go on with a run from its last commit; a run that has ended is only reported."""
-    record = store.get_run(run_id)
+    record = store.get_run(run_id, args=False)
     if record is None:
         raise RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
     if record.status in TERMINAL_STATUSES:
@@ -339,8 +339,12 @@ def run_with_lease(
     if state.cursors:
         interpreter.restore(state)
     else:
+        # A run that has not started: its arguments, which the state leaves out.
+        given = store.get_run(record.run_id)
+        if given is None:
+            raise RunNotFound(f"no run `{record.run_id}`")
         workflow = program.workflows[record.workflow]
-        interpreter.start(prepare_args(program, workflow, record.args))
+        interpreter.start(prepare_args(program, workflow, given.args))
     try:
         return interpreter.execute()
     except RunAborted as e:
@@ -354,7 +358,7 @@ def _run_child(
     stop: threading.Event | None,
     run_id: str,
 ) -> RunEnd:
-    record = store.get_run(run_id)
+    record = store.get_run(run_id, args=False)
     if record is None:
         raise RunNotFound(f"no child run `{run_id}`")
     if record.status in TERMINAL_STATUSES:
@@ -386,7 +390,7 @@ def _take_lease(store: Store, record: RunRecord, config: RuntimeConfig) -> Lease
     lease = store.acquire_lease(record.run_id, _owner(), config.lease_ttl_s)
     if lease is not None:
         return lease
-    current = store.get_run(record.run_id)
+    current = store.get_run(record.run_id, args=False)
     if current is not None and current.lease_owner and _owner_is_dead(current.lease_owner):
         store.release_lease(
             Lease(

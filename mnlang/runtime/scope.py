@@ -5,12 +5,15 @@ own scope over the scope it was started from (reads fall through, writes stay in
 item); `parallel` branches share the scope they were started from. A scope records
 which variables changed so that a commit writes only those, and keeps collected lists
 incrementally: a list started with `start_list` is stored one row per item, and a
-commit appends only the new items.
+commit appends only the new items. A variable set with `set_same` holds the very value of
+another variable of the scope and is stored as that variable's name for as long as the
+other keeps it (a loop's own reference to the list it iterates): the value is then stored
+and loaded once, not twice.
 """
 
 from __future__ import annotations
 
-from mnlang.runtime.values import Value, to_stored
+from mnlang.runtime.values import Value, stored_same, to_stored
 from mnlang.stores.base import (
     AppendList,
     DeleteVar,
@@ -22,7 +25,16 @@ from mnlang.stores.base import (
 
 
 class Scope:
-    __slots__ = ("_committed_len", "_deleted", "_dirty", "_set_items", "branch", "parent", "values")
+    __slots__ = (
+        "_committed_len",
+        "_deleted",
+        "_dirty",
+        "_same",
+        "_set_items",
+        "branch",
+        "parent",
+        "values",
+    )
 
     def __init__(
         self, branch: str, parent: Scope | None = None, values: dict[str, Value] | None = None
@@ -36,6 +48,9 @@ class Scope:
         # commit), and items replaced in place since.
         self._committed_len: dict[str, int] = {}
         self._set_items: dict[str, set[int]] = {}
+        # Variables that hold the same value as another variable of this scope: by name,
+        # the other's name.
+        self._same: dict[str, str] = {}
 
     def get(self, name: str) -> Value:
         scope: Scope | None = self
@@ -56,17 +71,41 @@ class Scope:
         return None
 
     def set(self, name: str, value: Value) -> None:
+        if self._same:
+            self._part(name)
         self.values[name] = value
         self._dirty.add(name)
         self._deleted.discard(name)
         self._committed_len.pop(name, None)
 
+    def set_same(self, name: str, source: str) -> None:
+        """Set `name` to the value of `source`, a variable of this scope, and store it as a
+        reference to `source` until either is set again or deleted."""
+        self.set(name, self.values[source])
+        self._same[name] = source
+
+    def restore_same(self, name: str, source: str) -> None:
+        """A variable loaded from the store as a reference to `source`."""
+        self.values[name] = self.values[source]
+        self._same[name] = source
+
     def delete(self, name: str) -> None:
+        if self._same:
+            self._part(name)
         if self.values.pop(name, _MISSING) is not _MISSING:
             self._deleted.add(name)
         self._dirty.discard(name)
         self._committed_len.pop(name, None)
         self._set_items.pop(name, None)
+
+    def _part(self, name: str) -> None:
+        """`name` is about to change: it no longer refers to another variable, and a
+        variable that refers to it keeps the value and is stored in full at the next
+        commit."""
+        self._same.pop(name, None)
+        for alias in [a for a, source in self._same.items() if source == name]:
+            del self._same[alias]
+            self._dirty.add(alias)
 
     def start_list(self, name: str, items: list[Value] | None = None) -> None:
         """A list variable stored item by item (for collecting loops)."""
@@ -102,8 +141,10 @@ class Scope:
         values = self.values
         for name in self._deleted:
             ops.append(DeleteVar(branch, name))
+        same = self._same
         for name in self._dirty:
-            ops.append(SetVar(branch, name, to_stored(values[name])))
+            stored = stored_same(same[name]) if name in same else to_stored(values[name])
+            ops.append(SetVar(branch, name, stored))
         for name, stored in self._committed_len.items():
             items = values[name]
             if stored < 0:

@@ -10,7 +10,9 @@ Inside the interpreter a value is a Python object: `None`, `bool`, `int`, `float
 - `to_stored` / `from_stored` keep a value in the run's state so that it comes back
   with the same Python types without knowing its declared type: money, durations and
   timestamps are tagged there. A value without any of them is stored as is, so loading
-  it costs one type check.
+  it costs one type check. `stored_same` / `same_as` keep a variable that holds the very
+  value of another variable of its scope as that variable's name (a loop's own list of
+  what it iterates, a large list of the run's arguments, is then stored and decoded once).
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ _MONEY: Final = "$m"
 _DURATION: Final = "$d"
 _TIMESTAMP: Final = "$t"
 _SCALAR_TAGS: Final = frozenset({_MONEY, _DURATION, _TIMESTAMP})
+_SAME: Final = "$same"
 
 
 class _Tagger:
@@ -159,6 +162,20 @@ def from_stored(stored: Json) -> Value:
     if type(stored) is dict and len(stored) == 1 and _WRAP in stored:
         return _untag(stored[_WRAP])
     return stored
+
+
+def stored_same(source: str) -> Json:
+    """The stored form of "the value of variable `source`". `to_stored` never gives it: a
+    dict with a key that starts with `$` is escaped and wrapped."""
+    return {_SAME: source}
+
+
+def same_as(stored: Json) -> str | None:
+    """The variable whose value `stored` stands for, if it is `stored_same`'s form."""
+    if type(stored) is dict and len(stored) == 1 and _SAME in stored:
+        source = stored[_SAME]
+        return source if isinstance(source, str) else None
+    return None
 
 
 def list_from_stored(items: list[Json]) -> list[Value]:

@@ -281,7 +281,7 @@ class Worker:
                 return  # claimed but not started: released at once for another worker
             if time.monotonic() - claimed_at > self.lease_ttl / 3:
                 lease = self.store.renew_lease(lease, self.lease_ttl)
-            record = self.store.get_run(run_id)
+            record = self.store.get_run(run_id, args=False)
             if record is None:
                 return
             program = self.programs(record.ir_hash)

@@ -197,6 +197,8 @@ class LedgerRow:
     scope_run_id: str | None
     """The run that scopes the key, or `None` for a `scope: global` key."""
     args_hash: str
+    """The run's record with `args` left `None` (as `get_run(args=False)` gives it): a
+    started run keeps its arguments in its variables, and they can be large."""
     status: LedgerStatus
     result: Json
     run_id: str
@@ -487,8 +489,9 @@ class Store(Protocol):
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         """Create a run, or return the existing run with this id; the flag says created."""
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        """The run with this id, or `None`."""
+    def get_run(self, run_id: str, *, args: bool = True) -> RunRecord | None:
+        """The run with this id, or `None`. With `args=False` the record's `args` are left
+        `None`: they can be large, and a look at a run's status does not need them."""
 
     def list_runs(
         self,

@@ -143,6 +143,8 @@ _RUN_COLUMNS: LiteralString = (
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
     "lease_expires_at, created_at, updated_at, finished_at"
 )
+_RUN_COLUMNS_NO_ARGS: LiteralString = _RUN_COLUMNS.replace(" args,", " NULL,")
+"""The run's columns with its arguments left out (`get_run(args=False)`, `load_state`)."""
 _LEDGER_COLUMNS: LiteralString = (
     "key, scope, args_hash, status, result, run_id, state, created_at, updated_at"
 )
@@ -740,8 +742,9 @@ class PostgresStore:
 
         return self._transaction(body)
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        rows = self._autocommit(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,))
+    def get_run(self, run_id: str, *, args: bool = True) -> RunRecord | None:
+        columns = _RUN_COLUMNS if args else _RUN_COLUMNS_NO_ARGS
+        rows = self._autocommit(f"SELECT {columns} FROM runs WHERE run_id = %s", (run_id,))
         return _run_record(rows[0]) if rows else None
 
     def list_runs(
@@ -894,7 +897,9 @@ class PostgresStore:
         def body(tx: _Tx) -> RunState:
             conn = tx.conn
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            run = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,))
+            run = conn.execute(
+                f"SELECT {_RUN_COLUMNS_NO_ARGS} FROM runs WHERE run_id = %s", (run_id,)
+            )
             cursors = conn.execute(
                 "SELECT branch, cursor FROM cursors WHERE run_id = %s", (run_id,)
             )

@@ -88,6 +88,8 @@ _RUN_COLUMNS = (
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
     "lease_expires_at, created_at, updated_at, finished_at"
 )
+_RUN_COLUMNS_NO_ARGS = _RUN_COLUMNS.replace(" args,", " NULL,")
+"""The run's columns with its arguments left out (`get_run(args=False)`, `load_state`)."""
 _LEDGER_COLUMNS = "key, scope, args_hash, status, result, run_id, state, created_at, updated_at"
 _CHECKPOINT_COLUMNS = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
@@ -293,13 +295,14 @@ class SQLiteStore:
         )
         return cursor.rowcount == 1
 
-    def get_run(self, run_id: str) -> RunRecord | None:
+    def get_run(self, run_id: str, *, args: bool = True) -> RunRecord | None:
         with self._lock, self._translated():
-            return self._run_or_none(run_id)
+            return self._run_or_none(run_id, args=args)
 
-    def _run_or_none(self, run_id: str) -> RunRecord | None:
+    def _run_or_none(self, run_id: str, *, args: bool = True) -> RunRecord | None:
+        columns = _RUN_COLUMNS if args else _RUN_COLUMNS_NO_ARGS
         row = self._conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            f"SELECT {columns} FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         return None if row is None else _run_record(row)
 
@@ -610,7 +613,9 @@ class SQLiteStore:
 
     def load_state(self, run_id: str) -> RunState:
         with self._snapshot() as conn:
-            record = self._run(run_id)
+            record = self._run_or_none(run_id, args=False)
+            if record is None:
+                raise run_not_found(run_id)
             cursors = {
                 branch: load(cursor)
                 for branch, cursor in conn.execute(
