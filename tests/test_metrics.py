@@ -319,7 +319,7 @@ def test_journal_gaps_are_counted() -> None:
     assert run_facts(record, events, NO_PROGRAM, rates).journal_gaps == 2
 
 
-def test_failed_attempts_take_compute_time_and_review_is_a_part_apart() -> None:
+def test_failed_attempts_take_compute_time_and_people_are_counted_apart() -> None:
     rates = Rates(Decimal("0.01"), Decimal("0.75"), Decimal(2))
     store = SQLiteStore(":memory:")
     record, _ = store.create_run(NewRun("c", "w", {}))
@@ -329,11 +329,15 @@ def test_failed_attempts_take_compute_time_and_review_is_a_part_apart() -> None:
         ("call_failed", {"callee": "pay", "kind_of_call": "effect", "ms": 1000}),
         ("model_reply", {"cost": "0.03"}),
         ("decided", {"choice": "approve", "approved": True, "by": "ana"}),
+        ("decided", {"repair": "repair:p", "choice": "mark_done", "by": "ops"}),
+        ("compensated", {"effect": "refund", "cost": "0.10", "ms": 0}),
     ]
     events = [Event("c", n, 0.0, kind, "s", "", d) for n, (kind, d) in enumerate(data, 1)]
     cost = run_facts(record, events, NO_PROGRAM, rates).cost
     # 1.5 s failed, 0.5 s answered, 1 s failed for good: 3 CPU seconds at $0.01.
     assert cost.compute == Decimal("0.03")
     assert cost.human_review == Decimal("1.50")  # 2 minutes at $0.75
-    assert cost.total == Decimal("1.58")
-    assert cost.without_review == Decimal("0.08")
+    assert cost.repair == Decimal("1.60") and cost.repair_people == Decimal("1.50")
+    assert cost.total == Decimal("3.18")
+    # Without people's time: the model, the tool, the compute and the compensation.
+    assert cost.without_people == Decimal("0.18")

@@ -164,8 +164,8 @@ def bench_html(result: BenchResult) -> str:
             "total",
             "successes",
             "naive cost per success",
-            "without human review",
-            "naive without human review",
+            "without people's time",
+            "naive without people's time",
         ],
         [
             [
@@ -174,11 +174,11 @@ def bench_html(result: BenchResult) -> str:
                 money(m.cost.total),
                 str(m.successful),
                 money(result.naive.get(m.workflow_class, NaiveSummary()).cost_per_successful),
-                money(m.cost_per_successful_without_review),
+                money(m.cost_per_successful_without_people),
                 money(
                     result.naive.get(
                         m.workflow_class, NaiveSummary()
-                    ).cost_per_successful_without_review
+                    ).cost_per_successful_without_people
                 ),
             ]
             for m in classes

@@ -33,16 +33,16 @@ class Target:
     met: bool
 
 
-def saving(result: BenchResult, *, review: bool = True) -> float | None:
+def saving(result: BenchResult, *, people: bool = True) -> float | None:
     """How much lower the runtime's cost per successful workflow is than the naive
-    chain's (0.5: half), over all classes; with `review=False`, both without the
-    human-review part. The target holds the headline figure, review included."""
+    chain's (0.5: half), over all classes; with `people=False`, both without people's
+    time (reviews and repairs). The target holds the headline figure, people included."""
     total = result.report.total
     naive = result.naive.get(ALL_CLASSES, NaiveSummary())
-    if review:
+    if people:
         return lower_by(total.cost_per_successful, naive.cost_per_successful)
     return lower_by(
-        total.cost_per_successful_without_review, naive.cost_per_successful_without_review
+        total.cost_per_successful_without_people, naive.cost_per_successful_without_people
     )
 
 
@@ -63,7 +63,7 @@ def targets(result: BenchResult) -> list[Target]:
     covered = [c for c in FAULT_CLASSES if result.injected.get(c)]
     value = recovery.value
     lower = saving(result)
-    lower_machine = saving(result, review=False)
+    lower_machine = saving(result, people=False)
     lost = total.journal_gaps
     duplicated = total.duplicate_commits + result.duplicates
     storms_held = all(s.held for s in result.storms)
@@ -95,7 +95,7 @@ def targets(result: BenchResult) -> list[Target]:
             f">= {MIN_SAVING:.0%} lower than the naive chain",
             "n/a"
             if lower is None
-            else f"{lower:.1%} lower ({_percent(lower_machine)} without human review)",
+            else f"{lower:.1%} lower ({_percent(lower_machine)} without people's time)",
             lower is not None and lower >= MIN_SAVING,
         ),
         Target(
@@ -169,7 +169,7 @@ def bench_lines(result: BenchResult) -> list[str]:
     lines += [
         "",
         "the naive agent chain on the same runs and faults (docs/metrics.md); cost per",
-        "successful workflow with and without the human-review part:",
+        "successful workflow with and without people's time (reviews and repairs):",
     ]
     naive_rows = []
     for m in classes:
@@ -183,12 +183,12 @@ def bench_lines(result: BenchResult) -> list[str]:
                     money(m.cost_per_successful),
                     money(n.cost_per_successful),
                     _percent(lower_by(m.cost_per_successful, n.cost_per_successful)),
-                    money(m.cost_per_successful_without_review),
-                    money(n.cost_per_successful_without_review),
+                    money(m.cost_per_successful_without_people),
+                    money(n.cost_per_successful_without_people),
                     _percent(
                         lower_by(
-                            m.cost_per_successful_without_review,
-                            n.cost_per_successful_without_review,
+                            m.cost_per_successful_without_people,
+                            n.cost_per_successful_without_people,
                         )
                     ),
                     str(m.duplicate_commits),
@@ -205,7 +205,7 @@ def bench_lines(result: BenchResult) -> list[str]:
             "cost/success",
             "naive",
             "lower by",
-            "w/o review",
+            "w/o people",
             "naive",
             "lower by",
             "duplicates",
@@ -222,8 +222,8 @@ def bench_lines(result: BenchResult) -> list[str]:
     phase_rows = []
     for phase, (ours, theirs) in result.phases.items():
         ours_per, naive_per = ours.cost_per_successful, theirs.cost_per_successful
-        ours_machine = ours.cost_per_successful_without_review
-        naive_machine = theirs.cost_per_successful_without_review
+        ours_machine = ours.cost_per_successful_without_people
+        naive_machine = theirs.cost_per_successful_without_people
         phase_rows.append(
             (
                 kinds.get(phase, phase),
@@ -252,7 +252,7 @@ def bench_lines(result: BenchResult) -> list[str]:
                 "cost/success",
                 "naive",
                 "lower by",
-                "w/o review",
+                "w/o people",
                 "naive",
                 "lower by",
             ],
@@ -290,11 +290,11 @@ def bench_lines(result: BenchResult) -> list[str]:
 
 def cost_table(ours: Cost, ours_successful: int, theirs: Cost, theirs_successful: int) -> list[str]:
     """Each cost part per successful workflow, the runtime's beside the naive chain's."""
-    parts = [*Cost.PARTS, "without_review", "total"]
+    parts = [*Cost.PARTS, "repair by people", "without people", "total"]
 
     def amounts(cost: Cost, successful: int) -> list[Decimal | None]:
         values = [getattr(cost, part) for part in Cost.PARTS]
-        values += [cost.without_review, cost.total]
+        values += [cost.repair_people, cost.without_people, cost.total]
         return [per_success(v, successful) for v in values]
 
     mine, naive = amounts(ours, ours_successful), amounts(theirs, theirs_successful)
@@ -345,7 +345,7 @@ def _fault_ratio(result: BenchResult, fault: str) -> Ratio:
 def bench_json(result: BenchResult) -> dict[str, Any]:
     def naive(n: NaiveSummary) -> dict[str, Any]:
         per = n.cost_per_successful
-        machine = n.cost_per_successful_without_review
+        machine = n.cost_per_successful_without_people
         return {
             "chains": n.chains,
             "successful": n.successful,
@@ -354,7 +354,7 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
             "model_calls": n.model_calls,
             "cost": n.cost.to_json(),
             "cost_per_successful_workflow": None if per is None else str(per),
-            "cost_per_successful_workflow_without_review": (
+            "cost_per_successful_workflow_without_people": (
                 None if machine is None else str(machine)
             ),
             "duplicate_effects": n.duplicates,
@@ -373,7 +373,7 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
         "metrics": result.report.to_json(),
         "naive": {k: naive(v) for k, v in result.naive.items()},
         "cost_saving_vs_naive": lower,
-        "cost_saving_vs_naive_without_review": saving(result, review=False),
+        "cost_saving_vs_naive_without_people": saving(result, people=False),
         "chaos_rate": result.chaos_rate,
         "phases": {
             phase: {"runtime": ours.to_json(), "naive": naive(theirs)}

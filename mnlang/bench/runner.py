@@ -65,8 +65,8 @@ class NaiveSummary:
         return per_success(self.cost.total, self.successful)
 
     @property
-    def cost_per_successful_without_review(self) -> Decimal | None:
-        return per_success(self.cost.without_review, self.successful)
+    def cost_per_successful_without_people(self) -> Decimal | None:
+        return per_success(self.cost.without_people, self.successful)
 
     def add(self, result: NaiveResult) -> None:
         self.chains += 1

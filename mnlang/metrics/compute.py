@@ -105,8 +105,8 @@ class ClassMetrics:
         return per_success(self.cost.total, self.successful)
 
     @property
-    def cost_per_successful_without_review(self) -> Decimal | None:
-        return per_success(self.cost.without_review, self.successful)
+    def cost_per_successful_without_people(self) -> Decimal | None:
+        return per_success(self.cost.without_people, self.successful)
 
     @property
     def approval_median_s(self) -> float | None:
@@ -114,7 +114,7 @@ class ClassMetrics:
 
     def to_json(self) -> dict[str, Json]:
         per_success = self.cost_per_successful
-        without_review = self.cost_per_successful_without_review
+        without_people = self.cost_per_successful_without_people
         return {
             "class": self.workflow_class,
             "runs": self.runs,
@@ -133,8 +133,8 @@ class ClassMetrics:
             "cost": self.cost.to_json(),
             "successful_runs": self.successful,
             "cost_per_successful_workflow": None if per_success is None else str(per_success),
-            "cost_per_successful_workflow_without_review": (
-                None if without_review is None else str(without_review)
+            "cost_per_successful_workflow_without_people": (
+                None if without_people is None else str(without_people)
             ),
             "planned_checkpoint_rate": self.planned_checkpoints.to_json(),
             "unplanned_repair_rate": self.unplanned_repairs.to_json(),

@@ -44,6 +44,9 @@ class Cost:
     compute: Decimal = Decimal(0)
     human_review: Decimal = Decimal(0)
     repair: Decimal = Decimal(0)
+    repair_people: Decimal = Decimal(0)
+    """The people's time within `repair` (repairs decided by a person), not a part of its
+    own: with `human_review`, what the assumed minutes per decision weigh."""
 
     PARTS = ("model", "tool", "compute", "human_review", "repair")
 
@@ -52,18 +55,19 @@ class Cost:
         return self.model + self.tool + self.compute + self.human_review + self.repair
 
     @property
-    def without_review(self) -> Decimal:
-        """The total less the human-review part (people's time at planned checkpoints):
-        what the machine side costs. The repair part, people's time at repairs included,
-        stays in."""
-        return self.total - self.human_review
+    def without_people(self) -> Decimal:
+        """The total less people's time (the human-review part and the repairs people
+        decided): what the machines cost, independent of the minutes a decision is
+        charged."""
+        return self.total - self.human_review - self.repair_people
 
     def add(self, other: Cost) -> None:
-        for part in self.PARTS:
+        for part in (*self.PARTS, "repair_people"):
             setattr(self, part, getattr(self, part) + getattr(other, part))
 
     def to_json(self) -> dict[str, str]:
-        return {part: str(getattr(self, part)) for part in (*self.PARTS, "total")}
+        parts = (*self.PARTS, "total", "repair_people", "without_people")
+        return {part: str(getattr(self, part)) for part in parts}
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +219,7 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
                 if person:
                     facts.human_decisions += 1
                     cost.repair += rates.review_minutes * rates.human_per_minute
+                    cost.repair_people += rates.review_minutes * rates.human_per_minute
                 continue
             where = _checkpoint_of(event, data, opened)
             if person:
