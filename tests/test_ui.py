@@ -332,7 +332,8 @@ def test_run_output_is_escaped(store: Store, program: IRProgram) -> None:
     assert "&lt;script&gt;alert(&#39;tool&#39;)&lt;/script&gt;" in client.get("/runs/order-5").text
     # the only script elements are the console's own
     assert re.findall(r"<script[^>]*>", client.get("/runs/order-5").text) == [
-        '<script src="/static/htmx.min.js">'
+        '<script src="/static/htmx.min.js">',
+        '<script src="/static/live.js" defer>',
     ]
 
 

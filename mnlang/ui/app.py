@@ -1,9 +1,10 @@
 """The console's web application: routes, pages, live fragments, JSON and actions.
 
-Pages are rendered on the server; their live parts (`#live`) poll a fragment URL with
-htmx, passing the fingerprint of what they show, and get `204 No Content` while
-nothing changed, so an idle page costs one cheap query per poll. Every route but
-`/login` and `/static/` is behind `AuthMiddleware`; every POST checks the CSRF token.
+Pages are rendered on the server. Their live parts (`#live`) follow an event stream
+(`/events/...`, see `mnlang.ui.live`): told that what they show changed, they fetch
+their fragment with htmx, passing the fingerprint of what they show (`204 No Content`
+if nothing changed after all). Every route but `/login` and `/static/` is behind
+`AuthMiddleware`; every POST checks the CSRF token.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.responses import (
     JSONResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -48,12 +50,18 @@ from mnlang.ui.auth import (
     User,
 )
 from mnlang.ui.graphs import GraphCache
+from mnlang.ui.live import LiveHub
 from mnlang.ui.metrics import PERIODS, ConsoleMetrics, MetricsView
 from mnlang.ui.queries import (
     STATUSES,
+    InboxTopic,
     RunFilters,
+    RunsTopic,
+    RunTopic,
     RunView,
+    Topic,
     inbox_view,
+    live_fingerprints,
     run_fingerprint,
     run_view,
     runs_view,
@@ -63,7 +71,6 @@ from mnlang.ui.queries import (
 from mnlang.ui.templating import environment
 
 STATIC = Path(__file__).parent / "static"
-POLL = {"run": "every 1s", "runs": "every 2s", "inbox": "every 2s"}
 # A run page shows this many of the latest journal events and steps (a long loop's run
 # has thousands); the JSON twin and `mnc log` have them all.
 SHOWN = {"journal_shown": 500, "evidence_shown": 200}
@@ -124,6 +131,11 @@ class Console:
     metrics: ConsoleMetrics = field(default_factory=ConsoleMetrics)
     graphs: GraphCache = field(default_factory=GraphCache)
     env: Environment = field(default_factory=environment)
+    live: LiveHub[Topic] = field(init=False)
+
+    def __post_init__(self) -> None:
+        store = self.store
+        self.live = LiveHub(lambda topics: live_fingerprints(store, topics))
 
     # ---- rendering ---------------------------------------------------------------------
 
@@ -136,7 +148,6 @@ class Console:
             open_local=self.auth.open_local,
             inbox_count=inbox_count,
             path=request.url.path,
-            poll=POLL,
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -144,7 +155,7 @@ class Console:
     def fragment(self, template: str, request: Request, **context: Any) -> Response:
         user: User = request.state.user
         html = self.env.get_template(template).render(
-            user=user, csrf=self.auth.csrf_token(user), poll=POLL, **context
+            user=user, csrf=self.auth.csrf_token(user), **context
         )
         return HTMLResponse(html)
 
@@ -156,14 +167,7 @@ class Console:
     # ---- runs ----------------------------------------------------------------------------
 
     def runs_context(self, request: Request) -> dict[str, Any]:
-        params = request.query_params
-        status = params.get("status") or None
-        filters = RunFilters(
-            status=cast(RunStatus, status) if status in STATUSES else None,
-            workflow=params.get("workflow") or None,
-            workflow_class=params.get("class") or None,
-        )
-        return {"view": runs_view(self.store, filters), "statuses": STATUSES}
+        return {"view": runs_view(self.store, _filters(request)), "statuses": STATUSES}
 
     def runs_page(self, request: Request) -> Response:
         return self.page(request, "runs.html", **self.runs_context(request))
@@ -222,6 +226,38 @@ class Console:
 
     def inbox_json(self, request: Request) -> Response:
         return JSONResponse(inbox_view(self.store).to_json())
+
+    # ---- live parts ----------------------------------------------------------------------
+
+    def live_stream(self, request: Request) -> Response:
+        """GET /events/{runs,run,inbox}: the event stream of a live part, whose query is
+        its fragment's; `fp` (or `Last-Event-ID` on reconnection) is what the page shows."""
+        topic = self.live_topic(request)
+        if isinstance(topic, Response):
+            return topic
+        refusal = self.live.refusal
+        if refusal is not None:
+            return JSONResponse({"error": refusal}, status_code=503, headers={"retry-after": "5"})
+        shown = request.headers.get("last-event-id") or request.query_params.get("fp", "")
+        return StreamingResponse(
+            self.live.stream(topic, shown),
+            media_type="text/event-stream",
+            headers={"x-accel-buffering": "no"},  # a proxy must pass events on at once
+        )
+
+    def live_topic(self, request: Request) -> Topic | Response:
+        kind = request.path_params["topic"]
+        if kind == "runs":
+            filters = _filters(request)
+            return RunsTopic(filters.status, filters.workflow, filters.workflow_class)
+        if kind == "inbox":
+            return InboxTopic()
+        if kind == "run":
+            run_id = request.query_params.get("id", "")
+            if self.store.get_run(run_id) is None:
+                return JSONResponse({"error": f"no run `{run_id}`"}, status_code=404)
+            return RunTopic(run_id)
+        return JSONResponse({"error": f"no live part `{kind}`"}, status_code=404)
 
     # ---- workflows -----------------------------------------------------------------------
 
@@ -392,6 +428,16 @@ class Console:
         return JSONResponse({"user": user.name, "admin": user.admin})
 
 
+def _filters(request: Request) -> RunFilters:
+    params = request.query_params
+    status = params.get("status") or None
+    return RunFilters(
+        status=cast(RunStatus, status) if status in STATUSES else None,
+        workflow=params.get("workflow") or None,
+        workflow_class=params.get("class") or None,
+    )
+
+
 def _q(text: str) -> str:
     return quote(text, safe="")
 
@@ -431,6 +477,7 @@ def create_app(
         Route("/fragments/runs", console.runs_fragment),
         Route("/fragments/run", console.run_fragment),
         Route("/fragments/inbox", console.inbox_fragment),
+        Route("/events/{topic}", console.live_stream),
         Route("/api/me", console.me_json),
         Route("/api/runs", console.runs_json),
         Route("/api/runs/{run_id:path}", console.run_json),
@@ -448,6 +495,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        console.live.close()
         await run_in_threadpool(console.executor.shutdown)
 
     app = Starlette(

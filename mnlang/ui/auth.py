@@ -156,7 +156,7 @@ class AuthMiddleware:
     async def _unauthenticated(self, scope: Scope, send: Send, path: str) -> None:
         wants_page = (
             scope["method"] == "GET"
-            and not path.startswith(("/api/", "/fragments/"))
+            and not path.startswith(("/api/", "/fragments/", "/events/"))
             and _header(scope, b"hx-request") is None
         )
         if wants_page:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import get_args
@@ -24,6 +25,7 @@ from mnlang.stores.base import (
     Checkpoint,
     Event,
     Json,
+    RunCount,
     RunRecord,
     RunStatus,
     Store,
@@ -78,11 +80,17 @@ def run_json(run: RunRecord) -> dict[str, Json]:
     return asdict(run)
 
 
-def runs_view(store: Store, filters: RunFilters, limit: int = 100) -> RunsView:
+def runs_view(
+    store: Store,
+    filters: RunFilters,
+    limit: int = 100,
+    run_counts: list[RunCount] | None = None,
+) -> RunsView:
+    """The runs page; `run_counts` when the caller already read them (once for many)."""
     counts = dict.fromkeys(STATUSES, 0)
     workflows: set[str] = set()
     classes: set[str] = set()
-    for row in store.run_counts():
+    for row in store.run_counts() if run_counts is None else run_counts:
         workflows.add(row.workflow)
         if row.workflow_class:
             classes.add(row.workflow_class)
@@ -215,7 +223,11 @@ class RunView:
 
 def run_fingerprint(store: Store, run: RunRecord) -> str:
     """Changes whenever the run page would: a new event, a status, a decision recorded."""
-    checkpoints = [(c.checkpoint_id, c.status) for c in store.open_checkpoints(run.run_id)]
+    return _run_digest(run, store.open_checkpoints(run.run_id))
+
+
+def _run_digest(run: RunRecord, open_checkpoints: list[Checkpoint]) -> str:
+    checkpoints = sorted((c.checkpoint_id, c.status) for c in open_checkpoints)
     return _digest(
         run.last_seq, run.status, run.cancel_requested, run.lease_owner is not None, checkpoints
     )
@@ -318,10 +330,14 @@ class InboxView:
 
     @property
     def fingerprint(self) -> str:
-        return _digest([(p.checkpoint.run_id, p.checkpoint.checkpoint_id) for p in self.items])
+        return _inbox_digest([p.checkpoint for p in self.items])
 
     def to_json(self) -> dict[str, Json]:
         return {"pending": [p.to_json() for p in self.items]}
+
+
+def _inbox_digest(open_checkpoints: list[Checkpoint]) -> str:
+    return _digest([(c.run_id, c.checkpoint_id) for c in open_checkpoints])
 
 
 def inbox_view(store: Store) -> InboxView:
@@ -392,3 +408,63 @@ def workflow_view(store: Store, name: str, limit: int = 25) -> WorkflowView | No
     program, problem = load_run_program(store, summary_.latest)
     runs = store.list_runs(workflow=name, limit=limit)
     return WorkflowView(summary_, program, problem, runs)
+
+
+# ---- live parts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunsTopic:
+    """The runs page under its filters."""
+
+    status: RunStatus | None = None
+    workflow: str | None = None
+    workflow_class: str | None = None
+
+    @property
+    def filters(self) -> RunFilters:
+        return RunFilters(self.status, self.workflow, self.workflow_class)
+
+
+@dataclass(frozen=True)
+class RunTopic:
+    """One run's page."""
+
+    run_id: str
+
+
+@dataclass(frozen=True)
+class InboxTopic:
+    """The approvals inbox."""
+
+
+Topic = RunsTopic | RunTopic | InboxTopic
+"""What a live part follows."""
+
+GONE = "gone"
+"""The fingerprint of a run that is no longer in the journal."""
+
+
+def live_fingerprints(store: Store, topics: Sequence[Topic]) -> dict[Topic, str]:
+    """The fingerprint of each live part's topic, as its fragment route computes it.
+
+    The queries the topics share are made once: the open checkpoints (the inbox and every
+    run page), and the run counts (every runs page, whatever its filters).
+    """
+    open_checkpoints = store.open_checkpoints()
+    by_run: dict[str, list[Checkpoint]] = {}
+    for checkpoint in open_checkpoints:
+        by_run.setdefault(checkpoint.run_id, []).append(checkpoint)
+    run_counts: list[RunCount] | None = None
+    found: dict[Topic, str] = {}
+    for topic in topics:
+        if isinstance(topic, InboxTopic):
+            found[topic] = _inbox_digest(open_checkpoints)
+        elif isinstance(topic, RunTopic):
+            run = store.get_run(topic.run_id)
+            found[topic] = GONE if run is None else _run_digest(run, by_run.get(run.run_id, []))
+        else:
+            if run_counts is None:
+                run_counts = store.run_counts()
+            found[topic] = runs_view(store, topic.filters, run_counts=run_counts).fingerprint
+    return found

@@ -10,10 +10,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mnlang.stores.base import StoreError
 from mnlang.ui.tokens import TokenError, TokenFile, tokens_path
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from mnlang.ui.live import LiveHub
 
 TOKEN_ENV = "MNC_UI_TOKEN"
 DEFAULT_HOST = "127.0.0.1"
@@ -34,6 +39,22 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def console_server(config: uvicorn.Config, live: LiveHub[Any]) -> uvicorn.Server:
+    """A uvicorn server that ends the console's event streams (`live`) as soon as it is
+    told to stop (Ctrl-C, SIGTERM, `should_exit`): uvicorn lets open responses finish
+    before it exits, and an event stream never finishes by itself."""
+    import uvicorn
+
+    class ConsoleServer(uvicorn.Server):
+        async def on_tick(self, counter: int) -> bool:
+            should_exit = await super().on_tick(counter)
+            if should_exit:
+                live.close()
+            return should_exit
+
+    return ConsoleServer(config)
 
 
 def serve(
@@ -88,7 +109,10 @@ def serve(
         out.write("  runs are not executed here (--no-execute): run `mnc worker` beside it\n")
     out.flush()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        )
+        console_server(config, app.state.console.live).run()
     finally:
         store.close()
 
