@@ -1,9 +1,11 @@
 """How long `mnc check` takes as a whole process: a generated ~7,000-line file, the same
-file ten times larger, and the refund example, beside `python -c pass` for scale.
+file ten times larger, and the refund example, beside `python -c pass` for scale and
+miniwdl's `check` on a comparable WDL file (7,010 lines: 500 tasks chained in one
+workflow), when miniwdl is installed (`pip install '.[peers]'`).
 
-Run: `python benchmarks/check_speed.py [--runs 5]`. Prints figures; asserts nothing.
-Targets: 7k-line file <= 0.30 s, refund <= 0.15 s, and the 10x file about 10x the 7k file
-minus start-up (linear growth).
+Run: `python benchmarks/check_speed.py [--runs 5]`. Prints figures beside the targets;
+asserts nothing. Targets: 7k-line file <= 0.30 s, refund <= 0.15 s, and the 10x file about
+10x the 7k file minus start-up (linear growth).
 
 Modules are byte-compiled once into a temporary `PYTHONPYCACHEPREFIX`, as they are in an
 installed package, even where `PYTHONDONTWRITEBYTECODE` is set; one row shows refund
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -22,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,17 +63,64 @@ def generate_chain(tools: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def median_seconds(
+def generate_wdl_chain(tasks: int) -> str:
+    """The WDL counterpart of `generate_chain`: a record struct, `tasks` tasks each taking
+    the previous one's record, and one workflow calling them all in a chain (7,010 lines
+    for 500 tasks)."""
+    out: list[str] = ["version 1.0", ""]
+    out += ["struct Rec {", "  String id", "  Int n", "  Float total", "  Array[String] tags", "}"]
+    for i in range(1, tasks + 1):
+        # The first task starts the chain, so it takes only its note.
+        previous = ["    Rec prev"] if i > 1 else []
+        shown = "~{prev.id}: ~{note}" if i > 1 else "~{note}"
+        out += [
+            "",
+            f"task step_{i} {{",
+            "  input {",
+            *previous,
+            "    String note",
+            "  }",
+            "  command <<<",
+            f"    echo '{shown}' >&2",
+            f"    python3 -m tools step_{i}",
+            "  >>>",
+            "  output { Rec out = read_json(stdout()) }",
+            "  runtime { maxRetries: 3 }",
+            "}",
+        ]
+    out += ["", "workflow chain {", '  call step_1 { input: note = "step 1" }']
+    for i in range(2, tasks + 1):
+        out.append(
+            f"  call step_{i} {{ input: prev = step_{i - 1}.out, "
+            f'note = "step {i} after ~{{step_{i - 1}.out.id}}" }}'
+        )
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+class Timing(NamedTuple):
+    """Medians over runs: wall time, and the CPU time (user + system) the process used,
+    which other work on a shared machine inflates far less."""
+
+    wall: float
+    cpu: float
+
+
+def median_times(
     argv: Sequence[str], runs: int, cwd: Path, env: dict[str, str] | None = None
-) -> float:
-    """The median wall time of running `argv` as a fresh process, after one warm-up run."""
+) -> Timing:
+    """The medians of running `argv` as a fresh process, after one warm-up run."""
     subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
-    times: list[float] = []
+    walls: list[float] = []
+    cpus: list[float] = []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return Timing(statistics.median(walls), statistics.median(cpus))
 
 
 def mnc_command() -> list[str]:
@@ -79,6 +130,19 @@ def mnc_command() -> list[str]:
         return [str(script)]
     found = shutil.which("mnc")
     return [found] if found else [sys.executable, "-m", "mnlang.cli"]
+
+
+def miniwdl_command() -> list[str] | None:
+    """`miniwdl` beside this interpreter or on the PATH; None when it is not installed."""
+    script = Path(sys.executable).with_name("miniwdl")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("miniwdl")
+    return [found] if found else None
+
+
+def line_count(path: Path) -> int:
+    return len(path.read_text("utf-8").splitlines())
 
 
 def main() -> None:
@@ -110,20 +174,41 @@ def main() -> None:
             ("mnc check 7k-line file", [*mnc, "check", str(small)], small, compiled),
             ("mnc check 70k-line file", [*mnc, "check", str(large)], large, compiled),
         ]
-        print(f"median of {args.runs} whole-process runs ({' '.join(mnc)})")
-        figures: dict[str, float] = {}
+        wdl = work / "chain_7k.wdl"
+        wdl.write_text(generate_wdl_chain(500), "utf-8")
+        miniwdl = miniwdl_command()
+        if miniwdl is not None:
+            # Same interpreter and environment as mnc, byte code included.
+            rows.append(("miniwdl check WDL file", [*miniwdl, "check", str(wdl)], wdl, compiled))
+            wdl_check = subprocess.run(
+                [*miniwdl, "check", str(wdl)], env=compiled, capture_output=True, text=True
+            )
+            if wdl_check.returncode != 0:
+                print(f"warning: the WDL file does not check clean:\n{wdl_check.stderr[-2000:]}")
+        print(f"median of {args.runs} whole-process runs ({' '.join(mnc)}): wall, CPU")
+        figures: dict[str, Timing] = {}
         for label, argv, source, env in rows:
-            seconds = median_seconds(argv, args.runs, ROOT, env)
-            figures[label] = seconds
-            size = ""
-            if source is not None:
-                size = f"  ({len(source.read_text('utf-8').splitlines()):,} lines)"
-            print(f"  {label:<26} {seconds * 1000:8.0f} ms{size}")
-        base = figures["python -c pass"]
-        ratio = (figures["mnc check 70k-line file"] - base) / max(
-            figures["mnc check 7k-line file"] - base, 1e-9
-        )
-        print(f"  70k / 7k (start-up removed): {ratio:.1f}x  (linear growth is about 10x)")
+            timing = median_times(argv, args.runs, ROOT, env)
+            figures[label] = timing
+            size = f"  ({line_count(source):,} lines)" if source is not None else ""
+            print(f"  {label:<26} {timing.wall * 1000:8.0f} ms {timing.cpu * 1000:8.0f} ms{size}")
+        if miniwdl is None:
+            print(f"  {'miniwdl check WDL file':<26} not installed (`pip install '.[peers]'`)")
+        base = figures["python -c pass"].wall
+        small_t = figures["mnc check 7k-line file"]
+        ratio = (figures["mnc check 70k-line file"].wall - base) / max(small_t.wall - base, 1e-9)
+        print("beside the targets (wall time)")
+        peer = "miniwdl not installed"
+        wdl_t = figures.get("miniwdl check WDL file")
+        if wdl_t is not None:
+            peer = (
+                f"miniwdl check, {line_count(wdl):,}-line WDL file: {wdl_t.wall:.2f} s, "
+                f"{wdl_t.wall / small_t.wall:.1f}x mnc; CPU {wdl_t.cpu / small_t.cpu:.1f}x"
+            )
+        print(f"  7k-line file    {small_t.wall:6.2f} s   target <= 0.30 s   ({peer})")
+        refund_ms = figures["mnc check refund.mn"].wall * 1000
+        print(f"  refund.mn       {refund_ms:6.0f} ms  target <= 150 ms")
+        print(f"  70k / 7k        {ratio:6.1f}x   linear growth is about 10x (start-up removed)")
 
 
 if __name__ == "__main__":
