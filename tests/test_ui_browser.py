@@ -35,6 +35,7 @@ from mnlang.stores.base import Store
 from mnlang.ui.app import create_app
 from mnlang.ui.auth import Authenticator
 from mnlang.ui.metrics import period_of
+from mnlang.ui.server import console_server
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +82,8 @@ def console_url(journal: Store) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = console_server(config, app.state.console.live)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -108,10 +110,18 @@ def test_approve_from_the_inbox_and_watch_the_run_complete(
         errors: list[str] = []
         run_page = context.new_page()
         run_page.on("pageerror", lambda e: errors.append(str(e)))
+        fetched: list[str] = []
+        run_page.on("request", lambda r: fetched.append(r.url.removeprefix(console_url)))
         run_page.goto(f"{console_url}/runs/refund-ben")
         expect(run_page.locator("#run-status")).to_have_text("waiting")
         expect(run_page.locator("article.checkpoint .ask")).to_contain_text("Refund $249.00")
         run_page.evaluate("window.__loadedOnce = true")
+        # An idle page follows its event stream and asks for nothing else (no polling).
+        run_page.wait_for_timeout(1500)
+        stream = run_page.locator("#live").get_attribute("data-stream")
+        assert stream is not None and stream.startswith("/events/run?id=refund-ben&fp=")
+        assert [u for u in fetched if u.startswith("/events/")] == [stream]
+        assert not [u for u in fetched if u.startswith("/fragments/")]
 
         inbox = context.new_page()
         inbox.on("pageerror", lambda e: errors.append(str(e)))
@@ -124,9 +134,10 @@ def test_approve_from_the_inbox_and_watch_the_run_complete(
         expect(inbox.locator(".flash.note")).to_contain_text("approve recorded")
         expect(inbox.locator("article.checkpoint")).to_have_count(0)
 
-        # The first tab was never reloaded: its live part polled its way to the end.
+        # The first tab was never reloaded: its event stream brought it to the end.
         expect(run_page.locator("#run-status")).to_have_text("completed", timeout=20_000)
         assert run_page.evaluate("window.__loadedOnce") is True
+        assert [u for u in fetched if u.startswith("/fragments/run?id=refund-ben")]
         expect(run_page.locator("table.decisions")).to_contain_text("Photo of the broken lamp")
         expect(run_page.locator("ol.journal")).to_contain_text("completed")
         run_page.bring_to_front()
