@@ -186,6 +186,8 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
         conn.execute(f"DROP INDEX {schema}.runs_cancel_requested, {schema}.runs_running")
         conn.execute(f"DROP INDEX {schema}.runs_by_lease_owner")
         conn.execute(f"DROP TABLE {schema}.workers, {schema}.tool_rates")
+        conn.execute(f"DROP INDEX {schema}.runs_running_by_workflow, {schema}.runs_queued")
+        conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN run_limit, DROP COLUMN queued")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 2")
     with PostgresStore(pg_url) as store:
         assert (store.migrated_from, store.schema_version) == (2, SCHEMA_VERSION)

@@ -14,7 +14,10 @@ in the same commit as the run's count, so a request repeated after a crash keeps
 Attempts: a failed request (`timeout`, `transient`, ...) or a reply that does not
 validate (`malformed_output`) is retried per the agent's `retry`, continuing the same
 conversation; a malformed reply is followed by a message that says what was wrong with
-it, so the next attempt can repair it. Each attempt has `max_turns` requests (1 without
+it, so the next attempt can repair it. A retry delay over a second waits on a durable
+timer, as a tool's does (`Pauses.retry_later`): the notes, with the replies so far, are
+committed with it, so a run resumed after a crash neither asks for them again nor waits
+longer than the delay. Each attempt has `max_turns` requests (1 without
 `tools:`); the last is sent with tool calls turned off.
 
 Tools: the model sees the agent's `tools:` by their short names. Each call is journaled
@@ -59,6 +62,7 @@ from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
+from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.values import Value, from_stored, to_plain
 from mnlang.stores.base import OpenCheckpoint
 
@@ -481,6 +485,12 @@ class AgentCalls:
         notes["queue"] = []
         notes["history"] = [*notes["history"], *(feedback or [])]
         session.fiber.dirty = True
+        if delay > DURABLE_DELAY_MS:
+            # As a tool's: the run waits on a durable timer, holding no worker; when it is
+            # due, the call state goes on with the conversation its notes hold.
+            session.fiber.job = None
+            run.pauses.retry_later(session.fiber, session.step, notes["attempt"], delay)
+            return
         self._request(session, delay / 1000)
 
     def _fail(self, session: Session, failure: StepFailure) -> None:

@@ -123,6 +123,10 @@ class Calls:
         """A retry that waited on a durable timer: attempt again once the timer is due."""
         if not self.run.pauses.retry_due(fiber, retry):
             return
+        if state.callee_kind == "agent":
+            # The agent's notes hold its attempt and conversation: it sends the next request.
+            self.agents.begin(fiber, state, self._args(fiber, state))
+            return
         attempt = int(retry["attempt"])
         if state.callee_kind == "effect":
             effect = self.program.effects[state.callee]

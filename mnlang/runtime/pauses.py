@@ -342,6 +342,7 @@ class Pauses:
                 ir_hash=run.program.hash,
                 parent_run_id=run.run_id,
                 meta=meta,
+                limit=workflow.options.limit,
             )
         )
         run.journal.event(

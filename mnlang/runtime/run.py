@@ -35,6 +35,7 @@ from mnlang.stores.base import (
     Json,
     Lease,
     NewRun,
+    RunLimitReached,
     RunNotFound,
     RunRecord,
     RunStatus,
@@ -174,6 +175,7 @@ def start_run(
             workflow_class=wf.options.class_ or "",
             ir_hash=program.hash,
             meta=_start_meta(program, config),
+            limit=wf.options.limit,
         )
     )
     if not created:
@@ -184,11 +186,23 @@ def start_run(
             )
         if record.status != "running":
             return _outcome(record)
+    elif record.status == "waiting":
+        # Created beyond the workflow's `limit`: queued until a slot frees.
+        outcome = _outcome(record, [_queued_note(wf)])
+        outcome.created = True
+        return outcome
     if detach:
         outcome = _outcome(record)
         outcome.created = created
         return outcome
     return _execute(store, program, record, config, observer, created=created)
+
+
+def _queued_note(workflow: WorkflowIR) -> str:
+    return (
+        f"queued: `{workflow.name}` has {workflow.options.limit} runs running, its `limit`; "
+        "a worker (`mnc worker`) starts this one when a slot frees, or `mnc resume` it then"
+    )
 
 
 def _start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, Json]:
@@ -292,7 +306,11 @@ def _execute(
 ) -> RunOutcome:
     config = config or RuntimeConfig.from_env()
     warnings = [] if created else changed_tools(record, program)
-    lease = _take_lease(store, record, config)
+    try:
+        lease = _take_lease(store, record, config)
+    except RunLimitReached:
+        current = store.get_run(record.run_id) or record
+        return _outcome(current, [*warnings, _queued_note(program.workflows[record.workflow])])
     try:
         end = run_with_lease(store, program, record, lease, config, observer, warnings)
     finally:
@@ -365,8 +383,9 @@ def _run_child(
         return RunEnd(record.status, record.result, record.error)
     try:
         lease = _take_lease(store, record, config)
-    except RunBusy:
-        # Another worker executes the child; its last commit will wake the parent.
+    except (RunBusy, RunLimitReached):
+        # Another worker executes the child, or will once its workflow has a free slot;
+        # the child's last commit wakes the parent.
         return RunEnd("waiting")
     try:
         end = run_with_lease(store, program, record, lease, config, None, [], stop)

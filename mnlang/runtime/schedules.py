@@ -147,4 +147,5 @@ def _new_run(program: IRProgram, schedule: ScheduleIR, due: float, skipped: int)
         workflow_class=workflow.options.class_ or "",
         ir_hash=program.hash,
         meta=meta,
+        limit=workflow.options.limit,
     )

@@ -81,6 +81,19 @@ class StaleLease(StoreError):
     """The lease this worker holds is expired or was taken over: it may not commit."""
 
 
+class RunLimitReached(StoreError):
+    """The run's workflow has as many runs `running` as its `limit:` allows: the run stays
+    `waiting` until one of them ends or waits, and a worker then picks it up."""
+
+    @classmethod
+    def of(cls, workflow: str, limit: int) -> RunLimitReached:
+        return cls(
+            f"workflow `{workflow}` already has {limit} runs running, its `limit`",
+            help="the run stays queued: a worker (`mnc worker`) starts it when a slot frees, "
+            "or `mnc resume` it then",
+        )
+
+
 class StoreUnavailable(StoreError):
     """The database cannot be reached now, or the link broke during a commit (whose
     outcome is then unknown: reload the run before going on). Worth retrying later."""
@@ -309,6 +322,10 @@ class NewRun:
     parent_run_id: str | None = None
     meta: dict[str, Json] = field(default_factory=dict)
     status: RunStatus = "running"
+    limit: int | None = None
+    """The workflow's `limit:` (runs `running` at once). A new `running` run beyond it is
+    created `waiting`, queued for a slot; a waiting run of the workflow takes a slot (and
+    becomes `running`) when a worker claims it or a process takes its lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,12 +531,15 @@ class Store(Protocol):
     def runnable_runs(self, limit: int = 100) -> list[str]:
         """Runs a worker should pick up, oldest first: running without a live lease, or
         waiting with a due timer, a decided checkpoint, a signal it waits for, or a
-        cancel request."""
+        cancel request, or queued for a slot of its workflow's `limit`; a waiting run of a
+        workflow whose `limit` is full is left out until a slot frees."""
 
     def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
         """Lease up to `limit` runnable runs (as `runnable_runs` picks them) to `owner` for
         `ttl` seconds, each with a new epoch; runs another worker is claiming at the same
-        moment are skipped, never waited for or claimed twice."""
+        moment are skipped, never waited for or claimed twice. A waiting run of a workflow
+        with a `limit` is claimed only into a free slot, and becomes `running` in the same
+        transaction, so two workers cannot both take the last slot."""
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until a run may be runnable (`True`) or `timeout` seconds pass with no sign
@@ -583,7 +603,8 @@ class Store(Protocol):
 
     def acquire_lease(self, run_id: str, owner: str, ttl: float) -> Lease | None:
         """Take the run for `ttl` seconds with a new epoch, unless another owner holds an
-        unexpired lease (then `None`)."""
+        unexpired lease (then `None`). A waiting run of a workflow with a `limit` takes a
+        slot and becomes `running`; `RunLimitReached` when none is free."""
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
         """Extend a lease that still holds; `StaleLease` if it expired or was taken over."""

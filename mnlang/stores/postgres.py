@@ -74,6 +74,7 @@ from mnlang.stores.base import (
     NewRun,
     NewSchedule,
     RunCount,
+    RunLimitReached,
     RunRecord,
     RunState,
     RunStatus,
@@ -159,14 +160,15 @@ _SCHEDULE_COLUMNS: LiteralString = (
 
 # A run is worth a worker's attention when nobody holds it and it can make progress: it is
 # running, someone asked to cancel it, a timer of it is due, a checkpoint of it was
-# decided, or a signal it waits for is unread. The candidates come from indexes of those
-# (partial ones where the condition is rare), so the cost of a look does not grow with
-# the number of runs that wait for something that has not happened yet. Used below a
-# `clock` CTE.
+# decided, a signal it waits for is unread, or it is queued for a slot of its workflow's
+# `limit`. The candidates come from indexes of those (partial ones where the condition
+# is rare), so the cost of a look does not grow with the number of runs that wait for
+# something that has not happened yet. Used below a `clock` CTE.
 _CANDIDATES: LiteralString = """
 , candidates AS (
     SELECT run_id FROM runs WHERE status = 'running'
     UNION SELECT run_id FROM runs WHERE cancel_requested
+    UNION SELECT run_id FROM runs WHERE queued
     UNION SELECT t.run_id FROM timers AS t, clock WHERE t.due_at <= clock.now
     UNION SELECT run_id FROM checkpoints WHERE status = 'decided'
     UNION SELECT s.run_id FROM signals AS s JOIN runs AS w ON w.run_id = s.run_id
@@ -174,10 +176,21 @@ _CANDIDATES: LiteralString = """
 )
 """
 
+# Whether taking a run needs a slot of its workflow's `limit`: a waiting run of a workflow
+# with one, unless it is a queued run that is only to be cancelled. A slot is a run in
+# `running`, so a run that waits (for a person, a timer, an event, a child) holds none.
+_NEEDS_SLOT: LiteralString = (
+    "(r.run_limit IS NOT NULL AND r.status = 'waiting' AND NOT (r.queued AND r.cancel_requested))"
+)
+_RUNNING_OF: LiteralString = (
+    "(SELECT count(*) FROM runs AS o WHERE o.workflow = r.workflow AND o.status = 'running')"
+)
+
 _RUNNABLE_FROM: LiteralString = (
     " FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id, clock"
     " WHERE r.status IN ('running', 'waiting')"
-    " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock.now) "
+    " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock.now)"
+    f" AND (NOT {_NEEDS_SLOT} OR {_RUNNING_OF} < r.run_limit) "
 )
 
 _RUNNABLE_SQL: LiteralString = (
@@ -188,18 +201,51 @@ _RUNNABLE_SQL: LiteralString = (
     + "ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
 )
 
+# Claims runs that need no slot of a workflow's `limit`; `_CLAIM_SLOTS_SQL` takes those
+# that do, workflow by workflow, under the workflow's lock.
 _CLAIM_SQL: LiteralString = (
     _CLOCK + _CANDIDATES + ", picked AS MATERIALIZED ("
-    " SELECT r.run_id, r.updated_at"
-    + _RUNNABLE_FROM
+    " SELECT r.run_id, r.updated_at" + _RUNNABLE_FROM + f" AND NOT {_NEEDS_SLOT}"
     # Runs a dead worker held (an expired lease) first: they were in progress, and new
     # runs queued behind would otherwise delay their takeover past the lease time.
-    + " ORDER BY r.lease_expires_at IS NULL, r.updated_at, r.run_id LIMIT %(limit)s"
+    " ORDER BY r.lease_expires_at IS NULL, r.updated_at, r.run_id LIMIT %(limit)s"
     " FOR NO KEY UPDATE OF r SKIP LOCKED)"
     " UPDATE runs SET lease_owner = %(owner)s, lease_epoch = runs.lease_epoch + 1,"
     " lease_expires_at = clock.now + %(ttl)s"
     " FROM picked, clock WHERE runs.run_id = picked.run_id"
     " RETURNING runs.run_id, runs.lease_epoch, runs.lease_expires_at, picked.updated_at"
+)
+
+# The workflows with runnable runs that need a slot and (as this snapshot sees it) have one.
+_SLOTTED_WORKFLOWS_SQL: LiteralString = (
+    _CLOCK + _CANDIDATES + "SELECT DISTINCT r.workflow" + _RUNNABLE_FROM + f"AND {_NEEDS_SLOT}"
+    " ORDER BY r.workflow"
+)
+
+# A workflow's slot lock: a transaction advisory lock on the journal's schema and the
+# workflow's name, so that taking a slot is serialised per workflow across workers. The
+# count of its runs in `running` is read by a later statement, whose snapshot then sees
+# every slot taken by a transaction that held the lock before.
+_LOCK_SLOTS_SQL: LiteralString = (
+    "SELECT pg_advisory_xact_lock(hashtext('mnlang limit ' || current_schema() || ' ' || %s))"
+)
+
+# Claims up to the free slots of one workflow (its lock held), oldest first; each run
+# claimed becomes `running`, which is its slot.
+_CLAIM_SLOTS_SQL: LiteralString = (
+    _CLOCK + _CANDIDATES + ", picked AS MATERIALIZED ("
+    " SELECT r.run_id, r.updated_at, r.run_limit"
+    + _RUNNABLE_FROM
+    + f" AND {_NEEDS_SLOT} AND r.workflow = %(workflow)s"
+    " ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
+    " FOR NO KEY UPDATE OF r SKIP LOCKED),"
+    " ranked AS (SELECT picked.*, row_number() OVER (ORDER BY updated_at, run_id) AS n"
+    " FROM picked)"
+    " UPDATE runs SET lease_owner = %(owner)s, lease_epoch = runs.lease_epoch + 1,"
+    " lease_expires_at = clock.now + %(ttl)s, status = 'running', queued = false"
+    " FROM ranked, clock WHERE runs.run_id = ranked.run_id AND ranked.n <= ranked.run_limit"
+    " - (SELECT count(*) FROM runs AS o WHERE o.workflow = %(workflow)s AND o.status = 'running')"
+    " RETURNING runs.run_id, runs.lease_epoch, runs.lease_expires_at, ranked.updated_at"
 )
 
 # Whether a run is runnable now, and in how many seconds one may become so without a
@@ -212,10 +258,17 @@ _WAKE_SQL: LiteralString = (
     ") - clock.now FROM clock"
 )
 
+# A new `running` run beyond its workflow's `limit` is created `waiting`, queued for a
+# slot (the workflow's slot lock is taken by an earlier statement of the transaction).
 _INSERT_RUN_SQL: LiteralString = (
     "INSERT INTO runs (run_id, workflow, workflow_class, status, args, parent_run_id, "
-    "ir_hash, meta, created_at, updated_at) VALUES (%(run_id)s, %(workflow)s, %(class)s, "
-    "%(status)s, %(args)s, %(parent)s, %(ir_hash)s, %(meta)s, %(now)s, %(now)s) "
+    "ir_hash, meta, run_limit, queued, created_at, updated_at) "
+    "SELECT %(run_id)s, %(workflow)s, %(class)s, "
+    "CASE WHEN q.queued THEN 'waiting' ELSE %(status)s END, %(args)s, %(parent)s, "
+    "%(ir_hash)s, %(meta)s, %(limit)s::integer, q.queued, %(now)s, %(now)s FROM (SELECT "
+    "coalesce(%(status)s = 'running' AND (SELECT count(*) FROM runs "
+    "WHERE workflow = %(workflow)s AND status = 'running') >= %(limit)s::integer, false) "
+    "AS queued) AS q "
     "ON CONFLICT (run_id) DO NOTHING"
 )
 
@@ -493,6 +546,9 @@ class _Plan:
                 )
             )
         if self.children:
+            limited = sorted({c["workflow"] for c in self.children if c["limit"] is not None})
+            if limited:
+                writes.append(_Write(_LOCK_SLOTS_SQL, [(w,) for w in limited], many=True))
             writes.append(
                 _Write(
                     _INSERT_RUN_SQL,
@@ -513,6 +569,7 @@ def _run_params(run: NewRun) -> dict[str, Any]:
         "parent": run.parent_run_id,
         "ir_hash": run.ir_hash,
         "meta": dump(run.meta),
+        "limit": run.limit,
     }
 
 
@@ -732,6 +789,8 @@ class PostgresStore:
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         def body(tx: _Tx) -> tuple[RunRecord, bool]:
+            if run.limit is not None:
+                tx.conn.execute(_LOCK_SLOTS_SQL, (run.workflow,))
             now = tx.clock()
             created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
             record = tx.one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run.run_id,))
@@ -807,6 +866,14 @@ class PostgresStore:
 
         def body(tx: _Tx) -> list[Lease]:
             rows = tx.all(_CLAIM_SQL, {"limit": limit, "owner": owner, "ttl": ttl})
+            for (workflow,) in tx.all(_SLOTTED_WORKFLOWS_SQL):
+                if len(rows) >= limit:
+                    break
+                tx.conn.execute(_LOCK_SLOTS_SQL, (workflow,))
+                rows += tx.all(
+                    _CLAIM_SLOTS_SQL,
+                    {"limit": limit - len(rows), "owner": owner, "ttl": ttl, "workflow": workflow},
+                )
             rows.sort(key=lambda row: (row[3], row[0]))
             return [Lease(run_id, owner, epoch, expires) for run_id, epoch, expires, _ in rows]
 
@@ -873,6 +940,13 @@ class PostgresStore:
             )
             if batch.create_runs or batch.send_signals or resumed:
                 self._notify(tx, batch.run_id)
+            if batch.run is not None and batch.run.status not in (None, "running"):
+                # A run of a workflow with a `limit` that stops running frees a slot.
+                tx.conn.execute(
+                    "SELECT pg_notify(%s, run_id) FROM runs "
+                    "WHERE run_id = %s AND run_limit IS NOT NULL",
+                    (self._channel, batch.run_id),
+                )
             if crash.moment == "during":
                 tx.pipeline.sync()  # so the crash finds the whole batch sent, uncommitted
             crash.point("during")
@@ -1076,6 +1150,7 @@ class PostgresStore:
             held = holder is not None and expires_at is not None and expires_at > now
             if held and holder != owner:
                 return None
+            self._take_slot(tx, run_id)
             lease = Lease(run_id, owner, epoch + 1, now + ttl)
             tx.conn.execute(
                 "UPDATE runs SET lease_owner = %s, lease_epoch = %s, lease_expires_at = %s "
@@ -1085,6 +1160,33 @@ class PostgresStore:
             return lease
 
         return self._transaction(body)
+
+    def _take_slot(self, tx: _Tx, run_id: str) -> None:
+        """Make a waiting run of a workflow with a `limit` (its row locked) `running` if a
+        slot is free, under the workflow's slot lock, and take it out of the queue;
+        `RunLimitReached` when none is."""
+        row = tx.one(
+            f"SELECT r.workflow, r.run_limit, {_NEEDS_SLOT}, r.queued FROM runs AS r "
+            "WHERE r.run_id = %s",
+            (run_id,),
+        )
+        assert row is not None  # the caller holds the row's lock
+        workflow, run_limit, needs_slot, queued = row
+        if needs_slot:
+            tx.conn.execute(_LOCK_SLOTS_SQL, (workflow,))
+            counted = tx.one(
+                "SELECT count(*) FROM runs WHERE workflow = %s AND status = 'running'",
+                (workflow,),
+            )
+            assert counted is not None
+            if counted[0] >= run_limit:
+                raise RunLimitReached.of(workflow, run_limit)
+        if needs_slot or queued:
+            tx.conn.execute(
+                "UPDATE runs SET status = CASE WHEN %s THEN 'running' ELSE status END, "
+                "queued = false WHERE run_id = %s",
+                (needs_slot, run_id),
+            )
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
         check_ttl(ttl)
@@ -1210,6 +1312,8 @@ class PostgresStore:
             )
             if moved is None:
                 return False
+            if run.limit is not None:
+                tx.conn.execute(_LOCK_SLOTS_SQL, (run.workflow,))
             created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
             if created.rowcount == 1 and run.status == "running":
                 self._notify(tx, run.run_id)

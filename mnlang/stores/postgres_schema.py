@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -390,7 +390,17 @@ _V5: Final[tuple[LiteralString, ...]] = (
     "CREATE TABLE tool_rates (tool text PRIMARY KEY, next_start float8 NOT NULL)",
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+# A workflow's `limit:` on each of its runs (`run_limit`, NULL without one) and the runs
+# queued for a slot (`queued`), with partial indexes for counting a workflow's runs in
+# `running` and for finding queued runs.
+_V6: Final[tuple[LiteralString, ...]] = (
+    "ALTER TABLE runs ADD COLUMN run_limit integer",
+    "ALTER TABLE runs ADD COLUMN queued boolean NOT NULL DEFAULT false",
+    "CREATE INDEX runs_running_by_workflow ON runs (workflow) WHERE status = 'running'",
+    "CREATE INDEX runs_queued ON runs (run_id) WHERE queued",
+)
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

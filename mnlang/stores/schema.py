@@ -20,7 +20,7 @@ import sqlite_utils
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -257,11 +257,22 @@ def _add_workers_v4(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_run_limits_v5(db: sqlite_utils.Database) -> None:
+    """A workflow's `limit:` on each of its runs (`run_limit`, NULL without one) and the
+    runs queued for a slot (`queued`), with indexes for counting the runs `running` per
+    workflow and for finding queued runs."""
+    db.execute("ALTER TABLE runs ADD COLUMN run_limit INTEGER")
+    db.execute("ALTER TABLE runs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX runs_by_workflow_status ON runs (workflow, status)")
+    db.execute("CREATE INDEX runs_queued ON runs (run_id) WHERE queued = 1")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
     _add_runnable_indexes_v3,
     _add_workers_v4,
+    _add_run_limits_v5,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

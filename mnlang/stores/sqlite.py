@@ -46,6 +46,7 @@ from mnlang.stores.base import (
     NewRun,
     NewSchedule,
     RunCount,
+    RunLimitReached,
     RunRecord,
     RunState,
     RunStatus,
@@ -102,13 +103,15 @@ _SCHEDULE_COLUMNS = (
 
 # A run is worth a worker's attention when nobody holds it and it can make progress: it is
 # running, someone asked to cancel it, a timer of it is due, a checkpoint of it was
-# decided, or a signal it waits for is unread. The candidates come from the indexes of
-# those, so the cost of a look does not grow with the number of runs that wait for
-# something that has not happened yet.
+# decided, a signal it waits for is unread, or it is queued for a slot of its workflow's
+# `limit`. The candidates come from the indexes of those, so the cost of a look does not
+# grow with the number of runs that wait for something that has not happened yet. A
+# waiting run of a workflow whose `limit` is full is left out (see `_SLOT_SQL`).
 _RUNNABLE_SQL = """
 WITH candidates (run_id) AS (
   SELECT run_id FROM runs WHERE status = 'running'
   UNION SELECT run_id FROM runs WHERE cancel_requested = 1
+  UNION SELECT run_id FROM runs WHERE queued = 1
   UNION SELECT run_id FROM timers WHERE due_at <= :now
   UNION SELECT run_id FROM checkpoints WHERE status = 'decided'
   UNION SELECT s.run_id FROM signals AS s INDEXED BY signals_unread
@@ -118,8 +121,25 @@ WITH candidates (run_id) AS (
 SELECT r.run_id FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
 WHERE r.status IN ('running', 'waiting')
   AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= :now)
+  AND (r.run_limit IS NULL OR r.status = 'running' OR (r.queued = 1 AND r.cancel_requested = 1)
+       OR (SELECT count(*) FROM runs AS o WHERE o.workflow = r.workflow AND o.status = 'running')
+          < r.run_limit)
 ORDER BY r.updated_at
 LIMIT :limit
+"""
+
+# Whether taking a run needs a slot of its workflow's `limit` (a waiting run of a workflow
+# with one; a queued run that is only to be cancelled needs none), and how many runs of
+# the workflow are `running`. A slot is a run in `running`, so a run that waits (for a
+# person, a timer, an event, a child) holds none.
+_SLOT_SQL = """
+SELECT r.workflow, r.run_limit,
+       r.run_limit IS NOT NULL AND r.status = 'waiting'
+       AND NOT (r.queued = 1 AND r.cancel_requested = 1),
+       CASE WHEN r.run_limit IS NULL THEN 0 ELSE
+         (SELECT count(*) FROM runs AS o WHERE o.workflow = r.workflow AND o.status = 'running')
+       END
+FROM runs AS r WHERE r.run_id = ?
 """
 
 
@@ -276,24 +296,52 @@ class SQLiteStore:
         return record, created
 
     def _insert_run(self, run: NewRun, now: float) -> bool:
+        status, queued = run.status, False
+        if run.limit is not None and status == "running":
+            # Beyond the workflow's `limit`, the new run waits for a slot.
+            (running,) = self._conn.execute(
+                "SELECT count(*) FROM runs WHERE workflow = ? AND status = 'running'",
+                (run.workflow,),
+            ).fetchone()
+            if running >= run.limit:
+                status, queued = "waiting", True
         cursor = self._conn.execute(
             "INSERT INTO runs (run_id, workflow, workflow_class, status, args, parent_run_id, "
-            "ir_hash, meta, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (run_id) DO NOTHING",
+            "ir_hash, meta, run_limit, queued, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
             (
                 run.run_id,
                 run.workflow,
                 run.workflow_class,
-                run.status,
+                status,
                 dump(run.args),
                 run.parent_run_id,
                 run.ir_hash,
                 dump(run.meta),
+                run.limit,
+                int(queued),
                 now,
                 now,
             ),
         )
         return cursor.rowcount == 1
+
+    def _take_slot(self, run_id: str) -> RunLimitReached | None:
+        """Inside a write transaction: make a waiting run of a workflow with a `limit`
+        `running` if a slot is free, and take it out of the queue; the refusal when none
+        is. The file's write lock keeps another process from taking the slot meanwhile."""
+        row = self._conn.execute(_SLOT_SQL, (run_id,)).fetchone()
+        if row is None:
+            raise run_not_found(run_id)
+        workflow, run_limit, needs_slot, running = row
+        if needs_slot and running >= run_limit:
+            return RunLimitReached.of(workflow, run_limit)
+        self._conn.execute(
+            "UPDATE runs SET status = CASE WHEN ? THEN 'running' ELSE status END, queued = 0 "
+            "WHERE run_id = ? AND (? OR queued = 1)",
+            (needs_slot, run_id, needs_slot),
+        )
+        return None
 
     def get_run(self, run_id: str, *, args: bool = True) -> RunRecord | None:
         with self._lock, self._translated():
@@ -375,6 +423,8 @@ class SQLiteStore:
             rows = self._conn.execute(_RUNNABLE_SQL, {"now": now, "limit": limit}).fetchall()
             claimed = []
             for (run_id,) in rows:
+                if self._take_slot(run_id) is not None:
+                    continue  # the slots were taken by runs claimed before it in this batch
                 (epoch,) = self._conn.execute(
                     "UPDATE runs SET lease_owner = ?, lease_epoch = lease_epoch + 1, "
                     "lease_expires_at = ? WHERE run_id = ? RETURNING lease_epoch",
@@ -782,6 +832,9 @@ class SQLiteStore:
             held = holder is not None and expires is not None and expires > now
             if held and holder != owner:
                 return None
+            refused = self._take_slot(run_id)
+            if refused is not None:
+                raise refused
             lease = Lease(run_id, owner, epoch + 1, now + ttl)
             self._conn.execute(
                 "UPDATE runs SET lease_owner = ?, lease_epoch = ?, lease_expires_at = ? "
