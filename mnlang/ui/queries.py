@@ -448,21 +448,29 @@ GONE = "gone"
 def live_fingerprints(store: Store, topics: Sequence[Topic]) -> dict[Topic, str]:
     """The fingerprint of each live part's topic, as its fragment route computes it.
 
-    The queries the topics share are made once: the open checkpoints (the inbox and every
-    run page), and the run counts (every runs page, whatever its filters).
+    Queries the topics share are made once: the run counts (every runs page, whatever
+    its filters) and, when the inbox is followed, all open checkpoints (the inbox and
+    every run page then take theirs from those).
     """
-    open_checkpoints = store.open_checkpoints()
+    every_open: list[Checkpoint] | None = None
     by_run: dict[str, list[Checkpoint]] = {}
-    for checkpoint in open_checkpoints:
-        by_run.setdefault(checkpoint.run_id, []).append(checkpoint)
+    if InboxTopic() in topics:
+        every_open = store.open_checkpoints()
+        for checkpoint in every_open:
+            by_run.setdefault(checkpoint.run_id, []).append(checkpoint)
     run_counts: list[RunCount] | None = None
     found: dict[Topic, str] = {}
     for topic in topics:
         if isinstance(topic, InboxTopic):
-            found[topic] = _inbox_digest(open_checkpoints)
+            found[topic] = _inbox_digest(every_open or [])
         elif isinstance(topic, RunTopic):
             run = store.get_run(topic.run_id)
-            found[topic] = GONE if run is None else _run_digest(run, by_run.get(run.run_id, []))
+            if run is None:
+                found[topic] = GONE
+            elif every_open is None:
+                found[topic] = run_fingerprint(store, run)
+            else:
+                found[topic] = _run_digest(run, by_run.get(run.run_id, []))
         else:
             if run_counts is None:
                 run_counts = store.run_counts()
