@@ -2,10 +2,18 @@
 
 `MNC_CRASH_AT_COMMIT=N` makes the process exit at once with status 137 (what a SIGKILL
 gives) at the N-th `commit` this process makes; commits are counted per process from 1.
-`MNC_CRASH_WHEN` picks the moment: `after` (the default; the commit is durable), `before`
-(nothing of the batch was written) or `during` (the batch was written inside the
-transaction but not committed, so the crash must lose all of it). `os._exit` skips every
-cleanup handler, as a real crash would.
+`MNC_CRASH_WHEN` picks the moment:
+
+- `before`: nothing of the batch was written;
+- `written`: the batch was written inside the transaction, COMMIT not yet sent, so the
+  crash must lose all of it (the server rolls back the transaction of a closed session);
+- `during`: on PostgreSQL, COMMIT was sent but its reply not read, so the process dies
+  not knowing the outcome and whoever resumes must find whichever happened. SQLite's
+  COMMIT is one local call that Python cannot stop half-way, so there `during` is the
+  moment of `written`;
+- `after` (the default): the commit is durable.
+
+`os._exit` skips every cleanup handler, as a real crash would.
 """
 
 from __future__ import annotations
@@ -18,8 +26,8 @@ from typing import Final, Literal, cast
 from mnlang.stores.base import StoreError
 
 CRASH_EXIT_STATUS: Final = 137
-Moment = Literal["before", "during", "after"]
-_MOMENTS: Final = ("before", "during", "after")
+Moment = Literal["before", "written", "during", "after"]
+_MOMENTS: Final = ("before", "written", "during", "after")
 
 _commit_numbers = itertools.count(1)
 
@@ -45,7 +53,7 @@ class CrashPlan:
             raise StoreError(
                 f"bad crash hook setting: MNC_CRASH_AT_COMMIT={at!r}, MNC_CRASH_WHEN={when!r}",
                 help="MNC_CRASH_AT_COMMIT takes a commit number from 1; "
-                "MNC_CRASH_WHEN takes `before`, `during` or `after`",
+                "MNC_CRASH_WHEN takes `before`, `written`, `during` or `after`",
             )
         return cls(cast(Moment, when) if int(at) == commit_number else None)
 

@@ -724,9 +724,13 @@ class PostgresStore:
             help="check that the database server is running, or give the store a larger pool",
         )
 
-    def _transaction(self, body: Callable[[_Tx], _T]) -> _T:
+    def _transaction(
+        self, body: Callable[[_Tx], _T], commit_sent: Callable[[], None] | None = None
+    ) -> _T:
         """Run `body` in one pipelined transaction, trying again while a try certainly did
-        not commit: after a deadlock, or a connection that broke before COMMIT was sent."""
+        not commit: after a deadlock, or a connection that broke before COMMIT was sent.
+        `commit_sent` is called once COMMIT is on its way to the server, before its reply
+        is read (the crash hook's `during`)."""
         for attempt in range(1, _ATTEMPTS + 1):
             committing = False
             try:
@@ -739,6 +743,8 @@ class PostgresStore:
                             result = body(_Tx(conn, pipeline))
                             committing = True
                             conn.execute("COMMIT")
+                            if commit_sent is not None:
+                                commit_sent()
                     except BaseException:
                         _roll_back(conn)
                         raise
@@ -947,9 +953,9 @@ class PostgresStore:
                     "WHERE run_id = %s AND run_limit IS NOT NULL",
                     (self._channel, batch.run_id),
                 )
-            if crash.moment == "during":
+            if crash.moment == "written":
                 tx.pipeline.sync()  # so the crash finds the whole batch sent, uncommitted
-            crash.point("during")
+            crash.point("written")
 
             def result() -> CommitResult:
                 return CommitResult(
@@ -963,7 +969,7 @@ class PostgresStore:
 
             return result
 
-        committed = self._transaction(body)()
+        committed = self._transaction(body, lambda: crash.point("during"))()
         crash.point("after")
         return committed
 

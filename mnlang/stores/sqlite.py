@@ -479,6 +479,8 @@ class SQLiteStore:
             ledger = [self._put_ledger(batch.run_id, put, now) for put in batch.ledger]
             self._apply_pending_work(batch, now)
             rows_written = conn.total_changes - changes_before
+            # SQLite's COMMIT cannot be stopped half-way: `during` is the moment of `written`.
+            crash.point("written")
             crash.point("during")
         crash.point("after")
         return CommitResult(
