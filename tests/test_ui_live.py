@@ -7,6 +7,7 @@ browsers follow the same page, and streams that end when the server stops.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from mnlang import api
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.run import start_run
 from mnlang.stores import open_store
-from mnlang.stores.base import Store
+from mnlang.stores.base import Store, StoreUnavailable
 from mnlang.ui.app import create_app
 from mnlang.ui.auth import Authenticator
 from mnlang.ui.live import LiveHub
@@ -373,6 +374,28 @@ def test_fingerprints_are_the_fragments(sqlite_store: Store, program: IRProgram)
         assert time.monotonic() < deadline, run
         time.sleep(0.05)
     assert "data-stream" not in client.get("/runs/live-f").text  # nothing more to follow
+
+
+def test_the_watcher_outlives_a_store_error_and_a_failure_ends_the_streams() -> None:
+    ticks: list[int] = []
+
+    def fingerprints(topics: Sequence[str]) -> dict[str, str]:
+        ticks.append(len(topics))
+        if len(ticks) == 1:
+            raise StoreUnavailable("the database is restarting")
+        if len(ticks) == 2:
+            return dict.fromkeys(topics, "new")
+        raise RuntimeError("a bug in a fingerprint")
+
+    async def follow() -> tuple[list[str], int]:
+        hub = LiveHub(fingerprints, interval=0.01)
+        texts = [text async for text in hub.stream("topic", "old")]
+        return texts, hub.subscribers
+
+    # the error is logged and the stream stays; the failure ends it (the browser reconnects)
+    texts, left = asyncio.run(asyncio.wait_for(follow(), 5))
+    assert texts == ["retry: 2000\n\n", "event: changed\nid: new\ndata: new\n\n"]
+    assert ticks == [1, 1, 1] and left == 0
 
 
 # ---- shutdown -------------------------------------------------------------------------------

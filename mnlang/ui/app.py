@@ -229,10 +229,11 @@ class Console:
 
     # ---- live parts ----------------------------------------------------------------------
 
-    def live_stream(self, request: Request) -> Response:
+    async def live_stream(self, request: Request) -> Response:
         """GET /events/{runs,run,inbox}: the event stream of a live part, whose query is
-        its fragment's; `fp` (or `Last-Event-ID` on reconnection) is what the page shows."""
-        topic = self.live_topic(request)
+        its fragment's; `fp` (or `Last-Event-ID` on reconnection) is what the page shows.
+        Async: the hub is only ever touched on the event loop's thread."""
+        topic = await run_in_threadpool(self.live_topic, request)
         if isinstance(topic, Response):
             return topic
         refusal = self.live.refusal

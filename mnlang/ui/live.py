@@ -73,13 +73,15 @@ class LiveHub(Generic[Topic]):
         self.ticks = 0
         """How many times the watcher has read the fingerprints (for tests and stats)."""
         self._topics: dict[Topic, set[Subscriber[Topic]]] = {}
+        self._count = 0
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
         self._stop = asyncio.Event()
 
     @property
     def subscribers(self) -> int:
-        return sum(len(subscribers) for subscribers in self._topics.values())
+        """How many streams are open."""
+        return self._count
 
     @property
     def refusal(self) -> str | None:
@@ -93,16 +95,18 @@ class LiveHub(Generic[Topic]):
     def _subscribe(self, topic: Topic, shown: str) -> Subscriber[Topic]:
         subscriber = Subscriber(topic, shown)
         self._topics.setdefault(topic, set()).add(subscriber)
+        self._count += 1
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch(), name="mnc-ui-live")
             self._watcher.add_done_callback(self._watcher_ended)
         return subscriber
 
     def _unsubscribe(self, subscriber: Subscriber[Topic]) -> None:
-        subscribers = self._topics.get(subscriber.topic)
-        if subscribers is None:
+        subscribers = self._topics.get(subscriber.topic, set())
+        if subscriber not in subscribers:
             return
-        subscribers.discard(subscriber)
+        subscribers.remove(subscriber)
+        self._count -= 1
         if not subscribers:
             del self._topics[subscriber.topic]
 
