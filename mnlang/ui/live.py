@@ -7,7 +7,8 @@ for the fingerprint of each topic that has subscribers (once per topic, however 
 browsers follow it) and wakes the subscribers whose page no longer matches. They get a
 `changed` event carrying the new fingerprint as its id, and the page answers it by
 fetching its fragment, which is rendered for that user. So a connected browser costs a
-queue slot and a socket, never a query loop of its own; an idle console does no queries.
+subscriber record and a socket, never a query loop of its own; with no stream open the
+console does no queries.
 
 The stream starts with `retry:` and sends a keep-alive comment every `keepalive`
 seconds; a browser that reconnects sends the id of the last event it got
