@@ -133,7 +133,7 @@ LIMIT :limit
 # the workflow are `running`. A slot is a run in `running`, so a run that waits (for a
 # person, a timer, an event, a child) holds none.
 _SLOT_SQL = """
-SELECT r.workflow, r.run_limit,
+SELECT r.workflow, r.run_limit, r.queued,
        r.run_limit IS NOT NULL AND r.status = 'waiting'
        AND NOT (r.queued = 1 AND r.cancel_requested = 1),
        CASE WHEN r.run_limit IS NULL THEN 0 ELSE
@@ -333,14 +333,15 @@ class SQLiteStore:
         row = self._conn.execute(_SLOT_SQL, (run_id,)).fetchone()
         if row is None:
             raise run_not_found(run_id)
-        workflow, run_limit, needs_slot, running = row
+        workflow, run_limit, queued, needs_slot, running = row
         if needs_slot and running >= run_limit:
             return RunLimitReached.of(workflow, run_limit)
-        self._conn.execute(
-            "UPDATE runs SET status = CASE WHEN ? THEN 'running' ELSE status END, queued = 0 "
-            "WHERE run_id = ? AND (? OR queued = 1)",
-            (needs_slot, run_id, needs_slot),
-        )
+        if needs_slot or queued:
+            self._conn.execute(
+                "UPDATE runs SET status = CASE WHEN ? THEN 'running' ELSE status END, "
+                "queued = 0 WHERE run_id = ?",
+                (needs_slot, run_id),
+            )
         return None
 
     def get_run(self, run_id: str, *, args: bool = True) -> RunRecord | None:
