@@ -333,6 +333,9 @@ class Calls:
         job = CallJob(call, decl.name, job_run, job_timeout, decl.limit)
         self._hold(call)
         call.fiber.job = job
+        if run.faults is None:  # the common case: no call site to build (`place` walks frames)
+            run.runner.submit(job, delay_s)
+            return
         site = faults.CallSite(
             call.kind, decl.name, call.step, call.fiber.branch, run.place(call.fiber), call.attempt
         )

@@ -25,7 +25,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +151,52 @@ def use_limits(limits: ToolLimits) -> ToolLimits:
     return previous
 
 
+class CallThreads:
+    """A runner's call threads: up to `size` threads taking jobs from one queue, started
+    as calls need them. A job costs a queue hand-off each way and nothing more (no future,
+    no work item, as with a `ThreadPoolExecutor`), which is much of what a quick tool step
+    costs. As a pool's, the threads are not daemons: a process waits at exit for a call
+    still running on one (a call that timed out), and `close` ends the idle ones."""
+
+    def __init__(self, size: int, work: Callable[[CallJob], None]) -> None:
+        self._size = size
+        self._work = work
+        self._jobs: queue.SimpleQueue[CallJob | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads = 0
+        self._closed = False
+
+    def submit(self, job: CallJob) -> None:
+        if self._closed:
+            raise RuntimeError("the runner's call threads were closed")
+        self._jobs.put(job)
+        if not self._idle.acquire(blocking=False) and self._threads < self._size:
+            self._threads += 1
+            threading.Thread(target=self._serve, name=f"mnc-call_{self._threads}").start()
+
+    def _serve(self) -> None:
+        jobs, work, idle = self._jobs, self._work, self._idle
+        while (job := jobs.get()) is not None:
+            work(job)
+            idle.release()
+
+    def close(self) -> list[CallJob]:
+        """End each thread once it is idle; the jobs that were submitted but never
+        started (they will not be)."""
+        self._closed = True
+        unstarted: list[CallJob] = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                unstarted.append(job)
+        for _ in range(self._threads):
+            self._jobs.put(None)
+        return unstarted
+
+
 BLOCKED_POLL_S = 0.005
 """How often a runner with a call waiting for a slot checks whether one was freed."""
 
@@ -173,7 +218,7 @@ class CallRunner:
         if limits is None:
             limits = ToolLimits() if clock.virtual else PROCESS_LIMITS
         self._limits = limits
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mnc-call")
+        self._threads = CallThreads(workers, self._work)
         self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._running: set[CallJob] = set()
         self._blocked: dict[str, deque[CallJob]] = {}
@@ -186,11 +231,8 @@ class CallRunner:
         for _, _, job in self._delayed:
             self._drop_slot(job)
         self._delayed = []
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for job in self._running:
-            future = job.data.get("future")
-            if future is not None and future.cancelled():
-                self._limits.release(job.limit_key)  # it never ran, so never gave it back
+        for job in self._threads.close():
+            self._limits.release(job.limit_key)  # it never ran, so never gave it back
 
     def _drop_slot(self, job: CallJob) -> None:
         """Give back the slot of a job that will not start after all."""
@@ -255,7 +297,7 @@ class CallRunner:
         if job.timeout_s is not None:
             job.deadline = job.started + job.timeout_s
         self._running.add(job)
-        job.data["future"] = self._pool.submit(self._work, job)
+        self._threads.submit(job)
 
     def _work(self, job: CallJob) -> None:
         start = time.perf_counter()

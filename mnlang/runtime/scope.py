@@ -29,6 +29,7 @@ class Scope:
         "_committed_len",
         "_deleted",
         "_dirty",
+        "_linked",
         "_same",
         "_set_items",
         "branch",
@@ -49,8 +50,9 @@ class Scope:
         self._committed_len: dict[str, int] = {}
         self._set_items: dict[str, set[int]] = {}
         # Variables that hold the same value as another variable of this scope: by name,
-        # the other's name.
+        # the other's name; and the names on either side, for a quick test in `set`.
         self._same: dict[str, str] = {}
+        self._linked: set[str] = set()
 
     def get(self, name: str) -> Value:
         scope: Scope | None = self
@@ -71,7 +73,7 @@ class Scope:
         return None
 
     def set(self, name: str, value: Value) -> None:
-        if self._same:
+        if name in self._linked:
             self._part(name)
         self.values[name] = value
         self._dirty.add(name)
@@ -83,14 +85,16 @@ class Scope:
         reference to `source` until either is set again or deleted."""
         self.set(name, self.values[source])
         self._same[name] = source
+        self._linked.update((name, source))
 
     def restore_same(self, name: str, source: str) -> None:
         """A variable loaded from the store as a reference to `source`."""
         self.values[name] = self.values[source]
         self._same[name] = source
+        self._linked.update((name, source))
 
     def delete(self, name: str) -> None:
-        if self._same:
+        if name in self._linked:
             self._part(name)
         if self.values.pop(name, _MISSING) is not _MISSING:
             self._deleted.add(name)
@@ -106,6 +110,7 @@ class Scope:
         for alias in [a for a, source in self._same.items() if source == name]:
             del self._same[alias]
             self._dirty.add(alias)
+        self._linked = {*self._same, *self._same.values()}
 
     def start_list(self, name: str, items: list[Value] | None = None) -> None:
         """A list variable stored item by item (for collecting loops)."""
