@@ -160,6 +160,39 @@ def test_a_queued_run_is_cancelled_without_waiting_for_a_slot(store: Store) -> N
     assert status_of(store, "r2") == "waiting"  # it takes no slot: it only ends
 
 
+def claim_at(store: Store, barrier: threading.Barrier, claimed: list[Lease]) -> None:
+    barrier.wait()
+    claimed.extend(store.claim_runs(f"w{id(store)}", 30, limit=4))
+
+
+def test_workers_claiming_at_once_never_share_the_last_slot(db: str, store: Store) -> None:
+    """Each round frees one slot of a `limit: 1` workflow while queued runs wait, then
+    eight stores claim at the same moment: exactly one run is claimed."""
+    runs = [f"q{i}" for i in range(6)]
+    for run_id in runs:
+        create(store, run_id, limit=1)
+    stores = [open_store(db) for _ in range(8)]
+    try:
+        for _ in range(len(runs)):
+            barrier = threading.Barrier(len(stores))
+            claimed: list[Lease] = []
+
+            threads = [
+                threading.Thread(target=claim_at, args=(s, barrier, claimed)) for s in stores
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert len(claimed) == 1
+            assert len(store.list_runs(status="running", workflow="capped")) == 1
+            end(store, claimed[0], "completed")
+    finally:
+        for s in stores:
+            s.close()
+    assert [r.status for r in store.list_runs()] == ["completed"] * len(runs)
+
+
 def max_overlap(spans: Path) -> int:
     """The most tool calls in progress at one moment."""
     moments = []
