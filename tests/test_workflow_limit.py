@@ -38,6 +38,21 @@ workflow capped(tag: str) -> str {
   a = hold(tag, 250)
   return a
 }
+
+workflow single(tag: str) -> str {
+  limit: 1
+
+  a = hold(tag, 50)
+  return a
+}
+
+workflow fan(tag: str) -> str {
+  parallel {
+    x = single("{tag}-x")
+    y = single("{tag}-y")
+  }
+  return "{x} {y}"
+}
 """
 
 # Each call notes its start and end (wall clock, so several processes can be compared).
@@ -266,9 +281,19 @@ def test_mnc_run_beyond_the_limit_says_the_run_is_queued(tmp_path: Path, flows: 
         return CliRunner().invoke(main, [*args, "--db", db], catch_exceptions=False)
 
     for i in range(2):
-        started = run("run", str(flows), "--detach", "--id", f"c{i}", "--input", '{"tag": "x"}')
+        started = run(
+            "run",
+            str(flows),
+            "-w",
+            "capped",
+            "--detach",
+            "--id",
+            f"c{i}",
+            "--input",
+            '{"tag": "x"}',
+        )
         assert started.exit_code == 0, started.output
-    queued = run("run", str(flows), "--id", "c2", "--input", '{"tag": "x"}')
+    queued = run("run", str(flows), "-w", "capped", "--id", "c2", "--input", '{"tag": "x"}')
     assert queued.exit_code == 3, queued.output
     assert "waiting: run c2 (capped)" in queued.output
     assert "queued: `capped` has 2 runs running, its `limit`" in queued.output
@@ -278,6 +303,21 @@ def test_mnc_run_beyond_the_limit_says_the_run_is_queued(tmp_path: Path, flows: 
     assert worked.exit_code == 0, worked.output
     with open_store(db) as store:
         assert [r.status for r in store.list_runs()] == ["completed"] * 3
+
+
+def test_a_child_run_beyond_its_limit_is_queued_and_its_parent_waits_for_it(
+    tmp_path: Path, flows: Path
+) -> None:
+    program = compiled(flows)
+    with open_store(str(tmp_path / "journal.db")) as store:
+        outcome = start_run(store, program, "fan", {"tag": "f"}, run_id="f", config=CONFIG)
+        assert outcome.status == "waiting"  # one child ran here, the other is queued
+        children = {r.run_id: r.status for r in store.list_runs(parent_run_id="f")}
+        assert sorted(children.values()) == ["completed", "waiting"]
+        Worker(store, concurrency=2, config=CONFIG, idle_wait=0.05).run(until_idle=True)
+        record = store.get_run("f")
+        assert record is not None and (record.status, record.result) == ("completed", "f-x f-y")
+    assert max_overlap(flows.with_name("spans.log")) == 1
 
 
 def mnc_env() -> dict[str, str]:
@@ -301,7 +341,7 @@ def mnc(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_detached_runs_with_two_mnc_worker_processes(db: str, flows: Path) -> None:
     for i in range(RUNS):
-        started = mnc(["run", str(flows), "--detach", "--id", f"c{i}", "--db", db,
+        started = mnc(["run", str(flows), "-w", "capped", "--detach", "--id", f"c{i}", "--db", db,
                        "--input", f'{{"tag": "t{i}"}}'], flows.parent)  # fmt: skip
         assert started.returncode in (0, 3), started.stderr
     sampler = Sampler(db)
