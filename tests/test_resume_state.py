@@ -1,7 +1,8 @@
 """What a paused run's committed state holds, and that resuming from it goes on as an
 uninterrupted run would: a loop keeps what it iterates as a reference to the variable
 while that variable is unchanged (docs/runtime.md, "What is committed, and when"), and a
-resume reads the run's arguments only when the run has not started."""
+resume reads the run's arguments only when the run has not started, and they are kept
+out of the `runs` row that every lease and commit updates."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from mnlang.ir.compile import compile_file
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.decisions import decide
 from mnlang.runtime.run import resume_run, start_run
+from mnlang.stores.base import NewRun
+from mnlang.stores.schema import APPLICATION_ID, MIGRATIONS
 from mnlang.stores.sqlite import SQLiteStore
 
 CONFIG = RuntimeConfig(commit_ms=0)
@@ -143,3 +147,39 @@ def test_a_created_run_starts_with_its_arguments(store: SQLiteStore, program: IR
     decide(store, "d", "hold", approve=True, by="test")
     outcome = resume_run(store, "d", program=program, config=CONFIG)
     assert outcome.result == 4 + 6 + 2
+
+
+def test_the_arguments_are_not_in_the_runs_row(tmp_path: Path, store: SQLiteStore) -> None:
+    store.create_run(NewRun("big", "wf", {"xs": list(range(10_000))}))
+    db = sqlite3.connect(tmp_path / "journal.db")
+    try:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
+        (stored,) = db.execute("SELECT args FROM run_args WHERE run_id = 'big'").fetchone()
+    finally:
+        db.close()
+    assert "args" not in columns
+    assert json.loads(stored) == {"xs": list(range(10_000))}
+    listed = store.list_runs()
+    assert [(r.run_id, r.args) for r in listed] == [("big", {"xs": list(range(10_000))})]
+
+
+def test_a_journal_of_schema_5_keeps_its_runs_arguments(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    for step in MIGRATIONS[:5]:
+        step(db)
+    db.execute(
+        "INSERT INTO runs (run_id, workflow, status, args, created_at, updated_at) "
+        "VALUES ('r', 'wf', 'running', '{\"n\":[1,2]}', 1.0, 1.0)"
+    )
+    db.conn.commit()
+    db.execute("PRAGMA user_version = 5")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        record = store.get_run("r")
+        assert record is not None and record.args == {"n": [1, 2]}
+        assert store.create_run(NewRun("s", "wf", {"m": 3}))[0].args == {"m": 3}
+    finally:
+        store.close()

@@ -20,7 +20,7 @@ import sqlite_utils
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -267,12 +267,25 @@ def _add_run_limits_v5(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX runs_queued ON runs (run_id) WHERE queued = 1")
 
 
+def _move_run_args_v6(db: sqlite_utils.Database) -> None:
+    """A run's arguments in a table of their own (`run_args`), out of its `runs` row:
+    leases, commits and status changes update that row, and SQLite writes a row whose size
+    changes again whole, large arguments (in overflow pages) included."""
+    db.execute(
+        "CREATE TABLE run_args (run_id TEXT PRIMARY KEY REFERENCES runs (run_id), "
+        "args TEXT NOT NULL)"
+    )
+    db.execute("INSERT INTO run_args (run_id, args) SELECT run_id, args FROM runs")
+    db.execute("ALTER TABLE runs DROP COLUMN args")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
     _add_runnable_indexes_v3,
     _add_workers_v4,
     _add_run_limits_v5,
+    _move_run_args_v6,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

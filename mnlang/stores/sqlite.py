@@ -89,8 +89,12 @@ _RUN_COLUMNS = (
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
     "lease_expires_at, created_at, updated_at, finished_at"
 )
+_RUNS_WITH_ARGS = "runs JOIN run_args USING (run_id)"
+"""Where `_RUN_COLUMNS` come from: a run's arguments live in their own table, so that the
+updates of its `runs` row do not write them again."""
 _RUN_COLUMNS_NO_ARGS = _RUN_COLUMNS.replace(" args,", " NULL,")
-"""The run's columns with its arguments left out (`get_run(args=False)`, `load_state`)."""
+"""The run's columns with its arguments left out (`get_run(args=False)`, `load_state`),
+from `runs` alone."""
 _LEDGER_COLUMNS = "key, scope, args_hash, status, result, run_id, state, created_at, updated_at"
 _CHECKPOINT_COLUMNS = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
@@ -306,15 +310,14 @@ class SQLiteStore:
             if running >= run.limit:
                 status, queued = "waiting", True
         cursor = self._conn.execute(
-            "INSERT INTO runs (run_id, workflow, workflow_class, status, args, parent_run_id, "
+            "INSERT INTO runs (run_id, workflow, workflow_class, status, parent_run_id, "
             "ir_hash, meta, run_limit, queued, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
             (
                 run.run_id,
                 run.workflow,
                 run.workflow_class,
                 status,
-                dump(run.args),
                 run.parent_run_id,
                 run.ir_hash,
                 dump(run.meta),
@@ -324,7 +327,12 @@ class SQLiteStore:
                 now,
             ),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        self._conn.execute(
+            "INSERT INTO run_args (run_id, args) VALUES (?, ?)", (run.run_id, dump(run.args))
+        )
+        return True
 
     def _take_slot(self, run_id: str) -> RunLimitReached | None:
         """Inside a write transaction: make a waiting run of a workflow with a `limit`
@@ -349,10 +357,12 @@ class SQLiteStore:
             return self._run_or_none(run_id, args=args)
 
     def _run_or_none(self, run_id: str, *, args: bool = True) -> RunRecord | None:
-        columns = _RUN_COLUMNS if args else _RUN_COLUMNS_NO_ARGS
-        row = self._conn.execute(
-            f"SELECT {columns} FROM runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM {_RUNS_WITH_ARGS} WHERE run_id = ?"
+            if args
+            else f"SELECT {_RUN_COLUMNS_NO_ARGS} FROM runs WHERE run_id = ?"
+        )
+        row = self._conn.execute(sql, (run_id,)).fetchone()
         return None if row is None else _run_record(row)
 
     def _run(self, run_id: str) -> RunRecord:
@@ -385,7 +395,7 @@ class SQLiteStore:
         if id_prefix is not None:
             where.append("substr(run_id, 1, length(:prefix)) = :prefix")
             params["prefix"] = id_prefix
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        sql = f"SELECT {_RUN_COLUMNS} FROM {_RUNS_WITH_ARGS}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
