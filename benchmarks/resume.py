@@ -3,7 +3,7 @@
 Run: `python benchmarks/resume.py [--rounds 5] [--dir DIR]`. Prints figures beside the
 target; asserts nothing. Each run is paused at a checkpoint; resuming it (`resume_run`:
 lease, load the last commit, rebuild the fibers, find the checkpoint still open, commit
-`waiting`) is timed, median of `--rounds`:
+`waiting`) is timed, median (and best) of `--rounds`:
 
 - runs whose journals hold about 1k, 10k and 100k events (nested loops of tool calls)
   and whose state is small;
@@ -98,7 +98,8 @@ def prepare(store: SQLiteStore, ir: IRProgram, workflow: str, xs: list[int], run
     return record.last_seq
 
 
-def time_resume(store: SQLiteStore, ir: IRProgram, run_id: str, rounds: int) -> float:
+def time_resume(store: SQLiteStore, ir: IRProgram, run_id: str, rounds: int) -> list[float]:
+    """Milliseconds of each round's resume."""
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
@@ -106,7 +107,7 @@ def time_resume(store: SQLiteStore, ir: IRProgram, run_id: str, rounds: int) -> 
         times.append((time.perf_counter() - start) * 1000)
         if outcome.status != "waiting":
             raise SystemExit(f"{run_id} resumed to {outcome.status}")
-    return statistics.median(times)
+    return times
 
 
 def main() -> None:
@@ -124,13 +125,16 @@ def main() -> None:
             cases.append((f"{events // 1000}k events", "history", list(range(side))))
         cases.append(("100k-item list variable", "big_list", list(range(100_000))))
         cases.append(("100k items mid-collection", "mid_loop", list(range(100_000))))
-        print(f"resume time, median of {args.rounds}, target <= {TARGET_MS:.0f} ms")
+        print(f"resume time, median (best) of {args.rounds}, target <= {TARGET_MS:.0f} ms")
         for i, (label, workflow, xs) in enumerate(cases):
             run_id = f"run-{i}"
             events = prepare(store, ir, workflow, xs, run_id)
-            ms = time_resume(store, ir, run_id, args.rounds)
+            times = time_resume(store, ir, run_id, args.rounds)
+            ms = statistics.median(times)
             verdict = "meets" if ms <= TARGET_MS else "above"
-            print(f"  {label:<28} {events:>7} events  {ms:>7.1f} ms  ({verdict})")
+            print(
+                f"  {label:<28} {events:>7} events  {ms:>7.1f} ms ({min(times):>5.1f})  ({verdict})"
+            )
         store.close()
 
 
