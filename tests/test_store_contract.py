@@ -5,6 +5,7 @@ Every store implementation must pass this file: add its factory to `STORE_FACTOR
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -683,3 +684,16 @@ def test_workers_are_listed_while_their_heartbeat_holds_with_the_runs_they_hold(
     assert beating.started_at == first[0].started_at < beating.heartbeat_at
     store.worker_stopped("w1")
     assert store.list_workers() == []
+
+
+def test_a_look_without_arguments_leaves_them_out(store: Store) -> None:
+    args = {"xs": list(range(1000)), "name": "n"}
+    store.create_run(NewRun(run_id="big", workflow="refund", args=args))
+    full = store.get_run("big")
+    light = store.get_run("big", args=False)
+    assert full is not None and full.args == args
+    assert light is not None and light.args is None
+    assert light == dataclasses.replace(full, args=None)
+    assert store.load_state("big").run == light
+    assert store.get_run("nope", args=False) is None
+    assert [r.args for r in store.list_runs()] == [args]
