@@ -8,7 +8,10 @@ and `mnc resume` takes over until the run ends. Every N is tried, for every runn
 example, for `tests/crash/crash.mn` (tools with retries, keyed effects in a loop and a
 `parallel for`, a `while`, a global key, a `try`, a `once` effect) and for
 `tests/crash/chain.mn` (keyed effects chained through pure states, so that each result
-commit carries the next intent).
+commit carries the next intent). The process harness runs on SQLite and on PostgreSQL (a
+schema per crash on the session's private server, `tests/crash/journals.py`); there the
+crash moments are `before`, `written` (the batch sent, no COMMIT), `during` (COMMIT sent,
+its reply unread) and `after` (see `mnlang.stores.crashpoints`).
 
 After each crashed run the checks are:
 - the final status and output equal those of an uninterrupted run;
@@ -32,10 +35,12 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 import time
+import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +52,9 @@ from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import resume_run, start_run
-from mnlang.stores.base import Batch, CommitResult, Lease, Store
+from mnlang.stores.base import Batch, CommitResult, Lease, NewRun, Store
 from mnlang.stores.sqlite import SQLiteStore
+from tests.crash.journals import STORES, Journals, journals_of
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -461,6 +467,15 @@ def test_once_effect_interrupted_waits_for_a_repair(tmp_path: Path) -> None:
 # --- the process harness ----------------------------------------------------------------
 
 
+SQLITE = Journals(None)
+"""The journals of the tests that run on SQLite only."""
+
+
+@pytest.fixture(params=STORES)
+def journals(request: pytest.FixtureRequest) -> Iterator[Journals]:
+    yield from journals_of(request)
+
+
 def mnc(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mnlang.cli", *args],
@@ -479,10 +494,12 @@ def ir_file(scenario: Scenario, folder: Path) -> Path:
     return path
 
 
-def base_env(tmp: Path, commit_every: int = COMMIT_EVERY) -> dict[str, str]:
+def base_env(
+    tmp: Path, commit_every: int = COMMIT_EVERY, journals: Journals = SQLITE
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
     env.update(
-        MNC_DB=str(tmp / "journal.db"),
+        MNC_DB=journals.url(tmp),
         MNC_EXAMPLE_LEDGER=str(tmp / "ledger.jsonl"),
         MNC_COMMIT_EVERY=str(commit_every),
         MNC_COMMIT_MS="0",
@@ -497,18 +514,18 @@ def drive_processes(
     tmp: Path,
     ir: Path,
     crash: Callable[[int], dict[str, str]],
-    start: Callable[[dict[str, str]], subprocess.CompletedProcess[str]] | None = None,
+    journals: Journals = SQLITE,
 ) -> Report:
     """`mnc run`, then `mnc resume` until the run ends; `crash(i)` gives the crash settings
     of the i-th process (from 0)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    env = base_env(tmp, scenario.commit_every)
+    env = base_env(tmp, scenario.commit_every, journals)
     crashes: list[Crash] = []
     args = ["run", str(ir), "--id", RUN_ID, "--input-file", str(scenario.input), "--json"]
     if scenario.workflow:
         args += ["--workflow", scenario.workflow]
     process = 0
-    done = (start or (lambda e: mnc(args, e)))({**env, **crash(0)})
+    done = mnc(args, {**env, **crash(0)})
     while True:
         process += 1
         assert process < 300, "the run does not make progress"
@@ -517,7 +534,8 @@ def drive_processes(
             return Report(outcome["status"], outcome["result"], crashes, process)
         if done.returncode not in (3, 137):
             pytest.fail(f"mnc exited {done.returncode}: {done.stderr}")
-        with SQLiteStore(tmp / "journal.db") as store:
+        journals.settle()
+        with journals.open(tmp) as store:
             if done.returncode == 137:
                 crashes.append(crash_point(store, tmp / "ledger.jsonl"))
             record = store.get_run(RUN_ID)
@@ -527,35 +545,100 @@ def drive_processes(
         done = mnc(["resume", RUN_ID, "--json"], {**env, **crash(process)})
 
 
-def reference_run(scenario: Scenario, tmp: Path, ir: Path) -> tuple[Report, Counter[str]]:
-    report = drive_processes(scenario, tmp / "reference", ir, lambda i: {})
+def reference_run(
+    scenario: Scenario, tmp: Path, ir: Path, journals: Journals = SQLITE
+) -> tuple[Report, Counter[str]]:
+    report = drive_processes(scenario, tmp / "reference", ir, lambda i: {}, journals)
     calls = ledger_calls(tmp / "reference" / "ledger.jsonl")
     assert calls and all(n == 1 for n in calls.values())
     return report, calls
 
 
 def check_run(
-    reference: Report, report: Report, tmp: Path, scenario: Scenario, ref_calls: Counter[str]
+    reference: Report,
+    report: Report,
+    tmp: Path,
+    scenario: Scenario,
+    ref_calls: Counter[str],
+    journals: Journals = SQLITE,
 ) -> None:
-    with SQLiteStore(tmp / "journal.db") as store:
+    with journals.open(tmp) as store:
         check_against(reference, report, store, tmp / "ledger.jsonl", scenario, ref_calls)
+    journals.drop(tmp)
+
+
+@dataclass(frozen=True)
+class Enumeration:
+    """Crash every process of a scenario's run at the commit boundaries of one moment."""
+
+    store: str
+    scenario: Scenario
+    when: str
+    stride: int = 1
+    """1: at every boundary; k: at every k-th, from a first one fixed by the case."""
+
+    def first(self, process: int) -> int:
+        return 1 + zlib.crc32(f"{self.scenario.name}-{self.when}-{process}".encode()) % self.stride
+
+    @property
+    def id(self) -> str:
+        every = "" if self.stride == 1 else f"-every{self.stride}"
+        return f"{self.store}-{self.scenario.name}-{self.when}{every}"
+
+
+POSTGRES_STRIDES = {
+    "crashflow": 1,
+    "refund": 1,
+    "chain": 4,
+    "digest": 4,
+    "invoice": 5,
+    "research": 8,
+    "pipeline": 8,
+}
+"""On PostgreSQL every boundary of the crash workflow (each feature of the runtime that
+commits: retries, loops, `parallel for`, `while`, global keys, `try`, a `once` effect)
+and of `refund`, which is short; every k-th of the others, to keep the variant to a few
+minutes."""
+
+
+def enumerations() -> list[Enumeration]:
+    """SQLite: `before` and `after` everywhere; its `during` (which is its `written`: it
+    cannot interrupt its own COMMIT) loses the batch like `before`, tried on the crash
+    workflow. PostgreSQL: `written` (the batch sent, no COMMIT: the server must roll it
+    back) and `during` (COMMIT sent, its reply unread: the server commits it). They leave
+    the journals that `before` and `after` leave, through the server's handling of a
+    client that died in the middle of a transaction, so those two are not repeated."""
+    cases: list[Enumeration] = []
+    for scenario in SCENARIOS:
+        crashflow = scenario.name == "crashflow"
+        for when in ["before", *(["during"] if crashflow else []), "after"]:
+            cases.append(Enumeration("sqlite", scenario, when))
+        for when in ["written", "during"]:
+            stride = POSTGRES_STRIDES[scenario.name]
+            cases.append(Enumeration("postgres", scenario, when, stride))
+    return cases
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("when", ["before", "during", "after"])
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-def test_process_crash_at_every_commit(scenario: Scenario, when: str, tmp_path: Path) -> None:
-    if when == "during" and scenario.name != "crashflow":
-        pytest.skip("`during` loses the batch like `before`; tried on the crash workflow")
+@pytest.mark.parametrize(
+    ("journals", "case"),
+    [pytest.param(case.store, case, id=case.id) for case in enumerations()],
+    indirect=["journals"],
+)
+def test_process_crash_at_every_commit(
+    case: Enumeration, journals: Journals, tmp_path: Path
+) -> None:
+    scenario, when = case.scenario, case.when
     ir = ir_file(scenario, tmp_path)
-    reference, ref_calls = reference_run(scenario, tmp_path, ir)
+    reference, ref_calls = reference_run(scenario, tmp_path, ir, journals)
     tried = 0
+    started = time.monotonic()
     # Process p of a run that did not crash before is the p-th process of the reference
     # (the first `mnc run`, then a `mnc resume` after each wait); crash it at every commit.
     for process in range(reference.processes):
-        at = 0
+        at = case.first(process) - case.stride
         while True:
-            at += 1
+            at += case.stride
             folder = tmp_path / f"{when}-{process}-{at}"
             plan = {"MNC_CRASH_AT_COMMIT": str(at), "MNC_CRASH_WHEN": when}
 
@@ -564,18 +647,37 @@ def test_process_crash_at_every_commit(scenario: Scenario, when: str, tmp_path: 
             ) -> dict[str, str]:
                 return plan if i == process else {}
 
-            report = drive_processes(scenario, folder, ir, crash)
+            report = drive_processes(scenario, folder, ir, crash, journals)
             if not report.crashes:
+                journals.drop(folder)
                 break
-            check_run(reference, report, folder, scenario, ref_calls)
+            check_run(reference, report, folder, scenario, ref_calls, journals)
             tried += 1
-    print(f"{scenario.name}, crash {when}: {tried} crash points")
-    assert tried > 3, "the run made too few commits to test"
+    took = time.monotonic() - started
+    print(f"{case.id}: {tried} crash points, {took:.0f} s")
+    assert tried and tried * case.stride > 3, "the run made too few commits to test"
+
+
+IN_EVERY_PROCESS = [
+    ("sqlite", 2, "after"),
+    ("sqlite", 2, "before"),
+    ("sqlite", 3, "after"),
+    ("sqlite", 5, "before"),
+    ("postgres", 2, "during"),
+    ("postgres", 5, "written"),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("at", "when"), [(2, "after"), (2, "before"), (3, "after"), (5, "before")])
-def test_process_crash_in_every_process(at: int, when: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("journals", "at", "when"),
+    IN_EVERY_PROCESS,
+    ids=[f"{store}-{at}-{when}" for store, at, when in IN_EVERY_PROCESS],
+    indirect=["journals"],
+)
+def test_process_crash_in_every_process(
+    at: int, when: str, journals: Journals, tmp_path: Path
+) -> None:
     """Every process, the first run and each resume, crashes at its `at`-th commit.
 
     (Not at the first: a `once` effect retried after a repair commits its new intent
@@ -583,13 +685,17 @@ def test_process_crash_in_every_process(at: int, when: str, tmp_path: Path) -> N
     it would ask for a repair every time, which is the right answer.)"""
     scenario = SCENARIOS[0]
     ir = ir_file(scenario, tmp_path)
-    reference, ref_calls = reference_run(scenario, tmp_path, ir)
+    reference, ref_calls = reference_run(scenario, tmp_path, ir, journals)
     folder = tmp_path / "crashing"
     report = drive_processes(
-        scenario, folder, ir, lambda i: {"MNC_CRASH_AT_COMMIT": str(at), "MNC_CRASH_WHEN": when}
+        scenario,
+        folder,
+        ir,
+        lambda i: {"MNC_CRASH_AT_COMMIT": str(at), "MNC_CRASH_WHEN": when},
+        journals,
     )
     assert len(report.crashes) >= 3
-    check_run(reference, report, folder, scenario, ref_calls)
+    check_run(reference, report, folder, scenario, ref_calls, journals)
 
 
 JOIN_SOURCE = """
@@ -644,3 +750,81 @@ def test_a_committed_step_is_not_run_again(tmp_path: Path, when: str) -> None:
         assert results and max(results.values()) == 1, results
         store.close()
     assert at > 10
+
+
+# --- what `during` means on PostgreSQL --------------------------------------------------
+
+# A writer that stops itself at the chosen moment of its second commit, with its lease.
+STOPPED_AT_A_MOMENT = """
+    import os, signal, sys
+    from mnlang.stores import crashpoints
+    from mnlang.stores.base import Batch, NewEvent
+    from mnlang.stores.postgres import PostgresStore
+
+    commits = 0
+
+    def point(self, moment):
+        global commits
+        if moment == "before":
+            commits += 1
+        if moment == sys.argv[2] and commits == 2:
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    crashpoints.CrashPlan.point = point
+    store = PostgresStore(sys.argv[1])
+    lease = store.acquire_lease("r1", "w", ttl=60)
+    for i in (1, 2):
+        store.commit(Batch("r1", lease=lease, events=[NewEvent("step", {"i": i})]))
+        print("committed", i, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("moment", "seen", "session"),
+    [
+        ("written", [1], ("idle in transaction", True)),
+        # Out of its transaction but `active`: the server executed COMMIT and waits for the
+        # Sync that would make it send the reply.
+        ("during", [1, 2], ("active", False)),
+    ],
+)
+def test_during_on_postgres_is_after_commit_was_sent_and_before_its_reply(
+    pg_url: str, moment: str, seen: list[int], session: tuple[str, bool]
+) -> None:
+    """Stopped at `during`, the writer has sent COMMIT and the server has applied it (its
+    session is out of its transaction, another session sees the batch), yet `commit` has
+    not returned: the reply is unread, so a crash there leaves the outcome unknown to the
+    process. At `written` the batch is sent but uncommitted, in an open transaction."""
+    # Imported here: the rest of the module runs where psycopg is not installed.
+    import psycopg
+
+    from mnlang.stores.postgres import PostgresStore, parse_url
+
+    with PostgresStore(pg_url) as store:
+        store.create_run(NewRun("r1", "wf", {}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
+        writer_url = f"{pg_url}&application_name=writer"
+        writer = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(STOPPED_AT_A_MOMENT), writer_url, moment],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**env, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert writer.stdout is not None and writer.stdout.readline() == "committed 1\n"
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{writer.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+                assert time.monotonic() < deadline, "the writer did not stop"
+                time.sleep(0.01)
+            assert [e.data["i"] for e in store.read_journal("r1")] == seen
+            with psycopg.connect(parse_url(pg_url).conninfo, autocommit=True) as conn:
+                busy = conn.execute(
+                    "SELECT state, xact_start IS NOT NULL FROM pg_stat_activity "
+                    "WHERE application_name = 'writer' AND state <> 'idle'"
+                ).fetchall()
+            assert busy == [session]
+        finally:
+            writer.kill()
+            out, _ = writer.communicate(timeout=30)
+    assert "committed 2" not in out

@@ -10,6 +10,10 @@ the run on to its end. Then, compared with a run that
 never crashed: the same result, each effect key committed once with one result event,
 each key called at most once more per crash that left it between intent and result,
 the same child runs (no duplicate, none orphaned), the signal consumed once.
+
+On SQLite and on PostgreSQL (a schema per crash on the session's private server); on
+PostgreSQL the worker dies with the batch sent but no COMMIT (`written`), or with COMMIT
+sent and its reply unread (`during`), at every fourth commit.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +30,17 @@ import pytest
 
 from mnlang.runtime.decisions import decide
 from mnlang.runtime.signals import send
-from mnlang.stores.sqlite import SQLiteStore
+from mnlang.stores.base import Store
+from tests.crash.journals import STORES, Journals, journals_of
 from tests.human.harness import ir_file, mnc, mnc_env, spawn
 
 RUN_ID = "journey"
 SIGNAL_ID = "go-1"
+
+
+@pytest.fixture(params=STORES)
+def journals(request: pytest.FixtureRequest) -> Iterator[Journals]:
+    yield from journals_of(request)
 
 
 @dataclass
@@ -40,7 +51,7 @@ class Driven:
     """For each crash, the effect keys it left between intent and result."""
 
 
-def pending_intents(store: SQLiteStore) -> set[str]:
+def pending_intents(store: Store) -> set[str]:
     pending: set[str] = set()
     for run in store.list_runs(limit=1000):
         intents, results = set(), set()
@@ -53,45 +64,36 @@ def pending_intents(store: SQLiteStore) -> set[str]:
     return pending
 
 
-def act(store: SQLiteStore) -> None:
+def act(store: Store, journals: Journals, folder: Path) -> None:
     """What the outside world does while workers run, again and again: idempotent on purpose.
     Timers fall due at once, except checkpoint timeouts: the person decides first."""
     for checkpoint in store.open_checkpoints():
         decide(store, checkpoint.run_id, checkpoint.checkpoint_id, approve=True, by="tester")
-    with store._lock:
-        store._conn.execute(
-            "UPDATE timers SET due_at = (julianday('now') - 2440587.5) * 86400.0 - 1 "
-            "WHERE timer_id NOT LIKE 'checkpoint:%'"
-        )
+    journals.fall_due(folder)
     record = store.get_run(RUN_ID)
     if record is not None and record.status not in ("completed", "failed", "cancelled"):
         send(store, RUN_ID, "go", {"n": 42}, signal_id=SIGNAL_ID)
 
 
-def expire_dead_leases(store: SQLiteStore) -> None:
-    """A crashed worker's leases run out (the test does not wait for their time)."""
-    with store._lock:
-        store._conn.execute(
-            "UPDATE runs SET lease_expires_at = 0 WHERE lease_owner IS NOT NULL "
-            "AND status IN ('running', 'waiting')"
-        )
-
-
-def drive(folder: Path, at: int | None, when: str) -> Driven:
+def drive(journals: Journals, folder: Path, at: int | None, when: str) -> Driven:
     """A worker that crashes at its commit `at` (None: never), then workers that do not,
     until the run ends."""
     folder.mkdir(parents=True, exist_ok=True)
-    env = mnc_env(folder, MNC_COMMIT_EVERY="3", MNC_COMMIT_MS="0")
+    env = {
+        **mnc_env(folder, MNC_COMMIT_EVERY="3", MNC_COMMIT_MS="0"),
+        "MNC_DB": journals.url(folder),
+    }
     ir = str(ir_file(folder))
     args = ["run", ir, "-w", "journey", "--id", RUN_ID, "--detach", "--input", '{"tag": "j"}']
-    assert mnc(args, env).returncode == 0
+    started = mnc(args, env)
+    assert started.returncode == 0, started.stderr
     crashes: list[set[str]] = []
     plan = {} if at is None else {"MNC_CRASH_AT_COMMIT": str(at), "MNC_CRASH_WHEN": when}
     worker_args = ["worker", "--lease-ttl", "5", "-q"]
     worker = spawn(worker_args, {**env, **plan}, folder / "worker.log")
     deadline = time.monotonic() + 120
     try:
-        with SQLiteStore(folder / "journal.db") as store:
+        with journals.open(folder) as store:
             while True:
                 assert time.monotonic() < deadline, "the run did not end"
                 record = store.get_run(RUN_ID)
@@ -100,10 +102,11 @@ def drive(folder: Path, at: int | None, when: str) -> Driven:
                     return Driven(record.status, record.result, crashes)
                 if worker.poll() is not None:
                     assert worker.returncode == 137, (folder / "worker.log").read_text()
+                    journals.settle()
                     crashes.append(pending_intents(store))
-                    expire_dead_leases(store)
+                    journals.expire_leases(folder)
                     worker = spawn(worker_args, env, folder / "worker.log")
-                act(store)
+                act(store, journals, folder)
                 time.sleep(0.03)
     finally:
         if worker.poll() is None:
@@ -111,7 +114,7 @@ def drive(folder: Path, at: int | None, when: str) -> Driven:
             worker.wait(timeout=30)
 
 
-def effect_results(store: SQLiteStore) -> Counter[str]:
+def effect_results(store: Store) -> Counter[str]:
     counts: Counter[str] = Counter()
     for run in store.list_runs(limit=1000):
         for event in store.read_journal(run.run_id):
@@ -126,12 +129,11 @@ def tool_calls(folder: Path) -> Counter[str]:
     return Counter(json.loads(line)["key"] for line in lines)
 
 
-def check(reference: Driven, ref_folder: Path, crashed: Driven, folder: Path) -> None:
+def check(
+    journals: Journals, reference: Driven, ref_folder: Path, crashed: Driven, folder: Path
+) -> None:
     assert (crashed.status, crashed.result) == (reference.status, reference.result)
-    with (
-        SQLiteStore(ref_folder / "journal.db") as ref_store,
-        SQLiteStore(folder / "journal.db") as store,
-    ):
+    with journals.open(ref_folder) as ref_store, journals.open(folder) as store:
         ref_runs = sorted(r.run_id for r in ref_store.list_runs(limit=1000))
         assert sorted(r.run_id for r in store.list_runs(limit=1000)) == ref_runs
         assert all(r.status == "completed" for r in store.list_runs(limit=1000))
@@ -143,21 +145,45 @@ def check(reference: Driven, ref_folder: Path, crashed: Driven, folder: Path) ->
     assert set(calls) == set(tool_calls(ref_folder))
     for key, n in calls.items():
         assert n <= 1 + sum(key in left for left in crashed.crashes), (key, n)
+    journals.drop(folder)
+
+
+# (store, moment, stride): at every commit of the worker, or at every k-th from the first.
+# PostgreSQL's `written` and `during` leave what `before` and `after` leave, through the
+# server's handling of a worker that died inside its transaction (see test_crash.py).
+CASES = [
+    ("sqlite", "before", 1, 1),
+    ("sqlite", "after", 1, 1),
+    ("postgres", "written", 4, 2),
+    ("postgres", "during", 4, 3),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("when", ["before", "after"])
-def test_crash_at_every_commit_of_a_worker(when: str, tmp_path: Path) -> None:
-    reference = drive(tmp_path / "reference", None, when)
+@pytest.mark.parametrize(
+    ("journals", "when", "stride", "first"),
+    CASES,
+    ids=[f"{store}-{when}" + (f"-every{k}" if k > 1 else "") for store, when, k, _ in CASES],
+    indirect=["journals"],
+)
+def test_crash_at_every_commit_of_a_worker(
+    when: str, stride: int, first: int, journals: Journals, tmp_path: Path
+) -> None:
+    reference = drive(journals, tmp_path / "reference", None, when)
     assert reference.status == "completed"
     assert reference.result == "approve, 42, 5"
     assert all(n == 1 for n in tool_calls(tmp_path / "reference").values())
-    at = 0
+    at = first - stride
+    tried = 0
+    started = time.monotonic()
     while True:
-        at += 1
+        at += stride
         folder = tmp_path / f"crash-{at}"
-        crashed = drive(folder, at, when)
+        crashed = drive(journals, folder, at, when)
         if not crashed.crashes:
             break
-        check(reference, tmp_path / "reference", crashed, folder)
+        check(journals, reference, tmp_path / "reference", crashed, folder)
+        tried += 1
+    took = time.monotonic() - started
+    print(f"{journals.kind}, worker crash {when}: {tried} crash points, {took:.0f} s")
     assert at > 10, "too few commits to test"
