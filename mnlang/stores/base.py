@@ -197,6 +197,8 @@ class RunState:
     """What resuming a run needs: its record, a cursor per branch and the live variables."""
 
     run: RunRecord
+    """The run's record with `args` left `None` (as `get_run(args=False)` gives it): a
+    started run keeps its arguments in its variables, and they can be large."""
     cursors: dict[str, Json]
     variables: dict[str, dict[str, Json]]
     """Branch id to variable name to value; list variables come back reassembled."""
@@ -210,8 +212,6 @@ class LedgerRow:
     scope_run_id: str | None
     """The run that scopes the key, or `None` for a `scope: global` key."""
     args_hash: str
-    """The run's record with `args` left `None` (as `get_run(args=False)` gives it): a
-    started run keeps its arguments in its variables, and they can be large."""
     status: LedgerStatus
     result: Json
     run_id: str
