@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 from mnlang.runtime.decisions import decide
-from mnlang.runtime.signals import send
-from mnlang.stores.base import Store
+from mnlang.runtime.signals import SignalError, send
+from mnlang.stores.base import TERMINAL_STATUSES, Store
 from tests.crash.journals import STORES, Journals, journals_of
 from tests.human.harness import ir_file, mnc, mnc_env, spawn
 
@@ -71,8 +71,14 @@ def act(store: Store, journals: Journals, folder: Path) -> None:
         decide(store, checkpoint.run_id, checkpoint.checkpoint_id, approve=True, by="tester")
     journals.fall_due(folder)
     record = store.get_run(RUN_ID)
-    if record is not None and record.status not in ("completed", "failed", "cancelled"):
-        send(store, RUN_ID, "go", {"n": 42}, signal_id=SIGNAL_ID)
+    if record is not None and record.status not in TERMINAL_STATUSES:
+        try:
+            send(store, RUN_ID, "go", {"n": 42}, signal_id=SIGNAL_ID)
+        except SignalError:
+            # The run may have ended between the look above and the send.
+            ended = store.get_run(RUN_ID)
+            if ended is None or ended.status not in TERMINAL_STATUSES:
+                raise
 
 
 def drive(journals: Journals, folder: Path, at: int | None, when: str) -> Driven:
