@@ -111,7 +111,7 @@ def test_runtime_has_no_import_cycle() -> None:
 
 def test_no_helper_imports_the_interpreter() -> None:
     graph = import_graph(RUNTIME, "mnlang.runtime")
-    helpers = ["agents", "calling", "faults", "pauses", "config", "ports"]
+    helpers = ["agents", "call_state", "faults", "pauses", "config", "ports"]
     assert [h for h in helpers if "interpreter" in graph[h]] == []
 
 

@@ -57,7 +57,7 @@ from mnlang.models.setup import ModelSetup, ModelSpecError
 from mnlang.models.validation import ReplyInvalid, ReplyValidator
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
-from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure, value_error

@@ -47,7 +47,7 @@ from mnlang.errors import CANCELLED, MnError, Timeout, Transient
 
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
-    from mnlang.runtime.calls import CallJob, CallRunner
+    from mnlang.runtime.call_threads import CallJob, CallRunner
     from mnlang.runtime.fibers import Fiber
     from mnlang.runtime.journal import Journal
     from mnlang.stores.base import CommitResult, Store

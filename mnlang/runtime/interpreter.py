@@ -50,8 +50,8 @@ from mnlang.ir.states import (
     YieldState,
 )
 from mnlang.runtime.budget import Budget
-from mnlang.runtime.calling import Calls
-from mnlang.runtime.calls import CallRunner
+from mnlang.runtime.call_state import Calls
+from mnlang.runtime.call_threads import CallRunner
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
 from mnlang.runtime.evaluate import Evaluator

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import BUDGET_EXCEEDED, CHILD_FAILED, DEADLINE_EXCEEDED, TOOL_ERROR
 from mnlang.ir.states import CheckpointState, ChildState, WaitState
-from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
@@ -44,7 +44,7 @@ from mnlang.stores.base import (
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.budget import Budget
-    from mnlang.runtime.calls import CallRunner
+    from mnlang.runtime.call_threads import CallRunner
     from mnlang.runtime.convert import Converter
     from mnlang.runtime.evaluate import Evaluator
     from mnlang.runtime.journal import Journal

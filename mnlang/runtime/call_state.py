@@ -32,7 +32,7 @@ from mnlang.ir.states import CallState
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentRun, AgentTurn
-from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
 from mnlang.runtime.effects import args_hash, conflict, effect_key
 from mnlang.runtime.evaluate import MapEnv
