@@ -6,7 +6,9 @@ import sys
 
 import click
 
-from mnlang.cli.shared import COLOURS, FORMATS, known_workflow, program_or_exit, run_error
+from mnlang.cli.shared import color_option, known_workflow, program_or_exit, run_error
+
+_FORMATS = ("full", "concise", "json")
 
 
 @click.command()
@@ -14,19 +16,13 @@ from mnlang.cli.shared import COLOURS, FORMATS, known_workflow, program_or_exit,
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=click.Choice(_FORMATS),
     default="full",
     show_default=True,
     help="full: with source excerpts; concise: one line each; json: for machines.",
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
-@click.option(
-    "--color",
-    type=click.Choice(COLOURS),
-    default="auto",
-    show_default=True,
-    help="Colour the output; auto: only on a terminal, unless NO_COLOR is set.",
-)
+@color_option
 def check(files: tuple[str, ...], fmt: str, strict: bool, color: str) -> None:
     """Check FILES (`.mn` files, not folders: use a glob such as `flows/*.mn`).
 

@@ -19,6 +19,14 @@ from mnlang.cli.shared import (
 if TYPE_CHECKING:
     from mnlang.runtime.journal import Observer
 
+_durability_option = click.option(
+    "--durability",
+    type=click.Choice(("full", "fast")),
+    default="full",
+    show_default=True,
+    help="fast: the last commits may roll back on power loss (never on a crash).",
+)
+
 
 def _observer(as_json: bool) -> Observer | None:
     if as_json or not sys.stderr.isatty():
@@ -39,13 +47,7 @@ def _observer(as_json: bool) -> Observer | None:
 )
 @click.option("--id", "run_id", help="The run's id; starting the same id again returns that run.")
 @db_option
-@click.option(
-    "--durability",
-    type=click.Choice(("full", "fast")),
-    default="full",
-    show_default=True,
-    help="fast: the last commits may roll back on power loss (never on a crash).",
-)
+@_durability_option
 @click.option(
     "--inject",
     "inject",
@@ -221,13 +223,7 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 )
 @click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
-@click.option(
-    "--durability",
-    type=click.Choice(("full", "fast")),
-    default="full",
-    show_default=True,
-    help="fast: the last commits may roll back on power loss (never on a crash).",
-)
+@_durability_option
 @db_option
 def worker(
     files: tuple[str, ...],

@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.run import RunOutcome
 
-FORMATS = ("full", "concise", "json")
-COLOURS = ("auto", "always", "never")
 
 # Exit codes of the run commands: the run's status, or 2 when it could not be run at all.
 RUN_EXIT = {"completed": 0, "failed": 1, "waiting": 3, "cancelled": 4, "running": 0}
@@ -22,6 +20,13 @@ db_option = click.option(
     "--db", metavar="PATH", help="The journal (default: $MNC_DB, else ./.mnc/journal.db)."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+color_option = click.option(
+    "--color",
+    type=click.Choice(("auto", "always", "never")),
+    default="auto",
+    show_default=True,
+    help="Colour the output; auto: only on a terminal, unless NO_COLOR is set.",
+)
 
 
 def run_error(e: Exception) -> NoReturn:

@@ -6,20 +6,14 @@ import sys
 
 import click
 
-from mnlang.cli.shared import COLOURS, db_option, json_option, report_to_stderr, run_error
+from mnlang.cli.shared import color_option, db_option, json_option, report_to_stderr, run_error
 
 
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("-k", "select", metavar="TEXT", help="Only scenarios whose name contains TEXT.")
 @click.option("-v", "--verbose", is_flag=True, help="One line per scenario, with what was done.")
-@click.option(
-    "--color",
-    type=click.Choice(COLOURS),
-    default="auto",
-    show_default=True,
-    help="Colour the output; auto: only on a terminal, unless NO_COLOR is set.",
-)
+@color_option
 @json_option
 def test_command(
     paths: tuple[str, ...], select: str | None, verbose: bool, color: str, as_json: bool
