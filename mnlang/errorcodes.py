@@ -46,6 +46,10 @@ _TABLE: list[tuple[str, str]] = [
     ("E107", "unknown field"),
     ("E108", "unknown enum member"),
     ("E109", "duplicate state id"),
+    # secrets
+    ("E130", "secret in an effect key"),
+    ("E131", "secret given to an agent"),
+    ("E132", "secret in a published value"),
     # types
     ("E201", "type mismatch"),
     ("E202", "wrong number of arguments"),

@@ -21,6 +21,7 @@ TypeKind = Literal[
     "duration",
     "timestamp",
     "json",
+    "secret",
     "list",
     "map",
     "optional",

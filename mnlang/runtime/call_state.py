@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from mnlang.errors import TIMEOUT, TOOL_ERROR, kind_of
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState
+from mnlang.redact import redact, redact_json
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentRun, AgentTurn
@@ -49,6 +50,7 @@ from mnlang.runtime.tools import (
     resolve,
 )
 from mnlang.runtime.values import Value, from_stored, to_plain
+from mnlang.secrets import SecretUnavailable
 from mnlang.stores.base import CommitResult, LedgerPut, LedgerRow, OpenCheckpoint
 
 REPAIR_OPTIONS = ["mark_done", "retry", "fail"]
@@ -293,11 +295,14 @@ class Calls:
         run = self.run
         call.attempt += 1
         decl = call.decl
+        try:
+            args = {name: to_tool(value) for name, value in call.args.items()}
+        except SecretUnavailable as e:
+            raise StepFailure(TOOL_ERROR, str(e)) from None
         call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
         ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
-        args = {name: to_tool(value) for name, value in call.args.items()}
         doubles = run.config.doubles
         stand_in = doubles.stand_in(decl, args, call.attempt) if doubles is not None else None
         if stand_in is not None:
@@ -354,7 +359,9 @@ class Calls:
             self.run.update_run_data(spent=self.run.budget.spent)
         if done.ok:
             try:
-                value = self.run.converter.inbound(done.value, decl.returns, "result", closed=False)
+                # A tool that echoes a secret it was given gives the run `[secret]` instead.
+                answer = redact_json(done.value)
+                value = self.run.converter.inbound(answer, decl.returns, "result", closed=False)
             except ConversionError as e:
                 self._attempt_failed(
                     call, done, StepFailure(TOOL_ERROR, self._wrong_value(call, e))
@@ -370,6 +377,7 @@ class Calls:
             return
         error: BaseException = done.value
         message = getattr(error, "message", None) or str(error) or type(error).__name__
+        message = redact(message)
         self._attempt_failed(call, done, StepFailure(kind_of(error), message))
 
     def _wrong_value(self, call: Call, e: ConversionError) -> str:

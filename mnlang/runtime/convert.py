@@ -25,6 +25,7 @@ from mnlang.ir.base import TypeIR
 from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.values import Duration, Timestamp, Value, format_timestamp, parse_timestamp
+from mnlang.secrets import Secret, from_shown, is_reference, reveal
 
 _EMPTY_ENV = MapEnv({})
 
@@ -92,6 +93,8 @@ class Converter:
             return self._timestamp(value, path)
         elif kind == "json":
             return self._json(value, path)
+        elif kind == "secret":
+            return _secret(value, path)
         elif kind == "optional":
             return None if value is None else self.inbound(value, t.args[0], path, closed=closed)
         elif kind == "null":
@@ -242,9 +245,28 @@ def _as_mapping(value: Any) -> dict[Any, Any] | None:
     return None
 
 
+def _secret(value: Any, path: str) -> Secret:
+    """A secret comes in as a reference; its value never does (it would be journaled)."""
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str) and is_reference(value):
+        return Secret.of(value)
+    if isinstance(value, dict) and isinstance(value.get("$secret"), str) and len(value) == 1:
+        return from_shown(value["$secret"])  # the plain form a run's arguments are kept in
+    # The value is not shown: it may be the very secret given by mistake.
+    raise ConversionError(
+        path,
+        "expected a secret reference such as `env:API_TOKEN` or `file:api_token`; "
+        "a secret's value is never given as input",
+    )
+
+
 def to_tool(value: Value) -> Any:
-    """A runtime value as a tool receives it (see the module docstring)."""
+    """A runtime value as a tool receives it (see the module docstring); a secret is
+    revealed here, at call time, and only here (`SecretUnavailable` when it cannot be)."""
     kind = type(value)
+    if kind is Secret:
+        return reveal(value)
     if kind is dict:
         return {k: to_tool(v) for k, v in value.items()}
     if kind is list:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
+from mnlang.redact import redact
 from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
@@ -73,6 +74,15 @@ class WorkerStats:
 
 Logger = Callable[[str, bool], None]
 """Receives each line of the worker's log, and whether it reports a problem."""
+
+
+def _redacting(log: Logger) -> Logger:
+    """The worker's log lines pass through the one redaction function (`mnlang.redact`)."""
+
+    def write(line: str, problem: bool) -> None:
+        log(redact(line), problem)
+
+    return write
 
 
 def worker_owner() -> str:
@@ -131,7 +141,7 @@ class Worker:
         self.config = replace(config or RuntimeConfig.from_env(), lease_ttl_s=lease_ttl)
         self.lease_ttl = lease_ttl
         self.idle_wait = idle_wait
-        self.log: Logger = log or (lambda _line, _problem: None)
+        self.log: Logger = _redacting(log) if log is not None else (lambda _line, _problem: None)
         self.owner = owner or worker_owner()
         self.programs = ProgramCache(store)
         self.stats = WorkerStats()
