@@ -108,10 +108,14 @@ class CompileFailed(Exception):
         self.diagnostics = diagnostics
 
 
-def _open_store(db: str | Path | None, durability: Durability = "full") -> Store:
+def _open_store(
+    db: str | Path | None, durability: Durability = "full", *, existing: bool = False
+) -> Store:
+    """The journal; `existing` for what only reads or acts on runs already there (never
+    creates an empty journal in the wrong folder)."""
     from mnlang.stores import open_store
 
-    return open_store(db, durability)
+    return open_store(db, durability, existing=existing)
 
 
 def load_program(source: str | Path) -> IRProgram:
@@ -212,7 +216,7 @@ def get_run(run_id: str, *, db: str | Path | None = None) -> RunDetails:
     """A run's status, position, pending work and evidence (what `mnc show` prints)."""
     from mnlang.runtime.views import run_details
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         return run_details(store, run_id)
 
 
@@ -224,7 +228,7 @@ def list_runs(
     db: str | Path | None = None,
 ) -> list[RunRecord]:
     """Runs, newest first."""
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         return store.list_runs(status=status, workflow=workflow, limit=limit)
 
 
@@ -232,7 +236,7 @@ def run_journal(run_id: str, *, db: str | Path | None = None) -> list[Event]:
     """A run's journal, oldest event first."""
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         if store.get_run(run_id) is None:
             raise RunNotFound(
                 f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
@@ -246,7 +250,7 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
     from mnlang.runtime import run
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         record = store.get_run(run_id)
         if record is None:
             raise RunNotFound(
@@ -316,7 +320,7 @@ def decide(
     when this one does not fit the checkpoint."""
     from mnlang.runtime import decisions, run
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         decided = decisions.decide(
             store,
             run_id,
@@ -390,7 +394,7 @@ def signal(
     `resume`, a run that waits for this event goes on in this process."""
     from mnlang.runtime import run, signals
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         delivered = signals.send(store, run_id, event, payload, signal_id=signal_id)
         go_on = resume and delivered.accepted and delivered.waiting
         runs = run.continue_run(store, run_id) if go_on else []
@@ -459,7 +463,7 @@ def upgrade_run(
     from mnlang.runtime import run, upgrade
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         record = store.get_run(run_id)
         if record is None:
             raise RunNotFound(
@@ -482,7 +486,7 @@ def check_upgrades(
     from mnlang.runtime import upgrade
 
     program = source if not isinstance(source, str | Path) else load_program(source)
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         verdicts = upgrade.waiting_verdicts(store, program)
         if apply:
             for verdict in verdicts:

@@ -305,7 +305,7 @@ def workers(db: str | None, as_json: bool) -> None:
     from mnlang.stores.base import StoreError
 
     try:
-        with open_store(db) as store:
+        with open_store(db, existing=True) as store:
             records, now = store.list_workers(), store.now()
     except StoreError as e:
         run_error(e)
