@@ -179,6 +179,9 @@ def start_run(
         if faults is not None:
             faults.check(program, name)
             config = replace(config, faults=faults)
+    from mnlang.runtime.preflight import preflight
+
+    preflight(program, name, {} if given is None else given, models)
     with _open_store(db, durability) as store:
         outcome = run.start_run(
             store,

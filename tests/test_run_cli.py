@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from mnlang import api
 from mnlang.cli import main
-from mnlang.stores import open_store
+from mnlang.stores import JournalNotFound, open_store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -205,7 +205,8 @@ def test_bad_input_exits_2_and_creates_nothing(shop: Path, given: str, message: 
     )
     assert result.exit_code == 2
     assert message in result.output and "help:" in result.output
-    assert api.list_runs() == []
+    with pytest.raises(JournalNotFound):  # not even an empty journal was created
+        api.list_runs()
 
 
 def test_input_file_errors(shop: Path) -> None:
@@ -255,7 +256,9 @@ def test_a_locked_journal_is_reported_and_nothing_is_lost(
     monkeypatch.setattr(
         stores,
         "open_store",
-        lambda db=None, durability="full": real(db, durability, busy_timeout=0.2),
+        lambda db=None, durability="full", existing=False: real(
+            db, durability, busy_timeout=0.2, existing=existing
+        ),
     )
     holder = sqlite3.connect(shop / "journal.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
