@@ -162,6 +162,12 @@ class Worker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def ready(self) -> bool:
+        """Taking work: not stopping, and its last heartbeat reached the journal within
+        its lease time (`/readyz`)."""
+        return not self._stop.is_set() and time.monotonic() - self._beaten < self.lease_ttl
+
     def run(self, *, until_idle: bool = False) -> WorkerStats:
         """Work until `stop()` (or, with `until_idle`, until nothing is runnable and no run
         is in progress); returns what was done."""
