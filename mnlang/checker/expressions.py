@@ -29,6 +29,7 @@ from mnlang.checker.typerules import (
     passes_to_code,
 )
 from mnlang.diagnostics import Diagnostics, Label
+from mnlang.secrets import is_reference
 from mnlang.syntax import ast
 
 _COMPARISONS = ("<", ">", "<=", ">=")
@@ -66,6 +67,7 @@ class ExprChecker:
         self.checkpoints: dict[str, tuple[str, ...]] = {}  # checkpoint options by name
         self.quiet_unknown = False  # key templates: names other than parameters are E303's
         self.to_code = False  # typing a tool's or effect's argument: a secret may stand for text
+        self.references_ok = False  # a scenario's `run:`: `"env:NAME"` may stand for a secret
 
     # ---- hooks for the flow checker -------------------------------------------
 
@@ -716,6 +718,8 @@ class ExprChecker:
         return self.expr(e.inner, expected)
 
     def _str(self, e: ast.StrLit, expected: T.Type | None) -> T.Type:
+        if self.references_ok and expected == T.SECRET and is_reference(e.constant or ""):
+            return T.SECRET  # a scenario starts its run with a reference, as `--input` does
         secret = False
         for part in e.parts:
             if not isinstance(part, str):

@@ -25,7 +25,8 @@ from mnlang.ir.base import TypeIR
 from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.values import Duration, Timestamp, Value, format_timestamp, parse_timestamp
-from mnlang.secrets import Secret, from_shown, is_reference, reveal
+from mnlang.secrets import Secret, from_shown, is_reference
+from mnlang.secrets import reveal as reveal_secret
 
 _EMPTY_ENV = MapEnv({})
 
@@ -261,16 +262,17 @@ def _secret(value: Any, path: str) -> Secret:
     )
 
 
-def to_tool(value: Value) -> Any:
+def to_tool(value: Value, *, reveal: bool = True) -> Any:
     """A runtime value as a tool receives it (see the module docstring); a secret is
-    revealed here, at call time, and only here (`SecretUnavailable` when it cannot be)."""
+    revealed here, at call time, and only here (`SecretUnavailable` when it cannot be).
+    `reveal=False` gives a secret's references instead (for a test's stand-in)."""
     kind = type(value)
     if kind is Secret:
-        return reveal(value)
+        return reveal_secret(value) if reveal else value.shown()
     if kind is dict:
-        return {k: to_tool(v) for k, v in value.items()}
+        return {k: to_tool(v, reveal=reveal) for k, v in value.items()}
     if kind is list:
-        return [to_tool(v) for v in value]
+        return [to_tool(v, reveal=reveal) for v in value]
     if kind is Duration:
         return value.ms
     if kind is Timestamp:
