@@ -803,6 +803,8 @@ class BodyChecker(ExprChecker):
             )
         else:
             payload = self.decls.events.get(sym.name)
+        if w.key is not None:
+            self._correlation(w.key, event.name)
         timeout = None
         if w.options is not None:
             entries = self._option_entries(w.options, WAIT_OPTIONS, "a wait")
@@ -810,6 +812,19 @@ class BodyChecker(ExprChecker):
         # An event without a payload gives `true` when it arrives.
         value = payload if payload is not None else T.BOOL
         return value if timeout == "never" else T.optional(value)
+
+    def _correlation(self, key: ast.Expr, event: str) -> None:
+        t = self.expr(key)
+        if t.kind in ("str", "int", "unknown"):
+            return
+        self.diags.add(
+            "E512",
+            key,
+            f"the correlation key of `wait {event}` is a `{t}`, not a `str` or `int`",
+            help="correlate by a value that names the item, e.g. `for o.id`, "
+            'or write it as text: `for "{o.bucket}/{o.key}"`',
+            notes=["a signal carries its key as text (`mnc signal RUN EVENT --key K`)"],
+        )
 
     def _wait_stmt(self, w: ast.Wait) -> None:
         self._wait(w, assigned=False)
