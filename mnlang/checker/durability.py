@@ -173,7 +173,6 @@ def _exclusive(a: _Arms, b: _Arms) -> bool:
     return any(stmt in arms and arms[stmt] != index for stmt, index in b)
 
 
-
 @dataclass(slots=True)
 class _Loop:
     stmt: ast.For | ast.While
@@ -359,8 +358,8 @@ class _WorkflowChecker:
                     + ("neither wait has" if not (wait.key or first.key) else "one wait has no")
                     + " correlation key",
                     labels=[Label(first.event.span if first.event else first.span, "first wait")],
-                    help=f"give each wait its own key: `wait {name} for \"first\" {{ ... }}` "
-                    f"and `wait {name} for \"second\" {{ ... }}`, or declare a second event",
+                    help=f'give each wait its own key: `wait {name} for "first" {{ ... }}` '
+                    f'and `wait {name} for "second" {{ ... }}`, or declare a second event',
                     notes=["an unkeyed signal wakes whichever of the two waits is reached first"],
                 )
                 break
