@@ -243,6 +243,12 @@ def signal_address(name: str, key: str | None) -> str:
     return name if key is None else f"{name}#{key}"
 
 
+def split_address(address: str) -> tuple[str, str | None]:
+    """A `waiting_for` entry's event name and correlation key (`signal_address` undone)."""
+    name, sep, key = address.partition("#")
+    return name, key if sep else None
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     run_id: str
