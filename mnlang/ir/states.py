@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from mnlang.ir.base import IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.base import HASH_OMITS_NONE, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr
 
 
@@ -122,7 +122,7 @@ class WaitState(StateBase):
     event: str | None = None
     payload: TypeIR | None = None
     timeout_ms: int | None = None
-    key: Expr | None = None
+    key: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     next: str | None = None
 
 
