@@ -370,3 +370,51 @@ def test_a_crash_at_every_commit_loses_and_crosses_no_callback(
         assert taken == Counter(KEYS), (at, taken)
         assert store.pending_signals("cr") == []
         store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "written", "after"])
+def test_mnc_run_killed_at_every_commit_takes_every_callback_once(
+    when: str, tmp_path: Path
+) -> None:
+    """As processes: `mnc run` exits like a SIGKILL at its N-th commit (every N until a
+    run's first process ends on its own); the callbacks of every token the tool received
+    are sent (newest first, by `mnc signal --token`, before and after each resume) and
+    `mnc resume` goes on until the run ends."""
+    objects = {"objects": [{"bucket": "b", "key": k} for k in ["k1", "k2"]]}
+    want = ["k1<-restored-k1/k1", "k2<-restored-k2/k2"]
+    for at in range(1, 50):
+        folder = tmp_path / f"{when}{at}"
+        folder.mkdir()
+        env = mnc_env(folder)
+        first = mnc(
+            ["run", str(SOURCE), "-w", "thaw", "--id", "p", "--input", json.dumps(objects)],
+            {**env, "MNC_CRASH_AT_COMMIT": str(at), "MNC_CRASH_WHEN": when},
+        )
+        crashed = first.returncode == 137
+        assert crashed or first.returncode == 3, (at, first.returncode, first.stderr)
+        result = None
+        for _ in range(10):
+            for row in reversed(ledger_rows(folder / "ledger.jsonl")):
+                sent = mnc(
+                    ["signal", "--token", row["token"], json.dumps(payload(row["key"]))]
+                    + ["--id", f"cb-{row['key']}", "--detach"],
+                    env,
+                )
+                assert sent.returncode == 0 or "is over" in sent.stderr, sent.stderr
+            resumed = mnc(["resume", "p", "--json"], env)
+            assert resumed.returncode in (0, 3), resumed.stderr
+            if resumed.returncode == 0:
+                result = json.loads(resumed.stdout)
+                break
+        assert result is not None and result["result"] == want, (at, result)
+        rows = ledger_rows(folder / "ledger.jsonl")
+        assert all(len({r["token"] for r in rows if r["key"] == k}) == 1 for k in ["k1", "k2"])
+        with SQLiteStore(folder / "journal.db") as store:
+            taken = Counter(e.data["key"] for e in store.read_journal("p") if e.kind == "signal")
+            assert taken == Counter(["k1", "k2"]), (at, taken)
+            assert store.pending_signals("p") == []
+        if not crashed:
+            assert at > 3
+            return
+    raise AssertionError("the run never got past its crashes")
