@@ -255,8 +255,17 @@ def test_mnc_signal_with_key_and_token_and_show(tmp_path: Path) -> None:
 def test_mnc_show_lists_unread_signals(tmp_path: Path) -> None:
     env = mnc_env(tmp_path)
     created = mnc(
-        ["run", str(SOURCE), "-w", "thaw_each", "--id", "u", "--detach"]
-        + ["--input", json.dumps(OBJECTS)],
+        [
+            "run",
+            str(SOURCE),
+            "-w",
+            "thaw_each",
+            "--id",
+            "u",
+            "--detach",
+            "--input",
+            json.dumps(OBJECTS),
+        ],
         env,
     )
     assert created.returncode == 0, created.stderr
@@ -397,8 +406,15 @@ def test_mnc_run_killed_at_every_commit_takes_every_callback_once(
         for _ in range(10):
             for row in reversed(ledger_rows(folder / "ledger.jsonl")):
                 sent = mnc(
-                    ["signal", "--token", row["token"], json.dumps(payload(row["key"]))]
-                    + ["--id", f"cb-{row['key']}", "--detach"],
+                    [
+                        "signal",
+                        "--token",
+                        row["token"],
+                        json.dumps(payload(row["key"])),
+                        "--id",
+                        f"cb-{row['key']}",
+                        "--detach",
+                    ],
                     env,
                 )
                 assert sent.returncode == 0 or "is over" in sent.stderr, sent.stderr
