@@ -434,3 +434,25 @@ def test_mnc_run_killed_at_every_commit_takes_every_callback_once(
             assert at > 3
             return
     raise AssertionError("the run never got past its crashes")
+
+
+def test_the_console_signals_with_a_key(tmp_path: Path, ledger: Path, program: IRProgram) -> None:
+    from tests.test_ui import console, csrf, wait_for
+
+    with SQLiteStore(tmp_path / "journal.db") as store:
+        objects = {"objects": [{"bucket": "b", "key": "k1"}]}
+        assert start_run(store, program, "thaw_each", objects, run_id="ui").status == "waiting"
+        client = console(store, execute=True)
+        assert 'name="key"' in client.get("/runs/ui").text
+        headers = {"accept": "application/json"}
+        form = {"run": "ui", "event": "restored", "payload": json.dumps(payload("k1"))}
+        unkeyed = client.post(
+            "/actions/signal", data={**form, "csrf": csrf(client)}, headers=headers
+        )
+        assert unkeyed.status_code == 400 and "is correlated" in unkeyed.json()["error"]
+        keyed = {**form, "key": "k1", "csrf": csrf(client)}
+        sent = client.post("/actions/signal", data=keyed, headers=headers)
+        assert sent.json()["message"].startswith("signal `restored` with key `k1` sent")
+        wait_for(store, "ui", "completed")
+        record = store.get_run("ui")
+        assert record is not None and record.result == ["k1<-restored-k1/k1"]
