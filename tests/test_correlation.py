@@ -25,6 +25,7 @@ from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import resume_run, start_run
 from mnlang.runtime.signals import SignalError, send, send_token
+from mnlang.runtime.tokens import make_token
 from mnlang.stores import open_store
 from mnlang.stores.base import Store
 from mnlang.stores.sqlite import SQLiteStore
@@ -157,9 +158,15 @@ def test_a_signal_for_a_wait_that_is_over_is_refused_with_the_wait_named(
     with SQLiteStore(db) as store:
         with pytest.raises(SignalError) as refused:
             send(store, "w", "restored", payload("k1"), key="k1")
-        assert refused.value.message == (
+        over = (
             "the wait `restored` for key `k1` (step `done/r`) is over: it took its signal already"
         )
+        assert refused.value.message == over
+        # The same wait's token, as `callback_token(restored, "k1")` made it in run `w`.
+        token = make_token(store.callback_secret(), "w", "restored", "k1")
+        with pytest.raises(SignalError) as refused:
+            send_token(store, token, payload("k1"))
+        assert refused.value.message == over
         assert store.pending_signals("w") == []
 
 

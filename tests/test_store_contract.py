@@ -386,6 +386,20 @@ def test_signals_keep_their_correlation_key(store: Store) -> None:
     assert store.taken_signal(run_id, "restored", "k1") is None
 
 
+def test_the_store_keeps_one_unread_signal_per_key(store: Store) -> None:
+    """What makes two racing senders of one key safe: the second insert is refused by the
+    store itself, whatever the checks before it saw."""
+    new_run(store, "q")
+    assert store.send_signal("q", "restored", 1, key="k1", signal_id="a")
+    assert not store.send_signal("q", "restored", 2, key="k1", signal_id="b")
+    assert store.send_signal("q", "restored", 3, key="k2", signal_id="c")
+    assert store.send_signal("q", "restored", 4, signal_id="d")
+    assert store.send_signal("q", "restored", 5, signal_id="e")  # unkeyed: no limit
+    store.commit(Batch("q", consume_signals=["a"]))
+    assert store.send_signal("q", "restored", 6, key="k1", signal_id="f")
+    assert [s.signal_id for s in store.pending_signals("q")] == ["c", "d", "e", "f"]
+
+
 def test_a_run_is_runnable_only_for_a_signal_with_the_key_it_waits_for(store: Store) -> None:
     run_id = new_run(store)
     store.commit(Batch(run_id, run=RunUpdate(status="waiting", waiting_for=["restored#k1"])))

@@ -111,6 +111,10 @@ def send(
             help=f"`mnc show {run_id}` lists them: the run takes them as it reaches its waits",
         )
     accepted = store.send_signal(run_id, declared.name, payload, signal_id=signal_id, key=key)
+    if not accepted and key is not None:
+        # The store refused it: a repeated id, or another send of this key that got in
+        # between the look above and the insert, which is refused here with the reason.
+        _kept_before(store, record, declared.name, key, signal_id, waits)
     current = store.get_run(run_id, args=False) or record
     return Delivered(
         run_id,

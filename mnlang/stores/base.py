@@ -595,7 +595,8 @@ class Store(Protocol):
         key: str | None = None,
     ) -> bool:
         """Put a signal, with its correlation key if any, in a run's mailbox; `False` when
-        this signal id was already sent. Without an id every send is new."""
+        this signal id was already sent, or when an unread signal with this name and key
+        is there (a mailbox holds one per key). Without an id every send is new."""
 
     def pending_signals(self, run_id: str, name: str | None = None) -> list[Signal]:
         """Signals not yet consumed, of any key, oldest first."""

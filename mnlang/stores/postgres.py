@@ -546,7 +546,7 @@ class _Plan:
                 _Write(
                     "INSERT INTO signals (run_id, signal_id, name, payload, correlation, "
                     "sent_at) VALUES (%s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (run_id, signal_id) DO NOTHING",
+                    "ON CONFLICT DO NOTHING",
                     [(*signal, now) for signal in self.signals],
                     many=True,
                 )
@@ -1055,7 +1055,7 @@ class PostgresStore:
                 raise run_not_found(run_id)
             inserted = tx.conn.execute(
                 "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, signal_id) DO NOTHING",
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (run_id, signal_id or uuid.uuid4().hex, name, encoded, now, key),
             )
             self._notify(tx, run_id)

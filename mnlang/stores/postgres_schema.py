@@ -401,11 +401,14 @@ _V6: Final[tuple[LiteralString, ...]] = (
 )
 
 # A signal's correlation key (`correlation`, NULL without one), so a `wait E for K` takes
-# only its own signal (a run waiting for one lists `name#key` in `waiting_for`), and the
+# only its own signal (a run waiting for one lists `name#key` in `waiting_for`; one unread
+# signal per key, as a second could never be taken), and the
 # journal's secret for callback tokens, kept out of every run's rows. `gen_random_uuid`
 # draws from the server's strong random source: two of them give 244 random bits.
 _V7: Final[tuple[LiteralString, ...]] = (
     "ALTER TABLE signals ADD COLUMN correlation text",
+    "CREATE UNIQUE INDEX signals_one_unread_per_key ON signals (run_id, name, correlation) "
+    "WHERE consumed_at IS NULL AND correlation IS NOT NULL",
     "CREATE TABLE secrets (name text PRIMARY KEY, value text NOT NULL)",
     "INSERT INTO secrets (name, value) VALUES ('callback_tokens', "
     "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",

@@ -282,10 +282,15 @@ def _move_run_args_v6(db: sqlite_utils.Database) -> None:
 
 def _add_signal_correlation_v7(db: sqlite_utils.Database) -> None:
     """A signal's correlation key (`correlation`, NULL without one), so a `wait E for K`
-    takes only its own signal, and the journal's secret for callback tokens (`secrets`),
+    takes only its own signal (one unread signal per key: a second could never be taken),
+    and the journal's secret for callback tokens (`secrets`),
     kept out of every run's rows. A run waiting for a keyed signal lists `name#key` in
     `waiting_for`; the runnable query matches that address."""
     db.execute("ALTER TABLE signals ADD COLUMN correlation TEXT")
+    db.execute(
+        "CREATE UNIQUE INDEX signals_one_unread_per_key ON signals (run_id, name, correlation) "
+        "WHERE consumed_at IS NULL AND correlation IS NOT NULL"
+    )
     db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.execute(
         "INSERT INTO secrets (name, value) VALUES ('callback_tokens', ?)",

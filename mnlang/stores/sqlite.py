@@ -767,7 +767,7 @@ class SQLiteStore:
     ) -> bool:
         cursor = self._conn.execute(
             "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, signal_id) DO NOTHING",
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (run_id, signal_id, name, dump(payload), now, key),
         )
         return cursor.rowcount == 1
