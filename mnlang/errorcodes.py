@@ -85,7 +85,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E510", "event wait in a loop without a varying correlation key"),
     ("E511", "two waits for one event without correlation keys"),
     ("E512", "correlation key is not a `str` or `int`"),
-    ("E513", "`callback_token` does not name an event"),
+    ("E513", "`callback_token` for no wait of the workflow"),
     # hygiene
     ("W001", "empty file"),
     ("W101", "unused result"),
