@@ -99,6 +99,26 @@ def test_each_item_gets_its_own_signal_sent_in_reverse_before_the_start(
         assert all(d["payload"] == payload(d["key"]) for d in taken)
 
 
+def test_a_worker_wakes_a_run_only_for_the_key_it_waits_for(
+    db: str, ledger: Path, program: IRProgram
+) -> None:
+    """A signal for an item the run does not wait for yet does not make it runnable (a
+    worker would only pause it again); the signal for the item it waits for does."""
+    assert api.start_run(program, OBJECTS, workflow="thaw_each", run_id="wk", db=db).status == (
+        "waiting"
+    )
+    with open_store(db) as store:
+        for key in ["k4", "k3", "k2"]:
+            send(store, "wk", "restored", payload(key), key=key)
+        assert "wk" not in store.runnable_runs()
+        send(store, "wk", "restored", payload("k1"), key="k1")
+        assert "wk" in store.runnable_runs()
+    api.run_worker(db=db, concurrency=1, until_idle=True)
+    with open_store(db) as store:
+        record = store.get_run("wk")
+        assert record is not None and (record.status, record.result) == ("completed", expected())
+
+
 def test_signals_answer_the_waiting_items_by_key_in_any_order(
     db: str, ledger: Path, program: IRProgram
 ) -> None:
