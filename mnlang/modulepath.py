@@ -17,7 +17,6 @@ project, or with `MNC_PATH` naming the code, finds it (`runtime.tools.module_ref
 from __future__ import annotations
 
 import os
-from importlib import metadata, resources
 from pathlib import Path
 
 ENTRY_POINT_GROUP = "mnlang.modules"
@@ -61,6 +60,9 @@ def find_module(dotted: str, importer: Path) -> tuple[Path | None, list[str]]:
 
 
 def _packaged(parts: list[str]) -> tuple[Path | None, list[str]]:
+    # Imported here: reading installed distributions is slow, and only a missing module needs it.
+    from importlib import metadata, resources
+
     looked: list[str] = []
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if entry.name != parts[0] or len(parts) < 2:
