@@ -24,8 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, cast
 
-import sqlite_utils
-
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
     UNSET,
@@ -196,10 +194,7 @@ class SQLiteStore:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
-                self._db = sqlite_utils.Database(
-                    conn, execute_plugins=False, recursive_triggers=False
-                )
-                self.migrated_from = migrate(self._db, self.location)
+                self.migrated_from = migrate(conn, self.location)
             except BaseException:
                 conn.close()
                 raise
@@ -401,7 +396,7 @@ class SQLiteStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
         with self._lock, self._translated():
-            rows = [tuple(row.values()) for row in self._db.query(sql, params)]
+            rows = self._conn.execute(sql, params).fetchall()
         return [_run_record(row) for row in rows]
 
     def run_counts(self) -> list[RunCount]:
