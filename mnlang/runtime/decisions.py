@@ -86,12 +86,15 @@ def decide_due_timeouts(store: Store, *, limit: int) -> int:
     decisions = []
     for timer in store.due_timers(limit=limit, prefix=prefix):
         checkpoint_id = timer.timer_id.removeprefix(prefix)
-        checkpoint = store.get_checkpoint(timer.run_id, checkpoint_id)
-        if checkpoint is None or checkpoint.status != "open":
-            continue
-        request = checkpoint.request
-        on_timeout = request.get("on_timeout") if isinstance(request, dict) else None
+        payload = timer.payload if isinstance(timer.payload, dict) else {}
+        if "on_timeout" in payload:
+            on_timeout = payload["on_timeout"]
+        else:  # a timer set before its choice rode with it: read the checkpoint
+            checkpoint = store.get_checkpoint(timer.run_id, checkpoint_id)
+            request = checkpoint.request if checkpoint is not None else None
+            on_timeout = request.get("on_timeout") if isinstance(request, dict) else None
         if on_timeout is not None:
+            # Only an open checkpoint is decided (`decide_timeouts` checks).
             decisions.append(
                 TimedDecision(timer.run_id, checkpoint_id, timer.timer_id, {"choice": on_timeout})
             )
