@@ -42,8 +42,9 @@ TARGETS_MS = {
 
 
 def import_times(argv: list[str], env: dict[str, str], top: int) -> list[tuple[int, str]]:
-    """The `top` largest cumulative import times (microseconds) of top-level modules and
-    of mnlang's own, from `python -X importtime`."""
+    """The `top` largest cumulative import times (microseconds) of top-level modules, of
+    every package (`click`, `pydantic`) wherever it is first imported, and of mnlang's own
+    modules, from `python -X importtime`."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", *argv],
         env=env,
@@ -58,7 +59,7 @@ def import_times(argv: list[str], env: dict[str, str], top: int) -> list[tuple[i
         if m is None:
             continue
         cumulative, indent, name = int(m[1]), len(m[2]), m[3]
-        if indent <= 1 or name.startswith("mnlang"):
+        if indent <= 1 or "." not in name or name.startswith("mnlang"):
             found[name] = max(found.get(name, 0), cumulative)
     return sorted(((us, name) for name, us in found.items()), reverse=True)[:top]
 
