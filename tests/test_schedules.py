@@ -130,6 +130,23 @@ def test_a_daily_job_runs_once_every_day_through_clock_changes(
         assert len(days) == len(set(days)) == expected
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    step=st.sampled_from([1, 2, 5, 10, 15, 20, 30]),
+    zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney"]),
+    start=st.sampled_from(["2024-03-10 00:00", "2024-03-31 00:00", "2024-04-07 00:00"]),
+)
+def test_a_job_that_follows_the_clock_keeps_its_pace_through_clock_changes(
+    step: int, zone: str, start: str
+) -> None:
+    """`*/n * * * *` runs every n minutes of real time straight through a day with a
+    clock change (these zones move by whole hours): none lost, none doubled."""
+    day = datetime.fromisoformat(start)
+    found = times(f"*/{step} * * * *", zone, start, str(day + timedelta(days=1)))
+    assert len(found) > 1
+    assert all(b - a == step * 60 for a, b in pairwise(found))
+
+
 def _field(low: int, high: int) -> st.SearchStrategy[tuple[str, frozenset[int]]]:
     """A cron field's text with the values it names, built together."""
 
