@@ -609,8 +609,8 @@ class Store(Protocol):
 
     def decide_timeouts(self, decisions: Sequence[TimedDecision], *, by: str) -> int:
         """In one transaction, record each decision (`by`, at the store's clock) whose
-        checkpoint is still open and whose timer is due, and drop that timer; returns how
-        many were recorded. It is a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
+        checkpoint is still open, whose timer is due and whose run is live (running or
+        waiting), and drop that timer; returns how many were recorded. It is a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
 
     def next_due(self) -> float | None:
         """When the earliest timer is due, or `None` without timers."""

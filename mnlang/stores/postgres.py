@@ -1145,6 +1145,8 @@ class PostgresStore:
                 "    AND c.status = 'open' AND EXISTS (SELECT 1 FROM timers AS t "
                 "      WHERE t.run_id = w.run_id AND t.timer_id = w.timer_id "
                 "        AND t.due_at <= clock.now) "
+                "    AND EXISTS (SELECT 1 FROM runs AS r "
+                "      WHERE r.run_id = w.run_id AND r.status IN ('running', 'waiting')) "
                 "  RETURNING w.run_id, w.timer_id), "
                 "dropped AS (DELETE FROM timers AS t USING decided AS d "
                 "  WHERE t.run_id = d.run_id AND t.timer_id = d.timer_id) "

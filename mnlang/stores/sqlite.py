@@ -823,7 +823,9 @@ class SQLiteStore:
                     "decided_by = :by, decided_at = :now "
                     "WHERE run_id = :run AND checkpoint_id = :checkpoint AND status = 'open' "
                     "AND EXISTS (SELECT 1 FROM timers "
-                    "WHERE run_id = :run AND timer_id = :timer AND due_at <= :now)",
+                    "WHERE run_id = :run AND timer_id = :timer AND due_at <= :now) "
+                    "AND EXISTS (SELECT 1 FROM runs "
+                    "WHERE run_id = :run AND status IN ('running', 'waiting'))",
                     {
                         "decision": dump(d.decision),
                         "by": by,
