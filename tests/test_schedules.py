@@ -71,6 +71,10 @@ def shown(seconds: float | None, zone: str = "UTC") -> str:
         ("@weekly", "UTC", "2024-05-01 04:06", "2024-05-05 00:00 Sun"),
         ("@monthly", "UTC", "2024-05-01 04:06", "2024-06-01 00:00 Sat"),
         ("@yearly", "UTC", "2024-05-01 04:06", "2025-01-01 00:00 Wed"),
+        # cronsim's extensions: the month's last day, its last and its second Friday.
+        ("0 0 L * *", "UTC", "2024-05-01 04:06", "2024-05-31 00:00 Fri"),
+        ("0 9 * * 5L", "UTC", "2024-05-01 04:06", "2024-05-31 09:00 Fri"),
+        ("0 9 * * 5#2", "UTC", "2024-05-01 04:06", "2024-05-10 09:00 Fri"),
         # 02:30 does not exist in Berlin on 31 March 2024: the job runs when the clock
         # has moved on, at 03:00, and is back at 02:30 the next day.
         ("30 2 * * *", "Europe/Berlin", "2024-03-30 12:00", "2024-03-31 03:00 Sun"),
