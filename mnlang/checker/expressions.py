@@ -740,27 +740,33 @@ class ExprChecker:
         return T.list_of(item_type or T.UNKNOWN)
 
     def _object(self, e: ast.ObjectLit, expected: T.Type | None) -> T.Type:
+        """`{ "seed": 42 }`: the record or `map[T]` expected here, else a `json` value."""
         if expected is not None and expected.kind == "optional":
             expected = expected.args[0]
         kind = expected.kind if expected is not None else None
         if expected is not None and kind == "record":
             self.record_entries(e, expected, e.entries)
             return expected
+        self.duplicate_keys(e)
         if expected is not None and kind == "map":
             for entry in e.entries:
                 self.expect(entry.value, expected.args[0], f" for key `{entry.key.name}`")
             return expected
         for entry in e.entries:
-            self.expr(entry.value, T.JSON if kind == "json" else None)
-        if kind in ("json", "unknown"):
-            return expected or T.UNKNOWN
-        self.diags.add(
-            "E201",
-            e,
-            "an object `{ ... }` needs a known record or map type here",
-            help="write a record literal: `TypeName { field: value }`",
-        )
-        return T.UNKNOWN
+            self.expr(entry.value, T.JSON)
+        return T.JSON
+
+    def duplicate_keys(self, e: ast.ObjectLit) -> None:
+        seen: set[str] = set()
+        for entry in e.entries:
+            if entry.key.name in seen:
+                self.diags.add(
+                    "E231",
+                    entry.key,
+                    f"key `{entry.key.name}` appears twice in this object",
+                    help="keep one: a later value would silently replace the earlier one",
+                )
+            seen.add(entry.key.name)
 
     def _record(self, e: ast.RecordLit, expected: T.Type | None) -> T.Type:
         name = e.type_name.name

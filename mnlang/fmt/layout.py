@@ -344,7 +344,8 @@ class Layout:
     def entry(self, node: ast.Entry | ast.OptionStmt) -> Doc:
         value = node.value
         shown = self.object(value) if isinstance(value, ast.ObjectLit) else self.expr(value)
-        return [node.key.name, ": ", shown]
+        # A key is kept as written: `"seed"` stays quoted (it may be no name: `"charge-id"`).
+        return [self.text(node.key), ": ", shown]
 
     # ---- expressions -----------------------------------------------------------
 

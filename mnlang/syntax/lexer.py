@@ -172,6 +172,10 @@ def tokenize(
         if kind == "IDENT":
             value = m.group(kind)
             kind = keywords.get(value) or ("TYPE_NAME" if value[0].isupper() else "NAME")
+            if last == "DOT" and kind not in ("NAME", "TYPE_NAME"):
+                # After `.` a word is a field name (`e.type`, `x.not`): as a keyword,
+                # `and`/`not` would also swallow the newline that ends the statement.
+                kind = "NAME"
             if kind == "FOR":
                 for_header_depth = len(stack)
             elif kind == "LIMIT":
