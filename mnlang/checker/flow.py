@@ -673,21 +673,35 @@ class BodyChecker(ExprChecker):
         return entries
 
     def _timeout(self, entry: ast.Entry | None) -> str | None:
-        """`"never"`, `"duration"`, or None when absent (E212 for anything else)."""
+        """`"never"`, `"duration"` (a literal or an expression of type `duration`, checked
+        for being zero or more when the step starts), or None when absent or wrong."""
         if entry is None:
             return None
         value = entry.value
         if isinstance(value, ast.Name) and value.name == "never":
             value.ty = T.DURATION
             return "never"
-        if isinstance(value, ast.DurationLit):
-            value.ty = T.DURATION
+        if isinstance(value, ast.ObjectLit):
+            self.diags.add(
+                "E212",
+                value,
+                "`timeout` takes a duration or `never`, not an object",
+                help="write e.g. `timeout: 24h`, `timeout: review_time` (a `duration` value), "
+                "or `timeout: never` to wait without limit",
+            )
+            return None
+        t = self.expr(value, T.DURATION)
+        if t.kind in ("duration", "unknown"):
             return "duration"
+        if t.kind == "optional" and t.args[0].kind == "duration":
+            self.optional_use(value, t)
+            return None
         self.diags.add(
             "E212",
             value,
-            "`timeout` takes a duration or `never`",
-            help="write e.g. `timeout: 24h`, or `timeout: never` to wait without limit",
+            f"`timeout` takes a duration or `never`, found `{t}`",
+            help="write e.g. `timeout: 24h`, `timeout: review_time` (a `duration` value), "
+            "or `timeout: never` to wait without limit",
         )
         return None
 

@@ -336,6 +336,7 @@ class WorkflowCompiler:
             options=options,
             assignee=self._expr_option(entries.get("assignee")),
             timeout_ms=_duration(entries.get("timeout")),
+            timeout=self._computed_timeout(entries.get("timeout")),
             on_timeout=on_timeout[0] if on_timeout else None,
             next=nxt,
         )
@@ -344,6 +345,12 @@ class WorkflowCompiler:
 
     def _expr_option(self, value: ast.Expr | None) -> Expr | None:
         return self.lower(value) if value is not None else None
+
+    def _computed_timeout(self, value: ast.Expr | None) -> Expr | None:
+        """A `timeout:` that is neither a literal duration nor `never`: evaluated at run time."""
+        if value is None or isinstance(value, ast.DurationLit) or _is_never(value):
+            return None
+        return self.lower(value)
 
     def wait(
         self, wait: ast.Wait, target: str | None, sid: str, nxt: str | None, span: SpanIR
@@ -357,18 +364,19 @@ class WorkflowCompiler:
             raise CompilerBug(f"wait for unknown event `{wait.event.name}` at {wait.span}")
         payload = self.callables.events[event.name].payload
         entries = {e.key.name: e.value for e in wait.options.entries} if wait.options else {}
-        timeout = _duration(entries.get("timeout"))
+        timeout = entries.get("timeout")
         state = WaitState(
             id=sid,
             span=span,
             target=target,
             event=event.name,
             payload=payload,
-            timeout_ms=timeout,
+            timeout_ms=_duration(timeout),
+            timeout=self._computed_timeout(timeout),
             next=nxt,
         )
         value = payload if payload is not None else NULL
-        return state, optional(value) if timeout is not None else value
+        return state, optional(value) if timeout is not None and not _is_never(timeout) else value
 
     # ---- control flow ----------------------------------------------------------------
 
@@ -620,6 +628,10 @@ def _names(value: ast.Expr | None) -> list[str]:
     if isinstance(value, ast.ListLit):
         return [item.name for item in value.items if isinstance(item, ast.Name)]
     return []
+
+
+def _is_never(value: ast.Expr) -> bool:
+    return isinstance(value, ast.Name) and value.name == "never"
 
 
 def _duration(value: ast.Expr | None) -> int | None:

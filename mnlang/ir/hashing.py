@@ -19,6 +19,9 @@ from mnlang.ir.base import SpanIR
 from mnlang.ir.model import IRProgram
 
 _PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
+# Fields added to the IR after programs were hashed (a computed `timeout`): left out while
+# null, so a program that does not use them keeps its hash and its runs need no upgrade.
+_OMITTED_WHEN_NULL = frozenset({"timeout"})
 
 
 def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
@@ -32,7 +35,7 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
             if key in exclude:
                 continue
             item = getattr(value, name)
-            if isinstance(item, SpanIR):
+            if isinstance(item, SpanIR) or (item is None and key in _OMITTED_WHEN_NULL):
                 continue
             out[key] = canonical(item)
         return out

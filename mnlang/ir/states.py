@@ -94,7 +94,8 @@ class CheckpointState(StateBase):
     """A human decision: the run waits until it is decided or `timeout_ms` passes.
 
     On timeout the decision is `on_timeout` with `by` = "timeout". `timeout_ms`
-    None means the checkpoint waits forever (`timeout: never`).
+    is a literal timeout; `timeout` one computed when the checkpoint opens (`timeout:
+    review_time`); with neither the checkpoint waits forever (`timeout: never`).
     """
 
     kind: Literal["checkpoint"] = "checkpoint"
@@ -105,6 +106,7 @@ class CheckpointState(StateBase):
     options: list[str]
     assignee: Expr | None = None
     timeout_ms: int | None = None
+    timeout: Expr | None = None
     on_timeout: str | None = None
     next: str | None = None
 
@@ -112,7 +114,8 @@ class CheckpointState(StateBase):
 class WaitState(StateBase):
     """A durable timer (`duration`) or a wait for an event (`event`, with `timeout_ms`).
 
-    An event wait with a timeout yields the payload, or null when the timeout fired.
+    An event wait with a timeout yields the payload, or null when the timeout fired;
+    `timeout_ms` is a literal timeout, `timeout` one computed when the wait starts.
     """
 
     kind: Literal["wait"] = "wait"
@@ -121,6 +124,7 @@ class WaitState(StateBase):
     event: str | None = None
     payload: TypeIR | None = None
     timeout_ms: int | None = None
+    timeout: Expr | None = None
     next: str | None = None
 
 

@@ -122,6 +122,7 @@ class Pauses:
             return
         scope = fiber.scope
         evaluate = run.evaluator.eval
+        timeout_ms = self._timeout_ms(state, fiber, f"checkpoint `{state.name}`")
         request = {
             "kind": "checkpoint",
             "ask": to_text(evaluate(state.ask, scope)) if state.ask is not None else None,
@@ -130,22 +131,32 @@ class Pauses:
             "assignee": (
                 to_text(evaluate(state.assignee, scope)) if state.assignee is not None else None
             ),
-            "timeout_ms": state.timeout_ms,
+            "timeout_ms": timeout_ms,
             "on_timeout": state.on_timeout,
             "step": state.id,
             "branch": fiber.label,
         }
         run.journal.open_checkpoints.append(OpenCheckpoint(checkpoint_id, state.name, request))
-        if state.timeout_ms is not None:
+        if timeout_ms is not None:
             run.journal.set_timers.append(
                 SetTimer(
                     checkpoint_timer(checkpoint_id),
-                    state.timeout_ms / 1000,
+                    timeout_ms / 1000,
                     {"checkpoint": checkpoint_id},
                 )
             )
         run.journal.event("checkpoint", {"id": checkpoint_id, **request}, state.id, fiber.branch)
         self._pause(fiber, {"checkpoint": checkpoint_id})
+
+    def _timeout_ms(
+        self, state: CheckpointState | WaitState, fiber: Fiber, what: str
+    ) -> int | None:
+        """The step's timeout in milliseconds: the literal, or its expression evaluated now
+        (a `value_error` when it is null or negative); None waits without limit."""
+        if state.timeout is None:
+            return state.timeout_ms
+        value = self.run.evaluator.eval(state.timeout, fiber.scope)
+        return _duration_ms(value, f"the `timeout` of {what}")
 
     def _check_checkpoint(self, fiber: Fiber, state: CheckpointState, checkpoint_id: str) -> None:
         run = self.run
@@ -207,11 +218,9 @@ class Pauses:
                 fiber.status = "paused"
             return
         assert state.duration is not None
-        duration = run.evaluator.eval(state.duration, fiber.scope)
-        if not isinstance(duration, Duration):
-            raise value_error(f"`wait` needs a duration, got {to_text(duration)}")
-        run.journal.set_timers.append(SetTimer(timer_id, max(duration.ms, 0) / 1000))
-        run.journal.event("wait", {"timer": timer_id, "ms": duration.ms}, state.id, fiber.branch)
+        ms = _duration_ms(run.evaluator.eval(state.duration, fiber.scope), "`wait`")
+        run.journal.set_timers.append(SetTimer(timer_id, ms / 1000))
+        run.journal.event("wait", {"timer": timer_id, "ms": ms}, state.id, fiber.branch)
         self._pause(fiber, {"timer": timer_id})
 
     def _wait_event(self, fiber: Fiber, state: WaitState, event: str) -> None:
@@ -237,7 +246,8 @@ class Pauses:
             run.force_commit = True
             run.deliver(fiber, value)
             return
-        if not fresh and state.timeout_ms is not None and self._timer_due(timer_id):
+        timed = state.timeout_ms is not None or state.timeout is not None
+        if not fresh and timed and self._timer_due(timer_id):
             run.journal.cancel_timers.append(timer_id)
             run.journal.event("timed_out", {"event": event}, state.id, fiber.branch)
             run.force_commit = True
@@ -246,10 +256,11 @@ class Pauses:
         if not fresh:
             fiber.status = "paused"
             return
-        if state.timeout_ms is not None:
-            run.journal.set_timers.append(SetTimer(timer_id, state.timeout_ms / 1000))
+        timeout_ms = self._timeout_ms(state, fiber, f"`wait {event}`")
+        if timeout_ms is not None:
+            run.journal.set_timers.append(SetTimer(timer_id, timeout_ms / 1000))
         run.journal.event(
-            "wait", {"event": event, "timeout_ms": state.timeout_ms}, state.id, fiber.branch
+            "wait", {"event": event, "timeout_ms": timeout_ms}, state.id, fiber.branch
         )
         self._pause(fiber, {"event": event, "timer": timer_id})
 
@@ -447,3 +458,13 @@ class Pauses:
             note = {k: v for k, v in fiber.pending.items() if k not in ("effect", "agent")}
             out.append({"branch": fiber.label, "step": fiber.at, **note})
         return out
+
+
+def _duration_ms(value: object, what: str) -> int:
+    """A computed duration in milliseconds; null and negative durations are errors, since
+    neither says how long to wait (`timeout: never` is the way to wait without limit)."""
+    if not isinstance(value, Duration):
+        raise value_error(f"{what} must be a duration, got {to_text(value)}")
+    if value.ms < 0:
+        raise value_error(f"{what} must be 0 or more, got {value.ms}ms")
+    return value.ms
