@@ -5,6 +5,7 @@ any `duration` expression, evaluated when the step starts; a null or negative du
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,94 @@ def test_the_graph_shows_a_computed_timeout(program: IRProgram) -> None:
 
     assert "timeout review_time * 2 -> reject" in workflow_dot(program, "review")
     assert "timeout (grace ?? 1h) + 1s" in workflow_dot(program, "payment")
+
+
+SLOW = textwrap.dedent(
+    """\
+    tool nap(seconds: float, limit: duration) -> str {
+      impl: "slow_tools:nap"
+      timeout: limit + 100ms
+    }
+
+    workflow napping(seconds: float, limit: duration) -> str {
+      r = nap(seconds, limit)
+      return r
+    }
+    """
+)
+
+
+def test_a_tools_timeout_is_computed_from_its_arguments_per_call(tmp_path: Path) -> None:
+    path = tmp_path / "slow.mn"
+    path.write_text(SLOW)
+    (tmp_path / "slow_tools.py").write_text(
+        "import time\n\ndef nap(seconds, limit):\n    time.sleep(seconds)\n    return 'woke'\n"
+    )
+    ir, diags = compile_file(path)
+    assert ir is not None, diags
+    assert ir.tools["nap"].timeout is not None and ir.tools["nap"].timeout_ms is None
+    store = SQLiteStore(tmp_path / "journal.db")
+    try:
+        quick = start_run(store, ir, "napping", {"seconds": 0.0, "limit": 5000}, run_id="ok")
+        assert (quick.status, quick.result) == ("completed", "woke")
+        slow = start_run(store, ir, "napping", {"seconds": 1.0, "limit": 0}, run_id="late")
+        assert slow.status == "failed" and isinstance(slow.error, dict)
+        assert slow.error["kind"] == "timeout"
+        bad = start_run(store, ir, "napping", {"seconds": 0.0, "limit": -500}, run_id="bad")
+        assert isinstance(bad.error, dict) and bad.error["kind"] == "value_error"
+        assert bad.error["message"] == "the `timeout` of `nap` must be 0 or more, got -400ms"
+    finally:
+        store.close()
+
+
+def test_a_tools_timeout_names_only_its_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "bad.mn"
+    path.write_text(
+        SLOW.replace("timeout: limit + 100ms", "timeout: seconds").replace(
+            "workflow napping",
+            'tool other(x: int) -> str {\n  impl: "m:o"\n  timeout: y\n}\n\nworkflow napping',
+        )
+    )
+    found = [(d.code, d.message) for d in check(path).diagnostics]
+    assert found == [
+        ("E212", "`timeout` takes a duration or `never`, found `float`"),
+        ("E101", "unknown name `y`"),
+    ]
+
+
+DEADLINE = textwrap.dedent(
+    """\
+    workflow slow(sla: duration) -> str {
+      deadline: sla * 2
+      wait 1h
+      return "done"
+    }
+    """
+)
+
+
+def test_a_workflow_deadline_is_computed_once_from_its_arguments(tmp_path: Path) -> None:
+    path = tmp_path / "deadline.mn"
+    path.write_text(DEADLINE)
+    ir, diags = compile_file(path)
+    assert ir is not None, diags
+    store = SQLiteStore(tmp_path / "journal.db")
+    try:
+        waiting = start_run(store, ir, "slow", {"sla": 30 * 60_000}, run_id="d")
+        assert waiting.status == "waiting"
+        deadline = next(t for t in store.run_timers("d") if t.timer_id == "deadline")
+        record = store.get_run("d")
+        assert record is not None
+        assert deadline.due_at == pytest.approx(record.created_at + HOUR)
+        short = start_run(store, ir, "slow", {"sla": 50}, run_id="short")
+        assert short.status == "waiting"
+        time.sleep(0.3)  # past the 100 ms deadline
+        ended = resume_run(store, "short", config=CONFIG)
+        assert ended.status == "failed" and isinstance(ended.error, dict)
+        assert ended.error["kind"] == "deadline_exceeded"
+        assert ended.error["message"] == "the run passed its deadline of 100 ms"
+        bad = start_run(store, ir, "slow", {"sla": -1}, run_id="bad")
+        assert isinstance(bad.error, dict) and bad.error["kind"] == "value_error"
+        assert bad.error["message"] == "the `deadline` of `slow` must be 0 or more, got -2ms"
+    finally:
+        store.close()

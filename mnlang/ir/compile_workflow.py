@@ -128,11 +128,13 @@ class WorkflowCompiler:
         opts = declaration_options(self.decls.program, self.symbol)
         budget = opts.get("budget")
         limit = opts.get("limit")
+        deadline = opts.get("deadline")
         return WorkflowOptionsIR.model_validate(
             {
                 "class": opts.get("class"),
                 "budget": budget,
-                "deadline_ms": duration_ms(opts.get("deadline")),
+                "deadline_ms": duration_ms(deadline),
+                "deadline": self.lower(deadline) if isinstance(deadline, ast.Expr) else None,
                 "limit": limit if isinstance(limit, int) else None,
             }
         )

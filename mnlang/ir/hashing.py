@@ -19,9 +19,10 @@ from mnlang.ir.base import SpanIR
 from mnlang.ir.model import IRProgram
 
 _PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
-# Fields added to the IR after programs were hashed (a computed `timeout`): left out while
-# null, so a program that does not use them keeps its hash and its runs need no upgrade.
-_OMITTED_WHEN_NULL = frozenset({"timeout"})
+# Fields added to the IR after programs were hashed (a computed `timeout` or `deadline`):
+# left out while null, so a program that does not use them keeps its hash and its runs
+# need no upgrade.
+_OMITTED_WHEN_NULL = frozenset({"timeout", "deadline"})
 
 
 def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:

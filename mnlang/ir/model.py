@@ -57,7 +57,8 @@ class ToolIR(IRModel):
     """A pure, retry-safe call of Python code.
 
     `impl` is `module:function`; the module is looked up in `impl_dir`, a folder
-    relative to the root source's folder (`IRProgram.source.dir`).
+    relative to the root source's folder (`IRProgram.source.dir`). The per-attempt timeout
+    is `timeout_ms`, or `timeout`, an expression over the parameters evaluated per call.
     """
 
     name: str
@@ -66,6 +67,7 @@ class ToolIR(IRModel):
     impl: str
     impl_dir: str
     timeout_ms: int | None = None
+    timeout: Expr | None = None
     retry: RetryIR
     limit: LimitIR | None = None
     cost: Decimal | None = None
@@ -139,6 +141,8 @@ class WorkflowOptionsIR(IRModel):
     class_: str | None = Field(default=None, alias="class")
     budget: Decimal | None = None
     deadline_ms: int | None = None
+    deadline: Expr | None = None
+    """A deadline computed from the arguments when the run starts (`deadline: sla`)."""
     limit: int | None = None
 
 

@@ -75,6 +75,7 @@ from mnlang.runtime.pauses import (
     inherited_budget,
 )
 from mnlang.runtime.scope import Scope
+from mnlang.runtime.timeouts import checked_ms
 from mnlang.runtime.values import (
     Timestamp,
     Value,
@@ -294,8 +295,9 @@ class Interpreter:
         """Run until the run completes, fails, is cancelled or waits for something."""
         now = self.store.now()
         self.clock_offset = now - time.time()
-        if self.workflow.options.deadline_ms is not None:
-            self.deadline_at = self.record.created_at + self.workflow.options.deadline_ms / 1000
+        deadline_ms = self._deadline_ms()
+        if deadline_ms is not None:
+            self.deadline_at = self.record.created_at + deadline_ms / 1000
         parent_deadline = self.record.meta.get(PARENT_DEADLINE)
         if parent_deadline is not None:
             self.deadline_at = min(self.deadline_at or parent_deadline, parent_deadline)
@@ -445,9 +447,28 @@ class Interpreter:
             if record is not None and record.cancel_requested and not self.aborting:
                 self.abort(StepFailure(CANCELLED, "the run was cancelled"))
 
+    def _deadline_ms(self) -> int | None:
+        """The run's own deadline: the literal, or the one computed from the arguments when
+        the run started, kept in the run data (committed with the first commit) so a resumed
+        run does not compute it again from variables that may have changed."""
+        options = self.workflow.options
+        if options.deadline is None or self.root is None:
+            return options.deadline_ms
+        known = self.run_data.get("deadline_ms")
+        if isinstance(known, int):
+            return known
+        try:
+            value = self.evaluator.eval(options.deadline, self.root.scope)
+            computed = checked_ms(value, f"the `deadline` of `{self.workflow.name}`")
+        except StepFailure as failure:
+            self.abort(failure)
+            return None
+        self.update_run_data(deadline_ms=computed)
+        return computed
+
     def _check_deadline(self, store_now: float) -> None:
         if self.deadline_at is not None and store_now >= self.deadline_at and not self.aborting:
-            limit = self.workflow.options.deadline_ms
+            limit = self.workflow.options.deadline_ms or self.run_data.get("deadline_ms")
             whose = f"its deadline of {limit} ms" if limit is not None else "its parent's deadline"
             self.abort(StepFailure(DEADLINE_EXCEEDED, f"the run passed {whose}"))
 

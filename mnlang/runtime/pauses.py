@@ -30,7 +30,8 @@ from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
-from mnlang.runtime.values import Duration, Timestamp, to_plain, to_text
+from mnlang.runtime.timeouts import checked_ms
+from mnlang.runtime.values import Timestamp, to_plain, to_text
 from mnlang.stores.base import (
     Checkpoint,
     CommitResult,
@@ -156,7 +157,7 @@ class Pauses:
         if state.timeout is None:
             return state.timeout_ms
         value = self.run.evaluator.eval(state.timeout, fiber.scope)
-        return _duration_ms(value, f"the `timeout` of {what}")
+        return checked_ms(value, f"the `timeout` of {what}")
 
     def _check_checkpoint(self, fiber: Fiber, state: CheckpointState, checkpoint_id: str) -> None:
         run = self.run
@@ -218,7 +219,7 @@ class Pauses:
                 fiber.status = "paused"
             return
         assert state.duration is not None
-        ms = _duration_ms(run.evaluator.eval(state.duration, fiber.scope), "`wait`")
+        ms = checked_ms(run.evaluator.eval(state.duration, fiber.scope), "`wait`")
         run.journal.set_timers.append(SetTimer(timer_id, ms / 1000))
         run.journal.event("wait", {"timer": timer_id, "ms": ms}, state.id, fiber.branch)
         self._pause(fiber, {"timer": timer_id})
@@ -458,13 +459,3 @@ class Pauses:
             note = {k: v for k, v in fiber.pending.items() if k not in ("effect", "agent")}
             out.append({"branch": fiber.label, "step": fiber.at, **note})
         return out
-
-
-def _duration_ms(value: object, what: str) -> int:
-    """A computed duration in milliseconds; null and negative durations are errors, since
-    neither says how long to wait (`timeout: never` is the way to wait without limit)."""
-    if not isinstance(value, Duration):
-        raise value_error(f"{what} must be a duration, got {to_text(value)}")
-    if value.ms < 0:
-        raise value_error(f"{what} must be 0 or more, got {value.ms}ms")
-    return value.ms
