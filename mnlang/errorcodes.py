@@ -66,6 +66,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E217", "misplaced statement"),
     ("E230", "object key is not plain text"),
     ("E231", "duplicate key in an object"),
+    ("E232", "`run` used as a value"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

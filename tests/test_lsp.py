@@ -419,3 +419,16 @@ def test_keyword_field_names_complete_and_check_clean(tmp_path: Path, client: Cl
         {"textDocument": {"uri": uri}, "position": position(text, "e.type", 2)},
     )
     assert [item["label"] for item in result["items"]] == ["type", "event"]  # declared order
+
+
+def test_run_fields_complete_after_run_dot(tmp_path: Path, client: Client) -> None:
+    path = tmp_path / "meta.mn"
+    text = "workflow w() -> str {\n  return run.id\n}\n"
+    uri = open_document(client, path, text)
+    assert diagnostics_of(client, uri) == []
+    result = client.request(
+        "textDocument/completion",
+        {"textDocument": {"uri": uri}, "position": position(text, "run.id", 4)},
+    )
+    labels = [item["label"] for item in result["items"]]
+    assert labels == ["id", "workflow", "parent", "started_at", "scheduled_at"]

@@ -34,6 +34,14 @@ _COMPARISONS = ("<", ">", "<=", ">=")
 _VERBS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "%": "take the remainder of"}
 _DECISION_FIELDS = ("choice", "approved", "by", "comment", "at")
 _ERROR_FIELDS = ("kind", "message", "step")
+# `run.<field>`: the run itself, where no variable or declaration is called `run`.
+RUN_FIELDS: dict[str, T.Type] = {
+    "id": T.STR,
+    "workflow": T.STR,
+    "parent": T.optional(T.STR),
+    "started_at": T.TIMESTAMP,
+    "scheduled_at": T.optional(T.TIMESTAMP),
+}
 
 # Narrowing facts: expression paths (`x`, `x.note`) and the type they have when a condition holds.
 Facts = dict[str, T.Type]
@@ -229,11 +237,28 @@ class ExprChecker:
 
     # ---- names and members ----------------------------------------------------------
 
+    def is_run(self, e: ast.Expr) -> bool:
+        """`run` naming the run itself: no local and no declaration has that name."""
+        return (
+            isinstance(e, ast.Name)
+            and e.name == "run"
+            and not self.is_bound("run")
+            and self.resolver.symbol(self.module, "run") is None
+        )
+
     def _name(self, e: ast.Name, expected: T.Type | None) -> T.Type:
         t = self.local(e)
         if t is not None:
             return t
         if self.quiet_unknown:
+            return T.UNKNOWN
+        if self.is_run(e):
+            self.diags.add(
+                "E232",
+                e,
+                "`run` is read by its fields, not as a whole",
+                help="write one of " + ", ".join(f"`run.{n}`" for n in RUN_FIELDS),
+            )
             return T.UNKNOWN
         sym = self.resolver.symbol(self.module, e.name)
         if sym is not None:
@@ -276,6 +301,20 @@ class ExprChecker:
 
     def _field(self, e: ast.Field, expected: T.Type | None) -> T.Type:
         obj = e.obj
+        if self.is_run(obj):
+            assert isinstance(obj, ast.Name)
+            obj.ref = "run"
+            found = RUN_FIELDS.get(e.name.name)
+            if found is None:
+                self.diags.add(
+                    "E107",
+                    e.name,
+                    f"`run` has no field `{e.name.name}`",
+                    help=did_you_mean(e.name.name, list(RUN_FIELDS))
+                    or "its fields: " + ", ".join(f"`{n}`" for n in RUN_FIELDS),
+                )
+                return T.UNKNOWN
+            return found
         if isinstance(obj, ast.Name) and not self.is_bound(obj.name):
             target = self.resolver.alias(self.module, obj.name)
             if target is not None:

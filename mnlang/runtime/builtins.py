@@ -121,3 +121,6 @@ PURE: dict[str, Callable[..., Any]] = {
 }
 
 JOURNALED = frozenset({"now", "uuid"})
+# Answered by the interpreter too: `run`, the run's own record (`run.id`, ...), read from its
+# row, which was committed when the run was created.
+EXTERNAL = JOURNALED | {"run"}

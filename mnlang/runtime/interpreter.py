@@ -711,7 +711,10 @@ class Interpreter:
         self.unwind(fiber, StepFailure(FAIL, message, state.id), state.frame)
 
     def _external(self, name: str) -> Value:
-        """`now()` and `uuid()`: external values, journaled where they were taken."""
+        """`now()` and `uuid()`: external values, journaled where they were taken; `run`:
+        the run's own record, from its row (committed when the run was created)."""
+        if name == "run":
+            return self._run_info()
         fiber, state = self._current or (self.root, None)
         value: Value = (
             Timestamp(round((time.time() + self.clock_offset) * 1000))
@@ -721,6 +724,21 @@ class Interpreter:
         branch = fiber.branch if fiber is not None else ""
         self.journal.event(name, {"value": to_plain(value)}, state, branch)
         return value
+
+    def _run_info(self) -> dict[str, Value]:
+        record = self.record
+        scheduled = record.meta.get("scheduled_at")
+        return {
+            "id": record.run_id,
+            "workflow": record.workflow,
+            "parent": record.parent_run_id,
+            "started_at": Timestamp(round(record.created_at * 1000)),
+            "scheduled_at": (
+                Timestamp(round(float(scheduled) * 1000))
+                if isinstance(scheduled, int | float)
+                else None
+            ),
+        }
 
     # --- frames -----------------------------------------------------------------------
 
