@@ -67,6 +67,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E230", "object key is not plain text"),
     ("E231", "duplicate key in an object"),
     ("E232", "`run` used as a value"),
+    ("E233", "bad regular expression"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

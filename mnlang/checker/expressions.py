@@ -10,6 +10,7 @@ fits everywhere, so one mistake is reported once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -547,6 +548,8 @@ class ExprChecker:
                     self.optional_use(e.args[i], t)
                     types[i] = t.unwrap() if t.kind == "optional" else T.UNKNOWN
         result = builtin.rule(types)
+        if builtin.name == "matches" and not isinstance(result, Misuse):
+            self._regex(e.args[1])
         if isinstance(result, Misuse):
             arg = e.args[result.index]
             self.diags.add(
@@ -557,6 +560,24 @@ class ExprChecker:
             )
             return T.UNKNOWN
         return result
+
+    def _regex(self, pattern: ast.Expr) -> None:
+        """E233 for a literal pattern of `matches` that is no regular expression."""
+        if not isinstance(pattern, ast.StrLit) or not all(
+            isinstance(p, str) for p in pattern.parts
+        ):
+            return
+        text = "".join(str(p) for p in pattern.parts)
+        try:
+            re.compile(text)
+        except re.error as e:
+            self.diags.add(
+                "E233",
+                pattern,
+                f"`{text}` is not a regular expression: {e}",
+                help="`matches` takes a Python regular expression that the whole text must "
+                'match, e.g. `"[a-z]+-[0-9]+"`; escape special characters with `\\\\`',
+            )
 
     # ---- operators ----------------------------------------------------------------------
 
