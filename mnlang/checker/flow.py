@@ -165,6 +165,7 @@ class BodyChecker(ExprChecker):
         self.assigned = _Assigned()
         self.scoped: list[_Var] = []  # loop and catch variables, for W101
         self.read_early: set[str] = set()  # read before their first assignment (E207 reported)
+        self.published: dict[str, tuple[T.Type, ast.Publish]] = {}  # name -> its type, first
 
     # ---- hooks ---------------------------------------------------------------------
 
@@ -629,6 +630,20 @@ class BodyChecker(ExprChecker):
     def _log(self, s: ast.Log) -> None:
         self.expect(s.message, T.STR, " for `log`")
 
+    def _publish(self, s: ast.Publish) -> None:
+        """A published name keeps one type: readers outside the run rely on it."""
+        name = s.name.name
+        first = self.published.get(name)
+        if first is None:
+            self.published[name] = (self.expr(s.value), s)
+            return
+        t = self.expect(s.value, first[0], f" for `publish {name}`")
+        if not assignable(t, first[0]):
+            return
+        joined = join(first[0], t)
+        if joined is not None:
+            self.published[name] = (joined, first[1])
+
     def _yield(self, s: ast.Yield) -> None:
         loop = self.loops[-1] if self.loops else None
         t = self.expr(s.value)
@@ -847,5 +862,6 @@ _STATEMENTS: dict[type, Callable[[BodyChecker, Any], None]] = {
     ast.Return: BodyChecker._return,
     ast.Fail: BodyChecker._fail,
     ast.Log: BodyChecker._log,
+    ast.Publish: BodyChecker._publish,
     ast.Yield: BodyChecker._yield,
 }

@@ -282,6 +282,8 @@ class Layout:
             return ["fail ", self.expr(node.message)]
         if isinstance(node, ast.Log):
             return ["log ", self.expr(node.message)]
+        if isinstance(node, ast.Publish):
+            return ["publish ", node.name.name, " = ", self.expr(node.value)]
         if isinstance(node, ast.Yield):
             return ["yield ", self.expr(node.value)]
         raise TypeError(f"no layout for {type(node).__name__}")

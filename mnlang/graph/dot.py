@@ -61,6 +61,7 @@ _STYLES: dict[str, _Style] = {
     "loop": _Style("trapezium", "#d1fae5"),
     "try": _Style("box", "#f5f5f4", "dashed"),
     "log": _Style("note", "#ffffff"),
+    "publish": _Style("note", "#e8f4ff"),
     "yield": _Style("cds", "#d1fae5"),
     "return": _Style("box", "#bbf7d0", "rounded,bold"),
     "fail": _Style("octagon", "#fecaca"),

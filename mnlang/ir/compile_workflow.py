@@ -53,6 +53,7 @@ from mnlang.ir.states import (
     MatchArm,
     MatchState,
     ParallelState,
+    PublishState,
     ReturnState,
     State,
     TryState,
@@ -97,6 +98,7 @@ class WorkflowCompiler:
         self.order: list[str] = []
         self.states: dict[str, State] = {}
         self.scopes: dict[str, dict[str, TypeIR]] = {}
+        self.published: dict[str, TypeIR] = {}
         self.uses: dict[str, set[str]] = {}
         self.edges: dict[str, list[Edge]] = {}
 
@@ -119,6 +121,7 @@ class WorkflowCompiler:
             params=params,
             returns=type_from_ref(decl.returns, self.module),
             options=self.options(),
+            published=self.published,
             start=start,
             states=states,
             span=self.decls.span(decl),
@@ -234,6 +237,14 @@ class WorkflowCompiler:
                 message = self.lower(stmt.message)
                 state = LogState(id=sid, span=span, message=message, next=nxt)
                 self.add(state, ctx, env, [message], [(nxt, _NONE)])
+                return env
+            case ast.Publish():
+                value = self.lower(stmt.value)
+                self.published.setdefault(stmt.name.name, expr_type(stmt.value))
+                published = PublishState(
+                    id=sid, span=span, name=stmt.name.name, value=value, next=nxt
+                )
+                self.add(published, ctx, env, [value], [(nxt, _NONE)])
                 return env
             case ast.Yield():
                 return self.yield_(stmt, sid, nxt, ctx, env, span)

@@ -19,10 +19,10 @@ from mnlang.ir.base import SpanIR
 from mnlang.ir.model import IRProgram
 
 _PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
-# Fields added to the IR after programs were hashed (a computed `timeout` or `deadline`):
-# left out while null, so a program that does not use them keeps its hash and its runs
-# need no upgrade.
-_OMITTED_WHEN_NULL = frozenset({"timeout", "deadline"})
+# Fields added to the IR after programs were hashed (a computed `timeout` or `deadline`,
+# `published` names): left out while null or empty, so a program that does not use them
+# keeps its hash and its runs need no upgrade.
+_OMITTED_WHEN_NULL = frozenset({"timeout", "deadline", "published"})
 
 
 def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
@@ -36,7 +36,7 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
             if key in exclude:
                 continue
             item = getattr(value, name)
-            if isinstance(item, SpanIR) or (item is None and key in _OMITTED_WHEN_NULL):
+            if isinstance(item, SpanIR) or (not item and key in _OMITTED_WHEN_NULL):
                 continue
             out[key] = canonical(item)
         return out

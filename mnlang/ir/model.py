@@ -156,6 +156,8 @@ class WorkflowIR(IRModel):
     params: list[ParamIR]
     returns: TypeIR
     options: WorkflowOptionsIR
+    published: dict[str, TypeIR] = {}
+    """The names the workflow publishes (`publish name = value`) and their types."""
     start: str | None = None
     states: dict[str, State]
     span: SpanIR

@@ -197,6 +197,15 @@ class LogState(StateBase):
     next: str | None = None
 
 
+class PublishState(StateBase):
+    """Set the run's published value `name` (readable outside once committed)."""
+
+    kind: Literal["publish"] = "publish"
+    name: str
+    value: Expr
+    next: str | None = None
+
+
 class YieldState(StateBase):
     """Append `value` to the list collected by the loop or map state `into`."""
 
@@ -233,6 +242,7 @@ State = Annotated[
     | LoopState
     | TryState
     | LogState
+    | PublishState
     | YieldState
     | ReturnState
     | FailState,
@@ -252,6 +262,7 @@ STATE_KINDS = (
     "loop",
     "try",
     "log",
+    "publish",
     "yield",
     "return",
     "fail",

@@ -51,6 +51,11 @@ _DURATION_FORMS = (
 )
 
 
+def parse_duration_text(text: str) -> int:
+    """Milliseconds of a duration written as text (`"30s"`, `"PT30S"`), for commands."""
+    return _duration(int(text) if text.isdigit() else text, "duration").ms
+
+
 def _duration(value: Any, path: str) -> Duration:
     """A duration from milliseconds, a `timedelta`, `"1h30m"` or ISO 8601 `"PT1H30M"`."""
     if isinstance(value, Duration):

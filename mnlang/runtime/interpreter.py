@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +44,7 @@ from mnlang.ir.states import (
     MapState,
     MatchState,
     ParallelState,
+    PublishState,
     ReturnState,
     State,
     TryState,
@@ -108,6 +109,9 @@ COMPENSATIONS = "$list:compensate"
 """The root scope's list of compensation calls owed by committed effects."""
 
 
+PUBLISHED = "published"
+"""The run's `meta` key holding its published values (`publish name = value`)."""
+
 DEADLINE_TIMER = "deadline"
 """The timer that wakes a waiting run at its deadline."""
 
@@ -162,6 +166,10 @@ class Interpreter:
         self.store = store
         self.program = program
         self.record = record
+        published = record.meta.get(PUBLISHED)
+        self.published: dict[str, Json] = dict(published) if isinstance(published, dict) else {}
+        """The run's published values; written to the run's `meta` by the next commit."""
+        self.published_dirty = False
         self.run_id = record.run_id
         self.workflow: WorkflowIR = program.workflows[record.workflow]
         self.states: dict[str, State] = self.workflow.states
@@ -203,6 +211,7 @@ class Interpreter:
             BranchState: self._branch,
             MatchState: self._match,
             LogState: self._log,
+            PublishState: self._publish,
             YieldState: self._yield,
             ReturnState: self._return,
             FailState: self._fail,
@@ -494,10 +503,14 @@ class Interpreter:
         if run is None and self._status_on_commit is not None:
             run = RunUpdate(status=self._status_on_commit)
         self._status_on_commit = None
+        if self.published_dirty:
+            # Published values become visible with this commit, never before it.
+            run = replace(run or RunUpdate(), meta=run.meta if run and run.meta else self._meta())
         try:
             result = self.journal.commit(ops, run)
         except StaleLease as e:
             raise RunAborted(str(e)) from e
+        self.published_dirty = False
         self.steps = 0
         self.last_commit = self.last_store_contact = time.monotonic()
         self.force_commit = False
@@ -510,7 +523,7 @@ class Interpreter:
         return result
 
     def _finish(self, outcome: Outcome) -> RunEnd:
-        meta = {**self.record.meta, "cost": str(self.budget.spent)}
+        meta = {**self._meta(), "cost": str(self.budget.spent)}
         self.pauses.tell_parent()
         if self.deadline_at is not None:
             self.journal.cancel_timers.append(DEADLINE_TIMER)
@@ -687,6 +700,20 @@ class Interpreter:
                 self.advance(fiber, arm.target, state.frame)
                 return
         raise value_error(f"no `match` arm takes `{to_text(subject)}`")
+
+    def _meta(self) -> dict[str, Json]:
+        """The run's meta as the next commit writes it: as loaded, with the published values."""
+        if not self.published:
+            return dict(self.record.meta)
+        return {**self.record.meta, PUBLISHED: dict(self.published)}
+
+    def _publish(self, fiber: Fiber, state: PublishState) -> None:
+        value = to_plain(self.evaluator.eval(state.value, fiber.scope))
+        self.published[state.name] = value
+        # Visible with the next commit (within `commit_ms`, or when the run waits or ends).
+        self.published_dirty = True
+        self.journal.event("publish", {"name": state.name, "value": value}, state.id, fiber.branch)
+        self.advance(fiber, state.next, state.frame)
 
     def _log(self, fiber: Fiber, state: LogState) -> None:
         message = to_text(self.evaluator.eval(state.message, fiber.scope))

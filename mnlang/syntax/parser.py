@@ -254,6 +254,9 @@ class _Builder:
     def log_stmt(self, c: list[Any]) -> ast.Log:
         return ast.Log(self.sp(c[0], c[1]), c[1])
 
+    def publish_stmt(self, c: list[Any]) -> ast.Publish:
+        return ast.Publish(self.sp(c[0], c[3]), c[1], c[3])
+
     def yield_stmt(self, c: list[Any]) -> ast.Yield:
         return ast.Yield(self.sp(c[0], c[1]), c[1])
 
