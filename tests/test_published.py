@@ -194,6 +194,7 @@ def test_the_ir_lists_published_names_with_types(folder: Path) -> None:
     ir, diags = compile_file(folder / "pub.mn")
     assert ir is not None, diags
     published = ir.workflows["widgets"].published
+    assert published is not None
     assert {k: v.kind for k, v in published.items()} == {"progress": "int", "status": "str"}
 
 

@@ -121,7 +121,7 @@ class WorkflowCompiler:
             params=params,
             returns=type_from_ref(decl.returns, self.module),
             options=self.options(),
-            published=self.published,
+            published=self.published or None,
             start=start,
             states=states,
             span=self.decls.span(decl),
@@ -277,7 +277,7 @@ class WorkflowCompiler:
             self.add(state, ctx, env, exprs, [(nxt, kill)])
         elif isinstance(value, ast.Wait):
             wait, ty = self.wait(value, target, sid, nxt, span)
-            self.add(wait, ctx, env, [wait.duration], [(nxt, kill)])
+            self.add(wait, ctx, env, [wait.duration, wait.key], [(nxt, kill)])
         elif isinstance(value, ast.For):
             ty = self.for_(value, target, sid, nxt, ctx, env, span)
         elif (callee := self.step_of(value)) is not None:
@@ -386,6 +386,7 @@ class WorkflowCompiler:
             payload=payload,
             timeout_ms=_duration(timeout),
             timeout=self._computed_timeout(timeout),
+            key=self.lower(wait.key) if wait.key is not None else None,
             next=nxt,
         )
         value = payload if payload is not None else NULL

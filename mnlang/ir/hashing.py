@@ -15,14 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mnlang.ir.base import SpanIR
+from mnlang.ir.base import HASH_OMITS_NONE, SpanIR
 from mnlang.ir.model import IRProgram
 
 _PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
-# Fields added to the IR after programs were hashed (a computed `timeout` or `deadline`,
-# `published` names): left out while null or empty, so a program that does not use them
-# keeps its hash and its runs need no upgrade.
-_OMITTED_WHEN_NULL = frozenset({"timeout", "deadline", "published"})
 
 
 def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
@@ -36,7 +32,9 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
             if key in exclude:
                 continue
             item = getattr(value, name)
-            if isinstance(item, SpanIR) or (not item and key in _OMITTED_WHEN_NULL):
+            if isinstance(item, SpanIR):
+                continue
+            if item is None and info.json_schema_extra == HASH_OMITS_NONE:
                 continue
             out[key] = canonical(item)
         return out

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from mnlang.ir.base import IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.base import HASH_OMITS_NONE, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr
 
 
@@ -106,7 +106,7 @@ class CheckpointState(StateBase):
     options: list[str]
     assignee: Expr | None = None
     timeout_ms: int | None = None
-    timeout: Expr | None = None
+    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     on_timeout: str | None = None
     next: str | None = None
 
@@ -115,7 +115,8 @@ class WaitState(StateBase):
     """A durable timer (`duration`) or a wait for an event (`event`, with `timeout_ms`).
 
     An event wait with a timeout yields the payload, or null when the timeout fired;
-    `timeout_ms` is a literal timeout, `timeout` one computed when the wait starts.
+    `timeout_ms` is a literal timeout, `timeout` one computed when the wait starts. With
+    a correlation `key` it takes only a signal sent with that key (as text).
     """
 
     kind: Literal["wait"] = "wait"
@@ -124,7 +125,8 @@ class WaitState(StateBase):
     event: str | None = None
     payload: TypeIR | None = None
     timeout_ms: int | None = None
-    timeout: Expr | None = None
+    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    key: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     next: str | None = None
 
 

@@ -156,3 +156,6 @@ JOURNALED = frozenset({"now", "uuid"})
 # Answered by the interpreter too: `run`, the run's own record (`run.id`, ...), read from its
 # row, which was committed when the run was created.
 EXTERNAL = JOURNALED | {"run"}
+CALLBACK_TOKEN = "callback_token"
+"""Not pure either: a token is derived from the run and its journal's secret
+(`Pauses.callback_token`), the same in every process, so it is not journaled."""
