@@ -4,8 +4,9 @@ A secret's value is revealed only to a tool's or an effect's code, at call time.
 type rules keep it out of text and `json` (a secret is not a `str`); this pass keeps it
 out of the places a value leaves the run by design: an effect's `key` (journaled and sent
 to the receiving system, E130), an agent (its inputs are sent to a model, and a model must
-not pick which secret a tool reveals, E131), and a declared result, record field or event
-payload (shown by `mnc show`, returned to callers, E132).
+not pick which secret a tool reveals, E131), and a declared result, record field, event
+payload or `publish`ed value (shown by `mnc show`, read from outside, E132; the flow
+checker reports the last through `published_secret`).
 """
 
 from __future__ import annotations
@@ -56,13 +57,22 @@ def _record_fields(decl: ast.TypeDecl, fields: dict[str, FieldInfo], diags: Diag
 
 def _published(ref: ast.TypeRef, t: T.Type, what: str, diags: Diagnostics) -> None:
     if T.holds_secret(t):
-        diags.add(
-            "E132",
-            ref,
-            f"{what} cannot hold a `secret`",
-            notes=["results, record fields and event payloads are journaled, shown and sent on"],
-            help=_SECRET_HELP,
-        )
+        published_secret(diags, ref, what)
+
+
+def published_secret(diags: Diagnostics, at: ast.Node, what: str) -> None:
+    """E132 at `at`: `what` (a result, a field, a payload, a `publish`ed value) would
+    show a secret to whoever reads it."""
+    diags.add(
+        "E132",
+        at,
+        f"{what} cannot hold a `secret`",
+        notes=[
+            "results, record fields, event payloads and published values are journaled, "
+            "shown and sent on"
+        ],
+        help=_SECRET_HELP,
+    )
 
 
 def _agent(
