@@ -15,6 +15,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
 from mnlang.cron import CronError, next_cron, parse_cron
@@ -291,6 +292,13 @@ class _OptionReader:
         for item in items:
             if isinstance(item, ast.Name) and item.name in ERROR_KINDS:
                 kinds.append(item.name)
+                continue
+            if isinstance(item, ast.ErrorName):
+                name = resolve_error_name(self.module, item, item.name, self.diags)
+                if name is not None:
+                    kinds.append(name)
+                else:
+                    ok = False
                 continue
             ok = False
             if isinstance(item, ast.Name) and item.name in UNCATCHABLE_KINDS:

@@ -142,6 +142,14 @@ class WorkflowOptionsIR(IRModel):
     limit: int | None = None
 
 
+class OnFailureIR(IRModel):
+    """`on_failure as e { ... }`: run from `entry` (None: an empty body) with the run's
+    failure in `var`, after the compensations of a failed run."""
+
+    var: str | None = None
+    entry: str | None = None
+
+
 class WorkflowIR(IRModel):
     """A workflow's signature, options and state machine; execution starts at `start`.
 
@@ -154,6 +162,7 @@ class WorkflowIR(IRModel):
     options: WorkflowOptionsIR
     start: str | None = None
     states: dict[str, State]
+    on_failure: OnFailureIR | None = None
     span: SpanIR
 
 
@@ -185,5 +194,7 @@ class IRProgram(IRModel):
     events: dict[str, EventIR] = {}
     schedules: dict[str, ScheduleIR] = {}
     workflows: dict[str, WorkflowIR] = {}
+    errors: list[str] | None = None
+    """The declared error names (`error PaymentDeclined`), qualified; absent when none."""
     scenarios: dict[str, ScenarioIR] = {}
     """The root file's scenarios (tests, outside the content hash)."""

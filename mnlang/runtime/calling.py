@@ -39,7 +39,7 @@ from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
 from mnlang.runtime.effects import args_hash, conflict, effect_key
 from mnlang.runtime.evaluate import MapEnv
-from mnlang.runtime.failures import StepFailure
+from mnlang.runtime.failures import FAILURE, StepFailure
 from mnlang.runtime.fibers import Fiber, outcome_from_json, outcome_to_json
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.tools import (
@@ -393,7 +393,11 @@ class Calls:
             return
         error: BaseException = done.value
         message = getattr(error, "message", None) or str(error) or type(error).__name__
-        self._attempt_failed(call, done, StepFailure(kind_of(error), message))
+        kind = kind_of(error)
+        if kind[:1].isupper() and kind not in (self.program.errors or ()):
+            message = f"`{call.decl.name}` raised `{kind}`, which no `error` declares: {message}"
+            kind = TOOL_ERROR
+        self._attempt_failed(call, done, StepFailure(kind, message))
 
     def _wrong_value(self, call: Call, e: ConversionError) -> str:
         return f"`{call.decl.name}` returned a value that is not a {call.decl.returns}: {e}"
@@ -484,7 +488,10 @@ class Calls:
         )
         if extra:
             run.journal.event("repaired", {"key": call.key, **extra}, call.step, call.fiber.branch)
-        if effect.compensate is not None and call.compensation is None:
+        assert run.root is not None
+        # An effect of `on_failure` is not undone: the compensations have run already.
+        cleaning_up = FAILURE in run.root.scope.values
+        if effect.compensate is not None and call.compensation is None and not cleaning_up:
             env = MapEnv(call.args)
             undo = {
                 "effect": effect.compensate.effect,
@@ -494,7 +501,6 @@ class Calls:
                 },
                 "step": call.step,
             }
-            assert run.root is not None
             run.root.scope.append("$list:compensate", undo)
         run.force_commit = True
         # The commit is due now; the next keyed effect's intent may ride in it.
@@ -525,7 +531,10 @@ class Calls:
         if left == 0:
             root.status = "done"
             root.pending = None
-            self.run.outcome = outcome_from_json(state["outcome"])
+            outcome = outcome_from_json(state["outcome"])
+            if isinstance(outcome, StepFailure) and self.run.on_failure(root, outcome):
+                return
+            self.run.outcome = outcome
             return
         owed = root.scope.values["$list:compensate"][left - 1]
         effect = self.program.effects[owed["effect"]]

@@ -47,7 +47,10 @@ _NO_NL_AFTER = frozenset(
         *("QQ", "AND", "OR", "NOT", "DOT"),
     }
 )
-_NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY"})
+_NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY", "ON_FAILURE"})
+# `error` and `on_failure` are keywords only where a name cannot stand: `error` before a
+# type name at the top level, `on_failure` right after a top-level declaration's `}`.
+_ERROR_DECL = re.compile(r"[ \t]+[A-Z]")
 _OPENERS = {"LBRACE": "RBRACE", "LPAR": "RPAR", "LSQB": "RSQB"}
 _CLOSERS = frozenset(_OPENERS.values())
 
@@ -172,6 +175,11 @@ def tokenize(
         if kind == "IDENT":
             value = m.group(kind)
             kind = keywords.get(value) or ("TYPE_NAME" if value[0].isupper() else "NAME")
+            if not stack and kind == "NAME":
+                if value == "error" and _ERROR_DECL.match(text, pos):
+                    kind = "ERROR"
+                elif value == "on_failure" and last == "RBRACE":
+                    kind = "ON_FAILURE"
             if kind == "FOR":
                 for_header_depth = len(stack)
             elif kind == "LIMIT":
