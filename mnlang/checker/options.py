@@ -451,6 +451,8 @@ EFFECT_OPTIONS: dict[str, _Reader] = {
     "scope": _choice("run", "global"),
     "requires": _choice("approval"),
     "compensate": lambda reader, entry: reader.step_call(entry, ("effect",), "an effect"),
+    "reconcile": lambda reader, entry: reader.step_call(entry, ("tool",), "a tool"),
+    "settle": _R.duration,
 }
 
 AGENT_OPTIONS: dict[str, _Reader] = {

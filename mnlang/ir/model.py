@@ -80,6 +80,17 @@ class CompensateIR(IRModel):
     args: dict[str, Expr]
 
 
+class ReconcileIR(IRModel):
+    """The tool asking the receiving system whether the effect's keyed action happened:
+    it returns the effect's result (done) or null (not done), and a failure means unknown.
+    `args` read the effect's params; `settle_ms` is how long after an uncertain attempt
+    the runtime waits before it asks (for receivers that apply a request late)."""
+
+    tool: str
+    args: dict[str, Expr]
+    settle_ms: int | None = None
+
+
 class EffectIR(ToolIR):
     """A side effect: committed at most once per key (`key` reads the effect's params).
 
@@ -92,6 +103,7 @@ class EffectIR(ToolIR):
     scope: Literal["run", "global"] = "run"
     requires: list[str] = []
     compensate: CompensateIR | None = None
+    reconcile: ReconcileIR | None = None
 
 
 class AgentIR(IRModel):

@@ -87,6 +87,22 @@ class Call:
         return self.decl
 
 
+@dataclass(eq=False)
+class Reconciliation:
+    """The question a `reconcile` tool answers for an effect whose outcome is uncertain.
+
+    `failure` is the attempt's failure (a timeout), None after a crash between the
+    intent and the result; `failed` is the journal data of that attempt.
+    """
+
+    call: Call
+    why: str
+    failure: StepFailure | None = None
+    failed: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
+    """The reconcile tool's arguments, as it receives them."""
+
+
 class Calls:
     def __init__(self, run: Interpreter) -> None:
         self.run = run
@@ -213,6 +229,10 @@ class Calls:
             self._failed(call, conflict(effect, call.key, row), commit=False)
         elif row is not None and row.status == "done":
             self._replay(call, row)
+        elif effect.reconcile is not None and not fresh:
+            self._reconcile(
+                Reconciliation(call, "the run stopped between the intent and the result")
+            )
         elif effect.once and (not fresh or (row is not None and row.status == "unknown")):
             self.unknown_outcome(call, "the run stopped between the call's intent and its result")
         else:
@@ -304,6 +324,108 @@ class Calls:
         call.fiber.pending = {k: v for k, v in pending.items() if k in ("effect", "agent")}
         self._attempt_or_fail(call)
 
+    # --- reconciliation ---------------------------------------------------------------
+
+    def _reconcile(self, question: Reconciliation) -> None:
+        """Ask the effect's `reconcile` tool, `settle` after the uncertain attempt, whether
+        the keyed action happened; `_reconciled` acts on the answer."""
+        run, call = self.run, question.call
+        reconcile = call.effect.reconcile
+        assert reconcile is not None
+        tool = self.program.tools[reconcile.tool]
+        env = MapEnv(call.args)
+        args = {name: to_tool(run.evaluator.eval(e, env)) for name, e in reconcile.args.items()}
+        ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
+        question.args = args
+        doubles = run.config.doubles
+        job_run: Any = doubles.stand_in(tool, args, 1) if doubles is not None else None
+        if job_run is None:
+            try:
+                job_run = partial(call_in_thread, self._resolve(tool), args, ctx)
+            except StepFailure as failure:
+                self._reconciled(question, "unknown", None, failure.message)
+                return
+        timeout_s = tool.timeout_ms / 1000 if tool.timeout_ms is not None else None
+        job = CallJob(question, tool.name, job_run, timeout_s, tool.limit)
+        self._hold(call)
+        call.fiber.job = job
+        settle_s = (reconcile.settle_ms or 0) / 1000
+        run.runner.submit(job, settle_s)
+
+    def _reconcile_done(self, done: Completion) -> None:
+        question: Reconciliation = done.job.owner
+        call = question.call
+        if call.fiber.job is not done.job:
+            return  # abandoned
+        call.fiber.job = None
+        reconcile = call.effect.reconcile
+        assert reconcile is not None
+        self.run.journal.event(
+            "tool",
+            {
+                "tool": reconcile.tool,
+                "args": question.args,
+                "result": to_plain(done.value) if done.ok else None,
+                "attempt": 1,
+                "ms": round(done.elapsed_ms, 3),
+            },
+            call.step,
+            call.fiber.branch,
+        )
+        if not done.ok:
+            error: BaseException = done.value
+            self._reconciled(question, "unknown", None, str(error) or type(error).__name__)
+        elif done.value is None:
+            self._reconciled(question, "not_done", None, "")
+        else:
+            try:
+                value = self.run.converter.inbound(
+                    done.value, call.decl.returns, "result", closed=False
+                )
+            except ConversionError as e:
+                self._reconciled(question, "unknown", None, self._wrong_value(call, e))
+                return
+            self._reconciled(question, "done", value, "")
+
+    def _reconciled(self, question: Reconciliation, answer: str, value: Value, why: str) -> None:
+        """done: the action happened, with this result; not done: call again or fail as
+        the retry policy says; unknown: call again while the key allows it, else repair."""
+        call, run = question.call, self.run
+        data: dict[str, Any] = {"effect": call.decl.name, "key": call.key, "answer": answer}
+        data["reason"] = question.why
+        if answer == "done":
+            data["result"] = to_plain(value)
+        elif why:
+            data["message"] = why
+        run.journal.event("reconciled", data, call.step, call.fiber.branch)
+        self._hold(call)
+        if answer == "done":
+            # The effect happened: journaled as a call of it, with the receiver's result.
+            happened = {
+                "effect": call.decl.name,
+                "args": to_plain(call.args),
+                "result": to_plain(value),
+                "attempt": call.attempt,
+                "key": call.key,
+                "reconciled": True,
+            }
+            kind = "compensated" if call.compensation is not None else "effect"
+            run.journal.event(kind, happened, call.step, call.fiber.branch)
+            self._effect_done(call, value, {})
+            return
+        failure = question.failure
+        if failure is None:  # after a crash
+            if answer == "unknown" and call.effect.once:
+                self.unknown_outcome(call, f"{question.why}; reconcile: {why}")
+                return
+            self._attempt_or_fail(call)
+            return
+        last = not retries.should_retry(call.retry, failure.kind, call.attempt)
+        if answer == "unknown" and (call.effect.once or last):
+            self.unknown_outcome(call, f"{question.why}; reconcile: {why}")
+            return
+        self._retry_or_fail(call, failure, question.failed)
+
     # --- attempts ---------------------------------------------------------------------
 
     def _attempt_or_fail(self, call: Call, delay_s: float = 0.0) -> None:
@@ -366,6 +488,9 @@ class Calls:
         if isinstance(done.job.owner, AgentTurn):
             self.agents.complete(done)
             return
+        if isinstance(done.job.owner, Reconciliation):
+            self._reconcile_done(done)
+            return
         call: Call = done.job.owner
         if call.fiber.job is not done.job:
             return  # abandoned
@@ -426,10 +551,20 @@ class Calls:
             "message": failure.message,
             "ms": round(done.elapsed_ms, 3),
         }
-        if call.kind == "effect" and call.effect.once and failure.kind == TIMEOUT:
-            run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
-            self.unknown_outcome(call, f"the call timed out: {failure.message}")
-            return
+        if call.kind == "effect" and failure.kind == TIMEOUT:
+            if call.effect.reconcile is not None:
+                run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
+                why = f"the call timed out: {failure.message}"
+                self._reconcile(Reconciliation(call, why, failure, data))
+                return
+            if call.effect.once:
+                run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
+                self.unknown_outcome(call, f"the call timed out: {failure.message}")
+                return
+        self._retry_or_fail(call, failure, data)
+
+    def _retry_or_fail(self, call: Call, failure: StepFailure, data: dict[str, Any]) -> None:
+        run = self.run
         if retries.should_retry(call.retry, failure.kind, call.attempt):
             seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
             delay = retries.delay_ms(call.retry, call.attempt, seed)
