@@ -18,11 +18,15 @@ from typing import Any
 from mnlang.errors import Rejected, named
 
 
-def _call(method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 10) -> Any:
+def _call(
+    method: str, path: str, ctx: Any, body: dict[str, Any] | None = None, timeout: float = 10
+) -> Any:
     url = os.environ.get("MNC_TRAVEL_URL", "http://127.0.0.1:8642") + path
     data = json.dumps(body or {}).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
+    if ctx is not None and ctx.key is not None and method != "GET":
+        request.add_header("Idempotency-Key", ctx.key)  # the service performs a key once
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
@@ -38,41 +42,40 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None, timeout: f
 
 
 def reserve_flight(trip: str, *, ctx: Any = None) -> str:
-    return str(_call("POST", f"/flight/{trip}")["id"])
+    return str(_call("POST", f"/flight/{trip}", ctx)["id"])
 
 
 def cancel_flight(trip: str, *, ctx: Any = None) -> bool:
-    return bool(_call("DELETE", f"/flight/{trip}")["cancelled"])
+    return bool(_call("DELETE", f"/flight/{trip}", ctx)["cancelled"])
 
 
 def reserve_car(trip: str, *, ctx: Any = None) -> str:
-    return str(_call("POST", f"/car/{trip}")["id"])
+    return str(_call("POST", f"/car/{trip}", ctx)["id"])
 
 
 def cancel_car(trip: str, *, ctx: Any = None) -> bool:
-    return bool(_call("DELETE", f"/car/{trip}")["cancelled"])
+    return bool(_call("DELETE", f"/car/{trip}", ctx)["cancelled"])
 
 
 def charge(trip: str, amount: Decimal, *, ctx: Any = None) -> str:
-    key = ctx.key if ctx is not None else None
-    body = {"amount": str(amount), "key": key}
+    body = {"amount": str(amount)}
     # The client gives up after a second, as the effect's `timeout: 1s` does.
-    return str(_call("POST", f"/charge/{trip}", body, timeout=1)["id"])
+    return str(_call("POST", f"/charge/{trip}", ctx, body, timeout=1)["id"])
 
 
 def find_charge(trip: str, *, ctx: Any = None) -> str | None:
     """The bank's answer to "was this trip charged?": the charge's id, or None."""
-    found = _call("GET", f"/charge/{trip}")
+    found = _call("GET", f"/charge/{trip}", ctx)
     return None if found is None else str(found["id"])
 
 
 def refund(trip: str, *, ctx: Any = None) -> bool:
-    return bool(_call("DELETE", f"/charge/{trip}")["cancelled"])
+    return bool(_call("DELETE", f"/charge/{trip}", ctx)["cancelled"])
 
 
 def confirm(trip: str, *, ctx: Any = None) -> bool:
-    return bool(_call("POST", f"/confirm/{trip}")["confirmed"])
+    return bool(_call("POST", f"/confirm/{trip}", ctx)["confirmed"])
 
 
 def notify(trip: str, text: str, *, ctx: Any = None) -> bool:
-    return bool(_call("POST", f"/notify/{trip}", {"text": text})["sent"])
+    return bool(_call("POST", f"/notify/{trip}", ctx, {"text": text})["sent"])

@@ -3,7 +3,9 @@
 Run it with `python examples/saga/travel.py 8642` (or start `TravelService` in a test);
 the example's tools (`tools.py`) call it at `MNC_TRAVEL_URL`. It keeps what a real
 receiver would: what is booked now, and every request it performed (`GET /log`), so a
-test can check that each action happened once and that nothing stays booked.
+test can check that each action happened once and that nothing stays booked. Like
+Stripe, it performs a request whose `Idempotency-Key` it has performed before only once:
+the repeat gets the first answer (`requests` counts every request, `log` what was done).
 
 Two knobs make it misbehave the way real receivers do (`POST /settings`):
 `decline` (trips whose card is declined, answered 402) and `late_ms` (the bank holds a
@@ -28,12 +30,32 @@ class TravelService:
         self.lock = threading.Lock()
         self.booked: dict[str, dict[str, str]] = {"flight": {}, "car": {}, "charge": {}}
         self.log: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.answers: dict[str, tuple[int, Any]] = {}
+        self.on_perform: Any = None
+        """Called with each action performed (a test kills a process there)."""
         self.decline: set[str] = set()
         self.late_ms = 0
         self.refuse_confirm = False
 
     def perform(self, action: str, trip: str, **data: Any) -> None:
         self.log.append({"action": action, "trip": trip, "at": time.time(), **data})
+        if self.on_perform is not None:
+            self.on_perform(action)
+
+    def request(
+        self, method: str, path: str, body: dict[str, Any], key: str | None
+    ) -> tuple[int, Any]:
+        """Answer a request; one whose key was answered before gets that answer again."""
+        with self.lock:
+            self.requests.append({"method": method, "path": path, "key": key})
+            if key is not None and key in self.answers:
+                return self.answers[key]
+        status, data = self.handle(method, path, body)
+        if key is not None and status < 500:
+            with self.lock:
+                self.answers.setdefault(key, (status, data))
+        return status, data
 
     def handle(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
@@ -86,9 +108,9 @@ class TravelService:
         if late:
             time.sleep(late / 1000)  # applied late: the client may have given up
         with self.lock:
-            ident = f"ch-{trip}-{len(self.log)}"
+            ident = f"ch-{trip}"
             self.booked["charge"][trip] = ident
-            self.perform("charge", trip, amount=body.get("amount"), key=body.get("key"))
+            self.perform("charge", trip, amount=body.get("amount"))
         return 200, {"id": ident}
 
 
@@ -99,7 +121,8 @@ def serve(service: TravelService, port: int = 0) -> ThreadingHTTPServer:
         def _answer(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
-            status, data = service.handle(method, self.path, body)
+            key = self.headers.get("Idempotency-Key")
+            status, data = service.request(method, self.path, body, key)
             payload = json.dumps(data).encode()
             try:
                 self.send_response(status)
