@@ -772,7 +772,7 @@ class ExprChecker:
             e,
             f"the error name `{e.name}` is not a value",
             help=f'raise it with `fail {e.name} {{ message: "..." }}`; '
-            "a bare error name stands only in `retry: { on: [...] }`",
+            "a bare error name stands only in `retry: { on: [...] }` and in a scenario",
         )
         return T.UNKNOWN
 

@@ -665,6 +665,11 @@ class BodyChecker(ExprChecker):
             if sym is not None and sym.kind == "error":
                 value.ty = self.error_value(value, sym)
                 return
+            if sym is None:  # `fail Name { ... }` raises an error: say so, not "unknown type"
+                resolve_error_name(self.module, value.type_name, value.type_name.name, self.diags)
+                for entry in value.entries:
+                    self.expr(entry.value)
+                return
         t = self.expr(value, T.STR)
         if t.kind not in ("str", "error", "unknown"):
             self.diags.add(
