@@ -9,6 +9,7 @@ between an effect's intent and its result.
 from __future__ import annotations
 
 import pickle
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,17 @@ from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.base import Batch, CommitResult
 from mnlang.stores.sqlite import SQLiteStore
 from tests.test_crash import SimulatedCrash, _break_lease, _settle_threads
-from tests.test_runtime import CONFIG, prog  # noqa: F401  (the fixture)
+from tests.test_runtime import CONFIG, RECORDER, Program
+
+
+@pytest.fixture
+def prog(tmp_path: Path) -> Any:
+    def make(source: str, tools: str = "") -> Program:
+        folder = tmp_path / f"p{len(list(tmp_path.iterdir()))}"
+        return Program(folder, source, RECORDER + textwrap.dedent(tools))
+
+    return make
+
 
 NAMED = """
 error PaymentDeclined
