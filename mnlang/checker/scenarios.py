@@ -488,7 +488,7 @@ class _ScenarioChecker:
             seen.add(wf.name)
             decl = wf.decl
             assert isinstance(decl, ast.WorkflowDecl)
-            for stmt in walk(decl.body):
+            for stmt in (s for block in decl.blocks() for s in walk(block)):
                 inner = nested_statement(stmt)
                 if isinstance(inner, ast.Checkpoint):
                     found.setdefault(inner.name.name, tuple(checkpoint_choices(inner)))

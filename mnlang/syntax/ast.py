@@ -406,6 +406,10 @@ class WorkflowDecl(Decl):
     body: Block
     on_failure: OnFailure | None = None
 
+    def blocks(self) -> list[Block]:
+        """The body, and the `on_failure` body when there is one: every statement's block."""
+        return [self.body] if self.on_failure is None else [self.body, self.on_failure.body]
+
 
 @dataclass(slots=True)
 class Module(Node):
