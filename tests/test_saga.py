@@ -63,6 +63,11 @@ def travel(monkeypatch: pytest.MonkeyPatch) -> Iterator[TravelService]:
         server.server_close()
 
 
+def copy_tools(folder: Path) -> None:
+    for name in ("tools.py", "travel.py"):
+        (folder / name).write_text((SAGA / name).read_text("utf-8"))
+
+
 def reset(service: TravelService) -> None:
     with service.lock:
         service.booked = {"flight": {}, "car": {}, "charge": {}}
@@ -74,6 +79,13 @@ def reset(service: TravelService) -> None:
 def actions(service: TravelService) -> list[str]:
     with service.lock:
         return [entry["action"] for entry in service.log]
+
+
+def charge_requests(service: TravelService, trip: str) -> int:
+    with service.lock:
+        return sum(
+            1 for r in service.requests if r["path"] == f"/charge/{trip}" and r["method"] == "POST"
+        )
 
 
 def nothing_booked(service: TravelService) -> bool:
@@ -99,8 +111,9 @@ def saga_program() -> IRProgram:
     return _program
 
 
-def drive(tmp: Path, at: int | None, when: str) -> tuple[str, Any, int]:
-    """Run the saga, stopped at commit `at` once and resumed; status, error, commits."""
+def drive(tmp: Path, at: int | None, when: str) -> tuple[str, Any, int, list[str]]:
+    """Run the saga, stopped at commit `at` once and resumed; status, error, commits and
+    the answers of the charge's reconcile tool."""
     store = SQLiteStore(tmp / "journal.db")
     crashing = CrashingStore(store, at, when)
     config = RuntimeConfig(commit_every=4, commit_ms=0, slow_call_ms=1e9)
@@ -125,8 +138,9 @@ def drive(tmp: Path, at: int | None, when: str) -> tuple[str, Any, int]:
     assert outcome is not None
     record = store.get_run("saga-run")
     assert record is not None
+    answers = [e.data["answer"] for e in store.read_journal("saga-run") if e.kind == "reconciled"]
     store.close()
-    return outcome.status, record.error, crashing.commits
+    return outcome.status, record.error, crashing.commits, answers
 
 
 @pytest.mark.parametrize("when", ["before", pytest.param("after", marks=pytest.mark.slow)])
@@ -134,16 +148,23 @@ def test_crash_at_every_commit_undoes_each_step_once_in_order(
     travel: TravelService, tmp_path: Path, when: str
 ) -> None:
     travel.refuse_confirm = True
-    status, error, commits = drive(tmp_path / "ref", None, when)
+    status, error, commits, _ = drive(tmp_path / "ref", None, when)
     assert status == "failed" and error["kind"] == "BookingFailed", error
     assert error["cause"]["kind"] == "rejected"
     assert_undone_once_in_order(travel)
     assert commits >= 8
+    reconciled: list[str] = []
     for at in range(1, commits + 1):
         reset(travel)
-        status, error, _ = drive(tmp_path / f"{when}{at}", at, when)
+        status, error, _, answers = drive(tmp_path / f"{when}{at}", at, when)
+        reconciled += answers
         assert (status, error["kind"]) == ("failed", "BookingFailed"), f"crash at {at}"
         assert_undone_once_in_order(travel)
+        # A crash between the charge's intent and its result is reconciled, not re-sent.
+        assert charge_requests(travel, "t-1") == 1, f"crash at {at}"
+    # Stopped before the result's commit (the call was made): done, and not sent again.
+    # Stopped right after the intent's commit (before the call): not done, and sent once.
+    assert ("done" if when == "before" else "not_done") in reconciled
 
 
 # --- real processes, killed with SIGKILL where the receiver says ---------------------------
@@ -219,7 +240,7 @@ def test_a_cancelled_run_killed_during_its_cleanup(
     """`mnc cancel` runs the compensations and then `on_failure`; killed in the middle of
     them, `mnc resume` finishes them, each call performed once."""
     (tmp_path / "tools.mn").write_text((SAGA / "saga.mn").read_text("utf-8").split("workflow")[0])
-    (tmp_path / "tools.py").write_text((SAGA / "tools.py").read_text("utf-8"))
+    copy_tools(tmp_path)
     (tmp_path / "trip.mn").write_text(CANCELLABLE)
     env = {**os.environ, "MNC_DB": str(tmp_path / "journal.db")}
     waiting = mnc(
@@ -290,7 +311,7 @@ def test_without_reconcile_the_late_charge_stays_booked(
     ]
     source = tmp_path / "saga.mn"
     source.write_text("\n".join(kept) + "\n")
-    (tmp_path / "tools.py").write_text((SAGA / "tools.py").read_text("utf-8"))
+    copy_tools(tmp_path)
     done = run_late(travel, tmp_path, source)
     assert done.returncode == 1, done.stdout + done.stderr
     assert actions(travel).count("charge") == 2
