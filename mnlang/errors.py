@@ -133,6 +133,14 @@ class ChildFailed(_FixedKind):
     KIND = CHILD_FAILED
 
 
+def is_error_name(kind: str) -> bool:
+    """Whether `kind` is a declared error name (`PaymentDeclined`, `payments.Declined`):
+    its last part is capitalised and made of letters, digits and `_`; built-in kinds are
+    lower case."""
+    last = kind.rsplit(".", 1)[-1]
+    return last[:1].isupper() and last.replace("_", "").isalnum()
+
+
 class NamedError(MnError):
     """A failure with a name the workflow declares (`error PaymentDeclined`).
 
@@ -149,7 +157,7 @@ class NamedError(MnError):
     """
 
     def __init__(self, name: str, message: str) -> None:
-        if not name[:1].isupper() or not name.replace("_", "").replace(".", "").isalnum():
+        if not is_error_name(name):
             raise ValueError(f"an error name is capitalised, as declared: not {name!r}")
         Exception.__init__(self, name, message)
         self.kind = name

@@ -318,3 +318,40 @@ def test_after_a_crash_between_intent_and_result_it_asks_first(
     else:
         assert out.result == "paid-o-missing" and names == ["pay", "find", "pay"]
     assert p.events("r", "reconciled")[0].data["reason"].startswith("the run stopped")
+
+
+def test_an_imported_error_name_is_qualified_and_caught(tmp_path: Path) -> None:
+    """`import payments { Declined }`: the kind is `payments.Declined`, which a tool raises
+    by that name and `catch Declined` takes."""
+    (tmp_path / "payments.mn").write_text(
+        textwrap.dedent(
+            """
+            error Declined
+
+            tool charge(card: str) -> str {
+              impl: "tools:charge"
+            }
+            """
+        )
+    )
+    source = """
+        import payments { Declined, charge }
+
+        workflow pay(card: str) -> str {
+          try {
+            c = charge(card)
+          } catch Declined as e {
+            return "declined: {e.kind}"
+          }
+          return c
+        }
+        """
+    tools = """
+        from mnlang.errors import named
+
+        def charge(card, *, ctx):
+            raise named("payments.Declined", "no")
+        """
+    p = Program(tmp_path, source, RECORDER + textwrap.dedent(tools))
+    assert p.ir.errors == ["payments.Declined"]
+    assert p.run({"card": "c"}).result == "declined: payments.Declined"

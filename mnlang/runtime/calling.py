@@ -28,7 +28,7 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from mnlang.errors import TIMEOUT, TOOL_ERROR, kind_of
+from mnlang.errors import TIMEOUT, TOOL_ERROR, is_error_name, kind_of
 from mnlang.ir.base import RetryIR
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState
@@ -519,7 +519,7 @@ class Calls:
         error: BaseException = done.value
         message = getattr(error, "message", None) or str(error) or type(error).__name__
         kind = kind_of(error)
-        if kind[:1].isupper() and kind not in (self.program.errors or ()):
+        if is_error_name(kind) and kind not in (self.program.errors or ()):
             message = f"`{call.decl.name}` raised `{kind}`, which no `error` declares: {message}"
             kind = TOOL_ERROR
         self._attempt_failed(call, done, StepFailure(kind, message))

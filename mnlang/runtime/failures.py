@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from mnlang.errors import CATCHABLE_KINDS, VALUE_ERROR
+from mnlang.errors import CATCHABLE_KINDS, VALUE_ERROR, is_error_name
 from mnlang.stores.base import Json
 
 FAIL: Final = "fail"
@@ -37,7 +37,7 @@ class StepFailure(Exception):
 
     @property
     def catchable(self) -> bool:
-        return self.kind in CATCHABLE_KINDS or self.kind[:1].isupper()
+        return self.kind in CATCHABLE_KINDS or is_error_name(self.kind)
 
     def at(self, step: str) -> StepFailure:
         """The failure placed at a state, unless it already names one."""

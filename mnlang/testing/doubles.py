@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnlang.errors import MALFORMED_OUTPUT, MnError, NamedError
+from mnlang.errors import MALFORMED_OUTPUT, MnError, NamedError, is_error_name
 from mnlang.ir.model import IRProgram, ToolIR
 from mnlang.ir.scenarios import ScenarioIR, ScenarioReplyIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
@@ -60,7 +60,7 @@ class _Faults:
 def _failing(kind: str, callee: str) -> Callable[[], Any]:
     def fail() -> Any:
         message = f"injected fault: {kind} in `{callee.rsplit('.', 1)[-1]}`"
-        if kind[:1].isupper():
+        if is_error_name(kind):
             raise NamedError(kind, message)
         raise MnError(kind, message)
 
