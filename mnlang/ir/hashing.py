@@ -15,22 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mnlang.ir.base import SpanIR
+from mnlang.ir.base import HASH_OMITS_NONE, SpanIR
 from mnlang.ir.model import IRProgram
 
 _PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
-# Fields added to IR version 1 after programs were compiled with it: left out while unset,
-# so that a program that does not use them keeps its hash (a waiting run's program is
-# recognised by its hash).
-_ADDED_FIELDS = frozenset(
-    {
-        ("IRProgram", "errors"),
-        ("WorkflowIR", "on_failure"),
-        ("EffectIR", "reconcile"),
-        ("FailState", "error"),
-        ("FailState", "cause"),
-    }
-)
 
 
 def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
@@ -46,7 +34,7 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
             item = getattr(value, name)
             if isinstance(item, SpanIR):
                 continue
-            if item is None and (type(value).__name__, name) in _ADDED_FIELDS:
+            if item is None and info.json_schema_extra == HASH_OMITS_NONE:
                 continue
             out[key] = canonical(item)
         return out

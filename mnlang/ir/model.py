@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from mnlang.ir.base import IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.base import HASH_OMITS_NONE, IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr, Template
 from mnlang.ir.scenarios import ScenarioIR
 from mnlang.ir.states import State
@@ -103,7 +103,7 @@ class EffectIR(ToolIR):
     scope: Literal["run", "global"] = "run"
     requires: list[str] = []
     compensate: CompensateIR | None = None
-    reconcile: ReconcileIR | None = None
+    reconcile: ReconcileIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 class AgentIR(IRModel):
@@ -174,7 +174,7 @@ class WorkflowIR(IRModel):
     options: WorkflowOptionsIR
     start: str | None = None
     states: dict[str, State]
-    on_failure: OnFailureIR | None = None
+    on_failure: OnFailureIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     span: SpanIR
 
 
@@ -206,7 +206,7 @@ class IRProgram(IRModel):
     events: dict[str, EventIR] = {}
     schedules: dict[str, ScheduleIR] = {}
     workflows: dict[str, WorkflowIR] = {}
-    errors: list[str] | None = None
+    errors: list[str] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """The declared error names (`error PaymentDeclined`), qualified; absent when none."""
     scenarios: dict[str, ScenarioIR] = {}
     """The root file's scenarios (tests, outside the content hash)."""
