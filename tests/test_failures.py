@@ -355,3 +355,64 @@ def test_an_imported_error_name_is_qualified_and_caught(tmp_path: Path) -> None:
     p = Program(tmp_path, source, RECORDER + textwrap.dedent(tools))
     assert p.ir.errors == ["payments.Declined"]
     assert p.run({"card": "c"}).result == "declined: payments.Declined"
+
+
+ABANDONED = """
+effect pay(order: str) -> str {
+  impl: "tools:pay"
+  key: "pay:{order}"
+  reconcile: find_payment(order)
+  settle: 1s
+  compensate: refund(order)
+}
+
+effect refund(order: str) -> bool {
+  impl: "tools:refund"
+  key: "refund:{order}"
+}
+
+tool find_payment(order: str) -> str? {
+  impl: "tools:find_payment"
+}
+
+workflow checkout(order: str) -> str {
+  deadline: 500ms
+  paid = pay(order)
+  return paid
+}
+"""
+
+ABANDONED_TOOLS = """
+def pay(order, *, ctx):
+    time.sleep(1.0 if order == "slow" else 5.0)  # still running when the deadline passes
+    record("pay", order=order)
+    return "paid-" + order
+
+def find_payment(order, *, ctx):
+    paid = (HERE / "calls.jsonl").exists() and f'"order": "{order}"' in (
+        HERE / "calls.jsonl"
+    ).read_text()
+    record("find", order=order, key=ctx.key, paid=paid)
+    return "paid-" + order if paid else None
+
+def refund(order, *, ctx):
+    record("refund", order=order)
+    return True
+"""
+
+
+@pytest.mark.parametrize(("order", "undone"), [("slow", True), ("stuck", False)])
+def test_an_effect_abandoned_by_a_cancellation_is_undone_only_if_it_happened(
+    prog: Any, order: str, undone: bool
+) -> None:
+    """The deadline cancels the run while `pay` is in flight: `settle` later the reconcile
+    tool is asked; the payment that went through (after 1 s) is refunded, the one that
+    had not happened yet is not."""
+    p = prog(ABANDONED, ABANDONED_TOOLS)
+    out = p.run({"order": order})
+    assert out.status == "failed" and out.error["kind"] == "deadline_exceeded"
+    names = [c["name"] for c in p.calls() if c.get("order") == order]
+    assert names == (["pay", "find", "refund"] if undone else ["find"])
+    (answer,) = p.events(out.run_id, "reconciled")
+    assert answer.data["answer"] == ("done" if undone else "not_done")
+    assert answer.data["key"] == "pay:" + order

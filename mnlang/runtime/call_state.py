@@ -81,6 +81,11 @@ class Reconciliation:
     failed: dict[str, Any] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
     """The reconcile tool's arguments, as it receives them."""
+    about: EffectIR | None = None
+    """Before a compensation (`call` is the compensation): the effect asked about, whose
+    call was abandoned when the run was cancelled; `about_args`, `about_key` its call's."""
+    about_args: dict[str, Value] = field(default_factory=dict)
+    about_key: str | None = None
 
 
 class Calls:
@@ -310,12 +315,14 @@ class Calls:
         """Ask the effect's `reconcile` tool, `settle` after the uncertain attempt, whether
         the keyed action happened; `_reconciled` acts on the answer."""
         run, call = self.run, question.call
-        reconcile = call.effect.reconcile
+        about = question.about or call.effect
+        reconcile = about.reconcile
         assert reconcile is not None
         tool = self.program.tools[reconcile.tool]
-        env = MapEnv(call.args)
+        env = MapEnv(question.about_args if question.about is not None else call.args)
         args = {name: to_tool(run.evaluator.eval(e, env)) for name, e in reconcile.args.items()}
-        ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
+        key = question.about_key if question.about is not None else call.key
+        ctx = ToolContext(run.run_id, call.step, call.attempt, key)
         question.args = args
         doubles = run.config.doubles
         job_run: Any = doubles.stand_in(tool, args, 1) if doubles is not None else None
@@ -338,7 +345,8 @@ class Calls:
         if call.fiber.job is not done.job:
             return  # abandoned
         call.fiber.job = None
-        reconcile = call.effect.reconcile
+        about = question.about or call.effect
+        reconcile = about.reconcile
         assert reconcile is not None
         self.run.journal.event(
             "tool",
@@ -360,10 +368,11 @@ class Calls:
         else:
             try:
                 value = self.run.converter.inbound(
-                    done.value, call.decl.returns, "result", closed=False
+                    done.value, about.returns, "result", closed=False
                 )
             except ConversionError as e:
-                self._reconciled(question, "unknown", None, self._wrong_value(call, e))
+                why = f"`{reconcile.tool}` answered a value that is not a {about.returns}: {e}"
+                self._reconciled(question, "unknown", None, why)
                 return
             self._reconciled(question, "done", value, "")
 
@@ -371,14 +380,26 @@ class Calls:
         """done: the action happened, with this result; not done: call again or fail as
         the retry policy says; unknown: call again while the key allows it, else repair."""
         call, run = question.call, self.run
-        data: dict[str, Any] = {"effect": call.decl.name, "key": call.key, "answer": answer}
-        data["reason"] = question.why
+        about = question.about
+        data: dict[str, Any] = {
+            "effect": about.name if about is not None else call.decl.name,
+            "key": question.about_key if about is not None else call.key,
+            "answer": answer,
+            "reason": question.why,
+        }
         if answer == "done":
             data["result"] = to_plain(value)
         elif why:
             data["message"] = why
         run.journal.event("reconciled", data, call.step, call.fiber.branch)
         self._hold(call)
+        if about is not None:
+            # Before undoing a call abandoned by the cancellation: only what may have happened.
+            if answer == "not_done":
+                self._compensation_ended(call)
+            else:
+                self._intent(call)
+            return
         if answer == "done":
             # The effect happened: journaled as a call of it, with the receiver's result.
             happened = {
@@ -460,7 +481,38 @@ class Calls:
             self.run.runner.abandon(job)
             if isinstance(job.owner, Call | AgentTurn):
                 self.run.budget.settle(job.owner.reserved, Decimal(0))
+            owner = job.owner
+            uncertain = owner.call if isinstance(owner, Reconciliation) else owner
+            if isinstance(uncertain, Call):
+                self._owe_if_it_happened(uncertain)
         fiber.job = None
+
+    def _owe_if_it_happened(self, call: Call) -> None:
+        """An effect call abandoned in flight may have happened: with `reconcile` and
+        `compensate`, its undo is owed, to be made if the reconcile tool does not say
+        "not done" when the compensations run."""
+        run = self.run
+        if call.kind != "effect" or call.compensation is not None or call.session is not None:
+            return
+        effect = call.effect
+        if effect.reconcile is None or effect.compensate is None or call.attempt == 0:
+            return
+        assert run.root is not None
+        if FAILURE in run.root.scope.values:
+            return  # an effect of `on_failure`: not undone
+        env = MapEnv(call.args)
+        undo = {
+            "effect": effect.compensate.effect,
+            "args": {
+                name: run.evaluator.eval(expr, env) for name, expr in effect.compensate.args.items()
+            },
+            "step": call.step,
+            "ask": {"effect": effect.name, "args": dict(call.args), "key": call.key},
+        }
+        run.root.scope.append("$list:compensate", undo)
+        run.journal.event(
+            "abandoned", {"effect": effect.name, "key": call.key}, call.step, call.fiber.branch
+        )
 
     # --- completions ------------------------------------------------------------------
 
@@ -663,6 +715,14 @@ class Calls:
             effect.timeout_ms,
             compensation=left - 1,
         )
+        ask = owed.get("ask")
+        if ask is not None:
+            about = self.program.effects[ask["effect"]]
+            why = "the run was cancelled during the call"
+            question = Reconciliation(call, why, about=about, about_key=ask["key"])
+            question.about_args = ask["args"]
+            self._reconcile(question)
+            return
         self._intent(call)
 
     def _resume_compensation(self, root: Fiber) -> None:
