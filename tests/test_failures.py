@@ -416,3 +416,28 @@ def test_an_effect_abandoned_by_a_cancellation_is_undone_only_if_it_happened(
     (answer,) = p.events(out.run_id, "reconciled")
     assert answer.data["answer"] == ("done" if undone else "not_done")
     assert answer.data["key"] == "pay:" + order
+
+
+def test_a_run_cancelled_after_a_crash_between_intent_and_result_asks_before_undoing(
+    prog: Any,
+) -> None:
+    """`pay` was sent, then the process died before its result's commit; the run is
+    cancelled while nobody runs it. Resumed, it cancels at once: the reconcile tool says
+    the payment happened, so it is refunded."""
+    p = prog(ABANDONED.replace("deadline: 500ms", ""), ABANDONED_TOOLS)
+    with pytest.raises(SimulatedCrash):
+        start_run(
+            CrashBeforeResult(p.store),  # type: ignore[arg-type]
+            p.ir,
+            "checkout",
+            {"order": "slow"},
+            run_id="c",
+            config=CONFIG,
+        )
+    _settle_threads()
+    _break_lease(p.store, "c")
+    p.store.request_cancel("c")
+    out = resume_run(p.store, "c", program=p.ir, config=CONFIG)
+    assert out.status == "cancelled"
+    assert [c["name"] for c in p.calls()] == ["pay", "find", "refund"]
+    assert p.events("c", "abandoned")

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from mnlang.errors import TIMEOUT, TOOL_ERROR, is_error_name, kind_of
 from mnlang.ir.model import EffectIR, ToolIR
-from mnlang.ir.states import CallState
+from mnlang.ir.states import CallState, State
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentRun, AgentTurn
@@ -486,6 +486,13 @@ class Calls:
             if isinstance(uncertain, Call):
                 self._owe_if_it_happened(uncertain)
         fiber.job = None
+
+    def abandon_intent(self, fiber: Fiber, state: State) -> None:
+        """A fiber cancelled with an effect's intent committed and no call running."""
+        if isinstance(state, CallState) and state.callee_kind == "effect":
+            call = self._call(fiber, self.program.effects[state.callee], state, fiber.pending)
+            call.attempt = max(call.attempt, 1)  # the intent is committed: it may have been sent
+            self._owe_if_it_happened(call)
 
     def _owe_if_it_happened(self, call: Call) -> None:
         """An effect call abandoned in flight may have happened: with `reconcile` and

@@ -932,6 +932,10 @@ class Interpreter:
             return  # compensating or cleaning up after a failure: it runs to its end
         if fiber.status == "call":
             self.calls.abandon(fiber)
+        elif fiber.pending and "effect" in fiber.pending:
+            # An effect's intent is committed, its result is not (resumed, retrying, or
+            # waiting on a repair): it may have happened.
+            self.calls.abandon_intent(fiber, self.states[fiber.at])
         if fiber.pending:
             self.pauses.abandon(fiber)
         state = self.states[fiber.at]
