@@ -77,6 +77,11 @@ _TABLE: list[tuple[str, str]] = [
     ("E306", "parallel branches depend on each other"),
     ("E307", "unbounded loop"),
     ("E308", "recursive workflow"),
+    ("E320", "unknown error name"),
+    ("E321", "error name used as a value"),
+    ("E322", "`return` in `on_failure`"),
+    ("E323", "bad `reconcile` option"),
+    ("E324", "`settle` without `reconcile`"),
     # approval
     ("E401", "effect needs approval on this path"),
     # checkpoints and waits

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
 from mnlang.cron import CronError, check_cron
@@ -312,6 +313,13 @@ class _OptionReader:
             if isinstance(item, ast.Name) and item.name in ERROR_KINDS:
                 kinds.append(item.name)
                 continue
+            if isinstance(item, ast.ErrorName):
+                name = resolve_error_name(self.module, item, item.name, self.diags)
+                if name is not None:
+                    kinds.append(name)
+                else:
+                    ok = False
+                continue
             ok = False
             if isinstance(item, ast.Name) and item.name in UNCATCHABLE_KINDS:
                 self.diags.add(
@@ -463,6 +471,8 @@ EFFECT_OPTIONS: dict[str, _Reader] = {
     "scope": _choice("run", "global"),
     "requires": _choice("approval"),
     "compensate": lambda reader, entry: reader.step_call(entry, ("effect",), "an effect"),
+    "reconcile": lambda reader, entry: reader.step_call(entry, ("tool",), "a tool"),
+    "settle": _R.duration,
 }
 
 AGENT_OPTIONS: dict[str, _Reader] = {

@@ -24,6 +24,7 @@ from mnlang.ir.model import (
     FieldIR,
     LimitIR,
     ParamIR,
+    ReconcileIR,
     RecordTypeIR,
     ScheduleIR,
     ToolIR,
@@ -161,6 +162,20 @@ class DeclCompiler:
             scope="global" if opts.get("scope") == "global" else "run",
             requires=names(opts.get("requires")),
             compensate=self._compensate(compensate, symbol) if compensate is not None else None,
+            reconcile=self._reconcile(opts, symbol),
+        )
+
+    def _reconcile(self, opts: dict[str, Any], effect: Symbol) -> ReconcileIR | None:
+        call = opts.get("reconcile")
+        if call is None:
+            return None
+        target = lookup(effect.module, call.callee) if isinstance(call, ast.Call) else None
+        if target is None:
+            raise CompilerBug(f"`reconcile` of `{effect.name}` names no tool")
+        return ReconcileIR(
+            tool=target.name,
+            args=self.call_args(call, target, effect.module),
+            settle_ms=duration_ms(opts.get("settle")),
         )
 
     def _compensate(self, call: Any, effect: Symbol) -> CompensateIR:

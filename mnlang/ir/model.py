@@ -82,6 +82,17 @@ class CompensateIR(IRModel):
     args: dict[str, Expr]
 
 
+class ReconcileIR(IRModel):
+    """The tool asking the receiving system whether the effect's keyed action happened:
+    it returns the effect's result (done) or null (not done), and a failure means unknown.
+    `args` read the effect's params; `settle_ms` is how long after an uncertain attempt
+    the runtime waits before it asks (for receivers that apply a request late)."""
+
+    tool: str
+    args: dict[str, Expr]
+    settle_ms: int | None = None
+
+
 class EffectIR(ToolIR):
     """A side effect: committed at most once per key (`key` reads the effect's params).
 
@@ -94,6 +105,7 @@ class EffectIR(ToolIR):
     scope: Literal["run", "global"] = "run"
     requires: list[str] = []
     compensate: CompensateIR | None = None
+    reconcile: ReconcileIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 class AgentIR(IRModel):
@@ -146,6 +158,14 @@ class WorkflowOptionsIR(IRModel):
     limit: int | None = None
 
 
+class OnFailureIR(IRModel):
+    """`on_failure as e { ... }`: run from `entry` (None: an empty body) with the run's
+    failure in `var`, after the compensations of a failed run."""
+
+    var: str | None = None
+    entry: str | None = None
+
+
 class WorkflowIR(IRModel):
     """A workflow's signature, options and state machine; execution starts at `start`.
 
@@ -161,6 +181,7 @@ class WorkflowIR(IRModel):
     it publishes none."""
     start: str | None = None
     states: dict[str, State]
+    on_failure: OnFailureIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     span: SpanIR
 
 
@@ -192,5 +213,7 @@ class IRProgram(IRModel):
     events: dict[str, EventIR] = {}
     schedules: dict[str, ScheduleIR] = {}
     workflows: dict[str, WorkflowIR] = {}
+    errors: list[str] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """The declared error names (`error PaymentDeclined`), qualified; absent when none."""
     scenarios: dict[str, ScenarioIR] = {}
     """The root file's scenarios (tests, outside the content hash)."""

@@ -474,9 +474,9 @@ class Pauses:
             error = end.error or {}
             message = f"child run `{child.run_id}` {end.status}: {error.get('message', '')}"
             kind = error.get("kind")
-            run.fail(
-                fiber, StepFailure(kind if kind in _INHERITED_KINDS else CHILD_FAILED, message)
-            )
+            inherited = kind if kind in _INHERITED_KINDS else CHILD_FAILED
+            # The child's error is the cause: `e.cause.kind` names a declared error it raised.
+            run.fail(fiber, StepFailure(inherited, message, cause=error or None))
 
     def _add_child_cost(self, child_run_id: str) -> None:
         """Count what the child spent against the parent's budget."""
