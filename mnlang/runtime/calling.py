@@ -43,6 +43,7 @@ from mnlang.runtime.failures import StepFailure
 from mnlang.runtime.fibers import Fiber, outcome_from_json, outcome_to_json
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.tools import (
+    AsyncCancel,
     ResolvedTool,
     ToolContext,
     ToolLoadError,
@@ -320,6 +321,7 @@ class Calls:
         ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
+        cancel: AsyncCancel | None = None
         args = {name: to_tool(value) for name, value in call.args.items()}
         doubles = run.config.doubles
         stand_in = doubles.stand_in(decl, args, call.attempt) if doubles is not None else None
@@ -329,8 +331,11 @@ class Calls:
             job_run = partial(call_in_process, self._resolve(decl), args, ctx, timeout_s)
             job_timeout = None
         else:
-            job_run = partial(call_in_thread, self._resolve(decl), args, ctx)
+            cancel = AsyncCancel()
+            job_run = partial(call_in_thread, self._resolve(decl), args, ctx, timeout_s, cancel)
         job = CallJob(call, decl.name, job_run, job_timeout, decl.limit)
+        if cancel is not None:
+            job.data["cancel"] = cancel
         self._hold(call)
         call.fiber.job = job
         if run.faults is None:  # the common case: no call site to build (`place` walks frames)
