@@ -25,7 +25,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -51,8 +50,8 @@ from mnlang.ir.states import (
     YieldState,
 )
 from mnlang.runtime.budget import Budget
-from mnlang.runtime.calling import Calls
-from mnlang.runtime.calls import CallRunner
+from mnlang.runtime.call_state import Calls
+from mnlang.runtime.call_threads import CallRunner
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
 from mnlang.runtime.evaluate import Evaluator
@@ -74,6 +73,7 @@ from mnlang.runtime.pauses import (
     child_signal,
     inherited_budget,
 )
+from mnlang.runtime.ports import RunEnd
 from mnlang.runtime.scope import Scope
 from mnlang.runtime.values import (
     Timestamp,
@@ -99,6 +99,7 @@ from mnlang.stores.base import (
     StaleLease,
     StateOp,
     Store,
+    signal_address,
 )
 
 RUN_DATA = "$run"
@@ -132,15 +133,6 @@ def parts_var(state_id: str) -> str:
     return f"$list:parts:{state_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class RunEnd:
-    """Where `execute` left the run."""
-
-    status: RunStatus
-    result: Json = None
-    error: Json = None
-
-
 class RunAborted(Exception):
     """The run cannot go on in this process (its lease was taken over)."""
 
@@ -167,7 +159,7 @@ class Interpreter:
         self.config = config
         self.lease = lease
         self.journal = Journal(store, record.run_id, lease, observer)
-        self.evaluator = Evaluator(self._external)
+        self.evaluator = Evaluator(self._external, self._callback_token)
         self.converter = Converter(program.types, self.evaluator)
         self.runner = CallRunner(config.workers, config.clock)
         plan = config.faults
@@ -507,7 +499,11 @@ class Interpreter:
     def _pause(self) -> None:
         """Commit the run as waiting (a cancel request found by this commit wakes it)."""
         waiting = sorted(
-            {f.pending["event"] for f in self.fibers.values() if f.pending and "event" in f.pending}
+            {
+                signal_address(f.pending["event"], f.pending.get("key"))
+                for f in self.fibers.values()
+                if f.pending and "event" in f.pending
+            }
             | {
                 child_signal(f.pending["child"])
                 for f in self.fibers.values()
@@ -688,6 +684,9 @@ class Interpreter:
     def _fail(self, fiber: Fiber, state: FailState) -> None:
         message = to_text(self.evaluator.eval(state.message, fiber.scope))
         self.unwind(fiber, StepFailure(FAIL, message, state.id), state.frame)
+
+    def _callback_token(self, event: str, key: Value = None) -> str:
+        return self.pauses.callback_token(event, key)
 
     def _external(self, name: str) -> Value:
         """`now()` and `uuid()`: external values, journaled where they were taken."""
