@@ -26,7 +26,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Protocol
 
-from mnlang.errors import TIMEOUT, TOOL_ERROR, kind_of
+from mnlang.errors import TIMEOUT, TOOL_ERROR, MnError, kind_of
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState
 from mnlang.runtime import faults
@@ -36,7 +36,12 @@ from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
 from mnlang.runtime.effects import args_hash, conflict, effect_key
 from mnlang.runtime.evaluate import MapEnv
-from mnlang.runtime.failures import StepFailure
+from mnlang.runtime.failures import (
+    StepFailure,
+    exception_message,
+    exception_name,
+    trimmed_traceback,
+)
 from mnlang.runtime.fibers import Fiber, Outcome, outcome_from_json, outcome_to_json
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.ports import Call, CallKind
@@ -374,8 +379,11 @@ class Calls:
             self._succeeded(call, value)
             return
         error: BaseException = done.value
-        message = getattr(error, "message", None) or str(error) or type(error).__name__
-        self._attempt_failed(call, done, StepFailure(kind_of(error), message))
+        failure = StepFailure(kind_of(error), exception_message(error))
+        if not isinstance(error, MnError) or error.kind != TIMEOUT:
+            failure.exception = exception_name(error)
+            failure.traceback = trimmed_traceback(error)
+        self._attempt_failed(call, done, failure)
 
     def _wrong_value(self, call: Call, e: ConversionError) -> str:
         return f"`{call.decl.name}` returned a value that is not a {call.decl.returns}: {e}"
@@ -404,6 +412,10 @@ class Calls:
             "message": failure.message,
             "ms": round(done.elapsed_ms, 3),
         }
+        if failure.exception is not None:
+            data["exception"] = failure.exception
+        if failure.traceback is not None:
+            data["traceback"] = failure.traceback
         if call.kind == "effect" and call.effect.once and failure.kind == TIMEOUT:
             run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
             self.unknown_outcome(call, f"the call timed out: {failure.message}")
