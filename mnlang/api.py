@@ -72,10 +72,19 @@ class CheckReport:
         return not self.errors and not (self.strict and self.warnings)
 
 
-def check_files(paths: Sequence[str | Path], strict: bool = False) -> CheckReport:
+def check_files(
+    paths: Sequence[str | Path],
+    strict: bool = False,
+    *,
+    impls: bool = True,
+    allow_import: bool = True,
+) -> CheckReport:
     """Check each `.mn` file and what it imports; a file that cannot be read (missing, a
-    directory, not UTF-8, too large) is reported as a diagnostic, never raised."""
+    directory, not UTF-8, too large) is reported as a diagnostic, never raised. With
+    `impls`, the Python functions behind tools and effects are checked too
+    (`mnlang.checker.impls`; importing a module only when `allow_import`)."""
     from mnlang.checker import check
+    from mnlang.checker.impls import check_impls
     from mnlang.sources import read_source
     from mnlang.syntax.parser import gc_paused
 
@@ -89,6 +98,8 @@ def check_files(paths: Sequence[str | Path], strict: bool = False) -> CheckRepor
         assert text is not None
         with gc_paused():
             result = check(path, text=text)
+        if impls and result.program is not None:
+            result.diagnostics += check_impls(result.program, allow_import=allow_import)
         report.sources.texts[str(path.resolve())] = text
         if result.program is not None:
             for module in result.program.modules.values():
