@@ -46,6 +46,10 @@ _TABLE: list[tuple[str, str]] = [
     ("E107", "unknown field"),
     ("E108", "unknown enum member"),
     ("E109", "duplicate state id"),
+    ("E125", "tool module not found"),
+    ("E126", "tool function not found"),
+    ("E127", "tool function parameters do not match"),
+    ("E128", "tool module cannot be imported"),
     # types
     ("E201", "type mismatch"),
     ("E202", "wrong number of arguments"),

@@ -27,7 +27,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Protocol
 
-from mnlang.errors import TIMEOUT, TOOL_ERROR, is_error_name, kind_of
+from mnlang.errors import TIMEOUT, TOOL_ERROR, MnError, is_error_name, kind_of
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState, State
 from mnlang.runtime import faults
@@ -37,12 +37,19 @@ from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
 from mnlang.runtime.effects import args_hash, conflict, effect_key
 from mnlang.runtime.evaluate import MapEnv
-from mnlang.runtime.failures import FAILURE, StepFailure
+from mnlang.runtime.failures import (
+    FAILURE,
+    StepFailure,
+    exception_message,
+    exception_name,
+    trimmed_traceback,
+)
 from mnlang.runtime.fibers import Fiber, Outcome, outcome_from_json, outcome_to_json
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.ports import Call, CallKind
 from mnlang.runtime.timeouts import call_timeout_ms
 from mnlang.runtime.tools import (
+    AsyncCancel,
     ResolvedTool,
     ToolContext,
     ToolLoadError,
@@ -445,6 +452,7 @@ class Calls:
         ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
+        cancel: AsyncCancel | None = None
         args = {name: to_tool(value) for name, value in call.args.items()}
         doubles = run.config.doubles
         stand_in = doubles.stand_in(decl, args, call.attempt) if doubles is not None else None
@@ -454,8 +462,11 @@ class Calls:
             job_run = partial(call_in_process, self._resolve(decl), args, ctx, timeout_s)
             job_timeout = None
         else:
-            job_run = partial(call_in_thread, self._resolve(decl), args, ctx)
+            cancel = AsyncCancel()
+            job_run = partial(call_in_thread, self._resolve(decl), args, ctx, timeout_s, cancel)
         job = CallJob(call, decl.name, job_run, job_timeout, decl.limit)
+        if cancel is not None:
+            job.data["cancel"] = cancel
         self._hold(call)
         call.fiber.job = job
         if run.faults is None:  # the common case: no call site to build (`place` walks frames)
@@ -558,12 +569,16 @@ class Calls:
             self._succeeded(call, value)
             return
         error: BaseException = done.value
-        message = getattr(error, "message", None) or str(error) or type(error).__name__
+        message = exception_message(error)
         kind = kind_of(error)
         if is_error_name(kind) and kind not in (self.program.errors or ()):
             message = f"`{call.decl.name}` raised `{kind}`, which no `error` declares: {message}"
             kind = TOOL_ERROR
-        self._attempt_failed(call, done, StepFailure(kind, message))
+        failure = StepFailure(kind, message)
+        if not isinstance(error, MnError) or error.kind != TIMEOUT:
+            failure.exception = exception_name(error)
+            failure.traceback = trimmed_traceback(error)
+        self._attempt_failed(call, done, failure)
 
     def _wrong_value(self, call: Call, e: ConversionError) -> str:
         return f"`{call.decl.name}` returned a value that is not a {call.decl.returns}: {e}"
@@ -592,6 +607,10 @@ class Calls:
             "message": failure.message,
             "ms": round(done.elapsed_ms, 3),
         }
+        if failure.exception is not None:
+            data["exception"] = failure.exception
+        if failure.traceback is not None:
+            data["traceback"] = failure.traceback
         if call.kind == "effect" and failure.kind == TIMEOUT:
             if call.effect.reconcile is not None:
                 run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
