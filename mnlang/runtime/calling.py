@@ -37,7 +37,7 @@ from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentTurn
 from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
-from mnlang.runtime.effects import args_hash, conflict, effect_key
+from mnlang.runtime.effects import args_hash, conflict, effect_key, noted_wire_key, wire_key
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure
 from mnlang.runtime.fibers import Fiber, outcome_from_json, outcome_to_json
@@ -72,6 +72,8 @@ class Call:
     retry: RetryIR
     timeout_ms: int | None
     key: str | None = None
+    wire: str | None = None
+    """An effect's wire key, stored in its intent (`effects.wire_key`)."""
     hash: str | None = None
     attempt: int = 0
     reserved: Decimal = Decimal(0)
@@ -165,6 +167,7 @@ class Calls:
         args = {name: from_stored(value) for name, value in noted["args"].items()}
         call = self._new_call(fiber, "effect", effect, state, args)
         call.key, call.hash, call.attempt = noted["key"], noted["hash"], noted["attempt"]
+        call.wire = noted_wire_key(noted)
         return call
 
     # --- effects: intent, ledger, result ------------------------------------------------
@@ -173,26 +176,36 @@ class Calls:
         """Commit the intent before the call; `_after_intent` reads the ledger's answer."""
         run, fiber, effect = self.run, call.fiber, call.effect
         call.key = effect_key(effect, call.args, run.evaluator, f"{call.step}@{run.place(fiber)}")
+        call.wire = wire_key(call.key, effect.scope, run.wire_nonce)
         call.hash = args_hash(call.args)
-        note = {
-            "args": run.stored_args(call.args),
-            "key": call.key,
-            "hash": call.hash,
-            "attempt": 0,
-        }
-        fiber.pending = {**(fiber.pending or {}), "effect": note}
+        fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}
         index = run.journal.put_ledger(
             LedgerPut(call.key, call.hash, "intent", effect.scope == "global", None, call.step)
         )
         run.journal.event(
             "intent",
-            {"effect": effect.name, "key": call.key, "args": to_plain(call.args)},
+            {
+                "effect": effect.name,
+                "key": call.key,
+                "wire_key": call.wire,
+                "args": to_plain(call.args),
+            },
             call.step,
             fiber.branch,
         )
         self._hold(call)
         run.force_commit = True
         run.after_commit.append(partial(self._after_intent, call, index))
+
+    def _note(self, call: Call) -> dict[str, Any]:
+        """What the fiber's notes keep of an effect between its intent and its result."""
+        return {
+            "args": self.run.stored_args(call.args),
+            "key": call.key,
+            "wire": call.wire,
+            "hash": call.hash,
+            "attempt": call.attempt,
+        }
 
     def _hold(self, call: Call) -> None:
         call.fiber.status = "call"
@@ -265,13 +278,11 @@ class Calls:
             "options": REPAIR_OPTIONS,
             "result_type": str(call.decl.returns),
         }
-        note = {
-            "args": run.stored_args(call.args),
-            "key": call.key,
-            "hash": call.hash,
-            "attempt": call.attempt,
+        fiber.pending = {
+            **(fiber.pending or {}),
+            "effect": self._note(call),
+            "repair": checkpoint_id,
         }
-        fiber.pending = {**(fiber.pending or {}), "effect": note, "repair": checkpoint_id}
         fiber.job = None
         fiber.status = "paused"
         fiber.dirty = True
@@ -317,7 +328,15 @@ class Calls:
         call.attempt += 1
         decl = call.decl
         call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
-        ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
+        ctx = ToolContext(
+            run.run_id,
+            call.step,
+            call.attempt,
+            call.key,
+            key_scope=call.effect.scope if call.kind == "effect" else None,
+            wire_key=call.wire,
+            template_key=call.key,
+        )
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
         args = {name: to_tool(value) for name, value in call.args.items()}
@@ -556,6 +575,7 @@ class Calls:
             effect.retry,
             effect.timeout_ms,
             key=noted["key"],
+            wire=noted_wire_key(noted),
             hash=noted["hash"],
             attempt=noted["attempt"],
             compensation=left - 1,

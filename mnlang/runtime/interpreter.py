@@ -55,6 +55,7 @@ from mnlang.runtime.calling import Calls
 from mnlang.runtime.calls import CallRunner
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
+from mnlang.runtime.effects import run_wire_nonce
 from mnlang.runtime.evaluate import Evaluator
 from mnlang.runtime.failures import FAIL, StepFailure, value_error
 from mnlang.runtime.fibers import (
@@ -162,6 +163,7 @@ class Interpreter:
         self.program = program
         self.record = record
         self.run_id = record.run_id
+        self.wire_nonce = run_wire_nonce(record)
         self.workflow: WorkflowIR = program.workflows[record.workflow]
         self.states: dict[str, State] = self.workflow.states
         self.config = config

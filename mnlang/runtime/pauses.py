@@ -28,6 +28,7 @@ from mnlang.errors import BUDGET_EXCEEDED, CHILD_FAILED, DEADLINE_EXCEEDED, TOOL
 from mnlang.ir.states import CheckpointState, ChildState, WaitState
 from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
+from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.values import Duration, Timestamp, to_plain, to_text
@@ -326,6 +327,7 @@ class Pauses:
         meta = {
             k: v for k, v in run.record.meta.items() if k not in (PARENT_DEADLINE, PARENT_BUDGET)
         }
+        meta[WIRE_NONCE] = new_wire_nonce()  # a run of its own: its own keys on the wire
         if run.deadline_at is not None:
             meta[PARENT_DEADLINE] = run.deadline_at
         budget = run.budget

@@ -26,6 +26,7 @@ from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.runtime.agents import MODELS_META, stored_setup
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
+from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.interpreter import Interpreter, RunAborted, RunEnd
 from mnlang.runtime.journal import Observer
@@ -208,7 +209,11 @@ def _queued_note(workflow: WorkflowIR) -> str:
 def _start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, Json]:
     """A new run's `meta`: where its program and tools came from, and the model setup it
     was started with (so a resume or a worker answers its agents the same way)."""
-    meta: dict[str, Json] = {"source_dir": program.source.dir, "tool_modules": tool_hashes(program)}
+    meta: dict[str, Json] = {
+        "source_dir": program.source.dir,
+        "tool_modules": tool_hashes(program),
+        WIRE_NONCE: new_wire_nonce(),
+    }
     models = stored_setup(config.models) if config is not None else None
     if models is not None:
         meta[MODELS_META] = models

@@ -1,3 +1,5 @@
+PRAGMA application_id = 1835950897;
+PRAGMA user_version = 6;
 BEGIN TRANSACTION;
 CREATE TABLE "checkpoints" (
    "run_id" TEXT NOT NULL,
@@ -28,8 +30,8 @@ CREATE TABLE "events" (
    "data" TEXT NOT NULL,
    PRIMARY KEY ("run_id", "seq")
 ) STRICT;
-INSERT INTO "events" VALUES('legacy-mirror',1,1.79652657721400856971e+09,'started',NULL,'','{"workflow":"mirror","args":{"order_id":"o-1"}}');
-INSERT INTO "events" VALUES('legacy-mirror',2,1.79652657721400856971e+09,'intent','sent','','{"effect":"std.http.http_post","key":"http_post:mirror:o-1","args":{"url":"http://orders.example/orders","body":null,"key":"mirror:o-1","headers":[]}}');
+INSERT INTO "events" VALUES('legacy-mirror',1,1.79652676209701299666e+09,'started',NULL,'','{"workflow":"mirror","args":{"order_id":"o-1"}}');
+INSERT INTO "events" VALUES('legacy-mirror',2,1.79652676209701299666e+09,'intent','sent','','{"effect":"std.http.http_post","key":"http_post:mirror:o-1","args":{"url":"http://orders.example/orders","body":null,"key":"mirror:o-1","headers":[]}}');
 CREATE TABLE "ledger" (
    "scope" TEXT NOT NULL,
    "key" TEXT NOT NULL,
@@ -42,7 +44,7 @@ CREATE TABLE "ledger" (
    "updated_at" REAL NOT NULL,
    PRIMARY KEY ("scope", "key")
 ) STRICT;
-INSERT INTO "ledger" VALUES('legacy-mirror','http_post:mirror:o-1','6965db13bd5e5b34034b399f77ef2327e6d43abc58ba740763eba63bb75f46b0','intent','null','legacy-mirror','sent',1.79652657721400856971e+09,1.79652657721400856971e+09);
+INSERT INTO "ledger" VALUES('legacy-mirror','http_post:mirror:o-1','6965db13bd5e5b34034b399f77ef2327e6d43abc58ba740763eba63bb75f46b0','intent','null','legacy-mirror','sent',1.79652676209701299666e+09,1.79652676209701299666e+09);
 CREATE TABLE "list_items" (
    "run_id" TEXT NOT NULL,
    "branch" TEXT NOT NULL,
@@ -56,17 +58,17 @@ CREATE TABLE "programs" (
    "ir" TEXT NOT NULL,
    "created_at" REAL NOT NULL
 ) STRICT;
-INSERT INTO "programs" VALUES('37978ee296a963e25fb2172b23c4b012649d60e6fc884ac330c04ff62cb18634','{
+INSERT INTO "programs" VALUES('fd3b9b637310c480fc7ad1fa64b382a0fd9366d3096e13a10735905fe1a3407d','{
   "ir_version": "1",
-  "hash": "37978ee296a963e25fb2172b23c4b012649d60e6fc884ac330c04ff62cb18634",
+  "hash": "fd3b9b637310c480fc7ad1fa64b382a0fd9366d3096e13a10735905fe1a3407d",
   "source": {
     "file": "mirror.mn",
     "dir": "/work/wt/h14-wire/tests/wire",
     "tool_modules": [
       {
-        "impl_dir": "../../stdlib",
+        "impl_dir": "../../../../../tmp/h14-old/stdlib",
         "module": "mnlang.stdlib_tools.http",
-        "path": "../../stdlib/mnlang/stdlib_tools/http.py"
+        "path": "../../../../../tmp/h14-old/stdlib/mnlang/stdlib_tools/http.py"
       }
     ]
   },
@@ -110,7 +112,7 @@ INSERT INTO "programs" VALUES('37978ee296a963e25fb2172b23c4b012649d60e6fc884ac33
         }
       ],
       "span": {
-        "file": "/work/wt/h14-wire/stdlib/http.mn",
+        "file": "/tmp/h14-old/stdlib/http.mn",
         "line": 15,
         "col": 1,
         "end_line": 20,
@@ -152,7 +154,7 @@ INSERT INTO "programs" VALUES('37978ee296a963e25fb2172b23c4b012649d60e6fc884ac33
         "args": []
       },
       "impl": "mnlang.stdlib_tools.http:http_get",
-      "impl_dir": "../../stdlib",
+      "impl_dir": "../../../../../tmp/h14-old/stdlib",
       "timeout_ms": 30000,
       "retry": {
         "attempts": 3,
@@ -167,7 +169,7 @@ INSERT INTO "programs" VALUES('37978ee296a963e25fb2172b23c4b012649d60e6fc884ac33
       },
       "isolation": "thread",
       "span": {
-        "file": "/work/wt/h14-wire/stdlib/http.mn",
+        "file": "/tmp/h14-old/stdlib/http.mn",
         "line": 33,
         "col": 1,
         "end_line": 37,
@@ -223,7 +225,7 @@ INSERT INTO "programs" VALUES('37978ee296a963e25fb2172b23c4b012649d60e6fc884ac33
         "args": []
       },
       "impl": "mnlang.stdlib_tools.http:http_post",
-      "impl_dir": "../../stdlib",
+      "impl_dir": "../../../../../tmp/h14-old/stdlib",
       "timeout_ms": 30000,
       "retry": {
         "attempts": 3,
@@ -238,7 +240,7 @@ INSERT INTO "programs" VALUES('37978ee296a963e25fb2172b23c4b012649d60e6fc884ac33
       },
       "isolation": "thread",
       "span": {
-        "file": "/work/wt/h14-wire/stdlib/http.mn",
+        "file": "/tmp/h14-old/stdlib/http.mn",
         "line": 40,
         "col": 1,
         "end_line": 45,
@@ -377,7 +379,7 @@ INSERT INTO "programs" VALUES('37978ee296a963e25fb2172b23c4b012649d60e6fc884ac33
   },
   "scenarios": {}
 }
-',1.7965265772000074386e+09);
+',1.79652676207198810573e+09);
 CREATE TABLE run_args (run_id TEXT PRIMARY KEY REFERENCES runs (run_id), args TEXT NOT NULL);
 INSERT INTO "run_args" VALUES('legacy-mirror','{"order_id":"o-1"}');
 CREATE TABLE "runs" (
@@ -400,7 +402,7 @@ CREATE TABLE "runs" (
    "updated_at" REAL NOT NULL,
    "finished_at" REAL
 , run_limit INTEGER, queued INTEGER NOT NULL DEFAULT 0) STRICT;
-INSERT INTO "runs" VALUES('legacy-mirror','mirror','','running',NULL,NULL,NULL,'37978ee296a963e25fb2172b23c4b012649d60e6fc884ac330c04ff62cb18634','{"source_dir":"/work/wt/h14-wire/tests/wire","tool_modules":{"../../stdlib/mnlang/stdlib_tools/http.py":null}}','[]',0,2,'vm:11300:cb7aa21f',1,1.7965266372070078849e+09,1.7965265772060022354e+09,1.79652657721400856971e+09,NULL,NULL,0);
+INSERT INTO "runs" VALUES('legacy-mirror','mirror','','running',NULL,NULL,NULL,'fd3b9b637310c480fc7ad1fa64b382a0fd9366d3096e13a10735905fe1a3407d','{"source_dir":"/work/wt/h14-wire/tests/wire","tool_modules":{"../../../../../tmp/h14-old/stdlib/mnlang/stdlib_tools/http.py":null}}','[]',0,2,'vm:18764:25c0732f',1,1.79652682208800077443e+09,1.79652676207999444004e+09,1.79652676209701299666e+09,NULL,NULL,0);
 CREATE TABLE "schedules" (
    "name" TEXT PRIMARY KEY NOT NULL,
    "workflow" TEXT NOT NULL,

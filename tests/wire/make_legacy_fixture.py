@@ -2,7 +2,9 @@
 mnlang as it was before wire keys (commit e8cf502), and `legacy_open_intent.json`: what
 the receiver saw of that call.
 
-Run once with that release installed (`python tests/wire/make_legacy_fixture.py`); the
+Run once with that release first on the path, ahead of an editable install, from its
+folder: `git worktree add /tmp/old e8cf502 && cd /tmp/old`, then
+`PYTHONPATH=/tmp/old:$VENV_SITE_PACKAGES python -S $HERE/make_legacy_fixture.py`; the
 files it writes are kept, so that `test_wire_keys.py` checks that a later mnlang resumes
 such an intent sending the key the old release sent. The run posts `mirror.mn`'s order
 through `HTTP_PROXY` to `receiver.py` (the journal keeps the URL, the port changes), and
@@ -38,7 +40,8 @@ def mnc(db: Path, proxy: str, crash_at: int) -> int:
     }
     env.pop("NO_PROXY", None)
     env.pop("no_proxy", None)
-    command = [sys.executable, "-m", "mnlang.cli", "run", str(HERE / "mirror.mn")]
+    no_site = ["-S"] if sys.flags.no_site else []  # so that PYTHONPATH picks the release
+    command = [sys.executable, *no_site, "-m", "mnlang.cli", "run", str(HERE / "mirror.mn")]
     command += ["--db", str(db), "--id", RUN_ID, "--input", json.dumps(ORDER)]
     return subprocess.run(command, env=env, capture_output=True, check=False).returncode
 
@@ -51,7 +54,12 @@ def main() -> None:
             if status != 137 or len(server.receiver.requests) != 1:
                 continue
             with sqlite3.connect(db) as conn:
-                dump = "\n".join(conn.iterdump()) + "\n"
+                # The pragmas that mark the file as an mnlang journal of its schema version.
+                marks = [
+                    f"PRAGMA {name} = {conn.execute(f'PRAGMA {name}').fetchone()[0]};"
+                    for name in ("application_id", "user_version")
+                ]
+                dump = "\n".join([*marks, *conn.iterdump()]) + "\n"
             (HERE / "legacy_open_intent.sql").write_text(dump, "utf-8")
             seen = {
                 "run_id": RUN_ID,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,6 +33,8 @@ class Request:
 class Receiver:
     requests: list[Request] = field(default_factory=list)
     answers: dict[str, bytes] = field(default_factory=dict)
+    answer_delay_s: float = 0.0
+    """How long a performed request waits before its answer (a client may die meanwhile)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -67,6 +70,8 @@ class Server:
                 status, answer, replayed = receiver_.receive(
                     self.path, self.headers.get("Idempotency-Key"), body
                 )
+                if not replayed:
+                    time.sleep(receiver_.answer_delay_s)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
@@ -96,4 +101,3 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
-
