@@ -503,7 +503,18 @@ class AgentCalls:
     def _tool_turn(self, session: Session, reply: ModelReply) -> None:
         notes = session.notes
         notes["turn"] += 1
-        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls]
+        # Each call keeps which reply asked for it and where in it: an effect's ledger key.
+        reply_number = notes["requests"] - 1
+        calls = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "arguments": c.arguments,
+                "reply": reply_number,
+                "index": index,
+            }
+            for index, c in enumerate(reply.tool_calls)
+        ]
         notes["history"] = [
             *notes["history"],
             {
@@ -586,13 +597,27 @@ class AgentCalls:
             return False
         notes["tools_called"] += 1
         sub_step = f"{session.step}>{item['name']}:{notes['tools_called']}"
-        notes["current"] = {"tool": qualified, "step": sub_step, "args": run.stored_args(args)}
+        asked = self._asked(session, item)
+        notes["current"] = {
+            "tool": qualified,
+            "step": sub_step,
+            "args": run.stored_args(args),
+            "asked": asked,
+        }
         fiber.dirty = True
         if isinstance(decl, EffectIR) and "approval" in decl.requires:
             self._ask_approval(session, decl, args, sub_step)
         else:
-            self._run_tool(session, decl, args, sub_step)
+            self._run_tool(session, decl, args, sub_step, asked)
         return True
+
+    def _asked(self, session: Session, item: dict[str, Any]) -> str | None:
+        """Where a tool call was asked for: the agent call's place, the committed reply
+        and the call's index in it (None for a call queued by a release before this)."""
+        if "reply" not in item:
+            return None
+        place = self.run.place(session.fiber)
+        return f"{session.step}@{place} reply {item['reply']} call {item['index']}"
 
     def _tool_args(self, decl: ToolIR, given: Any) -> dict[str, Value]:
         if not isinstance(given, dict):
@@ -616,13 +641,21 @@ class AgentCalls:
                 raise ConversionError(param.name, f"missing argument of type {param.type}")
         return args
 
-    def _run_tool(self, session: Session, decl: ToolIR, args: dict[str, Value], step: str) -> None:
+    def _run_tool(
+        self,
+        session: Session,
+        decl: ToolIR,
+        args: dict[str, Value],
+        step: str,
+        asked: str | None,
+    ) -> None:
         from mnlang.runtime.calling import Call
 
         calls, fiber = self.run.calls, session.fiber
         if isinstance(decl, EffectIR):
             effect = Call(fiber, "effect", decl, step, args, decl.retry, decl.timeout_ms)
             effect.session = session
+            effect.asked = asked
             calls._intent(effect)
         else:
             tool = Call(fiber, "tool", decl, step, args, decl.retry, decl.timeout_ms)
@@ -785,7 +818,7 @@ class AgentCalls:
         if approved:
             effect = self.program.effects[current["tool"]]
             args = {name: from_stored(value) for name, value in current["args"].items()}
-            self._run_tool(session, effect, args, current["step"])
+            self._run_tool(session, effect, args, current["step"], current.get("asked"))
             return
         comment = raw.get("comment")
         why = f"rejected by {by or 'a person'}" + (f": {comment}" if comment else "")

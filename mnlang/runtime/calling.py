@@ -81,6 +81,8 @@ class Call:
     """For a compensation: its index in the run's list."""
     session: Any = None
     """For a call a model made: its agent's `agents.Session`."""
+    asked: str | None = None
+    """For an effect a model called: where it was asked for (`effects.effect_key`)."""
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -175,7 +177,8 @@ class Calls:
     def _intent(self, call: Call) -> None:
         """Commit the intent before the call; `_after_intent` reads the ledger's answer."""
         run, fiber, effect = self.run, call.fiber, call.effect
-        call.key = effect_key(effect, call.args, run.evaluator, f"{call.step}@{run.place(fiber)}")
+        place = f"{call.step}@{run.place(fiber)}"
+        call.key = effect_key(effect, call.args, run.evaluator, place, call.asked)
         call.wire = wire_key(call.key, effect.scope, run.wire_nonce)
         call.hash = args_hash(call.args)
         fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}

@@ -37,11 +37,24 @@ MAX_WIRE_KEY = 255
 """Stripe's limit for an `Idempotency-Key`, and a safe one for any HTTP header."""
 
 
-def effect_key(effect: EffectIR, args: dict[str, Value], evaluator: Evaluator, place: str) -> str:
-    """The ledger key of one call; `place` names the statement's execution, for `once`."""
-    if effect.key is not None:
-        return evaluator.text(effect.key, MapEnv(args))
-    return f"once:{effect.name}:{place}"
+def effect_key(
+    effect: EffectIR,
+    args: dict[str, Value],
+    evaluator: Evaluator,
+    place: str,
+    asked: str | None = None,
+) -> str:
+    """The ledger key of one call; `place` names the statement's execution, for `once`.
+    `asked` says where a model asked for the call (its agent call's place, reply and
+    index): a `scope: run` key of an effect an agent calls includes it, so a new request
+    is a new action and the same request resumed is the same one; a `scope: global` key
+    does not, so it deduplicates across requests (and with workflow calls of the key)."""
+    if effect.key is None:
+        return f"once:{effect.name}:{place}"
+    key = evaluator.text(effect.key, MapEnv(args))
+    if asked is not None and effect.scope == "run":
+        return f"{key} <asked: {asked}>"
+    return key
 
 
 def new_wire_nonce() -> str:
