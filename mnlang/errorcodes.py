@@ -81,6 +81,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E503", "`on_timeout` is not one of the options"),
     ("E504", "wait without timeout"),
     ("E505", "duplicate checkpoint name"),
+    ("E506", "`approval` on an effect that requires none"),
     # hygiene
     ("W001", "empty file"),
     ("W101", "unused result"),

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -211,3 +212,43 @@ def test_crash_at_every_commit_with_a_chat_server(tmp_path: Path, when: str) -> 
         }
         tried = enumerate_crashes(tmp_path, lambda folder: env, when)
     assert tried > 8
+
+
+def test_an_agents_approval_has_a_default_timeout_shown_by_mnc_show(tmp_path: Path) -> None:
+    with Server() as receiver:
+        env = base_env(receiver, scripted_models(tmp_path, TURNS))
+        db = ["--db", str(tmp_path / "journal.db")]
+        started = mnc(["run", str(HOTEL), *db, "--id", RUN_ID, "--input", '{"request": "r"}'], env)
+        assert started.returncode == 3, started.stdout + started.stderr
+        shown = mnc(["show", RUN_ID, *db], env)
+    assert "timeout: 1d, then reject" in shown.stdout
+    assert "timer checkpoint:" in shown.stdout
+
+
+def test_an_approval_that_times_out_is_decided_and_told_to_the_model(tmp_path: Path) -> None:
+    source = HOTEL.read_text("utf-8").replace(
+        'key: "book-hotel:{hotel}"\n  requires: approval',
+        'key: "book-hotel:{hotel}"\n  requires: approval\n'
+        "  approval: { timeout: 1s, on_timeout: reject }",
+    )
+    assert "timeout: 1s" in source
+    (tmp_path / "hotel.mn").write_text(source, "utf-8")
+    shutil.copy(WIRE / "hotel_tools.py", tmp_path / "hotel_tools.py")
+    turns: list[Any] = [[BOOK], {"text": "nobody approved"}]
+    with Server() as receiver:
+        env = base_env(receiver, scripted_models(tmp_path, turns))
+        db = ["--db", str(tmp_path / "journal.db")]
+        args = ["run", str(tmp_path / "hotel.mn"), *db, "--id", RUN_ID]
+        started = mnc([*args, "--input", '{"request": "r"}'], env)
+        assert started.returncode == 3, started.stdout + started.stderr
+        assert "timeout: 1s, then reject" in mnc(["show", RUN_ID, *db], env).stdout
+        time.sleep(1.2)
+        resumed = mnc(["resume", RUN_ID, *db, "--json"], env)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads(resumed.stdout)["result"] == "nobody approved"
+    assert performed(receiver) == Counter()
+    with SQLiteStore(tmp_path / "journal.db") as store:
+        decided = [e.data for e in store.read_journal(RUN_ID) if e.kind == "decided"]
+    assert [(d["choice"], d["by"], d["approved"]) for d in decided] == [
+        ("reject", "timeout", False)
+    ]

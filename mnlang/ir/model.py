@@ -80,6 +80,19 @@ class CompensateIR(IRModel):
     args: dict[str, Expr]
 
 
+class ApprovalIR(IRModel):
+    """The checkpoint an agent opens before an effect that requires approval: decided
+    `on_timeout` when `timeout_ms` passes; no timeout (`timeout: never`) waits."""
+
+    timeout_ms: int | None = None
+    on_timeout: Literal["approve", "reject"] | None = None
+
+
+DEFAULT_APPROVAL = ApprovalIR(timeout_ms=24 * 3600 * 1000, on_timeout="reject")
+"""When neither the effect nor the agent says: a person has a day, then it is rejected
+(the model is told so)."""
+
+
 class EffectIR(ToolIR):
     """A side effect: committed at most once per key (`key` reads the effect's params).
 
@@ -92,6 +105,8 @@ class EffectIR(ToolIR):
     scope: Literal["run", "global"] = "run"
     requires: list[str] = []
     compensate: CompensateIR | None = None
+    approval: ApprovalIR | None = None
+    """For `requires: approval`: the timeout of the checkpoint an agent opens."""
 
 
 class AgentIR(IRModel):
@@ -113,6 +128,8 @@ class AgentIR(IRModel):
     retry: RetryIR
     tools: list[str] = []
     max_turns: int | None = None
+    approval: ApprovalIR | None = None
+    """The timeout of the approvals it asks for (an effect's own `approval` comes first)."""
     output_schema: dict[str, Any]
     span: SpanIR
 

@@ -47,7 +47,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
-from mnlang.ir.model import AgentIR, EffectIR, ToolIR
+from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ToolIR
 from mnlang.ir.schema import output_schema
 from mnlang.ir.states import CallState
 from mnlang.models.base import Message, ModelReply, ModelRequest, ToolSpec
@@ -63,9 +63,9 @@ from mnlang.runtime.effects import noted_wire_key
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
-from mnlang.runtime.pauses import DURABLE_DELAY_MS
+from mnlang.runtime.pauses import DURABLE_DELAY_MS, checkpoint_timer, decide_timeout_if_due
 from mnlang.runtime.values import Value, from_stored, to_plain
-from mnlang.stores.base import OpenCheckpoint
+from mnlang.stores.base import OpenCheckpoint, SetTimer
 
 if TYPE_CHECKING:
     from mnlang.runtime.calling import Call
@@ -761,20 +761,29 @@ class AgentCalls:
         shown = ", ".join(
             f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in to_plain(args).items()
         )
+        policy = effect.approval or session.agent.approval or DEFAULT_APPROVAL
         request = {
             "kind": "approval",
             "ask": f"Agent `{session.short}` wants to call `{short}({shown})`. Approve?",
             "show": [to_plain(args)],
             "options": APPROVE_OPTIONS,
             "assignee": None,
-            "timeout_ms": None,
-            "on_timeout": None,
+            "timeout_ms": policy.timeout_ms,
+            "on_timeout": policy.on_timeout,
             "step": step,
             "branch": fiber.label,
             "agent": session.agent.name,
             "effect": effect.name,
         }
         run.journal.open_checkpoints.append(OpenCheckpoint(checkpoint_id, short, request))
+        if policy.timeout_ms is not None:
+            run.journal.set_timers.append(
+                SetTimer(
+                    checkpoint_timer(checkpoint_id),
+                    policy.timeout_ms / 1000,
+                    {"checkpoint": checkpoint_id},
+                )
+            )
         run.journal.event("checkpoint", {"id": checkpoint_id, **request}, step, fiber.branch)
         session.notes["approval"] = checkpoint_id
         fiber.pending = {"agent": session.notes, "checkpoint": checkpoint_id}
@@ -790,6 +799,7 @@ class AgentCalls:
         if found is None:
             self._fail(session, value_error(f"checkpoint `{checkpoint_id}` is missing"))
             return
+        found = decide_timeout_if_due(run.store, run.run_id, found)
         if found.status == "open":
             fiber.status = "paused"
             return
@@ -798,6 +808,7 @@ class AgentCalls:
         current = notes["current"]
         approved = raw.get("choice") == "approve"
         run.journal.close_checkpoints.append(checkpoint_id)
+        run.journal.cancel_timers.append(checkpoint_timer(checkpoint_id))
         run.journal.event(
             "decided",
             {

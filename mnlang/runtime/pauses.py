@@ -40,6 +40,7 @@ from mnlang.stores.base import (
     OpenCheckpoint,
     SendSignal,
     SetTimer,
+    Store,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +62,23 @@ _INHERITED_KINDS = frozenset({BUDGET_EXCEEDED, DEADLINE_EXCEEDED})
 def checkpoint_timer(checkpoint_id: str) -> str:
     """The id of the timer of a checkpoint's timeout."""
     return f"checkpoint:{checkpoint_id}"
+
+
+def decide_timeout_if_due(store: Store, run_id: str, checkpoint: Checkpoint) -> Checkpoint:
+    """Commit the timeout's decision when the checkpoint is open and its timer is due;
+    returns the checkpoint as it stands afterwards."""
+    on_timeout = (
+        checkpoint.request.get("on_timeout") if isinstance(checkpoint.request, dict) else None
+    )
+    if checkpoint.status != "open" or on_timeout is None:
+        return checkpoint
+    timer = checkpoint_timer(checkpoint.checkpoint_id)
+    now = store.now()
+    if not any(t.timer_id == timer and t.due_at <= now for t in store.run_timers(run_id)):
+        return checkpoint
+    return store.decide_checkpoint(
+        run_id, checkpoint.checkpoint_id, {"choice": on_timeout}, by=TIMEOUT_BY
+    ).checkpoint
 
 
 def child_signal(child_run_id: str) -> str:
