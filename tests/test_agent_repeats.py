@@ -87,6 +87,7 @@ def drive(
         process += 1
         assert process < 40, "the run does not make progress"
         if done.returncode in (0, 1):
+            assert done.stdout.startswith("{"), (done.args, done.stdout, done.stderr)
             outcome = json.loads(done.stdout)
             outcome = outcome["runs"][0] if "runs" in outcome else outcome  # `mnc approve`
             return Drive(outcome["status"], process, crashes)

@@ -348,8 +348,11 @@ class AgentCalls:
         if fiber.job is not done.job:
             return  # abandoned
         fiber.job = None
-        notes["requests"] += 1
-        notes.pop("request", None)
+        if done.ok or faults.reached_callee(done.value):
+            notes["requests"] += 1
+            notes.pop("request", None)
+        # else the request never left (an injected fault): the retry is the same request,
+        # with the same number, so it takes the reply this one would have taken.
         fiber.dirty = True
         reply: ModelReply | None = done.value if done.ok else None
         transport = reply.retries if reply is not None else getattr(done.value, "retries", [])

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from mnlang.stores.base import Store
 
 FAULT_EVENT: Final = "fault_injected"
+FAULTS_META: Final = "faults"
+"""The key of a run's `meta` that keeps its fault plan, for every process that goes on
+with the run (resume, approve, signal, a worker)."""
 FAULT_CLASSES: Final = (
     "worker_crash",
     "network_failure",
@@ -158,6 +161,34 @@ class FaultPlan:
     @property
     def active(self) -> bool:
         return bool(self.faults) or self.chaos > 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as a run's `meta` keeps it (`FAULTS_META`)."""
+        return {
+            "faults": [
+                {"fault": s.fault, "at": s.at, "times": s.times, "expect": s.expect}
+                for s in self.faults
+            ],
+            "chaos": self.chaos,
+            "seed": self.seed,
+            "classes": list(self.classes),
+            "crash": self.crash,
+            "storm_attempts": self.storm_attempts,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> FaultPlan | None:
+        """The plan a run's `meta` keeps; None when it keeps none."""
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            faults=tuple(FaultSpec(**spec) for spec in data["faults"]),
+            chaos=float(data["chaos"]),
+            seed=int(data["seed"]),
+            classes=tuple(data["classes"]),
+            crash=data["crash"],
+            storm_attempts=int(data["storm_attempts"]),
+        )
 
     def check(self, program: IRProgram, workflow: str) -> None:
         """Refuse targeted faults that can hit no call of the workflow."""
@@ -305,13 +336,14 @@ def partial_call(injection: Injection, call: Callable[[], Any]) -> Callable[[], 
         raise MnError(CANCELLED, f"injected {fault}: the process died")
 
     def run() -> Any:
-        if fault == "retry_storm" and injection.reaches:
+        reached = fault == "retry_storm" and injection.reaches
+        if reached:
             call()
         if fault in ("network_failure", "retry_storm"):
             what = "connection reset by peer" if fault == "network_failure" else "503 overloaded"
-            raise Transient(f"injected {fault}: {what}")
+            raise _unreached(Transient(f"injected {fault}: {what}"), reached)
         if fault == "tool_timeout":
-            raise Timeout(f"injected {fault}: no answer in time")
+            raise _unreached(Timeout(f"injected {fault}: no answer in time"))
         if fault in ("worker_crash", "node_failure"):
             crash()
         value = call()
@@ -322,6 +354,23 @@ def partial_call(injection: Injection, call: Callable[[], Any]) -> Callable[[], 
         return value
 
     return run
+
+
+def _unreached(error: MnError, reached: bool = False) -> MnError:
+    """Mark a failure injected before the call reached its tool or model."""
+    if not reached:
+        error.add_note(_UNREACHED)
+    return error
+
+
+_UNREACHED: Final = "mnlang: injected before the call reached its tool or model"
+
+
+def reached_callee(error: BaseException) -> bool:
+    """Whether a failed attempt reached its tool or model (False for an injected
+    `network_failure`, `tool_timeout` or a storm's refused attempt): a model request
+    that did not reach the model took no reply (a scripted one is still due)."""
+    return _UNREACHED not in getattr(error, "__notes__", ())
 
 
 def corrupt(reply: Any) -> Any:

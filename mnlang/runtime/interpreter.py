@@ -58,6 +58,7 @@ from mnlang.runtime.convert import Converter
 from mnlang.runtime.effects import run_wire_nonce
 from mnlang.runtime.evaluate import Evaluator
 from mnlang.runtime.failures import FAIL, StepFailure, value_error
+from mnlang.runtime.faults import FAULTS_META, FaultPlan
 from mnlang.runtime.fibers import (
     Fiber,
     Outcome,
@@ -172,7 +173,9 @@ class Interpreter:
         self.evaluator = Evaluator(self._external)
         self.converter = Converter(program.types, self.evaluator)
         self.runner = CallRunner(config.workers, config.clock)
-        plan = config.faults
+        # The plan the run started with is in its meta: any process that goes on with the
+        # run honours it (a process given a plan of its own, the bench's, uses that).
+        plan = config.faults or FaultPlan.from_json(record.meta.get(FAULTS_META))
         self.faults = plan.injector(store, self.run_id) if plan and plan.active else None
         self.calls = Calls(self)
         self.pauses = Pauses(self, child_runner)

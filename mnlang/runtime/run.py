@@ -28,6 +28,7 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.evaluate import Evaluator, MapEnv
+from mnlang.runtime.faults import FAULTS_META
 from mnlang.runtime.interpreter import Interpreter, RunAborted, RunEnd
 from mnlang.runtime.journal import Observer
 from mnlang.runtime.values import Value, to_plain
@@ -217,6 +218,8 @@ def _start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, J
     models = stored_setup(config.models) if config is not None else None
     if models is not None:
         meta[MODELS_META] = models
+    if config is not None and config.faults is not None and config.faults.active:
+        meta[FAULTS_META] = config.faults.to_json()
     return meta
 
 
