@@ -84,3 +84,39 @@ def test_a_fault_after_a_wait_fires_in_the_process_that_signals(tmp_path: Path) 
     assert [f["fault"] for f in faults_of(tmp_path)] == ["partial_effect"]  # once
     pays = [c for c in calls(tmp_path) if c["action"] == "pay"]
     assert len(pays) == 2 and pays[0]["key"] == pays[1]["key"]  # performed, then resent
+
+
+def test_a_fault_aimed_inside_a_child_run_is_handed_to_it(tmp_path: Path) -> None:
+    started = start(tmp_path, "partial_effect@refund")  # `refund` is `settle_refund`'s
+    assert started.returncode == 3, started.stdout + started.stderr
+    env = env_for(tmp_path)
+    signalled = mnc(["signal", RUN_ID, "go_ahead"], env)
+    assert signalled.returncode == 137, signalled.stdout + signalled.stderr
+    with SQLiteStore(tmp_path / "journal.db") as store:
+        (child,) = store.list_runs(parent_run_id=RUN_ID)
+        parent_events = store.read_journal(RUN_ID)
+    handed = [e for e in parent_events if e.kind == "fault_handed"]
+    created = [e for e in parent_events if e.kind == "child"]
+    assert [h.data["run"] for h in handed] == [child.run_id]
+    # One commit: its events and the child's row share the commit's time.
+    assert handed[0].at == created[0].at == child.created_at
+    assert faults_of(tmp_path) == []  # the parent injects nothing itself
+    assert [f["fault"] for f in faults_of(tmp_path, child.run_id)] == ["partial_effect"]
+    resumed = mnc(["resume", RUN_ID, "--json"], env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads(resumed.stdout)["result"] == "pay-o-1 refund-o-1 small"
+    assert [f["fault"] for f in faults_of(tmp_path, child.run_id)] == ["partial_effect"]
+    refunds = [c for c in calls(tmp_path) if c["action"] == "refund"]
+    assert len(refunds) == 2 and refunds[0]["key"] == refunds[1]["key"]
+
+
+def test_a_target_nowhere_in_the_run_is_refused_naming_the_children(tmp_path: Path) -> None:
+    refused = start(tmp_path, "tool_timeout@nowhere")
+    assert refused.returncode == 2
+    assert "or the workflows it starts" in refused.stderr and "refund" in refused.stderr
+    assert not (tmp_path / "journal.db").exists() or not journal_runs(tmp_path)
+
+
+def journal_runs(tmp: Path) -> list[Any]:
+    with SQLiteStore(tmp / "journal.db") as store:
+        return store.list_runs()

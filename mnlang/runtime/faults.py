@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from mnlang.stores.base import Store
 
 FAULT_EVENT: Final = "fault_injected"
+HANDED_EVENT: Final = "fault_handed"
+"""A parent's journal: a targeted fault handed to the child run created in the same
+commit (`data.run`), which injects it; the parent does not."""
 FAULTS_META: Final = "faults"
 """The key of a run's `meta` that keeps its fault plan, for every process that goes on
 with the run (resume, approve, signal, a worker)."""
@@ -151,6 +154,9 @@ class FaultPlan:
     """`exit` kills the process; `raise` fails the call with `cancelled` instead (the
     naive baseline, where a crash just ends the attempt)."""
     storm_attempts: int = STORM_ATTEMPTS
+    targets: tuple[str, ...] | None = None
+    """For a child run: the ids of the targeted faults its parent handed it (the others
+    are the parent's or another child's); None: all of them."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.chaos <= 1.0:
@@ -174,6 +180,7 @@ class FaultPlan:
             "classes": list(self.classes),
             "crash": self.crash,
             "storm_attempts": self.storm_attempts,
+            "targets": None if self.targets is None else list(self.targets),
         }
 
     @classmethod
@@ -188,11 +195,13 @@ class FaultPlan:
             classes=tuple(data["classes"]),
             crash=data["crash"],
             storm_attempts=int(data["storm_attempts"]),
+            targets=None if data.get("targets") is None else tuple(data["targets"]),
         )
 
     def check(self, program: IRProgram, workflow: str) -> None:
-        """Refuse targeted faults that can hit no call of the workflow."""
-        sites = call_sites(program, workflow)
+        """Refuse targeted faults that can hit no call of the workflow or of the child
+        runs it starts."""
+        sites = call_sites(program, workflow, children=True)
         for spec in self.faults:
             if spec.fault == "approval_delay":
                 checkpoints = checkpoint_names(program, workflow)
@@ -208,7 +217,8 @@ class FaultPlan:
             if spec.at is not None and not matching:
                 names = sorted({s[2] for s in sites} | {s[0] for s in sites})
                 raise FaultError(
-                    f"`{spec.fault}@{spec.at}`: no step or call named `{spec.at}` in `{workflow}`",
+                    f"`{spec.fault}@{spec.at}`: no step or call named `{spec.at}` in `{workflow}` "
+                    "or the workflows it starts",
                     help=f"steps and calls: {', '.join(names) or 'none'}",
                 )
             if not any(kind in fits for _, _, _, kind in matching):
@@ -228,22 +238,30 @@ class FaultPlan:
                 )
 
     def injector(self, store: Store, run_id: str) -> FaultInjector:
-        """The plan as applied to one run, minus the faults its journal already holds."""
+        """The plan as applied to one run, minus the faults its journal already holds
+        (injected here, or handed to a child run)."""
         done = {
             str(e.data.get("id"))
             for e in store.read_journal(run_id)
-            if e.kind == FAULT_EVENT and isinstance(e.data, dict)
+            if e.kind in (FAULT_EVENT, HANDED_EVENT) and isinstance(e.data, dict)
         }
         return FaultInjector(self, run_id, done)
 
 
-def call_sites(program: IRProgram, workflow: str) -> list[tuple[str, str, str, str]]:
+def call_sites(
+    program: IRProgram, workflow: str, *, children: bool = False
+) -> list[tuple[str, str, str, str]]:
     """(state id, qualified callee, short callee, call kind) of every call of a workflow,
-    the tools its agents may call included."""
-    from mnlang.ir.states import CallState
+    the tools its agents may call included; with `children`, those of the workflows it
+    starts as child runs too, and theirs."""
+    from mnlang.ir.states import CallState, ChildState
 
     out: list[tuple[str, str, str, str]] = []
+    seen = {workflow}
     for state in program.workflows[workflow].states.values():
+        if children and isinstance(state, ChildState) and state.workflow not in seen:
+            seen.add(state.workflow)
+            out += call_sites(program, state.workflow, children=True)
         if not isinstance(state, CallState):
             continue
         out.append((state.id, state.callee, state.callee.rsplit(".", 1)[-1], state.callee_kind))
@@ -417,12 +435,36 @@ class FaultInjector:
             if spec.at is not None and spec.at not in (site.step, site.callee, site.short):
                 continue
             fault_id = f"t{index}:{spec.fault}"
-            if fault_id in self.done:
+            if fault_id in self.done or (
+                self.plan.targets is not None and fault_id not in self.plan.targets
+            ):
                 continue
             return Injection(
                 spec.fault, fault_id, "targeted", self.plan.crash, spec.expect, spec.times
             )
         return None
+
+    def hand_to_child(self, program: IRProgram, workflow: str) -> tuple[FaultPlan, list[Any]]:
+        """The plan of a child run of `workflow` about to be created: the targeted faults
+        not injected yet that can hit a call of it (or of its children) are its, and no
+        longer this run's; returns that plan and the `HANDED_EVENT` data to journal."""
+        sites = call_sites(program, workflow, children=True)
+        handed: list[Any] = []
+        for index, spec in enumerate(self.plan.faults):
+            fault_id = f"t{index}:{spec.fault}"
+            if spec.fault == "approval_delay" or fault_id in self.done:
+                continue
+            if self.plan.targets is not None and fault_id not in self.plan.targets:
+                continue
+            fits = APPLIES_TO[spec.fault]
+            if any(
+                kind in fits and (spec.at is None or spec.at in (step, callee, short))
+                for step, callee, short, kind in sites
+            ):
+                handed.append({"id": fault_id, "fault": spec.fault, "at": spec.at})
+        ids = tuple(h["id"] for h in handed)
+        self.done.update(ids)
+        return dataclasses.replace(self.plan, targets=ids), handed
 
     def _chaos(self, site: CallSite, where: str) -> Injection | None:
         plan = self.plan

@@ -173,9 +173,11 @@ class Interpreter:
         self.evaluator = Evaluator(self._external)
         self.converter = Converter(program.types, self.evaluator)
         self.runner = CallRunner(config.workers, config.clock)
-        # The plan the run started with is in its meta: any process that goes on with the
-        # run honours it (a process given a plan of its own, the bench's, uses that).
-        plan = config.faults or FaultPlan.from_json(record.meta.get(FAULTS_META))
+        # The plan the run started with (or a child's share of its parent's) is in its
+        # meta: any process that goes on with the run honours it. A run without one (the
+        # bench's) takes the plan the process was given.
+        kept = FaultPlan.from_json(record.meta.get(FAULTS_META))
+        plan = kept if kept is not None else config.faults
         self.faults = plan.injector(store, self.run_id) if plan and plan.active else None
         self.calls = Calls(self)
         self.pauses = Pauses(self, child_runner)

@@ -30,6 +30,7 @@ from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.failures import StepFailure, value_error
+from mnlang.runtime.faults import FAULTS_META, HANDED_EVENT
 from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.values import Duration, Timestamp, to_plain, to_text
 from mnlang.stores.base import (
@@ -346,6 +347,11 @@ class Pauses:
             k: v for k, v in run.record.meta.items() if k not in (PARENT_DEADLINE, PARENT_BUDGET)
         }
         meta[WIRE_NONCE] = new_wire_nonce()  # a run of its own: its own keys on the wire
+        if run.faults is not None:
+            plan, handed = run.faults.hand_to_child(run.program, workflow.name)
+            meta[FAULTS_META] = plan.to_json()
+            for data in handed:  # in the commit that creates the child
+                run.journal.event(HANDED_EVENT, {**data, "run": child_id}, state.id, fiber.branch)
         if run.deadline_at is not None:
             meta[PARENT_DEADLINE] = run.deadline_at
         budget = run.budget
