@@ -120,3 +120,30 @@ def test_a_target_nowhere_in_the_run_is_refused_naming_the_children(tmp_path: Pa
 def journal_runs(tmp: Path) -> list[Any]:
     with SQLiteStore(tmp / "journal.db") as store:
         return store.list_runs()
+
+
+LATE = """
+event go_ahead
+
+workflow late(order_id: str) -> str {
+  _go = wait go_ahead { timeout: 1h }
+  d = checkpoint review {
+    ask: "Pay {order_id}?"
+    timeout: 1h
+    on_timeout: reject
+  }
+  return "{d.choice} by {d.by}"
+}
+"""
+
+
+def test_an_approval_delay_after_a_wait_lets_the_timeout_decide(tmp_path: Path) -> None:
+    (tmp_path / "late.mn").write_text(LATE, "utf-8")
+    env = env_for(tmp_path)
+    args = ["run", str(tmp_path / "late.mn"), "--id", "late-1", "--input", '{"order_id": "o"}']
+    started = mnc([*args, "--inject", "approval_delay@review"], env)
+    assert started.returncode == 3, started.stdout + started.stderr
+    signalled = mnc(["signal", "late-1", "go_ahead", "--json"], env)
+    assert signalled.returncode == 0, signalled.stdout + signalled.stderr
+    assert json.loads(signalled.stdout)["runs"][0]["result"] == "reject by timeout"
+    assert [f["fault"] for f in faults_of(tmp_path, "late-1")] == ["approval_delay"]

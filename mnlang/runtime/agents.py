@@ -59,7 +59,7 @@ from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
-from mnlang.runtime.effects import noted_wire_key
+from mnlang.runtime.effects import noted_template_key, noted_wire_key
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
@@ -682,6 +682,7 @@ class AgentCalls:
             effect.retry,
             effect.timeout_ms,
             key=noted["key"],
+            template=noted_template_key(noted),
             wire=noted_wire_key(noted),
             hash=noted["hash"],
             attempt=noted["attempt"],

@@ -37,7 +37,15 @@ from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentTurn
 from mnlang.runtime.calls import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
-from mnlang.runtime.effects import args_hash, conflict, effect_key, noted_wire_key, wire_key
+from mnlang.runtime.effects import (
+    args_hash,
+    conflict,
+    effect_key,
+    ledger_key,
+    noted_template_key,
+    noted_wire_key,
+    wire_key,
+)
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure
 from mnlang.runtime.fibers import Fiber, outcome_from_json, outcome_to_json
@@ -72,6 +80,9 @@ class Call:
     retry: RetryIR
     timeout_ms: int | None
     key: str | None = None
+    template: str | None = None
+    """An effect's key template's value (`key` is its ledger key, which names where an
+    agent asked for it)."""
     wire: str | None = None
     """An effect's wire key, stored in its intent (`effects.wire_key`)."""
     hash: str | None = None
@@ -169,6 +180,7 @@ class Calls:
         args = {name: from_stored(value) for name, value in noted["args"].items()}
         call = self._new_call(fiber, "effect", effect, state, args)
         call.key, call.hash, call.attempt = noted["key"], noted["hash"], noted["attempt"]
+        call.template = noted_template_key(noted)
         call.wire = noted_wire_key(noted)
         return call
 
@@ -178,7 +190,8 @@ class Calls:
         """Commit the intent before the call; `_after_intent` reads the ledger's answer."""
         run, fiber, effect = self.run, call.fiber, call.effect
         place = f"{call.step}@{run.place(fiber)}"
-        call.key = effect_key(effect, call.args, run.evaluator, place, call.asked)
+        call.template = effect_key(effect, call.args, run.evaluator, place)
+        call.key = ledger_key(effect, call.template, call.asked)
         call.wire = wire_key(call.key, effect.scope, run.wire_nonce)
         call.hash = args_hash(call.args)
         fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}
@@ -205,6 +218,7 @@ class Calls:
         return {
             "args": self.run.stored_args(call.args),
             "key": call.key,
+            "template": call.template,
             "wire": call.wire,
             "hash": call.hash,
             "attempt": call.attempt,
@@ -335,10 +349,10 @@ class Calls:
             run.run_id,
             call.step,
             call.attempt,
-            call.key,
+            call.template,
             key_scope=call.effect.scope if call.kind == "effect" else None,
             wire_key=call.wire,
-            template_key=call.key,
+            template_key=call.template,
         )
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
@@ -578,6 +592,7 @@ class Calls:
             effect.retry,
             effect.timeout_ms,
             key=noted["key"],
+            template=noted_template_key(noted),
             wire=noted_wire_key(noted),
             hash=noted["hash"],
             attempt=noted["attempt"],

@@ -37,24 +37,23 @@ MAX_WIRE_KEY = 255
 """Stripe's limit for an `Idempotency-Key`, and a safe one for any HTTP header."""
 
 
-def effect_key(
-    effect: EffectIR,
-    args: dict[str, Value],
-    evaluator: Evaluator,
-    place: str,
-    asked: str | None = None,
-) -> str:
-    """The ledger key of one call; `place` names the statement's execution, for `once`.
-    `asked` says where a model asked for the call (its agent call's place, reply and
-    index): a `scope: run` key of an effect an agent calls includes it, so a new request
-    is a new action and the same request resumed is the same one; a `scope: global` key
-    does not, so it deduplicates across requests (and with workflow calls of the key)."""
-    if effect.key is None:
-        return f"once:{effect.name}:{place}"
-    key = evaluator.text(effect.key, MapEnv(args))
-    if asked is not None and effect.scope == "run":
-        return f"{key} <asked: {asked}>"
-    return key
+def effect_key(effect: EffectIR, args: dict[str, Value], evaluator: Evaluator, place: str) -> str:
+    """The key template's value for one call; `place` names the statement's execution,
+    for `once`."""
+    if effect.key is not None:
+        return evaluator.text(effect.key, MapEnv(args))
+    return f"once:{effect.name}:{place}"
+
+
+def ledger_key(effect: EffectIR, template_key: str, asked: str | None) -> str:
+    """The ledger key of a call whose key template gave `template_key`. `asked` says
+    where a model asked for the call (its agent call's place, reply and index): a
+    `scope: run` key of an effect an agent calls includes it, so a new request is a new
+    action and the same request resumed is the same one; a `scope: global` key does not,
+    so it deduplicates across requests (and with workflow calls of the key)."""
+    if asked is not None and effect.scope == "run" and effect.key is not None:
+        return f"{template_key} <asked: {asked}>"
+    return template_key
 
 
 def new_wire_nonce() -> str:
@@ -81,6 +80,13 @@ def wire_key(key: str, scope: str, nonce: str) -> str:
     if len(text) <= MAX_WIRE_KEY and text.isascii() and text.isprintable() and text == text.strip():
         return text
     return prefix + "sha256-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def noted_template_key(noted: dict[str, Any]) -> str:
+    """The key template's value of an intent as noted; an intent noted before agent calls
+    had their own ledger keys has only its ledger key, which was that value."""
+    template = noted.get("template")
+    return template if isinstance(template, str) else str(noted["key"])
 
 
 def noted_wire_key(noted: dict[str, Any]) -> str:
