@@ -41,16 +41,16 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from mnlang.errors import CANCELLED, MnError, Timeout, Transient
 
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
-    from mnlang.runtime.calls import CallJob
+    from mnlang.runtime.call_threads import CallJob, CallRunner
     from mnlang.runtime.fibers import Fiber
-    from mnlang.runtime.interpreter import Interpreter
-    from mnlang.stores.base import Store
+    from mnlang.runtime.journal import Journal
+    from mnlang.stores.base import CommitResult, Store
 
 FAULT_EVENT: Final = "fault_injected"
 HANDED_EVENT: Final = "fault_handed"
@@ -444,10 +444,13 @@ class FaultInjector:
             )
         return None
 
-    def hand_to_child(self, program: IRProgram, workflow: str) -> tuple[FaultPlan, list[Any]]:
-        """The plan of a child run of `workflow` about to be created: the targeted faults
-        not injected yet that can hit a call of it (or of its children) are its, and no
-        longer this run's; returns that plan and the `HANDED_EVENT` data to journal."""
+    def hand_to_child(
+        self, program: IRProgram, workflow: str, child_id: str
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        """The share of the plan of child run `child_id` (of `workflow`), about to be
+        created: the targeted faults not injected yet that can hit a call of it (or of its
+        children) are its, and no longer this run's. Returns the child's `meta` entries
+        and the events to journal with its creation."""
         sites = call_sites(program, workflow, children=True)
         handed: list[Any] = []
         for index, spec in enumerate(self.plan.faults):
@@ -464,7 +467,9 @@ class FaultInjector:
                 handed.append({"id": fault_id, "fault": spec.fault, "at": spec.at})
         ids = tuple(h["id"] for h in handed)
         self.done.update(ids)
-        return dataclasses.replace(self.plan, targets=ids), handed
+        share = dataclasses.replace(self.plan, targets=ids)
+        events = [(HANDED_EVENT, {**h, "run": child_id}) for h in handed]
+        return {FAULTS_META: share.to_json()}, events
 
     def _chaos(self, site: CallSite, where: str) -> Injection | None:
         plan = self.plan
@@ -489,7 +494,17 @@ def _unit(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def submit(run: Interpreter, fiber: Fiber, job: CallJob, delay_s: float, site: CallSite) -> None:
+class FaultRun(Protocol):
+    """What `submit` uses of the run."""
+
+    faults: FaultInjector | None
+    runner: CallRunner
+    journal: Journal
+    force_commit: bool
+    after_commit: list[Callable[[CommitResult], None]]
+
+
+def submit(run: FaultRun, fiber: Fiber, job: CallJob, delay_s: float, site: CallSite) -> None:
     """Start a call attempt, with the fault the run's plan puts there, if any.
 
     A fault that kills the process is committed first, and the attempt starts after that

@@ -22,17 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import BUDGET_EXCEEDED, CHILD_FAILED, DEADLINE_EXCEEDED, TOOL_ERROR
 from mnlang.ir.states import CheckpointState, ChildState, WaitState
-from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.failures import StepFailure, value_error
-from mnlang.runtime.faults import FAULTS_META, HANDED_EVENT
 from mnlang.runtime.fibers import Fiber
-from mnlang.runtime.values import Duration, Timestamp, to_plain, to_text
+from mnlang.runtime.values import Duration, Timestamp, Value, to_plain, to_text
 from mnlang.stores.base import (
     Checkpoint,
     CommitResult,
@@ -45,8 +44,14 @@ from mnlang.stores.base import (
 )
 
 if TYPE_CHECKING:
-    from mnlang.runtime.calling import Call
-    from mnlang.runtime.interpreter import Interpreter, RunEnd
+    from mnlang.ir.model import IRProgram
+    from mnlang.runtime.budget import Budget
+    from mnlang.runtime.call_threads import CallRunner
+    from mnlang.runtime.convert import Converter
+    from mnlang.runtime.evaluate import Evaluator
+    from mnlang.runtime.journal import Journal
+    from mnlang.runtime.ports import Call, CallsPort, RunEnd
+    from mnlang.stores.base import RunRecord, Store
 
 TIMEOUT_BY = "timeout"
 """Who decided a checkpoint that its timeout decided: the decision's `.by`."""
@@ -107,8 +112,48 @@ class ChildCall:
     state: ChildState
 
 
+class ChildFaults(Protocol):
+    """The run's fault plan, as a child run's creation uses it (`faults.FaultInjector`)."""
+
+    def hand_to_child(
+        self, program: IRProgram, workflow: str, child_id: str
+    ) -> tuple[dict[str, Json], list[tuple[str, dict[str, Any]]]]: ...
+
+
+class PauseRun(Protocol):
+    """What the states that wait use of the run."""
+
+    program: IRProgram
+    run_id: str
+    record: RunRecord
+    store: Store
+    journal: Journal
+    runner: CallRunner
+    budget: Budget
+    converter: Converter
+    evaluator: Evaluator
+    fibers: dict[str, Fiber]
+    deadline_at: float | None
+    force_commit: bool
+    after_commit: list[Callable[[CommitResult], None]]
+
+    @property
+    def calls(self) -> CallsPort: ...
+
+    @property
+    def faults(self) -> ChildFaults | None: ...
+
+    def update_run_data(self, **changes: Any) -> None: ...
+
+    def place(self, fiber: Fiber) -> str: ...
+
+    def deliver(self, fiber: Fiber, value: Value) -> None: ...
+
+    def fail(self, fiber: Fiber, failure: StepFailure) -> None: ...
+
+
 class Pauses:
-    def __init__(self, run: Interpreter, child_runner: ChildRunner | None) -> None:
+    def __init__(self, run: PauseRun, child_runner: ChildRunner | None) -> None:
         self.run = run
         self.child_runner = child_runner
         self.taken_signals: set[str] = set()
@@ -348,10 +393,10 @@ class Pauses:
         }
         meta[WIRE_NONCE] = new_wire_nonce()  # a run of its own: its own keys on the wire
         if run.faults is not None:
-            plan, handed = run.faults.hand_to_child(run.program, workflow.name)
-            meta[FAULTS_META] = plan.to_json()
-            for data in handed:  # in the commit that creates the child
-                run.journal.event(HANDED_EVENT, {**data, "run": child_id}, state.id, fiber.branch)
+            share, handed = run.faults.hand_to_child(run.program, workflow.name, child_id)
+            meta.update(share)
+            for kind, data in handed:  # in the commit that creates the child
+                run.journal.event(kind, data, state.id, fiber.branch)
         if run.deadline_at is not None:
             meta[PARENT_DEADLINE] = run.deadline_at
         budget = run.budget

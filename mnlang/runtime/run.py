@@ -29,8 +29,9 @@ from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.faults import FAULTS_META, FaultPlan, delay_open_approvals
-from mnlang.runtime.interpreter import Interpreter, RunAborted, RunEnd
+from mnlang.runtime.interpreter import Interpreter, RunAborted
 from mnlang.runtime.journal import Observer
+from mnlang.runtime.ports import RunEnd
 from mnlang.runtime.values import Value, to_plain
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
