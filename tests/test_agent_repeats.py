@@ -253,3 +253,43 @@ def test_an_approval_that_times_out_is_decided_and_told_to_the_model(tmp_path: P
     assert [(d["choice"], d["by"], d["approved"]) for d in decided] == [
         ("reject", "timeout", False)
     ]
+
+
+def test_an_agents_own_approval_applies_to_its_effects_without_one(tmp_path: Path) -> None:
+    source = HOTEL.read_text("utf-8").replace(
+        "  max_turns: 6\n", "  max_turns: 6\n  approval: { timeout: 1s, on_timeout: approve }\n"
+    )
+    (tmp_path / "hotel.mn").write_text(source, "utf-8")
+    shutil.copy(WIRE / "hotel_tools.py", tmp_path / "hotel_tools.py")
+    turns: list[Any] = [[BOOK], {"text": "booked by default"}]
+    with Server() as receiver:
+        env = base_env(receiver, scripted_models(tmp_path, turns))
+        db = ["--db", str(tmp_path / "journal.db")]
+        args = ["run", str(tmp_path / "hotel.mn"), *db, "--id", RUN_ID]
+        started = mnc([*args, "--input", '{"request": "r"}'], env)
+        assert started.returncode == 3, started.stdout + started.stderr
+        assert "timeout: 1s, then approve" in mnc(["show", RUN_ID, *db], env).stdout
+        time.sleep(1.2)
+        resumed = mnc(["resume", RUN_ID, *db, "--json"], env)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert performed(receiver) == Counter({"/book": 1})
+
+
+def test_killed_after_the_replys_commit_before_the_tools_intent_books_nothing_extra(
+    tmp_path: Path,
+) -> None:
+    """The reply that asks for a booking is committed with its approval checkpoint; the
+    process that approves dies (as a SIGKILL) before its first commit, the one with the
+    booking's intent. (Without an approval the reply and the first call's intent are one
+    commit: there is no such moment.)"""
+    crash = {"MNC_CRASH_AT_COMMIT": "1", "MNC_CRASH_WHEN": "before"}
+    with Server() as receiver:
+        env = base_env(receiver, scripted_models(tmp_path, TURNS))
+        db = tmp_path / "journal.db"
+        run = drive(HOTEL, db, env, lambda i: crash if i == 1 else {})
+        assert run.crashes == 1
+    assert run.status == "completed"
+    assert performed(receiver) == Counter({"/book": 2, "/cancel": 1})
+    with SQLiteStore(db) as store:
+        intents = [e.data for e in store.read_journal(RUN_ID) if e.kind == "intent"]
+    assert len(intents) == 3 and len({i["key"] for i in intents}) == 3

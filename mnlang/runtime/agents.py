@@ -25,8 +25,12 @@ as a `tool_decision` (for tool selection and parameter accuracy); a call of anyt
 else is refused, journaled as `unsafe_tool_call` and answered with an error; arguments
 that do not fit the parameters are answered with the problem. A tool or effect call runs
 through `Calls` with the same rules as a workflow step (retries, budget, an effect's
-intent and ledger). An effect with `requires: approval` first opens a checkpoint named
-after the effect and waits for a person; a rejection is told to the model. A tool call
+intent and ledger), except that an effect's `scope: run` ledger key names where it was
+asked for (this call's place, the reply, the call's index in it: `effects.ledger_key`),
+so each request of the model is its own action. An effect with `requires: approval`
+first opens a checkpoint named after the effect and waits for a person, at most its
+`approval:` timeout (the effect's, else the agent's, else `DEFAULT_APPROVAL`); a
+rejection, or the timeout's, is told to the model. A tool call
 that fails for good is told to the model too, except for the kinds the runtime enforces
 (`budget_exceeded`, `cancelled`, `deadline_exceeded`), which fail the agent's step.
 
