@@ -82,6 +82,11 @@ _TABLE: list[tuple[str, str]] = [
     ("E504", "wait without timeout"),
     ("E505", "duplicate checkpoint name"),
     ("E506", "`approval` on an effect that requires none"),
+    # correlated signals
+    ("E510", "event wait in a loop without a varying correlation key"),
+    ("E511", "two waits for one event without correlation keys"),
+    ("E512", "correlation key is not a `str` or `int`"),
+    ("E513", "`callback_token` for no wait of the workflow"),
     # hygiene
     ("W001", "empty file"),
     ("W101", "unused result"),

@@ -15,14 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mnlang.ir.base import SpanIR
+from mnlang.ir.base import HASH_OMITS_NONE, SpanIR
 from mnlang.ir.model import IRProgram
 
 _PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
-_HASHED_WHEN_SET = frozenset({"approval"})
-"""Optional fields added to IR 1 after programs were stored with it: left out of the
-hash while null, so a program stored by an earlier release (a run's, in its journal)
-keeps its hash and loads; set, they change it as any change to what runs does."""
 
 
 def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
@@ -36,7 +32,9 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
             if key in exclude:
                 continue
             item = getattr(value, name)
-            if isinstance(item, SpanIR) or (item is None and name in _HASHED_WHEN_SET):
+            if isinstance(item, SpanIR):
+                continue
+            if item is None and info.json_schema_extra == HASH_OMITS_NONE:
                 continue
             out[key] = canonical(item)
         return out

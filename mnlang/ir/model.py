@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from mnlang.ir.base import IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.base import HASH_OMITS_NONE, IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr, Template
 from mnlang.ir.scenarios import ScenarioIR
 from mnlang.ir.states import State
@@ -105,7 +105,7 @@ class EffectIR(ToolIR):
     scope: Literal["run", "global"] = "run"
     requires: list[str] = []
     compensate: CompensateIR | None = None
-    approval: ApprovalIR | None = None
+    approval: ApprovalIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """For `requires: approval`: the timeout of the checkpoint an agent opens."""
 
 
@@ -128,7 +128,7 @@ class AgentIR(IRModel):
     retry: RetryIR
     tools: list[str] = []
     max_turns: int | None = None
-    approval: ApprovalIR | None = None
+    approval: ApprovalIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """The timeout of the approvals it asks for (an effect's own `approval` comes first)."""
     output_schema: dict[str, Any]
     span: SpanIR
