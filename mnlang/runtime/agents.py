@@ -823,7 +823,7 @@ class AgentCalls:
                 SetTimer(
                     checkpoint_timer(checkpoint_id),
                     policy.timeout_ms / 1000,
-                    {"checkpoint": checkpoint_id},
+                    {"checkpoint": checkpoint_id, "on_timeout": policy.on_timeout},
                 )
             )
         run.journal.event("checkpoint", {"id": checkpoint_id, **request}, step, fiber.branch)
