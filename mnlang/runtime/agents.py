@@ -69,6 +69,7 @@ from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.pauses import DURABLE_DELAY_MS, checkpoint_timer, decide_timeout_if_due
 from mnlang.runtime.ports import Call
+from mnlang.runtime.timeouts import call_timeout_ms
 from mnlang.runtime.values import Value, from_stored, to_plain
 from mnlang.stores.base import OpenCheckpoint, SetTimer
 
@@ -695,13 +696,14 @@ class AgentCalls:
         asked: str | None,
     ) -> None:
         calls, fiber = self.run.calls, session.fiber
+        timeout_ms = call_timeout_ms(decl, args, self.run.evaluator)
         if isinstance(decl, EffectIR):
-            effect = Call(fiber, "effect", decl, step, args, decl.retry, decl.timeout_ms)
+            effect = Call(fiber, "effect", decl, step, args, decl.retry, timeout_ms)
             effect.session = session
             effect.asked = asked
             calls._intent(effect)
         else:
-            tool = Call(fiber, "tool", decl, step, args, decl.retry, decl.timeout_ms)
+            tool = Call(fiber, "tool", decl, step, args, decl.retry, timeout_ms)
             tool.session = session
             calls._attempt_or_fail(tool)
 
