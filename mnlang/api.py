@@ -213,11 +213,6 @@ def start_run(
             config=config,
             detach=detach,
         )
-        if faults is not None and outcome.status == "waiting":
-            from mnlang.runtime.faults import delay_open_approvals
-
-            if delay_open_approvals(store, outcome.run_id, faults):
-                outcome = run.resume_run(store, outcome.run_id, config=config, observer=observer)
         return outcome
 
 
