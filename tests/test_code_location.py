@@ -70,6 +70,7 @@ def test_an_import_from_mnc_path_and_the_error_that_lists_where_it_looked(
     team = tmp_path / "team"
     team.mkdir()
     (team / "flow.mn").write_text(FLOW)
+    (team / "tools.py").write_text("def double(n):\n    return 2 * n\n")
     missing = mnc(team, "check", "flow.mn")
     assert missing.returncode == 1 and "E104" in missing.stdout
     assert "looked at:" in missing.stdout and str(team / "common" / "policies.mn") in missing.stdout
@@ -90,6 +91,7 @@ def test_an_import_from_an_installed_package(tmp_path: Path) -> None:
     team = tmp_path / "team"
     team.mkdir()
     (team / "flow.mn").write_text(FLOW.replace("common.policies", "acme.policies"))
+    (team / "tools.py").write_text("def double(n):\n    return 2 * n\n")
     checked = mnc(team, "check", "flow.mn", PYTHONPATH=str(site))
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
