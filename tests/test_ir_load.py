@@ -57,7 +57,7 @@ def test_spans_and_source_may_change_without_breaking_the_hash(
 
 def test_not_json(tmp_path: Path, refund_ir: IRProgram) -> None:
     error = refused(write(tmp_path, dump_ir(refund_ir)[:-40]))
-    assert error.message.startswith("not JSON (line")
+    assert error.message.startswith("not JSON: ")
 
 
 def test_not_an_ir_file(tmp_path: Path) -> None:
