@@ -296,7 +296,8 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
 def _run_error(e: Exception) -> NoReturn:
     """Print an error that kept a run command from doing its work, and exit 2."""
     message = getattr(e, "message", None) or str(e)
-    click.echo(f"error: {message}", err=True)
+    code = getattr(e, "code", None)
+    click.echo(f"error[{code}]: {message}" if code else f"error: {message}", err=True)
     help_text = getattr(e, "help", None)
     if help_text:
         click.echo(f"help: {help_text}", err=True)
@@ -389,11 +390,11 @@ def run_command(
 
     Faults (docs/metrics.md): worker_crash, node_failure and partial_effect end this
     process with status 137; `mnc resume` goes on with the run."""
-    import json
     from pathlib import Path
 
     from mnlang import api
     from mnlang.ir.load import IRLoadError
+    from mnlang.jsonin import JSONInputError, decode_json, read_json_file
     from mnlang.runtime.faults import FaultError, FaultPlan, parse_inject
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
@@ -414,19 +415,14 @@ def run_command(
         except FaultError as e:
             raise click.UsageError(f"{e.message}; {e.help}" if e.help else e.message) from None
     try:
-        text = Path(input_file).read_text("utf-8") if input_file is not None else input_text
+        if input_file is not None:
+            given = read_json_file(input_file)
+        else:
+            given = decode_json(input_text, "--input") if input_text is not None else {}
     except OSError as e:
         _run_error(RunError(f"cannot read `{input_file}`: {e.strerror or e}"))
-    try:
-        given = json.loads(text) if text is not None else {}
-    except json.JSONDecodeError as e:
-        where = f"`{input_file}`" if input_file else "--input"
-        _run_error(
-            RunError(
-                f"{where} is not JSON: {e.msg.lower()} at line {e.lineno}, column {e.colno}",
-                help='write the arguments as a JSON object, e.g. --input \'{"order_id": "o-1"}\'',
-            )
-        )
+    except JSONInputError as e:
+        _run_error(e)
     try:
         program = api.load_program(file)
     except api.CompileFailed as e:
@@ -634,18 +630,17 @@ def _decide(
     db: str | None,
     as_json: bool,
 ) -> NoReturn:
-    import json
-
     from mnlang import api
+    from mnlang.jsonin import JSONInputError, decode_json
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
 
     result = None
     if result_text is not None:
         try:
-            result = json.loads(result_text)
-        except json.JSONDecodeError as e:
-            raise click.UsageError(f"--result is not JSON: {e.msg.lower()}") from None
+            result = decode_json(result_text, "--result")
+        except JSONInputError as e:
+            _run_error(e)
     try:
         outcome = api.decide(
             run_id,
@@ -747,18 +742,17 @@ def signal_command(
     """Send EVENT, with its JSON payload, to run RUN_ID. A run not waiting for it yet
     finds it in its mailbox when it does. A run waiting for it goes on here unless
     --detach; exits like `mnc run` then, else 0."""
-    import json
-
     from mnlang import api
+    from mnlang.jsonin import JSONInputError, decode_json
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
 
     value = None
     if payload is not None:
         try:
-            value = json.loads(payload)
-        except json.JSONDecodeError as e:
-            raise click.UsageError(f"the payload is not JSON: {e.msg.lower()}") from None
+            value = decode_json(payload, "the payload")
+        except JSONInputError as e:
+            _run_error(e)
     try:
         outcome = api.signal(run_id, event, value, signal_id=signal_id, resume=not detach, db=db)
     except (RunError, StoreError) as e:

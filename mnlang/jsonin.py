@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,8 @@ def decode_json(
     def constant(token: str) -> Any:
         raise _Refused(f"has `{token}`, which is not JSON", "write a number or null")
 
+    if _nesting(text) > max_depth:  # before `json` recurses into it
+        raise JSONInputError(where, f"nests deeper than {max_depth:,} levels", _FLATTER)
     try:
         value = call_deep(
             json.loads,
@@ -131,6 +134,19 @@ def decode_json(
 
 _NUMBER_HELP = "send very long numbers as strings"
 _FLATTER = "flatten the value; pass large structures by reference"
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nesting(text: str) -> int:
+    """How deep the brackets of `text` nest, strings aside, counted without recursion."""
+    deepest = depth = 0
+    for m in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if m.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 class _Refused(Exception):

@@ -9,11 +9,11 @@ through its live updates. A run another process holds is left to that process.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from mnlang.jsonin import JSONInputError, decode_json
 from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import RunBusy, RunError, continue_run
 from mnlang.stores.base import TERMINAL_STATUSES, Json, RunRecord, Store, StoreError
@@ -42,11 +42,9 @@ def _json_text(text: str, what: str) -> Json:
     if not text.strip():
         return None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ActionRefused(
-            400, f"{what} is not JSON: {e.msg.lower()} at column {e.colno}"
-        ) from None
+        return decode_json(text, what)
+    except JSONInputError as e:
+        raise ActionRefused(400, f"{e.message} ({e.code}); {e.help}") from None
 
 
 def decide(
