@@ -28,7 +28,7 @@ from mnlang.bench.harness import NODE_LEASE_S, Harness, RunPlan
 from mnlang.bench.suite import Case, load_suite
 from mnlang.cli import main
 from mnlang.ir.model import LimitIR
-from mnlang.runtime.calls import CallJob, CallRunner, ToolLimits
+from mnlang.runtime.call_threads import CallJob, CallRunner, ToolLimits
 from mnlang.runtime.clock import VirtualClock
 from mnlang.runtime.faults import (
     CRASH_STATUS,

@@ -58,6 +58,22 @@ def test_pip_install_then_mnc_check_elsewhere(tmp_path: Path) -> None:
     assert package.startswith(site) and grammar.startswith(site) and stdlib.startswith(site)
     assert grammar.endswith("mnlang/_data/grammar") and stdlib.endswith("mnlang/_data/stdlib")
 
+    # Type checkers see the package's hints (py.typed), the metadata says so, and one HTTP
+    # stack is installed: httpx2, not httpx beside it.
+    shipped = run(
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "from importlib import metadata, util; dist = metadata.distribution('mnlang'); "
+            "print(any(str(f) == 'mnlang/py.typed' for f in dist.files or ())); "
+            "print('Typing :: Typed' in dist.metadata.get_all('Classifier', [])); "
+            "print(util.find_spec('httpx2') is not None, util.find_spec('httpx') is None)",
+        ],
+        elsewhere,
+        env,
+    )
+    assert shipped.stdout.split() == ["True", "True", "True", "True"], shipped.stderr
+
     for _ in range(2):  # the first run builds the parse tables, the second reads them
         checked = run([str(bin_dir / "mnc"), "check", "refund.mn"], elsewhere, env)
         assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -28,7 +28,7 @@ from mnlang import api
 from mnlang.cli import main
 from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram
-from mnlang.metrics import compute_metrics
+from mnlang.metrics import charts, compute_metrics
 from mnlang.runtime.pauses import checkpoint_timer
 from mnlang.runtime.run import start_run
 from mnlang.stores import open_store
@@ -43,7 +43,6 @@ from mnlang.stores.base import (
     Store,
 )
 from mnlang.ui import app as app_module
-from mnlang.ui import charts
 from mnlang.ui.app import create_app
 from mnlang.ui.auth import Authenticator
 from mnlang.ui.metrics import ConsoleMetrics, Period, period_of

@@ -1,6 +1,6 @@
 """The console's live parts over a real uvicorn server: server-sent events (`/events/...`).
 
-A client reading the stream with httpx sees a decision within a second, keep-alives,
+A client reading the stream with httpx2 sees a decision within a second, keep-alives,
 reconnection by `Last-Event-ID`, refusals without a token, one watcher however many
 browsers follow the same page, and streams that end when the server stops.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
@@ -143,9 +143,9 @@ class Block:
 class EventStream:
     """The blocks of an open event stream, read as they come. The stream is subscribed once
     its first block (`retry:`) has arrived. Keep it referenced while the stream should stay
-    open: httpx closes the connection when its line iterator is collected."""
+    open: httpx2 closes the connection when its line iterator is collected."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx2.Response) -> None:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         self.lines = response.iter_lines()
@@ -172,7 +172,7 @@ class EventStream:
         raise AssertionError("the stream ended without an event")
 
     def rest(self) -> list[Block]:
-        """Every block until the server ends the stream (httpx times out if it does not)."""
+        """Every block until the server ends the stream (httpx2 times out if it does not)."""
         found: list[Block] = []
         while (block := self.next()) is not None:
             found.append(block)
@@ -186,14 +186,14 @@ class EventStream:
 
 @contextmanager
 def stream(
-    client: httpx.Client, url: str, headers: dict[str, str] | None = None
+    client: httpx2.Client, url: str, headers: dict[str, str] | None = None
 ) -> Iterator[EventStream]:
     with client.stream("GET", url, headers=headers) as response:
         events = EventStream(response)  # held here while the stream is open
         yield events
 
 
-def decide(client: httpx.Client | TestClient, run_id: str, choice: str = "approve") -> None:
+def decide(client: httpx2.Client | TestClient, run_id: str, choice: str = "approve") -> None:
     page = client.get("/runs").text
     token = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page)
     assert token is not None
@@ -221,7 +221,7 @@ def test_a_decision_reaches_the_streams_within_a_second(
     console = serve(store)
     shown = current(store, "live-1")
     with (
-        httpx.Client(base_url=console.url, timeout=5) as client,
+        httpx2.Client(base_url=console.url, timeout=5) as client,
         stream(client, f"/events/run?id=live-1&fp={shown}") as run_events,
         stream(client, "/events/inbox") as inbox_events,
     ):
@@ -246,7 +246,7 @@ def test_keep_alives_and_reconnection(
     start(sqlite_store, program, "live-2")
     console = serve(sqlite_store, keepalive=0.3)
     shown = current(sqlite_store, "live-2")
-    with httpx.Client(base_url=console.url, timeout=5) as client:
+    with httpx2.Client(base_url=console.url, timeout=5) as client:
         with stream(client, f"/events/run?id=live-2&fp={shown}") as events:
             began = time.monotonic()
             assert events.next_comment() == "keep-alive"
@@ -267,7 +267,7 @@ def test_streams_are_refused_without_a_token(
 ) -> None:
     start(sqlite_store, program, "live-3")
     console = serve(sqlite_store, admin_token=ADMIN_TOKEN)
-    with httpx.Client(base_url=console.url, timeout=5) as client:
+    with httpx2.Client(base_url=console.url, timeout=5) as client:
         for headers in (
             {},
             {"authorization": "Bearer not-the-token"},
@@ -324,8 +324,8 @@ def test_many_browsers_share_one_watcher(
         + ["/events/inbox"] * 10
         + ["/events/runs?status=waiting"] * 10
     )
-    limits = httpx.Limits(max_connections=len(urls) + 5)
-    with httpx.Client(base_url=console.url, timeout=5, limits=limits) as client:
+    limits = httpx2.Limits(max_connections=len(urls) + 5)
+    with httpx2.Client(base_url=console.url, timeout=5, limits=limits) as client:
         with ExitStack() as streams:
             for url in urls:
                 streams.enter_context(stream(client, url))
@@ -407,7 +407,7 @@ def test_stopping_the_server_ends_open_streams(
     start(sqlite_store, program, "live-s")
     console = serve(sqlite_store)
     with (
-        httpx.Client(base_url=console.url, timeout=5) as client,
+        httpx2.Client(base_url=console.url, timeout=5) as client,
         stream(client, f"/events/run?id=live-s&fp={current(sqlite_store, 'live-s')}") as events,
     ):
         began = time.monotonic()
@@ -429,13 +429,13 @@ def test_ctrl_c_stops_mnc_ui_with_streams_open(tmp_path: Path, program: IRProgra
     command = [sys.executable, "-m", "mnlang.cli", "ui", "--db", str(db), "--port", str(port)]
     server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             deadline = time.monotonic() + 20
             while True:
                 try:
                     client.get("/api/me")
                     break
-                except httpx.TransportError:
+                except httpx2.TransportError:
                     assert server.poll() is None and time.monotonic() < deadline, "no console"
                     time.sleep(0.1)
             with (

@@ -1,4 +1,9 @@
-"""JSON Schema of a declared type, for validating an agent's reply.
+"""JSON Schema of a declared type: what an agent's reply must be.
+
+The one path from a type to its schema: the schema is shown to the model (and sent as
+its structured output format), and the reply validator (`mnlang.models.validation`) is
+built from this same schema, so what the model is asked for and what is accepted cannot
+drift apart.
 
 Records become closed objects whose required properties are the fields
 without a default that are not optional; enums become string enums. Records
@@ -12,7 +17,7 @@ from typing import Any
 from mnlang.ir.base import TypeIR
 from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
 
-_PRIMITIVE_SCHEMAS: dict[str, dict[str, Any]] = {
+PRIMITIVE_SCHEMAS: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
     "int": {"type": "integer"},
     "float": {"type": "number"},
@@ -24,6 +29,7 @@ _PRIMITIVE_SCHEMAS: dict[str, dict[str, Any]] = {
     "unknown": {},
     "null": {"type": "null"},
 }
+"""The schema of each primitive kind (`decision`, `error`: any value, `{}`)."""
 
 
 def output_schema(t: TypeIR, types: dict[str, TypeDeclIR]) -> dict[str, Any]:
@@ -36,8 +42,8 @@ def output_schema(t: TypeIR, types: dict[str, TypeDeclIR]) -> dict[str, Any]:
 
 
 def _schema(t: TypeIR, types: dict[str, TypeDeclIR], defs: dict[str, Any]) -> dict[str, Any]:
-    if t.kind in _PRIMITIVE_SCHEMAS:
-        return dict(_PRIMITIVE_SCHEMAS[t.kind])
+    if t.kind in PRIMITIVE_SCHEMAS:
+        return dict(PRIMITIVE_SCHEMAS[t.kind])
     if t.kind == "list":
         return {"type": "array", "items": _schema(t.args[0], types, defs)}
     if t.kind == "map":

@@ -1,4 +1,4 @@
-"""The `openai` provider: an OpenAI-compatible Chat Completions client over httpx.
+"""The `openai` provider: an OpenAI-compatible Chat Completions client over httpx2.
 
 Configuration comes from the environment (see `OpenAIConfig.from_env`): the base URL
 (`MNC_OPENAI_BASE_URL`, default the OpenAI API), the key (`MNC_OPENAI_API_KEY`, else
@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
+import httpx2
 
 from mnlang.errors import MALFORMED_OUTPUT, REJECTED, TIMEOUT, TOOL_ERROR, TRANSIENT
 from mnlang.models.base import (
@@ -123,14 +123,14 @@ class OpenAIProvider:
         config: OpenAIConfig | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx2.BaseTransport | None = None,
     ) -> None:
         self.config = config or OpenAIConfig.from_env()
         self._sleep = sleep
         headers = {"Content-Type": "application/json"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
-        self._client = httpx.Client(headers=headers, transport=transport)
+        self._client = httpx2.Client(headers=headers, transport=transport)
 
     def close(self) -> None:
         self._client.close()
@@ -193,11 +193,11 @@ class OpenAIProvider:
         while True:
             try:
                 response = self._client.post(url, json=body, timeout=timeout)
-            except httpx.TimeoutException:
+            except httpx2.TimeoutException:
                 raise ModelCallError(
                     TIMEOUT, f"no answer from {self._host()} within {timeout:g}s", retries
                 ) from None
-            except httpx.TransportError as e:
+            except httpx2.TransportError as e:
                 reason = f"cannot reach {self._host()}: {self._scrub(str(e)) or type(e).__name__}"
                 self._again(retries, reason, None, None)
                 continue
@@ -241,7 +241,7 @@ class OpenAIProvider:
     # --- the reply ----------------------------------------------------------------------
 
     def _reply(
-        self, response: httpx.Response, request: ModelRequest, retries: list[TransportRetry]
+        self, response: httpx2.Response, request: ModelRequest, retries: list[TransportRetry]
     ) -> ModelReply:
         def malformed(why: str) -> ModelCallError:
             return ModelCallError(MALFORMED_OUTPUT, why, retries)
@@ -290,13 +290,13 @@ class OpenAIProvider:
         return ModelReply(content, [], usage, model, retries)
 
     def _host(self) -> str:
-        return httpx.URL(self.config.base_url).host or self.config.base_url
+        return httpx2.URL(self.config.base_url).host or self.config.base_url
 
     def _scrub(self, text: str) -> str:
         key = self.config.api_key
         return text.replace(key, "***") if key else text
 
-    def _server_message(self, response: httpx.Response) -> str:
+    def _server_message(self, response: httpx2.Response) -> str:
         try:
             error = response.json().get("error")
             text = error.get("message") if isinstance(error, dict) else error
@@ -317,7 +317,7 @@ def _usage(raw: Any) -> Usage | None:
     return Usage(prompt, completion)
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def _retry_after(headers: httpx2.Headers) -> float | None:
     """Seconds the server asks to wait: `retry-after-ms`, or `Retry-After` in seconds or as
     an HTTP date."""
     millis = headers.get("retry-after-ms")

@@ -1,6 +1,8 @@
 """Validating a model's reply against the agent's declared return type, with pydantic.
 
-`ReplyValidator` builds one pydantic model per record type (closed: an unknown field is
+`ReplyValidator` reads the type's JSON Schema (`mnlang.ir.schema`, the one the model is
+shown; no second path from a type to what a reply may be) and builds one pydantic model
+per record type (closed: an unknown field is
 an error) and a type adapter for the return type, in strict mode, so `"3"` is not an
 `int`. `validate` parses the reply text as JSON (a reply wrapped in a Markdown code fence
 is unwrapped; a `str` agent may also answer in plain text) and returns plain JSON data
@@ -24,9 +26,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, TypeAdapter,
 from pydantic import create_model as pydantic_model
 
 from mnlang.ir.base import TypeIR
-from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
+from mnlang.ir.model import RecordTypeIR, TypeDeclIR
+from mnlang.ir.schema import PRIMITIVE_SCHEMAS, output_schema
 
 _MAX_LISTED = 8
+_NO_VALIDATOR = object()
 _FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(.*?)\n?```\s*$", re.S)
 
 
@@ -71,15 +75,29 @@ _PRIMITIVES: dict[str, Any] = {
 }
 
 
+def _schema_key(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, sort_keys=True)
+
+
+_BY_SCHEMA: dict[str, Any] = {
+    _schema_key(schema): _PRIMITIVES[kind] for kind, schema in PRIMITIVE_SCHEMAS.items()
+}
+"""A primitive's schema -> its validating annotation (`json` and `unknown` share `{}`)."""
+
+
 class ReplyValidator:
-    """Validates replies of one declared type (built once per agent)."""
+    """Validates replies of one declared type (built once per agent) against its JSON
+    Schema (`mnlang.ir.schema`): the one the model is shown."""
 
     def __init__(self, returns: TypeIR, types: dict[str, TypeDeclIR]) -> None:
         self.returns = returns
         self.types = types
+        schema = output_schema(returns, types)
+        self._defs: dict[str, dict[str, Any]] = schema.pop("$defs", {})
+        del schema["$schema"]
         self._models: dict[str, type[BaseModel]] = {}
         self._building: set[str] = set()
-        annotation = self._annotation(returns)
+        annotation = self._annotation(schema)
         namespace = {model.__name__: model for model in self._models.values()}
         for model in self._models.values():
             model.model_rebuild(_types_namespace=namespace)
@@ -88,42 +106,43 @@ class ReplyValidator:
     def _model_name(self, record: str) -> str:
         return "R_" + re.sub(r"\W", "_", record)
 
-    def _annotation(self, t: TypeIR) -> Any:
-        kind = t.kind
-        if kind in _PRIMITIVES:
-            return _PRIMITIVES[kind]
-        if kind == "list":
-            return list[self._annotation(t.args[0])]  # type: ignore[misc]
-        if kind == "map":
-            return dict[str, self._annotation(t.args[0])]  # type: ignore[misc]
-        if kind == "optional":
-            return Optional[self._annotation(t.args[0])]  # noqa: UP045 (may be a forward reference)
-        decl = self.types.get(t.name or "")
-        if isinstance(decl, EnumTypeIR):
-            return Literal[tuple(decl.members)]
-        if isinstance(decl, RecordTypeIR):
-            return self._record(decl)
-        return Any
+    def _annotation(self, schema: dict[str, Any]) -> Any:
+        if "$ref" in schema:
+            return self._record(schema["$ref"].removeprefix("#/$defs/"))
+        if "anyOf" in schema:  # an optional type: the type, or null
+            inner, _ = schema["anyOf"]
+            return Optional[self._annotation(inner)]  # noqa: UP045 (may be a forward reference)
+        if "enum" in schema:
+            return Literal[tuple(schema["enum"])]
+        if schema.get("type") == "array":
+            return list[self._annotation(schema["items"])]  # type: ignore[misc]
+        if schema.get("type") == "object":  # a map (records are all `$ref`s)
+            return dict[str, self._annotation(schema["additionalProperties"])]  # type: ignore[misc]
+        found = _BY_SCHEMA.get(_schema_key(schema), _NO_VALIDATOR)
+        if found is _NO_VALIDATOR:
+            raise ValueError(f"no reply validation for the JSON Schema {schema}")
+        return found
 
-    def _record(self, decl: RecordTypeIR) -> Any:
-        name = self._model_name(decl.name)
-        if decl.name in self._models:
-            return self._models[decl.name]
-        if decl.name in self._building:
+    def _record(self, record: str) -> Any:
+        name = self._model_name(record)
+        if record in self._models:
+            return self._models[record]
+        if record in self._building:
             return name  # a recursive reference, resolved by `model_rebuild`
-        self._building.add(decl.name)
+        self._building.add(record)
+        decl = self._defs[record]
         fields: dict[str, Any] = {}
-        for f in decl.fields:
-            annotation = self._annotation(f.type)
-            required = f.default is None and f.type.kind != "optional"
-            fields[f.name] = (annotation, ...) if required else (Optional[annotation], None)  # noqa: UP045
-        self._building.discard(decl.name)
+        for field_name, field_schema in decl["properties"].items():
+            annotation = self._annotation(field_schema)
+            required = field_name in decl["required"]
+            fields[field_name] = (annotation, ...) if required else (Optional[annotation], None)  # noqa: UP045
+        self._building.discard(record)
         model = pydantic_model(
             name,
             __config__=ConfigDict(extra="forbid", strict=True),
             **fields,
         )
-        self._models[decl.name] = model
+        self._models[record] = model
         return model
 
     # --- validating -------------------------------------------------------------------

@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
 from mnlang.ir.model import AgentIR, EffectIR, ToolIR
@@ -57,18 +57,24 @@ from mnlang.models.setup import ModelSetup, ModelSpecError
 from mnlang.models.validation import ReplyInvalid, ReplyValidator
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
-from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
+from mnlang.runtime.ports import Call
 from mnlang.runtime.values import Value, from_stored, to_plain
 from mnlang.stores.base import OpenCheckpoint
 
 if TYPE_CHECKING:
-    from mnlang.runtime.calling import Call
-    from mnlang.runtime.interpreter import Interpreter
+    from mnlang.ir.model import IRProgram
+    from mnlang.runtime.budget import Budget
+    from mnlang.runtime.config import RuntimeConfig
+    from mnlang.runtime.convert import Converter
+    from mnlang.runtime.evaluate import Evaluator
+    from mnlang.runtime.ports import CallsPort, PausesPort
+    from mnlang.stores.base import Json, RunRecord, Store
 
 MODELS_META = "models"
 """The key of a run's `meta` that keeps the model setup it started with."""
@@ -142,8 +148,40 @@ def _new_notes() -> dict[str, Any]:
     }
 
 
+class AgentRun(faults.FaultRun, Protocol):
+    """What an agent's conversation uses of the run."""
+
+    program: IRProgram
+    run_id: str
+    record: RunRecord
+    store: Store
+    config: RuntimeConfig
+    budget: Budget
+    converter: Converter
+    evaluator: Evaluator
+
+    @property
+    def calls(self) -> CallsPort: ...
+
+    @property
+    def pauses(self) -> PausesPort: ...
+
+    @property
+    def run_data(self) -> dict[str, Any]: ...
+
+    def update_run_data(self, **changes: Any) -> None: ...
+
+    def stored_args(self, args: dict[str, Value]) -> Json: ...
+
+    def place(self, fiber: Fiber) -> str: ...
+
+    def deliver(self, fiber: Fiber, value: Value) -> None: ...
+
+    def fail(self, fiber: Fiber, failure: StepFailure) -> None: ...
+
+
 class AgentCalls:
-    def __init__(self, run: Interpreter) -> None:
+    def __init__(self, run: AgentRun) -> None:
         self.run = run
         self.program = run.program
         self._setup: ModelSetup | None = None
@@ -616,8 +654,6 @@ class AgentCalls:
         return args
 
     def _run_tool(self, session: Session, decl: ToolIR, args: dict[str, Value], step: str) -> None:
-        from mnlang.runtime.calling import Call
-
         calls, fiber = self.run.calls, session.fiber
         if isinstance(decl, EffectIR):
             effect = Call(fiber, "effect", decl, step, args, decl.retry, decl.timeout_ms)
@@ -630,8 +666,6 @@ class AgentCalls:
 
     def _resume_effect(self, session: Session, pending: dict[str, Any]) -> None:
         """An effect the model called was between its intent and its result."""
-        from mnlang.runtime.calling import Call
-
         current = session.notes["current"]
         effect = self.program.effects[current["tool"]]
         noted = pending["effect"]

@@ -41,16 +41,16 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from mnlang.errors import CANCELLED, MnError, Timeout, Transient
 
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
-    from mnlang.runtime.calls import CallJob
+    from mnlang.runtime.call_threads import CallJob, CallRunner
     from mnlang.runtime.fibers import Fiber
-    from mnlang.runtime.interpreter import Interpreter
-    from mnlang.stores.base import Store
+    from mnlang.runtime.journal import Journal
+    from mnlang.stores.base import CommitResult, Store
 
 FAULT_EVENT: Final = "fault_injected"
 FAULT_CLASSES: Final = (
@@ -398,7 +398,17 @@ def _unit(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def submit(run: Interpreter, fiber: Fiber, job: CallJob, delay_s: float, site: CallSite) -> None:
+class FaultRun(Protocol):
+    """What `submit` uses of the run."""
+
+    faults: FaultInjector | None
+    runner: CallRunner
+    journal: Journal
+    force_commit: bool
+    after_commit: list[Callable[[CommitResult], None]]
+
+
+def submit(run: FaultRun, fiber: Fiber, job: CallJob, delay_s: float, site: CallSite) -> None:
     """Start a call attempt, with the fault the run's plan puts there, if any.
 
     A fault that kills the process is committed first, and the attempt starts after that

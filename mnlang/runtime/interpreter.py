@@ -25,7 +25,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -51,8 +50,8 @@ from mnlang.ir.states import (
     YieldState,
 )
 from mnlang.runtime.budget import Budget
-from mnlang.runtime.calling import Calls
-from mnlang.runtime.calls import CallRunner
+from mnlang.runtime.call_state import Calls
+from mnlang.runtime.call_threads import CallRunner
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
 from mnlang.runtime.evaluate import Evaluator
@@ -74,6 +73,7 @@ from mnlang.runtime.pauses import (
     child_signal,
     inherited_budget,
 )
+from mnlang.runtime.ports import RunEnd
 from mnlang.runtime.scope import Scope
 from mnlang.runtime.values import (
     Timestamp,
@@ -130,15 +130,6 @@ def collect_var(state_id: str) -> str:
 
 def parts_var(state_id: str) -> str:
     return f"$list:parts:{state_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class RunEnd:
-    """Where `execute` left the run."""
-
-    status: RunStatus
-    result: Json = None
-    error: Json = None
 
 
 class RunAborted(Exception):

@@ -22,15 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import BUDGET_EXCEEDED, CHILD_FAILED, DEADLINE_EXCEEDED, TOOL_ERROR
 from mnlang.ir.states import CheckpointState, ChildState, WaitState
-from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
-from mnlang.runtime.values import Duration, Timestamp, to_plain, to_text
+from mnlang.runtime.values import Duration, Timestamp, Value, to_plain, to_text
 from mnlang.stores.base import (
     Checkpoint,
     CommitResult,
@@ -42,8 +42,14 @@ from mnlang.stores.base import (
 )
 
 if TYPE_CHECKING:
-    from mnlang.runtime.calling import Call
-    from mnlang.runtime.interpreter import Interpreter, RunEnd
+    from mnlang.ir.model import IRProgram
+    from mnlang.runtime.budget import Budget
+    from mnlang.runtime.call_threads import CallRunner
+    from mnlang.runtime.convert import Converter
+    from mnlang.runtime.evaluate import Evaluator
+    from mnlang.runtime.journal import Journal
+    from mnlang.runtime.ports import Call, CallsPort, RunEnd
+    from mnlang.stores.base import RunRecord, Store
 
 TIMEOUT_BY = "timeout"
 """Who decided a checkpoint that its timeout decided: the decision's `.by`."""
@@ -87,8 +93,37 @@ class ChildCall:
     state: ChildState
 
 
+class PauseRun(Protocol):
+    """What the states that wait use of the run."""
+
+    program: IRProgram
+    run_id: str
+    record: RunRecord
+    store: Store
+    journal: Journal
+    runner: CallRunner
+    budget: Budget
+    converter: Converter
+    evaluator: Evaluator
+    fibers: dict[str, Fiber]
+    deadline_at: float | None
+    force_commit: bool
+    after_commit: list[Callable[[CommitResult], None]]
+
+    @property
+    def calls(self) -> CallsPort: ...
+
+    def update_run_data(self, **changes: Any) -> None: ...
+
+    def place(self, fiber: Fiber) -> str: ...
+
+    def deliver(self, fiber: Fiber, value: Value) -> None: ...
+
+    def fail(self, fiber: Fiber, failure: StepFailure) -> None: ...
+
+
 class Pauses:
-    def __init__(self, run: Interpreter, child_runner: ChildRunner | None) -> None:
+    def __init__(self, run: PauseRun, child_runner: ChildRunner | None) -> None:
         self.run = run
         self.child_runner = child_runner
         self.taken_signals: set[str] = set()

@@ -28,8 +28,9 @@ from mnlang.runtime.agents import MODELS_META, stored_setup
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.evaluate import Evaluator, MapEnv
-from mnlang.runtime.interpreter import Interpreter, RunAborted, RunEnd
+from mnlang.runtime.interpreter import Interpreter, RunAborted
 from mnlang.runtime.journal import Observer
+from mnlang.runtime.ports import RunEnd
 from mnlang.runtime.values import Value, to_plain
 from mnlang.stores.base import (
     TERMINAL_STATUSES,

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
-from mnlang.runtime.calls import SharedToolLimits, use_limits
+from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due

@@ -1,4 +1,4 @@
-"""`std.http`: `http_get` (a tool) and `http_post` (a keyed effect), over httpx.
+"""`std.http`: `http_get` (a tool) and `http_post` (a keyed effect), over httpx2.
 
 Failures are mapped to error kinds: a connection error, a 5xx, a 408 and a 429 are
 `transient` (a retry may succeed); any other 4xx is a `tool_error` (the request itself
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from mnlang.errors import Timeout, ToolError, Transient
 
@@ -20,21 +20,21 @@ _RETRYABLE_4XX = (408, 429)
 _SHOWN_BODY = 200
 
 
-def _client() -> httpx.Client:
-    return httpx.Client(timeout=TIMEOUT_S, follow_redirects=True)
+def _client() -> httpx2.Client:
+    return httpx2.Client(timeout=TIMEOUT_S, follow_redirects=True)
 
 
 def _send(method: str, url: str, headers: dict[str, str], **content: Any) -> dict[str, Any]:
     try:
         with _client() as client:
             response = client.request(method, url, headers=headers, **content)
-    except httpx.TimeoutException:
+    except httpx2.TimeoutException:
         raise Timeout(f"{method} {url}: no answer within {TIMEOUT_S:g}s") from None
-    except httpx.InvalidURL as e:
+    except httpx2.InvalidURL as e:
         raise ToolError(f"{method} {url}: not a valid URL ({e})") from None
-    except httpx.UnsupportedProtocol as e:
+    except httpx2.UnsupportedProtocol as e:
         raise ToolError(f"{method} {url}: {e}") from None
-    except httpx.TransportError as e:
+    except httpx2.TransportError as e:
         raise Transient(f"{method} {url}: {e or type(e).__name__}") from None
     status = response.status_code
     if status >= 500 or status in _RETRYABLE_4XX:
@@ -44,7 +44,7 @@ def _send(method: str, url: str, headers: dict[str, str], **content: Any) -> dic
     return _answer(response)
 
 
-def _excerpt(response: httpx.Response) -> str:
+def _excerpt(response: httpx2.Response) -> str:
     text = " ".join(response.text.split())
     reason = response.reason_phrase
     if not text:
@@ -53,7 +53,7 @@ def _excerpt(response: httpx.Response) -> str:
     return f"{reason}: {shown}"
 
 
-def _answer(response: httpx.Response) -> dict[str, Any]:
+def _answer(response: httpx2.Response) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:

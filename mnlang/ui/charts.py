@@ -1,109 +1,18 @@
-"""Small charts drawn as inline SVG on the server: no chart library, no script.
+"""The console's charts: which figures each chart of the metrics page shows.
 
-Every text is escaped; colours come from the stylesheet's classes (`c-done`,
-`c-failed`, ...), so the charts follow the page's palette.
+`mnlang.metrics.charts` draws them (inline SVG, no script, every text escaped); colours
+come from the stylesheet's classes (`c-done`, `c-failed`, ...), so the charts follow the
+page's palette.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from mnlang.metrics import Ratio
+from mnlang.metrics.charts import Row, Segment, bar_rows, columns
 from mnlang.metrics.facts import Cost
 from mnlang.ui.metrics import MetricsView
-
-_ROW = 22
-_LABEL_W = 210
-_BAR_W = 320
-_VALUE_W = 120
-
-
-@dataclass(frozen=True)
-class Segment:
-    value: float
-    css: str
-    """Class of the segment's colour, e.g. `c-done`."""
-    title: str
-
-
-@dataclass(frozen=True)
-class Row:
-    label: str
-    segments: Sequence[Segment]
-    text: str
-    """Shown after the bar (e.g. `95.0% (19/20)`)."""
-
-
-def _svg(width: int, height: int, body: list[str], title: str) -> Markup:
-    head = (
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-        f"<title>{escape(title)}</title>"
-    )
-    return Markup(head + "".join(body) + "</svg>")
-
-
-def bar_rows(rows: Sequence[Row], title: str, scale: float | None = None) -> Markup:
-    """Horizontal bars, one per row, each stacked from its segments.
-
-    `scale` is the value of a full-width bar (default: the largest row total)."""
-    full = scale or max((sum(s.value for s in r.segments) for r in rows), default=0) or 1
-    width = _LABEL_W + _BAR_W + _VALUE_W
-    body: list[str] = []
-    if not rows:
-        body.append('<text class="tick" x="6" y="15">nothing to show for this period</text>')
-    for i, row in enumerate(rows):
-        y = i * _ROW
-        body.append(
-            f'<text x="{_LABEL_W - 6}" y="{y + 15}" text-anchor="end">{escape(row.label)}</text>'
-        )
-        body.append(
-            f'<rect class="track" x="{_LABEL_W}" y="{y + 4}" width="{_BAR_W}" height="14"/>'
-        )
-        x = float(_LABEL_W)
-        for segment in row.segments:
-            w = _BAR_W * max(segment.value, 0) / full
-            if w > 0:
-                body.append(
-                    f'<rect class="{escape(segment.css)}" x="{x:.1f}" y="{y + 4}" '
-                    f'width="{w:.1f}" height="14"><title>{escape(segment.title)}</title></rect>'
-                )
-            x += w
-        body.append(f'<text x="{_LABEL_W + _BAR_W + 6}" y="{y + 15}">{escape(row.text)}</text>')
-    return _svg(width, max(len(rows), 1) * _ROW + 4, body, title)
-
-
-def columns(days: Sequence[tuple[str, Sequence[Segment]]], title: str) -> Markup:
-    """Stacked columns, one per day, labelled with the day's month and day."""
-    height, top, bottom, step = 120, 8, 18, 22
-    tallest = max((sum(s.value for s in segs) for _, segs in days), default=0) or 1
-    width = max(len(days), 1) * step + 40
-    body: list[str] = [
-        f'<line class="axis" x1="30" y1="{height - bottom}" x2="{width}" y2="{height - bottom}"/>',
-        f'<text x="26" y="{top + 8}" text-anchor="end">{tallest:g}</text>',
-    ]
-    usable = height - top - bottom
-    for i, (day, segments) in enumerate(days):
-        x = 34 + i * step
-        y = float(height - bottom)
-        for segment in segments:
-            h = usable * max(segment.value, 0) / tallest
-            if h > 0:
-                y -= h
-                body.append(
-                    f'<rect class="{escape(segment.css)}" x="{x}" y="{y:.1f}" width="{step - 6}" '
-                    f'height="{h:.1f}"><title>{escape(day)}: {escape(segment.title)}</title></rect>'
-                )
-        if len(days) <= 14 or i % max(len(days) // 10, 1) == 0:
-            body.append(
-                f'<text class="tick" x="{x + (step - 6) / 2}" y="{height - 4}" '
-                f'text-anchor="middle">{escape(day[5:])}</text>'
-            )
-    return _svg(width, height, body, title)
-
 
 # ---- the metrics page's charts ---------------------------------------------------------
 

@@ -22,26 +22,24 @@ reverse order, each a keyed effect with its own intent and result.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Protocol
 
 from mnlang.errors import TIMEOUT, TOOL_ERROR, kind_of
-from mnlang.ir.base import RetryIR
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
-from mnlang.runtime.agents import AgentCalls, AgentTurn
-from mnlang.runtime.calls import CallJob, Completion
+from mnlang.runtime.agents import AgentCalls, AgentRun, AgentTurn
+from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
 from mnlang.runtime.effects import args_hash, conflict, effect_key
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure
-from mnlang.runtime.fibers import Fiber, outcome_from_json, outcome_to_json
+from mnlang.runtime.fibers import Fiber, Outcome, outcome_from_json, outcome_to_json
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
+from mnlang.runtime.ports import Call, CallKind
 from mnlang.runtime.tools import (
     ResolvedTool,
     ToolContext,
@@ -53,42 +51,21 @@ from mnlang.runtime.tools import (
 from mnlang.runtime.values import Value, from_stored, to_plain
 from mnlang.stores.base import CommitResult, LedgerPut, LedgerRow, OpenCheckpoint
 
-if TYPE_CHECKING:
-    from mnlang.runtime.interpreter import Interpreter
-
-CallKind = Literal["tool", "effect"]
 REPAIR_OPTIONS = ["mark_done", "retry", "fail"]
 
 
-@dataclass(eq=False)
-class Call:
-    """One call in progress, across its attempts."""
+class CallRun(AgentRun, Protocol):
+    """What the `call` state uses of the run (its agents' conversations use the rest)."""
 
-    fiber: Fiber
-    kind: CallKind
-    decl: ToolIR
-    step: str
-    args: dict[str, Value]
-    retry: RetryIR
-    timeout_ms: int | None
-    key: str | None = None
-    hash: str | None = None
-    attempt: int = 0
-    reserved: Decimal = Decimal(0)
-    compensation: int | None = None
-    """For a compensation: its index in the run's list."""
-    session: Any = None
-    """For a call a model made: its agent's `agents.Session`."""
-    started: float = field(default_factory=time.perf_counter)
+    root: Fiber | None
+    outcome: Outcome | None
+    ride: bool
 
-    @property
-    def effect(self) -> EffectIR:
-        assert isinstance(self.decl, EffectIR)
-        return self.decl
+    def wake(self, fiber: Fiber) -> None: ...
 
 
 class Calls:
-    def __init__(self, run: Interpreter) -> None:
+    def __init__(self, run: CallRun) -> None:
         self.run = run
         self.program = run.program
         self.resolved: dict[str, ResolvedTool] = {}

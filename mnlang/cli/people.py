@@ -1,0 +1,206 @@
+"""Commands by which people and other systems act on runs: approve, reject, signal and
+cancel."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from mnlang.cli.shared import RUN_EXIT, db_option, finish_run, json_option, run_error
+
+if TYPE_CHECKING:
+    from mnlang.runtime.run import RunOutcome
+
+_detach_option = click.option(
+    "--detach",
+    is_flag=True,
+    help="Only record it; a worker (`mnc worker`) or `mnc resume` moves the run on.",
+)
+
+
+def _finish_runs(head: dict[str, object], runs: list[RunOutcome], as_json: bool) -> NoReturn:
+    """Print what a decision or signal did and the runs that went on; exit with the run's
+    status (0 when it was left to a worker)."""
+    import json
+
+    from mnlang.run_output import outcome_lines
+
+    if as_json:
+        click.echo(
+            json.dumps({**head, "runs": [r.to_json() for r in runs]}, ensure_ascii=False, indent=2)
+        )
+    else:
+        for index, outcome in enumerate(runs):
+            if index:
+                click.echo("its parent went on:")
+            click.echo("\n".join(outcome_lines(outcome)))
+    sys.exit(RUN_EXIT[runs[0].status] if runs else 0)
+
+
+def _decide(
+    run_id: str,
+    checkpoint: str,
+    approve: bool,
+    choice: str | None,
+    by: str | None,
+    comment: str | None,
+    result_text: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+) -> NoReturn:
+    from mnlang import api
+    from mnlang.jsonin import JSONInputError, decode_json
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    result = None
+    if result_text is not None:
+        try:
+            result = decode_json(result_text, "--result")
+        except JSONInputError as e:
+            run_error(e)
+    try:
+        outcome = api.decide(
+            run_id,
+            checkpoint,
+            approve=approve,
+            choice=choice,
+            by=by,
+            comment=comment,
+            result=result,
+            resume=not detach,
+            db=db,
+        )
+    except (RunError, StoreError) as e:
+        run_error(e)
+    decided = outcome.decided
+    if not as_json:
+        note = f": {decided.comment}" if decided.comment else ""
+        click.echo(
+            f"decided: checkpoint {decided.name} of run {decided.run_id}: "
+            f"{decided.choice} by {decided.by}{note}"
+        )
+    _finish_runs({"decision": decided.to_json()}, outcome.runs, as_json)
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("checkpoint")
+@click.option("--choice", help="Pick this option instead of `approve` (e.g. `load`, `retry`).")
+@click.option("--by", help="Who decides (default: your user name).")
+@click.option("--comment", help="Why; the workflow reads it as `decision.comment`.")
+@click.option(
+    "--result",
+    "result_text",
+    metavar="JSON",
+    help="With `--choice mark_done` on a repair: the effect's result, as JSON.",
+)
+@_detach_option
+@db_option
+@json_option
+def approve(
+    run_id: str,
+    checkpoint: str,
+    choice: str | None,
+    by: str | None,
+    comment: str | None,
+    result_text: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Approve CHECKPOINT (its name or id) of run RUN_ID, or decide it with --choice; the
+    run then goes on here unless --detach. The first decision committed wins: a decision
+    after another one, or after the checkpoint's timeout fell due, is refused (exit 2).
+    Exits like `mnc run` with the run's status."""
+    _decide(run_id, checkpoint, True, choice, by, comment, result_text, detach, db, as_json)
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("checkpoint")
+@click.option("--by", help="Who decides (default: your user name).")
+@click.option("--comment", help="Why; the workflow reads it as `decision.comment`.")
+@_detach_option
+@db_option
+@json_option
+def reject(
+    run_id: str,
+    checkpoint: str,
+    by: str | None,
+    comment: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Reject CHECKPOINT (its name or id) of run RUN_ID (a repair checkpoint: fail the
+    step); the run then goes on here unless --detach. Exits like `mnc approve`."""
+    _decide(run_id, checkpoint, False, None, by, comment, None, detach, db, as_json)
+
+
+@click.command("signal")
+@click.argument("run_id")
+@click.argument("event")
+@click.argument("payload", required=False, metavar="[JSON]")
+@click.option(
+    "--id", "signal_id", help="The signal's id: a signal with an id already sent is ignored."
+)
+@_detach_option
+@db_option
+@json_option
+def signal_command(
+    run_id: str,
+    event: str,
+    payload: str | None,
+    signal_id: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Send EVENT, with its JSON payload, to run RUN_ID. A run not waiting for it yet
+    finds it in its mailbox when it does. A run waiting for it goes on here unless
+    --detach; exits like `mnc run` then, else 0."""
+    from mnlang import api
+    from mnlang.jsonin import JSONInputError, decode_json
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    value = None
+    if payload is not None:
+        try:
+            value = decode_json(payload, "the payload")
+        except JSONInputError as e:
+            run_error(e)
+    try:
+        outcome = api.signal(run_id, event, value, signal_id=signal_id, resume=not detach, db=db)
+    except (RunError, StoreError) as e:
+        run_error(e)
+    delivered = outcome.delivered
+    if not as_json:
+        if not delivered.accepted:
+            click.echo(f"ignored: signal `{signal_id}` was delivered to run {run_id} before")
+        else:
+            click.echo(f"delivered: {delivered.event} to run {run_id}")
+            if not delivered.waiting:
+                click.echo("the run does not wait for it now; it finds it when it does")
+    _finish_runs({"signal": delivered.to_json()}, outcome.runs, as_json)
+
+
+@click.command()
+@click.argument("run_id")
+@db_option
+@json_option
+def cancel(run_id: str, db: str | None, as_json: bool) -> None:
+    """Cancel a run; its `finally` bodies and compensations run. Exits 4 once cancelled."""
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    try:
+        outcome = api.cancel_run(run_id, db=db)
+    except (RunError, StoreError) as e:
+        run_error(e)
+    finish_run(outcome, as_json)

@@ -1,0 +1,397 @@
+"""Commands that move runs: run, resume, worker, workers, upgrade and db migrate."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from mnlang.cli.shared import (
+    db_option,
+    finish_run,
+    json_option,
+    program_or_exit,
+    report_to_stderr,
+    run_error,
+)
+
+if TYPE_CHECKING:
+    from mnlang.runtime.journal import Observer
+
+_durability_option = click.option(
+    "--durability",
+    type=click.Choice(("full", "fast")),
+    default="full",
+    show_default=True,
+    help="fast: the last commits may roll back on power loss (never on a crash).",
+)
+
+
+def _observer(as_json: bool) -> Observer | None:
+    if as_json or not sys.stderr.isatty():
+        return None
+    from mnlang.run_output import step_printer
+
+    return step_printer(sys.stderr)
+
+
+@click.command("run")
+@click.argument("file", type=click.Path(path_type=str))
+@click.option("-w", "--workflow", help="The workflow to run (default: the file's only one).")
+@click.option("--input", "input_text", metavar="JSON", help="The arguments, a JSON object.")
+@click.option(
+    "--input-file",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Read the arguments from this JSON file.",
+)
+@click.option("--id", "run_id", help="The run's id; starting the same id again returns that run.")
+@db_option
+@_durability_option
+@click.option(
+    "--inject",
+    "inject",
+    multiple=True,
+    metavar="FAULT@STEP",
+    help="Inject a fault at the first call of a step or callee (repeatable), e.g. "
+    "tool_timeout@fetch_order; approval_delay@CHECKPOINT lets the timeout decide.",
+)
+@click.option(
+    "--chaos",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Give each call attempt a random fault with this probability.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --chaos.")
+@click.option(
+    "--detach", is_flag=True, help="Only create the run; a worker (`mnc worker`) executes it."
+)
+@click.option(
+    "--models",
+    metavar="SPEC",
+    help="Who answers the agents: scripted:FILE (replies from FILE), scripted (replies.json "
+    "beside FILE) or openai (each agent's provider: option, else the OpenAI-compatible API "
+    "of MNC_OPENAI_BASE_URL). Default: $MNC_MODELS, else replies.json when present, else openai.",
+)
+@json_option
+def run_command(
+    file: str,
+    workflow: str | None,
+    input_text: str | None,
+    input_file: str | None,
+    run_id: str | None,
+    db: str | None,
+    durability: str,
+    inject: tuple[str, ...],
+    chaos: float,
+    seed: int,
+    detach: bool,
+    models: str | None,
+    as_json: bool,
+) -> None:
+    """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
+    fails or waits. Exits 0 completed, 1 failed, 3 waiting, 4 cancelled, 2 when it could
+    not run (usage, compile errors, bad input, journal problems). With --detach the run is
+    only created (exit 0), for `mnc worker`.
+
+    Faults (docs/metrics.md): worker_crash, node_failure and partial_effect end this
+    process with status 137; `mnc resume` goes on with the run."""
+    from pathlib import Path
+
+    from mnlang import api
+    from mnlang.ir.load import IRLoadError
+    from mnlang.jsonin import JSONInputError, decode_json, read_json_file
+    from mnlang.runtime.faults import FaultError, FaultPlan, parse_inject
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    if input_text is not None and input_file is not None:
+        raise click.UsageError("give --input or --input-file, not both")
+    if models is not None:
+        from mnlang.models.setup import ModelSetup, ModelSpecError
+
+        try:
+            models = ModelSetup.from_spec(models, Path(file).parent).spec
+        except ModelSpecError as e:
+            raise click.UsageError(str(e)) from None
+    faults = None
+    if inject or chaos:
+        try:
+            faults = FaultPlan(tuple(parse_inject(spec) for spec in inject), chaos, seed)
+        except FaultError as e:
+            raise click.UsageError(f"{e.message}; {e.help}" if e.help else e.message) from None
+    try:
+        if input_file is not None:
+            given = read_json_file(input_file)
+        else:
+            given = decode_json(input_text, "--input") if input_text is not None else {}
+    except OSError as e:
+        run_error(RunError(f"cannot read `{input_file}`: {e.strerror or e}"))
+    except JSONInputError as e:
+        run_error(e)
+    try:
+        program = api.load_program(file)
+    except api.CompileFailed as e:
+        report_to_stderr(file, e.diagnostics)
+        sys.exit(2)
+    except IRLoadError as e:
+        run_error(e)
+    try:
+        outcome = api.start_run(
+            program,
+            given,
+            workflow=workflow,
+            run_id=run_id,
+            db=db,
+            durability="fast" if durability == "fast" else "full",
+            observer=_observer(as_json),
+            faults=faults,
+            detach=detach,
+            models=models,
+        )
+    except (RunError, StoreError, FaultError) as e:
+        run_error(e)
+    finish_run(outcome, as_json)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--upgrade",
+    is_flag=True,
+    help="First move the waiting run to the current version of its program, when "
+    "`mnc diff`'s compatibility rule allows it.",
+)
+@click.option(
+    "--source",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="With --upgrade: the new version (default: the file the run's program came from).",
+)
+@db_option
+@json_option
+def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_json: bool) -> None:
+    """Go on with run RUN_ID from its last commit (a run that ended only prints its outcome)."""
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    if source is not None and not upgrade:
+        raise click.UsageError("--source goes with --upgrade")
+    if upgrade:
+        program = program_or_exit(source) if source is not None else None
+        try:
+            upgraded = api.upgrade_run(run_id, source=program, resume=False, db=db)
+        except (RunError, StoreError) as e:
+            run_error(e)
+        if not as_json:
+            verdict = upgraded.verdict
+            if verdict.current:
+                click.echo(f"run {run_id} already runs on program {verdict.to_hash[:12]}")
+            else:
+                click.echo(
+                    f"upgraded: run {run_id} from program {verdict.from_hash[:12]} "
+                    f"to {verdict.to_hash[:12]}"
+                )
+    try:
+        outcome = api.resume_run(run_id, db=db, observer=_observer(as_json))
+    except (RunError, StoreError) as e:
+        run_error(e)
+    finish_run(outcome, as_json)
+
+
+@click.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=str))
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Runs executed at once.",
+)
+@click.option(
+    "--lease-ttl",
+    type=click.FloatRange(min=0.5),
+    default=30.0,
+    show_default=True,
+    help="Seconds a run stays held without a heartbeat before another worker may take it.",
+)
+@click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
+@click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
+@_durability_option
+@db_option
+def worker(
+    files: tuple[str, ...],
+    concurrency: int,
+    lease_ttl: float,
+    until_idle: bool,
+    quiet: bool,
+    durability: str,
+    db: str | None,
+) -> None:
+    """Move runs forward: resume runs whose process died (once their lease expired), fire
+    due timers and checkpoint timeouts, deliver signals, continue decided runs and start
+    scheduled runs. FILES (`.mn` or IR `.json`) register their `schedule`s in the journal
+    first, for every worker on it.
+
+    Stops on SIGTERM or Ctrl-C: runs in progress stop at their next commit point and are
+    released to other workers (a second signal exits at once). Several workers may share
+    one journal; they never execute the same run at once.
+    """
+    import os
+    import signal
+    import time
+
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.runtime.worker import Worker
+    from mnlang.stores.base import StoreError
+
+    def log(line: str, problem: bool = False) -> None:
+        if problem or not quiet:
+            click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
+    programs = [program_or_exit(file) for file in files]
+    try:
+        for record in api.register_schedules(programs, db=db):
+            log(f"schedule {record.name}: registered, next run at {_when(record.next_at)}")
+    except (RunError, StoreError) as e:
+        run_error(e)
+
+    def on_start(running: Worker) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            if running.stopping:
+                os._exit(128 + signum)
+            log("stopping: runs in progress stop at their next commit (signal again: exit now)")
+            running.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    try:
+        stats = api.run_worker(
+            db=db,
+            durability="fast" if durability == "fast" else "full",
+            concurrency=concurrency,
+            lease_ttl=lease_ttl,
+            log=log,
+            until_idle=until_idle,
+            on_start=on_start,
+        )
+    except StoreError as e:
+        run_error(e)
+    ended = ", ".join(f"{n} {status}" for status, n in sorted(stats.ended.items())) or "none"
+    log(
+        f"runs claimed {stats.claimed}; left {ended}; lost {stats.lost}; scheduled {stats.scheduled}"
+    )
+
+
+@click.command()
+@db_option
+@json_option
+def workers(db: str | None, as_json: bool) -> None:
+    """List the live workers of the journal: host, process, concurrency, last heartbeat and
+    the runs each holds a lease on. A worker that stopped beating for its lease time is not
+    listed (its runs go to other workers)."""
+    import json
+    from dataclasses import asdict
+
+    from mnlang.stores import open_store
+    from mnlang.stores.base import StoreError
+
+    try:
+        with open_store(db) as store:
+            records, now = store.list_workers(), store.now()
+    except StoreError as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps([asdict(w) for w in records], ensure_ascii=False, indent=2))
+        return
+    if not records:
+        click.echo("no live workers")
+        return
+    for w in records:
+        runs = ", ".join(w.claimed) if w.claimed else "none"
+        click.echo(
+            f"{w.worker_id}  host {w.host}  pid {w.pid}  concurrency {w.concurrency}  "
+            f"heartbeat {now - w.heartbeat_at:.1f}s ago  since {_when(w.started_at)}"
+        )
+        click.echo(f"  runs ({len(w.claimed)}): {runs}")
+
+
+def _when(at: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=str))
+@click.option("--check", is_flag=True, help="Only list the verdicts; move no run.")
+@db_option
+@json_option
+def upgrade(file: str, check: bool, db: str | None, as_json: bool) -> None:
+    """Move the waiting runs of FILE's workflows to this version of FILE when `mnc diff`'s
+    compatibility rule allows it (`--check`: only say, per run, whether it can and why
+    not). A moved run goes on with the next `mnc resume` or worker. Exits 1 when a run
+    cannot move."""
+    import json
+
+    from mnlang import api
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    program = program_or_exit(file)
+    try:
+        verdicts = api.check_upgrades(program, apply=not check, db=db)
+    except (RunError, StoreError) as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps([v.to_json() for v in verdicts], ensure_ascii=False, indent=2))
+    elif not verdicts:
+        click.echo(f"no waiting run of {file}'s workflows")
+    for verdict in verdicts if not as_json else []:
+        if verdict.current:
+            click.echo(f"{verdict.run_id}  current (already on {verdict.to_hash[:12]})")
+        elif verdict.ok:
+            done = "can move" if check else "moved"
+            click.echo(f"{verdict.run_id}  {done} from {verdict.from_hash[:12]}")
+        else:
+            click.echo(f"{verdict.run_id}  cannot move:")
+            click.echo("\n".join(f"  - {reason}" for reason in verdict.reasons()))
+    sys.exit(0 if all(v.ok for v in verdicts) else 1)
+
+
+@click.group("db")
+def db_group() -> None:
+    """The journal database."""
+
+
+@db_group.command("migrate")
+@db_option
+@json_option
+def db_migrate(db: str | None, as_json: bool) -> None:
+    """Create the journal, or bring its schema up to date.
+
+    Creates the SQLite file or the PostgreSQL schema, or migrates it to this mnlang's
+    schema version. Opening a journal migrates it anyway; run this once when deploying
+    a new version, so that a missing permission shows here rather than in every worker.
+    """
+    import json
+
+    from mnlang.stores import open_store
+    from mnlang.stores.base import StoreError
+
+    try:
+        with open_store(db) as store:
+            location, before, after = store.location, store.migrated_from, store.schema_version
+    except StoreError as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps({"journal": location, "from_version": before, "version": after}))
+    elif before == 0:
+        click.echo(f"created journal `{location}` at schema version {after}")
+    elif before < after:
+        click.echo(f"migrated journal `{location}` from schema version {before} to {after}")
+    else:
+        click.echo(f"journal `{location}` is up to date (schema version {after})")

@@ -1,0 +1,222 @@
+"""Tools around programs and the journal: test, bench, lsp and the web console (ui)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mnlang.cli.shared import color_option, db_option, json_option, report_to_stderr, run_error
+
+
+@click.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("-k", "select", metavar="TEXT", help="Only scenarios whose name contains TEXT.")
+@click.option("-v", "--verbose", is_flag=True, help="One line per scenario, with what was done.")
+@color_option
+@json_option
+def test_command(
+    paths: tuple[str, ...], select: str | None, verbose: bool, color: str, as_json: bool
+) -> None:
+    """Run the scenarios of the `.mn` files under PATHS (default: the current folder), each on
+    a fresh journal with its mocked tools, scripted replies, decisions and faults, and
+    compare each run with what the scenario expects (docs/testing.md).
+
+    Exits 0 when every scenario passed, 1 when one failed or a file has errors, 5 when no
+    scenario was found."""
+    import json
+
+    from mnlang import report
+    from mnlang.testing import run_tests
+    from mnlang.testing.report import render, result_lines
+    from mnlang.testing.runner import ScenarioResult
+
+    colour = report.wants_colour(sys.stdout, color)
+
+    def style(text: str, name: str) -> str:
+        return click.style(text, fg=name) if colour else text
+
+    def progress(result: ScenarioResult) -> None:
+        click.echo("\n".join(result_lines(result, style)))
+
+    live = progress if verbose and not as_json else None
+    outcome = run_tests(paths or ["."], select=select, on_result=live)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "passed": outcome.ok,
+                    "seconds": round(outcome.seconds, 3),
+                    "scenarios": [r.to_json() for r in outcome.results],
+                    "errors": [
+                        {
+                            "file": p.file,
+                            "message": p.message,
+                            "diagnostics": [
+                                {"code": d.code, "message": d.message, "span": str(d.span)}
+                                for d in p.diagnostics
+                            ],
+                        }
+                        for p in outcome.problems
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo("\n".join(render(outcome, listed=verbose, style=style)))
+    sys.exit(outcome.exit_code)
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, path_type=str))
+@click.option(
+    "--faults",
+    default="all",
+    show_default=True,
+    metavar="all|LIST",
+    help="Fault classes to inject: all, or a comma-separated list (e.g. worker_crash,retry_storm).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Where faults go.")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Repetitions of the suite (faults are placed anew each time).",
+)
+@click.option(
+    "--chaos",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Also run each scenario with this chance of a fault at every call attempt (0: none).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write an HTML report with charts to this file.",
+)
+@click.option("--db", metavar="PATH", help="The bench's journal (default: a new temporary file).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def bench(
+    path: str,
+    faults: str,
+    seed: int,
+    repeat: int,
+    chaos: float,
+    report_path: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Run the scenarios under PATH with faults injected, and the naive agent chain beside
+    them; print the metrics per class with the targets (docs/metrics.md). Exits 0 when
+    every target is met, 1 otherwise."""
+    import json
+    from pathlib import Path
+
+    from mnlang.bench.html import bench_html
+    from mnlang.bench.report import bench_json, bench_lines, targets
+    from mnlang.bench.runner import run_bench
+    from mnlang.bench.suite import SuiteError
+    from mnlang.runtime.faults import FAULT_CLASSES
+    from mnlang.stores.base import StoreError
+
+    chosen = list(FAULT_CLASSES) if faults == "all" else [f.strip() for f in faults.split(",")]
+    unknown = [f for f in chosen if f not in FAULT_CLASSES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown fault class `{unknown[0]}` (classes: {', '.join(FAULT_CLASSES)})",
+            param_hint="--faults",
+        )
+    progress = None
+    if not as_json and sys.stderr.isatty():
+
+        def progress(phase: str, done: int, total: int) -> None:
+            end = "\n" if done == total else ""
+            click.echo(f"\r{phase}: {done}/{total}", err=True, nl=False)
+            click.echo(end, err=True, nl=False)
+
+    try:
+        result = run_bench(
+            path,
+            faults=chosen,
+            seed=seed,
+            repeat=repeat,
+            chaos=chaos,
+            db=db,
+            progress=progress,
+        )
+    except SuiteError as e:
+        if e.diagnostics:
+            report_to_stderr(e.file or path, e.diagnostics)
+        run_error(e)
+    except StoreError as e:
+        run_error(e)
+    if report_path is not None:
+        Path(report_path).write_text(bench_html(result), "utf-8")
+    if as_json:
+        click.echo(json.dumps(bench_json(result), indent=2))
+    else:
+        click.echo("\n".join(bench_lines(result)))
+        if report_path is not None:
+            click.echo(f"report: {report_path}")
+    sys.exit(0 if all(t.met for t in targets(result)) else 1)
+
+
+@click.command("lsp")
+def lsp_command() -> None:
+    """Run the language server on standard input and output (for editors)."""
+    from mnlang.lsp.server import serve
+
+    serve()
+
+
+@click.group("ui", invoke_without_command=True)
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8737, show_default=True)
+@click.option(
+    "--token",
+    envvar="MNC_UI_TOKEN",
+    help="The admin token (or $MNC_UI_TOKEN); needed on any address but loopback "
+    "unless users have tokens.",
+)
+@click.option(
+    "--execute/--no-execute",
+    default=True,
+    show_default=True,
+    help="Resume runs here after a decision, signal or cancel (--no-execute: `mnc worker` does).",
+)
+@click.pass_context
+def ui_command(
+    ctx: click.Context, db: str | None, host: str, port: int, token: str | None, execute: bool
+) -> None:
+    """Serve the web console: runs, the live graph, approvals and metrics (docs/ui.md).
+
+    `mnc ui token add NAME` makes a user's token (shown once), `mnc ui token list`
+    and `mnc ui token remove NAME` manage them.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from mnlang.ui.server import ConsoleError, serve
+
+    try:
+        serve(db, host, port, token, execute)
+    except ConsoleError as e:
+        run_error(e)
+
+
+@ui_command.command("token")
+@click.argument("action", type=click.Choice(("add", "list", "remove")))
+@click.argument("name", required=False)
+@db_option
+def ui_token(action: str, name: str | None, db: str | None) -> None:
+    """Add, list or remove the console's user tokens (kept hashed beside the journal)."""
+    from mnlang.ui.server import ConsoleError, token_command
+
+    try:
+        token_command(action, name, db, sys.stdout)
+    except ConsoleError as e:
+        run_error(e)
