@@ -365,3 +365,35 @@ def test_token_add_where_nothing_can_be_written_is_an_error_not_a_traceback(
     monkeypatch.setenv("MNC_UI_TOKENS", "/proc/self/ui-tokens.json")
     result = mnc("ui", "token", "add", "alice")
     assert result.exit_code == 2 and "cannot write token file" in result.output
+
+
+# ---- secrets on this machine -------------------------------------------------------------
+
+
+def test_the_journal_and_its_folder_are_created_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MNC_DB", raising=False)
+    old = os.umask(0o022)
+    try:
+        program = tmp_path / "p.mn"
+        program.write_text(nested("parens", 3))
+        assert mnc("run", str(program)).exit_code == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / ".mnc").stat().st_mode & 0o777 == 0o700
+    for f in (tmp_path / ".mnc").iterdir():
+        assert f.stat().st_mode & 0o077 == 0, f
+
+
+def test_token_on_the_command_line_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mnlang.ui.server
+
+    served: list[object] = []
+    monkeypatch.setattr(mnlang.ui.server, "serve", lambda *args: served.append(args))
+    result = CliRunner().invoke(main, ["ui", "--token", "0123456789abcdef-secret"])
+    assert served and "warning: --token on the command line" in result.output
+    monkeypatch.setenv("MNC_UI_TOKEN", "0123456789abcdef-secret")
+    result = CliRunner().invoke(main, ["ui"])
+    assert len(served) == 2 and "warning" not in result.output

@@ -180,8 +180,8 @@ def lsp_command() -> None:
 @click.option(
     "--token",
     envvar="MNC_UI_TOKEN",
-    help="The admin token (or $MNC_UI_TOKEN); needed on any address but loopback "
-    "unless users have tokens.",
+    help="The admin token; prefer $MNC_UI_TOKEN, since every local user can read a "
+    "command line (`ps`). Needed on any address but loopback unless users have tokens.",
 )
 @click.option(
     "--execute/--no-execute",
@@ -202,6 +202,12 @@ def ui_command(
         return
     from mnlang.ui.server import ConsoleError, serve
 
+    if ctx.get_parameter_source("token") is click.core.ParameterSource.COMMANDLINE:
+        click.echo(
+            "warning: --token on the command line is visible to every local user (`ps`); "
+            "set MNC_UI_TOKEN instead",
+            err=True,
+        )
     try:
         serve(db, host, port, token, execute)
     except ConsoleError as e:

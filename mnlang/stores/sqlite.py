@@ -14,7 +14,9 @@ and the occasional queries (listing runs, reading the journal) go through sqlite
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -178,13 +180,18 @@ class SQLiteStore:
         if self.location != ":memory:":
             directory = Path(self.location).parent
             try:
-                directory.mkdir(parents=True, exist_ok=True)
+                # Private: the journal holds every input, prompt and reply. A folder or
+                # file that exists keeps its mode (the owner's choice); SQLite gives the
+                # -wal and -shm files the journal's.
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as e:
                 raise StoreError(
                     f"cannot create directory `{directory}` for journal `{self.location}`: "
                     f"{e.strerror or e}",
                     help="pass `--db` with a path in a writable directory",
                 ) from e
+            with contextlib.suppress(OSError):  # SQLite says why, if it cannot open it either
+                os.close(os.open(self.location, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with self._translated():
             conn = sqlite3.connect(
                 self.location,
