@@ -367,6 +367,29 @@ def db_group() -> None:
     """The journal database."""
 
 
+@db_group.command("check")
+@db_option
+@json_option
+def db_check(db: str | None, as_json: bool) -> None:
+    """Read every run's rows and report those that are damaged (JSON that does not
+    decode). Exits 0 when none is, 1 when some are, 2 when the journal cannot be read."""
+    import json
+
+    from mnlang import api
+    from mnlang.stores.base import StoreError
+
+    try:
+        found = api.check_journal(db=db)
+    except StoreError as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps({"runs": found.runs, "damaged": found.damaged}, indent=2))
+    else:
+        click.echo("\n".join(found.damaged))
+        click.echo(f"{found.runs} runs read, {len(found.damaged)} damaged rows")
+    sys.exit(1 if found.damaged else 0)
+
+
 @db_group.command("migrate")
 @db_option
 @json_option

@@ -97,6 +97,7 @@ from mnlang.stores.common import (
     check_ttl,
     checkpoint_record,
     dump,
+    listed,
     load,
     run_not_found,
     run_record,
@@ -839,7 +840,7 @@ class PostgresStore:
                 "limit": limit,
             },
         )
-        return [_run_record(row) for row in rows]
+        return [listed(row, _run_record) for row in rows]
 
     def run_counts(self) -> list[RunCount]:
         rows = self._autocommit(
@@ -999,12 +1000,16 @@ class PostgresStore:
                 raise run_not_found(run_id)
             values: dict[str, dict[str, Json]] = {}
             for branch, name, value, is_list in variables.fetchall():
-                values.setdefault(branch, {})[name] = [] if is_list else load(value)
+                values.setdefault(branch, {})[name] = (
+                    [] if is_list else load(value, run_id, f"variable {name}")
+                )
             for branch, name, joined in lists.fetchall():
                 values[branch][name] = json.loads(f"[{joined}]")
             return RunState(
                 run=_run_record(record),
-                cursors={branch: load(cursor) for branch, cursor in cursors.fetchall()},
+                cursors={
+                    branch: load(cursor, run_id, "cursor") for branch, cursor in cursors.fetchall()
+                },
                 variables=values,
             )
 
@@ -1018,7 +1023,9 @@ class PostgresStore:
             "WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
             (run_id, after_seq, limit),
         )
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6])) for r in rows]
+        return [
+            Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6], r[0], "event data")) for r in rows
+        ]
 
     # --- effect ledger --------------------------------------------------------------------
 
@@ -1059,7 +1066,9 @@ class PostgresStore:
             "ORDER BY arrival",
             {"run": run_id, "name": name},
         )
-        return [Signal(r[0], r[1], r[2], load(r[3]), r[4], r[5]) for r in rows]
+        return [
+            Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5]) for r in rows
+        ]
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -1118,7 +1127,7 @@ class PostgresStore:
             "ORDER BY due_at, run_id, timer_id LIMIT %s",
             (now, limit),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
 
     def next_due(self) -> float | None:
         value = self._autocommit("SELECT min(due_at) FROM timers")[0][0]
@@ -1129,7 +1138,7 @@ class PostgresStore:
             f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = %s ORDER BY due_at, timer_id",
             (run_id,),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -1353,7 +1362,7 @@ def _ledger_row(row: Sequence[Any]) -> LedgerRow:
         scope_run_id=row[1] or None,
         args_hash=row[2],
         status=row[3],
-        result=load(row[4]),
+        result=load(row[4], row[5], "ledger result"),
         run_id=row[5],
         state=row[6],
         created_at=row[7],

@@ -70,6 +70,7 @@ from mnlang.stores.common import (
     check_ttl,
     checkpoint_record,
     dump,
+    listed,
     load,
     run_not_found,
     run_record,
@@ -408,7 +409,7 @@ class SQLiteStore:
         sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
         with self._lock, self._translated():
             rows = [tuple(row.values()) for row in self._db.query(sql, params)]
-        return [_run_record(row) for row in rows]
+        return [listed(row, _run_record) for row in rows]
 
     def run_counts(self) -> list[RunCount]:
         rows = self._query(
@@ -687,7 +688,7 @@ class SQLiteStore:
             if record is None:
                 raise run_not_found(run_id)
             cursors = {
-                branch: load(cursor)
+                branch: load(cursor, run_id, "cursor")
                 for branch, cursor in conn.execute(
                     "SELECT branch, cursor FROM cursors WHERE run_id = ?", (run_id,)
                 )
@@ -698,7 +699,9 @@ class SQLiteStore:
                 "SELECT branch, name, value, is_list, length FROM variables WHERE run_id = ?",
                 (run_id,),
             ):
-                variables.setdefault(branch, {})[name] = [] if is_list else load(value)
+                variables.setdefault(branch, {})[name] = (
+                    [] if is_list else load(value, run_id, f"variable {name}")
+                )
                 if is_list and length:
                     lists.append((branch, name))
             # A list's stored items come back as one JSON array text, joined by SQLite in
@@ -716,7 +719,9 @@ class SQLiteStore:
             "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after_seq, -1 if limit is None else limit),
         )
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6])) for r in rows]
+        return [
+            Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6], r[0], "event data")) for r in rows
+        ]
 
     # --- effect ledger --------------------------------------------------------------------
 
@@ -735,7 +740,7 @@ class SQLiteStore:
             scope_run_id=row[1] or None,
             args_hash=row[2],
             status=row[3],
-            result=load(row[4]),
+            result=load(row[4], row[5], "ledger result"),
             run_id=row[5],
             state=row[6],
             created_at=row[7],
@@ -768,7 +773,9 @@ class SQLiteStore:
             sql += " AND name = ?"
             params.append(name)
         rows = self._query(sql + " ORDER BY arrival", params)
-        return [Signal(r[0], r[1], r[2], load(r[3]), r[4], r[5]) for r in rows]
+        return [
+            Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5]) for r in rows
+        ]
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -819,7 +826,7 @@ class SQLiteStore:
                 "ORDER BY due_at, run_id, timer_id LIMIT ?",
                 (at, limit),
             ).fetchall()
-        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
 
     def next_due(self) -> float | None:
         value = self._query("SELECT min(due_at) FROM timers")[0][0]
@@ -830,7 +837,7 @@ class SQLiteStore:
             f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = ? ORDER BY due_at, timer_id",
             (run_id,),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -991,7 +998,7 @@ class SQLiteStore:
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
-    return run_record(row, load(row[10]))
+    return run_record(row, load(row[10], row[0], "waiting_for"))
 
 
 def _worker_record(row: Sequence[Any], claimed: Sequence[str]) -> WorkerRecord:
