@@ -145,3 +145,31 @@ def test_postgresql_marks_refuses_and_reports_a_damaged_run(tmp_path: Path, pg_u
     found = api.check_journal(db=pg_url)
     assert found.runs == 3 and len(found.damaged) == 2
     assert any("run r2's" in line and "event data" in line for line in found.damaged)
+
+
+def test_read_commands_work_on_a_journal_on_a_read_only_mount(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a read-only file system")
+    db = journal(tmp_path)
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        shutil.copy(db, mount / "j.db")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        backup = str(mount / "j.db")
+        code, out = mnc("runs", "--db", backup)
+        assert code == 0 and "r0" in out and "r2" in out
+        code, out = mnc("show", "r1", "--db", backup)
+        assert code == 0 and "waiting" in out
+        assert mnc("log", "r1", "--db", backup)[0] == 0
+        assert mnc("db", "check", "--db", backup)[0] == 0
+        code, out = mnc("signal", "r1", "nudge", '"x"', "--db", backup)
+        assert code == 2 and "read-only" in out
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

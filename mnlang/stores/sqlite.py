@@ -77,7 +77,7 @@ from mnlang.stores.common import (
     schedule_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
-from mnlang.stores.schema import SCHEMA_VERSION, migrate
+from mnlang.stores.schema import SCHEMA_VERSION, migrate, read_only_version
 
 POLL_INTERVAL = 0.05
 """Seconds between looks for work in `wait_for_work`: the wake-up delay of a worker."""
@@ -193,25 +193,53 @@ class SQLiteStore:
                 ) from e
             with contextlib.suppress(OSError):  # SQLite says why, if it cannot open it either
                 os.close(os.open(self.location, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        self.read_only = False
+        try:
+            conn = self._connect(durability)
+        except StoreError:
+            if not self._unwritable():
+                raise
+            # A backup on a read-only mount: open it to be read; writes fail, translated.
+            self.read_only = True
+            conn = self._connect(durability)
+        self._conn = conn
+        self.schema_version = SCHEMA_VERSION
+
+    def _unwritable(self) -> bool:
+        path = Path(self.location)
+        return path.is_file() and not os.access(path, os.W_OK)
+
+    def _connect(self, durability: Durability) -> sqlite3.Connection:
         with self._translated():
-            conn = sqlite3.connect(
-                self.location,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+            if self.read_only:
+                # immutable: no lock or -shm file to create; the file cannot change under us.
+                uri = Path(self.location).resolve().as_uri() + "?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(
+                    self.location,
+                    timeout=self.busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
             try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+                if not self.read_only:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute(
+                        f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}"
+                    )
                 self._db = sqlite_utils.Database(
                     conn, execute_plugins=False, recursive_triggers=False
                 )
-                self.migrated_from = migrate(self._db, self.location)
+                self.migrated_from = (
+                    read_only_version(conn, self.location)
+                    if self.read_only
+                    else migrate(self._db, self.location)
+                )
             except BaseException:
                 conn.close()
                 raise
-        self._conn = conn
-        self.schema_version = SCHEMA_VERSION
+        return conn
 
     def __enter__(self) -> Self:
         return self
