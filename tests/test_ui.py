@@ -583,6 +583,19 @@ def test_open_local_console_answers_loopback_hosts_only(store: Store) -> None:
     assert client.get("/runs").status_code == 200
     rebound = client.get("/runs", headers={"host": "evil.example:8737"})
     assert rebound.status_code == 403
+    for host in ("127.0.0.1:8737", "localhost", "[::1]:8737", "LOCALHOST:1"):
+        assert client.get("/runs", headers={"host": host}).status_code == 200, host
+    for host in (
+        "127.0.0.1:8737@evil.example",
+        "127.0.0.1@evil.example",
+        "evil.example#127.0.0.1",
+        "127.0.0.1:8737/evil",
+        "127.0.0.1 evil.example",
+        "[::1]evil.example",
+        "127.0.0.1:",
+        "",
+    ):
+        assert client.get("/runs", headers={"host": host}).status_code == 403, host
 
 
 def test_tokens_are_required_once_configured(store: Store, program: IRProgram) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from jinja2 import Environment
 from markupsafe import Markup
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -236,14 +237,18 @@ class Console:
         topic = await run_in_threadpool(self.live_topic, request)
         if isinstance(topic, Response):
             return topic
-        refusal = self.live.refusal
-        if refusal is not None:
-            return JSONResponse({"error": refusal}, status_code=503, headers={"retry-after": "5"})
         shown = request.headers.get("last-event-id") or request.query_params.get("fp", "")
+        subscriber = self.live.open(topic, shown)
+        if isinstance(subscriber, str):
+            return JSONResponse(
+                {"error": subscriber}, status_code=503, headers={"retry-after": "5"}
+            )
         return StreamingResponse(
-            self.live.stream(topic, shown),
+            self.live.follow(subscriber),
             media_type="text/event-stream",
             headers={"x-accel-buffering": "no"},  # a proxy must pass events on at once
+            # A client gone before the stream started never runs the generator's cleanup.
+            background=BackgroundTask(self.live.unsubscribe, subscriber),
         )
 
     def live_topic(self, request: Request) -> Topic | Response:

@@ -20,6 +20,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -107,11 +108,18 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+# RFC 9110's Host: a registered name or IPv4 address, or an IPv6 address in brackets,
+# then an optional port; anything else (`127.0.0.1:8737@evil.example`) names no host.
+_HOST = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::[0-9]{1,5})?")
+
+
 def _host_name(host_header: str) -> str:
-    """The host of a Host header, without its port (`[::1]:8737` gives `::1`)."""
-    if host_header.startswith("["):
-        return host_header[1:].partition("]")[0]
-    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+    """The host of a Host header, without its port (`[::1]:8737` gives `::1`); empty for
+    a header that is not a host and port."""
+    found = _HOST.fullmatch(host_header)
+    if found is None:
+        return ""
+    return found.group("ipv6") or found.group("name")
 
 
 class AuthMiddleware:
