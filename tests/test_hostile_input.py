@@ -391,7 +391,7 @@ def test_token_on_the_command_line_warns(monkeypatch: pytest.MonkeyPatch) -> Non
     import mnlang.ui.server
 
     served: list[object] = []
-    monkeypatch.setattr(mnlang.ui.server, "serve", lambda *args: served.append(args))
+    monkeypatch.setattr(mnlang.ui.server, "serve", lambda *args, **_: served.append(args))
     result = CliRunner().invoke(main, ["ui", "--token", "0123456789abcdef-secret"])
     assert served and "warning: --token on the command line" in result.output
     monkeypatch.setenv("MNC_UI_TOKEN", "0123456789abcdef-secret")

@@ -189,9 +189,22 @@ def lsp_command() -> None:
     show_default=True,
     help="Resume runs here after a decision, signal or cancel (--no-execute: `mnc worker` does).",
 )
+@click.option(
+    "--open",
+    "open_console",
+    is_flag=True,
+    help="Without tokens on loopback, let every local account in as you (a single-user "
+    "machine only). By default a secret made at start is needed, in the link printed.",
+)
 @click.pass_context
 def ui_command(
-    ctx: click.Context, db: str | None, host: str, port: int, token: str | None, execute: bool
+    ctx: click.Context,
+    db: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    execute: bool,
+    open_console: bool,
 ) -> None:
     """Serve the web console: runs, the live graph, approvals and metrics (docs/ui.md).
 
@@ -209,7 +222,7 @@ def ui_command(
             err=True,
         )
     try:
-        serve(db, host, port, token, execute)
+        serve(db, host, port, token, execute, open_console=open_console)
     except ConsoleError as e:
         run_error(e)
 

@@ -315,14 +315,18 @@ class Console:
     # ---- login ---------------------------------------------------------------------------
 
     def login_page(self, request: Request) -> Response:
-        return self.page(
-            request, "login.html", next=_local_path(request.query_params.get("next")), error=None
-        )
+        target = _local_path(request.query_params.get("next"))
+        token = request.query_params.get("token")
+        if token is not None:  # the link `mnc ui` prints, with its per-start secret
+            return self.logged_in(request, token.strip(), target)
+        return self.page(request, "login.html", next=target, error=None)
 
     async def login(self, request: Request) -> Response:
         form = await request.form()
         token = str(form.get("token", "")).strip()
-        target = _local_path(str(form.get("next", "")))
+        return self.logged_in(request, token, _local_path(str(form.get("next", ""))))
+
+    def logged_in(self, request: Request, token: str, target: str) -> Response:
         if self.auth.user_of(token) is None:
             return self.page(
                 request, "login.html", status=401, next=target, error="that token is not valid"
