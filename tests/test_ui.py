@@ -438,6 +438,18 @@ def test_assignee_is_enforced(store: Store, program: IRProgram, tmp_path: Path) 
     assert refused.status_code == 403 and "assigned to `alice`" in refused.json()["error"]
     page = client.get("/runs/order-11", headers=as_bob).text
     assert 'data-choice="approve"' not in page and "only they (or an admin)" in page
+    # Every other state change of the run is held to the same rule.
+    for action, fields in (
+        ("cancel", {}),
+        ("resume", {}),
+        ("signal", {"event": "nudge", "payload": '"x"'}),
+    ):
+        refused = client.post(
+            f"/actions/{action}", data={"run": "order-11", **fields}, headers=as_bob
+        )
+        assert refused.status_code == 403 and "only they or an admin" in refused.text, action
+    run = store.get_run("order-11")
+    assert run is not None and not run.cancel_requested
     as_alice = {"authorization": f"Bearer {alice}", "accept": "application/json"}
     assert client.post("/actions/decide", data=form, headers=as_alice).status_code == 200
     checkpoint = store.get_checkpoint("order-11", "decision")

@@ -427,6 +427,7 @@ def test_ctrl_c_stops_mnc_ui_with_streams_open(tmp_path: Path, program: IRProgra
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_UI_TOKEN")}
     command = [sys.executable, "-m", "mnlang.cli", "ui", "--db", str(db), "--port", str(port)]
+    command.append("--open")  # this test is about shutdown, not authentication
     server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:

@@ -38,6 +38,20 @@ def _run(store: Store, run_id: str) -> RunRecord:
     return run
 
 
+def _may_change(store: Store, user: User, run_id: str) -> None:
+    """The assignee rule for every state change of a run: while one of its checkpoints is
+    assigned to someone else, only they (deciding it) or an admin may act on the run."""
+    for checkpoint in store.open_checkpoints(run_id):
+        request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+        assignee = request.get("assignee") or None
+        if not user.may_decide(assignee):
+            raise ActionRefused(
+                403,
+                f"run `{run_id}` waits for `{assignee}` at checkpoint `{checkpoint.name}`; "
+                "only they or an admin may change it",
+            )
+
+
 def _json_text(text: str, what: str) -> Json:
     if not text.strip():
         return None
@@ -92,6 +106,7 @@ def signal(
 ) -> str:
     """Put a signal in the run's mailbox; its payload is checked against the event's type."""
     run = _run(store, run_id)
+    _may_change(store, user, run_id)
     if not event.strip():
         raise ActionRefused(400, "name the event to signal")
     if run.status in TERMINAL_STATUSES:
@@ -111,14 +126,16 @@ def signal(
 
 def cancel(store: Store, user: User, run_id: str) -> str:
     _run(store, run_id)
+    _may_change(store, user, run_id)
     if not store.request_cancel(run_id):
         raise ActionRefused(409, f"run `{run_id}` has already ended")
     log.info("%s asked to cancel run %s", user.name, run_id)
     return "cancel requested"
 
 
-def check_resumable(store: Store, run_id: str) -> str:
+def check_resumable(store: Store, user: User, run_id: str) -> str:
     run = _run(store, run_id)
+    _may_change(store, user, run_id)
     if run.status in TERMINAL_STATUSES:
         raise ActionRefused(409, f"run `{run_id}` has ended ({run.status})")
     return "resuming"

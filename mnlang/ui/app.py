@@ -411,7 +411,7 @@ class Console:
         elif name == "cancel":
             message = actions.cancel(store, user, run_id)
         elif name == "resume":
-            message = actions.check_resumable(store, run_id)
+            message = actions.check_resumable(store, user, run_id)
         else:
             raise ActionRefused(404, f"no action `{name}`")
         if self.executor.resume(run_id):
