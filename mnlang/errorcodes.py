@@ -48,6 +48,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E107", "unknown field"),
     ("E108", "unknown enum member"),
     ("E109", "duplicate state id"),
+    ("E115", "tool implementation runs code or commands"),
     # types
     ("E201", "type mismatch"),
     ("E202", "wrong number of arguments"),

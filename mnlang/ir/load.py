@@ -20,6 +20,7 @@ from mnlang.deep import MAX_DEPTH, call_deep
 from mnlang.ir.base import IR_VERSION
 from mnlang.ir.expr import Expr
 from mnlang.ir.hashing import program_hash
+from mnlang.ir.impls import impl_dir_problem, impl_problem
 from mnlang.ir.model import IRProgram
 from mnlang.jsonin import JSONInputError, decode_json, read_regular_file
 
@@ -105,6 +106,14 @@ def _parse_ir(text: str, path: str) -> IRProgram:
             f"invalid IR at `{where}`: {first['msg'].lower()} ({e.error_count()} problem(s))",
             recompile,
         ) from None
+    for call in [*program.tools.values(), *program.effects.values()]:
+        problem = impl_problem(call.impl) or impl_dir_problem(call.impl_dir, call.impl)
+        if problem is not None:
+            raise IRLoadError(
+                path,
+                f"{call.name}: {problem} (E115)",
+                "a compiled program names only what `mnc check` accepts; " + recompile,
+            )
     actual = program_hash(program)
     if program.hash != actual:
         raise IRLoadError(
