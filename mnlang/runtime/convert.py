@@ -29,6 +29,15 @@ from mnlang.runtime.values import Duration, Timestamp, Value, format_timestamp, 
 _EMPTY_ENV = MapEnv({})
 
 
+# The bounds of values that come in (arguments, payloads, tool results). Money: an
+# amount under 10^18 with at most 12 decimal places, however written ("1e3" is $1000,
+# "1e9999" is refused). Durations: 0 to 2^63-1 milliseconds; a negative wait, timeout
+# or delay means nothing.
+MONEY_INTEGER_DIGITS = 18
+MONEY_PLACES = 12
+MAX_DURATION_MS = 2**63 - 1
+
+
 class ConversionError(Exception):
     """A value that does not fit its declared type; `path` names the offending part."""
 
@@ -84,10 +93,18 @@ class Converter:
         elif kind == "duration":
             if isinstance(value, Duration):
                 return value
+            millis = None
             if isinstance(value, timedelta):
-                return Duration(round(value.total_seconds() * 1000))
-            if isinstance(value, int) and not isinstance(value, bool):
-                return Duration(value)
+                millis = round(value.total_seconds() * 1000)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                millis = value
+            if millis is not None:
+                if not 0 <= millis <= MAX_DURATION_MS:
+                    raise ConversionError(
+                        path,
+                        f"expected a duration of 0 to {MAX_DURATION_MS} milliseconds, got {millis}",
+                    )
+                return Duration(millis)
         elif kind == "timestamp":
             return self._timestamp(value, path)
         elif kind == "json":
@@ -149,7 +166,22 @@ class Converter:
             raise ConversionError(path, f"expected money, got {_described(value)}")
         if not amount.is_finite():
             raise ConversionError(path, f"expected a finite amount of money, got {value}")
-        return amount
+        if amount and amount.adjusted() >= MONEY_INTEGER_DIGITS:
+            raise ConversionError(
+                path,
+                f"expected money under 10^{MONEY_INTEGER_DIGITS}, got {_shown(value)[:40]}",
+            )
+        _, digits, exponent = amount.as_tuple()
+        assert isinstance(exponent, int)  # the amount is finite
+        trailing = len(digits) - len("".join(map(str, digits)).rstrip("0")) if amount else 0
+        if -(exponent + trailing) > MONEY_PLACES:
+            raise ConversionError(
+                path,
+                f"expected money with at most {MONEY_PLACES} decimal places, "
+                f"got {_shown(value)[:40]}",
+            )
+        # "1e3" is $1000, not $1E+3; "1.50" keeps its places.
+        return amount.quantize(Decimal(1)) if exponent > 0 else amount
 
     def _timestamp(self, value: Any, path: str) -> Timestamp:
         if isinstance(value, Timestamp):
@@ -163,7 +195,9 @@ class Converter:
                 return parse_timestamp(value)
             except ValueError:
                 raise ConversionError(
-                    path, f"expected an RFC 3339 timestamp, got {_shown(value)}"
+                    path,
+                    f"expected an RFC 3339 timestamp with its offset, such as "
+                    f'"2024-01-01T09:30:00Z", got {_shown(value)}',
                 ) from None
         raise ConversionError(path, f"expected timestamp, got {_described(value)}")
 
