@@ -84,6 +84,11 @@ _TABLE: list[tuple[str, str]] = [
     ("E503", "`on_timeout` is not one of the options"),
     ("E504", "wait without timeout"),
     ("E505", "duplicate checkpoint name"),
+    # correlated signals
+    ("E510", "event wait in a loop without a varying correlation key"),
+    ("E511", "two waits for one event without correlation keys"),
+    ("E512", "correlation key is not a `str` or `int`"),
+    ("E513", "`callback_token` for no wait of the workflow"),
     # hygiene
     ("W001", "empty file"),
     ("W101", "unused result"),

@@ -6,6 +6,7 @@ details and its journal. `--json` output does not pass through here.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -163,6 +164,11 @@ def show_lines(details: RunDetails) -> list[str]:
         for p in details.positions:
             note = f"  waiting: {_short(p.waiting_for, 70)}" if p.waiting_for else ""
             lines.append(f"  {p.branch}: {p.state}{note}")
+            wait = p.waiting_for if isinstance(p.waiting_for, dict) else {}
+            if "event" in wait:
+                event = str(wait["event"]).rsplit(".", 1)[-1]
+                keyed = f" --key {shlex.quote(str(wait['key']))}" if "key" in wait else ""
+                lines.append(f"    signal: mnc signal {run.run_id} {event}{keyed} [JSON]")
     if details.checkpoints:
         lines.append("pending")
         for c in details.checkpoints:
@@ -186,6 +192,14 @@ def show_lines(details: RunDetails) -> list[str]:
                 )
     for t in details.timers:
         lines.append(f"  timer {t.timer_id} due {_when(t.due_at)}")
+    if details.unread:
+        lines.append(f"unread signals ({len(details.unread)}: no wait has taken them yet)")
+        for sig in details.unread:
+            keyed = f" key {sig.key}" if sig.key is not None else ""
+            lines.append(
+                f"  {sig.name.rsplit('.', 1)[-1]}{keyed}  sent {_when(sig.sent_at)}  "
+                f"{_short(sig.payload, 60)}"
+            )
     if details.steps:
         lines.append(f"steps ({len(details.steps)})")
         for e in details.steps:

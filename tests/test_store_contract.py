@@ -367,6 +367,69 @@ def test_batch_sends_signals_to_other_runs(store: Store) -> None:
     assert [s.payload for s in store.pending_signals(parent)] == [{"run_id": "child"}]
 
 
+def test_signals_keep_their_correlation_key(store: Store) -> None:
+    run_id = new_run(store)
+    assert store.send_signal(run_id, "restored", {"n": 2}, signal_id="s2", key="k2")
+    assert store.send_signal(run_id, "restored", {"n": 0}, signal_id="s0")
+    child = SendSignal(run_id, "restored", {"n": 1}, signal_id="s1", key="k1")
+    store.commit(Batch(new_run(store, "other"), send_signals=[child]))
+    pending = store.pending_signals(run_id, "restored")
+    assert [(s.signal_id, s.key, s.address) for s in pending] == [
+        ("s2", "k2", "restored#k2"),
+        ("s0", None, "restored"),
+        ("s1", "k1", "restored#k1"),
+    ]
+    assert store.taken_signal(run_id, "restored", "k2") is None
+    store.commit(Batch(run_id, consume_signals=["s2"]))
+    taken = store.taken_signal(run_id, "restored", "k2")
+    assert taken is not None and taken.signal_id == "s2" and taken.consumed_at is not None
+    assert store.taken_signal(run_id, "restored", "k1") is None
+
+
+def test_the_store_keeps_one_unread_signal_per_key(store: Store) -> None:
+    """What makes two racing senders of one key safe: the second insert is refused by the
+    store itself, whatever the checks before it saw."""
+    new_run(store, "q")
+    assert store.send_signal("q", "restored", 1, key="k1", signal_id="a")
+    assert not store.send_signal("q", "restored", 2, key="k1", signal_id="b")
+    assert store.send_signal("q", "restored", 3, key="k2", signal_id="c")
+    assert store.send_signal("q", "restored", 4, signal_id="d")
+    assert store.send_signal("q", "restored", 5, signal_id="e")  # unkeyed: no limit
+    store.commit(Batch("q", consume_signals=["a"]))
+    assert store.send_signal("q", "restored", 6, key="k1", signal_id="f")
+    assert [s.signal_id for s in store.pending_signals("q")] == ["c", "d", "e", "f"]
+
+
+def test_a_run_is_runnable_only_for_a_signal_with_the_key_it_waits_for(store: Store) -> None:
+    run_id = new_run(store)
+    store.commit(Batch(run_id, run=RunUpdate(status="waiting", waiting_for=["restored#k1"])))
+    store.send_signal(run_id, "restored", 2, key="k2")
+    store.send_signal(run_id, "restored", 0)
+    assert run_id not in store.runnable_runs()
+    store.send_signal(run_id, "restored", 1, key="k1")
+    assert run_id in store.runnable_runs()
+
+
+def test_the_callback_secret_is_random_per_journal_and_kept(
+    store: Store, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    secret = store.callback_secret()
+    assert len(secret) >= 16
+    assert store.callback_secret() == secret
+    if request.node.callspec.params["store"] == "postgres":
+        # `pg_url` is one schema per test: the other journal is a schema of its own.
+        cluster = request.getfixturevalue("pg_cluster")
+        other = open_store(cluster.url(f"other_{tmp_path.name}"[:60]))
+    else:
+        other = open_store(tmp_path / "other.db")
+    try:
+        assert other.callback_secret() != secret
+    finally:
+        other.close()
+    with open_store(store.location) as again:
+        assert again.callback_secret() == secret
+
+
 # --- checkpoints ----------------------------------------------------------------------------
 
 

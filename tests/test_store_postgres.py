@@ -188,6 +188,8 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
         conn.execute(f"DROP TABLE {schema}.workers, {schema}.tool_rates")
         conn.execute(f"DROP INDEX {schema}.runs_running_by_workflow, {schema}.runs_queued")
         conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN run_limit, DROP COLUMN queued")
+        conn.execute(f"ALTER TABLE {schema}.signals DROP COLUMN correlation")
+        conn.execute(f"DROP TABLE {schema}.secrets")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 2")
     with PostgresStore(pg_url) as store:
         assert (store.migrated_from, store.schema_version) == (2, SCHEMA_VERSION)
@@ -200,6 +202,24 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
             (schema,),
         ).fetchall()
     assert indexes == [("runs_cancel_requested",), ("runs_running",)]
+
+
+def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(pg_url: str) -> None:
+    with PostgresStore(pg_url) as store:
+        store.create_run(NewRun("r1", "wf", {}))
+        store.commit(Batch("r1", run=RunUpdate(status="waiting", waiting_for=["go"])))
+        store.send_signal("r1", "go", 1, signal_id="s")
+    schema = schema_of(pg_url)
+    with raw(pg_url) as conn:
+        conn.execute(f"ALTER TABLE {schema}.signals DROP COLUMN correlation")
+        conn.execute(f"DROP TABLE {schema}.secrets")
+        conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 6")
+    with PostgresStore(pg_url) as store:
+        assert store.migrated_from == 6
+        [kept] = store.pending_signals("r1")
+        assert (kept.signal_id, kept.key, kept.address) == ("s", None, "go")
+        assert store.runnable_runs() == ["r1"]
+        assert len(store.callback_secret()) == 32
 
 
 def test_another_programs_schema_is_refused_untouched(pg_url: str) -> None:

@@ -116,6 +116,36 @@ def test_empty_file_is_migrated_from_version_0(tmp_path: Path) -> None:
         assert store.get_run("r1") is not None
 
 
+def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from mnlang.stores.schema import MIGRATIONS
+
+    path = tmp_path / "v6.db"
+    db = sqlite_utils.Database(path)
+    for step in MIGRATIONS[:6]:
+        step(db)
+    db.execute("PRAGMA user_version = 6")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(
+        "INSERT INTO runs (run_id, workflow, workflow_class, status, result, error, ir_hash, "
+        "meta, waiting_for, created_at, updated_at) VALUES ('r', 'wf', '', 'waiting', 'null', "
+        "'null', '', '{}', '[\"go\"]', 0, 0)"
+    )
+    db.execute(
+        "INSERT INTO signals (run_id, signal_id, name, payload, sent_at) "
+        "VALUES ('r', 's', 'go', '1', 0)"
+    )
+    db.conn.commit()
+    db.close()
+    with open_store(path) as store:
+        assert store.migrated_from == 6
+        [kept] = store.pending_signals("r")
+        assert (kept.key, kept.address) == (None, "go")
+        assert "r" in store.runnable_runs()
+        assert len(store.callback_secret()) == 32
+
+
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     open_store(path).close()

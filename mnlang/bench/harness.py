@@ -51,6 +51,7 @@ from mnlang.stores.base import (
     SetTimer,
     Store,
     StoreError,
+    split_address,
 )
 
 MAX_STEPS: Final = 60
@@ -118,12 +119,15 @@ class Responder:
             if self._decide(run_id, checkpoint.checkpoint_id, checkpoint.name):
                 return True
         record = store.get_run(run_id)
-        for name in record.waiting_for if record is not None else []:
+        for address in record.waiting_for if record is not None else []:
+            name, key = split_address(address)
             payloads = self.case.events.get(name, [])
             sent = self.events_sent[name]
             if sent < len(payloads):
                 self.events_sent[name] += 1
-                store.send_signal(run_id, name, payloads[sent], signal_id=f"bench:{name}:{sent}")
+                store.send_signal(
+                    run_id, name, payloads[sent], signal_id=f"bench:{name}:{sent}", key=key
+                )
                 return True
         return self._next_timer(run_id)
 

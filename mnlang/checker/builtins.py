@@ -164,6 +164,16 @@ def _uuid(args: list[Type]) -> Type | Misuse:
     return STR
 
 
+def _callback_token(args: list[Type]) -> Type | Misuse:
+    # The event (argument 0) is checked by the caller: it is a name, not a value.
+    if len(args) == 2 and not _fits(args[1], "str", "int"):
+        return Misuse(1, "a `str` or `int` correlation key", code="E512")
+    return STR
+
+
+CALLBACK_TOKEN = "callback_token"
+"""`callback_token(event, key)`: the token that signals the run's `wait event for key`."""
+
 _TABLE = (
     Builtin("len", "len(list | map | str) -> int", 1, 1, _len),
     Builtin("lower", "lower(str) -> str", 1, 1, _text_rule(STR, 1)),
@@ -175,6 +185,7 @@ _TABLE = (
     Builtin("keys", "keys(map[T]) -> list[str]", 1, 1, _keys),
     Builtin("now", "now() -> timestamp", 0, 0, _now, journaled=True),
     Builtin("uuid", "uuid() -> str", 0, 0, _uuid, journaled=True),
+    Builtin(CALLBACK_TOKEN, "callback_token(event, str | int) -> str", 1, 2, _callback_token),
     Builtin("to_str", "to_str(any) -> str", 1, 1, _any_to_str, accepts_optional=True),
     Builtin("parse_int", "parse_int(str) -> int", 1, 1, _text_rule(INT, 1)),
     Builtin("parse_float", "parse_float(str) -> float", 1, 1, _text_rule(FLOAT, 1)),

@@ -1,5 +1,8 @@
 """Durability: what makes a workflow safe to retry, resume and run in parallel.
 
+E510-E511 check that each event wait a run can reach more than once has a correlation
+key that tells its signals apart.
+
 E301-E303 check each effect's declaration (a key or `once`, no retry on a
 `once` effect, a key template over the effect's parameters). E304-E307 check
 workflow bodies: keys that vary in loops, distinct keys and no data flow
@@ -36,7 +39,7 @@ from mnlang.syntax import ast
 
 
 def check_durability(program: Program, diags: Diagnostics) -> None:
-    """Report E301-E308 over every effect and workflow of the program."""
+    """Report E301-E308 and E510-E511 over every effect and workflow of the program."""
     keys: dict[str, _Key] = {}
     for sym in program.symbols_of("effect"):
         key = _check_effect(program, sym, diags)
@@ -146,6 +149,29 @@ def _check_key_template(
 
 # ---- workflow bodies -----------------------------------------------------------
 
+_Arms = tuple[tuple[int, int], ...]
+"""Where a statement sits: (id of an `if` or `match`, which arm) for each one around it."""
+
+
+def _event_waits(block: ast.Block, arms: _Arms) -> Iterator[tuple[ast.Wait, _Arms]]:
+    """The event waits outside loops (E510 covers those in loops), with their arms."""
+    for stmt in block.stmts:
+        inner = nested_statement(stmt)
+        if isinstance(inner, ast.Wait) and inner.event is not None:
+            yield inner, arms
+        if isinstance(inner, ast.For) or isinstance(stmt, ast.While):
+            continue
+        exclusive = isinstance(stmt, ast.If | ast.Match)
+        for index, child in enumerate(child_blocks(stmt)):
+            where = (*arms, (id(stmt), index)) if exclusive else arms
+            yield from _event_waits(child, where)
+
+
+def _exclusive(a: _Arms, b: _Arms) -> bool:
+    """Whether two statements sit in different arms of one `if` or `match`."""
+    arms = dict(a)
+    return any(stmt in arms and arms[stmt] != index for stmt, index in b)
+
 
 @dataclass(slots=True)
 class _Loop:
@@ -165,6 +191,7 @@ class _WorkflowChecker:
 
     def run(self) -> None:
         self._block(self.decl.body, [])
+        self._waits_once()
         for stmt in walk(self.decl.body):
             if isinstance(stmt, ast.Parallel):
                 self._parallel_reads(stmt)
@@ -176,6 +203,8 @@ class _WorkflowChecker:
             if call is not None and loops:
                 self._key_varies(call, loops)
             inner = nested_statement(stmt)
+            if isinstance(inner, ast.Wait) and inner.event is not None and loops:
+                self._wait_varies(inner, inner.event, loops)
             if isinstance(inner, ast.For):
                 self._block(inner.body, [*loops, _Loop(inner, self._varying(inner))])
             elif isinstance(stmt, ast.While):
@@ -279,6 +308,62 @@ class _WorkflowChecker:
                 ],
             )
             return
+
+    # -- E510, E511 ----------------------------------------------------------------
+
+    def _wait_varies(self, wait: ast.Wait, event: ast.Ident, loops: list[_Loop]) -> None:
+        """A wait in a loop is reached once per iteration: each needs its own correlation
+        key, or the first signal would wake whichever iteration waits first."""
+        feeding = {n.name for n in expr_reads(wait.key)} if wait.key is not None else set()
+        for loop in reversed(loops):
+            if feeding & loop.varying:
+                continue
+            var = loop.stmt.var.name if isinstance(loop.stmt, ast.For) else None
+            what = f"for each `{var}`" if var else "up to `max` times"
+            said = (
+                f"`wait {event.name}` has no correlation key"
+                if wait.key is None
+                else f"the correlation key of `wait {event.name}` is the same in every iteration"
+            )
+            example = f"{var}.id" if var else "a value that changes per iteration"
+            self.diags.add(
+                "E510",
+                wait.key if wait.key is not None else event,
+                f"{said}, and this loop reaches it {what}",
+                labels=[Label(loop_header(loop.stmt), f"this loop waits {what}")],
+                help=f"name the value this wait is for: `wait {event.name} for {example} "
+                "{ ... }`, and send each signal with its key (`mnc signal RUN "
+                f"{event.name} --key K`)",
+                notes=[
+                    "signals are taken in arrival order: without a key, the first signal "
+                    "wakes whichever iteration waits first"
+                ],
+            )
+            return
+
+    def _waits_once(self) -> None:
+        """Two waits for one event in one run, one of them without a key (E511)."""
+        seen: dict[str, list[tuple[ast.Wait, tuple[tuple[int, int], ...]]]] = {}
+        for wait, arms in _event_waits(self.decl.body, ()):
+            assert wait.event is not None
+            name = wait.event.name
+            earlier = seen.setdefault(name, [])
+            for first, first_arms in earlier:
+                if _exclusive(arms, first_arms) or (wait.key and first.key):
+                    continue
+                self.diags.add(
+                    "E511",
+                    wait.event,
+                    f"this run can wait for `{name}` twice, and "
+                    + ("neither wait has" if not (wait.key or first.key) else "one wait has no")
+                    + " correlation key",
+                    labels=[Label(first.event.span if first.event else first.span, "first wait")],
+                    help=f'give each wait its own key: `wait {name} for "first" {{ ... }}` '
+                    f'and `wait {name} for "second" {{ ... }}`, or declare a second event',
+                    notes=["an unkeyed signal wakes whichever of the two waits is reached first"],
+                )
+                break
+            earlier.append((wait, arms))
 
     def _key_args(self, sym: Symbol, key: _Key, call: ast.Call) -> list[ast.Expr]:
         """The argument expressions that feed the parameters a key names."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mnlang.checker import types as T
-from mnlang.checker.builtins import BUILTINS, Builtin, Misuse
+from mnlang.checker.builtins import BUILTINS, CALLBACK_TOKEN, Builtin, Misuse
 from mnlang.checker.declarations import Declarations, Resolver
 from mnlang.checker.program import ModuleInfo, Symbol
 from mnlang.checker.suggest import did_you_mean
@@ -491,9 +491,37 @@ class ExprChecker:
             self.expr(arg)
         return sig.returns
 
+    def token_waits(self, call: ast.Call) -> None:
+        """Check that some wait takes the signal a `callback_token(...)` call is for; only
+        a workflow body has waits."""
+
+    def _token_event(self, arg: ast.Expr) -> bool:
+        """The first argument of `callback_token` names an event, not a value."""
+        if isinstance(arg, ast.Name):
+            sym = self.resolver.symbol(self.module, arg.name)
+            if sym is not None and sym.kind == "event":
+                arg.ref = sym
+                arg.ty = T.STR
+                return True
+        events = [n for n, s in self.module.scope.items() if s.kind == "event"]
+        written = f"`{arg.name}`" if isinstance(arg, ast.Name) else "this"
+        self.diags.add(
+            "E513",
+            arg,
+            f"{written} is not an event: `callback_token` names the event a wait takes",
+            help=(did_you_mean(arg.name, events) if isinstance(arg, ast.Name) else None)
+            or "write `callback_token(done, item.id)` for a `wait done for item.id { ... }`",
+        )
+        return False
+
     def _builtin(self, e: ast.Call, builtin: Builtin) -> T.Type:
         e.target = builtin.name
-        types = [self.expr(a) for a in e.args]
+        if builtin.name == CALLBACK_TOKEN and e.args:
+            if self._token_event(e.args[0]):
+                self.token_waits(e)
+            types = [T.STR, *(self.expr(a) for a in e.args[1:])]
+        else:
+            types = [self.expr(a) for a in e.args]
         if not builtin.min_args <= len(types) <= builtin.max_args:
             self.diags.add(
                 "E202",

@@ -29,6 +29,7 @@ from mnlang.checker.options import (
     report_unknown_key,
 )
 from mnlang.checker.program import ModuleInfo
+from mnlang.checker.steps import nested_statement, walk
 from mnlang.checker.suggest import did_you_mean
 from mnlang.checker.typerules import assignable, has_unknown, join
 from mnlang.diagnostics import Diagnostics, Label
@@ -803,6 +804,8 @@ class BodyChecker(ExprChecker):
             )
         else:
             payload = self.decls.events.get(sym.name)
+        if w.key is not None:
+            self._correlation(w.key, event.name)
         timeout = None
         if w.options is not None:
             entries = self._option_entries(w.options, WAIT_OPTIONS, "a wait")
@@ -810,6 +813,49 @@ class BodyChecker(ExprChecker):
         # An event without a payload gives `true` when it arrives.
         value = payload if payload is not None else T.BOOL
         return value if timeout == "never" else T.optional(value)
+
+    def _correlation(self, key: ast.Expr, event: str) -> None:
+        t = self.expr(key)
+        if t.kind in ("str", "int", "unknown"):
+            return
+        self.diags.add(
+            "E512",
+            key,
+            f"the correlation key of `wait {event}` is a `{t}`, not a `str` or `int`",
+            help="correlate by a value that names the item, e.g. `for o.id`, "
+            'or write it as text: `for "{o.bucket}/{o.key}"`',
+            notes=["a signal carries its key as text (`mnc signal RUN EVENT --key K`)"],
+        )
+
+    def token_waits(self, call: ast.Call) -> None:
+        event = call.args[0]
+        assert isinstance(event, ast.Name)
+        keyed = len(call.args) > 1
+        waits = [
+            inner
+            for stmt in walk(self.workflow.body)
+            if isinstance(inner := nested_statement(stmt), ast.Wait)
+            and inner.event is not None
+            and inner.event.name == event.name
+        ]
+        if any((w.key is not None) == keyed for w in waits):
+            return
+        if not waits:
+            said = f"workflow `{self.workflow.name.name}` never waits for `{event.name}`"
+        elif keyed:
+            said = f"the waits for `{event.name}` in this workflow take no key"
+        else:
+            said = f"the waits for `{event.name}` in this workflow are correlated by a key"
+        self.diags.add(
+            "E513",
+            call,
+            f"{said}: nothing would take the signal this token is for",
+            labels=[Label(w.event.span, "a wait for it") for w in waits if w.event],
+            help=f"hand out the token of a wait of this workflow: `callback_token"
+            f"({event.name}, KEY)` for `wait {event.name} for KEY {{ ... }}`, "
+            f"`callback_token({event.name})` for `wait {event.name} {{ ... }}`",
+            notes=["a child workflow's waits belong to its own run: make the token there"],
+        )
 
     def _wait_stmt(self, w: ast.Wait) -> None:
         self._wait(w, assigned=False)

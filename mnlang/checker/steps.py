@@ -164,7 +164,7 @@ def _own_exprs(stmt: ast.Stmt) -> list[ast.Expr | ast.ObjectLit]:
     if isinstance(inner, ast.Checkpoint):
         return [e.value for e in inner.options.entries if e.key.name not in _WORD_OPTIONS]
     if isinstance(inner, ast.Wait):
-        return [inner.duration] if inner.duration is not None else []
+        return [e for e in (inner.duration, inner.key) if e is not None]
     if isinstance(inner, ast.For):
         return [inner.iterable] + ([inner.limit] if inner.limit is not None else [])
     if isinstance(stmt, ast.Assign | ast.OptionStmt):

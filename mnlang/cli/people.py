@@ -142,9 +142,13 @@ def reject(
 
 
 @click.command("signal")
-@click.argument("run_id")
-@click.argument("event")
-@click.argument("payload", required=False, metavar="[JSON]")
+@click.argument("args", nargs=-1, metavar="RUN_ID EVENT [JSON]")
+@click.option("--key", help="The correlation key: only `wait EVENT for KEY` takes it.")
+@click.option(
+    "--token",
+    help="A callback token from `callback_token(...)`: it names the run, event and key, "
+    "so give only [JSON].",
+)
 @click.option(
     "--id", "signal_id", help="The signal's id: a signal with an id already sent is ignored."
 )
@@ -152,22 +156,32 @@ def reject(
 @db_option
 @json_option
 def signal_command(
-    run_id: str,
-    event: str,
-    payload: str | None,
+    args: tuple[str, ...],
+    key: str | None,
+    token: str | None,
     signal_id: str | None,
     detach: bool,
     db: str | None,
     as_json: bool,
 ) -> None:
-    """Send EVENT, with its JSON payload, to run RUN_ID. A run not waiting for it yet
-    finds it in its mailbox when it does. A run waiting for it goes on here unless
-    --detach; exits like `mnc run` then, else 0."""
+    """Send EVENT, with its JSON payload (and --key), to run RUN_ID, or answer a callback
+    --token. A run not waiting for it yet finds it in its mailbox when it does. A run
+    waiting for it goes on here unless --detach; exits like `mnc run` then, else 0."""
     from mnlang import api
     from mnlang.jsonin import JSONInputError, decode_json
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
 
+    if token is not None:
+        if key is not None or len(args) > 1:
+            raise click.UsageError(
+                "with --token give only the JSON payload: the token names the rest"
+            )
+        run_id, event, payload = None, None, (args[0] if args else None)
+    elif 2 <= len(args) <= 3:
+        run_id, event, payload = args[0], args[1], (args[2] if len(args) == 3 else None)
+    else:
+        raise click.UsageError("give RUN_ID EVENT [JSON], or --token TOKEN [JSON]")
     value = None
     if payload is not None:
         try:
@@ -175,15 +189,27 @@ def signal_command(
         except JSONInputError as e:
             run_error(e)
     try:
-        outcome = api.signal(run_id, event, value, signal_id=signal_id, resume=not detach, db=db)
+        outcome = api.signal(
+            run_id,
+            event,
+            value,
+            signal_id=signal_id,
+            key=key,
+            token=token,
+            resume=not detach,
+            db=db,
+        )
     except (RunError, StoreError) as e:
         run_error(e)
     delivered = outcome.delivered
     if not as_json:
+        keyed = f" (key {delivered.key})" if delivered.key is not None else ""
         if not delivered.accepted:
-            click.echo(f"ignored: signal `{signal_id}` was delivered to run {run_id} before")
+            click.echo(
+                f"ignored: signal `{signal_id}` was delivered to run {delivered.run_id} before"
+            )
         else:
-            click.echo(f"delivered: {delivered.event} to run {run_id}")
+            click.echo(f"delivered: {delivered.event}{keyed} to run {delivered.run_id}")
             if not delivered.waiting:
                 click.echo("the run does not wait for it now; it finds it when it does")
     _finish_runs({"signal": delivered.to_json()}, outcome.runs, as_json)

@@ -329,7 +329,8 @@ class Layout:
             assert node.duration is not None
             return ["wait ", self.expr(node.duration)]
         options: list[Doc] = [" ", self.object(node.options)] if node.options else []
-        return ["wait ", node.event.name, *options]
+        key: list[Doc] = [" for ", self.expr(node.key)] if node.key is not None else []
+        return ["wait ", node.event.name, *key, *options]
 
     def try_(self, node: ast.Try) -> Doc:
         out: list[Doc] = ["try ", self.block(node.body)]

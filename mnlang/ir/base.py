@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.config import JsonDict
 
 IR_VERSION = "1"
 
@@ -43,6 +44,11 @@ CATCHABLE_KINDS = (
     "key_conflict",
     "child_failed",
 )
+
+
+HASH_OMITS_NONE: JsonDict = {"hash_omits_none": True}
+"""`json_schema_extra` of a field added to the IR later: left out of the content hash while
+it is `None`, so a program that does not use it keeps the hash it had before."""
 
 
 class IRModel(BaseModel):

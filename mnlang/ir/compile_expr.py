@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mnlang.checker.builtins import CALLBACK_TOKEN
 from mnlang.checker.program import ModuleInfo, Program
 from mnlang.ir.expr import (
     Binary,
@@ -115,7 +116,13 @@ class ExprLowering:
             fn = call.callee.name
         else:
             raise CompilerBug(f"call of a non-name at {call.span}")
-        return Builtin(fn=fn, args=[self.lower(a, module) for a in call.args])
+        args = call.args
+        if fn == CALLBACK_TOKEN and args and isinstance(args[0], ast.Name):
+            # The event, by its qualified name: the checker resolved it.
+            event = args[0].ref
+            rest = [self.lower(a, module) for a in args[1:]]
+            return Builtin(fn=fn, args=[Lit(type="str", value=event.name), *rest])
+        return Builtin(fn=fn, args=[self.lower(a, module) for a in args])
 
     def record(self, lit: ast.RecordLit, module: ModuleInfo) -> RecordOf:
         name = qualified_type_name(module, lit.type_name.name)

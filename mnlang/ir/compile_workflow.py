@@ -264,7 +264,7 @@ class WorkflowCompiler:
             self.add(state, ctx, env, exprs, [(nxt, kill)])
         elif isinstance(value, ast.Wait):
             wait, ty = self.wait(value, target, sid, nxt, span)
-            self.add(wait, ctx, env, [wait.duration], [(nxt, kill)])
+            self.add(wait, ctx, env, [wait.duration, wait.key], [(nxt, kill)])
         elif isinstance(value, ast.For):
             ty = self.for_(value, target, sid, nxt, ctx, env, span)
         elif (callee := self.step_of(value)) is not None:
@@ -365,6 +365,7 @@ class WorkflowCompiler:
             event=event.name,
             payload=payload,
             timeout_ms=timeout,
+            key=self.lower(wait.key) if wait.key is not None else None,
             next=nxt,
         )
         value = payload if payload is not None else NULL

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mnlang.ir.base import SpanIR
+from mnlang.ir.base import HASH_OMITS_NONE, SpanIR
 from mnlang.ir.model import IRProgram
 
 _PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
@@ -33,6 +33,8 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
                 continue
             item = getattr(value, name)
             if isinstance(item, SpanIR):
+                continue
+            if item is None and info.json_schema_extra == HASH_OMITS_NONE:
                 continue
             out[key] = canonical(item)
         return out

@@ -145,7 +145,8 @@ def summary(state: State) -> str:
             return f"{assigned}checkpoint {state.name}"
         case WaitState():
             if state.event is not None:
-                return f"{assigned}wait {state.event.rsplit('.', 1)[-1]}"
+                key = f" for {show(state.key)}" if state.key is not None else ""
+                return f"{assigned}wait {state.event.rsplit('.', 1)[-1]}{key}"
             return f"{assigned}wait {show(state.duration) if state.duration else ''}".rstrip()
         case ParallelState():
             return f"parallel ({len(state.branches)} branches)"

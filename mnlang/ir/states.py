@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from mnlang.ir.base import IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.base import HASH_OMITS_NONE, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr
 
 
@@ -112,7 +112,8 @@ class CheckpointState(StateBase):
 class WaitState(StateBase):
     """A durable timer (`duration`) or a wait for an event (`event`, with `timeout_ms`).
 
-    An event wait with a timeout yields the payload, or null when the timeout fired.
+    An event wait with a timeout yields the payload, or null when the timeout fired. With
+    a correlation `key` it takes only a signal sent with that key (as text).
     """
 
     kind: Literal["wait"] = "wait"
@@ -121,6 +122,7 @@ class WaitState(StateBase):
     event: str | None = None
     payload: TypeIR | None = None
     timeout_ms: int | None = None
+    key: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     next: str | None = None
 
 

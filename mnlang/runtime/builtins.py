@@ -121,3 +121,6 @@ PURE: dict[str, Callable[..., Any]] = {
 }
 
 JOURNALED = frozenset({"now", "uuid"})
+CALLBACK_TOKEN = "callback_token"
+"""Not pure either: a token is derived from the run and its journal's secret
+(`Pauses.callback_token`), the same in every process, so it is not journaled."""

@@ -27,7 +27,7 @@ from mnlang.ir.expr import (
     Unary,
     Var,
 )
-from mnlang.runtime.builtins import JOURNALED, PURE
+from mnlang.runtime.builtins import CALLBACK_TOKEN, JOURNALED, PURE
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.values import Duration, Timestamp, Value, to_text
 
@@ -51,10 +51,16 @@ class MapEnv:
 
 External = Callable[[str], Value]
 """Answers a journaled builtin (`now`, `uuid`) by name."""
+Tokens = Callable[..., str]
+"""Answers `callback_token(event, key)`: needs the run and its journal's secret."""
 
 
 def _no_external(name: str) -> Value:
     raise value_error(f"`{name}()` is not available here")
+
+
+def _no_tokens(*args: Value) -> str:
+    raise value_error("`callback_token()` is available only in a run")
 
 
 def literal(lit: Lit) -> Value:
@@ -157,10 +163,11 @@ _COMPARISONS: dict[str, Callable[[Value, Value], bool]] = {
 class Evaluator:
     """Evaluates expressions in an environment; `external` answers `now()` and `uuid()`."""
 
-    __slots__ = ("_dispatch", "external")
+    __slots__ = ("_dispatch", "external", "tokens")
 
-    def __init__(self, external: External = _no_external) -> None:
+    def __init__(self, external: External = _no_external, tokens: Tokens = _no_tokens) -> None:
         self.external = external
+        self.tokens = tokens
         self._dispatch: dict[type, Callable[[Any, Env], Value]] = {
             Lit: self._lit,
             Var: self._var,
@@ -223,6 +230,8 @@ class Evaluator:
         if e.fn in JOURNALED:
             return self.external(e.fn)
         args = [self.eval(a, env) for a in e.args]
+        if e.fn == CALLBACK_TOKEN:
+            return self.tokens(*args)
         try:
             return PURE[e.fn](*args)
         except StepFailure:

@@ -99,6 +99,7 @@ from mnlang.stores.base import (
     StaleLease,
     StateOp,
     Store,
+    signal_address,
 )
 
 RUN_DATA = "$run"
@@ -158,7 +159,7 @@ class Interpreter:
         self.config = config
         self.lease = lease
         self.journal = Journal(store, record.run_id, lease, observer)
-        self.evaluator = Evaluator(self._external)
+        self.evaluator = Evaluator(self._external, self._callback_token)
         self.converter = Converter(program.types, self.evaluator)
         self.runner = CallRunner(config.workers, config.clock)
         plan = config.faults
@@ -498,7 +499,11 @@ class Interpreter:
     def _pause(self) -> None:
         """Commit the run as waiting (a cancel request found by this commit wakes it)."""
         waiting = sorted(
-            {f.pending["event"] for f in self.fibers.values() if f.pending and "event" in f.pending}
+            {
+                signal_address(f.pending["event"], f.pending.get("key"))
+                for f in self.fibers.values()
+                if f.pending and "event" in f.pending
+            }
             | {
                 child_signal(f.pending["child"])
                 for f in self.fibers.values()
@@ -679,6 +684,9 @@ class Interpreter:
     def _fail(self, fiber: Fiber, state: FailState) -> None:
         message = to_text(self.evaluator.eval(state.message, fiber.scope))
         self.unwind(fiber, StepFailure(FAIL, message, state.id), state.frame)
+
+    def _callback_token(self, event: str, key: Value = None) -> str:
+        return self.pauses.callback_token(event, key)
 
     def _external(self, name: str) -> Value:
         """`now()` and `uuid()`: external values, journaled where they were taken."""

@@ -30,6 +30,7 @@ from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
+from mnlang.runtime.tokens import make_token
 from mnlang.runtime.values import Duration, Timestamp, Value, to_plain, to_text
 from mnlang.stores.base import (
     Checkpoint,
@@ -127,6 +128,7 @@ class Pauses:
         self.run = run
         self.child_runner = child_runner
         self.taken_signals: set[str] = set()
+        self._token_secret: bytes | None = None
 
     def _where(self, fiber: Fiber, state_id: str) -> str:
         """A pause's id: the state, and where it runs when that is not the main line."""
@@ -253,8 +255,18 @@ class Pauses:
         run = self.run
         timer_id = f"event:{self._where(fiber, state.id)}"
         fresh = not (fiber.pending and fiber.pending.get("event") == event)
+        # The key is evaluated once, when the wait starts, and kept in the fiber's note.
+        key: str | None
+        if not fresh:
+            assert fiber.pending is not None
+            key = fiber.pending.get("key")
+        elif state.key is not None:
+            key = to_text(run.evaluator.eval(state.key, fiber.scope))
+        else:
+            key = None
+        keyed = {"key": key} if key is not None else {}
         for signal in run.store.pending_signals(run.run_id, event):
-            if signal.signal_id in self.taken_signals:
+            if signal.signal_id in self.taken_signals or signal.key != key:
                 continue
             value = None
             if state.payload is not None:
@@ -267,14 +279,17 @@ class Pauses:
             if not fresh:
                 run.journal.cancel_timers.append(timer_id)
             run.journal.event(
-                "signal", {"event": event, "payload": signal.payload}, state.id, fiber.branch
+                "signal",
+                {"event": event, **keyed, "payload": signal.payload},
+                state.id,
+                fiber.branch,
             )
             run.force_commit = True
             run.deliver(fiber, value)
             return
         if not fresh and state.timeout_ms is not None and self._timer_due(timer_id):
             run.journal.cancel_timers.append(timer_id)
-            run.journal.event("timed_out", {"event": event}, state.id, fiber.branch)
+            run.journal.event("timed_out", {"event": event, **keyed}, state.id, fiber.branch)
             run.force_commit = True
             run.deliver(fiber, None)
             return
@@ -284,9 +299,22 @@ class Pauses:
         if state.timeout_ms is not None:
             run.journal.set_timers.append(SetTimer(timer_id, state.timeout_ms / 1000))
         run.journal.event(
-            "wait", {"event": event, "timeout_ms": state.timeout_ms}, state.id, fiber.branch
+            "wait",
+            {"event": event, **keyed, "timeout_ms": state.timeout_ms},
+            state.id,
+            fiber.branch,
         )
-        self._pause(fiber, {"event": event, "timer": timer_id})
+        self._pause(fiber, {"event": event, **keyed, "timer": timer_id})
+
+    def callback_token(self, event: str, key: Value = None) -> str:
+        """`callback_token(event, key)`: the token that signals this run's `wait event for
+        key`. Derived, not drawn: the same run, event and key give the same token in every
+        process, so a call that handed it out and is made again after a crash hands out
+        the same one, and nothing has to be committed before the call."""
+        if self._token_secret is None:
+            self._token_secret = self.run.store.callback_secret()
+        text = None if key is None else to_text(key)
+        return make_token(self._token_secret, self.run.run_id, event, text)
 
     # --- retry delays -------------------------------------------------------------------
 

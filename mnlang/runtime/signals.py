@@ -1,11 +1,19 @@
-"""Sending an `event` to a run: `mnc signal RUN EVENT [JSON] [--id ID]`.
+"""Sending an `event` to a run: `mnc signal RUN EVENT [JSON] [--key K] [--id ID]`, or
+with a callback token: `mnc signal --token T [JSON]`.
 
 A signal goes to the run's mailbox whether or not the run waits for it yet: a run that
-reaches `wait event` later finds it there. A signal id makes a send idempotent: the
-same id sent again is ignored (a webhook retried by its sender delivers once). The
-event is looked up in the run's own program and its payload is checked against the
-event's type before it is stored, so a bad payload is refused here instead of failing
-the run later.
+reaches `wait event` (or `wait event for key`, which takes only a signal with its key)
+later finds it there. A signal id makes a send idempotent: the same id sent again is
+ignored (a webhook retried by its sender delivers once). The event is looked up in the
+run's own program and its payload is checked against the event's type before it is
+stored, so a bad payload is refused here instead of failing the run later.
+
+A signal that no wait of the run could ever take is refused, so the mailbox holds only
+what some wait may still take: an event the run's workflow never waits for (the error
+names the child workflow that does), a key given to a wait that takes none or none given
+to a correlated wait, a second signal for a key while the first is unread, a signal for
+a keyed wait that is over (it took its signal or timed out), and any signal beyond
+`MAILBOX_LIMIT` unread ones.
 """
 
 from __future__ import annotations
@@ -14,9 +22,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnlang.ir.model import EventIR, IRProgram
+from mnlang.ir.states import ChildState, WaitState
 from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.run import RunError, load_program
-from mnlang.stores.base import TERMINAL_STATUSES, Json, RunNotFound, Store
+from mnlang.runtime.tokens import BadToken, read_token
+from mnlang.stores.base import (
+    TERMINAL_STATUSES,
+    Json,
+    RunNotFound,
+    RunRecord,
+    Store,
+    signal_address,
+)
+
+MAILBOX_LIMIT = 1000
+"""Unread signals a run's mailbox holds at most; one more is refused, not dropped."""
 
 
 class SignalError(RunError):
@@ -31,12 +51,14 @@ class Delivered:
     accepted: bool
     """False: a signal with this id was delivered before, and this one was ignored."""
     waiting: bool
-    """The run waits for this event now (a worker or `mnc resume` wakes it)."""
+    """The run waits for this event (and key) now (a worker or `mnc resume` wakes it)."""
+    key: str | None = None
 
     def to_json(self) -> dict[str, Json]:
         return {
             "run_id": self.run_id,
             "event": self.event,
+            "key": self.key,
             "signal_id": self.signal_id,
             "accepted": self.accepted,
             "waiting": self.waiting,
@@ -56,9 +78,16 @@ def resolve_event(program: IRProgram, name: str) -> EventIR:
 
 
 def send(
-    store: Store, run_id: str, event: str, payload: Any = None, *, signal_id: str | None = None
+    store: Store,
+    run_id: str,
+    event: str,
+    payload: Any = None,
+    *,
+    signal_id: str | None = None,
+    key: str | None = None,
 ) -> Delivered:
-    """Deliver `event` with `payload` (JSON) to run `run_id`'s mailbox."""
+    """Deliver `event` with `payload` (JSON), and its correlation `key`, to run `run_id`'s
+    mailbox."""
     record = store.get_run(run_id)
     if record is None:
         raise RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
@@ -68,15 +97,164 @@ def send(
         )
     program = load_program(store, record)
     declared = resolve_event(program, event)
+    waits = _waits_for(program, record.workflow, declared.name)
+    if not waits:
+        raise _nobody_waits(store, program, record, declared.name)
+    _check_key(waits, declared.name, key)
     _check_payload(program, declared, payload)
-    accepted = store.send_signal(run_id, declared.name, payload, signal_id=signal_id)
-    current = store.get_run(run_id) or record
+    if key is not None:
+        if _kept_before(store, record, declared.name, key, signal_id, waits):
+            return Delivered(run_id, declared.name, signal_id, False, False, key)
+    elif len(store.pending_signals(run_id)) >= MAILBOX_LIMIT:
+        raise SignalError(
+            f"run `{run_id}` has {MAILBOX_LIMIT} unread signals; this one is refused",
+            help=f"`mnc show {run_id}` lists them: the run takes them as it reaches its waits",
+        )
+    accepted = store.send_signal(run_id, declared.name, payload, signal_id=signal_id, key=key)
+    if not accepted and key is not None:
+        # The store refused it: a repeated id, or another send of this key that got in
+        # between the look above and the insert, which is refused here with the reason.
+        _kept_before(store, record, declared.name, key, signal_id, waits)
+    current = store.get_run(run_id, args=False) or record
     return Delivered(
         run_id,
         declared.name,
         signal_id,
         accepted,
-        current.status == "waiting" and declared.name in current.waiting_for,
+        current.status == "waiting" and signal_address(declared.name, key) in current.waiting_for,
+        key,
+    )
+
+
+def send_token(
+    store: Store, token: str, payload: Any = None, *, signal_id: str | None = None
+) -> Delivered:
+    """Deliver a callback: the token names the run, the event and the key."""
+    try:
+        target = read_token(store.callback_secret(), token)
+    except BadToken as e:
+        raise SignalError(
+            f"refused callback token: {e}",
+            help="send the token exactly as `callback_token(...)` gave it, to the journal "
+            "of the run that made it",
+        ) from None
+    return send(store, target.run_id, target.event, payload, signal_id=signal_id, key=target.key)
+
+
+def _waits_for(program: IRProgram, workflow: str, event: str) -> list[WaitState]:
+    """The waits for `event` in a workflow's own body (a child workflow is its own run)."""
+    states = program.workflows[workflow].states.values()
+    return [s for s in states if isinstance(s, WaitState) and s.event == event]
+
+
+def _nobody_waits(store: Store, program: IRProgram, run: RunRecord, event: str) -> SignalError:
+    """The error for an event the run never waits for, naming the child workflows that do."""
+    waiting: list[str] = []
+    seen: set[str] = set()
+    frontier = [run.workflow]
+    while frontier:
+        name = frontier.pop()
+        for state in program.workflows[name].states.values():
+            if isinstance(state, ChildState) and state.workflow not in seen:
+                seen.add(state.workflow)
+                frontier.append(state.workflow)
+                if _waits_for(program, state.workflow, event):
+                    waiting.append(state.workflow)
+    short = event.rsplit(".", 1)[-1]
+    if not waiting:
+        return SignalError(
+            f"workflow `{run.workflow}` never waits for `{short}`, nor do the workflows it calls",
+            help="nothing in this run could take the signal; check the run id and the event",
+        )
+    children = [
+        r.run_id
+        for r in store.list_runs(parent_run_id=run.run_id)
+        if r.workflow in waiting and r.status not in TERMINAL_STATUSES
+    ]
+    names = ", ".join(f"`{w}`" for w in sorted(waiting))
+    to = (
+        f"signal the child's run: {', '.join(f'`{c}`' for c in children)}"
+        if children
+        else f"signal the child's run once it exists (`mnc runs` lists children of `{run.run_id}`)"
+    )
+    return SignalError(
+        f"workflow `{run.workflow}` never waits for `{short}`; its child workflow {names} does, "
+        "in a run of its own",
+        help=to,
+    )
+
+
+def _check_key(waits: list[WaitState], event: str, key: str | None) -> None:
+    short = event.rsplit(".", 1)[-1]
+    keyed = [w for w in waits if w.key is not None]
+    if key is None and len(keyed) == len(waits):
+        raise SignalError(
+            f"the wait for `{short}` (step `{keyed[0].id}`) is correlated: "
+            "a signal without a key would never be taken",
+            help=f"send the key of the item it is for: `mnc signal RUN {short} --key K JSON`",
+        )
+    if key is not None and not keyed:
+        raise SignalError(
+            f"the wait for `{short}` (step `{waits[0].id}`) takes no correlation key: "
+            f"a signal with key `{key}` would never be taken",
+            help="send it without `--key`",
+        )
+
+
+def _kept_before(
+    store: Store,
+    run: RunRecord,
+    event: str,
+    key: str,
+    signal_id: str | None,
+    waits: list[WaitState],
+) -> bool:
+    """Refuse a keyed signal nobody would take; `True` when this very signal (by id) is
+    already in the mailbox, so the send is a repeat to ignore."""
+    short = event.rsplit(".", 1)[-1]
+    step = next(w.id for w in waits if w.key is not None)
+    for kept in store.pending_signals(run.run_id, event):
+        if kept.key != key:
+            continue
+        if signal_id is not None and kept.signal_id == signal_id:
+            return True
+        raise SignalError(
+            f"a signal for `wait {short}` with key `{key}` is already in run "
+            f"`{run.run_id}`'s mailbox; a second one would never be taken",
+            help="send each key once (give the send an `--id` to make a retry harmless)",
+        )
+    taken = store.taken_signal(run.run_id, event, key)
+    if taken is not None:
+        if signal_id is not None and taken.signal_id == signal_id:
+            return True
+        raise SignalError(
+            f"the wait `{short}` for key `{key}` (step `{step}`) is over: "
+            "it took its signal already",
+            help="a wait takes one signal; this one would never be read",
+        )
+    waiting_now = run.status == "waiting" and signal_address(event, key) in run.waiting_for
+    if not waiting_now and _timed_out(store, run.run_id, event, key):
+        raise SignalError(
+            f"the wait `{short}` for key `{key}` (step `{step}`) is over: it timed out",
+            help="the run went on without it; nothing would read this signal",
+        )
+    if len(store.pending_signals(run.run_id)) >= MAILBOX_LIMIT:
+        raise SignalError(
+            f"run `{run.run_id}` has {MAILBOX_LIMIT} unread signals; this one is refused",
+            help=f"`mnc show {run.run_id}` lists them",
+        )
+    return False
+
+
+def _timed_out(store: Store, run_id: str, event: str, key: str) -> bool:
+    # Read only for a keyed signal the run does not wait for now (an early one, or a
+    # late one): the journal is the only record of a wait's timeout.
+    return any(
+        e.kind == "timed_out"
+        and isinstance(e.data, dict)
+        and e.data.get("event") == event
+        and e.data.get("key") == key
+        for e in store.read_journal(run_id)
     )
 
 

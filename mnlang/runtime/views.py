@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from mnlang.stores.base import Checkpoint, Event, Json, RunNotFound, RunRecord, Store, Timer
+from mnlang.stores.base import (
+    Checkpoint,
+    Event,
+    Json,
+    RunNotFound,
+    RunRecord,
+    Signal,
+    Store,
+    Timer,
+)
 
 STEP_KINDS = frozenset({"tool", "effect", "agent", "replayed", "compensated", "child_ended"})
 FAILURE_KINDS = frozenset({"call_failed", "caught", "compensation_failed", "failed"})
@@ -30,6 +39,8 @@ class RunDetails:
     positions: list[Position] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
+    unread: list[Signal] = field(default_factory=list)
+    """Signals in the mailbox that no wait has taken yet (child runs' end notes left out)."""
     steps: list[Event] = field(default_factory=list)
     retries: list[Event] = field(default_factory=list)
     failures: list[Event] = field(default_factory=list)
@@ -42,6 +53,7 @@ class RunDetails:
             "positions": [asdict(p) for p in self.positions],
             "checkpoints": [asdict(c) for c in self.checkpoints],
             "timers": [asdict(t) for t in self.timers],
+            "unread_signals": [asdict(s) for s in self.unread],
             "steps": [asdict(e) for e in self.steps],
             "retries": [asdict(e) for e in self.retries],
             "failures": [asdict(e) for e in self.failures],
@@ -74,6 +86,7 @@ def run_details(store: Store, run_id: str) -> RunDetails:
         details.positions.append(Position(branch or "main", cursor.get("at"), note))
     details.checkpoints = store.open_checkpoints(run_id)
     details.timers = store.run_timers(run_id)
+    details.unread = [s for s in store.pending_signals(run_id) if ":" not in s.name]
     for event in store.read_journal(run_id):
         if event.kind in STEP_KINDS:
             details.steps.append(event)

@@ -246,6 +246,24 @@ class Signal:
     payload: Json
     sent_at: float
     consumed_at: float | None
+    key: str | None = None
+    """The correlation key it was sent with: only `wait name for key` takes it."""
+
+    @property
+    def address(self) -> str:
+        """What a run waiting for this signal lists in `waiting_for`."""
+        return signal_address(self.name, self.key)
+
+
+def signal_address(name: str, key: str | None) -> str:
+    """`name`, or `name#key` for a keyed signal (no event name has a `#`)."""
+    return name if key is None else f"{name}#{key}"
+
+
+def split_address(address: str) -> tuple[str, str | None]:
+    """A `waiting_for` entry's event name and correlation key (`signal_address` undone)."""
+    name, sep, key = address.partition("#")
+    return name, key if sep else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,6 +484,7 @@ class SendSignal:
     name: str
     payload: Json
     signal_id: str
+    key: str | None = None
 
 
 @dataclass(slots=True)
@@ -584,13 +603,27 @@ class Store(Protocol):
     # signals
 
     def send_signal(
-        self, run_id: str, name: str, payload: Json, *, signal_id: str | None = None
+        self,
+        run_id: str,
+        name: str,
+        payload: Json,
+        *,
+        signal_id: str | None = None,
+        key: str | None = None,
     ) -> bool:
-        """Put a signal in a run's mailbox; `False` when this signal id was already sent.
-        Without an id every send is new."""
+        """Put a signal, with its correlation key if any, in a run's mailbox; `False` when
+        this signal id was already sent, or when an unread signal with this name and key
+        is there (a mailbox holds one per key). Without an id every send is new."""
 
     def pending_signals(self, run_id: str, name: str | None = None) -> list[Signal]:
-        """Signals not yet consumed, oldest first."""
+        """Signals not yet consumed, of any key, oldest first."""
+
+    def taken_signal(self, run_id: str, name: str, key: str) -> Signal | None:
+        """The consumed signal of this name and correlation key, if a wait took one."""
+
+    def callback_secret(self) -> bytes:
+        """The journal's secret for callback tokens: created with the journal, never in a
+        run's rows, so a token cannot be derived from what `mnc show` or an export shows."""
 
     # checkpoints
 

@@ -153,7 +153,9 @@ _LEDGER_COLUMNS: LiteralString = (
 _CHECKPOINT_COLUMNS: LiteralString = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
 )
-_SIGNAL_COLUMNS: LiteralString = "run_id, signal_id, name, payload, sent_at, consumed_at"
+_SIGNAL_COLUMNS: LiteralString = (
+    "run_id, signal_id, name, payload, sent_at, consumed_at, correlation"
+)
 _TIMER_COLUMNS: LiteralString = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS: LiteralString = (
     "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
@@ -173,7 +175,8 @@ _CANDIDATES: LiteralString = """
     UNION SELECT t.run_id FROM timers AS t, clock WHERE t.due_at <= clock.now
     UNION SELECT run_id FROM checkpoints WHERE status = 'decided'
     UNION SELECT s.run_id FROM signals AS s JOIN runs AS w ON w.run_id = s.run_id
-          WHERE s.consumed_at IS NULL AND s.name = ANY (w.waiting_for)
+          WHERE s.consumed_at IS NULL
+            AND coalesce(s.name || '#' || s.correlation, s.name) = ANY (w.waiting_for)
 )
 """
 
@@ -425,7 +428,7 @@ class _Plan:
     the same keys lock them in one order and cannot deadlock."""
     timers: list[tuple[str, float, str]]
     checkpoints: list[tuple[str, str, str]]
-    signals: list[tuple[str, str, str, str]]
+    signals: list[tuple[str, str, str, str, str | None]]
     children: list[dict[str, Any]]
 
     @classmethod
@@ -459,7 +462,9 @@ class _Plan:
             checkpoints=[
                 (c.checkpoint_id, c.name, dump(c.request)) for c in batch.open_checkpoints
             ],
-            signals=[(s.run_id, s.signal_id, s.name, dump(s.payload)) for s in batch.send_signals],
+            signals=[
+                (s.run_id, s.signal_id, s.name, dump(s.payload), s.key) for s in batch.send_signals
+            ],
             children=[_run_params(child) for child in batch.create_runs],
         )
 
@@ -540,8 +545,9 @@ class _Plan:
         if self.signals:
             writes.append(
                 _Write(
-                    "INSERT INTO signals (run_id, signal_id, name, payload, sent_at) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, signal_id) DO NOTHING",
+                    "INSERT INTO signals (run_id, signal_id, name, payload, correlation, "
+                    "sent_at) VALUES (%s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT DO NOTHING",
                     [(*signal, now) for signal in self.signals],
                     many=True,
                 )
@@ -1004,7 +1010,7 @@ class PostgresStore:
                     [] if is_list else load(value, run_id, f"variable {name}")
                 )
             for branch, name, joined in lists.fetchall():
-                values[branch][name] = json.loads(f"[{joined}]")
+                values[branch][name] = load(f"[{joined}]", run_id, f"list {name}")
             return RunState(
                 run=_run_record(record),
                 cursors={
@@ -1039,7 +1045,13 @@ class PostgresStore:
     # --- signals --------------------------------------------------------------------------
 
     def send_signal(
-        self, run_id: str, name: str, payload: Json, *, signal_id: str | None = None
+        self,
+        run_id: str,
+        name: str,
+        payload: Json,
+        *,
+        signal_id: str | None = None,
+        key: str | None = None,
     ) -> bool:
         encoded = dump(payload)
 
@@ -1049,9 +1061,9 @@ class PostgresStore:
             if exists.fetchone() is None:
                 raise run_not_found(run_id)
             inserted = tx.conn.execute(
-                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, signal_id) DO NOTHING",
-                (run_id, signal_id or uuid.uuid4().hex, name, encoded, now),
+                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (run_id, signal_id or uuid.uuid4().hex, name, encoded, now, key),
             )
             self._notify(tx, run_id)
             tx.pipeline.sync()
@@ -1066,9 +1078,21 @@ class PostgresStore:
             "ORDER BY arrival",
             {"run": run_id, "name": name},
         )
-        return [
-            Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5]) for r in rows
-        ]
+        return [_signal(r) for r in rows]
+
+    def taken_signal(self, run_id: str, name: str, key: str) -> Signal | None:
+        rows = self._autocommit(
+            f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = %s AND name = %s "
+            "AND correlation = %s AND consumed_at IS NOT NULL ORDER BY arrival LIMIT 1",
+            (run_id, name, key),
+        )
+        return _signal(rows[0]) if rows else None
+
+    def callback_secret(self) -> bytes:
+        rows = self._autocommit("SELECT value FROM secrets WHERE name = 'callback_tokens'", ())
+        if not rows:
+            raise StoreCorrupt(f"journal `{self.location}` has no callback token secret")
+        return bytes.fromhex(str(rows[0][0]))
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -1375,3 +1399,7 @@ def _worker_record(row: Sequence[Any]) -> WorkerRecord:
     return WorkerRecord(
         worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at, tuple(claimed)
     )
+
+
+def _signal(r: Sequence[Any]) -> Signal:
+    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6])

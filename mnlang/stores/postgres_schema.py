@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -400,7 +400,29 @@ _V6: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX runs_queued ON runs (run_id) WHERE queued",
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# A signal's correlation key (`correlation`, NULL without one), so a `wait E for K` takes
+# only its own signal (a run waiting for one lists `name#key` in `waiting_for`; one unread
+# signal per key, as a second could never be taken), and the
+# journal's secret for callback tokens, kept out of every run's rows. `gen_random_uuid`
+# draws from the server's strong random source: two of them give 244 random bits.
+_V7: Final[tuple[LiteralString, ...]] = (
+    "ALTER TABLE signals ADD COLUMN correlation text",
+    "CREATE UNIQUE INDEX signals_one_unread_per_key ON signals (run_id, name, correlation) "
+    "WHERE consumed_at IS NULL AND correlation IS NOT NULL",
+    "CREATE TABLE secrets (name text PRIMARY KEY, value text NOT NULL)",
+    "INSERT INTO secrets (name, value) VALUES ('callback_tokens', "
+    "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",
+)
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V7,
+)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -13,6 +13,7 @@ any other value is the run id that scopes the key, so one primary key covers bot
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Callable
 
@@ -20,7 +21,7 @@ import sqlite_utils
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -279,6 +280,24 @@ def _move_run_args_v6(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE runs DROP COLUMN args")
 
 
+def _add_signal_correlation_v7(db: sqlite_utils.Database) -> None:
+    """A signal's correlation key (`correlation`, NULL without one), so a `wait E for K`
+    takes only its own signal (one unread signal per key: a second could never be taken),
+    and the journal's secret for callback tokens (`secrets`),
+    kept out of every run's rows. A run waiting for a keyed signal lists `name#key` in
+    `waiting_for`; the runnable query matches that address."""
+    db.execute("ALTER TABLE signals ADD COLUMN correlation TEXT")
+    db.execute(
+        "CREATE UNIQUE INDEX signals_one_unread_per_key ON signals (run_id, name, correlation) "
+        "WHERE consumed_at IS NULL AND correlation IS NOT NULL"
+    )
+    db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        "INSERT INTO secrets (name, value) VALUES ('callback_tokens', ?)",
+        (secrets.token_hex(32),),
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
@@ -286,6 +305,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_workers_v4,
     _add_run_limits_v5,
     _move_run_args_v6,
+    _add_signal_correlation_v7,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

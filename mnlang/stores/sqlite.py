@@ -102,7 +102,7 @@ _LEDGER_COLUMNS = "key, scope, args_hash, status, result, run_id, state, created
 _CHECKPOINT_COLUMNS = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
 )
-_SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at"
+_SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at, correlation"
 _TIMER_COLUMNS = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS = (
     "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
@@ -123,7 +123,9 @@ WITH candidates (run_id) AS (
   UNION SELECT run_id FROM checkpoints WHERE status = 'decided'
   UNION SELECT s.run_id FROM signals AS s INDEXED BY signals_unread
         JOIN runs AS w ON w.run_id = s.run_id
-        WHERE s.consumed_at IS NULL AND s.name IN (SELECT value FROM json_each(w.waiting_for))
+        WHERE s.consumed_at IS NULL
+          AND coalesce(s.name || '#' || s.correlation, s.name)
+              IN (SELECT value FROM json_each(w.waiting_for))
 )
 SELECT r.run_id FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
 WHERE r.status IN ('running', 'waiting')
@@ -706,7 +708,9 @@ class SQLiteStore:
                 [(now, run_id, signal_id) for signal_id in batch.consume_signals],
             )
         for signal in batch.send_signals:
-            self._insert_signal(signal.run_id, signal.name, signal.payload, signal.signal_id, now)
+            self._insert_signal(
+                signal.run_id, signal.name, signal.payload, signal.signal_id, now, signal.key
+            )
         for child in batch.create_runs:
             self._insert_run(child, now)
 
@@ -736,7 +740,7 @@ class SQLiteStore:
             # index order, so that Python decodes one text instead of one per item.
             for branch, name in lists:
                 (joined,) = conn.execute(_LIST_ITEMS_SQL, (run_id, branch, name)).fetchone()
-                variables[branch][name] = json.loads(f"[{joined or ''}]")
+                variables[branch][name] = load(f"[{joined or ''}]", run_id, f"list {name}")
         return RunState(run=record, cursors=cursors, variables=variables)
 
     def read_journal(
@@ -778,19 +782,33 @@ class SQLiteStore:
     # --- signals --------------------------------------------------------------------------
 
     def send_signal(
-        self, run_id: str, name: str, payload: Json, *, signal_id: str | None = None
+        self,
+        run_id: str,
+        name: str,
+        payload: Json,
+        *,
+        signal_id: str | None = None,
+        key: str | None = None,
     ) -> bool:
         with self._write() as now:
             self._run(run_id)
-            return self._insert_signal(run_id, name, payload, signal_id or uuid.uuid4().hex, now)
+            return self._insert_signal(
+                run_id, name, payload, signal_id or uuid.uuid4().hex, now, key
+            )
 
     def _insert_signal(
-        self, run_id: str, name: str, payload: Json, signal_id: str, now: float
+        self,
+        run_id: str,
+        name: str,
+        payload: Json,
+        signal_id: str,
+        now: float,
+        key: str | None = None,
     ) -> bool:
         cursor = self._conn.execute(
-            "INSERT INTO signals (run_id, signal_id, name, payload, sent_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, signal_id) DO NOTHING",
-            (run_id, signal_id, name, dump(payload), now),
+            "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (run_id, signal_id, name, dump(payload), now, key),
         )
         return cursor.rowcount == 1
 
@@ -801,9 +819,21 @@ class SQLiteStore:
             sql += " AND name = ?"
             params.append(name)
         rows = self._query(sql + " ORDER BY arrival", params)
-        return [
-            Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5]) for r in rows
-        ]
+        return [_signal(r) for r in rows]
+
+    def taken_signal(self, run_id: str, name: str, key: str) -> Signal | None:
+        rows = self._query(
+            f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = ? AND name = ? "
+            "AND correlation = ? AND consumed_at IS NOT NULL ORDER BY arrival LIMIT 1",
+            [run_id, name, key],
+        )
+        return _signal(rows[0]) if rows else None
+
+    def callback_secret(self) -> bytes:
+        rows = self._query("SELECT value FROM secrets WHERE name = 'callback_tokens'", [])
+        if not rows:
+            raise StoreCorrupt(f"journal `{self.location}` has no callback token secret")
+        return bytes.fromhex(rows[0][0])
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -1034,3 +1064,7 @@ def _worker_record(row: Sequence[Any], claimed: Sequence[str]) -> WorkerRecord:
     return WorkerRecord(
         worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at, tuple(claimed)
     )
+
+
+def _signal(r: Sequence[Any]) -> Signal:
+    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6])

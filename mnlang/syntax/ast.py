@@ -200,11 +200,13 @@ class Checkpoint(Stmt):
 
 @dataclass(slots=True)
 class Wait(Stmt):
-    """`wait 2h` (event is None) or `wait payment_received { timeout: 2d }`."""
+    """`wait 2h` (event is None), `wait payment_received { timeout: 2d }`, or a wait for
+    one correlated signal: `wait restored for o.key { timeout: 2d }` (`key`)."""
 
     duration: Expr | None
     event: Ident | None
     options: ObjectLit | None
+    key: Expr | None = None
 
 
 @dataclass(slots=True)

@@ -240,6 +240,8 @@ class _Builder:
         return ast.Checkpoint(self.sp(c[0], c[2]), c[1], c[2])
 
     def wait(self, c: list[Any]) -> ast.Wait:
+        if len(c) == 5:
+            return ast.Wait(self.sp(c[0], c[4]), None, c[1], c[4], c[3])
         if len(c) == 3:
             return ast.Wait(self.sp(c[0], c[2]), None, c[1], c[2])
         return ast.Wait(self.sp(c[0], c[1]), c[1], None, None)

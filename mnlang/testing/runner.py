@@ -31,7 +31,14 @@ from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.run import RunError, RunOutcome, resume_run, start_run
 from mnlang.runtime.values import Value, to_plain
-from mnlang.stores.base import Checkpoint, Event, NewEvent, Store, StoreError
+from mnlang.stores.base import (
+    Checkpoint,
+    Event,
+    NewEvent,
+    Store,
+    StoreError,
+    split_address,
+)
 from mnlang.stores.sqlite import SQLiteStore
 from mnlang.testing.doubles import WORKER_CRASH, ScenarioSetupError, scenario_doubles
 
@@ -202,13 +209,17 @@ class _ScenarioRun:
             if decided > 0:
                 timed_out.append(decided)
         for record in store.list_runs(limit=1000):
-            for name in record.waiting_for or []:
+            for address in record.waiting_for or []:
+                # A correlated wait takes the event's next payload, sent with its key.
+                name, key = split_address(address)
                 payloads = self.scenario.events.get(name, [])
                 n = self.events_sent[name]
                 if n < len(payloads):
                     self.events_sent[name] += 1
                     payload = to_plain(self.value(payloads[n]))
-                    store.send_signal(record.run_id, name, payload, signal_id=f"{name}-{n}")
+                    store.send_signal(
+                        record.run_id, name, payload, signal_id=f"{name}-{n}", key=key
+                    )
                     acted = True
         if timed_out:
             store.skew += max(timed_out) + 1.0
@@ -440,7 +451,8 @@ def _waiting(store: Store) -> list[str]:
     ]
     for record in store.list_runs(limit=1000):
         lines += [
-            f"waiting for event `{name}`, and the scenario has no payload left for it"
+            f"waiting for event `{split_address(name)[0]}`, and the scenario has no payload "
+            "left for it"
             for name in record.waiting_for or []
         ]
     return lines

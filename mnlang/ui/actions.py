@@ -102,9 +102,16 @@ def decide(
 
 
 def signal(
-    store: Store, user: User, run_id: str, event: str, payload: str, signal_id: str = ""
+    store: Store,
+    user: User,
+    run_id: str,
+    event: str,
+    payload: str,
+    signal_id: str = "",
+    key: str = "",
 ) -> str:
-    """Put a signal in the run's mailbox; its payload is checked against the event's type."""
+    """Put a signal, with its correlation key if one is given, in the run's mailbox; its
+    payload is checked against the event's type."""
     run = _run(store, run_id)
     _may_change(store, user, run_id)
     if not event.strip():
@@ -114,14 +121,20 @@ def signal(
     value = _json_text(payload, "the payload")
     try:
         delivered = signals.send(
-            store, run_id, event.strip(), value, signal_id=signal_id.strip() or None
+            store,
+            run_id,
+            event.strip(),
+            value,
+            signal_id=signal_id.strip() or None,
+            key=key.strip() or None,
         )
     except RunError as e:
         raise ActionRefused(400, e.message) from None
     log.info("%s signalled %s to run %s", user.name, delivered.event, run_id)
     if not delivered.accepted:
         return f"signal id `{signal_id.strip()}` was sent before"
-    return f"signal `{delivered.event}` sent"
+    keyed = f" with key `{delivered.key}`" if delivered.key is not None else ""
+    return f"signal `{delivered.event}`{keyed} sent"
 
 
 def cancel(store: Store, user: User, run_id: str) -> str:

@@ -407,6 +407,7 @@ class Console:
                 fields.get("event", ""),
                 fields.get("payload", ""),
                 fields.get("signal_id", ""),
+                fields.get("key", ""),
             )
         elif name == "cancel":
             message = actions.cancel(store, user, run_id)
