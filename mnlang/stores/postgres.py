@@ -38,7 +38,6 @@ the last few commits, never corrupting the journal.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import threading
 import time

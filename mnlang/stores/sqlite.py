@@ -15,7 +15,6 @@ and the occasional queries (listing runs, reading the journal) go through sqlite
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
