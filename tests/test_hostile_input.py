@@ -186,7 +186,7 @@ def mutants(count: int, seed: int) -> list[tuple[str, str]]:
 def sweep(tmp_path: Path, count: int, seed: int) -> None:
     from mnlang.checker import check
     from mnlang.fmt import format_source
-    from mnlang.ir.compile import compile_file
+    from mnlang.ir.compile import compile_program
 
     for example in EXAMPLES:  # the imports and tool modules beside it
         for sibling in example.parent.iterdir():
@@ -195,9 +195,10 @@ def sweep(tmp_path: Path, count: int, seed: int) -> None:
     for name, text in mutants(count, seed):
         path = tmp_path / name.split("#")[0]
         try:
-            check(path, text)
+            checked = check(path, text)
             format_source(text, str(path))
-            compile_file(path, text)
+            if checked.ok and checked.program is not None:
+                compile_program(checked.program)
         except Exception as e:
             raise AssertionError(f"{name}: {type(e).__name__}: {e}\n{text}") from e
 

@@ -18,7 +18,7 @@ from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
 from mnlang.cron import CronError, next_cron, parse_cron
 from mnlang.diagnostics import Diagnostics, Label
-from mnlang.ir.impls import IMPL, impl_problem
+from mnlang.impls import IMPL, impl_problem
 from mnlang.syntax import ast
 
 # Error kinds a `retry.on` or a `catch` may name.

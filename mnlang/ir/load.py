@@ -17,10 +17,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from mnlang.deep import MAX_DEPTH, call_deep
+from mnlang.impls import impl_dir_problem, impl_problem
 from mnlang.ir.base import IR_VERSION
 from mnlang.ir.expr import Expr
 from mnlang.ir.hashing import program_hash
-from mnlang.ir.impls import impl_dir_problem, impl_problem
 from mnlang.ir.model import IRProgram
 from mnlang.jsonin import JSONInputError, decode_json, read_regular_file
 
