@@ -67,6 +67,10 @@ _TABLE: list[tuple[str, str]] = [
     ("E215", "`yield` outside a collecting loop"),
     ("E216", "missing or duplicate record field"),
     ("E217", "misplaced statement"),
+    ("E230", "object key is not plain text"),
+    ("E231", "duplicate key in an object"),
+    ("E232", "`run` used as a value"),
+    ("E233", "bad regular expression"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

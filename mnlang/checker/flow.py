@@ -166,6 +166,7 @@ class BodyChecker(ExprChecker):
         self.assigned = _Assigned()
         self.scoped: list[_Var] = []  # loop and catch variables, for W101
         self.read_early: set[str] = set()  # read before their first assignment (E207 reported)
+        self.published: dict[str, tuple[T.Type, ast.Publish]] = {}  # name -> its type, first
 
     # ---- hooks ---------------------------------------------------------------------
 
@@ -630,6 +631,20 @@ class BodyChecker(ExprChecker):
     def _log(self, s: ast.Log) -> None:
         self.expect(s.message, T.STR, " for `log`")
 
+    def _publish(self, s: ast.Publish) -> None:
+        """A published name keeps one type: readers outside the run rely on it."""
+        name = s.name.name
+        first = self.published.get(name)
+        if first is None:
+            self.published[name] = (self.expr(s.value), s)
+            return
+        t = self.expect(s.value, first[0], f" for `publish {name}`")
+        if not assignable(t, first[0]):
+            return
+        joined = join(first[0], t)
+        if joined is not None:
+            self.published[name] = (joined, first[1])
+
     def _yield(self, s: ast.Yield) -> None:
         loop = self.loops[-1] if self.loops else None
         t = self.expr(s.value)
@@ -674,21 +689,35 @@ class BodyChecker(ExprChecker):
         return entries
 
     def _timeout(self, entry: ast.Entry | None) -> str | None:
-        """`"never"`, `"duration"`, or None when absent (E212 for anything else)."""
+        """`"never"`, `"duration"` (a literal or an expression of type `duration`, checked
+        for being zero or more when the step starts), or None when absent or wrong."""
         if entry is None:
             return None
         value = entry.value
         if isinstance(value, ast.Name) and value.name == "never":
             value.ty = T.DURATION
             return "never"
-        if isinstance(value, ast.DurationLit):
-            value.ty = T.DURATION
+        if isinstance(value, ast.ObjectLit):
+            self.diags.add(
+                "E212",
+                value,
+                "`timeout` takes a duration or `never`, not an object",
+                help="write e.g. `timeout: 24h`, `timeout: review_time` (a `duration` value), "
+                "or `timeout: never` to wait without limit",
+            )
+            return None
+        t = self.expr(value, T.DURATION)
+        if t.kind in ("duration", "unknown"):
             return "duration"
+        if t.kind == "optional" and t.args[0].kind == "duration":
+            self.optional_use(value, t)
+            return None
         self.diags.add(
             "E212",
             value,
-            "`timeout` takes a duration or `never`",
-            help="write e.g. `timeout: 24h`, or `timeout: never` to wait without limit",
+            f"`timeout` takes a duration or `never`, found `{t}`",
+            help="write e.g. `timeout: 24h`, `timeout: review_time` (a `duration` value), "
+            "or `timeout: never` to wait without limit",
         )
         return None
 
@@ -879,5 +908,6 @@ _STATEMENTS: dict[type, Callable[[BodyChecker, Any], None]] = {
     ast.Return: BodyChecker._return,
     ast.Fail: BodyChecker._fail,
     ast.Log: BodyChecker._log,
+    ast.Publish: BodyChecker._publish,
     ast.Yield: BodyChecker._yield,
 }

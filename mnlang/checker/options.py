@@ -10,13 +10,12 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
-from mnlang.cron import CronError, next_cron, parse_cron
+from mnlang.cron import CronError, check_cron
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.impls import IMPL, impl_problem
 from mnlang.syntax import ast
@@ -115,9 +114,30 @@ class _OptionReader:
         self.bad(
             entry,
             "`timeout` takes a duration or `never`",
-            help="write e.g. `timeout: 30s`, or `timeout: never` to wait without limit",
+            help="write e.g. `timeout: 30s`, `timeout: never` to wait without limit, or (for a "
+            "tool or an effect) a `duration` expression over its parameters",
         )
         return None
+
+    def call_timeout(self, entry: OptionEntry) -> int | str | ast.Expr | None:
+        """A tool's or effect's `timeout`: a literal, `never`, or an expression over the
+        parameters (typed as a `duration` by the type checker, evaluated per call)."""
+        value = entry.value
+        if isinstance(value, ast.DurationLit) or (
+            isinstance(value, ast.Name) and value.name == "never"
+        ):
+            return self.timeout(entry)
+        if isinstance(value, ast.ObjectLit):
+            return self.timeout(entry)
+        return value
+
+    def deadline(self, entry: OptionEntry) -> int | ast.Expr | None:
+        """A workflow's `deadline`: a literal, or an expression over its parameters (typed as
+        a `duration` by the type checker, evaluated when the run starts)."""
+        value = entry.value
+        if isinstance(value, ast.DurationLit | ast.ObjectLit):
+            return self.duration(entry)
+        return value
 
     def money(self, entry: OptionEntry) -> Decimal | None:
         if isinstance(entry.value, ast.MoneyLit):
@@ -359,13 +379,13 @@ class _OptionReader:
         if text is None:
             return None
         try:
-            if next_cron(parse_cron(text), 0.0, UTC) is None:
-                raise CronError("the expression names no date that exists (it would never run)")
+            check_cron(text)
         except CronError as e:
             self.bad(
                 entry,
                 f"`cron`: {e}",
-                help='write five fields, minute hour day month weekday: e.g. `cron: "0 9 * * 1"`',
+                help='write five fields, minute hour day month weekday (e.g. `cron: "0 9 * * 1"`), '
+                "or `@daily`, `@hourly`, `@weekly`, `@monthly`, `@yearly`",
             )
             return None
         return text
@@ -436,7 +456,7 @@ _TOOL_LIMIT_OPTIONS: dict[str, _Reader] = {
 
 TOOL_OPTIONS: dict[str, _Reader] = {
     "impl": _R.impl,
-    "timeout": _R.timeout,
+    "timeout": _R.call_timeout,
     "retry": _R.retry,
     "limit": _R.tool_limit,
     "cost": _R.money,
@@ -467,7 +487,7 @@ AGENT_OPTIONS: dict[str, _Reader] = {
 WORKFLOW_OPTIONS: dict[str, _Reader] = {
     "class": _R.text,
     "budget": _R.money,
-    "deadline": _R.duration,
+    "deadline": _R.deadline,
     "limit": _R.positive_int,
 }
 

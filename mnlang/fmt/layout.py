@@ -282,6 +282,8 @@ class Layout:
             return ["fail ", self.expr(node.message)]
         if isinstance(node, ast.Log):
             return ["log ", self.expr(node.message)]
+        if isinstance(node, ast.Publish):
+            return ["publish ", node.name.name, " = ", self.expr(node.value)]
         if isinstance(node, ast.Yield):
             return ["yield ", self.expr(node.value)]
         raise TypeError(f"no layout for {type(node).__name__}")
@@ -345,7 +347,8 @@ class Layout:
     def entry(self, node: ast.Entry | ast.OptionStmt) -> Doc:
         value = node.value
         shown = self.object(value) if isinstance(value, ast.ObjectLit) else self.expr(value)
-        return [node.key.name, ": ", shown]
+        # A key is kept as written: `"seed"` stays quoted (it may be no name: `"charge-id"`).
+        return [self.text(node.key), ": ", shown]
 
     # ---- expressions -----------------------------------------------------------
 

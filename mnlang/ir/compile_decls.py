@@ -132,6 +132,7 @@ class DeclCompiler:
             "impl": str(opts.get("impl", "")),
             "impl_dir": relative_dir(symbol.module.path.parent, self.root_dir),
             "timeout_ms": duration_ms(opts.get("timeout")),
+            "timeout": self._computed_timeout(opts.get("timeout"), symbol.module),
             "retry": retry_policy(opts.get("retry")),
             "limit": (
                 LimitIR(concurrent=limit.get("concurrent"), per_second=limit.get("per_second"))
@@ -142,6 +143,10 @@ class DeclCompiler:
             "isolation": "process" if opts.get("isolation") == "process" else "thread",
             "span": self.span(decl),
         }
+
+    def _computed_timeout(self, value: Any, module: ModuleInfo) -> Expr | None:
+        """A `timeout:` written as an expression over the parameters."""
+        return self.lowering.lower(value, module) if isinstance(value, ast.Expr) else None
 
     def tool(self, symbol: Symbol) -> ToolIR:
         return ToolIR(**self._tool_fields(symbol, declaration_options(self.program, symbol)))

@@ -53,6 +53,7 @@ from mnlang.ir.states import (
     MatchArm,
     MatchState,
     ParallelState,
+    PublishState,
     ReturnState,
     State,
     TryState,
@@ -97,6 +98,7 @@ class WorkflowCompiler:
         self.order: list[str] = []
         self.states: dict[str, State] = {}
         self.scopes: dict[str, dict[str, TypeIR]] = {}
+        self.published: dict[str, TypeIR] = {}
         self.uses: dict[str, set[str]] = {}
         self.edges: dict[str, list[Edge]] = {}
 
@@ -119,6 +121,7 @@ class WorkflowCompiler:
             params=params,
             returns=type_from_ref(decl.returns, self.module),
             options=self.options(),
+            published=self.published or None,
             start=start,
             states=states,
             span=self.decls.span(decl),
@@ -128,11 +131,13 @@ class WorkflowCompiler:
         opts = declaration_options(self.decls.program, self.symbol)
         budget = opts.get("budget")
         limit = opts.get("limit")
+        deadline = opts.get("deadline")
         return WorkflowOptionsIR.model_validate(
             {
                 "class": opts.get("class"),
                 "budget": budget,
-                "deadline_ms": duration_ms(opts.get("deadline")),
+                "deadline_ms": duration_ms(deadline),
+                "deadline": self.lower(deadline) if isinstance(deadline, ast.Expr) else None,
                 "limit": limit if isinstance(limit, int) else None,
             }
         )
@@ -232,6 +237,14 @@ class WorkflowCompiler:
                 message = self.lower(stmt.message)
                 state = LogState(id=sid, span=span, message=message, next=nxt)
                 self.add(state, ctx, env, [message], [(nxt, _NONE)])
+                return env
+            case ast.Publish():
+                value = self.lower(stmt.value)
+                self.published.setdefault(stmt.name.name, expr_type(stmt.value))
+                published = PublishState(
+                    id=sid, span=span, name=stmt.name.name, value=value, next=nxt
+                )
+                self.add(published, ctx, env, [value], [(nxt, _NONE)])
                 return env
             case ast.Yield():
                 return self.yield_(stmt, sid, nxt, ctx, env, span)
@@ -336,6 +349,7 @@ class WorkflowCompiler:
             options=options,
             assignee=self._expr_option(entries.get("assignee")),
             timeout_ms=_duration(entries.get("timeout")),
+            timeout=self._computed_timeout(entries.get("timeout")),
             on_timeout=on_timeout[0] if on_timeout else None,
             next=nxt,
         )
@@ -344,6 +358,12 @@ class WorkflowCompiler:
 
     def _expr_option(self, value: ast.Expr | None) -> Expr | None:
         return self.lower(value) if value is not None else None
+
+    def _computed_timeout(self, value: ast.Expr | None) -> Expr | None:
+        """A `timeout:` that is neither a literal duration nor `never`: evaluated at run time."""
+        if value is None or isinstance(value, ast.DurationLit) or _is_never(value):
+            return None
+        return self.lower(value)
 
     def wait(
         self, wait: ast.Wait, target: str | None, sid: str, nxt: str | None, span: SpanIR
@@ -357,19 +377,20 @@ class WorkflowCompiler:
             raise CompilerBug(f"wait for unknown event `{wait.event.name}` at {wait.span}")
         payload = self.callables.events[event.name].payload
         entries = {e.key.name: e.value for e in wait.options.entries} if wait.options else {}
-        timeout = _duration(entries.get("timeout"))
+        timeout = entries.get("timeout")
         state = WaitState(
             id=sid,
             span=span,
             target=target,
             event=event.name,
             payload=payload,
-            timeout_ms=timeout,
+            timeout_ms=_duration(timeout),
+            timeout=self._computed_timeout(timeout),
             key=self.lower(wait.key) if wait.key is not None else None,
             next=nxt,
         )
         value = payload if payload is not None else NULL
-        return state, optional(value) if timeout is not None else value
+        return state, optional(value) if timeout is not None and not _is_never(timeout) else value
 
     # ---- control flow ----------------------------------------------------------------
 
@@ -621,6 +642,10 @@ def _names(value: ast.Expr | None) -> list[str]:
     if isinstance(value, ast.ListLit):
         return [item.name for item in value.items if isinstance(item, ast.Name)]
     return []
+
+
+def _is_never(value: ast.Expr) -> bool:
+    return isinstance(value, ast.Name) and value.name == "never"
 
 
 def _duration(value: ast.Expr | None) -> int | None:

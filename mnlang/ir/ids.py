@@ -35,6 +35,7 @@ _KEYWORD_LABELS: dict[type, str] = {
     ast.Return: "return",
     ast.Fail: "fail",
     ast.Log: "log",
+    ast.Publish: "publish",
     ast.Yield: "yield",
 }
 

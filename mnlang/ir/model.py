@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from mnlang.ir.base import IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.base import HASH_OMITS_NONE, IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr, Template
 from mnlang.ir.scenarios import ScenarioIR
 from mnlang.ir.states import State
@@ -57,7 +57,8 @@ class ToolIR(IRModel):
     """A pure, retry-safe call of Python code.
 
     `impl` is `module:function`; the module is looked up in `impl_dir`, a folder
-    relative to the root source's folder (`IRProgram.source.dir`).
+    relative to the root source's folder (`IRProgram.source.dir`). The per-attempt timeout
+    is `timeout_ms`, or `timeout`, an expression over the parameters evaluated per call.
     """
 
     name: str
@@ -66,6 +67,7 @@ class ToolIR(IRModel):
     impl: str
     impl_dir: str
     timeout_ms: int | None = None
+    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     retry: RetryIR
     limit: LimitIR | None = None
     cost: Decimal | None = None
@@ -139,6 +141,8 @@ class WorkflowOptionsIR(IRModel):
     class_: str | None = Field(default=None, alias="class")
     budget: Decimal | None = None
     deadline_ms: int | None = None
+    deadline: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """A deadline computed from the arguments when the run starts (`deadline: sla`)."""
     limit: int | None = None
 
 
@@ -152,6 +156,9 @@ class WorkflowIR(IRModel):
     params: list[ParamIR]
     returns: TypeIR
     options: WorkflowOptionsIR
+    published: dict[str, TypeIR] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """The names the workflow publishes (`publish name = value`) and their types; None when
+    it publishes none."""
     start: str | None = None
     states: dict[str, State]
     span: SpanIR

@@ -31,6 +31,7 @@ from mnlang.ir.states import (
     MapState,
     MatchState,
     ParallelState,
+    PublishState,
     ReturnState,
     State,
     TryState,
@@ -163,6 +164,8 @@ def summary(state: State) -> str:
             return "try"
         case LogState():
             return f"log {show(state.message)}"
+        case PublishState():
+            return f"publish {state.name} = {show(state.value)}"
         case YieldState():
             return f"yield {show(state.value)}"
         case ReturnState():

@@ -40,6 +40,7 @@ from mnlang.runtime.failures import StepFailure
 from mnlang.runtime.fibers import Fiber, Outcome, outcome_from_json, outcome_to_json
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.ports import Call, CallKind
+from mnlang.runtime.timeouts import call_timeout_ms
 from mnlang.runtime.tools import (
     ResolvedTool,
     ToolContext,
@@ -134,7 +135,8 @@ class Calls:
         state: CallState,
         args: dict[str, Value],
     ) -> Call:
-        return Call(fiber, kind, decl, state.id, args, state.retry, state.timeout_ms)
+        timeout_ms = call_timeout_ms(decl, args, self.run.evaluator)
+        return Call(fiber, kind, decl, state.id, args, state.retry, timeout_ms)
 
     def _call(self, fiber: Fiber, effect: EffectIR, state: CallState, pending: Any) -> Call:
         """The call an effect's committed intent describes (after a resume)."""

@@ -228,6 +228,14 @@ class Assign(Stmt):
 
 
 @dataclass(slots=True)
+class Publish(Stmt):
+    """`publish progress = value`: a named value the outside can read once committed."""
+
+    name: Ident
+    value: Expr
+
+
+@dataclass(slots=True)
 class ExprStmt(Stmt):
     expr: Expr
 

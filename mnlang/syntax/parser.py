@@ -119,6 +119,8 @@ class _Builder:
     def ident(self, c: list[Token]) -> ast.Ident:
         return self.tok_ident(c[0])
 
+    field_name = ident
+
     def field_decl(self, c: list[Any]) -> ast.FieldDecl:
         default = c[4] if len(c) > 4 else None
         return ast.FieldDecl(self.sp(c[0], c[-1]), c[0], c[2], default)
@@ -199,9 +201,6 @@ class _Builder:
     def expr_stmt(self, c: list[Any]) -> ast.ExprStmt:
         return ast.ExprStmt(c[0].span, c[0])
 
-    def option_key(self, c: list[Token]) -> ast.Ident:
-        return self.tok_ident(c[0])
-
     def option_stmt(self, c: list[Any]) -> ast.OptionStmt:
         return ast.OptionStmt(self.sp(c[0], c[2]), c[0], c[2])
 
@@ -265,6 +264,9 @@ class _Builder:
 
     def log_stmt(self, c: list[Any]) -> ast.Log:
         return ast.Log(self.sp(c[0], c[1]), c[1])
+
+    def publish_stmt(self, c: list[Any]) -> ast.Publish:
+        return ast.Publish(self.sp(c[0], c[3]), c[1], c[3])
 
     def yield_stmt(self, c: list[Any]) -> ast.Yield:
         return ast.Yield(self.sp(c[0], c[1]), c[1])
@@ -354,6 +356,20 @@ class _Builder:
 
     def entry(self, c: list[Any]) -> ast.Entry:
         return ast.Entry(self.sp(c[0], c[2]), c[0], c[2])
+
+    def string_entry(self, c: list[Any]) -> ast.Entry:
+        """`"seed": 42`: the key is the string's text, which must be plain (no `{...}`)."""
+        key = self.string_lit(c[:1])
+        if any(not isinstance(part, str) for part in key.parts):
+            self.diags.add(
+                "E230",
+                key.span,
+                "an object key must be plain text, not an interpolated string",
+                help='write the key as it is: `"name": value`; build computed keys into a '
+                "`map[T]` with a tool",
+            )
+        text = "".join(part for part in key.parts if isinstance(part, str))
+        return ast.Entry(self.sp(c[0], c[2]), ast.Ident(key.span, text), c[2])
 
     def string_lit(self, c: list[Token]) -> ast.StrLit:
         tok = c[0]

@@ -47,6 +47,7 @@ DISPLAY: dict[str, str] = {
     "STRING": "a string",
     "LONG_STRING": "a string",
     "AT_ID": "a state id (`@name`)",
+    "PUBLISH": "`publish`",
     "_NL": "a new line",
     "$END": "the end of the file",
     **{kind: f"`{word}`" for word, kind in KEYWORDS.items()},
