@@ -407,7 +407,7 @@ VALUES = {
         ["12.50", "$12.50", "1e3", 7, "0.000000000001", "999999999999999999.99"],
         ["1e9999", "1E-999999999", "0E-999999", "0.0000000000001", "1e18", 1.5, "ten"],
     ),
-    "duration": ([0, 1, 2**63 - 1], [-1, -(2**40), 2**63, "1s", 1.5]),
+    "duration": ([0, 1, "1h30m", "PT1H"], [1.5, "1 fortnight", "P1M"]),
     "timestamp": (
         ["2024-01-01T09:30:00Z", "2024-01-01T10:30:00+01:00", "2024-02-29T00:00:00.123z"],
         ["2024-01-01", "2024-01-01T09:30:00", "yesterday", 0],
@@ -429,10 +429,3 @@ def test_values_from_outside_in_their_documented_forms(kind: str) -> None:
             converter.inbound(value, TypeIR(kind=kind), "x")
     if kind == "money":
         assert str(converter.inbound("1e3", TypeIR(kind=kind), "x")) == "1000"
-
-
-def test_a_negative_duration_argument_is_refused_by_mnc_run(tmp_path: Path) -> None:
-    path = tmp_path / "d.mn"
-    path.write_text("workflow main(d: duration) -> int {\n  return 1\n}\n")
-    result = mnc("run", str(path), "--input", '{"d": -1}', "--db", str(tmp_path / "j.db"))
-    assert result.exit_code == 2 and "expected a duration of 0 to" in result.output

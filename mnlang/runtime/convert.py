@@ -30,13 +30,11 @@ from mnlang.runtime.values import Duration, Timestamp, Value, format_timestamp, 
 _EMPTY_ENV = MapEnv({})
 
 
-# The bounds of values that come in (arguments, payloads, tool results). Money: an
-# amount under 10^18 with at most 12 decimal places, however written ("1e3" is $1000,
-# "1e9999" is refused). Durations: 0 to 2^63-1 milliseconds; a negative wait, timeout
-# or delay means nothing.
+# The bounds of money that comes in (arguments, payloads, tool results): an amount under
+# 10^18 with at most 12 decimal places, however written ("1e3" is $1000, "1e9999" is
+# refused). A negative duration is refused where it is used (a wait, a timeout).
 MONEY_INTEGER_DIGITS = 18
 MONEY_PLACES = 12
-MAX_DURATION_MS = 2**63 - 1
 
 
 class ConversionError(Exception):
@@ -96,15 +94,6 @@ def _duration(value: Any, path: str) -> Duration:
     raise ConversionError(path, f"expected a duration: {_DURATION_FORMS}; got {_described(value)}")
 
 
-def _bounded(duration: Duration, path: str) -> Duration:
-    """A duration from outside: a negative wait, timeout or delay means nothing."""
-    if not 0 <= duration.ms <= MAX_DURATION_MS:
-        raise ConversionError(
-            path, f"expected a duration of 0 to {MAX_DURATION_MS} milliseconds, got {duration.ms}"
-        )
-    return duration
-
-
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -149,7 +138,7 @@ class Converter:
         elif kind == "money":
             return self._money(value, path)
         elif kind == "duration":
-            return _bounded(_duration(value, path), path)
+            return _duration(value, path)
         elif kind == "timestamp":
             return self._timestamp(value, path)
         elif kind == "json":
