@@ -156,7 +156,8 @@ def start_run(
 ) -> RunOutcome:
     """Compile (or load) a program and run a workflow until it completes, fails, is
     cancelled or waits. `given` is the JSON object of arguments; `run_id` makes the start
-    idempotent (an existing run with that id is returned, not started again). With
+    idempotent: an existing run with that id and the same input (by its canonical hash)
+    is returned, not started again; other input raises `RunConflict` with both. With
     `detach` the run is only created, for a worker to execute. `faults` are injected into the run (`mnlang.runtime.faults`; a `FaultError` when one cannot
     hit the workflow); its approval delays make a checkpoint's timeout decide. `models`
     says who answers the agents (`scripted:FILE`, `scripted` or `openai`, see

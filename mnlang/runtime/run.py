@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -26,6 +27,7 @@ from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.runtime.agents import MODELS_META, stored_setup
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
+from mnlang.runtime.effects import args_hash
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.interpreter import Interpreter, RunAborted
 from mnlang.runtime.journal import Observer
@@ -60,6 +62,30 @@ class InputError(RunError):
 
 class RunBusy(RunError):
     """Another live process holds the run."""
+
+
+class RunConflict(RunError):
+    """A start named an existing run but gave other input: both inputs are kept here,
+    as the JSON the run stores (`existing`) and as given (`given`)."""
+
+    def __init__(self, run_id: str, existing: Json, given: Json) -> None:
+        def shown(value: Json) -> str:
+            return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+        super().__init__(
+            f"run `{run_id}` already exists with other input",
+            help=f"it was started with {shown(existing)}, this start gives {shown(given)}: "
+            "pick another `--id`, or start it with the input it has",
+        )
+        self.run_id = run_id
+        self.existing = existing
+        self.given = given
+
+
+def input_hash(program: IRProgram, workflow: WorkflowIR, given: Any) -> str:
+    """The canonical hash of a workflow's input, as the effect ledger hashes arguments:
+    `240.0` and `240.00` are one money amount, and an omitted parameter is its default."""
+    return args_hash(prepare_args(program, workflow, given))
 
 
 @dataclass
@@ -185,6 +211,8 @@ def start_run(
                 f"run `{record.run_id}` already exists for another program or workflow",
                 help="pick another `--id`, or `mnc resume` the existing run",
             )
+        if record.args is not None and input_hash(program, wf, record.args) != args_hash(args):
+            raise RunConflict(record.run_id, record.args, given)
         if record.status != "running":
             return _outcome(record)
     elif record.status == "waiting":
