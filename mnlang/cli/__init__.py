@@ -45,6 +45,7 @@ _COMMANDS = (
     tools.bench,
     tools.lsp_command,
     tools.ui_command,
+    tools.serve_command,
 )
 for _command in _COMMANDS:
     main.add_command(_command)

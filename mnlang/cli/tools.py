@@ -208,6 +208,34 @@ def ui_command(
         run_error(e)
 
 
+@click.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8737, show_default=True)
+@click.option(
+    "--token",
+    envvar="MNC_UI_TOKEN",
+    help="The admin token (or $MNC_UI_TOKEN); needed on any address but loopback "
+    "unless users have tokens.",
+)
+@click.option(
+    "--execute/--no-execute",
+    default=True,
+    show_default=True,
+    help="Execute started, signalled, decided and cancelled runs here (a single box); "
+    "--no-execute leaves them to `mnc worker`s.",
+)
+def serve_command(db: str | None, host: str, port: int, token: str | None, execute: bool) -> None:
+    """Serve the JSON API under /api/v1 (docs/api.md) and the web console beside it."""
+    from mnlang.server.serve import serve
+    from mnlang.ui.server import ConsoleError
+
+    try:
+        serve(db, host, port, token, execute)
+    except ConsoleError as e:
+        run_error(e)
+
+
 @ui_command.command("token")
 @click.argument("action", type=click.Choice(("add", "list", "remove")))
 @click.argument("name", required=False)

@@ -38,6 +38,16 @@ def _run(store: Store, run_id: str) -> RunRecord:
     return run
 
 
+def _run_acted_on(store: Store, user: User, run_id: str) -> RunRecord:
+    """The run, when `user`'s role and workflow scope let them act on it."""
+    run = _run(store, run_id)
+    if not user.may_act_on(run.workflow):
+        raise ActionRefused(
+            403, f"`{user.name}` ({user.role_name}) may not act on runs of `{run.workflow}`"
+        )
+    return run
+
+
 def _json_text(text: str, what: str) -> Json:
     if not text.strip():
         return None
@@ -61,7 +71,7 @@ def decide(
     """Record `user`'s decision; returns what happened, in words. The runtime's rules
     apply (`mnlang.runtime.decisions`): the first decision wins, a due timeout decides
     first, a repair's result must fit the effect's type; the console adds the assignee."""
-    _run(store, run_id)
+    _run_acted_on(store, user, run_id)
     checkpoint = store.get_checkpoint(run_id, checkpoint_id)
     if checkpoint is None:
         raise ActionRefused(404, f"run `{run_id}` has no checkpoint `{checkpoint_id}`")
@@ -100,7 +110,7 @@ def signal(
 ) -> str:
     """Put a signal, with its correlation key if one is given, in the run's mailbox; its
     payload is checked against the event's type."""
-    run = _run(store, run_id)
+    run = _run_acted_on(store, user, run_id)
     if not event.strip():
         raise ActionRefused(400, "name the event to signal")
     if run.status in TERMINAL_STATUSES:
@@ -125,7 +135,7 @@ def signal(
 
 
 def cancel(store: Store, user: User, run_id: str) -> str:
-    _run(store, run_id)
+    _run_acted_on(store, user, run_id)
     if not store.request_cancel(run_id):
         raise ActionRefused(409, f"run `{run_id}` has already ended")
     log.info("%s asked to cancel run %s", user.name, run_id)

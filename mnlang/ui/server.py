@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -16,8 +17,13 @@ from mnlang.stores.base import StoreError
 from mnlang.ui.tokens import TokenError, TokenFile, tokens_path
 
 if TYPE_CHECKING:
-    import uvicorn
+    from collections.abc import Callable
 
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from mnlang.stores.base import Store
+    from mnlang.ui.auth import Authenticator
     from mnlang.ui.live import LiveHub
 
 TOKEN_ENV = "MNC_UI_TOKEN"
@@ -64,8 +70,11 @@ def serve(
     token: str | None,
     execute: bool,
     out: TextIO = sys.stderr,
+    make_app: Callable[[Store, Authenticator, bool], Starlette] | None = None,
+    name: str = "mnc ui",
 ) -> None:
-    """Run the console until interrupted; `ConsoleError` when it cannot start."""
+    """Run the console (or the application `make_app` builds around it) until
+    interrupted; `ConsoleError` when it cannot start."""
     import uvicorn
 
     from mnlang.stores import open_store, store_location
@@ -97,9 +106,21 @@ def serve(
     except StoreError as e:
         raise ConsoleError(e.message, help=e.help) from None
     auth = Authenticator(admin_token=admin_token, tokens=tokens, loopback=loopback)
-    app = create_app(store, auth, execute=execute)
+    app = (
+        make_app(store, auth, execute)
+        if make_app is not None
+        else create_app(store, auth, execute=execute)
+    )
+    try:
+        # Bound here, so that `--port 0` takes a free port and the line below names it.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as e:
+        store.close()
+        raise ConsoleError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    port = listener.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    out.write(f"mnc ui: journal `{store.location}`, serving http://{shown}:{port}/\n")
+    out.write(f"{name}: journal `{store.location}`, serving http://{shown}:{port}/\n")
     out.write(
         "  open to the local user (no tokens configured)\n"
         if auth.open_local
@@ -112,8 +133,9 @@ def serve(
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
         )
-        console_server(config, app.state.console.live).run()
+        console_server(config, app.state.console.live).run(sockets=[listener])
     finally:
+        listener.close()
         store.close()
 
 
