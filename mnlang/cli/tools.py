@@ -240,11 +240,26 @@ def serve_command(db: str | None, host: str, port: int, token: str | None, execu
 @click.argument("action", type=click.Choice(("add", "list", "remove")))
 @click.argument("name", required=False)
 @db_option
-def ui_token(action: str, name: str | None, db: str | None) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(("viewer", "operator", "admin")),
+    default="operator",
+    show_default=True,
+    help="viewer: reads; operator: also starts, signals, decides, cancels; admin: everything.",
+)
+@click.option(
+    "--workflow",
+    "workflows",
+    multiple=True,
+    help="Limit an operator to runs of this workflow (repeatable; default: all).",
+)
+def ui_token(
+    action: str, name: str | None, db: str | None, role: str, workflows: tuple[str, ...]
+) -> None:
     """Add, list or remove the console's user tokens (kept hashed beside the journal)."""
     from mnlang.ui.server import ConsoleError, token_command
 
     try:
-        token_command(action, name, db, sys.stdout)
+        token_command(action, name, db, sys.stdout, role=role, workflows=workflows or None)
     except ConsoleError as e:
         run_error(e)

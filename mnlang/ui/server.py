@@ -139,7 +139,15 @@ def serve(
         store.close()
 
 
-def token_command(action: str, name: str | None, db: str | None, out: TextIO) -> None:
+def token_command(
+    action: str,
+    name: str | None,
+    db: str | None,
+    out: TextIO,
+    *,
+    role: str = "operator",
+    workflows: tuple[str, ...] | None = None,
+) -> None:
     """`mnc ui token add|list|remove [NAME]`; `ConsoleError` on a mistake."""
     from mnlang.stores import store_location
 
@@ -150,12 +158,13 @@ def token_command(action: str, name: str | None, db: str | None, out: TextIO) ->
             if not entries:
                 out.write(f"no users in `{tokens.path}`\n")
             for entry in entries:
-                out.write(f"{entry.name}\n")
+                scope = ", ".join(entry.workflows) if entry.workflows is not None else "all"
+                out.write(f"{entry.name}\t{entry.role}\t{scope}\n")
             return
         if name is None:
             raise ConsoleError(f"`mnc ui token {action}` needs a NAME")
         if action == "add":
-            token = tokens.add(name)
+            token = tokens.add(name, role, workflows)
             out.write(f"token for `{name}` (shown once; kept hashed in `{tokens.path}`):\n")
             out.write(token + "\n")
         elif not tokens.remove(name):
