@@ -480,6 +480,12 @@ class Api:
                 "invalid_request", "invalid_body", "give `event` (or a callback `token`)"
             )
         run_id = request.path_params.get("run_id")
+        if run_id is None and body.token is None:
+            raise ApiError(
+                "invalid_request",
+                "invalid_body",
+                "give a callback `token`, or send to /api/v1/runs/{run_id}/signals",
+            )
 
         def send() -> signals.Delivered:
             try:
