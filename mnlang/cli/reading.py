@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mnlang.cli.shared import db_option, json_option, run_error
+from mnlang.cli.shared import db_option, json_option, remote, run_error, server_option
 
 
 @click.command()
@@ -45,10 +45,16 @@ def runs(
 @click.argument("run_id")
 @db_option
 @json_option
-def show(run_id: str, db: str | None, as_json: bool) -> None:
+@server_option
+def show(
+    run_id: str, db: str | None, as_json: bool, server: str | None, server_token: str | None
+) -> None:
     """Show a run: status, position, pending work, steps with their inputs and outputs,
     retries, failures and cost."""
     import json
+
+    if server is not None:
+        remote(server, server_token, lambda c: c.get_run(run_id))
 
     from mnlang import api
     from mnlang.run_output import show_lines
