@@ -241,6 +241,21 @@ def run_journal(run_id: str, *, db: str | Path | None = None) -> list[Event]:
         return store.read_journal(run_id)
 
 
+def checkpoint_names(
+    run_id: str, events: Sequence[Event], *, db: str | Path | None = None
+) -> dict[str, str]:
+    """The names of the checkpoints these journal events of a run opened, by their ids
+    (state ids such as `if#2/then/decision`), so that a reader sees `review`."""
+    ids = {str(e.data["id"]) for e in events if e.kind == "checkpoint" and isinstance(e.data, dict)}
+    names: dict[str, str] = {}
+    with _open_store(db) as store:
+        for checkpoint_id in sorted(ids):
+            found = store.get_checkpoint(run_id, checkpoint_id)
+            if found is not None:
+                names[checkpoint_id] = found.name
+    return names
+
+
 def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
     """Cancel a run. A run nobody is executing is taken up at once so that its `finally`
     bodies and compensations run; a run another process executes stops at its next step."""

@@ -85,12 +85,13 @@ def log(run_id: str, db: str | None, as_json: bool) -> None:
 
     try:
         events = api.run_journal(run_id, db=db)
+        names = api.checkpoint_names(run_id, events, db=db)
     except StoreError as e:
         run_error(e)
     if as_json:
         click.echo(json.dumps([asdict(e) for e in events], ensure_ascii=False, indent=2))
     else:
-        click.echo("\n".join(log_lines(events)))
+        click.echo("\n".join(log_lines(events, names)))
 
 
 @click.command()
