@@ -222,3 +222,45 @@ def test_concurrent_starts_of_one_id_with_different_inputs_give_one_run(server: 
     db = Path(server.log).with_name("journal.db")
     with SQLiteStore(db) as store:
         assert [r.run_id for r in store.list_runs()] == ["race"]
+
+
+def test_on_postgresql_with_workers_behind_the_server(pg_url: str, tmp_path: Path) -> None:
+    """`--no-execute`: the server only records; two `mnc worker`s move the runs."""
+    import subprocess
+    import sys
+
+    from tests.api.server import env_for
+
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mnlang.cli", "worker", "--db", pg_url],
+            env=env_for(pg_url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        with serve(pg_url, execute=False, log_dir=tmp_path) as server:
+            register(server)
+            for n in range(4):
+                start = {
+                    "workflow": "order",
+                    "input": {"id": f"p{n}", "amount": "2"},
+                    "run_id": f"p{n}",
+                }
+                assert call(server, "POST", "/api/v1/runs", json=start).status_code == 201
+            other = {"workflow": "order", "input": {"id": "p0", "amount": "3"}, "run_id": "p0"}
+            assert call(server, "POST", "/api/v1/runs", json=other).status_code == 409
+            for n in range(4):
+                wait_until(server, f"p{n}", "waiting")
+                path = f"/api/v1/runs/p{n}/checkpoints/review/decision"
+                assert call(server, "POST", path, json={"choice": "approve"}).status_code == 200
+                signal = {"event": "paid", "key": f"p{n}", "payload": {"amount": "2"}}
+                assert call(server, "POST", f"/api/v1/runs/p{n}/signals", json=signal).is_success
+            for n in range(4):
+                assert wait_until(server, f"p{n}", "completed")["result"].startswith(f"p{n} paid")
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=30)

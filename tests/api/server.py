@@ -30,7 +30,7 @@ class Served:
         self.process.wait(timeout=20)
 
 
-def env_for(db: Path) -> dict[str, str]:
+def env_for(db: Path | str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
     env["MNC_DB"] = str(db)
     return env
@@ -38,13 +38,19 @@ def env_for(db: Path) -> dict[str, str]:
 
 @contextmanager
 def serve(
-    db: Path, *args: str, token: str | None = ADMIN_TOKEN, execute: bool = True
+    db: Path | str,
+    *args: str,
+    token: str | None = ADMIN_TOKEN,
+    execute: bool = True,
+    log_dir: Path | None = None,
 ) -> Iterator[Served]:
+    """`mnc serve` on journal `db` (a SQLite path, or a PostgreSQL URL with `log_dir`)."""
     command = [sys.executable, "-m", "mnlang.cli", "serve", "--db", str(db), "--port", "0"]
     if token is not None:
         command += ["--token", token]
     command += ["--execute" if execute else "--no-execute", *args]
-    log = db.with_suffix(f".serve-{time.monotonic_ns()}.log")
+    folder = log_dir if log_dir is not None else Path(db).parent
+    log = folder / f"serve-{time.monotonic_ns()}.log"
     with log.open("w") as err:
         process = subprocess.Popen(command, env=env_for(db), stderr=err, text=True)
     try:
