@@ -59,6 +59,7 @@ def test_a_run_started_decided_and_signalled_over_http(server: Served) -> None:
     start = {"workflow": "order", "input": {"id": "o-1", "amount": "240.0"}, "run_id": "o-1"}
     started = call(server, "POST", "/api/v1/runs", json=start)
     assert started.status_code == 201 and started.json()["created"] is True
+    assert started.json()["started_by"] == "admin"
     run = wait_until(server, "o-1", "waiting")
     # Pending work names the checkpoint, not its state id.
     (checkpoint,) = run["pending"]["checkpoints"]
@@ -264,3 +265,29 @@ def test_on_postgresql_with_workers_behind_the_server(pg_url: str, tmp_path: Pat
         for worker in workers:
             worker.terminate()
             worker.wait(timeout=30)
+
+
+def test_bulk_cancel_by_filter(tmp_path: Path) -> None:
+    from mnlang.ui.tokens import TokenFile
+
+    scoped = TokenFile(tmp_path / "ui-tokens.json").add("otto", workflows=("billing",))
+    with serve(tmp_path / "journal.db", execute=False) as server:
+        register(server)
+        for run_id in ("bulk-1", "bulk-2", "keep-1"):
+            start = {"workflow": "order", "input": {"id": run_id, "amount": "1"}, "run_id": run_id}
+            assert call(server, "POST", "/api/v1/runs", json=start).status_code == 201
+        body = {"filter": {"workflow": "order", "q": "bulk"}}
+        refused = call(
+            server,
+            "POST",
+            "/api/v1/bulk/cancel",
+            json=body,
+            headers={"authorization": f"Bearer {scoped}"},
+        ).json()
+        assert refused["done"] == [] and len(refused["skipped"]) == 2
+        done = call(server, "POST", "/api/v1/bulk/cancel", json=body).json()
+        assert sorted(done["done"]) == ["bulk-1", "bulk-2"] and done["more"] is False
+        for run_id, wanted in (("bulk-1", True), ("bulk-2", True), ("keep-1", False)):
+            assert (
+                call(server, "GET", f"/api/v1/runs/{run_id}").json()["cancel_requested"] is wanted
+            )

@@ -101,6 +101,7 @@ class Run(TypedDict, total=False):
     created_at: float
     updated_at: float
     finished_at: float | None
+    started_by: str | None
     created: bool | None
     positions: list[dict[str, Any]] | None
     pending: dict[str, Any] | None

@@ -185,9 +185,11 @@ def start_run(
     config: RuntimeConfig | None = None,
     observer: Observer | None = None,
     detach: bool = False,
+    started_by: str | None = None,
 ) -> RunOutcome:
     """Start a workflow and execute it until it ends or waits; with `detach`, only create
-    the run, for a worker (`mnc worker`) to execute."""
+    the run, for a worker (`mnc worker`) to execute. `started_by` (the API's user) is kept
+    in the run's `meta`."""
     if workflow not in program.workflows:
         known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
         raise RunError(f"no workflow `{workflow}` in the program", help=f"workflows: {known}")
@@ -201,7 +203,8 @@ def start_run(
             args=to_plain(args),
             workflow_class=wf.options.class_ or "",
             ir_hash=program.hash,
-            meta=_start_meta(program, config),
+            meta=_start_meta(program, config)
+            | ({"started_by": started_by} if started_by is not None else {}),
             limit=wf.options.limit,
         )
     )

@@ -35,6 +35,7 @@ from mnlang.ui.auth import User
 PREFIX = "/api/v1"
 MAX_BODY = 2_000_000
 MAX_PAGE = 1000
+STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 _STATUS = {
@@ -155,6 +156,7 @@ def run_out(record: RunRecord, *, created: bool | None = None) -> m.RunOut:
         created_at=record.created_at,
         updated_at=record.updated_at,
         finished_at=record.finished_at,
+        started_by=_text_or_none(record.meta.get("started_by")),
         created=created,
     )
 
@@ -343,14 +345,14 @@ class Api:
 
     async def start_run(self, request: Request) -> Response:
         body = await self.body(request, m.StartRun)
-        self.may_act(request, body.workflow)
-        outcome = await run_in_threadpool(self._start, body)
+        user = self.may_act(request, body.workflow)
+        outcome = await run_in_threadpool(self._start, body, user.name)
         if outcome.created and outcome.status == "running":
             self.executor.resume(outcome.run_id)
         record = await run_in_threadpool(self.record, outcome.run_id)
         return _json(run_out(record, created=outcome.created), 201 if outcome.created else 200)
 
-    def _start(self, body: m.StartRun) -> Any:
+    def _start(self, body: m.StartRun, by: str) -> Any:
         from mnlang.runtime.run import start_run
 
         if body.ir_hash is not None:
@@ -368,7 +370,13 @@ class Api:
                 )
         try:
             return start_run(
-                self.store, program, body.workflow, body.input, run_id=body.run_id, detach=True
+                self.store,
+                program,
+                body.workflow,
+                body.input,
+                run_id=body.run_id,
+                detach=True,
+                started_by=by,
             )
         except RunConflict as e:
             raise ApiError(
@@ -419,52 +427,84 @@ class Api:
         self.user(request)
         params = request.query_params
         status = params.get("status") or None
-        if status is not None and status not in (
-            "running",
-            "waiting",
-            "completed",
-            "failed",
-            "cancelled",
-        ):
+        if status is not None and status not in STATUSES:
             raise ApiError("invalid_request", "invalid_parameter", f"no run status `{status}`")
+        query = m.RunFilter(
+            status=status,  # type: ignore[arg-type]
+            workflow=params.get("workflow") or None,
+            workflow_class=params.get("class") or None,
+            since=_float_param(request, "since"),
+            until=_float_param(request, "until"),
+            q=params.get("q") or None,
+        )
         limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
-        since = _float_param(request, "since")
-        until = _float_param(request, "until")
-        text = (params.get("q") or "").lower() or None
         after = _after_cursor(params["cursor"]) if params.get("cursor") else None
 
         def read() -> m.RunPage:
-            records = self.store.list_runs(
-                status=status,  # type: ignore[arg-type]
-                workflow=params.get("workflow") or None,
-                workflow_class=params.get("class") or None,
-                limit=2**31 - 1,
-            )
-            page: list[RunRecord] = []
-            more = False
-            for r in records:  # newest first: created_at descending, then run id
-                if after is not None and not _listed_after(r, *after):
-                    continue
-                if since is not None and r.created_at < since:
-                    continue
-                if until is not None and r.created_at >= until:
-                    continue
-                if (
-                    text is not None
-                    and text not in r.run_id.lower()
-                    and text not in json.dumps(r.args).lower()
-                ):
-                    continue
-                if len(page) == limit:
-                    more = True
-                    break
-                page.append(r)
+            page, more = self.matching(query, limit, after)
             return m.RunPage(
                 runs=[run_out(r) for r in page],
                 next_cursor=_cursor(page[-1]) if more and page else None,
             )
 
         return _json(await run_in_threadpool(read))
+
+    def matching(
+        self, query: m.RunFilter, limit: int, after: tuple[float, str] | None = None
+    ) -> tuple[list[RunRecord], bool]:
+        """Up to `limit` runs matching `query`, newest first, after the cursor's run; and
+        whether there are more."""
+        records = self.store.list_runs(
+            status=query.status,
+            workflow=query.workflow,
+            workflow_class=query.workflow_class,
+            limit=2**31 - 1,
+        )
+        text = query.q.lower() if query.q else None
+        page: list[RunRecord] = []
+        for r in records:  # newest first: created_at descending, then run id
+            if after is not None and not _listed_after(r, *after):
+                continue
+            if query.since is not None and r.created_at < query.since:
+                continue
+            if query.until is not None and r.created_at >= query.until:
+                continue
+            if (
+                text is not None
+                and text not in r.run_id.lower()
+                and text not in json.dumps(r.args).lower()
+            ):
+                continue
+            if len(page) == limit:
+                return page, True
+            page.append(r)
+        return page, False
+
+    async def bulk_cancel(self, request: Request) -> Response:
+        """Cancel every live run matching a filter (at most `limit`), that the user may
+        act on; the others are listed as skipped, with the reason."""
+        user = self.user(request)
+        body = await self.body(request, m.BulkCancel)
+
+        def cancel_all() -> m.BulkOut:
+            out = m.BulkOut(done=[], skipped=[], more=False)
+            page, out.more = self.matching(body.filter, body.limit)
+            for record in page:
+                if record.status in TERMINAL_STATUSES:
+                    continue
+                if not user.may_act_on(record.workflow):
+                    reason = f"`{user.name}` ({user.role_name}) may not act on `{record.workflow}`"
+                    out.skipped.append(m.Skipped(run_id=record.run_id, reason=reason))
+                elif self.store.request_cancel(record.run_id):
+                    out.done.append(record.run_id)
+                else:
+                    out.skipped.append(m.Skipped(run_id=record.run_id, reason="it has ended"))
+            return out
+
+        out = await run_in_threadpool(cancel_all)
+        for run_id in out.done:
+            self.executor.resume(run_id)
+        return _json(out)
 
     async def signal(self, request: Request) -> Response:
         body = await self.body(request, m.SendSignal)
@@ -648,7 +688,12 @@ class Api:
                 methods=["POST"],
             ),
             Route(f"{PREFIX}/runs/{{run_id}}/cancel", r(self.cancel), methods=["POST"]),
+            Route(f"{PREFIX}/bulk/cancel", r(self.bulk_cancel), methods=["POST"]),
         ]
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _listed_after(record: RunRecord, at: float, run_id: str) -> bool:

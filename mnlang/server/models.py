@@ -122,6 +122,7 @@ class RunOut(BaseModel):
     created_at: float
     updated_at: float
     finished_at: float | None
+    started_by: str | None = Field(None, description="The user who started it through the API.")
     created: bool | None = Field(None, description="On a start: a new run was created.")
     positions: list[PositionOut] | None = None
     pending: Pending | None = None
@@ -130,6 +131,31 @@ class RunOut(BaseModel):
 class RunPage(BaseModel):
     runs: list[RunOut]
     next_cursor: str | None
+
+
+class RunFilter(Body):
+    status: RunStatusName | None = None
+    workflow: str | None = None
+    workflow_class: str | None = None
+    since: float | None = Field(default=None, description="Created at or after (Unix seconds).")
+    until: float | None = Field(default=None, description="Created before (Unix seconds).")
+    q: str | None = Field(default=None, max_length=1000, description="Text in the run id or input.")
+
+
+class BulkCancel(Body):
+    filter: RunFilter = Field(default_factory=lambda: RunFilter())
+    limit: int = Field(1000, ge=1, le=10_000, description="At most this many runs, newest first.")
+
+
+class Skipped(BaseModel):
+    run_id: str
+    reason: str
+
+
+class BulkOut(BaseModel):
+    done: list[str]
+    skipped: list[Skipped]
+    more: bool = Field(description="More runs matched than `limit`: send it again.")
 
 
 class EventOut(BaseModel):

@@ -98,6 +98,8 @@ def document() -> dict[str, Any]:
         m.DecisionOut,
         m.CancelOut,
         m.Me,
+        m.BulkCancel,
+        m.BulkOut,
     ]
     _, schemas = models_json_schema(
         [(model, "serialization") for model in every], ref_template=_REF
@@ -195,6 +197,15 @@ def document() -> dict[str, Any]:
                 body=m.Decide,
                 params=[RUN_ID, _path("checkpoint", "The checkpoint's name or id")],
                 errors=("400", "401", "403", "404", "409", "503"),
+            )
+        },
+        "/api/v1/bulk/cancel": {
+            "post": _operation(
+                "bulkCancel",
+                "Cancel the live runs matching a filter",
+                {"200": m.BulkOut},
+                body=m.BulkCancel,
+                errors=("400", "401", "503"),
             )
         },
         "/api/v1/runs/{run_id}/cancel": {
