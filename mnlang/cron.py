@@ -1,117 +1,85 @@
-"""Calendar times of a `schedule`: five-field cron expressions and `every` intervals.
+"""Calendar times of a `schedule`: cron expressions and `every` intervals.
 
-A cron expression has five fields, `minute hour day month weekday`, each `*`, a number,
-a range `a-b`, a step `*/n` or `a-b/n` or `a/n`, or a comma-separated list of those;
-months and weekdays may be written by their English three-letter names (`jan`, `mon`),
-and weekday 0 and 7 are both Sunday. As in Vixie cron, when both the day of the month
-and the weekday are restricted, a day matching either one fires.
+A cron expression is read as cron(8) reads it, by `cronsim` (imported only when a cron
+is read, so that `import mnlang` stays light): five fields, `minute hour day month
+weekday`, or one of `@yearly` (`@annually`), `@monthly`, `@weekly`, `@daily`
+(`@midnight`) and `@hourly`. When the day-of-month or the weekday field starts with
+`*`, a day must match both; when both are restricted, a day matching either one fires
+(Vixie cron: `0 0 */2 * mon` is every other day that is also a Monday).
 
-Times are matched in the schedule's time zone (UTC by default), on the wall clock: a
-time that a daylight-saving change skips does not fire that day, and a time that it
-repeats fires once (the first). `every` intervals count from the Unix epoch, so every
-worker computes the same times (`every: 1h` fires on the hour, `every: 1d` at midnight
-UTC).
+Times are matched in the schedule's time zone (UTC by default), on the wall clock, with
+cron's daylight-saving rule: a job at a fixed time (neither the minute nor the hour
+field starts with `*`) that a clock change skips runs at the first minute after the
+change, and one at a time that the change repeats runs once; a job whose minute or hour
+field starts with `*` follows the clock as it is, so the repeated hour runs again
+(`*/15` runs 02:00-02:45 twice when the clock goes back at 03:00) and the skipped hour
+does not run. `every` intervals count from the Unix epoch, so every worker computes the
+same times (`every: 1h` fires on the hour, `every: 1d` at midnight UTC).
 
-The checker uses `parse_cron` for its diagnostics and the worker uses `next_time`;
-this module imports only the standard library.
+The checker uses `check_cron` for its diagnostics and the worker uses `next_time`.
 """
 
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_SEARCH_DAYS = 366 * 8
-"""How far ahead a time is looked for: a leap day on a given weekday recurs within 28
-years, but a schedule that fires less than once in eight years is not a schedule."""
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_FIELDS = {
+    "minute": "0-59",
+    "hour": "0-23",
+    "day": "1-31",
+    "month": "1-12 or jan-dec",
+    "weekday": "0-7 or sun-sat",
+}
+_CRONSIM_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 
 
 class CronError(ValueError):
     """A cron expression that cannot be read; the message says which field and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Cron:
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    """0 is Sunday."""
-    any_day: bool
-    """The day-of-month field is `*`."""
-    any_weekday: bool
-
-    def day_matches(self, day: datetime) -> bool:
-        in_month = day.day in self.days
-        weekday = (day.weekday() + 1) % 7
-        in_week = weekday in self.weekdays
-        if self.any_day or self.any_weekday:
-            return in_month and in_week
-        return in_month or in_week
-
-
-def parse_cron(text: str) -> Cron:
-    """A cron expression's fields; `CronError` says what is wrong with it."""
-    fields = text.split()
-    if len(fields) != 5:
+def five_fields(text: str) -> str:
+    """`text` as five cron fields (an `@daily`-style name spelled out)."""
+    stripped = text.strip()
+    if stripped.startswith("@"):
+        fields = ALIASES.get(stripped.lower())
+        if fields is None:
+            raise CronError(f"`{stripped}` is not one of {', '.join(ALIASES)}")
+        return fields
+    count = len(stripped.split())
+    if count != 5:
         raise CronError(
-            f"a cron expression has five fields (minute hour day month weekday), not {len(fields)}"
+            f"a cron expression has five fields (minute hour day month weekday), not {count}"
         )
-    minute, hour, day, month, weekday = fields
-    weekdays = _field(weekday, "weekday", 0, 7, _WEEKDAYS)
-    if 7 in weekdays:
-        weekdays = (weekdays - {7}) | {0}
-    return Cron(
-        minutes=_field(minute, "minute", 0, 59),
-        hours=_field(hour, "hour", 0, 23),
-        days=_field(day, "day", 1, 31),
-        months=_field(month, "month", 1, 12, _MONTHS),
-        weekdays=weekdays,
-        any_day=day == "*",
-        any_weekday=weekday == "*",
-    )
+    return stripped
 
 
-def _field(
-    text: str, what: str, low: int, high: int, names: tuple[str, ...] = ()
-) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        span, slash, step_text = part.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise CronError(f"the {what} field `{text}` has a bad step `/{step_text}`")
-            step = int(step_text)
-        if span == "*":
-            first, last = low, high
-        elif "-" in span:
-            a, _, b = span.partition("-")
-            first, last = _value(a, what, low, high, names), _value(b, what, low, high, names)
-            if first > last:
-                raise CronError(f"the {what} range `{span}` runs backwards")
-        else:
-            first = _value(span, what, low, high, names)
-            last = high if slash else first
-        values.update(range(first, last + 1, step))
-    return frozenset(values)
+def _explain(fields: str, message: str) -> str:
+    from cronsim import CronSim, CronSimError
 
-
-def _value(text: str, what: str, low: int, high: int, names: tuple[str, ...]) -> int:
-    lowered = text.lower()
-    if lowered in names:
-        # Month names count from 1 (`jan`), weekday names from 0 (`sun`).
-        return names.index(lowered) + low if names is _MONTHS else names.index(lowered)
-    if not text.isdigit():
-        raise CronError(f"`{text}` is not a {what}")
-    value = int(text)
-    if not low <= value <= high:
-        raise CronError(f"{what} `{value}` is outside {low}-{high}")
-    return value
+    parts = fields.split()
+    for name, theirs, text in zip(_FIELDS, _CRONSIM_FIELDS, parts, strict=True):
+        if message == f"Bad {theirs}":
+            if name == "day":
+                # Each field may be fine and the days still not exist (`31 2`): then the
+                # same days read in every month are accepted.
+                try:
+                    CronSim(" ".join([*parts[:3], "*", parts[4]]), datetime(2000, 1, 1))
+                except CronSimError:
+                    pass
+                else:
+                    return "the expression names no date that exists (it would never run)"
+            return f"the {name} field `{text}` is not a valid {name} ({_FIELDS[name]})"
+    return message
 
 
 def zone(name: str | None) -> tzinfo:
@@ -124,31 +92,30 @@ def zone(name: str | None) -> tzinfo:
         raise CronError(f"`{name}` is not a known time zone") from None
 
 
-def next_cron(cron: Cron, after: float, tz: tzinfo) -> float | None:
-    """The first time strictly after `after` (seconds since the epoch) that `cron` names
-    in zone `tz`, or `None` when there is none within eight years (`30 2 31 2 *`)."""
-    start = datetime.fromtimestamp(after, tz).replace(tzinfo=None, second=0, microsecond=0)
-    day = start.replace(hour=0, minute=0)
-    for _ in range(_SEARCH_DAYS):
-        if day.month in cron.months and cron.day_matches(day):
-            for hour in sorted(cron.hours):
-                for minute in sorted(cron.minutes):
-                    wall = day.replace(hour=hour, minute=minute)
-                    if wall < start:
-                        continue
-                    at = _instant(wall, tz)
-                    if at is not None and at > after:
-                        return at
-        day += timedelta(days=1)
+def check_cron(text: str) -> None:
+    """Raise `CronError` when `text` is not a cron expression that ever fires."""
+    if next_cron(text, 0.0, UTC) is None:
+        raise CronError("the expression names no date that exists (it would never run)")
+
+
+def next_cron(text: str, after: float, tz: tzinfo) -> float | None:
+    """The first time strictly after `after` (seconds since the epoch) that the cron
+    expression `text` names in zone `tz`, or `None` when there is none within fifty years
+    (cronsim's horizon)."""
+    from cronsim import CronSim, CronSimError
+
+    fields = five_fields(text)
+    try:
+        times = CronSim(fields, datetime.fromtimestamp(after, tz))
+    except CronSimError as e:
+        raise CronError(_explain(fields, str(e))) from None
+    for found in times:
+        at = found.timestamp()
+        # Starting inside a repeated hour, cronsim reads a fixed time on the wall clock
+        # and may name the hour's first pass, which is already over.
+        if at > after:
+            return at
     return None
-
-
-def _instant(wall: datetime, tz: tzinfo) -> float | None:
-    """The instant a wall-clock time names in `tz` (its first, when a clock change
-    repeats it), or `None` when a clock change skips it."""
-    aware = wall.replace(tzinfo=tz, fold=0)
-    back = datetime.fromtimestamp(aware.timestamp(), tz).replace(tzinfo=None)
-    return aware.timestamp() if back == wall else None
 
 
 def next_every(every_ms: int, after: float) -> float:
@@ -167,4 +134,4 @@ def next_time(
         return next_every(every_ms, after)
     if cron is None:
         raise CronError("a schedule needs `every` or `cron`")
-    return next_cron(parse_cron(cron), after, zone(timezone))
+    return next_cron(cron, after, zone(timezone))

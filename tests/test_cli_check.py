@@ -12,6 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mnlang.cli import main
+from mnlang.stores import open_store
+from mnlang.stores.base import NewRun
 
 ROOT = Path(__file__).resolve().parent.parent
 REFUND = ROOT / "examples" / "refund" / "refund.mn"
@@ -211,3 +213,28 @@ def test_mnc_check_imports_no_heavy_packages(tmp_path: Path) -> None:
     warm = imported_after(run_check, tmp_path)
     assert "lark" in cold
     assert not warm & {"rich", "pydantic", "graphviz", "lark", "sqlite_utils"}
+
+
+def test_journal_commands_import_sqlite_utils_only_to_create_a_journal(tmp_path: Path) -> None:
+    """sqlite-utils builds and migrates the schema; reading an existing journal (`mnc runs`,
+    `mnc show`) goes without it, and without rich, pydantic or the checker."""
+    journal = tmp_path / "journal.db"
+
+    def command(*args: str) -> str:
+        return (
+            "import os\n"
+            f"os.environ['MNC_DB'] = {str(journal)!r}\n"
+            "from mnlang.cli import main\n"
+            "try:\n"
+            f"    main({list(args)!r})\n"
+            "except SystemExit:\n"
+            "    pass\n"
+        )
+
+    assert "sqlite_utils" in imported_after(command("runs"), tmp_path)  # creates the journal
+    with open_store(journal) as store:
+        store.create_run(NewRun(run_id="r1", workflow="w", args={}))
+    for args in (("runs",), ("show", "r1")):
+        loaded = imported_after(command(*args), tmp_path)
+        assert not loaded & {"sqlite_utils", "rich", "pydantic", "graphviz", "lark"}, args
+        assert "mnlang.checker" not in loaded

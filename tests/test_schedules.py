@@ -8,15 +8,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mnlang.api import load_program
 from mnlang.checker import check
-from mnlang.cron import CronError, next_time, parse_cron
+from mnlang.cron import CronError, check_cron, next_time
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.schedules import ScheduleError, register, run_id_for, start_due
 from mnlang.runtime.worker import ProgramCache, Worker
@@ -55,13 +58,29 @@ def shown(seconds: float | None, zone: str = "UTC") -> str:
         ("0 9 * * 1", "Europe/Paris", "2024-05-01 12:00", "2024-05-06 09:00 Mon"),
         ("*/15 * * * *", "UTC", "2024-05-01 12:07", "2024-05-01 12:15 Wed"),
         ("0 3 * * *", "Europe/Berlin", "2024-05-01 03:00", "2024-05-02 03:00 Thu"),
-        # Day of month or weekday, when both are given (Vixie cron).
+        # Day of month or weekday, when both are restricted (Vixie cron).
         ("0 0 13 * fri", "UTC", "2024-09-01 00:00", "2024-09-06 00:00 Fri"),
+        # ... and both, when either field starts with `*`: an odd day that is a Monday.
+        ("0 0 */2 * mon", "UTC", "2024-05-01 00:00", "2024-05-13 00:00 Mon"),
+        ("0 0 1-7 * */2", "UTC", "2024-05-01 00:00", "2024-05-02 00:00 Thu"),
         ("30 8 1 jan,jul *", "UTC", "2024-02-01 00:00", "2024-07-01 08:30 Mon"),
         ("0 12 * * 7", "UTC", "2024-05-01 00:00", "2024-05-05 12:00 Sun"),
         ("5-10/5 4 * * *", "UTC", "2024-05-01 04:06", "2024-05-01 04:10 Wed"),
-        # 02:30 does not exist in Berlin on 31 March 2024: that day is skipped.
-        ("30 2 * * *", "Europe/Berlin", "2024-03-30 12:00", "2024-04-01 02:30 Mon"),
+        ("@daily", "UTC", "2024-05-01 04:06", "2024-05-02 00:00 Thu"),
+        ("@hourly", "Asia/Kolkata", "2024-05-01 04:06", "2024-05-01 05:00 Wed"),
+        ("@weekly", "UTC", "2024-05-01 04:06", "2024-05-05 00:00 Sun"),
+        ("@monthly", "UTC", "2024-05-01 04:06", "2024-06-01 00:00 Sat"),
+        ("@yearly", "UTC", "2024-05-01 04:06", "2025-01-01 00:00 Wed"),
+        # cronsim's extensions: the month's last day, its last and its second Friday.
+        ("0 0 L * *", "UTC", "2024-05-01 04:06", "2024-05-31 00:00 Fri"),
+        ("0 9 * * 5L", "UTC", "2024-05-01 04:06", "2024-05-31 09:00 Fri"),
+        ("0 9 * * 5#2", "UTC", "2024-05-01 04:06", "2024-05-10 09:00 Fri"),
+        # 02:30 does not exist in Berlin on 31 March 2024: the job runs when the clock
+        # has moved on, at 03:00, and is back at 02:30 the next day.
+        ("30 2 * * *", "Europe/Berlin", "2024-03-30 12:00", "2024-03-31 03:00 Sun"),
+        ("30 2 * * *", "Europe/Berlin", "2024-03-31 03:00", "2024-04-01 02:30 Mon"),
+        # A job whose hour starts with `*` follows the clock: the skipped hour has no 02:00.
+        ("0 * * * *", "Europe/Berlin", "2024-03-31 01:30", "2024-03-31 03:00 Sun"),
     ],
 )
 def test_cron_next_time(cron: str, zone: str, after: str, expected: str) -> None:
@@ -69,17 +88,145 @@ def test_cron_next_time(cron: str, zone: str, after: str, expected: str) -> None
     assert shown(found, zone) == expected
 
 
+def times(cron: str, zone: str, start: str, end: str) -> list[float]:
+    """Every time `cron` names from `start` (included) to `end` (wall clock in `zone`)."""
+    found: list[float] = []
+    after, last = at(start, zone) - 1, at(end, zone)
+    while (after := next_time(every_ms=None, cron=cron, timezone=zone, after=after) or last) < last:
+        found.append(after)
+    return found
+
+
 def test_a_repeated_hour_fires_once() -> None:
-    """01:30 happens twice in Berlin on 27 October 2024; the schedule fires at the first."""
-    first = next_time(
-        every_ms=None,
-        cron="30 1 * * *",
-        timezone="Europe/Berlin",
-        after=at("2024-10-27 00:00", "Europe/Berlin"),
+    """02:30 happens twice in Berlin on 27 October 2024; a job at a fixed time fires at
+    the first (00:30 UTC), not again at the second."""
+    [first] = times("30 2 * * *", "Europe/Berlin", "2024-10-27 00:00", "2024-10-28 00:00")
+    assert datetime.fromtimestamp(first, UTC).strftime("%H:%M") == "00:30"
+
+
+def test_a_repeated_hour_runs_again_for_a_job_that_follows_the_clock() -> None:
+    """`*/15` keeps its pace through the hour that the clock repeats: 02:45 summer time,
+    then 02:00 winter time, fifteen minutes later (not 01:50 to 03:05)."""
+    found = times("*/15 * * * *", "Europe/Berlin", "2024-10-27 01:50", "2024-10-27 03:10")
+    utc = [datetime.fromtimestamp(t, UTC).strftime("%H:%M") for t in found]
+    assert utc == ["00:00", "00:15", "00:30", "00:45", "01:00", "01:15", "01:30", "01:45", "02:00"]
+    assert all(b - a == 900 for a, b in pairwise(found))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hour=st.integers(0, 23),
+    minute=st.integers(0, 59),
+    zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney"]),
+)
+def test_a_daily_job_runs_once_every_day_through_clock_changes(
+    hour: int, minute: int, zone: str
+) -> None:
+    """A job at a fixed time runs exactly once on each local day, including the days the
+    clock skips or repeats its time (2024's changes in each zone)."""
+    for start, end in [
+        ("2024-03-08", "2024-04-08"),  # spring in the north, autumn in the south
+        ("2024-09-30", "2024-11-05"),
+    ]:
+        found = times(f"{minute} {hour} * * *", zone, f"{start} 00:00", f"{end} 00:00")
+        days = [datetime.fromtimestamp(t, ZoneInfo(zone)).date() for t in found]
+        expected = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).days
+        assert len(days) == len(set(days)) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    step=st.sampled_from([1, 2, 5, 10, 15, 20, 30]),
+    zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney"]),
+    start=st.sampled_from(["2024-03-10 00:00", "2024-03-31 00:00", "2024-04-07 00:00"]),
+)
+def test_a_job_that_follows_the_clock_keeps_its_pace_through_clock_changes(
+    step: int, zone: str, start: str
+) -> None:
+    """`*/n * * * *` runs every n minutes of real time straight through a day with a
+    clock change (these zones move by whole hours): none lost, none doubled."""
+    day = datetime.fromisoformat(start)
+    found = times(f"*/{step} * * * *", zone, start, str(day + timedelta(days=1)))
+    assert len(found) > 1
+    assert all(b - a == step * 60 for a, b in pairwise(found))
+
+
+def _field(low: int, high: int) -> st.SearchStrategy[tuple[str, frozenset[int]]]:
+    """A cron field's text with the values it names, built together."""
+
+    def element(kind: str, a: int, b: int, step: int) -> tuple[str, frozenset[int]]:
+        a, b = min(a, b), max(a, b)
+        if kind == "*":
+            return "*", frozenset(range(low, high + 1))
+        if kind == "*/":
+            return f"*/{step}", frozenset(range(low, high + 1, step))
+        if kind == "n":
+            return str(a), frozenset({a})
+        if kind == "a-b":
+            return f"{a}-{b}", frozenset(range(a, b + 1))
+        return f"{a}-{b}/{step}", frozenset(range(a, b + 1, step))
+
+    one = st.builds(
+        element,
+        st.sampled_from(["*", "*/", "n", "a-b", "a-b/"]),
+        st.integers(low, high),
+        st.integers(low, high),
+        st.integers(1, high),
     )
-    assert first is not None and datetime.fromtimestamp(first, UTC).hour == 23
-    following = next_time(every_ms=None, cron="30 1 * * *", timezone="Europe/Berlin", after=first)
-    assert shown(following, "Europe/Berlin") == "2024-10-28 01:30 Mon"
+    return st.lists(one, min_size=1, max_size=3).map(
+        lambda parts: (",".join(t for t, _ in parts), frozenset().union(*(v for _, v in parts)))
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    minute=_field(0, 59),
+    hour=_field(0, 23),
+    day=_field(1, 31),
+    month=_field(1, 12),
+    weekday=_field(0, 7),
+    after=st.integers(at("2020-01-01 00:00"), at("2030-01-01 00:00")),
+)
+def test_cron_agrees_with_a_plain_reading_of_the_fields(
+    minute: tuple[str, frozenset[int]],
+    hour: tuple[str, frozenset[int]],
+    day: tuple[str, frozenset[int]],
+    month: tuple[str, frozenset[int]],
+    weekday: tuple[str, frozenset[int]],
+    after: int,
+) -> None:
+    """The next time (UTC) is the first minute after `after` whose fields match, read
+    the Vixie way: the day fields are ANDed when either starts with `*`, else ORed."""
+    cron = " ".join(text for text, _ in (minute, hour, day, month, weekday))
+    weekdays = {w % 7 for w in weekday[1]}
+    both = day[0].startswith("*") or weekday[0].startswith("*")
+
+    def day_matches(d: datetime) -> bool:
+        in_month, in_week = d.day in day[1], (d.weekday() + 1) % 7 in weekdays
+        return (in_month and in_week) if both else (in_month or in_week)
+
+    try:
+        found = next_time(every_ms=None, cron=cron, timezone=None, after=after)
+    except CronError as e:
+        # Only a day that no month of the field has (`31 2`) is refused.
+        assert "never run" in str(e) and min(day[1]) > 29
+        return
+    d = datetime.fromtimestamp(after, UTC).replace(hour=0, minute=0, second=0)
+    expected = None
+    for _ in range(366 * 5):
+        if d.month in month[1] and day_matches(d):
+            later = [
+                t
+                for h in sorted(hour[1])
+                for m in sorted(minute[1])
+                if (t := d.replace(hour=h, minute=m).timestamp()) > after
+            ]
+            if later:
+                expected = later[0]
+                break
+        d += timedelta(days=1)
+    if expected is not None:
+        assert found == expected, cron
 
 
 def test_every_counts_from_the_epoch() -> None:
@@ -96,20 +243,18 @@ def test_every_counts_from_the_epoch() -> None:
     ("cron", "message"),
     [
         ("0 9 * *", "a cron expression has five fields (minute hour day month weekday), not 4"),
-        ("60 * * * *", "minute `60` is outside 0-59"),
-        ("* * * * */0", "the weekday field `*/0` has a bad step `/0`"),
-        ("* 5-2 * * *", "the hour range `5-2` runs backwards"),
-        ("* * * foo *", "`foo` is not a month"),
+        ("60 * * * *", "the minute field `60` is not a valid minute (0-59)"),
+        ("* * * * */0", "the weekday field `*/0` is not a valid weekday (0-7 or sun-sat)"),
+        ("* 5-2 * * *", "the hour field `5-2` is not a valid hour (0-23)"),
+        ("* * * foo *", "the month field `foo` is not a valid month (1-12 or jan-dec)"),
+        ("@reboot", "`@reboot` is not one of @yearly, @annually, @monthly, @weekly, @daily"),
+        ("0 0 30 2 *", "the expression names no date that exists (it would never run)"),
     ],
 )
 def test_bad_cron_expressions(cron: str, message: str) -> None:
     with pytest.raises(CronError) as e:
-        parse_cron(cron)
-    assert str(e.value) == message
-
-
-def test_a_date_that_never_comes() -> None:
-    assert next_time(every_ms=None, cron="0 0 30 2 *", timezone=None, after=0) is None
+        check_cron(cron)
+    assert str(e.value).startswith(message)
 
 
 # --- the store ---------------------------------------------------------------------------
@@ -212,7 +357,7 @@ def test_a_schedule_that_never_fires_is_refused(tmp_path: Path) -> None:
     program = program_from(tmp_path)
     weekly = program.schedules["weekly"].model_copy(update={"cron": "0 9 31 2 *"})
     broken = program.model_copy(update={"schedules": {**program.schedules, "weekly": weekly}})
-    with open_store(tmp_path / "j.db") as store, pytest.raises(ScheduleError, match="never fires"):
+    with open_store(tmp_path / "j.db") as store, pytest.raises(ScheduleError, match="never run"):
         register(store, broken)
 
 
@@ -276,7 +421,7 @@ def test_schedule_across_a_killed_worker_process(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cron", "message"),
     [
-        ("0 9 * * 8", "`cron`: weekday `8` is outside 0-7"),
+        ("0 9 * * 8", "`cron`: the weekday field `8` is not a valid weekday"),
         ("0 0 1 1 * 2024", "`cron`: a cron expression has five fields"),
         ("0 0 31 2 *", "`cron`: the expression names no date that exists (it would never run)"),
     ],

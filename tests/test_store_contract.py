@@ -36,6 +36,7 @@ from mnlang.stores.base import (
     StaleLease,
     StateOp,
     Store,
+    TimedDecision,
 )
 
 # Each factory opens a new, empty journal; it may ask the request for fixtures it needs.
@@ -508,6 +509,44 @@ def test_due_timers_by_the_store_clock(store: Store) -> None:
     assert [t.timer_id for t in store.due_timers()] == ["deadline"]
     store.commit(Batch(run_id, cancel_timers=["deadline", "checkpoint"]))
     assert store.next_due() is None
+
+
+def test_timeouts_decided_in_one_transaction(store: Store) -> None:
+    """`decide_timeouts` records a decision only where the checkpoint is still open, its
+    timer due and its run live, and drops the timers of the checkpoints it decided."""
+    for run_id in ("r1", "r2", "r3", "r4", "r5"):
+        new_run(store, run_id)
+        store.commit(
+            Batch(
+                run_id,
+                open_checkpoints=[OpenCheckpoint("cp", "review", {"on_timeout": "reject"})],
+                set_timers=[SetTimer("t:cp", 3600.0 if run_id == "r3" else 0.0)],
+                run=RunUpdate(status="failed") if run_id == "r5" else None,
+            )
+        )
+    store.decide_checkpoint("r2", "cp", {"choice": "approve"}, by="ann")  # a person first
+    wanted = [
+        TimedDecision(run_id, "cp", "t:cp", {"choice": "reject"})
+        for run_id in ("r1", "r2", "r3", "r4", "r5", "r9")
+    ]
+    assert store.decide_timeouts(wanted, by="timeout") == 2
+    decided = {r: store.get_checkpoint(r, "cp") for r in ("r1", "r2", "r3", "r4", "r5")}
+    assert {r: (c.status, c.decided_by) for r, c in decided.items() if c is not None} == {
+        "r1": ("decided", "timeout"),
+        "r2": ("decided", "ann"),
+        "r3": ("open", None),
+        "r4": ("decided", "timeout"),
+        "r5": ("open", None),
+    }
+    assert decided["r1"] is not None and decided["r1"].decision == {"choice": "reject"}
+    assert [t.run_id for t in store.due_timers(prefix="t:")] == ["r2", "r5"]
+    assert [t.run_id for t in store.due_timers(prefix="t:", now=store.now() + 7200)] == [
+        "r2",
+        "r5",
+        "r3",
+    ]
+    assert store.due_timers(prefix="other:") == []
+    assert store.decide_timeouts(wanted, by="timeout") == 0
 
 
 # --- leases ---------------------------------------------------------------------------------

@@ -11,13 +11,12 @@ import re
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
-from mnlang.cron import CronError, next_cron, parse_cron
+from mnlang.cron import CronError, check_cron
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
@@ -352,13 +351,13 @@ class _OptionReader:
         if text is None:
             return None
         try:
-            if next_cron(parse_cron(text), 0.0, UTC) is None:
-                raise CronError("the expression names no date that exists (it would never run)")
+            check_cron(text)
         except CronError as e:
             self.bad(
                 entry,
                 f"`cron`: {e}",
-                help='write five fields, minute hour day month weekday: e.g. `cron: "0 9 * * 1"`',
+                help='write five fields, minute hour day month weekday (e.g. `cron: "0 9 * * 1"`), '
+                "or `@daily`, `@hourly`, `@weekly`, `@monthly`, `@yearly`",
             )
             return None
         return text

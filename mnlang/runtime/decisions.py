@@ -24,7 +24,15 @@ from mnlang.ir.states import CheckpointState
 from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.pauses import TIMEOUT_BY, checkpoint_timer
 from mnlang.runtime.run import RunError, load_program
-from mnlang.stores.base import TERMINAL_STATUSES, Checkpoint, Json, RunNotFound, RunRecord, Store
+from mnlang.stores.base import (
+    TERMINAL_STATUSES,
+    Checkpoint,
+    Json,
+    RunNotFound,
+    RunRecord,
+    Store,
+    TimedDecision,
+)
 
 REPAIR = "repair"
 """The name of every repair checkpoint."""
@@ -62,6 +70,35 @@ def decide_timeout_if_due(store: Store, run_id: str, checkpoint: Checkpoint) -> 
     return store.decide_checkpoint(
         run_id, checkpoint.checkpoint_id, {"choice": on_timeout}, by=TIMEOUT_BY
     ).checkpoint
+
+
+def decide_due_timeouts(store: Store, *, limit: int) -> int:
+    """Commit the timeout's decision of up to `limit` open checkpoints whose timer is due,
+    all in one transaction (one fsync for them all, where the run that meets its due timer
+    pays one of its own); returns how many were decided.
+
+    The decision is the one the run would record itself on resuming (its `on_timeout`,
+    `by: "timeout"`): by the race rule above the timeout decided when its timer fell due,
+    so recording it early changes nothing a run or a person can see, and the run then
+    resumes on a decided checkpoint. A person's decision committed first wins, as always.
+    """
+    prefix = checkpoint_timer("")
+    decisions = []
+    for timer in store.due_timers(limit=limit, prefix=prefix):
+        checkpoint_id = timer.timer_id.removeprefix(prefix)
+        payload = timer.payload if isinstance(timer.payload, dict) else {}
+        if "on_timeout" in payload:
+            on_timeout = payload["on_timeout"]
+        else:  # a timer set before its choice rode with it: read the checkpoint
+            checkpoint = store.get_checkpoint(timer.run_id, checkpoint_id)
+            request = checkpoint.request if checkpoint is not None else None
+            on_timeout = request.get("on_timeout") if isinstance(request, dict) else None
+        if on_timeout is not None:
+            # Only an open checkpoint is decided (`decide_timeouts` checks).
+            decisions.append(
+                TimedDecision(timer.run_id, checkpoint_id, timer.timer_id, {"choice": on_timeout})
+            )
+    return store.decide_timeouts(decisions, by=TIMEOUT_BY) if decisions else 0
 
 
 @dataclass(frozen=True, slots=True)

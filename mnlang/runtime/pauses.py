@@ -178,7 +178,9 @@ class Pauses:
                 SetTimer(
                     checkpoint_timer(checkpoint_id),
                     state.timeout_ms / 1000,
-                    {"checkpoint": checkpoint_id},
+                    # The choice rides with the timer, so that a worker deciding due
+                    # timeouts in a batch reads it without the checkpoint's row.
+                    {"checkpoint": checkpoint_id, "on_timeout": state.on_timeout},
                 )
             )
         run.journal.event("checkpoint", {"id": checkpoint_id, **request}, state.id, fiber.branch)

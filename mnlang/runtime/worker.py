@@ -42,6 +42,7 @@ from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
+from mnlang.runtime.decisions import decide_due_timeouts
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
 from mnlang.stores.base import TERMINAL_STATUSES, Lease, StaleLease, Store, StoreError
@@ -53,6 +54,8 @@ _CLAIM_AHEAD = 8
 run that waited a third of its lease's time has the lease renewed before it starts)."""
 _BUSY_POLL = 0.1
 """Seconds between looks for work while runs are in progress."""
+_TIMEOUT_BATCH = 500
+"""Due checkpoint timeouts decided at most in one transaction."""
 _PROGRAM_CACHE = 32
 """Compiled programs kept in memory, most recently used first."""
 
@@ -140,6 +143,7 @@ class Worker:
         """Claimed runs not yet done: executing, or queued for a thread."""
         self._slots = threading.Condition()
         self._schedules_checked = -_SCHEDULE_POLL
+        self._timeouts_checked = -_BUSY_POLL
         self._beaten = -lease_ttl
 
     def stop(self) -> None:
@@ -163,6 +167,7 @@ class Worker:
                 while not self._stop.is_set():
                     self._heartbeat()
                     self._start_schedules()
+                    self._decide_timeouts()
                     claimed = self._claim()
                     now = time.monotonic()
                     for lease in claimed:
@@ -242,6 +247,22 @@ class Worker:
         except StoreError as e:
             self.log(f"cannot look for work: {e}", True)
             self._stop.wait(self.idle_wait)
+
+    # --- checkpoint timeouts -------------------------------------------------------------
+
+    def _decide_timeouts(self) -> None:
+        """Decide due checkpoint timeouts in batches, one transaction each, so that a run
+        woken by its timeout pays one commit (its own) rather than two."""
+        now = time.monotonic()
+        if now < self._timeouts_checked + _BUSY_POLL:
+            return
+        try:
+            decided = decide_due_timeouts(self.store, limit=_TIMEOUT_BATCH)
+        except StoreError as e:
+            self.log(f"cannot decide due checkpoint timeouts: {e}", True)
+            decided = 0
+        # After a full batch more may be due: look again at once.
+        self._timeouts_checked = -_BUSY_POLL if decided == _TIMEOUT_BATCH else now
 
     # --- schedules ----------------------------------------------------------------------
 

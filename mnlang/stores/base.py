@@ -20,6 +20,7 @@ branch can drop everything nested in it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Self, TypeAlias
 
@@ -277,6 +278,16 @@ class Timer:
     timer_id: str
     due_at: float
     payload: Json
+
+
+@dataclass(frozen=True, slots=True)
+class TimedDecision:
+    """A checkpoint's decision to record once its timer is due, for `decide_timeouts`."""
+
+    run_id: str
+    checkpoint_id: str
+    timer_id: str
+    decision: Json
 
 
 @dataclass(frozen=True, slots=True)
@@ -623,8 +634,16 @@ class Store(Protocol):
 
     # timers
 
-    def due_timers(self, *, limit: int = 100, now: float | None = None) -> list[Timer]:
-        """Timers due at `now` (default: the store's clock), earliest first."""
+    def due_timers(
+        self, *, limit: int = 100, now: float | None = None, prefix: str = ""
+    ) -> list[Timer]:
+        """Timers due at `now` (default: the store's clock) whose id starts with `prefix`,
+        earliest first."""
+
+    def decide_timeouts(self, decisions: Sequence[TimedDecision], *, by: str) -> int:
+        """In one transaction, record each decision (`by`, at the store's clock) whose
+        checkpoint is still open, whose timer is due and whose run is live (running or
+        waiting), and drop that timer; returns how many were recorded. It is a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
 
     def next_due(self) -> float | None:
         """When the earliest timer is due, or `None` without timers."""

@@ -89,6 +89,7 @@ from mnlang.stores.base import (
     StoreError,
     StoreLocked,
     StoreUnavailable,
+    TimedDecision,
     Timer,
     WorkerRecord,
 )
@@ -1138,13 +1139,55 @@ class PostgresStore:
 
     # --- timers ---------------------------------------------------------------------------
 
-    def due_timers(self, *, limit: int = 100, now: float | None = None) -> list[Timer]:
+    def due_timers(
+        self, *, limit: int = 100, now: float | None = None, prefix: str = ""
+    ) -> list[Timer]:
         rows = self._autocommit(
             f"SELECT {_TIMER_COLUMNS} FROM timers WHERE due_at <= coalesce(%s::float8, {_NOW}) "
-            "ORDER BY due_at, run_id, timer_id LIMIT %s",
-            (now, limit),
+            "AND starts_with(timer_id, %s) ORDER BY due_at, run_id, timer_id LIMIT %s",
+            (now, prefix, limit),
         )
         return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+
+    def decide_timeouts(self, decisions: Sequence[TimedDecision], *, by: str) -> int:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        columns: list[list[str]] = [[], [], [], []]
+        for d in decisions:
+            for column, value in zip(
+                columns, (d.run_id, d.checkpoint_id, d.timer_id, dump(d.decision)), strict=True
+            ):
+                column.append(value)
+
+        def body(tx: _Tx) -> int:
+            row = tx.one(
+                _CLOCK + ", wanted (run_id, checkpoint_id, timer_id, decision) AS ("
+                "  SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])), "
+                "decided AS ("
+                "  UPDATE checkpoints AS c SET status = 'decided', decision = w.decision, "
+                "    decided_by = %s, decided_at = clock.now "
+                "  FROM wanted AS w, clock "
+                "  WHERE c.run_id = w.run_id AND c.checkpoint_id = w.checkpoint_id "
+                "    AND c.status = 'open' AND EXISTS (SELECT 1 FROM timers AS t "
+                "      WHERE t.run_id = w.run_id AND t.timer_id = w.timer_id "
+                "        AND t.due_at <= clock.now) "
+                "    AND EXISTS (SELECT 1 FROM runs AS r "
+                "      WHERE r.run_id = w.run_id AND r.status IN ('running', 'waiting')) "
+                "  RETURNING w.run_id, w.timer_id), "
+                "dropped AS (DELETE FROM timers AS t USING decided AS d "
+                "  WHERE t.run_id = d.run_id AND t.timer_id = d.timer_id) "
+                "SELECT count(*), count(pg_notify(%s, run_id)) FROM decided",
+                (*columns, by, self._channel),
+            )
+            assert row is not None
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return int(row[0])
+
+        decided = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return decided
 
     def next_due(self) -> float | None:
         value = self._autocommit("SELECT min(due_at) FROM timers")[0][0]

@@ -16,10 +16,14 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
+
+if TYPE_CHECKING:
+    # Imported when a file is created or migrated, not on every open (it costs more to
+    # import than most journal commands take).
+    import sqlite_utils
 
 SCHEMA_VERSION = 7
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
@@ -310,14 +314,16 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
-def migrate(db: sqlite_utils.Database, location: str) -> int:
+def migrate(conn: sqlite3.Connection, location: str) -> int:
     """Bring the database up to `SCHEMA_VERSION`, or refuse a file that is not ours;
     returns the version the file had before."""
-    conn = db.conn
     version = _pragma(conn, "user_version")
     if version == SCHEMA_VERSION and _pragma(conn, "application_id") == APPLICATION_ID:
         return version
     _refuse_foreign(conn, version, location)
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Another process may have migrated the file since the check above.

@@ -24,8 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, cast
 
-import sqlite_utils
-
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
     UNSET,
@@ -60,6 +58,7 @@ from mnlang.stores.base import (
     StoreCorrupt,
     StoreError,
     StoreLocked,
+    TimedDecision,
     Timer,
     WorkerRecord,
 )
@@ -197,10 +196,7 @@ class SQLiteStore:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
-                self._db = sqlite_utils.Database(
-                    conn, execute_plugins=False, recursive_triggers=False
-                )
-                self.migrated_from = migrate(self._db, self.location)
+                self.migrated_from = migrate(conn, self.location)
             except BaseException:
                 conn.close()
                 raise
@@ -402,7 +398,7 @@ class SQLiteStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
         with self._lock, self._translated():
-            rows = [tuple(row.values()) for row in self._db.query(sql, params)]
+            rows = self._conn.execute(sql, params).fetchall()
         return [_run_record(row) for row in rows]
 
     def run_counts(self) -> list[RunCount]:
@@ -836,15 +832,51 @@ class SQLiteStore:
 
     # --- timers ---------------------------------------------------------------------------
 
-    def due_timers(self, *, limit: int = 100, now: float | None = None) -> list[Timer]:
+    def due_timers(
+        self, *, limit: int = 100, now: float | None = None, prefix: str = ""
+    ) -> list[Timer]:
         with self._lock, self._translated():
             at = float(self._conn.execute(_NOW_SQL).fetchone()[0]) if now is None else now
             rows = self._conn.execute(
                 f"SELECT {_TIMER_COLUMNS} FROM timers WHERE due_at <= ? "
-                "ORDER BY due_at, run_id, timer_id LIMIT ?",
-                (at, limit),
+                "AND substr(timer_id, 1, ?) = ? ORDER BY due_at, run_id, timer_id LIMIT ?",
+                (at, len(prefix), prefix, limit),
             ).fetchall()
         return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+
+    def decide_timeouts(self, decisions: Sequence[TimedDecision], *, by: str) -> int:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        with self._write() as now:
+            decided = 0
+            for d in decisions:
+                cursor = self._conn.execute(
+                    "UPDATE checkpoints SET status = 'decided', decision = :decision, "
+                    "decided_by = :by, decided_at = :now "
+                    "WHERE run_id = :run AND checkpoint_id = :checkpoint AND status = 'open' "
+                    "AND EXISTS (SELECT 1 FROM timers "
+                    "WHERE run_id = :run AND timer_id = :timer AND due_at <= :now) "
+                    "AND EXISTS (SELECT 1 FROM runs "
+                    "WHERE run_id = :run AND status IN ('running', 'waiting'))",
+                    {
+                        "decision": dump(d.decision),
+                        "by": by,
+                        "now": now,
+                        "run": d.run_id,
+                        "checkpoint": d.checkpoint_id,
+                        "timer": d.timer_id,
+                    },
+                )
+                if cursor.rowcount == 1:
+                    self._conn.execute(
+                        "DELETE FROM timers WHERE run_id = ? AND timer_id = ?",
+                        (d.run_id, d.timer_id),
+                    )
+                    decided += 1
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return decided
 
     def next_due(self) -> float | None:
         value = self._query("SELECT min(due_at) FROM timers")[0][0]
