@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
 from mnlang.cron import CronError, check_cron
@@ -116,9 +117,30 @@ class _OptionReader:
         self.bad(
             entry,
             "`timeout` takes a duration or `never`",
-            help="write e.g. `timeout: 30s`, or `timeout: never` to wait without limit",
+            help="write e.g. `timeout: 30s`, `timeout: never` to wait without limit, or (for a "
+            "tool or an effect) a `duration` expression over its parameters",
         )
         return None
+
+    def call_timeout(self, entry: OptionEntry) -> int | str | ast.Expr | None:
+        """A tool's or effect's `timeout`: a literal, `never`, or an expression over the
+        parameters (typed as a `duration` by the type checker, evaluated per call)."""
+        value = entry.value
+        if isinstance(value, ast.DurationLit) or (
+            isinstance(value, ast.Name) and value.name == "never"
+        ):
+            return self.timeout(entry)
+        if isinstance(value, ast.ObjectLit):
+            return self.timeout(entry)
+        return value
+
+    def deadline(self, entry: OptionEntry) -> int | ast.Expr | None:
+        """A workflow's `deadline`: a literal, or an expression over its parameters (typed as
+        a `duration` by the type checker, evaluated when the run starts)."""
+        value = entry.value
+        if isinstance(value, ast.DurationLit | ast.ObjectLit):
+            return self.duration(entry)
+        return value
 
     def money(self, entry: OptionEntry) -> Decimal | None:
         if isinstance(entry.value, ast.MoneyLit):
@@ -282,6 +304,27 @@ class _OptionReader:
         )
         return None
 
+    def approval(self, entry: OptionEntry) -> dict[str, Any] | None:
+        """The checkpoint an agent opens before an effect that requires approval."""
+        value = entry.value
+        if not isinstance(value, ast.ObjectLit):
+            self.bad(
+                entry,
+                "`approval` takes `{ timeout: D, on_timeout: approve | reject }`",
+                help="write e.g. `approval: { timeout: 24h, on_timeout: reject }`",
+            )
+            return None
+        values = self.read_block(value.entries, APPROVAL_OPTIONS, "an approval")
+        if "timeout" not in {e.key.name for e in value.entries}:
+            self.bad(
+                entry,
+                "`approval` needs a `timeout`",
+                help="write e.g. `approval: { timeout: 24h, on_timeout: reject }`, "
+                "or `timeout: never` to wait for a person without limit",
+            )
+            return None
+        return values
+
     def error_kinds(self, entry: OptionEntry) -> tuple[str, ...] | None:
         value = entry.value
         items = value.items if isinstance(value, ast.ListLit) else [value]
@@ -290,6 +333,13 @@ class _OptionReader:
         for item in items:
             if isinstance(item, ast.Name) and item.name in ERROR_KINDS:
                 kinds.append(item.name)
+                continue
+            if isinstance(item, ast.ErrorName):
+                name = resolve_error_name(self.module, item, item.name, self.diags)
+                if name is not None:
+                    kinds.append(name)
+                else:
+                    ok = False
                 continue
             ok = False
             if isinstance(item, ast.Name) and item.name in UNCATCHABLE_KINDS:
@@ -428,20 +478,28 @@ _TOOL_LIMIT_OPTIONS: dict[str, _Reader] = {
 
 TOOL_OPTIONS: dict[str, _Reader] = {
     "impl": _R.impl,
-    "timeout": _R.timeout,
+    "timeout": _R.call_timeout,
     "retry": _R.retry,
     "limit": _R.tool_limit,
     "cost": _R.money,
     "isolation": _choice("thread", "process"),
 }
 
+APPROVAL_OPTIONS: dict[str, _Reader] = {
+    "timeout": _R.timeout,
+    "on_timeout": _choice("approve", "reject"),
+}
+
 EFFECT_OPTIONS: dict[str, _Reader] = {
     **TOOL_OPTIONS,
+    "approval": _R.approval,
     "key": _R.template,
     "once": _R.boolean,
     "scope": _choice("run", "global"),
     "requires": _choice("approval"),
     "compensate": lambda reader, entry: reader.step_call(entry, ("effect",), "an effect"),
+    "reconcile": lambda reader, entry: reader.step_call(entry, ("tool",), "a tool"),
+    "settle": _R.duration,
 }
 
 AGENT_OPTIONS: dict[str, _Reader] = {
@@ -454,12 +512,13 @@ AGENT_OPTIONS: dict[str, _Reader] = {
     "timeout": _R.timeout,
     "tools": _R.tools,
     "max_turns": _R.positive_int,
+    "approval": _R.approval,
 }
 
 WORKFLOW_OPTIONS: dict[str, _Reader] = {
     "class": _R.text,
     "budget": _R.money,
-    "deadline": _R.duration,
+    "deadline": _R.deadline,
     "limit": _R.positive_int,
 }
 
@@ -528,6 +587,15 @@ def _read(program: Program, sym: Symbol, diags: Diagnostics) -> dict[str, Any]:
         values.setdefault("isolation", "thread")
     if sym.kind == "effect":
         values.setdefault("scope", "run")
+        if "approval" in given and values.get("requires") != "approval":
+            entry = next(e for e in _entries(sym) if e.key.name == "approval")
+            diags.add(
+                "E506",
+                entry.key,
+                f"effect `{sym.decl.name.name}` has `approval` but does not require approval",
+                help="add `requires: approval`, or remove `approval`: "
+                "it sets the timeout of the approval an agent asks for",
+            )
     return values
 
 

@@ -28,10 +28,12 @@ from mnlang.errors import BUDGET_EXCEEDED, CHILD_FAILED, DEADLINE_EXCEEDED, TOOL
 from mnlang.ir.states import CheckpointState, ChildState, WaitState
 from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
+from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
+from mnlang.runtime.timeouts import checked_ms
 from mnlang.runtime.tokens import make_token
-from mnlang.runtime.values import Duration, Timestamp, Value, to_plain, to_text
+from mnlang.runtime.values import Timestamp, Value, to_plain, to_text
 from mnlang.stores.base import (
     Checkpoint,
     CommitResult,
@@ -40,6 +42,7 @@ from mnlang.stores.base import (
     OpenCheckpoint,
     SendSignal,
     SetTimer,
+    Store,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +72,23 @@ def checkpoint_timer(checkpoint_id: str) -> str:
     return f"checkpoint:{checkpoint_id}"
 
 
+def decide_timeout_if_due(store: Store, run_id: str, checkpoint: Checkpoint) -> Checkpoint:
+    """Commit the timeout's decision when the checkpoint is open and its timer is due;
+    returns the checkpoint as it stands afterwards."""
+    on_timeout = (
+        checkpoint.request.get("on_timeout") if isinstance(checkpoint.request, dict) else None
+    )
+    if checkpoint.status != "open" or on_timeout is None:
+        return checkpoint
+    timer = checkpoint_timer(checkpoint.checkpoint_id)
+    now = store.now()
+    if not any(t.timer_id == timer and t.due_at <= now for t in store.run_timers(run_id)):
+        return checkpoint
+    return store.decide_checkpoint(
+        run_id, checkpoint.checkpoint_id, {"choice": on_timeout}, by=TIMEOUT_BY
+    ).checkpoint
+
+
 def child_signal(child_run_id: str) -> str:
     """The signal a child run sends its parent when it ends (no event name has a colon)."""
     return f"child:{child_run_id}"
@@ -94,6 +114,14 @@ class ChildCall:
     state: ChildState
 
 
+class ChildFaults(Protocol):
+    """The run's fault plan, as a child run's creation uses it (`faults.FaultInjector`)."""
+
+    def hand_to_child(
+        self, program: IRProgram, workflow: str, child_id: str
+    ) -> tuple[dict[str, Json], list[tuple[str, dict[str, Any]]]]: ...
+
+
 class PauseRun(Protocol):
     """What the states that wait use of the run."""
 
@@ -113,6 +141,9 @@ class PauseRun(Protocol):
 
     @property
     def calls(self) -> CallsPort: ...
+
+    @property
+    def faults(self) -> ChildFaults | None: ...
 
     def update_run_data(self, **changes: Any) -> None: ...
 
@@ -159,6 +190,7 @@ class Pauses:
             return
         scope = fiber.scope
         evaluate = run.evaluator.eval
+        timeout_ms = self._timeout_ms(state, fiber, f"checkpoint `{state.name}`")
         request = {
             "kind": "checkpoint",
             "ask": to_text(evaluate(state.ask, scope)) if state.ask is not None else None,
@@ -167,17 +199,17 @@ class Pauses:
             "assignee": (
                 to_text(evaluate(state.assignee, scope)) if state.assignee is not None else None
             ),
-            "timeout_ms": state.timeout_ms,
+            "timeout_ms": timeout_ms,
             "on_timeout": state.on_timeout,
             "step": state.id,
             "branch": fiber.label,
         }
         run.journal.open_checkpoints.append(OpenCheckpoint(checkpoint_id, state.name, request))
-        if state.timeout_ms is not None:
+        if timeout_ms is not None:
             run.journal.set_timers.append(
                 SetTimer(
                     checkpoint_timer(checkpoint_id),
-                    state.timeout_ms / 1000,
+                    timeout_ms / 1000,
                     # The choice rides with the timer, so that a worker deciding due
                     # timeouts in a batch reads it without the checkpoint's row.
                     {"checkpoint": checkpoint_id, "on_timeout": state.on_timeout},
@@ -185,6 +217,16 @@ class Pauses:
             )
         run.journal.event("checkpoint", {"id": checkpoint_id, **request}, state.id, fiber.branch)
         self._pause(fiber, {"checkpoint": checkpoint_id})
+
+    def _timeout_ms(
+        self, state: CheckpointState | WaitState, fiber: Fiber, what: str
+    ) -> int | None:
+        """The step's timeout in milliseconds: the literal, or its expression evaluated now
+        (a `value_error` when it is null or negative); None waits without limit."""
+        if state.timeout is None:
+            return state.timeout_ms
+        value = self.run.evaluator.eval(state.timeout, fiber.scope)
+        return checked_ms(value, f"the `timeout` of {what}")
 
     def _check_checkpoint(self, fiber: Fiber, state: CheckpointState, checkpoint_id: str) -> None:
         run = self.run
@@ -246,11 +288,9 @@ class Pauses:
                 fiber.status = "paused"
             return
         assert state.duration is not None
-        duration = run.evaluator.eval(state.duration, fiber.scope)
-        if not isinstance(duration, Duration):
-            raise value_error(f"`wait` needs a duration, got {to_text(duration)}")
-        run.journal.set_timers.append(SetTimer(timer_id, max(duration.ms, 0) / 1000))
-        run.journal.event("wait", {"timer": timer_id, "ms": duration.ms}, state.id, fiber.branch)
+        ms = checked_ms(run.evaluator.eval(state.duration, fiber.scope), "`wait`")
+        run.journal.set_timers.append(SetTimer(timer_id, ms / 1000))
+        run.journal.event("wait", {"timer": timer_id, "ms": ms}, state.id, fiber.branch)
         self._pause(fiber, {"timer": timer_id})
 
     def _wait_event(self, fiber: Fiber, state: WaitState, event: str) -> None:
@@ -289,7 +329,8 @@ class Pauses:
             run.force_commit = True
             run.deliver(fiber, value)
             return
-        if not fresh and state.timeout_ms is not None and self._timer_due(timer_id):
+        timed = state.timeout_ms is not None or state.timeout is not None
+        if not fresh and timed and self._timer_due(timer_id):
             run.journal.cancel_timers.append(timer_id)
             run.journal.event("timed_out", {"event": event, **keyed}, state.id, fiber.branch)
             run.force_commit = True
@@ -298,11 +339,12 @@ class Pauses:
         if not fresh:
             fiber.status = "paused"
             return
-        if state.timeout_ms is not None:
-            run.journal.set_timers.append(SetTimer(timer_id, state.timeout_ms / 1000))
+        timeout_ms = self._timeout_ms(state, fiber, f"`wait {event}`")
+        if timeout_ms is not None:
+            run.journal.set_timers.append(SetTimer(timer_id, timeout_ms / 1000))
         run.journal.event(
             "wait",
-            {"event": event, **keyed, "timeout_ms": state.timeout_ms},
+            {"event": event, **keyed, "timeout_ms": timeout_ms},
             state.id,
             fiber.branch,
         )
@@ -391,6 +433,12 @@ class Pauses:
         meta = {
             k: v for k, v in run.record.meta.items() if k not in (PARENT_DEADLINE, PARENT_BUDGET)
         }
+        meta[WIRE_NONCE] = new_wire_nonce()  # a run of its own: its own keys on the wire
+        if run.faults is not None:
+            share, handed = run.faults.hand_to_child(run.program, workflow.name, child_id)
+            meta.update(share)
+            for kind, data in handed:  # in the commit that creates the child
+                run.journal.event(kind, data, state.id, fiber.branch)
         if run.deadline_at is not None:
             meta[PARENT_DEADLINE] = run.deadline_at
         budget = run.budget
@@ -462,9 +510,9 @@ class Pauses:
             error = end.error or {}
             message = f"child run `{child.run_id}` {end.status}: {error.get('message', '')}"
             kind = error.get("kind")
-            run.fail(
-                fiber, StepFailure(kind if kind in _INHERITED_KINDS else CHILD_FAILED, message)
-            )
+            inherited = kind if kind in _INHERITED_KINDS else CHILD_FAILED
+            # The child's error is the cause: `e.cause.kind` names a declared error it raised.
+            run.fail(fiber, StepFailure(inherited, message, cause=error or None))
 
     def _add_child_cost(self, child_run_id: str) -> None:
         """Count what the child spent against the parent's budget."""
