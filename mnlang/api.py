@@ -343,6 +343,41 @@ def list_runs(
         return store.list_runs(status=status, workflow=workflow, limit=limit)
 
 
+@dataclass
+class JournalCheck:
+    """What `mnc db check` found: how many runs it read, and each damaged row's message."""
+
+    runs: int
+    damaged: list[str]
+
+
+def check_journal(*, db: str | Path | None = None) -> JournalCheck:
+    """Read every run's rows (run, state, journal, signals, timers, checkpoints) through
+    the store and report each that does not decode; nothing is written."""
+    from mnlang.stores.base import DamagedRow
+
+    damaged: list[str] = []
+    with _open_store(db) as store:
+        runs = store.list_runs(limit=2**62)
+        for run in runs:
+            if run.damaged:
+                damaged.append(run.damaged)
+                continue
+            readers: list[Callable[[str], object]] = [
+                store.load_state,
+                store.read_journal,
+                store.pending_signals,
+                store.run_timers,
+                store.open_checkpoints,
+            ]
+            for read in readers:
+                try:
+                    read(run.run_id)
+                except DamagedRow as e:
+                    damaged.append(e.message)
+    return JournalCheck(len(runs), damaged)
+
+
 def run_journal(run_id: str, *, db: str | Path | None = None) -> list[Event]:
     """A run's journal, oldest event first."""
     from mnlang.stores.base import RunNotFound

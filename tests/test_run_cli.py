@@ -196,7 +196,10 @@ def test_a_reused_key_with_other_arguments_fails_with_key_conflict(shop: Path) -
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ('{"order": "o1", "amount": ', "error: --input is not JSON: expecting value at line 1"),
+        (
+            '{"order": "o1", "amount": ',
+            "error[E096]: --input is not JSON: expecting value at line 1",
+        ),
         ('["o1"]', "error: the input must be a JSON object"),
         (
             '{"order": "o1", "amount": 5.5}',

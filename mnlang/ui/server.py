@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import socket
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
@@ -72,6 +73,7 @@ def serve(
     out: TextIO = sys.stderr,
     make_app: Callable[[Store, Authenticator, bool], Starlette] | None = None,
     name: str = "mnc ui",
+    open_console: bool = False,
 ) -> None:
     """Run the console (or the application `make_app` builds around it) until
     interrupted; `ConsoleError` when it cannot start."""
@@ -105,7 +107,14 @@ def serve(
         store = open_store(db)
     except StoreError as e:
         raise ConsoleError(e.message, help=e.help) from None
-    auth = Authenticator(admin_token=admin_token, tokens=tokens, loopback=loopback)
+    # With no token at all, a secret of this start only (in the printed link) keeps the
+    # machine's other accounts out, unless --open says the machine has no others.
+    start_token = None
+    if admin_token is None and not has_users and not open_console:
+        start_token = secrets.token_urlsafe(32)
+    auth = Authenticator(
+        admin_token=admin_token, tokens=tokens, loopback=loopback, start_token=start_token
+    )
     app = (
         make_app(store, auth, execute)
         if make_app is not None
@@ -121,11 +130,16 @@ def serve(
     port = listener.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     out.write(f"{name}: journal `{store.location}`, serving http://{shown}:{port}/\n")
-    out.write(
-        "  open to the local user (no tokens configured)\n"
-        if auth.open_local
-        else f"  tokens required: log in at http://{shown}:{port}/login\n"
-    )
+    if auth.open_local:
+        out.write(
+            "  WARNING: --open: every local account can use this console as "
+            f"`{auth.local_user.name}` (an admin); use it on a single-user machine only\n"
+        )
+    elif start_token is not None:
+        out.write("  open it with this link (its secret lasts until the console stops):\n")
+        out.write(f"  http://{shown}:{port}/login?token={start_token}\n")
+    else:
+        out.write(f"  tokens required: log in at http://{shown}:{port}/login\n")
     if not execute:
         out.write("  runs are not executed here (--no-execute): run `mnc worker` beside it\n")
     out.flush()
