@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
+    from mnlang.replay.engine import ReplayReport
     from mnlang.runtime.journal import Observer
     from mnlang.runtime.run import RunOutcome
     from mnlang.runtime.signals import Delivered
@@ -500,3 +501,14 @@ def check_upgrades(
                 if verdict.ok and not verdict.current:
                     upgrade.upgrade(store, verdict.run_id, program)
     return verdicts
+
+
+def replay_run(
+    run_id: str, *, program: IRProgram | None = None, db: str | Path | None = None
+) -> ReplayReport:
+    """Re-execute run `run_id` offline against `program` (default: its own) and report
+    "same" or its first divergence (see `mnlang.replay`)."""
+    from mnlang.replay.engine import replay_run as replay
+
+    with _open_store(db) as store:
+        return replay(store, run_id, program)
