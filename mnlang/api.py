@@ -17,9 +17,9 @@ from mnlang.report import Located, Sources
 
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
+    from mnlang.replay.engine import ReplayReport
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
-    from mnlang.replay.engine import ReplayReport
     from mnlang.runtime.journal import Observer
     from mnlang.runtime.run import RunOutcome
     from mnlang.runtime.signals import Delivered

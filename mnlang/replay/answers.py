@@ -21,7 +21,7 @@ from typing import Any
 from mnlang.errors import ALL_KINDS, TOOL_ERROR, MnError
 from mnlang.ir.model import IRProgram, ToolIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, ToolCall, Usage
-from mnlang.replay.recording import Recording
+from mnlang.replay.recording import Recording, checkpoint_name
 from mnlang.runtime.convert import ConversionError, Converter, to_tool
 from mnlang.runtime.evaluate import Evaluator
 from mnlang.stores.base import Json
@@ -65,8 +65,9 @@ def canonical(value: Any) -> str:
 class RecordedAnswers:
     """Answers every external question of a replay from one recording."""
 
-    def __init__(self, recording: Recording, program: IRProgram) -> None:
+    def __init__(self, recording: Recording, program: IRProgram, old: IRProgram) -> None:
         self.program = program
+        self.old = old
         self.converter = Converter(program.types, Evaluator())
         self.misses: list[Miss] = []
         self._lock = threading.Lock()
@@ -113,19 +114,12 @@ class RecordedAnswers:
             elif e.kind in ("now", "uuid"):
                 self._externals[(workflow, e.branch, e.kind)].append(data.get("value"))
             elif e.kind == "decided" and "repair" not in data:
-                name = self._checkpoint_name(events, e.state, e.branch)
+                name = checkpoint_name(self.old, workflow, e.state)
                 self.decisions[(workflow, name)].append(data)
             elif e.kind == "signal":
                 self.signals[(workflow, str(data.get("event")), data.get("key"))].append(
                     data.get("payload")
                 )
-
-    @staticmethod
-    def _checkpoint_name(events: list[Any], state: str | None, branch: str) -> str:
-        for e in events:
-            if e.kind == "checkpoint" and e.state == state and e.branch == branch:
-                return str(e.data.get("id", "")).split("@", 1)[0]
-        return ""
 
     # --- tools and effects (the runtime's `CallDoubles`) --------------------------------
 

@@ -25,7 +25,12 @@ from typing import Any
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
 from mnlang.replay.answers import RecordedAnswers, canonical
-from mnlang.replay.recording import RecordedRun, Recording, recording_from_store
+from mnlang.replay.recording import (
+    RecordedRun,
+    Recording,
+    checkpoint_name,
+    recording_from_store,
+)
 from mnlang.stores.base import Event, Json, Store, split_address
 
 MAX_RESUMES = 500
@@ -170,7 +175,7 @@ def replay_recording(recording: Recording, program: IRProgram | None = None) -> 
             f"the program has no workflow `{root.workflow}`, which the run executed",
             help="give the program that holds it with --program",
         )
-    answers = RecordedAnswers(recording, new_program)
+    answers = RecordedAnswers(recording, new_program, old_program)
     config = RuntimeConfig(
         models=ModelSetup(spec="replay", override=answers),
         doubles=answers,
@@ -272,18 +277,24 @@ class _Driver:
 # --- comparing trajectories ----------------------------------------------------------------
 
 
-def _steps(run: RecordedRun) -> dict[str, list[Step]]:
+def _steps(run: RecordedRun, program: IRProgram) -> dict[str, list[Step]]:
     """What each fiber of a run did, by branch, in journal order."""
     fibers: dict[str, list[Step]] = defaultdict(list)
     intents: dict[str, Json] = {}
     for order, e in enumerate(run.events):
         data = e.data if isinstance(e.data, dict) else {}
         step = _step(e, data, order, intents)
+        if step is not None and step.kind == "checkpoint":
+            name = checkpoint_name(program, run.record.workflow, e.state)
+            step = Step("checkpoint", name, None, step.detail, e.state, order)
         if step is not None:
             fibers[e.branch].append(step)
     end = run.record
     detail = canonical(end.result) if end.status == "completed" else _error_text(end.error)
-    fibers[""].append(Step("end", end.status, None, detail, None, len(run.events)))
+    # A failure names the statement that failed: the divergence is placed there.
+    at = end.error.get("step") if isinstance(end.error, dict) else None
+    state = at if isinstance(at, str) else None
+    fibers[""].append(Step("end", end.status, None, detail, state, len(run.events)))
     return fibers
 
 
@@ -304,9 +315,8 @@ def _step(e: Event, data: dict[str, Any], order: int, intents: dict[str, Json]) 
         prompt = str(data.get("prompt", ""))
         return Step("agent", str(data.get("agent")), data.get("args"), prompt, e.state, order)
     if e.kind == "checkpoint":
-        name = str(data.get("id", "")).split("@", 1)[0]
         detail = f"ask {data.get('ask')!r}, options {data.get('options')}"
-        return Step("checkpoint", name, None, detail, e.state, order)
+        return Step("checkpoint", "", None, detail, e.state, order)
     if e.kind == "wait" and "event" in data:
         return Step("wait", str(data["event"]), None, str(data.get("key") or ""), e.state, order)
     if e.kind == "child":
@@ -324,7 +334,7 @@ def _compare(
     old: RecordedRun, new: RecordedRun, old_program: IRProgram, new_program: IRProgram
 ) -> Divergence | None:
     """The first divergence between two runs (and, when they agree, their children)."""
-    old_fibers, new_fibers = _steps(old), _steps(new)
+    old_fibers, new_fibers = _steps(old, old_program), _steps(new, new_program)
     found: tuple[int, Divergence] | None = None
     for branch in dict.fromkeys([*old_fibers, *new_fibers]):
         was, now = old_fibers.get(branch, []), new_fibers.get(branch, [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mnlang.ir.model import IRProgram
 from mnlang.stores.base import Event, RunRecord, Store
 
 
@@ -51,3 +52,11 @@ def recording_from_store(store: Store, run_id: str) -> Recording:
         return run
 
     return Recording(load(record), programs)
+
+
+def checkpoint_name(program: IRProgram, workflow: str, state: str | None) -> str:
+    """The declared name of the checkpoint at `state` (journal events carry its state id,
+    which an edit can renumber; the name stays)."""
+    wf = program.workflows.get(workflow)
+    found = wf.states.get(state) if wf is not None and state is not None else None
+    return str(getattr(found, "name", "") or state or "")

@@ -1,0 +1,267 @@
+"""`mnc replay`: recorded example runs replay "same"; mutations are flagged at the
+statement they touch; behaviour-preserving edits replay "same"; replay never calls a tool."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnlang import api
+from mnlang.replay.engine import replay_run
+from mnlang.stores.sqlite import SQLiteStore
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SOURCES = {"refund": "refund.mn", "pipeline": "pipeline.mn", "digest": "digest.mn"}
+LARGE_REFUND = {"order_id": "o-1002", "complaint": "The blender never arrived."}
+PAYMENT = {"sponsor": "acme", "amount": "150.00"}
+
+
+def _answer_world(run_id: str, db: Path) -> None:
+    """Do what a person or another system did while the recorded run waited."""
+    if run_id == "digest":
+        api.signal("digest", "payment_received", PAYMENT, db=db)
+    elif run_id == "refund-large":
+        api.approve("refund-large", "manager_review", by="maria", db=db)
+
+
+def _record(tmp_path: Path, run_id: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Copy an example, run it with its sample input and scripted replies (answering what
+    it waits for); the copy's folder and the journal."""
+    example = run_id.split("-")[0]
+    folder = tmp_path / example
+    shutil.copytree(EXAMPLES / example, folder)
+    monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(tmp_path / "ledger.jsonl"))
+    db = tmp_path / "journal.db"
+    given = json.loads((folder / "input.json").read_text())
+    if run_id == "refund-large":
+        given = LARGE_REFUND
+    program = api.load_program(folder / SOURCES[example])
+    api.start_run(program, given, run_id=run_id, db=db)
+    _answer_world(run_id, db)
+    assert api.get_run(run_id, db=db).run.status == "completed"
+    return folder, db
+
+
+def _replay(db: Path, run_id: str, source: Path | None = None) -> dict:
+    program = api.load_program(source) if source is not None else None
+    return api.replay_run(run_id, program=program, db=db).to_json()
+
+
+@pytest.mark.parametrize("example", ["refund", "refund-large", "pipeline", "digest"])
+def test_example_runs_replay_same(
+    tmp_path: Path, example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _folder, db = _record(tmp_path, example, monkeypatch)
+    report = _replay(db, example)
+    assert report["verdict"] == "same", report
+
+
+def test_replay_never_calls_a_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, db = _record(tmp_path, "refund", monkeypatch)
+    raising = "def _called(*a, **k):\n    raise RuntimeError('replay called a tool')\n\n"
+    raising += "fetch_order = refund_payment = send_email = _called\n"
+    (folder / "tools.py").write_text(raising)
+    (folder / "replies.json").write_text("{}")  # no scripted replies either
+    before = (tmp_path / "ledger.jsonl").read_text()
+    assert _replay(db, "refund")["verdict"] == "same"
+    assert _replay(db, "refund", folder / "refund.mn")["verdict"] == "same"
+    assert (tmp_path / "ledger.jsonl").read_text() == before
+
+
+# Each mutation: (example, old text, new text, a piece of the line the divergence is at).
+MUTATIONS = [
+    ("refund", '"Refunded {receipt.amount}."', '"Refund: {receipt.amount}."', "Refund: "),
+    ("refund", "refund_payment(order.id, order.total)", "refund_payment(order.id, $1)", "$1)"),
+    ("refund", "Classify this complaint", "Sort this complaint", "t = triage("),
+    ("refund", "if not order.paid {", "if order.paid {", 'fail "order'),
+    (
+        "refund",
+        "  t = triage(complaint, order)\n",
+        '  notify(order.customer, "Looking into it.")\n  t = triage(complaint, order)\n',
+        "Looking into it.",
+    ),
+    ("refund", "fetch_order(order_id)", 'fetch_order("o-1002")', 'fetch_order("o-1002")'),
+    ("refund", "t = triage(complaint, order)", 't = triage("?", order)', 'triage("?"'),
+    (
+        "refund",
+        "  receipt = refund_payment(order.id, order.total)\n",
+        '  fail "stop here"\n  receipt = refund_payment(order.id, order.total)\n',
+        "stop here",
+    ),
+    (  # a removed checkpoint
+        "refund-large",
+        "  if order.total > $100 or t.confidence < 0.8 {",
+        "  if false {",
+        "receipt = refund_payment(",
+    ),
+    (  # a changed checkpoint question
+        "refund-large",
+        'ask: "Refund {order.total}',
+        'ask: "Pay back {order.total}',
+        "decision = checkpoint",
+    ),
+    (  # reordered calls: the parallel branches swap nothing, the sequence does
+        "digest",
+        "    weather = get_weather(day)\n    news = get_news(day)\n",
+        '    weather = get_weather("2024-05-03")\n    news = get_news(day)\n',
+        'get_weather("2024-05-03")',
+    ),
+    ("digest", "fetch_articles(feed, 20)", "fetch_articles(feed, 10)", "fetch_articles(feed, 10)"),
+    (
+        "digest",
+        "  paid = wait payment_received { timeout: 2d }",
+        '  paid = wait payment_received for "late" { timeout: 2d }',
+        "paid = wait payment_received",
+    ),
+    ("digest", "publish(day, summaries, weather, news)", "publish(day, [], weather, news)", "[]"),
+    (
+        "pipeline",
+        "  status = export_status(dataset, day)\n  while",
+        '  status = export_status(dataset, "2024-05-03")\n  while',
+        '"2024-05-03"',
+    ),
+    (
+        "pipeline",
+        "fetch_batches(dataset, day, batch_size)",
+        "fetch_batches(dataset, day, batch_size + 1)",
+        "batch_size + 1",
+    ),
+    ("pipeline", "refresh_dashboard(dataset)", 'refresh_dashboard("other")', '"other"'),
+    (
+        "pipeline",
+        "          delete_row(dataset, row.id)\n",
+        "",
+        "upsert_row(dataset, row.id, row.values)",
+    ),
+    (
+        "pipeline",
+        "upsert_row(dataset, row.id, row.values)",
+        'upsert_row(dataset, row.id + "!", row.values)',
+        'row.id + "!"',
+    ),
+    ("pipeline", "if percent > 50 {", "if percent > 5 {", "go_on = checkpoint"),
+    (
+        "pipeline",
+        "  written = 0\n",
+        "  written = 0\n  refresh_dashboard(dataset)\n",
+        "  refresh_dashboard(dataset)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for example in ("refund", "refund-large", "pipeline", "digest"):
+            out[example] = _record(tmp_path_factory.mktemp(example), example, mp)
+    return out
+
+
+def _mutate(folder: Path, example: str, old: str, new: str, tmp: Path) -> Path:
+    copy = tmp / f"{example}-mutated"
+    shutil.copytree(folder, copy)
+    source = copy / SOURCES[example.split("-")[0]]
+    text = source.read_text()
+    assert old in text, old
+    source.write_text(text.replace(old, new, 1))
+    return source
+
+
+def _line_of(source: Path, piece: str) -> int:
+    text = source.read_text()
+    workflow_at = text.index("\nworkflow ")
+    at = text.index(piece, workflow_at)
+    return text.count("\n", 0, at) + 1
+
+
+@pytest.mark.parametrize(("example", "old", "new", "piece"), MUTATIONS)
+def test_mutation_is_flagged_at_its_statement(
+    recorded: dict[str, tuple[Path, Path]],
+    tmp_path: Path,
+    example: str,
+    old: str,
+    new: str,
+    piece: str,
+) -> None:
+    folder, db = recorded[example]
+    source = _mutate(folder, example, old, new, tmp_path)
+    report = _replay(db, example, source)
+    assert report["verdict"] == "diverged", report
+    divergence = report["divergence"]
+    assert divergence["where"] == f"{source.name}:{_line_of(source, piece)}", divergence
+
+
+FALSE_POSITIVES = [
+    (
+        "refund",
+        "  t = triage(complaint, order)\n",
+        "  # a comment\n  t = triage(complaint, order)\n",
+    ),
+    (
+        "refund",
+        "  order = fetch_order(order_id)\n",
+        '  log "starting"\n  order = fetch_order(order_id)\n',
+    ),
+    (
+        "refund",
+        "  receipt = refund_payment(order.id, order.total)\n",
+        "  unused = 1 + 2\n  receipt = refund_payment(order.id, order.total)\n",
+    ),
+    ("refund", "fetch_order(order_id)", 'fetch_order(order_id + "")'),
+    ("pipeline", "  written = 0\n", '  log "writing"\n  written = 0\n'),
+]
+
+
+@pytest.mark.parametrize(("example", "old", "new"), FALSE_POSITIVES)
+def test_edits_that_keep_behaviour_replay_same(
+    recorded: dict[str, tuple[Path, Path]], tmp_path: Path, example: str, old: str, new: str
+) -> None:
+    folder, db = recorded[example]
+    source = _mutate(folder, example, old, new, tmp_path)
+    report = _replay(db, example, source)
+    assert report["verdict"] == "same", report
+
+
+def test_renamed_local_replays_same(recorded: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    folder, db = recorded["refund"]
+    source = _mutate(folder, "refund", "  t = triage(", "  tri = triage(", tmp_path)
+    text = source.read_text()
+    text = text.replace("t.confidence", "tri.confidence").replace("t.category", "tri.category")
+    source.write_text(text.replace("show: [order, t]", "show: [order, tri]"))
+    assert _replay(db, "refund", source)["verdict"] == "same"
+
+
+def test_fmt_output_replays_same(recorded: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    folder, db = recorded["pipeline"]
+    source = _mutate(folder, "pipeline", "limit 3", "limit   3", tmp_path)
+    mnc = [sys.executable, "-m", "mnlang.cli"]
+    subprocess.run([*mnc, "fmt", str(source)], check=True, capture_output=True)
+    assert "limit   3" not in source.read_text()
+    assert _replay(db, "pipeline", source)["verdict"] == "same"
+
+
+def test_cli_reports_the_divergence(recorded: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    folder, db = recorded["refund"]
+    source = _mutate(folder, "refund", "Refunded {receipt", "Paid {receipt", tmp_path)
+    mnc = [sys.executable, "-m", "mnlang.cli", "replay", "refund", "--db", str(db)]
+    same = subprocess.run(mnc, capture_output=True, text=True)
+    assert same.returncode == 0 and same.stdout.startswith("same"), same
+    diverged = subprocess.run([*mnc, "--program", str(source)], capture_output=True, text=True)
+    assert diverged.returncode == 1, diverged
+    assert f"{source.name}:{_line_of(source, 'Paid {receipt')}" in diverged.stdout
+    assert 'the run:         calls notify("ana@example.com", "Refunded $42.50.")' in diverged.stdout
+    nope = [sys.executable, "-m", "mnlang.cli", "replay", "nope", "--db", str(db)]
+    missing = subprocess.run(nope, capture_output=True, text=True)
+    assert missing.returncode == 2 and "no run `nope`" in missing.stderr
+
+
+def test_store_reader(recorded: dict[str, tuple[Path, Path]]) -> None:
+    _folder, db = recorded["pipeline"]
+    with SQLiteStore(str(db)) as store:
+        assert replay_run(store, "pipeline").same
