@@ -17,6 +17,7 @@ from mnlang.report import Located, Sources
 
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
+    from mnlang.replay.batch import BatchItem
     from mnlang.replay.engine import ReplayReport
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
@@ -504,11 +505,49 @@ def check_upgrades(
 
 
 def replay_run(
-    run_id: str, *, program: IRProgram | None = None, db: str | Path | None = None
+    run_id: str,
+    *,
+    program: IRProgram | None = None,
+    archives: Sequence[str | Path] = (),
+    db: str | Path | None = None,
 ) -> ReplayReport:
     """Re-execute run `run_id` offline against `program` (default: its own) and report
-    "same" or its first divergence (see `mnlang.replay`)."""
+    "same" or its first divergence (see `mnlang.replay`); from archive files when given."""
+    from mnlang.replay.archive import read_archive
+    from mnlang.replay.engine import ReplayError, replay_recording
     from mnlang.replay.engine import replay_run as replay
 
+    if archives:
+        for path in archives:
+            for recording in read_archive(path):
+                if recording.root.record.run_id == run_id:
+                    return replay_recording(recording, program)
+        raise ReplayError(f"no run `{run_id}` in the archive files given")
     with _open_store(db) as store:
         return replay(store, run_id, program)
+
+
+def replay_runs(
+    *,
+    program: IRProgram | None = None,
+    workflow: str | None = None,
+    status: str | None = None,
+    since_s: float | None = None,
+    archives: Sequence[str | Path] = (),
+    db: str | Path | None = None,
+) -> list[BatchItem]:
+    """Replay every top-level run selected, from the journal or from archive files."""
+    from typing import cast
+
+    from mnlang.replay.batch import (
+        Selection,
+        archive_recordings,
+        journal_recordings,
+        replay_all,
+    )
+
+    selection = Selection(workflow, cast("RunStatus | None", status), since_s)
+    if archives:
+        return replay_all(archive_recordings(archives, selection), program)
+    with _open_store(db) as store:
+        return replay_all(journal_recordings(store, selection), program)

@@ -265,3 +265,69 @@ def test_store_reader(recorded: dict[str, tuple[Path, Path]]) -> None:
     _folder, db = recorded["pipeline"]
     with SQLiteStore(str(db)) as store:
         assert replay_run(store, "pipeline").same
+
+
+# --- many runs, archives, the committed journal ---------------------------------------------
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "replay" / "journal.db"
+
+
+def test_committed_journal_replays_same_after_migrations(tmp_path: Path) -> None:
+    """A journal written by an older mnlang (schema 7) is migrated on opening; its runs
+    still replay "same" on the programs it keeps."""
+    db = tmp_path / "journal.db"
+    shutil.copy(FIXTURE, db)
+    items = api.replay_runs(db=db)
+    assert sorted(i.run_id for i in items) == ["digest", "pipeline", "refund", "refund-large"]
+    assert [i.verdict for i in items] == ["same"] * 4, [i.problem or i.report for i in items]
+
+
+def test_replay_all_table_ci_and_junit(
+    recorded: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    folder, db = recorded["refund"]
+    mnc = [sys.executable, "-m", "mnlang.cli", "replay", "--all", "--db", str(db)]
+    same = subprocess.run([*mnc, "--ci", "--status", "completed"], capture_output=True, text=True)
+    assert same.returncode == 0, same
+    assert "1 runs: 1 same, 0 diverged" in same.stdout
+    source = _mutate(folder, "refund", "Refunded {receipt", "Paid {receipt", tmp_path)
+    junit = tmp_path / "replay.xml"
+    args = [*mnc, "--program", str(source), "--junit", str(junit)]
+    diverged = subprocess.run([*args, "--ci"], capture_output=True, text=True)
+    assert diverged.returncode == 1, diverged
+    assert "diverged" in diverged.stdout and "refund.mn:" in diverged.stdout
+    assert subprocess.run(args, capture_output=True).returncode == 0  # no --ci: a report only
+    from xml.etree import ElementTree as ET
+
+    suite = ET.parse(junit).getroot()
+    assert suite.get("tests") == "1" and suite.get("failures") == "1"
+    assert "Paid" in (suite.find("testcase/failure").text or "")
+    none = subprocess.run([*mnc, "--since", "0s", "--ci"], capture_output=True, text=True)
+    assert none.returncode == 0 and "0 runs" in none.stdout
+    bad = subprocess.run([*mnc, "--since", "soon"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_archive_round_trip(tmp_path: Path) -> None:
+    """Runs written as archive lines (children included) replay from the file alone."""
+    from mnlang.replay.archive import read_archive, write_archive
+    from mnlang.replay.recording import recording_from_store
+
+    db = tmp_path / "journal.db"
+    shutil.copy(FIXTURE, db)
+    archive = tmp_path / "runs.jsonl"
+    with SQLiteStore(str(db)) as store, archive.open("w") as out:
+        write_archive([recording_from_store(store, r) for r in ("pipeline", "digest")], out)
+    recordings = read_archive(archive)
+    assert [r.root.record.run_id for r in recordings] == ["pipeline", "digest"]
+    assert len(recordings[0].root.children) == 3
+    db.unlink()  # the archive is all there is
+    items = api.replay_runs(archives=[archive], workflow="pipeline")
+    assert [(i.run_id, i.verdict) for i in items] == [("pipeline", "same")]
+    assert api.replay_run("digest", archives=[archive]).same
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"type": "run", "run": {}}\n')
+    from mnlang.replay.archive import ArchiveError
+
+    with pytest.raises(ArchiveError, match="broken.jsonl:1"):
+        read_archive(broken)
