@@ -331,3 +331,31 @@ def test_archive_round_trip(tmp_path: Path) -> None:
 
     with pytest.raises(ArchiveError, match="broken.jsonl:1"):
         read_archive(broken)
+
+
+def test_docs_worked_example(tmp_path: Path) -> None:
+    """The session of docs/testing.md's worked example prints what the page shows."""
+    import os
+    import re
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
+    section = page[page.index("### A worked example") :]
+    script = re.search(r"```sh\n(.*?)```", section, re.S)
+    shown = re.search(r"```text\n(.*?)```", section, re.S)
+    assert script is not None and shown is not None
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MNC_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl"),
+    }
+    env.pop("MNC_DB", None)
+    done = subprocess.run(
+        ["bash", "-c", "set -e\n" + script.group(1)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1, done.stderr  # the last replay diverged
+    assert done.stdout == shown.group(1), done.stdout
