@@ -329,7 +329,7 @@ def test_archive_round_trip(tmp_path: Path) -> None:
     broken.write_text('{"type": "run", "run": {}}\n')
     from mnlang.replay.archive import ArchiveError
 
-    with pytest.raises(ArchiveError, match="broken.jsonl:1"):
+    with pytest.raises(ArchiveError, match=r"broken\.jsonl:1"):
         read_archive(broken)
 
 
