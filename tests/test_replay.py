@@ -359,3 +359,57 @@ def test_docs_worked_example(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr  # the last replay diverged
     assert done.stdout == shown.group(1), done.stdout
+
+
+# --- fork -------------------------------------------------------------------------------------
+
+
+def _fork(db: Path, into: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    mnc = [sys.executable, "-m", "mnlang.cli", "replay", "refund", "--db", str(db)]
+    return subprocess.run([*mnc, "--into", str(into), *args], capture_output=True, text=True)
+
+
+def test_fork_goes_live_with_other_models(
+    recorded: dict[str, tuple[Path, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forked at the triage, the agent asks the live models (here another replies file);
+    the effects after the fork point come from the source run's ledger, not the world."""
+    _folder, db = recorded["refund"]
+    ledger = tmp_path / "world.jsonl"
+    monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(ledger))
+    replies = tmp_path / "other.json"
+    replies.write_text(
+        json.dumps({"triage": [{"category": "late", "confidence": 0.97, "summary": "live"}]})
+    )
+    into = tmp_path / "fork.db"
+    done = _fork(db, into, "--live-from", "t", "--models", f"scripted:{replies}", "--id", "f-1")
+    assert done.returncode == 0, done.stderr
+    assert "answered from the source run's ledger, or refused" in done.stderr
+    assert "effect refund_payment: answered from the source run's ledger" in done.stdout
+    with SQLiteStore(str(into)) as store:
+        triage = next(e for e in store.read_journal("f-1") if e.kind == "agent")
+        assert triage.data["result"]["summary"] == "live"
+        assert store.get_run("f-1").status == "completed"
+    assert not ledger.exists()  # no effect reached the world
+
+
+def test_fork_refuses_new_effects_unless_live(
+    recorded: dict[str, tuple[Path, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, db = recorded["refund"]
+    source = _mutate(folder, "refund", "Refunded {receipt", "Paid {receipt", tmp_path)
+    line = str(_line_of(source, "Paid {receipt"))
+    refused = _fork(db, tmp_path / "a.db", "--live-from", line, "--program", str(source))
+    assert refused.returncode == 1
+    assert "effect notify: REFUSED" in refused.stdout and "--live-effects" in refused.stdout
+    ledger = tmp_path / "world.jsonl"
+    monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(ledger))
+    args = ["--live-from", line, "--program", str(source), "--live-effects"]
+    live = _fork(db, tmp_path / "b.db", *args)
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert "LIVE EFFECTS" in live.stderr
+    sent = [json.loads(x) for x in ledger.read_text().splitlines()]
+    assert [s["args"]["text"] for s in sent] == ["Paid $42.50."], sent
+    never = _fork(db, tmp_path / "c.db", "--live-from", "no_such_state")
+    assert never.returncode == 2 and "never reached" in never.stderr
+    assert _fork(db, tmp_path / "d.db", "--models", "x").returncode == 2

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from mnlang.cli.shared import db_option, json_option, program_or_exit, run_error
 
 if TYPE_CHECKING:
+    from mnlang.ir.model import IRProgram
     from mnlang.replay.batch import BatchItem
     from mnlang.replay.engine import ReplayReport
 
@@ -60,6 +61,21 @@ def _since(text: str | None) -> float | None:
     type=click.Path(dir_okay=False, path_type=str),
     help="With --all: write the results as JUnit XML to this file.",
 )
+@click.option(
+    "--live-from",
+    metavar="STATE",
+    help="Fork: replay up to this state (an id from `mnc log`, or a line), then run on "
+    "live as a new run in the journal --into names.",
+)
+@click.option("--into", metavar="PATH", help="With --live-from: the journal of the new run.")
+@click.option("--models", help="With --live-from: who answers the agents after the fork point.")
+@click.option(
+    "--live-effects",
+    is_flag=True,
+    help="With --live-from: perform effects after the fork point for real (default: "
+    "answer them from the source run's ledger, or refuse them).",
+)
+@click.option("--id", "new_run_id", help="With --live-from: the new run's id.")
 @db_option
 @json_option
 def replay_command(
@@ -72,6 +88,11 @@ def replay_command(
     archives: tuple[str, ...],
     ci: bool,
     junit: str | None,
+    live_from: str | None,
+    into: str | None,
+    models: str | None,
+    live_effects: bool,
+    new_run_id: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -88,8 +109,27 @@ def replay_command(
         raise click.UsageError("give a RUN_ID or --all")
     if not every and (workflow or since or status or ci or junit):
         raise click.UsageError("--workflow, --since, --status, --ci and --junit go with --all")
+    forking = (into, models, new_run_id) != (None, None, None) or live_effects
+    if live_from is None and forking:
+        raise click.UsageError("--into, --models, --live-effects and --id go with --live-from")
+    if live_from is not None and (every or into is None):
+        raise click.UsageError("--live-from forks one RUN_ID and needs --into PATH")
     seconds = _since(since)
     program = program_or_exit(source) if source is not None else None
+    if live_from is not None:
+        assert into is not None
+        _fork(
+            str(run_id),
+            live_from,
+            into,
+            program,
+            models,
+            live_effects,
+            new_run_id,
+            list(archives),
+            db,
+            as_json,
+        )
     try:
         if every:
             items = api.replay_runs(
@@ -164,3 +204,63 @@ def _print_table(items: list[BatchItem], as_json: bool) -> None:
         f"{len(items)} runs: {counts['same']} same, {counts['diverged']} diverged, "
         f"{counts['error']} could not be replayed"
     )
+
+
+def _fork(
+    run_id: str,
+    live_from: str,
+    into: str,
+    program: IRProgram | None,
+    models: str | None,
+    live_effects: bool,
+    new_run_id: str | None,
+    archives: list[str],
+    db: str | None,
+    as_json: bool,
+) -> NoReturn:
+    from mnlang import api
+    from mnlang.replay.archive import ArchiveError
+    from mnlang.replay.engine import ReplayError
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    warning = (
+        "LIVE EFFECTS: effects after the fork point are performed for real: the new run has "
+        "new wire keys, so the world sees them again"
+        if live_effects
+        else "effects after the fork point are answered from the source run's ledger, or "
+        "refused (--live-effects performs them for real)"
+    )
+    click.echo(f"warning: {warning}", err=True)
+    try:
+        forked = api.fork_run(
+            run_id,
+            live_from,
+            into=into,
+            program=program,
+            models=models,
+            live_effects=live_effects,
+            new_run_id=new_run_id,
+            archives=archives,
+            db=db,
+        )
+    except (ReplayError, StoreError, ArchiveError, RunError) as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps(forked.to_json(), indent=2, ensure_ascii=False))
+    else:
+        outcome = forked.outcome
+        click.echo(
+            f"forked run {run_id} at `{forked.fork_state}` "
+            f"({forked.replayed_steps} journal events replayed) as {outcome.run_id} in {into}"
+        )
+        for name in forked.effects_from_ledger:
+            click.echo(f"  effect {name}: answered from the source run's ledger")
+        for name in forked.effects_refused:
+            click.echo(f"  effect {name}: REFUSED (the source run never made it)")
+        click.echo(f"{outcome.run_id}: {outcome.status}")
+        if outcome.result is not None:
+            click.echo(json.dumps(outcome.result, indent=2, ensure_ascii=False))
+        if outcome.error is not None:
+            click.echo(f"error: {outcome.error}")
+    sys.exit(0 if forked.outcome.status in ("completed", "waiting") else 1)

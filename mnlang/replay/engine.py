@@ -185,7 +185,7 @@ def replay_recording(recording: Recording, program: IRProgram | None = None) -> 
         clock=VirtualClock(),
     )
     with ScenarioClockStore() as store:
-        driver = _Driver(store, answers)
+        driver = Driver(store, answers)
         try:
             outcome = start_run(
                 store, new_program, root.workflow, root.args, run_id=root.run_id, config=config
@@ -222,18 +222,25 @@ def _upgrade_notes(root: RecordedRun, program: IRProgram | None) -> list[str]:
     ]
 
 
-class _Driver:
+class Driver:
     """Does for a waiting replay what the world did for the recorded run."""
 
-    def __init__(self, store: Any, answers: RecordedAnswers) -> None:
+    def __init__(
+        self, store: Any, answers: RecordedAnswers, *, move_clock: bool = True, only: str = ""
+    ) -> None:
         self.store = store
         self.answers = answers
+        self.move_clock = move_clock
+        self.only = only
+        """Act only for runs whose id starts so (a fork in a shared journal)."""
 
     def act(self) -> bool:
         store = self.store
         acted = False
         timeouts: list[float] = []
         for checkpoint in store.open_checkpoints():
+            if not checkpoint.run_id.startswith(self.only):
+                continue
             record = store.get_run(checkpoint.run_id, args=False)
             workflow = record.workflow if record is not None else ""
             queue = self.answers.decisions.get((workflow, checkpoint.name))
@@ -248,13 +255,15 @@ class _Driver:
                 continue
             body = {k: v for k, v in decision.items() if k in ("choice", "comment")}
             store.decide_checkpoint(checkpoint.run_id, checkpoint.checkpoint_id, body, by=by)
-        for record in store.list_runs(limit=100_000):
+        for record in store.list_runs(id_prefix=self.only or None, limit=100_000):
             for address in record.waiting_for or []:
                 name, key = split_address(address)
                 queue = self.answers.signals.get((record.workflow, name, key))
                 if queue:
                     store.send_signal(record.run_id, name, queue.popleft(), key=key)
                     acted = True
+        if not self.move_clock:
+            return acted
         if timeouts:
             store.skew += max(timeouts) + 1.0
             return True
