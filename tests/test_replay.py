@@ -413,3 +413,52 @@ def test_fork_refuses_new_effects_unless_live(
     never = _fork(db, tmp_path / "c.db", "--live-from", "no_such_state")
     assert never.returncode == 2 and "never reached" in never.stderr
     assert _fork(db, tmp_path / "d.db", "--models", "x").returncode == 2
+
+
+# --- the golden suite: failures, retries, parallel branches, children ----------------------
+
+
+def test_every_example_scenario_run_replays_same() -> None:
+    """Each scenario's run of examples/ (the golden suite included) (faults and retries, parallel branches, children,
+    decisions, events included) replays "same" from its journal."""
+    from mnlang.ir.compile import compile_file
+    from mnlang.replay.engine import replay_recording
+    from mnlang.replay.recording import recording_from_store
+    from mnlang.testing.runner import run_scenario
+
+    recordings = []
+    for file in sorted(EXAMPLES.rglob("*.mn")):
+        program, _ = compile_file(file)
+        assert program is not None, file
+        for scenario in program.scenarios.values():
+            run_scenario(
+                program,
+                scenario,
+                file.name,
+                lambda store, run_id: recordings.append(recording_from_store(store, run_id)),
+            )
+    kinds = {e.kind for r in recordings for run in r.root.walk() for e in run.events}
+    assert {"retry", "call_failed", "child", "decided", "signal"} <= kinds, kinds
+    assert any(e.branch for r in recordings for e in r.root.events)  # parallel branches
+    verdicts = {}
+    for recording in recordings:
+        report = replay_recording(recording)
+        verdicts[recording.root.record.run_id] = report.to_json()
+    diverged = {k: v for k, v in verdicts.items() if v["verdict"] != "same"}
+    assert len(verdicts) >= 90 and not diverged, diverged
+
+
+def test_what_cannot_be_replayed_says_why(
+    recorded: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    _folder, db = recorded["refund"]
+    other = tmp_path / "other.mn"
+    other.write_text("workflow other() -> int {\n  return 1\n}\n")
+    mnc = [sys.executable, "-m", "mnlang.cli", "replay", "refund", "--db", str(db)]
+    missing = subprocess.run([*mnc, "--program", str(other)], capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert "no workflow `refund`" in missing.stderr and "help:" in missing.stderr
+    usage = subprocess.run([*mnc, "--all"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "RUN_ID or --all" in usage.stderr
+    as_json = subprocess.run([*mnc, "--json"], capture_output=True, text=True)
+    assert json.loads(as_json.stdout)["verdict"] == "same"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +150,15 @@ def recorded_program(recording: Recording, ir_hash: str) -> IRProgram:
             help="give the program to replay against with --program",
         )
     try:
-        return parse_ir(text, f"program {ir_hash[:12]}")
+        return _parse(ir_hash, text)
     except IRLoadError as e:
         raise ReplayError(f"the run's program: {e.message}", help=e.help) from None
+
+
+@lru_cache(maxsize=32)
+def _parse(ir_hash: str, text: str) -> IRProgram:
+    """Programs are parsed once per process: `--all` replays many runs of few programs."""
+    return parse_ir(text, f"program {ir_hash[:12]}")
 
 
 def replay_recording(recording: Recording, program: IRProgram | None = None) -> ReplayReport:
