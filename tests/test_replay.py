@@ -462,3 +462,26 @@ def test_what_cannot_be_replayed_says_why(
     assert usage.returncode == 2 and "RUN_ID or --all" in usage.stderr
     as_json = subprocess.run([*mnc, "--json"], capture_output=True, text=True)
     assert json.loads(as_json.stdout)["verdict"] == "same"
+
+
+def test_upgraded_run_says_which_program_replays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run upgraded while it waited replays on the program it was upgraded to, and
+    `--program` is said to replace that one for the whole run."""
+    folder = tmp_path / "refund"
+    shutil.copytree(EXAMPLES / "refund", folder)
+    monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(tmp_path / "ledger.jsonl"))
+    db = tmp_path / "journal.db"
+    source = folder / "refund.mn"
+    api.start_run(source, LARGE_REFUND, run_id="up", db=db)
+    text = source.read_text()
+    source.write_text(text.replace("  return receipt\n", '  log "paid"\n  return receipt\n'))
+    verdict = api.upgrade_run("up", source=source, resume=False, db=db).verdict
+    assert not verdict.current
+    api.approve("up", "manager_review", by="maria", db=db)
+    report = api.replay_run("up", db=db)
+    assert report.same, report
+    assert any("upgraded mid-way" in n and "replayed on" in n for n in report.notes)
+    again = api.replay_run("up", program=api.load_program(source), db=db)
+    assert any("--program replaces both" in n for n in again.notes)
