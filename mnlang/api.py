@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from mnlang.runtime.upgrade import Verdict
     from mnlang.runtime.views import RunDetails
     from mnlang.runtime.worker import Logger, Worker, WorkerStats
-    from mnlang.stores.base import Durability, Event, RunRecord, RunStatus, ScheduleRecord, Store
+    from mnlang.stores.base import (
+        Durability,
+        Event,
+        Json,
+        RunRecord,
+        RunStatus,
+        ScheduleRecord,
+        Store,
+    )
 
 
 @dataclass
@@ -217,6 +225,57 @@ def get_run(run_id: str, *, db: str | Path | None = None) -> RunDetails:
 
     with _open_store(db) as store:
         return run_details(store, run_id)
+
+
+class NotPublished(Exception):
+    """The run has not published the name (yet, or by the end of the wait)."""
+
+    def __init__(self, message: str, *, help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+def get_published(
+    run_id: str,
+    name: str | None = None,
+    *,
+    wait_s: float = 0.0,
+    poll_s: float = 0.2,
+    db: str | Path | None = None,
+) -> Json:
+    """The value `run_id` published as `name` (`publish name = value`), or all its published
+    values as an object when `name` is None. Only committed values are seen. With `wait_s`,
+    waits up to that long for the name to appear; `NotPublished` when it does not (or the
+    run ended without publishing it), `RunNotFound` for an unknown run."""
+    import time
+
+    from mnlang.stores.base import RunNotFound
+
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    with _open_store(db) as store:
+        while True:
+            record = store.get_run(run_id, args=False)
+            if record is None:
+                raise RunNotFound(
+                    f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
+                )
+            published = record.meta.get("published")
+            values = dict(published) if isinstance(published, dict) else {}
+            if name is None:
+                return values
+            if name in values:
+                return values[name]
+            ended = record.status in ("completed", "failed", "cancelled")
+            if ended or time.monotonic() >= deadline:
+                shown = ", ".join(f"`{n}`" for n in sorted(values)) or "nothing yet"
+                state = f"ended ({record.status})" if ended else record.status
+                raise NotPublished(
+                    f"run `{run_id}` ({state}) has not published `{name}`",
+                    help=f"it has published {shown}"
+                    + ("" if ended else "; `--wait 30s` waits for it"),
+                )
+            time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
 
 
 def list_runs(

@@ -64,6 +64,10 @@ _TABLE: list[tuple[str, str]] = [
     ("E215", "`yield` outside a collecting loop"),
     ("E216", "missing or duplicate record field"),
     ("E217", "misplaced statement"),
+    ("E230", "object key is not plain text"),
+    ("E231", "duplicate key in an object"),
+    ("E232", "`run` used as a value"),
+    ("E233", "bad regular expression"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),
@@ -73,6 +77,11 @@ _TABLE: list[tuple[str, str]] = [
     ("E306", "parallel branches depend on each other"),
     ("E307", "unbounded loop"),
     ("E308", "recursive workflow"),
+    ("E320", "unknown error name"),
+    ("E321", "error name used as a value"),
+    ("E322", "`return` in `on_failure`"),
+    ("E323", "bad `reconcile` option"),
+    ("E324", "`settle` without `reconcile`"),
     # approval
     ("E401", "effect needs approval on this path"),
     # checkpoints and waits

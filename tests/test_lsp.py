@@ -403,3 +403,32 @@ def test_formatting_returns_the_formatted_text(tmp_path: Path, client: Client) -
             "newText": "enum Size { small, large }\n",
         }
     ]
+
+
+def test_keyword_field_names_complete_and_check_clean(tmp_path: Path, client: Client) -> None:
+    path = tmp_path / "payload.mn"
+    text = (
+        "type Envelope {\n  type: str\n  event: str\n}\n"
+        "workflow w(e: Envelope) -> json {\n"
+        '  return { "kind": e.type, "id": e.event }\n}\n'
+    )
+    uri = open_document(client, path, text)
+    assert diagnostics_of(client, uri) == []
+    result = client.request(
+        "textDocument/completion",
+        {"textDocument": {"uri": uri}, "position": position(text, "e.type", 2)},
+    )
+    assert [item["label"] for item in result["items"]] == ["type", "event"]  # declared order
+
+
+def test_run_fields_complete_after_run_dot(tmp_path: Path, client: Client) -> None:
+    path = tmp_path / "meta.mn"
+    text = "workflow w() -> str {\n  return run.id\n}\n"
+    uri = open_document(client, path, text)
+    assert diagnostics_of(client, uri) == []
+    result = client.request(
+        "textDocument/completion",
+        {"textDocument": {"uri": uri}, "position": position(text, "run.id", 4)},
+    )
+    labels = [item["label"] for item in result["items"]]
+    assert labels == ["id", "workflow", "parent", "started_at", "scheduled_at"]

@@ -64,6 +64,13 @@ def _text_rule(result: Type, count: int) -> Rule:
     return rule
 
 
+def _range(args: list[Type]) -> Type | Misuse:
+    for i, t in enumerate(args):
+        if not _fits(t, "int"):
+            return Misuse(i, "`int`")
+    return list_of(INT)
+
+
 def _len(args: list[Type]) -> Type | Misuse:
     return INT if _fits(args[0], "list", "map", "str", "json") else Misuse(0, "a list, map or str")
 
@@ -181,6 +188,11 @@ _TABLE = (
     Builtin("trim", "trim(str) -> str", 1, 1, _text_rule(STR, 1)),
     Builtin("join", "join(list[str], str) -> str", 2, 2, _join),
     Builtin("split", "split(str, str) -> list[str]", 2, 2, _text_rule(list_of(STR), 2)),
+    Builtin("startswith", "startswith(str, str) -> bool", 2, 2, _text_rule(BOOL, 2)),
+    Builtin("endswith", "endswith(str, str) -> bool", 2, 2, _text_rule(BOOL, 2)),
+    Builtin("matches", "matches(str, str) -> bool", 2, 2, _text_rule(BOOL, 2)),
+    Builtin("replace", "replace(str, str, str) -> str", 3, 3, _text_rule(STR, 3)),
+    Builtin("range", "range(int) or range(int, int) -> list[int]", 1, 2, _range),
     Builtin("contains", "contains(list[T] | map[T] | str, T | str) -> bool", 2, 2, _contains),
     Builtin("keys", "keys(map[T]) -> list[str]", 1, 1, _keys),
     Builtin("now", "now() -> timestamp", 0, 0, _now, journaled=True),

@@ -10,6 +10,7 @@ fits everywhere, so one mistake is reported once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,6 +35,16 @@ _COMPARISONS = ("<", ">", "<=", ">=")
 _VERBS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "%": "take the remainder of"}
 _DECISION_FIELDS = ("choice", "approved", "by", "comment", "at")
 _ERROR_FIELDS = ("kind", "message", "step")
+# What `fail Name { ... }` may set: the rest (kind, step) come from where it fails.
+_ERROR_VALUE_FIELDS = {"message": T.STR, "cause": T.optional(T.ERROR)}
+# `run.<field>`: the run itself, where no variable or declaration is called `run`.
+RUN_FIELDS: dict[str, T.Type] = {
+    "id": T.STR,
+    "workflow": T.STR,
+    "parent": T.optional(T.STR),
+    "started_at": T.TIMESTAMP,
+    "scheduled_at": T.optional(T.TIMESTAMP),
+}
 
 # Narrowing facts: expression paths (`x`, `x.note`) and the type they have when a condition holds.
 Facts = dict[str, T.Type]
@@ -229,11 +240,28 @@ class ExprChecker:
 
     # ---- names and members ----------------------------------------------------------
 
+    def is_run(self, e: ast.Expr) -> bool:
+        """`run` naming the run itself: no local and no declaration has that name."""
+        return (
+            isinstance(e, ast.Name)
+            and e.name == "run"
+            and not self.is_bound("run")
+            and self.resolver.symbol(self.module, "run") is None
+        )
+
     def _name(self, e: ast.Name, expected: T.Type | None) -> T.Type:
         t = self.local(e)
         if t is not None:
             return t
         if self.quiet_unknown:
+            return T.UNKNOWN
+        if self.is_run(e):
+            self.diags.add(
+                "E232",
+                e,
+                "`run` is read by its fields, not as a whole",
+                help="write one of " + ", ".join(f"`run.{n}`" for n in RUN_FIELDS),
+            )
             return T.UNKNOWN
         sym = self.resolver.symbol(self.module, e.name)
         if sym is not None:
@@ -276,6 +304,20 @@ class ExprChecker:
 
     def _field(self, e: ast.Field, expected: T.Type | None) -> T.Type:
         obj = e.obj
+        if self.is_run(obj):
+            assert isinstance(obj, ast.Name)
+            obj.ref = "run"
+            found = RUN_FIELDS.get(e.name.name)
+            if found is None:
+                self.diags.add(
+                    "E107",
+                    e.name,
+                    f"`run` has no field `{e.name.name}`",
+                    help=did_you_mean(e.name.name, list(RUN_FIELDS))
+                    or "its fields: " + ", ".join(f"`{n}`" for n in RUN_FIELDS),
+                )
+                return T.UNKNOWN
+            return found
         if isinstance(obj, ast.Name) and not self.is_bound(obj.name):
             target = self.resolver.alias(self.module, obj.name)
             if target is not None:
@@ -311,9 +353,11 @@ class ExprChecker:
         if kind == "decision":
             return self._decision_field(e, ot)
         if kind == "error":
+            if name == "cause":
+                return T.optional(T.ERROR)
             if name in _ERROR_FIELDS:
                 return T.STR
-            return self._no_field(e, ot, _ERROR_FIELDS)
+            return self._no_field(e, ot, (*_ERROR_FIELDS, "cause"))
         hint = (
             f"use `len({self.show(e.obj).strip('`')})`"
             if kind in ("list", "map", "str")
@@ -536,6 +580,8 @@ class ExprChecker:
                     self.optional_use(e.args[i], t)
                     types[i] = t.unwrap() if t.kind == "optional" else T.UNKNOWN
         result = builtin.rule(types)
+        if builtin.name == "matches" and not isinstance(result, Misuse):
+            self._regex(e.args[1])
         if isinstance(result, Misuse):
             arg = e.args[result.index]
             self.diags.add(
@@ -546,6 +592,24 @@ class ExprChecker:
             )
             return T.UNKNOWN
         return result
+
+    def _regex(self, pattern: ast.Expr) -> None:
+        """E233 for a literal pattern of `matches` that is no regular expression."""
+        if not isinstance(pattern, ast.StrLit) or not all(
+            isinstance(p, str) for p in pattern.parts
+        ):
+            return
+        text = "".join(str(p) for p in pattern.parts)
+        try:
+            re.compile(text)
+        except re.error as e:
+            self.diags.add(
+                "E233",
+                pattern,
+                f"`{text}` is not a regular expression: {e}",
+                help="`matches` takes a Python regular expression that the whole text must "
+                'match, e.g. `"[a-z]+-[0-9]+"`; escape special characters with `\\\\`',
+            )
 
     # ---- operators ----------------------------------------------------------------------
 
@@ -768,31 +832,84 @@ class ExprChecker:
         return T.list_of(item_type or T.UNKNOWN)
 
     def _object(self, e: ast.ObjectLit, expected: T.Type | None) -> T.Type:
+        """`{ "seed": 42 }`: the record or `map[T]` expected here, else a `json` value."""
         if expected is not None and expected.kind == "optional":
             expected = expected.args[0]
         kind = expected.kind if expected is not None else None
         if expected is not None and kind == "record":
             self.record_entries(e, expected, e.entries)
             return expected
+        self.duplicate_keys(e)
         if expected is not None and kind == "map":
             for entry in e.entries:
                 self.expect(entry.value, expected.args[0], f" for key `{entry.key.name}`")
             return expected
         for entry in e.entries:
-            self.expr(entry.value, T.JSON if kind == "json" else None)
-        if kind in ("json", "unknown"):
-            return expected or T.UNKNOWN
+            self.expr(entry.value, T.JSON)
+        return T.JSON
+
+    def duplicate_keys(self, e: ast.ObjectLit) -> None:
+        seen: set[str] = set()
+        for entry in e.entries:
+            if entry.key.name in seen:
+                self.diags.add(
+                    "E231",
+                    entry.key,
+                    f"key `{entry.key.name}` appears twice in this object",
+                    help="keep one: a later value would silently replace the earlier one",
+                )
+            seen.add(entry.key.name)
+
+    def _error_name(self, e: ast.ErrorName, expected: T.Type | None) -> T.Type:
         self.diags.add(
-            "E201",
+            "E321",
             e,
-            "an object `{ ... }` needs a known record or map type here",
-            help="write a record literal: `TypeName { field: value }`",
+            f"the error name `{e.name}` is not a value",
+            help=f'raise it with `fail {e.name} {{ message: "..." }}`; '
+            "a bare error name stands only in `retry: { on: [...] }` and in a scenario",
         )
         return T.UNKNOWN
+
+    def error_value(self, e: ast.RecordLit, sym: Symbol) -> T.Type:
+        """`PaymentDeclined { message: "...", cause: e }`, the value a `fail` raises."""
+        seen: set[str] = set()
+        for entry in e.entries:
+            key = entry.key.name
+            if key in seen or key not in _ERROR_VALUE_FIELDS:
+                self.diags.add(
+                    "E216" if key in seen else "E107",
+                    entry.key,
+                    f"field `{key}` is given twice"
+                    if key in seen
+                    else f"an error has no field `{key}`",
+                    help="an error takes `message: str` and, optionally, `cause: e` "
+                    "(a caught error)",
+                )
+                self.expr(entry.value)
+                continue
+            seen.add(key)
+            self.expect(entry.value, _ERROR_VALUE_FIELDS[key], f" for field `{key}`")
+        if "message" not in seen:
+            self.diags.add(
+                "E216",
+                e,
+                f"`{sym.decl.name.name}` needs a `message`",
+                help=f'write `{sym.decl.name.name} {{ message: "..." }}`',
+            )
+        return T.ERROR
 
     def _record(self, e: ast.RecordLit, expected: T.Type | None) -> T.Type:
         name = e.type_name.name
         sym = self.resolver.symbol(self.module, name)
+        if sym is not None and sym.kind == "error":
+            self.diags.add(
+                "E321",
+                e,
+                f"`{name} {{ ... }}` raises an error; it stands only after `fail`",
+                help=f"write `fail {name} {{ message: ... }}`",
+            )
+            self.error_value(e, sym)
+            return T.UNKNOWN
         if sym is None or sym.kind != "type":
             if sym is None:
                 self.diags.add(
@@ -893,6 +1010,7 @@ _DISPATCH: dict[type, Callable[[ExprChecker, Any, T.Type | None], T.Type]] = {
     ast.ListLit: ExprChecker._list,
     ast.ObjectLit: ExprChecker._object,
     ast.RecordLit: ExprChecker._record,
+    ast.ErrorName: ExprChecker._error_name,
     ast.IntLit: _constant(T.INT),
     ast.FloatLit: _constant(T.FLOAT),
     ast.MoneyLit: _constant(T.MONEY),

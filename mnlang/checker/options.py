@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
 from mnlang.cron import CronError, check_cron
@@ -116,9 +117,30 @@ class _OptionReader:
         self.bad(
             entry,
             "`timeout` takes a duration or `never`",
-            help="write e.g. `timeout: 30s`, or `timeout: never` to wait without limit",
+            help="write e.g. `timeout: 30s`, `timeout: never` to wait without limit, or (for a "
+            "tool or an effect) a `duration` expression over its parameters",
         )
         return None
+
+    def call_timeout(self, entry: OptionEntry) -> int | str | ast.Expr | None:
+        """A tool's or effect's `timeout`: a literal, `never`, or an expression over the
+        parameters (typed as a `duration` by the type checker, evaluated per call)."""
+        value = entry.value
+        if isinstance(value, ast.DurationLit) or (
+            isinstance(value, ast.Name) and value.name == "never"
+        ):
+            return self.timeout(entry)
+        if isinstance(value, ast.ObjectLit):
+            return self.timeout(entry)
+        return value
+
+    def deadline(self, entry: OptionEntry) -> int | ast.Expr | None:
+        """A workflow's `deadline`: a literal, or an expression over its parameters (typed as
+        a `duration` by the type checker, evaluated when the run starts)."""
+        value = entry.value
+        if isinstance(value, ast.DurationLit | ast.ObjectLit):
+            return self.duration(entry)
+        return value
 
     def money(self, entry: OptionEntry) -> Decimal | None:
         if isinstance(entry.value, ast.MoneyLit):
@@ -291,6 +313,13 @@ class _OptionReader:
             if isinstance(item, ast.Name) and item.name in ERROR_KINDS:
                 kinds.append(item.name)
                 continue
+            if isinstance(item, ast.ErrorName):
+                name = resolve_error_name(self.module, item, item.name, self.diags)
+                if name is not None:
+                    kinds.append(name)
+                else:
+                    ok = False
+                continue
             ok = False
             if isinstance(item, ast.Name) and item.name in UNCATCHABLE_KINDS:
                 self.diags.add(
@@ -428,7 +457,7 @@ _TOOL_LIMIT_OPTIONS: dict[str, _Reader] = {
 
 TOOL_OPTIONS: dict[str, _Reader] = {
     "impl": _R.impl,
-    "timeout": _R.timeout,
+    "timeout": _R.call_timeout,
     "retry": _R.retry,
     "limit": _R.tool_limit,
     "cost": _R.money,
@@ -442,6 +471,8 @@ EFFECT_OPTIONS: dict[str, _Reader] = {
     "scope": _choice("run", "global"),
     "requires": _choice("approval"),
     "compensate": lambda reader, entry: reader.step_call(entry, ("effect",), "an effect"),
+    "reconcile": lambda reader, entry: reader.step_call(entry, ("tool",), "a tool"),
+    "settle": _R.duration,
 }
 
 AGENT_OPTIONS: dict[str, _Reader] = {
@@ -459,7 +490,7 @@ AGENT_OPTIONS: dict[str, _Reader] = {
 WORKFLOW_OPTIONS: dict[str, _Reader] = {
     "class": _R.text,
     "budget": _R.money,
-    "deadline": _R.duration,
+    "deadline": _R.deadline,
     "limit": _R.positive_int,
 }
 

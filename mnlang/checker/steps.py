@@ -179,7 +179,7 @@ def _own_exprs(stmt: ast.Stmt) -> list[ast.Expr | ast.ObjectLit]:
         return [stmt.value] if stmt.value is not None else []
     if isinstance(stmt, ast.Fail | ast.Log):
         return [stmt.message]
-    if isinstance(stmt, ast.Yield):
+    if isinstance(stmt, ast.Yield | ast.Publish):
         return [stmt.value]
     return []
 

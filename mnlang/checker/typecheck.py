@@ -9,11 +9,12 @@ key templates, `compensate` and schedule `run` calls) and each workflow body
 
 from __future__ import annotations
 
+from mnlang.checker import types as T
 from mnlang.checker.declarations import Declarations, Resolver, Signature, build_declarations
 from mnlang.checker.expressions import ExprChecker
 from mnlang.checker.flow import BodyChecker
 from mnlang.checker.program import ModuleInfo, Program
-from mnlang.diagnostics import Diagnostics
+from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
 
@@ -49,6 +50,7 @@ def _check_module(
         elif isinstance(decl, ast.WorkflowDecl):
             sig = decls.signatures[sym.name]
             _param_defaults(module, sig, decls, resolver, diags)
+            _workflow_deadline(module, decl, sig, decls, resolver, diags)
             BodyChecker(decls, resolver, module, diags, decl, sig).check()
         elif isinstance(decl, ast.ScheduleDecl):
             run = decl.options.get("run")
@@ -106,10 +108,86 @@ def _callable_options(
             checker.quiet_unknown = True
             checker.expr(value)
             checker.quiet_unknown = False
+        elif key == "timeout" and decl.kind in ("tool", "effect") and _computed(value):
+            _expect_duration(checker, value, diags, "timeout")
         elif key == "compensate" and isinstance(value, ast.Call):
             _option_call(checker, value, "effect")
+        elif key == "reconcile" and isinstance(value, ast.Call):
+            _option_call(checker, value, "tool")
+            _reconcile_returns(decls, resolver, module, sig, value, diags)
         elif key in ("retry", "tools"):
             _mark_used(value, module, resolver)
+    settle = decl.options.get("settle")
+    if settle is not None and decl.options.get("reconcile") is None:
+        diags.add(
+            "E324",
+            settle.key,
+            "`settle` without `reconcile`: there is no question to wait for",
+            help="add `reconcile: lookup(...)`, a tool that tells whether the action happened",
+        )
+
+
+def _reconcile_returns(
+    decls: Declarations,
+    resolver: Resolver,
+    module: ModuleInfo,
+    sig: Signature,
+    call: ast.Call,
+    diags: Diagnostics,
+) -> None:
+    """A `reconcile` tool answers with the effect's result or null: it returns `R?`."""
+    sym = resolver.qualified(module, call.callee)
+    if sym is None or sym.kind != "tool":
+        return
+    returns = decls.signatures[sym.name].returns
+    wanted = T.optional(sig.returns)
+    if returns != wanted:
+        diags.add(
+            "E323",
+            call,
+            f"`{sym.decl.name.name}` returns `{returns}`; a `reconcile` tool returns "
+            f"`{wanted}`: the effect's result when the action happened, null when it did not",
+            labels=[Label(sym.decl.name.span, "declared here")],
+            help=f"declare `tool {sym.decl.name.name}(...) -> {wanted}`; "
+            "let it fail when it cannot tell (unknown)",
+        )
+
+
+def _workflow_deadline(
+    module: ModuleInfo,
+    decl: ast.WorkflowDecl,
+    sig: Signature,
+    decls: Declarations,
+    resolver: Resolver,
+    diags: Diagnostics,
+) -> None:
+    """Type a `deadline:` written as an expression against the workflow's parameters."""
+    for option in decl.options:
+        if option.key.name == "deadline" and _computed(option.value):
+            params = {p.name: p.type for p in sig.params}
+            checker = ExprChecker(decls, resolver, module, diags, params)
+            _expect_duration(checker, option.value, diags, "deadline")
+
+
+def _expect_duration(checker: ExprChecker, value: ast.Expr, diags: Diagnostics, what: str) -> None:
+    found = checker.expr(value, T.DURATION)
+    if found.kind == "optional":
+        checker.optional_use(value, found)
+    elif found.kind not in ("duration", "unknown"):
+        diags.add(
+            "E212",
+            value,
+            f"`{what}` takes a duration{' or `never`' if what == 'timeout' else ''}, "
+            f"found `{found}`",
+            help=f"write e.g. `{what}: 30s`, or a `duration` expression over the parameters: "
+            f"`{what}: sla * 2`",
+        )
+
+
+def _computed(value: ast.Expr) -> bool:
+    """A `timeout:` that is an expression, not a literal duration or `never`."""
+    never = isinstance(value, ast.Name) and value.name == "never"
+    return not (never or isinstance(value, ast.DurationLit | ast.ObjectLit))
 
 
 def _option_call(checker: ExprChecker, call: ast.Call, kind: str) -> None:

@@ -39,6 +39,7 @@ _COMMANDS = (
     people.cancel,
     reading.runs,
     reading.show,
+    reading.get,
     reading.log,
     reading.metrics,
     replaying.replay_command,

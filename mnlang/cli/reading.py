@@ -66,6 +66,49 @@ def show(run_id: str, db: str | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("run_id")
+@click.argument("name", required=False)
+@click.option(
+    "--wait",
+    "wait_for",
+    metavar="DURATION",
+    help="Wait up to this long (30s, 5m) for NAME to be published.",
+)
+@db_option
+@json_option
+def get(run_id: str, name: str | None, wait_for: str | None, db: str | None, as_json: bool) -> None:
+    """Print the value run RUN_ID published as NAME (`publish NAME = value`), or all its
+    published values. Only committed values are seen. Exits 1 when NAME is not published
+    (by the end of --wait), 2 when the run does not exist."""
+    import json
+    import sys
+
+    from mnlang import api
+    from mnlang.runtime.convert import ConversionError, parse_duration_text
+    from mnlang.stores.base import StoreError
+
+    wait_s = 0.0
+    if wait_for is not None:
+        try:
+            wait_s = parse_duration_text(wait_for) / 1000
+        except ConversionError as e:
+            raise click.BadParameter(e.message, param_hint="--wait") from None
+    try:
+        value = api.get_published(run_id, name, wait_s=wait_s, db=db)
+    except api.NotPublished as e:
+        click.echo(f"error: {e.message}", err=True)
+        if e.help:
+            click.echo(f"help: {e.help}", err=True)
+        sys.exit(1)
+    except StoreError as e:
+        run_error(e)
+    if as_json or not isinstance(value, str):
+        click.echo(json.dumps(value, ensure_ascii=False, indent=2 if name is None else None))
+    else:
+        click.echo(value)
+
+
+@click.command()
+@click.argument("run_id")
 @db_option
 @json_option
 def log(run_id: str, db: str | None, as_json: bool) -> None:

@@ -61,6 +61,7 @@ _STYLES: dict[str, _Style] = {
     "loop": _Style("trapezium", "#d1fae5"),
     "try": _Style("box", "#f5f5f4", "dashed"),
     "log": _Style("note", "#ffffff"),
+    "publish": _Style("note", "#e8f4ff"),
     "yield": _Style("cds", "#d1fae5"),
     "return": _Style("box", "#bbf7d0", "rounded,bold"),
     "fail": _Style("octagon", "#fecaca"),
@@ -123,13 +124,15 @@ def _policy_lines(program: IRProgram, state: State) -> list[str]:
             lines.append(f"model {agent.model}")
     elif isinstance(state, CheckpointState):
         lines.append("options " + ", ".join(state.options))
-        if state.timeout_ms is None:
+        if state.timeout is not None:
+            lines.append(f"timeout {show(state.timeout)} -> {state.on_timeout}")
+        elif state.timeout_ms is None:
             lines.append("no timeout")
         else:
             lines.append(f"timeout {show_duration(state.timeout_ms)} -> {state.on_timeout}")
     elif isinstance(state, WaitState) and state.event is not None:
         timeout = "never" if state.timeout_ms is None else show_duration(state.timeout_ms)
-        lines.append(f"timeout {timeout}")
+        lines.append(f"timeout {show(state.timeout) if state.timeout is not None else timeout}")
     return lines
 
 

@@ -24,6 +24,7 @@ from mnlang.ir.model import (
     FieldIR,
     LimitIR,
     ParamIR,
+    ReconcileIR,
     RecordTypeIR,
     ScheduleIR,
     ToolIR,
@@ -132,6 +133,7 @@ class DeclCompiler:
             "impl": str(opts.get("impl", "")),
             "impl_dir": relative_dir(symbol.module.path.parent, self.root_dir),
             "timeout_ms": duration_ms(opts.get("timeout")),
+            "timeout": self._computed_timeout(opts.get("timeout"), symbol.module),
             "retry": retry_policy(opts.get("retry")),
             "limit": (
                 LimitIR(concurrent=limit.get("concurrent"), per_second=limit.get("per_second"))
@@ -142,6 +144,10 @@ class DeclCompiler:
             "isolation": "process" if opts.get("isolation") == "process" else "thread",
             "span": self.span(decl),
         }
+
+    def _computed_timeout(self, value: Any, module: ModuleInfo) -> Expr | None:
+        """A `timeout:` written as an expression over the parameters."""
+        return self.lowering.lower(value, module) if isinstance(value, ast.Expr) else None
 
     def tool(self, symbol: Symbol) -> ToolIR:
         return ToolIR(**self._tool_fields(symbol, declaration_options(self.program, symbol)))
@@ -156,6 +162,20 @@ class DeclCompiler:
             scope="global" if opts.get("scope") == "global" else "run",
             requires=names(opts.get("requires")),
             compensate=self._compensate(compensate, symbol) if compensate is not None else None,
+            reconcile=self._reconcile(opts, symbol),
+        )
+
+    def _reconcile(self, opts: dict[str, Any], effect: Symbol) -> ReconcileIR | None:
+        call = opts.get("reconcile")
+        if call is None:
+            return None
+        target = lookup(effect.module, call.callee) if isinstance(call, ast.Call) else None
+        if target is None:
+            raise CompilerBug(f"`reconcile` of `{effect.name}` names no tool")
+        return ReconcileIR(
+            tool=target.name,
+            args=self.call_args(call, target, effect.module),
+            settle_ms=duration_ms(opts.get("settle")),
         )
 
     def _compensate(self, call: Any, effect: Symbol) -> CompensateIR:

@@ -63,6 +63,9 @@ class ExprLowering:
             case ast.Name():
                 return Var(name=expr.name)
             case ast.Field():
+                if isinstance(expr.obj, ast.Name) and expr.obj.ref == "run":
+                    # `run.id`: a field of the run itself, answered by the runtime.
+                    return FieldOf(obj=Builtin(fn="run", args=[]), name=expr.name.name)
                 return FieldOf(obj=self.lower(expr.obj, module), name=expr.name.name)
             case ast.Index():
                 return IndexOf(

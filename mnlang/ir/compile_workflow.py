@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import cast
 
+from mnlang.checker.errornames import error_symbol
 from mnlang.checker.program import ModuleInfo, Symbol
 from mnlang.ir import ids
 from mnlang.ir.base import SpanIR, TypeIR
@@ -34,6 +35,7 @@ from mnlang.ir.model import (
     AgentIR,
     EffectIR,
     EventIR,
+    OnFailureIR,
     ToolIR,
     WorkflowIR,
     WorkflowOptionsIR,
@@ -53,6 +55,7 @@ from mnlang.ir.states import (
     MatchArm,
     MatchState,
     ParallelState,
+    PublishState,
     ReturnState,
     State,
     TryState,
@@ -97,6 +100,7 @@ class WorkflowCompiler:
         self.order: list[str] = []
         self.states: dict[str, State] = {}
         self.scopes: dict[str, dict[str, TypeIR]] = {}
+        self.published: dict[str, TypeIR] = {}
         self.uses: dict[str, set[str]] = {}
         self.edges: dict[str, list[Edge]] = {}
 
@@ -108,6 +112,13 @@ class WorkflowCompiler:
         params = self.decls.params(decl.params, self.module)
         env = {p.name: p.type for p in params}
         start, _ = self.block(decl.body.stmts, "", None, _Context(), env)
+        on_failure = None
+        if decl.on_failure is not None:
+            var = decl.on_failure.var.name if decl.on_failure.var else None
+            cleanup_env = {**env, var: ERROR} if var else env
+            stmts = decl.on_failure.body.stmts
+            entry, _ = self.block(stmts, ids.ON_FAILURE, None, _Context(), cleanup_env)
+            on_failure = OnFailureIR(var=var, entry=entry)
         live = live_in(self.order, self.uses, self.edges)
         states: dict[str, State] = {}
         for sid in self.order:
@@ -119,8 +130,10 @@ class WorkflowCompiler:
             params=params,
             returns=type_from_ref(decl.returns, self.module),
             options=self.options(),
+            published=self.published or None,
             start=start,
             states=states,
+            on_failure=on_failure,
             span=self.decls.span(decl),
         )
 
@@ -128,11 +141,13 @@ class WorkflowCompiler:
         opts = declaration_options(self.decls.program, self.symbol)
         budget = opts.get("budget")
         limit = opts.get("limit")
+        deadline = opts.get("deadline")
         return WorkflowOptionsIR.model_validate(
             {
                 "class": opts.get("class"),
                 "budget": budget,
-                "deadline_ms": duration_ms(opts.get("deadline")),
+                "deadline_ms": duration_ms(deadline),
+                "deadline": self.lower(deadline) if isinstance(deadline, ast.Expr) else None,
                 "limit": limit if isinstance(limit, int) else None,
             }
         )
@@ -225,17 +240,42 @@ class WorkflowCompiler:
                 self.add(ReturnState(id=sid, span=span, value=value), ctx, env, [value], [])
                 return env
             case ast.Fail():
-                message = self.lower(stmt.message)
-                self.add(FailState(id=sid, span=span, message=message), ctx, env, [message], [])
+                failure = self.fail(stmt, sid, span)
+                self.add(failure, ctx, env, [failure.message, failure.cause], [])
                 return env
             case ast.Log():
                 message = self.lower(stmt.message)
                 state = LogState(id=sid, span=span, message=message, next=nxt)
                 self.add(state, ctx, env, [message], [(nxt, _NONE)])
                 return env
+            case ast.Publish():
+                value = self.lower(stmt.value)
+                self.published.setdefault(stmt.name.name, expr_type(stmt.value))
+                published = PublishState(
+                    id=sid, span=span, name=stmt.name.name, value=value, next=nxt
+                )
+                self.add(published, ctx, env, [value], [(nxt, _NONE)])
+                return env
             case ast.Yield():
                 return self.yield_(stmt, sid, nxt, ctx, env, span)
         raise CompilerBug(f"statement {type(stmt).__name__} cannot appear in a workflow body")
+
+    def fail(self, stmt: ast.Fail, sid: str, span: SpanIR) -> FailState:
+        """`fail "..."`, `fail e` or `fail Name { message: ..., cause: e }`."""
+        value = stmt.message
+        if not isinstance(value, ast.RecordLit):
+            return FailState(id=sid, span=span, message=self.lower(value))
+        error = error_symbol(self.module, value.type_name.name)
+        if error is None:
+            raise CompilerBug(f"`fail {value.type_name.name} {{...}}` names no declared error")
+        fields = {entry.key.name: self.lower(entry.value) for entry in value.entries}
+        return FailState(
+            id=sid,
+            span=span,
+            message=fields["message"],
+            error=error.name,
+            cause=fields.get("cause"),
+        )
 
     # ---- steps and assignments -----------------------------------------------------
 
@@ -336,6 +376,7 @@ class WorkflowCompiler:
             options=options,
             assignee=self._expr_option(entries.get("assignee")),
             timeout_ms=_duration(entries.get("timeout")),
+            timeout=self._computed_timeout(entries.get("timeout")),
             on_timeout=on_timeout[0] if on_timeout else None,
             next=nxt,
         )
@@ -344,6 +385,12 @@ class WorkflowCompiler:
 
     def _expr_option(self, value: ast.Expr | None) -> Expr | None:
         return self.lower(value) if value is not None else None
+
+    def _computed_timeout(self, value: ast.Expr | None) -> Expr | None:
+        """A `timeout:` that is neither a literal duration nor `never`: evaluated at run time."""
+        if value is None or isinstance(value, ast.DurationLit) or _is_never(value):
+            return None
+        return self.lower(value)
 
     def wait(
         self, wait: ast.Wait, target: str | None, sid: str, nxt: str | None, span: SpanIR
@@ -357,19 +404,20 @@ class WorkflowCompiler:
             raise CompilerBug(f"wait for unknown event `{wait.event.name}` at {wait.span}")
         payload = self.callables.events[event.name].payload
         entries = {e.key.name: e.value for e in wait.options.entries} if wait.options else {}
-        timeout = _duration(entries.get("timeout"))
+        timeout = entries.get("timeout")
         state = WaitState(
             id=sid,
             span=span,
             target=target,
             event=event.name,
             payload=payload,
-            timeout_ms=timeout,
+            timeout_ms=_duration(timeout),
+            timeout=self._computed_timeout(timeout),
             key=self.lower(wait.key) if wait.key is not None else None,
             next=nxt,
         )
         value = payload if payload is not None else NULL
-        return state, optional(value) if timeout is not None else value
+        return state, optional(value) if timeout is not None and not _is_never(timeout) else value
 
     # ---- control flow ----------------------------------------------------------------
 
@@ -569,7 +617,7 @@ class WorkflowCompiler:
             entry, _ = self.block(clause.body.stmts, prefix, None, catch_ctx, catch_env)
             catches.append(
                 CatchIR(
-                    kinds=[k.name for k in clause.kinds],
+                    kinds=[self.error_kind(k.name) for k in clause.kinds],
                     var=clause.var.name if clause.var else None,
                     entry=entry,
                 )
@@ -596,6 +644,11 @@ class WorkflowCompiler:
         self.add(state, ctx, env, [], flows)
         return merged
 
+    def error_kind(self, name: str) -> str:
+        """A kind as the runtime sees it: a declared error name qualified, `timeout` as is."""
+        sym = error_symbol(self.module, name)
+        return sym.name if sym is not None else name
+
     def yield_(
         self,
         stmt: ast.Yield,
@@ -621,6 +674,10 @@ def _names(value: ast.Expr | None) -> list[str]:
     if isinstance(value, ast.ListLit):
         return [item.name for item in value.items if isinstance(item, ast.Name)]
     return []
+
+
+def _is_never(value: ast.Expr) -> bool:
+    return isinstance(value, ast.Name) and value.name == "never"
 
 
 def _duration(value: ast.Expr | None) -> int | None:

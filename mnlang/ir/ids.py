@@ -35,6 +35,7 @@ _KEYWORD_LABELS: dict[type, str] = {
     ast.Return: "return",
     ast.Fail: "fail",
     ast.Log: "log",
+    ast.Publish: "publish",
     ast.Yield: "yield",
 }
 
@@ -96,3 +97,4 @@ def catch_prefixes(catches: Sequence[ast.Catch], try_id: str) -> list[str]:
 
 
 THEN, ELSE, BODY, FINALLY = "then", "else", "body", "finally"
+ON_FAILURE = "on_failure"

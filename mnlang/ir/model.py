@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from mnlang.ir.base import IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
+from mnlang.ir.base import HASH_OMITS_NONE, IR_VERSION, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr, Template
 from mnlang.ir.scenarios import ScenarioIR
 from mnlang.ir.states import State
@@ -57,7 +57,8 @@ class ToolIR(IRModel):
     """A pure, retry-safe call of Python code.
 
     `impl` is `module:function`; the module is looked up in `impl_dir`, a folder
-    relative to the root source's folder (`IRProgram.source.dir`).
+    relative to the root source's folder (`IRProgram.source.dir`). The per-attempt timeout
+    is `timeout_ms`, or `timeout`, an expression over the parameters evaluated per call.
     """
 
     name: str
@@ -66,6 +67,7 @@ class ToolIR(IRModel):
     impl: str
     impl_dir: str
     timeout_ms: int | None = None
+    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     retry: RetryIR
     limit: LimitIR | None = None
     cost: Decimal | None = None
@@ -80,6 +82,17 @@ class CompensateIR(IRModel):
     args: dict[str, Expr]
 
 
+class ReconcileIR(IRModel):
+    """The tool asking the receiving system whether the effect's keyed action happened:
+    it returns the effect's result (done) or null (not done), and a failure means unknown.
+    `args` read the effect's params; `settle_ms` is how long after an uncertain attempt
+    the runtime waits before it asks (for receivers that apply a request late)."""
+
+    tool: str
+    args: dict[str, Expr]
+    settle_ms: int | None = None
+
+
 class EffectIR(ToolIR):
     """A side effect: committed at most once per key (`key` reads the effect's params).
 
@@ -92,6 +105,7 @@ class EffectIR(ToolIR):
     scope: Literal["run", "global"] = "run"
     requires: list[str] = []
     compensate: CompensateIR | None = None
+    reconcile: ReconcileIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 class AgentIR(IRModel):
@@ -139,7 +153,17 @@ class WorkflowOptionsIR(IRModel):
     class_: str | None = Field(default=None, alias="class")
     budget: Decimal | None = None
     deadline_ms: int | None = None
+    deadline: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """A deadline computed from the arguments when the run starts (`deadline: sla`)."""
     limit: int | None = None
+
+
+class OnFailureIR(IRModel):
+    """`on_failure as e { ... }`: run from `entry` (None: an empty body) with the run's
+    failure in `var`, after the compensations of a failed run."""
+
+    var: str | None = None
+    entry: str | None = None
 
 
 class WorkflowIR(IRModel):
@@ -152,8 +176,12 @@ class WorkflowIR(IRModel):
     params: list[ParamIR]
     returns: TypeIR
     options: WorkflowOptionsIR
+    published: dict[str, TypeIR] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """The names the workflow publishes (`publish name = value`) and their types; None when
+    it publishes none."""
     start: str | None = None
     states: dict[str, State]
+    on_failure: OnFailureIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     span: SpanIR
 
 
@@ -185,5 +213,7 @@ class IRProgram(IRModel):
     events: dict[str, EventIR] = {}
     schedules: dict[str, ScheduleIR] = {}
     workflows: dict[str, WorkflowIR] = {}
+    errors: list[str] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """The declared error names (`error PaymentDeclined`), qualified; absent when none."""
     scenarios: dict[str, ScenarioIR] = {}
     """The root file's scenarios (tests, outside the content hash)."""

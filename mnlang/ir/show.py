@@ -31,6 +31,7 @@ from mnlang.ir.states import (
     MapState,
     MatchState,
     ParallelState,
+    PublishState,
     ReturnState,
     State,
     TryState,
@@ -163,9 +164,14 @@ def summary(state: State) -> str:
             return "try"
         case LogState():
             return f"log {show(state.message)}"
+        case PublishState():
+            return f"publish {state.name} = {show(state.value)}"
         case YieldState():
             return f"yield {show(state.value)}"
         case ReturnState():
             return f"return {show(state.value)}" if state.value else "return"
         case FailState():
-            return f"fail {show(state.message)}"
+            if state.error is None:
+                return f"fail {show(state.message)}"
+            cause = f", cause: {show(state.cause)}" if state.cause is not None else ""
+            return f"fail {state.error} {{ message: {show(state.message)}{cause} }}"

@@ -94,7 +94,8 @@ class CheckpointState(StateBase):
     """A human decision: the run waits until it is decided or `timeout_ms` passes.
 
     On timeout the decision is `on_timeout` with `by` = "timeout". `timeout_ms`
-    None means the checkpoint waits forever (`timeout: never`).
+    is a literal timeout; `timeout` one computed when the checkpoint opens (`timeout:
+    review_time`); with neither the checkpoint waits forever (`timeout: never`).
     """
 
     kind: Literal["checkpoint"] = "checkpoint"
@@ -105,6 +106,7 @@ class CheckpointState(StateBase):
     options: list[str]
     assignee: Expr | None = None
     timeout_ms: int | None = None
+    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     on_timeout: str | None = None
     next: str | None = None
 
@@ -112,7 +114,8 @@ class CheckpointState(StateBase):
 class WaitState(StateBase):
     """A durable timer (`duration`) or a wait for an event (`event`, with `timeout_ms`).
 
-    An event wait with a timeout yields the payload, or null when the timeout fired. With
+    An event wait with a timeout yields the payload, or null when the timeout fired;
+    `timeout_ms` is a literal timeout, `timeout` one computed when the wait starts. With
     a correlation `key` it takes only a signal sent with that key (as text).
     """
 
@@ -122,6 +125,7 @@ class WaitState(StateBase):
     event: str | None = None
     payload: TypeIR | None = None
     timeout_ms: int | None = None
+    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     key: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     next: str | None = None
 
@@ -195,6 +199,15 @@ class LogState(StateBase):
     next: str | None = None
 
 
+class PublishState(StateBase):
+    """Set the run's published value `name` (readable outside once committed)."""
+
+    kind: Literal["publish"] = "publish"
+    name: str
+    value: Expr
+    next: str | None = None
+
+
 class YieldState(StateBase):
     """Append `value` to the list collected by the loop or map state `into`."""
 
@@ -212,10 +225,18 @@ class ReturnState(StateBase):
 
 
 class FailState(StateBase):
-    """End the workflow as failed with `message` (not catchable by `try`)."""
+    """End the workflow as failed.
+
+    With `error` unset, `message` is a `str` (a plain `fail`, kind `fail`, not catchable)
+    or a caught error (`fail e`: raised again with its kind, message and step). With
+    `error` set, the failure has that declared name, `message` and `cause` (a caught
+    error or null), and is catchable by that name.
+    """
 
     kind: Literal["fail"] = "fail"
     message: Expr
+    error: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    cause: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 State = Annotated[
@@ -231,6 +252,7 @@ State = Annotated[
     | LoopState
     | TryState
     | LogState
+    | PublishState
     | YieldState
     | ReturnState
     | FailState,
@@ -250,6 +272,7 @@ STATE_KINDS = (
     "loop",
     "try",
     "log",
+    "publish",
     "yield",
     "return",
     "fail",

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mnlang.checker.builtins import BUILTINS
+from mnlang.checker.expressions import RUN_FIELDS
 from mnlang.checker.options import (
     AGENT_OPTIONS,
     CHECKPOINT_OPTIONS,
@@ -37,7 +38,7 @@ DECLARATION_WORDS = (
 )
 STATEMENT_WORDS = (
     *("if", "else", "match", "for", "parallel", "while", "checkpoint", "wait", "try"),
-    *("return", "fail", "log", "yield"),
+    *("return", "fail", "log", "yield", "publish"),
 )
 OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "tool": tuple(TOOL_OPTIONS),
@@ -341,6 +342,9 @@ def _after_dot(before: Token, names: Names) -> Iterable[Item]:
     elif before.value in names.modules:
         for name, kind in sorted(names.modules[before.value].items()):
             yield Item(name, "declaration", kind)
+    elif before.value == "run" and "run" not in names.locals:
+        for name, ty in RUN_FIELDS.items():
+            yield Item(name, "member", str(ty))
     else:
         shown = names.locals.get(before.value, "").rstrip("?")
         for name in names.fields.get(shown, ()):

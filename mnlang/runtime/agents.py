@@ -64,6 +64,7 @@ from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.ports import Call
+from mnlang.runtime.timeouts import call_timeout_ms
 from mnlang.runtime.values import Value, from_stored, to_plain
 from mnlang.stores.base import OpenCheckpoint
 
@@ -655,12 +656,13 @@ class AgentCalls:
 
     def _run_tool(self, session: Session, decl: ToolIR, args: dict[str, Value], step: str) -> None:
         calls, fiber = self.run.calls, session.fiber
+        timeout_ms = call_timeout_ms(decl, args, self.run.evaluator)
         if isinstance(decl, EffectIR):
-            effect = Call(fiber, "effect", decl, step, args, decl.retry, decl.timeout_ms)
+            effect = Call(fiber, "effect", decl, step, args, decl.retry, timeout_ms)
             effect.session = session
             calls._intent(effect)
         else:
-            tool = Call(fiber, "tool", decl, step, args, decl.retry, decl.timeout_ms)
+            tool = Call(fiber, "tool", decl, step, args, decl.retry, timeout_ms)
             tool.session = session
             calls._attempt_or_fail(tool)
 

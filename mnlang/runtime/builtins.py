@@ -7,6 +7,7 @@ interpreter for them and the interpreter journals what it answered.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,32 @@ def _split(text: str, sep: str) -> list[str]:
     if sep == "":
         raise value_error("`split` needs a non-empty separator")
     return text.split(sep)
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    if old == "":
+        raise value_error("`replace` needs a non-empty text to replace")
+    return text.replace(old, new)
+
+
+def _matches(text: str, pattern: str) -> bool:
+    """Whether the whole of `text` matches the regular expression `pattern`."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as e:
+        raise value_error(f"`matches`: {pattern!r} is not a regular expression: {e}") from None
+    return compiled.fullmatch(text) is not None
+
+
+# A `range` becomes a list held in the run's state (and journaled when a loop keeps its items).
+RANGE_LIMIT = 100_000
+
+
+def _range(first: int, second: int | None = None) -> list[int]:
+    start, stop = (0, first) if second is None else (first, second)
+    if stop - start > RANGE_LIMIT:
+        raise value_error(f"`range` of {stop - start} numbers is over the limit of {RANGE_LIMIT}")
+    return list(range(start, stop))
 
 
 def _contains(where: Value, what: Value) -> bool:
@@ -108,6 +135,11 @@ PURE: dict[str, Callable[..., Any]] = {
     "trim": str.strip,
     "join": _join,
     "split": _split,
+    "startswith": str.startswith,
+    "endswith": str.endswith,
+    "matches": _matches,
+    "replace": _replace,
+    "range": _range,
     "contains": _contains,
     "keys": _keys,
     "to_str": to_text,
@@ -121,6 +153,9 @@ PURE: dict[str, Callable[..., Any]] = {
 }
 
 JOURNALED = frozenset({"now", "uuid"})
+# Answered by the interpreter too: `run`, the run's own record (`run.id`, ...), read from its
+# row, which was committed when the run was created.
+EXTERNAL = JOURNALED | {"run"}
 CALLBACK_TOKEN = "callback_token"
 """Not pure either: a token is derived from the run and its journal's secret
 (`Pauses.callback_token`), the same in every process, so it is not journaled."""

@@ -3,8 +3,8 @@
 A workflow's input (JSON), a tool's result (Python values), an agent's reply (JSON) and
 a ledger row's stored result all pass through `Converter.inbound`, which validates the
 value against the declared `TypeIR` and builds runtime values (see `values.py`): money
-from `Decimal`, `int` or a decimal string (never a float), durations from milliseconds
-or a `timedelta`, timestamps from RFC 3339 text or an aware `datetime`, records from
+from `Decimal`, `int` or a decimal string (never a float), durations from milliseconds,
+a `timedelta`, text as in the language (`"2s"`, `"1h30m"`) or ISO 8601 (`"PT2S"`), timestamps from RFC 3339 text or an aware `datetime`, records from
 dicts (also pydantic models and dataclasses), enum members from their names. A record
 field left out takes its declared default, or null when it is optional.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -36,6 +37,54 @@ class ConversionError(Exception):
         super().__init__(f"`{path}`: {message}")
         self.path = path
         self.message = message
+
+
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_TEXT_DURATION = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+")
+_TEXT_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_ISO_DURATION = re.compile(
+    r"P(?:(?P<w>[0-9]+)W)?(?:(?P<d>[0-9]+)D)?"
+    r"(?:T(?:(?P<h>[0-9]+)H)?(?:(?P<m>[0-9]+)M)?(?:(?P<s>[0-9]+(?:[.,][0-9]{1,3})?)S)?)?"
+)
+_DURATION_FORMS = (
+    'milliseconds (1500), text such as "2s", "1500ms" or "1h30m", or ISO 8601 such as "PT2S"'
+)
+
+
+def parse_duration_text(text: str) -> int:
+    """Milliseconds of a duration written as text (`"30s"`, `"PT30S"`), for commands."""
+    return _duration(int(text) if text.isdigit() else text, "duration").ms
+
+
+def _duration(value: Any, path: str) -> Duration:
+    """A duration from milliseconds, a `timedelta`, `"1h30m"` or ISO 8601 `"PT1H30M"`."""
+    if isinstance(value, Duration):
+        return value
+    if isinstance(value, timedelta):
+        return Duration(round(value.total_seconds() * 1000))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Duration(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _TEXT_DURATION.fullmatch(text):
+            return Duration(sum(int(n) * _UNIT_MS[u] for n, u in _TEXT_PART.findall(text)))
+        iso = _ISO_DURATION.fullmatch(text.upper())
+        if iso and any(iso.groups()) and not text.upper().endswith("T"):
+            parts = {k: v for k, v in iso.groupdict().items() if v}
+            seconds = Decimal(parts.get("s", "0").replace(",", "."))
+            ms = (
+                int(parts.get("w", 0)) * 7 * 86_400_000
+                + int(parts.get("d", 0)) * 86_400_000
+                + int(parts.get("h", 0)) * 3_600_000
+                + int(parts.get("m", 0)) * 60_000
+                + int(seconds * 1000)
+            )
+            return Duration(ms)
+        date_part = text.upper().split("T")[0]
+        calendar = date_part.startswith("P") and re.search(r"[0-9]+[YM]", date_part)
+        hint = " (years and months have no fixed length)" if calendar else ""
+        raise ConversionError(path, f"expected a duration: {_DURATION_FORMS}; got {value!r}{hint}")
+    raise ConversionError(path, f"expected a duration: {_DURATION_FORMS}; got {_described(value)}")
 
 
 def _shown(value: Any) -> str:
@@ -82,12 +131,7 @@ class Converter:
         elif kind == "money":
             return self._money(value, path)
         elif kind == "duration":
-            if isinstance(value, Duration):
-                return value
-            if isinstance(value, timedelta):
-                return Duration(round(value.total_seconds() * 1000))
-            if isinstance(value, int) and not isinstance(value, bool):
-                return Duration(value)
+            return _duration(value, path)
         elif kind == "timestamp":
             return self._timestamp(value, path)
         elif kind == "json":

@@ -27,7 +27,7 @@ from mnlang.ir.expr import (
     Unary,
     Var,
 )
-from mnlang.runtime.builtins import CALLBACK_TOKEN, JOURNALED, PURE
+from mnlang.runtime.builtins import CALLBACK_TOKEN, EXTERNAL, PURE
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.values import Duration, Timestamp, Value, to_text
 
@@ -227,7 +227,7 @@ class Evaluator:
         raise value_error(f"{to_text(obj)} cannot be indexed")
 
     def _call(self, e: Builtin, env: Env) -> Value:
-        if e.fn in JOURNALED:
+        if e.fn in EXTERNAL:
             return self.external(e.fn)
         args = [self.eval(a, env) for a in e.args]
         if e.fn == CALLBACK_TOKEN:

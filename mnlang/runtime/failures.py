@@ -9,28 +9,35 @@ from __future__ import annotations
 
 from typing import Final
 
-from mnlang.errors import CATCHABLE_KINDS, VALUE_ERROR
+from mnlang.errors import CATCHABLE_KINDS, VALUE_ERROR, is_error_name
 from mnlang.stores.base import Json
 
 FAIL: Final = "fail"
 """The kind of a run ended by a `fail` statement."""
+FAILURE: Final = "$failure"
+"""Set in the root scope while `on_failure` runs: the failure the run ends with."""
 
 
 class StepFailure(Exception):
-    """A failure of `kind` at state `step` (empty while it is not yet placed)."""
+    """A failure of `kind` at state `step` (empty while it is not yet placed).
 
-    def __init__(self, kind: str, message: str, step: str = "") -> None:
+    `kind` is a built-in kind (lower case) or a declared error name (capitalised, as
+    `PaymentDeclined`); `cause` is the caught failure a `fail Name { cause: e }` wraps.
+    """
+
+    def __init__(self, kind: str, message: str, step: str = "", cause: Json = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.step = step
+        self.cause = cause
 
     def __str__(self) -> str:
         return self.message
 
     @property
     def catchable(self) -> bool:
-        return self.kind in CATCHABLE_KINDS
+        return self.kind in CATCHABLE_KINDS or is_error_name(self.kind)
 
     def at(self, step: str) -> StepFailure:
         """The failure placed at a state, unless it already names one."""
@@ -40,11 +47,23 @@ class StepFailure(Exception):
 
     def to_json(self) -> Json:
         """What a `catch ... as e` binds, and what a failed run records as its error."""
-        return {"kind": self.kind, "message": self.message, "step": self.step}
+        data: dict[str, Json] = {"kind": self.kind, "message": self.message, "step": self.step}
+        if self.cause is not None:
+            data["cause"] = self.cause
+        return data
+
+    def as_value(self) -> dict[str, Json]:
+        """What `catch ... as e` and `on_failure as e` bind: `e.cause` is null when unset."""
+        return {"kind": self.kind, "message": self.message, "step": self.step, "cause": self.cause}
 
     @classmethod
     def from_json(cls, data: Json) -> StepFailure:
-        return cls(str(data["kind"]), str(data["message"]), str(data.get("step") or ""))
+        return cls(
+            str(data["kind"]),
+            str(data["message"]),
+            str(data.get("step") or ""),
+            data.get("cause"),
+        )
 
 
 def value_error(message: str) -> StepFailure:

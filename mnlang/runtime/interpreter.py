@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +44,7 @@ from mnlang.ir.states import (
     MapState,
     MatchState,
     ParallelState,
+    PublishState,
     ReturnState,
     State,
     TryState,
@@ -55,7 +57,7 @@ from mnlang.runtime.call_threads import CallRunner
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
 from mnlang.runtime.evaluate import Evaluator
-from mnlang.runtime.failures import FAIL, StepFailure, value_error
+from mnlang.runtime.failures import FAIL, FAILURE, StepFailure, value_error
 from mnlang.runtime.fibers import (
     Fiber,
     Outcome,
@@ -75,6 +77,7 @@ from mnlang.runtime.pauses import (
 )
 from mnlang.runtime.ports import RunEnd
 from mnlang.runtime.scope import Scope
+from mnlang.runtime.timeouts import checked_ms
 from mnlang.runtime.values import (
     Timestamp,
     Value,
@@ -107,6 +110,9 @@ RUN_DATA = "$run"
 COMPENSATIONS = "$list:compensate"
 """The root scope's list of compensation calls owed by committed effects."""
 
+
+PUBLISHED = "published"
+"""The run's `meta` key holding its published values (`publish name = value`)."""
 
 DEADLINE_TIMER = "deadline"
 """The timer that wakes a waiting run at its deadline."""
@@ -153,6 +159,10 @@ class Interpreter:
         self.store = store
         self.program = program
         self.record = record
+        published = record.meta.get(PUBLISHED)
+        self.published: dict[str, Json] = dict(published) if isinstance(published, dict) else {}
+        """The run's published values; written to the run's `meta` by the next commit."""
+        self.published_dirty = False
         self.run_id = record.run_id
         self.workflow: WorkflowIR = program.workflows[record.workflow]
         self.states: dict[str, State] = self.workflow.states
@@ -194,6 +204,7 @@ class Interpreter:
             BranchState: self._branch,
             MatchState: self._match,
             LogState: self._log,
+            PublishState: self._publish,
             YieldState: self._yield,
             ReturnState: self._return,
             FailState: self._fail,
@@ -286,8 +297,9 @@ class Interpreter:
         """Run until the run completes, fails, is cancelled or waits for something."""
         now = self.store.now()
         self.clock_offset = now - time.time()
-        if self.workflow.options.deadline_ms is not None:
-            self.deadline_at = self.record.created_at + self.workflow.options.deadline_ms / 1000
+        deadline_ms = self._deadline_ms()
+        if deadline_ms is not None:
+            self.deadline_at = self.record.created_at + deadline_ms / 1000
         parent_deadline = self.record.meta.get(PARENT_DEADLINE)
         if parent_deadline is not None:
             self.deadline_at = min(self.deadline_at or parent_deadline, parent_deadline)
@@ -437,9 +449,28 @@ class Interpreter:
             if record is not None and record.cancel_requested and not self.aborting:
                 self.abort(StepFailure(CANCELLED, "the run was cancelled"))
 
+    def _deadline_ms(self) -> int | None:
+        """The run's own deadline: the literal, or the one computed from the arguments when
+        the run started, kept in the run data (committed with the first commit) so a resumed
+        run does not compute it again from variables that may have changed."""
+        options = self.workflow.options
+        if options.deadline is None or self.root is None:
+            return options.deadline_ms
+        known = self.run_data.get("deadline_ms")
+        if isinstance(known, int):
+            return known
+        try:
+            value = self.evaluator.eval(options.deadline, self.root.scope)
+            computed = checked_ms(value, f"the `deadline` of `{self.workflow.name}`")
+        except StepFailure as failure:
+            self.abort(failure)
+            return None
+        self.update_run_data(deadline_ms=computed)
+        return computed
+
     def _check_deadline(self, store_now: float) -> None:
         if self.deadline_at is not None and store_now >= self.deadline_at and not self.aborting:
-            limit = self.workflow.options.deadline_ms
+            limit = self.workflow.options.deadline_ms or self.run_data.get("deadline_ms")
             whose = f"its deadline of {limit} ms" if limit is not None else "its parent's deadline"
             self.abort(StepFailure(DEADLINE_EXCEEDED, f"the run passed {whose}"))
 
@@ -465,10 +496,14 @@ class Interpreter:
         if run is None and self._status_on_commit is not None:
             run = RunUpdate(status=self._status_on_commit)
         self._status_on_commit = None
+        if self.published_dirty:
+            # Published values become visible with this commit, never before it.
+            run = replace(run or RunUpdate(), meta=run.meta if run and run.meta else self._meta())
         try:
             result = self.journal.commit(ops, run)
         except StaleLease as e:
             raise RunAborted(str(e)) from e
+        self.published_dirty = False
         self.steps = 0
         self.last_commit = self.last_store_contact = time.monotonic()
         self.force_commit = False
@@ -481,7 +516,7 @@ class Interpreter:
         return result
 
     def _finish(self, outcome: Outcome) -> RunEnd:
-        meta = {**self.record.meta, "cost": str(self.budget.spent)}
+        meta = {**self._meta(), "cost": str(self.budget.spent)}
         self.pauses.tell_parent()
         if self.deadline_at is not None:
             self.journal.cancel_timers.append(DEADLINE_TIMER)
@@ -629,7 +664,7 @@ class Interpreter:
             if "any" in clause.kinds or outcome.kind in clause.kinds:
                 data["phase"] = "catch"
                 if clause.var is not None:
-                    fiber.scope.set(clause.var, outcome.to_json())
+                    fiber.scope.set(clause.var, outcome.as_value())
                 self.journal.event("caught", outcome.to_json(), state.id, fiber.branch)
                 self.wake(fiber)
                 self._enter(fiber, clause.entry, state.id)
@@ -639,9 +674,34 @@ class Interpreter:
     def _root_end(self, fiber: Fiber, outcome: Outcome) -> None:
         fiber.status = "done"
         fiber.at = None
+        failed = fiber.scope.values.get(FAILURE)
+        if failed is not None:
+            # The end of `on_failure`: the run fails as it did, or as the cleanup `fail`ed.
+            final = outcome if isinstance(outcome, StepFailure) else outcome_from_json(failed)
+            assert isinstance(final, StepFailure)
+            self.journal.event("cleaned_up", {"error": final.to_json()})
+            self.outcome = final
+            return
         if isinstance(outcome, StepFailure) and self.calls.start_compensation(fiber, outcome):
             return
+        if isinstance(outcome, StepFailure) and self.on_failure(fiber, outcome):
+            return
         self.outcome = outcome
+
+    def on_failure(self, root: Fiber, failure: StepFailure) -> bool:
+        """After the compensations of a failed run, run its `on_failure` body, if any."""
+        cleanup = self.workflow.on_failure
+        if cleanup is None:
+            return False
+        root.scope.set(FAILURE, outcome_to_json(failure))
+        if cleanup.var is not None:
+            root.scope.set(cleanup.var, failure.as_value())
+        self.journal.event("cleaning_up", {"error": failure.to_json()})
+        root.pending = None
+        root.dirty = True
+        self.wake(root)
+        self.advance(root, cleanup.entry, None)
+        return True
 
     # --- pure states ------------------------------------------------------------------
 
@@ -663,6 +723,20 @@ class Interpreter:
                 return
         raise value_error(f"no `match` arm takes `{to_text(subject)}`")
 
+    def _meta(self) -> dict[str, Json]:
+        """The run's meta as the next commit writes it: as loaded, with the published values."""
+        if not self.published:
+            return dict(self.record.meta)
+        return {**self.record.meta, PUBLISHED: dict(self.published)}
+
+    def _publish(self, fiber: Fiber, state: PublishState) -> None:
+        value = to_plain(self.evaluator.eval(state.value, fiber.scope))
+        self.published[state.name] = value
+        # Visible with the next commit (within `commit_ms`, or when the run waits or ends).
+        self.published_dirty = True
+        self.journal.event("publish", {"name": state.name, "value": value}, state.id, fiber.branch)
+        self.advance(fiber, state.next, state.frame)
+
     def _log(self, fiber: Fiber, state: LogState) -> None:
         message = to_text(self.evaluator.eval(state.message, fiber.scope))
         self.journal.event("log", {"message": message}, state.id, fiber.branch)
@@ -682,14 +756,25 @@ class Interpreter:
         self.unwind(fiber, Return(value), state.frame)
 
     def _fail(self, fiber: Fiber, state: FailState) -> None:
-        message = to_text(self.evaluator.eval(state.message, fiber.scope))
-        self.unwind(fiber, StepFailure(FAIL, message, state.id), state.frame)
+        value = self.evaluator.eval(state.message, fiber.scope)
+        if state.error is not None:
+            cause = self.evaluator.eval(state.cause, fiber.scope) if state.cause else None
+            failure = StepFailure(state.error, to_text(value), state.id, to_plain(cause))
+        elif isinstance(value, dict):
+            # `fail e`: the caught failure again, with its kind, message, step and cause.
+            failure = StepFailure.from_json(value)
+        else:
+            failure = StepFailure(FAIL, to_text(value), state.id)
+        self.unwind(fiber, failure, state.frame)
 
     def _callback_token(self, event: str, key: Value = None) -> str:
         return self.pauses.callback_token(event, key)
 
     def _external(self, name: str) -> Value:
-        """`now()` and `uuid()`: external values, journaled where they were taken."""
+        """`now()` and `uuid()`: external values, journaled where they were taken; `run`:
+        the run's own record, from its row (committed when the run was created)."""
+        if name == "run":
+            return self._run_info()
         fiber, state = self._current or (self.root, None)
         branch = fiber.branch if fiber is not None else ""
         externals = self.config.externals
@@ -708,6 +793,21 @@ class Interpreter:
             value = str(recorded) if isinstance(recorded, str) else str(uuid.uuid4())
         self.journal.event(name, {"value": to_plain(value)}, state, branch)
         return value
+
+    def _run_info(self) -> dict[str, Value]:
+        record = self.record
+        scheduled = record.meta.get("scheduled_at")
+        return {
+            "id": record.run_id,
+            "workflow": record.workflow,
+            "parent": record.parent_run_id,
+            "started_at": Timestamp(round(record.created_at * 1000)),
+            "scheduled_at": (
+                Timestamp(round(float(scheduled) * 1000))
+                if isinstance(scheduled, int | float)
+                else None
+            ),
+        }
 
     # --- frames -----------------------------------------------------------------------
 
@@ -904,10 +1004,14 @@ class Interpreter:
             for child in list(fiber.children.values()):
                 self.cancel(child, reason)
             return
-        if fiber.at is None:
-            return  # compensating: compensation runs to its end
+        if fiber.at is None or FAILURE in fiber.scope.values:
+            return  # compensating or cleaning up after a failure: it runs to its end
         if fiber.status == "call":
             self.calls.abandon(fiber)
+        elif fiber.pending and "effect" in fiber.pending:
+            # An effect's intent is committed, its result is not (resumed, retrying, or
+            # waiting on a repair): it may have happened.
+            self.calls.abandon_intent(fiber, self.states[fiber.at])
         if fiber.pending:
             self.pauses.abandon(fiber)
         state = self.states[fiber.at]

@@ -30,8 +30,9 @@ from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
+from mnlang.runtime.timeouts import checked_ms
 from mnlang.runtime.tokens import make_token
-from mnlang.runtime.values import Duration, Timestamp, Value, to_plain, to_text
+from mnlang.runtime.values import Timestamp, Value, to_plain, to_text
 from mnlang.stores.base import (
     Checkpoint,
     CommitResult,
@@ -159,6 +160,7 @@ class Pauses:
             return
         scope = fiber.scope
         evaluate = run.evaluator.eval
+        timeout_ms = self._timeout_ms(state, fiber, f"checkpoint `{state.name}`")
         request = {
             "kind": "checkpoint",
             "ask": to_text(evaluate(state.ask, scope)) if state.ask is not None else None,
@@ -167,17 +169,17 @@ class Pauses:
             "assignee": (
                 to_text(evaluate(state.assignee, scope)) if state.assignee is not None else None
             ),
-            "timeout_ms": state.timeout_ms,
+            "timeout_ms": timeout_ms,
             "on_timeout": state.on_timeout,
             "step": state.id,
             "branch": fiber.label,
         }
         run.journal.open_checkpoints.append(OpenCheckpoint(checkpoint_id, state.name, request))
-        if state.timeout_ms is not None:
+        if timeout_ms is not None:
             run.journal.set_timers.append(
                 SetTimer(
                     checkpoint_timer(checkpoint_id),
-                    state.timeout_ms / 1000,
+                    timeout_ms / 1000,
                     # The choice rides with the timer, so that a worker deciding due
                     # timeouts in a batch reads it without the checkpoint's row.
                     {"checkpoint": checkpoint_id, "on_timeout": state.on_timeout},
@@ -185,6 +187,16 @@ class Pauses:
             )
         run.journal.event("checkpoint", {"id": checkpoint_id, **request}, state.id, fiber.branch)
         self._pause(fiber, {"checkpoint": checkpoint_id})
+
+    def _timeout_ms(
+        self, state: CheckpointState | WaitState, fiber: Fiber, what: str
+    ) -> int | None:
+        """The step's timeout in milliseconds: the literal, or its expression evaluated now
+        (a `value_error` when it is null or negative); None waits without limit."""
+        if state.timeout is None:
+            return state.timeout_ms
+        value = self.run.evaluator.eval(state.timeout, fiber.scope)
+        return checked_ms(value, f"the `timeout` of {what}")
 
     def _check_checkpoint(self, fiber: Fiber, state: CheckpointState, checkpoint_id: str) -> None:
         run = self.run
@@ -246,11 +258,9 @@ class Pauses:
                 fiber.status = "paused"
             return
         assert state.duration is not None
-        duration = run.evaluator.eval(state.duration, fiber.scope)
-        if not isinstance(duration, Duration):
-            raise value_error(f"`wait` needs a duration, got {to_text(duration)}")
-        run.journal.set_timers.append(SetTimer(timer_id, max(duration.ms, 0) / 1000))
-        run.journal.event("wait", {"timer": timer_id, "ms": duration.ms}, state.id, fiber.branch)
+        ms = checked_ms(run.evaluator.eval(state.duration, fiber.scope), "`wait`")
+        run.journal.set_timers.append(SetTimer(timer_id, ms / 1000))
+        run.journal.event("wait", {"timer": timer_id, "ms": ms}, state.id, fiber.branch)
         self._pause(fiber, {"timer": timer_id})
 
     def _wait_event(self, fiber: Fiber, state: WaitState, event: str) -> None:
@@ -289,7 +299,8 @@ class Pauses:
             run.force_commit = True
             run.deliver(fiber, value)
             return
-        if not fresh and state.timeout_ms is not None and self._timer_due(timer_id):
+        timed = state.timeout_ms is not None or state.timeout is not None
+        if not fresh and timed and self._timer_due(timer_id):
             run.journal.cancel_timers.append(timer_id)
             run.journal.event("timed_out", {"event": event, **keyed}, state.id, fiber.branch)
             run.force_commit = True
@@ -298,11 +309,12 @@ class Pauses:
         if not fresh:
             fiber.status = "paused"
             return
-        if state.timeout_ms is not None:
-            run.journal.set_timers.append(SetTimer(timer_id, state.timeout_ms / 1000))
+        timeout_ms = self._timeout_ms(state, fiber, f"`wait {event}`")
+        if timeout_ms is not None:
+            run.journal.set_timers.append(SetTimer(timer_id, timeout_ms / 1000))
         run.journal.event(
             "wait",
-            {"event": event, **keyed, "timeout_ms": state.timeout_ms},
+            {"event": event, **keyed, "timeout_ms": timeout_ms},
             state.id,
             fiber.branch,
         )
@@ -462,9 +474,9 @@ class Pauses:
             error = end.error or {}
             message = f"child run `{child.run_id}` {end.status}: {error.get('message', '')}"
             kind = error.get("kind")
-            run.fail(
-                fiber, StepFailure(kind if kind in _INHERITED_KINDS else CHILD_FAILED, message)
-            )
+            inherited = kind if kind in _INHERITED_KINDS else CHILD_FAILED
+            # The child's error is the cause: `e.cause.kind` names a declared error it raised.
+            run.fail(fiber, StepFailure(inherited, message, cause=error or None))
 
     def _add_child_cost(self, child_run_id: str) -> None:
         """Count what the child spent against the parent's budget."""

@@ -39,6 +39,8 @@ _MASTER = re.compile(
     re.VERBOSE,
 )
 
+_PUBLISH_HEAD = re.compile(r"[ \t]+[a-z_][A-Za-z0-9_]*[ \t]*=(?!=)")
+
 # After these a newline cannot end anything, so it is not a separator.
 _NO_NL_AFTER = frozenset(
     {
@@ -47,7 +49,10 @@ _NO_NL_AFTER = frozenset(
         *("QQ", "AND", "OR", "NOT", "DOT"),
     }
 )
-_NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY"})
+_NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY", "ON_FAILURE"})
+# `error` and `on_failure` are keywords only where a name cannot stand: `error` before a
+# type name at the top level, `on_failure` right after a top-level declaration's `}`.
+_ERROR_DECL = re.compile(r"[ \t]+[A-Z]")
 _OPENERS = {"LBRACE": "RBRACE", "LPAR": "RPAR", "LSQB": "RSQB"}
 _CLOSERS = frozenset(_OPENERS.values())
 
@@ -172,6 +177,19 @@ def tokenize(
         if kind == "IDENT":
             value = m.group(kind)
             kind = keywords.get(value) or ("TYPE_NAME" if value[0].isupper() else "NAME")
+            if value == "publish" and _PUBLISH_HEAD.match(text, pos):
+                # `publish name = value`: a keyword only here, where `publish` followed by a
+                # name cannot be anything else, so tools and fields may keep the name.
+                kind = "PUBLISH"
+            elif last == "DOT" and kind not in ("NAME", "TYPE_NAME"):
+                # After `.` a word is a field name (`e.type`, `x.not`): as a keyword,
+                # `and`/`not` would also swallow the newline that ends the statement.
+                kind = "NAME"
+            elif not stack and kind == "NAME":
+                if value == "error" and _ERROR_DECL.match(text, pos):
+                    kind = "ERROR"
+                elif value == "on_failure" and last == "RBRACE":
+                    kind = "ON_FAILURE"
             if kind == "FOR":
                 for_header_depth = len(stack)
             elif kind == "LIMIT":

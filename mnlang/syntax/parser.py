@@ -110,6 +110,8 @@ class _Builder:
     def ident(self, c: list[Token]) -> ast.Ident:
         return self.tok_ident(c[0])
 
+    field_name = ident
+
     def field_decl(self, c: list[Any]) -> ast.FieldDecl:
         default = c[4] if len(c) > 4 else None
         return ast.FieldDecl(self.sp(c[0], c[-1]), c[0], c[2], default)
@@ -119,6 +121,13 @@ class _Builder:
     def type_decl(self, c: list[Any]) -> ast.TypeDecl:
         fields = [x for x in c if isinstance(x, ast.FieldDecl)]
         return ast.TypeDecl(self.sp(c[0], c[-1]), self.tok_ident(c[1]), fields)
+
+    def error_decl(self, c: list[Any]) -> ast.ErrorDecl:
+        return ast.ErrorDecl(self.sp(c[0], c[1]), self.tok_ident(c[1]))
+
+    def on_failure(self, c: list[Any]) -> ast.OnFailure:
+        var = c[2] if len(c) > 2 else None
+        return ast.OnFailure(self.sp(c[0], c[-1]), var, c[-1])
 
     def enum_decl(self, c: list[Any]) -> ast.EnumDecl:
         members = [x for x in c if isinstance(x, ast.Ident)]
@@ -157,7 +166,10 @@ class _Builder:
             options.append(stmts[0])
             stmts = stmts[1:]
         body.stmts = stmts
-        return ast.WorkflowDecl(self.sp(c[0], body), c[1], c[2], c[4], options, body)
+        on_failure = c[6] if len(c) > 6 else None
+        return ast.WorkflowDecl(
+            self.sp(c[0], on_failure or body), c[1], c[2], c[4], options, body, on_failure
+        )
 
     # ---- types ---------------------------------------------------------------
 
@@ -189,9 +201,6 @@ class _Builder:
 
     def expr_stmt(self, c: list[Any]) -> ast.ExprStmt:
         return ast.ExprStmt(c[0].span, c[0])
-
-    def option_key(self, c: list[Token]) -> ast.Ident:
-        return self.tok_ident(c[0])
 
     def option_stmt(self, c: list[Any]) -> ast.OptionStmt:
         return ast.OptionStmt(self.sp(c[0], c[2]), c[0], c[2])
@@ -256,6 +265,9 @@ class _Builder:
 
     def log_stmt(self, c: list[Any]) -> ast.Log:
         return ast.Log(self.sp(c[0], c[1]), c[1])
+
+    def publish_stmt(self, c: list[Any]) -> ast.Publish:
+        return ast.Publish(self.sp(c[0], c[3]), c[1], c[3])
 
     def yield_stmt(self, c: list[Any]) -> ast.Yield:
         return ast.Yield(self.sp(c[0], c[1]), c[1])
@@ -326,6 +338,9 @@ class _Builder:
     def list_lit(self, c: list[Any]) -> ast.ListLit:
         return ast.ListLit(self.sp(c[0], c[-1]), [x for x in c[1:-1] if isinstance(x, ast.Expr)])
 
+    def error_name(self, c: list[Token]) -> ast.ErrorName:
+        return ast.ErrorName(self.tok_span(c[0]), c[0].value)
+
     def record_lit(self, c: list[Any]) -> ast.RecordLit:
         obj: ast.ObjectLit = c[1]
         return ast.RecordLit(self.sp(c[0], obj), self.tok_ident(c[0]), obj.entries)
@@ -335,6 +350,20 @@ class _Builder:
 
     def entry(self, c: list[Any]) -> ast.Entry:
         return ast.Entry(self.sp(c[0], c[2]), c[0], c[2])
+
+    def string_entry(self, c: list[Any]) -> ast.Entry:
+        """`"seed": 42`: the key is the string's text, which must be plain (no `{...}`)."""
+        key = self.string_lit(c[:1])
+        if any(not isinstance(part, str) for part in key.parts):
+            self.diags.add(
+                "E230",
+                key.span,
+                "an object key must be plain text, not an interpolated string",
+                help='write the key as it is: `"name": value`; build computed keys into a '
+                "`map[T]` with a tool",
+            )
+        text = "".join(part for part in key.parts if isinstance(part, str))
+        return ast.Entry(self.sp(c[0], c[2]), ast.Ident(key.span, text), c[2])
 
     def string_lit(self, c: list[Token]) -> ast.StrLit:
         tok = c[0]
