@@ -485,3 +485,24 @@ def test_upgraded_run_says_which_program_replays(
     assert any("upgraded mid-way" in n and "replayed on" in n for n in report.notes)
     again = api.replay_run("up", program=api.load_program(source), db=db)
     assert any("--program replaces both" in n for n in again.notes)
+
+
+def test_divergence_inside_a_child_run(
+    recorded: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    """An edit of the child workflow (another module) is found in the child run, at the
+    child's statement."""
+    folder, db = recorded["pipeline"]
+    copy = tmp_path / "pipeline-mutated"
+    shutil.copytree(folder, copy)
+    cleaning = copy / "cleaning.mn"
+    text = cleaning.read_text()
+    old = "quarantine_row(dataset, row.id, check.reason)"
+    cleaning.write_text(text.replace(old, 'quarantine_row(dataset, row.id, "bad")'))
+    report = _replay(db, "pipeline", copy / "pipeline.mn")
+    divergence = report["divergence"]
+    assert divergence is not None, report
+    line = _line_of(cleaning, '"bad"')
+    assert divergence["where"] == f"cleaning.mn:{line}", divergence
+    assert divergence["workflow"] == "cleaning.clean_batch"
+    assert divergence["run_id"].startswith("pipeline.")

@@ -363,17 +363,40 @@ def _compare(
         position = was[i].order if i < len(was) else len(old.events) + now[i].order
         if found is None or position < found[0]:
             found = (position, _divergence(old, branch, was, now, i, old_program, new_program))
-    if found is not None:
-        return found[1]
-    new_children = {c.record.run_id: c for c in new.children}
-    for child in old.children:
-        twin = new_children.get(child.record.run_id)
-        if twin is None:
-            continue
+    # A child that started before the parent's first difference and differs itself is
+    # where things went apart first (the parent's difference is often the child's result).
+    started = {
+        str(e.data.get("run")): order
+        for order, e in enumerate(old.events)
+        if e.kind == "child" and isinstance(e.data, dict)
+    }
+    pairs = sorted(
+        _pairs(old.children, new.children),
+        key=lambda pair: started.get(pair[0].record.run_id, len(old.events)),
+    )
+    for child, twin in pairs:
+        if found is not None and started.get(child.record.run_id, len(old.events)) > found[0]:
+            break
         divergence = _compare(child, twin, old_program, new_program)
         if divergence is not None:
             return divergence
-    return None
+    return found[1] if found is not None else None
+
+
+def _pairs(old: list[RecordedRun], new: list[RecordedRun]) -> list[tuple[RecordedRun, RecordedRun]]:
+    """Old and new children side by side: by run id (derived from the place that started
+    them), else, when an edit moved that place, by order of start within each workflow."""
+    by_id = {c.record.run_id: c for c in new}
+    paired = [(c, by_id[c.record.run_id]) for c in old if c.record.run_id in by_id]
+    taken = {id(n) for _, n in paired}
+    left_old = [c for c in old if c.record.run_id not in by_id]
+    left_new = [c for c in new if id(c) not in taken]
+    for child in left_old:
+        twin = next((c for c in left_new if c.record.workflow == child.record.workflow), None)
+        if twin is not None:
+            left_new.remove(twin)
+            paired.append((child, twin))
+    return paired
 
 
 def _differ(was: list[Step], now: list[Step], k: int) -> bool:
