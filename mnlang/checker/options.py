@@ -7,7 +7,6 @@ compiler read: durations in milliseconds, money as `Decimal`, retry as a
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
 from mnlang.cron import CronError, check_cron
 from mnlang.diagnostics import Diagnostics, Label
+from mnlang.impls import IMPL, impl_problem
 from mnlang.syntax import ast
 
 # Error kinds a `retry.on` or a `catch` may name.
@@ -34,8 +34,6 @@ ERROR_KINDS = (
 )
 # Enforced by the runtime, so never caught or retried (a `finally` still runs).
 UNCATCHABLE_KINDS = ("cancelled", "budget_exceeded", "deadline_exceeded")
-
-_IMPL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +276,20 @@ class _OptionReader:
         text = self.text(entry)
         if text is None:
             return None
-        if not _IMPL.fullmatch(text):
+        if not IMPL.fullmatch(text):
             self.bad(
                 entry,
                 f'`impl` must be `"module:function"`, not `"{text}"`',
                 help='name a Python module beside the `.mn` file and a function in it, e.g. `"tools:fetch"`',
+            )
+            return None
+        problem = impl_problem(text)
+        if problem is not None:
+            self.diags.add(
+                "E115",
+                entry.value,
+                problem,
+                help="write a function of your own that does the one thing the tool is for",
             )
             return None
         return text
@@ -303,6 +310,27 @@ class _OptionReader:
             help="write e.g. `retry: { attempts: 3, backoff: 1s }`",
         )
         return None
+
+    def approval(self, entry: OptionEntry) -> dict[str, Any] | None:
+        """The checkpoint an agent opens before an effect that requires approval."""
+        value = entry.value
+        if not isinstance(value, ast.ObjectLit):
+            self.bad(
+                entry,
+                "`approval` takes `{ timeout: D, on_timeout: approve | reject }`",
+                help="write e.g. `approval: { timeout: 24h, on_timeout: reject }`",
+            )
+            return None
+        values = self.read_block(value.entries, APPROVAL_OPTIONS, "an approval")
+        if "timeout" not in {e.key.name for e in value.entries}:
+            self.bad(
+                entry,
+                "`approval` needs a `timeout`",
+                help="write e.g. `approval: { timeout: 24h, on_timeout: reject }`, "
+                "or `timeout: never` to wait for a person without limit",
+            )
+            return None
+        return values
 
     def error_kinds(self, entry: OptionEntry) -> tuple[str, ...] | None:
         value = entry.value
@@ -464,8 +492,14 @@ TOOL_OPTIONS: dict[str, _Reader] = {
     "isolation": _choice("thread", "process"),
 }
 
+APPROVAL_OPTIONS: dict[str, _Reader] = {
+    "timeout": _R.timeout,
+    "on_timeout": _choice("approve", "reject"),
+}
+
 EFFECT_OPTIONS: dict[str, _Reader] = {
     **TOOL_OPTIONS,
+    "approval": _R.approval,
     "key": _R.template,
     "once": _R.boolean,
     "scope": _choice("run", "global"),
@@ -485,6 +519,7 @@ AGENT_OPTIONS: dict[str, _Reader] = {
     "timeout": _R.timeout,
     "tools": _R.tools,
     "max_turns": _R.positive_int,
+    "approval": _R.approval,
 }
 
 WORKFLOW_OPTIONS: dict[str, _Reader] = {
@@ -559,6 +594,15 @@ def _read(program: Program, sym: Symbol, diags: Diagnostics) -> dict[str, Any]:
         values.setdefault("isolation", "thread")
     if sym.kind == "effect":
         values.setdefault("scope", "run")
+        if "approval" in given and values.get("requires") != "approval":
+            entry = next(e for e in _entries(sym) if e.key.name == "approval")
+            diags.add(
+                "E506",
+                entry.key,
+                f"effect `{sym.decl.name.name}` has `approval` but does not require approval",
+                help="add `requires: approval`, or remove `approval`: "
+                "it sets the timeout of the approval an agent asks for",
+            )
     return values
 
 

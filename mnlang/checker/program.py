@@ -85,7 +85,14 @@ class _Loader:
         self.failed = False
 
     def load(self, path: Path, dotted: str, text: str | None = None) -> ModuleInfo | None:
-        path = path.resolve()
+        try:
+            path = path.resolve()
+        except (OSError, RuntimeError) as e:  # a loop of links (RuntimeError before 3.13)
+            self.diags.add(
+                "E091", None, f"cannot read `{path}`: {_reason(e)}", help="check the path"
+            )
+            self.failed = True
+            return None
         if path in self.by_path:
             return self.by_path[path]
         if text is None:
@@ -129,7 +136,17 @@ class _Loader:
 
     def _import(self, info: ModuleInfo, imp: ast.Import) -> None:
         dotted = imp.dotted
-        target_path = module_file(dotted, info.path).resolve()
+        try:
+            target_path = module_file(dotted, info.path).resolve()
+            found = target_path.is_file()
+        except (OSError, RuntimeError) as e:  # a name too long, a loop of links
+            self.diags.add(
+                "E104",
+                imp,
+                f"module `{_shortened(dotted)}` cannot be looked up: {_reason(e)}",
+                help="fix the import, or the links where the module should be",
+            )
+            return
         if target_path in self.loading:
             chain = " -> ".join(p.stem for p in self.loading[self.loading.index(target_path) :])
             self.diags.add(
@@ -139,7 +156,7 @@ class _Loader:
                 help="move the shared declarations into a module that both import",
             )
             return
-        if not target_path.is_file():
+        if not found:
             where = (
                 "the standard library" if dotted.startswith("std.") else f"`{target_path.parent}`"
             )
@@ -186,6 +203,16 @@ class _Loader:
                 continue
             info.scope[ident.name] = sym
             info.imported_by_name[ident.name] = ident
+
+
+def _reason(e: OSError | RuntimeError) -> str:
+    if isinstance(e, OSError):
+        return (e.strerror or str(e)).lower()
+    return "a loop of symbolic links"
+
+
+def _shortened(dotted: str) -> str:
+    return dotted if len(dotted) <= 60 else f"{dotted[:40]}...{dotted[-12:]}"
 
 
 def load_program(path: Path | str, diags: Diagnostics, text: str | None = None) -> Program | None:

@@ -71,7 +71,8 @@ def _observer(as_json: bool) -> Observer | None:
     metavar="SPEC",
     help="Who answers the agents: scripted:FILE (replies from FILE), scripted (replies.json "
     "beside FILE) or openai (each agent's provider: option, else the OpenAI-compatible API "
-    "of MNC_OPENAI_BASE_URL). Default: $MNC_MODELS, else replies.json when present, else openai.",
+    "of MNC_OPENAI_BASE_URL). Default: $MNC_MODELS, else scripted:$MNC_REPLIES, else openai; "
+    "a replies.json beside FILE is used only when asked for.",
 )
 @json_option
 def run_command(
@@ -96,11 +97,11 @@ def run_command(
 
     Faults (docs/metrics.md): worker_crash, node_failure and partial_effect end this
     process with status 137; `mnc resume` goes on with the run."""
-    import json
     from pathlib import Path
 
     from mnlang import api
     from mnlang.ir.load import IRLoadError
+    from mnlang.jsonin import JSONInputError, decode_json, read_json_file
     from mnlang.runtime.faults import FaultError, FaultPlan, parse_inject
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
@@ -121,19 +122,14 @@ def run_command(
         except FaultError as e:
             raise click.UsageError(f"{e.message}; {e.help}" if e.help else e.message) from None
     try:
-        text = Path(input_file).read_text("utf-8") if input_file is not None else input_text
+        if input_file is not None:
+            given = read_json_file(input_file)
+        else:
+            given = decode_json(input_text, "--input") if input_text is not None else {}
     except OSError as e:
         run_error(RunError(f"cannot read `{input_file}`: {e.strerror or e}"))
-    try:
-        given = json.loads(text) if text is not None else {}
-    except json.JSONDecodeError as e:
-        where = f"`{input_file}`" if input_file else "--input"
-        run_error(
-            RunError(
-                f"{where} is not JSON: {e.msg.lower()} at line {e.lineno}, column {e.colno}",
-                help='write the arguments as a JSON object, e.g. --input \'{"order_id": "o-1"}\'',
-            )
-        )
+    except JSONInputError as e:
+        run_error(e)
     try:
         program = api.load_program(file)
     except api.CompileFailed as e:
@@ -142,6 +138,10 @@ def run_command(
     except IRLoadError as e:
         run_error(e)
     try:
+        if not detach and not as_json:
+            answering = api.answering_models(program, models, workflow=workflow)
+            if answering is not None:
+                click.echo(f"models: {answering}", err=True)
         outcome = api.start_run(
             program,
             given,
@@ -370,6 +370,29 @@ def upgrade(file: str, check: bool, db: str | None, as_json: bool) -> None:
 @click.group("db")
 def db_group() -> None:
     """The journal database."""
+
+
+@db_group.command("check")
+@db_option
+@json_option
+def db_check(db: str | None, as_json: bool) -> None:
+    """Read every run's rows and report those that are damaged (JSON that does not
+    decode). Exits 0 when none is, 1 when some are, 2 when the journal cannot be read."""
+    import json
+
+    from mnlang import api
+    from mnlang.stores.base import StoreError
+
+    try:
+        found = api.check_journal(db=db)
+    except StoreError as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps({"runs": found.runs, "damaged": found.damaged}, indent=2))
+    else:
+        click.echo("\n".join(found.damaged))
+        click.echo(f"{found.runs} runs read, {len(found.damaged)} damaged rows")
+    sys.exit(1 if found.damaged else 0)
 
 
 @db_group.command("migrate")

@@ -115,6 +115,17 @@ class OpenAIConfig:
         )
 
 
+def missing_key(config: OpenAIConfig) -> str | None:
+    """Why a request cannot be sent: the public API needs a key; a server elsewhere (a
+    local one) may do without."""
+    if config.api_key or config.base_url != DEFAULT_BASE_URL:
+        return None
+    return (
+        "no API key for the OpenAI API: set `MNC_OPENAI_API_KEY` (or `OPENAI_API_KEY`), "
+        "point `MNC_OPENAI_BASE_URL` at another server, or run with `--models scripted:FILE`"
+    )
+
+
 class OpenAIProvider:
     name = "openai"
 
@@ -178,14 +189,15 @@ class OpenAIProvider:
             body["tool_choice"] = request.tool_choice
         return body
 
+    def describe(self) -> str:
+        """Where requests go and for which model, as `mnc run` prints it (never the key)."""
+        model = f", model {self.config.model}" if self.config.model else ""
+        return f"{self.config.base_url}{model}"
+
     def complete(self, request: ModelRequest) -> ModelReply:
-        if not self.config.api_key and self.config.base_url == DEFAULT_BASE_URL:
-            raise ModelCallError(
-                TOOL_ERROR,
-                "no API key for the OpenAI API: set `MNC_OPENAI_API_KEY` (or `OPENAI_API_KEY`), "
-                "point `MNC_OPENAI_BASE_URL` at another server, or run with "
-                "`--models scripted:FILE`",
-            )
+        why = missing_key(self.config)
+        if why is not None:
+            raise ModelCallError(TOOL_ERROR, why)
         url = f"{self.config.base_url}/chat/completions"
         body = self.body(request)
         timeout = request.timeout_s if request.timeout_s is not None else self.config.timeout_s
@@ -294,7 +306,7 @@ class OpenAIProvider:
 
     def _scrub(self, text: str) -> str:
         key = self.config.api_key
-        return text.replace(key, "***") if key else text
+        return scrub_key(text, key) if key else text
 
     def _server_message(self, response: httpx2.Response) -> str:
         try:
@@ -304,8 +316,33 @@ class OpenAIProvider:
             text = None
         if not isinstance(text, str) or not text:
             text = response.reason_phrase or "no reason given"
-        text = " ".join(text.split())
-        return self._scrub(text if len(text) <= 200 else text[:197] + "...")
+        # Scrub first: a key cut in two at the 200th character would leave its prefix.
+        text = self._scrub(" ".join(text.split()))
+        return text if len(text) <= 200 else text[:197] + "..."
+
+
+# A run of this many of a key's first characters is taken for (part of) the key: servers
+# echo a key's prefix ("Incorrect API key provided: sk-abc123...") and a cut can end in one.
+KEY_PREFIX_CHARS = 8
+
+
+def scrub_key(text: str, key: str) -> str:
+    """`text` with the key, and any run of at least `KEY_PREFIX_CHARS` of its first
+    characters, replaced by `***`."""
+    text = text.replace(key, "***")
+    if len(key) < KEY_PREFIX_CHARS:
+        return text
+    head = key[:KEY_PREFIX_CHARS]
+    out: list[str] = []
+    at = 0
+    while (found := text.find(head, at)) >= 0:
+        end = found + KEY_PREFIX_CHARS
+        while end < len(text) and end - found < len(key) and text[end] == key[end - found]:
+            end += 1
+        out.append(text[at:found] + "***")
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def _usage(raw: Any) -> Usage | None:

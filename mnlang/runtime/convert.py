@@ -30,6 +30,13 @@ from mnlang.runtime.values import Duration, Timestamp, Value, format_timestamp, 
 _EMPTY_ENV = MapEnv({})
 
 
+# The bounds of money that comes in (arguments, payloads, tool results): an amount under
+# 10^18 with at most 12 decimal places, however written ("1e3" is $1000, "1e9999" is
+# refused). A negative duration is refused where it is used (a wait, a timeout).
+MONEY_INTEGER_DIGITS = 18
+MONEY_PLACES = 12
+
+
 class ConversionError(Exception):
     """A value that does not fit its declared type; `path` names the offending part."""
 
@@ -193,7 +200,22 @@ class Converter:
             raise ConversionError(path, f"expected money, got {_described(value)}")
         if not amount.is_finite():
             raise ConversionError(path, f"expected a finite amount of money, got {value}")
-        return amount
+        if amount and amount.adjusted() >= MONEY_INTEGER_DIGITS:
+            raise ConversionError(
+                path,
+                f"expected money under 10^{MONEY_INTEGER_DIGITS}, got {_shown(value)[:40]}",
+            )
+        _, digits, exponent = amount.as_tuple()
+        assert isinstance(exponent, int)  # the amount is finite
+        trailing = len(digits) - len("".join(map(str, digits)).rstrip("0")) if amount else 0
+        if -(exponent + trailing) > MONEY_PLACES:
+            raise ConversionError(
+                path,
+                f"expected money with at most {MONEY_PLACES} decimal places, "
+                f"got {_shown(value)[:40]}",
+            )
+        # "1e3" is $1000, not $1E+3; "1.50" keeps its places.
+        return amount.quantize(Decimal(1)) if exponent > 0 else amount
 
     def _timestamp(self, value: Any, path: str) -> Timestamp:
         if isinstance(value, Timestamp):
@@ -207,7 +229,9 @@ class Converter:
                 return parse_timestamp(value)
             except ValueError:
                 raise ConversionError(
-                    path, f"expected an RFC 3339 timestamp, got {_shown(value)}"
+                    path,
+                    f"expected an RFC 3339 timestamp with its offset, such as "
+                    f'"2024-01-01T09:30:00Z", got {_shown(value)}',
                 ) from None
         raise ConversionError(path, f"expected timestamp, got {_described(value)}")
 

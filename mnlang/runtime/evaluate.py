@@ -244,12 +244,23 @@ class Evaluator:
         return (not value) if e.op == "not" else _neg(value)
 
     def _binary(self, e: Binary, env: Env) -> Value:
+        # `a + b + ... + z` is a left-leaning tree as deep as the chain is long: walk down
+        # its left spine with a loop, then apply the operators from the innermost out.
+        spine = [e]
+        while isinstance(spine[-1].left, Binary):
+            spine.append(spine[-1].left)
+        value = self.eval(spine[-1].left, env)
+        for node in reversed(spine):
+            value = self._apply(node, value, env)
+        return value
+
+    def _apply(self, e: Binary, left: Value, env: Env) -> Value:
+        """`e` with its left operand's value given; the right one evaluated when needed."""
         op = e.op
         if op == "and":
-            return bool(self.eval(e.left, env)) and bool(self.eval(e.right, env))
+            return bool(left) and bool(self.eval(e.right, env))
         if op == "or":
-            return bool(self.eval(e.left, env)) or bool(self.eval(e.right, env))
-        left = self.eval(e.left, env)
+            return bool(left) or bool(self.eval(e.right, env))
         if op == "??":
             return left if left is not None else self.eval(e.right, env)
         right = self.eval(e.right, env)

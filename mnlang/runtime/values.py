@@ -57,10 +57,11 @@ def format_timestamp(ms: int) -> str:
 
 
 def parse_timestamp(text: str) -> Timestamp:
-    """An RFC 3339 / ISO 8601 time; a time without an offset is read as UTC."""
+    """An RFC 3339 time: a date, a time and an offset (`Z` or `+02:00`). A time without
+    an offset, or a date alone, is a `ValueError`: which day it is depends on the zone."""
     at = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
     if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
+        raise ValueError(f"`{text}` has no time zone offset")
     return Timestamp(round(at.timestamp() * 1000))
 
 

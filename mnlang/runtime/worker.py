@@ -45,7 +45,14 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.decisions import decide_due_timeouts
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
-from mnlang.stores.base import TERMINAL_STATUSES, Lease, StaleLease, Store, StoreError
+from mnlang.stores.base import (
+    TERMINAL_STATUSES,
+    DamagedRow,
+    Lease,
+    StaleLease,
+    Store,
+    StoreError,
+)
 
 _SCHEDULE_POLL = 0.5
 """Seconds between looks at the schedules (a scheduled run starts at most this late)."""
@@ -72,6 +79,9 @@ class WorkerStats:
     """Runs whose lease was taken over (or that could not be executed)."""
     scheduled: int = 0
     """Runs started by schedules."""
+    quarantined: set[str] = field(default_factory=set)
+    """Runs whose journal rows are damaged: reported once, then no longer executed by
+    this worker (`mnc db check` lists them; a restart of the worker tries them again)."""
 
 
 Logger = Callable[[str, bool], None]
@@ -300,6 +310,11 @@ class Worker:
         try:
             if self._stop.is_set():
                 return  # claimed but not started: released at once for another worker
+            if run_id in self.stats.quarantined:
+                # Not released: the lease runs out rather than the run being claimed again
+                # at once; the damage was reported when it was found.
+                release = False
+                return
             if time.monotonic() - claimed_at > self.lease_ttl / 3:
                 lease = self.store.renew_lease(lease, self.lease_ttl)
             record = self.store.get_run(run_id, args=False)
@@ -332,6 +347,10 @@ class Worker:
             release = False
             self.stats.lost += 1
             self.log(f"run {run_id}: {e.message}", True)
+        except DamagedRow as e:
+            release = False
+            self.stats.quarantined.add(run_id)
+            self.log(f"run {run_id}: quarantined: {e.message}; {e.help}", True)
         except StoreError as e:
             release = False
             self.stats.lost += 1
