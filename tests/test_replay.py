@@ -41,7 +41,7 @@ def _record(tmp_path: Path, run_id: str, monkeypatch: pytest.MonkeyPatch) -> tup
     if run_id == "refund-large":
         given = LARGE_REFUND
     program = api.load_program(folder / SOURCES[example])
-    api.start_run(program, given, run_id=run_id, db=db)
+    api.start_run(program, given, run_id=run_id, db=db, models="scripted")
     _answer_world(run_id, db)
     assert api.get_run(run_id, db=db).run.status == "completed"
     return folder, db
@@ -474,7 +474,7 @@ def test_upgraded_run_says_which_program_replays(
     monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(tmp_path / "ledger.jsonl"))
     db = tmp_path / "journal.db"
     source = folder / "refund.mn"
-    api.start_run(source, LARGE_REFUND, run_id="up", db=db)
+    api.start_run(source, LARGE_REFUND, run_id="up", db=db, models="scripted")
     text = source.read_text()
     source.write_text(text.replace("  return receipt\n", '  log "paid"\n  return receipt\n'))
     verdict = api.upgrade_run("up", source=source, resume=False, db=db).verdict
