@@ -223,6 +223,11 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 )
 @click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
+@click.option(
+    "--health",
+    metavar="HOST:PORT",
+    help="Serve /healthz and /readyz on HOST:PORT (port 0: any free port, logged).",
+)
 @_durability_option
 @db_option
 def worker(
@@ -231,6 +236,7 @@ def worker(
     lease_ttl: float,
     until_idle: bool,
     quiet: bool,
+    health: str | None,
     durability: str,
     db: str | None,
 ) -> None:
@@ -264,6 +270,17 @@ def worker(
         run_error(e)
 
     def on_start(running: Worker) -> None:
+        if health is not None:
+            from mnlang.health import HealthServer
+
+            host, _, port = health.rpartition(":")
+            try:
+                server = HealthServer(host or "127.0.0.1", int(port), lambda: running.ready)
+            except (ValueError, OSError) as e:
+                raise click.BadParameter(f"{health}: {e}", param_hint="--health") from None
+            server.start()
+            log(f"health on http://{host or '127.0.0.1'}:{server.port}/healthz and /readyz")
+
         def stop(signum: int, _frame: object) -> None:
             if running.stopping:
                 os._exit(128 + signum)
@@ -305,7 +322,7 @@ def workers(db: str | None, as_json: bool) -> None:
     from mnlang.stores.base import StoreError
 
     try:
-        with open_store(db) as store:
+        with open_store(db, existing=True) as store:
             records, now = store.list_workers(), store.now()
     except StoreError as e:
         run_error(e)
