@@ -5,7 +5,6 @@ budget, outlives its parent's cancel, and a worker runs it to its end."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -66,7 +65,10 @@ def runs_of(db: Path) -> dict[str, tuple[str, str, str | None, object]]:
 def test_start_gives_the_id_at_once_and_a_worker_runs_the_child(folder: Path) -> None:
     env = mnc_env(folder)
     db = folder / "journal.db"
-    ran = mnc(["run", str(folder / "nightly.mn"), "-w", "nightly", "--id", "p", "--input", '{"n": 2}'], env)
+    ran = mnc(
+        ["run", str(folder / "nightly.mn"), "-w", "nightly", "--id", "p", "--input", '{"n": 2}'],
+        env,
+    )
     assert ran.returncode == 3, ran.stderr  # waits for `go`; the children did not hold it
     runs = runs_of(db)
     children = {rid for rid, (wf, *_rest) in runs.items() if wf == "report"}
@@ -105,7 +107,10 @@ def test_a_crash_at_any_commit_starts_each_child_exactly_once(folder: Path, when
     reference = folder / "ref"
     reference.mkdir()
     env = mnc_env(reference, MNC_COMMIT_MS="0")
-    ran = mnc(["run", str(folder / "nightly.mn"), "-w", "nightly", "--id", "c", "--input", '{"n": 3}'], env)
+    ran = mnc(
+        ["run", str(folder / "nightly.mn"), "-w", "nightly", "--id", "c", "--input", '{"n": 3}'],
+        env,
+    )
     assert ran.returncode == 3, ran.stderr
     commits = len(list(api.run_journal("c", db=reference / "journal.db")))
     crashed_once = False
@@ -113,7 +118,19 @@ def test_a_crash_at_any_commit_starts_each_child_exactly_once(folder: Path, when
         case = folder / f"{when}-{n}"
         case.mkdir()
         env = mnc_env(case, MNC_COMMIT_MS="0", MNC_CRASH_AT_COMMIT=str(n), MNC_CRASH_WHEN=when)
-        crashed = mnc(["run", str(folder / "nightly.mn"), "-w", "nightly", "--id", "c", "--input", '{"n": 3}'], env)
+        crashed = mnc(
+            [
+                "run",
+                str(folder / "nightly.mn"),
+                "-w",
+                "nightly",
+                "--id",
+                "c",
+                "--input",
+                '{"n": 3}',
+            ],
+            env,
+        )
         if crashed.returncode != 137:
             assert crashed.returncode == 3, crashed.stderr
             break
