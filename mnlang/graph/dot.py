@@ -21,8 +21,8 @@ from mnlang.ir.show import show, show_duration, summary
 from mnlang.ir.states import (
     BranchState,
     CallState,
-    ChildState,
     CheckpointState,
+    ChildState,
     FailState,
     LoopState,
     MapState,
