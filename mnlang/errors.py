@@ -133,15 +133,60 @@ class ChildFailed(_FixedKind):
     KIND = CHILD_FAILED
 
 
+def is_error_name(kind: str) -> bool:
+    """Whether `kind` is a declared error name (`PaymentDeclined`, `payments.Declined`):
+    its last part is capitalised and made of letters, digits and `_`; built-in kinds are
+    lower case."""
+    last = kind.rsplit(".", 1)[-1]
+    return last[:1].isupper() and last.replace("_", "").isalnum()
+
+
+class NamedError(MnError):
+    """A failure with a name the workflow declares (`error PaymentDeclined`).
+
+    `catch PaymentDeclined` and `retry: { on: [PaymentDeclined] }` take it; a name the
+    program does not declare is a `tool_error` whose message names it. Raise it with
+    `named`::
+
+        from mnlang.errors import named
+
+        def charge(trip: str, amount: str) -> str:
+            ...
+            if response.status == 402:
+                raise named("PaymentDeclined", f"card declined: {response.reason}")
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        if not is_error_name(name):
+            raise ValueError(f"an error name is capitalised, as declared: not {name!r}")
+        Exception.__init__(self, name, message)
+        self.kind = name
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.kind, self.message))
+
+
+def named(name: str, message: str) -> NamedError:
+    """The exception a tool raises for the declared error `name`, with `message`."""
+    return NamedError(name, message)
+
+
 def kind_of(exc: BaseException) -> str:
     """The error kind of any exception a tool raised.
 
-    `MnError` carries its kind; Python's `TimeoutError` (which includes `socket.timeout`
+    `MnError` carries its kind (a `NamedError` its declared name); Python's `TimeoutError` (which includes `socket.timeout`
     and `asyncio.TimeoutError`) is `timeout`; `ConnectionError` (refused, reset, broken
-    pipe) is `transient`; anything else is `tool_error`.
+    pipe) is `transient`; the HTTP client libraries' exceptions are judged by
+    `mnlang.http_errors`; anything else is `tool_error`.
     """
     if isinstance(exc, MnError):
         return exc.kind
+    from mnlang.http_errors import library_kind
+
+    library = library_kind(exc)
+    if library is not None:
+        return library
     if isinstance(exc, TimeoutError):
         return TIMEOUT
     if isinstance(exc, ConnectionError):

@@ -47,6 +47,12 @@ def ir_summary(ir: IRProgram) -> str:
         for name, tool in table.items():
             params = ", ".join(f"{p.name}: {p.type}" for p in tool.params)
             out.append(f"{kind} {name}({params}) -> {tool.returns}")
+            reconcile = getattr(tool, "reconcile", None)
+            if reconcile is not None:
+                settle = show_duration(reconcile.settle_ms) if reconcile.settle_ms else "0s"
+                out.append(f"  reconcile {reconcile.tool}, settle {settle}")
+    if ir.errors:
+        out.append(f"errors {', '.join(ir.errors)}")
     for name, event in ir.events.items():
         out.append(f"event {name} -> {event.payload}")
     for name, schedule in ir.schedules.items():
@@ -59,6 +65,8 @@ def ir_summary(ir: IRProgram) -> str:
     for wf in ir.workflows.values():
         params = ", ".join(f"{p.name}: {p.type}" for p in wf.params)
         out += ["", f"workflow {wf.name}({params}) -> {wf.returns}", f"  start -> {wf.start}"]
+        if wf.on_failure is not None:
+            out.append(f"  on_failure as {wf.on_failure.var} -> {wf.on_failure.entry}")
         for sid, state in wf.states.items():
             frame = f"  (in {state.frame})" if state.frame else ""
             out.append(f"  {sid} [{state.kind}] {summary(state)}{frame}")

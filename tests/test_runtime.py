@@ -312,7 +312,7 @@ def test_try_catch_finally_and_kinds(prog: Any) -> None:
     assert p.run({"kind": "transient"}).result == "soft transient"
     assert p.run({"kind": "rejected"}).result == "hard rejected: it broke"
     out = p.run({"kind": "python"})
-    assert out.result == "hard tool_error: 'oops'"
+    assert out.result == "hard tool_error: KeyError: key 'oops' not found"
     assert len(p.events(out.run_id, "log")) == 1
 
 
@@ -433,7 +433,7 @@ def test_process_isolation_kills_the_call_on_timeout(prog: Any) -> None:
         """
         tool stuck(seconds: float) -> str {
           impl: "tools:stuck"
-          timeout: 300ms
+          timeout: 3s
           isolation: process
         }
 
@@ -452,8 +452,8 @@ def test_process_isolation_kills_the_call_on_timeout(prog: Any) -> None:
     out = p.run({"seconds": 0.0})
     assert out.status == "completed" and out.result.endswith("attempt 1")
     start = time.monotonic()
-    out = p.run({"seconds": 5.0})
-    assert time.monotonic() - start < 3
+    out = p.run({"seconds": 60.0})
+    assert time.monotonic() - start < 30  # killed at its 3 s timeout, not after 60 s
     assert out.status == "failed" and out.error["kind"] == "timeout"
     time.sleep(0.2)
     assert len(p.calls()) == 1  # the stuck process was killed before it could finish

@@ -50,14 +50,16 @@ class _ApprovalFlow:
         self.diags = diags
         self.decisions = {
             stmt.target.name
-            for stmt in walk(decl.body)
+            for block in decl.blocks()
+            for stmt in walk(block)
             if isinstance(stmt, ast.Assign)
             and isinstance(stmt.value, ast.Checkpoint)
             and "approve" in checkpoint_choices(stmt.value)
         }
 
     def run(self) -> None:
-        self._block(self.decl.body, False)
+        for block in self.decl.blocks():  # `on_failure` needs its own approval
+            self._block(block, False)
 
     def _block(self, block: ast.Block, approved: bool) -> _State:
         state: _State = approved

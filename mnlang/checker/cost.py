@@ -191,6 +191,8 @@ class _Estimator:
         self.active.add(wf.name)
         lists = _list_lengths(decl.body)
         estimate = self._block(wf.module, decl.body, lists)
+        if decl.on_failure is not None:  # a failed run pays for its cleanup too
+            estimate = estimate.then(self._block(wf.module, decl.on_failure.body, lists))
         self.active.discard(wf.name)
         self.done[wf.name] = estimate
         return estimate

@@ -190,9 +190,10 @@ class _WorkflowChecker:
         self.params = {p.name.name for p in decl.params}
 
     def run(self) -> None:
-        self._block(self.decl.body, [])
+        for block in self.decl.blocks():
+            self._block(block, [])
         self._waits_once()
-        for stmt in walk(self.decl.body):
+        for stmt in (s for block in self.decl.blocks() for s in walk(block)):
             if isinstance(stmt, ast.Parallel):
                 self._parallel_reads(stmt)
                 self._parallel_keys(stmt)
@@ -527,7 +528,7 @@ def _check_recursion(program: Program, diags: Diagnostics) -> None:
         decl = wf.decl
         assert isinstance(decl, ast.WorkflowDecl)
         calls: dict[str, ast.Call] = {}
-        for call in _calls(decl.body):
+        for call in (c for block in decl.blocks() for c in _calls(block)):
             sym = called_symbol(wf.module, call)
             if sym is not None and sym.kind == "workflow":
                 calls.setdefault(sym.name, call)

@@ -35,6 +35,8 @@ _COMPARISONS = ("<", ">", "<=", ">=")
 _VERBS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "%": "take the remainder of"}
 _DECISION_FIELDS = ("choice", "approved", "by", "comment", "at")
 _ERROR_FIELDS = ("kind", "message", "step")
+# What `fail Name { ... }` may set: the rest (kind, step) come from where it fails.
+_ERROR_VALUE_FIELDS = {"message": T.STR, "cause": T.optional(T.ERROR)}
 # `run.<field>`: the run itself, where no variable or declaration is called `run`.
 RUN_FIELDS: dict[str, T.Type] = {
     "id": T.STR,
@@ -351,9 +353,11 @@ class ExprChecker:
         if kind == "decision":
             return self._decision_field(e, ot)
         if kind == "error":
+            if name == "cause":
+                return T.optional(T.ERROR)
             if name in _ERROR_FIELDS:
                 return T.STR
-            return self._no_field(e, ot, _ERROR_FIELDS)
+            return self._no_field(e, ot, (*_ERROR_FIELDS, "cause"))
         hint = (
             f"use `len({self.show(e.obj).strip('`')})`"
             if kind in ("list", "map", "str")
@@ -874,9 +878,56 @@ class ExprChecker:
                 )
             seen.add(entry.key.name)
 
+    def _error_name(self, e: ast.ErrorName, expected: T.Type | None) -> T.Type:
+        self.diags.add(
+            "E321",
+            e,
+            f"the error name `{e.name}` is not a value",
+            help=f'raise it with `fail {e.name} {{ message: "..." }}`; '
+            "a bare error name stands only in `retry: { on: [...] }` and in a scenario",
+        )
+        return T.UNKNOWN
+
+    def error_value(self, e: ast.RecordLit, sym: Symbol) -> T.Type:
+        """`PaymentDeclined { message: "...", cause: e }`, the value a `fail` raises."""
+        seen: set[str] = set()
+        for entry in e.entries:
+            key = entry.key.name
+            if key in seen or key not in _ERROR_VALUE_FIELDS:
+                self.diags.add(
+                    "E216" if key in seen else "E107",
+                    entry.key,
+                    f"field `{key}` is given twice"
+                    if key in seen
+                    else f"an error has no field `{key}`",
+                    help="an error takes `message: str` and, optionally, `cause: e` "
+                    "(a caught error)",
+                )
+                self.expr(entry.value)
+                continue
+            seen.add(key)
+            self.expect(entry.value, _ERROR_VALUE_FIELDS[key], f" for field `{key}`")
+        if "message" not in seen:
+            self.diags.add(
+                "E216",
+                e,
+                f"`{sym.decl.name.name}` needs a `message`",
+                help=f'write `{sym.decl.name.name} {{ message: "..." }}`',
+            )
+        return T.ERROR
+
     def _record(self, e: ast.RecordLit, expected: T.Type | None) -> T.Type:
         name = e.type_name.name
         sym = self.resolver.symbol(self.module, name)
+        if sym is not None and sym.kind == "error":
+            self.diags.add(
+                "E321",
+                e,
+                f"`{name} {{ ... }}` raises an error; it stands only after `fail`",
+                help=f"write `fail {name} {{ message: ... }}`",
+            )
+            self.error_value(e, sym)
+            return T.UNKNOWN
         if sym is None or sym.kind != "type":
             if sym is None:
                 self.diags.add(
@@ -977,6 +1028,7 @@ _DISPATCH: dict[type, Callable[[ExprChecker, Any, T.Type | None], T.Type]] = {
     ast.ListLit: ExprChecker._list,
     ast.ObjectLit: ExprChecker._object,
     ast.RecordLit: ExprChecker._record,
+    ast.ErrorName: ExprChecker._error_name,
     ast.IntLit: _constant(T.INT),
     ast.FloatLit: _constant(T.FLOAT),
     ast.MoneyLit: _constant(T.MONEY),

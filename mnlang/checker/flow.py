@@ -20,6 +20,7 @@ from typing import Any
 
 from mnlang.checker import types as T
 from mnlang.checker.declarations import Declarations, Resolver, Signature
+from mnlang.checker.errornames import is_error_name, resolve_error_name
 from mnlang.checker.expressions import ExprChecker
 from mnlang.checker.options import (
     CHECKPOINT_OPTIONS,
@@ -166,6 +167,7 @@ class BodyChecker(ExprChecker):
         self.assigned = _Assigned()
         self.scoped: list[_Var] = []  # loop and catch variables, for W101
         self.read_early: set[str] = set()  # read before their first assignment (E207 reported)
+        self.in_on_failure = False
         self.published: dict[str, tuple[T.Type, ast.Publish]] = {}  # name -> its type, first
 
     # ---- hooks ---------------------------------------------------------------------
@@ -237,6 +239,8 @@ class BodyChecker(ExprChecker):
                 f"workflow `{name}` does not return a `{self.signature.returns}` on every path",
                 help='end every path with `return <value>` or `fail "..."`',
             )
+        if self.workflow.on_failure is not None:
+            self._on_failure(self.workflow.on_failure)
         for var in [*self.vars.values(), *self.scoped]:
             if var.kind != "param" and var.reads == 0 and not var.name.startswith("_"):
                 self.diags.add(
@@ -245,6 +249,25 @@ class BodyChecker(ExprChecker):
                     f"`{var.name}` is assigned but never read",
                     help=f"remove it, or name it `_{var.name}` to keep it unread",
                 )
+
+    def _on_failure(self, clause: ast.OnFailure) -> None:
+        """The cleanup after a failed run's compensations: it sees the parameters and the
+        failure, not the body's variables (the body may have stopped anywhere)."""
+        body_vars = self.vars
+        self.vars = {name: var for name, var in body_vars.items() if var.kind == "param"}
+        self.assigned = _Assigned()
+        _collect_assigned(clause.body, self.assigned)
+        self.state = _State(set(), {})
+        self.in_on_failure = True
+        if clause.var is not None:
+            self._shadowing(clause.var)
+            var = _Var(clause.var.name, T.ERROR, "var", clause.var)
+            self.vars[clause.var.name] = var
+            self.state.assigned.add(clause.var.name)
+        self.block(clause.body)
+        self.in_on_failure = False
+        self.scoped.extend(v for v in self.vars.values() if v.kind == "var")
+        self.vars = body_vars
 
     def _shadowing(self, ident: ast.Ident, declarations_only: bool = False) -> None:
         name = ident.name
@@ -586,6 +609,10 @@ class BodyChecker(ExprChecker):
             name = kind.name
             if name == "any" or name in ERROR_KINDS:
                 continue
+            if is_error_name(name):
+                self.resolver.symbol(self.module, name)  # marks an imported name used
+                resolve_error_name(self.module, kind, name, self.diags)
+                continue
             if name in UNCATCHABLE_KINDS:
                 self.diags.add(
                     "E212",
@@ -604,7 +631,15 @@ class BodyChecker(ExprChecker):
 
     def _return(self, s: ast.Return) -> None:
         name = self.workflow.name.name
-        if self.in_parallel:
+        if self.in_on_failure:
+            self.diags.add(
+                "E322",
+                s,
+                "`return` cannot stand in `on_failure`: the run has failed",
+                help="end the cleanup, or `fail` with another error; "
+                "to recover from a failure, `catch` it in the body",
+            )
+        elif self.in_parallel:
             self.diags.add(
                 "E217",
                 s,
@@ -625,8 +660,27 @@ class BodyChecker(ExprChecker):
             self.expect(s.value, returns, f" as the result of `{name}`")
 
     def _fail(self, s: ast.Fail) -> None:
-        self.expect(s.message, T.STR, " for `fail`")
         self.state.ended = True
+        value = s.message
+        if isinstance(value, ast.RecordLit):
+            sym = self.resolver.symbol(self.module, value.type_name.name)
+            if sym is not None and sym.kind == "error":
+                value.ty = self.error_value(value, sym)
+                return
+            if sym is None:  # `fail Name { ... }` raises an error: say so, not "unknown type"
+                resolve_error_name(self.module, value.type_name, value.type_name.name, self.diags)
+                for entry in value.entries:
+                    self.expr(entry.value)
+                return
+        t = self.expr(value, T.STR)
+        if t.kind not in ("str", "error", "unknown"):
+            self.diags.add(
+                "E201",
+                value,
+                f"`fail` takes a message, an error or a caught error, not `{t}`",
+                help='write `fail "..."`, `fail Name { message: "..." }` (a declared '
+                "`error Name`) or `fail e` to raise a caught error again",
+            )
 
     def _log(self, s: ast.Log) -> None:
         self.expect(s.message, T.STR, " for `log`")

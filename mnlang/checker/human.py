@@ -27,7 +27,7 @@ def check_checkpoints(program: Program, diags: Diagnostics) -> None:
         decl = wf.decl
         assert isinstance(decl, ast.WorkflowDecl)
         names: dict[str, ast.Ident] = {}
-        for stmt in walk(decl.body):
+        for stmt in (s for block in decl.blocks() for s in walk(block)):
             inner = nested_statement(stmt)
             if isinstance(inner, ast.Checkpoint):
                 _check_checkpoint(inner, diags)

@@ -25,12 +25,13 @@ DECL_KINDS: dict[type, str] = {
     ast.ScheduleDecl: "schedule",
     ast.WorkflowDecl: "workflow",
     ast.ScenarioDecl: "scenario",
+    ast.ErrorDecl: "error",
 }
 
 
 @dataclass(eq=False)
 class Symbol:
-    kind: str  # type enum tool effect agent event policy schedule workflow scenario
+    kind: str  # type enum tool effect agent event policy schedule workflow scenario error
     name: str  # qualified name
     decl: ast.Decl
     module: ModuleInfo

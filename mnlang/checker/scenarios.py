@@ -59,6 +59,7 @@ from pathlib import Path
 
 from mnlang.checker import types as T
 from mnlang.checker.declarations import Declarations, Resolver, build_declarations
+from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.expressions import ExprChecker
 from mnlang.checker.options import ERROR_KINDS, UNCATCHABLE_KINDS, report_unknown_key
 from mnlang.checker.program import ModuleInfo, Program, Symbol
@@ -371,6 +372,9 @@ class _ScenarioChecker:
         value = entry.value
         if isinstance(value, ast.Name) and value.name in choices:
             return value.name
+        if isinstance(value, ast.ErrorName) and "tool_error" in choices:
+            # Where an error kind stands, a declared error name does too.
+            return resolve_error_name(self.module, value, value.name, self.diags)
         word = value.name if isinstance(value, ast.Name) else None
         shown = ", ".join(f"`{c}`" for c in choices)
         self.bad(
@@ -484,7 +488,7 @@ class _ScenarioChecker:
             seen.add(wf.name)
             decl = wf.decl
             assert isinstance(decl, ast.WorkflowDecl)
-            for stmt in walk(decl.body):
+            for stmt in (s for block in decl.blocks() for s in walk(block)):
                 inner = nested_statement(stmt)
                 if isinstance(inner, ast.Checkpoint):
                     found.setdefault(inner.name.name, tuple(checkpoint_choices(inner)))

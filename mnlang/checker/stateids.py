@@ -50,7 +50,7 @@ def check_state_ids(program: Program, diags: Diagnostics) -> None:
         decl = symbol.decl
         assert isinstance(decl, ast.WorkflowDecl)
         first: dict[str, ast.Ident] = {}
-        for stmt in _statements(decl.body):
+        for stmt in (s for block in decl.blocks() for s in _statements(block)):
             if stmt.label is None:
                 continue
             name = stmt.label.name

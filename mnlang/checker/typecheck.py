@@ -14,7 +14,7 @@ from mnlang.checker.declarations import Declarations, Resolver, Signature, build
 from mnlang.checker.expressions import ExprChecker
 from mnlang.checker.flow import BodyChecker
 from mnlang.checker.program import ModuleInfo, Program
-from mnlang.diagnostics import Diagnostics
+from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
 
@@ -112,8 +112,45 @@ def _callable_options(
             _expect_duration(checker, value, diags, "timeout")
         elif key == "compensate" and isinstance(value, ast.Call):
             _option_call(checker, value, "effect")
+        elif key == "reconcile" and isinstance(value, ast.Call):
+            _option_call(checker, value, "tool")
+            _reconcile_returns(decls, resolver, module, sig, value, diags)
         elif key in ("retry", "tools"):
             _mark_used(value, module, resolver)
+    settle = decl.options.get("settle")
+    if settle is not None and decl.options.get("reconcile") is None:
+        diags.add(
+            "E324",
+            settle.key,
+            "`settle` without `reconcile`: there is no question to wait for",
+            help="add `reconcile: lookup(...)`, a tool that tells whether the action happened",
+        )
+
+
+def _reconcile_returns(
+    decls: Declarations,
+    resolver: Resolver,
+    module: ModuleInfo,
+    sig: Signature,
+    call: ast.Call,
+    diags: Diagnostics,
+) -> None:
+    """A `reconcile` tool answers with the effect's result or null: it returns `R?`."""
+    sym = resolver.qualified(module, call.callee)
+    if sym is None or sym.kind != "tool":
+        return
+    returns = decls.signatures[sym.name].returns
+    wanted = T.optional(sig.returns)
+    if returns != wanted:
+        diags.add(
+            "E323",
+            call,
+            f"`{sym.decl.name.name}` returns `{returns}`; a `reconcile` tool returns "
+            f"`{wanted}`: the effect's result when the action happened, null when it did not",
+            labels=[Label(sym.decl.name.span, "declared here")],
+            help=f"declare `tool {sym.decl.name.name}(...) -> {wanted}`; "
+            "let it fail when it cannot tell (unknown)",
+        )
 
 
 def _workflow_deadline(

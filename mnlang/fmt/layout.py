@@ -170,6 +170,8 @@ class Layout:
             return ["type ", node.name.name, " ", fields]
         if isinstance(node, ast.EnumDecl):
             return ["enum ", node.name.name, " ", self.enum_members(node)]
+        if isinstance(node, ast.ErrorDecl):
+            return ["error ", node.name.name]
         if isinstance(node, ast.CallableDecl):
             head = [node.kind, " ", node.name.name, self.params(node)]
             return [*head, " -> ", self.type_ref(node.returns), " ", self.options(node.options)]
@@ -229,7 +231,11 @@ class Layout:
         head = ["workflow ", node.name.name, self.params(node), " -> ", self.type_ref(node.returns)]
         children: list[ast.Stmt] = [*node.options, *node.body.stmts]
         body = self.block_of(node.body.span.start, children, self.stmt, node.body.span.end - 1)
-        return [*head, " ", body]
+        cleanup = node.on_failure
+        if cleanup is None:
+            return [*head, " ", body]
+        var: list[Doc] = [" as ", cleanup.var.name] if cleanup.var else []
+        return [*head, " ", body, " on_failure", *var, " ", self.block(cleanup.body)]
 
     def type_ref(self, node: ast.TypeRef) -> str:
         args = f"[{', '.join(self.type_ref(a) for a in node.args)}]" if node.args else ""
@@ -401,6 +407,8 @@ class Layout:
             return self.binary(node)
         if isinstance(node, ast.Paren):
             return ["(", self.expr(node.inner), ")"]
+        if isinstance(node, ast.ErrorName):
+            return node.name
         raise TypeError(f"no layout for {type(node).__name__}")
 
     def binary(self, node: ast.Binary) -> Doc:

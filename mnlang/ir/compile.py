@@ -60,6 +60,7 @@ def compile_program(program: Program) -> IRProgram:
         events=events,
         schedules=schedules,
         workflows=workflows,
+        errors=of("error") or None,
         scenarios=compile_scenarios(program, decls),
     )
     return ir.model_copy(update={"hash": program_hash(ir)})

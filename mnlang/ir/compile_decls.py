@@ -17,6 +17,7 @@ from mnlang.ir.decl_options import declaration_options, duration_ms, names, retr
 from mnlang.ir.expr import Expr, Template
 from mnlang.ir.model import (
     AgentIR,
+    ApprovalIR,
     CompensateIR,
     EffectIR,
     EnumTypeIR,
@@ -24,6 +25,7 @@ from mnlang.ir.model import (
     FieldIR,
     LimitIR,
     ParamIR,
+    ReconcileIR,
     RecordTypeIR,
     ScheduleIR,
     ToolIR,
@@ -161,6 +163,21 @@ class DeclCompiler:
             scope="global" if opts.get("scope") == "global" else "run",
             requires=names(opts.get("requires")),
             compensate=self._compensate(compensate, symbol) if compensate is not None else None,
+            approval=_approval(opts.get("approval")),
+            reconcile=self._reconcile(opts, symbol),
+        )
+
+    def _reconcile(self, opts: dict[str, Any], effect: Symbol) -> ReconcileIR | None:
+        call = opts.get("reconcile")
+        if call is None:
+            return None
+        target = lookup(effect.module, call.callee) if isinstance(call, ast.Call) else None
+        if target is None:
+            raise CompilerBug(f"`reconcile` of `{effect.name}` names no tool")
+        return ReconcileIR(
+            tool=target.name,
+            args=self.call_args(call, target, effect.module),
+            settle_ms=duration_ms(opts.get("settle")),
         )
 
     def _compensate(self, call: Any, effect: Symbol) -> CompensateIR:
@@ -191,6 +208,7 @@ class DeclCompiler:
             retry=retry_policy(opts.get("retry")),
             tools=names(opts.get("tools")),
             max_turns=opts.get("max_turns"),
+            approval=_approval(opts.get("approval")),
             output_schema=output_schema(returns, types),
             span=self.span(decl),
         )
@@ -243,3 +261,13 @@ def tool_modules(impls: list[tuple[str, str]], root_dir: Path) -> list[ToolModul
             sha256=hashlib.sha256(found.read_bytes()).hexdigest() if found else None,
         )
     return sorted(seen.values(), key=lambda m: (m.impl_dir, m.module))
+
+
+def _approval(values: dict[str, Any] | None) -> ApprovalIR | None:
+    if values is None:
+        return None
+    timeout = values.get("timeout")
+    return ApprovalIR(
+        timeout_ms=None if timeout == "never" else duration_ms(timeout),
+        on_timeout=values.get("on_timeout", "reject") if timeout != "never" else None,
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import cast
 
+from mnlang.checker.errornames import error_symbol
 from mnlang.checker.program import ModuleInfo, Symbol
 from mnlang.ir import ids
 from mnlang.ir.base import SpanIR, TypeIR
@@ -35,6 +36,7 @@ from mnlang.ir.model import (
     AgentIR,
     EffectIR,
     EventIR,
+    OnFailureIR,
     ToolIR,
     WorkflowIR,
     WorkflowOptionsIR,
@@ -111,6 +113,13 @@ class WorkflowCompiler:
         params = self.decls.params(decl.params, self.module)
         env = {p.name: p.type for p in params}
         start, _ = self.block(decl.body.stmts, "", None, _Context(), env)
+        on_failure = None
+        if decl.on_failure is not None:
+            var = decl.on_failure.var.name if decl.on_failure.var else None
+            cleanup_env = {**env, var: ERROR} if var else env
+            stmts = decl.on_failure.body.stmts
+            entry, _ = self.block(stmts, ids.ON_FAILURE, None, _Context(), cleanup_env)
+            on_failure = OnFailureIR(var=var, entry=entry)
         live = live_in(self.order, self.uses, self.edges)
         states: dict[str, State] = {}
         for sid in self.order:
@@ -125,6 +134,7 @@ class WorkflowCompiler:
             published=self.published or None,
             start=start,
             states=states,
+            on_failure=on_failure,
             span=self.decls.span(decl),
         )
 
@@ -231,8 +241,8 @@ class WorkflowCompiler:
                 self.add(ReturnState(id=sid, span=span, value=value), ctx, env, [value], [])
                 return env
             case ast.Fail():
-                message = self.lower(stmt.message)
-                self.add(FailState(id=sid, span=span, message=message), ctx, env, [message], [])
+                failure = self.fail(stmt, sid, span)
+                self.add(failure, ctx, env, [failure.message, failure.cause], [])
                 return env
             case ast.Log():
                 message = self.lower(stmt.message)
@@ -250,6 +260,23 @@ class WorkflowCompiler:
             case ast.Yield():
                 return self.yield_(stmt, sid, nxt, ctx, env, span)
         raise CompilerBug(f"statement {type(stmt).__name__} cannot appear in a workflow body")
+
+    def fail(self, stmt: ast.Fail, sid: str, span: SpanIR) -> FailState:
+        """`fail "..."`, `fail e` or `fail Name { message: ..., cause: e }`."""
+        value = stmt.message
+        if not isinstance(value, ast.RecordLit):
+            return FailState(id=sid, span=span, message=self.lower(value))
+        error = error_symbol(self.module, value.type_name.name)
+        if error is None:
+            raise CompilerBug(f"`fail {value.type_name.name} {{...}}` names no declared error")
+        fields = {entry.key.name: self.lower(entry.value) for entry in value.entries}
+        return FailState(
+            id=sid,
+            span=span,
+            message=fields["message"],
+            error=error.name,
+            cause=fields.get("cause"),
+        )
 
     # ---- steps and assignments -----------------------------------------------------
 
@@ -597,7 +624,7 @@ class WorkflowCompiler:
             entry, _ = self.block(clause.body.stmts, prefix, None, catch_ctx, catch_env)
             catches.append(
                 CatchIR(
-                    kinds=[k.name for k in clause.kinds],
+                    kinds=[self.error_kind(k.name) for k in clause.kinds],
                     var=clause.var.name if clause.var else None,
                     entry=entry,
                 )
@@ -623,6 +650,11 @@ class WorkflowCompiler:
         flows.append((nxt, _NONE))
         self.add(state, ctx, env, [], flows)
         return merged
+
+    def error_kind(self, name: str) -> str:
+        """A kind as the runtime sees it: a declared error name qualified, `timeout` as is."""
+        sym = error_symbol(self.module, name)
+        return sym.name if sym is not None else name
 
     def yield_(
         self,

@@ -97,3 +97,4 @@ def catch_prefixes(catches: Sequence[ast.Catch], try_id: str) -> list[str]:
 
 
 THEN, ELSE, BODY, FINALLY = "then", "else", "body", "finally"
+ON_FAILURE = "on_failure"

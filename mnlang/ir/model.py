@@ -82,6 +82,30 @@ class CompensateIR(IRModel):
     args: dict[str, Expr]
 
 
+class ApprovalIR(IRModel):
+    """The checkpoint an agent opens before an effect that requires approval: decided
+    `on_timeout` when `timeout_ms` passes; no timeout (`timeout: never`) waits."""
+
+    timeout_ms: int | None = None
+    on_timeout: Literal["approve", "reject"] | None = None
+
+
+DEFAULT_APPROVAL = ApprovalIR(timeout_ms=24 * 3600 * 1000, on_timeout="reject")
+"""When neither the effect nor the agent says: a person has a day, then it is rejected
+(the model is told so)."""
+
+
+class ReconcileIR(IRModel):
+    """The tool asking the receiving system whether the effect's keyed action happened:
+    it returns the effect's result (done) or null (not done), and a failure means unknown.
+    `args` read the effect's params; `settle_ms` is how long after an uncertain attempt
+    the runtime waits before it asks (for receivers that apply a request late)."""
+
+    tool: str
+    args: dict[str, Expr]
+    settle_ms: int | None = None
+
+
 class EffectIR(ToolIR):
     """A side effect: committed at most once per key (`key` reads the effect's params).
 
@@ -94,6 +118,9 @@ class EffectIR(ToolIR):
     scope: Literal["run", "global"] = "run"
     requires: list[str] = []
     compensate: CompensateIR | None = None
+    approval: ApprovalIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """For `requires: approval`: the timeout of the checkpoint an agent opens."""
+    reconcile: ReconcileIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 class AgentIR(IRModel):
@@ -115,6 +142,8 @@ class AgentIR(IRModel):
     retry: RetryIR
     tools: list[str] = []
     max_turns: int | None = None
+    approval: ApprovalIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """The timeout of the approvals it asks for (an effect's own `approval` comes first)."""
     output_schema: dict[str, Any]
     span: SpanIR
 
@@ -146,6 +175,14 @@ class WorkflowOptionsIR(IRModel):
     limit: int | None = None
 
 
+class OnFailureIR(IRModel):
+    """`on_failure as e { ... }`: run from `entry` (None: an empty body) with the run's
+    failure in `var`, after the compensations of a failed run."""
+
+    var: str | None = None
+    entry: str | None = None
+
+
 class WorkflowIR(IRModel):
     """A workflow's signature, options and state machine; execution starts at `start`.
 
@@ -161,6 +198,7 @@ class WorkflowIR(IRModel):
     it publishes none."""
     start: str | None = None
     states: dict[str, State]
+    on_failure: OnFailureIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     span: SpanIR
 
 
@@ -192,5 +230,7 @@ class IRProgram(IRModel):
     events: dict[str, EventIR] = {}
     schedules: dict[str, ScheduleIR] = {}
     workflows: dict[str, WorkflowIR] = {}
+    errors: list[str] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """The declared error names (`error PaymentDeclined`), qualified; absent when none."""
     scenarios: dict[str, ScenarioIR] = {}
     """The root file's scenarios (tests, outside the content hash)."""

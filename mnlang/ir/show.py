@@ -173,4 +173,7 @@ def summary(state: State) -> str:
         case ReturnState():
             return f"return {show(state.value)}" if state.value else "return"
         case FailState():
-            return f"fail {show(state.message)}"
+            if state.error is None:
+                return f"fail {show(state.message)}"
+            cause = f", cause: {show(state.cause)}" if state.cause is not None else ""
+            return f"fail {state.error} {{ message: {show(state.message)}{cause} }}"

@@ -227,10 +227,18 @@ class ReturnState(StateBase):
 
 
 class FailState(StateBase):
-    """End the workflow as failed with `message` (not catchable by `try`)."""
+    """End the workflow as failed.
+
+    With `error` unset, `message` is a `str` (a plain `fail`, kind `fail`, not catchable)
+    or a caught error (`fail e`: raised again with its kind, message and step). With
+    `error` set, the failure has that declared name, `message` and `cause` (a caught
+    error or null), and is catchable by that name.
+    """
 
     kind: Literal["fail"] = "fail"
     message: Expr
+    error: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    cause: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 State = Annotated[

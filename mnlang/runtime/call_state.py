@@ -22,26 +22,42 @@ reverse order, each a keyed effect with its own intent and result.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from typing import Any, Protocol
 
-from mnlang.errors import TIMEOUT, TOOL_ERROR, kind_of
+from mnlang.errors import TIMEOUT, TOOL_ERROR, MnError, is_error_name, kind_of
 from mnlang.ir.model import EffectIR, ToolIR
-from mnlang.ir.states import CallState
+from mnlang.ir.states import CallState, State
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentRun, AgentTurn
 from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
-from mnlang.runtime.effects import args_hash, conflict, effect_key
+from mnlang.runtime.effects import (
+    args_hash,
+    conflict,
+    effect_key,
+    ledger_key,
+    noted_template_key,
+    noted_wire_key,
+    wire_key,
+)
 from mnlang.runtime.evaluate import MapEnv
-from mnlang.runtime.failures import StepFailure
+from mnlang.runtime.failures import (
+    FAILURE,
+    StepFailure,
+    exception_message,
+    exception_name,
+    trimmed_traceback,
+)
 from mnlang.runtime.fibers import Fiber, Outcome, outcome_from_json, outcome_to_json
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.ports import Call, CallKind
 from mnlang.runtime.timeouts import call_timeout_ms
 from mnlang.runtime.tools import (
+    AsyncCancel,
     ResolvedTool,
     ToolContext,
     ToolLoadError,
@@ -61,8 +77,32 @@ class CallRun(AgentRun, Protocol):
     root: Fiber | None
     outcome: Outcome | None
     ride: bool
+    wire_nonce: str
 
     def wake(self, fiber: Fiber) -> None: ...
+
+    def on_failure(self, root: Fiber, failure: StepFailure) -> bool: ...
+
+
+@dataclass(eq=False)
+class Reconciliation:
+    """The question a `reconcile` tool answers for an effect whose outcome is uncertain.
+
+    `failure` is the attempt's failure (a timeout), None after a crash between the
+    intent and the result; `failed` is the journal data of that attempt.
+    """
+
+    call: Call
+    why: str
+    failure: StepFailure | None = None
+    failed: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
+    """The reconcile tool's arguments, as it receives them."""
+    about: EffectIR | None = None
+    """Before a compensation (`call` is the compensation): the effect asked about, whose
+    call was abandoned when the run was cancelled; `about_args`, `about_key` its call's."""
+    about_args: dict[str, Value] = field(default_factory=dict)
+    about_key: str | None = None
 
 
 class Calls:
@@ -144,6 +184,8 @@ class Calls:
         args = {name: from_stored(value) for name, value in noted["args"].items()}
         call = self._new_call(fiber, "effect", effect, state, args)
         call.key, call.hash, call.attempt = noted["key"], noted["hash"], noted["attempt"]
+        call.template = noted_template_key(noted)
+        call.wire = noted_wire_key(noted)
         return call
 
     # --- effects: intent, ledger, result ------------------------------------------------
@@ -151,27 +193,40 @@ class Calls:
     def _intent(self, call: Call) -> None:
         """Commit the intent before the call; `_after_intent` reads the ledger's answer."""
         run, fiber, effect = self.run, call.fiber, call.effect
-        call.key = effect_key(effect, call.args, run.evaluator, f"{call.step}@{run.place(fiber)}")
+        place = f"{call.step}@{run.place(fiber)}"
+        call.template = effect_key(effect, call.args, run.evaluator, place)
+        call.key = ledger_key(effect, call.template, call.asked)
+        call.wire = wire_key(call.key, effect.scope, run.wire_nonce)
         call.hash = args_hash(call.args)
-        note = {
-            "args": run.stored_args(call.args),
-            "key": call.key,
-            "hash": call.hash,
-            "attempt": 0,
-        }
-        fiber.pending = {**(fiber.pending or {}), "effect": note}
+        fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}
         index = run.journal.put_ledger(
             LedgerPut(call.key, call.hash, "intent", effect.scope == "global", None, call.step)
         )
         run.journal.event(
             "intent",
-            {"effect": effect.name, "key": call.key, "args": to_plain(call.args)},
+            {
+                "effect": effect.name,
+                "key": call.key,
+                "wire_key": call.wire,
+                "args": to_plain(call.args),
+            },
             call.step,
             fiber.branch,
         )
         self._hold(call)
         run.force_commit = True
         run.after_commit.append(partial(self._after_intent, call, index))
+
+    def _note(self, call: Call) -> dict[str, Any]:
+        """What the fiber's notes keep of an effect between its intent and its result."""
+        return {
+            "args": self.run.stored_args(call.args),
+            "key": call.key,
+            "template": call.template,
+            "wire": call.wire,
+            "hash": call.hash,
+            "attempt": call.attempt,
+        }
 
     def _hold(self, call: Call) -> None:
         call.fiber.status = "call"
@@ -192,6 +247,10 @@ class Calls:
             self._failed(call, conflict(effect, call.key, row), commit=False)
         elif row is not None and row.status == "done":
             self._replay(call, row)
+        elif effect.reconcile is not None and not fresh:
+            self._reconcile(
+                Reconciliation(call, "the run stopped between the intent and the result")
+            )
         elif effect.once and (not fresh or (row is not None and row.status == "unknown")):
             self.unknown_outcome(call, "the run stopped between the call's intent and its result")
         else:
@@ -244,13 +303,11 @@ class Calls:
             "options": REPAIR_OPTIONS,
             "result_type": str(call.decl.returns),
         }
-        note = {
-            "args": run.stored_args(call.args),
-            "key": call.key,
-            "hash": call.hash,
-            "attempt": call.attempt,
+        fiber.pending = {
+            **(fiber.pending or {}),
+            "effect": self._note(call),
+            "repair": checkpoint_id,
         }
-        fiber.pending = {**(fiber.pending or {}), "effect": note, "repair": checkpoint_id}
         fiber.job = None
         fiber.status = "paused"
         fiber.dirty = True
@@ -283,6 +340,124 @@ class Calls:
         call.fiber.pending = {k: v for k, v in pending.items() if k in ("effect", "agent")}
         self._attempt_or_fail(call)
 
+    # --- reconciliation ---------------------------------------------------------------
+
+    def _reconcile(self, question: Reconciliation) -> None:
+        """Ask the effect's `reconcile` tool, `settle` after the uncertain attempt, whether
+        the keyed action happened; `_reconciled` acts on the answer."""
+        run, call = self.run, question.call
+        about = question.about or call.effect
+        reconcile = about.reconcile
+        assert reconcile is not None
+        tool = self.program.tools[reconcile.tool]
+        env = MapEnv(question.about_args if question.about is not None else call.args)
+        args = {name: to_tool(run.evaluator.eval(e, env)) for name, e in reconcile.args.items()}
+        key = question.about_key if question.about is not None else call.key
+        ctx = ToolContext(run.run_id, call.step, call.attempt, key)
+        question.args = args
+        doubles = run.config.doubles
+        job_run: Any = doubles.stand_in(tool, args, 1) if doubles is not None else None
+        if job_run is None:
+            try:
+                job_run = partial(call_in_thread, self._resolve(tool), args, ctx)
+            except StepFailure as failure:
+                self._reconciled(question, "unknown", None, failure.message)
+                return
+        timeout_s = tool.timeout_ms / 1000 if tool.timeout_ms is not None else None
+        job = CallJob(question, tool.name, job_run, timeout_s, tool.limit)
+        self._hold(call)
+        call.fiber.job = job
+        settle_s = (reconcile.settle_ms or 0) / 1000
+        run.runner.submit(job, settle_s)
+
+    def _reconcile_done(self, done: Completion) -> None:
+        question: Reconciliation = done.job.owner
+        call = question.call
+        if call.fiber.job is not done.job:
+            return  # abandoned
+        call.fiber.job = None
+        about = question.about or call.effect
+        reconcile = about.reconcile
+        assert reconcile is not None
+        self.run.journal.event(
+            "tool",
+            {
+                "tool": reconcile.tool,
+                "args": question.args,
+                "result": to_plain(done.value) if done.ok else None,
+                "attempt": 1,
+                "ms": round(done.elapsed_ms, 3),
+            },
+            call.step,
+            call.fiber.branch,
+        )
+        if not done.ok:
+            error: BaseException = done.value
+            self._reconciled(question, "unknown", None, str(error) or type(error).__name__)
+        elif done.value is None:
+            self._reconciled(question, "not_done", None, "")
+        else:
+            try:
+                value = self.run.converter.inbound(
+                    done.value, about.returns, "result", closed=False
+                )
+            except ConversionError as e:
+                why = f"`{reconcile.tool}` answered a value that is not a {about.returns}: {e}"
+                self._reconciled(question, "unknown", None, why)
+                return
+            self._reconciled(question, "done", value, "")
+
+    def _reconciled(self, question: Reconciliation, answer: str, value: Value, why: str) -> None:
+        """done: the action happened, with this result; not done: call again or fail as
+        the retry policy says; unknown: call again while the key allows it, else repair."""
+        call, run = question.call, self.run
+        about = question.about
+        data: dict[str, Any] = {
+            "effect": about.name if about is not None else call.decl.name,
+            "key": question.about_key if about is not None else call.key,
+            "answer": answer,
+            "reason": question.why,
+        }
+        if answer == "done":
+            data["result"] = to_plain(value)
+        elif why:
+            data["message"] = why
+        run.journal.event("reconciled", data, call.step, call.fiber.branch)
+        self._hold(call)
+        if about is not None:
+            # Before undoing a call abandoned by the cancellation: only what may have happened.
+            if answer == "not_done":
+                self._compensation_ended(call)
+            else:
+                self._intent(call)
+            return
+        if answer == "done":
+            # The effect happened: journaled as a call of it, with the receiver's result.
+            happened = {
+                "effect": call.decl.name,
+                "args": to_plain(call.args),
+                "result": to_plain(value),
+                "attempt": call.attempt,
+                "key": call.key,
+                "reconciled": True,
+            }
+            kind = "compensated" if call.compensation is not None else "effect"
+            run.journal.event(kind, happened, call.step, call.fiber.branch)
+            self._effect_done(call, value, {})
+            return
+        failure = question.failure
+        if failure is None:  # after a crash
+            if answer == "unknown" and call.effect.once:
+                self.unknown_outcome(call, f"{question.why}; reconcile: {why}")
+                return
+            self._attempt_or_fail(call)
+            return
+        last = not retries.should_retry(call.retry, failure.kind, call.attempt)
+        if answer == "unknown" and (call.effect.once or last):
+            self.unknown_outcome(call, f"{question.why}; reconcile: {why}")
+            return
+        self._retry_or_fail(call, failure, question.failed)
+
     # --- attempts ---------------------------------------------------------------------
 
     def _attempt_or_fail(self, call: Call, delay_s: float = 0.0) -> None:
@@ -296,9 +471,18 @@ class Calls:
         call.attempt += 1
         decl = call.decl
         call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
-        ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
+        ctx = ToolContext(
+            run.run_id,
+            call.step,
+            call.attempt,
+            call.template,
+            key_scope=call.effect.scope if call.kind == "effect" else None,
+            wire_key=call.wire,
+            template_key=call.template,
+        )
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
+        cancel: AsyncCancel | None = None
         args = {name: to_tool(value) for name, value in call.args.items()}
         doubles = run.config.doubles
         stand_in = doubles.stand_in(decl, args, call.attempt) if doubles is not None else None
@@ -308,8 +492,11 @@ class Calls:
             job_run = partial(call_in_process, self._resolve(decl), args, ctx, timeout_s)
             job_timeout = None
         else:
-            job_run = partial(call_in_thread, self._resolve(decl), args, ctx)
+            cancel = AsyncCancel()
+            job_run = partial(call_in_thread, self._resolve(decl), args, ctx, timeout_s, cancel)
         job = CallJob(call, decl.name, job_run, job_timeout, decl.limit)
+        if cancel is not None:
+            job.data["cancel"] = cancel
         self._hold(call)
         call.fiber.job = job
         if run.faults is None:  # the common case: no call site to build (`place` walks frames)
@@ -337,13 +524,54 @@ class Calls:
             self.run.runner.abandon(job)
             if isinstance(job.owner, Call | AgentTurn):
                 self.run.budget.settle(job.owner.reserved, Decimal(0))
+            owner = job.owner
+            uncertain = owner.call if isinstance(owner, Reconciliation) else owner
+            if isinstance(uncertain, Call):
+                self._owe_if_it_happened(uncertain)
         fiber.job = None
+
+    def abandon_intent(self, fiber: Fiber, state: State) -> None:
+        """A fiber cancelled with an effect's intent committed and no call running."""
+        if isinstance(state, CallState) and state.callee_kind == "effect":
+            call = self._call(fiber, self.program.effects[state.callee], state, fiber.pending)
+            call.attempt = max(call.attempt, 1)  # the intent is committed: it may have been sent
+            self._owe_if_it_happened(call)
+
+    def _owe_if_it_happened(self, call: Call) -> None:
+        """An effect call abandoned in flight may have happened: with `reconcile` and
+        `compensate`, its undo is owed, to be made if the reconcile tool does not say
+        "not done" when the compensations run."""
+        run = self.run
+        if call.kind != "effect" or call.compensation is not None or call.session is not None:
+            return
+        effect = call.effect
+        if effect.reconcile is None or effect.compensate is None or call.attempt == 0:
+            return
+        assert run.root is not None
+        if FAILURE in run.root.scope.values:
+            return  # an effect of `on_failure`: not undone
+        env = MapEnv(call.args)
+        undo = {
+            "effect": effect.compensate.effect,
+            "args": {
+                name: run.evaluator.eval(expr, env) for name, expr in effect.compensate.args.items()
+            },
+            "step": call.step,
+            "ask": {"effect": effect.name, "args": dict(call.args), "key": call.key},
+        }
+        run.root.scope.append("$list:compensate", undo)
+        run.journal.event(
+            "abandoned", {"effect": effect.name, "key": call.key}, call.step, call.fiber.branch
+        )
 
     # --- completions ------------------------------------------------------------------
 
     def complete(self, done: Completion) -> None:
         if isinstance(done.job.owner, AgentTurn):
             self.agents.complete(done)
+            return
+        if isinstance(done.job.owner, Reconciliation):
+            self._reconcile_done(done)
             return
         call: Call = done.job.owner
         if call.fiber.job is not done.job:
@@ -371,8 +599,16 @@ class Calls:
             self._succeeded(call, value)
             return
         error: BaseException = done.value
-        message = getattr(error, "message", None) or str(error) or type(error).__name__
-        self._attempt_failed(call, done, StepFailure(kind_of(error), message))
+        message = exception_message(error)
+        kind = kind_of(error)
+        if is_error_name(kind) and kind not in (self.program.errors or ()):
+            message = f"`{call.decl.name}` raised `{kind}`, which no `error` declares: {message}"
+            kind = TOOL_ERROR
+        failure = StepFailure(kind, message)
+        if not isinstance(error, MnError) or error.kind != TIMEOUT:
+            failure.exception = exception_name(error)
+            failure.traceback = trimmed_traceback(error)
+        self._attempt_failed(call, done, failure)
 
     def _wrong_value(self, call: Call, e: ConversionError) -> str:
         return f"`{call.decl.name}` returned a value that is not a {call.decl.returns}: {e}"
@@ -401,10 +637,24 @@ class Calls:
             "message": failure.message,
             "ms": round(done.elapsed_ms, 3),
         }
-        if call.kind == "effect" and call.effect.once and failure.kind == TIMEOUT:
-            run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
-            self.unknown_outcome(call, f"the call timed out: {failure.message}")
-            return
+        if failure.exception is not None:
+            data["exception"] = failure.exception
+        if failure.traceback is not None:
+            data["traceback"] = failure.traceback
+        if call.kind == "effect" and failure.kind == TIMEOUT:
+            if call.effect.reconcile is not None:
+                run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
+                why = f"the call timed out: {failure.message}"
+                self._reconcile(Reconciliation(call, why, failure, data))
+                return
+            if call.effect.once:
+                run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
+                self.unknown_outcome(call, f"the call timed out: {failure.message}")
+                return
+        self._retry_or_fail(call, failure, data)
+
+    def _retry_or_fail(self, call: Call, failure: StepFailure, data: dict[str, Any]) -> None:
+        run = self.run
         if retries.should_retry(call.retry, failure.kind, call.attempt):
             seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
             delay = retries.delay_ms(call.retry, call.attempt, seed)
@@ -463,7 +713,10 @@ class Calls:
         )
         if extra:
             run.journal.event("repaired", {"key": call.key, **extra}, call.step, call.fiber.branch)
-        if effect.compensate is not None and call.compensation is None:
+        assert run.root is not None
+        # An effect of `on_failure` is not undone: the compensations have run already.
+        cleaning_up = FAILURE in run.root.scope.values
+        if effect.compensate is not None and call.compensation is None and not cleaning_up:
             env = MapEnv(call.args)
             undo = {
                 "effect": effect.compensate.effect,
@@ -473,7 +726,6 @@ class Calls:
                 },
                 "step": call.step,
             }
-            assert run.root is not None
             run.root.scope.append("$list:compensate", undo)
         run.force_commit = True
         # The commit is due now; the next keyed effect's intent may ride in it.
@@ -504,7 +756,10 @@ class Calls:
         if left == 0:
             root.status = "done"
             root.pending = None
-            self.run.outcome = outcome_from_json(state["outcome"])
+            outcome = outcome_from_json(state["outcome"])
+            if isinstance(outcome, StepFailure) and self.run.on_failure(root, outcome):
+                return
+            self.run.outcome = outcome
             return
         owed = root.scope.values["$list:compensate"][left - 1]
         effect = self.program.effects[owed["effect"]]
@@ -518,6 +773,14 @@ class Calls:
             effect.timeout_ms,
             compensation=left - 1,
         )
+        ask = owed.get("ask")
+        if ask is not None:
+            about = self.program.effects[ask["effect"]]
+            why = "the run was cancelled during the call"
+            question = Reconciliation(call, why, about=about, about_key=ask["key"])
+            question.about_args = ask["args"]
+            self._reconcile(question)
+            return
         self._intent(call)
 
     def _resume_compensation(self, root: Fiber) -> None:
@@ -535,6 +798,8 @@ class Calls:
             effect.retry,
             effect.timeout_ms,
             key=noted["key"],
+            template=noted_template_key(noted),
+            wire=noted_wire_key(noted),
             hash=noted["hash"],
             attempt=noted["attempt"],
             compensation=left - 1,

@@ -56,8 +56,10 @@ from mnlang.runtime.call_state import Calls
 from mnlang.runtime.call_threads import CallRunner
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
+from mnlang.runtime.effects import run_wire_nonce
 from mnlang.runtime.evaluate import Evaluator
-from mnlang.runtime.failures import FAIL, StepFailure, value_error
+from mnlang.runtime.failures import FAIL, FAILURE, StepFailure, value_error
+from mnlang.runtime.faults import FAULTS_META, FaultPlan
 from mnlang.runtime.fibers import (
     Fiber,
     Outcome,
@@ -164,6 +166,7 @@ class Interpreter:
         """The run's published values; written to the run's `meta` by the next commit."""
         self.published_dirty = False
         self.run_id = record.run_id
+        self.wire_nonce = run_wire_nonce(record)
         self.workflow: WorkflowIR = program.workflows[record.workflow]
         self.states: dict[str, State] = self.workflow.states
         self.config = config
@@ -172,7 +175,11 @@ class Interpreter:
         self.evaluator = Evaluator(self._external, self._callback_token)
         self.converter = Converter(program.types, self.evaluator)
         self.runner = CallRunner(config.workers, config.clock)
-        plan = config.faults
+        # The plan the run started with (or a child's share of its parent's) is in its
+        # meta: any process that goes on with the run honours it. A run without one (the
+        # bench's) takes the plan the process was given.
+        kept = FaultPlan.from_json(record.meta.get(FAULTS_META))
+        plan = kept if kept is not None else config.faults
         self.faults = plan.injector(store, self.run_id) if plan and plan.active else None
         self.calls = Calls(self)
         self.pauses = Pauses(self, child_runner)
@@ -664,7 +671,7 @@ class Interpreter:
             if "any" in clause.kinds or outcome.kind in clause.kinds:
                 data["phase"] = "catch"
                 if clause.var is not None:
-                    fiber.scope.set(clause.var, outcome.to_json())
+                    fiber.scope.set(clause.var, outcome.as_value())
                 self.journal.event("caught", outcome.to_json(), state.id, fiber.branch)
                 self.wake(fiber)
                 self._enter(fiber, clause.entry, state.id)
@@ -674,9 +681,34 @@ class Interpreter:
     def _root_end(self, fiber: Fiber, outcome: Outcome) -> None:
         fiber.status = "done"
         fiber.at = None
+        failed = fiber.scope.values.get(FAILURE)
+        if failed is not None:
+            # The end of `on_failure`: the run fails as it did, or as the cleanup `fail`ed.
+            final = outcome if isinstance(outcome, StepFailure) else outcome_from_json(failed)
+            assert isinstance(final, StepFailure)
+            self.journal.event("cleaned_up", {"error": final.to_json()})
+            self.outcome = final
+            return
         if isinstance(outcome, StepFailure) and self.calls.start_compensation(fiber, outcome):
             return
+        if isinstance(outcome, StepFailure) and self.on_failure(fiber, outcome):
+            return
         self.outcome = outcome
+
+    def on_failure(self, root: Fiber, failure: StepFailure) -> bool:
+        """After the compensations of a failed run, run its `on_failure` body, if any."""
+        cleanup = self.workflow.on_failure
+        if cleanup is None:
+            return False
+        root.scope.set(FAILURE, outcome_to_json(failure))
+        if cleanup.var is not None:
+            root.scope.set(cleanup.var, failure.as_value())
+        self.journal.event("cleaning_up", {"error": failure.to_json()})
+        root.pending = None
+        root.dirty = True
+        self.wake(root)
+        self.advance(root, cleanup.entry, None)
+        return True
 
     # --- pure states ------------------------------------------------------------------
 
@@ -731,8 +763,16 @@ class Interpreter:
         self.unwind(fiber, Return(value), state.frame)
 
     def _fail(self, fiber: Fiber, state: FailState) -> None:
-        message = to_text(self.evaluator.eval(state.message, fiber.scope))
-        self.unwind(fiber, StepFailure(FAIL, message, state.id), state.frame)
+        value = self.evaluator.eval(state.message, fiber.scope)
+        if state.error is not None:
+            cause = self.evaluator.eval(state.cause, fiber.scope) if state.cause else None
+            failure = StepFailure(state.error, to_text(value), state.id, to_plain(cause))
+        elif isinstance(value, dict):
+            # `fail e`: the caught failure again, with its kind, message, step and cause.
+            failure = StepFailure.from_json(value)
+        else:
+            failure = StepFailure(FAIL, to_text(value), state.id)
+        self.unwind(fiber, failure, state.frame)
 
     def _callback_token(self, event: str, key: Value = None) -> str:
         return self.pauses.callback_token(event, key)
@@ -962,10 +1002,14 @@ class Interpreter:
             for child in list(fiber.children.values()):
                 self.cancel(child, reason)
             return
-        if fiber.at is None:
-            return  # compensating: compensation runs to its end
+        if fiber.at is None or FAILURE in fiber.scope.values:
+            return  # compensating or cleaning up after a failure: it runs to its end
         if fiber.status == "call":
             self.calls.abandon(fiber)
+        elif fiber.pending and "effect" in fiber.pending:
+            # An effect's intent is committed, its result is not (resumed, retrying, or
+            # waiting on a repair): it may have happened.
+            self.calls.abandon_intent(fiber, self.states[fiber.at])
         if fiber.pending:
             self.pauses.abandon(fiber)
         state = self.states[fiber.at]

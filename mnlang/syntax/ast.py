@@ -124,6 +124,13 @@ class ObjectLit(Expr):
 
 
 @dataclass(slots=True)
+class ErrorName(Expr):
+    """A bare declared error name in a list: `on: [timeout, PaymentDeclined]`."""
+
+    name: str
+
+
+@dataclass(slots=True)
 class RecordLit(Expr):
     type_name: Ident
     entries: list[Entry]
@@ -349,6 +356,19 @@ class TypeDecl(Decl):
 
 
 @dataclass(slots=True)
+class ErrorDecl(Decl):
+    """`error PaymentDeclined`: a failure's name, for `fail`, `catch` and `retry.on`."""
+
+
+@dataclass(slots=True)
+class OnFailure(Node):
+    """`on_failure as e { ... }` after a workflow: runs once its compensations are done."""
+
+    var: Ident | None
+    body: Block
+
+
+@dataclass(slots=True)
 class EnumDecl(Decl):
     members: list[Ident]
 
@@ -396,6 +416,11 @@ class WorkflowDecl(Decl):
     returns: TypeRef
     options: list[OptionStmt]
     body: Block
+    on_failure: OnFailure | None = None
+
+    def blocks(self) -> list[Block]:
+        """The body, and the `on_failure` body when there is one: every statement's block."""
+        return [self.body] if self.on_failure is None else [self.body, self.on_failure.body]
 
 
 @dataclass(slots=True)

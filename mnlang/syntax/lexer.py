@@ -50,7 +50,10 @@ _NO_NL_AFTER = frozenset(
         *("QQ", "AND", "OR", "NOT", "DOT"),
     }
 )
-_NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY"})
+_NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY", "ON_FAILURE"})
+# `error` and `on_failure` are keywords only where a name cannot stand: `error` before a
+# type name at the top level, `on_failure` right after a top-level declaration's `}`.
+_ERROR_DECL = re.compile(r"[ \t]+[A-Z]")
 _OPENERS = {"LBRACE": "RBRACE", "LPAR": "RPAR", "LSQB": "RSQB"}
 _CLOSERS = frozenset(_OPENERS.values())
 
@@ -186,6 +189,11 @@ def tokenize(
                 # After `.` a word is a field name (`e.type`, `x.not`): as a keyword,
                 # `and`/`not` would also swallow the newline that ends the statement.
                 kind = "NAME"
+            elif not stack and kind == "NAME":
+                if value == "error" and _ERROR_DECL.match(text, pos):
+                    kind = "ERROR"
+                elif value == "on_failure" and last == "RBRACE":
+                    kind = "ON_FAILURE"
             if kind == "FOR":
                 for_header_depth = len(stack)
             elif kind == "LIMIT":

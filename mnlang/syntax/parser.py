@@ -122,6 +122,13 @@ class _Builder:
         fields = [x for x in c if isinstance(x, ast.FieldDecl)]
         return ast.TypeDecl(self.sp(c[0], c[-1]), self.tok_ident(c[1]), fields)
 
+    def error_decl(self, c: list[Any]) -> ast.ErrorDecl:
+        return ast.ErrorDecl(self.sp(c[0], c[1]), self.tok_ident(c[1]))
+
+    def on_failure(self, c: list[Any]) -> ast.OnFailure:
+        var = c[2] if len(c) > 2 else None
+        return ast.OnFailure(self.sp(c[0], c[-1]), var, c[-1])
+
     def enum_decl(self, c: list[Any]) -> ast.EnumDecl:
         members = [x for x in c if isinstance(x, ast.Ident)]
         return ast.EnumDecl(self.sp(c[0], c[-1]), self.tok_ident(c[1]), members)
@@ -159,7 +166,10 @@ class _Builder:
             options.append(stmts[0])
             stmts = stmts[1:]
         body.stmts = stmts
-        return ast.WorkflowDecl(self.sp(c[0], body), c[1], c[2], c[4], options, body)
+        on_failure = c[6] if len(c) > 6 else None
+        return ast.WorkflowDecl(
+            self.sp(c[0], on_failure or body), c[1], c[2], c[4], options, body, on_failure
+        )
 
     # ---- types ---------------------------------------------------------------
 
@@ -340,6 +350,9 @@ class _Builder:
 
     def list_lit(self, c: list[Any]) -> ast.ListLit:
         return ast.ListLit(self.sp(c[0], c[-1]), [x for x in c[1:-1] if isinstance(x, ast.Expr)])
+
+    def error_name(self, c: list[Token]) -> ast.ErrorName:
+        return ast.ErrorName(self.tok_span(c[0]), c[0].value)
 
     def record_lit(self, c: list[Any]) -> ast.RecordLit:
         obj: ast.ObjectLit = c[1]

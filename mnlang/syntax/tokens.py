@@ -8,6 +8,8 @@ _RESERVED = """
     return fail log yield while not and or true false null
 """
 KEYWORDS: dict[str, str] = {word: word.upper() for word in _RESERVED.split()}
+# Keywords only in one place (see the lexer), so they stay free as names elsewhere.
+CONTEXTUAL: dict[str, str] = {"error": "ERROR", "on_failure": "ON_FAILURE"}
 
 PUNCTUATION: dict[str, str] = {
     "{": "LBRACE",
@@ -52,6 +54,7 @@ DISPLAY: dict[str, str] = {
     "_NL": "a new line",
     "$END": "the end of the file",
     **{kind: f"`{word}`" for word, kind in KEYWORDS.items()},
+    **{kind: f"`{word}`" for word, kind in CONTEXTUAL.items()},
     **{kind: f"`{text}`" for text, kind in PUNCTUATION.items()},
 }
 

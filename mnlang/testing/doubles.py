@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnlang.errors import MALFORMED_OUTPUT, MnError
+from mnlang.errors import MALFORMED_OUTPUT, MnError, NamedError, is_error_name
 from mnlang.ir.model import IRProgram, ToolIR
 from mnlang.ir.scenarios import ScenarioIR, ScenarioReplyIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
@@ -59,7 +59,10 @@ class _Faults:
 
 def _failing(kind: str, callee: str) -> Callable[[], Any]:
     def fail() -> Any:
-        raise MnError(kind, f"injected fault: {kind} in `{callee.rsplit('.', 1)[-1]}`")
+        message = f"injected fault: {kind} in `{callee.rsplit('.', 1)[-1]}`"
+        if is_error_name(kind):
+            raise NamedError(kind, message)
+        raise MnError(kind, message)
 
     return fail
 
