@@ -128,10 +128,21 @@ def runs_lines(records: Sequence[RunRecord]) -> list[str]:
         return ["no runs"]
     rows = [("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
     rows += [
-        (r.run_id, r.workflow, r.status, _when(r.created_at), _when(r.updated_at)) for r in records
+        (
+            r.run_id,
+            r.workflow,
+            f"{r.status} (damaged)" if r.damaged else r.status,
+            _when(r.created_at),
+            _when(r.updated_at),
+        )
+        for r in records
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    damaged = [r.damaged for r in records if r.damaged]
+    if damaged:
+        lines += ["", *damaged, "restore the journal from a backup; `mnc db check` lists them all"]
+    return lines
 
 
 def show_lines(details: RunDetails) -> list[str]:

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from mnlang import api
 from mnlang.cli import main
-from mnlang.stores import open_store
+from mnlang.stores import JournalNotFound, open_store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTED_REFUND = f"scripted:{EXAMPLES / 'refund' / 'replies.json'}"
@@ -192,7 +192,10 @@ def test_a_reused_key_with_other_arguments_fails_with_key_conflict(shop: Path) -
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ('{"order": "o1", "amount": ', "error: --input is not JSON: expecting value at line 1"),
+        (
+            '{"order": "o1", "amount": ',
+            "error[E096]: --input is not JSON: expecting value at line 1",
+        ),
         ('["o1"]', "error: the input must be a JSON object"),
         (
             '{"order": "o1", "amount": 5.5}',
@@ -208,7 +211,8 @@ def test_bad_input_exits_2_and_creates_nothing(shop: Path, given: str, message: 
     )
     assert result.exit_code == 2
     assert message in result.output and "help:" in result.output
-    assert api.list_runs() == []
+    with pytest.raises(JournalNotFound):  # not even an empty journal was created
+        api.list_runs()
 
 
 def test_input_file_errors(shop: Path) -> None:
@@ -258,7 +262,9 @@ def test_a_locked_journal_is_reported_and_nothing_is_lost(
     monkeypatch.setattr(
         stores,
         "open_store",
-        lambda db=None, durability="full": real(db, durability, busy_timeout=0.2),
+        lambda db=None, durability="full", existing=False: real(
+            db, durability, busy_timeout=0.2, existing=existing
+        ),
     )
     holder = sqlite3.connect(shop / "journal.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -337,7 +343,7 @@ def test_replies_beside_the_program_are_not_used_unless_asked(no_model_env: Path
     assert "cannot answer the agents of `refund`" in result.output
     assert "no API key for the OpenAI API" in result.output
     assert "no run was created" in result.output
-    assert api.list_runs(db=no_model_env) == []
+    assert not Path(no_model_env).exists()  # nor a journal
 
 
 def test_a_local_server_needs_no_key(no_model_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

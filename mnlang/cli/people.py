@@ -51,18 +51,17 @@ def _decide(
     db: str | None,
     as_json: bool,
 ) -> NoReturn:
-    import json
-
     from mnlang import api
+    from mnlang.jsonin import JSONInputError, decode_json
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
 
     result = None
     if result_text is not None:
         try:
-            result = json.loads(result_text)
-        except json.JSONDecodeError as e:
-            raise click.UsageError(f"--result is not JSON: {e.msg.lower()}") from None
+            result = decode_json(result_text, "--result")
+        except JSONInputError as e:
+            run_error(e)
     try:
         outcome = api.decide(
             run_id,
@@ -168,9 +167,8 @@ def signal_command(
     """Send EVENT, with its JSON payload (and --key), to run RUN_ID, or answer a callback
     --token. A run not waiting for it yet finds it in its mailbox when it does. A run
     waiting for it goes on here unless --detach; exits like `mnc run` then, else 0."""
-    import json
-
     from mnlang import api
+    from mnlang.jsonin import JSONInputError, decode_json
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
 
@@ -187,9 +185,9 @@ def signal_command(
     value = None
     if payload is not None:
         try:
-            value = json.loads(payload)
-        except json.JSONDecodeError as e:
-            raise click.UsageError(f"the payload is not JSON: {e.msg.lower()}") from None
+            value = decode_json(payload, "the payload")
+        except JSONInputError as e:
+            run_error(e)
     try:
         outcome = api.signal(
             run_id,

@@ -156,7 +156,7 @@ def metrics(
     if as_json and prom:
         raise click.UsageError("give --json or --prom, not both")
     try:
-        with open_store(db) as store:
+        with open_store(db, existing=True) as store:
             start = None
             if since is not None:
                 try:

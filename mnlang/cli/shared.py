@@ -32,7 +32,8 @@ color_option = click.option(
 def run_error(e: Exception) -> NoReturn:
     """Print an error that kept a run command from doing its work, and exit 2."""
     message = getattr(e, "message", None) or str(e)
-    click.echo(f"error: {message}", err=True)
+    code = getattr(e, "code", None)
+    click.echo(f"error[{code}]: {message}" if code else f"error: {message}", err=True)
     help_text = getattr(e, "help", None)
     if help_text:
         click.echo(f"help: {help_text}", err=True)

@@ -180,8 +180,8 @@ def lsp_command() -> None:
 @click.option(
     "--token",
     envvar="MNC_UI_TOKEN",
-    help="The admin token (or $MNC_UI_TOKEN); needed on any address but loopback "
-    "unless users have tokens.",
+    help="The admin token; prefer $MNC_UI_TOKEN, since every local user can read a "
+    "command line (`ps`). Needed on any address but loopback unless users have tokens.",
 )
 @click.option(
     "--execute/--no-execute",
@@ -189,9 +189,22 @@ def lsp_command() -> None:
     show_default=True,
     help="Resume runs here after a decision, signal or cancel (--no-execute: `mnc worker` does).",
 )
+@click.option(
+    "--open",
+    "open_console",
+    is_flag=True,
+    help="Without tokens on loopback, let every local account in as you (a single-user "
+    "machine only). By default a secret made at start is needed, in the link printed.",
+)
 @click.pass_context
 def ui_command(
-    ctx: click.Context, db: str | None, host: str, port: int, token: str | None, execute: bool
+    ctx: click.Context,
+    db: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    execute: bool,
+    open_console: bool,
 ) -> None:
     """Serve the web console: runs, the live graph, approvals and metrics (docs/ui.md).
 
@@ -202,8 +215,14 @@ def ui_command(
         return
     from mnlang.ui.server import ConsoleError, serve
 
+    if ctx.get_parameter_source("token") is click.core.ParameterSource.COMMANDLINE:
+        click.echo(
+            "warning: --token on the command line is visible to every local user (`ps`); "
+            "set MNC_UI_TOKEN instead",
+            err=True,
+        )
     try:
-        serve(db, host, port, token, execute)
+        serve(db, host, port, token, execute, open_console=open_console)
     except ConsoleError as e:
         run_error(e)
 

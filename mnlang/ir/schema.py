@@ -26,6 +26,7 @@ PRIMITIVE_SCHEMAS: dict[str, dict[str, Any]] = {
     "duration": {"type": "integer", "description": "milliseconds"},
     "timestamp": {"type": "string", "format": "date-time"},
     "json": {},
+    "secret": {"type": "string", "pattern": "^(env|file):", "description": "a reference"},
     "unknown": {},
     "null": {"type": "null"},
 }

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mnlang.deep import RUN_RECURSION_LIMIT, deeper
 from mnlang.ir.load import IRLoadError, dump_ir, parse_ir
 from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.runtime.agents import MODELS_META, stored_setup
@@ -388,7 +389,8 @@ def run_with_lease(
         workflow = program.workflows[record.workflow]
         interpreter.start(prepare_args(program, workflow, given.args))
     try:
-        return interpreter.execute()
+        with deeper(RUN_RECURSION_LIMIT):
+            return interpreter.execute()
     except RunAborted as e:
         raise RunError(str(e), help="another worker took the run over") from None
 

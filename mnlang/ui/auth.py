@@ -20,6 +20,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -59,21 +60,36 @@ class User:
 
 class Authenticator:
     def __init__(
-        self, *, admin_token: str | None, tokens: TokenFile | None, loopback: bool
+        self,
+        *,
+        admin_token: str | None,
+        tokens: TokenFile | None,
+        loopback: bool,
+        start_token: str | None = None,
     ) -> None:
         self.admin_token = admin_token or None
         self.tokens = tokens
         self.loopback = loopback
         self.csrf_key = secrets.token_bytes(32)
         self.local_user = User(getpass.getuser() or "local", admin=True, secret="local")
+        self.start_token = start_token
+        """A secret made when the console starts, shown only in the link it prints (as
+        Jupyter does): its holder is the console's owner, an admin by their account name."""
 
     @property
     def open_local(self) -> bool:
         """No token is needed: loopback only, and none configured."""
         has_users = self.tokens is not None and self.tokens.has_users()
-        return self.loopback and self.admin_token is None and not has_users
+        return (
+            self.loopback
+            and self.admin_token is None
+            and self.start_token is None
+            and not has_users
+        )
 
     def user_of(self, token: str) -> User | None:
+        if self.start_token is not None and _same_secret(token, self.start_token):
+            return User(self.local_user.name, admin=True, secret=token)
         if self.admin_token is not None and hmac.compare_digest(
             hashlib.sha256(token.encode()).digest(),
             hashlib.sha256(self.admin_token.encode()).digest(),
@@ -89,6 +105,12 @@ class Authenticator:
         if user.via_header:
             return True
         return given is not None and hmac.compare_digest(self.csrf_token(user), given)
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -107,11 +129,18 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+# RFC 9110's Host: a registered name or IPv4 address, or an IPv6 address in brackets,
+# then an optional port; anything else (`127.0.0.1:8737@evil.example`) names no host.
+_HOST = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::[0-9]{1,5})?")
+
+
 def _host_name(host_header: str) -> str:
-    """The host of a Host header, without its port (`[::1]:8737` gives `::1`)."""
-    if host_header.startswith("["):
-        return host_header[1:].partition("]")[0]
-    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+    """The host of a Host header, without its port (`[::1]:8737` gives `::1`); empty for
+    a header that is not a host and port."""
+    found = _HOST.fullmatch(host_header)
+    if found is None:
+        return ""
+    return found.group("ipv6") or found.group("name")
 
 
 class AuthMiddleware:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -64,6 +65,7 @@ def serve(
     token: str | None,
     execute: bool,
     out: TextIO = sys.stderr,
+    open_console: bool = False,
 ) -> None:
     """Run the console until interrupted; `ConsoleError` when it cannot start."""
     import uvicorn
@@ -96,15 +98,27 @@ def serve(
         store = open_store(db)
     except StoreError as e:
         raise ConsoleError(e.message, help=e.help) from None
-    auth = Authenticator(admin_token=admin_token, tokens=tokens, loopback=loopback)
+    # With no token at all, a secret of this start only (in the printed link) keeps the
+    # machine's other accounts out, unless --open says the machine has no others.
+    start_token = None
+    if admin_token is None and not has_users and not open_console:
+        start_token = secrets.token_urlsafe(32)
+    auth = Authenticator(
+        admin_token=admin_token, tokens=tokens, loopback=loopback, start_token=start_token
+    )
     app = create_app(store, auth, execute=execute)
     shown = f"[{host}]" if ":" in host else host
     out.write(f"mnc ui: journal `{store.location}`, serving http://{shown}:{port}/\n")
-    out.write(
-        "  open to the local user (no tokens configured)\n"
-        if auth.open_local
-        else f"  tokens required: log in at http://{shown}:{port}/login\n"
-    )
+    if auth.open_local:
+        out.write(
+            "  WARNING: --open: every local account can use this console as "
+            f"`{auth.local_user.name}` (an admin); use it on a single-user machine only\n"
+        )
+    elif start_token is not None:
+        out.write("  open it with this link (its secret lasts until the console stops):\n")
+        out.write(f"  http://{shown}:{port}/login?token={start_token}\n")
+    else:
+        out.write(f"  tokens required: log in at http://{shown}:{port}/login\n")
     if not execute:
         out.write("  runs are not executed here (--no-execute): run `mnc worker` beside it\n")
     out.flush()

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnlang.jsonin import decode_json
+
 TOKENS_ENV = "MNC_UI_TOKENS"
 TOKENS_FILE = "ui-tokens.json"
 ADMIN = "admin"
@@ -87,7 +89,7 @@ class TokenFile:
         except OSError as e:
             raise TokenError(f"cannot read token file `{self.path}`: {e.strerror or e}") from e
         try:
-            data = json.loads(text)
+            data = decode_json(text, f"`{self.path}`")
             users = data["users"]
             if not isinstance(users, dict):
                 raise TypeError("`users` is not an object")
@@ -99,13 +101,19 @@ class TokenFile:
         return users
 
     def _write(self, users: dict[str, dict[str, object]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(self.path.name + ".tmp")
         text = json.dumps({"users": users}, indent=2, sort_keys=True) + "\n"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temporary, self.path)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(temporary, self.path)
+        except OSError as e:  # a read-only folder, a full disk
+            raise TokenError(
+                f"cannot write token file `{self.path}`: {(e.strerror or str(e)).lower()}",
+                help=f"make `{self.path.parent}` writable, or name another file in ${TOKENS_ENV}",
+            ) from None
 
     def add(self, name: str) -> str:
         """Make a token for a new user; returns the token (it is not kept)."""
