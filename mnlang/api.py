@@ -180,7 +180,8 @@ def start_run(
 ) -> RunOutcome:
     """Compile (or load) a program and run a workflow until it completes, fails, is
     cancelled or waits. `given` is the JSON object of arguments; `run_id` makes the start
-    idempotent (an existing run with that id is returned, not started again). With
+    idempotent: an existing run with that id and the same input (by its canonical hash)
+    is returned, not started again; other input raises `RunConflict` with both. With
     `detach` the run is only created, for a worker to execute. `faults` are injected into the run (`mnlang.runtime.faults`; a `FaultError` when one cannot
     hit the workflow); its approval delays make a checkpoint's timeout decide. `models`
     says who answers the agents (`scripted:FILE`, `scripted` or `openai`, see
@@ -394,6 +395,21 @@ def run_journal(run_id: str, *, db: str | Path | None = None) -> list[Event]:
                 f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
             )
         return store.read_journal(run_id)
+
+
+def checkpoint_names(
+    run_id: str, events: Sequence[Event], *, db: str | Path | None = None
+) -> dict[str, str]:
+    """The names of the checkpoints these journal events of a run opened, by their ids
+    (state ids such as `if#2/then/decision`), so that a reader sees `review`."""
+    ids = {str(e.data["id"]) for e in events if e.kind == "checkpoint" and isinstance(e.data, dict)}
+    names: dict[str, str] = {}
+    with _open_store(db) as store:
+        for checkpoint_id in sorted(ids):
+            found = store.get_checkpoint(run_id, checkpoint_id)
+            if found is not None:
+                names[checkpoint_id] = found.name
+    return names
 
 
 def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:

@@ -106,7 +106,7 @@ def test_run_waits_then_resume_completes(shop: Path) -> None:
     assert paid(shop) == ["pay:o1"]
 
 
-def test_the_same_id_returns_the_existing_run(shop: Path) -> None:
+def test_the_same_id_with_the_same_input_returns_the_existing_run(shop: Path) -> None:
     args = [
         "run",
         str(shop / "shop.mn"),
@@ -120,6 +120,9 @@ def test_the_same_id_returns_the_existing_run(shop: Path) -> None:
     assert first[0] == second[0] == 3
     assert first[1]["created"] and not second[1]["created"]
     assert paid(shop) == ["pay:o2"]
+    other = mnc(*args[:3], '{"order": "o2", "amount": "1.01"}', *args[4:])
+    assert other.exit_code == 2 and "already exists with other input" in other.output
+    assert '"1.01"' in other.output and paid(shop) == ["pay:o2"]
 
 
 def test_cancel_exits_4(shop: Path) -> None:
@@ -142,8 +145,8 @@ def test_runs_show_and_log(shop: Path) -> None:
     assert shown.exit_code == 0
     for expected in (
         "status    waiting",
-        "main: d",
-        "checkpoint d: Confirm rc-o4?",
+        "main: checkpoint confirm (d)",
+        "checkpoint confirm (d): Confirm rc-o4?",
         "lookup ->",
         'in:  {"order": "o4"}',
     ):
@@ -153,6 +156,7 @@ def test_runs_show_and_log(shop: Path) -> None:
     log = mnc("log", "s")
     kinds = [line.split()[3] for line in log.output.splitlines()]
     assert kinds[:4] == ["started", "tool", "intent", "effect"] and "checkpoint" in kinds
+    assert "confirm (d): Confirm rc-o4?" in log.output
     assert json.loads(mnc("log", "s", "--json").output)[0]["kind"] == "started"
 
 

@@ -57,6 +57,7 @@ _COMMANDS = (
     tools.lsp_command,
     tools.ui_command,
     project_commands.init,
+    tools.serve_command,
 )
 for _command in _COMMANDS:
     main.add_command(_command)

@@ -12,11 +12,15 @@ from mnlang.cli.shared import (
     finish_run,
     json_option,
     program_or_exit,
+    remote,
     report_to_stderr,
     run_error,
+    server_option,
 )
 
 if TYPE_CHECKING:
+    from mnlang.client import Client, Run
+    from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
 
 _durability_option = click.option(
@@ -45,7 +49,11 @@ def _observer(as_json: bool) -> Observer | None:
     type=click.Path(dir_okay=False, path_type=str),
     help="Read the arguments from this JSON file.",
 )
-@click.option("--id", "run_id", help="The run's id; starting the same id again returns that run.")
+@click.option(
+    "--id",
+    "run_id",
+    help="The run's id; starting the same id again with the same input returns that run, with other input is refused.",
+)
 @db_option
 @_durability_option
 @click.option(
@@ -75,6 +83,7 @@ def _observer(as_json: bool) -> Observer | None:
     "a replies.json beside FILE is used only when asked for.",
 )
 @json_option
+@server_option
 def run_command(
     file: str,
     workflow: str | None,
@@ -89,6 +98,8 @@ def run_command(
     detach: bool,
     models: str | None,
     as_json: bool,
+    server: str | None,
+    server_token: str | None,
 ) -> None:
     """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
     fails or waits. Exits 0 completed, 1 failed, 3 waiting, 4 cancelled, 2 when it could
@@ -137,6 +148,8 @@ def run_command(
         sys.exit(2)
     except IRLoadError as e:
         run_error(e)
+    if server is not None:
+        remote(server, server_token, lambda c: _start_remote(c, program, workflow, given, run_id))
     try:
         if not detach and not as_json:
             answering = api.answering_models(program, models, workflow=workflow)
@@ -157,6 +170,21 @@ def run_command(
     except (RunError, StoreError, FaultError) as e:
         run_error(e)
     finish_run(outcome, as_json)
+
+
+def _start_remote(
+    client: Client, program: IRProgram, workflow: str | None, given: object, run_id: str | None
+) -> Run:
+    """Register the compiled program with the server (tool code stays where the server's
+    workers have it installed), then start the run there."""
+    import json
+
+    from mnlang import api
+    from mnlang.ir.load import dump_ir
+
+    client.register_program(ir=json.loads(dump_ir(program)))
+    name = workflow or api.default_workflow(program)
+    return client.start_run(name, given if isinstance(given, dict) else {}, run_id=run_id)
 
 
 @click.command()
