@@ -64,6 +64,19 @@ def test_the_naive_chain_runs_the_same_runs(result: BenchResult) -> None:
     assert set(result.phases) == {"clean", "targeted", "chaos"}
 
 
+def test_every_difference_in_outcome_is_listed(result: BenchResult) -> None:
+    # Completion differs by exactly the runs listed, each with its reason.
+    naive = result.naive["all"]
+    ours_only = sum(1 for d in result.differences if d.runtime == "as expected")
+    theirs_only = len(result.differences) - ours_only
+    assert result.report.total.completion.numerator - naive.successful == ours_only - theirs_only
+    assert all(d.why and d.run_id for d in result.differences)
+    assert {d["run_id"] for d in bench_json(result)["differences"]} == {
+        d.run_id for d in result.differences
+    }
+    assert any("where the two outcomes differ" in line for line in bench_lines(result))
+
+
 def test_mnc_metrics_agrees_with_the_bench(result: BenchResult) -> None:
     with SQLiteStore(result.db) as store:
         assert compute_metrics(store).to_json() == result.report.to_json()
@@ -228,6 +241,20 @@ def test_a_chain_that_keeps_failing_stops_after_its_attempts(
     assert (rejected.attempts, rejected.status, rejected.successful) == (3, "failed", True)
     assert rejected.cost.human_review == 3 * REVIEW and rejected.model_calls == 6
     assert rejected.cost.tool == 3 * Decimal("0.01")
+
+
+def test_a_late_person_is_late_on_every_attempt_of_the_chain(
+    chain_cases: dict[str, Case],
+) -> None:
+    # The review's timeout decides (reject), as it does for the runtime: restarting the
+    # chain does not make the person answer in time, so the chain fails as well.
+    late = FaultPlan((FaultSpec("approval_delay", "review", 1, "failed"),))
+    chain = run_chain(chain_cases["approved"], "late", RATES, None, late, "past", "review")
+    assert (chain.attempts, chain.status, chain.successful) == (3, "failed", False)
+    assert chain.cost.human_review == 0  # the timeout decided, never a person
+    # Just before the timeout, the person's decision still counts: one attempt.
+    near = run_chain(chain_cases["approved"], "near", RATES, None, late, "near", "review")
+    assert (near.attempts, near.successful) == (1, True)
 
 
 @pytest.mark.slow

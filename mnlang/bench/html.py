@@ -137,6 +137,13 @@ def bench_html(result: BenchResult) -> str:
             for st in result.storms
         ],
     )
+    difference_table = _rows_table(
+        ["run", "class", "fault: stated outcome", "runtime", "naive chain", "why"],
+        [
+            [d.run_id, d.workflow_class, d.fault, d.runtime, d.naive, d.why]
+            for d in result.differences
+        ],
+    )
     target_rows = "".join(
         f"<tr><td>{escape(t.name)}</td><td>{escape(t.wanted)}</td><td>{escape(t.measured)}</td>"
         f'<td class="{"met" if t.met else "missed"}">{"met" if t.met else "not met"}</td></tr>'
@@ -155,6 +162,9 @@ Formulas and the naive chain's definition: docs/metrics.md.</p>
 <p>Seed runtime, for comparison: {escape(SEED_FIGURES)}</p>
 <h2>Rates per class</h2>{rates}{rate_table}
 <h2>Cost per successful workflow</h2>{cost_bars(cost_rows, "cost per successful workflow")}{cost_table}
+<h2>Where the runtime's and the naive chain's outcomes differ</h2>
+<p>Success is the same on both sides: the run ended as the scenario's <code>expect</code>
+says. {len(result.differences)} runs were judged differently.</p>{difference_table}
 <h2>Fault recovery by fault class</h2>{fault_chart}{fault_table}
 <h2>Retry storms</h2>{storm_table}
 <h2>Full report</h2><pre>{text}</pre>

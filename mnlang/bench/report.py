@@ -3,6 +3,7 @@ targets of issue 7 checked beside the measured figures."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -15,7 +16,13 @@ from mnlang.runtime.faults import FAULT_CLASSES
 
 MIN_FAULTS: Final = 1000
 MIN_RECOVERY: Final = 0.999
-MIN_SAVING: Final = 0.5
+MIN_SAVING: Final = 0.3
+"""Cost per successful workflow, people's time included: at least this much lower than
+the naive chain's (issue 21: the seed's stated target)."""
+MIN_SAVING_WITHOUT_PEOPLE: Final = 0.5
+"""The same, without people's time (reviews and repairs people decided)."""
+MAX_REPAIR_RATE: Final = 0.01
+"""Unplanned repairs (a repair checkpoint or compensations): at most this share of runs."""
 MAX_SECONDS: Final = 300.0
 SEED_FIGURES: Final = (
     "completion 95.0% (19/20), recovery 99.2% (124/125), tool selection 96.7% (58/60), "
@@ -91,12 +98,33 @@ def targets(result: BenchResult) -> list[Target]:
             total.unsafe_actions.numerator == 0,
         ),
         Target(
+            "completion, every class",
+            "runtime >= naive chain, every difference listed",
+            ", ".join(
+                f"{m.workflow_class} {m.completion.numerator} vs "
+                f"{result.naive.get(m.workflow_class, NaiveSummary()).successful}"
+                for m in result.report.classes
+            ),
+            completion_held(result),
+        ),
+        Target(
+            "unplanned repair rate",
+            f"<= {MAX_REPAIR_RATE:.0%} of runs",
+            _cell(total.unplanned_repairs),
+            total.unplanned_repairs.value is not None
+            and total.unplanned_repairs.value <= MAX_REPAIR_RATE,
+        ),
+        Target(
             "cost per successful workflow",
             f">= {MIN_SAVING:.0%} lower than the naive chain",
-            "n/a"
-            if lower is None
-            else f"{lower:.1%} lower ({_percent(lower_machine)} without people's time)",
+            "n/a" if lower is None else f"{lower:.1%} lower",
             lower is not None and lower >= MIN_SAVING,
+        ),
+        Target(
+            "cost per success w/o people's time",
+            f">= {MIN_SAVING_WITHOUT_PEOPLE:.0%} lower than the naive chain",
+            "n/a" if lower_machine is None else f"{lower_machine:.1%} lower",
+            lower_machine is not None and lower_machine >= MIN_SAVING_WITHOUT_PEOPLE,
         ),
         Target(
             "tool limits under retry storms",
@@ -111,6 +139,29 @@ def targets(result: BenchResult) -> list[Target]:
             result.seconds <= MAX_SECONDS,
         ),
     ]
+
+
+def completion_held(result: BenchResult) -> bool:
+    """The runtime ended as expected at least as often as the naive chain, per class."""
+    return all(
+        m.completion.numerator >= result.naive.get(m.workflow_class, NaiveSummary()).successful
+        for m in result.report.classes
+    )
+
+
+def difference_lines(result: BenchResult) -> list[str]:
+    """Every run the runtime and the naive chain judged differently: a count per reason,
+    then each run."""
+    if not result.differences:
+        return ["  none: both sides ended as expected in the same runs"]
+    reasons = Counter(d.why for d in result.differences)
+    lines = [f"  {n} runs: {why}" for why, n in reasons.most_common()]
+    for d in result.differences:
+        lines.append(
+            f"  {d.run_id} ({d.workflow_class}; fault {d.fault}): runtime {d.runtime}, "
+            f"naive {d.naive}"
+        )
+    return lines
 
 
 def _cell(ratio: Ratio) -> str:
@@ -213,6 +264,13 @@ def bench_lines(result: BenchResult) -> list[str]:
             "naive attempts/run",
         ],
     )
+    ours_ok = sum(1 for d in result.differences if d.runtime == "as expected")
+    lines += [
+        "",
+        f"where the two outcomes differ ({ours_ok} as expected only for the runtime, "
+        f"{len(result.differences) - ours_ok} only for the naive chain):",
+    ]
+    lines += difference_lines(result)
     lines += ["", "by kind of run (all classes):"]
     kinds = {
         "clean": "no fault",
@@ -402,6 +460,17 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
         "targets": [
             {"name": t.name, "wanted": t.wanted, "measured": t.measured, "met": t.met}
             for t in targets(result)
+        ],
+        "differences": [
+            {
+                "run_id": d.run_id,
+                "class": d.workflow_class,
+                "fault": d.fault,
+                "runtime": d.runtime,
+                "naive": d.naive,
+                "why": d.why,
+            }
+            for d in result.differences
         ],
         "errors": result.errors,
     }

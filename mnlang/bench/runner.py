@@ -39,7 +39,7 @@ from mnlang.metrics.compute import (
     per_success,
     report_of,
 )
-from mnlang.metrics.facts import Cost, Rates
+from mnlang.metrics.facts import Cost, Rates, RunFacts
 from mnlang.runtime.faults import FAULT_CLASSES
 from mnlang.stores.sqlite import SQLiteStore
 
@@ -74,6 +74,64 @@ class NaiveSummary:
         self.attempts += result.attempts
         self.model_calls += result.model_calls
         self.cost.add(result.cost)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeDifference:
+    """A run whose outcome, judged by the scenario's `expect`, differs between the
+    runtime and the naive chain, with why."""
+
+    run_id: str
+    workflow_class: str
+    fault: str
+    """The fault class and its stated outcome (`network_failure: failed`), or `none`."""
+    runtime: str
+    """How the runtime's run ended: `completed`, `failed`, ...; `ok` when as expected."""
+    naive: str
+    why: str
+
+
+def outcome_differences(
+    jobs: list[Job], facts: list[RunFacts], naive: list[NaiveResult]
+) -> list[OutcomeDifference]:
+    """Every run the runtime and the naive chain judged differently, in run order."""
+    ours = {f.run_id: f for f in facts}
+    theirs = {n.chain.removeprefix(world.NAIVE_PREFIX): n for n in naive}
+    out = []
+    for job in jobs:
+        run, chain = ours.get(job.run_id), theirs.get(job.run_id)
+        if run is None or chain is None or run.successful == chain.successful:
+            continue
+        stated = job.expect or "same"
+        fault = "none" if job.fault_class is None else f"{job.fault_class}: {stated}"
+        out.append(
+            OutcomeDifference(
+                job.run_id,
+                job.case.workflow_class or UNCLASSED,
+                fault,
+                "as expected" if run.successful else run.status,
+                "as expected" if chain.successful else chain.status,
+                _why(job, run, chain),
+            )
+        )
+    return out
+
+
+def _why(job: Job, run: RunFacts, chain: NaiveResult) -> str:
+    if not run.successful and job.expect == "failed":
+        return (
+            "the fault's stated outcome is `failed` and the runtime stops there (an effect "
+            "whose outcome it cannot know, or a decision it must not repeat); the chain "
+            "restarts from the first step and performs what came before again"
+        )
+    if not run.successful:
+        return f"the runtime's run ended {run.status}, not as the scenario expects"
+    if chain.status == "completed":
+        return "the chain completed with another result than the scenario expects"
+    return (
+        f"the chain ended {chain.status} after {chain.attempts} attempts: a failure the "
+        "runtime retried or repaired restarts it, and its attempts ran out"
+    )
 
 
 @dataclass
@@ -116,6 +174,8 @@ class BenchResult:
     """Calls of an effect the receiving system recognised by its key and did not repeat."""
     errors: list[str]
     seconds: float = 0.0
+    differences: list[OutcomeDifference] = field(default_factory=list)
+    """Every run the two sides judged differently (docs/metrics.md, like for like)."""
 
 
 def run_bench(
@@ -228,6 +288,7 @@ def run_bench(
         redeliveries=world.redeliveries(world_path),
         errors=errors,
         seconds=time.perf_counter() - started,
+        differences=outcome_differences(naive_jobs, facts, naive_results),
     )
 
 
