@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mnlang.bench.duplicates import duplicate_costs
 from mnlang.bench.html import bench_html
 from mnlang.bench.naive import run_chain
 from mnlang.bench.report import bench_json, bench_lines, targets
@@ -75,6 +76,21 @@ def test_every_difference_in_outcome_is_listed(result: BenchResult) -> None:
         d.run_id for d in result.differences
     }
     assert any("where the two outcomes differ" in line for line in bench_lines(result))
+
+
+def test_duplicates_are_priced(result: BenchResult) -> None:
+    table = duplicate_costs(Decimal("0.75"))
+    assert table.cost("refund_payment", {"amount": "240.00", "order_id": "o-1"}) == Decimal(240)
+    assert table.cost("support.send_sms", {"phone": "1", "text": "hi"}) == Decimal("1.50")
+    assert table.cost("create_rma", {"order_id": "o-1"}) == Decimal("7.50")
+    assert table.cost("set_watermark", {"source": "a", "value": "b"}) == 0
+    # The chain's restarts refund again: each extra refund costs its amount.
+    naive = result.naive["all"]
+    assert naive.duplicates > 0 and naive.duplicate_cost >= naive.duplicates * Decimal("1.50")
+    assert naive.cost_per_successful_priced is not None and naive.cost_per_successful is not None
+    assert naive.cost_per_successful_priced > naive.cost_per_successful
+    assert result.duplicate_cost.get("all", Decimal(0)) == 0  # the runtime performed none twice
+    assert bench_json(result)["naive"]["all"]["duplicate_cost"] == str(naive.duplicate_cost)
 
 
 def test_mnc_metrics_agrees_with_the_bench(result: BenchResult) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 from typing import Final
 
-from mnlang.bench.report import SEED_FIGURES, bench_lines, targets
+from mnlang.bench.report import SEED_FIGURES, bench_lines, priced_per_success, targets
 from mnlang.bench.runner import BenchResult, NaiveSummary
 from mnlang.metrics.charts import cost_bars, grouped_bars
 from mnlang.metrics.compute import ClassMetrics, Ratio
@@ -85,6 +85,8 @@ def bench_html(result: BenchResult) -> str:
     cost_table = _rows_table(
         [
             "class",
+            "cost per success, duplicates priced",
+            "naive, duplicates priced",
             "cost per success",
             "total",
             "successes",
@@ -95,6 +97,10 @@ def bench_html(result: BenchResult) -> str:
         [
             [
                 m.workflow_class,
+                money(priced_per_success(result, m)),
+                money(
+                    result.naive.get(m.workflow_class, NaiveSummary()).cost_per_successful_priced
+                ),
                 money(m.cost_per_successful),
                 money(m.cost.total),
                 str(m.successful),

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from mnlang.bench import world
+from mnlang.bench.duplicates import duplicate_costs
 from mnlang.bench.harness import Harness, RunPlan
 from mnlang.bench.naive import NaiveResult, run_chain
 from mnlang.bench.schedule import CHAOS_RATE, Job, Site, schedule, sites_of
@@ -59,10 +61,18 @@ class NaiveSummary:
     model_calls: int = 0
     cost: Cost = field(default_factory=Cost)
     duplicates: int = 0
+    duplicate_cost: Decimal = Decimal(0)
+    """What the side effects performed twice cost (mnlang/bench/duplicate_costs.json)."""
 
     @property
     def cost_per_successful(self) -> Decimal | None:
+        """People's time included, duplicates not priced."""
         return per_success(self.cost.total, self.successful)
+
+    @property
+    def cost_per_successful_priced(self) -> Decimal | None:
+        """People's time included and duplicates priced: the headline figure."""
+        return per_success(self.cost.total + self.duplicate_cost, self.successful)
 
     @property
     def cost_per_successful_without_people(self) -> Decimal | None:
@@ -174,6 +184,8 @@ class BenchResult:
     """Calls of an effect the receiving system recognised by its key and did not repeat."""
     errors: list[str]
     seconds: float = 0.0
+    duplicate_cost: dict[str, Decimal] = field(default_factory=dict)
+    """Per class (and `all`): what the runtime's side effects performed twice cost."""
     differences: list[OutcomeDifference] = field(default_factory=list)
     """Every run the two sides judged differently (docs/metrics.md, like for like)."""
 
@@ -264,9 +276,10 @@ def run_bench(
             phases[phase] = (ours, theirs)
     class_of = {j.run_id: j.case.workflow_class or UNCLASSED for j in naive_jobs}
     class_of.update({f"{world.NAIVE_PREFIX}{k}": v for k, v in list(class_of.items())})
-    duplicates = _duplicates(world_path, class_of)
+    duplicates, priced = _duplicates(world_path, class_of, rates.human_per_minute)
     for klass, summary in naive.items():
         summary.duplicates = duplicates.get(("naive", klass), 0)
+        summary.duplicate_cost = priced.get(("naive", klass), Decimal(0))
     injected: Counter[str] = Counter()
     for m in report.classes:
         for fault, ratio in m.recovery_by_fault.items():
@@ -288,6 +301,7 @@ def run_bench(
         redeliveries=world.redeliveries(world_path),
         errors=errors,
         seconds=time.perf_counter() - started,
+        duplicate_cost={k: v for (who, k), v in priced.items() if who == "runtime"},
         differences=outcome_differences(naive_jobs, facts, naive_results),
     )
 
@@ -436,16 +450,23 @@ def _naive_summary(results: list[NaiveResult]) -> dict[str, NaiveSummary]:
     return out
 
 
-def _duplicates(world_path: str, class_of: dict[str, str]) -> Counter[tuple[str, str]]:
-    """Side effects performed more than once for one run or naive chain, by who caused
-    them (`runtime` or `naive`) and workflow class (and over all classes)."""
+def _duplicates(
+    world_path: str, class_of: dict[str, str], human_per_minute: Decimal
+) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], Decimal]]:
+    """Side effects performed more than once for one run or naive chain, and what the
+    extra performances cost, by who caused them (`runtime` or `naive`) and workflow
+    class (and over all classes)."""
+    table = duplicate_costs(human_per_minute)
     counts: Counter[tuple[str, str, str]] = Counter()
     for p in world.performances(world_path):
         counts[(p.chain, p.effect, p.args)] += 1
     out: Counter[tuple[str, str]] = Counter()
-    for (chain, _, _), n in counts.items():
+    priced: dict[tuple[str, str], Decimal] = {}
+    for (chain, effect, args), n in counts.items():
         if n > 1:
             who = "naive" if chain.startswith(world.NAIVE_PREFIX) else "runtime"
-            out[(who, ALL_CLASSES)] += n - 1
-            out[(who, class_of.get(chain, UNCLASSED))] += n - 1
-    return out
+            cost = (n - 1) * table.cost(effect, json.loads(args))
+            for key in ((who, ALL_CLASSES), (who, class_of.get(chain, UNCLASSED))):
+                out[key] += n - 1
+                priced[key] = priced.get(key, Decimal(0)) + cost
+    return out, priced
