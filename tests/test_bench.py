@@ -9,8 +9,10 @@ when" command does.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -121,6 +123,26 @@ def test_a_suite_needs_scenarios(tmp_path: Path) -> None:
         load_suite(tmp_path)
     bad = CliRunner().invoke(main, ["bench", str(tmp_path), "--faults", "meteor"])
     assert bad.exit_code == 2 and "unknown fault class" in bad.output
+
+
+def test_a_users_own_suite_runs_and_a_failed_bench_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # examples/refund's tools record nothing in the bench's world: the bench still runs,
+    # and says that effects performed twice are not measured.
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples" / "refund", project)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    done = run_bench(project, faults=[], repeat=1, db=str(tmp_path / "journal.db"))
+    assert done.errors == [] and done.runs > 0 and done.side_effects_recorded == 0
+    assert any("not measured" in line for line in bench_lines(done))
+    assert list(scratch.iterdir()) == []  # the world's folder is gone, the journal kept
+    # A bench that fails (its journal is a folder) leaves no folder behind.
+    with pytest.raises(Exception, match="cannot open journal"):
+        run_bench(project, faults=[], repeat=1, db=str(project))
+    assert list(scratch.iterdir()) == []
 
 
 # A hand-built case for the naive chain: an agent that looks an order up with a tool, a

@@ -351,12 +351,17 @@ def bench_lines(result: BenchResult) -> list[str]:
         f"{naive_all.duplicates}, {money(naive_all.duplicate_cost, 2)}), {total.journal_gaps} journal "
         f"entries missing; {result.redeliveries} repeated effect calls recognised by their "
         "key and not performed again",
-        "",
-        "targets:",
     ]
+    if result.side_effects_recorded == 0:
+        lines.append(
+            "  no side effect was recorded by a receiving system: the suite's tools do not "
+            "call mnlang.bench.world.perform, so effects performed twice are not measured "
+            "(docs/metrics.md, your own suite)"
+        )
+    lines += ["", "targets:"]
     for t in targets(result):
         mark = "met" if t.met else "NOT MET"
-        lines.append(f"  {t.name:<32} {t.wanted:<52} {t.measured}  [{mark}]")
+        lines.append(f"  {t.name:<36} {t.wanted:<54} {t.measured}  [{mark}]")
     lines += ["", f"seed runtime, for comparison: {SEED_FIGURES}"]
     if result.errors:
         lines += ["", f"{len(result.errors)} runs could not be driven:"]

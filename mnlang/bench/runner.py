@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -31,7 +32,7 @@ from mnlang.bench.duplicates import duplicate_costs
 from mnlang.bench.harness import Harness, RunPlan
 from mnlang.bench.naive import NaiveResult, run_chain
 from mnlang.bench.schedule import CHAOS_RATE, Job, Site, schedule, sites_of
-from mnlang.bench.suite import load_suite
+from mnlang.bench.suite import Case, load_suite
 from mnlang.metrics.compute import (
     ALL_CLASSES,
     UNCLASSED,
@@ -184,6 +185,9 @@ class BenchResult:
     """Calls of an effect the receiving system recognised by its key and did not repeat."""
     errors: list[str]
     seconds: float = 0.0
+    side_effects_recorded: int = 0
+    """Performances the receiving systems recorded (0: the suite's tools do not go through
+    `mnlang.bench.world`, so side effects performed twice cannot be seen)."""
     duplicate_cost: dict[str, Decimal] = field(default_factory=dict)
     """Per class (and `all`): what the runtime's side effects performed twice cost."""
     differences: list[OutcomeDifference] = field(default_factory=list)
@@ -201,10 +205,40 @@ def run_bench(
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
 ) -> BenchResult:
-    started = time.perf_counter()
-    classes = set(faults)
+    """Run the suite at `path`. The receiving systems' records live in a temporary folder,
+    with the journal unless `db` names one; a bench that fails removes the folder, one
+    that ends keeps only the journal it wrote there (its report names it)."""
     cases = load_suite(path)
     folder = Path(tempfile.mkdtemp(prefix="mnc-bench-"))
+    try:
+        result = _run_bench(
+            path, cases, folder, set(faults), seed, repeat, chaos, db, workers, progress
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if db is None:
+        for name in os.listdir(folder):
+            if name.startswith("world.db"):
+                os.remove(folder / name)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def _run_bench(
+    path: str | Path,
+    cases: list[Case],
+    folder: Path,
+    classes: set[str],
+    seed: int,
+    repeat: int,
+    chaos: float,
+    db: str | None,
+    workers: int,
+    progress: Progress | None,
+) -> BenchResult:
+    started = time.perf_counter()
     db_path = db or str(folder / "journal.db")
     world_path = str(folder / "world.db")
     tell = progress or (lambda phase, done, total: None)
@@ -301,6 +335,7 @@ def run_bench(
         redeliveries=world.redeliveries(world_path),
         errors=errors,
         seconds=time.perf_counter() - started,
+        side_effects_recorded=len(world.performances(world_path)),
         duplicate_cost={k: v for (who, k), v in priced.items() if who == "runtime"},
         differences=outcome_differences(naive_jobs, facts, naive_results),
     )
@@ -309,6 +344,7 @@ def run_bench(
 @contextmanager
 def _world_at(path: str) -> Iterator[None]:
     """Point this process's tools (and its forked children) at the bench's world file."""
+    world.create(path)
     before = os.environ.get(world.WORLD_ENV)
     os.environ[world.WORLD_ENV] = path
     try:
