@@ -228,7 +228,12 @@ def bench_lines(result: BenchResult) -> list[str]:
     lines += _table(rows, head)
     lines += [
         "",
-        "the naive agent chain on the same runs and faults (docs/metrics.md); cost per",
+        "the naive agent chain (docs/metrics.md): the same workflow, tools, replies,",
+        "decisions and fault, run as plain calls with no journal; any failure restarts it",
+        "from the first step, up to the largest retry.attempts of its calls; every model",
+        "call, person and effect again, effects without keys; a late person late each time.",
+        "",
+        "on the same runs and faults; cost per",
         "successful workflow with people's time and side effects performed twice priced",
         f"(mnlang/bench/duplicate_costs.json, {duplicate_costs(Decimal(0)).date}), with",
         "people's time and duplicates unpriced, and without people's time:",
