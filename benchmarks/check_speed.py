@@ -65,6 +65,14 @@ def generate_chain(tools: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def generate_tools(tools: int) -> str:
+    """The Python module behind `generate_chain`'s tools."""
+    return "".join(
+        f"def step_{i}(input, note, *, ctx=None):\n    return input\n\n\n"
+        for i in range(1, tools + 1)
+    )
+
+
 def generate_wdl_chain(tasks: int) -> str:
     """The WDL counterpart of `generate_chain`: a record struct, `tasks` tasks each taking
     the previous one's record, and one workflow calling them all in a chain (7,010 lines
@@ -162,6 +170,8 @@ def main() -> None:
         large = work / "chain_70k.mn"
         small.write_text(generate_chain(500), "utf-8")
         large.write_text(generate_chain(5000), "utf-8")
+        # the tools' functions, which `mnc check` reads (docs/tools.md) without importing
+        (work / "tools.py").write_text(generate_tools(5000), "utf-8")
         check = subprocess.run(
             [*mnc, "check", str(small)], env=compiled, capture_output=True, text=True
         )
@@ -174,6 +184,12 @@ def main() -> None:
             ("mnc check refund.mn", refund, None, compiled),
             ("  the same without .pyc", refund, None, source_only),
             ("mnc check 7k-line file", [*mnc, "check", str(small)], small, compiled),
+            (
+                "  the same, --no-import",
+                [*mnc, "check", "--no-import", str(small)],
+                small,
+                compiled,
+            ),
             ("mnc check 70k-line file", [*mnc, "check", str(large)], large, compiled),
         ]
         wdl = work / "chain_7k.wdl"

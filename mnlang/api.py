@@ -16,7 +16,8 @@ from mnlang.diagnostics import Diagnostic
 from mnlang.report import Located, Sources
 
 if TYPE_CHECKING:
-    from mnlang.ir.model import IRProgram
+    from mnlang.ir.model import AgentIR, IRProgram
+    from mnlang.models.setup import ModelSetup
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
@@ -79,10 +80,19 @@ class CheckReport:
         return not self.errors and not (self.strict and self.warnings)
 
 
-def check_files(paths: Sequence[str | Path], strict: bool = False) -> CheckReport:
+def check_files(
+    paths: Sequence[str | Path],
+    strict: bool = False,
+    *,
+    impls: bool = True,
+    allow_import: bool = True,
+) -> CheckReport:
     """Check each `.mn` file and what it imports; a file that cannot be read (missing, a
-    directory, not UTF-8, too large) is reported as a diagnostic, never raised."""
+    directory, not UTF-8, too large) is reported as a diagnostic, never raised. With
+    `impls`, the Python functions behind tools and effects are checked too
+    (`mnlang.checker.impls`; importing a module only when `allow_import`)."""
     from mnlang.checker import check
+    from mnlang.checker.impls import check_impls
     from mnlang.sources import read_source
     from mnlang.syntax.parser import gc_paused
 
@@ -96,6 +106,8 @@ def check_files(paths: Sequence[str | Path], strict: bool = False) -> CheckRepor
         assert text is not None
         with gc_paused():
             result = check(path, text=text)
+        if impls and result.program is not None:
+            result.diagnostics += check_impls(result.program, allow_import=allow_import)
         report.sources.texts[str(path.resolve())] = text
         if result.program is not None:
             for module in result.program.modules.values():
@@ -168,21 +180,28 @@ def start_run(
     `detach` the run is only created, for a worker to execute. `faults` are injected into the run (`mnlang.runtime.faults`; a `FaultError` when one cannot
     hit the workflow); its approval delays make a checkpoint's timeout decide. `models`
     says who answers the agents (`scripted:FILE`, `scripted` or `openai`, see
-    `mnlang.models.setup`), in this run and whenever it resumes."""
+    `mnlang.models.setup`; None: `MNC_MODELS`, `MNC_REPLIES`, else `openai`), in this run
+    and whenever it resumes. A provider that cannot answer (no key for a public API) is a
+    `RunError` before any run is created, unless the run is only created (`detach`): the
+    worker that executes it has its own environment."""
+    from dataclasses import replace
+
     from mnlang.runtime import run
+    from mnlang.runtime.config import RuntimeConfig
 
     program = source if not isinstance(source, str | Path) else load_program(source)
     name = workflow or default_workflow(program)
-    config = None
-    if faults is not None or models is not None:
-        from dataclasses import replace
-
-        from mnlang.runtime.config import RuntimeConfig
-
-        config = replace(RuntimeConfig.from_env(), models=models)
-        if faults is not None:
-            faults.check(program, name)
-            config = replace(config, faults=faults)
+    if faults is not None:
+        faults.check(program, name)
+    setup = _model_setup(program, models)
+    if not detach:
+        why = setup.refusal(workflow_agents(program, name))
+        if why is not None:
+            raise run.RunError(
+                f"cannot answer the agents of `{name}`: {why}",
+                help="no run was created",
+            )
+    config = replace(RuntimeConfig.from_env(), models=setup.spec, faults=faults)
     with _open_store(db, durability) as store:
         outcome = run.start_run(
             store,
@@ -194,12 +213,48 @@ def start_run(
             config=config,
             detach=detach,
         )
-        if faults is not None and outcome.status == "waiting":
-            from mnlang.runtime.faults import delay_open_approvals
-
-            if delay_open_approvals(store, outcome.run_id, faults):
-                outcome = run.resume_run(store, outcome.run_id, config=config, observer=observer)
         return outcome
+
+
+def _model_setup(program: IRProgram, models: str | None) -> ModelSetup:
+    from mnlang.models.setup import ModelSetup, ModelSpecError
+    from mnlang.runtime.run import RunError
+
+    try:
+        return ModelSetup.from_spec(models, program.source.dir)
+    except ModelSpecError as e:
+        raise RunError(str(e)) from None
+
+
+def workflow_agents(program: IRProgram, workflow: str) -> list[AgentIR]:
+    """The agents a workflow may call, through the workflows it calls too."""
+    from mnlang.ir.states import CallState, ChildState
+
+    seen: set[str] = set()
+    found: dict[str, AgentIR] = {}
+    todo = [workflow]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in program.workflows:
+            continue
+        seen.add(name)
+        for state in program.workflows[name].states.values():
+            if isinstance(state, CallState) and state.callee_kind == "agent":
+                found[state.callee] = program.agents[state.callee]
+            elif isinstance(state, ChildState):
+                todo.append(state.workflow)
+    return [found[key] for key in sorted(found)]
+
+
+def answering_models(
+    program: IRProgram, models: str | None = None, *, workflow: str | None = None
+) -> str | None:
+    """Who answers a workflow's agents, in one line (`mnc run` prints it); None when the
+    workflow calls no agent."""
+    agents = workflow_agents(program, workflow or default_workflow(program))
+    if not agents:
+        return None
+    return _model_setup(program, models).describe(agents)
 
 
 def resume_run(

@@ -46,6 +46,10 @@ _TABLE: list[tuple[str, str]] = [
     ("E107", "unknown field"),
     ("E108", "unknown enum member"),
     ("E109", "duplicate state id"),
+    ("E125", "tool module not found"),
+    ("E126", "tool function not found"),
+    ("E127", "tool function parameters do not match"),
+    ("E128", "tool module cannot be imported"),
     # types
     ("E201", "type mismatch"),
     ("E202", "wrong number of arguments"),
@@ -90,6 +94,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E503", "`on_timeout` is not one of the options"),
     ("E504", "wait without timeout"),
     ("E505", "duplicate checkpoint name"),
+    ("E506", "`approval` on an effect that requires none"),
     # correlated signals
     ("E510", "event wait in a loop without a varying correlation key"),
     ("E511", "two waits for one event without correlation keys"),

@@ -177,10 +177,16 @@ def kind_of(exc: BaseException) -> str:
 
     `MnError` carries its kind (a `NamedError` its declared name); Python's `TimeoutError` (which includes `socket.timeout`
     and `asyncio.TimeoutError`) is `timeout`; `ConnectionError` (refused, reset, broken
-    pipe) is `transient`; anything else is `tool_error`.
+    pipe) is `transient`; the HTTP client libraries' exceptions are judged by
+    `mnlang.http_errors`; anything else is `tool_error`.
     """
     if isinstance(exc, MnError):
         return exc.kind
+    from mnlang.http_errors import library_kind
+
+    library = library_kind(exc)
+    if library is not None:
+        return library
     if isinstance(exc, TimeoutError):
         return TIMEOUT
     if isinstance(exc, ConnectionError):

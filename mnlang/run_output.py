@@ -48,7 +48,11 @@ def event_summary(kind: str, data: Any) -> str:
         return f"{d.get('effect')} key {_short(d.get('key'), 50)}: committed before, not called"
     if kind in ("retry", "call_failed", "attempt_failed"):
         delay = f", again in {d['delay_ms']} ms" if "delay_ms" in d else ""
-        return f"{d.get('callee')} try {d.get('attempt')}: {d.get('kind')}: {_short(d.get('message'), 60)}{delay}"
+        raised = f" ({d['exception']})" if d.get("exception") else ""
+        return (
+            f"{d.get('callee')} try {d.get('attempt')}: {d.get('kind')}{raised}: "
+            f"{_short(d.get('message'), 60)}{delay}"
+        )
     if kind == "log":
         return str(d.get("message", ""))
     if kind in ("caught", "failed", "cancelled", "aborting", "compensation_failed"):
@@ -175,6 +179,7 @@ def show_lines(details: RunDetails) -> list[str]:
                 lines.append(
                     f"  checkpoint {c.checkpoint_id}: {request.get('ask')} {request.get('options')}"
                 )
+                lines.append(f"    {_times_out(request)}")
                 lines.append(
                     f"    decide: mnc approve {run.run_id} {c.name} [--choice OPTION], "
                     f"or mnc reject {run.run_id} {c.name}"
@@ -201,16 +206,41 @@ def show_lines(details: RunDetails) -> list[str]:
         lines += [f"  {e.state}  {event_summary(e.kind, e.data)}" for e in details.retries]
     if details.failures:
         lines.append(f"failures ({len(details.failures)})")
-        lines += [
-            f"  {e.state or '-'}  {e.kind}: {event_summary(e.kind, e.data)}"
-            for e in details.failures
-        ]
+        for e in details.failures:
+            lines.append(f"  {e.state or '-'}  {e.kind}: {event_summary(e.kind, e.data)}")
+            lines += _traceback_lines(e.data)
     return lines
 
 
+def _traceback_lines(data: Any) -> list[str]:
+    """A failed call's trimmed traceback (`mnlang.runtime.failures.trimmed_traceback`),
+    indented under its line."""
+    text = data.get("traceback") if isinstance(data, dict) else None
+    return [f"      | {line}" for line in text.splitlines()] if isinstance(text, str) else []
+
+
 def log_lines(events: Sequence[Event]) -> list[str]:
-    return [
-        f"{e.seq:>5}  {_when(e.at)}  {e.kind:<14} {(e.state or '-'):<28} "
-        f"{('[' + e.branch + '] ') if e.branch else ''}{event_summary(e.kind, e.data)}".rstrip()
-        for e in events
-    ]
+    lines = []
+    for e in events:
+        lines.append(
+            f"{e.seq:>5}  {_when(e.at)}  {e.kind:<14} {(e.state or '-'):<28} "
+            f"{('[' + e.branch + '] ') if e.branch else ''}{event_summary(e.kind, e.data)}".rstrip()
+        )
+        if e.kind == "call_failed":
+            lines += _traceback_lines(e.data)
+    return lines
+
+
+def _times_out(request: dict[str, Any]) -> str:
+    """When a checkpoint decides itself (an agent's approval has a timeout by default)."""
+    timeout_ms = request.get("timeout_ms")
+    if timeout_ms is None:
+        return "timeout: never (waits for a person)"
+    return f"timeout: {_duration(int(timeout_ms))}, then {request.get('on_timeout')}"
+
+
+def _duration(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

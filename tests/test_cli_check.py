@@ -42,6 +42,7 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "clean.mn").write_text(CLEAN, "utf-8")
     (tmp_path / "broken.mn").write_text(SYNTAX_ERROR, "utf-8")
     (tmp_path / "warns.mn").write_text(WARNING, "utf-8")
+    (tmp_path / "tools.py").write_text("def f(x):\n    return x\n", "utf-8")  # its `impl`
     return tmp_path
 
 

@@ -312,7 +312,9 @@ def drive_in_process(
     ledger = tmp / "ledger.jsonl"
     os.environ["MNC_EXAMPLE_LEDGER"] = str(ledger)
     store = SQLiteStore(tmp / "journal.db")
-    config = RuntimeConfig(commit_every=scenario.commit_every, commit_ms=0, slow_call_ms=1e9)
+    config = RuntimeConfig(
+        commit_every=scenario.commit_every, commit_ms=0, slow_call_ms=1e9, models="scripted"
+    )
     program = program_of(scenario)
     given = json.loads(scenario.input.read_text("utf-8"))
     crashing = CrashingStore(store, at, when)
@@ -383,7 +385,9 @@ def test_an_intent_rides_in_the_result_commit_before_it(tmp_path: Path) -> None:
     scenario = next(s for s in SCENARIOS if s.name == "chain")
     os.environ["MNC_EXAMPLE_LEDGER"] = str(tmp_path / "ledger.jsonl")
     store = RecordingStore(SQLiteStore(tmp_path / "journal.db"))
-    config = RuntimeConfig(commit_every=scenario.commit_every, commit_ms=0, slow_call_ms=1e9)
+    config = RuntimeConfig(
+        commit_every=scenario.commit_every, commit_ms=0, slow_call_ms=1e9, models="scripted"
+    )
     given = json.loads(scenario.input.read_text("utf-8"))
     outcome = start_run(store, program_of(scenario), "chain", given, run_id="c", config=config)  # type: ignore[arg-type]
     assert outcome.status == "completed", outcome.error
@@ -432,7 +436,9 @@ def test_once_effect_interrupted_waits_for_a_repair(tmp_path: Path) -> None:
     ledger = tmp_path / "crash" / "ledger.jsonl"
     os.environ["MNC_EXAMPLE_LEDGER"] = str(ledger)
     inner = SQLiteStore(tmp_path / "crash" / "journal.db")
-    config = RuntimeConfig(commit_every=COMMIT_EVERY, commit_ms=0, slow_call_ms=1e9)
+    config = RuntimeConfig(
+        commit_every=COMMIT_EVERY, commit_ms=0, slow_call_ms=1e9, models="scripted"
+    )
     given = json.loads(scenario.input.read_text("utf-8"))
     with pytest.raises(SimulatedCrash):
         start_run(
@@ -504,6 +510,7 @@ def base_env(
         MNC_COMMIT_EVERY=str(commit_every),
         MNC_COMMIT_MS="0",
         MNC_SLOW_CALL_MS="1000000000",
+        MNC_MODELS="scripted",
         PYTHONPATH=str(ROOT),
     )
     return env
@@ -731,7 +738,7 @@ def test_a_committed_step_is_not_run_again(tmp_path: Path, when: str) -> None:
     (tmp_path / "join_tools.py").write_text("def t(n):\n    return n + 1\n", "utf-8")
     ir, diagnostics = compile_file(tmp_path / "joins.mn")
     assert ir is not None, diagnostics
-    config = RuntimeConfig(commit_every=1, commit_ms=0, slow_call_ms=1e9)
+    config = RuntimeConfig(commit_every=1, commit_ms=0, slow_call_ms=1e9, models="scripted")
     at = 0
     while True:
         at += 1

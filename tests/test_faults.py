@@ -384,6 +384,8 @@ def test_mnc_run_inject_worker_crash_then_mnc_resume(folder: Path, tmp_path: Pat
         db,
         "--input",
         given,
+        "--models",
+        "scripted",
         "--id",
         "r",
         "--json",

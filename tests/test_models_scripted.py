@@ -135,12 +135,15 @@ def test_load_script_errors(tmp_path: Path) -> None:
 # --- choosing providers -------------------------------------------------------------------
 
 
-def test_default_setup_uses_replies_beside_the_program(tmp_path: Path) -> None:
+def test_default_setup_never_uses_replies_beside_the_program(tmp_path: Path) -> None:
     assert ModelSetup.from_spec(None, tmp_path, {}).spec == "openai"
     (tmp_path / "replies.json").write_text('{"triage": ["hi"]}', "utf-8")
     setup = ModelSetup.from_spec(None, tmp_path, {})
-    assert setup.spec == f"scripted:{tmp_path / 'replies.json'}"
-    assert setup.provider_for(agent(provider="openai")).name == "scripted"
+    assert setup.spec == "openai"
+    assert setup.provider_for(agent(provider="openai")).name == "openai"
+    asked = ModelSetup.from_spec(None, tmp_path, {"MNC_MODELS": "scripted"})
+    assert asked.spec == f"scripted:{tmp_path / 'replies.json'}"
+    assert asked.provider_for(agent(provider="openai")).name == "scripted"
     other = tmp_path / "other.json"
     assert ModelSetup.from_spec(None, tmp_path, {"MNC_REPLIES": str(other)}).spec.endswith(
         "other.json"

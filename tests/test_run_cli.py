@@ -21,6 +21,7 @@ from mnlang.cli import main
 from mnlang.stores import open_store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SCRIPTED_REFUND = f"scripted:{EXAMPLES / 'refund' / 'replies.json'}"
 
 SOURCE = """
 type Receipt {
@@ -163,6 +164,8 @@ def test_a_failed_run_exits_1_and_says_why(tmp_path: Path, monkeypatch: pytest.M
         str(EXAMPLES / "refund" / "refund.mn"),
         "--input",
         '{"order_id": "o-1003", "complaint": "x"}',
+        "--models",
+        "scripted",
     )
     assert result.exit_code == 1
     assert "failed: run" in result.output and "order o-1003 was never paid" in result.output
@@ -289,8 +292,95 @@ def test_run_an_ir_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(tmp_path / "ledger.jsonl"))
     ir = tmp_path / "refund.json"
     assert mnc("compile", str(EXAMPLES / "refund" / "refund.mn"), "-o", str(ir)).exit_code == 0
-    code, out = run_json("run", str(ir), "--input-file", str(EXAMPLES / "refund" / "input.json"))
+    code, out = run_json(
+        "run",
+        str(ir),
+        "--input-file",
+        str(EXAMPLES / "refund" / "input.json"),
+        "--models",
+        SCRIPTED_REFUND,
+    )
     assert code == 0 and out["result"] == {"refund_id": "rf-o-1001", "amount": "42.50"}
     ir.write_text(ir.read_text().replace('"refund:"', '"refunds:"'))
-    result = mnc("run", str(ir), "--input-file", str(EXAMPLES / "refund" / "input.json"))
+    result = mnc(
+        "run",
+        str(ir),
+        "--input-file",
+        str(EXAMPLES / "refund" / "input.json"),
+        "--models",
+        "scripted",
+    )
     assert result.exit_code == 2 and "error: content hash mismatch" in result.output
+
+
+# --- who answers the agents: never a silent fake -------------------------------------------
+
+REFUND_INPUT = '{"order_id": "o-1001", "complaint": "x"}'
+
+
+@pytest.fixture
+def no_model_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("MNC_MODELS", "MNC_REPLIES", "MNC_OPENAI_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MNC_OPENAI_BASE_URL", raising=False)
+    db = tmp_path / "journal.db"
+    monkeypatch.setenv("MNC_DB", str(db))
+    monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(tmp_path / "ledger.jsonl"))
+    return db
+
+
+def test_replies_beside_the_program_are_not_used_unless_asked(no_model_env: Path) -> None:
+    """refund.mn ships a replies.json; without --models and without a key the public
+    OpenAI API is refused before any run exists."""
+    result = mnc("run", str(EXAMPLES / "refund" / "refund.mn"), "--input", REFUND_INPUT)
+    assert result.exit_code == 2, result.output
+    assert "cannot answer the agents of `refund`" in result.output
+    assert "no API key for the OpenAI API" in result.output
+    assert "no run was created" in result.output
+    assert api.list_runs(db=no_model_env) == []
+
+
+def test_a_local_server_needs_no_key(no_model_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MNC_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens
+    monkeypatch.setenv("MNC_OPENAI_RETRIES", "0")
+    result = mnc("run", str(EXAMPLES / "refund" / "refund.mn"), "--input", REFUND_INPUT)
+    assert "models: openai (http://127.0.0.1:9/v1)" in result.output
+    assert result.exit_code == 1 and "cannot reach 127.0.0.1" in result.output
+    assert len(api.list_runs(db=no_model_env)) == 1
+
+
+def test_run_says_which_provider_answers(no_model_env: Path) -> None:
+    replies = EXAMPLES / "refund" / "replies.json"
+    result = mnc(
+        "run",
+        str(EXAMPLES / "refund" / "refund.mn"),
+        "--input",
+        REFUND_INPUT,
+        "--models",
+        "scripted",
+    )
+    assert result.exit_code == 0, result.output
+    assert f"models: scripted (replies from {replies})" in result.output
+
+
+def test_models_env_and_detach(no_model_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refund = str(EXAMPLES / "refund" / "refund.mn")
+    monkeypatch.setenv("MNC_REPLIES", str(EXAMPLES / "refund" / "replies.json"))
+    assert mnc("run", refund, "--input", REFUND_INPUT).exit_code == 0
+    monkeypatch.delenv("MNC_REPLIES")
+    monkeypatch.setenv("MNC_MODELS", "bogus")
+    bad = mnc("run", refund, "--input", REFUND_INPUT)
+    assert bad.exit_code == 2 and "unknown model setup `bogus`" in bad.output
+    monkeypatch.delenv("MNC_MODELS")
+    # only created: the worker that executes it checks with its own environment
+    assert mnc("run", refund, "--input", REFUND_INPUT, "--detach").exit_code == 0
+    assert len(api.list_runs(db=no_model_env)) == 2
+
+
+def test_a_workflow_without_agents_needs_no_model(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("MNC_MODELS", "MNC_REPLIES", "MNC_OPENAI_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    result = mnc("run", str(shop / "shop.mn"), "--input", '{"order": "a", "amount": "1.00"}')
+    assert result.exit_code == 3 and "models:" not in result.output

@@ -312,7 +312,7 @@ def test_try_catch_finally_and_kinds(prog: Any) -> None:
     assert p.run({"kind": "transient"}).result == "soft transient"
     assert p.run({"kind": "rejected"}).result == "hard rejected: it broke"
     out = p.run({"kind": "python"})
-    assert out.result == "hard tool_error: 'oops'"
+    assert out.result == "hard tool_error: KeyError: key 'oops' not found"
     assert len(p.events(out.run_id, "log")) == 1
 
 

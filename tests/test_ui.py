@@ -29,6 +29,7 @@ from mnlang.cli import main
 from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram
 from mnlang.metrics import charts, compute_metrics
+from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.pauses import checkpoint_timer
 from mnlang.runtime.run import start_run
 from mnlang.stores import open_store
@@ -148,7 +149,8 @@ def start(store: Store, program: IRProgram, run_id: str, workflow: str = "review
     args: dict[str, Any] = (
         {"order_id": run_id, "text": "late"} if workflow == "review" else {"n": 1}
     )
-    outcome = start_run(store, program, workflow, args, run_id=run_id)
+    config = RuntimeConfig(models="scripted")
+    outcome = start_run(store, program, workflow, args, run_id=run_id, config=config)
     assert outcome.status == "waiting", outcome
     return run_id
 

@@ -28,6 +28,7 @@ import pytest
 from mnlang import api
 from mnlang.bench.runner import run_bench
 from mnlang.metrics import compute_metrics
+from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.faults import FAULT_CLASSES
 from mnlang.runtime.run import start_run
 from mnlang.stores import open_store
@@ -67,7 +68,12 @@ def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
         ("refund-ben", "o-1002", "The lamp is broken."),
     ):
         start_run(
-            store, program, "refund", {"order_id": order, "complaint": complaint}, run_id=run_id
+            store,
+            program,
+            "refund",
+            {"order_id": order, "complaint": complaint},
+            run_id=run_id,
+            config=RuntimeConfig(models="scripted"),
         )
     yield store
     store.close()

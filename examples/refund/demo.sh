@@ -7,6 +7,8 @@
 #
 # Needs `mnc` on PATH, or MNC=/path/to/mnc. The run stays in the journal (`$MNC_DB`, by
 # default ./.mnc/journal.db), so `mnc ui` shows it afterwards; each demo is a new run.
+# `--models scripted` answers the agent from replies.json beside the program: scripted
+# replies are used only when asked for, never just because the file is there.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,9 +21,9 @@ run="refund-o-1002-$(date +%Y%m%d-%H%M%S)"
 
 step() { printf '\n$ %s\n' "$1"; }
 
-step "mnc run examples/refund/refund.mn --id $run --input '{\"order_id\": \"o-1002\", ...}'"
+step "mnc run examples/refund/refund.mn --models scripted --id $run --input '{\"order_id\": \"o-1002\", ...}'"
 status=0
-"$mnc" run "$here/refund.mn" --id "$run" \
+"$mnc" run "$here/refund.mn" --models scripted --id "$run" \
   --input '{"order_id": "o-1002", "complaint": "The mug arrived with a crack along the handle."}' \
   || status=$?
 if [ "$status" -ne 3 ]; then

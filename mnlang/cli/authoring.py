@@ -22,16 +22,23 @@ _FORMATS = ("full", "concise", "json")
     help="full: with source excerpts; concise: one line each; json: for machines.",
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
+@click.option(
+    "--no-import",
+    is_flag=True,
+    help="Never import tool modules: check only the functions their source defines by "
+    "`def`, and skip tools whose modules are not beside the .mn file.",
+)
 @color_option
-def check(files: tuple[str, ...], fmt: str, strict: bool, color: str) -> None:
+def check(files: tuple[str, ...], fmt: str, strict: bool, no_import: bool, color: str) -> None:
     """Check FILES (`.mn` files, not folders: use a glob such as `flows/*.mn`).
 
-    Every problem is reported with its code, place and a hint. Exits 0 when there
-    are no errors (warnings allowed unless --strict), 1 otherwise.
+    Every problem is reported with its code, place and a hint, the Python functions
+    behind tools and effects included (docs/tools.md). Exits 0 when there are no errors
+    (warnings allowed unless --strict), 1 otherwise.
     """
     from mnlang import api, report
 
-    result = api.check_files(files, strict=strict)
+    result = api.check_files(files, strict=strict, allow_import=not no_import)
     items = result.items
     if fmt == "json":
         click.echo(report.to_json(items, checked=len(files)))

@@ -71,7 +71,8 @@ def _observer(as_json: bool) -> Observer | None:
     metavar="SPEC",
     help="Who answers the agents: scripted:FILE (replies from FILE), scripted (replies.json "
     "beside FILE) or openai (each agent's provider: option, else the OpenAI-compatible API "
-    "of MNC_OPENAI_BASE_URL). Default: $MNC_MODELS, else replies.json when present, else openai.",
+    "of MNC_OPENAI_BASE_URL). Default: $MNC_MODELS, else scripted:$MNC_REPLIES, else openai; "
+    "a replies.json beside FILE is used only when asked for.",
 )
 @json_option
 def run_command(
@@ -142,6 +143,10 @@ def run_command(
     except IRLoadError as e:
         run_error(e)
     try:
+        if not detach and not as_json:
+            answering = api.answering_models(program, models, workflow=workflow)
+            if answering is not None:
+                click.echo(f"models: {answering}", err=True)
         outcome = api.start_run(
             program,
             given,

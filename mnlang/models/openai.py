@@ -115,6 +115,17 @@ class OpenAIConfig:
         )
 
 
+def missing_key(config: OpenAIConfig) -> str | None:
+    """Why a request cannot be sent: the public API needs a key; a server elsewhere (a
+    local one) may do without."""
+    if config.api_key or config.base_url != DEFAULT_BASE_URL:
+        return None
+    return (
+        "no API key for the OpenAI API: set `MNC_OPENAI_API_KEY` (or `OPENAI_API_KEY`), "
+        "point `MNC_OPENAI_BASE_URL` at another server, or run with `--models scripted:FILE`"
+    )
+
+
 class OpenAIProvider:
     name = "openai"
 
@@ -178,14 +189,15 @@ class OpenAIProvider:
             body["tool_choice"] = request.tool_choice
         return body
 
+    def describe(self) -> str:
+        """Where requests go and for which model, as `mnc run` prints it (never the key)."""
+        model = f", model {self.config.model}" if self.config.model else ""
+        return f"{self.config.base_url}{model}"
+
     def complete(self, request: ModelRequest) -> ModelReply:
-        if not self.config.api_key and self.config.base_url == DEFAULT_BASE_URL:
-            raise ModelCallError(
-                TOOL_ERROR,
-                "no API key for the OpenAI API: set `MNC_OPENAI_API_KEY` (or `OPENAI_API_KEY`), "
-                "point `MNC_OPENAI_BASE_URL` at another server, or run with "
-                "`--models scripted:FILE`",
-            )
+        why = missing_key(self.config)
+        if why is not None:
+            raise ModelCallError(TOOL_ERROR, why)
         url = f"{self.config.base_url}/chat/completions"
         body = self.body(request)
         timeout = request.timeout_s if request.timeout_s is not None else self.config.timeout_s

@@ -9,14 +9,19 @@
   `scripted`), and the others use `openai`.
 
 Without a spec (no `--models`, no `MNC_MODELS`), a run uses the scripted replies named
-by `MNC_REPLIES`, else `replies.json` beside the program when there is one, else real
-providers; so an example that ships replies runs offline by default.
+by `MNC_REPLIES`, else real providers. A `replies.json` beside the program is never
+picked up on its own: a deployed folder that ships test replies must not answer its
+agents with them (`mnc test` and `mnc bench` script replies their own way).
+
+`ModelSetup.refusal` says why a run cannot start (a provider that needs a key has
+none), so that `mnc run` refuses before a run is created; `ModelSetup.describe` says
+who answers, for `mnc run` to print.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from mnlang.errors import TOOL_ERROR
@@ -91,8 +96,6 @@ class ModelSetup:
             replies = env.get(REPLIES_ENV, "").strip()
             if replies:
                 return cls.scripted(Path(replies), f"scripted:{replies}")
-            if beside.is_file():
-                return cls.scripted(beside, f"scripted:{beside}")
             return cls(spec="openai", scripted_file=beside)
         name, sep, rest = spec.partition(":")
         if name == "scripted":
@@ -118,19 +121,55 @@ class ModelSetup:
     def provider_for(self, agent: AgentIR) -> Provider:
         if self.override is not None:
             return self.override
-        name = self.provider_name(agent)
+        return self.provider_for_name(self.provider_name(agent), agent.name)
+
+    def provider_for_name(self, name: str, agent: str | None = None) -> Provider:
         made = self._made.get(name)
         if made is None:
             factory = self._factories.get(name)
             if factory is None:
                 known = ", ".join(f"`{p}`" for p in sorted(self._factories))
-                made = _FailingProvider(
-                    name, f"agent `{agent.name}` names an unknown provider `{name}` ({known})"
-                )
+                who = f"agent `{agent}` names" if agent else "a run names"
+                made = _FailingProvider(name, f"{who} an unknown provider `{name}` ({known})")
             else:
                 made = factory()
             self._made[name] = made
         return made
+
+    def _used_names(self, agents: Iterable[AgentIR]) -> list[str]:
+        return sorted({self.provider_name(agent) for agent in agents})
+
+    def refusal(self, agents: Iterable[AgentIR]) -> str | None:
+        """Why these agents cannot be answered at all, before anything runs: a provider
+        that needs a key and has none, or one configured wrongly. None when they can."""
+        if self.override is not None:
+            return None
+        for name in self._used_names(agents):
+            if name == "openai":
+                from mnlang.models.openai import OpenAIConfig, missing_key
+
+                try:
+                    config = OpenAIConfig.from_env()
+                except ValueError as e:
+                    return f"the `openai` provider is misconfigured: {e}"
+                why = missing_key(config)
+                if why is not None:
+                    return why
+        return None
+
+    def describe(self, agents: Iterable[AgentIR]) -> str:
+        """Who answers these agents, in one line: `scripted (replies from FILE)`, or each
+        provider with where it sends requests."""
+        if self.override is not None:
+            if self.override.name == "scripted":
+                return f"scripted (replies from {self.spec.partition(':')[2] or self.spec})"
+            return self.override.name
+        parts = []
+        for name in self._used_names(agents):
+            provider = self.provider_for_name(name)
+            where = getattr(provider, "describe", None)
+            parts.append(f"{name} ({where()})" if callable(where) else name)
+        return ", ".join(parts) or "no agents"
 
     def price_entry(self, agent: AgentIR, prices: PriceTable) -> str:
         """The price table entry a call of `agent` is priced by: `scripted` replies cost

@@ -27,7 +27,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Protocol
 
-from mnlang.errors import TIMEOUT, TOOL_ERROR, is_error_name, kind_of
+from mnlang.errors import TIMEOUT, TOOL_ERROR, MnError, is_error_name, kind_of
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState, State
 from mnlang.runtime import faults
@@ -35,14 +35,29 @@ from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentRun, AgentTurn
 from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
-from mnlang.runtime.effects import args_hash, conflict, effect_key
+from mnlang.runtime.effects import (
+    args_hash,
+    conflict,
+    effect_key,
+    ledger_key,
+    noted_template_key,
+    noted_wire_key,
+    wire_key,
+)
 from mnlang.runtime.evaluate import MapEnv
-from mnlang.runtime.failures import FAILURE, StepFailure
+from mnlang.runtime.failures import (
+    FAILURE,
+    StepFailure,
+    exception_message,
+    exception_name,
+    trimmed_traceback,
+)
 from mnlang.runtime.fibers import Fiber, Outcome, outcome_from_json, outcome_to_json
 from mnlang.runtime.pauses import DURABLE_DELAY_MS
 from mnlang.runtime.ports import Call, CallKind
 from mnlang.runtime.timeouts import call_timeout_ms
 from mnlang.runtime.tools import (
+    AsyncCancel,
     ResolvedTool,
     ToolContext,
     ToolLoadError,
@@ -62,6 +77,7 @@ class CallRun(AgentRun, Protocol):
     root: Fiber | None
     outcome: Outcome | None
     ride: bool
+    wire_nonce: str
 
     def wake(self, fiber: Fiber) -> None: ...
 
@@ -168,6 +184,8 @@ class Calls:
         args = {name: from_stored(value) for name, value in noted["args"].items()}
         call = self._new_call(fiber, "effect", effect, state, args)
         call.key, call.hash, call.attempt = noted["key"], noted["hash"], noted["attempt"]
+        call.template = noted_template_key(noted)
+        call.wire = noted_wire_key(noted)
         return call
 
     # --- effects: intent, ledger, result ------------------------------------------------
@@ -175,27 +193,40 @@ class Calls:
     def _intent(self, call: Call) -> None:
         """Commit the intent before the call; `_after_intent` reads the ledger's answer."""
         run, fiber, effect = self.run, call.fiber, call.effect
-        call.key = effect_key(effect, call.args, run.evaluator, f"{call.step}@{run.place(fiber)}")
+        place = f"{call.step}@{run.place(fiber)}"
+        call.template = effect_key(effect, call.args, run.evaluator, place)
+        call.key = ledger_key(effect, call.template, call.asked)
+        call.wire = wire_key(call.key, effect.scope, run.wire_nonce)
         call.hash = args_hash(call.args)
-        note = {
-            "args": run.stored_args(call.args),
-            "key": call.key,
-            "hash": call.hash,
-            "attempt": 0,
-        }
-        fiber.pending = {**(fiber.pending or {}), "effect": note}
+        fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}
         index = run.journal.put_ledger(
             LedgerPut(call.key, call.hash, "intent", effect.scope == "global", None, call.step)
         )
         run.journal.event(
             "intent",
-            {"effect": effect.name, "key": call.key, "args": to_plain(call.args)},
+            {
+                "effect": effect.name,
+                "key": call.key,
+                "wire_key": call.wire,
+                "args": to_plain(call.args),
+            },
             call.step,
             fiber.branch,
         )
         self._hold(call)
         run.force_commit = True
         run.after_commit.append(partial(self._after_intent, call, index))
+
+    def _note(self, call: Call) -> dict[str, Any]:
+        """What the fiber's notes keep of an effect between its intent and its result."""
+        return {
+            "args": self.run.stored_args(call.args),
+            "key": call.key,
+            "template": call.template,
+            "wire": call.wire,
+            "hash": call.hash,
+            "attempt": call.attempt,
+        }
 
     def _hold(self, call: Call) -> None:
         call.fiber.status = "call"
@@ -272,13 +303,11 @@ class Calls:
             "options": REPAIR_OPTIONS,
             "result_type": str(call.decl.returns),
         }
-        note = {
-            "args": run.stored_args(call.args),
-            "key": call.key,
-            "hash": call.hash,
-            "attempt": call.attempt,
+        fiber.pending = {
+            **(fiber.pending or {}),
+            "effect": self._note(call),
+            "repair": checkpoint_id,
         }
-        fiber.pending = {**(fiber.pending or {}), "effect": note, "repair": checkpoint_id}
         fiber.job = None
         fiber.status = "paused"
         fiber.dirty = True
@@ -442,9 +471,18 @@ class Calls:
         call.attempt += 1
         decl = call.decl
         call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
-        ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
+        ctx = ToolContext(
+            run.run_id,
+            call.step,
+            call.attempt,
+            call.template,
+            key_scope=call.effect.scope if call.kind == "effect" else None,
+            wire_key=call.wire,
+            template_key=call.template,
+        )
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
+        cancel: AsyncCancel | None = None
         args = {name: to_tool(value) for name, value in call.args.items()}
         doubles = run.config.doubles
         stand_in = doubles.stand_in(decl, args, call.attempt) if doubles is not None else None
@@ -454,8 +492,11 @@ class Calls:
             job_run = partial(call_in_process, self._resolve(decl), args, ctx, timeout_s)
             job_timeout = None
         else:
-            job_run = partial(call_in_thread, self._resolve(decl), args, ctx)
+            cancel = AsyncCancel()
+            job_run = partial(call_in_thread, self._resolve(decl), args, ctx, timeout_s, cancel)
         job = CallJob(call, decl.name, job_run, job_timeout, decl.limit)
+        if cancel is not None:
+            job.data["cancel"] = cancel
         self._hold(call)
         call.fiber.job = job
         if run.faults is None:  # the common case: no call site to build (`place` walks frames)
@@ -558,12 +599,16 @@ class Calls:
             self._succeeded(call, value)
             return
         error: BaseException = done.value
-        message = getattr(error, "message", None) or str(error) or type(error).__name__
+        message = exception_message(error)
         kind = kind_of(error)
         if is_error_name(kind) and kind not in (self.program.errors or ()):
             message = f"`{call.decl.name}` raised `{kind}`, which no `error` declares: {message}"
             kind = TOOL_ERROR
-        self._attempt_failed(call, done, StepFailure(kind, message))
+        failure = StepFailure(kind, message)
+        if not isinstance(error, MnError) or error.kind != TIMEOUT:
+            failure.exception = exception_name(error)
+            failure.traceback = trimmed_traceback(error)
+        self._attempt_failed(call, done, failure)
 
     def _wrong_value(self, call: Call, e: ConversionError) -> str:
         return f"`{call.decl.name}` returned a value that is not a {call.decl.returns}: {e}"
@@ -592,6 +637,10 @@ class Calls:
             "message": failure.message,
             "ms": round(done.elapsed_ms, 3),
         }
+        if failure.exception is not None:
+            data["exception"] = failure.exception
+        if failure.traceback is not None:
+            data["traceback"] = failure.traceback
         if call.kind == "effect" and failure.kind == TIMEOUT:
             if call.effect.reconcile is not None:
                 run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
@@ -749,6 +798,8 @@ class Calls:
             effect.retry,
             effect.timeout_ms,
             key=noted["key"],
+            template=noted_template_key(noted),
+            wire=noted_wire_key(noted),
             hash=noted["hash"],
             attempt=noted["attempt"],
             compensation=left - 1,

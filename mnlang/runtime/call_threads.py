@@ -257,8 +257,12 @@ class CallRunner:
             self._queue(job)
 
     def abandon(self, job: CallJob) -> None:
-        """Forget a call whose result nobody wants any more (its fiber was cancelled)."""
+        """Forget a call whose result nobody wants any more (its fiber was cancelled); an
+        async call is cancelled."""
         job.timed_out = True
+        cancel = job.data.get("cancel")
+        if cancel is not None:
+            cancel.cancel()
         queued = self._blocked.get(job.limit_key)
         if queued and job in queued:
             queued.remove(job)

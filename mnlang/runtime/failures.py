@@ -31,6 +31,10 @@ class StepFailure(Exception):
         self.message = message
         self.step = step
         self.cause = cause
+        self.exception: str | None = None
+        """The class of the exception a tool raised (`httpx2.ConnectError`), for the journal."""
+        self.traceback: str | None = None
+        """Where the tool raised it: `trimmed_traceback`."""
 
     def __str__(self) -> str:
         return self.message
@@ -68,3 +72,46 @@ class StepFailure(Exception):
 
 def value_error(message: str) -> StepFailure:
     return StepFailure(VALUE_ERROR, message)
+
+
+TRACEBACK_FRAMES: Final = 6
+TRACEBACK_CHARS: Final = 2000
+
+
+def exception_name(exc: BaseException) -> str:
+    """The exception's class as a tool author knows it: `httpx2.ConnectError`, `KeyError`."""
+    cls = type(exc)
+    module = cls.__module__
+    if module == "builtins":
+        return cls.__qualname__
+    root = module.split(".", 1)[0]
+    if root.startswith("_mnc_tools_"):  # a tool module loaded under its private name
+        return cls.__qualname__
+    return f"{root}.{cls.__qualname__}"
+
+
+def exception_message(exc: BaseException) -> str:
+    """What went wrong in words. A `KeyError` says which key was missing (its `str` is
+    only the key's repr); an exception with no text says its class."""
+    text = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, KeyError) and exc.args:
+        return f"KeyError: key {exc.args[0]!r} not found"
+    return text or exception_name(exc)
+
+
+def trimmed_traceback(exc: BaseException) -> str | None:
+    """The last frames of where a tool's exception was raised, the runtime's own frames
+    left out; None when there is none (an exception from a child process)."""
+    import traceback
+
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if "/mnlang/runtime/" not in frame.filename.replace("\\", "/")
+    ][-TRACEBACK_FRAMES:]
+    if not frames:
+        return None
+    lines = traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    text = "".join(lines).rstrip()
+    return text if len(text) <= TRACEBACK_CHARS else "…" + text[-TRACEBACK_CHARS:]

@@ -11,6 +11,14 @@ The function receives the call's arguments by parameter name (see `convert.to_to
 and, when it declares them, the keyword-only `ctx` (a `ToolContext`) and `key` (the
 effect's idempotency key). `isolation: process` runs it in a child Python process
 (`mnlang.runtime.isolated`) that is killed when the call times out.
+
+An `async def` function (or any function returning an awaitable) runs on an event loop
+of its own in the call's thread (or child process). Its timeout cancels it: the task is
+cancelled, so `CancelledError` is raised at its `await` and its `finally` blocks run,
+and the thread is free again at once (a blocking `def` keeps its thread until it
+returns). A call whose fiber is cancelled is cancelled the same way (`AsyncCancel`).
+For an effect, a cancelled call is an unknown outcome like any timeout: a keyed effect
+is called again with its key, a `once` effect opens a repair.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 from mnlang.errors import MnError, Timeout, ToolError
 
 if TYPE_CHECKING:  # the child process of `isolation: process` imports this module: keep it light
+    import asyncio
+
     from mnlang.ir.model import IRProgram, ToolIR
 
 
@@ -44,7 +54,18 @@ class ToolContext:
     attempt: int
     """1 for the first try."""
     key: str | None
-    """The effect's idempotency key (a `once` effect's derived key); None for a tool."""
+    """The same as `template_key` (kept for the tools written before wire keys); None
+    for a tool."""
+    key_scope: str | None = None
+    """The effect's declared `scope`: `run` or `global`; None for a tool."""
+    wire_key: str | None = None
+    """What to send the receiving system as the idempotency key (an `Idempotency-Key`
+    header): the key at its scope, unique to this run for `scope: run`; printable ASCII,
+    at most 255 characters (`mnlang.runtime.effects`). None for a tool."""
+    template_key: str | None = None
+    """The `key` template's value over the arguments (a `once` effect's derived key): the
+    same in every run for `scope: run`, and for every request of an agent; for logs,
+    never to deduplicate. None for a tool."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +183,76 @@ def call_kwargs(tool: ResolvedTool, args: dict[str, Any], ctx: ToolContext) -> d
     return kwargs
 
 
-def call_in_thread(tool: ResolvedTool, args: dict[str, Any], ctx: ToolContext) -> Any:
-    return tool.function(**call_kwargs(tool, args, ctx))
+class AsyncCancel:
+    """Cancels the coroutine of one async call from another thread (the scheduler's);
+    cancelling before the call started makes it cancel itself as soon as it starts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._task: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
+        self.cancelled = False
+
+    def attach(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        with self._lock:
+            self._task = (loop, task)
+            if self.cancelled:
+                task.cancel()
+
+    def detach(self) -> None:
+        with self._lock:
+            self._task = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._task is not None:
+                loop, task = self._task
+                loop.call_soon_threadsafe(task.cancel)
+
+
+def await_call(
+    awaitable: Any, timeout_s: float | None = None, cancel: AsyncCancel | None = None
+) -> Any:
+    """Run an async tool's awaitable to its end on a loop of its own; past `timeout_s`
+    it is cancelled and the call is a `Timeout`."""
+    import asyncio
+
+    async def guarded() -> Any:
+        try:
+            return await asyncio.wait_for(awaitable, timeout_s)
+        except TimeoutError:
+            raise Timeout(f"cancelled the async call after {timeout_s:g}s") from None
+
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(guarded())
+        if cancel is not None:
+            cancel.attach(loop, task)
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            raise Timeout("cancelled: the run no longer waits for this call") from None
+        finally:
+            if cancel is not None:
+                cancel.detach()
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # cancelled before it started: never awaited
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def call_in_thread(
+    tool: ResolvedTool,
+    args: dict[str, Any],
+    ctx: ToolContext,
+    timeout_s: float | None = None,
+    cancel: AsyncCancel | None = None,
+) -> Any:
+    result = tool.function(**call_kwargs(tool, args, ctx))
+    if inspect.isawaitable(result):
+        return await_call(result, timeout_s, cancel)
+    return result
 
 
 def call_in_process(

@@ -1,0 +1,291 @@
+"""`mnc check` looks at the Python behind each tool and effect (`impl: "module:function"`).
+
+The module is found as the runtime finds it (`mnlang.runtime.tools.module_ref`): a file
+`module.py` or `module/__init__.py` in the folder of the `.mn` file that declares the
+tool, else an installed module. Its source is parsed with Python's `ast`, never run: a
+function defined there by `def` or `async def` is checked against the declaration at
+once. A name bound any other way (imported, assigned, made by a decorator factory) can
+only be known by importing the module, which is done unless `--no-import`; so is an
+installed module's lookup. Checked:
+
+- the module exists (E125) and can be imported when it has to be (E128);
+- it has the function (E126);
+- the function accepts every declared parameter by name, and every parameter it
+  requires is declared, `ctx` and `key` aside, which the runtime passes itself (E127).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnlang.checker.program import Program, Symbol
+from mnlang.diagnostics import Diagnostic, Diagnostics
+from mnlang.syntax import ast as mn
+
+PASSED_BY_RUNTIME = ("ctx", "key")
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What a call by keyword needs of a function."""
+
+    accepted: frozenset[str]
+    required: tuple[str, ...]
+    positional_only: tuple[str, ...]
+    any_keyword: bool
+
+
+def check_impls(program: Program, *, allow_import: bool = True) -> list[Diagnostic]:
+    out = Diagnostics()
+    parsed: dict[Path, ast.Module | None] = {}
+    names: dict[Path, dict[str, ast.stmt]] = {}
+    for symbol in [*program.symbols_of("tool"), *program.symbols_of("effect")]:
+        _check_one(program, symbol, out, parsed, names, allow_import)
+    return out.items
+
+
+def _impl_entry(decl: mn.CallableDecl) -> mn.Entry | None:
+    return decl.options.get("impl")
+
+
+def _check_one(
+    program: Program,
+    symbol: Symbol,
+    out: Diagnostics,
+    parsed: dict[Path, ast.Module | None],
+    parsed_names: dict[Path, dict[str, ast.stmt]],
+    allow_import: bool,
+) -> None:
+    decl = symbol.decl
+    assert isinstance(decl, mn.CallableDecl)
+    impl = program.options.get(symbol.name, {}).get("impl")
+    entry = _impl_entry(decl)
+    if not isinstance(impl, str) or entry is None:
+        return
+    module_name, _, function = impl.partition(":")
+    if not module_name or not function:
+        return
+    at = entry.value
+    path = _module_file(symbol.module.path.parent, module_name)
+    if path is None:
+        if not allow_import:
+            return
+        path = _installed_file(module_name)
+        if path is None:
+            out.add(
+                "E125",
+                at,
+                f"no Python module `{module_name}` for `{decl.name.name}`",
+                notes=[f"looked for {module_name.replace('.', '/')}.py beside the .mn file "
+                       "and for an installed module"],
+                help=f"create `{module_name.replace('.', '/')}.py` next to "
+                f"`{symbol.module.path.name}`, or `mnc check --no-import` when the tools "
+                "are installed elsewhere",
+            )  # fmt: skip
+            return
+    if path not in parsed:
+        try:
+            parsed[path] = ast.parse(path.read_bytes(), str(path))
+        except (OSError, SyntaxError, ValueError):
+            parsed[path] = None
+        names: dict[str, ast.stmt] = {}
+        if parsed[path] is not None:
+            _bindings(parsed[path].body, names)  # type: ignore[union-attr]
+        parsed_names[path] = names
+    tree = parsed[path]
+    found = parsed_names[path].get(function) if tree is not None else None
+    if isinstance(found, ast.FunctionDef | ast.AsyncFunctionDef):
+        _compare(decl, at, function, path, _from_ast(found.args), out)
+        return
+    if tree is not None and found is None and not _dynamic(tree):
+        out.add(
+            "E126",
+            at,
+            f"`{path.name}` has no function `{function}` for `{decl.name.name}`",
+            help=_near(tree, function),
+        )
+        return
+    if not allow_import:
+        return
+    signature = _imported(module_name, path, function, decl, at, out)
+    if signature is not None:
+        _compare(decl, at, function, path, signature, out)
+
+
+@functools.lru_cache(maxsize=256)
+def _module_file(folder: Path, module: str) -> Path | None:
+    parts = module.split(".")
+    for candidate in (
+        folder.joinpath(*parts).with_suffix(".py"),
+        folder.joinpath(*parts, "__init__.py"),
+    ):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _installed_file(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    origin = spec.origin
+    return Path(origin) if origin and origin.endswith(".py") else Path(module)
+
+
+def _bindings(body: list[ast.stmt], out: dict[str, ast.stmt], top: ast.stmt | None = None) -> None:
+    """Each name the statements bind at module level, to its last binding statement (a
+    binding inside `if`/`try`/`with` maps to that compound statement)."""
+    for node in body:
+        owner = top or node
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            out[node.name] = owner
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                out[alias.asname or alias.name.split(".")[0]] = owner
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        out[name.id] = owner
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            inner = [n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)]
+            for handler in getattr(node, "handlers", []):
+                inner += handler.body
+            _bindings(inner, out, owner)
+
+
+def _dynamic(tree: ast.Module) -> bool:
+    """Whether names may appear that no statement binds: `import *` or `__getattr__`."""
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return True
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+            return True
+    return False
+
+
+def _near(tree: ast.Module, name: str) -> str | None:
+    import difflib
+
+    functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    close = difflib.get_close_matches(name, functions, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    if functions:
+        return f"its functions: {', '.join(f'`{f}`' for f in functions[:8])}"
+    return None
+
+
+def _from_ast(args: ast.arguments) -> Signature:
+    positional = [*args.posonlyargs, *args.args]
+    first_default = len(positional) - len(args.defaults)
+    required = [
+        a.arg for i, a in enumerate(positional) if i >= len(args.posonlyargs) and i < first_default
+    ]
+    required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
+    return Signature(
+        accepted=frozenset(a.arg for a in [*args.args, *args.kwonlyargs]),
+        required=tuple(required),
+        positional_only=tuple(a.arg for i, a in enumerate(args.posonlyargs) if i < first_default),
+        any_keyword=args.kwarg is not None,
+    )
+
+
+def _from_inspect(function: Any) -> Signature | None:
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    empty = inspect.Parameter.empty
+    return Signature(
+        accepted=frozenset(p.name for p in params if p.kind in named),
+        required=tuple(p.name for p in params if p.kind in named and p.default is empty),
+        positional_only=tuple(
+            p.name
+            for p in params
+            if p.kind == inspect.Parameter.POSITIONAL_ONLY and p.default is empty
+        ),
+        any_keyword=any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params),
+    )
+
+
+def _imported(
+    module_name: str,
+    path: Path,
+    function: str,
+    decl: mn.CallableDecl,
+    at: mn.Node,
+    out: Diagnostics,
+) -> Signature | None:
+    from mnlang.runtime.tools import ModuleRef, load_module
+
+    ref = (
+        ModuleRef(module_name, str(path), str(path.parent))
+        if path.is_file() and path.name != "__init__.py"
+        else ModuleRef(module_name, None, None)
+    )
+    try:
+        module = load_module(ref)
+    except Exception as e:
+        out.add(
+            "E128",
+            at,
+            f"cannot import `{module_name}` for `{decl.name.name}`: {type(e).__name__}: {e}",
+            help="fix the module, or `mnc check --no-import` to check without importing it",
+        )
+        return None
+    found = getattr(module, function, None)
+    if not callable(found):
+        out.add("E126", at, f"`{module_name}` has no function `{function}` for `{decl.name.name}`")
+        return None
+    return _from_inspect(found)
+
+
+def _compare(
+    decl: mn.CallableDecl, at: mn.Node, function: str, path: Path, sig: Signature, out: Diagnostics
+) -> None:
+    where = f"`{function}` in `{path.name}`"
+    declared = [p.name.name for p in decl.params]
+    for param in decl.params:
+        name = param.name.name
+        if name not in sig.accepted and name not in sig.positional_only and not sig.any_keyword:
+            out.add(
+                "E127",
+                param.name,
+                f"{where} has no parameter `{name}`, which `{decl.name.name}` declares",
+                notes=note_text(sig),
+                help=f"add `{name}` to the function, or rename the parameter to match it",
+            )
+    for name in sig.required:
+        if name not in declared and name not in PASSED_BY_RUNTIME:
+            out.add(
+                "E127",
+                at,
+                f"{where} requires `{name}`, which `{decl.name.name}` does not declare",
+                notes=note_text(sig),
+                help=f"declare `{name}` on `{decl.name.name}`, or give it a default in Python",
+            )
+    for name in sig.positional_only:
+        out.add(
+            "E127",
+            at,
+            f"{where} takes `{name}` by position only; the runtime passes arguments by name",
+            help=f"drop the `/` from the signature of `{function}`",
+        )
+
+
+def note_text(sig: Signature) -> list[str]:
+    names = sorted(sig.accepted)
+    return [f"the function takes: {', '.join(names) if names else 'no named parameters'}"]
