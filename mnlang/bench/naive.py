@@ -201,6 +201,11 @@ def run_chain(
     facts_of = program_facts(program)
     limit = chain_attempts(case.program, case.workflow)
     result = NaiveResult(f"{NAIVE_PREFIX}{chain}", case)
+    if faults is not None and late is not None:
+        # The responder makes the person late (`near` or `past`) on every attempt; the
+        # runtime must not apply the plan's delay itself (it would always be `past`).
+        calls = tuple(f for f in faults.faults if f.fault != "approval_delay")
+        faults = dataclasses.replace(faults, faults=calls) if calls else None
     storm = next((f for f in faults.faults if f.fault == "retry_storm"), None) if faults else None
     storm_left = storm.times if storm is not None else 0
     naive_case = dataclasses.replace(case, program=program)
