@@ -325,6 +325,12 @@ def test_mnc_bench_on_the_golden_suite(tmp_path: Path) -> None:
     assert met["unsafe action rate"] and met["tool limits under retry storms"]
     assert sum(data["faults_injected"].values()) >= 1000
     assert data["errors"] == []
-    assert "<svg" in report.read_text("utf-8")
+    page = report.read_text("utf-8")
+    assert "<svg" in page and "outcomes differ" in page
+    # Every run judged differently is listed: they account for the completion gap.
+    ours = data["metrics"]["total"]["workflow_completion_rate"]["numerator"]
+    ours_only = sum(d["runtime"] == "as expected" for d in data["differences"])
+    naive_only = len(data["differences"]) - ours_only
+    assert ours - data["naive"]["all"]["successful"] == ours_only - naive_only
     shown = CliRunner().invoke(main, ["metrics", "--db", data["journal"], "--json"])
     assert json.loads(shown.output) == data["metrics"]
