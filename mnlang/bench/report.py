@@ -293,6 +293,23 @@ def bench_lines(result: BenchResult) -> list[str]:
         f"{len(result.differences) - ours_ok} only for the naive chain):",
     ]
     lines += difference_lines(result)
+    lines += ["", "cost per attempted run (every run, successful or not), duplicates priced:"]
+    attempted_rows = []
+    for m in classes:
+        n = result.naive.get(m.workflow_class, NaiveSummary())
+        extra = result.duplicate_cost.get(m.workflow_class, Decimal(0))
+        attempted_rows.append(
+            (
+                m.workflow_class,
+                [
+                    money(per_success(m.cost.total + extra, m.runs)),
+                    money(per_success(n.cost.total + n.duplicate_cost, n.chains)),
+                    money(per_success(m.cost.without_people, m.runs)),
+                    money(per_success(n.cost.without_people, n.chains)),
+                ],
+            )
+        )
+    lines += _table(attempted_rows, ["cost/run", "naive", "w/o people", "naive w/o people"])
     lines += ["", "by kind of run (all classes):"]
     kinds = {
         "clean": "no fault",
