@@ -24,6 +24,7 @@ from mnlang.bench.html import bench_html
 from mnlang.bench.naive import run_chain
 from mnlang.bench.report import bench_json, bench_lines, targets
 from mnlang.bench.runner import BenchResult, run_bench
+from mnlang.bench.seeds import interval
 from mnlang.bench.suite import Case, SuiteError, load_suite
 from mnlang.cli import main
 from mnlang.metrics import compute_metrics
@@ -143,6 +144,26 @@ def test_a_users_own_suite_runs_and_a_failed_bench_cleans_up(
     with pytest.raises(Exception, match="cannot open journal"):
         run_bench(project, faults=[], repeat=1, db=str(project))
     assert list(scratch.iterdir()) == []
+
+
+def test_intervals_over_seeds() -> None:
+    # Values 1, 2, 3: mean 2, standard deviation 1, t(2) = 4.303: 2 ± 4.303 / sqrt(3).
+    spread = interval([1.0, 2.0, 3.0])
+    assert spread.mean == 2.0 and spread.half_width is not None
+    assert abs(spread.half_width - 4.303 / 3**0.5) < 1e-9
+    assert interval([0.5]).half_width is None and interval([0.5]).show(True) == "50.0%"
+
+
+def test_mnc_bench_over_two_seeds(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples" / "refund", project)
+    args = ["bench", str(project), "--repeat", "1", "--seeds", "2", "--json"]
+    shown = CliRunner().invoke(main, [*args, "--db", str(tmp_path / "j.db")])
+    assert shown.exit_code in (0, 1), shown.output
+    over = json.loads(shown.output)["over_seeds"]
+    assert over["seeds"] == [0, 1]
+    assert len(over["completion (runtime)"]["values"]) == 2
+    assert (tmp_path / "j.db").exists() and (tmp_path / "j.db.seed1").exists()
 
 
 # A hand-built case for the naive chain: an agent that looks an order up with a tool, a
