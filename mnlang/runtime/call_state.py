@@ -353,7 +353,17 @@ class Calls:
         env = MapEnv(question.about_args if question.about is not None else call.args)
         args = {name: to_tool(run.evaluator.eval(e, env)) for name, e in reconcile.args.items()}
         key = question.about_key if question.about is not None else call.key
-        ctx = ToolContext(run.run_id, call.step, call.attempt, key)
+        # The lookup asks the receiver about what was sent: the wire key, when it is known.
+        wire = call.wire if question.about is None else None
+        ctx = ToolContext(
+            run.run_id,
+            call.step,
+            call.attempt,
+            key,
+            key_scope=about.scope,
+            wire_key=wire,
+            template_key=call.template if question.about is None else key,
+        )
         question.args = args
         doubles = run.config.doubles
         job_run: Any = doubles.stand_in(tool, args, 1) if doubles is not None else None
