@@ -57,7 +57,7 @@ def test_spans_and_source_may_change_without_breaking_the_hash(
 
 def test_not_json(tmp_path: Path, refund_ir: IRProgram) -> None:
     error = refused(write(tmp_path, dump_ir(refund_ir)[:-40]))
-    assert error.message.startswith("not JSON (line")
+    assert error.message.startswith("not JSON: ")
 
 
 def test_not_an_ir_file(tmp_path: Path) -> None:
@@ -86,3 +86,44 @@ def test_an_unknown_field_is_refused(tmp_path: Path, refund_ir: IRProgram) -> No
 def test_a_missing_file(tmp_path: Path) -> None:
     error = refused(tmp_path / "nope.json")
     assert error.message.startswith("cannot read the IR file")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("impl", "os:system", "runs code or commands"),
+        ("impl", "builtins:eval", "runs code or commands"),
+        ("impl", "subprocess:run", "runs code or commands"),
+        ("impl", "not an impl", "must be"),
+        ("impl_dir", "/etc", "is absolute"),
+        ("impl_dir", "../../elsewhere", "climbs out of the program's folder"),
+    ],
+)
+def test_a_crafted_ir_naming_code_execution_is_refused_even_with_a_good_hash(
+    tmp_path: Path, refund_ir: IRProgram, field: str, value: str, says: str
+) -> None:
+    from mnlang.ir.hashing import program_hash
+
+    # The hash is not a signature: whoever edits the file can recompute it.
+    name = next(iter(refund_ir.tools))
+    tools = {**refund_ir.tools, name: refund_ir.tools[name].model_copy(update={field: value})}
+    crafted = refund_ir.model_copy(update={"tools": tools})
+    crafted = crafted.model_copy(update={"hash": program_hash(crafted)})
+    error = refused(write(tmp_path, dump_ir(crafted)))
+    assert says in error.message and "E115" in error.message
+
+
+def test_the_standard_librarys_tools_may_live_outside_the_program_folder(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "get.mn"
+    source.write_text(
+        "import std.http { http_get }\n\n"
+        "workflow main(url: str) -> int {\n"
+        "  reply = http_get(url)\n"
+        "  return reply.status\n"
+        "}\n"
+    )
+    program, diagnostics = compile_file(source)
+    assert program is not None, diagnostics
+    assert load_ir(write(tmp_path, dump_ir(program))).hash == program.hash

@@ -64,7 +64,7 @@ class Sleeps:
 
 
 def provider(server: ChatServer, sleep: Any = None, **config: Any) -> OpenAIProvider:
-    settings = OpenAIConfig(base_url=server.base_url, api_key=KEY, **config)
+    settings = OpenAIConfig(**{"base_url": server.base_url, "api_key": KEY, **config})
     return OpenAIProvider(settings, sleep=sleep or Sleeps())
 
 
@@ -317,6 +317,23 @@ def test_a_4xx_is_tool_error_and_the_key_is_scrubbed(server: ChatServer) -> None
     assert error.kind == TOOL_ERROR
     assert "refused the request (401)" in error.message and "***" in error.message
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("offset", range(150, 205, 3))
+def test_a_key_straddling_the_cut_leaves_no_prefix(server: ChatServer, offset: int) -> None:
+    key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v2W3x4Y5"  # 58 characters
+    message = "x" * offset + key + " was refused"
+    server.answer(401, {"error": {"message": message}})
+    error = fails(provider(server, api_key=key), request())
+    assert not any(key[i : i + 6] in error.message for i in range(len(key) - 6))
+
+
+@pytest.mark.parametrize("shown", [8, 12, 24, 40])
+def test_a_server_echoing_part_of_the_key_has_it_scrubbed(server: ChatServer, shown: int) -> None:
+    key = "sk-proj-" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4"
+    server.answer(401, {"error": {"message": f"Incorrect API key provided: {key[:shown]}****"}})
+    error = fails(provider(server, api_key=key), request())
+    assert key[:8] not in error.message and "provided: ***" in error.message
 
 
 def test_the_config_never_shows_the_key() -> None:

@@ -7,15 +7,16 @@ running a small workflow for real; the browser test is in `test_ui_browser.py`.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -439,6 +440,18 @@ def test_assignee_is_enforced(store: Store, program: IRProgram, tmp_path: Path) 
     assert refused.status_code == 403 and "assigned to `alice`" in refused.json()["error"]
     page = client.get("/runs/order-11", headers=as_bob).text
     assert 'data-choice="approve"' not in page and "only they (or an admin)" in page
+    # Every other state change of the run is held to the same rule.
+    for action, fields in (
+        ("cancel", {}),
+        ("resume", {}),
+        ("signal", {"event": "nudge", "payload": '"x"'}),
+    ):
+        refused = client.post(
+            f"/actions/{action}", data={"run": "order-11", **fields}, headers=as_bob
+        )
+        assert refused.status_code == 403 and "only they or an admin" in refused.text, action
+    run = store.get_run("order-11")
+    assert run is not None and not run.cancel_requested
     as_alice = {"authorization": f"Bearer {alice}", "accept": "application/json"}
     assert client.post("/actions/decide", data=form, headers=as_alice).status_code == 200
     checkpoint = store.get_checkpoint("order-11", "decision")
@@ -585,6 +598,19 @@ def test_open_local_console_answers_loopback_hosts_only(store: Store) -> None:
     assert client.get("/runs").status_code == 200
     rebound = client.get("/runs", headers={"host": "evil.example:8737"})
     assert rebound.status_code == 403
+    for host in ("127.0.0.1:8737", "localhost", "[::1]:8737", "LOCALHOST:1"):
+        assert client.get("/runs", headers={"host": host}).status_code == 200, host
+    for host in (
+        "127.0.0.1:8737@evil.example",
+        "127.0.0.1@evil.example",
+        "evil.example#127.0.0.1",
+        "127.0.0.1:8737/evil",
+        "127.0.0.1 evil.example",
+        "[::1]evil.example",
+        "127.0.0.1:",
+        "",
+    ):
+        assert client.get("/runs", headers={"host": host}).status_code == 403, host
 
 
 def test_tokens_are_required_once_configured(store: Store, program: IRProgram) -> None:
@@ -664,7 +690,13 @@ def test_token_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert tokens_path(db) == path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert token not in path.read_text() and TokenFile(path).user_of(token) == "erin"
-    assert runner.invoke(main, ["ui", "token", "list", "--db", db]).output == "erin\n"
+    assert (
+        runner.invoke(main, ["ui", "token", "list", "--db", db]).output == "erin\toperator\tall\n"
+    )
+    scoped = ["ui", "token", "add", "vic", "--role", "viewer", "--workflow", "a", "--db", db]
+    assert runner.invoke(main, scoped).exit_code == 0
+    listed = runner.invoke(main, ["ui", "token", "list", "--db", db]).output
+    assert listed == "erin\toperator\tall\nvic\tviewer\ta\n"
     twice = runner.invoke(main, ["ui", "token", "add", "erin", "--db", db])
     assert twice.exit_code == 2 and "already has a token" in twice.output
     for name in ("<x>", "admin", "timeout"):
@@ -707,20 +739,79 @@ def test_mnc_ui_serves_the_journal(tmp_path: Path, program: IRProgram) -> None:
     command = [sys.executable, "-m", "mnlang.cli", "ui", "--db", str(db), "--port", str(port)]
     server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runs") as response:
-                    runs = json.load(response)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "no console"
-                time.sleep(0.1)
-        assert [r["run_id"] for r in runs["runs"]] == ["order-cli"]
+        assert server.stderr is not None
+        banner = [server.stderr.readline() for _ in range(3)]
+        link = banner[2].strip()
+        assert link.startswith(f"http://127.0.0.1:{port}/login?token="), banner
+        wait_for_port(port, server)
+        # Without the start's secret, nobody gets in: not this account, not another one.
+        assert http_get(port, "/api/runs")[0] == 401
+        assert http_get(port, "/runs")[0] == 303
+        if os.geteuid() == 0 and shutil.which("runuser") and shutil.which("curl"):
+            as_nobody = subprocess.run(
+                [
+                    *("runuser", "-u", "nobody", "--", "curl", "-s", "-o", "/dev/null"),
+                    *("-w", "%{http_code}", "-X", "POST", "-d", "choice=approve"),
+                    f"http://127.0.0.1:{port}/actions/decide",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert as_nobody.stdout in ("401", "403"), as_nobody
+        status, headers = http_get(port, link.removeprefix(f"http://127.0.0.1:{port}"))
+        assert status == 303 and "mnc_ui_token=" in headers.get("set-cookie", "")
+        cookie = headers["set-cookie"].split(";")[0]
+        status, _ = http_get(port, "/api/runs", {"cookie": cookie})
+        assert status == 200
     finally:
         server.terminate()
-        _, err = server.communicate(timeout=20)
-    assert f"serving http://127.0.0.1:{port}/" in err
+        server.communicate(timeout=20)
+    assert f"serving http://127.0.0.1:{port}/" in banner[0]
+
+
+def test_mnc_ui_open_warns_and_lets_local_accounts_in(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_UI_TOKEN")}
+    db = str(tmp_path / "journal.db")
+    command = [sys.executable, "-m", "mnlang.cli", "ui", "--db", db, "--port", str(port), "--open"]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        banner = [server.stderr.readline() for _ in range(2)]
+        assert "WARNING: --open: every local account" in banner[1]
+        wait_for_port(port, server)
+        assert http_get(port, "/api/runs")[0] == 200
+    finally:
+        server.terminate()
+        server.communicate(timeout=20)
+
+
+def wait_for_port(port: int, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "no console"
+            time.sleep(0.1)
+
+
+def http_get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str]]:
+    """Status and headers of a GET, redirects not followed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"accept": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
 
 
 # ---- parts: overlay, metrics, charts ----------------------------------------------------------

@@ -427,6 +427,7 @@ def test_ctrl_c_stops_mnc_ui_with_streams_open(tmp_path: Path, program: IRProgra
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_UI_TOKEN")}
     command = [sys.executable, "-m", "mnlang.cli", "ui", "--db", str(db), "--port", str(port)]
+    command.append("--open")  # this test is about shutdown, not authentication
     server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
@@ -452,3 +453,28 @@ def test_ctrl_c_stops_mnc_ui_with_streams_open(tmp_path: Path, program: IRProgra
         if server.poll() is None:
             server.kill()
         server.communicate(timeout=10)
+
+
+def test_a_burst_of_streams_stays_within_the_cap(
+    sqlite_store: Store, serve: Callable[..., Console]
+) -> None:
+    # Many connections at once, each sending its request before any is answered: the
+    # cap must be counted when a stream is accepted, not when its first byte is sent.
+    console = serve(sqlite_store)
+    console.hub.max_subscribers = 10
+    port = int(console.url.rsplit(":", 1)[1])
+    request = b"GET /events/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(60)]
+    try:
+        for sock in sockets:
+            sock.sendall(request)
+        statuses = [sock.recv(64).split(b" ")[1] for sock in sockets]
+        assert statuses.count(b"200") == 10 and statuses.count(b"503") == 50, statuses
+        assert console.hub.subscribers == 10
+    finally:
+        for sock in sockets:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while console.hub.subscribers:
+        assert time.monotonic() < deadline, "streams of closed connections stayed counted"
+        time.sleep(0.05)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnlang.checker.program import Program, load_program
+from mnlang.deep import call_deep
 from mnlang.diagnostics import Diagnostic, Diagnostics
 from mnlang.span import Span
 
@@ -30,6 +31,10 @@ class CheckResult:
 
 def check(path: Path | str, text: str | None = None) -> CheckResult:
     """Check a `.mn` file (or `text` as if it were that file) and everything it imports."""
+    return call_deep(_check, path, text)
+
+
+def _check(path: Path | str, text: str | None) -> CheckResult:
     from mnlang.checker import (
         approval,
         cost,

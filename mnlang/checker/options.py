@@ -7,7 +7,6 @@ compiler read: durations in milliseconds, money as `Decimal`, retry as a
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import did_you_mean
 from mnlang.cron import CronError, check_cron
 from mnlang.diagnostics import Diagnostics, Label
+from mnlang.impls import IMPL, impl_problem
 from mnlang.syntax import ast
 
 # Error kinds a `retry.on` or a `catch` may name.
@@ -34,8 +34,6 @@ ERROR_KINDS = (
 )
 # Enforced by the runtime, so never caught or retried (a `finally` still runs).
 UNCATCHABLE_KINDS = ("cancelled", "budget_exceeded", "deadline_exceeded")
-
-_IMPL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +276,20 @@ class _OptionReader:
         text = self.text(entry)
         if text is None:
             return None
-        if not _IMPL.fullmatch(text):
+        if not IMPL.fullmatch(text):
             self.bad(
                 entry,
                 f'`impl` must be `"module:function"`, not `"{text}"`',
                 help='name a Python module beside the `.mn` file and a function in it, e.g. `"tools:fetch"`',
+            )
+            return None
+        problem = impl_problem(text)
+        if problem is not None:
+            self.diags.add(
+                "E115",
+                entry.value,
+                problem,
+                help="write a function of your own that does the one thing the tool is for",
             )
             return None
         return text

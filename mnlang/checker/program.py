@@ -12,6 +12,7 @@ from typing import Any
 
 from mnlang.checker.suggest import did_you_mean
 from mnlang.diagnostics import Diagnostics, Label
+from mnlang.modulepath import find_module
 from mnlang.resources import data_path
 from mnlang.sources import read_source
 from mnlang.syntax import ast
@@ -67,12 +68,15 @@ def _kind_of(decl: ast.Decl) -> str:
     return DECL_KINDS[type(decl)]
 
 
-def module_file(dotted: str, importer: Path) -> Path:
-    """Where `import dotted` looks: stdlib for `std.*`, else beside the importing file."""
+def module_file(dotted: str, importer: Path) -> tuple[Path, list[str]]:
+    """Where `import dotted` is (stdlib for `std.*`, else the module search path of
+    `mnlang.modulepath`), and the places looked at; the first place when none holds it."""
     parts = dotted.split(".")
     if parts[0] == "std" and len(parts) > 1:
-        return data_path("stdlib").joinpath(*parts[1:]).with_suffix(".mn")
-    return importer.parent.joinpath(*parts).with_suffix(".mn")
+        path = data_path("stdlib").joinpath(*parts[1:]).with_suffix(".mn")
+        return path, [str(path)]
+    found, looked = find_module(dotted, importer)
+    return found or importer.parent.joinpath(*parts).with_suffix(".mn"), looked
 
 
 class _Loader:
@@ -85,7 +89,14 @@ class _Loader:
         self.failed = False
 
     def load(self, path: Path, dotted: str, text: str | None = None) -> ModuleInfo | None:
-        path = path.resolve()
+        try:
+            path = path.resolve()
+        except (OSError, RuntimeError) as e:  # a loop of links (RuntimeError before 3.13)
+            self.diags.add(
+                "E091", None, f"cannot read `{path}`: {_reason(e)}", help="check the path"
+            )
+            self.failed = True
+            return None
         if path in self.by_path:
             return self.by_path[path]
         if text is None:
@@ -129,7 +140,18 @@ class _Loader:
 
     def _import(self, info: ModuleInfo, imp: ast.Import) -> None:
         dotted = imp.dotted
-        target_path = module_file(dotted, info.path).resolve()
+        try:
+            path, looked = module_file(dotted, info.path)
+            target_path = path.resolve()
+            found = target_path.is_file()
+        except (OSError, RuntimeError) as e:  # a name too long, a loop of links
+            self.diags.add(
+                "E104",
+                imp,
+                f"module `{_shortened(dotted)}` cannot be looked up: {_reason(e)}",
+                help="fix the import, or the links where the module should be",
+            )
+            return
         if target_path in self.loading:
             chain = " -> ".join(p.stem for p in self.loading[self.loading.index(target_path) :])
             self.diags.add(
@@ -139,7 +161,7 @@ class _Loader:
                 help="move the shared declarations into a module that both import",
             )
             return
-        if not target_path.is_file():
+        if not found:
             where = (
                 "the standard library" if dotted.startswith("std.") else f"`{target_path.parent}`"
             )
@@ -148,11 +170,13 @@ class _Loader:
                 stdlib = data_path("stdlib")
                 names = [f"std.{p.stem}" for p in stdlib.glob("*.mn")]
                 hint = did_you_mean(dotted, names)
+            notes = [] if dotted.startswith("std.") else ["looked at: " + "; ".join(looked)]
             self.diags.add(
                 "E104",
                 imp,
                 f"module `{dotted}` not found in {where}",
-                help=hint or f"create `{target_path.name}` there, or fix the import",
+                help=hint or f"create `{target_path.name}` there, set MNC_PATH, or fix the import",
+                notes=notes,
             )
             return
         module_dotted = dotted
@@ -186,6 +210,16 @@ class _Loader:
                 continue
             info.scope[ident.name] = sym
             info.imported_by_name[ident.name] = ident
+
+
+def _reason(e: OSError | RuntimeError) -> str:
+    if isinstance(e, OSError):
+        return (e.strerror or str(e)).lower()
+    return "a loop of symbolic links"
+
+
+def _shortened(dotted: str) -> str:
+    return dotted if len(dotted) <= 60 else f"{dotted[:40]}...{dotted[-12:]}"
 
 
 def load_program(path: Path | str, diags: Diagnostics, text: str | None = None) -> Program | None:

@@ -12,11 +12,15 @@ from mnlang.cli.shared import (
     finish_run,
     json_option,
     program_or_exit,
+    remote,
     report_to_stderr,
     run_error,
+    server_option,
 )
 
 if TYPE_CHECKING:
+    from mnlang.client import Client, Run
+    from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
 
 _durability_option = click.option(
@@ -45,7 +49,11 @@ def _observer(as_json: bool) -> Observer | None:
     type=click.Path(dir_okay=False, path_type=str),
     help="Read the arguments from this JSON file.",
 )
-@click.option("--id", "run_id", help="The run's id; starting the same id again returns that run.")
+@click.option(
+    "--id",
+    "run_id",
+    help="The run's id; starting the same id again with the same input returns that run, with other input is refused.",
+)
 @db_option
 @_durability_option
 @click.option(
@@ -75,6 +83,7 @@ def _observer(as_json: bool) -> Observer | None:
     "a replies.json beside FILE is used only when asked for.",
 )
 @json_option
+@server_option
 def run_command(
     file: str,
     workflow: str | None,
@@ -89,6 +98,8 @@ def run_command(
     detach: bool,
     models: str | None,
     as_json: bool,
+    server: str | None,
+    server_token: str | None,
 ) -> None:
     """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
     fails or waits. Exits 0 completed, 1 failed, 3 waiting, 4 cancelled, 2 when it could
@@ -97,11 +108,11 @@ def run_command(
 
     Faults (docs/metrics.md): worker_crash, node_failure and partial_effect end this
     process with status 137; `mnc resume` goes on with the run."""
-    import json
     from pathlib import Path
 
     from mnlang import api
     from mnlang.ir.load import IRLoadError
+    from mnlang.jsonin import JSONInputError, decode_json, read_json_file
     from mnlang.runtime.faults import FaultError, FaultPlan, parse_inject
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
@@ -122,19 +133,14 @@ def run_command(
         except FaultError as e:
             raise click.UsageError(f"{e.message}; {e.help}" if e.help else e.message) from None
     try:
-        text = Path(input_file).read_text("utf-8") if input_file is not None else input_text
+        if input_file is not None:
+            given = read_json_file(input_file)
+        else:
+            given = decode_json(input_text, "--input") if input_text is not None else {}
     except OSError as e:
         run_error(RunError(f"cannot read `{input_file}`: {e.strerror or e}"))
-    try:
-        given = json.loads(text) if text is not None else {}
-    except json.JSONDecodeError as e:
-        where = f"`{input_file}`" if input_file else "--input"
-        run_error(
-            RunError(
-                f"{where} is not JSON: {e.msg.lower()} at line {e.lineno}, column {e.colno}",
-                help='write the arguments as a JSON object, e.g. --input \'{"order_id": "o-1"}\'',
-            )
-        )
+    except JSONInputError as e:
+        run_error(e)
     try:
         program = api.load_program(file)
     except api.CompileFailed as e:
@@ -142,6 +148,8 @@ def run_command(
         sys.exit(2)
     except IRLoadError as e:
         run_error(e)
+    if server is not None:
+        remote(server, server_token, lambda c: _start_remote(c, program, workflow, given, run_id))
     try:
         if not detach and not as_json:
             answering = api.answering_models(program, models, workflow=workflow)
@@ -162,6 +170,21 @@ def run_command(
     except (RunError, StoreError, FaultError) as e:
         run_error(e)
     finish_run(outcome, as_json)
+
+
+def _start_remote(
+    client: Client, program: IRProgram, workflow: str | None, given: object, run_id: str | None
+) -> Run:
+    """Register the compiled program with the server (tool code stays where the server's
+    workers have it installed), then start the run there."""
+    import json
+
+    from mnlang import api
+    from mnlang.ir.load import dump_ir
+
+    client.register_program(ir=json.loads(dump_ir(program)))
+    name = workflow or api.default_workflow(program)
+    return client.start_run(name, given if isinstance(given, dict) else {}, run_id=run_id)
 
 
 @click.command()
@@ -228,6 +251,11 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 )
 @click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
+@click.option(
+    "--health",
+    metavar="HOST:PORT",
+    help="Serve /healthz and /readyz on HOST:PORT (port 0: any free port, logged).",
+)
 @_durability_option
 @db_option
 def worker(
@@ -236,6 +264,7 @@ def worker(
     lease_ttl: float,
     until_idle: bool,
     quiet: bool,
+    health: str | None,
     durability: str,
     db: str | None,
 ) -> None:
@@ -269,6 +298,17 @@ def worker(
         run_error(e)
 
     def on_start(running: Worker) -> None:
+        if health is not None:
+            from mnlang.health import HealthServer
+
+            host, _, port = health.rpartition(":")
+            try:
+                server = HealthServer(host or "127.0.0.1", int(port), lambda: running.ready)
+            except (ValueError, OSError) as e:
+                raise click.BadParameter(f"{health}: {e}", param_hint="--health") from None
+            server.start()
+            log(f"health on http://{host or '127.0.0.1'}:{server.port}/healthz and /readyz")
+
         def stop(signum: int, _frame: object) -> None:
             if running.stopping:
                 os._exit(128 + signum)
@@ -310,7 +350,7 @@ def workers(db: str | None, as_json: bool) -> None:
     from mnlang.stores.base import StoreError
 
     try:
-        with open_store(db) as store:
+        with open_store(db, existing=True) as store:
             records, now = store.list_workers(), store.now()
     except StoreError as e:
         run_error(e)
@@ -375,6 +415,29 @@ def upgrade(file: str, check: bool, db: str | None, as_json: bool) -> None:
 @click.group("db")
 def db_group() -> None:
     """The journal database."""
+
+
+@db_group.command("check")
+@db_option
+@json_option
+def db_check(db: str | None, as_json: bool) -> None:
+    """Read every run's rows and report those that are damaged (JSON that does not
+    decode). Exits 0 when none is, 1 when some are, 2 when the journal cannot be read."""
+    import json
+
+    from mnlang import api
+    from mnlang.stores.base import StoreError
+
+    try:
+        found = api.check_journal(db=db)
+    except StoreError as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps({"runs": found.runs, "damaged": found.damaged}, indent=2))
+    else:
+        click.echo("\n".join(found.damaged))
+        click.echo(f"{found.runs} runs read, {len(found.damaged)} damaged rows")
+    sys.exit(1 if found.damaged else 0)
 
 
 @db_group.command("migrate")

@@ -199,8 +199,8 @@ def lsp_command() -> None:
 @click.option(
     "--token",
     envvar="MNC_UI_TOKEN",
-    help="The admin token (or $MNC_UI_TOKEN); needed on any address but loopback "
-    "unless users have tokens.",
+    help="The admin token; prefer $MNC_UI_TOKEN, since every local user can read a "
+    "command line (`ps`). Needed on any address but loopback unless users have tokens.",
 )
 @click.option(
     "--execute/--no-execute",
@@ -208,9 +208,22 @@ def lsp_command() -> None:
     show_default=True,
     help="Resume runs here after a decision, signal or cancel (--no-execute: `mnc worker` does).",
 )
+@click.option(
+    "--open",
+    "open_console",
+    is_flag=True,
+    help="Without tokens on loopback, let every local account in as you (a single-user "
+    "machine only). By default a secret made at start is needed, in the link printed.",
+)
 @click.pass_context
 def ui_command(
-    ctx: click.Context, db: str | None, host: str, port: int, token: str | None, execute: bool
+    ctx: click.Context,
+    db: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    execute: bool,
+    open_console: bool,
 ) -> None:
     """Serve the web console: runs, the live graph, approvals and metrics (docs/ui.md).
 
@@ -220,6 +233,40 @@ def ui_command(
     if ctx.invoked_subcommand is not None:
         return
     from mnlang.ui.server import ConsoleError, serve
+
+    if ctx.get_parameter_source("token") is click.core.ParameterSource.COMMANDLINE:
+        click.echo(
+            "warning: --token on the command line is visible to every local user (`ps`); "
+            "set MNC_UI_TOKEN instead",
+            err=True,
+        )
+    try:
+        serve(db, host, port, token, execute, open_console=open_console)
+    except ConsoleError as e:
+        run_error(e)
+
+
+@click.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8737, show_default=True)
+@click.option(
+    "--token",
+    envvar="MNC_UI_TOKEN",
+    help="The admin token (or $MNC_UI_TOKEN); needed on any address but loopback "
+    "unless users have tokens.",
+)
+@click.option(
+    "--execute/--no-execute",
+    default=True,
+    show_default=True,
+    help="Execute started, signalled, decided and cancelled runs here (a single box); "
+    "--no-execute leaves them to `mnc worker`s.",
+)
+def serve_command(db: str | None, host: str, port: int, token: str | None, execute: bool) -> None:
+    """Serve the JSON API under /api/v1 (docs/api.md) and the web console beside it."""
+    from mnlang.server.serve import serve
+    from mnlang.ui.server import ConsoleError
 
     try:
         serve(db, host, port, token, execute)
@@ -231,11 +278,26 @@ def ui_command(
 @click.argument("action", type=click.Choice(("add", "list", "remove")))
 @click.argument("name", required=False)
 @db_option
-def ui_token(action: str, name: str | None, db: str | None) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(("viewer", "operator", "admin")),
+    default="operator",
+    show_default=True,
+    help="viewer: reads; operator: also starts, signals, decides, cancels; admin: everything.",
+)
+@click.option(
+    "--workflow",
+    "workflows",
+    multiple=True,
+    help="Limit an operator to runs of this workflow (repeatable; default: all).",
+)
+def ui_token(
+    action: str, name: str | None, db: str | None, role: str, workflows: tuple[str, ...]
+) -> None:
     """Add, list or remove the console's user tokens (kept hashed beside the journal)."""
     from mnlang.ui.server import ConsoleError, token_command
 
     try:
-        token_command(action, name, db, sys.stdout)
+        token_command(action, name, db, sys.stdout, role=role, workflows=workflows or None)
     except ConsoleError as e:
         run_error(e)

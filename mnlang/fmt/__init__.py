@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mnlang.deep import call_deep
 from mnlang.diagnostics import Diagnostic
 from mnlang.fmt.doc import render
 from mnlang.fmt.equivalence import same_meaning
@@ -34,6 +35,10 @@ class Formatted:
 
 def format_source(text: str, file: str = "<string>") -> Formatted:
     """Format the text of a `.mn` file."""
+    return call_deep(_format_source, text, file)
+
+
+def _format_source(text: str, file: str) -> Formatted:
     module, diagnostics = parse(text, file)
     if module is None:
         return Formatted(None, diagnostics)

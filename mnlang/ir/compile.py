@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mnlang.checker import check
 from mnlang.checker.program import Program
+from mnlang.deep import call_deep
 from mnlang.diagnostics import Diagnostic
 from mnlang.ir.base import IR_VERSION
 from mnlang.ir.compile_decls import DeclCompiler, tool_modules
@@ -25,6 +26,10 @@ from mnlang.ir.states import ChildState
 
 def compile_program(program: Program) -> IRProgram:
     """Compile every declaration of a checked program (the root module and its imports)."""
+    return call_deep(_compile_program, program)
+
+
+def _compile_program(program: Program) -> IRProgram:
     root_dir = program.root.path.parent.resolve()
     lowering = ExprLowering(program)
     decls = DeclCompiler(program, root_dir, lowering)
@@ -95,7 +100,7 @@ def select_workflow(ir: IRProgram, name: str) -> IRProgram:
             "scenarios": {n: s for n, s in ir.scenarios.items() if s.workflow in keep},
         }
     )
-    return cut.model_copy(update={"hash": program_hash(cut)})
+    return cut.model_copy(update={"hash": call_deep(program_hash, cut)})
 
 
 def load_or_compile(path: Path | str) -> tuple[IRProgram | None, list[Diagnostic]]:

@@ -306,7 +306,7 @@ class OpenAIProvider:
 
     def _scrub(self, text: str) -> str:
         key = self.config.api_key
-        return text.replace(key, "***") if key else text
+        return scrub_key(text, key) if key else text
 
     def _server_message(self, response: httpx2.Response) -> str:
         try:
@@ -316,8 +316,33 @@ class OpenAIProvider:
             text = None
         if not isinstance(text, str) or not text:
             text = response.reason_phrase or "no reason given"
-        text = " ".join(text.split())
-        return self._scrub(text if len(text) <= 200 else text[:197] + "...")
+        # Scrub first: a key cut in two at the 200th character would leave its prefix.
+        text = self._scrub(" ".join(text.split()))
+        return text if len(text) <= 200 else text[:197] + "..."
+
+
+# A run of this many of a key's first characters is taken for (part of) the key: servers
+# echo a key's prefix ("Incorrect API key provided: sk-abc123...") and a cut can end in one.
+KEY_PREFIX_CHARS = 8
+
+
+def scrub_key(text: str, key: str) -> str:
+    """`text` with the key, and any run of at least `KEY_PREFIX_CHARS` of its first
+    characters, replaced by `***`."""
+    text = text.replace(key, "***")
+    if len(key) < KEY_PREFIX_CHARS:
+        return text
+    head = key[:KEY_PREFIX_CHARS]
+    out: list[str] = []
+    at = 0
+    while (found := text.find(head, at)) >= 0:
+        end = found + KEY_PREFIX_CHARS
+        while end < len(text) and end - found < len(key) and text[end] == key[end - found]:
+            end += 1
+        out.append(text[at:found] + "***")
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def _usage(raw: Any) -> Usage | None:

@@ -26,8 +26,17 @@ from mnlang.ir.base import TypeIR
 from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.values import Duration, Timestamp, Value, format_timestamp, parse_timestamp
+from mnlang.secrets import Secret, from_shown, is_reference
+from mnlang.secrets import reveal as reveal_secret
 
 _EMPTY_ENV = MapEnv({})
+
+
+# The bounds of money that comes in (arguments, payloads, tool results): an amount under
+# 10^18 with at most 12 decimal places, however written ("1e3" is $1000, "1e9999" is
+# refused). A negative duration is refused where it is used (a wait, a timeout).
+MONEY_INTEGER_DIGITS = 18
+MONEY_PLACES = 12
 
 
 class ConversionError(Exception):
@@ -136,6 +145,8 @@ class Converter:
             return self._timestamp(value, path)
         elif kind == "json":
             return self._json(value, path)
+        elif kind == "secret":
+            return _secret(value, path)
         elif kind == "optional":
             return None if value is None else self.inbound(value, t.args[0], path, closed=closed)
         elif kind == "null":
@@ -193,7 +204,22 @@ class Converter:
             raise ConversionError(path, f"expected money, got {_described(value)}")
         if not amount.is_finite():
             raise ConversionError(path, f"expected a finite amount of money, got {value}")
-        return amount
+        if amount and amount.adjusted() >= MONEY_INTEGER_DIGITS:
+            raise ConversionError(
+                path,
+                f"expected money under 10^{MONEY_INTEGER_DIGITS}, got {_shown(value)[:40]}",
+            )
+        _, digits, exponent = amount.as_tuple()
+        assert isinstance(exponent, int)  # the amount is finite
+        trailing = len(digits) - len("".join(map(str, digits)).rstrip("0")) if amount else 0
+        if -(exponent + trailing) > MONEY_PLACES:
+            raise ConversionError(
+                path,
+                f"expected money with at most {MONEY_PLACES} decimal places, "
+                f"got {_shown(value)[:40]}",
+            )
+        # "1e3" is $1000, not $1E+3; "1.50" keeps its places.
+        return amount.quantize(Decimal(1)) if exponent > 0 else amount
 
     def _timestamp(self, value: Any, path: str) -> Timestamp:
         if isinstance(value, Timestamp):
@@ -207,7 +233,9 @@ class Converter:
                 return parse_timestamp(value)
             except ValueError:
                 raise ConversionError(
-                    path, f"expected an RFC 3339 timestamp, got {_shown(value)}"
+                    path,
+                    f"expected an RFC 3339 timestamp with its offset, such as "
+                    f'"2024-01-01T09:30:00Z", got {_shown(value)}',
                 ) from None
         raise ConversionError(path, f"expected timestamp, got {_described(value)}")
 
@@ -286,13 +314,33 @@ def _as_mapping(value: Any) -> dict[Any, Any] | None:
     return None
 
 
-def to_tool(value: Value) -> Any:
-    """A runtime value as a tool receives it (see the module docstring)."""
+def _secret(value: Any, path: str) -> Secret:
+    """A secret comes in as a reference; its value never does (it would be journaled)."""
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str) and is_reference(value):
+        return Secret.of(value)
+    if isinstance(value, dict) and isinstance(value.get("$secret"), str) and len(value) == 1:
+        return from_shown(value["$secret"])  # the plain form a run's arguments are kept in
+    # The value is not shown: it may be the very secret given by mistake.
+    raise ConversionError(
+        path,
+        "expected a secret reference such as `env:API_TOKEN` or `file:api_token`; "
+        "a secret's value is never given as input",
+    )
+
+
+def to_tool(value: Value, *, reveal: bool = True) -> Any:
+    """A runtime value as a tool receives it (see the module docstring); a secret is
+    revealed here, at call time, and only here (`SecretUnavailable` when it cannot be).
+    `reveal=False` gives a secret's references instead (for a test's stand-in)."""
     kind = type(value)
+    if kind is Secret:
+        return reveal_secret(value) if reveal else value.shown()
     if kind is dict:
-        return {k: to_tool(v) for k, v in value.items()}
+        return {k: to_tool(v, reveal=reveal) for k, v in value.items()}
     if kind is list:
-        return [to_tool(v) for v in value]
+        return [to_tool(v, reveal=reveal) for v in value]
     if kind is Duration:
         return value.ms
     if kind is Timestamp:

@@ -30,6 +30,7 @@ from mnlang.ir.expr import (
 from mnlang.runtime.builtins import CALLBACK_TOKEN, EXTERNAL, PURE
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.values import Duration, Timestamp, Value, to_text
+from mnlang.secrets import Secret, concat
 
 
 class Env(Protocol):
@@ -187,8 +188,10 @@ class Evaluator:
         return self._dispatch[type(expr)](expr, env)
 
     def text(self, template: Template, env: Env) -> str:
-        """A template's text."""
-        return self._template(template, env)
+        """A template's text; a secret in it shows as its references, never its value (the
+        checker keeps secrets out of keys and prompts, this keeps it so at run time)."""
+        value = self._template(template, env)
+        return value.shown() if isinstance(value, Secret) else value
 
     def _lit(self, e: Lit, env: Env) -> Value:
         return literal(e)
@@ -244,12 +247,23 @@ class Evaluator:
         return (not value) if e.op == "not" else _neg(value)
 
     def _binary(self, e: Binary, env: Env) -> Value:
+        # `a + b + ... + z` is a left-leaning tree as deep as the chain is long: walk down
+        # its left spine with a loop, then apply the operators from the innermost out.
+        spine = [e]
+        while isinstance(spine[-1].left, Binary):
+            spine.append(spine[-1].left)
+        value = self.eval(spine[-1].left, env)
+        for node in reversed(spine):
+            value = self._apply(node, value, env)
+        return value
+
+    def _apply(self, e: Binary, left: Value, env: Env) -> Value:
+        """`e` with its left operand's value given; the right one evaluated when needed."""
         op = e.op
         if op == "and":
-            return bool(self.eval(e.left, env)) and bool(self.eval(e.right, env))
+            return bool(left) and bool(self.eval(e.right, env))
         if op == "or":
-            return bool(self.eval(e.left, env)) or bool(self.eval(e.right, env))
-        left = self.eval(e.left, env)
+            return bool(left) or bool(self.eval(e.right, env))
         if op == "??":
             return left if left is not None else self.eval(e.right, env)
         right = self.eval(e.right, env)
@@ -265,8 +279,12 @@ class Evaluator:
                 f"cannot compute {to_text(left)} {op} {to_text(right)}: {exc}"
             ) from None
 
-    def _template(self, e: Template, env: Env) -> str:
-        return "".join(p if isinstance(p, str) else to_text(self.eval(p, env)) for p in e.parts)
+    def _template(self, e: Template, env: Env) -> str | Secret:
+        pieces: list[str | Secret] = []
+        for p in e.parts:
+            value = p if isinstance(p, str) else self.eval(p, env)
+            pieces.append(value if isinstance(value, Secret) else to_text(value))
+        return concat(pieces)
 
     def _list(self, e: ListOf, env: Env) -> list[Value]:
         return [self.eval(item, env) for item in e.items]

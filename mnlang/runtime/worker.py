@@ -40,12 +40,20 @@ from dataclasses import dataclass, field, replace
 
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
+from mnlang.redact import redact
 from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.decisions import decide_due_timeouts
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
-from mnlang.stores.base import TERMINAL_STATUSES, Lease, StaleLease, Store, StoreError
+from mnlang.stores.base import (
+    TERMINAL_STATUSES,
+    DamagedRow,
+    Lease,
+    StaleLease,
+    Store,
+    StoreError,
+)
 
 _SCHEDULE_POLL = 0.5
 """Seconds between looks at the schedules (a scheduled run starts at most this late)."""
@@ -72,10 +80,22 @@ class WorkerStats:
     """Runs whose lease was taken over (or that could not be executed)."""
     scheduled: int = 0
     """Runs started by schedules."""
+    quarantined: set[str] = field(default_factory=set)
+    """Runs whose journal rows are damaged: reported once, then no longer executed by
+    this worker (`mnc db check` lists them; a restart of the worker tries them again)."""
 
 
 Logger = Callable[[str, bool], None]
 """Receives each line of the worker's log, and whether it reports a problem."""
+
+
+def _redacting(log: Logger) -> Logger:
+    """The worker's log lines pass through the one redaction function (`mnlang.redact`)."""
+
+    def write(line: str, problem: bool) -> None:
+        log(redact(line), problem)
+
+    return write
 
 
 def worker_owner() -> str:
@@ -134,7 +154,7 @@ class Worker:
         self.config = replace(config or RuntimeConfig.from_env(), lease_ttl_s=lease_ttl)
         self.lease_ttl = lease_ttl
         self.idle_wait = idle_wait
-        self.log: Logger = log or (lambda _line, _problem: None)
+        self.log: Logger = _redacting(log) if log is not None else (lambda _line, _problem: None)
         self.owner = owner or worker_owner()
         self.programs = ProgramCache(store)
         self.stats = WorkerStats()
@@ -155,6 +175,12 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def ready(self) -> bool:
+        """Taking work: not stopping, and its last heartbeat reached the journal within
+        its lease time (`/readyz`)."""
+        return not self._stop.is_set() and time.monotonic() - self._beaten < self.lease_ttl
 
     def run(self, *, until_idle: bool = False) -> WorkerStats:
         """Work until `stop()` (or, with `until_idle`, until nothing is runnable and no run
@@ -300,6 +326,11 @@ class Worker:
         try:
             if self._stop.is_set():
                 return  # claimed but not started: released at once for another worker
+            if run_id in self.stats.quarantined:
+                # Not released: the lease runs out rather than the run being claimed again
+                # at once; the damage was reported when it was found.
+                release = False
+                return
             if time.monotonic() - claimed_at > self.lease_ttl / 3:
                 lease = self.store.renew_lease(lease, self.lease_ttl)
             record = self.store.get_run(run_id, args=False)
@@ -332,6 +363,10 @@ class Worker:
             release = False
             self.stats.lost += 1
             self.log(f"run {run_id}: {e.message}", True)
+        except DamagedRow as e:
+            release = False
+            self.stats.quarantined.add(run_id)
+            self.log(f"run {run_id}: quarantined: {e.message}; {e.help}", True)
         except StoreError as e:
             release = False
             self.stats.lost += 1

@@ -58,6 +58,21 @@ class StoreError(Exception):
         return self.message
 
 
+class DamagedRow(StoreError):
+    """A row of the journal whose JSON does not decode (a flipped byte, a bad restore):
+    commands on that run stop here; listings mark it (`RunRecord.damaged`)."""
+
+    def __init__(self, run_id: str | None, column: str, detail: str) -> None:
+        whose = f"run {run_id}'s" if run_id else "a"
+        super().__init__(
+            f"{whose} journal row is damaged (`{column}`: {detail})",
+            help="restore the journal from a backup, or cancel or delete the run; "
+            "`mnc db check` lists every damaged row",
+        )
+        self.run_id = run_id
+        self.column = column
+
+
 class StoreLocked(StoreError):
     """Another process held the write lock for longer than the busy timeout."""
 
@@ -168,6 +183,8 @@ class RunRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    damaged: str | None = None
+    """Set in listings when the run's row does not decode: why (its JSON fields are empty)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -689,6 +706,9 @@ class Store(Protocol):
 
     def get_program(self, ir_hash: str) -> str | None:
         """The IR JSON stored under this hash, or `None`."""
+
+    def program_hashes(self) -> list[tuple[str, float]]:
+        """The hash and storing time of every stored program, newest first."""
 
     # schedules
 

@@ -7,12 +7,13 @@ that the SQLite and PostgreSQL stores cannot drift apart on the contract's rules
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mnlang.stores.base import (
     Batch,
     Checkpoint,
+    DamagedRow,
     Json,
     RunNotFound,
     RunRecord,
@@ -28,8 +29,44 @@ def dump(value: Json) -> str:
     return _ENCODER.encode(value)
 
 
-def load(text: str | None) -> Json:
-    return None if text is None else json.loads(text)
+def load(text: str | None, run_id: str | None = None, column: str = "a JSON column") -> Json:
+    """A column's JSON; `DamagedRow` (naming the run) when it does not decode."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise DamagedRow(run_id, column, str(e).split(":")[0].lower()) from None
+
+
+def listed(row: Sequence[Any], decode: Callable[[Sequence[Any]], RunRecord]) -> RunRecord:
+    """A `runs` row for a listing: decoded, or marked damaged (with its plain columns) so
+    that one bad row does not hide every other run."""
+    try:
+        return decode(row)
+    except DamagedRow as e:
+        return RunRecord(
+            run_id=row[0],
+            workflow=row[1],
+            workflow_class=row[2],
+            status=row[3],
+            args=None,
+            result=None,
+            error=None,
+            parent_run_id=row[7],
+            ir_hash=row[8],
+            meta={},
+            waiting_for=[],
+            cancel_requested=bool(row[11]),
+            last_seq=row[12],
+            lease_owner=row[13],
+            lease_epoch=row[14],
+            lease_expires_at=row[15],
+            created_at=row[16],
+            updated_at=row[17],
+            finished_at=row[18],
+            damaged=e.message,
+        )
 
 
 def check_lease(
@@ -94,9 +131,9 @@ def checkpoint_record(row: Sequence[Any]) -> Checkpoint:
         run_id=row[0],
         checkpoint_id=row[1],
         name=row[2],
-        request=load(row[3]),
+        request=load(row[3], row[0], "checkpoint request"),
         status=row[4],
-        decision=load(row[5]),
+        decision=load(row[5], row[0], "checkpoint decision"),
         decided_by=row[6],
         opened_at=row[7],
         decided_at=row[8],
@@ -110,12 +147,12 @@ def run_record(row: Sequence[Any], waiting_for: Any) -> RunRecord:
         workflow=row[1],
         workflow_class=row[2],
         status=row[3],
-        args=load(row[4]),
-        result=load(row[5]),
-        error=load(row[6]),
+        args=load(row[4], row[0], "args"),
+        result=load(row[5], row[0], "result"),
+        error=load(row[6], row[0], "error"),
         parent_run_id=row[7],
         ir_hash=row[8],
-        meta=load(row[9]),
+        meta=load(row[9], row[0], "meta"),
         waiting_for=waiting_for,
         cancel_requested=bool(row[11]),
         last_seq=row[12],

@@ -38,7 +38,6 @@ the last few commits, never corrupting the journal.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import threading
 import time
@@ -98,6 +97,7 @@ from mnlang.stores.common import (
     check_ttl,
     checkpoint_record,
     dump,
+    listed,
     load,
     run_not_found,
     run_record,
@@ -846,7 +846,7 @@ class PostgresStore:
                 "limit": limit,
             },
         )
-        return [_run_record(row) for row in rows]
+        return [listed(row, _run_record) for row in rows]
 
     def run_counts(self) -> list[RunCount]:
         rows = self._autocommit(
@@ -1006,12 +1006,16 @@ class PostgresStore:
                 raise run_not_found(run_id)
             values: dict[str, dict[str, Json]] = {}
             for branch, name, value, is_list in variables.fetchall():
-                values.setdefault(branch, {})[name] = [] if is_list else load(value)
+                values.setdefault(branch, {})[name] = (
+                    [] if is_list else load(value, run_id, f"variable {name}")
+                )
             for branch, name, joined in lists.fetchall():
-                values[branch][name] = json.loads(f"[{joined}]")
+                values[branch][name] = load(f"[{joined}]", run_id, f"list {name}")
             return RunState(
                 run=_run_record(record),
-                cursors={branch: load(cursor) for branch, cursor in cursors.fetchall()},
+                cursors={
+                    branch: load(cursor, run_id, "cursor") for branch, cursor in cursors.fetchall()
+                },
                 variables=values,
             )
 
@@ -1025,7 +1029,9 @@ class PostgresStore:
             "WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
             (run_id, after_seq, limit),
         )
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6])) for r in rows]
+        return [
+            Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6], r[0], "event data")) for r in rows
+        ]
 
     # --- effect ledger --------------------------------------------------------------------
 
@@ -1147,7 +1153,7 @@ class PostgresStore:
             "AND starts_with(timer_id, %s) ORDER BY due_at, run_id, timer_id LIMIT %s",
             (now, prefix, limit),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
 
     def decide_timeouts(self, decisions: Sequence[TimedDecision], *, by: str) -> int:
         crash = CrashPlan.from_env(next_commit_number())
@@ -1198,7 +1204,7 @@ class PostgresStore:
             f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = %s ORDER BY due_at, timer_id",
             (run_id,),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -1345,6 +1351,10 @@ class PostgresStore:
         rows = self._autocommit("SELECT ir FROM programs WHERE ir_hash = %s", (ir_hash,))
         return str(rows[0][0]) if rows else None
 
+    def program_hashes(self) -> list[tuple[str, float]]:
+        rows = self._autocommit("SELECT ir_hash, created_at FROM programs ORDER BY created_at DESC")
+        return [(str(r[0]), float(r[1])) for r in rows]
+
     # --- schedules ------------------------------------------------------------------------
 
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
@@ -1422,7 +1432,7 @@ def _ledger_row(row: Sequence[Any]) -> LedgerRow:
         scope_run_id=row[1] or None,
         args_hash=row[2],
         status=row[3],
-        result=load(row[4]),
+        result=load(row[4], row[5], "ledger result"),
         run_id=row[5],
         state=row[6],
         created_at=row[7],
@@ -1438,4 +1448,4 @@ def _worker_record(row: Sequence[Any]) -> WorkerRecord:
 
 
 def _signal(r: Sequence[Any]) -> Signal:
-    return Signal(r[0], r[1], r[2], load(r[3]), r[4], r[5], r[6])
+    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6])

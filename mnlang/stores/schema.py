@@ -341,6 +341,20 @@ def migrate(conn: sqlite3.Connection, location: str) -> int:
     return version
 
 
+def read_only_version(conn: sqlite3.Connection, location: str) -> int:
+    """The schema version of a journal opened read-only, which cannot be migrated: it
+    must be this mnlang's."""
+    version = _pragma(conn, "user_version")
+    _refuse_foreign(conn, version, location)
+    if version != SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"journal `{location}` is read-only and has schema version {version}; this "
+            f"mnlang reads {SCHEMA_VERSION} and cannot migrate it there",
+            help="copy it somewhere writable first (opening the copy migrates it)",
+        )
+    return version
+
+
 def _refuse_foreign(conn: sqlite3.Connection, version: int, location: str) -> None:
     if version > SCHEMA_VERSION:
         raise StoreVersionError(

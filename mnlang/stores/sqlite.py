@@ -14,7 +14,8 @@ and the occasional queries (listing runs, reading the journal) go through sqlite
 
 from __future__ import annotations
 
-import json
+import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -67,13 +68,14 @@ from mnlang.stores.common import (
     check_ttl,
     checkpoint_record,
     dump,
+    listed,
     load,
     run_not_found,
     run_record,
     schedule_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
-from mnlang.stores.schema import SCHEMA_VERSION, migrate
+from mnlang.stores.schema import SCHEMA_VERSION, migrate, read_only_version
 
 POLL_INTERVAL = 0.05
 """Seconds between looks for work in `wait_for_work`: the wake-up delay of a worker."""
@@ -179,29 +181,62 @@ class SQLiteStore:
         if self.location != ":memory:":
             directory = Path(self.location).parent
             try:
-                directory.mkdir(parents=True, exist_ok=True)
+                # Private: the journal holds every input, prompt and reply. A folder or
+                # file that exists keeps its mode (the owner's choice); SQLite gives the
+                # -wal and -shm files the journal's.
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as e:
                 raise StoreError(
                     f"cannot create directory `{directory}` for journal `{self.location}`: "
                     f"{e.strerror or e}",
                     help="pass `--db` with a path in a writable directory",
                 ) from e
+            with contextlib.suppress(OSError):  # SQLite says why, if it cannot open it either
+                os.close(os.open(self.location, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        self.read_only = False
+        try:
+            conn = self._connect(durability)
+        except StoreError:
+            if not self._unwritable():
+                raise
+            # A backup on a read-only mount: open it to be read; writes fail, translated.
+            self.read_only = True
+            conn = self._connect(durability)
+        self._conn = conn
+        self.schema_version = SCHEMA_VERSION
+
+    def _unwritable(self) -> bool:
+        path = Path(self.location)
+        return path.is_file() and not os.access(path, os.W_OK)
+
+    def _connect(self, durability: Durability) -> sqlite3.Connection:
         with self._translated():
-            conn = sqlite3.connect(
-                self.location,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+            if self.read_only:
+                # immutable: no lock or -shm file to create; the file cannot change under us.
+                uri = Path(self.location).resolve().as_uri() + "?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(
+                    self.location,
+                    timeout=self.busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
             try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
-                self.migrated_from = migrate(conn, self.location)
+                if not self.read_only:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute(
+                        f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}"
+                    )
+                self.migrated_from = (
+                    read_only_version(conn, self.location)
+                    if self.read_only
+                    else migrate(conn, self.location)
+                )
             except BaseException:
                 conn.close()
                 raise
-        self._conn = conn
-        self.schema_version = SCHEMA_VERSION
+        return conn
 
     def __enter__(self) -> Self:
         return self
@@ -399,7 +434,7 @@ class SQLiteStore:
         sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
         with self._lock, self._translated():
             rows = self._conn.execute(sql, params).fetchall()
-        return [_run_record(row) for row in rows]
+        return [listed(row, _run_record) for row in rows]
 
     def run_counts(self) -> list[RunCount]:
         rows = self._query(
@@ -680,7 +715,7 @@ class SQLiteStore:
             if record is None:
                 raise run_not_found(run_id)
             cursors = {
-                branch: load(cursor)
+                branch: load(cursor, run_id, "cursor")
                 for branch, cursor in conn.execute(
                     "SELECT branch, cursor FROM cursors WHERE run_id = ?", (run_id,)
                 )
@@ -691,14 +726,16 @@ class SQLiteStore:
                 "SELECT branch, name, value, is_list, length FROM variables WHERE run_id = ?",
                 (run_id,),
             ):
-                variables.setdefault(branch, {})[name] = [] if is_list else load(value)
+                variables.setdefault(branch, {})[name] = (
+                    [] if is_list else load(value, run_id, f"variable {name}")
+                )
                 if is_list and length:
                     lists.append((branch, name))
             # A list's stored items come back as one JSON array text, joined by SQLite in
             # index order, so that Python decodes one text instead of one per item.
             for branch, name in lists:
                 (joined,) = conn.execute(_LIST_ITEMS_SQL, (run_id, branch, name)).fetchone()
-                variables[branch][name] = json.loads(f"[{joined or ''}]")
+                variables[branch][name] = load(f"[{joined or ''}]", run_id, f"list {name}")
         return RunState(run=record, cursors=cursors, variables=variables)
 
     def read_journal(
@@ -709,7 +746,9 @@ class SQLiteStore:
             "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after_seq, -1 if limit is None else limit),
         )
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6])) for r in rows]
+        return [
+            Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6], r[0], "event data")) for r in rows
+        ]
 
     # --- effect ledger --------------------------------------------------------------------
 
@@ -728,7 +767,7 @@ class SQLiteStore:
             scope_run_id=row[1] or None,
             args_hash=row[2],
             status=row[3],
-            result=load(row[4]),
+            result=load(row[4], row[5], "ledger result"),
             run_id=row[5],
             state=row[6],
             created_at=row[7],
@@ -842,7 +881,7 @@ class SQLiteStore:
                 "AND substr(timer_id, 1, ?) = ? ORDER BY due_at, run_id, timer_id LIMIT ?",
                 (at, len(prefix), prefix, limit),
             ).fetchall()
-        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
 
     def decide_timeouts(self, decisions: Sequence[TimedDecision], *, by: str) -> int:
         crash = CrashPlan.from_env(next_commit_number())
@@ -887,7 +926,7 @@ class SQLiteStore:
             f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = ? ORDER BY due_at, timer_id",
             (run_id,),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3])) for r in rows]
+        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -996,6 +1035,10 @@ class SQLiteStore:
         rows = self._query("SELECT ir FROM programs WHERE ir_hash = ?", (ir_hash,))
         return cast(str, rows[0][0]) if rows else None
 
+    def program_hashes(self) -> list[tuple[str, float]]:
+        rows = self._query("SELECT ir_hash, created_at FROM programs ORDER BY created_at DESC")
+        return [(str(r[0]), float(r[1])) for r in rows]
+
     # --- schedules ------------------------------------------------------------------------
 
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
@@ -1048,7 +1091,7 @@ class SQLiteStore:
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
-    return run_record(row, load(row[10]))
+    return run_record(row, load(row[10], row[0], "waiting_for"))
 
 
 def _worker_record(row: Sequence[Any], claimed: Sequence[str]) -> WorkerRecord:
@@ -1059,4 +1102,4 @@ def _worker_record(row: Sequence[Any], claimed: Sequence[str]) -> WorkerRecord:
 
 
 def _signal(r: Sequence[Any]) -> Signal:
-    return Signal(r[0], r[1], r[2], load(r[3]), r[4], r[5], r[6])
+    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6])

@@ -22,10 +22,19 @@ from mnlang.span import Span
 from mnlang.syntax import ast
 from mnlang.syntax.lalr import Driver, ParseError, cache_dir, load_tables
 from mnlang.syntax.lexer import Comment, LexError, Token, end_token, tokenize
+from mnlang.syntax.limits import too_deep
 from mnlang.syntax.strings import StringError, split_string
 
 _DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _INT_MAX = 2**63 - 1
+_INT_DIGITS = len(str(_INT_MAX))
+
+
+def _quoted(literal: str) -> str:
+    """A literal as a message quotes it: a 5,000-digit one by its ends and length."""
+    if len(literal) <= 40:
+        return f"`{literal}`"
+    return f"`{literal[:12]}...{literal[-12:]}` ({len(literal):,} characters)"
 
 
 def _span_factory() -> Callable[[str, int, int, int, int, int, int], Span]:
@@ -304,12 +313,13 @@ class _Builder:
 
     def int_lit(self, c: list[Token]) -> ast.IntLit:
         span = self.tok_span(c[0])
-        value = int(c[0].value)
+        # Past 19 digits it is out of range anyway: do not make `int` read 5,000 of them.
+        value = int(c[0].value) if len(c[0].value) <= _INT_DIGITS else _INT_MAX + 1
         if value > _INT_MAX:
             self.diags.add(
                 "E014",
                 span,
-                f"integer `{c[0].value}` is too large: the limit is {_INT_MAX}",
+                f"integer {_quoted(c[0].value)} is too large: the limit is {_INT_MAX}",
                 help="integers are 64-bit; use a float or a string for larger numbers",
             )
         return ast.IntLit(span, value)
@@ -323,7 +333,16 @@ class _Builder:
     def duration_lit(self, c: list[Token]) -> ast.DurationLit:
         text = c[0].value
         unit = "ms" if text.endswith("ms") else text[-1]
-        millis = int(text[: -len(unit)]) * _DURATION_UNITS[unit]
+        digits = text[: -len(unit)]
+        if len(digits) > _INT_DIGITS or int(digits) * _DURATION_UNITS[unit] > _INT_MAX:
+            self.diags.add(
+                "E014",
+                self.tok_span(c[0]),
+                f"duration {_quoted(text)} is too long: the limit is {_INT_MAX} ms",
+                help="durations are 64-bit milliseconds (about 292 million years)",
+            )
+            return ast.DurationLit(self.tok_span(c[0]), 0, text)
+        millis = int(digits) * _DURATION_UNITS[unit]
         return ast.DurationLit(self.tok_span(c[0]), millis, text)
 
     def bool_lit(self, c: list[Token]) -> ast.BoolLit:
@@ -463,6 +482,9 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.Module | None, list[Di
                 start = next_start
         if not ok or diags.errors:
             return None, diags.items
+        deep = too_deep(decls)
+        if deep is not None:
+            return None, [*diags.items, deep]
         imports = [d for d in decls if isinstance(d, ast.Import)]
         others = [d for d in decls if not isinstance(d, ast.Import)]
         end = end_token(text)

@@ -9,11 +9,11 @@ through its live updates. A run another process holds is left to that process.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from mnlang.jsonin import JSONInputError, decode_json
 from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import RunBusy, RunError, continue_run
 from mnlang.stores.base import TERMINAL_STATUSES, Json, RunRecord, Store, StoreError
@@ -38,15 +38,37 @@ def _run(store: Store, run_id: str) -> RunRecord:
     return run
 
 
+def _run_acted_on(store: Store, user: User, run_id: str) -> RunRecord:
+    """The run, when `user`'s role and workflow scope let them act on it."""
+    run = _run(store, run_id)
+    if not user.may_act_on(run.workflow):
+        raise ActionRefused(
+            403, f"`{user.name}` ({user.role_name}) may not act on runs of `{run.workflow}`"
+        )
+    return run
+
+
+def _may_change(store: Store, user: User, run_id: str) -> None:
+    """The assignee rule for every state change of a run: while one of its checkpoints is
+    assigned to someone else, only they (deciding it) or an admin may act on the run."""
+    for checkpoint in store.open_checkpoints(run_id):
+        request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+        assignee = request.get("assignee") or None
+        if not user.may_decide(assignee):
+            raise ActionRefused(
+                403,
+                f"run `{run_id}` waits for `{assignee}` at checkpoint `{checkpoint.name}`; "
+                "only they or an admin may change it",
+            )
+
+
 def _json_text(text: str, what: str) -> Json:
     if not text.strip():
         return None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ActionRefused(
-            400, f"{what} is not JSON: {e.msg.lower()} at column {e.colno}"
-        ) from None
+        return decode_json(text, what)
+    except JSONInputError as e:
+        raise ActionRefused(400, f"{e.message} ({e.code}); {e.help}") from None
 
 
 def decide(
@@ -61,7 +83,7 @@ def decide(
     """Record `user`'s decision; returns what happened, in words. The runtime's rules
     apply (`mnlang.runtime.decisions`): the first decision wins, a due timeout decides
     first, a repair's result must fit the effect's type; the console adds the assignee."""
-    _run(store, run_id)
+    _run_acted_on(store, user, run_id)
     checkpoint = store.get_checkpoint(run_id, checkpoint_id)
     if checkpoint is None:
         raise ActionRefused(404, f"run `{run_id}` has no checkpoint `{checkpoint_id}`")
@@ -100,7 +122,8 @@ def signal(
 ) -> str:
     """Put a signal, with its correlation key if one is given, in the run's mailbox; its
     payload is checked against the event's type."""
-    run = _run(store, run_id)
+    run = _run_acted_on(store, user, run_id)
+    _may_change(store, user, run_id)
     if not event.strip():
         raise ActionRefused(400, "name the event to signal")
     if run.status in TERMINAL_STATUSES:
@@ -125,15 +148,17 @@ def signal(
 
 
 def cancel(store: Store, user: User, run_id: str) -> str:
-    _run(store, run_id)
+    _run_acted_on(store, user, run_id)
+    _may_change(store, user, run_id)
     if not store.request_cancel(run_id):
         raise ActionRefused(409, f"run `{run_id}` has already ended")
     log.info("%s asked to cancel run %s", user.name, run_id)
     return "cancel requested"
 
 
-def check_resumable(store: Store, run_id: str) -> str:
+def check_resumable(store: Store, user: User, run_id: str) -> str:
     run = _run(store, run_id)
+    _may_change(store, user, run_id)
     if run.status in TERMINAL_STATUSES:
         raise ActionRefused(409, f"run `{run_id}` has ended ({run.status})")
     return "resuming"

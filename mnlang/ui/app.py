@@ -19,6 +19,7 @@ from urllib.parse import quote
 from jinja2 import Environment
 from markupsafe import Markup
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -236,14 +237,18 @@ class Console:
         topic = await run_in_threadpool(self.live_topic, request)
         if isinstance(topic, Response):
             return topic
-        refusal = self.live.refusal
-        if refusal is not None:
-            return JSONResponse({"error": refusal}, status_code=503, headers={"retry-after": "5"})
         shown = request.headers.get("last-event-id") or request.query_params.get("fp", "")
+        subscriber = self.live.open(topic, shown)
+        if isinstance(subscriber, str):
+            return JSONResponse(
+                {"error": subscriber}, status_code=503, headers={"retry-after": "5"}
+            )
         return StreamingResponse(
-            self.live.stream(topic, shown),
+            self.live.follow(subscriber),
             media_type="text/event-stream",
             headers={"x-accel-buffering": "no"},  # a proxy must pass events on at once
+            # A client gone before the stream started never runs the generator's cleanup.
+            background=BackgroundTask(self.live.unsubscribe, subscriber),
         )
 
     def live_topic(self, request: Request) -> Topic | Response:
@@ -310,14 +315,18 @@ class Console:
     # ---- login ---------------------------------------------------------------------------
 
     def login_page(self, request: Request) -> Response:
-        return self.page(
-            request, "login.html", next=_local_path(request.query_params.get("next")), error=None
-        )
+        target = _local_path(request.query_params.get("next"))
+        token = request.query_params.get("token")
+        if token is not None:  # the link `mnc ui` prints, with its per-start secret
+            return self.logged_in(request, token.strip(), target)
+        return self.page(request, "login.html", next=target, error=None)
 
     async def login(self, request: Request) -> Response:
         form = await request.form()
         token = str(form.get("token", "")).strip()
-        target = _local_path(str(form.get("next", "")))
+        return self.logged_in(request, token, _local_path(str(form.get("next", ""))))
+
+    def logged_in(self, request: Request, token: str, target: str) -> Response:
         if self.auth.user_of(token) is None:
             return self.page(
                 request, "login.html", status=401, next=target, error="that token is not valid"
@@ -403,7 +412,7 @@ class Console:
         elif name == "cancel":
             message = actions.cancel(store, user, run_id)
         elif name == "resume":
-            message = actions.check_resumable(store, run_id)
+            message = actions.check_resumable(store, user, run_id)
         else:
             raise ActionRefused(404, f"no action `{name}`")
         if self.executor.resume(run_id):

@@ -20,20 +20,22 @@ import getpass
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from mnlang.ui.tokens import ADMIN, TokenFile
+from mnlang.ui.tokens import ADMIN, DEFAULT_ROLE, TokenFile
 
 COOKIE = "mnc_ui_token"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Paths anyone may fetch: the login form and the packaged static files.
-_PUBLIC_PREFIXES = ("/login", "/static/")
+_PUBLIC_PREFIXES = ("/login", "/static/", "/api/v1/openapi.json")
+API_PREFIX = "/api/v1/"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,6 +53,19 @@ class User:
     secret: str
     via_header: bool = False
     """Authenticated by an `Authorization` header, which a browser never sends by itself."""
+    role: str = DEFAULT_ROLE
+    workflows: tuple[str, ...] | None = None
+    """The workflows this user may act on (`None`: all)."""
+
+    @property
+    def role_name(self) -> str:
+        return "admin" if self.admin else self.role
+
+    def may_act_on(self, workflow: str) -> bool:
+        """Start, signal, decide or cancel runs of `workflow`: operators in their scope."""
+        if self.admin:
+            return True
+        return self.role == "operator" and (self.workflows is None or workflow in self.workflows)
 
     def may_decide(self, assignee: str | None) -> bool:
         """A checkpoint with an `assignee` is decided by that user (or an admin) only."""
@@ -59,28 +74,46 @@ class User:
 
 class Authenticator:
     def __init__(
-        self, *, admin_token: str | None, tokens: TokenFile | None, loopback: bool
+        self,
+        *,
+        admin_token: str | None,
+        tokens: TokenFile | None,
+        loopback: bool,
+        start_token: str | None = None,
     ) -> None:
         self.admin_token = admin_token or None
         self.tokens = tokens
         self.loopback = loopback
         self.csrf_key = secrets.token_bytes(32)
         self.local_user = User(getpass.getuser() or "local", admin=True, secret="local")
+        self.start_token = start_token
+        """A secret made when the console starts, shown only in the link it prints (as
+        Jupyter does): its holder is the console's owner, an admin by their account name."""
 
     @property
     def open_local(self) -> bool:
         """No token is needed: loopback only, and none configured."""
         has_users = self.tokens is not None and self.tokens.has_users()
-        return self.loopback and self.admin_token is None and not has_users
+        return (
+            self.loopback
+            and self.admin_token is None
+            and self.start_token is None
+            and not has_users
+        )
 
     def user_of(self, token: str) -> User | None:
+        if self.start_token is not None and _same_secret(token, self.start_token):
+            return User(self.local_user.name, admin=True, secret=token)
         if self.admin_token is not None and hmac.compare_digest(
             hashlib.sha256(token.encode()).digest(),
             hashlib.sha256(self.admin_token.encode()).digest(),
         ):
             return User(ADMIN, admin=True, secret=token)
-        name = self.tokens.user_of(token) if self.tokens is not None else None
-        return None if name is None else User(name, admin=False, secret=token)
+        entry = self.tokens.entry_of(token) if self.tokens is not None else None
+        if entry is None:
+            return None
+        admin = entry.role == "admin"
+        return User(entry.name, admin, token, role=entry.role, workflows=entry.workflows)
 
     def csrf_token(self, user: User) -> str:
         return hmac.new(self.csrf_key, user.secret.encode(), hashlib.sha256).hexdigest()
@@ -89,6 +122,12 @@ class Authenticator:
         if user.via_header:
             return True
         return given is not None and hmac.compare_digest(self.csrf_token(user), given)
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -107,11 +146,18 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+# RFC 9110's Host: a registered name or IPv4 address, or an IPv6 address in brackets,
+# then an optional port; anything else (`127.0.0.1:8737@evil.example`) names no host.
+_HOST = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::[0-9]{1,5})?")
+
+
 def _host_name(host_header: str) -> str:
-    """The host of a Host header, without its port (`[::1]:8737` gives `::1`)."""
-    if host_header.startswith("["):
-        return host_header[1:].partition("]")[0]
-    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+    """The host of a Host header, without its port (`[::1]:8737` gives `::1`); empty for
+    a header that is not a host and port."""
+    found = _HOST.fullmatch(host_header)
+    if found is None:
+        return ""
+    return found.group("ipv6") or found.group("name")
 
 
 class AuthMiddleware:
@@ -149,7 +195,7 @@ class AuthMiddleware:
             found = self.auth.user_of(token.strip())
             if found is None:
                 return None
-            return User(found.name, found.admin, found.secret, via_header=True)
+            return replace(found, via_header=True)
         cookie = _cookie(scope, COOKIE)
         return self.auth.user_of(cookie) if cookie else None
 
@@ -171,6 +217,9 @@ class AuthMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": b""})
+            return
+        if path.startswith(API_PREFIX):
+            await _refuse_api(send)
             return
         # A page's live part whose login ended sends the browser to the login form.
         extra = [(b"hx-redirect", b"/login")] if _header(scope, b"hx-request") else []
@@ -195,3 +244,19 @@ async def _refuse(
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": json.dumps({"error": message}).encode()})
+
+
+async def _refuse_api(send: Send) -> None:
+    """The API's error body (docs/api.md, "Errors") for a request without a valid token."""
+    body = {
+        "error": {
+            "type": "authentication",
+            "code": "token_required",
+            "message": "a valid token is needed: send `Authorization: Bearer TOKEN`",
+            "help": "`mnc ui token add NAME --role ROLE` makes one",
+            "details": None,
+        }
+    }
+    headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})

@@ -119,13 +119,26 @@ class LiveHub(Generic[Topic]):
             for subscriber in subscribers:
                 subscriber.wake.set()
 
-    async def stream(self, topic: Topic, shown: str) -> AsyncIterator[str]:
-        """The text of the event stream of a page following `topic` and showing `shown`.
+    def open(self, topic: Topic, shown: str) -> Subscriber[Topic] | str:
+        """A subscription counted at once, or why there is none (`refusal`): checking and
+        counting in one step of the event loop keeps a burst within `max_subscribers`.
+        Pass it to `follow`, and to `unsubscribe` if the response never starts."""
+        refusal = self.refusal
+        return refusal if refusal is not None else self._subscribe(topic, shown)
 
-        It subscribes when the response starts and unsubscribes when the browser goes
-        (the response is cancelled) or the hub closes.
-        """
-        subscriber = self._subscribe(topic, shown)
+    async def unsubscribe(self, subscriber: Subscriber[Topic]) -> None:
+        """End a subscription (again is harmless); async, to run on the event loop."""
+        self._unsubscribe(subscriber)
+
+    async def stream(self, topic: Topic, shown: str) -> AsyncIterator[str]:
+        """The text of the event stream of a page following `topic` and showing `shown`;
+        it subscribes when the response starts (see `open` to count it before)."""
+        async for text in self.follow(self._subscribe(topic, shown)):
+            yield text
+
+    async def follow(self, subscriber: Subscriber[Topic]) -> AsyncIterator[str]:
+        """The text of a subscription's event stream; it unsubscribes when the browser
+        goes (the response is cancelled) or the hub closes."""
         try:
             yield f"retry: {self.retry_ms}\n\n"
             while not self._closed and not subscriber.dropped:

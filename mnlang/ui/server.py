@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
+import socket
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -16,8 +18,13 @@ from mnlang.stores.base import StoreError
 from mnlang.ui.tokens import TokenError, TokenFile, tokens_path
 
 if TYPE_CHECKING:
-    import uvicorn
+    from collections.abc import Callable
 
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from mnlang.stores.base import Store
+    from mnlang.ui.auth import Authenticator
     from mnlang.ui.live import LiveHub
 
 TOKEN_ENV = "MNC_UI_TOKEN"
@@ -64,8 +71,12 @@ def serve(
     token: str | None,
     execute: bool,
     out: TextIO = sys.stderr,
+    make_app: Callable[[Store, Authenticator, bool], Starlette] | None = None,
+    name: str = "mnc ui",
+    open_console: bool = False,
 ) -> None:
-    """Run the console until interrupted; `ConsoleError` when it cannot start."""
+    """Run the console (or the application `make_app` builds around it) until
+    interrupted; `ConsoleError` when it cannot start."""
     import uvicorn
 
     from mnlang.stores import open_store, store_location
@@ -96,15 +107,39 @@ def serve(
         store = open_store(db)
     except StoreError as e:
         raise ConsoleError(e.message, help=e.help) from None
-    auth = Authenticator(admin_token=admin_token, tokens=tokens, loopback=loopback)
-    app = create_app(store, auth, execute=execute)
-    shown = f"[{host}]" if ":" in host else host
-    out.write(f"mnc ui: journal `{store.location}`, serving http://{shown}:{port}/\n")
-    out.write(
-        "  open to the local user (no tokens configured)\n"
-        if auth.open_local
-        else f"  tokens required: log in at http://{shown}:{port}/login\n"
+    # With no token at all, a secret of this start only (in the printed link) keeps the
+    # machine's other accounts out, unless --open says the machine has no others.
+    start_token = None
+    if admin_token is None and not has_users and not open_console:
+        start_token = secrets.token_urlsafe(32)
+    auth = Authenticator(
+        admin_token=admin_token, tokens=tokens, loopback=loopback, start_token=start_token
     )
+    app = (
+        make_app(store, auth, execute)
+        if make_app is not None
+        else create_app(store, auth, execute=execute)
+    )
+    try:
+        # Bound here, so that `--port 0` takes a free port and the line below names it.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as e:
+        store.close()
+        raise ConsoleError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    port = listener.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    out.write(f"{name}: journal `{store.location}`, serving http://{shown}:{port}/\n")
+    if auth.open_local:
+        out.write(
+            "  WARNING: --open: every local account can use this console as "
+            f"`{auth.local_user.name}` (an admin); use it on a single-user machine only\n"
+        )
+    elif start_token is not None:
+        out.write("  open it with this link (its secret lasts until the console stops):\n")
+        out.write(f"  http://{shown}:{port}/login?token={start_token}\n")
+    else:
+        out.write(f"  tokens required: log in at http://{shown}:{port}/login\n")
     if not execute:
         out.write("  runs are not executed here (--no-execute): run `mnc worker` beside it\n")
     out.flush()
@@ -112,12 +147,21 @@ def serve(
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
         )
-        console_server(config, app.state.console.live).run()
+        console_server(config, app.state.console.live).run(sockets=[listener])
     finally:
+        listener.close()
         store.close()
 
 
-def token_command(action: str, name: str | None, db: str | None, out: TextIO) -> None:
+def token_command(
+    action: str,
+    name: str | None,
+    db: str | None,
+    out: TextIO,
+    *,
+    role: str = "operator",
+    workflows: tuple[str, ...] | None = None,
+) -> None:
     """`mnc ui token add|list|remove [NAME]`; `ConsoleError` on a mistake."""
     from mnlang.stores import store_location
 
@@ -128,12 +172,13 @@ def token_command(action: str, name: str | None, db: str | None, out: TextIO) ->
             if not entries:
                 out.write(f"no users in `{tokens.path}`\n")
             for entry in entries:
-                out.write(f"{entry.name}\n")
+                scope = ", ".join(entry.workflows) if entry.workflows is not None else "all"
+                out.write(f"{entry.name}\t{entry.role}\t{scope}\n")
             return
         if name is None:
             raise ConsoleError(f"`mnc ui token {action}` needs a NAME")
         if action == "add":
-            token = tokens.add(name)
+            token = tokens.add(name, role, workflows)
             out.write(f"token for `{name}` (shown once; kept hashed in `{tokens.path}`):\n")
             out.write(token + "\n")
         elif not tokens.remove(name):
