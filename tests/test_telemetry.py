@@ -5,6 +5,9 @@ run crashed at every commit and resumed, with an export pass after every crash."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -106,7 +109,6 @@ def exporter_to(store: SQLiteStore, receiver: Receiver, cursor: Path) -> Journal
 
 def crash_and_export(tmp: Path, at: int | None, receiver: Receiver) -> tuple[SQLiteStore, int]:
     """Run crashflow, stopped at commit `at` once, exporting after the crash and at the end."""
-    import os
 
     scenario = next(s for s in SCENARIOS if s.name == "crashflow")
     tmp.mkdir(parents=True)
@@ -209,3 +211,52 @@ def test_a_traceparent_given_at_start_is_the_runs_trace() -> None:
     assert parsed.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
     for bad in ("", "01-" + header[3:], header[:-1], "00-" + "0" * 32 + "-00f067aa0ba902b7-01"):
         assert TraceParent.parse(bad) is None
+
+
+def mnc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mnlang.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_mnc_run_traceparent_and_export_traces(receiver: Receiver, tmp_path: Path) -> None:
+    scenario = next(s for s in SCENARIOS if s.name == "crashflow")
+    db = str(tmp_path / "journal.db")
+    common = [str(scenario.source), "--input-file", str(scenario.input), "--db", db]
+    refused = mnc("run", *common, "--id", "r0", "--traceparent", "00-nope")
+    assert refused.returncode == 2 and "traceparent" in refused.stderr
+    assert not (tmp_path / "journal.db").exists(), "a refused run created a journal"
+    header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    env = {"MNC_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl")}
+    ran = mnc("run", *common, "--id", "r1", "--traceparent", header, env=env)
+    assert ran.returncode == 0, ran.stderr
+    cursor = str(tmp_path / "cursor.json")
+    exported = mnc(
+        "export",
+        "traces",
+        "--db",
+        db,
+        "--cursor",
+        cursor,
+        env={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url},
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert receiver.spans
+    assert {s.trace_id for s in receiver.spans} == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+    run_span = next(s for s in receiver.spans if s.name.startswith("run "))
+    assert run_span.parent_id == "00f067aa0ba902b7"
+    sent = len(receiver.spans)
+    again = mnc(
+        "export",
+        "traces",
+        "--db",
+        db,
+        "--cursor",
+        cursor,
+        env={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url},
+    )
+    assert again.returncode == 0 and len(receiver.spans) == sent

@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from mnlang import __version__
-from mnlang.cli import authoring, people, reading, running, tools
+from mnlang.cli import authoring, observing, people, reading, running, tools
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +42,7 @@ _COMMANDS = (
     reading.get,
     reading.log,
     reading.metrics,
+    observing.export_group,
     tools.test_command,
     tools.bench,
     tools.lsp_command,

@@ -74,6 +74,11 @@ def _observer(as_json: bool) -> Observer | None:
     "of MNC_OPENAI_BASE_URL). Default: $MNC_MODELS, else scripted:$MNC_REPLIES, else openai; "
     "a replies.json beside FILE is used only when asked for.",
 )
+@click.option(
+    "--traceparent",
+    metavar="HEADER",
+    help="A W3C traceparent: the run's spans join that trace (docs/observability.md).",
+)
 @json_option
 def run_command(
     file: str,
@@ -88,6 +93,7 @@ def run_command(
     seed: int,
     detach: bool,
     models: str | None,
+    traceparent: str | None,
     as_json: bool,
 ) -> None:
     """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
@@ -105,9 +111,15 @@ def run_command(
     from mnlang.runtime.faults import FaultError, FaultPlan, parse_inject
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
+    from mnlang.telemetry.spans import TraceParent
 
     if input_text is not None and input_file is not None:
         raise click.UsageError("give --input or --input-file, not both")
+    if traceparent is not None and TraceParent.parse(traceparent) is None:
+        raise click.BadParameter(
+            "not a W3C traceparent: 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>",
+            param_hint="--traceparent",
+        )
     if models is not None:
         from mnlang.models.setup import ModelSetup, ModelSpecError
 
@@ -158,6 +170,7 @@ def run_command(
             faults=faults,
             detach=detach,
             models=models,
+            traceparent=traceparent,
         )
     except (RunError, StoreError, FaultError) as e:
         run_error(e)

@@ -159,9 +159,11 @@ def start_run(
     config: RuntimeConfig | None = None,
     observer: Observer | None = None,
     detach: bool = False,
+    traceparent: str | None = None,
 ) -> RunOutcome:
     """Start a workflow and execute it until it ends or waits; with `detach`, only create
-    the run, for a worker (`mnc worker`) to execute."""
+    the run, for a worker (`mnc worker`) to execute. A W3C `traceparent` makes the run's
+    trace (`mnlang.telemetry`) a part of the caller's."""
     if workflow not in program.workflows:
         known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
         raise RunError(f"no workflow `{workflow}` in the program", help=f"workflows: {known}")
@@ -175,7 +177,8 @@ def start_run(
             args=to_plain(args),
             workflow_class=wf.options.class_ or "",
             ir_hash=program.hash,
-            meta=_start_meta(program, config),
+            meta=_start_meta(program, config)
+            | ({TRACEPARENT_META: traceparent} if traceparent else {}),
             limit=wf.options.limit,
         )
     )
@@ -204,6 +207,10 @@ def _queued_note(workflow: WorkflowIR) -> str:
         f"queued: `{workflow.name}` has {workflow.options.limit} runs running, its `limit`; "
         "a worker (`mnc worker`) starts this one when a slot frees, or `mnc resume` it then"
     )
+
+
+TRACEPARENT_META = "traceparent"
+"""The run's `meta` key of the W3C `traceparent` it was started with."""
 
 
 def _start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, Json]:
