@@ -260,3 +260,24 @@ def test_mnc_run_traceparent_and_export_traces(receiver: Receiver, tmp_path: Pat
         env={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url},
     )
     assert again.returncode == 0 and len(receiver.spans) == sent
+
+
+def test_worker_json_logs_name_the_run_worker_and_trace(tmp_path: Path) -> None:
+    import re
+
+    from mnlang.telemetry.spans import derived_id
+
+    scenario = next(s for s in SCENARIOS if s.name == "crashflow")
+    db = str(tmp_path / "journal.db")
+    env = {"MNC_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl")}
+    common = [str(scenario.source), "--input-file", str(scenario.input), "--db", db]
+    assert mnc("run", *common, "--id", "w1", "--detach", env=env).returncode == 0
+    worked = mnc("worker", "--db", db, "--until-idle", "--log-format", "json", env=env)
+    assert worked.returncode == 0, worked.stderr
+    lines = [json.loads(line) for line in worked.stderr.splitlines()]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", x["time"]) for x in lines)
+    about = [x for x in lines if x.get("run_id") == "w1"]
+    assert about and about[0]["level"] == "info" and about[0]["worker_id"]
+    assert about[0]["trace_id"] == f"{derived_id(128, 'trace', 'w1'):032x}"
+    human = mnc("worker", "--db", db, "--until-idle", env=env)
+    assert re.match(r"\d\d:\d\d:\d\d[+-]\d{4} ", human.stderr), human.stderr

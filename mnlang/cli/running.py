@@ -241,6 +241,14 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 )
 @click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
+@click.option(
+    "--log-format",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="text: local time with its UTC offset; json: one object a line, UTC time, run, "
+    "worker and trace ids (docs/observability.md).",
+)
 @_durability_option
 @db_option
 def worker(
@@ -249,6 +257,7 @@ def worker(
     lease_ttl: float,
     until_idle: bool,
     quiet: bool,
+    log_format: str,
     durability: str,
     db: str | None,
 ) -> None:
@@ -263,16 +272,27 @@ def worker(
     """
     import os
     import signal
-    import time
 
     from mnlang import api
     from mnlang.runtime.run import RunError
     from mnlang.runtime.worker import Worker
     from mnlang.stores.base import StoreError
+    from mnlang.telemetry.logs import human_line, json_line
+    from mnlang.telemetry.spans import trace_id_of
+
+    started: list[Worker] = []
+
+    def trace_of(run_id: str) -> int | None:
+        return trace_id_of(started[0].store, run_id) if started else None
 
     def log(line: str, problem: bool = False) -> None:
         if problem or not quiet:
-            click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+            if log_format == "json":
+                owner = started[0].owner if started else None
+                text = json_line(line, problem, worker_id=owner, trace_of=trace_of)
+            else:
+                text = human_line(line)
+            click.echo(text, err=True)
 
     programs = [program_or_exit(file) for file in files]
     try:
@@ -282,6 +302,8 @@ def worker(
         run_error(e)
 
     def on_start(running: Worker) -> None:
+        started.append(running)
+
         def stop(signum: int, _frame: object) -> None:
             if running.stopping:
                 os._exit(128 + signum)

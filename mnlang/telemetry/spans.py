@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mnlang.stores.base import Event, RunRecord
+from mnlang.stores.base import Event, RunRecord, Store
 
 AttributeValue = str | int | float | bool
 
@@ -239,3 +239,12 @@ def journal_spans(
                 )
             )
     return spans
+
+
+def trace_id_of(store: Store, run_id: str) -> int | None:
+    """The trace id of a run's spans, as `journal_spans` gives them; None for no such run."""
+    run = store.get_run(run_id, args=False)
+    if run is None:
+        return None
+    parent_trace = trace_id_of(store, run.parent_run_id) if run.parent_run_id else None
+    return run_trace(run, parent_trace)[0]
