@@ -281,3 +281,55 @@ def test_worker_json_logs_name_the_run_worker_and_trace(tmp_path: Path) -> None:
     assert about[0]["trace_id"] == f"{derived_id(128, 'trace', 'w1'):032x}"
     human = mnc("worker", "--db", db, "--until-idle", env=env)
     assert re.match(r"\d\d:\d\d:\d\d[+-]\d{4} ", human.stderr), human.stderr
+
+
+def test_worker_metrics_are_scraped_during_a_run(tmp_path: Path) -> None:
+    import shutil
+    import time
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scenario = next(s for s in SCENARIOS if s.name == "crashflow")
+    db = str(tmp_path / "journal.db")
+    env = {**os.environ, "MNC_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl")}
+    common = [str(scenario.source), "--input-file", str(scenario.input), "--db", db]
+    assert mnc("run", *common, "--id", "m1", "--detach", env=env).returncode == 0
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mnlang.cli", "worker", "--db", db, "--metrics-port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert worker.stderr is not None
+        url = ""
+        while not url:
+            line = worker.stderr.readline()
+            assert line, "the worker ended before serving /metrics"
+            if "metrics at " in line:
+                url = line.split("metrics at ")[1].strip()
+        deadline = time.monotonic() + 60
+        while True:
+            text = urllib.request.urlopen(url, timeout=10).read().decode()
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            runs = {
+                (s.labels["workflow"], s.labels["status"]): s.value
+                for s in families["mnlang_runs"].samples
+            }
+            if runs.get(("crashflow", "completed")) == 1:
+                break
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.2)
+        claimed = families["mnlang_worker_runs_claimed"].samples[0].value
+        assert claimed >= 1
+        assert "mnlang_queue_depth" in families
+        promtool = shutil.which("promtool")
+        if promtool is not None:
+            checked = subprocess.run(
+                [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+            )
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

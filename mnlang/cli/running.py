@@ -17,6 +17,8 @@ from mnlang.cli.shared import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mnlang.runtime.journal import Observer
 
 _durability_option = click.option(
@@ -249,6 +251,14 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
     help="text: local time with its UTC offset; json: one object a line, UTC time, run, "
     "worker and trace ids (docs/observability.md).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    help="Serve Prometheus /metrics on this port (0: any free one, logged).",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="The /metrics address."
+)
 @_durability_option
 @db_option
 def worker(
@@ -258,6 +268,8 @@ def worker(
     until_idle: bool,
     quiet: bool,
     log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
     durability: str,
     db: str | None,
 ) -> None:
@@ -301,8 +313,18 @@ def worker(
     except (RunError, StoreError) as e:
         run_error(e)
 
+    stops: list[Callable[[], None]] = []
+
     def on_start(running: Worker) -> None:
         started.append(running)
+        if metrics_port is not None:
+            from mnlang.telemetry.metrics import serve_metrics
+
+            port, stop_metrics = serve_metrics(
+                running.store, lambda: running.stats, metrics_port, metrics_host
+            )
+            stops.append(stop_metrics)
+            log(f"metrics at http://{metrics_host}:{port}/metrics")
 
         def stop(signum: int, _frame: object) -> None:
             if running.stopping:
@@ -325,6 +347,9 @@ def worker(
         )
     except StoreError as e:
         run_error(e)
+    finally:
+        for stop_metrics in stops:
+            stop_metrics()
     ended = ", ".join(f"{n} {status}" for status, n in sorted(stats.ended.items())) or "none"
     log(
         f"runs claimed {stats.claimed}; left {ended}; lost {stats.lost}; scheduled {stats.scheduled}"
