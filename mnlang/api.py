@@ -216,11 +216,6 @@ def start_run(
             detach=detach,
             traceparent=traceparent,
         )
-        if faults is not None and outcome.status == "waiting":
-            from mnlang.runtime.faults import delay_open_approvals
-
-            if delay_open_approvals(store, outcome.run_id, faults):
-                outcome = run.resume_run(store, outcome.run_id, config=config, observer=observer)
         return outcome
 
 

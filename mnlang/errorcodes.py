@@ -94,6 +94,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E503", "`on_timeout` is not one of the options"),
     ("E504", "wait without timeout"),
     ("E505", "duplicate checkpoint name"),
+    ("E506", "`approval` on an effect that requires none"),
     # correlated signals
     ("E510", "event wait in a loop without a varying correlation key"),
     ("E511", "two waits for one event without correlation keys"),

@@ -179,6 +179,7 @@ def show_lines(details: RunDetails) -> list[str]:
                 lines.append(
                     f"  checkpoint {c.checkpoint_id}: {request.get('ask')} {request.get('options')}"
                 )
+                lines.append(f"    {_times_out(request)}")
                 lines.append(
                     f"    decide: mnc approve {run.run_id} {c.name} [--choice OPTION], "
                     f"or mnc reject {run.run_id} {c.name}"
@@ -228,3 +229,18 @@ def log_lines(events: Sequence[Event]) -> list[str]:
         if e.kind == "call_failed":
             lines += _traceback_lines(e.data)
     return lines
+
+
+def _times_out(request: dict[str, Any]) -> str:
+    """When a checkpoint decides itself (an agent's approval has a timeout by default)."""
+    timeout_ms = request.get("timeout_ms")
+    if timeout_ms is None:
+        return "timeout: never (waits for a person)"
+    return f"timeout: {_duration(int(timeout_ms))}, then {request.get('on_timeout')}"
+
+
+def _duration(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

@@ -3,6 +3,9 @@
 Tests queue the answers it gives, in order (`answer`, or `chat` for a well-formed
 completion), and read the requests it received (`requests`: path, headers, JSON body).
 When the queue is empty it answers 500, so a test that expected fewer requests fails.
+Or a test sets `respond`, a function from the request's JSON body to its answer: a model
+that answers the same conversation the same way, however often it is asked (a client
+that crashed and asks again).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,6 +74,7 @@ def completion(
 class ChatServer:
     def __init__(self) -> None:
         self.answers: deque[Answer] = deque()
+        self.respond: Callable[[Any], Answer] | None = None
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         server = self
@@ -78,12 +82,13 @@ class ChatServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                text = self.rfile.read(length).decode("utf-8")
+                body = json.loads(self.rfile.read(length).decode("utf-8"))
                 with server._lock:
-                    server.requests.append(
-                        Received(self.path, dict(self.headers.items()), json.loads(text))
-                    )
-                    answer = server.answers.popleft() if server.answers else Answer(500)
+                    server.requests.append(Received(self.path, dict(self.headers.items()), body))
+                    if server.respond is not None:
+                        answer = server.respond(body)
+                    else:
+                        answer = server.answers.popleft() if server.answers else Answer(500)
                 if answer.delay_s:
                     time.sleep(answer.delay_s)
                 data = answer.raw

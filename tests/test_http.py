@@ -89,6 +89,7 @@ def server() -> Iterator[Server]:
 
 class Ctx:
     key = "http_post:refund:o-1"
+    wire_key = "run-0123:http_post:refund:o-1"
 
 
 def kind_of_failure(call: Any) -> tuple[str, str]:
@@ -148,7 +149,7 @@ def test_post_sends_json_and_the_idempotency_key(server: Server) -> None:
         f"{server.url}/echo", {"amount": "42.50"}, "refund:o-1", ["X-Team: billing"], ctx=Ctx()
     )
     assert answer["status"] == 201 and answer["data"] == {"received": {"amount": "42.50"}}
-    assert server.posts == [{"body": {"amount": "42.50"}, "key": "http_post:refund:o-1"}]
+    assert server.posts == [{"body": {"amount": "42.50"}, "key": "run-0123:http_post:refund:o-1"}]
 
 
 WORKFLOW = """
@@ -183,4 +184,6 @@ def test_a_workflow_uses_std_http_with_retries_and_one_post_per_key(
         kinds = [e.kind for e in store.read_journal(outcome.run_id)]
     assert server.flaky_calls == 2  # a 503, retried by `http_retry`
     assert kinds.count("retry") == 1 and kinds.count("replayed") == 1
-    assert server.posts == [{"body": {"ok": True}, "key": "http_post:sync:o-1"}]
+    ((post,),) = [server.posts]
+    assert post["body"] == {"ok": True}
+    assert post["key"].startswith("run-") and post["key"].endswith(":http_post:sync:o-1")

@@ -34,6 +34,7 @@ from mnlang.models.setup import ModelSetup
 from mnlang.runtime.clock import SYSTEM_CLOCK, VirtualClock
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.decisions import DecisionError, DecisionRefused, decide
+from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.faults import (
     CRASH_FAULTS,
     CRASH_STATUS,
@@ -252,6 +253,7 @@ def create_run(store: Store, plan: RunPlan) -> None:
     meta: dict[str, Any] = {
         "source_dir": program.source.dir,
         "tool_modules": tool_hashes(program),
+        WIRE_NONCE: new_wire_nonce(),
         EXPECT_META: case.expectation.to_json(),
         "bench": {"case": case.id, **plan.meta},
     }

@@ -11,9 +11,11 @@ Tool authors use two functions (the golden suite's tools do):
 - `calling(tool, ctx)`: a context manager around a tool's work that records its start
   and end, so the bench can measure the call rate and concurrency a tool saw.
 
-Keys are scoped to the run that sends them, as real systems scope them to a client. The
-naive agent chain (`mnlang.bench.naive`) sends no keys at all: its runs are recognised
-by `NAIVE_PREFIX`. Records go to the SQLite file named by `MNC_BENCH_WORLD`; without it
+Effects are received by the key as sent (`ctx.wire_key`, what `std.http` sends as the
+`Idempotency-Key`), as a real system receives them: one key space for every run, so a
+run whose key collided with another run's would find that run's result here, not a
+performance. The naive agent chain (`mnlang.bench.naive`) sends no keys at all: its
+runs are recognised by `NAIVE_PREFIX`. Records go to the SQLite file named by `MNC_BENCH_WORLD`; without it
 (`mnc run`, `mnc test`) effects keep their results in memory and nothing is recorded.
 """
 
@@ -94,7 +96,7 @@ class World:
     def perform(
         self, effect: str, args: dict[str, Any], run_id: str, key: str | None, make: Callable[[], T]
     ) -> T | Any:
-        world_key = None if key is None or run_id.startswith(NAIVE_PREFIX) else f"{run_id}|{key}"
+        world_key = None if key is None or run_id.startswith(NAIVE_PREFIX) else key
         with self._lock:
             if self.path is None:
                 if world_key is not None and world_key in self._memory:
@@ -162,7 +164,8 @@ def world() -> World:
 
 
 def _run_and_key(ctx: Any) -> tuple[str, str | None]:
-    return str(getattr(ctx, "run_id", "") or ""), getattr(ctx, "key", None)
+    """The run that calls, and the key it sends the receiving system."""
+    return str(getattr(ctx, "run_id", "") or ""), getattr(ctx, "wire_key", None)
 
 
 def perform(
@@ -173,7 +176,7 @@ def perform(
     *,
     idempotent: bool = True,
 ) -> T | Any:
-    """Carry out a side effect once per idempotency key (`ctx.key`), or every time when
+    """Carry out a side effect once per idempotency key (`ctx.wire_key`), or every time when
     the receiving system takes no key (`idempotent=False`); returns its result."""
     run_id, key = _run_and_key(ctx)
     return world().perform(effect, args, run_id, key if idempotent else None, make)

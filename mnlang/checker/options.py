@@ -304,6 +304,27 @@ class _OptionReader:
         )
         return None
 
+    def approval(self, entry: OptionEntry) -> dict[str, Any] | None:
+        """The checkpoint an agent opens before an effect that requires approval."""
+        value = entry.value
+        if not isinstance(value, ast.ObjectLit):
+            self.bad(
+                entry,
+                "`approval` takes `{ timeout: D, on_timeout: approve | reject }`",
+                help="write e.g. `approval: { timeout: 24h, on_timeout: reject }`",
+            )
+            return None
+        values = self.read_block(value.entries, APPROVAL_OPTIONS, "an approval")
+        if "timeout" not in {e.key.name for e in value.entries}:
+            self.bad(
+                entry,
+                "`approval` needs a `timeout`",
+                help="write e.g. `approval: { timeout: 24h, on_timeout: reject }`, "
+                "or `timeout: never` to wait for a person without limit",
+            )
+            return None
+        return values
+
     def error_kinds(self, entry: OptionEntry) -> tuple[str, ...] | None:
         value = entry.value
         items = value.items if isinstance(value, ast.ListLit) else [value]
@@ -464,8 +485,14 @@ TOOL_OPTIONS: dict[str, _Reader] = {
     "isolation": _choice("thread", "process"),
 }
 
+APPROVAL_OPTIONS: dict[str, _Reader] = {
+    "timeout": _R.timeout,
+    "on_timeout": _choice("approve", "reject"),
+}
+
 EFFECT_OPTIONS: dict[str, _Reader] = {
     **TOOL_OPTIONS,
+    "approval": _R.approval,
     "key": _R.template,
     "once": _R.boolean,
     "scope": _choice("run", "global"),
@@ -485,6 +512,7 @@ AGENT_OPTIONS: dict[str, _Reader] = {
     "timeout": _R.timeout,
     "tools": _R.tools,
     "max_turns": _R.positive_int,
+    "approval": _R.approval,
 }
 
 WORKFLOW_OPTIONS: dict[str, _Reader] = {
@@ -559,6 +587,15 @@ def _read(program: Program, sym: Symbol, diags: Diagnostics) -> dict[str, Any]:
         values.setdefault("isolation", "thread")
     if sym.kind == "effect":
         values.setdefault("scope", "run")
+        if "approval" in given and values.get("requires") != "approval":
+            entry = next(e for e in _entries(sym) if e.key.name == "approval")
+            diags.add(
+                "E506",
+                entry.key,
+                f"effect `{sym.decl.name.name}` has `approval` but does not require approval",
+                help="add `requires: approval`, or remove `approval`: "
+                "it sets the timeout of the approval an agent asks for",
+            )
     return values
 
 

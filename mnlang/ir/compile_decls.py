@@ -17,6 +17,7 @@ from mnlang.ir.decl_options import declaration_options, duration_ms, names, retr
 from mnlang.ir.expr import Expr, Template
 from mnlang.ir.model import (
     AgentIR,
+    ApprovalIR,
     CompensateIR,
     EffectIR,
     EnumTypeIR,
@@ -162,6 +163,7 @@ class DeclCompiler:
             scope="global" if opts.get("scope") == "global" else "run",
             requires=names(opts.get("requires")),
             compensate=self._compensate(compensate, symbol) if compensate is not None else None,
+            approval=_approval(opts.get("approval")),
             reconcile=self._reconcile(opts, symbol),
         )
 
@@ -206,6 +208,7 @@ class DeclCompiler:
             retry=retry_policy(opts.get("retry")),
             tools=names(opts.get("tools")),
             max_turns=opts.get("max_turns"),
+            approval=_approval(opts.get("approval")),
             output_schema=output_schema(returns, types),
             span=self.span(decl),
         )
@@ -258,3 +261,13 @@ def tool_modules(impls: list[tuple[str, str]], root_dir: Path) -> list[ToolModul
             sha256=hashlib.sha256(found.read_bytes()).hexdigest() if found else None,
         )
     return sorted(seen.values(), key=lambda m: (m.impl_dir, m.module))
+
+
+def _approval(values: dict[str, Any] | None) -> ApprovalIR | None:
+    if values is None:
+        return None
+    timeout = values.get("timeout")
+    return ApprovalIR(
+        timeout_ms=None if timeout == "never" else duration_ms(timeout),
+        on_timeout=values.get("on_timeout", "reject") if timeout != "never" else None,
+    )

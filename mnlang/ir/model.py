@@ -82,6 +82,19 @@ class CompensateIR(IRModel):
     args: dict[str, Expr]
 
 
+class ApprovalIR(IRModel):
+    """The checkpoint an agent opens before an effect that requires approval: decided
+    `on_timeout` when `timeout_ms` passes; no timeout (`timeout: never`) waits."""
+
+    timeout_ms: int | None = None
+    on_timeout: Literal["approve", "reject"] | None = None
+
+
+DEFAULT_APPROVAL = ApprovalIR(timeout_ms=24 * 3600 * 1000, on_timeout="reject")
+"""When neither the effect nor the agent says: a person has a day, then it is rejected
+(the model is told so)."""
+
+
 class ReconcileIR(IRModel):
     """The tool asking the receiving system whether the effect's keyed action happened:
     it returns the effect's result (done) or null (not done), and a failure means unknown.
@@ -105,6 +118,8 @@ class EffectIR(ToolIR):
     scope: Literal["run", "global"] = "run"
     requires: list[str] = []
     compensate: CompensateIR | None = None
+    approval: ApprovalIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """For `requires: approval`: the timeout of the checkpoint an agent opens."""
     reconcile: ReconcileIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
@@ -127,6 +142,8 @@ class AgentIR(IRModel):
     retry: RetryIR
     tools: list[str] = []
     max_turns: int | None = None
+    approval: ApprovalIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """The timeout of the approvals it asks for (an effect's own `approval` comes first)."""
     output_schema: dict[str, Any]
     span: SpanIR
 

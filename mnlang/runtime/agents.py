@@ -25,8 +25,12 @@ as a `tool_decision` (for tool selection and parameter accuracy); a call of anyt
 else is refused, journaled as `unsafe_tool_call` and answered with an error; arguments
 that do not fit the parameters are answered with the problem. A tool or effect call runs
 through `Calls` with the same rules as a workflow step (retries, budget, an effect's
-intent and ledger). An effect with `requires: approval` first opens a checkpoint named
-after the effect and waits for a person; a rejection is told to the model. A tool call
+intent and ledger), except that an effect's `scope: run` ledger key names where it was
+asked for (this call's place, the reply, the call's index in it: `effects.ledger_key`),
+so each request of the model is its own action. An effect with `requires: approval`
+first opens a checkpoint named after the effect and waits for a person, at most its
+`approval:` timeout (the effect's, else the agent's, else `DEFAULT_APPROVAL`); a
+rejection, or the timeout's, is told to the model. A tool call
 that fails for good is told to the model too, except for the kinds the runtime enforces
 (`budget_exceeded`, `cancelled`, `deadline_exceeded`), which fail the agent's step.
 
@@ -47,7 +51,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
-from mnlang.ir.model import AgentIR, EffectIR, ToolIR
+from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ToolIR
 from mnlang.ir.schema import output_schema
 from mnlang.ir.states import CallState
 from mnlang.models.base import Message, ModelReply, ModelRequest, ToolSpec
@@ -59,14 +63,15 @@ from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
+from mnlang.runtime.effects import noted_template_key, noted_wire_key
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
-from mnlang.runtime.pauses import DURABLE_DELAY_MS
+from mnlang.runtime.pauses import DURABLE_DELAY_MS, checkpoint_timer, decide_timeout_if_due
 from mnlang.runtime.ports import Call
 from mnlang.runtime.timeouts import call_timeout_ms
 from mnlang.runtime.values import Value, from_stored, to_plain
-from mnlang.stores.base import OpenCheckpoint
+from mnlang.stores.base import OpenCheckpoint, SetTimer
 
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
@@ -386,8 +391,11 @@ class AgentCalls:
         if fiber.job is not done.job:
             return  # abandoned
         fiber.job = None
-        notes["requests"] += 1
-        notes.pop("request", None)
+        if done.ok or faults.reached_callee(done.value):
+            notes["requests"] += 1
+            notes.pop("request", None)
+        # else the request never left (an injected fault): the retry is the same request,
+        # with the same number, so it takes the reply this one would have taken.
         fiber.dirty = True
         reply: ModelReply | None = done.value if done.ok else None
         transport = reply.retries if reply is not None else getattr(done.value, "retries", [])
@@ -541,7 +549,18 @@ class AgentCalls:
     def _tool_turn(self, session: Session, reply: ModelReply) -> None:
         notes = session.notes
         notes["turn"] += 1
-        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls]
+        # Each call keeps which reply asked for it and where in it: an effect's ledger key.
+        reply_number = notes["requests"] - 1
+        calls = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "arguments": c.arguments,
+                "reply": reply_number,
+                "index": index,
+            }
+            for index, c in enumerate(reply.tool_calls)
+        ]
         notes["history"] = [
             *notes["history"],
             {
@@ -624,13 +643,27 @@ class AgentCalls:
             return False
         notes["tools_called"] += 1
         sub_step = f"{session.step}>{item['name']}:{notes['tools_called']}"
-        notes["current"] = {"tool": qualified, "step": sub_step, "args": run.stored_args(args)}
+        asked = self._asked(session, item)
+        notes["current"] = {
+            "tool": qualified,
+            "step": sub_step,
+            "args": run.stored_args(args),
+            "asked": asked,
+        }
         fiber.dirty = True
         if isinstance(decl, EffectIR) and "approval" in decl.requires:
             self._ask_approval(session, decl, args, sub_step)
         else:
-            self._run_tool(session, decl, args, sub_step)
+            self._run_tool(session, decl, args, sub_step, asked)
         return True
+
+    def _asked(self, session: Session, item: dict[str, Any]) -> str | None:
+        """Where a tool call was asked for: the agent call's place, the committed reply
+        and the call's index in it (None for a call queued by a release before this)."""
+        if "reply" not in item:
+            return None
+        place = self.run.place(session.fiber)
+        return f"{session.step}@{place} reply {item['reply']} call {item['index']}"
 
     def _tool_args(self, decl: ToolIR, given: Any) -> dict[str, Value]:
         if not isinstance(given, dict):
@@ -654,12 +687,20 @@ class AgentCalls:
                 raise ConversionError(param.name, f"missing argument of type {param.type}")
         return args
 
-    def _run_tool(self, session: Session, decl: ToolIR, args: dict[str, Value], step: str) -> None:
+    def _run_tool(
+        self,
+        session: Session,
+        decl: ToolIR,
+        args: dict[str, Value],
+        step: str,
+        asked: str | None,
+    ) -> None:
         calls, fiber = self.run.calls, session.fiber
         timeout_ms = call_timeout_ms(decl, args, self.run.evaluator)
         if isinstance(decl, EffectIR):
             effect = Call(fiber, "effect", decl, step, args, decl.retry, timeout_ms)
             effect.session = session
+            effect.asked = asked
             calls._intent(effect)
         else:
             tool = Call(fiber, "tool", decl, step, args, decl.retry, timeout_ms)
@@ -681,6 +722,8 @@ class AgentCalls:
             effect.retry,
             effect.timeout_ms,
             key=noted["key"],
+            template=noted_template_key(noted),
+            wire=noted_wire_key(noted),
             hash=noted["hash"],
             attempt=noted["attempt"],
             session=session,
@@ -762,20 +805,29 @@ class AgentCalls:
         shown = ", ".join(
             f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in to_plain(args).items()
         )
+        policy = effect.approval or session.agent.approval or DEFAULT_APPROVAL
         request = {
             "kind": "approval",
             "ask": f"Agent `{session.short}` wants to call `{short}({shown})`. Approve?",
             "show": [to_plain(args)],
             "options": APPROVE_OPTIONS,
             "assignee": None,
-            "timeout_ms": None,
-            "on_timeout": None,
+            "timeout_ms": policy.timeout_ms,
+            "on_timeout": policy.on_timeout,
             "step": step,
             "branch": fiber.label,
             "agent": session.agent.name,
             "effect": effect.name,
         }
         run.journal.open_checkpoints.append(OpenCheckpoint(checkpoint_id, short, request))
+        if policy.timeout_ms is not None:
+            run.journal.set_timers.append(
+                SetTimer(
+                    checkpoint_timer(checkpoint_id),
+                    policy.timeout_ms / 1000,
+                    {"checkpoint": checkpoint_id, "on_timeout": policy.on_timeout},
+                )
+            )
         run.journal.event("checkpoint", {"id": checkpoint_id, **request}, step, fiber.branch)
         session.notes["approval"] = checkpoint_id
         fiber.pending = {"agent": session.notes, "checkpoint": checkpoint_id}
@@ -791,6 +843,7 @@ class AgentCalls:
         if found is None:
             self._fail(session, value_error(f"checkpoint `{checkpoint_id}` is missing"))
             return
+        found = decide_timeout_if_due(run.store, run.run_id, found)
         if found.status == "open":
             fiber.status = "paused"
             return
@@ -799,6 +852,7 @@ class AgentCalls:
         current = notes["current"]
         approved = raw.get("choice") == "approve"
         run.journal.close_checkpoints.append(checkpoint_id)
+        run.journal.cancel_timers.append(checkpoint_timer(checkpoint_id))
         run.journal.event(
             "decided",
             {
@@ -819,7 +873,7 @@ class AgentCalls:
         if approved:
             effect = self.program.effects[current["tool"]]
             args = {name: from_stored(value) for name, value in current["args"].items()}
-            self._run_tool(session, effect, args, current["step"])
+            self._run_tool(session, effect, args, current["step"], current.get("asked"))
             return
         comment = raw.get("comment")
         why = f"rejected by {by or 'a person'}" + (f": {comment}" if comment else "")

@@ -35,7 +35,15 @@ from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentRun, AgentTurn
 from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError, to_tool
-from mnlang.runtime.effects import args_hash, conflict, effect_key
+from mnlang.runtime.effects import (
+    args_hash,
+    conflict,
+    effect_key,
+    ledger_key,
+    noted_template_key,
+    noted_wire_key,
+    wire_key,
+)
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import (
     FAILURE,
@@ -69,6 +77,7 @@ class CallRun(AgentRun, Protocol):
     root: Fiber | None
     outcome: Outcome | None
     ride: bool
+    wire_nonce: str
 
     def wake(self, fiber: Fiber) -> None: ...
 
@@ -175,6 +184,8 @@ class Calls:
         args = {name: from_stored(value) for name, value in noted["args"].items()}
         call = self._new_call(fiber, "effect", effect, state, args)
         call.key, call.hash, call.attempt = noted["key"], noted["hash"], noted["attempt"]
+        call.template = noted_template_key(noted)
+        call.wire = noted_wire_key(noted)
         return call
 
     # --- effects: intent, ledger, result ------------------------------------------------
@@ -182,27 +193,40 @@ class Calls:
     def _intent(self, call: Call) -> None:
         """Commit the intent before the call; `_after_intent` reads the ledger's answer."""
         run, fiber, effect = self.run, call.fiber, call.effect
-        call.key = effect_key(effect, call.args, run.evaluator, f"{call.step}@{run.place(fiber)}")
+        place = f"{call.step}@{run.place(fiber)}"
+        call.template = effect_key(effect, call.args, run.evaluator, place)
+        call.key = ledger_key(effect, call.template, call.asked)
+        call.wire = wire_key(call.key, effect.scope, run.wire_nonce)
         call.hash = args_hash(call.args)
-        note = {
-            "args": run.stored_args(call.args),
-            "key": call.key,
-            "hash": call.hash,
-            "attempt": 0,
-        }
-        fiber.pending = {**(fiber.pending or {}), "effect": note}
+        fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}
         index = run.journal.put_ledger(
             LedgerPut(call.key, call.hash, "intent", effect.scope == "global", None, call.step)
         )
         run.journal.event(
             "intent",
-            {"effect": effect.name, "key": call.key, "args": to_plain(call.args)},
+            {
+                "effect": effect.name,
+                "key": call.key,
+                "wire_key": call.wire,
+                "args": to_plain(call.args),
+            },
             call.step,
             fiber.branch,
         )
         self._hold(call)
         run.force_commit = True
         run.after_commit.append(partial(self._after_intent, call, index))
+
+    def _note(self, call: Call) -> dict[str, Any]:
+        """What the fiber's notes keep of an effect between its intent and its result."""
+        return {
+            "args": self.run.stored_args(call.args),
+            "key": call.key,
+            "template": call.template,
+            "wire": call.wire,
+            "hash": call.hash,
+            "attempt": call.attempt,
+        }
 
     def _hold(self, call: Call) -> None:
         call.fiber.status = "call"
@@ -279,13 +303,11 @@ class Calls:
             "options": REPAIR_OPTIONS,
             "result_type": str(call.decl.returns),
         }
-        note = {
-            "args": run.stored_args(call.args),
-            "key": call.key,
-            "hash": call.hash,
-            "attempt": call.attempt,
+        fiber.pending = {
+            **(fiber.pending or {}),
+            "effect": self._note(call),
+            "repair": checkpoint_id,
         }
-        fiber.pending = {**(fiber.pending or {}), "effect": note, "repair": checkpoint_id}
         fiber.job = None
         fiber.status = "paused"
         fiber.dirty = True
@@ -331,7 +353,17 @@ class Calls:
         env = MapEnv(question.about_args if question.about is not None else call.args)
         args = {name: to_tool(run.evaluator.eval(e, env)) for name, e in reconcile.args.items()}
         key = question.about_key if question.about is not None else call.key
-        ctx = ToolContext(run.run_id, call.step, call.attempt, key)
+        # The lookup asks the receiver about what was sent: the wire key, when it is known.
+        wire = call.wire if question.about is None else None
+        ctx = ToolContext(
+            run.run_id,
+            call.step,
+            call.attempt,
+            key,
+            key_scope=about.scope,
+            wire_key=wire,
+            template_key=call.template if question.about is None else key,
+        )
         question.args = args
         doubles = run.config.doubles
         job_run: Any = doubles.stand_in(tool, args, 1) if doubles is not None else None
@@ -449,7 +481,15 @@ class Calls:
         call.attempt += 1
         decl = call.decl
         call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
-        ctx = ToolContext(run.run_id, call.step, call.attempt, call.key)
+        ctx = ToolContext(
+            run.run_id,
+            call.step,
+            call.attempt,
+            call.template,
+            key_scope=call.effect.scope if call.kind == "effect" else None,
+            wire_key=call.wire,
+            template_key=call.template,
+        )
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
         cancel: AsyncCancel | None = None
@@ -768,6 +808,8 @@ class Calls:
             effect.retry,
             effect.timeout_ms,
             key=noted["key"],
+            template=noted_template_key(noted),
+            wire=noted_wire_key(noted),
             hash=noted["hash"],
             attempt=noted["attempt"],
             compensation=left - 1,

@@ -22,7 +22,7 @@ from typing import Any
 from mnlang.ir.model import IRProgram
 from mnlang.ir.states import CheckpointState
 from mnlang.runtime.convert import ConversionError, Converter
-from mnlang.runtime.pauses import TIMEOUT_BY, checkpoint_timer
+from mnlang.runtime.pauses import TIMEOUT_BY, checkpoint_timer, decide_timeout_if_due
 from mnlang.runtime.run import RunError, load_program
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
@@ -53,23 +53,6 @@ def default_decider() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER") or "unknown"
-
-
-def decide_timeout_if_due(store: Store, run_id: str, checkpoint: Checkpoint) -> Checkpoint:
-    """Commit the timeout's decision when the checkpoint is open and its timer is due;
-    returns the checkpoint as it stands afterwards."""
-    on_timeout = (
-        checkpoint.request.get("on_timeout") if isinstance(checkpoint.request, dict) else None
-    )
-    if checkpoint.status != "open" or on_timeout is None:
-        return checkpoint
-    timer = checkpoint_timer(checkpoint.checkpoint_id)
-    now = store.now()
-    if not any(t.timer_id == timer and t.due_at <= now for t in store.run_timers(run_id)):
-        return checkpoint
-    return store.decide_checkpoint(
-        run_id, checkpoint.checkpoint_id, {"choice": on_timeout}, by=TIMEOUT_BY
-    ).checkpoint
 
 
 def decide_due_timeouts(store: Store, *, limit: int) -> int:

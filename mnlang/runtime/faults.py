@@ -53,6 +53,12 @@ if TYPE_CHECKING:
     from mnlang.stores.base import CommitResult, Store
 
 FAULT_EVENT: Final = "fault_injected"
+HANDED_EVENT: Final = "fault_handed"
+"""A parent's journal: a targeted fault handed to the child run created in the same
+commit (`data.run`), which injects it; the parent does not."""
+FAULTS_META: Final = "faults"
+"""The key of a run's `meta` that keeps its fault plan, for every process that goes on
+with the run (resume, approve, signal, a worker)."""
 FAULT_CLASSES: Final = (
     "worker_crash",
     "network_failure",
@@ -148,6 +154,9 @@ class FaultPlan:
     """`exit` kills the process; `raise` fails the call with `cancelled` instead (the
     naive baseline, where a crash just ends the attempt)."""
     storm_attempts: int = STORM_ATTEMPTS
+    targets: tuple[str, ...] | None = None
+    """For a child run: the ids of the targeted faults its parent handed it (the others
+    are the parent's or another child's); None: all of them."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.chaos <= 1.0:
@@ -159,9 +168,40 @@ class FaultPlan:
     def active(self) -> bool:
         return bool(self.faults) or self.chaos > 0
 
+    def to_json(self) -> dict[str, Any]:
+        """The plan as a run's `meta` keeps it (`FAULTS_META`)."""
+        return {
+            "faults": [
+                {"fault": s.fault, "at": s.at, "times": s.times, "expect": s.expect}
+                for s in self.faults
+            ],
+            "chaos": self.chaos,
+            "seed": self.seed,
+            "classes": list(self.classes),
+            "crash": self.crash,
+            "storm_attempts": self.storm_attempts,
+            "targets": None if self.targets is None else list(self.targets),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> FaultPlan | None:
+        """The plan a run's `meta` keeps; None when it keeps none."""
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            faults=tuple(FaultSpec(**spec) for spec in data["faults"]),
+            chaos=float(data["chaos"]),
+            seed=int(data["seed"]),
+            classes=tuple(data["classes"]),
+            crash=data["crash"],
+            storm_attempts=int(data["storm_attempts"]),
+            targets=None if data.get("targets") is None else tuple(data["targets"]),
+        )
+
     def check(self, program: IRProgram, workflow: str) -> None:
-        """Refuse targeted faults that can hit no call of the workflow."""
-        sites = call_sites(program, workflow)
+        """Refuse targeted faults that can hit no call of the workflow or of the child
+        runs it starts."""
+        sites = call_sites(program, workflow, children=True)
         for spec in self.faults:
             if spec.fault == "approval_delay":
                 checkpoints = checkpoint_names(program, workflow)
@@ -177,7 +217,8 @@ class FaultPlan:
             if spec.at is not None and not matching:
                 names = sorted({s[2] for s in sites} | {s[0] for s in sites})
                 raise FaultError(
-                    f"`{spec.fault}@{spec.at}`: no step or call named `{spec.at}` in `{workflow}`",
+                    f"`{spec.fault}@{spec.at}`: no step or call named `{spec.at}` in `{workflow}` "
+                    "or the workflows it starts",
                     help=f"steps and calls: {', '.join(names) or 'none'}",
                 )
             if not any(kind in fits for _, _, _, kind in matching):
@@ -197,22 +238,30 @@ class FaultPlan:
                 )
 
     def injector(self, store: Store, run_id: str) -> FaultInjector:
-        """The plan as applied to one run, minus the faults its journal already holds."""
+        """The plan as applied to one run, minus the faults its journal already holds
+        (injected here, or handed to a child run)."""
         done = {
             str(e.data.get("id"))
             for e in store.read_journal(run_id)
-            if e.kind == FAULT_EVENT and isinstance(e.data, dict)
+            if e.kind in (FAULT_EVENT, HANDED_EVENT) and isinstance(e.data, dict)
         }
         return FaultInjector(self, run_id, done)
 
 
-def call_sites(program: IRProgram, workflow: str) -> list[tuple[str, str, str, str]]:
+def call_sites(
+    program: IRProgram, workflow: str, *, children: bool = False
+) -> list[tuple[str, str, str, str]]:
     """(state id, qualified callee, short callee, call kind) of every call of a workflow,
-    the tools its agents may call included."""
-    from mnlang.ir.states import CallState
+    the tools its agents may call included; with `children`, those of the workflows it
+    starts as child runs too, and theirs."""
+    from mnlang.ir.states import CallState, ChildState
 
     out: list[tuple[str, str, str, str]] = []
+    seen = {workflow}
     for state in program.workflows[workflow].states.values():
+        if children and isinstance(state, ChildState) and state.workflow not in seen:
+            seen.add(state.workflow)
+            out += call_sites(program, state.workflow, children=True)
         if not isinstance(state, CallState):
             continue
         out.append((state.id, state.callee, state.callee.rsplit(".", 1)[-1], state.callee_kind))
@@ -305,13 +354,14 @@ def partial_call(injection: Injection, call: Callable[[], Any]) -> Callable[[], 
         raise MnError(CANCELLED, f"injected {fault}: the process died")
 
     def run() -> Any:
-        if fault == "retry_storm" and injection.reaches:
+        reached = fault == "retry_storm" and injection.reaches
+        if reached:
             call()
         if fault in ("network_failure", "retry_storm"):
             what = "connection reset by peer" if fault == "network_failure" else "503 overloaded"
-            raise Transient(f"injected {fault}: {what}")
+            raise _unreached(Transient(f"injected {fault}: {what}"), reached)
         if fault == "tool_timeout":
-            raise Timeout(f"injected {fault}: no answer in time")
+            raise _unreached(Timeout(f"injected {fault}: no answer in time"))
         if fault in ("worker_crash", "node_failure"):
             crash()
         value = call()
@@ -322,6 +372,23 @@ def partial_call(injection: Injection, call: Callable[[], Any]) -> Callable[[], 
         return value
 
     return run
+
+
+def _unreached(error: MnError, reached: bool = False) -> MnError:
+    """Mark a failure injected before the call reached its tool or model."""
+    if not reached:
+        error.add_note(_UNREACHED)
+    return error
+
+
+_UNREACHED: Final = "mnlang: injected before the call reached its tool or model"
+
+
+def reached_callee(error: BaseException) -> bool:
+    """Whether a failed attempt reached its tool or model (False for an injected
+    `network_failure`, `tool_timeout` or a storm's refused attempt): a model request
+    that did not reach the model took no reply (a scripted one is still due)."""
+    return _UNREACHED not in getattr(error, "__notes__", ())
 
 
 def corrupt(reply: Any) -> Any:
@@ -368,12 +435,41 @@ class FaultInjector:
             if spec.at is not None and spec.at not in (site.step, site.callee, site.short):
                 continue
             fault_id = f"t{index}:{spec.fault}"
-            if fault_id in self.done:
+            if fault_id in self.done or (
+                self.plan.targets is not None and fault_id not in self.plan.targets
+            ):
                 continue
             return Injection(
                 spec.fault, fault_id, "targeted", self.plan.crash, spec.expect, spec.times
             )
         return None
+
+    def hand_to_child(
+        self, program: IRProgram, workflow: str, child_id: str
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        """The share of the plan of child run `child_id` (of `workflow`), about to be
+        created: the targeted faults not injected yet that can hit a call of it (or of its
+        children) are its, and no longer this run's. Returns the child's `meta` entries
+        and the events to journal with its creation."""
+        sites = call_sites(program, workflow, children=True)
+        handed: list[Any] = []
+        for index, spec in enumerate(self.plan.faults):
+            fault_id = f"t{index}:{spec.fault}"
+            if spec.fault == "approval_delay" or fault_id in self.done:
+                continue
+            if self.plan.targets is not None and fault_id not in self.plan.targets:
+                continue
+            fits = APPLIES_TO[spec.fault]
+            if any(
+                kind in fits and (spec.at is None or spec.at in (step, callee, short))
+                for step, callee, short, kind in sites
+            ):
+                handed.append({"id": fault_id, "fault": spec.fault, "at": spec.at})
+        ids = tuple(h["id"] for h in handed)
+        self.done.update(ids)
+        share = dataclasses.replace(self.plan, targets=ids)
+        events = [(HANDED_EVENT, {**h, "run": child_id}) for h in handed]
+        return {FAULTS_META: share.to_json()}, events
 
     def _chaos(self, site: CallSite, where: str) -> Injection | None:
         plan = self.plan

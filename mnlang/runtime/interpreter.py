@@ -56,8 +56,10 @@ from mnlang.runtime.call_state import Calls
 from mnlang.runtime.call_threads import CallRunner
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
+from mnlang.runtime.effects import run_wire_nonce
 from mnlang.runtime.evaluate import Evaluator
 from mnlang.runtime.failures import FAIL, FAILURE, StepFailure, value_error
+from mnlang.runtime.faults import FAULTS_META, FaultPlan
 from mnlang.runtime.fibers import (
     Fiber,
     Outcome,
@@ -164,6 +166,7 @@ class Interpreter:
         """The run's published values; written to the run's `meta` by the next commit."""
         self.published_dirty = False
         self.run_id = record.run_id
+        self.wire_nonce = run_wire_nonce(record)
         self.workflow: WorkflowIR = program.workflows[record.workflow]
         self.states: dict[str, State] = self.workflow.states
         self.config = config
@@ -172,7 +175,11 @@ class Interpreter:
         self.evaluator = Evaluator(self._external, self._callback_token)
         self.converter = Converter(program.types, self.evaluator)
         self.runner = CallRunner(config.workers, config.clock)
-        plan = config.faults
+        # The plan the run started with (or a child's share of its parent's) is in its
+        # meta: any process that goes on with the run honours it. A run without one (the
+        # bench's) takes the plan the process was given.
+        kept = FaultPlan.from_json(record.meta.get(FAULTS_META))
+        plan = kept if kept is not None else config.faults
         self.faults = plan.injector(store, self.run_id) if plan and plan.active else None
         self.calls = Calls(self)
         self.pauses = Pauses(self, child_runner)

@@ -28,6 +28,7 @@ from mnlang.errors import BUDGET_EXCEEDED, CHILD_FAILED, DEADLINE_EXCEEDED, TOOL
 from mnlang.ir.states import CheckpointState, ChildState, WaitState
 from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
+from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.timeouts import checked_ms
@@ -41,6 +42,7 @@ from mnlang.stores.base import (
     OpenCheckpoint,
     SendSignal,
     SetTimer,
+    Store,
 )
 
 if TYPE_CHECKING:
@@ -70,6 +72,23 @@ def checkpoint_timer(checkpoint_id: str) -> str:
     return f"checkpoint:{checkpoint_id}"
 
 
+def decide_timeout_if_due(store: Store, run_id: str, checkpoint: Checkpoint) -> Checkpoint:
+    """Commit the timeout's decision when the checkpoint is open and its timer is due;
+    returns the checkpoint as it stands afterwards."""
+    on_timeout = (
+        checkpoint.request.get("on_timeout") if isinstance(checkpoint.request, dict) else None
+    )
+    if checkpoint.status != "open" or on_timeout is None:
+        return checkpoint
+    timer = checkpoint_timer(checkpoint.checkpoint_id)
+    now = store.now()
+    if not any(t.timer_id == timer and t.due_at <= now for t in store.run_timers(run_id)):
+        return checkpoint
+    return store.decide_checkpoint(
+        run_id, checkpoint.checkpoint_id, {"choice": on_timeout}, by=TIMEOUT_BY
+    ).checkpoint
+
+
 def child_signal(child_run_id: str) -> str:
     """The signal a child run sends its parent when it ends (no event name has a colon)."""
     return f"child:{child_run_id}"
@@ -95,6 +114,14 @@ class ChildCall:
     state: ChildState
 
 
+class ChildFaults(Protocol):
+    """The run's fault plan, as a child run's creation uses it (`faults.FaultInjector`)."""
+
+    def hand_to_child(
+        self, program: IRProgram, workflow: str, child_id: str
+    ) -> tuple[dict[str, Json], list[tuple[str, dict[str, Any]]]]: ...
+
+
 class PauseRun(Protocol):
     """What the states that wait use of the run."""
 
@@ -114,6 +141,9 @@ class PauseRun(Protocol):
 
     @property
     def calls(self) -> CallsPort: ...
+
+    @property
+    def faults(self) -> ChildFaults | None: ...
 
     def update_run_data(self, **changes: Any) -> None: ...
 
@@ -403,6 +433,12 @@ class Pauses:
         meta = {
             k: v for k, v in run.record.meta.items() if k not in (PARENT_DEADLINE, PARENT_BUDGET)
         }
+        meta[WIRE_NONCE] = new_wire_nonce()  # a run of its own: its own keys on the wire
+        if run.faults is not None:
+            share, handed = run.faults.hand_to_child(run.program, workflow.name, child_id)
+            meta.update(share)
+            for kind, data in handed:  # in the commit that creates the child
+                run.journal.event(kind, data, state.id, fiber.branch)
         if run.deadline_at is not None:
             meta[PARENT_DEADLINE] = run.deadline_at
         budget = run.budget

@@ -36,6 +36,11 @@ class Call:
     retry: RetryIR
     timeout_ms: int | None
     key: str | None = None
+    template: str | None = None
+    """An effect's key template's value (`key` is its ledger key, which names where an
+    agent asked for it)."""
+    wire: str | None = None
+    """An effect's wire key, stored in its intent (`effects.wire_key`)."""
     hash: str | None = None
     attempt: int = 0
     reserved: Decimal = Decimal(0)
@@ -43,6 +48,8 @@ class Call:
     """For a compensation: its index in the run's list."""
     session: Any = None
     """For a call a model made: its agent's `agents.Session`."""
+    asked: str | None = None
+    """For an effect a model called: where it was asked for (`effects.ledger_key`)."""
     started: float = field(default_factory=time.perf_counter)
 
     @property

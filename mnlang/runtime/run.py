@@ -26,7 +26,9 @@ from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.runtime.agents import MODELS_META, stored_setup
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
+from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.evaluate import Evaluator, MapEnv
+from mnlang.runtime.faults import FAULTS_META, FaultPlan, delay_open_approvals
 from mnlang.runtime.interpreter import Interpreter, RunAborted
 from mnlang.runtime.journal import Observer
 from mnlang.runtime.ports import RunEnd
@@ -216,10 +218,16 @@ TRACEPARENT_META = "traceparent"
 def _start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, Json]:
     """A new run's `meta`: where its program and tools came from, and the model setup it
     was started with (so a resume or a worker answers its agents the same way)."""
-    meta: dict[str, Json] = {"source_dir": program.source.dir, "tool_modules": tool_hashes(program)}
+    meta: dict[str, Json] = {
+        "source_dir": program.source.dir,
+        "tool_modules": tool_hashes(program),
+        WIRE_NONCE: new_wire_nonce(),
+    }
     models = stored_setup(config.models) if config is not None else None
     if models is not None:
         meta[MODELS_META] = models
+    if config is not None and config.faults is not None and config.faults.active:
+        meta[FAULTS_META] = config.faults.to_json()
     return meta
 
 
@@ -324,6 +332,10 @@ def _execute(
     finally:
         with contextlib.suppress(StoreError):  # an expired or taken-over lease needs none
             store.release_lease(lease)
+    if end.status == "waiting" and _late_approvals(store, record):
+        # The run's fault plan makes a person's decision come after the timeout: the
+        # timeout decides now, in whichever process left the run waiting.
+        return _execute(store, program, record, config, observer, created=created)
     outcome = RunOutcome(
         record.run_id,
         record.workflow,
@@ -334,6 +346,17 @@ def _execute(
         warnings=warnings,
     )
     return outcome
+
+
+def _late_approvals(store: Store, record: RunRecord) -> bool:
+    """Apply the `approval_delay` faults of the run's journaled plan to its open
+    checkpoints; True when one was applied (a child run's share of a plan has none)."""
+    plan = FaultPlan.from_json(record.meta.get(FAULTS_META))
+    if plan is None or plan.targets is not None:
+        return False
+    if not any(spec.fault == "approval_delay" for spec in plan.faults):
+        return False
+    return delay_open_approvals(store, record.run_id, plan)
 
 
 def run_with_lease(

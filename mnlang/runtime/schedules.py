@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from mnlang.cron import CronError, next_time
 from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram, ScheduleIR
+from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.run import RunError, prepare_args, tool_hashes
 from mnlang.runtime.values import to_plain
@@ -135,6 +136,7 @@ def _new_run(program: IRProgram, schedule: ScheduleIR, due: float, skipped: int)
     meta: dict[str, Json] = {
         "source_dir": program.source.dir,
         "tool_modules": tool_hashes(program),
+        WIRE_NONCE: new_wire_nonce(),
         "schedule": schedule.name,
         "scheduled_at": due,
     }

@@ -54,7 +54,18 @@ class ToolContext:
     attempt: int
     """1 for the first try."""
     key: str | None
-    """The effect's idempotency key (a `once` effect's derived key); None for a tool."""
+    """The same as `template_key` (kept for the tools written before wire keys); None
+    for a tool."""
+    key_scope: str | None = None
+    """The effect's declared `scope`: `run` or `global`; None for a tool."""
+    wire_key: str | None = None
+    """What to send the receiving system as the idempotency key (an `Idempotency-Key`
+    header): the key at its scope, unique to this run for `scope: run`; printable ASCII,
+    at most 255 characters (`mnlang.runtime.effects`). None for a tool."""
+    template_key: str | None = None
+    """The `key` template's value over the arguments (a `once` effect's derived key): the
+    same in every run for `scope: run`, and for every request of an agent; for logs,
+    never to deduplicate. None for a tool."""
 
 
 @dataclass(frozen=True, slots=True)

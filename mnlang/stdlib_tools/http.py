@@ -3,7 +3,8 @@
 Failures are mapped to error kinds: a connection error, a 5xx, a 408 and a 429 are
 `transient` (a retry may succeed); any other 4xx is a `tool_error` (the request itself
 is wrong); no answer within `TIMEOUT_S` is a `timeout`. Redirects are followed. The
-POST sends the runtime's idempotency key as the `Idempotency-Key` header.
+POST sends the effect's wire key (`ToolContext.wire_key`: unique to the run for a
+`scope: run` key) as the `Idempotency-Key` header.
 """
 
 from __future__ import annotations
@@ -85,5 +86,5 @@ def http_post(
     url: str, body: Any, key: str, headers: list[str], *, ctx: Any = None
 ) -> dict[str, Any]:
     sent = _headers(headers, "POST", url)
-    sent.setdefault("Idempotency-Key", getattr(ctx, "key", None) or key)
+    sent.setdefault("Idempotency-Key", getattr(ctx, "wire_key", None) or key)
     return _send("POST", url, sent, json=body)
