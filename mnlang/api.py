@@ -180,6 +180,7 @@ def start_run(
     faults: FaultPlan | None = None,
     detach: bool = False,
     models: str | None = None,
+    traceparent: str | None = None,
 ) -> RunOutcome:
     """Compile (or load) a program and run a workflow until it completes, fails, is
     cancelled or waits. `given` is the JSON object of arguments; `run_id` makes the start
@@ -191,7 +192,8 @@ def start_run(
     `mnlang.models.setup`; None: `MNC_MODELS`, `MNC_REPLIES`, else `openai`), in this run
     and whenever it resumes. A provider that cannot answer (no key for a public API) is a
     `RunError` before any run is created, unless the run is only created (`detach`): the
-    worker that executes it has its own environment."""
+    worker that executes it has its own environment. `traceparent` (W3C) puts the run's
+    spans in the caller's trace (docs/observability.md)."""
     from dataclasses import replace
 
     from mnlang.runtime import run
@@ -223,6 +225,7 @@ def start_run(
             observer=observer,
             config=config,
             detach=detach,
+            traceparent=traceparent,
         )
         return outcome
 

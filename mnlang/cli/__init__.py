@@ -12,7 +12,16 @@ from __future__ import annotations
 import click
 
 from mnlang import __version__
-from mnlang.cli import authoring, people, project_commands, reading, replaying, running, tools
+from mnlang.cli import (
+    authoring,
+    observing,
+    people,
+    project_commands,
+    reading,
+    replaying,
+    running,
+    tools,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,6 +62,7 @@ _COMMANDS = (
     reading.log,
     reading.metrics,
     replaying.replay_command,
+    observing.export_group,
     tools.test_command,
     tools.bench,
     tools.lsp_command,

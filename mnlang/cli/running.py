@@ -19,6 +19,8 @@ from mnlang.cli.shared import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mnlang.client import Client, Run
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
@@ -82,6 +84,11 @@ def _observer(as_json: bool) -> Observer | None:
     "of MNC_OPENAI_BASE_URL). Default: $MNC_MODELS, else scripted:$MNC_REPLIES, else openai; "
     "a replies.json beside FILE is used only when asked for.",
 )
+@click.option(
+    "--traceparent",
+    metavar="HEADER",
+    help="A W3C traceparent: the run's spans join that trace (docs/observability.md).",
+)
 @json_option
 @server_option
 def run_command(
@@ -97,6 +104,7 @@ def run_command(
     seed: int,
     detach: bool,
     models: str | None,
+    traceparent: str | None,
     as_json: bool,
     server: str | None,
     server_token: str | None,
@@ -116,9 +124,15 @@ def run_command(
     from mnlang.runtime.faults import FaultError, FaultPlan, parse_inject
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError
+    from mnlang.telemetry.spans import TraceParent
 
     if input_text is not None and input_file is not None:
         raise click.UsageError("give --input or --input-file, not both")
+    if traceparent is not None and TraceParent.parse(traceparent) is None:
+        raise click.BadParameter(
+            "not a W3C traceparent: 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>",
+            param_hint="--traceparent",
+        )
     if models is not None:
         from mnlang.models.setup import ModelSetup, ModelSpecError
 
@@ -166,6 +180,7 @@ def run_command(
             faults=faults,
             detach=detach,
             models=models,
+            traceparent=traceparent,
         )
     except (RunError, StoreError, FaultError) as e:
         run_error(e)
@@ -256,6 +271,22 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
     metavar="HOST:PORT",
     help="Serve /healthz and /readyz on HOST:PORT (port 0: any free port, logged).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="text: local time with its UTC offset; json: one object a line, UTC time, run, "
+    "worker and trace ids (docs/observability.md).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    help="Serve Prometheus /metrics on this port (0: any free one, logged).",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="The /metrics address."
+)
 @_durability_option
 @db_option
 def worker(
@@ -265,6 +296,9 @@ def worker(
     until_idle: bool,
     quiet: bool,
     health: str | None,
+    log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
     durability: str,
     db: str | None,
 ) -> None:
@@ -279,16 +313,27 @@ def worker(
     """
     import os
     import signal
-    import time
 
     from mnlang import api
     from mnlang.runtime.run import RunError
     from mnlang.runtime.worker import Worker
     from mnlang.stores.base import StoreError
+    from mnlang.telemetry.logs import human_line, json_line
+    from mnlang.telemetry.spans import trace_id_of
+
+    started: list[Worker] = []
+
+    def trace_of(run_id: str) -> int | None:
+        return trace_id_of(started[0].store, run_id) if started else None
 
     def log(line: str, problem: bool = False) -> None:
         if problem or not quiet:
-            click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+            if log_format == "json":
+                owner = started[0].owner if started else None
+                text = json_line(line, problem, worker_id=owner, trace_of=trace_of)
+            else:
+                text = human_line(line)
+            click.echo(text, err=True)
 
     programs = [program_or_exit(file) for file in files]
     try:
@@ -297,7 +342,18 @@ def worker(
     except (RunError, StoreError) as e:
         run_error(e)
 
+    stops: list[Callable[[], None]] = []
+
     def on_start(running: Worker) -> None:
+        started.append(running)
+        if metrics_port is not None:
+            from mnlang.telemetry.metrics import serve_metrics
+
+            served_on, stop_metrics = serve_metrics(
+                running.store, lambda: running.stats, metrics_port, metrics_host
+            )
+            stops.append(stop_metrics)
+            log(f"metrics at http://{metrics_host}:{served_on}/metrics")
         if health is not None:
             from mnlang.health import HealthServer
 
@@ -330,6 +386,9 @@ def worker(
         )
     except StoreError as e:
         run_error(e)
+    finally:
+        for stop_metrics in stops:
+            stop_metrics()
     ended = ", ".join(f"{n} {status}" for status, n in sorted(stats.ended.items())) or "none"
     log(
         f"runs claimed {stats.claimed}; left {ended}; lost {stats.lost}; scheduled {stats.scheduled}"

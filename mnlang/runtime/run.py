@@ -188,10 +188,12 @@ def start_run(
     observer: Observer | None = None,
     detach: bool = False,
     started_by: str | None = None,
+    traceparent: str | None = None,
 ) -> RunOutcome:
     """Start a workflow and execute it until it ends or waits; with `detach`, only create
     the run, for a worker (`mnc worker`) to execute. `started_by` (the API's user) is kept
-    in the run's `meta`."""
+    in the run's `meta`; a W3C `traceparent` makes the run's trace (`mnlang.telemetry`) a
+    part of the caller's."""
     if workflow not in program.workflows:
         known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
         raise RunError(f"no workflow `{workflow}` in the program", help=f"workflows: {known}")
@@ -206,7 +208,8 @@ def start_run(
             workflow_class=wf.options.class_ or "",
             ir_hash=program.hash,
             meta=_start_meta(program, config)
-            | ({"started_by": started_by} if started_by is not None else {}),
+            | ({"started_by": started_by} if started_by is not None else {})
+            | ({TRACEPARENT_META: traceparent} if traceparent else {}),
             limit=wf.options.limit,
         )
     )
@@ -237,6 +240,10 @@ def _queued_note(workflow: WorkflowIR) -> str:
         f"queued: `{workflow.name}` has {workflow.options.limit} runs running, its `limit`; "
         "a worker (`mnc worker`) starts this one when a slot frees, or `mnc resume` it then"
     )
+
+
+TRACEPARENT_META = "traceparent"
+"""The run's `meta` key of the W3C `traceparent` it was started with."""
 
 
 def _start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, Json]:

@@ -1,0 +1,250 @@
+"""Spans from a run's journal, with deterministic ids.
+
+A span is built from committed events only, so a call whose result a crash lost never
+appears; the call run again after the crash is journaled once and becomes one span. Its id
+is derived from the run, the state, the branch, the attempt, the execution segment (how many
+times the run was started or resumed before it: the incarnation) and the journal sequence
+number of the event that finished it, so reading the same journal twice yields the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnlang.stores.base import Event, RunRecord, Store
+
+AttributeValue = str | int | float | bool
+
+ENDED = frozenset({"completed", "failed", "cancelled"})
+"""Event kinds that end a run, and with it the run's span."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceParent:
+    """A W3C `traceparent` (version 00): the trace a run joins and its parent span."""
+
+    trace_id: int
+    span_id: int
+    sampled: bool
+
+    @classmethod
+    def parse(cls, header: str) -> TraceParent | None:
+        """The header's ids, or `None` when it is not a valid version-00 `traceparent`."""
+        parts = header.strip().split("-")
+        if len(parts) != 4 or parts[0] != "00":
+            return None
+        trace, span, flags = parts[1:]
+        if len(trace) != 32 or len(span) != 16 or len(flags) != 2:
+            return None
+        try:
+            trace_id, span_id, bits = int(trace, 16), int(span, 16), int(flags, 16)
+        except ValueError:
+            return None
+        if trace_id == 0 or span_id == 0:
+            return None
+        return cls(trace_id, span_id, bool(bits & 1))
+
+    def header(self) -> str:
+        return f"00-{self.trace_id:032x}-{self.span_id:016x}-{'01' if self.sampled else '00'}"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSpan:
+    """One span as the journal knows it; times in seconds since the epoch."""
+
+    trace_id: int
+    span_id: int
+    parent_id: int | None
+    name: str
+    start: float
+    end: float
+    seq: int
+    """The journal sequence number of the event that finished the span: it is exported
+    when the delivery cursor passes this number, and only then."""
+    error: str | None = None
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+
+
+def derived_id(bits: int, *parts: object) -> int:
+    """A non-zero id of `bits` bits, a hash of the parts."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=bits // 8)
+    return int.from_bytes(digest.digest(), "big") or 1
+
+
+def run_trace(run: RunRecord, parent_trace: int | None) -> tuple[int, int | None]:
+    """The run's trace id and the parent of its run span.
+
+    A `traceparent` given at start wins; a child run is in its parent's trace (passed as
+    `parent_trace`); any other run is the root of a trace of its own, derived from its id.
+    """
+    header = run.meta.get("traceparent")
+    if isinstance(header, str) and (given := TraceParent.parse(header)) is not None:
+        return given.trace_id, given.span_id
+    if run.parent_run_id is not None:
+        return parent_trace or derived_id(128, "trace", run.parent_run_id), run_span_id(
+            run.parent_run_id
+        )
+    return derived_id(128, "trace", run.run_id), None
+
+
+def run_span_id(run_id: str) -> int:
+    return derived_id(64, "run", run_id)
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def journal_spans(
+    run: RunRecord, events: Iterable[Event], *, parent_trace: int | None = None
+) -> list[JournalSpan]:
+    """Every span the run's journal holds so far, ordered by the event that ends each."""
+    trace_id, run_parent = run_trace(run, parent_trace)
+    root = run_span_id(run.run_id)
+    spans: list[JournalSpan] = []
+    segment = 0
+    started_at: float | None = None
+    open_checkpoints: dict[tuple[str | None, str], Event] = {}
+
+    def step(event: Event, name: str, attempt: Any, attrs: dict[str, AttributeValue]) -> None:
+        ms = _number(event.data.get("ms")) if isinstance(event.data, dict) else 0.0
+        span_id = derived_id(
+            64, "step", run.run_id, event.state, event.branch, attempt, segment, event.seq
+        )
+        attributes: dict[str, AttributeValue] = {
+            "mnlang.run.id": run.run_id,
+            "mnlang.state": event.state or "",
+            "mnlang.branch": event.branch,
+            "mnlang.attempt": int(attempt) if isinstance(attempt, int) else 1,
+            "mnlang.segment": segment,
+            "mnlang.seq": event.seq,
+            **attrs,
+        }
+        error = None
+        if isinstance(event.data, dict) and isinstance(event.data.get("error"), dict):
+            error = str(event.data["error"].get("message", "error"))
+        elif event.kind in ("retry", "attempt_failed", "call_failed"):
+            error = (
+                str(event.data.get("message", event.kind))
+                if isinstance(event.data, dict)
+                else event.kind
+            )
+        spans.append(
+            JournalSpan(
+                trace_id,
+                span_id,
+                root,
+                name,
+                event.at - ms / 1000,
+                event.at,
+                event.seq,
+                error,
+                attributes,
+            )
+        )
+
+    for event in events:
+        data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
+        if event.kind in ("started", "resumed"):
+            segment += 1
+            if started_at is None:
+                started_at = event.at
+        elif event.kind == "tool":
+            step(
+                event,
+                f"tool {data.get('tool')}",
+                data.get("attempt"),
+                {"mnlang.tool": str(data.get("tool"))},
+            )
+        elif event.kind == "effect":
+            step(
+                event,
+                f"effect {data.get('effect')}",
+                data.get("attempt"),
+                {
+                    "mnlang.effect": str(data.get("effect")),
+                    "mnlang.effect.key": str(data.get("key")),
+                },
+            )
+        elif event.kind in ("retry", "attempt_failed", "call_failed"):
+            callee = data.get("callee") or data.get("tool") or data.get("effect") or event.kind
+            step(
+                event,
+                f"attempt {callee}",
+                data.get("attempt"),
+                {"mnlang.call.kind": str(data.get("kind", ""))},
+            )
+        elif event.kind == "model_reply":
+            usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+            model = str(data.get("model", ""))
+            attrs: dict[str, AttributeValue] = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": str(data.get("provider", "")),
+                "gen_ai.agent.name": str(data.get("agent", "")),
+                "gen_ai.response.model": model,
+                "gen_ai.request.model": model,
+                "mnlang.cost": str(data.get("cost", "0")),
+            }
+            assert isinstance(usage, dict)
+            for key in ("input_tokens", "output_tokens"):
+                if isinstance(usage.get(key), int):
+                    attrs[f"gen_ai.usage.{key}"] = usage[key]
+            step(event, f"chat {model}".rstrip(), data.get("attempt"), attrs)
+        elif event.kind == "checkpoint":
+            open_checkpoints[(event.state, event.branch)] = event
+        elif event.kind == "decided" and (
+            opened := open_checkpoints.pop((event.state, event.branch), None)
+        ):
+            choice = event.data.get("choice") if isinstance(event.data, dict) else None
+            spans.append(
+                JournalSpan(
+                    trace_id,
+                    derived_id(64, "checkpoint", run.run_id, event.state, event.branch, event.seq),
+                    root,
+                    f"checkpoint {event.state}",
+                    opened.at,
+                    event.at,
+                    event.seq,
+                    None,
+                    {
+                        "mnlang.run.id": run.run_id,
+                        "mnlang.state": event.state or "",
+                        "mnlang.decision.choice": str(choice),
+                        "mnlang.seq": event.seq,
+                    },
+                )
+            )
+        elif event.kind in ENDED:
+            error = None if event.kind == "completed" else str(data.get("error", event.kind))
+            spans.append(
+                JournalSpan(
+                    trace_id,
+                    root,
+                    run_parent,
+                    f"run {run.workflow}",
+                    started_at if started_at is not None else event.at,
+                    event.at,
+                    event.seq,
+                    error,
+                    {
+                        "mnlang.run.id": run.run_id,
+                        "mnlang.workflow": run.workflow,
+                        "mnlang.workflow.class": run.workflow_class,
+                        "mnlang.status": event.kind,
+                        "mnlang.segments": segment,
+                    },
+                )
+            )
+    return spans
+
+
+def trace_id_of(store: Store, run_id: str) -> int | None:
+    """The trace id of a run's spans, as `journal_spans` gives them; None for no such run."""
+    run = store.get_run(run_id, args=False)
+    if run is None:
+        return None
+    parent_trace = trace_id_of(store, run.parent_run_id) if run.parent_run_id else None
+    return run_trace(run, parent_trace)[0]
