@@ -289,3 +289,22 @@ def _compare(
 def note_text(sig: Signature) -> list[str]:
     names = sorted(sig.accepted)
     return [f"the function takes: {', '.join(names) if names else 'no named parameters'}"]
+
+
+def impl_docstring(folder: Path, impl: str) -> str | None:
+    """The docstring of an `impl` function defined by `def` in a module beside the .mn
+    file, read from its source without importing it; None when there is none to read."""
+    module, _, function = impl.partition(":")
+    path = _module_file(folder, module) if module and function else None
+    if path is None:
+        return None
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    names: dict[str, ast.stmt] = {}
+    _bindings(tree.body, names)
+    found = names.get(function)
+    if isinstance(found, ast.FunctionDef | ast.AsyncFunctionDef):
+        return ast.get_docstring(found)
+    return None

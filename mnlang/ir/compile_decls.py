@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mnlang.checker.impls import impl_docstring
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.ir.base import SpanIR
 from mnlang.ir.compile_expr import CompilerBug, ExprLowering
@@ -144,6 +145,8 @@ class DeclCompiler:
             "cost": Decimal(str(cost)) if cost is not None else None,
             "isolation": "process" if opts.get("isolation") == "process" else "thread",
             "span": self.span(decl),
+            "description": opts.get("description")
+            or impl_docstring(symbol.module.path.parent, str(opts.get("impl", ""))),
         }
 
     def _computed_timeout(self, value: Any, module: ModuleInfo) -> Expr | None:
@@ -211,6 +214,8 @@ class DeclCompiler:
             approval=_approval(opts.get("approval")),
             output_schema=output_schema(returns, types),
             span=self.span(decl),
+            system=self._template(opts.get("system"), symbol.module),
+            description=opts.get("description"),
         )
 
     # ---- events and schedules ------------------------------------------------

@@ -73,6 +73,8 @@ class ToolIR(IRModel):
     cost: Decimal | None = None
     isolation: Literal["thread", "process"] = "thread"
     span: SpanIR
+    description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """What the model is told the tool does: `description:`, else the impl's docstring."""
 
 
 class CompensateIR(IRModel):
@@ -146,6 +148,9 @@ class AgentIR(IRModel):
     """The timeout of the approvals it asks for (an effect's own `approval` comes first)."""
     output_schema: dict[str, Any]
     span: SpanIR
+    system: Template | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`system:`, read like `prompt`, sent first in the system message."""
+    description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 class EventIR(IRModel):

@@ -307,6 +307,10 @@ class AgentCalls:
         agent = session.agent
         schema = json.dumps(agent.output_schema, ensure_ascii=False)
         system = _SYSTEM.format(name=session.short, schema=schema)
+        if agent.system is not None:
+            # The author's system prompt first; the workflow's own instructions follow it.
+            own = self.run.evaluator.text(agent.system, MapEnv(session.args))
+            system = f"{own}\n\n{system}"
         if agent.tools:
             system += _SYSTEM_TOOLS.format(turns=session.max_turns)
         return [
@@ -887,6 +891,8 @@ def _describe(decl: ToolIR, short: str) -> str:
     text = f"{what} `{short}({params}) -> {decl.returns}`."
     if isinstance(decl, EffectIR) and "approval" in decl.requires:
         text += " A person must approve each call first."
+    if decl.description:
+        text += f"\n{decl.description}"
     return text
 
 
