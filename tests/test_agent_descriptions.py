@@ -124,6 +124,10 @@ def test_a_program_without_descriptions_hashes_as_before(tmp_path: Path) -> None
     hashed = canonical_json(ir)
     assert '"description"' not in hashed and '"system"' not in hashed
     assert ir.tools["weather"].description is None and ir.agents["desk"].system is None
+    described = compiled(tmp_path)
+    # A docstring is read at run time, not compiled: editing it keeps the program's hash.
+    assert described.effects["change_seat"].description is None
+    assert described.tools["lookup_flight"].description is not None
 
 
 TWO_WAY = """

@@ -26,6 +26,7 @@ from typing import Any
 
 from mnlang.checker.program import Program, Symbol
 from mnlang.diagnostics import Diagnostic, Diagnostics
+from mnlang.impl_source import function_docstring
 from mnlang.syntax import ast as mn
 
 PASSED_BY_RUNTIME = ("ctx", "key")
@@ -292,19 +293,7 @@ def note_text(sig: Signature) -> list[str]:
 
 
 def impl_docstring(folder: Path, impl: str) -> str | None:
-    """The docstring of an `impl` function defined by `def` in a module beside the .mn
-    file, read from its source without importing it; None when there is none to read."""
+    """The docstring of an `impl` function in a module beside the .mn file (in `folder`)."""
     module, _, function = impl.partition(":")
     path = _module_file(folder, module) if module and function else None
-    if path is None:
-        return None
-    try:
-        tree = ast.parse(path.read_bytes(), str(path))
-    except (OSError, SyntaxError, ValueError):
-        return None
-    names: dict[str, ast.stmt] = {}
-    _bindings(tree.body, names)
-    found = names.get(function)
-    if isinstance(found, ast.FunctionDef | ast.AsyncFunctionDef):
-        return ast.get_docstring(found)
-    return None
+    return function_docstring(path, function) if path is not None else None

@@ -9,7 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mnlang.checker.impls import impl_docstring
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.ir.base import SpanIR
 from mnlang.ir.compile_expr import CompilerBug, ExprLowering
@@ -145,8 +144,7 @@ class DeclCompiler:
             "cost": Decimal(str(cost)) if cost is not None else None,
             "isolation": "process" if opts.get("isolation") == "process" else "thread",
             "span": self.span(decl),
-            "description": opts.get("description")
-            or impl_docstring(symbol.module.path.parent, str(opts.get("impl", ""))),
+            "description": opts.get("description"),
         }
 
     def _computed_timeout(self, value: Any, module: ModuleInfo) -> Expr | None:

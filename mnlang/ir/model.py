@@ -74,7 +74,8 @@ class ToolIR(IRModel):
     isolation: Literal["thread", "process"] = "thread"
     span: SpanIR
     description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    """What the model is told the tool does: `description:`, else the impl's docstring."""
+    """`description:`, what the model is told the tool does; without it the runtime reads
+    the impl function's docstring (left out of the IR, so a docstring edit keeps the hash)."""
 
 
 class CompensateIR(IRModel):
