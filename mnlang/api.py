@@ -128,10 +128,14 @@ class CompileFailed(Exception):
         self.diagnostics = diagnostics
 
 
-def _open_store(db: str | Path | None, durability: Durability = "full") -> Store:
+def _open_store(
+    db: str | Path | None, durability: Durability = "full", *, existing: bool = False
+) -> Store:
+    """The journal; `existing` for what only reads or acts on runs already there (never
+    creates an empty journal in the wrong folder)."""
     from mnlang.stores import open_store
 
-    return open_store(db, durability)
+    return open_store(db, durability, existing=existing)
 
 
 def load_program(source: str | Path) -> IRProgram:
@@ -176,7 +180,8 @@ def start_run(
 ) -> RunOutcome:
     """Compile (or load) a program and run a workflow until it completes, fails, is
     cancelled or waits. `given` is the JSON object of arguments; `run_id` makes the start
-    idempotent (an existing run with that id is returned, not started again). With
+    idempotent: an existing run with that id and the same input (by its canonical hash)
+    is returned, not started again; other input raises `RunConflict` with both. With
     `detach` the run is only created, for a worker to execute. `faults` are injected into the run (`mnlang.runtime.faults`; a `FaultError` when one cannot
     hit the workflow); its approval delays make a checkpoint's timeout decide. `models`
     says who answers the agents (`scripted:FILE`, `scripted` or `openai`, see
@@ -202,6 +207,9 @@ def start_run(
                 help="no run was created",
             )
     config = replace(RuntimeConfig.from_env(), models=setup.spec, faults=faults)
+    from mnlang.runtime.preflight import preflight
+
+    preflight(program, name, {} if given is None else given, models)
     with _open_store(db, durability) as store:
         outcome = run.start_run(
             store,
@@ -275,7 +283,7 @@ def get_run(run_id: str, *, db: str | Path | None = None) -> RunDetails:
     """A run's status, position, pending work and evidence (what `mnc show` prints)."""
     from mnlang.runtime.views import run_details
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         return run_details(store, run_id)
 
 
@@ -338,7 +346,7 @@ def list_runs(
     db: str | Path | None = None,
 ) -> list[RunRecord]:
     """Runs, newest first."""
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         return store.list_runs(status=status, workflow=workflow, limit=limit)
 
 
@@ -381,12 +389,27 @@ def run_journal(run_id: str, *, db: str | Path | None = None) -> list[Event]:
     """A run's journal, oldest event first."""
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         if store.get_run(run_id) is None:
             raise RunNotFound(
                 f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
             )
         return store.read_journal(run_id)
+
+
+def checkpoint_names(
+    run_id: str, events: Sequence[Event], *, db: str | Path | None = None
+) -> dict[str, str]:
+    """The names of the checkpoints these journal events of a run opened, by their ids
+    (state ids such as `if#2/then/decision`), so that a reader sees `review`."""
+    ids = {str(e.data["id"]) for e in events if e.kind == "checkpoint" and isinstance(e.data, dict)}
+    names: dict[str, str] = {}
+    with _open_store(db) as store:
+        for checkpoint_id in sorted(ids):
+            found = store.get_checkpoint(run_id, checkpoint_id)
+            if found is not None:
+                names[checkpoint_id] = found.name
+    return names
 
 
 def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
@@ -395,7 +418,7 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
     from mnlang.runtime import run
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         record = store.get_run(run_id)
         if record is None:
             raise RunNotFound(
@@ -465,7 +488,7 @@ def decide(
     when this one does not fit the checkpoint."""
     from mnlang.runtime import decisions, run
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         decided = decisions.decide(
             store,
             run_id,
@@ -543,7 +566,7 @@ def signal(
     this process."""
     from mnlang.runtime import run, signals
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         if token is not None:
             if run_id is not None or event is not None or key is not None:
                 raise ValueError("a token names the run, the event and the key: give none")
@@ -619,7 +642,7 @@ def upgrade_run(
     from mnlang.runtime import run, upgrade
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         record = store.get_run(run_id)
         if record is None:
             raise RunNotFound(
@@ -642,7 +665,7 @@ def check_upgrades(
     from mnlang.runtime import upgrade
 
     program = source if not isinstance(source, str | Path) else load_program(source)
-    with _open_store(db) as store:
+    with _open_store(db, existing=True) as store:
         verdicts = upgrade.waiting_verdicts(store, program)
         if apply:
             for verdict in verdicts:

@@ -53,6 +53,10 @@ _TABLE: list[tuple[str, str]] = [
     ("E126", "tool function not found"),
     ("E127", "tool function parameters do not match"),
     ("E128", "tool module cannot be imported"),
+    # secrets
+    ("E130", "secret in an effect key"),
+    ("E131", "secret given to an agent"),
+    ("E132", "secret in a published value"),
     # types
     ("E201", "type mismatch"),
     ("E202", "wrong number of arguments"),

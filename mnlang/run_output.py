@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -35,8 +35,8 @@ def _when(at: float) -> str:
     return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def event_summary(kind: str, data: Any) -> str:
-    """One line about a journal event."""
+def event_summary(kind: str, data: Any, names: Mapping[str, str] | None = None) -> str:
+    """One line about a journal event; `names` are checkpoint names by checkpoint id."""
     d = data if isinstance(data, dict) else {}
     if kind in ("tool", "effect", "agent", "compensated"):
         name = d.get(kind) or d.get("effect") or d.get("tool") or ""
@@ -61,7 +61,9 @@ def event_summary(kind: str, data: Any) -> str:
     if kind == "completed":
         return _short(d.get("result"), 80)
     if kind == "checkpoint":
-        return f"{d.get('id')}: {_short(d.get('ask') or '', 60)} {d.get('options')}"
+        name = (names or {}).get(str(d.get("id")))
+        shown = f"{name} ({d.get('id')})" if name else str(d.get("id"))
+        return f"{shown}: {_short(d.get('ask') or '', 60)} {d.get('options')}"
     if kind == "repair_opened":
         return f"{d.get('effect')} key {_short(d.get('key'), 40)}: outcome unknown, needs a repair"
     if kind == "waiting":
@@ -163,11 +165,13 @@ def show_lines(details: RunDetails) -> list[str]:
         lines.append(
             f"error     {run.error.get('kind')} at {run.error.get('step')}: {run.error.get('message')}"
         )
+    names = {c.checkpoint_id: c.name for c in details.checkpoints}
     if details.positions:
         lines.append("position")
         for p in details.positions:
             note = f"  waiting: {_short(p.waiting_for, 70)}" if p.waiting_for else ""
-            lines.append(f"  {p.branch}: {p.state}{note}")
+            at = f"checkpoint {names[p.state]} ({p.state})" if p.state in names else p.state
+            lines.append(f"  {p.branch}: {at}{note}")
             wait = p.waiting_for if isinstance(p.waiting_for, dict) else {}
             if "event" in wait:
                 event = str(wait["event"]).rsplit(".", 1)[-1]
@@ -188,7 +192,8 @@ def show_lines(details: RunDetails) -> list[str]:
                 )
             else:
                 lines.append(
-                    f"  checkpoint {c.checkpoint_id}: {request.get('ask')} {request.get('options')}"
+                    f"  checkpoint {c.name} ({c.checkpoint_id}): {request.get('ask')} "
+                    f"{request.get('options')}"
                 )
                 lines.append(f"    {_times_out(request)}")
                 lines.append(
@@ -230,12 +235,14 @@ def _traceback_lines(data: Any) -> list[str]:
     return [f"      | {line}" for line in text.splitlines()] if isinstance(text, str) else []
 
 
-def log_lines(events: Sequence[Event]) -> list[str]:
+def log_lines(events: Sequence[Event], names: Mapping[str, str] | None = None) -> list[str]:
+    """The journal, a line per event; `names` are checkpoint names by checkpoint id."""
     lines = []
     for e in events:
         lines.append(
             f"{e.seq:>5}  {_when(e.at)}  {e.kind:<14} {(e.state or '-'):<28} "
-            f"{('[' + e.branch + '] ') if e.branch else ''}{event_summary(e.kind, e.data)}".rstrip()
+            f"{('[' + e.branch + '] ') if e.branch else ''}"
+            f"{event_summary(e.kind, e.data, names)}".rstrip()
         )
         if e.kind == "call_failed":
             lines += _traceback_lines(e.data)

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from mnlang import api
 from mnlang.cli import main
-from mnlang.stores import open_store
+from mnlang.stores import JournalNotFound, open_store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTED_REFUND = f"scripted:{EXAMPLES / 'refund' / 'replies.json'}"
@@ -106,7 +106,7 @@ def test_run_waits_then_resume_completes(shop: Path) -> None:
     assert paid(shop) == ["pay:o1"]
 
 
-def test_the_same_id_returns_the_existing_run(shop: Path) -> None:
+def test_the_same_id_with_the_same_input_returns_the_existing_run(shop: Path) -> None:
     args = [
         "run",
         str(shop / "shop.mn"),
@@ -120,6 +120,9 @@ def test_the_same_id_returns_the_existing_run(shop: Path) -> None:
     assert first[0] == second[0] == 3
     assert first[1]["created"] and not second[1]["created"]
     assert paid(shop) == ["pay:o2"]
+    other = mnc(*args[:3], '{"order": "o2", "amount": "1.01"}', *args[4:])
+    assert other.exit_code == 2 and "already exists with other input" in other.output
+    assert '"1.01"' in other.output and paid(shop) == ["pay:o2"]
 
 
 def test_cancel_exits_4(shop: Path) -> None:
@@ -142,8 +145,8 @@ def test_runs_show_and_log(shop: Path) -> None:
     assert shown.exit_code == 0
     for expected in (
         "status    waiting",
-        "main: d",
-        "checkpoint d: Confirm rc-o4?",
+        "main: checkpoint confirm (d)",
+        "checkpoint confirm (d): Confirm rc-o4?",
         "lookup ->",
         'in:  {"order": "o4"}',
     ):
@@ -153,6 +156,7 @@ def test_runs_show_and_log(shop: Path) -> None:
     log = mnc("log", "s")
     kinds = [line.split()[3] for line in log.output.splitlines()]
     assert kinds[:4] == ["started", "tool", "intent", "effect"] and "checkpoint" in kinds
+    assert "confirm (d): Confirm rc-o4?" in log.output
     assert json.loads(mnc("log", "s", "--json").output)[0]["kind"] == "started"
 
 
@@ -211,7 +215,8 @@ def test_bad_input_exits_2_and_creates_nothing(shop: Path, given: str, message: 
     )
     assert result.exit_code == 2
     assert message in result.output and "help:" in result.output
-    assert api.list_runs() == []
+    with pytest.raises(JournalNotFound):  # not even an empty journal was created
+        api.list_runs()
 
 
 def test_input_file_errors(shop: Path) -> None:
@@ -261,7 +266,9 @@ def test_a_locked_journal_is_reported_and_nothing_is_lost(
     monkeypatch.setattr(
         stores,
         "open_store",
-        lambda db=None, durability="full": real(db, durability, busy_timeout=0.2),
+        lambda db=None, durability="full", existing=False: real(
+            db, durability, busy_timeout=0.2, existing=existing
+        ),
     )
     holder = sqlite3.connect(shop / "journal.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -340,7 +347,7 @@ def test_replies_beside_the_program_are_not_used_unless_asked(no_model_env: Path
     assert "cannot answer the agents of `refund`" in result.output
     assert "no API key for the OpenAI API" in result.output
     assert "no run was created" in result.output
-    assert api.list_runs(db=no_model_env) == []
+    assert not Path(no_model_env).exists()  # nor a journal
 
 
 def test_a_local_server_needs_no_key(no_model_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ import pytest
 from mnlang.ir.compile import compile_file
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
-from mnlang.runtime.run import InputError, RunOutcome, resume_run, start_run
+from mnlang.runtime.run import InputError, RunConflict, RunOutcome, resume_run, start_run
 from mnlang.stores.sqlite import SQLiteStore
 
 CONFIG = RuntimeConfig(commit_ms=0)
@@ -785,6 +785,26 @@ def test_a_second_start_with_the_same_id_returns_the_run(prog: Any) -> None:
     assert again.status == "completed" and again.result == 7
     assert len(p.calls()) == 1
     assert p.resume("fixed").result == 7 and len(p.calls()) == 1
+
+
+def test_a_start_with_an_existing_id_and_other_input_is_a_conflict(prog: Any) -> None:
+    p = prog(
+        """
+        workflow w(amount: money, note: str = "none") -> str {
+          return "${amount} ${note}"
+        }
+        """
+    )
+    first = p.run({"amount": "240.0"}, run_id="pay-1")
+    # The same input, canonically: another spelling of the amount, the default spelled out.
+    same = p.run({"amount": "240.00", "note": "none"}, run_id="pay-1")
+    assert first.created and not same.created and same.result == first.result
+    with pytest.raises(RunConflict) as caught:
+        p.run({"amount": "241"}, run_id="pay-1")
+    assert caught.value.existing == {"amount": "240.0", "note": "none"}
+    assert caught.value.given == {"amount": "241"}
+    assert "241" in (caught.value.help or "") and "240.0" in (caught.value.help or "")
+    assert [r.run_id for r in p.store.list_runs()] == ["pay-1"]
 
 
 def test_resume_warns_when_a_tool_module_changed(prog: Any) -> None:

@@ -690,7 +690,13 @@ def test_token_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert tokens_path(db) == path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert token not in path.read_text() and TokenFile(path).user_of(token) == "erin"
-    assert runner.invoke(main, ["ui", "token", "list", "--db", db]).output == "erin\n"
+    assert (
+        runner.invoke(main, ["ui", "token", "list", "--db", db]).output == "erin\toperator\tall\n"
+    )
+    scoped = ["ui", "token", "add", "vic", "--role", "viewer", "--workflow", "a", "--db", db]
+    assert runner.invoke(main, scoped).exit_code == 0
+    listed = runner.invoke(main, ["ui", "token", "list", "--db", db]).output
+    assert listed == "erin\toperator\tall\nvic\tviewer\ta\n"
     twice = runner.invoke(main, ["ui", "token", "add", "erin", "--db", db])
     assert twice.exit_code == 2 and "already has a token" in twice.output
     for name in ("<x>", "admin", "timeout"):

@@ -27,8 +27,10 @@ from mnlang.checker.typerules import (
     expr_path,
     join,
     money_mix,
+    passes_to_code,
 )
 from mnlang.diagnostics import Diagnostics, Label
+from mnlang.secrets import is_reference
 from mnlang.syntax import ast
 
 _COMPARISONS = ("<", ">", "<=", ">=")
@@ -75,6 +77,8 @@ class ExprChecker:
         self.choices: dict[str, tuple[str, ...]] = {}  # checkpoint choice enums by name
         self.checkpoints: dict[str, tuple[str, ...]] = {}  # checkpoint options by name
         self.quiet_unknown = False  # key templates: names other than parameters are E303's
+        self.to_code = False  # typing a tool's or effect's argument: a secret may stand for text
+        self.references_ok = False  # a scenario's `run:`: `"env:NAME"` may stand for a secret
 
     # ---- hooks for the flow checker -------------------------------------------
 
@@ -530,7 +534,17 @@ class ExprChecker:
                 help=f"`{name}({shown})`",
             )
         for arg, param in zip(e.args, sig.params):
-            self.expect(arg, param.type, f" for parameter `{param.name}` of `{name}`")
+            where = f" for parameter `{param.name}` of `{name}`"
+            if sym.kind in ("tool", "effect"):
+                self.to_code = True
+                try:
+                    t = self.expr(arg, param.type)
+                finally:
+                    self.to_code = False
+                if not passes_to_code(t, param.type):
+                    self.mismatch(arg, t, param.type, where)
+            else:
+                self.expect(arg, param.type, where)
         for arg in e.args[total:]:
             self.expr(arg)
         return sig.returns
@@ -796,10 +810,14 @@ class ExprChecker:
         return self.expr(e.inner, expected)
 
     def _str(self, e: ast.StrLit, expected: T.Type | None) -> T.Type:
+        if self.references_ok and expected == T.SECRET and is_reference(e.constant or ""):
+            return T.SECRET  # a scenario starts its run with a reference, as `--input` does
+        secret = False
         for part in e.parts:
             if not isinstance(part, str):
-                self.expr(part)
-        return T.STR
+                secret = self.expr(part).kind == "secret" or secret
+        # `"Bearer {token}"` is a secret too: text around a secret does not reveal it.
+        return T.SECRET if secret else T.STR
 
     def _list(self, e: ast.ListLit, expected: T.Type | None) -> T.Type:
         if expected is not None and expected.kind == "optional":
@@ -813,7 +831,7 @@ class ExprChecker:
         for item in e.items:
             t = self.expr(item, want or item_type)
             if want is not None:
-                if not assignable(t, want):
+                if not assignable(t, want) and not (self.to_code and passes_to_code(t, want)):
                     self.mismatch(item, t, want, " as a list item")
                 continue
             if item_type is None:

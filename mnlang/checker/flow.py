@@ -30,6 +30,7 @@ from mnlang.checker.options import (
     report_unknown_key,
 )
 from mnlang.checker.program import ModuleInfo
+from mnlang.checker.secrets import published_secret
 from mnlang.checker.steps import nested_statement, walk
 from mnlang.checker.suggest import did_you_mean
 from mnlang.checker.typerules import assignable, has_unknown, join
@@ -690,7 +691,10 @@ class BodyChecker(ExprChecker):
         name = s.name.name
         first = self.published.get(name)
         if first is None:
-            self.published[name] = (self.expr(s.value), s)
+            t = self.expr(s.value)
+            if T.holds_secret(t):
+                published_secret(self.diags, s.value, f"published value `{name}`")
+            self.published[name] = (t, s)
             return
         t = self.expect(s.value, first[0], f" for `publish {name}`")
         if not assignable(t, first[0]):

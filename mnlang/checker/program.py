@@ -12,6 +12,7 @@ from typing import Any
 
 from mnlang.checker.suggest import did_you_mean
 from mnlang.diagnostics import Diagnostics, Label
+from mnlang.modulepath import find_module
 from mnlang.resources import data_path
 from mnlang.sources import read_source
 from mnlang.syntax import ast
@@ -67,12 +68,15 @@ def _kind_of(decl: ast.Decl) -> str:
     return DECL_KINDS[type(decl)]
 
 
-def module_file(dotted: str, importer: Path) -> Path:
-    """Where `import dotted` looks: stdlib for `std.*`, else beside the importing file."""
+def module_file(dotted: str, importer: Path) -> tuple[Path, list[str]]:
+    """Where `import dotted` is (stdlib for `std.*`, else the module search path of
+    `mnlang.modulepath`), and the places looked at; the first place when none holds it."""
     parts = dotted.split(".")
     if parts[0] == "std" and len(parts) > 1:
-        return data_path("stdlib").joinpath(*parts[1:]).with_suffix(".mn")
-    return importer.parent.joinpath(*parts).with_suffix(".mn")
+        path = data_path("stdlib").joinpath(*parts[1:]).with_suffix(".mn")
+        return path, [str(path)]
+    found, looked = find_module(dotted, importer)
+    return found or importer.parent.joinpath(*parts).with_suffix(".mn"), looked
 
 
 class _Loader:
@@ -137,7 +141,8 @@ class _Loader:
     def _import(self, info: ModuleInfo, imp: ast.Import) -> None:
         dotted = imp.dotted
         try:
-            target_path = module_file(dotted, info.path).resolve()
+            path, looked = module_file(dotted, info.path)
+            target_path = path.resolve()
             found = target_path.is_file()
         except (OSError, RuntimeError) as e:  # a name too long, a loop of links
             self.diags.add(
@@ -165,11 +170,13 @@ class _Loader:
                 stdlib = data_path("stdlib")
                 names = [f"std.{p.stem}" for p in stdlib.glob("*.mn")]
                 hint = did_you_mean(dotted, names)
+            notes = [] if dotted.startswith("std.") else ["looked at: " + "; ".join(looked)]
             self.diags.add(
                 "E104",
                 imp,
                 f"module `{dotted}` not found in {where}",
-                help=hint or f"create `{target_path.name}` there, or fix the import",
+                help=hint or f"create `{target_path.name}` there, set MNC_PATH, or fix the import",
+                notes=notes,
             )
             return
         module_dotted = dotted

@@ -316,7 +316,11 @@ class _ScenarioChecker:
         sym = self._symbol(call.callee, call.callee.name, kinds, what)
         if sym is None:
             return None
-        self.exprs.step_or_expr(call)
+        self.exprs.references_ok = True
+        try:
+            self.exprs.step_or_expr(call)
+        finally:
+            self.exprs.references_ok = False
         return sym
 
     # --- run and expect -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from mnlang.checker.declarations import Declarations, Resolver, Signature, build
 from mnlang.checker.expressions import ExprChecker
 from mnlang.checker.flow import BodyChecker
 from mnlang.checker.program import ModuleInfo, Program
+from mnlang.checker.secrets import check_secrets
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
@@ -24,6 +25,7 @@ def check_types(program: Program, diags: Diagnostics) -> None:
     decls = build_declarations(program, resolver, diags)
     for module in program.modules.values():
         _check_module(module, decls, resolver, diags)
+    check_secrets(program, decls, diags)
     for module in program.modules.values():
         for ident in resolver.unused_imports(module):
             diags.add(

@@ -17,8 +17,10 @@ def assignable(src: T.Type, dst: T.Type) -> bool:
     if src == dst:
         return True
     k, d = src.kind, dst.kind
-    if k == "unknown" or d == "unknown" or d == "json":
+    if k == "unknown" or d == "unknown":
         return True
+    if d == "json":
+        return not T.holds_secret(src)  # json is shown and sent anywhere; a secret is not
     if d == "optional":
         return k == "null" or assignable(src.unwrap(), dst.args[0])
     if k == "int" and d == "float":
@@ -26,6 +28,21 @@ def assignable(src: T.Type, dst: T.Type) -> bool:
     if k == d and k in ("list", "map"):
         return assignable(src.args[0], dst.args[0])
     return False
+
+
+def passes_to_code(src: T.Type, dst: T.Type) -> bool:
+    """Whether an argument of type `src` may be given to a tool's or effect's parameter of
+    type `dst`: as `assignable`, and a secret where text is expected (the code receives
+    the secret's value, revealed at call time; nothing else does)."""
+    return assignable(_revealed(src), dst) or assignable(src, dst)
+
+
+def _revealed(t: T.Type) -> T.Type:
+    if t.kind == "secret":
+        return T.STR
+    if not t.args:
+        return t
+    return T.Type(t.kind, t.name, tuple(_revealed(a) for a in t.args))
 
 
 def join(a: T.Type, b: T.Type) -> T.Type | None:

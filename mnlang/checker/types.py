@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PRIMITIVES = ("str", "int", "float", "bool", "money", "duration", "timestamp", "json")
+PRIMITIVES = (
+    "str",
+    "int",
+    "float",
+    "bool",
+    "money",
+    "duration",
+    "timestamp",
+    "json",
+    "secret",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +54,7 @@ MONEY = Type("money")
 DURATION = Type("duration")
 TIMESTAMP = Type("timestamp")
 JSON = Type("json")
+SECRET = Type("secret")
 NULL = Type("null")
 UNKNOWN = Type("unknown")
 ERROR = Type("error")  # the value bound by `catch ... as e`
@@ -73,3 +84,8 @@ def enum(name: str) -> Type:
 
 def decision(checkpoint: str) -> Type:
     return Type("decision", checkpoint)
+
+
+def holds_secret(t: Type) -> bool:
+    """Whether a value of `t` is or contains a `secret` (a list of them, an optional one)."""
+    return t.kind == "secret" or any(holds_secret(a) for a in t.args)

@@ -12,13 +12,23 @@ from __future__ import annotations
 import click
 
 from mnlang import __version__
-from mnlang.cli import authoring, people, reading, running, tools
+from mnlang.cli import authoring, people, project_commands, reading, running, tools
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mnc")
 def main() -> None:
     """mnc: check, compile and run mnlang workflows."""
+    import os
+
+    from mnlang.project import ProjectError, apply_defaults, find_project
+
+    try:
+        project = find_project()
+    except ProjectError as e:
+        raise click.ClickException(f"{e.message}\nhelp: {e.help}") from None
+    if project is not None:
+        apply_defaults(os.environ, project)
 
 
 _COMMANDS = (
@@ -46,6 +56,8 @@ _COMMANDS = (
     tools.bench,
     tools.lsp_command,
     tools.ui_command,
+    project_commands.init,
+    tools.serve_command,
 )
 for _command in _COMMANDS:
     main.add_command(_command)

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from mnlang.cli.shared import RUN_EXIT, db_option, finish_run, json_option, run_error
+from mnlang.cli.shared import (
+    RUN_EXIT,
+    db_option,
+    finish_run,
+    json_option,
+    remote,
+    run_error,
+    server_option,
+)
 
 if TYPE_CHECKING:
     from mnlang.runtime.run import RunOutcome
@@ -50,6 +58,8 @@ def _decide(
     detach: bool,
     db: str | None,
     as_json: bool,
+    server: str | None = None,
+    server_token: str | None = None,
 ) -> NoReturn:
     from mnlang import api
     from mnlang.jsonin import JSONInputError, decode_json
@@ -62,6 +72,13 @@ def _decide(
             result = decode_json(result_text, "--result")
         except JSONInputError as e:
             run_error(e)
+    if server is not None:
+        picked = choice or ("approve" if approve else "reject")
+        remote(
+            server,
+            server_token,
+            lambda c: c.decide(run_id, checkpoint, picked, comment=comment, result=result),
+        )
     try:
         outcome = api.decide(
             run_id,
@@ -101,6 +118,7 @@ def _decide(
 @_detach_option
 @db_option
 @json_option
+@server_option
 def approve(
     run_id: str,
     checkpoint: str,
@@ -111,12 +129,27 @@ def approve(
     detach: bool,
     db: str | None,
     as_json: bool,
+    server: str | None,
+    server_token: str | None,
 ) -> None:
     """Approve CHECKPOINT (its name or id) of run RUN_ID, or decide it with --choice; the
     run then goes on here unless --detach. The first decision committed wins: a decision
     after another one, or after the checkpoint's timeout fell due, is refused (exit 2).
     Exits like `mnc run` with the run's status."""
-    _decide(run_id, checkpoint, True, choice, by, comment, result_text, detach, db, as_json)
+    _decide(
+        run_id,
+        checkpoint,
+        True,
+        choice,
+        by,
+        comment,
+        result_text,
+        detach,
+        db,
+        as_json,
+        server,
+        server_token,
+    )
 
 
 @click.command()
@@ -127,6 +160,7 @@ def approve(
 @_detach_option
 @db_option
 @json_option
+@server_option
 def reject(
     run_id: str,
     checkpoint: str,
@@ -135,10 +169,25 @@ def reject(
     detach: bool,
     db: str | None,
     as_json: bool,
+    server: str | None,
+    server_token: str | None,
 ) -> None:
     """Reject CHECKPOINT (its name or id) of run RUN_ID (a repair checkpoint: fail the
     step); the run then goes on here unless --detach. Exits like `mnc approve`."""
-    _decide(run_id, checkpoint, False, None, by, comment, None, detach, db, as_json)
+    _decide(
+        run_id,
+        checkpoint,
+        False,
+        None,
+        by,
+        comment,
+        None,
+        detach,
+        db,
+        as_json,
+        server,
+        server_token,
+    )
 
 
 @click.command("signal")
@@ -155,6 +204,7 @@ def reject(
 @_detach_option
 @db_option
 @json_option
+@server_option
 def signal_command(
     args: tuple[str, ...],
     key: str | None,
@@ -163,6 +213,8 @@ def signal_command(
     detach: bool,
     db: str | None,
     as_json: bool,
+    server: str | None,
+    server_token: str | None,
 ) -> None:
     """Send EVENT, with its JSON payload (and --key), to run RUN_ID, or answer a callback
     --token. A run not waiting for it yet finds it in its mailbox when it does. A run
@@ -188,6 +240,17 @@ def signal_command(
             value = decode_json(payload, "the payload")
         except JSONInputError as e:
             run_error(e)
+    if server is not None:
+        if token is not None:
+            remote(
+                server, server_token, lambda c: c.signal_token(token, value, signal_id=signal_id)
+            )
+        assert run_id is not None and event is not None
+        remote(
+            server,
+            server_token,
+            lambda c: c.signal(run_id, event, value, key=key, signal_id=signal_id),
+        )
     try:
         outcome = api.signal(
             run_id,
@@ -219,8 +282,13 @@ def signal_command(
 @click.argument("run_id")
 @db_option
 @json_option
-def cancel(run_id: str, db: str | None, as_json: bool) -> None:
+@server_option
+def cancel(
+    run_id: str, db: str | None, as_json: bool, server: str | None, server_token: str | None
+) -> None:
     """Cancel a run; its `finally` bodies and compensations run. Exits 4 once cancelled."""
+    if server is not None:
+        remote(server, server_token, lambda c: c.cancel(run_id))
     from mnlang import api
     from mnlang.runtime.run import RunError
     from mnlang.stores.base import StoreError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mnlang.cli.shared import db_option, json_option, run_error
+from mnlang.cli.shared import db_option, json_option, remote, run_error, server_option
 
 
 @click.command()
@@ -45,10 +45,16 @@ def runs(
 @click.argument("run_id")
 @db_option
 @json_option
-def show(run_id: str, db: str | None, as_json: bool) -> None:
+@server_option
+def show(
+    run_id: str, db: str | None, as_json: bool, server: str | None, server_token: str | None
+) -> None:
     """Show a run: status, position, pending work, steps with their inputs and outputs,
     retries, failures and cost."""
     import json
+
+    if server is not None:
+        remote(server, server_token, lambda c: c.get_run(run_id))
 
     from mnlang import api
     from mnlang.run_output import show_lines
@@ -122,12 +128,13 @@ def log(run_id: str, db: str | None, as_json: bool) -> None:
 
     try:
         events = api.run_journal(run_id, db=db)
+        names = api.checkpoint_names(run_id, events, db=db)
     except StoreError as e:
         run_error(e)
     if as_json:
         click.echo(json.dumps([asdict(e) for e in events], ensure_ascii=False, indent=2))
     else:
-        click.echo("\n".join(log_lines(events)))
+        click.echo("\n".join(log_lines(events, names)))
 
 
 @click.command()
@@ -156,7 +163,7 @@ def metrics(
     if as_json and prom:
         raise click.UsageError("give --json or --prom, not both")
     try:
-        with open_store(db) as store:
+        with open_store(db, existing=True) as store:
             start = None
             if since is not None:
                 try:

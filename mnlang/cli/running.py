@@ -12,11 +12,15 @@ from mnlang.cli.shared import (
     finish_run,
     json_option,
     program_or_exit,
+    remote,
     report_to_stderr,
     run_error,
+    server_option,
 )
 
 if TYPE_CHECKING:
+    from mnlang.client import Client, Run
+    from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
 
 _durability_option = click.option(
@@ -45,7 +49,11 @@ def _observer(as_json: bool) -> Observer | None:
     type=click.Path(dir_okay=False, path_type=str),
     help="Read the arguments from this JSON file.",
 )
-@click.option("--id", "run_id", help="The run's id; starting the same id again returns that run.")
+@click.option(
+    "--id",
+    "run_id",
+    help="The run's id; starting the same id again with the same input returns that run, with other input is refused.",
+)
 @db_option
 @_durability_option
 @click.option(
@@ -75,6 +83,7 @@ def _observer(as_json: bool) -> Observer | None:
     "a replies.json beside FILE is used only when asked for.",
 )
 @json_option
+@server_option
 def run_command(
     file: str,
     workflow: str | None,
@@ -89,6 +98,8 @@ def run_command(
     detach: bool,
     models: str | None,
     as_json: bool,
+    server: str | None,
+    server_token: str | None,
 ) -> None:
     """Run a workflow of FILE (`.mn`, or IR `.json` from `mnc compile`) until it completes,
     fails or waits. Exits 0 completed, 1 failed, 3 waiting, 4 cancelled, 2 when it could
@@ -137,6 +148,8 @@ def run_command(
         sys.exit(2)
     except IRLoadError as e:
         run_error(e)
+    if server is not None:
+        remote(server, server_token, lambda c: _start_remote(c, program, workflow, given, run_id))
     try:
         if not detach and not as_json:
             answering = api.answering_models(program, models, workflow=workflow)
@@ -157,6 +170,21 @@ def run_command(
     except (RunError, StoreError, FaultError) as e:
         run_error(e)
     finish_run(outcome, as_json)
+
+
+def _start_remote(
+    client: Client, program: IRProgram, workflow: str | None, given: object, run_id: str | None
+) -> Run:
+    """Register the compiled program with the server (tool code stays where the server's
+    workers have it installed), then start the run there."""
+    import json
+
+    from mnlang import api
+    from mnlang.ir.load import dump_ir
+
+    client.register_program(ir=json.loads(dump_ir(program)))
+    name = workflow or api.default_workflow(program)
+    return client.start_run(name, given if isinstance(given, dict) else {}, run_id=run_id)
 
 
 @click.command()
@@ -223,6 +251,11 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 )
 @click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
+@click.option(
+    "--health",
+    metavar="HOST:PORT",
+    help="Serve /healthz and /readyz on HOST:PORT (port 0: any free port, logged).",
+)
 @_durability_option
 @db_option
 def worker(
@@ -231,6 +264,7 @@ def worker(
     lease_ttl: float,
     until_idle: bool,
     quiet: bool,
+    health: str | None,
     durability: str,
     db: str | None,
 ) -> None:
@@ -264,6 +298,17 @@ def worker(
         run_error(e)
 
     def on_start(running: Worker) -> None:
+        if health is not None:
+            from mnlang.health import HealthServer
+
+            host, _, port = health.rpartition(":")
+            try:
+                server = HealthServer(host or "127.0.0.1", int(port), lambda: running.ready)
+            except (ValueError, OSError) as e:
+                raise click.BadParameter(f"{health}: {e}", param_hint="--health") from None
+            server.start()
+            log(f"health on http://{host or '127.0.0.1'}:{server.port}/healthz and /readyz")
+
         def stop(signum: int, _frame: object) -> None:
             if running.stopping:
                 os._exit(128 + signum)
@@ -305,7 +350,7 @@ def workers(db: str | None, as_json: bool) -> None:
     from mnlang.stores.base import StoreError
 
     try:
-        with open_store(db) as store:
+        with open_store(db, existing=True) as store:
             records, now = store.list_workers(), store.now()
     except StoreError as e:
         run_error(e)

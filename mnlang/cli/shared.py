@@ -4,11 +4,13 @@ exit codes of the run commands, and how a command reports what kept it from work
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
+    from mnlang.client import Client
     from mnlang.diagnostics import Diagnostic
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.run import RunOutcome
@@ -83,3 +85,44 @@ def finish_run(outcome: RunOutcome, as_json: bool) -> NoReturn:
     else:
         click.echo("\n".join(outcome_lines(outcome)))
     sys.exit(RUN_EXIT[outcome.status])
+
+
+def server_option(f: Any) -> Any:
+    """`--server URL` (and its token): act through `mnc serve`'s API instead of the
+    journal (`mnlang.client`)."""
+    f = click.option(
+        "--server-token",
+        envvar="MNC_SERVER_TOKEN",
+        help="The API token for --server (or $MNC_SERVER_TOKEN).",
+    )(f)
+    return click.option(
+        "--server",
+        envvar="MNC_SERVER",
+        metavar="URL",
+        help="Act through the API of `mnc serve` at URL (or $MNC_SERVER), not the journal.",
+    )(f)
+
+
+def remote(server: str, token: str | None, call: Callable[[Client], Any]) -> NoReturn:
+    """Make one API call, print its JSON answer and exit: with the run's status when the
+    answer is a run, else 0; 2 with the API's error and help when it is refused."""
+    import json
+
+    from mnlang.client import ApiError, Client
+
+    try:
+        with Client(server, token) as client:
+            answer = call(client)
+    except ApiError as e:
+        if e.details:
+            e.help = (e.help + "; " if e.help else "") + json.dumps(e.details, ensure_ascii=False)
+        run_error(e)
+    except OSError as e:
+        run_error(RuntimeError(f"cannot reach {server}: {e}"))
+    except Exception as e:  # httpx2's transport errors are not OSErrors
+        if type(e).__module__.startswith("httpx"):
+            run_error(RuntimeError(f"cannot reach {server}: {e}"))
+        raise
+    click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
+    status = answer.get("status") if isinstance(answer, dict) else None
+    sys.exit(RUN_EXIT.get(status, 0) if isinstance(status, str) else 0)

@@ -227,15 +227,58 @@ def ui_command(
         run_error(e)
 
 
+@click.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8737, show_default=True)
+@click.option(
+    "--token",
+    envvar="MNC_UI_TOKEN",
+    help="The admin token (or $MNC_UI_TOKEN); needed on any address but loopback "
+    "unless users have tokens.",
+)
+@click.option(
+    "--execute/--no-execute",
+    default=True,
+    show_default=True,
+    help="Execute started, signalled, decided and cancelled runs here (a single box); "
+    "--no-execute leaves them to `mnc worker`s.",
+)
+def serve_command(db: str | None, host: str, port: int, token: str | None, execute: bool) -> None:
+    """Serve the JSON API under /api/v1 (docs/api.md) and the web console beside it."""
+    from mnlang.server.serve import serve
+    from mnlang.ui.server import ConsoleError
+
+    try:
+        serve(db, host, port, token, execute)
+    except ConsoleError as e:
+        run_error(e)
+
+
 @ui_command.command("token")
 @click.argument("action", type=click.Choice(("add", "list", "remove")))
 @click.argument("name", required=False)
 @db_option
-def ui_token(action: str, name: str | None, db: str | None) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(("viewer", "operator", "admin")),
+    default="operator",
+    show_default=True,
+    help="viewer: reads; operator: also starts, signals, decides, cancels; admin: everything.",
+)
+@click.option(
+    "--workflow",
+    "workflows",
+    multiple=True,
+    help="Limit an operator to runs of this workflow (repeatable; default: all).",
+)
+def ui_token(
+    action: str, name: str | None, db: str | None, role: str, workflows: tuple[str, ...]
+) -> None:
     """Add, list or remove the console's user tokens (kept hashed beside the journal)."""
     from mnlang.ui.server import ConsoleError, token_command
 
     try:
-        token_command(action, name, db, sys.stdout)
+        token_command(action, name, db, sys.stdout, role=role, workflows=workflows or None)
     except ConsoleError as e:
         run_error(e)

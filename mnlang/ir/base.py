@@ -22,6 +22,7 @@ TypeKind = Literal[
     "duration",
     "timestamp",
     "json",
+    "secret",
     "list",
     "map",
     "optional",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from mnlang.ir.base import TypeIR
-from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
+from mnlang.ir.model import EnumTypeIR, ParamIR, RecordTypeIR, TypeDeclIR
 
 PRIMITIVE_SCHEMAS: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
@@ -26,6 +26,7 @@ PRIMITIVE_SCHEMAS: dict[str, dict[str, Any]] = {
     "duration": {"type": "integer", "description": "milliseconds"},
     "timestamp": {"type": "string", "format": "date-time"},
     "json": {},
+    "secret": {"type": "string", "pattern": "^(env|file):", "description": "a reference"},
     "unknown": {},
     "null": {"type": "null"},
 }
@@ -38,6 +39,23 @@ def output_schema(t: TypeIR, types: dict[str, TypeDeclIR]) -> dict[str, Any]:
     root = _schema(t, types, defs)
     if defs:
         root = {**root, "$defs": defs}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **root}
+
+
+def input_schema(params: list[ParamIR], types: dict[str, TypeDeclIR]) -> dict[str, Any]:
+    """A JSON Schema document for a workflow's input: an object of its parameters, where
+    those without a default that are not optional are required."""
+    defs: dict[str, Any] = {}
+    properties = {p.name: _schema(p.type, types, defs) for p in params}
+    required = [p.name for p in params if p.default is None and p.type.kind != "optional"]
+    root: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    if defs:
+        root["$defs"] = defs
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **root}
 
 

@@ -113,6 +113,13 @@ class ModelSetup:
     def scripted(cls, path: Path, spec: str) -> ModelSetup:
         return cls(spec=spec, override=LazyScriptedProvider(path), scripted_file=path)
 
+    def known(self) -> list[str]:
+        """The provider names this setup can make."""
+        return sorted({*self._factories, *([self.override.name] if self.override else [])})
+
+    def knows(self, name: str) -> bool:
+        return name in self.known()
+
     def provider_name(self, agent: AgentIR) -> str:
         if self.override is not None:
             return self.override.name

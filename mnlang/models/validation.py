@@ -28,6 +28,7 @@ from pydantic import create_model as pydantic_model
 from mnlang.ir.base import TypeIR
 from mnlang.ir.model import RecordTypeIR, TypeDeclIR
 from mnlang.ir.schema import PRIMITIVE_SCHEMAS, output_schema
+from mnlang.secrets import is_reference
 
 _MAX_LISTED = 8
 _NO_VALIDATOR = object()
@@ -59,6 +60,13 @@ def _timestamp(value: str) -> str:
     return value
 
 
+def _secret_reference(text: str) -> str:
+    """A secret arrives as a reference (the checker keeps secrets out of replies anyway)."""
+    if not is_reference(text):
+        raise ValueError("expected a secret reference such as `env:NAME`")
+    return text
+
+
 _PRIMITIVES: dict[str, Any] = {
     "str": Annotated[str, Strict()],
     "int": Annotated[int, Strict()],
@@ -68,6 +76,7 @@ _PRIMITIVES: dict[str, Any] = {
     "duration": Annotated[int, Strict()],
     "timestamp": Annotated[str, Strict(), AfterValidator(_timestamp)],
     "json": Any,
+    "secret": Annotated[str, Strict(), AfterValidator(_secret_reference)],
     "unknown": Any,
     "decision": Any,
     "error": Any,

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from mnlang.errors import TIMEOUT, TOOL_ERROR, MnError, is_error_name, kind_of
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState, State
+from mnlang.redact import redact, redact_json
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.agents import AgentCalls, AgentRun, AgentTurn
@@ -66,6 +67,7 @@ from mnlang.runtime.tools import (
     resolve,
 )
 from mnlang.runtime.values import Value, from_stored, to_plain
+from mnlang.secrets import SecretUnavailable
 from mnlang.stores.base import CommitResult, LedgerPut, LedgerRow, OpenCheckpoint
 
 REPAIR_OPTIONS = ["mark_done", "retry", "fail"]
@@ -480,6 +482,17 @@ class Calls:
         run = self.run
         call.attempt += 1
         decl = call.decl
+        doubles = run.config.doubles
+        stand_in = None
+        args: dict[str, Any] = {}
+        if doubles is not None:  # a test's stand-in sees a secret's references, not its value
+            shown = {name: to_tool(value, reveal=False) for name, value in call.args.items()}
+            stand_in = doubles.stand_in(decl, shown, call.attempt)
+        if stand_in is None:
+            try:
+                args = {name: to_tool(value) for name, value in call.args.items()}
+            except SecretUnavailable as e:
+                raise StepFailure(TOOL_ERROR, str(e)) from None
         call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
         ctx = ToolContext(
             run.run_id,
@@ -493,9 +506,6 @@ class Calls:
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
         cancel: AsyncCancel | None = None
-        args = {name: to_tool(value) for name, value in call.args.items()}
-        doubles = run.config.doubles
-        stand_in = doubles.stand_in(decl, args, call.attempt) if doubles is not None else None
         if stand_in is not None:
             job_run: Any = stand_in
         elif decl.isolation == "process":
@@ -594,7 +604,9 @@ class Calls:
             self.run.update_run_data(spent=self.run.budget.spent)
         if done.ok:
             try:
-                value = self.run.converter.inbound(done.value, decl.returns, "result", closed=False)
+                # A tool that echoes a secret it was given gives the run `[secret]` instead.
+                answer = redact_json(done.value)
+                value = self.run.converter.inbound(answer, decl.returns, "result", closed=False)
             except ConversionError as e:
                 self._attempt_failed(
                     call, done, StepFailure(TOOL_ERROR, self._wrong_value(call, e))
@@ -614,10 +626,11 @@ class Calls:
         if is_error_name(kind) and kind not in (self.program.errors or ()):
             message = f"`{call.decl.name}` raised `{kind}`, which no `error` declares: {message}"
             kind = TOOL_ERROR
-        failure = StepFailure(kind, message)
+        failure = StepFailure(kind, redact(message))
         if not isinstance(error, MnError) or error.kind != TIMEOUT:
             failure.exception = exception_name(error)
-            failure.traceback = trimmed_traceback(error)
+            trace = trimmed_traceback(error)
+            failure.traceback = redact(trace) if trace is not None else None
         self._attempt_failed(call, done, failure)
 
     def _wrong_value(self, call: Call, e: ConversionError) -> str:

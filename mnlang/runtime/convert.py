@@ -26,6 +26,8 @@ from mnlang.ir.base import TypeIR
 from mnlang.ir.model import EnumTypeIR, RecordTypeIR, TypeDeclIR
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.values import Duration, Timestamp, Value, format_timestamp, parse_timestamp
+from mnlang.secrets import Secret, from_shown, is_reference
+from mnlang.secrets import reveal as reveal_secret
 
 _EMPTY_ENV = MapEnv({})
 
@@ -143,6 +145,8 @@ class Converter:
             return self._timestamp(value, path)
         elif kind == "json":
             return self._json(value, path)
+        elif kind == "secret":
+            return _secret(value, path)
         elif kind == "optional":
             return None if value is None else self.inbound(value, t.args[0], path, closed=closed)
         elif kind == "null":
@@ -310,13 +314,33 @@ def _as_mapping(value: Any) -> dict[Any, Any] | None:
     return None
 
 
-def to_tool(value: Value) -> Any:
-    """A runtime value as a tool receives it (see the module docstring)."""
+def _secret(value: Any, path: str) -> Secret:
+    """A secret comes in as a reference; its value never does (it would be journaled)."""
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str) and is_reference(value):
+        return Secret.of(value)
+    if isinstance(value, dict) and isinstance(value.get("$secret"), str) and len(value) == 1:
+        return from_shown(value["$secret"])  # the plain form a run's arguments are kept in
+    # The value is not shown: it may be the very secret given by mistake.
+    raise ConversionError(
+        path,
+        "expected a secret reference such as `env:API_TOKEN` or `file:api_token`; "
+        "a secret's value is never given as input",
+    )
+
+
+def to_tool(value: Value, *, reveal: bool = True) -> Any:
+    """A runtime value as a tool receives it (see the module docstring); a secret is
+    revealed here, at call time, and only here (`SecretUnavailable` when it cannot be).
+    `reveal=False` gives a secret's references instead (for a test's stand-in)."""
     kind = type(value)
+    if kind is Secret:
+        return reveal_secret(value) if reveal else value.shown()
     if kind is dict:
-        return {k: to_tool(v) for k, v in value.items()}
+        return {k: to_tool(v, reveal=reveal) for k, v in value.items()}
     if kind is list:
-        return [to_tool(v) for v in value]
+        return [to_tool(v, reveal=reveal) for v in value]
     if kind is Duration:
         return value.ms
     if kind is Timestamp:

@@ -30,6 +30,7 @@ from mnlang.ir.expr import (
 from mnlang.runtime.builtins import CALLBACK_TOKEN, EXTERNAL, PURE
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.values import Duration, Timestamp, Value, to_text
+from mnlang.secrets import Secret, concat
 
 
 class Env(Protocol):
@@ -187,8 +188,10 @@ class Evaluator:
         return self._dispatch[type(expr)](expr, env)
 
     def text(self, template: Template, env: Env) -> str:
-        """A template's text."""
-        return self._template(template, env)
+        """A template's text; a secret in it shows as its references, never its value (the
+        checker keeps secrets out of keys and prompts, this keeps it so at run time)."""
+        value = self._template(template, env)
+        return value.shown() if isinstance(value, Secret) else value
 
     def _lit(self, e: Lit, env: Env) -> Value:
         return literal(e)
@@ -276,8 +279,12 @@ class Evaluator:
                 f"cannot compute {to_text(left)} {op} {to_text(right)}: {exc}"
             ) from None
 
-    def _template(self, e: Template, env: Env) -> str:
-        return "".join(p if isinstance(p, str) else to_text(self.eval(p, env)) for p in e.parts)
+    def _template(self, e: Template, env: Env) -> str | Secret:
+        pieces: list[str | Secret] = []
+        for p in e.parts:
+            value = p if isinstance(p, str) else self.eval(p, env)
+            pieces.append(value if isinstance(value, Secret) else to_text(value))
+        return concat(pieces)
 
     def _list(self, e: ListOf, env: Env) -> list[Value]:
         return [self.eval(item, env) for item in e.items]

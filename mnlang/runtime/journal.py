@@ -9,8 +9,10 @@ lines) sees each event when it is added.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
+from mnlang import redact
 from mnlang.stores.base import (
     Batch,
     CommitResult,
@@ -28,6 +30,51 @@ from mnlang.stores.base import (
 )
 
 Observer = Callable[[NewEvent], None]
+
+
+def redacted(batch: Batch) -> Batch:
+    """The batch with every secret value this process has revealed replaced by `[secret]`
+    (`mnlang.redact`): the last line of defence, so an error message, a traceback or a
+    result that carries a secret never reaches the journal. Free when no secret was used."""
+    if not redact.active():
+        return batch
+    for i, event in enumerate(batch.events):
+        batch.events[i] = dataclasses.replace(event, data=redact.redact_json(event.data))
+    batch.state = [_redacted_op(op) for op in batch.state]
+    if batch.run is not None:
+        batch.run = dataclasses.replace(
+            batch.run,
+            result=redact.redact_json(batch.run.result),
+            error=redact.redact_json(batch.run.error),
+            meta=redact.redact_json(batch.run.meta),
+        )
+    batch.ledger = [
+        dataclasses.replace(p, result=redact.redact_json(p.result)) for p in batch.ledger
+    ]
+    batch.set_timers = [
+        dataclasses.replace(t, payload=redact.redact_json(t.payload)) for t in batch.set_timers
+    ]
+    batch.open_checkpoints = [
+        dataclasses.replace(c, request=redact.redact_json(c.request))
+        for c in batch.open_checkpoints
+    ]
+    batch.send_signals = [
+        dataclasses.replace(s, payload=redact.redact_json(s.payload)) for s in batch.send_signals
+    ]
+    batch.create_runs = [_redacted_run(r) for r in batch.create_runs]
+    return batch
+
+
+def _redacted_op(op: StateOp) -> StateOp:
+    fields = [f.name for f in dataclasses.fields(op) if f.name in ("value", "items", "cursor")]
+    if not fields:
+        return op
+    return dataclasses.replace(op, **{f: redact.redact_json(getattr(op, f)) for f in fields})
+
+
+def _redacted_run(run: NewRun) -> NewRun:
+    fields = [f.name for f in dataclasses.fields(run) if f.name in ("args", "meta")]
+    return dataclasses.replace(run, **{f: redact.redact_json(getattr(run, f)) for f in fields})
 
 
 class Journal:
@@ -80,20 +127,22 @@ class Journal:
         )
 
     def commit(self, state: list[StateOp], run: RunUpdate | None = None) -> CommitResult:
-        batch = Batch(
-            run_id=self.run_id,
-            lease=self.lease,
-            events=self.events,
-            state=self.ops + state,
-            run=run,
-            ledger=self.ledger,
-            set_timers=self.set_timers,
-            cancel_timers=self.cancel_timers,
-            open_checkpoints=self.open_checkpoints,
-            close_checkpoints=self.close_checkpoints,
-            consume_signals=self.consume_signals,
-            create_runs=self.create_runs,
-            send_signals=self.send_signals,
+        batch = redacted(
+            Batch(
+                run_id=self.run_id,
+                lease=self.lease,
+                events=self.events,
+                state=self.ops + state,
+                run=run,
+                ledger=self.ledger,
+                set_timers=self.set_timers,
+                cancel_timers=self.cancel_timers,
+                open_checkpoints=self.open_checkpoints,
+                close_checkpoints=self.close_checkpoints,
+                consume_signals=self.consume_signals,
+                create_runs=self.create_runs,
+                send_signals=self.send_signals,
+            )
         )
         result = self.store.commit(batch)
         self.commits += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -27,7 +28,7 @@ from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.runtime.agents import MODELS_META, stored_setup
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
-from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
+from mnlang.runtime.effects import WIRE_NONCE, args_hash, new_wire_nonce
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.faults import FAULTS_META, FaultPlan, delay_open_approvals
 from mnlang.runtime.interpreter import Interpreter, RunAborted
@@ -63,6 +64,30 @@ class InputError(RunError):
 
 class RunBusy(RunError):
     """Another live process holds the run."""
+
+
+class RunConflict(RunError):
+    """A start named an existing run but gave other input: both inputs are kept here,
+    as the JSON the run stores (`existing`) and as given (`given`)."""
+
+    def __init__(self, run_id: str, existing: Json, given: Json) -> None:
+        def shown(value: Json) -> str:
+            return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+        super().__init__(
+            f"run `{run_id}` already exists with other input",
+            help=f"it was started with {shown(existing)}, this start gives {shown(given)}: "
+            "pick another `--id`, or start it with the input it has",
+        )
+        self.run_id = run_id
+        self.existing = existing
+        self.given = given
+
+
+def input_hash(program: IRProgram, workflow: WorkflowIR, given: Any) -> str:
+    """The canonical hash of a workflow's input, as the effect ledger hashes arguments:
+    `240.0` and `240.00` are one money amount, and an omitted parameter is its default."""
+    return args_hash(prepare_args(program, workflow, given))
 
 
 @dataclass
@@ -162,9 +187,11 @@ def start_run(
     config: RuntimeConfig | None = None,
     observer: Observer | None = None,
     detach: bool = False,
+    started_by: str | None = None,
 ) -> RunOutcome:
     """Start a workflow and execute it until it ends or waits; with `detach`, only create
-    the run, for a worker (`mnc worker`) to execute."""
+    the run, for a worker (`mnc worker`) to execute. `started_by` (the API's user) is kept
+    in the run's `meta`."""
     if workflow not in program.workflows:
         known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
         raise RunError(f"no workflow `{workflow}` in the program", help=f"workflows: {known}")
@@ -178,7 +205,8 @@ def start_run(
             args=to_plain(args),
             workflow_class=wf.options.class_ or "",
             ir_hash=program.hash,
-            meta=_start_meta(program, config),
+            meta=_start_meta(program, config)
+            | ({"started_by": started_by} if started_by is not None else {}),
             limit=wf.options.limit,
         )
     )
@@ -188,6 +216,8 @@ def start_run(
                 f"run `{record.run_id}` already exists for another program or workflow",
                 help="pick another `--id`, or `mnc resume` the existing run",
             )
+        if record.args is not None and input_hash(program, wf, record.args) != args_hash(args):
+            raise RunConflict(record.run_id, record.args, given)
         if record.status != "running":
             return _outcome(record)
     elif record.status == "waiting":

@@ -2,11 +2,13 @@
 
 Inside the interpreter a value is a Python object: `None`, `bool`, `int`, `float`, `str`
 (also an enum member), `Decimal` (money), `Duration`, `Timestamp`, `list` (a list) and
-`dict` (a record, a map, a decision, a caught error or a `json` object).
+`dict` (a record, a map, a decision, a caught error or a `json` object), and `Secret`
+(a `secret`: references such as `env:TOKEN` around literal text, never its value).
 
 - `to_text` is how interpolation and `to_str` show a value (docs/ir.md, "Expressions").
 - `to_plain` is the JSON of docs/ir.md (money a decimal string, durations milliseconds,
-  timestamps RFC 3339): what the journal's evidence, run results and tools see.
+  timestamps RFC 3339, a secret `{"$secret": "Bearer {env:TOKEN}"}`): what the journal's
+  evidence and run results hold; tools see `convert.to_tool`'s form (a secret revealed).
 - `to_stored` / `from_stored` keep a value in the run's state so that it comes back
   with the same Python types without knowing its declared type: money, durations and
   timestamps are tagged there. A value without any of them is stored as is, so loading
@@ -24,6 +26,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from mnlang.secrets import Secret
 from mnlang.stores.base import Json
 
 Value = Any
@@ -81,6 +84,8 @@ def to_text(value: Value) -> str:
         return money_text(value)
     if isinstance(value, int | float | Duration | Timestamp):
         return str(value)
+    if isinstance(value, Secret):
+        return value.shown()
     return json.dumps(to_plain(value), ensure_ascii=False)
 
 
@@ -101,6 +106,8 @@ def to_plain(value: Value) -> Json:
         return value.ms
     if kind is Timestamp:
         return format_timestamp(value.ms)
+    if kind is Secret:
+        return {"$secret": value.shown()}
     if isinstance(value, str):  # a str subclass, such as a tool's own enum type
         return str(value)
     raise TypeError(f"not a runtime value: {value!r}")
@@ -112,7 +119,8 @@ _WRAP: Final = "$v"
 _MONEY: Final = "$m"
 _DURATION: Final = "$d"
 _TIMESTAMP: Final = "$t"
-_SCALAR_TAGS: Final = frozenset({_MONEY, _DURATION, _TIMESTAMP})
+_SECRET: Final = "$k"
+_SCALAR_TAGS: Final = frozenset({_MONEY, _DURATION, _TIMESTAMP, _SECRET})
 _SAME: Final = "$same"
 
 
@@ -145,6 +153,8 @@ class _Tagger:
             return {_DURATION: value.ms}
         if kind is Timestamp:
             return {_TIMESTAMP: value.ms}
+        if kind is Secret:
+            return {_SECRET: list(value.parts)}
         return self.walk(to_plain(value))
 
 
@@ -198,5 +208,7 @@ def _untag(value: Json) -> Value:
         if tag in _SCALAR_TAGS:
             if tag == _MONEY:
                 return Decimal(inner)
+            if tag == _SECRET:
+                return Secret(tuple(inner))
             return Duration(inner) if tag == _DURATION else Timestamp(inner)
     return {(k[1:] if k.startswith("$") else k): _untag(v) for k, v in value.items()}

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
+from mnlang.redact import redact
 from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.decisions import decide_due_timeouts
@@ -86,6 +87,15 @@ class WorkerStats:
 
 Logger = Callable[[str, bool], None]
 """Receives each line of the worker's log, and whether it reports a problem."""
+
+
+def _redacting(log: Logger) -> Logger:
+    """The worker's log lines pass through the one redaction function (`mnlang.redact`)."""
+
+    def write(line: str, problem: bool) -> None:
+        log(redact(line), problem)
+
+    return write
 
 
 def worker_owner() -> str:
@@ -144,7 +154,7 @@ class Worker:
         self.config = replace(config or RuntimeConfig.from_env(), lease_ttl_s=lease_ttl)
         self.lease_ttl = lease_ttl
         self.idle_wait = idle_wait
-        self.log: Logger = log or (lambda _line, _problem: None)
+        self.log: Logger = _redacting(log) if log is not None else (lambda _line, _problem: None)
         self.owner = owner or worker_owner()
         self.programs = ProgramCache(store)
         self.stats = WorkerStats()
@@ -165,6 +175,12 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def ready(self) -> bool:
+        """Taking work: not stopping, and its last heartbeat reached the journal within
+        its lease time (`/readyz`)."""
+        return not self._stop.is_set() and time.monotonic() - self._beaten < self.lease_ttl
 
     def run(self, *, until_idle: bool = False) -> WorkerStats:
         """Work until `stop()` (or, with `until_idle`, until nothing is runnable and no run

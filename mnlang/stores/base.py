@@ -707,6 +707,9 @@ class Store(Protocol):
     def get_program(self, ir_hash: str) -> str | None:
         """The IR JSON stored under this hash, or `None`."""
 
+    def program_hashes(self) -> list[tuple[str, float]]:
+        """The hash and storing time of every stored program, newest first."""
+
     # schedules
 
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:

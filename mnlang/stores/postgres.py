@@ -1351,6 +1351,10 @@ class PostgresStore:
         rows = self._autocommit("SELECT ir FROM programs WHERE ir_hash = %s", (ir_hash,))
         return str(rows[0][0]) if rows else None
 
+    def program_hashes(self) -> list[tuple[str, float]]:
+        rows = self._autocommit("SELECT ir_hash, created_at FROM programs ORDER BY created_at DESC")
+        return [(str(r[0]), float(r[1])) for r in rows]
+
     # --- schedules ------------------------------------------------------------------------
 
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:

@@ -1035,6 +1035,10 @@ class SQLiteStore:
         rows = self._query("SELECT ir FROM programs WHERE ir_hash = ?", (ir_hash,))
         return cast(str, rows[0][0]) if rows else None
 
+    def program_hashes(self) -> list[tuple[str, float]]:
+        rows = self._query("SELECT ir_hash, created_at FROM programs ORDER BY created_at DESC")
+        return [(str(r[0]), float(r[1])) for r in rows]
+
     # --- schedules ------------------------------------------------------------------------
 
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:

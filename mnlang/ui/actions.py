@@ -38,6 +38,16 @@ def _run(store: Store, run_id: str) -> RunRecord:
     return run
 
 
+def _run_acted_on(store: Store, user: User, run_id: str) -> RunRecord:
+    """The run, when `user`'s role and workflow scope let them act on it."""
+    run = _run(store, run_id)
+    if not user.may_act_on(run.workflow):
+        raise ActionRefused(
+            403, f"`{user.name}` ({user.role_name}) may not act on runs of `{run.workflow}`"
+        )
+    return run
+
+
 def _may_change(store: Store, user: User, run_id: str) -> None:
     """The assignee rule for every state change of a run: while one of its checkpoints is
     assigned to someone else, only they (deciding it) or an admin may act on the run."""
@@ -73,7 +83,7 @@ def decide(
     """Record `user`'s decision; returns what happened, in words. The runtime's rules
     apply (`mnlang.runtime.decisions`): the first decision wins, a due timeout decides
     first, a repair's result must fit the effect's type; the console adds the assignee."""
-    _run(store, run_id)
+    _run_acted_on(store, user, run_id)
     checkpoint = store.get_checkpoint(run_id, checkpoint_id)
     if checkpoint is None:
         raise ActionRefused(404, f"run `{run_id}` has no checkpoint `{checkpoint_id}`")
@@ -112,7 +122,7 @@ def signal(
 ) -> str:
     """Put a signal, with its correlation key if one is given, in the run's mailbox; its
     payload is checked against the event's type."""
-    run = _run(store, run_id)
+    run = _run_acted_on(store, user, run_id)
     _may_change(store, user, run_id)
     if not event.strip():
         raise ActionRefused(400, "name the event to signal")
@@ -138,7 +148,7 @@ def signal(
 
 
 def cancel(store: Store, user: User, run_id: str) -> str:
-    _run(store, run_id)
+    _run_acted_on(store, user, run_id)
     _may_change(store, user, run_id)
     if not store.request_cancel(run_id):
         raise ActionRefused(409, f"run `{run_id}` has already ended")

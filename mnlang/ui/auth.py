@@ -23,18 +23,19 @@ import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from mnlang.ui.tokens import ADMIN, TokenFile
+from mnlang.ui.tokens import ADMIN, DEFAULT_ROLE, TokenFile
 
 COOKIE = "mnc_ui_token"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Paths anyone may fetch: the login form and the packaged static files.
-_PUBLIC_PREFIXES = ("/login", "/static/")
+_PUBLIC_PREFIXES = ("/login", "/static/", "/api/v1/openapi.json")
+API_PREFIX = "/api/v1/"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,6 +53,19 @@ class User:
     secret: str
     via_header: bool = False
     """Authenticated by an `Authorization` header, which a browser never sends by itself."""
+    role: str = DEFAULT_ROLE
+    workflows: tuple[str, ...] | None = None
+    """The workflows this user may act on (`None`: all)."""
+
+    @property
+    def role_name(self) -> str:
+        return "admin" if self.admin else self.role
+
+    def may_act_on(self, workflow: str) -> bool:
+        """Start, signal, decide or cancel runs of `workflow`: operators in their scope."""
+        if self.admin:
+            return True
+        return self.role == "operator" and (self.workflows is None or workflow in self.workflows)
 
     def may_decide(self, assignee: str | None) -> bool:
         """A checkpoint with an `assignee` is decided by that user (or an admin) only."""
@@ -95,8 +109,11 @@ class Authenticator:
             hashlib.sha256(self.admin_token.encode()).digest(),
         ):
             return User(ADMIN, admin=True, secret=token)
-        name = self.tokens.user_of(token) if self.tokens is not None else None
-        return None if name is None else User(name, admin=False, secret=token)
+        entry = self.tokens.entry_of(token) if self.tokens is not None else None
+        if entry is None:
+            return None
+        admin = entry.role == "admin"
+        return User(entry.name, admin, token, role=entry.role, workflows=entry.workflows)
 
     def csrf_token(self, user: User) -> str:
         return hmac.new(self.csrf_key, user.secret.encode(), hashlib.sha256).hexdigest()
@@ -178,7 +195,7 @@ class AuthMiddleware:
             found = self.auth.user_of(token.strip())
             if found is None:
                 return None
-            return User(found.name, found.admin, found.secret, via_header=True)
+            return replace(found, via_header=True)
         cookie = _cookie(scope, COOKIE)
         return self.auth.user_of(cookie) if cookie else None
 
@@ -200,6 +217,9 @@ class AuthMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": b""})
+            return
+        if path.startswith(API_PREFIX):
+            await _refuse_api(send)
             return
         # A page's live part whose login ended sends the browser to the login form.
         extra = [(b"hx-redirect", b"/login")] if _header(scope, b"hx-request") else []
@@ -224,3 +244,19 @@ async def _refuse(
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": json.dumps({"error": message}).encode()})
+
+
+async def _refuse_api(send: Send) -> None:
+    """The API's error body (docs/api.md, "Errors") for a request without a valid token."""
+    body = {
+        "error": {
+            "type": "authentication",
+            "code": "token_required",
+            "message": "a valid token is needed: send `Authorization: Bearer TOKEN`",
+            "help": "`mnc ui token add NAME --role ROLE` makes one",
+            "details": None,
+        }
+    }
+    headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -17,8 +18,13 @@ from mnlang.stores.base import StoreError
 from mnlang.ui.tokens import TokenError, TokenFile, tokens_path
 
 if TYPE_CHECKING:
-    import uvicorn
+    from collections.abc import Callable
 
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from mnlang.stores.base import Store
+    from mnlang.ui.auth import Authenticator
     from mnlang.ui.live import LiveHub
 
 TOKEN_ENV = "MNC_UI_TOKEN"
@@ -65,9 +71,12 @@ def serve(
     token: str | None,
     execute: bool,
     out: TextIO = sys.stderr,
+    make_app: Callable[[Store, Authenticator, bool], Starlette] | None = None,
+    name: str = "mnc ui",
     open_console: bool = False,
 ) -> None:
-    """Run the console until interrupted; `ConsoleError` when it cannot start."""
+    """Run the console (or the application `make_app` builds around it) until
+    interrupted; `ConsoleError` when it cannot start."""
     import uvicorn
 
     from mnlang.stores import open_store, store_location
@@ -106,9 +115,21 @@ def serve(
     auth = Authenticator(
         admin_token=admin_token, tokens=tokens, loopback=loopback, start_token=start_token
     )
-    app = create_app(store, auth, execute=execute)
+    app = (
+        make_app(store, auth, execute)
+        if make_app is not None
+        else create_app(store, auth, execute=execute)
+    )
+    try:
+        # Bound here, so that `--port 0` takes a free port and the line below names it.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as e:
+        store.close()
+        raise ConsoleError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    port = listener.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    out.write(f"mnc ui: journal `{store.location}`, serving http://{shown}:{port}/\n")
+    out.write(f"{name}: journal `{store.location}`, serving http://{shown}:{port}/\n")
     if auth.open_local:
         out.write(
             "  WARNING: --open: every local account can use this console as "
@@ -126,12 +147,21 @@ def serve(
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
         )
-        console_server(config, app.state.console.live).run()
+        console_server(config, app.state.console.live).run(sockets=[listener])
     finally:
+        listener.close()
         store.close()
 
 
-def token_command(action: str, name: str | None, db: str | None, out: TextIO) -> None:
+def token_command(
+    action: str,
+    name: str | None,
+    db: str | None,
+    out: TextIO,
+    *,
+    role: str = "operator",
+    workflows: tuple[str, ...] | None = None,
+) -> None:
     """`mnc ui token add|list|remove [NAME]`; `ConsoleError` on a mistake."""
     from mnlang.stores import store_location
 
@@ -142,12 +172,13 @@ def token_command(action: str, name: str | None, db: str | None, out: TextIO) ->
             if not entries:
                 out.write(f"no users in `{tokens.path}`\n")
             for entry in entries:
-                out.write(f"{entry.name}\n")
+                scope = ", ".join(entry.workflows) if entry.workflows is not None else "all"
+                out.write(f"{entry.name}\t{entry.role}\t{scope}\n")
             return
         if name is None:
             raise ConsoleError(f"`mnc ui token {action}` needs a NAME")
         if action == "add":
-            token = tokens.add(name)
+            token = tokens.add(name, role, workflows)
             out.write(f"token for `{name}` (shown once; kept hashed in `{tokens.path}`):\n")
             out.write(token + "\n")
         elif not tokens.remove(name):

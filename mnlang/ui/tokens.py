@@ -40,10 +40,21 @@ class TokenError(Exception):
         self.help = help
 
 
+ROLES = ("viewer", "operator", "admin")
+"""What a user may do: viewers read; operators also start, signal, decide and cancel
+runs (of the workflows they are scoped to); admins also register programs and decide
+any checkpoint. A token file written before roles existed gives its users `operator`,
+what they could do then."""
+DEFAULT_ROLE = "operator"
+
+
 @dataclass(frozen=True)
 class TokenEntry:
     name: str
     created_at: float
+    role: str = DEFAULT_ROLE
+    workflows: tuple[str, ...] | None = None
+    """The workflows the user may act on (`None`: all of them)."""
 
 
 def tokens_path(journal: str) -> Path:
@@ -79,7 +90,7 @@ class TokenFile:
         self.path = path
         self._lock = threading.Lock()
         self._seen: tuple[int, int, int] | None = None
-        self._by_digest: dict[str, str] = {}
+        self._by_digest: dict[str, TokenEntry] = {}
 
     def _read(self) -> dict[str, dict[str, object]]:
         try:
@@ -115,9 +126,13 @@ class TokenFile:
                 help=f"make `{self.path.parent}` writable, or name another file in ${TOKENS_ENV}",
             ) from None
 
-    def add(self, name: str) -> str:
+    def add(
+        self, name: str, role: str = DEFAULT_ROLE, workflows: tuple[str, ...] | None = None
+    ) -> str:
         """Make a token for a new user; returns the token (it is not kept)."""
         check_name(name)
+        if role not in ROLES:
+            raise TokenError(f"no role `{role}`", help="roles: " + ", ".join(ROLES))
         with self._lock:
             users = self._read()
             if name in users:
@@ -126,7 +141,14 @@ class TokenFile:
                     help=f"remove it first with `mnc ui token remove {name}`",
                 )
             token = _PREFIX + secrets.token_urlsafe(32)
-            users[name] = {"sha256": digest(token), "created_at": time.time()}
+            entry: dict[str, object] = {
+                "sha256": digest(token),
+                "created_at": time.time(),
+                "role": role,
+            }
+            if workflows is not None:
+                entry["workflows"] = list(workflows)
+            users[name] = entry
             self._write(users)
         return token
 
@@ -142,19 +164,21 @@ class TokenFile:
     def entries(self) -> list[TokenEntry]:
         with self._lock:
             users = self._read()
-        return [
-            TokenEntry(name, float(str(entry.get("created_at") or 0)))
-            for name, entry in sorted(users.items())
-        ]
+        return [_entry(name, entry) for name, entry in sorted(users.items())]
 
     def user_of(self, token: str) -> str | None:
         """The user a token belongs to, or `None`."""
+        entry = self.entry_of(token)
+        return None if entry is None else entry.name
+
+    def entry_of(self, token: str) -> TokenEntry | None:
+        """The user a token belongs to, with their role and scope, or `None`."""
         wanted = digest(token)
         with self._lock:
             self._refresh()
-            for known, name in self._by_digest.items():
+            for known, entry in self._by_digest.items():
                 if hmac.compare_digest(known, wanted):
-                    return name
+                    return entry
         return None
 
     def has_users(self) -> bool:
@@ -173,6 +197,19 @@ class TokenFile:
             return
         users = self._read()
         self._by_digest = {
-            str(entry.get("sha256")): name for name, entry in users.items() if entry.get("sha256")
+            str(entry.get("sha256")): _entry(name, entry)
+            for name, entry in users.items()
+            if entry.get("sha256")
         }
         self._seen = seen
+
+
+def _entry(name: str, entry: dict[str, object]) -> TokenEntry:
+    role = entry.get("role")
+    scoped = entry.get("workflows")
+    return TokenEntry(
+        name,
+        float(str(entry.get("created_at") or 0)),
+        role if isinstance(role, str) and role in ROLES else DEFAULT_ROLE,
+        tuple(str(w) for w in scoped) if isinstance(scoped, list) else None,
+    )

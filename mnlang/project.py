@@ -1,0 +1,152 @@
+"""The project file, `mnlang.toml`: one team's settings, found by walking up from the
+current folder (the first folder that holds one is the project's root).
+
+```toml
+[journal]
+db = ".mnc/journal.db"            # or "postgresql://mnc@db/mnc"
+
+[modules]
+path = ["lib", "shared"]          # more folders for `.mn` imports and tool code
+
+[models]
+default = "scripted"              # what `--models` is when neither it nor MNC_MODELS is given
+prices = "prices.json"            # merged over the shipped price table
+
+[secrets]
+dir = "secrets"                   # where `file:NAME` secrets are read
+
+[providers.local]                 # passed on as is to the model providers
+base_url = "http://127.0.0.1:8080/v1"
+```
+
+Relative paths are relative to the project's root. The environment wins over the file
+(`MNC_DB`, `MNC_PATH`, `MNC_MODELS`, `MNC_PRICES`, `MNC_SECRETS_DIR`), and a command's
+option over both: `apply_defaults` fills in only what the environment leaves unset.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FILE_NAME = "mnlang.toml"
+
+
+class ProjectError(Exception):
+    def __init__(self, message: str, *, help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    root: Path
+    journal: str | None = None
+    module_path: tuple[Path, ...] = ()
+    models: str | None = None
+    prices: Path | None = None
+    secrets_dir: Path | None = None
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def file(self) -> Path:
+        return self.root / FILE_NAME
+
+
+def find_file(start: Path | None = None) -> Path | None:
+    """The nearest `mnlang.toml` at or above `start` (the current folder by default)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_project(start: Path | None = None) -> Project | None:
+    """The project of `start` (the current folder), or None outside any project."""
+    path = find_file(start)
+    return load(path) if path is not None else None
+
+
+def load(path: Path) -> Project:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ProjectError(
+            f"cannot read the project file {path}: {e}",
+            help="fix the file, or remove it to work without a project",
+        ) from None
+    root = path.parent
+    reader = _Reader(path, data)
+    journal = reader.text("journal", "db")
+    if journal is not None and "://" not in journal:
+        journal = str(root / journal)
+    folders = reader.texts("modules", "path")
+    prices = reader.text("models", "prices")
+    secrets = reader.text("secrets", "dir")
+    providers = data.get("providers", {})
+    if not isinstance(providers, dict) or not all(isinstance(v, dict) for v in providers.values()):
+        raise reader.wrong("providers", "a table of tables (`[providers.NAME]`)")
+    return Project(
+        root=root,
+        journal=journal,
+        module_path=tuple(root / f for f in folders),
+        models=reader.text("models", "default"),
+        prices=root / prices if prices is not None else None,
+        secrets_dir=root / secrets if secrets is not None else None,
+        providers=providers,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    path: Path
+    data: dict[str, Any]
+
+    def _value(self, table: str, key: str) -> Any:
+        section = self.data.get(table, {})
+        if not isinstance(section, dict):
+            raise self.wrong(table, "a table")
+        return section.get(key)
+
+    def text(self, table: str, key: str) -> str | None:
+        value = self._value(table, key)
+        if value is not None and not isinstance(value, str):
+            raise self.wrong(f"{table}.{key}", "a string")
+        return value
+
+    def texts(self, table: str, key: str) -> list[str]:
+        value = self._value(table, key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.wrong(f"{table}.{key}", "a list of strings")
+        return value
+
+    def wrong(self, name: str, expected: str) -> ProjectError:
+        return ProjectError(
+            f"{self.path}: `{name}` must be {expected}",
+            help=f"see the project file's format in docs/deploy.md ({FILE_NAME})",
+        )
+
+
+def apply_defaults(environ: MutableMapping[str, str], project: Project) -> None:
+    """Fill in the settings the environment leaves unset from the project file."""
+    defaults = {
+        "MNC_MODELS": project.models,
+        "MNC_PRICES": str(project.prices) if project.prices else None,
+        "MNC_SECRETS_DIR": str(project.secrets_dir) if project.secrets_dir else None,
+    }
+    for name, value in defaults.items():
+        if value is not None and not environ.get(name):
+            environ[name] = value
+    if project.module_path or project.root:
+        folders = [str(project.root), *(str(f) for f in project.module_path)]
+        given = [p for p in environ.get("MNC_PATH", "").split(os.pathsep) if p]
+        environ["MNC_PATH"] = os.pathsep.join(dict.fromkeys([*given, *folders]))

@@ -1,0 +1,233 @@
+"""The OpenAPI 3.1 document of `/api/v1`, generated from the pydantic models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from mnlang.server import models as m
+
+_REF = "#/components/schemas/{model}"
+_ERRORS = {
+    "400": "The request is not valid",
+    "401": "No valid token",
+    "403": "The token's role or scope does not allow it",
+    "404": "Not found",
+    "409": "A conflict with the journal's state",
+    "413": "The body is too large",
+    "422": "The program has errors",
+    "503": "The journal store cannot be reached",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _content(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model)}}
+
+
+def _operation(
+    op_id: str,
+    summary: str,
+    responses: dict[str, type[BaseModel]],
+    *,
+    body: type[BaseModel] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[str, ...] = ("400", "401", "403", "404", "503"),
+    public: bool = False,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": op_id, "summary": summary, "responses": {}}
+    for status, model in responses.items():
+        out["responses"][status] = {"description": summary, "content": _content(model)}
+    for status in errors:
+        out["responses"].setdefault(
+            status, {"description": _ERRORS[status], "content": _content(m.ErrorResponse)}
+        )
+    if body is not None:
+        out["requestBody"] = {"required": True, "content": _content(body)}
+    if params:
+        out["parameters"] = params
+    if public:
+        out["security"] = []
+    return out
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1},
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+RUN_ID = _path("run_id", "The run's id")
+
+
+@cache
+def document() -> dict[str, Any]:
+    every: list[type[BaseModel]] = [
+        m.ErrorResponse,
+        m.RegisterProgram,
+        m.ProgramOut,
+        m.ProgramList,
+        m.WorkflowList,
+        m.StartRun,
+        m.RunOut,
+        m.RunPage,
+        m.JournalPage,
+        m.SendSignal,
+        m.SignalOut,
+        m.Decide,
+        m.DecisionOut,
+        m.CancelOut,
+        m.Me,
+        m.BulkCancel,
+        m.BulkOut,
+    ]
+    _, schemas = models_json_schema(
+        [(model, "serialization") for model in every], ref_template=_REF
+    )
+    statuses = ["running", "waiting", "completed", "failed", "cancelled"]
+    paths: dict[str, Any] = {
+        "/api/v1/me": {"get": _operation("me", "Who the token belongs to", {"200": m.Me})},
+        "/api/v1/programs": {
+            "get": _operation("listPrograms", "Registered programs", {"200": m.ProgramList}),
+            "post": _operation(
+                "registerProgram",
+                "Register a program (source or IR)",
+                {"201": m.ProgramOut},
+                body=m.RegisterProgram,
+                errors=("400", "401", "403", "422", "503"),
+            ),
+        },
+        "/api/v1/workflows": {
+            "get": _operation(
+                "listWorkflows", "Workflows with their input schemas", {"200": m.WorkflowList}
+            )
+        },
+        "/api/v1/runs": {
+            "get": _operation(
+                "listRuns",
+                "Runs, newest first, filtered",
+                {"200": m.RunPage},
+                params=[
+                    _query("status", {"type": "string", "enum": statuses}, "Run status"),
+                    _query("workflow", {"type": "string"}, "Workflow name"),
+                    _query("class", {"type": "string"}, "Workflow class"),
+                    _query("since", {"type": "number"}, "Created at or after (Unix seconds)"),
+                    _query("until", {"type": "number"}, "Created before (Unix seconds)"),
+                    _query("q", {"type": "string"}, "Text in the run id or input"),
+                    _query("cursor", {"type": "string"}, "`next_cursor` of the page before"),
+                    _query(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"
+                    ),
+                ],
+            ),
+            "post": _operation(
+                "startRun",
+                "Start a run (idempotent by run id)",
+                {"200": m.RunOut, "201": m.RunOut},
+                body=m.StartRun,
+                errors=("400", "401", "403", "404", "409", "503"),
+            ),
+        },
+        "/api/v1/runs/{run_id}": {
+            "get": _operation(
+                "getRun",
+                "A run, where it stands and its pending work",
+                {"200": m.RunOut},
+                params=[RUN_ID],
+            )
+        },
+        "/api/v1/runs/{run_id}/journal": {
+            "get": _operation(
+                "runJournal",
+                "A run's journal, paged",
+                {"200": m.JournalPage},
+                params=[
+                    RUN_ID,
+                    _query("after", {"type": "integer", "minimum": 0}, "Events after this seq"),
+                    _query(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"
+                    ),
+                ],
+            )
+        },
+        "/api/v1/runs/{run_id}/signals": {
+            "post": _operation(
+                "signalRun",
+                "Send a signal to a run",
+                {"200": m.SignalOut, "202": m.SignalOut},
+                body=m.SendSignal,
+                params=[RUN_ID],
+                errors=("400", "401", "403", "404", "409", "503"),
+            )
+        },
+        "/api/v1/signals": {
+            "post": _operation(
+                "signalToken",
+                "Answer a callback token",
+                {"200": m.SignalOut, "202": m.SignalOut},
+                body=m.SendSignal,
+                errors=("400", "401", "403", "404", "409", "503"),
+            )
+        },
+        "/api/v1/runs/{run_id}/checkpoints/{checkpoint}/decision": {
+            "post": _operation(
+                "decideCheckpoint",
+                "Decide a checkpoint (by name or id)",
+                {"200": m.DecisionOut},
+                body=m.Decide,
+                params=[RUN_ID, _path("checkpoint", "The checkpoint's name or id")],
+                errors=("400", "401", "403", "404", "409", "503"),
+            )
+        },
+        "/api/v1/bulk/cancel": {
+            "post": _operation(
+                "bulkCancel",
+                "Cancel the live runs matching a filter",
+                {"200": m.BulkOut},
+                body=m.BulkCancel,
+                errors=("400", "401", "503"),
+            )
+        },
+        "/api/v1/runs/{run_id}/cancel": {
+            "post": _operation(
+                "cancelRun",
+                "Cancel a run",
+                {"200": m.CancelOut, "202": m.CancelOut},
+                params=[RUN_ID],
+            )
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mnlang API",
+            "version": "1",
+            "description": "Start, read, signal, decide and cancel durable workflow runs.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
