@@ -18,6 +18,9 @@ from mnlang.report import Located, Sources
 if TYPE_CHECKING:
     from mnlang.ir.model import AgentIR, IRProgram
     from mnlang.models.setup import ModelSetup
+    from mnlang.replay.batch import BatchItem
+    from mnlang.replay.engine import ReplayReport
+    from mnlang.replay.fork import ForkOutcome
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
@@ -672,3 +675,93 @@ def check_upgrades(
                 if verdict.ok and not verdict.current:
                     upgrade.upgrade(store, verdict.run_id, program)
     return verdicts
+
+
+def replay_run(
+    run_id: str,
+    *,
+    program: IRProgram | None = None,
+    archives: Sequence[str | Path] = (),
+    db: str | Path | None = None,
+) -> ReplayReport:
+    """Re-execute run `run_id` offline against `program` (default: its own) and report
+    "same" or its first divergence (see `mnlang.replay`); from archive files when given."""
+    from mnlang.replay.archive import read_archive
+    from mnlang.replay.engine import ReplayError, replay_recording
+    from mnlang.replay.engine import replay_run as replay
+
+    if archives:
+        for path in archives:
+            for recording in read_archive(path):
+                if recording.root.record.run_id == run_id:
+                    return replay_recording(recording, program)
+        raise ReplayError(f"no run `{run_id}` in the archive files given")
+    with _open_store(db) as store:
+        return replay(store, run_id, program)
+
+
+def replay_runs(
+    *,
+    program: IRProgram | None = None,
+    workflow: str | None = None,
+    status: str | None = None,
+    since_s: float | None = None,
+    archives: Sequence[str | Path] = (),
+    db: str | Path | None = None,
+) -> list[BatchItem]:
+    """Replay every top-level run selected, from the journal or from archive files."""
+    from typing import cast
+
+    from mnlang.replay.batch import (
+        Selection,
+        archive_recordings,
+        journal_recordings,
+        replay_all,
+    )
+
+    selection = Selection(workflow, cast("RunStatus | None", status), since_s)
+    if archives:
+        return replay_all(archive_recordings(archives, selection), program)
+    with _open_store(db) as store:
+        return replay_all(journal_recordings(store, selection), program)
+
+
+def fork_run(
+    run_id: str,
+    live_from: str,
+    *,
+    into: str | Path,
+    program: IRProgram | None = None,
+    models: str | None = None,
+    live_effects: bool = False,
+    new_run_id: str | None = None,
+    archives: Sequence[str | Path] = (),
+    db: str | Path | None = None,
+) -> ForkOutcome:
+    """Replay run `run_id` up to `live_from` (a state id or a line), then run on live as a
+    new run in the journal `into` (see `mnlang.replay.fork`)."""
+    from mnlang.replay.archive import read_archive
+    from mnlang.replay.engine import ReplayError
+    from mnlang.replay.fork import fork_run as fork
+    from mnlang.replay.recording import Recording, recording_from_store
+
+    recording: Recording | None = None
+    for path in archives:
+        recording = next(
+            (r for r in read_archive(path) if r.root.record.run_id == run_id), recording
+        )
+    if archives and recording is None:
+        raise ReplayError(f"no run `{run_id}` in the archive files given")
+    if recording is None:
+        with _open_store(db) as store:
+            recording = recording_from_store(store, run_id)
+    with _open_store(into) as target:
+        return fork(
+            recording,
+            live_from,
+            target,
+            program=program,
+            models=models,
+            live_effects=live_effects,
+            run_id=new_run_id,
+        )

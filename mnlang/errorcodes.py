@@ -79,6 +79,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E231", "duplicate key in an object"),
     ("E232", "`run` used as a value"),
     ("E233", "bad regular expression"),
+    ("E234", "`start` of something other than a workflow"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

@@ -9,18 +9,22 @@ when" command does.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from mnlang.bench.duplicates import duplicate_costs
 from mnlang.bench.html import bench_html
 from mnlang.bench.naive import run_chain
 from mnlang.bench.report import bench_json, bench_lines, targets
 from mnlang.bench.runner import BenchResult, run_bench
+from mnlang.bench.seeds import interval
 from mnlang.bench.suite import Case, SuiteError, load_suite
 from mnlang.cli import main
 from mnlang.metrics import compute_metrics
@@ -64,6 +68,34 @@ def test_the_naive_chain_runs_the_same_runs(result: BenchResult) -> None:
     assert set(result.phases) == {"clean", "targeted", "chaos"}
 
 
+def test_every_difference_in_outcome_is_listed(result: BenchResult) -> None:
+    # Completion differs by exactly the runs listed, each with its reason.
+    naive = result.naive["all"]
+    ours_only = sum(1 for d in result.differences if d.runtime == "as expected")
+    theirs_only = len(result.differences) - ours_only
+    assert result.report.total.completion.numerator - naive.successful == ours_only - theirs_only
+    assert all(d.why and d.run_id for d in result.differences)
+    assert {d["run_id"] for d in bench_json(result)["differences"]} == {
+        d.run_id for d in result.differences
+    }
+    assert any("where the two outcomes differ" in line for line in bench_lines(result))
+
+
+def test_duplicates_are_priced(result: BenchResult) -> None:
+    table = duplicate_costs(Decimal("0.75"))
+    assert table.cost("refund_payment", {"amount": "240.00", "order_id": "o-1"}) == Decimal(240)
+    assert table.cost("support.send_sms", {"phone": "1", "text": "hi"}) == Decimal("1.50")
+    assert table.cost("create_rma", {"order_id": "o-1"}) == Decimal("7.50")
+    assert table.cost("set_watermark", {"source": "a", "value": "b"}) == 0
+    # The chain's restarts refund again: each extra refund costs its amount.
+    naive = result.naive["all"]
+    assert naive.duplicates > 0 and naive.duplicate_cost >= naive.duplicates * Decimal("1.50")
+    assert naive.cost_per_successful_priced is not None and naive.cost_per_successful is not None
+    assert naive.cost_per_successful_priced > naive.cost_per_successful
+    assert result.duplicate_cost.get("all", Decimal(0)) == 0  # the runtime performed none twice
+    assert bench_json(result)["naive"]["all"]["duplicate_cost"] == str(naive.duplicate_cost)
+
+
 def test_mnc_metrics_agrees_with_the_bench(result: BenchResult) -> None:
     with SQLiteStore(result.db) as store:
         assert compute_metrics(store).to_json() == result.report.to_json()
@@ -92,6 +124,46 @@ def test_a_suite_needs_scenarios(tmp_path: Path) -> None:
         load_suite(tmp_path)
     bad = CliRunner().invoke(main, ["bench", str(tmp_path), "--faults", "meteor"])
     assert bad.exit_code == 2 and "unknown fault class" in bad.output
+
+
+def test_a_users_own_suite_runs_and_a_failed_bench_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # examples/refund's tools record nothing in the bench's world: the bench still runs,
+    # and says that effects performed twice are not measured.
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples" / "refund", project)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    done = run_bench(project, faults=[], repeat=1, db=str(tmp_path / "journal.db"))
+    assert done.errors == [] and done.runs > 0 and done.side_effects_recorded == 0
+    assert any("not measured" in line for line in bench_lines(done))
+    assert list(scratch.iterdir()) == []  # the world's folder is gone, the journal kept
+    # A bench that fails (its journal is a folder) leaves no folder behind.
+    with pytest.raises(Exception, match="cannot open journal"):
+        run_bench(project, faults=[], repeat=1, db=str(project))
+    assert list(scratch.iterdir()) == []
+
+
+def test_intervals_over_seeds() -> None:
+    # Values 1, 2, 3: mean 2, standard deviation 1, t(2) = 4.303: 2 ± 4.303 / sqrt(3).
+    spread = interval([1.0, 2.0, 3.0])
+    assert spread.mean == 2.0 and spread.half_width is not None
+    assert abs(spread.half_width - 4.303 / 3**0.5) < 1e-9
+    assert interval([0.5]).half_width is None and interval([0.5]).show(True) == "50.0%"
+
+
+def test_mnc_bench_over_two_seeds(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples" / "refund", project)
+    args = ["bench", str(project), "--repeat", "1", "--seeds", "2", "--json"]
+    shown = CliRunner().invoke(main, [*args, "--db", str(tmp_path / "j.db")])
+    assert shown.exit_code in (0, 1), shown.output
+    over = json.loads(shown.output)["over_seeds"]
+    assert over["seeds"] == [0, 1]
+    assert len(over["completion (runtime)"]["values"]) == 2
+    assert (tmp_path / "j.db").exists() and (tmp_path / "j.db.seed1").exists()
 
 
 # A hand-built case for the naive chain: an agent that looks an order up with a tool, a
@@ -230,6 +302,20 @@ def test_a_chain_that_keeps_failing_stops_after_its_attempts(
     assert rejected.cost.tool == 3 * Decimal("0.01")
 
 
+def test_a_late_person_is_late_on_every_attempt_of_the_chain(
+    chain_cases: dict[str, Case],
+) -> None:
+    # The review's timeout decides (reject), as it does for the runtime: restarting the
+    # chain does not make the person answer in time, so the chain fails as well.
+    late = FaultPlan((FaultSpec("approval_delay", "review", 1, "failed"),))
+    chain = run_chain(chain_cases["approved"], "late", RATES, None, late, "past", "review")
+    assert (chain.attempts, chain.status, chain.successful) == (3, "failed", False)
+    assert chain.cost.human_review == 0  # the timeout decided, never a person
+    # Just before the timeout, the person's decision still counts: one attempt.
+    near = run_chain(chain_cases["approved"], "near", RATES, None, late, "near", "review")
+    assert (near.attempts, near.successful) == (1, True)
+
+
 @pytest.mark.slow
 def test_mnc_bench_on_the_golden_suite(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
@@ -260,6 +346,12 @@ def test_mnc_bench_on_the_golden_suite(tmp_path: Path) -> None:
     assert met["unsafe action rate"] and met["tool limits under retry storms"]
     assert sum(data["faults_injected"].values()) >= 1000
     assert data["errors"] == []
-    assert "<svg" in report.read_text("utf-8")
+    page = report.read_text("utf-8")
+    assert "<svg" in page and "outcomes differ" in page
+    # Every run judged differently is listed: they account for the completion gap.
+    ours = data["metrics"]["total"]["workflow_completion_rate"]["numerator"]
+    ours_only = sum(d["runtime"] == "as expected" for d in data["differences"])
+    naive_only = len(data["differences"]) - ours_only
+    assert ours - data["naive"]["all"]["successful"] == ours_only - naive_only
     shown = CliRunner().invoke(main, ["metrics", "--db", data["journal"], "--json"])
     assert json.loads(shown.output) == data["metrics"]

@@ -382,7 +382,7 @@ def test_completion_offers_option_keys_error_kinds_types_and_names(
     param_type = labels(position(text, "str) -> str {"))
     assert {"str", "money", "Order"} <= set(param_type)
     body = labels(position(text, "o = fetch"))
-    assert {"fetch", "len", "if", "return", "budget"} <= set(body)
+    assert {"fetch", "len", "if", "return", "start", "budget"} <= set(body)
 
 
 def test_completion_of_retry_values_and_catch_kinds(tmp_path: Path, client: Client) -> None:

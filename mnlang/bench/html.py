@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 from typing import Final
 
-from mnlang.bench.report import SEED_FIGURES, bench_lines, targets
+from mnlang.bench.report import SEED_FIGURES, bench_lines, priced_per_success, targets
 from mnlang.bench.runner import BenchResult, NaiveSummary
 from mnlang.metrics.charts import cost_bars, grouped_bars
 from mnlang.metrics.compute import ClassMetrics, Ratio
@@ -85,6 +85,8 @@ def bench_html(result: BenchResult) -> str:
     cost_table = _rows_table(
         [
             "class",
+            "cost per success, duplicates priced",
+            "naive, duplicates priced",
             "cost per success",
             "total",
             "successes",
@@ -95,6 +97,10 @@ def bench_html(result: BenchResult) -> str:
         [
             [
                 m.workflow_class,
+                money(priced_per_success(result, m)),
+                money(
+                    result.naive.get(m.workflow_class, NaiveSummary()).cost_per_successful_priced
+                ),
                 money(m.cost_per_successful),
                 money(m.cost.total),
                 str(m.successful),
@@ -137,6 +143,13 @@ def bench_html(result: BenchResult) -> str:
             for st in result.storms
         ],
     )
+    difference_table = _rows_table(
+        ["run", "class", "fault: stated outcome", "runtime", "naive chain", "why"],
+        [
+            [d.run_id, d.workflow_class, d.fault, d.runtime, d.naive, d.why]
+            for d in result.differences
+        ],
+    )
     target_rows = "".join(
         f"<tr><td>{escape(t.name)}</td><td>{escape(t.wanted)}</td><td>{escape(t.measured)}</td>"
         f'<td class="{"met" if t.met else "missed"}">{"met" if t.met else "not met"}</td></tr>'
@@ -155,6 +168,9 @@ Formulas and the naive chain's definition: docs/metrics.md.</p>
 <p>Seed runtime, for comparison: {escape(SEED_FIGURES)}</p>
 <h2>Rates per class</h2>{rates}{rate_table}
 <h2>Cost per successful workflow</h2>{cost_bars(cost_rows, "cost per successful workflow")}{cost_table}
+<h2>Where the runtime's and the naive chain's outcomes differ</h2>
+<p>Success is the same on both sides: the run ended as the scenario's <code>expect</code>
+says. {len(result.differences)} runs were judged differently.</p>{difference_table}
 <h2>Fault recovery by fault class</h2>{fault_chart}{fault_table}
 <h2>Retry storms</h2>{storm_table}
 <h2>Full report</h2><pre>{text}</pre>

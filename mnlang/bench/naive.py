@@ -24,7 +24,9 @@ It is run on the runtime itself with the program changed to match (every retry p
 one attempt, no compensations), each attempt a fresh run in a throwaway in-memory
 journal that is read once for its cost and then dropped. A crash fault fails the
 attempt instead of killing the process (`FaultPlan.crash = "raise"`). The fault hits
-the first attempt (a retry storm: as many attempts in a row as it lasts).
+the first attempt (a retry storm: as many attempts in a row as it lasts); a late
+approval (`approval_delay`) is late on every attempt, so the checkpoint's timeout, the
+same as the runtime's, decides on both sides.
 """
 
 from __future__ import annotations
@@ -199,6 +201,11 @@ def run_chain(
     facts_of = program_facts(program)
     limit = chain_attempts(case.program, case.workflow)
     result = NaiveResult(f"{NAIVE_PREFIX}{chain}", case)
+    if faults is not None and late is not None:
+        # The responder makes the person late (`near` or `past`) on every attempt; the
+        # runtime must not apply the plan's delay itself (it would always be `past`).
+        calls = tuple(f for f in faults.faults if f.fault != "approval_delay")
+        faults = dataclasses.replace(faults, faults=calls) if calls else None
     storm = next((f for f in faults.faults if f.fault == "retry_storm"), None) if faults else None
     storm_left = storm.times if storm is not None else 0
     naive_case = dataclasses.replace(case, program=program)
@@ -213,13 +220,9 @@ def run_chain(
                 storm_left -= 1
             elif faults is not None and storm is None and attempt == 1:
                 plan = faults
-            responder = Responder(
-                store,
-                naive_case,
-                world_path,
-                late if attempt == 1 else None,
-                approval_at,
-            )
+            # A late person is late on every attempt: restarting the chain does not make
+            # them answer sooner, and the checkpoint's timeout decides on both sides.
+            responder = Responder(store, naive_case, world_path, late, approval_at)
             config = bench_config(naive_case, None, naive_faults=plan)
             model = ChainModel(BenchModel(case.script, f"scenario `{case.name}`"), case.program)
             config = dataclasses.replace(config, models=ModelSetup(spec="bench", override=model))

@@ -3,10 +3,12 @@ targets of issue 7 checked beside the measured figures."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+from mnlang.bench.duplicates import duplicate_costs
 from mnlang.bench.runner import BenchResult, NaiveSummary, StormResult
 from mnlang.metrics.compute import ALL_CLASSES, ClassMetrics, Ratio, per_success
 from mnlang.metrics.facts import Cost
@@ -15,7 +17,13 @@ from mnlang.runtime.faults import FAULT_CLASSES
 
 MIN_FAULTS: Final = 1000
 MIN_RECOVERY: Final = 0.999
-MIN_SAVING: Final = 0.5
+MIN_SAVING: Final = 0.3
+"""Cost per successful workflow, people's time included: at least this much lower than
+the naive chain's (issue 21: the seed's stated target)."""
+MIN_SAVING_WITHOUT_PEOPLE: Final = 0.5
+"""The same, without people's time (reviews and repairs people decided)."""
+MAX_REPAIR_RATE: Final = 0.01
+"""Unplanned repairs (a repair checkpoint or compensations): at most this share of runs."""
 MAX_SECONDS: Final = 300.0
 SEED_FIGURES: Final = (
     "completion 95.0% (19/20), recovery 99.2% (124/125), tool selection 96.7% (58/60), "
@@ -35,15 +43,23 @@ class Target:
 
 def saving(result: BenchResult, *, people: bool = True) -> float | None:
     """How much lower the runtime's cost per successful workflow is than the naive
-    chain's (0.5: half), over all classes; with `people=False`, both without people's
-    time (reviews and repairs). The target holds the headline figure, people included."""
+    chain's (0.3: by 30%), over all classes: the headline figure, people's time included
+    and side effects performed twice priced; with `people=False`, the machines' costs
+    alone (no people's time, no duplicates, which the table prices in people's time and
+    amounts paid)."""
     total = result.report.total
     naive = result.naive.get(ALL_CLASSES, NaiveSummary())
     if people:
-        return lower_by(total.cost_per_successful, naive.cost_per_successful)
+        return lower_by(priced_per_success(result, total), naive.cost_per_successful_priced)
     return lower_by(
         total.cost_per_successful_without_people, naive.cost_per_successful_without_people
     )
+
+
+def priced_per_success(result: BenchResult, m: ClassMetrics) -> Decimal | None:
+    """The runtime's cost per successful workflow of a class, duplicates priced."""
+    extra = result.duplicate_cost.get(m.workflow_class, Decimal(0))
+    return per_success(m.cost.total + extra, m.successful)
 
 
 def lower_by(ours: Decimal | None, theirs: Decimal | None) -> float | None:
@@ -91,12 +107,33 @@ def targets(result: BenchResult) -> list[Target]:
             total.unsafe_actions.numerator == 0,
         ),
         Target(
+            "completion, every class",
+            "runtime >= naive chain, every difference listed",
+            ", ".join(
+                f"{m.workflow_class} {m.completion.numerator} vs "
+                f"{result.naive.get(m.workflow_class, NaiveSummary()).successful}"
+                for m in result.report.classes
+            ),
+            completion_held(result),
+        ),
+        Target(
+            "unplanned repair rate",
+            f"<= {MAX_REPAIR_RATE:.0%} of runs",
+            _cell(total.unplanned_repairs),
+            total.unplanned_repairs.value is not None
+            and total.unplanned_repairs.value <= MAX_REPAIR_RATE,
+        ),
+        Target(
             "cost per successful workflow",
-            f">= {MIN_SAVING:.0%} lower than the naive chain",
-            "n/a"
-            if lower is None
-            else f"{lower:.1%} lower ({_percent(lower_machine)} without people's time)",
+            f">= {MIN_SAVING:.0%} lower than the naive chain, duplicates priced",
+            "n/a" if lower is None else f"{lower:.1%} lower",
             lower is not None and lower >= MIN_SAVING,
+        ),
+        Target(
+            "cost per success w/o people's time",
+            f">= {MIN_SAVING_WITHOUT_PEOPLE:.0%} lower than the naive chain",
+            "n/a" if lower_machine is None else f"{lower_machine:.1%} lower",
+            lower_machine is not None and lower_machine >= MIN_SAVING_WITHOUT_PEOPLE,
         ),
         Target(
             "tool limits under retry storms",
@@ -111,6 +148,29 @@ def targets(result: BenchResult) -> list[Target]:
             result.seconds <= MAX_SECONDS,
         ),
     ]
+
+
+def completion_held(result: BenchResult) -> bool:
+    """The runtime ended as expected at least as often as the naive chain, per class."""
+    return all(
+        m.completion.numerator >= result.naive.get(m.workflow_class, NaiveSummary()).successful
+        for m in result.report.classes
+    )
+
+
+def difference_lines(result: BenchResult) -> list[str]:
+    """Every run the runtime and the naive chain judged differently: a count per reason,
+    then each run."""
+    if not result.differences:
+        return ["  none: both sides ended as expected in the same runs"]
+    reasons = Counter(d.why for d in result.differences)
+    lines = [f"  {n} runs: {why}" for why, n in reasons.most_common()]
+    for d in result.differences:
+        lines.append(
+            f"  {d.run_id} ({d.workflow_class}; fault {d.fault}): runtime {d.runtime}, "
+            f"naive {d.naive}"
+        )
+    return lines
 
 
 def _cell(ratio: Ratio) -> str:
@@ -168,8 +228,15 @@ def bench_lines(result: BenchResult) -> list[str]:
     lines += _table(rows, head)
     lines += [
         "",
-        "the naive agent chain on the same runs and faults (docs/metrics.md); cost per",
-        "successful workflow with and without people's time (reviews and repairs):",
+        "the naive agent chain (docs/metrics.md): the same workflow, tools, replies,",
+        "decisions and fault, run as plain calls with no journal; any failure restarts it",
+        "from the first step, up to the largest retry.attempts of its calls; every model",
+        "call, person and effect again, effects without keys; a late person late each time.",
+        "",
+        "on the same runs and faults; cost per",
+        "successful workflow with people's time and side effects performed twice priced",
+        f"(mnlang/bench/duplicate_costs.json, {duplicate_costs(Decimal(0)).date}), with",
+        "people's time and duplicates unpriced, and without people's time:",
     ]
     naive_rows = []
     for m in classes:
@@ -180,6 +247,9 @@ def bench_lines(result: BenchResult) -> list[str]:
                 [
                     _cell(m.completion),
                     _cell(Ratio(n.successful, n.chains)),
+                    money(priced_per_success(result, m)),
+                    money(n.cost_per_successful_priced),
+                    _percent(lower_by(priced_per_success(result, m), n.cost_per_successful_priced)),
                     money(m.cost_per_successful),
                     money(n.cost_per_successful),
                     _percent(lower_by(m.cost_per_successful, n.cost_per_successful)),
@@ -202,7 +272,10 @@ def bench_lines(result: BenchResult) -> list[str]:
         [
             "completion",
             "naive completion",
-            "cost/success",
+            "priced",
+            "naive",
+            "lower by",
+            "unpriced",
             "naive",
             "lower by",
             "w/o people",
@@ -213,6 +286,30 @@ def bench_lines(result: BenchResult) -> list[str]:
             "naive attempts/run",
         ],
     )
+    ours_ok = sum(1 for d in result.differences if d.runtime == "as expected")
+    lines += [
+        "",
+        f"where the two outcomes differ ({ours_ok} as expected only for the runtime, "
+        f"{len(result.differences) - ours_ok} only for the naive chain):",
+    ]
+    lines += difference_lines(result)
+    lines += ["", "cost per attempted run (every run, successful or not), duplicates priced:"]
+    attempted_rows = []
+    for m in classes:
+        n = result.naive.get(m.workflow_class, NaiveSummary())
+        extra = result.duplicate_cost.get(m.workflow_class, Decimal(0))
+        attempted_rows.append(
+            (
+                m.workflow_class,
+                [
+                    money(per_success(m.cost.total + extra, m.runs)),
+                    money(per_success(n.cost.total + n.duplicate_cost, n.chains)),
+                    money(per_success(m.cost.without_people, m.runs)),
+                    money(per_success(n.cost.without_people, n.chains)),
+                ],
+            )
+        )
+    lines += _table(attempted_rows, ["cost/run", "naive", "w/o people", "naive w/o people"])
     lines += ["", "by kind of run (all classes):"]
     kinds = {
         "clean": "no fault",
@@ -271,15 +368,22 @@ def bench_lines(result: BenchResult) -> list[str]:
     lines += [
         "",
         f"integrity: {total.duplicate_commits} effect keys committed twice, "
-        f"{result.duplicates} side effects performed twice, {total.journal_gaps} journal "
+        f"{result.duplicates} side effects performed twice "
+        f"({money(result.duplicate_cost.get(ALL_CLASSES, Decimal(0)), 2)}; the naive chain: "
+        f"{naive_all.duplicates}, {money(naive_all.duplicate_cost, 2)}), {total.journal_gaps} journal "
         f"entries missing; {result.redeliveries} repeated effect calls recognised by their "
         "key and not performed again",
-        "",
-        "targets:",
     ]
+    if result.side_effects_recorded == 0:
+        lines.append(
+            "  no side effect was recorded by a receiving system: the suite's tools do not "
+            "call mnlang.bench.world.perform, so effects performed twice are not measured "
+            "(docs/metrics.md, your own suite)"
+        )
+    lines += ["", "targets:"]
     for t in targets(result):
         mark = "met" if t.met else "NOT MET"
-        lines.append(f"  {t.name:<32} {t.wanted:<52} {t.measured}  [{mark}]")
+        lines.append(f"  {t.name:<36} {t.wanted:<54} {t.measured}  [{mark}]")
     lines += ["", f"seed runtime, for comparison: {SEED_FIGURES}"]
     if result.errors:
         lines += ["", f"{len(result.errors)} runs could not be driven:"]
@@ -358,6 +462,10 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
                 None if machine is None else str(machine)
             ),
             "duplicate_effects": n.duplicates,
+            "duplicate_cost": str(n.duplicate_cost),
+            "cost_per_successful_workflow_duplicates_priced": (
+                None if n.cost_per_successful_priced is None else str(n.cost_per_successful_priced)
+            ),
         }
 
     lower = saving(result)
@@ -396,12 +504,24 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
         "integrity": {
             "duplicate_effect_commits": result.report.total.duplicate_commits,
             "side_effects_performed_twice": result.duplicates,
+            "duplicate_cost": {k: str(v) for k, v in result.duplicate_cost.items()},
             "journal_gaps": result.report.total.journal_gaps,
             "redeliveries": result.redeliveries,
         },
         "targets": [
             {"name": t.name, "wanted": t.wanted, "measured": t.measured, "met": t.met}
             for t in targets(result)
+        ],
+        "differences": [
+            {
+                "run_id": d.run_id,
+                "class": d.workflow_class,
+                "fault": d.fault,
+                "runtime": d.runtime,
+                "naive": d.naive,
+                "why": d.why,
+            }
+            for d in result.differences
         ],
         "errors": result.errors,
     }

@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -26,10 +28,11 @@ from pathlib import Path
 from typing import Final
 
 from mnlang.bench import world
+from mnlang.bench.duplicates import duplicate_costs
 from mnlang.bench.harness import Harness, RunPlan
 from mnlang.bench.naive import NaiveResult, run_chain
 from mnlang.bench.schedule import CHAOS_RATE, Job, Site, schedule, sites_of
-from mnlang.bench.suite import load_suite
+from mnlang.bench.suite import Case, load_suite
 from mnlang.metrics.compute import (
     ALL_CLASSES,
     UNCLASSED,
@@ -39,7 +42,7 @@ from mnlang.metrics.compute import (
     per_success,
     report_of,
 )
-from mnlang.metrics.facts import Cost, Rates
+from mnlang.metrics.facts import Cost, Rates, RunFacts
 from mnlang.runtime.faults import FAULT_CLASSES
 from mnlang.stores.sqlite import SQLiteStore
 
@@ -59,10 +62,18 @@ class NaiveSummary:
     model_calls: int = 0
     cost: Cost = field(default_factory=Cost)
     duplicates: int = 0
+    duplicate_cost: Decimal = Decimal(0)
+    """What the side effects performed twice cost (mnlang/bench/duplicate_costs.json)."""
 
     @property
     def cost_per_successful(self) -> Decimal | None:
+        """People's time included, duplicates not priced."""
         return per_success(self.cost.total, self.successful)
+
+    @property
+    def cost_per_successful_priced(self) -> Decimal | None:
+        """People's time included and duplicates priced: the headline figure."""
+        return per_success(self.cost.total + self.duplicate_cost, self.successful)
 
     @property
     def cost_per_successful_without_people(self) -> Decimal | None:
@@ -74,6 +85,64 @@ class NaiveSummary:
         self.attempts += result.attempts
         self.model_calls += result.model_calls
         self.cost.add(result.cost)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeDifference:
+    """A run whose outcome, judged by the scenario's `expect`, differs between the
+    runtime and the naive chain, with why."""
+
+    run_id: str
+    workflow_class: str
+    fault: str
+    """The fault class and its stated outcome (`network_failure: failed`), or `none`."""
+    runtime: str
+    """How the runtime's run ended: `completed`, `failed`, ...; `ok` when as expected."""
+    naive: str
+    why: str
+
+
+def outcome_differences(
+    jobs: list[Job], facts: list[RunFacts], naive: list[NaiveResult]
+) -> list[OutcomeDifference]:
+    """Every run the runtime and the naive chain judged differently, in run order."""
+    ours = {f.run_id: f for f in facts}
+    theirs = {n.chain.removeprefix(world.NAIVE_PREFIX): n for n in naive}
+    out = []
+    for job in jobs:
+        run, chain = ours.get(job.run_id), theirs.get(job.run_id)
+        if run is None or chain is None or run.successful == chain.successful:
+            continue
+        stated = job.expect or "same"
+        fault = "none" if job.fault_class is None else f"{job.fault_class}: {stated}"
+        out.append(
+            OutcomeDifference(
+                job.run_id,
+                job.case.workflow_class or UNCLASSED,
+                fault,
+                "as expected" if run.successful else run.status,
+                "as expected" if chain.successful else chain.status,
+                _why(job, run, chain),
+            )
+        )
+    return out
+
+
+def _why(job: Job, run: RunFacts, chain: NaiveResult) -> str:
+    if not run.successful and job.expect == "failed":
+        return (
+            "the fault's stated outcome is `failed` and the runtime stops there (an effect "
+            "whose outcome it cannot know, or a decision it must not repeat); the chain "
+            "restarts from the first step and performs what came before again"
+        )
+    if not run.successful:
+        return f"the runtime's run ended {run.status}, not as the scenario expects"
+    if chain.status == "completed":
+        return "the chain completed with another result than the scenario expects"
+    return (
+        f"the chain ended {chain.status} after {chain.attempts} attempts: a failure the "
+        "runtime retried or repaired restarts it, and its attempts ran out"
+    )
 
 
 @dataclass
@@ -116,6 +185,13 @@ class BenchResult:
     """Calls of an effect the receiving system recognised by its key and did not repeat."""
     errors: list[str]
     seconds: float = 0.0
+    side_effects_recorded: int = 0
+    """Performances the receiving systems recorded (0: the suite's tools do not go through
+    `mnlang.bench.world`, so side effects performed twice cannot be seen)."""
+    duplicate_cost: dict[str, Decimal] = field(default_factory=dict)
+    """Per class (and `all`): what the runtime's side effects performed twice cost."""
+    differences: list[OutcomeDifference] = field(default_factory=list)
+    """Every run the two sides judged differently (docs/metrics.md, like for like)."""
 
 
 def run_bench(
@@ -129,10 +205,40 @@ def run_bench(
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
 ) -> BenchResult:
-    started = time.perf_counter()
-    classes = set(faults)
+    """Run the suite at `path`. The receiving systems' records live in a temporary folder,
+    with the journal unless `db` names one; a bench that fails removes the folder, one
+    that ends keeps only the journal it wrote there (its report names it)."""
     cases = load_suite(path)
     folder = Path(tempfile.mkdtemp(prefix="mnc-bench-"))
+    try:
+        result = _run_bench(
+            path, cases, folder, set(faults), seed, repeat, chaos, db, workers, progress
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if db is None:
+        for name in os.listdir(folder):
+            if name.startswith("world.db"):
+                os.remove(folder / name)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def _run_bench(
+    path: str | Path,
+    cases: list[Case],
+    folder: Path,
+    classes: set[str],
+    seed: int,
+    repeat: int,
+    chaos: float,
+    db: str | None,
+    workers: int,
+    progress: Progress | None,
+) -> BenchResult:
+    started = time.perf_counter()
     db_path = db or str(folder / "journal.db")
     world_path = str(folder / "world.db")
     tell = progress or (lambda phase, done, total: None)
@@ -204,9 +310,10 @@ def run_bench(
             phases[phase] = (ours, theirs)
     class_of = {j.run_id: j.case.workflow_class or UNCLASSED for j in naive_jobs}
     class_of.update({f"{world.NAIVE_PREFIX}{k}": v for k, v in list(class_of.items())})
-    duplicates = _duplicates(world_path, class_of)
+    duplicates, priced = _duplicates(world_path, class_of, rates.human_per_minute)
     for klass, summary in naive.items():
         summary.duplicates = duplicates.get(("naive", klass), 0)
+        summary.duplicate_cost = priced.get(("naive", klass), Decimal(0))
     injected: Counter[str] = Counter()
     for m in report.classes:
         for fault, ratio in m.recovery_by_fault.items():
@@ -228,12 +335,16 @@ def run_bench(
         redeliveries=world.redeliveries(world_path),
         errors=errors,
         seconds=time.perf_counter() - started,
+        side_effects_recorded=len(world.performances(world_path)),
+        duplicate_cost={k: v for (who, k), v in priced.items() if who == "runtime"},
+        differences=outcome_differences(naive_jobs, facts, naive_results),
     )
 
 
 @contextmanager
 def _world_at(path: str) -> Iterator[None]:
     """Point this process's tools (and its forked children) at the bench's world file."""
+    world.create(path)
     before = os.environ.get(world.WORLD_ENV)
     os.environ[world.WORLD_ENV] = path
     try:
@@ -375,16 +486,23 @@ def _naive_summary(results: list[NaiveResult]) -> dict[str, NaiveSummary]:
     return out
 
 
-def _duplicates(world_path: str, class_of: dict[str, str]) -> Counter[tuple[str, str]]:
-    """Side effects performed more than once for one run or naive chain, by who caused
-    them (`runtime` or `naive`) and workflow class (and over all classes)."""
+def _duplicates(
+    world_path: str, class_of: dict[str, str], human_per_minute: Decimal
+) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], Decimal]]:
+    """Side effects performed more than once for one run or naive chain, and what the
+    extra performances cost, by who caused them (`runtime` or `naive`) and workflow
+    class (and over all classes)."""
+    table = duplicate_costs(human_per_minute)
     counts: Counter[tuple[str, str, str]] = Counter()
     for p in world.performances(world_path):
         counts[(p.chain, p.effect, p.args)] += 1
     out: Counter[tuple[str, str]] = Counter()
-    for (chain, _, _), n in counts.items():
+    priced: dict[tuple[str, str], Decimal] = {}
+    for (chain, effect, args), n in counts.items():
         if n > 1:
             who = "naive" if chain.startswith(world.NAIVE_PREFIX) else "runtime"
-            out[(who, ALL_CLASSES)] += n - 1
-            out[(who, class_of.get(chain, UNCLASSED))] += n - 1
-    return out
+            cost = (n - 1) * table.cost(effect, json.loads(args))
+            for key in ((who, ALL_CLASSES), (who, class_of.get(chain, UNCLASSED))):
+                out[key] += n - 1
+                priced[key] = priced.get(key, Decimal(0)) + cost
+    return out, priced

@@ -60,6 +60,15 @@ CREATE TABLE IF NOT EXISTS calls (
 """
 
 
+def create(path: str) -> None:
+    """Create the world file's tables, so a suite whose tools record nothing reads empty."""
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.executescript(_SCHEMA)
+    finally:
+        conn.close()
+
+
 def chain_of(run_id: str) -> str:
     """The run a performance counts for: the run, or the naive chain across its attempts."""
     if run_id.startswith(NAIVE_PREFIX):

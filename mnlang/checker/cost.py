@@ -205,6 +205,9 @@ class _Estimator:
 
     def _stmt(self, module: ModuleInfo, stmt: ast.Stmt, lists: dict[str, int]) -> _Estimate:
         call = step_call(stmt)
+        if call is not None and call.detached:
+            # A detached child run has its own budget: its cost is not the caller's.
+            return _Estimate()
         if call is not None:
             sym = called_symbol(module, call)
             if sym is None:

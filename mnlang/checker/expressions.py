@@ -466,6 +466,24 @@ class ExprChecker:
             self.expr(arg)
 
     def _call(self, e: ast.Call, expected: T.Type | None) -> T.Type:
+        t = self._callee_call(e)
+        if not e.detached:
+            return t
+        sym = e.target
+        if isinstance(sym, Symbol) and sym.kind == "workflow":
+            return T.STR
+        if t is not T.UNKNOWN or e.target is not None:
+            what = self.show(e.callee)
+            kind = f"{_article(sym.kind)}" if isinstance(sym, Symbol) else "a builtin"
+            self.diags.add(
+                "E234",
+                e,
+                f"`start` runs a workflow as a detached child run; {what} is {kind}",
+                help="call it without `start`, or start a workflow that calls it",
+            )
+        return T.UNKNOWN
+
+    def _callee_call(self, e: ast.Call) -> T.Type:
         callee = e.callee
         callee.ty = T.UNKNOWN
         if isinstance(callee, ast.Name) and not self.is_bound(callee.name):

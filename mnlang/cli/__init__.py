@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from mnlang import __version__
-from mnlang.cli import authoring, people, project_commands, reading, running, tools
+from mnlang.cli import authoring, people, project_commands, reading, replaying, running, tools
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,6 +52,7 @@ _COMMANDS = (
     reading.get,
     reading.log,
     reading.metrics,
+    replaying.replay_command,
     tools.test_command,
     tools.bench,
     tools.lsp_command,

@@ -79,6 +79,13 @@ def test_command(
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Where faults go.")
 @click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run the bench with this many seeds from --seed; print 95% confidence intervals.",
+)
+@click.option(
     "--repeat",
     type=click.IntRange(min=1),
     default=3,
@@ -104,6 +111,7 @@ def bench(
     path: str,
     faults: str,
     seed: int,
+    seeds: int,
     repeat: int,
     chaos: float,
     report_path: str | None,
@@ -119,6 +127,7 @@ def bench(
     from mnlang.bench.html import bench_html
     from mnlang.bench.report import bench_json, bench_lines, targets
     from mnlang.bench.runner import run_bench
+    from mnlang.bench.seeds import seed_json, seed_lines
     from mnlang.bench.suite import SuiteError
     from mnlang.runtime.faults import FAULT_CLASSES
     from mnlang.stores.base import StoreError
@@ -138,31 +147,41 @@ def bench(
             click.echo(f"\r{phase}: {done}/{total}", err=True, nl=False)
             click.echo(end, err=True, nl=False)
 
+    results = []
     try:
-        result = run_bench(
-            path,
-            faults=chosen,
-            seed=seed,
-            repeat=repeat,
-            chaos=chaos,
-            db=db,
-            progress=progress,
-        )
+        for n in range(seeds):
+            results.append(
+                run_bench(
+                    path,
+                    faults=chosen,
+                    seed=seed + n,
+                    repeat=repeat,
+                    chaos=chaos,
+                    db=None if db is None else (db if n == 0 else f"{db}.seed{seed + n}"),
+                    progress=progress,
+                )
+            )
     except SuiteError as e:
         if e.diagnostics:
             report_to_stderr(e.file or path, e.diagnostics)
         run_error(e)
     except StoreError as e:
         run_error(e)
+    result = results[0]
     if report_path is not None:
         Path(report_path).write_text(bench_html(result), "utf-8")
     if as_json:
-        click.echo(json.dumps(bench_json(result), indent=2))
+        data = bench_json(result)
+        if seeds > 1:
+            data["over_seeds"] = seed_json(results)
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo("\n".join(bench_lines(result)))
+        if seeds > 1:
+            click.echo("\n" + "\n".join(seed_lines(results)))
         if report_path is not None:
             click.echo(f"report: {report_path}")
-    sys.exit(0 if all(t.met for t in targets(result)) else 1)
+    sys.exit(0 if all(all(t.met for t in targets(r)) for r in results) else 1)
 
 
 @click.command("lsp")

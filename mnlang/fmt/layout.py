@@ -400,7 +400,7 @@ class Layout:
             args = self.group(
                 "(", ")", node.args, self.expr, node.span.end - 1, commas=True, padded=False
             )
-            return [callee, args]
+            return ["start ", callee, args] if node.detached else [callee, args]
         if isinstance(node, ast.Unary):
             return [node.op + (" " if node.op == "not" else ""), self.expr(node.operand)]
         if isinstance(node, ast.Binary):

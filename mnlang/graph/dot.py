@@ -22,6 +22,7 @@ from mnlang.ir.states import (
     BranchState,
     CallState,
     CheckpointState,
+    ChildState,
     FailState,
     LoopState,
     MapState,
@@ -51,6 +52,7 @@ _STYLES: dict[str, _Style] = {
     "effect": _Style("box", "#fed7aa", "bold"),
     "agent": _Style("box", "#e9d5ff"),
     "child": _Style("box3d", "#e0e7ff"),
+    "detached": _Style("box3d", "#e0e7ff", "dashed"),
     "assign": _Style("box", "#f3f4f6"),
     "parallel": _Style("box", "#1f2937"),
     "branch": _Style("diamond", "#fef9c3"),
@@ -97,6 +99,8 @@ def _cluster_title(state: State) -> str:
 def _style_key(state: State) -> str:
     if isinstance(state, CallState):
         return state.callee_kind
+    if isinstance(state, ChildState) and state.detached:
+        return "detached"  # dashed: nothing waits for it
     return state.kind
 
 

@@ -12,6 +12,7 @@ from mnlang.syntax import ast
 UNKNOWN = TypeIR(kind="unknown")
 NULL = TypeIR(kind="null")
 ERROR = TypeIR(kind="error")
+STR = TypeIR(kind="str")
 
 
 def _kind(name: str) -> TypeKind:

@@ -21,6 +21,7 @@ from mnlang.ir.compile_expr import CompilerBug
 from mnlang.ir.compile_types import (
     ERROR,
     NULL,
+    STR,
     UNKNOWN,
     element_type,
     expr_type,
@@ -335,9 +336,15 @@ class WorkflowCompiler:
         returns = type_from_ref(decl.returns, callee.module)
         if callee.kind == "workflow":
             child = ChildState(
-                id=sid, span=span, workflow=callee.name, args=args, target=target, next=nxt
+                id=sid,
+                span=span,
+                workflow=callee.name,
+                args=args,
+                target=target,
+                next=nxt,
+                detached=True if call.detached else None,
             )
-            return child, returns
+            return child, STR if call.detached else returns
         compiled: ToolIR | AgentIR
         if callee.kind == "tool":
             compiled = self.callables.tools[callee.name]

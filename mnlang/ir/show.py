@@ -134,6 +134,8 @@ def summary(state: State) -> str:
     match state:
         case CallState():
             return _call(state.callee, state.args, state.target)
+        case ChildState() if state.detached:
+            return _call(f"start {state.workflow}", state.args, state.target)
         case ChildState():
             return _call(state.workflow, state.args, state.target)
         case AssignState():

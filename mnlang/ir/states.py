@@ -55,6 +55,8 @@ class ChildState(StateBase):
     args: dict[str, Expr]
     target: str | None = None
     next: str | None = None
+    detached: bool | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`start child(...)`: the child runs on its own; `target` gets its run id at once."""
 
 
 class AssignState(StateBase):

@@ -38,7 +38,7 @@ DECLARATION_WORDS = (
 )
 STATEMENT_WORDS = (
     *("if", "else", "match", "for", "parallel", "while", "checkpoint", "wait", "try"),
-    *("return", "fail", "log", "yield", "publish"),
+    *("return", "fail", "log", "yield", "publish", "start"),
 )
 OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "tool": tuple(TOOL_OPTIONS),

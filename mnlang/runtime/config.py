@@ -18,7 +18,7 @@ from mnlang.runtime.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     from mnlang.models.setup import ModelSetup
-    from mnlang.runtime.doubles import CallDoubles
+    from mnlang.runtime.doubles import CallDoubles, RecordedExternals
     from mnlang.runtime.faults import FaultPlan
 
 
@@ -41,6 +41,8 @@ class RuntimeConfig:
     by the caller, or None for the setup the run started with (else the default)."""
     doubles: CallDoubles | None = None
     """Stand-ins for tool and effect calls (`mnc test`); None calls the real tools."""
+    externals: RecordedExternals | None = None
+    """Recorded `now()` and `uuid()` values (`mnc replay`); None takes fresh ones."""
     faults: FaultPlan | None = None
     """Faults to inject (`mnc run --inject/--chaos`, `mnc bench`); None injects none."""
     clock: Clock = SYSTEM_CLOCK

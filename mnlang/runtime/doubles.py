@@ -1,4 +1,5 @@
-"""Test doubles for tool and effect calls: how `mnc test` mocks results and injects faults.
+"""Test doubles for tool and effect calls: how `mnc test` mocks results and injects faults;
+recorded `now()` and `uuid()` values for a replay.
 
 A run whose `RuntimeConfig.doubles` is set asks it, at every attempt of every tool and
 effect call, for a stand-in: a function the call runs instead of the real tool (it
@@ -21,4 +22,14 @@ class CallDoubles(Protocol):
     ) -> Callable[[], Any] | None:
         """The function to run instead of this attempt of `tool` (`args` as the tool would
         receive them), or None to run the real tool."""
+        ...
+
+
+class RecordedExternals(Protocol):
+    """Where a replay takes `now()` and `uuid()` from instead of the clock and a random
+    source (`mnc replay`)."""
+
+    def external(self, workflow: str, name: str, branch: str) -> Any:
+        """The recorded JSON value of the next `name` taken in `workflow` at `branch`, or
+        None to take a fresh one."""
         ...

@@ -783,12 +783,21 @@ class Interpreter:
         if name == "run":
             return self._run_info()
         fiber, state = self._current or (self.root, None)
-        value: Value = (
-            Timestamp(round((time.time() + self.clock_offset) * 1000))
-            if name == "now"
-            else str(uuid.uuid4())
-        )
         branch = fiber.branch if fiber is not None else ""
+        externals = self.config.externals
+        recorded = (
+            externals.external(self.record.workflow, name, branch)
+            if externals is not None
+            else None
+        )
+        value: Value
+        if name == "now":
+            ms = recorded if isinstance(recorded, int) else None
+            value = Timestamp(
+                ms if ms is not None else round((time.time() + self.clock_offset) * 1000)
+            )
+        else:
+            value = str(recorded) if isinstance(recorded, str) else str(uuid.uuid4())
         self.journal.event(name, {"value": to_plain(value)}, state, branch)
         return value
 

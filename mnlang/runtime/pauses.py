@@ -60,6 +60,8 @@ TIMEOUT_BY = "timeout"
 PARENT_DEADLINE = "parent_deadline_at"
 PARENT_BUDGET = "parent_budget"
 """Keys of a child run's `meta`: its parent's deadline (store clock) and budget left."""
+STARTED_BY = "started_by"
+"""Key of a detached child run's `meta`: the run whose `start` created it."""
 DURABLE_DELAY_MS = 1000
 """A retry delay longer than this waits on a durable timer (no worker is held), a shorter
 one in memory."""
@@ -423,6 +425,9 @@ class Pauses:
         if self.child_runner is None:
             raise StepFailure(CHILD_FAILED, "child runs need a child runner")
         child_id = f"{run.run_id}.{self._where(fiber, state.id)}"
+        if state.detached:
+            self._start_detached(fiber, state, child_id)
+            return
         fiber.status = "call"
         fiber.dirty = True
         if fiber.pending and fiber.pending.get("child") == child_id:
@@ -464,6 +469,37 @@ class Pauses:
         fiber.pending = {"child": child_id}
         run.force_commit = True
         run.after_commit.append(partial(self._after_create, ChildCall(fiber, child_id, state)))
+
+    def _start_detached(self, fiber: Fiber, state: ChildState, child_id: str) -> None:
+        """`start child(...)`: create the child run in this step's commit, with the
+        fiber already past the step, so a crash before the commit creates nothing and
+        one after it finds the child made and the handle assigned. The child has no
+        parent link (the parent neither waits for it nor cancels it, and its end wakes
+        nobody) and inherits neither deadline nor budget: it is a run of its own, which
+        `started_by` in its meta traces back. A worker picks it up like any new run."""
+        run = self.run
+        workflow = run.program.workflows[state.workflow]
+        args = {name: run.evaluator.eval(expr, fiber.scope) for name, expr in state.args.items()}
+        run.journal.create_runs.append(
+            NewRun(
+                child_id,
+                workflow.name,
+                to_plain(args),
+                workflow_class=workflow.options.class_ or "",
+                ir_hash=run.program.hash,
+                meta={STARTED_BY: run.run_id},
+                limit=workflow.options.limit,
+            )
+        )
+        run.journal.event(
+            "child_started",
+            {"run": child_id, "workflow": workflow.name},
+            state.id,
+            fiber.branch,
+        )
+        run.force_commit = True
+        # The fiber goes on after this commit (`deliver` queues it again).
+        run.deliver(fiber, child_id)
 
     def _after_create(self, child: ChildCall, result: CommitResult) -> None:
         if child.fiber.status == "call" and child.fiber.pending == {"child": child.run_id}:

@@ -162,6 +162,8 @@ class Call(Expr):
     args: list[Expr]
     # Set by the checker: the called Symbol (tool, effect, agent, workflow) or a builtin's name.
     target: Any = field(default=None, kw_only=True, compare=False, repr=False)
+    detached: bool = field(default=False, kw_only=True)
+    """`start child(...)`: a detached child run; the call's value is its run id."""
 
     @property
     def is_step(self) -> bool:

@@ -40,6 +40,7 @@ _MASTER = re.compile(
 )
 
 _PUBLISH_HEAD = re.compile(r"[ \t]+[a-z_][A-Za-z0-9_]*[ \t]*=(?!=)")
+_START_HEAD = re.compile(r"[ \t]+[a-z_][A-Za-z0-9_]*(\.[a-z_][A-Za-z0-9_]*)?[ \t]*\(")
 
 # After these a newline cannot end anything, so it is not a separator.
 _NO_NL_AFTER = frozenset(
@@ -181,6 +182,9 @@ def tokenize(
                 # `publish name = value`: a keyword only here, where `publish` followed by a
                 # name cannot be anything else, so tools and fields may keep the name.
                 kind = "PUBLISH"
+            elif value == "start" and last != "DOT" and _START_HEAD.match(text, pos):
+                # `start child(...)`: a name followed by a call cannot be anything else.
+                kind = "START"
             elif last == "DOT" and kind not in ("NAME", "TYPE_NAME"):
                 # After `.` a word is a field name (`e.type`, `x.not`): as a keyword,
                 # `and`/`not` would also swallow the newline that ends the statement.

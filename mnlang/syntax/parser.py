@@ -295,6 +295,19 @@ class _Builder:
     def unary(self, c: list[Any]) -> ast.Unary:
         return ast.Unary(self.sp(c[0], c[1]), c[0].value, c[1])
 
+    def start_call(self, c: list[Any]) -> ast.Expr:
+        # The lexer makes `start` a keyword only before `name(`, so the operand holds a
+        # call; `start f(x).y` marks that call, and the checker reports the step misplaced.
+        operand: ast.Expr = c[1]
+        inner = operand
+        while isinstance(inner, ast.Field | ast.Index):
+            inner = inner.obj
+        if isinstance(inner, ast.Call):
+            inner.detached = True
+            if inner is operand:
+                inner.span = self.sp(c[0], operand)
+        return operand
+
     def field(self, c: list[Any]) -> ast.Field:
         return ast.Field(self.sp(c[0], c[2]), c[0], c[2])
 

@@ -20,7 +20,7 @@ from mnlang.syntax.tokens import KEYWORDS, display
 _EXPR_START = frozenset(
     {
         *("NAME", "TYPE_NAME", "INT", "FLOAT", "MONEY", "DURATION", "STRING", "LONG_STRING"),
-        *("TRUE", "FALSE", "NULL", "LPAR", "LSQB", "MINUS", "NOT", "LBRACE"),
+        *("TRUE", "FALSE", "NULL", "LPAR", "LSQB", "MINUS", "NOT", "LBRACE", "START"),
     }
 )
 _STMT_START = _EXPR_START | frozenset(

@@ -50,6 +50,7 @@ DISPLAY: dict[str, str] = {
     "LONG_STRING": "a string",
     "AT_ID": "a state id (`@name`)",
     "PUBLISH": "`publish`",
+    "START": "`start`",
     "_NL": "a new line",
     "$END": "the end of the file",
     **{kind: f"`{word}`" for word, kind in KEYWORDS.items()},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,11 +118,18 @@ class ScenarioResult:
         }
 
 
-def run_scenario(program: IRProgram, scenario: ScenarioIR, file: str) -> ScenarioResult:
+def run_scenario(
+    program: IRProgram,
+    scenario: ScenarioIR,
+    file: str,
+    keep: Callable[[Store, str], None] | None = None,
+) -> ScenarioResult:
+    """Run one scenario; `keep` sees its journal and run id before the journal is dropped
+    (how `benchmarks/replay_speed.py` records runs to replay)."""
     started = time.perf_counter()
     result = ScenarioResult(file, scenario.name, expected_miss=scenario.model_error)
     try:
-        _ScenarioRun(program, scenario, result).run()
+        _ScenarioRun(program, scenario, result).run(keep)
     except (ScenarioSetupError, RunError, StoreError) as e:
         message = getattr(e, "message", None) or str(e)
         result.mismatches.append(Mismatch("the scenario could not run", [message]))
@@ -160,7 +167,7 @@ class _ScenarioRun:
             self.result.notes.append(f"worker crash injected after `{_short(str(callee))}`")
             raise _Crash
 
-    def run(self) -> None:
+    def run(self, keep: Callable[[Store, str], None] | None = None) -> None:
         given = {name: to_plain(self.value(e)) for name, e in self.scenario.args.items()}
         with ScenarioClockStore() as store:
             outcome = self._go(
@@ -181,6 +188,8 @@ class _ScenarioRun:
                 outcome = self._resume(store)
             self.result.status = outcome.status
             self._check(store, outcome)
+            if keep is not None:
+                keep(store, self.run_id)
 
     def _go(self, store: Store, step: Any) -> RunOutcome:
         try:

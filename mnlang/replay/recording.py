@@ -1,0 +1,62 @@
+"""A recorded run tree: the runs' records, journals and programs, from a store or archive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mnlang.ir.model import IRProgram
+from mnlang.stores.base import Event, RunRecord, Store
+
+
+@dataclass
+class RecordedRun:
+    record: RunRecord
+    events: list[Event]
+    children: list[RecordedRun] = field(default_factory=list)
+
+    def walk(self) -> list[RecordedRun]:
+        """This run and its descendants, parents first."""
+        out = [self]
+        for child in self.children:
+            out += child.walk()
+        return out
+
+
+@dataclass
+class Recording:
+    """A run tree and the programs (IR JSON by hash) its runs executed."""
+
+    root: RecordedRun
+    programs: dict[str, str]
+
+
+def recording_from_store(store: Store, run_id: str) -> Recording:
+    """The run `run_id`, its descendants and their programs, as the journal holds them."""
+    from mnlang.stores.base import RunNotFound
+
+    record = store.get_run(run_id)
+    if record is None:
+        raise RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
+    programs: dict[str, str] = {}
+
+    def load(rec: RunRecord) -> RecordedRun:
+        text = store.get_program(rec.ir_hash)
+        if text is not None:
+            programs[rec.ir_hash] = text
+        run = RecordedRun(rec, store.read_journal(rec.run_id))
+        for child in store.list_runs(parent_run_id=rec.run_id, limit=100_000):
+            full = store.get_run(child.run_id)
+            if full is not None:
+                run.children.append(load(full))
+        run.children.sort(key=lambda c: c.record.created_at)
+        return run
+
+    return Recording(load(record), programs)
+
+
+def checkpoint_name(program: IRProgram, workflow: str, state: str | None) -> str:
+    """The declared name of the checkpoint at `state` (journal events carry its state id,
+    which an edit can renumber; the name stays)."""
+    wf = program.workflows.get(workflow)
+    found = wf.states.get(state) if wf is not None and state is not None else None
+    return str(getattr(found, "name", "") or state or "")
