@@ -284,6 +284,35 @@ def test_hover_shows_a_tools_signature_and_retry_policy(client: Client) -> None:
     assert variable["contents"]["value"] == "```mn\nvariable t: Triage\n```"
 
 
+def test_hover_shows_what_the_model_is_told(tmp_path: Path, client: Client) -> None:
+    (tmp_path / "tools.py").write_text(
+        'def lookup(flight):\n    """The flight\'s status, from the airline."""\n    return ""\n',
+        "utf-8",
+    )
+    path = tmp_path / "desk.mn"
+    text = (
+        'tool lookup(flight: str) -> str {\n  impl: "tools:lookup"\n}\n\n'
+        "agent desk(q: str) -> str {\n"
+        '  model: "gpt-5.4-mini"\n'
+        '  description: "Answers passengers."\n'
+        '  prompt: "{q}"\n'
+        "  tools: [lookup]\n"
+        "  max_turns: 2\n}\n\n"
+        "workflow w(q: str) -> str {\n  s = lookup(q)\n  a = desk(s)\n  return a\n}\n"
+    )
+    uri = open_document(client, path, text)
+    assert diagnostics_of(client, uri) == []
+    doc = {"uri": uri}
+    tool = client.request(
+        "textDocument/hover", {"textDocument": doc, "position": position(text, "lookup(q)", 1)}
+    )
+    assert "The flight's status, from the airline." in tool["contents"]["value"]
+    agent = client.request(
+        "textDocument/hover", {"textDocument": doc, "position": position(text, "desk(s)", 1)}
+    )
+    assert "Answers passengers." in agent["contents"]["value"]
+
+
 def test_definition_goes_to_declarations_locals_and_the_standard_library(client: Client) -> None:
     path = ROOT / "examples" / "refund" / "refund.mn"
     text = path.read_text("utf-8")

@@ -278,6 +278,8 @@ class _Estimator:
         max_tokens: int = opts.get("max_tokens", DEFAULT_MAX_TOKENS)
         turns: int = opts.get("max_turns", 1)
         prompt = _prompt_tokens(opts.get("prompt"))
+        if "system" in opts:  # the system prompt's text, the overhead counted once
+            prompt += _prompt_tokens(opts["system"]) - PROMPT_OVERHEAD_TOKENS
         model_cost = conversation_worst_case(price, prompt, max_tokens, turns)
         tool_cost = turns * self._costliest_tool(opts.get("tools", []))
         each = attempts * (model_cost + tool_cost)

@@ -26,6 +26,7 @@ from typing import Any
 
 from mnlang.checker.program import Program, Symbol
 from mnlang.diagnostics import Diagnostic, Diagnostics
+from mnlang.impl_source import function_docstring
 from mnlang.syntax import ast as mn
 
 PASSED_BY_RUNTIME = ("ctx", "key")
@@ -289,3 +290,10 @@ def _compare(
 def note_text(sig: Signature) -> list[str]:
     names = sorted(sig.accepted)
     return [f"the function takes: {', '.join(names) if names else 'no named parameters'}"]
+
+
+def impl_docstring(folder: Path, impl: str) -> str | None:
+    """The docstring of an `impl` function in a module beside the .mn file (in `folder`)."""
+    module, _, function = impl.partition(":")
+    path = _module_file(folder, module) if module and function else None
+    return function_docstring(path, function) if path is not None else None

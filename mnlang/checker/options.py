@@ -485,6 +485,7 @@ _TOOL_LIMIT_OPTIONS: dict[str, _Reader] = {
 
 TOOL_OPTIONS: dict[str, _Reader] = {
     "impl": _R.impl,
+    "description": _R.text,
     "timeout": _R.call_timeout,
     "retry": _R.retry,
     "limit": _R.tool_limit,
@@ -512,6 +513,8 @@ EFFECT_OPTIONS: dict[str, _Reader] = {
 AGENT_OPTIONS: dict[str, _Reader] = {
     "model": _R.text,
     "prompt": _R.template,
+    "system": _R.template,
+    "description": _R.text,
     "provider": _R.text,
     "max_tokens": _R.positive_int,
     "temperature": _R.temperature,

@@ -104,7 +104,7 @@ def _callable_options(
     checker = ExprChecker(decls, resolver, module, diags, params)
     for entry in decl.options.entries:
         key, value = entry.key.name, entry.value
-        if key == "prompt" and isinstance(value, ast.StrLit):
+        if key in ("prompt", "system") and isinstance(value, ast.StrLit):
             checker.expr(value)
         elif key == "key" and isinstance(value, ast.StrLit):
             checker.quiet_unknown = True

@@ -144,6 +144,7 @@ class DeclCompiler:
             "cost": Decimal(str(cost)) if cost is not None else None,
             "isolation": "process" if opts.get("isolation") == "process" else "thread",
             "span": self.span(decl),
+            "description": opts.get("description"),
         }
 
     def _computed_timeout(self, value: Any, module: ModuleInfo) -> Expr | None:
@@ -211,6 +212,8 @@ class DeclCompiler:
             approval=_approval(opts.get("approval")),
             output_schema=output_schema(returns, types),
             span=self.span(decl),
+            system=self._template(opts.get("system"), symbol.module),
+            description=opts.get("description"),
         )
 
     # ---- events and schedules ------------------------------------------------

@@ -73,6 +73,9 @@ class ToolIR(IRModel):
     cost: Decimal | None = None
     isolation: Literal["thread", "process"] = "thread"
     span: SpanIR
+    description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`description:`, what the model is told the tool does; without it the runtime reads
+    the impl function's docstring (left out of the IR, so a docstring edit keeps the hash)."""
 
 
 class CompensateIR(IRModel):
@@ -146,6 +149,9 @@ class AgentIR(IRModel):
     """The timeout of the approvals it asks for (an effect's own `approval` comes first)."""
     output_schema: dict[str, Any]
     span: SpanIR
+    system: Template | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`system:`, read like `prompt`, sent first in the system message."""
+    description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 class EventIR(IRModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mnlang.checker.impls import impl_docstring
 from mnlang.checker.options import ERROR_KINDS, UNCATCHABLE_KINDS, RetryPolicy
 from mnlang.checker.program import ModuleInfo, Program, Symbol
 from mnlang.checker.types import PRIMITIVES, Type
@@ -94,6 +95,7 @@ def describe(program: Program, sym: Symbol) -> str:
     parts = ["```mn\n" + "\n".join(lines) + "\n```"]
     options = program.options.get(sym.name, {})
     if sym.kind in ("tool", "effect", "agent"):
+        parts.append(_description(sym, options))
         parts.append(_retry_text(options.get("retry")))
     if sym.kind == "effect":
         parts.append(_effect_text(sym.module.tree.source, decl, options))
@@ -102,6 +104,17 @@ def describe(program: Program, sym: Symbol) -> str:
     if sym.module.dotted:
         parts.append(f"declared in `{sym.module.dotted}`")
     return "\n\n".join(p for p in parts if p)
+
+
+def _description(sym: Symbol, options: dict[str, Any]) -> str:
+    """What the model is told the declaration does: `description:`, else the impl's docstring."""
+    given = options.get("description")
+    if isinstance(given, str):
+        return given
+    impl = options.get("impl")
+    if not isinstance(impl, str):
+        return ""
+    return impl_docstring(sym.module.path.parent, impl) or ""
 
 
 def _retry_text(policy: RetryPolicy | None) -> str:

@@ -48,9 +48,11 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
+from mnlang.impl_source import function_docstring
 from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ToolIR
 from mnlang.ir.schema import output_schema
 from mnlang.ir.states import CallState
@@ -70,6 +72,7 @@ from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.pauses import DURABLE_DELAY_MS, checkpoint_timer, decide_timeout_if_due
 from mnlang.runtime.ports import Call
 from mnlang.runtime.timeouts import call_timeout_ms
+from mnlang.runtime.tools import module_ref
 from mnlang.runtime.values import Value, from_stored, to_plain
 from mnlang.stores.base import OpenCheckpoint, SetTimer
 
@@ -238,10 +241,19 @@ class AgentCalls:
         for decl, short in zip(decls, shorts, strict=True):
             name = short if shorts.count(short) == 1 else decl.name.replace(".", "__")
             by_name[name] = decl.name
-            specs.append(ToolSpec(name, _describe(decl, short), self._parameters(decl)))
+            described = _describe(decl, short, self._description(decl))
+            specs.append(ToolSpec(name, described, self._parameters(decl)))
         found = AgentTools(specs, by_name)
         self._tools[agent.name] = found
         return found
+
+    def _description(self, decl: ToolIR) -> str | None:
+        """`description:`, else the docstring of the impl function in its source file."""
+        if decl.description is not None:
+            return decl.description
+        module, _, function = decl.impl.partition(":")
+        path = module_ref(self.program, decl.impl_dir, module).path if module else None
+        return function_docstring(Path(path), function) if path else None
 
     def _tool_decl(self, name: str) -> ToolIR:
         return self.program.effects.get(name) or self.program.tools[name]
@@ -307,6 +319,10 @@ class AgentCalls:
         agent = session.agent
         schema = json.dumps(agent.output_schema, ensure_ascii=False)
         system = _SYSTEM.format(name=session.short, schema=schema)
+        if agent.system is not None:
+            # The author's system prompt first; the workflow's own instructions follow it.
+            own = self.run.evaluator.text(agent.system, MapEnv(session.args))
+            system = f"{own}\n\n{system}"
         if agent.tools:
             system += _SYSTEM_TOOLS.format(turns=session.max_turns)
         return [
@@ -881,12 +897,14 @@ class AgentCalls:
         self._next_tool(session)
 
 
-def _describe(decl: ToolIR, short: str) -> str:
+def _describe(decl: ToolIR, short: str, description: str | None) -> str:
     params = ", ".join(f"{p.name}: {p.type}" for p in decl.params)
     what = "Effect (changes the world)" if isinstance(decl, EffectIR) else "Tool"
     text = f"{what} `{short}({params}) -> {decl.returns}`."
     if isinstance(decl, EffectIR) and "approval" in decl.requires:
         text += " A person must approve each call first."
+    if description:
+        text += f"\n{description}"
     return text
 
 
