@@ -51,6 +51,15 @@ def deeper(limit: int) -> Iterator[None]:
                 sys.setrecursionlimit(_saved_limit)
 
 
+@contextmanager
+def steady_recursion_limit() -> Iterator[None]:
+    """The recursion limit held still while the block runs. CPython's `ast.parse` fails
+    with `SystemError: AST constructor recursion depth mismatch` when another thread
+    changes the limit while it builds the tree (`deeper` does, as runs start and end)."""
+    with _limit_lock:
+        yield
+
+
 # What running a program needs on the caller's own stack: its expressions nest at most
 # `MAX_NESTING` (mnlang.syntax.limits) levels of two or three frames each, chains are
 # evaluated with a loop, and Python's own calls do not grow the C stack in between.

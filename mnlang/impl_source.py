@@ -10,12 +10,22 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from mnlang.deep import steady_recursion_limit
+
+
+def parse_python(path: Path) -> ast.Module:
+    """The module at `path` as a syntax tree (OSError, SyntaxError, ValueError as
+    `ast.parse` raises them), parsed while no other thread moves the recursion limit."""
+    source = path.read_bytes()
+    with steady_recursion_limit():
+        return ast.parse(source, str(path))
+
 
 def function_docstring(path: Path, function: str) -> str | None:
     """The docstring of the module-level `def`/`async def` named `function` in the file at
     `path` (its last definition); None when the file cannot be read or has none."""
     try:
-        tree = ast.parse(path.read_bytes(), str(path))
+        tree = parse_python(path)
     except (OSError, SyntaxError, ValueError):
         return None
     found = None

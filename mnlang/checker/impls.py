@@ -26,7 +26,7 @@ from typing import Any
 
 from mnlang.checker.program import Program, Symbol
 from mnlang.diagnostics import Diagnostic, Diagnostics
-from mnlang.impl_source import function_docstring
+from mnlang.impl_source import function_docstring, parse_python
 from mnlang.syntax import ast as mn
 
 PASSED_BY_RUNTIME = ("ctx", "key")
@@ -92,7 +92,7 @@ def _check_one(
             return
     if path not in parsed:
         try:
-            parsed[path] = ast.parse(path.read_bytes(), str(path))
+            parsed[path] = parse_python(path)
         except (OSError, SyntaxError, ValueError):
             parsed[path] = None
         names: dict[str, ast.stmt] = {}
