@@ -19,6 +19,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
+def is_file(path: Path) -> bool:
+    """Whether a file is there to read; False too for a name the system cannot look up
+    (too long, a loop of links), which `Path.is_file` raises for: a module name comes
+    from the program, so any text may reach here."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 ENTRY_POINT_GROUP = "mnlang.modules"
 
 
@@ -52,7 +63,7 @@ def find_module(dotted: str, importer: Path) -> tuple[Path | None, list[str]]:
     for folder in code_folders(importer.parent):
         candidate = folder.joinpath(*parts).with_suffix(".mn")
         looked.append(str(candidate))
-        if candidate.is_file():
+        if is_file(candidate):
             return candidate, looked
     packaged, where = _packaged(parts)
     looked.extend(where)
@@ -74,7 +85,7 @@ def _packaged(parts: list[str]) -> tuple[Path | None, list[str]]:
             continue
         candidate = Path(str(root.joinpath(*parts[1:]))).with_suffix(".mn")
         looked.append(f"{candidate} (package `{entry.value}`)")
-        if candidate.is_file():
+        if is_file(candidate):
             return candidate, looked
     if not looked:
         looked.append(f"installed packages (no `{ENTRY_POINT_GROUP}` entry point `{parts[0]}`)")

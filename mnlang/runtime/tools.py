@@ -38,7 +38,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mnlang.errors import MnError, Timeout, ToolError
-from mnlang.modulepath import code_folders
+from mnlang.modulepath import code_folders, is_file
 
 if TYPE_CHECKING:  # the child process of `isolation: process` imports this module: keep it light
     import asyncio
@@ -107,7 +107,7 @@ def module_ref(program: IRProgram, impl_dir: str, module: str) -> ModuleRef:
             base.joinpath(*parts).with_suffix(".py"),
             base.joinpath(*parts, "__init__.py"),
         ):
-            if candidate.is_file():
+            if is_file(candidate):
                 return ModuleRef(module, str(candidate.resolve()), str(base.resolve()))
     return ModuleRef(module, None, None)
 
