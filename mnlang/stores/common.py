@@ -45,28 +45,7 @@ def listed(row: Sequence[Any], decode: Callable[[Sequence[Any]], RunRecord]) -> 
     try:
         return decode(row)
     except DamagedRow as e:
-        return RunRecord(
-            run_id=row[0],
-            workflow=row[1],
-            workflow_class=row[2],
-            status=row[3],
-            args=None,
-            result=None,
-            error=None,
-            parent_run_id=row[7],
-            ir_hash=row[8],
-            meta={},
-            waiting_for=[],
-            cancel_requested=bool(row[11]),
-            last_seq=row[12],
-            lease_owner=row[13],
-            lease_epoch=row[14],
-            lease_expires_at=row[15],
-            created_at=row[16],
-            updated_at=row[17],
-            finished_at=row[18],
-            damaged=e.message,
-        )
+        return _run_columns(row, None, None, None, {}, [], damaged=e.message)
 
 
 def check_lease(
@@ -142,17 +121,38 @@ def checkpoint_record(row: Sequence[Any]) -> Checkpoint:
 
 def run_record(row: Sequence[Any], waiting_for: Any) -> RunRecord:
     """A `runs` row in the stores' column order; each store decodes `waiting_for` its own way."""
+    run_id = row[0]
+    return _run_columns(
+        row,
+        load(row[4], run_id, "args"),
+        load(row[5], run_id, "result"),
+        load(row[6], run_id, "error"),
+        load(row[9], run_id, "meta"),
+        waiting_for,
+    )
+
+
+def _run_columns(
+    row: Sequence[Any],
+    args: Json,
+    result: Json,
+    error: Json,
+    meta: Any,
+    waiting_for: Any,
+    damaged: str | None = None,
+) -> RunRecord:
+    """A `runs` row's plain columns, with its JSON columns as decoded by the caller."""
     return RunRecord(
         run_id=row[0],
         workflow=row[1],
         workflow_class=row[2],
         status=row[3],
-        args=load(row[4], row[0], "args"),
-        result=load(row[5], row[0], "result"),
-        error=load(row[6], row[0], "error"),
+        args=args,
+        result=result,
+        error=error,
         parent_run_id=row[7],
         ir_hash=row[8],
-        meta=load(row[9], row[0], "meta"),
+        meta=meta,
         waiting_for=waiting_for,
         cancel_requested=bool(row[11]),
         last_seq=row[12],
@@ -162,4 +162,5 @@ def run_record(row: Sequence[Any], waiting_for: Any) -> RunRecord:
         created_at=row[16],
         updated_at=row[17],
         finished_at=row[18],
+        damaged=damaged,
     )
