@@ -132,13 +132,13 @@ class CompileFailed(Exception):
 
 
 def _open_store(
-    db: str | Path | None, durability: Durability = "full", *, existing: bool = False
+    db: str | Path | None, durability: Durability = "full", *, create: bool = False
 ) -> Store:
-    """The journal; `existing` for what only reads or acts on runs already there (never
-    creates an empty journal in the wrong folder)."""
+    """The journal. Only what starts runs (`create`) may create one: everything else reads
+    or acts on runs already there, and never leaves an empty journal in the wrong folder."""
     from mnlang.stores import open_store
 
-    return open_store(db, durability, existing=existing)
+    return open_store(db, durability, existing=not create)
 
 
 def load_program(source: str | Path) -> IRProgram:
@@ -215,7 +215,7 @@ def start_run(
     from mnlang.runtime.preflight import preflight
 
     preflight(program, name, {} if given is None else given, models)
-    with _open_store(db, durability) as store:
+    with _open_store(db, durability, create=True) as store:
         outcome = run.start_run(
             store,
             program,
@@ -289,7 +289,7 @@ def get_run(run_id: str, *, db: str | Path | None = None) -> RunDetails:
     """A run's status, position, pending work and evidence (what `mnc show` prints)."""
     from mnlang.runtime.views import run_details
 
-    with _open_store(db, existing=True) as store:
+    with _open_store(db) as store:
         return run_details(store, run_id)
 
 
@@ -352,7 +352,7 @@ def list_runs(
     db: str | Path | None = None,
 ) -> list[RunRecord]:
     """Runs, newest first."""
-    with _open_store(db, existing=True) as store:
+    with _open_store(db) as store:
         return store.list_runs(status=status, workflow=workflow, limit=limit)
 
 
@@ -395,7 +395,7 @@ def run_journal(run_id: str, *, db: str | Path | None = None) -> list[Event]:
     """A run's journal, oldest event first."""
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db, existing=True) as store:
+    with _open_store(db) as store:
         if store.get_run(run_id) is None:
             raise RunNotFound(
                 f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
@@ -424,7 +424,7 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
     from mnlang.runtime import run
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db, existing=True) as store:
+    with _open_store(db) as store:
         record = store.get_run(run_id)
         if record is None:
             raise RunNotFound(
@@ -494,7 +494,7 @@ def decide(
     when this one does not fit the checkpoint."""
     from mnlang.runtime import decisions, run
 
-    with _open_store(db, existing=True) as store:
+    with _open_store(db) as store:
         decided = decisions.decide(
             store,
             run_id,
@@ -572,7 +572,7 @@ def signal(
     this process."""
     from mnlang.runtime import run, signals
 
-    with _open_store(db, existing=True) as store:
+    with _open_store(db) as store:
         if token is not None:
             if run_id is not None or event is not None or key is not None:
                 raise ValueError("a token names the run, the event and the key: give none")
@@ -597,7 +597,7 @@ def register_schedules(
     from mnlang.runtime.schedules import register
 
     records: list[ScheduleRecord] = []
-    with _open_store(db) as store:
+    with _open_store(db, create=True) as store:
         for source in sources:
             program = source if not isinstance(source, str | Path) else load_program(source)
             records += register(store, program)
@@ -618,7 +618,7 @@ def run_worker(
     from a signal handler) or, with `until_idle`, until no run is left to move."""
     from mnlang.runtime.worker import Worker
 
-    with _open_store(db, durability) as store:
+    with _open_store(db, durability, create=True) as store:
         worker = Worker(store, concurrency=concurrency, lease_ttl=lease_ttl, log=log)
         if on_start is not None:
             on_start(worker)
@@ -648,7 +648,7 @@ def upgrade_run(
     from mnlang.runtime import run, upgrade
     from mnlang.stores.base import RunNotFound
 
-    with _open_store(db, existing=True) as store:
+    with _open_store(db) as store:
         record = store.get_run(run_id)
         if record is None:
             raise RunNotFound(
@@ -671,7 +671,7 @@ def check_upgrades(
     from mnlang.runtime import upgrade
 
     program = source if not isinstance(source, str | Path) else load_program(source)
-    with _open_store(db, existing=True) as store:
+    with _open_store(db) as store:
         verdicts = upgrade.waiting_verdicts(store, program)
         if apply:
             for verdict in verdicts:
@@ -758,7 +758,7 @@ def fork_run(
     if recording is None:
         with _open_store(db) as store:
             recording = recording_from_store(store, run_id)
-    with _open_store(into) as target:
+    with _open_store(into, create=True) as target:
         return fork(
             recording,
             live_from,

@@ -106,3 +106,25 @@ def test_the_project_is_found_walking_up_and_sets_defaults(tmp_path: Path) -> No
     assert environ["MNC_MODELS"] == "openai"  # the environment wins
     assert environ["MNC_PRICES"] == str(tmp_path.resolve() / "p.json")
     assert environ["MNC_SECRETS_DIR"] == str(tmp_path.resolve() / "s")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["get", "r1", "x"],
+        ["resume", "r1"],
+        ["replay", "r1"],
+        ["replay", "--all"],
+        ["export", "traces"],
+        ["db", "check"],
+    ],
+)
+def test_read_commands_added_this_round_create_no_journal(tmp_path: Path, argv: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mnlang.cli", *argv], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no journal at" in done.stderr
+    assert list(tmp_path.iterdir()) == [], "a refused command created something"

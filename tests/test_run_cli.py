@@ -241,6 +241,7 @@ def test_a_compile_error_exits_2_with_its_diagnostic(
 
 
 def test_unknown_runs_exit_2(shop: Path) -> None:
+    assert mnc("db", "migrate").exit_code == 0  # a journal, without the run asked for
     for command in ("resume", "show", "log", "cancel"):
         result = mnc(command, "nope")
         assert result.exit_code == 2, command

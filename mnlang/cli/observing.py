@@ -39,9 +39,9 @@ def export_traces(db: str | None, cursor: str, follow: bool, interval: float) ->
     from mnlang.telemetry.export import ExportFailed, JournalExporter
 
     path = Path(cursor)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open_store(db) as store:
+        with open_store(db, existing=True) as store:
+            path.parent.mkdir(parents=True, exist_ok=True)
             exporter = JournalExporter(store, path)
             try:
                 if follow:
