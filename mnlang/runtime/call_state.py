@@ -588,19 +588,20 @@ class Calls:
         assert run.root is not None
         if FAILURE in run.root.scope.values:
             return  # an effect of `on_failure`: not undone
-        env = MapEnv(call.args)
-        undo = {
-            "effect": effect.compensate.effect,
-            "args": {
-                name: run.evaluator.eval(expr, env) for name, expr in effect.compensate.args.items()
-            },
-            "step": call.step,
-            "ask": {"effect": effect.name, "args": dict(call.args), "key": call.key},
-        }
-        run.root.scope.append("$list:compensate", undo)
+        ask = {"effect": effect.name, "args": dict(call.args), "key": call.key}
+        self._owe_undo(call, ask=ask)
         run.journal.event(
             "abandoned", {"effect": effect.name, "key": call.key}, call.step, call.fiber.branch
         )
+
+    def _owe_undo(self, call: Call, **extra: Any) -> None:
+        """Add the call's compensation, its arguments evaluated now, to the run's list."""
+        run, compensate = self.run, call.effect.compensate
+        assert run.root is not None and compensate is not None
+        env = MapEnv(call.args)
+        args = {name: run.evaluator.eval(expr, env) for name, expr in compensate.args.items()}
+        undo = {"effect": compensate.effect, "args": args, "step": call.step, **extra}
+        run.root.scope.append("$list:compensate", undo)
 
     # --- completions ------------------------------------------------------------------
 
@@ -758,16 +759,7 @@ class Calls:
         # An effect of `on_failure` is not undone: the compensations have run already.
         cleaning_up = FAILURE in run.root.scope.values
         if effect.compensate is not None and call.compensation is None and not cleaning_up:
-            env = MapEnv(call.args)
-            undo = {
-                "effect": effect.compensate.effect,
-                "args": {
-                    name: run.evaluator.eval(expr, env)
-                    for name, expr in effect.compensate.args.items()
-                },
-                "step": call.step,
-            }
-            run.root.scope.append("$list:compensate", undo)
+            self._owe_undo(call)
         run.force_commit = True
         # The commit is due now; the next keyed effect's intent may ride in it.
         run.ride = True
