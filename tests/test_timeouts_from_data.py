@@ -259,3 +259,45 @@ def test_a_workflow_deadline_is_computed_once_from_its_arguments(tmp_path: Path)
         assert bad.error["message"] == "the `deadline` of `slow` must be 0 or more, got -2ms"
     finally:
         store.close()
+
+
+UNDO = textwrap.dedent(
+    """\
+    effect book(seconds: float, limit: duration) -> str {
+      impl: "undo_tools:book"
+      key: "book:{seconds}"
+      compensate: unbook(seconds, limit)
+    }
+
+    effect unbook(seconds: float, limit: duration) -> str {
+      impl: "undo_tools:unbook"
+      key: "unbook:{seconds}"
+      timeout: limit + 100ms
+    }
+
+    workflow booking(seconds: float, limit: duration) -> str {
+      _b = book(seconds, limit)
+      fail "no"
+    }
+    """
+)
+
+
+def test_a_compensations_timeout_is_computed_from_its_arguments(tmp_path: Path) -> None:
+    path = tmp_path / "undo.mn"
+    path.write_text(UNDO)
+    (tmp_path / "undo_tools.py").write_text(
+        "import time\n\n"
+        "def book(seconds, limit):\n    return 'booked'\n\n"
+        "def unbook(seconds, limit):\n    time.sleep(seconds)\n    return 'undone'\n"
+    )
+    ir, diags = compile_file(path)
+    assert ir is not None, diags
+    store = SQLiteStore(tmp_path / "journal.db")
+    try:
+        out = start_run(store, ir, "booking", {"seconds": 1.0, "limit": 0}, run_id="late")
+        assert out.status == "failed"
+        (undo,) = [e for e in store.read_journal("late") if e.kind == "compensation_failed"]
+        assert undo.data["kind"] == "timeout"
+    finally:
+        store.close()

@@ -65,7 +65,6 @@ from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
 from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
-from mnlang.runtime.effects import noted_template_key, noted_wire_key
 from mnlang.runtime.evaluate import MapEnv
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
@@ -727,22 +726,8 @@ class AgentCalls:
         """An effect the model called was between its intent and its result."""
         current = session.notes["current"]
         effect = self.program.effects[current["tool"]]
-        noted = pending["effect"]
-        args = {name: from_stored(value) for name, value in noted["args"].items()}
-        call = Call(
-            session.fiber,
-            "effect",
-            effect,
-            current["step"],
-            args,
-            effect.retry,
-            effect.timeout_ms,
-            key=noted["key"],
-            template=noted_template_key(noted),
-            wire=noted_wire_key(noted),
-            hash=noted["hash"],
-            attempt=noted["attempt"],
-            session=session,
+        call = self.run.calls.noted_call(
+            session.fiber, effect, current["step"], effect.retry, pending["effect"], session=session
         )
         if "repair" in pending:
             self.run.pauses.repair(session.fiber, call)

@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from mnlang.errors import TIMEOUT, TOOL_ERROR, MnError, is_error_name, kind_of
+from mnlang.ir.base import RetryIR
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.ir.states import CallState, State
 from mnlang.redact import redact, redact_json
@@ -182,13 +183,30 @@ class Calls:
 
     def _call(self, fiber: Fiber, effect: EffectIR, state: CallState, pending: Any) -> Call:
         """The call an effect's committed intent describes (after a resume)."""
-        noted = pending["effect"]
+        return self.noted_call(fiber, effect, state.id, state.retry, pending["effect"])
+
+    def noted_call(
+        self, fiber: Fiber, effect: EffectIR, step: str, retry: RetryIR, noted: Any, **more: Any
+    ) -> Call:
+        """The call an effect's intent noted by `_note` describes, for `step` (after a
+        resume); `more` are the `Call`'s other fields (its agent session, its compensation).
+        Its timeout is computed from its arguments as when the call was first made."""
         args = {name: from_stored(value) for name, value in noted["args"].items()}
-        call = self._new_call(fiber, "effect", effect, state, args)
-        call.key, call.hash, call.attempt = noted["key"], noted["hash"], noted["attempt"]
-        call.template = noted_template_key(noted)
-        call.wire = noted_wire_key(noted)
-        return call
+        return Call(
+            fiber,
+            "effect",
+            effect,
+            step,
+            args,
+            retry,
+            call_timeout_ms(effect, args, self.run.evaluator),
+            key=noted["key"],
+            template=noted_template_key(noted),
+            wire=noted_wire_key(noted),
+            hash=noted["hash"],
+            attempt=noted["attempt"],
+            **more,
+        )
 
     # --- effects: intent, ledger, result ------------------------------------------------
 
@@ -570,19 +588,20 @@ class Calls:
         assert run.root is not None
         if FAILURE in run.root.scope.values:
             return  # an effect of `on_failure`: not undone
-        env = MapEnv(call.args)
-        undo = {
-            "effect": effect.compensate.effect,
-            "args": {
-                name: run.evaluator.eval(expr, env) for name, expr in effect.compensate.args.items()
-            },
-            "step": call.step,
-            "ask": {"effect": effect.name, "args": dict(call.args), "key": call.key},
-        }
-        run.root.scope.append("$list:compensate", undo)
+        ask = {"effect": effect.name, "args": dict(call.args), "key": call.key}
+        self._owe_undo(call, ask=ask)
         run.journal.event(
             "abandoned", {"effect": effect.name, "key": call.key}, call.step, call.fiber.branch
         )
+
+    def _owe_undo(self, call: Call, **extra: Any) -> None:
+        """Add the call's compensation, its arguments evaluated now, to the run's list."""
+        run, compensate = self.run, call.effect.compensate
+        assert run.root is not None and compensate is not None
+        env = MapEnv(call.args)
+        args = {name: run.evaluator.eval(expr, env) for name, expr in compensate.args.items()}
+        undo = {"effect": compensate.effect, "args": args, "step": call.step, **extra}
+        run.root.scope.append("$list:compensate", undo)
 
     # --- completions ------------------------------------------------------------------
 
@@ -740,16 +759,7 @@ class Calls:
         # An effect of `on_failure` is not undone: the compensations have run already.
         cleaning_up = FAILURE in run.root.scope.values
         if effect.compensate is not None and call.compensation is None and not cleaning_up:
-            env = MapEnv(call.args)
-            undo = {
-                "effect": effect.compensate.effect,
-                "args": {
-                    name: run.evaluator.eval(expr, env)
-                    for name, expr in effect.compensate.args.items()
-                },
-                "step": call.step,
-            }
-            run.root.scope.append("$list:compensate", undo)
+            self._owe_undo(call)
         run.force_commit = True
         # The commit is due now; the next keyed effect's intent may ride in it.
         run.ride = True
@@ -786,14 +796,22 @@ class Calls:
             return
         owed = root.scope.values["$list:compensate"][left - 1]
         effect = self.program.effects[owed["effect"]]
+        step = f"compensate:{owed['step']}"
+        try:
+            timeout_ms = call_timeout_ms(effect, owed["args"], self.run.evaluator)
+        except StepFailure as failure:
+            call = Call(root, "effect", effect, step, owed["args"], effect.retry, None)
+            call.compensation = left - 1
+            self._failed(call, failure, commit=True)
+            return
         call = Call(
             root,
             "effect",
             effect,
-            f"compensate:{owed['step']}",
+            step,
             owed["args"],
             effect.retry,
-            effect.timeout_ms,
+            timeout_ms,
             compensation=left - 1,
         )
         ask = owed.get("ask")
@@ -811,22 +829,9 @@ class Calls:
         left = root.pending["compensate"]["left"]
         owed = root.scope.values["$list:compensate"][left - 1]
         effect = self.program.effects[owed["effect"]]
+        step = f"compensate:{owed['step']}"
         noted = root.pending["effect"]
-        call = Call(
-            root,
-            "effect",
-            effect,
-            f"compensate:{owed['step']}",
-            {name: from_stored(value) for name, value in noted["args"].items()},
-            effect.retry,
-            effect.timeout_ms,
-            key=noted["key"],
-            template=noted_template_key(noted),
-            wire=noted_wire_key(noted),
-            hash=noted["hash"],
-            attempt=noted["attempt"],
-            compensation=left - 1,
-        )
+        call = self.noted_call(root, effect, step, effect.retry, noted, compensation=left - 1)
         self._resume_effect(call)
 
     def _compensation_ended(self, call: Call) -> None:

@@ -451,21 +451,7 @@ class Pauses:
             meta[PARENT_BUDGET] = str(
                 max(budget.limit - budget.spent - budget.reserved, Decimal(0))
             )
-        run.journal.create_runs.append(
-            NewRun(
-                child_id,
-                workflow.name,
-                to_plain(args),
-                workflow_class=workflow.options.class_ or "",
-                ir_hash=run.program.hash,
-                parent_run_id=run.run_id,
-                meta=meta,
-                limit=workflow.options.limit,
-            )
-        )
-        run.journal.event(
-            "child", {"run": child_id, "workflow": workflow.name}, state.id, fiber.branch
-        )
+        self._create_run(fiber, state, child_id, args, meta, "child", parent=run.run_id)
         fiber.pending = {"child": child_id}
         run.force_commit = True
         run.after_commit.append(partial(self._after_create, ChildCall(fiber, child_id, state)))
@@ -478,8 +464,25 @@ class Pauses:
         nobody) and inherits neither deadline nor budget: it is a run of its own, which
         `started_by` in its meta traces back. A worker picks it up like any new run."""
         run = self.run
-        workflow = run.program.workflows[state.workflow]
         args = {name: run.evaluator.eval(expr, fiber.scope) for name, expr in state.args.items()}
+        self._create_run(fiber, state, child_id, args, {STARTED_BY: run.run_id}, "child_started")
+        run.force_commit = True
+        # The fiber goes on after this commit (`deliver` queues it again).
+        run.deliver(fiber, child_id)
+
+    def _create_run(
+        self,
+        fiber: Fiber,
+        state: ChildState,
+        child_id: str,
+        args: dict[str, Value],
+        meta: dict[str, Json],
+        event: str,
+        parent: str | None = None,
+    ) -> None:
+        """Create the child run `state` names in this step's commit, and journal `event`."""
+        run = self.run
+        workflow = run.program.workflows[state.workflow]
         run.journal.create_runs.append(
             NewRun(
                 child_id,
@@ -487,19 +490,14 @@ class Pauses:
                 to_plain(args),
                 workflow_class=workflow.options.class_ or "",
                 ir_hash=run.program.hash,
-                meta={STARTED_BY: run.run_id},
+                parent_run_id=parent,
+                meta=meta,
                 limit=workflow.options.limit,
             )
         )
         run.journal.event(
-            "child_started",
-            {"run": child_id, "workflow": workflow.name},
-            state.id,
-            fiber.branch,
+            event, {"run": child_id, "workflow": workflow.name}, state.id, fiber.branch
         )
-        run.force_commit = True
-        # The fiber goes on after this commit (`deliver` queues it again).
-        run.deliver(fiber, child_id)
 
     def _after_create(self, child: ChildCall, result: CommitResult) -> None:
         if child.fiber.status == "call" and child.fiber.pending == {"child": child.run_id}:
