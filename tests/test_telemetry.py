@@ -333,3 +333,31 @@ def test_worker_metrics_are_scraped_during_a_run(tmp_path: Path) -> None:
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_the_docs_try_it_block_runs(receiver: Receiver, tmp_path: Path) -> None:
+    """docs/observability.md's "Try it" commands, as written, from a copy of the repository's
+    examples, against the receiver: the spans arrive once, in the caller's trace."""
+    import re
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "observability.md").read_text("utf-8")
+    section = text[text.index("## Try it") :]
+    block = re.search(r"^```sh\n(.*?)^```", section, re.M | re.S)
+    assert block is not None
+    shutil.copytree(root / "examples" / "refund", tmp_path / "examples" / "refund")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNC_", "OTEL_"))}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url.removesuffix("/v1/traces")
+    env["MNC_EXAMPLE_LEDGER"] = str(tmp_path / "ledger.jsonl")
+    done = subprocess.run(
+        ["bash", "-ec", block.group(1)], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    ids = [s.span_id for s in receiver.spans]
+    assert ids and len(ids) == len(set(ids)), "a span arrived twice"
+    assert {s.trace_id for s in receiver.spans} == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+    logs = [line for line in done.stderr.splitlines() if line.startswith("{")]
+    assert logs and all(json.loads(line)["time"].endswith("Z") for line in logs)

@@ -39,5 +39,5 @@ step "mnc approve $run manager_review --by manager --comment \"photos checked\""
 
 refunds=$(grep -c '"refund_payment"' "$MNC_EXAMPLE_LEDGER")
 printf '\nthe payment provider was called %s time(s) for the refund\n' "$refunds"
-printf 'see the run in the browser: mnc ui (then open http://127.0.0.1:8737)\n'
+printf 'see the run in the browser: mnc ui (then open the link it prints: it carries a per-start secret)\n'
 
