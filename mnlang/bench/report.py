@@ -246,7 +246,7 @@ def bench_lines(result: BenchResult) -> list[str]:
                 m.workflow_class,
                 [
                     _cell(m.completion),
-                    _cell(Ratio(n.successful, n.chains)),
+                    _cell(n.completion),
                     money(priced_per_success(result, m)),
                     money(n.cost_per_successful_priced),
                     _percent(lower_by(priced_per_success(result, m), n.cost_per_successful_priced)),
@@ -327,7 +327,7 @@ def bench_lines(result: BenchResult) -> list[str]:
                 [
                     str(ours.runs),
                     _cell(ours.completion),
-                    _cell(Ratio(theirs.successful, theirs.chains)),
+                    _cell(theirs.completion),
                     _cell(ours.fault_recovery),
                     money(ours_per),
                     money(naive_per),
@@ -453,7 +453,7 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
         return {
             "chains": n.chains,
             "successful": n.successful,
-            "workflow_completion_rate": Ratio(n.successful, n.chains).to_json(),
+            "workflow_completion_rate": n.completion.to_json(),
             "attempts": n.attempts,
             "model_calls": n.model_calls,
             "cost": n.cost.to_json(),

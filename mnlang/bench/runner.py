@@ -38,6 +38,7 @@ from mnlang.metrics.compute import (
     UNCLASSED,
     ClassMetrics,
     MetricsReport,
+    Ratio,
     journal_facts,
     per_success,
     report_of,
@@ -64,6 +65,10 @@ class NaiveSummary:
     duplicates: int = 0
     duplicate_cost: Decimal = Decimal(0)
     """What the side effects performed twice cost (mnlang/bench/duplicate_costs.json)."""
+
+    @property
+    def completion(self) -> Ratio:
+        return Ratio(self.successful, self.chains)
 
     @property
     def cost_per_successful(self) -> Decimal | None:

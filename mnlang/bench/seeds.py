@@ -48,7 +48,7 @@ FIGURES: Final[list[tuple[str, bool, Callable[[BenchResult], float | None]]]] = 
     (
         "completion (naive chain)",
         True,
-        lambda r: _rate(r.naive.get(ALL_CLASSES, NaiveSummary())),
+        lambda r: r.naive.get(ALL_CLASSES, NaiveSummary()).completion.value,
     ),
     ("fault recovery", True, lambda r: r.report.total.fault_recovery.value),
     ("unplanned repair rate", True, lambda r: r.report.total.unplanned_repairs.value),
@@ -60,10 +60,6 @@ FIGURES: Final[list[tuple[str, bool, Callable[[BenchResult], float | None]]]] = 
         lambda r: float(completion_held(r)),
     ),
 ]
-
-
-def _rate(n: NaiveSummary) -> float | None:
-    return n.successful / n.chains if n.chains else None
 
 
 def seed_lines(results: list[BenchResult]) -> list[str]:

@@ -274,20 +274,7 @@ class Driver:
         if timeouts:
             store.skew += max(timeouts) + 1.0
             return True
-        return acted or self._next_timer()
-
-    def _next_timer(self) -> bool:
-        store = self.store
-        due = [
-            t.due_at
-            for r in store.list_runs(limit=100_000)
-            for t in store.run_timers(r.run_id)
-            if not t.timer_id.startswith("checkpoint:")
-        ]
-        if not due:
-            return False
-        store.skew += max(min(due) - store.now(), 0.0) + 0.001
-        return True
+        return acted or bool(store.skip_to_next_timer())
 
 
 # --- comparing trajectories ----------------------------------------------------------------

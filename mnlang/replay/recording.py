@@ -40,9 +40,10 @@ def recording_from_store(store: Store, run_id: str) -> Recording:
     programs: dict[str, str] = {}
 
     def load(rec: RunRecord) -> RecordedRun:
-        text = store.get_program(rec.ir_hash)
-        if text is not None:
-            programs[rec.ir_hash] = text
+        if rec.ir_hash not in programs:  # a tree's runs mostly share one program
+            text = store.get_program(rec.ir_hash)
+            if text is not None:
+                programs[rec.ir_hash] = text
         run = RecordedRun(rec, store.read_journal(rec.run_id))
         for child in store.list_runs(parent_run_id=rec.run_id, limit=100_000):
             full = store.get_run(child.run_id)

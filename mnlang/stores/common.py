@@ -14,11 +14,15 @@ from mnlang.stores.base import (
     Batch,
     Checkpoint,
     DamagedRow,
+    Event,
     Json,
+    LedgerRow,
     RunNotFound,
     RunRecord,
     ScheduleRecord,
+    Signal,
     StaleLease,
+    Timer,
 )
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -117,6 +121,32 @@ def checkpoint_record(row: Sequence[Any]) -> Checkpoint:
         opened_at=row[7],
         decided_at=row[8],
     )
+
+
+def event_record(r: Sequence[Any]) -> Event:
+    return Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6], r[0], "event data"))
+
+
+def ledger_record(row: Sequence[Any]) -> LedgerRow:
+    return LedgerRow(
+        key=row[0],
+        scope_run_id=row[1] or None,
+        args_hash=row[2],
+        status=row[3],
+        result=load(row[4], row[5], "ledger result"),
+        run_id=row[5],
+        state=row[6],
+        created_at=row[7],
+        updated_at=row[8],
+    )
+
+
+def signal_record(r: Sequence[Any]) -> Signal:
+    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6])
+
+
+def timer_record(r: Sequence[Any]) -> Timer:
+    return Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data"))
 
 
 def run_record(row: Sequence[Any], waiting_for: Any) -> RunRecord:

@@ -97,11 +97,15 @@ from mnlang.stores.common import (
     check_ttl,
     checkpoint_record,
     dump,
+    event_record,
+    ledger_record,
     listed,
     load,
     run_not_found,
     run_record,
     schedule_record,
+    signal_record,
+    timer_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.postgres_limits import PostgresToolSlots
@@ -969,7 +973,7 @@ class PostgresStore:
                     last_seq=last_seq,
                     committed_at=now,
                     cancel_requested=bool(cancel_requested),
-                    ledger=[_ledger_row(_fetched(cursors[i])) for i in ledger_reads],
+                    ledger=[ledger_record(_fetched(cursors[i])) for i in ledger_reads],
                     rows_written=rows
                     + sum(w.rows_written(c) for w, c in zip(writes, cursors, strict=True)),
                 )
@@ -1029,9 +1033,7 @@ class PostgresStore:
             "WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
             (run_id, after_seq, limit),
         )
-        return [
-            Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6], r[0], "event data")) for r in rows
-        ]
+        return [event_record(r) for r in rows]
 
     # --- effect ledger --------------------------------------------------------------------
 
@@ -1040,7 +1042,7 @@ class PostgresStore:
             f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE scope = %s AND key = %s",
             ("" if run_id is None else run_id, key),
         )
-        return _ledger_row(rows[0]) if rows else None
+        return ledger_record(rows[0]) if rows else None
 
     # --- signals --------------------------------------------------------------------------
 
@@ -1078,7 +1080,7 @@ class PostgresStore:
             "ORDER BY arrival",
             {"run": run_id, "name": name},
         )
-        return [_signal(r) for r in rows]
+        return [signal_record(r) for r in rows]
 
     def taken_signal(self, run_id: str, name: str, key: str) -> Signal | None:
         rows = self._autocommit(
@@ -1086,7 +1088,7 @@ class PostgresStore:
             "AND correlation = %s AND consumed_at IS NOT NULL ORDER BY arrival LIMIT 1",
             (run_id, name, key),
         )
-        return _signal(rows[0]) if rows else None
+        return signal_record(rows[0]) if rows else None
 
     def callback_secret(self) -> bytes:
         rows = self._autocommit("SELECT value FROM secrets WHERE name = 'callback_tokens'", ())
@@ -1153,7 +1155,7 @@ class PostgresStore:
             "AND starts_with(timer_id, %s) ORDER BY due_at, run_id, timer_id LIMIT %s",
             (now, prefix, limit),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
+        return [timer_record(r) for r in rows]
 
     def decide_timeouts(self, decisions: Sequence[TimedDecision], *, by: str) -> int:
         crash = CrashPlan.from_env(next_commit_number())
@@ -1204,7 +1206,7 @@ class PostgresStore:
             f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = %s ORDER BY due_at, timer_id",
             (run_id,),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
+        return [timer_record(r) for r in rows]
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -1426,26 +1428,8 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
     return run_record(row, list(row[10]))
 
 
-def _ledger_row(row: Sequence[Any]) -> LedgerRow:
-    return LedgerRow(
-        key=row[0],
-        scope_run_id=row[1] or None,
-        args_hash=row[2],
-        status=row[3],
-        result=load(row[4], row[5], "ledger result"),
-        run_id=row[5],
-        state=row[6],
-        created_at=row[7],
-        updated_at=row[8],
-    )
-
-
 def _worker_record(row: Sequence[Any]) -> WorkerRecord:
     worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at, claimed = row
     return WorkerRecord(
         worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at, tuple(claimed)
     )
-
-
-def _signal(r: Sequence[Any]) -> Signal:
-    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6])

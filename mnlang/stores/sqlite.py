@@ -68,11 +68,15 @@ from mnlang.stores.common import (
     check_ttl,
     checkpoint_record,
     dump,
+    event_record,
+    ledger_record,
     listed,
     load,
     run_not_found,
     run_record,
     schedule_record,
+    signal_record,
+    timer_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.schema import SCHEMA_VERSION, migrate, read_only_version
@@ -765,9 +769,7 @@ class SQLiteStore:
             "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after_seq, -1 if limit is None else limit),
         )
-        return [
-            Event(r[0], r[1], r[2], r[3], r[4], r[5], load(r[6], r[0], "event data")) for r in rows
-        ]
+        return [event_record(r) for r in rows]
 
     # --- effect ledger --------------------------------------------------------------------
 
@@ -779,19 +781,7 @@ class SQLiteStore:
         row = self._conn.execute(
             f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE scope = ? AND key = ?", (scope, key)
         ).fetchone()
-        if row is None:
-            return None
-        return LedgerRow(
-            key=row[0],
-            scope_run_id=row[1] or None,
-            args_hash=row[2],
-            status=row[3],
-            result=load(row[4], row[5], "ledger result"),
-            run_id=row[5],
-            state=row[6],
-            created_at=row[7],
-            updated_at=row[8],
-        )
+        return None if row is None else ledger_record(row)
 
     # --- signals --------------------------------------------------------------------------
 
@@ -833,7 +823,7 @@ class SQLiteStore:
             sql += " AND name = ?"
             params.append(name)
         rows = self._query(sql + " ORDER BY arrival", params)
-        return [_signal(r) for r in rows]
+        return [signal_record(r) for r in rows]
 
     def taken_signal(self, run_id: str, name: str, key: str) -> Signal | None:
         rows = self._query(
@@ -841,7 +831,7 @@ class SQLiteStore:
             "AND correlation = ? AND consumed_at IS NOT NULL ORDER BY arrival LIMIT 1",
             [run_id, name, key],
         )
-        return _signal(rows[0]) if rows else None
+        return signal_record(rows[0]) if rows else None
 
     def callback_secret(self) -> bytes:
         rows = self._query("SELECT value FROM secrets WHERE name = 'callback_tokens'", [])
@@ -900,7 +890,7 @@ class SQLiteStore:
                 "AND substr(timer_id, 1, ?) = ? ORDER BY due_at, run_id, timer_id LIMIT ?",
                 (at, len(prefix), prefix, limit),
             ).fetchall()
-        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
+        return [timer_record(r) for r in rows]
 
     def decide_timeouts(self, decisions: Sequence[TimedDecision], *, by: str) -> int:
         crash = CrashPlan.from_env(next_commit_number())
@@ -945,7 +935,7 @@ class SQLiteStore:
             f"SELECT {_TIMER_COLUMNS} FROM timers WHERE run_id = ? ORDER BY due_at, timer_id",
             (run_id,),
         )
-        return [Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data")) for r in rows]
+        return [timer_record(r) for r in rows]
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -1118,7 +1108,3 @@ def _worker_record(row: Sequence[Any], claimed: Sequence[str]) -> WorkerRecord:
     return WorkerRecord(
         worker_id, host, pid, concurrency, started_at, heartbeat_at, expires_at, tuple(claimed)
     )
-
-
-def _signal(r: Sequence[Any]) -> Signal:
-    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6])

@@ -66,6 +66,18 @@ class ScenarioClockStore(SQLiteStore):
         with super()._write() as now:
             yield now + self.skew
 
+    def skip_to_next_timer(self) -> bool:
+        """Move the clock just past the next timer; False without one. A checkpoint's
+        timeout only fires when the driver says so (it moves the clock itself), so its
+        timers are not counted."""
+        (due,) = self._query(
+            "SELECT min(due_at) FROM timers WHERE substr(timer_id, 1, 11) != 'checkpoint:'"
+        )[0]
+        if due is None:
+            return False
+        self.skew += max(due - self.now(), 0.0) + 0.001
+        return True
+
 
 class _Crash(Exception):
     """The injected worker crash: raised from the journal observer, before a commit."""
@@ -233,7 +245,7 @@ class _ScenarioRun:
         if timed_out:
             store.skew += max(timed_out) + 1.0
         elif not acted:
-            acted = self._advance_to_next_timer(store)
+            acted = store.skip_to_next_timer()
         return acted
 
     def _decide(self, store: ScenarioClockStore, checkpoint: Checkpoint) -> float | None:
@@ -272,21 +284,6 @@ class _ScenarioRun:
             and decision.after_ms is not None
             and decision.after_ms >= timeout_ms
         )
-
-    def _advance_to_next_timer(self, store: ScenarioClockStore) -> bool:
-        """Move the clock to the next timer; a checkpoint's timeout only fires when the
-        scenario says so (a decision of `timeout`), so its timers are not counted."""
-        due = [
-            t.due_at
-            for r in store.list_runs(limit=1000)
-            for t in store.run_timers(r.run_id)
-            if not t.timer_id.startswith("checkpoint:")
-        ]
-        if not due:
-            return False
-        now = store.now()
-        store.skew += max(min(due) - now, 0.0) + 0.001
-        return True
 
     # --- checking ------------------------------------------------------------------------
 
