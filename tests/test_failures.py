@@ -441,3 +441,45 @@ def test_a_run_cancelled_after_a_crash_between_intent_and_result_asks_before_und
     assert out.status == "cancelled"
     assert [c["name"] for c in p.calls()] == ["pay", "find", "refund"]
     assert p.events("c", "abandoned")
+
+
+def test_a_reconcile_tools_timeout_is_computed_from_its_arguments(prog: Any) -> None:
+    """A lookup whose `timeout` is an expression over its parameters is cut at that
+    timeout (the answer is unknown: a repair), not left to run without one."""
+    p = prog(
+        """
+        effect page(order: str, patience: duration) -> str {
+          impl: "tools:pay"
+          once: true
+          timeout: 300ms
+          reconcile: find_payment(order, patience)
+        }
+
+        tool find_payment(order: str, patience: duration) -> str? {
+          impl: "tools:find_payment"
+          timeout: patience + 100ms
+        }
+
+        workflow checkout(order: str, patience: duration) -> str {
+          paged = page(order, patience)
+          return paged
+        }
+        """,
+        """
+        import time
+
+        def pay(order, patience, *, ctx):
+            time.sleep(0.6)
+            return "paid-" + order
+
+        def find_payment(order, patience, *, ctx):
+            record("find", order=order)
+            time.sleep(1.5)
+            return "found-" + order
+        """,
+    )
+    out = p.run({"order": "slow-1", "patience": 0})
+    assert out.status == "waiting"
+    (answer,) = p.events(out.run_id, "reconciled")
+    assert answer.data["answer"] == "unknown"
+    assert p.events(out.run_id, "repair_opened")

@@ -371,7 +371,8 @@ class Calls:
         assert reconcile is not None
         tool = self.program.tools[reconcile.tool]
         env = MapEnv(question.about_args if question.about is not None else call.args)
-        args = {name: to_tool(run.evaluator.eval(e, env)) for name, e in reconcile.args.items()}
+        values = {name: run.evaluator.eval(e, env) for name, e in reconcile.args.items()}
+        args = {name: to_tool(value) for name, value in values.items()}
         key = question.about_key if question.about is not None else call.key
         # The lookup asks the receiver about what was sent: the wire key, when it is known.
         wire = call.wire if question.about is None else None
@@ -387,13 +388,14 @@ class Calls:
         question.args = args
         doubles = run.config.doubles
         job_run: Any = doubles.stand_in(tool, args, 1) if doubles is not None else None
-        if job_run is None:
-            try:
+        try:
+            timeout_ms = call_timeout_ms(tool, values, run.evaluator)
+            if job_run is None:
                 job_run = partial(call_in_thread, self._resolve(tool), args, ctx)
-            except StepFailure as failure:
-                self._reconciled(question, "unknown", None, failure.message)
-                return
-        timeout_s = tool.timeout_ms / 1000 if tool.timeout_ms is not None else None
+        except StepFailure as failure:
+            self._reconciled(question, "unknown", None, failure.message)
+            return
+        timeout_s = timeout_ms / 1000 if timeout_ms is not None else None
         job = CallJob(question, tool.name, job_run, timeout_s, tool.limit)
         self._hold(call)
         call.fiber.job = job
