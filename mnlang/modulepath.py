@@ -30,6 +30,20 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def module_file(folder: Path, module: str) -> Path | None:
+    """The file of the Python module `module` (dotted) in `folder`: `a/b.py`, else
+    `a/b/__init__.py`; None when neither is there. How an `impl`'s module is found by
+    the checker, by the IR's tool hashes and by the runtime (`runtime.tools.module_ref`)."""
+    parts = module.split(".")
+    for candidate in (
+        folder.joinpath(*parts).with_suffix(".py"),
+        folder.joinpath(*parts, "__init__.py"),
+    ):
+        if is_file(candidate):
+            return candidate
+    return None
+
+
 ENTRY_POINT_GROUP = "mnlang.modules"
 
 

@@ -1,6 +1,6 @@
 """`mnc check` looks at the Python behind each tool and effect (`impl: "module:function"`).
 
-The module is found as the runtime finds it (`mnlang.runtime.tools.module_ref`): a file
+The module is found as the runtime finds it (`mnlang.modulepath.module_file`): a file
 `module.py` or `module/__init__.py` in the folder of the `.mn` file that declares the
 tool, else an installed module. Its source is parsed with Python's `ast`, never run: a
 function defined there by `def` or `async def` is checked against the declaration at
@@ -27,7 +27,7 @@ from typing import Any
 from mnlang.checker.program import Program, Symbol
 from mnlang.diagnostics import Diagnostic, Diagnostics
 from mnlang.impl_source import function_docstring, parse_python
-from mnlang.modulepath import is_file
+from mnlang.modulepath import module_file
 from mnlang.syntax import ast as mn
 
 PASSED_BY_RUNTIME = ("ctx", "key")
@@ -122,14 +122,8 @@ def _check_one(
 
 @functools.lru_cache(maxsize=256)
 def _module_file(folder: Path, module: str) -> Path | None:
-    parts = module.split(".")
-    for candidate in (
-        folder.joinpath(*parts).with_suffix(".py"),
-        folder.joinpath(*parts, "__init__.py"),
-    ):
-        if is_file(candidate):
-            return candidate.resolve()
-    return None
+    found = module_file(folder, module)
+    return found.resolve() if found is not None else None
 
 
 @functools.lru_cache(maxsize=256)
