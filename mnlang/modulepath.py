@@ -30,6 +30,37 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def module_file(folder: Path, module: str) -> Path | None:
+    """The file of the Python module `module` (dotted) in `folder`: `a/b.py`, else
+    `a/b/__init__.py`; None when neither is there. How an `impl`'s module is found by
+    the checker, by the IR's tool hashes and by the runtime (`runtime.tools.module_ref`)."""
+    parts = module.split(".")
+    for candidate in (
+        folder.joinpath(*parts).with_suffix(".py"),
+        folder.joinpath(*parts, "__init__.py"),
+    ):
+        if is_file(candidate):
+            return candidate
+    return None
+
+
+def impl_module_file(
+    first: Path, module: str, impl_dir: str, start: Path
+) -> tuple[Path, Path] | None:
+    """The file of an `impl`'s Python module and the folder it was found in: in `first`
+    (the folder of the `.mn` file that declares it), else in each of `code_folders(start)`
+    joined with `impl_dir` (that `.mn` file's folder relative to the program's), then in
+    the folder itself. None when no folder has it (it may still be an installed module)."""
+    bases = [first]
+    for folder in code_folders(start):
+        bases += [folder / impl_dir, folder]
+    for base in dict.fromkeys(bases):
+        found = module_file(base, module)
+        if found is not None:
+            return found, base
+    return None
+
+
 ENTRY_POINT_GROUP = "mnlang.modules"
 
 

@@ -8,6 +8,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mnlang import api
@@ -185,3 +186,22 @@ def test_json_format_carries_the_codes(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", str(main_mn), "--format", "json"])
     found = json.loads(result.output)["diagnostics"]
     assert [d["code"] for d in found] == ["E126"]
+
+
+def test_a_module_at_the_project_root_is_found_as_the_runtime_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug: `mnc check` looked for the module only beside the .mn file (E125), while
+    # `mnc run` finds it at the project's root too (mnlang.modulepath.impl_module_file).
+    # A module name nothing else puts on sys.path, so an installed lookup cannot find it.
+    (tmp_path / "mnlang.toml").write_text('[project]\nname = "p"\n', "utf-8")
+    (tmp_path / "root_tools_e125.py").write_text(
+        "def lookup(order_id, verbose):\n    return order_id\n\n\n"
+        "def pay(order_id, amount):\n    return order_id\n",
+        "utf-8",
+    )
+    (tmp_path / "flows").mkdir()
+    main_mn = tmp_path / "flows" / "main.mn"
+    main_mn.write_text(SOURCE.replace('"tools:', '"root_tools_e125:'), "utf-8")
+    monkeypatch.delenv("MNC_PATH", raising=False)
+    assert codes(main_mn) == []

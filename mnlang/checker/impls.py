@@ -1,12 +1,12 @@
 """`mnc check` looks at the Python behind each tool and effect (`impl: "module:function"`).
 
-The module is found as the runtime finds it (`mnlang.runtime.tools.module_ref`): a file
-`module.py` or `module/__init__.py` in the folder of the `.mn` file that declares the
-tool, else an installed module. Its source is parsed with Python's `ast`, never run: a
-function defined there by `def` or `async def` is checked against the declaration at
-once. A name bound any other way (imported, assigned, made by a decorator factory) can
-only be known by importing the module, which is done unless `--no-import`; so is an
-installed module's lookup. Checked:
+The module is found as the runtime finds it (`mnlang.modulepath.impl_module_file`): a
+file `module.py` or `module/__init__.py` in the folder of the `.mn` file that declares
+the tool, else in the project's root and module path and `MNC_PATH`, else an installed
+module. Its source is parsed with Python's `ast`, never run: a function defined there by
+`def` or `async def` is checked against the declaration at once. A name bound any other
+way (imported, assigned, made by a decorator factory) can only be known by importing the
+module, which is done unless `--no-import`; so is an installed module's lookup. Checked:
 
 - the module exists (E125) and can be imported when it has to be (E128);
 - it has the function (E126);
@@ -20,6 +20,7 @@ import ast
 import functools
 import importlib.util
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from mnlang.checker.program import Program, Symbol
 from mnlang.diagnostics import Diagnostic, Diagnostics
 from mnlang.impl_source import function_docstring, parse_python
-from mnlang.modulepath import is_file
+from mnlang.modulepath import impl_module_file, module_file
 from mnlang.syntax import ast as mn
 
 PASSED_BY_RUNTIME = ("ctx", "key")
@@ -74,7 +75,7 @@ def _check_one(
     if not module_name or not function:
         return
     at = entry.value
-    path = _module_file(symbol.module.path.parent, module_name)
+    path = _module_file(symbol.module.path.parent, program.root.path.parent, module_name)
     if path is None:
         if not allow_import:
             return
@@ -121,15 +122,11 @@ def _check_one(
 
 
 @functools.lru_cache(maxsize=256)
-def _module_file(folder: Path, module: str) -> Path | None:
-    parts = module.split(".")
-    for candidate in (
-        folder.joinpath(*parts).with_suffix(".py"),
-        folder.joinpath(*parts, "__init__.py"),
-    ):
-        if is_file(candidate):
-            return candidate.resolve()
-    return None
+def _module_file(folder: Path, root: Path, module: str) -> Path | None:
+    """As the runtime finds it from `folder` (the .mn file's), `root` the program's folder."""
+    impl_dir = Path(os.path.relpath(folder.resolve(), root.resolve())).as_posix()
+    hit = impl_module_file(folder, module, impl_dir, folder)
+    return hit[0].resolve() if hit is not None else None
 
 
 @functools.lru_cache(maxsize=256)
@@ -296,5 +293,5 @@ def note_text(sig: Signature) -> list[str]:
 def impl_docstring(folder: Path, impl: str) -> str | None:
     """The docstring of an `impl` function in a module beside the .mn file (in `folder`)."""
     module, _, function = impl.partition(":")
-    path = _module_file(folder, module) if module and function else None
+    path = module_file(folder, module) if module and function else None
     return function_docstring(path, function) if path is not None else None

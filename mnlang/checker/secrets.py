@@ -12,8 +12,8 @@ checker reports the last through `published_secret`).
 from __future__ import annotations
 
 from mnlang.checker import types as T
-from mnlang.checker.declarations import Declarations, FieldInfo
-from mnlang.checker.program import ModuleInfo, Program
+from mnlang.checker.declarations import Declarations, FieldInfo, Signature
+from mnlang.checker.program import Program
 from mnlang.diagnostics import Diagnostics
 from mnlang.syntax import ast
 
@@ -39,7 +39,7 @@ def check_secrets(program: Program, decls: Declarations, diags: Diagnostics) -> 
                 what = f"{_kind(decl)} `{decl.name.name}`'s result"
                 _published(decl.returns, sig.returns, what, diags)
                 if isinstance(decl, ast.CallableDecl) and decl.kind == "agent":
-                    _agent(module, decl, decls, diags)
+                    _agent(decl, sig, decls, diags)
                 if isinstance(decl, ast.CallableDecl):
                     _key(decl, diags)
 
@@ -75,12 +75,9 @@ def published_secret(diags: Diagnostics, at: ast.Node, what: str) -> None:
     )
 
 
-def _agent(
-    module: ModuleInfo, decl: ast.CallableDecl, decls: Declarations, diags: Diagnostics
-) -> None:
+def _agent(decl: ast.CallableDecl, own: Signature, decls: Declarations, diags: Diagnostics) -> None:
     for p in decl.params:
-        sig = decls.signatures.get(module.qualify(decl.name.name))
-        info = next((i for i in sig.params if i.decl is p), None) if sig else None
+        info = next((i for i in own.params if i.decl is p), None)
         if info is not None and T.holds_secret(info.type):
             diags.add(
                 "E131",

@@ -33,7 +33,7 @@ from mnlang.ir.model import (
     TypeDeclIR,
 )
 from mnlang.ir.schema import output_schema
-from mnlang.modulepath import is_file
+from mnlang.modulepath import module_file
 from mnlang.span import Span
 from mnlang.syntax import ast
 
@@ -252,12 +252,8 @@ def tool_modules(impls: list[tuple[str, str]], root_dir: Path) -> list[ToolModul
         if not module or (impl_dir, module) in seen:
             continue
         base = root_dir / impl_dir
-        candidates = [
-            base.joinpath(*module.split(".")).with_suffix(".py"),
-            base.joinpath(*module.split("."), "__init__.py"),
-        ]
-        found = next((c for c in candidates if is_file(c)), None)
-        chosen = found or candidates[0]
+        found = module_file(base, module)
+        chosen = found or base.joinpath(*module.split(".")).with_suffix(".py")
         seen[(impl_dir, module)] = ToolModuleIR(
             impl_dir=impl_dir,
             module=module,

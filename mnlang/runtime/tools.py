@@ -38,7 +38,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mnlang.errors import MnError, Timeout, ToolError
-from mnlang.modulepath import code_folders, is_file
+from mnlang.modulepath import impl_module_file
 
 if TYPE_CHECKING:  # the child process of `isolation: process` imports this module: keep it light
     import asyncio
@@ -98,18 +98,11 @@ _loaded: dict[str, ModuleType] = {}
 def module_ref(program: IRProgram, impl_dir: str, module: str) -> ModuleRef:
     """The module an `impl` names: from the program's source folder, else from the
     current folder's project and `MNC_PATH` (`mnlang.modulepath`), else installed."""
-    parts = module.split(".")
-    bases = [Path(program.source.dir) / impl_dir]
-    for folder in code_folders(Path.cwd()):
-        bases += [folder / impl_dir, folder]
-    for base in dict.fromkeys(bases):
-        for candidate in (
-            base.joinpath(*parts).with_suffix(".py"),
-            base.joinpath(*parts, "__init__.py"),
-        ):
-            if is_file(candidate):
-                return ModuleRef(module, str(candidate.resolve()), str(base.resolve()))
-    return ModuleRef(module, None, None)
+    hit = impl_module_file(Path(program.source.dir) / impl_dir, module, impl_dir, Path.cwd())
+    if hit is None:
+        return ModuleRef(module, None, None)
+    path, folder = hit
+    return ModuleRef(module, str(path.resolve()), str(folder.resolve()))
 
 
 def load_module(ref: ModuleRef) -> ModuleType:
