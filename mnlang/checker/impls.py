@@ -85,8 +85,9 @@ def _check_one(
                 "E125",
                 at,
                 f"no Python module `{module_name}` for `{decl.name.name}`",
-                notes=[f"looked for {module_name.replace('.', '/')}.py beside the .mn file "
-                       "and for an installed module"],
+                notes=[f"looked for {module_name.replace('.', '/')}.py beside the .mn file, "
+                       "in the project's module path and MNC_PATH, and for an installed "
+                       "module"],
                 help=f"create `{module_name.replace('.', '/')}.py` next to "
                 f"`{symbol.module.path.name}`, or `mnc check --no-import` when the tools "
                 "are installed elsewhere",
