@@ -18,6 +18,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,9 @@ def test_a_secret_appears_nowhere_after_a_crash_and_a_rotation(
         "worker", "--until-idle", "--lease-ttl", "0.5", "--db", str(db),
     )  # fmt: skip
     assert crashed.returncode == 137, crashed.stderr.decode()
+    # The dead worker's lease must expire before `--until-idle` sees the run as runnable:
+    # a worker started within its 0.5 s would find nothing to do and stop.
+    time.sleep(0.6)
 
     rotated = {**env, "API_TOKEN": ROTATED}
     worker = mnc(tmp_path, rotated, "worker", "--until-idle", "--lease-ttl", "0.5", "--db", str(db))
