@@ -1,6 +1,8 @@
 """Archive files: a journal's runs as JSON lines, readable without the journal.
 
-`mnc gc --archive` writes them and `mnc replay --archive FILE` reads them. One JSON object
+`write_archive` writes them (the format the retention command planned in issue 18,
+`mnc gc --archive`, is to write; it does not exist yet) and `mnc replay --archive FILE`
+reads them. One JSON object
 per line, each with a `type`:
 
 - `{"type": "run", "run": {...}}`: a run's record (the fields of
@@ -59,7 +61,7 @@ _RECORD_DEFAULTS: dict[str, Any] = {
 
 
 def write_archive(recordings: Iterable[Recording], out: IO[str]) -> None:
-    """Write run trees as archive lines (what `mnc gc --archive` writes)."""
+    """Write run trees as archive lines."""
     written: set[str] = set()
     for recording in recordings:
         for ir_hash, text in recording.programs.items():
