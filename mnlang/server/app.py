@@ -611,7 +611,9 @@ class Api:
                     run_id,
                     checkpoint.checkpoint_id,
                     approve=body.choice != "reject",
-                    choice=body.choice,
+                    # `approve`/`reject` as `mnc approve`/`mnc reject`: the runtime picks
+                    # the option (on a repair, `reject` fails the step)
+                    choice=None if body.choice in ("approve", "reject") else body.choice,
                     by=user.name,
                     comment=body.comment,
                     result=body.result,

@@ -1,0 +1,60 @@
+"""The API's handling of requests, in-process through Starlette's TestClient (the live
+server's tests are in test_api_server.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from mnlang.server.app import create_server_app
+from mnlang.stores import open_store
+from mnlang.stores.base import Batch, NewRun, OpenCheckpoint, Store
+from mnlang.ui.auth import Authenticator
+
+TOKEN = "admin-token-for-the-api-request-tests"
+HEADERS = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+REPAIR = "repair:pay@[]"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(tmp_path / "journal.db")
+    yield opened
+    opened.close()
+
+
+def api(store: Store) -> TestClient:
+    auth = Authenticator(admin_token=TOKEN, tokens=None, loopback=True)
+    return TestClient(create_server_app(store, auth, execute=False), base_url="http://127.0.0.1")
+
+
+def with_repair(store: Store, run_id: str) -> None:
+    """A waiting run with an open repair checkpoint (an effect whose outcome is unknown)."""
+    store.create_run(NewRun(run_id, "review", {}, "support", "0" * 64, status="waiting"))
+    request = {
+        "kind": "repair",
+        "effect": "pay",
+        "key": "pay:1",
+        "args": {"order_id": "1"},
+        "reason": "the call timed out",
+        "options": ["mark_done", "retry", "fail"],
+        "result_type": "str",
+    }
+    store.commit(Batch(run_id, open_checkpoints=[OpenCheckpoint(REPAIR, "repair", request)]))
+
+
+def test_reject_over_the_api_fails_a_repair_as_mnc_reject_does(store: Store) -> None:
+    with_repair(store, "fixme")
+    client = api(store)
+    path = f"/api/v1/runs/fixme/checkpoints/{REPAIR}/decision"
+    approved = client.post(path, json={"choice": "approve"}, headers=HEADERS)
+    assert approved.status_code == 400, approved.text
+    assert "needs a choice: `mark_done`" in approved.json()["error"]["message"]
+    rejected = client.post(path, json={"choice": "reject"}, headers=HEADERS)
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["choice"] == "fail"
+    checkpoint = store.get_checkpoint("fixme", REPAIR)
+    assert checkpoint is not None and checkpoint.decision["choice"] == "fail"
