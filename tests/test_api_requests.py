@@ -58,3 +58,25 @@ def test_reject_over_the_api_fails_a_repair_as_mnc_reject_does(store: Store) -> 
     assert rejected.json()["choice"] == "fail"
     checkpoint = store.get_checkpoint("fixme", REPAIR)
     assert checkpoint is not None and checkpoint.decision["choice"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        (b'{"workflow": "order", "input": {"amount": NaN}}', "has `NaN`, which is not JSON"),
+        (b'{"workflow": "order", "input": {"n": 1e999}}', "out of a float's range"),
+        (b'{"workflow": "order", "input": {"n": ' + b"9" * 200 + b"}}", "a number of 200"),
+        (b'{"workflow": "order", "input": {"s": "\\udc00"}}', "has a lone surrogate"),
+        (b'{"workflow": "order"', "is not JSON"),
+    ],
+)
+def test_a_body_is_decoded_as_all_json_coming_in_is(
+    store: Store, body: bytes, refused: str
+) -> None:
+    """By `mnlang.jsonin`, as `mnc run --input` and `mnc signal` decode theirs: `NaN` and
+    `Infinity`, out-of-range and overlong numbers and lone surrogates are refused up front."""
+    answer = api(store).post("/api/v1/runs", content=body, headers=HEADERS)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_body" and refused in error["message"], error
+    assert error["message"].startswith("the body ")

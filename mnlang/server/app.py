@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mnlang.ir.model import IRProgram
+from mnlang.jsonin import JSONInputError, decode_json
 from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import InputError, RunConflict, RunError
 from mnlang.runtime.tokens import BadToken, read_token
@@ -237,7 +238,11 @@ class Api:
                 status=413,
             )
         try:
-            return model.model_validate_json(raw or b"{}")
+            data = decode_json(raw or b"{}", "the body", max_bytes=MAX_BODY)
+        except JSONInputError as e:
+            raise ApiError("invalid_request", "invalid_body", e.message, help=e.help) from None
+        try:
+            return model.model_validate(data)
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
