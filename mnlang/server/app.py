@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
@@ -29,14 +29,14 @@ from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import InputError, RunConflict, RunError
 from mnlang.runtime.tokens import BadToken, read_token
 from mnlang.server import models as m
-from mnlang.stores.base import TERMINAL_STATUSES, RunRecord, Store, StoreError
+from mnlang.stores.base import TERMINAL_STATUSES, RunRecord, RunStatus, Store, StoreError
 from mnlang.ui.actions import Executor
 from mnlang.ui.auth import User
 
 PREFIX = "/api/v1"
 MAX_BODY = 2_000_000
 MAX_PAGE = 1000
-STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
+STATUSES = get_args(RunStatus)
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 _STATUS = {

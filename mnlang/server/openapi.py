@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from mnlang.server import models as m
+from mnlang.stores.base import RunStatus
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
@@ -104,7 +105,7 @@ def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(model, "serialization") for model in every], ref_template=_REF
     )
-    statuses = ["running", "waiting", "completed", "failed", "cancelled"]
+    statuses = list(get_args(RunStatus))
     paths: dict[str, Any] = {
         "/api/v1/me": {"get": _operation("me", "Who the token belongs to", {"200": m.Me})},
         "/api/v1/programs": {
