@@ -13,6 +13,7 @@ from mnlang.server.app import create_server_app
 from mnlang.stores import open_store
 from mnlang.stores.base import Batch, NewRun, OpenCheckpoint, Store
 from mnlang.ui.auth import Authenticator
+from mnlang.ui.tokens import TokenFile
 
 TOKEN = "admin-token-for-the-api-request-tests"
 HEADERS = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
@@ -80,3 +81,35 @@ def test_a_body_is_decoded_as_all_json_coming_in_is(
     error = answer.json()["error"]
     assert error["code"] == "invalid_body" and refused in error["message"], error
     assert error["message"].startswith("the body ")
+
+
+def test_the_assignee_rule_holds_for_every_change_over_the_api(
+    store: Store, tmp_path: Path
+) -> None:
+    """As in the console (docs/ui.md): while a run's checkpoint is assigned to alice, bob
+    (an operator) may neither signal nor cancel the run, alone or in a bulk cancel."""
+    store.create_run(NewRun("held", "review", {}, "support", "0" * 64, status="waiting"))
+    request = {"ask": "ship?", "options": ["approve", "reject"], "assignee": "alice"}
+    store.commit(Batch("held", open_checkpoints=[OpenCheckpoint("d", "review", request)]))
+    tokens = TokenFile(tmp_path / "tokens.json")
+    bob = tokens.add("bob")
+    auth = Authenticator(admin_token=TOKEN, tokens=tokens, loopback=True)
+    client = TestClient(create_server_app(store, auth, execute=False), base_url="http://127.0.0.1")
+    as_bob = {"authorization": f"Bearer {bob}"}
+    for path, body in (
+        ("/api/v1/runs/held/signals", {"event": "nudge", "payload": "x"}),
+        ("/api/v1/runs/held/cancel", None),
+    ):
+        refused = client.post(path, json=body, headers=as_bob)
+        assert refused.status_code == 403, (path, refused.text)
+        error = refused.json()["error"]
+        assert (
+            error["code"] == "assigned_to_another" and "only they or an admin" in error["message"]
+        )
+    bulk = client.post("/api/v1/bulk/cancel", json={}, headers=as_bob).json()
+    assert bulk["done"] == [] and [s["run_id"] for s in bulk["skipped"]] == ["held"]
+    assert "only they or an admin" in bulk["skipped"][0]["reason"]
+    run = store.get_run("held")
+    assert run is not None and not run.cancel_requested
+    allowed = client.post("/api/v1/runs/held/cancel", headers=HEADERS)  # the admin may
+    assert allowed.status_code == 202, allowed.text

@@ -30,7 +30,7 @@ from mnlang.runtime.run import InputError, RunConflict, RunError
 from mnlang.runtime.tokens import BadToken, read_token
 from mnlang.server import models as m
 from mnlang.stores.base import TERMINAL_STATUSES, RunRecord, RunStatus, Store, StoreError
-from mnlang.ui.actions import Executor
+from mnlang.ui.actions import ActionRefused, Executor, may_change
 from mnlang.ui.auth import User
 
 PREFIX = "/api/v1"
@@ -269,6 +269,16 @@ class Api:
             )
         return user
 
+    def may_change(self, request: Request, record: RunRecord) -> User:
+        """`may_act`, and the console's assignee rule: while a checkpoint of the run is
+        assigned to someone else, only they (deciding it) or an admin change the run."""
+        user = self.may_act(request, record.workflow)
+        try:
+            may_change(self.store, user, record.run_id)
+        except ActionRefused as e:
+            raise ApiError("permission", "assigned_to_another", e.message) from None
+        return user
+
     def record(self, run_id: str) -> RunRecord:
         record = self.store.get_run(run_id)
         if record is None:
@@ -500,7 +510,13 @@ class Api:
                 if not user.may_act_on(record.workflow):
                     reason = f"`{user.name}` ({user.role_name}) may not act on `{record.workflow}`"
                     out.skipped.append(m.Skipped(run_id=record.run_id, reason=reason))
-                elif self.store.request_cancel(record.run_id):
+                    continue
+                try:
+                    may_change(self.store, user, record.run_id)
+                except ActionRefused as e:
+                    out.skipped.append(m.Skipped(run_id=record.run_id, reason=e.message))
+                    continue
+                if self.store.request_cancel(record.run_id):
                     out.done.append(record.run_id)
                 else:
                     out.skipped.append(m.Skipped(run_id=record.run_id, reason="it has ended"))
@@ -540,13 +556,13 @@ class Api:
                         raise ApiError(
                             "invalid_request", "token_mismatch", "the token is for another run"
                         )
-                    self.may_act(request, self.record(target.run_id).workflow)
+                    self.may_change(request, self.record(target.run_id))
                     return signals.send_token(
                         self.store, body.token, body.payload, signal_id=body.signal_id
                     )
                 assert run_id is not None and body.event is not None
                 record = self.record(run_id)
-                self.may_act(request, record.workflow)
+                self.may_change(request, record)
                 if record.status in TERMINAL_STATUSES:
                     raise ApiError(
                         "conflict", "run_ended", f"run `{run_id}` has ended ({record.status})"
@@ -646,7 +662,7 @@ class Api:
         run_id = request.path_params["run_id"]
 
         def request_cancel() -> RunRecord:
-            self.may_act(request, self.record(run_id).workflow)
+            self.may_change(request, self.record(run_id))
             self.store.request_cancel(run_id)
             return self.record(run_id)
 

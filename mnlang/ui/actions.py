@@ -48,7 +48,7 @@ def _run_acted_on(store: Store, user: User, run_id: str) -> RunRecord:
     return run
 
 
-def _may_change(store: Store, user: User, run_id: str) -> None:
+def may_change(store: Store, user: User, run_id: str) -> None:
     """The assignee rule for every state change of a run: while one of its checkpoints is
     assigned to someone else, only they (deciding it) or an admin may act on the run."""
     for checkpoint in store.open_checkpoints(run_id):
@@ -123,7 +123,7 @@ def signal(
     """Put a signal, with its correlation key if one is given, in the run's mailbox; its
     payload is checked against the event's type."""
     run = _run_acted_on(store, user, run_id)
-    _may_change(store, user, run_id)
+    may_change(store, user, run_id)
     if not event.strip():
         raise ActionRefused(400, "name the event to signal")
     if run.status in TERMINAL_STATUSES:
@@ -149,7 +149,7 @@ def signal(
 
 def cancel(store: Store, user: User, run_id: str) -> str:
     _run_acted_on(store, user, run_id)
-    _may_change(store, user, run_id)
+    may_change(store, user, run_id)
     if not store.request_cancel(run_id):
         raise ActionRefused(409, f"run `{run_id}` has already ended")
     log.info("%s asked to cancel run %s", user.name, run_id)
@@ -158,7 +158,7 @@ def cancel(store: Store, user: User, run_id: str) -> str:
 
 def check_resumable(store: Store, user: User, run_id: str) -> str:
     run = _run(store, run_id)
-    _may_change(store, user, run_id)
+    may_change(store, user, run_id)
     if run.status in TERMINAL_STATUSES:
         raise ActionRefused(409, f"run `{run_id}` has ended ({run.status})")
     return "resuming"
