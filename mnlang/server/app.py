@@ -30,7 +30,7 @@ from mnlang.runtime.run import InputError, RunConflict, RunError
 from mnlang.runtime.tokens import BadToken, read_token
 from mnlang.server import models as m
 from mnlang.stores.base import TERMINAL_STATUSES, RunRecord, RunStatus, Store, StoreError
-from mnlang.ui.actions import ActionRefused, Executor, may_change
+from mnlang.ui.actions import ActionRefused, Executor, assignee_of, may_change
 from mnlang.ui.auth import User
 
 PREFIX = "/api/v1"
@@ -190,7 +190,7 @@ def run_detail(store: Store, record: RunRecord) -> m.RunOut:
                 name=c.name,
                 checkpoint_id=c.checkpoint_id,
                 request=c.request,
-                assignee=(c.request.get("assignee") if isinstance(c.request, dict) else None),
+                assignee=assignee_of(c),
                 opened_at=c.opened_at,
             )
             for c in checkpoints
@@ -618,8 +618,7 @@ class Api:
                 raise ApiError(
                     "not_found", "checkpoint_not_found", f"run `{run_id}` has no checkpoint `{ref}`"
                 )
-            request_ = checkpoint.request if isinstance(checkpoint.request, dict) else {}
-            assignee = request_.get("assignee") or None
+            assignee = assignee_of(checkpoint)
             if not user.may_decide(assignee):
                 raise ApiError(
                     "permission",

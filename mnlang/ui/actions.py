@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mnlang.jsonin import JSONInputError, decode_json
 from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import RunBusy, RunError, continue_run
-from mnlang.stores.base import TERMINAL_STATUSES, Json, RunRecord, Store, StoreError
+from mnlang.stores.base import TERMINAL_STATUSES, Checkpoint, Json, RunRecord, Store, StoreError
 from mnlang.ui.auth import User
 
 log = logging.getLogger("mnlang.ui")
@@ -48,12 +48,18 @@ def _run_acted_on(store: Store, user: User, run_id: str) -> RunRecord:
     return run
 
 
+def assignee_of(checkpoint: Checkpoint) -> str | None:
+    """The user a checkpoint is assigned to, if any."""
+    request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+    assignee = request.get("assignee")
+    return assignee if isinstance(assignee, str) and assignee else None
+
+
 def may_change(store: Store, user: User, run_id: str) -> None:
     """The assignee rule for every state change of a run: while one of its checkpoints is
     assigned to someone else, only they (deciding it) or an admin may act on the run."""
     for checkpoint in store.open_checkpoints(run_id):
-        request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
-        assignee = request.get("assignee") or None
+        assignee = assignee_of(checkpoint)
         if not user.may_decide(assignee):
             raise ActionRefused(
                 403,
@@ -87,8 +93,7 @@ def decide(
     checkpoint = store.get_checkpoint(run_id, checkpoint_id)
     if checkpoint is None:
         raise ActionRefused(404, f"run `{run_id}` has no checkpoint `{checkpoint_id}`")
-    request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
-    assignee = request.get("assignee") or None
+    assignee = assignee_of(checkpoint)
     if not user.may_decide(assignee):
         raise ActionRefused(403, f"checkpoint `{checkpoint.name}` is assigned to `{assignee}`")
     value = _json_text(result, "the result") if result.strip() else None
