@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from mnlang.server import models as m
+from mnlang.server.app import MAX_PAGE
 from mnlang.stores.base import RunStatus
 
 _REF = "#/components/schemas/{model}"
@@ -79,6 +80,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 RUN_ID = _path("run_id", "The run's id")
+PAGE_LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size")
 
 
 @cache
@@ -136,9 +138,7 @@ def document() -> dict[str, Any]:
                     _query("until", {"type": "number"}, "Created before (Unix seconds)"),
                     _query("q", {"type": "string"}, "Text in the run id or input"),
                     _query("cursor", {"type": "string"}, "`next_cursor` of the page before"),
-                    _query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"
-                    ),
+                    PAGE_LIMIT,
                 ],
             ),
             "post": _operation(
@@ -165,9 +165,7 @@ def document() -> dict[str, Any]:
                 params=[
                     RUN_ID,
                     _query("after", {"type": "integer", "minimum": 0}, "Events after this seq"),
-                    _query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"
-                    ),
+                    PAGE_LIMIT,
                 ],
             )
         },
