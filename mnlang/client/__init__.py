@@ -170,6 +170,13 @@ class _Requests:
         }
 
     @staticmethod
+    def decision(
+        run_id: str, checkpoint: str, choice: str, comment: str | None, result: Any
+    ) -> tuple[str, dict[str, Any]]:
+        path = f"/runs/{_seg(run_id)}/checkpoints/{_seg(checkpoint)}/decision"
+        return path, _drop_none({"choice": choice, "comment": comment, "result": result})
+
+    @staticmethod
     def runs_query(**filters: Any) -> dict[str, Any]:
         return {
             ("class" if k == "workflow_class" else k): v
@@ -287,8 +294,7 @@ class Client:
         comment: str | None = None,
         result: Any = None,
     ) -> DecisionResult:
-        body = _drop_none({"choice": choice, "comment": comment, "result": result})
-        path = f"/runs/{_seg(run_id)}/checkpoints/{_seg(checkpoint)}/decision"
+        path, body = _Requests.decision(run_id, checkpoint, choice, comment, result)
         return cast(DecisionResult, self._call("POST", path, json=body))
 
     def approve(
@@ -378,8 +384,7 @@ class AsyncClient:
         comment: str | None = None,
         result: Any = None,
     ) -> DecisionResult:
-        body = _drop_none({"choice": choice, "comment": comment, "result": result})
-        path = f"/runs/{_seg(run_id)}/checkpoints/{_seg(checkpoint)}/decision"
+        path, body = _Requests.decision(run_id, checkpoint, choice, comment, result)
         return cast(DecisionResult, await self._call("POST", path, json=body))
 
     async def approve(

@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
@@ -24,18 +24,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mnlang.ir.model import IRProgram
+from mnlang.jsonin import JSONInputError, decode_json
 from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import InputError, RunConflict, RunError
 from mnlang.runtime.tokens import BadToken, read_token
 from mnlang.server import models as m
-from mnlang.stores.base import TERMINAL_STATUSES, RunRecord, Store, StoreError
-from mnlang.ui.actions import Executor
+from mnlang.stores.base import TERMINAL_STATUSES, RunRecord, RunStatus, Store, StoreError
+from mnlang.ui.actions import ActionRefused, Executor, assignee_of, may_change
 from mnlang.ui.auth import User
 
 PREFIX = "/api/v1"
 MAX_BODY = 2_000_000
 MAX_PAGE = 1000
-STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
+STATUSES = get_args(RunStatus)
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 _STATUS = {
@@ -189,7 +190,7 @@ def run_detail(store: Store, record: RunRecord) -> m.RunOut:
                 name=c.name,
                 checkpoint_id=c.checkpoint_id,
                 request=c.request,
-                assignee=(c.request.get("assignee") if isinstance(c.request, dict) else None),
+                assignee=assignee_of(c),
                 opened_at=c.opened_at,
             )
             for c in checkpoints
@@ -237,7 +238,11 @@ class Api:
                 status=413,
             )
         try:
-            return model.model_validate_json(raw or b"{}")
+            data = decode_json(raw or b"{}", "the body", max_bytes=MAX_BODY)
+        except JSONInputError as e:
+            raise ApiError("invalid_request", "invalid_body", e.message, help=e.help) from None
+        try:
+            return model.model_validate(data)
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -262,6 +267,16 @@ class Api:
                 "forbidden",
                 f"`{user.name}` ({user.role_name}) may not act on runs of `{workflow}`",
             )
+        return user
+
+    def may_change(self, request: Request, record: RunRecord) -> User:
+        """`may_act`, and the console's assignee rule: while a checkpoint of the run is
+        assigned to someone else, only they (deciding it) or an admin change the run."""
+        user = self.may_act(request, record.workflow)
+        try:
+            may_change(self.store, user, record.run_id)
+        except ActionRefused as e:
+            raise ApiError("permission", "assigned_to_another", e.message) from None
         return user
 
     def record(self, run_id: str) -> RunRecord:
@@ -495,7 +510,13 @@ class Api:
                 if not user.may_act_on(record.workflow):
                     reason = f"`{user.name}` ({user.role_name}) may not act on `{record.workflow}`"
                     out.skipped.append(m.Skipped(run_id=record.run_id, reason=reason))
-                elif self.store.request_cancel(record.run_id):
+                    continue
+                try:
+                    may_change(self.store, user, record.run_id)
+                except ActionRefused as e:
+                    out.skipped.append(m.Skipped(run_id=record.run_id, reason=e.message))
+                    continue
+                if self.store.request_cancel(record.run_id):
                     out.done.append(record.run_id)
                 else:
                     out.skipped.append(m.Skipped(run_id=record.run_id, reason="it has ended"))
@@ -535,13 +556,13 @@ class Api:
                         raise ApiError(
                             "invalid_request", "token_mismatch", "the token is for another run"
                         )
-                    self.may_act(request, self.record(target.run_id).workflow)
+                    self.may_change(request, self.record(target.run_id))
                     return signals.send_token(
                         self.store, body.token, body.payload, signal_id=body.signal_id
                     )
                 assert run_id is not None and body.event is not None
                 record = self.record(run_id)
-                self.may_act(request, record.workflow)
+                self.may_change(request, record)
                 if record.status in TERMINAL_STATUSES:
                     raise ApiError(
                         "conflict", "run_ended", f"run `{run_id}` has ended ({record.status})"
@@ -597,8 +618,7 @@ class Api:
                 raise ApiError(
                     "not_found", "checkpoint_not_found", f"run `{run_id}` has no checkpoint `{ref}`"
                 )
-            request_ = checkpoint.request if isinstance(checkpoint.request, dict) else {}
-            assignee = request_.get("assignee") or None
+            assignee = assignee_of(checkpoint)
             if not user.may_decide(assignee):
                 raise ApiError(
                     "permission",
@@ -611,7 +631,9 @@ class Api:
                     run_id,
                     checkpoint.checkpoint_id,
                     approve=body.choice != "reject",
-                    choice=body.choice,
+                    # `approve`/`reject` as `mnc approve`/`mnc reject`: the runtime picks
+                    # the option (on a repair, `reject` fails the step)
+                    choice=None if body.choice in ("approve", "reject") else body.choice,
                     by=user.name,
                     comment=body.comment,
                     result=body.result,
@@ -639,7 +661,7 @@ class Api:
         run_id = request.path_params["run_id"]
 
         def request_cancel() -> RunRecord:
-            self.may_act(request, self.record(run_id).workflow)
+            self.may_change(request, self.record(run_id))
             self.store.request_cancel(run_id)
             return self.record(run_id)
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatusName = Literal["running", "waiting", "completed", "failed", "cancelled"]
+from mnlang.stores.base import RunStatus
 
 
 class Body(BaseModel):
@@ -112,7 +112,7 @@ class RunOut(BaseModel):
     run_id: str
     workflow: str
     workflow_class: str
-    status: RunStatusName
+    status: RunStatus
     input: Any
     result: Any = None
     error: Any = None
@@ -134,7 +134,7 @@ class RunPage(BaseModel):
 
 
 class RunFilter(Body):
-    status: RunStatusName | None = None
+    status: RunStatus | None = None
     workflow: str | None = None
     workflow_class: str | None = None
     since: float | None = Field(default=None, description="Created at or after (Unix seconds).")
@@ -208,7 +208,7 @@ class DecisionOut(BaseModel):
 
 class CancelOut(BaseModel):
     run_id: str
-    status: RunStatusName
+    status: RunStatus
     cancel_requested: bool
 
 

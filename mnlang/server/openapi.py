@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from mnlang.server import models as m
+from mnlang.server.app import MAX_PAGE
+from mnlang.stores.base import RunStatus
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
@@ -78,6 +80,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 RUN_ID = _path("run_id", "The run's id")
+PAGE_LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size")
 
 
 @cache
@@ -104,7 +107,7 @@ def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(model, "serialization") for model in every], ref_template=_REF
     )
-    statuses = ["running", "waiting", "completed", "failed", "cancelled"]
+    statuses = list(get_args(RunStatus))
     paths: dict[str, Any] = {
         "/api/v1/me": {"get": _operation("me", "Who the token belongs to", {"200": m.Me})},
         "/api/v1/programs": {
@@ -135,9 +138,7 @@ def document() -> dict[str, Any]:
                     _query("until", {"type": "number"}, "Created before (Unix seconds)"),
                     _query("q", {"type": "string"}, "Text in the run id or input"),
                     _query("cursor", {"type": "string"}, "`next_cursor` of the page before"),
-                    _query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"
-                    ),
+                    PAGE_LIMIT,
                 ],
             ),
             "post": _operation(
@@ -164,9 +165,7 @@ def document() -> dict[str, Any]:
                 params=[
                     RUN_ID,
                     _query("after", {"type": "integer", "minimum": 0}, "Events after this seq"),
-                    _query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"
-                    ),
+                    PAGE_LIMIT,
                 ],
             )
         },

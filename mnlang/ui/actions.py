@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mnlang.jsonin import JSONInputError, decode_json
 from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import RunBusy, RunError, continue_run
-from mnlang.stores.base import TERMINAL_STATUSES, Json, RunRecord, Store, StoreError
+from mnlang.stores.base import TERMINAL_STATUSES, Checkpoint, Json, RunRecord, Store, StoreError
 from mnlang.ui.auth import User
 
 log = logging.getLogger("mnlang.ui")
@@ -48,12 +48,18 @@ def _run_acted_on(store: Store, user: User, run_id: str) -> RunRecord:
     return run
 
 
-def _may_change(store: Store, user: User, run_id: str) -> None:
+def assignee_of(checkpoint: Checkpoint) -> str | None:
+    """The user a checkpoint is assigned to, if any."""
+    request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+    assignee = request.get("assignee")
+    return assignee if isinstance(assignee, str) and assignee else None
+
+
+def may_change(store: Store, user: User, run_id: str) -> None:
     """The assignee rule for every state change of a run: while one of its checkpoints is
     assigned to someone else, only they (deciding it) or an admin may act on the run."""
     for checkpoint in store.open_checkpoints(run_id):
-        request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
-        assignee = request.get("assignee") or None
+        assignee = assignee_of(checkpoint)
         if not user.may_decide(assignee):
             raise ActionRefused(
                 403,
@@ -87,8 +93,7 @@ def decide(
     checkpoint = store.get_checkpoint(run_id, checkpoint_id)
     if checkpoint is None:
         raise ActionRefused(404, f"run `{run_id}` has no checkpoint `{checkpoint_id}`")
-    request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
-    assignee = request.get("assignee") or None
+    assignee = assignee_of(checkpoint)
     if not user.may_decide(assignee):
         raise ActionRefused(403, f"checkpoint `{checkpoint.name}` is assigned to `{assignee}`")
     value = _json_text(result, "the result") if result.strip() else None
@@ -123,7 +128,7 @@ def signal(
     """Put a signal, with its correlation key if one is given, in the run's mailbox; its
     payload is checked against the event's type."""
     run = _run_acted_on(store, user, run_id)
-    _may_change(store, user, run_id)
+    may_change(store, user, run_id)
     if not event.strip():
         raise ActionRefused(400, "name the event to signal")
     if run.status in TERMINAL_STATUSES:
@@ -149,7 +154,7 @@ def signal(
 
 def cancel(store: Store, user: User, run_id: str) -> str:
     _run_acted_on(store, user, run_id)
-    _may_change(store, user, run_id)
+    may_change(store, user, run_id)
     if not store.request_cancel(run_id):
         raise ActionRefused(409, f"run `{run_id}` has already ended")
     log.info("%s asked to cancel run %s", user.name, run_id)
@@ -158,7 +163,7 @@ def cancel(store: Store, user: User, run_id: str) -> str:
 
 def check_resumable(store: Store, user: User, run_id: str) -> str:
     run = _run(store, run_id)
-    _may_change(store, user, run_id)
+    may_change(store, user, run_id)
     if run.status in TERMINAL_STATUSES:
         raise ActionRefused(409, f"run `{run_id}` has ended ({run.status})")
     return "resuming"
