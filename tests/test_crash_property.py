@@ -123,7 +123,7 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(
     ref_calls = crash.ledger_calls(ledger)
     store.close()
     at = 1 + int(fraction * (commits - 1))
-    report, store, ledger, _ = crash.drive_in_process(scenario, folder / "crash", at, when)
+    report, store, ledger = crash.crash_in_process_at(scenario, folder / "crash", at, when)
     assert len(report.crashes) == 1
     crash.check_against(reference, report, store, ledger, scenario, ref_calls)
     store.close()

@@ -388,15 +388,20 @@ def test_the_journal_and_its_folder_are_created_private(
         assert f.stat().st_mode & 0o077 == 0, f
 
 
-def test_token_on_the_command_line_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mnlang.ui.server
+@pytest.mark.parametrize(("command", "module"), [("ui", "ui.server"), ("serve", "server.serve")])
+def test_token_on_the_command_line_warns(
+    command: str, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
 
     served: list[object] = []
-    monkeypatch.setattr(mnlang.ui.server, "serve", lambda *args, **_: served.append(args))
-    result = CliRunner().invoke(main, ["ui", "--token", "0123456789abcdef-secret"])
+    monkeypatch.setattr(
+        importlib.import_module(f"mnlang.{module}"), "serve", lambda *a, **_: served.append(a)
+    )
+    result = CliRunner().invoke(main, [command, "--token", "0123456789abcdef-secret"])
     assert served and "warning: --token on the command line" in result.output
     monkeypatch.setenv("MNC_UI_TOKEN", "0123456789abcdef-secret")
-    result = CliRunner().invoke(main, ["ui"])
+    result = CliRunner().invoke(main, [command])
     assert len(served) == 2 and "warning" not in result.output
 
 

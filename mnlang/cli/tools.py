@@ -234,16 +234,21 @@ def ui_command(
         return
     from mnlang.ui.server import ConsoleError, serve
 
+    _warn_of_a_token_in_argv(ctx)
+    try:
+        serve(db, host, port, token, execute, open_console=open_console)
+    except ConsoleError as e:
+        run_error(e)
+
+
+def _warn_of_a_token_in_argv(ctx: click.Context) -> None:
+    """`mnc ui` and `mnc serve`: a token given as an argument is in every user's `ps`."""
     if ctx.get_parameter_source("token") is click.core.ParameterSource.COMMANDLINE:
         click.echo(
             "warning: --token on the command line is visible to every local user (`ps`); "
             "set MNC_UI_TOKEN instead",
             err=True,
         )
-    try:
-        serve(db, host, port, token, execute, open_console=open_console)
-    except ConsoleError as e:
-        run_error(e)
 
 
 @click.command("serve")
@@ -263,11 +268,15 @@ def ui_command(
     help="Execute started, signalled, decided and cancelled runs here (a single box); "
     "--no-execute leaves them to `mnc worker`s.",
 )
-def serve_command(db: str | None, host: str, port: int, token: str | None, execute: bool) -> None:
+@click.pass_context
+def serve_command(
+    ctx: click.Context, db: str | None, host: str, port: int, token: str | None, execute: bool
+) -> None:
     """Serve the JSON API under /api/v1 (docs/api.md) and the web console beside it."""
     from mnlang.server.serve import serve
     from mnlang.ui.server import ConsoleError
 
+    _warn_of_a_token_in_argv(ctx)
     try:
         serve(db, host, port, token, execute)
     except ConsoleError as e:
