@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mnlang.replay.batch import BatchItem
     from mnlang.replay.engine import ReplayReport
     from mnlang.replay.fork import ForkOutcome
+    from mnlang.retention import GcReport
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
@@ -623,6 +624,32 @@ def run_worker(
         if on_start is not None:
             on_start(worker)
         return worker.run(until_idle=until_idle)
+
+
+def collect_garbage(
+    *,
+    older_than: float,
+    statuses: Sequence[str] = ("cancelled", "completed", "failed"),
+    archive: str | Path | None = None,
+    ledger_older_than: float | None = None,
+    dry_run: bool = False,
+    db: str | Path | None = None,
+) -> GcReport:
+    """Remove the runs that ended more than `older_than` seconds ago (with one of
+    `statuses`) and all their rows, keeping a tombstone per run and, first, appending
+    them to `archive` (`mnlang.retention`); `ledger_older_than` seconds also removes the
+    global ledger keys last written before then. `dry_run` only counts."""
+    from mnlang.retention import collect_garbage as collect
+
+    with _open_store(db) as store:
+        return collect(
+            store,
+            older_than=older_than,
+            statuses=statuses,
+            archive=archive,
+            ledger_older_than=ledger_older_than,
+            dry_run=dry_run,
+        )
 
 
 # ---- upgrades -------------------------------------------------------------------------------

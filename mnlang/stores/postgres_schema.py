@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -414,6 +414,26 @@ _V7: Final[tuple[LiteralString, ...]] = (
     "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",
 )
 
+# Tombstones of the runs retention (`mnc gc`) removed (`removed_runs`), so a start with a
+# removed run's id still answers as before, and an index of ended top-level runs by end
+# time, so finding what to remove does not scan every run.
+_V8: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE removed_runs (
+        run_id text PRIMARY KEY,
+        workflow text NOT NULL,
+        ir_hash text NOT NULL,
+        input_hash text NOT NULL,
+        status text NOT NULL,
+        created_at float8 NOT NULL,
+        finished_at float8,
+        removed_at float8 NOT NULL
+    )
+    """,
+    "CREATE INDEX runs_ended_roots ON runs (finished_at) "
+    "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL",
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -422,6 +442,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V5,
     _V6,
     _V7,
+    _V8,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
