@@ -1,0 +1,434 @@
+"""Issue 18, retention: `mnc gc` removes ended run trees and every row of their runs in
+bounded transactions, keeps `scope: global` keys (unless `--ledger-older-than`) and a
+tombstone per run (an idempotent start with its id answers as before), keeps live trees
+and runs whose detached child is alive, appends an archive that replays "same" before
+deleting, and survives a kill -9 between the two. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mnlang import api
+from mnlang.replay.archive import read_archive
+from mnlang.replay.recording import recording_from_store
+from mnlang.runtime.run import RunConflict
+from mnlang.stores import open_store
+from mnlang.stores.base import (
+    Batch,
+    LedgerPut,
+    NewEvent,
+    NewRun,
+    OpenCheckpoint,
+    RunUpdate,
+    SendSignal,
+    SetCursor,
+    SetTimer,
+    SetVar,
+    Store,
+)
+from mnlang.stores.crashpoints import CRASH_EXIT_STATUS
+from mnlang.stores.sqlite import SQLiteStore
+from tests.human.harness import mnc, mnc_env
+
+FLOW = textwrap.dedent(
+    """\
+    effect pay(n: int) -> str {
+      impl: "gc_flow_tools:pay"
+      key: "pay:{n}"
+      scope: global
+    }
+
+    effect note(n: int) -> str {
+      impl: "gc_flow_tools:note"
+      key: "note:{n}"
+    }
+
+    event go
+
+    workflow line(n: int) -> str {
+      x = note(n)
+      return x
+    }
+
+    workflow order(n: int) -> str {
+      r = pay(n)
+      l = line(n)
+      return "{r} {l}"
+    }
+
+    workflow hold(n: int) -> str {
+      _go = wait go { timeout: 1h }
+      return "held {n}"
+    }
+
+    workflow report(i: int) -> str {
+      return "report {i}"
+    }
+
+    workflow launcher(n: int) -> str {
+      id = start report(n)
+      return id
+    }
+    """
+)
+TOOLS = textwrap.dedent(
+    """\
+    def pay(n, *, ctx):
+        return f"paid-{n}"
+
+
+    def note(n, *, ctx):
+        return f"noted-{n}"
+    """
+)
+TEMPLATE = "tmpl-x"
+RUN_TABLES = ("events", "cursors", "variables", "list_items", "signals", "checkpoints", "timers")
+DAY = 86400.0
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "journal.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def flow(tmp_path: Path) -> Path:
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    (folder / "flow.mn").write_text(FLOW)
+    (folder / "gc_flow_tools.py").write_text(TOOLS)
+    return folder / "flow.mn"
+
+
+@pytest.fixture
+def store_of(journal: str) -> Iterator[Store]:
+    store = open_store(journal, "fast")
+    yield store
+    store.close()
+
+
+def start(flow: Path, journal: str, workflow: str, run_id: str, n: int) -> Any:
+    return api.start_run(flow, {"n": n}, workflow=workflow, run_id=run_id, db=journal)
+
+
+def clone_trees(store: Store, count: int, prefix: str) -> list[str]:
+    """`count` copies of the run tree `TEMPLATE` (an `order` and its `line` child) made
+    through the store API, each run with rows in every table gc must clear: journal,
+    state, a run-scoped and a global key, a signal, a checkpoint, a timer."""
+    template = recording_from_store(store, TEMPLATE)
+    ids = []
+    for i in range(count):
+        new = f"{prefix}{i:05d}"
+        ids.append(new)
+
+        def renamed(value: Any, new: str = new) -> Any:
+            return json.loads(json.dumps(value).replace(TEMPLATE, new))
+
+        for run in template.root.walk():
+            r = run.record
+            run_id = renamed(r.run_id)
+            store.create_run(
+                NewRun(
+                    run_id,
+                    r.workflow,
+                    renamed(r.args),
+                    workflow_class=r.workflow_class,
+                    ir_hash=r.ir_hash,
+                    parent_run_id=renamed(r.parent_run_id),
+                    meta=renamed(r.meta),
+                )
+            )
+            store.commit(
+                Batch(
+                    run_id,
+                    events=[
+                        NewEvent(e.kind, renamed(e.data), e.state, e.branch) for e in run.events
+                    ],
+                    state=[SetVar("", "x", [1, 2]), SetCursor("", {"at": "end"})],
+                    run=RunUpdate(status=r.status, result=renamed(r.result)),
+                    ledger=[
+                        LedgerPut(f"scoped:{run_id}", "h", "done", result=1),
+                        LedgerPut(f"global:{run_id}", "h", "done", global_scope=True, result=1),
+                    ],
+                    set_timers=[SetTimer("t", 3600.0)],
+                    open_checkpoints=[OpenCheckpoint("c", "ask", {"question": "?"})],
+                    send_signals=[SendSignal(run_id, "ping", {}, signal_id="s")],
+                )
+            )
+    return ids
+
+
+def age(journal: str, days: float, run_ids: list[str] | None = None) -> None:
+    """Move the end of runs (all, or those named) and the last write of the global keys
+    they wrote `days` into the past."""
+    seconds = days * DAY
+    runs = f"UPDATE runs SET finished_at = finished_at - {seconds}"
+    keys = f"UPDATE ledger SET updated_at = updated_at - {seconds} WHERE scope = ''"
+    if journal.startswith("postgresql://"):
+        import psycopg
+
+        from mnlang.stores.postgres import parse_url
+
+        target = parse_url(journal)
+        with psycopg.connect(target.conninfo, autocommit=True) as conn:
+            conn.execute(f"SET search_path TO {target.schema}")
+            if run_ids is None:
+                conn.execute(runs)
+                conn.execute(keys)
+            else:
+                conn.execute(runs + " WHERE run_id = ANY(%s)", (run_ids,))
+                conn.execute(keys + " AND run_id = ANY(%s)", (run_ids,))
+        return
+    with sqlite3.connect(journal) as conn:
+        if run_ids is None:
+            conn.execute(runs)
+            conn.execute(keys)
+        else:
+            marks = ",".join("?" * len(run_ids))
+            conn.execute(runs + f" WHERE run_id IN ({marks})", run_ids)
+            conn.execute(keys + f" AND run_id IN ({marks})", run_ids)
+
+
+def leftovers(store: Store, removed: list[str]) -> dict[str, int]:
+    """Rows anywhere of runs that should be gone (through the store's own readers)."""
+    found: dict[str, int] = {}
+    for run_id in removed:
+        for name, rows in (
+            ("run", [store.get_run(run_id)] if store.get_run(run_id) else []),
+            ("events", store.read_journal(run_id)),
+            ("signals", store.pending_signals(run_id)),
+            ("checkpoints", store.open_checkpoints(run_id)),
+            ("timers", store.run_timers(run_id)),
+            (
+                "scoped key",
+                [store.ledger_get(f"scoped:{run_id}", run_id=run_id)]
+                if store.ledger_get(f"scoped:{run_id}", run_id=run_id)
+                else [],
+            ),
+        ):
+            if rows:
+                found[name] = found.get(name, 0) + len(rows)
+    return found
+
+
+def orphan_rows(path: str) -> dict[str, int]:
+    """SQLite: rows of any run table whose run is not in `runs` (a half-deleted tree)."""
+    with sqlite3.connect(path) as conn:
+        counts = {
+            table: conn.execute(
+                f"SELECT count(*) FROM {table} WHERE run_id NOT IN (SELECT run_id FROM runs)"
+            ).fetchone()[0]
+            for table in (*RUN_TABLES, "run_args")
+        }
+        counts["ledger"] = conn.execute(
+            "SELECT count(*) FROM ledger WHERE scope != '' "
+            "AND scope NOT IN (SELECT run_id FROM runs)"
+        ).fetchone()[0]
+    return {k: v for k, v in counts.items() if v}
+
+
+# --- a small journal, both stores ------------------------------------------------------------
+
+
+def test_gc_removes_old_ended_trees_keeps_live_and_detached_parents(
+    flow: Path, journal: str, store_of: Store, tmp_path: Path
+) -> None:
+    start(flow, journal, "order", "old-1", 1)
+    start(flow, journal, "order", "old-2", 2)
+    start(flow, journal, "order", "new-1", 3)  # ended, but recently
+    held = start(flow, journal, "hold", "held", 4)
+    assert held.status == "waiting"
+    launched = start(flow, journal, "launcher", "launcher", 5)
+    assert launched.status == "completed"  # its detached child waits for a worker
+    child_id = launched.result
+    assert store_of.get_run(child_id).status == "running"  # type: ignore[union-attr]
+    age(journal, 40, ["old-1", "old-1.l", "old-2", "old-2.l", "held", "launcher", child_id])
+
+    archive = tmp_path / "gc.jsonl"
+    report = api.collect_garbage(older_than=30 * DAY, archive=archive, db=journal)
+
+    assert (report.trees, report.runs) == (2, 4)
+    assert report.kept_detached == ["launcher"]
+    left = {r.run_id for r in store_of.list_runs(limit=100)}
+    assert left == {"new-1", "new-1.l", "held", "launcher", child_id}
+    assert leftovers(store_of, ["old-1", "old-1.l", "old-2", "old-2.l"]) == {}
+    assert store_of.ledger_get("pay:1", run_id=None) is not None  # global keys stay
+    assert store_of.ledger_get("note:1", run_id="old-1.l") is None
+    assert store_of.tombstone_count() == 4
+    assert [r.verdict for r in api.replay_runs(archives=[archive])] == ["same", "same"]
+
+    # Once the detached child ended, its starter goes (the child is a run of its own).
+    api.run_worker(db=journal, until_idle=True)
+    assert store_of.get_run(child_id).status == "completed"  # type: ignore[union-attr]
+    again = api.collect_garbage(older_than=30 * DAY, db=journal)
+    assert (again.trees, again.kept_detached) == (1, [])
+    assert store_of.get_run("launcher") is None and store_of.get_run(child_id) is not None
+
+    # A removed id still answers a start: same input the ended run, other input refused.
+    same = start(flow, journal, "order", "old-1", 1)
+    assert (same.status, same.created) == ("completed", False)
+    assert store_of.get_run("old-1") is None  # not started again
+    with pytest.raises(RunConflict):
+        start(flow, journal, "order", "old-1", 9)
+
+    # --ledger-older-than removes the global keys written before then.
+    keys = api.collect_garbage(older_than=30 * DAY, ledger_older_than=30 * DAY, db=journal)
+    assert keys.global_keys == 2  # pay:1 and pay:2 were aged; pay:3 was written now
+    assert store_of.ledger_get("pay:1", run_id=None) is None
+    assert store_of.ledger_get("pay:3", run_id=None) is not None
+
+
+def test_dry_run_and_bad_arguments_change_nothing(flow: Path, tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.db")
+    start(flow, journal, "order", "o1", 1)
+    age(journal, 40)
+    env = mnc_env(tmp_path)
+    before = rows(journal)
+    archive = tmp_path / "a.jsonl"
+
+    dry = mnc(
+        [
+            "gc",
+            "--older-than",
+            "30d",
+            "--dry-run",
+            "--archive",
+            str(archive),
+            "--db",
+            journal,
+            "--json",
+        ],
+        env,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["runs"] == 2
+    for bad, says in (
+        (["--older-than", "soon"], "is not a span"),
+        (["--older-than", "30"], "has no unit"),
+        ([], "Missing option '--older-than'"),
+        (["--older-than", "30d", "--status", "running"], "not a list of ended statuses"),
+        (["--older-than", "30d", "--ledger-older-than", "x"], "is not a span"),
+        (
+            ["--older-than", "30d", "--archive", str(tmp_path / "nowhere" / "a.jsonl")],
+            "does not exist",
+        ),
+        (["--older-than", "30d", "--archive", str(tmp_path)], "directory"),
+    ):
+        refused = mnc(["gc", *bad, "--db", journal], env)
+        assert refused.returncode == 2, (bad, refused.stdout)
+        assert says in refused.stderr, (bad, refused.stderr)
+        assert "Traceback" not in refused.stderr
+    missing = mnc(["gc", "--older-than", "30d", "--db", str(tmp_path / "none.db")], env)
+    assert missing.returncode == 2 and "no journal" in missing.stderr
+    assert not (tmp_path / "none.db").exists()
+    assert not archive.exists()
+    with SQLiteStore(journal) as store:
+        assert store.get_run("o1") is not None and store.tombstone_count() == 0
+    assert rows(journal) == before
+
+
+def rows(path: str) -> list[str]:
+    """Every row of a SQLite journal, as SQL."""
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+# --- 10,000 ended runs ---------------------------------------------------------------------
+
+
+@pytest.mark.slow  # about 30 s: 20,000 commits to make the runs, then the gc
+def test_gc_of_ten_thousand_ended_runs(flow: Path, tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.db")
+    start(flow, journal, "order", TEMPLATE, 7)
+    start(flow, journal, "hold", "held", 1)
+    with open_store(journal, "fast") as store:
+        began = time.monotonic()
+        ids = clone_trees(store, 5000, "gen-")  # 10,000 runs with their children
+        print(f"made 10,000 runs in {time.monotonic() - began:.1f}s", file=sys.stderr)
+    age(journal, 40)
+    archive = tmp_path / "gc.jsonl"
+    env = mnc_env(tmp_path)
+    done = mnc(
+        ["gc", "--older-than", "30d", "--archive", str(archive), "--db", journal, "--json"],
+        env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["trees"], report["runs"]) == (5001, 10002)
+
+    with SQLiteStore(journal) as store:
+        assert [r.run_id for r in store.list_runs(limit=10)] == ["held"]
+        assert store.tombstone_count() == 10002
+        assert store.get_tombstone("gen-04999.l") is not None
+        for run_id in (ids[0], ids[-1]):  # global keys stay, run-scoped ones go
+            assert store.ledger_get(f"global:{run_id}", run_id=None) is not None
+            assert store.ledger_get(f"scoped:{run_id}", run_id=run_id) is None
+    assert orphan_rows(journal) == {}
+    recordings = read_archive(archive)
+    assert len(recordings) == 5001
+    assert sum(len(r.root.walk()) for r in recordings) == 10002
+    sample = [r for r in recordings if r.root.record.run_id in (TEMPLATE, ids[0], ids[-1])]
+    from mnlang.replay.batch import replay_all
+
+    assert [item.verdict for item in replay_all(sample)] == ["same"] * 3
+
+
+# --- kill -9 in the middle -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", ["written", "after"])
+def test_kill_between_archive_and_delete_loses_nothing(
+    flow: Path, journal: str, tmp_path: Path, when: str
+) -> None:
+    start(flow, journal, "order", TEMPLATE, 7)
+    with open_store(journal, "fast") as store:
+        ids = clone_trees(store, 250, "gen-")  # three batches of trees
+    age(journal, 40)
+    archive = tmp_path / "gc.jsonl"
+    args = ["gc", "--older-than", "30d", "--archive", str(archive), "--db", journal]
+    crashed = mnc(args, mnc_env(tmp_path, MNC_CRASH_AT_COMMIT="2", MNC_CRASH_WHEN=when))
+    assert crashed.returncode == CRASH_EXIT_STATUS, crashed.stderr
+
+    with open_store(journal) as store:
+        left = {r.run_id for r in store.list_runs(limit=1000)}
+        # Whole trees only: a batch is removed with every row, or not at all.
+        gone_batches = 2 if when == "after" else 1
+        assert len(left) == 2 * (251 - 100 * gone_batches)
+        archived = {run.record.run_id for r in read_archive(archive) for run in r.root.walk()}
+        assert len(archived) == 2 * 200  # the crashed batch was archived before its delete
+        gone = [i for i in [TEMPLATE, *ids] if i not in left]
+        assert set(gone) <= {i for i in archived if "." not in i}
+        assert leftovers(store, gone) == {}
+    if not journal.startswith("postgresql://"):
+        assert orphan_rows(journal) == {}
+
+    again = mnc(args, mnc_env(tmp_path))
+    assert again.returncode == 0, again.stderr
+    with open_store(journal) as store:
+        assert store.list_runs(limit=10) == []
+        assert store.tombstone_count() == 502
+    recordings = read_archive(archive)
+    assert len(recordings) == 251  # a run archived twice counts once
+    assert all(len(r.root.walk()) == 2 for r in recordings)
+    for r in recordings:
+        assert [e.seq for e in r.root.events] == list(range(1, len(r.root.events) + 1))
+    assert [i.verdict for i in api.replay_runs(archives=[archive])] == ["same"] * 251
+
+
+# --- the worker's schedule ---------------------------------------------------------------------
