@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mnlang.replay.batch import BatchItem
     from mnlang.replay.engine import ReplayReport
     from mnlang.replay.fork import ForkOutcome
-    from mnlang.retention import GcReport
+    from mnlang.retention import GcPolicy, GcReport
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
@@ -614,16 +614,27 @@ def run_worker(
     log: Logger | None = None,
     until_idle: bool = False,
     on_start: Callable[[Worker], None] | None = None,
+    gc: GcPolicy | None = None,
 ) -> WorkerStats:
     """Run a worker on the journal until it is stopped (`on_start` receives it, to stop it
-    from a signal handler) or, with `until_idle`, until no run is left to move."""
+    from a signal handler) or, with `until_idle`, until no run is left to move. With a
+    `gc` policy it also removes ended runs on that schedule (`mnlang.retention`)."""
+    from mnlang.retention import GcSchedule
     from mnlang.runtime.worker import Worker
 
     with _open_store(db, durability, create=True) as store:
         worker = Worker(store, concurrency=concurrency, lease_ttl=lease_ttl, log=log)
         if on_start is not None:
             on_start(worker)
-        return worker.run(until_idle=until_idle)
+        schedule = None
+        if gc is not None:
+            schedule = GcSchedule(store, gc, log or _no_log)
+            schedule.start()
+        try:
+            return worker.run(until_idle=until_idle)
+        finally:
+            if schedule is not None:
+                schedule.stop()
 
 
 def collect_garbage(
@@ -650,6 +661,10 @@ def collect_garbage(
             ledger_older_than=ledger_older_than,
             dry_run=dry_run,
         )
+
+
+def _no_log(line: str, problem: bool) -> None:
+    """A worker's log when the caller wants none."""
 
 
 # ---- upgrades -------------------------------------------------------------------------------

@@ -92,11 +92,13 @@ def collect_garbage(
     ledger_older_than: float | None = None,
     dry_run: bool = False,
     log: Callable[[str], None] | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
 ) -> GcReport:
     """Remove the run trees whose top-level run ended more than `older_than` seconds ago
     with one of `statuses` (and, with `ledger_older_than` seconds, the global ledger rows
     last written before then); see the module docstring. `archive` names a file the
-    removed runs are appended to first."""
+    removed runs are appended to first. `keep_going` is asked before each batch (a
+    stopping worker ends its gc there)."""
     if older_than < 0 or (ledger_older_than is not None and ledger_older_than < 0):
         raise RetentionError("an age cannot be negative", help="give a span such as 30d or 12h")
     wanted = parse_statuses(",".join(statuses))
@@ -107,7 +109,7 @@ def collect_garbage(
     report = GcReport(now - older_than, dry_run, archive=str(target) if target else None)
     programs = _Programs(store)
     after = ""
-    while True:
+    while keep_going():
         roots = store.ended_roots(
             ended_before=report.cutoff, statuses=wanted, after=after, limit=BATCH_TREES
         )
@@ -154,9 +156,13 @@ def _recording(store: Store, run_id: str) -> Recording | None:
     from mnlang.stores.base import RunNotFound
 
     try:
-        return recording_from_store(store, run_id)
+        recording = recording_from_store(store, run_id)
     except RunNotFound:  # another gc removed it since it was listed
         return None
+    # Reading a tree takes several queries; another gc may remove it meanwhile (in one
+    # transaction), leaving this copy part-read. If the root is still there after the
+    # last read, every read came before any removal, and the copy is whole.
+    return recording if store.get_run(run_id, args=False) is not None else None
 
 
 def _live_starters(store: Store) -> set[str]:
@@ -186,10 +192,14 @@ def _check_writable(target: Path) -> None:
 
 
 def _append_archive(target: Path, recordings: list[Recording]) -> None:
-    """Append the runs and sync the file: only then may their rows be deleted."""
+    """Append the runs and sync the file: only then may their rows be deleted. The file
+    is locked meanwhile, so two workers' gcs never interleave their lines."""
+    import fcntl
+
     from mnlang.replay.archive import write_archive
 
     with target.open("a", encoding="utf-8") as out:
+        fcntl.flock(out.fileno(), fcntl.LOCK_EX)
         write_archive(recordings, out)
         out.flush()
         os.fsync(out.fileno())
@@ -235,3 +245,59 @@ class _Programs:
             except IRLoadError:
                 self.parsed[ir_hash] = None
         return self.parsed[ir_hash]
+
+
+@dataclass(frozen=True)
+class GcPolicy:
+    """A worker's retention schedule (`mnc worker --gc-older-than 30d --gc-every 1h`)."""
+
+    older_than: float
+    every: float = 3600.0
+    statuses: tuple[str, ...] = tuple(sorted(TERMINAL_STATUSES))
+    archive: str | None = None
+    ledger_older_than: float | None = None
+
+
+class GcSchedule:
+    """Runs a worker's gc in a thread of its own: at once, then every `policy.every`
+    seconds, until stopped. Several workers may do it on one journal: each removal is
+    checked again inside its transaction, and a run archived twice reads once."""
+
+    def __init__(self, store: Store, policy: GcPolicy, log: Callable[[str, bool], None]) -> None:
+        import threading
+
+        self.store = store
+        self.policy = policy
+        self.log = log
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="mnc-gc", daemon=True)
+        self.passes = 0
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _loop(self) -> None:
+        delay = 0.0
+        while not self.stopped.wait(delay):
+            delay = self.policy.every
+            try:
+                report = collect_garbage(
+                    self.store,
+                    older_than=self.policy.older_than,
+                    statuses=self.policy.statuses,
+                    archive=self.policy.archive,
+                    ledger_older_than=self.policy.ledger_older_than,
+                    keep_going=lambda: not self.stopped.is_set(),
+                )
+            except StoreError as e:
+                self.log(f"gc failed: {e.message}" + (f" ({e.help})" if e.help else ""), True)
+                continue
+            self.passes += 1
+            keys = f", {report.global_keys} global keys" if report.global_keys else ""
+            self.log(
+                f"gc: removed {report.runs} ended runs ({report.trees} top-level){keys}", False
+            )

@@ -7,6 +7,7 @@ deleting, and survives a kill -9 between the two. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import sys
 import textwrap
@@ -37,7 +38,7 @@ from mnlang.stores.base import (
 )
 from mnlang.stores.crashpoints import CRASH_EXIT_STATUS
 from mnlang.stores.sqlite import SQLiteStore
-from tests.human.harness import mnc, mnc_env
+from tests.human.harness import mnc, mnc_env, spawn
 
 FLOW = textwrap.dedent(
     """\
@@ -432,3 +433,34 @@ def test_kill_between_archive_and_delete_loses_nothing(
 
 
 # --- the worker's schedule ---------------------------------------------------------------------
+
+
+def test_two_workers_gc_on_a_schedule(flow: Path, journal: str, tmp_path: Path) -> None:
+    start(flow, journal, "order", TEMPLATE, 7)
+    with open_store(journal, "fast") as store:
+        clone_trees(store, 150, "gen-")
+    age(journal, 40)
+    start(flow, journal, "order", "recent", 8)  # ended now: kept
+    archive = tmp_path / "gc.jsonl"
+    env = mnc_env(tmp_path)
+    args = ["worker", "--gc-older-than", "30d", "--gc-every", "1s", "--gc-archive", str(archive)]
+    workers = [spawn([*args, "--db", journal], env, tmp_path / f"w{i}.log") for i in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        with open_store(journal) as store:
+            while store.tombstone_count() < 302 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert store.tombstone_count() == 302
+            assert [r.run_id for r in store.list_runs(limit=10)] == ["recent.l", "recent"]
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            assert w.wait(timeout=30) == 0
+    logs = "".join((tmp_path / f"w{i}.log").read_text() for i in range(2))
+    assert "gc: removed" in logs and "gc failed" not in logs
+    recordings = read_archive(archive)
+    assert len(recordings) == 151  # archived once or twice (both workers), read once
+    assert [i.verdict for i in api.replay_runs(archives=[archive])] == ["same"] * 151
+    if not journal.startswith("postgresql://"):
+        assert orphan_rows(journal) == {}

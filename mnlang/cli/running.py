@@ -35,6 +35,28 @@ _durability_option = click.option(
 )
 
 
+class _Span(click.ParamType[float]):
+    """An age such as `30d`, `12h`, `90m`, `1h30m` or ISO 8601 `P30D`: seconds."""
+
+    name = "SPAN"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from mnlang.runtime.convert import ConversionError, parse_duration_text
+
+        text = str(value).strip()
+        if text.isdigit():
+            self.fail(f"`{text}` has no unit: write 30d, 12h, 90m or 45s", param, ctx)
+        try:
+            return parse_duration_text(text) / 1000
+        except ConversionError:
+            self.fail(f"`{text}` is not a span: write 30d, 12h, 90m, 1h30m or P30D", param, ctx)
+
+
+SPAN = _Span()
+
+
 def _observer(as_json: bool) -> Observer | None:
     if as_json or not sys.stderr.isatty():
         return None
@@ -288,6 +310,23 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 @click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, help="The /metrics address."
 )
+@click.option(
+    "--gc-older-than",
+    type=SPAN,
+    help="Also remove runs that ended longer ago than this, as `mnc gc` does (30d).",
+)
+@click.option(
+    "--gc-every",
+    type=SPAN,
+    default="1h",
+    show_default=True,
+    help="How often to remove them (with --gc-older-than).",
+)
+@click.option(
+    "--gc-archive",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Append the runs removed to this file first (with --gc-older-than).",
+)
 @_durability_option
 @db_option
 def worker(
@@ -300,6 +339,9 @@ def worker(
     log_format: str,
     metrics_port: int | None,
     metrics_host: str,
+    gc_older_than: float | None,
+    gc_every: float,
+    gc_archive: str | None,
     durability: str,
     db: str | None,
 ) -> None:
@@ -311,11 +353,15 @@ def worker(
     Stops on SIGTERM or Ctrl-C: runs in progress stop at their next commit point and are
     released to other workers (a second signal exits at once). Several workers may share
     one journal; they never execute the same run at once.
+
+    With --gc-older-than the worker also removes ended runs (`mnc gc`), at start and
+    then every --gc-every; several workers doing it on one journal is safe.
     """
     import os
     import signal
 
     from mnlang import api
+    from mnlang.retention import GcPolicy
     from mnlang.runtime.run import RunError
     from mnlang.runtime.worker import Worker
     from mnlang.stores.base import StoreError
@@ -336,6 +382,13 @@ def worker(
                 text = human_line(line)
             click.echo(text, err=True)
 
+    if gc_older_than is None and gc_archive is not None:
+        raise click.UsageError("--gc-archive needs --gc-older-than")
+    if gc_every <= 0:
+        raise click.BadParameter("must be longer than 0s", param_hint="--gc-every")
+    gc_policy = (
+        GcPolicy(gc_older_than, gc_every, archive=gc_archive) if gc_older_than is not None else None
+    )
     programs = [program_or_exit(file) for file in files]
     try:
         for record in api.register_schedules(programs, db=db):
@@ -384,6 +437,7 @@ def worker(
             log=log,
             until_idle=until_idle,
             on_start=on_start,
+            gc=gc_policy,
         )
     except StoreError as e:
         run_error(e)
@@ -528,28 +582,6 @@ def db_migrate(db: str | None, as_json: bool) -> None:
         click.echo(f"migrated journal `{location}` from schema version {before} to {after}")
     else:
         click.echo(f"journal `{location}` is up to date (schema version {after})")
-
-
-class _Span(click.ParamType[float]):
-    """An age such as `30d`, `12h`, `90m`, `1h30m` or ISO 8601 `P30D`: seconds."""
-
-    name = "SPAN"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        from mnlang.runtime.convert import ConversionError, parse_duration_text
-
-        text = str(value).strip()
-        if text.isdigit():
-            self.fail(f"`{text}` has no unit: write 30d, 12h, 90m or 45s", param, ctx)
-        try:
-            return parse_duration_text(text) / 1000
-        except ConversionError:
-            self.fail(f"`{text}` is not a span: write 30d, 12h, 90m, 1h30m or P30D", param, ctx)
-
-
-SPAN = _Span()
 
 
 def _statuses(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
