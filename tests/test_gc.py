@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from mnlang import api
+from mnlang.metrics import compute_metrics
+from mnlang.metrics.render import metrics_lines
 from mnlang.replay.archive import read_archive
 from mnlang.replay.recording import recording_from_store
 from mnlang.runtime.run import RunConflict
@@ -29,6 +31,7 @@ from mnlang.stores.base import (
     NewEvent,
     NewRun,
     OpenCheckpoint,
+    RunNotFound,
     RunUpdate,
     SendSignal,
     SetCursor,
@@ -269,6 +272,13 @@ def test_gc_removes_old_ended_trees_keeps_live_and_detached_parents(
     assert store_of.ledger_get("note:1", run_id="old-1.l") is None
     assert store_of.tombstone_count() == 4
     assert [r.verdict for r in api.replay_runs(archives=[archive])] == ["same", "same"]
+    # Metrics say what they no longer see; `mnc show` says where a run went.
+    metrics = compute_metrics(store_of)
+    assert metrics.removed_runs == 4
+    assert metrics.earliest == min(r.created_at for r in store_of.list_runs(limit=100))
+    assert "4 ended runs removed by `mnc gc` are not counted" in metrics_lines(metrics)[0]
+    with pytest.raises(RunNotFound, match="removed by `mnc gc`"):
+        api.get_run("old-1", db=journal)
 
     # Once the detached child ended, its starter goes (the child is a run of its own).
     api.run_worker(db=journal, until_idle=True)
