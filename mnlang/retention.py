@@ -107,7 +107,7 @@ def collect_garbage(
         _check_writable(target)
     now = store.now()
     report = GcReport(now - older_than, dry_run, archive=str(target) if target else None)
-    programs = _Programs(store)
+    programs = TombstoneWriter(store)
     after = ""
     while keep_going():
         roots = store.ended_roots(
@@ -205,8 +205,9 @@ def _append_archive(target: Path, recordings: list[Recording]) -> None:
         os.fsync(out.fileno())
 
 
-class _Programs:
-    """Programs by hash, parsed once, to hash the input of the runs they ran."""
+class TombstoneWriter:
+    """Makes the tombstones of runs: their programs parsed once per hash, to hash the
+    input of the runs they ran."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

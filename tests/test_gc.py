@@ -23,6 +23,7 @@ from mnlang.metrics import compute_metrics
 from mnlang.metrics.render import metrics_lines
 from mnlang.replay.archive import read_archive
 from mnlang.replay.recording import recording_from_store
+from mnlang.retention import TombstoneWriter
 from mnlang.runtime.run import RunConflict
 from mnlang.stores import open_store
 from mnlang.stores.base import (
@@ -32,12 +33,14 @@ from mnlang.stores.base import (
     NewRun,
     OpenCheckpoint,
     RunNotFound,
+    RunRemoved,
     RunUpdate,
     SendSignal,
     SetCursor,
     SetTimer,
     SetVar,
     Store,
+    Tombstone,
 )
 from mnlang.stores.crashpoints import CRASH_EXIT_STATUS
 from mnlang.stores.sqlite import SQLiteStore
@@ -474,3 +477,65 @@ def test_two_workers_gc_on_a_schedule(flow: Path, journal: str, tmp_path: Path) 
     assert [i.verdict for i in api.replay_runs(archives=[archive])] == ["same"] * 151
     if not journal.startswith("postgresql://"):
         assert orphan_rows(journal) == {}
+
+
+def test_api_start_of_a_removed_run_answers_as_before(tmp_path: Path) -> None:
+    from tests.test_api_server import call, register, serve, wait_until
+
+    db = tmp_path / "journal.db"
+    with serve(db) as served:
+        register(served)
+        start_body = {
+            "workflow": "order",
+            "input": {"id": "o-1", "amount": "240.0"},
+            "run_id": "o-1",
+        }
+        assert call(served, "POST", "/api/v1/runs", json=start_body).status_code == 201
+        wait_until(served, "o-1", "waiting")
+        assert call(served, "POST", "/api/v1/runs/o-1/cancel").status_code in (200, 202)
+        wait_until(served, "o-1", "cancelled")
+        time.sleep(0.05)  # ended strictly before the gc's cutoff
+        assert api.collect_garbage(older_than=0, db=db).runs == 1
+
+        again = {**start_body, "input": {"id": "o-1", "amount": "240.00"}}
+        same = call(served, "POST", "/api/v1/runs", json=again)
+        assert same.status_code == 200, same.text
+        assert (same.json()["status"], same.json()["created"]) == ("cancelled", False)
+        other = call(
+            served,
+            "POST",
+            "/api/v1/runs",
+            json={**start_body, "input": {"id": "o-1", "amount": "1"}},
+        )
+        assert other.status_code == 409
+        assert other.json()["error"]["code"] == "run_conflict"
+        assert other.json()["error"]["details"]["existing_input"]["removed_by_gc"] is True
+        gone = call(served, "GET", "/api/v1/runs/o-1")
+        assert gone.status_code == 404
+
+
+def test_the_store_checks_each_tree_again_inside_its_transaction(
+    flow: Path, journal: str, store_of: Store
+) -> None:
+    """What a gc read may be stale by the time it removes: the store keeps a tree whole
+    when a run of it is live, gone, has a child outside the tree, or started a live run."""
+    start(flow, journal, "order", "done", 1)
+    start(flow, journal, "hold", "held", 2)
+    launched = start(flow, journal, "launcher", "launcher", 3)
+    programs = TombstoneWriter(store_of)
+
+    def tree(*run_ids: str) -> list[Tombstone]:
+        records = [store_of.get_run(i) for i in run_ids]
+        return [programs.tombstone(r) for r in records if r is not None]
+
+    done_tree = tree("done", "done.l")
+    assert store_of.remove_runs([tree("held")]) == []  # live
+    assert store_of.remove_runs([tree("done")]) == []  # its child is not in the tree
+    assert store_of.remove_runs([tree("launcher")]) == []  # its detached child is live
+    assert store_of.get_run(launched.result) is not None
+    assert store_of.remove_runs([done_tree]) == ["done"]
+    assert store_of.remove_runs([done_tree]) == []  # gone: another gc removed it
+    assert store_of.tombstone_count() == 2
+    with pytest.raises(RunRemoved):
+        store_of.create_run(NewRun("done", "order", {"n": 1}))
+    assert store_of.get_run("done") is None

@@ -217,6 +217,32 @@ class Tombstone:
     removed_at: float = 0.0
     """Set by the store when it removes the run."""
 
+    def record(self) -> RunRecord:
+        """The run as a start with its id reports it: status and times, no input or result
+        (`meta.removed_by_gc` holds when it was removed)."""
+        ended = self.finished_at if self.finished_at is not None else self.created_at
+        return RunRecord(
+            self.run_id,
+            self.workflow,
+            "",
+            self.status,
+            None,
+            None,
+            None,
+            None,
+            self.ir_hash,
+            {"removed_by_gc": self.removed_at},
+            [],
+            False,
+            0,
+            None,
+            0,
+            None,
+            self.created_at,
+            ended,
+            self.finished_at,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RunCount:
