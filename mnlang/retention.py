@@ -108,6 +108,8 @@ def collect_garbage(
     now = store.now()
     report = GcReport(now - older_than, dry_run, archive=str(target) if target else None)
     programs = TombstoneWriter(store)
+    # Read once a pass: a run that starts later is checked by the store's own transaction.
+    starters = _live_starters(store)
     after = ""
     while keep_going():
         roots = store.ended_roots(
@@ -116,7 +118,6 @@ def collect_garbage(
         if not roots:
             break
         after = roots[-1]
-        starters = _live_starters(store)
         batch = [r for r in (_recording(store, root) for root in roots) if r is not None]
         removable: list[Recording] = []
         for recording in batch:

@@ -539,3 +539,28 @@ def test_the_store_checks_each_tree_again_inside_its_transaction(
     with pytest.raises(RunRemoved):
         store_of.create_run(NewRun("done", "order", {"n": 1}))
     assert store_of.get_run("done") is None
+
+
+def test_a_version_7_journal_gains_tombstones_and_keeps_its_runs(journal: str) -> None:
+    with open_store(journal) as store:
+        store.create_run(NewRun("r1", "wf", {}))
+        store.commit(Batch("r1", run=RunUpdate(status="completed", result=1)))
+    if journal.startswith("postgresql://"):
+        import psycopg
+
+        from mnlang.stores.postgres import parse_url
+
+        target = parse_url(journal)
+        with psycopg.connect(target.conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {target.schema}.removed_runs")
+            conn.execute(f"DROP INDEX {target.schema}.runs_ended_roots")
+            conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 7")
+    else:
+        with sqlite3.connect(journal) as conn:
+            conn.execute("DROP TABLE removed_runs")
+            conn.execute("DROP INDEX runs_ended_roots")
+            conn.execute("PRAGMA user_version = 7")
+    with open_store(journal) as store:
+        assert (store.migrated_from, store.schema_version) == (7, 8)
+        assert store.tombstone_count() == 0
+        assert store.ended_roots(ended_before=store.now() + 1, statuses=["completed"]) == ["r1"]
