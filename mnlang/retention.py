@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mnlang.stores.base import TERMINAL_STATUSES, StoreError, Tombstone
+from mnlang.stores.base import TERMINAL_STATUSES, DamagedRow, StoreError, Tombstone
 
 if TYPE_CHECKING:
     from mnlang.ir.model import IRProgram
@@ -53,6 +53,8 @@ class GcReport:
     """Top-level runs kept because a run of their tree is still live."""
     kept_detached: list[str] = field(default_factory=list)
     """Top-level runs kept because a run they (or their children) started is live."""
+    kept_damaged: list[str] = field(default_factory=list)
+    """Top-level runs kept because a row of their tree does not decode (`mnc db check`)."""
     global_keys: int | None = None
     """Global ledger rows removed (`None`: not asked, or a dry run)."""
     archive: str | None = None
@@ -65,6 +67,7 @@ class GcReport:
             "runs": self.runs,
             "kept_live": self.kept_live,
             "kept_detached": self.kept_detached,
+            "kept_damaged": self.kept_damaged,
             "global_keys": self.global_keys,
             "archive": self.archive,
         }
@@ -91,7 +94,6 @@ def collect_garbage(
     archive: str | Path | None = None,
     ledger_older_than: float | None = None,
     dry_run: bool = False,
-    log: Callable[[str], None] | None = None,
     keep_going: Callable[[], bool] = lambda: True,
 ) -> GcReport:
     """Remove the run trees whose top-level run ended more than `older_than` seconds ago
@@ -118,7 +120,15 @@ def collect_garbage(
         if not roots:
             break
         after = roots[-1]
-        batch = [r for r in (_recording(store, root) for root in roots) if r is not None]
+        batch: list[Recording] = []
+        for root in roots:
+            try:
+                recording = _recording(store, root)
+            except DamagedRow:
+                report.kept_damaged.append(root)
+                continue
+            if recording is not None:
+                batch.append(recording)
         removable: list[Recording] = []
         for recording in batch:
             records = [run.record for run in recording.root.walk()]
@@ -140,8 +150,6 @@ def collect_garbage(
         removed = set(store.remove_runs(trees))
         report.trees += len(removed)
         report.runs += sum(len(t) for t in trees if t[0].run_id in removed)
-        if log is not None:
-            log(f"gc: removed {len(removed)} run trees (up to {after})")
     if ledger_older_than is not None and not dry_run:
         report.global_keys = 0
         while True:

@@ -564,3 +564,15 @@ def test_a_version_7_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
         assert (store.migrated_from, store.schema_version) == (7, 8)
         assert store.tombstone_count() == 0
         assert store.ended_roots(ended_before=store.now() + 1, statuses=["completed"]) == ["r1"]
+
+
+def test_a_damaged_tree_is_kept_and_the_others_go(flow: Path, tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.db")
+    start(flow, journal, "order", "bad", 1)
+    start(flow, journal, "order", "good", 2)
+    with sqlite3.connect(journal) as conn:
+        conn.execute("UPDATE events SET data = '{\"bad' WHERE run_id = 'bad.l'")
+    report = api.collect_garbage(older_than=0, db=journal)
+    assert (report.trees, report.kept_damaged) == (1, ["bad"])
+    with SQLiteStore(journal) as store:
+        assert store.get_run("good") is None and store.get_run("bad") is not None

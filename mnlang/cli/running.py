@@ -669,5 +669,10 @@ def gc(
         click.echo(f"kept {len(report.kept_live)} whose child runs are still live")
     if report.kept_detached:
         click.echo(f"kept {len(report.kept_detached)} that started a run still live")
+    if report.kept_damaged:
+        click.echo(
+            f"kept {len(report.kept_damaged)} with damaged rows (`mnc db check`): "
+            + ", ".join(report.kept_damaged)
+        )
     if report.global_keys is not None:
         click.echo(f"removed {report.global_keys} global effect keys (they no longer deduplicate)")
