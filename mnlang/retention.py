@@ -112,16 +112,16 @@ def collect_garbage(
     programs = TombstoneWriter(store)
     # Read once a pass: a run that starts later is checked by the store's own transaction.
     starters = _live_starters(store)
-    after = ""
+    after: tuple[float, str] | None = None
     while keep_going():
-        roots = store.ended_roots(
+        page = store.ended_roots(
             ended_before=report.cutoff, statuses=wanted, after=after, limit=BATCH_TREES
         )
-        if not roots:
+        if not page:
             break
-        after = roots[-1]
+        after = page[-1]
         batch: list[Recording] = []
-        for root in roots:
+        for _, root in page:
             try:
                 recording = _recording(store, root)
             except DamagedRow:

@@ -791,10 +791,16 @@ class Store(Protocol):
     # retention
 
     def ended_roots(
-        self, *, ended_before: float, statuses: Sequence[str], after: str = "", limit: int = 100
-    ) -> list[str]:
+        self,
+        *,
+        ended_before: float,
+        statuses: Sequence[str],
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[tuple[float, str]]:
         """Top-level runs (no parent) in one of `statuses` (all terminal) that ended before
-        `ended_before`, by run id, those with an id greater than `after`."""
+        `ended_before`: (end time, run id) pairs in that order, those after `after` (the
+        last pair of the previous page: an end time never changes, so pages never skip)."""
 
     def remove_runs(self, trees: Sequence[Sequence[Tombstone]]) -> list[str]:
         """In one transaction, remove each tree (a top-level run first, then its

@@ -1423,15 +1423,29 @@ class PostgresStore:
     # --- retention -----------------------------------------------------------------------
 
     def ended_roots(
-        self, *, ended_before: float, statuses: Sequence[str], after: str = "", limit: int = 100
-    ) -> list[str]:
+        self,
+        *,
+        ended_before: float,
+        statuses: Sequence[str],
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[tuple[float, str]]:
+        last_at, last_id = after if after is not None else (float("-inf"), "")
         rows = self._autocommit(
-            "SELECT run_id FROM runs WHERE parent_run_id IS NULL AND finished_at IS NOT NULL "
-            'AND finished_at < %s AND status = ANY(%s) AND run_id COLLATE "C" > %s '
-            'ORDER BY run_id COLLATE "C" LIMIT %s',
-            (ended_before, [s for s in statuses if s in TERMINAL_STATUSES], after, limit),
+            "SELECT finished_at, run_id FROM runs "
+            "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL AND finished_at < %s "
+            "AND status = ANY(%s) "
+            'AND (finished_at, run_id COLLATE "C") > (%s, %s COLLATE "C") '
+            'ORDER BY finished_at, run_id COLLATE "C" LIMIT %s',
+            (
+                ended_before,
+                [s for s in statuses if s in TERMINAL_STATUSES],
+                last_at,
+                last_id,
+                limit,
+            ),
         )
-        return [str(r[0]) for r in rows]
+        return [(float(r[0]), str(r[1])) for r in rows]  # type: ignore[arg-type]
 
     def remove_runs(self, trees: Sequence[Sequence[Tombstone]]) -> list[str]:
         crash = CrashPlan.from_env(next_commit_number())

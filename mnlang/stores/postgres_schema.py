@@ -430,7 +430,7 @@ _V8: Final[tuple[LiteralString, ...]] = (
         removed_at float8 NOT NULL
     )
     """,
-    "CREATE INDEX runs_ended_roots ON runs (finished_at) "
+    'CREATE INDEX runs_ended_roots ON runs (finished_at, run_id COLLATE "C") '
     "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL",
 )
 

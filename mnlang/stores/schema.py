@@ -312,7 +312,7 @@ def _add_tombstones_v8(db: sqlite_utils.Database) -> None:
         "created_at REAL NOT NULL, finished_at REAL, removed_at REAL NOT NULL)"
     )
     db.execute(
-        "CREATE INDEX runs_ended_roots ON runs (finished_at) "
+        "CREATE INDEX runs_ended_roots ON runs (finished_at, run_id) "
         "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL"
     )
 

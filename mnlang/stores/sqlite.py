@@ -1110,17 +1110,26 @@ class SQLiteStore:
     # --- retention -----------------------------------------------------------------------
 
     def ended_roots(
-        self, *, ended_before: float, statuses: Sequence[str], after: str = "", limit: int = 100
-    ) -> list[str]:
+        self,
+        *,
+        ended_before: float,
+        statuses: Sequence[str],
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[tuple[float, str]]:
         wanted = [s for s in statuses if s in TERMINAL_STATUSES]
         marks = ", ".join("?" * len(wanted))
+        last_at, last_id = after if after is not None else (float("-inf"), "")
         rows = self._query(
-            "SELECT run_id FROM runs WHERE parent_run_id IS NULL AND finished_at IS NOT NULL "
-            f"AND finished_at < ? AND status IN ({marks}) AND run_id > ? "
-            "ORDER BY run_id LIMIT ?",
-            (ended_before, *wanted, after, limit),
+            # Without statistics the planner would take every top-level run and sort them
+            # for each page; this index walks them in page order.
+            "SELECT finished_at, run_id FROM runs INDEXED BY runs_ended_roots "
+            "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL AND finished_at < ? "
+            f"AND status IN ({marks}) AND (finished_at, run_id) > (?, ?) "
+            "ORDER BY finished_at, run_id LIMIT ?",
+            (ended_before, *wanted, last_at, last_id, limit),
         )
-        return [r[0] for r in rows]
+        return [(float(r[0]), str(r[1])) for r in rows]
 
     def remove_runs(self, trees: Sequence[Sequence[Tombstone]]) -> list[str]:
         crash = CrashPlan.from_env(next_commit_number())
