@@ -377,11 +377,13 @@ def test_gc_of_ten_thousand_ended_runs(flow: Path, tmp_path: Path) -> None:
     age(journal, 40)
     archive = tmp_path / "gc.jsonl"
     env = mnc_env(tmp_path)
+    began = time.monotonic()
     done = mnc(
         ["gc", "--older-than", "30d", "--archive", str(archive), "--db", journal, "--json"],
         env,
         timeout=600,
     )
+    print(f"gc of 10,002 runs in {time.monotonic() - began:.1f}s", file=sys.stderr)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["trees"], report["runs"]) == (5001, 10002)
