@@ -6,10 +6,12 @@ deleting, and survives a kill -9 between the two. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sqlite3
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -17,22 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mnlang import api
 from mnlang.metrics import compute_metrics
 from mnlang.metrics.render import metrics_lines
-from mnlang.replay.archive import read_archive
-from mnlang.replay.recording import recording_from_store
+from mnlang.replay.archive import read_archive, write_archive
+from mnlang.replay.recording import RecordedRun, Recording, recording_from_store
 from mnlang.retention import TombstoneWriter
 from mnlang.runtime.run import RunConflict
 from mnlang.stores import open_store
 from mnlang.stores.base import (
     Batch,
+    Event,
     LedgerPut,
     NewEvent,
     NewRun,
     OpenCheckpoint,
     RunNotFound,
+    RunRecord,
     RunRemoved,
     RunUpdate,
     SendSignal,
@@ -579,3 +585,50 @@ def test_a_damaged_tree_is_kept_and_the_others_go(flow: Path, tmp_path: Path) ->
     assert (report.trees, report.kept_damaged) == (1, ["bad"])
     with SQLiteStore(journal) as store:
         assert store.get_run("good") is None and store.get_run("bad") is not None
+
+
+# --- the archive's law -------------------------------------------------------------------------
+
+
+def _tree(root: str, children: int, events: int) -> Recording:
+    def run(run_id: str, parent: str | None, at: float) -> RecordedRun:
+        record = RunRecord(run_id, "wf", "", "completed", {"n": 1}, "ok", None, parent, "h",
+                           {}, [], False, events, None, 0, None, at, at, at)  # fmt: skip
+        journal = [Event(run_id, s, at, "step", None, "", {"s": s}) for s in range(1, events + 1)]
+        return RecordedRun(record, journal)
+
+    top = run(root, None, 1.0)
+    top.children = [run(f"{root}.{i}", root, 2.0 + i) for i in range(children)]
+    return Recording(top, {"h": "{}"})
+
+
+def _shape(recordings: list[Recording]) -> dict[str, list[tuple[int, object]]]:
+    return {
+        run.record.run_id: [(e.seq, e.data) for e in run.events]
+        for r in recordings
+        for run in r.root.walk()
+    }
+
+
+@given(
+    trees=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 4)), min_size=1, max_size=6),
+    again=st.lists(st.integers(0, 5), max_size=8),
+)
+@settings(max_examples=60, deadline=None)
+def test_an_archive_read_keeps_one_copy_of_each_run(
+    trees: list[tuple[int, int]], again: list[int]
+) -> None:
+    """Appending any of its trees again (a gc that crashed after archiving, run again)
+    reads as the archive written once: the same runs, each with its events once."""
+    written = [_tree(f"t{i}", children, events) for i, (children, events) in enumerate(trees)]
+    once, twice = io.StringIO(), io.StringIO()
+    write_archive(written, once)
+    write_archive(written, twice)
+    write_archive([written[i % len(written)] for i in again], twice)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [Path(folder) / "once.jsonl", Path(folder) / "twice.jsonl"]
+        for path, out in zip(paths, (once, twice), strict=True):
+            path.write_text(out.getvalue())
+        expected = _shape(read_archive(paths[0]))
+        assert _shape(read_archive(paths[1])) == expected
+        assert expected == _shape(written)
