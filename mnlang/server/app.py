@@ -766,6 +766,26 @@ def create_server_app(store: Store, auth: Any, *, execute: bool = True) -> Starl
 
     app = create_app(store, auth, execute=execute)
     api = Api(store, app.state.console.executor)
-    app.router.routes[:0] = api.routes()
+    app.router.routes[:0] = [*api.routes(), Route("/metrics", prometheus_endpoint(store))]
     app.state.api = api
     return app
+
+
+def prometheus_endpoint(store: Store) -> Callable[[Request], Any]:
+    """`/metrics` for Prometheus: the journal's figures (`telemetry.metrics`), for any user
+    (a scraper sends its token as `Authorization: Bearer`)."""
+    from prometheus_client import CollectorRegistry
+
+    from mnlang.telemetry.metrics import JournalCollector, metrics_response_body
+
+    registry = CollectorRegistry()
+    registry.register(JournalCollector(store))  # type: ignore[arg-type]
+
+    async def metrics(request: Request) -> Response:
+        try:
+            body, content_type = await run_in_threadpool(metrics_response_body, registry)
+        except StoreError as e:
+            return Response(f"# the journal cannot be read: {e.message}\n", 503)
+        return Response(body, headers={"Content-Type": content_type})
+
+    return metrics

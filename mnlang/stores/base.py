@@ -198,6 +198,16 @@ class RunCount:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """The work queue at one moment: runs a worker could take now (`runnable_runs`), runs
+    waiting, and runs a worker holds a live lease on."""
+
+    runnable: int
+    waiting: int
+    leased: int
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One journal entry; `seq` counts from 1 within its run."""
 
@@ -574,6 +584,10 @@ class Store(Protocol):
 
     def request_cancel(self, run_id: str) -> bool:
         """Ask a live run to stop; `False` when it had already ended."""
+
+    def queue_depth(self) -> QueueDepth:
+        """How many runs are runnable, waiting and leased: one aggregate query, cheap
+        enough for every Prometheus scrape."""
 
     def runnable_runs(self, limit: int = 100) -> list[str]:
         """Runs a worker should pick up, oldest first: running without a live lease, or

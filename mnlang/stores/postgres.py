@@ -72,6 +72,7 @@ from mnlang.stores.base import (
     LedgerRow,
     NewRun,
     NewSchedule,
+    QueueDepth,
     RunCount,
     RunLimitReached,
     RunRecord,
@@ -207,6 +208,18 @@ _RUNNABLE_SQL: LiteralString = (
     + "SELECT r.run_id"
     + _RUNNABLE_FROM
     + "ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
+)
+
+# The runnable runs (as `_RUNNABLE_SQL`, uncounted by a limit), the waiting ones and those
+# under a live lease, in one statement.
+_QUEUE_DEPTH_SQL: LiteralString = (
+    _CLOCK
+    + _CANDIDATES
+    + "SELECT (SELECT count(*)"
+    + _RUNNABLE_FROM
+    + "), (SELECT count(*) FROM runs WHERE status = 'waiting'),"
+    " (SELECT count(*) FROM runs, clock WHERE status IN ('running', 'waiting')"
+    " AND lease_expires_at > clock.now)"
 )
 
 # Claims runs that need no slot of a workflow's `limit`; `_CLAIM_SLOTS_SQL` takes those
@@ -874,6 +887,10 @@ class PostgresStore:
             return True
 
         return self._transaction(body)
+
+    def queue_depth(self) -> QueueDepth:
+        runnable, waiting, leased = self._autocommit(_QUEUE_DEPTH_SQL)[0]
+        return QueueDepth(int(runnable), int(waiting), int(leased))
 
     def runnable_runs(self, limit: int = 100) -> list[str]:
         return [row[0] for row in self._autocommit(_RUNNABLE_SQL, {"limit": limit})]
