@@ -169,6 +169,18 @@ def test_every_span_arrives_once_with_its_parent_across_crashes(
         steps = [e for e in events if e.kind in ("tool", "effect")]
         step_spans = [s for s in receiver.spans if s.name.split()[0] in ("tool", "effect")]
         assert len(step_spans) == len(steps), f"crash at {at}: a step span is missing"
+        # Each effect call in flight (its intent committed, again after a crash) is a short
+        # span of its own, exported once, before the span of the attempt's outcome.
+        begun = [e for e in events if e.kind in ("intent", "reattempt")]
+        started = [s for s in receiver.spans if s.name.startswith("attempt started ")]
+        assert len(started) == len(begun) > 0, f"crash at {at}: an in-flight span is missing"
+        assert all(s.start == s.end for s in started)
+        assert not {s.span_id for s in started} & {s.span_id for s in step_spans}
+        order = [s.name for s in receiver.spans]  # as they arrived
+        for i, name in enumerate(order):
+            if name.startswith("effect "):
+                began = f"attempt started {name.removeprefix('effect ')}"
+                assert began in order[:i], f"crash at {at}: {name} arrived before it began"
         # What arrived is what the journal holds: the same ids from a second reading.
         expected = {f"{s.span_id:016x}" for s in journal_spans(run, events)}
         assert ids == expected

@@ -254,6 +254,32 @@ def journal_spans(
                 if isinstance(usage.get(key), int):
                     attrs[f"gen_ai.usage.{key}"] = usage[key]
             step(event, f"chat {model}".rstrip(), data.get("attempt"), attrs)
+        elif event.kind in ("intent", "reattempt"):
+            # An effect's intent is committed before its call: the call is in flight from
+            # here, and a short span says so at once; the attempt's span follows when its
+            # outcome is committed (a crash in between: a `reattempt`, another short span).
+            effect = str(data.get("effect"))
+            spans.append(
+                JournalSpan(
+                    trace_id,
+                    derived_id(64, "started", run.run_id, event.state, event.branch, event.seq),
+                    root,
+                    f"attempt started {effect}",
+                    event.at,
+                    event.at,
+                    event.seq,
+                    None,
+                    {
+                        "mnlang.run.id": run.run_id,
+                        "mnlang.state": event.state or "",
+                        "mnlang.branch": event.branch,
+                        "mnlang.effect": effect,
+                        "mnlang.effect.key": str(data.get("key")),
+                        "mnlang.segment": segment,
+                        "mnlang.seq": event.seq,
+                    },
+                )
+            )
         elif event.kind == "checkpoint":
             open_checkpoints[(event.state, event.branch)] = event
         elif event.kind == "decided" and (
