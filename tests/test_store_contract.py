@@ -670,6 +670,17 @@ def test_queue_depth_counts_runnable_waiting_and_leased_runs(store: Store) -> No
     assert (depth.waiting, depth.leased) == (3, 2)
 
 
+def test_export_cursors_are_kept_per_exporter_and_moved_together(store: Store) -> None:
+    assert store.export_cursor("traces") == {}
+    store.move_export_cursor("traces", {"r1": 4, "r2": 9})
+    store.move_export_cursor("other", {"r1": 1})
+    store.move_export_cursor("traces", {"r1": 7})
+    assert store.export_cursor("traces") == {"r1": 7, "r2": 9}
+    assert store.export_cursor("other") == {"r1": 1}
+    with open_store(store.location) as again:  # kept in the journal, not in the process
+        assert again.export_cursor("traces") == {"r1": 7, "r2": 9}
+
+
 # --- compiled programs ----------------------------------------------------------------------
 
 

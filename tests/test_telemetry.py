@@ -20,7 +20,7 @@ import pytest
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.sqlite import SQLiteStore
-from mnlang.telemetry.export import JournalExporter, read_cursor
+from mnlang.telemetry.export import JournalExporter
 from mnlang.telemetry.spans import TraceParent, journal_spans, run_span_id
 from tests.test_crash import (
     RUN_ID,
@@ -101,7 +101,7 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
-def exporter_to(store: SQLiteStore, receiver: Receiver, cursor: Path) -> JournalExporter:
+def exporter_to(store: SQLiteStore, receiver: Receiver, cursor: str) -> JournalExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return JournalExporter(store, cursor, OTLPSpanExporter(endpoint=receiver.url, timeout=5))
@@ -114,7 +114,7 @@ def crash_and_export(tmp: Path, at: int | None, receiver: Receiver) -> tuple[SQL
     tmp.mkdir(parents=True)
     os.environ["MNC_EXAMPLE_LEDGER"] = str(tmp / "ledger.jsonl")
     store = SQLiteStore(tmp / "journal.db")
-    exporter = exporter_to(store, receiver, tmp / "cursor.json")
+    exporter = exporter_to(store, receiver, "traces")
     config = RuntimeConfig(commit_every=4, commit_ms=0, slow_call_ms=1e9, models="scripted")
     program = program_of(scenario)
     given = json.loads(scenario.input.read_text("utf-8"))
@@ -191,7 +191,7 @@ def test_two_exports_of_one_journal_send_identical_ids(receiver: Receiver, tmp_p
     store, _ = crash_and_export(tmp_path / "run", 5, receiver)
     first = sorted(receiver.spans, key=lambda s: s.span_id)
     receiver.spans.clear()
-    again = exporter_to(store, receiver, tmp_path / "second-cursor.json")
+    again = exporter_to(store, receiver, "second")
     again.export_once()
     again.close()
     assert sorted(receiver.spans, key=lambda s: s.span_id) == first
@@ -207,10 +207,10 @@ def test_a_refused_export_keeps_the_cursor_and_is_sent_again(
     sent = len(receiver.spans)
     receiver.spans.clear()
     receiver.refuse = True
-    exporter = exporter_to(store, receiver, tmp_path / "fresh.json")
+    exporter = exporter_to(store, receiver, "fresh")
     with pytest.raises(ExportFailed):
         exporter.export_once()
-    assert read_cursor(tmp_path / "fresh.json") == {}
+    assert store.export_cursor("fresh") == {}
     receiver.refuse = False
     assert exporter.export_once() == sent
     exporter.close()
@@ -246,7 +246,7 @@ def test_mnc_run_traceparent_and_export_traces(receiver: Receiver, tmp_path: Pat
     env = {"MNC_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl")}
     ran = mnc("run", *common, "--id", "r1", "--traceparent", header, env=env)
     assert ran.returncode == 0, ran.stderr
-    cursor = str(tmp_path / "cursor.json")
+    cursor = "to-the-receiver"
     exported = mnc(
         "export",
         "traces",

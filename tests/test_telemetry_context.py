@@ -106,7 +106,7 @@ def test_http_tools_send_the_attempt_span_that_export_gives(
             traceparent=CALLER,
         )
         assert outcome.status == "completed", outcome.error
-        exporter = exporter_to(store, receiver, tmp_path / "cursor.json")
+        exporter = exporter_to(store, receiver, "traces")
         exporter.export_once()
         exporter.close()
     # The 503 (retried), the GET that answered, the POST: three attempts, three spans.

@@ -20,7 +20,7 @@ branch can drop everything nested in it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Self, TypeAlias
 
@@ -705,6 +705,15 @@ class Store(Protocol):
 
     def worker_stopped(self, worker_id: str) -> None:
         """Forget a worker that stopped."""
+
+    # export cursors
+
+    def export_cursor(self, exporter: str) -> dict[str, int]:
+        """An exporter's delivery cursor: for each run, the journal sequence number up to
+        which what it exported was accepted (`mnc export traces`)."""
+
+    def move_export_cursor(self, exporter: str, moved: Mapping[str, int]) -> None:
+        """Set the cursor's sequence number of each run in `moved`, in one transaction."""
 
     def list_workers(self) -> list[WorkerRecord]:
         """Workers whose last heartbeat has not expired, by id."""

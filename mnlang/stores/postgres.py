@@ -42,7 +42,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -1341,6 +1341,23 @@ class PostgresStore:
 
     def worker_stopped(self, worker_id: str) -> None:
         self._autocommit("DELETE FROM workers WHERE worker_id = %s RETURNING 1", (worker_id,))
+
+    def export_cursor(self, exporter: str) -> dict[str, int]:
+        rows = self._autocommit(
+            "SELECT run_id, seq FROM export_cursors WHERE exporter = %s", (exporter,)
+        )
+        return {str(run_id): int(seq) for run_id, seq in rows}  # type: ignore[call-overload]
+
+    def move_export_cursor(self, exporter: str, moved: Mapping[str, int]) -> None:
+        def body(tx: _Tx) -> None:
+            with tx.conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO export_cursors (exporter, run_id, seq) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (exporter, run_id) DO UPDATE SET seq = excluded.seq",
+                    [(exporter, run_id, seq) for run_id, seq in moved.items()],
+                )
+
+        self._transaction(body)
 
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._autocommit(

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, cast
@@ -1024,6 +1024,18 @@ class SQLiteStore:
     def worker_stopped(self, worker_id: str) -> None:
         with self._write():
             self._conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+
+    def export_cursor(self, exporter: str) -> dict[str, int]:
+        rows = self._query("SELECT run_id, seq FROM export_cursors WHERE exporter = ?", (exporter,))
+        return {str(run_id): int(seq) for run_id, seq in rows}
+
+    def move_export_cursor(self, exporter: str, moved: Mapping[str, int]) -> None:
+        with self._write():
+            self._conn.executemany(
+                "INSERT INTO export_cursors (exporter, run_id, seq) VALUES (?, ?, ?) "
+                "ON CONFLICT (exporter, run_id) DO UPDATE SET seq = excluded.seq",
+                [(exporter, run_id, seq) for run_id, seq in moved.items()],
+            )
 
     def list_workers(self) -> list[WorkerRecord]:
         with self._snapshot() as conn:
