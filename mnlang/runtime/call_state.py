@@ -517,7 +517,7 @@ class Calls:
             except SecretUnavailable as e:
                 raise StepFailure(TOOL_ERROR, str(e)) from None
         call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
-        call.span, traceparent = run.spans.begin(call.step, call.fiber.branch, call.attempt)
+        call.span, traceparent = run.spans.begin()
         ctx = ToolContext(
             run.run_id,
             call.step,

@@ -103,11 +103,11 @@ class AttemptSpans:
     """The span ids of a run's call attempts in one execution segment, and the
     `traceparent` a tool receives for its attempt (`ToolContext.traceparent`).
 
-    An attempt's id is derived from the run, the state, the branch, the attempt, the
-    incarnation (a nonce of this execution segment: a pure tool run again after a crash is
-    a second execution, with an id of its own) and a count of the attempts begun in it. It
-    is journaled with the attempt's outcome (`SPAN_DATA`), and the exported span takes it
-    from there: the tool's downstream spans find their parent among the exported ones.
+    An attempt's id is derived from the run, the incarnation (a nonce of this execution
+    segment: a pure tool run again after a crash is a second execution, with an id of its
+    own) and the count of the attempts begun in it. It is journaled with the attempt's
+    outcome (`SPAN_DATA`), and the exported span takes it from there: the tool's
+    downstream spans find their parent among the exported ones.
     """
 
     def __init__(self, store: Store, record: RunRecord) -> None:
@@ -116,6 +116,9 @@ class AttemptSpans:
         self.incarnation = uuid.uuid4().hex
         self.begun = 0
         self._trace: TraceParent | None = None
+        self._base = derived_id(64, "attempt", record.run_id, self.incarnation)
+        self._header: tuple[str, str] | None = None
+        """The `traceparent` around the span id: `00-<trace id>-` and `-<flags>`."""
 
     def run_context(self) -> TraceParent:
         """The run's trace and its run span (read from the store once, for a child run)."""
@@ -131,14 +134,23 @@ class AttemptSpans:
             self._trace = TraceParent(trace_id, run_span_id(record.run_id), sampled)
         return self._trace
 
-    def begin(self, step: str, branch: str, attempt: int) -> tuple[int, str]:
-        """A new attempt's span id and its `traceparent` header."""
+    def begin(self) -> tuple[int, str]:
+        """A new attempt's span id and its `traceparent` header. On every call attempt's
+        path, so no hash: the segment's base id (a hash of the run and the incarnation)
+        plus the count of attempts begun times an odd constant, modulo 2**64, which is
+        distinct for each count."""
         self.begun += 1
-        span_id = derived_id(
-            64, "attempt", self.record.run_id, step, branch, attempt, self.incarnation, self.begun
-        )
-        run = self.run_context()
-        return span_id, TraceParent(run.trace_id, span_id, run.sampled).header()
+        if self._header is None:
+            run = self.run_context()
+            self._header = (f"00-{run.trace_id:032x}-", "-01" if run.sampled else "-00")
+        span_id = (self._base + self.begun * _SPREAD) & _MASK64 or 1
+        before, after = self._header
+        return span_id, f"{before}{span_id:016x}{after}"
+
+
+_SPREAD = 0x9E3779B97F4A7C15
+"""An odd constant (2**64 over the golden ratio): consecutive counts give ids far apart."""
+_MASK64 = (1 << 64) - 1
 
 
 def journaled_span_id(data: dict[str, Any]) -> int | None:
