@@ -104,7 +104,16 @@ TOOLS = textwrap.dedent(
     """
 )
 TEMPLATE = "tmpl-x"
-RUN_TABLES = ("events", "cursors", "variables", "list_items", "signals", "checkpoints", "timers")
+RUN_TABLES = (
+    "events",
+    "cursors",
+    "variables",
+    "list_items",
+    "signals",
+    "checkpoints",
+    "timers",
+    "export_cursors",
+)
 DAY = 86400.0
 
 
@@ -139,7 +148,8 @@ def start(flow: Path, journal: str, workflow: str, run_id: str, n: int) -> Any:
 def clone_trees(store: Store, count: int, prefix: str) -> list[str]:
     """`count` copies of the run tree `TEMPLATE` (an `order` and its `line` child) made
     through the store API, each run with rows in every table gc must clear: journal,
-    state, a run-scoped and a global key, a signal, a checkpoint, a timer."""
+    state, a run-scoped and a global key, a signal, a checkpoint, a timer, a cursor of
+    `mnc export traces`."""
     template = recording_from_store(store, TEMPLATE)
     ids = []
     for i in range(count):
@@ -180,6 +190,8 @@ def clone_trees(store: Store, count: int, prefix: str) -> list[str]:
                     send_signals=[SendSignal(run_id, "ping", {}, signal_id="s")],
                 )
             )
+    exported = {f"{i}{suffix}": 1 for i in ids for suffix in ("", ".l")}
+    store.move_export_cursor("traces", exported)
     return ids
 
 
@@ -224,6 +236,7 @@ def leftovers(store: Store, removed: list[str]) -> dict[str, int]:
             ("signals", store.pending_signals(run_id)),
             ("checkpoints", store.open_checkpoints(run_id)),
             ("timers", store.run_timers(run_id)),
+            ("export cursor", [run_id] if run_id in store.export_cursor("traces") else []),
             (
                 "scoped key",
                 [store.ledger_get(f"scoped:{run_id}", run_id=run_id)]
@@ -549,7 +562,7 @@ def test_the_store_checks_each_tree_again_inside_its_transaction(
     assert store_of.get_run("done") is None
 
 
-def test_a_version_7_journal_gains_tombstones_and_keeps_its_runs(journal: str) -> None:
+def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -> None:
     with open_store(journal) as store:
         store.create_run(NewRun("r1", "wf", {}))
         store.commit(Batch("r1", run=RunUpdate(status="completed", result=1)))
@@ -562,14 +575,14 @@ def test_a_version_7_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
         with psycopg.connect(target.conninfo, autocommit=True) as conn:
             conn.execute(f"DROP TABLE {target.schema}.removed_runs")
             conn.execute(f"DROP INDEX {target.schema}.runs_ended_roots")
-            conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 7")
+            conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 8")
     else:
         with sqlite3.connect(journal) as conn:
             conn.execute("DROP TABLE removed_runs")
             conn.execute("DROP INDEX runs_ended_roots")
-            conn.execute("PRAGMA user_version = 7")
+            conn.execute("PRAGMA user_version = 8")
     with open_store(journal) as store:
-        assert (store.migrated_from, store.schema_version) == (7, 8)
+        assert (store.migrated_from, store.schema_version) == (8, 9)
         assert store.tombstone_count() == 0
         [(_, root)] = store.ended_roots(ended_before=store.now() + 1, statuses=["completed"])
         assert root == "r1"

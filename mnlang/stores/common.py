@@ -208,6 +208,7 @@ RUN_ROW_TABLES = (
     "signals",
     "checkpoints",
     "timers",
+    "export_cursors",
 )
 """The tables whose rows belong to one run by `run_id` (besides `runs`, its arguments and
 the ledger, whose run-scoped rows name the run in `scope`): what removing a run deletes."""
