@@ -67,16 +67,20 @@ class RuntimeConfig:
         env = os.environ if environ is None else environ
         defaults = cls()
 
+        # A `RunError`, which every command reports as an error with its help (exit 2).
+        from mnlang.runtime.run import RunError
+
         def number(name: str, default: float, minimum: float) -> float:
             text = env.get(name, "").strip()
             if not text:
                 return default
+            fix = f"set `{name}` to a number of at least {minimum:g}, or unset it"
             try:
                 value = float(text)
             except ValueError:
-                raise ValueError(f"{name} must be a number, not {text!r}") from None
+                raise RunError(f"{name} must be a number, not {text!r}", help=fix) from None
             if value < minimum:
-                raise ValueError(f"{name} must be at least {minimum:g}, not {text}")
+                raise RunError(f"{name} must be at least {minimum:g}, not {text}", help=fix)
             return value
 
         return cls(

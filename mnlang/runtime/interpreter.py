@@ -607,7 +607,7 @@ class Interpreter:
         times = list(due.values())
         if self.deadline_at is not None:
             times.append(self.deadline_at)
-        return min(times, default=None)
+        return min(times) if times else None
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
