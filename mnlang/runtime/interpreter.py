@@ -587,7 +587,9 @@ class Interpreter:
             left = due - (time.time() + self.clock_offset)
             if left <= 0:
                 break
-            ticks.wait(min(left, self._wait_timeout()))
+            # Woken to renew the lease, look for a cancel, or at the deadline.
+            poll = self._wait_timeout()
+            ticks.wait(left if poll is None else min(left, poll))
             self._check_clock()
         for fiber in self.fibers.values():
             if fiber.status == "paused":
