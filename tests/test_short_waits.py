@@ -184,3 +184,32 @@ def test_a_run_that_sleeps_holds_its_limit_slot(tmp_path: Path) -> None:
             first.kill()
             first.communicate()
     assert first.returncode == 4, out + err
+
+
+GATED = textwrap.dedent(
+    """\
+    workflow gate(n: int) -> int {
+      decision = checkpoint go {
+        ask: "go?"
+        options: [approve, reject]
+      }
+      wait 1s
+      if decision.approved {
+        return n
+      }
+      return 0
+    }
+    """
+)
+
+
+def test_approve_goes_on_through_a_short_wait(tmp_path: Path) -> None:
+    (tmp_path / "gate.mn").write_text(GATED)
+    env = mnc_env(tmp_path)
+    started = mnc(["run", str(tmp_path / "gate.mn"), "--id", "g", "--input", '{"n": 3}'], env)
+    assert started.returncode == 3, started.stdout + started.stderr  # a person: no timer
+    approved = mnc(["approve", "g", "go"], env)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    record = record_of(tmp_path, "g")
+    assert record.status == "completed" and record.result == 3
+    assert "sleeping" in kinds(tmp_path, "g")
