@@ -192,6 +192,7 @@ GATED = textwrap.dedent(
       decision = checkpoint go {
         ask: "go?"
         options: [approve, reject]
+        timeout: never
       }
       wait 1s
       if decision.approved {
