@@ -74,6 +74,7 @@ from mnlang.runtime.pauses import (
     ChildCall,
     ChildRunner,
     Pauses,
+    checkpoint_timer,
     child_signal,
     inherited_budget,
 )
@@ -586,7 +587,11 @@ class Interpreter:
         while not self.ready and not self._stopping():
             left = due - (time.time() + self.clock_offset)
             if left <= 0:
-                break
+                # Due by the store's own clock too, which the timers go by: no branch
+                # wakes early and brings the run back here at once.
+                left = due - self.store.now()
+                if left <= 0:
+                    break
             # Woken to renew the lease, look for a cancel, or at the deadline.
             poll = self._wait_timeout()
             ticks.wait(left if poll is None else min(left, poll))
@@ -597,16 +602,27 @@ class Interpreter:
         return True
 
     def _next_due(self) -> float | None:
-        """When the run's earliest timer (or its deadline) is due, by the store's clock,
-        counting the timers set and cancelled since the last commit (a store applies the
-        sets, then the cancels)."""
+        """When the earliest timer a paused branch waits for (or the run's deadline) is
+        due, by the store's clock, counting the timers set and cancelled since the last
+        commit (a store applies the sets, then the cancels)."""
+        waited: set[str] = set()
+        for fiber in self.fibers.values():
+            note = fiber.pending if fiber.status == "paused" else None
+            if not note:
+                continue
+            if "timer" in note:
+                waited.add(note["timer"])
+            if "retry" in note:
+                waited.add(note["retry"]["timer"])
+            if "checkpoint" in note:
+                waited.add(checkpoint_timer(note["checkpoint"]))
         due = {t.timer_id: t.due_at for t in self.store.run_timers(self.run_id)}
         if self.journal.set_timers:
             now = self.store.now()
             due.update((t.timer_id, now + t.delay) for t in self.journal.set_timers)
         for timer_id in self.journal.cancel_timers:
             due.pop(timer_id, None)
-        times = list(due.values())
+        times = [at for timer_id, at in due.items() if timer_id in waited]
         if self.deadline_at is not None:
             times.append(self.deadline_at)
         return min(times) if times else None
