@@ -1,14 +1,18 @@
 """A scenario's stand-ins: mocked tool results, scripted replies, and injected faults.
 
 `ScenarioDoubles` answers the runtime's `CallDoubles` questions: a tool or effect with a
-fault still to inject fails with it; a mocked one returns its next result (the last one
-answers any further call); anything else runs for real. `scenario_models` builds the
+fault still to inject fails with it; a call that an answer matched by arguments fits gets
+that answer's result (answers with the same arguments answer successive calls, the last
+one any further call); else a mocked tool returns its next plain result (the last one
+answers any further call), and one with answers but no plain result fails the call,
+naming its arguments; anything else runs for real. `scenario_models` builds the
 scripted provider of the scenario's replies (or its replies file), wrapped so that the
 faults injected into agents fail their first requests.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnlang.errors import MALFORMED_OUTPUT, MnError, NamedError, is_error_name
+from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, MnError, NamedError, is_error_name
 from mnlang.ir.model import IRProgram, ToolIR
 from mnlang.ir.scenarios import ScenarioIR, ScenarioReplyIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
@@ -67,15 +71,51 @@ def _failing(kind: str, callee: str) -> Callable[[], Any]:
     return fail
 
 
+class _Answer:
+    """An answer matched by arguments, as the tool would receive them: equal values match
+    (`$42.5` equals `$42.50`), whatever their order in a `parallel for`."""
+
+    def __init__(self, args: dict[str, Any], result: Any) -> None:
+        self.args = args
+        self.result = result
+        self.used = 0
+
+    def fits(self, args: dict[str, Any]) -> bool:
+        return all(name in args and args[name] == want for name, want in self.args.items())
+
+
 class ScenarioDoubles:
     def __init__(self, scenario: ScenarioIR, faults: _Faults, evaluator: Evaluator) -> None:
+        def value(expr: Any) -> Any:
+            return to_tool(evaluator.eval(expr, _NO_ENV))
+
+        def arg(expr: Any) -> Any:  # as the stand-in sees arguments: secrets as references
+            return to_tool(evaluator.eval(expr, _NO_ENV), reveal=False)
+
         self.results = {
-            name: [to_tool(evaluator.eval(r, _NO_ENV)) for r in results]
-            for name, results in scenario.tools.items()
+            name: [value(r) for r in results] for name, results in scenario.tools.items()
+        }
+        self.answers = {
+            name: [
+                _Answer({k: arg(v) for k, v in a.args.items()}, value(a.result)) for a in answers
+            ]
+            for name, answers in (scenario.answers or {}).items()
         }
         self.faults = faults
         self._calls: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def _answer(self, tool: str, args: dict[str, Any]) -> Callable[[], Any] | None:
+        """The result of the first answer fitting `args` not used yet (the last fitting one
+        once all are), or None when none fits."""
+        fitting = [a for a in self.answers.get(tool, []) if a.fits(args)]
+        if not fitting:
+            return None
+        with self._lock:
+            answer = next((a for a in fitting if a.used == 0), fitting[-1])
+            answer.used += 1
+        result = answer.result
+        return lambda: result
 
     def stand_in(
         self, tool: ToolIR, args: dict[str, Any], attempt: int
@@ -83,14 +123,29 @@ class ScenarioDoubles:
         kind = self.faults.take(tool.name)
         if kind is not None:
             return _failing(kind, tool.name)
+        answered = self._answer(tool.name, args)
+        if answered is not None:
+            return answered
         results = self.results.get(tool.name)
         if results is None:
-            return None
+            return _unanswered(tool.name, args) if tool.name in self.answers else None
         with self._lock:
             n = self._calls.get(tool.name, 0)
             self._calls[tool.name] = n + 1
         result = results[min(n, len(results) - 1)]
         return lambda: result
+
+
+def _unanswered(callee: str, args: dict[str, Any]) -> Callable[[], Any]:
+    def fail() -> Any:
+        shown = ", ".join(f"{k}: {json.dumps(v, default=str)}" for k, v in args.items())
+        raise MnError(
+            TOOL_ERROR,
+            f"scenario: no answer of `{callee.rsplit('.', 1)[-1]}` for {{ {shown} }} "
+            "(add one, or a plain result for any other call)",
+        )
+
+    return fail
 
 
 class _FaultyProvider:
