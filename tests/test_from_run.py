@@ -1,0 +1,192 @@
+"""`mnc test --from-run RUN -o FILE`: every recorded example run becomes a scenario that
+`mnc test` passes without calling the world; a changed program fails it at the change; a
+run that used a secret writes no secret bytes; `--omit` leaves arguments out."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnlang import api
+from mnlang.testing import run_tests
+from mnlang.testing.from_run import FromRunError
+from mnlang.testing.report import render
+from tests.test_replay import SOURCES, _record
+
+MNC = [sys.executable, "-m", "mnlang.cli"]
+EXAMPLE_RUNS = ["refund", "refund-large", "pipeline", "digest"]
+
+
+def _test(path: Path) -> tuple[bool, str]:
+    report = run_tests([path])
+    assert not report.problems, [d.message for p in report.problems for d in p.diagnostics]
+    return report.ok, "\n".join(render(report))
+
+
+@pytest.mark.parametrize("example", EXAMPLE_RUNS)
+def test_every_example_run_becomes_a_passing_scenario(
+    tmp_path: Path, example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, db = _record(tmp_path, example, monkeypatch)
+    written = api.scenario_from_run(example, folder / "from_run.mn", db=db)
+    assert not written.appended
+    ledger = tmp_path / "ledger.jsonl"
+    before = ledger.read_text()
+    ok, text = _test(written.path)
+    assert ok, text + "\n" + written.text
+    assert ledger.read_text() == before  # every tool and effect was answered, none called
+
+
+# (example run, old text, new text, what the failure names): the scenario written from the
+# run fails on the changed program, at the call the change touches.
+CHANGES = [
+    ("refund", '"Refunded {receipt.amount}."', '"Refund: {receipt.amount}."', "`notify`"),
+    (
+        "refund-large",
+        "refund_payment(order.id, order.total)",
+        "refund_payment(order.id, $1)",
+        "`refund_payment`",
+    ),
+    ("digest", "fetch_articles(feed, 20)", "fetch_articles(feed, 10)", "`fetch_articles`"),
+    ("pipeline", "refresh_dashboard(dataset)", 'refresh_dashboard("other")', "`refresh_dashboard`"),
+]
+
+
+@pytest.mark.parametrize(("example", "old", "new", "named"), CHANGES)
+def test_a_changed_program_fails_the_scenario(
+    tmp_path: Path,
+    example: str,
+    old: str,
+    new: str,
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder, db = _record(tmp_path, example, monkeypatch)
+    written = api.scenario_from_run(example, folder / "from_run.mn", db=db)
+    source = folder / SOURCES[example.split("-")[0]]
+    text = source.read_text()
+    assert old in text
+    source.write_text(text.replace(old, new, 1))
+    ok, report = _test(written.path)
+    assert not ok
+    short = named.strip("`")
+    assert f"no answer of {named}" in report or f"unexpected: {short}(" in report, report
+
+
+SECRET_PROGRAM = """
+type Page {
+  status: int
+  body: str
+}
+
+tool fetch(url: str, token: secret) -> Page {
+  impl: "tools:fetch"
+}
+
+workflow read(url: str, token: secret) -> str {
+  page = fetch(url, token)
+  return page.body
+}
+"""
+
+SECRET_TOOLS = """
+def fetch(url, token, *, ctx=None):
+    return {"status": 200, "body": "seen with " + token}
+"""
+
+TOKEN = "tok-5ecret-value-93"
+
+
+def test_a_run_that_used_a_secret_writes_no_secret_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "read.mn").write_text(SECRET_PROGRAM)
+    (tmp_path / "tools.py").write_text(SECRET_TOOLS)
+    monkeypatch.setenv("SHOP_TOKEN", TOKEN)
+    db = tmp_path / "journal.db"
+    program = api.load_program(tmp_path / "read.mn")
+    given = {"url": "https://shop.example/o-1", "token": "env:SHOP_TOKEN"}
+    api.start_run(program, given, run_id="r-1", db=db)
+    out = tmp_path / "read_test.mn"
+    # A fresh process: its redaction knows no secret, so only the journal's keeps it out.
+    done = subprocess.run(
+        [*MNC, "test", "--from-run", "r-1", "-o", str(out), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    data = out.read_bytes()
+    for form in (TOKEN, base64.b64encode(TOKEN.encode()).decode()):
+        assert form.encode() not in data
+    text = data.decode()
+    assert '"env:SHOP_TOKEN"' in text  # the input is the reference
+    assert "[secret]" in text  # the echoed token, as the journal holds it
+    assert "token:" not in text.split("expect")[0].split("tools:")[1]  # never matched (E142)
+    (tmp_path / "tools.py").write_text(
+        "def fetch(url, token, *, ctx=None):\n    raise RuntimeError\n"
+    )
+    ok, report = _test(out)
+    assert ok, report
+
+
+def test_omit_leaves_arguments_out_and_still_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, db = _record(tmp_path, "refund", monkeypatch)
+    out = folder / "omitted.mn"
+    written = api.scenario_from_run("refund", out, db=db, omit=["notify.text", "order_id"])
+    assert "Refunded $" not in written.text.split("replies:")[0]  # no `text` argument
+    assert "order_id:" not in written.text
+    assert "expect_calls: [fetch_order, refund_payment, notify]" in written.text  # by name
+    ok, report = _test(out)
+    assert ok, report
+
+
+def test_refusals_create_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, db = _record(tmp_path, "refund", monkeypatch)
+    with pytest.raises(FromRunError, match="--omit names no argument"):
+        api.scenario_from_run("refund", folder / "a.mn", db=db, omit=["nonsense"])
+    assert not (folder / "a.mn").exists()
+    (folder / "b.mn").write_text("# mine\n")
+    with pytest.raises(FromRunError, match="exists"):
+        api.scenario_from_run("refund", folder / "b.mn", db=db)
+    assert (folder / "b.mn").read_text() == "# mine\n"
+    elsewhere = tmp_path / "other" / "c.mn"
+    elsewhere.parent.mkdir()
+    with pytest.raises(FromRunError, match="cannot import"):
+        api.scenario_from_run("refund", elsewhere, db=db)
+    assert not elsewhere.exists()
+    done = subprocess.run(
+        [*MNC, "test", "--from-run", "nope", "-o", "x.mn", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+    )
+    assert done.returncode == 2 and "nope" in done.stderr
+    assert not (folder / "x.mn").exists()
+
+
+def test_appended_to_the_workflows_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, db = _record(tmp_path, "refund-large", monkeypatch)
+    source = folder / "refund.mn"
+    before = source.read_text()
+    written = api.scenario_from_run("refund-large", source, db=db, name="big_refund")
+    assert written.appended and source.read_text().startswith(before.rstrip("\n"))
+    report = run_tests([source], select="big_refund")
+    assert report.ok and len(report.results) == 1, "\n".join(render(report))
+    with pytest.raises(FromRunError, match="already has a scenario `big_refund`"):
+        api.scenario_from_run("refund-large", source, db=db, name="big_refund")
+
+
+def test_a_child_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, db = _record(tmp_path, "pipeline", monkeypatch)
+    child = next(r for r in api.list_runs(db=db) if r.parent_run_id)
+    with pytest.raises(FromRunError, match="child run"):
+        api.scenario_from_run(child.run_id, folder / "c.mn", db=db)
