@@ -493,10 +493,8 @@ class _Writer:
 def _distinct(prompts: list[str], most: int = 60) -> list[str]:
     """For each prompt, a short piece of it that no other of `prompts` contains (what the
     prompts do not share, cut to `most` characters), or the whole prompt when none is."""
-    import os
-
-    prefix = len(os.path.commonprefix(prompts))
-    suffix = len(os.path.commonprefix([p[::-1] for p in prompts]))
+    prefix = _common_start(prompts)
+    suffix = _common_start([p[::-1] for p in prompts])
     out = []
     for prompt in prompts:
         middle = prompt[prefix : max(prefix, len(prompt) - suffix)].strip()
@@ -504,6 +502,15 @@ def _distinct(prompts: list[str], most: int = 60) -> list[str]:
         unique = piece and sum(piece in other for other in set(prompts)) == 1
         out.append(piece if unique else prompt)
     return out
+
+
+def _common_start(texts: list[str]) -> int:
+    """How many leading characters all of `texts` share."""
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < len(first) and first[n] == last[n]:
+        n += 1
+    return n
 
 
 def _short(name: str) -> str:
