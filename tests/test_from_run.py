@@ -5,6 +5,7 @@ run that used a secret writes no secret bytes; `--omit` leaves arguments out."""
 from __future__ import annotations
 
 import base64
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from mnlang import api
 from mnlang.testing import run_tests
 from mnlang.testing.from_run import FromRunError
 from mnlang.testing.report import render
-from tests.test_replay import SOURCES, _record
+from tests.test_replay import EXAMPLES, SOURCES, _record
 
 MNC = [sys.executable, "-m", "mnlang.cli"]
 EXAMPLE_RUNS = ["refund", "refund-large", "pipeline", "digest"]
@@ -190,3 +191,34 @@ def test_a_child_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     child = next(r for r in api.list_runs(db=db) if r.parent_run_id)
     with pytest.raises(FromRunError, match="child run"):
         api.scenario_from_run(child.run_id, folder / "c.mn", db=db)
+
+
+def test_docs_worked_example(tmp_path: Path) -> None:
+    """The session of docs/testing.md's run-to-scenario example prints what the page
+    shows (seconds aside)."""
+    import os
+    import re
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
+    section = page[page.index("## A run as a scenario") :]
+    section = section[section.index("### A worked example") :]
+    script = re.search(r"```sh\n(.*?)```", section, re.S)
+    shown = re.search(r"```text\n(.*?)```", section, re.S)
+    assert script is not None and shown is not None
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MNC_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl"),
+    }
+    env.pop("MNC_DB", None)
+    done = subprocess.run(
+        ["bash", "-c", "set -e\n" + script.group(1)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1, done.stderr  # the last test failed, as the page says
+    seconds = re.compile(r" in \d+\.\d+s ")
+    assert seconds.sub(" in 0.01s ", done.stdout) == shown.group(1), done.stdout

@@ -162,7 +162,7 @@ def _write_from_run(
         )
         return
     how = "appended to" if written.appended else "written to"
-    click.echo(f"scenario `{written.name}` {how} {written.path}")
+    click.echo(f"scenario `{written.name}` {how} {output}")
     for note in written.notes:
         click.echo(f"note: {note}", err=True)
 
