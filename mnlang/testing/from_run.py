@@ -339,7 +339,7 @@ class _Writer:
             if mark in self.omit:
                 self.omitted_used.add(mark)
                 return True
-        return "secret" in str(t)
+        return _holds_secret(t)
 
     def _call_events(self, runs: list[RecordedRun]) -> list[tuple[str, dict[str, Any], Any]]:
         out = []
@@ -502,6 +502,10 @@ def _distinct(prompts: list[str], most: int = 60) -> list[str]:
         unique = piece and sum(piece in other for other in set(prompts)) == 1
         out.append(piece if unique else prompt)
     return out
+
+
+def _holds_secret(t: TypeIR) -> bool:
+    return t.kind == "secret" or any(_holds_secret(a) for a in t.args)
 
 
 def _common_start(texts: list[str]) -> int:
