@@ -11,10 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mnlang import api
+from mnlang.syntax import ast
+from mnlang.syntax.parser import parse_expr
 from mnlang.testing import run_tests
-from mnlang.testing.from_run import FromRunError
+from mnlang.testing.from_run import FromRunError, _float, _string
 from mnlang.testing.report import render
 from tests.test_replay import EXAMPLES, SOURCES, _record
 
@@ -222,3 +226,18 @@ def test_docs_worked_example(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr  # the last test failed, as the page says
     seconds = re.compile(r" in \d+\.\d+s ")
     assert seconds.sub(" in 0.01s ", done.stdout) == shown.group(1), done.stdout
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_a_written_string_reads_back_as_the_same_text(text: str) -> None:
+    """Escapes and braces: any text (prompts, e-mails, JSON in a result) round-trips."""
+    literal = parse_expr(_string(text))
+    assert isinstance(literal, ast.StrLit) and literal.constant == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=0, allow_nan=False, allow_infinity=False))
+def test_a_written_float_reads_back_as_the_same_number(x: float) -> None:
+    literal = parse_expr(_float(x))
+    assert isinstance(literal, ast.FloatLit) and literal.value == x

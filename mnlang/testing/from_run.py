@@ -543,4 +543,7 @@ def _float(v: float) -> str:
     if not math.isfinite(v):
         raise FromRunError(f"a float that is not finite ({v}) has no literal")
     text = repr(v)
-    return text if any(c in text for c in ".e") else text + ".0"
+    mantissa, e, exponent = text.partition("e")
+    if "." not in mantissa:  # the language wants digits on both sides of a dot
+        mantissa += ".0"
+    return mantissa + e + exponent
