@@ -32,8 +32,9 @@ scenario small_refund {
 - `events` maps events to lists of payloads (`null` for an event without one); an entry
   `{ key: "o-1", payload: ... }` goes to the wait of that correlation key (E143 when it
   has no `key` or `payload`).
-- `faults` lists `{ kind, at, times }`: `kind` is `timeout`, `transient`, `tool_error`,
-  `rejected` or `malformed_output` (the first `times` attempts of calls of `at` fail so),
+- `faults` lists `{ kind, at, times, message }`: `kind` is `timeout`, `transient`,
+  `tool_error`, `rejected` or `malformed_output` (the first `times` attempts of calls of
+  `at` fail so, with `message` when given),
   or `worker_crash` (the run stops right after the first call of `at` returns, before
   its commit, and is resumed from the journal).
 - `expect` has `status` (`completed`, `failed`, `waiting`, `cancelled`), `output` (typed
@@ -93,7 +94,7 @@ EXPECTED_ERRORS = (*ERROR_KINDS, *UNCATCHABLE_KINDS)
 PROMPT_HAS = "prompt_has"
 TIMEOUT_DECISION = "timeout"
 _DECISION_KEYS = ("choice", "by", "comment", "after")
-_FAULT_KEYS = ("kind", "at", "times")
+_FAULT_KEYS = ("kind", "at", "times", "message")
 _EXPECT_KEYS = ("status", "output", "error", "message")
 _ANSWER_KEYS = ("args", "result")
 _KEYED_KEYS = ("key", "payload")
@@ -137,6 +138,7 @@ class FaultSpec:
     kind: str
     at: Symbol
     times: int = 1
+    message: str | None = None
 
 
 @dataclass(slots=True)
@@ -798,6 +800,8 @@ class _ScenarioChecker:
                         "`times` takes a whole number of at least 1",
                         help="write e.g. `times: 2`",
                     )
+            message_entry = given.get("message")
+            message = self._text(message_entry) if message_entry is not None else None
             if kind is None or target is None:
                 continue
             if kind == "malformed_output" and target.kind != "agent":
@@ -807,7 +811,7 @@ class _ScenarioChecker:
                     help="inject `tool_error` into a tool",
                 )
                 continue
-            spec.faults.append(FaultSpec(kind, target, times))
+            spec.faults.append(FaultSpec(kind, target, times, message))
 
     def _model_error(self, entry: ast.Entry, spec: ScenarioSpec) -> None:
         text = entry.value.constant if isinstance(entry.value, ast.StrLit) else None

@@ -93,7 +93,8 @@ class _ScenarioCompiler:
                 }
                 or None,
                 "faults": [
-                    ScenarioFaultIR(kind=f.kind, at=f.at.name, times=f.times) for f in spec.faults
+                    ScenarioFaultIR(kind=f.kind, at=f.at.name, times=f.times, message=f.message)
+                    for f in spec.faults
                 ],
                 "expect": ScenarioExpectIR.model_validate(
                     {

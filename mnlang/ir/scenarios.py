@@ -58,11 +58,13 @@ class ScenarioDecisionIR(IRModel):
 
 
 class ScenarioFaultIR(IRModel):
-    """`kind` (an error kind, or `worker_crash`) injected into the calls of `at`."""
+    """`kind` (an error kind, or `worker_crash`) injected into the calls of `at`, with
+    `message` as the failure's message (absent: `injected fault: KIND in `NAME``)."""
 
     kind: str
     at: str
     times: int = 1
+    message: str | None = None
 
 
 class ScenarioFaultOutcomeIR(IRModel):

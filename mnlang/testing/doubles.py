@@ -42,28 +42,31 @@ class ScenarioSetupError(Exception):
 
 
 class _Faults:
-    """Faults still to inject, per callee: how many of its next attempts fail, and how."""
+    """Faults still to inject, per callee: how many of its next attempts fail, and how
+    (the kind, and the message when the scenario gives one)."""
 
     def __init__(self, scenario: ScenarioIR) -> None:
         self._left: dict[str, list[list[Any]]] = {}
         for fault in scenario.faults:
             if fault.kind != WORKER_CRASH:
-                self._left.setdefault(fault.at, []).append([fault.kind, fault.times])
+                entry = [fault.kind, fault.times, fault.message]
+                self._left.setdefault(fault.at, []).append(entry)
         self._lock = threading.Lock()
 
-    def take(self, callee: str) -> str | None:
-        """The kind this attempt of `callee` fails with, if a fault is left for it."""
+    def take(self, callee: str) -> tuple[str, str] | None:
+        """The kind and message this attempt of `callee` fails with, if a fault is left."""
         with self._lock:
             for entry in self._left.get(callee, []):
                 if entry[1] > 0:
                     entry[1] -= 1
-                    return str(entry[0])
+                    kind = str(entry[0])
+                    short = callee.rsplit(".", 1)[-1]
+                    return kind, entry[2] or f"injected fault: {kind} in `{short}`"
         return None
 
 
-def _failing(kind: str, callee: str) -> Callable[[], Any]:
+def _failing(kind: str, message: str) -> Callable[[], Any]:
     def fail() -> Any:
-        message = f"injected fault: {kind} in `{callee.rsplit('.', 1)[-1]}`"
         if is_error_name(kind):
             raise NamedError(kind, message)
         raise MnError(kind, message)
@@ -120,9 +123,9 @@ class ScenarioDoubles:
     def stand_in(
         self, tool: ToolIR, args: dict[str, Any], attempt: int
     ) -> Callable[[], Any] | None:
-        kind = self.faults.take(tool.name)
-        if kind is not None:
-            return _failing(kind, tool.name)
+        fault = self.faults.take(tool.name)
+        if fault is not None:
+            return _failing(*fault)
         answered = self._answer(tool.name, args)
         if answered is not None:
             return answered
@@ -160,15 +163,16 @@ class _FaultyProvider:
         self._lock = threading.Lock()
 
     def complete(self, request: ModelRequest) -> ModelReply:
-        kind = self.faults.take(request.agent)
+        fault = self.faults.take(request.agent)
         agent, call = (request.agent, ""), (request.agent, request.prompt)
-        if kind is not None:
+        if fault is not None:
+            kind, message = fault
             with self._lock:
                 self._skipped[agent] += 1
                 self._skipped[call] += 1
             if kind == MALFORMED_OUTPUT:
                 return ModelReply(MALFORMED_REPLY, model="scenario")
-            raise ModelCallError(kind, f"injected fault: {kind} in `{request.short_agent}`")
+            raise ModelCallError(kind, message)
         with self._lock:
             unskipped = replace(
                 request,

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnlang.checker.scenarios import CALL_FAULTS, EXPECTED_ERRORS
 from mnlang.ir.base import TypeIR
 from mnlang.ir.model import IRProgram
 from mnlang.redact import redact_json
@@ -276,7 +277,7 @@ class _Writer:
         args = record.args if isinstance(record.args, dict) else {}
         given = [self._input(p.name, args.get(p.name), p.type) for p in wf.params if p.name in args]
         lines.append(f"  run: {self.name(record.workflow)}({', '.join(given)})")
-        self._refuse_failures(runs)
+        faults = self._faults(runs)
         blocks = [
             ("tools", self._answers(runs)),
             ("replies", self._replies(runs)),
@@ -287,15 +288,20 @@ class _Writer:
             if entries:
                 body = "\n".join(f"    {k}: [{', '.join(v)}]" for k, v in entries.items())
                 lines.append(f"  {key}: {{\n{body}\n  }}")
+        if faults:
+            lines.append(f"  faults: [{', '.join(faults)}]")
         kinds = {e.kind for run in runs for e in run.events}
-        fresh = [f"`{taken}()`" for taken in ("now", "uuid") if taken in kinds]
+        fresh = [f"read `{taken}()`" for taken in ("now", "uuid") if taken in kinds]
+        if record.run_id in json.dumps(record.result):
+            fresh.append("put its run id in the output")
         if fresh and record.status == "completed":
-            # A scenario cannot pin them, and the output may be built from them.
+            # A scenario cannot pin them (its run has an id of its own), and the output
+            # may be built from them.
             said = " and ".join(fresh)
-            lines.append(f"  # The run read {said}: the output is not compared.")
+            lines.append(f"  # The run {said}: the output is not compared.")
             lines.append("  expect: { status: completed }")
             self.notes.append(
-                f"the run read {said}, which a scenario takes afresh: its output is not "
+                f"the run {said}, which a scenario cannot reproduce: its output is not "
                 "compared, only its status and calls"
             )
         else:
@@ -317,17 +323,73 @@ class _Writer:
             return _string(m.group(1))
         return self.value(plain, t, f"input `{param}`")
 
-    def _refuse_failures(self, runs: list[RecordedRun]) -> None:
+    def _faults(self, runs: list[RecordedRun]) -> list[str]:
+        """The failed attempts of the run's tool and effect calls as `faults`: a scenario
+        fails the first attempts of a callee's calls, so failures are written only when they
+        hit a callee's first call, and refused elsewhere."""
+        faults: list[str] = []
+        calls: dict[str, int] = defaultdict(int)
         for run in runs:
+            pending: dict[tuple[str, str | None, str], list[tuple[str, str]]] = defaultdict(list)
             for e in run.events:
                 data = e.data if isinstance(e.data, dict) else {}
-                if e.kind == "call_failed":
+                if e.kind in ("retry", "attempt_failed") and "callee" in data:
+                    key = (e.branch, e.state, str(data["callee"]))
+                    pending[key].append((str(data.get("kind")), str(data.get("message", ""))))
+                    continue
+                if e.kind in _CALLS:
+                    callee, final = str(data.get(e.kind)), None
+                elif e.kind == "call_failed" and data.get("kind_of_call") in _CALLS:
+                    callee = str(data.get("callee"))
+                    final = (str(data.get("kind")), str(data.get("message", "")))
+                elif e.kind == "call_failed":
                     raise FromRunError(
-                        f"run {run.record.run_id}: the call of `{_short(str(data.get('callee')))}` "
-                        f"failed ({data.get('kind')}); a scenario answers calls by arguments "
-                        "with results, and injects failures by count only",
-                        help="write this scenario by hand, with a `faults` entry",
+                        f"run {run.record.run_id}: the call of "
+                        f"`{_short(str(data.get('callee')))}` failed ({data.get('kind')}), and a "
+                        "scenario cannot make an agent or a child run fail so",
+                        help="write this scenario by hand",
                     )
+                else:
+                    continue
+                failed = pending.pop((e.branch, e.state, callee), [])
+                failed += [final] if final is not None else []
+                n = calls[callee]
+                calls[callee] += 1
+                if failed:
+                    faults += self._fault(run.record.run_id, callee, failed, n)
+        return faults
+
+    def _fault(
+        self, run_id: str, callee: str, attempts: list[tuple[str, str]], n: int
+    ) -> list[str]:
+        """Faults failing the first attempts as `attempts` (kind, message) say, the same
+        ones counted together with `times`."""
+        short = _short(callee)
+        if n > 0:
+            raise FromRunError(
+                f"run {run_id}: call {n + 1} of `{short}` failed ({attempts[-1][0]}); a scenario "
+                "injects failures into the first attempts of a tool's calls only",
+                help="write this scenario by hand, with a `faults` entry",
+            )
+        groups: list[list[Any]] = []
+        for kind, message in attempts:
+            if kind not in (self.program.errors or []) and kind not in CALL_FAULTS:
+                raise FromRunError(
+                    f"run {run_id}: a call of `{short}` failed with `{kind}`, which a scenario "
+                    "cannot inject",
+                    help="write this scenario by hand",
+                )
+            if groups and groups[-1][:2] == [kind, message]:
+                groups[-1][2] += 1
+            else:
+                groups.append([kind, message, 1])
+        out: list[str] = []
+        for kind, message, times in groups:
+            shown = self.name(kind) if kind in (self.program.errors or []) else kind
+            text = _string(str(redact_json(message)))
+            at = self.name(callee)
+            out.append(f"{{ kind: {shown}, at: {at}, times: {times}, message: {text} }}")
+        return out
 
     def _params(self, callee: str) -> dict[str, TypeIR]:
         p = self.program
@@ -341,19 +403,29 @@ class _Writer:
                 return True
         return _holds_secret(t)
 
-    def _call_events(self, runs: list[RecordedRun]) -> list[tuple[str, dict[str, Any], Any]]:
+    def _call_events(self, runs: list[RecordedRun]) -> list[tuple[str, dict[str, Any], Any, bool]]:
+        """The tool and effect calls of the runs, in journal order, as `mnc test` counts
+        them: (callee, arguments, result, whether it answered), compensations included,
+        and the calls that failed (a fault fails them; they have no result to answer)."""
         out = []
         for run in runs:
             for e in run.events:
                 data = e.data if isinstance(e.data, dict) else {}
-                if e.kind in _CALLS and isinstance(data.get("args"), dict):
-                    callee = str(data.get(e.kind))
-                    out.append((callee, data["args"], data.get("result")))
+                args = data.get("args")
+                if not isinstance(args, dict):
+                    continue
+                if e.kind in (*_CALLS, "compensated"):
+                    callee = str(data.get("effect") or data.get("tool"))
+                    out.append((callee, args, data.get("result"), True))
+                elif e.kind == "call_failed" and data.get("kind_of_call") in _CALLS:
+                    out.append((str(data.get("callee")), args, None, False))
         return out
 
     def _answers(self, runs: list[RecordedRun]) -> dict[str, list[str]]:
         answers: dict[str, list[str]] = defaultdict(list)
-        for callee, args, result in self._call_events(runs):
+        for callee, args, result, answered in self._call_events(runs):
+            if not answered:
+                continue
             decl: Any = self.program.tools.get(callee) or self.program.effects.get(callee)
             if decl is None:
                 raise FromRunError(f"the run's program has no tool or effect `{callee}`")
@@ -369,7 +441,7 @@ class _Writer:
 
     def _calls(self, runs: list[RecordedRun]) -> list[str]:
         calls = []
-        for callee, args, _ in self._call_events(runs):
+        for callee, args, _, _ in self._call_events(runs):
             params = self._params(callee)
             short = self.name(callee)
             if any(self._omitted(callee, p, t) for p, t in params.items()) or set(args) - set(
@@ -482,8 +554,11 @@ class _Writer:
         error = record.error if isinstance(record.error, dict) else {}
         parts = [f"status: {status}"]
         kind = error.get("kind")
-        if status == "failed" and isinstance(kind, str) and kind != "failed":
-            parts.append(f"error: {kind}")
+        if status == "failed" and isinstance(kind, str):
+            if kind in (self.program.errors or []):
+                parts.append(f"error: {self.name(kind)}")
+            elif kind in EXPECTED_ERRORS:  # else a plain `fail`, expected by its message
+                parts.append(f"error: {kind}")
         message = redact_json(error.get("message"))
         if status == "failed" and isinstance(message, str) and message:
             parts.append(f"message: {_string(message)}")
