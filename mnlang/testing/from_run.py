@@ -16,10 +16,11 @@ it is written; the journal already holds a secret's reference, never its value, 
 `tool.name`) whose values are left out: of the answers' `args` (so they match any value)
 and of the expected calls (the call is then expected by its name alone).
 
-What a scenario cannot say is refused with a `FromRunError` that says why: a call that
-failed (scenarios inject failures by count, not by arguments), a `timestamp` value (it has
-no literal), a secret inside text. The file is checked once written; a file that does not
-check is not left behind.
+Failed attempts of tool and effect calls become `faults` with their recorded messages;
+what a scenario cannot say is refused with a `FromRunError` that says why: a failure on a
+callee's later call (faults fail the first attempts of its calls), a failed agent call or
+child run, a `timestamp` value (it has no literal), a secret inside text. The file is
+checked once written; a file that does not check is not left behind.
 """
 
 from __future__ import annotations
