@@ -285,3 +285,39 @@ def test_every_example_scenario_run_becomes_a_passing_scenario(
     assert passed >= 100, (passed, refused)
     # The one run it cannot write: a failure on a tool's second call (faults count calls).
     assert len(refused) <= 1 and all("call 2 of `search`" in r for r in refused), refused
+
+
+def test_from_an_archive_file_with_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run kept only in an archive file is written as a scenario (`--archive`, `--json`)."""
+    import json
+
+    from mnlang.replay.archive import write_archive
+    from mnlang.replay.recording import recording_from_store
+    from mnlang.stores.sqlite import SQLiteStore
+
+    folder, db = _record(tmp_path, "digest", monkeypatch)
+    archive = tmp_path / "runs.jsonl"
+    with SQLiteStore(str(db)) as store, archive.open("w") as out:
+        write_archive([recording_from_store(store, "digest")], out)
+    db.unlink()  # the archive is all there is
+    done = subprocess.run(
+        [
+            *MNC,
+            "test",
+            "--from-run",
+            "digest",
+            "-o",
+            "kept.mn",
+            "--archive",
+            str(archive),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+    )
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["scenario"] == "from_digest" and not said["appended"]
+    ok, report = _test(folder / "kept.mn")
+    assert ok, report

@@ -47,6 +47,13 @@ from mnlang.cli.shared import (
     metavar="FILE.mn",
     help="With --from-run: the workflow's source (default: where the run's program was).",
 )
+@click.option(
+    "--archive",
+    "archives",
+    multiple=True,
+    metavar="FILE",
+    help="With --from-run: read the run from this archive file instead of the journal.",
+)
 @db_option
 @color_option
 @json_option
@@ -59,6 +66,7 @@ def test_command(
     omit: tuple[str, ...],
     name: str | None,
     source: str | None,
+    archives: tuple[str, ...],
     db: str | None,
     color: str,
     as_json: bool,
@@ -78,10 +86,10 @@ def test_command(
     if from_run is not None:
         if output is None or paths or select:
             raise click.UsageError("--from-run RUN takes -o FILE, and no PATHS or -k")
-        _write_from_run(from_run, output, omit, name, source, db, as_json)
+        _write_from_run(from_run, output, omit, name, source, archives, db, as_json)
         return
-    if output is not None or omit or name or source:
-        raise click.UsageError("-o, --omit, --name and --program go with --from-run")
+    if output is not None or omit or name or source or archives:
+        raise click.UsageError("-o, --omit, --name, --program and --archive go with --from-run")
 
     from mnlang import report
     from mnlang.testing import run_tests
@@ -131,12 +139,14 @@ def _write_from_run(
     omit: tuple[str, ...],
     name: str | None,
     source: str | None,
+    archives: tuple[str, ...],
     db: str | None,
     as_json: bool,
 ) -> None:
     import json
 
     from mnlang import api
+    from mnlang.replay.archive import ArchiveError
     from mnlang.replay.engine import ReplayError
     from mnlang.stores.base import StoreError
     from mnlang.testing.from_run import FromRunError
@@ -144,9 +154,15 @@ def _write_from_run(
     program = program_or_exit(source) if source is not None else None
     try:
         written = api.scenario_from_run(
-            run_id, output, program=program, omit=list(omit), name=name, db=db
+            run_id,
+            output,
+            program=program,
+            omit=list(omit),
+            name=name,
+            archives=list(archives),
+            db=db,
         )
-    except (FromRunError, ReplayError, StoreError) as e:
+    except (FromRunError, ReplayError, StoreError, ArchiveError) as e:
         run_error(e)
     if as_json:
         click.echo(
