@@ -15,11 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mnlang import api
+from mnlang.stores.sqlite import SQLiteStore
 from mnlang.syntax import ast
 from mnlang.syntax.parser import parse_expr
 from mnlang.testing import run_tests
 from mnlang.testing.from_run import FromRunError, _float, _string
 from mnlang.testing.report import render
+from tests.replay_mutations import executed_lines, mutations
 from tests.test_replay import EXAMPLES, SOURCES, _record
 
 MNC = [sys.executable, "-m", "mnlang.cli"]
@@ -46,40 +48,36 @@ def test_every_example_run_becomes_a_passing_scenario(
     assert ledger.read_text() == before  # every tool and effect was answered, none called
 
 
-# (example run, old text, new text, what the failure names): the scenario written from the
-# run fails on the changed program, at the call the change touches.
-CHANGES = [
-    ("refund", '"Refunded {receipt.amount}."', '"Refund: {receipt.amount}."', "`notify`"),
-    (
-        "refund-large",
-        "refund_payment(order.id, order.total)",
-        "refund_payment(order.id, $1)",
-        "`refund_payment`",
-    ),
-    ("digest", "fetch_articles(feed, 20)", "fetch_articles(feed, 10)", "`fetch_articles`"),
-    ("pipeline", "refresh_dashboard(dataset)", 'refresh_dashboard("other")', "`refresh_dashboard`"),
-]
-
-
-@pytest.mark.parametrize(("example", "old", "new", "named"), CHANGES)
-def test_a_changed_program_fails_the_scenario(
-    tmp_path: Path,
-    example: str,
-    old: str,
-    new: str,
-    named: str,
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("example", EXAMPLE_RUNS)
+def test_a_changed_program_fails_the_scenario_where_expected(
+    tmp_path: Path, example: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The mutations of `tests/replay_mutations.py` that change what the run does to the
+    world (another argument, a new effect call, a new branch that fails) each fail the
+    scenario written from the run, naming the call or the branch. (A reordered call, a
+    changed prompt and a removed checkpoint keep what a scenario compares: those are for
+    `mnc replay`.)"""
     folder, db = _record(tmp_path, example, monkeypatch)
     written = api.scenario_from_run(example, folder / "from_run.mn", db=db)
     source = folder / SOURCES[example.split("-")[0]]
-    text = source.read_text()
-    assert old in text
-    source.write_text(text.replace(old, new, 1))
-    ok, report = _test(written.path)
-    assert not ok
-    short = named.strip("`")
-    assert f"no answer of {named}" in report or f"unexpected: {short}(" in report, report
+    original = source.read_text()
+    with SQLiteStore(str(db)) as store:
+        events = store.read_journal(example)
+    found = mutations(source, executed_lines(api.load_program(source), events))
+    checked = [m for m in found if m.kind in ("argument", "effect", "branch")]
+    assert checked
+    missed = []
+    for mutation in checked:
+        source.write_text(mutation.text)
+        ok, report = _test(written.path)
+        if mutation.kind == "branch":
+            expected = f"a new branch {mutation.what}"
+        else:
+            expected = f"`{mutation.what.split('(', 1)[0]}`"
+        if ok or expected not in report:
+            missed.append((mutation.id, expected, report))
+    source.write_text(original)
+    assert not missed, missed
 
 
 SECRET_PROGRAM = """
