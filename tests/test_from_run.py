@@ -188,6 +188,20 @@ def test_appended_to_the_workflows_own_file(
         api.scenario_from_run("refund-large", source, db=db, name="big_refund")
 
 
+def test_a_cancelled_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "refund"
+    shutil.copytree(EXAMPLES / "refund", folder)
+    monkeypatch.setenv("MNC_EXAMPLE_LEDGER", str(tmp_path / "ledger.jsonl"))
+    db = tmp_path / "journal.db"
+    program = api.load_program(folder / "refund.mn")
+    given = {"order_id": "o-1002", "complaint": "The blender never arrived."}
+    api.start_run(program, given, run_id="r-9", db=db, models="scripted")  # waits for review
+    api.cancel_run("r-9", db=db)
+    with pytest.raises(FromRunError, match="is cancelled"):
+        api.scenario_from_run("r-9", folder / "c.mn", db=db)
+    assert not (folder / "c.mn").exists()
+
+
 def test_a_child_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder, db = _record(tmp_path, "pipeline", monkeypatch)
     child = next(r for r in api.list_runs(db=db) if r.parent_run_id)

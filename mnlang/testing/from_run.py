@@ -272,6 +272,12 @@ class _Writer:
         wf = self.program.workflows.get(record.workflow)
         if wf is None:
             raise FromRunError(f"the run's program has no workflow `{record.workflow}`")
+        if record.status in ("running", "cancelled"):
+            raise FromRunError(
+                f"run {record.run_id} is {record.status}: a scenario ends as its run "
+                "completes, fails or waits, and nothing cancels it",
+                help="write a run that completed, failed or waits",
+            )
         runs = root.walk()
         lines = [f"# From run {record.run_id} of `{self.name(record.workflow)}` ({record.status})."]
         lines.append(f"scenario {name} {{")
