@@ -33,7 +33,7 @@ from mnlang.checker.steps import (
     written_option,
 )
 from mnlang.checker.suggest import did_you_mean
-from mnlang.diagnostics import Diagnostics, Label
+from mnlang.diagnostics import Diagnostics, Fix, Label, insertion
 from mnlang.span import Span
 from mnlang.syntax import ast
 
@@ -70,6 +70,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
     once = opts.get("once") is True
     if template is None and not once:
         first = decl.params[0].name.name if decl.params else None
+        option = f'key: "{name}:{{{first}}}"' if first else "once: true"
         diags.add(
             "E301",
             decl.name,
@@ -84,6 +85,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
                 "a side effect is retried after a crash or a timeout; the key tells the "
                 "runtime (and the receiving system) that the second call is the same one"
             ],
+            fix=_add_option(sym.module.tree.source, decl.options, option),
         )
     retry = written_option(sym, "retry")
     if once and retry is not None:
@@ -100,6 +102,19 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
     if not isinstance(template, ast.StrLit):
         return None
     return _check_key_template(decl, template, diags)
+
+
+def _add_option(source: str, options: ast.ObjectLit, option: str) -> Fix:
+    """The fix that writes `option` first in an option block: on a line of its own when the
+    block's first option has one, else before it on its line."""
+    title = f"Add `{option}`"
+    if not options.entries:  # `{}`: right after the `{`
+        at = options.span
+        return insertion(at.file, at.start + 1, at.line, at.col + 1, f" {option} ", title)
+    at = options.entries[0].span
+    indent = source[source.rfind("\n", 0, at.start) + 1 : at.start]
+    text = f"{option}\n{indent}" if not indent.strip() else f"{option}, "
+    return insertion(at.file, at.start, at.line, at.col, text, title)
 
 
 def _once_span(sym: Symbol) -> Span:

@@ -16,7 +16,7 @@ from mnlang.checker.steps import (
     walk,
     workflows,
 )
-from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.suggest import NO_SUGGESTION, suggest
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
@@ -84,13 +84,16 @@ def _check_on_timeout(
         else [Label(cp.name.span, f"options default to `[{', '.join(DEFAULT_CHOICES)}]`")]
     )
     got = f"`{value.name}`" if isinstance(value, ast.Name) else "this value"
-    hint = did_you_mean(value.name, choices) if isinstance(value, ast.Name) else None
+    hint = (
+        suggest(value.span, value.name, choices) if isinstance(value, ast.Name) else NO_SUGGESTION
+    )
     diags.add(
         "E503",
         value,
         f"`on_timeout` of checkpoint `{cp.name.name}` is {got}, which is not one of its options",
         labels=labels,
-        help=hint or f"name one of the options: {shown}",
+        help=hint.help or f"name one of the options: {shown}",
+        fix=hint.fix,
     )
 
 
