@@ -34,6 +34,11 @@ FIXED = [
     ("E208", "options_unknown_key.mn"),
     ("E212", "options_retry.mn"),
     ("E301", "durability_effect_no_key.mn"),
+    ("E302", "durability_once_retry.mn"),
+    ("E501", "human_no_timeout.mn"),
+    ("E502", "human_no_on_timeout.mn"),
+    ("E106", "imports_unknown_name/main.mn"),
+    ("W104", "imports_unused/main.mn"),
     ("E213", "types_steps_in_expressions.mn"),
     ("E213", "flow_loops.mn"),
     ("E320", "errors_named_bad.mn"),
@@ -113,8 +118,12 @@ def test_initialize_announces_quick_fixes(client: Client) -> None:
 def test_the_quick_fix_is_offered_and_removes_the_diagnostic(
     tmp_path: Path, client: Client, code: str, case: str
 ) -> None:
-    path = tmp_path / case
-    shutil.copy(CASES / case, path)
+    if "/" in case:  # a program of several files: copy them all
+        shutil.copytree((CASES / case).parent, tmp_path / "case")
+        path = tmp_path / "case" / Path(case).name
+    else:
+        path = tmp_path / case
+        shutil.copy(CASES / case, path)
     text = path.read_text("utf-8")
     uri = open_document(client, path)
     published = diagnostics_of(client, uri)
@@ -202,6 +211,30 @@ def test_a_step_on_the_right_of_and_is_not_hoisted(tmp_path: Path, client: Clien
     uri = open_document(client, path)
     target = next(d for d in diagnostics_of(client, uri) if d["code"] == "E213")
     assert code_actions(client, uri, target) == []  # it would call `ok` when `quick` is false
+
+
+def test_an_unused_import_goes_with_its_line_or_its_comma(tmp_path: Path) -> None:
+    def tool(name: str) -> str:
+        return f'tool {name}(x: str) -> str {{\n  impl: "tools:{name}"\n}}\n'
+
+    (tmp_path / "lib.mn").write_text(tool("a"), "utf-8")
+    (tmp_path / "more.mn").write_text(tool("b") + tool("c"), "utf-8")
+    main = tmp_path / "main.mn"
+    source = (
+        "import lib { a }\n"
+        "import more { b, c }  # both\n"
+        "workflow w(x: str) -> str {\n"
+        "  y = c(x)\n"
+        "  return y\n"
+        "}\n"
+    )
+    main.write_text(source, "utf-8")
+    fixes = {d.fix.title: d.fix for d in check(main).diagnostics if d.fix is not None}
+    assert set(fixes) == {"Remove the import of `a`", "Remove the import of `b`"}
+    assert apply(source, fixes["Remove the import of `a`"].edits).startswith(
+        "import more { b, c }  # both\nworkflow"
+    )
+    assert "\nimport more { c }  # both\n" in apply(source, fixes["Remove the import of `b`"].edits)
 
 
 # ---- every fix the checker makes for the case files ---------------------------------

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
+from mnlang.checker.fixes import add_options, removal
 from mnlang.checker.program import Program, Symbol
 from mnlang.checker.steps import (
     assigned_names,
@@ -33,7 +34,7 @@ from mnlang.checker.steps import (
     written_option,
 )
 from mnlang.checker.suggest import did_you_mean
-from mnlang.diagnostics import Diagnostics, Fix, Label, insertion
+from mnlang.diagnostics import Diagnostics, Label
 from mnlang.span import Span
 from mnlang.syntax import ast
 
@@ -85,7 +86,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
                 "a side effect is retried after a crash or a timeout; the key tells the "
                 "runtime (and the receiving system) that the second call is the same one"
             ],
-            fix=_add_option(sym.module.tree.source, decl.options, option),
+            fix=add_options(sym.module.tree.source, decl.options, [option]),
         )
     retry = written_option(sym, "retry")
     if once and retry is not None:
@@ -98,23 +99,11 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
             labels=[Label(_once_span(sym), "declared `once` here")],
             help="remove `retry`: a `once` effect is tried exactly once, and a call whose "
             "outcome is unknown opens a repair checkpoint instead",
+            fix=removal(sym.module.tree.source, retry, "Remove `retry`"),
         )
     if not isinstance(template, ast.StrLit):
         return None
     return _check_key_template(decl, template, diags)
-
-
-def _add_option(source: str, options: ast.ObjectLit, option: str) -> Fix:
-    """The fix that writes `option` first in an option block: on a line of its own when the
-    block's first option has one, else before it on its line."""
-    title = f"Add `{option}`"
-    if not options.entries:  # `{}`: right after the `{`
-        at = options.span
-        return insertion(at.file, at.start + 1, at.line, at.col + 1, f" {option} ", title)
-    at = options.entries[0].span
-    indent = source[source.rfind("\n", 0, at.start) + 1 : at.start]
-    text = f"{option}\n{indent}" if not indent.strip() else f"{option}, "
-    return insertion(at.file, at.start, at.line, at.col, text, title)
 
 
 def _once_span(sym: Symbol) -> Span:
