@@ -21,6 +21,8 @@ from mnlang.cli.shared import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from prometheus_client import CollectorRegistry
+
     from mnlang.client import Client, Run
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
@@ -264,7 +266,11 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
     show_default=True,
     help="Seconds a run stays held without a heartbeat before another worker may take it.",
 )
-@click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Stop once no run is left to move and no timer is due within MNC_SHORT_WAIT_S.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
 @click.option(
     "--health",
@@ -347,11 +353,12 @@ def worker(
     def on_start(running: Worker) -> None:
         started.append(running)
         if metrics_port is not None:
-            from mnlang.telemetry.metrics import serve_metrics
+            from mnlang.telemetry.metrics import WorkerMetrics, serve_worker_metrics
 
-            served_on, stop_metrics = serve_metrics(
-                running.store, lambda: running.stats, metrics_port, metrics_host
-            )
+            def register(registry: CollectorRegistry) -> None:
+                running.observer = WorkerMetrics(registry, lambda: running.stats).observe
+
+            served_on, stop_metrics = serve_worker_metrics(register, metrics_port, metrics_host)
             stops.append(stop_metrics)
             log(f"metrics at http://{metrics_host}:{served_on}/metrics")
         if health is not None:
@@ -384,7 +391,7 @@ def worker(
             until_idle=until_idle,
             on_start=on_start,
         )
-    except StoreError as e:
+    except (RunError, StoreError) as e:  # RunError: an `MNC_*` setting that does not parse
         run_error(e)
     finally:
         for stop_metrics in stops:

@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -414,6 +414,13 @@ _V7: Final[tuple[LiteralString, ...]] = (
     "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",
 )
 
+# The delivery cursors of `mnc export traces`: per exporter and run, the journal sequence
+# number up to which the run's spans were accepted by the receiver.
+_V8: Final[tuple[LiteralString, ...]] = (
+    "CREATE TABLE export_cursors (exporter text NOT NULL, run_id text NOT NULL, "
+    "seq bigint NOT NULL, PRIMARY KEY (exporter, run_id))",
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -422,6 +429,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V5,
     _V6,
     _V7,
+    _V8,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
