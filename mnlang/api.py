@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mnlang.replay.batch import BatchItem
     from mnlang.replay.engine import ReplayReport
     from mnlang.replay.fork import ForkOutcome
+    from mnlang.retention import GcPolicy, GcReport
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
@@ -614,16 +615,57 @@ def run_worker(
     log: Logger | None = None,
     until_idle: bool = False,
     on_start: Callable[[Worker], None] | None = None,
+    gc: GcPolicy | None = None,
 ) -> WorkerStats:
     """Run a worker on the journal until it is stopped (`on_start` receives it, to stop it
-    from a signal handler) or, with `until_idle`, until no run is left to move."""
+    from a signal handler) or, with `until_idle`, until no run is left to move. With a
+    `gc` policy it also removes ended runs on that schedule (`mnlang.retention`)."""
+    from mnlang.retention import GcSchedule
     from mnlang.runtime.worker import Worker
 
     with _open_store(db, durability, create=True) as store:
         worker = Worker(store, concurrency=concurrency, lease_ttl=lease_ttl, log=log)
         if on_start is not None:
             on_start(worker)
-        return worker.run(until_idle=until_idle)
+        schedule = None
+        if gc is not None:
+            schedule = GcSchedule(store, gc, log or _no_log)
+            schedule.start()
+        try:
+            return worker.run(until_idle=until_idle)
+        finally:
+            if schedule is not None:
+                schedule.stop()
+
+
+def collect_garbage(
+    *,
+    older_than: float,
+    statuses: Sequence[str] = ("cancelled", "completed", "failed"),
+    archive: str | Path | None = None,
+    ledger_older_than: float | None = None,
+    dry_run: bool = False,
+    db: str | Path | None = None,
+) -> GcReport:
+    """Remove the runs that ended more than `older_than` seconds ago (with one of
+    `statuses`) and all their rows, keeping a tombstone per run and, first, appending
+    them to `archive` (`mnlang.retention`); `ledger_older_than` seconds also removes the
+    global ledger keys last written before then. `dry_run` only counts."""
+    from mnlang.retention import collect_garbage as collect
+
+    with _open_store(db) as store:
+        return collect(
+            store,
+            older_than=older_than,
+            statuses=statuses,
+            archive=archive,
+            ledger_older_than=ledger_older_than,
+            dry_run=dry_run,
+        )
+
+
+def _no_log(line: str, problem: bool) -> None:
+    """A worker's log when the caller wants none."""
 
 
 # ---- upgrades -------------------------------------------------------------------------------

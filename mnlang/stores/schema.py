@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -312,6 +312,21 @@ def _add_export_cursors_v8(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_tombstones_v9(db: sqlite_utils.Database) -> None:
+    """Tombstones of the runs retention (`mnc gc`) removed (`removed_runs`), so a start
+    with a removed run's id still answers as before, and an index of ended top-level
+    runs by end time, so finding what to remove does not scan every run."""
+    db.execute(
+        "CREATE TABLE removed_runs (run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, "
+        "ir_hash TEXT NOT NULL, input_hash TEXT NOT NULL, status TEXT NOT NULL, "
+        "created_at REAL NOT NULL, finished_at REAL, removed_at REAL NOT NULL)"
+    )
+    db.execute(
+        "CREATE INDEX runs_ended_roots ON runs (finished_at, run_id) "
+        "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
@@ -321,6 +336,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _move_run_args_v6,
     _add_signal_correlation_v7,
     _add_export_cursors_v8,
+    _add_tombstones_v9,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
