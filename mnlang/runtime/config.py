@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mnlang.runtime.clock import SYSTEM_CLOCK, Clock
+from mnlang.runtime.run_error import RunError
 
 if TYPE_CHECKING:
     from mnlang.models.setup import ModelSetup
@@ -66,9 +67,6 @@ class RuntimeConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeConfig:
         env = os.environ if environ is None else environ
         defaults = cls()
-
-        # A `RunError`, which every command reports as an error with its help (exit 2).
-        from mnlang.runtime.run import RunError
 
         def number(name: str, default: float, minimum: float) -> float:
             text = env.get(name, "").strip()

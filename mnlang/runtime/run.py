@@ -34,6 +34,7 @@ from mnlang.runtime.faults import FAULTS_META, FaultPlan, delay_open_approvals
 from mnlang.runtime.interpreter import Interpreter, RunAborted
 from mnlang.runtime.journal import Observer
 from mnlang.runtime.ports import RunEnd
+from mnlang.runtime.run_error import RunError as RunError  # re-exported: its old home
 from mnlang.runtime.values import Value, to_plain
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
@@ -48,15 +49,6 @@ from mnlang.stores.base import (
     Store,
     StoreError,
 )
-
-
-class RunError(Exception):
-    """A run that cannot start or go on; `help` says what to do."""
-
-    def __init__(self, message: str, *, help: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.help = help
 
 
 class InputError(RunError):
