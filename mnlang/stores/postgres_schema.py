@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -414,6 +414,17 @@ _V7: Final[tuple[LiteralString, ...]] = (
     "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",
 )
 
+# A run set aside by a worker that found it cannot be executed as stored (a journal row
+# that does not decode, a program that does not load): when (`quarantined_at`, NULL for a
+# run that is not), by which worker and why. Claims skip such a run until a person
+# releases it; the partial index finds the few quarantined runs among all.
+_ADD_QUARANTINE_V8: Final[tuple[LiteralString, ...]] = (
+    "ALTER TABLE runs ADD COLUMN quarantined_at float8",
+    "ALTER TABLE runs ADD COLUMN quarantined_by text",
+    "ALTER TABLE runs ADD COLUMN quarantine_reason text",
+    "CREATE INDEX runs_quarantined ON runs (run_id) WHERE quarantined_at IS NOT NULL",
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -422,6 +433,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V5,
     _V6,
     _V7,
+    _ADD_QUARANTINE_V8,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
