@@ -168,7 +168,7 @@ def test_a_damaged_run_is_quarantined_once_for_every_worker_until_released(
     # Another worker process, later: the flag is in the journal, so it never claims r1.
     claimed_before = epochs(db)
     _, log = worker(db, tmp_path)
-    assert "r1" not in log and "runs claimed 0" in log, log
+    assert "run r1" not in log and "runs claimed 0" in log, log
     assert epochs(db) == claimed_before
     assert quarantines(db) == {"r1": found}
 
@@ -344,14 +344,13 @@ def test_a_version_7_postgresql_journal_gains_quarantines_with_no_run_quarantine
     import psycopg
 
     from mnlang.stores.postgres import parse_url
+    from tests.test_store_postgres import drop_quarantine_columns
 
     with open_store(pg_url) as opened:
         opened.create_run(NewRun("r", "wf", {}))
     target = parse_url(pg_url)
     with psycopg.connect(target.conninfo, autocommit=True) as conn:
-        conn.execute(f"DROP INDEX {target.schema}.runs_quarantined")
-        for column in ("quarantined_at", "quarantined_by", "quarantine_reason"):
-            conn.execute(f"ALTER TABLE {target.schema}.runs DROP COLUMN {column}")
+        drop_quarantine_columns(conn, target.schema)
         conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 7")
     with open_store(pg_url) as opened:
         assert opened.migrated_from == 7
