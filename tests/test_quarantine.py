@@ -14,6 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from mnlang.cli import main
 from mnlang.runtime.worker import Worker
 from mnlang.stores import open_store
 from mnlang.stores.base import NewRun, Quarantine, RunNotFound, Store
+from mnlang.stores.crashpoints import CRASH_EXIT_STATUS
 
 PROGRAM = """\
 event nudge -> str
@@ -107,16 +109,22 @@ def sql_runner(db: str) -> Callable[[str], None]:
     return on_sqlite
 
 
-def worker(db: str, tmp_path: Path) -> tuple[int, str]:
-    """A real `mnc worker --until-idle` process; its pid and its log."""
+def worker(
+    db: str, tmp_path: Path, *, crash: str | None = None, lease_ttl: float = 30
+) -> tuple[int, str]:
+    """A real `mnc worker --until-idle` process; its pid and its log. With `crash`, it
+    dies (as SIGKILL would) at that moment of its first commit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
+    if crash is not None:
+        env |= {"MNC_CRASH_AT_COMMIT": "1", "MNC_CRASH_WHEN": crash}
+    command = ["worker", "--until-idle", "--db", db, "--lease-ttl", str(lease_ttl)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnlang.cli", "worker", "--until-idle", "--db", db],
+        [sys.executable, "-m", "mnlang.cli", *command],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     out, err = process.communicate(timeout=120)
     log = out + err
-    assert process.returncode == 0, log
+    assert process.returncode == (CRASH_EXIT_STATUS if crash else 0), log
     assert "Traceback" not in log and "internal error" not in log, log
     return process.pid, log
 
@@ -204,6 +212,60 @@ def test_a_damaged_run_is_quarantined_once_for_every_worker_until_released(
     assert epochs(db)["r1"] == claimed_before["r1"] + 1
     code, out = mnc("signal", "r1", "nudge", '"hi"', "--db", db)
     assert code == 0 and "completed" in out
+
+
+FAST_CRASHES = {("sqlite", "after"), ("postgres", "before")}
+"""The crash cases of the fast suite; the others are slow."""
+
+
+@pytest.mark.parametrize(
+    ("store_name", "moment"),
+    [
+        pytest.param(
+            store, moment, marks=[] if (store, moment) in FAST_CRASHES else [pytest.mark.slow]
+        )
+        for store in sorted(STORE_FACTORIES)
+        for moment in ("before", "written", "during", "after")
+    ],
+)
+def test_a_worker_killed_at_the_quarantines_commit_leaves_it_to_the_next_worker(
+    store_name: str, moment: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Killed before its quarantine is committed, a worker leaves the run to be
+    quarantined by the next worker once its lease expired; killed after, the run stays
+    quarantined. Either way it ends quarantined once and no worker executes it."""
+    db = journal_url(store_name, request, tmp_path)
+    source = tmp_path / "w.mn"
+    source.write_text(PROGRAM)
+    for i in range(2):
+        api.start_run(source, {"n": i}, run_id=f"r{i}", db=db)
+    run_sql = sql_runner(db)
+    run_sql("UPDATE runs SET result = '{\"bad', status = 'running' WHERE run_id = 'r1'")
+
+    dead_pid, _ = worker(db, tmp_path, crash=moment, lease_ttl=0.5)
+    found = quarantines(db)
+    if moment in ("before", "written") or (moment == "during" and store_name == "sqlite"):
+        assert found == {}
+    if moment == "after":
+        assert f":{dead_pid}:" in found["r1"].by
+    deadline = time.monotonic() + 30
+    with open_store(db) as opened:  # the dead worker's lease on r1 runs out
+        while (record := opened.list_runs(id_prefix="r1")[0]).lease_expires_at is not None and (
+            record.lease_expires_at > opened.now()
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    pid, log = worker(db, tmp_path)
+    about_r1 = [line for line in log.splitlines() if "run r1" in line]
+    if "r1" in found:
+        assert about_r1 == [] and quarantines(db) == found, log
+    else:
+        assert len(about_r1) == 1 and "quarantined" in about_r1[0], log
+        assert f":{pid}:" in quarantines(db)["r1"].by
+    claimed = epochs(db)
+    _, log = worker(db, tmp_path)
+    assert "run r1" not in log and epochs(db) == claimed and set(quarantines(db)) == {"r1"}
 
 
 @pytest.mark.parametrize("store_name", sorted(STORE_FACTORIES))

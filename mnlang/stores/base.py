@@ -609,7 +609,8 @@ class Store(Protocol):
     def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
         """Set a run aside (`RunRecord.quarantine`): `runnable_runs` and `claim_runs` skip
         it until `release_quarantine`. Its lease is left as it is. `False` when it was
-        quarantined already (the first quarantine is kept); `RunNotFound` without the run."""
+        quarantined already (the first quarantine is kept); `RunNotFound` without the run.
+        It is a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         """Let workers claim a quarantined run again; the quarantine it had, or `None`

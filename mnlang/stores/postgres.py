@@ -901,6 +901,9 @@ class PostgresStore:
         return self._transaction(body)
 
     def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
         def body(tx: _Tx) -> bool:
             row = tx.one(
                 "SELECT quarantined_at IS NULL FROM runs WHERE run_id = %s FOR NO KEY UPDATE",
@@ -908,16 +911,20 @@ class PostgresStore:
             )
             if row is None:
                 raise run_not_found(run_id)
-            if not row[0]:
-                return False
-            tx.conn.execute(
-                f"UPDATE runs SET quarantined_at = {_NOW}, quarantined_by = %s, "
-                "quarantine_reason = %s WHERE run_id = %s",
-                (by, reason, run_id),
-            )
-            return True
+            if row[0]:
+                tx.conn.execute(
+                    f"UPDATE runs SET quarantined_at = {_NOW}, quarantined_by = %s, "
+                    "quarantine_reason = %s WHERE run_id = %s",
+                    (by, reason, run_id),
+                )
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return bool(row[0])
 
-        return self._transaction(body)
+        quarantined = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return quarantined
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         def body(tx: _Tx) -> Quarantine | None:

@@ -509,17 +509,20 @@ class SQLiteStore:
             return claimed
 
     def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
         with self._write() as now:
             if not self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise run_not_found(run_id)
-            return (
-                self._conn.execute(
-                    "UPDATE runs SET quarantined_at = ?, quarantined_by = ?, "
-                    "quarantine_reason = ? WHERE run_id = ? AND quarantined_at IS NULL",
-                    (now, by, reason, run_id),
-                ).rowcount
-                == 1
-            )
+            quarantined = self._conn.execute(
+                "UPDATE runs SET quarantined_at = ?, quarantined_by = ?, "
+                "quarantine_reason = ? WHERE run_id = ? AND quarantined_at IS NULL",
+                (now, by, reason, run_id),
+            ).rowcount
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return quarantined == 1
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         with self._write():
