@@ -42,7 +42,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -73,6 +73,7 @@ from mnlang.stores.base import (
     NewRun,
     NewSchedule,
     Quarantine,
+    QueueDepth,
     RunCount,
     RunLimitReached,
     RunRecord,
@@ -211,6 +212,18 @@ _RUNNABLE_SQL: LiteralString = (
     + "SELECT r.run_id"
     + _RUNNABLE_FROM
     + "ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
+)
+
+# The runnable runs (as `_RUNNABLE_SQL`, uncounted by a limit), the waiting ones and those
+# under a live lease, in one statement.
+_QUEUE_DEPTH_SQL: LiteralString = (
+    _CLOCK
+    + _CANDIDATES
+    + "SELECT (SELECT count(*)"
+    + _RUNNABLE_FROM
+    + "), (SELECT count(*) FROM runs WHERE status = 'waiting'),"
+    " (SELECT count(*) FROM runs, clock WHERE status IN ('running', 'waiting')"
+    " AND lease_expires_at > clock.now)"
 )
 
 # Claims runs that need no slot of a workflow's `limit`; `_CLAIM_SLOTS_SQL` takes those
@@ -879,6 +892,10 @@ class PostgresStore:
 
         return self._transaction(body)
 
+    def queue_depth(self) -> QueueDepth:
+        runnable, waiting, leased = self._autocommit(_QUEUE_DEPTH_SQL)[0]
+        return QueueDepth(int(runnable), int(waiting), int(leased))
+
     def runnable_runs(self, limit: int = 100) -> list[str]:
         return [row[0] for row in self._autocommit(_RUNNABLE_SQL, {"limit": limit})]
 
@@ -1381,6 +1398,23 @@ class PostgresStore:
 
     def worker_stopped(self, worker_id: str) -> None:
         self._autocommit("DELETE FROM workers WHERE worker_id = %s RETURNING 1", (worker_id,))
+
+    def export_cursor(self, exporter: str) -> dict[str, int]:
+        rows = self._autocommit(
+            "SELECT run_id, seq FROM export_cursors WHERE exporter = %s", (exporter,)
+        )
+        return {str(run_id): int(seq) for run_id, seq in rows}  # type: ignore[call-overload]
+
+    def move_export_cursor(self, exporter: str, moved: Mapping[str, int]) -> None:
+        def body(tx: _Tx) -> None:
+            with tx.conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO export_cursors (exporter, run_id, seq) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (exporter, run_id) DO UPDATE SET seq = excluded.seq",
+                    [(exporter, run_id, seq) for run_id, seq in moved.items()],
+                )
+
+        self._transaction(body)
 
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._autocommit(

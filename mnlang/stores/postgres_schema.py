@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 8
+SCHEMA_VERSION: Final = 9
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -414,11 +414,18 @@ _V7: Final[tuple[LiteralString, ...]] = (
     "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",
 )
 
+# The delivery cursors of `mnc export traces`: per exporter and run, the journal sequence
+# number up to which the run's spans were accepted by the receiver.
+_V8: Final[tuple[LiteralString, ...]] = (
+    "CREATE TABLE export_cursors (exporter text NOT NULL, run_id text NOT NULL, "
+    "seq bigint NOT NULL, PRIMARY KEY (exporter, run_id))",
+)
+
 # A run set aside by a worker that found it cannot be executed as stored (a journal row
 # that does not decode, a program that does not load): when (`quarantined_at`, NULL for a
 # run that is not), by which worker and why. Claims skip such a run until a person
 # releases it; the partial index finds the few quarantined runs among all.
-_ADD_QUARANTINE_V8: Final[tuple[LiteralString, ...]] = (
+_ADD_QUARANTINE_V9: Final[tuple[LiteralString, ...]] = (
     "ALTER TABLE runs ADD COLUMN quarantined_at float8",
     "ALTER TABLE runs ADD COLUMN quarantined_by text",
     "ALTER TABLE runs ADD COLUMN quarantine_reason text",
@@ -433,7 +440,8 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V5,
     _V6,
     _V7,
-    _ADD_QUARANTINE_V8,
+    _V8,
+    _ADD_QUARANTINE_V9,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

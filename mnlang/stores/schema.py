@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -302,7 +302,17 @@ def _add_signal_correlation_v7(db: sqlite_utils.Database) -> None:
     )
 
 
-def _add_quarantine_v8(db: sqlite_utils.Database) -> None:
+def _add_export_cursors_v8(db: sqlite_utils.Database) -> None:
+    """The delivery cursors of `mnc export traces`: per exporter and run, the journal
+    sequence number up to which the run's spans were accepted by the receiver, moved in
+    one transaction after each accepted pass."""
+    db.execute(
+        "CREATE TABLE export_cursors (exporter TEXT NOT NULL, run_id TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, PRIMARY KEY (exporter, run_id))"
+    )
+
+
+def _add_quarantine_v9(db: sqlite_utils.Database) -> None:
     """A run set aside by a worker that found it cannot be executed as stored (a journal
     row that does not decode, a program that does not load): when (`quarantined_at`,
     NULL for a run that is not), by which worker and why. Claims skip such a run until a
@@ -321,7 +331,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_run_limits_v5,
     _move_run_args_v6,
     _add_signal_correlation_v7,
-    _add_quarantine_v8,
+    _add_export_cursors_v8,
+    _add_quarantine_v9,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
