@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mnlang.replay.batch import BatchItem
     from mnlang.replay.engine import ReplayReport
     from mnlang.replay.fork import ForkOutcome
+    from mnlang.retention import GcPolicy, GcReport
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         ScheduleRecord,
         Store,
     )
+    from mnlang.testing.from_run import WrittenScenario
 
 
 @dataclass
@@ -679,16 +681,57 @@ def run_worker(
     log: Logger | None = None,
     until_idle: bool = False,
     on_start: Callable[[Worker], None] | None = None,
+    gc: GcPolicy | None = None,
 ) -> WorkerStats:
     """Run a worker on the journal until it is stopped (`on_start` receives it, to stop it
-    from a signal handler) or, with `until_idle`, until no run is left to move."""
+    from a signal handler) or, with `until_idle`, until no run is left to move. With a
+    `gc` policy it also removes ended runs on that schedule (`mnlang.retention`)."""
+    from mnlang.retention import GcSchedule
     from mnlang.runtime.worker import Worker
 
     with _open_store(db, durability, create=True) as store:
         worker = Worker(store, concurrency=concurrency, lease_ttl=lease_ttl, log=log)
         if on_start is not None:
             on_start(worker)
-        return worker.run(until_idle=until_idle)
+        schedule = None
+        if gc is not None:
+            schedule = GcSchedule(store, gc, log or _no_log)
+            schedule.start()
+        try:
+            return worker.run(until_idle=until_idle)
+        finally:
+            if schedule is not None:
+                schedule.stop()
+
+
+def collect_garbage(
+    *,
+    older_than: float,
+    statuses: Sequence[str] = ("cancelled", "completed", "failed"),
+    archive: str | Path | None = None,
+    ledger_older_than: float | None = None,
+    dry_run: bool = False,
+    db: str | Path | None = None,
+) -> GcReport:
+    """Remove the runs that ended more than `older_than` seconds ago (with one of
+    `statuses`) and all their rows, keeping a tombstone per run and, first, appending
+    them to `archive` (`mnlang.retention`); `ledger_older_than` seconds also removes the
+    global ledger keys last written before then. `dry_run` only counts."""
+    from mnlang.retention import collect_garbage as collect
+
+    with _open_store(db) as store:
+        return collect(
+            store,
+            older_than=older_than,
+            statuses=statuses,
+            archive=archive,
+            ledger_older_than=ledger_older_than,
+            dry_run=dry_run,
+        )
+
+
+def _no_log(line: str, problem: bool) -> None:
+    """A worker's log when the caller wants none."""
 
 
 # ---- upgrades -------------------------------------------------------------------------------
@@ -767,6 +810,48 @@ def replay_run(
         raise ReplayError(f"no run `{run_id}` in the archive files given")
     with _open_store(db) as store:
         return replay(store, run_id, program)
+
+
+def scenario_from_run(
+    run_id: str,
+    output: str | Path,
+    *,
+    program: IRProgram | None = None,
+    omit: Sequence[str] = (),
+    name: str | None = None,
+    archives: Sequence[str | Path] = (),
+    db: str | Path | None = None,
+) -> WrittenScenario:
+    """Write run `run_id` as a scenario into `output` (see `mnlang.testing.from_run`), typed
+    by `program` (default: the program the run executed, which must still be at its source
+    path); `omit` names parameters whose arguments are left out."""
+    from mnlang.replay.archive import read_archive
+    from mnlang.replay.engine import ReplayError, recorded_program
+    from mnlang.replay.recording import recording_from_store
+    from mnlang.testing.from_run import FromRunError, write_scenario
+
+    if archives:
+        found = [r for path in archives for r in read_archive(path)]
+        recording = next((r for r in found if r.root.record.run_id == run_id), None)
+        if recording is None:
+            raise ReplayError(f"no run `{run_id}` in the archive files given")
+    else:
+        with _open_store(db) as store:
+            recording = recording_from_store(store, run_id)
+    if recording.root.record.parent_run_id:
+        raise FromRunError(
+            f"run `{run_id}` is a child run of `{recording.root.record.parent_run_id}`",
+            help="write its top-level run: a scenario starts a workflow with its input",
+        )
+    if program is None:
+        program = recorded_program(recording, recording.root.record.ir_hash)
+        source = Path(program.source.dir) / program.source.file
+        if not source.is_file():
+            raise FromRunError(
+                f"the run's program was compiled from {source}, which is not there any more",
+                help="give the workflow's source with --program",
+            )
+    return write_scenario(recording, program, Path(output), omit=omit, name=name)
 
 
 def replay_runs(

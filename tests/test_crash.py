@@ -74,6 +74,8 @@ class Scenario:
     events: dict[str, Any] = field(default_factory=dict)
     """Payloads to send when the run waits for these events."""
     commit_every: int = COMMIT_EVERY
+    short_wait_s: float = 0.0
+    """Timers due within this window are waited for in process (`RuntimeConfig`)."""
 
 
 SCENARIOS = [
@@ -104,9 +106,14 @@ SCENARIOS = [
         masked=frozenset({"load_id", "took"}),
     ),
 ]
+SHORT_WAIT = Scenario(
+    "short_wait", CRASH / "short_wait.mn", CRASH / "short_wait_input.json", short_wait_s=5.0
+)
+"""A `wait` and a durable retry backoff that the run waits for in process (a crash while
+it sleeps leaves it `running`, with its timer committed)."""
 IN_PROCESS = [
     s for s in SCENARIOS if s.name in ("crashflow", "chain", "refund", "digest", "invoice")
-]
+] + [SHORT_WAIT]
 """Scenarios without child runs or process-isolated tools, which the in-process harness
 can stop cleanly (a child run's commit runs on a worker thread)."""
 
@@ -313,7 +320,11 @@ def drive_in_process(
     os.environ["MNC_EXAMPLE_LEDGER"] = str(ledger)
     store = SQLiteStore(tmp / "journal.db")
     config = RuntimeConfig(
-        commit_every=scenario.commit_every, commit_ms=0, slow_call_ms=1e9, models="scripted"
+        commit_every=scenario.commit_every,
+        commit_ms=0,
+        slow_call_ms=1e9,
+        models="scripted",
+        short_wait_s=scenario.short_wait_s,
     )
     program = program_of(scenario)
     given = json.loads(scenario.input.read_text("utf-8"))
@@ -442,12 +453,27 @@ def test_an_intent_rides_in_the_result_commit_before_it(tmp_path: Path) -> None:
     store.close()
 
 
+class CrashingBeforeResult:
+    """A store that stops the run before the commit of the result of the effect whose key
+    starts with `prefix` (its place among the commits varies: two results that end
+    together share a commit or not)."""
+
+    def __init__(self, inner: SQLiteStore, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    def commit(self, batch: Batch) -> CommitResult:
+        if any(p.key.startswith(self.prefix) and p.status == "done" for p in batch.ledger):
+            raise SimulatedCrash()
+        return self.inner.commit(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def test_once_effect_interrupted_waits_for_a_repair(tmp_path: Path) -> None:
     """A crash between the `once` effect's intent and its result: no second call, a repair."""
     scenario = SCENARIOS[0]
-    _, store, _, commits = drive_in_process(scenario, tmp_path / "ref", None)
-    store.close()
-    # The last commits: ..., `announce` intent, `announce` result, the run's end.
     ledger = tmp_path / "crash" / "ledger.jsonl"
     os.environ["MNC_EXAMPLE_LEDGER"] = str(ledger)
     inner = SQLiteStore(tmp_path / "crash" / "journal.db")
@@ -457,7 +483,7 @@ def test_once_effect_interrupted_waits_for_a_repair(tmp_path: Path) -> None:
     given = json.loads(scenario.input.read_text("utf-8"))
     with pytest.raises(SimulatedCrash):
         start_run(
-            CrashingStore(inner, commits - 1, "before"),  # type: ignore[arg-type]
+            CrashingBeforeResult(inner, "once:"),  # type: ignore[arg-type]
             program_of(scenario),
             "crashflow",
             given,

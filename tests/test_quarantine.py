@@ -372,18 +372,18 @@ def test_the_console_and_the_api_show_a_quarantined_run(tmp_path: Path) -> None:
 # --- a journal from before quarantines -------------------------------------------------------
 
 
-def test_a_version_8_sqlite_journal_gains_quarantines_with_no_run_quarantined(
+def test_a_version_9_sqlite_journal_gains_quarantines_with_no_run_quarantined(
     tmp_path: Path,
 ) -> None:
     import sqlite_utils
 
     from mnlang.stores.schema import APPLICATION_ID, MIGRATIONS
 
-    path = tmp_path / "v8.db"
+    path = tmp_path / "v9.db"
     db = sqlite_utils.Database(path)
-    for step in MIGRATIONS[:8]:
+    for step in MIGRATIONS[:9]:
         step(db)
-    db.execute("PRAGMA user_version = 8")
+    db.execute("PRAGMA user_version = 9")
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     db.execute(
         "INSERT INTO runs (run_id, workflow, workflow_class, status, result, error, ir_hash, "
@@ -394,13 +394,13 @@ def test_a_version_8_sqlite_journal_gains_quarantines_with_no_run_quarantined(
     db.conn.commit()
     db.close()
     with open_store(path) as opened:
-        assert opened.migrated_from == 8
+        assert opened.migrated_from == 9
         record = opened.get_run("r")
         assert record is not None and record.quarantine is None
         assert opened.quarantined_runs() == {} and opened.runnable_runs() == ["r"]
 
 
-def test_a_version_8_postgresql_journal_gains_quarantines_with_no_run_quarantined(
+def test_a_version_9_postgresql_journal_gains_quarantines_with_no_run_quarantined(
     pg_url: str,
 ) -> None:
     import psycopg
@@ -413,9 +413,9 @@ def test_a_version_8_postgresql_journal_gains_quarantines_with_no_run_quarantine
     target = parse_url(pg_url)
     with psycopg.connect(target.conninfo, autocommit=True) as conn:
         drop_quarantine_columns(conn, target.schema)
-        conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 8")
+        conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 9")
     with open_store(pg_url) as opened:
-        assert opened.migrated_from == 8
+        assert opened.migrated_from == 9
         record = opened.get_run("r")
         assert record is not None and record.quarantine is None
         assert opened.quarantined_runs() == {} and opened.runnable_runs() == ["r"]

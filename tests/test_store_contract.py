@@ -800,7 +800,8 @@ def test_workers_are_listed_while_their_heartbeat_holds_with_the_runs_they_hold(
 ) -> None:
     held, other = new_run(store, "r1"), new_run(store, "r2")
     store.worker_heartbeat("w1", host="a", pid=11, concurrency=4, ttl=30)
-    store.worker_heartbeat("w2", host="b", pid=22, concurrency=2, ttl=0.05)
+    # Long enough to be listed below on a loaded machine, short enough to wait out.
+    store.worker_heartbeat("w2", host="b", pid=22, concurrency=2, ttl=1.0)
     assert store.acquire_lease(held, "w1", ttl=30) is not None
     assert store.acquire_lease(other, "w9", ttl=30) is not None
     first = store.list_workers()
@@ -809,7 +810,7 @@ def test_workers_are_listed_while_their_heartbeat_holds_with_the_runs_they_hold(
         ("w2", "b", 22, 2),
     ]
     assert [w.claimed for w in first] == [(held,), ()]
-    time.sleep(0.1)
+    time.sleep(1.1)
     store.worker_heartbeat("w1", host="a", pid=11, concurrency=4, ttl=30)
     (beating,) = store.list_workers()
     assert beating.worker_id == "w1"

@@ -178,7 +178,7 @@ def test_newer_schema_version_is_refused(pg_url: str) -> None:
 
 
 def drop_quarantine_columns(conn: psycopg.Connection[Any], schema: str) -> None:
-    """Undo migration 9, for a test that makes a journal of an older version."""
+    """Undo migration 10, for a test that makes a journal of an older version."""
     conn.execute(f"DROP INDEX {schema}.runs_quarantined")
     conn.execute(
         f"ALTER TABLE {schema}.runs DROP COLUMN quarantined_at, DROP COLUMN quarantined_by, "
@@ -199,6 +199,8 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
         conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN run_limit, DROP COLUMN queued")
         conn.execute(f"ALTER TABLE {schema}.signals DROP COLUMN correlation")
         conn.execute(f"DROP TABLE {schema}.secrets, {schema}.export_cursors")
+        conn.execute(f"DROP TABLE {schema}.removed_runs")
+        conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
         drop_quarantine_columns(conn, schema)
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 2")
     with PostgresStore(pg_url) as store:
@@ -223,6 +225,8 @@ def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(pg_url
     with raw(pg_url) as conn:
         conn.execute(f"ALTER TABLE {schema}.signals DROP COLUMN correlation")
         conn.execute(f"DROP TABLE {schema}.secrets, {schema}.export_cursors")
+        conn.execute(f"DROP TABLE {schema}.removed_runs")
+        conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
         drop_quarantine_columns(conn, schema)
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 6")
     with PostgresStore(pg_url) as store:

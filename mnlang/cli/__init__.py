@@ -52,6 +52,7 @@ _COMMANDS = (
     running.workers,
     running.upgrade,
     running.db_group,
+    running.gc,
     people.approve,
     people.reject,
     people.signal_command,

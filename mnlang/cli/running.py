@@ -1,4 +1,5 @@
-"""Commands that move runs: run, resume, worker, workers, upgrade and db migrate."""
+"""Commands that move runs: run, resume, worker, workers, upgrade, db check and migrate,
+and gc (retention)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,28 @@ _durability_option = click.option(
     show_default=True,
     help="fast: the last commits may roll back on power loss (never on a crash).",
 )
+
+
+class _Span(click.ParamType[float]):
+    """An age such as `30d`, `12h`, `90m`, `1h30m` or ISO 8601 `P30D`: seconds."""
+
+    name = "SPAN"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from mnlang.runtime.convert import ConversionError, parse_duration_text
+
+        text = str(value).strip()
+        if text.isdigit():
+            self.fail(f"`{text}` has no unit: write 30d, 12h, 90m or 45s", param, ctx)
+        try:
+            return parse_duration_text(text) / 1000
+        except ConversionError:
+            self.fail(f"`{text}` is not a span: write 30d, 12h, 90m, 1h30m or P30D", param, ctx)
+
+
+SPAN = _Span()
 
 
 def _observer(as_json: bool) -> Observer | None:
@@ -266,7 +289,11 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
     show_default=True,
     help="Seconds a run stays held without a heartbeat before another worker may take it.",
 )
-@click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Stop once no run is left to move and no timer is due within MNC_SHORT_WAIT_S.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
 @click.option(
     "--health",
@@ -289,6 +316,23 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 @click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, help="The /metrics address."
 )
+@click.option(
+    "--gc-older-than",
+    type=SPAN,
+    help="Also remove runs that ended longer ago than this, as `mnc gc` does (30d).",
+)
+@click.option(
+    "--gc-every",
+    type=SPAN,
+    default="1h",
+    show_default=True,
+    help="How often to remove them (with --gc-older-than).",
+)
+@click.option(
+    "--gc-archive",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Append the runs removed to this file first (with --gc-older-than).",
+)
 @_durability_option
 @db_option
 def worker(
@@ -301,6 +345,9 @@ def worker(
     log_format: str,
     metrics_port: int | None,
     metrics_host: str,
+    gc_older_than: float | None,
+    gc_every: float,
+    gc_archive: str | None,
     durability: str,
     db: str | None,
 ) -> None:
@@ -312,11 +359,15 @@ def worker(
     Stops on SIGTERM or Ctrl-C: runs in progress stop at their next commit point and are
     released to other workers (a second signal exits at once). Several workers may share
     one journal; they never execute the same run at once.
+
+    With --gc-older-than the worker also removes ended runs (`mnc gc`), at start and
+    then every --gc-every; several workers doing it on one journal is safe.
     """
     import os
     import signal
 
     from mnlang import api
+    from mnlang.retention import GcPolicy
     from mnlang.runtime.run import RunError
     from mnlang.runtime.worker import Worker
     from mnlang.stores.base import StoreError
@@ -337,6 +388,13 @@ def worker(
                 text = human_line(line)
             click.echo(text, err=True)
 
+    if gc_older_than is None and gc_archive is not None:
+        raise click.UsageError("--gc-archive needs --gc-older-than")
+    if gc_every <= 0:
+        raise click.BadParameter("must be longer than 0s", param_hint="--gc-every")
+    gc_policy = (
+        GcPolicy(gc_older_than, gc_every, archive=gc_archive) if gc_older_than is not None else None
+    )
     programs = [program_or_exit(file) for file in files]
     try:
         for record in api.register_schedules(programs, db=db):
@@ -386,8 +444,9 @@ def worker(
             log=log,
             until_idle=until_idle,
             on_start=on_start,
+            gc=gc_policy,
         )
-    except StoreError as e:
+    except (RunError, StoreError) as e:  # RunError: an `MNC_*` setting that does not parse
         run_error(e)
     finally:
         for stop_metrics in stops:
@@ -573,3 +632,97 @@ def db_migrate(db: str | None, as_json: bool) -> None:
         click.echo(f"migrated journal `{location}` from schema version {before} to {after}")
     else:
         click.echo(f"journal `{location}` is up to date (schema version {after})")
+
+
+def _statuses(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    from mnlang.retention import RetentionError, parse_statuses
+
+    try:
+        return parse_statuses(value)
+    except RetentionError as e:
+        raise click.BadParameter(f"{e.message} ({e.help})") from None
+
+
+@click.command("gc")
+@click.option(
+    "--older-than",
+    type=SPAN,
+    required=True,
+    help="Remove runs that ended longer ago than this (30d, 12h, 1h30m).",
+)
+@click.option(
+    "--status",
+    "statuses",
+    default="completed,failed,cancelled",
+    show_default=True,
+    callback=_statuses,
+    help="Only top-level runs that ended so (comma-separated).",
+)
+@click.option(
+    "--archive",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Append the removed runs to this file first (`mnc replay --all --archive FILE`).",
+)
+@click.option(
+    "--ledger-older-than",
+    type=SPAN,
+    help="Also remove `scope: global` effect keys last written longer ago than this: "
+    "those keys no longer deduplicate.",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@db_option
+@json_option
+def gc(
+    older_than: float,
+    statuses: list[str],
+    archive: str | None,
+    ledger_older_than: float | None,
+    dry_run: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Remove ended runs and all their rows (journal, state, signals, checkpoints,
+    timers, run-scoped effect keys) from the journal, in batches of one transaction each.
+
+    A child run goes with its top-level run, never alone; a tree with a live run, or
+    whose runs `start`ed a run still live, is kept. Each removed run leaves a tombstone,
+    so starting its id again answers as before (same input: the ended run; other input:
+    refused). `scope: global` effect keys are kept unless --ledger-older-than says.
+    docs/deploy.md#retention.
+    """
+    import json
+
+    from mnlang import api
+    from mnlang.stores.base import StoreError
+
+    try:
+        report = api.collect_garbage(
+            older_than=older_than,
+            statuses=statuses,
+            archive=archive,
+            ledger_older_than=ledger_older_than,
+            dry_run=dry_run,
+            db=db,
+        )
+    except StoreError as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {report.runs} runs ({report.trees} top-level) that ended before "
+        f"{_when(report.cutoff)}"
+        + (f", archived to {report.archive}" if report.archive and not dry_run else "")
+    )
+    if report.kept_live:
+        click.echo(f"kept {len(report.kept_live)} whose child runs are still live")
+    if report.kept_detached:
+        click.echo(f"kept {len(report.kept_detached)} that started a run still live")
+    if report.kept_damaged:
+        click.echo(
+            f"kept {len(report.kept_damaged)} with damaged rows (`mnc db check`): "
+            + ", ".join(report.kept_damaged)
+        )
+    if report.global_keys is not None:
+        click.echo(f"removed {report.global_keys} global effect keys (they no longer deduplicate)")

@@ -157,6 +157,11 @@ class MetricsReport:
     total: ClassMetrics
     since: float | None = None
     workflow_class: str | None = None
+    earliest: float | None = None
+    """When the earliest run counted started (store clock): the period covered runs from
+    then to now (`mnc gc` removes older ended runs)."""
+    removed_runs: int = 0
+    """Runs `mnc gc` removed from the journal (their tombstones): not counted."""
 
     def by_class(self, name: str) -> ClassMetrics | None:
         return next((c for c in self.classes if c.workflow_class == name), None)
@@ -165,6 +170,8 @@ class MetricsReport:
         return {
             "since": self.since,
             "class": self.workflow_class,
+            "earliest_run_at": self.earliest,
+            "removed_runs": self.removed_runs,
             "classes": [c.to_json() for c in self.classes],
             "total": self.total.to_json(),
         }
@@ -181,7 +188,9 @@ def compute_metrics(
     epoch), of one class or of every class."""
     facts = journal_facts(store, since, review_minutes=review_minutes)
     wanted = [f for f in facts if workflow_class is None or _class(f) == workflow_class]
-    return report_of(wanted, since=since, workflow_class=workflow_class)
+    report = report_of(wanted, since=since, workflow_class=workflow_class)
+    report.removed_runs = store.tombstone_count()
+    return report
 
 
 def journal_facts(
@@ -238,13 +247,15 @@ def report_of(
     """Aggregate per-run facts per class, and over all of them."""
     per_class: dict[str, ClassMetrics] = {}
     total = ClassMetrics(ALL_CLASSES)
+    earliest: float | None = None
     for run in facts:
+        earliest = run.created_at if earliest is None else min(earliest, run.created_at)
         name = _class(run)
         metrics = per_class.setdefault(name, ClassMetrics(name))
         _add(metrics, run)
         _add(total, run)
     classes = [per_class[name] for name in sorted(per_class)]
-    return MetricsReport(classes, total, since, workflow_class)
+    return MetricsReport(classes, total, since, workflow_class, earliest)
 
 
 def _class(facts: RunFacts) -> str:

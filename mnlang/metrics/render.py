@@ -70,9 +70,15 @@ def class_lines(metrics: ClassMetrics) -> Iterator[str]:
 
 
 def metrics_lines(report: MetricsReport) -> list[str]:
+    removed = (
+        f" ({report.removed_runs} ended runs removed by `mnc gc` are not counted)"
+        if report.removed_runs
+        else ""
+    )
     if not report.classes:
-        return ["no runs" + ("" if report.workflow_class is None else " of this class")]
-    lines: list[str] = []
+        mine = "" if report.workflow_class is None else " of this class"
+        return [f"no runs{mine}{removed}"]
+    lines: list[str] = [f"covers runs started from {_utc(report.earliest)} to now{removed}"]
     blocks = list(report.classes)
     if len(blocks) > 1:
         blocks.append(report.total)
@@ -81,6 +87,14 @@ def metrics_lines(report: MetricsReport) -> list[str]:
             lines.append("")
         lines.extend(class_lines(metrics))
     return lines
+
+
+def _utc(at: float | None) -> str:
+    from datetime import UTC, datetime
+
+    if at is None:
+        return "n/a"
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _escape(value: str) -> str:

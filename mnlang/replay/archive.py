@@ -1,8 +1,7 @@
 """Archive files: a journal's runs as JSON lines, readable without the journal.
 
-`write_archive` writes them (the format the retention command planned in issue 18,
-`mnc gc --archive`, is to write; it does not exist yet) and `mnc replay --archive FILE`
-reads them. One JSON object
+`write_archive` writes them (as the retention command, `mnc gc --archive FILE`, appends
+the runs it removes) and `mnc replay --archive FILE` reads them. One JSON object
 per line, each with a `type`:
 
 - `{"type": "run", "run": {...}}`: a run's record (the fields of
@@ -15,7 +14,9 @@ per line, each with a `type`:
   executed (stored once per file).
 
 A file may hold many runs; children name their parent by `parent_run_id` and are
-replayed with it. Unknown `type`s are skipped, so a later writer may add lines.
+replayed with it. A run written again (a gc that crashed after archiving a batch and
+was run again archives it twice) counts once: its last `run` line and the events after
+it replace the earlier copy. Unknown `type`s are skipped, so a later writer may add lines.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def read_archive(path: str | Path) -> list[Recording]:
             elif kind == "run":
                 record = _record(obj["run"])
                 records[record.run_id] = record
-                events.setdefault(record.run_id, [])
+                events[record.run_id] = []  # a later copy of a run replaces the earlier
             elif kind == "event":
                 event = Event(
                     str(obj["run_id"]),

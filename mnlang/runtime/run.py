@@ -43,6 +43,7 @@ from mnlang.stores.base import (
     RunLimitReached,
     RunNotFound,
     RunRecord,
+    RunRemoved,
     RunStatus,
     Store,
     StoreError,
@@ -200,19 +201,22 @@ def start_run(
     wf = program.workflows[workflow]
     args = prepare_args(program, wf, given)
     store.put_program(program.hash, dump_ir(program))
-    record, created = store.create_run(
-        NewRun(
-            run_id=run_id or f"{wf.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}",
-            workflow=wf.name,
-            args=to_plain(args),
-            workflow_class=wf.options.class_ or "",
-            ir_hash=program.hash,
-            meta=_start_meta(program, config)
-            | ({"started_by": started_by} if started_by is not None else {})
-            | ({TRACEPARENT_META: traceparent} if traceparent else {}),
-            limit=wf.options.limit,
+    try:
+        record, created = store.create_run(
+            NewRun(
+                run_id=run_id or f"{wf.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}",
+                workflow=wf.name,
+                args=to_plain(args),
+                workflow_class=wf.options.class_ or "",
+                ir_hash=program.hash,
+                meta=_start_meta(program, config)
+                | ({"started_by": started_by} if started_by is not None else {})
+                | ({TRACEPARENT_META: traceparent} if traceparent else {}),
+                limit=wf.options.limit,
+            )
         )
-    )
+    except RunRemoved as e:
+        return _removed_outcome(e, program, wf, args, given)
     if not created:
         if record.ir_hash != program.hash or record.workflow != wf.name:
             raise RunError(
@@ -233,6 +237,32 @@ def start_run(
         outcome.created = created
         return outcome
     return _execute(store, program, record, config, observer, created=created)
+
+
+def _removed_outcome(
+    removed: RunRemoved,
+    program: IRProgram,
+    workflow: WorkflowIR,
+    args: dict[str, Value],
+    given: Any,
+) -> RunOutcome:
+    """A start naming a run that `mnc gc` removed answers from its tombstone as it did
+    before: the ended run for the same program, workflow and input, else the refusal."""
+    t = removed.tombstone
+    if t.ir_hash != program.hash or t.workflow != workflow.name:
+        raise RunError(
+            f"run `{t.run_id}` already exists for another program or workflow "
+            "(it ended and `mnc gc` removed it)",
+            help="pick another `--id`",
+        )
+    if t.input_hash != args_hash(args):
+        raise RunConflict(t.run_id, {"removed_by_gc": True, "input_hash": t.input_hash}, given)
+    outcome = RunOutcome(t.run_id, t.workflow, t.status)
+    outcome.warnings.append(
+        f"run `{t.run_id}` ended ({t.status}) and was removed by `mnc gc`: "
+        "its result is in the archive, if one was written"
+    )
+    return outcome
 
 
 def _queued_note(workflow: WorkflowIR) -> str:

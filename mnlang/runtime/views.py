@@ -73,6 +73,13 @@ def _cost(event: Event) -> Decimal:
 def run_details(store: Store, run_id: str) -> RunDetails:
     record = store.get_run(run_id)
     if record is None:
+        removed = store.get_tombstone(run_id)
+        if removed is not None:
+            raise RunNotFound(
+                f"run `{run_id}` ended ({removed.status}) and was removed by `mnc gc`",
+                help="its rows are in the archive that gc wrote, if any "
+                "(`mnc replay --archive FILE`)",
+            )
         raise RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
     details = RunDetails(record)
     state = store.load_state(run_id)

@@ -374,8 +374,14 @@ class Api:
         outcome = await run_in_threadpool(self._start, body, user.name, traceparent)
         if outcome.created and outcome.status == "running":
             self.executor.resume(outcome.run_id)
-        record = await run_in_threadpool(self.record, outcome.run_id)
+        record = await run_in_threadpool(self.started, outcome.run_id)
         return _json(run_out(record, created=outcome.created), 201 if outcome.created else 200)
+
+    def started(self, run_id: str) -> RunRecord:
+        """The run a start answered with: `mnc gc` may have removed an ended one, whose
+        tombstone then answers as the run did."""
+        removed = self.store.get_tombstone(run_id)
+        return removed.record() if removed is not None else self.record(run_id)
 
     def _start(self, body: m.StartRun, by: str, traceparent: str | None) -> Any:
         from mnlang.runtime.run import start_run

@@ -110,6 +110,18 @@ class RunLimitReached(StoreError):
         )
 
 
+class RunRemoved(StoreError):
+    """A start named a run that retention (`mnc gc`) removed: its tombstone says what it was."""
+
+    def __init__(self, tombstone: Tombstone) -> None:
+        super().__init__(
+            f"run `{tombstone.run_id}` ended ({tombstone.status}) and was removed from the "
+            "journal by `mnc gc`",
+            help="its id stays taken: pick another `--id`",
+        )
+        self.tombstone = tombstone
+
+
 class StoreUnavailable(StoreError):
     """The database cannot be reached now, or the link broke during a commit (whose
     outcome is then unknown: reload the run before going on). Worth retrying later."""
@@ -202,6 +214,51 @@ class Quarantine:
     """The worker that set it aside (its lease owner name, `host:pid:nonce`)."""
     reason: str
     """The error the worker met, as it reported it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What the journal keeps of a run that retention (`mnc gc`) removed: enough for a
+    start with its id to answer as it did before (the run exists and ended, or the input
+    conflicts), and for metrics to say what they no longer see."""
+
+    run_id: str
+    workflow: str
+    ir_hash: str
+    input_hash: str
+    """The canonical hash of its input (`mnlang.runtime.run.input_hash`); `""` if the
+    program was not in the journal to compute it."""
+    status: RunStatus
+    created_at: float
+    finished_at: float | None
+    removed_at: float = 0.0
+    """Set by the store when it removes the run."""
+
+    def record(self) -> RunRecord:
+        """The run as a start with its id reports it: status and times, no input or result
+        (`meta.removed_by_gc` holds when it was removed)."""
+        ended = self.finished_at if self.finished_at is not None else self.created_at
+        return RunRecord(
+            self.run_id,
+            self.workflow,
+            "",
+            self.status,
+            None,
+            None,
+            None,
+            None,
+            self.ir_hash,
+            {"removed_by_gc": self.removed_at},
+            [],
+            False,
+            0,
+            None,
+            0,
+            None,
+            self.created_at,
+            ended,
+            self.finished_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,7 +635,8 @@ class Store(Protocol):
     # runs
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
-        """Create a run, or return the existing run with this id; the flag says created."""
+        """Create a run, or return the existing run with this id; the flag says created.
+        `RunRemoved` when retention removed a run with this id (its tombstone)."""
 
     def get_run(self, run_id: str, *, args: bool = True) -> RunRecord | None:
         """The run with this id, or `None`. With `args=False` the record's `args` are left
@@ -783,3 +841,37 @@ class Store(Protocol):
         schedule's `next_at` is still `expected`, create `run` (unless a run has its id),
         note it as the last start and move `next_at` on; `False` when another worker did
         it first."""
+
+    # retention
+
+    def ended_roots(
+        self,
+        *,
+        ended_before: float,
+        statuses: Sequence[str],
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[tuple[float, str]]:
+        """Top-level runs (no parent) in one of `statuses` (all terminal) that ended before
+        `ended_before`: (end time, run id) pairs in that order, those after `after` (the
+        last pair of the previous page: an end time never changes, so pages never skip)."""
+
+    def remove_runs(self, trees: Sequence[Sequence[Tombstone]]) -> list[str]:
+        """In one transaction, remove each tree (a top-level run first, then its
+        descendants) with every row of its runs (run, arguments, journal, state, ledger rows
+        of run scope, signals, checkpoints, timers), keeping a tombstone per run. A tree is
+        left whole when, inside the transaction, one of its runs is gone or not ended, a
+        run outside it has a parent in it, or a live run (running or waiting) was
+        `start`ed by one of its runs. Returns the ids of the roots removed. It is a commit
+        for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
+
+    def remove_global_keys(self, updated_before: float, limit: int = 1000) -> int:
+        """Delete up to `limit` `scope: global` ledger rows last written before
+        `updated_before` whose writing run is not live; how many. Their keys no longer
+        deduplicate."""
+
+    def get_tombstone(self, run_id: str) -> Tombstone | None:
+        """The tombstone of a run retention removed, or `None`."""
+
+    def tombstone_count(self) -> int:
+        """How many runs retention removed."""

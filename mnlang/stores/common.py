@@ -24,6 +24,7 @@ from mnlang.stores.base import (
     Signal,
     StaleLease,
     Timer,
+    Tombstone,
 )
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -199,4 +200,39 @@ def _run_columns(
         finished_at=row[18],
         damaged=damaged,
         quarantine=None if row[19] is None else Quarantine(row[19], row[20], row[21]),
+    )
+
+
+TOMBSTONE_COLUMNS = (
+    "run_id, workflow, ir_hash, input_hash, status, created_at, finished_at, removed_at"
+)
+RUN_ROW_TABLES = (
+    "events",
+    "cursors",
+    "variables",
+    "list_items",
+    "signals",
+    "checkpoints",
+    "timers",
+    "export_cursors",
+)
+"""The tables whose rows belong to one run by `run_id` (besides `runs`, its arguments and
+the ledger, whose run-scoped rows name the run in `scope`): what removing a run deletes."""
+
+
+def tombstone_record(row: Sequence[Any]) -> Tombstone:
+    return Tombstone(*row)
+
+
+def tombstone_params(tombstone: Tombstone, now: float) -> tuple[Any, ...]:
+    t = tombstone
+    return (
+        t.run_id,
+        t.workflow,
+        t.ir_hash,
+        t.input_hash,
+        t.status,
+        t.created_at,
+        t.finished_at,
+        now,
     )

@@ -56,6 +56,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mnlang.stores import postgres_schema
 from mnlang.stores.base import (
+    TERMINAL_STATUSES,
     UNSET,
     AppendList,
     Batch,
@@ -77,6 +78,7 @@ from mnlang.stores.base import (
     RunCount,
     RunLimitReached,
     RunRecord,
+    RunRemoved,
     RunState,
     RunStatus,
     ScheduleRecord,
@@ -92,10 +94,13 @@ from mnlang.stores.base import (
     StoreUnavailable,
     TimedDecision,
     Timer,
+    Tombstone,
     WorkerRecord,
 )
 from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
+    RUN_ROW_TABLES,
+    TOMBSTONE_COLUMNS,
     check_lease,
     check_ttl,
     checkpoint_record,
@@ -109,6 +114,8 @@ from mnlang.stores.common import (
     schedule_record,
     signal_record,
     timer_record,
+    tombstone_params,
+    tombstone_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.postgres_limits import PostgresToolSlots
@@ -825,6 +832,11 @@ class PostgresStore:
         def body(tx: _Tx) -> tuple[RunRecord, bool]:
             if run.limit is not None:
                 tx.conn.execute(_LOCK_SLOTS_SQL, (run.workflow,))
+            removed = tx.one(
+                f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = %s", (run.run_id,)
+            )
+            if removed is not None:
+                raise RunRemoved(tombstone_record(removed))
             now = tx.clock()
             created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
             record = tx.one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run.run_id,))
@@ -1498,6 +1510,107 @@ class PostgresStore:
             return True
 
         return self._transaction(body)
+
+    # --- retention -----------------------------------------------------------------------
+
+    def ended_roots(
+        self,
+        *,
+        ended_before: float,
+        statuses: Sequence[str],
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[tuple[float, str]]:
+        last_at, last_id = after if after is not None else (float("-inf"), "")
+        rows = self._autocommit(
+            "SELECT finished_at, run_id FROM runs "
+            "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL AND finished_at < %s "
+            "AND status = ANY(%s) "
+            'AND (finished_at, run_id COLLATE "C") > (%s, %s COLLATE "C") '
+            'ORDER BY finished_at, run_id COLLATE "C" LIMIT %s',
+            (
+                ended_before,
+                [s for s in statuses if s in TERMINAL_STATUSES],
+                last_at,
+                last_id,
+                limit,
+            ),
+        )
+        return [(float(r[0]), str(r[1])) for r in rows]  # type: ignore[arg-type]
+
+    def remove_runs(self, trees: Sequence[Sequence[Tombstone]]) -> list[str]:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> list[str]:
+            removed: list[str] = []
+            now = tx.clock()
+            starters = {
+                r[0]
+                for r in tx.all(
+                    "SELECT meta::jsonb ->> 'started_by' FROM runs "
+                    "WHERE status IN ('running', 'waiting') "
+                    "AND meta::jsonb ? 'started_by'"
+                )
+            }
+            for tree in trees:
+                ids = [t.run_id for t in tree]
+                statuses = tx.all(
+                    "SELECT status FROM runs WHERE run_id = ANY(%s) FOR UPDATE", (ids,)
+                )
+                outside = tx.one(
+                    "SELECT count(*) FROM runs WHERE parent_run_id = ANY(%s) "
+                    "AND NOT run_id = ANY(%s)",
+                    (ids, ids),
+                )
+                assert outside is not None
+                if (
+                    len(statuses) != len(ids)
+                    or any(s not in TERMINAL_STATUSES for (s,) in statuses)
+                    or outside[0]
+                    or starters.intersection(ids)
+                ):
+                    continue
+                for table in RUN_ROW_TABLES:
+                    tx.conn.execute(f"DELETE FROM {table} WHERE run_id = ANY(%s)", (ids,))
+                tx.conn.execute("DELETE FROM ledger WHERE scope = ANY(%s)", (ids,))
+                tx.conn.execute("DELETE FROM runs WHERE run_id = ANY(%s)", (ids,))
+                tx.conn.cursor().executemany(
+                    f"INSERT INTO removed_runs ({TOMBSTONE_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING",
+                    [tombstone_params(t, now) for t in tree],
+                )
+                removed.append(ids[0])
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return removed
+
+        removed = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return removed
+
+    def remove_global_keys(self, updated_before: float, limit: int = 1000) -> int:
+        def body(tx: _Tx) -> int:
+            rows = tx.all(
+                "DELETE FROM ledger WHERE (scope, key) IN (SELECT l.scope, l.key FROM ledger AS l "
+                "WHERE l.scope = '' AND l.updated_at < %s AND NOT EXISTS (SELECT 1 FROM runs "
+                "WHERE runs.run_id = l.run_id AND runs.status IN ('running', 'waiting')) "
+                "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING 1",
+                (updated_before, limit),
+            )
+            return len(rows)
+
+        return self._transaction(body)
+
+    def get_tombstone(self, run_id: str) -> Tombstone | None:
+        rows = self._autocommit(
+            f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = %s", (run_id,)
+        )
+        return tombstone_record(rows[0]) if rows else None
+
+    def tombstone_count(self) -> int:
+        return int(self._autocommit("SELECT count(*) FROM removed_runs")[0][0])  # type: ignore[call-overload]
 
 
 def _roll_back(conn: _Conn) -> None:

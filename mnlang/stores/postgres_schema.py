@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 9
+SCHEMA_VERSION: Final = 10
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -421,11 +421,31 @@ _V8: Final[tuple[LiteralString, ...]] = (
     "seq bigint NOT NULL, PRIMARY KEY (exporter, run_id))",
 )
 
+# Tombstones of the runs retention (`mnc gc`) removed (`removed_runs`), so a start with a
+# removed run's id still answers as before, and an index of ended top-level runs by end
+# time, so finding what to remove does not scan every run.
+_V9: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE removed_runs (
+        run_id text PRIMARY KEY,
+        workflow text NOT NULL,
+        ir_hash text NOT NULL,
+        input_hash text NOT NULL,
+        status text NOT NULL,
+        created_at float8 NOT NULL,
+        finished_at float8,
+        removed_at float8 NOT NULL
+    )
+    """,
+    'CREATE INDEX runs_ended_roots ON runs (finished_at, run_id COLLATE "C") '
+    "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL",
+)
+
 # A run set aside by a worker that found it cannot be executed as stored (a journal row
 # that does not decode, a program that does not load): when (`quarantined_at`, NULL for a
 # run that is not), by which worker and why. Claims skip such a run until a person
 # releases it; the partial index finds the few quarantined runs among all.
-_ADD_QUARANTINE_V9: Final[tuple[LiteralString, ...]] = (
+_ADD_QUARANTINE_V10: Final[tuple[LiteralString, ...]] = (
     "ALTER TABLE runs ADD COLUMN quarantined_at float8",
     "ALTER TABLE runs ADD COLUMN quarantined_by text",
     "ALTER TABLE runs ADD COLUMN quarantine_reason text",
@@ -441,7 +461,8 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V6,
     _V7,
     _V8,
-    _ADD_QUARANTINE_V9,
+    _V9,
+    _ADD_QUARANTINE_V10,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -312,7 +312,22 @@ def _add_export_cursors_v8(db: sqlite_utils.Database) -> None:
     )
 
 
-def _add_quarantine_v9(db: sqlite_utils.Database) -> None:
+def _add_tombstones_v9(db: sqlite_utils.Database) -> None:
+    """Tombstones of the runs retention (`mnc gc`) removed (`removed_runs`), so a start
+    with a removed run's id still answers as before, and an index of ended top-level
+    runs by end time, so finding what to remove does not scan every run."""
+    db.execute(
+        "CREATE TABLE removed_runs (run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, "
+        "ir_hash TEXT NOT NULL, input_hash TEXT NOT NULL, status TEXT NOT NULL, "
+        "created_at REAL NOT NULL, finished_at REAL, removed_at REAL NOT NULL)"
+    )
+    db.execute(
+        "CREATE INDEX runs_ended_roots ON runs (finished_at, run_id) "
+        "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL"
+    )
+
+
+def _add_quarantine_v10(db: sqlite_utils.Database) -> None:
     """A run set aside by a worker that found it cannot be executed as stored (a journal
     row that does not decode, a program that does not load): when (`quarantined_at`,
     NULL for a run that is not), by which worker and why. Claims skip such a run until a
@@ -332,7 +347,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _move_run_args_v6,
     _add_signal_correlation_v7,
     _add_export_cursors_v8,
-    _add_quarantine_v9,
+    _add_tombstones_v9,
+    _add_quarantine_v10,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -49,6 +49,7 @@ from mnlang.stores.base import (
     RunCount,
     RunLimitReached,
     RunRecord,
+    RunRemoved,
     RunState,
     RunStatus,
     ScheduleRecord,
@@ -63,10 +64,13 @@ from mnlang.stores.base import (
     StoreLocked,
     TimedDecision,
     Timer,
+    Tombstone,
     WorkerRecord,
 )
 from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
+    RUN_ROW_TABLES,
+    TOMBSTONE_COLUMNS,
     check_lease,
     check_ttl,
     checkpoint_record,
@@ -80,6 +84,8 @@ from mnlang.stores.common import (
     schedule_record,
     signal_record,
     timer_record,
+    tombstone_params,
+    tombstone_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.schema import SCHEMA_VERSION, migrate, read_only_version
@@ -367,6 +373,9 @@ class SQLiteStore:
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         with self._write() as now:
+            removed = self._tombstone(run.run_id)
+            if removed is not None:
+                raise RunRemoved(removed)
             created = self._insert_run(run, now)
             record = self._run_or_none(run.run_id)
         assert record is not None
@@ -1171,6 +1180,101 @@ class SQLiteStore:
                 return False
             self._insert_run(run, now)
             return True
+
+    # --- retention -----------------------------------------------------------------------
+
+    def ended_roots(
+        self,
+        *,
+        ended_before: float,
+        statuses: Sequence[str],
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[tuple[float, str]]:
+        wanted = [s for s in statuses if s in TERMINAL_STATUSES]
+        marks = ", ".join("?" * len(wanted))
+        last_at, last_id = after if after is not None else (float("-inf"), "")
+        rows = self._query(
+            # Without statistics the planner would take every top-level run and sort them
+            # for each page; this index walks them in page order.
+            "SELECT finished_at, run_id FROM runs INDEXED BY runs_ended_roots "
+            "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL AND finished_at < ? "
+            f"AND status IN ({marks}) AND (finished_at, run_id) > (?, ?) "
+            "ORDER BY finished_at, run_id LIMIT ?",
+            (ended_before, *wanted, last_at, last_id, limit),
+        )
+        return [(float(r[0]), str(r[1])) for r in rows]
+
+    def remove_runs(self, trees: Sequence[Sequence[Tombstone]]) -> list[str]:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        removed: list[str] = []
+        with self._write() as now:
+            conn = self._conn
+            starters = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT json_extract(meta, '$.started_by') FROM runs "
+                    "WHERE status IN ('running', 'waiting') "
+                    "AND json_extract(meta, '$.started_by') IS NOT NULL"
+                )
+            }
+            for tree in trees:
+                ids = [t.run_id for t in tree]
+                marks = ", ".join("?" * len(ids))
+                statuses = conn.execute(
+                    f"SELECT status FROM runs WHERE run_id IN ({marks})", ids
+                ).fetchall()
+                (outside,) = conn.execute(
+                    f"SELECT count(*) FROM runs WHERE parent_run_id IN ({marks}) "
+                    f"AND run_id NOT IN ({marks})",
+                    ids + ids,
+                ).fetchone()
+                if (
+                    len(statuses) != len(ids)
+                    or any(s not in TERMINAL_STATUSES for (s,) in statuses)
+                    or outside
+                    or starters.intersection(ids)
+                ):
+                    continue
+                for table in (*RUN_ROW_TABLES, "run_args"):
+                    conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM ledger WHERE scope IN ({marks})", ids)
+                conn.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
+                conn.executemany(
+                    f"INSERT INTO removed_runs ({TOMBSTONE_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                    [tombstone_params(t, now) for t in tree],
+                )
+                removed.append(ids[0])
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return removed
+
+    def remove_global_keys(self, updated_before: float, limit: int = 1000) -> int:
+        with self._write():
+            cursor = self._conn.execute(
+                "DELETE FROM ledger WHERE rowid IN (SELECT l.rowid FROM ledger AS l "
+                "WHERE l.scope = '' AND l.updated_at < ? AND NOT EXISTS (SELECT 1 FROM runs "
+                "WHERE runs.run_id = l.run_id AND runs.status IN ('running', 'waiting')) "
+                "LIMIT ?)",
+                (updated_before, limit),
+            )
+            return cursor.rowcount
+
+    def get_tombstone(self, run_id: str) -> Tombstone | None:
+        with self._lock, self._translated():
+            return self._tombstone(run_id)
+
+    def _tombstone(self, run_id: str) -> Tombstone | None:
+        row = self._conn.execute(
+            f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else tombstone_record(row)
+
+    def tombstone_count(self) -> int:
+        return int(self._query("SELECT count(*) FROM removed_runs")[0][0])
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
