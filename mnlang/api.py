@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Durability,
         Event,
         Json,
+        Quarantine,
         RunRecord,
         RunStatus,
         ScheduleRecord,
@@ -288,11 +289,21 @@ def resume_run(
 
 
 def get_run(run_id: str, *, db: str | Path | None = None) -> RunDetails:
-    """A run's status, position, pending work and evidence (what `mnc show` prints)."""
+    """A run's status, position, pending work and evidence (what `mnc show` prints).
+    A damaged run is refused (`DamagedRow`), saying also whether a worker quarantined it."""
     from mnlang.runtime.views import run_details
+    from mnlang.stores.base import DamagedRow
 
     with _open_store(db) as store:
-        return run_details(store, run_id)
+        try:
+            return run_details(store, run_id)
+        except DamagedRow as e:
+            quarantine = store.quarantined_runs().get(run_id)
+            if quarantine is not None:
+                from mnlang.run_output import quarantine_help
+
+                e.help = f"{quarantine_help(run_id, quarantine)}; {e.help}"
+            raise
 
 
 class NotPublished(Exception):
@@ -360,37 +371,92 @@ def list_runs(
 
 @dataclass
 class JournalCheck:
-    """What `mnc db check` found: how many runs it read, and each damaged row's message."""
+    """What `mnc db check` found: how many runs it read, each damaged row's message, and
+    the runs workers quarantined (by run id)."""
 
     runs: int
     damaged: list[str]
+    quarantined: dict[str, Quarantine]
 
 
 def check_journal(*, db: str | Path | None = None) -> JournalCheck:
     """Read every run's rows (run, state, journal, signals, timers, checkpoints) through
-    the store and report each that does not decode; nothing is written."""
-    from mnlang.stores.base import DamagedRow
-
+    the store and report each that does not decode, and the quarantined runs; nothing is
+    written."""
     damaged: list[str] = []
     with _open_store(db) as store:
         runs = store.list_runs(limit=2**62)
         for run in runs:
-            if run.damaged:
-                damaged.append(run.damaged)
-                continue
-            readers: list[Callable[[str], object]] = [
-                store.load_state,
-                store.read_journal,
-                store.pending_signals,
-                store.run_timers,
-                store.open_checkpoints,
-            ]
-            for read in readers:
-                try:
-                    read(run.run_id)
-                except DamagedRow as e:
-                    damaged.append(e.message)
-    return JournalCheck(len(runs), damaged)
+            damaged += _damaged_rows(store, run.run_id, run.damaged)
+        return JournalCheck(len(runs), damaged, store.quarantined_runs())
+
+
+def _damaged_rows(store: Store, run_id: str, own_row: str | None) -> list[str]:
+    """The message of each of a run's rows that does not decode; `own_row` is why its
+    `runs` row does not, if it does not (the others are then left unread)."""
+    from mnlang.stores.base import DamagedRow
+
+    if own_row:
+        return [own_row]
+    readers: list[Callable[[str], object]] = [
+        store.load_state,
+        store.read_journal,
+        store.pending_signals,
+        store.run_timers,
+        store.open_checkpoints,
+    ]
+    found = []
+    for read in readers:
+        try:
+            read(run_id)
+        except DamagedRow as e:
+            found.append(e.message)
+    return found
+
+
+class NotReleased(Exception):
+    """`release_run` refused: the run is not quarantined, or its rows are still damaged."""
+
+    def __init__(self, message: str, *, help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+def release_run(run_id: str, *, db: str | Path | None = None) -> Quarantine:
+    """Let workers claim a quarantined run again, once its damage is repaired; the
+    quarantine it had. Refused, changing nothing, for an unknown run (`RunNotFound`), a
+    run that is not quarantined, or one whose rows `mnc db check` still finds damaged."""
+    from mnlang.stores.base import DamagedRow
+    from mnlang.stores.common import run_not_found
+
+    with _open_store(db) as store:
+        own_row = None
+        try:
+            found = store.get_run(run_id) is not None
+        except DamagedRow as e:
+            found, own_row = True, e.message
+        if not found:
+            raise run_not_found(run_id)
+        if run_id not in store.quarantined_runs():
+            raise NotReleased(
+                f"run `{run_id}` is not quarantined",
+                help="`mnc db check` lists the quarantined runs",
+            )
+        damaged = _damaged_rows(store, run_id, own_row)
+        if damaged:
+            raise NotReleased(
+                f"run `{run_id}` is still damaged: {'; '.join(damaged)}",
+                help="repair or restore its rows first (a worker would quarantine it again); "
+                "nothing was released",
+            )
+        released = store.release_quarantine(run_id)
+        if released is None:
+            raise NotReleased(
+                f"run `{run_id}` was released by someone else meanwhile",
+                help="`mnc runs` shows where it stands",
+            )
+        return released
 
 
 def run_journal(run_id: str, *, db: str | Path | None = None) -> list[Event]:

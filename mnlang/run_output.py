@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mnlang.runtime.run import RunOutcome
     from mnlang.runtime.views import RunDetails
-    from mnlang.stores.base import Event, NewEvent, RunRecord
+    from mnlang.stores.base import Event, NewEvent, Quarantine, RunRecord
 
 _STATUS_STYLE = {
     "completed": "green",
@@ -133,7 +133,7 @@ def runs_lines(records: Sequence[RunRecord]) -> list[str]:
         (
             r.run_id,
             r.workflow,
-            f"{r.status} (damaged)" if r.damaged else r.status,
+            _status_cell(r),
             _when(r.created_at),
             _when(r.updated_at),
         )
@@ -144,7 +144,34 @@ def runs_lines(records: Sequence[RunRecord]) -> list[str]:
     damaged = [r.damaged for r in records if r.damaged]
     if damaged:
         lines += ["", *damaged, "restore the journal from a backup; `mnc db check` lists them all"]
+    quarantined = [quarantine_line(r.run_id, r.quarantine) for r in records if r.quarantine]
+    if quarantined:
+        lines += ["", *quarantined, RELEASE_HINT]
     return lines
+
+
+RELEASE_HINT = "repair a quarantined run, then `mnc db release RUN` lets workers take it again"
+
+
+def _status_cell(r: RunRecord) -> str:
+    marks = [m for m, on in (("damaged", r.damaged), ("quarantined", r.quarantine)) if on]
+    return f"{r.status} ({', '.join(marks)})" if marks else r.status
+
+
+def quarantine_help(run_id: str, quarantine: Quarantine) -> str:
+    """What to do about a quarantined run, after the error that quarantined it."""
+    return (
+        f"worker {quarantine.by} quarantined it at {_when(quarantine.at)}; once it is "
+        f"repaired, `mnc db release {run_id}` lets workers take it again"
+    )
+
+
+def quarantine_line(run_id: str, quarantine: Quarantine) -> str:
+    """When, by which worker and why a run was quarantined."""
+    return (
+        f"run {run_id} quarantined {_when(quarantine.at)} by worker {quarantine.by}: "
+        f"{quarantine.reason}"
+    )
 
 
 def show_lines(details: RunDetails) -> list[str]:
@@ -157,6 +184,12 @@ def show_lines(details: RunDetails) -> list[str]:
         f"created   {_when(run.created_at)}",
         f"cost      ${details.cost}",
     ]
+    if run.quarantine:
+        lines += [
+            f"quarantined {_when(run.quarantine.at)} by worker {run.quarantine.by}: "
+            f"{run.quarantine.reason}",
+            f"    release: mnc db release {run.run_id} (once it is repaired)",
+        ]
     if run.parent_run_id:
         lines.append(f"parent    {run.parent_run_id}")
     if run.result is not None:

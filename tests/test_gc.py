@@ -563,6 +563,8 @@ def test_the_store_checks_each_tree_again_inside_its_transaction(
 
 
 def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -> None:
+    from mnlang.stores.schema import SCHEMA_VERSION
+
     with open_store(journal) as store:
         store.create_run(NewRun("r1", "wf", {}))
         store.commit(Batch("r1", run=RunUpdate(status="completed", result=1)))
@@ -570,19 +572,24 @@ def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
         import psycopg
 
         from mnlang.stores.postgres import parse_url
+        from tests.test_store_postgres import drop_quarantine_columns
 
         target = parse_url(journal)
         with psycopg.connect(target.conninfo, autocommit=True) as conn:
             conn.execute(f"DROP TABLE {target.schema}.removed_runs")
             conn.execute(f"DROP INDEX {target.schema}.runs_ended_roots")
+            drop_quarantine_columns(conn, target.schema)
             conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 8")
     else:
         with sqlite3.connect(journal) as conn:
             conn.execute("DROP TABLE removed_runs")
             conn.execute("DROP INDEX runs_ended_roots")
+            conn.execute("DROP INDEX runs_quarantined")  # migration 10, undone
+            for column in ("quarantined_at", "quarantined_by", "quarantine_reason"):
+                conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
             conn.execute("PRAGMA user_version = 8")
     with open_store(journal) as store:
-        assert (store.migrated_from, store.schema_version) == (8, 9)
+        assert (store.migrated_from, store.schema_version) == (8, SCHEMA_VERSION)
         assert store.tombstone_count() == 0
         [(_, root)] = store.ended_roots(ended_before=store.now() + 1, statuses=["completed"])
         assert root == "r1"

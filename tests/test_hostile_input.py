@@ -3,7 +3,8 @@ message, never a Python traceback (issue 15).
 
 Generated families: programs nested or chained to and past the limits (E015) through
 `check`, `fmt`, `compile`, `run` and the language server; truncations and byte
-mutations of the examples through every command; JSON in through the CLI and the
+mutations of the examples through every command and through the language server (every
+file gets its diagnostics, every request an answer); JSON in through the CLI and the
 console (E096); imports that cannot be looked up; files that are not regular files.
 The big sweeps are marked slow.
 """
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from test_lsp import Client as LspClient
 from test_lsp import diagnostics_of, open_document, session
 
 from mnlang.cli import main
@@ -183,15 +187,21 @@ def mutants(count: int, seed: int) -> list[tuple[str, str]]:
     return out
 
 
+def copy_beside_examples(folder: Path) -> None:
+    """The files beside the examples (the modules they import, their tools), so that a
+    mutant written or opened in `folder` finds them."""
+    for example in EXAMPLES:
+        for sibling in example.parent.iterdir():
+            if sibling.is_file():
+                shutil.copy(sibling, folder / sibling.name)
+
+
 def sweep(tmp_path: Path, count: int, seed: int) -> None:
     from mnlang.checker import check
     from mnlang.fmt import format_source
     from mnlang.ir.compile import compile_program
 
-    for example in EXAMPLES:  # the imports and tool modules beside it
-        for sibling in example.parent.iterdir():
-            if sibling.is_file():
-                shutil.copy(sibling, tmp_path / sibling.name)
+    copy_beside_examples(tmp_path)
     for name, text in mutants(count, seed):
         path = tmp_path / name.split("#")[0]
         try:
@@ -210,6 +220,94 @@ def test_truncated_and_mutated_examples_never_raise(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ten_thousand_truncations_and_mutations_never_raise(tmp_path: Path) -> None:
     sweep(tmp_path, 10_000, seed=1015)
+
+
+def lsp_position(text: str, offset: int) -> dict[str, int]:
+    """The LSP position (UTF-16 code units) of a character offset in `text`."""
+    line = text.count("\n", 0, offset)
+    start = text.rfind("\n", 0, offset) + 1
+    return {"line": line, "character": len(text[start:offset].encode("utf-16-le")) // 2}
+
+
+def lsp_sweep(tmp_path: Path, count: int, seed: int) -> None:
+    """The language server (`mnc lsp`, a real process) over the sweep's mutants: each one
+    opened, its diagnostics published (for that version), then asked for symbols,
+    formatting, and a hover, definition, completion and references at a random place;
+    every request answered without a JSON-RPC error, no error shown to the person, no
+    traceback on the server's stderr."""
+    copy_beside_examples(tmp_path)
+    rng = random.Random(seed)
+    client = LspClient()
+    stderr: list[bytes] = []
+    server_stderr = client.process.stderr
+    assert server_stderr is not None
+    drain = threading.Thread(target=lambda: stderr.append(server_stderr.read()))
+    drain.start()
+    try:
+        client.request(
+            "initialize", {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}}
+        )
+        client.notify("initialized", {})
+        for version, (name, text) in enumerate(mutants(count, seed), 1):
+            uri = (tmp_path / name.split("#")[0]).as_uri()
+            document = {"uri": uri, "languageId": "mn", "version": version, "text": text}
+            client.notify("textDocument/didOpen", {"textDocument": document})
+            try:
+                published = client.notification(
+                    "textDocument/publishDiagnostics",
+                    lambda p, uri=uri, version=version: (
+                        p["uri"] == uri and p.get("version") == version
+                    ),
+                )
+            except queue.Empty:
+                raise AssertionError(f"{name}: no diagnostics published\n{text}") from None
+            assert all(d.get("source") == "mnc" for d in published["diagnostics"]), name
+            doc = {"textDocument": {"uri": uri}}
+            at = {**doc, "position": lsp_position(text, rng.randrange(len(text) + 1))}
+            for method, params in (
+                ("textDocument/documentSymbol", doc),
+                (
+                    "textDocument/formatting",
+                    {**doc, "options": {"tabSize": 2, "insertSpaces": True}},
+                ),
+                ("textDocument/hover", at),
+                ("textDocument/definition", at),
+                ("textDocument/completion", at),
+                ("textDocument/references", {**at, "context": {"includeDeclaration": True}}),
+            ):
+                try:
+                    client.request(method, params)
+                except AssertionError as e:  # answered with a JSON-RPC error
+                    raise AssertionError(f"{name}: {method}: {e}\n{text}") from None
+            client.notify("textDocument/didClose", doc)
+        shown = client.quiet_notifications("window/showMessage", 0) + client.quiet_notifications(
+            "window/logMessage", 0
+        )
+        assert not [m for m in shown if m.get("type") == 1], shown  # 1: Error
+        client.request("shutdown", None)
+        client.notify("exit", None)
+        assert client.process.wait(timeout=60) == 0
+    finally:
+        if client.process.poll() is None:
+            client.process.kill()
+            client.process.wait()
+        drain.join(timeout=60)
+        for stream in (client.process.stdin, client.process.stdout, client.process.stderr):
+            if stream is not None:
+                stream.close()
+    errors = b"".join(stderr).decode("utf-8", "replace")
+    assert "Traceback" not in errors and "Error" not in errors, errors
+
+
+def test_the_language_server_answers_truncated_and_mutated_examples(tmp_path: Path) -> None:
+    lsp_sweep(tmp_path, 30, seed=1515)
+
+
+@pytest.mark.slow
+def test_the_language_server_answers_hundreds_of_truncations_and_mutations(
+    tmp_path: Path,
+) -> None:
+    lsp_sweep(tmp_path, 400, seed=11015)
 
 
 def test_mutants_through_the_command_line_exit_0_1_or_2(tmp_path: Path) -> None:

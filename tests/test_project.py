@@ -117,6 +117,7 @@ def test_the_project_is_found_walking_up_and_sets_defaults(tmp_path: Path) -> No
         ["replay", "--all"],
         ["export", "traces"],
         ["db", "check"],
+        ["db", "release", "r1"],
     ],
 )
 def test_read_commands_added_this_round_create_no_journal(tmp_path: Path, argv: list[str]) -> None:

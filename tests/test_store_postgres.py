@@ -177,6 +177,15 @@ def test_newer_schema_version_is_refused(pg_url: str) -> None:
         PostgresStore(pg_url)
 
 
+def drop_quarantine_columns(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Undo migration 10, for a test that makes a journal of an older version."""
+    conn.execute(f"DROP INDEX {schema}.runs_quarantined")
+    conn.execute(
+        f"ALTER TABLE {schema}.runs DROP COLUMN quarantined_at, DROP COLUMN quarantined_by, "
+        "DROP COLUMN quarantine_reason"
+    )
+
+
 def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg_url: str) -> None:
     with PostgresStore(pg_url) as store:
         store.create_run(NewRun("r1", "wf", {}))
@@ -192,6 +201,7 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
         conn.execute(f"DROP TABLE {schema}.secrets, {schema}.export_cursors")
         conn.execute(f"DROP TABLE {schema}.removed_runs")
         conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
+        drop_quarantine_columns(conn, schema)
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 2")
     with PostgresStore(pg_url) as store:
         assert (store.migrated_from, store.schema_version) == (2, SCHEMA_VERSION)
@@ -217,6 +227,7 @@ def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(pg_url
         conn.execute(f"DROP TABLE {schema}.secrets, {schema}.export_cursors")
         conn.execute(f"DROP TABLE {schema}.removed_runs")
         conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
+        drop_quarantine_columns(conn, schema)
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 6")
     with PostgresStore(pg_url) as store:
         assert store.migrated_from == 6

@@ -452,8 +452,10 @@ def worker(
         for stop_metrics in stops:
             stop_metrics()
     ended = ", ".join(f"{n} {status}" for status, n in sorted(stats.ended.items())) or "none"
+    quarantined = f"; quarantined {len(stats.quarantined)}" if stats.quarantined else ""
     log(
-        f"runs claimed {stats.claimed}; left {ended}; lost {stats.lost}; scheduled {stats.scheduled}"
+        f"runs claimed {stats.claimed}; left {ended}; lost {stats.lost}; "
+        f"scheduled {stats.scheduled}{quarantined}"
     )
 
 
@@ -543,10 +545,13 @@ def db_group() -> None:
 @json_option
 def db_check(db: str | None, as_json: bool) -> None:
     """Read every run's rows and report those that are damaged (JSON that does not
-    decode). Exits 0 when none is, 1 when some are, 2 when the journal cannot be read."""
+    decode), and the runs workers quarantined. Exits 0 when there are none of either, 1
+    when there are, 2 when the journal cannot be read."""
     import json
+    from dataclasses import asdict
 
     from mnlang import api
+    from mnlang.run_output import RELEASE_HINT, quarantine_line
     from mnlang.stores.base import StoreError
 
     try:
@@ -554,11 +559,49 @@ def db_check(db: str | None, as_json: bool) -> None:
     except StoreError as e:
         run_error(e)
     if as_json:
-        click.echo(json.dumps({"runs": found.runs, "damaged": found.damaged}, indent=2))
+        quarantined = {run_id: asdict(q) for run_id, q in found.quarantined.items()}
+        out = {"runs": found.runs, "damaged": found.damaged, "quarantined": quarantined}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        click.echo("\n".join(found.damaged))
-        click.echo(f"{found.runs} runs read, {len(found.damaged)} damaged rows")
-    sys.exit(1 if found.damaged else 0)
+        lines = [*found.damaged]
+        lines += [quarantine_line(run_id, q) for run_id, q in found.quarantined.items()]
+        if found.quarantined:
+            lines.append(RELEASE_HINT)
+        if lines:
+            click.echo("\n".join(lines))
+        click.echo(
+            f"{found.runs} runs read, {len(found.damaged)} damaged rows, "
+            f"{len(found.quarantined)} quarantined runs"
+        )
+    sys.exit(1 if found.damaged or found.quarantined else 0)
+
+
+@db_group.command("release")
+@click.argument("run_id")
+@db_option
+@json_option
+def db_release(run_id: str, db: str | None, as_json: bool) -> None:
+    """Let workers take up again a run they quarantined, once it is repaired.
+
+    A worker quarantines a run it cannot execute as stored (a journal row that does not
+    decode, a program that does not load): no worker claims it until this command. It is
+    refused (exit 2, nothing changed) for an unknown run, a run that is not quarantined,
+    and one whose rows `mnc db check` still finds damaged."""
+    import json
+    from dataclasses import asdict
+
+    from mnlang import api
+    from mnlang.run_output import quarantine_line
+    from mnlang.stores.base import StoreError
+
+    try:
+        released = api.release_run(run_id, db=db)
+    except (StoreError, api.NotReleased) as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps({"released": run_id, **asdict(released)}, ensure_ascii=False))
+    else:
+        click.echo(f"released: {quarantine_line(run_id, released)}")
 
 
 @db_group.command("migrate")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mnlang.replay.recording import RecordedRun, Recording
-from mnlang.stores.base import Event, RunRecord
+from mnlang.stores.base import Event, Quarantine, RunRecord
 
 FORMAT_TYPES = ("run", "event", "program")
 
@@ -58,6 +58,8 @@ _RECORD_DEFAULTS: dict[str, Any] = {
     "created_at": 0.0,
     "updated_at": 0.0,
     "finished_at": None,
+    "damaged": None,
+    "quarantine": None,
 }
 
 
@@ -142,4 +144,6 @@ def _record(given: dict[str, Any]) -> RunRecord:
         else:
             raise KeyError(f.name)
     values["waiting_for"] = list(values["waiting_for"] or [])
+    if values["quarantine"] is not None:
+        values["quarantine"] = Quarantine(**values["quarantine"])
     return RunRecord(**values)

@@ -10,8 +10,13 @@ Leases: each claimed run is held through a lease with an expiry and an epoch. Th
 interpreter renews it while calls are in flight; a worker that stalls past its lease
 (paused, partitioned) loses the run to another worker, and the store refuses its next
 commit because its epoch is stale, so it commits nothing more for that run. A run that
-cannot be executed at all (its program is missing from the journal) keeps its lease
-until the lease expires, so it is retried after `lease_ttl` rather than in a loop.
+cannot be executed now keeps its lease until the lease expires, so it is retried after
+`lease_ttl` rather than in a loop.
+
+Quarantine: a run that cannot be executed as stored (a journal row whose JSON does not
+decode, a program missing from the journal or that does not load) is set aside in the
+journal (`Store.quarantine_run`: when, by which worker, why) and reported once; no
+worker claims it again until a person repairs it and releases it (`mnc db release`).
 
 Tools' limits: on a store that shares them (PostgreSQL), a tool's `limit:` is held in the
 journal, across every worker on it, rather than per process.
@@ -85,8 +90,10 @@ class WorkerStats:
     scheduled: int = 0
     """Runs started by schedules."""
     quarantined: set[str] = field(default_factory=set)
-    """Runs whose journal rows are damaged: reported once, then no longer executed by
-    this worker (`mnc db check` lists them; a restart of the worker tries them again)."""
+    """Runs this worker found it cannot execute as stored (a damaged journal row, a
+    program that does not load) and quarantined in the journal, so that no worker claims
+    them until a person releases them (`mnc db release`). Also kept here, for a run
+    whose quarantine could not be written: this worker then leaves it alone anyway."""
 
 
 Logger = Callable[[str, bool], None]
@@ -107,6 +114,11 @@ def worker_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:w{uuid.uuid4().hex[:8]}"
 
 
+class ProgramUnavailable(RunError):
+    """A run's program cannot be had from the journal: it is not there, or its stored text
+    does not load. No worker can execute the run until a person repairs that."""
+
+
 class ProgramCache:
     """Programs by IR hash, loaded from the store and kept for the next run that needs them."""
 
@@ -124,14 +136,14 @@ class ProgramCache:
                 return found
         text = self.store.get_program(ir_hash)
         if text is None:
-            raise RunError(
+            raise ProgramUnavailable(
                 f"program {ir_hash[:12]} is not in the journal",
                 help="the run was started by a tool that did not keep its program",
             )
         try:
             program = parse_ir(text, f"program {ir_hash[:12]}")
         except IRLoadError as e:
-            raise RunError(f"program {ir_hash[:12]}: {e.message}", help=e.help) from None
+            raise ProgramUnavailable(f"program {ir_hash[:12]}: {e.message}", help=e.help) from None
         with self._lock:
             self._programs[ir_hash] = program
             while len(self._programs) > self.size:
@@ -351,8 +363,8 @@ class Worker:
             if self._stop.is_set():
                 return  # claimed but not started: released at once for another worker
             if run_id in self.stats.quarantined:
-                # Not released: the lease runs out rather than the run being claimed again
-                # at once; the damage was reported when it was found.
+                # Its quarantine could not be written: not released, so that the lease
+                # runs out rather than the run being claimed again at once.
                 release = False
                 return
             if time.monotonic() - claimed_at > self.lease_ttl / 3:
@@ -385,15 +397,13 @@ class Worker:
             release = False
             self.stats.lost += 1
             self.log(f"run {run_id}: its lease expired before it started; left to others", True)
+        except (DamagedRow, ProgramUnavailable) as e:
+            release = self._quarantine(run_id, e.message)
         except RunError as e:
             # A lost lease, or a run that cannot be executed: leave the lease to expire.
             release = False
             self.stats.lost += 1
             self.log(f"run {run_id}: {e.message}", True)
-        except DamagedRow as e:
-            release = False
-            self.stats.quarantined.add(run_id)
-            self.log(f"run {run_id}: quarantined: {e.message}; {e.help}", True)
         except StoreError as e:
             release = False
             self.stats.lost += 1
@@ -408,6 +418,27 @@ class Worker:
             with self._slots:
                 self._active -= 1
                 self._slots.notify_all()
+
+    def _quarantine(self, run_id: str, reason: str) -> bool:
+        """Set aside a run that cannot be executed as stored, in the journal, so that no
+        worker claims it again until a person repairs and releases it; whether that was
+        written (then its lease may be released: no claim takes it)."""
+        self.stats.quarantined.add(run_id)
+        try:
+            new = self.store.quarantine_run(run_id, by=self.owner, reason=redact(reason))
+        except StoreError as e:
+            self.log(
+                f"run {run_id}: cannot be executed ({reason}) and its quarantine cannot be "
+                f"written: {e}; this worker leaves it alone",
+                True,
+            )
+            return False
+        if new:
+            self.log(
+                f"run {run_id}: quarantined: {reason}; repair it, then `mnc db release {run_id}`",
+                True,
+            )
+        return True
 
     def _release(self, lease: Lease) -> None:
         try:

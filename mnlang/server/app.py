@@ -160,6 +160,11 @@ def run_out(record: RunRecord, *, created: bool | None = None) -> m.RunOut:
         finished_at=record.finished_at,
         started_by=_text_or_none(record.meta.get("started_by")),
         created=created,
+        quarantine=None
+        if record.quarantine is None
+        else m.QuarantineOut(
+            at=record.quarantine.at, by=record.quarantine.by, reason=record.quarantine.reason
+        ),
     )
 
 

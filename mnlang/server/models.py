@@ -108,6 +108,12 @@ class Pending(BaseModel):
     events: list[str] = Field(description="The events the run waits for.")
 
 
+class QuarantineOut(BaseModel):
+    at: float = Field(description="When, by the journal's clock (Unix seconds).")
+    by: str = Field(description="The worker that set the run aside.")
+    reason: str = Field(description="The error the worker met.")
+
+
 class RunOut(BaseModel):
     run_id: str
     workflow: str
@@ -124,6 +130,11 @@ class RunOut(BaseModel):
     finished_at: float | None
     started_by: str | None = Field(None, description="The user who started it through the API.")
     created: bool | None = Field(None, description="On a start: a new run was created.")
+    quarantine: QuarantineOut | None = Field(
+        None,
+        description="Set when a worker found the run cannot be executed as stored: no "
+        "worker takes it until a person releases it (`mnc db release`).",
+    )
     positions: list[PositionOut] | None = None
     pending: Pending | None = None
 

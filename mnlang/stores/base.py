@@ -197,6 +197,23 @@ class RunRecord:
     finished_at: float | None
     damaged: str | None = None
     """Set in listings when the run's row does not decode: why (its JSON fields are empty)."""
+    quarantine: Quarantine | None = None
+    """Set when a worker set the run aside (`Store.quarantine_run`): no worker claims it
+    until a person releases it (`Store.release_quarantine`, `mnc db release`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """Why a run is set aside: a worker found it cannot be executed as stored (a journal
+    row that does not decode, a program that does not load), and no worker will gain by
+    trying it again until a person repairs it."""
+
+    at: float
+    """When, by the store's clock."""
+    by: str
+    """The worker that set it aside (its lease owner name, `host:pid:nonce`)."""
+    reason: str
+    """The error the worker met, as it reported it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,7 +668,8 @@ class Store(Protocol):
         """Runs a worker should pick up, oldest first: running without a live lease, or
         waiting with a due timer, a decided checkpoint, a signal it waits for, or a
         cancel request, or queued for a slot of its workflow's `limit`; a waiting run of a
-        workflow whose `limit` is full is left out until a slot frees."""
+        workflow whose `limit` is full is left out until a slot frees, and a quarantined
+        run until it is released."""
 
     def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
         """Lease up to `limit` runnable runs (as `runnable_runs` picks them) to `owner` for
@@ -659,6 +677,19 @@ class Store(Protocol):
         moment are skipped, never waited for or claimed twice. A waiting run of a workflow
         with a `limit` is claimed only into a free slot, and becomes `running` in the same
         transaction, so two workers cannot both take the last slot."""
+
+    def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
+        """Set a run aside (`RunRecord.quarantine`): `runnable_runs` and `claim_runs` skip
+        it until `release_quarantine`. Its lease is left as it is. `False` when it was
+        quarantined already (the first quarantine is kept); `RunNotFound` without the run.
+        It is a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
+
+    def release_quarantine(self, run_id: str) -> Quarantine | None:
+        """Let workers claim a quarantined run again; the quarantine it had, or `None`
+        when it had none (nothing changes then). `RunNotFound` without the run."""
+
+    def quarantined_runs(self) -> dict[str, Quarantine]:
+        """Every quarantined run's quarantine, by run id."""
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until a run may be runnable (`True`) or `timeout` seconds pass with no sign

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, LiteralString
 
 from mnlang.stores.base import (
     Batch,
@@ -17,6 +17,7 @@ from mnlang.stores.base import (
     Event,
     Json,
     LedgerRow,
+    Quarantine,
     RunNotFound,
     RunRecord,
     ScheduleRecord,
@@ -150,6 +151,10 @@ def timer_record(r: Sequence[Any]) -> Timer:
     return Timer(r[0], r[1], r[2], load(r[3], r[0], "timer data"))
 
 
+QUARANTINE_COLUMNS: LiteralString = "quarantined_at, quarantined_by, quarantine_reason"
+"""The last columns of a `runs` row as `run_record` reads it (`RunRecord.quarantine`)."""
+
+
 def run_record(row: Sequence[Any], waiting_for: Any) -> RunRecord:
     """A `runs` row in the stores' column order; each store decodes `waiting_for` its own way."""
     run_id = row[0]
@@ -194,6 +199,7 @@ def _run_columns(
         updated_at=row[17],
         finished_at=row[18],
         damaged=damaged,
+        quarantine=None if row[19] is None else Quarantine(row[19], row[20], row[21]),
     )
 
 

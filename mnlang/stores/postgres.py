@@ -73,6 +73,7 @@ from mnlang.stores.base import (
     LedgerRow,
     NewRun,
     NewSchedule,
+    Quarantine,
     QueueDepth,
     RunCount,
     RunLimitReached,
@@ -97,6 +98,7 @@ from mnlang.stores.base import (
     WorkerRecord,
 )
 from mnlang.stores.common import (
+    QUARANTINE_COLUMNS,
     RUN_ROW_TABLES,
     TOMBSTONE_COLUMNS,
     check_lease,
@@ -155,7 +157,7 @@ _FORGET_WORKER_AFTER = 3600.0
 _RUN_COLUMNS: LiteralString = (
     "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
-    "lease_expires_at, created_at, updated_at, finished_at"
+    "lease_expires_at, created_at, updated_at, finished_at, " + QUARANTINE_COLUMNS
 )
 _RUN_COLUMNS_NO_ARGS: LiteralString = _RUN_COLUMNS.replace(" args,", " NULL,")
 """The run's columns with its arguments left out (`get_run(args=False)`, `load_state`)."""
@@ -178,7 +180,8 @@ _SCHEDULE_COLUMNS: LiteralString = (
 # decided, a signal it waits for is unread, or it is queued for a slot of its workflow's
 # `limit`. The candidates come from indexes of those (partial ones where the condition
 # is rare), so the cost of a look does not grow with the number of runs that wait for
-# something that has not happened yet. Used below a `clock` CTE.
+# something that has not happened yet. A quarantined run is left out. Used below a
+# `clock` CTE.
 _CANDIDATES: LiteralString = """
 , candidates AS (
     SELECT run_id FROM runs WHERE status = 'running'
@@ -206,6 +209,7 @@ _RUNNABLE_FROM: LiteralString = (
     " FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id, clock"
     " WHERE r.status IN ('running', 'waiting')"
     " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock.now)"
+    " AND r.quarantined_at IS NULL"
     f" AND (NOT {_NEEDS_SLOT} OR {_RUNNING_OF} < r.run_limit) "
 )
 
@@ -924,6 +928,59 @@ class PostgresStore:
             return [Lease(run_id, owner, epoch, expires) for run_id, epoch, expires, _ in rows]
 
         return self._transaction(body)
+
+    def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> bool:
+            row = tx.one(
+                "SELECT quarantined_at IS NULL FROM runs WHERE run_id = %s FOR NO KEY UPDATE",
+                (run_id,),
+            )
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0]:
+                tx.conn.execute(
+                    f"UPDATE runs SET quarantined_at = {_NOW}, quarantined_by = %s, "
+                    "quarantine_reason = %s WHERE run_id = %s",
+                    (by, reason, run_id),
+                )
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return bool(row[0])
+
+        quarantined = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return quarantined
+
+    def release_quarantine(self, run_id: str) -> Quarantine | None:
+        def body(tx: _Tx) -> Quarantine | None:
+            row = tx.one(
+                f"SELECT {QUARANTINE_COLUMNS} FROM runs WHERE run_id = %s FOR NO KEY UPDATE",
+                (run_id,),
+            )
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] is None:
+                return None
+            tx.conn.execute(
+                "UPDATE runs SET quarantined_at = NULL, quarantined_by = NULL, "
+                "quarantine_reason = NULL WHERE run_id = %s",
+                (run_id,),
+            )
+            self._notify(tx, run_id)
+            return Quarantine(row[0], row[1], row[2])
+
+        return self._transaction(body)
+
+    def quarantined_runs(self) -> dict[str, Quarantine]:
+        rows = self._autocommit(
+            f"SELECT run_id, {QUARANTINE_COLUMNS} FROM runs "
+            "WHERE quarantined_at IS NOT NULL ORDER BY quarantined_at, run_id"
+        )
+        return {r[0]: Quarantine(r[1], r[2], r[3]) for r in rows}
 
     def wait_for_work(self, timeout: float) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)

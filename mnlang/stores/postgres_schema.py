@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 9
+SCHEMA_VERSION: Final = 10
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -441,6 +441,17 @@ _V9: Final[tuple[LiteralString, ...]] = (
     "WHERE parent_run_id IS NULL AND finished_at IS NOT NULL",
 )
 
+# A run set aside by a worker that found it cannot be executed as stored (a journal row
+# that does not decode, a program that does not load): when (`quarantined_at`, NULL for a
+# run that is not), by which worker and why. Claims skip such a run until a person
+# releases it; the partial index finds the few quarantined runs among all.
+_ADD_QUARANTINE_V10: Final[tuple[LiteralString, ...]] = (
+    "ALTER TABLE runs ADD COLUMN quarantined_at float8",
+    "ALTER TABLE runs ADD COLUMN quarantined_by text",
+    "ALTER TABLE runs ADD COLUMN quarantine_reason text",
+    "CREATE INDEX runs_quarantined ON runs (run_id) WHERE quarantined_at IS NOT NULL",
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -451,6 +462,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V7,
     _V8,
     _V9,
+    _ADD_QUARANTINE_V10,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

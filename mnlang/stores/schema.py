@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -327,6 +327,17 @@ def _add_tombstones_v9(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_quarantine_v10(db: sqlite_utils.Database) -> None:
+    """A run set aside by a worker that found it cannot be executed as stored (a journal
+    row that does not decode, a program that does not load): when (`quarantined_at`,
+    NULL for a run that is not), by which worker and why. Claims skip such a run until a
+    person releases it; the partial index finds the few quarantined runs among all."""
+    db.execute("ALTER TABLE runs ADD COLUMN quarantined_at REAL")
+    db.execute("ALTER TABLE runs ADD COLUMN quarantined_by TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN quarantine_reason TEXT")
+    db.execute("CREATE INDEX runs_quarantined ON runs (run_id) WHERE quarantined_at IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
@@ -337,6 +348,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_signal_correlation_v7,
     _add_export_cursors_v8,
     _add_tombstones_v9,
+    _add_quarantine_v10,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -44,6 +44,7 @@ from mnlang.stores.base import (
     LedgerRow,
     NewRun,
     NewSchedule,
+    Quarantine,
     QueueDepth,
     RunCount,
     RunLimitReached,
@@ -67,6 +68,7 @@ from mnlang.stores.base import (
     WorkerRecord,
 )
 from mnlang.stores.common import (
+    QUARANTINE_COLUMNS,
     RUN_ROW_TABLES,
     TOMBSTONE_COLUMNS,
     check_lease,
@@ -99,7 +101,7 @@ _FORGET_WORKER_AFTER = 3600.0
 _RUN_COLUMNS = (
     "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
-    "lease_expires_at, created_at, updated_at, finished_at"
+    f"lease_expires_at, created_at, updated_at, finished_at, {QUARANTINE_COLUMNS}"
 )
 _RUNS_WITH_ARGS = "runs JOIN run_args USING (run_id)"
 """Where `_RUN_COLUMNS` come from: a run's arguments live in their own table, so that the
@@ -122,7 +124,10 @@ _SCHEDULE_COLUMNS = (
 # decided, a signal it waits for is unread, or it is queued for a slot of its workflow's
 # `limit`. The candidates come from the indexes of those, so the cost of a look does not
 # grow with the number of runs that wait for something that has not happened yet. A
-# waiting run of a workflow whose `limit` is full is left out (see `_SLOT_SQL`).
+# waiting run of a workflow whose `limit` is full is left out (see `_SLOT_SQL`), and so
+# is a quarantined run. A damaged `waiting_for` (JSON that does not decode) with an unread
+# signal makes its run a candidate rather than failing the query for every run: the
+# worker that claims it finds the damage and quarantines the run.
 _RUNNABLE_SQL = """
 WITH candidates (run_id) AS (
   SELECT run_id FROM runs WHERE status = 'running'
@@ -133,12 +138,15 @@ WITH candidates (run_id) AS (
   UNION SELECT s.run_id FROM signals AS s INDEXED BY signals_unread
         JOIN runs AS w ON w.run_id = s.run_id
         WHERE s.consumed_at IS NULL
-          AND coalesce(s.name || '#' || s.correlation, s.name)
-              IN (SELECT value FROM json_each(w.waiting_for))
+          AND CASE WHEN json_valid(w.waiting_for)
+              THEN coalesce(s.name || '#' || s.correlation, s.name)
+                   IN (SELECT value FROM json_each(w.waiting_for))
+              ELSE 1 END
 )
 SELECT r.run_id FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
 WHERE r.status IN ('running', 'waiting')
   AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= :now)
+  AND r.quarantined_at IS NULL
   AND (r.run_limit IS NULL OR r.status = 'running' OR (r.queued = 1 AND r.cancel_requested = 1)
        OR (SELECT count(*) FROM runs AS o WHERE o.workflow = r.workflow AND o.status = 'running')
           < r.run_limit)
@@ -523,6 +531,45 @@ class SQLiteStore:
                 ).fetchone()
                 claimed.append(Lease(run_id, owner, epoch, now + ttl))
             return claimed
+
+    def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        with self._write() as now:
+            if not self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                raise run_not_found(run_id)
+            quarantined = self._conn.execute(
+                "UPDATE runs SET quarantined_at = ?, quarantined_by = ?, "
+                "quarantine_reason = ? WHERE run_id = ? AND quarantined_at IS NULL",
+                (now, by, reason, run_id),
+            ).rowcount
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return quarantined == 1
+
+    def release_quarantine(self, run_id: str) -> Quarantine | None:
+        with self._write():
+            row = self._conn.execute(
+                f"SELECT {QUARANTINE_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] is None:
+                return None
+            self._conn.execute(
+                "UPDATE runs SET quarantined_at = NULL, quarantined_by = NULL, "
+                "quarantine_reason = NULL WHERE run_id = ?",
+                (run_id,),
+            )
+            return Quarantine(row[0], row[1], row[2])
+
+    def quarantined_runs(self) -> dict[str, Quarantine]:
+        rows = self._query(
+            f"SELECT run_id, {QUARANTINE_COLUMNS} FROM runs INDEXED BY runs_quarantined "
+            "WHERE quarantined_at IS NOT NULL ORDER BY quarantined_at, run_id"
+        )
+        return {r[0]: Quarantine(r[1], r[2], r[3]) for r in rows}
 
     def wait_for_work(self, timeout: float) -> bool:
         # SQLite cannot signal another process: poll, cheaply, until work or the timeout.

@@ -65,7 +65,7 @@ class RunsView:
     def fingerprint(self) -> str:
         return _digest(
             sorted(self.counts.items()),
-            [(r.run_id, r.status, r.last_seq, r.updated_at) for r in self.runs],
+            [(r.run_id, r.status, r.last_seq, r.updated_at, r.quarantine) for r in self.runs],
         )
 
     def to_json(self) -> dict[str, Json]:
@@ -229,7 +229,12 @@ def run_fingerprint(store: Store, run: RunRecord) -> str:
 def _run_digest(run: RunRecord, open_checkpoints: list[Checkpoint]) -> str:
     checkpoints = sorted((c.checkpoint_id, c.status) for c in open_checkpoints)
     return _digest(
-        run.last_seq, run.status, run.cancel_requested, run.lease_owner is not None, checkpoints
+        run.last_seq,
+        run.status,
+        run.cancel_requested,
+        run.lease_owner is not None,
+        run.quarantine,
+        checkpoints,
     )
 
 
