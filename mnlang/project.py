@@ -17,10 +17,14 @@ dir = "secrets"                   # where `file:NAME` secrets are read
 
 [providers.local]                 # passed on as is to the model providers
 base_url = "http://127.0.0.1:8080/v1"
+
+[workers]
+changed_code = "allow"            # or "pin": a worker claims a run only with its code's hash
 ```
 
 Relative paths are relative to the project's root. The environment wins over the file
-(`MNC_DB`, `MNC_PATH`, `MNC_MODELS`, `MNC_PRICES`, `MNC_SECRETS_DIR`), and a command's
+(`MNC_DB`, `MNC_PATH`, `MNC_MODELS`, `MNC_PRICES`, `MNC_SECRETS_DIR`,
+`MNC_CHANGED_CODE`), and a command's
 option over both: `apply_defaults` fills in only what the environment leaves unset.
 """
 
@@ -52,6 +56,7 @@ class Project:
     prices: Path | None = None
     secrets_dir: Path | None = None
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changed_code: str | None = None
 
     @property
     def file(self) -> Path:
@@ -93,6 +98,9 @@ def load(path: Path) -> Project:
     providers = data.get("providers", {})
     if not isinstance(providers, dict) or not all(isinstance(v, dict) for v in providers.values()):
         raise reader.wrong("providers", "a table of tables (`[providers.NAME]`)")
+    changed_code = reader.text("workers", "changed_code")
+    if changed_code not in (None, "allow", "pin"):
+        raise reader.wrong("workers.changed_code", '"allow" or "pin"')
     return Project(
         root=root,
         journal=journal,
@@ -101,6 +109,7 @@ def load(path: Path) -> Project:
         prices=root / prices if prices is not None else None,
         secrets_dir=root / secrets if secrets is not None else None,
         providers=providers,
+        changed_code=changed_code,
     )
 
 
@@ -142,6 +151,7 @@ def apply_defaults(environ: MutableMapping[str, str], project: Project) -> None:
         "MNC_MODELS": project.models,
         "MNC_PRICES": str(project.prices) if project.prices else None,
         "MNC_SECRETS_DIR": str(project.secrets_dir) if project.secrets_dir else None,
+        "MNC_CHANGED_CODE": project.changed_code,
     }
     for name, value in defaults.items():
         if value is not None and not environ.get(name):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mnlang.client import Client, Run
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
+    from mnlang.stores.base import Offer
 
 _durability_option = click.option(
     "--durability",
@@ -287,6 +288,13 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 @click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, help="The /metrics address."
 )
+@click.option(
+    "--changed-code",
+    type=click.Choice(("allow", "pin")),
+    help="Runs whose tool code changed since they started: allow (claim them, logging "
+    "a warning) or pin (claim only runs whose modules have the same sha256 here). "
+    "Default: $MNC_CHANGED_CODE, else the project's [workers] changed_code, else allow.",
+)
 @_durability_option
 @db_option
 def worker(
@@ -299,6 +307,7 @@ def worker(
     log_format: str,
     metrics_port: int | None,
     metrics_host: str,
+    changed_code: str | None,
     durability: str,
     db: str | None,
 ) -> None:
@@ -306,6 +315,9 @@ def worker(
     due timers and checkpoint timeouts, deliver signals, continue decided runs and start
     scheduled runs. FILES (`.mn` or IR `.json`) register their `schedule`s in the journal
     first, for every worker on it.
+
+    Claims only runs it can serve: their tool modules import here and their agents'
+    providers have keys here (`mnc workers` and `mnc show` say why a run waits).
 
     Stops on SIGTERM or Ctrl-C: runs in progress stop at their next commit point and are
     released to other workers (a second signal exits at once). Several workers may share
@@ -316,6 +328,7 @@ def worker(
 
     from mnlang import api
     from mnlang.runtime.run import RunError
+    from mnlang.runtime.serving import changed_code_policy
     from mnlang.runtime.worker import Worker
     from mnlang.stores.base import StoreError
     from mnlang.telemetry.logs import human_line, json_line
@@ -335,6 +348,10 @@ def worker(
                 text = human_line(line)
             click.echo(text, err=True)
 
+    try:
+        policy = changed_code_policy(changed_code)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     programs = [program_or_exit(file) for file in files]
     try:
         for record in api.register_schedules(programs, db=db):
@@ -383,6 +400,7 @@ def worker(
             log=log,
             until_idle=until_idle,
             on_start=on_start,
+            changed_code=policy,
         )
     except StoreError as e:
         run_error(e)
@@ -405,20 +423,29 @@ def workers(db: str | None, as_json: bool) -> None:
     import json
     from dataclasses import asdict
 
+    from mnlang.runtime.views import unserved_runs
     from mnlang.stores import open_store
     from mnlang.stores.base import StoreError
 
     try:
         with open_store(db, existing=True) as store:
             records, now = store.list_workers(), store.now()
+            offers = store.list_offers()
+            waiting = unserved_runs(store)
     except StoreError as e:
         run_error(e)
+    by_worker: dict[str, list[Offer]] = {}
+    for offer in offers:
+        by_worker.setdefault(offer.worker_id, []).append(offer)
     if as_json:
-        click.echo(json.dumps([asdict(w) for w in records], ensure_ascii=False, indent=2))
+        listed = [
+            asdict(w) | {"serves": [asdict(o.need) for o in by_worker.get(w.worker_id, [])]}
+            for w in records
+        ]
+        click.echo(json.dumps(listed, ensure_ascii=False, indent=2))
         return
     if not records:
         click.echo("no live workers")
-        return
     for w in records:
         runs = ", ".join(w.claimed) if w.claimed else "none"
         click.echo(
@@ -426,6 +453,27 @@ def workers(db: str | None, as_json: bool) -> None:
             f"heartbeat {now - w.heartbeat_at:.1f}s ago  since {_when(w.started_at)}"
         )
         click.echo(f"  runs ({len(w.claimed)}): {runs}")
+        click.echo(f"  serves: {_serves(by_worker.get(w.worker_id, []))}")
+    if waiting:
+        click.echo(f"runs no live worker can serve ({len(waiting)}):")
+        for run_id, why in waiting:
+            click.echo(f"  {run_id}: {why}")
+
+
+def _serves(offers: list[Offer]) -> str:
+    """One line of what a worker advertised: its modules (of how many programs), its
+    providers, and its policy for changed code."""
+    modules = sorted({o.need.name for o in offers if o.need.kind == "module"})
+    programs = len({o.need.scope.partition(":")[0] for o in offers if o.need.kind == "module"})
+    providers = sorted(o.need.name for o in offers if o.need.kind == "provider")
+    pinned = any(o.pinned for o in offers)
+    parts = [
+        f"modules {', '.join(modules)} ({programs} programs)" if modules else "no tool modules",
+        f"providers {', '.join(providers)}" if providers else "no provider keys",
+    ]
+    if offers:
+        parts.append("changed code: " + ("pin" if pinned else "allow"))
+    return "; ".join(parts)
 
 
 def _when(at: float) -> str:

@@ -34,6 +34,7 @@ from mnlang.runtime.faults import FAULTS_META, FaultPlan, delay_open_approvals
 from mnlang.runtime.interpreter import Interpreter, RunAborted
 from mnlang.runtime.journal import Observer
 from mnlang.runtime.ports import RunEnd
+from mnlang.runtime.serving import run_needs
 from mnlang.runtime.values import Value, to_plain
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
@@ -200,6 +201,11 @@ def start_run(
     wf = program.workflows[workflow]
     args = prepare_args(program, wf, given)
     store.put_program(program.hash, dump_ir(program))
+    meta = (
+        _start_meta(program, config)
+        | ({"started_by": started_by} if started_by is not None else {})
+        | ({TRACEPARENT_META: traceparent} if traceparent else {})
+    )
     record, created = store.create_run(
         NewRun(
             run_id=run_id or f"{wf.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}",
@@ -207,10 +213,9 @@ def start_run(
             args=to_plain(args),
             workflow_class=wf.options.class_ or "",
             ir_hash=program.hash,
-            meta=_start_meta(program, config)
-            | ({"started_by": started_by} if started_by is not None else {})
-            | ({TRACEPARENT_META: traceparent} if traceparent else {}),
+            meta=meta,
             limit=wf.options.limit,
+            needs=run_needs(program, meta),
         )
     )
     if not created:

@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -414,6 +414,24 @@ _V7: Final[tuple[LiteralString, ...]] = (
     "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",
 )
 
+# What a run needs of the worker that executes it (`runs.needs`: a list of `{kind, scope,
+# name, digest}`, NULL for nothing) and what each worker advertises it can serve
+# (`worker_offers`), so that a worker claims only the runs it can execute.
+_V8: Final[tuple[LiteralString, ...]] = (
+    "ALTER TABLE runs ADD COLUMN needs jsonb",
+    """
+    CREATE TABLE worker_offers (
+        worker_id text NOT NULL,
+        kind text NOT NULL,
+        scope text NOT NULL,
+        name text NOT NULL,
+        digest text,
+        pinned boolean NOT NULL,
+        PRIMARY KEY (worker_id, kind, scope, name)
+    )
+    """,
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -422,6 +440,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V5,
     _V6,
     _V7,
+    _V8,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

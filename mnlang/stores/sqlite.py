@@ -42,8 +42,10 @@ from mnlang.stores.base import (
     Lease,
     LedgerPut,
     LedgerRow,
+    Need,
     NewRun,
     NewSchedule,
+    Offer,
     RunCount,
     RunLimitReached,
     RunRecord,
@@ -72,6 +74,8 @@ from mnlang.stores.common import (
     ledger_record,
     listed,
     load,
+    needs_json,
+    needs_of,
     run_not_found,
     run_record,
     schedule_record,
@@ -115,7 +119,9 @@ _SCHEDULE_COLUMNS = (
 # decided, a signal it waits for is unread, or it is queued for a slot of its workflow's
 # `limit`. The candidates come from the indexes of those, so the cost of a look does not
 # grow with the number of runs that wait for something that has not happened yet. A
-# waiting run of a workflow whose `limit` is full is left out (see `_SLOT_SQL`).
+# waiting run of a workflow whose `limit` is full is left out (see `_SLOT_SQL`). For a
+# worker (`:served_by`), so is a run one of whose needs it did not advertise: a module
+# (with the run's digest, when the worker pins changed code) or a provider's key.
 _RUNNABLE_SQL = """
 WITH candidates (run_id) AS (
   SELECT run_id FROM runs WHERE status = 'running'
@@ -135,6 +141,15 @@ WHERE r.status IN ('running', 'waiting')
   AND (r.run_limit IS NULL OR r.status = 'running' OR (r.queued = 1 AND r.cancel_requested = 1)
        OR (SELECT count(*) FROM runs AS o WHERE o.workflow = r.workflow AND o.status = 'running')
           < r.run_limit)
+  AND (:served_by IS NULL OR r.needs IS NULL OR NOT EXISTS (
+    SELECT 1 FROM json_each(r.needs) AS n WHERE NOT EXISTS (
+      SELECT 1 FROM worker_offers AS offer
+      WHERE offer.worker_id = :served_by
+        AND offer.kind = json_extract(n.value, '$.kind')
+        AND offer.scope = json_extract(n.value, '$.scope')
+        AND offer.name = json_extract(n.value, '$.name')
+        AND (offer.pinned = 0 OR json_extract(n.value, '$.digest') IS NULL
+             OR offer.digest = json_extract(n.value, '$.digest')))))
 ORDER BY r.updated_at
 LIMIT :limit
 """
@@ -367,8 +382,8 @@ class SQLiteStore:
                 status, queued = "waiting", True
         cursor = self._conn.execute(
             "INSERT INTO runs (run_id, workflow, workflow_class, status, parent_run_id, "
-            "ir_hash, meta, run_limit, queued, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+            "ir_hash, meta, run_limit, queued, needs, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
             (
                 run.run_id,
                 run.workflow,
@@ -379,6 +394,7 @@ class SQLiteStore:
                 dump(run.meta),
                 run.limit,
                 int(queued),
+                None if not run.needs else dump(needs_json(run.needs)),
                 now,
                 now,
             ),
@@ -477,17 +493,21 @@ class SQLiteStore:
             )
             return True
 
-    def runnable_runs(self, limit: int = 100) -> list[str]:
+    def runnable_runs(self, limit: int = 100, *, served_by: str | None = None) -> list[str]:
         with self._lock, self._translated():
             now = float(self._conn.execute(_NOW_SQL).fetchone()[0])
-            rows = self._conn.execute(_RUNNABLE_SQL, {"now": now, "limit": limit}).fetchall()
+            rows = self._conn.execute(
+                _RUNNABLE_SQL, {"now": now, "limit": limit, "served_by": served_by}
+            ).fetchall()
         return [row[0] for row in rows]
 
     def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
         check_ttl(ttl)
         # The write lock is the whole file's, so no other process claims meanwhile.
         with self._write() as now:
-            rows = self._conn.execute(_RUNNABLE_SQL, {"now": now, "limit": limit}).fetchall()
+            rows = self._conn.execute(
+                _RUNNABLE_SQL, {"now": now, "limit": limit, "served_by": owner}
+            ).fetchall()
             claimed = []
             for (run_id,) in rows:
                 if self._take_slot(run_id) is not None:
@@ -500,10 +520,10 @@ class SQLiteStore:
                 claimed.append(Lease(run_id, owner, epoch, now + ttl))
             return claimed
 
-    def wait_for_work(self, timeout: float) -> bool:
+    def wait_for_work(self, timeout: float, *, served_by: str | None = None) -> bool:
         # SQLite cannot signal another process: poll, cheaply, until work or the timeout.
         deadline = time.monotonic() + max(0.0, timeout)
-        while not self.runnable_runs(limit=1):
+        while not self.runnable_runs(limit=1, served_by=served_by):
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -1005,10 +1025,40 @@ class SQLiteStore:
             self._conn.execute(
                 "DELETE FROM workers WHERE expires_at < ?", (now - _FORGET_WORKER_AFTER,)
             )
+            self._conn.execute(
+                "DELETE FROM worker_offers WHERE worker_id NOT IN (SELECT worker_id FROM workers)"
+            )
 
     def worker_stopped(self, worker_id: str) -> None:
         with self._write():
             self._conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+            self._conn.execute("DELETE FROM worker_offers WHERE worker_id = ?", (worker_id,))
+
+    def advertise(self, worker_id: str, needs: Sequence[Need], *, pinned: bool) -> None:
+        with self._write():
+            self._conn.execute("DELETE FROM worker_offers WHERE worker_id = ?", (worker_id,))
+            self._conn.executemany(
+                "INSERT INTO worker_offers (worker_id, kind, scope, name, digest, pinned) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(worker_id, n.kind, n.scope, n.name, n.digest, int(pinned)) for n in needs],
+            )
+
+    def list_offers(self) -> list[Offer]:
+        with self._snapshot() as conn:
+            now = float(conn.execute(_NOW_SQL).fetchone()[0])
+            rows = conn.execute(
+                "SELECT o.worker_id, o.kind, o.scope, o.name, o.digest, o.pinned "
+                "FROM worker_offers AS o JOIN workers AS w USING (worker_id) "
+                "WHERE w.expires_at > ? ORDER BY o.worker_id, o.kind, o.scope, o.name",
+                (now,),
+            ).fetchall()
+        return [Offer(r[0], Need(r[1], r[2], r[3], r[4]), bool(r[5])) for r in rows]
+
+    def run_needs(self, run_id: str) -> list[Need]:
+        rows = self._query("SELECT needs FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise run_not_found(run_id)
+        return needs_of(load(rows[0][0], run_id, "needs"), run_id)
 
     def list_workers(self) -> list[WorkerRecord]:
         with self._snapshot() as conn:
