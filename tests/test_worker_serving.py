@@ -111,6 +111,56 @@ def test_a_queued_run_of_a_limited_workflow_goes_only_to_a_worker_that_serves_it
     assert claimed(store, "coder") == ["first"]
 
 
+def test_a_version_7_journal_gains_needs_and_offers_and_its_runs_go_to_any_worker(
+    tmp_path: Path,
+) -> None:
+    import sqlite_utils
+
+    from mnlang.stores.schema import APPLICATION_ID, MIGRATIONS
+
+    path = tmp_path / "v7.db"
+    db = sqlite_utils.Database(path)
+    for step in MIGRATIONS[:7]:
+        step(db)
+    db.execute("PRAGMA user_version = 7")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(
+        "INSERT INTO runs (run_id, workflow, workflow_class, status, result, error, ir_hash, "
+        "meta, waiting_for, created_at, updated_at) VALUES ('old', 'wf', '', 'running', "
+        "'null', 'null', '', '{}', '[]', 0, 0)"
+    )
+    db.execute("INSERT INTO run_args (run_id, args) VALUES ('old', '{}')")
+    db.conn.commit()
+    db.close()
+    with open_store(path) as store:
+        assert store.run_needs("old") == []
+        beat(store, "bare")
+        store.advertise("bare", [], pinned=True)
+        assert claimed(store, "bare") == ["old"]
+
+
+def test_a_version_7_postgres_journal_gains_needs_and_offers(
+    request: pytest.FixtureRequest,
+) -> None:
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (mnlang[postgres])")
+    from mnlang.stores.postgres import parse_url
+
+    pg_url: str = request.getfixturevalue("pg_url")
+    with open_store(pg_url) as store:
+        store.create_run(NewRun("old", "wf", {}))
+    target = parse_url(pg_url)
+    schema = target.schema
+    with psycopg.connect(target.conninfo, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN needs")
+        conn.execute(f"DROP TABLE {schema}.worker_offers")
+        conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 7")
+    with open_store(pg_url) as store:
+        assert store.run_needs("old") == []
+        beat(store, "bare")
+        store.advertise("bare", [], pinned=True)
+        assert claimed(store, "bare") == ["old"]
+
+
 # --- what runs need and workers offer ------------------------------------------------------
 
 FLOW = """
