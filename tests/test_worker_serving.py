@@ -419,3 +419,33 @@ def test_mnc_workers_lists_what_a_worker_serves_as_json(tmp_path: Path) -> None:
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.communicate(timeout=30)
+
+
+# --- an upgraded run needs its new program's code -------------------------------------------
+
+REVIEW = """
+tool double(n: int) -> int {
+  impl: "refund_tools_h18:double"
+}
+
+workflow review(n: int) -> int {
+  d = checkpoint ok {
+    ask: "Double {n}?"
+    timeout: never
+  }
+  m = double(n)
+  return m
+}
+"""
+
+
+def test_an_upgraded_run_needs_the_code_of_its_new_program(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    old = compiled(tmp_path / "old", REVIEW)
+    api.start_run(old, {"n": 3}, run_id="r1", db=db)
+    new = compiled(tmp_path / "new", REVIEW.replace("return m", 'log "v2"\n  return m'))
+    api.upgrade_run("r1", source=new, resume=False, db=db)
+    with open_store(db) as store:
+        [need] = store.run_needs("r1")
+    assert need.scope == module_scope(new.hash, new.source.tool_modules[0].impl_dir)
+    assert need.scope != module_scope(old.hash, old.source.tool_modules[0].impl_dir)

@@ -627,6 +627,9 @@ class Store(Protocol):
     def run_needs(self, run_id: str) -> list[Need]:
         """What the run needs of a worker (`NewRun.needs`), in the order it was given."""
 
+    def set_run_needs(self, run_id: str, needs: Sequence[Need]) -> None:
+        """Replace what the run needs (`mnc upgrade` moved it to another program)."""
+
     # commits and state
 
     def commit(self, batch: Batch) -> CommitResult:

@@ -1382,6 +1382,12 @@ class PostgresStore:
         )
         return [Offer(r[0], Need(r[1], r[2], r[3], r[4]), bool(r[5])) for r in rows]
 
+    def set_run_needs(self, run_id: str, needs: Sequence[Need]) -> None:
+        self._autocommit(
+            "UPDATE runs SET needs = %s::jsonb WHERE run_id = %s RETURNING 1",
+            (None if not needs else dump(needs_json(needs)), run_id),
+        )
+
     def run_needs(self, run_id: str) -> list[Need]:
         rows = self._autocommit("SELECT needs FROM runs WHERE run_id = %s", (run_id,))
         if not rows:

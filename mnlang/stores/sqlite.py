@@ -1054,6 +1054,13 @@ class SQLiteStore:
             ).fetchall()
         return [Offer(r[0], Need(r[1], r[2], r[3], r[4]), bool(r[5])) for r in rows]
 
+    def set_run_needs(self, run_id: str, needs: Sequence[Need]) -> None:
+        with self._write():
+            self._conn.execute(
+                "UPDATE runs SET needs = ? WHERE run_id = ?",
+                (None if not needs else dump(needs_json(needs)), run_id),
+            )
+
     def run_needs(self, run_id: str) -> list[Need]:
         rows = self._query("SELECT needs FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
