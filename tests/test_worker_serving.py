@@ -443,6 +443,10 @@ def test_an_upgraded_run_needs_the_code_of_its_new_program(tmp_path: Path) -> No
     db = tmp_path / "journal.db"
     old = compiled(tmp_path / "old", REVIEW)
     api.start_run(old, {"n": 3}, run_id="r1", db=db)
+    digest = store_meta(db, "r1")["tool_modules"]["refund_tools_h18.py"]  # type: ignore[index]
+    shown = api.get_run("r1", db=db)
+    assert shown.run.status == "waiting"  # at its checkpoint: it waits for that first
+    assert shown.unserved == f"no live worker has module refund_tools_h18 (sha256 {digest[:12]}…)"
     new = compiled(tmp_path / "new", REVIEW.replace("return m", 'log "v2"\n  return m'))
     api.upgrade_run("r1", source=new, resume=False, db=db)
     with open_store(db) as store:

@@ -265,7 +265,7 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
     show_default=True,
     help="Seconds a run stays held without a heartbeat before another worker may take it.",
 )
-@click.option("--until-idle", is_flag=True, help="Stop once no run is left to move.")
+@click.option("--until-idle", is_flag=True, help="Stop once no run it can serve is left to move.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
 @click.option(
     "--health",

@@ -154,11 +154,14 @@ class Unserved:
     workers: int
     """How many workers are live."""
 
-    def describe(self) -> str:
+    def describe(self, *, runnable: bool = True) -> str:
+        """Why the run waits (`runnable`: it could go on now), or, for a run that waits
+        for something else first, what no live worker has."""
         wanted = " / ".join(describe_need(n) for n in self.needs)
-        if not self.workers:
-            return f"waiting for a worker with {wanted} (no live worker)"
-        return f"waiting for a worker with {wanted}"
+        if not runnable:
+            return f"no live worker has {wanted}"
+        none = " (no live worker)" if not self.workers else ""
+        return f"waiting for a worker with {wanted}{none}"
 
 
 def describe_need(need: Need) -> str:

@@ -109,7 +109,9 @@ def run_details(store: Store, run_id: str) -> RunDetails:
 
 
 def unserved_reason(store: Store, record: RunRecord) -> str | None:
-    """Why no live worker can claim a live run that no lease holds, or None."""
+    """Why no live worker can claim a live run that no lease holds, or None. A `running`
+    run waits for such a worker; a `waiting` one is told what no live worker has, for
+    when what it waits for comes."""
     if record.status in TERMINAL_STATUSES:
         return None
     if record.lease_expires_at is not None and record.lease_expires_at > store.now():
@@ -119,7 +121,9 @@ def unserved_reason(store: Store, record: RunRecord) -> str | None:
         return None
     workers = [w.worker_id for w in store.list_workers()]
     missing = unserved(needs, store.list_offers(), workers)
-    return missing.describe() if missing is not None else None
+    if missing is None:
+        return None
+    return missing.describe(runnable=record.status == "running")
 
 
 def unserved_runs(store: Store, limit: int = 100) -> list[tuple[str, str]]:
