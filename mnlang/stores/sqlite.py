@@ -121,7 +121,9 @@ _SCHEDULE_COLUMNS = (
 # grow with the number of runs that wait for something that has not happened yet. A
 # waiting run of a workflow whose `limit` is full is left out (see `_SLOT_SQL`). For a
 # worker (`:served_by`), so is a run one of whose needs it did not advertise: a module
-# (with the run's digest, when the worker pins changed code) or a provider's key.
+# (with the run's digest, when the worker pins changed code) or a provider's key. Runs
+# of one program started from one release share their needs' text, so each distinct
+# text is judged once (`served`), not once per run.
 _RUNNABLE_SQL = """
 WITH candidates (run_id) AS (
   SELECT run_id FROM runs WHERE status = 'running'
@@ -134,6 +136,21 @@ WITH candidates (run_id) AS (
         WHERE s.consumed_at IS NULL
           AND coalesce(s.name || '#' || s.correlation, s.name)
               IN (SELECT value FROM json_each(w.waiting_for))
+),
+served (needs) AS (
+  SELECT d.needs FROM (
+    SELECT DISTINCT r.needs FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
+    WHERE :served_by IS NOT NULL AND r.needs IS NOT NULL
+  ) AS d
+  WHERE NOT EXISTS (
+    SELECT 1 FROM json_each(d.needs) AS n WHERE NOT EXISTS (
+      SELECT 1 FROM worker_offers AS offer
+      WHERE offer.worker_id = :served_by
+        AND offer.kind = json_extract(n.value, '$.kind')
+        AND offer.scope = json_extract(n.value, '$.scope')
+        AND offer.name = json_extract(n.value, '$.name')
+        AND (offer.pinned = 0 OR json_extract(n.value, '$.digest') IS NULL
+             OR offer.digest = json_extract(n.value, '$.digest'))))
 )
 SELECT r.run_id FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
 WHERE r.status IN ('running', 'waiting')
@@ -141,15 +158,7 @@ WHERE r.status IN ('running', 'waiting')
   AND (r.run_limit IS NULL OR r.status = 'running' OR (r.queued = 1 AND r.cancel_requested = 1)
        OR (SELECT count(*) FROM runs AS o WHERE o.workflow = r.workflow AND o.status = 'running')
           < r.run_limit)
-  AND (:served_by IS NULL OR r.needs IS NULL OR NOT EXISTS (
-    SELECT 1 FROM json_each(r.needs) AS n WHERE NOT EXISTS (
-      SELECT 1 FROM worker_offers AS offer
-      WHERE offer.worker_id = :served_by
-        AND offer.kind = json_extract(n.value, '$.kind')
-        AND offer.scope = json_extract(n.value, '$.scope')
-        AND offer.name = json_extract(n.value, '$.name')
-        AND (offer.pinned = 0 OR json_extract(n.value, '$.digest') IS NULL
-             OR offer.digest = json_extract(n.value, '$.digest')))))
+  AND (:served_by IS NULL OR r.needs IS NULL OR r.needs IN (SELECT needs FROM served))
 ORDER BY r.updated_at
 LIMIT :limit
 """
