@@ -15,21 +15,23 @@ prices = "prices.json"            # merged over the shipped price table
 [secrets]
 dir = "secrets"                   # where `file:NAME` secrets are read
 
-[providers.local]                 # passed on as is to the model providers
+[providers.local]                 # an OpenAI-compatible server agents name: `provider: local`
 base_url = "http://127.0.0.1:8080/v1"
+api_key_env = "LOCAL_LLM_KEY"     # the variable holding its key (never the key itself)
 
 [workers]
 changed_code = "allow"            # or "pin": a worker claims a run only with its code's hash
 ```
 
 Relative paths are relative to the project's root. The environment wins over the file
-(`MNC_DB`, `MNC_PATH`, `MNC_MODELS`, `MNC_PRICES`, `MNC_SECRETS_DIR`,
-`MNC_CHANGED_CODE`), and a command's
-option over both: `apply_defaults` fills in only what the environment leaves unset.
+(`MNC_DB`, `MNC_PATH`, `MNC_MODELS`, `MNC_PRICES`, `MNC_SECRETS_DIR`, `MNC_PROVIDERS`,
+`MNC_CHANGED_CODE`, and `MNC_OPENAI_*` over `[providers.openai]`), and a command's option
+over both: `apply_defaults` fills in only what the environment leaves unset.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import MutableMapping
@@ -38,6 +40,19 @@ from pathlib import Path
 from typing import Any
 
 FILE_NAME = "mnlang.toml"
+PROVIDER_KEYS = (
+    "kind",
+    "base_url",
+    "api_key_env",
+    "model",
+    "timeout",
+    "retries",
+    "max_retry_wait",
+    "response_format",
+    "max_tokens_field",
+)
+"""What a `[providers.NAME]` table may set (`mnlang.models.openai.OpenAIConfig.from_table`);
+`kind` is `openai`, the only kind so far: an OpenAI-compatible server."""
 
 
 class ProjectError(Exception):
@@ -95,9 +110,7 @@ def load(path: Path) -> Project:
     folders = reader.texts("modules", "path")
     prices = reader.text("models", "prices")
     secrets = reader.text("secrets", "dir")
-    providers = data.get("providers", {})
-    if not isinstance(providers, dict) or not all(isinstance(v, dict) for v in providers.values()):
-        raise reader.wrong("providers", "a table of tables (`[providers.NAME]`)")
+    providers = reader.providers()
     changed_code = reader.text("workers", "changed_code")
     if changed_code not in (None, "allow", "pin"):
         raise reader.wrong("workers.changed_code", '"allow" or "pin"')
@@ -138,6 +151,35 @@ class _Reader:
             raise self.wrong(f"{table}.{key}", "a list of strings")
         return value
 
+    def providers(self) -> dict[str, dict[str, Any]]:
+        """The `[providers.NAME]` tables, checked here so that a mistake is named with the
+        file instead of failing each model request of each run."""
+        providers = self.data.get("providers", {})
+        if not isinstance(providers, dict) or not all(
+            isinstance(v, dict) for v in providers.values()
+        ):
+            raise self.wrong("providers", "a table of tables (`[providers.NAME]`)")
+        for name, table in providers.items():
+            where = f"providers.{name}"
+            if name == "scripted":
+                raise self.wrong(where, "absent: `scripted` is not a server to configure")
+            if "api_key" in table:
+                raise ProjectError(
+                    f"{self.path}: `{where}.api_key`: a key is never written in the project file",
+                    help=f"put it in an environment variable and name it: "
+                    f'`api_key_env = "{name.upper()}_API_KEY"`',
+                )
+            for key, value in table.items():
+                if key not in PROVIDER_KEYS:
+                    raise self.wrong(f"{where}.{key}", f"one of {', '.join(PROVIDER_KEYS)}")
+                if not isinstance(value, str | int | float) or isinstance(value, bool):
+                    raise self.wrong(f"{where}.{key}", "a string or a number")
+            if table.get("kind", "openai") != "openai":
+                raise self.wrong(f"{where}.kind", "`openai` (an OpenAI-compatible server)")
+            if name != "openai" and "base_url" not in table:
+                raise self.wrong(f"{where}.base_url", "set: the server's address")
+        return providers
+
     def wrong(self, name: str, expected: str) -> ProjectError:
         return ProjectError(
             f"{self.path}: `{name}` must be {expected}",
@@ -151,6 +193,7 @@ def apply_defaults(environ: MutableMapping[str, str], project: Project) -> None:
         "MNC_MODELS": project.models,
         "MNC_PRICES": str(project.prices) if project.prices else None,
         "MNC_SECRETS_DIR": str(project.secrets_dir) if project.secrets_dir else None,
+        "MNC_PROVIDERS": json.dumps(project.providers) if project.providers else None,
         "MNC_CHANGED_CODE": project.changed_code,
     }
     for name, value in defaults.items():

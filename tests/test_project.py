@@ -128,3 +128,90 @@ def test_read_commands_added_this_round_create_no_journal(tmp_path: Path, argv: 
     assert done.returncode == 2, done.stdout + done.stderr
     assert "no journal at" in done.stderr
     assert list(tmp_path.iterdir()) == [], "a refused command created something"
+
+
+AGENT_FLOW = """
+agent greet(name: str) -> str {
+  model: "any-model"
+  provider: "local"
+  prompt: "Greet {name}."
+}
+
+workflow hello(name: str) -> str {
+  said = greet(name)
+  return said
+}
+"""
+
+
+def test_a_projects_provider_answers_the_agents_that_name_it(tmp_path: Path) -> None:
+    from tests.chat_server import chat_server
+
+    (tmp_path / "flow.mn").write_text(AGENT_FLOW)
+    with chat_server() as server:
+        (tmp_path / "mnlang.toml").write_text(
+            f'[providers.local]\nbase_url = "{server.base_url}"\napi_key_env = "LOCAL_KEY"\n'
+            'model = "served-model"\nresponse_format = "json_object"\n'
+        )
+        refused = mnc(tmp_path, "run", "flow.mn", "--input", '{"name": "Ada"}', "--id", "r0")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "`LOCAL_KEY`, which is not set" in refused.stderr
+        assert not server.requests and not (tmp_path / ".mnc").exists()
+        server.chat('"Hello, Ada"')
+        ran = mnc(
+            tmp_path, "run", "flow.mn", "--input", '{"name": "Ada"}', "--id", "r1",
+            LOCAL_KEY="sk-local-0123456789",
+        )  # fmt: skip
+        assert ran.returncode == 0 and "Hello, Ada" in ran.stdout, ran.stderr
+    (request,) = server.requests
+    assert request.headers["Authorization"] == "Bearer sk-local-0123456789"
+    assert request.body["model"] == "served-model"
+    assert request.body["response_format"] == {"type": "json_object"}
+    log = mnc(tmp_path, "log", "r1", "--json")
+    assert "sk-local-0123456789" not in log.stdout
+    assert '"provider": "local"' in log.stdout.replace('":"', '": "'), log.stdout[:2000]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[providers.local]\nbase_url = "http://x/v1"\napi_key = "sk-1"\n', "never written"),
+        (
+            '[providers.local]\nbase_url = "http://x/v1"\nbase_ulr = "y"\n',
+            "providers.local.base_ulr",
+        ),
+        ('[providers.local]\nmodel = "m"\n', "providers.local.base_url"),
+        ('[providers.local]\nbase_url = "http://x/v1"\nkind = "grpc"\n', "providers.local.kind"),
+        ('[providers.scripted]\nbase_url = "http://x/v1"\n', "providers.scripted"),
+        ('[providers.local]\nbase_url = "http://x/v1"\ntimeout = true\n', "a string or a number"),
+    ],
+)
+def test_a_wrong_provider_table_is_named_with_the_file(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    (tmp_path / "mnlang.toml").write_text(table)
+    with pytest.raises(ProjectError, match=message):
+        load(tmp_path / "mnlang.toml")
+    done = mnc(tmp_path, "check", "--help")
+    assert "Traceback" not in done.stderr
+
+
+def test_the_provider_tables_of_the_docs_are_valid(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "models.md").read_text()
+    block = text.split("### More servers", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "mnlang.toml").write_text(block)
+    project = load(tmp_path / "mnlang.toml")
+    assert sorted(project.providers) == ["gateway", "local", "openai"]
+    from mnlang.models.setup import ModelSetup
+    from mnlang.project import apply_defaults
+
+    environ: dict[str, str] = {"TEAM_OPENAI_KEY": "sk-team", "MNC_OPENAI_TIMEOUT": "5"}
+    apply_defaults(environ, project)
+    setup = ModelSetup.from_spec("openai", tmp_path, environ)
+    assert {"gateway", "local", "openai", "scripted"} <= set(setup.known())
+    from mnlang.models.openai import OpenAIConfig
+
+    openai = OpenAIConfig.from_table("openai", project.providers["openai"], environ)
+    assert openai.api_key == "sk-team" and openai.timeout_s == 5.0  # the environment wins
+    gateway = OpenAIConfig.from_table("gateway", project.providers["gateway"], environ)
+    assert gateway.api_key is None and gateway.timeout_s == 60.0

@@ -4,7 +4,10 @@ Configuration comes from the environment (see `OpenAIConfig.from_env`): the base
 (`MNC_OPENAI_BASE_URL`, default the OpenAI API), the key (`MNC_OPENAI_API_KEY`, else
 `OPENAI_API_KEY`; a server on this machine needs none), and a few knobs for servers
 that differ from OpenAI's. The model is the agent's `model:` unless `MNC_OPENAI_MODEL`
-names one for every agent (a local server serving one model).
+names one for every agent (a local server serving one model). A project's
+`[providers.NAME]` table (`OpenAIConfig.from_table`) configures another
+OpenAI-compatible server under its own name, or fills in what the environment leaves
+unset for `openai` itself; a key is never written there, only the variable that holds it.
 
 Each request asks for structured output: `response_format` carries a JSON Schema of the
 agent's return type, made to fit OpenAI's strict mode where it can (every property
@@ -75,41 +78,71 @@ class OpenAIConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OpenAIConfig:
+        """The `openai` provider's settings: the `MNC_OPENAI_*` variables."""
+        return cls.from_table("openai", {}, environ)
+
+    @classmethod
+    def from_table(
+        cls, name: str, table: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> OpenAIConfig:
+        """The settings of provider `name` from its `[providers.NAME]` table (keys as in
+        `mnlang.project.PROVIDER_KEYS`). For `openai` the `MNC_OPENAI_*` variables win
+        over the table; a provider's key is read from the variable its `api_key_env`
+        names (for `openai` without one: `MNC_OPENAI_API_KEY`, else `OPENAI_API_KEY`)."""
         env = os.environ if environ is None else environ
+        builtin = name == "openai"
 
-        def text(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
+        def setting(variable: str, key: str) -> tuple[str, str] | None:
+            """The value and where it was found, for messages."""
+            if builtin:
+                value = env.get(variable, "").strip()
+                if value:
+                    return value, variable
+            if table.get(key) is not None:
+                return str(table[key]).strip(), f"`{key}` of [providers.{name}]"
+            return None
 
-        def number(name: str, default: float) -> float:
-            value = text(name)
-            if value is None:
+        def text(variable: str, key: str) -> str | None:
+            found = setting(variable, key)
+            return found[0] or None if found else None
+
+        def number(variable: str, key: str, default: float) -> float:
+            found = setting(variable, key)
+            if found is None:
                 return default
+            value, where = found
             try:
                 parsed = float(value)
             except ValueError:
-                raise ValueError(f"{name} must be a number, not {value!r}") from None
+                raise ValueError(f"{where} must be a number, not {value!r}") from None
             if parsed < 0:
-                raise ValueError(f"{name} must not be negative")
+                raise ValueError(f"{where} must not be negative")
             return parsed
 
-        response_format = text("MNC_OPENAI_RESPONSE_FORMAT") or "json_schema"
+        found = setting("MNC_OPENAI_RESPONSE_FORMAT", "response_format")
+        response_format, where = found or ("json_schema", "")
         if response_format not in _RESPONSE_FORMATS:
-            raise ValueError(
-                f"MNC_OPENAI_RESPONSE_FORMAT must be one of {', '.join(_RESPONSE_FORMATS)}"
-            )
-        max_tokens_field = text("MNC_OPENAI_MAX_TOKENS_FIELD") or "max_completion_tokens"
+            raise ValueError(f"{where} must be one of {', '.join(_RESPONSE_FORMATS)}")
+        found = setting("MNC_OPENAI_MAX_TOKENS_FIELD", "max_tokens_field")
+        max_tokens_field, where = found or ("max_completion_tokens", "")
         if max_tokens_field not in ("max_completion_tokens", "max_tokens"):
-            raise ValueError(
-                "MNC_OPENAI_MAX_TOKENS_FIELD must be `max_completion_tokens` or `max_tokens`"
-            )
+            raise ValueError(f"{where} must be `max_completion_tokens` or `max_tokens`")
+        key_variable = table.get("api_key_env")
+        if key_variable is not None:
+            api_key = env.get(str(key_variable), "").strip() or None
+        elif builtin:
+            api_key = text("MNC_OPENAI_API_KEY", "") or text("OPENAI_API_KEY", "")
+        else:
+            api_key = None
         return cls(
-            base_url=(text("MNC_OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
-            api_key=text("MNC_OPENAI_API_KEY") or text("OPENAI_API_KEY"),
-            model=text("MNC_OPENAI_MODEL"),
-            timeout_s=number("MNC_OPENAI_TIMEOUT", cls.timeout_s),
-            retries=int(number("MNC_OPENAI_RETRIES", cls.retries)),
-            max_retry_wait_s=number("MNC_OPENAI_MAX_RETRY_WAIT", cls.max_retry_wait_s),
+            base_url=(text("MNC_OPENAI_BASE_URL", "base_url") or DEFAULT_BASE_URL).rstrip("/"),
+            api_key=api_key,
+            model=text("MNC_OPENAI_MODEL", "model"),
+            timeout_s=number("MNC_OPENAI_TIMEOUT", "timeout", cls.timeout_s),
+            retries=int(number("MNC_OPENAI_RETRIES", "retries", cls.retries)),
+            max_retry_wait_s=number(
+                "MNC_OPENAI_MAX_RETRY_WAIT", "max_retry_wait", cls.max_retry_wait_s
+            ),
             response_format=response_format,  # type: ignore[arg-type]
             max_tokens_field=max_tokens_field,
         )
@@ -133,9 +166,11 @@ class OpenAIProvider:
         self,
         config: OpenAIConfig | None = None,
         *,
+        name: str = "openai",
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx2.BaseTransport | None = None,
     ) -> None:
+        self.name = name
         self.config = config or OpenAIConfig.from_env()
         self._sleep = sleep
         headers = {"Content-Type": "application/json"}

@@ -5,13 +5,18 @@
 - `scripted:FILE`: every agent is answered from FILE (see `mnlang.models.scripted`),
   whatever its `provider:` says; nothing goes over the network.
 - `scripted`: the same with `replies.json` beside the program.
-- `openai`: real providers: an agent's `provider:` picks its own (`openai` or
-  `scripted`), and the others use `openai`.
+- `openai`: real providers: an agent's `provider:` picks its own (`openai`,
+  `scripted`, or a provider the project's `[providers.NAME]` tables name), and the
+  others use `openai`.
 
 Without a spec (no `--models`, no `MNC_MODELS`), a run uses the scripted replies named
 by `MNC_REPLIES`, else real providers. A `replies.json` beside the program is never
 picked up on its own: a deployed folder that ships test replies must not answer its
 agents with them (`mnc test` and `mnc bench` script replies their own way).
+
+The project's provider tables reach a run as JSON in `MNC_PROVIDERS` (set by
+`mnlang.project.apply_defaults`), so that a worker reads them as it reads every other
+setting: from its environment.
 
 `ModelSetup.refusal` says why a run cannot start (a provider that needs a key has
 none), so that `mnc run` refuses before a run is created; `ModelSetup.describe` says
@@ -20,9 +25,12 @@ who answers, for `mnc run` to print.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from mnlang.errors import TOOL_ERROR
 from mnlang.ir.model import AgentIR
@@ -32,8 +40,8 @@ from mnlang.models.scripted import LazyScriptedProvider
 
 MODELS_ENV = "MNC_MODELS"
 REPLIES_ENV = "MNC_REPLIES"
+PROVIDERS_ENV = "MNC_PROVIDERS"
 REPLIES_FILE = "replies.json"
-PROVIDERS = ("openai", "scripted")
 
 
 class ModelSpecError(ValueError):
@@ -51,13 +59,37 @@ class _FailingProvider:
         raise ModelCallError(TOOL_ERROR, self.why)
 
 
-def _openai() -> Provider:
+def _openai_config(name: str, table: Mapping[str, Any]) -> Any:
+    """The OpenAIConfig of provider `name`; ValueError says what is wrong."""
+    from mnlang.models.openai import OpenAIConfig
+
+    return OpenAIConfig.from_table(name, table)
+
+
+def _openai(name: str = "openai", table: Mapping[str, Any] | None = None) -> Provider:
     from mnlang.models.openai import OpenAIProvider
 
     try:
-        return OpenAIProvider()
+        return OpenAIProvider(_openai_config(name, table or {}), name=name)
     except ValueError as e:
-        return _FailingProvider("openai", f"the `openai` provider is misconfigured: {e}")
+        return _FailingProvider(name, f"the `{name}` provider is misconfigured: {e}")
+
+
+def project_providers(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The `[providers.NAME]` tables handed down in `MNC_PROVIDERS`."""
+    given = environ.get(PROVIDERS_ENV, "").strip()
+    if not given:
+        return {}
+    try:
+        tables = json.loads(given)
+    except ValueError:
+        tables = None
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise ModelSpecError(
+            f"{PROVIDERS_ENV} must be a JSON object of provider tables "
+            '(`{"NAME": {"base_url": ...}}`), as the project file\'s [providers.NAME] give'
+        )
+    return tables
 
 
 class ModelSetup:
@@ -72,11 +104,16 @@ class ModelSetup:
         factories: Mapping[str, Callable[[], Provider]] | None = None,
         default: str = "openai",
         scripted_file: Path | None = None,
+        tables: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.spec = spec
         self.override = override
         self.default = default
+        self.tables = dict(tables or {})
+        """The project's provider settings by name (OpenAI-compatible servers)."""
         self._factories: dict[str, Callable[[], Provider]] = {"openai": _openai}
+        for name, table in self.tables.items():
+            self._factories[name] = functools.partial(_openai, name, table)
         if scripted_file is not None:
             self._factories["scripted"] = lambda: LazyScriptedProvider(scripted_file)
         self._factories.update(factories or {})
@@ -96,7 +133,7 @@ class ModelSetup:
             replies = env.get(REPLIES_ENV, "").strip()
             if replies:
                 return cls.scripted(Path(replies), f"scripted:{replies}")
-            return cls(spec="openai", scripted_file=beside)
+            return cls(spec="openai", scripted_file=beside, tables=project_providers(env))
         name, sep, rest = spec.partition(":")
         if name == "scripted":
             path = Path(rest) if sep and rest else beside
@@ -104,7 +141,7 @@ class ModelSetup:
                 path = Path.cwd() / path
             return cls.scripted(path, f"scripted:{path}")
         if name == "openai" and not sep:
-            return cls(spec="openai", scripted_file=beside)
+            return cls(spec="openai", scripted_file=beside, tables=project_providers(env))
         raise ModelSpecError(
             f"unknown model setup `{spec}`: use `scripted:FILE`, `scripted` or `openai`"
         )
@@ -152,17 +189,30 @@ class ModelSetup:
         if self.override is not None:
             return None
         for name in self._used_names(agents):
-            if name == "openai":
-                from mnlang.models.openai import OpenAIConfig, missing_key
-
-                try:
-                    config = OpenAIConfig.from_env()
-                except ValueError as e:
-                    return f"the `openai` provider is misconfigured: {e}"
-                why = missing_key(config)
-                if why is not None:
-                    return why
+            why = self.unusable(name)
+            if why is not None:
+                return why
         return None
+
+    def unusable(self, name: str) -> str | None:
+        """Why provider `name` (`openai` or a project's) cannot send a request here: no
+        key, or configured wrongly; None when it can, or is not such a provider."""
+        if name != "openai" and name not in self.tables:
+            return None
+        from mnlang.models.openai import missing_key
+
+        table = self.tables.get(name, {})
+        try:
+            config = _openai_config(name, table)
+        except ValueError as e:
+            return f"the `{name}` provider is misconfigured: {e}"
+        variable = table.get("api_key_env")
+        if variable is not None and not config.api_key:
+            return (
+                f"no API key for the `{name}` provider: its [providers.{name}] table "
+                f"reads it from `{variable}`, which is not set"
+            )
+        return missing_key(config) if name == "openai" else None
 
     def describe(self, agents: Iterable[AgentIR]) -> str:
         """Who answers these agents, in one line: `scripted (replies from FILE)`, or each

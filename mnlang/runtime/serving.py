@@ -2,13 +2,14 @@
 
 A run records its needs when it is created (`NewRun.needs`, `runs.needs`): each tool
 module of its program, with the sha256 of the file it started with, and each model
-provider its agents use that needs a key (`openai`; scripted replies need none). A
-worker works out, for every program in the journal, which of its tool modules it can
-find here (as it would load them, `runtime.tools.module_ref`: the program's folder,
-this folder's project and `MNC_PATH`, installed modules) and the sha256 of each, and
-which providers it holds keys for, and advertises that (`Store.advertise`). The store's
-claim gives a worker only runs whose every need it advertised, so a worker without a
-run's code or key never claims it, and the run waits for one that has them.
+provider its agents call (`openai`, a project's `[providers.NAME]`; scripted replies
+need none). A worker works out, for every program in the journal, which of its tool
+modules it can find here (as it would load them, `runtime.tools.module_ref`: the
+program's folder, this folder's project and `MNC_PATH`, installed modules) and the
+sha256 of each, and which providers it can call (their keys and settings are here),
+and advertises that (`Store.advertise`). The store's claim gives a worker only runs
+whose every need it advertised, so a worker without a run's code or key never claims
+it, and the run waits for one that has them.
 
 Changed code: a worker that pins (`--changed-code pin`) serves a module need only with
 the run's digest; one that allows (the default) serves it with whatever file of the
@@ -32,8 +33,8 @@ ChangedCode = Literal["allow", "pin"]
 CHANGED_CODE_POLICIES: tuple[ChangedCode, ...] = ("allow", "pin")
 DEFAULT_CHANGED_CODE: ChangedCode = "allow"
 CHANGED_CODE_ENV = "MNC_CHANGED_CODE"
-KEYED_PROVIDERS = ("openai",)
-"""Providers that cannot answer without a key (or a server of one's own)."""
+SCRIPTED = "scripted"
+"""The provider of scripted replies, which needs no key and no server."""
 
 
 def changed_code_policy(given: str | None, environ: Mapping[str, str] | None = None) -> ChangedCode:
@@ -74,14 +75,15 @@ def run_needs(program: IRProgram, meta: Mapping[str, Json]) -> tuple[Need, ...]:
             )
         )
     spec = meta.get(MODELS_META)
-    for provider in keyed_providers(program, spec if isinstance(spec, str) else None):
+    for provider in called_providers(program, spec if isinstance(spec, str) else None):
         needs.append(Need("provider", "", provider))
     return tuple(needs)
 
 
-def keyed_providers(program: IRProgram, spec: str | None) -> list[str]:
-    """The providers needing a key that the agents of `program` use under `spec` (None:
-    the setup this process's environment picks)."""
+def called_providers(program: IRProgram, spec: str | None) -> list[str]:
+    """The providers over the network (`openai`, a project's `[providers.NAME]`) that the
+    agents of `program` use under `spec` (None: the setup this process's environment
+    picks); scripted replies need none."""
     if not program.agents:
         return []
     from mnlang.models.setup import ModelSetup, ModelSpecError
@@ -92,8 +94,7 @@ def keyed_providers(program: IRProgram, spec: str | None) -> list[str]:
         return []  # preflight refuses such a run; a worker's call reports it
     if setup.override is not None:
         return []
-    used = {setup.provider_name(agent) for agent in program.agents.values()}
-    return sorted(used & set(KEYED_PROVIDERS))
+    return sorted({setup.provider_name(agent) for agent in program.agents.values()} - {SCRIPTED})
 
 
 # --- what a worker serves -------------------------------------------------------------------
@@ -132,15 +133,17 @@ def _installed_file(name: str) -> Path | None:
 
 
 def provider_offers() -> list[Need]:
-    """The providers needing a key that this process can call: it holds the key (or
-    points the provider at a server of its own)."""
-    from mnlang.models.openai import OpenAIConfig, missing_key
+    """The providers this process can call: `openai` and the project's `[providers.NAME]`
+    (from `MNC_PROVIDERS`), each when it holds its key (or, for `openai`, points it at a
+    server of its own) and its settings are right."""
+    from mnlang.models.setup import ModelSetup, ModelSpecError
 
     try:
-        config = OpenAIConfig.from_env()
-    except ValueError:
-        return []
-    return [Need("provider", "", "openai")] if missing_key(config) is None else []
+        setup = ModelSetup.from_spec("openai", ".")
+    except ModelSpecError:
+        return []  # MNC_PROVIDERS is broken: the worker's own calls say so
+    names = sorted({"openai", *setup.tables})
+    return [Need("provider", "", name) for name in names if setup.unusable(name) is None]
 
 
 # --- why a run waits ------------------------------------------------------------------------
