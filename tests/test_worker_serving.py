@@ -25,6 +25,7 @@ from mnlang.runtime.serving import (
     changed_code_policy,
     module_scope,
     program_offers,
+    provider_offers,
     run_needs,
     unserved,
 )
@@ -453,3 +454,15 @@ def test_an_upgraded_run_needs_the_code_of_its_new_program(tmp_path: Path) -> No
         [need] = store.run_needs("r1")
     assert need.scope == module_scope(new.hash, new.source.tool_modules[0].impl_dir)
     assert need.scope != module_scope(old.hash, old.source.tool_modules[0].impl_dir)
+
+
+def test_a_worker_offers_the_providers_it_can_call_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MNC_OPENAI_API_KEY", "OPENAI_API_KEY", "MNC_OPENAI_BASE_URL", "LOCAL_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    tables = {"local": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "LOCAL_KEY"}}
+    monkeypatch.setenv("MNC_PROVIDERS", json.dumps(tables))
+    assert provider_offers() == []
+    monkeypatch.setenv("LOCAL_KEY", "k-local")
+    assert provider_offers() == [Need("provider", "", "local")]
+    monkeypatch.setenv("MNC_OPENAI_API_KEY", "k-openai")
+    assert provider_offers() == [Need("provider", "", "local"), Need("provider", "", "openai")]
