@@ -24,10 +24,12 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from mnlang.ir.model import IRProgram, SourceIR
 from mnlang.stores.base import Json, Need, Offer
+
+if TYPE_CHECKING:  # `mnc show` imports this module: it must not load pydantic
+    from mnlang.ir.model import IRProgram, SourceIR
 
 ChangedCode = Literal["allow", "pin"]
 CHANGED_CODE_POLICIES: tuple[ChangedCode, ...] = ("allow", "pin")
