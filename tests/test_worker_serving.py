@@ -328,7 +328,7 @@ def mnc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start_worker(cwd: Path, db: Path, *args: str) -> subprocess.Popen[str]:
+def start_worker(cwd: Path, db: str | Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
     return subprocess.Popen(
         [sys.executable, "-m", "mnlang.cli", "worker", "--db", str(db), "--lease-ttl", "3", *args],
@@ -340,11 +340,18 @@ def start_worker(cwd: Path, db: Path, *args: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_two_workers_one_without_the_code_share_100_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("journal", STORES)
+def test_two_workers_one_without_the_code_share_100_runs(
+    tmp_path: Path, journal: str, request: pytest.FixtureRequest
+) -> None:
     release_a = tmp_path / "release-a"
     program = compiled(release_a)
     (release_a / "mnlang.toml").write_text("")
-    db = tmp_path / "journal.db"
+    if journal == "postgres":
+        pytest.importorskip("psycopg", reason="psycopg is not installed (mnlang[postgres])")
+        db: str | Path = request.getfixturevalue("pg_url")
+    else:
+        db = tmp_path / "journal.db"
     for i in range(100):
         api.start_run(program, {"n": i}, run_id=f"r{i:03}", db=db, detach=True)
     # The release the runs started from is gone: a worker finds the code only in a copy.

@@ -42,6 +42,8 @@ MODELS_ENV = "MNC_MODELS"
 REPLIES_ENV = "MNC_REPLIES"
 PROVIDERS_ENV = "MNC_PROVIDERS"
 REPLIES_FILE = "replies.json"
+MODELS_META = "models"
+"""The key of a run's `meta` that keeps the model setup it started with."""
 
 
 class ModelSpecError(ValueError):

@@ -25,7 +25,8 @@ from typing import Any
 from mnlang.deep import RUN_RECURSION_LIMIT, deeper
 from mnlang.ir.load import IRLoadError, dump_ir, parse_ir
 from mnlang.ir.model import IRProgram, WorkflowIR
-from mnlang.runtime.agents import MODELS_META, stored_setup
+from mnlang.models.setup import MODELS_META
+from mnlang.runtime.agents import stored_setup
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.effects import WIRE_NONCE, args_hash, new_wire_nonce

@@ -61,7 +61,7 @@ def module_scope(program_hash: str, impl_dir: str) -> str:
 def run_needs(program: IRProgram, meta: Mapping[str, Json]) -> tuple[Need, ...]:
     """What a run of `program` with this `meta` (its `tool_modules` digests and model
     setup) needs of a worker."""
-    from mnlang.runtime.agents import MODELS_META
+    from mnlang.models.setup import MODELS_META
 
     recorded = meta.get("tool_modules")
     digests = recorded if isinstance(recorded, dict) else {}
