@@ -126,7 +126,7 @@ def main() -> None:
                         "--db",
                         str(db),
                         "--cursor",
-                        str(folder / f"c{round_}.json"),
+                        f"c{round_}",
                     ],
                     env=env,
                 )

@@ -96,7 +96,7 @@ def test_the_console_lists_around_a_damaged_run(tmp_path: Path) -> None:
     store = open_store(db)
     try:
         client = console(store)
-        for page in ("/runs", "/api/runs", "/inbox", "/metrics"):
+        for page in ("/runs", "/api/runs", "/inbox", "/product-metrics"):
             response = client.get(page)
             assert response.status_code == 200, (page, response.text[:300])
         assert "r0" in client.get("/api/runs").text

@@ -24,6 +24,7 @@ from mnlang.stores.base import (
     NewEvent,
     NewRun,
     OpenCheckpoint,
+    QueueDepth,
     RunNotFound,
     RunRecord,
     RunUpdate,
@@ -649,6 +650,35 @@ def test_runnable_runs(store: Store) -> None:
     store.decide_checkpoint("decided", "cp1", {"choice": "approve"}, by="ann")
     store.request_cancel("idle")
     assert sorted(store.runnable_runs()) == ["decided", "idle", running, "signal", "timer"]
+
+
+def test_queue_depth_counts_runnable_waiting_and_leased_runs(store: Store) -> None:
+    assert store.queue_depth() == QueueDepth(0, 0, 0)
+    for n in range(3):
+        new_run(store, f"running{n}")
+    store.acquire_lease("running0", "w1", ttl=30)
+    for name in ("idle", "timer", "held"):
+        new_run(store, name)
+        store.commit(Batch(name, run=RunUpdate(status="waiting", waiting_for=["payment"])))
+    store.commit(Batch("timer", set_timers=[SetTimer("t", 0.0)]))
+    store.commit(Batch("held", set_timers=[SetTimer("t", 0.0)]))
+    store.acquire_lease("held", "w2", ttl=30)  # a waiting run a worker holds is not runnable
+    new_run(store, "done")
+    store.commit(Batch("done", run=RunUpdate(status="completed")))
+    depth = store.queue_depth()
+    assert depth.runnable == len(store.runnable_runs(limit=1000)) == 3  # running1, 2, timer
+    assert (depth.waiting, depth.leased) == (3, 2)
+
+
+def test_export_cursors_are_kept_per_exporter_and_moved_together(store: Store) -> None:
+    assert store.export_cursor("traces") == {}
+    store.move_export_cursor("traces", {"r1": 4, "r2": 9})
+    store.move_export_cursor("other", {"r1": 1})
+    store.move_export_cursor("traces", {"r1": 7})
+    assert store.export_cursor("traces") == {"r1": 7, "r2": 9}
+    assert store.export_cursor("other") == {"r1": 1}
+    with open_store(store.location) as again:  # kept in the journal, not in the process
+        assert again.export_cursor("traces") == {"r1": 7, "r2": 9}
 
 
 # --- compiled programs ----------------------------------------------------------------------

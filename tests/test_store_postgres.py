@@ -189,7 +189,7 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
         conn.execute(f"DROP INDEX {schema}.runs_running_by_workflow, {schema}.runs_queued")
         conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN run_limit, DROP COLUMN queued")
         conn.execute(f"ALTER TABLE {schema}.signals DROP COLUMN correlation")
-        conn.execute(f"DROP TABLE {schema}.secrets")
+        conn.execute(f"DROP TABLE {schema}.secrets, {schema}.export_cursors")
         conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN needs")
         conn.execute(f"DROP TABLE {schema}.worker_offers")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 2")
@@ -214,7 +214,7 @@ def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(pg_url
     schema = schema_of(pg_url)
     with raw(pg_url) as conn:
         conn.execute(f"ALTER TABLE {schema}.signals DROP COLUMN correlation")
-        conn.execute(f"DROP TABLE {schema}.secrets")
+        conn.execute(f"DROP TABLE {schema}.secrets, {schema}.export_cursors")
         conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN needs")
         conn.execute(f"DROP TABLE {schema}.worker_offers")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 6")

@@ -20,7 +20,7 @@ import pytest
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.sqlite import SQLiteStore
-from mnlang.telemetry.export import JournalExporter, read_cursor
+from mnlang.telemetry.export import JournalExporter
 from mnlang.telemetry.spans import TraceParent, journal_spans, run_span_id
 from tests.test_crash import (
     RUN_ID,
@@ -101,7 +101,7 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
-def exporter_to(store: SQLiteStore, receiver: Receiver, cursor: Path) -> JournalExporter:
+def exporter_to(store: SQLiteStore, receiver: Receiver, cursor: str) -> JournalExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return JournalExporter(store, cursor, OTLPSpanExporter(endpoint=receiver.url, timeout=5))
@@ -114,7 +114,7 @@ def crash_and_export(tmp: Path, at: int | None, receiver: Receiver) -> tuple[SQL
     tmp.mkdir(parents=True)
     os.environ["MNC_EXAMPLE_LEDGER"] = str(tmp / "ledger.jsonl")
     store = SQLiteStore(tmp / "journal.db")
-    exporter = exporter_to(store, receiver, tmp / "cursor.json")
+    exporter = exporter_to(store, receiver, "traces")
     config = RuntimeConfig(commit_every=4, commit_ms=0, slow_call_ms=1e9, models="scripted")
     program = program_of(scenario)
     given = json.loads(scenario.input.read_text("utf-8"))
@@ -169,6 +169,18 @@ def test_every_span_arrives_once_with_its_parent_across_crashes(
         steps = [e for e in events if e.kind in ("tool", "effect")]
         step_spans = [s for s in receiver.spans if s.name.split()[0] in ("tool", "effect")]
         assert len(step_spans) == len(steps), f"crash at {at}: a step span is missing"
+        # Each effect call in flight (its intent committed, again after a crash) is a short
+        # span of its own, exported once, before the span of the attempt's outcome.
+        begun = [e for e in events if e.kind in ("intent", "reattempt")]
+        started = [s for s in receiver.spans if s.name.startswith("attempt started ")]
+        assert len(started) == len(begun) > 0, f"crash at {at}: an in-flight span is missing"
+        assert all(s.start == s.end for s in started)
+        assert not {s.span_id for s in started} & {s.span_id for s in step_spans}
+        order = [s.name for s in receiver.spans]  # as they arrived
+        for i, name in enumerate(order):
+            if name.startswith("effect "):
+                began = f"attempt started {name.removeprefix('effect ')}"
+                assert began in order[:i], f"crash at {at}: {name} arrived before it began"
         # What arrived is what the journal holds: the same ids from a second reading.
         expected = {f"{s.span_id:016x}" for s in journal_spans(run, events)}
         assert ids == expected
@@ -179,7 +191,7 @@ def test_two_exports_of_one_journal_send_identical_ids(receiver: Receiver, tmp_p
     store, _ = crash_and_export(tmp_path / "run", 5, receiver)
     first = sorted(receiver.spans, key=lambda s: s.span_id)
     receiver.spans.clear()
-    again = exporter_to(store, receiver, tmp_path / "second-cursor.json")
+    again = exporter_to(store, receiver, "second")
     again.export_once()
     again.close()
     assert sorted(receiver.spans, key=lambda s: s.span_id) == first
@@ -195,10 +207,10 @@ def test_a_refused_export_keeps_the_cursor_and_is_sent_again(
     sent = len(receiver.spans)
     receiver.spans.clear()
     receiver.refuse = True
-    exporter = exporter_to(store, receiver, tmp_path / "fresh.json")
+    exporter = exporter_to(store, receiver, "fresh")
     with pytest.raises(ExportFailed):
         exporter.export_once()
-    assert read_cursor(tmp_path / "fresh.json") == {}
+    assert store.export_cursor("fresh") == {}
     receiver.refuse = False
     assert exporter.export_once() == sent
     exporter.close()
@@ -234,7 +246,7 @@ def test_mnc_run_traceparent_and_export_traces(receiver: Receiver, tmp_path: Pat
     env = {"MNC_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl")}
     ran = mnc("run", *common, "--id", "r1", "--traceparent", header, env=env)
     assert ran.returncode == 0, ran.stderr
-    cursor = str(tmp_path / "cursor.json")
+    cursor = "to-the-receiver"
     exported = mnc(
         "export",
         "traces",
@@ -313,23 +325,33 @@ def test_worker_metrics_are_scraped_during_a_run(tmp_path: Path) -> None:
         while True:
             text = urllib.request.urlopen(url, timeout=10).read().decode()
             families = {f.name: f for f in text_string_to_metric_families(text)}
-            runs = {
-                (s.labels["workflow"], s.labels["status"]): s.value
-                for s in families["mnlang_runs"].samples
+            ended = {
+                s.labels["status"]: s.value
+                for s in families["mnlang_worker_runs_ended"].samples
+                if s.name.endswith("_total")
             }
-            if runs.get(("crashflow", "completed")) == 1:
+            if ended.get("completed") == 1:
                 break
-            assert time.monotonic() < deadline, runs
+            assert time.monotonic() < deadline, ended
             time.sleep(0.2)
         claimed = families["mnlang_worker_runs_claimed"].samples[0].value
         assert claimed >= 1
-        assert "mnlang_queue_depth" in families
+        # Only the worker's own figures: the journal's are `mnc serve`'s.
+        assert "mnlang_runs" not in families and "mnlang_queue_depth" not in families
+        steps = {
+            s.labels["kind"]: s.value
+            for s in families["mnlang_worker_step_duration_seconds"].samples
+            if s.name.endswith("_count")
+        }
+        with SQLiteStore(db) as store:
+            journaled = [e.kind for e in store.read_journal("m1")]
+        assert steps.get("effect", 0) + steps.get("tool", 0) >= journaled.count("effect") > 0
         promtool = shutil.which("promtool")
-        if promtool is not None:
-            checked = subprocess.run(
-                [promtool, "check", "metrics"], input=text, capture_output=True, text=True
-            )
-            assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert promtool is not None, "promtool (Debian's prometheus) is installed by .ci/run"
+        checked = subprocess.run(
+            [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         worker.terminate()
         worker.wait(timeout=30)

@@ -213,8 +213,8 @@ def test_every_page_renders(store: Store, program: IRProgram) -> None:
         "/inbox": "manager_review",
         "/workflows": "review",
         "/workflows/review": "<svg",
-        "/metrics": "workflow completion rate",
-        "/metrics?period=all": "support",
+        "/product-metrics": "workflow completion rate",
+        "/product-metrics?period=all": "support",
         "/login": "Log in",
     }
     for url, expected in pages.items():
@@ -881,7 +881,7 @@ def figure(page: str, label: str, workflow_class: str) -> str:
 
 def test_the_metrics_page_shows_every_figure_with_its_counts(store: Store) -> None:
     hand_built_runs(store)
-    page = console(store).get("/metrics?period=all").text
+    page = console(store).get("/product-metrics?period=all").text
     for label, support in (
         ("workflow completion rate", "66.7% 2/3"),
         ("fault recovery rate", "100.0% 1/1"),

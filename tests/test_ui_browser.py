@@ -150,7 +150,7 @@ def test_approve_from_the_inbox_and_watch_the_run_complete(
         run_page.screenshot(path=str(shots / "ui-run.png"), full_page=True)
 
         metrics = context.new_page()
-        metrics.goto(f"{console_url}/metrics?period=7d")
+        metrics.goto(f"{console_url}/product-metrics?period=7d")
         report = compute_metrics(journal, since=period_of("7d", journal.now()).since)
         assert [c.workflow_class for c in report.classes] == sorted(BENCHED)
         table = metrics.locator("table.figures")

@@ -153,7 +153,7 @@ def test_a_version_7_postgres_journal_gains_needs_and_offers(
     schema = target.schema
     with psycopg.connect(target.conninfo, autocommit=True) as conn:
         conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN needs")
-        conn.execute(f"DROP TABLE {schema}.worker_offers")
+        conn.execute(f"DROP TABLE {schema}.worker_offers, {schema}.export_cursors")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 7")
     with open_store(pg_url) as store:
         assert store.run_needs("old") == []

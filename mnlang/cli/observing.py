@@ -16,10 +16,11 @@ def export_group() -> None:
 @db_option
 @click.option(
     "--cursor",
-    metavar="PATH",
-    default=".mnc/trace-cursor.json",
+    metavar="NAME",
+    default="traces",
     show_default=True,
-    help="The delivery cursor: how far each run's spans were accepted.",
+    help="The delivery cursor, kept in the journal: how far each run's spans were "
+    "accepted (one name per receiver).",
 )
 @click.option("--follow", is_flag=True, help="Keep exporting new spans until interrupted.")
 @click.option(
@@ -32,17 +33,13 @@ def export_group() -> None:
 def export_traces(db: str | None, cursor: str, follow: bool, interval: float) -> None:
     """Export the runs' spans over OTLP/HTTP, each once, to the endpoint the standard
     OTEL_EXPORTER_OTLP_* variables name (docs/observability.md)."""
-    from pathlib import Path
-
     from mnlang.stores import open_store
     from mnlang.stores.base import StoreError
     from mnlang.telemetry.export import ExportFailed, JournalExporter
 
-    path = Path(cursor)
     try:
         with open_store(db, existing=True) as store:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            exporter = JournalExporter(store, path)
+            exporter = JournalExporter(store, cursor)
             try:
                 if follow:
                     exporter.follow(interval)

@@ -21,6 +21,8 @@ from mnlang.cli.shared import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from prometheus_client import CollectorRegistry
+
     from mnlang.client import Client, Run
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
@@ -364,11 +366,12 @@ def worker(
     def on_start(running: Worker) -> None:
         started.append(running)
         if metrics_port is not None:
-            from mnlang.telemetry.metrics import serve_metrics
+            from mnlang.telemetry.metrics import WorkerMetrics, serve_worker_metrics
 
-            served_on, stop_metrics = serve_metrics(
-                running.store, lambda: running.stats, metrics_port, metrics_host
-            )
+            def register(registry: CollectorRegistry) -> None:
+                running.observer = WorkerMetrics(registry, lambda: running.stats).observe
+
+            served_on, stop_metrics = serve_worker_metrics(register, metrics_port, metrics_host)
             stops.append(stop_metrics)
             log(f"metrics at http://{metrics_host}:{served_on}/metrics")
         if health is not None:

@@ -268,17 +268,32 @@ def _warn_of_a_token_in_argv(ctx: click.Context) -> None:
     help="Execute started, signalled, decided and cancelled runs here (a single box); "
     "--no-execute leaves them to `mnc worker`s.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="text: local time with its UTC offset; json: one object a line, UTC time, level, "
+    "logger (docs/observability.md).",
+)
 @click.pass_context
 def serve_command(
-    ctx: click.Context, db: str | None, host: str, port: int, token: str | None, execute: bool
+    ctx: click.Context,
+    db: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    execute: bool,
+    log_format: str,
 ) -> None:
-    """Serve the JSON API under /api/v1 (docs/api.md) and the web console beside it."""
+    """Serve the JSON API under /api/v1 (docs/api.md), the web console beside it and
+    Prometheus /metrics (docs/observability.md)."""
     from mnlang.server.serve import serve
     from mnlang.ui.server import ConsoleError
 
     _warn_of_a_token_in_argv(ctx)
     try:
-        serve(db, host, port, token, execute)
+        serve(db, host, port, token, execute, log_format=log_format)
     except ConsoleError as e:
         run_error(e)
 

@@ -9,8 +9,9 @@ counted as a run of its own.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
@@ -187,21 +188,48 @@ def journal_facts(
     store: Store, since: float | None = None, *, review_minutes: Decimal = DEFAULT_REVIEW_MINUTES
 ) -> list[RunFacts]:
     """The facts of every top-level run started at or after `since`, oldest first."""
-    from mnlang.models.prices import load_prices
+    return KeptFacts(store, review_minutes=review_minutes).facts(since)
 
-    prices = load_prices()
-    rates = Rates(prices.compute_per_cpu_second, prices.human_per_minute, review_minutes)
-    records = [
-        r for r in store.list_runs(limit=RUN_LIMIT) if since is None or r.created_at >= since
-    ]
-    programs = _ProgramCache(store)
-    facts = {
-        r.run_id: run_facts(r, store.read_journal(r.run_id), programs.facts(r.ir_hash), rates)
-        for r in records
-    }
-    roots = _fold_children(records, facts)
-    _cross_run_duplicates(roots)
-    return roots
+
+class KeptFacts:
+    """`journal_facts`, kept between calls (`mnc serve`'s `/metrics`): a run's journal is
+    read again only when its row changed since the last call (its last sequence number,
+    status or update time), so a call costs one read of the runs table and the journals of
+    the runs that moved."""
+
+    def __init__(self, store: Store, *, review_minutes: Decimal = DEFAULT_REVIEW_MINUTES) -> None:
+        from mnlang.models.prices import load_prices
+
+        prices = load_prices()
+        self.store = store
+        self.rates = Rates(prices.compute_per_cpu_second, prices.human_per_minute, review_minutes)
+        self.programs = _ProgramCache(store)
+        self._runs: dict[str, tuple[tuple[int, str, float], RunFacts]] = {}
+
+    def facts(self, since: float | None = None) -> list[RunFacts]:
+        """The facts of every top-level run started at or after `since`, oldest first."""
+        records = [
+            r
+            for r in self.store.list_runs(limit=RUN_LIMIT)
+            if since is None or r.created_at >= since
+        ]
+        kept: dict[str, tuple[tuple[int, str, float], RunFacts]] = {}
+        for r in records:
+            mark = (r.last_seq, r.status, r.updated_at)
+            found = self._runs.get(r.run_id)
+            if found is None or found[0] != mark:
+                events = self.store.read_journal(r.run_id)
+                found = (mark, run_facts(r, events, self.programs.facts(r.ir_hash), self.rates))
+            kept[r.run_id] = found
+        self._runs = kept
+        # Folding children and counting duplicates change the facts: they work on copies.
+        facts = {
+            run_id: replace(f, cost=replace(f.cost), committed_keys=Counter(f.committed_keys))
+            for run_id, (_, f) in kept.items()
+        }
+        roots = _fold_children(records, facts)
+        _cross_run_duplicates(roots)
+        return roots
 
 
 def report_of(

@@ -100,7 +100,7 @@ class _Exposition:
         self.lines.append(f"{name}{{{text}}} {value}")
 
 
-_COUNTERS: list[tuple[str, str, str]] = [
+COUNTERS: list[tuple[str, str, str]] = [
     ("mnlang_workflow_runs_total", "runs", "Runs that ended."),
     ("mnlang_workflow_successful_runs_total", "successful", "Runs that did what was expected."),
     ("mnlang_tool_calls_compared_total", "compared", "Tool calls compared with expectations."),
@@ -125,7 +125,7 @@ _COUNTERS: list[tuple[str, str, str]] = [
 ]
 
 
-def _counter_values(m: ClassMetrics) -> dict[str, int]:
+def counter_values(m: ClassMetrics) -> dict[str, int]:
     return {
         "runs": m.runs,
         "successful": m.successful,
@@ -149,8 +149,8 @@ def _counter_values(m: ClassMetrics) -> dict[str, int]:
 
 def prometheus_text(report: MetricsReport) -> str:
     out = _Exposition()
-    values = {m.workflow_class: _counter_values(m) for m in report.classes}
-    for name, field_name, help_text in _COUNTERS:
+    values = {m.workflow_class: counter_values(m) for m in report.classes}
+    for name, field_name, help_text in COUNTERS:
         out.family(name, "counter", help_text)
         for workflow_class, counts in values.items():
             out.sample(name, {"class": workflow_class}, counts[field_name])

@@ -70,6 +70,7 @@ from mnlang.runtime.tools import (
 from mnlang.runtime.values import Value, from_stored, to_plain
 from mnlang.secrets import SecretUnavailable
 from mnlang.stores.base import CommitResult, LedgerPut, LedgerRow, OpenCheckpoint
+from mnlang.telemetry.spans import SPAN_DATA, AttemptSpans
 
 REPAIR_OPTIONS = ["mark_done", "retry", "fail"]
 
@@ -81,6 +82,7 @@ class CallRun(AgentRun, Protocol):
     outcome: Outcome | None
     ride: bool
     wire_nonce: str
+    spans: AttemptSpans
 
     def wake(self, fiber: Fiber) -> None: ...
 
@@ -384,6 +386,7 @@ class Calls:
             key_scope=about.scope,
             wire_key=wire,
             template_key=call.template if question.about is None else key,
+            traceparent=run.spans.run_context().header(),
         )
         question.args = args
         doubles = run.config.doubles
@@ -514,6 +517,7 @@ class Calls:
             except SecretUnavailable as e:
                 raise StepFailure(TOOL_ERROR, str(e)) from None
         call.reserved = run.budget.reserve(decl.cost or Decimal(0), f"`{decl.name}`")
+        call.span, traceparent = run.spans.begin()
         ctx = ToolContext(
             run.run_id,
             call.step,
@@ -522,6 +526,7 @@ class Calls:
             key_scope=call.effect.scope if call.kind == "effect" else None,
             wire_key=call.wire,
             template_key=call.template,
+            traceparent=traceparent,
         )
         timeout_s = call.timeout_ms / 1000 if call.timeout_ms is not None else None
         job_timeout = timeout_s
@@ -665,6 +670,8 @@ class Calls:
             "attempt": call.attempt,
             "ms": round(done.elapsed_ms, 3),
         }
+        if call.span is not None:
+            data[SPAN_DATA] = f"{call.span:016x}"
         if call.key is not None:
             data["key"] = call.key
         if cost:
@@ -681,6 +688,8 @@ class Calls:
             "message": failure.message,
             "ms": round(done.elapsed_ms, 3),
         }
+        if call.span is not None:
+            data[SPAN_DATA] = f"{call.span:016x}"
         if failure.exception is not None:
             data["exception"] = failure.exception
         if failure.traceback is not None:

@@ -106,6 +106,7 @@ from mnlang.stores.base import (
     Store,
     signal_address,
 )
+from mnlang.telemetry.spans import AttemptSpans
 
 RUN_DATA = "$run"
 """The root scope's variable for run-wide data: money spent, agents' reply counts."""
@@ -167,6 +168,7 @@ class Interpreter:
         self.published_dirty = False
         self.run_id = record.run_id
         self.wire_nonce = run_wire_nonce(record)
+        self.spans = AttemptSpans(store, record)
         self.workflow: WorkflowIR = program.workflows[record.workflow]
         self.states: dict[str, State] = self.workflow.states
         self.config = config

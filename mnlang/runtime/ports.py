@@ -51,6 +51,8 @@ class Call:
     asked: str | None = None
     """For an effect a model called: where it was asked for (`effects.ledger_key`)."""
     started: float = field(default_factory=time.perf_counter)
+    span: int | None = None
+    """The current attempt's span id (`telemetry.spans.AttemptSpans`), journaled with it."""
 
     @property
     def effect(self) -> EffectIR:

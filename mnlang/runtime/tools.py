@@ -67,6 +67,10 @@ class ToolContext:
     """The `key` template's value over the arguments (a `once` effect's derived key): the
     same in every run for `scope: run`, and for every request of an agent; for logs,
     never to deduplicate. None for a tool."""
+    traceparent: str | None = None
+    """The W3C `traceparent` of this attempt's span: the run's trace, and the span id that
+    `mnc export traces` gives the attempt (`std.http` sends it as a header). For a
+    `reconcile` lookup, the run's span."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from mnlang.redact import redact
 from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.decisions import decide_due_timeouts
+from mnlang.runtime.journal import Observer
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
 from mnlang.runtime.serving import (
@@ -91,6 +92,9 @@ class WorkerStats:
     (stopped by shutdown)."""
     lost: int = 0
     """Runs whose lease was taken over (or that could not be executed)."""
+    taken_over: int = 0
+    """Runs this worker resumed mid-execution (`running`, leased before): their last
+    holder died, lost its lease or stopped."""
     scheduled: int = 0
     """Runs started by schedules."""
     quarantined: set[str] = field(default_factory=set)
@@ -172,6 +176,8 @@ class Worker:
         self.owner = owner or worker_owner()
         self.programs = ProgramCache(store)
         self.stats = WorkerStats()
+        self.observer: Observer | None = None
+        """Sees every event the runs it executes journal (the worker's metrics)."""
         self._stop = threading.Event()
         self._active = 0
         """Claimed runs not yet done: executing, or queued for a thread."""
@@ -404,6 +410,9 @@ class Worker:
             if record is None:
                 return
             program = self.programs(record.ir_hash)
+            if record.status == "running" and lease.epoch > 1:
+                with self._slots:
+                    self.stats.taken_over += 1
             started = time.monotonic()
             end = run_with_lease(
                 self.store,
@@ -411,7 +420,7 @@ class Worker:
                 record,
                 lease,
                 self.config,
-                None,
+                self.observer,
                 changed_tools(record, program),
                 self._stop,
             )

@@ -30,6 +30,7 @@ from mnlang.runtime.run import InputError, RunConflict, RunError
 from mnlang.runtime.tokens import BadToken, read_token
 from mnlang.server import models as m
 from mnlang.stores.base import TERMINAL_STATUSES, RunRecord, RunStatus, Store, StoreError
+from mnlang.telemetry.spans import TraceParent
 from mnlang.ui.actions import ActionRefused, Executor, assignee_of, may_change
 from mnlang.ui.auth import User
 
@@ -361,13 +362,17 @@ class Api:
     async def start_run(self, request: Request) -> Response:
         body = await self.body(request, m.StartRun)
         user = self.may_act(request, body.workflow)
-        outcome = await run_in_threadpool(self._start, body, user.name)
+        # W3C trace context: an invalid header is ignored (the run starts a trace of its
+        # own), as the recommendation asks of a receiver, instead of refusing the start.
+        header = request.headers.get("traceparent")
+        traceparent = header if header and TraceParent.parse(header) is not None else None
+        outcome = await run_in_threadpool(self._start, body, user.name, traceparent)
         if outcome.created and outcome.status == "running":
             self.executor.resume(outcome.run_id)
         record = await run_in_threadpool(self.record, outcome.run_id)
         return _json(run_out(record, created=outcome.created), 201 if outcome.created else 200)
 
-    def _start(self, body: m.StartRun, by: str) -> Any:
+    def _start(self, body: m.StartRun, by: str, traceparent: str | None) -> Any:
         from mnlang.runtime.run import start_run
 
         if body.ir_hash is not None:
@@ -392,6 +397,7 @@ class Api:
                 run_id=body.run_id,
                 detach=True,
                 started_by=by,
+                traceparent=traceparent,
             )
         except RunConflict as e:
             raise ApiError(
@@ -760,6 +766,26 @@ def create_server_app(store: Store, auth: Any, *, execute: bool = True) -> Starl
 
     app = create_app(store, auth, execute=execute)
     api = Api(store, app.state.console.executor)
-    app.router.routes[:0] = api.routes()
+    app.router.routes[:0] = [*api.routes(), Route("/metrics", prometheus_endpoint(store))]
     app.state.api = api
     return app
+
+
+def prometheus_endpoint(store: Store) -> Callable[[Request], Any]:
+    """`/metrics` for Prometheus: the journal's figures (`telemetry.metrics`), for any user
+    (a scraper sends its token as `Authorization: Bearer`)."""
+    from prometheus_client import CollectorRegistry
+
+    from mnlang.telemetry.metrics import JournalCollector, metrics_response_body
+
+    registry = CollectorRegistry()
+    registry.register(JournalCollector(store))  # type: ignore[arg-type]
+
+    async def metrics(request: Request) -> Response:
+        try:
+            body, content_type = await run_in_threadpool(metrics_response_body, registry)
+        except StoreError as e:
+            return Response(f"# the journal cannot be read: {e.message}\n", 503)
+        return Response(body, headers={"Content-Type": content_type})
+
+    return metrics

@@ -80,6 +80,14 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 RUN_ID = _path("run_id", "The run's id")
+TRACEPARENT = {
+    "name": "traceparent",
+    "in": "header",
+    "required": False,
+    "description": "W3C trace context: a new run's spans join this trace, its run span a "
+    "child of this span (docs/observability.md); an invalid value is ignored, as W3C says",
+    "schema": {"type": "string"},
+}
 PAGE_LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size")
 
 
@@ -146,6 +154,7 @@ def document() -> dict[str, Any]:
                 "Start a run (idempotent by run id)",
                 {"200": m.RunOut, "201": m.RunOut},
                 body=m.StartRun,
+                params=[TRACEPARENT],
                 errors=("400", "401", "403", "404", "409", "503"),
             ),
         },

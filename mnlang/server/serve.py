@@ -18,9 +18,25 @@ def _app(store: Store, auth: Authenticator, execute: bool) -> Starlette:
 
 
 def serve(
-    db: str | None, host: str, port: int, token: str | None, execute: bool, out: TextIO = sys.stderr
+    db: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    execute: bool,
+    out: TextIO = sys.stderr,
+    log_format: str = "text",
 ) -> None:
     """Serve until interrupted; `mnlang.ui.server.ConsoleError` when it cannot start."""
     from mnlang.ui.server import serve as serve_console
 
-    serve_console(db, host, port, token, execute, out, make_app=_app, name="mnc serve")
+    serve_console(
+        db,
+        host,
+        port,
+        token,
+        execute,
+        out,
+        make_app=_app,
+        name="mnc serve",
+        log_format=log_format,
+    )

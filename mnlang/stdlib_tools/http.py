@@ -4,7 +4,10 @@ Failures are mapped to error kinds: a connection error, a 5xx, a 408 and a 429 a
 `transient` (a retry may succeed); any other 4xx is a `tool_error` (the request itself
 is wrong); no answer within `TIMEOUT_S` is a `timeout`. Redirects are followed. The
 POST sends the effect's wire key (`ToolContext.wire_key`: unique to the run for a
-`scope: run` key) as the `Idempotency-Key` header.
+`scope: run` key) as the `Idempotency-Key` header. Both send the attempt's W3C trace
+context (`ToolContext.traceparent`) as the `traceparent` header, so the receiving
+service's spans are children of the attempt's span (docs/observability.md); a
+`traceparent` given in `headers` wins.
 """
 
 from __future__ import annotations
@@ -78,13 +81,21 @@ def _headers(lines: list[str], method: str, url: str) -> dict[str, str]:
     return out
 
 
+def _traced(sent: dict[str, str], ctx: Any) -> dict[str, str]:
+    """The headers with the attempt's `traceparent`, unless one was given (any case)."""
+    traceparent = getattr(ctx, "traceparent", None)
+    if traceparent and not any(name.lower() == "traceparent" for name in sent):
+        sent["traceparent"] = traceparent
+    return sent
+
+
 def http_get(url: str, headers: list[str], *, ctx: Any = None) -> dict[str, Any]:
-    return _send("GET", url, _headers(headers, "GET", url))
+    return _send("GET", url, _traced(_headers(headers, "GET", url), ctx))
 
 
 def http_post(
     url: str, body: Any, key: str, headers: list[str], *, ctx: Any = None
 ) -> dict[str, Any]:
-    sent = _headers(headers, "POST", url)
+    sent = _traced(_headers(headers, "POST", url), ctx)
     sent.setdefault("Idempotency-Key", getattr(ctx, "wire_key", None) or key)
     return _send("POST", url, sent, json=body)

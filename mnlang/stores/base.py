@@ -20,7 +20,7 @@ branch can drop everything nested in it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Self, TypeAlias
 
@@ -195,6 +195,16 @@ class RunCount:
     workflow_class: str
     status: RunStatus
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """The work queue at one moment: runs a worker could take now (`runnable_runs`), runs
+    waiting, and runs a worker holds a live lease on."""
+
+    runnable: int
+    waiting: int
+    leased: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,6 +613,10 @@ class Store(Protocol):
     def request_cancel(self, run_id: str) -> bool:
         """Ask a live run to stop; `False` when it had already ended."""
 
+    def queue_depth(self) -> QueueDepth:
+        """How many runs are runnable, waiting and leased: one aggregate query, cheap
+        enough for every Prometheus scrape."""
+
     def runnable_runs(self, limit: int = 100, *, served_by: str | None = None) -> list[str]:
         """Runs a worker should pick up, oldest first: running without a live lease, or
         waiting with a due timer, a decided checkpoint, a signal it waits for, or a
@@ -736,6 +750,15 @@ class Store(Protocol):
 
     def list_offers(self) -> list[Offer]:
         """What the live workers (as `list_workers` has them) advertised."""
+
+    # export cursors
+
+    def export_cursor(self, exporter: str) -> dict[str, int]:
+        """An exporter's delivery cursor: for each run, the journal sequence number up to
+        which what it exported was accepted (`mnc export traces`)."""
+
+    def move_export_cursor(self, exporter: str, moved: Mapping[str, int]) -> None:
+        """Set the cursor's sequence number of each run in `moved`, in one transaction."""
 
     def list_workers(self) -> list[WorkerRecord]:
         """Workers whose last heartbeat has not expired, by id."""

@@ -42,7 +42,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -74,6 +74,7 @@ from mnlang.stores.base import (
     NewRun,
     NewSchedule,
     Offer,
+    QueueDepth,
     RunCount,
     RunLimitReached,
     RunRecord,
@@ -225,6 +226,18 @@ _RUNNABLE_SQL: LiteralString = (
     + "SELECT r.run_id"
     + _RUNNABLE_FROM
     + "ORDER BY r.updated_at, r.run_id LIMIT %(limit)s"
+)
+
+# The runnable runs (as `_RUNNABLE_SQL`, uncounted by a limit), the waiting ones and those
+# under a live lease, in one statement.
+_QUEUE_DEPTH_SQL: LiteralString = (
+    _CLOCK
+    + _CANDIDATES
+    + "SELECT (SELECT count(*)"
+    + _RUNNABLE_FROM
+    + "), (SELECT count(*) FROM runs WHERE status = 'waiting'),"
+    " (SELECT count(*) FROM runs, clock WHERE status IN ('running', 'waiting')"
+    " AND lease_expires_at > clock.now)"
 )
 
 # Claims runs that need no slot of a workflow's `limit`; `_CLAIM_SLOTS_SQL` takes those
@@ -895,6 +908,10 @@ class PostgresStore:
 
         return self._transaction(body)
 
+    def queue_depth(self) -> QueueDepth:
+        runnable, waiting, leased = self._autocommit(_QUEUE_DEPTH_SQL, {"served_by": None})[0]
+        return QueueDepth(int(runnable), int(waiting), int(leased))
+
     def runnable_runs(self, limit: int = 100, *, served_by: str | None = None) -> list[str]:
         params = {"limit": limit, "served_by": served_by}
         return [row[0] for row in self._autocommit(_RUNNABLE_SQL, params)]
@@ -1395,6 +1412,23 @@ class PostgresStore:
         if not rows:
             raise run_not_found(run_id)
         return needs_of(rows[0][0], run_id)
+
+    def export_cursor(self, exporter: str) -> dict[str, int]:
+        rows = self._autocommit(
+            "SELECT run_id, seq FROM export_cursors WHERE exporter = %s", (exporter,)
+        )
+        return {str(run_id): int(seq) for run_id, seq in rows}  # type: ignore[call-overload]
+
+    def move_export_cursor(self, exporter: str, moved: Mapping[str, int]) -> None:
+        def body(tx: _Tx) -> None:
+            with tx.conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO export_cursors (exporter, run_id, seq) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (exporter, run_id) DO UPDATE SET seq = excluded.seq",
+                    [(exporter, run_id, seq) for run_id, seq in moved.items()],
+                )
+
+        self._transaction(body)
 
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._autocommit(

@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 8
+SCHEMA_VERSION: Final = 9
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -414,10 +414,17 @@ _V7: Final[tuple[LiteralString, ...]] = (
     "replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",
 )
 
+# The delivery cursors of `mnc export traces`: per exporter and run, the journal sequence
+# number up to which the run's spans were accepted by the receiver.
+_V8: Final[tuple[LiteralString, ...]] = (
+    "CREATE TABLE export_cursors (exporter text NOT NULL, run_id text NOT NULL, "
+    "seq bigint NOT NULL, PRIMARY KEY (exporter, run_id))",
+)
+
 # What a run needs of the worker that executes it (`runs.needs`: a list of `{kind, scope,
 # name, digest}`, NULL for nothing) and what each worker advertises it can serve
 # (`worker_offers`), so that a worker claims only the runs it can execute.
-_V8: Final[tuple[LiteralString, ...]] = (
+_V9: Final[tuple[LiteralString, ...]] = (
     "ALTER TABLE runs ADD COLUMN needs jsonb",
     """
     CREATE TABLE worker_offers (
@@ -441,6 +448,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V6,
     _V7,
     _V8,
+    _V9,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

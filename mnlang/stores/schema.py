@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -302,7 +302,17 @@ def _add_signal_correlation_v7(db: sqlite_utils.Database) -> None:
     )
 
 
-def _add_worker_offers_v8(db: sqlite_utils.Database) -> None:
+def _add_export_cursors_v8(db: sqlite_utils.Database) -> None:
+    """The delivery cursors of `mnc export traces`: per exporter and run, the journal
+    sequence number up to which the run's spans were accepted by the receiver, moved in
+    one transaction after each accepted pass."""
+    db.execute(
+        "CREATE TABLE export_cursors (exporter TEXT NOT NULL, run_id TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, PRIMARY KEY (exporter, run_id))"
+    )
+
+
+def _add_worker_offers_v9(db: sqlite_utils.Database) -> None:
     """What a run needs of the worker that executes it (`runs.needs`: a JSON list of
     `{kind, scope, name, digest}`, NULL for nothing) and what each worker advertises it
     can serve (`worker_offers`), so that a worker claims only the runs it can execute."""
@@ -322,7 +332,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_run_limits_v5,
     _move_run_args_v6,
     _add_signal_correlation_v7,
-    _add_worker_offers_v8,
+    _add_export_cursors_v8,
+    _add_worker_offers_v9,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

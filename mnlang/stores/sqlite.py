@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, cast
@@ -46,6 +46,7 @@ from mnlang.stores.base import (
     NewRun,
     NewSchedule,
     Offer,
+    QueueDepth,
     RunCount,
     RunLimitReached,
     RunRecord,
@@ -161,6 +162,14 @@ WHERE r.status IN ('running', 'waiting')
   AND (:served_by IS NULL OR r.needs IS NULL OR r.needs IN (SELECT needs FROM served))
 ORDER BY r.updated_at
 LIMIT :limit
+"""
+
+# The runnable runs (all of them: `LIMIT -1`), the waiting ones and those under a live lease.
+_QUEUE_DEPTH_SQL = f"""
+SELECT (SELECT count(*) FROM ({_RUNNABLE_SQL})),
+       (SELECT count(*) FROM runs WHERE status = 'waiting'),
+       (SELECT count(*) FROM runs
+        WHERE status IN ('running', 'waiting') AND lease_expires_at > :now)
 """
 
 # Whether taking a run needs a slot of its workflow's `limit` (a waiting run of a workflow
@@ -501,6 +510,14 @@ class SQLiteStore:
                 (now, run_id),
             )
             return True
+
+    def queue_depth(self) -> QueueDepth:
+        with self._lock, self._translated():
+            now = float(self._conn.execute(_NOW_SQL).fetchone()[0])
+            row = self._conn.execute(
+                _QUEUE_DEPTH_SQL, {"now": now, "limit": -1, "served_by": None}
+            ).fetchone()
+        return QueueDepth(int(row[0]), int(row[1]), int(row[2]))
 
     def runnable_runs(self, limit: int = 100, *, served_by: str | None = None) -> list[str]:
         with self._lock, self._translated():
@@ -1075,6 +1092,18 @@ class SQLiteStore:
         if not rows:
             raise run_not_found(run_id)
         return needs_of(load(rows[0][0], run_id, "needs"), run_id)
+
+    def export_cursor(self, exporter: str) -> dict[str, int]:
+        rows = self._query("SELECT run_id, seq FROM export_cursors WHERE exporter = ?", (exporter,))
+        return {str(run_id): int(seq) for run_id, seq in rows}
+
+    def move_export_cursor(self, exporter: str, moved: Mapping[str, int]) -> None:
+        with self._write():
+            self._conn.executemany(
+                "INSERT INTO export_cursors (exporter, run_id, seq) VALUES (?, ?, ?) "
+                "ON CONFLICT (exporter, run_id) DO UPDATE SET seq = excluded.seq",
+                [(exporter, run_id, seq) for run_id, seq in moved.items()],
+            )
 
     def list_workers(self) -> list[WorkerRecord]:
         with self._snapshot() as conn:

@@ -1,11 +1,12 @@
 """Exporting the journal's spans over OTLP/HTTP, each once, behind a delivery cursor.
 
-The cursor is a JSON file `{run_id: seq}`: the journal sequence number up to which a run's
-spans were accepted by the receiver. A pass reads what each run journaled past its cursor,
-exports the spans those events finish, and only after the receiver accepted them replaces
-the cursor file (written aside, fsynced, renamed). A crash before the rename sends the
-same spans again, with the same ids (a backend keeps one span per id); a crash of the run
-itself loses nothing, since spans are built from committed events only.
+The cursor is kept in the journal (`Store.export_cursor`, one per exporter name): for each
+run, the journal sequence number up to which its spans were accepted by the receiver. A
+pass reads what each run journaled past its cursor, exports the spans those events
+finish, and only after the receiver accepted them moves the cursor, in one transaction. A
+crash before that commit sends the same spans again, with the same ids (a backend keeps
+one span per id); a crash of the run itself loses nothing, since spans are built from
+committed events only.
 
 OpenTelemetry is imported here only, when an exporter is made: the exporter reads the
 standard `OTEL_EXPORTER_OTLP_*` variables and the resource `OTEL_SERVICE_NAME` and
@@ -15,11 +16,8 @@ standard `OTEL_EXPORTER_OTLP_*` variables and the resource `OTEL_SERVICE_NAME` a
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnlang.stores.base import Store
@@ -29,22 +27,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
 
-
-def read_cursor(path: Path) -> dict[str, int]:
-    if not path.exists():
-        return {}
-    loaded = json.loads(path.read_text("utf-8"))
-    return {str(k): int(v) for k, v in loaded.items()}
-
-
-def write_cursor(path: Path, cursor: dict[str, int]) -> None:
-    """Replace the cursor file whole: a crash leaves the old one or the new one."""
-    aside = path.with_name(path.name + ".tmp")
-    with open(aside, "w", encoding="utf-8") as f:
-        json.dump(cursor, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(aside, path)
+DEFAULT_CURSOR = "traces"
+"""The name of `mnc export traces`'s cursor unless `--cursor` names another (one per
+receiver: two backends fed from one journal each have their own)."""
 
 
 def otlp_exporter() -> SpanExporter:
@@ -99,9 +84,14 @@ def readable(spans: Sequence[JournalSpan]) -> list[ReadableSpan]:
 class JournalExporter:
     """Exports the spans of every run in a store past the cursor; `export_once` is a pass."""
 
-    def __init__(self, store: Store, cursor_path: Path, exporter: SpanExporter | None = None):
+    def __init__(
+        self,
+        store: Store,
+        cursor: str = DEFAULT_CURSOR,
+        exporter: SpanExporter | None = None,
+    ) -> None:
         self.store = store
-        self.cursor_path = cursor_path
+        self.cursor = cursor
         self.exporter = exporter if exporter is not None else otlp_exporter()
 
     def pending(self, cursor: dict[str, int]) -> tuple[list[JournalSpan], dict[str, int]]:
@@ -132,13 +122,15 @@ class JournalExporter:
         """One pass: export what is new and move the cursor; the number of spans sent."""
         from opentelemetry.sdk.trace.export import SpanExportResult
 
-        cursor = read_cursor(self.cursor_path)
+        cursor = self.store.export_cursor(self.cursor)
         spans, moved = self.pending(cursor)
         if moved == cursor:
             return 0
         if spans and self.exporter.export(readable(spans)) != SpanExportResult.SUCCESS:
             raise ExportFailed(f"the receiver refused {len(spans)} spans; the cursor stays")
-        write_cursor(self.cursor_path, moved)
+        self.store.move_export_cursor(
+            self.cursor, {run_id: seq for run_id, seq in moved.items() if cursor.get(run_id) != seq}
+        )
         return len(spans)
 
     def follow(self, interval: float, stop: Any = None) -> None:

@@ -10,6 +10,7 @@ number of the event that finished it, so reading the same journal twice yields t
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,75 @@ def run_span_id(run_id: str) -> int:
     return derived_id(64, "run", run_id)
 
 
+SPAN_DATA = "span"
+"""The key of a call attempt's span id (16 hex digits) in its journal event's data."""
+
+
+class AttemptSpans:
+    """The span ids of a run's call attempts in one execution segment, and the
+    `traceparent` a tool receives for its attempt (`ToolContext.traceparent`).
+
+    An attempt's id is derived from the run, the incarnation (a nonce of this execution
+    segment: a pure tool run again after a crash is a second execution, with an id of its
+    own) and the count of the attempts begun in it. It is journaled with the attempt's
+    outcome (`SPAN_DATA`), and the exported span takes it from there: the tool's
+    downstream spans find their parent among the exported ones.
+    """
+
+    def __init__(self, store: Store, record: RunRecord) -> None:
+        self.store = store
+        self.record = record
+        self.incarnation = uuid.uuid4().hex
+        self.begun = 0
+        self._trace: TraceParent | None = None
+        self._base = derived_id(64, "attempt", record.run_id, self.incarnation)
+        self._header: tuple[str, str] | None = None
+        """The `traceparent` around the span id: `00-<trace id>-` and `-<flags>`."""
+
+    def run_context(self) -> TraceParent:
+        """The run's trace and its run span (read from the store once, for a child run)."""
+        if self._trace is None:
+            record = self.record
+            parent_trace = (
+                trace_id_of(self.store, record.parent_run_id) if record.parent_run_id else None
+            )
+            header = record.meta.get("traceparent")
+            given = TraceParent.parse(header) if isinstance(header, str) else None
+            trace_id = run_trace(record, parent_trace)[0]
+            sampled = given.sampled if given is not None else True
+            self._trace = TraceParent(trace_id, run_span_id(record.run_id), sampled)
+        return self._trace
+
+    def begin(self) -> tuple[int, str]:
+        """A new attempt's span id and its `traceparent` header. On every call attempt's
+        path, so no hash: the segment's base id (a hash of the run and the incarnation)
+        plus the count of attempts begun times an odd constant, modulo 2**64, which is
+        distinct for each count."""
+        self.begun += 1
+        if self._header is None:
+            run = self.run_context()
+            self._header = (f"00-{run.trace_id:032x}-", "-01" if run.sampled else "-00")
+        span_id = (self._base + self.begun * _SPREAD) & _MASK64 or 1
+        before, after = self._header
+        return span_id, f"{before}{span_id:016x}{after}"
+
+
+_SPREAD = 0x9E3779B97F4A7C15
+"""An odd constant (2**64 over the golden ratio): consecutive counts give ids far apart."""
+_MASK64 = (1 << 64) - 1
+
+
+def journaled_span_id(data: dict[str, Any]) -> int | None:
+    """The span id an attempt was given when it began (`AttemptSpans`), if journaled."""
+    text = data.get(SPAN_DATA)
+    if not isinstance(text, str) or len(text) != 16:
+        return None
+    try:
+        return int(text, 16) or None
+    except ValueError:
+        return None
+
+
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
@@ -108,10 +178,17 @@ def journal_spans(
     segment = 0
     started_at: float | None = None
     open_checkpoints: dict[tuple[str | None, str], Event] = {}
+    attempt_spans: set[int] = set()
 
     def step(event: Event, name: str, attempt: Any, attrs: dict[str, AttributeValue]) -> None:
-        ms = _number(event.data.get("ms")) if isinstance(event.data, dict) else 0.0
-        span_id = derived_id(
+        data = event.data if isinstance(event.data, dict) else {}
+        ms = _number(data.get("ms"))
+        journaled = journaled_span_id(data)
+        if journaled in attempt_spans:
+            return  # the attempt's second entry (a retry decided after a reconcile lookup)
+        if journaled is not None:
+            attempt_spans.add(journaled)
+        span_id = journaled or derived_id(
             64, "step", run.run_id, event.state, event.branch, attempt, segment, event.seq
         )
         attributes: dict[str, AttributeValue] = {
@@ -124,14 +201,10 @@ def journal_spans(
             **attrs,
         }
         error = None
-        if isinstance(event.data, dict) and isinstance(event.data.get("error"), dict):
-            error = str(event.data["error"].get("message", "error"))
+        if isinstance(data.get("error"), dict):
+            error = str(data["error"].get("message", "error"))
         elif event.kind in ("retry", "attempt_failed", "call_failed"):
-            error = (
-                str(event.data.get("message", event.kind))
-                if isinstance(event.data, dict)
-                else event.kind
-            )
+            error = str(data.get("message", event.kind))
         spans.append(
             JournalSpan(
                 trace_id,
@@ -193,6 +266,32 @@ def journal_spans(
                 if isinstance(usage.get(key), int):
                     attrs[f"gen_ai.usage.{key}"] = usage[key]
             step(event, f"chat {model}".rstrip(), data.get("attempt"), attrs)
+        elif event.kind in ("intent", "reattempt"):
+            # An effect's intent is committed before its call: the call is in flight from
+            # here, and a short span says so at once; the attempt's span follows when its
+            # outcome is committed (a crash in between: a `reattempt`, another short span).
+            effect = str(data.get("effect"))
+            spans.append(
+                JournalSpan(
+                    trace_id,
+                    derived_id(64, "started", run.run_id, event.state, event.branch, event.seq),
+                    root,
+                    f"attempt started {effect}",
+                    event.at,
+                    event.at,
+                    event.seq,
+                    None,
+                    {
+                        "mnlang.run.id": run.run_id,
+                        "mnlang.state": event.state or "",
+                        "mnlang.branch": event.branch,
+                        "mnlang.effect": effect,
+                        "mnlang.effect.key": str(data.get("key")),
+                        "mnlang.segment": segment,
+                        "mnlang.seq": event.seq,
+                    },
+                )
+            )
         elif event.kind == "checkpoint":
             open_checkpoints[(event.state, event.branch)] = event
         elif event.kind == "decided" and (

@@ -484,7 +484,7 @@ def create_app(
         Route("/inbox", console.inbox_page),
         Route("/workflows", console.workflows_page),
         Route("/workflows/{name}", console.workflow_page),
-        Route("/metrics", console.metrics_page),
+        Route("/product-metrics", console.metrics_page),
         Route("/fragments/runs", console.runs_fragment),
         Route("/fragments/run", console.run_fragment),
         Route("/fragments/inbox", console.inbox_fragment),

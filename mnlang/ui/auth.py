@@ -203,6 +203,7 @@ class AuthMiddleware:
         wants_page = (
             scope["method"] == "GET"
             and not path.startswith(("/api/", "/fragments/", "/events/"))
+            and path != "/metrics"
             and _header(scope, b"hx-request") is None
         )
         if wants_page:

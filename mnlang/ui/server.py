@@ -74,12 +74,17 @@ def serve(
     make_app: Callable[[Store, Authenticator, bool], Starlette] | None = None,
     name: str = "mnc ui",
     open_console: bool = False,
+    log_format: str = "text",
 ) -> None:
     """Run the console (or the application `make_app` builds around it) until
-    interrupted; `ConsoleError` when it cannot start."""
+    interrupted; `ConsoleError` when it cannot start. Log records are written in
+    `log_format` (`text` or `json`, `mnlang.telemetry.logs`), and so are the lines that
+    say where it serves with `json`."""
     import uvicorn
 
+    from mnlang.redact import redact
     from mnlang.stores import open_store, store_location
+    from mnlang.telemetry.logs import json_line, log_config
     from mnlang.ui.app import create_app
     from mnlang.ui.auth import Authenticator
 
@@ -129,23 +134,36 @@ def serve(
         raise ConsoleError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     port = listener.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    out.write(f"{name}: journal `{store.location}`, serving http://{shown}:{port}/\n")
+
+    def say(text: str) -> None:
+        """A line of the banner: as it is, or as a JSON log object."""
+        if log_format == "json":
+            text = json_line(text.strip(), False, worker_id=None) + "\n"
+        out.write(redact(text))
+
+    say(f"{name}: journal `{store.location}`, serving http://{shown}:{port}/\n")
     if auth.open_local:
-        out.write(
+        say(
             "  WARNING: --open: every local account can use this console as "
             f"`{auth.local_user.name}` (an admin); use it on a single-user machine only\n"
         )
     elif start_token is not None:
-        out.write("  open it with this link (its secret lasts until the console stops):\n")
-        out.write(f"  http://{shown}:{port}/login?token={start_token}\n")
+        say("  open it with this link (its secret lasts until the console stops):\n")
+        say(f"  http://{shown}:{port}/login?token={start_token}\n")
     else:
-        out.write(f"  tokens required: log in at http://{shown}:{port}/login\n")
+        say(f"  tokens required: log in at http://{shown}:{port}/login\n")
     if not execute:
-        out.write("  runs are not executed here (--no-execute): run `mnc worker` beside it\n")
+        say("  runs are not executed here (--no-execute): run `mnc worker` beside it\n")
     out.flush()
     try:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            log_config=log_config(log_format),
         )
         console_server(config, app.state.console.live).run(sockets=[listener])
     finally:
