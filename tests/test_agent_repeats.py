@@ -238,6 +238,9 @@ def test_an_approval_that_times_out_is_decided_and_told_to_the_model(tmp_path: P
     turns: list[Any] = [[BOOK], {"text": "nobody approved"}]
     with Server() as receiver:
         env = base_env(receiver, scripted_models(tmp_path, turns))
+        # Left waiting on its 1 s timeout, not waited for in process (docs/runtime.md,
+        # "Short waits"), so that `mnc show` sees the open approval.
+        env["MNC_SHORT_WAIT_S"] = "0"
         db = ["--db", str(tmp_path / "journal.db")]
         args = ["run", str(tmp_path / "hotel.mn"), *db, "--id", RUN_ID]
         started = mnc([*args, "--input", '{"request": "r"}'], env)
@@ -264,6 +267,9 @@ def test_an_agents_own_approval_applies_to_its_effects_without_one(tmp_path: Pat
     turns: list[Any] = [[BOOK], {"text": "booked by default"}]
     with Server() as receiver:
         env = base_env(receiver, scripted_models(tmp_path, turns))
+        # Left waiting on its 1 s timeout, not waited for in process (docs/runtime.md,
+        # "Short waits"), so that `mnc show` sees the open approval.
+        env["MNC_SHORT_WAIT_S"] = "0"
         db = ["--db", str(tmp_path / "journal.db")]
         args = ["run", str(tmp_path / "hotel.mn"), *db, "--id", RUN_ID]
         started = mnc([*args, "--input", '{"request": "r"}'], env)

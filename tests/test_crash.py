@@ -74,6 +74,8 @@ class Scenario:
     events: dict[str, Any] = field(default_factory=dict)
     """Payloads to send when the run waits for these events."""
     commit_every: int = COMMIT_EVERY
+    short_wait_s: float = 0.0
+    """Timers due within this window are waited for in process (`RuntimeConfig`)."""
 
 
 SCENARIOS = [
@@ -104,9 +106,14 @@ SCENARIOS = [
         masked=frozenset({"load_id", "took"}),
     ),
 ]
+SHORT_WAIT = Scenario(
+    "short_wait", CRASH / "short_wait.mn", CRASH / "short_wait_input.json", short_wait_s=5.0
+)
+"""A `wait` and a durable retry backoff that the run waits for in process (a crash while
+it sleeps leaves it `running`, with its timer committed)."""
 IN_PROCESS = [
     s for s in SCENARIOS if s.name in ("crashflow", "chain", "refund", "digest", "invoice")
-]
+] + [SHORT_WAIT]
 """Scenarios without child runs or process-isolated tools, which the in-process harness
 can stop cleanly (a child run's commit runs on a worker thread)."""
 
@@ -313,7 +320,11 @@ def drive_in_process(
     os.environ["MNC_EXAMPLE_LEDGER"] = str(ledger)
     store = SQLiteStore(tmp / "journal.db")
     config = RuntimeConfig(
-        commit_every=scenario.commit_every, commit_ms=0, slow_call_ms=1e9, models="scripted"
+        commit_every=scenario.commit_every,
+        commit_ms=0,
+        slow_call_ms=1e9,
+        models="scripted",
+        short_wait_s=scenario.short_wait_s,
     )
     program = program_of(scenario)
     given = json.loads(scenario.input.read_text("utf-8"))

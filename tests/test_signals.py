@@ -106,7 +106,9 @@ def test_a_long_retry_delay_is_a_durable_timer(journal: Journal) -> None:
 
 
 def test_mnc_signal(tmp_path: Path) -> None:
-    env = mnc_env(tmp_path)
+    # `waiter` starts with `wait 1s`: no short waits here, so that it is left waiting on
+    # its timer when the signal comes (tests/test_short_waits.py has them).
+    env = mnc_env(tmp_path, MNC_SHORT_WAIT_S="0")
     ir = str(ir_file(tmp_path))
     assert (
         mnc(["run", ir, "-w", "poked", "--id", "s", "--input", '{"tag": "s"}'], env).returncode == 3

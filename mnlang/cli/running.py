@@ -267,7 +267,12 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
     show_default=True,
     help="Seconds a run stays held without a heartbeat before another worker may take it.",
 )
-@click.option("--until-idle", is_flag=True, help="Stop once no run it can serve is left to move.")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Stop once no run it can serve is left to move and no timer is due within "
+    "MNC_SHORT_WAIT_S.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
 @click.option(
     "--health",
@@ -405,7 +410,7 @@ def worker(
             on_start=on_start,
             changed_code=policy,
         )
-    except StoreError as e:
+    except (RunError, StoreError) as e:  # RunError: an `MNC_*` setting that does not parse
         run_error(e)
     finally:
         for stop_metrics in stops:

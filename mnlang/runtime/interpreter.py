@@ -74,6 +74,7 @@ from mnlang.runtime.pauses import (
     ChildCall,
     ChildRunner,
     Pauses,
+    checkpoint_timer,
     child_signal,
     inherited_budget,
 )
@@ -330,6 +331,8 @@ class Interpreter:
                     if self.after_commit:
                         self._commit()
                         continue
+                    if self._short_wait():
+                        continue
                     self._pause()
                     if not self.ready:
                         return RunEnd("waiting")
@@ -560,6 +563,71 @@ class Interpreter:
             left = self.deadline_at - (time.time() + self.clock_offset)
             self.journal.set_timers.append(SetTimer(DEADLINE_TIMER, max(left, 0.0)))
         self._commit(RunUpdate(status="waiting", waiting_for=waiting))
+
+    def _short_wait(self) -> bool:
+        """Wait here for a timer due within `short_wait_s` rather than leave the run
+        waiting for a worker; False when none is that close (the run pauses).
+
+        The run stays `running` (holding its lease, renewed, and its `limit` slot) and
+        commits where it stands first, so a crash while it sleeps leaves exactly what a
+        pause would, plus a lease whose dead owner `mnc resume` breaks. Meanwhile it
+        checks for a cancel every `cancel_poll_s`; a decision or a signal that arrives is
+        taken when the timer is due. Then every paused fiber looks again at what it waits
+        for, as after a resume: those whose timer is due go on, the others pause again."""
+        window = self.config.short_wait_s
+        if window <= 0 or self.aborting or self._stopping():
+            return False
+        due = self._next_due()
+        if due is None:
+            return False
+        left = due - (time.time() + self.clock_offset)
+        if left > window:
+            return False
+        self.journal.event("sleeping", {"ms": max(0, round(left * 1000))})
+        self._commit()
+        ticks = self.stop or threading.Event()
+        while not self.ready and not self._stopping():
+            left = due - (time.time() + self.clock_offset)
+            if left <= 0:
+                # Due by the store's own clock too, which the timers go by: no branch
+                # wakes early and brings the run back here at once.
+                left = due - self.store.now()
+                if left <= 0:
+                    break
+            # Woken to renew the lease, look for a cancel, or at the deadline.
+            poll = self._wait_timeout()
+            ticks.wait(left if poll is None else min(left, poll))
+            self._check_clock()
+        for fiber in self.fibers.values():
+            if fiber.status == "paused":
+                self.wake(fiber)
+        return True
+
+    def _next_due(self) -> float | None:
+        """When the earliest timer a paused branch waits for (or the run's deadline) is
+        due, by the store's clock, counting the timers set and cancelled since the last
+        commit (a store applies the sets, then the cancels)."""
+        waited: set[str] = set()
+        for fiber in self.fibers.values():
+            note = fiber.pending if fiber.status == "paused" else None
+            if not note:
+                continue
+            if "timer" in note:
+                waited.add(note["timer"])
+            if "retry" in note:
+                waited.add(note["retry"]["timer"])
+            if "checkpoint" in note:
+                waited.add(checkpoint_timer(note["checkpoint"]))
+        due = {t.timer_id: t.due_at for t in self.store.run_timers(self.run_id)}
+        if self.journal.set_timers:
+            now = self.store.now()
+            due.update((t.timer_id, now + t.delay) for t in self.journal.set_timers)
+        for timer_id in self.journal.cancel_timers:
+            due.pop(timer_id, None)
+        times = [at for timer_id, at in due.items() if timer_id in waited]
+        if self.deadline_at is not None:
+            times.append(self.deadline_at)
+        return min(times) if times else None
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()

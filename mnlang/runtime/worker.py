@@ -169,7 +169,12 @@ class Worker:
             raise ValueError("a worker needs a concurrency of at least 1")
         self.store = store
         self.concurrency = concurrency
-        self.config = replace(config or RuntimeConfig.from_env(), lease_ttl_s=lease_ttl)
+        given = config or RuntimeConfig.from_env()
+        self.short_wait = given.short_wait_s
+        """`run(until_idle=True)` does not stop while a timer is due within this window."""
+        # A worker's run that waits is left waiting, its thread freed: the run is claimed
+        # again when its timer is due, however close that is.
+        self.config = replace(given, lease_ttl_s=lease_ttl, short_wait_s=0.0)
         self.lease_ttl = lease_ttl
         self.idle_wait = idle_wait
         self.log: Logger = _redacting(log) if log is not None else (lambda _line, _problem: None)
@@ -210,8 +215,8 @@ class Worker:
         return not self._stop.is_set() and time.monotonic() - self._beaten < self.lease_ttl
 
     def run(self, *, until_idle: bool = False) -> WorkerStats:
-        """Work until `stop()` (or, with `until_idle`, until nothing is runnable and no run
-        is in progress); returns what was done."""
+        """Work until `stop()` (or, with `until_idle`, until nothing is runnable, no run is
+        in progress and no timer is due within `short_wait`); returns what was done."""
         self.log(f"worker {self.owner} started (concurrency {self.concurrency})", False)
         self._advertised = None  # stopping removed what an earlier `run` advertised
         slots = self.store.tool_slots()
@@ -324,8 +329,20 @@ class Worker:
         with self._slots:
             if self._active:
                 return False
-        runnable = self.store.runnable_runs(limit=1, served_by=self.owner)
-        return not runnable and not self._schedule_due_within(0)
+        return (
+            not self.store.runnable_runs(limit=1, served_by=self.owner)
+            and not self._schedule_due_within(0)
+            and not self._timer_due_within(self.short_wait)
+        )
+
+    def _timer_due_within(self, seconds: float) -> bool:
+        """Whether a timer becomes due within `seconds` (one due already is either the
+        runnable run's, or one whose run cannot move: ended, or queued for a full `limit`)."""
+        if seconds <= 0:
+            return False
+        now = self.store.now()
+        soon = self.store.due_timers(now=now + seconds, limit=_TIMEOUT_BATCH)
+        return any(timer.due_at > now for timer in soon)
 
     def _wait(self) -> None:
         """Sleep until a slot frees up or work may be there (or `idle_wait` passes)."""

@@ -75,3 +75,13 @@ def mark(order: str, tag: str, *, ctx: Any) -> str:
 def shout(order: str, text: str, *, ctx: Any) -> bool:
     _ledger("shout", ctx, {"order": order, "text": text})
     return True
+
+
+# --- tests/crash/short_wait.mn -------------------------------------------------------------
+
+
+def flaky(order: str, *, ctx: Any) -> bool:
+    """Fails its first try, so that its retry waits on a durable timer."""
+    if ctx.attempt == 1:
+        raise Transient("not yet")
+    return True
