@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         ScheduleRecord,
         Store,
     )
+    from mnlang.testing.from_run import WrittenScenario
 
 
 @dataclass
@@ -711,6 +712,48 @@ def replay_run(
         raise ReplayError(f"no run `{run_id}` in the archive files given")
     with _open_store(db) as store:
         return replay(store, run_id, program)
+
+
+def scenario_from_run(
+    run_id: str,
+    output: str | Path,
+    *,
+    program: IRProgram | None = None,
+    omit: Sequence[str] = (),
+    name: str | None = None,
+    archives: Sequence[str | Path] = (),
+    db: str | Path | None = None,
+) -> WrittenScenario:
+    """Write run `run_id` as a scenario into `output` (see `mnlang.testing.from_run`), typed
+    by `program` (default: the program the run executed, which must still be at its source
+    path); `omit` names parameters whose arguments are left out."""
+    from mnlang.replay.archive import read_archive
+    from mnlang.replay.engine import ReplayError, recorded_program
+    from mnlang.replay.recording import recording_from_store
+    from mnlang.testing.from_run import FromRunError, write_scenario
+
+    if archives:
+        found = [r for path in archives for r in read_archive(path)]
+        recording = next((r for r in found if r.root.record.run_id == run_id), None)
+        if recording is None:
+            raise ReplayError(f"no run `{run_id}` in the archive files given")
+    else:
+        with _open_store(db) as store:
+            recording = recording_from_store(store, run_id)
+    if recording.root.record.parent_run_id:
+        raise FromRunError(
+            f"run `{run_id}` is a child run of `{recording.root.record.parent_run_id}`",
+            help="write its top-level run: a scenario starts a workflow with its input",
+        )
+    if program is None:
+        program = recorded_program(recording, recording.root.record.ir_hash)
+        source = Path(program.source.dir) / program.source.file
+        if not source.is_file():
+            raise FromRunError(
+                f"the run's program was compiled from {source}, which is not there any more",
+                help="give the workflow's source with --program",
+            )
+    return write_scenario(recording, program, Path(output), omit=omit, name=name)
 
 
 def replay_runs(

@@ -1,4 +1,6 @@
-"""Diagnostics: a coded message with a primary span, labels, notes and a help line."""
+"""Diagnostics: a coded message with a primary span, labels, notes, a help line and, where
+the fix is mechanical, the fix itself as edits of the source (the language server offers it
+as a quick fix; the help line says the same in words)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,33 @@ class Label:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Replace the text of `span` (offsets `start`..`end` of its file) with `text`; an empty
+    span inserts."""
+
+    span: Span
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A diagnostic's fix: a title for the editor's menu and the edits that make it."""
+
+    title: str
+    edits: tuple[Edit, ...]
+
+
+def replacement(span: Span, text: str) -> Fix:
+    """The fix that writes `text` in place of `span`."""
+    return Fix(f"Change to `{text}`", (Edit(span, text),))
+
+
+def insertion(file: str, offset: int, line: int, col: int, text: str, title: str) -> Fix:
+    """The fix that inserts `text` at an offset (with its 1-based line and column)."""
+    return Fix(title, (Edit(Span(file, line, col, line, col, offset, offset), text),))
+
+
 @dataclass(slots=True)
 class Diagnostic:
     code: str
@@ -23,6 +52,7 @@ class Diagnostic:
     labels: list[Label] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     help: str | None = None
+    fix: Fix | None = None
 
     @property
     def severity(self) -> Severity:
@@ -64,11 +94,12 @@ class Diagnostics:
         help: str | None = None,
         labels: list[Label] | None = None,
         notes: list[str] | None = None,
+        fix: Fix | None = None,
     ) -> Diagnostic:
         """Record a diagnostic at a node (anything with `.span`) or a span."""
         assert code in CODES, code
         span = at if isinstance(at, Span) or at is None else at.span
-        diag = Diagnostic(code, message, span, labels or [], notes or [], help)
+        diag = Diagnostic(code, message, span, labels or [], notes or [], help, fix)
         self.items.append(diag)
         return diag
 

@@ -57,6 +57,11 @@ _TABLE: list[tuple[str, str]] = [
     ("E130", "secret in an effect key"),
     ("E131", "secret given to an agent"),
     ("E132", "secret in a published value"),
+    # scenarios: answers matched by arguments, keyed payloads
+    ("E140", "unknown parameter in a mocked answer"),
+    ("E141", "malformed mocked answer"),
+    ("E142", "secret parameter matched by a mocked answer"),
+    ("E143", "keyed payload without `key` or `payload`"),
     # types
     ("E201", "type mismatch"),
     ("E202", "wrong number of arguments"),

@@ -453,12 +453,27 @@ def test_an_intent_rides_in_the_result_commit_before_it(tmp_path: Path) -> None:
     store.close()
 
 
+class CrashingBeforeResult:
+    """A store that stops the run before the commit of the result of the effect whose key
+    starts with `prefix` (its place among the commits varies: two results that end
+    together share a commit or not)."""
+
+    def __init__(self, inner: SQLiteStore, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    def commit(self, batch: Batch) -> CommitResult:
+        if any(p.key.startswith(self.prefix) and p.status == "done" for p in batch.ledger):
+            raise SimulatedCrash()
+        return self.inner.commit(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def test_once_effect_interrupted_waits_for_a_repair(tmp_path: Path) -> None:
     """A crash between the `once` effect's intent and its result: no second call, a repair."""
     scenario = SCENARIOS[0]
-    _, store, _, commits = drive_in_process(scenario, tmp_path / "ref", None)
-    store.close()
-    # The last commits: ..., `announce` intent, `announce` result, the run's end.
     ledger = tmp_path / "crash" / "ledger.jsonl"
     os.environ["MNC_EXAMPLE_LEDGER"] = str(ledger)
     inner = SQLiteStore(tmp_path / "crash" / "journal.db")
@@ -468,7 +483,7 @@ def test_once_effect_interrupted_waits_for_a_repair(tmp_path: Path) -> None:
     given = json.loads(scenario.input.read_text("utf-8"))
     with pytest.raises(SimulatedCrash):
         start_run(
-            CrashingStore(inner, commits - 1, "before"),  # type: ignore[arg-type]
+            CrashingBeforeResult(inner, "once:"),  # type: ignore[arg-type]
             program_of(scenario),
             "crashflow",
             given,

@@ -14,11 +14,13 @@ import pytest
 from mnlang import api
 from mnlang.replay.engine import replay_run
 from mnlang.stores.sqlite import SQLiteStore
+from tests.replay_mutations import KINDS, Mutation, executed_lines, mutations
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SOURCES = {"refund": "refund.mn", "pipeline": "pipeline.mn", "digest": "digest.mn"}
 LARGE_REFUND = {"order_id": "o-1002", "complaint": "The blender never arrived."}
 PAYMENT = {"sponsor": "acme", "amount": "150.00"}
+RUNS = ("refund", "refund-large", "pipeline", "digest")
 
 
 def _answer_world(run_id: str, db: Path) -> None:
@@ -73,92 +75,11 @@ def test_replay_never_calls_a_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (tmp_path / "ledger.jsonl").read_text() == before
 
 
-# Each mutation: (example, old text, new text, a piece of the line the divergence is at).
-MUTATIONS = [
-    ("refund", '"Refunded {receipt.amount}."', '"Refund: {receipt.amount}."', "Refund: "),
-    ("refund", "refund_payment(order.id, order.total)", "refund_payment(order.id, $1)", "$1)"),
-    ("refund", "Classify this complaint", "Sort this complaint", "t = triage("),
-    ("refund", "if not order.paid {", "if order.paid {", 'fail "order'),
-    (
-        "refund",
-        "  t = triage(complaint, order)\n",
-        '  notify(order.customer, "Looking into it.")\n  t = triage(complaint, order)\n',
-        "Looking into it.",
-    ),
-    ("refund", "fetch_order(order_id)", 'fetch_order("o-1002")', 'fetch_order("o-1002")'),
-    ("refund", "t = triage(complaint, order)", 't = triage("?", order)', 'triage("?"'),
-    (
-        "refund",
-        "  receipt = refund_payment(order.id, order.total)\n",
-        '  fail "stop here"\n  receipt = refund_payment(order.id, order.total)\n',
-        "stop here",
-    ),
-    (  # a removed checkpoint
-        "refund-large",
-        "  if order.total > $100 or t.confidence < 0.8 {",
-        "  if false {",
-        "receipt = refund_payment(",
-    ),
-    (  # a changed checkpoint question
-        "refund-large",
-        'ask: "Refund {order.total}',
-        'ask: "Pay back {order.total}',
-        "decision = checkpoint",
-    ),
-    (  # reordered calls: the parallel branches swap nothing, the sequence does
-        "digest",
-        "    weather = get_weather(day)\n    news = get_news(day)\n",
-        '    weather = get_weather("2024-05-03")\n    news = get_news(day)\n',
-        'get_weather("2024-05-03")',
-    ),
-    ("digest", "fetch_articles(feed, 20)", "fetch_articles(feed, 10)", "fetch_articles(feed, 10)"),
-    (
-        "digest",
-        "  paid = wait payment_received { timeout: 2d }",
-        '  paid = wait payment_received for "late" { timeout: 2d }',
-        "paid = wait payment_received",
-    ),
-    ("digest", "publish(day, summaries, weather, news)", "publish(day, [], weather, news)", "[]"),
-    (
-        "pipeline",
-        "  status = export_status(dataset, day)\n  while",
-        '  status = export_status(dataset, "2024-05-03")\n  while',
-        '"2024-05-03"',
-    ),
-    (
-        "pipeline",
-        "fetch_batches(dataset, day, batch_size)",
-        "fetch_batches(dataset, day, batch_size + 1)",
-        "batch_size + 1",
-    ),
-    ("pipeline", "refresh_dashboard(dataset)", 'refresh_dashboard("other")', '"other"'),
-    (
-        "pipeline",
-        "          delete_row(dataset, row.id)\n",
-        "",
-        "upsert_row(dataset, row.id, row.values)",
-    ),
-    (
-        "pipeline",
-        "upsert_row(dataset, row.id, row.values)",
-        'upsert_row(dataset, row.id + "!", row.values)',
-        'row.id + "!"',
-    ),
-    ("pipeline", "if percent > 50 {", "if percent > 5 {", "go_on = checkpoint"),
-    (
-        "pipeline",
-        "  written = 0\n",
-        "  written = 0\n  refresh_dashboard(dataset)\n",
-        "  refresh_dashboard(dataset)",
-    ),
-]
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
     out = {}
     with pytest.MonkeyPatch.context() as mp:
-        for example in ("refund", "refund-large", "pipeline", "digest"):
+        for example in RUNS:
             out[example] = _record(tmp_path_factory.mktemp(example), example, mp)
     return out
 
@@ -180,21 +101,38 @@ def _line_of(source: Path, piece: str) -> int:
     return text.count("\n", 0, at) + 1
 
 
-@pytest.mark.parametrize(("example", "old", "new", "piece"), MUTATIONS)
-def test_mutation_is_flagged_at_its_statement(
-    recorded: dict[str, tuple[Path, Path]],
-    tmp_path: Path,
-    example: str,
-    old: str,
-    new: str,
-    piece: str,
+def _mutations(folder: Path, db: Path, example: str) -> list[Mutation]:
+    """The generated mutations of an example, of the statements its recorded run took."""
+    source = folder / SOURCES[example.split("-")[0]]
+    with SQLiteStore(db) as store:
+        events = store.read_journal(example)
+    return mutations(source, executed_lines(api.load_program(source), events))
+
+
+@pytest.mark.parametrize("example", RUNS)
+def test_generated_mutations_are_flagged_at_their_statement(
+    recorded: dict[str, tuple[Path, Path]], tmp_path: Path, example: str
 ) -> None:
+    """Each mutation `tests/replay_mutations.py` makes of the statements the run took is a
+    divergence at the line the mutation says."""
     folder, db = recorded[example]
-    source = _mutate(folder, example, old, new, tmp_path)
-    report = _replay(db, example, source)
-    assert report["verdict"] == "diverged", report
-    divergence = report["divergence"]
-    assert divergence["where"] == f"{source.name}:{_line_of(source, piece)}", divergence
+    wrong = []
+    for k, mutation in enumerate(_mutations(folder, db, example)):
+        copy = tmp_path / f"m{k}"
+        shutil.copytree(folder, copy)
+        source = copy / SOURCES[example.split("-")[0]]
+        source.write_text(mutation.text)
+        report = _replay(db, example, source)
+        where = (report.get("divergence") or {}).get("where")
+        if report["verdict"] != "diverged" or where != f"{source.name}:{mutation.line}":
+            wrong.append((mutation.id, mutation.line, report))
+    assert not wrong, wrong
+
+
+def test_the_generated_mutations_cover_every_kind(recorded: dict[str, tuple[Path, Path]]) -> None:
+    found = [m for example in RUNS for m in _mutations(*recorded[example], example)]
+    assert len(found) >= 20, [m.id for m in found]
+    assert {m.kind for m in found} == set(KINDS), [m.id for m in found]
 
 
 FALSE_POSITIVES = [

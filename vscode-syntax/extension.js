@@ -1,5 +1,7 @@
 // The mnlang extension: the grammar gives highlighting; when the `mnc` command is found,
-// `mnc lsp` adds diagnostics, hover, go to definition, completion, outline and formatting.
+// `mnc lsp` adds diagnostics and their quick fixes, hover, go to definition, references,
+// rename, completion, outline and formatting. The .vsix holds this file bundled with the
+// language client (dist/extension.js, `npm run bundle`).
 "use strict";
 const vscode = require("vscode");
 const { LanguageClient, TransportKind } = require("vscode-languageclient/node");

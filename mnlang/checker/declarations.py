@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from mnlang.checker import types as T
 from mnlang.checker.program import ModuleInfo, Program, Symbol
-from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.suggest import suggest
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
@@ -102,12 +102,13 @@ class Resolver:
                 help="name a type: a primitive such as `str`, a `type` or an `enum`",
             )
             return T.UNKNOWN
+        hint = suggest(ref.span, name, self.type_names(module))
         self.diags.add(
             "E103",
             ref,
             f"unknown type `{name}`",
-            help=did_you_mean(name, self.type_names(module))
-            or f"declare it with `type {name} {{ ... }}` or `enum {name} {{ ... }}`",
+            help=hint.help or f"declare it with `type {name} {{ ... }}` or `enum {name} {{ ... }}`",
+            fix=hint.fix,
         )
         return T.UNKNOWN
 

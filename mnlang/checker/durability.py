@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
+from mnlang.checker.fixes import add_options, removal
 from mnlang.checker.program import Program, Symbol
 from mnlang.checker.steps import (
     assigned_names,
@@ -70,6 +71,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
     once = opts.get("once") is True
     if template is None and not once:
         first = decl.params[0].name.name if decl.params else None
+        option = f'key: "{name}:{{{first}}}"' if first else "once: true"
         diags.add(
             "E301",
             decl.name,
@@ -84,6 +86,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
                 "a side effect is retried after a crash or a timeout; the key tells the "
                 "runtime (and the receiving system) that the second call is the same one"
             ],
+            fix=add_options(sym.module.tree.source, decl.options, [option]),
         )
     retry = written_option(sym, "retry")
     if once and retry is not None:
@@ -96,6 +99,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
             labels=[Label(_once_span(sym), "declared `once` here")],
             help="remove `retry`: a `once` effect is tried exactly once, and a call whose "
             "outcome is unknown opens a repair checkpoint instead",
+            fix=removal(sym.module.tree.source, retry, "Remove `retry`"),
         )
     if not isinstance(template, ast.StrLit):
         return None

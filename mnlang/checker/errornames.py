@@ -9,7 +9,7 @@ built-in kind (`timeout`, `transient`, ...), which are lower case.
 from __future__ import annotations
 
 from mnlang.checker.program import ModuleInfo, Symbol
-from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.suggest import suggest
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
@@ -36,11 +36,13 @@ def resolve_error_name(
     if sym is not None and sym.kind == "error":
         return sym.name
     if sym is None:
+        hint = suggest(node.span, name, error_names(module))
         diags.add(
             "E320",
             node,
             f"`{name}` is not a declared error name",
-            help=did_you_mean(name, error_names(module)) or f"declare it: `error {name}`",
+            help=hint.help or f"declare it: `error {name}`",
+            fix=hint.fix,
         )
     else:
         diags.add(

@@ -17,8 +17,9 @@ from typing import Any
 from mnlang.checker import types as T
 from mnlang.checker.builtins import BUILTINS, CALLBACK_TOKEN, Builtin, Misuse
 from mnlang.checker.declarations import Declarations, Resolver
+from mnlang.checker.hoist import hoist_fix
 from mnlang.checker.program import ModuleInfo, Symbol
-from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.suggest import NO_SUGGESTION, suggest
 from mnlang.checker.typerules import (
     NUMBERS,
     ORDERED,
@@ -74,6 +75,8 @@ class ExprChecker:
         self.params = params or {}
         self.facts: list[Facts] = []  # narrowing from the left side of `and` / `or`
         self.step_site: ast.Call | None = None  # the one call allowed to be a step
+        # The statement being checked, where E213's fix may put a step before it.
+        self.statement: ast.Stmt | None = None
         self.choices: dict[str, tuple[str, ...]] = {}  # checkpoint choice enums by name
         self.checkpoints: dict[str, tuple[str, ...]] = {}  # checkpoint options by name
         self.quiet_unknown = False  # key templates: names other than parameters are E303's
@@ -101,6 +104,10 @@ class ExprChecker:
 
     def local_names(self) -> Iterable[str]:
         return self.params
+
+    def name_taken(self, name: str) -> bool:
+        """Whether a new variable `name` would clash with a local, declaration or builtin."""
+        return self.is_local(name) or name in self.module.scope or name in BUILTINS
 
     def narrowed(self, path: str) -> T.Type | None:
         for facts in reversed(self.facts):
@@ -215,7 +222,8 @@ class ExprChecker:
             return T.UNKNOWN
         name = node.name
         values = [n for n, s in self.module.scope.items() if s.kind not in ("type", "enum")]
-        hint = did_you_mean(name, [*self.local_names(), *values, *BUILTINS])
+        suggestion = suggest(node.span, name, [*self.local_names(), *values, *BUILTINS])
+        hint = suggestion.help
         if hint is None:
             for enum_name, members in self.decls.enums.items():
                 if name in members:
@@ -227,6 +235,7 @@ class ExprChecker:
             node,
             f"unknown name `{name}`",
             help=hint or f"assign `{name}` first, or declare it",
+            fix=suggestion.fix,
         )
         return T.UNKNOWN
 
@@ -296,12 +305,13 @@ class ExprChecker:
         sym = target.scope.get(name)
         if sym is None or sym.module is not target:
             own = [n for n, s in target.scope.items() if s.module is target]
+            hint = suggest(e.name.span, name, own)
             self.diags.add(
                 "E101",
                 e.name,
                 f"module `{target.dotted}` has no declaration `{name}`",
-                help=did_you_mean(name, own)
-                or "its declarations: " + ", ".join(f"`{n}`" for n in own),
+                help=hint.help or "its declarations: " + ", ".join(f"`{n}`" for n in own),
+                fix=hint.fix,
             )
             return None
         return sym
@@ -313,12 +323,13 @@ class ExprChecker:
             obj.ref = "run"
             found = RUN_FIELDS.get(e.name.name)
             if found is None:
+                hint = suggest(e.name.span, e.name.name, list(RUN_FIELDS))
                 self.diags.add(
                     "E107",
                     e.name,
                     f"`run` has no field `{e.name.name}`",
-                    help=did_you_mean(e.name.name, list(RUN_FIELDS))
-                    or "its fields: " + ", ".join(f"`{n}`" for n in RUN_FIELDS),
+                    help=hint.help or "its fields: " + ", ".join(f"`{n}`" for n in RUN_FIELDS),
+                    fix=hint.fix,
                 )
                 return T.UNKNOWN
             return found
@@ -372,12 +383,13 @@ class ExprChecker:
 
     def _no_field(self, e: ast.Field, ot: T.Type, fields: Iterable[str]) -> T.Type:
         names = list(fields)
+        hint = suggest(e.name.span, e.name.name, names)
         self.diags.add(
             "E107",
             e.name,
             f"`{ot}` has no field `{e.name.name}`",
-            help=did_you_mean(e.name.name, names)
-            or "its fields: " + ", ".join(f"`{n}`" for n in names),
+            help=hint.help or "its fields: " + ", ".join(f"`{n}`" for n in names),
+            fix=hint.fix,
         )
         return T.UNKNOWN
 
@@ -413,12 +425,13 @@ class ExprChecker:
         type_name = e.type_name.name
         sym = self.resolver.symbol(self.module, type_name)
         if sym is None:
+            hint = suggest(e.type_name.span, type_name, self.resolver.type_names(self.module))
             self.diags.add(
                 "E103",
                 e.type_name,
                 f"unknown type `{type_name}`",
-                help=did_you_mean(type_name, self.resolver.type_names(self.module))
-                or f"declare it: `enum {type_name} {{ ... }}`",
+                help=hint.help or f"declare it: `enum {type_name} {{ ... }}`",
+                fix=hint.fix,
             )
             return T.UNKNOWN
         if sym.kind != "enum":
@@ -431,12 +444,13 @@ class ExprChecker:
             return T.UNKNOWN
         members = self.decls.enums.get(sym.name, ())
         if e.member.name not in members:
+            hint = suggest(e.member.span, e.member.name, members)
             self.diags.add(
                 "E108",
                 e.member,
                 f"enum `{type_name}` has no member `{e.member.name}`",
-                help=did_you_mean(e.member.name, members)
-                or "its members: " + ", ".join(f"`{m}`" for m in members),
+                help=hint.help or "its members: " + ", ".join(f"`{m}`" for m in members),
+                fix=hint.fix,
             )
         return T.enum(sym.name)
 
@@ -535,11 +549,18 @@ class ExprChecker:
             return T.UNKNOWN
         e.target = sym
         if e is not self.step_site:
+            stmt = self.statement
+            fix = (
+                hoist_fix(self.module.tree.source, stmt, e, name, self.name_taken)
+                if stmt is not None
+                else None
+            )
             self.diags.add(
                 "E213",
                 e,
                 f"`{name}(...)` calls {_article(sym.kind)}: a step cannot stand inside an expression",
                 help=f"assign it first: `x = {name}(...)`, then use `x`",
+                fix=fix,
             )
         given, required, total = len(e.args), sig.required, len(sig.params)
         if not required <= given <= total:
@@ -581,12 +602,14 @@ class ExprChecker:
                 return True
         events = [n for n, s in self.module.scope.items() if s.kind == "event"]
         written = f"`{arg.name}`" if isinstance(arg, ast.Name) else "this"
+        hint = suggest(arg.span, arg.name, events) if isinstance(arg, ast.Name) else NO_SUGGESTION
         self.diags.add(
             "E513",
             arg,
             f"{written} is not an event: `callback_token` names the event a wait takes",
-            help=(did_you_mean(arg.name, events) if isinstance(arg, ast.Name) else None)
+            help=hint.help
             or "write `callback_token(done, item.id)` for a `wait done for item.id { ... }`",
+            fix=hint.fix,
         )
         return False
 
@@ -948,12 +971,13 @@ class ExprChecker:
             return T.UNKNOWN
         if sym is None or sym.kind != "type":
             if sym is None:
+                hint = suggest(e.type_name.span, name, self.resolver.type_names(self.module))
                 self.diags.add(
                     "E103",
                     e.type_name,
                     f"unknown type `{name}`",
-                    help=did_you_mean(name, self.resolver.type_names(self.module))
-                    or f"declare it: `type {name} {{ ... }}`",
+                    help=hint.help or f"declare it: `type {name} {{ ... }}`",
+                    fix=hint.fix,
                 )
             else:
                 self.diags.add(
@@ -991,12 +1015,13 @@ class ExprChecker:
             seen[key] = entry
             info = fields.get(key)
             if info is None:
+                hint = suggest(entry.key.span, key, fields)
                 self.diags.add(
                     "E107",
                     entry.key,
                     f"`{t}` has no field `{key}`",
-                    help=did_you_mean(key, fields)
-                    or "its fields: " + ", ".join(f"`{n}`" for n in fields),
+                    help=hint.help or "its fields: " + ", ".join(f"`{n}`" for n in fields),
+                    fix=hint.fix,
                 )
                 self.expr(entry.value)
                 continue

@@ -32,7 +32,7 @@ from mnlang.checker.options import (
 from mnlang.checker.program import ModuleInfo
 from mnlang.checker.secrets import published_secret
 from mnlang.checker.steps import nested_statement, walk
-from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.suggest import suggest
 from mnlang.checker.typerules import assignable, has_unknown, join
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
@@ -309,7 +309,9 @@ class BodyChecker(ExprChecker):
                 # Check the rest as if reachable, so its mistakes are still reported.
                 self.state.ended = False
                 revived = True
+            outer, self.statement = self.statement, None if self.in_parallel else stmt
             _STATEMENTS[type(stmt)](self, stmt)
+            self.statement = outer
         if revived:
             self.state.ended = True
 
@@ -463,12 +465,13 @@ class BodyChecker(ExprChecker):
         if name not in members:
             checkpoint = t.name.removesuffix(".choice") if t.name in self.choices else None
             what = f"an option of checkpoint `{checkpoint}`" if checkpoint else f"a member of `{t}`"
+            hint = suggest(pattern.span, name, members)
             self.diags.add(
                 "E108",
                 pattern,
                 f"`{name}` is not {what}",
-                help=did_you_mean(name, members)
-                or "it has: " + ", ".join(f"`{m}`" for m in members),
+                help=hint.help or "it has: " + ", ".join(f"`{m}`" for m in members),
+                fix=hint.fix,
             )
         elif name in covered or wildcard:
             self.diags.add(
@@ -622,12 +625,13 @@ class BodyChecker(ExprChecker):
                     help="clean up in a `finally` block instead; it still runs",
                 )
                 continue
+            hint = suggest(kind.span, name, [*ERROR_KINDS, "any"])
             self.diags.add(
                 "E212",
                 kind,
                 f"`{name}` is not an error kind",
-                help=did_you_mean(name, [*ERROR_KINDS, "any"])
-                or "error kinds: any, " + ", ".join(ERROR_KINDS),
+                help=hint.help or "error kinds: any, " + ", ".join(ERROR_KINDS),
+                fix=hint.fix,
             )
 
     def _return(self, s: ast.Return) -> None:
@@ -874,12 +878,13 @@ class BodyChecker(ExprChecker):
         payload: T.Type | None = T.UNKNOWN
         if sym is None:
             events = [n for n, s in self.module.scope.items() if s.kind == "event"]
+            hint = suggest(event.span, event.name, events)
             self.diags.add(
                 "E101",
                 event,
                 f"unknown event `{event.name}`",
-                help=did_you_mean(event.name, events)
-                or f"declare it: `event {event.name} -> PayloadType`",
+                help=hint.help or f"declare it: `event {event.name} -> PayloadType`",
+                fix=hint.fix,
             )
         elif sym.kind != "event":
             self.diags.add(

@@ -8,6 +8,7 @@ addressed by name (`mnc approve RUN NAME`).
 
 from __future__ import annotations
 
+from mnlang.checker.fixes import add_options
 from mnlang.checker.program import Program, Symbol
 from mnlang.checker.steps import (
     DEFAULT_CHOICES,
@@ -16,7 +17,7 @@ from mnlang.checker.steps import (
     walk,
     workflows,
 )
-from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.suggest import NO_SUGGESTION, suggest
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.syntax import ast
 
@@ -30,7 +31,7 @@ def check_checkpoints(program: Program, diags: Diagnostics) -> None:
         for stmt in (s for block in decl.blocks() for s in walk(block)):
             inner = nested_statement(stmt)
             if isinstance(inner, ast.Checkpoint):
-                _check_checkpoint(inner, diags)
+                _check_checkpoint(wf.module.tree.source, inner, diags)
                 _check_unique(wf, inner, names, diags)
             elif isinstance(inner, ast.Wait) and inner.event is not None:
                 _check_wait(inner, inner.event, diags)
@@ -40,7 +41,7 @@ def _is_never(entry: ast.Entry) -> bool:
     return isinstance(entry.value, ast.Name) and entry.value.name == "never"
 
 
-def _check_checkpoint(cp: ast.Checkpoint, diags: Diagnostics) -> None:
+def _check_checkpoint(source: str, cp: ast.Checkpoint, diags: Diagnostics) -> None:
     name = cp.name.name
     choices = checkpoint_choices(cp)
     fallback = "reject" if "reject" in choices else (choices[-1] if choices else "reject")
@@ -57,6 +58,7 @@ def _check_checkpoint(cp: ast.Checkpoint, diags: Diagnostics) -> None:
                 "a run waiting at a checkpoint holds its state until someone decides; "
                 "the timeout says what happens when nobody does"
             ],
+            fix=add_options(source, cp.options, ["timeout: 24h", f"on_timeout: {fallback}"]),
         )
     elif on_timeout is None and not _is_never(timeout):
         diags.add(
@@ -65,6 +67,7 @@ def _check_checkpoint(cp: ast.Checkpoint, diags: Diagnostics) -> None:
             f"checkpoint `{name}` has a `timeout` but no `on_timeout`",
             labels=[Label(cp.name.span, "this checkpoint")],
             help=f"add `on_timeout: {fallback}`: the decision taken when the time is up",
+            fix=add_options(source, cp.options, [f"on_timeout: {fallback}"]),
         )
     if on_timeout is not None:
         _check_on_timeout(cp, on_timeout, choices, diags)
@@ -84,13 +87,16 @@ def _check_on_timeout(
         else [Label(cp.name.span, f"options default to `[{', '.join(DEFAULT_CHOICES)}]`")]
     )
     got = f"`{value.name}`" if isinstance(value, ast.Name) else "this value"
-    hint = did_you_mean(value.name, choices) if isinstance(value, ast.Name) else None
+    hint = (
+        suggest(value.span, value.name, choices) if isinstance(value, ast.Name) else NO_SUGGESTION
+    )
     diags.add(
         "E503",
         value,
         f"`on_timeout` of checkpoint `{cp.name.name}` is {got}, which is not one of its options",
         labels=labels,
-        help=hint or f"name one of the options: {shown}",
+        help=hint.help or f"name one of the options: {shown}",
+        fix=hint.fix,
     )
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
-from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.suggest import NO_SUGGESTION, did_you_mean, suggest
 from mnlang.cron import CronError, check_cron
-from mnlang.diagnostics import Diagnostics, Label
+from mnlang.diagnostics import Diagnostics, Fix, Label
 from mnlang.impls import IMPL, impl_problem
 from mnlang.syntax import ast
 
@@ -92,8 +92,10 @@ class _OptionReader:
                 values[key] = value
         return values
 
-    def bad(self, entry: OptionEntry, message: str, help: str | None = None) -> None:
-        self.diags.add("E212", entry.value, message, help=help)
+    def bad(
+        self, entry: OptionEntry, message: str, help: str | None = None, fix: Fix | None = None
+    ) -> None:
+        self.diags.add("E212", entry.value, message, help=help, fix=fix)
 
     # ---- value shapes ------------------------------------------------------
 
@@ -202,9 +204,16 @@ class _OptionReader:
             return value.name
         shown = " or ".join(f"`{c}`" for c in choices)
         got = f"`{value.name}`" if isinstance(value, ast.Name) else "this value"
-        hint = did_you_mean(value.name, choices) if isinstance(value, ast.Name) else None
+        hint = (
+            suggest(value.span, value.name, choices)
+            if isinstance(value, ast.Name)
+            else NO_SUGGESTION
+        )
         self.bad(
-            entry, f"`{entry.key.name}` takes {shown}, not {got}", help=hint or f"write {shown}"
+            entry,
+            f"`{entry.key.name}` takes {shown}, not {got}",
+            help=hint.help or f"write {shown}",
+            fix=hint.fix,
         )
         return None
 
@@ -219,11 +228,14 @@ class _OptionReader:
         if sym is None:
             shown = node.name if isinstance(node, ast.Name) else node.name.name
             candidates = [n for n, s in self.module.scope.items() if s.kind in kinds]
+            # Only a plain name: a qualified one's fix would be a name of another module.
+            hint = suggest(node.span, shown, candidates if isinstance(node, ast.Name) else ())
             self.diags.add(
                 "E101",
                 node,
                 f"unknown name `{shown}`",
                 help=did_you_mean(shown, candidates) or f"declare {what} named `{shown}`",
+                fix=hint.fix,
             )
             return None
         if sym.kind not in kinds:
@@ -358,12 +370,13 @@ class _OptionReader:
                 )
                 continue
             word = item.name if isinstance(item, ast.Name) else None
+            hint = suggest(item.span, word, ERROR_KINDS) if word else NO_SUGGESTION
             self.diags.add(
                 "E212",
                 item,
                 f"`{word}` is not an error kind" if word else "expected an error kind",
-                help=(did_you_mean(word, ERROR_KINDS) if word else None)
-                or "error kinds: " + ", ".join(ERROR_KINDS),
+                help=hint.help or "error kinds: " + ", ".join(ERROR_KINDS),
+                fix=hint.fix,
             )
         return tuple(kinds) if ok else None
 
@@ -442,11 +455,13 @@ def report_unknown_key(
 ) -> None:
     """E208 for an option key that `what` does not have, with a did-you-mean."""
     names = tuple(known)
+    hint = suggest(key.span, key.name, names)
     diags.add(
         "E208",
         key,
         f"unknown option `{key.name}` for {what}",
-        help=did_you_mean(key.name, names) or "options: " + ", ".join(f"`{n}`" for n in names),
+        help=hint.help or "options: " + ", ".join(f"`{n}`" for n in names),
+        fix=hint.fix,
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mnlang.checker.suggest import did_you_mean
+from mnlang.checker.suggest import did_you_mean, suggest
 from mnlang.diagnostics import Diagnostics, Label
 from mnlang.modulepath import find_module
 from mnlang.resources import data_path
@@ -190,13 +190,14 @@ class _Loader:
         for ident in imp.names:
             sym = target.scope.get(ident.name)
             if sym is None or sym.module is not target:
+                own = [n for n, s in target.scope.items() if s.module is target]
+                suggestion = suggest(ident.span, ident.name, own)
                 self.diags.add(
                     "E106",
                     ident,
                     f"module `{dotted}` has no declaration `{ident.name}`",
-                    help=did_you_mean(
-                        ident.name, [n for n, s in target.scope.items() if s.module is target]
-                    ),
+                    help=suggestion.help,
+                    fix=suggestion.fix,
                 )
                 continue
             prior = info.scope.get(ident.name)

@@ -15,7 +15,11 @@ scenario small_refund {
 
 - `tools` maps tools and effects to lists of results typed as their return type; the n-th
   call gets the n-th result and the last one answers any further call. Tools not listed
-  run for real.
+  run for real. An entry `{ args: { order_id: "o-1" }, result: ... }` is an answer
+  matched by arguments: it answers the calls whose named arguments equal these (the
+  others match anything), whatever their order (E140 unknown parameter, E141 malformed
+  answer, E142 a `secret` parameter matched); plain results answer the calls no answer
+  matches, by their count.
 - `replies` maps agents to lists of entries: a value of the agent's return type, a call
   of a tool (a turn in which the model calls it), or `prompt_has("text", entry)` (the
   entry answers requests whose prompt contains the text). `replies: "file.json"` names a
@@ -25,9 +29,12 @@ scenario small_refund {
   `timeout` (the checkpoint's timeout decides), or `{ choice: approve, by: "ana",
   comment: "...", after: 2h }` (`after` past the timeout lets the timeout decide), or a
   list of them for successive decisions.
-- `events` maps events to lists of payloads (`null` for an event without one).
-- `faults` lists `{ kind, at, times }`: `kind` is `timeout`, `transient`, `tool_error`,
-  `rejected` or `malformed_output` (the first `times` attempts of calls of `at` fail so),
+- `events` maps events to lists of payloads (`null` for an event without one); an entry
+  `{ key: "o-1", payload: ... }` goes to the wait of that correlation key (E143 when it
+  has no `key` or `payload`).
+- `faults` lists `{ kind, at, times, message }`: `kind` is `timeout`, `transient`,
+  `tool_error`, `rejected` or `malformed_output` (the first `times` attempts of calls of
+  `at` fail so, with `message` when given),
   or `worker_crash` (the run stops right after the first call of `at` returns, before
   its commit, and is resumed from the journal).
 - `expect` has `status` (`completed`, `failed`, `waiting`, `cancelled`), `output` (typed
@@ -87,8 +94,10 @@ EXPECTED_ERRORS = (*ERROR_KINDS, *UNCATCHABLE_KINDS)
 PROMPT_HAS = "prompt_has"
 TIMEOUT_DECISION = "timeout"
 _DECISION_KEYS = ("choice", "by", "comment", "after")
-_FAULT_KEYS = ("kind", "at", "times")
+_FAULT_KEYS = ("kind", "at", "times", "message")
 _EXPECT_KEYS = ("status", "output", "error", "message")
+_ANSWER_KEYS = ("args", "result")
+_KEYED_KEYS = ("key", "payload")
 BENCH_FAULTS = (
     "worker_crash",
     "network_failure",
@@ -129,6 +138,7 @@ class FaultSpec:
     kind: str
     at: Symbol
     times: int = 1
+    message: str | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +150,23 @@ class FaultOutcome:
     at: str | None = None
     """A qualified tool, effect or agent name, or a checkpoint's name (`approval_delay`)."""
     late: str | None = None
+
+
+@dataclass(slots=True)
+class AnswerSpec:
+    """A mocked result for the calls of a tool or effect whose named arguments equal
+    `args` (the arguments not named match anything)."""
+
+    args: dict[str, ast.Expr]
+    result: ast.Expr
+
+
+@dataclass(slots=True)
+class KeyedPayload:
+    """An event's payload sent to the wait whose correlation key is `key`."""
+
+    key: ast.Expr
+    payload: ast.Expr
 
 
 @dataclass(slots=True)
@@ -160,10 +187,12 @@ class ScenarioSpec:
     error: str | None = None
     message: str | None = None
     tools: dict[str, list[ast.Expr]] = field(default_factory=dict)
+    answers: dict[str, list[AnswerSpec]] = field(default_factory=dict)
     replies: dict[str, list[ReplySpec]] = field(default_factory=dict)
     replies_file: str | None = None
     decisions: dict[str, list[DecisionSpec]] = field(default_factory=dict)
     events: dict[str, list[ast.Expr]] = field(default_factory=dict)
+    keyed_events: dict[str, list[KeyedPayload]] = field(default_factory=dict)
     faults: list[FaultSpec] = field(default_factory=list)
     expect_calls: list[ExpectedCall] | None = None
     under_faults: list[FaultOutcome] = field(default_factory=list)
@@ -185,6 +214,22 @@ def check_scenarios(program: Program, diags: Diagnostics) -> None:
         spec = _ScenarioChecker(program, decls, resolver, sym, diags).check()
         if spec is not None:
             program.options[sym.name] = {SCENARIO: spec}
+
+
+def _is_answer(node: ast.Expr) -> bool:
+    """An entry of `tools` that is an answer matched by arguments, not a plain result: an
+    object with an `args` or `result` key (no value of a tool's type is written so)."""
+    return isinstance(node, ast.ObjectLit) and any(e.key.name in _ANSWER_KEYS for e in node.entries)
+
+
+def _is_keyed_payload(node: ast.Expr) -> bool:
+    """An entry of `events` sent with a correlation key: an object with a `key` and (or
+    only) a `payload` key."""
+    return (
+        isinstance(node, ast.ObjectLit)
+        and bool(node.entries)
+        and all(e.key.name in _KEYED_KEYS for e in node.entries)
+    )
 
 
 def _article(kind: str) -> str:
@@ -412,9 +457,81 @@ class _ScenarioChecker:
                 )
                 continue
             returns = self.decls.signatures[sym.name].returns
+            plain: list[ast.Expr] = []
+            answers: list[AnswerSpec] = []
             for result in results:
+                if _is_answer(result):
+                    assert isinstance(result, ast.ObjectLit)
+                    answer = self._answer(sym, result, returns)
+                    if answer is not None:
+                        answers.append(answer)
+                    continue
                 self.exprs.expect(result, returns, f" as a result of `{item.key.name}`")
-            spec.tools[sym.name] = results
+                plain.append(result)
+            if plain:
+                spec.tools[sym.name] = plain
+            if answers:
+                spec.answers[sym.name] = answers
+
+    def _answer(self, tool: Symbol, node: ast.ObjectLit, returns: T.Type) -> AnswerSpec | None:
+        """`{ args: { param: value, ... }, result: value }`: a result for the calls of
+        `tool` with these arguments."""
+        name = tool.decl.name.name
+        example = f"`{{ args: {{ ... }}, result: ... }}` in `{name}`"
+        given = self._entries(node.entries, _ANSWER_KEYS, "an answer")
+        args_entry, result_entry = given.get("args"), given.get("result")
+        if args_entry is None or result_entry is None:
+            missing = "args" if args_entry is None else "result"
+            self.diags.add(
+                "E141",
+                node,
+                f"an answer of `{name}` has no `{missing}`",
+                help=f"write {example}",
+            )
+            return None
+        if not isinstance(args_entry.value, ast.ObjectLit):
+            self.diags.add(
+                "E141",
+                args_entry.value,
+                "`args` takes the arguments by parameter name",
+                help=f"write {example}",
+            )
+            return None
+        self.exprs.expect(result_entry.value, returns, f" as a result of `{name}`")
+        params = {p.name: p.type for p in self.decls.signatures[tool.name].params}
+        args: dict[str, ast.Expr] = {}
+        ok = True
+        for arg in args_entry.value.entries:
+            param = params.get(arg.key.name)
+            if param is None:
+                self.diags.add(
+                    "E140",
+                    arg.key,
+                    f"`{name}` has no parameter `{arg.key.name}`",
+                    labels=[Label(tool.decl.name.span, "declared here")],
+                    help=did_you_mean(arg.key.name, list(params))
+                    or "parameters: " + (", ".join(f"`{p}`" for p in params) or "none"),
+                )
+                ok = False
+                continue
+            if arg.key.name in args:
+                self.bad(arg.key, f"`{arg.key.name}` is given twice", help="keep one of them")
+                ok = False
+                continue
+            t = params[arg.key.name]
+            if T.holds_secret(t):
+                self.diags.add(
+                    "E142",
+                    arg.key,
+                    f"parameter `{arg.key.name}` of `{name}` is a secret: a test never sees "
+                    "its value, so an answer cannot match it",
+                    help=f"leave `{arg.key.name}` out of `args`: it then matches any value",
+                )
+                ok = False
+                continue
+            self.exprs.expect(arg.value, t, f" as argument `{arg.key.name}` of `{name}`")
+            args[arg.key.name] = arg.value
+        return AnswerSpec(args, result_entry.value) if ok else None
 
     def _replies(self, entry: ast.Entry, spec: ScenarioSpec) -> None:
         value = entry.value
@@ -596,10 +713,40 @@ class _ScenarioChecker:
                         help=f"write `{item.key.name}: [payload]`",
                     )
                 continue
-            payload = self.decls.events.get(sym.name)
+            payload = self.decls.events.get(sym.name) or T.NULL
+            plain: list[ast.Expr] = []
+            keyed: list[KeyedPayload] = []
             for value in payloads:
-                self.exprs.expect(value, payload or T.NULL, f" as a payload of `{item.key.name}`")
-            spec.events[sym.name] = payloads
+                if _is_keyed_payload(value):
+                    assert isinstance(value, ast.ObjectLit)
+                    sent = self._keyed_payload(item.key.name, value, payload)
+                    if sent is not None:
+                        keyed.append(sent)
+                    continue
+                self.exprs.expect(value, payload, f" as a payload of `{item.key.name}`")
+                plain.append(value)
+            spec.events[sym.name] = plain
+            if keyed:
+                spec.keyed_events[sym.name] = keyed
+
+    def _keyed_payload(
+        self, event: str, node: ast.ObjectLit, payload: T.Type
+    ) -> KeyedPayload | None:
+        given = self._entries(node.entries, _KEYED_KEYS, "a keyed payload")
+        key, value = given.get("key"), given.get("payload")
+        if key is None or value is None:
+            missing = "key" if key is None else "payload"
+            self.diags.add(
+                "E143",
+                node,
+                f"a keyed payload of `{event}` has no `{missing}`",
+                help='write `{ key: "o-1", payload: ... }` (`payload: null` for an event '
+                "without one)",
+            )
+            return None
+        self.exprs.expect(key.value, T.STR, f" as the correlation key of `{event}`")
+        self.exprs.expect(value.value, payload, f" as a payload of `{event}`")
+        return KeyedPayload(key.value, value.value)
 
     # --- faults and expected calls -----------------------------------------------------------
 
@@ -653,6 +800,8 @@ class _ScenarioChecker:
                         "`times` takes a whole number of at least 1",
                         help="write e.g. `times: 2`",
                     )
+            message_entry = given.get("message")
+            message = self._text(message_entry) if message_entry is not None else None
             if kind is None or target is None:
                 continue
             if kind == "malformed_output" and target.kind != "agent":
@@ -662,7 +811,7 @@ class _ScenarioChecker:
                     help="inject `tool_error` into a tool",
                 )
                 continue
-            spec.faults.append(FaultSpec(kind, target, times))
+            spec.faults.append(FaultSpec(kind, target, times, message))
 
     def _model_error(self, entry: ast.Entry, spec: ScenarioSpec) -> None:
         text = entry.value.constant if isinstance(entry.value, ast.StrLit) else None

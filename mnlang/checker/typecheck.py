@@ -12,10 +12,11 @@ from __future__ import annotations
 from mnlang.checker import types as T
 from mnlang.checker.declarations import Declarations, Resolver, Signature, build_declarations
 from mnlang.checker.expressions import ExprChecker
+from mnlang.checker.fixes import removal
 from mnlang.checker.flow import BodyChecker
 from mnlang.checker.program import ModuleInfo, Program
 from mnlang.checker.secrets import check_secrets
-from mnlang.diagnostics import Diagnostics, Label
+from mnlang.diagnostics import Diagnostics, Fix, Label
 from mnlang.syntax import ast
 
 
@@ -33,7 +34,18 @@ def check_types(program: Program, diags: Diagnostics) -> None:
                 ident,
                 f"`{ident.name}` is imported but never used",
                 help="remove it from the import",
+                fix=_unused_import_fix(module, ident),
             )
+
+
+def _unused_import_fix(module: ModuleInfo, ident: ast.Ident) -> Fix | None:
+    """Remove the name from its import, or the whole import when it is the only name."""
+    for imp in module.tree.imports:
+        if any(name is ident for name in imp.names):
+            whole = len(imp.names) == 1
+            title = f"Remove the import of `{ident.name}`"
+            return removal(module.tree.source, imp if whole else ident, title)
+    return None
 
 
 def _check_module(

@@ -6,25 +6,90 @@ import sys
 
 import click
 
-from mnlang.cli.shared import color_option, db_option, json_option, report_to_stderr, run_error
+from mnlang.cli.shared import (
+    color_option,
+    db_option,
+    json_option,
+    program_or_exit,
+    report_to_stderr,
+    run_error,
+)
 
 
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("-k", "select", metavar="TEXT", help="Only scenarios whose name contains TEXT.")
 @click.option("-v", "--verbose", is_flag=True, help="One line per scenario, with what was done.")
+@click.option(
+    "--from-run",
+    "from_run",
+    metavar="RUN",
+    help="Write run RUN of the journal as a scenario into -o FILE instead of testing.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="With --from-run: a new .mn file beside the workflow, or the workflow's own file "
+    "(the scenario is appended).",
+)
+@click.option(
+    "--omit",
+    multiple=True,
+    metavar="PARAM",
+    help="With --from-run: leave out the arguments of this parameter (`amount`, or "
+    "`refund_payment.amount`); repeatable.",
+)
+@click.option("--name", metavar="NAME", help="With --from-run: the scenario's name.")
+@click.option(
+    "--program",
+    "source",
+    metavar="FILE.mn",
+    help="With --from-run: the workflow's source (default: where the run's program was).",
+)
+@click.option(
+    "--archive",
+    "archives",
+    multiple=True,
+    metavar="FILE",
+    help="With --from-run: read the run from this archive file instead of the journal.",
+)
+@db_option
 @color_option
 @json_option
 def test_command(
-    paths: tuple[str, ...], select: str | None, verbose: bool, color: str, as_json: bool
+    paths: tuple[str, ...],
+    select: str | None,
+    verbose: bool,
+    from_run: str | None,
+    output: str | None,
+    omit: tuple[str, ...],
+    name: str | None,
+    source: str | None,
+    archives: tuple[str, ...],
+    db: str | None,
+    color: str,
+    as_json: bool,
 ) -> None:
     """Run the scenarios of the `.mn` files under PATHS (default: the current folder), each on
     a fresh journal with its mocked tools, scripted replies, decisions and faults, and
     compare each run with what the scenario expects (docs/testing.md).
 
+    With --from-run RUN -o FILE, write run RUN as a scenario instead (its input, results
+    matched by arguments, replies, decisions, events, output and calls; secrets and
+    --omit'ted arguments left out).
+
     Exits 0 when every scenario passed, 1 when one failed or a file has errors, 5 when no
-    scenario was found."""
+    scenario was found; with --from-run, 0 when written, 2 when refused."""
     import json
+
+    if from_run is not None:
+        if output is None or paths or select:
+            raise click.UsageError("--from-run RUN takes -o FILE, and no PATHS or -k")
+        _write_from_run(from_run, output, omit, name, source, archives, db, as_json)
+        return
+    if output is not None or omit or name or source or archives:
+        raise click.UsageError("-o, --omit, --name, --program and --archive go with --from-run")
 
     from mnlang import report
     from mnlang.testing import run_tests
@@ -66,6 +131,56 @@ def test_command(
     else:
         click.echo("\n".join(render(outcome, listed=verbose, style=style)))
     sys.exit(outcome.exit_code)
+
+
+def _write_from_run(
+    run_id: str,
+    output: str,
+    omit: tuple[str, ...],
+    name: str | None,
+    source: str | None,
+    archives: tuple[str, ...],
+    db: str | None,
+    as_json: bool,
+) -> None:
+    import json
+
+    from mnlang import api
+    from mnlang.replay.archive import ArchiveError
+    from mnlang.replay.engine import ReplayError
+    from mnlang.stores.base import StoreError
+    from mnlang.testing.from_run import FromRunError
+
+    program = program_or_exit(source) if source is not None else None
+    try:
+        written = api.scenario_from_run(
+            run_id,
+            output,
+            program=program,
+            omit=list(omit),
+            name=name,
+            archives=list(archives),
+            db=db,
+        )
+    except (FromRunError, ReplayError, StoreError, ArchiveError) as e:
+        run_error(e)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "file": str(written.path),
+                    "scenario": written.name,
+                    "appended": written.appended,
+                    "notes": written.notes,
+                },
+                indent=2,
+            )
+        )
+        return
+    how = "appended to" if written.appended else "written to"
+    click.echo(f"scenario `{written.name}` {how} {output}")
+    for note in written.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @click.command()

@@ -7,12 +7,14 @@ from mnlang.checker.scenarios import SCENARIO, ExpectedCall, ReplySpec, Scenario
 from mnlang.ir.compile_decls import DeclCompiler
 from mnlang.ir.compile_expr import CompilerBug
 from mnlang.ir.scenarios import (
+    ScenarioAnswerIR,
     ScenarioCallIR,
     ScenarioDecisionIR,
     ScenarioExpectIR,
     ScenarioFaultIR,
     ScenarioFaultOutcomeIR,
     ScenarioIR,
+    ScenarioKeyedPayloadIR,
     ScenarioReplyIR,
 )
 from mnlang.syntax import ast
@@ -50,6 +52,19 @@ class _ScenarioCompiler:
                 "tools": {
                     name: [value(r) for r in results] for name, results in spec.tools.items()
                 },
+                "answers": {
+                    name: [
+                        ScenarioAnswerIR.model_validate(
+                            {
+                                "args": {k: value(v) for k, v in a.args.items()},
+                                "result": value(a.result),
+                            }
+                        )
+                        for a in answers
+                    ]
+                    for name, answers in spec.answers.items()
+                }
+                or None,
                 "replies": {
                     name: [self._reply(r) for r in replies]
                     for name, replies in spec.replies.items()
@@ -67,8 +82,19 @@ class _ScenarioCompiler:
                 "events": {
                     name: [value(p) for p in payloads] for name, payloads in spec.events.items()
                 },
+                "keyed_events": {
+                    name: [
+                        ScenarioKeyedPayloadIR.model_validate(
+                            {"key": value(k.key), "payload": value(k.payload)}
+                        )
+                        for k in keyed
+                    ]
+                    for name, keyed in spec.keyed_events.items()
+                }
+                or None,
                 "faults": [
-                    ScenarioFaultIR(kind=f.kind, at=f.at.name, times=f.times) for f in spec.faults
+                    ScenarioFaultIR(kind=f.kind, at=f.at.name, times=f.times, message=f.message)
+                    for f in spec.faults
                 ],
                 "expect": ScenarioExpectIR.model_validate(
                     {

@@ -32,6 +32,21 @@ class ScenarioReplyIR(IRModel):
     prompt_has: str | None = None
 
 
+class ScenarioAnswerIR(IRModel):
+    """A mocked result for the calls whose arguments named in `args` equal these (the
+    parameters not named match any value)."""
+
+    args: dict[str, Expr]
+    result: Expr
+
+
+class ScenarioKeyedPayloadIR(IRModel):
+    """An event's payload, sent to the wait whose correlation key is `key` (a `str`)."""
+
+    key: Expr
+    payload: Expr
+
+
 class ScenarioDecisionIR(IRModel):
     """A person's decision at a checkpoint: an option, or `timeout` (its timeout decides).
     `after_ms` is when it arrives; past the checkpoint's timeout, the timeout decides."""
@@ -43,11 +58,13 @@ class ScenarioDecisionIR(IRModel):
 
 
 class ScenarioFaultIR(IRModel):
-    """`kind` (an error kind, or `worker_crash`) injected into the calls of `at`."""
+    """`kind` (an error kind, or `worker_crash`) injected into the calls of `at`, with
+    `message` as the failure's message (absent: `injected fault: KIND in `NAME``)."""
 
     kind: str
     at: str
     times: int = 1
+    message: str | None = None
 
 
 class ScenarioFaultOutcomeIR(IRModel):
@@ -82,10 +99,15 @@ class ScenarioIR(IRModel):
     workflow: str
     args: dict[str, Expr]
     tools: dict[str, list[Expr]] = {}
+    answers: dict[str, list[ScenarioAnswerIR]] | None = None
+    """Results matched by arguments, per tool or effect; they come before `tools`, which
+    answer the calls no answer matches. Absent when none, like `keyed_events`, so IR files
+    of scenarios without them stay as they were (no new IR version)."""
     replies: dict[str, list[ScenarioReplyIR]] = {}
     replies_file: str | None = None
     decisions: dict[str, list[ScenarioDecisionIR]] = {}
     events: dict[str, list[Expr]] = {}
+    keyed_events: dict[str, list[ScenarioKeyedPayloadIR]] | None = None
     faults: list[ScenarioFaultIR] = []
     expect: ScenarioExpectIR
     expect_calls: list[ScenarioCallIR] | None = None

@@ -4,7 +4,8 @@ Diagnostics are the checker's, with the same codes and spans as `mnc check`,
 published on open and save at once, and after a change once the text has been
 quiet for a moment (for the open file and any module it imports that has
 problems), tagged with the version of the text checked. Hover, go to
-definition, references, rename, completion, document symbols and formatting
+definition, references, rename, completion, document symbols, formatting and
+quick fixes (the diagnostics' own fixes, the edits their `help:` describes)
 read the last analysis of the document, redone first if the text changed.
 """
 
@@ -411,6 +412,46 @@ def symbols(ls: MnServer, params: types.DocumentSymbolParams) -> list[types.Docu
     if module is None:
         return None
     return document_symbols(module, SourceLines(doc.source), doc.position_codec)
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+)
+def code_actions(ls: MnServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    """A quick fix for each diagnostic of the document in the range that carries a fix."""
+    only = params.context.only
+    quickfix = types.CodeActionKind.QuickFix.value
+    if only is not None and not any(kind in ("", quickfix) for kind in only):
+        return None
+    uri = params.text_document.uri
+    doc, analysis = ls.analysis(uri)
+    lines = SourceLines(doc.source)
+    codec = doc.position_codec
+    start = to_offset(params.range.start, lines, codec)
+    end = to_offset(params.range.end, lines, codec)
+    actions: list[types.CodeAction] = []
+    for d in analysis.result.diagnostics:
+        if d.fix is None or d.span is None or Path(d.span.file) != analysis.path:
+            continue
+        if d.span.end < start or d.span.start > end:
+            continue
+        if any(Path(e.span.file) != analysis.path for e in d.fix.edits):
+            continue  # a fix in another file is offered where that file is open
+        edits = [
+            types.TextEdit(range=to_range(e.span, lines, codec), new_text=e.text)
+            for e in d.fix.edits
+        ]
+        actions.append(
+            types.CodeAction(
+                title=d.fix.title,
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[ls.diagnostic(d, analysis, lines, codec)],
+                is_preferred=True,
+                edit=types.WorkspaceEdit(changes={uri: edits}),
+            )
+        )
+    return actions
 
 
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)

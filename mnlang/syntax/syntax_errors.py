@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 
-from mnlang.diagnostics import Diagnostic, Diagnostics, Label
+from mnlang.diagnostics import Diagnostic, Diagnostics, Fix, Label, insertion, replacement
 from mnlang.span import Span
 from mnlang.syntax.lalr import ParseError
 from mnlang.syntax.lexer import LexError, Token, tokenize
@@ -100,6 +100,12 @@ class _Report:
     def token_span(self, t: Token) -> Span:
         return Span(self.file, t.line, t.column, t.end_line, t.end_column, t.start_pos, t.end_pos)
 
+    def colon_after(self, t: Token) -> Fix:
+        """The fix that writes the missing `:` right after the token `t`."""
+        return insertion(
+            self.file, t.end_pos, t.end_line, t.end_column, ":", f"Add `:` after `{t.value}`"
+        )
+
     def found(self) -> str:
         tok = self.tok
         if tok.type == "$END":
@@ -145,6 +151,7 @@ class _Report:
             self.span,
             f"expected `:` after `{prev.value}`, found `=`",
             help=f"options and fields are written `{prev.value}: value`",
+            fix=replacement(self.span, ":"),
         )
         return True
 
@@ -162,6 +169,7 @@ class _Report:
             self.token_span(prev),
             f"missing `:` after `{prev.value}`",
             help=f"write `{prev.value}: {self.tok.value}`",
+            fix=self.colon_after(prev),
         )
         return True
 
@@ -186,6 +194,7 @@ class _Report:
             self.token_span(prev),
             f"missing `:` after the workflow option `{prev.value}`",
             help=f"write `{prev.value}: {value}`",
+            fix=self.colon_after(prev),
         )
         return True
 
@@ -251,6 +260,7 @@ class _Report:
                 f"expected a name, found the type name `{tok.value}`",
                 help="names of values, fields, tools and workflows start with a small letter: "
                 f"`{_lower_first(tok.value)}`",
+                fix=replacement(self.span, _lower_first(tok.value)),
             )
             return True
         if (
@@ -284,11 +294,13 @@ class _Report:
         tok = self.tok
         if tok.type != "NAME" or "TYPE_NAME" not in self.expected or "NAME" in self.expected:
             return False
+        capitalised = tok.value[:1].upper() + tok.value[1:]
         self.diags.add(
             "E010",
             self.span,
             f"expected a type name, found `{tok.value}`",
-            help=f"type names start with a capital letter: `{tok.value[:1].upper()}{tok.value[1:]}`",
+            help=f"type names start with a capital letter: `{capitalised}`",
+            fix=replacement(self.span, capitalised),
         )
         return True
 
@@ -302,6 +314,7 @@ class _Report:
             self.span,
             f"expected a declaration, found {self.found()}",
             help=hint or "a file holds declarations: " + ", ".join(f"`{w}`" for w in _DECL_WORDS),
+            fix=replacement(self.span, close[0]) if close else None,
         )
         return True
 

@@ -1,14 +1,18 @@
 """A scenario's stand-ins: mocked tool results, scripted replies, and injected faults.
 
 `ScenarioDoubles` answers the runtime's `CallDoubles` questions: a tool or effect with a
-fault still to inject fails with it; a mocked one returns its next result (the last one
-answers any further call); anything else runs for real. `scenario_models` builds the
+fault still to inject fails with it; a call that an answer matched by arguments fits gets
+that answer's result (answers with the same arguments answer successive calls, the last
+one any further call); else a mocked tool returns its next plain result (the last one
+answers any further call), and one with answers but no plain result fails the call,
+naming its arguments; anything else runs for real. `scenario_models` builds the
 scripted provider of the scenario's replies (or its replies file), wrapped so that the
 faults injected into agents fail their first requests.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnlang.errors import MALFORMED_OUTPUT, MnError, NamedError, is_error_name
+from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, MnError, NamedError, is_error_name
 from mnlang.ir.model import IRProgram, ToolIR
 from mnlang.ir.scenarios import ScenarioIR, ScenarioReplyIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
@@ -38,28 +42,31 @@ class ScenarioSetupError(Exception):
 
 
 class _Faults:
-    """Faults still to inject, per callee: how many of its next attempts fail, and how."""
+    """Faults still to inject, per callee: how many of its next attempts fail, and how
+    (the kind, and the message when the scenario gives one)."""
 
     def __init__(self, scenario: ScenarioIR) -> None:
         self._left: dict[str, list[list[Any]]] = {}
         for fault in scenario.faults:
             if fault.kind != WORKER_CRASH:
-                self._left.setdefault(fault.at, []).append([fault.kind, fault.times])
+                entry = [fault.kind, fault.times, fault.message]
+                self._left.setdefault(fault.at, []).append(entry)
         self._lock = threading.Lock()
 
-    def take(self, callee: str) -> str | None:
-        """The kind this attempt of `callee` fails with, if a fault is left for it."""
+    def take(self, callee: str) -> tuple[str, str] | None:
+        """The kind and message this attempt of `callee` fails with, if a fault is left."""
         with self._lock:
             for entry in self._left.get(callee, []):
                 if entry[1] > 0:
                     entry[1] -= 1
-                    return str(entry[0])
+                    kind = str(entry[0])
+                    short = callee.rsplit(".", 1)[-1]
+                    return kind, entry[2] or f"injected fault: {kind} in `{short}`"
         return None
 
 
-def _failing(kind: str, callee: str) -> Callable[[], Any]:
+def _failing(kind: str, message: str) -> Callable[[], Any]:
     def fail() -> Any:
-        message = f"injected fault: {kind} in `{callee.rsplit('.', 1)[-1]}`"
         if is_error_name(kind):
             raise NamedError(kind, message)
         raise MnError(kind, message)
@@ -67,30 +74,81 @@ def _failing(kind: str, callee: str) -> Callable[[], Any]:
     return fail
 
 
+class _Answer:
+    """An answer matched by arguments, as the tool would receive them: equal values match
+    (`$42.5` equals `$42.50`), whatever their order in a `parallel for`."""
+
+    def __init__(self, args: dict[str, Any], result: Any) -> None:
+        self.args = args
+        self.result = result
+        self.used = 0
+
+    def fits(self, args: dict[str, Any]) -> bool:
+        return all(name in args and args[name] == want for name, want in self.args.items())
+
+
 class ScenarioDoubles:
     def __init__(self, scenario: ScenarioIR, faults: _Faults, evaluator: Evaluator) -> None:
+        def value(expr: Any) -> Any:
+            return to_tool(evaluator.eval(expr, _NO_ENV))
+
+        def arg(expr: Any) -> Any:  # as the stand-in sees arguments: secrets as references
+            return to_tool(evaluator.eval(expr, _NO_ENV), reveal=False)
+
         self.results = {
-            name: [to_tool(evaluator.eval(r, _NO_ENV)) for r in results]
-            for name, results in scenario.tools.items()
+            name: [value(r) for r in results] for name, results in scenario.tools.items()
+        }
+        self.answers = {
+            name: [
+                _Answer({k: arg(v) for k, v in a.args.items()}, value(a.result)) for a in answers
+            ]
+            for name, answers in (scenario.answers or {}).items()
         }
         self.faults = faults
         self._calls: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def _answer(self, tool: str, args: dict[str, Any]) -> Callable[[], Any] | None:
+        """The result of the first answer fitting `args` not used yet (the last fitting one
+        once all are), or None when none fits."""
+        fitting = [a for a in self.answers.get(tool, []) if a.fits(args)]
+        if not fitting:
+            return None
+        with self._lock:
+            answer = next((a for a in fitting if a.used == 0), fitting[-1])
+            answer.used += 1
+        result = answer.result
+        return lambda: result
+
     def stand_in(
         self, tool: ToolIR, args: dict[str, Any], attempt: int
     ) -> Callable[[], Any] | None:
-        kind = self.faults.take(tool.name)
-        if kind is not None:
-            return _failing(kind, tool.name)
+        fault = self.faults.take(tool.name)
+        if fault is not None:
+            return _failing(*fault)
+        answered = self._answer(tool.name, args)
+        if answered is not None:
+            return answered
         results = self.results.get(tool.name)
         if results is None:
-            return None
+            return _unanswered(tool.name, args) if tool.name in self.answers else None
         with self._lock:
             n = self._calls.get(tool.name, 0)
             self._calls[tool.name] = n + 1
         result = results[min(n, len(results) - 1)]
         return lambda: result
+
+
+def _unanswered(callee: str, args: dict[str, Any]) -> Callable[[], Any]:
+    def fail() -> Any:
+        shown = ", ".join(f"{k}: {json.dumps(v, default=str)}" for k, v in args.items())
+        raise MnError(
+            TOOL_ERROR,
+            f"scenario: no answer of `{callee.rsplit('.', 1)[-1]}` for {{ {shown} }} "
+            "(add one, or a plain result for any other call)",
+        )
+
+    return fail
 
 
 class _FaultyProvider:
@@ -105,15 +163,16 @@ class _FaultyProvider:
         self._lock = threading.Lock()
 
     def complete(self, request: ModelRequest) -> ModelReply:
-        kind = self.faults.take(request.agent)
+        fault = self.faults.take(request.agent)
         agent, call = (request.agent, ""), (request.agent, request.prompt)
-        if kind is not None:
+        if fault is not None:
+            kind, message = fault
             with self._lock:
                 self._skipped[agent] += 1
                 self._skipped[call] += 1
             if kind == MALFORMED_OUTPUT:
                 return ModelReply(MALFORMED_REPLY, model="scenario")
-            raise ModelCallError(kind, f"injected fault: {kind} in `{request.short_agent}`")
+            raise ModelCallError(kind, message)
         with self._lock:
             unskipped = replace(
                 request,

@@ -162,6 +162,7 @@ class _ScenarioRun:
         self.crash_at = {f.at for f in scenario.faults if f.kind == WORKER_CRASH}
         self.decisions_used: Counter[str] = Counter()
         self.events_sent: Counter[str] = Counter()
+        self.keyed_sent: set[str] = set()
         self.run_id = f"scenario-{scenario.name}"
 
     def value(self, expr: Any) -> Value:
@@ -233,6 +234,9 @@ class _ScenarioRun:
             for address in record.waiting_for or []:
                 # A correlated wait takes the event's next payload, sent with its key.
                 name, key = split_address(address)
+                if self._send_keyed(store, record.run_id, name, key):
+                    acted = True
+                    continue
                 payloads = self.scenario.events.get(name, [])
                 n = self.events_sent[name]
                 if n < len(payloads):
@@ -247,6 +251,18 @@ class _ScenarioRun:
         elif not acted:
             acted = store.skip_to_next_timer()
         return acted
+
+    def _send_keyed(self, store: Store, run_id: str, name: str, key: str | None) -> bool:
+        """Send the next payload the scenario keys to this wait's correlation key."""
+        for n, keyed in enumerate((self.scenario.keyed_events or {}).get(name, [])):
+            sent = f"{name}-key-{n}"
+            if sent in self.keyed_sent or to_plain(self.value(keyed.key)) != key:
+                continue
+            self.keyed_sent.add(sent)
+            payload = to_plain(self.value(keyed.payload))
+            store.send_signal(run_id, name, payload, signal_id=sent, key=key)
+            return True
+        return False
 
     def _decide(self, store: ScenarioClockStore, checkpoint: Checkpoint) -> float | None:
         """Take the scenario's next decision at a checkpoint. Returns None when it has none,
