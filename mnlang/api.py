@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
     from mnlang.runtime.run import RunOutcome
+    from mnlang.runtime.serving import ChangedCode
     from mnlang.runtime.signals import Delivered
     from mnlang.runtime.upgrade import Verdict
     from mnlang.runtime.views import RunDetails
@@ -682,15 +683,24 @@ def run_worker(
     until_idle: bool = False,
     on_start: Callable[[Worker], None] | None = None,
     gc: GcPolicy | None = None,
+    changed_code: ChangedCode = "allow",
 ) -> WorkerStats:
     """Run a worker on the journal until it is stopped (`on_start` receives it, to stop it
     from a signal handler) or, with `until_idle`, until no run is left to move. With a
-    `gc` policy it also removes ended runs on that schedule (`mnlang.retention`)."""
+    `gc` policy it also removes ended runs on that schedule (`mnlang.retention`).
+    `changed_code` is its policy for runs whose tool code changed since they started
+    (`mnlang.runtime.serving`): `pin` claims them only with the code they started with."""
     from mnlang.retention import GcSchedule
     from mnlang.runtime.worker import Worker
 
     with _open_store(db, durability, create=True) as store:
-        worker = Worker(store, concurrency=concurrency, lease_ttl=lease_ttl, log=log)
+        worker = Worker(
+            store,
+            concurrency=concurrency,
+            lease_ttl=lease_ttl,
+            log=log,
+            changed_code=changed_code,
+        )
         if on_start is not None:
             on_start(worker)
         schedule = None

@@ -18,12 +18,15 @@ dir = "secrets"                   # where `file:NAME` secrets are read
 [providers.local]                 # an OpenAI-compatible server agents name: `provider: local`
 base_url = "http://127.0.0.1:8080/v1"
 api_key_env = "LOCAL_LLM_KEY"     # the variable holding its key (never the key itself)
+
+[workers]
+changed_code = "allow"            # or "pin": a worker claims a run only with its code's hash
 ```
 
 Relative paths are relative to the project's root. The environment wins over the file
 (`MNC_DB`, `MNC_PATH`, `MNC_MODELS`, `MNC_PRICES`, `MNC_SECRETS_DIR`, `MNC_PROVIDERS`,
-and `MNC_OPENAI_*` over `[providers.openai]`), and a command's option over both:
-`apply_defaults` fills in only what the environment leaves unset.
+`MNC_CHANGED_CODE`, and `MNC_OPENAI_*` over `[providers.openai]`), and a command's option
+over both: `apply_defaults` fills in only what the environment leaves unset.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Project:
     prices: Path | None = None
     secrets_dir: Path | None = None
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changed_code: str | None = None
 
     @property
     def file(self) -> Path:
@@ -107,6 +111,9 @@ def load(path: Path) -> Project:
     prices = reader.text("models", "prices")
     secrets = reader.text("secrets", "dir")
     providers = reader.providers()
+    changed_code = reader.text("workers", "changed_code")
+    if changed_code not in (None, "allow", "pin"):
+        raise reader.wrong("workers.changed_code", '"allow" or "pin"')
     return Project(
         root=root,
         journal=journal,
@@ -115,6 +122,7 @@ def load(path: Path) -> Project:
         prices=root / prices if prices is not None else None,
         secrets_dir=root / secrets if secrets is not None else None,
         providers=providers,
+        changed_code=changed_code,
     )
 
 
@@ -186,6 +194,7 @@ def apply_defaults(environ: MutableMapping[str, str], project: Project) -> None:
         "MNC_PRICES": str(project.prices) if project.prices else None,
         "MNC_SECRETS_DIR": str(project.secrets_dir) if project.secrets_dir else None,
         "MNC_PROVIDERS": json.dumps(project.providers) if project.providers else None,
+        "MNC_CHANGED_CODE": project.changed_code,
     }
     for name, value in defaults.items():
         if value is not None and not environ.get(name):

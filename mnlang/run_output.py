@@ -192,6 +192,8 @@ def show_lines(details: RunDetails) -> list[str]:
         ]
     if run.parent_run_id:
         lines.append(f"parent    {run.parent_run_id}")
+    if details.unserved:
+        lines.append(f"worker    {details.unserved}")
     if run.result is not None:
         lines.append(f"result    {_short(run.result, 100)}")
     if run.error:

@@ -579,6 +579,8 @@ def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
             conn.execute(f"DROP TABLE {target.schema}.removed_runs")
             conn.execute(f"DROP INDEX {target.schema}.runs_ended_roots")
             drop_quarantine_columns(conn, target.schema)
+            conn.execute(f"ALTER TABLE {target.schema}.runs DROP COLUMN needs")  # step 11
+            conn.execute(f"DROP TABLE {target.schema}.worker_offers")
             conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 8")
     else:
         with sqlite3.connect(journal) as conn:
@@ -587,6 +589,8 @@ def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
             conn.execute("DROP INDEX runs_quarantined")  # migration 10, undone
             for column in ("quarantined_at", "quarantined_by", "quarantine_reason"):
                 conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+            conn.execute("ALTER TABLE runs DROP COLUMN needs")  # migration 11, undone
+            conn.execute("DROP TABLE worker_offers")
             conn.execute("PRAGMA user_version = 8")
     with open_store(journal) as store:
         assert (store.migrated_from, store.schema_version) == (8, SCHEMA_VERSION)

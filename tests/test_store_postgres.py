@@ -202,6 +202,8 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
         conn.execute(f"DROP TABLE {schema}.removed_runs")
         conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
         drop_quarantine_columns(conn, schema)
+        conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN needs")
+        conn.execute(f"DROP TABLE {schema}.worker_offers")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 2")
     with PostgresStore(pg_url) as store:
         assert (store.migrated_from, store.schema_version) == (2, SCHEMA_VERSION)
@@ -228,6 +230,8 @@ def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(pg_url
         conn.execute(f"DROP TABLE {schema}.removed_runs")
         conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
         drop_quarantine_columns(conn, schema)
+        conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN needs")
+        conn.execute(f"DROP TABLE {schema}.worker_offers")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 6")
     with PostgresStore(pg_url) as store:
         assert store.migrated_from == 6

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mnlang.client import Client, Run
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
+    from mnlang.stores.base import Offer
 
 _durability_option = click.option(
     "--durability",
@@ -292,7 +293,8 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
 @click.option(
     "--until-idle",
     is_flag=True,
-    help="Stop once no run is left to move and no timer is due within MNC_SHORT_WAIT_S.",
+    help="Stop once no run it can serve is left to move and no timer is due within "
+    "MNC_SHORT_WAIT_S.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Log only problems.")
 @click.option(
@@ -333,6 +335,13 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
     type=click.Path(dir_okay=False, path_type=str),
     help="Append the runs removed to this file first (with --gc-older-than).",
 )
+@click.option(
+    "--changed-code",
+    type=click.Choice(("allow", "pin")),
+    help="Runs whose tool code changed since they started: allow (claim them, logging "
+    "a warning) or pin (claim only runs whose modules have the same sha256 here). "
+    "Default: $MNC_CHANGED_CODE, else the project's [workers] changed_code, else allow.",
+)
 @_durability_option
 @db_option
 def worker(
@@ -348,6 +357,7 @@ def worker(
     gc_older_than: float | None,
     gc_every: float,
     gc_archive: str | None,
+    changed_code: str | None,
     durability: str,
     db: str | None,
 ) -> None:
@@ -355,6 +365,9 @@ def worker(
     due timers and checkpoint timeouts, deliver signals, continue decided runs and start
     scheduled runs. FILES (`.mn` or IR `.json`) register their `schedule`s in the journal
     first, for every worker on it.
+
+    Claims only runs it can serve: their tool modules import here and their agents'
+    providers have keys here (`mnc workers` and `mnc show` say why a run waits).
 
     Stops on SIGTERM or Ctrl-C: runs in progress stop at their next commit point and are
     released to other workers (a second signal exits at once). Several workers may share
@@ -369,6 +382,7 @@ def worker(
     from mnlang import api
     from mnlang.retention import GcPolicy
     from mnlang.runtime.run import RunError
+    from mnlang.runtime.serving import changed_code_policy
     from mnlang.runtime.worker import Worker
     from mnlang.stores.base import StoreError
     from mnlang.telemetry.logs import human_line, json_line
@@ -395,6 +409,10 @@ def worker(
     gc_policy = (
         GcPolicy(gc_older_than, gc_every, archive=gc_archive) if gc_older_than is not None else None
     )
+    try:
+        policy = changed_code_policy(changed_code)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     programs = [program_or_exit(file) for file in files]
     try:
         for record in api.register_schedules(programs, db=db):
@@ -445,6 +463,7 @@ def worker(
             until_idle=until_idle,
             on_start=on_start,
             gc=gc_policy,
+            changed_code=policy,
         )
     except (RunError, StoreError) as e:  # RunError: an `MNC_*` setting that does not parse
         run_error(e)
@@ -469,20 +488,29 @@ def workers(db: str | None, as_json: bool) -> None:
     import json
     from dataclasses import asdict
 
+    from mnlang.runtime.views import unserved_runs
     from mnlang.stores import open_store
     from mnlang.stores.base import StoreError
 
     try:
         with open_store(db, existing=True) as store:
             records, now = store.list_workers(), store.now()
+            offers = store.list_offers()
+            waiting = unserved_runs(store)
     except StoreError as e:
         run_error(e)
+    by_worker: dict[str, list[Offer]] = {}
+    for offer in offers:
+        by_worker.setdefault(offer.worker_id, []).append(offer)
     if as_json:
-        click.echo(json.dumps([asdict(w) for w in records], ensure_ascii=False, indent=2))
+        listed = [
+            asdict(w) | {"serves": [asdict(o.need) for o in by_worker.get(w.worker_id, [])]}
+            for w in records
+        ]
+        click.echo(json.dumps(listed, ensure_ascii=False, indent=2))
         return
     if not records:
         click.echo("no live workers")
-        return
     for w in records:
         runs = ", ".join(w.claimed) if w.claimed else "none"
         click.echo(
@@ -490,6 +518,27 @@ def workers(db: str | None, as_json: bool) -> None:
             f"heartbeat {now - w.heartbeat_at:.1f}s ago  since {_when(w.started_at)}"
         )
         click.echo(f"  runs ({len(w.claimed)}): {runs}")
+        click.echo(f"  serves: {_serves(by_worker.get(w.worker_id, []))}")
+    if waiting:
+        click.echo(f"runs no live worker can serve ({len(waiting)}):")
+        for run_id, why in waiting:
+            click.echo(f"  {run_id}: {why}")
+
+
+def _serves(offers: list[Offer]) -> str:
+    """One line of what a worker advertised: its modules (of how many programs), its
+    providers, and its policy for changed code."""
+    modules = sorted({o.need.name for o in offers if o.need.kind == "module"})
+    programs = len({o.need.scope.partition(":")[0] for o in offers if o.need.kind == "module"})
+    providers = sorted(o.need.name for o in offers if o.need.kind == "provider")
+    pinned = any(o.pinned for o in offers)
+    parts = [
+        f"modules {', '.join(modules)} ({programs} programs)" if modules else "no tool modules",
+        f"providers {', '.join(providers)}" if providers else "no provider keys",
+    ]
+    if offers:
+        parts.append("changed code: " + ("pin" if pinned else "allow"))
+    return "; ".join(parts)
 
 
 def _when(at: float) -> str:

@@ -42,6 +42,8 @@ MODELS_ENV = "MNC_MODELS"
 REPLIES_ENV = "MNC_REPLIES"
 PROVIDERS_ENV = "MNC_PROVIDERS"
 REPLIES_FILE = "replies.json"
+MODELS_META = "models"
+"""The key of a run's `meta` that keeps the model setup it started with."""
 
 
 class ModelSpecError(ValueError):
@@ -189,25 +191,30 @@ class ModelSetup:
         if self.override is not None:
             return None
         for name in self._used_names(agents):
-            if name != "openai" and name not in self.tables:
-                continue
-            from mnlang.models.openai import missing_key
-
-            table = self.tables.get(name, {})
-            try:
-                config = _openai_config(name, table)
-            except ValueError as e:
-                return f"the `{name}` provider is misconfigured: {e}"
-            variable = table.get("api_key_env")
-            if variable is not None and not config.api_key:
-                return (
-                    f"no API key for the `{name}` provider: its [providers.{name}] table "
-                    f"reads it from `{variable}`, which is not set"
-                )
-            why = missing_key(config) if name == "openai" else None
+            why = self.unusable(name)
             if why is not None:
                 return why
         return None
+
+    def unusable(self, name: str) -> str | None:
+        """Why provider `name` (`openai` or a project's) cannot send a request here: no
+        key, or configured wrongly; None when it can, or is not such a provider."""
+        if name != "openai" and name not in self.tables:
+            return None
+        from mnlang.models.openai import missing_key
+
+        table = self.tables.get(name, {})
+        try:
+            config = _openai_config(name, table)
+        except ValueError as e:
+            return f"the `{name}` provider is misconfigured: {e}"
+        variable = table.get("api_key_env")
+        if variable is not None and not config.api_key:
+            return (
+                f"no API key for the `{name}` provider: its [providers.{name}] table "
+                f"reads it from `{variable}`, which is not set"
+            )
+        return missing_key(config) if name == "openai" else None
 
     def describe(self, agents: Iterable[AgentIR]) -> str:
         """Who answers these agents, in one line: `scripted (replies from FILE)`, or each

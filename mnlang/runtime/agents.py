@@ -59,7 +59,7 @@ from mnlang.ir.states import CallState
 from mnlang.models.base import Message, ModelReply, ModelRequest, ToolSpec
 from mnlang.models.estimate import DEFAULT_MAX_TOKENS, conversation_worst_case, text_tokens
 from mnlang.models.prices import ModelPrice, PriceTable, PriceTableError, load_prices
-from mnlang.models.setup import ModelSetup, ModelSpecError
+from mnlang.models.setup import MODELS_META, ModelSetup, ModelSpecError
 from mnlang.models.validation import ReplyInvalid, ReplyValidator
 from mnlang.runtime import faults
 from mnlang.runtime import retry as retries
@@ -84,8 +84,6 @@ if TYPE_CHECKING:
     from mnlang.runtime.ports import CallsPort, PausesPort
     from mnlang.stores.base import Json, RunRecord, Store
 
-MODELS_META = "models"
-"""The key of a run's `meta` that keeps the model setup it started with."""
 APPROVE_OPTIONS = ["approve", "reject"]
 
 _SYSTEM = (

@@ -31,6 +31,7 @@ from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
+from mnlang.runtime.serving import run_needs
 from mnlang.runtime.timeouts import checked_ms
 from mnlang.runtime.tokens import make_token
 from mnlang.runtime.values import Timestamp, Value, to_plain, to_text
@@ -493,6 +494,7 @@ class Pauses:
                 parent_run_id=parent,
                 meta=meta,
                 limit=workflow.options.limit,
+                needs=run_needs(run.program, meta),
             )
         )
         run.journal.event(

@@ -25,7 +25,8 @@ from typing import Any
 from mnlang.deep import RUN_RECURSION_LIMIT, deeper
 from mnlang.ir.load import IRLoadError, dump_ir, parse_ir
 from mnlang.ir.model import IRProgram, WorkflowIR
-from mnlang.runtime.agents import MODELS_META, stored_setup
+from mnlang.models.setup import MODELS_META
+from mnlang.runtime.agents import stored_setup
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import ConversionError, Converter
 from mnlang.runtime.effects import WIRE_NONCE, args_hash, new_wire_nonce
@@ -35,6 +36,7 @@ from mnlang.runtime.interpreter import Interpreter, RunAborted
 from mnlang.runtime.journal import Observer
 from mnlang.runtime.ports import RunEnd
 from mnlang.runtime.run_error import RunError as RunError  # re-exported: its old home
+from mnlang.runtime.serving import run_needs
 from mnlang.runtime.values import Value, to_plain
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
@@ -193,6 +195,11 @@ def start_run(
     wf = program.workflows[workflow]
     args = prepare_args(program, wf, given)
     store.put_program(program.hash, dump_ir(program))
+    meta = (
+        _start_meta(program, config)
+        | ({"started_by": started_by} if started_by is not None else {})
+        | ({TRACEPARENT_META: traceparent} if traceparent else {})
+    )
     try:
         record, created = store.create_run(
             NewRun(
@@ -201,10 +208,9 @@ def start_run(
                 args=to_plain(args),
                 workflow_class=wf.options.class_ or "",
                 ir_hash=program.hash,
-                meta=_start_meta(program, config)
-                | ({"started_by": started_by} if started_by is not None else {})
-                | ({TRACEPARENT_META: traceparent} if traceparent else {}),
+                meta=meta,
                 limit=wf.options.limit,
+                needs=run_needs(program, meta),
             )
         )
     except RunRemoved as e:

@@ -24,6 +24,7 @@ from mnlang.ir.model import IRProgram, ScheduleIR
 from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.run import RunError, prepare_args, tool_hashes
+from mnlang.runtime.serving import run_needs
 from mnlang.runtime.values import to_plain
 from mnlang.stores.base import Json, NewRun, NewSchedule, ScheduleRecord, Store
 
@@ -150,4 +151,5 @@ def _new_run(program: IRProgram, schedule: ScheduleIR, due: float, skipped: int)
         ir_hash=program.hash,
         meta=meta,
         limit=workflow.options.limit,
+        needs=run_needs(program, meta),
     )

@@ -102,7 +102,12 @@ _loaded: dict[str, ModuleType] = {}
 def module_ref(program: IRProgram, impl_dir: str, module: str) -> ModuleRef:
     """The module an `impl` names: from the program's source folder, else from the
     current folder's project and `MNC_PATH` (`mnlang.modulepath`), else installed."""
-    hit = impl_module_file(Path(program.source.dir) / impl_dir, module, impl_dir, Path.cwd())
+    return module_ref_from(program.source.dir, impl_dir, module)
+
+
+def module_ref_from(source_dir: str, impl_dir: str, module: str) -> ModuleRef:
+    """`module_ref` for a program compiled in `source_dir`."""
+    hit = impl_module_file(Path(source_dir) / impl_dir, module, impl_dir, Path.cwd())
     if hit is None:
         return ModuleRef(module, None, None)
     path, folder = hit

@@ -19,6 +19,7 @@ from mnlang.ir.diff import resume_problems
 from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.run import RunBusy, RunError, load_program, tool_hashes
+from mnlang.runtime.serving import run_needs
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
     Batch,
@@ -156,6 +157,9 @@ def _move(store: Store, found: Verdict, new: IRProgram) -> None:
                 run=RunUpdate(ir_hash=new.hash, meta=meta),
             )
         )
+        # Its needs name the new program's modules now (a crash before this leaves the
+        # old program's, which the workers that serve that program still serve).
+        store.set_run_needs(found.run_id, run_needs(new, meta))
     finally:
         with contextlib.suppress(StoreError):
             store.release_lease(lease)

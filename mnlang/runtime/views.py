@@ -3,7 +3,8 @@
 `run_details` gathers a run's record, where each branch stands, the work it waits for
 (open checkpoints, repairs, timers, events), and from the journal the steps it
 completed with their inputs and outputs (the evidence), its retries and failures, and
-what it cost.
+what it cost; and, for a live run nobody holds, why no live worker can take it up (the
+code or keys it needs that none advertised, `mnlang.runtime.serving`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from mnlang.runtime.serving import unserved
 from mnlang.stores.base import (
+    TERMINAL_STATUSES,
     Checkpoint,
     Event,
     Json,
@@ -46,6 +49,9 @@ class RunDetails:
     failures: list[Event] = field(default_factory=list)
     logs: list[Event] = field(default_factory=list)
     cost: Decimal = Decimal(0)
+    unserved: str | None = None
+    """Why no live worker can take the run up (`waiting for a worker with module m (sha256
+    …) / provider p`), for a live run that no lease holds; None when one can."""
 
     def to_json(self) -> dict[str, Json]:
         return {
@@ -59,6 +65,7 @@ class RunDetails:
             "failures": [asdict(e) for e in self.failures],
             "logs": [asdict(e) for e in self.logs],
             "cost": str(self.cost),
+            "unserved": self.unserved,
         }
 
 
@@ -104,4 +111,36 @@ def run_details(store: Store, run_id: str) -> RunDetails:
         elif event.kind == "log":
             details.logs.append(event)
         details.cost += _cost(event)
+    details.unserved = unserved_reason(store, record)
     return details
+
+
+def unserved_reason(store: Store, record: RunRecord) -> str | None:
+    """Why no live worker can claim a live run that no lease holds, or None. A `running`
+    run waits for such a worker; a `waiting` one is told what no live worker has, for
+    when what it waits for comes."""
+    if record.status in TERMINAL_STATUSES:
+        return None
+    if record.lease_expires_at is not None and record.lease_expires_at > store.now():
+        return None
+    needs = store.run_needs(record.run_id)
+    if not needs:
+        return None
+    workers = [w.worker_id for w in store.list_workers()]
+    missing = unserved(needs, store.list_offers(), workers)
+    if missing is None:
+        return None
+    return missing.describe(runnable=record.status == "running")
+
+
+def unserved_runs(store: Store, limit: int = 100) -> list[tuple[str, str]]:
+    """Runnable runs (up to `limit` looked at) that no live worker can claim, each with
+    why (`mnc workers`)."""
+    workers = [w.worker_id for w in store.list_workers()]
+    offers = store.list_offers()
+    out = []
+    for run_id in store.runnable_runs(limit=limit):
+        missing = unserved(store.run_needs(run_id), offers, workers)
+        if missing is not None:
+            out.append((run_id, missing.describe()))
+    return out

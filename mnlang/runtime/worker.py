@@ -21,6 +21,12 @@ worker claims it again until a person repairs it and releases it (`mnc db releas
 Tools' limits: on a store that shares them (PostgreSQL), a tool's `limit:` is held in the
 journal, across every worker on it, rather than per process.
 
+What it serves: a worker advertises in the journal the tool modules it can load (with
+the sha256 of each file) of every program there, and the model providers it holds keys
+for (`mnlang.runtime.serving`), and claims only runs whose every need it advertised, so
+a worker without a run's code or key never claims it. It looks at the programs new to it
+before each claim, and at the files again with each heartbeat (code deployed in place).
+
 Heartbeats: a worker records itself in the journal's workers table when it starts and
 every third of its lease time after (`mnc workers` lists the live ones with the runs they
 hold), and removes itself when it stops.
@@ -44,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from mnlang.ir.load import IRLoadError, parse_ir
-from mnlang.ir.model import IRProgram
+from mnlang.ir.model import IRProgram, SourceIR
 from mnlang.redact import redact
 from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
@@ -52,10 +58,17 @@ from mnlang.runtime.decisions import decide_due_timeouts
 from mnlang.runtime.journal import Observer
 from mnlang.runtime.run import RunError, changed_tools, run_with_lease
 from mnlang.runtime.schedules import start_due
+from mnlang.runtime.serving import (
+    DEFAULT_CHANGED_CODE,
+    ChangedCode,
+    program_offers,
+    provider_offers,
+)
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
     DamagedRow,
     Lease,
+    Need,
     StaleLease,
     Store,
     StoreError,
@@ -162,6 +175,7 @@ class Worker:
         idle_wait: float = 1.0,
         log: Logger | None = None,
         owner: str | None = None,
+        changed_code: ChangedCode = DEFAULT_CHANGED_CODE,
     ) -> None:
         if concurrency < 1:
             raise ValueError("a worker needs a concurrency of at least 1")
@@ -188,6 +202,13 @@ class Worker:
         self._schedules_checked = -_SCHEDULE_POLL
         self._timeouts_checked = -_BUSY_POLL
         self._beaten = -lease_ttl
+        self.changed_code = changed_code
+        self._sources: dict[str, SourceIR | None] = {}
+        """Where each program of the journal came from (None: it cannot be loaded)."""
+        self._program_offers: dict[str, list[Need]] = {}
+        self._providers = provider_offers()
+        self._advertised: frozenset[Need] | None = None
+        self._offers_checked = -lease_ttl
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims, runs in progress stop at a commit point."""
@@ -209,12 +230,14 @@ class Worker:
         """Work until `stop()` (or, with `until_idle`, until nothing is runnable, no run is
         in progress and no timer is due within `short_wait`); returns what was done."""
         self.log(f"worker {self.owner} started (concurrency {self.concurrency})", False)
+        self._advertised = None  # stopping removed what an earlier `run` advertised
         slots = self.store.tool_slots()
         previous = use_limits(SharedToolLimits(slots)) if slots is not None else None
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="mnc-worker") as pool:
                 while not self._stop.is_set():
                     self._heartbeat()
+                    self._advertise()
                     self._start_schedules()
                     self._decide_timeouts()
                     claimed = self._claim()
@@ -252,6 +275,49 @@ class Worker:
         except StoreError as e:
             self.log(f"cannot record this worker's heartbeat: {e}", True)
 
+    # --- what it serves ------------------------------------------------------------------
+
+    def _advertise(self) -> None:
+        """Work out what this worker serves of the programs new to it (and of every
+        program again, with each heartbeat), and advertise it when it changed."""
+        try:
+            hashes = [h for h, _ in self.store.program_hashes()]
+        except StoreError as e:
+            self.log(f"cannot list the journal's programs: {e}", True)
+            return
+        now = time.monotonic()
+        again = now >= self._offers_checked + self.lease_ttl / 3
+        if again:
+            self._offers_checked = now
+        for ir_hash in hashes:
+            if ir_hash not in self._sources:
+                self._sources[ir_hash] = self._source(ir_hash)
+            elif not again:
+                continue
+            source = self._sources[ir_hash]
+            self._program_offers[ir_hash] = (
+                program_offers(ir_hash, source) if source is not None else []
+            )
+        offers = frozenset(
+            [*self._providers, *(n for found in self._program_offers.values() for n in found)]
+        )
+        if offers == self._advertised:
+            return
+        try:
+            self.store.advertise(
+                self.owner, sorted(offers, key=_need_order), pinned=self.changed_code == "pin"
+            )
+            self._advertised = offers
+        except StoreError as e:
+            self.log(f"cannot advertise what this worker serves: {e}", True)
+
+    def _source(self, ir_hash: str) -> SourceIR | None:
+        try:
+            return self.programs(ir_hash).source
+        except (RunError, StoreError) as e:
+            self.log(f"program {ir_hash[:12]}: cannot load it: {e}", True)
+            return None
+
     # --- claiming -----------------------------------------------------------------------
 
     def _claim(self) -> list[Lease]:
@@ -276,7 +342,7 @@ class Worker:
             if self._active:
                 return False
         return (
-            not self.store.runnable_runs(limit=1)
+            not self.store.runnable_runs(limit=1, served_by=self.owner)
             and not self._schedule_due_within(0)
             and not self._timer_due_within(self.short_wait)
         )
@@ -305,7 +371,7 @@ class Worker:
         if soonest is not None:
             timeout = max(0.0, min(timeout, soonest - self.store.now()))
         try:
-            self.store.wait_for_work(timeout)
+            self.store.wait_for_work(timeout, served_by=self.owner)
         except StoreError as e:
             self.log(f"cannot look for work: {e}", True)
             self._stop.wait(self.idle_wait)
@@ -449,3 +515,7 @@ class Worker:
     def _count(self, status: str) -> None:
         with self._slots:
             self.stats.ended[status] = self.stats.ended.get(status, 0) + 1
+
+
+def _need_order(need: Need) -> tuple[str, str, str]:
+    return need.kind, need.scope, need.name

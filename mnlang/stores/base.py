@@ -441,6 +441,31 @@ class CommitResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Need:
+    """What a worker must have to execute a run, as the run records it and a worker
+    advertises it (`mnlang.runtime.serving`): kind `module` (`scope`: the program's hash
+    and the impl's folder, `name`: the Python module, `digest`: the sha256 of the file the
+    run started with, None when none was found) or `provider` (`name`: a model provider
+    whose key the worker holds; `scope` empty, no digest)."""
+
+    kind: Literal["module", "provider"]
+    scope: str
+    name: str
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What one live worker advertises it can serve (`Store.advertise`)."""
+
+    worker_id: str
+    need: Need
+    pinned: bool
+    """The worker's policy for changed code: it serves a module need only with the
+    run's digest (`pin`), or with any file of the module (`allow`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class NewRun:
     """A run to create; the id is the caller's (`mnc run --id`) or derived for a child."""
 
@@ -456,6 +481,9 @@ class NewRun:
     """The workflow's `limit:` (runs `running` at once). A new `running` run beyond it is
     created `waiting`, queued for a slot; a waiting run of the workflow takes a slot (and
     becomes `running`) when a worker claims it or a process takes its lease."""
+    needs: tuple[Need, ...] = ()
+    """The code and keys a worker needs to execute the run: a worker claims it only when
+    it advertised each (`claim_runs`); none, any worker may."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,19 +692,21 @@ class Store(Protocol):
         """How many runs are runnable, waiting and leased: one aggregate query, cheap
         enough for every Prometheus scrape."""
 
-    def runnable_runs(self, limit: int = 100) -> list[str]:
+    def runnable_runs(self, limit: int = 100, *, served_by: str | None = None) -> list[str]:
         """Runs a worker should pick up, oldest first: running without a live lease, or
         waiting with a due timer, a decided checkpoint, a signal it waits for, or a
         cancel request, or queued for a slot of its workflow's `limit`; a waiting run of a
         workflow whose `limit` is full is left out until a slot frees, and a quarantined
-        run until it is released."""
+        run until it is released. With `served_by`, only the runs whose every need that
+        worker advertised (`advertise`)."""
 
     def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
-        """Lease up to `limit` runnable runs (as `runnable_runs` picks them) to `owner` for
-        `ttl` seconds, each with a new epoch; runs another worker is claiming at the same
-        moment are skipped, never waited for or claimed twice. A waiting run of a workflow
-        with a `limit` is claimed only into a free slot, and becomes `running` in the same
-        transaction, so two workers cannot both take the last slot."""
+        """Lease up to `limit` runnable runs (as `runnable_runs(served_by=owner)` picks
+        them: only runs whose needs `owner` advertised) to `owner` for `ttl` seconds, each
+        with a new epoch; runs another worker is claiming at the same moment are skipped,
+        never waited for or claimed twice. A waiting run of a workflow with a `limit` is
+        claimed only into a free slot, and becomes `running` in the same transaction, so
+        two workers cannot both take the last slot."""
 
     def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
         """Set a run aside (`RunRecord.quarantine`): `runnable_runs` and `claim_runs` skip
@@ -691,10 +721,17 @@ class Store(Protocol):
     def quarantined_runs(self) -> dict[str, Quarantine]:
         """Every quarantined run's quarantine, by run id."""
 
-    def wait_for_work(self, timeout: float) -> bool:
-        """Block until a run may be runnable (`True`) or `timeout` seconds pass with no sign
-        of one (`False`). Wakes promptly when another process makes a run runnable, and
-        when a timer or a lease falls due. Use from one thread at a time."""
+    def wait_for_work(self, timeout: float, *, served_by: str | None = None) -> bool:
+        """Block until a run may be runnable (`True`; with `served_by`, one that worker
+        can serve) or `timeout` seconds pass with no sign of one (`False`). Wakes promptly
+        when another process makes a run runnable, and when a timer or a lease falls due.
+        Use from one thread at a time."""
+
+    def run_needs(self, run_id: str) -> list[Need]:
+        """What the run needs of a worker (`NewRun.needs`), in the order it was given."""
+
+    def set_run_needs(self, run_id: str, needs: Sequence[Need]) -> None:
+        """Replace what the run needs (`mnc upgrade` moved it to another program)."""
 
     # commits and state
 
@@ -793,7 +830,15 @@ class Store(Protocol):
         it); rows of workers gone for an hour are deleted on the way."""
 
     def worker_stopped(self, worker_id: str) -> None:
-        """Forget a worker that stopped."""
+        """Forget a worker that stopped, and what it advertised."""
+
+    def advertise(self, worker_id: str, needs: Sequence[Need], *, pinned: bool) -> None:
+        """Replace what a worker says it can serve (its code, with digests, and the
+        providers whose keys it holds); `claim_runs` gives it only runs whose needs are
+        all among them."""
+
+    def list_offers(self) -> list[Offer]:
+        """What the live workers (as `list_workers` has them) advertised."""
 
     # export cursors
 

@@ -17,6 +17,7 @@ from mnlang.stores.base import (
     Event,
     Json,
     LedgerRow,
+    Need,
     Quarantine,
     RunNotFound,
     RunRecord,
@@ -43,6 +44,23 @@ def load(text: str | None, run_id: str | None = None, column: str = "a JSON colu
         return json.loads(text)
     except (ValueError, RecursionError) as e:
         raise DamagedRow(run_id, column, str(e).split(":")[0].lower()) from None
+
+
+def needs_json(needs: Sequence[Need]) -> list[dict[str, str | None]] | None:
+    """A run's needs as its `runs.needs` column holds them; None for none."""
+    if not needs:
+        return None
+    return [{"kind": n.kind, "scope": n.scope, "name": n.name, "digest": n.digest} for n in needs]
+
+
+def needs_of(value: Json, run_id: str) -> list[Need]:
+    """The needs in a `runs.needs` column (decoded JSON); `DamagedRow` when malformed."""
+    if value is None:
+        return []
+    try:
+        return [Need(n["kind"], n["scope"], n["name"], n.get("digest")) for n in value]
+    except (TypeError, KeyError, AttributeError) as e:
+        raise DamagedRow(run_id, "needs", f"not a list of needs ({e})") from None
 
 
 def listed(row: Sequence[Any], decode: Callable[[Sequence[Any]], RunRecord]) -> RunRecord:

@@ -71,8 +71,10 @@ from mnlang.stores.base import (
     Json,
     Lease,
     LedgerRow,
+    Need,
     NewRun,
     NewSchedule,
+    Offer,
     Quarantine,
     QueueDepth,
     RunCount,
@@ -109,6 +111,8 @@ from mnlang.stores.common import (
     ledger_record,
     listed,
     load,
+    needs_json,
+    needs_of,
     run_not_found,
     run_record,
     schedule_record,
@@ -205,12 +209,26 @@ _RUNNING_OF: LiteralString = (
     "(SELECT count(*) FROM runs AS o WHERE o.workflow = r.workflow AND o.status = 'running')"
 )
 
+# For a worker (`%(served_by)s`, NULL for any), a run one of whose needs it did not
+# advertise is left out: a module (with the run's digest, when the worker pins changed
+# code) or a provider's key. Judged per run, with an index probe per need: judging each
+# distinct `needs` once (as the SQLite store does) would join the candidates to `runs`
+# a second time and hash every run's `jsonb`, which measured slower here.
+_SERVED: LiteralString = (
+    "(%(served_by)s::text IS NULL OR r.needs IS NULL OR NOT EXISTS ("
+    " SELECT 1 FROM jsonb_to_recordset(r.needs) AS n(kind text, scope text, name text,"
+    " digest text) WHERE NOT EXISTS (SELECT 1 FROM worker_offers AS offer"
+    " WHERE offer.worker_id = %(served_by)s::text AND offer.kind = n.kind"
+    " AND offer.scope = n.scope AND offer.name = n.name"
+    " AND (NOT offer.pinned OR n.digest IS NULL OR offer.digest = n.digest))))"
+)
+
 _RUNNABLE_FROM: LiteralString = (
     " FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id, clock"
     " WHERE r.status IN ('running', 'waiting')"
     " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock.now)"
     " AND r.quarantined_at IS NULL"
-    f" AND (NOT {_NEEDS_SLOT} OR {_RUNNING_OF} < r.run_limit) "
+    f" AND (NOT {_NEEDS_SLOT} OR {_RUNNING_OF} < r.run_limit) AND {_SERVED} "
 )
 
 _RUNNABLE_SQL: LiteralString = (
@@ -294,10 +312,11 @@ _WAKE_SQL: LiteralString = (
 # slot (the workflow's slot lock is taken by an earlier statement of the transaction).
 _INSERT_RUN_SQL: LiteralString = (
     "INSERT INTO runs (run_id, workflow, workflow_class, status, args, parent_run_id, "
-    "ir_hash, meta, run_limit, queued, created_at, updated_at) "
+    "ir_hash, meta, run_limit, queued, needs, created_at, updated_at) "
     "SELECT %(run_id)s, %(workflow)s, %(class)s, "
     "CASE WHEN q.queued THEN 'waiting' ELSE %(status)s END, %(args)s, %(parent)s, "
-    "%(ir_hash)s, %(meta)s, %(limit)s::integer, q.queued, %(now)s, %(now)s FROM (SELECT "
+    "%(ir_hash)s, %(meta)s, %(limit)s::integer, q.queued, %(needs)s::jsonb, %(now)s, %(now)s "
+    "FROM (SELECT "
     "coalesce(%(status)s = 'running' AND (SELECT count(*) FROM runs "
     "WHERE workflow = %(workflow)s AND status = 'running') >= %(limit)s::integer, false) "
     "AS queued) AS q "
@@ -605,6 +624,7 @@ def _run_params(run: NewRun) -> dict[str, Any]:
         "ir_hash": run.ir_hash,
         "meta": dump(run.meta),
         "limit": run.limit,
+        "needs": None if not run.needs else dump(needs_json(run.needs)),
     }
 
 
@@ -905,24 +925,33 @@ class PostgresStore:
         return self._transaction(body)
 
     def queue_depth(self) -> QueueDepth:
-        runnable, waiting, leased = self._autocommit(_QUEUE_DEPTH_SQL)[0]
+        runnable, waiting, leased = self._autocommit(_QUEUE_DEPTH_SQL, {"served_by": None})[0]
         return QueueDepth(int(runnable), int(waiting), int(leased))
 
-    def runnable_runs(self, limit: int = 100) -> list[str]:
-        return [row[0] for row in self._autocommit(_RUNNABLE_SQL, {"limit": limit})]
+    def runnable_runs(self, limit: int = 100, *, served_by: str | None = None) -> list[str]:
+        params = {"limit": limit, "served_by": served_by}
+        return [row[0] for row in self._autocommit(_RUNNABLE_SQL, params)]
 
     def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
         check_ttl(ttl)
 
         def body(tx: _Tx) -> list[Lease]:
-            rows = tx.all(_CLAIM_SQL, {"limit": limit, "owner": owner, "ttl": ttl})
-            for (workflow,) in tx.all(_SLOTTED_WORKFLOWS_SQL):
+            rows = tx.all(
+                _CLAIM_SQL, {"limit": limit, "owner": owner, "ttl": ttl, "served_by": owner}
+            )
+            for (workflow,) in tx.all(_SLOTTED_WORKFLOWS_SQL, {"served_by": owner}):
                 if len(rows) >= limit:
                     break
                 tx.conn.execute(_LOCK_SLOTS_SQL, (workflow,))
                 rows += tx.all(
                     _CLAIM_SLOTS_SQL,
-                    {"limit": limit - len(rows), "owner": owner, "ttl": ttl, "workflow": workflow},
+                    {
+                        "limit": limit - len(rows),
+                        "owner": owner,
+                        "ttl": ttl,
+                        "workflow": workflow,
+                        "served_by": owner,
+                    },
                 )
             rows.sort(key=lambda row: (row[3], row[0]))
             return [Lease(run_id, owner, epoch, expires) for run_id, epoch, expires, _ in rows]
@@ -982,7 +1011,7 @@ class PostgresStore:
         )
         return {r[0]: Quarantine(r[1], r[2], r[3]) for r in rows}
 
-    def wait_for_work(self, timeout: float) -> bool:
+    def wait_for_work(self, timeout: float, *, served_by: str | None = None) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
         with self._listen_lock:
             listener = self._listening()
@@ -992,7 +1021,7 @@ class PostgresStore:
                 if any(True for _ in listener.notifies(timeout=0)):
                     return True
                 while True:
-                    runnable, due_in = self._autocommit(_WAKE_SQL)[0]
+                    runnable, due_in = self._autocommit(_WAKE_SQL, {"served_by": served_by})[0]
                     if runnable:
                         return True
                     left = deadline - time.monotonic()
@@ -1405,11 +1434,53 @@ class PostgresStore:
                 f"DELETE FROM workers WHERE expires_at < {_NOW} - %s RETURNING 1",
                 (_FORGET_WORKER_AFTER,),
             )
+            tx.all(
+                "DELETE FROM worker_offers AS o WHERE NOT EXISTS "
+                "(SELECT 1 FROM workers AS w WHERE w.worker_id = o.worker_id) RETURNING 1"
+            )
 
         self._transaction(body)
 
     def worker_stopped(self, worker_id: str) -> None:
-        self._autocommit("DELETE FROM workers WHERE worker_id = %s RETURNING 1", (worker_id,))
+        def body(tx: _Tx) -> None:
+            tx.all("DELETE FROM workers WHERE worker_id = %s RETURNING 1", (worker_id,))
+            tx.all("DELETE FROM worker_offers WHERE worker_id = %s RETURNING 1", (worker_id,))
+
+        self._transaction(body)
+
+    def advertise(self, worker_id: str, needs: Sequence[Need], *, pinned: bool) -> None:
+        def body(tx: _Tx) -> None:
+            tx.all("DELETE FROM worker_offers WHERE worker_id = %s RETURNING 1", (worker_id,))
+            if needs:
+                tx.all(
+                    "INSERT INTO worker_offers (worker_id, kind, scope, name, digest, pinned) "
+                    "SELECT %s, n.kind, n.scope, n.name, n.digest, %s FROM "
+                    "jsonb_to_recordset(%s::jsonb) AS n(kind text, scope text, name text, "
+                    "digest text) ON CONFLICT DO NOTHING RETURNING 1",
+                    (worker_id, pinned, dump(needs_json(needs))),
+                )
+
+        self._transaction(body)
+
+    def list_offers(self) -> list[Offer]:
+        rows = self._autocommit(
+            _CLOCK + "SELECT o.worker_id, o.kind, o.scope, o.name, o.digest, o.pinned "
+            "FROM worker_offers AS o JOIN workers AS w USING (worker_id), clock "
+            "WHERE w.expires_at > clock.now ORDER BY o.worker_id, o.kind, o.scope, o.name"
+        )
+        return [Offer(r[0], Need(r[1], r[2], r[3], r[4]), bool(r[5])) for r in rows]
+
+    def set_run_needs(self, run_id: str, needs: Sequence[Need]) -> None:
+        self._autocommit(
+            "UPDATE runs SET needs = %s::jsonb WHERE run_id = %s RETURNING 1",
+            (None if not needs else dump(needs_json(needs)), run_id),
+        )
+
+    def run_needs(self, run_id: str) -> list[Need]:
+        rows = self._autocommit("SELECT needs FROM runs WHERE run_id = %s", (run_id,))
+        if not rows:
+            raise run_not_found(run_id)
+        return needs_of(rows[0][0], run_id)
 
     def export_cursor(self, exporter: str) -> dict[str, int]:
         rows = self._autocommit(

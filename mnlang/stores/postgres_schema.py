@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 10
+SCHEMA_VERSION: Final = 11
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -452,6 +452,24 @@ _ADD_QUARANTINE_V10: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX runs_quarantined ON runs (run_id) WHERE quarantined_at IS NOT NULL",
 )
 
+# What a run needs of the worker that executes it (`runs.needs`: a list of `{kind, scope,
+# name, digest}`, NULL for nothing) and what each worker advertises it can serve
+# (`worker_offers`), so that a worker claims only the runs it can execute.
+_V11: Final[tuple[LiteralString, ...]] = (
+    "ALTER TABLE runs ADD COLUMN needs jsonb",
+    """
+    CREATE TABLE worker_offers (
+        worker_id text NOT NULL,
+        kind text NOT NULL,
+        scope text NOT NULL,
+        name text NOT NULL,
+        digest text,
+        pinned boolean NOT NULL,
+        PRIMARY KEY (worker_id, kind, scope, name)
+    )
+    """,
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -463,6 +481,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V8,
     _V9,
     _ADD_QUARANTINE_V10,
+    _V11,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -338,6 +338,18 @@ def _add_quarantine_v10(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX runs_quarantined ON runs (run_id) WHERE quarantined_at IS NOT NULL")
 
 
+def _add_worker_offers_v11(db: sqlite_utils.Database) -> None:
+    """What a run needs of the worker that executes it (`runs.needs`: a JSON list of
+    `{kind, scope, name, digest}`, NULL for nothing) and what each worker advertises it
+    can serve (`worker_offers`), so that a worker claims only the runs it can execute."""
+    db.execute("ALTER TABLE runs ADD COLUMN needs TEXT")
+    db.execute(
+        "CREATE TABLE worker_offers (worker_id TEXT NOT NULL, kind TEXT NOT NULL, "
+        "scope TEXT NOT NULL, name TEXT NOT NULL, digest TEXT, pinned INTEGER NOT NULL, "
+        "PRIMARY KEY (worker_id, kind, scope, name))"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
@@ -349,6 +361,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_export_cursors_v8,
     _add_tombstones_v9,
     _add_quarantine_v10,
+    _add_worker_offers_v11,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

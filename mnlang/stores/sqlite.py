@@ -42,8 +42,10 @@ from mnlang.stores.base import (
     Lease,
     LedgerPut,
     LedgerRow,
+    Need,
     NewRun,
     NewSchedule,
+    Offer,
     Quarantine,
     QueueDepth,
     RunCount,
@@ -79,6 +81,8 @@ from mnlang.stores.common import (
     ledger_record,
     listed,
     load,
+    needs_json,
+    needs_of,
     run_not_found,
     run_record,
     schedule_record,
@@ -127,7 +131,11 @@ _SCHEDULE_COLUMNS = (
 # waiting run of a workflow whose `limit` is full is left out (see `_SLOT_SQL`), and so
 # is a quarantined run. A damaged `waiting_for` (JSON that does not decode) with an unread
 # signal makes its run a candidate rather than failing the query for every run: the
-# worker that claims it finds the damage and quarantines the run.
+# worker that claims it finds the damage and quarantines the run. For a worker
+# (`:served_by`), a run one of whose needs it did not advertise is left out too: a module
+# (with the run's digest, when the worker pins changed code) or a provider's key. Runs
+# of one program started from one release share their needs' text, so each distinct
+# text is judged once (`served`), not once per run.
 _RUNNABLE_SQL = """
 WITH candidates (run_id) AS (
   SELECT run_id FROM runs WHERE status = 'running'
@@ -142,6 +150,21 @@ WITH candidates (run_id) AS (
               THEN coalesce(s.name || '#' || s.correlation, s.name)
                    IN (SELECT value FROM json_each(w.waiting_for))
               ELSE 1 END
+),
+served (needs) AS (
+  SELECT d.needs FROM (
+    SELECT DISTINCT r.needs FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
+    WHERE :served_by IS NOT NULL AND r.needs IS NOT NULL
+  ) AS d
+  WHERE NOT EXISTS (
+    SELECT 1 FROM json_each(d.needs) AS n WHERE NOT EXISTS (
+      SELECT 1 FROM worker_offers AS offer
+      WHERE offer.worker_id = :served_by
+        AND offer.kind = json_extract(n.value, '$.kind')
+        AND offer.scope = json_extract(n.value, '$.scope')
+        AND offer.name = json_extract(n.value, '$.name')
+        AND (offer.pinned = 0 OR json_extract(n.value, '$.digest') IS NULL
+             OR offer.digest = json_extract(n.value, '$.digest'))))
 )
 SELECT r.run_id FROM candidates JOIN runs AS r ON r.run_id = candidates.run_id
 WHERE r.status IN ('running', 'waiting')
@@ -150,6 +173,7 @@ WHERE r.status IN ('running', 'waiting')
   AND (r.run_limit IS NULL OR r.status = 'running' OR (r.queued = 1 AND r.cancel_requested = 1)
        OR (SELECT count(*) FROM runs AS o WHERE o.workflow = r.workflow AND o.status = 'running')
           < r.run_limit)
+  AND (:served_by IS NULL OR r.needs IS NULL OR r.needs IN (SELECT needs FROM served))
 ORDER BY r.updated_at
 LIMIT :limit
 """
@@ -393,8 +417,8 @@ class SQLiteStore:
                 status, queued = "waiting", True
         cursor = self._conn.execute(
             "INSERT INTO runs (run_id, workflow, workflow_class, status, parent_run_id, "
-            "ir_hash, meta, run_limit, queued, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+            "ir_hash, meta, run_limit, queued, needs, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
             (
                 run.run_id,
                 run.workflow,
@@ -405,6 +429,7 @@ class SQLiteStore:
                 dump(run.meta),
                 run.limit,
                 int(queued),
+                None if not run.needs else dump(needs_json(run.needs)),
                 now,
                 now,
             ),
@@ -506,20 +531,26 @@ class SQLiteStore:
     def queue_depth(self) -> QueueDepth:
         with self._lock, self._translated():
             now = float(self._conn.execute(_NOW_SQL).fetchone()[0])
-            row = self._conn.execute(_QUEUE_DEPTH_SQL, {"now": now, "limit": -1}).fetchone()
+            row = self._conn.execute(
+                _QUEUE_DEPTH_SQL, {"now": now, "limit": -1, "served_by": None}
+            ).fetchone()
         return QueueDepth(int(row[0]), int(row[1]), int(row[2]))
 
-    def runnable_runs(self, limit: int = 100) -> list[str]:
+    def runnable_runs(self, limit: int = 100, *, served_by: str | None = None) -> list[str]:
         with self._lock, self._translated():
             now = float(self._conn.execute(_NOW_SQL).fetchone()[0])
-            rows = self._conn.execute(_RUNNABLE_SQL, {"now": now, "limit": limit}).fetchall()
+            rows = self._conn.execute(
+                _RUNNABLE_SQL, {"now": now, "limit": limit, "served_by": served_by}
+            ).fetchall()
         return [row[0] for row in rows]
 
     def claim_runs(self, owner: str, ttl: float, limit: int = 1) -> list[Lease]:
         check_ttl(ttl)
         # The write lock is the whole file's, so no other process claims meanwhile.
         with self._write() as now:
-            rows = self._conn.execute(_RUNNABLE_SQL, {"now": now, "limit": limit}).fetchall()
+            rows = self._conn.execute(
+                _RUNNABLE_SQL, {"now": now, "limit": limit, "served_by": owner}
+            ).fetchall()
             claimed = []
             for (run_id,) in rows:
                 if self._take_slot(run_id) is not None:
@@ -571,10 +602,10 @@ class SQLiteStore:
         )
         return {r[0]: Quarantine(r[1], r[2], r[3]) for r in rows}
 
-    def wait_for_work(self, timeout: float) -> bool:
+    def wait_for_work(self, timeout: float, *, served_by: str | None = None) -> bool:
         # SQLite cannot signal another process: poll, cheaply, until work or the timeout.
         deadline = time.monotonic() + max(0.0, timeout)
-        while not self.runnable_runs(limit=1):
+        while not self.runnable_runs(limit=1, served_by=served_by):
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -1076,10 +1107,47 @@ class SQLiteStore:
             self._conn.execute(
                 "DELETE FROM workers WHERE expires_at < ?", (now - _FORGET_WORKER_AFTER,)
             )
+            self._conn.execute(
+                "DELETE FROM worker_offers WHERE worker_id NOT IN (SELECT worker_id FROM workers)"
+            )
 
     def worker_stopped(self, worker_id: str) -> None:
         with self._write():
             self._conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+            self._conn.execute("DELETE FROM worker_offers WHERE worker_id = ?", (worker_id,))
+
+    def advertise(self, worker_id: str, needs: Sequence[Need], *, pinned: bool) -> None:
+        with self._write():
+            self._conn.execute("DELETE FROM worker_offers WHERE worker_id = ?", (worker_id,))
+            self._conn.executemany(
+                "INSERT INTO worker_offers (worker_id, kind, scope, name, digest, pinned) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(worker_id, n.kind, n.scope, n.name, n.digest, int(pinned)) for n in needs],
+            )
+
+    def list_offers(self) -> list[Offer]:
+        with self._snapshot() as conn:
+            now = float(conn.execute(_NOW_SQL).fetchone()[0])
+            rows = conn.execute(
+                "SELECT o.worker_id, o.kind, o.scope, o.name, o.digest, o.pinned "
+                "FROM worker_offers AS o JOIN workers AS w USING (worker_id) "
+                "WHERE w.expires_at > ? ORDER BY o.worker_id, o.kind, o.scope, o.name",
+                (now,),
+            ).fetchall()
+        return [Offer(r[0], Need(r[1], r[2], r[3], r[4]), bool(r[5])) for r in rows]
+
+    def set_run_needs(self, run_id: str, needs: Sequence[Need]) -> None:
+        with self._write():
+            self._conn.execute(
+                "UPDATE runs SET needs = ? WHERE run_id = ?",
+                (None if not needs else dump(needs_json(needs)), run_id),
+            )
+
+    def run_needs(self, run_id: str) -> list[Need]:
+        rows = self._query("SELECT needs FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise run_not_found(run_id)
+        return needs_of(load(rows[0][0], run_id, "needs"), run_id)
 
     def export_cursor(self, exporter: str) -> dict[str, int]:
         rows = self._query("SELECT run_id, seq FROM export_cursors WHERE exporter = ?", (exporter,))
