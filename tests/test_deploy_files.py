@@ -67,8 +67,6 @@ def test_every_mnc_command_and_option_in_the_deploy_files_exists(
     where: str, argv: list[str]
 ) -> None:
     found = help_of(argv)
-    if found is None and argv[0] == "serve":
-        pytest.skip("`mnc serve` is not built yet (issue 19): named ahead in the deploy files")
     assert found is not None, f"{where}: no command `mnc {argv[0]}`"
     path, text = found
     for word in argv[len(path) :]:
