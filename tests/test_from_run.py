@@ -22,7 +22,7 @@ from mnlang.testing import run_tests
 from mnlang.testing.from_run import FromRunError, _float, _string
 from mnlang.testing.report import render
 from tests.replay_mutations import executed_lines, mutations
-from tests.test_replay import EXAMPLES, SOURCES, _record
+from tests.test_replay import EXAMPLES, SOURCES, _record, run_docs_session
 
 MNC = [sys.executable, "-m", "mnlang.cli"]
 EXAMPLE_RUNS = ["refund", "refund-large", "pipeline", "digest"]
@@ -212,32 +212,12 @@ def test_a_child_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_docs_worked_example(tmp_path: Path) -> None:
     """The session of docs/testing.md's run-to-scenario example prints what the page
     shows (seconds aside)."""
-    import os
     import re
 
-    page = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
-    section = page[page.index("## A run as a scenario") :]
-    section = section[section.index("### A worked example") :]
-    script = re.search(r"```sh\n(.*?)```", section, re.S)
-    shown = re.search(r"```text\n(.*?)```", section, re.S)
-    assert script is not None and shown is not None
-    shutil.copytree(EXAMPLES, tmp_path / "examples")
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "MNC_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl"),
-    }
-    env.pop("MNC_DB", None)
-    done = subprocess.run(
-        ["bash", "-c", "set -e\n" + script.group(1)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    done, shown = run_docs_session(tmp_path, "## A run as a scenario", "### A worked example")
     assert done.returncode == 1, done.stderr  # the last test failed, as the page says
     seconds = re.compile(r" in \d+\.\d+s ")
-    assert seconds.sub(" in 0.01s ", done.stdout) == shown.group(1), done.stdout
+    assert seconds.sub(" in 0.01s ", done.stdout) == shown, done.stdout
 
 
 @settings(max_examples=300, deadline=None)

@@ -271,13 +271,18 @@ def test_archive_round_trip(tmp_path: Path) -> None:
         read_archive(broken)
 
 
-def test_docs_worked_example(tmp_path: Path) -> None:
-    """The session of docs/testing.md's worked example prints what the page shows."""
+def run_docs_session(
+    tmp_path: Path, *headings: str
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the first `sh` block under `headings` (each found after the one before) of
+    docs/testing.md in a copy of the examples, as a user's shell would; the process and
+    the `text` block the page shows for it."""
     import os
     import re
 
-    page = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
-    section = page[page.index("### A worked example") :]
+    section = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
+    for heading in headings:
+        section = section[section.index(heading) :]
     script = re.search(r"```sh\n(.*?)```", section, re.S)
     shown = re.search(r"```text\n(.*?)```", section, re.S)
     assert script is not None and shown is not None
@@ -295,8 +300,14 @@ def test_docs_worked_example(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
+    return done, shown.group(1)
+
+
+def test_docs_worked_example(tmp_path: Path) -> None:
+    """The session of docs/testing.md's worked example prints what the page shows."""
+    done, shown = run_docs_session(tmp_path, "### A worked example")
     assert done.returncode == 1, done.stderr  # the last replay diverged
-    assert done.stdout == shown.group(1), done.stdout
+    assert done.stdout == shown, done.stdout
 
 
 # --- fork -------------------------------------------------------------------------------------

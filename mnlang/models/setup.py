@@ -30,13 +30,16 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnlang.errors import TOOL_ERROR
 from mnlang.ir.model import AgentIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
 from mnlang.models.prices import PriceTable
 from mnlang.models.scripted import LazyScriptedProvider
+
+if TYPE_CHECKING:
+    from mnlang.models.openai import OpenAIConfig
 
 MODELS_ENV = "MNC_MODELS"
 REPLIES_ENV = "MNC_REPLIES"
@@ -61,7 +64,7 @@ class _FailingProvider:
         raise ModelCallError(TOOL_ERROR, self.why)
 
 
-def _openai_config(name: str, table: Mapping[str, Any]) -> Any:
+def _openai_config(name: str, table: Mapping[str, Any]) -> OpenAIConfig:
     """The OpenAIConfig of provider `name`; ValueError says what is wrong."""
     from mnlang.models.openai import OpenAIConfig
 
