@@ -261,9 +261,7 @@ def test_bad_cron_expressions(cron: str, message: str) -> None:
 
 
 def schedule(next_at: float, spec: dict[str, object] | None = None) -> NewSchedule:
-    return NewSchedule(
-        "a.daily", "report", "h1", "a.mn", spec or {"every_ms": 1000}, next_at, "a"
-    )
+    return NewSchedule("a.daily", "report", "h1", "a.mn", spec or {"every_ms": 1000}, next_at, "a")
 
 
 def test_registration_keeps_its_place_unless_the_spec_changes(store: Store) -> None:
@@ -282,7 +280,9 @@ def test_a_scheduled_time_starts_once(store: Store) -> None:
     store.put_schedule(schedule(100.0))
     run = NewRun(run_id="a.daily@100", workflow="report", args={})
     assert store.fire_schedule("a.daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0)
-    assert not store.fire_schedule("a.daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0)
+    assert not store.fire_schedule(
+        "a.daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0
+    )
     [record] = store.list_schedules()
     assert (record.next_at, record.last_at, record.last_run_id) == (101.0, 100.0, "a.daily@100")
     assert [r.run_id for r in store.list_runs()] == ["a.daily@100"]
@@ -322,9 +322,9 @@ def test_register_and_start_due(store: Store, tmp_path: Path) -> None:
     assert set(registered) == {"reports.often", "reports.weekly"}
     assert now < registered["reports.often"].next_at <= now + 1
     assert (
-        datetime.fromtimestamp(registered["reports.weekly"].next_at, ZoneInfo("Europe/Paris")).strftime(
-            "%a %H:%M"
-        )
+        datetime.fromtimestamp(
+            registered["reports.weekly"].next_at, ZoneInfo("Europe/Paris")
+        ).strftime("%a %H:%M")
         == "Mon 09:00"
     )
     due = registered["reports.often"].next_at
