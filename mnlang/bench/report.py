@@ -119,7 +119,7 @@ def targets(result: BenchResult) -> list[Target]:
         Target(
             "unplanned repair rate",
             f"<= {MAX_REPAIR_RATE:.0%} of runs",
-            _cell(total.unplanned_repairs),
+            f"{_cell(total.unplanned_repairs)}; {total.reconciled} reconciled",
             total.unplanned_repairs.value is not None
             and total.unplanned_repairs.value <= MAX_REPAIR_RATE,
         ),
@@ -223,6 +223,7 @@ def bench_lines(result: BenchResult) -> list[str]:
         per("human intervention", lambda m: _cell(m.human_intervention)),
         per("planned checkpoints", lambda m: _cell(m.planned_checkpoints)),
         per("unplanned repairs", lambda m: _cell(m.unplanned_repairs)),
+        per("reconciled outcomes", lambda m: str(m.reconciled)),
         per("human overrides", lambda m: _cell(m.human_overrides)),
     ]
     lines += _table(rows, head)

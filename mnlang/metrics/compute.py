@@ -94,6 +94,8 @@ class ClassMetrics:
     successful: int = 0
     planned_checkpoints: Ratio = ZERO
     unplanned_repairs: Ratio = ZERO
+    reconciled: int = 0
+    """Uncertain effect outcomes settled by a `reconcile:` tool instead of a repair."""
     human_intervention: Ratio = ZERO
     human_overrides: Ratio = ZERO
     approval_seconds: list[float] = field(default_factory=list)
@@ -139,6 +141,7 @@ class ClassMetrics:
             ),
             "planned_checkpoint_rate": self.planned_checkpoints.to_json(),
             "unplanned_repair_rate": self.unplanned_repairs.to_json(),
+            "reconciled_outcomes": self.reconciled,
             "human_intervention_rate": self.human_intervention.to_json(),
             "human_override_rate": self.human_overrides.to_json(),
             "approval_completion_seconds": {
@@ -292,6 +295,7 @@ def _add(metrics: ClassMetrics, run: RunFacts) -> None:
     metrics.unsafe_attempts += run.unsafe_attempts
     metrics.planned_checkpoints += one if run.planned_checkpoint else none
     metrics.unplanned_repairs += one if run.repair else none
+    metrics.reconciled += run.reconciled
     metrics.human_intervention += one if run.human_decisions else none
     metrics.human_overrides += Ratio(run.human_overrides, run.human_decisions)
     metrics.approval_seconds.extend(run.approval_seconds)

@@ -105,6 +105,9 @@ class RunFacts:
     unsafe_attempts: int = 0
     planned_checkpoint: bool = False
     repair: bool = False
+    reconciled: int = 0
+    """Uncertain effect outcomes a `reconcile:` tool settled (done or not done), so no
+    person was asked."""
     human_decisions: int = 0
     human_overrides: int = 0
     approval_seconds: list[float] = field(default_factory=list)
@@ -211,6 +214,8 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
             opened[str(data.get("id"))] = (event.at, _first_option(data))
         elif kind == "repair_opened":
             facts.repair = True
+        elif kind == "reconciled" and data.get("answer") in ("done", "not_done"):
+            facts.reconciled += 1
         elif kind == "decided":
             approved = approved or data.get("approved") is True
             by = data.get("by")
