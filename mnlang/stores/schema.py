@@ -399,7 +399,8 @@ FROM (
            max(next_at) OVER (PARTITION BY module, plain) AS latest_next_at,
            max(last_at) OVER (PARTITION BY module, plain) AS latest_last_at
     FROM (
-        SELECT schedules.*,
+        SELECT name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id,
+               updated_at,
                CASE WHEN name LIKE '%.%'
                     THEN substr(rtrim(name, replace(name, '.', '')), 1,
                                 length(rtrim(name, replace(name, '.', ''))) - 1)
