@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mnlang import api
 from mnlang.runtime.schedules import run_id_for, start_due
@@ -336,3 +338,52 @@ def test_a_worker_killed_at_each_commit_boundary_of_a_fire_starts_the_time_once(
         _, _, after = fired_state(db)
         times = [at for _, at in after]
         assert len(times) == len(set(times)) == len(runs) + 1
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    fired=st.lists(
+        st.tuples(
+            st.sampled_from(["nightly", "jobs.nightly", "hourly", "ops.jobs.hourly"]),
+            st.integers(0, 5),  # days of fires the row saw
+            st.integers(0, 5),  # days it lags behind the first next time (a worker down)
+        ),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda row: row[0],
+    )
+)
+def test_merging_keeps_the_latest_fired_and_next_times(
+    fired: list[tuple[str, int, int]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Whatever rows a version 11 journal held for one schedule, the merged row holds the
+    latest time any of them fired and the latest next time: nothing fired fires again."""
+    import sqlite_utils
+
+    from mnlang.stores.schema import APPLICATION_ID, MIGRATIONS
+
+    path = tmp_path_factory.mktemp("merge") / "v11.db"
+    db = sqlite_utils.Database(path)
+    for step in MIGRATIONS[:11]:
+        step(db)
+    db.execute("PRAGMA user_version = 11")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    expected: dict[str, tuple[float | None, float]] = {}
+    for name, days, lag in fired:
+        last_at = T1 + days * DAY if days else None
+        next_at = (last_at or T1) + DAY - lag * DAY / 8
+        source = "jobs.mn" if "." not in name else "a.mn"
+        identity = name if "." in name else f"jobs.{name}"
+        was_last, was_next = expected.get(identity, (None, float("-inf")))
+        latest = max((t for t in (was_last, last_at) if t is not None), default=None)
+        expected[identity] = (latest, max(was_next, next_at))
+        db.execute(
+            "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, last_at, "
+            "last_run_id, updated_at) VALUES (?, 'report', 'h', ?, '{}', ?, ?, ?, ?)",
+            (name, source, next_at, last_at, f"{name}@{last_at}", T1),
+        )
+    db.conn.commit()
+    db.close()
+    with open_store(path) as store:
+        merged = {r.name: (r.last_at, r.next_at) for r in store.list_schedules()}
+    assert merged == expected
