@@ -81,6 +81,7 @@ def test_a_module_given_and_imported_registers_its_schedule_once(db: str, tmp_pa
     with open_store(db) as store:
         [record] = store.list_schedules()
         assert (record.name, record.module, record.paused_at) == ("jobs.nightly", "jobs", None)
+        assert record.workflow == "jobs.report"  # in jobs.mn itself it is `report`
         started = start_due(store, ProgramCache(store), now=record.next_at)
         assert [s.run_id for s in started] == [run_id_for("jobs.nightly", record.next_at)]
         assert start_due(store, ProgramCache(store), now=record.next_at) == []
@@ -88,6 +89,7 @@ def test_a_module_given_and_imported_registers_its_schedule_once(db: str, tmp_pa
         api.register_schedules([folder / "jobs.mn"], db=db)
         [again] = store.list_schedules()
         assert again.next_at == record.next_at + 86400 and again.last_at == record.next_at
+        assert again.workflow == "jobs.report"
 
 
 def test_a_schedule_its_module_no_longer_declares_is_forgotten_by_an_importer(
@@ -261,7 +263,10 @@ def test_mnc_schedules(tmp_path: Path) -> None:
     listed = mnc(["schedules"], env)
     assert listed.returncode == 0
     assert "jobs.nightly  next " in listed.stdout and "never started" in listed.stdout
-    assert "module jobs  workflow " in listed.stdout and "cron '0 0 * * *'" in listed.stdout
+    assert (
+        "module jobs  workflow jobs.report  " in listed.stdout
+        and "cron '0 0 * * *'" in listed.stdout
+    )
     paused = mnc(["schedules", "pause", "jobs.nightly"], env)
     assert paused.returncode == 0 and paused.stdout.startswith("paused: schedule jobs.nightly")
     [row] = json.loads(mnc(["schedules", "--json"], env).stdout)

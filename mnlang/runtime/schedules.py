@@ -113,7 +113,15 @@ def register(store: Store, program: IRProgram) -> list[ScheduleRecord]:
             store.delete_schedule(old.name)
     return [
         store.put_schedule(
-            NewSchedule(name, s.workflow, program.hash, source, spec_of(s), first, module)
+            NewSchedule(
+                name,
+                declared_name(program, s.workflow)[0],
+                program.hash,
+                source,
+                spec_of(s),
+                first,
+                module,
+            )
         )
         for name, (s, module, first) in specs.items()
     ]

@@ -399,6 +399,7 @@ class ScheduleRecord:
     """The schedule's name in its declaring module (`jobs.nightly`): one registration per
     name, whichever programs import that module."""
     workflow: str
+    """The workflow it starts, named by its module as the schedule is (`jobs.report`)."""
     ir_hash: str
     """The program that declares it (kept with `put_program`)."""
     source: str
