@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mnlang.bench import world
-from mnlang.bench.models import BenchModel
+from mnlang.bench.models import scenario_model
 from mnlang.bench.suite import Case
 from mnlang.metrics.expect import EXPECT_META
 from mnlang.models.setup import ModelSetup
@@ -232,7 +232,7 @@ def bench_config(
 ) -> RuntimeConfig:
     """The runtime configuration of a bench run: the scenario's model, the fault plan,
     and a clock of its own (real for a storm, whose runs share the tools' limits)."""
-    models = ModelSetup(spec="bench", override=BenchModel(case.script, f"scenario `{case.name}`"))
+    models = ModelSetup(spec=case.live or "bench", override=scenario_model(case))
     faults = naive_faults if plan is None else plan.faults
     real = plan is not None and plan.real_clock
     lease = NODE_LEASE_S if plan is not None and plan.kill == "node_failure" else 60.0
