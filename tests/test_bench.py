@@ -318,6 +318,7 @@ def test_a_late_person_is_late_on_every_attempt_of_the_chain(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_mnc_bench_on_the_golden_suite(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     done = subprocess.run(
