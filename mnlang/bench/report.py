@@ -218,6 +218,12 @@ def bench_lines(result: BenchResult) -> list[str]:
     lines = [
         f"mnc bench {result.path}: seed {result.seed}, {result.repeat} repetitions, "
         f"{result.runs} runs, {faults} faults injected, {result.seconds:.0f}s",
+        "agents answered by "
+        + (
+            "the scenarios' replies (priced as each agent's model)"
+            if result.live is None
+            else f"the `{result.live}` provider, live (the scenarios' replies unused)"
+        ),
         "",
         "the five metrics, per class (numerator/denominator):",
     ]
@@ -493,6 +499,7 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
         "fault_classes": result.fault_classes,
         "runs": result.runs,
         "seconds": round(result.seconds, 3),
+        "live_provider": result.live,
         "faults_injected": dict(result.injected),
         "metrics": result.report.to_json(),
         "naive": {k: naive(v) for k, v in result.naive.items()},
