@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -350,7 +350,19 @@ def _add_worker_offers_v11(db: sqlite_utils.Database) -> None:
     )
 
 
-def _schedules_by_declaring_module_v12(db: sqlite_utils.Database) -> None:
+def _add_reply_cache_v12(db: sqlite_utils.Database) -> None:
+    """Agents' replies kept across runs for agents with `cache:` (`reply_cache`: the
+    request's digest, the reply's JSON, when it expires). Not a part of any run's history:
+    a run journals the reply it used. `IF NOT EXISTS`, so that a journal rebuilt at an
+    older step with the table left in place migrates again."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS reply_cache (digest TEXT PRIMARY KEY, reply TEXT NOT NULL, "
+        "created_at REAL NOT NULL, expires_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS reply_cache_expiry ON reply_cache (expires_at)")
+
+
+def _schedules_by_declaring_module_v13(db: sqlite_utils.Database) -> None:
     """One registration per schedule of a module, whichever programs import it: a
     schedule is named by its declaring module (`jobs.nightly`), which it records
     (`module`), and can be paused (`paused_at`, NULL while it fires). Before, the file
@@ -360,7 +372,7 @@ def _schedules_by_declaring_module_v12(db: sqlite_utils.Database) -> None:
     time that either fired fires again."""
     _table(
         db,
-        "schedules_v12",
+        "schedules_merged",
         {
             "name": TEXT,
             "workflow": TEXT,
@@ -379,7 +391,7 @@ def _schedules_by_declaring_module_v12(db: sqlite_utils.Database) -> None:
     )
     db.execute(MERGE_SCHEDULES_SQL)
     db.execute("DROP TABLE schedules")
-    db.execute("ALTER TABLE schedules_v12 RENAME TO schedules")
+    db.execute("ALTER TABLE schedules_merged RENAME TO schedules")
     db.execute("CREATE INDEX schedules_by_next_at ON schedules (next_at)")
 
 
@@ -388,7 +400,7 @@ def _schedules_by_declaring_module_v12(db: sqlite_utils.Database) -> None:
 # `.mn`. A qualified name's module is all before its last dot (`rtrim` drops the trailing
 # characters that are not dots). Of the rows of one schedule, the one fired last is kept.
 MERGE_SCHEDULES_SQL: Final = """
-INSERT INTO schedules_v12 (name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id,
+INSERT INTO schedules_merged (name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id,
                    updated_at, module, paused_at)
 SELECT module || '.' || plain, workflow, ir_hash, source, spec, latest_next_at,
        latest_last_at, last_run_id, updated_at, module, NULL
@@ -428,7 +440,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_tombstones_v9,
     _add_quarantine_v10,
     _add_worker_offers_v11,
-    _schedules_by_declaring_module_v12,
+    _add_reply_cache_v12,
+    _schedules_by_declaring_module_v13,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
