@@ -109,7 +109,10 @@ def test_a_real_worker_with_two_importers_starts_each_time_once(tmp_path: Path) 
     env = mnc_env(tmp_path)
     args = ["worker", *(str(folder / f) for f in ("jobs.mn", "a.mn", "b.mn"))]
     worker = spawn(args, env, tmp_path / "worker.log")
-    time.sleep(4)
+    deadline = time.monotonic() + 30  # a loaded machine starts it slowly
+    while (tmp_path / "worker.log").read_text().count("started run") < 3:
+        assert worker.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
     log = (tmp_path / "worker.log").read_text()
@@ -317,7 +320,13 @@ def test_a_worker_killed_at_each_commit_boundary_of_a_fire_starts_the_time_once(
     before it, with it written but not committed, while committing, after it. The
     schedule moved if and only if its run exists; whoever looks next starts each time
     once, and never again the time the killed worker started."""
-    for moment in ("before", "written", "during", "after"):
+    # SQLite's COMMIT is one call Python cannot stop half-way: its `during` is `written`.
+    moments = (
+        ("before", "written", "during", "after")
+        if kind == "postgres"
+        else ("before", "written", "after")
+    )
+    for moment in moments:
         case = tmp_path / moment
         case.mkdir()
         folder = folder_with(case, "every: 1s")
