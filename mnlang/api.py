@@ -517,6 +517,40 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
         return outcome
 
 
+def retry_run(
+    run_id: str,
+    *,
+    by: str,
+    execute: bool = True,
+    db: str | Path | None = None,
+    observer: Observer | None = None,
+) -> RunOutcome:
+    """Retry failed run `run_id` in place, from the state it kept at its failed step
+    (`mnlang.runtime.recovery`); a run whose unwinding did work outside it (an effect in
+    a `finally`, a compensation, `on_failure`'s effects) is refused (`RetryRefused`).
+    With `execute`, it goes on here until it ends or waits; else a worker takes it."""
+    from mnlang.runtime import run
+    from mnlang.runtime.recovery import retry
+
+    with _open_store(db) as store:
+        retry(store, run_id, by=by)
+        if not execute:
+            record = store.get_run(run_id)
+            assert record is not None
+            return run.RunOutcome(record.run_id, record.workflow, record.status)
+        try:
+            return run.resume_run(store, run_id, observer=observer)
+        except run.RunBusy:
+            current = store.get_run(run_id)
+            assert current is not None
+            return run.RunOutcome(
+                current.run_id,
+                current.workflow,
+                current.status,
+                warnings=["a worker took the run first; it goes on there"],
+            )
+
+
 def _cancel_children(store: Store, run_id: str) -> None:
     """Take up the child runs a cancelled run asked to cancel, so that they end too (a
     child another process executes stops there at its next step)."""

@@ -708,6 +708,13 @@ class Store(Protocol):
         claimed only into a free slot, and becomes `running` in the same transaction, so
         two workers cannot both take the last slot."""
 
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        """Set a `failed` run `running` again (its error and end cleared, its `meta`
+        replaced), journaling `event`, in one transaction; False when it is not `failed`
+        (the state is the run's own: a retry resumes from what its last commit kept).
+        Counts as a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
+        ...
+
     def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
         """Set a run aside (`RunRecord.quarantine`): `runnable_runs` and `claim_runs` skip
         it until `release_quarantine`. Its lease is left as it is. `False` when it was

@@ -72,6 +72,7 @@ from mnlang.stores.base import (
     Lease,
     LedgerRow,
     Need,
+    NewEvent,
     NewRun,
     NewSchedule,
     Offer,
@@ -983,6 +984,42 @@ class PostgresStore:
         quarantined = self._transaction(body, lambda: crash.point("during"))
         crash.point("after")
         return quarantined
+
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        data, new_meta = dump(event.data), dump(meta)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> bool:
+            row = tx.one(
+                "SELECT status, last_seq FROM runs WHERE run_id = %s FOR NO KEY UPDATE",
+                (run_id,),
+            )
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] != "failed":
+                return False
+            seq = row[1] + 1
+            tx.conn.execute(
+                "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                f"VALUES (%s, %s, {_NOW}, %s, %s, %s, %s)",
+                (run_id, seq, event.kind, event.state, event.branch, data),
+            )
+            tx.conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "finished_at = NULL, waiting_for = '{}', cancel_requested = false, "
+                f"meta = %s, last_seq = %s, updated_at = {_NOW} WHERE run_id = %s",
+                (new_meta, seq, run_id),
+            )
+            self._notify(tx, run_id)
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return True
+
+        reopened = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return reopened
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         def body(tx: _Tx) -> Quarantine | None:

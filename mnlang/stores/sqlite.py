@@ -43,6 +43,7 @@ from mnlang.stores.base import (
     LedgerPut,
     LedgerRow,
     Need,
+    NewEvent,
     NewRun,
     NewSchedule,
     Offer,
@@ -578,6 +579,35 @@ class SQLiteStore:
             crash.point("during")
         crash.point("after")
         return quarantined == 1
+
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        data, new_meta = dump(event.data), dump(meta)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        with self._write() as now:
+            row = self._conn.execute(
+                "SELECT status, last_seq FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] != "failed":
+                return False
+            seq = row[1] + 1
+            self._conn.execute(
+                "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, seq, now, event.kind, event.state, event.branch, data),
+            )
+            self._conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "finished_at = NULL, waiting_for = '[]', cancel_requested = 0, meta = ?, "
+                "last_seq = ?, updated_at = ? WHERE run_id = ?",
+                (new_meta, seq, now, run_id),
+            )
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return True
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         with self._write():

@@ -1,0 +1,244 @@
+"""Retrying a failed run in place (docs/runtime.md, "Retrying a failed run").
+
+A run that failed kept its state at the failed step when its unwinding did nothing
+outside the run; `retry` resumes it there once the cause is fixed: the failed step runs
+again, effects whose result was committed are not called again (the receiving tool's
+own file says so), the run keeps its id and journals who retried it. A run whose
+unwinding ran effects (`finally`, compensations, `on_failure`) is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mnlang.runtime.recovery import RetryRefused, retry
+from tests.test_runtime import CONFIG, RECORDER, Program
+
+PAY = """
+effect charge(order: str, amount: int) -> str {
+  impl: "tools:charge"
+  key: "charge:{order}"
+}
+
+effect receipt(order: str) -> str {
+  impl: "tools:receipt"
+  key: "receipt:{order}"
+}
+
+tool lookup(order: str) -> int {
+  impl: "tools:lookup"
+}
+
+workflow pay(order: str) -> str {
+  c = charge(order, 10)
+  total = 0
+  try {
+    total = lookup(order)
+  } finally {
+    log "looked up {order}"
+  }
+  r = receipt(order)
+  return "{c} {r} {total}"
+}
+"""
+
+PAY_TOOLS = """
+def charge(order, amount):
+    record("charge", order=order)
+    return f"charged-{order}"
+
+def receipt(order):
+    record("receipt", order=order)
+    return f"receipt-{order}"
+
+def lookup(order):
+    record("lookup", order=order)
+    if (HERE / "broken").exists():
+        raise RuntimeError("the price service is down")
+    return 42
+"""
+
+
+@pytest.fixture
+def prog(tmp_path: Path) -> Any:
+    def make(source: str, tools: str = "") -> Program:
+        folder = tmp_path / f"p{len(list(tmp_path.iterdir()))}"
+        return Program(folder, source, RECORDER + textwrap.dedent(tools))
+
+    return make
+
+
+def names(p: Program) -> list[str]:
+    return [c["name"] for c in p.calls()]
+
+
+def test_a_failed_run_is_retried_from_its_failed_step(prog: Any) -> None:
+    p = prog(PAY, PAY_TOOLS)
+    (p.folder / "broken").touch()
+    out = p.run({"order": "o1"}, run_id="r1")
+    assert out.status == "failed", out
+    assert names(p) == ["charge", "lookup"]
+    record = p.store.get_run("r1")
+    assert record is not None and record.meta["failure_point"]["kind"] == "tool_error"
+
+    (p.folder / "broken").unlink()  # the cause is fixed
+    retried = retry(p.store, "r1", by="ops@example.com")
+    assert retried.retries == 1
+    out = p.resume("r1")
+    assert out.status == "completed", out
+    assert out.result == "charged-o1 receipt-o1 42"
+    # the receiving tools saw each effect once; the failed step ran again
+    assert names(p) == ["charge", "lookup", "lookup", "receipt"]
+    kinds = [e.kind for e in p.events("r1")]
+    assert kinds.count("failed") == 1 and kinds.count("completed") == 1
+    (event,) = p.events("r1", "retried")
+    assert event.data["by"] == "ops@example.com"
+    assert event.data["error"]["kind"] == "tool_error"
+    record = p.store.get_run("r1")
+    assert record is not None and record.error is None and record.finished_at is not None
+    assert record.meta["retries"] == 1 and "failure_point" not in record.meta
+    assert p.store.load_state("r1").cursors == {}
+
+
+def test_a_run_that_is_not_failed_is_refused(prog: Any) -> None:
+    p = prog(PAY, PAY_TOOLS)
+    p.run({"order": "o1"}, run_id="r1")
+    with pytest.raises(RetryRefused) as e:
+        retry(p.store, "r1", by="ops")
+    assert e.value.reason == "not_failed"
+    assert "completed" in e.value.message
+
+
+FINALLY_EFFECT = """
+effect charge(order: str) -> str {
+  impl: "tools:charge"
+  key: "charge:{order}"
+}
+
+effect alert(order: str) -> bool {
+  impl: "tools:alert"
+  key: "alert:{order}"
+}
+
+tool lookup(order: str) -> int {
+  impl: "tools:lookup"
+}
+
+workflow pay(order: str) -> str {
+  c = charge(order)
+  try {
+    n = lookup(order)
+  } finally {
+    alerted = alert(order)
+    log "alerted: {alerted}"
+  }
+  return "{c} {n}"
+}
+"""
+
+FINALLY_TOOLS = """
+def charge(order):
+    record("charge")
+    return "ok"
+
+def alert(order):
+    record("alert")
+    return True
+
+def lookup(order):
+    record("lookup")
+    raise RuntimeError("down")
+"""
+
+
+def test_a_run_whose_finally_ran_an_effect_is_refused_with_the_reason(prog: Any) -> None:
+    p = prog(FINALLY_EFFECT, FINALLY_TOOLS)
+    assert p.run({"order": "o1"}, run_id="r1").status == "failed"
+    assert names(p) == ["charge", "lookup", "alert"]
+    with pytest.raises(RetryRefused) as e:
+        retry(p.store, "r1", by="ops")
+    assert e.value.reason == "not_retryable"
+    assert "alert:o1" in e.value.message, e.value.message
+    record = p.store.get_run("r1")
+    assert record is not None and record.status == "failed"
+    assert not p.events("r1", "retried")
+    assert names(p) == ["charge", "lookup", "alert"]
+
+
+COMPENSATED = """
+effect book(item: str) -> str {
+  impl: "tools:book"
+  key: "book:{item}"
+  compensate: unbook(item)
+}
+
+effect unbook(item: str) -> bool {
+  impl: "tools:unbook"
+  key: "unbook:{item}"
+}
+
+tool lookup(item: str) -> int {
+  impl: "tools:lookup"
+}
+
+workflow trip(item: str) -> str {
+  b = book(item)
+  n = lookup(item)
+  return "{b} {n}"
+}
+"""
+
+COMPENSATED_TOOLS = """
+def book(item):
+    record("book")
+    return "booked"
+
+def unbook(item):
+    record("unbook")
+    return True
+
+def lookup(item):
+    raise RuntimeError("down")
+"""
+
+
+def test_a_compensated_run_is_refused(prog: Any) -> None:
+    p = prog(COMPENSATED, COMPENSATED_TOOLS)
+    assert p.run({"item": "x"}, run_id="r1").status == "failed"
+    assert names(p) == ["book", "unbook"]
+    with pytest.raises(RetryRefused) as e:
+        retry(p.store, "r1", by="ops")
+    assert "unbook:x" in e.value.message, e.value.message
+
+
+def test_a_caught_failure_leaves_the_run_as_before(prog: Any) -> None:
+    source = PAY.replace(
+        "  } finally {\n    log \"looked up {order}\"\n  }",
+        "  } catch tool_error {\n    total = 7\n  }",
+    )
+    p = prog(source, PAY_TOOLS)
+    (p.folder / "broken").touch()
+    out = p.run({"order": "o1"}, run_id="r1")
+    assert out.status == "completed" and out.result == "charged-o1 receipt-o1 7", out
+    record = p.store.get_run("r1")
+    assert record is not None and "failure_point" not in record.meta
+
+
+def test_it_fails_again_and_is_retried_again(prog: Any) -> None:
+    p = prog(PAY, PAY_TOOLS)
+    (p.folder / "broken").touch()
+    assert p.run({"order": "o1"}, run_id="r1").status == "failed"
+    retry(p.store, "r1", by="a")
+    assert p.resume("r1").status == "failed"
+    (p.folder / "broken").unlink()
+    assert retry(p.store, "r1", by="b").retries == 2
+    assert p.resume("r1").status == "completed"
+    assert names(p) == ["charge", "lookup", "lookup", "lookup", "receipt"]
+    assert [e.data["by"] for e in p.events("r1", "retried")] == ["a", "b"]
+
+
+_ = CONFIG
