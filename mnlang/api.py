@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
+    from mnlang.runtime.recovery import BulkRetried, RunFilter
     from mnlang.runtime.run import RunOutcome
     from mnlang.runtime.serving import ChangedCode
     from mnlang.runtime.signals import Delivered
@@ -549,6 +550,48 @@ def retry_run(
                 current.status,
                 warnings=["a worker took the run first; it goes on there"],
             )
+
+
+def retry_runs(
+    query: RunFilter,
+    *,
+    by: str,
+    limit: int = 1000,
+    execute: bool = True,
+    db: str | Path | None = None,
+) -> BulkRetried:
+    """Retry every failed run matching `query` (at most `limit`, newest first); each
+    one refused is listed with the reason. With `execute`, each goes on here in turn."""
+    from mnlang.runtime import run
+    from mnlang.runtime.recovery import BulkRetried, retry
+
+    bulk = BulkRetried()
+    with _open_store(db) as store:
+        records, bulk.more = store.search_runs(
+            status="failed",
+            workflow=query.workflow,
+            workflow_class=query.workflow_class,
+            since=query.since,
+            until=query.until,
+            text=query.q,
+            limit=limit,
+        )
+        for record in records:
+            try:
+                retry(store, record.run_id, by=by)
+            except run.RunError as e:
+                bulk.refused.append((record.run_id, e.message))
+                continue
+            try:
+                outcome = run.resume_run(store, record.run_id) if execute else None
+            except run.RunBusy:
+                outcome = None
+            current = store.get_run(record.run_id, args=False)
+            assert current is not None
+            bulk.retried.append(
+                outcome or run.RunOutcome(current.run_id, current.workflow, current.status)
+            )
+    return bulk
 
 
 def _cancel_children(store: Store, run_id: str) -> None:

@@ -217,7 +217,7 @@ def test_a_compensated_run_is_refused(prog: Any) -> None:
 
 def test_a_caught_failure_leaves_the_run_as_before(prog: Any) -> None:
     source = PAY.replace(
-        "  } finally {\n    log \"looked up {order}\"\n  }",
+        '  } finally {\n    log "looked up {order}"\n  }',
         "  } catch tool_error {\n    total = 7\n  }",
     )
     p = prog(source, PAY_TOOLS)

@@ -588,9 +588,7 @@ class Pauses:
             journal.cancel_timers.append(note["retry"]["timer"])
         if "child" in note:
             self.run.store.request_cancel(note["child"])
-            self.run.give_up_failure_point(
-                f"its unwinding cancelled child run `{note['child']}`"
-            )
+            self.run.give_up_failure_point(f"its unwinding cancelled child run `{note['child']}`")
 
     def describe(self) -> list[Json]:
         """What each paused fiber waits for, for the journal and `mnc show`."""

@@ -10,11 +10,16 @@ ledger, so an effect that had committed its result is not called again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mnlang.runtime.failure_point import FAILURE_POINT_META, NOT_RETRYABLE_META
 from mnlang.runtime.run_error import RunError
 from mnlang.stores.base import Json, NewEvent, RunNotFound, RunRecord, Store
+
+if TYPE_CHECKING:
+    from mnlang.runtime.run import RunOutcome
 
 RETRIES_META = "retries"
 """The run's `meta` key counting its retries."""
@@ -91,3 +96,70 @@ def retry(store: Store, run_id: str, *, by: str) -> Retried:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+_FILTER_KEYS = {"workflow": "workflow", "class": "workflow_class", "q": "q"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs a bulk retry takes: failed ones, of a workflow, a class, created in a
+    time range, with text in the id or input."""
+
+    workflow: str | None = None
+    workflow_class: str | None = None
+    since: float | None = None
+    until: float | None = None
+    q: str | None = None
+
+    @classmethod
+    def parse(cls, pairs: Iterable[str]) -> RunFilter:
+        """From `KEY=VALUE` texts (`mnc retry --filter`); ValueError says what is wrong."""
+        from datetime import datetime
+
+        given: dict[str, object] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not value:
+                raise ValueError(f"--filter takes KEY=VALUE, not `{pair}`")
+            if key in ("since", "until"):
+                try:
+                    given[key] = float(value)
+                except ValueError:
+                    try:
+                        given[key] = datetime.fromisoformat(value).timestamp()
+                    except ValueError:
+                        raise ValueError(
+                            f"`{key}` takes Unix seconds or an ISO 8601 time, not `{value}`"
+                        ) from None
+            elif key in _FILTER_KEYS:
+                given[_FILTER_KEYS[key]] = value
+            else:
+                raise ValueError(f"no filter `{key}`: use workflow=, class=, since=, until= or q=")
+        return cls(**given)  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, Json]:
+        out: dict[str, Json] = {
+            "workflow": self.workflow,
+            "workflow_class": self.workflow_class,
+            "since": self.since,
+            "until": self.until,
+            "q": self.q,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass
+class BulkRetried:
+    retried: list[RunOutcome] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    """Runs that matched and were not retried, with why."""
+    more: bool = False
+    """More runs matched than the limit."""
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "retried": [o.to_json() for o in self.retried],
+            "refused": [{"run_id": r, "reason": why} for r, why in self.refused],
+            "more": self.more,
+        }

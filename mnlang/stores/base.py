@@ -682,6 +682,24 @@ class Store(Protocol):
     ) -> list[RunRecord]:
         """Runs matching every given filter, newest first."""
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        """Up to `limit` runs matching every given filter (created in `[since, until)`,
+        `text` found, case aside, in the run id or the stored input), newest first then by
+        run id, after the run `after` names (its `created_at` and id: a cursor); and
+        whether more match. Filtered in the database, a page at a time."""
+        ...
+
     def run_counts(self) -> list[RunCount]:
         """The number of runs per workflow, class and status, sorted by those three."""
 

@@ -902,6 +902,45 @@ class PostgresStore:
         )
         return [listed(row, _run_record) for row in rows]
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        at, after_id = after if after is not None else (None, None)
+        rows = self._autocommit(
+            f"SELECT {_RUN_COLUMNS} FROM runs "
+            "WHERE (%(status)s::text IS NULL OR status = %(status)s) "
+            "AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s) "
+            "AND (%(class)s::text IS NULL OR workflow_class = %(class)s) "
+            "AND (%(since)s::float8 IS NULL OR created_at >= %(since)s) "
+            "AND (%(until)s::float8 IS NULL OR created_at < %(until)s) "
+            "AND (%(text)s::text IS NULL OR strpos(lower(run_id), %(text)s) > 0 "
+            "     OR strpos(lower(args), %(text)s) > 0) "
+            "AND (%(at)s::float8 IS NULL OR created_at < %(at)s "
+            "     OR (created_at = %(at)s AND run_id > %(after_id)s)) "
+            "ORDER BY created_at DESC, run_id LIMIT %(limit)s",
+            {
+                "status": status,
+                "workflow": workflow,
+                "class": workflow_class,
+                "since": since,
+                "until": until,
+                "text": text.lower() if text else None,
+                "at": at,
+                "after_id": after_id,
+                "limit": limit + 1,
+            },
+        )
+        return [listed(row, _run_record) for row in rows[:limit]], len(rows) > limit
+
     def run_counts(self) -> list[RunCount]:
         rows = self._autocommit(
             "SELECT workflow, workflow_class, status, count(*) FROM runs "

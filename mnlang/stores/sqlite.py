@@ -511,6 +511,48 @@ class SQLiteStore:
             rows = self._conn.execute(sql, params).fetchall()
         return [listed(row, _run_record) for row in rows]
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": limit + 1}
+        for column, value in (
+            ("status", status),
+            ("workflow", workflow),
+            ("workflow_class", workflow_class),
+        ):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        if since is not None:
+            where.append("created_at >= :since")
+            params["since"] = since
+        if until is not None:
+            where.append("created_at < :until")
+            params["until"] = until
+        if text:
+            where.append("(instr(lower(run_id), :text) > 0 OR instr(lower(args), :text) > 0)")
+            params["text"] = text.lower()
+        if after is not None:
+            where.append("(created_at < :at OR (created_at = :at AND run_id > :after_id))")
+            params["at"], params["after_id"] = after
+        sql = f"SELECT {_RUN_COLUMNS} FROM {_RUNS_WITH_ARGS}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
+        with self._lock, self._translated():
+            rows = self._conn.execute(sql, params).fetchall()
+        return [listed(row, _run_record) for row in rows[:limit]], len(rows) > limit
+
     def run_counts(self) -> list[RunCount]:
         rows = self._query(
             "SELECT workflow, workflow_class, status, count(*) FROM runs "
