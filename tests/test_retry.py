@@ -242,3 +242,62 @@ def test_it_fails_again_and_is_retried_again(prog: Any) -> None:
 
 
 _ = CONFIG
+
+
+def test_console_retry_and_fork_buttons_for_operators(prog: Any, tmp_path: Path) -> None:
+    import re
+
+    from starlette.testclient import TestClient
+
+    from mnlang.ui.app import create_app
+    from mnlang.ui.auth import Authenticator
+    from mnlang.ui.tokens import TokenFile
+
+    p = prog(PAY, PAY_TOOLS)
+    (p.folder / "broken").touch()
+    assert p.run({"order": "o1"}, run_id="r1").status == "failed"
+    tokens = TokenFile(tmp_path / "tokens.json")
+    operator, viewer = tokens.add("olga", "operator"), tokens.add("vic", "viewer")
+    client = TestClient(
+        create_app(
+            p.store, Authenticator(admin_token=None, tokens=tokens, loopback=True), execute=False
+        ),
+        base_url="http://127.0.0.1",
+    )
+
+    def page(token: str) -> tuple[str, str]:
+        text = client.get("/runs/r1", headers={"authorization": f"Bearer {token}"}).text
+        found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', text)
+        assert found is not None, text
+        return text, found.group(1)
+
+    seen, _ = page(viewer)
+    assert "/actions/retry" not in seen and "/actions/fork" not in seen
+    seen, token = page(operator)
+    assert "/actions/retry" in seen and "/actions/fork" in seen
+
+    def act(name: str, bearer: str, csrf: str, **fields: str) -> Any:
+        return client.post(
+            f"/actions/{name}",
+            data={"run": "r1", "csrf": csrf, **fields},
+            headers={"accept": "application/json", "authorization": f"Bearer {bearer}"},
+        )
+
+    _, viewer_csrf = page(viewer)
+    assert act("retry", viewer, viewer_csrf).status_code == 403
+    (p.folder / "broken").unlink()
+    answer = act("retry", operator, token)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["message"].startswith("retried from")
+    (event,) = p.events("r1", "retried")
+    assert event.data["by"] == "olga"
+    assert p.resume("r1").status == "completed"  # --no-execute: as a worker would
+    assert act("retry", operator, token).status_code == 409
+
+    forked = act("fork", operator, token, **{"from": "99999"})
+    assert forked.status_code == 400
+    line = str(PAY.splitlines().index("  r = receipt(order)") + 1)
+    forked = act("fork", operator, token, **{"from": line})
+    assert forked.status_code == 200, forked.text
+    assert "completed" in forked.json()["message"]
+    assert names(p) == ["charge", "lookup", "lookup", "receipt"]  # receipt from the ledger
