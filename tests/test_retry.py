@@ -241,9 +241,6 @@ def test_it_fails_again_and_is_retried_again(prog: Any) -> None:
     assert [e.data["by"] for e in p.events("r1", "retried")] == ["a", "b"]
 
 
-_ = CONFIG
-
-
 def test_console_retry_and_fork_buttons_for_operators(prog: Any, tmp_path: Path) -> None:
     import re
 
@@ -301,3 +298,95 @@ def test_console_retry_and_fork_buttons_for_operators(prog: Any, tmp_path: Path)
     assert forked.status_code == 200, forked.text
     assert "completed" in forked.json()["message"]
     assert names(p) == ["charge", "lookup", "lookup", "receipt"]  # receipt from the ledger
+
+
+class CrashingRetryStore:
+    """A store that stops the process's work at its N-th write (a commit or the retry's
+    reopening), before or after writing it, as `tests/test_crash.py`'s `CrashingStore`."""
+
+    def __init__(self, inner: Any, at: int, when: str) -> None:
+        self.inner = inner
+        self.at = at
+        self.when = when
+        self.writes = 0
+
+    def _write(self, write: Any, *args: Any) -> Any:
+        from tests.test_crash import SimulatedCrash
+
+        self.writes += 1
+        if self.writes == self.at and self.when == "before":
+            raise SimulatedCrash()
+        result = write(*args)
+        if self.writes == self.at and self.when == "after":
+            raise SimulatedCrash()
+        return result
+
+    def commit(self, batch: Any) -> Any:
+        return self._write(self.inner.commit, batch)
+
+    def reopen_failed(self, *args: Any) -> Any:
+        return self._write(self.inner.reopen_failed, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def retry_until_done(p: Program, store: Any) -> tuple[Any, int]:
+    """Retry r1 and resume it as an operator would after each crash: retry again while it
+    is failed, resume while it is running."""
+    from tests.test_crash import SimulatedCrash, _break_lease, _settle_threads
+
+    crashes = 0
+    for _ in range(10):
+        try:
+            record = p.store.get_run("r1")
+            assert record is not None
+            if record.status == "failed":
+                retry(store, "r1", by="ops")
+            from mnlang.runtime.run import resume_run
+
+            return resume_run(store, "r1", program=p.ir, config=CONFIG), crashes
+        except SimulatedCrash:
+            crashes += 1
+            _settle_threads()
+            _break_lease(p.store, "r1")
+    raise AssertionError("the retry never ended")
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_crash_at_every_write_of_a_retry_loses_and_duplicates_nothing(
+    prog: Any, when: str
+) -> None:
+    from tests.test_crash import committed_results, pending_intents, result_events
+
+    reference = prog(PAY, PAY_TOOLS)
+    (reference.folder / "broken").touch()
+    reference.run({"order": "o1"}, run_id="r1")
+    (reference.folder / "broken").unlink()
+    counting = CrashingRetryStore(reference.store, 0, when)
+    out, _ = retry_until_done(reference, counting)
+    assert out.status == "completed"
+    writes = counting.writes
+    assert writes >= 3  # the reopening, the receipt's intent and result, the end
+
+    for at in range(1, writes + 1):
+        p = prog(PAY, PAY_TOOLS)
+        (p.folder / "broken").touch()
+        p.run({"order": "o1"}, run_id="r1")
+        (p.folder / "broken").unlink()
+        before = len(p.calls())
+        store = CrashingRetryStore(p.store, at, when)
+        out, crashes = retry_until_done(p, store)
+        assert not pending_intents(p.store)
+        assert crashes == 1, at
+        assert (out.status, out.result) == ("completed", "charged-o1 receipt-o1 42"), at
+        # one `retried` event however the crash fell; every effect committed once
+        assert len(p.events("r1", "retried")) == 1, at
+        assert set(committed_results(p.store)) == {"charge:o1", "receipt:o1"}
+        assert all(n == 1 for n in result_events(p.store).values()), at
+        # what the receiving tools saw: the charge never again, the receipt once, plus
+        # once more only when the crash fell between its intent and its result
+        after = [c["name"] for c in p.calls()[before:]]
+        assert "charge" not in after, at
+        assert after.count("receipt") in ((1, 2) if when == "before" else (1,)), (at, after)
+        assert after.count("lookup") in (1, 2), (at, after)

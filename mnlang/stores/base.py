@@ -695,9 +695,10 @@ class Store(Protocol):
         limit: int = 100,
     ) -> tuple[list[RunRecord], bool]:
         """Up to `limit` runs matching every given filter (created in `[since, until)`,
-        `text` found, case aside, in the run id or the stored input), newest first then by
-        run id, after the run `after` names (its `created_at` and id: a cursor); and
-        whether more match. Filtered in the database, a page at a time."""
+        `text` found in the run id or the stored input, letters of any case as the
+        database's `lower` folds them: ASCII at least), newest first then by run id, after
+        the run `after` names (its `created_at` and id: a cursor); and whether more match.
+        Filtered in the database, a page at a time."""
         ...
 
     def run_counts(self) -> list[RunCount]:

@@ -922,8 +922,8 @@ class PostgresStore:
             "AND (%(class)s::text IS NULL OR workflow_class = %(class)s) "
             "AND (%(since)s::float8 IS NULL OR created_at >= %(since)s) "
             "AND (%(until)s::float8 IS NULL OR created_at < %(until)s) "
-            "AND (%(text)s::text IS NULL OR strpos(lower(run_id), %(text)s) > 0 "
-            "     OR strpos(lower(args), %(text)s) > 0) "
+            "AND (%(text)s::text IS NULL OR strpos(lower(run_id), lower(%(text)s)) > 0 "
+            "     OR strpos(lower(args), lower(%(text)s)) > 0) "
             "AND (%(at)s::float8 IS NULL OR created_at < %(at)s "
             "     OR (created_at = %(at)s AND run_id > %(after_id)s)) "
             "ORDER BY created_at DESC, run_id LIMIT %(limit)s",
@@ -933,7 +933,7 @@ class PostgresStore:
                 "class": workflow_class,
                 "since": since,
                 "until": until,
-                "text": text.lower() if text else None,
+                "text": text or None,
                 "at": at,
                 "after_id": after_id,
                 "limit": limit + 1,

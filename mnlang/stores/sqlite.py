@@ -540,8 +540,10 @@ class SQLiteStore:
             where.append("created_at < :until")
             params["until"] = until
         if text:
-            where.append("(instr(lower(run_id), :text) > 0 OR instr(lower(args), :text) > 0)")
-            params["text"] = text.lower()
+            where.append(
+                "(instr(lower(run_id), lower(:text)) > 0 OR instr(lower(args), lower(:text)) > 0)"
+            )
+            params["text"] = text
         if after is not None:
             where.append("(created_at < :at OR (created_at = :at AND run_id > :after_id))")
             params["at"], params["after_id"] = after
