@@ -9,6 +9,10 @@ unwinding ran effects (`finally`, compensations, `on_failure`) is refused with t
 
 from __future__ import annotations
 
+import itertools
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -390,3 +394,58 @@ def test_a_crash_at_every_write_of_a_retry_loses_and_duplicates_nothing(
         assert "charge" not in after, at
         assert after.count("receipt") in ((1, 2) if when == "before" else (1,)), (at, after)
         assert after.count("lookup") in (1, 2), (at, after)
+
+
+def mnc(args: list[str], db: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
+    return subprocess.run(
+        [sys.executable, "-m", "mnlang.cli", *args, "--db", str(db)],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["written", "after"])
+def test_mnc_retry_killed_at_every_commit(prog: Any, when: str) -> None:
+    """`mnc retry` exits like a SIGKILL at its N-th commit (the reopening is the first);
+    the operator runs `mnc retry` again (still failed) or `mnc resume` (running): the run
+    ends as an uninterrupted retry does, with one `retried` event, and the tools saw
+    the charge never again and the receipt once (twice only across a crash between its
+    intent and its result)."""
+    for at in itertools.count(1):
+        p = prog(PAY, PAY_TOOLS)
+        (p.folder / "broken").touch()
+        assert p.run({"order": "o1"}, run_id="r1").status == "failed"
+        (p.folder / "broken").unlink()
+        db = p.folder / "journal.db"
+        before = len(p.calls())
+        crashed = mnc(["retry", "r1"], db, MNC_CRASH_AT_COMMIT=str(at), MNC_CRASH_WHEN=when)
+        if crashed.returncode == 0:
+            assert at > 3, crashed.stdout  # ran past its last commit: every one was tried
+            return
+        assert crashed.returncode == 137, crashed.stderr
+        pending = pending_intents_of(p)
+        for _ in range(3):
+            record = p.store.get_run("r1")
+            assert record is not None
+            if record.status == "completed":
+                break
+            again = mnc(["retry" if record.status == "failed" else "resume", "r1"], db)
+            assert again.returncode in (0, 1), again.stderr
+        record = p.store.get_run("r1")
+        assert record is not None and record.status == "completed", (at, record)
+        assert record.result == "charged-o1 receipt-o1 42"
+        assert len(p.events("r1", "retried")) == 1, at
+        after = [c["name"] for c in p.calls()[before:]]
+        assert "charge" not in after, at
+        allowed = 2 if "receipt:o1" in pending else 1
+        assert 1 <= after.count("receipt") <= allowed, (at, after)
+
+
+def pending_intents_of(p: Program) -> set[str]:
+    from tests.test_crash import pending_intents
+
+    return pending_intents(p.store)
