@@ -449,3 +449,19 @@ def pending_intents_of(p: Program) -> set[str]:
     from tests.test_crash import pending_intents
 
     return pending_intents(p.store)
+
+
+def test_a_retried_run_counts_once_with_a_repair_and_a_person(prog: Any) -> None:
+    from mnlang.metrics.compute import compute_metrics
+
+    p = prog(PAY, PAY_TOOLS)
+    (p.folder / "broken").touch()
+    p.run({"order": "o1"}, run_id="r1")
+    (p.folder / "broken").unlink()
+    retry(p.store, "r1", by="ops")
+    p.resume("r1")
+    p.run({"order": "o2"}, run_id="r2")
+    report = compute_metrics(p.store)
+    totals = report.total
+    assert totals.runs == 2 and totals.successful == 2
+    assert (totals.unplanned_repairs.numerator, totals.human_intervention.numerator) == (1, 1)
