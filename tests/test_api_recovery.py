@@ -6,6 +6,8 @@ into a new run of the same journal with its effects answered from the source led
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.api.server import ADMIN_TOKEN, Served, serve
+from mnlang.client import Client, Conflict
+from tests.api.server import ADMIN_TOKEN, Served, env_for, serve
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -144,6 +147,17 @@ def test_retry_refusal_and_bulk_retry_over_http(served: tuple[Served, Path]) -> 
     again = call(server, "POST", "/api/v1/runs/o-1/retry")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "not_failed"
+    with Client(server.url, ADMIN_TOKEN) as client, pytest.raises(Conflict) as refused_by:
+        client.retry("o-1")
+    assert refused_by.value.code == "not_failed"
+    remote = subprocess.run(
+        [sys.executable, "-m", "mnlang.cli", "retry", "o-1", "--server", server.url],
+        env={**env_for(server.log.with_name("journal.db")), "MNC_SERVER_TOKEN": ADMIN_TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert remote.returncode == 2 and "only a failed run is retried" in remote.stderr
 
     start(server, "alerting", "o-2")
     wait_until(server, "o-2", "completed")

@@ -10,6 +10,7 @@ unwinding ran effects (`finally`, compensations, `on_failure`) is refused with t
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -465,3 +466,45 @@ def test_a_retried_run_counts_once_with_a_repair_and_a_person(prog: Any) -> None
     totals = report.total
     assert totals.runs == 2 and totals.successful == 2
     assert (totals.unplanned_repairs.numerator, totals.human_intervention.numerator) == (1, 1)
+
+
+def test_mnc_retry_and_mnc_fork(prog: Any) -> None:
+    from click.testing import CliRunner
+
+    from mnlang.cli import main
+
+    p = prog(PAY, PAY_TOOLS)
+    db = str(p.folder / "journal.db")
+    (p.folder / "broken").touch()
+    for order in ("o1", "o2"):
+        assert p.run({"order": order}, run_id=order).status == "failed"
+    runner = CliRunner()
+
+    refused = runner.invoke(main, ["retry", "o1", "--filter", "workflow=pay", "--db", db])
+    assert refused.exit_code == 2 and "one of them" in refused.output
+    bad = runner.invoke(main, ["retry", "--filter", "colour=red", "--db", db])
+    assert bad.exit_code == 2 and "no filter `colour`" in bad.output
+    again = runner.invoke(main, ["retry", "o1", "--db", db])
+    assert again.exit_code == 1, again.output  # still broken: it failed again
+    (p.folder / "broken").unlink()
+    done = runner.invoke(main, ["retry", "o1", "--by", "ops", "--db", db])
+    assert done.exit_code == 0, done.output
+    assert [e.data["by"] for e in p.events("o1", "retried")][-1] == "ops"
+    ended = runner.invoke(main, ["retry", "o1", "--db", db])
+    assert ended.exit_code == 2
+    assert "error: run `o1` is completed: only a failed run is retried" in ended.output
+
+    bulk = runner.invoke(main, ["retry", "--filter", "q=o", "--json", "--db", db])
+    assert bulk.exit_code == 0, bulk.output
+    out = json.loads(bulk.output)
+    assert [r["run_id"] for r in out["retried"]] == ["o2"] and out["refused"] == []
+    assert out["retried"][0]["status"] == "completed"
+
+    line = str(PAY.splitlines().index("  r = receipt(order)") + 1)
+    forked = runner.invoke(main, ["fork", "o2", "--from", line, "--id", "o2-again", "--db", db])
+    assert forked.exit_code == 0, forked.output
+    assert "effect receipt: answered from the source run's ledger" in forked.output
+    record = p.store.get_run("o2-again")
+    assert record is not None and record.result == "charged-o2 receipt-o2 42"
+    nowhere = runner.invoke(main, ["fork", "o2", "--from", "9999", "--db", db])
+    assert nowhere.exit_code == 2 and "never reached" in nowhere.output
