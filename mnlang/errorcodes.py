@@ -85,6 +85,8 @@ _TABLE: list[tuple[str, str]] = [
     ("E232", "`run` used as a value"),
     ("E233", "bad regular expression"),
     ("E234", "`start` of something other than a workflow"),
+    ("E250", "a tool in `tools:` called other than with bound parameters"),
+    ("E251", "a bound parameter the tool does not have"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

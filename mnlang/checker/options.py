@@ -277,10 +277,43 @@ class _OptionReader:
                     help="write `tools: [a, b]`",
                 )
                 continue
-            sym = self.symbol(item, ("tool", "effect"), "a tool or effect")
-            if sym is not None:
-                names.append(sym.name)
+            named = item.callee if isinstance(item, ast.Call) else item
+            sym = self.symbol(named, ("tool", "effect"), "a tool or effect")
+            if sym is None:
+                continue
+            if isinstance(item, ast.Call) and not self._bindings(item, sym):
+                continue
+            names.append(sym.name)
         return names
+
+    def _bindings(self, call: ast.Call, sym: Symbol) -> bool:
+        """`book_hotel({ passenger: pid })`: parameters the workflow fixes, by name.
+
+        Their values are typed by the type checker against the agent's parameters."""
+        shown = sym.decl.name.name
+        if len(call.args) != 1 or not isinstance(call.args[0], ast.ObjectLit):
+            self.diags.add(
+                "E250",
+                call,
+                f"`{shown}` in `tools:` binds its parameters by name",
+                help=f"write `{shown}({{ param: value }})`, or `{shown}` to let the model "
+                "choose every argument",
+            )
+            return False
+        decl = sym.decl
+        params = [p.name.name for p in decl.params] if isinstance(decl, ast.CallableDecl) else []
+        ok = True
+        for entry in call.args[0].entries:
+            if entry.key.name not in params:
+                self.diags.add(
+                    "E251",
+                    entry.key,
+                    f"`{shown}` has no parameter `{entry.key.name}` to bind",
+                    help=did_you_mean(entry.key.name, params)
+                    or f"its parameters: {', '.join(f'`{p}`' for p in params) or 'none'}",
+                )
+                ok = False
+        return ok
 
     # ---- composite values ------------------------------------------------------
 

@@ -152,6 +152,11 @@ class AgentIR(IRModel):
     system: Template | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """`system:`, read like `prompt`, sent first in the system message."""
     description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    bound: dict[str, dict[str, Expr]] | None = Field(
+        default=None, json_schema_extra=HASH_OMITS_NONE
+    )
+    """Parameters of `tools` the workflow fixes (`book_hotel({ passenger: pid })`), by
+    tool and parameter; they read the agent's params. The model never sees them."""
 
 
 class EventIR(IRModel):

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
 from mnlang.impl_source import function_docstring
-from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ToolIR
+from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ParamIR, ToolIR
 from mnlang.ir.schema import output_schema
 from mnlang.ir.states import CallState
 from mnlang.models.base import Message, ModelReply, ModelRequest, ToolSpec
@@ -238,8 +238,11 @@ class AgentCalls:
         for decl, short in zip(decls, shorts, strict=True):
             name = short if shorts.count(short) == 1 else decl.name.replace(".", "__")
             by_name[name] = decl.name
-            described = _describe(decl, short, self._description(decl))
-            specs.append(ToolSpec(name, described, self._parameters(decl)))
+            # The model sees the parameters the workflow does not bind, and only those.
+            bound = (agent.bound or {}).get(decl.name, {})
+            params = [p for p in decl.params if p.name not in bound]
+            described = _describe(decl, short, params, self._description(decl))
+            specs.append(ToolSpec(name, described, self._parameters(params)))
         found = AgentTools(specs, by_name)
         self._tools[agent.name] = found
         return found
@@ -255,10 +258,10 @@ class AgentCalls:
     def _tool_decl(self, name: str) -> ToolIR:
         return self.program.effects.get(name) or self.program.tools[name]
 
-    def _parameters(self, decl: ToolIR) -> dict[str, Any]:
+    def _parameters(self, params: list[ParamIR]) -> dict[str, Any]:
         defs: dict[str, Any] = {}
         properties: dict[str, Any] = {}
-        for param in decl.params:
+        for param in params:
             schema = output_schema(param.type, self.program.types)
             schema.pop("$schema", None)
             defs.update(schema.pop("$defs", {}))
@@ -266,7 +269,7 @@ class AgentCalls:
         out: dict[str, Any] = {
             "type": "object",
             "properties": properties,
-            "required": [p.name for p in decl.params if p.default is None],
+            "required": [p.name for p in params if p.default is None],
             "additionalProperties": False,
         }
         if defs:
@@ -629,6 +632,9 @@ class AgentCalls:
             "turn": notes["turn"],
             "allowed": qualified is not None,
         }
+        bound = (session.agent.bound or {}).get(qualified or "")
+        if bound:
+            decision["bound"] = sorted(bound)  # set by the workflow, not chosen by the model
         run.journal.event("tool_decision", decision, session.step, fiber.branch)
         if qualified is None:
             allowed = ", ".join(f"`{n}`" for n in session.tools.by_name) or "none"
@@ -643,7 +649,7 @@ class AgentCalls:
             return False
         decl = self._tool_decl(qualified)
         try:
-            args = self._tool_args(decl, parsed)
+            args = self._tool_args(session, decl, parsed)
         except ConversionError as e:
             problem = f"invalid arguments for `{item['name']}`: {e}"
             run.journal.event(
@@ -678,19 +684,29 @@ class AgentCalls:
         place = self.run.place(session.fiber)
         return f"{session.step}@{place} reply {item['reply']} call {item['index']}"
 
-    def _tool_args(self, decl: ToolIR, given: Any) -> dict[str, Value]:
+    def _tool_args(self, session: Session, decl: ToolIR, given: Any) -> dict[str, Value]:
+        """The model's arguments, checked, with the parameters the workflow binds.
+
+        A model that sends a bound parameter is told it may not (`tool_call_invalid`)
+        rather than silently overridden: the call it meant is not the call that would run."""
         if not isinstance(given, dict):
             raise ConversionError("arguments", "expected a JSON object of the parameters")
         converter, evaluator = self.run.converter, self.run.evaluator
+        bound = (session.agent.bound or {}).get(decl.name, {})
+        short = decl.name.rsplit(".", 1)[-1]
+        fixed = sorted(k for k in given if k in bound)
+        if fixed:
+            raise ConversionError(fixed[0], f"is set by the workflow for `{short}`; leave it out")
         names = {p.name for p in decl.params}
         extra = sorted(k for k in given if k not in names)
         if extra:
-            raise ConversionError(
-                extra[0], f"`{decl.name.rsplit('.', 1)[-1]}` has no such parameter"
-            )
+            raise ConversionError(extra[0], f"`{short}` has no such parameter")
         args: dict[str, Value] = {}
+        env = MapEnv(session.args)
         for param in decl.params:
-            if param.name in given:
+            if param.name in bound:
+                args[param.name] = evaluator.eval(bound[param.name], env)
+            elif param.name in given:
                 args[param.name] = converter.inbound(given[param.name], param.type, param.name)
             elif param.default is not None:
                 args[param.name] = evaluator.eval(param.default, MapEnv(args))
@@ -880,10 +896,10 @@ class AgentCalls:
         self._next_tool(session)
 
 
-def _describe(decl: ToolIR, short: str, description: str | None) -> str:
-    params = ", ".join(f"{p.name}: {p.type}" for p in decl.params)
+def _describe(decl: ToolIR, short: str, params: list[ParamIR], description: str | None) -> str:
+    shown = ", ".join(f"{p.name}: {p.type}" for p in params)
     what = "Effect (changes the world)" if isinstance(decl, EffectIR) else "Tool"
-    text = f"{what} `{short}({params}) -> {decl.returns}`."
+    text = f"{what} `{short}({shown}) -> {decl.returns}`."
     if isinstance(decl, EffectIR) and "approval" in decl.requires:
         text += " A person must approve each call first."
     if description:
