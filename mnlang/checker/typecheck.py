@@ -97,6 +97,14 @@ def _param_defaults(
     for p in sig.params:
         if p.decl.default is not None:
             checker.expect(p.decl.default, p.type, f" as the default of `{p.name}`")
+        described = p.decl.description
+        if described is not None and described.constant is None:
+            diags.add(
+                "E252",
+                described,
+                f"the description of `{p.name}` is plain text, without `{{...}}`",
+                help="write the text out; it is told to the model as it is written",
+            )
 
 
 def _callable_options(

@@ -77,6 +77,7 @@ class DeclCompiler:
                 name=p.name.name,
                 type=type_from_ref(p.type, module),
                 default=self.lowering.lower(p.default, module) if p.default is not None else None,
+                description=p.description.constant if p.description is not None else None,
             )
             for p in params
         ]

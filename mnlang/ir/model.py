@@ -44,6 +44,8 @@ class ParamIR(IRModel):
     name: str
     type: TypeIR
     default: Expr | None = None
+    description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`hotel: str "..."`: sent as the parameter's `description` in a tool's JSON Schema."""
 
 
 class LimitIR(IRModel):

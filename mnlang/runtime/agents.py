@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
-from mnlang.impl_source import function_docstring
+from mnlang.impl_source import FunctionDoc, function_doc
 from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ParamIR, ToolIR
 from mnlang.ir.schema import output_schema
 from mnlang.ir.states import CallState
@@ -241,30 +241,35 @@ class AgentCalls:
             # The model sees the parameters the workflow does not bind, and only those.
             bound = (agent.bound or {}).get(decl.name, {})
             params = [p for p in decl.params if p.name not in bound]
-            described = _describe(decl, short, params, self._description(decl))
-            specs.append(ToolSpec(name, described, self._parameters(params)))
+            doc = self._impl_doc(decl)
+            text = decl.description if decl.description is not None else doc.text
+            described = _describe(decl, short, params, text or None)
+            specs.append(ToolSpec(name, described, self._parameters(params, doc.params)))
         found = AgentTools(specs, by_name)
         self._tools[agent.name] = found
         return found
 
-    def _description(self, decl: ToolIR) -> str | None:
-        """`description:`, else the docstring of the impl function in its source file."""
-        if decl.description is not None:
-            return decl.description
+    def _impl_doc(self, decl: ToolIR) -> FunctionDoc:
+        """The docstring of the impl function in its source file: the tool's description
+        when it has no `description:`, a parameter's when the parameter has none."""
         module, _, function = decl.impl.partition(":")
         path = module_ref(self.program, decl.impl_dir, module).path if module else None
-        return function_docstring(Path(path), function) if path else None
+        found = function_doc(Path(path), function) if path else None
+        return found if found is not None else FunctionDoc("")
 
     def _tool_decl(self, name: str) -> ToolIR:
         return self.program.effects.get(name) or self.program.tools[name]
 
-    def _parameters(self, params: list[ParamIR]) -> dict[str, Any]:
+    def _parameters(self, params: list[ParamIR], documented: dict[str, str]) -> dict[str, Any]:
         defs: dict[str, Any] = {}
         properties: dict[str, Any] = {}
         for param in params:
             schema = output_schema(param.type, self.program.types)
             schema.pop("$schema", None)
             defs.update(schema.pop("$defs", {}))
+            described = param.description or documented.get(param.name)
+            if described:
+                schema["description"] = described
             properties[param.name] = schema
         out: dict[str, Any] = {
             "type": "object",
