@@ -88,6 +88,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E250", "a tool in `tools:` called other than with bound parameters"),
     ("E251", "a bound parameter the tool does not have"),
     ("E252", "a parameter's description with `{...}`"),
+    ("E253", "a bad list of models"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

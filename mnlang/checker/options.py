@@ -170,6 +170,41 @@ class _OptionReader:
         )
         return None
 
+    def models(self, entry: OptionEntry) -> str | list[str] | None:
+        """`model: "gpt-4o"`, or models tried in order: `model: ["gpt-4o", "gpt-4o-mini"]`."""
+        value = entry.value
+        if not isinstance(value, ast.ListLit):
+            return self.text(entry)
+        names: list[str] = []
+        for item in value.items:
+            constant = item.constant if isinstance(item, ast.StrLit) else None
+            if not constant:
+                self.diags.add(
+                    "E253",
+                    item,
+                    "each model in `model:` is a plain, non-empty string",
+                    help='write `model: ["gpt-4o", "gpt-4o-mini"]`',
+                )
+                return None
+            if constant in names:
+                self.diags.add(
+                    "E253",
+                    item,
+                    f"model `{constant}` is listed twice",
+                    help="each model is tried once, in order: keep the first",
+                )
+                return None
+            names.append(constant)
+        if not names:
+            self.diags.add(
+                "E253",
+                value,
+                "`model:` lists no model",
+                help='name at least one: `model: ["gpt-4o", "gpt-4o-mini"]`',
+            )
+            return None
+        return names
+
     def boolean(self, entry: OptionEntry) -> bool | None:
         if isinstance(entry.value, ast.BoolLit):
             return entry.value.value
@@ -559,7 +594,7 @@ EFFECT_OPTIONS: dict[str, _Reader] = {
 }
 
 AGENT_OPTIONS: dict[str, _Reader] = {
-    "model": _R.text,
+    "model": _R.models,
     "prompt": _R.template,
     "system": _R.template,
     "description": _R.text,
@@ -639,6 +674,11 @@ def _read(program: Program, sym: Symbol, diags: Diagnostics) -> dict[str, Any]:
             )
     if sym.kind == "policy":
         values["retry"] = retry_policy(values)
+    if sym.kind == "agent" and isinstance(values.get("model"), list):
+        # The first model answers; the others are tried in order when it fails.
+        first, *fallback = values["model"]
+        values["model"] = first
+        values["fallback"] = fallback
     if sym.kind in ("tool", "effect", "agent"):
         values.setdefault("retry", RetryPolicy())
     if sym.kind in ("tool", "effect"):

@@ -217,6 +217,7 @@ class DeclCompiler:
             system=self._template(opts.get("system"), symbol.module),
             description=opts.get("description"),
             bound=self._bound(decl, symbol.module),
+            fallback=opts.get("fallback") or None,
         )
 
     def _bound(

@@ -159,6 +159,14 @@ class AgentIR(IRModel):
     )
     """Parameters of `tools` the workflow fixes (`book_hotel({ passenger: pid })`), by
     tool and parameter; they read the agent's params. The model never sees them."""
+    fallback: list[str] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`model: [first, ...rest]`: the rest, tried in order when a request to the one before
+    fails (`transient`, `timeout`, `tool_error`) or its reply is malformed."""
+
+    @property
+    def models(self) -> list[str]:
+        """The models tried in order: `model`, then `fallback`."""
+        return [self.model, *(self.fallback or [])]
 
 
 class EventIR(IRModel):

@@ -53,6 +53,9 @@ class ModelRequest:
     request_number: int = 0
     """How many requests this call of the agent made before this one, over all its attempts
     and turns."""
+    fallback: bool = False
+    """Sent to one of the agent's fallback models (`model: [first, ...]`), not its first:
+    `call_number` then counts the agent's requests to this model."""
 
     @property
     def short_agent(self) -> str:

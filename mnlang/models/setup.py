@@ -233,13 +233,14 @@ class ModelSetup:
             parts.append(f"{name} ({where()})" if callable(where) else name)
         return ", ".join(parts) or "no agents"
 
-    def price_entry(self, agent: AgentIR, prices: PriceTable) -> str:
-        """The price table entry a call of `agent` is priced by: `scripted` replies cost
-        nothing; a real model is priced as the model that answers when the table has it,
-        else as the agent's declared model."""
+    def price_entry(self, agent: AgentIR, prices: PriceTable, model: str | None = None) -> str:
+        """The price table entry a request of `agent` to `model` (its first by default) is
+        priced by: `scripted` replies cost nothing; a real model is priced as the model
+        that answers when the table has it, else as the model asked for."""
         provider = self.provider_for(agent)
         if provider.name == "scripted":
             return "scripted"
+        asked = model or agent.model
         used = getattr(provider, "model_for", None)
-        model = used(agent.model) if callable(used) else agent.model
-        return model if prices.model(model) is not None else agent.model
+        answering = used(asked) if callable(used) else asked
+        return answering if prices.model(answering) is not None else asked

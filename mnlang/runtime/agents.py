@@ -51,7 +51,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
+from mnlang.errors import MALFORMED_OUTPUT, TIMEOUT, TOOL_ERROR, TRANSIENT, kind_of
 from mnlang.impl_source import FunctionDoc, function_doc
 from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ParamIR, ToolIR
 from mnlang.ir.schema import output_schema
@@ -94,6 +94,10 @@ _SYSTEM_TOOLS = (
     "\nBefore you answer you may call the tools you are given; you have {turns} turns "
     "(requests) in all, and the last one must be the answer."
 )
+# A request that fails so is sent to the agent's next model (`model: [a, b]`), in the
+# same attempt. A refusal (`rejected`) is not: another model is not a way around it.
+FALLBACK_KINDS = (TRANSIENT, TIMEOUT, TOOL_ERROR, MALFORMED_OUTPUT)
+
 _REPAIR = (
     "Your reply could not be used: {problem}. Reply again with only a JSON value that "
     "matches the schema."
@@ -128,6 +132,12 @@ class Session:
     @property
     def max_turns(self) -> int:
         return self.agent.max_turns or 1
+
+    @property
+    def model(self) -> str:
+        """The model this attempt asks now: the first, or a fallback after failures."""
+        index: int = self.notes.get("model", 0)
+        return self.agent.models[index]
 
 
 @dataclass(eq=False)
@@ -212,13 +222,13 @@ class AgentCalls:
                     raise StepFailure(TOOL_ERROR, str(e)) from None
         return self._setup
 
-    def _price(self, agent: AgentIR) -> ModelPrice | None:
+    def _price(self, agent: AgentIR, model: str) -> ModelPrice | None:
         if self._prices is None:
             try:
                 self._prices = load_prices()
             except PriceTableError as e:
                 raise StepFailure(TOOL_ERROR, f"bad price table: {e}") from None
-        return self._prices.model(self.setup.price_entry(agent, self._prices))
+        return self._prices.model(self.setup.price_entry(agent, self._prices, model))
 
     def _validator(self, agent: AgentIR) -> ReplyValidator:
         found = self._validators.get(agent.name)
@@ -351,7 +361,7 @@ class AgentCalls:
         specs = session.tools.specs
         request = ModelRequest(
             agent=agent.name,
-            model=agent.model,
+            model=session.model,
             messages=messages,
             output_schema=agent.output_schema,
             tools=specs,
@@ -361,9 +371,10 @@ class AgentCalls:
             timeout_s=agent.timeout_ms / 1000 if agent.timeout_ms is not None else None,
             call_number=self._call_number(session),
             request_number=notes["requests"],
+            fallback=session.model != agent.model,
         )
         provider = self.setup.provider_for(agent)
-        price = self._price(agent)
+        price = self._price(agent, session.model)
         chars = sum(len(json.dumps(m, ensure_ascii=False)) for m in messages)
         chars += sum(len(json.dumps(s.parameters)) + len(s.description) for s in specs)
         worst = conversation_worst_case(
@@ -397,8 +408,13 @@ class AgentCalls:
             return int(noted["call"])
         run = self.run
         counts = dict(run.run_data["replies"])
-        call = counts.get(session.agent.name, 0)
-        counts[session.agent.name] = call + 1
+        # A fallback model's requests are numbered on their own (`agent@model` in a
+        # replies file), so a script answers each model in its own order.
+        counted = session.agent.name
+        if session.model != session.agent.model:
+            counted = f"{counted}@{session.model}"
+        call = counts.get(counted, 0)
+        counts[counted] = call + 1
         run.update_run_data(replies=counts)
         notes["request"] = {"number": notes["requests"], "call": call}
         session.fiber.dirty = True
@@ -441,7 +457,7 @@ class AgentCalls:
             feedback = None
             if kind == MALFORMED_OUTPUT:
                 feedback = [{"role": "user", "content": _REPAIR.format(problem=message)}]
-            self._attempt_failed(session, StepFailure(kind, message), feedback)
+            self._failed_request(session, StepFailure(kind, message), feedback)
             return
         if reply.tool_calls:
             self._tool_turn(session, reply)
@@ -510,7 +526,7 @@ class AgentCalls:
             message = (
                 f"`{session.short}` replied with a value that is not a {agent.returns}: {problem}"
             )
-            self._attempt_failed(session, StepFailure(MALFORMED_OUTPUT, message), feedback)
+            self._failed_request(session, StepFailure(MALFORMED_OUTPUT, message), feedback)
             return
         notes = session.notes
         run.journal.event(
@@ -521,6 +537,7 @@ class AgentCalls:
                 "result": to_plain(value),
                 "attempt": notes["attempt"],
                 "requests": notes["requests"],
+                "model": session.model,
                 "model_cost": notes["cost"],
                 "usage": {"input_tokens": notes["usage"][0], "output_tokens": notes["usage"][1]},
                 "ms": round((time.perf_counter() - session.started) * 1000, 3),
@@ -530,6 +547,36 @@ class AgentCalls:
             session.fiber.branch,
         )
         run.deliver(session.fiber, value)
+
+    def _failed_request(
+        self, session: Session, failure: StepFailure, feedback: list[Message] | None
+    ) -> None:
+        """A request failed or its reply did not validate: the agent's next model is asked
+        the same (in the same attempt, the repair's feedback included), else the attempt
+        fails."""
+        notes = session.notes
+        index = notes.get("model", 0)
+        models = session.agent.models
+        if failure.kind not in FALLBACK_KINDS or index + 1 >= len(models):
+            self._attempt_failed(session, failure, feedback)
+            return
+        self.run.journal.event(
+            "model_fallback",
+            {
+                "agent": session.agent.name,
+                "attempt": notes["attempt"],
+                "from": models[index],
+                "to": models[index + 1],
+                "kind": failure.kind,
+                "message": failure.message,
+            },
+            session.step,
+            session.fiber.branch,
+        )
+        notes["model"] = index + 1
+        notes["history"] = [*notes["history"], *(feedback or [])]
+        session.fiber.dirty = True
+        self._request(session)
 
     def _attempt_failed(
         self, session: Session, failure: StepFailure, feedback: list[Message] | None
@@ -549,6 +596,7 @@ class AgentCalls:
         delay = retries.delay_ms(agent.retry, notes["attempt"], seed)
         run.journal.event("retry", {**data, "delay_ms": delay}, session.step, session.fiber.branch)
         notes["attempt"] += 1
+        notes.pop("model", None)  # each attempt starts with the first model again
         notes["turn"] = 0
         notes["queue"] = []
         notes["history"] = [*notes["history"], *(feedback or [])]
