@@ -89,6 +89,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E251", "a bound parameter the tool does not have"),
     ("E252", "a parameter's description with `{...}`"),
     ("E253", "a bad list of models"),
+    ("E254", "an agent's provider is not known here"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

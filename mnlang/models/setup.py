@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from mnlang.errors import TOOL_ERROR
 from mnlang.ir.model import AgentIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
+from mnlang.models.plugins import PluginError, load_plugin, plugin_entry_points
 from mnlang.models.prices import PriceTable
 from mnlang.models.scripted import LazyScriptedProvider
 
@@ -119,6 +120,13 @@ class ModelSetup:
         self._factories: dict[str, Callable[[], Provider]] = {"openai": _openai}
         for name, table in self.tables.items():
             self._factories[name] = functools.partial(_openai, name, table)
+        self._plugins = {
+            name: point
+            for name, point in plugin_entry_points().items()
+            if name not in self._factories and name != "scripted"
+        }
+        for name in self._plugins:
+            self._factories[name] = functools.partial(self._plugin, name)
         if scripted_file is not None:
             self._factories["scripted"] = lambda: LazyScriptedProvider(scripted_file)
         self._factories.update(factories or {})
@@ -155,6 +163,11 @@ class ModelSetup:
     def scripted(cls, path: Path, spec: str) -> ModelSetup:
         return cls(spec=spec, override=LazyScriptedProvider(path), scripted_file=path)
 
+    @property
+    def plugins(self) -> list[str]:
+        """The providers installed packages register (`mnlang.providers` entry points)."""
+        return sorted(self._plugins)
+
     def known(self) -> list[str]:
         """The provider names this setup can make."""
         return sorted({*self._factories, *([self.override.name] if self.override else [])})
@@ -185,6 +198,12 @@ class ModelSetup:
             self._made[name] = made
         return made
 
+    def _plugin(self, name: str) -> Provider:
+        try:
+            return load_plugin(name, self._plugins[name])
+        except PluginError as e:
+            return _FailingProvider(name, str(e))
+
     def _used_names(self, agents: Iterable[AgentIR]) -> list[str]:
         return sorted({self.provider_name(agent) for agent in agents})
 
@@ -201,7 +220,11 @@ class ModelSetup:
 
     def unusable(self, name: str) -> str | None:
         """Why provider `name` (`openai` or a project's) cannot send a request here: no
-        key, or configured wrongly; None when it can, or is not such a provider."""
+        key, or configured wrongly; a plugin that does not load; None when it can, or is
+        not such a provider."""
+        if name in self._plugins:
+            made = self.provider_for_name(name)
+            return made.why if isinstance(made, _FailingProvider) else None
         if name != "openai" and name not in self.tables:
             return None
         from mnlang.models.openai import missing_key
