@@ -14,7 +14,7 @@ from mnlang.checker.steps import written_option
 from mnlang.checker.suggest import did_you_mean
 from mnlang.diagnostics import Diagnostic, Diagnostics
 
-BUILT_IN = ("openai", "scripted")
+BUILT_IN = ("openai", "anthropic", "scripted")
 
 
 def known_providers(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -82,7 +82,12 @@ class ToolCall:
 @dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int
+    """Input tokens read neither from nor into a prompt cache."""
     output_tokens: int
+    cache_read_tokens: int = 0
+    """Input tokens read from the provider's prompt cache (Anthropic)."""
+    cache_write_tokens: int = 0
+    """Input tokens written into the prompt cache."""
 
 
 @dataclass(frozen=True, slots=True)

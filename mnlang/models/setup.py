@@ -72,6 +72,12 @@ def _openai_config(name: str, table: Mapping[str, Any]) -> OpenAIConfig:
     return OpenAIConfig.from_table(name, table)
 
 
+def _anthropic() -> Provider:
+    from mnlang.models.anthropic import AnthropicProvider
+
+    return AnthropicProvider()
+
+
 def _openai(name: str = "openai", table: Mapping[str, Any] | None = None) -> Provider:
     from mnlang.models.openai import OpenAIProvider
 
@@ -117,7 +123,10 @@ class ModelSetup:
         self.default = default
         self.tables = dict(tables or {})
         """The project's provider settings by name (OpenAI-compatible servers)."""
-        self._factories: dict[str, Callable[[], Provider]] = {"openai": _openai}
+        self._factories: dict[str, Callable[[], Provider]] = {
+            "openai": _openai,
+            "anthropic": _anthropic,
+        }
         for name, table in self.tables.items():
             self._factories[name] = functools.partial(_openai, name, table)
         self._plugins = {
@@ -225,6 +234,14 @@ class ModelSetup:
         if name in self._plugins:
             made = self.provider_for_name(name)
             return made.why if isinstance(made, _FailingProvider) else None
+        if name == "anthropic" and name not in self.tables:
+            from mnlang.models.anthropic import AnthropicConfig
+            from mnlang.models.anthropic import missing_key as anthropic_key
+
+            try:
+                return anthropic_key(AnthropicConfig.from_env())
+            except ValueError as e:
+                return f"the `anthropic` provider is misconfigured: {e}"
         if name != "openai" and name not in self.tables:
             return None
         from mnlang.models.openai import missing_key

@@ -470,7 +470,12 @@ class AgentCalls:
         usage = reply.usage
         if usage is None:
             return turn.reserved
-        return turn.price.cost(usage.input_tokens, usage.output_tokens)
+        return turn.price.cost(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+        )
 
     def _journal_reply(
         self, turn: AgentTurn, done: Completion, reply: ModelReply | None, cost: Decimal
@@ -498,6 +503,9 @@ class AgentCalls:
                     "input_tokens": reply.usage.input_tokens,
                     "output_tokens": reply.usage.output_tokens,
                 }
+                if reply.usage.cache_read_tokens or reply.usage.cache_write_tokens:
+                    data["usage"]["cache_read_tokens"] = reply.usage.cache_read_tokens
+                    data["usage"]["cache_write_tokens"] = reply.usage.cache_write_tokens
                 used = notes["usage"]
                 notes["usage"] = [
                     used[0] + reply.usage.input_tokens,
