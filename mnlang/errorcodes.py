@@ -90,6 +90,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E252", "a parameter's description with `{...}`"),
     ("E253", "a bad list of models"),
     ("E254", "an agent's provider is not known here"),
+    ("E260", "`cache` on an agent that may call effects"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

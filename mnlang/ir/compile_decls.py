@@ -218,6 +218,7 @@ class DeclCompiler:
             description=opts.get("description"),
             bound=self._bound(decl, symbol.module),
             fallback=opts.get("fallback") or None,
+            cache_ms=opts.get("cache"),
         )
 
     def _bound(

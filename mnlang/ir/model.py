@@ -162,6 +162,8 @@ class AgentIR(IRModel):
     fallback: list[str] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """`model: [first, ...rest]`: the rest, tried in order when a request to the one before
     fails (`transient`, `timeout`, `tool_error`) or its reply is malformed."""
+    cache_ms: int | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`cache:`: how long a reply is kept for the same request of another run."""
 
     @property
     def models(self) -> list[str]:
