@@ -91,6 +91,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E253", "a bad list of models"),
     ("E254", "an agent's provider is not known here"),
     ("E260", "`cache` on an agent that may call effects"),
+    ("E261", "`conversation` is not a `list[Turn]` parameter"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

@@ -219,6 +219,7 @@ class DeclCompiler:
             bound=self._bound(decl, symbol.module),
             fallback=opts.get("fallback") or None,
             cache_ms=opts.get("cache"),
+            conversation=opts.get("conversation"),
         )
 
     def _bound(
