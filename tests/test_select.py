@@ -255,3 +255,89 @@ def test_close_select_is_all_or_none(store: Store) -> None:
     assert store.close_select("r", ["s:a", "s:b"], {"lost_to": {"arm": "after"}}) is None
     statuses = {c: store.get_checkpoint("r", c).status for c in ("s:a", "s:b")}  # type: ignore[union-attr]
     assert statuses == {"s:a": "closed", "s:b": "closed"}
+
+
+# --- the race of `mnc approve` and `mnc signal` from two processes -------------------------
+
+ROUNDS = 100
+
+_RACER = """
+import json, sys
+from click.testing import CliRunner
+from mnlang.cli import main
+
+runner = CliRunner()
+command = sys.argv[1:]
+print("ready", flush=True)
+for line in sys.stdin:
+    run_id = line.strip()
+    args = [command[0], run_id, *command[1:]]
+    result = runner.invoke(main, args, catch_exceptions=False)
+    print(json.dumps({"run": run_id, "code": result.exit_code, "out": result.output}), flush=True)
+"""
+
+
+def _racer(db: str, *command: str) -> subprocess.Popen[str]:
+    environment = {**os.environ, "MNC_DB": db, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _RACER, *command],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return process
+
+
+@pytest.mark.slow
+def test_approve_and_signal_race(tmp_path: Path, db: str) -> None:
+    """Each round, two processes answer one waiting select at the same moment: one runs
+    `mnc approve`, the other `mnc signal` (both `--detach`, so neither moves the run and
+    the loser meets the select, not an ended run). Exactly one wins; the other's command
+    fails saying it was refused and why; the journal agrees with the winner, and the run
+    resumed goes on in the winner's arm."""
+    program = api.load_program(_source(tmp_path, RACE))
+    runs = [f"race-{n}" for n in range(ROUNDS)]
+    for run_id in runs:
+        assert api.start_run(program, {"conv": "c1"}, run_id=run_id, db=db).status == "waiting"
+    approver = _racer(db, "approve", "approve_it", "--by", "ann", "--detach")
+    signaller = _racer(db, "signal", "message", '"hi"', "--key", "c1", "--detach")
+    wins: dict[str, int] = {"approve": 0, "signal": 0}
+    try:
+        for run_id in runs:
+            for process in (approver, signaller):
+                assert process.stdin is not None
+                process.stdin.write(run_id + "\n")
+                process.stdin.flush()
+            answers: dict[str, dict[str, Any]] = {}
+            for name, process in (("approve", approver), ("signal", signaller)):
+                assert process.stdout is not None
+                answers[name] = json.loads(process.stdout.readline())
+            won = [name for name, answer in answers.items() if answer["code"] == 0]
+            assert len(won) == 1, answers
+            winner = won[0]
+            loser = answers["signal" if winner == "approve" else "approve"]
+            assert loser["code"] != 0 and "refused" in loser["out"], answers
+            wins[winner] += 1
+            with open_store(db) as store:
+                checkpoint = store.get_checkpoint(run_id, "select:approve_it")
+                unread = store.pending_signals(run_id)
+            assert checkpoint is not None
+            if winner == "approve":
+                assert (checkpoint.status, unread) == ("decided", [])
+                assert "closed because" not in loser["out"]
+            else:
+                assert checkpoint.status == "closed" and len(unread) == 1
+                assert checkpoint.decision["lost_to"]["signal"] == unread[0].signal_id
+    finally:
+        for process in (approver, signaller):
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=30)
+    assert sum(wins.values()) == ROUNDS
+    print(f"wins over {ROUNDS} rounds: {wins}")
+    for run_id in runs[:10]:
+        ended = api.resume_run(run_id, db=db)
+        assert ended.result in ("decided approve", "message hi")

@@ -278,7 +278,8 @@ def _already(run_id: str, checkpoint: Checkpoint) -> str:
     lost_to = checkpoint.decision.get("lost_to") if isinstance(checkpoint.decision, dict) else None
     if checkpoint.decided_by is None and isinstance(lost_to, dict):
         return (
-            f"{what} of run `{run_id}` was closed because another arm of its select won: "
+            f"refused: {what} of run `{run_id}` was closed because another arm of its select "
+            "won: "
             f"{select_winner(lost_to)}"
         )
     if checkpoint.decided_by is None:
