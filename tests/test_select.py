@@ -28,6 +28,14 @@ from mnlang.runtime.signals import SignalError
 from mnlang.stores import open_store
 from mnlang.stores.base import Batch, NewRun, OpenCheckpoint, SelectDecided, Store
 from tests.crash.journals import STORES
+from tests.test_crash import (
+    RUN_ID,
+    Scenario,
+    check_against,
+    crash_in_process_at,
+    drive_in_process,
+    ledger_calls,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -341,3 +349,54 @@ def test_approve_and_signal_race(tmp_path: Path, db: str) -> None:
     for run_id in runs[:10]:
         ended = api.resume_run(run_id, db=db)
         assert ended.result in ("decided approve", "message hi")
+
+
+# --- crashes at every commit --------------------------------------------------------------
+
+CRASH = ROOT / "tests" / "crash"
+CRASH_SCENARIOS = [
+    # The person decides and the event comes too: the decision, committed first, wins.
+    Scenario(
+        "review",
+        CRASH / "select.mn",
+        CRASH / "select_input.json",
+        workflow="review",
+        events={"closed": 5},
+    ),
+    Scenario(
+        "closing",
+        CRASH / "select.mn",
+        CRASH / "select_input.json",
+        workflow="closing",
+        events={"closed": 5},
+    ),
+    Scenario(
+        "idle",
+        CRASH / "select.mn",
+        CRASH / "select_input.json",
+        workflow="idle",
+        short_wait_s=5.0,
+    ),
+]
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("scenario", CRASH_SCENARIOS, ids=lambda s: s.name)
+def test_in_process_crash_of_a_select_at_every_commit(
+    scenario: Scenario, when: str, tmp_path: Path
+) -> None:
+    """Stopped at each commit (before or after it) and resumed, a run with a select ends
+    as an uninterrupted one did: the same arm wins (a person's decision, a signal from
+    the mailbox, the timer), and every effect result is committed once."""
+    reference, store, ledger, commits = drive_in_process(scenario, tmp_path / "ref", None)
+    ref_calls = ledger_calls(ledger)
+    assert ref_calls and all(n == 1 for n in ref_calls.values())
+    won = [e.data["kind"] for e in store.read_journal(RUN_ID) if e.kind == "selected"]
+    assert won == [{"review": "checkpoint", "closing": "event", "idle": "after"}[scenario.name]]
+    store.close()
+    assert commits >= 3
+    for at in range(1, commits + 1):
+        report, store, ledger = crash_in_process_at(scenario, tmp_path / f"{when}{at}", at, when)
+        assert len(report.crashes) == 1
+        check_against(reference, report, store, ledger, scenario, ref_calls)
+        store.close()
