@@ -49,11 +49,12 @@ _DONE = frozenset(
         "woke",
         "signal",
         "timed_out",
+        "selected",
         "log",
         "repaired",
     }
 )
-_WAITING = frozenset({"checkpoint", "wait", "repair_opened", "child"})
+_WAITING = frozenset({"checkpoint", "wait", "select", "repair_opened", "child"})
 _RUNNING = frozenset({"intent", "retry", "attempt_failed", "reattempt"})
 _FAILED = frozenset({"call_failed", "compensation_failed"})
 

@@ -129,7 +129,7 @@ def _call(name: str, args: dict[str, Expr], target: str | None) -> str:
     return f"{target} = {text}" if target else text
 
 
-def _arm_text(arm: SelectArm) -> str:
+def arm_text(arm: SelectArm) -> str:
     """A select arm as `mnc show` and `mnc graph` name it: `wait message for conv.id`."""
     if arm.kind == "event":
         key = f" for {show(arm.key)}" if arm.key is not None else ""
@@ -166,7 +166,7 @@ def summary(state: State) -> str:
                 return f"{assigned}wait {state.event.rsplit('.', 1)[-1]}{key}"
             return f"{assigned}wait {show(state.duration) if state.duration else ''}".rstrip()
         case SelectState():
-            return "select " + ", ".join(_arm_text(arm) for arm in state.arms)
+            return f"select ({len(state.arms)} arms)"
         case ParallelState():
             return f"parallel ({len(state.branches)} branches)"
         case MapState():
