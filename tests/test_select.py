@@ -198,7 +198,9 @@ def test_show_says_what_the_select_waits_for(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert "checkpoint approve_it" in shown
+    assert "main: select  select: waiting for the first of" in shown
+    assert "event message#c1: mnc signal r message --key c1 [JSON]" in shown
+    assert "checkpoint select:approve_it: mnc approve r select:approve_it" in shown
     waiting = [e.data for e in api.run_journal("r", db=db) if e.kind == "waiting"][-1]
     assert waiting["for"] == [
         {
