@@ -153,7 +153,7 @@ def test_a_signal_that_closed_the_select_wins_over_a_later_decision(
     ended = api.resume_run("r", db=db)
     assert (ended.status, ended.result) == ("completed", "message first")
     journal = [e.kind for e in api.run_journal("r", db=db)]
-    assert journal.count("select") == 1 and journal.count("selected") == 1
+    assert journal.count("select") == 1 and journal.count("signal") == 1
 
 
 def test_the_timer_wins_and_closes_the_checkpoint(tmp_path: Path, db: str) -> None:
@@ -182,8 +182,8 @@ def test_a_losing_event_leaves_its_signal_unread(tmp_path: Path, db: str) -> Non
     ended = api.signal("r", "go", None, db=db)
     assert [(r.status, r.result) for r in ended.runs] == [("completed", 7 + 3)]
     events = api.run_journal("r", db=db)
-    selected = [e.data for e in events if e.kind == "selected"]
-    assert [(s["kind"], s["event"]) for s in selected] == [("event", "first")]
+    taken = [e.data for e in events if e.kind == "signal" and "select_arm" in e.data]
+    assert [(s["select_arm"], s["event"], s["payload"]) for s in taken] == [(0, "first", 7)]
     # Nothing was opened: the select never waited.
     assert not [e for e in events if e.kind == "select"]
 
@@ -393,8 +393,8 @@ def test_in_process_crash_of_a_select_at_every_commit(
     reference, store, ledger, commits = drive_in_process(scenario, tmp_path / "ref", None)
     ref_calls = ledger_calls(ledger)
     assert ref_calls and all(n == 1 for n in ref_calls.values())
-    won = [e.data["kind"] for e in store.read_journal(RUN_ID) if e.kind == "selected"]
-    assert won == [{"review": "checkpoint", "closing": "event", "idle": "after"}[scenario.name]]
+    won = [e.kind for e in store.read_journal(RUN_ID) if "select_arm" in e.data]
+    assert won == [{"review": "decided", "closing": "signal", "idle": "timed_out"}[scenario.name]]
     store.close()
     assert commits >= 3
     for at in range(1, commits + 1):

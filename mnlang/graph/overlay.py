@@ -49,7 +49,6 @@ _DONE = frozenset(
         "woke",
         "signal",
         "timed_out",
-        "selected",
         "log",
         "repaired",
     }

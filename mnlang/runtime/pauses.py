@@ -544,7 +544,10 @@ class Pauses:
         run.journal.close_checkpoints.extend(note.get("checkpoints") or [])
         if note.get("timer"):
             run.journal.cancel_timers.append(note["timer"])
-        data: dict[str, Any] = {"arm": index, "kind": arm.kind}
+        # Journaled as a wait's or a checkpoint's outcome is (`signal`, `decided`,
+        # `timed_out`), with the arm that won, so replays and scenarios read it as theirs.
+        data: dict[str, Any] = {"select_arm": index}
+        kind = "timed_out"
         if signal is not None:
             value = True
             if arm.payload is not None:
@@ -555,9 +558,12 @@ class Pauses:
             self.taken_signals.add(signal.signal_id)
             run.journal.consume_signals.append(signal.signal_id)
             data.update(event=signal.name, key=signal.key, payload=signal.payload)
+            kind = "signal"
         elif arm.kind == "checkpoint":
-            data.update(checkpoint=arm.name, decision=to_plain(value))
-        run.journal.event("selected", data, state.id, fiber.branch)
+            plain = to_plain(value)
+            data.update(plain if isinstance(plain, dict) else {}, checkpoint=arm.name)
+            kind = "decided"
+        run.journal.event(kind, data, state.id, fiber.branch)
         run.force_commit = True
         run.deliver_to(fiber, arm.var, value, arm.entry)
 
