@@ -188,6 +188,18 @@ def test_a_losing_event_leaves_its_signal_unread(tmp_path: Path, db: str) -> Non
     assert not [e for e in events if e.kind == "select"]
 
 
+def test_a_cancelled_select_closes_its_checkpoints_and_timer(tmp_path: Path, db: str) -> None:
+    source = _source(tmp_path, RACE)
+    api.start_run(source, {"conv": "c1"}, run_id="r", db=db)
+    assert api.cancel_run("r", db=db).status == "cancelled"
+    with open_store(db) as store:
+        checkpoint = store.get_checkpoint("r", "select:approve_it")
+        assert checkpoint is not None and checkpoint.status == "closed"
+        assert store.run_timers("r") == []
+    with pytest.raises(DecisionRefused):
+        api.approve("r", "approve_it", by="ann", resume=False, db=db)
+
+
 def test_show_says_what_the_select_waits_for(tmp_path: Path) -> None:
     db = str(tmp_path / "journal.db")
     source = _source(tmp_path, RACE)

@@ -442,7 +442,7 @@ class Pauses:
                 "step": state.id,
                 "branch": fiber.label,
                 # Read by the stores: a decision of one closes the others, a signal for
-                # one of `events` closes them all (docs/runtime.md, "select").
+                # one of `events` closes them all (docs/runtime.md, "Select").
                 "select": {"step": where, "checkpoints": ids, "events": events},
             }
             checkpoint_id = select_checkpoint(where, str(arm.name))
@@ -479,7 +479,11 @@ class Pauses:
                     return index, signal
         return None
 
-    def _check_select(self, fiber: Fiber, state: SelectState, note: dict[str, Any]) -> None:
+    def _check_select(
+        self, fiber: Fiber, state: SelectState, note: dict[str, Any], *, again: bool = False
+    ) -> None:
+        """See which arm won; `again` after a close found a checkpoint no longer open,
+        which must then name the winner (decided, or closed with `lost_to`)."""
         run = self.run
         keys: list[str | None] = note.get("keys") or [None] * len(state.arms)
         ids: list[str] = note.get("checkpoints") or []
@@ -515,7 +519,7 @@ class Pauses:
             if not ids or run.store.close_select(run.run_id, ids, {"lost_to": reason}) is None:
                 self._select_won(fiber, state, note, index, signal=signal)
             else:  # a person decided first: the signal stays unread for a later wait
-                self._check_select(fiber, state, note)
+                self._lost_race(fiber, state, note, again)
             return
         timer = note.get("timer")
         if timer is not None and self._timer_due(timer):
@@ -523,9 +527,16 @@ class Pauses:
             if not ids or run.store.close_select(run.run_id, ids, after) is None:
                 self._select_won(fiber, state, note, _after_arm(state))
             else:
-                self._check_select(fiber, state, note)
+                self._lost_race(fiber, state, note, again)
             return
         fiber.status = "paused"
+
+    def _lost_race(
+        self, fiber: Fiber, state: SelectState, note: dict[str, Any], again: bool
+    ) -> None:
+        if again:
+            raise value_error(f"select `{state.id}` has a closed checkpoint that names no winner")
+        self._check_select(fiber, state, note, again=True)
 
     def _select_won(
         self,
