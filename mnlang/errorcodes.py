@@ -120,6 +120,12 @@ _TABLE: list[tuple[str, str]] = [
     ("E511", "two waits for one event without correlation keys"),
     ("E512", "correlation key is not a `str` or `int`"),
     ("E513", "`callback_token` for no wait of the workflow"),
+    # select
+    ("E520", "empty `select`"),
+    ("E521", "two `select` arms on the same event and key"),
+    ("E522", "`select` without an `after` arm"),
+    ("E523", "two `after` arms in one `select`"),
+    ("E524", "own timeout on a `select` arm"),
     # hygiene
     ("W001", "empty file"),
     ("W101", "unused result"),

@@ -468,3 +468,35 @@ def test_run_fields_complete_after_run_dot(tmp_path: Path, client: Client) -> No
     )
     labels = [item["label"] for item in result["items"]]
     assert labels == ["id", "workflow", "parent", "started_at", "scheduled_at"]
+
+
+def test_a_select_arm_is_known_to_hover_definition_and_symbols(
+    tmp_path: Path, client: Client
+) -> None:
+    path = tmp_path / "chat.mn"
+    text = (
+        "type Msg {\n  text: str\n}\n\nevent message -> Msg\n\n"
+        "workflow chat(conv: str) -> str {\n  select {\n"
+        "    wait message for conv as m {\n      return m.text\n    }\n"
+        '    checkpoint keep_open {\n      ask: "Keep {conv}?"\n    } as d {\n'
+        '      return "{d.choice}"\n    }\n    after 1h {\n      return "idle"\n    }\n'
+        "  }\n}\n"
+    )
+    uri = open_document(client, path, text)
+    assert diagnostics_of(client, uri) == []
+    doc = {"uri": uri}
+    hover = client.request(
+        "textDocument/hover", {"textDocument": doc, "position": position(text, "m {")}
+    )
+    assert hover["contents"]["value"] == "```mn\nvariable m: Msg\n```"
+    event = client.request(
+        "textDocument/hover", {"textDocument": doc, "position": position(text, "message for")}
+    )
+    assert "message" in event["contents"]["value"]
+    found = client.request(
+        "textDocument/definition", {"textDocument": doc, "position": position(text, "m.text")}
+    )
+    assert found["range"]["start"] == position(text, "m {")
+    result = client.request("textDocument/documentSymbol", {"textDocument": doc})
+    workflow = next(s for s in result if s["name"] == "chat")
+    assert [c["name"] for c in workflow["children"]] == ["keep_open"]

@@ -240,7 +240,7 @@ class _Estimator:
                 else self._block(module, stmt.orelse, lists)
             )
             return _costliest([then, orelse])
-        if isinstance(stmt, ast.Match):
+        if isinstance(stmt, ast.Match | ast.Select):
             return _costliest([self._block(module, arm.body, lists) for arm in stmt.arms])
         if isinstance(stmt, ast.Parallel):
             total = _Estimate()

@@ -123,7 +123,7 @@ def _collect_stmt(s: ast.Stmt, out: _Assigned) -> set[str]:
         names = _collect_assigned(s.body, out)
         out.within[id(s)] = names
         return names
-    if isinstance(s, ast.Match):
+    if isinstance(s, ast.Match | ast.Select):
         names = set()
         for arm in s.arms:
             names |= _collect_assigned(arm.body, out)
@@ -608,6 +608,40 @@ class BodyChecker(ExprChecker):
             joined.ended = joined.ended or final.ended
         self.state = joined
 
+    def _select(self, s: ast.Select) -> None:
+        """Each arm runs from the state before the select, with its `as` variable bound to
+        the event's payload (not optional: the arm runs only when the signal came) or the
+        checkpoint's decision; the arms' ends join as `match` arms do."""
+        before = self.state
+        ends: list[_State] = []
+        for arm in s.arms:
+            self.state = before.copy()
+            bound: T.Type | None = None
+            if arm.wait is not None:
+                t = self._wait(arm.wait, assigned=True)
+                bound = t.args[0] if t.kind == "optional" else t
+            elif arm.checkpoint is not None:
+                bound = self._checkpoint(arm.checkpoint)
+            elif arm.after is not None:
+                if isinstance(arm.after, ast.Name) and arm.after.name == "never":
+                    arm.after.ty = T.DURATION
+                else:
+                    self.expect(arm.after, T.DURATION, " for `after`")
+            outer = var = None
+            if arm.var is not None and bound is not None:
+                outer = self.vars.get(arm.var.name)
+                self._shadowing(arm.var)
+                var = _Var(arm.var.name, bound, "var", arm.var)
+                self.vars[arm.var.name] = var
+                self.state.assigned.add(arm.var.name)
+            self.block(arm.body)
+            if var is not None:
+                self._unbind(var, outer)
+                if var.name not in before.assigned:
+                    self.state.assigned.discard(var.name)
+            ends.append(self.state)
+        self.state = _join(ends or [before])
+
     def _catch_kinds(self, c: ast.Catch) -> None:
         for kind in c.kinds:
             name = kind.name
@@ -968,6 +1002,7 @@ _STATEMENTS: dict[type, Callable[[BodyChecker, Any], None]] = {
     ast.Checkpoint: BodyChecker._checkpoint_stmt,
     ast.Wait: BodyChecker._wait_stmt,
     ast.Try: BodyChecker._try,
+    ast.Select: BodyChecker._select,
     ast.Return: BodyChecker._return,
     ast.Fail: BodyChecker._fail,
     ast.Log: BodyChecker._log,

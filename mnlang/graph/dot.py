@@ -17,7 +17,7 @@ import graphviz
 
 from mnlang.graph.overlay import RunOverlay
 from mnlang.ir.model import IRProgram, WorkflowIR
-from mnlang.ir.show import show, show_duration, summary
+from mnlang.ir.show import arm_text, show, show_duration, summary
 from mnlang.ir.states import (
     BranchState,
     CallState,
@@ -29,6 +29,7 @@ from mnlang.ir.states import (
     MatchState,
     ParallelState,
     ReturnState,
+    SelectState,
     State,
     TryState,
     WaitState,
@@ -59,6 +60,7 @@ _STYLES: dict[str, _Style] = {
     "match": _Style("hexagon", "#fef9c3"),
     "checkpoint": _Style("house", "#fde047", "bold"),
     "wait": _Style("ellipse", "#cffafe"),
+    "select": _Style("doubleoctagon", "#cffafe"),
     "map": _Style("trapezium", "#d1fae5"),
     "loop": _Style("trapezium", "#d1fae5"),
     "try": _Style("box", "#f5f5f4", "dashed"),
@@ -134,6 +136,8 @@ def _policy_lines(program: IRProgram, state: State) -> list[str]:
             lines.append("no timeout")
         else:
             lines.append(f"timeout {show_duration(state.timeout_ms)} -> {state.on_timeout}")
+    elif isinstance(state, SelectState):
+        lines += [arm_text(arm) for arm in state.arms]
     elif isinstance(state, WaitState) and state.event is not None:
         timeout = "never" if state.timeout_ms is None else show_duration(state.timeout_ms)
         lines.append(f"timeout {show(state.timeout) if state.timeout is not None else timeout}")

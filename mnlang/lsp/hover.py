@@ -55,6 +55,11 @@ def _ident(node: ast.Ident, parent: ast.Node | None, path: list[ast.Node]) -> st
         if node is parent.var:
             return "```mn\nerror: { kind: str, message: str, step: str }\n```"
         return _error_kind(node.name)
+    if isinstance(parent, ast.SelectArm) and node is parent.var:
+        # The arm's variable: typed where the checker typed its uses in the arm's body.
+        uses = (n for n in walk(parent.body) if isinstance(n, ast.Name) and n.name == node.name)
+        ty = next((n.ty for n in uses if n.ty is not None), None)
+        return _typed(f"variable {node.name}", ty) if ty is not None else None
     assigned = isinstance(parent, ast.Assign) and parent.target is node
     if assigned or (isinstance(parent, ast.For) and parent.var is node):
         ty = _local_type(node.name, path)

@@ -126,7 +126,9 @@ class RecordedAnswers:
             elif e.kind in ("now", "uuid"):
                 self._externals[(workflow, e.branch, e.kind)].append(data.get("value"))
             elif e.kind == "decided" and "repair" not in data:
-                name = checkpoint_name(self.old, workflow, e.state)
+                name = str(data.get("checkpoint") or "") or checkpoint_name(
+                    self.old, workflow, e.state
+                )
                 self.decisions[(workflow, name)].append(data)
             elif e.kind == "signal":
                 self.signals[(workflow, str(data.get("event")), data.get("key"))].append(

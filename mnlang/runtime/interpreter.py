@@ -47,6 +47,7 @@ from mnlang.ir.states import (
     ParallelState,
     PublishState,
     ReturnState,
+    SelectState,
     State,
     TryState,
     WaitState,
@@ -230,6 +231,7 @@ class Interpreter:
             ChildState: self.pauses.child,
             CheckpointState: self.pauses.checkpoint,
             WaitState: self.pauses.wait,
+            SelectState: self.pauses.select,
         }
 
     # --- building the run -----------------------------------------------------------
@@ -630,6 +632,12 @@ class Interpreter:
                 if f.pending and "event" in f.pending
             }
             | {
+                address
+                for f in self.fibers.values()
+                if f.pending
+                for address in f.pending.get("events", [])
+            }
+            | {
                 child_signal(f.pending["child"])
                 for f in self.fibers.values()
                 if f.pending and "child" in f.pending
@@ -733,6 +741,15 @@ class Interpreter:
         fiber.pending = None
         self.wake(fiber)
         self._enter(fiber, getattr(state, "next", None), state.frame)
+
+    def deliver_to(self, fiber: Fiber, var: str | None, value: Value, entry: str | None) -> None:
+        """A select of `fiber` was won: bind the arm's variable and go to its body."""
+        state = self.states[fiber.at]  # type: ignore[index]
+        if var is not None:
+            fiber.scope.set(var, value)
+        fiber.pending = None
+        self.wake(fiber)
+        self._enter(fiber, entry, state.frame)
 
     def fail(self, fiber: Fiber, failure: StepFailure) -> None:
         """A call or pause of `fiber` failed: unwind from its state."""

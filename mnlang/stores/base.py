@@ -93,6 +93,26 @@ class CheckpointNotFound(StoreError):
     """The run has no checkpoint with this id."""
 
 
+class SelectDecided(StoreError):
+    """A signal or a timer came to a `select` whose winner was already decided: one of
+    its checkpoints (`checkpoint`) is no longer open."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(f"checkpoint `{checkpoint.checkpoint_id}` is {checkpoint.status}")
+        self.checkpoint = checkpoint
+
+
+def select_rivals(checkpoint: Checkpoint) -> list[str]:
+    """The other checkpoints of the `select` that opened this one (none for a lone
+    checkpoint): the request's `select.checkpoints`, written when the select opened."""
+    request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+    select = request.get("select")
+    ids = select.get("checkpoints") if isinstance(select, dict) else None
+    if not isinstance(ids, list):
+        return []
+    return sorted(str(i) for i in ids if i != checkpoint.checkpoint_id)
+
+
 class StaleLease(StoreError):
     """The lease this worker holds is expired or was taken over: it may not commit."""
 
@@ -794,10 +814,17 @@ class Store(Protocol):
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        closes: Sequence[str] = (),
+        reason: Json = None,
     ) -> bool:
         """Put a signal, with its correlation key if any, in a run's mailbox; `False` when
         this signal id was already sent, or when an unread signal with this name and key
-        is there (a mailbox holds one per key). Without an id every send is new."""
+        is there (a mailbox holds one per key). Without an id every send is new.
+
+        `closes` are the checkpoints of a `select` the signal wins: in the same
+        transaction they are closed with `reason` as their decision, or, when one of them
+        is no longer open (it was decided, or another arm closed it), nothing is written
+        and `SelectDecided` is raised with it."""
 
     def pending_signals(self, run_id: str, name: str | None = None) -> list[Signal]:
         """Signals not yet consumed, of any key, oldest first."""
@@ -820,7 +847,16 @@ class Store(Protocol):
     def decide_checkpoint(
         self, run_id: str, checkpoint_id: str, decision: Json, *, by: str
     ) -> Decision:
-        """Record a decision unless one was committed first; the result says which won."""
+        """Record a decision unless one was committed first; the result says which won.
+        A checkpoint of a `select` that wins closes its open rivals (`select_rivals`) in
+        the same transaction, each with `{"lost_to": {...}}` as its decision."""
+
+    def close_select(
+        self, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        """A `select`'s timer or a signal already in the mailbox wins: close these open
+        checkpoints with `reason` as their decision, all or none; returns the first that
+        is no longer open (its arm, or the arm named by its `lost_to`, won) instead."""
 
     # timers
 

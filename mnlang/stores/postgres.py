@@ -85,6 +85,7 @@ from mnlang.stores.base import (
     RunState,
     RunStatus,
     ScheduleRecord,
+    SelectDecided,
     SetCursor,
     SetList,
     SetListItem,
@@ -99,6 +100,7 @@ from mnlang.stores.base import (
     Timer,
     Tombstone,
     WorkerRecord,
+    select_rivals,
 )
 from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
@@ -1246,6 +1248,8 @@ class PostgresStore:
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        closes: Sequence[str] = (),
+        reason: Json = None,
     ) -> bool:
         encoded = dump(payload)
 
@@ -1254,6 +1258,9 @@ class PostgresStore:
             now = tx.clock()
             if exists.fetchone() is None:
                 raise run_not_found(run_id)
+            blocker = self._close_select(tx, run_id, closes, reason)
+            if blocker is not None:
+                raise SelectDecided(blocker)
             inserted = tx.conn.execute(
                 "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -1314,6 +1321,16 @@ class PostgresStore:
 
         def body(tx: _Tx) -> Decision:
             now = tx.clock()
+            first = tx.one(
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+                "WHERE run_id = %s AND checkpoint_id = %s",
+                (run_id, checkpoint_id),
+            )
+            rivals = select_rivals(checkpoint_record(first)) if first is not None else []
+            if rivals:
+                # Lock the select's checkpoints in one order, so that two people deciding
+                # two of them at once queue instead of deadlocking.
+                self._lock_checkpoints(tx, run_id, [checkpoint_id, *rivals])
             decided = tx.one(
                 "UPDATE checkpoints SET status = 'decided', decision = %s, decided_by = %s, "
                 "decided_at = %s WHERE run_id = %s AND checkpoint_id = %s AND status = 'open' "
@@ -1321,8 +1338,17 @@ class PostgresStore:
                 (encoded, by, now, run_id, checkpoint_id),
             )
             if decided is not None:
+                won = checkpoint_record(decided)
+                lost_to = {"arm": "checkpoint", "name": won.name, "by": by}
+                if rivals:
+                    tx.all(
+                        "UPDATE checkpoints SET status = 'closed', decision = %s "
+                        "WHERE run_id = %s AND checkpoint_id = ANY(%s) AND status = 'open' "
+                        "RETURNING checkpoint_id",
+                        (dump({"lost_to": lost_to}), run_id, rivals),
+                    )
                 self._notify(tx, run_id)
-                return Decision(accepted=True, checkpoint=checkpoint_record(decided))
+                return Decision(accepted=True, checkpoint=won)
             current = tx.one(
                 f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
                 "WHERE run_id = %s AND checkpoint_id = %s",
@@ -1336,6 +1362,39 @@ class PostgresStore:
             return Decision(accepted=False, checkpoint=checkpoint_record(current))
 
         return self._transaction(body)
+
+    def close_select(
+        self, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        def body(tx: _Tx) -> Checkpoint | None:
+            return self._close_select(tx, run_id, checkpoint_ids, reason)
+
+        return self._transaction(body)
+
+    def _lock_checkpoints(self, tx: _Tx, run_id: str, checkpoint_ids: Sequence[str]) -> list[_Row]:
+        return tx.all(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+            "WHERE run_id = %s AND checkpoint_id = ANY(%s) ORDER BY checkpoint_id FOR UPDATE",
+            (run_id, sorted(checkpoint_ids)),
+        )
+
+    def _close_select(
+        self, tx: _Tx, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        """Inside a transaction: close the checkpoints if all are open, else the first that
+        is not."""
+        if not checkpoint_ids:
+            return None
+        for row in self._lock_checkpoints(tx, run_id, checkpoint_ids):
+            found = checkpoint_record(row)
+            if found.status != "open":
+                return found
+        tx.all(
+            "UPDATE checkpoints SET status = 'closed', decision = %s "
+            "WHERE run_id = %s AND checkpoint_id = ANY(%s) RETURNING checkpoint_id",
+            (dump(reason), run_id, list(checkpoint_ids)),
+        )
+        return None
 
     # --- timers ---------------------------------------------------------------------------
 

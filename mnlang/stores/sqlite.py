@@ -56,6 +56,7 @@ from mnlang.stores.base import (
     RunState,
     RunStatus,
     ScheduleRecord,
+    SelectDecided,
     SetCursor,
     SetList,
     SetListItem,
@@ -69,6 +70,7 @@ from mnlang.stores.base import (
     Timer,
     Tombstone,
     WorkerRecord,
+    select_rivals,
 )
 from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
@@ -970,9 +972,14 @@ class SQLiteStore:
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        closes: Sequence[str] = (),
+        reason: Json = None,
     ) -> bool:
         with self._write() as now:
             self._run(run_id)
+            blocker = self._close_select(run_id, closes, reason)
+            if blocker is not None:
+                raise SelectDecided(blocker)
             return self._insert_signal(
                 run_id, name, payload, signal_id or uuid.uuid4().hex, now, key
             )
@@ -1048,12 +1055,43 @@ class SQLiteStore:
                 (dump(decision), by, now, run_id, checkpoint_id),
             )
             checkpoint = self._checkpoint(run_id, checkpoint_id)
+            if cursor.rowcount == 1 and checkpoint is not None:
+                lost_to = {"arm": "checkpoint", "name": checkpoint.name, "by": by}
+                self._conn.executemany(
+                    "UPDATE checkpoints SET status = 'closed', decision = ? "
+                    "WHERE run_id = ? AND checkpoint_id = ? AND status = 'open'",
+                    [
+                        (dump({"lost_to": lost_to}), run_id, rival)
+                        for rival in select_rivals(checkpoint)
+                    ],
+                )
         if checkpoint is None:
             raise CheckpointNotFound(
                 f"run `{run_id}` has no checkpoint `{checkpoint_id}`",
                 help="`mnc show RUN` lists a run's checkpoints",
             )
         return Decision(accepted=cursor.rowcount == 1, checkpoint=checkpoint)
+
+    def close_select(
+        self, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        with self._write():
+            return self._close_select(run_id, checkpoint_ids, reason)
+
+    def _close_select(
+        self, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        """Inside a write: close the checkpoints if all are open, else the first that is not."""
+        for checkpoint_id in sorted(checkpoint_ids):
+            found = self._checkpoint(run_id, checkpoint_id)
+            if found is not None and found.status != "open":
+                return found
+        self._conn.executemany(
+            "UPDATE checkpoints SET status = 'closed', decision = ? "
+            "WHERE run_id = ? AND checkpoint_id = ?",
+            [(dump(reason), run_id, checkpoint_id) for checkpoint_id in checkpoint_ids],
+        )
+        return None
 
     # --- timers ---------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ _MASTER = re.compile(
 )
 
 _PUBLISH_HEAD = re.compile(r"[ \t]+[a-z_][A-Za-z0-9_]*[ \t]*=(?!=)")
+_SELECT_HEAD = re.compile(r"[ \t]*\{")
 _START_HEAD = re.compile(r"[ \t]+[a-z_][A-Za-z0-9_]*(\.[a-z_][A-Za-z0-9_]*)?[ \t]*\(")
 
 # After these a newline cannot end anything, so it is not a separator.
@@ -169,6 +170,9 @@ def tokenize(
     last: str | None = None
     pending_nl: Token | None = None
     line_has_token = False
+    # `select {` at a statement's head opens a select body; `after` heads an arm of one.
+    select_opening = False
+    select_depths: list[int] = []
     while pos < end:
         m = match(text, pos)
         if m is None:
@@ -189,6 +193,24 @@ def tokenize(
                 # After `.` a word is a field name (`e.type`, `x.not`): as a keyword,
                 # `and`/`not` would also swallow the newline that ends the statement.
                 kind = "NAME"
+            elif (
+                value == "select"
+                and stack
+                and stack[-1] == "RBRACE"
+                and (not line_has_token or last in ("LBRACE", "AT_ID"))
+                and _SELECT_HEAD.match(text, pos)
+            ):
+                # `select { ... }`: a name followed by a block at a statement's head
+                # cannot be anything else, so `select` stays free as a name.
+                kind = "SELECT"
+                select_opening = True
+            elif (
+                value == "after"
+                and select_depths
+                and select_depths[-1] == len(stack)
+                and (not line_has_token or last == "LBRACE")
+            ):
+                kind = "AFTER"
             elif not stack and kind == "NAME":
                 if value == "error" and _ERROR_DECL.match(text, pos):
                     kind = "ERROR"
@@ -207,7 +229,12 @@ def tokenize(
                 for_header_depth = -1
             if kind in openers:
                 stack.append(openers[kind])
+                if select_opening and kind == "LBRACE":
+                    select_depths.append(len(stack))
+                select_opening = False
             elif kind in closers and stack and stack[-1] == kind:
+                if select_depths and select_depths[-1] == len(stack):
+                    select_depths.pop()
                 stack.pop()
         elif kind == "NL":
             at = pos - 1

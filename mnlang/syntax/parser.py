@@ -269,6 +269,28 @@ class _Builder:
             return ast.Wait(self.sp(c[0], c[2]), None, c[1], c[2])
         return ast.Wait(self.sp(c[0], c[1]), c[1], None, None)
 
+    def select_stmt(self, c: list[Any]) -> ast.Select:
+        arms = [x for x in c if isinstance(x, ast.SelectArm)]
+        return ast.Select(self.sp(c[0], c[-1]), arms)
+
+    @staticmethod
+    def _arm_var(c: list[Any]) -> ast.Ident | None:
+        has_var = any(isinstance(x, Token) and x.type == "AS" for x in c)
+        return c[-2] if has_var else None
+
+    def select_wait(self, c: list[Any]) -> ast.SelectArm:
+        head = c[-4] if self._arm_var(c) is not None else c[-2]
+        key = c[3] if isinstance(c[2], Token) and c[2].type == "FOR" else None
+        wait = ast.Wait(self.sp(c[0], head), None, c[1], None, key)
+        return ast.SelectArm(self.sp(c[0], c[-1]), wait, None, None, self._arm_var(c), c[-1])
+
+    def select_checkpoint(self, c: list[Any]) -> ast.SelectArm:
+        checkpoint = ast.Checkpoint(self.sp(c[0], c[2]), c[1], c[2])
+        return ast.SelectArm(self.sp(c[0], c[-1]), None, checkpoint, None, self._arm_var(c), c[-1])
+
+    def select_after(self, c: list[Any]) -> ast.SelectArm:
+        return ast.SelectArm(self.sp(c[0], c[-1]), None, None, c[1], None, c[-1])
+
     def try_stmt(self, c: list[Any]) -> ast.Try:
         catches = [x for x in c if isinstance(x, ast.Catch)]
         final = c[-1] if isinstance(c[-2], Token) and c[-2].type == "FINALLY" else None

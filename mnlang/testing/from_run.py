@@ -519,7 +519,9 @@ class _Writer:
                 data = e.data if isinstance(e.data, dict) else {}
                 if e.kind != "decided" or "repair" in data:
                     continue
-                name = checkpoint_name(self.program, run.record.workflow, e.state)
+                name = str(data.get("checkpoint") or "") or checkpoint_name(
+                    self.program, run.record.workflow, e.state
+                )
                 by = redact_json(data.get("by"))
                 if by == "timeout":
                     out[name].append("timeout")
