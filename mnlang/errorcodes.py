@@ -113,6 +113,9 @@ _TABLE: list[tuple[str, str]] = [
     ("E511", "two waits for one event without correlation keys"),
     ("E512", "correlation key is not a `str` or `int`"),
     ("E513", "`callback_token` for no wait of the workflow"),
+    # quorum joins
+    ("E540", "quorum of fewer than one item"),
+    ("E541", "quorum larger than the items"),
     # hygiene
     ("W001", "empty file"),
     ("W101", "unused result"),

@@ -111,9 +111,11 @@ SHORT_WAIT = Scenario(
 )
 """A `wait` and a durable retry backoff that the run waits for in process (a crash while
 it sleeps leaves it `running`, with its timer committed)."""
+QUORUM = Scenario("quorum", CRASH / "quorum.mn", CRASH / "quorum_input.json")
+"""A 2-of-3 quorum whose loser is inside a `once` effect when the quorum is reached."""
 IN_PROCESS = [
     s for s in SCENARIOS if s.name in ("crashflow", "chain", "refund", "digest", "invoice")
-] + [SHORT_WAIT]
+] + [SHORT_WAIT, QUORUM]
 """Scenarios without child runs or process-isolated tools, which the in-process harness
 can stop cleanly (a child run's commit runs on a worker thread)."""
 
