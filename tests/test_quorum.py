@@ -241,3 +241,53 @@ def test_a_loser_killed_inside_its_once_effect_opens_the_repair(tmp_path: Path) 
     calls = ledger_calls(tmp_path / "ledger.jsonl")
     assert calls[key] == 1 and set(calls.values()) == {1}  # the pager paged once
     inner.close()
+
+
+# --- the editors ---------------------------------------------------------------------------
+
+
+def test_the_language_server_offers_first_after_a_parallel_iterable() -> None:
+    from mnlang.lsp.completion import Names, complete
+
+    def words(text: str) -> set[str]:
+        return {item.label for item in complete(text, len(text), Names())}
+
+    head = "workflow w(xs: list[int]) -> int {\n  ys = parallel for x in xs "
+    assert {"limit", "first"} <= words(head)
+    assert words(head + "limit 2 ") == {"first"}
+    assert "first" not in words("workflow w(xs: list[int]) -> int {\n  ys = for x in xs ")
+    assert "first" not in words(head + "first 2 ")
+
+
+def test_fmt_and_graph_keep_the_quorum(tmp_path: Path) -> None:
+    from mnlang.fmt import format_source
+    from mnlang.graph.dot import workflow_graph
+
+    source = (CRASH / "quorum.mn").read_text("utf-8")
+    messy = source.replace("in probes first 2 {", "in probes   first   2 {")
+    assert format_source(messy).text == source
+    ir, _ = compile_file(CRASH / "quorum.mn")
+    assert ir is not None
+    dot = workflow_graph(ir, "quorum").source
+    assert 'label="parallel for, first 2"' in dot and 'label="2 won"' in dot
+
+
+def test_diff_reports_a_changed_quorum_and_no_run_moves_inside_it(tmp_path: Path) -> None:
+    from mnlang.ir.diff import diff_programs, resume_problems
+
+    source = (CRASH / "quorum.mn").read_text("utf-8")
+    for name, text in [("old", source), ("new", source.replace("first 2 {", "first 1 {"))]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "quorum.mn").write_text(text, "utf-8")
+    old, _ = compile_file(tmp_path / "old" / "quorum.mn")
+    new, _ = compile_file(tmp_path / "new" / "quorum.mn")
+    assert old is not None and new is not None
+    [workflow] = diff_programs(old, new).workflows
+    assert [(c.id, c.fields) for c in workflow.changed] == [("readings", ["first"])]
+    inside = next(s for s in old.workflows["quorum"].states.values() if s.frame == "readings")
+    assert "the enclosing `readings` changed" in resume_problems(old, new, "quorum", inside.id)
+    # Without `first` the IR is what it was before quorums existed: no `first` key at all.
+    plain, _ = compile_file(CRASH / "chain.mn")
+    assert plain is not None
+    maps = [s for w in plain.workflows.values() for s in w.states.values() if s.kind == "map"]
+    assert maps and all("first" not in s.model_dump(exclude_none=True) for s in maps)
