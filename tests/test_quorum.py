@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.base import Batch, CommitResult
 from mnlang.stores.sqlite import SQLiteStore
+from mnlang.syntax import ast
 from tests.test_crash import (
     CRASH,
     QUORUM,
@@ -176,7 +178,7 @@ def test_a_losers_committed_effects_are_not_undone_unless_the_run_fails(p: Progr
 
 class CrashingAfterQuorum:
     """A store that stops the run right after the commit that decides the quorum, while
-    the loser's `once` effect (`page_operator`, 600 ms) is still in flight."""
+    the loser's `once` effect (`page_operator`, 400 ms) is still in flight."""
 
     def __init__(self, inner: SQLiteStore) -> None:
         self.inner = inner
@@ -291,3 +293,91 @@ def test_diff_reports_a_changed_quorum_and_no_run_moves_inside_it(tmp_path: Path
     assert plain is not None
     maps = [s for w in plain.workflows.values() for s in w.states.values() if s.kind == "map"]
     assert maps and all("first" not in s.model_dump(exclude_none=True) for s in maps)
+
+
+def test_a_loser_whose_effect_times_out_is_reconciled_into_the_ledger(tmp_path: Path) -> None:
+    p = Program(
+        tmp_path / "r",
+        """
+        effect post(sensor: str) -> bool {
+          impl: "tools:post"
+          key: "post:{sensor}"
+          timeout: 150ms
+          reconcile: find_post(sensor)
+        }
+
+        tool find_post(sensor: str) -> bool? {
+          impl: "tools:find_post"
+        }
+
+        workflow hedged(sensors: list[str]) -> list[str] {
+          got = parallel for s in sensors first 1 {
+            post(s)
+            yield s
+          }
+          return got
+        }
+        """,
+        TOOLS
+        + """
+def post(sensor, *, ctx):
+    seen("post", sensor=sensor)
+    if sensor == "slow":
+        time.sleep(0.5)  # the receiver applies it, but answers after the timeout
+    return True
+
+def find_post(sensor):
+    return True if any(s["sensor"] == sensor for s in _seen_posts()) else None
+
+def _seen_posts():
+    lines = (HERE / "seen.jsonl").read_text().splitlines()
+    return [json.loads(x) for x in lines if '"post"' in x]
+""",
+    )
+    out = start_run(p.store, p.ir, "hedged", {"sensors": ["slow", "fast"]}, config=CONFIG)
+    assert out.status == "completed", out.error
+    assert out.result == ["fast"]
+    row = p.store.ledger_get("post:slow", run_id=out.run_id)
+    assert row is not None and row.status == "done" and row.result is True
+    reconciled = [e for e in p.events(out.run_id, "effect") if e.data.get("reconciled")]
+    assert [e.data["key"] for e in reconciled] == ["post:slow"]
+    assert Counter(s["sensor"] for s in seen(p) if s["name"] == "post") == {"slow": 1, "fast": 1}
+
+
+def test_first_is_a_keyword_only_after_a_parallel_iterable(tmp_path: Path) -> None:
+    from mnlang.syntax.parser import parse
+
+    source = """
+    tool f(x: int) -> int {
+      impl: "tools:f"
+    }
+
+    workflow w(first: list[int], limit: int) -> list[int] {
+      a = parallel for x in first limit limit first limit {
+        y = f(x)
+        yield y
+      }
+      b = parallel for first in first first 1 {
+        yield first
+      }
+      return a + b
+    }
+    """
+    module, errors = parse(textwrap.dedent(source), "w.mn")
+    assert module is not None and not errors
+    workflow = module.decls[-1]
+    assert isinstance(workflow, ast.WorkflowDecl)
+    loops = [s.value for s in workflow.body.stmts if isinstance(s, ast.Assign)]
+    assert all(isinstance(lp, ast.For) for lp in loops)
+    assert [(type(lp.first).__name__, lp.var.name) for lp in loops] == [
+        ("Name", "x"),
+        ("IntLit", "first"),
+    ]
+    # A sequential `for` has no quorum: there `first` is a name, and a syntax error.
+    (tmp_path / "seq.mn").write_text(
+        'workflow w(xs: list[int]) -> int {\n  for x in xs first 2 {\n    log "{x}"\n  }\n'
+        "  return 0\n}\n",
+        "utf-8",
+    )
+    _, diagnostics = compile_file(tmp_path / "seq.mn")
+    assert [d.code for d in diagnostics] == ["E010"]

@@ -104,5 +104,5 @@ def store_reading(order: str, sensor: str, celsius: int, *, ctx: Any) -> bool:
 def page_operator(order: str, sensor: str, *, ctx: Any) -> bool:
     """Slow: still running when the quorum is reached, so its branch loses mid-call."""
     _ledger("page_operator", ctx, {"order": order, "sensor": sensor})
-    time.sleep(0.6)
+    time.sleep(0.4)
     return True
