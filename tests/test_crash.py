@@ -11,8 +11,9 @@ example, for `tests/crash/crash.mn` (tools with retries, keyed effects in a loop
 commit carries the next intent); in process also `tests/crash/quorum.mn` (a 2-of-3
 quorum whose loser is inside a `once` effect when the quorum is reached). The process
 harness runs on SQLite and on PostgreSQL (a schema per crash on the session's private
-server, `tests/crash/journals.py`); there the crash moments are `before`, `written` (the batch sent, no COMMIT), `during` (COMMIT sent,
-its reply unread) and `after` (see `mnlang.stores.crashpoints`).
+server, `tests/crash/journals.py`); there the crash moments are `before`, `written` (the
+batch sent, no COMMIT), `during` (COMMIT sent, its reply unread) and `after` (see
+`mnlang.stores.crashpoints`).
 
 After each crashed run the checks are:
 - the final status and output equal those of an uninterrupted run;
