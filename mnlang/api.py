@@ -98,9 +98,11 @@ def check_files(
     """Check each `.mn` file and what it imports; a file that cannot be read (missing, a
     directory, not UTF-8, too large) is reported as a diagnostic, never raised. With
     `impls`, the Python functions behind tools and effects are checked too
-    (`mnlang.checker.impls`; importing a module only when `allow_import`)."""
+    (`mnlang.checker.impls`; importing a module only when `allow_import`), and the agents'
+    providers are looked up (`mnlang.checker.providers`)."""
     from mnlang.checker import check
     from mnlang.checker.impls import check_impls
+    from mnlang.checker.providers import check_providers
     from mnlang.sources import read_source
     from mnlang.syntax.parser import gc_paused
 
@@ -116,6 +118,7 @@ def check_files(
             result = check(path, text=text)
         if impls and result.program is not None:
             result.diagnostics += check_impls(result.program, allow_import=allow_import)
+            result.diagnostics += check_providers(result.program)
         report.sources.texts[str(path.resolve())] = text
         if result.program is not None:
             for module in result.program.modules.values():

@@ -85,6 +85,11 @@ _TABLE: list[tuple[str, str]] = [
     ("E232", "`run` used as a value"),
     ("E233", "bad regular expression"),
     ("E234", "`start` of something other than a workflow"),
+    ("E250", "a tool in `tools:` called other than with bound parameters"),
+    ("E251", "a bound parameter the tool does not have"),
+    ("E252", "a parameter's description with `{...}`"),
+    ("E253", "a bad list of models"),
+    ("E254", "an agent's provider is not known here"),
     ("E260", "`cache` on an agent that may call effects"),
     ("E261", "`conversation` is not a `list[Turn]` parameter"),
     # durability

@@ -291,7 +291,8 @@ def test_hover_shows_what_the_model_is_told(tmp_path: Path, client: Client) -> N
     )
     path = tmp_path / "desk.mn"
     text = (
-        'tool lookup(flight: str) -> str {\n  impl: "tools:lookup"\n}\n\n'
+        'tool lookup(flight: str "The flight number, e.g. LX8") -> str {\n'
+        '  impl: "tools:lookup"\n}\n\n'
         "agent desk(q: str) -> str {\n"
         '  model: "gpt-5.4-mini"\n'
         '  description: "Answers passengers."\n'
@@ -311,6 +312,12 @@ def test_hover_shows_what_the_model_is_told(tmp_path: Path, client: Client) -> N
         "textDocument/hover", {"textDocument": doc, "position": position(text, "desk(s)", 1)}
     )
     assert "Answers passengers." in agent["contents"]["value"]
+    param = client.request(
+        "textDocument/hover", {"textDocument": doc, "position": position(text, "flight: str")}
+    )
+    assert param["contents"]["value"] == (
+        "```mn\nparameter flight: str\n```\n\nThe flight number, e.g. LX8"
+    )
 
 
 def test_definition_goes_to_declarations_locals_and_the_standard_library(client: Client) -> None:

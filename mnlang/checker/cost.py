@@ -73,30 +73,36 @@ def check_cost(program: Program, diags: Diagnostics) -> None:
             _report_over_budget(wf, budget, estimate, diags)
 
 
-def _price_entry(options: dict[str, object]) -> str | None:
-    """The price-table entry an agent's calls are priced by."""
+def _price_entries(options: dict[str, object]) -> list[str]:
+    """The price-table entries an agent's calls are priced by: its model's, then each
+    fallback model's (`model: ["gpt-4o", "gpt-4o-mini"]`)."""
     model = options.get("model")
     if not isinstance(model, str):
-        return None
+        return []
+    fallback = options.get("fallback")
+    models = [model, *(fallback if isinstance(fallback, list) else [])]
     provider = options.get("provider")
-    return priced_as(model, provider if isinstance(provider, str) else None)
+    return [priced_as(m, provider if isinstance(provider, str) else None) for m in models]
 
 
 def _check_model_price(
     program: Program, agent: Symbol, prices: PriceTable, diags: Diagnostics
 ) -> None:
-    name = _price_entry(options_of(program, agent))
     entry = written_option(agent, "model")
-    if name is None or entry is None or prices.model(name) is not None:
+    if entry is None:
         return
-    diags.add(
-        "W602",
-        entry.value,
-        f"no price for model `{name}`: agent `{agent.decl.name.name}` is counted as $0 "
-        "in cost estimates",
-        help=did_you_mean(name, list(prices.models))
-        or f"add the model to a price file and point `{PRICES_ENV}` at it",
-    )
+    items = entry.value.items if isinstance(entry.value, ast.ListLit) else [entry.value]
+    for name, item in zip(_price_entries(options_of(program, agent)), items, strict=False):
+        if prices.model(name) is not None:
+            continue
+        diags.add(
+            "W602",
+            item,
+            f"no price for model `{name}`: agent `{agent.decl.name.name}` is counted as $0 "
+            "for it in cost estimates",
+            help=did_you_mean(name, list(prices.models))
+            or f"add the model to a price file and point `{PRICES_ENV}` at it",
+        )
 
 
 def _report_over_budget(
@@ -273,14 +279,21 @@ class _Estimator:
     def _agent_step(self, sym: Symbol, call: ast.Call, attempts: int, tries: str) -> _StepCost:
         opts = options_of(self.program, sym)
         name = sym.decl.name.name
-        model = _price_entry(opts) or "?"
-        price = self.prices.model(model)
+        models = _price_entries(opts) or ["?"]
+        model = " + ".join(models)
         max_tokens: int = opts.get("max_tokens", DEFAULT_MAX_TOKENS)
         turns: int = opts.get("max_turns", 1)
         prompt = _prompt_tokens(opts.get("prompt"))
         if "system" in opts:  # the system prompt's text, the overhead counted once
             prompt += _prompt_tokens(opts["system"]) - PROMPT_OVERHEAD_TOKENS
-        model_cost = conversation_worst_case(price, prompt, max_tokens, turns)
+        # At worst every request fails over through every model: each is paid for.
+        model_cost = sum(
+            (
+                conversation_worst_case(self.prices.model(m), prompt, max_tokens, turns)
+                for m in models
+            ),
+            Decimal(0),
+        )
         tool_cost = turns * self._costliest_tool(opts.get("tools", []))
         each = attempts * (model_cost + tool_cost)
         per_turn = f"{turns} turns {_TIMES} " if turns > 1 else ""

@@ -181,6 +181,41 @@ class _OptionReader:
         )
         return None
 
+    def models(self, entry: OptionEntry) -> str | list[str] | None:
+        """`model: "gpt-4o"`, or models tried in order: `model: ["gpt-4o", "gpt-4o-mini"]`."""
+        value = entry.value
+        if not isinstance(value, ast.ListLit):
+            return self.text(entry)
+        names: list[str] = []
+        for item in value.items:
+            constant = item.constant if isinstance(item, ast.StrLit) else None
+            if not constant:
+                self.diags.add(
+                    "E253",
+                    item,
+                    "each model in `model:` is a plain, non-empty string",
+                    help='write `model: ["gpt-4o", "gpt-4o-mini"]`',
+                )
+                return None
+            if constant in names:
+                self.diags.add(
+                    "E253",
+                    item,
+                    f"model `{constant}` is listed twice",
+                    help="each model is tried once, in order: keep the first",
+                )
+                return None
+            names.append(constant)
+        if not names:
+            self.diags.add(
+                "E253",
+                value,
+                "`model:` lists no model",
+                help='name at least one: `model: ["gpt-4o", "gpt-4o-mini"]`',
+            )
+            return None
+        return names
+
     def boolean(self, entry: OptionEntry) -> bool | None:
         if isinstance(entry.value, ast.BoolLit):
             return entry.value.value
@@ -288,10 +323,43 @@ class _OptionReader:
                     help="write `tools: [a, b]`",
                 )
                 continue
-            sym = self.symbol(item, ("tool", "effect"), "a tool or effect")
-            if sym is not None:
-                names.append(sym.name)
+            named = item.callee if isinstance(item, ast.Call) else item
+            sym = self.symbol(named, ("tool", "effect"), "a tool or effect")
+            if sym is None:
+                continue
+            if isinstance(item, ast.Call) and not self._bindings(item, sym):
+                continue
+            names.append(sym.name)
         return names
+
+    def _bindings(self, call: ast.Call, sym: Symbol) -> bool:
+        """`book_hotel({ passenger: pid })`: parameters the workflow fixes, by name.
+
+        Their values are typed by the type checker against the agent's parameters."""
+        shown = sym.decl.name.name
+        if len(call.args) != 1 or not isinstance(call.args[0], ast.ObjectLit):
+            self.diags.add(
+                "E250",
+                call,
+                f"`{shown}` in `tools:` binds its parameters by name",
+                help=f"write `{shown}({{ param: value }})`, or `{shown}` to let the model "
+                "choose every argument",
+            )
+            return False
+        decl = sym.decl
+        params = [p.name.name for p in decl.params] if isinstance(decl, ast.CallableDecl) else []
+        ok = True
+        for entry in call.args[0].entries:
+            if entry.key.name not in params:
+                self.diags.add(
+                    "E251",
+                    entry.key,
+                    f"`{shown}` has no parameter `{entry.key.name}` to bind",
+                    help=did_you_mean(entry.key.name, params)
+                    or f"its parameters: {', '.join(f'`{p}`' for p in params) or 'none'}",
+                )
+                ok = False
+        return ok
 
     # ---- composite values ------------------------------------------------------
 
@@ -537,7 +605,7 @@ EFFECT_OPTIONS: dict[str, _Reader] = {
 }
 
 AGENT_OPTIONS: dict[str, _Reader] = {
-    "model": _R.text,
+    "model": _R.models,
     "prompt": _R.template,
     "system": _R.template,
     "description": _R.text,
@@ -631,6 +699,11 @@ def _read(program: Program, sym: Symbol, diags: Diagnostics) -> dict[str, Any]:
             )
     if sym.kind == "policy":
         values["retry"] = retry_policy(values)
+    if sym.kind == "agent" and isinstance(values.get("model"), list):
+        # The first model answers; the others are tried in order when it fails.
+        first, *fallback = values["model"]
+        values["model"] = first
+        values["fallback"] = fallback
     if sym.kind in ("tool", "effect", "agent"):
         values.setdefault("retry", RetryPolicy())
     if sym.kind in ("tool", "effect"):

@@ -215,7 +215,9 @@ class Layout:
 
     def field_decl(self, node: ast.FieldDecl | ast.Param) -> Doc:
         default: list[Doc] = [" = ", self.expr(node.default)] if node.default else []
-        return [node.name.name, ": ", self.type_ref(node.type), *default]
+        described = node.description if isinstance(node, ast.Param) else None
+        doc: list[Doc] = [" ", self.expr(described)] if described is not None else []
+        return [node.name.name, ": ", self.type_ref(node.type), *default, *doc]
 
     def params(self, node: ast.CallableDecl | ast.WorkflowDecl) -> Doc:
         open_paren = self.find(node.name.span.end, "(")

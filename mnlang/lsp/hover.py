@@ -46,7 +46,11 @@ def _ident(node: ast.Ident, parent: ast.Node | None, path: list[ast.Node]) -> st
         return _typed(f"field {node.name}", parent.ty)
     if isinstance(parent, ast.Param | ast.FieldDecl) and parent.name is node:
         kind = "parameter" if isinstance(parent, ast.Param) else "field"
-        return f"```mn\n{kind} {node.name}: {_type_text(parent.type)}\n```"
+        shown = f"```mn\n{kind} {node.name}: {_type_text(parent.type)}\n```"
+        described = parent.description if isinstance(parent, ast.Param) else None
+        if described is not None and described.constant:
+            shown += f"\n\n{described.constant}"
+        return shown
     if isinstance(parent, ast.Catch):
         if node is parent.var:
             return "```mn\nerror: { kind: str, message: str, step: str }\n```"

@@ -380,6 +380,8 @@ class Param(Node):
     name: Ident
     type: TypeRef
     default: Expr | None = None
+    description: StrLit | None = None
+    """`hotel: str "The hotel's id, from search_hotels"`: told to the model, shown on hover."""
 
 
 @dataclass(slots=True)

@@ -74,6 +74,13 @@ def grammar_text() -> str:
     return (data_path("grammar") / "mnlang.lark").read_text("utf-8")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ParamDoc:
+    """A parameter's description while its `param` is built."""
+
+    text: ast.StrLit
+
+
 class _Builder:
     """One method per grammar rule (or alias); each returns an AST node."""
 
@@ -125,7 +132,16 @@ class _Builder:
         default = c[4] if len(c) > 4 else None
         return ast.FieldDecl(self.sp(c[0], c[-1]), c[0], c[2], default)
 
-    param = field_decl
+    def param(self, c: list[Any]) -> ast.Param:
+        doc = c[-1] if isinstance(c[-1], _ParamDoc) else None
+        rest = c[:-1] if doc is not None else c
+        default = rest[4] if len(rest) > 4 else None
+        end = doc.text if doc is not None else rest[-1]
+        description = doc.text if doc is not None else None
+        return ast.Param(self.sp(c[0], end), c[0], c[2], default, description)
+
+    def param_doc(self, c: list[Token]) -> _ParamDoc:
+        return _ParamDoc(self.string_lit(c))
 
     def type_decl(self, c: list[Any]) -> ast.TypeDecl:
         fields = [x for x in c if isinstance(x, ast.FieldDecl)]
@@ -143,9 +159,7 @@ class _Builder:
         return ast.EnumDecl(self.sp(c[0], c[-1]), self.tok_ident(c[1]), members)
 
     def params(self, c: list[Any]) -> list[ast.Param]:
-        return [
-            ast.Param(p.span, p.name, p.type, p.default) for p in c if isinstance(p, ast.FieldDecl)
-        ]
+        return [p for p in c if isinstance(p, ast.Param)]
 
     def callable_decl(self, c: list[Any]) -> ast.CallableDecl:
         kind_tok, name, params, _arrow, returns, options = c
