@@ -126,6 +126,9 @@ _TABLE: list[tuple[str, str]] = [
     ("E522", "`select` without an `after` arm"),
     ("E523", "two `after` arms in one `select`"),
     ("E524", "own timeout on a `select` arm"),
+    # quorum joins
+    ("E540", "quorum of fewer than one item"),
+    ("E541", "quorum larger than the items"),
     # hygiene
     ("W001", "empty file"),
     ("W101", "unused result"),

@@ -515,6 +515,8 @@ class BodyChecker(ExprChecker):
             self.diags.add("E201", s.iterable, f"`for` needs a list, found `{it}`", help=hint)
         if s.limit is not None:
             self.expect(s.limit, T.INT, " as the loop limit")
+        if s.first is not None:
+            self._quorum(s, s.first)
         loop = _Loop(collects)
         self.loops.append(loop)
         self.in_parallel += s.parallel
@@ -527,6 +529,28 @@ class BodyChecker(ExprChecker):
         self.in_parallel -= s.parallel
         self.loops.pop()
         return T.list_of(loop.item or T.UNKNOWN)
+
+    def _quorum(self, s: ast.For, first: ast.Expr) -> None:
+        """`first N`: a whole number of at least 1, and no more than a literal list's items."""
+        self.expect(first, T.INT, " as the quorum")
+        if not isinstance(first, ast.IntLit):
+            return
+        if first.value < 1:
+            self.diags.add(
+                "E540",
+                first,
+                f"`first {first.value}` waits for no item",
+                help="write `first 1` for the first result, or drop `first` to wait for all",
+            )
+        elif isinstance(s.iterable, ast.ListLit) and first.value > len(s.iterable.items):
+            n = len(s.iterable.items)
+            self.diags.add(
+                "E541",
+                first,
+                f"`first {first.value}` can never be reached: the list has {n} item"
+                + ("s" if n != 1 else ""),
+                help=f"write at most `first {n}`, or add items",
+            )
 
     def _unbind(self, var: _Var, outer: _Var | None) -> None:
         self.scoped.append(var)

@@ -168,7 +168,7 @@ def _own_exprs(stmt: ast.Stmt) -> list[ast.Expr | ast.ObjectLit]:
     if isinstance(inner, ast.Wait):
         return [e for e in (inner.duration, inner.key) if e is not None]
     if isinstance(inner, ast.For):
-        return [inner.iterable] + ([inner.limit] if inner.limit is not None else [])
+        return [inner.iterable] + [e for e in (inner.limit, inner.first) if e is not None]
     if isinstance(stmt, ast.Assign | ast.OptionStmt):
         return [stmt.value] if isinstance(stmt.value, ast.Expr) else []
     if isinstance(stmt, ast.ExprStmt):
@@ -211,5 +211,5 @@ def loop_header(loop: ast.For | ast.While) -> Span:
     """The span of a loop's first line (`for x in xs limit 4`, `while c, max: 5`)."""
     if isinstance(loop, ast.While):
         return loop.span.to(loop.max.span)
-    end = loop.limit if loop.limit is not None else loop.iterable
+    end = loop.first or loop.limit or loop.iterable
     return loop.span.to(end.span)

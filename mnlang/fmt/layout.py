@@ -275,6 +275,8 @@ class Layout:
             head.extend([" in ", self.expr(node.iterable)])
             if node.limit:
                 head.extend([" limit ", self.expr(node.limit)])
+            if node.first:
+                head.extend([" first ", self.expr(node.first)])
             return [*head, " ", self.block(node.body)]
         if isinstance(node, ast.While):
             cond = ["while ", self.expr(node.cond), ", ", node.max_key.name, ": "]

@@ -92,7 +92,7 @@ def _label(lines: list[str]) -> str:
 def _cluster_title(state: State) -> str:
     """A frame cluster's title; its header node says the rest."""
     if isinstance(state, MapState):
-        return "parallel for"
+        return f"parallel for, first {show(state.first)}" if state.first else "parallel for"
     if isinstance(state, LoopState):
         return state.mode
     return state.kind
@@ -253,7 +253,8 @@ class _Builder:
                 )
                 g.edge(src, dst)
                 continue
-            if isinstance(state, LoopState | MapState) and sid is None and label != "done":
+            body = label == "body" or label.startswith("each ")
+            if isinstance(state, LoopState | MapState) and sid is None and body:
                 continue
             dst, implied = self.target(state, sid)
             text = implied if label == "next" else label
@@ -305,7 +306,9 @@ def _successors(state: State) -> list[tuple[str, str | None]]:
         return [(" | ".join(arm.members), arm.target) for arm in state.arms]
     if isinstance(state, LoopState | MapState):
         each = f"each {state.var}" if state.var else "body"
-        return [(each, state.body), ("done", state.next)]
+        # A quorum's join goes on when its first N items have won, not when all are done.
+        done = f"{show(state.first)} won" if isinstance(state, MapState) and state.first else "done"
+        return [(each, state.body), (done, state.next)]
     return transitions(state)
 
 

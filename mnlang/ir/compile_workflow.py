@@ -568,17 +568,19 @@ class WorkflowCompiler:
         state: LoopState | MapState
         if loop.parallel:
             limit = self.lower(loop.limit) if loop.limit is not None else None
+            first = self.lower(loop.first) if loop.first is not None else None
             state = MapState(
                 id=sid,
                 span=span,
                 var=var,
                 iterable=iterable,
                 limit=limit,
+                first=first,
                 body=body,
                 target=target,
                 next=nxt,
             )
-            exprs: list[Expr | None] = [iterable, limit]
+            exprs: list[Expr | None] = [iterable, limit, first]
         else:
             state = LoopState(
                 id=sid,

@@ -171,6 +171,7 @@ def summary(state: State) -> str:
             return f"parallel ({len(state.branches)} branches)"
         case MapState():
             limit = f" limit {show(state.limit)}" if state.limit else ""
+            limit += f" first {show(state.first)}" if state.first else ""
             return f"{assigned}parallel for {state.var} in {show(state.iterable)}{limit}"
         case LoopState():
             if state.mode == "while":

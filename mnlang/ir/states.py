@@ -184,13 +184,17 @@ class MapState(StateBase):
     """`parallel for var in iterable limit N`: one cursor per item, at most `limit` at once.
 
     With a `target`, what each item's body yields is collected into a list in
-    input order.
+    input order. With `first` (a quorum join), the block ends when that many items
+    have ended normally: the others are cancelled (an effect in flight first finishes,
+    see `Interpreter._lose`) and the list holds the winners' yields in the order they
+    ended, as committed.
     """
 
     kind: Literal["map"] = "map"
     var: str
     iterable: Expr
     limit: Expr | None = None
+    first: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     body: str | None = None
     target: str | None = None
     next: str | None = None

@@ -86,6 +86,8 @@ class CallRun(AgentRun, Protocol):
 
     def wake(self, fiber: Fiber) -> None: ...
 
+    def lose_now(self, fiber: Fiber) -> None: ...
+
     def on_failure(self, root: Fiber, failure: StepFailure) -> bool: ...
 
 
@@ -562,6 +564,21 @@ class Calls:
             self.resolved[tool.name] = found
         return found
 
+    def effect_unsettled(self, fiber: Fiber) -> bool:
+        """Whether the fiber has an effect whose intent is committed and whose outcome is
+        not yet in the ledger, that it is working on now: a call or its reconcile tool in
+        flight, a repair open, or the intent resumed after a crash. A quorum's loser then
+        waits for that outcome; a keyed effect waiting to retry after a failed attempt is
+        not counted: its fiber is cancelled as a cancelled run's would be."""
+        job = fiber.job
+        if fiber.status == "call" and isinstance(job, CallJob):
+            owner = job.owner
+            if isinstance(owner, Reconciliation):
+                return owner.about is None and owner.call.kind == "effect"
+            return isinstance(owner, Call) and owner.kind == "effect"
+        pending = fiber.pending or {}
+        return "effect" in pending and "retry" not in pending and fiber.status != "call"
+
     def abandon(self, fiber: Fiber) -> None:
         """Stop waiting for the fiber's call (it was cancelled)."""
         job = fiber.job
@@ -739,6 +756,9 @@ class Calls:
         if commit:
             self.run.force_commit = True
         call.fiber.job = None
+        if call.fiber.losing is not None and call.compensation is None:
+            self.run.lose_now(call.fiber)
+            return
         if call.compensation is not None:
             self.run.journal.event(
                 "compensation_failed", failure.to_json(), call.step, call.fiber.branch
@@ -752,6 +772,9 @@ class Calls:
 
     def _succeeded(self, call: Call, value: Value) -> None:
         call.fiber.job = None
+        if call.fiber.losing is not None and call.compensation is None:
+            self.run.lose_now(call.fiber)  # a quorum's loser: its result is in the ledger
+            return
         if call.compensation is not None:
             self._compensation_ended(call)
             return

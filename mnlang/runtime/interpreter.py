@@ -302,6 +302,15 @@ class Interpreter:
                 self.ready.append(fiber)
         self.journal.event("resumed", {"branches": len(self.fibers)})
         for fiber in list(self.fibers.values()):
+            # A quorum decided before the crash: its losers stop again, each after the
+            # outcome of an effect it had started.
+            data = fiber.frames.get(fiber.at) if fiber.status == "join" else None  # type: ignore[arg-type]
+            if data is not None and "first" in data and (_decided(data) or data["outcome"]):
+                why = "was reached" if _decided(data) else "can no longer be reached"
+                reason = StepFailure(CANCELLED, f"cancelled: the quorum {why}")
+                for child in list(fiber.children.values()):
+                    self._lose(child, reason)
+        for fiber in list(self.fibers.values()):
             if fiber.status == "join" and not fiber.children:
                 state_ = self.states[fiber.at]  # type: ignore[index]
                 assert isinstance(state_, MapState | ParallelState)
@@ -753,6 +762,9 @@ class Interpreter:
 
     def fail(self, fiber: Fiber, failure: StepFailure) -> None:
         """A call or pause of `fiber` failed: unwind from its state."""
+        if fiber.losing is not None:
+            self.lose_now(fiber)  # a quorum's loser: stopped, not caught
+            return
         state = self.states[fiber.at]  # type: ignore[index]
         fiber.pending = None
         self.wake(fiber)
@@ -1069,6 +1081,15 @@ class Interpreter:
         limit = self.evaluator.eval(state.limit, scope) if state.limit is not None else None
         if limit is not None and limit < 1:
             raise value_error(f"`parallel for` limit must be at least 1, got {limit}")
+        first = self.evaluator.eval(state.first, scope) if state.first is not None else None
+        if first is not None and not 1 <= first <= len(items):
+            raise value_error(
+                f"`parallel for ... first {first}` over {len(items)} items can never be reached"
+                if first >= 1
+                else f"`parallel for` quorum must be at least 1, got {first}"
+            )
+        if first is not None and state.body is None:
+            items = items[:first]  # an empty body ends at once: the first items win
         if state.body is None or not items:
             if state.target is not None:
                 scope.set(state.target, [])
@@ -1078,6 +1099,10 @@ class Interpreter:
         if state.target is not None:
             scope.start_list(parts_var(state.id), [None] * len(items))
         fiber.frames[state.id] = {"next": 0, "limit": limit, "outcome": None}
+        if first is not None:
+            # The quorum's winners, in the order they ended: committed with each end, so a
+            # resumed run has decided exactly what the journal says.
+            fiber.frames[state.id].update(first=first, won=[])
         fiber.status = "join"
         self._map_fill(fiber, state)
 
@@ -1088,6 +1113,7 @@ class Interpreter:
         limit = data["limit"]
         while (
             data["outcome"] is None
+            and not _decided(data)
             and data["next"] < len(items)
             and (limit is None or len(fiber.children) < limit)
         ):
@@ -1102,7 +1128,8 @@ class Interpreter:
             fiber.children[index] = self._add_fiber(child)
             self.ready.append(child)
         fiber.dirty = True
-        if not fiber.children and (data["outcome"] is not None or data["next"] >= len(items)):
+        ended = data["outcome"] is not None or _decided(data) or data["next"] >= len(items)
+        if not fiber.children and ended:
             self._join_done(fiber, state)
 
     def _child_done(self, child: Fiber, outcome: Outcome | None) -> None:
@@ -1115,7 +1142,10 @@ class Interpreter:
         data = parent.frames[state.id]
         self._retire(child)
         del parent.children[child.index]
-        if outcome is None:
+        if "first" in data:
+            assert isinstance(state, MapState)
+            self._quorum_item_done(parent, child, state, data, outcome)
+        elif outcome is None:
             if isinstance(state, MapState) and state.target is not None:
                 part = child.scope.values.get(collect_var(state.id), [])
                 parent.scope.set_item(parts_var(state.id), child.index, list(part))
@@ -1127,6 +1157,79 @@ class Interpreter:
         # A sibling cancelled above may have been the last to end, and joined already.
         if state.id in parent.frames:
             self._join_progress(parent, state)
+
+    def _quorum_item_done(
+        self,
+        parent: Fiber,
+        child: Fiber,
+        state: MapState,
+        data: dict[str, Any],
+        outcome: Outcome | None,
+    ) -> None:
+        """An item of a `parallel for ... first N` ended. Until N have won, one that ends
+        normally wins and one that fails is tolerated while N can still win; at N the
+        others lose, and when N can no longer win the block fails with this failure."""
+        if data["outcome"] is not None or _decided(data):
+            return  # a loser, or an item cancelled with the block: it only had to stop
+        first: int = data["first"]
+        if outcome is None:
+            data["won"].append(child.index)
+            if state.target is not None:
+                part = child.scope.values.get(collect_var(state.id), [])
+                parent.scope.set_item(parts_var(state.id), child.index, list(part))
+            if _decided(data):
+                self.journal.event(
+                    "quorum", {"first": first, "won": data["won"]}, state.id, parent.branch
+                )
+                reason = StepFailure(CANCELLED, f"cancelled: {first} other items ended first")
+                for sibling in list(parent.children.values()):
+                    self._lose(sibling, reason)
+            return
+        items = len(parent.scope.get(items_var(state.id)))
+        still = len(data["won"]) + len(parent.children) + items - data["next"]
+        if still >= first or not isinstance(outcome, StepFailure):
+            return
+        failure = StepFailure(
+            outcome.kind,
+            f"the quorum of {first} can no longer be reached: {outcome.message}",
+            outcome.step,
+        )
+        data["outcome"] = outcome_to_json(failure)
+        reason = StepFailure(CANCELLED, f"cancelled: branch `{child.label}` failed")
+        for sibling in list(parent.children.values()):
+            self._lose(sibling, reason)
+
+    def _lose(self, fiber: Fiber, reason: StepFailure) -> None:
+        """Stop a quorum's loser as `cancel` does, except that an effect whose intent is
+        committed is not abandoned: the loser waits for its outcome (the call's result or
+        failure, its reconcile tool's answer, a repair's decision), which goes to the
+        ledger as any effect's does, and stops then (`Calls` calls `lose_now`)."""
+        if fiber.status == "done":
+            return
+        if fiber.status == "join":
+            assert fiber.at is not None
+            data = fiber.frames[fiber.at]
+            if data["outcome"] is None:
+                data["outcome"] = outcome_to_json(reason)
+            for child in list(fiber.children.values()):
+                self._lose(child, reason)
+            return
+        if self.calls.effect_unsettled(fiber):
+            fiber.losing = reason
+            self.journal.event("losing", {"reason": reason.message}, fiber.at, fiber.branch)
+            return
+        self.cancel(fiber, reason)
+
+    def lose_now(self, fiber: Fiber) -> None:
+        """A loser's effect has its outcome in the ledger: stop the loser there."""
+        reason = fiber.losing
+        assert reason is not None and fiber.at is not None
+        fiber.losing = None
+        fiber.job = None
+        fiber.pending = None
+        self.wake(fiber)
+        state = self.states[fiber.at]
+        self.unwind(fiber, StepFailure(reason.kind, reason.message, state.id), state.frame)
 
     def _join_progress(self, parent: Fiber, state: MapState | ParallelState) -> None:
         if isinstance(state, MapState):
@@ -1143,7 +1246,9 @@ class Interpreter:
                 parts = scope.get(parts_var(state.id))
                 scope.delete(parts_var(state.id))
                 if data["outcome"] is None:
-                    scope.set(state.target, [item for part in parts for item in part])
+                    # A quorum's list: its winners' yields in the order they won.
+                    order = data["won"] if "won" in data else range(len(parts))
+                    scope.set(state.target, [item for i in order for item in parts[i]])
         self.wake(parent)
         if data["outcome"] is not None:
             self.unwind(parent, outcome_from_json(data["outcome"]), state.frame)
@@ -1212,3 +1317,8 @@ class Interpreter:
 
     def stored_args(self, args: dict[str, Value]) -> Json:
         return {name: to_stored(value) for name, value in args.items()}
+
+
+def _decided(join: dict[str, Any]) -> bool:
+    """Whether a `parallel for ... first N` has its N winners."""
+    return "first" in join and len(join["won"]) >= join["first"]

@@ -246,6 +246,8 @@ class For(Stmt):
     body: Block
     parallel: bool = False
     limit: Expr | None = None
+    first: Expr | None = None
+    """`parallel for x in xs first 2`: a quorum join, the first N items to end win."""
 
 
 AssignValue = Expr | Checkpoint | Wait | For

@@ -55,6 +55,12 @@ _NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY",
 # `error` and `on_failure` are keywords only where a name cannot stand: `error` before a
 # type name at the top level, `on_failure` right after a top-level declaration's `}`.
 _ERROR_DECL = re.compile(r"[ \t]+[A-Z]")
+# Tokens an operand can end with: `first` after one of them in a `parallel for` header
+# cannot go on an expression, so it is the quorum's keyword.
+_ENDS_OPERAND = frozenset(
+    {"NAME", "TYPE_NAME", "INT", "FLOAT", "MONEY", "DURATION", "STRING", "LONG_STRING"}
+    | {"RPAR", "RSQB", "TRUE", "FALSE", "NULL", "QMARK"}
+)
 _OPENERS = {"LBRACE": "RBRACE", "LPAR": "RPAR", "LSQB": "RSQB"}
 _CLOSERS = frozenset(_OPENERS.values())
 
@@ -165,8 +171,10 @@ def tokenize(
     end = len(text)
     line_start = -col + 1  # column = pos - line_start + 1
     stack: list[str] = []
-    # `limit` is a keyword only in a `parallel for` header, so it stays free as a name.
+    # `limit` is a keyword only in a `parallel for` header, so it stays free as a name;
+    # `first` only there too, after the iterable or the limit (where no expression goes on).
     for_header_depth = -1
+    parallel_header = limit_taken = False
     last: str | None = None
     pending_nl: Token | None = None
     line_has_token = False
@@ -218,10 +226,19 @@ def tokenize(
                     kind = "ON_FAILURE"
             if kind == "FOR":
                 for_header_depth = len(stack)
+                parallel_header = last == "PARALLEL"
+                limit_taken = False
             elif kind == "LIMIT":
-                if for_header_depth != len(stack):
+                if for_header_depth != len(stack) or limit_taken:
                     kind = "NAME"
-                for_header_depth = -1
+                limit_taken = True
+            elif (
+                value == "first"
+                and parallel_header
+                and for_header_depth == len(stack)
+                and last in _ENDS_OPERAND
+            ):
+                kind = "FIRST"
         elif kind == "OP":
             value = m.group(kind)
             kind = punctuation[value]

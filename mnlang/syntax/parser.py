@@ -244,8 +244,16 @@ class _Builder:
         parallel = isinstance(c[0], Token) and c[0].type == "PARALLEL"
         rest = c[1:] if parallel else c
         var, iterable = rest[1], rest[3]
-        limit = rest[5] if len(rest) > 5 else None
-        return ast.For(self.sp(c[0], c[-1]), var, iterable, c[-1], parallel, limit)
+        options = {tok.type: value for tok, value in zip(rest[4:-1:2], rest[5:-1:2], strict=True)}
+        return ast.For(
+            self.sp(c[0], c[-1]),
+            var,
+            iterable,
+            c[-1],
+            parallel,
+            options.get("LIMIT"),
+            options.get("FIRST"),
+        )
 
     def while_stmt(self, c: list[Any]) -> ast.While:
         return ast.While(self.sp(c[0], c[-1]), c[1], c[3], c[5], c[6])

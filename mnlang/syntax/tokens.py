@@ -14,6 +14,7 @@ CONTEXTUAL: dict[str, str] = {
     "on_failure": "ON_FAILURE",
     "select": "SELECT",
     "after": "AFTER",
+    "first": "FIRST",
 }
 
 PUNCTUATION: dict[str, str] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -84,4 +85,24 @@ def flaky(order: str, *, ctx: Any) -> bool:
     """Fails its first try, so that its retry waits on a durable timer."""
     if ctx.attempt == 1:
         raise Transient("not yet")
+    return True
+
+
+# --- tests/crash/quorum.mn -----------------------------------------------------------------
+
+
+def sense(sensor: str, ms: int) -> dict[str, Any]:
+    time.sleep(ms / 1000)
+    return {"sensor": sensor, "celsius": 20 + ord(sensor[0]) % 5}
+
+
+def store_reading(order: str, sensor: str, celsius: int, *, ctx: Any) -> bool:
+    _ledger("store_reading", ctx, {"order": order, "sensor": sensor, "celsius": celsius})
+    return True
+
+
+def page_operator(order: str, sensor: str, *, ctx: Any) -> bool:
+    """Slow: still running when the quorum is reached, so its branch loses mid-call."""
+    _ledger("page_operator", ctx, {"order": order, "sensor": sensor})
+    time.sleep(0.4)
     return True
