@@ -85,6 +85,10 @@ _TABLE: list[tuple[str, str]] = [
     ("E232", "`run` used as a value"),
     ("E233", "bad regular expression"),
     ("E234", "`start` of something other than a workflow"),
+    ("E240", "retries without a bound"),
+    ("E241", "unlimited attempts without a backoff of at least 1s"),
+    ("E242", "retry list entry without `on`"),
+    ("E243", "error kind retried by two entries"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

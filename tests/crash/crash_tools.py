@@ -8,7 +8,7 @@ import os
 from decimal import Decimal
 from typing import Any
 
-from mnlang.errors import Transient
+from mnlang.errors import Transient, named
 
 
 def _ledger(effect: str, ctx: Any, args: dict[str, Any]) -> None:
@@ -85,3 +85,16 @@ def flaky(order: str, *, ctx: Any) -> bool:
     if ctx.attempt == 1:
         raise Transient("not yet")
     return True
+
+
+# --- tests/crash/retries.mn ----------------------------------------------------------------
+
+
+def hesitant(order: str, *, ctx: Any) -> str:
+    """transient, Declined, transient, then an answer: by the try, so that a resumed run's
+    tries go on where its committed counts stood."""
+    if ctx.attempt in (1, 3):
+        raise Transient(f"{order}: busy")
+    if ctx.attempt == 2:
+        raise named("Declined", f"{order}: declined")
+    return f"{order} answered on try {ctx.attempt}"

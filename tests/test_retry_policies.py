@@ -1,0 +1,187 @@
+"""Retries people write (docs/language.md, "Retry policies"): `attempts: unlimited` bounded by
+`max_elapsed` (or the run's deadline), and several entries, one per error kind, each counting
+its own attempts; both kept across a crash. In-memory backoffs run on a virtual clock, which
+skips the waits and counts them as time that passed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_crash import CRASH, Scenario, crash_in_process_at, drive_in_process
+from test_runtime import RECORDER, Program
+
+from mnlang.runtime.clock import VirtualClock
+from mnlang.runtime.config import RuntimeConfig
+from mnlang.runtime.run import RunOutcome, start_run
+
+FLAKY = """
+from mnlang.errors import Timeout, Transient, named
+
+def flaky(fails, *, ctx):
+    record("flaky", attempt=ctx.attempt)
+    if ctx.attempt <= fails:
+        raise Transient(f"try {ctx.attempt} failed")
+    return f"answered on try {ctx.attempt}"
+
+def down(*, ctx):
+    record("down", attempt=ctx.attempt)
+    raise Transient("the service is down")
+
+def script(kinds, *, ctx):
+    record("script", attempt=ctx.attempt)
+    if ctx.attempt > len(kinds):
+        return f"answered on try {ctx.attempt}"
+    kind = kinds[ctx.attempt - 1]
+    if kind == "transient":
+        raise Transient(f"try {ctx.attempt}: busy")
+    if kind == "timeout":
+        raise Timeout(f"try {ctx.attempt}: slow")
+    if kind == "Declined":
+        raise named("Declined", f"try {ctx.attempt}: declined")
+    raise ValueError(f"try {ctx.attempt}: broken")
+"""
+
+
+def make(tmp_path: Path, source: str) -> Program:
+    return Program(tmp_path / "p", source, RECORDER + FLAKY)
+
+
+def run(p: Program, given: dict[str, Any], clock: VirtualClock) -> RunOutcome:
+    name = next(w for w in p.ir.workflows if "." not in w)
+    config = RuntimeConfig(commit_ms=0, clock=clock)
+    return start_run(p.store, p.ir, name, given, run_id="r", config=config)
+
+
+def tries(p: Program, name: str) -> list[int]:
+    return [c["attempt"] for c in p.calls() if c["name"] == name]
+
+
+def test_an_unlimited_retry_succeeds_on_its_twelfth_try(tmp_path: Path) -> None:
+    p = make(
+        tmp_path,
+        """
+        tool flaky(fails: int) -> str {
+          impl: "tools:flaky"
+          retry: { attempts: unlimited, backoff: 1s, factor: 1, max_elapsed: 1h, on: [transient] }
+        }
+
+        workflow go(fails: int) -> str {
+          r = flaky(fails)
+          return r
+        }
+        """,
+    )
+    clock = VirtualClock()
+    out = run(p, {"fails": 11}, clock)
+    assert out.status == "completed", out.error
+    assert out.result == "answered on try 12"
+    assert tries(p, "flaky") == list(range(1, 13))
+    delays = [e.data["delay_ms"] for e in p.events("r", "retry")]
+    assert delays == [1000] * 11
+    assert clock.skipped > 10  # the eleven backoffs, skipped (less what passed meanwhile)
+
+
+def test_max_elapsed_ends_the_retries_and_the_failure_says_so(tmp_path: Path) -> None:
+    p = make(
+        tmp_path,
+        """
+        tool down() -> str {
+          impl: "tools:down"
+          retry: { attempts: unlimited, backoff: 1s, factor: 1, max_elapsed: 4500ms, on: [transient] }
+        }
+
+        workflow go() -> str {
+          r = down()
+          return r
+        }
+        """,
+    )
+    out = run(p, {}, VirtualClock())
+    assert out.status == "failed"
+    # Tries at 0 s, 1 s, 2 s, 3 s and 4 s: a sixth, at 5 s, would start after 4.5 s.
+    assert tries(p, "down") == [1, 2, 3, 4, 5]
+    assert out.error is not None
+    assert out.error["kind"] == "transient"
+    message = out.error["message"]
+    assert message.startswith("the service is down (gave up after 5 tries")
+    assert "`max_elapsed: 4.5s`" in message
+    [failed] = p.events("r", "call_failed")
+    assert failed.data["message"] == message
+
+
+PER_KIND = """
+error Declined
+
+tool script(kinds: list[str]) -> str {
+  impl: "tools:script"
+  retry: [
+    { on: [transient, timeout], attempts: 3, backoff: 10ms },
+    { on: [Declined], attempts: 2 },
+  ]
+}
+
+workflow go(kinds: list[str]) -> str {
+  r = script(kinds)
+  return r
+}
+"""
+
+
+def test_each_entry_counts_its_own_attempts(tmp_path: Path) -> None:
+    """Three failures, which `attempts: 3` alone would end at, but neither entry's own
+    attempts run out: the fourth try is made."""
+    p = make(tmp_path, PER_KIND)
+    kinds = ["transient", "Declined", "timeout"]
+    out = run(p, {"kinds": kinds}, VirtualClock())
+    assert out.status == "completed", out.error
+    assert out.result == "answered on try 4"
+    retries = p.events("r", "retry")
+    assert [e.data["kind"] for e in retries] == kinds
+    # Each entry's backoff grows with its own count: the Declined entry has no backoff.
+    assert [e.data["delay_ms"] for e in retries] == [10, 0, 20]
+
+
+def test_an_entry_that_runs_out_ends_the_call(tmp_path: Path) -> None:
+    p = make(tmp_path, PER_KIND)
+    out = run(p, {"kinds": ["Declined", "transient", "Declined", "transient"]}, VirtualClock())
+    assert out.status == "failed"
+    assert out.error is not None and out.error["kind"] == "Declined"
+    assert tries(p, "script") == [1, 2, 3]
+
+
+def test_a_kind_no_entry_lists_is_not_retried(tmp_path: Path) -> None:
+    p = make(tmp_path, PER_KIND)
+    out = run(p, {"kinds": ["transient", "tool_error"]}, VirtualClock())
+    assert out.status == "failed"
+    assert out.error is not None and out.error["kind"] == "tool_error"
+    assert tries(p, "script") == [1, 2]
+
+
+RETRIES = Scenario("retries", CRASH / "retries.mn", CRASH / "retries_input.json", short_wait_s=5.0)
+
+
+def _ending(report_store: Any) -> tuple[str, Any, list[int]]:
+    report, store = report_store
+    failed = [e.data["attempt"] for e in store.read_journal("crash-run") if e.kind == "call_failed"]
+    return report.status, report.result, failed
+
+
+@pytest.mark.slow
+def test_a_run_resumed_after_a_crash_keeps_its_counts(tmp_path: Path) -> None:
+    """Crashed at every commit, before and after it, the run ends as the uninterrupted run
+    does: the transient entry's second failure (the third try) ends the call. Had the counts
+    been lost, the resumed run would retry it, and the fourth try succeeds."""
+    reference, store, _, commits = drive_in_process(RETRIES, tmp_path / "ref", None)
+    expected = _ending((reference, store))
+    store.close()
+    assert expected[0] == "failed"
+    assert expected[2] == [3]
+    assert commits >= 4
+    for when in ("before", "after"):
+        for at in range(1, commits + 1):
+            report, store, _ = crash_in_process_at(RETRIES, tmp_path / f"{when}{at}", at, when)
+            assert len(report.crashes) == 1
+            assert _ending((report, store)) == expected, (when, at)
+            store.close()
