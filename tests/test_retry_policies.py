@@ -5,15 +5,22 @@ skips the waits and counts them as time that passed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_crash import CRASH, Scenario, crash_in_process_at, drive_in_process
 from test_runtime import RECORDER, Program
 
+from mnlang.checker.options import UNLIMITED, RetryPolicy
+from mnlang.checker.retries import worst_case_tries
+from mnlang.ir.decl_options import retry_policy
 from mnlang.runtime.clock import VirtualClock
 from mnlang.runtime.config import RuntimeConfig
+from mnlang.runtime.retry import count, judge, new_tally
 from mnlang.runtime.run import RunOutcome, start_run
 
 FLAKY = """
@@ -185,3 +192,67 @@ def test_a_run_resumed_after_a_crash_keeps_its_counts(tmp_path: Path) -> None:
             assert len(report.crashes) == 1
             assert _ending((report, store)) == expected, (when, at)
             store.close()
+
+
+# --- the worst case the checker prices --------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    backoff_s=st.integers(1, 30),
+    factor=st.sampled_from([1.0, 1.5, 2.0, 3.0]),
+    max_delay_s=st.none() | st.integers(1, 120),
+    jitter=st.booleans(),
+    bound_s=st.integers(1, 1800),
+    seed=st.text(max_size=8),
+)
+def test_the_priced_tries_bound_the_tries_made(
+    backoff_s: int,
+    factor: float,
+    max_delay_s: int | None,
+    jitter: bool,
+    bound_s: int,
+    seed: str,
+) -> None:
+    """Whatever the jitter draws, and with tries that take no time at all, an unlimited
+    retry stopped at `max_elapsed` makes no more tries than the checker prices."""
+    checked = RetryPolicy(
+        attempts=UNLIMITED,
+        backoff_ms=backoff_s * 1000,
+        factor=factor,
+        max_delay_ms=max_delay_s * 1000 if max_delay_s is not None else None,
+        jitter=jitter,
+        max_elapsed_ms=bound_s * 1000,
+    )
+    policy = retry_policy(checked)
+    priced = worst_case_tries(checked, None)
+    assert priced is not None
+    tally = new_tally(policy, 0)
+    assert tally is not None
+    now, attempt = 0, 1
+    while True:
+        verdict = judge(policy, "timeout", attempt, tally, now, seed)
+        if verdict.delay_ms is None:
+            break
+        count(tally, verdict)
+        now += verdict.delay_ms
+        attempt += 1
+        assert attempt <= priced
+    assert verdict.why  # it stopped at `max_elapsed`
+
+
+def test_unlimited_tries_are_priced_by_max_elapsed_or_the_deadline() -> None:
+    every_second = RetryPolicy(attempts=UNLIMITED, backoff_ms=1000, factor=1)
+    assert worst_case_tries(every_second, 60_000) == 61
+    assert worst_case_tries(every_second, None) is None
+    assert worst_case_tries(replace(every_second, max_elapsed_ms=10_000), 60_000) == 11
+    assert worst_case_tries(replace(every_second, jitter=True), 60_000) == 121
+    doubling = RetryPolicy(attempts=UNLIMITED, backoff_ms=1000, max_delay_ms=8000)
+    # 1 + 2 + 4 = 7 s, then a try each 8 s in the 53 s left: 3 + 6 retries.
+    assert worst_case_tries(doubling, 60_000) == 10
+    # A list: one try, plus each entry's retries.
+    listed = replace(
+        RetryPolicy(attempts=5, on=("timeout",)),
+        more=(RetryPolicy(attempts=3, on=("rejected",)), every_second),
+    )
+    assert worst_case_tries(listed, 60_000) == 1 + 4 + 2 + 60

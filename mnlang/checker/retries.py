@@ -85,7 +85,7 @@ def check_retry_bounds(program: Program, diags: Diagnostics) -> None:
             if isinstance(call, ast.Call):
                 callee = called_symbol(effect.module, call)
                 if callee is not None and _unbounded(program, callee):
-                    why = f"a `{option}` call runs after the deadline too"
+                    why = f"a `{option}` call may run while the run fails, after its deadline"
                     _report(diags, call, callee, why, deadline_helps=False)
 
 
