@@ -5,8 +5,10 @@ skips the waits and counts them as time that passed."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
+from textwrap import dedent
 from typing import Any
 
 import pytest
@@ -15,9 +17,18 @@ from hypothesis import strategies as st
 from test_crash import CRASH, Scenario, crash_in_process_at, drive_in_process
 from test_runtime import RECORDER, Program
 
+from mnlang.checker import check
 from mnlang.checker.options import UNLIMITED, RetryPolicy
 from mnlang.checker.retries import worst_case_tries
+from mnlang.fmt import format_source
+from mnlang.graph.dot import workflow_dot
+from mnlang.ir.compile import compile_file
 from mnlang.ir.decl_options import retry_policy
+from mnlang.ir.diff import diff_programs
+from mnlang.ir.hashing import canonical, program_hash
+from mnlang.ir.load import dump_ir, parse_ir
+from mnlang.ir.model import IRProgram
+from mnlang.lsp.hover import describe
 from mnlang.runtime.clock import VirtualClock
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.retry import count, judge, new_tally
@@ -256,3 +267,96 @@ def test_unlimited_tries_are_priced_by_max_elapsed_or_the_deadline() -> None:
         more=(RetryPolicy(attempts=3, on=("rejected",)), every_second),
     )
     assert worst_case_tries(listed, 60_000) == 1 + 4 + 2 + 60
+
+
+# --- the IR, `mnc graph`, `mnc diff`, `mnc fmt` and the hover -------------------------------
+
+SHOWN = """
+error Declined
+
+tool poll(id: str) -> str {
+  impl: "tools:poll"
+  retry: [
+    { on: [transient, timeout], attempts: 3, backoff: 10ms },
+    { on: [Declined], attempts: unlimited, backoff: 1s, max_elapsed: 1h },
+  ]
+}
+
+workflow watch(id: str) -> str {
+  s = poll(id)
+  return s
+}
+"""
+
+
+def compiled(tmp_path: Path, source: str) -> IRProgram:
+    path = tmp_path / "watch.mn"
+    path.write_text(source, "utf-8")
+    ir, diagnostics = compile_file(path)
+    assert ir is not None, [str(d) for d in diagnostics]
+    return ir
+
+
+def test_the_ir_states_each_entry_and_loads_back(tmp_path: Path) -> None:
+    ir = compiled(tmp_path, SHOWN)
+    written = json.loads(dump_ir(ir))["tools"]["poll"]["retry"]
+    assert written["attempts"] == 3 and "max_elapsed_ms" not in written
+    assert written["more"] == [
+        {
+            "attempts": "unlimited",
+            "backoff_ms": 1000,
+            "factor": 2.0,
+            "jitter": False,
+            "on": ["Declined"],
+            "max_elapsed_ms": 3_600_000,
+        }
+    ]
+    again = parse_ir(dump_ir(ir))
+    assert again.tools["poll"].retry == ir.tools["poll"].retry
+    assert program_hash(again) == ir.hash
+
+
+def test_a_policy_without_the_new_options_keeps_its_hash(tmp_path: Path) -> None:
+    """The fields are left out of the content hash while unused (the golden IR of the
+    examples checks the same for whole programs)."""
+    plain = SHOWN.replace(
+        SHOWN[SHOWN.index("[\n") : SHOWN.index("]\n}") + 1], "{ attempts: 3, backoff: 10ms }"
+    )
+    data = canonical(compiled(tmp_path, plain).tools["poll"].retry)
+    assert set(data) == {"attempts", "backoff_ms", "factor", "max_delay_ms", "jitter", "on"}
+
+
+def test_graph_labels_show_each_entry(tmp_path: Path) -> None:
+    dot = workflow_dot(compiled(tmp_path, SHOWN), "watch")
+    assert "retry 3x on transient, timeout, backoff 10ms" in dot
+    assert "retry unlimited on Declined, backoff 1s, within 1h" in dot
+
+
+def test_diff_reports_a_changed_entry_and_refuses_to_move_a_run_waiting_there(
+    tmp_path: Path,
+) -> None:
+    old = compiled(tmp_path, SHOWN)
+    new = compiled(tmp_path, SHOWN.replace("max_elapsed: 1h", "max_elapsed: 2h"))
+    (wf,) = diff_programs(old, new).workflows
+    assert [(c.id, c.fields) for c in wf.changed] == [("s", ["retry"])]
+    verdicts = {v.state: v.problems for v in wf.resume if not v.safe}
+    assert verdicts == {"s": ["its `retry` changed"]}
+
+
+def test_fmt_keeps_a_retry_list_one_entry_per_line() -> None:
+    text = dedent(SHOWN).lstrip("\n")
+    result = format_source(text)
+    assert result.text == text
+
+
+def test_hover_shows_each_entry(tmp_path: Path) -> None:
+    path = tmp_path / "watch.mn"
+    path.write_text(SHOWN, "utf-8")
+    program = check(path).program
+    assert program is not None
+    text = describe(program, program.symbols["poll"])
+    assert "**retry**, by the first entry whose kinds match, each counting its own:" in text
+    assert "- 3 attempts, first delay 10ms, times 2 after each, on `transient`, `timeout`" in text
+    assert (
+        "- unlimited attempts, first delay 1s, times 2 after each, within 1h of the first" in text
+    )
