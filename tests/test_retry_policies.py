@@ -29,10 +29,13 @@ from mnlang.ir.hashing import canonical, program_hash
 from mnlang.ir.load import dump_ir, parse_ir
 from mnlang.ir.model import IRProgram
 from mnlang.lsp.hover import describe
+from mnlang.models.scripted import ScriptedProvider, check_script
+from mnlang.models.setup import ModelSetup
 from mnlang.runtime.clock import VirtualClock
 from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.retry import count, judge, new_tally
 from mnlang.runtime.run import RunOutcome, start_run
+from mnlang.stores.sqlite import SQLiteStore
 
 FLAKY = """
 from mnlang.errors import Timeout, Transient, named
@@ -360,3 +363,84 @@ def test_hover_shows_each_entry(tmp_path: Path) -> None:
     assert (
         "- unlimited attempts, first delay 1s, times 2 after each, within 1h of the first" in text
     )
+
+
+# --- effects and agents keep the same counts ------------------------------------------------
+
+
+def test_an_effect_counts_its_retries_per_entry(tmp_path: Path) -> None:
+    p = make(
+        tmp_path,
+        """
+        error Declined
+
+        effect book(kinds: list[str]) -> str {
+          impl: "tools:script"
+          key: "book:{kinds}"
+          retry: [{ on: [transient], attempts: 2 }, { on: [Declined], attempts: 2 }]
+        }
+
+        workflow go(kinds: list[str]) -> str {
+          r = book(kinds)
+          return r
+        }
+        """,
+    )
+    out = run(p, {"kinds": ["transient", "Declined"]}, VirtualClock())
+    assert out.status == "completed", out.error
+    assert out.result == "answered on try 3"
+    assert [e.data["kind"] for e in p.events("r", "retry")] == ["transient", "Declined"]
+    # A second transient failure would end it: its entry has had its two tries.
+    out = start_run(
+        p.store,
+        p.ir,
+        "go",
+        {"kinds": ["transient", "Declined", "transient"]},
+        run_id="r2",
+        config=RuntimeConfig(commit_ms=0, clock=VirtualClock()),
+    )
+    assert out.status == "failed" and out.error is not None
+    assert out.error["kind"] == "transient"
+
+
+AGENT = """
+type Triage {
+  label: str
+}
+
+agent triage(text: str) -> Triage {
+  model: "gpt-5.4-mini"
+  prompt: "Classify: {text}"
+  max_tokens: 50
+  retry: [
+    { on: [malformed_output], attempts: unlimited, backoff: 1s, factor: 1, max_elapsed: 2500ms },
+    { on: [transient], attempts: 3 },
+  ]
+}
+
+workflow classify(text: str) -> str {
+  t = triage(text)
+  return t.label
+}
+"""
+
+
+def test_an_agent_stops_at_max_elapsed_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "flow.mn"
+    path.write_text(AGENT, "utf-8")
+    ir, diagnostics = compile_file(path)
+    assert ir is not None, [str(d) for d in diagnostics]
+    bad = {"$text": "{]"}
+    models = ModelSetup(
+        spec="scripted", override=ScriptedProvider(check_script({"triage": [bad] * 6}, "s"), "s")
+    )
+    config = RuntimeConfig(models=models, commit_ms=0, clock=VirtualClock())
+    with SQLiteStore(tmp_path / "journal.db") as store:
+        out = start_run(store, ir, "classify", {"text": "x"}, run_id="a", config=config)
+        assert out.status == "failed" and out.error is not None
+        assert out.error["kind"] == "malformed_output"
+        # Requests at 0 s, 1 s and 2 s; a fourth, at 3 s, would start after 2.5 s.
+        assert "gave up after 3 tries" in out.error["message"]
+        assert "`max_elapsed: 2.5s`" in out.error["message"]
+        retried = [e for e in store.read_journal("a") if e.kind == "retry"]
+        assert [e.data["attempt"] for e in retried] == [1, 2]

@@ -91,7 +91,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
     retry = written_option(sym, "retry")
     if once and retry is not None:
         attempts = opts["retry"].attempts
-        tries = f" of {attempts} attempts" if attempts > 1 else ""
+        tries = f" of {attempts} attempts" if attempts != 1 else ""
         diags.add(
             "E302",
             retry.key,
