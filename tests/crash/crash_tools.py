@@ -98,3 +98,13 @@ def hesitant(order: str, *, ctx: Any) -> str:
     if ctx.attempt == 2:
         raise named("Declined", f"{order}: declined")
     return f"{order} answered on try {ctx.attempt}"
+
+
+def settle(order: str, *, ctx: Any) -> str:
+    """transient, Declined, transient, Declined, then an answer (see `hesitant`)."""
+    if ctx.attempt in (1, 3):
+        raise Transient(f"{order}: busy")
+    if ctx.attempt in (2, 4):
+        raise named("Declined", f"{order}: declined")
+    _ledger("settle", ctx, {"order": order})
+    return f"settled {order} on try {ctx.attempt}"
