@@ -89,6 +89,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E241", "unlimited attempts without a backoff of at least 1s"),
     ("E242", "retry list entry without `on`"),
     ("E243", "error kind retried by two entries"),
+    ("E260", "`cache` on an agent that may call effects"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),
