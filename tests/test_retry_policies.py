@@ -242,7 +242,7 @@ def test_the_priced_tries_bound_the_tries_made(
     policy = retry_policy(checked)
     priced = worst_case_tries(checked, None)
     assert priced is not None
-    tally = new_tally(policy, 0)
+    tally = new_tally(policy, lambda: 0)
     assert tally is not None
     now, attempt = 0, 1
     while True:

@@ -293,7 +293,7 @@ class AgentCalls:
         fresh = noted is None
         notes: dict[str, Any] = _new_notes() if noted is None else noted
         if fresh:
-            tally = retries.new_tally(agent.retry, self.run.now_ms())
+            tally = retries.new_tally(agent.retry, self.run.now_ms)
             if tally is not None:  # the first request's time, for `max_elapsed`
                 notes["tally"] = tally.to_json()
             fiber.pending = {"agent": notes}

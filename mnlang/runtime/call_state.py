@@ -246,7 +246,7 @@ class Calls:
         call.hash = args_hash(call.args)
         fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}
         # Committed with the intent: the first try's time, for `max_elapsed` after a crash.
-        call.tally = retries.new_tally(call.retry, run.now_ms())
+        call.tally = retries.new_tally(call.retry, run.now_ms)
         self._keep_tally(call)
         index = run.journal.put_ledger(
             LedgerPut(call.key, call.hash, "intent", effect.scope == "global", None, call.step)
@@ -532,7 +532,7 @@ class Calls:
         run = self.run
         call.attempt += 1
         if call.tally is None:
-            call.tally = retries.new_tally(call.retry, run.now_ms())
+            call.tally = retries.new_tally(call.retry, run.now_ms)
         decl = call.decl
         doubles = run.config.doubles
         stand_in = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +46,10 @@ def tallied(policy: RetryIR) -> bool:
     )
 
 
-def new_tally(policy: RetryIR, now_ms: int) -> Tally | None:
-    """A call's tally as its first try starts, None when its policy needs none."""
-    return Tally([0] * len(policy.entries), now_ms) if tallied(policy) else None
+def new_tally(policy: RetryIR, now_ms: Callable[[], int]) -> Tally | None:
+    """A call's tally as its first try starts, None when its policy needs none (and then
+    the clock is not read)."""
+    return Tally([0] * len(policy.entries), now_ms()) if tallied(policy) else None
 
 
 def _entry(policy: RetryIR, kind: str) -> tuple[int, RetryIR] | None:
