@@ -665,12 +665,47 @@ def register_schedules(
     it starts their runs; schedules a source no longer declares are dropped."""
     from mnlang.runtime.schedules import register
 
-    records: list[ScheduleRecord] = []
+    records: dict[str, ScheduleRecord] = {}
     with _open_store(db, create=True) as store:
         for source in sources:
             program = source if not isinstance(source, str | Path) else load_program(source)
-            records += register(store, program)
-    return records
+            # Files importing one module register its schedules once: one record each.
+            records |= {record.name: record for record in register(store, program)}
+    return list(records.values())
+
+
+def list_schedules(*, db: str | Path | None = None) -> list[ScheduleRecord]:
+    """The schedules registered in the journal, by name (`jobs.nightly`), with their next
+    time, last start, declaring module and whether they are paused."""
+    with _open_store(db) as store:
+        return store.list_schedules()
+
+
+def pause_schedule(name: str, *, db: str | Path | None = None) -> ScheduleRecord:
+    """Stop the schedule `name` from firing until `resume_schedule`; registering it again
+    keeps it paused. Raises `ScheduleNotFound` for a name the journal does not hold."""
+    from mnlang.runtime.schedules import pause
+
+    with _open_store(db) as store:
+        return pause(store, name)
+
+
+def resume_schedule(name: str, *, db: str | Path | None = None) -> ScheduleRecord:
+    """Let a paused schedule fire again from its first time after now; the times it
+    missed while paused are not started."""
+    from mnlang.runtime.schedules import resume
+
+    with _open_store(db) as store:
+        return resume(store, name)
+
+
+def drop_schedule(name: str, *, db: str | Path | None = None) -> ScheduleRecord:
+    """Forget the schedule `name` (its runs stay); it comes back only when a worker is
+    started with a program that declares it. Returns what was registered."""
+    from mnlang.runtime.schedules import drop
+
+    with _open_store(db) as store:
+        return drop(store, name)
 
 
 def run_worker(

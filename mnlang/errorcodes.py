@@ -90,6 +90,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E242", "retry list entry without `on`"),
     ("E243", "error kind retried by two entries"),
     ("E260", "`cache` on an agent that may call effects"),
+    ("E261", "`conversation` is not a `list[Turn]` parameter"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

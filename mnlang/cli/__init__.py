@@ -50,6 +50,7 @@ _COMMANDS = (
     running.resume,
     running.worker,
     running.workers,
+    running.schedules_group,
     running.upgrade,
     running.db_group,
     running.gc,

@@ -216,6 +216,7 @@ class DeclCompiler:
             system=self._template(opts.get("system"), symbol.module),
             description=opts.get("description"),
             cache_ms=opts.get("cache"),
+            conversation=opts.get("conversation"),
         )
 
     # ---- events and schedules ------------------------------------------------

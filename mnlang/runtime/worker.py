@@ -399,7 +399,7 @@ class Worker:
             schedules = self.store.list_schedules()
         except StoreError:
             return None
-        return min((s.next_at for s in schedules), default=None)
+        return min((s.next_at for s in schedules if s.paused_at is None), default=None)
 
     def _schedule_due_within(self, seconds: float) -> bool:
         soonest = self._next_schedule()

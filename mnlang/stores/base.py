@@ -396,12 +396,14 @@ class ScheduleRecord:
     """A `schedule` declaration registered in the journal, and where it stands."""
 
     name: str
-    """The schedule's qualified name: one registration per name."""
+    """The schedule's name in its declaring module (`jobs.nightly`): one registration per
+    name, whichever programs import that module."""
     workflow: str
+    """The workflow it starts, named by its module as the schedule is (`jobs.report`)."""
     ir_hash: str
     """The program that declares it (kept with `put_program`)."""
     source: str
-    """The source file that registered it."""
+    """The source file that registered it last."""
     spec: Json
     """When it fires: `{"every_ms": ..., "cron": ..., "timezone": ...}`."""
     next_at: float
@@ -409,6 +411,10 @@ class ScheduleRecord:
     last_at: float | None
     last_run_id: str | None
     updated_at: float
+    module: str
+    """The module that declares it (`jobs`; `ops.jobs` for `ops/jobs.mn`)."""
+    paused_at: float | None
+    """When `mnc schedules pause` paused it; `None` while it fires."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +428,7 @@ class NewSchedule:
     source: str
     spec: Json
     next_at: float
+    module: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -888,13 +895,22 @@ class Store(Protocol):
     def delete_schedule(self, name: str) -> bool:
         """Forget a schedule; `False` when none had this name."""
 
+    def pause_schedule(self, name: str) -> bool:
+        """Stop a schedule from firing (it stays registered, and registering it again keeps
+        it paused); `False` when none has this name."""
+
+    def resume_schedule(self, name: str, next_at: float) -> bool:
+        """Let a paused schedule fire again from `next_at` (the times it missed while paused
+        are not started); a schedule that is not paused keeps its place. `False` when none
+        has this name."""
+
     def fire_schedule(
         self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
     ) -> bool:
         """Start the run of a schedule's time `scheduled_at`, in one transaction: if the
-        schedule's `next_at` is still `expected`, create `run` (unless a run has its id),
-        note it as the last start and move `next_at` on; `False` when another worker did
-        it first."""
+        schedule is not paused and its `next_at` is still `expected`, create `run` (unless a
+        run has its id), note it as the last start and move `next_at` on; `False` when
+        another worker did it first, or it was paused or dropped meanwhile."""
 
     # retention
 

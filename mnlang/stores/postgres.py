@@ -176,7 +176,8 @@ _SIGNAL_COLUMNS: LiteralString = (
 )
 _TIMER_COLUMNS: LiteralString = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS: LiteralString = (
-    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
+    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at, "
+    "module, paused_at"
 )
 
 # A run is worth a worker's attention when nobody holds it and it can make progress: it is
@@ -1558,11 +1559,13 @@ class PostgresStore:
 
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
         # A changed spec starts over from the given time; an unchanged one keeps its place.
+        # A paused schedule stays paused.
         rows = self._autocommit(
-            "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, updated_at) "
-            f"VALUES (%(name)s, %(workflow)s, %(ir_hash)s, %(source)s, %(spec)s, %(next_at)s, "
-            f"{_NOW}) ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow, "
-            "ir_hash = excluded.ir_hash, source = excluded.source, "
+            "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, updated_at, "
+            f"module) VALUES (%(name)s, %(workflow)s, %(ir_hash)s, %(source)s, %(spec)s, "
+            f"%(next_at)s, {_NOW}, %(module)s) ON CONFLICT (name) DO UPDATE SET "
+            "workflow = excluded.workflow, ir_hash = excluded.ir_hash, "
+            "source = excluded.source, module = excluded.module, "
             "updated_at = excluded.updated_at, next_at = CASE WHEN schedules.spec = "
             "excluded.spec THEN schedules.next_at ELSE excluded.next_at END, "
             f"spec = excluded.spec RETURNING {_SCHEDULE_COLUMNS}",
@@ -1573,6 +1576,7 @@ class PostgresStore:
                 "source": schedule.source,
                 "spec": dump(schedule.spec),
                 "next_at": schedule.next_at,
+                "module": schedule.module,
             },
         )
         return schedule_record(rows[0])
@@ -1584,14 +1588,37 @@ class PostgresStore:
     def delete_schedule(self, name: str) -> bool:
         return bool(self._autocommit("DELETE FROM schedules WHERE name = %s RETURNING 1", (name,)))
 
+    def pause_schedule(self, name: str) -> bool:
+        return bool(
+            self._autocommit(
+                f"UPDATE schedules SET paused_at = coalesce(paused_at, {_NOW}), "
+                f"updated_at = {_NOW} WHERE name = %s RETURNING 1",
+                (name,),
+            )
+        )
+
+    def resume_schedule(self, name: str, next_at: float) -> bool:
+        return bool(
+            self._autocommit(
+                "UPDATE schedules SET next_at = CASE WHEN paused_at IS NULL THEN next_at "
+                f"ELSE %s END, paused_at = NULL, updated_at = {_NOW} WHERE name = %s "
+                "RETURNING 1",
+                (next_at, name),
+            )
+        )
+
     def fire_schedule(
         self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
     ) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
         def body(tx: _Tx) -> bool:
             now = tx.clock()
             moved = tx.one(
                 "UPDATE schedules SET next_at = %s, last_at = %s, last_run_id = %s, "
-                "updated_at = %s WHERE name = %s AND next_at = %s RETURNING 1",
+                "updated_at = %s WHERE name = %s AND next_at = %s AND paused_at IS NULL "
+                "RETURNING 1",
                 (next_at, scheduled_at, run.run_id, now, name, expected),
             )
             if moved is None:
@@ -1601,9 +1628,14 @@ class PostgresStore:
             created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
             if created.rowcount == 1 and run.status == "running":
                 self._notify(tx, run.run_id)
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
             return True
 
-        return self._transaction(body)
+        fired = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return fired
 
     # --- retention -----------------------------------------------------------------------
 

@@ -120,7 +120,8 @@ _CHECKPOINT_COLUMNS = (
 _SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at, correlation"
 _TIMER_COLUMNS = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS = (
-    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
+    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at, "
+    "module, paused_at"
 )
 
 # A run is worth a worker's attention when nobody holds it and it can make progress: it is
@@ -1221,12 +1222,14 @@ class SQLiteStore:
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
         spec = dump(schedule.spec)
         with self._write() as now:
-            # A changed spec starts over from the given time; an unchanged one keeps its place.
+            # A changed spec starts over from the given time; an unchanged one keeps its
+            # place. A paused schedule stays paused.
             self._conn.execute(
                 "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "workflow = excluded.workflow, ir_hash = excluded.ir_hash, "
+                "updated_at, module) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO "
+                "UPDATE SET workflow = excluded.workflow, ir_hash = excluded.ir_hash, "
                 "source = excluded.source, updated_at = excluded.updated_at, "
+                "module = excluded.module, "
                 "next_at = CASE WHEN schedules.spec = excluded.spec THEN schedules.next_at "
                 "ELSE excluded.next_at END, spec = excluded.spec",
                 (
@@ -1237,6 +1240,7 @@ class SQLiteStore:
                     spec,
                     schedule.next_at,
                     now,
+                    schedule.module,
                 ),
             )
             row = self._conn.execute(
@@ -1252,19 +1256,46 @@ class SQLiteStore:
         with self._write():
             return self._conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount == 1
 
+    def pause_schedule(self, name: str) -> bool:
+        with self._write() as now:
+            return (
+                self._conn.execute(
+                    "UPDATE schedules SET paused_at = coalesce(paused_at, ?), updated_at = ? "
+                    "WHERE name = ?",
+                    (now, now, name),
+                ).rowcount
+                == 1
+            )
+
+    def resume_schedule(self, name: str, next_at: float) -> bool:
+        with self._write() as now:
+            return (
+                self._conn.execute(
+                    "UPDATE schedules SET next_at = CASE WHEN paused_at IS NULL THEN next_at "
+                    "ELSE ? END, paused_at = NULL, updated_at = ? WHERE name = ?",
+                    (next_at, now, name),
+                ).rowcount
+                == 1
+            )
+
     def fire_schedule(
         self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
     ) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
         with self._write() as now:
             moved = self._conn.execute(
                 "UPDATE schedules SET next_at = ?, last_at = ?, last_run_id = ?, updated_at = ? "
-                "WHERE name = ? AND next_at = ?",
+                "WHERE name = ? AND next_at = ? AND paused_at IS NULL",
                 (next_at, scheduled_at, run.run_id, now, name, expected),
             )
             if moved.rowcount != 1:
                 return False
             self._insert_run(run, now)
-            return True
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return True
 
     # --- retention -----------------------------------------------------------------------
 
