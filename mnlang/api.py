@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
+    from mnlang.runtime.recovery import BulkRetried, RunFilter
     from mnlang.runtime.run import RunOutcome
     from mnlang.runtime.serving import ChangedCode
     from mnlang.runtime.signals import Delivered
@@ -515,6 +516,82 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
             )
         _cancel_children(store, run_id)
         return outcome
+
+
+def retry_run(
+    run_id: str,
+    *,
+    by: str,
+    execute: bool = True,
+    db: str | Path | None = None,
+    observer: Observer | None = None,
+) -> RunOutcome:
+    """Retry failed run `run_id` in place, from the state it kept at its failed step
+    (`mnlang.runtime.recovery`); a run whose unwinding did work outside it (an effect in
+    a `finally`, a compensation, `on_failure`'s effects) is refused (`RetryRefused`).
+    With `execute`, it goes on here until it ends or waits; else a worker takes it."""
+    from mnlang.runtime import run
+    from mnlang.runtime.recovery import retry
+
+    with _open_store(db) as store:
+        retry(store, run_id, by=by)
+        if not execute:
+            record = store.get_run(run_id)
+            assert record is not None
+            return run.RunOutcome(record.run_id, record.workflow, record.status)
+        try:
+            return run.resume_run(store, run_id, observer=observer)
+        except run.RunBusy:
+            current = store.get_run(run_id)
+            assert current is not None
+            return run.RunOutcome(
+                current.run_id,
+                current.workflow,
+                current.status,
+                warnings=["a worker took the run first; it goes on there"],
+            )
+
+
+def retry_runs(
+    query: RunFilter,
+    *,
+    by: str,
+    limit: int = 1000,
+    execute: bool = True,
+    db: str | Path | None = None,
+) -> BulkRetried:
+    """Retry every failed run matching `query` (at most `limit`, newest first); each
+    one refused is listed with the reason. With `execute`, each goes on here in turn."""
+    from mnlang.runtime import run
+    from mnlang.runtime.recovery import BulkRetried, retry
+
+    bulk = BulkRetried()
+    with _open_store(db) as store:
+        records, bulk.more = store.search_runs(
+            status="failed",
+            workflow=query.workflow,
+            workflow_class=query.workflow_class,
+            since=query.since,
+            until=query.until,
+            text=query.q,
+            limit=limit,
+        )
+        for record in records:
+            try:
+                retry(store, record.run_id, by=by)
+            except run.RunError as e:
+                bulk.refused.append((record.run_id, e.message))
+                continue
+            try:
+                outcome = run.resume_run(store, record.run_id) if execute else None
+            except run.RunBusy:
+                outcome = None
+            current = store.get_run(record.run_id, args=False)
+            assert current is not None
+            bulk.retried.append(
+                outcome or run.RunOutcome(current.run_id, current.workflow, current.status)
+            )
+    return bulk
 
 
 def _cancel_children(store: Store, run_id: str) -> None:

@@ -252,6 +252,11 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
             facts.unsafe_attempts += 1
         elif kind == "compensating":
             facts.repair = True
+        elif kind == "retried":
+            # A person fixed the cause and retried the failed run: a repair the workflow
+            # did not plan, and a person's intervention.
+            facts.repair = True
+            facts.human_decisions += 1
     cost.compute += Decimal(str(round(tool_ms / 1000, 6))) * rates.compute_per_cpu_second
 
 

@@ -20,6 +20,7 @@ pure states between pays one commit per effect.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import uuid
@@ -29,7 +30,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from mnlang.errors import CANCELLED, DEADLINE_EXCEEDED
+from mnlang.errors import BUDGET_EXCEEDED, CANCELLED, DEADLINE_EXCEEDED
 from mnlang.ir.expr import Expr, Var
 from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.ir.states import (
@@ -58,6 +59,7 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
 from mnlang.runtime.effects import run_wire_nonce
 from mnlang.runtime.evaluate import Evaluator
+from mnlang.runtime.failure_point import FAILURE_POINT_META, NOT_RETRYABLE_META, FailurePoint
 from mnlang.runtime.failures import FAIL, FAILURE, StepFailure, value_error
 from mnlang.runtime.faults import FAULTS_META, FaultPlan
 from mnlang.runtime.fibers import (
@@ -195,6 +197,8 @@ class Interpreter:
         """Set by a worker that is shutting down: the run stops at its next commit point."""
         self.outcome: Outcome | None = None
         self.aborting = False
+        self.failing: FailurePoint | None = None
+        """The failure being unwound and the state at it (`mnlang.runtime.failure_point`)."""
         self.force_commit = False
         self.ride = False
         """An effect's result is due: `_ride` runs first, then the commit."""
@@ -501,9 +505,25 @@ class Interpreter:
 
     def _commit(self, run: RunUpdate | None = None, final: bool = False) -> CommitResult:
         ops: list[StateOp] = []
-        if final:
+        point = self.failing
+        if point is not None and point.given_up is None:
+            work = point.outside_work(self.journal, ignore_timers=frozenset({DEADLINE_TIMER}))
+            if work:
+                point.given_up = f"its unwinding did work outside the run: {'; '.join(work)}"
+        held: list[StateOp] | None = None
+        if point is not None and point.given_up is None:
+            # The stored state stays the failure point: only events and outside work
+            # from before the failure go out; the unwinding's state is held back.
+            if not point.written:
+                ops += point.ops
+                point.written = True
+            held, self.journal.ops = self.journal.ops, []
+        elif final:
             ops.append(DropBranch(""))
         else:
+            if point is not None and not point.written:
+                ops += point.ops
+                point.written = True
             for scope in self.scopes.values():
                 scope.flush(ops)
             for fiber in self.fibers.values():
@@ -520,6 +540,10 @@ class Interpreter:
             result = self.journal.commit(ops, run)
         except StaleLease as e:
             raise RunAborted(str(e)) from e
+        if held is not None and not final:
+            self.journal.ops = held
+        if point is not None:
+            point.committed()
         self.published_dirty = False
         self.steps = 0
         self.last_commit = self.last_store_contact = time.monotonic()
@@ -534,6 +558,10 @@ class Interpreter:
 
     def _finish(self, outcome: Outcome) -> RunEnd:
         meta = {**self._meta(), "cost": str(self.budget.spent)}
+        if isinstance(outcome, StepFailure) and outcome.kind != CANCELLED:
+            self._settle_failure_point(outcome, meta)
+        else:
+            self.failing = None  # the run ends otherwise: its state goes
         self.pauses.tell_parent()
         if self.deadline_at is not None:
             self.journal.cancel_timers.append(DEADLINE_TIMER)
@@ -548,8 +576,58 @@ class Interpreter:
         self._commit(RunUpdate(status=status, error=error, meta=meta), final=True)
         return RunEnd(status, error=error)
 
+    def _settle_failure_point(self, failure: StepFailure, meta: dict[str, Json]) -> None:
+        """Keep the failure point of a failed run (`meta` says where), or say why not."""
+        point = self.failing
+        why: str | None
+        if point is None:
+            why = "it kept no failure point (it was unwinding when its process stopped)"
+        elif point.given_up is not None:
+            why = point.given_up
+        else:
+            work = point.outside_work(self.journal, ignore_timers=frozenset({DEADLINE_TIMER}))
+            why = f"its unwinding did work outside the run: {'; '.join(work)}" if work else None
+        if why is None and self.record.parent_run_id is not None:
+            why = "it is a child run: its parent was told it failed (retry the parent)"
+        if why is None and failure.kind in (BUDGET_EXCEEDED, DEADLINE_EXCEEDED):
+            why = f"it failed with `{failure.kind}`: a retry would stop at once"
+        if why is None and self.aborting:
+            why = "it was stopped while running"
+        if why is None:
+            meta[FAILURE_POINT_META] = {"step": failure.step, "kind": failure.kind}
+        else:
+            if point is not None:
+                point.given_up = why
+            meta[NOT_RETRYABLE_META] = why
+
+    def _hold_failure_point(self, fiber: Fiber, failure: StepFailure) -> None:
+        """A failure starts to unwind: take the state as it stands here, unwritten."""
+        ops, self.journal.ops = self.journal.ops, []
+        for scope in self.scopes.values():
+            scope.flush(ops)
+        for each in self.fibers.values():
+            if each.dirty or each is fiber:
+                # A copy: unwinding changes the fiber's frames in place.
+                ops.append(SetCursor(each.branch, copy.deepcopy(each.cursor())))
+                each.dirty = False
+        self.failing = FailurePoint.begin(failure, ops, self.journal)
+
+    def _failure_caught(self) -> None:
+        """The failure was caught: the run goes on, and the state at the failure goes out
+        with the next commit, before what came after it."""
+        point, self.failing = self.failing, None
+        if point is not None and not point.written:
+            self.journal.ops[:0] = point.ops
+
+    def give_up_failure_point(self, why: str) -> None:
+        """The unwinding did something outside the run (or must write its state): a
+        retry could not undo it, so the state is written as it goes from here on."""
+        if self.failing is not None and self.failing.given_up is None:
+            self.failing.given_up = why
+
     def _pause(self) -> None:
         """Commit the run as waiting (a cancel request found by this commit wakes it)."""
+        self.give_up_failure_point("it paused while unwinding")
         waiting = sorted(
             {
                 signal_address(f.pending["event"], f.pending.get("key"))
@@ -588,6 +666,7 @@ class Interpreter:
         left = due - (time.time() + self.clock_offset)
         if left > window:
             return False
+        self.give_up_failure_point("it waited for a timer while unwinding")
         self.journal.event("sleeping", {"ms": max(0, round(left * 1000))})
         self._commit()
         ticks = self.stop or threading.Event()
@@ -640,6 +719,7 @@ class Interpreter:
     def _stopped(self) -> RunEnd:
         """Leave the run for another worker: commit where it stands, with no call in flight."""
         self.journal.event("stopped", {"reason": "the worker is shutting down"})
+        self.give_up_failure_point("its worker stopped while it was unwinding")
         self._commit()
         return RunEnd("running")
 
@@ -711,6 +791,8 @@ class Interpreter:
         """Propagate a failure or a `return` outward from `frame`: into the first `catch`
         that takes it, through every `finally`, out of loops; at the fiber's start it
         goes to the parent's join, at the workflow's top it ends the run."""
+        if self.failing is None and isinstance(outcome, StepFailure) and not self.aborting:
+            self._hold_failure_point(fiber, outcome)
         fiber.dirty = True
         fiber.pending = None
         while True:
@@ -748,6 +830,7 @@ class Interpreter:
                 if clause.var is not None:
                     fiber.scope.set(clause.var, outcome.as_value())
                 self.journal.event("caught", outcome.to_json(), state.id, fiber.branch)
+                self._failure_caught()
                 self.wake(fiber)
                 self._enter(fiber, clause.entry, state.id)
                 return True

@@ -156,6 +156,8 @@ class PauseRun(Protocol):
 
     def fail(self, fiber: Fiber, failure: StepFailure) -> None: ...
 
+    def give_up_failure_point(self, why: str) -> None: ...
+
 
 class Pauses:
     def __init__(self, run: PauseRun, child_runner: ChildRunner | None) -> None:
@@ -586,6 +588,7 @@ class Pauses:
             journal.cancel_timers.append(note["retry"]["timer"])
         if "child" in note:
             self.run.store.request_cancel(note["child"])
+            self.run.give_up_failure_point(f"its unwinding cancelled child run `{note['child']}`")
 
     def describe(self) -> list[Json]:
         """What each paused fiber waits for, for the journal and `mnc show`."""

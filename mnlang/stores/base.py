@@ -689,6 +689,25 @@ class Store(Protocol):
     ) -> list[RunRecord]:
         """Runs matching every given filter, newest first."""
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        """Up to `limit` runs matching every given filter (created in `[since, until)`,
+        `text` found in the run id or the stored input, letters of any case as the
+        database's `lower` folds them: ASCII at least), newest first then by run id, after
+        the run `after` names (its `created_at` and id: a cursor); and whether more match.
+        Filtered in the database, a page at a time."""
+        ...
+
     def run_counts(self) -> list[RunCount]:
         """The number of runs per workflow, class and status, sorted by those three."""
 
@@ -714,6 +733,13 @@ class Store(Protocol):
         never waited for or claimed twice. A waiting run of a workflow with a `limit` is
         claimed only into a free slot, and becomes `running` in the same transaction, so
         two workers cannot both take the last slot."""
+
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        """Set a `failed` run `running` again (its error and end cleared, its `meta`
+        replaced), journaling `event`, in one transaction; False when it is not `failed`
+        (the state is the run's own: a retry resumes from what its last commit kept).
+        Counts as a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
+        ...
 
     def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
         """Set a run aside (`RunRecord.quarantine`): `runnable_runs` and `claim_runs` skip

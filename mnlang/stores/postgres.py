@@ -72,6 +72,7 @@ from mnlang.stores.base import (
     Lease,
     LedgerRow,
     Need,
+    NewEvent,
     NewRun,
     NewSchedule,
     Offer,
@@ -902,6 +903,45 @@ class PostgresStore:
         )
         return [listed(row, _run_record) for row in rows]
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        at, after_id = after if after is not None else (None, None)
+        rows = self._autocommit(
+            f"SELECT {_RUN_COLUMNS} FROM runs "
+            "WHERE (%(status)s::text IS NULL OR status = %(status)s) "
+            "AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s) "
+            "AND (%(class)s::text IS NULL OR workflow_class = %(class)s) "
+            "AND (%(since)s::float8 IS NULL OR created_at >= %(since)s) "
+            "AND (%(until)s::float8 IS NULL OR created_at < %(until)s) "
+            "AND (%(text)s::text IS NULL OR strpos(lower(run_id), lower(%(text)s)) > 0 "
+            "     OR strpos(lower(args), lower(%(text)s)) > 0) "
+            "AND (%(at)s::float8 IS NULL OR created_at < %(at)s "
+            "     OR (created_at = %(at)s AND run_id > %(after_id)s)) "
+            "ORDER BY created_at DESC, run_id LIMIT %(limit)s",
+            {
+                "status": status,
+                "workflow": workflow,
+                "class": workflow_class,
+                "since": since,
+                "until": until,
+                "text": text or None,
+                "at": at,
+                "after_id": after_id,
+                "limit": limit + 1,
+            },
+        )
+        return [listed(row, _run_record) for row in rows[:limit]], len(rows) > limit
+
     def run_counts(self) -> list[RunCount]:
         rows = self._autocommit(
             "SELECT workflow, workflow_class, status, count(*) FROM runs "
@@ -984,6 +1024,42 @@ class PostgresStore:
         quarantined = self._transaction(body, lambda: crash.point("during"))
         crash.point("after")
         return quarantined
+
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        data, new_meta = dump(event.data), dump(meta)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> bool:
+            row = tx.one(
+                "SELECT status, last_seq FROM runs WHERE run_id = %s FOR NO KEY UPDATE",
+                (run_id,),
+            )
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] != "failed":
+                return False
+            seq = row[1] + 1
+            tx.conn.execute(
+                "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                f"VALUES (%s, %s, {_NOW}, %s, %s, %s, %s)",
+                (run_id, seq, event.kind, event.state, event.branch, data),
+            )
+            tx.conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "finished_at = NULL, waiting_for = '{}', cancel_requested = false, "
+                f"meta = %s, last_seq = %s, updated_at = {_NOW} WHERE run_id = %s",
+                (new_meta, seq, run_id),
+            )
+            self._notify(tx, run_id)
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return True
+
+        reopened = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return reopened
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         def body(tx: _Tx) -> Quarantine | None:

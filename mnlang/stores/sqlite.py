@@ -43,6 +43,7 @@ from mnlang.stores.base import (
     LedgerPut,
     LedgerRow,
     Need,
+    NewEvent,
     NewRun,
     NewSchedule,
     Offer,
@@ -511,6 +512,50 @@ class SQLiteStore:
             rows = self._conn.execute(sql, params).fetchall()
         return [listed(row, _run_record) for row in rows]
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": limit + 1}
+        for column, value in (
+            ("status", status),
+            ("workflow", workflow),
+            ("workflow_class", workflow_class),
+        ):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        if since is not None:
+            where.append("created_at >= :since")
+            params["since"] = since
+        if until is not None:
+            where.append("created_at < :until")
+            params["until"] = until
+        if text:
+            where.append(
+                "(instr(lower(run_id), lower(:text)) > 0 OR instr(lower(args), lower(:text)) > 0)"
+            )
+            params["text"] = text
+        if after is not None:
+            where.append("(created_at < :at OR (created_at = :at AND run_id > :after_id))")
+            params["at"], params["after_id"] = after
+        sql = f"SELECT {_RUN_COLUMNS} FROM {_RUNS_WITH_ARGS}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
+        with self._lock, self._translated():
+            rows = self._conn.execute(sql, params).fetchall()
+        return [listed(row, _run_record) for row in rows[:limit]], len(rows) > limit
+
     def run_counts(self) -> list[RunCount]:
         rows = self._query(
             "SELECT workflow, workflow_class, status, count(*) FROM runs "
@@ -579,6 +624,35 @@ class SQLiteStore:
             crash.point("during")
         crash.point("after")
         return quarantined == 1
+
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        data, new_meta = dump(event.data), dump(meta)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        with self._write() as now:
+            row = self._conn.execute(
+                "SELECT status, last_seq FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] != "failed":
+                return False
+            seq = row[1] + 1
+            self._conn.execute(
+                "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, seq, now, event.kind, event.state, event.branch, data),
+            )
+            self._conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "finished_at = NULL, waiting_for = '[]', cancel_requested = 0, meta = ?, "
+                "last_seq = ?, updated_at = ? WHERE run_id = ?",
+                (new_meta, seq, now, run_id),
+            )
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return True
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         with self._write():
