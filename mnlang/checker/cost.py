@@ -1,6 +1,8 @@
 """Cost: the static worst-case cost of one run, warned about when it is over `budget:` (W601).
 
-The worst case counts every retry attempt of every step: for an agent,
+The worst case counts every retry attempt of every step (`attempts: unlimited` as
+many tries as its shortest delays fit in its `max_elapsed` or the workflow's deadline,
+`mnlang.checker.retries`): for an agent,
 attempts x turns x (`max_tokens` output tokens + an estimate of the prompt's
 input tokens) at the model's prices; for a tool or effect, attempts x its
 declared `cost`; for a child workflow, its own worst case (capped by its own
@@ -16,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_UP, Decimal
 
+from mnlang.checker.options import UNLIMITED, RetryPolicy
 from mnlang.checker.program import ModuleInfo, Program, Symbol
+from mnlang.checker.retries import worst_case_tries
 from mnlang.checker.steps import (
     called_symbol,
     nested_statement,
@@ -185,6 +189,8 @@ class _Estimator:
         self.done: dict[str, _Estimate] = {}
         # Workflows being estimated: a recursive call (E308) counts as nothing.
         self.active: set[str] = set()
+        # The literal deadline of the workflow being estimated: it bounds unlimited retries.
+        self.deadline_ms: int | None = None
 
     def workflow(self, wf: Symbol) -> _Estimate:
         known = self.done.get(wf.name)
@@ -195,10 +201,14 @@ class _Estimator:
         decl = wf.decl
         assert isinstance(decl, ast.WorkflowDecl)
         self.active.add(wf.name)
+        outer = self.deadline_ms
+        deadline = options_of(self.program, wf).get("deadline")
+        self.deadline_ms = deadline if isinstance(deadline, int) else None
         lists = _list_lengths(decl.body)
         estimate = self._block(wf.module, decl.body, lists)
         if decl.on_failure is not None:  # a failed run pays for its cleanup too
             estimate = estimate.then(self._block(wf.module, decl.on_failure.body, lists))
+        self.deadline_ms = outer
         self.active.discard(wf.name)
         self.done[wf.name] = estimate
         return estimate
@@ -260,8 +270,10 @@ class _Estimator:
         name = sym.decl.name.name
         opts = options_of(self.program, sym)
         retry = opts.get("retry")
-        attempts: int = retry.attempts if retry is not None else 1
+        attempts = self._tries(retry)
         tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        if retry is not None and any(e.attempts == UNLIMITED for e in retry.entries):
+            tries += " (unlimited: as many as fit in the time allowed)"
         if sym.kind == "workflow":
             child = self.workflow(sym)
             budget = opts.get("budget")
@@ -312,8 +324,13 @@ class _Estimator:
             price = opts.get("cost")
             retry = opts.get("retry")
             if isinstance(price, Decimal):
-                most = max(most, price * (retry.attempts if retry is not None else 1))
+                most = max(most, price * self._tries(retry))
         return most
+
+    def _tries(self, retry: RetryPolicy | None) -> int:
+        """The most tries of one call; an unbounded policy is E240, reported before this
+        pass runs, and counted as one try."""
+        return worst_case_tries(retry, self.deadline_ms) or 1
 
 
 def _prompt_tokens(prompt: object) -> int:

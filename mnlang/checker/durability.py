@@ -94,7 +94,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
     # to say it has not got the failed one (docs/language.md, Reconciliation).
     if once and retry is not None and "reconcile" not in opts:
         attempts = opts["retry"].attempts
-        tries = f" of {attempts} attempts" if attempts > 1 else ""
+        tries = f" of {attempts} attempts" if attempts != 1 else ""
         diags.add(
             "E302",
             retry.key,

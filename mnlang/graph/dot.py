@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import graphviz
 
 from mnlang.graph.overlay import RunOverlay
+from mnlang.ir.base import RetryIR
 from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.ir.show import arm_text, show, show_duration, summary
 from mnlang.ir.states import (
@@ -106,14 +107,23 @@ def _style_key(state: State) -> str:
     return state.kind
 
 
+def _retry_line(entry: RetryIR) -> str:
+    """One retry entry: `retry 3x on timeout, backoff 1s`, `retry unlimited ..., within 1h`."""
+    times = f"{entry.attempts}x" if isinstance(entry.attempts, int) else "unlimited"
+    backoff = f", backoff {show_duration(entry.backoff_ms)}" if entry.backoff_ms else ""
+    within = (
+        f", within {show_duration(entry.max_elapsed_ms)}"
+        if entry.max_elapsed_ms is not None
+        else ""
+    )
+    return f"retry {times} on {', '.join(entry.on)}{backoff}{within}"
+
+
 def _policy_lines(program: IRProgram, state: State) -> list[str]:
     """The policies worth seeing on a node: retry, timeout, idempotency key, human timeout."""
     lines: list[str] = []
     if isinstance(state, CallState):
-        retry = state.retry
-        if retry.attempts > 1:
-            backoff = f", backoff {show_duration(retry.backoff_ms)}" if retry.backoff_ms else ""
-            lines.append(f"retry {retry.attempts}x on {', '.join(retry.on)}{backoff}")
+        lines += [_retry_line(entry) for entry in state.retry.entries if entry.attempts != 1]
         if state.timeout_ms is not None:
             lines.append(f"timeout {show_duration(state.timeout_ms)}")
         effect = program.effects.get(state.callee)

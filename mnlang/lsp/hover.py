@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mnlang.checker.impls import impl_docstring
-from mnlang.checker.options import ERROR_KINDS, UNCATCHABLE_KINDS, RetryPolicy
+from mnlang.checker.options import ERROR_KINDS, UNCATCHABLE_KINDS, UNLIMITED, RetryPolicy
 from mnlang.checker.program import ModuleInfo, Program, Symbol
 from mnlang.checker.types import PRIMITIVES, Type
 from mnlang.lsp.analysis import resolve, walk
@@ -129,8 +129,15 @@ def _description(sym: Symbol, options: dict[str, Any]) -> str:
 def _retry_text(policy: RetryPolicy | None) -> str:
     if policy is None:
         return ""
-    if policy.attempts <= 1:
-        return "**retry**: one attempt, no retry"
+    if not policy.more:
+        return f"**retry**: {_retry_entry_text(policy)}"
+    entries = "\n".join(f"- {_retry_entry_text(entry)}" for entry in policy.entries)
+    return f"**retry**, by the first entry whose kinds match, each counting its own:\n{entries}"
+
+
+def _retry_entry_text(policy: RetryPolicy) -> str:
+    if policy.attempts == 1:
+        return "one attempt, no retry"
     delay = ""
     if policy.backoff_ms:
         delay = f", first delay {_duration(policy.backoff_ms)}, times {policy.factor:g} after each"
@@ -138,7 +145,12 @@ def _retry_text(policy: RetryPolicy | None) -> str:
             delay += f" (at most {_duration(policy.max_delay_ms)})"
     jitter = ", with jitter" if policy.jitter else ""
     kinds = ", ".join(f"`{k}`" for k in policy.on)
-    return f"**retry**: {policy.attempts} attempts{delay}{jitter}, on {kinds}"
+    within = ""
+    if policy.max_elapsed_ms is not None:
+        within = f", within {_duration(policy.max_elapsed_ms)} of the first"
+    elif policy.attempts == UNLIMITED:
+        within = ", until the run's deadline"
+    return f"{policy.attempts} attempts{delay}{jitter}{within}, on {kinds}"
 
 
 def _effect_text(source: str, decl: ast.Decl, options: dict[str, Any]) -> str:

@@ -199,6 +199,8 @@ class AgentRun(faults.FaultRun, Protocol):
 
     def place(self, fiber: Fiber) -> str: ...
 
+    def now_ms(self) -> int: ...
+
     def deliver(self, fiber: Fiber, value: Value) -> None: ...
 
     def fail(self, fiber: Fiber, failure: StepFailure) -> None: ...
@@ -309,6 +311,9 @@ class AgentCalls:
         fresh = noted is None
         notes: dict[str, Any] = _new_notes() if noted is None else noted
         if fresh:
+            tally = retries.new_tally(agent.retry, self.run.now_ms)
+            if tally is not None:  # the first request's time, for `max_elapsed`
+                notes["tally"] = tally.to_json()
             fiber.pending = {"agent": notes}
             fiber.dirty = True
         session = Session(fiber, agent, state.id, args, notes, self._agent_tools(agent))
@@ -633,13 +638,23 @@ class AgentCalls:
             "kind": failure.kind,
             "message": failure.message,
         }
-        if not retries.should_retry(agent.retry, failure.kind, notes["attempt"]):
+        seed = f"{run.run_id}:{session.step}:{run.place(session.fiber)}"
+        noted = notes.get("tally")
+        tally = retries.Tally.from_json(noted) if noted is not None else None
+        verdict = retries.judge(
+            agent.retry, failure.kind, notes["attempt"], tally, run.now_ms(), seed
+        )
+        delay = verdict.delay_ms
+        if delay is None:
+            if verdict.why:  # it gave up at `max_elapsed`: the failure says so
+                failure.message = data["message"] = f"{failure.message} ({verdict.why})"
             run.journal.event("call_failed", data, session.step, session.fiber.branch)
             self._fail(session, failure)
             return
-        seed = f"{run.run_id}:{session.step}:{run.place(session.fiber)}"
-        delay = retries.delay_ms(agent.retry, notes["attempt"], seed)
         run.journal.event("retry", {**data, "delay_ms": delay}, session.step, session.fiber.branch)
+        if tally is not None:
+            retries.count(tally, verdict)
+            notes["tally"] = tally.to_json()
         notes["attempt"] += 1
         notes.pop("model", None)  # each attempt starts with the first model again
         notes["turn"] = 0

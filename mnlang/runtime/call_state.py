@@ -142,7 +142,8 @@ class Calls:
             self.agents.begin(fiber, state, self._args(fiber, state))
             return
         tool = self.program.tools[state.callee]
-        self._attempt(self._new_call(fiber, "tool", tool, state, self._args(fiber, state)))
+        call = self._new_call(fiber, "tool", tool, state, self._args(fiber, state))
+        self._attempt(self._counted(call, fiber.pending))
 
     def _retry_when_due(self, fiber: Fiber, state: CallState, retry: dict[str, Any]) -> None:
         """A retry that waited on a durable timer: attempt again once the timer is due."""
@@ -166,9 +167,31 @@ class Calls:
             )
             return
         tool = self.program.tools[state.callee]
-        call = self._new_call(fiber, "tool", tool, state, self._args(fiber, state))
+        call = self._counted(
+            self._new_call(fiber, "tool", tool, state, self._args(fiber, state)), fiber.pending
+        )
         call.attempt = attempt
         self._attempt_or_fail(call)
+
+    @staticmethod
+    def _counted(call: Call, pending: Any) -> Call:
+        """The call with the tally of its retries that the fiber's notes keep (after a
+        resume), and the attempts made by then."""
+        note = (pending or {}).get("tally")
+        if note is not None:
+            call.tally = retries.Tally.from_json(note)
+            call.attempt = max(call.attempt, int(note["attempt"]))
+        return call
+
+    def _keep_tally(self, call: Call) -> None:
+        """Note the call's tally in its fiber, committed with whatever the run commits next.
+        A call that an agent or a compensation makes retries in memory: it keeps none."""
+        if call.tally is None or call.session is not None or call.compensation is not None:
+            return
+        fiber = call.fiber
+        note = {"attempt": call.attempt, **call.tally.to_json()}
+        fiber.pending = {**(fiber.pending or {}), "tally": note}
+        fiber.dirty = True
 
     def _args(self, fiber: Fiber, state: CallState) -> dict[str, Value]:
         evaluate = self.run.evaluator.eval
@@ -187,7 +210,8 @@ class Calls:
 
     def _call(self, fiber: Fiber, effect: EffectIR, state: CallState, pending: Any) -> Call:
         """The call an effect's committed intent describes (after a resume)."""
-        return self.noted_call(fiber, effect, state.id, state.retry, pending["effect"])
+        call = self.noted_call(fiber, effect, state.id, state.retry, pending["effect"])
+        return self._counted(call, pending)
 
     def noted_call(
         self, fiber: Fiber, effect: EffectIR, step: str, retry: RetryIR, noted: Any, **more: Any
@@ -223,6 +247,9 @@ class Calls:
         call.wire = wire_key(call.key, effect.scope, run.wire_nonce)
         call.hash = args_hash(call.args)
         fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}
+        # Committed with the intent: the first try's time, for `max_elapsed` after a crash.
+        call.tally = retries.new_tally(call.retry, run.now_ms)
+        self._keep_tally(call)
         index = run.journal.put_ledger(
             LedgerPut(call.key, call.hash, "intent", effect.scope == "global", None, call.step)
         )
@@ -489,7 +516,7 @@ class Calls:
                 return
             self._attempt_or_fail(call)
             return
-        last = not retries.should_retry(call.retry, failure.kind, call.attempt)
+        last = self._verdict(call, failure).delay_ms is None
         if answer == "unknown" and (call.effect.once or last):
             self.unknown_outcome(call, f"{question.why}; reconcile: {why}")
             return
@@ -506,6 +533,8 @@ class Calls:
     def _attempt(self, call: Call, delay_s: float = 0.0) -> None:
         run = self.run
         call.attempt += 1
+        if call.tally is None:
+            call.tally = retries.new_tally(call.retry, run.now_ms)
         decl = call.decl
         doubles = run.config.doubles
         stand_in = None
@@ -733,11 +762,18 @@ class Calls:
                 return
         self._retry_or_fail(call, failure, data)
 
+    def _verdict(self, call: Call, failure: StepFailure) -> retries.Verdict:
+        run = self.run
+        seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
+        return retries.judge(call.retry, failure.kind, call.attempt, call.tally, run.now_ms(), seed)
+
     def _retry_or_fail(self, call: Call, failure: StepFailure, data: dict[str, Any]) -> None:
         run = self.run
-        if retries.should_retry(call.retry, failure.kind, call.attempt):
-            seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
-            delay = retries.delay_ms(call.retry, call.attempt, seed)
+        verdict = self._verdict(call, failure)
+        delay = verdict.delay_ms
+        if delay is not None:
+            retries.count(call.tally, verdict)
+            self._keep_tally(call)
             run.journal.event("retry", {**data, "delay_ms": delay}, call.step, call.fiber.branch)
             # A call an agent made retries in memory: its conversation resumes, not its state.
             if delay > DURABLE_DELAY_MS and call.compensation is None and call.session is None:
@@ -746,6 +782,8 @@ class Calls:
                 return
             self._attempt_or_fail(call, delay / 1000)
             return
+        if verdict.why:  # it gave up at `max_elapsed`: the failure says so
+            failure.message = data["message"] = f"{failure.message} ({verdict.why})"
         # The arguments too: a call that failed for good is part of the run's trajectory.
         failed = {**data, "kind_of_call": call.kind, "args": to_plain(call.args)}
         run.journal.event("call_failed", failed, call.step, call.fiber.branch)

@@ -465,6 +465,11 @@ class Interpreter:
         assert self.lease is not None
         return self.lease.expires_at - self.config.lease_ttl_s * 2 / 3
 
+    def now_ms(self) -> int:
+        """The run's clock in milliseconds: the store's, plus the waits a virtual clock
+        skipped (`RuntimeConfig.clock`), which count as time that passed."""
+        return round((time.time() + self.clock_offset + self.config.clock.skipped) * 1000)
+
     def _check_clock(self) -> None:
         store_now = time.time() + self.clock_offset
         self._check_deadline(store_now)

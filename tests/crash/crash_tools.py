@@ -9,7 +9,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from mnlang.errors import Transient
+from mnlang.errors import Transient, named
 
 
 def _ledger(effect: str, ctx: Any, args: dict[str, Any]) -> None:
@@ -106,3 +106,24 @@ def page_operator(order: str, sensor: str, *, ctx: Any) -> bool:
     _ledger("page_operator", ctx, {"order": order, "sensor": sensor})
     time.sleep(0.4)
     return True
+# --- tests/crash/retries.mn ----------------------------------------------------------------
+
+
+def hesitant(order: str, *, ctx: Any) -> str:
+    """transient, Declined, transient, then an answer: by the try, so that a resumed run's
+    tries go on where its committed counts stood."""
+    if ctx.attempt in (1, 3):
+        raise Transient(f"{order}: busy")
+    if ctx.attempt == 2:
+        raise named("Declined", f"{order}: declined")
+    return f"{order} answered on try {ctx.attempt}"
+
+
+def settle(order: str, *, ctx: Any) -> str:
+    """transient, Declined, transient, Declined, then an answer (see `hesitant`)."""
+    if ctx.attempt in (1, 3):
+        raise Transient(f"{order}: busy")
+    if ctx.attempt in (2, 4):
+        raise named("Declined", f"{order}: declined")
+    _ledger("settle", ctx, {"order": order})
+    return f"settled {order} on try {ctx.attempt}"
