@@ -18,8 +18,7 @@ from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import NO_SUGGESTION, did_you_mean, suggest
 from mnlang.cron import CronError, check_cron
 from mnlang.diagnostics import Diagnostics, Fix, Label
-from mnlang.impls import IMPL, impl_problem
-from mnlang.mcp.lock import IMPL_PREFIX as MCP_IMPL_PREFIX
+from mnlang.impls import IMPL, MCP_IMPL, impl_problem
 from mnlang.syntax import ast
 
 # Error kinds a `retry.on` or a `catch` may name.
@@ -289,9 +288,7 @@ class _OptionReader:
         text = self.text(entry)
         if text is None:
             return None
-        if text.startswith(MCP_IMPL_PREFIX):  # a tool of an MCP server: checked against its lock
-            return text
-        if not IMPL.fullmatch(text):
+        if not IMPL.fullmatch(text) and not MCP_IMPL.fullmatch(text):
             self.bad(
                 entry,
                 f'`impl` must be `"module:function"` or `"mcp:SERVER/TOOL"`, not `"{text}"`',

@@ -149,6 +149,9 @@ def _declaration(
         returns = type_name
     description = " ".join(str(tool.get("description") or tool.get("title") or "").split())
     if notes:
+        if description and not description.endswith((".", "!", "?")):
+            description += "."
+        notes = [note.rstrip(".") for note in notes]
         description = (description + " Parameters: " + "; ".join(notes) + ".").strip()
     kind = "tool" if read_only else "effect"
     lines.append(f"{kind} {decl_name}({', '.join(param_text)}) -> {returns} {{")
@@ -188,23 +191,37 @@ def _record(type_name: str, schema: dict[str, Any]) -> tuple[dict[str, str], str
 
 
 def _type(schema: Any) -> str:
+    schema, _ = _unwrap(schema)
     if not isinstance(schema, dict):
         return "json"
     kind = schema.get("type")
-    if isinstance(kind, list):
-        kinds = [k for k in kind if k != "null"]
-        kind = kinds[0] if len(kinds) == 1 else None
     if kind in _SCALARS:
         return _SCALARS[kind]
     if kind == "array":
         item = _type(schema.get("items"))
-        return f"list[{item}]" if not item.endswith("?") else "list[json]"
+        return f"list[{item}]" if not _unwrap(schema.get("items"))[1] else "list[json]"
     return "json"
 
 
+def _unwrap(schema: Any) -> tuple[Any, bool]:
+    """A schema without its `null` alternative (`{"type": ["string", "null"]}`, `anyOf`
+    of a type and null, as Pydantic writes `str | None`), and whether it had one."""
+    if not isinstance(schema, dict):
+        return schema, False
+    kind = schema.get("type")
+    if isinstance(kind, list) and "null" in kind:
+        rest = [k for k in kind if k != "null"]
+        return ({**schema, "type": rest[0]} if len(rest) == 1 else {}), True
+    for union in ("anyOf", "oneOf"):
+        options = schema.get(union)
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            return (rest[0] if len(rest) == 1 else {}), True
+    return schema, False
+
+
 def _optional(text: str, required: bool, schema: Any) -> str:
-    nullable = isinstance(schema, dict) and isinstance(schema.get("type"), list) and "null" in schema["type"]
-    if text == "json" or (required and not nullable):
+    if text == "json" or (required and not _unwrap(schema)[1]):
         return text
     return text + "?"
 

@@ -104,7 +104,7 @@ async def _call(
     except asyncio.CancelledError:
         raise
     except Exception as e:
-        if _lost(session):
+        if _lost(session, e):
             raise Timeout(
                 f"the connection to MCP server `{server.name}` was lost during the call of "
                 f"`{tool.name}` ({type(e).__name__}: {e}): the server may have acted"
@@ -113,8 +113,16 @@ async def _call(
     return _result(server, tool, result)
 
 
-def _lost(session: _Session) -> bool:
-    if session.closed.is_set():
+def _lost(session: _Session, e: Exception) -> bool:
+    """Whether the call failed because the connection went away (the session is then
+    reopened by the next call), not because the server answered with an error."""
+    import anyio
+    from mcp import MCPError
+    from mcp_types import CONNECTION_CLOSED
+
+    closed = isinstance(e, MCPError) and e.code == CONNECTION_CLOSED
+    gone = isinstance(e, anyio.ClosedResourceError | anyio.BrokenResourceError | OSError)
+    if closed or gone or session.closed.is_set():
         session.broken = True
     return session.broken
 
