@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -88,7 +89,10 @@ def test_the_everything_server_imports_checks_and_answers_typed(tmp_path: Path) 
     assert "effect toggle_simulated_logging() -> json {" in source
     assert "once: true" in source.split("effect toggle_simulated_logging")[1].split("}")[0]
     assert "type GetStructuredContentResult {\n  temperature: float\n" in source
-    assert 'description: "Echoes back the input string. Parameters: message: Message to echo."' in source
+    assert (
+        'description: "Echoes back the input string. Parameters: message: Message to echo."'
+        in source
+    )
     assert mnc(tmp_path, "check", "everything.mn").returncode == 0
     (tmp_path / "main.mn").write_text(
         """
@@ -112,24 +116,20 @@ workflow demo(city: str) -> str {
     assert conditions and plausible == "true"
 
 
-def test_filesystem_write_then_read(tmp_path: Path) -> None:
+def test_filesystem_write_then_read_as_the_docs_show(tmp_path: Path) -> None:
+    """docs/tools.md's MCP example, as written there, checks against the lock that the
+    import of the real filesystem server writes, and runs."""
     data = tmp_path / "data"
     data.mkdir()
     source = imported(tmp_path, "fs", npm_server("mcp-server-filesystem"), str(data))
     assert "effect write_file(path: str, content: str) -> WriteFileResult {" in source
     assert "tool read_text_file(path: str, tail: float?, head: float?)" in source
-    (tmp_path / "main.mn").write_text(
-        """
-import fs { write_file, read_text_file }
-
-workflow note(path: str, text: str) -> str {
-  write_file(path, text)
-  back = read_text_file(path, null, null)
-  return back.content
-}
-""",
-        "utf-8",
-    )
+    section = (ROOT / "docs" / "tools.md").read_text("utf-8").split("## MCP servers", 1)[1]
+    example = re.search(r"```mn\n(.*?)```", section, re.S)
+    assert example is not None
+    (tmp_path / "main.mn").write_text(example.group(1), "utf-8")
+    checked = mnc(tmp_path, "check", "main.mn")
+    assert checked.returncode == 0, checked.stderr
     target = data / "note.txt"
     code, out, err = run_json(
         tmp_path, "run", "main.mn", "--input", json.dumps({"path": str(target), "text": "hi ✓"})
@@ -327,9 +327,7 @@ def codes_of(tmp_path: Path, source: str, lock: Any = LOCK) -> list[tuple[str, i
     if lock is not None:
         (tmp_path / "mcp.lock.json").write_text(json.dumps(lock), "utf-8")
     report = check_files([str(tmp_path / "main.mn")])
-    return [
-        (d.code, d.span.line if d.span else 0) for f in report.files for d in f.diagnostics
-    ]
+    return [(d.code, d.span.line if d.span else 0) for f in report.files for d in f.diagnostics]
 
 
 @pytest.mark.parametrize(

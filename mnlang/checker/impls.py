@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnlang.checker.mcp_impls import check_mcp
 from mnlang.checker.program import Program, Symbol
 from mnlang.diagnostics import Diagnostic, Diagnostics
-from mnlang.checker.mcp_impls import check_mcp
 from mnlang.impl_source import function_docstring, parse_python
 from mnlang.mcp.lock import IMPL_PREFIX
 from mnlang.modulepath import impl_module_file, module_file

@@ -68,7 +68,9 @@ def mcp_import(
         try:
             old = json.loads(lock_path.read_text("utf-8"))
         except ValueError as e:
-            raise click.ClickException(f"{lock_path} is not JSON ({e}): move it away first")
+            raise click.ClickException(
+                f"{lock_path} is not JSON ({e}): move it away first"
+            ) from None
     try:
         tools = fetch_tools(folder, server, list(command), url)
         imported = build(server, list(command), url, tools, key_map, old)

@@ -59,7 +59,9 @@ class Imported:
     tools: int
 
 
-def fetch_tools(folder: Path, server: str, command: list[str], url: str | None) -> list[dict[str, Any]]:
+def fetch_tools(
+    folder: Path, server: str, command: list[str], url: str | None
+) -> list[dict[str, Any]]:
     """The live server's tools (as JSON), started in `folder` as the runtime starts it."""
     from mnlang.mcp.lock import LockedServer
     from mnlang.mcp.sessions import connect, list_tools, run_sync
@@ -107,7 +109,9 @@ def build(
         block, entry = _declaration(server, decl_name, t, keys.get(t["name"]))
         blocks.append(block)
         locked_tools[t["name"]] = entry
-    entry_server: dict[str, Any] = {"url": url} if url else {"command": command[0], "args": command[1:]}
+    entry_server: dict[str, Any] = (
+        {"url": url} if url else {"command": command[0], "args": command[1:]}
+    )
     entry_server["tools"] = locked_tools
     lock = dict(old_lock or {})
     lock["version"] = LOCK_VERSION

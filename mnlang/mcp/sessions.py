@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -128,7 +129,9 @@ def _lost(session: _Session, e: Exception) -> bool:
 
 
 def _result(server: LockedServer, tool: LockedTool, result: Any) -> Any:
-    content = [block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content]
+    content = [
+        block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content
+    ]
     text = "\n".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
     if result.is_error:
         raise ToolError(f"MCP server `{server.name}`, tool `{tool.name}`: {text or 'failed'}")
@@ -157,10 +160,8 @@ async def _session(state: _Loop, folder: Path, server: LockedServer) -> _Session
 async def _close(session: _Session) -> None:
     if session.task is not None and not session.task.done():
         session.task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await session.task
-        except (asyncio.CancelledError, Exception):
-            pass
 
 
 async def _open(folder: Path, server: LockedServer) -> _Session:
@@ -221,9 +222,7 @@ def connect(folder: Path, server: LockedServer) -> Any:
         return Client(server.url, mode="legacy")
     assert server.command is not None
     command, *args = server.command
-    return Client(
-        StdioServerParameters(command=command, args=args, cwd=str(folder)), mode="legacy"
-    )
+    return Client(StdioServerParameters(command=command, args=args, cwd=str(folder)), mode="legacy")
 
 
 async def live_hashes(client: Any) -> dict[str, str]:

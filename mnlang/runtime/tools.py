@@ -189,7 +189,9 @@ def _resolve_mcp(folder: Path, tool: ToolIR) -> ResolvedTool:
     server = servers.get(server_name)
     locked = server.tools.get(tool_name) if server is not None else None
     if server is None or locked is None:
-        raise ToolLoadError(f"tool `{tool.name}`: {lock} has no tool `{tool_name}` of `{server_name}`")
+        raise ToolLoadError(
+            f"tool `{tool.name}`: {lock} has no tool `{tool_name}` of `{server_name}`"
+        )
 
     async def call_mcp(**args: Any) -> Any:
         from mnlang.mcp.sessions import call_tool
