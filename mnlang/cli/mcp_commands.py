@@ -1,4 +1,4 @@
-"""`mnc mcp`: MCP servers as typed tools (`import`)."""
+"""`mnc mcp`: MCP servers as typed tools (`import`), workflows served to MCP clients (`serve`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import click
+
+from mnlang.cli.shared import db_option, program_or_exit
 
 
 @click.group("mcp")
@@ -78,3 +80,33 @@ def mcp_import(
         raise click.ClickException(str(e)) from None
     write(out, imported)
     click.echo(f"wrote {output} ({imported.tools} tools of `{server}`) and {lock_path.name}")
+
+
+@mcp_group.command("serve")
+@click.argument("file", type=click.Path(path_type=str))
+@db_option
+@click.option("--detach", is_flag=True, help="Only create runs, for `mnc worker`s to execute.")
+@click.option(
+    "--allow-decisions",
+    is_flag=True,
+    help="Serve a `decide` tool for checkpoints; needs an operator token in "
+    "MNC_MCP_OPERATOR_TOKEN, which each call must carry.",
+)
+def mcp_serve(file: str, db: str | None, detach: bool, allow_decisions: bool) -> None:
+    """Serve FILE's workflows to MCP clients over stdio.
+
+    Each workflow is a tool that starts a run; `mnrun://runs` and `mnrun://runs/RUN`
+    are resources with the runs and where each stands. Decisions recorded through MCP
+    are `by: "mcp:CLIENT"`, not counted as people's in the metrics.
+    """
+    import os
+
+    from mnlang.mcp.serve import TOKEN_ENV, ServeOptions, serve_stdio
+
+    token = os.environ.get(TOKEN_ENV) or None
+    if allow_decisions and (token is None or len(token) < 16):
+        raise click.UsageError(
+            f"--allow-decisions needs an operator token of 16 characters or more in {TOKEN_ENV}"
+        )
+    program = program_or_exit(file)
+    serve_stdio(ServeOptions(program, db, detach, token if allow_decisions else None))
