@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mnlang.api import check_files
+from mnlang.mcp.generate import RESERVED
+from mnlang.mcp.lock import mn_name
+from mnlang.syntax.parser import parse
 from mnlang.stores.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,8 +84,12 @@ def calls_seen(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
 
 
-def test_the_everything_server_imports_checks_and_answers_typed(tmp_path: Path) -> None:
-    source = imported(tmp_path, "everything", npm_server("mcp-server-everything"))
+def test_the_everything_server_imports_checks_and_answers_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = imported(
+        tmp_path, "everything", npm_server("mcp-server-everything"), extra=("--env", "PASSED_ON")
+    )
     lock = json.loads((tmp_path / "mcp.lock.json").read_text("utf-8"))
     echo = lock["servers"]["everything"]["tools"]["echo"]
     assert len(echo["sha256"]) == 64 and echo["read_only"] is True
@@ -96,21 +105,24 @@ def test_the_everything_server_imports_checks_and_answers_typed(tmp_path: Path) 
     assert mnc(tmp_path, "check", "everything.mn").returncode == 0
     (tmp_path / "main.mn").write_text(
         """
-import everything { echo, get_sum, get_structured_content }
+import everything { echo, get_sum, get_structured_content, get_env }
 
 workflow demo(city: str) -> str {
   e = echo("hello")
   s = get_sum(2, 3.5)
   w = get_structured_content(city)
-  return "{e["text"]} | {s["text"]} | {w.conditions} | {w.temperature > -100.0}"
+  env = get_env()
+  return "{e["text"]} | {s["text"]} | {w.conditions} | {w.temperature > -100.0} | {env["text"]}"
 }
 """,
         "utf-8",
     )
     assert mnc(tmp_path, "check", "main.mn").returncode == 0
+    monkeypatch.setenv("PASSED_ON", "passed-on value")
     code, out, err = run_json(tmp_path, "run", "main.mn", "--input", '{"city": "Chicago"}')
     assert code == 0, err
-    echoed, summed, conditions, plausible = out["result"].split(" | ")
+    echoed, summed, conditions, plausible, env = out["result"].split(" | ")
+    assert '"PASSED_ON": "passed-on value"' in env  # the server got the variable named
     assert echoed == "Echo: hello"
     assert "5.5" in summed
     assert conditions and plausible == "true"
@@ -372,3 +384,13 @@ def test_the_reference_servers_are_pinned() -> None:
     for name, version in wanted.items():
         assert lock["packages"][f"node_modules/{name}"]["version"] == version
     assert shutil.which("node") or not os.environ.get("CI")
+
+
+@given(st.text(max_size=30), st.sets(st.sampled_from(["type", "key", "ctx", "x", "a_b"])))
+def test_every_mcp_name_becomes_an_mnlang_parameter_name(name: str, taken: set[str]) -> None:
+    """Whatever a server calls a parameter, the generated name parses as one."""
+    made = mn_name(name, frozenset(taken) | RESERVED)
+    assert made not in taken and made not in RESERVED
+    source = f"tool t({made}: str) -> str {{\n  impl: \"tools:t\"\n}}\n"
+    module, problems = parse(source, "t.mn")
+    assert module is not None and not problems, (made, problems)

@@ -34,8 +34,20 @@ def mcp_group() -> None:
     help="TOOL's parameter PARAM carries a key the server deduplicates by: a keyed "
     "effect instead of a `once` one.",
 )
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="NAME",
+    help="Pass this environment variable on to the server (its name is locked, never its value).",
+)
 def mcp_import(
-    server: str, command: tuple[str, ...], url: str | None, output: str, keys: tuple[str, ...]
+    server: str,
+    command: tuple[str, ...],
+    url: str | None,
+    output: str,
+    keys: tuple[str, ...],
+    env: tuple[str, ...],
 ) -> None:
     """Write typed declarations of SERVER's tools and lock their schemas.
 
@@ -74,8 +86,8 @@ def mcp_import(
                 f"{lock_path} is not JSON ({e}): move it away first"
             ) from None
     try:
-        tools = fetch_tools(folder, server, list(command), url)
-        imported = build(server, list(command), url, tools, key_map, old)
+        tools = fetch_tools(folder, server, list(command), url, env)
+        imported = build(server, list(command), url, tools, key_map, old, env)
     except ImportFailure as e:
         raise click.ClickException(str(e)) from None
     write(out, imported)

@@ -42,7 +42,7 @@ from mnlang.mcp.lock import (
 )
 from mnlang.syntax.tokens import CONTEXTUAL, KEYWORDS
 
-_RESERVED = frozenset(KEYWORDS) | frozenset(CONTEXTUAL) | {"ctx", "key"}
+RESERVED = frozenset(KEYWORDS) | frozenset(CONTEXTUAL) | {"ctx", "key"}
 _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 
 
@@ -60,13 +60,13 @@ class Imported:
 
 
 def fetch_tools(
-    folder: Path, server: str, command: list[str], url: str | None
+    folder: Path, server: str, command: list[str], url: str | None, env: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
     """The live server's tools (as JSON), started in `folder` as the runtime starts it."""
     from mnlang.mcp.lock import LockedServer
     from mnlang.mcp.sessions import connect, list_tools, run_sync
 
-    locked = LockedServer(server, tuple(command) if command else None, url, {})
+    locked = LockedServer(server, tuple(command) if command else None, url, {}, env)
 
     async def listed() -> list[dict[str, Any]]:
         async with connect(folder, locked) as client:
@@ -74,8 +74,8 @@ def fetch_tools(
 
     try:
         found: list[dict[str, Any]] = run_sync(listed)
-    except BaseException as e:
-        inner = e
+    except Exception as e:
+        inner: BaseException = e
         while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
             inner = inner.exceptions[0]
         raise ImportFailure(
@@ -91,6 +91,7 @@ def build(
     tools: list[dict[str, Any]],
     keys: dict[str, str],
     old_lock: dict[str, Any] | None,
+    env: tuple[str, ...] = (),
 ) -> Imported:
     """The declarations and the merged lock for `tools` of `server`."""
     by_name = {t["name"]: t for t in tools}
@@ -104,13 +105,13 @@ def build(
     locked_tools: dict[str, Any] = {}
     names: set[str] = set()
     for t in sorted(tools, key=lambda t: str(t["name"])):
-        decl_name = mn_name(t["name"], _RESERVED | names)
+        decl_name = mn_name(t["name"], RESERVED | names)
         names.add(decl_name)
         block, entry = _declaration(server, decl_name, t, keys.get(t["name"]))
         blocks.append(block)
         locked_tools[t["name"]] = entry
     entry_server: dict[str, Any] = (
-        {"url": url} if url else {"command": command[0], "args": command[1:]}
+        {"url": url} if url else {"command": command[0], "args": command[1:], "env": list(env)}
     )
     entry_server["tools"] = locked_tools
     lock = dict(old_lock or {})
@@ -137,7 +138,7 @@ def _declaration(
     param_text: list[str] = []
     notes: list[str] = []
     for prop, schema in dict(input_schema.get("properties") or {}).items():
-        name = mn_name(prop, _RESERVED | set(params))
+        name = mn_name(prop, RESERVED | set(params))
         params[name] = prop
         param_text.append(f"{name}: {_optional(_type(schema), prop in required, schema)}")
         if isinstance(schema, dict) and schema.get("description"):
@@ -147,7 +148,7 @@ def _declaration(
     returns = "json"
     if isinstance(output_schema, dict) and output_schema.get("properties"):
         type_name = "".join(part.capitalize() for part in decl_name.split("_") if part) + "Result"
-        type_name = mn_name(type_name[0].upper() + type_name[1:], _RESERVED).removeprefix("x_")
+        type_name = mn_name(type_name[0].upper() + type_name[1:], RESERVED).removeprefix("x_")
         fields, record = _record(type_name, output_schema)
         lines += [record, ""]
         returns = type_name
@@ -187,7 +188,7 @@ def _record(type_name: str, schema: dict[str, Any]) -> tuple[dict[str, str], str
     fields: dict[str, str] = {}
     lines = [f"type {type_name} {{"]
     for prop, sub in dict(schema["properties"]).items():
-        name = mn_name(prop, _RESERVED | set(fields))
+        name = mn_name(prop, RESERVED | set(fields))
         fields[name] = prop
         lines.append(f"  {name}: {_optional(_type(sub), prop in required, sub)}")
     lines.append("}")

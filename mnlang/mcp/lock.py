@@ -2,7 +2,8 @@
 
 It sits in the folder of the `.mn` file that declares the tools (as a tool module sits
 beside it) and holds, per server name, how to reach the server (a `command` with its
-`args`, run in the lock's folder, or a streamable HTTP `url`) and, per tool, its input
+`args`, run in the lock's folder with the variables `env` names passed on, or a
+streamable HTTP `url`) and, per tool, its input
 and output schemas, its annotations and `sha256`, the hash of what a call depends on.
 `mnc check` reads it and never starts a server; the runtime compares the live server's
 hash with it before the first call of a session.
@@ -13,6 +14,7 @@ hash with it before the first call of a session.
   "servers": {
     "fs": {
       "command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"],
+      "env": [],
       "tools": {
         "write_file": {
           "sha256": "...",
@@ -76,6 +78,9 @@ class LockedServer:
     command: tuple[str, ...] | None
     url: str | None
     tools: dict[str, LockedTool]
+    env: tuple[str, ...] = ()
+    """Environment variables passed from the caller's environment to a stdio server (an
+    MCP client passes only a few, such as PATH and HOME); names only, never values."""
 
 
 def parse_impl(impl: str) -> tuple[str, str] | None:
@@ -164,6 +169,7 @@ def _servers(raw: Any) -> dict[str, LockedServer]:
             command=None if command is None else (str(command), *map(str, body.get("args", []))),
             url=None if url is None else str(url),
             tools=tools,
+            env=tuple(str(n) for n in body.get("env", [])),
         )
     return servers
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -222,7 +223,9 @@ def connect(folder: Path, server: LockedServer) -> Any:
         return Client(server.url, mode="legacy")
     assert server.command is not None
     command, *args = server.command
-    return Client(StdioServerParameters(command=command, args=args, cwd=str(folder)), mode="legacy")
+    env = {name: os.environ[name] for name in server.env if name in os.environ}
+    params = StdioServerParameters(command=command, args=args, cwd=str(folder), env=env)
+    return Client(params, mode="legacy")
 
 
 async def live_hashes(client: Any) -> dict[str, str]:
