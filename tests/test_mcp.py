@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from mnlang.api import check_files
 from mnlang.mcp.generate import RESERVED
 from mnlang.mcp.lock import mn_name
-from mnlang.syntax.parser import parse
 from mnlang.stores.sqlite import SQLiteStore
+from mnlang.syntax.parser import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ROOT / "tests" / "mcp"
@@ -391,6 +391,6 @@ def test_every_mcp_name_becomes_an_mnlang_parameter_name(name: str, taken: set[s
     """Whatever a server calls a parameter, the generated name parses as one."""
     made = mn_name(name, frozenset(taken) | RESERVED)
     assert made not in taken and made not in RESERVED
-    source = f"tool t({made}: str) -> str {{\n  impl: \"tools:t\"\n}}\n"
+    source = f'tool t({made}: str) -> str {{\n  impl: "tools:t"\n}}\n'
     module, problems = parse(source, "t.mn")
     assert module is not None and not problems, (made, problems)
