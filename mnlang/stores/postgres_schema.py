@@ -26,7 +26,7 @@ from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
-SCHEMA_VERSION: Final = 11
+SCHEMA_VERSION: Final = 12
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -470,6 +470,20 @@ _V11: Final[tuple[LiteralString, ...]] = (
     """,
 )
 
+# Agents' replies kept across runs for agents with `cache:` (`reply_cache`: the request's
+# digest, the reply's JSON, when it expires): not a part of any run's history.
+_ADD_REPLY_CACHE_V12: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE IF NOT EXISTS reply_cache (
+        digest text PRIMARY KEY,
+        reply text NOT NULL,
+        created_at float8 NOT NULL,
+        expires_at float8 NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS reply_cache_expiry ON reply_cache (expires_at)",
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -482,6 +496,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V9,
     _ADD_QUARANTINE_V10,
     _V11,
+    _ADD_REPLY_CACHE_V12,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

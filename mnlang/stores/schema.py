@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -350,6 +350,18 @@ def _add_worker_offers_v11(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_reply_cache_v12(db: sqlite_utils.Database) -> None:
+    """Agents' replies kept across runs for agents with `cache:` (`reply_cache`: the
+    request's digest, the reply's JSON, when it expires). Not a part of any run's history:
+    a run journals the reply it used. `IF NOT EXISTS`, so that a journal rebuilt at an
+    older step with the table left in place migrates again."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS reply_cache (digest TEXT PRIMARY KEY, reply TEXT NOT NULL, "
+        "created_at REAL NOT NULL, expires_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS reply_cache_expiry ON reply_cache (expires_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
@@ -362,6 +374,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_tombstones_v9,
     _add_quarantine_v10,
     _add_worker_offers_v11,
+    _add_reply_cache_v12,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
