@@ -202,6 +202,46 @@ workflow save(path: str, text: str) -> str {
 
 
 @pytest.mark.slow
+def test_kill_9_during_a_keyed_mcp_effect_calls_it_again_with_its_key(tmp_path: Path) -> None:
+    """`--key close_ticket=request_id`: after a kill -9 while `close_ticket` is in flight,
+    the process that resumes the run opens its own session and calls it again with the
+    same `request_id`, for the server to deduplicate."""
+    proxy = [sys.executable, str(SERVERS / "hold_proxy.py")]
+    imported(tmp_path, "tickets", *proxy, *TICKETS, extra=("--key", "close_ticket=request_id"))
+    (tmp_path / "main.mn").write_text(
+        """
+import tickets { close_ticket }
+
+workflow close(id: int) -> str {
+  c = close_ticket(id, "req-{id}", null)
+  return c.result
+}
+""",
+        "utf-8",
+    )
+    (tmp_path / "hold").touch()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "mnlang.cli", "run", "main.mn", "--id", "close-1", "--json",
+         "--input", '{"id": 5}'],
+        cwd=tmp_path, env=env_for(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "held").exists():
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "the call never reached the server"
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
+    (tmp_path / "hold").unlink()
+    code, out, err = run_json(tmp_path, "resume", "close-1")
+    assert code == 0, err
+    assert out["result"] == "closed 5"
+    seen = [c for c in calls_seen(tmp_path / "calls.jsonl") if c["tool"] == "close_ticket"]
+    assert [c["request_id"] for c in seen] == ["req-5", "req-5"]  # the same key again
+
+
+@pytest.mark.slow
 def test_a_changed_live_schema_is_refused_and_check_never_starts_a_server(
     tmp_path: Path,
 ) -> None:
