@@ -344,6 +344,27 @@ workflow survive() -> str {
     assert [c["tool"] for c in calls_seen(tmp_path / "calls.jsonl")] == ["lookup", "halt", "lookup"]
 
 
+@pytest.mark.slow
+def test_a_server_that_died_between_calls_is_restarted_before_the_next(tmp_path: Path) -> None:
+    """The session pings a server idle for a second before calling it: a server killed
+    between two calls costs a new session, not an effect call of unknown outcome."""
+    import asyncio
+
+    from mnlang.mcp.lock import read_lock
+    from mnlang.mcp.sessions import call_tool
+
+    imported(tmp_path, "tickets", *TICKETS)
+    server = read_lock(tmp_path / "mcp.lock.json")["tickets"]
+    first = asyncio.run(call_tool(tmp_path, server, server.tools["lookup"], {"id": 4}))
+    assert first["title"] == "ticket 4"
+    os.kill(int((tmp_path / "server.pid").read_text()), signal.SIGKILL)
+    time.sleep(1.5)
+    args = {"id": 4, "request_id": "r-4", "note": None}
+    closed = asyncio.run(call_tool(tmp_path, server, server.tools["close_ticket"], args))
+    assert closed == {"result": "closed 4"}
+    assert [c["tool"] for c in calls_seen(tmp_path / "calls.jsonl")] == ["lookup", "close_ticket"]
+
+
 LOCK = {
     "version": 1,
     "servers": {

@@ -28,6 +28,8 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
+import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,13 @@ from typing import Any
 
 from mnlang.errors import Timeout, ToolError
 from mnlang.mcp.lock import LockedServer, LockedTool, is_read_only, schema_hash
+
+IDLE_S = 1.0
+"""A session unused for longer is pinged before its next call."""
+PING_TIMEOUT_S = 5.0
+# Sessions are opened with the initialize handshake (`mode="legacy"`), where `ping` is
+# part of the protocol; the SDK warns that later protocol versions dropped it.
+warnings.filterwarnings("ignore", message="ping is removed", module=__name__)
 
 
 @dataclass
@@ -45,6 +54,8 @@ class _Session:
     closed: asyncio.Event
     task: asyncio.Task[None] | None = None
     broken: bool = False
+    used: float = field(default_factory=time.monotonic)
+    """When the server last answered (`time.monotonic`)."""
 
 
 @dataclass
@@ -103,6 +114,7 @@ async def _call(
     arguments = {tool.params[k]: v for k, v in args.items() if k in tool.params and v is not None}
     try:
         result = await session.client.call_tool(tool.name, arguments)
+        session.used = time.monotonic()
     except asyncio.CancelledError:
         raise
     except Exception as e:
@@ -149,7 +161,8 @@ async def _session(state: _Loop, folder: Path, server: LockedServer) -> _Session
     opening = state.opening.setdefault(key, asyncio.Lock())
     async with opening:
         found = state.sessions.get(key)
-        if found is not None and not found.broken and not found.closed.is_set():
+        live = found is not None and not found.broken and not found.closed.is_set()
+        if found is not None and live and await _alive(found):
             return found
         if found is not None:
             await _close(found)
@@ -177,10 +190,10 @@ async def _open(folder: Path, server: LockedServer) -> _Session:
                 hashes = await live_hashes(client)
                 session = _Session(client, hashes, closed)
                 ready.set_result(session)
-                await _until_closed(client)
+                await asyncio.Event().wait()  # until `_close` cancels it
         except asyncio.CancelledError:
             raise
-        except BaseException as e:
+        except Exception as e:
             if not ready.done():
                 ready.set_exception(_open_failure(server, e))
         finally:
@@ -192,16 +205,21 @@ async def _open(folder: Path, server: LockedServer) -> _Session:
     return session
 
 
-async def _until_closed(client: Any) -> None:
-    """Wait while the session lives: a ping a second notices a server that went away."""
-    while True:
-        await asyncio.sleep(1.0)
-        try:
-            await asyncio.wait_for(client.send_ping(), 10)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            return
+async def _alive(session: _Session) -> bool:
+    """Whether a session idle for a while still has its server: a ping before the call, so
+    that a server that died between calls costs a reopened session, not a call whose
+    outcome is unknown (for a `once` effect, a repair)."""
+    if time.monotonic() - session.used < IDLE_S:
+        return True
+    try:
+        await asyncio.wait_for(session.client.send_ping(), PING_TIMEOUT_S)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        session.broken = True
+        return False
+    session.used = time.monotonic()
+    return True
 
 
 def _open_failure(server: LockedServer, e: BaseException) -> Exception:

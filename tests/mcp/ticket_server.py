@@ -34,6 +34,7 @@ class Ticket(BaseModel):
 def seen(tool: str, **args: object) -> None:
     with (HERE / "calls.jsonl").open("a") as f:
         f.write(json.dumps({"tool": tool, **args}) + "\n")
+    (HERE / "server.pid").write_text(str(os.getpid()))
 
 
 if (HERE / "v2").exists():
