@@ -147,8 +147,9 @@ def _declaration(
     fields: dict[str, str] | None = None
     returns = "json"
     if isinstance(output_schema, dict) and output_schema.get("properties"):
-        type_name = "".join(part.capitalize() for part in decl_name.split("_") if part) + "Result"
-        type_name = mn_name(type_name[0].upper() + type_name[1:], RESERVED).removeprefix("x_")
+        # `get_structured_content` -> `GetStructuredContentResult` (a type name is capitalised)
+        words = [part[:1].upper() + part[1:] for part in decl_name.split("_") if part]
+        type_name = "".join(words) + "Result"
         fields, record = _record(type_name, output_schema)
         lines += [record, ""]
         returns = type_name
