@@ -1,6 +1,6 @@
 """MCP servers as typed tools (docs/tools.md, "MCP servers"): `mnc mcp import` against the
-MCP project's reference servers (npm, pinned in tests/mcp/package-lock.json, installed by
-`npm ci` in tests/mcp/) and a server on the official Python SDK (tests/mcp/ticket_server.py,
+MCP project's reference servers (npm, pinned in tests/mcp_servers/package-lock.json, installed by
+`npm ci` in tests/mcp_servers/) and a server on the official Python SDK (tests/mcp_servers/ticket_server.py,
 over stdio and streamable HTTP); typed calls and results; `mnc check` from the lock alone;
 a changed live schema refused; a session reopened after its server died; and a real
 `kill -9` during the filesystem server's `write_file` that opens a repair, never a
@@ -30,17 +30,17 @@ from mnlang.stores.sqlite import SQLiteStore
 from mnlang.syntax.parser import parse
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ROOT / "tests" / "mcp"
+SERVERS = ROOT / "tests" / "mcp_servers"
 TICKETS = [sys.executable, str(SERVERS / "ticket_server.py")]
 
 
 def npm_server(name: str) -> str:
-    """A reference server that `npm ci` in tests/mcp/ installed (CI installs them)."""
+    """A reference server that `npm ci` in tests/mcp_servers/ installed (CI installs them)."""
     path = SERVERS / "node_modules" / ".bin" / name
     if not path.exists():
         if os.environ.get("CI"):
-            pytest.fail("CI must run `npm ci` in tests/mcp/ before the tests")
-        pytest.skip(f"`npm ci` in tests/mcp/ installs {name}")
+            pytest.fail("CI must run `npm ci` in tests/mcp_servers/ before the tests")
+        pytest.skip(f"`npm ci` in tests/mcp_servers/ installs {name}")
     return str(path)
 
 
@@ -153,7 +153,7 @@ def test_filesystem_write_then_read_as_the_docs_show(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_kill_9_during_write_file_opens_a_repair_never_a_second_write(tmp_path: Path) -> None:
-    """The relay (tests/mcp/hold_proxy.py) passes `write_file` to the real filesystem
+    """The relay (tests/mcp_servers/hold_proxy.py) passes `write_file` to the real filesystem
     server and keeps its answer back; once the server has written, `mnc run` is killed
     with SIGKILL. The resumed run waits on a repair and writes nothing more."""
     data = tmp_path / "data"
