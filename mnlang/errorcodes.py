@@ -92,6 +92,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E233", "bad regular expression"),
     ("E234", "`start` of something other than a workflow"),
     ("E260", "`cache` on an agent that may call effects"),
+    ("E261", "`conversation` is not a `list[Turn]` parameter"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

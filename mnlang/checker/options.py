@@ -154,6 +154,17 @@ class _OptionReader:
         self.bad(entry, f"`{entry.key.name}` takes a string", help='write e.g. `"text {name}"`')
         return None
 
+    def parameter(self, entry: OptionEntry) -> str | None:
+        """The name of one of the declaration's parameters (its type is the type checker's)."""
+        if isinstance(entry.value, ast.Name):
+            return entry.value.name
+        self.bad(
+            entry,
+            f"`{entry.key.name}` takes the name of a parameter",
+            help=f"write `{entry.key.name}: history`, naming a `list[Turn]` parameter",
+        )
+        return None
+
     def text(self, entry: OptionEntry) -> str | None:
         if isinstance(entry.value, ast.StrLit):
             constant = entry.value.constant
@@ -539,6 +550,7 @@ AGENT_OPTIONS: dict[str, _Reader] = {
     "max_turns": _R.positive_int,
     "approval": _R.approval,
     "cache": _R.duration,
+    "conversation": _R.parameter,
 }
 
 WORKFLOW_OPTIONS: dict[str, _Reader] = {

@@ -131,6 +131,8 @@ def _callable_options(
             _reconcile_returns(decls, resolver, module, sig, value, diags)
         elif key in ("retry", "tools"):
             _mark_used(value, module, resolver)
+        elif key == "conversation" and isinstance(value, ast.Name):
+            _conversation(value, params, diags)
     settle = decl.options.get("settle")
     if settle is not None and decl.options.get("reconcile") is None:
         diags.add(
@@ -196,6 +198,30 @@ def _expect_duration(checker: ExprChecker, value: ast.Expr, diags: Diagnostics, 
             help=f"write e.g. `{what}: 30s`, or a `duration` expression over the parameters: "
             f"`{what}: sla * 2`",
         )
+
+
+TURNS = T.list_of(T.record("std.chat.Turn"))
+"""The type of an agent's `conversation:` parameter."""
+
+
+def _conversation(value: ast.Name, params: dict[str, T.Type], diags: Diagnostics) -> None:
+    found = params.get(value.name)
+    if found is None or found.kind == "unknown" or found == TURNS:
+        if found is None:
+            diags.add(
+                "E261",
+                value,
+                f"`conversation` names `{value.name}`, which is not a parameter",
+                help="name a `list[Turn]` parameter (`import std.chat { Turn }`)",
+            )
+        return
+    diags.add(
+        "E261",
+        value,
+        f"`conversation` takes a `list[Turn]` parameter; `{value.name}` is a `{found}`",
+        help="declare it `list[Turn]` with `import std.chat { Turn }`: each turn is sent "
+        "as a message with its role",
+    )
 
 
 def _computed(value: ast.Expr) -> bool:

@@ -217,6 +217,7 @@ class DeclCompiler:
             system=self._template(opts.get("system"), symbol.module),
             description=opts.get("description"),
             cache_ms=opts.get("cache"),
+            conversation=opts.get("conversation"),
         )
 
     # ---- events and schedules ------------------------------------------------

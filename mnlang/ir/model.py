@@ -154,6 +154,9 @@ class AgentIR(IRModel):
     description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     cache_ms: int | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """`cache:`: how long a reply is kept for the same request of another run."""
+    conversation: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`conversation:`: the `list[std.chat.Turn]` parameter sent as the messages before the
+    prompt."""
 
 
 class EventIR(IRModel):

@@ -330,8 +330,13 @@ class AgentCalls:
             system = f"{own}\n\n{system}"
         if agent.tools:
             system += _SYSTEM_TOOLS.format(turns=session.max_turns)
+        turns: list[Message] = []
+        if agent.conversation is not None:
+            for turn in to_plain(session.args[agent.conversation]) or []:
+                turns.append({"role": str(turn["role"]), "content": str(turn["content"])})
         return [
             {"role": "system", "content": system},
+            *turns,
             {"role": "user", "content": self._prompt(session)},
             *session.notes["history"],
         ]
