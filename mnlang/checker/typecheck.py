@@ -97,6 +97,14 @@ def _param_defaults(
     for p in sig.params:
         if p.decl.default is not None:
             checker.expect(p.decl.default, p.type, f" as the default of `{p.name}`")
+        described = p.decl.description
+        if described is not None and described.constant is None:
+            diags.add(
+                "E252",
+                described,
+                f"the description of `{p.name}` is plain text, without `{{...}}`",
+                help="write the text out; it is told to the model as it is written",
+            )
 
 
 def _callable_options(
@@ -129,6 +137,9 @@ def _callable_options(
         elif key == "reconcile" and isinstance(value, ast.Call):
             _option_call(checker, value, "tool")
             _reconcile_returns(decls, resolver, module, sig, value, diags)
+        elif key == "tools" and isinstance(value, ast.ListLit):
+            _mark_used(value, module, resolver)
+            _bound_arguments(checker, value)
         elif key in ("retry", "tools"):
             _mark_used(value, module, resolver)
         elif key == "conversation" and isinstance(value, ast.Name):
@@ -141,6 +152,29 @@ def _callable_options(
             "`settle` without `reconcile`: there is no question to wait for",
             help="add `reconcile: lookup(...)`, a tool that tells whether the action happened",
         )
+
+
+def _bound_arguments(checker: ExprChecker, tools: ast.ListLit) -> None:
+    """Type each value a `tools:` entry binds (`book_hotel({ passenger: pid })`) against
+    the tool's parameter; it reads the agent's parameters. Shapes are the options pass's."""
+    for item in tools.items:
+        if not isinstance(item, ast.Call) or len(item.args) != 1:
+            continue
+        bound = item.args[0]
+        sym = checker.resolver.qualified(checker.module, item.callee)
+        if (
+            sym is None
+            or sym.kind not in ("tool", "effect")
+            or not isinstance(bound, ast.ObjectLit)
+        ):
+            continue
+        params = {p.name: p.type for p in checker.decls.signatures[sym.name].params}
+        for entry in bound.entries:
+            wanted = params.get(entry.key.name)
+            if wanted is not None:
+                checker.expect(
+                    entry.value, wanted, f" as `{entry.key.name}` of `{sym.decl.name.name}`"
+                )
 
 
 def _reconcile_returns(

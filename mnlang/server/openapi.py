@@ -112,6 +112,9 @@ def document() -> dict[str, Any]:
         m.BulkCancel,
         m.BulkOut,
     ]
+    from mnlang.server import recovery
+
+    every += recovery.MODELS
     _, schemas = models_json_schema(
         [(model, "serialization") for model in every], ref_template=_REF
     )
@@ -225,6 +228,7 @@ def document() -> dict[str, Any]:
             )
         },
     }
+    paths.update(recovery.openapi_paths(_operation, RUN_ID))
     return {
         "openapi": "3.1.0",
         "info": {
