@@ -106,6 +106,8 @@ def page_operator(order: str, sensor: str, *, ctx: Any) -> bool:
     _ledger("page_operator", ctx, {"order": order, "sensor": sensor})
     time.sleep(0.4)
     return True
+
+
 # --- tests/crash/retries.mn ----------------------------------------------------------------
 
 
