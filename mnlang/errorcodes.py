@@ -53,6 +53,12 @@ _TABLE: list[tuple[str, str]] = [
     ("E126", "tool function not found"),
     ("E127", "tool function parameters do not match"),
     ("E128", "tool module cannot be imported"),
+    # MCP servers as tools (against mcp.lock.json)
+    ("E170", "MCP lock file missing or unreadable"),
+    ("E171", "MCP tool not in the lock"),
+    ("E172", "MCP tool parameters do not match"),
+    ("E173", "MCP tool that changes things declared as a tool"),
+    ("E174", "isolation: process on an MCP tool"),
     # secrets
     ("E130", "secret in an effect key"),
     ("E131", "secret given to an agent"),

@@ -14,6 +14,8 @@ import re
 from pathlib import PurePosixPath, PureWindowsPath
 
 IMPL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+# A tool of an MCP server (`mnlang.mcp`): `mcp:SERVER/TOOL`, TOOL as the server names it.
+MCP_IMPL = re.compile(r"mcp:[a-z_][A-Za-z0-9_]*/[^\s/]+")
 
 # Modules every function of which runs code or commands, or loads code.
 _MODULES = frozenset(
@@ -63,6 +65,8 @@ _PACKAGE_TOOLS = "mnlang.stdlib_tools."
 
 def impl_problem(impl: str) -> str | None:
     """Why `impl` may not implement a tool or effect, or `None`."""
+    if MCP_IMPL.fullmatch(impl):
+        return None
     if not IMPL.fullmatch(impl):
         return f'`impl` must be `"module:function"`, not `"{impl}"`'
     module, _, function = impl.partition(":")

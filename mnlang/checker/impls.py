@@ -12,6 +12,9 @@ module, which is done unless `--no-import`; so is an installed module's lookup. 
 - it has the function (E126);
 - the function accepts every declared parameter by name, and every parameter it
   requires is declared, `ctx` and `key` aside, which the runtime passes itself (E127).
+
+An `impl: "mcp:SERVER/TOOL"` is checked against the MCP lock instead
+(`mnlang.checker.mcp_impls`, E170-E174).
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnlang.checker.mcp_impls import check_mcp
 from mnlang.checker.program import Program, Symbol
 from mnlang.diagnostics import Diagnostic, Diagnostics
 from mnlang.impl_source import function_docstring, parse_python
+from mnlang.mcp.lock import IMPL_PREFIX
 from mnlang.modulepath import impl_module_file, module_file
 from mnlang.syntax import ast as mn
 
@@ -70,6 +75,9 @@ def _check_one(
     impl = program.options.get(symbol.name, {}).get("impl")
     entry = _impl_entry(decl)
     if not isinstance(impl, str) or entry is None:
+        return
+    if impl.startswith(IMPL_PREFIX):
+        check_mcp(symbol, decl, impl, entry.value, program.options.get(symbol.name, {}), out)
         return
     module_name, _, function = impl.partition(":")
     if not module_name or not function:

@@ -18,7 +18,7 @@ from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.suggest import NO_SUGGESTION, did_you_mean, suggest
 from mnlang.cron import CronError, check_cron
 from mnlang.diagnostics import Diagnostics, Fix, Label
-from mnlang.impls import IMPL, impl_problem
+from mnlang.impls import IMPL, MCP_IMPL, impl_problem
 from mnlang.syntax import ast
 
 # Error kinds a `retry.on` or a `catch` may name.
@@ -413,10 +413,10 @@ class _OptionReader:
         text = self.text(entry)
         if text is None:
             return None
-        if not IMPL.fullmatch(text):
+        if not IMPL.fullmatch(text) and not MCP_IMPL.fullmatch(text):
             self.bad(
                 entry,
-                f'`impl` must be `"module:function"`, not `"{text}"`',
+                f'`impl` must be `"module:function"` or `"mcp:SERVER/TOOL"`, not `"{text}"`',
                 help='name a Python module beside the `.mn` file and a function in it, e.g. `"tools:fetch"`',
             )
             return None
@@ -775,8 +775,8 @@ _TABLES: dict[str, tuple[dict[str, _Reader], str]] = {
 }
 
 _REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
-    "tool": (("impl", '`impl: "module:function"`'),),
-    "effect": (("impl", '`impl: "module:function"`'),),
+    "tool": (("impl", '`impl: "module:function"` or `"mcp:SERVER/TOOL"`'),),
+    "effect": (("impl", '`impl: "module:function"` or `"mcp:SERVER/TOOL"`'),),
     "agent": (("model", '`model: "model-name"`'), ("prompt", '`prompt: """..."""`')),
     "schedule": (("run", "`run: workflow_name(args)`"),),
 }

@@ -14,6 +14,7 @@ import click
 from mnlang import __version__
 from mnlang.cli import (
     authoring,
+    mcp_commands,
     observing,
     people,
     project_commands,
@@ -73,6 +74,7 @@ _COMMANDS = (
     tools.ui_command,
     project_commands.init,
     tools.serve_command,
+    mcp_commands.mcp_group,
 )
 for _command in _COMMANDS:
     main.add_command(_command)

@@ -33,6 +33,7 @@ from mnlang.ir.model import (
     TypeDeclIR,
 )
 from mnlang.ir.schema import output_schema
+from mnlang.mcp.lock import IMPL_PREFIX as MCP_IMPL_PREFIX
 from mnlang.modulepath import module_file
 from mnlang.span import Span
 from mnlang.syntax import ast
@@ -269,11 +270,13 @@ class DeclCompiler:
 
 
 def tool_modules(impls: list[tuple[str, str]], root_dir: Path) -> list[ToolModuleIR]:
-    """The Python modules named by `(impl_dir, impl)` pairs, with a sha256 of each file found."""
+    """The Python modules named by `(impl_dir, impl)` pairs, with a sha256 of each file found.
+    An MCP server's tool (`mcp:SERVER/TOOL`) has none: its schema is checked against the
+    lock at run time (`mnlang.mcp.sessions`)."""
     seen: dict[tuple[str, str], ToolModuleIR] = {}
     for impl_dir, impl in impls:
         module = impl.partition(":")[0]
-        if not module or (impl_dir, module) in seen:
+        if not module or impl.startswith(MCP_IMPL_PREFIX) or (impl_dir, module) in seen:
             continue
         base = root_dir / impl_dir
         found = module_file(base, module)

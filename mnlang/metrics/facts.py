@@ -19,6 +19,9 @@ REPAIR_CHECKPOINT = "repair"
 FAILED_ATTEMPTS = frozenset({"retry", "attempt_failed", "call_failed"})
 """Events of a call attempt that failed: its time was spent all the same."""
 TIMEOUT_BY = "timeout"
+MCP_BY = "mcp:"
+"""How a decision made through `mnc mcp serve` is signed (`mcp:CLIENT`): a program's, not
+a person's, so not counted among people's decisions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +270,7 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
         elif kind == "decided":
             approved = approved or data.get("approved") is True
             by = data.get("by")
-            person = by not in (None, "", TIMEOUT_BY)
+            person = by not in (None, "", TIMEOUT_BY) and not str(by).startswith(MCP_BY)
             if "repair" in data:
                 if person:
                     facts.human_decisions += 1

@@ -38,6 +38,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mnlang.errors import MnError, Timeout, ToolError
+from mnlang.mcp.lock import IMPL_PREFIX, LockError, lock_file, parse_impl, read_lock
 from mnlang.modulepath import impl_module_file
 
 if TYPE_CHECKING:  # the child process of `isolation: process` imports this module: keep it light
@@ -146,6 +147,8 @@ def load_module(ref: ModuleRef) -> ModuleType:
 
 def resolve(program: IRProgram, tool: ToolIR) -> ResolvedTool:
     """The function behind a tool; `ToolLoadError` names the tool and what went wrong."""
+    if tool.impl.startswith(IMPL_PREFIX):
+        return _resolve_mcp(Path(program.source.dir) / tool.impl_dir, tool)
     module_name, _, function_name = tool.impl.partition(":")
     ref = module_ref(program, tool.impl_dir, module_name)
     where = ref.path or f"installed module `{module_name}`"
@@ -168,6 +171,40 @@ def resolve(program: IRProgram, tool: ToolIR) -> ResolvedTool:
         function_name=function_name,
         wants_ctx="ctx" in params and "ctx" not in declared,
         wants_key="key" in params and "key" not in declared,
+    )
+
+
+def _resolve_mcp(folder: Path, tool: ToolIR) -> ResolvedTool:
+    """An `impl: "mcp:SERVER/TOOL"`: a call of the tool through the server that the
+    folder's `mcp.lock.json` names (`mnlang.mcp.sessions`)."""
+    found = parse_impl(tool.impl)
+    lock = lock_file(folder)
+    if found is None:
+        raise ToolLoadError(f"tool `{tool.name}`: `{tool.impl}` is not `mcp:SERVER/TOOL`")
+    server_name, tool_name = found
+    try:
+        servers = read_lock(lock)
+    except LockError as e:
+        raise ToolLoadError(f"tool `{tool.name}`: {e}") from None
+    server = servers.get(server_name)
+    locked = server.tools.get(tool_name) if server is not None else None
+    if server is None or locked is None:
+        raise ToolLoadError(
+            f"tool `{tool.name}`: {lock} has no tool `{tool_name}` of `{server_name}`"
+        )
+
+    async def call_mcp(**args: Any) -> Any:
+        from mnlang.mcp.sessions import call_tool
+
+        assert server is not None and locked is not None
+        return await call_tool(folder, server, locked, args)
+
+    return ResolvedTool(
+        function=call_mcp,
+        module=ModuleRef(tool.impl, None, str(folder)),
+        function_name=tool_name,
+        wants_ctx=False,
+        wants_key=False,
     )
 
 
