@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from mnlang.ir.model import IRProgram
 from mnlang.jsonin import JSONInputError, decode_json
+from mnlang.project import Project
 from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import InputError, RunConflict, RunError
 from mnlang.runtime.tokens import BadToken, read_token
@@ -771,13 +772,25 @@ def _float_param(request: Request, name: str) -> float | None:
     return value
 
 
-def create_server_app(store: Store, auth: Any, *, execute: bool = True) -> Starlette:
-    """The console with the API beside it, sharing its store, auth and executor."""
+def create_server_app(
+    store: Store, auth: Any, *, execute: bool = True, project: Project | None = None
+) -> Starlette:
+    """The console with the API beside it, sharing its store, auth and executor; with the
+    webhooks in and out of `project` (by default the current folder's mnlang.toml)."""
+    from mnlang.project import find_project
+    from mnlang.server.webhooks import install
     from mnlang.ui.app import create_app
 
     app = create_app(store, auth, execute=execute)
     api = Api(store, app.state.console.executor)
     app.router.routes[:0] = [*api.routes(), Route("/metrics", prometheus_endpoint(store))]
+    project = project or find_project()
+    install(
+        app,
+        api,
+        project.webhooks if project is not None else {},
+        project.inbound if project is not None else {},
+    )
     app.state.api = api
     return app
 
