@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mnlang.runtime.views import RunDetails
     from mnlang.runtime.worker import Logger, Worker, WorkerStats
     from mnlang.stores.base import (
+        Delivery,
         Durability,
         Event,
         Json,
@@ -653,6 +654,28 @@ def signal(
         go_on = resume and delivered.accepted and delivered.waiting
         runs = run.continue_run(store, delivered.run_id) if go_on else []
     return SignalOutcome(delivered, runs)
+
+
+# ---- the outbox: webhook deliveries ---------------------------------------------------------
+
+
+def list_deliveries(
+    *,
+    run_id: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    db: str | Path | None = None,
+) -> list[Delivery]:
+    """The outbox's webhook deliveries (`mnlang.outbox`) with their attempts, newest first."""
+    with _open_store(db) as store:
+        return store.list_deliveries(run_id=run_id, status=status, limit=limit)
+
+
+def redeliver(event_id: str, webhook: str, *, db: str | Path | None = None) -> bool:
+    """Make a delivery pending and due now (a failed one is sent again, with its id);
+    `False` when there is no such delivery. `mnc serve`'s delivery loop sends it."""
+    with _open_store(db) as store:
+        return store.redeliver(event_id, webhook)
 
 
 # ---- the worker and schedules ---------------------------------------------------------------

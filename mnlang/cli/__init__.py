@@ -64,6 +64,7 @@ _COMMANDS = (
     reading.metrics,
     replaying.replay_command,
     observing.export_group,
+    observing.deliveries_group,
     tools.test_command,
     tools.bench,
     tools.lsp_command,
