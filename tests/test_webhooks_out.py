@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,27 @@ def test_a_receiver_that_keeps_failing_ends_failed_and_redeliver_sends_it_again(
                 [done] = deliveries(served, "o2", 1)
     assert {c.event["id"] for c in got.calls} == {failed["event_id"]}
     assert [a["status_code"] for a in done["attempt_log"]] == [503, 503, 200]
+
+
+@pytest.mark.slow
+def test_kill_9_during_an_outbound_delivery_resends_it_with_the_same_id(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    env = {"OPS_SECRET": SECRET, "MNC_DELIVERY_LEASE": "1"}
+    folder = project(tmp_path, "http://placeholder")
+    with receiver() as got:
+        project(tmp_path, got.url)
+        got.hang = threading.Event()
+        got.hang.set()  # the receiver takes the call and never answers
+        with serve(db, cwd=folder, env=env) as served:
+            start_order(served, "o3")
+            [first] = got.wait_for(1)
+            served.kill()  # mid-delivery: the request is out, no answer read or recorded
+        got.hang.clear()
+        with serve(db, cwd=folder, env=env) as served:
+            calls = got.wait_for(2)
+            [done] = deliveries(served, "o3", 1)
+    assert [c.event["id"] for c in calls] == [first.event["id"]] * 2
+    assert calls[1].body == first.body  # the same event, byte for byte (signed anew)
+    assert done["status"] == "delivered"
+    # the killed attempt never recorded; the one that got its answer did
+    assert [a["status_code"] for a in done["attempt_log"]] == [200]
