@@ -26,7 +26,7 @@ from tests.test_store_contract import store  # noqa: F401 (the fixture over both
 from tests.webhooks.receiver import receiver
 
 
-def ended(store: Store, run_id: str) -> Batch:
+def ended(run_id: str) -> Batch:
     batch = Batch(
         run_id,
         events=[NewEvent("run_completed")],
@@ -39,8 +39,8 @@ def ended(store: Store, run_id: str) -> Batch:
 
 def test_messages_are_written_with_their_commit_once(store: Store) -> None:  # noqa: F811
     store.create_run(NewRun("r1", "refund", {}))
-    store.commit(ended(store, "r1"))
-    store.commit(ended(store, "r1"))  # the same causes again: the same ids, no new rows
+    store.commit(ended("r1"))
+    store.commit(ended("r1"))  # the same causes again: the same ids, no new rows
     events = store.unrouted_outbox()
     assert sorted((e.type, e.event_id) for e in events) == sorted(
         [
@@ -62,7 +62,7 @@ def test_a_refused_commit_writes_no_message(store: Store) -> None:  # noqa: F811
     store.create_run(NewRun("r1", "refund", {}))
     assert store.acquire_lease("r1", "w1", 30) is not None
     with pytest.raises(StaleLease):
-        store.commit(ended(store, "r1"))  # no lease: refused while w1 holds one
+        store.commit(ended("r1"))  # no lease: refused while w1 holds one
     assert store.unrouted_outbox() == []
 
 
@@ -121,8 +121,8 @@ def test_signal_holders_finds_a_signal_id_read_or_not(store: Store) -> None:  # 
 def test_the_delivery_loop_on_each_store(store: Store, tmp_path: Path) -> None:  # noqa: F811
     store.create_run(NewRun("r1", "refund", {}))
     store.create_run(NewRun("r2", "other", {}))
-    store.commit(ended(store, "r1"))
-    store.commit(ended(store, "r2"))
+    store.commit(ended("r1"))
+    store.commit(ended("r2"))
     with receiver() as got:
         got.answers = [502]
         hooks = {
