@@ -170,3 +170,52 @@ def test_kill_9_during_an_outbound_delivery_resends_it_with_the_same_id(tmp_path
     assert done["status"] == "delivered"
     # the killed attempt never recorded; the one that got its answer did
     assert [a["status_code"] for a in done["attempt_log"]] == [200]
+
+
+def test_the_project_file_of_docs_webhooks_md_is_valid(tmp_path: Path) -> None:
+    from mnlang.project import load
+
+    text = (Path(__file__).parent.parent / "docs" / "webhooks.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "mnlang.toml").write_text(block)
+    found = load(tmp_path / "mnlang.toml")
+    assert found.webhooks["ops"].workflows == ("order",)
+    assert found.webhooks["ops"].delay(3) == 8.0
+    assert found.inbound["stripe"].id_source == "$.id"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[webhooks.a]\nurl = "ftp://x"\nevents = ["run.ended"]', "http:// or https://"),
+        ('[webhooks.a]\nurl = "http://x"\nevents = ["run.started"]', "run.ended"),
+        ('[webhooks.a]\nurl = "http://x"\nevents = ["run.ended"]\nsecret = "s"', "never written"),
+        (
+            '[inbound.a]\npath = "/api/x"\nevent = "e"\nkey = "$.k"\nverify = "github"\n'
+            'secret_env = "S"',
+            "under /hooks/",
+        ),
+        (
+            '[inbound.a]\npath = "/hooks/a"\nevent = "e"\nverify = "github"\nsecret_env = "S"',
+            "`key` or `run`",
+        ),
+        (
+            '[inbound.a]\npath = "/hooks/a"\nevent = "e"\nkey = "$.k"\nverify = "md5"\n'
+            'secret_env = "S"',
+            '"github" or "stripe"',
+        ),
+    ],
+)
+def test_a_wrong_table_is_named_with_the_file(tmp_path: Path, table: str, message: str) -> None:
+    (tmp_path / "mnlang.toml").write_text(table + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mnlang.cli", "deliveries"],
+        cwd=tmp_path,
+        env=env_for(tmp_path / "journal.db"),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert message in done.stderr and "mnlang.toml" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "journal.db").exists()
