@@ -633,24 +633,30 @@ def signal(
     key: str | None = None,
     token: str | None = None,
     resume: bool = True,
+    by: str | None = None,
     db: str | Path | None = None,
 ) -> SignalOutcome:
     """Send `event` (with its JSON `payload` and correlation `key`) to a run's mailbox, or
     answer a callback `token` (then `run_id` and `event` are `None`: the token names
     them); a run that is not waiting for it yet finds it when it does, and a repeated
     `signal_id` is ignored. With `resume`, a run that waits for this signal goes on in
-    this process."""
+    this process. `by` (default: the operating system's user) is journaled with the
+    signal when the run takes it."""
     from mnlang.runtime import run, signals
+    from mnlang.runtime.decisions import default_decider
 
+    who = by or default_decider()
     with _open_store(db) as store:
         if token is not None:
             if run_id is not None or event is not None or key is not None:
                 raise ValueError("a token names the run, the event and the key: give none")
-            delivered = signals.send_token(store, token, payload, signal_id=signal_id)
+            delivered = signals.send_token(store, token, payload, signal_id=signal_id, by=who)
         else:
             if run_id is None or event is None:
                 raise ValueError("give the run and the event, or a token")
-            delivered = signals.send(store, run_id, event, payload, signal_id=signal_id, key=key)
+            delivered = signals.send(
+                store, run_id, event, payload, signal_id=signal_id, key=key, by=who
+            )
         go_on = resume and delivered.accepted and delivered.waiting
         runs = run.continue_run(store, delivered.run_id) if go_on else []
     return SignalOutcome(delivered, runs)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ import pytest
 
 from mnlang.outbox.signing import sign_github, sign_stripe
 from mnlang.stores.sqlite import SQLiteStore
-from tests.api.server import ADMIN_TOKEN, Served, serve
+from tests.api.server import ADMIN_TOKEN, Served, env_for, serve
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 PAY = Path(__file__).parent / "webhooks" / "pay.mn"
@@ -152,6 +154,18 @@ def test_webhooks_in_verify_the_raw_bytes_and_become_signals_once(tmp_path: Path
         p2 = status_of(served, "p2", "completed")
         p4 = status_of(served, "p4", "completed")
         log = served.log.read_text()
+        journal = httpx2.get(f"{served.url}/api/v1/runs/p1/journal", headers=ADMIN).json()
+    # who made it: the signal is journaled with its sender, and `mnc log` shows it
+    [signal] = [e for e in journal["events"] if e["kind"] == "signal"]
+    assert signal["data"]["by"] == "inbound:stripe"
+    shown = subprocess.run(
+        [sys.executable, "-m", "mnlang.cli", "log", "p1"],
+        env=env_for(db),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "(by inbound:stripe)" in shown
     assert p1["result"] == "p1 paid $5.00" and p2["result"] == "p2 paid $5.00"
     assert p4["result"] == "p4 paid $7.00"
     assert signals_of(db, "p1") == ["inbound:stripe:evt_1"]

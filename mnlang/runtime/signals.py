@@ -85,9 +85,10 @@ def send(
     *,
     signal_id: str | None = None,
     key: str | None = None,
+    by: str | None = None,
 ) -> Delivered:
     """Deliver `event` with `payload` (JSON), and its correlation `key`, to run `run_id`'s
-    mailbox."""
+    mailbox; `by` (who sends it) is journaled with the signal when the run takes it."""
     record = store.get_run(run_id)
     if record is None:
         raise RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
@@ -110,7 +111,9 @@ def send(
             f"run `{run_id}` has {MAILBOX_LIMIT} unread signals; this one is refused",
             help=f"`mnc show {run_id}` lists them: the run takes them as it reaches its waits",
         )
-    accepted = store.send_signal(run_id, declared.name, payload, signal_id=signal_id, key=key)
+    accepted = store.send_signal(
+        run_id, declared.name, payload, signal_id=signal_id, key=key, by=by
+    )
     if not accepted and key is not None:
         # The store refused it: a repeated id, or another send of this key that got in
         # between the look above and the insert, which is refused here with the reason.
@@ -127,7 +130,12 @@ def send(
 
 
 def send_token(
-    store: Store, token: str, payload: Any = None, *, signal_id: str | None = None
+    store: Store,
+    token: str,
+    payload: Any = None,
+    *,
+    signal_id: str | None = None,
+    by: str | None = None,
 ) -> Delivered:
     """Deliver a callback: the token names the run, the event and the key."""
     try:
@@ -138,7 +146,9 @@ def send_token(
             help="send the token exactly as `callback_token(...)` gave it, to the journal "
             "of the run that made it",
         ) from None
-    return send(store, target.run_id, target.event, payload, signal_id=signal_id, key=target.key)
+    return send(
+        store, target.run_id, target.event, payload, signal_id=signal_id, key=target.key, by=by
+    )
 
 
 def _waits_for(program: IRProgram, workflow: str, event: str) -> list[WaitState]:

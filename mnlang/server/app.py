@@ -574,13 +574,17 @@ class Api:
                         raise ApiError(
                             "invalid_request", "token_mismatch", "the token is for another run"
                         )
-                    self.may_change(request, self.record(target.run_id))
+                    user = self.may_change(request, self.record(target.run_id))
                     return signals.send_token(
-                        self.store, body.token, body.payload, signal_id=body.signal_id
+                        self.store,
+                        body.token,
+                        body.payload,
+                        signal_id=body.signal_id,
+                        by=user.name,
                     )
                 assert run_id is not None and body.event is not None
                 record = self.record(run_id)
-                self.may_change(request, record)
+                user = self.may_change(request, record)
                 if record.status in TERMINAL_STATUSES:
                     raise ApiError(
                         "conflict", "run_ended", f"run `{run_id}` has ended ({record.status})"
@@ -592,6 +596,7 @@ class Api:
                     body.payload,
                     signal_id=body.signal_id,
                     key=body.key,
+                    by=user.name,
                 )
             except BadToken as e:
                 raise ApiError(

@@ -270,7 +270,13 @@ class Receiver:
                 return 200, {"code": "run_ended", "ignored": True, "message": message}, wake
             try:
                 delivered = signals.send(
-                    store, target, hook.event, payload, signal_id=signal_id, key=key
+                    store,
+                    target,
+                    hook.event,
+                    payload,
+                    signal_id=signal_id,
+                    key=key,
+                    by=f"inbound:{hook.name}",
                 )
             except RunNotFound:
                 return 404, {"code": "no_run", "message": f"no run `{target}`"}, wake

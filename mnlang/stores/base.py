@@ -333,6 +333,8 @@ class Signal:
     consumed_at: float | None
     key: str | None = None
     """The correlation key it was sent with: only `wait name for key` takes it."""
+    by: str | None = None
+    """Who sent it (a user or token's name, `inbound:NAME`), journaled when it is taken."""
 
     @property
     def address(self) -> str:
@@ -814,10 +816,12 @@ class Store(Protocol):
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        by: str | None = None,
     ) -> bool:
-        """Put a signal, with its correlation key if any, in a run's mailbox; `False` when
-        this signal id was already sent, or when an unread signal with this name and key
-        is there (a mailbox holds one per key). Without an id every send is new."""
+        """Put a signal, with its correlation key if any and who sent it, in a run's
+        mailbox; `False` when this signal id was already sent, or when an unread signal
+        with this name and key is there (a mailbox holds one per key). Without an id
+        every send is new."""
 
     def pending_signals(self, run_id: str, name: str | None = None) -> list[Signal]:
         """Signals not yet consumed, of any key, oldest first."""

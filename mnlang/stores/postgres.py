@@ -181,7 +181,7 @@ _CHECKPOINT_COLUMNS: LiteralString = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
 )
 _SIGNAL_COLUMNS: LiteralString = (
-    "run_id, signal_id, name, payload, sent_at, consumed_at, correlation"
+    "run_id, signal_id, name, payload, sent_at, consumed_at, correlation, sent_by"
 )
 _TIMER_COLUMNS: LiteralString = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS: LiteralString = (
@@ -1189,6 +1189,7 @@ class PostgresStore:
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        by: str | None = None,
     ) -> bool:
         encoded = dump(payload)
 
@@ -1198,9 +1199,9 @@ class PostgresStore:
             if exists.fetchone() is None:
                 raise run_not_found(run_id)
             inserted = tx.conn.execute(
-                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (run_id, signal_id or uuid.uuid4().hex, name, encoded, now, key),
+                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation, "
+                "sent_by) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (run_id, signal_id or uuid.uuid4().hex, name, encoded, now, key, by),
             )
             self._notify(tx, run_id)
             tx.pipeline.sync()

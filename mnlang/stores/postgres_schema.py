@@ -478,9 +478,11 @@ _RESERVED_V12: Final[tuple[LiteralString, ...]] = ()
 # change that causes them (`outbox`, `routed_at` NULL until the delivery loop has made
 # one `deliveries` row per sink that wants it), each delivery's lease, status and next
 # try, and every attempt (`delivery_attempts`). Signals by id alone, so an inbound
-# webhook's delivery id (part of its signal id) is found as seen whatever run took it.
+# webhook's delivery id (part of its signal id) is found as seen whatever run took it;
+# who sent each signal (`sent_by`: a token's name, `inbound:NAME`, NULL when unknown).
 _ADD_OUTBOX_V13: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX signals_by_signal_id ON signals (signal_id)",
+    "ALTER TABLE signals ADD COLUMN sent_by text",
     """
     CREATE TABLE outbox (
         event_id text PRIMARY KEY,

@@ -360,8 +360,10 @@ def _add_outbox_v13(db: sqlite_utils.Database) -> None:
     state change that causes them (`outbox`, `routed_at` NULL until the delivery loop has
     made one `deliveries` row per sink that wants it), each delivery's lease, status and
     next try, and every attempt (`delivery_attempts`). Signals by id alone, so an inbound
-    webhook's delivery id (part of its signal id) is found as seen whatever run took it."""
+    webhook's delivery id (part of its signal id) is found as seen whatever run took it;
+    who sent each signal (`sent_by`: a token's name, `inbound:NAME`, NULL when unknown)."""
     db.execute("CREATE INDEX signals_by_signal_id ON signals (signal_id)")
+    db.execute("ALTER TABLE signals ADD COLUMN sent_by TEXT")
     db.execute(
         "CREATE TABLE outbox (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, "
         "run_id TEXT NOT NULL, workflow TEXT NOT NULL, data TEXT NOT NULL, "

@@ -126,7 +126,7 @@ _LEDGER_COLUMNS = "key, scope, args_hash, status, result, run_id, state, created
 _CHECKPOINT_COLUMNS = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
 )
-_SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at, correlation"
+_SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at, correlation, sent_by"
 _TIMER_COLUMNS = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS = (
     "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
@@ -911,11 +911,12 @@ class SQLiteStore:
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        by: str | None = None,
     ) -> bool:
         with self._write() as now:
             self._run(run_id)
             return self._insert_signal(
-                run_id, name, payload, signal_id or uuid.uuid4().hex, now, key
+                run_id, name, payload, signal_id or uuid.uuid4().hex, now, key, by
             )
 
     def _insert_signal(
@@ -926,11 +927,12 @@ class SQLiteStore:
         signal_id: str,
         now: float,
         key: str | None = None,
+        by: str | None = None,
     ) -> bool:
         cursor = self._conn.execute(
-            "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (run_id, signal_id, name, dump(payload), now, key),
+            "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation, "
+            "sent_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (run_id, signal_id, name, dump(payload), now, key, by),
         )
         return cursor.rowcount == 1
 
