@@ -85,6 +85,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E232", "`run` used as a value"),
     ("E233", "bad regular expression"),
     ("E234", "`start` of something other than a workflow"),
+    ("E260", "`cache` on an agent that may call effects"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),

@@ -119,6 +119,7 @@ def worker(db: Path, server: ChatServer, lease_ttl: float = 30.0) -> subprocess.
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_worker_killed_during_an_agent_retry_delay(
     tmp_path: Path, flow: Path, server: ChatServer
 ) -> None:

@@ -9,6 +9,7 @@ when" command does.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -317,6 +318,7 @@ def test_a_late_person_is_late_on_every_attempt_of_the_chain(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_mnc_bench_on_the_golden_suite(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     done = subprocess.run(
@@ -355,3 +357,45 @@ def test_mnc_bench_on_the_golden_suite(tmp_path: Path) -> None:
     assert ours - data["naive"]["all"]["successful"] == ours_only - naive_only
     shown = CliRunner().invoke(main, ["metrics", "--db", data["journal"], "--json"])
     assert json.loads(shown.output) == data["metrics"]
+
+
+def test_live_mode_asks_a_real_provider_and_prices_its_usage(tmp_path: Path) -> None:
+    """`mnc bench --models openai`: the agents are answered by an OpenAI-compatible server
+    (here the local chat server), not by the scenarios' replies; its usage is priced as
+    the agent's model. Without a key the bench is refused before anything runs."""
+    from tests.chat_server import Answer, chat_server, completion
+
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples" / "refund", project)
+    verdict = {"category": "damaged", "confidence": 0.9, "summary": "cracked mug"}
+    args = ["bench", str(project), "--repeat", "1", "--faults", "network_failure"]
+    args += ["--chaos", "0", "--models", "openai", "--json"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "mnlang.cli", *args],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if "OPENAI" not in k},
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 2 and "MNC_OPENAI_API_KEY" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    with chat_server() as server:
+        server.respond = lambda body: Answer(200, completion(json.dumps(verdict)))
+        env = {**os.environ, "MNC_OPENAI_BASE_URL": server.base_url, "MNC_OPENAI_API_KEY": "k"}
+        shown = subprocess.run(
+            [sys.executable, "-m", "mnlang.cli", *args, "--db", str(tmp_path / "j.db")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+    assert shown.returncode in (0, 1), shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["live_provider"] == "openai"
+    asked = [r.body for r in server.requests if r.path.endswith("/chat/completions")]
+    assert asked and all(body["model"] == "gpt-5.4-mini" for body in asked)
+    total = data["metrics"]["total"]
+    # Every request the runtime's runs made was answered with 100 + 20 tokens, and paid.
+    runtime = compute_metrics(SQLiteStore(tmp_path / "j.db")).total
+    assert runtime.tokens == total["tokens"] and runtime.tokens % 120 == 0 and runtime.tokens
+    assert Decimal(total["cost"]["model"]) > 0

@@ -42,6 +42,7 @@ def start_process(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_kill_9_at_random_moments(tmp_path: Path) -> None:
     scenario = big_scenario(tmp_path)
     ir = crash.ir_file(scenario, tmp_path)

@@ -80,6 +80,7 @@ def held_by(store: PostgresStore, pid: int) -> tuple[str, set[str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_runs_of_killed_workers_are_taken_over_and_no_effect_repeats(
     pg_url: str, tmp_path: Path
 ) -> None:

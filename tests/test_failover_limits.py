@@ -70,6 +70,7 @@ def quick(n):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_two_workers_never_exceed_a_tools_limit(pg_url: str, tmp_path: Path) -> None:
     (tmp_path / "use.mn").write_text(SOURCE, "utf-8")
     (tmp_path / "limit_tools.py").write_text(TOOLS, "utf-8")

@@ -249,6 +249,7 @@ def journal(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_worker_cut_off_from_the_database_loses_its_runs_and_commits_nothing_after(
     link_and_cluster: tuple[Link, PostgresCluster, str], tmp_path: Path
 ) -> None:
@@ -358,6 +359,7 @@ with conn.pipeline() as pipeline:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_worker_cut_off_in_the_middle_of_a_pipeline_frees_its_row(
     link_and_cluster: tuple[Link, PostgresCluster, str],
 ) -> None:

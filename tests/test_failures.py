@@ -277,6 +277,64 @@ def test_only_an_unknown_answer_opens_a_repair(prog: Any) -> None:
     assert out.result == "found-slow-2"
 
 
+RETRIED_ONCE = """
+effect post(text: str) -> str {
+  impl: "tools:post"
+  once: true
+  retry: { attempts: 3, backoff: 10ms, on: [transient] }
+  reconcile: find_post(text)
+}
+
+tool find_post(text: str) -> str? {
+  impl: "tools:find_post"
+}
+
+workflow announce(text: str) -> str {
+  posted = post(text)
+  return posted
+}
+"""
+
+RETRIED_ONCE_TOOLS = """
+def post(text, *, ctx):
+    record("post", text=text, attempt=ctx.attempt, wire=ctx.wire_key)
+    if ctx.attempt == 1 and text != "fine":
+        if text == "delivered":  # the receiver got it; the answer was lost
+            record("received", text=text, wire=ctx.wire_key)
+        raise ConnectionError("connection reset by peer")
+    record("received", text=text, wire=ctx.wire_key)
+    return "posted-" + text
+
+def find_post(text, *, ctx):
+    calls = [json.loads(line) for line in open(HERE / "calls.jsonl")]
+    record("find", text=text, wire=ctx.wire_key)
+    seen = [c for c in calls if c["name"] == "received" and c["wire"] == ctx.wire_key]
+    return "posted-" + text if seen else None
+"""
+
+
+def test_a_reconciled_once_effect_retries_only_what_its_receiver_has_not_got(
+    prog: Any,
+) -> None:
+    """`once` with `reconcile` may retry: each failed attempt is looked up first, so the
+    receiver gets the action once (E302 stays for a `once` effect without `reconcile`)."""
+    p = prog(RETRIED_ONCE, RETRIED_ONCE_TOOLS)
+    out = p.run({"text": "lost"})  # the reset came before the receiver got it
+    assert out.result == "posted-lost"
+    assert [c["name"] for c in p.calls()] == ["post", "find", "post", "received"]
+    assert len({c["wire"] for c in p.calls()}) == 1  # one action, one reference
+    (answer,) = p.events(out.run_id, "reconciled")
+    assert answer.data["answer"] == "not_done"
+    assert answer.data["reason"].startswith("the call failed (transient)")
+    out = p.run({"text": "delivered"})  # the receiver got it: no second call
+    assert out.result == "posted-delivered"
+    mine = [c["name"] for c in p.calls() if c["text"] == "delivered"]
+    assert mine == ["post", "received", "find"]
+    assert p.events(out.run_id, "reconciled")[0].data["answer"] == "done"
+    out = p.run({"text": "fine"})
+    assert not p.events(out.run_id, "reconciled")
+
+
 class CrashBeforeResult:
     """A store that stops the run before the commit of the first effect result."""
 

@@ -341,3 +341,20 @@ def test_failed_attempts_take_compute_time_and_people_are_counted_apart() -> Non
     assert cost.total == Decimal("3.18")
     # Without people's time: the model, the tool, the compute and the compensation.
     assert cost.without_people == Decimal("0.18")
+
+
+def test_tokens_and_reconciled_outcomes_are_counted() -> None:
+    rates = Rates(Decimal(0), Decimal(0), Decimal(0))
+    store = SQLiteStore(":memory:")
+    record, _ = store.create_run(NewRun("t", "w", {}))
+    data: list[tuple[str, dict[str, Any]]] = [
+        ("model_reply", {"cost": "0", "usage": {"input_tokens": 120, "output_tokens": 30}}),
+        ("model_reply", {"cost": "0", "error": {"kind": "transient"}}),  # no usage: none
+        ("model_reply", {"cost": "0", "usage": {"input_tokens": 200, "output_tokens": 50}}),
+        ("reconciled", {"effect": "label", "answer": "done"}),
+        ("reconciled", {"effect": "label", "answer": "not_done"}),
+        ("reconciled", {"effect": "sms", "answer": "unknown"}),  # a repair, not settled
+    ]
+    events = [Event("t", n, 0.0, kind, "s", "", d) for n, (kind, d) in enumerate(data, 1)]
+    facts = run_facts(record, events, NO_PROGRAM, rates)
+    assert (facts.tokens, facts.reconciled) == (400, 2)

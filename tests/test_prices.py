@@ -145,3 +145,22 @@ def test_override_changes_the_estimate(tmp_path: Path, monkeypatch: pytest.Monke
     override.write_text('{ "models": { "gpt-5.4-nano": { "output_per_million": 1000 } } }', "utf-8")
     monkeypatch.setenv(PRICES_ENV, str(override))
     assert [d.code for d in check(source).diagnostics] == ["W601"]
+
+
+def test_the_table_says_where_its_prices_come_from_and_when(tmp_path: Path) -> None:
+    table = load_prices({})
+    assert table.as_of and table.as_of[:2] == "20"
+    # Every model and rate of the default table has a source (a family pattern counts).
+    named = set(table.sources)
+    for name in (*table.models, "compute_per_cpu_second", "human_per_minute"):
+        assert name in named or any(p.endswith("*") and name.startswith(p[:-1]) for p in named), (
+            name
+        )
+    override = tmp_path / "prices.json"
+    override.write_text('{"as_of": "2026-12-01", "sources": {"my-model": "our contract"}}')
+    merged = load_prices({PRICES_ENV: str(override)})
+    assert merged.as_of == "2026-12-01"
+    assert merged.sources["my-model"] == "our contract" and "gpt-*" in merged.sources
+    override.write_text('{"as_of": 20261201}')
+    with pytest.raises(PriceTableError, match="`as_of` must be a string"):
+        load_prices({PRICES_ENV: str(override)})

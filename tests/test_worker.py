@@ -142,6 +142,7 @@ def kill_a_busy_worker(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_three_workers_one_killed_every_run_completes_once(tmp_path: Path) -> None:
     """100 runs (timers, approvals given during the test, events, long calls) on three
     `mnc worker` processes; one is killed with SIGKILL mid-way. Every run completes, once."""
@@ -222,6 +223,7 @@ def test_three_workers_one_killed_every_run_completes_once(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_worker_paused_past_its_lease_commits_nothing(tmp_path: Path) -> None:
     env = mnc_env(tmp_path)
     ir = str(ir_file(tmp_path))

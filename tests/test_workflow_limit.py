@@ -339,6 +339,7 @@ def mnc(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_detached_runs_with_two_mnc_worker_processes(db: str, flows: Path) -> None:
     for i in range(RUNS):
         started = mnc(["run", str(flows), "-w", "capped", "--detach", "--id", f"c{i}", "--db", db,

@@ -18,11 +18,15 @@ named `scripted`, so the runtime prices the call as the agent's model
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mnlang.errors import TOOL_ERROR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, ToolCall, Usage
 from mnlang.models.scripted import Script
+
+if TYPE_CHECKING:
+    from mnlang.bench.suite import Case
+    from mnlang.models.base import Provider
 
 NAME: Final = "bench"
 CHARS_PER_TOKEN: Final = 4
@@ -50,6 +54,34 @@ def _well_formed_turns(messages: list[dict[str, Any]]) -> int:
 
 def _tokens(chars: int) -> int:
     return max(1, chars // CHARS_PER_TOKEN)
+
+
+def scenario_model(case: Case) -> Provider:
+    """Who answers a case's agents: its scripted replies, or in live mode the provider it
+    names (made anew in each process that runs the case, as its HTTP client cannot be
+    handed to another process)."""
+    if case.live is None:
+        return BenchModel(case.script, f"scenario `{case.name}`")
+    import os
+
+    from mnlang.models.setup import ModelSetup, project_providers
+
+    setup = ModelSetup(spec=case.live, tables=project_providers(os.environ))
+    return setup.provider_for_name(case.live)
+
+
+def live_refusal(name: str) -> str | None:
+    """Why provider `name` cannot answer a live bench here (unknown, no key, misconfigured);
+    None when it can."""
+    import os
+
+    from mnlang.models.setup import ModelSetup, project_providers
+
+    setup = ModelSetup(spec=name, tables=project_providers(os.environ))
+    if name != "openai" and name not in setup.tables:
+        known = ", ".join(f"`{p}`" for p in ["openai", *sorted(setup.tables)])
+        return f"unknown provider `{name}` for a live bench (providers: {known})"
+    return setup.unusable(name)
 
 
 class BenchModel:

@@ -38,7 +38,7 @@ from functools import cache
 from typing import Any, Final
 
 from mnlang.bench.harness import MAX_STEPS, Responder, bench_config
-from mnlang.bench.models import BenchModel
+from mnlang.bench.models import scenario_model
 from mnlang.bench.suite import Case
 from mnlang.bench.world import NAIVE_PREFIX
 from mnlang.ir.hashing import program_hash
@@ -224,7 +224,7 @@ def run_chain(
             # them answer sooner, and the checkpoint's timeout decides on both sides.
             responder = Responder(store, naive_case, world_path, late, approval_at)
             config = bench_config(naive_case, None, naive_faults=plan)
-            model = ChainModel(BenchModel(case.script, f"scenario `{case.name}`"), case.program)
+            model = ChainModel(scenario_model(case), case.program)
             config = dataclasses.replace(config, models=ModelSetup(spec="bench", override=model))
             start_run(store, program, case.workflow, case.args, run_id=run_id, config=config)
             for _ in range(MAX_STEPS):

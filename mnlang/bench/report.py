@@ -119,7 +119,7 @@ def targets(result: BenchResult) -> list[Target]:
         Target(
             "unplanned repair rate",
             f"<= {MAX_REPAIR_RATE:.0%} of runs",
-            _cell(total.unplanned_repairs),
+            f"{_cell(total.unplanned_repairs)}; {total.reconciled} reconciled",
             total.unplanned_repairs.value is not None
             and total.unplanned_repairs.value <= MAX_REPAIR_RATE,
         ),
@@ -173,6 +173,19 @@ def difference_lines(result: BenchResult) -> list[str]:
     return lines
 
 
+def _price_table() -> str:
+    """Which price table priced the bench, as of when, for the report's reader."""
+    from mnlang.models.prices import load_prices
+
+    table = load_prices()
+    files = " + ".join(table.files)
+    return f"{files}, as of {table.as_of or 'an undated table'}; sources in the file"
+
+
+def _tokens(per_run: float | None) -> str:
+    return "n/a" if per_run is None else f"{per_run:,.0f}"
+
+
 def _cell(ratio: Ratio) -> str:
     return f"{ratio.percent()} ({ratio.numerator}/{ratio.denominator})"
 
@@ -205,6 +218,12 @@ def bench_lines(result: BenchResult) -> list[str]:
     lines = [
         f"mnc bench {result.path}: seed {result.seed}, {result.repeat} repetitions, "
         f"{result.runs} runs, {faults} faults injected, {result.seconds:.0f}s",
+        "agents answered by "
+        + (
+            "the scenarios' replies (priced as each agent's model)"
+            if result.live is None
+            else f"the `{result.live}` provider, live (the scenarios' replies unused)"
+        ),
         "",
         "the five metrics, per class (numerator/denominator):",
     ]
@@ -220,9 +239,11 @@ def bench_lines(result: BenchResult) -> list[str]:
         per("trajectory match", lambda m: _cell(m.trajectory_match)),
         per("unsafe action rate", lambda m: _cell(m.unsafe_actions)),
         per("cost per successful run", lambda m: money(m.cost_per_successful)),
+        per("model tokens per run", lambda m: _tokens(m.tokens_per_run)),
         per("human intervention", lambda m: _cell(m.human_intervention)),
         per("planned checkpoints", lambda m: _cell(m.planned_checkpoints)),
         per("unplanned repairs", lambda m: _cell(m.unplanned_repairs)),
+        per("reconciled outcomes", lambda m: str(m.reconciled)),
         per("human overrides", lambda m: _cell(m.human_overrides)),
     ]
     lines += _table(rows, head)
@@ -237,6 +258,7 @@ def bench_lines(result: BenchResult) -> list[str]:
         "successful workflow with people's time and side effects performed twice priced",
         f"(mnlang/bench/duplicate_costs.json, {duplicate_costs(Decimal(0)).date}), with",
         "people's time and duplicates unpriced, and without people's time:",
+        f"(models, compute and people priced by {_price_table()})",
     ]
     naive_rows = []
     for m in classes:
@@ -477,6 +499,7 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
         "fault_classes": result.fault_classes,
         "runs": result.runs,
         "seconds": round(result.seconds, 3),
+        "live_provider": result.live,
         "faults_injected": dict(result.injected),
         "metrics": result.report.to_json(),
         "naive": {k: naive(v) for k, v in result.naive.items()},

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -190,6 +191,8 @@ class BenchResult:
     """Calls of an effect the receiving system recognised by its key and did not repeat."""
     errors: list[str]
     seconds: float = 0.0
+    live: str | None = None
+    """The provider that answered the agents in live mode (None: the scenarios' replies)."""
     side_effects_recorded: int = 0
     """Performances the receiving systems recorded (0: the suite's tools do not go through
     `mnlang.bench.world`, so side effects performed twice cannot be seen)."""
@@ -209,11 +212,14 @@ def run_bench(
     db: str | None = None,
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
+    live: str | None = None,
 ) -> BenchResult:
     """Run the suite at `path`. The receiving systems' records live in a temporary folder,
     with the journal unless `db` names one; a bench that fails removes the folder, one
     that ends keeps only the journal it wrote there (its report names it)."""
     cases = load_suite(path)
+    if live is not None:
+        cases = [dataclasses.replace(case, live=live) for case in cases]
     folder = Path(tempfile.mkdtemp(prefix="mnc-bench-"))
     try:
         result = _run_bench(
@@ -343,6 +349,7 @@ def _run_bench(
         side_effects_recorded=len(world.performances(world_path)),
         duplicate_cost={k: v for (who, k), v in priced.items() if who == "runtime"},
         differences=outcome_differences(naive_jobs, facts, naive_results),
+        live=cases[0].live if cases else None,
     )
 
 

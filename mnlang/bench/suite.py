@@ -59,6 +59,9 @@ class Case:
     events: dict[str, list[Any]]
     expectation: Expectation
     under_faults: list[ScenarioFaultOutcomeIR] = field(default_factory=list)
+    live: str | None = None
+    """Live mode: the provider (`openai` or a project's) that answers the agents instead of
+    the scenario's replies."""
 
     @property
     def name(self) -> str:

@@ -46,8 +46,11 @@ CREATE TABLE IF NOT EXISTS performed (
   chain TEXT NOT NULL,
   args TEXT NOT NULL,
   result TEXT NOT NULL,
-  at REAL NOT NULL
+  at REAL NOT NULL,
+  reference TEXT
 );
+CREATE INDEX IF NOT EXISTS performed_reference ON performed(effect, reference)
+  WHERE reference IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS performed_key ON performed(world_key)
   WHERE world_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS performed_chain ON performed(chain, effect);
@@ -87,6 +90,7 @@ class World:
         self.path = path
         self._lock = threading.Lock()
         self._memory: dict[str, Any] = {}
+        self._referenced: dict[tuple[str, str], Any] = {}
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
 
@@ -103,7 +107,13 @@ class World:
         return self._conn
 
     def perform(
-        self, effect: str, args: dict[str, Any], run_id: str, key: str | None, make: Callable[[], T]
+        self,
+        effect: str,
+        args: dict[str, Any],
+        run_id: str,
+        key: str | None,
+        make: Callable[[], T],
+        reference: str | None = None,
     ) -> T | Any:
         world_key = None if key is None or run_id.startswith(NAIVE_PREFIX) else key
         with self._lock:
@@ -113,6 +123,8 @@ class World:
                 result = make()
                 if world_key is not None:
                     self._memory[world_key] = result
+                if reference is not None:
+                    self._referenced[(effect, reference)] = result
                 return result
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
@@ -130,8 +142,9 @@ class World:
                         return json.loads(row[0])
                 result = make()
                 db.execute(
-                    "INSERT INTO performed (world_key, effect, run, chain, args, result, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO performed "
+                    "(world_key, effect, run, chain, args, result, at, reference) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         world_key,
                         effect,
@@ -140,6 +153,7 @@ class World:
                         json.dumps(_plain(args), sort_keys=True),
                         json.dumps(_plain(result)),
                         time.time(),
+                        reference,
                     ),
                 )
                 db.execute("COMMIT")
@@ -148,6 +162,23 @@ class World:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+
+    def find(self, effect: str, reference: str) -> Any:
+        """The result of the latest performance of `effect` under the client's `reference`,
+        or None when there is none."""
+        with self._lock:
+            if self.path is None:
+                return self._referenced.get((effect, reference))
+            row = (
+                self._db()
+                .execute(
+                    "SELECT result FROM performed WHERE effect = ? AND reference = ? "
+                    "ORDER BY id DESC LIMIT 1",
+                    (effect, reference),
+                )
+                .fetchone()
+            )
+        return None if row is None else json.loads(row[0])
 
     def record_call(self, tool: str, run_id: str, started: float, ended: float) -> None:
         if self.path is None:
@@ -184,11 +215,27 @@ def perform(
     make: Callable[[], T],
     *,
     idempotent: bool = True,
+    referenced: bool = False,
 ) -> T | Any:
     """Carry out a side effect once per idempotency key (`ctx.wire_key`), or every time when
-    the receiving system takes no key (`idempotent=False`); returns its result."""
+    the receiving system takes no key (`idempotent=False`); returns its result. With
+    `referenced=True` the receiver keeps the key as the client's reference (a carrier's
+    shipment reference, a chat message's metadata, a migration's version) without
+    deduplicating by it, so `find` can look the action up."""
     run_id, key = _run_and_key(ctx)
-    return world().perform(effect, args, run_id, key if idempotent else None, make)
+    reference = key if referenced and not run_id.startswith(NAIVE_PREFIX) else None
+    return world().perform(effect, args, run_id, key if idempotent else None, make, reference)
+
+
+def find(effect: str, ctx: Any) -> Any:
+    """The receiving system's search by the client's reference (`ctx.wire_key`, as a
+    `reconcile:` tool receives it): the result of what it performed under that reference,
+    or None when it performed nothing. Only effects performed with `referenced=True` (or
+    with an idempotency key) can be found."""
+    _, key = _run_and_key(ctx)
+    if key is None:
+        raise ValueError(f"cannot look up `{effect}`: the call carries no reference")
+    return world().find(effect, key)
 
 
 @contextmanager

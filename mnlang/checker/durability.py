@@ -89,7 +89,9 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
             fix=add_options(sym.module.tree.source, decl.options, [option]),
         )
     retry = written_option(sym, "retry")
-    if once and retry is not None:
+    # With a reconciler, a `once` effect may retry: each new attempt waits for the receiver
+    # to say it has not got the failed one (docs/language.md, Reconciliation).
+    if once and retry is not None and "reconcile" not in opts:
         attempts = opts["retry"].attempts
         tries = f" of {attempts} attempts" if attempts > 1 else ""
         diags.add(

@@ -538,6 +538,7 @@ AGENT_OPTIONS: dict[str, _Reader] = {
     "tools": _R.tools,
     "max_turns": _R.positive_int,
     "approval": _R.approval,
+    "cache": _R.duration,
 }
 
 WORKFLOW_OPTIONS: dict[str, _Reader] = {
@@ -594,6 +595,18 @@ def _read(program: Program, sym: Symbol, diags: Diagnostics) -> dict[str, Any]:
             _missing(diags, sym, key, example)
     if sym.kind == "agent" and "tools" in given and "max_turns" not in given:
         _missing(diags, sym, "max_turns", "`max_turns: 5` to bound the tool-calling loop")
+    if sym.kind == "agent" and "cache" in given:
+        effects = [n for n in values.get("tools") or () if program.symbols[n].kind == "effect"]
+        if effects:
+            entry = next(e for e in _entries(sym) if e.key.name == "cache")
+            diags.add(
+                "E260",
+                entry.key,
+                f"agent `{sym.decl.name.name}` caches its replies but may call the effect "
+                f"`{effects[0].rsplit('.', 1)[-1]}`",
+                help="remove `cache`: a cached reply is another run's answer, and acting on "
+                "it would repeat that run's actions",
+            )
     if sym.kind == "schedule":
         if "every" not in given and "cron" not in given:
             _missing(diags, sym, "every", '`every: 1d` or `cron: "0 9 * * *"`')

@@ -221,6 +221,13 @@ def _write_from_run(
     help="Write an HTML report with charts to this file.",
 )
 @click.option("--db", metavar="PATH", help="The bench's journal (default: a new temporary file).")
+@click.option(
+    "--models",
+    "live",
+    metavar="PROVIDER",
+    help="Live mode: agents answered by this provider (`openai`, or a project's "
+    "[providers.NAME]) instead of the scenarios' replies; every request is real and paid.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def bench(
     path: str,
@@ -231,6 +238,7 @@ def bench(
     chaos: float,
     report_path: str | None,
     db: str | None,
+    live: str | None,
     as_json: bool,
 ) -> None:
     """Run the scenarios under PATH with faults injected, and the naive agent chain beside
@@ -254,6 +262,16 @@ def bench(
             f"unknown fault class `{unknown[0]}` (classes: {', '.join(FAULT_CLASSES)})",
             param_hint="--faults",
         )
+    if live is not None:
+        from mnlang.bench.models import live_refusal
+        from mnlang.models.setup import ModelSpecError
+
+        try:
+            why = live_refusal(live)
+        except ModelSpecError as e:
+            why = str(e)
+        if why is not None:
+            raise click.BadParameter(why, param_hint="--models")
     progress = None
     if not as_json and sys.stderr.isatty():
 
@@ -274,6 +292,7 @@ def bench(
                     chaos=chaos,
                     db=None if db is None else (db if n == 0 else f"{db}.seed{seed + n}"),
                     progress=progress,
+                    live=live,
                 )
             )
     except SuiteError as e:

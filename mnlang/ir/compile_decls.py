@@ -215,6 +215,7 @@ class DeclCompiler:
             span=self.span(decl),
             system=self._template(opts.get("system"), symbol.module),
             description=opts.get("description"),
+            cache_ms=opts.get("cache"),
         )
 
     # ---- events and schedules ------------------------------------------------

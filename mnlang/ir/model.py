@@ -152,6 +152,8 @@ class AgentIR(IRModel):
     system: Template | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """`system:`, read like `prompt`, sent first in the system message."""
     description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    cache_ms: int | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`cache:`: how long a reply is kept for the same request of another run."""
 
 
 class EventIR(IRModel):

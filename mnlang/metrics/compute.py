@@ -94,6 +94,10 @@ class ClassMetrics:
     successful: int = 0
     planned_checkpoints: Ratio = ZERO
     unplanned_repairs: Ratio = ZERO
+    reconciled: int = 0
+    """Uncertain effect outcomes settled by a `reconcile:` tool instead of a repair."""
+    tokens: int = 0
+    """Model tokens (input and output) of every run counted."""
     human_intervention: Ratio = ZERO
     human_overrides: Ratio = ZERO
     approval_seconds: list[float] = field(default_factory=list)
@@ -108,6 +112,10 @@ class ClassMetrics:
     @property
     def cost_per_successful_without_people(self) -> Decimal | None:
         return per_success(self.cost.without_people, self.successful)
+
+    @property
+    def tokens_per_run(self) -> float | None:
+        return self.tokens / self.runs if self.runs else None
 
     @property
     def approval_median_s(self) -> float | None:
@@ -139,6 +147,9 @@ class ClassMetrics:
             ),
             "planned_checkpoint_rate": self.planned_checkpoints.to_json(),
             "unplanned_repair_rate": self.unplanned_repairs.to_json(),
+            "reconciled_outcomes": self.reconciled,
+            "tokens": self.tokens,
+            "tokens_per_run": self.tokens_per_run,
             "human_intervention_rate": self.human_intervention.to_json(),
             "human_override_rate": self.human_overrides.to_json(),
             "approval_completion_seconds": {
@@ -292,6 +303,8 @@ def _add(metrics: ClassMetrics, run: RunFacts) -> None:
     metrics.unsafe_attempts += run.unsafe_attempts
     metrics.planned_checkpoints += one if run.planned_checkpoint else none
     metrics.unplanned_repairs += one if run.repair else none
+    metrics.reconciled += run.reconciled
+    metrics.tokens += run.tokens
     metrics.human_intervention += one if run.human_decisions else none
     metrics.human_overrides += Ratio(run.human_overrides, run.human_decisions)
     metrics.approval_seconds.extend(run.approval_seconds)

@@ -105,6 +105,12 @@ class RunFacts:
     unsafe_attempts: int = 0
     planned_checkpoint: bool = False
     repair: bool = False
+    reconciled: int = 0
+    tokens: int = 0
+    """Input and output tokens of every model request the run made (as the provider, or the
+    estimator for scripted replies, counted them)."""
+    """Uncertain effect outcomes a `reconcile:` tool settled (done or not done), so no
+    person was asked."""
     human_decisions: int = 0
     human_overrides: int = 0
     approval_seconds: list[float] = field(default_factory=list)
@@ -174,6 +180,11 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
             tool_ms += float(data.get("ms") or 0)
         if kind == "model_reply":
             cost.model += _money(data.get("cost"))
+            usage = data.get("usage")
+            if isinstance(usage, dict):
+                facts.tokens += sum(
+                    int(usage.get(k) or 0) for k in ("input_tokens", "output_tokens")
+                )
         elif kind in ("tool", "effect"):
             facts.actions += 1
             cost.tool += _money(data.get("cost"))
@@ -211,6 +222,8 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
             opened[str(data.get("id"))] = (event.at, _first_option(data))
         elif kind == "repair_opened":
             facts.repair = True
+        elif kind == "reconciled" and data.get("answer") in ("done", "not_done"):
+            facts.reconciled += 1
         elif kind == "decided":
             approved = approved or data.get("approved") is True
             by = data.get("by")

@@ -54,6 +54,8 @@ def class_lines(metrics: ClassMetrics) -> Iterator[str]:
     yield f"    {cost_parts(metrics.cost)}"
     yield _ratio_row("planned checkpoints", metrics.planned_checkpoints)
     yield _ratio_row("unplanned repairs", metrics.unplanned_repairs)
+    if metrics.reconciled:
+        yield _row("reconciled outcomes", str(metrics.reconciled), "(settled without a person)")
     yield _ratio_row("human intervention", metrics.human_intervention)
     yield _ratio_row("human overrides", metrics.human_overrides)
     median = metrics.approval_median_s
@@ -131,6 +133,11 @@ COUNTERS: list[tuple[str, str, str]] = [
     ("mnlang_unsafe_attempts_refused_total", "refused", "Agent calls outside its tools, refused."),
     ("mnlang_runs_with_checkpoint_total", "checkpoints", "Runs that opened a checkpoint."),
     ("mnlang_runs_with_repair_total", "repairs", "Runs that needed a repair or compensation."),
+    (
+        "mnlang_reconciled_outcomes_total",
+        "reconciled",
+        "Uncertain effect outcomes a reconcile tool settled without a person.",
+    ),
     ("mnlang_runs_with_human_decision_total", "intervened", "Runs a person decided in."),
     ("mnlang_human_decisions_total", "decisions", "Decisions made by people."),
     ("mnlang_human_overrides_total", "overrides", "Decisions against the proposed option."),
@@ -153,6 +160,7 @@ def counter_values(m: ClassMetrics) -> dict[str, int]:
         "refused": m.unsafe_attempts,
         "checkpoints": m.planned_checkpoints.numerator,
         "repairs": m.unplanned_repairs.numerator,
+        "reconciled": m.reconciled,
         "intervened": m.human_intervention.numerator,
         "decisions": m.human_overrides.denominator,
         "overrides": m.human_overrides.numerator,

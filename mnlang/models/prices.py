@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ PRICES_ENV = "MNC_PRICES"
 
 _MODEL_KEYS = ("input_per_million", "output_per_million")
 _RATE_KEYS = ("compute_per_cpu_second", "human_per_minute")
-_TOP_KEYS = ("currency", "note", "models", *_RATE_KEYS)
+_TOP_KEYS = ("currency", "note", "as_of", "sources", "models", *_RATE_KEYS)
 _MILLION = Decimal(1_000_000)
 
 
@@ -54,6 +54,10 @@ class PriceTable:
     compute_per_cpu_second: Decimal
     human_per_minute: Decimal
     files: tuple[str, ...]  # the files merged into this table, the default first
+    as_of: str = ""
+    """The date the prices were read from their sources (the last file that gives one)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Where each price comes from (a model, a family such as `gpt-*`, or a rate)."""
 
     def model(self, name: str) -> ModelPrice | None:
         return self.models.get(name)
@@ -74,6 +78,8 @@ def load_prices(environ: Mapping[str, str] | None = None) -> PriceTable:
         files.append(override)
     models: dict[str, dict[str, Decimal]] = {}
     rates: dict[str, Decimal] = {}
+    as_of = ""
+    sources: dict[str, str] = {}
     origin: dict[str, _Source] = {}  # which file last named each model, for errors
     for path in files:
         source = _Source(path)
@@ -81,6 +87,8 @@ def load_prices(environ: Mapping[str, str] | None = None) -> PriceTable:
         for key in _RATE_KEYS:
             if key in data:
                 rates[key] = source.amount(data[key], key, key)
+        as_of = source.text_of(data, "as_of") or as_of
+        sources.update(source.sources(data))
         for name, prices in source.models(data).items():
             models.setdefault(name, {}).update(prices)
             origin[name] = source
@@ -96,7 +104,12 @@ def load_prices(environ: Mapping[str, str] | None = None) -> PriceTable:
         if key not in rates:
             raise PriceTableError(str(DEFAULT_PRICES), f"no `{key}` in the default price table")
     return PriceTable(
-        complete, rates["compute_per_cpu_second"], rates["human_per_minute"], tuple(files)
+        complete,
+        rates["compute_per_cpu_second"],
+        rates["human_per_minute"],
+        tuple(files),
+        as_of,
+        sources,
     )
 
 
@@ -162,6 +175,18 @@ class _Source:
                 prices[key] = self.amount(value, f"{name}.{key}", name)
             out[name] = prices
         return out
+
+    def text_of(self, data: dict[str, Any], key: str) -> str:
+        value = data.get(key, "")
+        if not isinstance(value, str):
+            raise self.error(f"`{key}` must be a string", key)
+        return value
+
+    def sources(self, data: dict[str, Any]) -> dict[str, str]:
+        raw = data.get("sources", {})
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise self.error("`sources` must map names to where their prices come from", "sources")
+        return dict(raw)
 
     def amount(self, value: object, what: str, near: str) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, int | Decimal):

@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -70,6 +71,7 @@ from mnlang.runtime.failures import StepFailure, value_error
 from mnlang.runtime.fibers import Fiber
 from mnlang.runtime.pauses import DURABLE_DELAY_MS, checkpoint_timer, decide_timeout_if_due
 from mnlang.runtime.ports import Call
+from mnlang.runtime.reply_cache import kept_reply, reply_json, request_digest
 from mnlang.runtime.timeouts import call_timeout_ms
 from mnlang.runtime.tools import module_ref
 from mnlang.runtime.values import Value, from_stored, to_plain
@@ -120,6 +122,8 @@ class Session:
     notes: dict[str, Any]
     tools: AgentTools
     started: float = field(default_factory=time.perf_counter)
+    to_keep: tuple[str, str] | None = None
+    """(digest, reply) of the text answer to keep in the reply cache once it validates."""
 
     @property
     def short(self) -> str:
@@ -139,6 +143,10 @@ class AgentTurn:
     reserved: Decimal
     price: ModelPrice | None
     provider: str
+    digest: str | None = None
+    """The request's key in the reply cache, for an agent with `cache:`."""
+    cached: bool = False
+    """The reply is a kept one: no request is sent, nothing is paid."""
 
 
 def _new_notes() -> dict[str, Any]:
@@ -363,7 +371,14 @@ class AgentCalls:
         )
         reserved = run.budget.reserve(worst, f"a request of `{session.short}`")
         turn = AgentTurn(session, request, reserved, price, provider.name)
-        job = CallJob(turn, f"agent:{agent.name}", partial(provider.complete, request))
+        answer: Callable[[], ModelReply] = partial(provider.complete, request)
+        if agent.cache_ms is not None:
+            turn.digest = request_digest(provider.name, request)
+            kept = run.store.cached_reply(turn.digest)
+            if kept is not None:
+                turn.cached = True
+                answer = partial(kept_reply, kept)
+        job = CallJob(turn, f"agent:{agent.name}", answer)
         job.timeout_s = request.timeout_s
         fiber.status = "call"
         fiber.job = job
@@ -426,6 +441,11 @@ class AgentCalls:
             notes["cost"] = str(Decimal(notes["cost"]) + cost)
         self._journal_reply(turn, done, reply, cost)
         run.force_commit = True  # the reply cost money: keep it
+        if reply is not None and turn.digest is not None and not turn.cached:
+            if reply.tool_calls:
+                self._keep(turn.digest, reply, session)
+            else:
+                session.to_keep = (turn.digest, reply_json(reply))
         if reply is None:
             error: BaseException = done.value
             message = getattr(error, "message", None) or str(error) or type(error).__name__
@@ -440,7 +460,15 @@ class AgentCalls:
             return
         self._answer(session, reply.text or "")
 
+    def _keep(self, digest: str, reply: ModelReply | str, session: Session) -> None:
+        ttl_ms = session.agent.cache_ms
+        assert ttl_ms is not None
+        kept = reply if isinstance(reply, str) else reply_json(reply)
+        self.run.store.keep_reply(digest, kept, ttl_ms / 1000)
+
     def _cost(self, turn: AgentTurn, reply: ModelReply | None) -> Decimal:
+        if turn.cached:
+            return Decimal(0)
         if reply is None or turn.price is None:
             return Decimal(0)
         usage = reply.usage
@@ -461,6 +489,8 @@ class AgentCalls:
             "ms": round(done.elapsed_ms, 3),
             "cost": str(cost),
         }
+        if turn.cached:
+            data["cached"] = True
         if reply is None:
             error = done.value
             data["error"] = {
@@ -504,6 +534,8 @@ class AgentCalls:
             )
             self._attempt_failed(session, StepFailure(MALFORMED_OUTPUT, message), feedback)
             return
+        if session.to_keep is not None:
+            self._keep(*session.to_keep, session)
         notes = session.notes
         run.journal.event(
             "agent",

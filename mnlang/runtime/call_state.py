@@ -694,13 +694,23 @@ class Calls:
             data["exception"] = failure.exception
         if failure.traceback is not None:
             data["traceback"] = failure.traceback
-        if call.kind == "effect" and failure.kind == TIMEOUT:
-            if call.effect.reconcile is not None:
+        effect = call.effect if call.kind == "effect" else None
+        # A `once` effect is attempted again only once its receiver says it has not got the
+        # failed attempt, whatever the failure: a reset connection may have delivered it.
+        ask_first = effect is not None and effect.once and effect.reconcile is not None
+        if ask_first and failure.kind != TIMEOUT:
+            ask_first = retries.should_retry(call.retry, failure.kind, call.attempt)
+        if effect is not None and (ask_first or failure.kind == TIMEOUT):
+            if effect.reconcile is not None:
                 run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
-                why = f"the call timed out: {failure.message}"
+                why = (
+                    f"the call timed out: {failure.message}"
+                    if failure.kind == TIMEOUT
+                    else f"the call failed ({failure.kind}): {failure.message}"
+                )
                 self._reconcile(Reconciliation(call, why, failure, data))
                 return
-            if call.effect.once:
+            if effect.once:
                 run.journal.event("attempt_failed", data, call.step, call.fiber.branch)
                 self.unknown_outcome(call, f"the call timed out: {failure.message}")
                 return

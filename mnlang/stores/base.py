@@ -901,6 +901,15 @@ class Store(Protocol):
     def list_offers(self) -> list[Offer]:
         """What the live workers (as `list_workers` has them) advertised."""
 
+    # agents' replies kept across runs
+
+    def cached_reply(self, digest: str) -> str | None:
+        """The reply JSON kept under a request's digest, unless it has expired."""
+
+    def keep_reply(self, digest: str, reply: str, ttl_s: float) -> None:
+        """Keep a reply for `ttl_s` seconds of the store's clock (replacing an older one),
+        and drop replies that have expired."""
+
     # export cursors
 
     def export_cursor(self, exporter: str) -> dict[str, int]:

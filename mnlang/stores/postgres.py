@@ -1503,6 +1503,29 @@ class PostgresStore:
             raise run_not_found(run_id)
         return needs_of(rows[0][0], run_id)
 
+    def cached_reply(self, digest: str) -> str | None:
+        rows = self._autocommit(
+            _CLOCK + "SELECT reply FROM reply_cache, clock "
+            "WHERE digest = %s AND expires_at > clock.now",
+            (digest,),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def keep_reply(self, digest: str, reply: str, ttl_s: float) -> None:
+        def body(tx: _Tx) -> None:
+            tx.conn.execute(
+                _CLOCK + "DELETE FROM reply_cache USING clock WHERE expires_at <= clock.now"
+            )
+            tx.conn.execute(
+                _CLOCK + "INSERT INTO reply_cache (digest, reply, created_at, expires_at) "
+                "SELECT %s, %s, clock.now, clock.now + %s FROM clock "
+                "ON CONFLICT (digest) DO UPDATE SET reply = excluded.reply, "
+                "created_at = excluded.created_at, expires_at = excluded.expires_at",
+                (digest, reply, ttl_s),
+            )
+
+        self._transaction(body)
+
     def export_cursor(self, exporter: str) -> dict[str, int]:
         rows = self._autocommit(
             "SELECT run_id, seq FROM export_cursors WHERE exporter = %s", (exporter,)

@@ -470,9 +470,19 @@ _V11: Final[tuple[LiteralString, ...]] = (
     """,
 )
 
-# Step 12 is another branch's (h19-retry); this placeholder keeps the outbox at its
-# provisional number 13 until the integrator renumbers the two.
-_RESERVED_V12: Final[tuple[LiteralString, ...]] = ()
+# Agents' replies kept across runs for agents with `cache:` (`reply_cache`: the request's
+# digest, the reply's JSON, when it expires): not a part of any run's history.
+_ADD_REPLY_CACHE_V12: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE IF NOT EXISTS reply_cache (
+        digest text PRIMARY KEY,
+        reply text NOT NULL,
+        created_at float8 NOT NULL,
+        expires_at float8 NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS reply_cache_expiry ON reply_cache (expires_at)",
+)
 
 # The journal outbox (`mnlang.outbox`): notifications written in the commit of the state
 # change that causes them (`outbox`, `routed_at` NULL until the delivery loop has made
@@ -535,7 +545,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V9,
     _ADD_QUARANTINE_V10,
     _V11,
-    _RESERVED_V12,
+    _ADD_REPLY_CACHE_V12,
     _ADD_OUTBOX_V13,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

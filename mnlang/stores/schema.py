@@ -350,9 +350,16 @@ def _add_worker_offers_v11(db: sqlite_utils.Database) -> None:
     )
 
 
-def _reserved_v12(db: sqlite_utils.Database) -> None:
-    """Step 12 is another branch's (h19-retry); this placeholder keeps the outbox at its
-    provisional number 13 until the integrator renumbers the two."""
+def _add_reply_cache_v12(db: sqlite_utils.Database) -> None:
+    """Agents' replies kept across runs for agents with `cache:` (`reply_cache`: the
+    request's digest, the reply's JSON, when it expires). Not a part of any run's history:
+    a run journals the reply it used. `IF NOT EXISTS`, so that a journal rebuilt at an
+    older step with the table left in place migrates again."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS reply_cache (digest TEXT PRIMARY KEY, reply TEXT NOT NULL, "
+        "created_at REAL NOT NULL, expires_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS reply_cache_expiry ON reply_cache (expires_at)")
 
 
 def _add_outbox_v13(db: sqlite_utils.Database) -> None:
@@ -397,7 +404,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_tombstones_v9,
     _add_quarantine_v10,
     _add_worker_offers_v11,
-    _reserved_v12,
+    _add_reply_cache_v12,
     _add_outbox_v13,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

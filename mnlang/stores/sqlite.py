@@ -1167,6 +1167,23 @@ class SQLiteStore:
             raise run_not_found(run_id)
         return needs_of(load(rows[0][0], run_id, "needs"), run_id)
 
+    def cached_reply(self, digest: str) -> str | None:
+        rows = self._query(
+            f"SELECT reply FROM reply_cache WHERE digest = ? AND expires_at > ({_NOW_SQL})",
+            (digest,),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def keep_reply(self, digest: str, reply: str, ttl_s: float) -> None:
+        with self._write() as now:
+            self._conn.execute("DELETE FROM reply_cache WHERE expires_at <= ?", (now,))
+            self._conn.execute(
+                "INSERT INTO reply_cache (digest, reply, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET reply = excluded.reply, "
+                "created_at = excluded.created_at, expires_at = excluded.expires_at",
+                (digest, reply, now, now + ttl_s),
+            )
+
     def export_cursor(self, exporter: str) -> dict[str, int]:
         rows = self._query("SELECT run_id, seq FROM export_cursors WHERE exporter = ?", (exporter,))
         return {str(run_id): int(seq) for run_id, seq in rows}

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mnlang.bench.world import calling, perform
+from mnlang.bench.world import calling, find, perform
 from mnlang.errors import ToolError
 
 HERE = Path(__file__).resolve().parent
@@ -87,10 +87,27 @@ def merge_records(keep: str, drop: str, *, ctx: Any = None) -> bool:
 
 
 def apply_migration(table: str, statement: str, *, ctx: Any = None) -> str:
-    """The migrator takes no idempotency key: every call runs the statement."""
+    """The migrator takes no idempotency key: every call runs the statement. It records the
+    version it is given (`ctx.wire_key`) in its history table, as Flyway and Alembic do."""
     with calling("apply_migration", ctx):
         args = {"table": table, "statement": statement}
-        return str(perform("apply_migration", args, ctx, lambda: f"mig-{table}", idempotent=False))
+        return str(
+            perform(
+                "apply_migration",
+                args,
+                ctx,
+                lambda: f"mig-{table}",
+                idempotent=False,
+                referenced=True,
+            )
+        )
+
+
+def applied_migration(table: str, *, ctx: Any = None) -> str | None:
+    """The migration history's row for this version (`ctx.wire_key`), if it was applied."""
+    with calling("applied_migration", ctx):
+        found = find("apply_migration", ctx)
+        return None if found is None else str(found)
 
 
 def render_report(title: str, body: str, *, ctx: Any = None) -> str:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mnlang.bench.world import calling, perform
+from mnlang.bench.world import calling, find, perform
 from mnlang.errors import Rejected, ToolError
 
 HERE = Path(__file__).resolve().parent
@@ -153,7 +153,15 @@ def send_email(to: str, text: str, *, ctx: Any = None) -> bool:
 
 
 def send_fax(number: str, text: str, *, ctx: Any = None) -> bool:
-    """The bank's fax gateway takes no idempotency key: every call sends a fax."""
+    """The fax service takes no idempotency key: every call sends a fax. It keeps the tag
+    sent with a fax (`ctx.wire_key`) and lists faxes by tag, as Phaxio's API does."""
     with calling("send_fax", ctx):
         args = {"number": number, "text": text}
-        return bool(perform("send_fax", args, ctx, lambda: True, idempotent=False))
+        return bool(perform("send_fax", args, ctx, lambda: True, idempotent=False, referenced=True))
+
+
+def find_fax(number: str, *, ctx: Any = None) -> bool | None:
+    """The faxes sent with this call's tag, if any."""
+    with calling("find_fax", ctx):
+        found = find("send_fax", ctx)
+        return None if found is None else bool(found)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mnlang.bench.world import calling, perform
+from mnlang.bench.world import calling, find, perform
 from mnlang.errors import ToolError
 
 HERE = Path(__file__).resolve().parent
@@ -150,7 +150,17 @@ def save_estimate(product: str, region: str, value: Decimal, *, ctx: Any = None)
 
 
 def post_message(channel: str, text: str, *, ctx: Any = None) -> bool:
-    """The chat API takes no idempotency key: every call posts a message."""
+    """The chat API takes no idempotency key: every call posts a message. The message
+    carries our reference (`ctx.wire_key`) in its metadata, as Slack's `metadata` does."""
     with calling("post_message", ctx):
         args = {"channel": channel, "text": text}
-        return bool(perform("post_message", args, ctx, lambda: True, idempotent=False))
+        return bool(
+            perform("post_message", args, ctx, lambda: True, idempotent=False, referenced=True)
+        )
+
+
+def find_message(channel: str, *, ctx: Any = None) -> bool | None:
+    """The channel's history searched for a message with our reference in its metadata."""
+    with calling("find_message", ctx):
+        found = find("post_message", ctx)
+        return None if found is None else bool(found)

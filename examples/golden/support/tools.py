@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mnlang.bench.world import calling, perform
+from mnlang.bench.world import calling, find, perform
 from mnlang.errors import Rejected, ToolError
 
 HERE = Path(__file__).resolve().parent
@@ -117,8 +117,22 @@ def print_label(order_id: str, carrier: str, *, ctx: Any = None) -> str:
     with calling("print_label", ctx):
         args = {"order_id": order_id, "carrier": carrier}
         return str(
-            perform("print_label", args, ctx, lambda: f"lbl-{carrier}-{order_id}", idempotent=False)
+            perform(
+                "print_label",
+                args,
+                ctx,
+                lambda: f"lbl-{carrier}-{order_id}",
+                idempotent=False,
+                referenced=True,
+            )
         )
+
+
+def find_label(order_id: str, carrier: str, *, ctx: Any = None) -> str | None:
+    """The carrier's shipment search by the reference sent with a label (`ctx.wire_key`)."""
+    with calling("find_label", ctx):
+        found = find("print_label", ctx)
+        return None if found is None else str(found)
 
 
 def cancel_subscription(subscription_id: str, *, ctx: Any = None) -> bool:
