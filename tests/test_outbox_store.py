@@ -91,6 +91,8 @@ def test_route_claim_attempt_and_list(store: Store) -> None:  # noqa: F811
     assert listed["b"].status == "delivered"
     assert [d.sink for d in store.list_deliveries(status="delivered")] == ["b"]
     assert store.list_deliveries(run_id="other") == []
+    assert [d.sink for d in store.list_deliveries(event_id="evt_1", status="pending")] == ["a"]
+    assert store.list_deliveries(event_id="evt_2") == []
     assert store.redeliver("evt_1", "a")
     assert [d.sink for d in store.claim_deliveries("o2", 30, 10)] == ["a"]
     assert not store.redeliver("evt_1", "nobody")

@@ -97,28 +97,20 @@ class Deliveries:
         body = await self.api.body(request, w.Redeliver)
 
         def again() -> w.DeliveryOut:
-            found = [
-                d
-                for d in self.api.store.list_deliveries(limit=1000)
-                if d.event.event_id == body.event_id and d.sink == body.webhook
-            ]
-            if not found:
+            def found() -> Delivery | None:
+                listed = self.api.store.list_deliveries(event_id=body.event_id, limit=1000)
+                return next((d for d in listed if d.sink == body.webhook), None)
+
+            before = found()
+            if before is None:
                 raise ApiError(
                     "not_found",
                     "delivery_not_found",
                     f"no delivery of `{body.event_id}` to `{body.webhook}`",
                 )
-            self.api.may_act(request, found[0].event.workflow)
+            self.api.may_act(request, before.event.workflow)
             self.api.store.redeliver(body.event_id, body.webhook)
-            return delivery_out(
-                next(
-                    d
-                    for d in self.api.store.list_deliveries(
-                        run_id=found[0].event.run_id, limit=1000
-                    )
-                    if d.event.event_id == body.event_id and d.sink == body.webhook
-                )
-            )
+            return delivery_out(found() or before)
 
         return _json(await run_in_threadpool(again), 202)
 

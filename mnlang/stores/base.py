@@ -956,7 +956,12 @@ class Store(Protocol):
         `owner` no longer holds it."""
 
     def list_deliveries(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
     ) -> list[Delivery]:
         """Deliveries with their attempts, newest event first."""
 

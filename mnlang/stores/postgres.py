@@ -1641,7 +1641,12 @@ class PostgresStore:
         return self._transaction(body)
 
     def list_deliveries(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
     ) -> list[Delivery]:
         def body(tx: _Tx) -> list[Delivery]:
             tx.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -1649,8 +1654,9 @@ class PostgresStore:
                 "SELECT d.event_id, d.sink FROM deliveries AS d JOIN outbox AS o "
                 "USING (event_id) WHERE (%(run)s::text IS NULL OR o.run_id = %(run)s) "
                 "AND (%(status)s::text IS NULL OR d.status = %(status)s) "
+                "AND (%(event)s::text IS NULL OR d.event_id = %(event)s) "
                 "ORDER BY o.created_at DESC, d.event_id, d.sink LIMIT %(limit)s",
-                {"run": run_id, "status": status, "limit": limit},
+                {"run": run_id, "status": status, "event": event_id, "limit": limit},
             )
             return [self._delivery(tx, e, sink, attempts=True) for e, sink in keys]  # type: ignore[misc]
 

@@ -1283,15 +1283,20 @@ class SQLiteStore:
             return True
 
     def list_deliveries(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
     ) -> list[Delivery]:
         with self._snapshot() as conn:
             keys = conn.execute(
                 "SELECT d.event_id, d.sink FROM deliveries AS d JOIN outbox AS o "
                 "USING (event_id) WHERE (? IS NULL OR o.run_id = ?) "
-                "AND (? IS NULL OR d.status = ?) "
+                "AND (? IS NULL OR d.status = ?) AND (? IS NULL OR d.event_id = ?) "
                 "ORDER BY o.created_at DESC, d.event_id, d.sink LIMIT ?",
-                (run_id, run_id, status, status, limit),
+                (run_id, run_id, status, status, event_id, event_id, limit),
             ).fetchall()
             return [self._delivery(e, sink, attempts=True) for e, sink in keys]
 
