@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
     from mnlang.runtime.journal import Observer
+    from mnlang.runtime.recovery import BulkRetried, RunFilter
     from mnlang.runtime.run import RunOutcome
     from mnlang.runtime.serving import ChangedCode
     from mnlang.runtime.signals import Delivered
@@ -98,9 +99,11 @@ def check_files(
     """Check each `.mn` file and what it imports; a file that cannot be read (missing, a
     directory, not UTF-8, too large) is reported as a diagnostic, never raised. With
     `impls`, the Python functions behind tools and effects are checked too
-    (`mnlang.checker.impls`; importing a module only when `allow_import`)."""
+    (`mnlang.checker.impls`; importing a module only when `allow_import`), and the agents'
+    providers are looked up (`mnlang.checker.providers`)."""
     from mnlang.checker import check
     from mnlang.checker.impls import check_impls
+    from mnlang.checker.providers import check_providers
     from mnlang.sources import read_source
     from mnlang.syntax.parser import gc_paused
 
@@ -116,6 +119,7 @@ def check_files(
             result = check(path, text=text)
         if impls and result.program is not None:
             result.diagnostics += check_impls(result.program, allow_import=allow_import)
+            result.diagnostics += check_providers(result.program)
         report.sources.texts[str(path.resolve())] = text
         if result.program is not None:
             for module in result.program.modules.values():
@@ -518,6 +522,82 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
         return outcome
 
 
+def retry_run(
+    run_id: str,
+    *,
+    by: str,
+    execute: bool = True,
+    db: str | Path | None = None,
+    observer: Observer | None = None,
+) -> RunOutcome:
+    """Retry failed run `run_id` in place, from the state it kept at its failed step
+    (`mnlang.runtime.recovery`); a run whose unwinding did work outside it (an effect in
+    a `finally`, a compensation, `on_failure`'s effects) is refused (`RetryRefused`).
+    With `execute`, it goes on here until it ends or waits; else a worker takes it."""
+    from mnlang.runtime import run
+    from mnlang.runtime.recovery import retry
+
+    with _open_store(db) as store:
+        retry(store, run_id, by=by)
+        if not execute:
+            record = store.get_run(run_id)
+            assert record is not None
+            return run.RunOutcome(record.run_id, record.workflow, record.status)
+        try:
+            return run.resume_run(store, run_id, observer=observer)
+        except run.RunBusy:
+            current = store.get_run(run_id)
+            assert current is not None
+            return run.RunOutcome(
+                current.run_id,
+                current.workflow,
+                current.status,
+                warnings=["a worker took the run first; it goes on there"],
+            )
+
+
+def retry_runs(
+    query: RunFilter,
+    *,
+    by: str,
+    limit: int = 1000,
+    execute: bool = True,
+    db: str | Path | None = None,
+) -> BulkRetried:
+    """Retry every failed run matching `query` (at most `limit`, newest first); each
+    one refused is listed with the reason. With `execute`, each goes on here in turn."""
+    from mnlang.runtime import run
+    from mnlang.runtime.recovery import BulkRetried, retry
+
+    bulk = BulkRetried()
+    with _open_store(db) as store:
+        records, bulk.more = store.search_runs(
+            status="failed",
+            workflow=query.workflow,
+            workflow_class=query.workflow_class,
+            since=query.since,
+            until=query.until,
+            text=query.q,
+            limit=limit,
+        )
+        for record in records:
+            try:
+                retry(store, record.run_id, by=by)
+            except run.RunError as e:
+                bulk.refused.append((record.run_id, e.message))
+                continue
+            try:
+                outcome = run.resume_run(store, record.run_id) if execute else None
+            except run.RunBusy:
+                outcome = None
+            current = store.get_run(record.run_id, args=False)
+            assert current is not None
+            bulk.retried.append(
+                outcome or run.RunOutcome(current.run_id, current.workflow, current.status)
+            )
+    return bulk
+
+
 def _cancel_children(store: Store, run_id: str) -> None:
     """Take up the child runs a cancelled run asked to cancel, so that they end too (a
     child another process executes stops there at its next step)."""
@@ -694,12 +774,47 @@ def register_schedules(
     it starts their runs; schedules a source no longer declares are dropped."""
     from mnlang.runtime.schedules import register
 
-    records: list[ScheduleRecord] = []
+    records: dict[str, ScheduleRecord] = {}
     with _open_store(db, create=True) as store:
         for source in sources:
             program = source if not isinstance(source, str | Path) else load_program(source)
-            records += register(store, program)
-    return records
+            # Files importing one module register its schedules once: one record each.
+            records |= {record.name: record for record in register(store, program)}
+    return list(records.values())
+
+
+def list_schedules(*, db: str | Path | None = None) -> list[ScheduleRecord]:
+    """The schedules registered in the journal, by name (`jobs.nightly`), with their next
+    time, last start, declaring module and whether they are paused."""
+    with _open_store(db) as store:
+        return store.list_schedules()
+
+
+def pause_schedule(name: str, *, db: str | Path | None = None) -> ScheduleRecord:
+    """Stop the schedule `name` from firing until `resume_schedule`; registering it again
+    keeps it paused. Raises `ScheduleNotFound` for a name the journal does not hold."""
+    from mnlang.runtime.schedules import pause
+
+    with _open_store(db) as store:
+        return pause(store, name)
+
+
+def resume_schedule(name: str, *, db: str | Path | None = None) -> ScheduleRecord:
+    """Let a paused schedule fire again from its first time after now; the times it
+    missed while paused are not started."""
+    from mnlang.runtime.schedules import resume
+
+    with _open_store(db) as store:
+        return resume(store, name)
+
+
+def drop_schedule(name: str, *, db: str | Path | None = None) -> ScheduleRecord:
+    """Forget the schedule `name` (its runs stay); it comes back only when a worker is
+    started with a program that declares it. Returns what was registered."""
+    from mnlang.runtime.schedules import drop
+
+    with _open_store(db) as store:
+        return drop(store, name)
 
 
 def run_worker(

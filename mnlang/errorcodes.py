@@ -85,7 +85,17 @@ _TABLE: list[tuple[str, str]] = [
     ("E232", "`run` used as a value"),
     ("E233", "bad regular expression"),
     ("E234", "`start` of something other than a workflow"),
+    ("E240", "retries without a bound"),
+    ("E241", "unlimited attempts without a backoff of at least 1s"),
+    ("E242", "retry list entry without `on`"),
+    ("E243", "error kind retried by two entries"),
+    ("E250", "a tool in `tools:` called other than with bound parameters"),
+    ("E251", "a bound parameter the tool does not have"),
+    ("E252", "a parameter's description with `{...}`"),
+    ("E253", "a bad list of models"),
+    ("E254", "an agent's provider is not known here"),
     ("E260", "`cache` on an agent that may call effects"),
+    ("E261", "`conversation` is not a `list[Turn]` parameter"),
     # durability
     ("E301", "effect without `key` or `once`"),
     ("E302", "`once` effect with `retry`"),
@@ -114,6 +124,15 @@ _TABLE: list[tuple[str, str]] = [
     ("E511", "two waits for one event without correlation keys"),
     ("E512", "correlation key is not a `str` or `int`"),
     ("E513", "`callback_token` for no wait of the workflow"),
+    # select
+    ("E520", "empty `select`"),
+    ("E521", "two `select` arms on the same event and key"),
+    ("E522", "`select` without an `after` arm"),
+    ("E523", "two `after` arms in one `select`"),
+    ("E524", "own timeout on a `select` arm"),
+    # quorum joins
+    ("E540", "quorum of fewer than one item"),
+    ("E541", "quorum larger than the items"),
     # hygiene
     ("W001", "empty file"),
     ("W101", "unused result"),

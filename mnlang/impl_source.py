@@ -8,6 +8,7 @@ does not change a program's hash.
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnlang.deep import steady_recursion_limit
@@ -33,3 +34,31 @@ def function_docstring(path: Path, function: str) -> str | None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
             found = node
     return ast.get_docstring(found) if found is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionDoc:
+    """A docstring split for the model: the description, and each parameter's own from its
+    `Args:` (Google), `:param x:` (reST) or `Parameters` (NumPy) section."""
+
+    text: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def function_doc(path: Path, function: str) -> FunctionDoc | None:
+    """`function_docstring`, split: with a parameters section, `text` is the docstring
+    without it; without one, the docstring as written."""
+    docstring = function_docstring(path, function)
+    if docstring is None:
+        return None
+    import docstring_parser  # lazily: only a run describing tools or a hover needs it
+
+    try:
+        parsed = docstring_parser.parse(docstring)
+    except docstring_parser.ParseError:
+        return FunctionDoc(docstring)
+    params = {p.arg_name: p.description for p in parsed.params if p.description}
+    if not params:
+        return FunctionDoc(docstring)
+    text = "\n\n".join(t for t in (parsed.short_description, parsed.long_description) if t)
+    return FunctionDoc(text, params)

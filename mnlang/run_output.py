@@ -25,6 +25,20 @@ _STATUS_STYLE = {
 }
 
 
+def _select_lines(run_id: str, wait: dict[str, Any]) -> list[str]:
+    """What a waiting select waits for, one line each, with the command that answers it."""
+    lines: list[str] = []
+    for address in wait.get("events") or []:
+        name, _, key = str(address).partition("#")
+        keyed = f" --key {shlex.quote(key)}" if key else ""
+        lines.append(f"    event {address}: mnc signal {run_id} {name}{keyed} [JSON]")
+    for checkpoint in wait.get("checkpoints") or []:
+        lines.append(f"    checkpoint {checkpoint}: mnc approve {run_id} {checkpoint}")
+    if wait.get("timer"):
+        lines.append(f"    timer {wait['timer']} (below)")
+    return lines
+
+
 def _short(value: Any, width: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = " ".join(text.split())
@@ -213,10 +227,14 @@ def show_lines(details: RunDetails) -> list[str]:
     if details.positions:
         lines.append("position")
         for p in details.positions:
+            wait = p.waiting_for if isinstance(p.waiting_for, dict) else {}
             note = f"  waiting: {_short(p.waiting_for, 70)}" if p.waiting_for else ""
+            if "select" in wait:
+                note = "  select: waiting for the first of"
             at = f"checkpoint {names[p.state]} ({p.state})" if p.state in names else p.state
             lines.append(f"  {p.branch}: {at}{note}")
-            wait = p.waiting_for if isinstance(p.waiting_for, dict) else {}
+            if "select" in wait:
+                lines += _select_lines(run.run_id, wait)
             if "event" in wait:
                 event = str(wait["event"]).rsplit(".", 1)[-1]
                 keyed = f" --key {shlex.quote(str(wait['key']))}" if "key" in wait else ""

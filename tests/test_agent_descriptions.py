@@ -142,3 +142,81 @@ agent desk(question: str) -> str {
   max_turns: 2
 }
 """
+
+
+PARAMS = """
+type Stay {
+  hotel: str
+}
+
+tool search_hotels(city: str "The city, in English", max_price: money? "Per night; null for any") -> list[Stay] {
+  impl: "tools:search_hotels"
+}
+
+effect book_hotel(hotel: str, nights: int = 1) -> str {
+  impl: "tools:book_hotel"
+  key: "hotel:{hotel}:{nights}"
+}
+
+agent travel(request: str) -> str {
+  model: "gpt-5.4-mini"
+  prompt: "{request}"
+  tools: [search_hotels, book_hotel]
+  max_turns: 2
+  max_tokens: 200
+}
+
+workflow trip(request: str) -> str {
+  a = travel(request)
+  return a
+}
+"""
+
+PARAM_TOOLS = '''
+def search_hotels(city, max_price=None):
+    return []
+
+def book_hotel(hotel, nights, *, key):
+    """Books a hotel.
+
+    Ask before booking more than a week.
+
+    Args:
+        hotel: The hotel's id, from search_hotels.
+        nights: How many nights.
+    """
+    return "booked"
+'''
+
+
+def test_parameter_descriptions_reach_the_tool_schema(tmp_path: Path, server: ChatServer) -> None:
+    """Written ones (`city: str "..."`) and, for a parameter without, the impl docstring's
+    `Args:` entry; the docstring's description then leaves its `Args:` section out."""
+    (tmp_path / "flow.mn").write_text(PARAMS, "utf-8")
+    (tmp_path / "tools.py").write_text(PARAM_TOOLS, "utf-8")
+    ir, diagnostics = compile_file(tmp_path / "flow.mn")
+    assert ir is not None, [d.message for d in diagnostics]
+    assert ir.tools["search_hotels"].params[0].description == "The city, in English"
+    server.chat("Nothing found.")
+    provider = OpenAIProvider(OpenAIConfig(base_url=server.base_url, api_key="k"))
+    with SQLiteStore(tmp_path / "journal.db") as store:
+        outcome = start_run(
+            store,
+            ir,
+            "trip",
+            {"request": "Bern"},
+            run_id="r1",
+            config=RuntimeConfig(models=ModelSetup(spec="openai", override=provider), commit_ms=0),
+        )
+    assert outcome.status == "completed", outcome
+    tools = {t["function"]["name"]: t["function"] for t in server.requests[0].body["tools"]}
+    search = tools["search_hotels"]["parameters"]["properties"]
+    assert search["city"] == {"type": "string", "description": "The city, in English"}
+    assert search["max_price"]["description"] == "Per night; null for any"
+    book = tools["book_hotel"]
+    assert book["parameters"]["properties"]["hotel"]["description"] == (
+        "The hotel's id, from search_hotels."
+    )
+    assert book["parameters"]["properties"]["nights"]["description"] == "How many nights."
+    assert book["description"].endswith("\nBooks a hotel.\n\nAsk before booking more than a week.")
+    assert "Args:" not in book["description"]

@@ -8,10 +8,12 @@ and `mnc resume` takes over until the run ends. Every N is tried, for every runn
 example, for `tests/crash/crash.mn` (tools with retries, keyed effects in a loop and a
 `parallel for`, a `while`, a global key, a `try`, a `once` effect) and for
 `tests/crash/chain.mn` (keyed effects chained through pure states, so that each result
-commit carries the next intent). The process harness runs on SQLite and on PostgreSQL (a
-schema per crash on the session's private server, `tests/crash/journals.py`); there the
-crash moments are `before`, `written` (the batch sent, no COMMIT), `during` (COMMIT sent,
-its reply unread) and `after` (see `mnlang.stores.crashpoints`).
+commit carries the next intent); in process also `tests/crash/quorum.mn` (a 2-of-3
+quorum whose loser is inside a `once` effect when the quorum is reached). The process
+harness runs on SQLite and on PostgreSQL (a schema per crash on the session's private
+server, `tests/crash/journals.py`); there the crash moments are `before`, `written` (the
+batch sent, no COMMIT), `during` (COMMIT sent, its reply unread) and `after` (see
+`mnlang.stores.crashpoints`).
 
 After each crashed run the checks are:
 - the final status and output equal those of an uninterrupted run;
@@ -111,9 +113,11 @@ SHORT_WAIT = Scenario(
 )
 """A `wait` and a durable retry backoff that the run waits for in process (a crash while
 it sleeps leaves it `running`, with its timer committed)."""
+QUORUM = Scenario("quorum", CRASH / "quorum.mn", CRASH / "quorum_input.json")
+"""A 2-of-3 quorum whose loser is inside a `once` effect when the quorum is reached."""
 IN_PROCESS = [
     s for s in SCENARIOS if s.name in ("crashflow", "chain", "refund", "digest", "invoice")
-] + [SHORT_WAIT]
+] + [SHORT_WAIT, QUORUM]
 """Scenarios without child runs or process-isolated tools, which the in-process harness
 can stop cleanly (a child run's commit runs on a worker thread)."""
 

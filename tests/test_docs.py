@@ -36,12 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 CHECKED_TAGS = ("mn", "mn-error", "mn-fragment")
 # Codes about files, not text (a missing or unreadable source, a bad price table or IR file,
-# a tool's Python module): no `.mn` alone shows them (E125-E128: test_check_impls.py).
+# a tool's Python module, the providers installed): no `.mn` alone shows them (E125-E128:
+# test_check_impls.py; E254: test_provider_plugins.py).
 # E096 is about JSON input; E015 needs a line of 1,201 parentheses, which
 # tests/cases/syntax_too_deep.mn has and the page does not.
 FILE_CODES = {
     *("E015", "E090", "E091", "E092", "E093", "E094", "E095", "E096"),
     *("E125", "E126", "E127", "E128"),
+    "E254",
 }
 
 _FENCE = re.compile(r"^```([\w-]*)\s*$")

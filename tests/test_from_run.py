@@ -275,8 +275,12 @@ def test_every_example_scenario_run_becomes_a_passing_scenario(
                 failed.append(report)
     assert not failed, failed
     assert passed >= 100, (passed, refused)
-    # The one run it cannot write: a failure on a tool's second call (faults count calls).
-    assert len(refused) <= 1 and all("call 2 of `search`" in r for r in refused), refused
+    # What it cannot write: a failure on a tool's second call (faults count calls), and the
+    # runs of examples/first_greeting, whose quorum joins are decided by timing.
+    raced = [r for r in refused if "raced a quorum join" in r]
+    assert len(raced) == 3, refused
+    others = [r for r in refused if r not in raced]
+    assert len(others) <= 1 and all("call 2 of `search`" in r for r in others), refused
 
 
 def test_from_an_archive_file_with_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -592,7 +592,7 @@ def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
                 conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
             conn.execute("ALTER TABLE runs DROP COLUMN needs")  # migration 11, undone
             conn.execute("DROP TABLE worker_offers")
-            conn.execute("DROP TABLE delivery_attempts")  # migration 13, undone
+            conn.execute("DROP TABLE delivery_attempts")  # migration 14, undone
             conn.execute("DROP TABLE deliveries")
             conn.execute("DROP TABLE outbox")
             conn.execute("DROP INDEX signals_by_signal_id")

@@ -291,7 +291,8 @@ def test_hover_shows_what_the_model_is_told(tmp_path: Path, client: Client) -> N
     )
     path = tmp_path / "desk.mn"
     text = (
-        'tool lookup(flight: str) -> str {\n  impl: "tools:lookup"\n}\n\n'
+        'tool lookup(flight: str "The flight number, e.g. LX8") -> str {\n'
+        '  impl: "tools:lookup"\n}\n\n'
         "agent desk(q: str) -> str {\n"
         '  model: "gpt-5.4-mini"\n'
         '  description: "Answers passengers."\n'
@@ -311,6 +312,12 @@ def test_hover_shows_what_the_model_is_told(tmp_path: Path, client: Client) -> N
         "textDocument/hover", {"textDocument": doc, "position": position(text, "desk(s)", 1)}
     )
     assert "Answers passengers." in agent["contents"]["value"]
+    param = client.request(
+        "textDocument/hover", {"textDocument": doc, "position": position(text, "flight: str")}
+    )
+    assert param["contents"]["value"] == (
+        "```mn\nparameter flight: str\n```\n\nThe flight number, e.g. LX8"
+    )
 
 
 def test_definition_goes_to_declarations_locals_and_the_standard_library(client: Client) -> None:
@@ -461,3 +468,35 @@ def test_run_fields_complete_after_run_dot(tmp_path: Path, client: Client) -> No
     )
     labels = [item["label"] for item in result["items"]]
     assert labels == ["id", "workflow", "parent", "started_at", "scheduled_at"]
+
+
+def test_a_select_arm_is_known_to_hover_definition_and_symbols(
+    tmp_path: Path, client: Client
+) -> None:
+    path = tmp_path / "chat.mn"
+    text = (
+        "type Msg {\n  text: str\n}\n\nevent message -> Msg\n\n"
+        "workflow chat(conv: str) -> str {\n  select {\n"
+        "    wait message for conv as m {\n      return m.text\n    }\n"
+        '    checkpoint keep_open {\n      ask: "Keep {conv}?"\n    } as d {\n'
+        '      return "{d.choice}"\n    }\n    after 1h {\n      return "idle"\n    }\n'
+        "  }\n}\n"
+    )
+    uri = open_document(client, path, text)
+    assert diagnostics_of(client, uri) == []
+    doc = {"uri": uri}
+    hover = client.request(
+        "textDocument/hover", {"textDocument": doc, "position": position(text, "m {")}
+    )
+    assert hover["contents"]["value"] == "```mn\nvariable m: Msg\n```"
+    event = client.request(
+        "textDocument/hover", {"textDocument": doc, "position": position(text, "message for")}
+    )
+    assert "message" in event["contents"]["value"]
+    found = client.request(
+        "textDocument/definition", {"textDocument": doc, "position": position(text, "m.text")}
+    )
+    assert found["range"]["start"] == position(text, "m {")
+    result = client.request("textDocument/documentSymbol", {"textDocument": doc})
+    workflow = next(s for s in result if s["name"] == "chat")
+    assert [c["name"] for c in workflow["children"]] == ["keep_open"]

@@ -158,8 +158,8 @@ def test_openai_spec_lets_each_agent_pick_its_provider(tmp_path: Path) -> None:
     scripted = setup.provider_for(agent(provider="scripted"))
     assert scripted.name == "scripted"
     assert scripted.complete(request()).text == '"hi"'
-    unknown = setup.provider_for(agent(provider="anthropic"))
-    with pytest.raises(ModelCallError, match="unknown provider `anthropic`"):
+    unknown = setup.provider_for(agent(provider="bedrock"))  # no built-in, table or plugin
+    with pytest.raises(ModelCallError, match="unknown provider `bedrock`"):
         unknown.complete(request())
 
 

@@ -371,7 +371,7 @@ def test_every_example_scenario_run_replays_same() -> None:
     """Each scenario's run of examples/ (the golden suite included) (faults and retries, parallel branches, children,
     decisions, events included) replays "same" from its journal."""
     from mnlang.ir.compile import compile_file
-    from mnlang.replay.engine import replay_recording
+    from mnlang.replay.engine import ReplayError, replay_recording
     from mnlang.replay.recording import recording_from_store
     from mnlang.testing.runner import run_scenario
 
@@ -389,12 +389,18 @@ def test_every_example_scenario_run_replays_same() -> None:
     kinds = {e.kind for r in recordings for run in r.root.walk() for e in run.events}
     assert {"retry", "call_failed", "child", "decided", "signal"} <= kinds, kinds
     assert any(e.branch for r in recordings for e in r.root.events)  # parallel branches
-    verdicts = {}
+    verdicts, refused = {}, []
     for recording in recordings:
-        report = replay_recording(recording)
+        try:
+            report = replay_recording(recording)
+        except ReplayError as e:
+            refused.append(e.message)  # only a run whose quorum join raced (below)
+            continue
         verdicts[recording.root.record.run_id] = report.to_json()
     diverged = {k: v for k, v in verdicts.items() if v["verdict"] != "same"}
     assert len(verdicts) >= 90 and not diverged, diverged
+    # examples/first_greeting: three runs decided a race, which replay does not redo.
+    assert len(refused) == 3 and all("raced a quorum join" in r for r in refused), refused
 
 
 def test_what_cannot_be_replayed_says_why(

@@ -379,14 +379,17 @@ def test_retries_count_the_first_try_and_only_listed_kinds(prog: Any) -> None:
 
 def test_backoff_delays_are_capped_and_reproducible() -> None:
     from mnlang.ir.base import RetryIR
-    from mnlang.runtime.retry import delay_ms, should_retry
+    from mnlang.runtime.retry import judge, should_retry
+
+    def delay_ms(policy: RetryIR, attempt: int, seed: str) -> int | None:
+        return judge(policy, "timeout", attempt, None, 0, seed).delay_ms
 
     policy = RetryIR(attempts=5, backoff_ms=1000, factor=2, max_delay_ms=3000, jitter=False)
     assert [delay_ms(policy, n, "s") for n in (1, 2, 3, 4)] == [1000, 2000, 3000, 3000]
     jittered = policy.model_copy(update={"jitter": True})
     first = [delay_ms(jittered, n, "run:step") for n in (1, 2, 3)]
     assert first == [delay_ms(jittered, n, "run:step") for n in (1, 2, 3)]
-    assert all(500 <= d <= 3000 for d in first)
+    assert all(d is not None and 500 <= d <= 3000 for d in first)
     assert first != [delay_ms(jittered, n, "other:step") for n in (1, 2, 3)]
     assert should_retry(policy, "timeout", 4) and not should_retry(policy, "timeout", 5)
     assert not should_retry(policy, "rejected", 1)

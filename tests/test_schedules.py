@@ -261,30 +261,32 @@ def test_bad_cron_expressions(cron: str, message: str) -> None:
 
 
 def schedule(next_at: float, spec: dict[str, object] | None = None) -> NewSchedule:
-    return NewSchedule("daily", "report", "h1", "a.mn", spec or {"every_ms": 1000}, next_at)
+    return NewSchedule("a.daily", "report", "h1", "a.mn", spec or {"every_ms": 1000}, next_at, "a")
 
 
 def test_registration_keeps_its_place_unless_the_spec_changes(store: Store) -> None:
     first = store.put_schedule(schedule(100.0))
-    assert (first.name, first.next_at, first.last_at) == ("daily", 100.0, None)
+    assert (first.name, first.next_at, first.last_at) == ("a.daily", 100.0, None)
     again = store.put_schedule(schedule(900.0))
     assert again.next_at == 100.0
     changed = store.put_schedule(schedule(500.0, {"every_ms": 2000}))
     assert changed.next_at == 500.0 and changed.spec == {"every_ms": 2000}
-    assert [s.name for s in store.list_schedules()] == ["daily"]
-    assert store.delete_schedule("daily") and not store.delete_schedule("daily")
+    assert [s.name for s in store.list_schedules()] == ["a.daily"]
+    assert store.delete_schedule("a.daily") and not store.delete_schedule("a.daily")
     assert store.list_schedules() == []
 
 
 def test_a_scheduled_time_starts_once(store: Store) -> None:
     store.put_schedule(schedule(100.0))
-    run = NewRun(run_id="daily@100", workflow="report", args={})
-    assert store.fire_schedule("daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0)
-    assert not store.fire_schedule("daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0)
+    run = NewRun(run_id="a.daily@100", workflow="report", args={})
+    assert store.fire_schedule("a.daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0)
+    assert not store.fire_schedule(
+        "a.daily", run, expected=100.0, scheduled_at=100.0, next_at=101.0
+    )
     [record] = store.list_schedules()
-    assert (record.next_at, record.last_at, record.last_run_id) == (101.0, 100.0, "daily@100")
-    assert [r.run_id for r in store.list_runs()] == ["daily@100"]
-    assert store.runnable_runs() == ["daily@100"]
+    assert (record.next_at, record.last_at, record.last_run_id) == (101.0, 100.0, "a.daily@100")
+    assert [r.run_id for r in store.list_runs()] == ["a.daily@100"]
+    assert store.runnable_runs() == ["a.daily@100"]
 
 
 # --- registering and starting ---------------------------------------------------------------
@@ -315,30 +317,30 @@ def program_from(tmp_path: Path, text: str = SOURCE) -> IRProgram:
 
 def test_register_and_start_due(store: Store, tmp_path: Path) -> None:
     program = program_from(tmp_path)
+    before = store.now()  # the first time comes after registering: read the clock around it
     registered = {r.name: r for r in register(store, program)}
-    now = store.now()
-    assert set(registered) == {"often", "weekly"}
-    assert now < registered["often"].next_at <= now + 1
+    assert set(registered) == {"reports.often", "reports.weekly"}
+    assert before < registered["reports.often"].next_at <= store.now() + 1
     assert (
-        datetime.fromtimestamp(registered["weekly"].next_at, ZoneInfo("Europe/Paris")).strftime(
-            "%a %H:%M"
-        )
+        datetime.fromtimestamp(
+            registered["reports.weekly"].next_at, ZoneInfo("Europe/Paris")
+        ).strftime("%a %H:%M")
         == "Mon 09:00"
     )
-    due = registered["often"].next_at
+    due = registered["reports.often"].next_at
     assert start_due(store, ProgramCache(store), now=due - 0.5) == []
     [started] = start_due(store, ProgramCache(store), now=due)
-    assert started.run_id == run_id_for("often", due) and started.skipped == 0
+    assert started.run_id == run_id_for("reports.often", due) and started.skipped == 0
     assert start_due(store, ProgramCache(store), now=due) == []
     run = store.get_run(started.run_id)
     assert run is not None and run.workflow == "report" and run.status == "running"
     assert run.args == {"team": "ops", "days": 7}
-    assert run.meta["schedule"] == "often" and run.meta["scheduled_at"] == due
+    assert run.meta["schedule"] == "reports.often" and run.meta["scheduled_at"] == due
 
 
 def test_a_worker_that_was_down_starts_the_latest_time_once(store: Store, tmp_path: Path) -> None:
     register(store, program_from(tmp_path))
-    [often] = [s for s in store.list_schedules() if s.name == "often"]
+    [often] = [s for s in store.list_schedules() if s.name == "reports.often"]
     [started] = start_due(store, ProgramCache(store), now=often.next_at + 10.5)
     assert started.scheduled_at == often.next_at + 10 and started.skipped == 10
     record = store.get_run(started.run_id)
@@ -349,7 +351,7 @@ def test_a_schedule_removed_from_its_source_is_forgotten(store: Store, tmp_path:
     register(store, program_from(tmp_path))
     shorter = SOURCE.split("schedule weekly")[0]
     register(store, program_from(tmp_path, shorter))
-    assert [s.name for s in store.list_schedules()] == ["often"]
+    assert [s.name for s in store.list_schedules()] == ["reports.often"]
 
 
 def test_a_schedule_that_never_fires_is_refused(tmp_path: Path) -> None:

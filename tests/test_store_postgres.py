@@ -187,7 +187,7 @@ def drop_quarantine_columns(conn: psycopg.Connection[Any], schema: str) -> None:
 
 
 def drop_outbox(conn: psycopg.Connection[Any], schema: str) -> None:
-    """Undo migration 13 (the outbox, who sent a signal), for a test that makes a journal
+    """Undo migration 14 (the outbox, who sent a signal), for a test that makes a journal
     of an older version."""
     conn.execute(f"DROP TABLE {schema}.delivery_attempts, {schema}.deliveries, {schema}.outbox")
     conn.execute(f"DROP INDEX {schema}.signals_by_signal_id")

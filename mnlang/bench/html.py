@@ -57,7 +57,17 @@ def bench_html(result: BenchResult) -> str:
         "rates per class",
     )
     rate_table = _rows_table(
-        ["class", "completion", "fault recovery", "tool selection", "parameters", "unsafe"],
+        [
+            "class",
+            "completion",
+            "fault recovery",
+            "tool selection",
+            "parameters",
+            "unsafe",
+            "unplanned repairs",
+            "reconciled outcomes",
+            "model tokens per run",
+        ],
         [
             [
                 m.workflow_class,
@@ -66,6 +76,9 @@ def bench_html(result: BenchResult) -> str:
                 _ratio(m.tool_selection),
                 _ratio(m.tool_parameters),
                 _ratio(m.unsafe_actions),
+                _ratio(m.unplanned_repairs),
+                str(m.reconciled),
+                "n/a" if m.tokens_per_run is None else f"{m.tokens_per_run:,.0f}",
             ]
             for m in classes
         ],

@@ -41,6 +41,7 @@ from mnlang.bench.harness import MAX_STEPS, Responder, bench_config
 from mnlang.bench.models import scenario_model
 from mnlang.bench.suite import Case
 from mnlang.bench.world import NAIVE_PREFIX
+from mnlang.ir.base import RetryIR
 from mnlang.ir.hashing import program_hash
 from mnlang.ir.model import EffectIR, IRProgram, ToolIR
 from mnlang.ir.states import CallState
@@ -49,7 +50,7 @@ from mnlang.metrics.facts import Cost, Rates, run_facts
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
 from mnlang.models.setup import ModelSetup
 from mnlang.runtime.faults import FaultPlan
-from mnlang.runtime.retry import should_retry
+from mnlang.runtime.retry import should_retry, tries_at_most
 from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.base import TERMINAL_STATUSES
 from mnlang.stores.sqlite import SQLiteStore
@@ -108,18 +109,19 @@ def _naive(_hash: str, text: str) -> IRProgram:
 def chain_attempts(program: IRProgram, workflow: str) -> int:
     """The attempts the runtime may spend on one call of the workflow (its steps, and the
     tools its agents call): the chain's budget."""
-    most = 1
+    policies: list[RetryIR] = []
     for state in program.workflows[workflow].states.values():
         if isinstance(state, CallState):
-            most = max(most, state.retry.attempts)
+            policies.append(state.retry)
             if state.callee_kind == "agent":
                 agent = program.agents[state.callee]
-                most = max(most, agent.retry.attempts)
+                policies.append(agent.retry)
                 for name in agent.tools:
                     decl = _tool_decl(program, name)
                     if decl is not None:
-                        most = max(most, decl.retry.attempts)
-    return most
+                        policies.append(decl.retry)
+    # Unlimited attempts stop at a time: the naive chain gets as many as the others' most.
+    return max([1, *(n for p in policies if (n := tries_at_most(p)) is not None)])
 
 
 def _tool_decl(program: IRProgram, name: str) -> ToolIR | EffectIR | None:

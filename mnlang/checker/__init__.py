@@ -41,6 +41,7 @@ def _check(path: Path | str, text: str | None) -> CheckResult:
         durability,
         human,
         options,
+        retries,
         scenarios,
         stateids,
         typecheck,
@@ -64,6 +65,7 @@ def _check(path: Path | str, text: str | None) -> CheckResult:
     stateids.check_state_ids(program, diags)
     if not diags.errors:
         durability.check_durability(program, diags)
+        retries.check_retry_bounds(program, diags)
         approval.check_approval(program, diags)
         human.check_checkpoints(program, diags)
         cost.check_cost(program, diags)

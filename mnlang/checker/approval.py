@@ -86,6 +86,10 @@ class _ApprovalFlow:
             return _join([then, self._block(other, approved or when_false)])
         if isinstance(stmt, ast.Match):
             return self._match(stmt, approved)
+        if isinstance(stmt, ast.Select):
+            # One arm runs; a checkpoint arm's decision proves approval only where a test
+            # of it (`if d.approved`) says so inside the arm.
+            return _join([self._block(arm.body, approved) for arm in stmt.arms])
         loop = nested_statement(stmt)
         if isinstance(loop, ast.For):
             self._block(loop.body, approved)

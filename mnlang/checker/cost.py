@@ -1,6 +1,8 @@
 """Cost: the static worst-case cost of one run, warned about when it is over `budget:` (W601).
 
-The worst case counts every retry attempt of every step: for an agent,
+The worst case counts every retry attempt of every step (`attempts: unlimited` as
+many tries as its shortest delays fit in its `max_elapsed` or the workflow's deadline,
+`mnlang.checker.retries`): for an agent,
 attempts x turns x (`max_tokens` output tokens + an estimate of the prompt's
 input tokens) at the model's prices; for a tool or effect, attempts x its
 declared `cost`; for a child workflow, its own worst case (capped by its own
@@ -16,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_UP, Decimal
 
+from mnlang.checker.options import UNLIMITED, RetryPolicy
 from mnlang.checker.program import ModuleInfo, Program, Symbol
+from mnlang.checker.retries import worst_case_tries
 from mnlang.checker.steps import (
     called_symbol,
     nested_statement,
@@ -73,30 +77,36 @@ def check_cost(program: Program, diags: Diagnostics) -> None:
             _report_over_budget(wf, budget, estimate, diags)
 
 
-def _price_entry(options: dict[str, object]) -> str | None:
-    """The price-table entry an agent's calls are priced by."""
+def _price_entries(options: dict[str, object]) -> list[str]:
+    """The price-table entries an agent's calls are priced by: its model's, then each
+    fallback model's (`model: ["gpt-4o", "gpt-4o-mini"]`)."""
     model = options.get("model")
     if not isinstance(model, str):
-        return None
+        return []
+    fallback = options.get("fallback")
+    models = [model, *(fallback if isinstance(fallback, list) else [])]
     provider = options.get("provider")
-    return priced_as(model, provider if isinstance(provider, str) else None)
+    return [priced_as(m, provider if isinstance(provider, str) else None) for m in models]
 
 
 def _check_model_price(
     program: Program, agent: Symbol, prices: PriceTable, diags: Diagnostics
 ) -> None:
-    name = _price_entry(options_of(program, agent))
     entry = written_option(agent, "model")
-    if name is None or entry is None or prices.model(name) is not None:
+    if entry is None:
         return
-    diags.add(
-        "W602",
-        entry.value,
-        f"no price for model `{name}`: agent `{agent.decl.name.name}` is counted as $0 "
-        "in cost estimates",
-        help=did_you_mean(name, list(prices.models))
-        or f"add the model to a price file and point `{PRICES_ENV}` at it",
-    )
+    items = entry.value.items if isinstance(entry.value, ast.ListLit) else [entry.value]
+    for name, item in zip(_price_entries(options_of(program, agent)), items, strict=False):
+        if prices.model(name) is not None:
+            continue
+        diags.add(
+            "W602",
+            item,
+            f"no price for model `{name}`: agent `{agent.decl.name.name}` is counted as $0 "
+            "for it in cost estimates",
+            help=did_you_mean(name, list(prices.models))
+            or f"add the model to a price file and point `{PRICES_ENV}` at it",
+        )
 
 
 def _report_over_budget(
@@ -179,6 +189,8 @@ class _Estimator:
         self.done: dict[str, _Estimate] = {}
         # Workflows being estimated: a recursive call (E308) counts as nothing.
         self.active: set[str] = set()
+        # The literal deadline of the workflow being estimated: it bounds unlimited retries.
+        self.deadline_ms: int | None = None
 
     def workflow(self, wf: Symbol) -> _Estimate:
         known = self.done.get(wf.name)
@@ -189,10 +201,14 @@ class _Estimator:
         decl = wf.decl
         assert isinstance(decl, ast.WorkflowDecl)
         self.active.add(wf.name)
+        outer = self.deadline_ms
+        deadline = options_of(self.program, wf).get("deadline")
+        self.deadline_ms = deadline if isinstance(deadline, int) else None
         lists = _list_lengths(decl.body)
         estimate = self._block(wf.module, decl.body, lists)
         if decl.on_failure is not None:  # a failed run pays for its cleanup too
             estimate = estimate.then(self._block(wf.module, decl.on_failure.body, lists))
+        self.deadline_ms = outer
         self.active.discard(wf.name)
         self.done[wf.name] = estimate
         return estimate
@@ -234,7 +250,7 @@ class _Estimator:
                 else self._block(module, stmt.orelse, lists)
             )
             return _costliest([then, orelse])
-        if isinstance(stmt, ast.Match):
+        if isinstance(stmt, ast.Match | ast.Select):
             return _costliest([self._block(module, arm.body, lists) for arm in stmt.arms])
         if isinstance(stmt, ast.Parallel):
             total = _Estimate()
@@ -254,8 +270,10 @@ class _Estimator:
         name = sym.decl.name.name
         opts = options_of(self.program, sym)
         retry = opts.get("retry")
-        attempts: int = retry.attempts if retry is not None else 1
+        attempts = self._tries(retry)
         tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        if retry is not None and any(e.attempts == UNLIMITED for e in retry.entries):
+            tries += " (unlimited: as many as fit in the time allowed)"
         if sym.kind == "workflow":
             child = self.workflow(sym)
             budget = opts.get("budget")
@@ -273,14 +291,21 @@ class _Estimator:
     def _agent_step(self, sym: Symbol, call: ast.Call, attempts: int, tries: str) -> _StepCost:
         opts = options_of(self.program, sym)
         name = sym.decl.name.name
-        model = _price_entry(opts) or "?"
-        price = self.prices.model(model)
+        models = _price_entries(opts) or ["?"]
+        model = " + ".join(models)
         max_tokens: int = opts.get("max_tokens", DEFAULT_MAX_TOKENS)
         turns: int = opts.get("max_turns", 1)
         prompt = _prompt_tokens(opts.get("prompt"))
         if "system" in opts:  # the system prompt's text, the overhead counted once
             prompt += _prompt_tokens(opts["system"]) - PROMPT_OVERHEAD_TOKENS
-        model_cost = conversation_worst_case(price, prompt, max_tokens, turns)
+        # At worst every request fails over through every model: each is paid for.
+        model_cost = sum(
+            (
+                conversation_worst_case(self.prices.model(m), prompt, max_tokens, turns)
+                for m in models
+            ),
+            Decimal(0),
+        )
         tool_cost = turns * self._costliest_tool(opts.get("tools", []))
         each = attempts * (model_cost + tool_cost)
         per_turn = f"{turns} turns {_TIMES} " if turns > 1 else ""
@@ -299,8 +324,13 @@ class _Estimator:
             price = opts.get("cost")
             retry = opts.get("retry")
             if isinstance(price, Decimal):
-                most = max(most, price * (retry.attempts if retry is not None else 1))
+                most = max(most, price * self._tries(retry))
         return most
+
+    def _tries(self, retry: RetryPolicy | None) -> int:
+        """The most tries of one call; an unbounded policy is E240, reported before this
+        pass runs, and counted as one try."""
+        return worst_case_tries(retry, self.deadline_ms) or 1
 
 
 def _prompt_tokens(prompt: object) -> int:

@@ -27,6 +27,7 @@ from mnlang.checker.steps import (
     loop_header,
     nested_statement,
     options_of,
+    select_waits,
     step_call,
     stmt_reads,
     walk,
@@ -93,7 +94,7 @@ def _check_effect(program: Program, sym: Symbol, diags: Diagnostics) -> _Key | N
     # to say it has not got the failed one (docs/language.md, Reconciliation).
     if once and retry is not None and "reconcile" not in opts:
         attempts = opts["retry"].attempts
-        tries = f" of {attempts} attempts" if attempts > 1 else ""
+        tries = f" of {attempts} attempts" if attempts != 1 else ""
         diags.add(
             "E302",
             retry.key,
@@ -165,9 +166,15 @@ def _event_waits(block: ast.Block, arms: _Arms) -> Iterator[tuple[ast.Wait, _Arm
         inner = nested_statement(stmt)
         if isinstance(inner, ast.Wait) and inner.event is not None:
             yield inner, arms
+        if isinstance(stmt, ast.Select):
+            # The arms of one select on one event are E521's; across statements they
+            # count as any wait does.
+            for index, arm in enumerate(stmt.arms):
+                if arm.wait is not None:
+                    yield arm.wait, (*arms, (id(stmt), index))
         if isinstance(inner, ast.For) or isinstance(stmt, ast.While):
             continue
-        exclusive = isinstance(stmt, ast.If | ast.Match)
+        exclusive = isinstance(stmt, ast.If | ast.Match | ast.Select)
         for index, child in enumerate(child_blocks(stmt)):
             where = (*arms, (id(stmt), index)) if exclusive else arms
             yield from _event_waits(child, where)
@@ -212,6 +219,10 @@ class _WorkflowChecker:
             inner = nested_statement(stmt)
             if isinstance(inner, ast.Wait) and inner.event is not None and loops:
                 self._wait_varies(inner, inner.event, loops)
+            if isinstance(stmt, ast.Select) and loops:
+                for wait in select_waits(stmt):
+                    assert wait.event is not None
+                    self._wait_varies(wait, wait.event, loops)
             if isinstance(inner, ast.For):
                 self._block(inner.body, [*loops, _Loop(inner, self._varying(inner))])
             elif isinstance(stmt, ast.While):
@@ -481,6 +492,8 @@ def _bound_names(block: ast.Block) -> set[str]:
             names.add(inner.var.name)
         if isinstance(stmt, ast.Try):
             names |= {c.var.name for c in stmt.catches if c.var is not None}
+        if isinstance(stmt, ast.Select):
+            names |= {arm.var.name for arm in stmt.arms if arm.var is not None}
     return names
 
 

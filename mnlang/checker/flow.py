@@ -123,7 +123,7 @@ def _collect_stmt(s: ast.Stmt, out: _Assigned) -> set[str]:
         names = _collect_assigned(s.body, out)
         out.within[id(s)] = names
         return names
-    if isinstance(s, ast.Match):
+    if isinstance(s, ast.Match | ast.Select):
         names = set()
         for arm in s.arms:
             names |= _collect_assigned(arm.body, out)
@@ -515,6 +515,8 @@ class BodyChecker(ExprChecker):
             self.diags.add("E201", s.iterable, f"`for` needs a list, found `{it}`", help=hint)
         if s.limit is not None:
             self.expect(s.limit, T.INT, " as the loop limit")
+        if s.first is not None:
+            self._quorum(s, s.first)
         loop = _Loop(collects)
         self.loops.append(loop)
         self.in_parallel += s.parallel
@@ -527,6 +529,28 @@ class BodyChecker(ExprChecker):
         self.in_parallel -= s.parallel
         self.loops.pop()
         return T.list_of(loop.item or T.UNKNOWN)
+
+    def _quorum(self, s: ast.For, first: ast.Expr) -> None:
+        """`first N`: a whole number of at least 1, and no more than a literal list's items."""
+        self.expect(first, T.INT, " as the quorum")
+        if not isinstance(first, ast.IntLit):
+            return
+        if first.value < 1:
+            self.diags.add(
+                "E540",
+                first,
+                f"`first {first.value}` waits for no item",
+                help="write `first 1` for the first result, or drop `first` to wait for all",
+            )
+        elif isinstance(s.iterable, ast.ListLit) and first.value > len(s.iterable.items):
+            n = len(s.iterable.items)
+            self.diags.add(
+                "E541",
+                first,
+                f"`first {first.value}` can never be reached: the list has {n} item"
+                + ("s" if n != 1 else ""),
+                help=f"write at most `first {n}`, or add items",
+            )
 
     def _unbind(self, var: _Var, outer: _Var | None) -> None:
         self.scoped.append(var)
@@ -607,6 +631,40 @@ class BodyChecker(ExprChecker):
             joined.forget(added)
             joined.ended = joined.ended or final.ended
         self.state = joined
+
+    def _select(self, s: ast.Select) -> None:
+        """Each arm runs from the state before the select, with its `as` variable bound to
+        the event's payload (not optional: the arm runs only when the signal came) or the
+        checkpoint's decision; the arms' ends join as `match` arms do."""
+        before = self.state
+        ends: list[_State] = []
+        for arm in s.arms:
+            self.state = before.copy()
+            bound: T.Type | None = None
+            if arm.wait is not None:
+                t = self._wait(arm.wait, assigned=True)
+                bound = t.args[0] if t.kind == "optional" else t
+            elif arm.checkpoint is not None:
+                bound = self._checkpoint(arm.checkpoint)
+            elif arm.after is not None:
+                if isinstance(arm.after, ast.Name) and arm.after.name == "never":
+                    arm.after.ty = T.DURATION
+                else:
+                    self.expect(arm.after, T.DURATION, " for `after`")
+            outer = var = None
+            if arm.var is not None and bound is not None:
+                outer = self.vars.get(arm.var.name)
+                self._shadowing(arm.var)
+                var = _Var(arm.var.name, bound, "var", arm.var)
+                self.vars[arm.var.name] = var
+                self.state.assigned.add(arm.var.name)
+            self.block(arm.body)
+            if var is not None:
+                self._unbind(var, outer)
+                if var.name not in before.assigned:
+                    self.state.assigned.discard(var.name)
+            ends.append(self.state)
+        self.state = _join(ends or [before])
 
     def _catch_kinds(self, c: ast.Catch) -> None:
         for kind in c.kinds:
@@ -968,6 +1026,7 @@ _STATEMENTS: dict[type, Callable[[BodyChecker, Any], None]] = {
     ast.Checkpoint: BodyChecker._checkpoint_stmt,
     ast.Wait: BodyChecker._wait_stmt,
     ast.Try: BodyChecker._try,
+    ast.Select: BodyChecker._select,
     ast.Return: BodyChecker._return,
     ast.Fail: BodyChecker._fail,
     ast.Log: BodyChecker._log,

@@ -1,8 +1,11 @@
-"""Human checkpoints and event waits: every wait for the outside world has an end (E501-E505).
+"""Human checkpoints, event waits and selects: every wait for the outside world has an end
+(E501-E505, E520-E524).
 
 A checkpoint needs a `timeout` and an `on_timeout` naming one of its options,
 or an explicit `timeout: never`; a `wait` for an event needs a `timeout` (or
-`never`); checkpoint names are unique within a workflow because decisions are
+`never`); a `select` waits for at least one thing, once per event and key, and ends by
+its single `after` arm (or `after never`), which is the only timer its arms have;
+checkpoint names are unique within a workflow because decisions are
 addressed by name (`mnc approve RUN NAME`).
 """
 
@@ -35,6 +38,11 @@ def check_checkpoints(program: Program, diags: Diagnostics) -> None:
                 _check_unique(wf, inner, names, diags)
             elif isinstance(inner, ast.Wait) and inner.event is not None:
                 _check_wait(inner, inner.event, diags)
+            elif isinstance(stmt, ast.Select):
+                _check_select(stmt, diags)
+                for arm in stmt.arms:
+                    if arm.checkpoint is not None:
+                        _check_unique(wf, arm.checkpoint, names, diags)
 
 
 def _is_never(entry: ast.Entry) -> bool:
@@ -128,3 +136,90 @@ def _check_wait(wait: ast.Wait, event: ast.Ident, diags: Diagnostics) -> None:
         help=f"write `wait {event.name} {{ timeout: 2d }}` (the value is then `null` when the "
         "time is up), or `{ timeout: never }` to wait without limit",
     )
+
+
+def _key_text(wait: ast.Wait) -> str | None:
+    """A wait's correlation key as written (`None` without one), to compare two arms."""
+    return None if wait.key is None else _source_of(wait.key)
+
+
+def _source_of(expr: ast.Expr) -> str:
+    """An expression's text, structurally (two spellings of one key compare equal)."""
+    return repr(_strip_spans(expr))
+
+
+def _strip_spans(node: object) -> object:
+    if isinstance(node, list):
+        return [_strip_spans(x) for x in node]
+    if isinstance(node, ast.Node):
+        return (
+            type(node).__name__,
+            tuple(
+                _strip_spans(getattr(node, f))
+                for f in node.__dataclass_fields__
+                if f not in ("span", "ty", "ref", "target")
+            ),
+        )
+    return node
+
+
+def _check_select(select: ast.Select, diags: Diagnostics) -> None:
+    if not select.arms:
+        diags.add(
+            "E520",
+            select,
+            "this `select` has no arms: it would wait for nothing",
+            help="add the things it waits for: `wait EVENT as x { ... }`, "
+            "`checkpoint NAME { ... } as d { ... }`, and `after 1d { ... }`",
+        )
+        return
+    seen: dict[tuple[str, str | None], ast.Wait] = {}
+    afters: list[ast.SelectArm] = []
+    for arm in select.arms:
+        if arm.wait is not None and arm.wait.event is not None:
+            event = arm.wait.event
+            address = (event.name, _key_text(arm.wait))
+            first = seen.get(address)
+            if first is not None:
+                keyed = " with the same key" if arm.wait.key is not None else ""
+                diags.add(
+                    "E521",
+                    arm.wait,
+                    f"two arms of this `select` wait for `{event.name}`{keyed}",
+                    labels=[Label(first.span, "the first arm for it")],
+                    help="a signal wins one arm: merge the two arms into one, or correlate "
+                    f"them by different keys (`wait {event.name} for KEY as x {{ ... }}`)",
+                )
+            else:
+                seen[address] = arm.wait
+        elif arm.checkpoint is not None:
+            for option in ("timeout", "on_timeout"):
+                entry = arm.checkpoint.options.get(option)
+                if entry is not None:
+                    diags.add(
+                        "E524",
+                        entry.key,
+                        f"checkpoint `{arm.checkpoint.name.name}` in a `select` has its own "
+                        f"`{option}`",
+                        help="remove it: the select's `after` arm is the timer of all its arms "
+                        "(`after 24h { ... }`)",
+                    )
+        elif arm.after is not None:
+            afters.append(arm)
+    if len(afters) > 1:
+        diags.add(
+            "E523",
+            afters[1],
+            "this `select` has two `after` arms",
+            labels=[Label(afters[0].span, "the first `after` arm")],
+            help="keep one: the select's timer is the shorter of the two",
+        )
+    if not afters:
+        diags.add(
+            "E522",
+            select,
+            "this `select` has no `after` arm: how long does it wait?",
+            help="add `after 1d { ... }` (what happens when nothing came in time), "
+            "or `after never {}` to wait without limit",
+            notes=["like a wait's `timeout`, a select says when it gives up"],
+        )

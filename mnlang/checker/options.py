@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
@@ -36,16 +36,38 @@ ERROR_KINDS = (
 UNCATCHABLE_KINDS = ("cancelled", "budget_exceeded", "deadline_exceeded")
 
 
+# `attempts: unlimited` (the IR's word too): tries until `max_elapsed` or the run's deadline.
+UNLIMITED = "unlimited"
+# The least `backoff` of unlimited attempts (Temporal's default first interval, Step
+# Functions' least `IntervalSeconds`): it also bounds how many tries fit in the time allowed.
+MIN_UNLIMITED_BACKOFF_MS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how patiently a call is tried; `attempts` counts the first try."""
+    """How often and how patiently a call is tried; `attempts` counts the first try.
 
-    attempts: int = 1
+    `more` are the further entries of `retry: [ {...}, ... ]`: a failure is retried by the
+    first entry whose `on` names its kind, which counts its own attempts."""
+
+    attempts: int | Literal["unlimited"] = 1
     backoff_ms: int = 0
     factor: float = 2.0
     max_delay_ms: int | None = None
     jitter: bool = False
     on: tuple[str, ...] = ("timeout", "transient")
+    max_elapsed_ms: int | None = None
+    more: tuple[RetryPolicy, ...] = ()
+
+    @property
+    def entries(self) -> tuple[RetryPolicy, ...]:
+        return (self, *self.more)
+
+    @property
+    def unbounded(self) -> bool:
+        """An entry tries without limit and no `max_elapsed` of its own bounds it: only the
+        run's deadline does."""
+        return any(e.attempts == UNLIMITED and e.max_elapsed_ms is None for e in self.entries)
 
 
 # An option entry: a key in an `{ ... }` block or an option line in a workflow body.
@@ -154,6 +176,17 @@ class _OptionReader:
         self.bad(entry, f"`{entry.key.name}` takes a string", help='write e.g. `"text {name}"`')
         return None
 
+    def parameter(self, entry: OptionEntry) -> str | None:
+        """The name of one of the declaration's parameters (its type is the type checker's)."""
+        if isinstance(entry.value, ast.Name):
+            return entry.value.name
+        self.bad(
+            entry,
+            f"`{entry.key.name}` takes the name of a parameter",
+            help=f"write `{entry.key.name}: history`, naming a `list[Turn]` parameter",
+        )
+        return None
+
     def text(self, entry: OptionEntry) -> str | None:
         if isinstance(entry.value, ast.StrLit):
             constant = entry.value.constant
@@ -169,6 +202,41 @@ class _OptionReader:
             entry, f"`{entry.key.name}` takes a string", help=f'write `{entry.key.name}: "..."`'
         )
         return None
+
+    def models(self, entry: OptionEntry) -> str | list[str] | None:
+        """`model: "gpt-4o"`, or models tried in order: `model: ["gpt-4o", "gpt-4o-mini"]`."""
+        value = entry.value
+        if not isinstance(value, ast.ListLit):
+            return self.text(entry)
+        names: list[str] = []
+        for item in value.items:
+            constant = item.constant if isinstance(item, ast.StrLit) else None
+            if not constant:
+                self.diags.add(
+                    "E253",
+                    item,
+                    "each model in `model:` is a plain, non-empty string",
+                    help='write `model: ["gpt-4o", "gpt-4o-mini"]`',
+                )
+                return None
+            if constant in names:
+                self.diags.add(
+                    "E253",
+                    item,
+                    f"model `{constant}` is listed twice",
+                    help="each model is tried once, in order: keep the first",
+                )
+                return None
+            names.append(constant)
+        if not names:
+            self.diags.add(
+                "E253",
+                value,
+                "`model:` lists no model",
+                help='name at least one: `model: ["gpt-4o", "gpt-4o-mini"]`',
+            )
+            return None
+        return names
 
     def boolean(self, entry: OptionEntry) -> bool | None:
         if isinstance(entry.value, ast.BoolLit):
@@ -189,6 +257,30 @@ class _OptionReader:
             help=f"write e.g. `{entry.key.name}: 3`",
         )
         return None
+
+    def attempts(self, entry: OptionEntry) -> int | str | None:
+        if isinstance(entry.value, ast.Name) and entry.value.name == UNLIMITED:
+            return UNLIMITED
+        if isinstance(entry.value, ast.IntLit) and entry.value.value >= 1:
+            return entry.value.value
+        self.bad(
+            entry,
+            "`attempts` takes a whole number of at least 1, or `unlimited`",
+            help="write e.g. `attempts: 3`, or `attempts: unlimited` with a `backoff` and a "
+            "`max_elapsed`",
+        )
+        return None
+
+    def positive_duration(self, entry: OptionEntry) -> int | None:
+        millis = self.duration(entry)
+        if millis is not None and millis <= 0:
+            self.bad(
+                entry,
+                f"`{entry.key.name}` must be longer than 0",
+                help=f"write e.g. `{entry.key.name}: 1h`",
+            )
+            return None
+        return millis
 
     def number(self, entry: OptionEntry) -> float | None:
         if isinstance(entry.value, ast.IntLit | ast.FloatLit):
@@ -277,10 +369,43 @@ class _OptionReader:
                     help="write `tools: [a, b]`",
                 )
                 continue
-            sym = self.symbol(item, ("tool", "effect"), "a tool or effect")
-            if sym is not None:
-                names.append(sym.name)
+            named = item.callee if isinstance(item, ast.Call) else item
+            sym = self.symbol(named, ("tool", "effect"), "a tool or effect")
+            if sym is None:
+                continue
+            if isinstance(item, ast.Call) and not self._bindings(item, sym):
+                continue
+            names.append(sym.name)
         return names
+
+    def _bindings(self, call: ast.Call, sym: Symbol) -> bool:
+        """`book_hotel({ passenger: pid })`: parameters the workflow fixes, by name.
+
+        Their values are typed by the type checker against the agent's parameters."""
+        shown = sym.decl.name.name
+        if len(call.args) != 1 or not isinstance(call.args[0], ast.ObjectLit):
+            self.diags.add(
+                "E250",
+                call,
+                f"`{shown}` in `tools:` binds its parameters by name",
+                help=f"write `{shown}({{ param: value }})`, or `{shown}` to let the model "
+                "choose every argument",
+            )
+            return False
+        decl = sym.decl
+        params = [p.name.name for p in decl.params] if isinstance(decl, ast.CallableDecl) else []
+        ok = True
+        for entry in call.args[0].entries:
+            if entry.key.name not in params:
+                self.diags.add(
+                    "E251",
+                    entry.key,
+                    f"`{shown}` has no parameter `{entry.key.name}` to bind",
+                    help=did_you_mean(entry.key.name, params)
+                    or f"its parameters: {', '.join(f'`{p}`' for p in params) or 'none'}",
+                )
+                ok = False
+        return ok
 
     # ---- composite values ------------------------------------------------------
 
@@ -309,19 +434,79 @@ class _OptionReader:
     def retry(self, entry: OptionEntry) -> RetryPolicy | None:
         value = entry.value
         if isinstance(value, ast.ObjectLit):
-            return retry_policy(self.read_block(value.entries, RETRY_OPTIONS, "a retry policy"))
+            return self.retry_entry(value, in_list=False)
         if isinstance(value, ast.Name | ast.Field):
-            sym = self.symbol(value, ("policy",), "a policy")
-            if sym is None:
-                return None
-            policy: RetryPolicy = self.program.options[sym.name]["retry"]
-            return policy
+            return self.named_policy(value)
+        if isinstance(value, ast.ListLit) and value.items:
+            return self.retry_list(value)
         self.bad(
             entry,
-            "`retry` takes a policy name or `{ attempts: N, ... }`",
-            help="write e.g. `retry: { attempts: 3, backoff: 1s }`",
+            "`retry` takes a policy name, `{ attempts: N, ... }`, or a list of them, one per "
+            "error kind",
+            help="write e.g. `retry: { attempts: 3, backoff: 1s }`, or `retry: [ { on: "
+            "[timeout], attempts: 5 }, { on: [rejected], attempts: 2 } ]`",
         )
         return None
+
+    def named_policy(self, node: ast.Name | ast.Field) -> RetryPolicy | None:
+        sym = self.symbol(node, ("policy",), "a policy")
+        if sym is None:
+            return None
+        policy: RetryPolicy = self.program.options[sym.name]["retry"]
+        return policy
+
+    def retry_entry(self, block: ast.ObjectLit, *, in_list: bool) -> RetryPolicy | None:
+        """One `{ ... }` of retry options; in a list it must say which kinds it retries."""
+        policy = retry_policy(self.read_block(block.entries, RETRY_OPTIONS, "a retry policy"))
+        check_unlimited(self.diags, block.entries, policy)
+        if in_list and block.get("on") is None:
+            self.diags.add(
+                "E242",
+                block,
+                "an entry of a `retry` list does not say which error kinds it retries",
+                help="add `on: [...]`, e.g. `on: [timeout, transient]`: a failure is retried "
+                "by the first entry whose `on` names its kind",
+            )
+            return None
+        return policy
+
+    def retry_list(self, value: ast.ListLit) -> RetryPolicy | None:
+        """`[ entry, ... ]`: the first entry whose `on` has a failure's kind retries it."""
+        policies: list[RetryPolicy] = []
+        retried_by: dict[str, ast.Node] = {}
+        complete = True
+        for item in value.items:
+            policy: RetryPolicy | None = None
+            if isinstance(item, ast.ObjectLit):
+                policy = self.retry_entry(item, in_list=True)
+            elif isinstance(item, ast.Name | ast.Field):
+                policy = self.named_policy(item)
+            else:
+                self.diags.add(
+                    "E212",
+                    item,
+                    "expected `{ on: [...], attempts: N, ... }` or the name of a policy",
+                    help="each entry of a `retry` list is a retry policy for some error kinds",
+                )
+            if policy is None:
+                complete = False
+                continue
+            for kind in policy.on:
+                first = retried_by.setdefault(kind, item)
+                if first is not item:
+                    self.diags.add(
+                        "E243",
+                        item,
+                        f"`{kind}` is already retried by an earlier entry: this entry never "
+                        f"sees a `{kind}` failure",
+                        labels=[Label(first.span, f"`{kind}` is retried here")],
+                        help=f"remove `{kind}` from one of the entries (the first entry whose "
+                        "`on` names a failure's kind retries it)",
+                    )
+            policies.append(policy)
+        if not complete:
+            return None
+        return replace(policies[0], more=tuple(policies[1:]))
 
     def approval(self, entry: OptionEntry) -> dict[str, Any] | None:
         """The checkpoint an agent opens before an effect that requires approval."""
@@ -475,6 +660,25 @@ def retry_policy(values: dict[str, Any]) -> RetryPolicy:
         max_delay_ms=values.get("max_delay", policy.max_delay_ms),
         jitter=values.get("jitter", policy.jitter),
         on=values.get("on", policy.on),
+        max_elapsed_ms=values.get("max_elapsed"),
+    )
+
+
+def check_unlimited(
+    diags: Diagnostics, entries: Sequence[OptionEntry], policy: RetryPolicy
+) -> None:
+    """E241: unlimited attempts need a pause between tries (`backoff`) of at least a second."""
+    if policy.attempts != UNLIMITED or policy.backoff_ms >= MIN_UNLIMITED_BACKOFF_MS:
+        return
+    attempts = next(e for e in entries if e.key.name == "attempts")
+    backoff = next((e for e in entries if e.key.name == "backoff"), None)
+    diags.add(
+        "E241",
+        attempts.value,
+        "`attempts: unlimited` needs a `backoff` of at least 1s",
+        labels=[Label(backoff.value.span, "too short")] if backoff is not None else [],
+        help="add `backoff: 1s` (or longer): unlimited tries pause between them, which also "
+        "bounds how many fit in `max_elapsed` or the run's deadline, and so their cost",
     )
 
 
@@ -485,7 +689,8 @@ def _choice(*choices: str) -> _Reader:
 _R = _OptionReader
 
 RETRY_OPTIONS: dict[str, _Reader] = {
-    "attempts": _R.positive_int,
+    "attempts": _R.attempts,
+    "max_elapsed": _R.positive_duration,
     "backoff": _R.duration,
     "factor": _R.factor,
     "max_delay": _R.duration,
@@ -526,7 +731,7 @@ EFFECT_OPTIONS: dict[str, _Reader] = {
 }
 
 AGENT_OPTIONS: dict[str, _Reader] = {
-    "model": _R.text,
+    "model": _R.models,
     "prompt": _R.template,
     "system": _R.template,
     "description": _R.text,
@@ -539,6 +744,7 @@ AGENT_OPTIONS: dict[str, _Reader] = {
     "max_turns": _R.positive_int,
     "approval": _R.approval,
     "cache": _R.duration,
+    "conversation": _R.parameter,
 }
 
 WORKFLOW_OPTIONS: dict[str, _Reader] = {
@@ -619,6 +825,12 @@ def _read(program: Program, sym: Symbol, diags: Diagnostics) -> dict[str, Any]:
             )
     if sym.kind == "policy":
         values["retry"] = retry_policy(values)
+        check_unlimited(diags, _entries(sym), values["retry"])
+    if sym.kind == "agent" and isinstance(values.get("model"), list):
+        # The first model answers; the others are tried in order when it fails.
+        first, *fallback = values["model"]
+        values["model"] = first
+        values["fallback"] = fallback
     if sym.kind in ("tool", "effect", "agent"):
         values.setdefault("retry", RetryPolicy())
     if sym.kind in ("tool", "effect"):

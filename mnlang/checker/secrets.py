@@ -89,9 +89,13 @@ def _agent(decl: ast.CallableDecl, own: Signature, decls: Declarations, diags: D
     if tools is None or not isinstance(tools.value, ast.ListLit):
         return
     for item in tools.value.items:
-        sym = item.ref if isinstance(item, ast.Name) else None
+        named = item.callee if isinstance(item, ast.Call) else item
+        sym = named.ref if isinstance(named, ast.Name) else None
         sig = decls.signatures.get(sym.name) if sym is not None else None
-        if sig is not None and any(T.holds_secret(p.type) for p in sig.params):
+        # A parameter the workflow binds is not the model's to choose.
+        bound = _bound_names(item)
+        chosen = [p for p in sig.params if p.name not in bound] if sig is not None else []
+        if sig is not None and any(T.holds_secret(p.type) for p in chosen):
             diags.add(
                 "E131",
                 item,
@@ -99,6 +103,14 @@ def _agent(decl: ast.CallableDecl, own: Signature, decls: Declarations, diags: D
                 "which takes a `secret`: the model would choose which secret it reveals",
                 help="call the tool from the workflow, or give it the secret some other way",
             )
+
+
+def _bound_names(item: ast.Expr) -> set[str]:
+    if isinstance(item, ast.Call) and len(item.args) == 1:
+        bound = item.args[0]
+        if isinstance(bound, ast.ObjectLit):
+            return {entry.key.name for entry in bound.entries}
+    return set()
 
 
 def _key(decl: ast.CallableDecl, diags: Diagnostics) -> None:

@@ -27,6 +27,8 @@ def _blocks(stmt: ast.Stmt) -> Iterator[ast.Block]:
                 yield ast.Block(stmt.orelse.span, [stmt.orelse])
         case ast.Match():
             yield from (arm.body for arm in stmt.arms)
+        case ast.Select():
+            yield from (arm.body for arm in stmt.arms)
         case ast.While():
             yield stmt.body
         case ast.Parallel():

@@ -89,6 +89,8 @@ def child_blocks(stmt: ast.Stmt) -> list[ast.Block]:
         return [stmt.then, stmt.orelse]
     if isinstance(stmt, ast.Match):
         return [arm.body for arm in stmt.arms]
+    if isinstance(stmt, ast.Select):
+        return [arm.body for arm in stmt.arms]
     if isinstance(stmt, ast.While):
         return [stmt.body]
     if isinstance(stmt, ast.Parallel):
@@ -166,7 +168,7 @@ def _own_exprs(stmt: ast.Stmt) -> list[ast.Expr | ast.ObjectLit]:
     if isinstance(inner, ast.Wait):
         return [e for e in (inner.duration, inner.key) if e is not None]
     if isinstance(inner, ast.For):
-        return [inner.iterable] + ([inner.limit] if inner.limit is not None else [])
+        return [inner.iterable] + [e for e in (inner.limit, inner.first) if e is not None]
     if isinstance(stmt, ast.Assign | ast.OptionStmt):
         return [stmt.value] if isinstance(stmt.value, ast.Expr) else []
     if isinstance(stmt, ast.ExprStmt):
@@ -175,6 +177,8 @@ def _own_exprs(stmt: ast.Stmt) -> list[ast.Expr | ast.ObjectLit]:
         return [stmt.cond]
     if isinstance(stmt, ast.Match):
         return [stmt.subject]
+    if isinstance(stmt, ast.Select):
+        return [e for arm in stmt.arms for e in select_arm_exprs(arm)]
     if isinstance(stmt, ast.Return):
         return [stmt.value] if stmt.value is not None else []
     if isinstance(stmt, ast.Fail | ast.Log):
@@ -184,9 +188,28 @@ def _own_exprs(stmt: ast.Stmt) -> list[ast.Expr | ast.ObjectLit]:
     return []
 
 
+def select_waits(select: ast.Select) -> list[ast.Wait]:
+    """The event waits of a `select`'s arms."""
+    return [arm.wait for arm in select.arms if arm.wait is not None]
+
+
+def select_arm_exprs(arm: ast.SelectArm) -> list[ast.Expr | ast.ObjectLit]:
+    """What a `select` arm evaluates when the select starts: a key, a checkpoint's
+    options, the timer's duration (not `never`)."""
+    if arm.wait is not None:
+        return [arm.wait.key] if arm.wait.key is not None else []
+    if arm.checkpoint is not None:
+        options = arm.checkpoint.options.entries
+        return [e.value for e in options if e.key.name not in _WORD_OPTIONS]
+    after = arm.after
+    if after is None or (isinstance(after, ast.Name) and after.name == "never"):
+        return []
+    return [after]
+
+
 def loop_header(loop: ast.For | ast.While) -> Span:
     """The span of a loop's first line (`for x in xs limit 4`, `while c, max: 5`)."""
     if isinstance(loop, ast.While):
         return loop.span.to(loop.max.span)
-    end = loop.limit if loop.limit is not None else loop.iterable
+    end = loop.first or loop.limit or loop.iterable
     return loop.span.to(end.span)

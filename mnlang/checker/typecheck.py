@@ -97,6 +97,14 @@ def _param_defaults(
     for p in sig.params:
         if p.decl.default is not None:
             checker.expect(p.decl.default, p.type, f" as the default of `{p.name}`")
+        described = p.decl.description
+        if described is not None and described.constant is None:
+            diags.add(
+                "E252",
+                described,
+                f"the description of `{p.name}` is plain text, without `{{...}}`",
+                help="write the text out; it is told to the model as it is written",
+            )
 
 
 def _callable_options(
@@ -129,8 +137,13 @@ def _callable_options(
         elif key == "reconcile" and isinstance(value, ast.Call):
             _option_call(checker, value, "tool")
             _reconcile_returns(decls, resolver, module, sig, value, diags)
+        elif key == "tools" and isinstance(value, ast.ListLit):
+            _mark_used(value, module, resolver)
+            _bound_arguments(checker, value)
         elif key in ("retry", "tools"):
             _mark_used(value, module, resolver)
+        elif key == "conversation" and isinstance(value, ast.Name):
+            _conversation(value, params, diags)
     settle = decl.options.get("settle")
     if settle is not None and decl.options.get("reconcile") is None:
         diags.add(
@@ -139,6 +152,29 @@ def _callable_options(
             "`settle` without `reconcile`: there is no question to wait for",
             help="add `reconcile: lookup(...)`, a tool that tells whether the action happened",
         )
+
+
+def _bound_arguments(checker: ExprChecker, tools: ast.ListLit) -> None:
+    """Type each value a `tools:` entry binds (`book_hotel({ passenger: pid })`) against
+    the tool's parameter; it reads the agent's parameters. Shapes are the options pass's."""
+    for item in tools.items:
+        if not isinstance(item, ast.Call) or len(item.args) != 1:
+            continue
+        bound = item.args[0]
+        sym = checker.resolver.qualified(checker.module, item.callee)
+        if (
+            sym is None
+            or sym.kind not in ("tool", "effect")
+            or not isinstance(bound, ast.ObjectLit)
+        ):
+            continue
+        params = {p.name: p.type for p in checker.decls.signatures[sym.name].params}
+        for entry in bound.entries:
+            wanted = params.get(entry.key.name)
+            if wanted is not None:
+                checker.expect(
+                    entry.value, wanted, f" as `{entry.key.name}` of `{sym.decl.name.name}`"
+                )
 
 
 def _reconcile_returns(
@@ -196,6 +232,30 @@ def _expect_duration(checker: ExprChecker, value: ast.Expr, diags: Diagnostics, 
             help=f"write e.g. `{what}: 30s`, or a `duration` expression over the parameters: "
             f"`{what}: sla * 2`",
         )
+
+
+TURNS = T.list_of(T.record("std.chat.Turn"))
+"""The type of an agent's `conversation:` parameter."""
+
+
+def _conversation(value: ast.Name, params: dict[str, T.Type], diags: Diagnostics) -> None:
+    found = params.get(value.name)
+    if found is None or found.kind == "unknown" or found == TURNS:
+        if found is None:
+            diags.add(
+                "E261",
+                value,
+                f"`conversation` names `{value.name}`, which is not a parameter",
+                help="name a `list[Turn]` parameter (`import std.chat { Turn }`)",
+            )
+        return
+    diags.add(
+        "E261",
+        value,
+        f"`conversation` takes a `list[Turn]` parameter; `{value.name}` is a `{found}`",
+        help="declare it `list[Turn]` with `import std.chat { Turn }`: each turn is sent "
+        "as a message with its role",
+    )
 
 
 def _computed(value: ast.Expr) -> bool:

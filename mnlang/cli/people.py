@@ -1,5 +1,5 @@
-"""Commands by which people and other systems act on runs: approve, reject, signal and
-cancel."""
+"""Commands by which people and other systems act on runs: approve, reject, signal,
+cancel and retry."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from mnlang.cli.shared import (
 )
 
 if TYPE_CHECKING:
+    from mnlang.runtime.recovery import BulkRetried
     from mnlang.runtime.run import RunOutcome
 
 _detach_option = click.option(
@@ -298,3 +299,88 @@ def cancel(
     except (RunError, StoreError) as e:
         run_error(e)
     finish_run(outcome, as_json)
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Retry every failed run matching: workflow=, class=, since=, until= (Unix "
+    "seconds or an ISO 8601 time), q= (text in the id or input). Repeatable.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--by", help="Who retries (default: your user name).")
+@_detach_option
+@db_option
+@json_option
+@server_option
+def retry(
+    run_id: str | None,
+    filters: tuple[str, ...],
+    limit: int,
+    by: str | None,
+    detach: bool,
+    db: str | None,
+    as_json: bool,
+    server: str | None,
+    server_token: str | None,
+) -> None:
+    """Retry failed run RUN_ID in place, from its failed step, once its cause is fixed
+    (code, configuration, a key). A run whose unwinding did work outside it (an effect
+    in a `finally`, compensations) is refused with the reason (exit 2)."""
+    from mnlang.runtime.recovery import RunFilter
+
+    if (run_id is None) == (not filters):
+        raise click.UsageError("give a RUN_ID or --filter, one of them")
+    try:
+        query = RunFilter.parse(filters) if filters else None
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if server is not None:
+        if query is not None:
+            body = query.to_json()
+            remote(server, server_token, lambda c: c.bulk_retry(body, limit=limit))
+        assert run_id is not None
+        remote(server, server_token, lambda c: c.retry(run_id))
+    from mnlang import api
+    from mnlang.runtime.decisions import default_decider
+    from mnlang.runtime.run import RunError
+    from mnlang.stores.base import StoreError
+
+    who = by or default_decider()
+    if query is not None:
+        try:
+            bulk = api.retry_runs(query, by=who, limit=limit, execute=not detach, db=db)
+        except (RunError, StoreError) as e:
+            run_error(e)
+        _print_bulk(bulk, as_json)
+    assert run_id is not None
+    try:
+        outcome = api.retry_run(run_id, by=who, execute=not detach, db=db)
+    except (RunError, StoreError) as e:
+        run_error(e)
+    if detach and not as_json:
+        click.echo(f"retried: run {run_id} goes on from its failed step on a worker")
+        sys.exit(0)
+    finish_run(outcome, as_json)
+
+
+def _print_bulk(bulk: BulkRetried, as_json: bool) -> NoReturn:
+    """Each run's outcome; exit 0 when every matching run was retried, else 2."""
+    import json
+
+    if as_json:
+        click.echo(json.dumps(bulk.to_json(), ensure_ascii=False, indent=2))
+    else:
+        for outcome in bulk.retried:
+            click.echo(f"retried: {outcome.run_id}: {outcome.status}")
+        for refused_id, reason in bulk.refused:
+            click.echo(f"refused: {refused_id}: {reason}")
+        if bulk.more:
+            click.echo("more runs matched than --limit: run it again")
+        if not bulk.retried and not bulk.refused:
+            click.echo("no failed run matched")
+    sys.exit(2 if bulk.refused else 0)

@@ -264,3 +264,47 @@ def _fork(
         if outcome.error is not None:
             click.echo(f"error: {outcome.error}")
     sys.exit(0 if forked.outcome.status in ("completed", "waiting") else 1)
+
+
+@click.command("fork")
+@click.argument("run_id")
+@click.option(
+    "--from",
+    "from_step",
+    required=True,
+    metavar="STATE|LINE",
+    help="Where the new run goes live: a state id from `mnc log`, or a line.",
+)
+@click.option(
+    "--source",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Run the new run on this version of the program (default: the run's own).",
+)
+@click.option("--models", help="Who answers the agents after the fork point.")
+@click.option(
+    "--live-effects",
+    is_flag=True,
+    help="Perform effects after the fork point for real (default: answer them from the "
+    "source run's ledger, or refuse them).",
+)
+@click.option("--id", "new_run_id", help="The new run's id.")
+@db_option
+@json_option
+def fork_command(
+    run_id: str,
+    from_step: str,
+    source: str | None,
+    models: str | None,
+    live_effects: bool,
+    new_run_id: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Fork run RUN_ID from a step into a new run in the same journal: replayed from its
+    journal up to the step, live from there (`mnc replay --live-from --into` forks into
+    another journal)."""
+    from mnlang.stores import store_location
+
+    program = program_or_exit(source) if source is not None else None
+    into = store_location(db)
+    _fork(run_id, from_step, into, program, models, live_effects, new_run_id, [], db, as_json)

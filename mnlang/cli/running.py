@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mnlang.client import Client, Run
     from mnlang.ir.model import IRProgram
     from mnlang.runtime.journal import Observer
-    from mnlang.stores.base import Offer
+    from mnlang.stores.base import Offer, ScheduleRecord
 
 _durability_option = click.option(
     "--durability",
@@ -539,6 +539,130 @@ def _serves(offers: list[Offer]) -> str:
     if offers:
         parts.append("changed code: " + ("pin" if pinned else "allow"))
     return "; ".join(parts)
+
+
+@click.group("schedules", invoke_without_command=True)
+@db_option
+@json_option
+@click.pass_context
+def schedules_group(ctx: click.Context, db: str | None, as_json: bool) -> None:
+    """List the schedules registered in the journal: name (its declaring module's and its
+    own, `jobs.nightly`), workflow, next time, last start and whether it is paused.
+
+    `mnc worker FILE` registers the schedules of FILE and of the modules it imports, once
+    per schedule whichever files import it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from mnlang import api
+    from mnlang.stores.base import StoreError
+
+    try:
+        records = api.list_schedules(db=db)
+    except StoreError as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps([_schedule_json(r) for r in records], ensure_ascii=False, indent=2))
+        return
+    if not records:
+        click.echo("no schedules (`mnc worker FILE` registers the schedules of FILE)")
+    for r in records:
+        click.echo(_schedule_line(r))
+
+
+def _schedule_json(record: ScheduleRecord) -> dict[str, object]:
+    return {
+        "name": record.name,
+        "module": record.module,
+        "workflow": record.workflow,
+        "spec": record.spec,
+        "next_at": None if record.paused_at is not None else record.next_at,
+        "last_at": record.last_at,
+        "last_run_id": record.last_run_id,
+        "paused": record.paused_at is not None,
+        "paused_at": record.paused_at,
+        "source": record.source,
+        "ir_hash": record.ir_hash,
+    }
+
+
+def _schedule_line(record: ScheduleRecord) -> str:
+    spec = record.spec if isinstance(record.spec, dict) else {}
+    if spec.get("cron"):
+        when = f"cron {spec['cron']!r}" + (
+            f" in {spec['timezone']}" if spec.get("timezone") else ""
+        )
+    else:
+        when = f"every {spec.get('every_ms', 0) / 1000:g}s"
+    next_at = "paused" if record.paused_at is not None else f"next {_when(record.next_at)}"
+    last = (
+        f"last {_when(record.last_at)} ({record.last_run_id})"
+        if record.last_at is not None
+        else "never started"
+    )
+    return (
+        f"{record.name}  {next_at}  {last}\n"
+        f"  module {record.module}  workflow {record.workflow}  {when}"
+    )
+
+
+def _schedule_command(action: str, name: str, db: str | None, as_json: bool) -> None:
+    import json
+
+    from mnlang import api
+    from mnlang.runtime.schedules import ScheduleError
+    from mnlang.stores.base import StoreError
+
+    act = {
+        "pause": api.pause_schedule,
+        "resume": api.resume_schedule,
+        "drop": api.drop_schedule,
+    }[action]
+    try:
+        record = act(name, db=db)
+    except (ScheduleError, StoreError) as e:
+        run_error(e)
+    if as_json:
+        click.echo(json.dumps(_schedule_json(record), ensure_ascii=False, indent=2))
+        return
+    done = {"pause": "paused", "resume": "resumed", "drop": "dropped"}[action]
+    after = {
+        "pause": "it starts no run until `mnc schedules resume`",
+        "resume": f"next run at {_when(record.next_at)}; times missed while paused are skipped",
+        "drop": "a worker started with a file that declares it registers it again",
+    }[action]
+    click.echo(f"{done}: schedule {record.name} ({after})")
+
+
+@schedules_group.command("pause")
+@click.argument("name")
+@db_option
+@json_option
+def schedules_pause(name: str, db: str | None, as_json: bool) -> None:
+    """Stop schedule NAME from starting runs; it stays registered (and paused when a
+    worker registers it again). Exits 2 for a name the journal does not hold."""
+    _schedule_command("pause", name, db, as_json)
+
+
+@schedules_group.command("resume")
+@click.argument("name")
+@db_option
+@json_option
+def schedules_resume(name: str, db: str | None, as_json: bool) -> None:
+    """Let paused schedule NAME start runs again, from its first time after now: the
+    times it missed while paused are not started."""
+    _schedule_command("resume", name, db, as_json)
+
+
+@schedules_group.command("drop")
+@click.argument("name")
+@db_option
+@json_option
+def schedules_drop(name: str, db: str | None, as_json: bool) -> None:
+    """Forget schedule NAME (the runs it started stay). It comes back only when a worker
+    is started with a file that declares it."""
+    _schedule_command("drop", name, db, as_json)
 
 
 def _when(at: float) -> str:

@@ -308,6 +308,28 @@ class Client:
     def cancel(self, run_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"/runs/{_seg(run_id)}/cancel"))
 
+    def retry(self, run_id: str) -> dict[str, Any]:
+        """Retry a failed run in place; a `Conflict` (`not_retryable`) says why not."""
+        return dict(self._call("POST", f"/runs/{_seg(run_id)}/retry", json={}))
+
+    def fork(
+        self,
+        run_id: str,
+        from_step: str,
+        *,
+        live_effects: bool = False,
+        new_run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Fork a run from a step (a state id or a line) into a new run."""
+        body = _fork_body(from_step, live_effects, new_run_id)
+        return dict(self._call("POST", f"/runs/{_seg(run_id)}/fork", json=body))
+
+    def bulk_retry(self, filter: dict[str, Any], *, limit: int = 1000) -> dict[str, Any]:
+        """Retry the failed runs matching `filter` (`workflow`, `workflow_class`,
+        `since`, `until`, `q`); the answer lists each run's outcome."""
+        body = {"filter": filter, "limit": limit}
+        return dict(self._call("POST", "/bulk/retry", json=body))
+
 
 class AsyncClient:
     """The asynchronous client: the same methods as `Client`, awaited."""
@@ -399,6 +421,31 @@ class AsyncClient:
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         return dict(await self._call("POST", f"/runs/{_seg(run_id)}/cancel"))
+
+    async def retry(self, run_id: str) -> dict[str, Any]:
+        return dict(await self._call("POST", f"/runs/{_seg(run_id)}/retry", json={}))
+
+    async def fork(
+        self,
+        run_id: str,
+        from_step: str,
+        *,
+        live_effects: bool = False,
+        new_run_id: str | None = None,
+    ) -> dict[str, Any]:
+        body = _fork_body(from_step, live_effects, new_run_id)
+        return dict(await self._call("POST", f"/runs/{_seg(run_id)}/fork", json=body))
+
+    async def bulk_retry(self, filter: dict[str, Any], *, limit: int = 1000) -> dict[str, Any]:
+        body = {"filter": filter, "limit": limit}
+        return dict(await self._call("POST", "/bulk/retry", json=body))
+
+
+def _fork_body(from_step: str, live_effects: bool, new_run_id: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"from": from_step, "live_effects": live_effects}
+    if new_run_id is not None:
+        body["run_id"] = new_run_id
+    return body
 
 
 def _seg(text: str) -> str:

@@ -215,7 +215,9 @@ class Layout:
 
     def field_decl(self, node: ast.FieldDecl | ast.Param) -> Doc:
         default: list[Doc] = [" = ", self.expr(node.default)] if node.default else []
-        return [node.name.name, ": ", self.type_ref(node.type), *default]
+        described = node.description if isinstance(node, ast.Param) else None
+        doc: list[Doc] = [" ", self.expr(described)] if described is not None else []
+        return [node.name.name, ": ", self.type_ref(node.type), *default, *doc]
 
     def params(self, node: ast.CallableDecl | ast.WorkflowDecl) -> Doc:
         open_paren = self.find(node.name.span.end, "(")
@@ -265,11 +267,16 @@ class Layout:
                 self.find(node.subject.span.end, "{"), node.arms, self.arm, node.span.end - 1
             )
             return ["match ", self.expr(node.subject), " ", arms]
+        if isinstance(node, ast.Select):
+            brace = self.find(node.span.start + len("select"), "{")
+            return ["select ", self.block_of(brace, node.arms, self.select_arm, node.span.end - 1)]
         if isinstance(node, ast.For):
             head: list[Doc] = ["parallel for " if node.parallel else "for ", node.var.name]
             head.extend([" in ", self.expr(node.iterable)])
             if node.limit:
                 head.extend([" limit ", self.expr(node.limit)])
+            if node.first:
+                head.extend([" first ", self.expr(node.first)])
             return [*head, " ", self.block(node.body)]
         if isinstance(node, ast.While):
             cond = ["while ", self.expr(node.cond), ", ", node.max_key.name, ": "]
@@ -305,6 +312,17 @@ class Layout:
     def arm(self, node: ast.MatchArm) -> Doc:
         patterns = ", ".join(p.name for p in node.patterns)
         return [patterns, " => ", self.arm_body(node.body)]
+
+    def select_arm(self, node: ast.SelectArm) -> Doc:
+        var: list[Doc] = [" as ", node.var.name] if node.var is not None else []
+        if node.wait is not None:
+            return [self.wait(node.wait), *var, " ", self.block(node.body)]
+        if node.checkpoint is not None:
+            options = self.options(node.checkpoint.options)
+            head: list[Doc] = ["checkpoint ", node.checkpoint.name.name, " ", options]
+            return [*head, *var, " ", self.block(node.body)]
+        assert node.after is not None
+        return ["after ", self.expr(node.after), " ", self.block(node.body)]
 
     def arm_body(self, block: ast.Block) -> Doc:
         """A single short statement stays on the arm's line: `negative => { log "no" }`."""

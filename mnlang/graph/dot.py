@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import graphviz
 
 from mnlang.graph.overlay import RunOverlay
+from mnlang.ir.base import RetryIR
 from mnlang.ir.model import IRProgram, WorkflowIR
-from mnlang.ir.show import show, show_duration, summary
+from mnlang.ir.show import arm_text, show, show_duration, summary
 from mnlang.ir.states import (
     BranchState,
     CallState,
@@ -29,6 +30,7 @@ from mnlang.ir.states import (
     MatchState,
     ParallelState,
     ReturnState,
+    SelectState,
     State,
     TryState,
     WaitState,
@@ -59,6 +61,7 @@ _STYLES: dict[str, _Style] = {
     "match": _Style("hexagon", "#fef9c3"),
     "checkpoint": _Style("house", "#fde047", "bold"),
     "wait": _Style("ellipse", "#cffafe"),
+    "select": _Style("doubleoctagon", "#cffafe"),
     "map": _Style("trapezium", "#d1fae5"),
     "loop": _Style("trapezium", "#d1fae5"),
     "try": _Style("box", "#f5f5f4", "dashed"),
@@ -90,7 +93,7 @@ def _label(lines: list[str]) -> str:
 def _cluster_title(state: State) -> str:
     """A frame cluster's title; its header node says the rest."""
     if isinstance(state, MapState):
-        return "parallel for"
+        return f"parallel for, first {show(state.first)}" if state.first else "parallel for"
     if isinstance(state, LoopState):
         return state.mode
     return state.kind
@@ -104,14 +107,23 @@ def _style_key(state: State) -> str:
     return state.kind
 
 
+def _retry_line(entry: RetryIR) -> str:
+    """One retry entry: `retry 3x on timeout, backoff 1s`, `retry unlimited ..., within 1h`."""
+    times = f"{entry.attempts}x" if isinstance(entry.attempts, int) else "unlimited"
+    backoff = f", backoff {show_duration(entry.backoff_ms)}" if entry.backoff_ms else ""
+    within = (
+        f", within {show_duration(entry.max_elapsed_ms)}"
+        if entry.max_elapsed_ms is not None
+        else ""
+    )
+    return f"retry {times} on {', '.join(entry.on)}{backoff}{within}"
+
+
 def _policy_lines(program: IRProgram, state: State) -> list[str]:
     """The policies worth seeing on a node: retry, timeout, idempotency key, human timeout."""
     lines: list[str] = []
     if isinstance(state, CallState):
-        retry = state.retry
-        if retry.attempts > 1:
-            backoff = f", backoff {show_duration(retry.backoff_ms)}" if retry.backoff_ms else ""
-            lines.append(f"retry {retry.attempts}x on {', '.join(retry.on)}{backoff}")
+        lines += [_retry_line(entry) for entry in state.retry.entries if entry.attempts != 1]
         if state.timeout_ms is not None:
             lines.append(f"timeout {show_duration(state.timeout_ms)}")
         effect = program.effects.get(state.callee)
@@ -134,6 +146,8 @@ def _policy_lines(program: IRProgram, state: State) -> list[str]:
             lines.append("no timeout")
         else:
             lines.append(f"timeout {show_duration(state.timeout_ms)} -> {state.on_timeout}")
+    elif isinstance(state, SelectState):
+        lines += [arm_text(arm) for arm in state.arms]
     elif isinstance(state, WaitState) and state.event is not None:
         timeout = "never" if state.timeout_ms is None else show_duration(state.timeout_ms)
         lines.append(f"timeout {show(state.timeout) if state.timeout is not None else timeout}")
@@ -249,7 +263,8 @@ class _Builder:
                 )
                 g.edge(src, dst)
                 continue
-            if isinstance(state, LoopState | MapState) and sid is None and label != "done":
+            body = label == "body" or label.startswith("each ")
+            if isinstance(state, LoopState | MapState) and sid is None and body:
                 continue
             dst, implied = self.target(state, sid)
             text = implied if label == "next" else label
@@ -301,7 +316,9 @@ def _successors(state: State) -> list[tuple[str, str | None]]:
         return [(" | ".join(arm.members), arm.target) for arm in state.arms]
     if isinstance(state, LoopState | MapState):
         each = f"each {state.var}" if state.var else "body"
-        return [(each, state.body), ("done", state.next)]
+        # A quorum's join goes on when its first N items have won, not when all are done.
+        done = f"{show(state.first)} won" if isinstance(state, MapState) and state.first else "done"
+        return [(each, state.body), (done, state.next)]
     return transitions(state)
 
 

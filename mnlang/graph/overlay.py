@@ -53,7 +53,7 @@ _DONE = frozenset(
         "repaired",
     }
 )
-_WAITING = frozenset({"checkpoint", "wait", "repair_opened", "child"})
+_WAITING = frozenset({"checkpoint", "wait", "select", "repair_opened", "child"})
 _RUNNING = frozenset({"intent", "retry", "attempt_failed", "reattempt"})
 _FAILED = frozenset({"call_failed", "compensation_failed"})
 

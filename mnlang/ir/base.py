@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 IR_VERSION = "1"
@@ -99,17 +99,34 @@ class TypeIR(IRModel):
         return self.kind
 
 
+UNLIMITED = "unlimited"
+"""`attempts: unlimited`: tries until the entry's `max_elapsed` or the run's deadline."""
+
+
 class RetryIR(IRModel):
     """A retry policy resolved to numbers: `attempts` counts every try, the first included.
 
     The delay before try n+1 (n >= 1) is `backoff_ms * factor**(n-1)`, capped at
     `max_delay_ms` when it is set, and multiplied by a uniform random factor in
     [0.5, 1.0] when `jitter`. Only the error kinds in `on` are retried.
+
+    `attempts` may be `"unlimited"`; `max_elapsed_ms` (time since the call's first try)
+    ends the retries when the next try would start after it. `more` are further entries
+    (`retry: [ {...}, {...} ]`): a failure is retried by the first entry whose `on` has its
+    kind, and each entry counts the failures it matched as its own attempts (n above). Both
+    are IR 1 additions, absent (and out of the content hash) when not used.
     """
 
-    attempts: int = 1
+    attempts: int | Literal["unlimited"] = 1
     backoff_ms: int = 0
     factor: float = 2.0
     max_delay_ms: int | None = None
     jitter: bool = False
     on: list[str] = ["timeout", "transient"]
+    max_elapsed_ms: int | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    more: list[RetryIR] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+
+    @property
+    def entries(self) -> list[RetryIR]:
+        """The policy's entries in the order a failure's kind is matched against them."""
+        return [self, *(self.more or [])]

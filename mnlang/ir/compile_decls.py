@@ -77,6 +77,7 @@ class DeclCompiler:
                 name=p.name.name,
                 type=type_from_ref(p.type, module),
                 default=self.lowering.lower(p.default, module) if p.default is not None else None,
+                description=p.description.constant if p.description is not None else None,
             )
             for p in params
         ]
@@ -215,8 +216,30 @@ class DeclCompiler:
             span=self.span(decl),
             system=self._template(opts.get("system"), symbol.module),
             description=opts.get("description"),
+            bound=self._bound(decl, symbol.module),
+            fallback=opts.get("fallback") or None,
             cache_ms=opts.get("cache"),
+            conversation=opts.get("conversation"),
         )
+
+    def _bound(
+        self, decl: ast.CallableDecl, module: ModuleInfo
+    ) -> dict[str, dict[str, Expr]] | None:
+        """The parameters `tools:` binds, by tool: `book_hotel({ passenger: pid })`."""
+        entry = decl.options.get("tools")
+        if entry is None or not isinstance(entry.value, ast.ListLit):
+            return None
+        bound: dict[str, dict[str, Expr]] = {}
+        for item in entry.value.items:
+            if not isinstance(item, ast.Call) or not isinstance(item.args[0], ast.ObjectLit):
+                continue
+            target = lookup(module, item.callee)
+            if target is None:
+                raise CompilerBug("a `tools:` entry names no tool")
+            bound[target.name] = {
+                e.key.name: self.lowering.lower(e.value, module) for e in item.args[0].entries
+            }
+        return bound or None
 
     # ---- events and schedules ------------------------------------------------
 

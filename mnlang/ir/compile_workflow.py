@@ -58,6 +58,8 @@ from mnlang.ir.states import (
     ParallelState,
     PublishState,
     ReturnState,
+    SelectArm,
+    SelectState,
     State,
     TryState,
     WaitState,
@@ -230,6 +232,8 @@ class WorkflowCompiler:
                 return self.if_(stmt, sid, nxt, ctx, env, span)
             case ast.Match():
                 return self.match(stmt, sid, nxt, ctx, env, span)
+            case ast.Select():
+                return self.select(stmt, sid, nxt, ctx, env, span)
             case ast.While():
                 return self.while_(stmt, sid, nxt, ctx, env, span)
             case ast.Parallel():
@@ -475,6 +479,70 @@ class WorkflowCompiler:
         self.add(state, ctx, env, [subject], [(arm.target, _NONE) for arm in arms])
         return merged
 
+    def select(
+        self,
+        stmt: ast.Select,
+        sid: str,
+        nxt: str | None,
+        ctx: _Context,
+        env: dict[str, TypeIR],
+        span: SpanIR,
+    ) -> dict[str, TypeIR]:
+        self.reserve(sid)
+        arms: list[SelectArm] = []
+        exprs: list[Expr | None] = []
+        flows: list[tuple[str | None, frozenset[str]]] = []
+        merged = dict(env)
+        labels: set[str] = set()
+        for index, arm in enumerate(stmt.arms):
+            compiled, bound = self._select_arm(arm, sid, nxt, span)
+            var = arm.var.name if arm.var is not None and bound is not None else None
+            arm_env = {**env, var: bound} if var is not None and bound is not None else env
+            label = str(compiled.name or compiled.event or "after").rsplit(".", 1)[-1]
+            label = label if label not in labels else f"{label}#{index + 1}"
+            labels.add(label)
+            prefix = ids.join(sid, label)
+            entry, after = self.block(arm.body.stmts, prefix, nxt, ctx, arm_env)
+            arms.append(compiled.model_copy(update={"entry": entry, "var": var}))
+            exprs += [compiled.key, compiled.ask, compiled.assignee, *compiled.show]
+            exprs.append(compiled.timeout)
+            flows.append((entry, frozenset({var}) if var else _NONE))
+            merged.update({k: v for k, v in after.items() if k != var})
+        state = SelectState(id=sid, span=span, arms=arms, next=nxt)
+        self.add(state, ctx, env, exprs, flows)
+        return merged
+
+    def _select_arm(
+        self, arm: ast.SelectArm, sid: str, nxt: str | None, span: SpanIR
+    ) -> tuple[SelectArm, TypeIR | None]:
+        """An arm as the select's state holds it, and the type its `as` variable gets."""
+        if arm.wait is not None:
+            wait, _ = self.wait(arm.wait, None, sid, nxt, span)
+            value = wait.payload if wait.payload is not None else NULL
+            compiled = SelectArm(kind="event", event=wait.event, payload=wait.payload, key=wait.key)
+            return compiled, value
+        if arm.checkpoint is not None:
+            cp, decision = self.checkpoint(arm.checkpoint, None, sid, nxt, span)
+            compiled = SelectArm(
+                kind="checkpoint",
+                name=cp.name,
+                ask=cp.ask,
+                show=cp.show,
+                options=cp.options,
+                assignee=cp.assignee,
+            )
+            return compiled, decision
+        after = arm.after
+        assert after is not None
+        return (
+            SelectArm(
+                kind="after",
+                timeout_ms=after.millis if isinstance(after, ast.DurationLit) else None,
+                timeout=self._computed_timeout(after),
+            ),
+            None,
+        )
+
     def for_(
         self,
         loop: ast.For,
@@ -500,17 +568,19 @@ class WorkflowCompiler:
         state: LoopState | MapState
         if loop.parallel:
             limit = self.lower(loop.limit) if loop.limit is not None else None
+            first = self.lower(loop.first) if loop.first is not None else None
             state = MapState(
                 id=sid,
                 span=span,
                 var=var,
                 iterable=iterable,
                 limit=limit,
+                first=first,
                 body=body,
                 target=target,
                 next=nxt,
             )
-            exprs: list[Expr | None] = [iterable, limit]
+            exprs: list[Expr | None] = [iterable, limit, first]
         else:
             state = LoopState(
                 id=sid,

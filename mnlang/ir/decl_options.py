@@ -30,6 +30,8 @@ def retry_policy(value: RetryPolicy | None) -> RetryIR:
         max_delay_ms=policy.max_delay_ms,
         jitter=policy.jitter,
         on=list(policy.on),
+        max_elapsed_ms=policy.max_elapsed_ms,
+        more=[retry_policy(entry) for entry in policy.more] or None,
     )
 
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from mnlang.ir.base import TypeIR
 from mnlang.ir.hashing import canonical
 from mnlang.ir.model import EnumTypeIR, IRProgram, RecordTypeIR, WorkflowIR
-from mnlang.ir.states import CallState, ChildState, State, WaitState
+from mnlang.ir.states import CallState, ChildState, SelectState, State, WaitState
 
 # Fields that say where control goes or what is derived, not what a state does.
 _TRANSITION_FIELDS = frozenset(
@@ -111,6 +111,13 @@ def _pending_contract(program: IRProgram, state: State) -> dict[str, Any]:
         event = program.events.get(state.event)
         payload = canonical(event.payload) if event else None
         return {f"the payload of `{state.event}`": payload}
+    if isinstance(state, SelectState):
+        events = [str(arm.event) for arm in state.arms if arm.event is not None]
+        found = {name: program.events.get(name) for name in events}
+        return {
+            f"the payload of `{name}`": canonical(e.payload) if e else None
+            for name, e in found.items()
+        }
     return {}
 
 

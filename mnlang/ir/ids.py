@@ -32,6 +32,7 @@ _KEYWORD_LABELS: dict[type, str] = {
     ast.While: "while",
     ast.Parallel: "parallel",
     ast.Try: "try",
+    ast.Select: "select",
     ast.Return: "return",
     ast.Fail: "fail",
     ast.Log: "log",

@@ -44,6 +44,8 @@ class ParamIR(IRModel):
     name: str
     type: TypeIR
     default: Expr | None = None
+    description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`hotel: str "..."`: sent as the parameter's `description` in a tool's JSON Schema."""
 
 
 class LimitIR(IRModel):
@@ -152,8 +154,24 @@ class AgentIR(IRModel):
     system: Template | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """`system:`, read like `prompt`, sent first in the system message."""
     description: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    bound: dict[str, dict[str, Expr]] | None = Field(
+        default=None, json_schema_extra=HASH_OMITS_NONE
+    )
+    """Parameters of `tools` the workflow fixes (`book_hotel({ passenger: pid })`), by
+    tool and parameter; they read the agent's params. The model never sees them."""
+    fallback: list[str] | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`model: [first, ...rest]`: the rest, tried in order when a request to the one before
+    fails (`transient`, `timeout`, `tool_error`) or its reply is malformed."""
     cache_ms: int | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     """`cache:`: how long a reply is kept for the same request of another run."""
+    conversation: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    """`conversation:`: the `list[std.chat.Turn]` parameter sent as the messages before the
+    prompt."""
+
+    @property
+    def models(self) -> list[str]:
+        """The models tried in order: `model`, then `fallback`."""
+        return [self.model, *(self.fallback or [])]
 
 
 class EventIR(IRModel):

@@ -33,6 +33,8 @@ from mnlang.ir.states import (
     ParallelState,
     PublishState,
     ReturnState,
+    SelectArm,
+    SelectState,
     State,
     TryState,
     WaitState,
@@ -127,6 +129,18 @@ def _call(name: str, args: dict[str, Expr], target: str | None) -> str:
     return f"{target} = {text}" if target else text
 
 
+def arm_text(arm: SelectArm) -> str:
+    """A select arm as `mnc show` and `mnc graph` name it: `wait message for conv.id`."""
+    if arm.kind == "event":
+        key = f" for {show(arm.key)}" if arm.key is not None else ""
+        return f"wait {str(arm.event).rsplit('.', 1)[-1]}{key}"
+    if arm.kind == "checkpoint":
+        return f"checkpoint {arm.name}"
+    if arm.timeout is not None:
+        return f"after {show(arm.timeout)}"
+    return f"after {show_duration(arm.timeout_ms)}" if arm.timeout_ms is not None else "after never"
+
+
 def summary(state: State) -> str:
     """One line saying what a state does, e.g. `order = fetch_order(order_id)`."""
     target = getattr(state, "target", None)
@@ -151,10 +165,13 @@ def summary(state: State) -> str:
                 key = f" for {show(state.key)}" if state.key is not None else ""
                 return f"{assigned}wait {state.event.rsplit('.', 1)[-1]}{key}"
             return f"{assigned}wait {show(state.duration) if state.duration else ''}".rstrip()
+        case SelectState():
+            return f"select ({len(state.arms)} arms)"
         case ParallelState():
             return f"parallel ({len(state.branches)} branches)"
         case MapState():
             limit = f" limit {show(state.limit)}" if state.limit else ""
+            limit += f" first {show(state.first)}" if state.first else ""
             return f"{assigned}parallel for {state.var} in {show(state.iterable)}{limit}"
         case LoopState():
             if state.mode == "while":

@@ -132,6 +132,43 @@ class WaitState(StateBase):
     next: str | None = None
 
 
+class SelectArm(IRModel):
+    """One arm of a `select`: what it waits for and where its body starts (`entry`; None
+    is the end of the enclosing body). `var` gets the payload or the decision.
+
+    `kind` "event": a signal of `event` (with `key`, evaluated when the select starts);
+    "checkpoint": a checkpoint named `name` opened by the select, asking as a checkpoint
+    state does; "after": the select's timer (`timeout_ms` a literal, `timeout` computed
+    when the select starts, neither: `after never`).
+    """
+
+    kind: Literal["event", "checkpoint", "after"]
+    entry: str | None = None
+    var: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    event: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    payload: TypeIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    key: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    name: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    ask: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    show: list[Expr] = []
+    options: list[str] = []
+    assignee: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    timeout_ms: int | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+
+
+class SelectState(StateBase):
+    """Wait for the first of several things: signals, decisions of checkpoints it opens,
+    its timer. The winner is decided once (a checkpoint's decision and the closing of
+    the select's checkpoints by a signal or the timer are conditional writes of the
+    same rows); the losers' checkpoints are closed and the run goes on in the winning
+    arm's body, then at `next`."""
+
+    kind: Literal["select"] = "select"
+    arms: list[SelectArm]
+    next: str | None = None
+
+
 class ParallelState(StateBase):
     """Fork one cursor per branch entry; when all branches end, continue at `next`.
 
@@ -147,13 +184,17 @@ class MapState(StateBase):
     """`parallel for var in iterable limit N`: one cursor per item, at most `limit` at once.
 
     With a `target`, what each item's body yields is collected into a list in
-    input order.
+    input order. With `first` (a quorum join), the block ends when that many items
+    have ended normally: the others are cancelled (an effect in flight first finishes,
+    see `Interpreter._lose`) and the list holds the winners' yields in the order they
+    ended, as committed.
     """
 
     kind: Literal["map"] = "map"
     var: str
     iterable: Expr
     limit: Expr | None = None
+    first: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
     body: str | None = None
     target: str | None = None
     next: str | None = None
@@ -249,6 +290,7 @@ State = Annotated[
     | MatchState
     | CheckpointState
     | WaitState
+    | SelectState
     | ParallelState
     | MapState
     | LoopState
@@ -269,6 +311,7 @@ STATE_KINDS = (
     "match",
     "checkpoint",
     "wait",
+    "select",
     "parallel",
     "map",
     "loop",
@@ -293,6 +336,8 @@ def transitions(state: State) -> list[tuple[str, str | None]]:
             return [(", ".join(arm.members), arm.target) for arm in state.arms]
         case ReturnState() | FailState():
             return []
+        case SelectState():
+            return [(_arm_label(arm), arm.entry) for arm in state.arms]
         case ParallelState():
             out = [(f"branch {i + 1}", entry) for i, entry in enumerate(state.branches)]
             return [*out, ("join", state.next)]
@@ -306,3 +351,12 @@ def transitions(state: State) -> list[tuple[str, str | None]]:
             return [*out, ("next", state.next)]
         case _:
             return [("next", state.next)]
+
+
+def _arm_label(arm: SelectArm) -> str:
+    """How `mnc graph` labels a select arm's edge: `message`, `checkpoint approve`, `after`."""
+    if arm.kind == "event":
+        return str(arm.event).rsplit(".", 1)[-1]
+    if arm.kind == "checkpoint":
+        return f"checkpoint {arm.name}"
+    return "after"

@@ -137,7 +137,7 @@ def local_definition(path: list[ast.Node]) -> ast.Ident | None:
     if isinstance(node, ast.Ident):
         if isinstance(parent, ast.Param):
             return node if node is parent.name else None
-        if isinstance(parent, ast.For | ast.Catch):
+        if isinstance(parent, ast.For | ast.Catch | ast.SelectArm):
             return node if node is parent.var else None
         if not (isinstance(parent, ast.Assign) and node is parent.target):
             return None
@@ -150,6 +150,8 @@ def local_definition(path: list[ast.Node]) -> ast.Ident | None:
         if isinstance(outer, ast.For) and outer.var.name == name:
             return outer.var
         if isinstance(outer, ast.Catch) and outer.var is not None and outer.var.name == name:
+            return outer.var
+        if isinstance(outer, ast.SelectArm) and outer.var is not None and outer.var.name == name:
             return outer.var
         if isinstance(outer, ast.WorkflowDecl):
             for param in outer.params:

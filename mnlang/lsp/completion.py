@@ -278,6 +278,13 @@ def _items(context: _Context, names: Names) -> Iterable[Item]:
         if top.kind in ("workflow", "block", "call", "list"):
             yield from _values(names)
         return
+    if _after_parallel_iterable(types):
+        # `parallel for x in xs |`: the header's options, `limit` before `first`.
+        if "LIMIT" not in types and "FIRST" not in types:
+            yield Item("limit", "keyword", "at most this many items at once")
+        if "FIRST" not in types:
+            yield Item("first", "keyword", "a quorum: go on when this many items have won")
+        return
     if top.kind in ("workflow", "block", "call", "list", "value", "match") or last in (
         "ASSIGN",
         "IF",
@@ -288,6 +295,14 @@ def _items(context: _Context, names: Names) -> Iterable[Item]:
         "IN",
     ):
         yield from _values(names)
+
+
+def _after_parallel_iterable(types: list[str]) -> bool:
+    """Whether the cursor follows a complete iterable (or limit) of a `parallel for`."""
+    at = next((i for i in range(len(types) - 1) if types[i : i + 2] == ["PARALLEL", "FOR"]), -1)
+    if at < 0 or "IN" not in types[at:]:
+        return False
+    return types[-1] in ("NAME", "RPAR", "RSQB", "INT") and types[-2] not in ("FOR", "DOT")
 
 
 def _wants_type(context: _Context, top: _Frame | None, types: list[str]) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mnlang.checker.impls import impl_docstring
-from mnlang.checker.options import ERROR_KINDS, UNCATCHABLE_KINDS, RetryPolicy
+from mnlang.checker.options import ERROR_KINDS, UNCATCHABLE_KINDS, UNLIMITED, RetryPolicy
 from mnlang.checker.program import ModuleInfo, Program, Symbol
 from mnlang.checker.types import PRIMITIVES, Type
 from mnlang.lsp.analysis import resolve, walk
@@ -46,11 +46,20 @@ def _ident(node: ast.Ident, parent: ast.Node | None, path: list[ast.Node]) -> st
         return _typed(f"field {node.name}", parent.ty)
     if isinstance(parent, ast.Param | ast.FieldDecl) and parent.name is node:
         kind = "parameter" if isinstance(parent, ast.Param) else "field"
-        return f"```mn\n{kind} {node.name}: {_type_text(parent.type)}\n```"
+        shown = f"```mn\n{kind} {node.name}: {_type_text(parent.type)}\n```"
+        described = parent.description if isinstance(parent, ast.Param) else None
+        if described is not None and described.constant:
+            shown += f"\n\n{described.constant}"
+        return shown
     if isinstance(parent, ast.Catch):
         if node is parent.var:
             return "```mn\nerror: { kind: str, message: str, step: str }\n```"
         return _error_kind(node.name)
+    if isinstance(parent, ast.SelectArm) and node is parent.var:
+        # The arm's variable: typed where the checker typed its uses in the arm's body.
+        uses = (n for n in walk(parent.body) if isinstance(n, ast.Name) and n.name == node.name)
+        ty = next((n.ty for n in uses if n.ty is not None), None)
+        return _typed(f"variable {node.name}", ty) if ty is not None else None
     assigned = isinstance(parent, ast.Assign) and parent.target is node
     if assigned or (isinstance(parent, ast.For) and parent.var is node):
         ty = _local_type(node.name, path)
@@ -120,8 +129,15 @@ def _description(sym: Symbol, options: dict[str, Any]) -> str:
 def _retry_text(policy: RetryPolicy | None) -> str:
     if policy is None:
         return ""
-    if policy.attempts <= 1:
-        return "**retry**: one attempt, no retry"
+    if not policy.more:
+        return f"**retry**: {_retry_entry_text(policy)}"
+    entries = "\n".join(f"- {_retry_entry_text(entry)}" for entry in policy.entries)
+    return f"**retry**, by the first entry whose kinds match, each counting its own:\n{entries}"
+
+
+def _retry_entry_text(policy: RetryPolicy) -> str:
+    if policy.attempts == 1:
+        return "one attempt, no retry"
     delay = ""
     if policy.backoff_ms:
         delay = f", first delay {_duration(policy.backoff_ms)}, times {policy.factor:g} after each"
@@ -129,7 +145,12 @@ def _retry_text(policy: RetryPolicy | None) -> str:
             delay += f" (at most {_duration(policy.max_delay_ms)})"
     jitter = ", with jitter" if policy.jitter else ""
     kinds = ", ".join(f"`{k}`" for k in policy.on)
-    return f"**retry**: {policy.attempts} attempts{delay}{jitter}, on {kinds}"
+    within = ""
+    if policy.max_elapsed_ms is not None:
+        within = f", within {_duration(policy.max_elapsed_ms)} of the first"
+    elif policy.attempts == UNLIMITED:
+        within = ", until the run's deadline"
+    return f"{policy.attempts} attempts{delay}{jitter}{within}, on {kinds}"
 
 
 def _effect_text(source: str, decl: ast.Decl, options: dict[str, Any]) -> str:

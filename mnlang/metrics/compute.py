@@ -21,6 +21,7 @@ from mnlang.metrics.facts import (
     ProgramFacts,
     Rates,
     RunFacts,
+    argument_accuracy,
     run_facts,
 )
 from mnlang.stores.base import Json, RunRecord, Store
@@ -86,6 +87,10 @@ class ClassMetrics:
     """Runs whose every fault was recovered / runs with injected faults."""
     tool_selection: Ratio = ZERO
     tool_parameters: Ratio = ZERO
+    arguments_first_try: Ratio = ZERO
+    """Agent tool calls whose arguments fitted the parameters at once / first tries."""
+    arguments_after_repair: Ratio = ZERO
+    """The same, counting a call the model repaired after `tool_call_invalid` / first tries."""
     trajectory_match: Ratio = ZERO
     unsafe_actions: Ratio = ZERO
     unsafe_attempts: int = 0
@@ -136,6 +141,8 @@ class ClassMetrics:
             "runs_with_faults_recovered": self.runs_with_faults.to_json(),
             "tool_selection_accuracy": self.tool_selection.to_json(),
             "tool_parameter_accuracy": self.tool_parameters.to_json(),
+            "tool_arguments_valid_first_try": self.arguments_first_try.to_json(),
+            "tool_arguments_valid_after_repair": self.arguments_after_repair.to_json(),
             "trajectory_match_rate": self.trajectory_match.to_json(),
             "unsafe_action_rate": self.unsafe_actions.to_json(),
             "unsafe_attempts_refused": self.unsafe_attempts,
@@ -299,6 +306,10 @@ def _add(metrics: ClassMetrics, run: RunFacts) -> None:
         metrics.tool_selection += Ratio(score.selected, score.compared)
         metrics.tool_parameters += Ratio(score.parameters, score.compared)
         metrics.trajectory_match += one if score.exact else none
+    if not run.faults:
+        tries = argument_accuracy(run.argument_tries)
+        metrics.arguments_first_try += Ratio(tries.valid_first, tries.first_tries)
+        metrics.arguments_after_repair += Ratio(tries.valid_after_repair, tries.first_tries)
     metrics.unsafe_actions += Ratio(run.unsafe_actions, run.actions)
     metrics.unsafe_attempts += run.unsafe_attempts
     metrics.planned_checkpoints += one if run.planned_checkpoint else none

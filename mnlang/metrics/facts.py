@@ -88,6 +88,43 @@ class FaultFact:
 
 
 @dataclass
+class ArgumentTry:
+    where: tuple[str, str]
+    """The agent's step and the tool: a later try of the same pair repairs an invalid one."""
+    valid: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ArgumentAccuracy:
+    """Tool calls an agent made, counted by first tries: a first try is a call not made to
+    repair an invalid one (the model was told what was wrong and called the same tool
+    again in the same agent step)."""
+
+    first_tries: int = 0
+    valid_first: int = 0
+    """First tries whose arguments fitted at once."""
+    valid_after_repair: int = 0
+    """First tries whose arguments fitted at once or on a repair."""
+
+
+def argument_accuracy(tries: list[ArgumentTry]) -> ArgumentAccuracy:
+    first_tries = valid_first = repaired = 0
+    unrepaired: set[tuple[str, str]] = set()
+    for attempt in tries:
+        if attempt.where in unrepaired:
+            if attempt.valid:
+                repaired += 1
+                unrepaired.discard(attempt.where)
+            continue
+        first_tries += 1
+        if attempt.valid:
+            valid_first += 1
+        else:
+            unrepaired.add(attempt.where)
+    return ArgumentAccuracy(first_tries, valid_first, valid_first + repaired)
+
+
+@dataclass
 class RunFacts:
     run_id: str
     workflow: str
@@ -118,6 +155,9 @@ class RunFacts:
     """Effect keys this run committed (`effect` events), scoped keys prefixed by the run."""
     journal_gaps: int = 0
     """Sequence numbers missing from the journal (a lost entry would show here)."""
+    argument_tries: list[ArgumentTry] = field(default_factory=list)
+    """Each call an agent made of one of its tools, in journal order, and whether its
+    arguments fitted (no `tool_call_invalid` answered it)."""
 
     @property
     def ended(self) -> bool:
@@ -248,10 +288,23 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
         elif kind == "tool_decision":
             refused = data.get("allowed") is False
             facts.calls.append(ActualCall(_short(data.get("tool")), data.get("arguments"), refused))
+            if not refused:
+                tried = (event.state or "", str(data.get("tool")))
+                facts.argument_tries.append(ArgumentTry(tried))
+        elif kind == "tool_call_invalid":
+            tried = (event.state or "", str(data.get("tool")))
+            last = next((t for t in reversed(facts.argument_tries) if t.where == tried), None)
+            if last is not None:
+                last.valid = False
         elif kind == "unsafe_tool_call":
             facts.unsafe_attempts += 1
         elif kind == "compensating":
             facts.repair = True
+        elif kind == "retried":
+            # A person fixed the cause and retried the failed run: a repair the workflow
+            # did not plan, and a person's intervention.
+            facts.repair = True
+            facts.human_decisions += 1
     cost.compute += Decimal(str(round(tool_ms / 1000, 6))) * rates.compute_per_cpu_second
 
 

@@ -43,6 +43,8 @@ def class_lines(metrics: ClassMetrics) -> Iterator[str]:
         yield f"    by fault: {by_fault}"
     yield _ratio_row("tool selection accuracy", metrics.tool_selection)
     yield _ratio_row("tool parameter accuracy", metrics.tool_parameters)
+    yield _ratio_row("tool arguments valid, first try", metrics.arguments_first_try)
+    yield _ratio_row("tool arguments valid, after repair", metrics.arguments_after_repair)
     yield _ratio_row("trajectory match", metrics.trajectory_match)
     refused = f"{metrics.unsafe_attempts} refused attempts" if metrics.unsafe_attempts else ""
     yield _ratio_row("unsafe action rate", metrics.unsafe_actions, refused)
@@ -126,6 +128,17 @@ COUNTERS: list[tuple[str, str, str]] = [
         "parameters",
         "Calls of the expected tool with the expected arguments.",
     ),
+    ("mnlang_tool_call_first_tries_total", "first_tries", "Agent tool calls, repairs aside."),
+    (
+        "mnlang_tool_call_arguments_valid_first_try_total",
+        "valid_first",
+        "First tries whose arguments fitted the parameters.",
+    ),
+    (
+        "mnlang_tool_call_arguments_valid_after_repair_total",
+        "valid_after_repair",
+        "First tries whose arguments fitted at once or after a repair.",
+    ),
     ("mnlang_trajectories_total", "trajectories", "Runs with an expected tool trajectory."),
     ("mnlang_trajectories_matched_total", "matched", "Runs whose trajectory matched exactly."),
     ("mnlang_actions_total", "actions", "Tool and effect calls made."),
@@ -153,6 +166,9 @@ def counter_values(m: ClassMetrics) -> dict[str, int]:
         "compared": m.tool_selection.denominator,
         "selected": m.tool_selection.numerator,
         "parameters": m.tool_parameters.numerator,
+        "first_tries": m.arguments_first_try.denominator,
+        "valid_first": m.arguments_first_try.numerator,
+        "valid_after_repair": m.arguments_after_repair.numerator,
         "trajectories": m.trajectory_match.denominator,
         "matched": m.trajectory_match.numerator,
         "actions": m.unsafe_actions.denominator,

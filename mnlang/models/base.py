@@ -53,6 +53,9 @@ class ModelRequest:
     request_number: int = 0
     """How many requests this call of the agent made before this one, over all its attempts
     and turns."""
+    fallback: bool = False
+    """Sent to one of the agent's fallback models (`model: [first, ...]`), not its first:
+    `call_number` then counts the agent's requests to this model."""
 
     @property
     def short_agent(self) -> str:
@@ -79,7 +82,12 @@ class ToolCall:
 @dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int
+    """Input tokens read neither from nor into a prompt cache."""
     output_tokens: int
+    cache_read_tokens: int = 0
+    """Input tokens read from the provider's prompt cache (Anthropic)."""
+    cache_write_tokens: int = 0
+    """Input tokens written into the prompt cache."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ DEFAULT_PRICES = Path(__file__).with_name("prices.json")
 PRICES_ENV = "MNC_PRICES"
 
 _MODEL_KEYS = ("input_per_million", "output_per_million")
+# Optional: a prompt cache's reads and writes; without them, cached tokens cost as input.
+_CACHE_KEYS = ("cache_read_per_million", "cache_write_per_million")
 _RATE_KEYS = ("compute_per_cpu_second", "human_per_minute")
 _TOP_KEYS = ("currency", "note", "as_of", "sources", "models", *_RATE_KEYS)
 _MILLION = Decimal(1_000_000)
@@ -40,11 +42,21 @@ class PriceTableError(Exception):
 class ModelPrice:
     input_per_million: Decimal
     output_per_million: Decimal
+    cache_read_per_million: Decimal | None = None
+    cache_write_per_million: Decimal | None = None
 
-    def cost(self, input_tokens: int, output_tokens: int) -> Decimal:
-        """The price of one exchange of this many tokens."""
+    def cost(
+        self, input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0
+    ) -> Decimal:
+        """The price of one exchange of this many tokens (cache reads and writes at their
+        own prices, else as input)."""
+        read = self.cache_read_per_million
+        write = self.cache_write_per_million
         return (
-            input_tokens * self.input_per_million + output_tokens * self.output_per_million
+            input_tokens * self.input_per_million
+            + output_tokens * self.output_per_million
+            + cache_read * (self.input_per_million if read is None else read)
+            + cache_write * (self.input_per_million if write is None else write)
         ) / _MILLION
 
 
@@ -99,7 +111,12 @@ def load_prices(environ: Mapping[str, str] | None = None) -> PriceTable:
             raise origin[name].error(
                 f"model `{name}` has no `{missing[0]}` (it is not in the default table)", name
             )
-        complete[name] = ModelPrice(prices["input_per_million"], prices["output_per_million"])
+        complete[name] = ModelPrice(
+            prices["input_per_million"],
+            prices["output_per_million"],
+            prices.get("cache_read_per_million"),
+            prices.get("cache_write_per_million"),
+        )
     for key in _RATE_KEYS:
         if key not in rates:
             raise PriceTableError(str(DEFAULT_PRICES), f"no `{key}` in the default price table")
@@ -166,11 +183,10 @@ class _Source:
                 )
             prices: dict[str, Decimal] = {}
             for key, value in entry.items():
-                if key not in _MODEL_KEYS:
+                if key not in (*_MODEL_KEYS, *_CACHE_KEYS):
+                    known = ", ".join(f"`{k}`" for k in (*_MODEL_KEYS, *_CACHE_KEYS))
                     raise self.error(
-                        f"unknown key `{key}` for model `{name}` (known keys: "
-                        "`input_per_million`, `output_per_million`)",
-                        key,
+                        f"unknown key `{key}` for model `{name}` (known keys: {known})", key
                     )
                 prices[key] = self.amount(value, f"{name}.{key}", name)
             out[name] = prices

@@ -121,6 +121,14 @@ class ScriptedProvider:
         short = agent.rsplit(".", 1)[-1]
         return self.script.get(agent, self.script.get(short))
 
+    def _model_entries(self, request: ModelRequest) -> tuple[str, list[Any] | None]:
+        """The entries for a request to one of the agent's fallback models: keyed
+        `agent@model`, so each model is scripted on its own."""
+        for key in (f"{request.agent}@{request.model}", f"{request.short_agent}@{request.model}"):
+            if key in self.script:
+                return key, self.script[key]
+        return f"{request.short_agent}@{request.model}", None
+
     def complete(self, request: ModelRequest) -> ModelReply:
         entry = self.entry(request)
         if not _is_directive(entry):
@@ -149,6 +157,8 @@ class ScriptedProvider:
         """The scripted entry that answers `request`."""
         agent = request.short_agent
         entries = self._entries(request.agent)
+        if request.fallback:
+            agent, entries = self._model_entries(request)
         if entries is None:
             raise ModelCallError(TOOL_ERROR, f"{self.source} has no replies for agent `{agent}`")
         prompt = request.prompt

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from mnlang.errors import TOOL_ERROR
 from mnlang.ir.model import AgentIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
+from mnlang.models.plugins import PluginError, load_plugin, plugin_entry_points
 from mnlang.models.prices import PriceTable
 from mnlang.models.scripted import LazyScriptedProvider
 
@@ -69,6 +70,12 @@ def _openai_config(name: str, table: Mapping[str, Any]) -> OpenAIConfig:
     from mnlang.models.openai import OpenAIConfig
 
     return OpenAIConfig.from_table(name, table)
+
+
+def _anthropic() -> Provider:
+    from mnlang.models.anthropic import AnthropicProvider
+
+    return AnthropicProvider()
 
 
 def _openai(name: str = "openai", table: Mapping[str, Any] | None = None) -> Provider:
@@ -116,9 +123,19 @@ class ModelSetup:
         self.default = default
         self.tables = dict(tables or {})
         """The project's provider settings by name (OpenAI-compatible servers)."""
-        self._factories: dict[str, Callable[[], Provider]] = {"openai": _openai}
+        self._factories: dict[str, Callable[[], Provider]] = {
+            "openai": _openai,
+            "anthropic": _anthropic,
+        }
         for name, table in self.tables.items():
             self._factories[name] = functools.partial(_openai, name, table)
+        self._plugins = {
+            name: point
+            for name, point in plugin_entry_points().items()
+            if name not in self._factories and name != "scripted"
+        }
+        for name in self._plugins:
+            self._factories[name] = functools.partial(self._plugin, name)
         if scripted_file is not None:
             self._factories["scripted"] = lambda: LazyScriptedProvider(scripted_file)
         self._factories.update(factories or {})
@@ -155,6 +172,11 @@ class ModelSetup:
     def scripted(cls, path: Path, spec: str) -> ModelSetup:
         return cls(spec=spec, override=LazyScriptedProvider(path), scripted_file=path)
 
+    @property
+    def plugins(self) -> list[str]:
+        """The providers installed packages register (`mnlang.providers` entry points)."""
+        return sorted(self._plugins)
+
     def known(self) -> list[str]:
         """The provider names this setup can make."""
         return sorted({*self._factories, *([self.override.name] if self.override else [])})
@@ -185,6 +207,12 @@ class ModelSetup:
             self._made[name] = made
         return made
 
+    def _plugin(self, name: str) -> Provider:
+        try:
+            return load_plugin(name, self._plugins[name])
+        except PluginError as e:
+            return _FailingProvider(name, str(e))
+
     def _used_names(self, agents: Iterable[AgentIR]) -> list[str]:
         return sorted({self.provider_name(agent) for agent in agents})
 
@@ -201,7 +229,19 @@ class ModelSetup:
 
     def unusable(self, name: str) -> str | None:
         """Why provider `name` (`openai` or a project's) cannot send a request here: no
-        key, or configured wrongly; None when it can, or is not such a provider."""
+        key, or configured wrongly; a plugin that does not load; None when it can, or is
+        not such a provider."""
+        if name in self._plugins:
+            made = self.provider_for_name(name)
+            return made.why if isinstance(made, _FailingProvider) else None
+        if name == "anthropic" and name not in self.tables:
+            from mnlang.models.anthropic import AnthropicConfig
+            from mnlang.models.anthropic import missing_key as anthropic_key
+
+            try:
+                return anthropic_key(AnthropicConfig.from_env())
+            except ValueError as e:
+                return f"the `anthropic` provider is misconfigured: {e}"
         if name != "openai" and name not in self.tables:
             return None
         from mnlang.models.openai import missing_key
@@ -233,13 +273,14 @@ class ModelSetup:
             parts.append(f"{name} ({where()})" if callable(where) else name)
         return ", ".join(parts) or "no agents"
 
-    def price_entry(self, agent: AgentIR, prices: PriceTable) -> str:
-        """The price table entry a call of `agent` is priced by: `scripted` replies cost
-        nothing; a real model is priced as the model that answers when the table has it,
-        else as the agent's declared model."""
+    def price_entry(self, agent: AgentIR, prices: PriceTable, model: str | None = None) -> str:
+        """The price table entry a request of `agent` to `model` (its first by default) is
+        priced by: `scripted` replies cost nothing; a real model is priced as the model
+        that answers when the table has it, else as the model asked for."""
         provider = self.provider_for(agent)
         if provider.name == "scripted":
             return "scripted"
+        asked = model or agent.model
         used = getattr(provider, "model_for", None)
-        model = used(agent.model) if callable(used) else agent.model
-        return model if prices.model(model) is not None else agent.model
+        answering = used(asked) if callable(used) else asked
+        return answering if prices.model(answering) is not None else asked

@@ -86,6 +86,7 @@ class RecordedAnswers:
     def _read(self, workflow: str, events: list[Any]) -> None:
         failed: dict[tuple[str, str | None, str], list[Attempt]] = defaultdict(list)
         replies: dict[tuple[str, str | None, str], list[Json]] = defaultdict(list)
+        failed_for_good: tuple[str | None, str, int] | None = None
         for e in events:
             data = e.data if isinstance(e.data, dict) else {}
             where = (e.branch, e.state)
@@ -101,7 +102,18 @@ class RecordedAnswers:
                 callee = str(data["callee"])
                 last = Attempt(kind=data.get("kind"), message=str(data.get("message", "")))
                 attempts = [*failed.pop((*where, callee), []), last]
+                failed_for_good = (e.state, callee, len(self._tools[callee].plain))
                 self._tools[callee].plain.append((data.get("args"), attempts))
+            elif (
+                e.kind == "retried"
+                and failed_for_good is not None
+                and failed_for_good[0] == data.get("step")
+            ):
+                # The run was retried in place from the call that failed: it ran again,
+                # and its answer is the one recorded after the retry.
+                _, callee, index = failed_for_good
+                del self._tools[callee].plain[index]
+                failed_for_good = None
             elif e.kind == "model_reply":
                 replies[(*where, str(data.get("agent")))].append(data)
             elif e.kind == "agent":
@@ -114,7 +126,9 @@ class RecordedAnswers:
             elif e.kind in ("now", "uuid"):
                 self._externals[(workflow, e.branch, e.kind)].append(data.get("value"))
             elif e.kind == "decided" and "repair" not in data:
-                name = checkpoint_name(self.old, workflow, e.state)
+                name = str(data.get("checkpoint") or "") or checkpoint_name(
+                    self.old, workflow, e.state
+                )
                 self.decisions[(workflow, name)].append(data)
             elif e.kind == "signal":
                 self.signals[(workflow, str(data.get("event")), data.get("key"))].append(

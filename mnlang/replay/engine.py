@@ -30,6 +30,7 @@ from mnlang.replay.recording import (
     RecordedRun,
     Recording,
     checkpoint_name,
+    raced_quorum,
     recording_from_store,
 )
 from mnlang.stores.base import Event, Json, Store, split_address
@@ -181,6 +182,13 @@ def replay_recording(recording: Recording, program: IRProgram | None = None) -> 
         raise ReplayError(
             f"the program has no workflow `{root.workflow}`, which the run executed",
             help="give the program that holds it with --program",
+        )
+    raced = raced_quorum(recording)
+    if raced is not None:
+        raise ReplayError(
+            f"run `{raced}` raced a quorum join (`parallel for ... first N`): which items won "
+            "came from the timing of their calls, which recorded answers do not keep",
+            help="its journal says which won (`quorum` events); compare runs with `mnc log`",
         )
     answers = RecordedAnswers(recording, new_program, old_program)
     config = RuntimeConfig(

@@ -61,3 +61,13 @@ def checkpoint_name(program: IRProgram, workflow: str, state: str | None) -> str
     wf = program.workflows.get(workflow)
     found = wf.states.get(state) if wf is not None and state is not None else None
     return str(getattr(found, "name", "") or state or "")
+
+
+def raced_quorum(recording: Recording) -> str | None:
+    """The id of a run of the recording whose quorum join was decided, if any: the losers'
+    calls have no recorded answers, and answering the winners at once would not keep
+    their order, so such a run is not re-executed."""
+    for run in recording.root.walk():
+        if any(e.kind == "quorum" for e in run.events):
+            return run.record.run_id
+    return None

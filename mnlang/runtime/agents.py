@@ -52,9 +52,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, kind_of
-from mnlang.impl_source import function_docstring
-from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ToolIR
+from mnlang.errors import MALFORMED_OUTPUT, TIMEOUT, TOOL_ERROR, TRANSIENT, kind_of
+from mnlang.impl_source import FunctionDoc, function_doc
+from mnlang.ir.model import DEFAULT_APPROVAL, AgentIR, EffectIR, ParamIR, ToolIR
 from mnlang.ir.schema import output_schema
 from mnlang.ir.states import CallState
 from mnlang.models.base import Message, ModelReply, ModelRequest, ToolSpec
@@ -96,6 +96,10 @@ _SYSTEM_TOOLS = (
     "\nBefore you answer you may call the tools you are given; you have {turns} turns "
     "(requests) in all, and the last one must be the answer."
 )
+# A request that fails so is sent to the agent's next model (`model: [a, b]`), in the
+# same attempt. A refusal (`rejected`) is not: another model is not a way around it.
+FALLBACK_KINDS = (TRANSIENT, TIMEOUT, TOOL_ERROR, MALFORMED_OUTPUT)
+
 _REPAIR = (
     "Your reply could not be used: {problem}. Reply again with only a JSON value that "
     "matches the schema."
@@ -132,6 +136,12 @@ class Session:
     @property
     def max_turns(self) -> int:
         return self.agent.max_turns or 1
+
+    @property
+    def model(self) -> str:
+        """The model this attempt asks now: the first, or a fallback after failures."""
+        index: int = self.notes.get("model", 0)
+        return self.agent.models[index]
 
 
 @dataclass(eq=False)
@@ -189,6 +199,8 @@ class AgentRun(faults.FaultRun, Protocol):
 
     def place(self, fiber: Fiber) -> str: ...
 
+    def now_ms(self) -> int: ...
+
     def deliver(self, fiber: Fiber, value: Value) -> None: ...
 
     def fail(self, fiber: Fiber, failure: StepFailure) -> None: ...
@@ -220,13 +232,13 @@ class AgentCalls:
                     raise StepFailure(TOOL_ERROR, str(e)) from None
         return self._setup
 
-    def _price(self, agent: AgentIR) -> ModelPrice | None:
+    def _price(self, agent: AgentIR, model: str) -> ModelPrice | None:
         if self._prices is None:
             try:
                 self._prices = load_prices()
             except PriceTableError as e:
                 raise StepFailure(TOOL_ERROR, f"bad price table: {e}") from None
-        return self._prices.model(self.setup.price_entry(agent, self._prices))
+        return self._prices.model(self.setup.price_entry(agent, self._prices, model))
 
     def _validator(self, agent: AgentIR) -> ReplyValidator:
         found = self._validators.get(agent.name)
@@ -246,35 +258,43 @@ class AgentCalls:
         for decl, short in zip(decls, shorts, strict=True):
             name = short if shorts.count(short) == 1 else decl.name.replace(".", "__")
             by_name[name] = decl.name
-            described = _describe(decl, short, self._description(decl))
-            specs.append(ToolSpec(name, described, self._parameters(decl)))
+            # The model sees the parameters the workflow does not bind, and only those.
+            bound = (agent.bound or {}).get(decl.name, {})
+            params = [p for p in decl.params if p.name not in bound]
+            doc = self._impl_doc(decl)
+            text = decl.description if decl.description is not None else doc.text
+            described = _describe(decl, short, params, text or None)
+            specs.append(ToolSpec(name, described, self._parameters(params, doc.params)))
         found = AgentTools(specs, by_name)
         self._tools[agent.name] = found
         return found
 
-    def _description(self, decl: ToolIR) -> str | None:
-        """`description:`, else the docstring of the impl function in its source file."""
-        if decl.description is not None:
-            return decl.description
+    def _impl_doc(self, decl: ToolIR) -> FunctionDoc:
+        """The docstring of the impl function in its source file: the tool's description
+        when it has no `description:`, a parameter's when the parameter has none."""
         module, _, function = decl.impl.partition(":")
         path = module_ref(self.program, decl.impl_dir, module).path if module else None
-        return function_docstring(Path(path), function) if path else None
+        found = function_doc(Path(path), function) if path else None
+        return found if found is not None else FunctionDoc("")
 
     def _tool_decl(self, name: str) -> ToolIR:
         return self.program.effects.get(name) or self.program.tools[name]
 
-    def _parameters(self, decl: ToolIR) -> dict[str, Any]:
+    def _parameters(self, params: list[ParamIR], documented: dict[str, str]) -> dict[str, Any]:
         defs: dict[str, Any] = {}
         properties: dict[str, Any] = {}
-        for param in decl.params:
+        for param in params:
             schema = output_schema(param.type, self.program.types)
             schema.pop("$schema", None)
             defs.update(schema.pop("$defs", {}))
+            described = param.description or documented.get(param.name)
+            if described:
+                schema["description"] = described
             properties[param.name] = schema
         out: dict[str, Any] = {
             "type": "object",
             "properties": properties,
-            "required": [p.name for p in decl.params if p.default is None],
+            "required": [p.name for p in params if p.default is None],
             "additionalProperties": False,
         }
         if defs:
@@ -291,6 +311,9 @@ class AgentCalls:
         fresh = noted is None
         notes: dict[str, Any] = _new_notes() if noted is None else noted
         if fresh:
+            tally = retries.new_tally(agent.retry, self.run.now_ms)
+            if tally is not None:  # the first request's time, for `max_elapsed`
+                notes["tally"] = tally.to_json()
             fiber.pending = {"agent": notes}
             fiber.dirty = True
         session = Session(fiber, agent, state.id, args, notes, self._agent_tools(agent))
@@ -330,8 +353,13 @@ class AgentCalls:
             system = f"{own}\n\n{system}"
         if agent.tools:
             system += _SYSTEM_TOOLS.format(turns=session.max_turns)
+        turns: list[Message] = []
+        if agent.conversation is not None:
+            for turn in to_plain(session.args[agent.conversation]) or []:
+                turns.append({"role": str(turn["role"]), "content": str(turn["content"])})
         return [
             {"role": "system", "content": system},
+            *turns,
             {"role": "user", "content": self._prompt(session)},
             *session.notes["history"],
         ]
@@ -351,7 +379,7 @@ class AgentCalls:
         specs = session.tools.specs
         request = ModelRequest(
             agent=agent.name,
-            model=agent.model,
+            model=session.model,
             messages=messages,
             output_schema=agent.output_schema,
             tools=specs,
@@ -361,9 +389,10 @@ class AgentCalls:
             timeout_s=agent.timeout_ms / 1000 if agent.timeout_ms is not None else None,
             call_number=self._call_number(session),
             request_number=notes["requests"],
+            fallback=session.model != agent.model,
         )
         provider = self.setup.provider_for(agent)
-        price = self._price(agent)
+        price = self._price(agent, session.model)
         chars = sum(len(json.dumps(m, ensure_ascii=False)) for m in messages)
         chars += sum(len(json.dumps(s.parameters)) + len(s.description) for s in specs)
         worst = conversation_worst_case(
@@ -404,8 +433,13 @@ class AgentCalls:
             return int(noted["call"])
         run = self.run
         counts = dict(run.run_data["replies"])
-        call = counts.get(session.agent.name, 0)
-        counts[session.agent.name] = call + 1
+        # A fallback model's requests are numbered on their own (`agent@model` in a
+        # replies file), so a script answers each model in its own order.
+        counted = session.agent.name
+        if session.model != session.agent.model:
+            counted = f"{counted}@{session.model}"
+        call = counts.get(counted, 0)
+        counts[counted] = call + 1
         run.update_run_data(replies=counts)
         notes["request"] = {"number": notes["requests"], "call": call}
         session.fiber.dirty = True
@@ -453,7 +487,7 @@ class AgentCalls:
             feedback = None
             if kind == MALFORMED_OUTPUT:
                 feedback = [{"role": "user", "content": _REPAIR.format(problem=message)}]
-            self._attempt_failed(session, StepFailure(kind, message), feedback)
+            self._failed_request(session, StepFailure(kind, message), feedback)
             return
         if reply.tool_calls:
             self._tool_turn(session, reply)
@@ -474,7 +508,12 @@ class AgentCalls:
         usage = reply.usage
         if usage is None:
             return turn.reserved
-        return turn.price.cost(usage.input_tokens, usage.output_tokens)
+        return turn.price.cost(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+        )
 
     def _journal_reply(
         self, turn: AgentTurn, done: Completion, reply: ModelReply | None, cost: Decimal
@@ -504,6 +543,9 @@ class AgentCalls:
                     "input_tokens": reply.usage.input_tokens,
                     "output_tokens": reply.usage.output_tokens,
                 }
+                if reply.usage.cache_read_tokens or reply.usage.cache_write_tokens:
+                    data["usage"]["cache_read_tokens"] = reply.usage.cache_read_tokens
+                    data["usage"]["cache_write_tokens"] = reply.usage.cache_write_tokens
                 used = notes["usage"]
                 notes["usage"] = [
                     used[0] + reply.usage.input_tokens,
@@ -532,7 +574,7 @@ class AgentCalls:
             message = (
                 f"`{session.short}` replied with a value that is not a {agent.returns}: {problem}"
             )
-            self._attempt_failed(session, StepFailure(MALFORMED_OUTPUT, message), feedback)
+            self._failed_request(session, StepFailure(MALFORMED_OUTPUT, message), feedback)
             return
         if session.to_keep is not None:
             self._keep(*session.to_keep, session)
@@ -545,6 +587,7 @@ class AgentCalls:
                 "result": to_plain(value),
                 "attempt": notes["attempt"],
                 "requests": notes["requests"],
+                "model": session.model,
                 "model_cost": notes["cost"],
                 "usage": {"input_tokens": notes["usage"][0], "output_tokens": notes["usage"][1]},
                 "ms": round((time.perf_counter() - session.started) * 1000, 3),
@@ -554,6 +597,36 @@ class AgentCalls:
             session.fiber.branch,
         )
         run.deliver(session.fiber, value)
+
+    def _failed_request(
+        self, session: Session, failure: StepFailure, feedback: list[Message] | None
+    ) -> None:
+        """A request failed or its reply did not validate: the agent's next model is asked
+        the same (in the same attempt, the repair's feedback included), else the attempt
+        fails."""
+        notes = session.notes
+        index = notes.get("model", 0)
+        models = session.agent.models
+        if failure.kind not in FALLBACK_KINDS or index + 1 >= len(models):
+            self._attempt_failed(session, failure, feedback)
+            return
+        self.run.journal.event(
+            "model_fallback",
+            {
+                "agent": session.agent.name,
+                "attempt": notes["attempt"],
+                "from": models[index],
+                "to": models[index + 1],
+                "kind": failure.kind,
+                "message": failure.message,
+            },
+            session.step,
+            session.fiber.branch,
+        )
+        notes["model"] = index + 1
+        notes["history"] = [*notes["history"], *(feedback or [])]
+        session.fiber.dirty = True
+        self._request(session)
 
     def _attempt_failed(
         self, session: Session, failure: StepFailure, feedback: list[Message] | None
@@ -565,14 +638,25 @@ class AgentCalls:
             "kind": failure.kind,
             "message": failure.message,
         }
-        if not retries.should_retry(agent.retry, failure.kind, notes["attempt"]):
+        seed = f"{run.run_id}:{session.step}:{run.place(session.fiber)}"
+        noted = notes.get("tally")
+        tally = retries.Tally.from_json(noted) if noted is not None else None
+        verdict = retries.judge(
+            agent.retry, failure.kind, notes["attempt"], tally, run.now_ms(), seed
+        )
+        delay = verdict.delay_ms
+        if delay is None:
+            if verdict.why:  # it gave up at `max_elapsed`: the failure says so
+                failure.message = data["message"] = f"{failure.message} ({verdict.why})"
             run.journal.event("call_failed", data, session.step, session.fiber.branch)
             self._fail(session, failure)
             return
-        seed = f"{run.run_id}:{session.step}:{run.place(session.fiber)}"
-        delay = retries.delay_ms(agent.retry, notes["attempt"], seed)
         run.journal.event("retry", {**data, "delay_ms": delay}, session.step, session.fiber.branch)
+        if tally is not None:
+            retries.count(tally, verdict)
+            notes["tally"] = tally.to_json()
         notes["attempt"] += 1
+        notes.pop("model", None)  # each attempt starts with the first model again
         notes["turn"] = 0
         notes["queue"] = []
         notes["history"] = [*notes["history"], *(feedback or [])]
@@ -661,6 +745,9 @@ class AgentCalls:
             "turn": notes["turn"],
             "allowed": qualified is not None,
         }
+        bound = (session.agent.bound or {}).get(qualified or "")
+        if bound:
+            decision["bound"] = sorted(bound)  # set by the workflow, not chosen by the model
         run.journal.event("tool_decision", decision, session.step, fiber.branch)
         if qualified is None:
             allowed = ", ".join(f"`{n}`" for n in session.tools.by_name) or "none"
@@ -675,7 +762,7 @@ class AgentCalls:
             return False
         decl = self._tool_decl(qualified)
         try:
-            args = self._tool_args(decl, parsed)
+            args = self._tool_args(session, decl, parsed)
         except ConversionError as e:
             problem = f"invalid arguments for `{item['name']}`: {e}"
             run.journal.event(
@@ -710,19 +797,29 @@ class AgentCalls:
         place = self.run.place(session.fiber)
         return f"{session.step}@{place} reply {item['reply']} call {item['index']}"
 
-    def _tool_args(self, decl: ToolIR, given: Any) -> dict[str, Value]:
+    def _tool_args(self, session: Session, decl: ToolIR, given: Any) -> dict[str, Value]:
+        """The model's arguments, checked, with the parameters the workflow binds.
+
+        A model that sends a bound parameter is told it may not (`tool_call_invalid`)
+        rather than silently overridden: the call it meant is not the call that would run."""
         if not isinstance(given, dict):
             raise ConversionError("arguments", "expected a JSON object of the parameters")
         converter, evaluator = self.run.converter, self.run.evaluator
+        bound = (session.agent.bound or {}).get(decl.name, {})
+        short = decl.name.rsplit(".", 1)[-1]
+        fixed = sorted(k for k in given if k in bound)
+        if fixed:
+            raise ConversionError(fixed[0], f"is set by the workflow for `{short}`; leave it out")
         names = {p.name for p in decl.params}
         extra = sorted(k for k in given if k not in names)
         if extra:
-            raise ConversionError(
-                extra[0], f"`{decl.name.rsplit('.', 1)[-1]}` has no such parameter"
-            )
+            raise ConversionError(extra[0], f"`{short}` has no such parameter")
         args: dict[str, Value] = {}
+        env = MapEnv(session.args)
         for param in decl.params:
-            if param.name in given:
+            if param.name in bound:
+                args[param.name] = evaluator.eval(bound[param.name], env)
+            elif param.name in given:
                 args[param.name] = converter.inbound(given[param.name], param.type, param.name)
             elif param.default is not None:
                 args[param.name] = evaluator.eval(param.default, MapEnv(args))
@@ -912,10 +1009,10 @@ class AgentCalls:
         self._next_tool(session)
 
 
-def _describe(decl: ToolIR, short: str, description: str | None) -> str:
-    params = ", ".join(f"{p.name}: {p.type}" for p in decl.params)
+def _describe(decl: ToolIR, short: str, params: list[ParamIR], description: str | None) -> str:
+    shown = ", ".join(f"{p.name}: {p.type}" for p in params)
     what = "Effect (changes the world)" if isinstance(decl, EffectIR) else "Tool"
-    text = f"{what} `{short}({params}) -> {decl.returns}`."
+    text = f"{what} `{short}({shown}) -> {decl.returns}`."
     if isinstance(decl, EffectIR) and "approval" in decl.requires:
         text += " A person must approve each call first."
     if description:

@@ -86,6 +86,8 @@ class CallRun(AgentRun, Protocol):
 
     def wake(self, fiber: Fiber) -> None: ...
 
+    def lose_now(self, fiber: Fiber) -> None: ...
+
     def on_failure(self, root: Fiber, failure: StepFailure) -> bool: ...
 
 
@@ -140,7 +142,8 @@ class Calls:
             self.agents.begin(fiber, state, self._args(fiber, state))
             return
         tool = self.program.tools[state.callee]
-        self._attempt(self._new_call(fiber, "tool", tool, state, self._args(fiber, state)))
+        call = self._new_call(fiber, "tool", tool, state, self._args(fiber, state))
+        self._attempt(self._counted(call, fiber.pending))
 
     def _retry_when_due(self, fiber: Fiber, state: CallState, retry: dict[str, Any]) -> None:
         """A retry that waited on a durable timer: attempt again once the timer is due."""
@@ -164,9 +167,31 @@ class Calls:
             )
             return
         tool = self.program.tools[state.callee]
-        call = self._new_call(fiber, "tool", tool, state, self._args(fiber, state))
+        call = self._counted(
+            self._new_call(fiber, "tool", tool, state, self._args(fiber, state)), fiber.pending
+        )
         call.attempt = attempt
         self._attempt_or_fail(call)
+
+    @staticmethod
+    def _counted(call: Call, pending: Any) -> Call:
+        """The call with the tally of its retries that the fiber's notes keep (after a
+        resume), and the attempts made by then."""
+        note = (pending or {}).get("tally")
+        if note is not None:
+            call.tally = retries.Tally.from_json(note)
+            call.attempt = max(call.attempt, int(note["attempt"]))
+        return call
+
+    def _keep_tally(self, call: Call) -> None:
+        """Note the call's tally in its fiber, committed with whatever the run commits next.
+        A call that an agent or a compensation makes retries in memory: it keeps none."""
+        if call.tally is None or call.session is not None or call.compensation is not None:
+            return
+        fiber = call.fiber
+        note = {"attempt": call.attempt, **call.tally.to_json()}
+        fiber.pending = {**(fiber.pending or {}), "tally": note}
+        fiber.dirty = True
 
     def _args(self, fiber: Fiber, state: CallState) -> dict[str, Value]:
         evaluate = self.run.evaluator.eval
@@ -185,7 +210,8 @@ class Calls:
 
     def _call(self, fiber: Fiber, effect: EffectIR, state: CallState, pending: Any) -> Call:
         """The call an effect's committed intent describes (after a resume)."""
-        return self.noted_call(fiber, effect, state.id, state.retry, pending["effect"])
+        call = self.noted_call(fiber, effect, state.id, state.retry, pending["effect"])
+        return self._counted(call, pending)
 
     def noted_call(
         self, fiber: Fiber, effect: EffectIR, step: str, retry: RetryIR, noted: Any, **more: Any
@@ -221,6 +247,9 @@ class Calls:
         call.wire = wire_key(call.key, effect.scope, run.wire_nonce)
         call.hash = args_hash(call.args)
         fiber.pending = {**(fiber.pending or {}), "effect": self._note(call)}
+        # Committed with the intent: the first try's time, for `max_elapsed` after a crash.
+        call.tally = retries.new_tally(call.retry, run.now_ms)
+        self._keep_tally(call)
         index = run.journal.put_ledger(
             LedgerPut(call.key, call.hash, "intent", effect.scope == "global", None, call.step)
         )
@@ -487,7 +516,7 @@ class Calls:
                 return
             self._attempt_or_fail(call)
             return
-        last = not retries.should_retry(call.retry, failure.kind, call.attempt)
+        last = self._verdict(call, failure).delay_ms is None
         if answer == "unknown" and (call.effect.once or last):
             self.unknown_outcome(call, f"{question.why}; reconcile: {why}")
             return
@@ -504,6 +533,8 @@ class Calls:
     def _attempt(self, call: Call, delay_s: float = 0.0) -> None:
         run = self.run
         call.attempt += 1
+        if call.tally is None:
+            call.tally = retries.new_tally(call.retry, run.now_ms)
         decl = call.decl
         doubles = run.config.doubles
         stand_in = None
@@ -561,6 +592,21 @@ class Calls:
                 raise StepFailure(TOOL_ERROR, str(e)) from None
             self.resolved[tool.name] = found
         return found
+
+    def effect_unsettled(self, fiber: Fiber) -> bool:
+        """Whether the fiber has an effect whose intent is committed and whose outcome is
+        not yet in the ledger, that it is working on now: a call or its reconcile tool in
+        flight, a repair open, or the intent resumed after a crash. A quorum's loser then
+        waits for that outcome; a keyed effect waiting to retry after a failed attempt is
+        not counted: its fiber is cancelled as a cancelled run's would be."""
+        job = fiber.job
+        if fiber.status == "call" and isinstance(job, CallJob):
+            owner = job.owner
+            if isinstance(owner, Reconciliation):
+                return owner.about is None and owner.call.kind == "effect"
+            return isinstance(owner, Call) and owner.kind == "effect"
+        pending = fiber.pending or {}
+        return "effect" in pending and "retry" not in pending and fiber.status != "call"
 
     def abandon(self, fiber: Fiber) -> None:
         """Stop waiting for the fiber's call (it was cancelled)."""
@@ -716,11 +762,18 @@ class Calls:
                 return
         self._retry_or_fail(call, failure, data)
 
+    def _verdict(self, call: Call, failure: StepFailure) -> retries.Verdict:
+        run = self.run
+        seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
+        return retries.judge(call.retry, failure.kind, call.attempt, call.tally, run.now_ms(), seed)
+
     def _retry_or_fail(self, call: Call, failure: StepFailure, data: dict[str, Any]) -> None:
         run = self.run
-        if retries.should_retry(call.retry, failure.kind, call.attempt):
-            seed = f"{run.run_id}:{call.step}:{run.place(call.fiber)}"
-            delay = retries.delay_ms(call.retry, call.attempt, seed)
+        verdict = self._verdict(call, failure)
+        delay = verdict.delay_ms
+        if delay is not None:
+            retries.count(call.tally, verdict)
+            self._keep_tally(call)
             run.journal.event("retry", {**data, "delay_ms": delay}, call.step, call.fiber.branch)
             # A call an agent made retries in memory: its conversation resumes, not its state.
             if delay > DURABLE_DELAY_MS and call.compensation is None and call.session is None:
@@ -729,6 +782,8 @@ class Calls:
                 return
             self._attempt_or_fail(call, delay / 1000)
             return
+        if verdict.why:  # it gave up at `max_elapsed`: the failure says so
+            failure.message = data["message"] = f"{failure.message} ({verdict.why})"
         # The arguments too: a call that failed for good is part of the run's trajectory.
         failed = {**data, "kind_of_call": call.kind, "args": to_plain(call.args)}
         run.journal.event("call_failed", failed, call.step, call.fiber.branch)
@@ -739,6 +794,9 @@ class Calls:
         if commit:
             self.run.force_commit = True
         call.fiber.job = None
+        if call.fiber.losing is not None and call.compensation is None:
+            self.run.lose_now(call.fiber)
+            return
         if call.compensation is not None:
             self.run.journal.event(
                 "compensation_failed", failure.to_json(), call.step, call.fiber.branch
@@ -752,6 +810,9 @@ class Calls:
 
     def _succeeded(self, call: Call, value: Value) -> None:
         call.fiber.job = None
+        if call.fiber.losing is not None and call.compensation is None:
+            self.run.lose_now(call.fiber)  # a quorum's loser: its result is in the ledger
+            return
         if call.compensation is not None:
             self._compensation_ended(call)
             return

@@ -18,6 +18,10 @@ class Clock(Protocol):
     virtual: bool
     """Whether `advance` may be used: time that nobody waits for in real time."""
 
+    @property
+    def skipped(self) -> float:
+        """Seconds of waiting let pass at once so far (0 for real time)."""
+
     def monotonic(self) -> float:
         """Seconds from an arbitrary origin; never goes back."""
 
@@ -27,6 +31,7 @@ class Clock(Protocol):
 
 class SystemClock:
     virtual = False
+    skipped = 0.0
 
     def monotonic(self) -> float:
         return time.monotonic()

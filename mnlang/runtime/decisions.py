@@ -20,9 +20,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mnlang.ir.model import IRProgram
-from mnlang.ir.states import CheckpointState
+from mnlang.ir.states import CheckpointState, SelectState
 from mnlang.runtime.convert import ConversionError, Converter
-from mnlang.runtime.pauses import TIMEOUT_BY, checkpoint_timer, decide_timeout_if_due
+from mnlang.runtime.pauses import (
+    TIMEOUT_BY,
+    checkpoint_timer,
+    decide_timeout_if_due,
+    select_checkpoint,
+    select_winner,
+)
 from mnlang.runtime.run import RunError, load_program
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
@@ -130,6 +136,10 @@ def find_checkpoint(store: Store, run_id: str, ref: str) -> tuple[RunRecord, Che
         for state in load_program(store, record).workflows[record.workflow].states.values():
             if isinstance(state, CheckpointState) and state.name == ref:
                 found = store.get_checkpoint(run_id, state.id)
+                if found is not None:
+                    return record, found
+            if isinstance(state, SelectState) and any(a.name == ref for a in state.arms):
+                found = store.get_checkpoint(run_id, select_checkpoint(state.id, ref))
                 if found is not None:
                     return record, found
     if record.status in TERMINAL_STATUSES:
@@ -265,6 +275,13 @@ def _repair_result(store: Store, record: RunRecord, request: dict[str, Any], res
 
 def _already(run_id: str, checkpoint: Checkpoint) -> str:
     what = _what(checkpoint)
+    lost_to = checkpoint.decision.get("lost_to") if isinstance(checkpoint.decision, dict) else None
+    if checkpoint.decided_by is None and isinstance(lost_to, dict):
+        return (
+            f"refused: {what} of run `{run_id}` was closed because another arm of its select "
+            "won: "
+            f"{select_winner(lost_to)}"
+        )
     if checkpoint.decided_by is None:
         return f"{what} of run `{run_id}` is closed without a decision (the run moved on)"
     decision = checkpoint.decision

@@ -111,7 +111,12 @@ def trimmed_traceback(exc: BaseException) -> str | None:
     ][-TRACEBACK_FRAMES:]
     if not frames:
         return None
-    lines = traceback.format_list(frames)
+    from mnlang.deep import steady_recursion_limit
+
+    # Python 3.11 places a frame's carets by parsing its source line with `ast`, which
+    # fails when another thread moves the recursion limit meanwhile (see `deep`).
+    with steady_recursion_limit():
+        lines = traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)
     text = "".join(lines).rstrip()
     return text if len(text) <= TRACEBACK_CHARS else "…" + text[-TRACEBACK_CHARS:]

@@ -62,6 +62,7 @@ class Fiber:
         "frames",
         "index",
         "job",
+        "losing",
         "parent",
         "pending",
         "scope",
@@ -90,6 +91,8 @@ class Fiber:
         self.status: FiberStatus = "ready"
         self.children: dict[int, Fiber] = {}
         self.job: Any = None
+        self.losing: StepFailure | None = None
+        """A quorum's loser waiting for its effect's outcome, then stopped with this."""
         self.dirty = True
 
     def __repr__(self) -> str:

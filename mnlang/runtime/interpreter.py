@@ -20,6 +20,7 @@ pure states between pays one commit per effect.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import uuid
@@ -29,7 +30,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from mnlang.errors import CANCELLED, DEADLINE_EXCEEDED
+from mnlang.errors import BUDGET_EXCEEDED, CANCELLED, DEADLINE_EXCEEDED
 from mnlang.ir.expr import Expr, Var
 from mnlang.ir.model import IRProgram, WorkflowIR
 from mnlang.ir.states import (
@@ -46,6 +47,7 @@ from mnlang.ir.states import (
     ParallelState,
     PublishState,
     ReturnState,
+    SelectState,
     State,
     TryState,
     WaitState,
@@ -58,6 +60,7 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.convert import Converter
 from mnlang.runtime.effects import run_wire_nonce
 from mnlang.runtime.evaluate import Evaluator
+from mnlang.runtime.failure_point import FAILURE_POINT_META, NOT_RETRYABLE_META, FailurePoint
 from mnlang.runtime.failures import FAIL, FAILURE, StepFailure, value_error
 from mnlang.runtime.faults import FAULTS_META, FaultPlan
 from mnlang.runtime.fibers import (
@@ -195,6 +198,8 @@ class Interpreter:
         """Set by a worker that is shutting down: the run stops at its next commit point."""
         self.outcome: Outcome | None = None
         self.aborting = False
+        self.failing: FailurePoint | None = None
+        """The failure being unwound and the state at it (`mnlang.runtime.failure_point`)."""
         self.force_commit = False
         self.ride = False
         """An effect's result is due: `_ride` runs first, then the commit."""
@@ -226,6 +231,7 @@ class Interpreter:
             ChildState: self.pauses.child,
             CheckpointState: self.pauses.checkpoint,
             WaitState: self.pauses.wait,
+            SelectState: self.pauses.select,
         }
 
     # --- building the run -----------------------------------------------------------
@@ -295,6 +301,15 @@ class Interpreter:
             else:
                 self.ready.append(fiber)
         self.journal.event("resumed", {"branches": len(self.fibers)})
+        for fiber in list(self.fibers.values()):
+            # A quorum decided before the crash: its losers stop again, each after the
+            # outcome of an effect it had started.
+            data = fiber.frames.get(fiber.at) if fiber.status == "join" else None  # type: ignore[arg-type]
+            if data is not None and "first" in data and (_decided(data) or data["outcome"]):
+                why = "was reached" if _decided(data) else "can no longer be reached"
+                reason = StepFailure(CANCELLED, f"cancelled: the quorum {why}")
+                for child in list(fiber.children.values()):
+                    self._lose(child, reason)
         for fiber in list(self.fibers.values()):
             if fiber.status == "join" and not fiber.children:
                 state_ = self.states[fiber.at]  # type: ignore[index]
@@ -450,6 +465,11 @@ class Interpreter:
         assert self.lease is not None
         return self.lease.expires_at - self.config.lease_ttl_s * 2 / 3
 
+    def now_ms(self) -> int:
+        """The run's clock in milliseconds: the store's, plus the waits a virtual clock
+        skipped (`RuntimeConfig.clock`), which count as time that passed."""
+        return round((time.time() + self.clock_offset + self.config.clock.skipped) * 1000)
+
     def _check_clock(self) -> None:
         store_now = time.time() + self.clock_offset
         self._check_deadline(store_now)
@@ -496,9 +516,25 @@ class Interpreter:
 
     def _commit(self, run: RunUpdate | None = None, final: bool = False) -> CommitResult:
         ops: list[StateOp] = []
-        if final:
+        point = self.failing
+        if point is not None and point.given_up is None:
+            work = point.outside_work(self.journal, ignore_timers=frozenset({DEADLINE_TIMER}))
+            if work:
+                point.given_up = f"its unwinding did work outside the run: {'; '.join(work)}"
+        held: list[StateOp] | None = None
+        if point is not None and point.given_up is None:
+            # The stored state stays the failure point: only events and outside work
+            # from before the failure go out; the unwinding's state is held back.
+            if not point.written:
+                ops += point.ops
+                point.written = True
+            held, self.journal.ops = self.journal.ops, []
+        elif final:
             ops.append(DropBranch(""))
         else:
+            if point is not None and not point.written:
+                ops += point.ops
+                point.written = True
             for scope in self.scopes.values():
                 scope.flush(ops)
             for fiber in self.fibers.values():
@@ -515,6 +551,10 @@ class Interpreter:
             result = self.journal.commit(ops, run)
         except StaleLease as e:
             raise RunAborted(str(e)) from e
+        if held is not None and not final:
+            self.journal.ops = held
+        if point is not None:
+            point.committed()
         self.published_dirty = False
         self.steps = 0
         self.last_commit = self.last_store_contact = time.monotonic()
@@ -529,6 +569,10 @@ class Interpreter:
 
     def _finish(self, outcome: Outcome) -> RunEnd:
         meta = {**self._meta(), "cost": str(self.budget.spent)}
+        if isinstance(outcome, StepFailure) and outcome.kind != CANCELLED:
+            self._settle_failure_point(outcome, meta)
+        else:
+            self.failing = None  # the run ends otherwise: its state goes
         self.pauses.tell_parent()
         if self.deadline_at is not None:
             self.journal.cancel_timers.append(DEADLINE_TIMER)
@@ -543,13 +587,69 @@ class Interpreter:
         self._commit(RunUpdate(status=status, error=error, meta=meta), final=True)
         return RunEnd(status, error=error)
 
+    def _settle_failure_point(self, failure: StepFailure, meta: dict[str, Json]) -> None:
+        """Keep the failure point of a failed run (`meta` says where), or say why not."""
+        point = self.failing
+        why: str | None
+        if point is None:
+            why = "it kept no failure point (it was unwinding when its process stopped)"
+        elif point.given_up is not None:
+            why = point.given_up
+        else:
+            work = point.outside_work(self.journal, ignore_timers=frozenset({DEADLINE_TIMER}))
+            why = f"its unwinding did work outside the run: {'; '.join(work)}" if work else None
+        if why is None and self.record.parent_run_id is not None:
+            why = "it is a child run: its parent was told it failed (retry the parent)"
+        if why is None and failure.kind in (BUDGET_EXCEEDED, DEADLINE_EXCEEDED):
+            why = f"it failed with `{failure.kind}`: a retry would stop at once"
+        if why is None and self.aborting:
+            why = "it was stopped while running"
+        if why is None:
+            meta[FAILURE_POINT_META] = {"step": failure.step, "kind": failure.kind}
+        else:
+            if point is not None:
+                point.given_up = why
+            meta[NOT_RETRYABLE_META] = why
+
+    def _hold_failure_point(self, fiber: Fiber, failure: StepFailure) -> None:
+        """A failure starts to unwind: take the state as it stands here, unwritten."""
+        ops, self.journal.ops = self.journal.ops, []
+        for scope in self.scopes.values():
+            scope.flush(ops)
+        for each in self.fibers.values():
+            if each.dirty or each is fiber:
+                # A copy: unwinding changes the fiber's frames in place.
+                ops.append(SetCursor(each.branch, copy.deepcopy(each.cursor())))
+                each.dirty = False
+        self.failing = FailurePoint.begin(failure, ops, self.journal)
+
+    def _failure_caught(self) -> None:
+        """The failure was caught: the run goes on, and the state at the failure goes out
+        with the next commit, before what came after it."""
+        point, self.failing = self.failing, None
+        if point is not None and not point.written:
+            self.journal.ops[:0] = point.ops
+
+    def give_up_failure_point(self, why: str) -> None:
+        """The unwinding did something outside the run (or must write its state): a
+        retry could not undo it, so the state is written as it goes from here on."""
+        if self.failing is not None and self.failing.given_up is None:
+            self.failing.given_up = why
+
     def _pause(self) -> None:
         """Commit the run as waiting (a cancel request found by this commit wakes it)."""
+        self.give_up_failure_point("it paused while unwinding")
         waiting = sorted(
             {
                 signal_address(f.pending["event"], f.pending.get("key"))
                 for f in self.fibers.values()
                 if f.pending and "event" in f.pending
+            }
+            | {
+                address
+                for f in self.fibers.values()
+                if f.pending
+                for address in f.pending.get("events", [])
             }
             | {
                 child_signal(f.pending["child"])
@@ -583,6 +683,7 @@ class Interpreter:
         left = due - (time.time() + self.clock_offset)
         if left > window:
             return False
+        self.give_up_failure_point("it waited for a timer while unwinding")
         self.journal.event("sleeping", {"ms": max(0, round(left * 1000))})
         self._commit()
         ticks = self.stop or threading.Event()
@@ -635,6 +736,7 @@ class Interpreter:
     def _stopped(self) -> RunEnd:
         """Leave the run for another worker: commit where it stands, with no call in flight."""
         self.journal.event("stopped", {"reason": "the worker is shutting down"})
+        self.give_up_failure_point("its worker stopped while it was unwinding")
         self._commit()
         return RunEnd("running")
 
@@ -654,8 +756,20 @@ class Interpreter:
         self.wake(fiber)
         self._enter(fiber, getattr(state, "next", None), state.frame)
 
+    def deliver_to(self, fiber: Fiber, var: str | None, value: Value, entry: str | None) -> None:
+        """A select of `fiber` was won: bind the arm's variable and go to its body."""
+        state = self.states[fiber.at]  # type: ignore[index]
+        if var is not None:
+            fiber.scope.set(var, value)
+        fiber.pending = None
+        self.wake(fiber)
+        self._enter(fiber, entry, state.frame)
+
     def fail(self, fiber: Fiber, failure: StepFailure) -> None:
         """A call or pause of `fiber` failed: unwind from its state."""
+        if fiber.losing is not None:
+            self.lose_now(fiber)  # a quorum's loser: stopped, not caught
+            return
         state = self.states[fiber.at]  # type: ignore[index]
         fiber.pending = None
         self.wake(fiber)
@@ -706,6 +820,8 @@ class Interpreter:
         """Propagate a failure or a `return` outward from `frame`: into the first `catch`
         that takes it, through every `finally`, out of loops; at the fiber's start it
         goes to the parent's join, at the workflow's top it ends the run."""
+        if self.failing is None and isinstance(outcome, StepFailure) and not self.aborting:
+            self._hold_failure_point(fiber, outcome)
         fiber.dirty = True
         fiber.pending = None
         while True:
@@ -743,6 +859,7 @@ class Interpreter:
                 if clause.var is not None:
                     fiber.scope.set(clause.var, outcome.as_value())
                 self.journal.event("caught", outcome.to_json(), state.id, fiber.branch)
+                self._failure_caught()
                 self.wake(fiber)
                 self._enter(fiber, clause.entry, state.id)
                 return True
@@ -969,6 +1086,15 @@ class Interpreter:
         limit = self.evaluator.eval(state.limit, scope) if state.limit is not None else None
         if limit is not None and limit < 1:
             raise value_error(f"`parallel for` limit must be at least 1, got {limit}")
+        first = self.evaluator.eval(state.first, scope) if state.first is not None else None
+        if first is not None and not 1 <= first <= len(items):
+            raise value_error(
+                f"`parallel for ... first {first}` over {len(items)} items can never be reached"
+                if first >= 1
+                else f"`parallel for` quorum must be at least 1, got {first}"
+            )
+        if first is not None and state.body is None:
+            items = items[:first]  # an empty body ends at once: the first items win
         if state.body is None or not items:
             if state.target is not None:
                 scope.set(state.target, [])
@@ -978,6 +1104,10 @@ class Interpreter:
         if state.target is not None:
             scope.start_list(parts_var(state.id), [None] * len(items))
         fiber.frames[state.id] = {"next": 0, "limit": limit, "outcome": None}
+        if first is not None:
+            # The quorum's winners, in the order they ended: committed with each end, so a
+            # resumed run has decided exactly what the journal says.
+            fiber.frames[state.id].update(first=first, won=[])
         fiber.status = "join"
         self._map_fill(fiber, state)
 
@@ -988,6 +1118,7 @@ class Interpreter:
         limit = data["limit"]
         while (
             data["outcome"] is None
+            and not _decided(data)
             and data["next"] < len(items)
             and (limit is None or len(fiber.children) < limit)
         ):
@@ -1002,7 +1133,8 @@ class Interpreter:
             fiber.children[index] = self._add_fiber(child)
             self.ready.append(child)
         fiber.dirty = True
-        if not fiber.children and (data["outcome"] is not None or data["next"] >= len(items)):
+        ended = data["outcome"] is not None or _decided(data) or data["next"] >= len(items)
+        if not fiber.children and ended:
             self._join_done(fiber, state)
 
     def _child_done(self, child: Fiber, outcome: Outcome | None) -> None:
@@ -1015,7 +1147,10 @@ class Interpreter:
         data = parent.frames[state.id]
         self._retire(child)
         del parent.children[child.index]
-        if outcome is None:
+        if "first" in data:
+            assert isinstance(state, MapState)
+            self._quorum_item_done(parent, child, state, data, outcome)
+        elif outcome is None:
             if isinstance(state, MapState) and state.target is not None:
                 part = child.scope.values.get(collect_var(state.id), [])
                 parent.scope.set_item(parts_var(state.id), child.index, list(part))
@@ -1027,6 +1162,79 @@ class Interpreter:
         # A sibling cancelled above may have been the last to end, and joined already.
         if state.id in parent.frames:
             self._join_progress(parent, state)
+
+    def _quorum_item_done(
+        self,
+        parent: Fiber,
+        child: Fiber,
+        state: MapState,
+        data: dict[str, Any],
+        outcome: Outcome | None,
+    ) -> None:
+        """An item of a `parallel for ... first N` ended. Until N have won, one that ends
+        normally wins and one that fails is tolerated while N can still win; at N the
+        others lose, and when N can no longer win the block fails with this failure."""
+        if data["outcome"] is not None or _decided(data):
+            return  # a loser, or an item cancelled with the block: it only had to stop
+        first: int = data["first"]
+        if outcome is None:
+            data["won"].append(child.index)
+            if state.target is not None:
+                part = child.scope.values.get(collect_var(state.id), [])
+                parent.scope.set_item(parts_var(state.id), child.index, list(part))
+            if _decided(data):
+                self.journal.event(
+                    "quorum", {"first": first, "won": data["won"]}, state.id, parent.branch
+                )
+                reason = StepFailure(CANCELLED, f"cancelled: {first} other items ended first")
+                for sibling in list(parent.children.values()):
+                    self._lose(sibling, reason)
+            return
+        items = len(parent.scope.get(items_var(state.id)))
+        still = len(data["won"]) + len(parent.children) + items - data["next"]
+        if still >= first or not isinstance(outcome, StepFailure):
+            return
+        failure = StepFailure(
+            outcome.kind,
+            f"the quorum of {first} can no longer be reached: {outcome.message}",
+            outcome.step,
+        )
+        data["outcome"] = outcome_to_json(failure)
+        reason = StepFailure(CANCELLED, f"cancelled: branch `{child.label}` failed")
+        for sibling in list(parent.children.values()):
+            self._lose(sibling, reason)
+
+    def _lose(self, fiber: Fiber, reason: StepFailure) -> None:
+        """Stop a quorum's loser as `cancel` does, except that an effect whose intent is
+        committed is not abandoned: the loser waits for its outcome (the call's result or
+        failure, its reconcile tool's answer, a repair's decision), which goes to the
+        ledger as any effect's does, and stops then (`Calls` calls `lose_now`)."""
+        if fiber.status == "done":
+            return
+        if fiber.status == "join":
+            assert fiber.at is not None
+            data = fiber.frames[fiber.at]
+            if data["outcome"] is None:
+                data["outcome"] = outcome_to_json(reason)
+            for child in list(fiber.children.values()):
+                self._lose(child, reason)
+            return
+        if self.calls.effect_unsettled(fiber):
+            fiber.losing = reason
+            self.journal.event("losing", {"reason": reason.message}, fiber.at, fiber.branch)
+            return
+        self.cancel(fiber, reason)
+
+    def lose_now(self, fiber: Fiber) -> None:
+        """A loser's effect has its outcome in the ledger: stop the loser there."""
+        reason = fiber.losing
+        assert reason is not None and fiber.at is not None
+        fiber.losing = None
+        fiber.job = None
+        fiber.pending = None
+        self.wake(fiber)
+        state = self.states[fiber.at]
+        self.unwind(fiber, StepFailure(reason.kind, reason.message, state.id), state.frame)
 
     def _join_progress(self, parent: Fiber, state: MapState | ParallelState) -> None:
         if isinstance(state, MapState):
@@ -1043,7 +1251,9 @@ class Interpreter:
                 parts = scope.get(parts_var(state.id))
                 scope.delete(parts_var(state.id))
                 if data["outcome"] is None:
-                    scope.set(state.target, [item for part in parts for item in part])
+                    # A quorum's list: its winners' yields in the order they won.
+                    order = data["won"] if "won" in data else range(len(parts))
+                    scope.set(state.target, [item for i in order for item in parts[i]])
         self.wake(parent)
         if data["outcome"] is not None:
             self.unwind(parent, outcome_from_json(data["outcome"]), state.frame)
@@ -1112,3 +1322,8 @@ class Interpreter:
 
     def stored_args(self, args: dict[str, Value]) -> Json:
         return {name: to_stored(value) for name, value in args.items()}
+
+
+def _decided(join: dict[str, Any]) -> bool:
+    """Whether a `parallel for ... first N` has its N winners."""
+    return "first" in join and len(join["won"]) >= join["first"]

@@ -25,7 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mnlang.errors import BUDGET_EXCEEDED, CHILD_FAILED, DEADLINE_EXCEEDED, TOOL_ERROR
-from mnlang.ir.states import CheckpointState, ChildState, WaitState
+from mnlang.ir.states import CheckpointState, ChildState, SelectState, WaitState
 from mnlang.runtime.call_threads import CallJob, Completion
 from mnlang.runtime.convert import ConversionError
 from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
@@ -43,7 +43,9 @@ from mnlang.stores.base import (
     OpenCheckpoint,
     SendSignal,
     SetTimer,
+    Signal,
     Store,
+    signal_address,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +75,30 @@ _INHERITED_KINDS = frozenset({BUDGET_EXCEEDED, DEADLINE_EXCEEDED})
 def checkpoint_timer(checkpoint_id: str) -> str:
     """The id of the timer of a checkpoint's timeout."""
     return f"checkpoint:{checkpoint_id}"
+
+
+def select_checkpoint(select_id: str, name: str) -> str:
+    """The id of the checkpoint `name` that the select `select_id` opens."""
+    return f"{select_id}:{name}"
+
+
+def select_timer(select_id: str) -> str:
+    """The id of a select's timer (its `after` arm)."""
+    return f"select:{select_id}"
+
+
+def select_winner(lost_to: dict[str, Any]) -> str:
+    """A select's winning arm in words, from a closed checkpoint's `lost_to`."""
+    if lost_to.get("arm") == "event":
+        key = f" (key `{lost_to['key']}`)" if lost_to.get("key") is not None else ""
+        return f"event `{str(lost_to.get('event')).rsplit('.', 1)[-1]}`{key}"
+    if lost_to.get("arm") == "checkpoint":
+        return f"checkpoint `{lost_to.get('name')}` (decided by `{lost_to.get('by')}`)"
+    return "its `after` timer"
+
+
+def _after_arm(state: SelectState) -> int:
+    return next(i for i, arm in enumerate(state.arms) if arm.kind == "after")
 
 
 def decide_timeout_if_due(store: Store, run_id: str, checkpoint: Checkpoint) -> Checkpoint:
@@ -155,6 +181,11 @@ class PauseRun(Protocol):
     def deliver(self, fiber: Fiber, value: Value) -> None: ...
 
     def fail(self, fiber: Fiber, failure: StepFailure) -> None: ...
+
+    def give_up_failure_point(self, why: str) -> None: ...
+    def deliver_to(
+        self, fiber: Fiber, var: str | None, value: Value, entry: str | None
+    ) -> None: ...
 
 
 class Pauses:
@@ -245,7 +276,7 @@ class Pauses:
             found = decided.checkpoint
         if found is None:
             raise value_error(f"checkpoint `{checkpoint_id}` is missing from the journal")
-        value = self._decision(state, found)
+        value = self._decision(state.name, state.options, found)
         run.journal.close_checkpoints.append(checkpoint_id)
         run.journal.cancel_timers.append(timer_id)
         run.journal.event("decided", to_plain(value), state.id, fiber.branch)
@@ -253,13 +284,12 @@ class Pauses:
         # that stops before its next commit reads the same decision again.
         run.deliver(fiber, value)
 
-    def _decision(self, state: CheckpointState, checkpoint: Checkpoint) -> dict[str, Any]:
+    def _decision(self, name: str, options: list[str], checkpoint: Checkpoint) -> dict[str, Any]:
         raw = checkpoint.decision
         choice = raw.get("choice") if isinstance(raw, dict) else raw
-        if choice not in state.options:
+        if choice not in options:
             raise value_error(
-                f"checkpoint `{state.name}` was decided `{choice}`, "
-                f"not one of {', '.join(state.options)}"
+                f"checkpoint `{name}` was decided `{choice}`, not one of {', '.join(options)}"
             )
         comment = raw.get("comment") if isinstance(raw, dict) else None
         at = checkpoint.decided_at or self.run.store.now()
@@ -353,6 +383,202 @@ class Pauses:
             fiber.branch,
         )
         self._pause(fiber, {"event": event, **keyed, "timer": timer_id})
+
+    # --- select -----------------------------------------------------------------------
+
+    def select(self, fiber: Fiber, state: SelectState) -> None:
+        """Open the select (its checkpoints, its timer), or see which arm won: a decided
+        checkpoint, a signal (which closed the checkpoints when it was sent, or is closed
+        with them here), the timer. Closing the checkpoints is the conditional write that
+        decides against a person deciding one of them at the same moment."""
+        where = self._where(fiber, state.id)
+        note = fiber.pending
+        if note is None or note.get("select") != where:
+            self._open_select(fiber, state, where)
+        else:
+            self._check_select(fiber, state, note)
+
+    def _open_select(self, fiber: Fiber, state: SelectState, where: str) -> None:
+        run = self.run
+        evaluate = run.evaluator.eval
+        keys: list[str | None] = [
+            to_text(evaluate(arm.key, fiber.scope)) if arm.key is not None else None
+            for arm in state.arms
+        ]
+        found = self._select_signal(state, keys)
+        if found is not None:  # it was in the mailbox before the select opened: it wins
+            self._select_won(fiber, state, {"keys": keys}, found[0], signal=found[1])
+            return
+        events = [
+            signal_address(str(arm.event), keys[i])
+            for i, arm in enumerate(state.arms)
+            if arm.kind == "event"
+        ]
+        ids = [
+            select_checkpoint(where, str(arm.name))
+            for arm in state.arms
+            if arm.kind == "checkpoint"
+        ]
+        timeout_ms: int | None = None
+        for arm in state.arms:
+            if arm.kind == "after" and arm.timeout is not None:
+                value = evaluate(arm.timeout, fiber.scope)
+                timeout_ms = checked_ms(value, f"the `after` of select `{state.id}`")
+            elif arm.kind == "after":
+                timeout_ms = arm.timeout_ms
+        for arm in state.arms:
+            if arm.kind != "checkpoint":
+                continue
+            request = {
+                "kind": "checkpoint",
+                "ask": to_text(evaluate(arm.ask, fiber.scope)) if arm.ask is not None else None,
+                "show": [to_plain(evaluate(item, fiber.scope)) for item in arm.show],
+                "options": arm.options,
+                "assignee": (
+                    to_text(evaluate(arm.assignee, fiber.scope))
+                    if arm.assignee is not None
+                    else None
+                ),
+                "timeout_ms": None,
+                "on_timeout": None,
+                "step": state.id,
+                "branch": fiber.label,
+                # Read by the stores: a decision of one closes the others, a signal for
+                # one of `events` closes them all (docs/runtime.md, "Select").
+                "select": {"step": where, "checkpoints": ids, "events": events},
+            }
+            checkpoint_id = select_checkpoint(where, str(arm.name))
+            run.journal.open_checkpoints.append(
+                OpenCheckpoint(checkpoint_id, str(arm.name), request)
+            )
+        note: dict[str, Any] = {"select": where, "keys": keys, "events": events}
+        if ids:
+            note["checkpoints"] = ids
+        if timeout_ms is not None:
+            note["timer"] = select_timer(where)
+            run.journal.set_timers.append(SetTimer(select_timer(where), timeout_ms / 1000))
+        run.journal.event(
+            "select",
+            {"events": events, "checkpoints": ids, "timeout_ms": timeout_ms},
+            state.id,
+            fiber.branch,
+        )
+        self._pause(fiber, note)
+
+    def _select_signal(
+        self, state: SelectState, keys: list[str | None], signal_id: str | None = None
+    ) -> tuple[int, Signal] | None:
+        """The oldest unread signal one of the select's event arms takes (the one with
+        `signal_id` when given), and that arm's index."""
+        run = self.run
+        for signal in run.store.pending_signals(run.run_id):
+            if signal.signal_id in self.taken_signals:
+                continue
+            if signal_id is not None and signal.signal_id != signal_id:
+                continue
+            for index, arm in enumerate(state.arms):
+                if arm.kind == "event" and arm.event == signal.name and keys[index] == signal.key:
+                    return index, signal
+        return None
+
+    def _check_select(
+        self, fiber: Fiber, state: SelectState, note: dict[str, Any], *, again: bool = False
+    ) -> None:
+        """See which arm won; `again` after a close found a checkpoint no longer open,
+        which must then name the winner (decided, or closed with `lost_to`)."""
+        run = self.run
+        keys: list[str | None] = note.get("keys") or [None] * len(state.arms)
+        ids: list[str] = note.get("checkpoints") or []
+        lost_to: dict[str, Any] | None = None
+        for index, arm in enumerate(state.arms):
+            if arm.kind != "checkpoint":
+                continue
+            found = run.store.get_checkpoint(
+                run.run_id, select_checkpoint(note["select"], str(arm.name))
+            )
+            if found is None:
+                raise value_error(f"checkpoint `{arm.name}` of select `{state.id}` is missing")
+            if found.status == "decided":
+                value = self._decision(str(arm.name), arm.options, found)
+                self._select_won(fiber, state, note, index, value=value)
+                return
+            decision = found.decision if isinstance(found.decision, dict) else {}
+            if found.status == "closed" and isinstance(decision.get("lost_to"), dict):
+                lost_to = decision["lost_to"]
+        if lost_to is not None and lost_to.get("arm") == "event":
+            taken = self._select_signal(state, keys, str(lost_to.get("signal")))
+            if taken is not None:
+                self._select_won(fiber, state, note, taken[0], signal=taken[1])
+                return
+        if lost_to is not None and lost_to.get("arm") == "after":
+            self._select_won(fiber, state, note, _after_arm(state))
+            return
+        found_signal = self._select_signal(state, keys)
+        if found_signal is not None:
+            index, signal = found_signal
+            reason = {"arm": "event", "event": signal.name, "key": signal.key}
+            reason["signal"] = signal.signal_id
+            if not ids or run.store.close_select(run.run_id, ids, {"lost_to": reason}) is None:
+                self._select_won(fiber, state, note, index, signal=signal)
+            else:  # a person decided first: the signal stays unread for a later wait
+                self._lost_race(fiber, state, note, again)
+            return
+        timer = note.get("timer")
+        if timer is not None and self._timer_due(timer):
+            after: dict[str, Any] = {"lost_to": {"arm": "after"}}
+            if not ids or run.store.close_select(run.run_id, ids, after) is None:
+                self._select_won(fiber, state, note, _after_arm(state))
+            else:
+                self._lost_race(fiber, state, note, again)
+            return
+        fiber.status = "paused"
+
+    def _lost_race(
+        self, fiber: Fiber, state: SelectState, note: dict[str, Any], again: bool
+    ) -> None:
+        if again:
+            raise value_error(f"select `{state.id}` has a closed checkpoint that names no winner")
+        self._check_select(fiber, state, note, again=True)
+
+    def _select_won(
+        self,
+        fiber: Fiber,
+        state: SelectState,
+        note: dict[str, Any],
+        index: int,
+        *,
+        value: Value = None,
+        signal: Signal | None = None,
+    ) -> None:
+        """The arm `index` won: close what the select opened, take the signal, and go on
+        in the arm's body with its variable bound."""
+        run = self.run
+        arm = state.arms[index]
+        run.journal.close_checkpoints.extend(note.get("checkpoints") or [])
+        if note.get("timer"):
+            run.journal.cancel_timers.append(note["timer"])
+        # Journaled as a wait's or a checkpoint's outcome is (`signal`, `decided`,
+        # `timed_out`), with the arm that won, so replays and scenarios read it as theirs.
+        data: dict[str, Any] = {"select_arm": index}
+        kind = "timed_out"
+        if signal is not None:
+            value = True
+            if arm.payload is not None:
+                try:
+                    value = run.converter.inbound(signal.payload, arm.payload, "signal")
+                except ConversionError as e:
+                    raise value_error(f"event `{arm.event}` carried a bad payload: {e}") from None
+            self.taken_signals.add(signal.signal_id)
+            run.journal.consume_signals.append(signal.signal_id)
+            data.update(event=signal.name, key=signal.key, payload=signal.payload)
+            kind = "signal"
+        elif arm.kind == "checkpoint":
+            plain = to_plain(value)
+            data.update(plain if isinstance(plain, dict) else {}, checkpoint=arm.name)
+            kind = "decided"
+        run.journal.event(kind, data, state.id, fiber.branch)
+        run.force_commit = True
+        run.deliver_to(fiber, arm.var, value, arm.entry)
 
     def callback_token(self, event: str, key: Value = None) -> str:
         """`callback_token(event, key)`: the token that signals this run's `wait event for
@@ -581,12 +807,14 @@ class Pauses:
             if key in note:
                 journal.close_checkpoints.append(note[key])
                 journal.cancel_timers.append(checkpoint_timer(note[key]))
+        journal.close_checkpoints.extend(note.get("checkpoints") or [])
         if "timer" in note:
             journal.cancel_timers.append(note["timer"])
         if "retry" in note:
             journal.cancel_timers.append(note["retry"]["timer"])
         if "child" in note:
             self.run.store.request_cancel(note["child"])
+            self.run.give_up_failure_point(f"its unwinding cancelled child run `{note['child']}`")
 
     def describe(self) -> list[Json]:
         """What each paused fiber waits for, for the journal and `mnc show`."""
@@ -595,5 +823,11 @@ class Pauses:
             if fiber.status != "paused" or not fiber.pending:
                 continue
             note = {k: v for k, v in fiber.pending.items() if k not in ("effect", "agent")}
+            if "select" in note:
+                # What the select waits for, in words: its events, checkpoints and timer.
+                waits = [f"event {address}" for address in note.get("events") or []]
+                waits += [f"checkpoint {c}" for c in note.get("checkpoints") or []]
+                waits += [f"timer {note['timer']}"] if note.get("timer") else []
+                note = {"select": note["select"], "first of": waits}
             out.append({"branch": fiber.label, "step": fiber.at, **note})
         return out

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from mnlang.ir.base import RetryIR
 from mnlang.ir.model import EffectIR, ToolIR
 from mnlang.runtime.fibers import Fiber
+from mnlang.runtime.retry import Tally
 from mnlang.runtime.values import Value
 from mnlang.stores.base import Json, RunStatus
 
@@ -53,6 +54,8 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     span: int | None = None
     """The current attempt's span id (`telemetry.spans.AttemptSpans`), journaled with it."""
+    tally: Tally | None = None
+    """What its retries have used, when its policy keeps count (`retry.tallied`)."""
 
     @property
     def effect(self) -> EffectIR:

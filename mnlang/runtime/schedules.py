@@ -1,7 +1,10 @@
 """`schedule` declarations: registering them in the journal and starting their runs.
 
 `register` records a program's schedules in the store (with the program, so that any
-worker on the journal can start them without the source). `start_due` starts the runs
+worker on the journal can start them without the source). A schedule is registered once
+by its declaring module, whichever programs import that module: its name in the journal
+is the module's name and its own (`jobs.nightly`), whether `jobs.mn` itself or a file
+importing `jobs` was registered, so it fires once per time. `start_due` starts the runs
 whose time has come. Each start is idempotent by its scheduled time: the run's id is
 the schedule's name and the scheduled time (`nightly@2024-05-02T01:00:00Z`), and the
 run is created in the same transaction that moves the schedule to its next time, under
@@ -17,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
 from mnlang.cron import CronError, next_time
 from mnlang.ir.load import dump_ir
@@ -49,6 +53,37 @@ def _next(spec: Json, after: float) -> float | None:
     )
 
 
+def root_module(program: IRProgram) -> str:
+    """The module name of the file a program was compiled from (`jobs` for `jobs.mn`),
+    as an importing file names it: `import jobs`."""
+    return PurePosixPath(program.source.file).stem
+
+
+def declared_name(program: IRProgram, key: str) -> tuple[str, str]:
+    """The journal name of the schedule `key` of `program` (its qualified name in the
+    program: plain in the root file, `module.name` imported) and its declaring module."""
+    if "." in key:
+        return key, key.rpartition(".")[0]
+    module = root_module(program)
+    return f"{module}.{key}", module
+
+
+def program_modules(program: IRProgram) -> set[str]:
+    """The modules a program holds: its root file's and each module it imports that
+    declares something."""
+    declared = [
+        *program.types,
+        *program.tools,
+        *program.effects,
+        *program.agents,
+        *program.events,
+        *program.schedules,
+        *program.workflows,
+        *(program.errors or []),
+    ]
+    return {root_module(program)} | {declared_name(program, n)[1] for n in declared if "." in n}
+
+
 def run_id_for(name: str, at: float) -> str:
     """The id of the run a schedule starts for its time `at`."""
     stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -56,28 +91,53 @@ def run_id_for(name: str, at: float) -> str:
 
 
 def register(store: Store, program: IRProgram) -> list[ScheduleRecord]:
-    """Record (or update) the schedules of `program`, and forget schedules that its source
-    file registered before but no longer declares."""
+    """Record (or update) the schedules of `program` under their declaring modules'
+    names, and forget schedules of its modules that they no longer declare."""
     source = program.source.file
     now = store.now()
-    specs: dict[str, tuple[ScheduleIR, float]] = {}
-    for name, schedule in program.schedules.items():
+    specs: dict[str, tuple[ScheduleIR, str, float]] = {}
+    for key, schedule in program.schedules.items():
+        name, module = declared_name(program, key)
         try:
             first = _next(spec_of(schedule), now)
         except CronError as e:
             raise ScheduleError(f"schedule `{name}`: {e}") from None
         if first is None:
             raise ScheduleError(f"schedule `{name}` never fires", help="check its `cron` fields")
-        specs[name] = (schedule, first)
+        specs[name] = (schedule, module, first)
     if specs:
         store.put_program(program.hash, dump_ir(program))
+    modules = program_modules(program)
     for old in store.list_schedules():
-        if old.source == source and old.name not in specs:
+        if old.module in modules and old.name not in specs:
             store.delete_schedule(old.name)
     return [
-        store.put_schedule(NewSchedule(name, s.workflow, program.hash, source, spec_of(s), first))
-        for name, (s, first) in specs.items()
+        store.put_schedule(
+            NewSchedule(
+                name,
+                declared_name(program, s.workflow)[0],
+                program.hash,
+                source,
+                spec_of(s),
+                first,
+                module,
+            )
+        )
+        for name, (s, module, first) in specs.items()
     ]
+
+
+def schedule_of(program: IRProgram, name: str) -> ScheduleIR | None:
+    """The schedule a journal `name` stands for in `program` (registered from it)."""
+    for key, schedule in program.schedules.items():
+        if declared_name(program, key)[0] == name:
+            return schedule
+    return None
+
+
+def next_after(record: ScheduleRecord, after: float) -> float | None:
+    """The first time of a registered schedule after `after`."""
+    return _next(record.spec, after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +159,17 @@ def start_due(store: Store, load: ProgramLoader, now: float | None = None) -> li
     now = store.now() if now is None else now
     started: list[Started] = []
     for record in store.list_schedules():
-        if record.next_at > now:
+        if record.paused_at is not None or record.next_at > now:
             continue
         due, skipped = _latest_due(record, now)
         following = _next(record.spec, max(due, now))
         if following is None:
             continue
         program = load(record.ir_hash)
-        schedule = program.schedules.get(record.name)
+        schedule = schedule_of(program, record.name)
         if schedule is None:
             continue
-        run = _new_run(program, schedule, due, skipped)
+        run = _new_run(program, record.name, schedule, due, skipped)
         # Conditional on the time read above: a worker that moved the schedule first wins.
         if store.fire_schedule(
             record.name, run, expected=record.next_at, scheduled_at=due, next_at=following
@@ -129,7 +189,9 @@ def _latest_due(record: ScheduleRecord, now: float) -> tuple[float, int]:
     return due, skipped
 
 
-def _new_run(program: IRProgram, schedule: ScheduleIR, due: float, skipped: int) -> NewRun:
+def _new_run(
+    program: IRProgram, name: str, schedule: ScheduleIR, due: float, skipped: int
+) -> NewRun:
     workflow = program.workflows[schedule.workflow]
     evaluator = Evaluator()
     given = {name: to_plain(evaluator.eval(e, MapEnv({}))) for name, e in schedule.args.items()}
@@ -138,13 +200,13 @@ def _new_run(program: IRProgram, schedule: ScheduleIR, due: float, skipped: int)
         "source_dir": program.source.dir,
         "tool_modules": tool_hashes(program),
         WIRE_NONCE: new_wire_nonce(),
-        "schedule": schedule.name,
+        "schedule": name,
         "scheduled_at": due,
     }
     if skipped:
         meta["skipped_times"] = skipped
     return NewRun(
-        run_id=run_id_for(schedule.name, due),
+        run_id=run_id_for(name, due),
         workflow=workflow.name,
         args=to_plain(args),
         workflow_class=workflow.options.class_ or "",
@@ -153,3 +215,51 @@ def _new_run(program: IRProgram, schedule: ScheduleIR, due: float, skipped: int)
         limit=workflow.options.limit,
         needs=run_needs(program, meta),
     )
+
+
+class ScheduleNotFound(ScheduleError):
+    """`mnc schedules pause|resume|drop` with a name the journal does not hold."""
+
+
+def find(store: Store, name: str) -> ScheduleRecord:
+    """The registered schedule `name`, or `ScheduleNotFound` naming the near ones."""
+    records = store.list_schedules()
+    for record in records:
+        if record.name == name:
+            return record
+    near = [r.name for r in records if r.name.rpartition(".")[2] == name.rpartition(".")[2]]
+    if near:
+        hint = "did you mean " + " or ".join(f"`{n}`" for n in near) + "? a schedule is "
+        hint += "named by its declaring module"
+    elif records:
+        hint = "`mnc schedules` lists the registered schedules"
+    else:
+        hint = "no schedule is registered: `mnc worker FILE` registers the schedules of FILE"
+    raise ScheduleNotFound(f"no schedule `{name}` in this journal", help=hint)
+
+
+def pause(store: Store, name: str) -> ScheduleRecord:
+    find(store, name)
+    if not store.pause_schedule(name):
+        raise ScheduleNotFound(f"schedule `{name}` was dropped meanwhile")
+    return find(store, name)
+
+
+def resume(store: Store, name: str) -> ScheduleRecord:
+    """Let a paused schedule fire again from its first time after now: the times that
+    passed while it was paused are not started (no catch-up)."""
+    record = find(store, name)
+    following = _next(record.spec, store.now())
+    if following is None:
+        raise ScheduleError(f"schedule `{name}` never fires again", help="check its `cron`")
+    if not store.resume_schedule(name, following):
+        raise ScheduleNotFound(f"schedule `{name}` was dropped meanwhile")
+    return find(store, name)
+
+
+def drop(store: Store, name: str) -> ScheduleRecord:
+    """Forget a schedule: it fires no more, until a worker is started with a program that
+    declares it (which registers it anew)."""
+    record = find(store, name)
+    store.delete_schedule(name)
+    return record

@@ -144,7 +144,7 @@ def provider_offers() -> list[Need]:
         setup = ModelSetup.from_spec("openai", ".")
     except ModelSpecError:
         return []  # MNC_PROVIDERS is broken: the worker's own calls say so
-    names = sorted({"openai", *setup.tables})
+    names = sorted({"openai", "anthropic", *setup.tables, *setup.plugins})
     return [Need("provider", "", name) for name in names if setup.unusable(name) is None]
 
 

@@ -18,19 +18,23 @@ a keyed wait that is over (it took its signal or timed out), and any signal beyo
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from mnlang.ir.model import EventIR, IRProgram
-from mnlang.ir.states import ChildState, WaitState
+from mnlang.ir.states import ChildState, SelectState, WaitState
 from mnlang.runtime.convert import ConversionError, Converter
+from mnlang.runtime.pauses import select_winner
 from mnlang.runtime.run import RunError, load_program
 from mnlang.runtime.tokens import BadToken, read_token
 from mnlang.stores.base import (
     TERMINAL_STATUSES,
+    Checkpoint,
     Json,
     RunNotFound,
     RunRecord,
+    SelectDecided,
     Store,
     signal_address,
 )
@@ -111,9 +115,27 @@ def send(
             f"run `{run_id}` has {MAILBOX_LIMIT} unread signals; this one is refused",
             help=f"`mnc show {run_id}` lists them: the run takes them as it reaches its waits",
         )
-    accepted = store.send_signal(
-        run_id, declared.name, payload, signal_id=signal_id, key=key, by=by
-    )
+    closes = _select_contest(store, program, record, declared.name, key)
+    reason: Json = None
+    if closes:
+        # The signal wins an open select over checkpoints: it closes them in its insert,
+        # or is refused when a person decided one of them first.
+        signal_id = signal_id or uuid.uuid4().hex
+        won = {"arm": "event", "event": declared.name, "key": key, "signal": signal_id}
+        reason = {"lost_to": won}
+    try:
+        accepted = store.send_signal(
+            run_id,
+            declared.name,
+            payload,
+            signal_id=signal_id,
+            key=key,
+            closes=closes,
+            reason=reason,
+            by=by,
+        )
+    except SelectDecided as e:
+        raise _select_refused(run_id, declared.name, e.checkpoint) from None
     if not accepted and key is not None:
         # The store refused it: a repeated id, or another send of this key that got in
         # between the look above and the insert, which is refused here with the reason.
@@ -152,9 +174,66 @@ def send_token(
 
 
 def _waits_for(program: IRProgram, workflow: str, event: str) -> list[WaitState]:
-    """The waits for `event` in a workflow's own body (a child workflow is its own run)."""
+    """The waits for `event` in a workflow's own body (a child workflow is its own run),
+    a `select`'s arms for it included, each seen as the wait it is."""
     states = program.workflows[workflow].states.values()
-    return [s for s in states if isinstance(s, WaitState) and s.event == event]
+    waits = [s for s in states if isinstance(s, WaitState) and s.event == event]
+    for s in states:
+        if isinstance(s, SelectState):
+            waits += [
+                WaitState(id=s.id, span=s.span, event=event, key=arm.key)
+                for arm in s.arms
+                if arm.kind == "event" and arm.event == event
+            ]
+    return waits
+
+
+def _select_contest(
+    store: Store, program: IRProgram, run: RunRecord, event: str, key: str | None
+) -> list[str]:
+    """The checkpoints of an open select that this signal would win (closing them), or
+    none; a signal for a select that a checkpoint already won is refused here."""
+    address = signal_address(event, key)
+    candidates = list(store.open_checkpoints(run.run_id))
+    # A select on the main line whose checkpoint was just decided is no longer open:
+    # find it by its id, to refuse the signal with who won.
+    for state in program.workflows[run.workflow].states.values():
+        if isinstance(state, SelectState) and any(a.event == event for a in state.arms):
+            for arm in state.arms:
+                if arm.kind == "checkpoint":
+                    found = store.get_checkpoint(run.run_id, f"{state.id}:{arm.name}")
+                    if found is not None:
+                        candidates.append(found)
+    for checkpoint in candidates:
+        request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+        select = request.get("select")
+        if not isinstance(select, dict) or address not in (select.get("events") or []):
+            continue
+        if checkpoint.status != "open":
+            raise _select_refused(run.run_id, event, checkpoint)
+        return [str(i) for i in select.get("checkpoints") or []]
+    return []
+
+
+def _select_refused(run_id: str, event: str, checkpoint: Checkpoint) -> SignalError:
+    """The error for a signal to a select whose winner was decided: who won."""
+    short = event.rsplit(".", 1)[-1]
+    step = (checkpoint.request or {}).get("step") if isinstance(checkpoint.request, dict) else None
+    decision = checkpoint.decision if isinstance(checkpoint.decision, dict) else {}
+    lost_to = decision.get("lost_to")
+    if checkpoint.status == "decided":
+        won = (
+            f"checkpoint `{checkpoint.name}` was decided `{decision.get('choice')}` "
+            f"by `{checkpoint.decided_by}` first"
+        )
+    elif isinstance(lost_to, dict):
+        won = f"{select_winner(lost_to)} won it first"
+    else:
+        won = "it is over"
+    return SignalError(
+        f"refused: `{short}` is an arm of the select at step `{step}` of run `{run_id}`, and {won}",
+        help="a select takes one winner; nothing would read this signal",
+    )
 
 
 def _nobody_waits(store: Store, program: IRProgram, run: RunRecord, event: str) -> SignalError:

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from mnlang.deep import steady_recursion_limit
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram, SourceIR
 from mnlang.redact import redact
@@ -399,7 +400,7 @@ class Worker:
             schedules = self.store.list_schedules()
         except StoreError:
             return None
-        return min((s.next_at for s in schedules), default=None)
+        return min((s.next_at for s in schedules if s.paused_at is None), default=None)
 
     def _schedule_due_within(self, seconds: float) -> bool:
         soonest = self._next_schedule()
@@ -477,7 +478,9 @@ class Worker:
         except Exception:  # a bug must not take the worker down with the other runs
             release = False
             self.stats.lost += 1
-            self.log(f"run {run_id}: internal error\n{traceback.format_exc().rstrip()}", True)
+            with steady_recursion_limit():  # 3.11 parses source lines for the carets
+                trace = traceback.format_exc().rstrip()
+            self.log(f"run {run_id}: internal error\n{trace}", True)
         finally:
             if release:
                 self._release(lease)

@@ -487,31 +487,16 @@ class Api:
     ) -> tuple[list[RunRecord], bool]:
         """Up to `limit` runs matching `query`, newest first, after the cursor's run; and
         whether there are more."""
-        records = self.store.list_runs(
+        return self.store.search_runs(
             status=query.status,
             workflow=query.workflow,
             workflow_class=query.workflow_class,
-            limit=2**31 - 1,
+            since=query.since,
+            until=query.until,
+            text=query.q,
+            after=after,
+            limit=limit,
         )
-        text = query.q.lower() if query.q else None
-        page: list[RunRecord] = []
-        for r in records:  # newest first: created_at descending, then run id
-            if after is not None and not _listed_after(r, *after):
-                continue
-            if query.since is not None and r.created_at < query.since:
-                continue
-            if query.until is not None and r.created_at >= query.until:
-                continue
-            if (
-                text is not None
-                and text not in r.run_id.lower()
-                and text not in json.dumps(r.args).lower()
-            ):
-                continue
-            if len(page) == limit:
-                return page, True
-            page.append(r)
-        return page, False
 
     async def bulk_cancel(self, request: Request) -> Response:
         """Cancel every live run matching a filter (at most `limit`), that the user may
@@ -741,12 +726,6 @@ def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _listed_after(record: RunRecord, at: float, run_id: str) -> bool:
-    """Whether the store's order (newest first, then by run id) lists `record` after the
-    run the cursor names."""
-    return record.created_at < at or (record.created_at == at and record.run_id > run_id)
-
-
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query_params.get(name)
     if text is None or text == "":
@@ -787,8 +766,14 @@ def create_server_app(
     from mnlang.ui.app import create_app
 
     app = create_app(store, auth, execute=execute)
+    from mnlang.server.recovery import Recovery
+
     api = Api(store, app.state.console.executor)
-    app.router.routes[:0] = [*api.routes(), Route("/metrics", prometheus_endpoint(store))]
+    app.router.routes[:0] = [
+        *api.routes(),
+        *Recovery(api).routes(),
+        Route("/metrics", prometheus_endpoint(store)),
+    ]
     project = project or find_project()
     install(
         app,

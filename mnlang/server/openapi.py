@@ -166,6 +166,9 @@ def document() -> dict[str, Any]:
         m.BulkOut,
         *webhook_models(),
     ]
+    from mnlang.server import recovery
+
+    every += recovery.MODELS
     _, schemas = models_json_schema(
         [(model, "serialization") for model in every], ref_template=_REF
     )
@@ -280,6 +283,7 @@ def document() -> dict[str, Any]:
         },
     }
     paths.update(webhook_paths())
+    paths.update(recovery.openapi_paths(_operation, RUN_ID))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -93,6 +93,26 @@ class CheckpointNotFound(StoreError):
     """The run has no checkpoint with this id."""
 
 
+class SelectDecided(StoreError):
+    """A signal or a timer came to a `select` whose winner was already decided: one of
+    its checkpoints (`checkpoint`) is no longer open."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(f"checkpoint `{checkpoint.checkpoint_id}` is {checkpoint.status}")
+        self.checkpoint = checkpoint
+
+
+def select_rivals(checkpoint: Checkpoint) -> list[str]:
+    """The other checkpoints of the `select` that opened this one (none for a lone
+    checkpoint): the request's `select.checkpoints`, written when the select opened."""
+    request = checkpoint.request if isinstance(checkpoint.request, dict) else {}
+    select = request.get("select")
+    ids = select.get("checkpoints") if isinstance(select, dict) else None
+    if not isinstance(ids, list):
+        return []
+    return sorted(str(i) for i in ids if i != checkpoint.checkpoint_id)
+
+
 class StaleLease(StoreError):
     """The lease this worker holds is expired or was taken over: it may not commit."""
 
@@ -398,12 +418,14 @@ class ScheduleRecord:
     """A `schedule` declaration registered in the journal, and where it stands."""
 
     name: str
-    """The schedule's qualified name: one registration per name."""
+    """The schedule's name in its declaring module (`jobs.nightly`): one registration per
+    name, whichever programs import that module."""
     workflow: str
+    """The workflow it starts, named by its module as the schedule is (`jobs.report`)."""
     ir_hash: str
     """The program that declares it (kept with `put_program`)."""
     source: str
-    """The source file that registered it."""
+    """The source file that registered it last."""
     spec: Json
     """When it fires: `{"every_ms": ..., "cron": ..., "timezone": ...}`."""
     next_at: float
@@ -411,6 +433,10 @@ class ScheduleRecord:
     last_at: float | None
     last_run_id: str | None
     updated_at: float
+    module: str
+    """The module that declares it (`jobs`; `ops.jobs` for `ops/jobs.mn`)."""
+    paused_at: float | None
+    """When `mnc schedules pause` paused it; `None` while it fires."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +450,7 @@ class NewSchedule:
     source: str
     spec: Json
     next_at: float
+    module: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -737,6 +764,25 @@ class Store(Protocol):
     ) -> list[RunRecord]:
         """Runs matching every given filter, newest first."""
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        """Up to `limit` runs matching every given filter (created in `[since, until)`,
+        `text` found in the run id or the stored input, letters of any case as the
+        database's `lower` folds them: ASCII at least), newest first then by run id, after
+        the run `after` names (its `created_at` and id: a cursor); and whether more match.
+        Filtered in the database, a page at a time."""
+        ...
+
     def run_counts(self) -> list[RunCount]:
         """The number of runs per workflow, class and status, sorted by those three."""
 
@@ -762,6 +808,13 @@ class Store(Protocol):
         never waited for or claimed twice. A waiting run of a workflow with a `limit` is
         claimed only into a free slot, and becomes `running` in the same transaction, so
         two workers cannot both take the last slot."""
+
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        """Set a `failed` run `running` again (its error and end cleared, its `meta`
+        replaced), journaling `event`, in one transaction; False when it is not `failed`
+        (the state is the run's own: a retry resumes from what its last commit kept).
+        Counts as a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
+        ...
 
     def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
         """Set a run aside (`RunRecord.quarantine`): `runnable_runs` and `claim_runs` skip
@@ -817,11 +870,18 @@ class Store(Protocol):
         signal_id: str | None = None,
         key: str | None = None,
         by: str | None = None,
+        closes: Sequence[str] = (),
+        reason: Json = None,
     ) -> bool:
-        """Put a signal, with its correlation key if any and who sent it, in a run's
-        mailbox; `False` when this signal id was already sent, or when an unread signal
-        with this name and key is there (a mailbox holds one per key). Without an id
-        every send is new."""
+        """Put a signal, with its correlation key if any, in a run's mailbox; `False` when
+        this signal id was already sent, or when an unread signal with this name and key
+        is there (a mailbox holds one per key). Without an id every send is new. `by`: who
+        sent it, journaled when the run takes it.
+
+        `closes` are the checkpoints of a `select` the signal wins: in the same
+        transaction they are closed with `reason` as their decision, or, when one of them
+        is no longer open (it was decided, or another arm closed it), nothing is written
+        and `SelectDecided` is raised with it."""
 
     def pending_signals(self, run_id: str, name: str | None = None) -> list[Signal]:
         """Signals not yet consumed, of any key, oldest first."""
@@ -848,7 +908,16 @@ class Store(Protocol):
     def decide_checkpoint(
         self, run_id: str, checkpoint_id: str, decision: Json, *, by: str
     ) -> Decision:
-        """Record a decision unless one was committed first; the result says which won."""
+        """Record a decision unless one was committed first; the result says which won.
+        A checkpoint of a `select` that wins closes its open rivals (`select_rivals`) in
+        the same transaction, each with `{"lost_to": {...}}` as its decision."""
+
+    def close_select(
+        self, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        """A `select`'s timer or a signal already in the mailbox wins: close these open
+        checkpoints with `reason` as their decision, all or none; returns the first that
+        is no longer open (its arm, or the arm named by its `lost_to`, won) instead."""
 
     # timers
 
@@ -992,13 +1061,22 @@ class Store(Protocol):
     def delete_schedule(self, name: str) -> bool:
         """Forget a schedule; `False` when none had this name."""
 
+    def pause_schedule(self, name: str) -> bool:
+        """Stop a schedule from firing (it stays registered, and registering it again keeps
+        it paused); `False` when none has this name."""
+
+    def resume_schedule(self, name: str, next_at: float) -> bool:
+        """Let a paused schedule fire again from `next_at` (the times it missed while paused
+        are not started); a schedule that is not paused keeps its place. `False` when none
+        has this name."""
+
     def fire_schedule(
         self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
     ) -> bool:
         """Start the run of a schedule's time `scheduled_at`, in one transaction: if the
-        schedule's `next_at` is still `expected`, create `run` (unless a run has its id),
-        note it as the last start and move `next_at` on; `False` when another worker did
-        it first."""
+        schedule is not paused and its `next_at` is still `expected`, create `run` (unless a
+        run has its id), note it as the last start and move `next_at` on; `False` when
+        another worker did it first, or it was paused or dropped meanwhile."""
 
     # retention
 

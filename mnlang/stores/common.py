@@ -126,6 +126,8 @@ def schedule_record(row: Sequence[Any]) -> ScheduleRecord:
         last_at=row[6],
         last_run_id=row[7],
         updated_at=row[8],
+        module=row[9],
+        paused_at=row[10],
     )
 
 

@@ -74,6 +74,7 @@ from mnlang.stores.base import (
     Lease,
     LedgerRow,
     Need,
+    NewEvent,
     NewRun,
     NewSchedule,
     Offer,
@@ -87,6 +88,7 @@ from mnlang.stores.base import (
     RunState,
     RunStatus,
     ScheduleRecord,
+    SelectDecided,
     SetCursor,
     SetList,
     SetListItem,
@@ -101,6 +103,7 @@ from mnlang.stores.base import (
     Timer,
     Tombstone,
     WorkerRecord,
+    select_rivals,
 )
 from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
@@ -185,7 +188,8 @@ _SIGNAL_COLUMNS: LiteralString = (
 )
 _TIMER_COLUMNS: LiteralString = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS: LiteralString = (
-    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
+    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at, "
+    "module, paused_at"
 )
 
 # A run is worth a worker's attention when nobody holds it and it can make progress: it is
@@ -921,6 +925,45 @@ class PostgresStore:
         )
         return [listed(row, _run_record) for row in rows]
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        at, after_id = after if after is not None else (None, None)
+        rows = self._autocommit(
+            f"SELECT {_RUN_COLUMNS} FROM runs "
+            "WHERE (%(status)s::text IS NULL OR status = %(status)s) "
+            "AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s) "
+            "AND (%(class)s::text IS NULL OR workflow_class = %(class)s) "
+            "AND (%(since)s::float8 IS NULL OR created_at >= %(since)s) "
+            "AND (%(until)s::float8 IS NULL OR created_at < %(until)s) "
+            "AND (%(text)s::text IS NULL OR strpos(lower(run_id), lower(%(text)s)) > 0 "
+            "     OR strpos(lower(args), lower(%(text)s)) > 0) "
+            "AND (%(at)s::float8 IS NULL OR created_at < %(at)s "
+            "     OR (created_at = %(at)s AND run_id > %(after_id)s)) "
+            "ORDER BY created_at DESC, run_id LIMIT %(limit)s",
+            {
+                "status": status,
+                "workflow": workflow,
+                "class": workflow_class,
+                "since": since,
+                "until": until,
+                "text": text or None,
+                "at": at,
+                "after_id": after_id,
+                "limit": limit + 1,
+            },
+        )
+        return [listed(row, _run_record) for row in rows[:limit]], len(rows) > limit
+
     def run_counts(self) -> list[RunCount]:
         rows = self._autocommit(
             "SELECT workflow, workflow_class, status, count(*) FROM runs "
@@ -1003,6 +1046,42 @@ class PostgresStore:
         quarantined = self._transaction(body, lambda: crash.point("during"))
         crash.point("after")
         return quarantined
+
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        data, new_meta = dump(event.data), dump(meta)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> bool:
+            row = tx.one(
+                "SELECT status, last_seq FROM runs WHERE run_id = %s FOR NO KEY UPDATE",
+                (run_id,),
+            )
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] != "failed":
+                return False
+            seq = row[1] + 1
+            tx.conn.execute(
+                "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                f"VALUES (%s, %s, {_NOW}, %s, %s, %s, %s)",
+                (run_id, seq, event.kind, event.state, event.branch, data),
+            )
+            tx.conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "finished_at = NULL, waiting_for = '{}', cancel_requested = false, "
+                f"meta = %s, last_seq = %s, updated_at = {_NOW} WHERE run_id = %s",
+                (new_meta, seq, run_id),
+            )
+            self._notify(tx, run_id)
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return True
+
+        reopened = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return reopened
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         def body(tx: _Tx) -> Quarantine | None:
@@ -1190,6 +1269,8 @@ class PostgresStore:
         signal_id: str | None = None,
         key: str | None = None,
         by: str | None = None,
+        closes: Sequence[str] = (),
+        reason: Json = None,
     ) -> bool:
         encoded = dump(payload)
 
@@ -1198,6 +1279,9 @@ class PostgresStore:
             now = tx.clock()
             if exists.fetchone() is None:
                 raise run_not_found(run_id)
+            blocker = self._close_select(tx, run_id, closes, reason)
+            if blocker is not None:
+                raise SelectDecided(blocker)
             inserted = tx.conn.execute(
                 "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation, "
                 "sent_by) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -1258,6 +1342,16 @@ class PostgresStore:
 
         def body(tx: _Tx) -> Decision:
             now = tx.clock()
+            first = tx.one(
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+                "WHERE run_id = %s AND checkpoint_id = %s",
+                (run_id, checkpoint_id),
+            )
+            rivals = select_rivals(checkpoint_record(first)) if first is not None else []
+            if rivals:
+                # Lock the select's checkpoints in one order, so that two people deciding
+                # two of them at once queue instead of deadlocking.
+                self._lock_checkpoints(tx, run_id, [checkpoint_id, *rivals])
             decided = tx.one(
                 "UPDATE checkpoints SET status = 'decided', decision = %s, decided_by = %s, "
                 "decided_at = %s WHERE run_id = %s AND checkpoint_id = %s AND status = 'open' "
@@ -1265,8 +1359,17 @@ class PostgresStore:
                 (encoded, by, now, run_id, checkpoint_id),
             )
             if decided is not None:
+                won = checkpoint_record(decided)
+                lost_to = {"arm": "checkpoint", "name": won.name, "by": by}
+                if rivals:
+                    tx.all(
+                        "UPDATE checkpoints SET status = 'closed', decision = %s "
+                        "WHERE run_id = %s AND checkpoint_id = ANY(%s) AND status = 'open' "
+                        "RETURNING checkpoint_id",
+                        (dump({"lost_to": lost_to}), run_id, rivals),
+                    )
                 self._notify(tx, run_id)
-                return Decision(accepted=True, checkpoint=checkpoint_record(decided))
+                return Decision(accepted=True, checkpoint=won)
             current = tx.one(
                 f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
                 "WHERE run_id = %s AND checkpoint_id = %s",
@@ -1280,6 +1383,39 @@ class PostgresStore:
             return Decision(accepted=False, checkpoint=checkpoint_record(current))
 
         return self._transaction(body)
+
+    def close_select(
+        self, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        def body(tx: _Tx) -> Checkpoint | None:
+            return self._close_select(tx, run_id, checkpoint_ids, reason)
+
+        return self._transaction(body)
+
+    def _lock_checkpoints(self, tx: _Tx, run_id: str, checkpoint_ids: Sequence[str]) -> list[_Row]:
+        return tx.all(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+            "WHERE run_id = %s AND checkpoint_id = ANY(%s) ORDER BY checkpoint_id FOR UPDATE",
+            (run_id, sorted(checkpoint_ids)),
+        )
+
+    def _close_select(
+        self, tx: _Tx, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        """Inside a transaction: close the checkpoints if all are open, else the first that
+        is not."""
+        if not checkpoint_ids:
+            return None
+        for row in self._lock_checkpoints(tx, run_id, checkpoint_ids):
+            found = checkpoint_record(row)
+            if found.status != "open":
+                return found
+        tx.all(
+            "UPDATE checkpoints SET status = 'closed', decision = %s "
+            "WHERE run_id = %s AND checkpoint_id = ANY(%s) RETURNING checkpoint_id",
+            (dump(reason), run_id, list(checkpoint_ids)),
+        )
+        return None
 
     # --- timers ---------------------------------------------------------------------------
 
@@ -1706,11 +1842,13 @@ class PostgresStore:
 
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
         # A changed spec starts over from the given time; an unchanged one keeps its place.
+        # A paused schedule stays paused.
         rows = self._autocommit(
-            "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, updated_at) "
-            f"VALUES (%(name)s, %(workflow)s, %(ir_hash)s, %(source)s, %(spec)s, %(next_at)s, "
-            f"{_NOW}) ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow, "
-            "ir_hash = excluded.ir_hash, source = excluded.source, "
+            "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, updated_at, "
+            f"module) VALUES (%(name)s, %(workflow)s, %(ir_hash)s, %(source)s, %(spec)s, "
+            f"%(next_at)s, {_NOW}, %(module)s) ON CONFLICT (name) DO UPDATE SET "
+            "workflow = excluded.workflow, ir_hash = excluded.ir_hash, "
+            "source = excluded.source, module = excluded.module, "
             "updated_at = excluded.updated_at, next_at = CASE WHEN schedules.spec = "
             "excluded.spec THEN schedules.next_at ELSE excluded.next_at END, "
             f"spec = excluded.spec RETURNING {_SCHEDULE_COLUMNS}",
@@ -1721,6 +1859,7 @@ class PostgresStore:
                 "source": schedule.source,
                 "spec": dump(schedule.spec),
                 "next_at": schedule.next_at,
+                "module": schedule.module,
             },
         )
         return schedule_record(rows[0])
@@ -1732,14 +1871,37 @@ class PostgresStore:
     def delete_schedule(self, name: str) -> bool:
         return bool(self._autocommit("DELETE FROM schedules WHERE name = %s RETURNING 1", (name,)))
 
+    def pause_schedule(self, name: str) -> bool:
+        return bool(
+            self._autocommit(
+                f"UPDATE schedules SET paused_at = coalesce(paused_at, {_NOW}), "
+                f"updated_at = {_NOW} WHERE name = %s RETURNING 1",
+                (name,),
+            )
+        )
+
+    def resume_schedule(self, name: str, next_at: float) -> bool:
+        return bool(
+            self._autocommit(
+                "UPDATE schedules SET next_at = CASE WHEN paused_at IS NULL THEN next_at "
+                f"ELSE %s END, paused_at = NULL, updated_at = {_NOW} WHERE name = %s "
+                "RETURNING 1",
+                (next_at, name),
+            )
+        )
+
     def fire_schedule(
         self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
     ) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
         def body(tx: _Tx) -> bool:
             now = tx.clock()
             moved = tx.one(
                 "UPDATE schedules SET next_at = %s, last_at = %s, last_run_id = %s, "
-                "updated_at = %s WHERE name = %s AND next_at = %s RETURNING 1",
+                "updated_at = %s WHERE name = %s AND next_at = %s AND paused_at IS NULL "
+                "RETURNING 1",
                 (next_at, scheduled_at, run.run_id, now, name, expected),
             )
             if moved is None:
@@ -1749,9 +1911,14 @@ class PostgresStore:
             created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
             if created.rowcount == 1 and run.status == "running":
                 self._notify(tx, run.run_id)
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
             return True
 
-        return self._transaction(body)
+        fired = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return fired
 
     # --- retention -----------------------------------------------------------------------
 

@@ -25,8 +25,9 @@ import psycopg
 from psycopg import sql
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
+from mnlang.stores.schema import MERGE_SCHEDULES_SQL
 
-SCHEMA_VERSION: Final = 13
+SCHEMA_VERSION: Final = 14
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -484,13 +485,42 @@ _ADD_REPLY_CACHE_V12: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX IF NOT EXISTS reply_cache_expiry ON reply_cache (expires_at)",
 )
 
+# One registration per schedule of a module, whichever programs import it: a schedule is
+# named by its declaring module (`jobs.nightly`), which it records (`module`), and can be
+# paused (`paused_at`, NULL while it fires). Rows of one schedule registered under its
+# plain name by its own file and under its qualified name by importing files become one,
+# holding the latest fired and next times, so no time that either fired fires again
+# (`MERGE_SCHEDULES_SQL`, shared with SQLite, says how).
+_SCHEDULES_BY_DECLARING_MODULE_V13: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE schedules_merged (
+        name text PRIMARY KEY,
+        workflow text NOT NULL,
+        ir_hash text NOT NULL,
+        source text NOT NULL,
+        spec text NOT NULL,
+        next_at float8 NOT NULL,
+        last_at float8,
+        last_run_id text,
+        updated_at float8 NOT NULL,
+        module text NOT NULL,
+        paused_at float8
+    )
+    """,
+    MERGE_SCHEDULES_SQL,
+    "DROP TABLE schedules",
+    "ALTER TABLE schedules_merged RENAME TO schedules",
+    "ALTER INDEX schedules_merged_pkey RENAME TO schedules_pkey",
+    "CREATE INDEX schedules_by_next_at ON schedules (next_at)",
+)
+
 # The journal outbox (`mnlang.outbox`): notifications written in the commit of the state
 # change that causes them (`outbox`, `routed_at` NULL until the delivery loop has made
 # one `deliveries` row per sink that wants it), each delivery's lease, status and next
 # try, and every attempt (`delivery_attempts`). Signals by id alone, so an inbound
 # webhook's delivery id (part of its signal id) is found as seen whatever run took it;
 # who sent each signal (`sent_by`: a token's name, `inbound:NAME`, NULL when unknown).
-_ADD_OUTBOX_V13: Final[tuple[LiteralString, ...]] = (
+_ADD_OUTBOX_V14: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX signals_by_signal_id ON signals (signal_id)",
     "ALTER TABLE signals ADD COLUMN sent_by text",
     """
@@ -546,7 +576,8 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _ADD_QUARANTINE_V10,
     _V11,
     _ADD_REPLY_CACHE_V12,
-    _ADD_OUTBOX_V13,
+    _SCHEDULES_BY_DECLARING_MODULE_V13,
+    _ADD_OUTBOX_V14,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

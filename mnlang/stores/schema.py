@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -362,7 +362,73 @@ def _add_reply_cache_v12(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS reply_cache_expiry ON reply_cache (expires_at)")
 
 
-def _add_outbox_v13(db: sqlite_utils.Database) -> None:
+def _schedules_by_declaring_module_v13(db: sqlite_utils.Database) -> None:
+    """One registration per schedule of a module, whichever programs import it: a
+    schedule is named by its declaring module (`jobs.nightly`), which it records
+    (`module`), and can be paused (`paused_at`, NULL while it fires). Before, the file
+    that declares a schedule registered it under its plain name (`nightly`) and each file
+    importing that file under the qualified one (`jobs.nightly`): both fired. Such rows
+    become one, holding the latest fired time and the latest next time of them, so no
+    time that either fired fires again."""
+    _table(
+        db,
+        "schedules_merged",
+        {
+            "name": TEXT,
+            "workflow": TEXT,
+            "ir_hash": TEXT,
+            "source": TEXT,
+            "spec": TEXT,
+            "next_at": REAL,
+            "last_at": REAL,
+            "last_run_id": TEXT,
+            "updated_at": REAL,
+            "module": TEXT,
+            "paused_at": REAL,
+        },
+        pk="name",
+        not_null={"workflow", "ir_hash", "source", "spec", "next_at", "updated_at", "module"},
+    )
+    db.execute(MERGE_SCHEDULES_SQL)
+    db.execute("DROP TABLE schedules")
+    db.execute("ALTER TABLE schedules_merged RENAME TO schedules")
+    db.execute("CREATE INDEX schedules_by_next_at ON schedules (next_at)")
+
+
+# Shared with the PostgreSQL migration. A row registered by its declaring file has a plain
+# name and that file (`jobs.mn`) as `source`: its module is the file's name without
+# `.mn`. A qualified name's module is all before its last dot (`rtrim` drops the trailing
+# characters that are not dots). Of the rows of one schedule, the one fired last is kept.
+MERGE_SCHEDULES_SQL: Final = """
+INSERT INTO schedules_merged (name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id,
+                   updated_at, module, paused_at)
+SELECT module || '.' || plain, workflow, ir_hash, source, spec, latest_next_at,
+       latest_last_at, last_run_id, updated_at, module, NULL
+FROM (
+    SELECT named.*,
+           row_number() OVER (PARTITION BY module, plain
+                              ORDER BY coalesce(last_at, -1) DESC, updated_at DESC) AS rank,
+           max(next_at) OVER (PARTITION BY module, plain) AS latest_next_at,
+           max(last_at) OVER (PARTITION BY module, plain) AS latest_last_at
+    FROM (
+        SELECT name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id,
+               updated_at,
+               CASE WHEN name LIKE '%.%'
+                    THEN substr(rtrim(name, replace(name, '.', '')), 1,
+                                length(rtrim(name, replace(name, '.', ''))) - 1)
+                    WHEN source LIKE '%.mn' THEN substr(source, 1, length(source) - 3)
+                    ELSE source END AS module,
+               CASE WHEN name LIKE '%.%'
+                    THEN substr(name, length(rtrim(name, replace(name, '.', ''))) + 1)
+                    ELSE name END AS plain
+        FROM schedules
+    ) AS named
+) AS ranked
+WHERE rank = 1
+"""
+
+
+def _add_outbox_v14(db: sqlite_utils.Database) -> None:
     """The journal outbox (`mnlang.outbox`): notifications written in the commit of the
     state change that causes them (`outbox`, `routed_at` NULL until the delivery loop has
     made one `deliveries` row per sink that wants it), each delivery's lease, status and
@@ -405,7 +471,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_quarantine_v10,
     _add_worker_offers_v11,
     _add_reply_cache_v12,
-    _add_outbox_v13,
+    _schedules_by_declaring_module_v13,
+    _add_outbox_v14,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -45,6 +45,7 @@ from mnlang.stores.base import (
     LedgerPut,
     LedgerRow,
     Need,
+    NewEvent,
     NewRun,
     NewSchedule,
     Offer,
@@ -58,6 +59,7 @@ from mnlang.stores.base import (
     RunState,
     RunStatus,
     ScheduleRecord,
+    SelectDecided,
     SetCursor,
     SetList,
     SetListItem,
@@ -71,6 +73,7 @@ from mnlang.stores.base import (
     Timer,
     Tombstone,
     WorkerRecord,
+    select_rivals,
 )
 from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
@@ -129,7 +132,8 @@ _CHECKPOINT_COLUMNS = (
 _SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at, correlation, sent_by"
 _TIMER_COLUMNS = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS = (
-    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at"
+    "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at, "
+    "module, paused_at"
 )
 
 # A run is worth a worker's attention when nobody holds it and it can make progress: it is
@@ -519,6 +523,50 @@ class SQLiteStore:
             rows = self._conn.execute(sql, params).fetchall()
         return [listed(row, _run_record) for row in rows]
 
+    def search_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        workflow_class: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], bool]:
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": limit + 1}
+        for column, value in (
+            ("status", status),
+            ("workflow", workflow),
+            ("workflow_class", workflow_class),
+        ):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        if since is not None:
+            where.append("created_at >= :since")
+            params["since"] = since
+        if until is not None:
+            where.append("created_at < :until")
+            params["until"] = until
+        if text:
+            where.append(
+                "(instr(lower(run_id), lower(:text)) > 0 OR instr(lower(args), lower(:text)) > 0)"
+            )
+            params["text"] = text
+        if after is not None:
+            where.append("(created_at < :at OR (created_at = :at AND run_id > :after_id))")
+            params["at"], params["after_id"] = after
+        sql = f"SELECT {_RUN_COLUMNS} FROM {_RUNS_WITH_ARGS}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id LIMIT :limit"
+        with self._lock, self._translated():
+            rows = self._conn.execute(sql, params).fetchall()
+        return [listed(row, _run_record) for row in rows[:limit]], len(rows) > limit
+
     def run_counts(self) -> list[RunCount]:
         rows = self._query(
             "SELECT workflow, workflow_class, status, count(*) FROM runs "
@@ -587,6 +635,35 @@ class SQLiteStore:
             crash.point("during")
         crash.point("after")
         return quarantined == 1
+
+    def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
+        data, new_meta = dump(event.data), dump(meta)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        with self._write() as now:
+            row = self._conn.execute(
+                "SELECT status, last_seq FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise run_not_found(run_id)
+            if row[0] != "failed":
+                return False
+            seq = row[1] + 1
+            self._conn.execute(
+                "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, seq, now, event.kind, event.state, event.branch, data),
+            )
+            self._conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "finished_at = NULL, waiting_for = '[]', cancel_requested = 0, meta = ?, "
+                "last_seq = ?, updated_at = ? WHERE run_id = ?",
+                (new_meta, seq, now, run_id),
+            )
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return True
 
     def release_quarantine(self, run_id: str) -> Quarantine | None:
         with self._write():
@@ -912,9 +989,14 @@ class SQLiteStore:
         signal_id: str | None = None,
         key: str | None = None,
         by: str | None = None,
+        closes: Sequence[str] = (),
+        reason: Json = None,
     ) -> bool:
         with self._write() as now:
             self._run(run_id)
+            blocker = self._close_select(run_id, closes, reason)
+            if blocker is not None:
+                raise SelectDecided(blocker)
             return self._insert_signal(
                 run_id, name, payload, signal_id or uuid.uuid4().hex, now, key, by
             )
@@ -991,12 +1073,43 @@ class SQLiteStore:
                 (dump(decision), by, now, run_id, checkpoint_id),
             )
             checkpoint = self._checkpoint(run_id, checkpoint_id)
+            if cursor.rowcount == 1 and checkpoint is not None:
+                lost_to = {"arm": "checkpoint", "name": checkpoint.name, "by": by}
+                self._conn.executemany(
+                    "UPDATE checkpoints SET status = 'closed', decision = ? "
+                    "WHERE run_id = ? AND checkpoint_id = ? AND status = 'open'",
+                    [
+                        (dump({"lost_to": lost_to}), run_id, rival)
+                        for rival in select_rivals(checkpoint)
+                    ],
+                )
         if checkpoint is None:
             raise CheckpointNotFound(
                 f"run `{run_id}` has no checkpoint `{checkpoint_id}`",
                 help="`mnc show RUN` lists a run's checkpoints",
             )
         return Decision(accepted=cursor.rowcount == 1, checkpoint=checkpoint)
+
+    def close_select(
+        self, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        with self._write():
+            return self._close_select(run_id, checkpoint_ids, reason)
+
+    def _close_select(
+        self, run_id: str, checkpoint_ids: Sequence[str], reason: Json
+    ) -> Checkpoint | None:
+        """Inside a write: close the checkpoints if all are open, else the first that is not."""
+        for checkpoint_id in sorted(checkpoint_ids):
+            found = self._checkpoint(run_id, checkpoint_id)
+            if found is not None and found.status != "open":
+                return found
+        self._conn.executemany(
+            "UPDATE checkpoints SET status = 'closed', decision = ? "
+            "WHERE run_id = ? AND checkpoint_id = ?",
+            [(dump(reason), run_id, checkpoint_id) for checkpoint_id in checkpoint_ids],
+        )
+        return None
 
     # --- timers ---------------------------------------------------------------------------
 
@@ -1352,12 +1465,14 @@ class SQLiteStore:
     def put_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
         spec = dump(schedule.spec)
         with self._write() as now:
-            # A changed spec starts over from the given time; an unchanged one keeps its place.
+            # A changed spec starts over from the given time; an unchanged one keeps its
+            # place. A paused schedule stays paused.
             self._conn.execute(
                 "INSERT INTO schedules (name, workflow, ir_hash, source, spec, next_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "workflow = excluded.workflow, ir_hash = excluded.ir_hash, "
+                "updated_at, module) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO "
+                "UPDATE SET workflow = excluded.workflow, ir_hash = excluded.ir_hash, "
                 "source = excluded.source, updated_at = excluded.updated_at, "
+                "module = excluded.module, "
                 "next_at = CASE WHEN schedules.spec = excluded.spec THEN schedules.next_at "
                 "ELSE excluded.next_at END, spec = excluded.spec",
                 (
@@ -1368,6 +1483,7 @@ class SQLiteStore:
                     spec,
                     schedule.next_at,
                     now,
+                    schedule.module,
                 ),
             )
             row = self._conn.execute(
@@ -1383,19 +1499,46 @@ class SQLiteStore:
         with self._write():
             return self._conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount == 1
 
+    def pause_schedule(self, name: str) -> bool:
+        with self._write() as now:
+            return (
+                self._conn.execute(
+                    "UPDATE schedules SET paused_at = coalesce(paused_at, ?), updated_at = ? "
+                    "WHERE name = ?",
+                    (now, now, name),
+                ).rowcount
+                == 1
+            )
+
+    def resume_schedule(self, name: str, next_at: float) -> bool:
+        with self._write() as now:
+            return (
+                self._conn.execute(
+                    "UPDATE schedules SET next_at = CASE WHEN paused_at IS NULL THEN next_at "
+                    "ELSE ? END, paused_at = NULL, updated_at = ? WHERE name = ?",
+                    (next_at, now, name),
+                ).rowcount
+                == 1
+            )
+
     def fire_schedule(
         self, name: str, run: NewRun, *, expected: float, scheduled_at: float, next_at: float
     ) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
         with self._write() as now:
             moved = self._conn.execute(
                 "UPDATE schedules SET next_at = ?, last_at = ?, last_run_id = ?, updated_at = ? "
-                "WHERE name = ? AND next_at = ?",
+                "WHERE name = ? AND next_at = ? AND paused_at IS NULL",
                 (next_at, scheduled_at, run.run_id, now, name, expected),
             )
             if moved.rowcount != 1:
                 return False
             self._insert_run(run, now)
-            return True
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return True
 
     # --- retention -----------------------------------------------------------------------
 

@@ -219,12 +219,35 @@ class Wait(Stmt):
 
 
 @dataclass(slots=True)
+class SelectArm(Node):
+    """One arm of a `select`: a wait for an event (`wait`, with its `key`), a checkpoint
+    it opens (`checkpoint`), or its timer (`after`: a duration, or `never`); `var` is
+    bound to the event's payload or the decision while `body` runs."""
+
+    wait: Wait | None
+    checkpoint: Checkpoint | None
+    after: Expr | None
+    var: Ident | None
+    body: Block
+
+
+@dataclass(slots=True)
+class Select(Stmt):
+    """`select { arm ... }`: waits for the first of its arms to happen, then runs that
+    arm's body alone."""
+
+    arms: list[SelectArm]
+
+
+@dataclass(slots=True)
 class For(Stmt):
     var: Ident
     iterable: Expr
     body: Block
     parallel: bool = False
     limit: Expr | None = None
+    first: Expr | None = None
+    """`parallel for x in xs first 2`: a quorum join, the first N items to end win."""
 
 
 AssignValue = Expr | Checkpoint | Wait | For
@@ -378,6 +401,8 @@ class Param(Node):
     name: Ident
     type: TypeRef
     default: Expr | None = None
+    description: StrLit | None = None
+    """`hotel: str "The hotel's id, from search_hotels"`: told to the model, shown on hover."""
 
 
 @dataclass(slots=True)

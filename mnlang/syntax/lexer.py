@@ -40,6 +40,7 @@ _MASTER = re.compile(
 )
 
 _PUBLISH_HEAD = re.compile(r"[ \t]+[a-z_][A-Za-z0-9_]*[ \t]*=(?!=)")
+_SELECT_HEAD = re.compile(r"[ \t]*\{")
 _START_HEAD = re.compile(r"[ \t]+[a-z_][A-Za-z0-9_]*(\.[a-z_][A-Za-z0-9_]*)?[ \t]*\(")
 
 # After these a newline cannot end anything, so it is not a separator.
@@ -54,6 +55,12 @@ _NO_NL_BEFORE = frozenset({"RBRACE", "RPAR", "RSQB", "ELSE", "CATCH", "FINALLY",
 # `error` and `on_failure` are keywords only where a name cannot stand: `error` before a
 # type name at the top level, `on_failure` right after a top-level declaration's `}`.
 _ERROR_DECL = re.compile(r"[ \t]+[A-Z]")
+# Tokens an operand can end with: `first` after one of them in a `parallel for` header
+# cannot go on an expression, so it is the quorum's keyword.
+_ENDS_OPERAND = frozenset(
+    {"NAME", "TYPE_NAME", "INT", "FLOAT", "MONEY", "DURATION", "STRING", "LONG_STRING"}
+    | {"RPAR", "RSQB", "TRUE", "FALSE", "NULL", "QMARK"}
+)
 _OPENERS = {"LBRACE": "RBRACE", "LPAR": "RPAR", "LSQB": "RSQB"}
 _CLOSERS = frozenset(_OPENERS.values())
 
@@ -164,11 +171,16 @@ def tokenize(
     end = len(text)
     line_start = -col + 1  # column = pos - line_start + 1
     stack: list[str] = []
-    # `limit` is a keyword only in a `parallel for` header, so it stays free as a name.
+    # `limit` is a keyword only in a `parallel for` header, so it stays free as a name;
+    # `first` only there too, after the iterable or the limit (where no expression goes on).
     for_header_depth = -1
+    parallel_header = limit_taken = False
     last: str | None = None
     pending_nl: Token | None = None
     line_has_token = False
+    # `select {` at a statement's head opens a select body; `after` heads an arm of one.
+    select_opening = False
+    select_depths: list[int] = []
     while pos < end:
         m = match(text, pos)
         if m is None:
@@ -189,6 +201,24 @@ def tokenize(
                 # After `.` a word is a field name (`e.type`, `x.not`): as a keyword,
                 # `and`/`not` would also swallow the newline that ends the statement.
                 kind = "NAME"
+            elif (
+                value == "select"
+                and stack
+                and stack[-1] == "RBRACE"
+                and (not line_has_token or last in ("LBRACE", "AT_ID"))
+                and _SELECT_HEAD.match(text, pos)
+            ):
+                # `select { ... }`: a name followed by a block at a statement's head
+                # cannot be anything else, so `select` stays free as a name.
+                kind = "SELECT"
+                select_opening = True
+            elif (
+                value == "after"
+                and select_depths
+                and select_depths[-1] == len(stack)
+                and (not line_has_token or last == "LBRACE")
+            ):
+                kind = "AFTER"
             elif not stack and kind == "NAME":
                 if value == "error" and _ERROR_DECL.match(text, pos):
                     kind = "ERROR"
@@ -196,10 +226,19 @@ def tokenize(
                     kind = "ON_FAILURE"
             if kind == "FOR":
                 for_header_depth = len(stack)
+                parallel_header = last == "PARALLEL"
+                limit_taken = False
             elif kind == "LIMIT":
-                if for_header_depth != len(stack):
+                if for_header_depth != len(stack) or limit_taken:
                     kind = "NAME"
-                for_header_depth = -1
+                limit_taken = True
+            elif (
+                value == "first"
+                and parallel_header
+                and for_header_depth == len(stack)
+                and last in _ENDS_OPERAND
+            ):
+                kind = "FIRST"
         elif kind == "OP":
             value = m.group(kind)
             kind = punctuation[value]
@@ -207,7 +246,12 @@ def tokenize(
                 for_header_depth = -1
             if kind in openers:
                 stack.append(openers[kind])
+                if select_opening and kind == "LBRACE":
+                    select_depths.append(len(stack))
+                select_opening = False
             elif kind in closers and stack and stack[-1] == kind:
+                if select_depths and select_depths[-1] == len(stack):
+                    select_depths.pop()
                 stack.pop()
         elif kind == "NL":
             at = pos - 1

@@ -74,6 +74,13 @@ def grammar_text() -> str:
     return (data_path("grammar") / "mnlang.lark").read_text("utf-8")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ParamDoc:
+    """A parameter's description while its `param` is built."""
+
+    text: ast.StrLit
+
+
 class _Builder:
     """One method per grammar rule (or alias); each returns an AST node."""
 
@@ -125,7 +132,16 @@ class _Builder:
         default = c[4] if len(c) > 4 else None
         return ast.FieldDecl(self.sp(c[0], c[-1]), c[0], c[2], default)
 
-    param = field_decl
+    def param(self, c: list[Any]) -> ast.Param:
+        doc = c[-1] if isinstance(c[-1], _ParamDoc) else None
+        rest = c[:-1] if doc is not None else c
+        default = rest[4] if len(rest) > 4 else None
+        end = doc.text if doc is not None else rest[-1]
+        description = doc.text if doc is not None else None
+        return ast.Param(self.sp(c[0], end), c[0], c[2], default, description)
+
+    def param_doc(self, c: list[Token]) -> _ParamDoc:
+        return _ParamDoc(self.string_lit(c))
 
     def type_decl(self, c: list[Any]) -> ast.TypeDecl:
         fields = [x for x in c if isinstance(x, ast.FieldDecl)]
@@ -143,9 +159,7 @@ class _Builder:
         return ast.EnumDecl(self.sp(c[0], c[-1]), self.tok_ident(c[1]), members)
 
     def params(self, c: list[Any]) -> list[ast.Param]:
-        return [
-            ast.Param(p.span, p.name, p.type, p.default) for p in c if isinstance(p, ast.FieldDecl)
-        ]
+        return [p for p in c if isinstance(p, ast.Param)]
 
     def callable_decl(self, c: list[Any]) -> ast.CallableDecl:
         kind_tok, name, params, _arrow, returns, options = c
@@ -230,8 +244,16 @@ class _Builder:
         parallel = isinstance(c[0], Token) and c[0].type == "PARALLEL"
         rest = c[1:] if parallel else c
         var, iterable = rest[1], rest[3]
-        limit = rest[5] if len(rest) > 5 else None
-        return ast.For(self.sp(c[0], c[-1]), var, iterable, c[-1], parallel, limit)
+        options = {tok.type: value for tok, value in zip(rest[4:-1:2], rest[5:-1:2], strict=True)}
+        return ast.For(
+            self.sp(c[0], c[-1]),
+            var,
+            iterable,
+            c[-1],
+            parallel,
+            options.get("LIMIT"),
+            options.get("FIRST"),
+        )
 
     def while_stmt(self, c: list[Any]) -> ast.While:
         return ast.While(self.sp(c[0], c[-1]), c[1], c[3], c[5], c[6])
@@ -254,6 +276,28 @@ class _Builder:
         if len(c) == 3:
             return ast.Wait(self.sp(c[0], c[2]), None, c[1], c[2])
         return ast.Wait(self.sp(c[0], c[1]), c[1], None, None)
+
+    def select_stmt(self, c: list[Any]) -> ast.Select:
+        arms = [x for x in c if isinstance(x, ast.SelectArm)]
+        return ast.Select(self.sp(c[0], c[-1]), arms)
+
+    @staticmethod
+    def _arm_var(c: list[Any]) -> ast.Ident | None:
+        has_var = any(isinstance(x, Token) and x.type == "AS" for x in c)
+        return c[-2] if has_var else None
+
+    def select_wait(self, c: list[Any]) -> ast.SelectArm:
+        head = c[-4] if self._arm_var(c) is not None else c[-2]
+        key = c[3] if isinstance(c[2], Token) and c[2].type == "FOR" else None
+        wait = ast.Wait(self.sp(c[0], head), None, c[1], None, key)
+        return ast.SelectArm(self.sp(c[0], c[-1]), wait, None, None, self._arm_var(c), c[-1])
+
+    def select_checkpoint(self, c: list[Any]) -> ast.SelectArm:
+        checkpoint = ast.Checkpoint(self.sp(c[0], c[2]), c[1], c[2])
+        return ast.SelectArm(self.sp(c[0], c[-1]), None, checkpoint, None, self._arm_var(c), c[-1])
+
+    def select_after(self, c: list[Any]) -> ast.SelectArm:
+        return ast.SelectArm(self.sp(c[0], c[-1]), None, None, c[1], None, c[-1])
 
     def try_stmt(self, c: list[Any]) -> ast.Try:
         catches = [x for x in c if isinstance(x, ast.Catch)]

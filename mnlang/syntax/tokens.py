@@ -9,7 +9,13 @@ _RESERVED = """
 """
 KEYWORDS: dict[str, str] = {word: word.upper() for word in _RESERVED.split()}
 # Keywords only in one place (see the lexer), so they stay free as names elsewhere.
-CONTEXTUAL: dict[str, str] = {"error": "ERROR", "on_failure": "ON_FAILURE"}
+CONTEXTUAL: dict[str, str] = {
+    "error": "ERROR",
+    "on_failure": "ON_FAILURE",
+    "select": "SELECT",
+    "after": "AFTER",
+    "first": "FIRST",
+}
 
 PUNCTUATION: dict[str, str] = {
     "{": "LBRACE",

@@ -38,7 +38,7 @@ from mnlang.checker.scenarios import CALL_FAULTS, EXPECTED_ERRORS
 from mnlang.ir.base import TypeIR
 from mnlang.ir.model import IRProgram
 from mnlang.redact import redact_json
-from mnlang.replay.recording import RecordedRun, Recording, checkpoint_name
+from mnlang.replay.recording import RecordedRun, Recording, checkpoint_name, raced_quorum
 from mnlang.stores.base import Json
 
 _UNKNOWN = TypeIR(kind="unknown")
@@ -87,6 +87,13 @@ def write_scenario(
         raise FromRunError(
             f"{target} exists",
             help=f"name a new file, or the workflow's own file ({source}) to append to",
+        )
+    raced = raced_quorum(recording)
+    if raced is not None:
+        raise FromRunError(
+            f"run `{raced}` raced a quorum join (`parallel for ... first N`): mocked answers "
+            "come at once, so which items win would not be what the run's timing decided",
+            help="write the scenario by hand, with tools that take their time",
         )
     module = None if appended else _module_path(source, target)
     name = name or scenario_name(recording.root.record.run_id)
@@ -519,7 +526,9 @@ class _Writer:
                 data = e.data if isinstance(e.data, dict) else {}
                 if e.kind != "decided" or "repair" in data:
                     continue
-                name = checkpoint_name(self.program, run.record.workflow, e.state)
+                name = str(data.get("checkpoint") or "") or checkpoint_name(
+                    self.program, run.record.workflow, e.state
+                )
                 by = redact_json(data.get("by"))
                 if by == "timeout":
                     out[name].append("timeout")

@@ -162,6 +162,44 @@ def cancel(store: Store, user: User, run_id: str) -> str:
     return "cancel requested"
 
 
+def retry(store: Store, user: User, run_id: str) -> str:
+    """Retry a failed run in place (`mnlang.runtime.recovery`), journaled with who."""
+    from mnlang.runtime.recovery import RetryRefused
+    from mnlang.runtime.recovery import retry as retry_run
+
+    _run_acted_on(store, user, run_id)
+    may_change(store, user, run_id)
+    try:
+        retried = retry_run(store, run_id, by=user.name)
+    except RetryRefused as e:
+        raise ActionRefused(409, e.message) from None
+    log.info("%s retried run %s", user.name, run_id)
+    return f"retried from `{retried.step}`"
+
+
+def fork(store: Store, user: User, run_id: str, from_step: str, live_effects: bool) -> str:
+    """Fork a run from a step into a new run of this journal (`mnlang.replay.fork`); the
+    answer comes when the new run ends or waits."""
+    from mnlang.replay.engine import ReplayError
+    from mnlang.replay.fork import fork_run
+    from mnlang.replay.recording import recording_from_store
+
+    _run_acted_on(store, user, run_id)
+    if not from_step.strip():
+        raise ActionRefused(400, "say where the fork goes live: a state id or a line")
+    try:
+        forked = fork_run(
+            recording_from_store(store, run_id),
+            from_step.strip(),
+            store,
+            live_effects=live_effects,
+        )
+    except (ReplayError, RunError) as e:
+        raise ActionRefused(400, e.message) from None
+    log.info("%s forked run %s as %s", user.name, run_id, forked.outcome.run_id)
+    return f"forked as run {forked.outcome.run_id} ({forked.outcome.status})"
+
+
 def check_resumable(store: Store, user: User, run_id: str) -> str:
     run = _run(store, run_id)
     may_change(store, user, run_id)

@@ -364,7 +364,7 @@ class Console:
         return fields
 
     async def act(self, request: Request) -> Response:
-        """POST /actions/{name}: decide, signal, cancel or resume a run."""
+        """POST /actions/{name}: decide, signal, cancel, resume, retry or fork a run."""
         name = request.path_params["name"]
         run_id = ""
         try:
@@ -413,6 +413,12 @@ class Console:
             message = actions.cancel(store, user, run_id)
         elif name == "resume":
             message = actions.check_resumable(store, user, run_id)
+        elif name == "retry":
+            message = actions.retry(store, user, run_id)
+        elif name == "fork":
+            return actions.fork(
+                store, user, run_id, fields.get("from", ""), fields.get("live_effects") == "1"
+            )
         else:
             raise ActionRefused(404, f"no action `{name}`")
         if self.executor.resume(run_id):

@@ -74,6 +74,8 @@ def metric_charts(view: MetricsView) -> dict[str, Markup]:
         for name, ratio, yes in (
             ("tool selection", c.tool_selection, "right tools"),
             ("parameters", c.tool_parameters, "right arguments"),
+            ("arguments, first try", c.arguments_first_try, "valid at once"),
+            ("arguments, after repair", c.arguments_after_repair, "valid after repair"),
             ("trajectory", c.trajectory_match, "runs matched"),
         )
         if ratio.denominator

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from decimal import Decimal
 from typing import Any
 
-from mnlang.errors import Transient
+from mnlang.errors import Transient, named
 
 
 def _ledger(effect: str, ctx: Any, args: dict[str, Any]) -> None:
@@ -85,3 +86,46 @@ def flaky(order: str, *, ctx: Any) -> bool:
     if ctx.attempt == 1:
         raise Transient("not yet")
     return True
+
+
+# --- tests/crash/quorum.mn -----------------------------------------------------------------
+
+
+def sense(sensor: str, ms: int) -> dict[str, Any]:
+    time.sleep(ms / 1000)
+    return {"sensor": sensor, "celsius": 20 + ord(sensor[0]) % 5}
+
+
+def store_reading(order: str, sensor: str, celsius: int, *, ctx: Any) -> bool:
+    _ledger("store_reading", ctx, {"order": order, "sensor": sensor, "celsius": celsius})
+    return True
+
+
+def page_operator(order: str, sensor: str, *, ctx: Any) -> bool:
+    """Slow: still running when the quorum is reached, so its branch loses mid-call."""
+    _ledger("page_operator", ctx, {"order": order, "sensor": sensor})
+    time.sleep(0.4)
+    return True
+
+
+# --- tests/crash/retries.mn ----------------------------------------------------------------
+
+
+def hesitant(order: str, *, ctx: Any) -> str:
+    """transient, Declined, transient, then an answer: by the try, so that a resumed run's
+    tries go on where its committed counts stood."""
+    if ctx.attempt in (1, 3):
+        raise Transient(f"{order}: busy")
+    if ctx.attempt == 2:
+        raise named("Declined", f"{order}: declined")
+    return f"{order} answered on try {ctx.attempt}"
+
+
+def settle(order: str, *, ctx: Any) -> str:
+    """transient, Declined, transient, Declined, then an answer (see `hesitant`)."""
+    if ctx.attempt in (1, 3):
+        raise Transient(f"{order}: busy")
+    if ctx.attempt in (2, 4):
+        raise named("Declined", f"{order}: declined")
+    _ledger("settle", ctx, {"order": order})
+    return f"settled {order} on try {ctx.attempt}"
