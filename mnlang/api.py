@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mnlang.runtime.views import RunDetails
     from mnlang.runtime.worker import Logger, Worker, WorkerStats
     from mnlang.stores.base import (
+        Delivery,
         Durability,
         Event,
         Json,
@@ -712,27 +713,55 @@ def signal(
     key: str | None = None,
     token: str | None = None,
     resume: bool = True,
+    by: str | None = None,
     db: str | Path | None = None,
 ) -> SignalOutcome:
     """Send `event` (with its JSON `payload` and correlation `key`) to a run's mailbox, or
     answer a callback `token` (then `run_id` and `event` are `None`: the token names
     them); a run that is not waiting for it yet finds it when it does, and a repeated
     `signal_id` is ignored. With `resume`, a run that waits for this signal goes on in
-    this process."""
+    this process. `by` (default: the operating system's user) is journaled with the
+    signal when the run takes it."""
     from mnlang.runtime import run, signals
+    from mnlang.runtime.decisions import default_decider
 
+    who = by or default_decider()
     with _open_store(db) as store:
         if token is not None:
             if run_id is not None or event is not None or key is not None:
                 raise ValueError("a token names the run, the event and the key: give none")
-            delivered = signals.send_token(store, token, payload, signal_id=signal_id)
+            delivered = signals.send_token(store, token, payload, signal_id=signal_id, by=who)
         else:
             if run_id is None or event is None:
                 raise ValueError("give the run and the event, or a token")
-            delivered = signals.send(store, run_id, event, payload, signal_id=signal_id, key=key)
+            delivered = signals.send(
+                store, run_id, event, payload, signal_id=signal_id, key=key, by=who
+            )
         go_on = resume and delivered.accepted and delivered.waiting
         runs = run.continue_run(store, delivered.run_id) if go_on else []
     return SignalOutcome(delivered, runs)
+
+
+# ---- the outbox: webhook deliveries ---------------------------------------------------------
+
+
+def list_deliveries(
+    *,
+    run_id: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    db: str | Path | None = None,
+) -> list[Delivery]:
+    """The outbox's webhook deliveries (`mnlang.outbox`) with their attempts, newest first."""
+    with _open_store(db) as store:
+        return store.list_deliveries(run_id=run_id, status=status, limit=limit)
+
+
+def redeliver(event_id: str, webhook: str, *, db: str | Path | None = None) -> bool:
+    """Make a delivery pending and due now (a failed one is sent again, with its id);
+    `False` when there is no such delivery. `mnc serve`'s delivery loop sends it."""
+    with _open_store(db) as store:
+        return store.redeliver(event_id, webhook)
 
 
 # ---- the worker and schedules ---------------------------------------------------------------

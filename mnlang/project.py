@@ -37,7 +37,10 @@ import tomllib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mnlang.outbox.config import Inbound, Webhook
 
 FILE_NAME = "mnlang.toml"
 PROVIDER_KEYS = (
@@ -72,6 +75,10 @@ class Project:
     secrets_dir: Path | None = None
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     changed_code: str | None = None
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
+    """`[webhooks.NAME]`: notifications out of the journal outbox (`mnlang.outbox`)."""
+    inbound: dict[str, Inbound] = field(default_factory=dict)
+    """`[inbound.NAME]`: webhooks in, turned into signals (`mnlang.server.webhooks`)."""
 
     @property
     def file(self) -> Path:
@@ -114,6 +121,13 @@ def load(path: Path) -> Project:
     changed_code = reader.text("workers", "changed_code")
     if changed_code not in (None, "allow", "pin"):
         raise reader.wrong("workers.changed_code", '"allow" or "pin"')
+    from mnlang.outbox.config import ConfigError, inbound_of, webhooks_of
+
+    try:
+        webhooks = webhooks_of(data, str(path))
+        inbound = inbound_of(data, str(path))
+    except ConfigError as e:
+        raise ProjectError(e.message, help=e.help) from None
     return Project(
         root=root,
         journal=journal,
@@ -123,6 +137,8 @@ def load(path: Path) -> Project:
         secrets_dir=root / secrets if secrets is not None else None,
         providers=providers,
         changed_code=changed_code,
+        webhooks=webhooks,
+        inbound=inbound,
     )
 
 

@@ -78,6 +78,15 @@ def event_summary(kind: str, data: Any, names: Mapping[str, str] | None = None) 
         name = (names or {}).get(str(d.get("id")))
         shown = f"{name} ({d.get('id')})" if name else str(d.get("id"))
         return f"{shown}: {_short(d.get('ask') or '', 60)} {d.get('options')}"
+    if kind == "signal":
+        key = f" for {d['key']}" if d.get("key") is not None else ""
+        by = f" (by {d['by']})" if d.get("by") else ""
+        return f"{d.get('event')}{key}: {_short(d.get('payload'), 50)}{by}"
+    if kind == "decided" and d.get("by"):
+        choice = d.get("choice") or ("approved" if d.get("approved") else "rejected")
+        return f"{choice} by {d['by']}" + (
+            f": {_short(d['comment'], 50)}" if d.get("comment") else ""
+        )
     if kind == "repair_opened":
         return f"{d.get('effect')} key {_short(d.get('key'), 40)}: outcome unknown, needs a repair"
     if kind == "waiting":

@@ -572,13 +572,14 @@ def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
         import psycopg
 
         from mnlang.stores.postgres import parse_url
-        from tests.test_store_postgres import drop_quarantine_columns
+        from tests.test_store_postgres import drop_outbox, drop_quarantine_columns
 
         target = parse_url(journal)
         with psycopg.connect(target.conninfo, autocommit=True) as conn:
             conn.execute(f"DROP TABLE {target.schema}.removed_runs")
             conn.execute(f"DROP INDEX {target.schema}.runs_ended_roots")
             drop_quarantine_columns(conn, target.schema)
+            drop_outbox(conn, target.schema)
             conn.execute(f"ALTER TABLE {target.schema}.runs DROP COLUMN needs")  # step 11
             conn.execute(f"DROP TABLE {target.schema}.worker_offers")
             conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 8")
@@ -591,6 +592,11 @@ def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
                 conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
             conn.execute("ALTER TABLE runs DROP COLUMN needs")  # migration 11, undone
             conn.execute("DROP TABLE worker_offers")
+            conn.execute("DROP TABLE delivery_attempts")  # migration 14, undone
+            conn.execute("DROP TABLE deliveries")
+            conn.execute("DROP TABLE outbox")
+            conn.execute("DROP INDEX signals_by_signal_id")
+            conn.execute("ALTER TABLE signals DROP COLUMN sent_by")
             conn.execute("PRAGMA user_version = 8")
     with open_store(journal) as store:
         assert (store.migrated_from, store.schema_version) == (8, SCHEMA_VERSION)

@@ -406,13 +406,14 @@ def test_a_version_9_postgresql_journal_gains_quarantines_with_no_run_quarantine
     import psycopg
 
     from mnlang.stores.postgres import parse_url
-    from tests.test_store_postgres import drop_quarantine_columns
+    from tests.test_store_postgres import drop_outbox, drop_quarantine_columns
 
     with open_store(pg_url) as opened:
         opened.create_run(NewRun("r", "wf", {}))
     target = parse_url(pg_url)
     with psycopg.connect(target.conninfo, autocommit=True) as conn:
         drop_quarantine_columns(conn, target.schema)
+        drop_outbox(conn, target.schema)
         conn.execute(f"ALTER TABLE {target.schema}.runs DROP COLUMN needs")  # step 11
         conn.execute(f"DROP TABLE {target.schema}.worker_offers")
         conn.execute(f"UPDATE {target.schema}.mnc_meta SET schema_version = 9")

@@ -186,6 +186,14 @@ def drop_quarantine_columns(conn: psycopg.Connection[Any], schema: str) -> None:
     )
 
 
+def drop_outbox(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Undo migration 14 (the outbox, who sent a signal), for a test that makes a journal
+    of an older version."""
+    conn.execute(f"DROP TABLE {schema}.delivery_attempts, {schema}.deliveries, {schema}.outbox")
+    conn.execute(f"DROP INDEX {schema}.signals_by_signal_id")
+    conn.execute(f"ALTER TABLE {schema}.signals DROP COLUMN sent_by")
+
+
 def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg_url: str) -> None:
     with PostgresStore(pg_url) as store:
         store.create_run(NewRun("r1", "wf", {}))
@@ -202,6 +210,7 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
         conn.execute(f"DROP TABLE {schema}.removed_runs")
         conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
         drop_quarantine_columns(conn, schema)
+        drop_outbox(conn, schema)
         conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN needs")
         conn.execute(f"DROP TABLE {schema}.worker_offers")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 2")
@@ -230,6 +239,7 @@ def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(pg_url
         conn.execute(f"DROP TABLE {schema}.removed_runs")
         conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
         drop_quarantine_columns(conn, schema)
+        drop_outbox(conn, schema)
         conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN needs")
         conn.execute(f"DROP TABLE {schema}.worker_offers")
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 6")

@@ -145,7 +145,7 @@ def test_a_version_7_postgres_journal_gains_needs_and_offers(
 ) -> None:
     psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (mnlang[postgres])")
     from mnlang.stores.postgres import parse_url
-    from tests.test_store_postgres import drop_quarantine_columns
+    from tests.test_store_postgres import drop_outbox, drop_quarantine_columns
 
     pg_url: str = request.getfixturevalue("pg_url")
     with open_store(pg_url) as store:
@@ -158,6 +158,7 @@ def test_a_version_7_postgres_journal_gains_needs_and_offers(
         conn.execute(f"DROP TABLE {schema}.removed_runs")
         conn.execute(f"DROP INDEX {schema}.runs_ended_roots")
         drop_quarantine_columns(conn, schema)
+        drop_outbox(conn, schema)
         conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 7")
     with open_store(pg_url) as store:
         assert store.run_needs("old") == []

@@ -68,6 +68,7 @@ _COMMANDS = (
     replaying.replay_command,
     replaying.fork_command,
     observing.export_group,
+    observing.deliveries_group,
     tools.test_command,
     tools.bench,
     tools.lsp_command,

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable
 
 from mnlang import redact
+from mnlang.outbox import messages_of
 from mnlang.stores.base import (
     Batch,
     CommitResult,
@@ -62,6 +63,7 @@ def redacted(batch: Batch) -> Batch:
         dataclasses.replace(s, payload=redact.redact_json(s.payload)) for s in batch.send_signals
     ]
     batch.create_runs = [_redacted_run(r) for r in batch.create_runs]
+    batch.outbox = [dataclasses.replace(m, data=redact.redact_json(m.data)) for m in batch.outbox]
     return batch
 
 
@@ -127,24 +129,24 @@ class Journal:
         )
 
     def commit(self, state: list[StateOp], run: RunUpdate | None = None) -> CommitResult:
-        batch = redacted(
-            Batch(
-                run_id=self.run_id,
-                lease=self.lease,
-                events=self.events,
-                state=self.ops + state,
-                run=run,
-                ledger=self.ledger,
-                set_timers=self.set_timers,
-                cancel_timers=self.cancel_timers,
-                open_checkpoints=self.open_checkpoints,
-                close_checkpoints=self.close_checkpoints,
-                consume_signals=self.consume_signals,
-                create_runs=self.create_runs,
-                send_signals=self.send_signals,
-            )
+        batch = Batch(
+            run_id=self.run_id,
+            lease=self.lease,
+            events=self.events,
+            state=self.ops + state,
+            run=run,
+            ledger=self.ledger,
+            set_timers=self.set_timers,
+            cancel_timers=self.cancel_timers,
+            open_checkpoints=self.open_checkpoints,
+            close_checkpoints=self.close_checkpoints,
+            consume_signals=self.consume_signals,
+            create_runs=self.create_runs,
+            send_signals=self.send_signals,
         )
-        result = self.store.commit(batch)
+        # The notifications of this commit go into the outbox in its transaction.
+        batch.outbox = messages_of(batch)
+        result = self.store.commit(redacted(batch))
         self.commits += 1
         self.events = []
         self.ledger = []

@@ -353,9 +353,10 @@ class Pauses:
             run.journal.consume_signals.append(signal.signal_id)
             if not fresh:
                 run.journal.cancel_timers.append(timer_id)
+            sender = {"by": signal.by} if signal.by is not None else {}
             run.journal.event(
                 "signal",
-                {"event": event, **keyed, "payload": signal.payload},
+                {"event": event, **keyed, "payload": signal.payload, **sender},
                 state.id,
                 fiber.branch,
             )

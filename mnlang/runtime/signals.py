@@ -89,9 +89,10 @@ def send(
     *,
     signal_id: str | None = None,
     key: str | None = None,
+    by: str | None = None,
 ) -> Delivered:
     """Deliver `event` with `payload` (JSON), and its correlation `key`, to run `run_id`'s
-    mailbox."""
+    mailbox; `by` (who sends it) is journaled with the signal when the run takes it."""
     record = store.get_run(run_id)
     if record is None:
         raise RunNotFound(f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal")
@@ -131,6 +132,7 @@ def send(
             key=key,
             closes=closes,
             reason=reason,
+            by=by,
         )
     except SelectDecided as e:
         raise _select_refused(run_id, declared.name, e.checkpoint) from None
@@ -150,7 +152,12 @@ def send(
 
 
 def send_token(
-    store: Store, token: str, payload: Any = None, *, signal_id: str | None = None
+    store: Store,
+    token: str,
+    payload: Any = None,
+    *,
+    signal_id: str | None = None,
+    by: str | None = None,
 ) -> Delivered:
     """Deliver a callback: the token names the run, the event and the key."""
     try:
@@ -161,7 +168,9 @@ def send_token(
             help="send the token exactly as `callback_token(...)` gave it, to the journal "
             "of the run that made it",
         ) from None
-    return send(store, target.run_id, target.event, payload, signal_id=signal_id, key=target.key)
+    return send(
+        store, target.run_id, target.event, payload, signal_id=signal_id, key=target.key, by=by
+    )
 
 
 def _waits_for(program: IRProgram, workflow: str, event: str) -> list[WaitState]:

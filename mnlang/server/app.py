@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from mnlang.ir.model import IRProgram
 from mnlang.jsonin import JSONInputError, decode_json
+from mnlang.project import Project
 from mnlang.runtime import decisions, signals
 from mnlang.runtime.run import InputError, RunConflict, RunError
 from mnlang.runtime.tokens import BadToken, read_token
@@ -558,13 +559,17 @@ class Api:
                         raise ApiError(
                             "invalid_request", "token_mismatch", "the token is for another run"
                         )
-                    self.may_change(request, self.record(target.run_id))
+                    user = self.may_change(request, self.record(target.run_id))
                     return signals.send_token(
-                        self.store, body.token, body.payload, signal_id=body.signal_id
+                        self.store,
+                        body.token,
+                        body.payload,
+                        signal_id=body.signal_id,
+                        by=user.name,
                     )
                 assert run_id is not None and body.event is not None
                 record = self.record(run_id)
-                self.may_change(request, record)
+                user = self.may_change(request, record)
                 if record.status in TERMINAL_STATUSES:
                     raise ApiError(
                         "conflict", "run_ended", f"run `{run_id}` has ended ({record.status})"
@@ -576,6 +581,7 @@ class Api:
                     body.payload,
                     signal_id=body.signal_id,
                     key=body.key,
+                    by=user.name,
                 )
             except BadToken as e:
                 raise ApiError(
@@ -750,8 +756,13 @@ def _float_param(request: Request, name: str) -> float | None:
     return value
 
 
-def create_server_app(store: Store, auth: Any, *, execute: bool = True) -> Starlette:
-    """The console with the API beside it, sharing its store, auth and executor."""
+def create_server_app(
+    store: Store, auth: Any, *, execute: bool = True, project: Project | None = None
+) -> Starlette:
+    """The console with the API beside it, sharing its store, auth and executor; with the
+    webhooks in and out of `project` (by default the current folder's mnlang.toml)."""
+    from mnlang.project import find_project
+    from mnlang.server.webhooks import install
     from mnlang.ui.app import create_app
 
     app = create_app(store, auth, execute=execute)
@@ -763,6 +774,13 @@ def create_server_app(store: Store, auth: Any, *, execute: bool = True) -> Starl
         *Recovery(api).routes(),
         Route("/metrics", prometheus_endpoint(store)),
     ]
+    project = project or find_project()
+    install(
+        app,
+        api,
+        project.webhooks if project is not None else {},
+        project.inbound if project is not None else {},
+    )
     app.state.api = api
     return app
 

@@ -91,6 +91,59 @@ TRACEPARENT = {
 PAGE_LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size")
 
 
+def webhook_models() -> list[type[BaseModel]]:
+    from mnlang.server import webhook_models as w
+
+    return [w.DeliveryList, w.Redeliver, w.DeliveryOut, w.WebhookList]
+
+
+def webhook_paths() -> dict[str, Any]:
+    """The outbox's routes (`mnlang.server.webhooks`). The `/hooks/...` paths of inbound
+    webhooks are the project's own, in the format of each sender: not part of this API."""
+    from mnlang.server import webhook_models as w
+
+    params = [
+        _query("status", {"type": "string", "enum": ["pending", "delivered", "failed"]}, "Status"),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"),
+    ]
+    return {
+        "/api/v1/deliveries": {
+            "get": _operation(
+                "listDeliveries",
+                "Webhook deliveries of the outbox, newest first, with their attempts",
+                {"200": w.DeliveryList},
+                params=[_query("run_id", {"type": "string"}, "Only about this run"), *params],
+                errors=("400", "401", "503"),
+            )
+        },
+        "/api/v1/runs/{run_id}/deliveries": {
+            "get": _operation(
+                "runDeliveries",
+                "A run's webhook deliveries with their attempts",
+                {"200": w.DeliveryList},
+                params=[RUN_ID, *params],
+                errors=("400", "401", "404", "503"),
+            )
+        },
+        "/api/v1/deliveries/redeliver": {
+            "post": _operation(
+                "redeliver",
+                "Send a delivery again (a failed one too), with its event id",
+                {"202": w.DeliveryOut},
+                body=w.Redeliver,
+            )
+        },
+        "/api/v1/webhooks": {
+            "get": _operation(
+                "listWebhooks",
+                "The webhooks of the server's mnlang.toml (secrets never shown)",
+                {"200": w.WebhookList},
+                errors=("401", "503"),
+            )
+        },
+    }
+
+
 @cache
 def document() -> dict[str, Any]:
     every: list[type[BaseModel]] = [
@@ -111,6 +164,7 @@ def document() -> dict[str, Any]:
         m.Me,
         m.BulkCancel,
         m.BulkOut,
+        *webhook_models(),
     ]
     from mnlang.server import recovery
 
@@ -228,6 +282,7 @@ def document() -> dict[str, Any]:
             )
         },
     }
+    paths.update(webhook_paths())
     paths.update(recovery.openapi_paths(_operation, RUN_ID))
     return {
         "openapi": "3.1.0",

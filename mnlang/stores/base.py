@@ -353,6 +353,8 @@ class Signal:
     consumed_at: float | None
     key: str | None = None
     """The correlation key it was sent with: only `wait name for key` takes it."""
+    by: str | None = None
+    """Who sent it (a user or token's name, `inbound:NAME`), journaled when it is taken."""
 
     @property
     def address(self) -> str:
@@ -637,11 +639,62 @@ class SendSignal:
     key: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A notification to deliver once the commit that carries it is durable (`mnlang.
+    outbox`): written in that commit, so a crash never loses one nor invents one. The
+    `event_id` is derived from what caused it, so writing it again is a no-op."""
+
+    event_id: str
+    type: str
+    data: Json
+
+
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """An outbox message as stored, with the run it is about."""
+
+    event_id: str
+    type: str
+    run_id: str
+    workflow: str
+    data: Json
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One try at handing an outbox event to a sink: the HTTP status it answered (None
+    when no answer came) and the error, None for a success."""
+
+    attempt: int
+    at: float
+    status_code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An outbox event on its way to one sink (a `[webhooks.NAME]`)."""
+
+    event: OutboxEvent
+    sink: str
+    status: DeliveryStatus
+    attempts: int
+    next_at: float
+    updated_at: float
+    lease_owner: str | None = None
+    attempt_log: tuple[DeliveryAttempt, ...] = ()
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one commit changes for one run, applied atomically and in this order:
     lease check, events, state ops (in list order), run update, ledger, timers,
-    checkpoints, signals, child runs."""
+    checkpoints, signals, child runs, outbox messages."""
 
     run_id: str
     lease: Lease | None = None
@@ -659,6 +712,8 @@ class Batch:
     send_signals: list[SendSignal] = field(default_factory=list)
     create_runs: list[NewRun] = field(default_factory=list)
     """Child runs, created if absent, in the parent's transaction."""
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    """Notifications of this commit (a run ended, a checkpoint opened), stored with it."""
 
 
 # --- the interface ----------------------------------------------------------------------
@@ -814,12 +869,14 @@ class Store(Protocol):
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        by: str | None = None,
         closes: Sequence[str] = (),
         reason: Json = None,
     ) -> bool:
         """Put a signal, with its correlation key if any, in a run's mailbox; `False` when
         this signal id was already sent, or when an unread signal with this name and key
-        is there (a mailbox holds one per key). Without an id every send is new.
+        is there (a mailbox holds one per key). Without an id every send is new. `by`: who
+        sent it, journaled when the run takes it.
 
         `closes` are the checkpoints of a `select` the signal wins: in the same
         transaction they are closed with `reason` as their decision, or, when one of them
@@ -831,6 +888,10 @@ class Store(Protocol):
 
     def taken_signal(self, run_id: str, name: str, key: str) -> Signal | None:
         """The consumed signal of this name and correlation key, if a wait took one."""
+
+    def signal_holders(self, signal_id: str) -> list[str]:
+        """The runs holding a signal with this id, read or not (an inbound webhook's
+        delivery seen before), by run id."""
 
     def callback_secret(self) -> bytes:
         """The journal's secret for callback tokens: created with the journal, never in a
@@ -933,6 +994,49 @@ class Store(Protocol):
     def tool_slots(self) -> ToolSlots | None:
         """Tools' limits shared by every process on the journal, or `None` where each
         process holds them for itself (SQLite: one machine)."""
+
+    # the outbox (`mnlang.outbox`)
+
+    def unrouted_outbox(self, limit: int = 100) -> list[OutboxEvent]:
+        """Outbox events not yet routed to their sinks, oldest first."""
+
+    def route_outbox(self, routes: Mapping[str, Sequence[str]]) -> None:
+        """In one transaction, for each event id a pending delivery to each of its sinks
+        (kept if one exists), and the event marked routed."""
+
+    def claim_deliveries(self, owner: str, ttl: float, limit: int = 10) -> list[Delivery]:
+        """Lease up to `limit` pending deliveries that are due and not leased to another
+        live owner, for `ttl` seconds; an expired lease (its owner died mid-delivery) is
+        taken over, so the event is sent again with its id."""
+
+    def finish_attempt(
+        self,
+        event_id: str,
+        sink: str,
+        owner: str,
+        *,
+        status_code: int | None,
+        error: str | None,
+        outcome: DeliveryStatus,
+        retry_in: float = 0.0,
+    ) -> bool:
+        """Record one attempt and set the delivery's status (`pending`: due again in
+        `retry_in` seconds), releasing the lease; `False` (and nothing written) when
+        `owner` no longer holds it."""
+
+    def list_deliveries(
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries with their attempts, newest event first."""
+
+    def redeliver(self, event_id: str, sink: str) -> bool:
+        """Make a delivery pending and due now (a failed one is tried again); `False` when
+        there is no such delivery."""
 
     # compiled programs
 

@@ -164,7 +164,7 @@ def ledger_record(row: Sequence[Any]) -> LedgerRow:
 
 
 def signal_record(r: Sequence[Any]) -> Signal:
-    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6])
+    return Signal(r[0], r[1], r[2], load(r[3], r[0], "signal payload"), r[4], r[5], r[6], r[7])
 
 
 def timer_record(r: Sequence[Any]) -> Timer:

@@ -65,6 +65,8 @@ from mnlang.stores.base import (
     CommitResult,
     Decision,
     DeleteVar,
+    Delivery,
+    DeliveryStatus,
     DropBranch,
     Durability,
     Event,
@@ -76,6 +78,7 @@ from mnlang.stores.base import (
     NewRun,
     NewSchedule,
     Offer,
+    OutboxEvent,
     Quarantine,
     QueueDepth,
     RunCount,
@@ -125,6 +128,12 @@ from mnlang.stores.common import (
     tombstone_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
+from mnlang.stores.outbox_rows import (
+    DELIVERY_COLUMNS,
+    OUTBOX_COLUMNS,
+    delivery_record,
+    outbox_event,
+)
 from mnlang.stores.postgres_limits import PostgresToolSlots
 
 DEFAULT_SCHEMA = "mnc"
@@ -175,7 +184,7 @@ _CHECKPOINT_COLUMNS: LiteralString = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
 )
 _SIGNAL_COLUMNS: LiteralString = (
-    "run_id, signal_id, name, payload, sent_at, consumed_at, correlation"
+    "run_id, signal_id, name, payload, sent_at, consumed_at, correlation, sent_by"
 )
 _TIMER_COLUMNS: LiteralString = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS: LiteralString = (
@@ -532,6 +541,7 @@ class _Plan:
             or batch.consume_signals
             or batch.send_signals
             or batch.create_runs
+            or batch.outbox
         )
 
     def writes(self, now: float) -> tuple[list[_Write], list[int]]:
@@ -611,6 +621,16 @@ class _Plan:
                 _Write(
                     _INSERT_RUN_SQL,
                     [{**child, "now": now} for child in self.children],
+                    many=True,
+                )
+            )
+        if batch.outbox:
+            writes.append(
+                _Write(
+                    "INSERT INTO outbox (event_id, type, run_id, workflow, data, created_at) "
+                    "SELECT %s, %s, run_id, workflow, %s, %s FROM runs WHERE run_id = %s "
+                    "ON CONFLICT (event_id) DO NOTHING",
+                    [(m.event_id, m.type, dump(m.data), now, run_id) for m in batch.outbox],
                     many=True,
                 )
             )
@@ -1248,6 +1268,7 @@ class PostgresStore:
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        by: str | None = None,
         closes: Sequence[str] = (),
         reason: Json = None,
     ) -> bool:
@@ -1262,9 +1283,9 @@ class PostgresStore:
             if blocker is not None:
                 raise SelectDecided(blocker)
             inserted = tx.conn.execute(
-                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (run_id, signal_id or uuid.uuid4().hex, name, encoded, now, key),
+                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation, "
+                "sent_by) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (run_id, signal_id or uuid.uuid4().hex, name, encoded, now, key, by),
             )
             self._notify(tx, run_id)
             tx.pipeline.sync()
@@ -1657,6 +1678,133 @@ class PostgresStore:
                 )
 
         self._transaction(body)
+
+    def signal_holders(self, signal_id: str) -> list[str]:
+        rows = self._autocommit(
+            "SELECT run_id FROM signals WHERE signal_id = %s ORDER BY run_id", (signal_id,)
+        )
+        return [str(row[0]) for row in rows]  # type: ignore[call-overload]
+
+    # --- the outbox -----------------------------------------------------------------------
+
+    def unrouted_outbox(self, limit: int = 100) -> list[OutboxEvent]:
+        rows = self._autocommit(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE routed_at IS NULL "
+            "ORDER BY created_at, event_id LIMIT %s",
+            (limit,),
+        )
+        return [outbox_event(row) for row in rows]
+
+    def route_outbox(self, routes: Mapping[str, Sequence[str]]) -> None:
+        def body(tx: _Tx) -> None:
+            with tx.conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO deliveries (event_id, sink, status, attempts, next_at, "
+                    f"updated_at) VALUES (%s, %s, 'pending', 0, {_NOW}, {_NOW}) "
+                    "ON CONFLICT (event_id, sink) DO NOTHING",
+                    [(e, sink) for e, sinks in routes.items() for sink in sinks],
+                )
+                cursor.execute(
+                    f"UPDATE outbox SET routed_at = {_NOW} "
+                    "WHERE event_id = ANY (%s::text[]) AND routed_at IS NULL",
+                    (list(routes),),
+                )
+
+        self._transaction(body)
+
+    def claim_deliveries(self, owner: str, ttl: float, limit: int = 10) -> list[Delivery]:
+        check_ttl(ttl)
+
+        def body(tx: _Tx) -> list[Delivery]:
+            claimed = tx.all(
+                f"UPDATE deliveries SET lease_owner = %s, lease_expires_at = {_NOW} + %s "
+                "WHERE (event_id, sink) IN (SELECT event_id, sink FROM deliveries "
+                f"WHERE status = 'pending' AND next_at <= {_NOW} "
+                f"AND (lease_expires_at IS NULL OR lease_expires_at <= {_NOW}) "
+                "ORDER BY next_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING event_id, sink",
+                (owner, ttl, limit),
+            )
+            return [self._delivery(tx, e, sink) for e, sink in claimed]  # type: ignore[misc]
+
+        return self._transaction(body)
+
+    def _delivery(self, tx: _Tx, event_id: str, sink: str, *, attempts: bool = False) -> Delivery:
+        row = tx.one(
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries AS d JOIN outbox AS o "
+            "USING (event_id) WHERE d.event_id = %s AND d.sink = %s",
+            (event_id, sink),
+        )
+        assert row is not None
+        log = (
+            tx.all(
+                "SELECT attempt, at, status_code, error FROM delivery_attempts "
+                "WHERE event_id = %s AND sink = %s ORDER BY attempt",
+                (event_id, sink),
+            )
+            if attempts
+            else []
+        )
+        return delivery_record(row, log)
+
+    def finish_attempt(
+        self,
+        event_id: str,
+        sink: str,
+        owner: str,
+        *,
+        status_code: int | None,
+        error: str | None,
+        outcome: DeliveryStatus,
+        retry_in: float = 0.0,
+    ) -> bool:
+        def body(tx: _Tx) -> bool:
+            row = tx.one(
+                f"UPDATE deliveries SET status = %s, attempts = attempts + 1, "
+                f"next_at = {_NOW} + %s, updated_at = {_NOW}, lease_owner = NULL, "
+                "lease_expires_at = NULL WHERE event_id = %s AND sink = %s "
+                "AND lease_owner = %s RETURNING attempts",
+                (outcome, retry_in, event_id, sink, owner),
+            )
+            if row is None:
+                return False
+            tx.conn.execute(
+                "INSERT INTO delivery_attempts (event_id, sink, attempt, at, status_code, "
+                f"error) VALUES (%s, %s, %s, {_NOW}, %s, %s)",
+                (event_id, sink, row[0], status_code, error),
+            )
+            return True
+
+        return self._transaction(body)
+
+    def list_deliveries(
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        def body(tx: _Tx) -> list[Delivery]:
+            tx.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            keys = tx.all(
+                "SELECT d.event_id, d.sink FROM deliveries AS d JOIN outbox AS o "
+                "USING (event_id) WHERE (%(run)s::text IS NULL OR o.run_id = %(run)s) "
+                "AND (%(status)s::text IS NULL OR d.status = %(status)s) "
+                "AND (%(event)s::text IS NULL OR d.event_id = %(event)s) "
+                "ORDER BY o.created_at DESC, d.event_id, d.sink LIMIT %(limit)s",
+                {"run": run_id, "status": status, "event": event_id, "limit": limit},
+            )
+            return [self._delivery(tx, e, sink, attempts=True) for e, sink in keys]  # type: ignore[misc]
+
+        return self._transaction(body)
+
+    def redeliver(self, event_id: str, sink: str) -> bool:
+        rows = self._autocommit(
+            f"UPDATE deliveries SET status = 'pending', next_at = {_NOW}, updated_at = {_NOW} "
+            "WHERE event_id = %s AND sink = %s RETURNING 1",
+            (event_id, sink),
+        )
+        return bool(rows)
 
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._autocommit(

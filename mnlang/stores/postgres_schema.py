@@ -27,7 +27,7 @@ from psycopg import sql
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 from mnlang.stores.schema import MERGE_SCHEDULES_SQL
 
-SCHEMA_VERSION: Final = 13
+SCHEMA_VERSION: Final = 14
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -514,6 +514,55 @@ _SCHEDULES_BY_DECLARING_MODULE_V13: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX schedules_by_next_at ON schedules (next_at)",
 )
 
+# The journal outbox (`mnlang.outbox`): notifications written in the commit of the state
+# change that causes them (`outbox`, `routed_at` NULL until the delivery loop has made
+# one `deliveries` row per sink that wants it), each delivery's lease, status and next
+# try, and every attempt (`delivery_attempts`). Signals by id alone, so an inbound
+# webhook's delivery id (part of its signal id) is found as seen whatever run took it;
+# who sent each signal (`sent_by`: a token's name, `inbound:NAME`, NULL when unknown).
+_ADD_OUTBOX_V14: Final[tuple[LiteralString, ...]] = (
+    "CREATE INDEX signals_by_signal_id ON signals (signal_id)",
+    "ALTER TABLE signals ADD COLUMN sent_by text",
+    """
+    CREATE TABLE outbox (
+        event_id text PRIMARY KEY,
+        type text NOT NULL,
+        run_id text NOT NULL,
+        workflow text NOT NULL,
+        data text NOT NULL,
+        created_at float8 NOT NULL,
+        routed_at float8
+    )
+    """,
+    "CREATE INDEX outbox_unrouted ON outbox (created_at) WHERE routed_at IS NULL",
+    "CREATE INDEX outbox_by_run ON outbox (run_id)",
+    """
+    CREATE TABLE deliveries (
+        event_id text NOT NULL REFERENCES outbox (event_id),
+        sink text NOT NULL,
+        status text NOT NULL,
+        attempts integer NOT NULL,
+        next_at float8 NOT NULL,
+        lease_owner text,
+        lease_expires_at float8,
+        updated_at float8 NOT NULL,
+        PRIMARY KEY (event_id, sink)
+    )
+    """,
+    "CREATE INDEX deliveries_due ON deliveries (next_at) WHERE status = 'pending'",
+    """
+    CREATE TABLE delivery_attempts (
+        event_id text NOT NULL,
+        sink text NOT NULL,
+        attempt integer NOT NULL,
+        at float8 NOT NULL,
+        status_code integer,
+        error text,
+        PRIMARY KEY (event_id, sink, attempt)
+    )
+    """,
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -528,6 +577,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V11,
     _ADD_REPLY_CACHE_V12,
     _SCHEDULES_BY_DECLARING_MODULE_V13,
+    _ADD_OUTBOX_V14,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

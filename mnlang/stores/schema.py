@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -428,6 +428,36 @@ WHERE rank = 1
 """
 
 
+def _add_outbox_v14(db: sqlite_utils.Database) -> None:
+    """The journal outbox (`mnlang.outbox`): notifications written in the commit of the
+    state change that causes them (`outbox`, `routed_at` NULL until the delivery loop has
+    made one `deliveries` row per sink that wants it), each delivery's lease, status and
+    next try, and every attempt (`delivery_attempts`). Signals by id alone, so an inbound
+    webhook's delivery id (part of its signal id) is found as seen whatever run took it;
+    who sent each signal (`sent_by`: a token's name, `inbound:NAME`, NULL when unknown)."""
+    db.execute("CREATE INDEX signals_by_signal_id ON signals (signal_id)")
+    db.execute("ALTER TABLE signals ADD COLUMN sent_by TEXT")
+    db.execute(
+        "CREATE TABLE outbox (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, "
+        "run_id TEXT NOT NULL, workflow TEXT NOT NULL, data TEXT NOT NULL, "
+        "created_at REAL NOT NULL, routed_at REAL)"
+    )
+    db.execute("CREATE INDEX outbox_unrouted ON outbox (created_at) WHERE routed_at IS NULL")
+    db.execute("CREATE INDEX outbox_by_run ON outbox (run_id)")
+    db.execute(
+        "CREATE TABLE deliveries (event_id TEXT NOT NULL REFERENCES outbox (event_id), "
+        "sink TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, "
+        "next_at REAL NOT NULL, lease_owner TEXT, lease_expires_at REAL, "
+        "updated_at REAL NOT NULL, PRIMARY KEY (event_id, sink))"
+    )
+    db.execute("CREATE INDEX deliveries_due ON deliveries (next_at) WHERE status = 'pending'")
+    db.execute(
+        "CREATE TABLE delivery_attempts (event_id TEXT NOT NULL, sink TEXT NOT NULL, "
+        "attempt INTEGER NOT NULL, at REAL NOT NULL, status_code INTEGER, error TEXT, "
+        "PRIMARY KEY (event_id, sink, attempt))"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
@@ -442,6 +472,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_worker_offers_v11,
     _add_reply_cache_v12,
     _schedules_by_declaring_module_v13,
+    _add_outbox_v14,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -35,6 +35,8 @@ from mnlang.stores.base import (
     CommitResult,
     Decision,
     DeleteVar,
+    Delivery,
+    DeliveryStatus,
     DropBranch,
     Durability,
     Event,
@@ -47,6 +49,7 @@ from mnlang.stores.base import (
     NewRun,
     NewSchedule,
     Offer,
+    OutboxEvent,
     Quarantine,
     QueueDepth,
     RunCount,
@@ -95,6 +98,12 @@ from mnlang.stores.common import (
     tombstone_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
+from mnlang.stores.outbox_rows import (
+    DELIVERY_COLUMNS,
+    OUTBOX_COLUMNS,
+    delivery_record,
+    outbox_event,
+)
 from mnlang.stores.schema import SCHEMA_VERSION, migrate, read_only_version
 
 POLL_INTERVAL = 0.05
@@ -120,7 +129,7 @@ _LEDGER_COLUMNS = "key, scope, args_hash, status, result, run_id, state, created
 _CHECKPOINT_COLUMNS = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
 )
-_SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at, correlation"
+_SIGNAL_COLUMNS = "run_id, signal_id, name, payload, sent_at, consumed_at, correlation, sent_by"
 _TIMER_COLUMNS = "run_id, timer_id, due_at, payload"
 _SCHEDULE_COLUMNS = (
     "name, workflow, ir_hash, source, spec, next_at, last_at, last_run_id, updated_at, "
@@ -910,6 +919,13 @@ class SQLiteStore:
             )
         for child in batch.create_runs:
             self._insert_run(child, now)
+        if batch.outbox:
+            conn.executemany(
+                "INSERT INTO outbox (event_id, type, run_id, workflow, data, created_at) "
+                "SELECT ?, ?, run_id, workflow, ?, ? FROM runs WHERE run_id = ? "
+                "ON CONFLICT (event_id) DO NOTHING",
+                [(m.event_id, m.type, dump(m.data), now, run_id) for m in batch.outbox],
+            )
 
     def load_state(self, run_id: str) -> RunState:
         with self._snapshot() as conn:
@@ -972,6 +988,7 @@ class SQLiteStore:
         *,
         signal_id: str | None = None,
         key: str | None = None,
+        by: str | None = None,
         closes: Sequence[str] = (),
         reason: Json = None,
     ) -> bool:
@@ -981,7 +998,7 @@ class SQLiteStore:
             if blocker is not None:
                 raise SelectDecided(blocker)
             return self._insert_signal(
-                run_id, name, payload, signal_id or uuid.uuid4().hex, now, key
+                run_id, name, payload, signal_id or uuid.uuid4().hex, now, key, by
             )
 
     def _insert_signal(
@@ -992,11 +1009,12 @@ class SQLiteStore:
         signal_id: str,
         now: float,
         key: str | None = None,
+        by: str | None = None,
     ) -> bool:
         cursor = self._conn.execute(
-            "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (run_id, signal_id, name, dump(payload), now, key),
+            "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, correlation, "
+            "sent_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (run_id, signal_id, name, dump(payload), now, key, by),
         )
         return cursor.rowcount == 1
 
@@ -1290,6 +1308,119 @@ class SQLiteStore:
                 "ON CONFLICT (exporter, run_id) DO UPDATE SET seq = excluded.seq",
                 [(exporter, run_id, seq) for run_id, seq in moved.items()],
             )
+
+    def signal_holders(self, signal_id: str) -> list[str]:
+        rows = self._query(
+            "SELECT run_id FROM signals WHERE signal_id = ? ORDER BY run_id", (signal_id,)
+        )
+        return [str(row[0]) for row in rows]
+
+    # --- the outbox -----------------------------------------------------------------------
+
+    def unrouted_outbox(self, limit: int = 100) -> list[OutboxEvent]:
+        rows = self._query(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE routed_at IS NULL "
+            "ORDER BY created_at, event_id LIMIT ?",
+            (limit,),
+        )
+        return [outbox_event(row) for row in rows]
+
+    def route_outbox(self, routes: Mapping[str, Sequence[str]]) -> None:
+        with self._write() as now:
+            self._conn.executemany(
+                "INSERT INTO deliveries (event_id, sink, status, attempts, next_at, updated_at) "
+                "VALUES (?, ?, 'pending', 0, ?, ?) ON CONFLICT (event_id, sink) DO NOTHING",
+                [(e, sink, now, now) for e, sinks in routes.items() for sink in sinks],
+            )
+            self._conn.executemany(
+                "UPDATE outbox SET routed_at = ? WHERE event_id = ? AND routed_at IS NULL",
+                [(now, e) for e in routes],
+            )
+
+    def claim_deliveries(self, owner: str, ttl: float, limit: int = 10) -> list[Delivery]:
+        check_ttl(ttl)
+        with self._write() as now:
+            rows = self._conn.execute(
+                "UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? "
+                "WHERE (event_id, sink) IN (SELECT event_id, sink FROM deliveries "
+                "WHERE status = 'pending' AND next_at <= ? "
+                "AND (lease_expires_at IS NULL OR lease_expires_at <= ?) "
+                "ORDER BY next_at LIMIT ?) RETURNING event_id, sink",
+                (owner, now + ttl, now, now, limit),
+            ).fetchall()
+            return [self._delivery(conn_row[0], conn_row[1]) for conn_row in rows]
+
+    def _delivery(self, event_id: str, sink: str, *, attempts: bool = False) -> Delivery:
+        conn = self._conn
+        row = conn.execute(
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries AS d JOIN outbox AS o "
+            "USING (event_id) WHERE d.event_id = ? AND d.sink = ?",
+            (event_id, sink),
+        ).fetchone()
+        log = (
+            conn.execute(
+                "SELECT attempt, at, status_code, error FROM delivery_attempts "
+                "WHERE event_id = ? AND sink = ? ORDER BY attempt",
+                (event_id, sink),
+            ).fetchall()
+            if attempts
+            else []
+        )
+        return delivery_record(row, log)
+
+    def finish_attempt(
+        self,
+        event_id: str,
+        sink: str,
+        owner: str,
+        *,
+        status_code: int | None,
+        error: str | None,
+        outcome: DeliveryStatus,
+        retry_in: float = 0.0,
+    ) -> bool:
+        with self._write() as now:
+            row = self._conn.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_at = ?, "
+                "updated_at = ?, lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE event_id = ? AND sink = ? AND lease_owner = ? RETURNING attempts",
+                (outcome, now + retry_in, now, event_id, sink, owner),
+            ).fetchone()
+            if row is None:
+                return False
+            self._conn.execute(
+                "INSERT INTO delivery_attempts (event_id, sink, attempt, at, status_code, error) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (event_id, sink, row[0], now, status_code, error),
+            )
+            return True
+
+    def list_deliveries(
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        with self._snapshot() as conn:
+            keys = conn.execute(
+                "SELECT d.event_id, d.sink FROM deliveries AS d JOIN outbox AS o "
+                "USING (event_id) WHERE (? IS NULL OR o.run_id = ?) "
+                "AND (? IS NULL OR d.status = ?) AND (? IS NULL OR d.event_id = ?) "
+                "ORDER BY o.created_at DESC, d.event_id, d.sink LIMIT ?",
+                (run_id, run_id, status, status, event_id, event_id, limit),
+            ).fetchall()
+            return [self._delivery(e, sink, attempts=True) for e, sink in keys]
+
+    def redeliver(self, event_id: str, sink: str) -> bool:
+        with self._write() as now:
+            cursor = self._conn.execute(
+                "UPDATE deliveries SET status = 'pending', next_at = ?, updated_at = ? "
+                "WHERE event_id = ? AND sink = ?",
+                (now, now, event_id, sink),
+            )
+            return cursor.rowcount > 0
 
     def list_workers(self) -> list[WorkerRecord]:
         with self._snapshot() as conn:

@@ -142,6 +142,7 @@ def signal(
             value,
             signal_id=signal_id.strip() or None,
             key=key.strip() or None,
+            by=user.name,
         )
     except RunError as e:
         raise ActionRefused(400, e.message) from None

@@ -34,7 +34,8 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Paths anyone may fetch: the login form and the packaged static files.
-_PUBLIC_PREFIXES = ("/login", "/static/", "/api/v1/openapi.json")
+# `/hooks/`: inbound webhooks (`mnlang.server.webhooks`), verified by their HMAC instead.
+_PUBLIC_PREFIXES = ("/login", "/static/", "/api/v1/openapi.json", "/hooks/")
 API_PREFIX = "/api/v1/"
 
 Scope = MutableMapping[str, Any]

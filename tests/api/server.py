@@ -43,8 +43,11 @@ def serve(
     token: str | None = ADMIN_TOKEN,
     execute: bool = True,
     log_dir: Path | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Served]:
-    """`mnc serve` on journal `db` (a SQLite path, or a PostgreSQL URL with `log_dir`)."""
+    """`mnc serve` on journal `db` (a SQLite path, or a PostgreSQL URL with `log_dir`),
+    in folder `cwd` (its mnlang.toml is the server's project), with more variables `env`."""
     command = [sys.executable, "-m", "mnlang.cli", "serve", "--db", str(db), "--port", "0"]
     if token is not None:
         command += ["--token", token]
@@ -52,7 +55,9 @@ def serve(
     folder = log_dir if log_dir is not None else Path(db).parent
     log = folder / f"serve-{time.monotonic_ns()}.log"
     with log.open("w") as err:
-        process = subprocess.Popen(command, env=env_for(db), stderr=err, text=True)
+        process = subprocess.Popen(
+            command, env={**env_for(db), **(env or {})}, stderr=err, text=True, cwd=cwd
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
