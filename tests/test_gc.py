@@ -486,6 +486,10 @@ def test_two_workers_gc_on_a_schedule(flow: Path, journal: str, tmp_path: Path) 
                 time.sleep(0.2)
             assert store.tombstone_count() == 302
             assert [r.run_id for r in store.list_runs(limit=10)] == ["recent.l", "recent"]
+            # One worker may have done it all while the other was still starting: a SIGTERM
+            # before a worker stops on it (it registers after) would kill it outright.
+            while len(store.list_workers()) < 2 and time.monotonic() < deadline + 30:
+                time.sleep(0.2)
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
