@@ -399,3 +399,29 @@ def test_live_mode_asks_a_real_provider_and_prices_its_usage(tmp_path: Path) -> 
     runtime = compute_metrics(SQLiteStore(tmp_path / "j.db")).total
     assert runtime.tokens == total["tokens"] and runtime.tokens % 120 == 0 and runtime.tokens
     assert Decimal(total["cost"]["model"]) > 0
+
+
+def test_the_bench_shows_what_reply_caching_and_model_fallback_change(tmp_path: Path) -> None:
+    """`--cache-replies` and `--fallback-model` go to the runtime's agents only: repeated
+    requests are answered from the cache at no cost, a failed model request is asked of the
+    fallback model in the same attempt, and the naive chain calls its model as before."""
+    faults = ["malformed_output"]  # model calls only: each hits an agent's request
+    plain = run_bench(REFUND, faults=faults, repeat=2, chaos=0.0)
+    tuned = run_bench(
+        REFUND, faults=faults, repeat=2, chaos=0.0, cache_ms=3_600_000, fallback="gpt-5.4-nano"
+    )
+    before, after = plain.report.total, tuned.report.total
+    assert plain.model_options is None and before.cached_replies == before.fallbacks == 0
+    assert tuned.model_options is not None and "gpt-5.4-nano" in tuned.model_options
+    assert after.cached_replies > 0 and after.cost.model < before.cost.model
+    assert after.fallbacks > 0  # a malformed reply: the next model answers, same attempt
+    assert after.completion.numerator >= before.completion.numerator
+
+    def chain(result: BenchResult) -> tuple[object, ...]:  # compute time aside
+        n = result.naive["all"]
+        return (n.chains, n.successful, n.attempts, n.model_calls, n.cost.model, n.duplicates)
+
+    assert chain(tuned) == chain(plain)  # the chain is the same chain
+    assert any("gpt-5.4-nano" in line for line in bench_lines(tuned))
+    shown = CliRunner().invoke(main, ["bench", str(REFUND), "--fallback-model", "nope-1"])
+    assert shown.exit_code == 2 and "not in the price table" in shown.output

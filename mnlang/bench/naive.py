@@ -93,6 +93,10 @@ def _naive(_hash: str, text: str) -> IRProgram:
                 walk(item)
 
     walk(data)
+    for agent in data.get("agents", {}).values():
+        # Nothing kept between runs and no second model: the chain calls the model it names.
+        agent.pop("cache_ms", None)
+        agent.pop("fallback", None)
     for effect in data.get("effects", {}).values():
         if effect.get("once"):
             # Keyed by its arguments within one attempt: the chain knows of no unknown

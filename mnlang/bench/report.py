@@ -223,7 +223,8 @@ def bench_lines(result: BenchResult) -> list[str]:
             "the scenarios' replies (priced as each agent's model)"
             if result.live is None
             else f"the `{result.live}` provider, live (the scenarios' replies unused)"
-        ),
+        )
+        + (f"; {result.model_options}" if result.model_options else ""),
         "",
         "the five metrics, per class (numerator/denominator):",
     ]
@@ -240,6 +241,8 @@ def bench_lines(result: BenchResult) -> list[str]:
         per("unsafe action rate", lambda m: _cell(m.unsafe_actions)),
         per("cost per successful run", lambda m: money(m.cost_per_successful)),
         per("model tokens per run", lambda m: _tokens(m.tokens_per_run)),
+        per("cached model replies", lambda m: str(m.cached_replies)),
+        per("model fallbacks", lambda m: str(m.fallbacks)),
         per("human intervention", lambda m: _cell(m.human_intervention)),
         per("planned checkpoints", lambda m: _cell(m.planned_checkpoints)),
         per("unplanned repairs", lambda m: _cell(m.unplanned_repairs)),
@@ -500,6 +503,7 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
         "runs": result.runs,
         "seconds": round(result.seconds, 3),
         "live_provider": result.live,
+        "model_options": result.model_options,
         "faults_injected": dict(result.injected),
         "metrics": result.report.to_json(),
         "naive": {k: naive(v) for k, v in result.naive.items()},

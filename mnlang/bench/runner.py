@@ -34,6 +34,8 @@ from mnlang.bench.harness import Harness, RunPlan
 from mnlang.bench.naive import NaiveResult, run_chain
 from mnlang.bench.schedule import CHAOS_RATE, Job, Site, schedule, sites_of
 from mnlang.bench.suite import Case, load_suite
+from mnlang.ir.hashing import program_hash
+from mnlang.ir.model import IRProgram
 from mnlang.metrics.compute import (
     ALL_CLASSES,
     UNCLASSED,
@@ -193,6 +195,9 @@ class BenchResult:
     seconds: float = 0.0
     live: str | None = None
     """The provider that answered the agents in live mode (None: the scenarios' replies)."""
+    model_options: str | None = None
+    """The model options the bench gave the runtime's agents (`--cache-replies`,
+    `--fallback-model`), in words; None without."""
     side_effects_recorded: int = 0
     """Performances the receiving systems recorded (0: the suite's tools do not go through
     `mnlang.bench.world`, so side effects performed twice cannot be seen)."""
@@ -213,6 +218,8 @@ def run_bench(
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
     live: str | None = None,
+    cache_ms: int | None = None,
+    fallback: str | None = None,
 ) -> BenchResult:
     """Run the suite at `path`. The receiving systems' records live in a temporary folder,
     with the journal unless `db` names one; a bench that fails removes the folder, one
@@ -220,6 +227,11 @@ def run_bench(
     cases = load_suite(path)
     if live is not None:
         cases = [dataclasses.replace(case, live=live) for case in cases]
+    if cache_ms is not None or fallback is not None:
+        cases = [
+            dataclasses.replace(case, program=tuned_program(case.program, cache_ms, fallback))
+            for case in cases
+        ]
     folder = Path(tempfile.mkdtemp(prefix="mnc-bench-"))
     try:
         result = _run_bench(
@@ -228,6 +240,7 @@ def run_bench(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    result = dataclasses.replace(result, model_options=_model_options(cache_ms, fallback))
     if db is None:
         for name in os.listdir(folder):
             if name.startswith("world.db"):
@@ -351,6 +364,31 @@ def _run_bench(
         differences=outcome_differences(naive_jobs, facts, naive_results),
         live=cases[0].live if cases else None,
     )
+
+
+def tuned_program(program: IRProgram, cache_ms: int | None, fallback: str | None) -> IRProgram:
+    """The program with the bench's model options on its agents: replies kept for
+    `cache_ms` (not for an agent that may call an effect, as E260 says) and `fallback`
+    asked after the agent's own models. The naive chain drops both (`naive_program`)."""
+    agents = {}
+    for name, agent in program.agents.items():
+        update: dict[str, object] = {}
+        if cache_ms is not None and not any(tool in program.effects for tool in agent.tools):
+            update["cache_ms"] = cache_ms
+        if fallback is not None and fallback not in agent.models:
+            update["fallback"] = [*(agent.fallback or []), fallback]
+        agents[name] = agent.model_copy(update=update) if update else agent
+    changed = program.model_copy(update={"agents": agents})
+    return changed.model_copy(update={"hash": program_hash(changed)})
+
+
+def _model_options(cache_ms: int | None, fallback: str | None) -> str | None:
+    said = []
+    if cache_ms is not None:
+        said.append(f"replies cached for {cache_ms / 1000:g} s (agents without effects)")
+    if fallback is not None:
+        said.append(f"`{fallback}` asked when an agent's model fails")
+    return "; ".join(said) or None
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from mnlang.cli.running import SPAN
 from mnlang.cli.shared import (
     color_option,
     db_option,
@@ -228,6 +229,19 @@ def _write_from_run(
     help="Live mode: agents answered by this provider (`openai`, or a project's "
     "[providers.NAME]) instead of the scenarios' replies; every request is real and paid.",
 )
+@click.option(
+    "--cache-replies",
+    "cache_for",
+    type=SPAN,
+    help="Give the runtime's agents (those that call no effect) `cache:` this long, to see "
+    "what reply caching changes; the naive chain keeps nothing.",
+)
+@click.option(
+    "--fallback-model",
+    metavar="MODEL",
+    help="Give the runtime's agents this model to ask when theirs fails (priced by the price "
+    "table), to see what model fallback changes; the naive chain has none.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def bench(
     path: str,
@@ -239,6 +253,8 @@ def bench(
     report_path: str | None,
     db: str | None,
     live: str | None,
+    cache_for: float | None,
+    fallback_model: str | None,
     as_json: bool,
 ) -> None:
     """Run the scenarios under PATH with faults injected, and the naive agent chain beside
@@ -272,6 +288,18 @@ def bench(
             why = str(e)
         if why is not None:
             raise click.BadParameter(why, param_hint="--models")
+    if fallback_model is not None:
+        from mnlang.models.prices import PriceTableError, load_prices
+
+        try:
+            priced = load_prices().model(fallback_model) is not None
+        except PriceTableError as e:
+            raise click.BadParameter(str(e), param_hint="--fallback-model") from None
+        if not priced:
+            raise click.BadParameter(
+                f"`{fallback_model}` is not in the price table: its replies could not be priced",
+                param_hint="--fallback-model",
+            )
     progress = None
     if not as_json and sys.stderr.isatty():
 
@@ -293,6 +321,8 @@ def bench(
                     db=None if db is None else (db if n == 0 else f"{db}.seed{seed + n}"),
                     progress=progress,
                     live=live,
+                    cache_ms=None if cache_for is None else round(cache_for * 1000),
+                    fallback=fallback_model,
                 )
             )
     except SuiteError as e:

@@ -103,6 +103,8 @@ class ClassMetrics:
     """Uncertain effect outcomes settled by a `reconcile:` tool instead of a repair."""
     tokens: int = 0
     """Model tokens (input and output) of every run counted."""
+    cached_replies: int = 0
+    fallbacks: int = 0
     human_intervention: Ratio = ZERO
     human_overrides: Ratio = ZERO
     approval_seconds: list[float] = field(default_factory=list)
@@ -157,6 +159,8 @@ class ClassMetrics:
             "reconciled_outcomes": self.reconciled,
             "tokens": self.tokens,
             "tokens_per_run": self.tokens_per_run,
+            "cached_model_replies": self.cached_replies,
+            "model_fallbacks": self.fallbacks,
             "human_intervention_rate": self.human_intervention.to_json(),
             "human_override_rate": self.human_overrides.to_json(),
             "approval_completion_seconds": {
@@ -316,6 +320,8 @@ def _add(metrics: ClassMetrics, run: RunFacts) -> None:
     metrics.unplanned_repairs += one if run.repair else none
     metrics.reconciled += run.reconciled
     metrics.tokens += run.tokens
+    metrics.cached_replies += run.cached_replies
+    metrics.fallbacks += run.fallbacks
     metrics.human_intervention += one if run.human_decisions else none
     metrics.human_overrides += Ratio(run.human_overrides, run.human_decisions)
     metrics.approval_seconds.extend(run.approval_seconds)

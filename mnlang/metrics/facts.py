@@ -147,6 +147,10 @@ class RunFacts:
     repair: bool = False
     reconciled: int = 0
     tokens: int = 0
+    cached_replies: int = 0
+    """Model replies answered from the reply cache (`cache:`), at no cost."""
+    fallbacks: int = 0
+    """Requests an agent sent to its next model after one failed (`model_fallback`)."""
     """Input and output tokens of every model request the run made (as the provider, or the
     estimator for scripted replies, counted them)."""
     """Uncertain effect outcomes a `reconcile:` tool settled (done or not done), so no
@@ -223,6 +227,7 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
             tool_ms += float(data.get("ms") or 0)
         if kind == "model_reply":
             cost.model += _money(data.get("cost"))
+            facts.cached_replies += data.get("cached") is True
             usage = data.get("usage")
             if isinstance(usage, dict):
                 facts.tokens += sum(
@@ -267,6 +272,8 @@ def _read(facts: RunFacts, events: list[Event], program: ProgramFacts, rates: Ra
             facts.repair = True
         elif kind == "reconciled" and data.get("answer") in ("done", "not_done"):
             facts.reconciled += 1
+        elif kind == "model_fallback":
+            facts.fallbacks += 1
         elif kind == "decided":
             approved = approved or data.get("approved") is True
             by = data.get("by")
