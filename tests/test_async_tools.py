@@ -305,7 +305,13 @@ def mnc(folder: Path, *args: str) -> subprocess.Popen[str]:
 def kill_when_called(folder: Path, proc: subprocess.Popen[str]) -> None:
     calls = folder / "calls.jsonl"
     deadline = time.monotonic() + 60
-    while not calls.exists() and time.monotonic() < deadline:
+
+    # A whole line, not just the file: a kill between the file's creation and its line
+    # would leave no call recorded, and the resumed call would take itself for the first.
+    def recorded() -> bool:
+        return calls.exists() and calls.read_text().endswith("\n")
+
+    while not recorded() and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
