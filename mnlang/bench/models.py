@@ -27,6 +27,7 @@ from mnlang.models.scripted import Script
 if TYPE_CHECKING:
     from mnlang.bench.suite import Case
     from mnlang.models.base import Provider
+    from mnlang.models.setup import ModelSetup
 
 NAME: Final = "bench"
 CHARS_PER_TOKEN: Final = 4
@@ -62,26 +63,26 @@ def scenario_model(case: Case) -> Provider:
     handed to another process)."""
     if case.live is None:
         return BenchModel(case.script, f"scenario `{case.name}`")
-    import os
-
-    from mnlang.models.setup import ModelSetup, project_providers
-
-    setup = ModelSetup(spec=case.live, tables=project_providers(os.environ))
-    return setup.provider_for_name(case.live)
+    return _live_setup(case.live).provider_for_name(case.live)
 
 
 def live_refusal(name: str) -> str | None:
     """Why provider `name` cannot answer a live bench here (unknown, no key, misconfigured);
     None when it can."""
+    setup = _live_setup(name)
+    if name == "scripted" or not setup.knows(name):
+        known = ", ".join(f"`{p}`" for p in setup.known() if p != "scripted")
+        return f"unknown provider `{name}` for a live bench (providers: {known})"
+    return setup.unusable(name)
+
+
+def _live_setup(name: str) -> ModelSetup:
+    """The providers a live bench can name: built in, the project's, plugins."""
     import os
 
     from mnlang.models.setup import ModelSetup, project_providers
 
-    setup = ModelSetup(spec=name, tables=project_providers(os.environ))
-    if name != "openai" and name not in setup.tables:
-        known = ", ".join(f"`{p}`" for p in ["openai", *sorted(setup.tables)])
-        return f"unknown provider `{name}` for a live bench (providers: {known})"
-    return setup.unusable(name)
+    return ModelSetup(spec=name, tables=project_providers(os.environ))
 
 
 class BenchModel:

@@ -477,7 +477,7 @@ class AgentCalls:
         run.force_commit = True  # the reply cost money: keep it
         if reply is not None and turn.digest is not None and not turn.cached:
             if reply.tool_calls:
-                self._keep(turn.digest, reply, session)
+                self._keep(turn.digest, reply_json(reply), session)
             else:
                 session.to_keep = (turn.digest, reply_json(reply))
         if reply is None:
@@ -494,11 +494,10 @@ class AgentCalls:
             return
         self._answer(session, reply.text or "")
 
-    def _keep(self, digest: str, reply: ModelReply | str, session: Session) -> None:
+    def _keep(self, digest: str, reply: str, session: Session) -> None:
         ttl_ms = session.agent.cache_ms
         assert ttl_ms is not None
-        kept = reply if isinstance(reply, str) else reply_json(reply)
-        self.run.store.keep_reply(digest, kept, ttl_ms / 1000)
+        self.run.store.keep_reply(digest, reply, ttl_ms / 1000)
 
     def _cost(self, turn: AgentTurn, reply: ModelReply | None) -> Decimal:
         if turn.cached:
