@@ -226,8 +226,8 @@ def _write_from_run(
     "--models",
     "live",
     metavar="PROVIDER",
-    help="Live mode: agents answered by this provider (`openai`, or a project's "
-    "[providers.NAME]) instead of the scenarios' replies; every request is real and paid.",
+    help="Live mode: agents answered by this provider (`openai`, `anthropic`, a plugin, or a "
+    "project's [providers.NAME])  instead of the scenarios' replies; every request is real and paid.",
 )
 @click.option(
     "--cache-replies",
