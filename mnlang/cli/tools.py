@@ -227,7 +227,8 @@ def _write_from_run(
     "live",
     metavar="PROVIDER",
     help="Live mode: agents answered by this provider (`openai`, `anthropic`, a plugin, or a "
-    "project's [providers.NAME])  instead of the scenarios' replies; every request is real and paid.",
+    "project's [providers.NAME]) instead of the scenarios' replies; every request is real "
+    "and paid.",
 )
 @click.option(
     "--cache-replies",
