@@ -14,8 +14,8 @@ import math
 import os
 import re
 import stat
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mnlang.deep import call_deep

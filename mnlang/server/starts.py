@@ -89,8 +89,14 @@ class StartQueue:
         self._waiting: list[_Start] = []
         self._committing = False
         self.groups = 0
-        """Transactions committed (figures for the benchmark and the tests)."""
+        """Transactions committed (figures for the tests)."""
         self.largest_group = 0
+        """The most starts taken from the queue together."""
+
+    def waiting(self) -> int:
+        """Starts waiting for a transaction (not those of the one in flight)."""
+        with self._ready:
+            return len(self._waiting)
 
     async def start(self, body: m.StartRun, by: str, traceparent: str | None) -> Started:
         """Start a run once its group committed; `ApiError` when refused, `StoreError`
@@ -116,6 +122,7 @@ class StartQueue:
                     return
                 group = self._waiting[:MAX_GROUP]
                 del self._waiting[:MAX_GROUP]
+            self.largest_group = max(self.largest_group, len(group))
             try:
                 self._commit(group)
             except BaseException as e:  # never leave a request unanswered
@@ -149,7 +156,6 @@ class StartQueue:
                 self._create([one])
             return
         self.groups += 1
-        self.largest_group = max(self.largest_group, len(prepared))
         for (start, p), row in zip(prepared, created, strict=True):
             try:
                 start.settle(_answer(p, row))
