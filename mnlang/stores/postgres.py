@@ -887,17 +887,11 @@ class PostgresStore:
             # Slot locks in one order, so that two groups cannot wait for each other.
             for workflow in sorted({run.workflow for run in runs if run.limit is not None}):
                 tx.conn.execute(_LOCK_SLOTS_SQL, (workflow,))
-            removed = {
-                t.run_id: t
-                for t in map(
-                    tombstone_record,
-                    tx.all(
-                        f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = ANY(%s)",
-                        (ids,),
-                    ),
-                )
-            }
-            now = tx.clock()
+            tombstones = tx.conn.execute(
+                f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = ANY(%s)", (ids,)
+            )
+            now = tx.clock()  # one round trip for both
+            removed = {t.run_id: t for t in map(tombstone_record, tombstones.fetchall())}
             inserted = [
                 tx.conn.execute(
                     _INSERT_RUN_SQL + " RETURNING run_id", {**_run_params(run), "now": now}
