@@ -19,6 +19,7 @@ damaged), its starts are committed one by one, so that one start cannot fail the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ class _Start:
             else:
                 self.answer.set_result(result)
 
-        self.loop.call_soon_threadsafe(settle)
+        # Its event loop closed (the server stopped): nobody waits for the answer.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(settle)
 
 
 class StartQueue:
