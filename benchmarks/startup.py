@@ -30,6 +30,8 @@ from check_speed import Timing, median_times, mnc_command
 
 ROOT = Path(__file__).resolve().parent.parent
 REFUND = ROOT / "examples" / "refund" / "refund.mn"
+# Scripted replies only when asked for (as in demo.sh), never a silent default.
+REPLIES = ROOT / "examples" / "refund" / "replies.json"
 O_1002 = {"order_id": "o-1002", "complaint": "The mug arrived with a crack along the handle."}
 TARGETS_MS = {
     "python -c pass": None,
@@ -82,7 +84,8 @@ def main() -> None:
         )
         ids = (f"refund-o-1002-{n}" for n in itertools.count())
         first = next(ids)
-        run = [*mnc, "run", str(REFUND), "--input", json.dumps(O_1002), "--id"]
+        models = ["--models", f"scripted:{REPLIES}"]
+        run = [*mnc, "run", str(REFUND), *models, "--input", json.dumps(O_1002), "--id"]
         started = subprocess.run([*run, first], env=env, capture_output=True, text=True)
         if started.returncode != 3:
             raise SystemExit(
@@ -115,6 +118,7 @@ def main() -> None:
             "mnc run refund (o-1002)": [
                 "run",
                 str(REFUND),
+                *models,
                 "--input",
                 json.dumps(O_1002),
                 "--id",
