@@ -155,7 +155,7 @@ def load_program(source: str | Path) -> IRProgram:
 
     Raises `CompileFailed` (with the diagnostics) or `mnlang.ir.load.IRLoadError`.
     """
-    from mnlang.ir.compile import load_or_compile
+    from mnlang.ir.load import load_or_compile
 
     program, diagnostics = load_or_compile(source)
     if program is None:

@@ -157,9 +157,10 @@ def test_an_unknown_command_is_refused_as_before() -> None:
         assert "No such command 'chek'." in result.output
 
 
-def imported_by(argv: list[str]) -> set[str]:
+def imported_by(argv: list[str], exit_code: int = 0, **environ: str) -> set[str]:
     """The modules a real `mnc` process imported (`python -X importtime`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
+    env.update(environ)
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "mnlang.cli", *argv],
         env=env,
@@ -168,7 +169,7 @@ def imported_by(argv: list[str]) -> set[str]:
         text=True,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == exit_code, done.stderr[-2000:]
     names = set()
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -189,3 +190,28 @@ def test_a_command_imports_only_its_own_module() -> None:
     commands = {n for n in names if n.startswith("mnlang.cli.")} - {"mnlang.cli.__main__"}
     assert commands == {"mnlang.cli.reading", "mnlang.cli.shared"}
     assert {n.split(".")[0] for n in names} & HEAVY == set()
+
+
+def test_running_a_compiled_ir_file_imports_neither_parser_nor_checker(tmp_path: Path) -> None:
+    refund = ROOT / "examples" / "refund"
+    ir = tmp_path / "refund.json"
+    subprocess.run(
+        [sys.executable, "-m", "mnlang.cli", "compile", str(refund / "refund.mn"), "-o", str(ir)],
+        check=True,
+        capture_output=True,
+    )
+    names = imported_by(
+        [
+            "run",
+            str(ir),
+            "--models",
+            f"scripted:{refund / 'replies.json'}",
+            "--input",
+            '{"order_id": "o-1002", "complaint": "The mug arrived with a crack."}',
+        ],
+        exit_code=3,  # waiting for the manager, as in demo.sh
+        MNC_DB=str(tmp_path / "journal.db"),
+        MNC_EXAMPLE_LEDGER=str(tmp_path / "ledger.jsonl"),
+    )
+    assert "mnlang.runtime.run" in names
+    assert not {n for n in names if n.startswith(("mnlang.checker", "mnlang.syntax", "lark"))}
