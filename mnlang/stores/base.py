@@ -220,6 +220,9 @@ class RunRecord:
     quarantine: Quarantine | None = None
     """Set when a worker set the run aside (`Store.quarantine_run`): no worker claims it
     until a person releases it (`Store.release_quarantine`, `mnc db release`)."""
+    cancel_requested_by: str | None = None
+    """Who asked to cancel the run (`Store.request_cancel`'s `by`; the first asker), or
+    `None` when nobody did or it is not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -786,8 +789,10 @@ class Store(Protocol):
     def run_counts(self) -> list[RunCount]:
         """The number of runs per workflow, class and status, sorted by those three."""
 
-    def request_cancel(self, run_id: str) -> bool:
-        """Ask a live run to stop; `False` when it had already ended."""
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        """Ask a live run to stop; `False` when it had already ended. `by` (who asks) is
+        kept as `RunRecord.cancel_requested_by` unless someone asked before. Counts as a
+        commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
 
     def queue_depth(self) -> QueueDepth:
         """How many runs are runnable, waiting and leased: one aggregate query, cheap
@@ -892,6 +897,12 @@ class Store(Protocol):
     def signal_holders(self, signal_id: str) -> list[str]:
         """The runs holding a signal with this id, read or not (an inbound webhook's
         delivery seen before), by run id."""
+
+    def waiting_for_key(self, key: str) -> list[tuple[str, str]]:
+        """`(run_id, event)` of each `waiting` run that waits for an event with
+        correlation key `key`, by run id then event: found through the `waiting_keys`
+        index (an inbound webhook that names a key but no run), not by reading every
+        waiting run."""
 
     def callback_secret(self) -> bytes:
         """The journal's secret for callback tokens: created with the journal, never in a

@@ -109,6 +109,7 @@ from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
     RUN_ROW_TABLES,
     TOMBSTONE_COLUMNS,
+    WAITING_FOR_KEY_SQL,
     check_lease,
     check_ttl,
     checkpoint_record,
@@ -173,7 +174,9 @@ _FORGET_WORKER_AFTER = 3600.0
 _RUN_COLUMNS: LiteralString = (
     "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
-    "lease_expires_at, created_at, updated_at, finished_at, " + QUARANTINE_COLUMNS
+    "lease_expires_at, created_at, updated_at, finished_at, "
+    + QUARANTINE_COLUMNS
+    + ", cancel_requested_by"
 )
 _RUN_COLUMNS_NO_ARGS: LiteralString = _RUN_COLUMNS.replace(" args,", " NULL,")
 """The run's columns with its arguments left out (`get_run(args=False)`, `load_state`)."""
@@ -971,7 +974,10 @@ class PostgresStore:
         )
         return [RunCount(r[0], r[1], r[2], r[3]) for r in rows]
 
-    def request_cancel(self, run_id: str) -> bool:
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
         def body(tx: _Tx) -> bool:
             row = tx.one("SELECT status FROM runs WHERE run_id = %s FOR NO KEY UPDATE", (run_id,))
             if row is None:
@@ -979,13 +985,21 @@ class PostgresStore:
             if row[0] not in ("running", "waiting"):
                 return False
             tx.conn.execute(
-                f"UPDATE runs SET cancel_requested = true, updated_at = {_NOW} WHERE run_id = %s",
-                (run_id,),
+                f"UPDATE runs SET cancel_requested = true, updated_at = {_NOW}, "
+                "cancel_requested_by = CASE WHEN cancel_requested THEN cancel_requested_by "
+                "ELSE %s END WHERE run_id = %s",
+                (by, run_id),
             )
             self._notify(tx, run_id)
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
             return True
 
-        return self._transaction(body)
+        requested = self._transaction(body, lambda: crash.point("during"))
+        if requested:
+            crash.point("after")
+        return requested
 
     def queue_depth(self) -> QueueDepth:
         runnable, waiting, leased = self._autocommit(_QUEUE_DEPTH_SQL, {"served_by": None})[0]
@@ -1070,7 +1084,8 @@ class PostgresStore:
             tx.conn.execute(
                 "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
                 "finished_at = NULL, waiting_for = '{}', cancel_requested = false, "
-                f"meta = %s, last_seq = %s, updated_at = {_NOW} WHERE run_id = %s",
+                f"cancel_requested_by = NULL, meta = %s, last_seq = %s, updated_at = {_NOW} "
+                "WHERE run_id = %s",
                 (new_meta, seq, run_id),
             )
             self._notify(tx, run_id)
@@ -1684,6 +1699,10 @@ class PostgresStore:
             "SELECT run_id FROM signals WHERE signal_id = %s ORDER BY run_id", (signal_id,)
         )
         return [str(row[0]) for row in rows]  # type: ignore[call-overload]
+
+    def waiting_for_key(self, key: str) -> list[tuple[str, str]]:
+        rows = self._autocommit(WAITING_FOR_KEY_SQL, (key,))
+        return [(str(row[0]), str(row[1])) for row in rows]  # type: ignore[call-overload]
 
     # --- the outbox -----------------------------------------------------------------------
 

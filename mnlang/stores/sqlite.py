@@ -79,6 +79,7 @@ from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
     RUN_ROW_TABLES,
     TOMBSTONE_COLUMNS,
+    WAITING_FOR_KEY_SQL,
     check_lease,
     check_ttl,
     checkpoint_record,
@@ -117,7 +118,8 @@ _FORGET_WORKER_AFTER = 3600.0
 _RUN_COLUMNS = (
     "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
-    f"lease_expires_at, created_at, updated_at, finished_at, {QUARANTINE_COLUMNS}"
+    f"lease_expires_at, created_at, updated_at, finished_at, {QUARANTINE_COLUMNS}, "
+    "cancel_requested_by"
 )
 _RUNS_WITH_ARGS = "runs JOIN run_args USING (run_id)"
 """Where `_RUN_COLUMNS` come from: a run's arguments live in their own table, so that the
@@ -574,16 +576,23 @@ class SQLiteStore:
         )
         return [RunCount(r[0], r[1], r[2], r[3]) for r in rows]
 
-    def request_cancel(self, run_id: str) -> bool:
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
         with self._write() as now:
             record = self._run(run_id)
             if record.status in TERMINAL_STATUSES:
                 return False
             self._conn.execute(
-                "UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE run_id = ?",
-                (now, run_id),
+                "UPDATE runs SET cancel_requested = 1, updated_at = ?, cancel_requested_by = "
+                "CASE WHEN cancel_requested = 1 THEN cancel_requested_by ELSE ? END "
+                "WHERE run_id = ?",
+                (now, by, run_id),
             )
-            return True
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return True
 
     def queue_depth(self) -> QueueDepth:
         with self._lock, self._translated():
@@ -656,7 +665,8 @@ class SQLiteStore:
             )
             self._conn.execute(
                 "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
-                "finished_at = NULL, waiting_for = '[]', cancel_requested = 0, meta = ?, "
+                "finished_at = NULL, waiting_for = '[]', cancel_requested = 0, "
+                "cancel_requested_by = NULL, meta = ?, "
                 "last_seq = ?, updated_at = ? WHERE run_id = ?",
                 (new_meta, seq, now, run_id),
             )
@@ -1314,6 +1324,10 @@ class SQLiteStore:
             "SELECT run_id FROM signals WHERE signal_id = ? ORDER BY run_id", (signal_id,)
         )
         return [str(row[0]) for row in rows]
+
+    def waiting_for_key(self, key: str) -> list[tuple[str, str]]:
+        rows = self._query(WAITING_FOR_KEY_SQL.replace("%s", "?"), (key,))
+        return [(str(row[0]), str(row[1])) for row in rows]
 
     # --- the outbox -----------------------------------------------------------------------
 
