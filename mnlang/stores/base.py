@@ -817,7 +817,9 @@ class Store(Protocol):
     def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
         """Set a `failed` run `running` again (its error and end cleared, its `meta`
         replaced), journaling `event`, in one transaction; False when it is not `failed`
-        (the state is the run's own: a retry resumes from what its last commit kept).
+        (the state is the run's own: a retry resumes from what its last commit kept). A
+        run of a workflow whose `limit` is full is set `waiting`, queued for a slot, as a
+        new run is: a worker claims it once a slot frees.
         Counts as a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
         ...
 

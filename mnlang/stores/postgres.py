@@ -1068,7 +1068,8 @@ class PostgresStore:
 
         def body(tx: _Tx) -> bool:
             row = tx.one(
-                "SELECT status, last_seq FROM runs WHERE run_id = %s FOR NO KEY UPDATE",
+                "SELECT status, last_seq, workflow, run_limit FROM runs "
+                "WHERE run_id = %s FOR NO KEY UPDATE",
                 (run_id,),
             )
             if row is None:
@@ -1076,17 +1077,28 @@ class PostgresStore:
             if row[0] != "failed":
                 return False
             seq = row[1] + 1
+            # Beyond its workflow's `limit`, the reopened run waits for a slot, as a new
+            # run would; the count is read under the workflow's slot lock.
+            queued = False
+            if row[3] is not None:
+                tx.conn.execute(_LOCK_SLOTS_SQL, (row[2],))
+                counted = tx.one(
+                    "SELECT count(*) FROM runs WHERE workflow = %s AND status = 'running'",
+                    (row[2],),
+                )
+                assert counted is not None
+                queued = counted[0] >= row[3]
             tx.conn.execute(
                 "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
                 f"VALUES (%s, %s, {_NOW}, %s, %s, %s, %s)",
                 (run_id, seq, event.kind, event.state, event.branch, data),
             )
             tx.conn.execute(
-                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "UPDATE runs SET status = %s, queued = %s, error = NULL, result = NULL, "
                 "finished_at = NULL, waiting_for = '{}', cancel_requested = false, "
                 f"cancel_requested_by = NULL, meta = %s, last_seq = %s, updated_at = {_NOW} "
                 "WHERE run_id = %s",
-                (new_meta, seq, run_id),
+                ("waiting" if queued else "running", queued, new_meta, seq, run_id),
             )
             self._notify(tx, run_id)
             if crash.moment == "written":

@@ -651,24 +651,34 @@ class SQLiteStore:
         crash.point("before")
         with self._write() as now:
             row = self._conn.execute(
-                "SELECT status, last_seq FROM runs WHERE run_id = ?", (run_id,)
+                "SELECT status, last_seq, workflow, run_limit FROM runs WHERE run_id = ?",
+                (run_id,),
             ).fetchone()
             if row is None:
                 raise run_not_found(run_id)
             if row[0] != "failed":
                 return False
             seq = row[1] + 1
+            # Beyond its workflow's `limit`, the reopened run waits for a slot, as a new
+            # run would (the file's write lock keeps the count true until COMMIT).
+            queued = row[3] is not None and (
+                self._conn.execute(
+                    "SELECT count(*) FROM runs WHERE workflow = ? AND status = 'running'",
+                    (row[2],),
+                ).fetchone()[0]
+                >= row[3]
+            )
             self._conn.execute(
                 "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, seq, now, event.kind, event.state, event.branch, data),
             )
             self._conn.execute(
-                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "UPDATE runs SET status = ?, queued = ?, error = NULL, result = NULL, "
                 "finished_at = NULL, waiting_for = '[]', cancel_requested = 0, "
                 "cancel_requested_by = NULL, meta = ?, "
                 "last_seq = ?, updated_at = ? WHERE run_id = ?",
-                (new_meta, seq, now, run_id),
+                ("waiting" if queued else "running", int(queued), new_meta, seq, now, run_id),
             )
             crash.point("written")
             crash.point("during")
