@@ -1051,6 +1051,16 @@ class Store(Protocol):
         """Make a delivery pending and due now (a failed one is tried again); `False` when
         there is no such delivery."""
 
+    def remove_settled_outbox(
+        self, created_before: float, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        """Look at up to `limit` routed outbox events with an id after `after` (in id
+        order) and remove, with their deliveries and attempts, each one that is settled
+        (`outbox_removable`): none of its deliveries pending, and either created before
+        `created_before`, or each delivered and its run removed (by `mnc gc`). Returns
+        how many were removed and the `after` of the next page, `None` after the last.
+        One transaction; a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
+
     # compiled programs
 
     def put_program(self, ir_hash: str, ir_json: str) -> None:

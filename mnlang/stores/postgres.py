@@ -132,8 +132,10 @@ from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.outbox_rows import (
     DELIVERY_COLUMNS,
     OUTBOX_COLUMNS,
+    ROUTED_PAGE_SQL,
     delivery_record,
     outbox_event,
+    outbox_removable,
 )
 from mnlang.stores.postgres_limits import PostgresToolSlots
 
@@ -1836,6 +1838,48 @@ class PostgresStore:
             (event_id, sink),
         )
         return bool(rows)
+
+    def remove_settled_outbox(
+        self, created_before: float, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> tuple[int, str | None]:
+            page = tx.all(
+                ROUTED_PAGE_SQL,
+                {"cutoff": created_before, "after": after, "limit": limit},
+            )
+            ids = [row[0] for row in page]
+            # Locked, so a redelivery committed meanwhile is seen (its row's new status)
+            # and one after waits for this transaction: a pending delivery never goes.
+            statuses: dict[str, list[str]] = {str(i): [] for i in ids}
+            for event_id, status in tx.all(
+                "SELECT event_id, status FROM deliveries WHERE event_id = ANY (%s) "
+                "ORDER BY event_id, sink FOR UPDATE",
+                (ids,),
+            ):
+                statuses[str(event_id)].append(str(status))
+            removable = [
+                str(event_id)
+                for event_id, old, run_gone in page
+                if outbox_removable(statuses[str(event_id)], bool(old), bool(run_gone))
+            ]
+            for table in ("delivery_attempts", "deliveries", "outbox"):
+                tx.conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE event_id = ANY (%s)").format(
+                        sql.Identifier(table)
+                    ),
+                    (removable,),
+                )
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return len(removable), (str(page[-1][0]) if len(page) == limit else None)
+
+        removed = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return removed
 
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._autocommit(

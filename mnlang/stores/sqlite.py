@@ -102,8 +102,10 @@ from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.outbox_rows import (
     DELIVERY_COLUMNS,
     OUTBOX_COLUMNS,
+    ROUTED_PAGE_SQL,
     delivery_record,
     outbox_event,
+    outbox_removable,
 )
 from mnlang.stores.schema import SCHEMA_VERSION, migrate, read_only_version
 
@@ -1445,6 +1447,33 @@ class SQLiteStore:
                 (now, now, event_id, sink),
             )
             return cursor.rowcount > 0
+
+    def remove_settled_outbox(
+        self, created_before: float, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        with self._write():
+            page = self._conn.execute(
+                ROUTED_PAGE_SQL.replace("%(", ":").replace(")s", ""),
+                {"cutoff": created_before, "after": after, "limit": limit},
+            ).fetchall()
+            removable = []
+            for event_id, old, run_gone in page:
+                statuses = [
+                    s
+                    for (s,) in self._conn.execute(
+                        "SELECT status FROM deliveries WHERE event_id = ?", (event_id,)
+                    )
+                ]
+                if outbox_removable(statuses, bool(old), bool(run_gone)):
+                    removable.append((event_id,))
+            for table in ("delivery_attempts", "deliveries", "outbox"):
+                self._conn.executemany(f"DELETE FROM {table} WHERE event_id = ?", removable)
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return len(removable), (str(page[-1][0]) if len(page) == limit else None)
 
     def list_workers(self) -> list[WorkerRecord]:
         with self._snapshot() as conn:
