@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,17 @@ from mnlang.outbox import RUN_ENDED
 from mnlang.retention import collect_garbage
 from mnlang.stores import open_store
 from mnlang.stores.base import Batch, NewRun, OutboxMessage, RunUpdate, Store
-from tests.test_store_contract import store  # noqa: F401 (the fixture over both stores)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    where = (
+        str(tmp_path / "journal.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    with open_store(where) as opened:
+        yield opened
 
 
 def notify(store: Store, run_id: str, event_id: str, *, status: str = "completed") -> None:
@@ -55,7 +66,7 @@ def event_ids(store: Store) -> set[str]:
     return {d.event.event_id for d in store.list_deliveries(limit=1000)}
 
 
-def test_a_delivered_event_goes_with_its_run_and_the_others_stay(store: Store) -> None:  # noqa: F811
+def test_a_delivered_event_goes_with_its_run_and_the_others_stay(store: Store) -> None:
     from mnlang.retention import TombstoneWriter
 
     notify(store, "gone-ok", "e-gone-ok")  # delivered, its run removed: goes
@@ -86,7 +97,7 @@ def test_a_delivered_event_goes_with_its_run_and_the_others_stay(store: Store) -
 
 
 def test_past_the_retention_every_settled_event_goes_and_a_pending_one_stays(
-    store: Store,  # noqa: F811
+    store: Store,
 ) -> None:
     store.create_run(NewRun("live", "refund", {}))  # its run still waits
     store.commit(Batch("live", run=RunUpdate(status="waiting")))
@@ -105,7 +116,7 @@ def test_past_the_retention_every_settled_event_goes_and_a_pending_one_stays(
     assert collect_garbage(store, older_than=0.01, dry_run=True).outbox_events is None
 
 
-def test_pages_go_through_every_event(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_pages_go_through_every_event(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     import mnlang.retention
 
     monkeypatch.setattr(mnlang.retention, "OUTBOX_BATCH", 2)
