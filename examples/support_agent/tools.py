@@ -345,7 +345,9 @@ def update_car_rental(
     """Update a car rental's start and end dates by its ID."""
     sets = {"start_date": start_date, "end_date": end_date}
     args = {"rental_id": rental_id, **sets}
-    return _write("update_car_rental", ctx, args, _set("car_rentals", "car rental", rental_id, sets))
+    return _write(
+        "update_car_rental", ctx, args, _set("car_rentals", "car rental", rental_id, sets)
+    )
 
 
 def cancel_car_rental(rental_id: int, *, ctx: Any = None) -> str:
