@@ -122,7 +122,7 @@ def test_a_crash_at_every_commit_of_the_approval_moves_the_ticket_once(tmp_path:
             again = mnc(env_for(folder), "resume", RUN_ID)
         assert again.returncode == 3, (at, again.stdout + again.stderr)
         answer = get_published(RUN_ID, "last_answer", db=folder / "journal.db")
-        assert str(answer).startswith("Done: your ticket is now on LX0112"), (at, answer)
+        assert str(answer).startswith("Done: your ticket 7240005432906569 is now on"), (at, answer)
         assert airline(folder, "SELECT flight_id FROM ticket_flights") == [(19252,)], at
         changes = airline(folder, "SELECT effect FROM requests")
         assert changes == [("update_ticket_to_new_flight",)], (at, changes)
