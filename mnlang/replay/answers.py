@@ -126,9 +126,12 @@ class RecordedAnswers:
             elif e.kind in ("now", "uuid"):
                 self._externals[(workflow, e.branch, e.kind)].append(data.get("value"))
             elif e.kind == "decided" and "repair" not in data:
-                name = str(data.get("checkpoint") or "") or checkpoint_name(
-                    self.old, workflow, e.state
-                )
+                if "approval" in data:  # an agent's effect: its checkpoint has its short name
+                    name = str(data.get("effect", "")).rsplit(".", 1)[-1]
+                else:
+                    name = str(data.get("checkpoint") or "") or checkpoint_name(
+                        self.old, workflow, e.state
+                    )
                 self.decisions[(workflow, name)].append(data)
             elif e.kind == "signal":
                 self.signals[(workflow, str(data.get("event")), data.get("key"))].append(
