@@ -1,8 +1,9 @@
 """An agent with a `conversation:` whose call waits for an approval, as the support-agent
 example's assistant does: its prompt is its own (not the conversation's first user
 turn) for scripted replies and replay, its arguments are the ones it started with after
-the wait (a `now()` among them is not taken again), and such a run replays `same`, the
-approval decided again by the effect's name."""
+the wait (a `now()` among them is not taken again), and such a run replays `same` (the
+approval decided again by its effect's name) and is written back as a scenario
+(`mnc test --from-run`) that decides it by that name."""
 
 from __future__ import annotations
 
@@ -103,3 +104,20 @@ def test_a_resumed_call_keeps_its_arguments_and_the_run_replays_same(tmp_path: P
     assert sum(1 for e in events if e.kind == "now") == 2
     report = replay_recording(recording).to_json()
     assert report["verdict"] == "same", report
+
+
+def test_such_a_run_written_as_a_scenario_decides_the_approval_by_its_effect(
+    tmp_path: Path,
+) -> None:
+    from mnlang.testing import run_tests
+    from mnlang.testing.from_run import write_scenario
+
+    recording = recorded(tmp_path)
+    program, _ = compile_file(tmp_path / "flow.mn")
+    assert program is not None
+    target = tmp_path / "from_run.mn"
+    write_scenario(recording, program, target)
+    text = target.read_text("utf-8")
+    assert 'decisions: { book: [{ choice: approve, by: "scenario" }] }' in text, text
+    report = run_tests([target])
+    assert report.ok, text
