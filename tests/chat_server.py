@@ -131,7 +131,9 @@ class ChatServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length).decode("utf-8"))
                 with server._lock:
-                    server.requests.append(Received(self.path, httpx2.Headers(self.headers.items()), body))
+                    server.requests.append(
+                        Received(self.path, httpx2.Headers(self.headers.items()), body)
+                    )
                     answer = server.refuse(body)
                     if answer is None and server.respond is not None:
                         answer = server.respond(body)
