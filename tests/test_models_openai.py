@@ -293,11 +293,10 @@ def test_the_server_refuses_a_body_the_sdk_types_refuse(body: dict[str, Any], wh
 def test_a_test_whose_client_sent_a_refused_body_fails() -> None:
     """A provider that drifted from the SDK's types fails the test that used it, even
     when the test expected the request to fail."""
-    with pytest.raises(AssertionError, match="the openai SDK's types refuse"):
-        with chat_server() as server:
-            p = provider(server)
-            bad = request(messages=[{"role": "robot", "content": "hi"}])
-            assert fails(p, bad).kind == TOOL_ERROR
+    refused = pytest.raises(AssertionError, match="the openai SDK's types refuse")
+    with refused, chat_server() as server:
+        bad = request(messages=[{"role": "robot", "content": "hi"}])
+        assert fails(provider(server), bad).kind == TOOL_ERROR
 
 
 # --- the transport ------------------------------------------------------------------------
