@@ -129,8 +129,10 @@ class _ScenarioCompiler:
     def _reply(self, reply: ReplySpec) -> ScenarioReplyIR:
         if reply.tool is not None and reply.call is not None:
             call = ExpectedCall(reply.tool, reply.call)
-            return ScenarioReplyIR(tool_call=self._call(call), prompt_has=reply.prompt_has)
+            return ScenarioReplyIR(
+                tool_call=self._call(call), prompt_has=reply.prompt_has, model=reply.model
+            )
         if reply.value is None:
             raise CompilerBug(f"a reply of scenario `{self.sym.name}` has no value")
         lowered = self.decls.lowering.lower(reply.value, self.module)
-        return ScenarioReplyIR(value=lowered, prompt_has=reply.prompt_has)
+        return ScenarioReplyIR(value=lowered, prompt_has=reply.prompt_has, model=reply.model)
