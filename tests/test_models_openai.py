@@ -417,3 +417,15 @@ def test_bad_settings_are_named() -> None:
         OpenAIConfig.from_env({"MNC_OPENAI_RETRIES": "many"})
     with pytest.raises(ValueError, match="MNC_OPENAI_RESPONSE_FORMAT"):
         OpenAIConfig.from_env({"MNC_OPENAI_RESPONSE_FORMAT": "xml"})
+
+
+def test_a_worker_imports_the_sdks_its_runs_will_use() -> None:
+    """`mnc worker` imports these as it starts, not within its first model request."""
+    from mnlang.models.setup import sdk_modules
+
+    assert sdk_modules({}) == ["openai"]
+    assert sdk_modules({"MNC_MODELS": "scripted:replies.json"}) == []
+    assert sdk_modules({"MNC_REPLIES": "replies.json"}) == []
+    assert sdk_modules({"ANTHROPIC_API_KEY": "k"}) == ["openai", "anthropic"]
+    tables = json.dumps({"claude": {"kind": "anthropic"}, "local": {"base_url": "http://x"}})
+    assert sdk_modules({"MNC_PROVIDERS": tables}) == ["openai", "anthropic"]

@@ -25,6 +25,7 @@ who answers, for `mnc run` to print.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -106,6 +107,35 @@ def project_providers(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             '(`{"NAME": {"base_url": ...}}`), as the project file\'s [providers.NAME] give'
         )
     return tables
+
+
+def sdk_modules(environ: Mapping[str, str]) -> list[str]:
+    """The model SDKs a worker with this environment is likely to need: `openai` unless
+    its runs are scripted, `anthropic` when it has an Anthropic key or a table of that
+    kind. A worker imports them once it starts (`mnlang.api.run_worker`), so that the
+    first agent request of a run it claims does not wait for the import."""
+    spec = environ.get(MODELS_ENV, "").strip()
+    if spec.startswith("scripted") or (not spec and environ.get(REPLIES_ENV, "").strip()):
+        return []
+    modules = ["openai"]
+    try:
+        tables = project_providers(environ)
+    except ModelSpecError:
+        tables = {}
+    keyed = any(environ.get(v) for v in ("MNC_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"))
+    if keyed or any(provider_kind(n, t) == "anthropic" for n, t in tables.items()):
+        modules.append("anthropic")
+    return modules
+
+
+def import_sdks() -> None:
+    """Import the SDKs `sdk_modules` names for this process's environment; one that does
+    not import is left for the request that needs it to report."""
+    import importlib
+
+    for module in sdk_modules(os.environ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 class ModelSetup:
