@@ -267,8 +267,9 @@ class OpenAIProvider:
                     TIMEOUT, f"no answer from {self._host()} within {timeout:g}s", retries
                 ) from None
             except openai.APIConnectionError as e:
-                cause = e.__cause__ or e
-                reason = f"cannot reach {self._host()}: {self._scrub(str(cause)) or type(cause).__name__}"
+                cause = e.__cause__ or e  # the transport's own error says more than the SDK's
+                why = self._scrub(str(cause)) or type(cause).__name__
+                reason = f"cannot reach {self._host()}: {why}"
                 self._again(retries, reason, None, None)
                 continue
             except openai.APIStatusError as e:
