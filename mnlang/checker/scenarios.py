@@ -21,8 +21,10 @@ scenario small_refund {
   answer, E142 a `secret` parameter matched); plain results answer the calls no answer
   matches, by their count.
 - `replies` maps agents to lists of entries: a value of the agent's return type, a call
-  of a tool (a turn in which the model calls it), or `prompt_has("text", entry)` (the
-  entry answers requests whose prompt contains the text). `replies: "file.json"` names a
+  of a tool (a turn in which the model calls it), `prompt_has("text", entry)` (the
+  entry answers requests whose prompt contains the text), or `for_model("MODEL", entry)`
+  (the entry answers requests to that model of the agent's list, E255 for a model it
+  does not list). `replies: "file.json"` names a
   scripted replies file instead (`mnlang.models.scripted`).
 - `decisions` maps checkpoint names (in the workflow or the workflows it calls, and the
   effects with `requires: approval` an agent may call) to a decision: an option, or
@@ -92,6 +94,7 @@ CALL_FAULTS = ("timeout", "transient", "tool_error", "rejected", "malformed_outp
 FAULT_KINDS = (*CALL_FAULTS, "worker_crash")
 EXPECTED_ERRORS = (*ERROR_KINDS, *UNCATCHABLE_KINDS)
 PROMPT_HAS = "prompt_has"
+FOR_MODEL = "for_model"
 TIMEOUT_DECISION = "timeout"
 _DECISION_KEYS = ("choice", "by", "comment", "after")
 _FAULT_KEYS = ("kind", "at", "times", "message")
@@ -117,7 +120,8 @@ _OUTCOME_KEYS = ("expect", "at", "late")
 @dataclass(slots=True)
 class ReplySpec:
     """One scripted reply: an answer, or a turn of tool calls; `prompt_has` limits it to
-    requests whose prompt contains the text."""
+    requests whose prompt contains the text, `model` to requests to that one of the
+    agent's models (None: its first)."""
 
     value: ast.Expr | None = None
     tool: Symbol | None = None
@@ -125,6 +129,7 @@ class ReplySpec:
     prompt_has: str | None = None
     bound: frozenset[str] = frozenset()
     """The tool's parameters the agent binds: the call's arguments are the others."""
+    model: str | None = None
 
 
 @dataclass(slots=True)
@@ -592,6 +597,8 @@ class _ScenarioChecker:
             name = node.callee.name
             if name == PROMPT_HAS and self.module.scope.get(name) is None:
                 return self._prompt_has(agent, node)
+            if name == FOR_MODEL and self.module.scope.get(name) is None:
+                return self._for_model(agent, node)
             sym = self.module.scope.get(name)
             if sym is not None and sym.kind in ("tool", "effect"):
                 bound = _bound_params(agent, sym)
@@ -642,6 +649,45 @@ class _ScenarioChecker:
         if reply is None:
             return None
         reply.prompt_has = node.args[0].constant
+        return reply
+
+    def _for_model(self, agent: Symbol, node: ast.Call) -> ReplySpec | None:
+        """`for_model("gpt-5.4-mini", reply)`: a reply to the requests sent to that one of
+        the agent's models (a fallback model is scripted on its own)."""
+        if len(node.args) != 2 or not (
+            isinstance(node.args[0], ast.StrLit) and node.args[0].constant is not None
+        ):
+            self.bad(
+                node,
+                "`for_model` takes a model's name and a reply",
+                help='write `for_model("gpt-5.4-mini", reply)`',
+            )
+            return None
+        model = node.args[0].constant
+        options = self.program.options.get(agent.name, {})
+        models = [options.get("model"), *(options.get("fallback") or [])]
+        if model not in models:
+            shown = ", ".join(f"`{m}`" for m in models if m)
+            self.diags.add(
+                "E255",
+                node.args[0],
+                f"agent `{agent.decl.name.name}` is never asked model `{model}`: its "
+                f"`model:` lists {shown or 'none'}",
+                help=did_you_mean(model, [m for m in models if isinstance(m, str)])
+                or "name one of the models of its `model:` list",
+            )
+            return None
+        reply = self._reply(agent, node.args[1])
+        if reply is None:
+            return None
+        if reply.model is not None:
+            self.bad(
+                node.args[1],
+                "a reply names its model once",
+                help="leave out the inner `for_model(...)`",
+            )
+            return None
+        reply.model = model
         return reply
 
     # --- people and events ------------------------------------------------------------------

@@ -133,8 +133,10 @@ class _ScenarioCompiler:
                 model_call = ScenarioCallIR(callee=reply.tool.name, args=args)
                 return ScenarioReplyIR(tool_call=model_call, prompt_has=reply.prompt_has)
             call = ExpectedCall(reply.tool, reply.call)
-            return ScenarioReplyIR(tool_call=self._call(call), prompt_has=reply.prompt_has)
+            return ScenarioReplyIR(
+                tool_call=self._call(call), prompt_has=reply.prompt_has, model=reply.model
+            )
         if reply.value is None:
             raise CompilerBug(f"a reply of scenario `{self.sym.name}` has no value")
         lowered = self.decls.lowering.lower(reply.value, self.module)
-        return ScenarioReplyIR(value=lowered, prompt_has=reply.prompt_has)
+        return ScenarioReplyIR(value=lowered, prompt_has=reply.prompt_has, model=reply.model)
