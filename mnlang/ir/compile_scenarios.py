@@ -131,7 +131,9 @@ class _ScenarioCompiler:
             if reply.bound:
                 args = self.decls.call_args(reply.call, reply.tool, self.module, skip=reply.bound)
                 model_call = ScenarioCallIR(callee=reply.tool.name, args=args)
-                return ScenarioReplyIR(tool_call=model_call, prompt_has=reply.prompt_has)
+                return ScenarioReplyIR(
+                    tool_call=model_call, prompt_has=reply.prompt_has, model=reply.model
+                )
             call = ExpectedCall(reply.tool, reply.call)
             return ScenarioReplyIR(
                 tool_call=self._call(call), prompt_has=reply.prompt_has, model=reply.model
