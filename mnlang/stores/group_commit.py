@@ -2,10 +2,10 @@
 and so one fsync (SQLite) or one flush of the server's WAL (PostgreSQL).
 
 Leader and followers, as databases do it. A commit that finds no commit of this store in
-flight is the leader of its own group: it commits at once, alone, exactly as without
-group commit (a lone run never waits for companions). A commit that arrives while one is
-in flight queues; when the commit in flight returns, the first queued commit leads a
-group of every commit queued by then (up to `max_group`), which the store writes in one
+flight (or fewer than `in_flight`) is the leader of its own group: it commits at once,
+alone, exactly as without group commit (a lone run never waits for companions). A commit
+that arrives while the store is busy queues; when a commit in flight returns, the first
+queued commit leads a group of every commit queued by then (up to `max_group`), which the store writes in one
 transaction (`Store.commit_group`): a SAVEPOINT per member, so that a member the store
 refuses (a stale lease, a run that is gone, a batch that is not JSON) is rolled back to
 its savepoint alone, and the others commit. Every member's `commit` returns (or raises
@@ -74,22 +74,30 @@ class GroupCommitter:
     from any number of threads."""
 
     def __init__(
-        self, commit_one: CommitOne, commit_group: CommitGroup, *, max_group: int = MAX_GROUP
+        self,
+        commit_one: CommitOne,
+        commit_group: CommitGroup,
+        *,
+        in_flight: int = 1,
+        max_group: int = MAX_GROUP,
     ) -> None:
         self._commit_one = commit_one
         self._commit_group = commit_group
+        self.in_flight = in_flight
+        """Transactions in flight at once at most (SQLite: one, it has one writer; a
+        PostgreSQL store: its connections, which the server commits in parallel)."""
         self.max_group = max_group
         self._cond = threading.Condition()
         self._queue: list[_Member] = []
-        self._busy = False
-        """A leader is committing; a new commit queues behind it."""
+        self._leaders = 0
+        """Transactions in flight; a new commit queues once there are `in_flight`."""
         self.stats = GroupStats()
 
     def commit(self, batch: Batch) -> CommitResult:
         me = _Member(batch)
         with self._cond:
-            if not self._busy:
-                self._busy = True
+            if self._leaders < self.in_flight:
+                self._leaders += 1
                 group = [me]
             else:
                 self._queue.append(me)
@@ -122,9 +130,9 @@ class GroupCommitter:
                 stats.grouped += len(group)
             stats.largest = max(stats.largest, len(group))
             if self._queue:
-                self._queue[0].lead = True  # still busy: the next group goes at once
+                self._queue[0].lead = True  # it takes this transaction's place at once
             else:
-                self._busy = False
+                self._leaders -= 1
             self._cond.notify_all()
 
 

@@ -1167,6 +1167,7 @@ class PostgresStore:
             self.committer = GroupCommitter(
                 lambda batch: self._commit_one(batch, CrashPlan.from_env(next_commit_number())),
                 self.commit_group,
+                in_flight=self._pool.max_size,
             )
         return self.committer
 
