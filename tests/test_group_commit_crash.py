@@ -55,7 +55,7 @@ workflow chain(order: str) -> int {
 }
 """
 
-TOOLS = '''
+TOOLS = """
 import os, sqlite3, time
 from mnlang.effect_log import record
 
@@ -82,7 +82,7 @@ def put(order, n, *, ctx):
     record("put", ctx, {"order": order, "n": n, "committed": _committed(ctx)})
     time.sleep(0.03 - time.time() % 0.03)  # the runs return together: their commits group
     return n
-'''
+"""
 
 # Imports the worker once and forks a fresh worker process for each line it reads (the
 # environment of that worker, as JSON), answering with its exit status: a crash point

@@ -1,0 +1,2 @@
+def noop(i):
+    return i
