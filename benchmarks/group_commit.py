@@ -1,7 +1,7 @@
 """Group commit: runs executing at once in one worker share fsyncs.
 
-Run: `python benchmarks/group_commit.py [--effects 200] [--runs 16] [--postgres]
-[--dir DIR]`. Prints figures beside their targets; asserts nothing. In one process, on
+Run: `python benchmarks/group_commit.py [--effects 200] [--runs 16] [--rounds 3]
+[--postgres] [--dir DIR]`. Prints figures beside their targets; asserts nothing. In one process, on
 one disk, one worker (`mnlang.runtime.worker.Worker`, concurrency `--runs`) executes:
 
 - a lone run of a chain of `--effects` no-op keyed effects (`benchmarks/step_throughput.py`'s
@@ -16,7 +16,8 @@ Figures on a shared, loaded machine are noisy: each is the median of `--rounds` 
 interleaved, after a warm-up.
 
 Target (issue 23): the `--runs` runs' aggregate rate with group commit on at least 2x the
-lone run's rate measured here (with group commit on). Timed from the first event of the
+lone run's rate measured here (with group commit on). Each measurement has a journal of
+its own (a new SQLite file, a new PostgreSQL schema), timed from the first event of the
 runs to their last, in the journal's clock. `--postgres` also measures on a private
 PostgreSQL server (`tests/pg.py`, fsync and synchronous_commit on).
 """
@@ -63,10 +64,11 @@ def process_cpu() -> float:
 
 
 def measure(
-    open_journal: Callable[[], Store], ir: IRProgram, runs: int, effects: int, group: bool
+    open_journal: Callable[[str], Store], ir: IRProgram, runs: int, effects: int, group: bool
 ) -> Measured:
-    with open_journal() as store:
-        tag = f"{'g' if group else 'n'}{runs}-{time.monotonic_ns()}"
+    tag = f"{'g' if group else 'n'}{runs}_{time.monotonic_ns()}"
+    # A journal of its own: no measurement pays for the WAL another one left.
+    with open_journal(tag) as store:
         ids = [f"{tag}-{n}" for n in range(runs)]
         for run_id in ids:
             start_run(
@@ -112,7 +114,7 @@ def median(figures: list[Measured]) -> Measured:
 
 def report(
     name: str,
-    open_journal: Callable[[], Store],
+    open_journal: Callable[[str], Store],
     ir: IRProgram,
     runs: int,
     effects: int,
@@ -120,10 +122,10 @@ def report(
 ) -> None:
     measure(open_journal, ir, 2, effects // 4, True)  # warm-up: imports, the journal's pages
     figures: dict[tuple[int, bool], list[Measured]] = {}
-    for _ in range(rounds):
-        # Interleaved, so that a change of the machine's load spreads over all four.
+    for r in range(rounds):
+        # Interleaved, in turns, so that a change of the machine's load spreads over all four.
         for many in (1, runs):
-            for group in (True, False):
+            for group in (True, False) if r % 2 == 0 else (False, True):
                 figures.setdefault((many, group), []).append(
                     measure(open_journal, ir, many, effects, group)
                 )
@@ -178,7 +180,7 @@ def main() -> None:
         sys.path.insert(0, str(folder))
         report(
             f"SQLite (WAL, synchronous=FULL) in {tmp}",
-            lambda: open_store(folder / "journal.db"),
+            lambda name: open_store(folder / f"{name}.db"),
             ir,
             args.runs,
             args.effects,
@@ -194,10 +196,9 @@ def main() -> None:
             cluster = PostgresCluster(settings={})
             cluster.start()
             try:
-                url = cluster.url("group_bench")
                 report(
                     "PostgreSQL (fsync and synchronous_commit on)",
-                    lambda: open_store(url),
+                    lambda name: open_store(cluster.url(name)),
                     ir,
                     args.runs,
                     args.effects,
