@@ -850,7 +850,7 @@ class Store(Protocol):
         """Apply a batch atomically; `StaleLease` if the batch's lease no longer holds."""
 
     def commit_group(self, batches: Sequence[Batch]) -> list[CommitResult | Exception]:
-        """Apply the batches in one transaction, each atomically in a savepoint of its own:
+        """Apply the batches in one transaction, each atomically (a savepoint of its own):
         a batch refused (`StaleLease`, a run that is gone, a value that is not JSON) has its
         error as its outcome and writes nothing; the others commit. The transaction's own
         failure raises (`mnlang.stores.group_commit`)."""

@@ -6,9 +6,10 @@ flight (or fewer than `in_flight`) is the leader of its own group: it commits at
 alone, exactly as without group commit (a lone run never waits for companions). A commit
 that arrives while the store is busy queues; when a commit in flight returns, the first
 queued commit leads a group of every commit queued by then (up to `max_group`), which the store writes in one
-transaction (`Store.commit_group`): a SAVEPOINT per member, so that a member the store
-refuses (a stale lease, a run that is gone, a batch that is not JSON) is rolled back to
-its savepoint alone, and the others commit. Every member's `commit` returns (or raises
+transaction (`Store.commit_group`) so that a member the store refuses (a stale lease, a
+run that is gone, a batch that is not JSON) writes nothing and the others commit: on
+SQLite each member is written in a SAVEPOINT of its own, rolled back alone when refused;
+PostgreSQL's `mnc_commit` judges a batch before it writes anything. Every member's `commit` returns (or raises
 its own refusal) only once the group's COMMIT has returned: nothing of a member, its
 effect calls above all, goes on before its batch is durable.
 

@@ -1187,10 +1187,13 @@ class PostgresStore:
         return committed
 
     def commit_group(self, batches: Sequence[Batch]) -> list[CommitResult | Exception]:
-        """Commit the batches in one transaction, each inside a savepoint of its own: a
-        batch refused (a stale lease, no such run) is rolled back alone and its error is its
-        outcome; the others commit. A statement that fails in the server (a bad state op)
-        aborts the pipeline, whoever sent it: then each batch is committed alone."""
+        """Commit the batches in one transaction, in two round trips whatever their number:
+        every batch's `mnc_commit`, then the rest of the batches that it accepted with the
+        COMMIT. A batch refused (a stale lease, no such run) has written nothing (its
+        `mnc_commit` judges the lease before any write), so there is nothing of it to roll
+        back: its error is its outcome and the others commit. A statement that fails in
+        the server (a bad state op) aborts the pipeline, whoever sent it: then each batch
+        is committed alone."""
         plans: list[_Plan | Exception] = []
         for batch in batches:
             try:
@@ -1201,19 +1204,21 @@ class PostgresStore:
         crash.point("before")
 
         def body(tx: _Tx) -> list[Callable[[], CommitResult | Exception]]:
+            judged = [
+                None if isinstance(plan, Exception) else tx.conn.execute(_COMMIT_SQL, plan.commit)
+                for plan in plans
+            ]
+            tx.sync()
             results: list[Callable[[], CommitResult | Exception]] = []
-            for member, plan in enumerate(plans, 1):
+            for member, (plan, cursor) in enumerate(zip(plans, judged, strict=True), 1):
                 if isinstance(plan, Exception):
                     results.append(partial(_same, plan))
                 else:
-                    tx.conn.execute("SAVEPOINT member")
+                    assert cursor is not None
                     try:
-                        # Its round trip also brings back the previous member's writes.
-                        results.append(self._apply(tx, plan))
+                        results.append(self._rest(tx, plan, _fetched(cursor)))
                     except StoreError as e:  # refused by `mnc_commit`: nothing written
-                        tx.conn.execute("ROLLBACK TO SAVEPOINT member")
                         results.append(partial(_same, e))
-                    tx.conn.execute("RELEASE SAVEPOINT member")
                 if crash.writes_at(member, len(plans)):
                     tx.pipeline.sync()
                 crash.written(member, len(plans))
@@ -1238,12 +1243,17 @@ class PostgresStore:
             return e
 
     def _apply(self, tx: _Tx, plan: _Plan) -> Callable[[], CommitResult]:
-        """Send one batch inside the open transaction: `mnc_commit`, read back (`StaleLease`
-        or `RunNotFound` when it refused, having written nothing), then the rest of the
-        batch without waiting; returns what reads the result once the pipeline synced."""
-        batch = plan.batch
+        """Send one batch inside the open transaction: `mnc_commit`, read back, then the
+        rest (`_rest`)."""
         row = tx.one(_COMMIT_SQL, plan.commit)
         assert row is not None
+        return self._rest(tx, plan, row)
+
+    def _rest(self, tx: _Tx, plan: _Plan, row: _Row) -> Callable[[], CommitResult]:
+        """Given the row `mnc_commit` returned for a batch (`StaleLease` or `RunNotFound`
+        when it refused, having written nothing), send the rest of the batch without
+        waiting; returns what reads the result once the pipeline synced."""
+        batch = plan.batch
         accepted, last_seq, cancel_requested, owner, epoch, expires_at, now, rows = row
         if accepted is None:
             raise run_not_found(batch.run_id)
