@@ -4,7 +4,9 @@ crash at each of its commits in turn (`MNC_CRASH_AT_COMMIT`); with `written`, at
 member of that commit's group too (`MNC_CRASH_MEMBER`: the first K members written in
 the group's transaction, the rest not, no COMMIT). Fresh workers then drive the runs to
 their end. On SQLite also `after` (the group durable, no member told yet) and on
-PostgreSQL `during` (COMMIT sent, its reply unread).
+PostgreSQL `during` (COMMIT sent, its reply unread). On PostgreSQL the worker's store has
+one connection, so one transaction in flight, as on SQLite (with its default four, three
+runs would each have a transaction of their own).
 
 The effect's tool waits for the next 30 ms tick of the clock before it returns, so that
 the three runs' results reach the committer together and groups form; it also reads the
@@ -100,7 +102,13 @@ for line in sys.stdin:
         os.environ.clear()
         os.environ.update(env)
         sys.path.insert(0, env["TOOLS_DIR"])
-        with open_store(env["MNC_DB"]) as store:
+        url = env["MNC_DB"]
+        if url.startswith("postgresql://"):
+            # One connection: one transaction in flight, so that commits group as on SQLite.
+            store = mnlang.stores.postgres.PostgresStore(url, pool_size=1)
+        else:
+            store = open_store(url)
+        with store:
             Worker(store, concurrency=3, lease_ttl=5, idle_wait=0.05).run(until_idle=True)
         os._exit(0)
     _, status = os.waitpid(pid, 0)
