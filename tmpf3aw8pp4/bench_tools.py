@@ -1,0 +1,3 @@
+
+def noop(i):
+    return i
