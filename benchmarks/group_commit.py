@@ -25,6 +25,7 @@ PostgreSQL server (`tests/pg.py`, fsync and synchronous_commit on).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -66,6 +67,9 @@ def process_cpu() -> float:
 def measure(
     open_journal: Callable[[str], Store], ir: IRProgram, runs: int, effects: int, group: bool
 ) -> Measured:
+    # The disk writes back what the measurement before left dirty, now rather than
+    # during this one (it would slow whichever measurement follows a 16-run one).
+    os.sync()
     tag = f"{'g' if group else 'n'}{runs}_{time.monotonic_ns()}"
     # A journal of its own: no measurement pays for the WAL another one left.
     with open_journal(tag) as store:

@@ -1,3 +1,0 @@
-
-def noop(i):
-    return i
