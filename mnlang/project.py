@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +101,8 @@ def find_project(start: Path | None = None) -> Project | None:
 
 
 def load(path: Path) -> Project:
+    import tomllib  # here: only a folder with a project file pays for it
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
