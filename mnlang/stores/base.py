@@ -519,6 +519,16 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True)
+class RunCreated:
+    """One run of `create_runs`: the run with its id as the transaction left it and
+    whether this start created it; or, for an id `mnc gc` removed, its tombstone."""
+
+    record: RunRecord | None
+    created: bool = False
+    removed: Tombstone | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     kind: str
     data: Json = None
@@ -750,6 +760,11 @@ class Store(Protocol):
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         """Create a run, or return the existing run with this id; the flag says created.
         `RunRemoved` when retention removed a run with this id (its tombstone)."""
+
+    def create_runs(self, runs: Sequence[NewRun]) -> list[RunCreated]:
+        """`create_run` for each of `runs`, in order, in one transaction (one commit: the
+        API's group commit of starts). A removed id gives its tombstone, not `RunRemoved`,
+        so that the others are still created; two starts with one id create it once."""
 
     def get_run(self, run_id: str, *, args: bool = True) -> RunRecord | None:
         """The run with this id, or `None`. With `args=False` the record's `args` are left

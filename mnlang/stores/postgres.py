@@ -83,6 +83,7 @@ from mnlang.stores.base import (
     Quarantine,
     QueueDepth,
     RunCount,
+    RunCreated,
     RunLimitReached,
     RunRecord,
     RunRemoved,
@@ -877,21 +878,46 @@ class PostgresStore:
     # --- runs -------------------------------------------------------------------------------
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
-        def body(tx: _Tx) -> tuple[RunRecord, bool]:
-            if run.limit is not None:
-                tx.conn.execute(_LOCK_SLOTS_SQL, (run.workflow,))
-            removed = tx.one(
-                f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = %s", (run.run_id,)
+        (one,) = self.create_runs([run])
+        if one.removed is not None:
+            raise RunRemoved(one.removed)
+        assert one.record is not None
+        return one.record, one.created
+
+    def create_runs(self, runs: Sequence[NewRun]) -> list[RunCreated]:
+        ids = [run.run_id for run in runs]
+
+        def body(tx: _Tx) -> list[RunCreated]:
+            # Slot locks in one order, so that two groups cannot wait for each other.
+            for workflow in sorted({run.workflow for run in runs if run.limit is not None}):
+                tx.conn.execute(_LOCK_SLOTS_SQL, (workflow,))
+            tombstones = tx.conn.execute(
+                f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = ANY(%s)", (ids,)
             )
-            if removed is not None:
-                raise RunRemoved(tombstone_record(removed))
-            now = tx.clock()
-            created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
-            record = tx.one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run.run_id,))
-            assert record is not None
-            if created.rowcount == 1 and run.status == "running":
-                self._notify(tx, run.run_id)
-            return _run_record(record), created.rowcount == 1
+            now = tx.clock()  # one round trip for both
+            removed = {t.run_id: t for t in map(tombstone_record, tombstones.fetchall())}
+            inserted = [
+                tx.conn.execute(
+                    _INSERT_RUN_SQL + " RETURNING run_id", {**_run_params(run), "now": now}
+                )
+                for run in runs
+                if run.run_id not in removed
+            ]
+            rows = tx.all(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ANY(%s)", (ids,))
+            records = {record.run_id: record for record in map(_run_record, rows)}
+            created = {row[0] for row in (cursor.fetchone() for cursor in inserted) if row}
+            out: list[RunCreated] = []
+            for run in runs:
+                if run.run_id in removed:
+                    out.append(RunCreated(None, removed=removed[run.run_id]))
+                    continue
+                # Two starts of one id in the group: the first creates it.
+                first = run.run_id in created
+                created.discard(run.run_id)
+                if first and run.status == "running":
+                    self._notify(tx, run.run_id)
+                out.append(RunCreated(records[run.run_id], first))
+            return out
 
         return self._transaction(body)
 

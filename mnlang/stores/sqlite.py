@@ -53,6 +53,7 @@ from mnlang.stores.base import (
     Quarantine,
     QueueDepth,
     RunCount,
+    RunCreated,
     RunLimitReached,
     RunRecord,
     RunRemoved,
@@ -416,14 +417,23 @@ class SQLiteStore:
     # --- runs -------------------------------------------------------------------------------
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        (one,) = self.create_runs([run])
+        if one.removed is not None:
+            raise RunRemoved(one.removed)
+        assert one.record is not None
+        return one.record, one.created
+
+    def create_runs(self, runs: Sequence[NewRun]) -> list[RunCreated]:
+        out: list[RunCreated] = []
         with self._write() as now:
-            removed = self._tombstone(run.run_id)
-            if removed is not None:
-                raise RunRemoved(removed)
-            created = self._insert_run(run, now)
-            record = self._run_or_none(run.run_id)
-        assert record is not None
-        return record, created
+            for run in runs:
+                removed = self._tombstone(run.run_id)
+                if removed is not None:
+                    out.append(RunCreated(None, removed=removed))
+                    continue
+                created = self._insert_run(run, now)
+                out.append(RunCreated(self._run_or_none(run.run_id), created))
+        return out
 
     def _insert_run(self, run: NewRun, now: float) -> bool:
         status, queued = run.status, False
