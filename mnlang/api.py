@@ -500,10 +500,13 @@ def checkpoint_names(
     return names
 
 
-def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
+def cancel_run(run_id: str, *, by: str | None = None, db: str | Path | None = None) -> RunOutcome:
     """Cancel a run. A run nobody is executing is taken up at once so that its `finally`
-    bodies and compensations run; a run another process executes stops at its next step."""
+    bodies and compensations run; a run another process executes stops at its next step.
+    `by` (default: the operating system's user) is kept as who asked
+    (`RunRecord.cancel_requested_by`) and journaled in the run's `cancelled` event."""
     from mnlang.runtime import run
+    from mnlang.runtime.decisions import default_decider
     from mnlang.stores.base import RunNotFound
 
     with _open_store(db) as store:
@@ -512,7 +515,7 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
             raise RunNotFound(
                 f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
             )
-        if not store.request_cancel(run_id):
+        if not store.request_cancel(run_id, by=by or default_decider()):
             return run.RunOutcome(
                 record.run_id, record.workflow, record.status, record.result, record.error
             )

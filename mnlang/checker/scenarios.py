@@ -69,7 +69,7 @@ from mnlang.checker.declarations import Declarations, Resolver, build_declaratio
 from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.expressions import ExprChecker
 from mnlang.checker.options import ERROR_KINDS, UNCATCHABLE_KINDS, report_unknown_key
-from mnlang.checker.program import ModuleInfo, Program, Symbol
+from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.steps import checkpoint_choices, nested_statement, step_call, walk
 from mnlang.checker.suggest import did_you_mean
 from mnlang.diagnostics import Diagnostics, Label
@@ -123,6 +123,8 @@ class ReplySpec:
     tool: Symbol | None = None
     call: ast.Call | None = None
     prompt_has: str | None = None
+    bound: frozenset[str] = frozenset()
+    """The tool's parameters the agent binds: the call's arguments are the others."""
 
 
 @dataclass(slots=True)
@@ -230,6 +232,26 @@ def _is_keyed_payload(node: ast.Expr) -> bool:
         and bool(node.entries)
         and all(e.key.name in _KEYED_KEYS for e in node.entries)
     )
+
+
+def _bound_params(agent: Symbol, tool: Symbol) -> frozenset[str]:
+    """The parameters of `tool` that `agent`'s `tools:` binds (`book_hotel({ passenger: pid })`)."""
+    entry = agent.decl.options.get("tools") if isinstance(agent.decl, ast.CallableDecl) else None
+    if entry is None or not isinstance(entry.value, ast.ListLit):
+        return frozenset()
+    for item in entry.value.items:
+        if (
+            isinstance(item, ast.Call)
+            and len(item.args) == 1
+            and isinstance(item.args[0], ast.ObjectLit)
+            and lookup(agent.module, item.callee) is tool
+        ):
+            return frozenset(e.key.name for e in item.args[0].entries)
+    return frozenset()
+
+
+def _names(names: frozenset[str]) -> str:
+    return ", ".join(f"`{n}`" for n in sorted(names))
 
 
 def _article(kind: str) -> str:
@@ -572,11 +594,39 @@ class _ScenarioChecker:
                 return self._prompt_has(agent, node)
             sym = self.module.scope.get(name)
             if sym is not None and sym.kind in ("tool", "effect"):
-                self._typed_call(node, ("tool", "effect"), "tool or effect")
-                return ReplySpec(tool=sym, call=node)
+                bound = _bound_params(agent, sym)
+                if bound:
+                    self._model_call(node, sym, bound)
+                else:
+                    self._typed_call(node, ("tool", "effect"), "tool or effect")
+                return ReplySpec(tool=sym, call=node, bound=bound)
         returns = self.decls.signatures[agent.name].returns
         self.exprs.expect(node, returns, f" as a reply of `{agent.decl.name.name}`")
         return ReplySpec(value=node)
+
+    def _model_call(self, call: ast.Call, tool: Symbol, bound: frozenset[str]) -> None:
+        """A turn calling a tool whose parameters `bound` the agent binds: the arguments
+        are those the model sends, the others in order (as the model sees the tool)."""
+        assert isinstance(call.callee, ast.Name)
+        signature = self.decls.signatures[tool.name]
+        call.callee.ref, call.target, call.ty = tool, tool, signature.returns
+        name = tool.decl.name.name
+        params = [p for p in signature.params if p.name not in bound]
+        required = sum(1 for p in params if not p.has_default)
+        if not required <= len(call.args) <= len(params):
+            wanted = str(len(params)) if required == len(params) else f"{required} to {len(params)}"
+            shown = ", ".join(f"{p.name}: {p.type}" for p in params)
+            self.diags.add(
+                "E202",
+                call,
+                f"`{name}` takes {wanted} argument{'s' if len(params) != 1 else ''} from the "
+                f"model, {len(call.args)} given (the agent binds {_names(bound)})",
+                help=f"`{name}({shown})`",
+            )
+        for arg, param in zip(call.args, params):
+            self.exprs.expect(arg, param.type, f" for parameter `{param.name}` of `{name}`")
+        for arg in call.args[len(params) :]:
+            self.exprs.expr(arg)
 
     def _prompt_has(self, agent: Symbol, node: ast.Call) -> ReplySpec | None:
         if len(node.args) != 2 or not (

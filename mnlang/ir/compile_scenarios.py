@@ -128,6 +128,10 @@ class _ScenarioCompiler:
 
     def _reply(self, reply: ReplySpec) -> ScenarioReplyIR:
         if reply.tool is not None and reply.call is not None:
+            if reply.bound:
+                args = self.decls.call_args(reply.call, reply.tool, self.module, skip=reply.bound)
+                model_call = ScenarioCallIR(callee=reply.tool.name, args=args)
+                return ScenarioReplyIR(tool_call=model_call, prompt_has=reply.prompt_has)
             call = ExpectedCall(reply.tool, reply.call)
             return ScenarioReplyIR(tool_call=self._call(call), prompt_has=reply.prompt_has)
         if reply.value is None:

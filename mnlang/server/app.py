@@ -153,6 +153,7 @@ def run_out(record: RunRecord, *, created: bool | None = None) -> m.RunOut:
         parent_run_id=record.parent_run_id,
         ir_hash=record.ir_hash,
         cancel_requested=record.cancel_requested,
+        cancel_requested_by=record.cancel_requested_by,
         created_at=record.created_at,
         updated_at=record.updated_at,
         finished_at=record.finished_at,
@@ -475,7 +476,7 @@ class Api:
                 except ActionRefused as e:
                     out.skipped.append(m.Skipped(run_id=record.run_id, reason=e.message))
                     continue
-                if self.store.request_cancel(record.run_id):
+                if self.store.request_cancel(record.run_id, by=user.name):
                     out.done.append(record.run_id)
                 else:
                     out.skipped.append(m.Skipped(run_id=record.run_id, reason="it has ended"))
@@ -625,8 +626,8 @@ class Api:
         run_id = request.path_params["run_id"]
 
         def request_cancel() -> RunRecord:
-            self.may_change(request, self.record(run_id))
-            self.store.request_cancel(run_id)
+            user = self.may_change(request, self.record(run_id))
+            self.store.request_cancel(run_id, by=user.name)
             return self.record(run_id)
 
         record = await run_in_threadpool(request_cancel)
@@ -634,7 +635,10 @@ class Api:
             self.executor.resume(run_id)
         return _json(
             m.CancelOut(
-                run_id=run_id, status=record.status, cancel_requested=record.cancel_requested
+                run_id=run_id,
+                status=record.status,
+                cancel_requested=record.cancel_requested,
+                cancel_requested_by=record.cancel_requested_by,
             ),
             202 if record.status not in TERMINAL_STATUSES else 200,
         )

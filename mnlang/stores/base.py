@@ -223,6 +223,9 @@ class RunRecord:
     quarantine: Quarantine | None = None
     """Set when a worker set the run aside (`Store.quarantine_run`): no worker claims it
     until a person releases it (`Store.release_quarantine`, `mnc db release`)."""
+    cancel_requested_by: str | None = None
+    """Who asked to cancel the run (`Store.request_cancel`'s `by`; the first asker), or
+    `None` when nobody did or it is not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -804,8 +807,10 @@ class Store(Protocol):
     def run_counts(self) -> list[RunCount]:
         """The number of runs per workflow, class and status, sorted by those three."""
 
-    def request_cancel(self, run_id: str) -> bool:
-        """Ask a live run to stop; `False` when it had already ended."""
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        """Ask a live run to stop; `False` when it had already ended. `by` (who asks) is
+        kept as `RunRecord.cancel_requested_by` unless someone asked before. Counts as a
+        commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
 
     def queue_depth(self) -> QueueDepth:
         """How many runs are runnable, waiting and leased: one aggregate query, cheap
@@ -830,7 +835,9 @@ class Store(Protocol):
     def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
         """Set a `failed` run `running` again (its error and end cleared, its `meta`
         replaced), journaling `event`, in one transaction; False when it is not `failed`
-        (the state is the run's own: a retry resumes from what its last commit kept).
+        (the state is the run's own: a retry resumes from what its last commit kept). A
+        run of a workflow whose `limit` is full is set `waiting`, queued for a slot, as a
+        new run is: a worker claims it once a slot frees.
         Counts as a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
         ...
 
@@ -920,6 +927,12 @@ class Store(Protocol):
     def signal_holders(self, signal_id: str) -> list[str]:
         """The runs holding a signal with this id, read or not (an inbound webhook's
         delivery seen before), by run id."""
+
+    def waiting_for_key(self, key: str) -> list[tuple[str, str]]:
+        """`(run_id, event)` of each `waiting` run that waits for an event with
+        correlation key `key`, by run id then event: found through the `waiting_keys`
+        index (an inbound webhook that names a key but no run), not by reading every
+        waiting run."""
 
     def callback_secret(self) -> bytes:
         """The journal's secret for callback tokens: created with the journal, never in a
@@ -1065,6 +1078,16 @@ class Store(Protocol):
     def redeliver(self, event_id: str, sink: str) -> bool:
         """Make a delivery pending and due now (a failed one is tried again); `False` when
         there is no such delivery."""
+
+    def remove_settled_outbox(
+        self, created_before: float, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        """Look at up to `limit` routed outbox events with an id after `after` (in id
+        order) and remove, with their deliveries and attempts, each one that is settled
+        (`outbox_removable`): none of its deliveries pending, and either created before
+        `created_before`, or each delivered and its run removed (by `mnc gc`). Returns
+        how many were removed and the `after` of the next page, `None` after the last.
+        One transaction; a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
 
     # compiled programs
 
