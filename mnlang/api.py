@@ -839,12 +839,14 @@ def run_worker(
     on_start: Callable[[Worker], None] | None = None,
     gc: GcPolicy | None = None,
     changed_code: ChangedCode = "allow",
+    group_commit: bool = True,
 ) -> WorkerStats:
     """Run a worker on the journal until it is stopped (`on_start` receives it, to stop it
     from a signal handler) or, with `until_idle`, until no run is left to move. With a
     `gc` policy it also removes ended runs on that schedule (`mnlang.retention`).
     `changed_code` is its policy for runs whose tool code changed since they started
-    (`mnlang.runtime.serving`): `pin` claims them only with the code they started with."""
+    (`mnlang.runtime.serving`): `pin` claims them only with the code they started with.
+    `group_commit=False` commits each run's batches alone (`mnlang.stores.group_commit`)."""
     import threading
 
     from mnlang.models.setup import import_sdks
@@ -861,6 +863,7 @@ def run_worker(
             lease_ttl=lease_ttl,
             log=log,
             changed_code=changed_code,
+            group_commit=group_commit,
         )
         if on_start is not None:
             on_start(worker)

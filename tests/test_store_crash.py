@@ -115,3 +115,23 @@ def test_bad_hook_settings_are_refused(monkeypatch: pytest.MonkeyPatch, at: str,
     with pytest.raises(StoreError, match="bad crash hook setting") as info:
         CrashPlan.from_env(1)
     assert info.value.help
+
+
+@pytest.mark.parametrize("member", ["0", "first", "-1"])
+def test_a_bad_member_number_is_refused(monkeypatch: pytest.MonkeyPatch, member: str) -> None:
+    monkeypatch.setenv("MNC_CRASH_AT_COMMIT", "1")
+    monkeypatch.setenv("MNC_CRASH_WHEN", "written")
+    monkeypatch.setenv("MNC_CRASH_MEMBER", member)
+    with pytest.raises(StoreError, match="MNC_CRASH_MEMBER") as info:
+        CrashPlan.from_env(1)
+    assert info.value.help
+
+
+def test_a_member_number_picks_the_written_moment_of_a_group() -> None:
+    """`written` at member K of a group; a commit with fewer members does not crash there
+    (a lone commit is a group of one)."""
+    plan = CrashPlan("written", 2)
+    assert [plan.writes_at(k, 3) for k in (1, 2, 3)] == [False, True, False]
+    assert not plan.writes_at(1, 1)
+    assert [CrashPlan("written").writes_at(k, 3) for k in (1, 2, 3)] == [False, False, True]
+    assert not CrashPlan("during", 2).writes_at(2, 3)

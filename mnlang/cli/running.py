@@ -342,6 +342,13 @@ def resume(run_id: str, upgrade: bool, source: str | None, db: str | None, as_js
     "a warning) or pin (claim only runs whose modules have the same sha256 here). "
     "Default: $MNC_CHANGED_CODE, else the project's [workers] changed_code, else allow.",
 )
+@click.option(
+    "--group-commit/--no-group-commit",
+    default=True,
+    show_default=True,
+    help="Let the commits of runs executing at once share a transaction and its fsync "
+    '(docs/runtime.md, "Group commit").',
+)
 @_durability_option
 @db_option
 def worker(
@@ -358,6 +365,7 @@ def worker(
     gc_every: float,
     gc_archive: str | None,
     changed_code: str | None,
+    group_commit: bool,
     durability: str,
     db: str | None,
 ) -> None:
@@ -464,6 +472,7 @@ def worker(
             on_start=on_start,
             gc=gc_policy,
             changed_code=policy,
+            group_commit=group_commit,
         )
     except (RunError, StoreError) as e:  # RunError: an `MNC_*` setting that does not parse
         run_error(e)

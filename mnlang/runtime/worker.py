@@ -31,6 +31,11 @@ Heartbeats: a worker records itself in the journal's workers table when it start
 every third of its lease time after (`mnc workers` lists the live ones with the runs they
 hold), and removes itself when it stops.
 
+Group commit: the commits of the runs a worker executes at once share transactions, and
+so fsyncs (`mnlang.stores.group_commit`): a commit that finds none in flight goes at
+once, alone; the ones that arrive while it is in flight go together right after it.
+`group_commit=False` (`mnc worker --no-group-commit`) commits each alone.
+
 Stopping (`stop()`, which `mnc worker` calls on SIGTERM or Ctrl-C): no new run is
 claimed; each run in progress stops at its next commit point, once its calls in flight
 have returned, and its lease is released so another worker can take it up at once.
@@ -178,6 +183,7 @@ class Worker:
         log: Logger | None = None,
         owner: str | None = None,
         changed_code: ChangedCode = DEFAULT_CHANGED_CODE,
+        group_commit: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("a worker needs a concurrency of at least 1")
@@ -205,6 +211,8 @@ class Worker:
         self._timeouts_checked = -_BUSY_POLL
         self._beaten = -lease_ttl
         self.changed_code = changed_code
+        self.group_commit = group_commit
+        """Commits of runs executing at once share transactions (`mnlang.stores.group_commit`)."""
         self._sources: dict[str, SourceIR | None] = {}
         """Where each program of the journal came from (None: it cannot be loaded)."""
         self._program_offers: dict[str, list[Need]] = {}
@@ -235,6 +243,8 @@ class Worker:
         self._advertised = None  # stopping removed what an earlier `run` advertised
         slots = self.store.tool_slots()
         previous = use_limits(SharedToolLimits(slots)) if slots is not None else None
+        if self.group_commit:
+            self.store.use_group_commit(True)
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="mnc-worker") as pool:
                 while not self._stop.is_set():
@@ -254,6 +264,8 @@ class Worker:
         finally:
             if previous is not None:
                 use_limits(previous)
+            if self.group_commit:
+                self.store.use_group_commit(False)
         try:
             self.store.worker_stopped(self.owner)
         except StoreError as e:

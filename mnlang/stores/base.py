@@ -22,7 +22,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeAlias
+
+if TYPE_CHECKING:
+    from mnlang.stores.group_commit import GroupCommitter
 
 Json: TypeAlias = Any
 """A JSON-compatible Python value (see the module docstring)."""
@@ -867,6 +870,16 @@ class Store(Protocol):
 
     def commit(self, batch: Batch) -> CommitResult:
         """Apply a batch atomically; `StaleLease` if the batch's lease no longer holds."""
+
+    def commit_group(self, batches: Sequence[Batch]) -> list[CommitResult | Exception]:
+        """Apply the batches in one transaction, each atomically (a savepoint of its own):
+        a batch refused (`StaleLease`, a run that is gone, a value that is not JSON) has its
+        error as its outcome and writes nothing; the others commit. The transaction's own
+        failure raises (`mnlang.stores.group_commit`)."""
+
+    def use_group_commit(self, on: bool) -> GroupCommitter | None:
+        """Send `commit` through a group committer, so that commits of several threads
+        arriving together share a transaction (or stop); returns the committer in use."""
 
     def load_state(self, run_id: str) -> RunState:
         """The last committed cursors and variables; costs the same for any journal length."""

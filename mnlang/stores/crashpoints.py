@@ -13,6 +13,11 @@ gives) at the N-th `commit` this process makes; commits are counted per process 
   moment of `written`;
 - `after` (the default): the commit is durable.
 
+A group commit (`mnlang.stores.group_commit`) is one commit, whatever its members.
+`MNC_CRASH_MEMBER=K` (from 1) makes its `written` the moment its K-th member is written,
+before the next one's savepoint; a commit with fewer members (a lone commit has one)
+does not crash. Unset, `written` is after the last member.
+
 `os._exit` skips every cleanup handler, as a real crash would.
 """
 
@@ -42,6 +47,8 @@ class CrashPlan:
     """Where, if anywhere, the current commit must crash; read once per commit."""
 
     moment: Moment | None
+    member: int | None = None
+    """In a group commit, the member after whose writes `written` falls (None: the last)."""
 
     @classmethod
     def from_env(cls, commit_number: int) -> CrashPlan:
@@ -49,15 +56,37 @@ class CrashPlan:
         if not at:
             return cls(None)
         when = os.environ.get("MNC_CRASH_WHEN") or "after"
-        if when not in _MOMENTS or not at.isdigit():
+        member = os.environ.get("MNC_CRASH_MEMBER") or None
+        if (
+            when not in _MOMENTS
+            or not at.isdigit()
+            or (member is not None and (not member.isdigit() or int(member) < 1))
+        ):
             raise StoreError(
-                f"bad crash hook setting: MNC_CRASH_AT_COMMIT={at!r}, MNC_CRASH_WHEN={when!r}",
+                f"bad crash hook setting: MNC_CRASH_AT_COMMIT={at!r}, MNC_CRASH_WHEN={when!r}"
+                + (f", MNC_CRASH_MEMBER={member!r}" if member is not None else ""),
                 help="MNC_CRASH_AT_COMMIT takes a commit number from 1; "
-                "MNC_CRASH_WHEN takes `before`, `written`, `during` or `after`",
+                "MNC_CRASH_WHEN takes `before`, `written`, `during` or `after`; "
+                "MNC_CRASH_MEMBER takes a member number from 1",
             )
-        return cls(cast(Moment, when) if int(at) == commit_number else None)
+        if int(at) != commit_number:
+            return cls(None)
+        return cls(cast(Moment, when), None if member is None else int(member))
 
     def point(self, moment: Moment) -> None:
-        """Exit the process here if this is the planned moment."""
-        if moment == self.moment:
+        """Exit the process here if this is the planned moment (a lone commit's `written`
+        is its only member's)."""
+        if moment == "written":
+            self.written(1, 1)
+        elif moment == self.moment:
             os._exit(CRASH_EXIT_STATUS)
+
+    def written(self, member: int, members: int) -> None:
+        """Exit the process if the plan is `written` at this member of a group commit of
+        `members` (from 1)."""
+        if self.moment == "written" and member == (self.member or members):
+            os._exit(CRASH_EXIT_STATUS)
+
+    def writes_at(self, member: int, members: int) -> bool:
+        """Whether `written` falls after this member (PostgreSQL then syncs what it sent)."""
+        return self.moment == "written" and member == (self.member or members)

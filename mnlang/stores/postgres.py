@@ -44,6 +44,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, LiteralString, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -130,6 +131,7 @@ from mnlang.stores.common import (
     tombstone_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
+from mnlang.stores.group_commit import GroupCommitter
 from mnlang.stores.outbox_rows import (
     DELIVERY_COLUMNS,
     OUTBOX_COLUMNS,
@@ -743,6 +745,8 @@ class PostgresStore:
             open=False,
         )
         self._pool.open(wait=False)
+        self.committer: GroupCommitter | None = None
+        """Set by `use_group_commit`: `commit` goes through it."""
 
     def _connect(self) -> _Conn:
         """A connection of its own: unlike the pool's, its failure says why (refused, bad
@@ -1204,54 +1208,139 @@ class PostgresStore:
     # --- commits and state --------------------------------------------------------------
 
     def commit(self, batch: Batch) -> CommitResult:
+        committer = self.committer
+        if committer is not None:
+            return committer.commit(batch)
+        return self._commit_one(batch, CrashPlan.from_env(next_commit_number()))
+
+    def use_group_commit(self, on: bool) -> GroupCommitter | None:
+        """Send `commit` through a group committer (`mnlang.stores.group_commit`), or not;
+        returns the committer now in use."""
+        if not on:
+            self.committer = None
+        elif self.committer is None:
+            self.committer = GroupCommitter(
+                lambda batch: self._commit_one(batch, CrashPlan.from_env(next_commit_number())),
+                self.commit_group,
+                in_flight=self._pool.max_size,
+            )
+        return self.committer
+
+    def _commit_one(self, batch: Batch, crash: CrashPlan) -> CommitResult:
         plan = _Plan.of(batch)
-        crash = CrashPlan.from_env(next_commit_number())
         crash.point("before")
 
         def body(tx: _Tx) -> Callable[[], CommitResult]:
-            row = tx.one(_COMMIT_SQL, plan.commit)
-            assert row is not None
-            accepted, last_seq, cancel_requested, owner, epoch, expires_at, now, rows = row
-            if accepted is None:
-                raise run_not_found(batch.run_id)
-            if not accepted:
-                check_lease(batch, owner, epoch, expires_at, now)
-                raise AssertionError("mnc_commit refused a lease that check_lease accepts")
-            # The rest of the batch goes with the COMMIT; its results are read after.
-            writes, ledger_reads = plan.writes(now)
-            cursors = [write.send(tx.conn) for write in writes]
-            # A run set running by someone without its lease is one a worker must pick up.
-            resumed = (
-                batch.lease is None and batch.run is not None and batch.run.status == "running"
-            )
-            if batch.create_runs or batch.send_signals or resumed:
-                self._notify(tx, batch.run_id)
-            if batch.run is not None and batch.run.status not in (None, "running"):
-                # A run of a workflow with a `limit` that stops running frees a slot.
-                tx.conn.execute(
-                    "SELECT pg_notify(%s, run_id) FROM runs "
-                    "WHERE run_id = %s AND run_limit IS NOT NULL",
-                    (self._channel, batch.run_id),
-                )
-            if crash.moment == "written":
+            result = self._apply(tx, plan)
+            if crash.writes_at(1, 1):
                 tx.pipeline.sync()  # so the crash finds the whole batch sent, uncommitted
             crash.point("written")
-
-            def result() -> CommitResult:
-                return CommitResult(
-                    last_seq=last_seq,
-                    committed_at=now,
-                    cancel_requested=bool(cancel_requested),
-                    ledger=[ledger_record(_fetched(cursors[i])) for i in ledger_reads],
-                    rows_written=rows
-                    + sum(w.rows_written(c) for w, c in zip(writes, cursors, strict=True)),
-                )
-
             return result
 
         committed = self._transaction(body, lambda: crash.point("during"))()
         crash.point("after")
         return committed
+
+    def commit_group(self, batches: Sequence[Batch]) -> list[CommitResult | Exception]:
+        """Commit the batches in one transaction, in two round trips whatever their number:
+        every batch's `mnc_commit`, then the rest of the batches that it accepted with the
+        COMMIT. A batch refused (a stale lease, no such run) has written nothing (its
+        `mnc_commit` judges the lease before any write), so there is nothing of it to roll
+        back: its error is its outcome and the others commit. A statement that fails in
+        the server (a bad state op) aborts the pipeline, whoever sent it: then each batch
+        is committed alone."""
+        plans: list[_Plan | Exception] = []
+        for batch in batches:
+            try:
+                plans.append(_Plan.of(batch))
+            except (TypeError, ValueError) as e:
+                plans.append(e)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> list[Callable[[], CommitResult | Exception]]:
+            judged = [
+                None if isinstance(plan, Exception) else tx.conn.execute(_COMMIT_SQL, plan.commit)
+                for plan in plans
+            ]
+            tx.sync()
+            results: list[Callable[[], CommitResult | Exception]] = []
+            for member, (plan, cursor) in enumerate(zip(plans, judged, strict=True), 1):
+                if isinstance(plan, Exception):
+                    results.append(partial(_same, plan))
+                else:
+                    assert cursor is not None
+                    try:
+                        results.append(self._rest(tx, plan, _fetched(cursor)))
+                    except StoreError as e:  # refused by `mnc_commit`: nothing written
+                        results.append(partial(_same, e))
+                if crash.writes_at(member, len(plans)):
+                    tx.pipeline.sync()
+                crash.written(member, len(plans))
+            return results
+
+        try:
+            results = self._transaction(body, lambda: crash.point("during"))
+        except StoreUnavailable:
+            raise  # the outcome of COMMIT is unknown, or the server is gone
+        except (StoreError, ValueError):
+            results = [partial(self._alone, batch) for batch in batches]
+        crash.point("after")
+        return [result() for result in results]
+
+    def _alone(self, batch: Batch) -> CommitResult | Exception:
+        """A member of a group whose pipeline failed, committed by itself."""
+        try:
+            return self._commit_one(batch, CrashPlan(None))
+        except StoreUnavailable:
+            raise
+        except (StoreError, TypeError, ValueError) as e:
+            return e
+
+    def _apply(self, tx: _Tx, plan: _Plan) -> Callable[[], CommitResult]:
+        """Send one batch inside the open transaction: `mnc_commit`, read back, then the
+        rest (`_rest`)."""
+        row = tx.one(_COMMIT_SQL, plan.commit)
+        assert row is not None
+        return self._rest(tx, plan, row)
+
+    def _rest(self, tx: _Tx, plan: _Plan, row: _Row) -> Callable[[], CommitResult]:
+        """Given the row `mnc_commit` returned for a batch (`StaleLease` or `RunNotFound`
+        when it refused, having written nothing), send the rest of the batch without
+        waiting; returns what reads the result once the pipeline synced."""
+        batch = plan.batch
+        accepted, last_seq, cancel_requested, owner, epoch, expires_at, now, rows = row
+        if accepted is None:
+            raise run_not_found(batch.run_id)
+        if not accepted:
+            check_lease(batch, owner, epoch, expires_at, now)
+            raise AssertionError("mnc_commit refused a lease that check_lease accepts")
+        # The rest of the batch goes with the COMMIT; its results are read after.
+        writes, ledger_reads = plan.writes(now)
+        cursors = [write.send(tx.conn) for write in writes]
+        # A run set running by someone without its lease is one a worker must pick up.
+        resumed = batch.lease is None and batch.run is not None and batch.run.status == "running"
+        if batch.create_runs or batch.send_signals or resumed:
+            self._notify(tx, batch.run_id)
+        if batch.run is not None and batch.run.status not in (None, "running"):
+            # A run of a workflow with a `limit` that stops running frees a slot.
+            tx.conn.execute(
+                "SELECT pg_notify(%s, run_id) FROM runs "
+                "WHERE run_id = %s AND run_limit IS NOT NULL",
+                (self._channel, batch.run_id),
+            )
+
+        def result() -> CommitResult:
+            return CommitResult(
+                last_seq=last_seq,
+                committed_at=now,
+                cancel_requested=bool(cancel_requested),
+                ledger=[ledger_record(_fetched(cursors[i])) for i in ledger_reads],
+                rows_written=rows
+                + sum(w.rows_written(c) for w, c in zip(writes, cursors, strict=True)),
+            )
+
+        return result
 
     def load_state(self, run_id: str) -> RunState:
         def body(tx: _Tx) -> RunState:
@@ -2130,6 +2219,11 @@ def _roll_back(conn: _Conn) -> None:
     if not conn.closed and status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
         with contextlib.suppress(psycopg.Error):
             conn.execute("ROLLBACK")
+
+
+def _same(outcome: Exception) -> Exception:
+    """A refused member's outcome, read like the others'."""
+    return outcome
 
 
 def _fetched(cursor: _Cursor) -> _Row:

@@ -100,6 +100,7 @@ from mnlang.stores.common import (
     tombstone_record,
 )
 from mnlang.stores.crashpoints import CrashPlan, next_commit_number
+from mnlang.stores.group_commit import GroupCommitter
 from mnlang.stores.outbox_rows import (
     DELIVERY_COLUMNS,
     OUTBOX_COLUMNS,
@@ -294,6 +295,8 @@ class SQLiteStore:
             conn = self._connect(durability)
         self._conn = conn
         self.schema_version = SCHEMA_VERSION
+        self.committer: GroupCommitter | None = None
+        """Set by `use_group_commit`: `commit` goes through it."""
 
     def _unwritable(self) -> bool:
         path = Path(self.location)
@@ -737,40 +740,33 @@ class SQLiteStore:
     # --- commits and state --------------------------------------------------------------
 
     def commit(self, batch: Batch) -> CommitResult:
+        committer = self.committer
+        if committer is not None:
+            return committer.commit(batch)
+        return self._commit_one(batch)
+
+    def use_group_commit(self, on: bool) -> GroupCommitter | None:
+        """Send `commit` through a group committer (`mnlang.stores.group_commit`), or not;
+        returns the committer now in use."""
+        if not on:
+            self.committer = None
+        elif self.committer is None:
+            self.committer = GroupCommitter(self._commit_one, self.commit_group)
+        return self.committer
+
+    def _commit_one(self, batch: Batch) -> CommitResult:
         # Serialising the events before the transaction keeps the write lock short; a value
         # that is not JSON anywhere in the batch rolls the whole transaction back.
-        events = [(e.kind, e.state, e.branch, dump(e.data)) for e in batch.events]
+        events = _encoded_events(batch)
         crash = CrashPlan.from_env(next_commit_number())
         crash.point("before")
-        run_id = batch.run_id
         # `_write`'s transaction, spelled out: a commit is the per-step hot path, so the
-        # store's clock is read in the same statement as the run's row.
+        # store's clock is read in the same statement as the run's row (`_apply`).
         with self._lock, self._translated():
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                changes_before = conn.total_changes
-                row = conn.execute(_COMMIT_RUN_SQL, (run_id,)).fetchone()
-                if row is None:
-                    raise run_not_found(run_id)
-                now, last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at = row
-                now = float(now)
-                check_lease(batch, lease_owner, lease_epoch, lease_expires_at, now)
-                if events:
-                    conn.executemany(
-                        "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (run_id, last_seq + i, now, kind, state, branch, data)
-                            for i, (kind, state, branch, data) in enumerate(events, start=1)
-                        ],
-                    )
-                    last_seq += len(events)
-                self._apply_state_ops(run_id, batch.state)
-                self._update_run(batch, last_seq, now)
-                ledger = [self._put_ledger(run_id, put, now) for put in batch.ledger]
-                self._apply_pending_work(batch, now)
-                rows_written = conn.total_changes - changes_before
+                result = self._apply(batch, events)
                 # SQLite's COMMIT cannot be stopped half-way: `during` is the moment of
                 # `written`.
                 crash.point("written")
@@ -781,12 +777,77 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
                 raise
         crash.point("after")
+        return result
+
+    def commit_group(self, batches: Sequence[Batch]) -> list[CommitResult | Exception]:
+        """Commit the batches in one transaction, each inside a savepoint of its own: a
+        batch refused (a stale lease, no such run, a value that is not JSON) is rolled back
+        alone and its error is its outcome; the others commit."""
+        encoded: list[list[_EncodedEvent] | Exception] = []
+        for batch in batches:
+            try:
+                encoded.append(_encoded_events(batch))
+            except (TypeError, ValueError) as e:
+                encoded.append(e)
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        outcomes: list[CommitResult | Exception] = []
+        with self._write():
+            for member, (batch, events) in enumerate(zip(batches, encoded, strict=True), 1):
+                if isinstance(events, Exception):
+                    outcomes.append(events)
+                else:
+                    outcomes.append(self._apply_member(batch, events))
+                crash.written(member, len(batches))
+            crash.point("during")
+        crash.point("after")
+        return outcomes
+
+    def _apply_member(self, batch: Batch, events: list[_EncodedEvent]) -> CommitResult | Exception:
+        conn = self._conn
+        conn.execute("SAVEPOINT member")
+        try:
+            result = self._apply(batch, events)
+        except (sqlite3.Error, StoreError, TypeError, ValueError) as e:
+            if not conn.in_transaction:
+                raise  # SQLite rolled the whole transaction back (a full disk, I/O)
+            conn.execute("ROLLBACK TO member")
+            conn.execute("RELEASE member")
+            return self._store_error(e) if isinstance(e, sqlite3.Error) else e
+        conn.execute("RELEASE member")
+        return result
+
+    def _apply(self, batch: Batch, events: list[_EncodedEvent]) -> CommitResult:
+        """Write one batch inside the open transaction, at the store's clock as of it."""
+        conn = self._conn
+        run_id = batch.run_id
+        changes_before = conn.total_changes
+        row = conn.execute(_COMMIT_RUN_SQL, (run_id,)).fetchone()
+        if row is None:
+            raise run_not_found(run_id)
+        now, last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at = row
+        now = float(now)
+        check_lease(batch, lease_owner, lease_epoch, lease_expires_at, now)
+        if events:
+            conn.executemany(
+                "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, last_seq + i, now, kind, state, branch, data)
+                    for i, (kind, state, branch, data) in enumerate(events, start=1)
+                ],
+            )
+            last_seq += len(events)
+        self._apply_state_ops(run_id, batch.state)
+        self._update_run(batch, last_seq, now)
+        ledger = [self._put_ledger(run_id, put, now) for put in batch.ledger]
+        self._apply_pending_work(batch, now)
         return CommitResult(
             last_seq=last_seq,
             committed_at=now,
             cancel_requested=bool(cancel_requested),
             ledger=ledger,
-            rows_written=rows_written,
+            rows_written=conn.total_changes - changes_before,
         )
 
     def _apply_state_ops(self, run_id: str, ops: Sequence[StateOp]) -> None:
@@ -1742,6 +1803,14 @@ class SQLiteStore:
 
     def tombstone_count(self) -> int:
         return int(self._query("SELECT count(*) FROM removed_runs")[0][0])
+
+
+_EncodedEvent = tuple[str, str | None, str, str]
+"""An event ready for its row: kind, state, branch and its data's JSON."""
+
+
+def _encoded_events(batch: Batch) -> list[_EncodedEvent]:
+    return [(e.kind, e.state, e.branch, dump(e.data)) for e in batch.events]
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
