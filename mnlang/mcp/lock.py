@@ -81,6 +81,9 @@ class LockedServer:
     env: tuple[str, ...] = ()
     """Environment variables passed from the caller's environment to a stdio server (an
     MCP client passes only a few, such as PATH and HOME); names only, never values."""
+    reached_by: str | None = None
+    """Set when a project's `[mcp.NAME]` table (`mnlang.mcp.config`) says how to reach
+    the server instead of the lock: FILE:LINE of that table."""
 
 
 def parse_impl(impl: str) -> tuple[str, str] | None:
