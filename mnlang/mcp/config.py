@@ -159,7 +159,7 @@ def from_environ(value: str) -> dict[str, Reach]:
             "env": body.get("env"),
         }
         reach = reach_of(
-            name, {k: v for k, v in table.items() if v is not None}, lambda _key: where
+            name, {k: v for k, v in table.items() if v is not None}, lambda _key, where=where: where
         )
         out[name] = dataclasses.replace(reach, where=where)
     return out
@@ -168,7 +168,9 @@ def from_environ(value: str) -> dict[str, Reach]:
 def _line_of(text: str, table: str, key: str | None) -> int:
     """The line (1-based) of KEY in `[TABLE]` of a TOML text, else of the table's header,
     else 1 (tomllib keeps no positions; the file is small)."""
-    header = re.compile(r"\s*\[\s*" + r"\s*\.\s*".join(map(_key_pattern, table.split("."))) + r"\s*\]")
+    header = re.compile(
+        r"\s*\[\s*" + r"\s*\.\s*".join(map(_key_pattern, table.split("."))) + r"\s*\]"
+    )
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if header.match(line)), None)
     if start is None:

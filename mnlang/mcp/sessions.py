@@ -63,9 +63,7 @@ class _Session:
 class _Loop:
     loop: asyncio.AbstractEventLoop
     sessions: dict[tuple[str, str, str, tuple[str, ...]], _Session] = field(default_factory=dict)
-    opening: dict[tuple[str, str, str, tuple[str, ...]], asyncio.Lock] = field(
-        default_factory=dict
-    )
+    opening: dict[tuple[str, str, str, tuple[str, ...]], asyncio.Lock] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
