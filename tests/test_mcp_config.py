@@ -7,6 +7,7 @@ HTTP); one whose schema differs from the lock is refused before anything is sent
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mnlang.project import ProjectError, apply_defaults, load
-from tests.test_mcp import TICKETS, calls_seen, env_for, imported, mnc, npm_server, run_json
+from tests.test_mcp import ROOT, TICKETS, calls_seen, env_for, imported, mnc, npm_server, run_json
 
 
 def project_error(tmp_path: Path, text: str) -> str:
@@ -217,3 +218,33 @@ workflow show(id: int) -> json {
     assert done.returncode == 2, done.stderr
     assert "both `command` and `url`" in done.stderr
     assert not (tmp_path / "journal.db").exists()
+
+
+def test_the_docs_example_is_a_project_file_that_loads(tmp_path: Path) -> None:
+    section = (
+        (ROOT / "docs" / "tools.md")
+        .read_text("utf-8")
+        .split("**Where a deployment reaches the server.**", 1)[1]
+    )
+    found = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert found is not None
+    (tmp_path / "mnlang.toml").write_text(found.group(1), "utf-8")
+    project = load(tmp_path / "mnlang.toml")
+    assert project.mcp["tickets"].url == "https://tickets.internal/mcp"
+    assert project.mcp["fs"].command == (
+        "npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv/prod-notes"
+    )  # fmt: skip
+    assert project.mcp["fs"].env == ("FS_AUDIT_TOKEN",)
+
+
+def test_a_table_replaces_how_the_lock_reaches_the_server_as_a_whole() -> None:
+    from mnlang.mcp.config import Reach
+    from mnlang.mcp.lock import LockedServer
+
+    locked = LockedServer("fs", ("npx", "fs", "/staging"), None, {}, env=("HOME_DIR",))
+    by_url = Reach("fs", "mnlang.toml:3", url="http://h/mcp", env=("TOKEN",)).applied_to(locked)
+    assert (by_url.command, by_url.url, by_url.env) == (None, "http://h/mcp", ("HOME_DIR", "TOKEN"))
+    assert by_url.reached_by == "mnlang.toml:3"
+    env_only = Reach("fs", "mnlang.toml:7", env=("HOME_DIR", "MORE")).applied_to(locked)
+    assert env_only.command == ("npx", "fs", "/staging") and env_only.url is None
+    assert env_only.env == ("HOME_DIR", "MORE")

@@ -1,4 +1,5 @@
-"""`mnc mcp serve`: a program's workflows served to MCP clients over stdio.
+"""`mnc mcp serve`: a program's workflows served to MCP clients over stdio or streamable
+HTTP (`serve_http`: a bearer token on every request, see there).
 
 Tools: one per workflow, named as the workflow, whose input schema is the workflow's
 parameters (`mnlang.ir.schema.input_schema`); a call starts a run (with `run_id`, once:
