@@ -36,6 +36,9 @@ def project_error(tmp_path: Path, text: str) -> str:
         ('[mcp.fs]\ncommand = "npx"\nenv = { FS_TOKEN = "s3cret" }\n', 3, "variable names"),
         ('[mcp.fs]\ncommand = "npx"\n\n[mcp.tickets]\n"url" = 7\n', 5, "`mcp.tickets.url`"),
         ("[mcp]\nfs = 3\n", 1, "`mcp` must be a table of tables"),
+        ('[mcp.t]\nurl = "http://h/mcp"\ntoken = "s3cret"\n', 3, "never written"),
+        ('[mcp.t]\ncommand = "srv"\ntoken_env = "T"\n', 3, "goes with a `url`"),
+        ('[mcp.t]\nurl = "http://h/mcp"\ntoken_env = "s3cret value"\n', 3, "name of the variable"),
     ],
 )  # fmt: skip
 def test_a_wrong_table_is_named_with_its_file_and_line(
@@ -73,6 +76,7 @@ def test_the_tables_reach_runs_in_the_environment_which_wins(tmp_path: Path) -> 
         "command": ["npx", "-y", "fs", "/srv"],
         "url": None,
         "env": ["FS_TOKEN"],
+        "token_env": None,
     }
     assert handed["tickets"]["url"] == "https://tickets.internal/mcp"
     mine = {"MNC_MCP_SERVERS": '{"tickets": {"url": "http://127.0.0.1:9/mcp"}}'}
@@ -231,6 +235,7 @@ def test_the_docs_example_is_a_project_file_that_loads(tmp_path: Path) -> None:
     (tmp_path / "mnlang.toml").write_text(found.group(1), "utf-8")
     project = load(tmp_path / "mnlang.toml")
     assert project.mcp["tickets"].url == "https://tickets.internal/mcp"
+    assert project.mcp["tickets"].token_env == "TICKETS_TOKEN"
     assert project.mcp["fs"].command == (
         "npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv/prod-notes"
     )  # fmt: skip

@@ -241,3 +241,70 @@ def test_starts_that_would_be_unsafe_are_refused(tmp_path: Path) -> None:
         assert words in done.stderr, (flags, done.stderr)
         assert BEARER not in done.stderr
     assert not (tmp_path / "journal.db").exists()
+
+
+@pytest.mark.slow
+def test_a_program_calls_served_workflows_with_the_token_and_a_project_redirects_it(
+    tmp_path: Path,
+) -> None:
+    """Program A imports program B's workflows from `mnc mcp serve --http` (the bearer
+    token named by `--token-env`, locked by name) and starts them as keyed effects, the
+    served `run_id` carrying the key; its project file then sends the calls to a second
+    server with a token of its own: the runs land in that server's journal."""
+    from tests.test_mcp import mnc as mnc_in
+
+    one, two, app = tmp_path / "one", tmp_path / "two", tmp_path / "app"
+    for folder in (one, two, app):
+        folder.mkdir()
+    second = "second-bearer-token-abcdef0123"
+    with (
+        http_server(one, MNC_MCP_TOKEN=BEARER) as (url_one, _),
+        http_server(two, MNC_MCP_TOKEN=second) as (url_two, _),
+    ):
+        command = ("mcp", "import", "flows", "--url", url_one, "--token-env", "FLOWS_TOKEN",
+                   "-o", "flows.mn", "--key", "hello=run_id")  # fmt: skip
+        refused = mnc_in(app, *command)
+        assert refused.returncode == 1 and "FLOWS_TOKEN" in refused.stderr
+        assert not (app / "flows.mn").exists() and not (app / "mcp.lock.json").exists()
+        os.environ["FLOWS_TOKEN"] = BEARER
+        try:
+            done = mnc_in(app, *command)
+        finally:
+            del os.environ["FLOWS_TOKEN"]
+        assert done.returncode == 0, done.stderr
+        lock = json.loads((app / "mcp.lock.json").read_text("utf-8"))
+        assert lock["servers"]["flows"]["token_env"] == "FLOWS_TOKEN"
+        assert BEARER not in (app / "mcp.lock.json").read_text("utf-8")
+        (app / "main.mn").write_text(
+            """
+import flows { hello }
+
+workflow greet(name: str) -> str {
+  h = hello(name, "greet-{name}")
+  return "{h["result"]}"
+}
+""",
+            "utf-8",
+        )
+
+        def run(name: str, **env: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "mnlang.cli", "run", "main.mn", "--json",
+                 "--input", json.dumps({"name": name})],
+                cwd=app, env={**env_without_mnc(**env), "MNC_DB": str(app / "journal.db")},
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+
+        done = run("Ana", FLOWS_TOKEN=BEARER)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["result"] == "hello Ana"
+        assert get_run("greet-Ana", db=one / "journal.db").run.status == "completed"
+        (tmp_path / "mnlang.toml").write_text(
+            f'[mcp.flows]\nurl = "{url_two}"\ntoken_env = "SECOND_TOKEN"\n', "utf-8"
+        )
+        done = run("Bo", FLOWS_TOKEN=BEARER)  # the first server's token: not this one's
+        assert done.returncode == 2 and "SECOND_TOKEN" in done.stderr + done.stdout, done
+        done = run("Bo", SECOND_TOKEN=second)
+        assert done.returncode == 0, done.stderr
+        assert get_run("greet-Bo", db=two / "journal.db").run.status == "completed"
+        assert [r.run_id for r in list_runs(db=one / "journal.db")] == ["greet-Ana"]

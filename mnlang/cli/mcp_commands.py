@@ -44,6 +44,12 @@ def mcp_group() -> None:
     metavar="NAME",
     help="Pass this environment variable on to the server (its name is locked, never its value).",
 )
+@click.option(
+    "--token-env",
+    metavar="NAME",
+    help="With --url: the variable holding the server's bearer token, sent as "
+    "`Authorization: Bearer` (its name is locked, never its value).",
+)
 def mcp_import(
     server: str,
     command: tuple[str, ...],
@@ -51,6 +57,7 @@ def mcp_import(
     output: str,
     keys: tuple[str, ...],
     env: tuple[str, ...],
+    token_env: str | None,
 ) -> None:
     """Write typed declarations of SERVER's tools and lock their schemas.
 
@@ -65,6 +72,8 @@ def mcp_import(
 
     if (url is None) == (not command):
         raise click.UsageError("give the server's COMMAND (after --) or --url, not both")
+    if token_env is not None and url is None:
+        raise click.UsageError("--token-env goes with --url (a stdio server gets --env)")
     if mn_name(server) != server:
         raise click.UsageError(f"SERVER `{server}` must be a name such as `{mn_name(server)}`")
     key_map: dict[str, str] = {}
@@ -89,8 +98,8 @@ def mcp_import(
                 f"{lock_path} is not JSON ({e}): move it away first"
             ) from None
     try:
-        tools = fetch_tools(folder, server, list(command), url, env)
-        imported = build(server, list(command), url, tools, key_map, old, env)
+        tools = fetch_tools(folder, server, list(command), url, env, token_env)
+        imported = build(server, list(command), url, tools, key_map, old, env, token_env)
     except ImportFailure as e:
         raise click.ClickException(str(e)) from None
     write(out, imported)

@@ -14,8 +14,9 @@ args = ["-y", "@modelcontextprotocol/server-filesystem", "/srv/prod-notes"]
 env = ["FS_AUDIT_TOKEN"]                        # variables passed on, by name only
 ```
 
-`command` (with `args`) or `url` replaces how the lock reaches the server, as a whole;
-`env` names more variables passed on to a stdio server, beside the lock's. A table
+`command` (with `args`) or `url` (with `token_env`, the variable holding its bearer
+token) replaces how the lock reaches the server, as a whole; `env` names more variables
+passed on to a stdio server, beside the lock's. A table
 whose name no lock of the program has is not used by it. The tables reach a run as JSON
 in `MNC_MCP_SERVERS` (set by `mnlang.project.apply_defaults`, the environment winning
 over the file), so that a worker reads them from its environment like every setting;
@@ -35,7 +36,7 @@ from typing import Any, Final
 from mnlang.mcp.lock import LockedServer
 
 SERVERS_ENV: Final = "MNC_MCP_SERVERS"
-KEYS: Final = ("command", "args", "url", "env")
+KEYS: Final = ("command", "args", "url", "env", "token_env")
 _HELP: Final = 'see "Where a deployment reaches the server" in docs/tools.md'
 
 
@@ -57,6 +58,7 @@ class Reach:
     command: tuple[str, ...] | None = None
     url: str | None = None
     env: tuple[str, ...] = ()
+    token_env: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,15 +66,27 @@ class Reach:
             "command": list(self.command) if self.command is not None else None,
             "url": self.url,
             "env": list(self.env),
+            "token_env": self.token_env,
         }
 
     def applied_to(self, server: LockedServer) -> LockedServer:
         """The locked server, reached as this table says."""
         env = tuple(dict.fromkeys((*server.env, *self.env)))
         if self.command is None and self.url is None:
-            return dataclasses.replace(server, env=env, reached_by=self.where)
+            token_env = self.token_env or server.token_env
+            if token_env is not None and server.url is None:
+                raise ConfigError(
+                    f"{self.where}: `mcp.{self.name}.token_env` is for a server reached at "
+                    "a URL, and the lock starts this one as a command"
+                )
+            return dataclasses.replace(server, env=env, token_env=token_env, reached_by=self.where)
         return dataclasses.replace(
-            server, command=self.command, url=self.url, env=env, reached_by=self.where
+            server,
+            command=self.command,
+            url=self.url,
+            env=env,
+            token_env=self.token_env,
+            reached_by=self.where,
         )
 
 
@@ -95,13 +109,18 @@ def servers_of(data: dict[str, Any], text: str, path: str) -> dict[str, Reach]:
 
 def reach_of(name: str, table: dict[str, Any], at: Any) -> Reach:
     """One table, checked; `at(key)` is where KEY (None: the table) is, for messages."""
+    if "token" in table:
+        raise ConfigError(
+            f"{at('token')}: `mcp.{name}.token`: a token is never written in the project file",
+            help='put it in an environment variable and name it: `token_env = "NAME"`',
+        )
     for key in table:
         if key not in KEYS:
             raise ConfigError(
                 f"{at(key)}: `mcp.{name}.{key}` is not a key of an MCP server's table; "
                 f"the keys are {', '.join(KEYS)}"
             )
-    command, args, url, env = (table.get(k) for k in KEYS)
+    command, args, url, env, token_env = (table.get(k) for k in KEYS)
     if command is not None and url is not None:
         raise ConfigError(
             f"{at('url')}: `mcp.{name}` has both `command` and `url`: a server is started "
@@ -131,12 +150,26 @@ def reach_of(name: str, table: dict[str, Any], at: Any) -> Reach:
             help="a value is never written in the project file: set it in the environment "
             'and name it, `env = ["NAME"]`',
         )
+    if token_env is not None:
+        if not isinstance(token_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
+            raise ConfigError(
+                f"{at('token_env')}: `mcp.{name}.token_env` must be the name of the variable "
+                "holding the bearer token",
+                help="a token is never written in the project file: set it in the "
+                'environment and name it, `token_env = "NAME"`',
+            )
+        if command is not None:
+            raise ConfigError(
+                f"{at('token_env')}: `mcp.{name}.token_env` goes with a `url`: a server "
+                "started as a command gets its variables through `env`"
+            )
     return Reach(
         name=name,
         where=at(None),
         command=(command, *(args or [])) if command is not None else None,
         url=url,
         env=tuple(env or ()),
+        token_env=token_env,
     )
 
 
@@ -157,6 +190,7 @@ def from_environ(value: str) -> dict[str, Reach]:
             "args": command[1:] if isinstance(command, list) and command else None,
             "url": body.get("url"),
             "env": body.get("env"),
+            "token_env": body.get("token_env"),
         }
         reach = reach_of(
             name, {k: v for k, v in table.items() if v is not None}, lambda _key, where=where: where

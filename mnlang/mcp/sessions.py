@@ -31,7 +31,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,7 @@ def _result(server: LockedServer, tool: LockedTool, result: Any) -> Any:
 
 
 async def _session(state: _Loop, folder: Path, server: LockedServer) -> _Session:
-    key = (str(folder), server.name, _where(server), server.env)
+    key = (str(folder), server.name, _where(server), (*server.env, server.token_env or ""))
     opening = state.opening.setdefault(key, asyncio.Lock())
     async with opening:
         found = state.sessions.get(key)
@@ -254,12 +254,36 @@ def connect(folder: Path, server: LockedServer) -> Any:
     from mcp import Client, StdioServerParameters
 
     if server.url is not None:
-        return Client(server.url, mode="legacy")
+        if server.token_env is None:
+            return Client(server.url, mode="legacy")
+        token = os.environ.get(server.token_env)
+        if not token:
+            raise ToolError(
+                f"MCP server `{server.name}` ({server.url}) wants a bearer token in "
+                f"${server.token_env}, which is not set here"
+            )
+        return Client(_with_bearer(server.url, token), mode="legacy")
     assert server.command is not None
     command, *args = server.command
     env = {name: os.environ[name] for name in server.env if name in os.environ}
     params = StdioServerParameters(command=command, args=args, cwd=str(folder), env=env)
     return Client(params, mode="legacy")
+
+
+@contextlib.asynccontextmanager
+async def _with_bearer(url: str, token: str) -> AsyncIterator[Any]:
+    """The SDK's streamable HTTP transport, each request carrying the bearer token."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx2.Timeout(30.0, read=300.0),  # the SDK's own client's timeouts
+        ) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
 
 
 async def live_hashes(client: Any) -> dict[str, str]:

@@ -27,6 +27,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import pickle
 import subprocess
 import sys
@@ -200,6 +201,16 @@ def _resolve_mcp(folder: Path, tool: ToolIR) -> ResolvedTool:
             f"tool `{tool.name}`: {lock} has no tool `{tool_name}` of `{server_name}`"
         )
     server = _reached(tool, server)
+    if (
+        server.token_env is not None
+        and server.url is not None
+        and not os.environ.get(server.token_env)
+    ):
+        where = f"[mcp.{server_name}] of {server.reached_by}" if server.reached_by else lock
+        raise ToolLoadError(
+            f"tool `{tool.name}`: MCP server `{server_name}` ({server.url}) wants a bearer "
+            f"token in ${server.token_env} (as {where} says), which is not set here"
+        )
 
     async def call_mcp(**args: Any) -> Any:
         from mnlang.mcp.sessions import call_tool
@@ -219,8 +230,6 @@ def _resolve_mcp(folder: Path, tool: ToolIR) -> ResolvedTool:
 def _reached(tool: ToolIR, server: LockedServer) -> LockedServer:
     """The locked server, reached as the project's `[mcp.NAME]` table says, if it has one
     (`mnlang.mcp.config`, handed down in `MNC_MCP_SERVERS`)."""
-    import os
-
     from mnlang.mcp.config import SERVERS_ENV, ConfigError, from_environ
 
     value = os.environ.get(SERVERS_ENV)
@@ -228,9 +237,9 @@ def _reached(tool: ToolIR, server: LockedServer) -> LockedServer:
         return server
     try:
         reach = from_environ(value).get(server.name)
+        return reach.applied_to(server) if reach is not None else server
     except ConfigError as e:
         raise ToolLoadError(f"tool `{tool.name}`: {e.message}") from None
-    return reach.applied_to(server) if reach is not None else server
 
 
 def _parameters(function: Callable[..., Any]) -> set[str]:
