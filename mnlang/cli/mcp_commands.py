@@ -154,10 +154,10 @@ def mcp_serve(
         MIN_TOKEN,
         TOKEN_ENV,
         ServeOptions,
-        is_loopback,
         serve_http,
         serve_stdio,
     )
+    from mnlang.ui.server import is_loopback
 
     if not http and (host is not None or port is not None):
         raise click.UsageError("--host and --port go with --http")

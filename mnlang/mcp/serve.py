@@ -18,7 +18,6 @@ count as a person's decision.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import socket
 from dataclasses import dataclass
@@ -115,10 +114,11 @@ def call(options: ServeOptions, name: str, arguments: dict[str, Any], client: st
             db=options.db,
             detach=options.detach,
         )
-    except RunBusy:
+    except RunBusy as e:
+        if run_id is None:
+            raise Refused(e.message) from None
         # The same start, already being executed (by another call of this server, by
         # a worker): the run as it stands, for the client to follow.
-        assert run_id is not None
         return _standing(options, str(run_id))
     except RunError as e:
         raise Refused(e.message) from None
@@ -289,6 +289,8 @@ def serve_http(options: ServeOptions, sock: socket.socket, bearer_token: str) ->
     from starlette.middleware.authentication import AuthenticationMiddleware
     from starlette.routing import Route
 
+    from mnlang.ui.server import is_loopback
+
     host = str(sock.getsockname()[0])
     security = None
     if is_loopback(host):
@@ -327,15 +329,6 @@ class _Bearer:
         if not hmac.compare_digest(token.encode(), self.token.encode()):
             return None
         return AccessToken(token=token, client_id="mnc-mcp-bearer", scopes=[])
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def load(path: Path) -> IRProgram:
