@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from mnlang.mcp.config import KEYS, line_of
 from mnlang.project import ProjectError, apply_defaults, load
 from tests.test_mcp import ROOT, TICKETS, calls_seen, env_for, imported, mnc, npm_server, run_json
 
@@ -253,3 +256,34 @@ def test_a_table_replaces_how_the_lock_reaches_the_server_as_a_whole() -> None:
     env_only = Reach("fs", "mnlang.toml:7", env=("HOME_DIR", "MORE")).applied_to(locked)
     assert env_only.command == ("npx", "fs", "/staging") and env_only.url is None
     assert env_only.env == ("HOME_DIR", "MORE")
+
+
+_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
+
+
+@given(
+    tables=st.dictionaries(
+        _NAMES, st.lists(st.sampled_from(KEYS), unique=True, max_size=5), min_size=1, max_size=4
+    ),
+    blank=st.lists(st.booleans(), min_size=30, max_size=30),
+)
+def test_each_key_is_found_on_the_line_it_is_written(
+    tables: dict[str, list[str]], blank: list[bool]
+) -> None:
+    """`line_of` (tomllib keeps no positions) finds every key of every `[mcp.NAME]`
+    table on its own line, whatever the tables and blank lines around them."""
+    lines: list[str] = ["[journal]", 'db = "j.db"']
+    where: dict[tuple[str, str | None], int] = {}
+    for i, (name, keys) in enumerate(tables.items()):
+        if blank[i]:
+            lines.append("")
+        lines.append(f"[mcp.{name}]")
+        where[(name, None)] = len(lines)
+        for j, key in enumerate(keys):
+            if blank[10 + i + j]:
+                lines.append("# a comment")
+            lines.append(f"{key} = 1")
+            where[(name, key)] = len(lines)
+    text = "\n".join(lines) + "\n"
+    for (name, key), line in where.items():
+        assert line_of(text, f"mcp.{name}", key) == line

@@ -95,13 +95,13 @@ def servers_of(data: dict[str, Any], text: str, path: str) -> dict[str, Reach]:
     `ConfigError` names FILE:LINE of what is wrong."""
     tables = data.get("mcp", {})
     if not isinstance(tables, dict) or not all(isinstance(v, dict) for v in tables.values()):
-        line = _line_of(text, "mcp", None)
+        line = line_of(text, "mcp", None)
         raise ConfigError(f"{path}:{line}: `mcp` must be a table of tables (`[mcp.NAME]`)")
     out: dict[str, Reach] = {}
     for name, table in tables.items():
 
         def at(key: str | None, name: str = name) -> str:
-            return f"{path}:{_line_of(text, f'mcp.{name}', key)}"
+            return f"{path}:{line_of(text, f'mcp.{name}', key)}"
 
         out[name] = reach_of(name, table, at)
     return out
@@ -199,7 +199,7 @@ def from_environ(value: str) -> dict[str, Reach]:
     return out
 
 
-def _line_of(text: str, table: str, key: str | None) -> int:
+def line_of(text: str, table: str, key: str | None) -> int:
     """The line (1-based) of KEY in `[TABLE]` of a TOML text, else of the table's header,
     else 1 (tomllib keeps no positions; the file is small)."""
     header = re.compile(
