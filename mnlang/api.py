@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mnlang.diagnostics import Diagnostic
-from mnlang.report import Located, Sources
-
 if TYPE_CHECKING:
+    from mnlang.diagnostics import Diagnostic
     from mnlang.ir.model import AgentIR, IRProgram
     from mnlang.models.setup import ModelSetup
     from mnlang.replay.batch import BatchItem
     from mnlang.replay.engine import ReplayReport
     from mnlang.replay.fork import ForkOutcome
+    from mnlang.report import Located, Sources
     from mnlang.retention import GcPolicy, GcReport
     from mnlang.runtime.decisions import Decided
     from mnlang.runtime.faults import FaultPlan
@@ -54,17 +53,26 @@ class FileCheck:
     diagnostics: list[Diagnostic]
 
 
+def _empty_sources() -> Sources:
+    # Here, not at the top: `mnc runs` and `mnc show` import this module, never a report.
+    from mnlang.report import Sources
+
+    return Sources()
+
+
 @dataclass
 class CheckReport:
     files: list[FileCheck]
     strict: bool = False
     # Source texts by the file names the spans use, for rendering excerpts.
-    sources: Sources = field(default_factory=Sources)
+    sources: Sources = field(default_factory=_empty_sources)
 
     @property
     def items(self) -> list[Located]:
         """Every diagnostic once, with its file: a module imported by several checked files
         reports its problems once."""
+        from mnlang.report import Located
+
         seen: set[tuple[str, str, object]] = set()
         out: list[Located] = []
         for f in self.files:
@@ -155,7 +163,7 @@ def load_program(source: str | Path) -> IRProgram:
 
     Raises `CompileFailed` (with the diagnostics) or `mnlang.ir.load.IRLoadError`.
     """
-    from mnlang.ir.compile import load_or_compile
+    from mnlang.ir.load import load_or_compile
 
     program, diagnostics = load_or_compile(source)
     if program is None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +107,8 @@ def find_project(start: Path | None = None) -> Project | None:
 
 
 def load(path: Path) -> Project:
+    import tomllib  # here: only a folder with a project file pays for it
+
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)

@@ -15,7 +15,6 @@ a journal would destroy it, and such a value is no secret worth the name.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import re
 import threading
@@ -34,6 +33,8 @@ def register(value: str) -> None:
     global _pattern
     if len(value) < MIN_LENGTH:
         return
+    import hashlib  # here: a program without secrets never hashes one
+
     raw = value.encode("utf-8")
     forms = {
         value,

@@ -614,3 +614,36 @@ def test_limit_is_a_keyword_only_in_a_parallel_for_header() -> None:
     loop = workflow.body.stmts[1]
     assert isinstance(loop, ast.Assign) and isinstance(loop.value, ast.For)
     assert isinstance(loop.value.limit, ast.Name) and loop.value.limit.name == "limit"
+
+
+@pytest.mark.parametrize("lists", [0, 3, 6, 9])
+@pytest.mark.parametrize("links", [0, 4, 8, 12])
+@pytest.mark.parametrize("blocks", [0, 2, 5])
+def test_the_quick_depth_walk_agrees_with_the_ordered_one(
+    lists: int, links: int, blocks: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`too_deep` first walks the tree in any order and walks it again in source order
+    only when a node is past a limit: with small limits, both walks judge every mix of
+    nesting (lists, blocks) and chains (`+` links) the same, and E015 names the first
+    construct past a limit."""
+    from mnlang.syntax import limits
+
+    monkeypatch.setattr(limits, "MAX_NESTING", 6)
+    monkeypatch.setattr(limits, "MAX_DEPTH", 10)
+    value = "[" * lists + "1" + "]" * lists
+    chain = " + ".join(["x"] * (links + 1))
+    body = f"y = {value}\nz = {chain}\n"
+    for _ in range(blocks):
+        body = f"if x > 0 {{\n{body}}}\n"
+    text = f"workflow w(x: int) -> int {{\n{body}return x\n}}\n"
+    module, diagnostics = parse(text, "t.mn")
+    if lists == links == blocks == 0:
+        assert module is not None
+    if lists == 9 or links == 12:
+        assert module is None and [d.code for d in diagnostics] == ["E015"]
+    monkeypatch.setattr(limits, "_within_limits", lambda roots: False)
+    module_ordered, diagnostics_ordered = parse(text, "t.mn")
+    assert (module is None) == (module_ordered is None)
+    assert [(d.code, str(d.span)) for d in diagnostics] == [
+        (d.code, str(d.span)) for d in diagnostics_ordered
+    ]

@@ -216,6 +216,26 @@ def test_set_var_replaces_a_list_variable_and_back(store: Store) -> None:
     assert store.load_state(run_id).variables == {"": {"xs": [7]}}
 
 
+def test_set_vars_stored_new_and_former_lists_in_one_commit(store: Store) -> None:
+    """A loop's commit sets variables that are stored already (SQLite writes those with
+    one UPDATE); beside them, a new one and a former list take the full path in the same
+    commit, and a list's items do not outlive it (a list set again starts empty)."""
+    run_id = new_run(store)
+    store.commit(Batch(run_id, state=[SetVar("", "i", 0), SetList("", "xs", [1, 2])]))
+    store.commit(Batch(run_id, state=[SetVar("", "i", 1), SetVar("b", "new", {"k": 1})]))
+    assert store.load_state(run_id).variables == {
+        "": {"i": 1, "xs": [1, 2]},
+        "b": {"new": {"k": 1}},
+    }
+    store.commit(Batch(run_id, state=[SetVar("", "i", 2), SetVar("", "xs", "flat")]))
+    assert store.load_state(run_id).variables == {
+        "": {"i": 2, "xs": "flat"},
+        "b": {"new": {"k": 1}},
+    }
+    store.commit(Batch(run_id, state=[SetList("", "xs", []), SetVar("", "i", 3)]))
+    assert store.load_state(run_id).variables == {"": {"i": 3, "xs": []}, "b": {"new": {"k": 1}}}
+
+
 def test_append_to_a_plain_variable_is_refused(store: Store) -> None:
     run_id = new_run(store)
     store.commit(Batch(run_id, state=[SetVar("", "x", [1])]))

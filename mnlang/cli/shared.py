@@ -56,8 +56,7 @@ def report_to_stderr(file: str, diagnostics: list[Diagnostic]) -> None:
 def program_or_exit(file: str) -> IRProgram:
     """A `.mn` file checked and compiled, or a compiled `.json` loaded; exit 1 on errors."""
     from mnlang.diagnostics import Diagnostic
-    from mnlang.ir.compile import load_or_compile
-    from mnlang.ir.load import IRLoadError
+    from mnlang.ir.load import IRLoadError, load_or_compile
 
     try:
         program, diagnostics = load_or_compile(file)

@@ -19,7 +19,6 @@ from mnlang.ir.compile_expr import ExprLowering
 from mnlang.ir.compile_scenarios import compile_scenarios
 from mnlang.ir.compile_workflow import Callables, WorkflowCompiler
 from mnlang.ir.hashing import program_hash
-from mnlang.ir.load import load_ir
 from mnlang.ir.model import IRProgram, SourceIR, TypeDeclIR
 from mnlang.ir.states import ChildState
 
@@ -101,13 +100,3 @@ def select_workflow(ir: IRProgram, name: str) -> IRProgram:
         }
     )
     return cut.model_copy(update={"hash": call_deep(program_hash, cut)})
-
-
-def load_or_compile(path: Path | str) -> tuple[IRProgram | None, list[Diagnostic]]:
-    """An IR file (`.json`, validated) or a `.mn` source (checked and compiled).
-
-    Raises `IRLoadError` for an IR file that cannot be used.
-    """
-    if Path(path).suffix.lower() == ".json":
-        return load_ir(path), []
-    return compile_file(path)

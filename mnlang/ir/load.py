@@ -11,7 +11,7 @@ import json
 import typing
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
@@ -23,6 +23,9 @@ from mnlang.ir.expr import Expr
 from mnlang.ir.hashing import program_hash
 from mnlang.ir.model import IRProgram
 from mnlang.jsonin import JSONInputError, decode_json, read_regular_file
+
+if TYPE_CHECKING:
+    from mnlang.diagnostics import Diagnostic
 
 
 class IRLoadError(Exception):
@@ -178,3 +181,16 @@ def load_ir(path: Path | str) -> IRProgram:
             str(p), "cannot read the IR file: cannot read it as UTF-8", "check the path"
         ) from None
     return parse_ir(text, str(p))
+
+
+def load_or_compile(path: Path | str) -> tuple[IRProgram | None, list[Diagnostic]]:
+    """An IR file (`.json`, validated) or a `.mn` source (checked and compiled): running
+    a compiled IR file loads neither the parser nor the checker.
+
+    Raises `IRLoadError` for an IR file that cannot be used.
+    """
+    if Path(path).suffix.lower() == ".json":
+        return load_ir(path), []
+    from mnlang.ir.compile import compile_file
+
+    return compile_file(path)

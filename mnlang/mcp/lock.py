@@ -39,7 +39,6 @@ This module is pure (no MCP SDK): the checker, the generator and the runtime sha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -105,6 +104,8 @@ def schema_hash(
     """What a call depends on: the arguments it takes, the result it gives and whether it
     changes anything. Descriptions and titles are left out: rewording them changes what a
     model is told, not what a call does."""
+    import hashlib  # here: `mnc check` and `mnc run` read lock files without hashing
+
     body = {"input": input_schema, "output": output_schema, "read_only": read_only}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

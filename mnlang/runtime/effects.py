@@ -107,8 +107,12 @@ def _canonical(value: Value) -> Any:
     return to_plain(value)
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""`json.dumps` with these options, without building an encoder for each effect call."""
+
+
 def args_hash(args: dict[str, Value]) -> str:
-    text = json.dumps(_canonical(args), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = _CANONICAL_JSON.encode(_canonical(args))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

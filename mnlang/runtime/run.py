@@ -47,6 +47,7 @@ from mnlang.stores.base import (
     RunNotFound,
     RunRecord,
     RunRemoved,
+    RunState,
     RunStatus,
     Store,
     StoreError,
@@ -427,10 +428,13 @@ def run_with_lease(
     observer: Observer | None,
     warnings: list[str],
     stop: threading.Event | None = None,
+    state: RunState | None = None,
 ) -> RunEnd:
-    """Execute a run whose lease the caller holds, until it ends, waits or `stop` is set."""
+    """Execute a run whose lease the caller holds, until it ends, waits or `stop` is set.
+    `state` is the run's state if the caller loaded it after taking the lease."""
     # The record as of the lease: what happened meanwhile (a cancel request) counts.
-    state = store.load_state(record.run_id)
+    if state is None:
+        state = store.load_state(record.run_id)
     record = state.run
     interpreter = Interpreter(
         store,

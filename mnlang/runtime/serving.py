@@ -18,7 +18,6 @@ module it has, and logs that the module changed since the run started.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -105,6 +104,8 @@ def called_providers(program: IRProgram, spec: str | None) -> list[str]:
 def program_offers(program_hash: str, source: SourceIR) -> list[Need]:
     """The tool modules of a program (its hash and `source`) this process can load, each
     with its file's sha256."""
+    import hashlib  # here: `mnc show` reads offers through this module without hashing
+
     from mnlang.runtime.tools import module_ref_from
 
     offers = []

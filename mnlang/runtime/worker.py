@@ -70,6 +70,7 @@ from mnlang.stores.base import (
     DamagedRow,
     Lease,
     Need,
+    RunNotFound,
     StaleLease,
     Store,
     StoreError,
@@ -436,9 +437,12 @@ class Worker:
                 return
             if time.monotonic() - claimed_at > self.lease_ttl / 3:
                 lease = self.store.renew_lease(lease, self.lease_ttl)
-            record = self.store.get_run(run_id, args=False)
-            if record is None:
+            try:
+                # The state as of the lease, read once: the program to load is named there.
+                state = self.store.load_state(run_id)
+            except RunNotFound:
                 return
+            record = state.run
             program = self.programs(record.ir_hash)
             if record.status == "running" and lease.epoch > 1:
                 with self._slots:
@@ -453,6 +457,7 @@ class Worker:
                 self.observer,
                 changed_tools(record, program),
                 self._stop,
+                state,
             )
             took = time.monotonic() - started
             # An ended run's lease no longer matters (only live runs are claimed): not

@@ -31,8 +31,20 @@ from mnlang.stores.base import (
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+_encode_text = json.encoder.encode_basestring  # what `_ENCODER` does with a str
+
+
 def dump(value: Json) -> str:
     """Compact JSON text; `TypeError`/`ValueError` for a value that is not JSON."""
+    # The scalars most commits carry (a loop's counters, results) skip the encoder's
+    # per-call set-up; `_ENCODER` writes them the same way.
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)  # type: ignore[arg-type]
+    if kind is str:
+        return _encode_text(value)  # type: ignore[arg-type]
+    if value is None:
+        return "null"
     return _ENCODER.encode(value)
 
 

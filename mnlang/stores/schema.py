@@ -13,7 +13,6 @@ any other value is the run id that scopes the key, so one primary key covers bot
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -295,6 +294,8 @@ def _add_signal_correlation_v7(db: sqlite_utils.Database) -> None:
         "CREATE UNIQUE INDEX signals_one_unread_per_key ON signals (run_id, name, correlation) "
         "WHERE consumed_at IS NULL AND correlation IS NOT NULL"
     )
+    import secrets  # here: only a migration needs it, not every journal command
+
     db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.execute(
         "INSERT INTO secrets (name, value) VALUES ('callback_tokens', ?)",

@@ -111,6 +111,10 @@ POLL_INTERVAL = 0.05
 
 # julianday has millisecond resolution; `unixepoch('subsec')` needs SQLite 3.42.
 _NOW_SQL = "SELECT (julianday('now') - 2440587.5) * 86400.0"
+_COMMIT_RUN_SQL = (
+    "SELECT (julianday('now') - 2440587.5) * 86400.0, last_seq, cancel_requested, "
+    "lease_owner, lease_epoch, lease_expires_at FROM runs WHERE run_id = ?"
+)
 _FORGET_WORKER_AFTER = 3600.0
 """Seconds after its last heartbeat expired that a worker's row is deleted."""
 
@@ -706,37 +710,44 @@ class SQLiteStore:
         events = [(e.kind, e.state, e.branch, dump(e.data)) for e in batch.events]
         crash = CrashPlan.from_env(next_commit_number())
         crash.point("before")
-        with self._write() as now:
+        run_id = batch.run_id
+        # `_write`'s transaction, spelled out: a commit is the per-step hot path, so the
+        # store's clock is read in the same statement as the run's row.
+        with self._lock, self._translated():
             conn = self._conn
-            changes_before = conn.total_changes
-            row = conn.execute(
-                "SELECT last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at "
-                "FROM runs WHERE run_id = ?",
-                (batch.run_id,),
-            ).fetchone()
-            if row is None:
-                raise run_not_found(batch.run_id)
-            last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at = row
-            check_lease(batch, lease_owner, lease_epoch, lease_expires_at, now)
-            if events:
-                conn.executemany(
-                    "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (batch.run_id, last_seq + i, now, kind, state, branch, data)
-                        for i, (kind, state, branch, data) in enumerate(events, start=1)
-                    ],
-                )
-                last_seq += len(events)
-            for op in batch.state:
-                self._apply_state_op(batch.run_id, op)
-            self._update_run(batch, last_seq, now)
-            ledger = [self._put_ledger(batch.run_id, put, now) for put in batch.ledger]
-            self._apply_pending_work(batch, now)
-            rows_written = conn.total_changes - changes_before
-            # SQLite's COMMIT cannot be stopped half-way: `during` is the moment of `written`.
-            crash.point("written")
-            crash.point("during")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                changes_before = conn.total_changes
+                row = conn.execute(_COMMIT_RUN_SQL, (run_id,)).fetchone()
+                if row is None:
+                    raise run_not_found(run_id)
+                now, last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at = row
+                now = float(now)
+                check_lease(batch, lease_owner, lease_epoch, lease_expires_at, now)
+                if events:
+                    conn.executemany(
+                        "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (run_id, last_seq + i, now, kind, state, branch, data)
+                            for i, (kind, state, branch, data) in enumerate(events, start=1)
+                        ],
+                    )
+                    last_seq += len(events)
+                self._apply_state_ops(run_id, batch.state)
+                self._update_run(batch, last_seq, now)
+                ledger = [self._put_ledger(run_id, put, now) for put in batch.ledger]
+                self._apply_pending_work(batch, now)
+                rows_written = conn.total_changes - changes_before
+                # SQLite's COMMIT cannot be stopped half-way: `during` is the moment of
+                # `written`.
+                crash.point("written")
+                crash.point("during")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         crash.point("after")
         return CommitResult(
             last_seq=last_seq,
@@ -746,17 +757,47 @@ class SQLiteStore:
             rows_written=rows_written,
         )
 
+    def _apply_state_ops(self, run_id: str, ops: Sequence[StateOp]) -> None:
+        """Apply `ops` in order; each run of consecutive `SetVar`s as one `_set_vars`."""
+        set_vars: list[SetVar] = []
+        for op in ops:
+            if isinstance(op, SetVar):
+                set_vars.append(op)
+                continue
+            if set_vars:
+                self._set_vars(run_id, set_vars)
+                set_vars = []
+            self._apply_state_op(run_id, op)
+        if set_vars:
+            self._set_vars(run_id, set_vars)
+
+    def _set_vars(self, run_id: str, ops: Sequence[SetVar]) -> None:
+        """Set variables that are, in the common case, already stored and not lists (a
+        loop's variables at each step): one UPDATE each, with no list items to delete
+        (items exist only under a variable with `is_list = 1`). When any of them is new
+        or was a list, all of them take the full path, which is idempotent."""
+        values = [(dump(op.value), run_id, op.branch, op.name) for op in ops]
+        updated = self._conn.executemany(
+            "UPDATE variables SET value = ?, is_list = 0, length = 0 "
+            "WHERE run_id = ? AND branch = ? AND name = ? AND is_list = 0",
+            values,
+        ).rowcount
+        if updated != len(values):
+            for value, _, branch, name in values:
+                self._set_var(run_id, branch, name, value)
+
+    def _set_var(self, run_id: str, branch: str, name: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
+            "VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (run_id, branch, name) DO UPDATE "
+            "SET value = excluded.value, is_list = 0, length = 0",
+            (run_id, branch, name, value),
+        )
+        self._delete_items(run_id, branch, name)
+
     def _apply_state_op(self, run_id: str, op: StateOp) -> None:
         conn = self._conn
         match op:
-            case SetVar(branch, name, value):
-                conn.execute(
-                    "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
-                    "VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (run_id, branch, name) DO UPDATE "
-                    "SET value = excluded.value, is_list = 0, length = 0",
-                    (run_id, branch, name, dump(value)),
-                )
-                self._delete_items(run_id, branch, name)
             case SetList(branch, name, items):
                 conn.execute(
                     "INSERT INTO variables (run_id, branch, name, value, is_list, length) "
@@ -854,13 +895,14 @@ class SQLiteStore:
     def _put_ledger(self, run_id: str, put: LedgerPut, now: float) -> LedgerRow:
         scope = "" if put.global_scope else run_id
         # A done row is final and a different args hash is a conflict: both keep the row.
-        self._conn.execute(
+        written = self._conn.execute(
             "INSERT INTO ledger (scope, key, args_hash, status, result, run_id, state, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, "
             "result = excluded.result, run_id = excluded.run_id, state = excluded.state, "
             "updated_at = excluded.updated_at "
-            "WHERE ledger.status != 'done' AND ledger.args_hash = excluded.args_hash",
+            "WHERE ledger.status != 'done' AND ledger.args_hash = excluded.args_hash "
+            f"RETURNING {_LEDGER_COLUMNS}",
             (
                 scope,
                 put.key,
@@ -872,7 +914,10 @@ class SQLiteStore:
                 now,
                 now,
             ),
-        )
+        ).fetchone()
+        if written is not None:
+            return ledger_record(written)
+        # The row was kept (done, or another args hash): the caller judges the row as is.
         row = self._ledger_row(scope, put.key)
         assert row is not None
         return row

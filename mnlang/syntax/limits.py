@@ -43,6 +43,54 @@ def _nodes_in(value: Any) -> list[ast.Node]:
 
 def too_deep(roots: list[Any]) -> Diagnostic | None:
     """E015 at the first construct (in source order) nested deeper than the limits."""
+    # Almost every program is within the limits, and then the order of the walk does not
+    # matter: a quick walk in any order says whether the ordered one is needed at all.
+    if _within_limits(_nodes_in(roots)):
+        return None
+    return _first_too_deep(roots)
+
+
+_COUNTED = (ast.Expr, ast.Stmt)
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+def _within_limits(roots: list[ast.Node]) -> bool:
+    """Whether no node is nested deeper than the limits (`_first_too_deep`'s measures)."""
+    node_type = ast.Node
+    binary = ast.Binary
+    leaves = _LEAVES
+    stack: list[tuple[ast.Node, int, int]] = [(n, 0, 0) for n in roots]
+    push = stack.append
+    pop = stack.pop
+    while stack:
+        node, nesting, depth = pop()
+        if isinstance(node, _COUNTED):
+            depth += 1
+            nesting += 1
+            if nesting > MAX_NESTING or depth > MAX_DEPTH:
+                return False
+        for name in _children_of(node):
+            value = getattr(node, name)
+            kind = type(value)
+            if kind in leaves:
+                continue
+            if isinstance(value, node_type):
+                chained = name == "left" and kind is binary and type(node) is binary
+                push((value, nesting - 1 if chained else nesting, depth))
+            elif kind is list:
+                for item in value:
+                    if isinstance(item, node_type):
+                        push((item, nesting, depth))
+                    elif type(item) not in leaves:
+                        for child in _nodes_in(item):
+                            push((child, nesting, depth))
+            else:
+                for child in _nodes_in(value):
+                    push((child, nesting, depth))
+    return True
+
+
+def _first_too_deep(roots: list[Any]) -> Diagnostic | None:
     # (node, nesting, depth), walked with an explicit stack; only expressions and
     # statements count as levels (a block, an entry or an arm is part of its owner).
     stack: list[tuple[ast.Node, int, int]] = [(n, 0, 0) for n in reversed(_nodes_in(roots))]
