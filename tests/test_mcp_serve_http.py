@@ -100,7 +100,8 @@ def http_server(folder: Path, *flags: str, **env: str) -> Iterator[tuple[str, li
 
 def client(url: str, token: str | None, name: str = "desk-bot") -> Client:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    transport = streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers))
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60.0, read=300.0))
+    transport = streamable_http_client(url, http_client=http)
     return Client(transport, mode="legacy", client_info=Implementation(name=name, version="1"))
 
 
@@ -126,7 +127,7 @@ def test_tools_resources_idempotent_starts_and_decisions_over_http(tmp_path: Pat
         accept = {"accept": "application/json, text/event-stream"}
         for headers in ({}, {"authorization": "Bearer guess-guess-guess-guess"},
                         {"authorization": f"Basic {BEARER}"}):  # fmt: skip
-            refused = httpx2.post(url, json=INITIALIZE, headers={**accept, **headers})
+            refused = httpx2.post(url, json=INITIALIZE, headers={**accept, **headers}, timeout=60)
             assert refused.status_code == 401
             assert refused.headers["www-authenticate"].startswith("Bearer")
 
@@ -207,7 +208,7 @@ def test_on_loopback_without_a_token_one_is_made_and_needed(tmp_path: Path) -> N
         made = re.search(r"bearer token for this start \(set MNC_MCP_TOKEN to choose one\): (\S+)",
                          "".join(said))  # fmt: skip
         assert made is not None, said
-        assert httpx2.post(url, json=INITIALIZE).status_code == 401
+        assert httpx2.post(url, json=INITIALIZE, timeout=60).status_code == 401
 
         async def go() -> None:
             async with client(url, made.group(1)) as c:

@@ -199,12 +199,17 @@ def mcp_serve(
     bound = sock.getsockname()[1]
     where = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
     url = f"http://{where}:{bound}{HTTP_PATH}"
-    if bearer is None:
-        bearer = secrets.token_urlsafe(24)
-        click.echo(f"mnc mcp serve: {url}", err=True)
-        click.echo(
-            f"bearer token for this start (set {BEARER_ENV} to choose one): {bearer}", err=True
-        )
-    else:
-        click.echo(f"mnc mcp serve: {url} (bearer token from {BEARER_ENV})", err=True)
-    serve_http(options, sock, bearer)
+    made = bearer is None
+    bearer = bearer or secrets.token_urlsafe(24)
+
+    def announce() -> None:
+        if made:
+            click.echo(f"mnc mcp serve: {url}", err=True)
+            click.echo(
+                f"bearer token for this start (set {BEARER_ENV} to choose one): {bearer}",
+                err=True,
+            )
+        else:
+            click.echo(f"mnc mcp serve: {url} (bearer token from {BEARER_ENV})", err=True)
+
+    serve_http(options, sock, bearer, announce)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,8 +272,15 @@ def serve_stdio(options: ServeOptions) -> None:
     anyio.run(main)
 
 
-def serve_http(options: ServeOptions, sock: socket.socket, bearer_token: str) -> None:
-    """Serve over streamable HTTP at `/mcp` on a bound socket until interrupted. Every
+def serve_http(
+    options: ServeOptions,
+    sock: socket.socket,
+    bearer_token: str,
+    announce: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve over streamable HTTP at `/mcp` on a bound socket until interrupted, calling
+    `announce` once the server is built (a client connecting then is answered at once,
+    not after the imports). Every
     request needs `Authorization: Bearer TOKEN` (401 without it), checked by the SDK's
     bearer middleware; a session stays its token's. On a loopback address, requests
     whose `Host` or `Origin` names another host are refused too (DNS rebinding)."""
@@ -314,7 +322,9 @@ def serve_http(options: ServeOptions, sock: socket.socket, bearer_token: str) ->
         lifespan=lambda app: manager.run(),
     )
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    announce()
+    server.run(sockets=[sock])
 
 
 @dataclass(frozen=True, slots=True)
