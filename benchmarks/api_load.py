@@ -8,18 +8,37 @@ Run: `python benchmarks/api_load.py [--rate 200] [--seconds 10] [--clients 200]
 the server's peak memory beside the targets (p50 <= 10 ms, p99 <= 50 ms, 0 errors on
 SQLite); asserts nothing. The server runs with `--no-execute` (the runs are left to
 workers, so the figures are those of the front door); a late arrival is measured from
-when it was due, so a server that falls behind shows it (no coordinated omission). On
-a shared machine the figures are noisy.
+when it was due, so a server that falls behind shows it (no coordinated omission).
+
+Beside them, in the same run, where a start's time goes:
+
+- a profile of one start's parts, in this process on the same kind of store: reading
+  the body, finding the program, checking the input and pinning it (`prepare_start`),
+  the transaction (`create_runs` of one start, with its fsync), the answer's JSON;
+  the store's raw commit (one fsync'd insert) as the reference, and what a transaction
+  of a group of 10 and 50 starts costs per start (the server's group commit);
+- the server's wall time and CPU per request, one request at a time (`GET /me`, the
+  HTTP, auth and uvicorn floor, and a start);
+- under load, the server's CPU per accepted start (the reads and signals beside the
+  starts included) and how many starts each commit carried (the runs of one
+  transaction share its clock, so distinct creation times count the transactions).
+
+On a shared machine the latency figures are noisy, and the CPU per start is the steadier
+figure: a server that needs more CPU than the machine gives it falls behind whatever
+its commits cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -31,6 +50,106 @@ sys.path.insert(0, str(ROOT))
 from tests.api.server import ADMIN_TOKEN, SHOP, Served, serve  # noqa: E402
 
 HEADERS = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(n: int, step: Callable[[int], object]) -> float:
+    """Milliseconds per call of `step(i)` over `n` calls, one after another."""
+    begin = time.perf_counter()
+    for i in range(n):
+        step(i)
+    return (time.perf_counter() - begin) / n * 1000
+
+
+def profile_start(location: Path | str, n: int) -> None:
+    """One start's parts, timed in this process on a fresh store at `location`."""
+    from mnlang.ir.compile import compile_file
+    from mnlang.ir.load import dump_ir
+    from mnlang.jsonin import decode_json
+    from mnlang.runtime.run import prepare_start
+    from mnlang.server import models as m
+    from mnlang.server.app import Programs, run_out
+    from mnlang.stores import open_store
+
+    program, _ = compile_file(SHOP.absolute(), SHOP.read_text())
+    assert program is not None
+    with open_store(location) as store:
+        programs = Programs(store)
+        programs.put(program)
+        raw = b'{"workflow": "order", "input": {"id": "b1", "amount": "1"}, "run_id": "b1"}'
+
+        def body(i: int) -> m.StartRun:
+            return m.StartRun.model_validate(decode_json(raw, "the body"))
+
+        def prepare(i: int, tag: str = "p") -> object:
+            given = {"id": f"{tag}{i}", "amount": "1"}
+            return prepare_start(program, "order", given, run_id=f"{tag}{i}", started_by="b")
+
+        runs = [prepare(i, "t").run for i in range(n)]  # type: ignore[attr-defined]
+        record = store.create_runs([runs[0]])[0].record
+        assert record is not None
+        parts = [
+            ("read the body (JSON, pydantic)", timed(n, body)),
+            ("find the program (list, parsed once)", timed(n, lambda i: programs.listed())),
+            ("check the input, pin it (prepare_start)", timed(n, prepare)),
+            (
+                "transaction of 1 start (create_runs)",
+                timed(n - 1, lambda i: store.create_runs([runs[i + 1]])),
+            ),
+            ("answer's JSON", timed(n, lambda i: run_out(record, created=True).model_dump_json())),
+        ]
+        total = sum(ms for _, ms in parts)
+        for name, ms in parts:
+            print(f"           {name:<42} {ms:7.3f} ms  {ms / total:4.0%}")
+        print(f"           {'one start, these parts':<42} {total:7.3f} ms")
+        ir = dump_ir(program)
+        old = timed(n, lambda i: store.put_program(program.hash, ir))
+        print(f"           {'(gone: re-pinning the program per start)':<42} {old:7.3f} ms")
+        raw_commit = timed(n, lambda i: store.put_program(uuid.uuid4().hex, "{}"))
+        print(f"           {'reference: the raw commit (1 insert)':<42} {raw_commit:7.3f} ms")
+        for size in (10, 50):
+            groups = [
+                [prepare(g * size + k, f"g{size}-").run for k in range(size)]  # type: ignore[attr-defined]
+                for g in range(max(1, n // size))
+            ]
+            per_group = timed(len(groups), lambda g, groups=groups: store.create_runs(groups[g]))
+            print(
+                f"           {f'transaction of {size} starts, per start':<42} "
+                f"{per_group / size:7.3f} ms  ({per_group:.2f} ms a commit)"
+            )
+
+
+def server_costs(served: Served, n: int) -> None:
+    """Wall time and server CPU per request, one request at a time."""
+    pid = served.process.pid
+    with httpx2.Client(base_url=served.url + "/api/v1", headers=HEADERS) as http:
+
+        def start(i: int) -> None:
+            body = {"workflow": "order", "input": {"id": f"s{i}", "amount": "1"}, "run_id": f"s{i}"}
+            http.post("/runs", json=body).raise_for_status()
+
+        for name, step in (("GET /me", lambda i: http.get("/me")), ("POST /runs", start)):
+            cpu = cpu_seconds(pid)
+            wall = timed(n, step)
+            used = (cpu_seconds(pid) - cpu) / n * 1000
+            print(
+                f"           {name:<11} one at a time: {wall:6.2f} ms wall, {used:5.2f} ms server CPU"
+            )
+
+
+def commits_of(db: Path | str) -> tuple[int, int]:
+    """Runs `b*` of the load and the transactions that created them."""
+    from mnlang.stores import open_store
+
+    with open_store(db) as store:
+        runs, _ = store.search_runs(text="b", limit=1_000_000)
+    made = [r for r in runs if r.run_id.startswith("b")]
+    return len(made), len({r.created_at for r in made})
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -89,19 +208,35 @@ async def drive(served: Served, rate: float, seconds: float, clients: int) -> di
     }
 
 
-def bench(name: str, db: Path | str, log_dir: Path, args: argparse.Namespace) -> None:
+def bench(
+    name: str, db: Path | str, scratch: Path | str, log_dir: Path, args: argparse.Namespace
+) -> None:
+    print(f"{name:<10} where one start's time goes (in this process, one at a time):")
+    profile_start(scratch, 200)
     with serve(db, execute=False, log_dir=log_dir) as served:
         body = {"source": SHOP.read_text(), "path": str(SHOP)}
         httpx2.post(served.url + "/api/v1/programs", json=body, headers=HEADERS).raise_for_status()
+        server_costs(served, 100)
+        cpu, client_cpu = cpu_seconds(served.process.pid), time.process_time()
         result = asyncio.run(drive(served, args.rate, args.seconds, args.clients))
+        cpu = cpu_seconds(served.process.pid) - cpu
+        client_cpu = time.process_time() - client_cpu
         memory = peak_rss_mb(served.process.pid)
+    runs, commits = commits_of(db)
+    accepted = int(result["accepted"])  # type: ignore[call-overload]
     print(
         f"{name:<10} {result['accepted']}/{result['sent']} starts accepted in "
         f"{result['elapsed']:.1f} s ({args.rate:g}/s offered)\n"
         f"           p50 {result['p50']:.1f} ms (target <= 10)   "
         f"p99 {result['p99']:.1f} ms (target <= 50)   mean {result['mean']:.1f} ms\n"
         f"           errors {result['errors'] or 0} (target 0 on SQLite)   "
-        f"server peak RSS {memory:.0f} MB"
+        f"server peak RSS {memory:.0f} MB\n"
+        f"           server CPU {cpu / max(accepted, 1) * 1000:.2f} ms per accepted start "
+        f"(reads and signals beside included)   "
+        f"{runs / max(commits, 1):.1f} starts per commit ({runs} runs, {commits} commits)\n"
+        f"           load generator CPU {client_cpu / max(accepted, 1) * 1000:.2f} ms per "
+        f"start, on the same machine; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs"
     )
 
 
@@ -115,7 +250,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         tmp = Path(folder)
         if args.store in ("sqlite", "both"):
-            bench("sqlite", tmp / "journal.db", tmp, args)
+            bench("sqlite", tmp / "journal.db", tmp / "profile.db", tmp, args)
         if args.store in ("postgres", "both"):
             from tests.pg import missing_reason, running_cluster
 
@@ -124,7 +259,7 @@ def main() -> None:
                 print(f"postgres   skipped: {reason}")
                 return
             cluster = stack.enter_context(running_cluster())
-            bench("postgres", cluster.url("bench_api"), tmp, args)
+            bench("postgres", cluster.url("bench_api"), cluster.url("bench_profile"), tmp, args)
 
 
 if __name__ == "__main__":

@@ -500,10 +500,13 @@ def checkpoint_names(
     return names
 
 
-def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
+def cancel_run(run_id: str, *, by: str | None = None, db: str | Path | None = None) -> RunOutcome:
     """Cancel a run. A run nobody is executing is taken up at once so that its `finally`
-    bodies and compensations run; a run another process executes stops at its next step."""
+    bodies and compensations run; a run another process executes stops at its next step.
+    `by` (default: the operating system's user) is kept as who asked
+    (`RunRecord.cancel_requested_by`) and journaled in the run's `cancelled` event."""
     from mnlang.runtime import run
+    from mnlang.runtime.decisions import default_decider
     from mnlang.stores.base import RunNotFound
 
     with _open_store(db) as store:
@@ -512,7 +515,7 @@ def cancel_run(run_id: str, *, db: str | Path | None = None) -> RunOutcome:
             raise RunNotFound(
                 f"no run `{run_id}`", help="`mnc runs` lists the runs of this journal"
             )
-        if not store.request_cancel(run_id):
+        if not store.request_cancel(run_id, by=by or default_decider()):
             return run.RunOutcome(
                 record.run_id, record.workflow, record.status, record.result, record.error
             )
@@ -842,9 +845,15 @@ def run_worker(
     `gc` policy it also removes ended runs on that schedule (`mnlang.retention`).
     `changed_code` is its policy for runs whose tool code changed since they started
     (`mnlang.runtime.serving`): `pin` claims them only with the code they started with."""
+    import threading
+
+    from mnlang.models.setup import import_sdks
     from mnlang.retention import GcSchedule
     from mnlang.runtime.worker import Worker
 
+    # The model SDKs are imported lazily; a worker imports them at once, beside its start,
+    # rather than within the first model request of the first run it claims.
+    threading.Thread(target=import_sdks, name="mnc-import-sdks", daemon=True).start()
     with _open_store(db, durability, create=True) as store:
         worker = Worker(
             store,

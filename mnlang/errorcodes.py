@@ -100,6 +100,7 @@ _TABLE: list[tuple[str, str]] = [
     ("E252", "a parameter's description with `{...}`"),
     ("E253", "a bad list of models"),
     ("E254", "an agent's provider is not known here"),
+    ("E255", "a scenario reply for a model the agent does not list"),
     ("E260", "`cache` on an agent that may call effects"),
     ("E261", "`conversation` is not a `list[Turn]` parameter"),
     # durability

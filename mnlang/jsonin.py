@@ -14,6 +14,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from mnlang.deep import call_deep
 MAX_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 1_000
 MAX_NUMBER_CHARS = 100  # a 64-bit int has 19 digits, a float 17 significant ones
+# Nesting that `json` parses within any thread's default recursion limit and stack.
+SHALLOW_DEPTH = 100
 
 
 class JSONInputError(ValueError):
@@ -110,10 +113,14 @@ def decode_json(
     def constant(token: str) -> Any:
         raise _Refused(f"has `{token}`, which is not JSON", "write a number or null")
 
-    if _nesting(text) > max_depth:  # before `json` recurses into it
+    nesting = _nesting(text)
+    if nesting > max_depth:  # before `json` recurses into it
         raise JSONInputError(where, f"nests deeper than {max_depth:,} levels", _FLATTER)
+    # A shallow document is parsed on the caller's stack: a thread of its own costs more
+    # than parsing a request body (the API's starts and signals).
+    parse = call_deep if nesting > SHALLOW_DEPTH else _here
     try:
-        value = call_deep(
+        value = parse(
             json.loads,
             text,
             parse_int=number("int"),
@@ -130,6 +137,10 @@ def decode_json(
         ) from None
     _check_tree(value, where, max_depth)
     return value
+
+
+def _here(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
 
 
 _NUMBER_HELP = "send very long numbers as strings"

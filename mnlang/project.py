@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,8 +57,18 @@ PROVIDER_KEYS = (
     "response_format",
     "max_tokens_field",
 )
-"""What a `[providers.NAME]` table may set (`mnlang.models.openai.OpenAIConfig.from_table`);
-`kind` is `openai`, the only kind so far: an OpenAI-compatible server."""
+"""What a `[providers.NAME]` table of `kind = "openai"` (an OpenAI-compatible server, the
+default) may set (`mnlang.models.openai.OpenAIConfig.from_table`)."""
+ANTHROPIC_PROVIDER_KEYS = ("kind", "base_url", "api_key_env", "model", "timeout")
+"""What a table of `kind = "anthropic"` (a Messages API endpoint) may set
+(`mnlang.models.anthropic.AnthropicConfig.from_table`)."""
+PROVIDER_KINDS = {"openai": PROVIDER_KEYS, "anthropic": ANTHROPIC_PROVIDER_KEYS}
+
+
+def provider_kind(name: str, table: Mapping[str, Any]) -> str:
+    """A table's `kind`: as written, else the built-in provider's own (`anthropic` for
+    `[providers.anthropic]`), else `openai`."""
+    return str(table.get("kind") or ("anthropic" if name == "anthropic" else "openai"))
 
 
 class ProjectError(Exception):
@@ -200,14 +210,23 @@ class _Reader:
                     help=f"put it in an environment variable and name it: "
                     f'`api_key_env = "{name.upper()}_API_KEY"`',
                 )
+            kind = provider_kind(name, table)
+            if kind not in PROVIDER_KINDS:
+                raise self.wrong(
+                    f"{where}.kind",
+                    "`openai` (an OpenAI-compatible server) or `anthropic` (the Messages API)",
+                )
+            if name in PROVIDER_KINDS and kind != name:
+                raise self.wrong(f"{where}.kind", f"`{name}`: the built-in `{name}` provider")
+            keys = PROVIDER_KINDS[kind]
             for key, value in table.items():
-                if key not in PROVIDER_KEYS:
-                    raise self.wrong(f"{where}.{key}", f"one of {', '.join(PROVIDER_KEYS)}")
+                if key not in keys:
+                    raise self.wrong(
+                        f"{where}.{key}", f'one of {", ".join(keys)} (for `kind = "{kind}"`)'
+                    )
                 if not isinstance(value, str | int | float) or isinstance(value, bool):
                     raise self.wrong(f"{where}.{key}", "a string or a number")
-            if table.get("kind", "openai") != "openai":
-                raise self.wrong(f"{where}.kind", "`openai` (an OpenAI-compatible server)")
-            if name != "openai" and "base_url" not in table:
+            if kind == "openai" and name != "openai" and "base_url" not in table:
                 raise self.wrong(f"{where}.base_url", "set: the server's address")
         return providers
 

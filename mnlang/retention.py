@@ -12,6 +12,12 @@ the last copy of a run) and deletes it.
 `scope: global` ledger rows outlive their runs (they deduplicate effects across runs)
 unless `ledger_older_than` is given: then the rows last written before it go too, and
 their keys no longer deduplicate.
+
+The outbox (webhook notifications, `mnlang.outbox`) is cleaned after the runs, a page of
+events per transaction (`Store.remove_settled_outbox`): an event whose deliveries were
+all delivered goes with its run or once older than `older_than`; one with a delivery
+given up (`failed`) only once older than `older_than`, so that it can be redelivered
+until then; one with a delivery still pending never.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ BATCH_TREES = 100
 journal's write lock for long."""
 KEY_BATCH = 1000
 """Global ledger rows removed per transaction."""
+OUTBOX_BATCH = 1000
+"""Outbox events looked at per transaction."""
 
 
 class RetentionError(StoreError):
@@ -57,6 +65,8 @@ class GcReport:
     """Top-level runs kept because a row of their tree does not decode (`mnc db check`)."""
     global_keys: int | None = None
     """Global ledger rows removed (`None`: not asked, or a dry run)."""
+    outbox_events: int | None = None
+    """Settled outbox events removed with their deliveries (`None`: a dry run)."""
     archive: str | None = None
 
     def to_json(self) -> dict[str, object]:
@@ -69,6 +79,7 @@ class GcReport:
             "kept_detached": self.kept_detached,
             "kept_damaged": self.kept_damaged,
             "global_keys": self.global_keys,
+            "outbox_events": self.outbox_events,
             "archive": self.archive,
         }
 
@@ -150,6 +161,8 @@ def collect_garbage(
         removed = set(store.remove_runs(trees))
         report.trees += len(removed)
         report.runs += sum(len(t) for t in trees if t[0].run_id in removed)
+    if not dry_run:
+        report.outbox_events = _remove_settled_outbox(store, report.cutoff, keep_going)
     if ledger_older_than is not None and not dry_run:
         report.global_keys = 0
         while True:
@@ -158,6 +171,17 @@ def collect_garbage(
             if n < KEY_BATCH:
                 break
     return report
+
+
+def _remove_settled_outbox(store: Store, cutoff: float, keep_going: Callable[[], bool]) -> int:
+    removed, after = 0, ""
+    while keep_going():
+        count, following = store.remove_settled_outbox(cutoff, after=after, limit=OUTBOX_BATCH)
+        removed += count
+        if following is None:
+            break
+        after = following
+    return removed
 
 
 def _recording(store: Store, run_id: str) -> Recording | None:
@@ -308,6 +332,8 @@ class GcSchedule:
                 continue
             self.passes += 1
             keys = f", {report.global_keys} global keys" if report.global_keys else ""
+            if report.outbox_events:
+                keys += f", {report.outbox_events} outbox events"
             self.log(
                 f"gc: removed {report.runs} ended runs ({report.trees} top-level){keys}", False
             )

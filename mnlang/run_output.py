@@ -71,7 +71,8 @@ def event_summary(kind: str, data: Any, names: Mapping[str, str] | None = None) 
         return str(d.get("message", ""))
     if kind in ("caught", "failed", "cancelled", "aborting", "compensation_failed"):
         error = d.get("error", d)
-        return f"{error.get('kind')}: {_short(error.get('message'), 70)}"
+        by = f" (by {d['by']})" if d.get("by") else ""
+        return f"{error.get('kind')}: {_short(error.get('message'), 70)}{by}"
     if kind == "completed":
         return _short(d.get("result"), 80)
     if kind == "checkpoint":
@@ -197,13 +198,20 @@ def quarantine_line(run_id: str, quarantine: Quarantine) -> str:
     )
 
 
+def _cancel_note(run: RunRecord) -> str:
+    if not run.cancel_requested:
+        return ""
+    by = f" by {run.cancel_requested_by}" if run.cancel_requested_by else ""
+    return f"  (cancel requested{by})"
+
+
 def show_lines(details: RunDetails) -> list[str]:
     run = details.run
     lines = [
         f"run       {run.run_id}",
         f"workflow  {run.workflow}"
         + (f" (class {run.workflow_class})" if run.workflow_class else ""),
-        f"status    {run.status}" + ("  (cancel requested)" if run.cancel_requested else ""),
+        f"status    {run.status}" + _cancel_note(run),
         f"created   {_when(run.created_at)}",
         f"cost      ${details.cost}",
     ]

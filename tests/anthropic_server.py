@@ -18,7 +18,7 @@ from anthropic.types import Message, MessageCreateParams
 from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 from pydantic import TypeAdapter, ValidationError
 
-from tests.chat_server import Answer, ChatServer
+from tests.chat_server import Answer, ChatServer, read_all
 
 _PARAMS: TypeAdapter[MessageCreateParamsNonStreaming] = TypeAdapter(MessageCreateParamsNonStreaming)
 
@@ -60,36 +60,26 @@ def message(
     return dumped
 
 
-def _read_all(value: Any) -> Any:
-    """The validated params with every lazily validated iterable (the SDK's `Iterable[...]`
-    fields) read through, so that all of the body is validated, as plain lists."""
-    if isinstance(value, dict):
-        return {k: _read_all(v) for k, v in value.items()}
-    if isinstance(value, list | tuple) or type(value).__name__ == "ValidatorIterator":
-        return [_read_all(v) for v in value]
-    return value
-
-
 class AnthropicServer(ChatServer):
     def __init__(self) -> None:
         super().__init__()
         self.replies: deque[Answer] = deque()
         self.params: list[MessageCreateParams] = []
         """Each request as the SDK's request type read it."""
-        self.invalid: list[str] = []
-        """Requests the SDK's type refused (answered 400): a test expects none."""
-        self.respond = self._respond
+        self.respond = lambda body: self.replies.popleft() if self.replies else Answer(500)
 
-    def _respond(self, body: Any) -> Answer:
+    def refuse(self, body: Any) -> Answer | None:
+        """Requests the SDK's type refuses are answered 400 and kept in `invalid`: a test
+        expects none."""
         try:
-            self.params.append(_read_all(_PARAMS.validate_python(body)))
+            self.params.append(read_all(_PARAMS.validate_python(body)))
         except ValidationError as e:
             self.invalid.append(str(e))
             return Answer(
                 400,
                 {"type": "error", "error": {"type": "invalid_request_error", "message": str(e)}},
             )
-        return self.replies.popleft() if self.replies else Answer(500)
+        return None
 
     def reply(self, status: int = 200, **kwargs: Any) -> None:
         body = message(**kwargs) if status == 200 else kwargs.get("body")

@@ -1,11 +1,22 @@
-"""A small Chat Completions server on localhost for provider tests (standard library only).
+"""A Chat Completions server on localhost for provider tests, typed by the official
+`openai` SDK.
 
-Tests queue the answers it gives, in order (`answer`, or `chat` for a well-formed
-completion), and read the requests it received (`requests`: path, headers, JSON body).
-When the queue is empty it answers 500, so a test that expected fewer requests fails.
-Or a test sets `respond`, a function from the request's JSON body to its answer: a model
-that answers the same conversation the same way, however often it is asked (a client
-that crashed and asks again).
+Every request body is validated with the SDK's own request type
+(`CompletionCreateParamsNonStreaming`, a TypedDict, through pydantic; every message and
+tool read through, and no key the type does not name), so a body the SDK would not
+send is answered 400 and recorded in `invalid`; the `chat_server()` context fails the
+test on leaving when any request was invalid (unless `allow_invalid=True`, for the tests
+of that check). Every well-formed answer (`completion`, `chat`) is an
+`openai.types.chat.ChatCompletion` built and dumped by the SDK, which the provider's SDK
+client reads back. Neither side can drift to fit our client; `answer` still sends any
+body, for the tests of a server that breaks the protocol.
+
+Tests queue the answers, in order (`answer`, or `chat` for a completion), and read the
+requests received (`requests`: path, headers, JSON body; `params`: each as the SDK's type
+read it). When the queue is empty the server answers 500, so a test that expected fewer
+requests fails. Or a test sets `respond`, a function from the request's JSON body to its
+answer: a model that answers the same conversation the same way, however often it is
+asked (a client that crashed and asks again).
 """
 
 from __future__ import annotations
@@ -20,6 +31,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx2
+from openai.types.chat import ChatCompletion
+from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
+from pydantic import TypeAdapter, ValidationError
+
+_PARAMS: TypeAdapter[CompletionCreateParamsNonStreaming] = TypeAdapter(
+    CompletionCreateParamsNonStreaming
+)
+_PARAM_KEYS = frozenset(CompletionCreateParamsNonStreaming.__annotations__)
+
 
 @dataclass
 class Answer:
@@ -33,7 +54,8 @@ class Answer:
 @dataclass
 class Received:
     path: str
-    headers: dict[str, str]
+    headers: httpx2.Headers
+    """Case-insensitive, as HTTP's are (the SDK sends `authorization`)."""
     body: Any
 
 
@@ -42,11 +64,14 @@ def completion(
     *,
     tool_calls: list[dict[str, Any]] | None = None,
     usage: tuple[int, int] | None = (100, 20),
+    cached_tokens: int | None = None,
     finish: str = "stop",
+    refusal: str | None = None,
     model: str = "test-model",
 ) -> dict[str, Any]:
-    """The JSON of a Chat Completions answer; `tool_calls` as `{"name", "arguments"}`."""
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    """The JSON of a Chat Completions answer, made by the SDK's `ChatCompletion` model;
+    `tool_calls` as `{"name", "arguments"}`, `cached_tokens` of the prompt's."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
     if tool_calls:
         message["tool_calls"] = [
             {
@@ -59,6 +84,7 @@ def completion(
     body: dict[str, Any] = {
         "id": "chatcmpl-test",
         "object": "chat.completion",
+        "created": 1_700_000_000,
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
     }
@@ -68,7 +94,24 @@ def completion(
             "completion_tokens": usage[1],
             "total_tokens": sum(usage),
         }
-    return body
+        if cached_tokens is not None:
+            body["usage"]["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    dumped: dict[str, Any] = ChatCompletion.model_validate(body).model_dump(
+        mode="json", exclude_none=True
+    )
+    # `content` is null (not left out) beside tool calls or a refusal, as OpenAI sends it.
+    dumped["choices"][0]["message"].setdefault("content", None)
+    return dumped
+
+
+def read_all(value: Any) -> Any:
+    """Validated params with every lazily validated iterable (the SDK's `Iterable[...]`
+    fields) read through, so that all of the body is validated, as plain lists."""
+    if isinstance(value, dict):
+        return {k: read_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) or type(value).__name__ == "ValidatorIterator":
+        return [read_all(v) for v in value]
+    return value
 
 
 class ChatServer:
@@ -76,6 +119,10 @@ class ChatServer:
         self.answers: deque[Answer] = deque()
         self.respond: Callable[[Any], Answer] | None = None
         self.requests: list[Received] = []
+        self.params: list[Any] = []
+        """Each valid request as the SDK's request type read it."""
+        self.invalid: list[str] = []
+        """Why each request the SDK's type refused was refused (answered 400)."""
         self._lock = threading.Lock()
         server = self
 
@@ -84,10 +131,13 @@ class ChatServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length).decode("utf-8"))
                 with server._lock:
-                    server.requests.append(Received(self.path, dict(self.headers.items()), body))
-                    if server.respond is not None:
+                    server.requests.append(
+                        Received(self.path, httpx2.Headers(self.headers.items()), body)
+                    )
+                    answer = server.refuse(body)
+                    if answer is None and server.respond is not None:
                         answer = server.respond(body)
-                    else:
+                    elif answer is None:
                         answer = server.answers.popleft() if server.answers else Answer(500)
                 if answer.delay_s:
                     time.sleep(answer.delay_s)
@@ -114,6 +164,20 @@ class ChatServer:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
+    def refuse(self, body: Any) -> Answer | None:
+        """The 400 answer to a body the SDK's request type does not accept; None when it
+        does (the body is then kept in `params`)."""
+        unknown = sorted(set(body) - _PARAM_KEYS) if isinstance(body, dict) else []
+        try:
+            if unknown:
+                raise ValueError(f"unknown parameters: {', '.join(unknown)}")
+            self.params.append(read_all(_PARAMS.validate_python(body)))
+        except (ValidationError, ValueError) as e:
+            self.invalid.append(str(e))
+            error = {"message": str(e), "type": "invalid_request_error", "code": None}
+            return Answer(400, {"error": error})
+        return None
+
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
@@ -137,10 +201,13 @@ class ChatServer:
 
 
 @contextmanager
-def chat_server() -> Iterator[ChatServer]:
+def chat_server(*, allow_invalid: bool = False) -> Iterator[ChatServer]:
     server = ChatServer()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+    assert allow_invalid or not server.invalid, (
+        f"requests the openai SDK's types refuse: {server.invalid}"
+    )

@@ -148,3 +148,39 @@ def test_an_agent_without_bindings_hashes_as_before(tmp_path: Path) -> None:
     ir, _ = compile_file(tmp_path / "flow.mn")
     assert ir is not None and ir.agents["travel"].bound is None
     assert '"bound"' not in canonical_json(ir)
+
+
+SCRIPTED = """
+scenario books_for_the_passenger {
+  run: trip("7", "a room in Bern")
+  replies: { travel: [search_hotels("Bern"), book_hotel("Hotel Adler", 2), "booked"] }
+  expect: { output: "booked" }
+  expect_calls: [search_hotels("Bern"), book_hotel("p-7", "Hotel Adler", 2), travel]
+}
+"""
+
+
+def test_a_scenario_scripts_a_call_with_the_models_arguments_only(tmp_path: Path) -> None:
+    """A scripted turn calling `book_hotel` gives what the model sends (hotel, nights): the
+    bound `passenger` is the workflow's, added by the runtime, and expected in the call."""
+    from mnlang.testing import run_tests
+
+    (tmp_path / "flow.mn").write_text(SOURCE + SCRIPTED, "utf-8")
+    (tmp_path / "tools.py").write_text(TOOLS, "utf-8")
+    report = run_tests([tmp_path / "flow.mn"])
+    assert report.ok, (report.problems, [r.__dict__ for r in report.failed])
+    booked = (tmp_path / "booked.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in booked] == [
+        {"passenger": "p-7", "hotel": "Hotel Adler", "nights": 2}
+    ]
+
+
+def test_a_scripted_call_that_gives_the_bound_parameter_is_e202(tmp_path: Path) -> None:
+    from mnlang.checker import check
+
+    wrong = SCRIPTED.replace('book_hotel("Hotel Adler", 2)', 'book_hotel("p-7", "Hotel Adler", 2)')
+    (tmp_path / "flow.mn").write_text(SOURCE + wrong, "utf-8")
+    (tmp_path / "tools.py").write_text(TOOLS, "utf-8")
+    codes = [(d.code, d.message) for d in check(tmp_path / "flow.mn").diagnostics]
+    assert [c for c, _ in codes] == ["E202", "E201"], codes
+    assert "2 arguments from the model, 3 given (the agent binds `passenger`)" in codes[0][1]

@@ -43,8 +43,11 @@ workflow classify(text: str) -> str {
 }
 """
 
-LEASE_TTL = 10.0
+LEASE_TTL = 20.0
 """The killed worker's lease time: a run it held would wait this long for a takeover."""
+KILLED_BACKOFF = "6s"
+"""The retry delay of the test that kills a worker: long enough for the next worker to
+start (and import the model SDK) before the timer is due, on a loaded machine too."""
 
 
 @pytest.fixture
@@ -123,6 +126,7 @@ def worker(db: Path, server: ChatServer, lease_ttl: float = 30.0) -> subprocess.
 def test_a_worker_killed_during_an_agent_retry_delay(
     tmp_path: Path, flow: Path, server: ChatServer
 ) -> None:
+    flow.write_text(FLOW.replace("backoff: 3s", f"backoff: {KILLED_BACKOFF}"))
     ir, diagnostics = compile_file(flow)
     assert ir is not None, diagnostics
     db = tmp_path / "journal.db"

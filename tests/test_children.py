@@ -84,9 +84,13 @@ def test_a_failed_child_is_child_failed(journal: Journal) -> None:
 def test_cancelling_a_parent_cancels_its_child(journal: Journal) -> None:
     journal.start("parent", {"tag": "c", "parts": ["ab"]}, "c")
     [child] = children(journal, "c")
-    assert api.cancel_run("c", db=journal.db).status == "cancelled"
+    assert api.cancel_run("c", by="ann", db=journal.db).status == "cancelled"
     record = journal.store.get_run(child)
     assert record is not None and record.cancel_requested and record.status == "cancelled"
+    # Who asked: ann the parent, the parent its child.
+    parent = journal.store.get_run("c")
+    assert parent is not None and parent.cancel_requested_by == "ann"
+    assert record.cancel_requested_by == "run:c"
     assert journal.store.open_checkpoints(child) == []
     assert journal.store.runnable_runs() == []
 

@@ -196,10 +196,28 @@ def imported_after(code: str, tmp_path: Path) -> set[str]:
     return modules | {m.split(".")[0] for m in modules}
 
 
+MODEL_SDKS = {"openai", "anthropic", "mcp"}
+"""Imported only when an agent uses their provider (or an MCP tool runs)."""
+
+
 def test_importing_the_cli_stays_light(tmp_path: Path) -> None:
     loaded = imported_after("import mnlang.cli", tmp_path)
-    assert not loaded & {"rich", "pydantic", "graphviz", "lark", "sqlite_utils"}
+    assert not loaded & {"rich", "pydantic", "graphviz", "lark", "sqlite_utils", *MODEL_SDKS}
     assert "mnlang.checker" not in loaded
+
+
+def test_mnlang_and_mnc_help_import_no_model_sdk(tmp_path: Path) -> None:
+    help_ = (
+        "import contextlib, io\n"
+        "from mnlang.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"  # the help names `openai`
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+    )
+    for code in ("import mnlang", "import mnlang.api", help_):
+        assert not imported_after(code, tmp_path) & MODEL_SDKS, code
 
 
 def test_mnc_check_imports_no_heavy_packages(tmp_path: Path) -> None:
@@ -213,7 +231,7 @@ def test_mnc_check_imports_no_heavy_packages(tmp_path: Path) -> None:
     cold = imported_after(run_check, tmp_path)  # an empty cache: Lark builds the tables
     warm = imported_after(run_check, tmp_path)
     assert "lark" in cold
-    assert not warm & {"rich", "pydantic", "graphviz", "lark", "sqlite_utils"}
+    assert not warm & {"rich", "pydantic", "graphviz", "lark", "sqlite_utils", *MODEL_SDKS}
 
 
 def test_journal_commands_import_sqlite_utils_only_to_create_a_journal(tmp_path: Path) -> None:

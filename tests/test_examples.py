@@ -8,6 +8,7 @@ every `impl:`, `replies.json` with scripted model replies per agent, and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import json
@@ -21,6 +22,7 @@ import pytest
 
 from mnlang.checker import check
 from mnlang.checker.program import Program
+from mnlang.errors import MnError
 from mnlang.syntax import ast
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +208,9 @@ def test_each_effect_call_appends_one_ledger_line_with_its_key(
     assert effects, f"{folder.name} declares no effect"
     for count, (mn_path, decl) in enumerate(effects, 1):
         args = [_sample(program, p.type) for p in decl.params]
-        _impl(mn_path, decl)(*args, ctx=_Ctx(f"key-{decl.name.name}"))
+        # A receiver may refuse the sample (no hotel 2): the call was sent all the same.
+        with contextlib.suppress(MnError):
+            _impl(mn_path, decl)(*args, ctx=_Ctx(f"key-{decl.name.name}"))
         rows = [json.loads(line) for line in ledger.read_text("utf-8").splitlines()]
         assert len(rows) == count, f"{decl.name.name} must append exactly one ledger line"
         assert rows[-1]["key"] == f"key-{decl.name.name}"

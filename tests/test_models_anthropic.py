@@ -198,3 +198,95 @@ def test_the_public_api_without_a_key_is_refused_before_a_run() -> None:
             patch.delenv(name, raising=False)
         why = setup.unusable("anthropic")
     assert why is not None and "MNC_ANTHROPIC_API_KEY" in why
+
+
+CLAUDE_FLOW = """
+agent greet(name: str) -> str {
+  model: "claude-haiku-4.5"
+  provider: "claude"
+  prompt: "Greet {name}."
+}
+
+workflow hello(name: str) -> str {
+  said = greet(name)
+  return said
+}
+"""
+
+
+def test_a_projects_anthropic_kind_provider_answers_its_agents(
+    tmp_path: Path, server: AnthropicServer
+) -> None:
+    """`[providers.claude]` with `kind = "anthropic"`: a Messages API endpoint under its own
+    name, its key read from the variable `api_key_env` names; refused before the run is
+    created while that variable is unset."""
+    from tests.test_project import mnc
+
+    (tmp_path / "flow.mn").write_text(CLAUDE_FLOW)
+    (tmp_path / "mnlang.toml").write_text(
+        f'[providers.claude]\nkind = "anthropic"\nbase_url = "{server.base_url}"\n'
+        'api_key_env = "CLAUDE_KEY"\nmodel = "claude-served"\ntimeout = 30\n'
+    )
+    args = ("run", "flow.mn", "--input", '{"name": "Ada"}')
+    refused = mnc(tmp_path, *args, "--id", "r0")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "`CLAUDE_KEY`, which is not set" in refused.stderr
+    assert not server.requests and not (tmp_path / ".mnc").exists()
+    server.reply(text=json.dumps({"value": "Hello, Ada"}), model="claude-served")
+    ran = mnc(tmp_path, *args, "--id", "r1", CLAUDE_KEY="sk-ant-claude-0123456789")
+    assert ran.returncode == 0 and "Hello, Ada" in ran.stdout, ran.stderr
+    assert "claude (" in ran.stderr  # who answered, as `mnc run` prints it
+    assert server.invalid == []
+    (request,) = server.requests
+    sent = [request.headers.get(h, "") for h in ("x-api-key", "authorization")]
+    assert any(v.endswith("sk-ant-claude-0123456789") for v in sent)  # the SDK picks the header
+    assert request.body["model"] == "claude-served"
+    log = mnc(tmp_path, "log", "r1", "--json")
+    assert "sk-ant-claude-0123456789" not in log.stdout
+    assert '"provider": "claude"' in log.stdout.replace('":"', '": "')
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[providers.claude]\nkind = "anthropic"\nretries = 2\n', "providers.claude.retries"),
+        ('[providers.anthropic]\nkind = "openai"\n', "providers.anthropic.kind"),
+        ('[providers.openai]\nkind = "anthropic"\n', "providers.openai.kind"),
+    ],
+)
+def test_a_wrong_anthropic_table_is_named(tmp_path: Path, table: str, message: str) -> None:
+    from mnlang.project import ProjectError, load
+
+    (tmp_path / "mnlang.toml").write_text(table)
+    with pytest.raises(ProjectError, match=message):
+        load(tmp_path / "mnlang.toml")
+
+
+def test_the_builtin_anthropic_table_fills_in_what_the_environment_leaves() -> None:
+    table = {"model": "claude-table", "timeout": 7, "api_key_env": "TEAM_ANTHROPIC_KEY"}
+    env = {"TEAM_ANTHROPIC_KEY": "sk-team", "MNC_ANTHROPIC_MODEL": "claude-env"}
+    config = AnthropicConfig.from_table("anthropic", table, env)
+    assert (config.api_key, config.model, config.timeout_s) == ("sk-team", "claude-env", 7.0)
+    other = AnthropicConfig.from_table("claude", {}, {"ANTHROPIC_API_KEY": "sk-not-mine"})
+    assert other.api_key is None  # another provider never takes the built-in's key
+    setup = ModelSetup(spec="openai", tables={"claude": {"kind": "anthropic"}})
+    why = setup.unusable("claude")
+    assert why is not None and "api_key_env" in why
+
+
+def test_the_anthropic_tables_of_the_docs_are_valid(tmp_path: Path) -> None:
+    from mnlang.project import load
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "models.md").read_text()
+    section = text.split('A table with `kind = "anthropic"`', 1)[1]
+    (tmp_path / "mnlang.toml").write_text(section.split("```toml\n", 1)[1].split("```", 1)[0])
+    tables = load(tmp_path / "mnlang.toml").providers
+    setup = ModelSetup(spec="openai", tables=tables)
+    env = {"TEAM_ANTHROPIC_KEY": "sk-team"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TEAM_ANTHROPIC_KEY", "sk-team")
+        claude = setup.provider_for_name("claude")
+    assert isinstance(claude, AnthropicProvider) and claude.name == "claude"
+    assert claude.config.api_key == "sk-team" and claude.config.model == "claude-haiku-4.5"
+    builtin = AnthropicConfig.from_table("anthropic", tables["anthropic"], env)
+    assert builtin.timeout_s == 60.0

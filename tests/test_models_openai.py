@@ -1,4 +1,6 @@
-"""The `openai` provider against a real HTTP server on localhost (`chat_server.py`).
+"""The `openai` provider (on the official `openai` SDK) against a real HTTP server on
+localhost (`chat_server.py`), which validates each request with the SDK's request type
+and answers with the SDK's `ChatCompletion`.
 
 Each test queues the server's answers, sends one request through `OpenAIProvider` and
 checks the reply or the failure's kind, the transport retries, and what the server saw.
@@ -234,17 +236,67 @@ def test_a_reply_without_choices_is_malformed_output(server: ChatServer) -> None
 
 
 def test_a_refusal_is_rejected(server: ChatServer) -> None:
-    body = {
-        "choices": [
-            {
-                "message": {"role": "assistant", "content": None, "refusal": "I can't help"},
-                "finish_reason": "stop",
-            }
-        ]
-    }
-    server.answer(200, body)
+    server.chat(None, refusal="I can't help")
     error = fails(provider(server), request())
     assert error.kind == REJECTED and "I can't help" in error.message
+
+
+def test_a_reply_stopped_by_the_content_filter_is_rejected(server: ChatServer) -> None:
+    server.chat('{"category": ', finish="content_filter")
+    error = fails(provider(server), request())
+    assert error.kind == REJECTED and "content filter" in error.message
+
+
+def test_cached_prompt_tokens_are_kept_apart(server: ChatServer) -> None:
+    """OpenAI counts cached tokens inside `prompt_tokens`; `Usage.input_tokens` are the
+    uncached ones, so that the price table prices the cached ones as cache reads."""
+    server.chat("{}", usage=(1000, 50), cached_tokens=768)
+    usage = provider(server).complete(request()).usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (232, 768, 50)
+
+
+# --- the server checks the requests with the SDK's types ----------------------------------
+
+
+def test_the_request_is_what_the_sdk_types_accept(server: ChatServer) -> None:
+    server.chat(None, tool_calls=[{"name": "search", "arguments": {"query": "mugs"}}])
+    provider(server).complete(request(tools=[SEARCH]))
+    [params] = server.params
+    assert params["response_format"]["type"] == "json_schema"
+    assert [m["role"] for m in params["messages"]] == ["system", "user"]
+    assert params["tools"][0]["function"]["name"] == "search"
+
+
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        ({"model": "m", "messages": [{"role": "usr", "content": "hi"}]}, "input_value='usr'"),
+        ({"model": "m", "messages": [], "max_complete_tokens": 10}, "max_complete_tokens"),
+        ({"messages": []}, "model"),
+        (
+            {"model": "m", "messages": [], "tools": [{"type": "function", "function": {}}]},
+            "function.name",
+        ),
+    ],
+)
+def test_the_server_refuses_a_body_the_sdk_types_refuse(body: dict[str, Any], why: str) -> None:
+    import httpx2
+
+    with chat_server(allow_invalid=True) as server:
+        server.chat("{}")
+        answered = httpx2.post(f"{server.base_url}/chat/completions", json=body)
+    assert answered.status_code == 400 and why in answered.json()["error"]["message"]
+    assert len(server.invalid) == 1 and server.answers  # the queued answer is still there
+
+
+def test_a_test_whose_client_sent_a_refused_body_fails() -> None:
+    """A provider that drifted from the SDK's types fails the test that used it, even
+    when the test expected the request to fail."""
+    refused = pytest.raises(AssertionError, match="the openai SDK's types refuse")
+    with refused, chat_server() as server:
+        bad = request(messages=[{"role": "robot", "content": "hi"}])
+        assert fails(provider(server), bad).kind == TOOL_ERROR
 
 
 # --- the transport ------------------------------------------------------------------------
@@ -289,6 +341,22 @@ def test_500_is_retried_then_transient_with_each_retry_reported(server: ChatServ
     assert [r.status for r in error.retries] == [500, 500]
     assert sleeps.waits == [0.5, 1.0]  # backoff when the server names no wait
     assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("status", [408, 409, 502, 529])
+def test_other_transient_statuses_are_retried(server: ChatServer, status: int) -> None:
+    server.answer(status, {"error": {"message": "try again"}})
+    server.chat("{}")
+    reply = provider(server).complete(request())
+    assert [r.status for r in reply.retries] == [status]
+
+
+def test_the_sdk_retries_nothing_itself(server: ChatServer) -> None:
+    """`max_retries=0`: with no transport retries configured, a 429 is one request."""
+    server.answer(429, {"error": {"message": "slow down"}})
+    error = fails(provider(server, retries=0), request())
+    assert error.kind == TRANSIENT and "gave up after 1 try" in error.message
+    assert len(server.requests) == 1
 
 
 def test_a_connection_error_is_retried_then_transient() -> None:
@@ -349,3 +417,15 @@ def test_bad_settings_are_named() -> None:
         OpenAIConfig.from_env({"MNC_OPENAI_RETRIES": "many"})
     with pytest.raises(ValueError, match="MNC_OPENAI_RESPONSE_FORMAT"):
         OpenAIConfig.from_env({"MNC_OPENAI_RESPONSE_FORMAT": "xml"})
+
+
+def test_a_worker_imports_the_sdks_its_runs_will_use() -> None:
+    """`mnc worker` imports these as it starts, not within its first model request."""
+    from mnlang.models.setup import sdk_modules
+
+    assert sdk_modules({}) == ["openai"]
+    assert sdk_modules({"MNC_MODELS": "scripted:replies.json"}) == []
+    assert sdk_modules({"MNC_REPLIES": "replies.json"}) == []
+    assert sdk_modules({"ANTHROPIC_API_KEY": "k"}) == ["openai", "anthropic"]
+    tables = json.dumps({"claude": {"kind": "anthropic"}, "local": {"base_url": "http://x"}})
+    assert sdk_modules({"MNC_PROVIDERS": tables}) == ["openai", "anthropic"]

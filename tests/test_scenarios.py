@@ -387,3 +387,17 @@ def test_a_reply_wrong_on_purpose_is_an_expected_miss(folder: Path) -> None:
     assert "flow.mn xF" in text
     assert "yet the run met every expectation" in text
     assert "1 failed, 1 missed as expected" in text
+
+
+def test_each_model_of_an_agent_is_scripted_on_its_own(tmp_path: Path) -> None:
+    """`for_model("gpt-5.4-mini", reply)` answers only the requests sent to that fallback
+    model, in their own order; expecting the first model's reply instead fails."""
+    case = Path(__file__).parent / "cases" / "scenario_for_model.mn"
+    report = run_tests([case])
+    assert [r.passed for r in report.results] == [True, True], "\n".join(render(report))
+    wrong = tmp_path / "flow.mn"
+    wrong.write_text(
+        case.read_text().replace('output: ["first", "second"]', 'output: ["second", "first"]')
+    )
+    [_, missed] = run_tests([wrong]).results
+    assert not missed.passed

@@ -38,6 +38,7 @@ from mnlang.stores.base import (
     StateOp,
     Store,
     TimedDecision,
+    Tombstone,
 )
 
 # Each factory opens a new, empty journal; it may ask the request for fixtures it needs.
@@ -84,6 +85,41 @@ def test_create_run_is_idempotent_by_id(store: Store) -> None:
     assert not created_again
     assert again == first
     assert len(store.list_runs()) == 1
+
+
+def test_create_runs_creates_a_group_in_one_transaction(store: Store) -> None:
+    store.create_run(NewRun("old", "refund", {"n": 0}))
+    gone = NewRun("gone", "refund", {"n": 9})
+    store.create_run(gone)
+    store.commit(Batch("gone", run=RunUpdate(status="completed", result=1)))
+    record = store.get_run("gone")
+    assert record is not None and record.finished_at is not None
+    tombstone = Tombstone(
+        "gone", "refund", "", "h", "completed", record.created_at, record.finished_at
+    )
+    assert store.remove_runs([[tombstone]]) == ["gone"]
+    out = store.create_runs(
+        [
+            NewRun("a", "refund", {"n": 1}),
+            NewRun("old", "refund", {"n": 2}),  # exists: returned as it is
+            NewRun("gone", "refund", {"n": 9}),  # removed by gc: its tombstone
+            NewRun("a", "refund", {"n": 3}),  # twice in the group: created once
+            NewRun("b", "refund", {"n": 4}, limit=0),  # beyond its limit: queued
+        ]
+    )
+    assert [(o.record.run_id if o.record else None, o.created) for o in out] == [
+        ("a", True),
+        ("old", False),
+        (None, False),
+        ("a", False),
+        ("b", True),
+    ]
+    assert out[0].record == out[3].record and out[0].record.args == {"n": 1}
+    assert out[1].record is not None and out[1].record.args == {"n": 0}
+    assert out[2].removed is not None and out[2].removed.run_id == "gone"
+    assert out[4].record is not None and out[4].record.status == "waiting"
+    assert sorted(r.run_id for r in store.list_runs()) == ["a", "b", "old"]
+    assert store.create_runs([]) == []
 
 
 def test_get_run_of_unknown_id_is_none(store: Store) -> None:

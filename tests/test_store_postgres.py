@@ -187,11 +187,22 @@ def drop_quarantine_columns(conn: psycopg.Connection[Any], schema: str) -> None:
 
 
 def drop_outbox(conn: psycopg.Connection[Any], schema: str) -> None:
-    """Undo migration 14 (the outbox, who sent a signal), for a test that makes a journal
-    of an older version."""
+    """Undo migration 14 (the outbox, who sent a signal) and those after it, for a test
+    that makes a journal of an older version."""
     conn.execute(f"DROP TABLE {schema}.delivery_attempts, {schema}.deliveries, {schema}.outbox")
     conn.execute(f"DROP INDEX {schema}.signals_by_signal_id")
     conn.execute(f"ALTER TABLE {schema}.signals DROP COLUMN sent_by")
+    drop_cancel_requested_by_and_waiting_keys(conn, schema)
+
+
+def drop_cancel_requested_by_and_waiting_keys(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Undo migrations 15 (who asked to cancel a run) and 16 (the index of keyed waits),
+    for a test that makes a journal of an older version."""
+    conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN cancel_requested_by")
+    conn.execute(f"DROP TABLE {schema}.waiting_keys")
+    for trigger in ("insert", "update", "delete"):
+        conn.execute(f"DROP TRIGGER runs_waiting_keys_{trigger} ON {schema}.runs")
+    conn.execute(f"DROP FUNCTION {schema}.mnc_waiting_keys()")
 
 
 def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg_url: str) -> None:

@@ -39,6 +39,15 @@ def pragma(path: Path, name: str) -> object:
         conn.close()
 
 
+def drop_cancel_requested_by_and_waiting_keys(conn: sqlite3.Connection) -> None:
+    """Undo migrations 15 (who asked to cancel a run) and 16 (the index of keyed waits),
+    for a test that makes a journal of an older version."""
+    for trigger in ("insert", "update", "delete"):
+        conn.execute(f"DROP TRIGGER runs_waiting_keys_{trigger}")
+    conn.execute("DROP TABLE waiting_keys")
+    conn.execute("ALTER TABLE runs DROP COLUMN cancel_requested_by")
+
+
 # --- where the journal lives ------------------------------------------------------------
 
 

@@ -508,6 +508,9 @@ def test_cancel_and_resume(store: Store, program: IRProgram) -> None:
     assert client.post("/actions/resume", data=form, headers=headers).status_code == 200
     assert client.post("/actions/cancel", data=form, headers=headers).status_code == 200
     wait_for(store, "wait-4", "cancelled")
+    record = store.get_run("wait-4")
+    assert record is not None and record.cancel_requested_by  # the console's user
+    assert f'id="cancelled-by">by {record.cancel_requested_by}<' in client.get("/runs/wait-4").text
     assert client.post("/actions/cancel", data=form, headers=headers).status_code == 409
     assert client.post("/actions/resume", data=form, headers=headers).status_code == 409
     assert client.post("/actions/frobnicate", data=form, headers=headers).status_code == 404

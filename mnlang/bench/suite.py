@@ -16,7 +16,7 @@ from mnlang.diagnostics import Diagnostic
 from mnlang.ir.model import IRProgram
 from mnlang.ir.scenarios import ScenarioFaultOutcomeIR, ScenarioIR, ScenarioReplyIR
 from mnlang.metrics.expect import Expectation, ExpectedCall
-from mnlang.models.scripted import Script, load_script
+from mnlang.models.scripted import Script, load_script, script_key
 from mnlang.runtime.evaluate import Evaluator, MapEnv
 from mnlang.runtime.values import to_plain
 
@@ -109,13 +109,16 @@ def case_of(program: IRProgram, scenario: ScenarioIR, file: str) -> Case:
         return to_plain(evaluator.eval(expr, _NO_ENV))
 
     workflow = program.workflows[scenario.workflow]
+    script: Script
     if scenario.replies_file is not None:
         script = load_script(Path(program.source.dir) / scenario.replies_file)
     else:
-        script = {
-            agent: [_entry(program, agent, r, plain) for r in replies]
-            for agent, replies in scenario.replies.items()
-        }
+        script = {}
+        for agent, replies in scenario.replies.items():
+            first = program.agents[agent].model
+            for reply in replies:
+                key = script_key(agent, first, reply.model)
+                script.setdefault(key, []).append(_entry(program, agent, reply, plain))
     expect = scenario.expect
     calls = None
     if scenario.expect_calls is not None:

@@ -21,8 +21,10 @@ scenario small_refund {
   answer, E142 a `secret` parameter matched); plain results answer the calls no answer
   matches, by their count.
 - `replies` maps agents to lists of entries: a value of the agent's return type, a call
-  of a tool (a turn in which the model calls it), or `prompt_has("text", entry)` (the
-  entry answers requests whose prompt contains the text). `replies: "file.json"` names a
+  of a tool (a turn in which the model calls it), `prompt_has("text", entry)` (the
+  entry answers requests whose prompt contains the text), or `for_model("MODEL", entry)`
+  (the entry answers requests to that model of the agent's list, E255 for a model it
+  does not list). `replies: "file.json"` names a
   scripted replies file instead (`mnlang.models.scripted`).
 - `decisions` maps checkpoint names (in the workflow or the workflows it calls, and the
   effects with `requires: approval` an agent may call) to a decision: an option, or
@@ -69,7 +71,7 @@ from mnlang.checker.declarations import Declarations, Resolver, build_declaratio
 from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.expressions import ExprChecker
 from mnlang.checker.options import ERROR_KINDS, UNCATCHABLE_KINDS, report_unknown_key
-from mnlang.checker.program import ModuleInfo, Program, Symbol
+from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
 from mnlang.checker.steps import checkpoint_choices, nested_statement, step_call, walk
 from mnlang.checker.suggest import did_you_mean
 from mnlang.diagnostics import Diagnostics, Label
@@ -92,6 +94,7 @@ CALL_FAULTS = ("timeout", "transient", "tool_error", "rejected", "malformed_outp
 FAULT_KINDS = (*CALL_FAULTS, "worker_crash")
 EXPECTED_ERRORS = (*ERROR_KINDS, *UNCATCHABLE_KINDS)
 PROMPT_HAS = "prompt_has"
+FOR_MODEL = "for_model"
 TIMEOUT_DECISION = "timeout"
 _DECISION_KEYS = ("choice", "by", "comment", "after")
 _FAULT_KEYS = ("kind", "at", "times", "message")
@@ -117,12 +120,16 @@ _OUTCOME_KEYS = ("expect", "at", "late")
 @dataclass(slots=True)
 class ReplySpec:
     """One scripted reply: an answer, or a turn of tool calls; `prompt_has` limits it to
-    requests whose prompt contains the text."""
+    requests whose prompt contains the text, `model` to requests to that one of the
+    agent's models (None: its first)."""
 
     value: ast.Expr | None = None
     tool: Symbol | None = None
     call: ast.Call | None = None
     prompt_has: str | None = None
+    bound: frozenset[str] = frozenset()
+    """The tool's parameters the agent binds: the call's arguments are the others."""
+    model: str | None = None
 
 
 @dataclass(slots=True)
@@ -230,6 +237,26 @@ def _is_keyed_payload(node: ast.Expr) -> bool:
         and bool(node.entries)
         and all(e.key.name in _KEYED_KEYS for e in node.entries)
     )
+
+
+def _bound_params(agent: Symbol, tool: Symbol) -> frozenset[str]:
+    """The parameters of `tool` that `agent`'s `tools:` binds (`book_hotel({ passenger: pid })`)."""
+    entry = agent.decl.options.get("tools") if isinstance(agent.decl, ast.CallableDecl) else None
+    if entry is None or not isinstance(entry.value, ast.ListLit):
+        return frozenset()
+    for item in entry.value.items:
+        if (
+            isinstance(item, ast.Call)
+            and len(item.args) == 1
+            and isinstance(item.args[0], ast.ObjectLit)
+            and lookup(agent.module, item.callee) is tool
+        ):
+            return frozenset(e.key.name for e in item.args[0].entries)
+    return frozenset()
+
+
+def _names(names: frozenset[str]) -> str:
+    return ", ".join(f"`{n}`" for n in sorted(names))
 
 
 def _article(kind: str) -> str:
@@ -570,13 +597,43 @@ class _ScenarioChecker:
             name = node.callee.name
             if name == PROMPT_HAS and self.module.scope.get(name) is None:
                 return self._prompt_has(agent, node)
+            if name == FOR_MODEL and self.module.scope.get(name) is None:
+                return self._for_model(agent, node)
             sym = self.module.scope.get(name)
             if sym is not None and sym.kind in ("tool", "effect"):
-                self._typed_call(node, ("tool", "effect"), "tool or effect")
-                return ReplySpec(tool=sym, call=node)
+                bound = _bound_params(agent, sym)
+                if bound:
+                    self._model_call(node, sym, bound)
+                else:
+                    self._typed_call(node, ("tool", "effect"), "tool or effect")
+                return ReplySpec(tool=sym, call=node, bound=bound)
         returns = self.decls.signatures[agent.name].returns
         self.exprs.expect(node, returns, f" as a reply of `{agent.decl.name.name}`")
         return ReplySpec(value=node)
+
+    def _model_call(self, call: ast.Call, tool: Symbol, bound: frozenset[str]) -> None:
+        """A turn calling a tool whose parameters `bound` the agent binds: the arguments
+        are those the model sends, the others in order (as the model sees the tool)."""
+        assert isinstance(call.callee, ast.Name)
+        signature = self.decls.signatures[tool.name]
+        call.callee.ref, call.target, call.ty = tool, tool, signature.returns
+        name = tool.decl.name.name
+        params = [p for p in signature.params if p.name not in bound]
+        required = sum(1 for p in params if not p.has_default)
+        if not required <= len(call.args) <= len(params):
+            wanted = str(len(params)) if required == len(params) else f"{required} to {len(params)}"
+            shown = ", ".join(f"{p.name}: {p.type}" for p in params)
+            self.diags.add(
+                "E202",
+                call,
+                f"`{name}` takes {wanted} argument{'s' if len(params) != 1 else ''} from the "
+                f"model, {len(call.args)} given (the agent binds {_names(bound)})",
+                help=f"`{name}({shown})`",
+            )
+        for arg, param in zip(call.args, params):
+            self.exprs.expect(arg, param.type, f" for parameter `{param.name}` of `{name}`")
+        for arg in call.args[len(params) :]:
+            self.exprs.expr(arg)
 
     def _prompt_has(self, agent: Symbol, node: ast.Call) -> ReplySpec | None:
         if len(node.args) != 2 or not (
@@ -592,6 +649,45 @@ class _ScenarioChecker:
         if reply is None:
             return None
         reply.prompt_has = node.args[0].constant
+        return reply
+
+    def _for_model(self, agent: Symbol, node: ast.Call) -> ReplySpec | None:
+        """`for_model("gpt-5.4-mini", reply)`: a reply to the requests sent to that one of
+        the agent's models (a fallback model is scripted on its own)."""
+        if len(node.args) != 2 or not (
+            isinstance(node.args[0], ast.StrLit) and node.args[0].constant is not None
+        ):
+            self.bad(
+                node,
+                "`for_model` takes a model's name and a reply",
+                help='write `for_model("gpt-5.4-mini", reply)`',
+            )
+            return None
+        model = node.args[0].constant
+        options = self.program.options.get(agent.name, {})
+        models = [options.get("model"), *(options.get("fallback") or [])]
+        if model not in models:
+            shown = ", ".join(f"`{m}`" for m in models if m)
+            self.diags.add(
+                "E255",
+                node.args[0],
+                f"agent `{agent.decl.name.name}` is never asked model `{model}`: its "
+                f"`model:` lists {shown or 'none'}",
+                help=did_you_mean(model, [m for m in models if isinstance(m, str)])
+                or "name one of the models of its `model:` list",
+            )
+            return None
+        reply = self._reply(agent, node.args[1])
+        if reply is None:
+            return None
+        if reply.model is not None:
+            self.bad(
+                node.args[1],
+                "a reply names its model once",
+                help="leave out the inner `for_model(...)`",
+            )
+            return None
+        reply.model = model
         return reply
 
     # --- people and events ------------------------------------------------------------------

@@ -281,13 +281,20 @@ def signal_command(
 
 @click.command()
 @click.argument("run_id")
+@click.option("--by", help="Who cancels (default: your user name; with --server, the token's).")
 @db_option
 @json_option
 @server_option
 def cancel(
-    run_id: str, db: str | None, as_json: bool, server: str | None, server_token: str | None
+    run_id: str,
+    by: str | None,
+    db: str | None,
+    as_json: bool,
+    server: str | None,
+    server_token: str | None,
 ) -> None:
-    """Cancel a run; its `finally` bodies and compensations run. Exits 4 once cancelled."""
+    """Cancel a run; its `finally` bodies and compensations run. Exits 4 once cancelled.
+    Who asked is kept with the run (`mnc show`) and in its `cancelled` event (`mnc log`)."""
     if server is not None:
         remote(server, server_token, lambda c: c.cancel(run_id))
     from mnlang import api
@@ -295,7 +302,7 @@ def cancel(
     from mnlang.stores.base import StoreError
 
     try:
-        outcome = api.cancel_run(run_id, db=db)
+        outcome = api.cancel_run(run_id, by=by, db=db)
     except (RunError, StoreError) as e:
         run_error(e)
     finish_run(outcome, as_json)

@@ -897,5 +897,7 @@ def gc(
             f"kept {len(report.kept_damaged)} with damaged rows (`mnc db check`): "
             + ", ".join(report.kept_damaged)
         )
+    if report.outbox_events:
+        click.echo(f"removed {report.outbox_events} settled webhook notifications (the outbox)")
     if report.global_keys is not None:
         click.echo(f"removed {report.global_keys} global effect keys (they no longer deduplicate)")

@@ -98,6 +98,7 @@ class Run(TypedDict, total=False):
     parent_run_id: str | None
     ir_hash: str
     cancel_requested: bool
+    cancel_requested_by: str | None
     created_at: float
     updated_at: float
     finished_at: float | None

@@ -83,10 +83,17 @@ class DeclCompiler:
             for p in params
         ]
 
-    def call_args(self, call: ast.Call, callee: Symbol, caller: ModuleInfo) -> dict[str, Expr]:
-        """Arguments by parameter name, declared defaults filled in for omitted ones."""
+    def call_args(
+        self,
+        call: ast.Call,
+        callee: Symbol,
+        caller: ModuleInfo,
+        skip: frozenset[str] = frozenset(),
+    ) -> dict[str, Expr]:
+        """Arguments by parameter name, declared defaults filled in for omitted ones; the
+        parameters in `skip` (bound by an agent) take no argument."""
         decl = callee.decl
-        params: list[ast.Param] = getattr(decl, "params", [])
+        params = [p for p in getattr(decl, "params", []) if p.name.name not in skip]
         args: dict[str, Expr] = {}
         for i, param in enumerate(params):
             if i < len(call.args):

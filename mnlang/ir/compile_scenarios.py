@@ -128,9 +128,17 @@ class _ScenarioCompiler:
 
     def _reply(self, reply: ReplySpec) -> ScenarioReplyIR:
         if reply.tool is not None and reply.call is not None:
+            if reply.bound:
+                args = self.decls.call_args(reply.call, reply.tool, self.module, skip=reply.bound)
+                model_call = ScenarioCallIR(callee=reply.tool.name, args=args)
+                return ScenarioReplyIR(
+                    tool_call=model_call, prompt_has=reply.prompt_has, model=reply.model
+                )
             call = ExpectedCall(reply.tool, reply.call)
-            return ScenarioReplyIR(tool_call=self._call(call), prompt_has=reply.prompt_has)
+            return ScenarioReplyIR(
+                tool_call=self._call(call), prompt_has=reply.prompt_has, model=reply.model
+            )
         if reply.value is None:
             raise CompilerBug(f"a reply of scenario `{self.sym.name}` has no value")
         lowered = self.decls.lowering.lower(reply.value, self.module)
-        return ScenarioReplyIR(value=lowered, prompt_has=reply.prompt_has)
+        return ScenarioReplyIR(value=lowered, prompt_has=reply.prompt_has, model=reply.model)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from mnlang.ir.base import IRModel, SpanIR
+from pydantic import Field
+
+from mnlang.ir.base import HASH_OMITS_NONE, IRModel, SpanIR
 from mnlang.ir.expr import Expr
 
 ScenarioStatus = Literal["completed", "failed", "waiting", "cancelled"]
@@ -25,11 +27,13 @@ class ScenarioCallIR(IRModel):
 
 class ScenarioReplyIR(IRModel):
     """A scripted model reply: the answer (`value`) or a turn that calls a tool
-    (`tool_call`); with `prompt_has` it answers only requests whose prompt contains it."""
+    (`tool_call`); with `prompt_has` it answers only requests whose prompt contains it;
+    with `model` only the requests sent to that model of the agent's `model:` list."""
 
     value: Expr | None = None
     tool_call: ScenarioCallIR | None = None
     prompt_has: str | None = None
+    model: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
 
 
 class ScenarioAnswerIR(IRModel):

@@ -3,7 +3,10 @@
 Configuration comes from the environment (`AnthropicConfig.from_env`): the key
 (`MNC_ANTHROPIC_API_KEY`, else `ANTHROPIC_API_KEY`), the base URL
 (`MNC_ANTHROPIC_BASE_URL`, default the Anthropic API), one model for every agent
-(`MNC_ANTHROPIC_MODEL`) and the timeout of a request (`MNC_ANTHROPIC_TIMEOUT`).
+(`MNC_ANTHROPIC_MODEL`) and the timeout of a request (`MNC_ANTHROPIC_TIMEOUT`). A
+project's `[providers.NAME]` table with `kind = "anthropic"` (`AnthropicConfig.from_table`)
+configures another Messages API endpoint or key under its own name, or fills in what the
+environment leaves unset for `anthropic` itself.
 
 The SDK's own retries are off (`max_retries=0`): the runtime owns retries (the agent's
 `retry`, model fallback), so a connection error, a 429, a 5xx or Anthropic's 529
@@ -53,24 +56,64 @@ class AnthropicConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AnthropicConfig:
+        """The `anthropic` provider's settings: the `MNC_ANTHROPIC_*` variables."""
+        return cls.from_table("anthropic", {}, environ)
+
+    @classmethod
+    def from_table(
+        cls, name: str, table: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> AnthropicConfig:
+        """The settings of provider `name` from its `[providers.NAME]` table with
+        `kind = "anthropic"` (`base_url`, `api_key_env`, `model`, `timeout`). For
+        `anthropic` itself the `MNC_ANTHROPIC_*` variables win over the table; another
+        provider's key is read only from the variable its `api_key_env` names."""
         env = os.environ if environ is None else environ
-        timeout = env.get("MNC_ANTHROPIC_TIMEOUT", "").strip()
-        try:
-            timeout_s = float(timeout) if timeout else 120.0
-        except ValueError:
-            raise ValueError(f"MNC_ANTHROPIC_TIMEOUT must be seconds, not {timeout!r}") from None
+        builtin = name == "anthropic"
+
+        def setting(variable: str, key: str) -> tuple[str, str] | None:
+            """The value and where it was found, for messages."""
+            value = env.get(variable, "").strip() if builtin else ""
+            if value:
+                return value, variable
+            if table.get(key) is not None:
+                return str(table[key]).strip(), f"`{key}` of [providers.{name}]"
+            return None
+
+        found = setting("MNC_ANTHROPIC_TIMEOUT", "timeout")
+        timeout_s = cls.timeout_s
+        if found is not None:
+            value, where = found
+            try:
+                timeout_s = float(value)
+            except ValueError:
+                raise ValueError(f"{where} must be seconds, not {value!r}") from None
+        key_variable = table.get("api_key_env")
+        if key_variable is not None:
+            api_key = env.get(str(key_variable), "").strip() or None
+        elif builtin:
+            api_key = env.get("MNC_ANTHROPIC_API_KEY") or env.get("ANTHROPIC_API_KEY") or None
+        else:
+            api_key = None
+        base_url = setting("MNC_ANTHROPIC_BASE_URL", "base_url")
+        model = setting("MNC_ANTHROPIC_MODEL", "model")
         return cls(
-            api_key=env.get("MNC_ANTHROPIC_API_KEY") or env.get("ANTHROPIC_API_KEY") or None,
-            base_url=(env.get("MNC_ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
-            model=env.get("MNC_ANTHROPIC_MODEL") or None,
+            api_key=api_key,
+            base_url=(base_url[0] if base_url else DEFAULT_BASE_URL).rstrip("/"),
+            model=model[0] if model else None,
             timeout_s=timeout_s,
         )
 
 
-def missing_key(config: AnthropicConfig) -> str | None:
+def missing_key(config: AnthropicConfig, name: str = "anthropic") -> str | None:
     """The public API needs a key; a server elsewhere (a gateway, a test) may do without."""
     if config.api_key or config.base_url != DEFAULT_BASE_URL:
         return None
+    if name != "anthropic":
+        return (
+            f"no API key for the `{name}` provider: its [providers.{name}] table sends "
+            "requests to the Anthropic API; name the variable that holds the key with "
+            "`api_key_env`"
+        )
     return (
         "no API key for the Anthropic API: set `MNC_ANTHROPIC_API_KEY` (or "
         "`ANTHROPIC_API_KEY`), point `MNC_ANTHROPIC_BASE_URL` at another server, or run "
@@ -81,9 +124,10 @@ def missing_key(config: AnthropicConfig) -> str | None:
 class AnthropicProvider:
     name = "anthropic"
 
-    def __init__(self, config: AnthropicConfig | None = None) -> None:
+    def __init__(self, config: AnthropicConfig | None = None, *, name: str = "anthropic") -> None:
         import anthropic
 
+        self.name = name
         self.config = config or AnthropicConfig.from_env()
         self._client = anthropic.Anthropic(
             # A server that needs no key still gets a header: the SDK wants one.
@@ -133,7 +177,7 @@ class AnthropicProvider:
     def complete(self, request: ModelRequest) -> ModelReply:
         import anthropic
 
-        why = missing_key(self.config)
+        why = missing_key(self.config, self.name)
         if why is not None:
             raise ModelCallError(TOOL_ERROR, why)
         timeout = request.timeout_s if request.timeout_s is not None else self.config.timeout_s

@@ -56,6 +56,8 @@ class ModelRequest:
     fallback: bool = False
     """Sent to one of the agent's fallback models (`model: [first, ...]`), not its first:
     `call_number` then counts the agent's requests to this model."""
+    conversation: int = 0
+    """How many messages of the agent's `conversation:` come before the prompt."""
 
     @property
     def short_agent(self) -> str:
@@ -63,8 +65,10 @@ class ModelRequest:
 
     @property
     def prompt(self) -> str:
-        """The rendered prompt: the first user message."""
-        for message in self.messages:
+        """The rendered prompt: the first user message after the system message and the
+        agent's `conversation:` (whose own user turns are earlier messages, not the prompt)."""
+        chat = [m for m in self.messages if m.get("role") != "system"]
+        for message in chat[self.conversation :]:
             if message.get("role") == "user":
                 return str(message.get("content") or "")
         return ""

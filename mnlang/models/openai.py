@@ -1,4 +1,6 @@
-"""The `openai` provider: an OpenAI-compatible Chat Completions client over httpx2.
+"""The `openai` provider: an OpenAI-compatible Chat Completions client on the official
+`openai` SDK (imported only when an agent uses the provider, so `import mnlang` and
+`mnc --help` stay light).
 
 Configuration comes from the environment (see `OpenAIConfig.from_env`): the base URL
 (`MNC_OPENAI_BASE_URL`, default the OpenAI API), the key (`MNC_OPENAI_API_KEY`, else
@@ -14,16 +16,19 @@ agent's return type, made to fit OpenAI's strict mode where it can (every proper
 listed, the ones with defaults nullable; a root that is not an object is wrapped as
 `{"value": ...}` and unwrapped again). Tools are offered as functions.
 
-Transport retries happen inside one attempt: a connection error, a 429 or a 5xx is sent
-again up to `retries` times, after the server's `Retry-After` (or `retry-after-ms`) when
-it gives one, else after a short exponential backoff; each retry is reported in the
-reply (or the error) for the runtime to journal. A timeout is not retried here: the
-agent's `retry` decides. Once the transport gives up, the failure is `transient`. Other
-4xx answers are `tool_error`; a reply cut off at `max_tokens` or one that is neither
-text nor tool calls is `malformed_output`; a refusal is `rejected`.
+The SDK's own retries are off (`max_retries=0`): its retries would be invisible to the
+journal. The provider sends a request again itself, inside one attempt: a connection
+error, a 408, 409, 429 or 5xx is sent again up to `retries` times, after the server's
+`Retry-After` (or `retry-after-ms`) when it gives one, else after a short exponential
+backoff; each retry is reported in the reply (or the error) for the runtime to journal.
+A timeout is not retried here: the agent's `retry` decides. Once the transport gives
+up, the failure is `transient`. Other 4xx answers are `tool_error`; a reply cut off at
+`max_tokens` or one that is neither text nor tool calls is `malformed_output`; a refusal
+(or a reply stopped by the content filter) is `rejected`.
 
-The API key is sent in the `Authorization` header only. It is never part of a message,
-and any text from the server is scrubbed of it before it reaches an error.
+The API key is sent in the `Authorization` header only (none at all without a key). It
+is never part of a message, and any text from the server is scrubbed of it before it
+reaches an error.
 """
 
 from __future__ import annotations
@@ -35,9 +40,8 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import httpx2
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from mnlang.errors import MALFORMED_OUTPUT, REJECTED, TIMEOUT, TOOL_ERROR, TRANSIENT
 from mnlang.models.base import (
@@ -49,9 +53,16 @@ from mnlang.models.base import (
     Usage,
 )
 
+if TYPE_CHECKING:
+    import openai
+    from openai.types import CompletionUsage
+    from openai.types.chat import ChatCompletion
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 WRAPPER_KEY = "value"
 """The property a non-object answer is wrapped in, since a structured output is an object."""
+RETRIED_STATUSES = frozenset({408, 409, 429})
+"""Besides 5xx: the answers worth sending the same request again for."""
 
 ResponseFormat = Literal["json_schema", "json_object", "none"]
 _RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json_schema", "json_object", "none")
@@ -168,15 +179,22 @@ class OpenAIProvider:
         *,
         name: str = "openai",
         sleep: Callable[[float], None] = time.sleep,
-        transport: httpx2.BaseTransport | None = None,
     ) -> None:
+        import openai
+
         self.name = name
         self.config = config or OpenAIConfig.from_env()
         self._sleep = sleep
-        headers = {"Content-Type": "application/json"}
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
-        self._client = httpx2.Client(headers=headers, transport=transport)
+        self._client = openai.OpenAI(
+            # The SDK wants a key; without one, `_headers` omits the Authorization header.
+            api_key=self.config.api_key or "none",
+            base_url=self.config.base_url,
+            max_retries=0,
+            timeout=self.config.timeout_s,
+        )
+        self._headers: dict[str, Any] = (
+            {} if self.config.api_key else {"Authorization": openai.omit}
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -187,7 +205,8 @@ class OpenAIProvider:
     # --- the request --------------------------------------------------------------------
 
     def body(self, request: ModelRequest) -> dict[str, Any]:
-        """The JSON body of a Chat Completions request."""
+        """The JSON body of a Chat Completions request (the keyword arguments of
+        `chat.completions.create`, a `CompletionCreateParamsNonStreaming`)."""
         body: dict[str, Any] = {
             "model": self.model_for(request.model),
             "messages": request.messages,
@@ -230,37 +249,48 @@ class OpenAIProvider:
         return f"{self.config.base_url}{model}"
 
     def complete(self, request: ModelRequest) -> ModelReply:
+        import openai
+
         why = missing_key(self.config)
         if why is not None:
             raise ModelCallError(TOOL_ERROR, why)
-        url = f"{self.config.base_url}/chat/completions"
         body = self.body(request)
         timeout = request.timeout_s if request.timeout_s is not None else self.config.timeout_s
         retries: list[TransportRetry] = []
         while True:
             try:
-                response = self._client.post(url, json=body, timeout=timeout)
-            except httpx2.TimeoutException:
+                completion = self._client.chat.completions.create(
+                    **body, timeout=timeout, extra_headers=self._headers
+                )
+            except openai.APITimeoutError:  # before APIConnectionError: it is one
                 raise ModelCallError(
                     TIMEOUT, f"no answer from {self._host()} within {timeout:g}s", retries
                 ) from None
-            except httpx2.TransportError as e:
-                reason = f"cannot reach {self._host()}: {self._scrub(str(e)) or type(e).__name__}"
+            except openai.APIConnectionError as e:
+                cause = e.__cause__ or e  # the transport's own error says more than the SDK's
+                why = self._scrub(str(cause)) or type(cause).__name__
+                reason = f"cannot reach {self._host()}: {why}"
                 self._again(retries, reason, None, None)
                 continue
-            status = response.status_code
-            if status == 429 or status >= 500:
-                reason = f"{self._host()} answered {status}: {self._server_message(response)}"
-                self._again(retries, reason, status, _retry_after(response.headers))
-                continue
-            if status >= 400:
+            except openai.APIStatusError as e:
+                status = e.status_code
+                if status in RETRIED_STATUSES or status >= 500:
+                    reason = f"{self._host()} answered {status}: {self._server_message(e)}"
+                    self._again(retries, reason, status, _retry_after(e.response.headers))
+                    continue
                 raise ModelCallError(
                     TOOL_ERROR,
-                    f"{self._host()} refused the request ({status}): "
-                    f"{self._server_message(response)}",
+                    f"{self._host()} refused the request ({status}): {self._server_message(e)}",
                     retries,
+                ) from None
+            except json.JSONDecodeError:
+                completion = None
+            if not isinstance(completion, openai.types.chat.ChatCompletion):
+                # The SDK hands back a body that is not JSON as text, or fails to decode it.
+                raise ModelCallError(
+                    TRANSIENT, f"{self._host()} sent a reply that is not JSON", retries
                 )
-            return self._reply(response, request, retries)
+            return self._reply(completion, request, retries)
 
     def _again(
         self,
@@ -288,47 +318,46 @@ class OpenAIProvider:
     # --- the reply ----------------------------------------------------------------------
 
     def _reply(
-        self, response: httpx2.Response, request: ModelRequest, retries: list[TransportRetry]
+        self, completion: ChatCompletion, request: ModelRequest, retries: list[TransportRetry]
     ) -> ModelReply:
+        """The SDK's `ChatCompletion` as a reply. The SDK builds it without validation (a
+        server may leave out what OpenAI always sends), so every field is read with care."""
+
         def malformed(why: str) -> ModelCallError:
             return ModelCallError(MALFORMED_OUTPUT, why, retries)
 
-        try:
-            data = response.json()
-        except ValueError:
+        choices = getattr(completion, "choices", None) or []
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        message = getattr(choice, "message", None)
+        if message is None:
+            raise malformed(f"{self._host()} sent a reply without `choices[0].message`")
+        usage = _usage(getattr(completion, "usage", None))
+        model = str(getattr(completion, "model", None) or self.model_for(request.model))
+        refusal = getattr(message, "refusal", None)
+        if refusal:
             raise ModelCallError(
-                TRANSIENT, f"{self._host()} sent a reply that is not JSON", retries
-            ) from None
-        try:
-            choice = data["choices"][0]
-            message = choice["message"]
-        except (KeyError, IndexError, TypeError):
-            raise malformed(f"{self._host()} sent a reply without `choices[0].message`") from None
-        usage = _usage(data.get("usage"))
-        model = str(data.get("model") or self.model_for(request.model))
-        if message.get("refusal"):
-            raise ModelCallError(
-                REJECTED, f"the model refused: {self._scrub(str(message['refusal']))}", retries
+                REJECTED, f"the model refused: {self._scrub(str(refusal))}", retries
             )
-        raw_calls = message.get("tool_calls") or []
-        if choice.get("finish_reason") == "length":
+        finish = getattr(choice, "finish_reason", None)
+        if finish == "content_filter":
+            raise ModelCallError(REJECTED, "the reply was stopped by a content filter", retries)
+        if finish == "length":
             raise malformed(
                 f"the reply was cut off at the token limit ({request.max_tokens} tokens)"
             )
+        raw_calls = getattr(message, "tool_calls", None) or []
         if raw_calls:
-            try:
-                calls = [
-                    ToolCall(
-                        str(c.get("id") or f"call_{i}"),
-                        str(c["function"]["name"]),
-                        str(c["function"].get("arguments") or "{}"),
-                    )
-                    for i, c in enumerate(raw_calls)
-                ]
-            except (KeyError, TypeError, AttributeError):
-                raise malformed("the reply has a tool call without a function name") from None
+            calls = []
+            for i, call in enumerate(raw_calls):
+                function = getattr(call, "function", None)
+                name = getattr(function, "name", None)
+                if not isinstance(name, str) or not name:
+                    raise malformed("the reply has a tool call without a function name")
+                call_id = getattr(call, "id", None)
+                arguments = getattr(function, "arguments", None)
+                calls.append(ToolCall(str(call_id or f"call_{i}"), name, str(arguments or "{}")))
             return ModelReply(None, calls, usage, model, retries)
-        content = message.get("content")
+        content = getattr(message, "content", None)
         if not isinstance(content, str):
             raise malformed("the reply has neither text nor tool calls")
         _, _, wrapped = response_schema(request.output_schema)
@@ -337,20 +366,19 @@ class OpenAIProvider:
         return ModelReply(content, [], usage, model, retries)
 
     def _host(self) -> str:
-        return httpx2.URL(self.config.base_url).host or self.config.base_url
+        return urlsplit(self.config.base_url).hostname or self.config.base_url
 
     def _scrub(self, text: str) -> str:
         key = self.config.api_key
         return scrub_key(text, key) if key else text
 
-    def _server_message(self, response: httpx2.Response) -> str:
-        try:
-            error = response.json().get("error")
-            text = error.get("message") if isinstance(error, dict) else error
-        except (ValueError, AttributeError):
-            text = None
+    def _server_message(self, error: openai.APIStatusError) -> str:
+        """The server's own words: `error.message` of the body (the SDK keeps the body's
+        `error` object as `body`), else the status line's reason."""
+        body = error.body
+        text = body.get("message") if isinstance(body, dict) else body
         if not isinstance(text, str) or not text:
-            text = response.reason_phrase or "no reason given"
+            text = error.response.reason_phrase or "no reason given"
         # Scrub first: a key cut in two at the 200th character would leave its prefix.
         text = self._scrub(" ".join(text.split()))
         return text if len(text) <= 200 else text[:197] + "..."
@@ -380,16 +408,20 @@ def scrub_key(text: str, key: str) -> str:
     return "".join(out)
 
 
-def _usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+def _usage(raw: CompletionUsage | None) -> Usage | None:
+    """The usage a reply reports. OpenAI counts cached prompt tokens inside
+    `prompt_tokens` (`prompt_tokens_details.cached_tokens`); `Usage` keeps them apart, so
+    that a price table with `cache_read_per_million` prices them as cache reads."""
+    prompt = getattr(raw, "prompt_tokens", None)
+    completion = getattr(raw, "completion_tokens", None)
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
-    return Usage(prompt, completion)
+    cached = getattr(getattr(raw, "prompt_tokens_details", None), "cached_tokens", None)
+    cached = min(cached, prompt) if isinstance(cached, int) and cached > 0 else 0
+    return Usage(prompt - cached, completion, cache_read_tokens=cached)
 
 
-def _retry_after(headers: httpx2.Headers) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asks to wait: `retry-after-ms`, or `Retry-After` in seconds or as
     an HTTP date."""
     millis = headers.get("retry-after-ms")

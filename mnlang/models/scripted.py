@@ -105,6 +105,12 @@ def _is_directive(entry: Any) -> bool:
     return isinstance(entry, dict) and bool(entry) and all(str(k).startswith("$") for k in entry)
 
 
+def script_key(agent: str, first_model: str, model: str | None) -> str:
+    """The key of a replies file that scripts `agent`'s requests to `model`: the agent's
+    own for its first model (or None), `agent@model` for a fallback model."""
+    return agent if model is None or model == first_model else f"{agent}@{model}"
+
+
 class ScriptedProvider:
     name = "scripted"
 
@@ -124,10 +130,11 @@ class ScriptedProvider:
     def _model_entries(self, request: ModelRequest) -> tuple[str, list[Any] | None]:
         """The entries for a request to one of the agent's fallback models: keyed
         `agent@model`, so each model is scripted on its own."""
-        for key in (f"{request.agent}@{request.model}", f"{request.short_agent}@{request.model}"):
+        keys = [script_key(a, "", request.model) for a in (request.agent, request.short_agent)]
+        for key in keys:
             if key in self.script:
                 return key, self.script[key]
-        return f"{request.short_agent}@{request.model}", None
+        return keys[1], None
 
     def complete(self, request: ModelRequest) -> ModelReply:
         entry = self.entry(request)

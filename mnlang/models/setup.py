@@ -25,6 +25,7 @@ who answers, for `mnc run` to print.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -38,6 +39,7 @@ from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provide
 from mnlang.models.plugins import PluginError, load_plugin, plugin_entry_points
 from mnlang.models.prices import PriceTable
 from mnlang.models.scripted import LazyScriptedProvider
+from mnlang.project import provider_kind
 
 if TYPE_CHECKING:
     from mnlang.models.openai import OpenAIConfig
@@ -72,10 +74,13 @@ def _openai_config(name: str, table: Mapping[str, Any]) -> OpenAIConfig:
     return OpenAIConfig.from_table(name, table)
 
 
-def _anthropic() -> Provider:
-    from mnlang.models.anthropic import AnthropicProvider
+def _anthropic(name: str = "anthropic", table: Mapping[str, Any] | None = None) -> Provider:
+    from mnlang.models.anthropic import AnthropicConfig, AnthropicProvider
 
-    return AnthropicProvider()
+    try:
+        return AnthropicProvider(AnthropicConfig.from_table(name, table or {}), name=name)
+    except ValueError as e:
+        return _FailingProvider(name, f"the `{name}` provider is misconfigured: {e}")
 
 
 def _openai(name: str = "openai", table: Mapping[str, Any] | None = None) -> Provider:
@@ -104,6 +109,35 @@ def project_providers(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return tables
 
 
+def sdk_modules(environ: Mapping[str, str]) -> list[str]:
+    """The model SDKs a worker with this environment is likely to need: `openai` unless
+    its runs are scripted, `anthropic` when it has an Anthropic key or a table of that
+    kind. A worker imports them once it starts (`mnlang.api.run_worker`), so that the
+    first agent request of a run it claims does not wait for the import."""
+    spec = environ.get(MODELS_ENV, "").strip()
+    if spec.startswith("scripted") or (not spec and environ.get(REPLIES_ENV, "").strip()):
+        return []
+    modules = ["openai"]
+    try:
+        tables = project_providers(environ)
+    except ModelSpecError:
+        tables = {}
+    keyed = any(environ.get(v) for v in ("MNC_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"))
+    if keyed or any(provider_kind(n, t) == "anthropic" for n, t in tables.items()):
+        modules.append("anthropic")
+    return modules
+
+
+def import_sdks() -> None:
+    """Import the SDKs `sdk_modules` names for this process's environment; one that does
+    not import is left for the request that needs it to report."""
+    import importlib
+
+    for module in sdk_modules(os.environ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
 class ModelSetup:
     """The providers of one run. `override` answers every agent (a scripted run);
     otherwise an agent's `provider:` or `default` names its provider in `factories`."""
@@ -122,13 +156,14 @@ class ModelSetup:
         self.override = override
         self.default = default
         self.tables = dict(tables or {})
-        """The project's provider settings by name (OpenAI-compatible servers)."""
+        """The project's provider settings by name (`kind` openai or anthropic)."""
         self._factories: dict[str, Callable[[], Provider]] = {
             "openai": _openai,
             "anthropic": _anthropic,
         }
         for name, table in self.tables.items():
-            self._factories[name] = functools.partial(_openai, name, table)
+            make = _anthropic if provider_kind(name, table) == "anthropic" else _openai
+            self._factories[name] = functools.partial(make, name, table)
         self._plugins = {
             name: point
             for name, point in plugin_entry_points().items()
@@ -234,30 +269,37 @@ class ModelSetup:
         if name in self._plugins:
             made = self.provider_for_name(name)
             return made.why if isinstance(made, _FailingProvider) else None
-        if name == "anthropic" and name not in self.tables:
+        table = self.tables.get(name, {})
+        if name not in ("openai", "anthropic") and name not in self.tables:
+            return None
+        if provider_kind(name, table) == "anthropic":
             from mnlang.models.anthropic import AnthropicConfig
             from mnlang.models.anthropic import missing_key as anthropic_key
 
             try:
-                return anthropic_key(AnthropicConfig.from_env())
+                config = AnthropicConfig.from_table(name, table)
             except ValueError as e:
-                return f"the `anthropic` provider is misconfigured: {e}"
-        if name != "openai" and name not in self.tables:
-            return None
+                return f"the `{name}` provider is misconfigured: {e}"
+            return self._unset_key(name, table, config.api_key) or anthropic_key(config, name)
         from mnlang.models.openai import missing_key
 
-        table = self.tables.get(name, {})
         try:
-            config = _openai_config(name, table)
+            openai_config = _openai_config(name, table)
         except ValueError as e:
             return f"the `{name}` provider is misconfigured: {e}"
+        unset = self._unset_key(name, table, openai_config.api_key)
+        return unset or (missing_key(openai_config) if name == "openai" else None)
+
+    @staticmethod
+    def _unset_key(name: str, table: Mapping[str, Any], key: str | None) -> str | None:
+        """Why a table that names its key's variable cannot be used: the variable is unset."""
         variable = table.get("api_key_env")
-        if variable is not None and not config.api_key:
-            return (
-                f"no API key for the `{name}` provider: its [providers.{name}] table "
-                f"reads it from `{variable}`, which is not set"
-            )
-        return missing_key(config) if name == "openai" else None
+        if variable is None or key:
+            return None
+        return (
+            f"no API key for the `{name}` provider: its [providers.{name}] table "
+            f"reads it from `{variable}`, which is not set"
+        )
 
     def describe(self, agents: Iterable[AgentIR]) -> str:
         """Who answers these agents, in one line: `scripted (replies from FILE)`, or each

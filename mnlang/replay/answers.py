@@ -21,7 +21,7 @@ from typing import Any
 from mnlang.errors import ALL_KINDS, TOOL_ERROR, MnError
 from mnlang.ir.model import IRProgram, ToolIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, ToolCall, Usage
-from mnlang.replay.recording import Recording, checkpoint_name
+from mnlang.replay.recording import Recording, decided_name
 from mnlang.runtime.convert import ConversionError, Converter, to_tool
 from mnlang.runtime.evaluate import Evaluator
 from mnlang.stores.base import Json
@@ -126,10 +126,7 @@ class RecordedAnswers:
             elif e.kind in ("now", "uuid"):
                 self._externals[(workflow, e.branch, e.kind)].append(data.get("value"))
             elif e.kind == "decided" and "repair" not in data:
-                name = str(data.get("checkpoint") or "") or checkpoint_name(
-                    self.old, workflow, e.state
-                )
-                self.decisions[(workflow, name)].append(data)
+                self.decisions[(workflow, decided_name(self.old, workflow, e))].append(data)
             elif e.kind == "signal":
                 self.signals[(workflow, str(data.get("event")), data.get("key"))].append(
                     data.get("payload")

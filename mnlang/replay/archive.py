@@ -60,6 +60,7 @@ _RECORD_DEFAULTS: dict[str, Any] = {
     "finished_at": None,
     "damaged": None,
     "quarantine": None,
+    "cancel_requested_by": None,
 }
 
 

@@ -63,6 +63,16 @@ def checkpoint_name(program: IRProgram, workflow: str, state: str | None) -> str
     return str(getattr(found, "name", "") or state or "")
 
 
+def decided_name(program: IRProgram, workflow: str, event: Event) -> str:
+    """The name a `decided` event's checkpoint is decided by: a select's checkpoint names
+    itself, an agent's approval is named after its effect (`mnc approve RUN book_hotel`),
+    any other checkpoint is the one declared at the event's state."""
+    data = event.data if isinstance(event.data, dict) else {}
+    if "approval" in data:
+        return str(data.get("effect", "")).rsplit(".", 1)[-1]
+    return str(data.get("checkpoint") or "") or checkpoint_name(program, workflow, event.state)
+
+
 def raced_quorum(recording: Recording) -> str | None:
     """The id of a run of the recording whose quorum join was decided, if any: the losers'
     calls have no recorded answers, and answering the winners at once would not keep

@@ -303,13 +303,24 @@ class AgentCalls:
 
     # --- starting and resuming --------------------------------------------------------
 
-    def begin(self, fiber: Fiber, state: CallState, args: dict[str, Value]) -> None:
-        """Execute an agent's `call` state: a new conversation, or the one its notes hold."""
+    def begin(
+        self, fiber: Fiber, state: CallState, evaluate: Callable[[], dict[str, Value]]
+    ) -> None:
+        """Execute an agent's `call` state: a new conversation, or the one its notes hold.
+
+        The arguments are evaluated once, when the call starts, and kept in its notes: a
+        call resumed after a wait or a crash goes on with them, so an argument that reads
+        `now()` or `uuid()` does not change the conversation half-way."""
         agent = self.program.agents[state.callee]
         pending = fiber.pending or {}
         noted = pending.get("agent")
         fresh = noted is None
         notes: dict[str, Any] = _new_notes() if noted is None else noted
+        if fresh or "args" not in notes:  # (notes written before arguments were kept)
+            args = evaluate()
+            notes["args"] = self.run.stored_args(args)
+        else:
+            args = {name: from_stored(value) for name, value in notes["args"].items()}
         if fresh:
             tally = retries.new_tally(agent.retry, self.run.now_ms)
             if tally is not None:  # the first request's time, for `max_elapsed`
@@ -353,16 +364,19 @@ class AgentCalls:
             system = f"{own}\n\n{system}"
         if agent.tools:
             system += _SYSTEM_TOOLS.format(turns=session.max_turns)
-        turns: list[Message] = []
-        if agent.conversation is not None:
-            for turn in to_plain(session.args[agent.conversation]) or []:
-                turns.append({"role": str(turn["role"]), "content": str(turn["content"])})
         return [
             {"role": "system", "content": system},
-            *turns,
+            *self._conversation(session),
             {"role": "user", "content": self._prompt(session)},
             *session.notes["history"],
         ]
+
+    def _conversation(self, session: Session) -> list[Message]:
+        """The turns of the agent's `conversation:` parameter, as messages."""
+        if session.agent.conversation is None:
+            return []
+        turns = to_plain(session.args[session.agent.conversation]) or []
+        return [{"role": str(t["role"]), "content": str(t["content"])} for t in turns]
 
     # --- model requests ---------------------------------------------------------------
 
@@ -390,6 +404,7 @@ class AgentCalls:
             call_number=self._call_number(session),
             request_number=notes["requests"],
             fallback=session.model != agent.model,
+            conversation=len(self._conversation(session)),
         )
         provider = self.setup.provider_for(agent)
         price = self._price(agent, session.model)

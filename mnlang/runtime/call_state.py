@@ -139,7 +139,7 @@ class Calls:
                 self._intent(self._new_call(fiber, "effect", effect, state, args))
             return
         if state.callee_kind == "agent":
-            self.agents.begin(fiber, state, self._args(fiber, state))
+            self.agents.begin(fiber, state, partial(self._args, fiber, state))
             return
         tool = self.program.tools[state.callee]
         call = self._new_call(fiber, "tool", tool, state, self._args(fiber, state))
@@ -151,7 +151,7 @@ class Calls:
             return
         if state.callee_kind == "agent":
             # The agent's notes hold its attempt and conversation: it sends the next request.
-            self.agents.begin(fiber, state, self._args(fiber, state))
+            self.agents.begin(fiber, state, partial(self._args, fiber, state))
             return
         attempt = int(retry["attempt"])
         if state.callee_kind == "effect":

@@ -583,9 +583,20 @@ class Interpreter:
             return RunEnd("completed", result=result)
         error = outcome.to_json()
         status: RunStatus = "cancelled" if outcome.kind == CANCELLED else "failed"
-        self.journal.event(status, {"error": error})
+        self.journal.event(status, {"error": error, **self._cancelled_by(status)})
         self._commit(RunUpdate(status=status, error=error, meta=meta), final=True)
         return RunEnd(status, error=error)
+
+    def _cancelled_by(self, status: RunStatus) -> dict[str, Json]:
+        """`{"by": WHO}` for the `cancelled` event of a run someone asked to cancel
+        (`Store.request_cancel`'s `by`, read now: the request may have come after this
+        process took the run), else nothing."""
+        if status != "cancelled":
+            return {}
+        record = self.store.get_run(self.run_id, args=False)
+        if record is None or not record.cancel_requested or record.cancel_requested_by is None:
+            return {}
+        return {"by": record.cancel_requested_by}
 
     def _settle_failure_point(self, failure: StepFailure, meta: dict[str, Json]) -> None:
         """Keep the failure point of a failed run (`meta` says where), or say why not."""

@@ -813,7 +813,7 @@ class Pauses:
         if "retry" in note:
             journal.cancel_timers.append(note["retry"]["timer"])
         if "child" in note:
-            self.run.store.request_cancel(note["child"])
+            self.run.store.request_cancel(note["child"], by=f"run:{self.run.record.run_id}")
             self.run.give_up_failure_point(f"its unwinding cancelled child run `{note['child']}`")
 
     def describe(self) -> list[Json]:

@@ -51,6 +51,7 @@ from mnlang.stores.base import (
     RunStatus,
     Store,
     StoreError,
+    Tombstone,
 )
 
 
@@ -190,56 +191,106 @@ def start_run(
     the run, for a worker (`mnc worker`) to execute. `started_by` (the API's user) is kept
     in the run's `meta`; a W3C `traceparent` makes the run's trace (`mnlang.telemetry`) a
     part of the caller's."""
+    start = prepare_start(
+        program,
+        workflow,
+        given,
+        run_id=run_id,
+        config=config,
+        started_by=started_by,
+        traceparent=traceparent,
+    )
+    store.put_program(program.hash, dump_ir(program))
+    try:
+        record, created = store.create_run(start.run)
+    except RunRemoved as e:
+        return start.removed(e.tombstone)
+    outcome = start.answer(record, created, detach=detach)
+    if outcome is not None:
+        return outcome
+    return _execute(store, program, record, config, observer, created=created)
+
+
+@dataclass
+class PreparedStart:
+    """A start whose input was checked: the run to create, and what judges the answer
+    once the store created it or found one with its id (`create_run`, `create_runs`)."""
+
+    program: IRProgram
+    workflow: WorkflowIR
+    args: dict[str, Value]
+    given: Any
+    run: NewRun
+
+    def answer(self, record: RunRecord, created: bool, *, detach: bool) -> RunOutcome | None:
+        """The start's outcome; `None` when the run is to be executed here (not `detach`).
+        `RunConflict` when the id names a run with other input, `RunError` when it names
+        a run of another program or workflow."""
+        if not created:
+            if record.ir_hash != self.program.hash or record.workflow != self.workflow.name:
+                raise RunError(
+                    f"run `{record.run_id}` already exists for another program or workflow",
+                    help="pick another `--id`, or `mnc resume` the existing run",
+                )
+            if record.args is not None and input_hash(
+                self.program, self.workflow, record.args
+            ) != args_hash(self.args):
+                raise RunConflict(record.run_id, record.args, self.given)
+            if record.status != "running":
+                return _outcome(record)
+        elif record.status == "waiting":
+            # Created beyond the workflow's `limit`: queued until a slot frees.
+            outcome = _outcome(record, [_queued_note(self.workflow)])
+            outcome.created = True
+            return outcome
+        if detach:
+            outcome = _outcome(record)
+            outcome.created = created
+            return outcome
+        return None
+
+    def removed(self, tombstone: Tombstone) -> RunOutcome:
+        """The outcome when `mnc gc` removed a run with this id (`RunRemoved`)."""
+        return _removed_outcome(tombstone, self.program, self.workflow, self.args, self.given)
+
+
+def prepare_start(
+    program: IRProgram,
+    workflow: str,
+    given: Any,
+    *,
+    run_id: str | None = None,
+    config: RuntimeConfig | None = None,
+    started_by: str | None = None,
+    traceparent: str | None = None,
+) -> PreparedStart:
+    """Check a start's input (`InputError`, `RunError`) and make the run it creates; the
+    program must be in the store (`put_program`) before the run is created."""
     if workflow not in program.workflows:
         known = ", ".join(f"`{w}`" for w in program.workflows) or "none"
         raise RunError(f"no workflow `{workflow}` in the program", help=f"workflows: {known}")
     wf = program.workflows[workflow]
     args = prepare_args(program, wf, given)
-    store.put_program(program.hash, dump_ir(program))
     meta = (
         _start_meta(program, config)
         | ({"started_by": started_by} if started_by is not None else {})
         | ({TRACEPARENT_META: traceparent} if traceparent else {})
     )
-    try:
-        record, created = store.create_run(
-            NewRun(
-                run_id=run_id or f"{wf.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}",
-                workflow=wf.name,
-                args=to_plain(args),
-                workflow_class=wf.options.class_ or "",
-                ir_hash=program.hash,
-                meta=meta,
-                limit=wf.options.limit,
-                needs=run_needs(program, meta),
-            )
-        )
-    except RunRemoved as e:
-        return _removed_outcome(e, program, wf, args, given)
-    if not created:
-        if record.ir_hash != program.hash or record.workflow != wf.name:
-            raise RunError(
-                f"run `{record.run_id}` already exists for another program or workflow",
-                help="pick another `--id`, or `mnc resume` the existing run",
-            )
-        if record.args is not None and input_hash(program, wf, record.args) != args_hash(args):
-            raise RunConflict(record.run_id, record.args, given)
-        if record.status != "running":
-            return _outcome(record)
-    elif record.status == "waiting":
-        # Created beyond the workflow's `limit`: queued until a slot frees.
-        outcome = _outcome(record, [_queued_note(wf)])
-        outcome.created = True
-        return outcome
-    if detach:
-        outcome = _outcome(record)
-        outcome.created = created
-        return outcome
-    return _execute(store, program, record, config, observer, created=created)
+    run = NewRun(
+        run_id=run_id or f"{wf.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}",
+        workflow=wf.name,
+        args=to_plain(args),
+        workflow_class=wf.options.class_ or "",
+        ir_hash=program.hash,
+        meta=meta,
+        limit=wf.options.limit,
+        needs=run_needs(program, meta),
+    )
+    return PreparedStart(program, wf, args, given, run)
 
 
 def _removed_outcome(
-    removed: RunRemoved,
+    t: Tombstone,
     program: IRProgram,
     workflow: WorkflowIR,
     args: dict[str, Value],
@@ -247,7 +298,6 @@ def _removed_outcome(
 ) -> RunOutcome:
     """A start naming a run that `mnc gc` removed answers from its tombstone as it did
     before: the ended run for the same program, workflow and input, else the refusal."""
-    t = removed.tombstone
     if t.ir_hash != program.hash or t.workflow != workflow.name:
         raise RunError(
             f"run `{t.run_id}` already exists for another program or workflow "

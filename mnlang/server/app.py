@@ -27,7 +27,7 @@ from mnlang.ir.model import IRProgram
 from mnlang.jsonin import JSONInputError, decode_json
 from mnlang.project import Project
 from mnlang.runtime import decisions, signals
-from mnlang.runtime.run import InputError, RunConflict, RunError
+from mnlang.runtime.run import RunError
 from mnlang.runtime.tokens import BadToken, read_token
 from mnlang.server import models as m
 from mnlang.stores.base import TERMINAL_STATUSES, RunRecord, RunStatus, Store, StoreError
@@ -89,21 +89,24 @@ class Programs:
         self.store = store
         self._lock = threading.Lock()
         self._by_hash: dict[str, IRProgram] = {}
+        self._unreadable: set[str] = set()
 
     def get(self, ir_hash: str) -> IRProgram | None:
         from mnlang.ir.load import IRLoadError, parse_ir
 
         with self._lock:
             found = self._by_hash.get(ir_hash)
-        if found is not None:
-            return found
+            if found is not None or ir_hash in self._unreadable:
+                return found
         text = self.store.get_program(ir_hash)
         if text is None:
             return None
         try:
             program = parse_ir(text, f"program {ir_hash[:12]}")
         except IRLoadError:
-            return None  # written by another mnlang version
+            with self._lock:  # written by another mnlang version: not read again
+                self._unreadable.add(ir_hash)
+            return None
         with self._lock:
             self._by_hash[ir_hash] = program
         return program
@@ -122,12 +125,6 @@ class Programs:
             if program is not None:
                 out.append((program, at))
         return out
-
-    def latest_with(self, workflow: str) -> IRProgram | None:
-        for program, _ in self.listed():
-            if workflow in program.workflows:
-                return program
-        return None
 
 
 def workflows_of(program: IRProgram) -> list[m.WorkflowOut]:
@@ -156,6 +153,7 @@ def run_out(record: RunRecord, *, created: bool | None = None) -> m.RunOut:
         parent_run_id=record.parent_run_id,
         ir_hash=record.ir_hash,
         cancel_requested=record.cancel_requested,
+        cancel_requested_by=record.cancel_requested_by,
         created_at=record.created_at,
         updated_at=record.updated_at,
         finished_at=record.finished_at,
@@ -232,6 +230,9 @@ class Api:
         self.store = store
         self.executor = executor
         self.programs = Programs(store)
+        from mnlang.server.starts import StartQueue
+
+        self.starts = StartQueue(store, self.programs)
 
     # ---- plumbing ------------------------------------------------------------------------
 
@@ -372,57 +373,13 @@ class Api:
         # own), as the recommendation asks of a receiver, instead of refusing the start.
         header = request.headers.get("traceparent")
         traceparent = header if header and TraceParent.parse(header) is not None else None
-        outcome = await run_in_threadpool(self._start, body, user.name, traceparent)
+        started = await self.starts.start(body, user.name, traceparent)
+        outcome = started.outcome
         if outcome.created and outcome.status == "running":
             self.executor.resume(outcome.run_id)
-        record = await run_in_threadpool(self.started, outcome.run_id)
-        return _json(run_out(record, created=outcome.created), 201 if outcome.created else 200)
-
-    def started(self, run_id: str) -> RunRecord:
-        """The run a start answered with: `mnc gc` may have removed an ended one, whose
-        tombstone then answers as the run did."""
-        removed = self.store.get_tombstone(run_id)
-        return removed.record() if removed is not None else self.record(run_id)
-
-    def _start(self, body: m.StartRun, by: str, traceparent: str | None) -> Any:
-        from mnlang.runtime.run import start_run
-
-        if body.ir_hash is not None:
-            program = self.programs.get(body.ir_hash)
-            if program is None:
-                raise ApiError("not_found", "program_not_found", f"no program `{body.ir_hash}`")
-        else:
-            program = self.programs.latest_with(body.workflow)
-            if program is None:
-                raise ApiError(
-                    "not_found",
-                    "workflow_not_found",
-                    f"no registered program declares workflow `{body.workflow}`",
-                    help="register it with POST /api/v1/programs",
-                )
-        try:
-            return start_run(
-                self.store,
-                program,
-                body.workflow,
-                body.input,
-                run_id=body.run_id,
-                detach=True,
-                started_by=by,
-                traceparent=traceparent,
-            )
-        except RunConflict as e:
-            raise ApiError(
-                "conflict",
-                "run_conflict",
-                e.message,
-                help="pick another run id, or start it with the input it has",
-                details={"run_id": e.run_id, "existing_input": e.existing, "given_input": e.given},
-            ) from None
-        except InputError as e:
-            raise ApiError("invalid_request", "invalid_input", e.message, help=e.help) from None
-        except RunError as e:
-            raise ApiError("invalid_request", "cannot_start", e.message, help=e.help) from None
+        return _json(
+            run_out(started.record, created=outcome.created), 201 if outcome.created else 200
+        )
 
     async def get_run(self, request: Request) -> Response:
         self.user(request)
@@ -519,7 +476,7 @@ class Api:
                 except ActionRefused as e:
                     out.skipped.append(m.Skipped(run_id=record.run_id, reason=e.message))
                     continue
-                if self.store.request_cancel(record.run_id):
+                if self.store.request_cancel(record.run_id, by=user.name):
                     out.done.append(record.run_id)
                 else:
                     out.skipped.append(m.Skipped(run_id=record.run_id, reason="it has ended"))
@@ -669,8 +626,8 @@ class Api:
         run_id = request.path_params["run_id"]
 
         def request_cancel() -> RunRecord:
-            self.may_change(request, self.record(run_id))
-            self.store.request_cancel(run_id)
+            user = self.may_change(request, self.record(run_id))
+            self.store.request_cancel(run_id, by=user.name)
             return self.record(run_id)
 
         record = await run_in_threadpool(request_cancel)
@@ -678,7 +635,10 @@ class Api:
             self.executor.resume(run_id)
         return _json(
             m.CancelOut(
-                run_id=run_id, status=record.status, cancel_requested=record.cancel_requested
+                run_id=run_id,
+                status=record.status,
+                cancel_requested=record.cancel_requested,
+                cancel_requested_by=record.cancel_requested_by,
             ),
             202 if record.status not in TERMINAL_STATUSES else 200,
         )

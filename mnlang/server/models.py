@@ -125,6 +125,12 @@ class RunOut(BaseModel):
     parent_run_id: str | None
     ir_hash: str
     cancel_requested: bool
+    cancel_requested_by: str | None = Field(
+        None,
+        description="Who asked to cancel the run (a token's user, the operating system's "
+        "user, `run:PARENT` for a child its parent cancelled); null when nobody did or "
+        "it is not known.",
+    )
     created_at: float
     updated_at: float
     finished_at: float | None
@@ -221,6 +227,9 @@ class CancelOut(BaseModel):
     run_id: str
     status: RunStatus
     cancel_requested: bool
+    cancel_requested_by: str | None = Field(
+        None, description="Who asked first (a repeated cancel keeps the first asker)."
+    )
 
 
 class Me(BaseModel):

@@ -34,7 +34,6 @@ from mnlang.stores.base import (
     Delivery,
     RunNotFound,
     StoreError,
-    split_address,
 )
 
 if TYPE_CHECKING:
@@ -283,17 +282,13 @@ class Receiver:
         return 200, {"code": "received", "ignored": False, "runs": accepted}, wake
 
     def _waiting(self, key: str | None) -> list[str]:
-        """The runs waiting now for the event with this key."""
-        out = []
-        for record in self.api.store.list_runs(status="waiting", limit=2**31 - 1):
-            for address in record.waiting_for:
-                name, their_key = split_address(address)
-                if name.rsplit(".", 1)[-1] == self.inbound.event.rsplit(".", 1)[-1] and (
-                    their_key == key
-                ):
-                    out.append(record.run_id)
-                    break
-        return out
+        """The runs waiting now for the event with this key (found through the journal's
+        index of keyed waits: the configuration makes `key` required without `run`)."""
+        if key is None:
+            return []
+        event = self.inbound.event.rsplit(".", 1)[-1]
+        found = self.api.store.waiting_for_key(key)
+        return list(dict.fromkeys(r for r, name in found if name.rsplit(".", 1)[-1] == event))
 
 
 # ---- installing it all -------------------------------------------------------------------

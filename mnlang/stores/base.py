@@ -220,6 +220,9 @@ class RunRecord:
     quarantine: Quarantine | None = None
     """Set when a worker set the run aside (`Store.quarantine_run`): no worker claims it
     until a person releases it (`Store.release_quarantine`, `mnc db release`)."""
+    cancel_requested_by: str | None = None
+    """Who asked to cancel the run (`Store.request_cancel`'s `by`; the first asker), or
+    `None` when nobody did or it is not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,6 +519,16 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True)
+class RunCreated:
+    """One run of `create_runs`: the run with its id as the transaction left it and
+    whether this start created it; or, for an id `mnc gc` removed, its tombstone."""
+
+    record: RunRecord | None
+    created: bool = False
+    removed: Tombstone | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     kind: str
     data: Json = None
@@ -748,6 +761,11 @@ class Store(Protocol):
         """Create a run, or return the existing run with this id; the flag says created.
         `RunRemoved` when retention removed a run with this id (its tombstone)."""
 
+    def create_runs(self, runs: Sequence[NewRun]) -> list[RunCreated]:
+        """`create_run` for each of `runs`, in order, in one transaction (one commit: the
+        API's group commit of starts). A removed id gives its tombstone, not `RunRemoved`,
+        so that the others are still created; two starts with one id create it once."""
+
     def get_run(self, run_id: str, *, args: bool = True) -> RunRecord | None:
         """The run with this id, or `None`. With `args=False` the record's `args` are left
         `None`: they can be large, and a look at a run's status does not need them."""
@@ -786,8 +804,10 @@ class Store(Protocol):
     def run_counts(self) -> list[RunCount]:
         """The number of runs per workflow, class and status, sorted by those three."""
 
-    def request_cancel(self, run_id: str) -> bool:
-        """Ask a live run to stop; `False` when it had already ended."""
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        """Ask a live run to stop; `False` when it had already ended. `by` (who asks) is
+        kept as `RunRecord.cancel_requested_by` unless someone asked before. Counts as a
+        commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
 
     def queue_depth(self) -> QueueDepth:
         """How many runs are runnable, waiting and leased: one aggregate query, cheap
@@ -812,7 +832,9 @@ class Store(Protocol):
     def reopen_failed(self, run_id: str, event: NewEvent, meta: dict[str, Json]) -> bool:
         """Set a `failed` run `running` again (its error and end cleared, its `meta`
         replaced), journaling `event`, in one transaction; False when it is not `failed`
-        (the state is the run's own: a retry resumes from what its last commit kept).
+        (the state is the run's own: a retry resumes from what its last commit kept). A
+        run of a workflow whose `limit` is full is set `waiting`, queued for a slot, as a
+        new run is: a worker claims it once a slot frees.
         Counts as a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
         ...
 
@@ -892,6 +914,12 @@ class Store(Protocol):
     def signal_holders(self, signal_id: str) -> list[str]:
         """The runs holding a signal with this id, read or not (an inbound webhook's
         delivery seen before), by run id."""
+
+    def waiting_for_key(self, key: str) -> list[tuple[str, str]]:
+        """`(run_id, event)` of each `waiting` run that waits for an event with
+        correlation key `key`, by run id then event: found through the `waiting_keys`
+        index (an inbound webhook that names a key but no run), not by reading every
+        waiting run."""
 
     def callback_secret(self) -> bytes:
         """The journal's secret for callback tokens: created with the journal, never in a
@@ -1037,6 +1065,16 @@ class Store(Protocol):
     def redeliver(self, event_id: str, sink: str) -> bool:
         """Make a delivery pending and due now (a failed one is tried again); `False` when
         there is no such delivery."""
+
+    def remove_settled_outbox(
+        self, created_before: float, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        """Look at up to `limit` routed outbox events with an id after `after` (in id
+        order) and remove, with their deliveries and attempts, each one that is settled
+        (`outbox_removable`): none of its deliveries pending, and either created before
+        `created_before`, or each delivered and its run removed (by `mnc gc`). Returns
+        how many were removed and the `after` of the next page, `None` after the last.
+        One transaction; a commit for the crash hook (`MNC_CRASH_AT_COMMIT`)."""
 
     # compiled programs
 

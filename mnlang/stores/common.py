@@ -184,7 +184,8 @@ def timer_record(r: Sequence[Any]) -> Timer:
 
 
 QUARANTINE_COLUMNS: LiteralString = "quarantined_at, quarantined_by, quarantine_reason"
-"""The last columns of a `runs` row as `run_record` reads it (`RunRecord.quarantine`)."""
+"""The columns of `RunRecord.quarantine`, the last but one of a `runs` row as `run_record`
+reads it (`cancel_requested_by` follows)."""
 
 
 def run_record(row: Sequence[Any], waiting_for: Any) -> RunRecord:
@@ -232,7 +233,16 @@ def _run_columns(
         finished_at=row[18],
         damaged=damaged,
         quarantine=None if row[19] is None else Quarantine(row[19], row[20], row[21]),
+        cancel_requested_by=row[22],
     )
+
+
+WAITING_FOR_KEY_SQL: LiteralString = (
+    "SELECT k.run_id, k.event FROM waiting_keys AS k JOIN runs AS r ON r.run_id = k.run_id "
+    "WHERE k.key = %s AND r.status = 'waiting' ORDER BY k.run_id, k.event"
+)
+"""`Store.waiting_for_key` (`%s` is the key; SQLite's `?`): the `waiting_keys` rows of
+the key, through `waiting_keys_by_key`, of the runs waiting now."""
 
 
 TOMBSTONE_COLUMNS = (

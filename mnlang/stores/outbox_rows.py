@@ -18,6 +18,27 @@ DELIVERY_COLUMNS: Final = (
 OUTBOX_COLUMNS: Final = "event_id, type, run_id, workflow, data, created_at"
 
 
+ROUTED_PAGE_SQL: Final = (
+    "SELECT o.event_id, o.created_at < %(cutoff)s, "
+    "NOT EXISTS (SELECT 1 FROM runs AS r WHERE r.run_id = o.run_id) FROM outbox AS o "
+    "WHERE o.routed_at IS NOT NULL AND o.event_id > %(after)s ORDER BY o.event_id "
+    "LIMIT %(limit)s"
+)
+"""A page of routed outbox events for `Store.remove_settled_outbox` (`%(name)s`
+parameters; SQLite's are `:name`): each id, whether it is older than the cutoff, and
+whether its run is gone."""
+
+
+def outbox_removable(statuses: Sequence[str], old: bool, run_gone: bool) -> bool:
+    """Whether `mnc gc` removes an outbox event whose deliveries have these statuses:
+    never while one is pending (undelivered, within its attempts); once the retention
+    has passed when each was delivered or given up (`failed`); sooner, with its run,
+    when each was delivered (a given-up one stays for the retention, to be redelivered)."""
+    if any(s not in ("delivered", "failed") for s in statuses):
+        return False
+    return old or (run_gone and all(s == "delivered" for s in statuses))
+
+
 def outbox_event(row: Sequence[Any]) -> OutboxEvent:
     event_id, type_, run_id, workflow, data, created_at = row[:6]
     return OutboxEvent(

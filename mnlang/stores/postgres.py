@@ -82,6 +82,7 @@ from mnlang.stores.base import (
     Quarantine,
     QueueDepth,
     RunCount,
+    RunCreated,
     RunLimitReached,
     RunRecord,
     RunRemoved,
@@ -109,6 +110,7 @@ from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
     RUN_ROW_TABLES,
     TOMBSTONE_COLUMNS,
+    WAITING_FOR_KEY_SQL,
     check_lease,
     check_ttl,
     checkpoint_record,
@@ -131,8 +133,10 @@ from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.outbox_rows import (
     DELIVERY_COLUMNS,
     OUTBOX_COLUMNS,
+    ROUTED_PAGE_SQL,
     delivery_record,
     outbox_event,
+    outbox_removable,
 )
 from mnlang.stores.postgres_limits import PostgresToolSlots
 
@@ -173,7 +177,9 @@ _FORGET_WORKER_AFTER = 3600.0
 _RUN_COLUMNS: LiteralString = (
     "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
-    "lease_expires_at, created_at, updated_at, finished_at, " + QUARANTINE_COLUMNS
+    "lease_expires_at, created_at, updated_at, finished_at, "
+    + QUARANTINE_COLUMNS
+    + ", cancel_requested_by"
 )
 _RUN_COLUMNS_NO_ARGS: LiteralString = _RUN_COLUMNS.replace(" args,", " NULL,")
 """The run's columns with its arguments left out (`get_run(args=False)`, `load_state`)."""
@@ -873,21 +879,46 @@ class PostgresStore:
     # --- runs -------------------------------------------------------------------------------
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
-        def body(tx: _Tx) -> tuple[RunRecord, bool]:
-            if run.limit is not None:
-                tx.conn.execute(_LOCK_SLOTS_SQL, (run.workflow,))
-            removed = tx.one(
-                f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = %s", (run.run_id,)
+        (one,) = self.create_runs([run])
+        if one.removed is not None:
+            raise RunRemoved(one.removed)
+        assert one.record is not None
+        return one.record, one.created
+
+    def create_runs(self, runs: Sequence[NewRun]) -> list[RunCreated]:
+        ids = [run.run_id for run in runs]
+
+        def body(tx: _Tx) -> list[RunCreated]:
+            # Slot locks in one order, so that two groups cannot wait for each other.
+            for workflow in sorted({run.workflow for run in runs if run.limit is not None}):
+                tx.conn.execute(_LOCK_SLOTS_SQL, (workflow,))
+            tombstones = tx.conn.execute(
+                f"SELECT {TOMBSTONE_COLUMNS} FROM removed_runs WHERE run_id = ANY(%s)", (ids,)
             )
-            if removed is not None:
-                raise RunRemoved(tombstone_record(removed))
-            now = tx.clock()
-            created = tx.conn.execute(_INSERT_RUN_SQL, {**_run_params(run), "now": now})
-            record = tx.one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run.run_id,))
-            assert record is not None
-            if created.rowcount == 1 and run.status == "running":
-                self._notify(tx, run.run_id)
-            return _run_record(record), created.rowcount == 1
+            now = tx.clock()  # one round trip for both
+            removed = {t.run_id: t for t in map(tombstone_record, tombstones.fetchall())}
+            inserted = [
+                tx.conn.execute(
+                    _INSERT_RUN_SQL + " RETURNING run_id", {**_run_params(run), "now": now}
+                )
+                for run in runs
+                if run.run_id not in removed
+            ]
+            rows = tx.all(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ANY(%s)", (ids,))
+            records = {record.run_id: record for record in map(_run_record, rows)}
+            created = {row[0] for row in (cursor.fetchone() for cursor in inserted) if row}
+            out: list[RunCreated] = []
+            for run in runs:
+                if run.run_id in removed:
+                    out.append(RunCreated(None, removed=removed[run.run_id]))
+                    continue
+                # Two starts of one id in the group: the first creates it.
+                first = run.run_id in created
+                created.discard(run.run_id)
+                if first and run.status == "running":
+                    self._notify(tx, run.run_id)
+                out.append(RunCreated(records[run.run_id], first))
+            return out
 
         return self._transaction(body)
 
@@ -971,7 +1002,10 @@ class PostgresStore:
         )
         return [RunCount(r[0], r[1], r[2], r[3]) for r in rows]
 
-    def request_cancel(self, run_id: str) -> bool:
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
         def body(tx: _Tx) -> bool:
             row = tx.one("SELECT status FROM runs WHERE run_id = %s FOR NO KEY UPDATE", (run_id,))
             if row is None:
@@ -979,13 +1013,21 @@ class PostgresStore:
             if row[0] not in ("running", "waiting"):
                 return False
             tx.conn.execute(
-                f"UPDATE runs SET cancel_requested = true, updated_at = {_NOW} WHERE run_id = %s",
-                (run_id,),
+                f"UPDATE runs SET cancel_requested = true, updated_at = {_NOW}, "
+                "cancel_requested_by = CASE WHEN cancel_requested THEN cancel_requested_by "
+                "ELSE %s END WHERE run_id = %s",
+                (by, run_id),
             )
             self._notify(tx, run_id)
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
             return True
 
-        return self._transaction(body)
+        requested = self._transaction(body, lambda: crash.point("during"))
+        if requested:
+            crash.point("after")
+        return requested
 
     def queue_depth(self) -> QueueDepth:
         runnable, waiting, leased = self._autocommit(_QUEUE_DEPTH_SQL, {"served_by": None})[0]
@@ -1054,7 +1096,8 @@ class PostgresStore:
 
         def body(tx: _Tx) -> bool:
             row = tx.one(
-                "SELECT status, last_seq FROM runs WHERE run_id = %s FOR NO KEY UPDATE",
+                "SELECT status, last_seq, workflow, run_limit FROM runs "
+                "WHERE run_id = %s FOR NO KEY UPDATE",
                 (run_id,),
             )
             if row is None:
@@ -1062,16 +1105,28 @@ class PostgresStore:
             if row[0] != "failed":
                 return False
             seq = row[1] + 1
+            # Beyond its workflow's `limit`, the reopened run waits for a slot, as a new
+            # run would; the count is read under the workflow's slot lock.
+            queued = False
+            if row[3] is not None:
+                tx.conn.execute(_LOCK_SLOTS_SQL, (row[2],))
+                counted = tx.one(
+                    "SELECT count(*) FROM runs WHERE workflow = %s AND status = 'running'",
+                    (row[2],),
+                )
+                assert counted is not None
+                queued = counted[0] >= row[3]
             tx.conn.execute(
                 "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
                 f"VALUES (%s, %s, {_NOW}, %s, %s, %s, %s)",
                 (run_id, seq, event.kind, event.state, event.branch, data),
             )
             tx.conn.execute(
-                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
+                "UPDATE runs SET status = %s, queued = %s, error = NULL, result = NULL, "
                 "finished_at = NULL, waiting_for = '{}', cancel_requested = false, "
-                f"meta = %s, last_seq = %s, updated_at = {_NOW} WHERE run_id = %s",
-                (new_meta, seq, run_id),
+                f"cancel_requested_by = NULL, meta = %s, last_seq = %s, updated_at = {_NOW} "
+                "WHERE run_id = %s",
+                ("waiting" if queued else "running", queued, new_meta, seq, run_id),
             )
             self._notify(tx, run_id)
             if crash.moment == "written":
@@ -1685,6 +1740,10 @@ class PostgresStore:
         )
         return [str(row[0]) for row in rows]  # type: ignore[call-overload]
 
+    def waiting_for_key(self, key: str) -> list[tuple[str, str]]:
+        rows = self._autocommit(WAITING_FOR_KEY_SQL, (key,))
+        return [(str(row[0]), str(row[1])) for row in rows]  # type: ignore[call-overload]
+
     # --- the outbox -----------------------------------------------------------------------
 
     def unrouted_outbox(self, limit: int = 100) -> list[OutboxEvent]:
@@ -1805,6 +1864,48 @@ class PostgresStore:
             (event_id, sink),
         )
         return bool(rows)
+
+    def remove_settled_outbox(
+        self, created_before: float, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+
+        def body(tx: _Tx) -> tuple[int, str | None]:
+            page = tx.all(
+                ROUTED_PAGE_SQL,
+                {"cutoff": created_before, "after": after, "limit": limit},
+            )
+            ids = [row[0] for row in page]
+            # Locked, so a redelivery committed meanwhile is seen (its row's new status)
+            # and one after waits for this transaction: a pending delivery never goes.
+            statuses: dict[str, list[str]] = {str(i): [] for i in ids}
+            for event_id, status in tx.all(
+                "SELECT event_id, status FROM deliveries WHERE event_id = ANY (%s) "
+                "ORDER BY event_id, sink FOR UPDATE",
+                (ids,),
+            ):
+                statuses[str(event_id)].append(str(status))
+            removable = [
+                str(event_id)
+                for event_id, old, run_gone in page
+                if outbox_removable(statuses[str(event_id)], bool(old), bool(run_gone))
+            ]
+            for table in ("delivery_attempts", "deliveries", "outbox"):
+                tx.conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE event_id = ANY (%s)").format(
+                        sql.Identifier(table)
+                    ),
+                    (removable,),
+                )
+            if crash.moment == "written":
+                tx.pipeline.sync()
+            crash.point("written")
+            return len(removable), (str(page[-1][0]) if len(page) == limit else None)
+
+        removed = self._transaction(body, lambda: crash.point("during"))
+        crash.point("after")
+        return removed
 
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._autocommit(

@@ -27,7 +27,7 @@ from psycopg import sql
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 from mnlang.stores.schema import MERGE_SCHEDULES_SQL
 
-SCHEMA_VERSION: Final = 14
+SCHEMA_VERSION: Final = 16
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -563,6 +563,57 @@ _ADD_OUTBOX_V14: Final[tuple[LiteralString, ...]] = (
     """,
 )
 
+# Who asked to cancel a run (`cancel_requested_by`: a token's user, the operating
+# system's user, `mcp:CLIENT`, `run:PARENT` for a child its parent cancels; NULL before a
+# cancel request or when unknown). The first request is kept: it stopped the run.
+_ADD_CANCEL_REQUESTED_BY_V15: Final[tuple[LiteralString, ...]] = (
+    "ALTER TABLE runs ADD COLUMN cancel_requested_by text",
+)
+
+# The keyed events a run waits for, one row per `name#key` entry of its `waiting_for`
+# (`waiting_keys`), kept in step with that column by triggers on `runs` whatever writes
+# it (`mnc_commit` included), so that an inbound webhook that names a key but no run
+# finds the runs waiting for it through `waiting_keys_by_key` instead of reading every
+# waiting run. The update trigger fires only when the list changed.
+_ADD_WAITING_KEYS_V16: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE waiting_keys (
+        run_id text NOT NULL,
+        event text NOT NULL,
+        key text NOT NULL,
+        PRIMARY KEY (run_id, event, key)
+    )
+    """,
+    "CREATE INDEX waiting_keys_by_key ON waiting_keys (key)",
+    """
+    CREATE FUNCTION mnc_waiting_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            DELETE FROM waiting_keys WHERE run_id = OLD.run_id;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            INSERT INTO waiting_keys (run_id, event, key)
+            SELECT DISTINCT NEW.run_id, split_part(a, '#', 1), substr(a, strpos(a, '#') + 1)
+            FROM unnest(NEW.waiting_for) AS a WHERE strpos(a, '#') > 0;
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    "CREATE TRIGGER runs_waiting_keys_insert AFTER INSERT ON runs "
+    "FOR EACH ROW EXECUTE FUNCTION mnc_waiting_keys()",
+    "CREATE TRIGGER runs_waiting_keys_update AFTER UPDATE OF waiting_for ON runs "
+    "FOR EACH ROW WHEN (OLD.waiting_for IS DISTINCT FROM NEW.waiting_for) "
+    "EXECUTE FUNCTION mnc_waiting_keys()",
+    "CREATE TRIGGER runs_waiting_keys_delete AFTER DELETE ON runs "
+    "FOR EACH ROW EXECUTE FUNCTION mnc_waiting_keys()",
+    """
+    INSERT INTO waiting_keys (run_id, event, key)
+    SELECT DISTINCT r.run_id, split_part(a, '#', 1), substr(a, strpos(a, '#') + 1)
+    FROM runs AS r, unnest(r.waiting_for) AS a WHERE strpos(a, '#') > 0
+    """,
+)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -578,6 +629,8 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _ADD_REPLY_CACHE_V12,
     _SCHEDULES_BY_DECLARING_MODULE_V13,
     _ADD_OUTBOX_V14,
+    _ADD_CANCEL_REQUESTED_BY_V15,
+    _ADD_WAITING_KEYS_V16,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     # import than most journal commands take).
     import sqlite_utils
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 16
 APPLICATION_ID = 0x6D6E6331  # "mnc1"
 
 TEXT, INTEGER, REAL = str, int, float
@@ -459,6 +459,52 @@ def _add_outbox_v14(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_cancel_requested_by_v15(db: sqlite_utils.Database) -> None:
+    """Who asked to cancel a run (`cancel_requested_by`: a token's user, the operating
+    system's user, `mcp:CLIENT`, `run:PARENT` for a child its parent cancels; NULL before
+    a cancel request or when unknown). The first request is kept: it is the one that
+    stopped the run."""
+    db.execute("ALTER TABLE runs ADD COLUMN cancel_requested_by TEXT")
+
+
+# The keyed events a run waits for, one row per `name#key` entry of its `waiting_for`
+# (`waiting_keys`), kept in step with that column by triggers on `runs` whatever writes
+# it, so that an inbound webhook that names a key but no run finds the runs waiting for
+# it through `waiting_keys_by_key` instead of reading every waiting run. A damaged
+# `waiting_for` (JSON that does not decode) gives no rows rather than failing the write.
+# `{run}` is the row: `NEW` in the triggers, `runs` in the migration's fill.
+_WAITING_KEYS_ROWS = """
+INSERT OR IGNORE INTO waiting_keys (run_id, event, key)
+SELECT {run}.run_id, substr(a.value, 1, instr(a.value, '#') - 1),
+       substr(a.value, instr(a.value, '#') + 1)
+FROM {source} json_each(CASE WHEN json_valid({run}.waiting_for)
+                             THEN {run}.waiting_for ELSE '[]' END) AS a
+WHERE a.type = 'text' AND instr(a.value, '#') > 0
+"""
+
+
+def _add_waiting_keys_v16(db: sqlite_utils.Database) -> None:
+    """The index of the keyed events runs wait for (`waiting_keys`, see
+    `_WAITING_KEYS_ROWS`), filled from the runs that exist."""
+    rows = _WAITING_KEYS_ROWS.format(run="NEW", source="")
+    db.execute(
+        "CREATE TABLE waiting_keys (run_id TEXT NOT NULL, event TEXT NOT NULL, "
+        "key TEXT NOT NULL, PRIMARY KEY (run_id, event, key))"
+    )
+    db.execute("CREATE INDEX waiting_keys_by_key ON waiting_keys (key)")
+    db.execute(f"CREATE TRIGGER runs_waiting_keys_insert AFTER INSERT ON runs BEGIN {rows}; END")
+    db.execute(
+        "CREATE TRIGGER runs_waiting_keys_update AFTER UPDATE OF waiting_for ON runs "
+        "WHEN OLD.waiting_for IS NOT NEW.waiting_for BEGIN "
+        f"DELETE FROM waiting_keys WHERE run_id = OLD.run_id; {rows}; END"
+    )
+    db.execute(
+        "CREATE TRIGGER runs_waiting_keys_delete AFTER DELETE ON runs BEGIN "
+        "DELETE FROM waiting_keys WHERE run_id = OLD.run_id; END"
+    )
+    db.execute(_WAITING_KEYS_ROWS.format(run="runs", source="runs,"))
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_schedules_v2,
@@ -474,6 +520,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_reply_cache_v12,
     _schedules_by_declaring_module_v13,
     _add_outbox_v14,
+    _add_cancel_requested_by_v15,
+    _add_waiting_keys_v16,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -53,6 +53,7 @@ from mnlang.stores.base import (
     Quarantine,
     QueueDepth,
     RunCount,
+    RunCreated,
     RunLimitReached,
     RunRecord,
     RunRemoved,
@@ -79,6 +80,7 @@ from mnlang.stores.common import (
     QUARANTINE_COLUMNS,
     RUN_ROW_TABLES,
     TOMBSTONE_COLUMNS,
+    WAITING_FOR_KEY_SQL,
     check_lease,
     check_ttl,
     checkpoint_record,
@@ -101,8 +103,10 @@ from mnlang.stores.crashpoints import CrashPlan, next_commit_number
 from mnlang.stores.outbox_rows import (
     DELIVERY_COLUMNS,
     OUTBOX_COLUMNS,
+    ROUTED_PAGE_SQL,
     delivery_record,
     outbox_event,
+    outbox_removable,
 )
 from mnlang.stores.schema import SCHEMA_VERSION, migrate, read_only_version
 
@@ -121,7 +125,8 @@ _FORGET_WORKER_AFTER = 3600.0
 _RUN_COLUMNS = (
     "run_id, workflow, workflow_class, status, args, result, error, parent_run_id, ir_hash, "
     "meta, waiting_for, cancel_requested, last_seq, lease_owner, lease_epoch, "
-    f"lease_expires_at, created_at, updated_at, finished_at, {QUARANTINE_COLUMNS}"
+    f"lease_expires_at, created_at, updated_at, finished_at, {QUARANTINE_COLUMNS}, "
+    "cancel_requested_by"
 )
 _RUNS_WITH_ARGS = "runs JOIN run_args USING (run_id)"
 """Where `_RUN_COLUMNS` come from: a run's arguments live in their own table, so that the
@@ -413,14 +418,23 @@ class SQLiteStore:
     # --- runs -------------------------------------------------------------------------------
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        (one,) = self.create_runs([run])
+        if one.removed is not None:
+            raise RunRemoved(one.removed)
+        assert one.record is not None
+        return one.record, one.created
+
+    def create_runs(self, runs: Sequence[NewRun]) -> list[RunCreated]:
+        out: list[RunCreated] = []
         with self._write() as now:
-            removed = self._tombstone(run.run_id)
-            if removed is not None:
-                raise RunRemoved(removed)
-            created = self._insert_run(run, now)
-            record = self._run_or_none(run.run_id)
-        assert record is not None
-        return record, created
+            for run in runs:
+                removed = self._tombstone(run.run_id)
+                if removed is not None:
+                    out.append(RunCreated(None, removed=removed))
+                    continue
+                created = self._insert_run(run, now)
+                out.append(RunCreated(self._run_or_none(run.run_id), created))
+        return out
 
     def _insert_run(self, run: NewRun, now: float) -> bool:
         status, queued = run.status, False
@@ -578,16 +592,23 @@ class SQLiteStore:
         )
         return [RunCount(r[0], r[1], r[2], r[3]) for r in rows]
 
-    def request_cancel(self, run_id: str) -> bool:
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
         with self._write() as now:
             record = self._run(run_id)
             if record.status in TERMINAL_STATUSES:
                 return False
             self._conn.execute(
-                "UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE run_id = ?",
-                (now, run_id),
+                "UPDATE runs SET cancel_requested = 1, updated_at = ?, cancel_requested_by = "
+                "CASE WHEN cancel_requested = 1 THEN cancel_requested_by ELSE ? END "
+                "WHERE run_id = ?",
+                (now, by, run_id),
             )
-            return True
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return True
 
     def queue_depth(self) -> QueueDepth:
         with self._lock, self._translated():
@@ -646,23 +667,34 @@ class SQLiteStore:
         crash.point("before")
         with self._write() as now:
             row = self._conn.execute(
-                "SELECT status, last_seq FROM runs WHERE run_id = ?", (run_id,)
+                "SELECT status, last_seq, workflow, run_limit FROM runs WHERE run_id = ?",
+                (run_id,),
             ).fetchone()
             if row is None:
                 raise run_not_found(run_id)
             if row[0] != "failed":
                 return False
             seq = row[1] + 1
+            # Beyond its workflow's `limit`, the reopened run waits for a slot, as a new
+            # run would (the file's write lock keeps the count true until COMMIT).
+            queued = row[3] is not None and (
+                self._conn.execute(
+                    "SELECT count(*) FROM runs WHERE workflow = ? AND status = 'running'",
+                    (row[2],),
+                ).fetchone()[0]
+                >= row[3]
+            )
             self._conn.execute(
                 "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, seq, now, event.kind, event.state, event.branch, data),
             )
             self._conn.execute(
-                "UPDATE runs SET status = 'running', error = NULL, result = NULL, "
-                "finished_at = NULL, waiting_for = '[]', cancel_requested = 0, meta = ?, "
+                "UPDATE runs SET status = ?, queued = ?, error = NULL, result = NULL, "
+                "finished_at = NULL, waiting_for = '[]', cancel_requested = 0, "
+                "cancel_requested_by = NULL, meta = ?, "
                 "last_seq = ?, updated_at = ? WHERE run_id = ?",
-                (new_meta, seq, now, run_id),
+                ("waiting" if queued else "running", int(queued), new_meta, seq, now, run_id),
             )
             crash.point("written")
             crash.point("during")
@@ -1360,6 +1392,10 @@ class SQLiteStore:
         )
         return [str(row[0]) for row in rows]
 
+    def waiting_for_key(self, key: str) -> list[tuple[str, str]]:
+        rows = self._query(WAITING_FOR_KEY_SQL.replace("%s", "?"), (key,))
+        return [(str(row[0]), str(row[1])) for row in rows]
+
     # --- the outbox -----------------------------------------------------------------------
 
     def unrouted_outbox(self, limit: int = 100) -> list[OutboxEvent]:
@@ -1466,6 +1502,33 @@ class SQLiteStore:
                 (now, now, event_id, sink),
             )
             return cursor.rowcount > 0
+
+    def remove_settled_outbox(
+        self, created_before: float, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        crash = CrashPlan.from_env(next_commit_number())
+        crash.point("before")
+        with self._write():
+            page = self._conn.execute(
+                ROUTED_PAGE_SQL.replace("%(", ":").replace(")s", ""),
+                {"cutoff": created_before, "after": after, "limit": limit},
+            ).fetchall()
+            removable = []
+            for event_id, old, run_gone in page:
+                statuses = [
+                    s
+                    for (s,) in self._conn.execute(
+                        "SELECT status FROM deliveries WHERE event_id = ?", (event_id,)
+                    )
+                ]
+                if outbox_removable(statuses, bool(old), bool(run_gone)):
+                    removable.append((event_id,))
+            for table in ("delivery_attempts", "deliveries", "outbox"):
+                self._conn.executemany(f"DELETE FROM {table} WHERE event_id = ?", removable)
+            crash.point("written")
+            crash.point("during")
+        crash.point("after")
+        return len(removable), (str(page[-1][0]) if len(page) == limit else None)
 
     def list_workers(self) -> list[WorkerRecord]:
         with self._snapshot() as conn:

@@ -24,7 +24,7 @@ from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, MnError, NamedError, is_
 from mnlang.ir.model import IRProgram, ToolIR
 from mnlang.ir.scenarios import ScenarioIR, ScenarioReplyIR
 from mnlang.models.base import ModelCallError, ModelReply, ModelRequest, Provider
-from mnlang.models.scripted import Script, ScriptedProvider, ScriptError
+from mnlang.models.scripted import Script, ScriptedProvider, ScriptError, script_key
 from mnlang.models.setup import ModelSetup
 from mnlang.runtime.convert import to_tool
 from mnlang.runtime.evaluate import Evaluator, MapEnv
@@ -186,7 +186,10 @@ def _script(program: IRProgram, scenario: ScenarioIR, evaluator: Evaluator) -> S
     """The scenario's replies as a scripted replies file would hold them."""
     script: Script = {}
     for agent, replies in scenario.replies.items():
-        script[agent] = [_entry(program, agent, r, evaluator) for r in replies]
+        first = program.agents[agent].model
+        for reply in replies:
+            key = script_key(agent, first, reply.model)
+            script.setdefault(key, []).append(_entry(program, agent, reply, evaluator))
     return script
 
 

@@ -38,7 +38,7 @@ from mnlang.checker.scenarios import CALL_FAULTS, EXPECTED_ERRORS
 from mnlang.ir.base import TypeIR
 from mnlang.ir.model import IRProgram
 from mnlang.redact import redact_json
-from mnlang.replay.recording import RecordedRun, Recording, checkpoint_name, raced_quorum
+from mnlang.replay.recording import RecordedRun, Recording, decided_name, raced_quorum
 from mnlang.stores.base import Json
 
 _UNKNOWN = TypeIR(kind="unknown")
@@ -526,9 +526,7 @@ class _Writer:
                 data = e.data if isinstance(e.data, dict) else {}
                 if e.kind != "decided" or "repair" in data:
                     continue
-                name = str(data.get("checkpoint") or "") or checkpoint_name(
-                    self.program, run.record.workflow, e.state
-                )
+                name = decided_name(self.program, run.record.workflow, e)
                 by = redact_json(data.get("by"))
                 if by == "timeout":
                     out[name].append("timeout")

@@ -156,7 +156,7 @@ def signal(
 def cancel(store: Store, user: User, run_id: str) -> str:
     _run_acted_on(store, user, run_id)
     may_change(store, user, run_id)
-    if not store.request_cancel(run_id):
+    if not store.request_cancel(run_id, by=user.name):
         raise ActionRefused(409, f"run `{run_id}` has already ended")
     log.info("%s asked to cancel run %s", user.name, run_id)
     return "cancel requested"
