@@ -21,11 +21,14 @@ api_key_env = "LOCAL_LLM_KEY"     # the variable holding its key (never the key 
 
 [workers]
 changed_code = "allow"            # or "pin": a worker claims a run only with its code's hash
+
+[mcp.tickets]                     # where this deployment reaches a locked MCP server
+url = "https://tickets.internal/mcp"
 ```
 
 Relative paths are relative to the project's root. The environment wins over the file
 (`MNC_DB`, `MNC_PATH`, `MNC_MODELS`, `MNC_PRICES`, `MNC_SECRETS_DIR`, `MNC_PROVIDERS`,
-`MNC_CHANGED_CODE`, and `MNC_OPENAI_*` over `[providers.openai]`), and a command's option
+`MNC_CHANGED_CODE`, `MNC_MCP_SERVERS`, and `MNC_OPENAI_*` over `[providers.openai]`), and a command's option
 over both: `apply_defaults` fills in only what the environment leaves unset.
 """
 
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mnlang.mcp.config import Reach
     from mnlang.outbox.config import Inbound, Webhook
 
 FILE_NAME = "mnlang.toml"
@@ -88,6 +92,8 @@ class Project:
     """`[webhooks.NAME]`: notifications out of the journal outbox (`mnlang.outbox`)."""
     inbound: dict[str, Inbound] = field(default_factory=dict)
     """`[inbound.NAME]`: webhooks in, turned into signals (`mnlang.server.webhooks`)."""
+    mcp: dict[str, Reach] = field(default_factory=dict)
+    """`[mcp.NAME]`: where this deployment reaches a locked MCP server (`mnlang.mcp.config`)."""
 
     @property
     def file(self) -> Path:
@@ -114,7 +120,8 @@ def load(path: Path) -> Project:
     import tomllib  # here: only a folder with a project file pays for it
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ProjectError(
             f"cannot read the project file {path}: {e}",
@@ -139,6 +146,12 @@ def load(path: Path) -> Project:
         inbound = inbound_of(data, str(path))
     except ConfigError as e:
         raise ProjectError(e.message, help=e.help) from None
+    from mnlang.mcp import config as mcp_config
+
+    try:
+        mcp = mcp_config.servers_of(data, text, str(path))
+    except mcp_config.ConfigError as e:
+        raise ProjectError(e.message, help=e.help) from None
     return Project(
         root=root,
         journal=journal,
@@ -150,6 +163,7 @@ def load(path: Path) -> Project:
         changed_code=changed_code,
         webhooks=webhooks,
         inbound=inbound,
+        mcp=mcp,
     )
 
 
@@ -231,6 +245,11 @@ def apply_defaults(environ: MutableMapping[str, str], project: Project) -> None:
         "MNC_SECRETS_DIR": str(project.secrets_dir) if project.secrets_dir else None,
         "MNC_PROVIDERS": json.dumps(project.providers) if project.providers else None,
         "MNC_CHANGED_CODE": project.changed_code,
+        "MNC_MCP_SERVERS": (
+            json.dumps({name: r.to_json() for name, r in project.mcp.items()})
+            if project.mcp
+            else None
+        ),
     }
     for name, value in defaults.items():
         if value is not None and not environ.get(name):

@@ -60,13 +60,21 @@ class Imported:
 
 
 def fetch_tools(
-    folder: Path, server: str, command: list[str], url: str | None, env: tuple[str, ...] = ()
+    folder: Path,
+    server: str,
+    command: list[str],
+    url: str | None,
+    env: tuple[str, ...] = (),
+    token_env: str | None = None,
 ) -> list[dict[str, Any]]:
     """The live server's tools (as JSON), started in `folder` as the runtime starts it."""
+    from mnlang.errors import ToolError
     from mnlang.mcp.lock import LockedServer
     from mnlang.mcp.sessions import connect, list_tools, run_sync
 
-    locked = LockedServer(server, tuple(command) if command else None, url, {}, env)
+    locked = LockedServer(
+        server, tuple(command) if command else None, url, {}, env, token_env=token_env
+    )
 
     async def listed() -> list[dict[str, Any]]:
         async with connect(folder, locked) as client:
@@ -74,6 +82,8 @@ def fetch_tools(
 
     try:
         found: list[dict[str, Any]] = run_sync(listed)
+    except ToolError as e:
+        raise ImportFailure(str(e)) from None
     except Exception as e:
         inner: BaseException = e
         while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
@@ -92,6 +102,7 @@ def build(
     keys: dict[str, str],
     old_lock: dict[str, Any] | None,
     env: tuple[str, ...] = (),
+    token_env: str | None = None,
 ) -> Imported:
     """The declarations and the merged lock for `tools` of `server`."""
     by_name = {t["name"]: t for t in tools}
@@ -113,6 +124,8 @@ def build(
     entry_server: dict[str, Any] = (
         {"url": url} if url else {"command": command[0], "args": command[1:], "env": list(env)}
     )
+    if url and token_env:
+        entry_server["token_env"] = token_env
     entry_server["tools"] = locked_tools
     lock = dict(old_lock or {})
     lock["version"] = LOCK_VERSION

@@ -3,7 +3,7 @@
 It sits in the folder of the `.mn` file that declares the tools (as a tool module sits
 beside it) and holds, per server name, how to reach the server (a `command` with its
 `args`, run in the lock's folder with the variables `env` names passed on, or a
-streamable HTTP `url`) and, per tool, its input
+streamable HTTP `url`, with `token_env` naming the variable of its bearer token) and, per tool, its input
 and output schemas, its annotations and `sha256`, the hash of what a call depends on.
 `mnc check` reads it and never starts a server; the runtime compares the live server's
 hash with it before the first call of a session.
@@ -80,6 +80,12 @@ class LockedServer:
     env: tuple[str, ...] = ()
     """Environment variables passed from the caller's environment to a stdio server (an
     MCP client passes only a few, such as PATH and HOME); names only, never values."""
+    token_env: str | None = None
+    """A streamable HTTP server that wants a bearer token: the variable holding it (sent
+    as `Authorization: Bearer`); the name only, never the token."""
+    reached_by: str | None = None
+    """Set when a project's `[mcp.NAME]` table (`mnlang.mcp.config`) says how to reach
+    the server instead of the lock: FILE:LINE of that table."""
 
 
 def parse_impl(impl: str) -> tuple[str, str] | None:
@@ -171,6 +177,7 @@ def _servers(raw: Any) -> dict[str, LockedServer]:
             url=None if url is None else str(url),
             tools=tools,
             env=tuple(str(n) for n in body.get("env", [])),
+            token_env=None if body.get("token_env") is None else str(body["token_env"]),
         )
     return servers
 

@@ -1,4 +1,5 @@
-"""`mnc mcp serve`: a program's workflows served to MCP clients over stdio.
+"""`mnc mcp serve`: a program's workflows served to MCP clients over stdio or streamable
+HTTP (`serve_http`: a bearer token on every request, see there).
 
 Tools: one per workflow, named as the workflow, whose input schema is the workflow's
 parameters (`mnlang.ir.schema.input_schema`); a call starts a run (with `run_id`, once:
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,10 @@ from mnlang.metrics.facts import MCP_BY as BY_PREFIX
 RUNS_URI = "mnrun://runs"
 RUN_URI = "mnrun://runs/"
 TOKEN_ENV = "MNC_MCP_OPERATOR_TOKEN"
+BEARER_ENV = "MNC_MCP_TOKEN"
+"""`--http`: the bearer token every request must carry."""
+MIN_TOKEN = 16
+HTTP_PATH = "/mcp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,7 @@ class Refused(Exception):
 def call(options: ServeOptions, name: str, arguments: dict[str, Any], client: str) -> Any:
     """Run a tool call (in a worker thread: the runtime blocks); its JSON answer."""
     from mnlang import api
+    from mnlang.runtime.run import RunBusy
     from mnlang.runtime.run_error import RunError
 
     if name == "decide" and options.operator_token is not None:
@@ -107,9 +115,33 @@ def call(options: ServeOptions, name: str, arguments: dict[str, Any], client: st
             db=options.db,
             detach=options.detach,
         )
+    except RunBusy as e:
+        if run_id is None:
+            raise Refused(e.message) from None
+        # The same start, already being executed (by another call of this server, by
+        # a worker): the run as it stands, for the client to follow.
+        return _standing(options, str(run_id))
     except RunError as e:
         raise Refused(e.message) from None
     return outcome.to_json()
+
+
+def _standing(options: ServeOptions, run_id: str) -> dict[str, Any]:
+    from mnlang import api
+
+    run = api.get_run(run_id, db=options.db).run
+    return {
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "status": run.status,
+        "result": run.result,
+        "error": run.error,
+        "created": False,
+        "warnings": [
+            f"run `{run_id}` is being executed by another call or worker: read "
+            f"{RUN_URI}{run_id} to follow it"
+        ],
+    }
 
 
 def _decide(options: ServeOptions, arguments: dict[str, Any], client: str) -> Any:
@@ -171,12 +203,12 @@ def read(options: ServeOptions, uri: str) -> str:
     raise Refused(f"no resource {uri}")
 
 
-def serve_stdio(options: ServeOptions) -> None:
-    """Serve until the client closes stdin."""
+def _server(options: ServeOptions) -> Any:
+    """The MCP server (the SDK's low-level `Server`) with the tools and resources above,
+    for either transport."""
     import anyio
     import mcp_types as types
     from mcp.server.lowlevel import Server
-    from mcp.server.stdio import stdio_server
 
     def client_name(ctx: Any) -> str:
         params = ctx.session.client_params
@@ -217,7 +249,7 @@ def serve_stdio(options: ServeOptions) -> None:
             contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
         )
 
-    server: Any = Server(
+    return Server(
         "mnc",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
@@ -225,11 +257,88 @@ def serve_stdio(options: ServeOptions) -> None:
         on_read_resource=read_resource,
     )
 
+
+def serve_stdio(options: ServeOptions) -> None:
+    """Serve until the client closes stdin."""
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    server = _server(options)
+
     async def main() -> None:
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
 
     anyio.run(main)
+
+
+def serve_http(
+    options: ServeOptions,
+    sock: socket.socket,
+    bearer_token: str,
+    announce: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve over streamable HTTP at `/mcp` on a bound socket until interrupted, calling
+    `announce` once the server is built (a client connecting then is answered at once,
+    not after the imports). Every
+    request needs `Authorization: Bearer TOKEN` (401 without it), checked by the SDK's
+    bearer middleware; a session stays its token's. On a loopback address, requests
+    whose `Host` or `Origin` names another host are refused too (DNS rebinding)."""
+    import uvicorn
+    from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+    from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+    from mcp.server.streamable_http_manager import (
+        StreamableHTTPASGIApp,
+        StreamableHTTPSessionManager,
+    )
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.authentication import AuthenticationMiddleware
+    from starlette.routing import Route
+
+    from mnlang.ui.server import is_loopback
+
+    host = str(sock.getsockname()[0])
+    security = None
+    if is_loopback(host):
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        )
+    manager = StreamableHTTPSessionManager(app=_server(options), security_settings=security)
+    app = Starlette(
+        routes=[
+            Route(
+                HTTP_PATH,
+                endpoint=RequireAuthMiddleware(StreamableHTTPASGIApp(manager), []),
+            )
+        ],
+        middleware=[
+            Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(_Bearer(bearer_token))),
+            Middleware(AuthContextMiddleware),
+        ],
+        lifespan=lambda app: manager.run(),
+    )
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    announce()
+    server.run(sockets=[sock])
+
+
+@dataclass(frozen=True, slots=True)
+class _Bearer:
+    """The SDK's `TokenVerifier` for the one token the server was started with."""
+
+    token: str
+
+    async def verify_token(self, token: str) -> Any:
+        from mcp.server.auth.provider import AccessToken
+
+        if not hmac.compare_digest(token.encode(), self.token.encode()):
+            return None
+        return AccessToken(token=token, client_id="mnc-mcp-bearer", scopes=[])
 
 
 def load(path: Path) -> IRProgram:

@@ -9,7 +9,8 @@ and waits for the answer, and cancelling the call (its timeout, a cancelled bran
 cancels the request.
 
 A session is opened on first use, from the lock's `command` (a child process over
-stdio, started in the lock's folder) or `url` (streamable HTTP). Opening it lists the
+stdio, started in the lock's folder) or `url` (streamable HTTP), or from what the
+project's `[mcp.NAME]` table says instead (`mnlang.mcp.config`). Opening it lists the
 server's tools and keeps their schema hashes: a call whose tool's live hash differs from
 the lock's fails with `tool_error` before anything is sent, naming the tool and what to
 do. A session whose server went away (it crashed, the connection dropped) is closed and
@@ -30,7 +31,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,8 @@ class _Session:
 @dataclass
 class _Loop:
     loop: asyncio.AbstractEventLoop
-    sessions: dict[tuple[str, str], _Session] = field(default_factory=dict)
-    opening: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    sessions: dict[tuple[str, str, str, tuple[str, ...]], _Session] = field(default_factory=dict)
+    opening: dict[tuple[str, str, str, tuple[str, ...]], asyncio.Lock] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -103,6 +104,15 @@ async def _call(
             f"MCP server `{server.name}` no longer has the tool `{tool.name}` that "
             f"{folder.name}/mcp.lock.json names; run `mnc mcp import {server.name}` again "
             "and check the program"
+        )
+    if live != tool.sha256 and server.reached_by is not None:
+        raise ToolError(
+            f"MCP server `{server.name}`, reached at {_where(server)} as "
+            f"[mcp.{server.name}] of {server.reached_by} says, does not have the schema of "
+            f"`{tool.name}` that mcp.lock.json was written with (locked sha256 "
+            f"{tool.sha256[:12]}, live {live[:12]}): nothing was sent. Point "
+            f"[mcp.{server.name}] at a server with the locked schema, or run `mnc mcp import "
+            f"{server.name}` against this one, then `mnc check` to see what the change means"
         )
     if live != tool.sha256:
         raise ToolError(
@@ -157,7 +167,7 @@ def _result(server: LockedServer, tool: LockedTool, result: Any) -> Any:
 
 
 async def _session(state: _Loop, folder: Path, server: LockedServer) -> _Session:
-    key = (str(folder), server.name)
+    key = (str(folder), server.name, _where(server), (*server.env, server.token_env or ""))
     opening = state.opening.setdefault(key, asyncio.Lock())
     async with opening:
         found = state.sessions.get(key)
@@ -222,8 +232,14 @@ async def _alive(session: _Session) -> bool:
     return True
 
 
+def _where(server: LockedServer) -> str:
+    return " ".join(server.command) if server.command else str(server.url)
+
+
 def _open_failure(server: LockedServer, e: BaseException) -> Exception:
-    where = " ".join(server.command) if server.command else server.url
+    where = _where(server)
+    if server.reached_by is not None:
+        where += f", as [mcp.{server.name}] of {server.reached_by} says"
     inner = e
     while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
         inner = inner.exceptions[0]
@@ -238,12 +254,36 @@ def connect(folder: Path, server: LockedServer) -> Any:
     from mcp import Client, StdioServerParameters
 
     if server.url is not None:
-        return Client(server.url, mode="legacy")
+        if server.token_env is None:
+            return Client(server.url, mode="legacy")
+        token = os.environ.get(server.token_env)
+        if not token:
+            raise ToolError(
+                f"MCP server `{server.name}` ({server.url}) wants a bearer token in "
+                f"${server.token_env}, which is not set here"
+            )
+        return Client(_with_bearer(server.url, token), mode="legacy")
     assert server.command is not None
     command, *args = server.command
     env = {name: os.environ[name] for name in server.env if name in os.environ}
     params = StdioServerParameters(command=command, args=args, cwd=str(folder), env=env)
     return Client(params, mode="legacy")
+
+
+@contextlib.asynccontextmanager
+async def _with_bearer(url: str, token: str) -> AsyncIterator[Any]:
+    """The SDK's streamable HTTP transport, each request carrying the bearer token."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx2.Timeout(30.0, read=300.0),  # the SDK's own client's timeouts
+        ) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
 
 
 async def live_hashes(client: Any) -> dict[str, str]:

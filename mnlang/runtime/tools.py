@@ -27,6 +27,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import pickle
 import subprocess
 import sys
@@ -38,7 +39,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mnlang.errors import MnError, Timeout, ToolError
-from mnlang.mcp.lock import IMPL_PREFIX, LockError, lock_file, parse_impl, read_lock
+from mnlang.mcp.lock import (
+    IMPL_PREFIX,
+    LockedServer,
+    LockError,
+    lock_file,
+    parse_impl,
+    read_lock,
+)
 from mnlang.modulepath import impl_module_file
 
 if TYPE_CHECKING:  # the child process of `isolation: process` imports this module: keep it light
@@ -192,6 +200,17 @@ def _resolve_mcp(folder: Path, tool: ToolIR) -> ResolvedTool:
         raise ToolLoadError(
             f"tool `{tool.name}`: {lock} has no tool `{tool_name}` of `{server_name}`"
         )
+    server = _reached(tool, server)
+    if (
+        server.token_env is not None
+        and server.url is not None
+        and not os.environ.get(server.token_env)
+    ):
+        where = f"[mcp.{server_name}] of {server.reached_by}" if server.reached_by else lock
+        raise ToolLoadError(
+            f"tool `{tool.name}`: MCP server `{server_name}` ({server.url}) wants a bearer "
+            f"token in ${server.token_env} (as {where} says), which is not set here"
+        )
 
     async def call_mcp(**args: Any) -> Any:
         from mnlang.mcp.sessions import call_tool
@@ -206,6 +225,21 @@ def _resolve_mcp(folder: Path, tool: ToolIR) -> ResolvedTool:
         wants_ctx=False,
         wants_key=False,
     )
+
+
+def _reached(tool: ToolIR, server: LockedServer) -> LockedServer:
+    """The locked server, reached as the project's `[mcp.NAME]` table says, if it has one
+    (`mnlang.mcp.config`, handed down in `MNC_MCP_SERVERS`)."""
+    from mnlang.mcp.config import SERVERS_ENV, ConfigError, from_environ
+
+    value = os.environ.get(SERVERS_ENV)
+    if not value:
+        return server
+    try:
+        reach = from_environ(value).get(server.name)
+        return reach.applied_to(server) if reach is not None else server
+    except ConfigError as e:
+        raise ToolLoadError(f"tool `{tool.name}`: {e.message}") from None
 
 
 def _parameters(function: Callable[..., Any]) -> set[str]:
