@@ -199,15 +199,29 @@ def _performed(world_path: str, effect: str) -> int:
     ],
 )
 def test_a_failed_attempt_is_retried_to_the_same_output(
-    bench: tuple[Harness, SQLiteStore, str], case: Case, fault: str, at: str, retried: str
+    bench: tuple[Harness, SQLiteStore, str],
+    case: Case,
+    fault: str,
+    at: str,
+    retried: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    started = time.monotonic()
+    advanced: list[float] = []
+    advance = VirtualClock.advance
+
+    def recording_advance(self: VirtualClock, seconds: float) -> None:
+        advanced.append(seconds)
+        advance(self, seconds)
+
+    monkeypatch.setattr(VirtualClock, "advance", recording_advance)
     status, events = _drive(bench, case, parse_inject(f"{fault}@{at}"), expect="same")
     assert status == "completed"
     assert _faults(events) == [fault]
     assert retried in _kinds(events)
-    # The backoff (400 ms per retry) was skipped on the run's virtual clock.
-    assert time.monotonic() - started < 0.4 * (2 if fault == "retry_storm" else 1)
+    # A tool's backoff was let pass on the run's virtual clock, not slept (what was left
+    # of it once the run had nothing else to do); a model's repair has no backoff. (A
+    # wall-time bound here failed on a loaded machine.)
+    assert bool(advanced) == (fault != "malformed_output")
     assert _performed(bench[2], "pay") == 1
 
 
