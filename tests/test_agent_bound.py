@@ -184,3 +184,36 @@ def test_a_scripted_call_that_gives_the_bound_parameter_is_e202(tmp_path: Path) 
     codes = [(d.code, d.message) for d in check(tmp_path / "flow.mn").diagnostics]
     assert [c for c, _ in codes] == ["E202", "E201"], codes
     assert "2 arguments from the model, 3 given (the agent binds `passenger`)" in codes[0][1]
+
+
+FALLBACK_SCRIPTED = """
+scenario the_fallback_model_books {
+  run: trip("7", "a room in Bern")
+  replies: {
+    travel: [
+      "never sent",
+      for_model("gpt-5.4-nano", book_hotel("Hotel Adler", 2)),
+      for_model("gpt-5.4-nano", "booked"),
+    ]
+  }
+  faults: [{ kind: transient, at: travel, times: 1 }]
+  expect: { output: "booked" }
+  expect_calls: [book_hotel("p-7", "Hotel Adler", 2), travel]
+}
+"""
+
+
+def test_a_fallback_models_scripted_call_of_a_bound_tool(tmp_path: Path) -> None:
+    """`for_model` around a call of a tool with a bound parameter: the call answers the
+    fallback model's request, and the workflow's passenger is added to it."""
+    from mnlang.testing import run_tests
+
+    source = SOURCE.replace('model: "gpt-5.4-mini"', 'model: ["gpt-5.4-mini", "gpt-5.4-nano"]')
+    (tmp_path / "flow.mn").write_text(source + FALLBACK_SCRIPTED, "utf-8")
+    (tmp_path / "tools.py").write_text(TOOLS, "utf-8")
+    report = run_tests([tmp_path / "flow.mn"])
+    assert report.ok, (report.problems, [r.__dict__ for r in report.failed])
+    booked = (tmp_path / "booked.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in booked] == [
+        {"passenger": "p-7", "hotel": "Hotel Adler", "nights": 2}
+    ]

@@ -164,7 +164,9 @@ class _FaultyProvider:
 
     def complete(self, request: ModelRequest) -> ModelReply:
         fault = self.faults.take(request.agent)
-        agent, call = (request.agent, ""), (request.agent, request.prompt)
+        # Each model of an agent numbers its requests on its own (`agent@model`), so a
+        # failed request renumbers only the later requests to the same model.
+        agent, call = (request.agent, request.model), (request.agent, request.prompt)
         if fault is not None:
             kind, message = fault
             with self._lock:
