@@ -110,8 +110,8 @@ def test_one_transaction_decides_every_due_timeout(journals: Journals, tmp_path:
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["before", "written", "during", "after"])
 def test_a_worker_crash_at_every_commit(journals: Journals, when: str, tmp_path: Path) -> None:
-    """Commit 1 is the batch of timeouts, the next ones the runs' own; the worker dies at
-    each in turn, then another finishes the work."""
+    """Commit 1 is the batch of timeouts, the next ones the runs' own (grouped or not);
+    the worker dies at each in turn, then another finishes the work."""
     if journals.kind == "sqlite" and when == "written":
         pytest.skip("SQLite's `written` is its `during`")
     crashed = 0
@@ -127,4 +127,7 @@ def test_a_worker_crash_at_every_commit(journals: Journals, when: str, tmp_path:
         assert worker(journals, folder, {}) == 0
         check_decided_once(journals, folder)
         journals.drop(folder)
-    assert crashed > RUNS, "the worker made too few commits to test"
+    # Commit 1 is the batch; the runs' own commits follow, fewer than one a run when the
+    # worker's group commit puts several runs' commits in one transaction (each such
+    # group is one crash point, its members enumerated by tests/test_group_commit_crash).
+    assert crashed >= 2, "the worker made too few commits to test"
