@@ -635,35 +635,37 @@ class _ScenarioChecker:
         for arg in call.args[len(params) :]:
             self.exprs.expr(arg)
 
+    def _text_and_reply(self, node: ast.Call, what: str, example: str) -> str | None:
+        """The constant text that a `prompt_has(...)` or `for_model(...)` wrapper names
+        first, or None (reported) when the call is not `NAME("text", reply)`."""
+        first = node.args[0] if len(node.args) == 2 else None
+        if isinstance(first, ast.StrLit) and first.constant is not None:
+            return first.constant
+        self.bad(node, what, help=f"write `{example}`")
+        return None
+
     def _prompt_has(self, agent: Symbol, node: ast.Call) -> ReplySpec | None:
-        if len(node.args) != 2 or not (
-            isinstance(node.args[0], ast.StrLit) and node.args[0].constant is not None
-        ):
-            self.bad(
-                node,
-                "`prompt_has` takes a text and a reply",
-                help='write `prompt_has("words in the prompt", reply)`',
-            )
+        text = self._text_and_reply(
+            node,
+            "`prompt_has` takes a text and a reply",
+            'prompt_has("words in the prompt", reply)',
+        )
+        if text is None:
             return None
         reply = self._reply(agent, node.args[1])
         if reply is None:
             return None
-        reply.prompt_has = node.args[0].constant
+        reply.prompt_has = text
         return reply
 
     def _for_model(self, agent: Symbol, node: ast.Call) -> ReplySpec | None:
         """`for_model("gpt-5.4-mini", reply)`: a reply to the requests sent to that one of
         the agent's models (a fallback model is scripted on its own)."""
-        if len(node.args) != 2 or not (
-            isinstance(node.args[0], ast.StrLit) and node.args[0].constant is not None
-        ):
-            self.bad(
-                node,
-                "`for_model` takes a model's name and a reply",
-                help='write `for_model("gpt-5.4-mini", reply)`',
-            )
+        model = self._text_and_reply(
+            node, "`for_model` takes a model's name and a reply", 'for_model("gpt-5.4-mini", reply)'
+        )
+        if model is None:
             return None
-        model = node.args[0].constant
         options = self.program.options.get(agent.name, {})
         models = [options.get("model"), *(options.get("fallback") or [])]
         if model not in models:
