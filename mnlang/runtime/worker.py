@@ -249,7 +249,10 @@ class Worker:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="mnc-worker") as pool:
                 while not self._stop.is_set():
                     self._heartbeat()
-                    self._advertise()
+                    if not self._full():
+                        # What it serves matters to a claim only (a run ending wakes this
+                        # loop, once per run: a full one reads nothing for it).
+                        self._advertise()
                     self._start_schedules()
                     self._decide_timeouts()
                     claimed = self._claim()
@@ -333,6 +336,12 @@ class Worker:
             return None
 
     # --- claiming -----------------------------------------------------------------------
+
+    def _full(self) -> bool:
+        """Whether more runs are claimed than there are threads: the next claim waits
+        until some of them end."""
+        with self._slots:
+            return self._active > self.concurrency
 
     def _claim(self) -> list[Lease]:
         """Claim runs in batches that wait behind the runs in progress, so that claiming
