@@ -57,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from mnlang.deep import steady_recursion_limit
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram, SourceIR
+from mnlang.models.setup import import_sdks
 from mnlang.redact import redact
 from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
@@ -219,6 +220,7 @@ class Worker:
         self._providers = provider_offers()
         self._advertised: frozenset[Need] | None = None
         self._offers_checked = -lease_ttl
+        self._sdks_imported = False
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims, runs in progress stop at a commit point."""
@@ -330,10 +332,18 @@ class Worker:
 
     def _source(self, ir_hash: str) -> SourceIR | None:
         try:
-            return self.programs(ir_hash).source
+            program = self.programs(ir_hash)
         except (RunError, StoreError) as e:
             self.log(f"program {ir_hash[:12]}: cannot load it: {e}", True)
             return None
+        if program.agents and not self._sdks_imported:
+            # The model SDKs are imported lazily; a worker imports them beside its work as
+            # soon as the journal holds a program with agents, rather than within the first
+            # model request of a run it claims. A journal without agents never pays for
+            # them (about half a second of CPU).
+            self._sdks_imported = True
+            threading.Thread(target=import_sdks, name="mnc-import-sdks", daemon=True).start()
+        return program.source
 
     # --- claiming -----------------------------------------------------------------------
 
