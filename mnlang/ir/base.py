@@ -16,9 +16,7 @@ fields keep their declaration order (a base class's first), the order of the JSO
 module here imports the parser or the checker.
 """
 
-from __future__ import annotations
-
-import typing
+import inspect
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -80,7 +78,10 @@ def encoded_fields(cls: type[IRModel]) -> tuple[tuple[str, str, bool], ...]:
     the order they are written (the tag, a class attribute, is not among them)."""
     found = _FIELDS.get(cls)
     if found is None:
-        hints = typing.get_type_hints(cls, include_extras=True)
+        # The annotation objects themselves (the models' modules do not postpone them).
+        hints: dict[str, Any] = {}
+        for base in reversed(cls.__mro__):
+            hints.update(inspect.get_annotations(base))
         found = tuple(
             (name, key, HASH_OMITS_NONE in getattr(hints[name], "__metadata__", ()))
             for name, key in zip(cls.__struct_fields__, cls.__struct_encode_fields__, strict=True)
@@ -123,7 +124,7 @@ class TypeIR(IRModel, kw_only=True):
 
     kind: TypeKind
     name: str | None = None
-    args: list[TypeIR] = []
+    args: list["TypeIR"] = []
     members: list[str] | None = None
 
     def __str__(self) -> str:
@@ -163,9 +164,9 @@ class RetryIR(IRModel, kw_only=True):
     jitter: bool = False
     on: list[str] = msgspec.field(default_factory=lambda: ["timeout", "transient"])
     max_elapsed_ms: Annotated[int | None, HASH_OMITS_NONE] = None
-    more: Annotated[list[RetryIR] | None, HASH_OMITS_NONE] = None
+    more: Annotated[list["RetryIR"] | None, HASH_OMITS_NONE] = None
 
     @property
-    def entries(self) -> list[RetryIR]:
+    def entries(self) -> "list[RetryIR]":
         """The policy's entries in the order a failure's kind is matched against them."""
         return [self, *(self.more or [])]

@@ -5,8 +5,6 @@ Every node has a `node` tag (a class attribute; the first key of its JSON object
 strings, enum values are their member name, records and maps are objects.
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal
 
 from mnlang.ir.base import IRModel
@@ -35,7 +33,7 @@ class FieldOf(IRModel, kw_only=True, tag_field="node", tag="field"):
     """`obj.name`: a record field, or a property of a decision or an error."""
 
     node: ClassVar[Literal["field"]] = "field"
-    obj: Expr
+    obj: "Expr"
     name: str
 
 
@@ -43,8 +41,8 @@ class IndexOf(IRModel, kw_only=True, tag_field="node", tag="index"):
     """`obj[index]`: a list by int (out of range is a `value_error`) or a map by str."""
 
     node: ClassVar[Literal["index"]] = "index"
-    obj: Expr
-    index: Expr
+    obj: "Expr"
+    index: "Expr"
 
 
 class Builtin(IRModel, kw_only=True, tag_field="node", tag="call"):
@@ -52,13 +50,13 @@ class Builtin(IRModel, kw_only=True, tag_field="node", tag="call"):
 
     node: ClassVar[Literal["call"]] = "call"
     fn: str
-    args: list[Expr]
+    args: list["Expr"]
 
 
 class Unary(IRModel, kw_only=True, tag_field="node", tag="unary"):
     node: ClassVar[Literal["unary"]] = "unary"
     op: UnaryOpName
-    operand: Expr
+    operand: "Expr"
 
 
 class Binary(IRModel, kw_only=True, tag_field="node", tag="binary"):
@@ -66,20 +64,20 @@ class Binary(IRModel, kw_only=True, tag_field="node", tag="binary"):
 
     node: ClassVar[Literal["binary"]] = "binary"
     op: BinaryOpName
-    left: Expr
-    right: Expr
+    left: "Expr"
+    right: "Expr"
 
 
 class Template(IRModel, kw_only=True, tag_field="node", tag="template"):
     """An interpolated string: literal text and expressions, concatenated as text."""
 
     node: ClassVar[Literal["template"]] = "template"
-    parts: list[str | Expr]
+    parts: "list[str | Expr]"
 
 
 class ListOf(IRModel, kw_only=True, tag_field="node", tag="list"):
     node: ClassVar[Literal["list"]] = "list"
-    items: list[Expr]
+    items: list["Expr"]
 
 
 class RecordOf(IRModel, kw_only=True, tag_field="node", tag="record"):
@@ -87,14 +85,14 @@ class RecordOf(IRModel, kw_only=True, tag_field="node", tag="record"):
 
     node: ClassVar[Literal["record"]] = "record"
     type: str
-    fields: dict[str, Expr]
+    fields: dict[str, "Expr"]
 
 
 class ObjectOf(IRModel, kw_only=True, tag_field="node", tag="object"):
     """A `{ key: value }` block used as a value (scenario data, schedule inputs): a map."""
 
     node: ClassVar[Literal["object"]] = "object"
-    fields: dict[str, Expr]
+    fields: dict[str, "Expr"]
 
 
 class EnumValue(IRModel, kw_only=True, tag_field="node", tag="enum"):

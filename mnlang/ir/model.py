@@ -4,8 +4,6 @@
 Declarations are keyed by qualified name (`refund`, `std.policies.x`).
 """
 
-from __future__ import annotations
-
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 

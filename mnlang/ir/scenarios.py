@@ -5,8 +5,6 @@ without variables, evaluated by the test runner. Scenarios are not part of the c
 hash: adding a test does not change what runs.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from mnlang.ir.base import HASH_OMITS_NONE, IRModel, SpanIR

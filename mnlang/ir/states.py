@@ -6,8 +6,6 @@ of the enclosing body": control returns to the state named by `frame` (a
 the workflow ends. `docs/ir.md` gives the full execution semantics.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
