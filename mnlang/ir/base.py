@@ -4,8 +4,9 @@ The IR's models are `msgspec.Struct`s, not pydantic models: a run starts by impo
 them (and, from an IR file, decoding one), and with pydantic that import cost about
 180 ms of `mnc run`'s 460 ms quiet (pydantic itself ~30 ms, then ~65 model classes at
 ~2.4 ms of class creation each); a Struct class costs ~0.02 ms. Measured side by side
-(2026-12-06, load ~9): importing `mnlang.ir.load` took 270 ms of CPU and 234 modules with
-pydantic, 70 ms and 125 modules with msgspec; loading the refund IR ~8 ms either way.
+(2026-12-06, byte-compiled, load ~10): importing `mnlang.ir.load` took 225 ms of CPU and
+234 modules with pydantic, 47 ms and 125 modules with msgspec; loading the refund IR
+5-7 ms either way.
 The annotations are not postponed (no `from __future__ import annotations`): msgspec
 would otherwise evaluate ~570 annotation strings at the first decode (~15 ms).
 msgspec's JSON decoder validates as it decodes (`msgspec.json.decode(text,
