@@ -131,3 +131,37 @@ def test_the_standard_librarys_tools_may_live_outside_the_program_folder(
     program, diagnostics = compile_file(source)
     assert program is not None, diagnostics
     assert load_ir(write(tmp_path, dump_ir(program))).hash == program.hash
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "says"),
+    [
+        (
+            ("tools", "fetch_order", "impl"),
+            None,
+            "`tools.fetch_order`: object missing required field `impl`",
+        ),
+        (
+            ("tools", "fetch_order", "retry", "backoff_ms"),
+            "5",
+            "`tools.fetch_order.retry.backoff_ms`: expected `int`, got `str`",
+        ),
+        (
+            ("workflows", "refund", "params", 0, "name"),
+            5,
+            "`workflows.refund.params.0.name`: expected `str`, got `int`",
+        ),
+    ],
+)
+def test_a_missing_field_or_a_wrong_type_is_refused_at_its_place(
+    tmp_path: Path, refund_ir: IRProgram, path: tuple[str | int, ...], value: object, says: str
+) -> None:
+    data = json.loads(dump_ir(refund_ir))
+    node = data
+    for step in path[:-1]:
+        node = node[step]
+    if value is None:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    assert refused(write(tmp_path, json.dumps(data))).message == f"invalid IR at {says}"
