@@ -843,15 +843,9 @@ def run_worker(
     `changed_code` is its policy for runs whose tool code changed since they started
     (`mnlang.runtime.serving`): `pin` claims them only with the code they started with.
     `group_commit=False` commits each run's batches alone (`mnlang.stores.group_commit`)."""
-    import threading
-
-    from mnlang.models.setup import import_sdks
     from mnlang.retention import GcSchedule
     from mnlang.runtime.worker import Worker
 
-    # The model SDKs are imported lazily; a worker imports them at once, beside its start,
-    # rather than within the first model request of the first run it claims.
-    threading.Thread(target=import_sdks, name="mnc-import-sdks", daemon=True).start()
     with _open_store(db, durability, create=True) as store:
         worker = Worker(
             store,
