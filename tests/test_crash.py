@@ -56,7 +56,8 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.base import Batch, CommitResult, Lease, NewRun, Store
 from mnlang.stores.sqlite import SQLiteStore
-from tests.crash.journals import STORES, Journals, journals_of
+from tests.crash.journals import Journals, journals_of
+from tests.pg import STORES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
