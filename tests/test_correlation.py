@@ -23,7 +23,7 @@ from mnlang import api
 from mnlang.ir.compile import compile_file
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
-from mnlang.runtime.run import resume_run, start_run
+from mnlang.runtime.run import start_run
 from mnlang.runtime.signals import SignalError, send, send_token
 from mnlang.runtime.tokens import make_token
 from mnlang.stores import open_store
@@ -352,17 +352,7 @@ def drive(
     stops = 0
     for execution in range(20):
         try:
-            if execution == 0:
-                outcome = start_run(
-                    crashing,  # type: ignore[arg-type]
-                    program,
-                    "thaw",
-                    OBJECTS,
-                    run_id="cr",
-                    config=config,
-                )
-            else:
-                outcome = resume_run(crashing, "cr", program=program, config=config)  # type: ignore[arg-type]
+            outcome = crashing.start_or_resume(execution, program, "thaw", OBJECTS, "cr", config)
         except SimulatedCrash:
             _settle_threads()
             _break_lease(store, "cr")
