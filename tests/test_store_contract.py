@@ -1,13 +1,13 @@
 """The store contract, written against the `Store` interface only.
 
-Every store implementation must pass this file: add its factory to `STORE_FACTORIES`.
+Every store implementation must pass this file: add it to `STORES` and `journal_location`
+in tests/pg.py (the `journal` and `store` fixtures).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -40,19 +40,6 @@ from mnlang.stores.base import (
     TimedDecision,
     Tombstone,
 )
-
-# Each factory opens a new, empty journal; it may ask the request for fixtures it needs.
-STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
-    "sqlite": lambda request, tmp: open_store(tmp / "journal.db"),
-    "postgres": lambda request, tmp: open_store(request.getfixturevalue("pg_url")),
-}
-
-
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = STORE_FACTORIES[request.param](request, tmp_path)
-    yield opened
-    opened.close()
 
 
 def new_run(store: Store, run_id: str = "r1") -> str:
@@ -474,7 +461,7 @@ def test_the_callback_secret_is_random_per_journal_and_kept(
     secret = store.callback_secret()
     assert len(secret) >= 16
     assert store.callback_secret() == secret
-    if request.node.callspec.params["store"] == "postgres":
+    if request.node.callspec.params["journal"] == "postgres":
         # `pg_url` is one schema per test: the other journal is a schema of its own.
         cluster = request.getfixturevalue("pg_cluster")
         other = open_store(cluster.url(f"other_{tmp_path.name}"[:60]))
