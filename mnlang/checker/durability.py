@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from mnlang.checker.fixes import add_options, removal
 from mnlang.checker.program import Program, Symbol
@@ -526,9 +526,9 @@ def _same(a: object, b: object) -> bool:
         return False
     if isinstance(a, ast.Node):
         return all(
-            _same(getattr(a, f.name), getattr(b, f.name))
-            for f in fields(a)
-            if f.compare and f.name != "span"
+            _same(getattr(a, name), getattr(b, name))
+            for name in ast.field_names(type(a))
+            if name not in ast.ANNOTATIONS and name != "span"
         )
     if isinstance(a, list):
         assert isinstance(b, list)

@@ -150,6 +150,7 @@ def _from_ast(args: ast.arguments) -> Signature:
 
 # ---- the cache -----------------------------------------------------------------------
 
+
 def _cache_file(path: Path) -> Path | None:
     directory = cache_dir()
     if directory is None:
