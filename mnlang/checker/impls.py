@@ -28,16 +28,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnlang.checker.mcp_impls import check_mcp
 from mnlang.checker.program import Program, Symbol
 from mnlang.checker.python_summary import PythonSummary, Signature, read_summary
 from mnlang.diagnostics import Diagnostic, Diagnostics
 from mnlang.impl_source import function_docstring
-from mnlang.mcp.lock import IMPL_PREFIX
 from mnlang.modulepath import impl_module_file, module_file
 from mnlang.syntax import ast as mn
 
 PASSED_BY_RUNTIME = ("ctx", "key")
+# `mnlang.mcp.lock.IMPL_PREFIX`, not imported from there to keep that module out of a check
+# without MCP tools (tests/test_check_impls.py keeps the two equal).
+MCP_PREFIX = "mcp:"
 
 
 def check_impls(program: Program, *, allow_import: bool = True) -> list[Diagnostic]:
@@ -65,7 +66,10 @@ def _check_one(
     entry = _impl_entry(decl)
     if not isinstance(impl, str) or entry is None:
         return
-    if impl.startswith(IMPL_PREFIX):
+    if impl.startswith(MCP_PREFIX):
+        # Imported here: only a program with MCP tools reads the lock (`mnlang.mcp.lock`).
+        from mnlang.checker.mcp_impls import check_mcp
+
         check_mcp(symbol, decl, impl, entry.value, program.options.get(symbol.name, {}), out)
         return
     module_name, _, function = impl.partition(":")

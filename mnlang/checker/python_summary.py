@@ -27,8 +27,9 @@ import marshal
 import os
 import sys
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from mnlang.deep import steady_recursion_limit
 from mnlang.syntax.lalr import cache_dir
@@ -38,8 +39,7 @@ _FORMAT = 1
 CACHED_FROM = 32 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Signature:
+class Signature(msgspec.Struct, frozen=True):
     """What a call by keyword needs of a function."""
 
     accepted: frozenset[str]
@@ -52,8 +52,7 @@ class Signature:
 Binding = Signature | None
 
 
-@dataclass(frozen=True, slots=True)
-class PythonSummary:
+class PythonSummary(msgspec.Struct, frozen=True):
     """A parsed module's names, as the checker reads them."""
 
     bindings: dict[str, Binding]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 from mnlang.syntax.tokens import KEYWORDS, PUNCTUATION
 
@@ -129,8 +130,7 @@ class LexError(Exception):
         self.help = help
 
 
-@dataclass(slots=True)
-class Comment:
+class Comment(msgspec.Struct):
     """A `#` comment, kept for the formatter and the language server."""
 
     text: str
