@@ -276,3 +276,10 @@ def test_without_a_writable_cache_a_large_module_is_parsed(
     main_mn = folder_with(tmp_path, _padded("def lookup(order_id, verbose):\n    pass\n"))
     assert [c for c, _, _ in codes(main_mn, allow_import=False)] == ["E126"]
     assert [c for c, _, _ in codes(main_mn, allow_import=False)] == ["E126"]
+
+
+def test_the_mcp_prefix_is_the_locks() -> None:
+    from mnlang.checker.impls import MCP_PREFIX
+    from mnlang.mcp.lock import IMPL_PREFIX
+
+    assert MCP_PREFIX == IMPL_PREFIX
