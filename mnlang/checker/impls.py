@@ -98,7 +98,7 @@ def _check_one(
         parsed[path] = read_summary(path)
     summary = parsed[path]
     if summary is not None:
-        found = summary.bindings.get(function)
+        found = summary.signature(function)
         if found is not None:  # a `def` or `async def`
             _compare(decl, at, function, path, found, out)
             return

@@ -35,7 +35,7 @@ from mnlang.deep import steady_recursion_limit
 from mnlang.syntax.lalr import cache_dir
 
 # Bump when the summary's layout or what it is computed from changes.
-_FORMAT = 1
+_FORMAT = 2
 CACHED_FROM = 32 * 1024
 
 
@@ -48,16 +48,27 @@ class Signature(msgspec.Struct, frozen=True):
     any_keyword: bool
 
 
-# A module-level name's last binding: a function's signature, or None for anything else.
-Binding = Signature | None
+# A function's signature as stored: accepted names, required, positional-only, `**kwargs`.
+RawSignature = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]
 
 
 class PythonSummary(msgspec.Struct, frozen=True):
     """A parsed module's names, as the checker reads them."""
 
-    bindings: dict[str, Binding]
+    # Each module-level name's last binding: a function's signature, or None for anything
+    # else. Kept as stored, and made a `Signature` only for the names a program asks about
+    # (a 5,000-function module's would cost more than reading it back).
+    bindings: dict[str, RawSignature | None]
     dynamic: bool  # `import *` or a module-level `__getattr__`
     functions: tuple[str, ...]  # module-level `def`/`async def` names, in source order
+
+    def signature(self, name: str) -> Signature | None:
+        """The signature of the function `name` is bound to, None when it is not a function."""
+        raw = self.bindings.get(name)
+        if raw is None:
+            return None
+        accepted, required, positional_only, any_keyword = raw
+        return Signature(frozenset(accepted), required, positional_only, any_keyword)
 
 
 def read_summary(path: Path) -> PythonSummary | None:
@@ -87,7 +98,7 @@ def _summarize(source: bytes, path: Path) -> PythonSummary | None:
         return None
     owners: dict[str, ast.stmt] = {}
     _bindings(tree.body, owners)
-    bindings: dict[str, Binding] = {
+    bindings: dict[str, RawSignature | None] = {
         name: _from_ast(owner.args)
         if isinstance(owner, ast.FunctionDef | ast.AsyncFunctionDef)
         else None
@@ -132,18 +143,18 @@ def _dynamic(tree: ast.Module) -> bool:
     return False
 
 
-def _from_ast(args: ast.arguments) -> Signature:
+def _from_ast(args: ast.arguments) -> RawSignature:
     positional = [*args.posonlyargs, *args.args]
     first_default = len(positional) - len(args.defaults)
     required = [
         a.arg for i, a in enumerate(positional) if i >= len(args.posonlyargs) and i < first_default
     ]
     required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
-    return Signature(
-        accepted=frozenset(a.arg for a in [*args.args, *args.kwonlyargs]),
-        required=tuple(required),
-        positional_only=tuple(a.arg for i, a in enumerate(args.posonlyargs) if i < first_default),
-        any_keyword=args.kwarg is not None,
+    return (
+        tuple(a.arg for a in [*args.args, *args.kwonlyargs]),
+        tuple(required),
+        tuple(a.arg for i, a in enumerate(args.posonlyargs) if i < first_default),
+        args.kwarg is not None,
     )
 
 
@@ -169,11 +180,7 @@ def _load(entry: Path, source: bytes) -> tuple[PythonSummary | None] | None:
             return None
         if summary is None:
             return (None,)
-        raw_bindings, dynamic, functions = summary
-        bindings: dict[str, Binding] = {
-            name: None if sig is None else Signature(frozenset(sig[0]), *sig[1:])
-            for name, sig in raw_bindings.items()
-        }
+        bindings, dynamic, functions = summary
         return (PythonSummary(bindings, dynamic, functions),)
     except (OSError, ValueError, EOFError, TypeError):
         return None
@@ -183,13 +190,7 @@ def _store(entry: Path, source: bytes, summary: PythonSummary | None) -> None:
     """Write the entry whole or not at all; failing to cache only costs time later."""
     data = None
     if summary is not None:
-        raw_bindings = {
-            name: None
-            if sig is None
-            else (tuple(sig.accepted), sig.required, sig.positional_only, sig.any_keyword)
-            for name, sig in summary.bindings.items()
-        }
-        data = (raw_bindings, summary.dynamic, summary.functions)
+        data = (summary.bindings, summary.dynamic, summary.functions)
     tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
