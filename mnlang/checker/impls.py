@@ -31,7 +31,6 @@ from typing import Any
 from mnlang.checker.program import Program, Symbol
 from mnlang.checker.python_summary import PythonSummary, Signature, read_summary
 from mnlang.diagnostics import Diagnostic, Diagnostics
-from mnlang.impl_source import function_docstring
 from mnlang.modulepath import impl_module_file, module_file
 from mnlang.syntax import ast as mn
 
@@ -240,6 +239,8 @@ def note_text(sig: Signature) -> list[str]:
 
 def impl_docstring(folder: Path, impl: str) -> str | None:
     """The docstring of an `impl` function in a module beside the .mn file (in `folder`)."""
+    from mnlang.impl_source import function_docstring  # the editor's hover only
+
     module, _, function = impl.partition(":")
     path = module_file(folder, module) if module and function else None
     return function_docstring(path, function) if path is not None else None
