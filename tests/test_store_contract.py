@@ -5,12 +5,12 @@ Every store implementation must pass this file: add its factory to `STORE_FACTOR
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from mnlang.stores import open_store
@@ -882,7 +882,7 @@ def test_a_look_without_arguments_leaves_them_out(store: Store) -> None:
     light = store.get_run("big", args=False)
     assert full is not None and full.args == args
     assert light is not None and light.args is None
-    assert light == dataclasses.replace(full, args=None)
+    assert light == msgspec.structs.replace(full, args=None)
     assert store.load_state("big").run == light
     assert store.get_run("nope", args=False) is None
     assert [r.args for r in store.list_runs()] == [args]
