@@ -4,14 +4,16 @@ miniwdl's `check` on a comparable WDL file (7,010 lines: 500 tasks chained in on
 workflow), when miniwdl is installed (`pip install '.[peers]'`).
 
 Run: `python benchmarks/check_speed.py [--runs 5]`. Prints figures beside the targets;
-asserts nothing. Targets: 7k-line file <= 0.30 s, refund <= 0.15 s, and the 10x file about
+asserts nothing. Targets: 7k-line file <= 0.30 s, refund <= 100 ms, and the 10x file about
 10x the 7k file minus start-up (linear growth). Each row shows the median wall time and
 the median CPU time (user + system) of the process; on a shared machine the CPU time is
 the steadier figure, and the ratio to miniwdl the steadiest.
 
 Modules are byte-compiled once into a temporary `PYTHONPYCACHEPREFIX`, as they are in an
 installed package, even where `PYTHONDONTWRITEBYTECODE` is set; one row shows refund
-without byte code for comparison.
+without byte code for comparison. The cache of parse tables and of large tool modules'
+summaries (docs/tools.md) is a temporary folder too (`MNC_CACHE_DIR`), filled by a first,
+untimed check as a user's first `mnc check` fills theirs.
 """
 
 from __future__ import annotations
@@ -164,7 +166,12 @@ def main() -> None:
         work = Path(tmp)
         compiled = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         compiled["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-        source_only = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        compiled["MNC_CACHE_DIR"] = str(work / "cache")
+        source_only = {
+            **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MNC_CACHE_DIR": str(work / "cache"),
+        }
         source_only.pop("PYTHONPYCACHEPREFIX", None)
         small = work / "chain_7k.mn"
         large = work / "chain_70k.mn"
@@ -227,7 +234,10 @@ def main() -> None:
             )
         print(f"  7k-line file    {small_t.wall:6.2f} s   target <= 0.30 s   ({peer})")
         refund_ms = figures["mnc check refund.mn"].wall * 1000
-        print(f"  refund.mn       {refund_ms:6.0f} ms  target <= 150 ms")
+        print(
+            f"  refund.mn       {refund_ms:6.0f} ms  target <= 100 ms   "
+            f"(python -c pass: {base.wall * 1000:.0f} ms)"
+        )
         print(
             f"  70k / 7k        {wall_ratio:6.1f}x   linear growth is about 10x "
             f"(start-up removed; CPU {cpu_ratio:.1f}x)"

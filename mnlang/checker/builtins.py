@@ -9,7 +9,8 @@ an earlier error) fit every rule so that one mistake is reported once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from mnlang.checker.types import (
     BOOL,
@@ -23,8 +24,7 @@ from mnlang.checker.types import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Misuse:
+class Misuse(msgspec.Struct, frozen=True):
     """Argument `index` does not fit: `expected` says what would."""
 
     index: int
@@ -35,8 +35,7 @@ class Misuse:
 Rule = Callable[[list[Type]], Type | Misuse]
 
 
-@dataclass(frozen=True, slots=True)
-class Builtin:
+class Builtin(msgspec.Struct, frozen=True):
     name: str
     signature: str  # as shown in messages: `len(list | map | str) -> int`
     min_args: int

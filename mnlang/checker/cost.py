@@ -15,8 +15,9 @@ An agent whose model has no price is counted as $0 and warned about (W602).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from decimal import ROUND_UP, Decimal
+
+import msgspec
 
 from mnlang.checker.options import UNLIMITED, RetryPolicy
 from mnlang.checker.program import ModuleInfo, Program, Symbol
@@ -144,8 +145,7 @@ def money(amount: Decimal) -> str:
     return f"${whole}.{cents.rstrip('0').ljust(2, '0')}"
 
 
-@dataclass(frozen=True, slots=True)
-class _StepCost:
+class _StepCost(msgspec.Struct, frozen=True):
     span: Span
     name: str
     each: Decimal  # the worst case of one execution of the step
@@ -157,8 +157,7 @@ class _StepCost:
         return self.each * self.times
 
 
-@dataclass(frozen=True, slots=True)
-class _Estimate:
+class _Estimate(msgspec.Struct, frozen=True):
     total: Decimal = Decimal(0)
     costliest: _StepCost | None = None
     notes: tuple[str, ...] = ()
@@ -172,7 +171,7 @@ class _Estimate:
 
     def times(self, n: int, note: str | None) -> _Estimate:
         top = self.costliest
-        scaled = replace(top, times=top.times * n) if top is not None else None
+        scaled = msgspec.structs.replace(top, times=top.times * n) if top is not None else None
         notes = self.notes + ((note,) if note is not None and self.total > 0 else ())
         return _Estimate(self.total * n, scaled, notes)
 

@@ -7,7 +7,7 @@ declaration once, so that bodies only look types up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from mnlang.checker import types as T
 from mnlang.checker.program import ModuleInfo, Program, Symbol
@@ -117,24 +117,21 @@ def _article(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
-@dataclass(slots=True)
-class FieldInfo:
+class FieldInfo(msgspec.Struct):
     name: str
     type: T.Type
     has_default: bool
     decl: ast.FieldDecl
 
 
-@dataclass(slots=True)
-class ParamInfo:
+class ParamInfo(msgspec.Struct):
     name: str
     type: T.Type
     has_default: bool
     decl: ast.Param
 
 
-@dataclass(slots=True)
-class Signature:
+class Signature(msgspec.Struct):
     """A tool, effect, agent or workflow: what it takes and what it returns."""
 
     symbol: Symbol
@@ -146,12 +143,11 @@ class Signature:
         return sum(1 for p in self.params if not p.has_default)
 
 
-@dataclass
-class Declarations:
-    records: dict[str, dict[str, FieldInfo]] = field(default_factory=dict)
-    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    signatures: dict[str, Signature] = field(default_factory=dict)
-    events: dict[str, T.Type | None] = field(default_factory=dict)
+class Declarations(msgspec.Struct):
+    records: dict[str, dict[str, FieldInfo]] = msgspec.field(default_factory=dict)
+    enums: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    signatures: dict[str, Signature] = msgspec.field(default_factory=dict)
+    events: dict[str, T.Type | None] = msgspec.field(default_factory=dict)
 
 
 def build_declarations(program: Program, resolver: Resolver, diags: Diagnostics) -> Declarations:

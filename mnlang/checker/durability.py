@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+
+import msgspec
 
 from mnlang.checker.fixes import add_options, removal
 from mnlang.checker.program import Program, Symbol
@@ -55,8 +56,7 @@ def check_durability(program: Program, diags: Diagnostics) -> None:
 # ---- effect declarations -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Key:
+class _Key(msgspec.Struct, frozen=True):
     """An effect's key template and the indexes of the parameters it names."""
 
     template: ast.StrLit
@@ -186,8 +186,7 @@ def _exclusive(a: _Arms, b: _Arms) -> bool:
     return any(stmt in arms and arms[stmt] != index for stmt, index in b)
 
 
-@dataclass(slots=True)
-class _Loop:
+class _Loop(msgspec.Struct):
     stmt: ast.For | ast.While
     varying: set[str]  # variables whose value can differ from one iteration to the next
 
@@ -526,9 +525,9 @@ def _same(a: object, b: object) -> bool:
         return False
     if isinstance(a, ast.Node):
         return all(
-            _same(getattr(a, f.name), getattr(b, f.name))
-            for f in fields(a)
-            if f.compare and f.name != "span"
+            _same(getattr(a, name), getattr(b, name))
+            for name in ast.field_names(type(a))
+            if name not in ast.ANNOTATIONS and name != "span"
         )
     if isinstance(a, list):
         assert isinstance(b, list)

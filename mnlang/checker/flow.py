@@ -15,8 +15,9 @@ hygiene warnings W101 (assigned, never read), W102 (unreachable), W103
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from mnlang.checker import types as T
 from mnlang.checker.declarations import Declarations, Resolver, Signature
@@ -40,8 +41,7 @@ from mnlang.syntax import ast
 _DEFAULT_CHOICES = ("approve", "reject")
 
 
-@dataclass(slots=True)
-class _Var:
+class _Var(msgspec.Struct):
     name: str
     type: T.Type
     kind: str  # "var", "param" or "loop" (the `Name.ref` of its uses)
@@ -49,8 +49,7 @@ class _Var:
     reads: int = 0
 
 
-@dataclass(slots=True)
-class _State:
+class _State(msgspec.Struct):
     assigned: set[str]
     narrow: dict[str, T.Type]
     ended: bool = False
@@ -84,20 +83,18 @@ def _join(states: list[_State]) -> _State:
     return _State(assigned, narrow)
 
 
-@dataclass(slots=True)
-class _Loop:
+class _Loop(msgspec.Struct):
     """An enclosing loop; `collects` when it stands on the right of `=` (so `yield` is allowed)."""
 
     collects: bool
     item: T.Type | None = None
 
 
-@dataclass(slots=True)
-class _Assigned:
+class _Assigned(msgspec.Struct):
     """Names assigned anywhere in the body, and per loop body and parallel branch."""
 
-    everywhere: set[str] = field(default_factory=set)
-    within: dict[int, set[str]] = field(default_factory=dict)
+    everywhere: set[str] = msgspec.field(default_factory=set)
+    within: dict[int, set[str]] = msgspec.field(default_factory=dict)
 
 
 def _collect_assigned(block: ast.Block, out: _Assigned) -> set[str]:

@@ -11,7 +11,6 @@ branch of its own).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import fields
 
 from mnlang.diagnostics import Edit, Fix
 from mnlang.span import Span
@@ -69,8 +68,8 @@ def _unconditionally_in(node: ast.Node, call: ast.Call) -> bool:
 
 
 def _children(node: ast.Node) -> Iterator[ast.Node]:
-    for f in fields(node):  # type: ignore[arg-type]
-        value = getattr(node, f.name)
+    for name in ast.field_names(type(node)):
+        value = getattr(node, name)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, ast.Node):
                 yield item

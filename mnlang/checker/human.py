@@ -156,7 +156,7 @@ def _strip_spans(node: object) -> object:
             type(node).__name__,
             tuple(
                 _strip_spans(getattr(node, f))
-                for f in node.__dataclass_fields__
+                for f in ast.field_names(type(node))
                 if f not in ("span", "ty", "ref", "target")
             ),
         )

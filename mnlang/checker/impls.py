@@ -6,7 +6,9 @@ the tool, else in the project's root and module path and `MNC_PATH`, else an ins
 module. Its source is parsed with Python's `ast`, never run: a function defined there by
 `def` or `async def` is checked against the declaration at once. A name bound any other
 way (imported, assigned, made by a decorator factory) can only be known by importing the
-module, which is done unless `--no-import`; so is an installed module's lookup. Checked:
+module, which is done unless `--no-import`; so is an installed module's lookup. What is
+read of the source, and the cache that spares a large module's parse on the next check,
+is `mnlang.checker.python_summary`. Checked:
 
 - the module exists (E125) and can be imported when it has to be (E128);
 - it has the function (E126);
@@ -19,42 +21,30 @@ An `impl: "mcp:SERVER/TOOL"` is checked against the MCP lock instead
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib.util
 import inspect
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mnlang.checker.mcp_impls import check_mcp
 from mnlang.checker.program import Program, Symbol
+from mnlang.checker.python_summary import PythonSummary, Signature, read_summary
 from mnlang.diagnostics import Diagnostic, Diagnostics
-from mnlang.impl_source import function_docstring, parse_python
-from mnlang.mcp.lock import IMPL_PREFIX
 from mnlang.modulepath import impl_module_file, module_file
 from mnlang.syntax import ast as mn
 
 PASSED_BY_RUNTIME = ("ctx", "key")
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """What a call by keyword needs of a function."""
-
-    accepted: frozenset[str]
-    required: tuple[str, ...]
-    positional_only: tuple[str, ...]
-    any_keyword: bool
+# `mnlang.mcp.lock.IMPL_PREFIX`, not imported from there to keep that module out of a check
+# without MCP tools (tests/test_check_impls.py keeps the two equal).
+MCP_PREFIX = "mcp:"
 
 
 def check_impls(program: Program, *, allow_import: bool = True) -> list[Diagnostic]:
     out = Diagnostics()
-    parsed: dict[Path, ast.Module | None] = {}
-    names: dict[Path, dict[str, ast.stmt]] = {}
+    parsed: dict[Path, PythonSummary | None] = {}
     for symbol in [*program.symbols_of("tool"), *program.symbols_of("effect")]:
-        _check_one(program, symbol, out, parsed, names, allow_import)
+        _check_one(program, symbol, out, parsed, allow_import)
     return out.items
 
 
@@ -66,8 +56,7 @@ def _check_one(
     program: Program,
     symbol: Symbol,
     out: Diagnostics,
-    parsed: dict[Path, ast.Module | None],
-    parsed_names: dict[Path, dict[str, ast.stmt]],
+    parsed: dict[Path, PythonSummary | None],
     allow_import: bool,
 ) -> None:
     decl = symbol.decl
@@ -76,7 +65,10 @@ def _check_one(
     entry = _impl_entry(decl)
     if not isinstance(impl, str) or entry is None:
         return
-    if impl.startswith(IMPL_PREFIX):
+    if impl.startswith(MCP_PREFIX):
+        # Imported here: only a program with MCP tools reads the lock (`mnlang.mcp.lock`).
+        from mnlang.checker.mcp_impls import check_mcp
+
         check_mcp(symbol, decl, impl, entry.value, program.options.get(symbol.name, {}), out)
         return
     module_name, _, function = impl.partition(":")
@@ -102,27 +94,21 @@ def _check_one(
             )  # fmt: skip
             return
     if path not in parsed:
-        try:
-            parsed[path] = parse_python(path)
-        except (OSError, SyntaxError, ValueError):
-            parsed[path] = None
-        names: dict[str, ast.stmt] = {}
-        if parsed[path] is not None:
-            _bindings(parsed[path].body, names)  # type: ignore[union-attr]
-        parsed_names[path] = names
-    tree = parsed[path]
-    found = parsed_names[path].get(function) if tree is not None else None
-    if isinstance(found, ast.FunctionDef | ast.AsyncFunctionDef):
-        _compare(decl, at, function, path, _from_ast(found.args), out)
-        return
-    if tree is not None and found is None and not _dynamic(tree):
-        out.add(
-            "E126",
-            at,
-            f"`{path.name}` has no function `{function}` for `{decl.name.name}`",
-            help=_near(tree, function),
-        )
-        return
+        parsed[path] = read_summary(path)
+    summary = parsed[path]
+    if summary is not None:
+        found = summary.signature(function)
+        if found is not None:  # a `def` or `async def`
+            _compare(decl, at, function, path, found, out)
+            return
+        if function not in summary.bindings and not summary.dynamic:
+            out.add(
+                "E126",
+                at,
+                f"`{path.name}` has no function `{function}` for `{decl.name.name}`",
+                help=_near(summary, function),
+            )
+            return
     if not allow_import:
         return
     signature = _imported(module_name, path, function, decl, at, out)
@@ -150,64 +136,16 @@ def _installed_file(module: str) -> Path | None:
     return Path(origin) if origin and origin.endswith(".py") else Path(module)
 
 
-def _bindings(body: list[ast.stmt], out: dict[str, ast.stmt], top: ast.stmt | None = None) -> None:
-    """Each name the statements bind at module level, to its last binding statement (a
-    binding inside `if`/`try`/`with` maps to that compound statement)."""
-    for node in body:
-        owner = top or node
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            out[node.name] = owner
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            for alias in node.names:
-                out[alias.asname or alias.name.split(".")[0]] = owner
-        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                for name in ast.walk(target):
-                    if isinstance(name, ast.Name):
-                        out[name.id] = owner
-        elif isinstance(node, ast.If | ast.Try | ast.With):
-            inner = [n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)]
-            for handler in getattr(node, "handlers", []):
-                inner += handler.body
-            _bindings(inner, out, owner)
-
-
-def _dynamic(tree: ast.Module) -> bool:
-    """Whether names may appear that no statement binds: `import *` or `__getattr__`."""
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
-            return True
-        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
-            return True
-    return False
-
-
-def _near(tree: ast.Module, name: str) -> str | None:
+def _near(summary: PythonSummary, name: str) -> str | None:
     import difflib
 
-    functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    functions = list(summary.functions)
     close = difflib.get_close_matches(name, functions, n=1, cutoff=0.5)
     if close:
         return f"did you mean `{close[0]}`?"
     if functions:
         return f"its functions: {', '.join(f'`{f}`' for f in functions[:8])}"
     return None
-
-
-def _from_ast(args: ast.arguments) -> Signature:
-    positional = [*args.posonlyargs, *args.args]
-    first_default = len(positional) - len(args.defaults)
-    required = [
-        a.arg for i, a in enumerate(positional) if i >= len(args.posonlyargs) and i < first_default
-    ]
-    required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
-    return Signature(
-        accepted=frozenset(a.arg for a in [*args.args, *args.kwonlyargs]),
-        required=tuple(required),
-        positional_only=tuple(a.arg for i, a in enumerate(args.posonlyargs) if i < first_default),
-        any_keyword=args.kwarg is not None,
-    )
 
 
 def _from_inspect(function: Any) -> Signature | None:
@@ -301,6 +239,8 @@ def note_text(sig: Signature) -> list[str]:
 
 def impl_docstring(folder: Path, impl: str) -> str | None:
     """The docstring of an `impl` function in a module beside the .mn file (in `folder`)."""
+    from mnlang.impl_source import function_docstring  # the editor's hover only
+
     module, _, function = impl.partition(":")
     path = module_file(folder, module) if module and function else None
     return function_docstring(path, function) if path is not None else None

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
+
+import msgspec
 
 from mnlang.checker.errornames import resolve_error_name
 from mnlang.checker.program import ModuleInfo, Program, Symbol, lookup
@@ -43,8 +44,7 @@ UNLIMITED = "unlimited"
 MIN_UNLIMITED_BACKOFF_MS = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(msgspec.Struct, frozen=True):
     """How often and how patiently a call is tried; `attempts` counts the first try.
 
     `more` are the further entries of `retry: [ {...}, ... ]`: a failure is retried by the
@@ -506,7 +506,7 @@ class _OptionReader:
             policies.append(policy)
         if not complete:
             return None
-        return replace(policies[0], more=tuple(policies[1:]))
+        return msgspec.structs.replace(policies[0], more=tuple(policies[1:]))
 
     def approval(self, entry: OptionEntry) -> dict[str, Any] | None:
         """The checkpoint an agent opens before an effect that requires approval."""

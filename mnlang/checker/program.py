@@ -6,9 +6,10 @@ A declaration's qualified name is its plain name in the root module and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from mnlang.checker.suggest import did_you_mean, suggest
 from mnlang.diagnostics import Diagnostics, Label
@@ -30,33 +31,34 @@ DECL_KINDS: dict[type, str] = {
 }
 
 
-@dataclass(eq=False)
-class Symbol:
+class Symbol(msgspec.Struct, eq=False):
     kind: str  # type enum tool effect agent event policy schedule workflow scenario error
     name: str  # qualified name
     decl: ast.Decl
     module: ModuleInfo
 
 
-@dataclass(eq=False)
-class ModuleInfo:
+class ModuleInfo(msgspec.Struct, eq=False):
     dotted: str  # "" for the root module
     path: Path
     tree: ast.Module
-    scope: dict[str, Symbol] = field(default_factory=dict)  # own decls + names brought in
-    aliases: dict[str, ModuleInfo] = field(default_factory=dict)  # `import a.b` -> "b"
-    imported_by_name: dict[str, ast.Ident] = field(default_factory=dict)  # for unused-import checks
+    # own decls + names brought in
+    scope: dict[str, Symbol] = msgspec.field(default_factory=dict)
+    # `import a.b` -> "b"
+    aliases: dict[str, ModuleInfo] = msgspec.field(default_factory=dict)
+    # for unused-import checks
+    imported_by_name: dict[str, ast.Ident] = msgspec.field(default_factory=dict)
 
     def qualify(self, name: str) -> str:
         return f"{self.dotted}.{name}" if self.dotted else name
 
 
-@dataclass(eq=False)
-class Program:
+class Program(msgspec.Struct, eq=False):
     root: ModuleInfo
     modules: dict[str, ModuleInfo]
     symbols: dict[str, Symbol]  # every declaration by qualified name
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # resolved, per declaration
+    # resolved, per declaration
+    options: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
     def symbols_of(self, kind: str) -> list[Symbol]:
         return [s for s in self.symbols.values() if s.kind == kind]

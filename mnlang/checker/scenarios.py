@@ -63,8 +63,9 @@ bad value, E101 unknown name, and the type checker's codes for values.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from mnlang.checker import types as T
 from mnlang.checker.declarations import Declarations, Resolver, build_declarations
@@ -117,8 +118,7 @@ LATENESS = ("past", "near")
 _OUTCOME_KEYS = ("expect", "at", "late")
 
 
-@dataclass(slots=True)
-class ReplySpec:
+class ReplySpec(msgspec.Struct):
     """One scripted reply: an answer, or a turn of tool calls; `prompt_has` limits it to
     requests whose prompt contains the text, `model` to requests to that one of the
     agent's models (None: its first)."""
@@ -132,24 +132,21 @@ class ReplySpec:
     model: str | None = None
 
 
-@dataclass(slots=True)
-class DecisionSpec:
+class DecisionSpec(msgspec.Struct):
     choice: str
     by: str = "scenario"
     comment: str | None = None
     after_ms: int | None = None
 
 
-@dataclass(slots=True)
-class FaultSpec:
+class FaultSpec(msgspec.Struct):
     kind: str
     at: Symbol
     times: int = 1
     message: str | None = None
 
 
-@dataclass(slots=True)
-class FaultOutcome:
+class FaultOutcome(msgspec.Struct):
     """`under_faults`: what a run should end with when `mnc bench` injects `fault`."""
 
     fault: str
@@ -159,8 +156,7 @@ class FaultOutcome:
     late: str | None = None
 
 
-@dataclass(slots=True)
-class AnswerSpec:
+class AnswerSpec(msgspec.Struct):
     """A mocked result for the calls of a tool or effect whose named arguments equal
     `args` (the arguments not named match anything)."""
 
@@ -168,22 +164,19 @@ class AnswerSpec:
     result: ast.Expr
 
 
-@dataclass(slots=True)
-class KeyedPayload:
+class KeyedPayload(msgspec.Struct):
     """An event's payload sent to the wait whose correlation key is `key`."""
 
     key: ast.Expr
     payload: ast.Expr
 
 
-@dataclass(slots=True)
-class ExpectedCall:
+class ExpectedCall(msgspec.Struct):
     callee: Symbol
     call: ast.Call | None  # None: any arguments
 
 
-@dataclass(slots=True)
-class ScenarioSpec:
+class ScenarioSpec(msgspec.Struct):
     """A checked scenario, with AST values for the compiler to lower."""
 
     workflow: Symbol
@@ -193,16 +186,16 @@ class ScenarioSpec:
     output: ast.Expr | None = None
     error: str | None = None
     message: str | None = None
-    tools: dict[str, list[ast.Expr]] = field(default_factory=dict)
-    answers: dict[str, list[AnswerSpec]] = field(default_factory=dict)
-    replies: dict[str, list[ReplySpec]] = field(default_factory=dict)
+    tools: dict[str, list[ast.Expr]] = msgspec.field(default_factory=dict)
+    answers: dict[str, list[AnswerSpec]] = msgspec.field(default_factory=dict)
+    replies: dict[str, list[ReplySpec]] = msgspec.field(default_factory=dict)
     replies_file: str | None = None
-    decisions: dict[str, list[DecisionSpec]] = field(default_factory=dict)
-    events: dict[str, list[ast.Expr]] = field(default_factory=dict)
-    keyed_events: dict[str, list[KeyedPayload]] = field(default_factory=dict)
-    faults: list[FaultSpec] = field(default_factory=list)
+    decisions: dict[str, list[DecisionSpec]] = msgspec.field(default_factory=dict)
+    events: dict[str, list[ast.Expr]] = msgspec.field(default_factory=dict)
+    keyed_events: dict[str, list[KeyedPayload]] = msgspec.field(default_factory=dict)
+    faults: list[FaultSpec] = msgspec.field(default_factory=list)
     expect_calls: list[ExpectedCall] | None = None
-    under_faults: list[FaultOutcome] = field(default_factory=list)
+    under_faults: list[FaultOutcome] = msgspec.field(default_factory=list)
     model_error: str | None = None
 
 

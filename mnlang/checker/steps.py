@@ -76,8 +76,24 @@ def checkpoint_choices(checkpoint: ast.Checkpoint) -> list[str]:
     return [item.name for item in entry.value.items if isinstance(item, ast.Name)]
 
 
+# Statements that never hold a block, by exact type: most statements are these or `x = ...`,
+# and every pass walks every statement (`walk`), so they skip the chain of tests below.
+_WITHOUT_BLOCKS = frozenset(
+    {
+        *(ast.ExprStmt, ast.Log, ast.Return, ast.Fail, ast.Yield, ast.Publish),
+        *(ast.OptionStmt, ast.Checkpoint, ast.Wait),
+    }
+)
+
+
 def child_blocks(stmt: ast.Stmt) -> list[ast.Block]:
     """The blocks directly inside a statement, in source order."""
+    kind = type(stmt)
+    if kind in _WITHOUT_BLOCKS:
+        return []
+    if kind is ast.Assign:
+        value = stmt.value  # type: ignore[attr-defined]
+        return [value.body] if isinstance(value, ast.For) else []
     inner = nested_statement(stmt)
     if isinstance(inner, ast.For):
         return [inner.body]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from mnlang.diagnostics import Fix, replacement
 from mnlang.span import Span
 
 
-@dataclass(frozen=True, slots=True)
-class Suggestion:
+class Suggestion(msgspec.Struct, frozen=True):
     """The help line naming the closest candidate and the fix that writes it in place of
     the word; both None when nothing is close."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 PRIMITIVES = (
     "str",
@@ -17,8 +17,7 @@ PRIMITIVES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Type:
+class Type(msgspec.Struct, frozen=True):
     """`kind` is a primitive name, or one of: list map optional record enum decision error
     null (the type of `null`), unknown (after an error, compatible with everything)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 from mnlang.syntax import ast
@@ -12,10 +11,10 @@ _IGNORED = frozenset({"span", "ty", "ref", "target", "comments", "source", "path
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _meaningful_fields(cls: type) -> tuple[str, ...]:
+def _meaningful_fields(cls: type[ast.Node]) -> tuple[str, ...]:
     names = _FIELDS.get(cls)
     if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in fields(cls) if f.name not in _IGNORED)
+        names = _FIELDS[cls] = tuple(n for n in ast.field_names(cls) if n not in _IGNORED)
     return names
 
 

@@ -9,7 +9,7 @@ request.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from mnlang.checker import CheckResult, check
@@ -39,10 +39,9 @@ def analyse(path: Path, text: str, version: int | None = None) -> Analysis:
 
 def children(node: ast.Node) -> Iterator[ast.Node]:
     """The nodes directly inside `node`, in source order."""
-    assert is_dataclass(node)
     found: list[ast.Node] = []
-    for f in fields(node):
-        value = getattr(node, f.name)
+    for name in ast.field_names(type(node)):
+        value = getattr(node, name)
         items = value if isinstance(value, list) else [value]
         found.extend(item for item in items if isinstance(item, ast.Node))
     found.sort(key=lambda n: n.span.start)

@@ -17,10 +17,11 @@ import marshal
 import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
+
+import msgspec
 
 # Bump when the cached layout changes.
 _FORMAT = 1
@@ -33,8 +34,7 @@ class _TokenLike(Protocol):
     type: str
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True):
     origin: str
     shape: tuple[int, ...]  # per right-hand-side symbol: DROP, KEEP or SPLICE
     inline: bool  # `_rule`: its value is the list of its children, spliced into the parent
@@ -42,8 +42,7 @@ class Rule:
     method: str  # the builder method: the alias, else the rule's name
 
 
-@dataclass(frozen=True, slots=True)
-class Tables:
+class Tables(msgspec.Struct, frozen=True):
     # Per state: terminal -> shift state (>= 0) or ~rule (< 0); nonterminal -> goto state.
     actions: list[dict[str, int]]
     rules: list[Rule]

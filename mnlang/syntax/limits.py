@@ -9,7 +9,6 @@ after the parser is tested to these limits (they run under `mnlang.deep.call_dee
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from mnlang.deep import MAX_DEPTH
@@ -26,7 +25,7 @@ _child_fields: dict[type, tuple[str, ...]] = {}
 def _children_of(node: ast.Node) -> tuple[str, ...]:
     names = _child_fields.get(type(node))
     if names is None:
-        names = tuple(f.name for f in dataclasses.fields(node) if f.name not in _NOT_CHILDREN)
+        names = tuple(n for n in ast.field_names(type(node)) if n not in _NOT_CHILDREN)
         _child_fields[type(node)] = names
     return names
 

@@ -7,14 +7,15 @@ parse tree is materialised, and spans come from the tokens.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
+
+import msgspec
 
 from mnlang.diagnostics import CompileError, Diagnostic, Diagnostics
 from mnlang.resources import data_path
@@ -37,45 +38,11 @@ def _quoted(literal: str) -> str:
     return f"`{literal[:12]}...{literal[-12:]}` ({len(literal):,} characters)"
 
 
-def _span_factory() -> Callable[[str, int, int, int, int, int, int], Span]:
-    """A faster `Span(...)` for the many spans a parse makes.
-
-    `Span` is a frozen dataclass, whose `__init__` sets each field through
-    `object.__setattr__`; setting the slots directly is three times faster. Falls back to
-    the constructor if `Span`'s fields ever differ from what this expects.
-    """
-    names = ("file", "line", "col", "end_line", "end_col", "start", "end")
-    if tuple(f.name for f in dataclasses.fields(Span)) != names or not hasattr(Span, "__slots__"):
-        return Span
-    new = object.__new__
-    setters = [getattr(Span, name).__set__ for name in names]
-    set_file, set_line, set_col, set_end_line, set_end_col, set_start, set_end = setters
-
-    def make(
-        file: str, line: int, col: int, end_line: int, end_col: int, start: int, end: int
-    ) -> Span:
-        span: Span = new(Span)
-        set_file(span, file)
-        set_line(span, line)
-        set_col(span, col)
-        set_end_line(span, end_line)
-        set_end_col(span, end_col)
-        set_start(span, start)
-        set_end(span, end)
-        return span
-
-    return make
-
-
-_make_span = _span_factory()
-
-
 def grammar_text() -> str:
     return (data_path("grammar") / "mnlang.lark").read_text("utf-8")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _ParamDoc:
+class _ParamDoc(msgspec.Struct, frozen=True):
     """A parameter's description while its `param` is built."""
 
     text: ast.StrLit
@@ -96,16 +63,12 @@ class _Builder:
             a = first.span
             line, col, start = a.line, a.col, a.start
         if isinstance(last, Token):
-            return _make_span(
-                self.file, line, col, last.end_line, last.end_column, start, last.end_pos
-            )
+            return Span(self.file, line, col, last.end_line, last.end_column, start, last.end_pos)
         b = last.span
-        return _make_span(self.file, line, col, b.end_line, b.end_col, start, b.end)
+        return Span(self.file, line, col, b.end_line, b.end_col, start, b.end)
 
     def tok_span(self, t: Token) -> Span:
-        return _make_span(
-            self.file, t.line, t.column, t.end_line, t.end_column, t.start_pos, t.end_pos
-        )
+        return Span(self.file, t.line, t.column, t.end_line, t.end_column, t.start_pos, t.end_pos)
 
     def tok_ident(self, t: Token) -> ast.Ident:
         return ast.Ident(self.tok_span(t), t.value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "{": "{", "}": "}", "0": "\0"}
 
@@ -16,8 +16,7 @@ class StringError(Exception):
         self.help = help
 
 
-@dataclass(slots=True)
-class Segment:
+class Segment(msgspec.Struct):
     """Literal text, or an interpolated expression's source and its offset in the token."""
 
     text: str
