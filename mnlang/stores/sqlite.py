@@ -135,6 +135,8 @@ updates of its `runs` row do not write them again."""
 _RUN_COLUMNS_NO_ARGS = _RUN_COLUMNS.replace(" args,", " NULL,")
 """The run's columns with its arguments left out (`get_run(args=False)`, `load_state`),
 from `runs` alone."""
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+"""The JSON values that read back as themselves."""
 _LEDGER_COLUMNS = "key, scope, args_hash, status, result, run_id, state, created_at, updated_at"
 _CHECKPOINT_COLUMNS = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
@@ -987,7 +989,10 @@ class SQLiteStore:
 
     def _put_ledger(self, run_id: str, put: LedgerPut, now: float) -> LedgerRow:
         scope = "" if put.global_scope else run_id
+        result = dump(put.result)
         # A done row is final and a different args hash is a conflict: both keep the row.
+        # A row written holds what was put (its `created_at` excepted, when it was there
+        # before): only that column comes back, and the result is not decoded again.
         written = self._conn.execute(
             "INSERT INTO ledger (scope, key, args_hash, status, result, run_id, state, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -995,21 +1000,21 @@ class SQLiteStore:
             "result = excluded.result, run_id = excluded.run_id, state = excluded.state, "
             "updated_at = excluded.updated_at "
             "WHERE ledger.status != 'done' AND ledger.args_hash = excluded.args_hash "
-            f"RETURNING {_LEDGER_COLUMNS}",
-            (
-                scope,
-                put.key,
-                put.args_hash,
-                put.status,
-                dump(put.result),
-                run_id,
-                put.state,
-                now,
-                now,
-            ),
+            "RETURNING created_at",
+            (scope, put.key, put.args_hash, put.status, result, run_id, put.state, now, now),
         ).fetchone()
         if written is not None:
-            return ledger_record(written)
+            return LedgerRow(
+                key=put.key,
+                scope_run_id=scope or None,
+                args_hash=put.args_hash,
+                status=put.status,
+                result=put.result if type(put.result) in _SCALARS else load(result),
+                run_id=run_id,
+                state=put.state,
+                created_at=written[0],
+                updated_at=now,
+            )
         # The row was kept (done, or another args hash): the caller judges the row as is.
         row = self._ledger_row(scope, put.key)
         assert row is not None
