@@ -113,12 +113,12 @@ def decode_json(
     def constant(token: str) -> Any:
         raise _Refused(f"has `{token}`, which is not JSON", "write a number or null")
 
-    nesting = _nesting(text)
-    if nesting > max_depth:  # before `json` recurses into it
+    deepest = nesting(text)
+    if deepest > max_depth:  # before `json` recurses into it
         raise JSONInputError(where, f"nests deeper than {max_depth:,} levels", _FLATTER)
     # A shallow document is parsed on the caller's stack: a thread of its own costs more
     # than parsing a request body (the API's starts and signals).
-    parse = call_deep if nesting > SHALLOW_DEPTH else _here
+    parse = call_deep if deepest > SHALLOW_DEPTH else _here
     try:
         value = parse(
             json.loads,
@@ -151,7 +151,7 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _BRACKET = re.compile(r"[\[\]{}]")
 
 
-def _nesting(text: str) -> int:
+def nesting(text: str) -> int:
     """How deep the brackets of `text` nest, strings aside, counted without recursion."""
     deepest = depth = 0
     for m in _BRACKET.finditer(_STRING.sub("", text)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from mnlang.ir.compile import compile_file
@@ -74,7 +75,7 @@ def test_a_schema_violation_names_the_place(tmp_path: Path, refund_ir: IRProgram
     data = json.loads(dump_ir(refund_ir))
     data["workflows"]["refund"]["states"]["order"]["kind"] = "teleport"
     message = refused(write(tmp_path, json.dumps(data))).message
-    assert message.startswith("invalid IR at `workflows.refund.states.order`")
+    assert message.startswith("invalid IR at `workflows.refund.states.order.kind`: invalid value")
 
 
 def test_an_unknown_field_is_refused(tmp_path: Path, refund_ir: IRProgram) -> None:
@@ -106,9 +107,12 @@ def test_a_crafted_ir_naming_code_execution_is_refused_even_with_a_good_hash(
 
     # The hash is not a signature: whoever edits the file can recompute it.
     name = next(iter(refund_ir.tools))
-    tools = {**refund_ir.tools, name: refund_ir.tools[name].model_copy(update={field: value})}
-    crafted = refund_ir.model_copy(update={"tools": tools})
-    crafted = crafted.model_copy(update={"hash": program_hash(crafted)})
+    tools = {
+        **refund_ir.tools,
+        name: msgspec.structs.replace(refund_ir.tools[name], **{field: value}),
+    }
+    crafted = msgspec.structs.replace(refund_ir, tools=tools)
+    crafted = msgspec.structs.replace(crafted, hash=program_hash(crafted))
     error = refused(write(tmp_path, dump_ir(crafted)))
     assert says in error.message and "E115" in error.message
 
@@ -127,3 +131,37 @@ def test_the_standard_librarys_tools_may_live_outside_the_program_folder(
     program, diagnostics = compile_file(source)
     assert program is not None, diagnostics
     assert load_ir(write(tmp_path, dump_ir(program))).hash == program.hash
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "says"),
+    [
+        (
+            ("tools", "fetch_order", "impl"),
+            None,
+            "`tools.fetch_order`: object missing required field `impl`",
+        ),
+        (
+            ("tools", "fetch_order", "retry", "backoff_ms"),
+            "5",
+            "`tools.fetch_order.retry.backoff_ms`: expected `int`, got `str`",
+        ),
+        (
+            ("workflows", "refund", "params", 0, "name"),
+            5,
+            "`workflows.refund.params.0.name`: expected `str`, got `int`",
+        ),
+    ],
+)
+def test_a_missing_field_or_a_wrong_type_is_refused_at_its_place(
+    tmp_path: Path, refund_ir: IRProgram, path: tuple[str | int, ...], value: object, says: str
+) -> None:
+    data = json.loads(dump_ir(refund_ir))
+    node = data
+    for step in path[:-1]:
+        node = node[step]
+    if value is None:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    assert refused(write(tmp_path, json.dumps(data))).message == f"invalid IR at {says}"

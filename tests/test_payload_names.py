@@ -8,6 +8,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from mnlang import api
@@ -184,6 +185,6 @@ def test_ir_diff_and_graph_see_object_literals(tmp_path: Path) -> None:
     assert new is not None
     (wf,) = diff_programs(old, new).workflows
     assert wf.status == "changed"
-    dumped = json.dumps(old.model_dump(mode="json"))
+    dumped = msgspec.json.encode(old).decode()
     assert '"charge-id"' in dumped
     assert "weigh" in workflow_dot(old, "route")

@@ -13,6 +13,7 @@ from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -357,8 +358,8 @@ def test_a_schedule_removed_from_its_source_is_forgotten(store: Store, tmp_path:
 def test_a_schedule_that_never_fires_is_refused(tmp_path: Path) -> None:
     """The checker refuses such a `cron`; an IR file written by other means is refused here."""
     program = program_from(tmp_path)
-    weekly = program.schedules["weekly"].model_copy(update={"cron": "0 9 31 2 *"})
-    broken = program.model_copy(update={"schedules": {**program.schedules, "weekly": weekly}})
+    weekly = msgspec.structs.replace(program.schedules["weekly"], cron="0 9 31 2 *")
+    broken = msgspec.structs.replace(program, schedules={**program.schedules, "weekly": weekly})
     with open_store(tmp_path / "j.db") as store, pytest.raises(ScheduleError, match="never run"):
         register(store, broken)
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
 
+import msgspec
+
 from mnlang.bench.harness import MAX_STEPS, Responder, bench_config
 from mnlang.bench.models import scenario_model
 from mnlang.bench.suite import Case
@@ -72,11 +74,11 @@ class NaiveResult:
 
 def naive_program(program: IRProgram) -> IRProgram:
     """The program as the naive chain runs it: one attempt per call, no compensations."""
-    return _naive(program.hash, program.model_dump_json(by_alias=True))
+    return _naive(program.hash, msgspec.json.encode(program))
 
 
 @cache
-def _naive(_hash: str, text: str) -> IRProgram:
+def _naive(_hash: str, text: bytes) -> IRProgram:
     data = json.loads(text)
 
     def walk(node: Any) -> None:
@@ -106,8 +108,8 @@ def _naive(_hash: str, text: str) -> IRProgram:
                 parts += ["|", {"node": "var", "name": param["name"]}]
             effect["once"] = False
             effect["key"] = {"node": "template", "parts": parts}
-    changed = IRProgram.model_validate(data)
-    return changed.model_copy(update={"hash": program_hash(changed)})
+    changed = msgspec.json.decode(msgspec.json.encode(data), type=IRProgram)
+    return msgspec.structs.replace(changed, hash=program_hash(changed))
 
 
 def chain_attempts(program: IRProgram, workflow: str) -> int:

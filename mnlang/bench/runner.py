@@ -28,6 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
+import msgspec
+
 from mnlang.bench import world
 from mnlang.bench.duplicates import duplicate_costs
 from mnlang.bench.harness import Harness, RunPlan
@@ -377,9 +379,9 @@ def tuned_program(program: IRProgram, cache_ms: int | None, fallback: str | None
             update["cache_ms"] = cache_ms
         if fallback is not None and fallback not in agent.models:
             update["fallback"] = [*(agent.fallback or []), fallback]
-        agents[name] = agent.model_copy(update=update) if update else agent
-    changed = program.model_copy(update={"agents": agents})
-    return changed.model_copy(update={"hash": program_hash(changed)})
+        agents[name] = msgspec.structs.replace(agent, **update) if update else agent
+    changed = msgspec.structs.replace(program, agents=agents)
+    return msgspec.structs.replace(changed, hash=program_hash(changed))
 
 
 def _model_options(cache_ms: int | None, fallback: str | None) -> str | None:

@@ -78,11 +78,10 @@ def compile_command(
     from pathlib import Path
 
     from mnlang.ir.compile import select_workflow
-    from mnlang.ir.load import dump_ir
-    from mnlang.ir.model import IRProgram
+    from mnlang.ir.load import dump_ir, ir_schema
 
     if schema:
-        click.echo(json.dumps(IRProgram.model_json_schema(by_alias=True), indent=2))
+        click.echo(json.dumps(ir_schema(), indent=2))
         return
     if file is None:
         raise click.UsageError("give a FILE to compile, or --schema")

@@ -1,6 +1,6 @@
 """The IR: the contract between the compiler and the runtime.
 
-Importing `mnlang.ir` loads only pydantic models and pure helpers; the
+Importing `mnlang.ir` loads only msgspec models and pure helpers; the
 compiler (`mnlang.ir.compile`) is imported separately because it needs the
 parser and the checker, which the runtime never loads.
 """

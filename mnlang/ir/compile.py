@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+
 from mnlang.checker import check
 from mnlang.checker.program import Program
 from mnlang.deep import call_deep
@@ -67,7 +69,7 @@ def _compile_program(program: Program) -> IRProgram:
         errors=of("error") or None,
         scenarios=compile_scenarios(program, decls),
     )
-    return ir.model_copy(update={"hash": program_hash(ir)})
+    return msgspec.structs.replace(ir, hash=program_hash(ir))
 
 
 def compile_file(
@@ -92,11 +94,10 @@ def select_workflow(ir: IRProgram, name: str) -> IRProgram:
         for state in ir.workflows[current].states.values():
             if isinstance(state, ChildState):
                 todo.append(state.workflow)
-    cut = ir.model_copy(
-        update={
-            "workflows": {n: w for n, w in ir.workflows.items() if n in keep},
-            "schedules": {n: s for n, s in ir.schedules.items() if s.workflow in keep},
-            "scenarios": {n: s for n, s in ir.scenarios.items() if s.workflow in keep},
-        }
+    cut = msgspec.structs.replace(
+        ir,
+        workflows={n: w for n, w in ir.workflows.items() if n in keep},
+        schedules={n: s for n, s in ir.schedules.items() if s.workflow in keep},
+        scenarios={n: s for n, s in ir.scenarios.items() if s.workflow in keep},
     )
-    return cut.model_copy(update={"hash": call_deep(program_hash, cut)})
+    return msgspec.structs.replace(cut, hash=call_deep(program_hash, cut))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from mnlang.checker.builtins import CALLBACK_TOKEN
 from mnlang.checker.program import ModuleInfo, Program
 from mnlang.ir.expr import (
     Binary,
+    BinaryOpName,
     Builtin,
     EnumValue,
     Expr,
@@ -75,12 +78,10 @@ class ExprLowering:
                 op: UnaryOpName = "not" if expr.op == "not" else "-"
                 return Unary(op=op, operand=self.lower(expr.operand, module))
             case ast.Binary():
-                return Binary.model_validate(
-                    {
-                        "op": expr.op,
-                        "left": self.lower(expr.left, module),
-                        "right": self.lower(expr.right, module),
-                    }
+                return Binary(
+                    op=cast(BinaryOpName, expr.op),
+                    left=self.lower(expr.left, module),
+                    right=self.lower(expr.right, module),
                 )
             case ast.ListLit():
                 return ListOf(items=[self.lower(item, module) for item in expr.items])

@@ -10,7 +10,10 @@ a failure jumping to a `catch` or `finally`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import cast
+
+import msgspec
 
 from mnlang.checker.errornames import error_symbol
 from mnlang.checker.program import ModuleInfo, Symbol
@@ -127,7 +130,7 @@ class WorkflowCompiler:
         for sid in self.order:
             scope = self.scopes[sid]
             typed = {name: scope[name] for name in sorted(live[sid]) if name in scope}
-            states[sid] = self.states[sid].model_copy(update={"live": typed})
+            states[sid] = msgspec.structs.replace(self.states[sid], live=typed)
         return WorkflowIR(
             name=self.symbol.name,
             params=params,
@@ -145,14 +148,12 @@ class WorkflowCompiler:
         budget = opts.get("budget")
         limit = opts.get("limit")
         deadline = opts.get("deadline")
-        return WorkflowOptionsIR.model_validate(
-            {
-                "class": opts.get("class"),
-                "budget": budget,
-                "deadline_ms": duration_ms(deadline),
-                "deadline": self.lower(deadline) if isinstance(deadline, ast.Expr) else None,
-                "limit": limit if isinstance(limit, int) else None,
-            }
+        return WorkflowOptionsIR(
+            class_=opts.get("class"),
+            budget=Decimal(budget) if budget is not None else None,
+            deadline_ms=duration_ms(deadline),
+            deadline=self.lower(deadline) if isinstance(deadline, ast.Expr) else None,
+            limit=limit if isinstance(limit, int) else None,
         )
 
     # ---- bookkeeping -------------------------------------------------------------
@@ -178,7 +179,7 @@ class WorkflowCompiler:
             raise CompilerBug(f"duplicate state id `{sid}` in workflow `{self.symbol.name}`")
         if sid not in self.scopes:
             self.reserve(sid)
-        self.states[sid] = state.model_copy(update={"frame": ctx.frame})
+        self.states[sid] = msgspec.structs.replace(state, frame=ctx.frame)
         self.scopes[sid] = dict(env)
         used: set[str] = set()
         for e in exprs:
@@ -450,9 +451,7 @@ class WorkflowCompiler:
             else_stmts = [stmt.orelse]
         orelse, else_env = self.block(else_stmts, ids.join(sid, ids.ELSE), nxt, ctx, env)
         cond = self.lower(stmt.cond)
-        state = BranchState.model_validate(
-            {"id": sid, "span": span, "cond": cond, "then": then, "else": orelse}
-        )
+        state = BranchState(id=sid, span=span, cond=cond, then=then, else_=orelse)
         self.add(state, ctx, env, [cond], [(then, _NONE), (orelse, _NONE)])
         return {**env, **then_env, **else_env}
 
@@ -503,7 +502,7 @@ class WorkflowCompiler:
             labels.add(label)
             prefix = ids.join(sid, label)
             entry, after = self.block(arm.body.stmts, prefix, nxt, ctx, arm_env)
-            arms.append(compiled.model_copy(update={"entry": entry, "var": var}))
+            arms.append(msgspec.structs.replace(compiled, entry=entry, var=var))
             exprs += [compiled.key, compiled.ask, compiled.assignee, *compiled.show]
             exprs.append(compiled.timeout)
             flows.append((entry, frozenset({var}) if var else _NONE))
@@ -705,16 +704,7 @@ class WorkflowCompiler:
             final, _ = self.block(stmt.final.stmts, "", None, final_ctx, env, final_ids)
             ctx.yields.extend(final_ctx.yields)
         ctx.yields.extend(body_ctx.yields + catch_ctx.yields)
-        state = TryState.model_validate(
-            {
-                "id": sid,
-                "span": span,
-                "body": body,
-                "catches": catches,
-                "finally": final,
-                "next": nxt,
-            }
-        )
+        state = TryState(id=sid, span=span, body=body, catches=catches, finally_=final, next=nxt)
         flows: list[tuple[str | None, frozenset[str]]] = [(body, _NONE)] if body else []
         flows += catch_entries + to_final
         flows.append((nxt, _NONE))

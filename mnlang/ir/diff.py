@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from mnlang.ir.base import TypeIR
 from mnlang.ir.hashing import canonical
-from mnlang.ir.model import EnumTypeIR, IRProgram, RecordTypeIR, WorkflowIR
+from mnlang.ir.model import AgentIR, EnumTypeIR, IRProgram, RecordTypeIR, ToolIR, WorkflowIR
 from mnlang.ir.states import CallState, ChildState, SelectState, State, WaitState
 
 # Fields that say where control goes or what is derived, not what a state does.
@@ -88,7 +88,7 @@ def _own_fields(state: State) -> dict[str, Any]:
 def _pending_contract(program: IRProgram, state: State) -> dict[str, Any]:
     """What the work outstanding at a state depends on outside the state itself."""
     if isinstance(state, CallState):
-        decl: BaseModel | None = (
+        decl: ToolIR | AgentIR | None = (
             program.tools.get(state.callee)
             or program.effects.get(state.callee)
             or program.agents.get(state.callee)

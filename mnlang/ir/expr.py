@@ -1,15 +1,11 @@
 """Expressions in the IR: a small tree the runtime evaluates directly, never with `eval`.
 
-Every node has a `node` tag. Values in JSON: money is a decimal string
+Every node has a `node` tag (a class attribute; the first key of its JSON object). Values in JSON: money is a decimal string
 (`"0.50"`), durations are integer milliseconds, timestamps are RFC 3339
 strings, enum values are their member name, records and maps are objects.
 """
 
-from __future__ import annotations
-
-from typing import Annotated, Literal
-
-from pydantic import Field
+from typing import ClassVar, Literal
 
 from mnlang.ir.base import IRModel
 
@@ -18,96 +14,96 @@ UnaryOpName = Literal["not", "-"]
 BinaryOpName = Literal["+", "-", "*", "/", "%", "==", "!=", "<", ">", "<=", ">=", "and", "or", "??"]
 
 
-class Lit(IRModel):
+class Lit(IRModel, kw_only=True, tag_field="node", tag="lit"):
     """A constant. `value` is JSON: money a decimal string, a duration its milliseconds."""
 
-    node: Literal["lit"] = "lit"
+    node: ClassVar[Literal["lit"]] = "lit"
     type: LitType
     value: int | float | str | bool | None = None
 
 
-class Var(IRModel):
+class Var(IRModel, kw_only=True, tag_field="node", tag="var"):
     """A variable, a workflow parameter, a loop variable or a caught error."""
 
-    node: Literal["var"] = "var"
+    node: ClassVar[Literal["var"]] = "var"
     name: str
 
 
-class FieldOf(IRModel):
+class FieldOf(IRModel, kw_only=True, tag_field="node", tag="field"):
     """`obj.name`: a record field, or a property of a decision or an error."""
 
-    node: Literal["field"] = "field"
-    obj: Expr
+    node: ClassVar[Literal["field"]] = "field"
+    obj: "Expr"
     name: str
 
 
-class IndexOf(IRModel):
+class IndexOf(IRModel, kw_only=True, tag_field="node", tag="index"):
     """`obj[index]`: a list by int (out of range is a `value_error`) or a map by str."""
 
-    node: Literal["index"] = "index"
-    obj: Expr
-    index: Expr
+    node: ClassVar[Literal["index"]] = "index"
+    obj: "Expr"
+    index: "Expr"
 
 
-class Builtin(IRModel):
+class Builtin(IRModel, kw_only=True, tag_field="node", tag="call"):
     """A call of a pure builtin (`len`, `lower`, ...); `now()` is journaled by the runtime."""
 
-    node: Literal["call"] = "call"
+    node: ClassVar[Literal["call"]] = "call"
     fn: str
-    args: list[Expr]
+    args: list["Expr"]
 
 
-class Unary(IRModel):
-    node: Literal["unary"] = "unary"
+class Unary(IRModel, kw_only=True, tag_field="node", tag="unary"):
+    node: ClassVar[Literal["unary"]] = "unary"
     op: UnaryOpName
-    operand: Expr
+    operand: "Expr"
 
 
-class Binary(IRModel):
+class Binary(IRModel, kw_only=True, tag_field="node", tag="binary"):
     """A binary operator; `and`, `or` and `??` evaluate `right` only when needed."""
 
-    node: Literal["binary"] = "binary"
+    node: ClassVar[Literal["binary"]] = "binary"
     op: BinaryOpName
-    left: Expr
-    right: Expr
+    left: "Expr"
+    right: "Expr"
 
 
-class Template(IRModel):
+class Template(IRModel, kw_only=True, tag_field="node", tag="template"):
     """An interpolated string: literal text and expressions, concatenated as text."""
 
-    node: Literal["template"] = "template"
-    parts: list[str | Expr]
+    node: ClassVar[Literal["template"]] = "template"
+    parts: "list[str | Expr]"
 
 
-class ListOf(IRModel):
-    node: Literal["list"] = "list"
-    items: list[Expr]
+class ListOf(IRModel, kw_only=True, tag_field="node", tag="list"):
+    node: ClassVar[Literal["list"]] = "list"
+    items: list["Expr"]
 
 
-class RecordOf(IRModel):
+class RecordOf(IRModel, kw_only=True, tag_field="node", tag="record"):
     """A record literal with every field present (the compiler fills in declared defaults)."""
 
-    node: Literal["record"] = "record"
+    node: ClassVar[Literal["record"]] = "record"
     type: str
-    fields: dict[str, Expr]
+    fields: dict[str, "Expr"]
 
 
-class ObjectOf(IRModel):
+class ObjectOf(IRModel, kw_only=True, tag_field="node", tag="object"):
     """A `{ key: value }` block used as a value (scenario data, schedule inputs): a map."""
 
-    node: Literal["object"] = "object"
-    fields: dict[str, Expr]
+    node: ClassVar[Literal["object"]] = "object"
+    fields: dict[str, "Expr"]
 
 
-class EnumValue(IRModel):
+class EnumValue(IRModel, kw_only=True, tag_field="node", tag="enum"):
     """`Category.damaged`: `type` is the enum's qualified name."""
 
-    node: Literal["enum"] = "enum"
+    node: ClassVar[Literal["enum"]] = "enum"
     type: str
     member: str
 
 
-Expr = Annotated[
+Expr = (
     Lit
     | Var
     | FieldOf
@@ -119,12 +115,9 @@ Expr = Annotated[
     | ListOf
     | RecordOf
     | ObjectOf
-    | EnumValue,
-    Field(discriminator="node"),
-]
-
-for _model in (FieldOf, IndexOf, Builtin, Unary, Binary, Template, ListOf, RecordOf, ObjectOf):
-    _model.model_rebuild()
+    | EnumValue
+)
+"""An expression node, told apart by its `node` tag (written first in JSON)."""
 
 
 def free_vars(expr: Expr) -> set[str]:

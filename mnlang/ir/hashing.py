@@ -13,9 +13,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
-
-from mnlang.ir.base import HASH_OMITS_NONE, SpanIR
+from mnlang.ir.base import IRModel, SpanIR, encoded_fields, tag_of
 from mnlang.ir.model import IRProgram
 
 _PROGRAM_EXCLUDE = frozenset({"hash", "source", "scenarios"})
@@ -25,16 +23,18 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
     """A JSON-ready value without spans; `exclude` names top-level fields to drop."""
     if isinstance(value, SpanIR):
         return None
-    if isinstance(value, BaseModel):
+    if isinstance(value, IRModel):
         out: dict[str, Any] = {}
-        for name, info in type(value).model_fields.items():
-            key = info.alias or name
+        tag = tag_of(value)
+        if tag is not None:
+            out[tag[0]] = tag[1]
+        for name, key, hash_omits_none in encoded_fields(type(value)):
             if key in exclude:
                 continue
             item = getattr(value, name)
             if isinstance(item, SpanIR):
                 continue
-            if item is None and info.json_schema_extra == HASH_OMITS_NONE:
+            if item is None and hash_omits_none:
                 continue
             out[key] = canonical(item)
         return out
@@ -43,7 +43,7 @@ def canonical(value: Any, exclude: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, list | tuple):
         return [canonical(v) for v in value]
     if isinstance(value, Decimal):
-        return str(value)  # as pydantic writes money into JSON
+        return str(value)  # as the IR file writes money
     return value
 
 

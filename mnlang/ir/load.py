@@ -8,21 +8,20 @@ IR edited by hand (or truncated) is refused rather than run.
 from __future__ import annotations
 
 import json
-import typing
+import math
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError
+import msgspec
 
 from mnlang.deep import MAX_DEPTH, call_deep
 from mnlang.impls import impl_dir_problem, impl_problem
-from mnlang.ir.base import IR_VERSION
-from mnlang.ir.expr import Expr
+from mnlang.ir.base import IR_VERSION, IRModel, encoded_fields, tag_of
 from mnlang.ir.hashing import program_hash
 from mnlang.ir.model import IRProgram
-from mnlang.jsonin import JSONInputError, decode_json, read_regular_file
+from mnlang.jsonin import JSONInputError, decode_json, nesting, read_regular_file
 
 if TYPE_CHECKING:
     from mnlang.diagnostics import Diagnostic
@@ -38,36 +37,42 @@ class IRLoadError(Exception):
         self.help = help
 
 
-# pydantic-core refuses to nest past 255 levels when it validates or serializes; an
-# expression tree deeper than this goes through `_build_deep` and `_jsonable` instead.
-_PYDANTIC_SAFE_DEPTH = 200
 _MAX_IR_BYTES = 256 * 1024 * 1024
 # An expression level is one or two JSON levels (`left`, or `items` and an item).
 _MAX_IR_DEPTH = 2 * MAX_DEPTH + 100
-_EXPR_NODES = frozenset(typing.get_args(typing.get_args(Expr)[0]))
-_EXPR_TAGS = frozenset(cls.model_fields["node"].default for cls in _EXPR_NODES)
-_EXPR = TypeAdapter(Expr)
+# IR files nesting deeper than this are written compact, as the pydantic models (which
+# could not indent them) wrote them: the same program keeps the same file.
+_INDENTED_DEPTH = 258
+# Python writes a float of 1e16 or more as `1e+16`, msgspec as `1e16`; IR files have the
+# former (pydantic's), smaller floats are written alike.
+_LARGE_FLOAT = 1e16
+_WHERE = re.compile(r" - at `\$(.*)`$")
 
 
 def dump_ir(program: IRProgram) -> str:
     """The IR as JSON text (fields that are null are left out)."""
     try:
-        return program.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"
-    except PydanticSerializationError:  # deeper than pydantic nests: the same JSON, by hand
-        # Compact: `json` indents in Python generators, quadratic in the depth.
+        data = _jsonable(program)
+    except RecursionError:
         data = call_deep(_jsonable, program)
+    if _depth_over(data, _INDENTED_DEPTH):
+        # Compact: `json` indents in Python generators, quadratic in the depth.
         return call_deep(json.dumps, data, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return msgspec.json.format(msgspec.json.encode(data), indent=2).decode("utf-8") + "\n"
 
 
 def _jsonable(value: Any) -> Any:
-    """What `model_dump(mode="json", by_alias=True, exclude_none=True)` gives, recursively
-    in Python (run it under `call_deep`)."""
-    if isinstance(value, BaseModel):
+    """The JSON value of an IR node: the tag first, then the fields that are not None, by
+    their JSON names (run it under `call_deep` for a deep tree)."""
+    if isinstance(value, IRModel):
         out: dict[str, Any] = {}
-        for name, info in type(value).model_fields.items():
+        tag = tag_of(value)
+        if tag is not None:
+            out[tag[0]] = tag[1]
+        for name, key, _ in encoded_fields(type(value)):
             item = getattr(value, name)
             if item is not None:
-                out[info.alias or name] = _jsonable(item)
+                out[key] = _jsonable(item)
         return out
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -75,7 +80,18 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, float) and math.isfinite(value) and abs(value) >= _LARGE_FLOAT:
+        return msgspec.Raw(repr(value).encode("ascii"))
     return value
+
+
+def ir_schema() -> dict[str, Any]:
+    """The JSON Schema of an IR file (`mnc compile --schema`): `IRProgram` at the top, the
+    other models under `$defs`; a field that is left out of the content hash while null
+    has `"hash_omits_none": true`."""
+    schema = msgspec.json.schema(IRProgram)
+    defs = schema["$defs"]
+    return {**defs.pop("IRProgram"), "$defs": defs}
 
 
 def parse_ir(text: str, path: str = "<ir>") -> IRProgram:
@@ -85,30 +101,31 @@ def parse_ir(text: str, path: str = "<ir>") -> IRProgram:
 
 def _parse_ir(text: str, path: str) -> IRProgram:
     recompile = "recompile the source with `mnc compile`"
-    try:
-        data = decode_json(text, "the file", max_bytes=_MAX_IR_BYTES, max_depth=_MAX_IR_DEPTH)
-    except JSONInputError as e:
-        raise IRLoadError(path, e.detail.removeprefix("is "), recompile) from None
-    if not isinstance(data, dict) or "ir_version" not in data:
-        raise IRLoadError(path, "not an mnlang IR file (no `ir_version`)", recompile)
-    if data["ir_version"] != IR_VERSION:
-        raise IRLoadError(
-            path,
-            f"IR version `{data['ir_version']}` is not supported (this mnc reads `{IR_VERSION}`)",
-            recompile + " of this mnc version",
-        )
-    try:
-        if _depth_over(data, _PYDANTIC_SAFE_DEPTH):
-            data = _build_deep(data)
-        program = IRProgram.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise IRLoadError(
-            path,
-            f"invalid IR at `{where}`: {first['msg'].lower()} ({e.error_count()} problem(s))",
-            recompile,
-        ) from None
+    program: IRProgram | None = None
+    error: Exception | None = None
+    if len(text) <= _MAX_IR_BYTES and nesting(text) <= _MAX_IR_DEPTH:
+        try:
+            program = msgspec.json.decode(text, type=IRProgram)
+        except (msgspec.DecodeError, RecursionError) as e:  # ValidationError: a DecodeError
+            error = e
+    if program is None or program.ir_version != IR_VERSION or '"ir_version"' not in text:
+        # Why, in the words of every JSON input (E096): not JSON, too deep, ...; then
+        # whether it is an IR file of this version; then what msgspec refused.
+        try:
+            data = decode_json(text, "the file", max_bytes=_MAX_IR_BYTES, max_depth=_MAX_IR_DEPTH)
+        except JSONInputError as e:
+            raise IRLoadError(path, e.detail.removeprefix("is "), recompile) from None
+        if not isinstance(data, dict) or "ir_version" not in data:
+            raise IRLoadError(path, "not an mnlang IR file (no `ir_version`)", recompile)
+        if data["ir_version"] != IR_VERSION:
+            raise IRLoadError(
+                path,
+                f"IR version `{data['ir_version']}` is not supported "
+                f"(this mnc reads `{IR_VERSION}`)",
+                recompile + " of this mnc version",
+            )
+        if program is None:
+            raise IRLoadError(path, _invalid(error, data), recompile)
     for call in [*program.tools.values(), *program.effects.values()]:
         problem = impl_problem(call.impl) or impl_dir_problem(call.impl_dir, call.impl)
         if problem is not None:
@@ -128,36 +145,78 @@ def _parse_ir(text: str, path: str) -> IRProgram:
     return program
 
 
+def _invalid(error: Exception | None, data: dict[str, Any]) -> str:
+    """`invalid IR at `workflows.w.states.s.retry.attempts`: expected `int`, got `str``:
+    msgspec's first problem, at a dotted path of keys and list indexes."""
+    if error is None or isinstance(error, RecursionError):
+        return "invalid IR: it nests deeper than this mnc reads"
+    message = str(error)
+    m = _WHERE.search(message)
+    what = message[: m.start()] if m is not None else message
+    what = what[:1].lower() + what[1:]
+    if m is None:
+        return f"invalid IR: {what}"
+    where = ".".join(str(p) for p in _path(_SEGMENT.findall(m[1]), data, message))
+    return f"invalid IR at `{where}`: {what}"
+
+
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+
+
+def _path(segments: list[tuple[str, str]], data: dict[str, Any], message: str) -> list[Any]:
+    """msgspec's path with the map keys it writes as `[...]` found: the key whose entry,
+    kept alone in its map, gives the same error."""
+    path: list[Any] = []
+    node: Any = data
+    for name, index in segments:
+        if name:
+            step: Any = name
+        elif index != "...":
+            step = int(index)
+        else:
+            step = next(
+                (
+                    key
+                    for key in node
+                    if _error_of(_replaced(data, path, {key: node[key]})) == message
+                ),
+                "...",
+            )
+        path.append(step)
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
+    return path
+
+
+def _error_of(data: Any) -> str | None:
+    try:
+        msgspec.json.decode(msgspec.json.encode(data), type=IRProgram)
+    except msgspec.DecodeError as e:
+        return str(e)
+    return None
+
+
+def _replaced(data: Any, path: list[Any], value: Any) -> Any:
+    """`data` with the value at `path` replaced (copies along the path only)."""
+    if not path:
+        return value
+    copy = dict(data) if isinstance(data, dict) else list(data)
+    copy[path[0]] = _replaced(data[path[0]], path[1:], value)
+    return copy
+
+
 def _depth_over(data: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels in `data` (without recursion)."""
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > limit:
             return True
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+        values = item.values() if isinstance(item, dict) else item
+        stack.extend((v, depth + 1) for v in values if isinstance(v, dict | list))
     return False
-
-
-def _build_deep(data: Any) -> Any:
-    """`data` with every expression node validated bottom-up into its model, so that the
-    program's own validation meets built nodes (pydantic takes them as they are) and never
-    nests deeper than a statement. Iterative: the tree may be 20,000 levels deep."""
-    root: list[Any] = [data]
-    # (container, key): visit children first, then build the node in place.
-    stack: list[tuple[Any, Any, bool]] = [(root, 0, False)]
-    while stack:
-        holder, key, children_done = stack.pop()
-        value = holder[key]
-        if not children_done and isinstance(value, dict | list):
-            stack.append((holder, key, True))
-            keys = value.keys() if isinstance(value, dict) else range(len(value))
-            stack.extend((value, k, False) for k in keys)
-        elif isinstance(value, dict) and value.get("node") in _EXPR_TAGS:
-            holder[key] = _EXPR.validate_python(value)
-    return root[0]
 
 
 def load_ir(path: Path | str) -> IRProgram:

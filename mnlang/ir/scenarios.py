@@ -5,19 +5,17 @@ without variables, evaluated by the test runner. Scenarios are not part of the c
 hash: adding a test does not change what runs.
 """
 
-from __future__ import annotations
-
-from typing import Literal
-
-from pydantic import Field
+from typing import Annotated, Literal
 
 from mnlang.ir.base import HASH_OMITS_NONE, IRModel, SpanIR
 from mnlang.ir.expr import Expr
 
 ScenarioStatus = Literal["completed", "failed", "waiting", "cancelled"]
+FaultExpectation = Literal["same", "repair", "failed"]
+FaultLateness = Literal["past", "near"]
 
 
-class ScenarioCallIR(IRModel):
+class ScenarioCallIR(IRModel, kw_only=True):
     """A call a scenario names: the callee's qualified name and, when given, its arguments
     (None: any arguments)."""
 
@@ -25,7 +23,7 @@ class ScenarioCallIR(IRModel):
     args: dict[str, Expr] | None = None
 
 
-class ScenarioReplyIR(IRModel):
+class ScenarioReplyIR(IRModel, kw_only=True):
     """A scripted model reply: the answer (`value`) or a turn that calls a tool
     (`tool_call`); with `prompt_has` it answers only requests whose prompt contains it;
     with `model` only the requests sent to that model of the agent's `model:` list."""
@@ -33,10 +31,10 @@ class ScenarioReplyIR(IRModel):
     value: Expr | None = None
     tool_call: ScenarioCallIR | None = None
     prompt_has: str | None = None
-    model: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    model: Annotated[str | None, HASH_OMITS_NONE] = None
 
 
-class ScenarioAnswerIR(IRModel):
+class ScenarioAnswerIR(IRModel, kw_only=True):
     """A mocked result for the calls whose arguments named in `args` equal these (the
     parameters not named match any value)."""
 
@@ -44,14 +42,14 @@ class ScenarioAnswerIR(IRModel):
     result: Expr
 
 
-class ScenarioKeyedPayloadIR(IRModel):
+class ScenarioKeyedPayloadIR(IRModel, kw_only=True):
     """An event's payload, sent to the wait whose correlation key is `key` (a `str`)."""
 
     key: Expr
     payload: Expr
 
 
-class ScenarioDecisionIR(IRModel):
+class ScenarioDecisionIR(IRModel, kw_only=True):
     """A person's decision at a checkpoint: an option, or `timeout` (its timeout decides).
     `after_ms` is when it arrives; past the checkpoint's timeout, the timeout decides."""
 
@@ -61,7 +59,7 @@ class ScenarioDecisionIR(IRModel):
     after_ms: int | None = None
 
 
-class ScenarioFaultIR(IRModel):
+class ScenarioFaultIR(IRModel, kw_only=True):
     """`kind` (an error kind, or `worker_crash`) injected into the calls of `at`, with
     `message` as the failure's message (absent: `injected fault: KIND in `NAME``)."""
 
@@ -71,25 +69,25 @@ class ScenarioFaultIR(IRModel):
     message: str | None = None
 
 
-class ScenarioFaultOutcomeIR(IRModel):
+class ScenarioFaultOutcomeIR(IRModel, kw_only=True):
     """`under_faults`: the outcome expected when `mnc bench` injects fault class `fault`
     (`mnlang.runtime.faults`) at `at` (a qualified callee, or a checkpoint's name for
     `approval_delay`; None: a call the bench picks), `late` `past` or `near` a timeout."""
 
     fault: str
-    expect: Literal["same", "repair", "failed"]
+    expect: FaultExpectation
     at: str | None = None
-    late: Literal["past", "near"] | None = None
+    late: FaultLateness | None = None
 
 
-class ScenarioExpectIR(IRModel):
+class ScenarioExpectIR(IRModel, kw_only=True):
     status: ScenarioStatus = "completed"
     output: Expr | None = None
     error: str | None = None
     message: str | None = None
 
 
-class ScenarioIR(IRModel):
+class ScenarioIR(IRModel, kw_only=True):
     """One scenario: run `workflow` with `args` against the doubles, then compare.
 
     `tools` are mocked results per tool or effect (the n-th call gets the n-th, the last

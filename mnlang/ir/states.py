@@ -6,17 +6,15 @@ of the enclosing body": control returns to the state named by `frame` (a
 the workflow ends. `docs/ir.md` gives the full execution semantics.
 """
 
-from __future__ import annotations
+from typing import Annotated, ClassVar, Literal
 
-from typing import Annotated, Literal
-
-from pydantic import Field
+import msgspec
 
 from mnlang.ir.base import HASH_OMITS_NONE, IRModel, RetryIR, SpanIR, TypeIR
 from mnlang.ir.expr import Expr
 
 
-class StateBase(IRModel):
+class StateBase(IRModel, kw_only=True):
     """What every state has: its stable id, source span, frame and live variables.
 
     `live` maps each variable that may be read at or after this state, and is
@@ -24,7 +22,7 @@ class StateBase(IRModel):
     survive a pause here (and that `mnc diff` compares across versions).
     """
 
-    kind: str
+    kind: ClassVar[str]
     id: str
     span: SpanIR
     frame: str | None = None
@@ -34,10 +32,10 @@ class StateBase(IRModel):
 CalleeKind = Literal["tool", "effect", "agent"]
 
 
-class CallState(StateBase):
+class CallState(StateBase, kw_only=True, tag_field="kind", tag="call"):
     """A step calling a tool, an effect or an agent, with its policies attached."""
 
-    kind: Literal["call"] = "call"
+    kind: ClassVar[Literal["call"]] = "call"
     callee: str
     callee_kind: CalleeKind
     args: dict[str, Expr]
@@ -47,52 +45,52 @@ class CallState(StateBase):
     next: str | None = None
 
 
-class ChildState(StateBase):
+class ChildState(StateBase, kw_only=True, tag_field="kind", tag="child"):
     """A call of another workflow: runs as a child run; its failure is `child_failed`."""
 
-    kind: Literal["child"] = "child"
+    kind: ClassVar[Literal["child"]] = "child"
     workflow: str
     args: dict[str, Expr]
     target: str | None = None
     next: str | None = None
-    detached: bool | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    detached: Annotated[bool | None, HASH_OMITS_NONE] = None
     """`start child(...)`: the child runs on its own; `target` gets its run id at once."""
 
 
-class AssignState(StateBase):
+class AssignState(StateBase, kw_only=True, tag_field="kind", tag="assign"):
     """A pure computation; `target` is None for an expression evaluated for nothing."""
 
-    kind: Literal["assign"] = "assign"
+    kind: ClassVar[Literal["assign"]] = "assign"
     target: str | None = None
     value: Expr
     next: str | None = None
 
 
-class BranchState(StateBase):
+class BranchState(StateBase, kw_only=True, tag_field="kind", tag="branch"):
     """`if`: go to `then` when `cond` is true, else to `else`."""
 
-    kind: Literal["branch"] = "branch"
+    kind: ClassVar[Literal["branch"]] = "branch"
     cond: Expr
     then: str | None = None
-    else_: str | None = Field(default=None, alias="else")
+    else_: str | None = msgspec.field(default=None, name="else")
 
 
-class MatchArm(IRModel):
+class MatchArm(IRModel, kw_only=True):
     """The members that select this arm (`_` matches any), and where it goes."""
 
     members: list[str]
     target: str | None = None
 
 
-class MatchState(StateBase):
+class MatchState(StateBase, kw_only=True, tag_field="kind", tag="match"):
     """`match` over an enum value: the first arm naming the value's member is taken."""
 
-    kind: Literal["match"] = "match"
+    kind: ClassVar[Literal["match"]] = "match"
     subject: Expr
     arms: list[MatchArm]
 
 
-class CheckpointState(StateBase):
+class CheckpointState(StateBase, kw_only=True, tag_field="kind", tag="checkpoint"):
     """A human decision: the run waits until it is decided or `timeout_ms` passes.
 
     On timeout the decision is `on_timeout` with `by` = "timeout". `timeout_ms`
@@ -100,7 +98,7 @@ class CheckpointState(StateBase):
     review_time`); with neither the checkpoint waits forever (`timeout: never`).
     """
 
-    kind: Literal["checkpoint"] = "checkpoint"
+    kind: ClassVar[Literal["checkpoint"]] = "checkpoint"
     name: str
     target: str | None = None
     ask: Expr | None = None
@@ -108,12 +106,12 @@ class CheckpointState(StateBase):
     options: list[str]
     assignee: Expr | None = None
     timeout_ms: int | None = None
-    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    timeout: Annotated[Expr | None, HASH_OMITS_NONE] = None
     on_timeout: str | None = None
     next: str | None = None
 
 
-class WaitState(StateBase):
+class WaitState(StateBase, kw_only=True, tag_field="kind", tag="wait"):
     """A durable timer (`duration`) or a wait for an event (`event`, with `timeout_ms`).
 
     An event wait with a timeout yields the payload, or null when the timeout fired;
@@ -121,18 +119,18 @@ class WaitState(StateBase):
     a correlation `key` it takes only a signal sent with that key (as text).
     """
 
-    kind: Literal["wait"] = "wait"
+    kind: ClassVar[Literal["wait"]] = "wait"
     target: str | None = None
     duration: Expr | None = None
     event: str | None = None
     payload: TypeIR | None = None
     timeout_ms: int | None = None
-    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    key: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    timeout: Annotated[Expr | None, HASH_OMITS_NONE] = None
+    key: Annotated[Expr | None, HASH_OMITS_NONE] = None
     next: str | None = None
 
 
-class SelectArm(IRModel):
+class SelectArm(IRModel, kw_only=True):
     """One arm of a `select`: what it waits for and where its body starts (`entry`; None
     is the end of the enclosing body). `var` gets the payload or the decision.
 
@@ -144,43 +142,43 @@ class SelectArm(IRModel):
 
     kind: Literal["event", "checkpoint", "after"]
     entry: str | None = None
-    var: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    event: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    payload: TypeIR | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    key: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    name: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    ask: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    var: Annotated[str | None, HASH_OMITS_NONE] = None
+    event: Annotated[str | None, HASH_OMITS_NONE] = None
+    payload: Annotated[TypeIR | None, HASH_OMITS_NONE] = None
+    key: Annotated[Expr | None, HASH_OMITS_NONE] = None
+    name: Annotated[str | None, HASH_OMITS_NONE] = None
+    ask: Annotated[Expr | None, HASH_OMITS_NONE] = None
     show: list[Expr] = []
     options: list[str] = []
-    assignee: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    timeout_ms: int | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    timeout: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    assignee: Annotated[Expr | None, HASH_OMITS_NONE] = None
+    timeout_ms: Annotated[int | None, HASH_OMITS_NONE] = None
+    timeout: Annotated[Expr | None, HASH_OMITS_NONE] = None
 
 
-class SelectState(StateBase):
+class SelectState(StateBase, kw_only=True, tag_field="kind", tag="select"):
     """Wait for the first of several things: signals, decisions of checkpoints it opens,
     its timer. The winner is decided once (a checkpoint's decision and the closing of
     the select's checkpoints by a signal or the timer are conditional writes of the
     same rows); the losers' checkpoints are closed and the run goes on in the winning
     arm's body, then at `next`."""
 
-    kind: Literal["select"] = "select"
+    kind: ClassVar[Literal["select"]] = "select"
     arms: list[SelectArm]
     next: str | None = None
 
 
-class ParallelState(StateBase):
+class ParallelState(StateBase, kw_only=True, tag_field="kind", tag="parallel"):
     """Fork one cursor per branch entry; when all branches end, continue at `next`.
 
     The first uncaught failure in a branch cancels its siblings and propagates.
     """
 
-    kind: Literal["parallel"] = "parallel"
+    kind: ClassVar[Literal["parallel"]] = "parallel"
     branches: list[str]
     next: str | None = None
 
 
-class MapState(StateBase):
+class MapState(StateBase, kw_only=True, tag_field="kind", tag="map"):
     """`parallel for var in iterable limit N`: one cursor per item, at most `limit` at once.
 
     With a `target`, what each item's body yields is collected into a list in
@@ -190,24 +188,24 @@ class MapState(StateBase):
     ended, as committed.
     """
 
-    kind: Literal["map"] = "map"
+    kind: ClassVar[Literal["map"]] = "map"
     var: str
     iterable: Expr
     limit: Expr | None = None
-    first: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    first: Annotated[Expr | None, HASH_OMITS_NONE] = None
     body: str | None = None
     target: str | None = None
     next: str | None = None
 
 
-class LoopState(StateBase):
+class LoopState(StateBase, kw_only=True, tag_field="kind", tag="loop"):
     """A sequential loop: `for var in iterable`, or `while cond` at most `max` times.
 
     Each time the body ends, control returns here for the next item or test.
     With a `target`, yields are collected into a list.
     """
 
-    kind: Literal["loop"] = "loop"
+    kind: ClassVar[Literal["loop"]] = "loop"
     mode: Literal["for", "while"]
     var: str | None = None
     iterable: Expr | None = None
@@ -218,7 +216,7 @@ class LoopState(StateBase):
     next: str | None = None
 
 
-class CatchIR(IRModel):
+class CatchIR(IRModel, kw_only=True):
     """A `catch` clause: the error kinds it takes (`any` for all catchable) and its body."""
 
     kinds: list[str]
@@ -226,48 +224,48 @@ class CatchIR(IRModel):
     entry: str | None = None
 
 
-class TryState(StateBase):
+class TryState(StateBase, kw_only=True, tag_field="kind", tag="try"):
     """Run `body`; a failure of a listed kind runs that catch; `finally` always runs last."""
 
-    kind: Literal["try"] = "try"
+    kind: ClassVar[Literal["try"]] = "try"
     body: str | None = None
     catches: list[CatchIR]
-    finally_: str | None = Field(default=None, alias="finally")
+    finally_: str | None = msgspec.field(default=None, name="finally")
     next: str | None = None
 
 
-class LogState(StateBase):
-    kind: Literal["log"] = "log"
+class LogState(StateBase, kw_only=True, tag_field="kind", tag="log"):
+    kind: ClassVar[Literal["log"]] = "log"
     message: Expr
     next: str | None = None
 
 
-class PublishState(StateBase):
+class PublishState(StateBase, kw_only=True, tag_field="kind", tag="publish"):
     """Set the run's published value `name` (readable outside once committed)."""
 
-    kind: Literal["publish"] = "publish"
+    kind: ClassVar[Literal["publish"]] = "publish"
     name: str
     value: Expr
     next: str | None = None
 
 
-class YieldState(StateBase):
+class YieldState(StateBase, kw_only=True, tag_field="kind", tag="yield"):
     """Append `value` to the list collected by the loop or map state `into`."""
 
-    kind: Literal["yield"] = "yield"
+    kind: ClassVar[Literal["yield"]] = "yield"
     value: Expr
     into: str
     next: str | None = None
 
 
-class ReturnState(StateBase):
+class ReturnState(StateBase, kw_only=True, tag_field="kind", tag="return"):
     """End the workflow with `value`; pending `finally` bodies run first."""
 
-    kind: Literal["return"] = "return"
+    kind: ClassVar[Literal["return"]] = "return"
     value: Expr | None = None
 
 
-class FailState(StateBase):
+class FailState(StateBase, kw_only=True, tag_field="kind", tag="fail"):
     """End the workflow as failed.
 
     With `error` unset, `message` is a `str` (a plain `fail`, kind `fail`, not catchable)
@@ -276,13 +274,13 @@ class FailState(StateBase):
     error or null), and is catchable by that name.
     """
 
-    kind: Literal["fail"] = "fail"
+    kind: ClassVar[Literal["fail"]] = "fail"
     message: Expr
-    error: str | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
-    cause: Expr | None = Field(default=None, json_schema_extra=HASH_OMITS_NONE)
+    error: Annotated[str | None, HASH_OMITS_NONE] = None
+    cause: Annotated[Expr | None, HASH_OMITS_NONE] = None
 
 
-State = Annotated[
+State = (
     CallState
     | ChildState
     | AssignState
@@ -299,9 +297,9 @@ State = Annotated[
     | PublishState
     | YieldState
     | ReturnState
-    | FailState,
-    Field(discriminator="kind"),
-]
+    | FailState
+)
+"""A state, told apart by its `kind` tag (written first in JSON)."""
 
 STATE_KINDS = (
     "call",

@@ -1,14 +1,19 @@
-"""Validating a model's reply against the agent's declared return type, with pydantic.
+"""Validating a model's reply against the agent's declared return type.
 
 `ReplyValidator` reads the type's JSON Schema (`mnlang.ir.schema`, the one the model is
-shown; no second path from a type to what a reply may be) and builds one pydantic model
-per record type (closed: an unknown field is
-an error) and a type adapter for the return type, in strict mode, so `"3"` is not an
-`int`. `validate` parses the reply text as JSON (a reply wrapped in a Markdown code fence
-is unwrapped; a `str` agent may also answer in plain text) and returns plain JSON data
-in which fields left out stay left out, for the runtime's converter to fill in their
+shown; no second path from a type to what a reply may be) and builds one check per part
+of it: records are closed (an unknown field is an error) and nothing is coerced, so `"3"`
+is not an `int` (an `int` is taken as a `float`, as JSON has one kind of number).
+`validate` parses the reply text as JSON (a reply wrapped in a Markdown code fence is
+unwrapped; a `str` agent may also answer in plain text) and returns plain JSON data in
+which fields left out stay left out, for the runtime's converter to fill in their
 declared defaults. A reply that does not fit raises `ReplyInvalid` whose message lists
-what is wrong, path by path: the runtime feeds it back into the next attempt's prompt.
+what is wrong, path by path (`` `category`: input should be 'damaged' or 'late' ``):
+the runtime feeds it back into the next attempt's prompt.
+
+The checks are written here over the small schema language `mnlang.ir.schema` emits,
+with pydantic's wording (which they replaced: pydantic's import and the model classes
+it built per record were most of what an agent added to `mnc run`'s start).
 
 A field with a default that arrives as `null` is taken as left out: a strict structured
 output schema must list every field, so a model marks the ones it skips with `null`.
@@ -18,12 +23,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal, Optional
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, TypeAdapter, ValidationError
-from pydantic import create_model as pydantic_model
+from typing import Any
 
 from mnlang.ir.base import TypeIR
 from mnlang.ir.model import RecordTypeIR, TypeDeclIR
@@ -31,8 +34,13 @@ from mnlang.ir.schema import PRIMITIVE_SCHEMAS, output_schema
 from mnlang.secrets import is_reference
 
 _MAX_LISTED = 8
-_NO_VALIDATOR = object()
 _FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(.*?)\n?```\s*$", re.S)
+
+Path = tuple[int | str, ...]
+Problems = list[tuple[Path, str]]
+Check = Callable[[Any, Path, Problems], Any]
+"""Checks a value at a path: returns it (an `int` as a `float` where a number is asked
+for) or appends what is wrong to the problems."""
 
 
 class ReplyInvalid(Exception):
@@ -40,47 +48,74 @@ class ReplyInvalid(Exception):
     and for the model."""
 
 
-def _money(value: Any) -> Any:
+def _money(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return None
     if isinstance(value, str):
         try:
             if Decimal(value.strip().removeprefix("$")).is_finite():
-                return value
+                return None
         except InvalidOperation:
             pass
-    raise ValueError('money must be a decimal string such as "12.50"')
+    return 'money must be a decimal string such as "12.50"'
 
 
-def _timestamp(value: str) -> str:
+def _timestamp(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "Input should be a valid string"
     try:
         datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError("expected an RFC 3339 timestamp such as 2025-01-31T09:30:00Z") from None
-    return value
+        return "expected an RFC 3339 timestamp such as 2025-01-31T09:30:00Z"
+    return None
 
 
-def _secret_reference(text: str) -> str:
+def _secret_reference(value: Any) -> str | None:
     """A secret arrives as a reference (the checker keeps secrets out of replies anyway)."""
-    if not is_reference(text):
-        raise ValueError("expected a secret reference such as `env:NAME`")
-    return text
+    if not isinstance(value, str):
+        return "Input should be a valid string"
+    if not is_reference(value):
+        return "expected a secret reference such as `env:NAME`"
+    return None
 
 
-_PRIMITIVES: dict[str, Any] = {
-    "str": Annotated[str, Strict()],
-    "int": Annotated[int, Strict()],
-    "float": Annotated[float, Strict()],
-    "bool": Annotated[bool, Strict()],
-    "money": Annotated[Any, AfterValidator(_money)],
-    "duration": Annotated[int, Strict()],
-    "timestamp": Annotated[str, Strict(), AfterValidator(_timestamp)],
-    "json": Any,
-    "secret": Annotated[str, Strict(), AfterValidator(_secret_reference)],
-    "unknown": Any,
-    "decision": Any,
-    "error": Any,
-    "null": None,
+def _of_type(kind: type, words: str) -> Callable[[Any], str | None]:
+    def problem(value: Any) -> str | None:
+        if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
+            return None
+        return f"Input should be {words}"
+
+    return problem
+
+
+def _number(value: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return None
+    return "Input should be a valid number"
+
+
+def _anything(value: Any) -> str | None:
+    return None
+
+
+def _null(value: Any) -> str | None:
+    return None if value is None else "Input should be None"
+
+
+_PRIMITIVES: dict[str, Callable[[Any], str | None]] = {
+    "str": _of_type(str, "a valid string"),
+    "int": _of_type(int, "a valid integer"),
+    "float": _number,
+    "bool": _of_type(bool, "a valid boolean"),
+    "money": _money,
+    "duration": _of_type(int, "a valid integer"),
+    "timestamp": _timestamp,
+    "json": _anything,
+    "secret": _secret_reference,
+    "unknown": _anything,
+    "decision": _anything,
+    "error": _anything,
+    "null": _null,
 }
 
 
@@ -88,10 +123,61 @@ def _schema_key(schema: dict[str, Any]) -> str:
     return json.dumps(schema, sort_keys=True)
 
 
-_BY_SCHEMA: dict[str, Any] = {
+_BY_SCHEMA: dict[str, Callable[[Any], str | None]] = {
     _schema_key(schema): _PRIMITIVES[kind] for kind, schema in PRIMITIVE_SCHEMAS.items()
 }
-"""A primitive's schema -> its validating annotation (`json` and `unknown` share `{}`)."""
+"""A primitive's schema -> its check (`json` and `unknown` share `{}`)."""
+
+
+def _primitive(problem_of: Callable[[Any], str | None]) -> Check:
+    as_float = problem_of is _number
+
+    def check(value: Any, path: Path, problems: Problems) -> Any:
+        problem = problem_of(value)
+        if problem is not None:
+            problems.append((path, problem))
+        return float(value) if as_float and isinstance(value, int) else value
+
+    return check
+
+
+def _one_of(members: tuple[Any, ...]) -> Check:
+    shown = [repr(m) for m in members]
+    words = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+    def check(value: Any, path: Path, problems: Problems) -> Any:
+        if not isinstance(value, str) or value not in members:
+            problems.append((path, f"Input should be {words}"))
+        return value
+
+    return check
+
+
+def _optional(inner: Check) -> Check:
+    def check(value: Any, path: Path, problems: Problems) -> Any:
+        return None if value is None else inner(value, path, problems)
+
+    return check
+
+
+def _list_of(item: Check) -> Check:
+    def check(value: Any, path: Path, problems: Problems) -> Any:
+        if not isinstance(value, list):
+            problems.append((path, "Input should be a valid list"))
+            return value
+        return [item(v, (*path, i), problems) for i, v in enumerate(value)]
+
+    return check
+
+
+def _map_of(item: Check) -> Check:
+    def check(value: Any, path: Path, problems: Problems) -> Any:
+        if not isinstance(value, dict):
+            problems.append((path, "Input should be a valid dictionary"))
+            return value
+        return {k: item(v, (*path, k), problems) for k, v in value.items()}
+
+    return check
 
 
 class ReplyValidator:
@@ -104,55 +190,54 @@ class ReplyValidator:
         schema = output_schema(returns, types)
         self._defs: dict[str, dict[str, Any]] = schema.pop("$defs", {})
         del schema["$schema"]
-        self._models: dict[str, type[BaseModel]] = {}
-        self._building: set[str] = set()
-        annotation = self._annotation(schema)
-        namespace = {model.__name__: model for model in self._models.values()}
-        for model in self._models.values():
-            model.model_rebuild(_types_namespace=namespace)
-        self._adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+        self._records: dict[str, Check] = {}
+        self._check = self._checker(schema)
 
-    def _model_name(self, record: str) -> str:
-        return "R_" + re.sub(r"\W", "_", record)
-
-    def _annotation(self, schema: dict[str, Any]) -> Any:
+    def _checker(self, schema: dict[str, Any]) -> Check:
         if "$ref" in schema:
             return self._record(schema["$ref"].removeprefix("#/$defs/"))
         if "anyOf" in schema:  # an optional type: the type, or null
             inner, _ = schema["anyOf"]
-            return Optional[self._annotation(inner)]  # noqa: UP045 (may be a forward reference)
+            return _optional(self._checker(inner))
         if "enum" in schema:
-            return Literal[tuple(schema["enum"])]
+            return _one_of(tuple(schema["enum"]))
         if schema.get("type") == "array":
-            return list[self._annotation(schema["items"])]  # type: ignore[misc]
+            return _list_of(self._checker(schema["items"]))
         if schema.get("type") == "object":  # a map (records are all `$ref`s)
-            return dict[str, self._annotation(schema["additionalProperties"])]  # type: ignore[misc]
-        found = _BY_SCHEMA.get(_schema_key(schema), _NO_VALIDATOR)
-        if found is _NO_VALIDATOR:
+            return _map_of(self._checker(schema["additionalProperties"]))
+        found = _BY_SCHEMA.get(_schema_key(schema))
+        if found is None:
             raise ValueError(f"no reply validation for the JSON Schema {schema}")
-        return found
+        return _primitive(found)
 
-    def _record(self, record: str) -> Any:
-        name = self._model_name(record)
-        if record in self._models:
-            return self._models[record]
-        if record in self._building:
-            return name  # a recursive reference, resolved by `model_rebuild`
-        self._building.add(record)
+    def _record(self, record: str) -> Check:
+        if record in self._records:
+            return self._records[record]
+        fields: dict[str, Check] = {}
+        self._records[record] = lambda value, path, problems: check(value, path, problems)
         decl = self._defs[record]
-        fields: dict[str, Any] = {}
-        for field_name, field_schema in decl["properties"].items():
-            annotation = self._annotation(field_schema)
-            required = field_name in decl["required"]
-            fields[field_name] = (annotation, ...) if required else (Optional[annotation], None)  # noqa: UP045
-        self._building.discard(record)
-        model = pydantic_model(
-            name,
-            __config__=ConfigDict(extra="forbid", strict=True),
-            **fields,
-        )
-        self._models[record] = model
-        return model
+        required = [name for name in decl["properties"] if name in decl["required"]]
+        for name, field_schema in decl["properties"].items():
+            inner = self._checker(field_schema)
+            fields[name] = inner if name in required else _optional(inner)
+
+        def check(value: Any, path: Path, problems: Problems) -> Any:
+            if not isinstance(value, dict):
+                problems.append((path, "Input should be a valid dictionary"))
+                return value
+            out: dict[str, Any] = {}
+            for name, field_check in fields.items():
+                if name in value:
+                    out[name] = field_check(value[name], (*path, name), problems)
+                elif name in required:
+                    problems.append(((*path, name), "missing (this field is required)"))
+            problems.extend(
+                ((*path, k), "not a field of this type") for k in value if k not in fields
+            )
+            return out
+
+        self._records[record] = check
+        return check
 
     # --- validating -------------------------------------------------------------------
 
@@ -176,11 +261,11 @@ class ReplyValidator:
 
     def validate_data(self, data: Any) -> Any:
         data = self._without_null_defaults(data, self.returns)
-        try:
-            value = self._adapter.validate_python(data)
-        except ValidationError as e:
-            raise ReplyInvalid(describe(e)) from None
-        return self._adapter.dump_python(value, exclude_unset=True)
+        problems: Problems = []
+        value = self._check(data, (), problems)
+        if problems:
+            raise ReplyInvalid(describe(problems))
+        return value
 
     def _without_null_defaults(self, data: Any, t: TypeIR) -> Any:
         if t.kind == "optional":
@@ -205,33 +290,23 @@ class ReplyValidator:
         return out
 
 
-def describe(error: ValidationError) -> str:
-    """A validation error as lines of `path: problem`, at most `_MAX_LISTED` of them."""
-    problems = error.errors()
+def describe(problems: Problems) -> str:
+    """Problems as `path: problem`, at most `_MAX_LISTED` of them."""
     lines = []
-    for problem in problems[:_MAX_LISTED]:
-        path = _path(problem["loc"])
-        message = str(problem["msg"])
-        if message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
-        if problem["type"] == "missing":
-            message = "missing (this field is required)"
-        elif problem["type"] == "extra_forbidden":
-            message = "not a field of this type"
-        lines.append(f"`{path}`: {message[0].lower()}{message[1:]}" if path else message)
+    for path, message in problems[:_MAX_LISTED]:
+        where = _path(path)
+        lines.append(f"`{where}`: {message[0].lower()}{message[1:]}" if where else message)
     more = len(problems) - _MAX_LISTED
     if more > 0:
         lines.append(f"and {more} more problem{'s' if more > 1 else ''}")
     return "; ".join(lines)
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
+def _path(loc: Path) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).startswith(("function-after", "literal[")):
-            continue  # pydantic's names for validators, not places in the value
         else:
             out += f".{part}" if out else str(part)
     return out
