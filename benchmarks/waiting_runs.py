@@ -2,7 +2,7 @@
 fires them, and whether its memory stays flat while it does.
 
 Run: `python benchmarks/waiting_runs.py [--runs 10000] [--parked 100000] [--workers 1]
-[--concurrency 8] [--durability full|fast] [--dir DIR]`. Prints figures beside their
+[--concurrency 8] [--durability full|fast] [--dir DIR] [--profile 2000] [--top 25]`. Prints figures beside their
 targets (10,000 timeouts in 10 s; the worker's memory flat; the look for runnable runs
 costing what is due, not what waits); asserts nothing.
 
@@ -19,15 +19,25 @@ each claims due runs, decides their checkpoints by timeout, and completes them. 
 from start until every run completed, the runs per second, and each worker's resident
 memory (VmRSS, sampled every 50 ms) when 10%, 50% and 100% of the runs had completed,
 and the CPU time the workers used (which other load on the machine does not inflate).
+
+`--profile N` (0 to leave out) then fires N more due timeouts on a fresh journal with a
+`Worker` in this process under cProfile (every thread of it, CPU time of each thread, so
+waiting for the disk counts nothing), and prints where a run's CPU goes: by area (SQLite's
+statements, JSON, the store's Python, the worker, the interpreter, ...) and the top
+functions by own time, per run. The profiler's own cost inflates the sums: compare the
+shares.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +46,8 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.run import start_run
 from mnlang.runtime.worker import Worker
 from mnlang.stores.sqlite import SQLiteStore
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SOURCE = """\
 workflow ask(n: int) -> str {
@@ -168,6 +180,87 @@ def measure(db: Path, runs: int, workers: int, concurrency: int, durability: str
     )
 
 
+_AREAS = (
+    ("sqlite3", "SQLite statements (C)"),
+    ("mnlang/stores/", "the store's Python"),
+    ("json/", "JSON"),
+    ("mnlang/runtime/worker", "the worker (claims, leases, log)"),
+    ("mnlang/runtime/decisions", "the timeouts' decisions"),
+    ("mnlang/runtime/journal", "the journal's batches"),
+    ("mnlang/runtime/", "the interpreter"),
+    ("mnlang/ir/", "the IR"),
+    ("concurrent/futures", "the pool's hand-off"),
+    ("threading", "the pool's hand-off"),
+)
+
+
+def area(where: str) -> str:
+    for needle, name in _AREAS:
+        if needle in where:
+            return name
+    return "other"
+
+
+def profile_worker(folder: Path, runs: int, concurrency: int, top: int) -> None:
+    """Where the CPU of a worker firing `runs` due timeouts goes, per run: a `Worker` in
+    this process, each of its threads under its own profiler (thread CPU time)."""
+    db = setup(folder, runs)
+    profiles: list[cProfile.Profile] = []
+    mine = threading.local()
+
+    def profiled(execute):  # type: ignore[no-untyped-def]
+        def run(*args):  # type: ignore[no-untyped-def]
+            profiler = getattr(mine, "profiler", None)
+            if profiler is None:
+                profiler = mine.profiler = cProfile.Profile(time.thread_time)
+                profiles.append(profiler)
+            profiler.enable()
+            try:
+                return execute(*args)
+            finally:
+                profiler.disable()
+
+        return run
+
+    with SQLiteStore(db) as store:
+        worker = Worker(store, concurrency=concurrency, config=RuntimeConfig(commit_ms=0))
+        worker._execute = profiled(worker._execute)  # type: ignore[method-assign]
+        main_profile = cProfile.Profile(time.thread_time)
+        profiles.append(main_profile)
+        cpu = time.process_time()
+        main_profile.enable()
+        worker.run(until_idle=True)
+        main_profile.disable()
+        cpu = time.process_time() - cpu
+        done = len(store.list_runs(status="completed", limit=runs + 1))
+    if done != runs:
+        raise SystemExit(f"the profiled worker completed {done} of {runs} runs")
+    stats = pstats.Stats(profiles[0])
+    for other in profiles[1:]:
+        stats.add(other)
+    by_area: dict[str, float] = {}
+    rows = []
+    for (file, number, function), entry in stats.stats.items():  # type: ignore[attr-defined]
+        own = entry[2]
+        where = f"{file}:{number}({function})"
+        name = area(where if file != "~" else function)
+        by_area[name] = by_area.get(name, 0.0) + own
+        rows.append((own, entry[1], where.replace(str(ROOT) + "/", "")))
+    total = sum(by_area.values()) or 1.0
+    print(
+        f"\nprofile of a worker in this process firing {runs} due timeouts: "
+        f"{total / runs * 1000:.2f} ms of its threads' CPU a run under the profiler, "
+        f"{cpu / runs * 1000:.2f} ms of the process's (the profiler's cost included: compare "
+        "the shares, not the sums, with the CPU figure above)"
+    )
+    print("  by area (own time):")
+    for name, own in sorted(by_area.items(), key=lambda kv: -kv[1]):
+        print(f"    {own / runs * 1e6:7.1f} us/run  {own / total:5.1%}  {name}")
+    print(f"  top {top} functions (own time; calls a run):")
+    for own, calls, where in sorted(rows, reverse=True)[:top]:
+        print(f"    {own / runs * 1e6:7.1f} us/run  {calls / runs:6.1f}  {where[-90:]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
@@ -176,6 +269,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--durability", choices=("full", "fast"), default="full")
     parser.add_argument("--dir", type=Path)
+    parser.add_argument("--profile", type=int, default=2000, metavar="N")
+    parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
@@ -193,6 +288,10 @@ def main() -> None:
         )
         measure(db, args.runs, args.workers, args.concurrency, args.durability)
         print(f"look for runnable runs once all ran: {lookup_ms(db):.2f} ms (nothing due)")
+        if args.profile:
+            profiled = folder / "profiled"
+            profiled.mkdir()
+            profile_worker(profiled, args.profile, args.concurrency, args.top)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 if TYPE_CHECKING:
     from mnlang.diagnostics import Diagnostic
@@ -45,8 +46,7 @@ if TYPE_CHECKING:
     from mnlang.testing.from_run import WrittenScenario
 
 
-@dataclass
-class FileCheck:
+class FileCheck(msgspec.Struct):
     """The outcome of checking one file given on the command line (and what it imports)."""
 
     path: str  # as given, normalised by `Path`
@@ -60,12 +60,11 @@ def _empty_sources() -> Sources:
     return Sources()
 
 
-@dataclass
-class CheckReport:
+class CheckReport(msgspec.Struct):
     files: list[FileCheck]
     strict: bool = False
     # Source texts by the file names the spans use, for rendering excerpts.
-    sources: Sources = field(default_factory=_empty_sources)
+    sources: Sources = msgspec.field(default_factory=_empty_sources)
 
     @property
     def items(self) -> list[Located]:
@@ -383,8 +382,7 @@ def list_runs(
         return store.list_runs(status=status, workflow=workflow, limit=limit)
 
 
-@dataclass
-class JournalCheck:
+class JournalCheck(msgspec.Struct):
     """What `mnc db check` found: how many runs it read, each damaged row's message, and
     the runs workers quarantined (by run id)."""
 
@@ -626,8 +624,7 @@ def _cancel_children(store: Store, run_id: str) -> None:
 # ---- people and events: approve, reject, signal ---------------------------------------------
 
 
-@dataclass
-class DecisionOutcome:
+class DecisionOutcome(msgspec.Struct):
     decided: Decided
     runs: list[RunOutcome]
     """The run's outcome after going on here, then each parent that went on with it; empty
@@ -708,8 +705,7 @@ def reject(
     return decide(run_id, checkpoint, approve=False, by=by, comment=comment, resume=resume, db=db)
 
 
-@dataclass
-class SignalOutcome:
+class SignalOutcome(msgspec.Struct):
     delivered: Delivered
     runs: list[RunOutcome]
     """As in `DecisionOutcome`: empty unless the run waited for the event and went on here."""
@@ -847,15 +843,9 @@ def run_worker(
     `changed_code` is its policy for runs whose tool code changed since they started
     (`mnlang.runtime.serving`): `pin` claims them only with the code they started with.
     `group_commit=False` commits each run's batches alone (`mnlang.stores.group_commit`)."""
-    import threading
-
-    from mnlang.models.setup import import_sdks
     from mnlang.retention import GcSchedule
     from mnlang.runtime.worker import Worker
 
-    # The model SDKs are imported lazily; a worker imports them at once, beside its start,
-    # rather than within the first model request of the first run it claims.
-    threading.Thread(target=import_sdks, name="mnc-import-sdks", daemon=True).start()
     with _open_store(db, durability, create=True) as store:
         worker = Worker(
             store,
@@ -911,8 +901,7 @@ def _no_log(line: str, problem: bool) -> None:
 # ---- upgrades -------------------------------------------------------------------------------
 
 
-@dataclass
-class UpgradeOutcome:
+class UpgradeOutcome(msgspec.Struct):
     verdict: Verdict
     runs: list[RunOutcome]
 

@@ -37,9 +37,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 if TYPE_CHECKING:
     from mnlang.mcp.config import Reach
@@ -78,21 +79,20 @@ class ProjectError(Exception):
         self.help = help
 
 
-@dataclass(frozen=True, slots=True)
-class Project:
+class Project(msgspec.Struct, frozen=True):
     root: Path
     journal: str | None = None
     module_path: tuple[Path, ...] = ()
     models: str | None = None
     prices: Path | None = None
     secrets_dir: Path | None = None
-    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    providers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     changed_code: str | None = None
-    webhooks: dict[str, Webhook] = field(default_factory=dict)
+    webhooks: dict[str, Webhook] = msgspec.field(default_factory=dict)
     """`[webhooks.NAME]`: notifications out of the journal outbox (`mnlang.outbox`)."""
-    inbound: dict[str, Inbound] = field(default_factory=dict)
+    inbound: dict[str, Inbound] = msgspec.field(default_factory=dict)
     """`[inbound.NAME]`: webhooks in, turned into signals (`mnlang.server.webhooks`)."""
-    mcp: dict[str, Reach] = field(default_factory=dict)
+    mcp: dict[str, Reach] = msgspec.field(default_factory=dict)
     """`[mcp.NAME]`: where this deployment reaches a locked MCP server (`mnlang.mcp.config`)."""
 
     @property
@@ -167,8 +167,7 @@ def load(path: Path) -> Project:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Reader:
+class _Reader(msgspec.Struct, frozen=True):
     path: Path
     data: dict[str, Any]
 

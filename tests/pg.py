@@ -11,7 +11,9 @@ server, and a test that needs an fsyncing server starts its own `PostgresCluster
 Each test gets its own schema (`?schema=...` in the URL) in one database, which is far
 cheaper than a database per test.
 
-Fixtures: `pg_cluster` (one per session) and `pg_url` (a fresh schema per test).
+Fixtures: `pg_cluster` (one per session) and `pg_url` (a fresh schema per test); for a
+test of both stores, `journal` (a new journal's location, parametrized over `STORES`: ids
+`[sqlite]` and `[postgres]`) and `store` (that journal, opened; closed at the end).
 """
 
 from __future__ import annotations
@@ -27,12 +29,18 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mnlang.stores.base import Store
 
 DATABASE = "mnc"
 SUPERUSER = "mnc"
 START_TIMEOUT = 30
+
+STORES = ("sqlite", "postgres")
 
 FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
@@ -208,3 +216,27 @@ _schema_numbers = itertools.count(1)
 def pg_url(pg_cluster: PostgresCluster) -> str:
     """The URL of a journal in a schema no other test uses."""
     return pg_cluster.url(f"t{os.getpid()}_{next(_schema_numbers)}")
+
+
+def journal_location(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty journal on store `kind` (one of `STORES`): a SQLite file in `tmp_path`,
+    or a schema of its own on the session's server (skipped where none can start)."""
+    if kind == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return str(tmp_path / "journal.db")
+
+
+@pytest.fixture(params=STORES)
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new journal's location on each store."""
+    return journal_location(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def store(journal: str) -> Iterator[Store]:
+    """The test's `journal`, opened; closed when the test ends."""
+    from mnlang.stores import open_store
+
+    with open_store(journal) as opened:
+        yield opened

@@ -226,16 +226,14 @@ def test_an_agents_approval_has_a_default_timeout_shown_by_mnc_show(tmp_path: Pa
     assert "timer checkpoint:" in shown.stdout
 
 
-def test_an_approval_that_times_out_is_decided_and_told_to_the_model(tmp_path: Path) -> None:
-    source = HOTEL.read_text("utf-8").replace(
-        'key: "book-hotel:{hotel}"\n  requires: approval',
-        'key: "book-hotel:{hotel}"\n  requires: approval\n'
-        "  approval: { timeout: 1s, on_timeout: reject }",
-    )
-    assert "timeout: 1s" in source
+def resumed_past_the_timeout(
+    tmp_path: Path, source: str, turns: list[Any], then: str
+) -> tuple[Server, Any]:
+    """Run `source` (hotel.mn with a 1 s approval timeout) with the model's `turns` until
+    it waits on the approval, which `mnc show` says is decided `then` (e.g. "then reject")
+    at its timeout; resume it once the timeout passed. The receiver and the run's result."""
     (tmp_path / "hotel.mn").write_text(source, "utf-8")
     shutil.copy(WIRE / "hotel_tools.py", tmp_path / "hotel_tools.py")
-    turns: list[Any] = [[BOOK], {"text": "nobody approved"}]
     with Server() as receiver:
         env = base_env(receiver, scripted_models(tmp_path, turns))
         # Left waiting on its 1 s timeout, not waited for in process (docs/runtime.md,
@@ -245,11 +243,23 @@ def test_an_approval_that_times_out_is_decided_and_told_to_the_model(tmp_path: P
         args = ["run", str(tmp_path / "hotel.mn"), *db, "--id", RUN_ID]
         started = mnc([*args, "--input", '{"request": "r"}'], env)
         assert started.returncode == 3, started.stdout + started.stderr
-        assert "timeout: 1s, then reject" in mnc(["show", RUN_ID, *db], env).stdout
+        assert f"timeout: 1s, {then}" in mnc(["show", RUN_ID, *db], env).stdout
         time.sleep(1.2)
         resumed = mnc(["resume", RUN_ID, *db, "--json"], env)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert json.loads(resumed.stdout)["result"] == "nobody approved"
+    return receiver, json.loads(resumed.stdout)["result"]
+
+
+def test_an_approval_that_times_out_is_decided_and_told_to_the_model(tmp_path: Path) -> None:
+    source = HOTEL.read_text("utf-8").replace(
+        'key: "book-hotel:{hotel}"\n  requires: approval',
+        'key: "book-hotel:{hotel}"\n  requires: approval\n'
+        "  approval: { timeout: 1s, on_timeout: reject }",
+    )
+    assert "timeout: 1s" in source
+    turns: list[Any] = [[BOOK], {"text": "nobody approved"}]
+    receiver, result = resumed_past_the_timeout(tmp_path, source, turns, "then reject")
+    assert result == "nobody approved"
     assert performed(receiver) == Counter()
     with SQLiteStore(tmp_path / "journal.db") as store:
         decided = [e.data for e in store.read_journal(RUN_ID) if e.kind == "decided"]
@@ -262,22 +272,8 @@ def test_an_agents_own_approval_applies_to_its_effects_without_one(tmp_path: Pat
     source = HOTEL.read_text("utf-8").replace(
         "  max_turns: 6\n", "  max_turns: 6\n  approval: { timeout: 1s, on_timeout: approve }\n"
     )
-    (tmp_path / "hotel.mn").write_text(source, "utf-8")
-    shutil.copy(WIRE / "hotel_tools.py", tmp_path / "hotel_tools.py")
     turns: list[Any] = [[BOOK], {"text": "booked by default"}]
-    with Server() as receiver:
-        env = base_env(receiver, scripted_models(tmp_path, turns))
-        # Left waiting on its 1 s timeout, not waited for in process (docs/runtime.md,
-        # "Short waits"), so that `mnc show` sees the open approval.
-        env["MNC_SHORT_WAIT_S"] = "0"
-        db = ["--db", str(tmp_path / "journal.db")]
-        args = ["run", str(tmp_path / "hotel.mn"), *db, "--id", RUN_ID]
-        started = mnc([*args, "--input", '{"request": "r"}'], env)
-        assert started.returncode == 3, started.stdout + started.stderr
-        assert "timeout: 1s, then approve" in mnc(["show", RUN_ID, *db], env).stdout
-        time.sleep(1.2)
-        resumed = mnc(["resume", RUN_ID, *db, "--json"], env)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    receiver, _ = resumed_past_the_timeout(tmp_path, source, turns, "then approve")
     assert performed(receiver) == Counter({"/book": 1})
 
 

@@ -4,16 +4,14 @@ every signal once."""
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from mnlang.stores.sqlite import SQLiteStore
-from tests.api.server import ADMIN_TOKEN, SHOP, Served, serve
+from tests.api.server import ADMIN_TOKEN, SHOP, kill_9_in_a_storm, serve
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 RUNS = 60
@@ -41,40 +39,18 @@ def _signal(url: str, n: int) -> bool:
     return True
 
 
-def _storm(served: Served, send: object, answered: set[int]) -> None:
-    """Send all in parallel; kill -9 the server once a third have been answered."""
-    lock = threading.Lock()
-
-    def one(n: int) -> None:
-        if send(served.url, n):  # type: ignore[operator]
-            with lock:
-                answered.add(n)
-
-    with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(one, n) for n in range(RUNS)]
-        deadline = time.monotonic() + 30
-        while len(answered) < RUNS // 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
-        served.kill()
-        for f in futures:
-            f.result()
-
-
 @pytest.mark.slow
 def test_kill_9_during_starts_and_signals_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
     with serve(db, execute=False) as served:
         body = {"source": SHOP.read_text(), "path": str(SHOP)}
         assert httpx2.post(served.url + "/api/v1/programs", json=body, headers=ADMIN).is_success
-        started: set[int] = set()
-        _storm(served, _start, started)
+        started = kill_9_in_a_storm(served, partial(_start, served.url), RUNS)
     assert 0 < len(started) < RUNS
     with serve(db, execute=False) as served:
         for n in range(RUNS):  # the client retries every start; answered ones are no-ops
             assert _start(served.url, n)
-        signalled: set[int] = set()
-        _storm(served, _signal, signalled)
+        kill_9_in_a_storm(served, partial(_signal, served.url), RUNS)
     with serve(db, execute=False) as served:
         for n in range(RUNS):
             assert _signal(served.url, n)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,14 +47,6 @@ class GatedStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    location = tmp_path / "journal.db" if request.param == "sqlite" else None
-    opened = open_store(location or request.getfixturevalue("pg_url"))
-    yield opened
-    opened.close()
 
 
 def order(run_id: str, amount: str) -> m.StartRun:
@@ -159,13 +151,8 @@ STORM = 90
 
 @pytest.mark.slow
 @pytest.mark.serial
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_kill_9_in_a_storm_of_starts_loses_no_answered_start(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    db: str | Path = (
-        tmp_path / "journal.db" if kind == "sqlite" else request.getfixturevalue("pg_url")
-    )
+def test_kill_9_in_a_storm_of_starts_loses_no_answered_start(journal: str, tmp_path: Path) -> None:
+    db = journal
     answered: dict[int, int] = {}
     lock = threading.Lock()
 

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +36,6 @@ workflow hold(order: str) -> str {
   }
 }
 """
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "journal.db")
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-def store(journal: str) -> Iterator[Store]:
-    with open_store(journal) as opened:
-        yield opened
 
 
 def test_the_first_asker_is_kept_and_a_reopened_run_forgets_it(store: Store) -> None:

@@ -5,11 +5,10 @@ worker's own folder when the folder a run started in is gone."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.test_project import mnc
 
 FLOW = """
 import common.policies { limit }
@@ -33,19 +32,6 @@ workflow limit(n: int) -> int {
   return n
 }
 """
-
-
-def mnc(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MNC_")}
-    return subprocess.run(
-        [sys.executable, "-m", "mnlang.cli", *args],
-        cwd=cwd,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_an_import_from_the_project_root(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from mnlang import api
 from mnlang.ir.compile import compile_file
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
-from mnlang.runtime.run import resume_run, start_run
+from mnlang.runtime.run import start_run
 from mnlang.runtime.signals import SignalError, send, send_token
 from mnlang.runtime.tokens import make_token
 from mnlang.stores import open_store
@@ -59,13 +59,6 @@ def program() -> IRProgram:
     return ir
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "journal.db")
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
 def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "ledger.jsonl"
@@ -78,21 +71,23 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("workflow", ["thaw", "thaw_each"])
 def test_each_item_gets_its_own_signal_sent_in_reverse_before_the_start(
-    workflow: str, db: str, ledger: Path, program: IRProgram
+    workflow: str, journal: str, ledger: Path, program: IRProgram
 ) -> None:
-    created = api.start_run(program, OBJECTS, workflow=workflow, run_id="r", db=db, detach=True)
+    created = api.start_run(
+        program, OBJECTS, workflow=workflow, run_id="r", db=journal, detach=True
+    )
     assert created.status == "running"
     for key in reversed(KEYS):
-        outcome = api.signal("r", "restored", payload(key), key=key, db=db)
+        outcome = api.signal("r", "restored", payload(key), key=key, db=journal)
         assert outcome.delivered.accepted and not outcome.delivered.waiting
         assert outcome.runs == []
-    with open_store(db) as store:
+    with open_store(journal) as store:
         kept = store.pending_signals("r")
         assert [(s.name, s.key) for s in kept] == [("restored", k) for k in reversed(KEYS)]
-    done = api.resume_run("r", db=db)
+    done = api.resume_run("r", db=journal)
     assert done.status == "completed", done.error
     assert done.result == expected()
-    with open_store(db) as store:
+    with open_store(journal) as store:
         assert store.pending_signals("r") == []
         taken = [e.data for e in store.read_journal("r") if e.kind == "signal"]
         assert sorted(d["key"] for d in taken) == KEYS
@@ -100,53 +95,54 @@ def test_each_item_gets_its_own_signal_sent_in_reverse_before_the_start(
 
 
 def test_a_worker_wakes_a_run_only_for_the_key_it_waits_for(
-    db: str, ledger: Path, program: IRProgram
+    journal: str, ledger: Path, program: IRProgram
 ) -> None:
     """A signal for an item the run does not wait for yet does not make it runnable (a
     worker would only pause it again); the signal for the item it waits for does."""
-    assert api.start_run(program, OBJECTS, workflow="thaw_each", run_id="wk", db=db).status == (
-        "waiting"
-    )
-    with open_store(db) as store:
+    started = api.start_run(program, OBJECTS, workflow="thaw_each", run_id="wk", db=journal)
+    assert started.status == "waiting"
+    with open_store(journal) as store:
         for key in ["k4", "k3", "k2"]:
             send(store, "wk", "restored", payload(key), key=key)
         assert "wk" not in store.runnable_runs()
         send(store, "wk", "restored", payload("k1"), key="k1")
         assert "wk" in store.runnable_runs()
-    api.run_worker(db=db, concurrency=1, until_idle=True)
-    with open_store(db) as store:
+    api.run_worker(db=journal, concurrency=1, until_idle=True)
+    with open_store(journal) as store:
         record = store.get_run("wk")
         assert record is not None and (record.status, record.result) == ("completed", expected())
 
 
 def test_signals_answer_the_waiting_items_by_key_in_any_order(
-    db: str, ledger: Path, program: IRProgram
+    journal: str, ledger: Path, program: IRProgram
 ) -> None:
-    first = api.start_run(program, OBJECTS, workflow="thaw_each", run_id="s", db=db)
+    first = api.start_run(program, OBJECTS, workflow="thaw_each", run_id="s", db=journal)
     assert first.status == "waiting"
-    with open_store(db) as store:
+    with open_store(journal) as store:
         record = store.get_run("s")
         assert record is not None and record.waiting_for == ["restored#k1"]
     # k3 and k2 are kept (the run waits for k1 only); k1 wakes it and it takes all three.
     for key in ["k3", "k2"]:
-        assert not api.signal("s", "restored", payload(key), key=key, db=db).delivered.waiting
-    woke = api.signal("s", "restored", payload("k1"), key="k1", db=db)
+        assert not api.signal("s", "restored", payload(key), key=key, db=journal).delivered.waiting
+    woke = api.signal("s", "restored", payload("k1"), key="k1", db=journal)
     assert woke.delivered.waiting
     assert [r.status for r in woke.runs] == ["waiting"]
-    with open_store(db) as store:
+    with open_store(journal) as store:
         record = store.get_run("s")
         assert record is not None and record.waiting_for == ["restored#k4"]
-    last = api.signal("s", "restored", payload("k4"), key="k4", db=db)
+    last = api.signal("s", "restored", payload("k4"), key="k4", db=journal)
     assert [(r.status, r.result) for r in last.runs] == [("completed", expected())]
 
 
 # --- what a send refuses ------------------------------------------------------------------
 
 
-def test_signals_nobody_would_take_are_refused(db: str, ledger: Path, program: IRProgram) -> None:
-    api.start_run(program, OBJECTS, workflow="thaw_each", run_id="n", db=db, detach=True)
-    api.start_run(program, OBJECTS, workflow="outer", run_id="o", db=db, detach=True)
-    with open_store(db) as store:
+def test_signals_nobody_would_take_are_refused(
+    journal: str, ledger: Path, program: IRProgram
+) -> None:
+    api.start_run(program, OBJECTS, workflow="thaw_each", run_id="n", db=journal, detach=True)
+    api.start_run(program, OBJECTS, workflow="outer", run_id="o", db=journal, detach=True)
+    with open_store(journal) as store:
         refusals = [
             ("n", None, "the wait for `restored` (step `done/r`) is correlated"),
             ("o", "k1", "workflow `outer` never waits for `restored`; its child workflow "),
@@ -222,9 +218,9 @@ def test_the_timeout_of_a_keyed_wait_closes_it(tmp_path: Path, ledger: Path) -> 
 
 
 def test_tokens_answer_their_own_item_in_reverse_order(
-    db: str, ledger: Path, program: IRProgram
+    journal: str, ledger: Path, program: IRProgram
 ) -> None:
-    first = api.start_run(program, OBJECTS, workflow="thaw", run_id="tk", db=db)
+    first = api.start_run(program, OBJECTS, workflow="thaw", run_id="tk", db=journal)
     assert first.status == "waiting"
     rows = ledger_rows(ledger)
     tokens = {row["key"]: row["token"] for row in rows}
@@ -232,15 +228,16 @@ def test_tokens_answer_their_own_item_in_reverse_order(
     assert all(token.startswith("mnt1.") for token in tokens.values())
     forged = tokens["k1"][:-2] + ("AA" if not tokens["k1"].endswith("AA") else "BB")
     with pytest.raises(SignalError, match="not issued by this journal"):
-        api.signal(None, None, payload("k1"), token=forged, db=db)
+        api.signal(None, None, payload("k1"), token=forged, db=journal)
     outcomes = [
-        api.signal(None, None, payload(key), token=tokens[key], db=db) for key in reversed(KEYS)
+        api.signal(None, None, payload(key), token=tokens[key], db=journal)
+        for key in reversed(KEYS)
     ]
     assert all(o.delivered.accepted and o.delivered.run_id == "tk" for o in outcomes)
     [end] = outcomes[-1].runs
     assert (end.status, end.result) == ("completed", expected())
     with pytest.raises(SignalError) as refused:
-        api.signal(None, None, payload("k2"), token=tokens["k2"], db=db)
+        api.signal(None, None, payload("k2"), token=tokens["k2"], db=journal)
     assert "run `tk` has ended" in refused.value.message
 
 
@@ -355,17 +352,7 @@ def drive(
     stops = 0
     for execution in range(20):
         try:
-            if execution == 0:
-                outcome = start_run(
-                    crashing,  # type: ignore[arg-type]
-                    program,
-                    "thaw",
-                    OBJECTS,
-                    run_id="cr",
-                    config=config,
-                )
-            else:
-                outcome = resume_run(crashing, "cr", program=program, config=config)  # type: ignore[arg-type]
+            outcome = crashing.start_or_resume(execution, program, "thaw", OBJECTS, "cr", config)
         except SimulatedCrash:
             _settle_threads()
             _break_lease(store, "cr")

@@ -53,10 +53,11 @@ from mnlang.ir.compile import compile_file
 from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
-from mnlang.runtime.run import resume_run, start_run
+from mnlang.runtime.run import RunOutcome, resume_run, start_run
 from mnlang.stores.base import Batch, CommitResult, Lease, NewRun, Store
 from mnlang.stores.sqlite import SQLiteStore
-from tests.crash.journals import STORES, Journals, journals_of
+from tests.crash.journals import Journals, journals_of
+from tests.pg import STORES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -297,6 +298,21 @@ class CrashingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def start_or_resume(
+        self,
+        execution: int,
+        program: IRProgram,
+        workflow: str,
+        given: Any,
+        run_id: str,
+        config: RuntimeConfig,
+    ) -> RunOutcome:
+        """The run's `execution`-th go on this store: the first (0) starts it, each later
+        one resumes it from its last commit."""
+        if execution == 0:
+            return start_run(self, program, workflow, given, run_id=run_id, config=config)  # type: ignore[arg-type]
+        return resume_run(self, run_id, program=program, config=config)  # type: ignore[arg-type]
+
 
 def _settle_threads() -> None:
     """Let the calls a stopped run left on its worker threads finish, as a killed process's
@@ -337,17 +353,9 @@ def drive_in_process(
     outcome = None
     for execution in range(20):
         try:
-            if execution == 0:
-                outcome = start_run(
-                    crashing,  # type: ignore[arg-type]
-                    program,
-                    workflow_of(scenario),
-                    given,
-                    run_id=RUN_ID,
-                    config=config,
-                )
-            else:
-                outcome = resume_run(crashing, RUN_ID, program=program, config=config)  # type: ignore[arg-type]
+            outcome = crashing.start_or_resume(
+                execution, program, workflow_of(scenario), given, RUN_ID, config
+            )
         except SimulatedCrash:
             _settle_threads()
             crashes.append(crash_point(store, ledger))

@@ -117,14 +117,6 @@ RUN_TABLES = (
 DAY = 86400.0
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "journal.db")
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 def flow(tmp_path: Path) -> Path:
     folder = tmp_path / "flow"

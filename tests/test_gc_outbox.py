@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,6 @@ from mnlang.outbox import RUN_ENDED
 from mnlang.retention import collect_garbage
 from mnlang.stores import open_store
 from mnlang.stores.base import Batch, NewRun, OutboxMessage, RunUpdate, Store
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    where = (
-        str(tmp_path / "journal.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    with open_store(where) as opened:
-        yield opened
 
 
 def notify(store: Store, run_id: str, event_id: str, *, status: str = "completed") -> None:

@@ -32,7 +32,6 @@ from mnlang.ir.compile import compile_file
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.run import start_run
 from mnlang.runtime.worker import Worker
-from mnlang.stores import open_store
 from mnlang.stores.base import (
     AppendList,
     Batch,
@@ -145,20 +144,6 @@ def test_a_failed_group_transaction_fails_every_member() -> None:
 
 
 # --- the stores --------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return str(tmp_path / "journal.db")
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def _leased(store: Store, run_id: str) -> Lease:
@@ -391,9 +376,9 @@ def _calls(path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def worker_store(
-    store: Store, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, journal: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Store, IRProgram, Path]]:
-    monkeypatch.setenv("GROUP_TEST_DB", store_url)
+    monkeypatch.setenv("GROUP_TEST_DB", journal)
     monkeypatch.setenv("GROUP_TEST_CALLS", str(tmp_path / "calls.jsonl"))
     yield store, _program(tmp_path), tmp_path / "calls.jsonl"
 

@@ -35,6 +35,7 @@ import pytest
 from mnlang.ir.compile import compile_file
 from mnlang.runtime.run import start_run
 from tests.crash.journals import Journals, journals_of
+from tests.pg import STORES
 from tests.test_crash import Crash, crash_point, ledger_keys, result_events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +149,7 @@ def forks() -> Iterator[Forks]:
     made.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=STORES)
 def journals(request: pytest.FixtureRequest) -> Iterator[Journals]:
     yield from journals_of(request)
 

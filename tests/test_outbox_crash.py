@@ -17,7 +17,8 @@ from mnlang import api
 from mnlang.outbox import CHECKPOINT_OPENED, RUN_ENDED
 from mnlang.stores.base import TERMINAL_STATUSES, Store
 from mnlang.stores.crashpoints import CRASH_EXIT_STATUS
-from tests.crash.journals import STORES, Journals, journals_of
+from tests.crash.journals import Journals, journals_of
+from tests.pg import STORES
 
 NOTIFY = Path(__file__).parent / "webhooks" / "notify.mn"
 # `before` a commit is `after` the one before it, and `written` loses the batch as

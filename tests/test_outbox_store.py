@@ -22,7 +22,6 @@ from mnlang.stores.base import (
     StaleLease,
     Store,
 )
-from tests.test_store_contract import store  # noqa: F401 (the fixture over both stores)
 from tests.webhooks.receiver import receiver
 
 
@@ -37,7 +36,7 @@ def ended(run_id: str) -> Batch:
     return batch
 
 
-def test_messages_are_written_with_their_commit_once(store: Store) -> None:  # noqa: F811
+def test_messages_are_written_with_their_commit_once(store: Store) -> None:
     store.create_run(NewRun("r1", "refund", {}))
     store.commit(ended("r1"))
     store.commit(ended("r1"))  # the same causes again: the same ids, no new rows
@@ -58,7 +57,7 @@ def test_messages_are_written_with_their_commit_once(store: Store) -> None:  # n
     }
 
 
-def test_a_refused_commit_writes_no_message(store: Store) -> None:  # noqa: F811
+def test_a_refused_commit_writes_no_message(store: Store) -> None:
     store.create_run(NewRun("r1", "refund", {}))
     assert store.acquire_lease("r1", "w1", 30) is not None
     with pytest.raises(StaleLease):
@@ -66,7 +65,7 @@ def test_a_refused_commit_writes_no_message(store: Store) -> None:  # noqa: F811
     assert store.unrouted_outbox() == []
 
 
-def test_route_claim_attempt_and_list(store: Store) -> None:  # noqa: F811
+def test_route_claim_attempt_and_list(store: Store) -> None:
     store.create_run(NewRun("r1", "refund", {}))
     store.commit(Batch("r1", outbox=[OutboxMessage("evt_1", RUN_ENDED, {"status": "failed"})]))
     store.route_outbox({"evt_1": ["a", "b"]})
@@ -98,7 +97,7 @@ def test_route_claim_attempt_and_list(store: Store) -> None:  # noqa: F811
     assert not store.redeliver("evt_1", "nobody")
 
 
-def test_an_expired_lease_is_taken_over(store: Store) -> None:  # noqa: F811
+def test_an_expired_lease_is_taken_over(store: Store) -> None:
     store.create_run(NewRun("r1", "refund", {}))
     store.commit(Batch("r1", outbox=[OutboxMessage("evt_1", RUN_ENDED, None)]))
     store.route_outbox({"evt_1": ["a"]})
@@ -111,7 +110,7 @@ def test_an_expired_lease_is_taken_over(store: Store) -> None:  # noqa: F811
     )
 
 
-def test_signal_holders_finds_a_signal_id_read_or_not(store: Store) -> None:  # noqa: F811
+def test_signal_holders_finds_a_signal_id_read_or_not(store: Store) -> None:
     store.create_run(NewRun("r1", "refund", {}))
     store.create_run(NewRun("r2", "refund", {}))
     assert store.send_signal("r2", "paid", {}, signal_id="inbound:x:1")
@@ -120,7 +119,7 @@ def test_signal_holders_finds_a_signal_id_read_or_not(store: Store) -> None:  # 
     assert store.signal_holders("inbound:x:2") == []
 
 
-def test_the_delivery_loop_on_each_store(store: Store, tmp_path: Path) -> None:  # noqa: F811
+def test_the_delivery_loop_on_each_store(store: Store, tmp_path: Path) -> None:
     store.create_run(NewRun("r1", "refund", {}))
     store.create_run(NewRun("r2", "other", {}))
     store.commit(ended("r1"))

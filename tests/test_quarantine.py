@@ -15,12 +15,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_store_contract import STORE_FACTORIES
 
 from mnlang import api
 from mnlang.cli import main
@@ -28,6 +27,7 @@ from mnlang.runtime.worker import Worker
 from mnlang.stores import open_store
 from mnlang.stores.base import NewRun, Quarantine, RunNotFound, Store
 from mnlang.stores.crashpoints import CRASH_EXIT_STATUS
+from tests.pg import STORES, journal_location
 
 PROGRAM = """\
 event nudge -> str
@@ -37,13 +37,6 @@ workflow main(n: int) -> str {
   return got ?? "none"
 }
 """
-
-
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = STORE_FACTORIES[request.param](request, tmp_path)
-    yield opened
-    opened.close()
 
 
 # --- the store contract ----------------------------------------------------------------------
@@ -135,12 +128,6 @@ def mnc(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def journal_url(store_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if store_name == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return str(tmp_path / "journal.db")
-
-
 def epochs(db: str) -> dict[str, int]:
     """Each run's lease epoch: it grows by one whenever a worker claims the run."""
     with open_store(db) as opened:
@@ -152,11 +139,10 @@ def quarantines(db: str) -> dict[str, Quarantine]:
         return opened.quarantined_runs()
 
 
-@pytest.mark.parametrize("store_name", sorted(STORE_FACTORIES))
 def test_a_damaged_run_is_quarantined_once_for_every_worker_until_released(
-    store_name: str, request: pytest.FixtureRequest, tmp_path: Path
+    journal: str, tmp_path: Path
 ) -> None:
-    db = journal_url(store_name, request, tmp_path)
+    db = journal
     source = tmp_path / "w.mn"
     source.write_text(PROGRAM)
     for i in range(3):
@@ -224,7 +210,7 @@ FAST_CRASHES = {("sqlite", "after"), ("postgres", "before")}
         pytest.param(
             store, moment, marks=[] if (store, moment) in FAST_CRASHES else [pytest.mark.slow]
         )
-        for store in sorted(STORE_FACTORIES)
+        for store in STORES
         for moment in ("before", "written", "during", "after")
     ],
 )
@@ -234,7 +220,7 @@ def test_a_worker_killed_at_the_quarantines_commit_leaves_it_to_the_next_worker(
     """Killed before its quarantine is committed, a worker leaves the run to be
     quarantined by the next worker once its lease expired; killed after, the run stays
     quarantined. Either way it ends quarantined once and no worker executes it."""
-    db = journal_url(store_name, request, tmp_path)
+    db = journal_location(store_name, request, tmp_path)
     source = tmp_path / "w.mn"
     source.write_text(PROGRAM)
     for i in range(2):
@@ -268,11 +254,8 @@ def test_a_worker_killed_at_the_quarantines_commit_leaves_it_to_the_next_worker(
     assert "run r1" not in log and epochs(db) == claimed and set(quarantines(db)) == {"r1"}
 
 
-@pytest.mark.parametrize("store_name", sorted(STORE_FACTORIES))
-def test_the_quarantine_survives_reopening_the_journal(
-    store_name: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    db = journal_url(store_name, request, tmp_path)
+def test_the_quarantine_survives_reopening_the_journal(journal: str) -> None:
+    db = journal
     with open_store(db) as first:
         first.create_run(NewRun("r1", "wf", {}))
         first.quarantine_run("r1", by="w-1", reason="why")

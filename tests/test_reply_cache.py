@@ -108,22 +108,11 @@ def test_only_a_reply_the_run_accepted_is_kept(tmp_path: Path, server: ChatServe
         assert len(server.requests) == 3
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_kept_replies_expire_in_both_stores(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if kind == "postgres":
-        pytest.importorskip("psycopg", reason="psycopg is not installed (mnlang[postgres])")
-        from mnlang.stores.postgres import PostgresStore
-
-        store: Store = PostgresStore(request.getfixturevalue("pg_url"))
-    else:
-        store = SQLiteStore(tmp_path / "journal.db")
-    with store:
-        store.keep_reply("d1", '{"text": "a"}', 60)
-        store.keep_reply("d2", '{"text": "b"}', 0.2)
-        store.keep_reply("d1", '{"text": "a2"}', 60)  # replaced
-        assert store.cached_reply("d1") == '{"text": "a2"}'
-        assert store.cached_reply("d2") == '{"text": "b"}'
-        time.sleep(0.3)
-        assert store.cached_reply("d2") is None and store.cached_reply("nope") is None
+def test_kept_replies_expire_in_both_stores(store: Store) -> None:
+    store.keep_reply("d1", '{"text": "a"}', 60)
+    store.keep_reply("d2", '{"text": "b"}', 0.2)
+    store.keep_reply("d1", '{"text": "a2"}', 60)  # replaced
+    assert store.cached_reply("d1") == '{"text": "a2"}'
+    assert store.cached_reply("d2") == '{"text": "b"}'
+    time.sleep(0.3)
+    assert store.cached_reply("d2") is None and store.cached_reply("nope") is None

@@ -4,28 +4,12 @@ while the limit is full, it waits, queued, and a worker claims it once a slot fr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from mnlang.runtime.recovery import retry
-from mnlang.stores import open_store
 from mnlang.stores.base import Batch, NewEvent, NewRun, RunUpdate, Store
 from tests.test_retry import prog  # noqa: F401 (a fixture)
 from tests.test_runtime import RECORDER, Program
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    where = (
-        str(tmp_path / "journal.db")
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    with open_store(where) as opened:
-        yield opened
 
 
 def test_a_run_reopened_while_the_limit_is_full_waits_for_a_slot(store: Store) -> None:

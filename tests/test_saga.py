@@ -35,7 +35,6 @@ import pytest
 from mnlang.ir.compile import compile_file
 from mnlang.ir.model import IRProgram
 from mnlang.runtime.config import RuntimeConfig
-from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.sqlite import SQLiteStore
 from tests.test_crash import CrashingStore, SimulatedCrash, _break_lease, _settle_threads
 
@@ -117,20 +116,13 @@ def drive(tmp: Path, at: int | None, when: str) -> tuple[str, Any, int, list[str
     store = SQLiteStore(tmp / "journal.db")
     crashing = CrashingStore(store, at, when)
     config = RuntimeConfig(commit_every=4, commit_ms=0, slow_call_ms=1e9)
+    given = {"trip": "t-1", "amount": "420.00"}
     outcome = None
     for execution in range(5):
         try:
-            if execution == 0:
-                outcome = start_run(
-                    crashing,  # type: ignore[arg-type]
-                    saga_program(),
-                    "saga",
-                    {"trip": "t-1", "amount": "420.00"},
-                    run_id="saga-run",
-                    config=config,
-                )
-            else:
-                outcome = resume_run(crashing, "saga-run", program=saga_program(), config=config)  # type: ignore[arg-type]
+            outcome = crashing.start_or_resume(
+                execution, saga_program(), "saga", given, "saga-run", config
+            )
             break
         except SimulatedCrash:
             _settle_threads()

@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,7 @@ from mnlang.runtime.worker import ProgramCache
 from mnlang.stores import open_store
 from mnlang.stores.base import NewRun, NewSchedule, Store
 from tests.human.harness import mnc, mnc_env, spawn
-
-STORES: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
-    "sqlite": lambda request, tmp: str(tmp / "journal.db"),
-    "postgres": lambda request, tmp: str(request.getfixturevalue("pg_url")),
-}
+from tests.pg import STORES
 
 JOBS = """\
 workflow report(team: str) -> str {
@@ -57,28 +53,19 @@ def folder_with(tmp: Path, every: str = 'cron: "0 0 * * *"') -> Path:
     return tmp
 
 
-@pytest.fixture(params=sorted(STORES))
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return STORES[request.param](request, tmp_path)
-
-
-@pytest.fixture
-def store(db: str) -> Iterator[Store]:
-    with open_store(db) as opened:
-        yield opened
-
-
 # --- one registration per declaring module --------------------------------------------------
 
 
-def test_a_module_given_and_imported_registers_its_schedule_once(db: str, tmp_path: Path) -> None:
+def test_a_module_given_and_imported_registers_its_schedule_once(
+    journal: str, tmp_path: Path
+) -> None:
     """`mnc worker jobs.mn a.mn b.mn` registered `nightly` (from jobs.mn) and
     `jobs.nightly` (from a.mn, b.mn): two runs every midnight. Now one, by its module."""
     folder = folder_with(tmp_path)
     files = [folder / "jobs.mn", folder / "a.mn", folder / "b.mn"]
-    records = api.register_schedules(files, db=db)
+    records = api.register_schedules(files, db=journal)
     assert [(r.name, r.module) for r in records] == [("jobs.nightly", "jobs")]
-    with open_store(db) as store:
+    with open_store(journal) as store:
         [record] = store.list_schedules()
         assert (record.name, record.module, record.paused_at) == ("jobs.nightly", "jobs", None)
         assert record.workflow == "jobs.report"  # in jobs.mn itself it is `report`
@@ -86,20 +73,20 @@ def test_a_module_given_and_imported_registers_its_schedule_once(db: str, tmp_pa
         assert [s.run_id for s in started] == [run_id_for("jobs.nightly", record.next_at)]
         assert start_due(store, ProgramCache(store), now=record.next_at) == []
         # Registering the module's own file again keeps the schedule's place.
-        api.register_schedules([folder / "jobs.mn"], db=db)
+        api.register_schedules([folder / "jobs.mn"], db=journal)
         [again] = store.list_schedules()
         assert again.next_at == record.next_at + 86400 and again.last_at == record.next_at
         assert again.workflow == "jobs.report"
 
 
 def test_a_schedule_its_module_no_longer_declares_is_forgotten_by_an_importer(
-    db: str, tmp_path: Path
+    journal: str, tmp_path: Path
 ) -> None:
     folder = folder_with(tmp_path)
-    api.register_schedules([folder / "jobs.mn"], db=db)
+    api.register_schedules([folder / "jobs.mn"], db=journal)
     (folder / "jobs.mn").write_text(JOBS.split("schedule")[0], "utf-8")
-    assert api.register_schedules([folder / "a.mn"], db=db) == []
-    assert api.list_schedules(db=db) == []
+    assert api.register_schedules([folder / "a.mn"], db=journal) == []
+    assert api.list_schedules(db=journal) == []
 
 
 @pytest.mark.slow
@@ -245,19 +232,19 @@ def test_a_paused_schedule_does_not_fire_and_resumes_without_catching_up(store: 
     assert store.list_schedules()[0].next_at == 5000.0
 
 
-def test_pause_resume_drop_through_the_api(db: str, tmp_path: Path) -> None:
+def test_pause_resume_drop_through_the_api(journal: str, tmp_path: Path) -> None:
     folder = folder_with(tmp_path, "every: 1s")
-    api.register_schedules([folder / "a.mn"], db=db)
-    paused = api.pause_schedule("jobs.nightly", db=db)
-    with open_store(db) as store:
+    api.register_schedules([folder / "a.mn"], db=journal)
+    paused = api.pause_schedule("jobs.nightly", db=journal)
+    with open_store(journal) as store:
         assert start_due(store, ProgramCache(store), now=paused.next_at + 10) == []
         before = store.now()
-    resumed = api.resume_schedule("jobs.nightly", db=db)
+    resumed = api.resume_schedule("jobs.nightly", db=journal)
     assert resumed.paused_at is None and resumed.next_at > before  # missed times skipped
-    assert api.drop_schedule("jobs.nightly", db=db).name == "jobs.nightly"
-    assert api.list_schedules(db=db) == []
-    api.register_schedules([folder / "b.mn"], db=db)  # a worker started with it again
-    assert [r.name for r in api.list_schedules(db=db)] == ["jobs.nightly"]
+    assert api.drop_schedule("jobs.nightly", db=journal).name == "jobs.nightly"
+    assert api.list_schedules(db=journal) == []
+    api.register_schedules([folder / "b.mn"], db=journal)  # a worker started with it again
+    assert [r.name for r in api.list_schedules(db=journal)] == ["jobs.nightly"]
 
 
 def test_mnc_schedules(tmp_path: Path) -> None:
@@ -314,7 +301,7 @@ def fired_state(db: str) -> tuple[float | None, str | None, list[tuple[str, floa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", sorted(STORES))
+@pytest.mark.parametrize("kind", STORES)
 def test_a_worker_killed_at_each_commit_boundary_of_a_fire_starts_the_time_once(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -7,7 +7,6 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -27,18 +26,6 @@ from mnlang.runtime.worker import ProgramCache, Worker
 from mnlang.stores import open_store
 from mnlang.stores.base import NewRun, NewSchedule, Store
 from tests.human.harness import mnc, mnc_env, spawn
-
-STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
-    "sqlite": lambda request, tmp: open_store(tmp / "journal.db"),
-    "postgres": lambda request, tmp: open_store(request.getfixturevalue("pg_url")),
-}
-
-
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = STORES[request.param](request, tmp_path)
-    yield opened
-    opened.close()
 
 
 def at(text: str, zone: str = "UTC") -> float:

@@ -27,7 +27,6 @@ from mnlang.runtime.decisions import DecisionRefused
 from mnlang.runtime.signals import SignalError
 from mnlang.stores import open_store
 from mnlang.stores.base import Batch, NewRun, OpenCheckpoint, SelectDecided, Store
-from tests.crash.journals import STORES
 from tests.test_crash import (
     RUN_ID,
     Scenario,
@@ -102,102 +101,93 @@ workflow idle(grace: duration) -> str {
 """
 
 
-@pytest.fixture(params=STORES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A journal on each store: a SQLite file, or a schema on the private PostgreSQL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "journal.db")
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 def _source(tmp_path: Path, text: str, name: str = "flow.mn") -> Path:
     path = tmp_path / name
     path.write_text(text, "utf-8")
     return path
 
 
-def test_the_event_wins_and_the_checkpoint_is_closed(tmp_path: Path, db: str) -> None:
+def test_the_event_wins_and_the_checkpoint_is_closed(tmp_path: Path, journal: str) -> None:
     source = _source(tmp_path, RACE)
-    started = api.start_run(source, {"conv": "c1"}, run_id="r", db=db)
+    started = api.start_run(source, {"conv": "c1"}, run_id="r", db=journal)
     assert started.status == "waiting"
-    sent = api.signal("r", "message", "hello", key="c1", db=db)
+    sent = api.signal("r", "message", "hello", key="c1", db=journal)
     assert sent.delivered.accepted
     assert [r.status for r in sent.runs] == ["completed"]
     assert sent.runs[0].result == "message hello"
     with pytest.raises(DecisionRefused, match="closed because another arm of its select won"):
-        api.approve("r", "approve_it", by="ann", db=db)
+        api.approve("r", "approve_it", by="ann", db=journal)
 
 
-def test_the_checkpoint_wins_and_the_signal_is_refused(tmp_path: Path, db: str) -> None:
+def test_the_checkpoint_wins_and_the_signal_is_refused(tmp_path: Path, journal: str) -> None:
     source = _source(tmp_path, RACE)
-    api.start_run(source, {"conv": "c1"}, run_id="r", db=db)
-    decided = api.approve("r", "approve_it", by="ann", resume=False, db=db)
+    api.start_run(source, {"conv": "c1"}, run_id="r", db=journal)
+    decided = api.approve("r", "approve_it", by="ann", resume=False, db=journal)
     assert decided.decided.choice == "approve"
     with pytest.raises(SignalError, match="checkpoint `approve_it` was decided `approve`"):
-        api.signal("r", "message", "late", key="c1", resume=False, db=db)
-    ended = api.resume_run("r", db=db)
+        api.signal("r", "message", "late", key="c1", resume=False, db=journal)
+    ended = api.resume_run("r", db=journal)
     assert (ended.status, ended.result) == ("completed", "decided approve")
-    with open_store(db) as store:
+    with open_store(journal) as store:
         assert store.pending_signals("r") == []  # the refused signal created nothing
 
 
 def test_a_signal_that_closed_the_select_wins_over_a_later_decision(
-    tmp_path: Path, db: str
+    tmp_path: Path, journal: str
 ) -> None:
     source = _source(tmp_path, RACE)
-    api.start_run(source, {"conv": "c1"}, run_id="r", db=db)
-    api.signal("r", "message", "first", key="c1", resume=False, db=db)
+    api.start_run(source, {"conv": "c1"}, run_id="r", db=journal)
+    api.signal("r", "message", "first", key="c1", resume=False, db=journal)
     with pytest.raises(DecisionRefused, match="won: event `message` \\(key `c1`\\)"):
-        api.approve("r", "approve_it", by="ann", resume=False, db=db)
-    ended = api.resume_run("r", db=db)
+        api.approve("r", "approve_it", by="ann", resume=False, db=journal)
+    ended = api.resume_run("r", db=journal)
     assert (ended.status, ended.result) == ("completed", "message first")
-    journal = [e.kind for e in api.run_journal("r", db=db)]
-    assert journal.count("select") == 1 and journal.count("signal") == 1
+    kinds = [e.kind for e in api.run_journal("r", db=journal)]
+    assert kinds.count("select") == 1 and kinds.count("signal") == 1
 
 
-def test_the_timer_wins_and_closes_the_checkpoint(tmp_path: Path, db: str) -> None:
+def test_the_timer_wins_and_closes_the_checkpoint(tmp_path: Path, journal: str) -> None:
     source = _source(tmp_path, TIMER)
     # A timer this short is waited for by the attached run itself.
-    ended = api.start_run(source, {"grace": 50}, run_id="r", db=db)
+    ended = api.start_run(source, {"grace": 50}, run_id="r", db=journal)
     assert (ended.status, ended.result) == ("completed", "idle")
     with pytest.raises(DecisionRefused, match="won: its `after` timer"):
-        api.approve("r", "close_it", by="ann", resume=False, db=db)
+        api.approve("r", "close_it", by="ann", resume=False, db=journal)
 
 
-def test_a_checkpoint_decided_before_the_timer_is_seen_wins(tmp_path: Path, db: str) -> None:
+def test_a_checkpoint_decided_before_the_timer_is_seen_wins(tmp_path: Path, journal: str) -> None:
     source = _source(tmp_path, TIMER)
-    api.start_run(source, {"grace": 3_600_000}, run_id="r", db=db)
-    api.reject("r", "close_it", by="ann", resume=False, db=db)
-    ended = api.resume_run("r", db=db)
+    api.start_run(source, {"grace": 3_600_000}, run_id="r", db=journal)
+    api.reject("r", "close_it", by="ann", resume=False, db=journal)
+    ended = api.resume_run("r", db=journal)
     assert (ended.status, ended.result) == ("completed", "closed reject")
 
 
-def test_a_losing_event_leaves_its_signal_unread(tmp_path: Path, db: str) -> None:
+def test_a_losing_event_leaves_its_signal_unread(tmp_path: Path, journal: str) -> None:
     source = _source(tmp_path, TWO_EVENTS)
-    api.start_run(source, {"n": 1}, run_id="r", db=db)
-    api.signal("r", "first", 7, resume=False, db=db)
-    api.signal("r", "second", 3, key="k", resume=False, db=db)
+    api.start_run(source, {"n": 1}, run_id="r", db=journal)
+    api.signal("r", "first", 7, resume=False, db=journal)
+    api.signal("r", "second", 3, key="k", resume=False, db=journal)
     # Both are in the mailbox before the select opens: the older one wins at once.
-    ended = api.signal("r", "go", None, db=db)
+    ended = api.signal("r", "go", None, db=journal)
     assert [(r.status, r.result) for r in ended.runs] == [("completed", 7 + 3)]
-    events = api.run_journal("r", db=db)
+    events = api.run_journal("r", db=journal)
     taken = [e.data for e in events if e.kind == "signal" and "select_arm" in e.data]
     assert [(s["select_arm"], s["event"], s["payload"]) for s in taken] == [(0, "first", 7)]
     # Nothing was opened: the select never waited.
     assert not [e for e in events if e.kind == "select"]
 
 
-def test_a_cancelled_select_closes_its_checkpoints_and_timer(tmp_path: Path, db: str) -> None:
+def test_a_cancelled_select_closes_its_checkpoints_and_timer(tmp_path: Path, journal: str) -> None:
     source = _source(tmp_path, RACE)
-    api.start_run(source, {"conv": "c1"}, run_id="r", db=db)
-    assert api.cancel_run("r", db=db).status == "cancelled"
-    with open_store(db) as store:
+    api.start_run(source, {"conv": "c1"}, run_id="r", db=journal)
+    assert api.cancel_run("r", db=journal).status == "cancelled"
+    with open_store(journal) as store:
         checkpoint = store.get_checkpoint("r", "select:approve_it")
         assert checkpoint is not None and checkpoint.status == "closed"
         assert store.run_timers("r") == []
     with pytest.raises(DecisionRefused):
-        api.approve("r", "approve_it", by="ann", resume=False, db=db)
+        api.approve("r", "approve_it", by="ann", resume=False, db=journal)
 
 
 def test_show_says_what_the_select_waits_for(tmp_path: Path) -> None:
@@ -232,8 +222,8 @@ def test_show_says_what_the_select_waits_for(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def store(db: str) -> Iterator[Store]:
-    with open_store(db) as opened:
+def store(journal: str) -> Iterator[Store]:
+    with open_store(journal) as opened:
         opened.create_run(NewRun("r", "wf", {}))
         select = {"step": "s", "checkpoints": ["s:a", "s:b"], "events": ["ev"]}
         opened.commit(
@@ -314,7 +304,7 @@ def _racer(db: str, *command: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_approve_and_signal_race(tmp_path: Path, db: str) -> None:
+def test_approve_and_signal_race(tmp_path: Path, journal: str) -> None:
     """Each round, two processes answer one waiting select at the same moment: one runs
     `mnc approve`, the other `mnc signal` (both `--detach`, so neither moves the run and
     the loser meets the select, not an ended run). Exactly one wins; the other's command
@@ -323,9 +313,9 @@ def test_approve_and_signal_race(tmp_path: Path, db: str) -> None:
     program = api.load_program(_source(tmp_path, RACE))
     runs = [f"race-{n}" for n in range(ROUNDS)]
     for run_id in runs:
-        assert api.start_run(program, {"conv": "c1"}, run_id=run_id, db=db).status == "waiting"
-    approver = _racer(db, "approve", "approve_it", "--by", "ann", "--detach")
-    signaller = _racer(db, "signal", "message", '"hi"', "--key", "c1", "--detach")
+        assert api.start_run(program, {"conv": "c1"}, run_id=run_id, db=journal).status == "waiting"
+    approver = _racer(journal, "approve", "approve_it", "--by", "ann", "--detach")
+    signaller = _racer(journal, "signal", "message", '"hi"', "--key", "c1", "--detach")
     wins: dict[str, int] = {"approve": 0, "signal": 0}
     try:
         for run_id in runs:
@@ -343,7 +333,7 @@ def test_approve_and_signal_race(tmp_path: Path, db: str) -> None:
             loser = answers["signal" if winner == "approve" else "approve"]
             assert loser["code"] != 0 and "refused" in loser["out"], answers
             wins[winner] += 1
-            with open_store(db) as store:
+            with open_store(journal) as store:
                 checkpoint = store.get_checkpoint(run_id, "select:approve_it")
                 unread = store.pending_signals(run_id)
             assert checkpoint is not None
@@ -361,7 +351,7 @@ def test_approve_and_signal_race(tmp_path: Path, db: str) -> None:
     assert sum(wins.values()) == ROUNDS
     print(f"wins over {ROUNDS} rounds: {wins}")
     for run_id in runs[:10]:
-        ended = api.resume_run(run_id, db=db)
+        ended = api.resume_run(run_id, db=journal)
         assert ended.result in ("decided approve", "message hi")
 
 

@@ -1,16 +1,16 @@
 """The store contract, written against the `Store` interface only.
 
-Every store implementation must pass this file: add its factory to `STORE_FACTORIES`.
+Every store implementation must pass this file: add it to `STORES` and `journal_location`
+in tests/pg.py (the `journal` and `store` fixtures).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from mnlang.stores import open_store
@@ -40,19 +40,6 @@ from mnlang.stores.base import (
     TimedDecision,
     Tombstone,
 )
-
-# Each factory opens a new, empty journal; it may ask the request for fixtures it needs.
-STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
-    "sqlite": lambda request, tmp: open_store(tmp / "journal.db"),
-    "postgres": lambda request, tmp: open_store(request.getfixturevalue("pg_url")),
-}
-
-
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = STORE_FACTORIES[request.param](request, tmp_path)
-    yield opened
-    opened.close()
 
 
 def new_run(store: Store, run_id: str = "r1") -> str:
@@ -489,7 +476,7 @@ def test_the_callback_secret_is_random_per_journal_and_kept(
     secret = store.callback_secret()
     assert len(secret) >= 16
     assert store.callback_secret() == secret
-    if request.node.callspec.params["store"] == "postgres":
+    if request.node.callspec.params["journal"] == "postgres":
         # `pg_url` is one schema per test: the other journal is a schema of its own.
         cluster = request.getfixturevalue("pg_cluster")
         other = open_store(cluster.url(f"other_{tmp_path.name}"[:60]))
@@ -897,7 +884,7 @@ def test_a_look_without_arguments_leaves_them_out(store: Store) -> None:
     light = store.get_run("big", args=False)
     assert full is not None and full.args == args
     assert light is not None and light.args is None
-    assert light == dataclasses.replace(full, args=None)
+    assert light == msgspec.structs.replace(full, args=None)
     assert store.load_state("big").run == light
     assert store.get_run("nope", args=False) is None
     assert [r.args for r in store.list_runs()] == [args]

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from mnlang.stores.base import (
 from tests.test_crash import result_events
 from tests.test_retry import PAY, PAY_TOOLS
 from tests.test_runtime import CONFIG, RECORDER, Program
-from tests.test_store_contract import STORE_FACTORIES
-
-
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = STORE_FACTORIES[request.param](request, tmp_path)
-    yield opened
-    opened.close()
 
 
 def failed_run(store: Store, run_id: str) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from mnlang.runtime.config import RuntimeConfig
-from mnlang.runtime.run import resume_run, start_run
 from mnlang.stores.sqlite import SQLiteStore
 from mnlang.telemetry.export import JournalExporter
 from mnlang.telemetry.spans import TraceParent, journal_spans, run_span_id
@@ -121,17 +120,9 @@ def crash_and_export(tmp: Path, at: int | None, receiver: Receiver) -> tuple[SQL
     crashing = CrashingStore(store, at, "before")
     for execution in range(20):
         try:
-            if execution == 0:
-                outcome = start_run(
-                    crashing,  # type: ignore[arg-type]
-                    program,
-                    workflow_of(scenario),
-                    given,
-                    run_id=RUN_ID,
-                    config=config,
-                )
-            else:
-                outcome = resume_run(crashing, RUN_ID, program=program, config=config)  # type: ignore[arg-type]
+            outcome = crashing.start_or_resume(
+                execution, program, workflow_of(scenario), given, RUN_ID, config
+            )
         except SimulatedCrash:
             _settle_threads()
             _break_lease(store, RUN_ID)

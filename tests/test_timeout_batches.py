@@ -18,6 +18,7 @@ from mnlang.runtime.config import RuntimeConfig
 from mnlang.runtime.decisions import decide_due_timeouts
 from mnlang.runtime.run import start_run
 from mnlang.runtime.worker import Worker
+from mnlang.stores.base import Lease
 from mnlang.stores.crashpoints import CRASH_EXIT_STATUS
 from tests.crash.journals import STORES, Journals, journals_of
 
@@ -40,17 +41,17 @@ def journals(request: pytest.FixtureRequest) -> Iterator[Journals]:
     yield from journals_of(request)
 
 
-def waiting_runs(journals: Journals, folder: Path) -> None:
-    """`RUNS` runs waiting at their checkpoint, with every timeout due."""
+def waiting_runs(journals: Journals, folder: Path, runs: int = RUNS) -> None:
+    """`runs` runs waiting at their checkpoint, with every timeout due."""
     folder.mkdir()
     source = folder / "ask.mn"
     source.write_text(SOURCE, "utf-8")
     program = load_program(source)
     with journals.open(folder) as store:
-        for n in range(RUNS):
+        for n in range(runs):
             start_run(store, program, "ask", {"n": n}, run_id=f"ask-{n}", detach=True)
         Worker(store, config=RuntimeConfig(commit_ms=0), idle_wait=0.05).run(until_idle=True)
-        assert len(store.list_runs(status="waiting")) == RUNS
+        assert len(store.list_runs(status="waiting", limit=runs + 1)) == runs
     journals._execute(folder, "UPDATE timers SET due_at = 0")
 
 
@@ -105,6 +106,35 @@ def test_one_transaction_decides_every_due_timeout(journals: Journals, tmp_path:
             "approve by ann",
             *["reject by timeout"] * (RUNS - 1),
         ]
+
+
+def test_a_backlog_of_due_timeouts_is_claimed_deeper(
+    journals: Journals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that finds more runnable runs than it claims claims deeper (the look for
+    runnable runs costs what is runnable: taken 8 at a time, 150 due runs would pay it
+    19 times); each run is still claimed, decided and completed once."""
+    folder = tmp_path / "j"
+    runs = 150
+    waiting_runs(journals, folder, runs)
+    with journals.open(folder) as store:
+        worker = Worker(store, concurrency=1, config=RuntimeConfig(commit_ms=0), idle_wait=0.05)
+        limits: list[int] = []
+        claim_runs = store.claim_runs
+
+        def claim(owner: str, ttl: float, limit: int = 1) -> list[Lease]:
+            limits.append(limit)
+            return claim_runs(owner, ttl, limit)
+
+        monkeypatch.setattr(store, "claim_runs", claim)
+        stats = worker.run(until_idle=True)
+        assert (stats.claimed, stats.ended) == (runs, {"completed": runs})
+        assert max(limits) > 8, limits  # deeper than the concurrency's 8 ahead
+        assert len(limits) < runs // 8, limits
+        for n in range(runs):
+            run = store.get_run(f"ask-{n}")
+            assert run is not None and run.result == "reject by timeout"
+            assert [e.kind for e in store.read_journal(run.run_id)].count("decided") == 1
 
 
 @pytest.mark.slow

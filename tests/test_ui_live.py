@@ -65,16 +65,6 @@ def program(tmp_path_factory: pytest.TempPathFactory) -> IRProgram:
     return api.load_program(source)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    where = (
-        tmp_path / "journal.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    )
-    opened = open_store(where)
-    yield opened
-    opened.close()
-
-
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(tmp_path / "journal.db")

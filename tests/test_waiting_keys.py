@@ -7,29 +7,12 @@ query planners of SQLite and PostgreSQL show."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from mnlang.stores import open_store
 from mnlang.stores.base import Batch, NewRun, RunUpdate, Store
 from mnlang.stores.common import WAITING_FOR_KEY_SQL
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "journal.db")
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-def store(journal: str) -> Iterator[Store]:
-    with open_store(journal) as opened:
-        yield opened
 
 
 def wait(store: Store, run_id: str, *addresses: str) -> None:

@@ -9,9 +9,8 @@ import hmac
 import json
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 
 from mnlang.outbox.signing import sign_github, sign_stripe
 from mnlang.stores.sqlite import SQLiteStore
-from tests.api.server import ADMIN_TOKEN, Served, env_for, serve
+from tests.api.server import ADMIN_TOKEN, Served, env_for, kill_9_in_a_storm, serve
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 PAY = Path(__file__).parent / "webhooks" / "pay.mn"
@@ -204,23 +203,7 @@ def test_kill_9_during_inbound_webhooks_loses_and_duplicates_nothing(tmp_path: P
 
     with serve(db, cwd=tmp_path, env=ENV, execute=False) as served:
         start(served, *ids)
-        answered: set[int] = set()
-        lock = threading.Lock()
-
-        def one(n: int) -> None:
-            if send(served, n):
-                with lock:
-                    answered.add(n)
-
-        with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(one, n) for n in range(RUNS)]
-            deadline = time.monotonic() + 30
-            while len(answered) < RUNS // 3:
-                assert time.monotonic() < deadline
-                time.sleep(0.005)
-            served.kill()
-            for f in futures:
-                f.result()
+        answered = kill_9_in_a_storm(served, partial(send, served), RUNS)
     assert 0 < len(answered) < RUNS
     with serve(db, cwd=tmp_path, env=ENV, execute=False) as served:
         for n in range(RUNS):  # the sender retries every delivery it is unsure of: all

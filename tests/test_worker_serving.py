@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,20 +33,6 @@ from mnlang.runtime.worker import Worker
 from mnlang.stores import open_store
 from mnlang.stores.base import Need, NewRun, Offer, Store
 from tests.chat_server import chat_server
-
-STORES = ["sqlite", "postgres"]
-
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "postgres":
-        pytest.importorskip("psycopg", reason="psycopg is not installed (mnlang[postgres])")
-        opened = open_store(request.getfixturevalue("pg_url"))
-    else:
-        opened = open_store(tmp_path / "journal.db")
-    yield opened
-    opened.close()
-
 
 MODULE = Need("module", "p1:", "refund_tools", "a" * 64)
 KEY = Need("provider", "", "openai")
@@ -345,18 +330,11 @@ def start_worker(cwd: Path, db: str | Path, *args: str) -> subprocess.Popen[str]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("journal", STORES)
-def test_two_workers_one_without_the_code_share_100_runs(
-    tmp_path: Path, journal: str, request: pytest.FixtureRequest
-) -> None:
+def test_two_workers_one_without_the_code_share_100_runs(tmp_path: Path, journal: str) -> None:
     release_a = tmp_path / "release-a"
     program = compiled(release_a)
     (release_a / "mnlang.toml").write_text("")
-    if journal == "postgres":
-        pytest.importorskip("psycopg", reason="psycopg is not installed (mnlang[postgres])")
-        db: str | Path = request.getfixturevalue("pg_url")
-    else:
-        db = tmp_path / "journal.db"
+    db = journal
     for i in range(100):
         api.start_run(program, {"n": i}, run_id=f"r{i:03}", db=db, detach=True)
     # The release the runs started from is gone: a worker finds the code only in a copy.

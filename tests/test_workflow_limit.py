@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,22 +72,6 @@ def hold(tag, ms, *, ctx):
 
 CONFIG = RuntimeConfig(commit_ms=0)
 RUNS = 6
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new journal's location: an SQLite file, or a PostgreSQL schema."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("pg_url")
-        return url
-    return str(tmp_path / "journal.db")
-
-
-@pytest.fixture
-def store(db: str) -> Iterator[Store]:
-    opened = open_store(db)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
@@ -180,13 +163,13 @@ def claim_at(store: Store, barrier: threading.Barrier, claimed: list[Lease]) -> 
     claimed.extend(store.claim_runs(f"w{id(store)}", 30, limit=4))
 
 
-def test_workers_claiming_at_once_never_share_the_last_slot(db: str, store: Store) -> None:
+def test_workers_claiming_at_once_never_share_the_last_slot(journal: str, store: Store) -> None:
     """Each round frees one slot of a `limit: 1` workflow while queued runs wait, then
     eight stores claim at the same moment: exactly one run is claimed."""
     runs = [f"q{i}" for i in range(6)]
     for run_id in runs:
         create(store, run_id, limit=1)
-    stores = [open_store(db) for _ in range(8)]
+    stores = [open_store(journal) for _ in range(8)]
     try:
         for _ in range(len(runs)):
             barrier = threading.Barrier(len(stores))
@@ -249,14 +232,14 @@ class Sampler:
         self.store.close()
 
 
-def test_two_workers_never_run_more_than_the_limit(db: str, flows: Path) -> None:
+def test_two_workers_never_run_more_than_the_limit(journal: str, flows: Path) -> None:
     program = compiled(flows)
-    with open_store(db) as store:
+    with open_store(journal) as store:
         for i in range(RUNS):
             start_run(store, program, "capped", {"tag": f"t{i}"}, run_id=f"c{i}", detach=True)
         assert [r.status for r in store.list_runs()].count("running") == 2
-    sampler = Sampler(db)
-    stores = [open_store(db) for _ in range(2)]
+    sampler = Sampler(journal)
+    stores = [open_store(journal) for _ in range(2)]
     workers = [Worker(s, concurrency=4, config=CONFIG, idle_wait=0.05) for s in stores]
     threads = [threading.Thread(target=w.run, kwargs={"until_idle": True}) for w in workers]
     try:
@@ -340,15 +323,15 @@ def mnc(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_detached_runs_with_two_mnc_worker_processes(db: str, flows: Path) -> None:
+def test_detached_runs_with_two_mnc_worker_processes(journal: str, flows: Path) -> None:
     for i in range(RUNS):
-        started = mnc(["run", str(flows), "-w", "capped", "--detach", "--id", f"c{i}", "--db", db,
+        started = mnc(["run", str(flows), "-w", "capped", "--detach", "--id", f"c{i}", "--db", journal,
                        "--input", f'{{"tag": "t{i}"}}'], flows.parent)  # fmt: skip
         assert started.returncode in (0, 3), started.stderr
-    sampler = Sampler(db)
+    sampler = Sampler(journal)
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "mnlang.cli", "worker", "--db", db, "--concurrency", "4"],
+            [sys.executable, "-m", "mnlang.cli", "worker", "--db", journal, "--concurrency", "4"],
             cwd=flows.parent,
             env=mnc_env(),
             stdout=subprocess.DEVNULL,

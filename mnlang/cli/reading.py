@@ -22,8 +22,9 @@ def runs(
 ) -> None:
     """List the runs of the journal, newest first."""
     import json
-    from dataclasses import asdict
     from typing import cast
+
+    import msgspec
 
     from mnlang import api
     from mnlang.run_output import runs_lines
@@ -36,7 +37,7 @@ def runs(
     except StoreError as e:
         run_error(e)
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in records], ensure_ascii=False, indent=2))
+        click.echo(json.dumps(msgspec.to_builtins(records), ensure_ascii=False, indent=2))
     else:
         click.echo("\n".join(runs_lines(records)))
 
@@ -120,7 +121,8 @@ def get(run_id: str, name: str | None, wait_for: str | None, db: str | None, as_
 def log(run_id: str, db: str | None, as_json: bool) -> None:
     """Print a run's journal: every event, oldest first."""
     import json
-    from dataclasses import asdict
+
+    import msgspec
 
     from mnlang import api
     from mnlang.run_output import log_lines
@@ -132,7 +134,7 @@ def log(run_id: str, db: str | None, as_json: bool) -> None:
     except StoreError as e:
         run_error(e)
     if as_json:
-        click.echo(json.dumps([asdict(e) for e in events], ensure_ascii=False, indent=2))
+        click.echo(json.dumps(msgspec.to_builtins(events), ensure_ascii=False, indent=2))
     else:
         click.echo("\n".join(log_lines(events, names)))
 

@@ -495,7 +495,8 @@ def workers(db: str | None, as_json: bool) -> None:
     the runs each holds a lease on. A worker that stopped beating for its lease time is not
     listed (its runs go to other workers)."""
     import json
-    from dataclasses import asdict
+
+    import msgspec
 
     from mnlang.runtime.views import unserved_runs
     from mnlang.stores import open_store
@@ -513,7 +514,8 @@ def workers(db: str | None, as_json: bool) -> None:
         by_worker.setdefault(offer.worker_id, []).append(offer)
     if as_json:
         listed = [
-            asdict(w) | {"serves": [asdict(o.need) for o in by_worker.get(w.worker_id, [])]}
+            msgspec.to_builtins(w)
+            | {"serves": msgspec.to_builtins([o.need for o in by_worker.get(w.worker_id, [])])}
             for w in records
         ]
         click.echo(json.dumps(listed, ensure_ascii=False, indent=2))
@@ -730,7 +732,8 @@ def db_check(db: str | None, as_json: bool) -> None:
     decode), and the runs workers quarantined. Exits 0 when there are none of either, 1
     when there are, 2 when the journal cannot be read."""
     import json
-    from dataclasses import asdict
+
+    import msgspec
 
     from mnlang import api
     from mnlang.run_output import RELEASE_HINT, quarantine_line
@@ -741,7 +744,7 @@ def db_check(db: str | None, as_json: bool) -> None:
     except StoreError as e:
         run_error(e)
     if as_json:
-        quarantined = {run_id: asdict(q) for run_id, q in found.quarantined.items()}
+        quarantined = msgspec.to_builtins(found.quarantined)
         out = {"runs": found.runs, "damaged": found.damaged, "quarantined": quarantined}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
@@ -770,7 +773,8 @@ def db_release(run_id: str, db: str | None, as_json: bool) -> None:
     refused (exit 2, nothing changed) for an unknown run, a run that is not quarantined,
     and one whose rows `mnc db check` still finds damaged."""
     import json
-    from dataclasses import asdict
+
+    import msgspec
 
     from mnlang import api
     from mnlang.run_output import quarantine_line
@@ -781,7 +785,9 @@ def db_release(run_id: str, db: str | None, as_json: bool) -> None:
     except (StoreError, api.NotReleased) as e:
         run_error(e)
     if as_json:
-        click.echo(json.dumps({"released": run_id, **asdict(released)}, ensure_ascii=False))
+        click.echo(
+            json.dumps({"released": run_id, **msgspec.to_builtins(released)}, ensure_ascii=False)
+        )
     else:
         click.echo(f"released: {quarantine_line(run_id, released)}")
 

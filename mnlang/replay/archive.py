@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, Any
+
+import msgspec
 
 from mnlang.replay.recording import RecordedRun, Recording
 from mnlang.stores.base import Event, Quarantine, RunRecord
@@ -73,9 +74,9 @@ def write_archive(recordings: Iterable[Recording], out: IO[str]) -> None:
                 written.add(ir_hash)
                 _line(out, {"type": "program", "ir_hash": ir_hash, "ir": text})
         for run in recording.root.walk():
-            _line(out, {"type": "run", "run": asdict(run.record)})
+            _line(out, {"type": "run", "run": msgspec.to_builtins(run.record)})
             for e in run.events:
-                _line(out, {"type": "event", **asdict(e)})
+                _line(out, {"type": "event", **msgspec.to_builtins(e)})
 
 
 def _line(out: IO[str], obj: dict[str, Any]) -> None:
@@ -137,13 +138,13 @@ def read_archive(path: str | Path) -> list[Recording]:
 
 def _record(given: dict[str, Any]) -> RunRecord:
     values: dict[str, Any] = {}
-    for f in fields(RunRecord):
-        if f.name in given:
-            values[f.name] = given[f.name]
-        elif f.name in _RECORD_DEFAULTS:
-            values[f.name] = _RECORD_DEFAULTS[f.name]
+    for name in RunRecord.__struct_fields__:
+        if name in given:
+            values[name] = given[name]
+        elif name in _RECORD_DEFAULTS:
+            values[name] = _RECORD_DEFAULTS[name]
         else:
-            raise KeyError(f.name)
+            raise KeyError(name)
     values["waiting_for"] = list(values["waiting_for"] or [])
     if values["quarantine"] is not None:
         values["quarantine"] = Quarantine(**values["quarantine"])

@@ -26,9 +26,10 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 from mnlang.errors import BUDGET_EXCEEDED, CANCELLED, DEADLINE_EXCEEDED
 from mnlang.ir.expr import Expr, Var
@@ -546,7 +547,9 @@ class Interpreter:
         self._status_on_commit = None
         if self.published_dirty:
             # Published values become visible with this commit, never before it.
-            run = replace(run or RunUpdate(), meta=run.meta if run and run.meta else self._meta())
+            run = msgspec.structs.replace(
+                run or RunUpdate(), meta=run.meta if run and run.meta else self._meta()
+            )
         try:
             result = self.journal.commit(ops, run)
         except StaleLease as e:

@@ -9,8 +9,9 @@ lines) sees each event when it is added.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
+
+import msgspec
 
 from mnlang import redact
 from mnlang.outbox import messages_of
@@ -40,43 +41,46 @@ def redacted(batch: Batch) -> Batch:
     if not redact.active():
         return batch
     for i, event in enumerate(batch.events):
-        batch.events[i] = dataclasses.replace(event, data=redact.redact_json(event.data))
+        batch.events[i] = msgspec.structs.replace(event, data=redact.redact_json(event.data))
     batch.state = [_redacted_op(op) for op in batch.state]
     if batch.run is not None:
-        batch.run = dataclasses.replace(
+        batch.run = msgspec.structs.replace(
             batch.run,
             result=redact.redact_json(batch.run.result),
             error=redact.redact_json(batch.run.error),
             meta=redact.redact_json(batch.run.meta),
         )
     batch.ledger = [
-        dataclasses.replace(p, result=redact.redact_json(p.result)) for p in batch.ledger
+        msgspec.structs.replace(p, result=redact.redact_json(p.result)) for p in batch.ledger
     ]
     batch.set_timers = [
-        dataclasses.replace(t, payload=redact.redact_json(t.payload)) for t in batch.set_timers
+        msgspec.structs.replace(t, payload=redact.redact_json(t.payload)) for t in batch.set_timers
     ]
     batch.open_checkpoints = [
-        dataclasses.replace(c, request=redact.redact_json(c.request))
+        msgspec.structs.replace(c, request=redact.redact_json(c.request))
         for c in batch.open_checkpoints
     ]
     batch.send_signals = [
-        dataclasses.replace(s, payload=redact.redact_json(s.payload)) for s in batch.send_signals
+        msgspec.structs.replace(s, payload=redact.redact_json(s.payload))
+        for s in batch.send_signals
     ]
     batch.create_runs = [_redacted_run(r) for r in batch.create_runs]
-    batch.outbox = [dataclasses.replace(m, data=redact.redact_json(m.data)) for m in batch.outbox]
+    batch.outbox = [
+        msgspec.structs.replace(m, data=redact.redact_json(m.data)) for m in batch.outbox
+    ]
     return batch
 
 
 def _redacted_op(op: StateOp) -> StateOp:
-    fields = [f.name for f in dataclasses.fields(op) if f.name in ("value", "items", "cursor")]
+    fields = [f for f in op.__struct_fields__ if f in ("value", "items", "cursor")]
     if not fields:
         return op
-    return dataclasses.replace(op, **{f: redact.redact_json(getattr(op, f)) for f in fields})
+    return msgspec.structs.replace(op, **{f: redact.redact_json(getattr(op, f)) for f in fields})
 
 
 def _redacted_run(run: NewRun) -> NewRun:
-    fields = [f.name for f in dataclasses.fields(run) if f.name in ("args", "meta")]
-    return dataclasses.replace(run, **{f: redact.redact_json(getattr(run, f)) for f in fields})
+    fields = [f for f in run.__struct_fields__ if f in ("args", "meta")]
+    return msgspec.structs.replace(run, **{f: redact.redact_json(getattr(run, f)) for f in fields})
 
 
 class Journal:

@@ -272,21 +272,33 @@ def prepare_start(
     wf = program.workflows[workflow]
     args = prepare_args(program, wf, given)
     meta = (
-        _start_meta(program, config)
+        start_meta(program, config)
         | ({"started_by": started_by} if started_by is not None else {})
         | ({TRACEPARENT_META: traceparent} if traceparent else {})
     )
-    run = NewRun(
-        run_id=run_id or f"{wf.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}",
-        workflow=wf.name,
+    run_id = run_id or f"{wf.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}"
+    return PreparedStart(program, wf, args, given, new_run(program, wf, args, run_id, meta))
+
+
+def new_run(
+    program: IRProgram,
+    workflow: WorkflowIR,
+    args: dict[str, Value],
+    run_id: str,
+    meta: dict[str, Json],
+) -> NewRun:
+    """The run to create for `workflow` with its checked `args` (`prepare_args`) and its
+    `meta` (`start_meta` and more): a start's (`prepare_start`) or a schedule's fire."""
+    return NewRun(
+        run_id=run_id,
+        workflow=workflow.name,
         args=to_plain(args),
-        workflow_class=wf.options.class_ or "",
+        workflow_class=workflow.options.class_ or "",
         ir_hash=program.hash,
         meta=meta,
-        limit=wf.options.limit,
+        limit=workflow.options.limit,
         needs=run_needs(program, meta),
     )
-    return PreparedStart(program, wf, args, given, run)
 
 
 def _removed_outcome(
@@ -325,7 +337,7 @@ TRACEPARENT_META = "traceparent"
 """The run's `meta` key of the W3C `traceparent` it was started with."""
 
 
-def _start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, Json]:
+def start_meta(program: IRProgram, config: RuntimeConfig | None) -> dict[str, Json]:
     """A new run's `meta`: where its program and tools came from, and the model setup it
     was started with (so a resume or a worker answers its agents the same way)."""
     meta: dict[str, Json] = {

@@ -25,10 +25,8 @@ from pathlib import PurePosixPath
 from mnlang.cron import CronError, next_time
 from mnlang.ir.load import dump_ir
 from mnlang.ir.model import IRProgram, ScheduleIR
-from mnlang.runtime.effects import WIRE_NONCE, new_wire_nonce
 from mnlang.runtime.evaluate import Evaluator, MapEnv
-from mnlang.runtime.run import RunError, prepare_args, tool_hashes
-from mnlang.runtime.serving import run_needs
+from mnlang.runtime.run import RunError, new_run, prepare_args, start_meta
 from mnlang.runtime.values import to_plain
 from mnlang.stores.base import Json, NewRun, NewSchedule, ScheduleRecord, Store
 
@@ -196,25 +194,11 @@ def _new_run(
     evaluator = Evaluator()
     given = {name: to_plain(evaluator.eval(e, MapEnv({}))) for name, e in schedule.args.items()}
     args = prepare_args(program, workflow, given)
-    meta: dict[str, Json] = {
-        "source_dir": program.source.dir,
-        "tool_modules": tool_hashes(program),
-        WIRE_NONCE: new_wire_nonce(),
-        "schedule": name,
-        "scheduled_at": due,
-    }
+    # No config: a scheduled run keeps no model setup or fault plan (the worker's serve it).
+    meta = start_meta(program, None) | {"schedule": name, "scheduled_at": due}
     if skipped:
         meta["skipped_times"] = skipped
-    return NewRun(
-        run_id=run_id_for(name, due),
-        workflow=workflow.name,
-        args=to_plain(args),
-        workflow_class=workflow.options.class_ or "",
-        ir_hash=program.hash,
-        meta=meta,
-        limit=workflow.options.limit,
-        needs=run_needs(program, meta),
-    )
+    return new_run(program, workflow, args, run_id_for(name, due), meta)
 
 
 class ScheduleNotFound(ScheduleError):

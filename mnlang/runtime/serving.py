@@ -21,9 +21,10 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+import msgspec
 
 from mnlang.stores.base import Json, Need, Offer
 
@@ -152,8 +153,7 @@ def provider_offers() -> list[Need]:
 # --- why a run waits ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Unserved:
+class Unserved(msgspec.Struct, frozen=True):
     """A run's needs that no live worker serves whole."""
 
     needs: tuple[Need, ...]

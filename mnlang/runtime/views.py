@@ -9,8 +9,9 @@ code or keys it needs that none advertised, `mnlang.runtime.serving`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
+
+import msgspec
 
 from mnlang.runtime.serving import unserved
 from mnlang.stores.base import (
@@ -29,25 +30,23 @@ STEP_KINDS = frozenset({"tool", "effect", "agent", "replayed", "compensated", "c
 FAILURE_KINDS = frozenset({"call_failed", "caught", "compensation_failed", "failed"})
 
 
-@dataclass
-class Position:
+class Position(msgspec.Struct):
     branch: str
     state: str | None
     waiting_for: Json = None
 
 
-@dataclass
-class RunDetails:
+class RunDetails(msgspec.Struct):
     run: RunRecord
-    positions: list[Position] = field(default_factory=list)
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    timers: list[Timer] = field(default_factory=list)
-    unread: list[Signal] = field(default_factory=list)
+    positions: list[Position] = msgspec.field(default_factory=list)
+    checkpoints: list[Checkpoint] = msgspec.field(default_factory=list)
+    timers: list[Timer] = msgspec.field(default_factory=list)
+    unread: list[Signal] = msgspec.field(default_factory=list)
     """Signals in the mailbox that no wait has taken yet (child runs' end notes left out)."""
-    steps: list[Event] = field(default_factory=list)
-    retries: list[Event] = field(default_factory=list)
-    failures: list[Event] = field(default_factory=list)
-    logs: list[Event] = field(default_factory=list)
+    steps: list[Event] = msgspec.field(default_factory=list)
+    retries: list[Event] = msgspec.field(default_factory=list)
+    failures: list[Event] = msgspec.field(default_factory=list)
+    logs: list[Event] = msgspec.field(default_factory=list)
     cost: Decimal = Decimal(0)
     unserved: str | None = None
     """Why no live worker can take the run up (`waiting for a worker with module m (sha256
@@ -55,15 +54,15 @@ class RunDetails:
 
     def to_json(self) -> dict[str, Json]:
         return {
-            "run": asdict(self.run),
-            "positions": [asdict(p) for p in self.positions],
-            "checkpoints": [asdict(c) for c in self.checkpoints],
-            "timers": [asdict(t) for t in self.timers],
-            "unread_signals": [asdict(s) for s in self.unread],
-            "steps": [asdict(e) for e in self.steps],
-            "retries": [asdict(e) for e in self.retries],
-            "failures": [asdict(e) for e in self.failures],
-            "logs": [asdict(e) for e in self.logs],
+            "run": msgspec.to_builtins(self.run),
+            "positions": msgspec.to_builtins(self.positions),
+            "checkpoints": msgspec.to_builtins(self.checkpoints),
+            "timers": msgspec.to_builtins(self.timers),
+            "unread_signals": msgspec.to_builtins(self.unread),
+            "steps": msgspec.to_builtins(self.steps),
+            "retries": msgspec.to_builtins(self.retries),
+            "failures": msgspec.to_builtins(self.failures),
+            "logs": msgspec.to_builtins(self.logs),
             "cost": str(self.cost),
             "unserved": self.unserved,
         }

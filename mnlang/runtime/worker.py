@@ -49,7 +49,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -57,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from mnlang.deep import steady_recursion_limit
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram, SourceIR
+from mnlang.models.setup import import_sdks
 from mnlang.redact import redact
 from mnlang.runtime.call_threads import SharedToolLimits, use_limits
 from mnlang.runtime.config import RuntimeConfig
@@ -85,7 +86,15 @@ _SCHEDULE_POLL = 0.5
 """Seconds between looks at the schedules (a scheduled run starts at most this late)."""
 _CLAIM_AHEAD = 8
 """Runs claimed at most, as a multiple of the concurrency (the rest wait for a thread; a
-run that waited a third of its lease's time has the lease renewed before it starts)."""
+run that waited a third of its lease's time has the lease renewed before it starts),
+unless a backlog makes the worker claim deeper (`_BACKLOG_S`)."""
+_BACKLOG_S = 1.0
+"""While every claim comes back full (more runs are runnable than it took), the worker
+claims up to this many seconds of runs at the rate it has been ending them: the look for
+runnable runs costs what is runnable, so a storm of 10,000 due timeouts claimed 56 at a
+time paid that look some 180 times (a tenth of a millisecond of CPU a run)."""
+_RATE_WINDOW = 256
+"""Ended runs the rate is measured over."""
 _BUSY_POLL = 0.1
 """Seconds between looks for work while runs are in progress."""
 _TIMEOUT_BATCH = 500
@@ -206,6 +215,10 @@ class Worker:
         self._stop = threading.Event()
         self._active = 0
         """Claimed runs not yet done: executing, or queued for a thread."""
+        self._claim_depth = _CLAIM_AHEAD * concurrency
+        """Claimed runs at most, now (deeper while a backlog lasts)."""
+        self._ended_at: deque[float] = deque(maxlen=_RATE_WINDOW)
+        """When the last runs ended (monotonic), for the rate the worker ends them at."""
         self._slots = threading.Condition()
         self._schedules_checked = -_SCHEDULE_POLL
         self._timeouts_checked = -_BUSY_POLL
@@ -219,6 +232,7 @@ class Worker:
         self._providers = provider_offers()
         self._advertised: frozenset[Need] | None = None
         self._offers_checked = -lease_ttl
+        self._sdks_imported = False
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims, runs in progress stop at a commit point."""
@@ -249,7 +263,10 @@ class Worker:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="mnc-worker") as pool:
                 while not self._stop.is_set():
                     self._heartbeat()
-                    self._advertise()
+                    if not self._full():
+                        # What it serves matters to a claim only (a run ending wakes this
+                        # loop, once per run: a full one reads nothing for it).
+                        self._advertise()
                     self._start_schedules()
                     self._decide_timeouts()
                     claimed = self._claim()
@@ -327,12 +344,26 @@ class Worker:
 
     def _source(self, ir_hash: str) -> SourceIR | None:
         try:
-            return self.programs(ir_hash).source
+            program = self.programs(ir_hash)
         except (RunError, StoreError) as e:
             self.log(f"program {ir_hash[:12]}: cannot load it: {e}", True)
             return None
+        if program.agents and not self._sdks_imported:
+            # The model SDKs are imported lazily; a worker imports them beside its work as
+            # soon as the journal holds a program with agents, rather than within the first
+            # model request of a run it claims. A journal without agents never pays for
+            # them (about half a second of CPU).
+            self._sdks_imported = True
+            threading.Thread(target=import_sdks, name="mnc-import-sdks", daemon=True).start()
+        return program.source
 
     # --- claiming -----------------------------------------------------------------------
+
+    def _full(self) -> bool:
+        """Whether more runs are claimed than there are threads: the next claim waits
+        until some of them end."""
+        with self._slots:
+            return self._active > self.concurrency
 
     def _claim(self) -> list[Lease]:
         """Claim runs in batches that wait behind the runs in progress, so that claiming
@@ -340,7 +371,7 @@ class Worker:
         with self._slots:
             if self._active > self.concurrency:
                 return []
-            free = _CLAIM_AHEAD * self.concurrency - self._active
+            free = self._claim_depth - self._active
         try:
             leases = self.store.claim_runs(self.owner, self.lease_ttl, limit=free)
         except StoreError as e:
@@ -348,8 +379,21 @@ class Worker:
             return []
         with self._slots:
             self._active += len(leases)
+            self._claim_depth = self._next_depth(full=len(leases) == free)
         self.stats.claimed += len(leases)
         return leases
+
+    def _next_depth(self, *, full: bool) -> int:
+        """How many runs the next claim may hold (the lock held): deeper after a full
+        claim, up to `_BACKLOG_S` of runs at the measured rate, and back to
+        `_CLAIM_AHEAD` times the concurrency once a claim finds fewer runs than it could
+        take."""
+        base = _CLAIM_AHEAD * self.concurrency
+        ended = self._ended_at
+        if not full or len(ended) < 2 or ended[-1] <= ended[0]:
+            return base
+        rate = (len(ended) - 1) / (ended[-1] - ended[0])
+        return max(base, min(2 * self._claim_depth, int(rate * _BACKLOG_S)))
 
     def _idle(self) -> bool:
         with self._slots:
@@ -374,7 +418,9 @@ class Worker:
         """Sleep until a slot frees up or work may be there (or `idle_wait` passes)."""
         with self._slots:
             if self._active > self.concurrency:
-                self._slots.wait(self.idle_wait)
+                # Woken once a thread could take a new run; meanwhile the schedules and
+                # the due timeouts keep their pace.
+                self._slots.wait(min(self.idle_wait, _BUSY_POLL))
                 return
             if self._active:
                 # A run ending may make its parent runnable: look again soon.
@@ -503,7 +549,11 @@ class Worker:
                 self._release(lease)
             with self._slots:
                 self._active -= 1
-                self._slots.notify_all()
+                self._ended_at.append(time.monotonic())
+                if self._active <= self.concurrency:
+                    # Above that, the loop could claim nothing: it wakes on its own time
+                    # (`_wait`) rather than once per ended run.
+                    self._slots.notify_all()
 
     def _quarantine(self, run_id: str, reason: str) -> bool:
         """Set aside a run that cannot be executed as stored, in the journal, so that no

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
 from typing import Final, Literal, cast
+
+import msgspec
 
 from mnlang.stores.base import StoreError
 
@@ -42,8 +43,7 @@ def next_commit_number() -> int:
     return next(_commit_numbers)
 
 
-@dataclass(frozen=True, slots=True)
-class CrashPlan:
+class CrashPlan(msgspec.Struct, frozen=True):
     """Where, if anywhere, the current commit must crash; read once per commit."""
 
     moment: Moment | None

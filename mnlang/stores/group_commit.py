@@ -24,7 +24,8 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from mnlang.stores.base import Batch, CommitResult
 
@@ -38,8 +39,7 @@ MAX_GROUP = 64
 transaction in shared memory before it spills them)."""
 
 
-@dataclass
-class GroupStats:
+class GroupStats(msgspec.Struct):
     """What a committer did, for benchmarks and tests."""
 
     commits: int = 0

@@ -205,6 +205,14 @@ ORDER BY r.updated_at
 LIMIT :limit
 """
 
+_CLAIMABLE_SQL = _RUNNABLE_SQL.replace(
+    "SELECT r.run_id FROM candidates",
+    "SELECT r.run_id, r.run_limit IS NOT NULL OR r.queued = 1 FROM candidates",
+)
+"""The runnable runs for a claim, each with whether it may need a slot of its workflow's
+`limit` (`_take_slot`); a run that cannot is leased without a further read."""
+assert _CLAIMABLE_SQL != _RUNNABLE_SQL
+
 # The runnable runs (all of them: `LIMIT -1`), the waiting ones and those under a live lease.
 _QUEUE_DEPTH_SQL = f"""
 SELECT (SELECT count(*) FROM ({_RUNNABLE_SQL})),
@@ -638,19 +646,22 @@ class SQLiteStore:
         # The write lock is the whole file's, so no other process claims meanwhile.
         with self._write() as now:
             rows = self._conn.execute(
-                _RUNNABLE_SQL, {"now": now, "limit": limit, "served_by": owner}
+                _CLAIMABLE_SQL, {"now": now, "limit": limit, "served_by": owner}
             ).fetchall()
-            claimed = []
-            for (run_id,) in rows:
-                if self._take_slot(run_id) is not None:
-                    continue  # the slots were taken by runs claimed before it in this batch
-                (epoch,) = self._conn.execute(
+            # The slots were taken by runs claimed before it in this batch: left out.
+            chosen = [r for r, slotted in rows if not slotted or self._take_slot(r) is None]
+            if not chosen:
+                return []
+            # One statement leases the whole batch (a claim is on every worker's path).
+            epochs = dict(
+                self._conn.execute(
                     "UPDATE runs SET lease_owner = ?, lease_epoch = lease_epoch + 1, "
-                    "lease_expires_at = ? WHERE run_id = ? RETURNING lease_epoch",
-                    (owner, now + ttl, run_id),
-                ).fetchone()
-                claimed.append(Lease(run_id, owner, epoch, now + ttl))
-            return claimed
+                    "lease_expires_at = ? WHERE run_id IN (SELECT value FROM json_each(?)) "
+                    "RETURNING run_id, lease_epoch",
+                    (owner, now + ttl, dump(chosen)),
+                ).fetchall()
+            )
+            return [Lease(run_id, owner, epochs[run_id], now + ttl) for run_id in chosen]
 
     def quarantine_run(self, run_id: str, *, by: str, reason: str) -> bool:
         crash = CrashPlan.from_env(next_commit_number())

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import get_args
 
+import msgspec
+
 from mnlang.graph.overlay import RunOverlay, build_overlay
 from mnlang.ir.load import IRLoadError, parse_ir
 from mnlang.ir.model import IRProgram
@@ -77,7 +79,8 @@ class RunsView:
 
 
 def run_json(run: RunRecord) -> dict[str, Json]:
-    return asdict(run)
+    record: dict[str, Json] = msgspec.to_builtins(run)
+    return record
 
 
 def runs_view(
@@ -161,7 +164,7 @@ class Pending:
 
     def to_json(self) -> dict[str, Json]:
         return {
-            **asdict(self.checkpoint),
+            **msgspec.to_builtins(self.checkpoint),
             "workflow": self.run.workflow if self.run else None,
             "assignee": self.assignee,
             "deadline": self.deadline,
@@ -210,7 +213,7 @@ class RunView:
     def to_json(self) -> dict[str, Json]:
         return {
             **self.details.to_json(),
-            "journal": [asdict(e) for e in self.journal],
+            "journal": msgspec.to_builtins(self.journal),
             "overlay": self.overlay.model_dump(),
             "steps_now": [asdict(s) for s in self.steps],
             "cost_breakdown": [{**asdict(c), "cost": str(c.cost)} for c in self.costs],

@@ -7,8 +7,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,29 @@ class Served:
         """kill -9, as a crash would."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=20)
+
+
+def kill_9_in_a_storm(served: Served, send: Callable[[int], bool], count: int) -> set[int]:
+    """Send requests 0 to `count` - 1 in parallel (`send(n)` says whether request n was
+    answered); kill -9 the server once a third have been answered. The ones answered."""
+    answered: set[int] = set()
+    lock = threading.Lock()
+
+    def one(n: int) -> None:
+        if send(n):
+            with lock:
+                answered.add(n)
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(one, n) for n in range(count)]
+        deadline = time.monotonic() + 30
+        while len(answered) < count // 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        served.kill()
+        for f in futures:
+            f.result()
+    return answered
 
 
 def env_for(db: Path | str) -> dict[str, str]:

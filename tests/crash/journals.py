@@ -22,9 +22,8 @@ import pytest
 
 from mnlang.stores import open_store
 from mnlang.stores.base import Store
+from tests.pg import STORES as STORES  # re-exported: the crash modules' parameter
 from tests.pg import PostgresCluster
-
-STORES = ["sqlite", "postgres"]
 
 _schema_numbers = itertools.count(1)
 
@@ -121,7 +120,7 @@ class Journals:
 
 
 def journals_of(request: pytest.FixtureRequest) -> Iterator[Journals]:
-    """The body of a test module's `journals` fixture, parametrized over `STORES`: the
+    """The body of a test module's `journals` fixture, parametrized over `tests.pg.STORES`: the
     PostgreSQL variant uses the session's cluster, or is skipped where none can be started
     (`tests/pg.py`), and drops the test's schemas at its end."""
     journals = Journals(
