@@ -595,7 +595,7 @@ def test_a_version_8_journal_gains_tombstones_and_keeps_its_runs(journal: str) -
             conn.execute("DROP TABLE outbox")
             conn.execute("DROP INDEX signals_by_signal_id")
             conn.execute("ALTER TABLE signals DROP COLUMN sent_by")
-            drop_cancel_requested_by_and_waiting_keys(conn)  # migrations 15 and 16
+            drop_cancel_requested_by_and_waiting_keys(conn)  # migrations 15 to 17
             conn.execute("PRAGMA user_version = 8")
     with open_store(journal) as store:
         assert (store.migrated_from, store.schema_version) == (8, SCHEMA_VERSION)

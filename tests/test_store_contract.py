@@ -333,6 +333,21 @@ def test_run_scoped_keys_are_unique_per_run(store: Store) -> None:
     assert store.ledger_get("notify:ann", run_id=None) is None
 
 
+def test_a_written_ledger_row_is_the_row_read_back(store: Store) -> None:
+    """The row a commit hands back for a key it wrote is the stored row: its result as
+    stored JSON reads it, its first write's `created_at` kept when a later put updates it."""
+    run_id = new_run(store)
+    intent = store.commit(Batch(run_id, ledger=[LedgerPut("k", "h", "intent", state="s")]))
+    assert intent.ledger[0] == store.ledger_get("k", run_id=run_id)
+    done = store.commit(
+        Batch(run_id, ledger=[LedgerPut("k", "h", "done", False, {"ids": (1, 2)}, "s")])
+    )
+    row = done.ledger[0]
+    assert row == store.ledger_get("k", run_id=run_id)
+    assert (row.status, row.result, row.state) == ("done", {"ids": [1, 2]}, "s")
+    assert row.created_at == intent.ledger[0].created_at <= row.updated_at
+
+
 def test_global_keys_are_shared_by_all_runs(store: Store) -> None:
     r1, r2 = new_run(store, "r1"), new_run(store, "r2")
     put = LedgerPut("refund:17", "h", "intent", global_scope=True, state="refund_payment")

@@ -196,8 +196,10 @@ def drop_outbox(conn: psycopg.Connection[Any], schema: str) -> None:
 
 
 def drop_cancel_requested_by_and_waiting_keys(conn: psycopg.Connection[Any], schema: str) -> None:
-    """Undo migrations 15 (who asked to cancel a run) and 16 (the index of keyed waits),
-    for a test that makes a journal of an older version."""
+    """Undo migrations 15 (who asked to cancel a run), 16 (the index of keyed waits) and
+    17 (the ledger's index by run dropped), for a test that makes a journal of an older
+    version."""
+    conn.execute(f"CREATE INDEX ledger_by_run ON {schema}.ledger (run_id)")
     conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN cancel_requested_by")
     conn.execute(f"DROP TABLE {schema}.waiting_keys")
     for trigger in ("insert", "update", "delete"):
@@ -236,6 +238,28 @@ def test_a_version_2_journal_gains_the_indexes_and_workers_and_keeps_its_runs(pg
             (schema,),
         ).fetchall()
     assert indexes == [("runs_cancel_requested",), ("runs_running",)]
+
+
+def test_a_version_16_journal_loses_the_ledger_index_by_run_and_keeps_its_keys(
+    pg_url: str,
+) -> None:
+    with PostgresStore(pg_url) as store:
+        store.create_run(NewRun("r", "wf", {}))
+        store.commit(Batch("r", ledger=[LedgerPut("k", "h", "done", False, {"n": 1})]))
+    schema = schema_of(pg_url)
+    with raw(pg_url) as conn:
+        conn.execute(f"CREATE INDEX ledger_by_run ON {schema}.ledger (run_id)")  # 17, undone
+        conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 16")
+    with PostgresStore(pg_url) as store:
+        assert (store.migrated_from, store.schema_version) == (16, SCHEMA_VERSION)
+        row = store.ledger_get("k", run_id="r")
+        assert row is not None and (row.status, row.result) == ("done", {"n": 1})
+    with raw(pg_url) as conn:
+        indexes = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'ledger'",
+            (schema,),
+        ).fetchall()
+    assert ("ledger_by_run",) not in indexes
 
 
 def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(pg_url: str) -> None:

@@ -16,6 +16,7 @@ from mnlang.stores.base import (
     AppendList,
     Batch,
     Decision,
+    LedgerPut,
     NewEvent,
     NewRun,
     OpenCheckpoint,
@@ -40,8 +41,10 @@ def pragma(path: Path, name: str) -> object:
 
 
 def drop_cancel_requested_by_and_waiting_keys(conn: sqlite3.Connection) -> None:
-    """Undo migrations 15 (who asked to cancel a run) and 16 (the index of keyed waits),
-    for a test that makes a journal of an older version."""
+    """Undo migrations 15 (who asked to cancel a run), 16 (the index of keyed waits) and
+    17 (the ledger's index by run dropped), for a test that makes a journal of an older
+    version."""
+    conn.execute("CREATE INDEX ledger_by_run ON ledger (run_id)")
     for trigger in ("insert", "update", "delete"):
         conn.execute(f"DROP TRIGGER runs_waiting_keys_{trigger}")
     conn.execute("DROP TABLE waiting_keys")
@@ -153,6 +156,25 @@ def test_a_version_6_journal_keeps_its_signals_unkeyed_and_gains_a_secret(tmp_pa
         assert (kept.key, kept.address) == (None, "go")
         assert "r" in store.runnable_runs()
         assert len(store.callback_secret()) == 32
+
+
+def test_a_version_16_journal_loses_the_ledger_index_by_run_and_keeps_its_keys(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v16.db"
+    with open_store(path) as store:
+        store.create_run(NewRun("r", "wf", {}))
+        store.commit(Batch("r", ledger=[LedgerPut("k", "h", "done", False, {"n": 1})]))
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE INDEX ledger_by_run ON ledger (run_id)")  # step 17, undone
+        conn.execute("PRAGMA user_version = 16")
+    with open_store(path) as store:
+        assert (store.migrated_from, store.schema_version) == (16, SCHEMA_VERSION)
+        row = store.ledger_get("k", run_id="r")
+        assert row is not None and (row.status, row.result) == ("done", {"n": 1})
+    with sqlite3.connect(path) as conn:
+        indexes = conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'ledger'")
+        assert "ledger_by_run" not in {name for (name,) in indexes}
 
 
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:

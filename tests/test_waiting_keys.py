@@ -114,7 +114,8 @@ def test_a_version_15_journal_gains_the_index_filled_from_its_waiting_runs(journ
 
 
 def undo_step_16(journal: str) -> None:
-    """Make `journal` a version-15 journal: no `waiting_keys`, its triggers or function."""
+    """Make `journal` a version-15 journal: no `waiting_keys`, its triggers or function,
+    and (undoing step 17) the ledger's index by run."""
     if journal.startswith("postgresql://"):
         import psycopg
 
@@ -127,12 +128,14 @@ def undo_step_16(journal: str) -> None:
                 conn.execute(f"DROP TRIGGER runs_waiting_keys_{trigger} ON {schema}.runs")
             conn.execute(f"DROP FUNCTION {schema}.mnc_waiting_keys()")
             conn.execute(f"DROP TABLE {schema}.waiting_keys")
+            conn.execute(f"CREATE INDEX ledger_by_run ON {schema}.ledger (run_id)")
             conn.execute(f"UPDATE {schema}.mnc_meta SET schema_version = 15")
     else:
         with sqlite3.connect(journal) as conn:
             for trigger in ("insert", "update", "delete"):
                 conn.execute(f"DROP TRIGGER runs_waiting_keys_{trigger}")
             conn.execute("DROP TABLE waiting_keys")
+            conn.execute("CREATE INDEX ledger_by_run ON ledger (run_id)")
             conn.execute("PRAGMA user_version = 15")
 
 

@@ -34,6 +34,11 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 _encode_text = json.encoder.encode_basestring  # what `_ENCODER` does with a str
 
 
+_fast: tuple[Callable[[Any], bytes], Callable[[bytes], Any]] | None = None
+"""msgspec's JSON encoder and decoder, once the first object or array is dumped (imported
+lazily: commands that only read the journal never need them)."""
+
+
 def dump(value: Json) -> str:
     """Compact JSON text; `TypeError`/`ValueError` for a value that is not JSON."""
     # The scalars most commits carry (a loop's counters, results) skip the encoder's
@@ -45,6 +50,28 @@ def dump(value: Json) -> str:
         return _encode_text(value)  # type: ignore[arg-type]
     if value is None:
         return "null"
+    if kind is dict or kind is list:
+        return _dump_fast(value)
+    return _ENCODER.encode(value)
+
+
+def _dump_fast(value: Json) -> str:
+    """An object or array (every event, every cursor) through msgspec, several times faster
+    than `json`. msgspec writes NaN and the infinities as `null`, which `json` refuses: a
+    text with a `null` that does not read back as the value, or a value msgspec refuses,
+    gets `_ENCODER`'s verdict (its error, or its text)."""
+    global _fast
+    if _fast is None:
+        import msgspec
+
+        _fast = (msgspec.json.Encoder().encode, msgspec.json.Decoder().decode)
+    encode, decode = _fast
+    try:
+        text = encode(value)
+        if b"null" not in text or decode(text) == value:
+            return text.decode()
+    except Exception:  # `_ENCODER` says what is wrong, as it did before
+        pass
     return _ENCODER.encode(value)
 
 

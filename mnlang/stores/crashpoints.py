@@ -54,7 +54,7 @@ class CrashPlan(msgspec.Struct, frozen=True):
     def from_env(cls, commit_number: int) -> CrashPlan:
         at = os.environ.get("MNC_CRASH_AT_COMMIT")
         if not at:
-            return cls(None)
+            return _NO_CRASH
         when = os.environ.get("MNC_CRASH_WHEN") or "after"
         member = os.environ.get("MNC_CRASH_MEMBER") or None
         if (
@@ -70,7 +70,7 @@ class CrashPlan(msgspec.Struct, frozen=True):
                 "MNC_CRASH_MEMBER takes a member number from 1",
             )
         if int(at) != commit_number:
-            return cls(None)
+            return _NO_CRASH
         return cls(cast(Moment, when), None if member is None else int(member))
 
     def point(self, moment: Moment) -> None:
@@ -90,3 +90,7 @@ class CrashPlan(msgspec.Struct, frozen=True):
     def writes_at(self, member: int, members: int) -> bool:
         """Whether `written` falls after this member (PostgreSQL then syncs what it sent)."""
         return self.moment == "written" and member == (self.member or members)
+
+
+_NO_CRASH: Final = CrashPlan(None)
+"""The plan of every commit when no crash is asked for (one object, not one a commit)."""

@@ -27,7 +27,7 @@ from psycopg import sql
 from mnlang.stores.base import StoreCorrupt, StoreVersionError
 from mnlang.stores.schema import MERGE_SCHEDULES_SQL
 
-SCHEMA_VERSION: Final = 16
+SCHEMA_VERSION: Final = 17
 APPLICATION: Final = "mnlang journal"
 
 BAD_BATCH_SQLSTATE: Final = "MN001"
@@ -614,6 +614,11 @@ _ADD_WAITING_KEYS_V16: Final[tuple[LiteralString, ...]] = (
     """,
 )
 
+# The ledger's index by the run that last wrote a row: no query reads it (a run's keys
+# are found by `scope`, the primary key's first column), and every effect's intent and
+# result paid for it (SQLite's `_drop_ledger_by_run_v17`).
+_DROP_LEDGER_BY_RUN_V17: Final[tuple[LiteralString, ...]] = ("DROP INDEX IF EXISTS ledger_by_run",)
+
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _V1,
     _V2,
@@ -631,6 +636,7 @@ MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     _ADD_OUTBOX_V14,
     _ADD_CANCEL_REQUESTED_BY_V15,
     _ADD_WAITING_KEYS_V16,
+    _DROP_LEDGER_BY_RUN_V17,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

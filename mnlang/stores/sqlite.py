@@ -116,9 +116,11 @@ POLL_INTERVAL = 0.05
 
 # julianday has millisecond resolution; `unixepoch('subsec')` needs SQLite 3.42.
 _NOW_SQL = "SELECT (julianday('now') - 2440587.5) * 86400.0"
-_COMMIT_RUN_SQL = (
-    "SELECT (julianday('now') - 2440587.5) * 86400.0, last_seq, cancel_requested, "
-    "lease_owner, lease_epoch, lease_expires_at FROM runs WHERE run_id = ?"
+_CLOCK_SQL = "(julianday('now') - 2440587.5) * 86400.0"
+"""The store's clock, in seconds: the same value wherever a statement uses it."""
+_COMMIT_RUN_RETURNING = (
+    " WHERE run_id = ? "
+    "RETURNING updated_at, last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at"
 )
 _FORGET_WORKER_AFTER = 3600.0
 """Seconds after its last heartbeat expired that a worker's row is deleted."""
@@ -135,6 +137,8 @@ updates of its `runs` row do not write them again."""
 _RUN_COLUMNS_NO_ARGS = _RUN_COLUMNS.replace(" args,", " NULL,")
 """The run's columns with its arguments left out (`get_run(args=False)`, `load_state`),
 from `runs` alone."""
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+"""The JSON values that read back as themselves."""
 _LEDGER_COLUMNS = "key, scope, args_hash, status, result, run_id, state, created_at, updated_at"
 _CHECKPOINT_COLUMNS = (
     "run_id, checkpoint_id, name, request, status, decision, decided_by, opened_at, decided_at"
@@ -833,24 +837,25 @@ class SQLiteStore:
         conn = self._conn
         run_id = batch.run_id
         changes_before = conn.total_changes
-        row = conn.execute(_COMMIT_RUN_SQL, (run_id,)).fetchone()
+        # The run's row is updated first, in the statement that reads its lease and the
+        # store's clock: a lease that no longer holds raises here, and the caller rolls
+        # the batch back with everything else it wrote.
+        row = conn.execute(*_run_update(batch, len(events))).fetchone()
         if row is None:
             raise run_not_found(run_id)
         now, last_seq, cancel_requested, lease_owner, lease_epoch, lease_expires_at = row
-        now = float(now)
         check_lease(batch, lease_owner, lease_epoch, lease_expires_at, now)
         if events:
+            first = last_seq - len(events)
             conn.executemany(
                 "INSERT INTO events (run_id, seq, at, kind, state, branch, data) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (run_id, last_seq + i, now, kind, state, branch, data)
+                    (run_id, first + i, now, kind, state, branch, data)
                     for i, (kind, state, branch, data) in enumerate(events, start=1)
                 ],
             )
-            last_seq += len(events)
         self._apply_state_ops(run_id, batch.state)
-        self._update_run(batch, last_seq, now)
         ledger = [self._put_ledger(run_id, put, now) for put in batch.ledger]
         self._apply_pending_work(batch, now)
         return CommitResult(
@@ -967,38 +972,12 @@ class SQLiteStore:
             (run_id, branch, name),
         )
 
-    def _update_run(self, batch: Batch, last_seq: int, now: float) -> None:
-        sets = ["last_seq = ?", "updated_at = ?"]
-        params: list[Any] = [last_seq, now]
-        update = batch.run
-        if update is not None:
-            if update.status is not None:
-                sets.append("status = ?")
-                params.append(update.status)
-                if update.status in TERMINAL_STATUSES:
-                    sets.append("finished_at = coalesce(finished_at, ?)")
-                    params.append(now)
-            if update.result is not UNSET:
-                sets.append("result = ?")
-                params.append(dump(update.result))
-            if update.error is not UNSET:
-                sets.append("error = ?")
-                params.append(dump(update.error))
-            if update.waiting_for is not None:
-                sets.append("waiting_for = ?")
-                params.append(dump(update.waiting_for))
-            if update.ir_hash is not None:
-                sets.append("ir_hash = ?")
-                params.append(update.ir_hash)
-            if update.meta is not None:
-                sets.append("meta = ?")
-                params.append(dump(update.meta))
-        params.append(batch.run_id)
-        self._conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", params)
-
     def _put_ledger(self, run_id: str, put: LedgerPut, now: float) -> LedgerRow:
         scope = "" if put.global_scope else run_id
+        result = dump(put.result)
         # A done row is final and a different args hash is a conflict: both keep the row.
+        # A row written holds what was put (its `created_at` excepted, when it was there
+        # before): only that column comes back, and the result is not decoded again.
         written = self._conn.execute(
             "INSERT INTO ledger (scope, key, args_hash, status, result, run_id, state, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -1006,21 +985,21 @@ class SQLiteStore:
             "result = excluded.result, run_id = excluded.run_id, state = excluded.state, "
             "updated_at = excluded.updated_at "
             "WHERE ledger.status != 'done' AND ledger.args_hash = excluded.args_hash "
-            f"RETURNING {_LEDGER_COLUMNS}",
-            (
-                scope,
-                put.key,
-                put.args_hash,
-                put.status,
-                dump(put.result),
-                run_id,
-                put.state,
-                now,
-                now,
-            ),
+            "RETURNING created_at",
+            (scope, put.key, put.args_hash, put.status, result, run_id, put.state, now, now),
         ).fetchone()
         if written is not None:
-            return ledger_record(written)
+            return LedgerRow(
+                key=put.key,
+                scope_run_id=scope or None,
+                args_hash=put.args_hash,
+                status=put.status,
+                result=put.result if type(put.result) in _SCALARS else load(result),
+                run_id=run_id,
+                state=put.state,
+                created_at=written[0],
+                updated_at=now,
+            )
         # The row was kept (done, or another args hash): the caller judges the row as is.
         row = self._ledger_row(scope, put.key)
         assert row is not None
@@ -1818,6 +1797,37 @@ class SQLiteStore:
 
 _EncodedEvent = tuple[str, str | None, str, str]
 """An event ready for its row: kind, state, branch and its data's JSON."""
+
+
+def _run_update(batch: Batch, events: int) -> tuple[str, list[Any]]:
+    """The `UPDATE` of a commit's run row (its `last_seq` moved on by `events`, its clock
+    and what `batch.run` changes), returning the row's clock, `last_seq` and lease."""
+    sets = [f"last_seq = last_seq + ?, updated_at = {_CLOCK_SQL}"]
+    params: list[Any] = [events]
+    update = batch.run
+    if update is not None:
+        if update.status is not None:
+            sets.append("status = ?")
+            params.append(update.status)
+            if update.status in TERMINAL_STATUSES:
+                sets.append(f"finished_at = coalesce(finished_at, {_CLOCK_SQL})")
+        if update.result is not UNSET:
+            sets.append("result = ?")
+            params.append(dump(update.result))
+        if update.error is not UNSET:
+            sets.append("error = ?")
+            params.append(dump(update.error))
+        if update.waiting_for is not None:
+            sets.append("waiting_for = ?")
+            params.append(dump(update.waiting_for))
+        if update.ir_hash is not None:
+            sets.append("ir_hash = ?")
+            params.append(update.ir_hash)
+        if update.meta is not None:
+            sets.append("meta = ?")
+            params.append(dump(update.meta))
+    params.append(batch.run_id)
+    return f"UPDATE runs SET {', '.join(sets)}{_COMMIT_RUN_RETURNING}", params
 
 
 def _encoded_events(batch: Batch) -> list[_EncodedEvent]:

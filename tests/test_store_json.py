@@ -1,0 +1,67 @@
+"""`dump`, the stores' JSON writer, writes objects and arrays with msgspec and everything
+else with `json`: whatever the path, it must refuse what `json` (allow_nan off) refuses
+and write text that reads back as `json`'s text does."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mnlang.stores.common import dump
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+@given(values)
+def test_dump_agrees_with_json(value: Any) -> None:
+    if _non_finite(value):
+        with pytest.raises(ValueError):
+            dump(value)
+        return
+    text = dump(value)
+    assert json.loads(text) == json.loads(_JSON.encode(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"spawn": None, "n": float("nan")},
+        [None, [float("inf")]],
+        {"a": [1, None, {"b": -math.inf}]},
+    ],
+)
+def test_a_non_finite_float_beside_a_null_is_refused(value: Any) -> None:
+    with pytest.raises(ValueError):
+        dump(value)
+
+
+def test_a_value_that_is_not_json_gets_jsons_error() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        dump({"x": object()})
+
+
+def test_tuples_and_number_keys_are_written_as_json_writes_them() -> None:
+    assert dump({"t": (1, None), 1: "a"}) == '{"t":[1,null],"1":"a"}'
+    assert dump([2**80, "é\u2028"]) == _JSON.encode([2**80, "é\u2028"])
