@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mnlang.stores.common import dump
+
+
+@dataclass
+class Point:
+    x: int
+
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -57,9 +67,17 @@ def test_a_non_finite_float_beside_a_null_is_refused(value: Any) -> None:
         dump(value)
 
 
-def test_a_value_that_is_not_json_gets_jsons_error() -> None:
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        dump({"x": object()})
+@pytest.mark.parametrize(
+    "inner",
+    [object(), {1, 2}, Decimal("1.50"), b"raw", datetime(2026, 12, 6), UUID(int=7), Point(1)],
+    ids=["object", "set", "decimal", "bytes", "datetime", "uuid", "dataclass"],
+)
+def test_a_value_that_is_not_json_gets_jsons_error(inner: Any) -> None:
+    """msgspec would write most of these (as an array or a string): the journal refuses
+    them as `json` does, rather than store a value that reads back as another."""
+    for value in ({"x": inner}, [inner]):
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            dump(value)
 
 
 def test_tuples_and_number_keys_are_written_as_json_writes_them() -> None:

@@ -57,9 +57,10 @@ def dump(value: Json) -> str:
 
 def _dump_fast(value: Json) -> str:
     """An object or array (every event, every cursor) through msgspec, several times faster
-    than `json`. msgspec writes NaN and the infinities as `null`, which `json` refuses: a
-    text with a `null` that does not read back as the value, or a value msgspec refuses,
-    gets `_ENCODER`'s verdict (its error, or its text)."""
+    than `json`. msgspec writes what `json` refuses (NaN and the infinities as `null`, a set
+    as an array, a `Decimal`, `bytes` or a datetime as a string): a text that does not read
+    back as the value, or a value msgspec refuses, gets `_ENCODER`'s verdict (its error, or
+    its text), so the journal takes exactly what it took before."""
     global _fast
     if _fast is None:
         import msgspec
@@ -68,7 +69,7 @@ def _dump_fast(value: Json) -> str:
     encode, decode = _fast
     try:
         text = encode(value)
-        if b"null" not in text or decode(text) == value:
+        if decode(text) == value:
             return text.decode()
     except Exception:  # `_ENCODER` says what is wrong, as it did before
         pass
