@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mnlang.stores.common import dump
+from mnlang.stores.base import DamagedRow
+from mnlang.stores.common import dump, load
 
 
 @dataclass
@@ -83,3 +84,23 @@ def test_a_value_that_is_not_json_gets_jsons_error(inner: Any) -> None:
 def test_tuples_and_number_keys_are_written_as_json_writes_them() -> None:
     assert dump({"t": (1, None), 1: "a"}) == '{"t":[1,null],"1":"a"}'
     assert dump([2**80, "é\u2028"]) == _JSON.encode([2**80, "é\u2028"])
+
+
+json_texts = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+).map(lambda value: json.dumps(value, ensure_ascii=False))
+
+
+@given(json_texts | st.sampled_from(["1e400", "[-1e999, NaN]", "123456789012345678901234567890"]))
+def test_load_reads_what_json_reads(text: str) -> None:
+    """`load` reads with msgspec where it can and with `json` where msgspec refuses (NaN,
+    numbers out of range): either way the value is `json`'s, down to int against float."""
+    assert json.dumps(load(text)) == json.dumps(json.loads(text))
+
+
+@pytest.mark.parametrize("text", ['{"a": ', "[1,]", '"\\ud800', "{" * 100_000])
+def test_a_text_that_is_not_json_is_a_damaged_row(text: str) -> None:
+    with pytest.raises(DamagedRow):
+        load(text, "r1", "state")
