@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -57,14 +58,19 @@ def environment(**given: str) -> dict[str, str]:
     return env
 
 
-def run_piped(script: Path, argv: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
-    done = subprocess.run(
+def run_traced(script: Path, argv: list[str], env: dict[str, str]) -> CompletedProcess[bytes]:
+    """The script run with `-X importtime`: its stderr also says what it imported."""
+    return subprocess.run(
         [sys.executable, "-X", "importtime", str(script), *argv],
         env=env,
         cwd=ROOT,
         capture_output=True,
         check=False,
     )
+
+
+def run_piped(script: Path, argv: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    done = run_traced(script, argv, env)
     return done.returncode, done.stdout, strip_importtime(done.stderr)
 
 
@@ -75,13 +81,7 @@ def strip_importtime(stderr: bytes) -> bytes:
 
 
 def imported_click(script: Path, argv: list[str], env: dict[str, str]) -> bool:
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", str(script), *argv],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        check=False,
-    )
+    done = run_traced(script, argv, env)
     return any(line.split(b"|")[-1].strip() == b"click" for line in done.stderr.splitlines())
 
 
