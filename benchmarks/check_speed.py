@@ -14,6 +14,12 @@ installed package, even where `PYTHONDONTWRITEBYTECODE` is set; one row shows re
 without byte code for comparison. The cache of parse tables and of large tool modules'
 summaries (docs/tools.md) is a temporary folder too (`MNC_CACHE_DIR`), filled by a first,
 untimed check as a user's first `mnc check` fills theirs.
+
+Then a profile of one check of the 7k-line file in a fresh process (`mnlang.api`'s
+`check_files`, as `mnc check` calls it, imports included; the checker's thread profiled
+too, each thread's own CPU time): own CPU time by area (imports, lexer, parser, depth check, checker, reading the tool
+module, ...) and the top functions. The profiler slows Python code more than C code:
+compare the shares, not the sums, with the figures above.
 """
 
 from __future__ import annotations
@@ -157,9 +163,85 @@ def line_count(path: Path) -> int:
     return len(path.read_text("utf-8").splitlines())
 
 
+PROFILE_DRIVER = """
+import cProfile, pstats, sys, time
+# Each thread's own CPU: the main thread's wait for the checker's thread counts nothing.
+main = cProfile.Profile(time.thread_time)
+main.enable()
+import mnlang.deep as deep
+import mnlang.checker as checker
+inner = cProfile.Profile(time.thread_time)
+deep_call = deep.call_deep
+def profiled(fn):
+    def run(*args, **kwargs):
+        inner.enable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            inner.disable()
+    return run
+checker.call_deep = lambda fn, *args, **kwargs: deep_call(profiled(fn), *args, **kwargs)
+from mnlang import api
+api.check_files([sys.argv[1]])
+main.disable()
+stats = pstats.Stats(main)
+stats.add(inner)
+stats.dump_stats(sys.argv[2])
+"""
+
+# Where a function's own time counts, first match wins (by its file's path).
+AREAS = [
+    ("<frozen importlib", "imports (finding, loading, executing modules)"),
+    ("mnlang/syntax/lexer", "the lexer"),
+    ("mnlang/syntax/limits", "the depth check (E015)"),
+    ("mnlang/syntax/", "the parser (mnlang.syntax)"),
+    ("/lark/", "the parser (lark)"),
+    ("mnlang/checker/python_summary", "reading the tool module (E125-E128)"),
+    ("mnlang/checker/", "the checker"),
+    ("mnlang/", "mnlang, other"),
+    ("~", "builtins (C)"),
+]
+
+
+def print_profile(mnc_env: dict[str, str], source: Path, out: Path, top: int) -> None:
+    """A profile of one check in a fresh process, by area and by function."""
+    import pstats
+
+    done = subprocess.run(
+        [sys.executable, "-c", PROFILE_DRIVER, str(source), str(out)],
+        env=mnc_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        print(f"profile failed:\n{done.stderr[-2000:]}")
+        return
+    stats = pstats.Stats(str(out))
+    table = stats.stats  # type: ignore[attr-defined]
+    total = sum(row[2] for row in table.values())
+    by_area: dict[str, float] = {}
+    for (file, _line, _name), row in table.items():
+        area = next((label for prefix, label in AREAS if prefix in file), "Python, other")
+        by_area[area] = by_area.get(area, 0.0) + row[2]
+    print(
+        f"profile of one check of {source.name} in a fresh process: {total * 1000:.0f} ms "
+        "of CPU under the profiler (compare the shares, not the sum)"
+    )
+    print("  by area (own time):")
+    for area, spent in sorted(by_area.items(), key=lambda item: -item[1]):
+        print(f"    {spent * 1000:8.1f} ms  {spent / total:6.1%}  {area}")
+    print(f"  top {top} functions (own time):")
+    rows = sorted(table.items(), key=lambda item: -item[1][2])[:top]
+    for (file, line, name), row in rows:
+        where = file.split("site-packages/")[-1].split(str(ROOT) + "/")[-1]
+        print(f"    {row[2] * 1000:8.1f} ms  {where}:{line}({name})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--top", type=int, default=15, help="functions in the profile")
     args = parser.parse_args()
     mnc = mnc_command()
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,6 +324,7 @@ def main() -> None:
             f"  70k / 7k        {wall_ratio:6.1f}x   linear growth is about 10x "
             f"(start-up removed; CPU {cpu_ratio:.1f}x)"
         )
+        print_profile(compiled, small, work / "check.prof", args.top)
 
 
 if __name__ == "__main__":
