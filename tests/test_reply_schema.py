@@ -89,7 +89,9 @@ def following(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy
     simple: dict[Any, st.SearchStrategy[Any]] = {
         "string": st.text(max_size=8),
         "integer": st.integers(),
-        "number": st.integers() | st.floats(allow_nan=False, allow_infinity=False),
+        # An int is taken as a float where a number is asked for (as pydantic's strict
+        # float did): past 2**53 that float is another number, so "as it is" stops there.
+        "number": st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False),
         "boolean": st.booleans(),
         "null": st.none(),
         None: JSON_VALUES,  # `{}`: any value
