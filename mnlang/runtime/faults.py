@@ -393,13 +393,21 @@ def corrupt(reply: Any) -> Any:
     """A model reply cut in half: its text, or else its first tool call's arguments."""
     text = getattr(reply, "text", None)
     if isinstance(text, str):
-        return dataclasses.replace(reply, text=text[: len(text) // 2])
+        return _replace(reply, text=text[: len(text) // 2])
     calls = getattr(reply, "tool_calls", None)
     if calls:
         first = calls[0]
-        cut = dataclasses.replace(first, arguments=first.arguments[: len(first.arguments) // 2])
-        return dataclasses.replace(reply, tool_calls=[cut, *calls[1:]])
+        cut = _replace(first, arguments=first.arguments[: len(first.arguments) // 2])
+        return _replace(reply, tool_calls=[cut, *calls[1:]])
     return json.dumps(reply, default=str)[:8]
+
+
+def _replace(record: Any, **changes: Any) -> Any:
+    """`record` with `changes`: a `ModelReply` or `ToolCall` (msgspec Structs), or a
+    dataclass of the same shape."""
+    if isinstance(record, msgspec.Struct):
+        return msgspec.structs.replace(record, **changes)
+    return dataclasses.replace(record, **changes)
 
 
 @dataclass
