@@ -213,7 +213,7 @@ def run_chain(
         # The responder makes the person late (`near` or `past`) on every attempt; the
         # runtime must not apply the plan's delay itself (it would always be `past`).
         calls = tuple(f for f in faults.faults if f.fault != "approval_delay")
-        faults = dataclasses.replace(faults, faults=calls) if calls else None
+        faults = msgspec.structs.replace(faults, faults=calls) if calls else None
     storm = next((f for f in faults.faults if f.fault == "retry_storm"), None) if faults else None
     storm_left = storm.times if storm is not None else 0
     naive_case = dataclasses.replace(case, program=program)
@@ -224,7 +224,9 @@ def run_chain(
             if faults is not None and faults.chaos > 0:
                 plan = faults
             elif faults is not None and storm is not None and storm_left > 0:
-                plan = dataclasses.replace(faults, faults=(dataclasses.replace(storm, times=1),))
+                plan = msgspec.structs.replace(
+                    faults, faults=(msgspec.structs.replace(storm, times=1),)
+                )
                 storm_left -= 1
             elif faults is not None and storm is None and attempt == 1:
                 plan = faults

@@ -15,12 +15,13 @@ meet several, and a retry may meet another (which can outlast its retry policy).
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
+
+import msgspec
 
 from mnlang.bench.suite import Case
 from mnlang.runtime.faults import (
@@ -77,7 +78,7 @@ class Job:
     def plan(self, crash: CrashMode = "exit") -> FaultPlan | None:
         """The faults of this run (with `raise`: as the naive chain meets them)."""
         if self.chaos is not None:
-            return dataclasses.replace(self.chaos, crash=crash)
+            return msgspec.structs.replace(self.chaos, crash=crash)
         if self.fault is None or self.late is not None:
             return None if self.fault is None else FaultPlan((self.fault,))
         return FaultPlan((self.fault,), crash=crash)

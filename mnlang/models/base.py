@@ -15,8 +15,9 @@ usable answer: truncated, not JSON, neither text nor tool calls) and `tool_error
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+import msgspec
 
 from mnlang.errors import MnError
 
@@ -26,8 +27,7 @@ Message = dict[str, Any]
 ToolChoice = Literal["auto", "none"]
 
 
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
+class ToolSpec(msgspec.Struct, frozen=True):
     """A tool offered to the model: the name it calls it by and its parameters' schema."""
 
     name: str
@@ -35,15 +35,14 @@ class ToolSpec:
     parameters: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class ModelRequest:
+class ModelRequest(msgspec.Struct, frozen=True):
     agent: str
     """The agent's qualified name."""
     model: str
     messages: list[Message]
     output_schema: dict[str, Any]
     """The JSON Schema the final answer must match (from the agent's return type)."""
-    tools: list[ToolSpec] = field(default_factory=list)
+    tools: list[ToolSpec] = msgspec.field(default_factory=list)
     tool_choice: ToolChoice = "auto"
     max_tokens: int | None = None
     temperature: float | None = None
@@ -74,8 +73,7 @@ class ModelRequest:
         return ""
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCall:
+class ToolCall(msgspec.Struct, frozen=True):
     """A tool call the model asked for; `arguments` is the JSON text it wrote."""
 
     id: str
@@ -83,8 +81,7 @@ class ToolCall:
     arguments: str
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(msgspec.Struct, frozen=True):
     input_tokens: int
     """Input tokens read neither from nor into a prompt cache."""
     output_tokens: int
@@ -94,8 +91,7 @@ class Usage:
     """Input tokens written into the prompt cache."""
 
 
-@dataclass(frozen=True, slots=True)
-class TransportRetry:
+class TransportRetry(msgspec.Struct, frozen=True):
     """One request the transport sent again: why, and how long it waited first."""
 
     reason: str
@@ -106,15 +102,14 @@ class TransportRetry:
         return {"reason": self.reason, "status": self.status, "delay_s": round(self.delay_s, 3)}
 
 
-@dataclass(frozen=True, slots=True)
-class ModelReply:
+class ModelReply(msgspec.Struct, frozen=True):
     text: str | None
     """The answer's text (JSON for a structured answer); None when the model called tools."""
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
     usage: Usage | None = None
     model: str = ""
     """The model that answered, as the provider reported it."""
-    retries: list[TransportRetry] = field(default_factory=list)
+    retries: list[TransportRetry] = msgspec.field(default_factory=list)
 
 
 class ModelCallError(MnError):

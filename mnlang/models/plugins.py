@@ -17,9 +17,12 @@ and `mnc worker` ask whether they can use it. The built-in providers and the pro
 from __future__ import annotations
 
 import functools
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from mnlang.models.base import Provider
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "mnlang.providers"
 
@@ -31,7 +34,10 @@ class PluginError(Exception):
 @functools.cache
 def plugin_entry_points() -> dict[str, EntryPoint]:
     """The installed packages' provider entry points by name (the first of a name wins,
-    as `importlib.metadata` orders them)."""
+    as `importlib.metadata` orders them). Imported and read only when asked: a run whose
+    providers are all built in or configured never reads the packages' metadata."""
+    from importlib.metadata import entry_points
+
     found: dict[str, EntryPoint] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(point.name, point)

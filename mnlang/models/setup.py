@@ -42,6 +42,8 @@ from mnlang.models.scripted import LazyScriptedProvider
 from mnlang.project import provider_kind
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from mnlang.models.openai import OpenAIConfig
 
 MODELS_ENV = "MNC_MODELS"
@@ -164,13 +166,9 @@ class ModelSetup:
         for name, table in self.tables.items():
             make = _anthropic if provider_kind(name, table) == "anthropic" else _openai
             self._factories[name] = functools.partial(make, name, table)
-        self._plugins = {
-            name: point
-            for name, point in plugin_entry_points().items()
-            if name not in self._factories and name != "scripted"
-        }
-        for name in self._plugins:
-            self._factories[name] = functools.partial(self._plugin, name)
+        # A plugin cannot take a built-in name, a table's or `scripted`; the factories
+        # given (and `scripted`'s) take precedence over a plugin's (see `_factory`).
+        self._taken = {*self._factories, "scripted"}
         if scripted_file is not None:
             self._factories["scripted"] = lambda: LazyScriptedProvider(scripted_file)
         self._factories.update(factories or {})
@@ -207,6 +205,14 @@ class ModelSetup:
     def scripted(cls, path: Path, spec: str) -> ModelSetup:
         return cls(spec=spec, override=LazyScriptedProvider(path), scripted_file=path)
 
+    @functools.cached_property
+    def _plugins(self) -> dict[str, EntryPoint]:
+        """The plugins by name, read from the installed packages' metadata only when a
+        name is neither built in, configured nor given (or all names are listed)."""
+        return {
+            name: point for name, point in plugin_entry_points().items() if name not in self._taken
+        }
+
     @property
     def plugins(self) -> list[str]:
         """The providers installed packages register (`mnlang.providers` entry points)."""
@@ -214,10 +220,19 @@ class ModelSetup:
 
     def known(self) -> list[str]:
         """The provider names this setup can make."""
-        return sorted({*self._factories, *([self.override.name] if self.override else [])})
+        override = [self.override.name] if self.override else []
+        return sorted({*self._factories, *self._plugins, *override})
 
     def knows(self, name: str) -> bool:
-        return name in self.known()
+        if name in self._factories or (self.override is not None and name == self.override.name):
+            return True
+        return name in self._plugins
+
+    def _factory(self, name: str) -> Callable[[], Provider] | None:
+        factory = self._factories.get(name)
+        if factory is None and name in self._plugins:
+            return functools.partial(self._plugin, name)
+        return factory
 
     def provider_name(self, agent: AgentIR) -> str:
         if self.override is not None:
@@ -232,9 +247,9 @@ class ModelSetup:
     def provider_for_name(self, name: str, agent: str | None = None) -> Provider:
         made = self._made.get(name)
         if made is None:
-            factory = self._factories.get(name)
+            factory = self._factory(name)
             if factory is None:
-                known = ", ".join(f"`{p}`" for p in sorted(self._factories))
+                known = ", ".join(f"`{p}`" for p in sorted({*self._factories, *self._plugins}))
                 who = f"agent `{agent}` names" if agent else "a run names"
                 made = _FailingProvider(name, f"{who} an unknown provider `{name}` ({known})")
             else:
@@ -266,12 +281,12 @@ class ModelSetup:
         """Why provider `name` (`openai` or a project's) cannot send a request here: no
         key, or configured wrongly; a plugin that does not load; None when it can, or is
         not such a provider."""
-        if name in self._plugins:
-            made = self.provider_for_name(name)
-            return made.why if isinstance(made, _FailingProvider) else None
-        table = self.tables.get(name, {})
         if name not in ("openai", "anthropic") and name not in self.tables:
+            if name != "scripted" and name in self._plugins:  # never a plugin's name
+                made = self.provider_for_name(name)
+                return made.why if isinstance(made, _FailingProvider) else None
             return None
+        table = self.tables.get(name, {})
         if provider_kind(name, table) == "anthropic":
             from mnlang.models.anthropic import AnthropicConfig
             from mnlang.models.anthropic import missing_key as anthropic_key

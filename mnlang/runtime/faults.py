@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
+import msgspec
+
 from mnlang.errors import CANCELLED, MnError, Timeout, Transient
 
 if TYPE_CHECKING:
@@ -104,8 +106,7 @@ class FaultError(ValueError):
         self.help = help
 
 
-@dataclass(frozen=True, slots=True)
-class FaultSpec:
+class FaultSpec(msgspec.Struct, frozen=True):
     """One targeted fault: `fault` at the first call of step or callee `at`."""
 
     fault: str
@@ -142,8 +143,7 @@ def parse_inject(text: str) -> FaultSpec:
     return FaultSpec(fault, at or None, times)
 
 
-@dataclass(frozen=True, slots=True)
-class FaultPlan:
+class FaultPlan(msgspec.Struct, frozen=True):
     faults: tuple[FaultSpec, ...] = ()
     chaos: float = 0.0
     """Probability that a call attempt gets a random fault."""
@@ -287,8 +287,7 @@ def checkpoint_names(program: IRProgram, workflow: str) -> set[str]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class CallSite:
+class CallSite(msgspec.Struct, frozen=True):
     """One attempt of one call, as the fault plan sees it."""
 
     kind: str
@@ -307,8 +306,7 @@ class CallSite:
         return self.callee.rsplit(".", 1)[-1]
 
 
-@dataclass(frozen=True, slots=True)
-class Injection:
+class Injection(msgspec.Struct, frozen=True):
     fault: str
     id: str
     """Identifies the fault in the run's journal (so a resumed run skips it)."""
@@ -395,13 +393,21 @@ def corrupt(reply: Any) -> Any:
     """A model reply cut in half: its text, or else its first tool call's arguments."""
     text = getattr(reply, "text", None)
     if isinstance(text, str):
-        return dataclasses.replace(reply, text=text[: len(text) // 2])
+        return _replace(reply, text=text[: len(text) // 2])
     calls = getattr(reply, "tool_calls", None)
     if calls:
         first = calls[0]
-        cut = dataclasses.replace(first, arguments=first.arguments[: len(first.arguments) // 2])
-        return dataclasses.replace(reply, tool_calls=[cut, *calls[1:]])
+        cut = _replace(first, arguments=first.arguments[: len(first.arguments) // 2])
+        return _replace(reply, tool_calls=[cut, *calls[1:]])
     return json.dumps(reply, default=str)[:8]
+
+
+def _replace(record: Any, **changes: Any) -> Any:
+    """`record` with `changes`: a `ModelReply` or `ToolCall` (msgspec Structs), or a
+    dataclass of the same shape."""
+    if isinstance(record, msgspec.Struct):
+        return msgspec.structs.replace(record, **changes)
+    return dataclasses.replace(record, **changes)
 
 
 @dataclass
@@ -417,12 +423,12 @@ class FaultInjector:
         where = f"{site.step}@{site.place}#{site.request}"
         storm = self._storms.get(where)
         if storm is not None and site.attempt <= storm[0]:
-            return dataclasses.replace(storm[1], journal=False)
+            return msgspec.structs.replace(storm[1], journal=False)
         injection = self._targeted(site) or self._chaos(site, where)
         if injection is None:
             return None
         if site.kind == "tool":
-            injection = dataclasses.replace(injection, reaches=True)
+            injection = msgspec.structs.replace(injection, reaches=True)
         self.done.add(injection.id)
         if injection.fault == "retry_storm":
             self._storms[where] = (site.attempt + injection.times - 1, injection)
@@ -467,7 +473,7 @@ class FaultInjector:
                 handed.append({"id": fault_id, "fault": spec.fault, "at": spec.at})
         ids = tuple(h["id"] for h in handed)
         self.done.update(ids)
-        share = dataclasses.replace(self.plan, targets=ids)
+        share = msgspec.structs.replace(self.plan, targets=ids)
         events = [(HANDED_EVENT, {**h, "run": child_id}) for h in handed]
         return {FAULTS_META: share.to_json()}, events
 

@@ -16,9 +16,10 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from mnlang.errors import MALFORMED_OUTPUT, TOOL_ERROR, MnError, NamedError, is_error_name
 from mnlang.ir.model import IRProgram, ToolIR
@@ -176,7 +177,7 @@ class _FaultyProvider:
                 return ModelReply(MALFORMED_REPLY, model="scenario")
             raise ModelCallError(kind, message)
         with self._lock:
-            unskipped = replace(
+            unskipped = msgspec.structs.replace(
                 request,
                 call_number=request.call_number - self._skipped[agent],
                 request_number=max(request.request_number - self._skipped[call], 0),
