@@ -1088,9 +1088,7 @@ class SQLiteStore:
             for branch, name in lists:
                 (joined,) = conn.execute(_LIST_ITEMS_SQL, (run_id, branch, name)).fetchone()
                 variables[branch][name] = load(f"[{joined or ''}]", run_id, f"list {name}")
-        return RunState(
-            run=record, cursors=cursors, variables=variables, clock_offset=clock_offset
-        )
+        return RunState(run=record, cursors=cursors, variables=variables, clock_offset=clock_offset)
 
     def read_journal(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None
