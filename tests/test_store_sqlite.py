@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,19 @@ def test_appending_to_a_long_list_writes_a_constant_number_of_rows(tmp_path: Pat
         state = store.load_state("r1")
     assert state.variables[""]["summaries"] == expected
     assert state.cursors == {"": 99}
+
+
+def test_load_state_reads_the_store_clock_with_the_run_row(tmp_path: Path) -> None:
+    """A worker resuming a run takes the store's clock from `load_state` (no statement
+    of its own): the offset is the store's clock minus this process's."""
+    with open_store(tmp_path / "j.db", durability="fast") as store:
+        store.create_run(NewRun("r1", "wf", {}))
+        before = store.now() - time.time()
+        offset = store.load_state("r1").clock_offset
+        after = store.now() - time.time()
+    assert offset is not None
+    # SQLite's clock is this machine's, read to the millisecond.
+    assert min(before, after) - 0.01 <= offset <= max(before, after) + 0.01
 
 
 def test_threads_share_one_store(tmp_path: Path) -> None:

@@ -218,7 +218,10 @@ class CallRunner:
         if limits is None:
             limits = ToolLimits() if clock.virtual else PROCESS_LIMITS
         self._limits = limits
-        self._threads = CallThreads(workers, self._work)
+        self._workers = workers
+        # Made at the first call: a run that calls nothing (one resumed only to take its
+        # decided checkpoint, say) builds no thread pool, semaphore included.
+        self._threads: CallThreads | None = None
         self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._running: set[CallJob] = set()
         self._blocked: dict[str, deque[CallJob]] = {}
@@ -231,6 +234,8 @@ class CallRunner:
         for _, _, job in self._delayed:
             self._drop_slot(job)
         self._delayed = []
+        if self._threads is None:
+            return
         for job in self._threads.close():
             self._limits.release(job.limit_key)  # it never ran, so never gave it back
 
@@ -301,6 +306,8 @@ class CallRunner:
         if job.timeout_s is not None:
             job.deadline = job.started + job.timeout_s
         self._running.add(job)
+        if self._threads is None:
+            self._threads = CallThreads(self._workers, self._work)
         self._threads.submit(job)
 
     def _work(self, job: CallJob) -> None:

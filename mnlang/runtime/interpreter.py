@@ -319,10 +319,16 @@ class Interpreter:
 
     # --- the scheduler loop -----------------------------------------------------------
 
-    def execute(self) -> RunEnd:
-        """Run until the run completes, fails, is cancelled or waits for something."""
-        now = self.store.now()
-        self.clock_offset = now - time.time()
+    def execute(self, clock_offset: float | None = None) -> RunEnd:
+        """Run until the run completes, fails, is cancelled or waits for something.
+        `clock_offset` is the store's clock minus `time.time()` if the caller read it with
+        the run's state (`RunState.clock_offset`); else it is read here."""
+        if clock_offset is None:
+            now = self.store.now()
+            self.clock_offset = now - time.time()
+        else:
+            self.clock_offset = clock_offset
+            now = time.time() + clock_offset
         deadline_ms = self._deadline_ms()
         if deadline_ms is not None:
             self.deadline_at = self.record.created_at + deadline_ms / 1000

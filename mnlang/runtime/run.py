@@ -521,7 +521,7 @@ def run_with_lease(
         interpreter.start(prepare_args(program, workflow, given.args))
     try:
         with deeper(RUN_RECURSION_LIMIT):
-            return interpreter.execute()
+            return interpreter.execute(state.clock_offset)
     except RunAborted as e:
         raise RunError(str(e), help="another worker took the run over") from None
 

@@ -331,6 +331,10 @@ class RunState(msgspec.Struct, frozen=True):
     cursors: dict[str, Json]
     variables: dict[str, dict[str, Json]]
     """Branch id to variable name to value; list variables come back reassembled."""
+    clock_offset: float | None = None
+    """The store's clock minus this process's `time.time()`, as read with the state (in
+    the same statement as the run's row), or None where the store does not read it so:
+    a run resumed at once then needs no statement of its own for the store's clock."""
 
 
 class LedgerRow(msgspec.Struct, frozen=True):

@@ -1057,9 +1057,15 @@ class SQLiteStore:
 
     def load_state(self, run_id: str) -> RunState:
         with self._snapshot() as conn:
-            record = self._run_or_none(run_id, args=False)
-            if record is None:
+            # The store's clock rides on the run's row (no statement of its own).
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS_NO_ARGS}, {_CLOCK_SQL} FROM runs WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is None:
                 raise run_not_found(run_id)
+            clock_offset = float(row[-1]) - time.time()
+            record = _run_record(row)
             cursors = {
                 branch: load(cursor, run_id, "cursor")
                 for branch, cursor in conn.execute(
@@ -1082,7 +1088,7 @@ class SQLiteStore:
             for branch, name in lists:
                 (joined,) = conn.execute(_LIST_ITEMS_SQL, (run_id, branch, name)).fetchone()
                 variables[branch][name] = load(f"[{joined or ''}]", run_id, f"list {name}")
-        return RunState(run=record, cursors=cursors, variables=variables)
+        return RunState(run=record, cursors=cursors, variables=variables, clock_offset=clock_offset)
 
     def read_journal(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None

@@ -113,10 +113,11 @@ class AttemptSpans:
     def __init__(self, store: Store, record: RunRecord) -> None:
         self.store = store
         self.record = record
-        self.incarnation = uuid.uuid4().hex
         self.begun = 0
         self._trace: TraceParent | None = None
-        self._base = derived_id(64, "attempt", record.run_id, self.incarnation)
+        self._base = 0
+        """Set with `_header` at the first attempt: a run that calls nothing (one resumed
+        only to take its decided checkpoint, say) draws no nonce and hashes nothing."""
         self._header: tuple[str, str] | None = None
         """The `traceparent` around the span id: `00-<trace id>-` and `-<flags>`."""
 
@@ -141,6 +142,8 @@ class AttemptSpans:
         distinct for each count."""
         self.begun += 1
         if self._header is None:
+            incarnation = uuid.uuid4().hex
+            self._base = derived_id(64, "attempt", self.record.run_id, incarnation)
             run = self.run_context()
             self._header = (f"00-{run.trace_id:032x}-", "-01" if run.sampled else "-00")
         span_id = (self._base + self.begun * _SPREAD) & _MASK64 or 1
