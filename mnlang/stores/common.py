@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, LiteralString
 
+import msgspec
+
 from mnlang.stores.base import (
     Batch,
     Checkpoint,
@@ -34,15 +36,10 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 _encode_text = json.encoder.encode_basestring  # what `_ENCODER` does with a str
 
 
-_fast: tuple[Callable[[Any], bytes], Callable[[bytes | str], Any]] | None = None
-"""msgspec's JSON encoder and decoder (about three times faster than `json` at reading a
-run's state: 8 columns a fired timeout), made at the first use."""
-
-
-def _msgspec_json() -> tuple[Callable[[Any], bytes], Callable[[bytes | str], Any]]:
-    import msgspec
-
-    return msgspec.json.Encoder().encode, msgspec.json.Decoder().decode
+# msgspec's JSON codec (several times faster than `json`; msgspec is loaded with the
+# store's records anyway), used where its result is exactly `json`'s.
+_fast_encode = msgspec.json.Encoder().encode
+_fast_decode = msgspec.json.Decoder().decode
 
 
 def dump(value: Json) -> str:
@@ -67,13 +64,9 @@ def _dump_fast(value: Json) -> str:
     as an array, a `Decimal`, `bytes` or a datetime as a string): a text that does not read
     back as the value, or a value msgspec refuses, gets `_ENCODER`'s verdict (its error, or
     its text), so the journal takes exactly what it took before."""
-    global _fast
-    if _fast is None:
-        _fast = _msgspec_json()
-    encode, decode = _fast
     try:
-        text = encode(value)
-        if decode(text) == value:
+        text = _fast_encode(value)
+        if _fast_decode(text) == value:
             return text.decode()
     except Exception:  # `_ENCODER` says what is wrong, as it did before
         pass
@@ -84,11 +77,8 @@ def load(text: str | None, run_id: str | None = None, column: str = "a JSON colu
     """A column's JSON; `DamagedRow` (naming the run) when it does not decode."""
     if text is None:
         return None
-    global _fast
-    if _fast is None:
-        _fast = _msgspec_json()
     try:
-        return _fast[1](text)
+        return _fast_decode(text)
     except Exception:  # what msgspec refuses `json` reads (NaN, 1e400) or explains
         pass
     try:
